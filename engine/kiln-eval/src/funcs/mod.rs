@@ -1,0 +1,1 @@
+//! Terraform's built-in functions (to be written).
