@@ -1,1 +1,13 @@
-//! kiln-config
+//! Configuration loading: reads the `*.kiln.hcl` files of a directory (and of the local modules
+//! it calls) with hcl-edit, which keeps byte spans, into a typed model of variables, locals,
+//! outputs, providers, resources, data sources and module calls. Expressions stay unevaluated
+//! ([`Expr`]); kiln-eval evaluates them later. All problems found are reported, not only the
+//! first, each with file, span and a hint.
+
+mod load;
+mod model;
+mod types;
+
+pub use load::{load, load_module_dir, parse_file, suggest};
+pub use model::*;
+pub use types::parse_type;

@@ -1,4 +1,49 @@
-//! kiln's expression evaluator over hcl-edit's syntax tree: references, operators, templates,
-//! `for` expressions, splats, function calls, with unknown values and sensitivity marks.
+//! kiln's expression evaluator over hcl-edit's syntax tree: references, operators, templates and
+//! heredocs with directives, `for` expressions, splats, `try`/`can`, `templatefile` and the
+//! built-in functions, with unknown values and sensitivity marks flowing through. hcl-rs's own
+//! `eval` has none of these, nor spans on errors.
+//!
+//! The evaluator reads names through a [`Scope`] so the engine decides what `var.x` or
+//! `record.a` mean at each stage (plan, apply, console) without building a context up front.
 
+mod eval;
 pub mod funcs;
+mod refs;
+
+pub use eval::{eval, eval_template_file, Evaluator};
+pub use refs::{references, Ref};
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hcl_edit::expr::Expression;
+use hcl_edit::Span as _;
+use kiln_diag::{Diagnostic, FileId, Span};
+use kiln_value::Value;
+
+/// An expression together with the file it came from, so errors can point at it.
+#[derive(Debug, Clone)]
+pub struct Expr {
+    pub file: FileId,
+    pub node: Arc<Expression>,
+}
+
+impl Expr {
+    pub fn new(file: FileId, node: Expression) -> Self {
+        Expr { file, node: Arc::new(node) }
+    }
+
+    pub fn span(&self) -> Option<Span> {
+        self.node.span().map(|r| Span::new(self.file, r))
+    }
+}
+
+/// How the evaluator looks names up.
+pub trait Scope {
+    /// The value of a reference, or a diagnostic (without span: the evaluator adds it) saying why
+    /// it cannot be had, with a hint.
+    fn resolve(&self, r: &Ref) -> Result<Value, Diagnostic>;
+
+    /// Directory of the module being evaluated, for `file`, `templatefile` and `path.module`.
+    fn base_dir(&self) -> &Path;
+}

@@ -1,1 +1,203 @@
-//! kiln-graph
+//! A dependency graph over any node type, on petgraph: edges point from a dependency to its
+//! dependents. It finds cycles (every node in each), orders nodes topologically, and tracks
+//! readiness for a concurrent walk (in-degree counting), which apply uses to run as many
+//! operations at once as dependencies allow.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+pub use petgraph::graph::NodeIndex;
+use petgraph::algo::tarjan_scc;
+use petgraph::graph::DiGraph;
+use petgraph::Direction;
+
+#[derive(Debug, Clone)]
+pub struct DepGraph<N: Clone + Eq + Hash> {
+    graph: DiGraph<N, ()>,
+    index: HashMap<N, NodeIndex>,
+}
+
+impl<N: Clone + Eq + Hash> Default for DepGraph<N> {
+    fn default() -> Self {
+        DepGraph { graph: DiGraph::new(), index: HashMap::new() }
+    }
+}
+
+impl<N: Clone + Eq + Hash> DepGraph<N> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, n: N) -> NodeIndex {
+        if let Some(i) = self.index.get(&n) {
+            return *i;
+        }
+        let i = self.graph.add_node(n.clone());
+        self.index.insert(n, i);
+        i
+    }
+
+    pub fn contains(&self, n: &N) -> bool {
+        self.index.contains_key(n)
+    }
+
+    /// Records that `dependent` needs `dependency` first. Both are added if missing.
+    pub fn depend(&mut self, dependent: &N, dependency: &N) {
+        let a = self.add(dependency.clone());
+        let b = self.add(dependent.clone());
+        if self.graph.find_edge(a, b).is_none() {
+            self.graph.add_edge(a, b, ());
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() == 0
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &N> {
+        self.graph.node_weights()
+    }
+
+    /// Direct dependencies of `n`.
+    pub fn dependencies(&self, n: &N) -> Vec<&N> {
+        self.neighbors(n, Direction::Incoming)
+    }
+
+    /// Direct dependents of `n`.
+    pub fn dependents(&self, n: &N) -> Vec<&N> {
+        self.neighbors(n, Direction::Outgoing)
+    }
+
+    fn neighbors(&self, n: &N, dir: Direction) -> Vec<&N> {
+        match self.index.get(n) {
+            Some(i) => self.graph.neighbors_directed(*i, dir).map(|j| &self.graph[j]).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Every cycle: each is the list of nodes of one strongly connected component with more
+    /// than one node, or a node that depends on itself.
+    pub fn cycles(&self) -> Vec<Vec<N>> {
+        tarjan_scc(&self.graph)
+            .into_iter()
+            .filter(|scc| scc.len() > 1 || self.graph.find_edge(scc[0], scc[0]).is_some())
+            .map(|scc| scc.into_iter().rev().map(|i| self.graph[i].clone()).collect())
+            .collect()
+    }
+
+    /// Nodes in dependency order (dependencies first); `None` when there is a cycle. Among nodes
+    /// that are ready at the same time, insertion order is kept, so output is deterministic.
+    pub fn topo_order(&self) -> Option<Vec<N>> {
+        let mut walk = self.walk();
+        let mut out = Vec::with_capacity(self.len());
+        let mut ready = walk.take_ready();
+        while let Some(n) = ready.pop() {
+            out.push(self.graph[n].clone());
+            let mut next = walk.complete(n);
+            next.reverse();
+            ready.extend(next);
+            if ready.is_empty() {
+                ready = walk.take_ready();
+                ready.reverse();
+            }
+        }
+        (out.len() == self.len()).then_some(out)
+    }
+
+    /// Starts a walk: nodes become ready when all their dependencies are complete.
+    pub fn walk(&self) -> Walk<'_, N> {
+        let pending: Vec<usize> = self.graph.node_indices().map(|i| self.graph.neighbors_directed(i, Direction::Incoming).count()).collect();
+        let initial: Vec<NodeIndex> = self.graph.node_indices().filter(|i| pending[i.index()] == 0).collect();
+        Walk { g: self, pending, initial }
+    }
+
+    pub fn node(&self, i: NodeIndex) -> &N {
+        &self.graph[i]
+    }
+
+    pub fn index_of(&self, n: &N) -> Option<NodeIndex> {
+        self.index.get(n).copied()
+    }
+
+    /// The graph in Graphviz DOT, with `label` naming each node.
+    pub fn to_dot(&self, label: impl Fn(&N) -> String) -> String {
+        let mut out = String::from("digraph kiln {\n  rankdir = \"RL\";\n  node [shape = rect, fontname = \"sans-serif\"];\n");
+        let mut names: Vec<(NodeIndex, String)> = self.graph.node_indices().map(|i| (i, label(&self.graph[i]))).collect();
+        names.sort_by(|a, b| a.1.cmp(&b.1));
+        for (_, n) in &names {
+            out.push_str(&format!("  \"{n}\";\n"));
+        }
+        let mut edges: Vec<(String, String)> = self
+            .graph
+            .edge_indices()
+            .filter_map(|e| self.graph.edge_endpoints(e))
+            .map(|(a, b)| (label(&self.graph[b]), label(&self.graph[a])))
+            .collect();
+        edges.sort();
+        for (from, to) in edges {
+            out.push_str(&format!("  \"{from}\" -> \"{to}\";\n"));
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+/// In-degree bookkeeping for a walk over a [`DepGraph`].
+pub struct Walk<'g, N: Clone + Eq + Hash> {
+    g: &'g DepGraph<N>,
+    pending: Vec<usize>,
+    initial: Vec<NodeIndex>,
+}
+
+impl<N: Clone + Eq + Hash> Walk<'_, N> {
+    /// Nodes with no dependencies (only once).
+    pub fn take_ready(&mut self) -> Vec<NodeIndex> {
+        std::mem::take(&mut self.initial)
+    }
+
+    /// Marks `n` complete and returns the dependents that became ready.
+    pub fn complete(&mut self, n: NodeIndex) -> Vec<NodeIndex> {
+        let mut ready = Vec::new();
+        for d in self.g.graph.neighbors_directed(n, Direction::Outgoing) {
+            let p = &mut self.pending[d.index()];
+            *p -= 1;
+            if *p == 0 {
+                ready.push(d);
+            }
+        }
+        ready
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_and_finds_cycles() {
+        let mut g = DepGraph::new();
+        g.depend(&"b", &"a");
+        g.depend(&"c", &"b");
+        g.add("d");
+        let order = g.topo_order().unwrap();
+        let pos = |x| order.iter().position(|n| *n == x).unwrap();
+        assert!(pos("a") < pos("b") && pos("b") < pos("c"));
+        assert!(g.cycles().is_empty());
+        g.depend(&"a", &"c");
+        assert!(g.topo_order().is_none());
+        let cycles = g.cycles();
+        assert_eq!(cycles.len(), 1);
+        assert_eq!(cycles[0].len(), 3);
+    }
+
+    #[test]
+    fn self_loop_is_a_cycle() {
+        let mut g = DepGraph::new();
+        g.depend(&"a", &"a");
+        assert_eq!(g.cycles(), vec![vec!["a"]]);
+    }
+}

@@ -1,1 +1,188 @@
-//! kiln-plan
+//! The plan: a contract between `kiln plan` and `kiln apply`. A closed [`Action`] enum per
+//! resource instance, the prior state's lineage and serial it was made against, drift found by
+//! refresh (shown apart from the changes the configuration asks for), output changes, and the
+//! inputs needed to check a saved plan is still valid (variables, configuration digest).
+//!
+//! Saved plan files are this type serialized (see `schemas/json/plan.schema.json`).
+
+use std::collections::BTreeMap;
+
+use kiln_addrs::InstanceAddr;
+use kiln_value::Value;
+use serde::{Deserialize, Serialize};
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    NoOp,
+    Create,
+    Read,
+    Update,
+    /// Destroy then create (or create then destroy with `create_before_destroy`).
+    Replace,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Normal,
+    Destroy,
+}
+
+/// Why an instance is deleted or replaced, when the attributes alone do not say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum Reason {
+    /// Not in the configuration any more.
+    NotInConfig,
+    /// Its `count` or `for_each` no longer produces this key.
+    KeyGone,
+    /// A previous apply failed part-way.
+    Tainted,
+    /// These attributes force replacement.
+    AttributesForceNew { attributes: Vec<String> },
+    /// `kiln destroy`.
+    DestroyMode,
+    /// Its object disappeared outside kiln (found by refresh).
+    Gone,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedChange {
+    pub address: InstanceAddr,
+    pub provider: String,
+    pub kind: String,
+    pub action: Action,
+    /// State before (after refresh); `None` for creates.
+    pub before: Option<Value>,
+    /// Planned state, unknown where only apply can tell; `None` for deletes.
+    pub after: Option<Value>,
+    pub reason: Option<Reason>,
+    pub create_before_destroy: bool,
+    /// Top-level attributes whose values are sensitive.
+    pub sensitive: Vec<String>,
+    /// Instances this one depends on (recorded in state on apply).
+    pub dependencies: Vec<InstanceAddr>,
+}
+
+/// A change found by refresh: the object differs from state outside kiln's control.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    pub address: InstanceAddr,
+    pub before: Value,
+    /// `None`: the object is gone.
+    pub after: Option<Value>,
+    pub sensitive: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputChange {
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub sensitive: bool,
+}
+
+impl OutputChange {
+    pub fn is_change(&self) -> bool {
+        match (&self.before, &self.after) {
+            (Some(a), Some(b)) => !a.unmarked_eq(b),
+            (None, None) => false,
+            _ => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub kiln_version: String,
+    pub mode: Mode,
+    /// Lineage and serial of the state the plan was made against (`None` if there was none).
+    pub lineage: Option<String>,
+    pub serial: Option<u64>,
+    pub changes: Vec<PlannedChange>,
+    pub drift: Vec<Drift>,
+    pub outputs: BTreeMap<String, OutputChange>,
+    /// Root variable values the plan was made with (sensitive ones marked).
+    pub variables: BTreeMap<String, Value>,
+    /// Digest of every configuration file, to refuse a saved plan after the config changed.
+    pub config_digest: String,
+    pub targets: Vec<String>,
+    pub excludes: Vec<String>,
+    pub refresh: bool,
+    /// Creates an interrupted apply left pending, and what the provider found for each.
+    pub pending: Vec<PendingResolution>,
+}
+
+/// The outcome of looking up one pending create: adopted (the object exists and kiln now
+/// manages it) or cleared (nothing was created).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingResolution {
+    pub token: String,
+    pub address: InstanceAddr,
+    pub provider: String,
+    pub kind: String,
+    pub adopted: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => {
+                    s.add += 1;
+                    s.destroy += 1;
+                }
+                Action::Delete => s.destroy += 1,
+                Action::NoOp | Action::Read => {}
+            }
+        }
+        s
+    }
+
+    /// True when applying would change resources or outputs.
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| !matches!(c.action, Action::NoOp | Action::Read))
+            || self.outputs.values().any(OutputChange::is_change)
+            || !self.pending.is_empty()
+    }
+
+    pub fn to_json(&self) -> Result<String, PlanFileError> {
+        serde_json::to_string(self).map_err(|e| PlanFileError::Encode(e.to_string()))
+    }
+
+    pub fn from_json(text: &str) -> Result<Plan, PlanFileError> {
+        #[derive(Deserialize)]
+        struct Head {
+            format_version: u32,
+        }
+        let head: Head = serde_json::from_str(text).map_err(|e| PlanFileError::Corrupt(e.to_string()))?;
+        if head.format_version > FORMAT_VERSION {
+            return Err(PlanFileError::NewerFormat(head.format_version));
+        }
+        serde_json::from_str(text).map_err(|e| PlanFileError::Corrupt(e.to_string()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanFileError {
+    #[error("the plan file is not a kiln plan or is damaged: {0}")]
+    Corrupt(String),
+    #[error("the plan file has format version {0}, newer than this kiln supports; upgrade kiln")]
+    NewerFormat(u32),
+    #[error("cannot encode the plan: {0}")]
+    Encode(String),
+}

@@ -1,1 +1,168 @@
-//! kiln-provider-builtin
+//! The built-in `kiln` provider, always available without a `provider` block. Its `record` kind
+//! stores an `input` value of any type and exposes it as `output`, with a generated `id`, as
+//! Terraform's `terraform_data` does; `create_delay = "100ms"` emulates a slow API. It calls no
+//! remote API, so it has no concurrency limit. Tests and benchmarks use it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::{
+    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, PlanRequest,
+    PlanResponse, Provider, ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
+    ValidateRequest,
+};
+use kiln_schema::{Attribute, Body, KindSchema, ProviderSchema};
+use kiln_value::{Map, Type, Value};
+
+pub const NAME: &str = "kiln";
+
+pub struct BuiltinFactory;
+
+#[async_trait]
+impl ProviderFactory for BuiltinFactory {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn schema(&self) -> ProviderSchema {
+        schema()
+    }
+    async fn configure(&self, _req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
+        Ok(Arc::new(Builtin))
+    }
+}
+
+pub struct Builtin;
+
+fn schema() -> ProviderSchema {
+    let record = Body::new()
+        .attr("input", Attribute::optional(Type::Any, "Any value to store; changes update in place"))
+        .attr("output", Attribute::computed(Type::Any, "The stored input"))
+        .attr("id", Attribute::computed(Type::String, "Generated identifier"))
+        .attr("triggers_replace", Attribute::optional(Type::Any, "Any value; a change replaces the record").force_new())
+        .attr("create_delay", Attribute::optional(Type::String, "Duration such as `100ms` or `2s` to wait in create, emulating a slow API"));
+    ProviderSchema {
+        config: Body::new(),
+        kinds: [("record".to_string(), KindSchema { description: "A value stored in state", body: record })].into(),
+        data_kinds: Default::default(),
+    }
+}
+
+/// Parses `100ms`, `2s`, `1.5s`, `1m`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(secs))
+}
+
+fn attrs(v: &Value) -> Map {
+    v.as_map().cloned().unwrap_or_default()
+}
+
+fn with_output(mut m: Map) -> Map {
+    let input = m.get("input").cloned().unwrap_or(Value::Null);
+    m.insert("output".into(), input);
+    m
+}
+
+#[async_trait]
+impl Provider for Builtin {
+    fn schema(&self) -> ProviderSchema {
+        schema()
+    }
+
+    fn limits(&self) -> Limits {
+        Limits { concurrency: None }
+    }
+
+    fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
+        let mut d = Diagnostics::new();
+        if let Some(s) = req.config.get("create_delay").and_then(Value::as_str) {
+            if parse_duration(s).is_none() {
+                d.push(
+                    Diagnostic::error("E-RECORD-DELAY", format!("invalid create_delay `{s}`"))
+                        .hint("write a duration such as \"100ms\", \"2s\" or \"1m\""),
+                );
+            }
+        }
+        d
+    }
+
+    async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
+        let mut planned = with_output(attrs(req.proposed));
+        let id = req.prior.and_then(|p| p.get("id")).cloned().unwrap_or(Value::Unknown);
+        planned.insert("id".into(), id);
+        PlanResponse { planned: Value::Map(planned), requires_replace: Vec::new(), diagnostics: Diagnostics::new() }
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
+        if let Some(d) = req.planned.get("create_delay").and_then(Value::as_str).and_then(parse_duration) {
+            tokio::time::sleep(d).await;
+        }
+        let mut m = with_output(attrs(req.planned));
+        m.insert("id".into(), Value::String(uuid::Uuid::new_v4().to_string()));
+        ApplyResponse::ok(Value::Map(m))
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
+        let mut m = with_output(attrs(req.planned));
+        m.insert("id".into(), req.prior.get("id").cloned().unwrap_or(Value::Null));
+        ApplyResponse::ok(Value::Map(m))
+    }
+
+    async fn delete(&self, _req: DeleteRequest<'_>) -> Diagnostics {
+        Diagnostics::new()
+    }
+
+    async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
+        ReadResponse { results: req.items.iter().map(|i| ReadResult::found(i.state.clone())).collect() }
+    }
+
+    async fn recover(&self, _req: RecoverRequest<'_>) -> ReadResult {
+        // A record exists only in state: an interrupted create left nothing behind.
+        ReadResult::gone()
+    }
+
+    async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
+        let m: Map = [
+            ("id".to_string(), Value::from(req.id)),
+            ("input".to_string(), Value::Null),
+            ("output".to_string(), Value::Null),
+        ]
+        .into();
+        ReadResult::found(Value::Map(m))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("100ms"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("fast"), None);
+    }
+
+    #[tokio::test]
+    async fn conformance() {
+        let p = Builtin;
+        let case = kiln_provider::conformance::Case {
+            kind: "record",
+            config: Value::Map([("input".to_string(), Value::from("a"))].into()),
+            update: Some(Value::Map([("input".to_string(), Value::from("b"))].into())),
+            import_id: Some("imported-1"),
+        };
+        kiln_provider::conformance::run(&p, &[case]).await;
+    }
+}

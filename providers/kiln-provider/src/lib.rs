@@ -1,1 +1,187 @@
-//! kiln-provider
+//! The provider contract. A provider publishes a schema per kind and implements validate, plan,
+//! create (with an idempotency token), update, delete, batched read, recover (find what an
+//! interrupted create made) and import. Every method takes one request struct and returns one
+//! response struct carrying diagnostics, so the contract grows by fields, not by signatures.
+//!
+//! Values passed in and out are maps of attribute name to [`Value`]. `config` is what the user
+//! wrote (evaluated, may contain unknowns); `prior` is what state holds; `planned` is what the
+//! provider promises the object will look like (unknown where it cannot tell yet); `new state`
+//! is what it looks like after the operation (no unknowns).
+//!
+//! Providers are constructed by a [`ProviderFactory`] from their configuration block.
+
+pub mod conformance;
+
+use std::sync::Arc;
+
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_schema::ProviderSchema;
+use kiln_value::Value;
+
+pub use async_trait::async_trait;
+
+/// Builds configured provider instances. One factory per provider name (`kiln`, `local`, `aws`).
+#[async_trait]
+pub trait ProviderFactory: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn schema(&self) -> ProviderSchema;
+    /// Configures one instance (one `provider` block, or the default when there is none).
+    async fn configure(&self, req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics>;
+}
+
+pub struct ConfigureRequest {
+    /// Evaluated provider block (a map; empty when the provider has no block).
+    pub config: Value,
+    /// Directory kiln runs in; providers resolve relative paths against it.
+    pub working_dir: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Operations in flight at once for one configured instance; `None` means unbounded.
+    pub concurrency: Option<usize>,
+}
+
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn schema(&self) -> ProviderSchema;
+
+    fn limits(&self) -> Limits {
+        Limits { concurrency: Some(64) }
+    }
+
+    /// Checks a resource's configuration beyond what its schema says. No IO.
+    fn validate(&self, _req: ValidateRequest<'_>) -> Diagnostics {
+        Diagnostics::new()
+    }
+
+    /// Decides the planned state. The engine has already merged config with prior computed
+    /// attributes into `proposed`; the default keeps it.
+    async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
+        PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: Diagnostics::new() }
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse;
+    async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse;
+    async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics;
+
+    /// Reads many objects in one call (refresh). `None` in a result means the object is gone.
+    async fn read(&self, req: ReadRequest<'_>) -> ReadResponse;
+
+    /// Finds what a create started with `token` made, if anything, after an interrupted apply.
+    async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult;
+
+    /// Reads an existing object by its provider ID so kiln can manage it.
+    async fn import(&self, req: ImportRequest<'_>) -> ReadResult;
+
+    /// Reads a data source.
+    async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
+        ReadResult {
+            state: None,
+            diagnostics: Diagnostic::error("E-PROVIDER-DATA", format!("data source kind `{}` is not supported", req.kind)).into(),
+        }
+    }
+}
+
+pub struct ValidateRequest<'a> {
+    pub kind: &'a str,
+    pub config: &'a Value,
+}
+
+pub struct PlanRequest<'a> {
+    pub address: &'a str,
+    pub kind: &'a str,
+    pub prior: Option<&'a Value>,
+    pub config: &'a Value,
+    pub proposed: &'a Value,
+}
+
+pub struct PlanResponse {
+    pub planned: Value,
+    /// Attribute names whose change requires replacement, beyond the schema's `force_new`.
+    pub requires_replace: Vec<String>,
+    pub diagnostics: Diagnostics,
+}
+
+pub struct CreateRequest<'a> {
+    pub address: &'a str,
+    pub kind: &'a str,
+    pub planned: &'a Value,
+    /// Idempotency token saved in state before this call.
+    pub token: &'a str,
+}
+
+pub struct UpdateRequest<'a> {
+    pub address: &'a str,
+    pub kind: &'a str,
+    pub prior: &'a Value,
+    pub planned: &'a Value,
+}
+
+pub struct DeleteRequest<'a> {
+    pub address: &'a str,
+    pub kind: &'a str,
+    pub prior: &'a Value,
+}
+
+pub struct ApplyResponse {
+    /// New state; `None` when the operation failed before anything existed.
+    pub state: Option<Value>,
+    pub diagnostics: Diagnostics,
+}
+
+pub struct ReadItem<'a> {
+    pub address: &'a str,
+    pub kind: &'a str,
+    pub state: &'a Value,
+}
+
+pub struct ReadRequest<'a> {
+    pub items: Vec<ReadItem<'a>>,
+}
+
+pub struct ReadResponse {
+    /// One result per item, in order.
+    pub results: Vec<ReadResult>,
+}
+
+pub struct ReadResult {
+    pub state: Option<Value>,
+    pub diagnostics: Diagnostics,
+}
+
+pub struct RecoverRequest<'a> {
+    pub address: &'a str,
+    pub kind: &'a str,
+    pub token: &'a str,
+    pub planned: &'a Value,
+}
+
+pub struct ImportRequest<'a> {
+    pub address: &'a str,
+    pub kind: &'a str,
+    pub id: &'a str,
+}
+
+pub struct ReadDataRequest<'a> {
+    pub kind: &'a str,
+    pub config: &'a Value,
+}
+
+impl ApplyResponse {
+    pub fn ok(state: Value) -> Self {
+        ApplyResponse { state: Some(state), diagnostics: Diagnostics::new() }
+    }
+    pub fn error(d: Diagnostic) -> Self {
+        ApplyResponse { state: None, diagnostics: d.into() }
+    }
+}
+
+impl ReadResult {
+    pub fn found(state: Value) -> Self {
+        ReadResult { state: Some(state), diagnostics: Diagnostics::new() }
+    }
+    pub fn gone() -> Self {
+        ReadResult { state: None, diagnostics: Diagnostics::new() }
+    }
+}

@@ -1,0 +1,674 @@
+//! Reading files and turning hcl-edit's syntax tree into the configuration model.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use hcl_edit::expr::{Expression, TraversalOperator};
+use hcl_edit::structure::{Block, Structure};
+use hcl_edit::Span as _;
+use kiln_addrs::Mode;
+use kiln_diag::{Diagnostic, Diagnostics, FileId, Sources, Span};
+use kiln_eval::Expr;
+use kiln_value::Type;
+
+use crate::model::*;
+use crate::types::parse_type;
+
+const EXT: &str = ".kiln.hcl";
+
+/// Loads the root module in `dir` and every local module it calls.
+pub fn load(dir: &Path) -> (Option<Config>, Diagnostics) {
+    let mut sources = Sources::new();
+    let mut diags = Diagnostics::new();
+    let root = load_node(dir, Vec::new(), &mut sources, &mut diags, &mut Vec::new());
+    if root.module.resources.is_empty()
+        && root.module.variables.is_empty()
+        && root.module.outputs.is_empty()
+        && root.module.module_calls.is_empty()
+        && sources.iter().next().is_none()
+        && !diags.has_errors()
+    {
+        diags.push(
+            Diagnostic::error("E-CONFIG-EMPTY", format!("no `*{EXT}` files in `{}`", dir.display()))
+                .hint("run kiln in a directory with configuration files, or create one with `kiln init`"),
+        );
+    }
+    (Some(Config { root, sources }), diags)
+}
+
+fn load_node(dir: &Path, path: Vec<String>, sources: &mut Sources, diags: &mut Diagnostics, stack: &mut Vec<PathBuf>) -> ModuleNode {
+    let module = load_module_dir(dir, sources, diags);
+    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    stack.push(canonical);
+    let mut children = BTreeMap::new();
+    for (name, call) in &module.module_calls {
+        let child_dir = dir.join(&call.source);
+        let canon = child_dir.canonicalize().unwrap_or_else(|_| child_dir.clone());
+        if stack.contains(&canon) {
+            diags.push(
+                Diagnostic::error("E-MODULE-CYCLE", format!("module `{name}` calls itself through `{}`", call.source))
+                    .at(call.source_span.clone(), "this source leads back to a module being loaded"),
+            );
+            continue;
+        }
+        if !child_dir.is_dir() {
+            diags.push(
+                Diagnostic::error("E-MODULE-SOURCE", format!("module `{name}`: directory `{}` not found", child_dir.display()))
+                    .at(call.source_span.clone(), "source must be a local directory")
+                    .hint("use a path relative to this file's directory, starting with ./ or ../"),
+            );
+            continue;
+        }
+        let mut child_path = path.clone();
+        child_path.push(name.clone());
+        children.insert(name.clone(), load_node(&child_dir, child_path, sources, diags, stack));
+    }
+    stack.pop();
+    ModuleNode { path, module, children }
+}
+
+/// Loads the `*.kiln.hcl` files of one directory, in name order.
+pub fn load_module_dir(dir: &Path, sources: &mut Sources, diags: &mut Diagnostics) -> Module {
+    let mut module = Module { dir: dir.to_path_buf(), ..Module::default() };
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(EXT)))
+            .collect(),
+        Err(e) => {
+            diags.push(Diagnostic::error("E-CONFIG-DIR", format!("cannot read directory `{}`: {e}", dir.display())));
+            return module;
+        }
+    };
+    files.sort();
+    for path in files {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let shown = display_path(&path);
+                let file = sources.add(shown, text);
+                parse_file(file, sources.text(file), &mut module, diags);
+            }
+            Err(e) => diags.push(Diagnostic::error("E-CONFIG-READ", format!("cannot read `{}`: {e}", path.display()))),
+        }
+    }
+    module
+}
+
+fn display_path(p: &Path) -> PathBuf {
+    std::env::current_dir().ok().and_then(|cwd| p.strip_prefix(&cwd).ok().map(Path::to_path_buf)).unwrap_or_else(|| p.to_path_buf())
+}
+
+/// Parses one file's text into `module`.
+pub fn parse_file(file: FileId, text: &str, module: &mut Module, diags: &mut Diagnostics) {
+    let body = match hcl_edit::parser::parse_body(text) {
+        Ok(b) => b,
+        Err(e) => {
+            let loc = e.location();
+            let start = loc.offset();
+            let end = (start + 1).min(text.len()).max(start);
+            diags.push(
+                Diagnostic::error("E-SYNTAX", format!("syntax error: {}", e.message()))
+                    .at(Span::new(file, start..end), e.message())
+                    .hint("fix the HCL syntax at the marked position"),
+            );
+            return;
+        }
+    };
+    let p = Parser { file };
+    for s in body.iter() {
+        match s {
+            Structure::Attribute(a) => diags.push(
+                Diagnostic::error("E-TOPLEVEL-ATTR", format!("unexpected attribute `{}` at the top level", a.key.as_str()))
+                    .or_at(p.span(&a.key))
+                    .hint("put values in a `locals { ... }` block, or in a resource block"),
+            ),
+            Structure::Block(b) => p.block(b, module, diags),
+        }
+    }
+}
+
+struct Parser {
+    file: FileId,
+}
+
+impl Parser {
+    fn span(&self, x: &impl hcl_edit::Span) -> Option<Span> {
+        x.span().map(|r| Span::new(self.file, r))
+    }
+
+    /// Span of a block's header (ident and labels), for "declared here" labels.
+    fn header_span(&self, b: &Block) -> Span {
+        let start = b.ident.span().map_or(0, |r| r.start);
+        let end = b.labels.last().and_then(|l| l.span()).or_else(|| b.ident.span()).map_or(start, |r| r.end);
+        Span::new(self.file, start..end)
+    }
+
+    fn expr(&self, e: &Expression) -> Expr {
+        Expr::new(self.file, e.clone())
+    }
+
+    fn labels(&self, b: &Block, want: &[&str], diags: &mut Diagnostics) -> Option<Vec<String>> {
+        let labels: Vec<String> = b.labels.iter().map(|l| l.as_str().to_string()).collect();
+        if labels.len() != want.len() {
+            let ident = b.ident.as_str();
+            let example = want.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ");
+            diags.push(
+                Diagnostic::error("E-BLOCK-LABELS", format!("a `{ident}` block needs {} label(s), found {}", want.len(), labels.len()))
+                    .at(self.header_span(b), "here")
+                    .hint(format!("write `{ident} {example} {{ ... }}`")),
+            );
+            return None;
+        }
+        for l in &labels {
+            if !valid_name(l) {
+                diags.push(
+                    Diagnostic::error("E-NAME", format!("invalid name `{l}`"))
+                        .at(self.header_span(b), "here")
+                        .hint("names start with a letter or underscore and contain letters, digits, underscores and dashes"),
+                );
+                return None;
+            }
+        }
+        Some(labels)
+    }
+
+    fn block(&self, b: &Block, module: &mut Module, diags: &mut Diagnostics) {
+        match b.ident.as_str() {
+            "kiln" | "terraform" => self.kiln_block(b, module, diags),
+            "variable" => {
+                if let Some(l) = self.labels(b, &["NAME"], diags) {
+                    let v = self.variable(&l[0], b, diags);
+                    self.insert_unique(&mut module.variables, l[0].clone(), v, |v| &v.span, "variable", diags);
+                }
+            }
+            "locals" => {
+                for a in b.body.attributes() {
+                    let name = a.key.as_str().to_string();
+                    let span = self.span(&a.key).unwrap_or_else(|| self.header_span(b));
+                    let local = Local { name: name.clone(), expr: self.expr(&a.value), span };
+                    self.insert_unique(&mut module.locals, name, local, |l| &l.span, "local value", diags);
+                }
+                for nb in b.body.blocks() {
+                    diags.push(Diagnostic::error("E-LOCALS-BLOCK", "`locals` holds attributes only").at(self.header_span(nb), "unexpected block"));
+                }
+            }
+            "output" => {
+                if let Some(l) = self.labels(b, &["NAME"], diags) {
+                    if let Some(o) = self.output(&l[0], b, diags) {
+                        self.insert_unique(&mut module.outputs, l[0].clone(), o, |o| &o.span, "output", diags);
+                    }
+                }
+            }
+            "provider" => {
+                if let Some(l) = self.labels(b, &["NAME"], diags) {
+                    let mut body = self.body(&b.body, diags);
+                    let alias = take_string(&mut body, "alias", diags);
+                    let pb = ProviderBlock { name: l[0].clone(), alias, body, span: self.header_span(b) };
+                    if let Some(prev) = module.providers.iter().find(|p| p.key() == pb.key()) {
+                        diags.push(
+                            Diagnostic::error("E-DUPLICATE", format!("provider `{}` is configured twice", pb.key()))
+                                .at(pb.span.clone(), "second configuration")
+                                .also(prev.span.clone(), "first configuration")
+                                .hint("give one of them an `alias = \"...\"` and select it with `provider = NAME.ALIAS`"),
+                        );
+                    } else {
+                        module.providers.push(pb);
+                    }
+                }
+            }
+            "resource" | "data" => {
+                if let Some(l) = self.labels(b, &["KIND", "NAME"], diags) {
+                    let mode = if b.ident.as_str() == "data" { Mode::Data } else { Mode::Managed };
+                    let r = self.resource(mode, &l[0], &l[1], b, diags);
+                    if let Some(prev) = module.resources.iter().find(|p| p.mode == r.mode && p.kind == r.kind && p.name == r.name) {
+                        diags.push(
+                            Diagnostic::error("E-DUPLICATE", format!("{} `{}.{}` is declared twice", b.ident.as_str(), r.kind, r.name))
+                                .at(r.span.clone(), "second declaration")
+                                .also(prev.span.clone(), "first declaration")
+                                .hint("rename one of them"),
+                        );
+                    } else {
+                        module.resources.push(r);
+                    }
+                }
+            }
+            "module" => {
+                if let Some(l) = self.labels(b, &["NAME"], diags) {
+                    if let Some(m) = self.module_call(&l[0], b, diags) {
+                        self.insert_unique(&mut module.module_calls, l[0].clone(), m, |m| &m.span, "module", diags);
+                    }
+                }
+            }
+            other => diags.push(
+                Diagnostic::error("E-UNKNOWN-BLOCK", format!("unknown block type `{other}`"))
+                    .at(self.header_span(b), "not a kiln block")
+                    .hint(suggest(other, &["kiln", "variable", "locals", "output", "provider", "resource", "data", "module"])),
+            ),
+        }
+    }
+
+    fn insert_unique<T>(
+        &self,
+        map: &mut BTreeMap<String, T>,
+        name: String,
+        item: T,
+        span: impl Fn(&T) -> &Span,
+        what: &str,
+        diags: &mut Diagnostics,
+    ) {
+        if let Some(prev) = map.get(&name) {
+            diags.push(
+                Diagnostic::error("E-DUPLICATE", format!("{what} `{name}` is declared twice"))
+                    .at(span(&item).clone(), "second declaration")
+                    .also(span(prev).clone(), "first declaration")
+                    .hint("rename or remove one of them"),
+            );
+        } else {
+            map.insert(name, item);
+        }
+    }
+
+    fn body(&self, body: &hcl_edit::structure::Body, diags: &mut Diagnostics) -> Body {
+        let mut out = Body::default();
+        for s in body.iter() {
+            match s {
+                Structure::Attribute(a) => {
+                    let name = a.key.as_str().to_string();
+                    let name_span = self.span(&a.key).unwrap_or(Span::new(self.file, 0..0));
+                    if let Some(prev) = out.attr(&name) {
+                        diags.push(
+                            Diagnostic::error("E-DUPLICATE", format!("attribute `{name}` is set twice"))
+                                .at(name_span, "second value")
+                                .also(prev.name_span.clone(), "first value")
+                                .hint("remove one of them"),
+                        );
+                        continue;
+                    }
+                    out.attrs.push(Attr { name, expr: self.expr(&a.value), name_span });
+                }
+                Structure::Block(b) => out.blocks.push(NestedBlock {
+                    ident: b.ident.as_str().to_string(),
+                    labels: b.labels.iter().map(|l| l.as_str().to_string()).collect(),
+                    body: self.body(&b.body, diags),
+                    span: self.header_span(b),
+                }),
+            }
+        }
+        out
+    }
+
+    fn kiln_block(&self, b: &Block, module: &mut Module, diags: &mut Diagnostics) {
+        let span = self.header_span(b);
+        if let Some(prev) = &module.settings {
+            diags.push(
+                Diagnostic::error("E-DUPLICATE", "more than one `kiln` block")
+                    .at(span, "second block")
+                    .also(prev.span.clone(), "first block")
+                    .hint("merge them into one"),
+            );
+            return;
+        }
+        let mut body = self.body(&b.body, diags);
+        let required_version = body.attr("required_version").map(|a| {
+            let v = literal_string(&a.expr).unwrap_or_default();
+            (v, a.expr.span().unwrap_or(a.name_span.clone()))
+        });
+        body.attrs.retain(|a| a.name != "required_version");
+        let mut backend = None;
+        for nb in std::mem::take(&mut body.blocks) {
+            match (nb.ident.as_str(), nb.labels.as_slice()) {
+                ("backend", [kind]) => backend = Some(Backend { kind: kind.clone(), body: nb.body, span: nb.span }),
+                ("backend", _) => diags.push(
+                    Diagnostic::error("E-BLOCK-LABELS", "a `backend` block needs one label, its type")
+                        .at(nb.span, "here")
+                        .hint("write `backend \"local\" { path = \".kiln/state.json\" }`"),
+                ),
+                ("required_providers", _) => {}
+                (other, _) => diags.push(
+                    Diagnostic::error("E-UNKNOWN-BLOCK", format!("unknown block `{other}` in `kiln`"))
+                        .at(nb.span, "here")
+                        .hint("the `kiln` block holds `required_version` and one `backend` block"),
+                ),
+            }
+        }
+        for a in &body.attrs {
+            diags.push(
+                Diagnostic::error("E-UNKNOWN-ATTR", format!("unknown attribute `{}` in `kiln`", a.name))
+                    .at(a.name_span.clone(), "here")
+                    .hint("the `kiln` block holds `required_version` and one `backend` block"),
+            );
+        }
+        module.settings = Some(KilnBlock { required_version, backend, span });
+    }
+
+    fn variable(&self, name: &str, b: &Block, diags: &mut Diagnostics) -> Variable {
+        let body = self.body(&b.body, diags);
+        let mut v = Variable {
+            name: name.to_string(),
+            ty: Type::Any,
+            default: None,
+            description: None,
+            sensitive: false,
+            nullable: true,
+            validations: Vec::new(),
+            span: self.header_span(b),
+        };
+        for a in &body.attrs {
+            match a.name.as_str() {
+                "type" => match parse_type(self.file, &a.expr.node) {
+                    Ok(t) => v.ty = t,
+                    Err(d) => diags.push(d.address(format!("var.{name}"))),
+                },
+                "default" => v.default = Some(a.expr.clone()),
+                "description" => v.description = literal_string(&a.expr),
+                "sensitive" => v.sensitive = self.literal_bool(a, diags),
+                "nullable" => v.nullable = self.literal_bool(a, diags),
+                other => diags.push(self.unknown_attr(a, other, "variable", &["type", "default", "description", "sensitive", "nullable"])),
+            }
+        }
+        for nb in &body.blocks {
+            if nb.ident == "validation" {
+                match (nb.body.attr("condition"), nb.body.attr("error_message")) {
+                    (Some(c), Some(m)) => {
+                        v.validations.push(Validation { condition: c.expr.clone(), error_message: m.expr.clone(), span: nb.span.clone() })
+                    }
+                    _ => diags.push(
+                        Diagnostic::error("E-VALIDATION", "a `validation` block needs `condition` and `error_message`")
+                            .at(nb.span.clone(), "here")
+                            .address(format!("var.{name}")),
+                    ),
+                }
+            } else {
+                diags.push(Diagnostic::error("E-UNKNOWN-BLOCK", format!("unknown block `{}` in a variable", nb.ident)).at(nb.span.clone(), "here"));
+            }
+        }
+        v
+    }
+
+    fn output(&self, name: &str, b: &Block, diags: &mut Diagnostics) -> Option<Output> {
+        let body = self.body(&b.body, diags);
+        let span = self.header_span(b);
+        let Some(value) = body.attr("value") else {
+            diags.push(
+                Diagnostic::error("E-OUTPUT-VALUE", format!("output `{name}` has no `value`"))
+                    .at(span, "here")
+                    .hint("add `value = EXPRESSION`"),
+            );
+            return None;
+        };
+        let mut o = Output {
+            name: name.to_string(),
+            value: value.expr.clone(),
+            sensitive: false,
+            description: None,
+            depends_on: Vec::new(),
+            span,
+        };
+        for a in &body.attrs {
+            match a.name.as_str() {
+                "value" => {}
+                "sensitive" => o.sensitive = self.literal_bool(a, diags),
+                "description" => o.description = literal_string(&a.expr),
+                "depends_on" => o.depends_on = self.depends_on(a, diags),
+                other => diags.push(self.unknown_attr(a, other, "output", &["value", "sensitive", "description", "depends_on"])),
+            }
+        }
+        Some(o)
+    }
+
+    fn resource(&self, mode: Mode, kind: &str, name: &str, b: &Block, diags: &mut Diagnostics) -> Resource {
+        let mut body = self.body(&b.body, diags);
+        let mut r = Resource {
+            mode,
+            kind: kind.to_string(),
+            name: name.to_string(),
+            count: None,
+            for_each: None,
+            provider: None,
+            depends_on: Vec::new(),
+            lifecycle: Lifecycle::default(),
+            body: Body::default(),
+            span: self.header_span(b),
+        };
+        let addr = if mode == Mode::Data { format!("data.{kind}.{name}") } else { format!("{kind}.{name}") };
+        let mut rest = Vec::new();
+        for a in std::mem::take(&mut body.attrs) {
+            match a.name.as_str() {
+                "count" => r.count = Some(a.expr),
+                "for_each" => r.for_each = Some(a.expr),
+                "depends_on" => r.depends_on = self.depends_on(&a, diags),
+                "provider" => r.provider = self.provider_ref(&a, diags),
+                _ => rest.push(a),
+            }
+        }
+        if let (Some(c), Some(f)) = (&r.count, &r.for_each) {
+            diags.push(
+                Diagnostic::error("E-COUNT-FOREACH", "`count` and `for_each` cannot be used together")
+                    .or_at(c.span())
+                    .also(f.span().unwrap_or(r.span.clone()), "for_each here")
+                    .address(&addr)
+                    .hint("keep one of them"),
+            );
+        }
+        let mut blocks = Vec::new();
+        for nb in std::mem::take(&mut body.blocks) {
+            if nb.ident == "lifecycle" {
+                r.lifecycle = self.lifecycle(&nb, &addr, diags);
+            } else {
+                blocks.push(nb);
+            }
+        }
+        r.body = Body { attrs: rest, blocks };
+        r
+    }
+
+    fn lifecycle(&self, nb: &NestedBlock, addr: &str, diags: &mut Diagnostics) -> Lifecycle {
+        let mut l = Lifecycle::default();
+        for a in &nb.body.attrs {
+            match a.name.as_str() {
+                "prevent_destroy" => l.prevent_destroy = self.literal_bool(a, diags),
+                "create_before_destroy" => l.create_before_destroy = self.literal_bool(a, diags),
+                "ignore_changes" => match &*a.expr.node {
+                    Expression::Variable(v) if v.as_str() == "all" => l.ignore_all_changes = true,
+                    Expression::Array(items) => {
+                        for i in items.iter() {
+                            match i {
+                                Expression::Variable(v) => l.ignore_changes.push(v.as_str().to_string()),
+                                Expression::String(s) => l.ignore_changes.push(s.as_str().to_string()),
+                                other => diags.push(
+                                    Diagnostic::error("E-IGNORE-CHANGES", "ignore_changes lists attribute names")
+                                        .or_at(self.span(other))
+                                        .address(addr)
+                                        .hint("write ignore_changes = [tags, input] or ignore_changes = all"),
+                                ),
+                            }
+                        }
+                    }
+                    _ => diags.push(
+                        Diagnostic::error("E-IGNORE-CHANGES", "ignore_changes must be a list of attribute names or `all`")
+                            .or_at(a.expr.span())
+                            .address(addr),
+                    ),
+                },
+                other => diags.push(self.unknown_attr(a, other, "lifecycle", &["prevent_destroy", "create_before_destroy", "ignore_changes"])),
+            }
+        }
+        l
+    }
+
+    fn module_call(&self, name: &str, b: &Block, diags: &mut Diagnostics) -> Option<ModuleCall> {
+        let body = self.body(&b.body, diags);
+        let span = self.header_span(b);
+        let Some(src) = body.attr("source") else {
+            diags.push(
+                Diagnostic::error("E-MODULE-SOURCE", format!("module `{name}` has no `source`"))
+                    .at(span, "here")
+                    .hint("add `source = \"./modules/NAME\"`"),
+            );
+            return None;
+        };
+        let Some(source) = literal_string(&src.expr) else {
+            diags.push(
+                Diagnostic::error("E-MODULE-SOURCE", "a module `source` must be a literal string")
+                    .or_at(src.expr.span())
+                    .hint("write a path such as \"./modules/net\""),
+            );
+            return None;
+        };
+        let mut call = ModuleCall {
+            name: name.to_string(),
+            source,
+            source_span: src.expr.span().unwrap_or(src.name_span.clone()),
+            inputs: BTreeMap::new(),
+            depends_on: Vec::new(),
+            span,
+        };
+        for a in body.attrs {
+            match a.name.as_str() {
+                "source" => {}
+                "depends_on" => call.depends_on = self.depends_on(&a, diags),
+                "count" | "for_each" | "providers" | "version" => diags.push(
+                    Diagnostic::error("E-MODULE-META", format!("`{}` on module calls is not supported yet", a.name))
+                        .at(a.name_span.clone(), "here")
+                        .address(format!("module.{name}")),
+                ),
+                _ => {
+                    call.inputs.insert(a.name.clone(), a);
+                }
+            }
+        }
+        Some(call)
+    }
+
+    fn depends_on(&self, a: &Attr, diags: &mut Diagnostics) -> Vec<DependsOn> {
+        let Expression::Array(items) = &*a.expr.node else {
+            diags.push(
+                Diagnostic::error("E-DEPENDS-ON", "depends_on must be a list of references")
+                    .or_at(a.expr.span())
+                    .hint("write depends_on = [record.a, module.m]"),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for i in items.iter() {
+            match traversal_text(i) {
+                Some(t) => out.push(DependsOn { target: t, span: self.span(i).unwrap_or(a.name_span.clone()) }),
+                None => diags.push(
+                    Diagnostic::error("E-DEPENDS-ON", "depends_on entries must be references such as record.a")
+                        .or_at(self.span(i))
+                        .hint("write the address without quotes"),
+                ),
+            }
+        }
+        out
+    }
+
+    fn provider_ref(&self, a: &Attr, diags: &mut Diagnostics) -> Option<ProviderRef> {
+        let span = a.expr.span().unwrap_or(a.name_span.clone());
+        let text = traversal_text(&a.expr.node).or_else(|| literal_string(&a.expr));
+        match text.as_deref().map(|t| t.split('.').collect::<Vec<_>>()) {
+            Some(parts) if parts.len() == 1 => Some(ProviderRef { name: parts[0].to_string(), alias: None, span }),
+            Some(parts) if parts.len() == 2 => Some(ProviderRef { name: parts[0].to_string(), alias: Some(parts[1].to_string()), span }),
+            _ => {
+                diags.push(
+                    Diagnostic::error("E-PROVIDER-REF", "`provider` must name a provider, such as `local` or `aws.west`")
+                        .at(span, "here"),
+                );
+                None
+            }
+        }
+    }
+
+    fn literal_bool(&self, a: &Attr, diags: &mut Diagnostics) -> bool {
+        match &*a.expr.node {
+            Expression::Bool(b) => *b.value(),
+            _ => {
+                diags.push(
+                    Diagnostic::error("E-LITERAL", format!("`{}` must be true or false", a.name))
+                        .or_at(a.expr.span())
+                        .hint("write a literal true or false; expressions are not allowed here"),
+                );
+                false
+            }
+        }
+    }
+
+    fn unknown_attr(&self, a: &Attr, name: &str, block: &str, known: &[&str]) -> Diagnostic {
+        Diagnostic::error("E-UNKNOWN-ATTR", format!("unknown attribute `{name}` in a `{block}` block"))
+            .at(a.name_span.clone(), "here")
+            .hint(suggest(name, known))
+    }
+}
+
+fn take_string(body: &mut Body, name: &str, diags: &mut Diagnostics) -> Option<String> {
+    let i = body.attrs.iter().position(|a| a.name == name)?;
+    let a = body.attrs.remove(i);
+    let s = literal_string(&a.expr);
+    if s.is_none() {
+        diags.push(Diagnostic::error("E-LITERAL", format!("`{name}` must be a literal string")).or_at(a.expr.span()));
+    }
+    s
+}
+
+/// The text of a plain literal string expression.
+pub(crate) fn literal_string(e: &Expr) -> Option<String> {
+    match &*e.node {
+        Expression::String(s) => Some(s.value().clone()),
+        Expression::StringTemplate(t) => {
+            let mut out = String::new();
+            for el in t.iter() {
+                out.push_str(el.as_literal()?.value());
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// `record.a`, `module.m`, `aws.west` as text, for meta-arguments that name things.
+fn traversal_text(e: &Expression) -> Option<String> {
+    match e {
+        Expression::Variable(v) => Some(v.as_str().to_string()),
+        Expression::Traversal(t) => {
+            let mut s = traversal_text(&t.expr)?;
+            for op in &t.operators {
+                match op.value() {
+                    TraversalOperator::GetAttr(a) => {
+                        s.push('.');
+                        s.push_str(a.as_str());
+                    }
+                    _ => return None,
+                }
+            }
+            Some(s)
+        }
+        _ => None,
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(f) if f.is_alphabetic() || f == '_') && c.all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+}
+
+/// "did you mean ...?" for a misspelt keyword.
+pub fn suggest(word: &str, known: &[&str]) -> String {
+    let best = known.iter().min_by_key(|k| distance(word, k)).filter(|k| distance(word, k) <= 2.max(word.len() / 3));
+    match best {
+        Some(k) => format!("did you mean `{k}`?"),
+        None => format!("expected one of: {}", known.join(", ")),
+    }
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

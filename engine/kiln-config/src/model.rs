@@ -1,0 +1,220 @@
+//! The configuration model: one [`Module`] per directory, linked into a tree by module calls.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use kiln_addrs::Mode;
+use kiln_diag::{Sources, Span};
+use kiln_eval::Expr;
+use kiln_value::Type;
+
+/// The root module and everything it calls, with the source files they came from.
+#[derive(Debug)]
+pub struct Config {
+    pub root: ModuleNode,
+    pub sources: Sources,
+}
+
+#[derive(Debug)]
+pub struct ModuleNode {
+    /// Module path from the root (`[]` for the root, `["net"]` for `module.net`).
+    pub path: Vec<String>,
+    pub module: Module,
+    pub children: BTreeMap<String, ModuleNode>,
+}
+
+impl ModuleNode {
+    /// Every module in the tree, parents before children.
+    pub fn walk(&self) -> Vec<&ModuleNode> {
+        let mut out = vec![self];
+        for c in self.children.values() {
+            out.extend(c.walk());
+        }
+        out
+    }
+
+    pub fn find(&self, path: &[String]) -> Option<&ModuleNode> {
+        match path.split_first() {
+            None => Some(self),
+            Some((first, rest)) => self.children.get(first)?.find(rest),
+        }
+    }
+}
+
+/// The contents of one directory of `*.kiln.hcl` files.
+#[derive(Debug, Default)]
+pub struct Module {
+    pub dir: PathBuf,
+    pub settings: Option<KilnBlock>,
+    pub variables: BTreeMap<String, Variable>,
+    pub locals: BTreeMap<String, Local>,
+    pub outputs: BTreeMap<String, Output>,
+    pub providers: Vec<ProviderBlock>,
+    pub resources: Vec<Resource>,
+    pub module_calls: BTreeMap<String, ModuleCall>,
+}
+
+#[derive(Debug)]
+pub struct KilnBlock {
+    pub required_version: Option<(String, Span)>,
+    pub backend: Option<Backend>,
+    pub span: Span,
+}
+
+#[derive(Debug)]
+pub struct Backend {
+    pub kind: String,
+    pub body: Body,
+    pub span: Span,
+}
+
+#[derive(Debug)]
+pub struct Variable {
+    pub name: String,
+    pub ty: Type,
+    pub default: Option<Expr>,
+    pub description: Option<String>,
+    pub sensitive: bool,
+    pub nullable: bool,
+    pub validations: Vec<Validation>,
+    pub span: Span,
+}
+
+#[derive(Debug)]
+pub struct Validation {
+    pub condition: Expr,
+    pub error_message: Expr,
+    pub span: Span,
+}
+
+#[derive(Debug)]
+pub struct Local {
+    pub name: String,
+    pub expr: Expr,
+    pub span: Span,
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub name: String,
+    pub value: Expr,
+    pub sensitive: bool,
+    pub description: Option<String>,
+    pub depends_on: Vec<DependsOn>,
+    pub span: Span,
+}
+
+#[derive(Debug)]
+pub struct ProviderBlock {
+    pub name: String,
+    pub alias: Option<String>,
+    pub body: Body,
+    pub span: Span,
+}
+
+impl ProviderBlock {
+    /// `aws` or `aws.west`.
+    pub fn key(&self) -> String {
+        match &self.alias {
+            Some(a) => format!("{}.{a}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// A `provider = NAME` or `provider = NAME.ALIAS` meta-argument.
+#[derive(Debug, Clone)]
+pub struct ProviderRef {
+    pub name: String,
+    pub alias: Option<String>,
+    pub span: Span,
+}
+
+impl ProviderRef {
+    pub fn key(&self) -> String {
+        match &self.alias {
+            Some(a) => format!("{}.{a}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DependsOn {
+    /// The address as written, such as `record.a` or `module.m`.
+    pub target: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    pub prevent_destroy: bool,
+    pub create_before_destroy: bool,
+    /// Attribute names whose changes are ignored after create (`all` ignores every change).
+    pub ignore_changes: Vec<String>,
+    pub ignore_all_changes: bool,
+}
+
+#[derive(Debug)]
+pub struct Resource {
+    pub mode: Mode,
+    pub kind: String,
+    pub name: String,
+    pub count: Option<Expr>,
+    pub for_each: Option<Expr>,
+    pub provider: Option<ProviderRef>,
+    pub depends_on: Vec<DependsOn>,
+    pub lifecycle: Lifecycle,
+    /// Everything but the meta-arguments.
+    pub body: Body,
+    /// The block header (`resource "record" "a"`).
+    pub span: Span,
+}
+
+#[derive(Debug)]
+pub struct ModuleCall {
+    pub name: String,
+    pub source: String,
+    pub source_span: Span,
+    pub inputs: BTreeMap<String, Attr>,
+    pub depends_on: Vec<DependsOn>,
+    pub span: Span,
+}
+
+/// A block body: attributes and nested blocks, in source order.
+#[derive(Debug, Clone, Default)]
+pub struct Body {
+    pub attrs: Vec<Attr>,
+    pub blocks: Vec<NestedBlock>,
+}
+
+impl Body {
+    pub fn attr(&self, name: &str) -> Option<&Attr> {
+        self.attrs.iter().find(|a| a.name == name)
+    }
+
+    /// Every expression in the body, nested blocks included.
+    pub fn exprs(&self) -> Vec<&Expr> {
+        let mut out: Vec<&Expr> = self.attrs.iter().map(|a| &a.expr).collect();
+        for b in &self.blocks {
+            out.extend(b.body.exprs());
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Attr {
+    pub name: String,
+    pub expr: Expr,
+    /// The attribute's name.
+    pub name_span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct NestedBlock {
+    pub ident: String,
+    pub labels: Vec<String>,
+    pub body: Body,
+    pub span: Span,
+}

@@ -1,0 +1,283 @@
+//! Builds the dependency graph of one configuration: a node per variable, local, output,
+//! provider configuration and resource, edges from the references in their expressions and from
+//! `depends_on`. References to things that do not exist and cycles are reported here, all at
+//! once, with spans.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use kiln_addrs::{Mode, ResourceAddr};
+use kiln_config::{Config, DependsOn, ModuleNode};
+use kiln_diag::{Diagnostic, Diagnostics, Span};
+use kiln_eval::{references, Expr, Ref};
+use kiln_graph::DepGraph;
+
+use crate::providers::ProviderRegistry;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Node {
+    Var { module: Vec<String>, name: String },
+    Local { module: Vec<String>, name: String },
+    Output { module: Vec<String>, name: String },
+    Provider(String),
+    Resource(ResourceAddr),
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prefix = |m: &[String]| m.iter().map(|m| format!("module.{m}.")).collect::<String>();
+        match self {
+            Node::Var { module, name } => write!(f, "{}var.{name}", prefix(module)),
+            Node::Local { module, name } => write!(f, "{}local.{name}", prefix(module)),
+            Node::Output { module, name } => write!(f, "{}output.{name}", prefix(module)),
+            Node::Provider(k) => write!(f, "provider[\"{k}\"]"),
+            Node::Resource(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+pub struct Graph {
+    pub deps: DepGraph<Node>,
+    /// Provider configuration key (`kiln`, `aws.west`) of every resource.
+    pub provider_of: HashMap<ResourceAddr, String>,
+    /// Where each node is declared, for cycle reports.
+    pub spans: HashMap<Node, Span>,
+}
+
+pub fn build_graph(config: &Config, registry: &ProviderRegistry) -> (Graph, Diagnostics) {
+    let mut b = Builder { g: DepGraph::new(), provider_of: HashMap::new(), spans: HashMap::new(), diags: Diagnostics::new(), config };
+    // Providers are configured in the root module; child modules inherit them.
+    for p in &config.root.module.providers {
+        let n = Node::Provider(p.key());
+        b.g.add(n.clone());
+        b.spans.insert(n.clone(), p.span.clone());
+        if registry.get(&p.name).is_none() {
+            b.diags.push(
+                Diagnostic::error("E-PROVIDER-UNKNOWN", format!("unknown provider `{}`", p.name))
+                    .at(p.span.clone(), "not built into this kiln")
+                    .hint(format!("available providers: {}", registry.names().collect::<Vec<_>>().join(", "))),
+            );
+        }
+        for e in p.body.exprs() {
+            b.edges_from_expr(&config.root, &n, e);
+        }
+    }
+    for m in config.root.walk() {
+        b.module(m, registry);
+    }
+    for cycle in b.g.cycles() {
+        let names: Vec<String> = cycle.iter().map(ToString::to_string).collect();
+        let mut d = Diagnostic::error("E-CYCLE", format!("dependency cycle: {}", names.join(" → ")))
+            .hint("break the cycle: one of these must not refer to the next (check references and depends_on)");
+        for (i, n) in cycle.iter().enumerate() {
+            if let Some(s) = b.spans.get(n) {
+                d = if i == 0 { d.at(s.clone(), format!("{n} is part of the cycle")) } else { d.also(s.clone(), format!("{n}")) };
+            }
+        }
+        b.diags.push(d);
+    }
+    (Graph { deps: b.g, provider_of: b.provider_of, spans: b.spans }, b.diags)
+}
+
+struct Builder<'c> {
+    g: DepGraph<Node>,
+    provider_of: HashMap<ResourceAddr, String>,
+    spans: HashMap<Node, Span>,
+    diags: Diagnostics,
+    config: &'c Config,
+}
+
+impl Builder<'_> {
+    fn module(&mut self, m: &ModuleNode, registry: &ProviderRegistry) {
+        let path = &m.path;
+        for (name, v) in &m.module.variables {
+            let n = Node::Var { module: path.clone(), name: name.clone() };
+            self.g.add(n.clone());
+            self.spans.insert(n, v.span.clone());
+        }
+        // Inputs of child modules are evaluated in this module.
+        for (cname, call) in &m.module.module_calls {
+            let Some(child) = m.children.get(cname) else { continue };
+            for (iname, attr) in &call.inputs {
+                let n = Node::Var { module: child.path.clone(), name: iname.clone() };
+                if !child.module.variables.contains_key(iname) {
+                    self.diags.push(
+                        Diagnostic::error("E-MODULE-INPUT", format!("module `{cname}` has no variable `{iname}`"))
+                            .at(attr.name_span.clone(), "unexpected input")
+                            .hint(format!("declare `variable \"{iname}\" {{}}` in {}", child.module.dir.display())),
+                    );
+                    continue;
+                }
+                self.edges_from_expr(m, &n, &attr.expr);
+            }
+            for (vname, v) in &child.module.variables {
+                if v.default.is_none() && !call.inputs.contains_key(vname) {
+                    self.diags.push(
+                        Diagnostic::error("E-MODULE-INPUT", format!("module `{cname}` needs input `{vname}`"))
+                            .at(call.span.clone(), "missing input")
+                            .also(v.span.clone(), "declared here without a default")
+                            .hint(format!("add `{vname} = ...` to the module block")),
+                    );
+                }
+            }
+            let child_nodes: Vec<Node> = child
+                .walk()
+                .into_iter()
+                .flat_map(|c| c.module.resources.iter().map(move |r| Node::Resource(resource_addr(&c.path, r))))
+                .collect();
+            for d in &call.depends_on {
+                for target in self.depends_on_nodes(m, d) {
+                    for cn in &child_nodes {
+                        self.g.depend(cn, &target);
+                    }
+                }
+            }
+        }
+        for (name, l) in &m.module.locals {
+            let n = Node::Local { module: path.clone(), name: name.clone() };
+            self.g.add(n.clone());
+            self.spans.insert(n.clone(), l.span.clone());
+            self.edges_from_expr(m, &n, &l.expr);
+        }
+        for (name, o) in &m.module.outputs {
+            let n = Node::Output { module: path.clone(), name: name.clone() };
+            self.g.add(n.clone());
+            self.spans.insert(n.clone(), o.span.clone());
+            self.edges_from_expr(m, &n, &o.value);
+            for d in &o.depends_on {
+                for t in self.depends_on_nodes(m, d) {
+                    self.g.depend(&n, &t);
+                }
+            }
+        }
+        if !path.is_empty() {
+            for p in &m.module.providers {
+                self.diags.push(
+                    Diagnostic::error("E-PROVIDER-MODULE", format!("provider `{}` is configured inside module `{}`", p.key(), path.join(".")))
+                        .at(p.span.clone(), "configure providers in the root module")
+                        .hint("move this block to the root module; modules inherit its providers"),
+                );
+            }
+        }
+        for r in &m.module.resources {
+            let addr = resource_addr(path, r);
+            let n = Node::Resource(addr.clone());
+            self.g.add(n.clone());
+            self.spans.insert(n.clone(), r.span.clone());
+            let key = match &r.provider {
+                Some(p) => {
+                    if !self.config.root.module.providers.iter().any(|b| b.key() == p.key()) && p.alias.is_some() {
+                        self.diags.push(
+                            Diagnostic::error("E-PROVIDER-REF", format!("provider `{}` is not configured", p.key()))
+                                .at(p.span.clone(), "no such provider block")
+                                .address(&addr)
+                                .hint(format!("add `provider \"{}\" {{ alias = \"{}\" }}` to the root module", p.name, p.alias.clone().unwrap_or_default())),
+                        );
+                    }
+                    p.key()
+                }
+                None => registry.default_for(&r.kind),
+            };
+            let pn = Node::Provider(key.clone());
+            if !self.g.contains(&pn) {
+                self.g.add(pn.clone());
+                self.spans.insert(pn.clone(), r.span.clone());
+            }
+            self.g.depend(&n, &pn);
+            self.provider_of.insert(addr.clone(), key);
+            let mut exprs: Vec<&Expr> = r.body.exprs();
+            exprs.extend(r.count.iter());
+            exprs.extend(r.for_each.iter());
+            for e in exprs {
+                self.edges_from_expr(m, &n, e);
+            }
+            for d in &r.depends_on {
+                for t in self.depends_on_nodes(m, d) {
+                    self.g.depend(&n, &t);
+                }
+            }
+        }
+    }
+
+    fn depends_on_nodes(&mut self, m: &ModuleNode, d: &DependsOn) -> Vec<Node> {
+        let parts: Vec<&str> = d.target.split('.').collect();
+        let r = match parts.as_slice() {
+            ["module", name] => Ref::Module(name.to_string(), None),
+            ["data", kind, name] => Ref::Data { kind: kind.to_string(), name: name.to_string() },
+            [kind, name] => Ref::Resource { kind: kind.to_string(), name: name.to_string() },
+            _ => {
+                self.diags.push(
+                    Diagnostic::error("E-DEPENDS-ON", format!("`{}` is not a resource or module", d.target))
+                        .at(d.span.clone(), "here")
+                        .hint("depends_on lists resources (record.a), data sources (data.kind.name) or modules (module.m)"),
+                );
+                return Vec::new();
+            }
+        };
+        self.resolve(m, &r, &d.span)
+    }
+
+    fn edges_from_expr(&mut self, m: &ModuleNode, from: &Node, e: &Expr) {
+        for (r, span) in references(e) {
+            for t in self.resolve(m, &r, &span) {
+                self.g.depend(from, &t);
+            }
+        }
+    }
+
+    /// Graph nodes a reference made in module `m` points to; reports undeclared names.
+    fn resolve(&mut self, m: &ModuleNode, r: &Ref, span: &Span) -> Vec<Node> {
+        let path = &m.path;
+        let missing = |what: String, hint: String| Diagnostic::error("E-REF-UNDECLARED", what).at(span.clone(), "not declared").hint(hint);
+        match r {
+            Ref::Var(n) => {
+                if m.module.variables.contains_key(n) {
+                    return vec![Node::Var { module: path.clone(), name: n.clone() }];
+                }
+                self.diags.push(missing(format!("reference to undeclared variable `var.{n}`"), format!("declare it with `variable \"{n}\" {{}}`")));
+            }
+            Ref::Local(n) => {
+                if m.module.locals.contains_key(n) {
+                    return vec![Node::Local { module: path.clone(), name: n.clone() }];
+                }
+                self.diags.push(missing(format!("reference to undeclared local value `local.{n}`"), format!("add `{n} = ...` to a `locals` block")));
+            }
+            Ref::Module(name, out) => {
+                let Some(child) = m.children.get(name) else {
+                    if !m.module.module_calls.contains_key(name) {
+                        self.diags.push(missing(format!("reference to undeclared module `module.{name}`"), format!("add a `module \"{name}\" {{ source = \"./...\" }}` block")));
+                    }
+                    return Vec::new();
+                };
+                match out {
+                    Some(o) if child.module.outputs.contains_key(o) => return vec![Node::Output { module: child.path.clone(), name: o.clone() }],
+                    Some(o) => self.diags.push(missing(
+                        format!("module `{name}` has no output `{o}`"),
+                        format!("declare `output \"{o}\" {{ value = ... }}` in {}", child.module.dir.display()),
+                    )),
+                    None => return child.module.outputs.keys().map(|o| Node::Output { module: child.path.clone(), name: o.clone() }).collect(),
+                }
+            }
+            Ref::Resource { kind, name } | Ref::Data { kind, name } => {
+                let mode = if matches!(r, Ref::Data { .. }) { Mode::Data } else { Mode::Managed };
+                if m.module.resources.iter().any(|x| x.mode == mode && &x.kind == kind && &x.name == name) {
+                    return vec![Node::Resource(ResourceAddr { module: path.clone(), mode, kind: kind.clone(), name: name.clone() })];
+                }
+                let same_kind: Vec<String> = m.module.resources.iter().filter(|x| x.mode == mode && &x.kind == kind).map(|x| format!("{}.{}", x.kind, x.name)).collect();
+                let hint = if same_kind.is_empty() {
+                    format!("declare `resource \"{kind}\" \"{name}\" {{ ... }}`, or check the spelling")
+                } else {
+                    format!("declared {kind} resources: {}", same_kind.join(", "))
+                };
+                let what = if mode == Mode::Data { format!("data.{kind}.{name}") } else { format!("{kind}.{name}") };
+                self.diags.push(missing(format!("reference to undeclared resource `{what}`"), hint));
+            }
+            Ref::CountIndex | Ref::EachKey | Ref::EachValue | Ref::Path(_) | Ref::SelfRef => {}
+        }
+        Vec::new()
+    }
+}
+
+pub(crate) fn resource_addr(module: &[String], r: &kiln_config::Resource) -> ResourceAddr {
+    ResourceAddr { module: module.to_vec(), mode: r.mode, kind: r.kind.clone(), name: r.name.clone() }
+}

@@ -1,0 +1,689 @@
+//! The versioned on-disk JSON document of a state, and the JSON form of [`Mutation`] batches
+//! (journal entries). These serde types are separate from the model in `model.rs`, so the model
+//! can change without changing what is on disk.
+//!
+//! A document looks like:
+//!
+//! ```json
+//! {
+//!   "format_version": 1,
+//!   "kiln_version": "0.1.0",
+//!   "lineage": "…",
+//!   "serial": 3,
+//!   "resources": [{"address": "record.a[0]", "provider": "kiln", "kind": "record",
+//!                  "attributes": {}, "sensitive_attributes": [], "dependencies": [],
+//!                  "tainted": false, "create_before_destroy": false}],
+//!   "pending": [{"address": "…", "provider": "…", "kind": "…", "token": "…",
+//!                "planned": {}, "started_at": "…"}],
+//!   "outputs": {"name": {"value": 1, "sensitive": false}}
+//! }
+//! ```
+//!
+//! [`encode`] is canonical: pretty-printed with two spaces and a final newline, resources sorted
+//! by address, pending creates by address then token, outputs and attribute keys by name,
+//! `sensitive_attributes` and `dependencies` sorted and deduplicated. `schemas/json/state.schema.json`
+//! describes the document.
+//!
+//! [`decode`] reads the current format directly and older formats through [`upgrade`]; a newer
+//! format is refused with [`StateError::NewerFormat`], malformed JSON with [`StateError::Corrupt`]
+//! naming the line and column. Attribute values are plain JSON; an unknown value or a sensitive
+//! mark found in the model (which should not happen in state) is kept losslessly with the
+//! reserved `{"$kiln": ...}` objects of `kiln-value`.
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use kiln_addrs::InstanceAddr;
+use kiln_value::Value;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::ser::Serializer;
+use serde::{Deserialize, Serialize};
+
+use crate::{Mutation, OutputState, PendingCreate, ResourceState, State, StateError};
+
+/// The document format this kiln writes, and the newest it reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// This kiln's version, recorded in documents and locks.
+pub const KILN_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Encodes `state` as the canonical, pretty-printed document (ending with a newline).
+pub fn encode(state: &State) -> Vec<u8> {
+    // Roughly 300 bytes per resource in practice: avoids most regrowth.
+    let mut out = Vec::with_capacity(512 + 320 * state.resources.len());
+    let doc = DocOut {
+        format_version: FORMAT_VERSION,
+        kiln_version: KILN_VERSION,
+        lineage: &state.lineage,
+        serial: state.serial,
+        resources: ResourcesOut(&state.resources),
+        pending: PendingsOut(&state.pending),
+        outputs: OutputsOut(&state.outputs),
+    };
+    serde_json::to_writer_pretty(&mut out, &doc).expect("state encodes: all map keys are strings");
+    out.push(b'\n');
+    out
+}
+
+/// Decodes a document read from `path` (used in error messages: a file path or a URL),
+/// upgrading it from an older format if needed.
+pub fn decode(bytes: &[u8], path: &str) -> Result<State, StateError> {
+    match serde_json::from_slice::<DocIn>(bytes) {
+        Ok(doc) if doc.format_version == FORMAT_VERSION => Ok(doc.into_state()),
+        Ok(doc) => decode_version(bytes, doc.format_version, path),
+        // A newer or older document may not fit today's types: find its version first.
+        Err(e) => match serde_json::from_slice::<VersionProbe>(bytes) {
+            Ok(VersionProbe { format_version: Some(v) }) if v != FORMAT_VERSION => decode_version(bytes, v, path),
+            _ => Err(corrupt(path, &e)),
+        },
+    }
+}
+
+/// Reads only the lineage and serial of a document, cheaply (nothing else is allocated). Does
+/// not check the rest of the document beyond JSON syntax.
+pub fn peek(bytes: &[u8], path: &str) -> Result<(String, u64), StateError> {
+    #[derive(Deserialize)]
+    struct Head {
+        format_version: u64,
+        lineage: String,
+        serial: u64,
+    }
+    let head: Head = serde_json::from_slice(bytes).map_err(|e| corrupt(path, &e))?;
+    if head.format_version > FORMAT_VERSION {
+        return Err(newer(path, head.format_version));
+    }
+    Ok((head.lineage, head.serial))
+}
+
+fn decode_version(bytes: &[u8], version: u64, path: &str) -> Result<State, StateError> {
+    if version > FORMAT_VERSION {
+        return Err(newer(path, version));
+    }
+    let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| corrupt(path, &e))?;
+    let doc = upgrade(doc, version).map_err(|message| StateError::Corrupt {
+        path: path.to_string(),
+        line: 0,
+        column: 0,
+        message,
+    })?;
+    let doc: DocIn = serde_json::from_value(doc).map_err(|e| StateError::Corrupt {
+        path: path.to_string(),
+        line: 0,
+        column: 0,
+        message: format!("after upgrading from format `{version}`: {e}"),
+    })?;
+    Ok(doc.into_state())
+}
+
+/// Upgrades a document written in format `version` to [`FORMAT_VERSION`], one format at a
+/// time. Each new format adds an arm converting from the one before it, for example
+/// `1 => upgrade_v1_to_v2(doc)?`; the result is then decoded with today's types.
+pub fn upgrade(mut doc: serde_json::Value, mut version: u64) -> Result<serde_json::Value, String> {
+    while version < FORMAT_VERSION {
+        doc = upgrade_one(doc, version)?;
+        version += 1;
+        doc["format_version"] = version.into();
+    }
+    Ok(doc)
+}
+
+/// Converts a document of format `from` to format `from + 1`.
+#[allow(clippy::match_single_binding)] // an arm is added each time a format is retired
+fn upgrade_one(_doc: serde_json::Value, from: u64) -> Result<serde_json::Value, String> {
+    match from {
+        // Format 0 was never written: 1 is the first format. When format 2 arrives, add
+        // `1 => Ok(upgrade_v1_to_v2(doc)),` here.
+        old => Err(format!(
+            "state format `{old}` was never written by kiln (the first format is `1`): check that this is a kiln state file"
+        )),
+    }
+}
+
+fn newer(path: &str, found: u64) -> StateError {
+    StateError::NewerFormat { path: path.to_string(), found, supported: FORMAT_VERSION }
+}
+
+/// Turns a JSON error into [`StateError::Corrupt`] with its position.
+pub(crate) fn corrupt(path: &str, e: &serde_json::Error) -> StateError {
+    let (line, column) = (e.line(), e.column());
+    let full = e.to_string();
+    let suffix = format!(" at line {line} column {column}");
+    let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+    StateError::Corrupt { path: path.to_string(), line, column, message }
+}
+
+#[derive(Deserialize)]
+struct VersionProbe {
+    #[serde(default)]
+    format_version: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding: borrowed views of the model, so nothing is copied.
+
+#[derive(Serialize)]
+struct DocOut<'a> {
+    format_version: u64,
+    kiln_version: &'a str,
+    lineage: &'a str,
+    serial: u64,
+    resources: ResourcesOut<'a>,
+    pending: PendingsOut<'a>,
+    outputs: OutputsOut<'a>,
+}
+
+struct ResourcesOut<'a>(&'a BTreeMap<InstanceAddr, ResourceState>);
+
+impl Serialize for ResourcesOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|(a, r)| ResourceOut::new(a, r)))
+    }
+}
+
+#[derive(Serialize)]
+struct ResourceOut<'a> {
+    address: &'a InstanceAddr,
+    provider: &'a str,
+    kind: &'a str,
+    attributes: &'a Value,
+    sensitive_attributes: SortedSet<'a, String>,
+    dependencies: SortedSet<'a, InstanceAddr>,
+    tainted: bool,
+    create_before_destroy: bool,
+}
+
+impl<'a> ResourceOut<'a> {
+    fn new(address: &'a InstanceAddr, r: &'a ResourceState) -> Self {
+        ResourceOut {
+            address,
+            provider: &r.provider,
+            kind: &r.kind,
+            attributes: &r.attributes,
+            sensitive_attributes: SortedSet(&r.sensitive),
+            dependencies: SortedSet(&r.dependencies),
+            tainted: r.tainted,
+            create_before_destroy: r.create_before_destroy,
+        }
+    }
+}
+
+/// A list written sorted and without duplicates; copies (references) only when the model's
+/// list is not already strictly sorted.
+struct SortedSet<'a, T>(&'a [T]);
+
+impl<T: Ord + Serialize> Serialize for SortedSet<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.windows(2).all(|w| w[0] < w[1]) {
+            s.collect_seq(self.0)
+        } else {
+            let mut v: Vec<&T> = self.0.iter().collect();
+            v.sort();
+            v.dedup();
+            s.collect_seq(v)
+        }
+    }
+}
+
+struct PendingsOut<'a>(&'a BTreeMap<String, PendingCreate>);
+
+impl Serialize for PendingsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut v: Vec<&PendingCreate> = self.0.values().collect();
+        v.sort_by(|a, b| (&a.address, &a.token).cmp(&(&b.address, &b.token)));
+        s.collect_seq(v.into_iter().map(PendingOut::new))
+    }
+}
+
+#[derive(Serialize)]
+struct PendingOut<'a> {
+    address: &'a InstanceAddr,
+    provider: &'a str,
+    kind: &'a str,
+    token: &'a str,
+    planned: &'a Value,
+    started_at: &'a str,
+}
+
+impl<'a> PendingOut<'a> {
+    fn new(p: &'a PendingCreate) -> Self {
+        PendingOut {
+            address: &p.address,
+            provider: &p.provider,
+            kind: &p.kind,
+            token: &p.token,
+            planned: &p.planned,
+            started_at: &p.started_at,
+        }
+    }
+}
+
+struct OutputsOut<'a>(&'a BTreeMap<String, OutputState>);
+
+impl Serialize for OutputsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, o)| (k, OutputOut { value: &o.value, sensitive: o.sensitive })))
+    }
+}
+
+#[derive(Serialize)]
+struct OutputOut<'a> {
+    value: &'a Value,
+    sensitive: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding: owned types moved into the model as they are read.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocIn {
+    format_version: u64,
+    #[allow(dead_code)] // required, informative only
+    kiln_version: String,
+    lineage: String,
+    serial: u64,
+    #[serde(default)]
+    resources: ResourcesIn,
+    #[serde(default)]
+    pending: PendingsIn,
+    #[serde(default)]
+    outputs: BTreeMap<String, OutputIn>,
+}
+
+impl DocIn {
+    fn into_state(self) -> State {
+        State {
+            lineage: self.lineage,
+            serial: self.serial,
+            resources: self.resources.0,
+            pending: self.pending.0,
+            outputs: outputs_into_model(self.outputs),
+        }
+    }
+}
+
+fn outputs_into_model(outputs: BTreeMap<String, OutputIn>) -> BTreeMap<String, OutputState> {
+    outputs.into_iter().map(|(k, o)| (k, OutputState { value: o.value, sensitive: o.sensitive })).collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceIn {
+    address: InstanceAddr,
+    provider: String,
+    kind: String,
+    attributes: Value,
+    #[serde(default)]
+    sensitive_attributes: Vec<String>,
+    #[serde(default)]
+    dependencies: Vec<InstanceAddr>,
+    #[serde(default)]
+    tainted: bool,
+    #[serde(default)]
+    create_before_destroy: bool,
+}
+
+impl ResourceIn {
+    fn into_model(self) -> (InstanceAddr, ResourceState) {
+        (
+            self.address,
+            ResourceState {
+                provider: self.provider,
+                kind: self.kind,
+                attributes: self.attributes,
+                sensitive: self.sensitive_attributes,
+                dependencies: self.dependencies,
+                tainted: self.tainted,
+                create_before_destroy: self.create_before_destroy,
+            },
+        )
+    }
+}
+
+/// The `resources` array, read straight into the model's map; a repeated address is an error
+/// reported at its position.
+#[derive(Default)]
+struct ResourcesIn(BTreeMap<InstanceAddr, ResourceState>);
+
+impl<'de> Deserialize<'de> for ResourcesIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ResourcesIn;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of resources")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ResourcesIn, A::Error> {
+                let mut map = BTreeMap::new();
+                while let Some(r) = seq.next_element::<ResourceIn>()? {
+                    let (address, r) = r.into_model();
+                    match map.entry(address) {
+                        Entry::Vacant(v) => {
+                            v.insert(r);
+                        }
+                        Entry::Occupied(o) => {
+                            return Err(de::Error::custom(format!("resource `{}` appears twice", o.key())))
+                        }
+                    }
+                }
+                Ok(ResourcesIn(map))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PendingIn {
+    address: InstanceAddr,
+    provider: String,
+    kind: String,
+    token: String,
+    planned: Value,
+    started_at: String,
+}
+
+impl PendingIn {
+    fn into_model(self) -> PendingCreate {
+        PendingCreate {
+            address: self.address,
+            provider: self.provider,
+            kind: self.kind,
+            token: self.token,
+            planned: self.planned,
+            started_at: self.started_at,
+        }
+    }
+}
+
+/// The `pending` array, read into the model's map keyed by token.
+#[derive(Default)]
+struct PendingsIn(BTreeMap<String, PendingCreate>);
+
+impl<'de> Deserialize<'de> for PendingsIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PendingsIn;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of pending creates")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PendingsIn, A::Error> {
+                let mut map = BTreeMap::new();
+                while let Some(p) = seq.next_element::<PendingIn>()? {
+                    let p = p.into_model();
+                    match map.entry(p.token.clone()) {
+                        Entry::Vacant(v) => {
+                            v.insert(p);
+                        }
+                        Entry::Occupied(o) => {
+                            return Err(de::Error::custom(format!("pending token `{}` appears twice", o.key())))
+                        }
+                    }
+                }
+                Ok(PendingsIn(map))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputIn {
+    value: Value,
+    #[serde(default)]
+    sensitive: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutations: one batch is a JSON array of `{"op": ...}` objects, reusing the resource and
+// pending shapes of the document.
+
+/// Serializes a batch of mutations as a JSON array (the payload of one journal entry).
+pub struct MutationsOut<'a>(pub &'a [Mutation]);
+
+impl Serialize for MutationsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|m| match m {
+            Mutation::Put { address, resource } => MutationOut::Put { resource: ResourceOut::new(address, resource) },
+            Mutation::Remove { address } => MutationOut::Remove { address },
+            Mutation::PutPending(p) => MutationOut::PutPending { pending: PendingOut::new(p) },
+            Mutation::ClearPending { token } => MutationOut::ClearPending { token },
+            Mutation::SetOutputs(o) => MutationOut::SetOutputs { outputs: OutputsOut(o) },
+        }))
+    }
+}
+
+/// Deserializes a batch written by [`MutationsOut`].
+pub struct MutationsIn(pub Vec<Mutation>);
+
+impl<'de> Deserialize<'de> for MutationsIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<MutationIn>::deserialize(d)?;
+        Ok(MutationsIn(
+            v.into_iter()
+                .map(|m| match m {
+                    MutationIn::Put { resource } => {
+                        let (address, resource) = resource.into_model();
+                        Mutation::Put { address, resource }
+                    }
+                    MutationIn::Remove { address } => Mutation::Remove { address },
+                    MutationIn::PutPending { pending } => Mutation::PutPending(pending.into_model()),
+                    MutationIn::ClearPending { token } => Mutation::ClearPending { token },
+                    MutationIn::SetOutputs { outputs } => Mutation::SetOutputs(outputs_into_model(outputs)),
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// A batch of mutations as compact JSON (no newline inside, so it fits on a journal line).
+pub fn encode_mutations(mutations: &[Mutation]) -> Vec<u8> {
+    serde_json::to_vec(&MutationsOut(mutations)).expect("mutations encode: all map keys are strings")
+}
+
+/// The inverse of [`encode_mutations`].
+pub fn decode_mutations(bytes: &[u8]) -> Result<Vec<Mutation>, serde_json::Error> {
+    serde_json::from_slice::<MutationsIn>(bytes).map(|m| m.0)
+}
+
+#[derive(Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum MutationOut<'a> {
+    Put { resource: ResourceOut<'a> },
+    Remove { address: &'a InstanceAddr },
+    PutPending { pending: PendingOut<'a> },
+    ClearPending { token: &'a str },
+    SetOutputs { outputs: OutputsOut<'a> },
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum MutationIn {
+    Put { resource: ResourceIn },
+    Remove { address: InstanceAddr },
+    PutPending { pending: PendingIn },
+    ClearPending { token: String },
+    SetOutputs { outputs: BTreeMap<String, OutputIn> },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/roundtrip")
+    }
+
+    /// Fixtures name the kiln that wrote them; the model does not keep it, so compare with the
+    /// fixture's `kiln_version` set to this kiln's.
+    fn with_current_version(text: &str) -> String {
+        text.lines()
+            .map(|l| {
+                if l.starts_with("  \"kiln_version\": ") {
+                    format!("  \"kiln_version\": \"{KILN_VERSION}\",")
+                } else {
+                    l.to_string()
+                }
+            })
+            .map(|l| l + "\n")
+            .collect()
+    }
+
+    #[test]
+    fn fixtures_round_trip_byte_for_byte() {
+        let mut n = 0;
+        for entry in std::fs::read_dir(roundtrip_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let state = decode(text.as_bytes(), &path.display().to_string()).unwrap();
+            let again = String::from_utf8(encode(&state)).unwrap();
+            assert_eq!(again, with_current_version(&text), "{} does not re-encode identically", path.display());
+            assert_eq!(decode(again.as_bytes(), "again").unwrap(), state);
+            n += 1;
+        }
+        assert!(n >= 3, "expected round-trip fixtures in {}", roundtrip_dir().display());
+    }
+
+    #[test]
+    fn newer_format_is_refused() {
+        let doc = br#"{"format_version": 7, "kiln_version": "9.0.0", "lineage": "l", "serial": 1, "resources": [], "shiny": {}}"#;
+        match decode(doc, "s.json") {
+            Err(e @ StateError::NewerFormat { found: 7, supported: FORMAT_VERSION, .. }) => {
+                let m = e.to_string();
+                assert!(m.contains("upgrade kiln"), "{m}");
+                assert!(m.contains("`s.json`"), "{m}");
+            }
+            other => panic!("expected NewerFormat, got {other:?}"),
+        }
+        assert!(matches!(peek(doc, "s.json"), Err(StateError::NewerFormat { found: 7, .. })));
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let doc = b"{\n  \"format_version\": 1,\n  \"lineage\": oops\n}\n";
+        match decode(doc, "s.json") {
+            Err(e @ StateError::Corrupt { line: 3, .. }) => {
+                let m = e.to_string();
+                assert!(m.contains("at line 3, column"), "{m}");
+                assert!(!m.ends_with('.'), "{m}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn format_zero_goes_through_the_upgrade_hook() {
+        let doc = br#"{"format_version": 0, "lineage": "l", "serial": 1}"#;
+        match decode(doc, "s.json") {
+            Err(StateError::Corrupt { line: 0, message, .. }) => assert!(message.contains("never written"), "{message}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn duplicates_and_unknown_fields_are_refused() {
+        let r = r#"{"address": "record.a", "provider": "kiln", "kind": "record", "attributes": {}}"#;
+        let doc = format!(r#"{{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 1, "resources": [{r}, {r}]}}"#);
+        match decode(doc.as_bytes(), "s.json") {
+            Err(StateError::Corrupt { message, .. }) => assert!(message.contains("`record.a` appears twice"), "{message}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        let doc = r#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 1, "resourcez": []}"#;
+        assert!(matches!(decode(doc.as_bytes(), "s.json"), Err(StateError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn minimal_document_defaults_collections() {
+        let doc = br#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 4}"#;
+        let s = decode(doc, "s.json").unwrap();
+        assert_eq!(s, State { lineage: "l".into(), serial: 4, ..State::default() });
+        assert_eq!(peek(doc, "s.json").unwrap(), ("l".to_string(), 4));
+    }
+
+    #[test]
+    fn lists_are_written_sorted_and_unique() {
+        let a: InstanceAddr = "record.a".parse().unwrap();
+        let mut s = State { lineage: "l".into(), serial: 1, ..State::default() };
+        s.resources.insert(
+            a.clone(),
+            ResourceState {
+                provider: "kiln".into(),
+                kind: "record".into(),
+                attributes: Value::Map(Default::default()),
+                sensitive: vec!["b".into(), "a".into(), "b".into()],
+                dependencies: vec!["record.z[10]".parse().unwrap(), "record.z[9]".parse().unwrap()],
+                tainted: false,
+                create_before_destroy: false,
+            },
+        );
+        let back = decode(&encode(&s), "x").unwrap();
+        assert_eq!(back.resources[&a].sensitive, vec!["a".to_string(), "b".to_string()]);
+        let deps: Vec<String> = back.resources[&a].dependencies.iter().map(|d| d.to_string()).collect();
+        assert_eq!(deps, ["record.z[9]", "record.z[10]"]);
+    }
+
+    #[test]
+    fn mutations_round_trip() {
+        let state = crate::conformance::sample_state("l", 1);
+        let (address, resource) = state.resources.iter().next().unwrap();
+        let pending = state.pending.values().next().unwrap().clone();
+        let ms = vec![
+            Mutation::Put { address: address.clone(), resource: resource.clone() },
+            Mutation::Remove { address: address.clone() },
+            Mutation::PutPending(pending.clone()),
+            Mutation::ClearPending { token: pending.token.clone() },
+            Mutation::SetOutputs(state.outputs.clone()),
+        ];
+        let bytes = encode_mutations(&ms);
+        assert!(!bytes.contains(&b'\n'));
+        assert_eq!(decode_mutations(&bytes).unwrap(), ms);
+    }
+
+    /// 10,000 resources: correctness everywhere, and the time budget in release builds.
+    #[test]
+    fn ten_thousand_resources() {
+        let mut s = State { lineage: "l".into(), serial: 1, ..State::default() };
+        for i in 0..10_000u64 {
+            let attrs: kiln_value::Map = [
+                ("id".to_string(), Value::from(format!("rec-{i:08}"))),
+                ("name".to_string(), Value::from(format!("name {i}"))),
+                ("size".to_string(), Value::from(i as i64)),
+                ("ratio".to_string(), Value::Number("0.25".parse().unwrap())),
+                ("enabled".to_string(), Value::from(i % 2 == 0)),
+                ("tags".to_string(), Value::List(vec![Value::from("a"), Value::from("b")])),
+                ("labels".to_string(), Value::Map([("team".to_string(), Value::from("ml"))].into())),
+            ]
+            .into();
+            s.resources.insert(
+                format!("module.m.record.r[{i}]").parse().unwrap(),
+                ResourceState {
+                    provider: "kiln".into(),
+                    kind: "record".into(),
+                    attributes: Value::Map(attrs),
+                    sensitive: vec!["name".into()],
+                    dependencies: vec!["record.base".parse().unwrap()],
+                    tainted: false,
+                    create_before_destroy: false,
+                },
+            );
+        }
+        let t = std::time::Instant::now();
+        let bytes = encode(&s);
+        let encoded = t.elapsed();
+        let t = std::time::Instant::now();
+        let back = decode(&bytes, "big").unwrap();
+        let decoded = t.elapsed();
+        assert_eq!(back, s);
+        if !cfg!(debug_assertions) {
+            assert!(encoded.as_millis() < 50, "encoding 10,000 resources took {encoded:?}");
+            assert!(decoded.as_millis() < 50, "decoding 10,000 resources took {decoded:?}");
+        }
+    }
+}

@@ -1,0 +1,885 @@
+//! The local backend: state kept in files next to each other (by default under `.kiln/`).
+//!
+//! - `state.json`: the last snapshot, a [`crate::format`] document, replaced atomically (temp
+//!   file in the same directory, write, fsync, rename, fsync the directory).
+//! - `state.json.backup`: the snapshot before the last write, written the same way.
+//! - `state.json.journal`: mutations recorded since the last snapshot. Its first line is a header
+//!   naming the lineage and serial of the snapshot it continues; each later line is one
+//!   `append` call (`{"mutations": [...]}`), written with one write and one fsync. A line torn by
+//!   a crash (the last one) is ignored on replay and cut off by the next append. A journal whose
+//!   header does not match the snapshot is an error saying how to resolve it, never dropped.
+//! - `state.json.lock`: the lock, created exclusively (`O_EXCL`) and holding the [`LockInfo`].
+//!
+//! A write first appends a `{"superseded_by": {"lineage", "serial"}}` marker to the journal,
+//! then replaces the snapshot, then removes the journal. If kiln dies between the last two steps,
+//! the marker (as the journal's last line, naming the snapshot now stored) shows the journal is
+//! already folded into the snapshot, so it is ignored and then removed. A marker naming another
+//! snapshot is from a write that died before its rename, and the journal is replayed as usual.
+//!
+//! A state file that does not decode (corrupt, or written by a newer kiln) is never overwritten:
+//! `write` fails with the same error `read` gives.
+//!
+//! File operations run on Tokio's blocking thread pool when called inside a Tokio runtime, and
+//! inline otherwise.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::format::{self, MutationsIn, MutationsOut, KILN_VERSION};
+use crate::{LockError, LockInfo, Mutation, State, StateBackend, StateError};
+
+/// Version of the journal's line format, in its header.
+const JOURNAL_VERSION: u64 = 1;
+
+/// State in a local JSON file. See the module documentation for the files it uses.
+#[derive(Clone)]
+pub struct LocalBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    backup: PathBuf,
+    journal: PathBuf,
+    lock: PathBuf,
+    /// Orders this instance's own file operations; the state lock orders processes.
+    io: Mutex<()>,
+}
+
+impl LocalBackend {
+    /// Where state lives unless configured otherwise, relative to the working directory.
+    pub const DEFAULT_PATH: &'static str = ".kiln/state.json";
+
+    /// A backend for the state file `path`. Nothing is touched until the first operation; parent
+    /// directories are created by the first write or lock.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let sibling = |suffix: &str| {
+            let mut s = path.clone().into_os_string();
+            s.push(suffix);
+            PathBuf::from(s)
+        };
+        LocalBackend {
+            inner: Arc::new(Inner {
+                backup: sibling(".backup"),
+                journal: sibling(".journal"),
+                lock: sibling(".lock"),
+                path,
+                io: Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The previous snapshot, kept by each write.
+    pub fn backup_path(&self) -> &Path {
+        &self.inner.backup
+    }
+
+    /// The journal of mutations appended since the last snapshot.
+    pub fn journal_path(&self) -> &Path {
+        &self.inner.journal
+    }
+
+    /// The lock file.
+    pub fn lock_path(&self) -> &Path {
+        &self.inner.lock
+    }
+
+    async fn blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Inner) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        if tokio::runtime::Handle::try_current().is_err() {
+            return f(&inner);
+        }
+        match tokio::task::spawn_blocking(move || f(&inner)).await {
+            Ok(r) => r,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("state file task did not finish: {e}"),
+            },
+        }
+    }
+}
+
+impl Default for LocalBackend {
+    fn default() -> Self {
+        LocalBackend::new(Self::DEFAULT_PATH)
+    }
+}
+
+impl std::fmt::Debug for LocalBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalBackend").field("path", &self.inner.path).finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl StateBackend for LocalBackend {
+    async fn read(&self) -> Result<Option<State>, StateError> {
+        self.blocking(|i| Ok(i.load()?.map(|l| l.state))).await
+    }
+
+    async fn write(&self, state: &State) -> Result<(), StateError> {
+        let bytes = format::encode(state);
+        let (lineage, serial) = (state.lineage.clone(), state.serial);
+        self.blocking(move |i| i.write(&bytes, &lineage, serial)).await
+    }
+
+    /// An empty batch writes nothing and does not count as a serial increment.
+    async fn append(&self, mutations: &[Mutation]) -> Result<(), StateError> {
+        if mutations.is_empty() {
+            return Ok(());
+        }
+        let line = json_line(&LineOut::Mutations(MutationsOut(mutations)));
+        self.blocking(move |i| i.append(&line)).await
+    }
+
+    async fn lock(&self, info: &LockInfo) -> Result<(), LockError> {
+        let info = info.clone();
+        self.blocking(move |i| i.lock(&info)).await
+    }
+
+    async fn unlock(&self, id: &str) -> Result<(), LockError> {
+        let id = id.to_string();
+        self.blocking(move |i| i.unlock(&id)).await
+    }
+
+    /// For local files the same as `unlock`: whoever knows the lock ID may remove it.
+    async fn force_unlock(&self, id: &str) -> Result<(), LockError> {
+        let id = id.to_string();
+        self.blocking(move |i| i.unlock(&id)).await
+    }
+
+    async fn lock_info(&self) -> Result<Option<LockInfo>, LockError> {
+        self.blocking(|i| i.read_lock()).await
+    }
+
+    fn describe(&self) -> String {
+        show(&self.inner.path)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Journal lines.
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalHeader {
+    kiln_journal: u64,
+    kiln_version: String,
+    lineage: String,
+    serial: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum LineOut<'a> {
+    Mutations(MutationsOut<'a>),
+    SupersededBy { lineage: &'a str, serial: u64 },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum LineIn {
+    Mutations(MutationsIn),
+    SupersededBy { lineage: String, serial: u64 },
+}
+
+/// Reads any line just enough to tell a valid one, and a marker, from a torn one.
+#[derive(Deserialize)]
+struct LineProbe {
+    #[serde(default)]
+    superseded_by: Option<Marker>,
+}
+
+#[derive(Deserialize, PartialEq)]
+struct Marker {
+    lineage: String,
+    serial: u64,
+}
+
+fn json_line(v: &impl Serialize) -> Vec<u8> {
+    let mut line = serde_json::to_vec(v).expect("journal lines encode: all map keys are strings");
+    line.push(b'\n');
+    line
+}
+
+struct Journal {
+    header: JournalHeader,
+    entries: Vec<Vec<Mutation>>,
+    /// The last complete line, when it is a marker.
+    marker: Option<Marker>,
+    /// Bytes up to the end of the last complete line: what follows is torn.
+    valid_len: u64,
+}
+
+fn parse_journal(bytes: &[u8], path: &str) -> Result<Journal, StateError> {
+    let mut lines = bytes.split_inclusive(|&b| b == b'\n').enumerate().peekable();
+    let (header, mut end) = match lines.next() {
+        Some((_, l)) if l.ends_with(b"\n") => {
+            (serde_json::from_slice::<JournalHeader>(l).map_err(|e| format::corrupt(path, &e))?, l.len())
+        }
+        _ => {
+            return Err(StateError::Corrupt {
+                path: path.to_string(),
+                line: 1,
+                column: 1,
+                message: "the journal has no complete header line".into(),
+            })
+        }
+    };
+    if header.kiln_journal > JOURNAL_VERSION {
+        return Err(StateError::NewerFormat {
+            path: path.to_string(),
+            found: header.kiln_journal,
+            supported: JOURNAL_VERSION,
+        });
+    }
+    let mut journal = Journal { entries: Vec::new(), marker: None, valid_len: 0, header };
+    while let Some((i, raw)) = lines.next() {
+        let last = lines.peek().is_none();
+        if !raw.ends_with(b"\n") {
+            break; // torn by a crash mid-write
+        }
+        match serde_json::from_slice::<LineIn>(raw) {
+            Ok(LineIn::Mutations(m)) => {
+                journal.entries.push(m.0);
+                journal.marker = None;
+            }
+            Ok(LineIn::SupersededBy { lineage, serial }) => journal.marker = Some(Marker { lineage, serial }),
+            Err(_) if last => break, // torn: partly written before a crash
+            Err(e) => {
+                let mut err = format::corrupt(path, &e);
+                if let StateError::Corrupt { line, .. } = &mut err {
+                    *line = i + 1; // the error counts lines within this one
+                }
+                return Err(err);
+            }
+        }
+        end += raw.len();
+    }
+    journal.valid_len = end as u64;
+    Ok(journal)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blocking file operations.
+
+#[derive(Clone, Copy, PartialEq)]
+enum JournalState {
+    Absent,
+    /// Already folded into the snapshot by a write that died before removing it.
+    Superseded,
+    /// Replayed on top of the snapshot; mutations after `valid_len` are torn.
+    Active { valid_len: u64 },
+}
+
+struct Loaded {
+    /// Snapshot with the journal folded in.
+    state: State,
+    /// The snapshot file as stored.
+    snapshot: Vec<u8>,
+    journal: JournalState,
+}
+
+fn show(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
+    move |source| StateError::Io { path: show(path), source }
+}
+
+fn lock_io_err(path: &Path) -> impl FnOnce(io::Error) -> LockError + '_ {
+    move |source| LockError::Io { path: show(path), source }
+}
+
+fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Makes a rename or removal in `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Replaces `path` with `bytes` so that a crash leaves either the old or the new content: temp
+/// file in the same directory, write, fsync, rename, fsync the directory. A new file is readable
+/// by its owner only (state holds secrets); a replaced file keeps its permissions.
+fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = parent_dir(path);
+    let name = path.file_name().map_or_else(|| "state".into(), |n| n.to_string_lossy());
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let result = (|| {
+        let mut f = create_private(&tmp)?;
+        if let Ok(meta) = fs::metadata(path) {
+            f.set_permissions(meta.permissions())?;
+        }
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn create_private(path: &Path) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
+}
+
+/// Where the last line of a non-empty file starts (0 when it is the first line). A final
+/// newline belongs to the last line.
+fn last_line_start(file: &mut File, len: u64) -> io::Result<u64> {
+    let mut end = len.saturating_sub(1);
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+impl Inner {
+    /// The snapshot with the journal folded in, as `read` returns it.
+    fn load(&self) -> Result<Option<Loaded>, StateError> {
+        let snapshot = read_opt(&self.path)?;
+        let journal = read_opt(&self.journal)?;
+        let Some(snapshot) = snapshot else {
+            return match journal {
+                None => Ok(None),
+                Some(_) => Err(StateError::JournalMismatch {
+                    path: show(&self.journal),
+                    reason: format!(
+                        "it records changes on top of a state, but `{}` does not exist: put that state back (for example from `{}`) to recover the changes, or delete the journal to discard them",
+                        show(&self.path),
+                        show(&self.backup)
+                    ),
+                }),
+            };
+        };
+        let mut state = format::decode(&snapshot, &show(&self.path))?;
+        let journal = match journal {
+            None => JournalState::Absent,
+            Some(bytes) => {
+                let j = parse_journal(&bytes, &show(&self.journal))?;
+                if j.marker.as_ref().is_some_and(|m| m.lineage == state.lineage && m.serial == state.serial) {
+                    JournalState::Superseded
+                } else {
+                    self.check_header(&j.header, &state)?;
+                    let n = j.entries.len() as u64;
+                    for m in j.entries.iter().flatten() {
+                        state.apply_mutation(m);
+                    }
+                    state.serial += n;
+                    JournalState::Active { valid_len: j.valid_len }
+                }
+            }
+        };
+        Ok(Some(Loaded { state, snapshot, journal }))
+    }
+
+    fn check_header(&self, h: &JournalHeader, snapshot: &State) -> Result<(), StateError> {
+        let (state, journal) = (show(&self.path), show(&self.journal));
+        let reason = if h.lineage != snapshot.lineage {
+            format!(
+                "it continues a state of lineage `{}`, but `{state}` has lineage `{}`: the state file was replaced by another one; put back the state of lineage `{}` at serial `{}` to recover the journaled changes, or delete `{journal}` to discard them",
+                h.lineage, snapshot.lineage, h.lineage, h.serial
+            )
+        } else if h.serial != snapshot.serial {
+            format!(
+                "it continues serial `{}`, but `{state}` is at serial `{}`: the state file was replaced after the journal was started; put back the state at serial `{}` (perhaps `{}`) to recover the journaled changes, or delete `{journal}` to discard them",
+                h.serial,
+                snapshot.serial,
+                h.serial,
+                show(&self.backup)
+            )
+        } else {
+            return Ok(());
+        };
+        Err(StateError::JournalMismatch { path: journal, reason })
+    }
+
+    fn write(&self, bytes: &[u8], lineage: &str, serial: u64) -> Result<(), StateError> {
+        let _guard = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        let loaded = self.load()?;
+        if let Some(l) = &loaded {
+            if l.state.lineage != lineage {
+                return Err(StateError::Conflict {
+                    reason: format!(
+                        "`{}` holds lineage `{}` but the state to write has lineage `{lineage}`: they are different histories; check that kiln is pointed at the right state",
+                        show(&self.path),
+                        l.state.lineage
+                    ),
+                });
+            }
+            if serial <= l.state.serial {
+                return Err(StateError::Conflict {
+                    reason: format!(
+                        "its serial `{serial}` is not greater than serial `{}` stored in `{}`: the state changed since it was read; read it again and retry",
+                        l.state.serial,
+                        show(&self.path)
+                    ),
+                });
+            }
+        }
+        let dir = parent_dir(&self.path);
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let journal = loaded.as_ref().map_or(JournalState::Absent, |l| l.journal);
+        match journal {
+            JournalState::Absent => {}
+            JournalState::Superseded => {
+                fs::remove_file(&self.journal).map_err(io_err(&self.journal))?;
+                sync_dir(dir).map_err(io_err(dir))?;
+            }
+            JournalState::Active { valid_len } => {
+                let marker = json_line(&LineOut::SupersededBy { lineage, serial });
+                self.append_at(valid_len, &marker).map_err(io_err(&self.journal))?;
+            }
+        }
+        if let Some(l) = &loaded {
+            atomic_write(&self.backup, &l.snapshot).map_err(io_err(&self.backup))?;
+        }
+        atomic_write(&self.path, bytes).map_err(io_err(&self.path))?;
+        if let JournalState::Active { .. } = journal {
+            fs::remove_file(&self.journal).map_err(io_err(&self.journal))?;
+            sync_dir(dir).map_err(io_err(dir))?;
+        }
+        Ok(())
+    }
+
+    /// Writes `line` at offset `at` of the journal (cutting off anything after it) and fsyncs.
+    fn append_at(&self, at: u64, line: &[u8]) -> io::Result<()> {
+        let mut f = OpenOptions::new().write(true).open(&self.journal)?;
+        if f.metadata()?.len() != at {
+            f.set_len(at)?;
+        }
+        f.seek(SeekFrom::Start(at))?;
+        f.write_all(line)?;
+        f.sync_data()
+    }
+
+    fn append(&self, line: &[u8]) -> Result<(), StateError> {
+        let _guard = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        let jerr = io_err(&self.journal);
+        let mut f = match OpenOptions::new().read(true).write(true).open(&self.journal) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.start_journal(line),
+            Err(e) => return Err(jerr(e)),
+        };
+        // Find where valid content ends: the last line may be torn by a crash.
+        let len = f.metadata().map_err(io_err(&self.journal))?.len();
+        let start = last_line_start(&mut f, len).map_err(io_err(&self.journal))?;
+        let mut last = vec![0u8; (len - start) as usize];
+        f.seek(SeekFrom::Start(start)).and_then(|_| f.read_exact(&mut last)).map_err(io_err(&self.journal))?;
+        let complete = last.ends_with(b"\n");
+        let valid_len = if start == 0 {
+            if !complete {
+                return Err(StateError::Corrupt {
+                    path: show(&self.journal),
+                    line: 1,
+                    column: 1,
+                    message: "the journal has no complete header line".into(),
+                });
+            }
+            len
+        } else if !complete {
+            start
+        } else {
+            match serde_json::from_slice::<LineProbe>(&last) {
+                Ok(LineProbe { superseded_by: Some(m) }) => {
+                    let snapshot = read_opt(&self.path)?.ok_or_else(|| StateError::NoState { path: show(&self.path) })?;
+                    let (lineage, serial) = format::peek(&snapshot, &show(&self.path))?;
+                    if m == (Marker { lineage, serial }) {
+                        // A write stored this journal's content and died before removing it.
+                        drop(f);
+                        fs::remove_file(&self.journal).map_err(io_err(&self.journal))?;
+                        return self.start_journal(line);
+                    }
+                    len
+                }
+                Ok(_) => len,
+                Err(_) => start,
+            }
+        };
+        if valid_len != len {
+            f.set_len(valid_len).map_err(io_err(&self.journal))?;
+        }
+        f.seek(SeekFrom::Start(valid_len))
+            .and_then(|_| f.write_all(line))
+            .and_then(|_| f.sync_data())
+            .map_err(io_err(&self.journal))
+    }
+
+    /// Creates the journal, whole, with its header and first entry.
+    fn start_journal(&self, line: &[u8]) -> Result<(), StateError> {
+        let snapshot = read_opt(&self.path)?.ok_or_else(|| StateError::NoState { path: show(&self.path) })?;
+        let (lineage, serial) = format::peek(&snapshot, &show(&self.path))?;
+        let mut bytes = json_line(&JournalHeader {
+            kiln_journal: JOURNAL_VERSION,
+            kiln_version: KILN_VERSION.to_string(),
+            lineage,
+            serial,
+        });
+        bytes.extend_from_slice(line);
+        atomic_write(&self.journal, &bytes).map_err(io_err(&self.journal))
+    }
+
+    fn lock(&self, info: &LockInfo) -> Result<(), LockError> {
+        let mut bytes = serde_json::to_vec_pretty(info).expect("lock info encodes");
+        bytes.push(b'\n');
+        let dir = parent_dir(&self.lock);
+        fs::create_dir_all(dir).map_err(lock_io_err(dir))?;
+        // Retried only while a holder releases the lock between our two steps.
+        for _ in 0..100 {
+            match OpenOptions::new().write(true).create_new(true).open(&self.lock) {
+                Ok(mut f) => {
+                    if let Err(e) = f.write_all(&bytes).and_then(|_| f.sync_all()) {
+                        let _ = fs::remove_file(&self.lock);
+                        return Err(lock_io_err(&self.lock)(e));
+                    }
+                    return sync_dir(dir).map_err(lock_io_err(dir));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if let Some(holder) = self.read_lock()? {
+                        return Err(LockError::Held { stale: holder.is_stale(), holder, path: show(&self.path) });
+                    }
+                }
+                Err(e) => return Err(lock_io_err(&self.lock)(e)),
+            }
+        }
+        Err(lock_io_err(&self.lock)(io::Error::other("the lock file keeps appearing and disappearing")))
+    }
+
+    fn read_lock(&self) -> Result<Option<LockInfo>, LockError> {
+        let mut problem = String::new();
+        // A holder creates the file, then fills it: give it a moment before calling it corrupt.
+        for _ in 0..50 {
+            match fs::read(&self.lock) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(lock_io_err(&self.lock)(e)),
+                Ok(b) => match serde_json::from_slice::<LockInfo>(&b) {
+                    Ok(info) => return Ok(Some(info)),
+                    Err(e) => problem = e.to_string(),
+                },
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Err(LockError::Corrupt { path: show(&self.lock), message: problem })
+    }
+
+    fn unlock(&self, id: &str) -> Result<(), LockError> {
+        match self.read_lock()? {
+            None => Err(LockError::NotHeld),
+            Some(h) if h.id != id => Err(LockError::Mismatch { expected: id.to_string(), found: h.id }),
+            Some(_) => match fs::remove_file(&self.lock) {
+                Ok(()) => sync_dir(parent_dir(&self.lock)).map_err(lock_io_err(&self.lock)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(LockError::NotHeld),
+                Err(e) => Err(lock_io_err(&self.lock)(e)),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::sample_state;
+    use std::future::Future;
+
+    fn setup() -> (tempfile::TempDir, LocalBackend) {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join(".kiln/state.json"));
+        (dir, b)
+    }
+
+    fn remove(addr: &str) -> Mutation {
+        Mutation::Remove { address: addr.parse().unwrap() }
+    }
+
+    #[tokio::test]
+    async fn corrupt_state_is_rejected_and_never_overwritten() {
+        let (_d, b) = setup();
+        fs::create_dir_all(b.path().parent().unwrap()).unwrap();
+        let garbage = b"{\n  \"format_version\": 1,\n  \"lineage\": \"l\",\n  \"serial\": 3,\n  \"resources\": [\n";
+        fs::write(b.path(), garbage).unwrap();
+        let err = b.read().await.unwrap_err();
+        assert!(matches!(err, StateError::Corrupt { line: 6, .. }), "{err:?}");
+        let err = b.write(&sample_state("l", 9)).await.unwrap_err();
+        assert!(matches!(err, StateError::Corrupt { .. }), "{err:?}");
+        assert!(err.to_string().contains("will not overwrite"), "{err}");
+        assert_eq!(fs::read(b.path()).unwrap(), garbage);
+        assert!(!b.backup_path().exists());
+    }
+
+    #[tokio::test]
+    async fn newer_format_is_rejected_and_never_overwritten() {
+        let (_d, b) = setup();
+        fs::create_dir_all(b.path().parent().unwrap()).unwrap();
+        let newer = br#"{"format_version": 2, "kiln_version": "2.0.0", "lineage": "l", "serial": 3, "new_stuff": []}"#;
+        fs::write(b.path(), newer).unwrap();
+        assert!(matches!(b.read().await, Err(StateError::NewerFormat { found: 2, supported: 1, .. })));
+        let err = b.write(&sample_state("l", 9)).await.unwrap_err();
+        assert!(matches!(err, StateError::NewerFormat { .. }), "{err:?}");
+        assert!(matches!(b.append(&[remove("record.x")]).await, Err(StateError::NewerFormat { .. })));
+        assert_eq!(fs::read(b.path()).unwrap(), newer);
+    }
+
+    #[tokio::test]
+    async fn torn_journal_line_is_ignored_then_cut_off() {
+        let (_d, b) = setup();
+        let s = sample_state("l", 1);
+        b.write(&s).await.unwrap();
+        let addrs: Vec<String> = s.resources.keys().map(|a| a.to_string()).collect();
+        b.append(&[remove(&addrs[0])]).await.unwrap();
+        let good = fs::read(b.journal_path()).unwrap();
+        // A crash in the middle of the second append.
+        let mut torn = good.clone();
+        torn.extend_from_slice(br#"{"mutations":[{"op":"remove","addr"#);
+        fs::write(b.journal_path(), &torn).unwrap();
+        let mut expected = s.clone();
+        expected.apply_mutation(&remove(&addrs[0]));
+        expected.serial = 2;
+        assert_eq!(b.read().await.unwrap(), Some(expected.clone()));
+        // The next append replaces the torn tail.
+        b.append(&[remove(&addrs[1])]).await.unwrap();
+        expected.apply_mutation(&remove(&addrs[1]));
+        expected.serial = 3;
+        assert_eq!(b.read().await.unwrap(), Some(expected.clone()));
+        assert_eq!(fs::read(b.journal_path()).unwrap().iter().filter(|&&c| c == b'\n').count(), 3);
+        // A complete-looking but garbled last line (pages written out of order) is torn too.
+        let mut garbled = fs::read(b.journal_path()).unwrap();
+        garbled.extend_from_slice(b"\0\0\0\0}\n");
+        fs::write(b.journal_path(), &garbled).unwrap();
+        assert_eq!(b.read().await.unwrap(), Some(expected.clone()));
+        b.append(&[Mutation::SetOutputs(Default::default())]).await.unwrap();
+        expected.outputs.clear();
+        expected.serial = 4;
+        assert_eq!(b.read().await.unwrap(), Some(expected));
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_line_inside_the_journal_is_an_error() {
+        let (_d, b) = setup();
+        b.write(&sample_state("l", 1)).await.unwrap();
+        b.append(&[Mutation::SetOutputs(Default::default())]).await.unwrap();
+        let mut j = fs::read(b.journal_path()).unwrap();
+        j.extend_from_slice(b"not json\n");
+        j.extend_from_slice(&json_line(&LineOut::Mutations(MutationsOut(&[Mutation::SetOutputs(Default::default())]))));
+        fs::write(b.journal_path(), &j).unwrap();
+        match b.read().await {
+            Err(StateError::Corrupt { line: 3, path, .. }) => assert!(path.ends_with("state.json.journal")),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(b.write(&sample_state("l", 10)).await.is_err());
+        assert_eq!(fs::read(b.journal_path()).unwrap(), j);
+    }
+
+    #[tokio::test]
+    async fn backup_holds_the_previous_snapshot() {
+        let (_d, b) = setup();
+        let s1 = sample_state("l", 1);
+        b.write(&s1).await.unwrap();
+        assert!(!b.backup_path().exists());
+        let first = fs::read(b.path()).unwrap();
+        let mut s2 = s1.clone();
+        s2.serial = 2;
+        s2.outputs.clear();
+        b.write(&s2).await.unwrap();
+        assert_eq!(fs::read(b.backup_path()).unwrap(), first);
+        assert_eq!(format::decode(&fs::read(b.backup_path()).unwrap(), "backup").unwrap(), s1);
+        assert_eq!(fs::read(b.path()).unwrap(), format::encode(&s2));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(fs::metadata(b.path()).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        // No temp files left behind.
+        let names: Vec<String> = fs::read_dir(b.path().parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn write_clears_the_journal() {
+        let (_d, b) = setup();
+        b.write(&sample_state("l", 1)).await.unwrap();
+        b.append(&[Mutation::SetOutputs(Default::default())]).await.unwrap();
+        assert!(b.journal_path().exists());
+        let mut s = b.read().await.unwrap().unwrap();
+        s.serial += 1;
+        b.write(&s).await.unwrap();
+        assert!(!b.journal_path().exists());
+        assert_eq!(b.read().await.unwrap(), Some(s));
+    }
+
+    #[tokio::test]
+    async fn mismatched_journal_is_an_error_not_dropped() {
+        let (_d, b) = setup();
+        let s1 = sample_state("l", 1);
+        b.write(&s1).await.unwrap();
+        b.append(&[Mutation::SetOutputs(Default::default())]).await.unwrap();
+        let journal = fs::read(b.journal_path()).unwrap();
+        // Someone puts another snapshot in place behind kiln's back.
+        fs::write(b.path(), format::encode(&sample_state("l", 7))).unwrap();
+        let err = b.read().await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StateError::JournalMismatch { .. }), "{err:?}");
+        assert!(msg.contains("serial `1`") && msg.contains("serial `7`") && msg.contains("delete"), "{msg}");
+        assert!(b.write(&sample_state("l", 20)).await.is_err());
+        assert_eq!(fs::read(b.journal_path()).unwrap(), journal);
+        fs::write(b.path(), format::encode(&sample_state("other", 1))).unwrap();
+        let msg = b.read().await.unwrap_err().to_string();
+        assert!(msg.contains("lineage `other`"), "{msg}");
+        // A journal without any state.
+        fs::remove_file(b.path()).unwrap();
+        assert!(matches!(b.read().await, Err(StateError::JournalMismatch { .. })));
+    }
+
+    #[tokio::test]
+    async fn interrupted_writes_are_recovered() {
+        let (_d, b) = setup();
+        let s1 = sample_state("l", 1);
+        b.write(&s1).await.unwrap();
+        b.append(&[Mutation::SetOutputs(Default::default())]).await.unwrap();
+        let mut folded = b.read().await.unwrap().unwrap();
+        assert_eq!(folded.serial, 2);
+
+        // Died after the marker, before the rename: the journal still applies.
+        let mut j = fs::read(b.journal_path()).unwrap();
+        j.extend_from_slice(&json_line(&LineOut::SupersededBy { lineage: "l", serial: 5 }));
+        fs::write(b.journal_path(), &j).unwrap();
+        assert_eq!(b.read().await.unwrap(), Some(folded.clone()));
+
+        // Died after the rename, before removing the journal: the snapshot has it all.
+        folded.serial = 5;
+        fs::write(b.path(), format::encode(&folded)).unwrap();
+        assert_eq!(b.read().await.unwrap(), Some(folded.clone()));
+        // The next append starts a fresh journal on top of the new snapshot.
+        let addr = folded.resources.keys().next().unwrap().to_string();
+        b.append(&[remove(&addr)]).await.unwrap();
+        folded.apply_mutation(&remove(&addr));
+        folded.serial = 6;
+        assert_eq!(b.read().await.unwrap(), Some(folded.clone()));
+        assert!(fs::read_to_string(b.journal_path()).unwrap().starts_with(r#"{"kiln_journal":1"#));
+
+        // The same crash, then a write instead of an append.
+        let mut j = fs::read(b.journal_path()).unwrap();
+        j.extend_from_slice(&json_line(&LineOut::SupersededBy { lineage: "l", serial: 9 }));
+        fs::write(b.journal_path(), &j).unwrap();
+        folded.serial = 9;
+        fs::write(b.path(), format::encode(&folded)).unwrap();
+        folded.serial = 10;
+        b.write(&folded).await.unwrap();
+        assert!(!b.journal_path().exists());
+        assert_eq!(b.read().await.unwrap(), Some(folded));
+    }
+
+    #[tokio::test]
+    async fn append_needs_a_state() {
+        let (_d, b) = setup();
+        assert!(matches!(b.append(&[remove("record.a")]).await, Err(StateError::NoState { .. })));
+        assert!(!b.journal_path().exists());
+    }
+
+    #[tokio::test]
+    async fn stale_lock_of_a_dead_process() {
+        let (_d, b) = setup();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let mut dead = LockInfo::new("apply");
+        dead.pid = pid;
+        b.lock(&dead).await.unwrap();
+        match b.lock(&LockInfo::new("plan")).await {
+            Err(e @ LockError::Held { stale: true, .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(&format!("`kiln force-unlock {}`", dead.id)), "{msg}");
+                assert!(msg.contains("no longer running"), "{msg}");
+            }
+            other => panic!("expected a stale Held, got {other:?}"),
+        }
+        // The same pid on another host cannot be judged: not stale.
+        let mut elsewhere = dead.clone();
+        elsewhere.host = format!("not-{}", elsewhere.host);
+        assert!(!elsewhere.is_stale());
+        assert!(!LockInfo::new("apply").is_stale());
+        b.force_unlock(&dead.id).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn unreadable_lock_is_reported() {
+        let (_d, b) = setup();
+        fs::create_dir_all(b.path().parent().unwrap()).unwrap();
+        fs::write(b.lock_path(), b"").unwrap();
+        assert!(matches!(b.lock_info().await, Err(LockError::Corrupt { .. })));
+        assert!(matches!(b.lock(&LockInfo::new("apply")).await, Err(LockError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn works_without_a_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("state.json"));
+        let s = sample_state("l", 1);
+        let run = async {
+            b.write(&s).await.unwrap();
+            b.read().await.unwrap()
+        };
+        // A trivial executor: every future here completes without waiting.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut run = std::pin::pin!(run);
+        match run.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(got) => assert_eq!(got.as_ref(), Some(&s)),
+            std::task::Poll::Pending => panic!("local backend futures should complete at once without a runtime"),
+        }
+    }
+}
