@@ -131,6 +131,14 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
         commit(&mut state, &req.sink, first, &mut diags).await;
     }
 
+    // Providers of deleted objects may not be in the configuration any more.
+    let mut keys: Vec<&str> = req.plan.changes.iter().filter(|c| matches!(c.action, Action::Delete | Action::Replace)).map(|c| c.provider.as_str()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        w.ensure_provider(k).await;
+    }
+
     // Phase 1: deletes, dependents first.
     let deletes: Vec<&PlannedChange> = req
         .plan

@@ -385,7 +385,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Configures a provider that the configuration no longer mentions (for orphans).
-    async fn ensure_provider(&mut self, key: &str) -> Option<Arc<dyn Provider>> {
+    pub async fn ensure_provider(&mut self, key: &str) -> Option<Arc<dyn Provider>> {
         if let Some(p) = self.provider_for(key) {
             return Some(p);
         }

@@ -136,6 +136,26 @@ mod tests {
     }
 
     #[test]
+    fn crlf_heredoc_content_is_untouched() {
+        let src = "x=<<EOT\r\n  a  \r\nEOT\r\nyy=1\r\n";
+        assert_eq!(fmt(src), "x  = <<EOT\r\n  a  \r\nEOT\r\nyy = 1\r\n");
+    }
+
+    #[test]
+    fn comment_at_end_of_file_gets_a_newline() {
+        assert_eq!(fmt("a=1 # done"), "a = 1 # done\n");
+        assert_eq!(fmt("# only\n\n\n"), "# only\n");
+    }
+
+    #[test]
+    fn aligns_trailing_comments_of_consecutive_lines() {
+        assert_eq!(
+            fmt("a = 1 # one\nlonger = \"x\" # two\n"),
+            "a      = 1   # one\nlonger = \"x\" # two\n"
+        );
+    }
+
+    #[test]
     fn keeps_crlf_newlines() {
         assert_eq!(fmt("a=1\r\nbb=2\r\n"), "a  = 1\r\nbb = 2\r\n");
     }

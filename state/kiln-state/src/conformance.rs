@@ -2,13 +2,13 @@
 //! same storage through reads, writes, conflicts, journal appends and locking, and panics with
 //! a message naming the broken rule. Backend crates (local, S3, Postgres) call it from a test:
 //!
-//! ```ignore
-//! #[tokio::test]
-//! async fn conformance() {
-//!     let dir = tempfile::tempdir().unwrap();
-//!     let path = dir.path().join("state.json");
-//!     kiln_state::conformance::run(&|| Box::new(LocalBackend::new(&path))).await;
-//! }
+//! ```no_run
+//! # async fn conformance_test() {
+//! use kiln_state::{conformance, LocalBackend, StateBackend};
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("state.json");
+//! conformance::run(&|| Box::new(LocalBackend::new(&path)) as Box<dyn StateBackend>).await;
+//! # }
 //! ```
 
 use std::collections::BTreeMap;
@@ -177,10 +177,8 @@ pub async fn run(make: &dyn Fn() -> Box<dyn StateBackend>) {
         planned: map(vec![("id", Value::Null)]),
         started_at: "2025-03-01T12:05:00Z".into(),
     };
-    let batch1 = vec![
-        Mutation::Put { address: addr("record.n"), resource: new_resource },
-        Mutation::PutPending(new_pending),
-    ];
+    let batch1 =
+        vec![Mutation::Put { address: addr("record.n"), resource: new_resource }, Mutation::PutPending(new_pending)];
     let batch2 = vec![
         Mutation::Remove { address: addr("record.a[1]") },
         Mutation::ClearPending { token: "kiln-2f0c8a1e".into() },
@@ -193,10 +191,17 @@ pub async fn run(make: &dyn Fn() -> Box<dyn StateBackend>) {
         s3.apply_mutation(m);
     }
     s3.serial = 3;
-    assert_eq!(b.read().await.expect("read after appends").as_ref(), Some(&s3), "appends must replay on read, serial +1 per call");
+    assert_eq!(
+        b.read().await.expect("read after appends").as_ref(),
+        Some(&s3),
+        "appends must replay on read, serial +1 per call"
+    );
 
     // Writes must be past the journaled serial too.
-    expect_conflict("write at the snapshot's serial + 1, below the journaled serial", b.write(&with_serial(&s3, 2)).await);
+    expect_conflict(
+        "write at the snapshot's serial + 1, below the journaled serial",
+        b.write(&with_serial(&s3, 2)).await,
+    );
     expect_conflict("write at the journaled serial", b.write(&with_serial(&s3, 3)).await);
 
     // A write replaces snapshot and journal.
@@ -249,10 +254,16 @@ pub async fn run(make: &dyn Fn() -> Box<dyn StateBackend>) {
 
     let lb = LockInfo::new("destroy");
     b.lock(&lb).await.expect("lock after unlock");
-    assert!(matches!(a.force_unlock("not-the-id").await, Err(LockError::Mismatch { .. })), "force_unlock checks the ID");
+    assert!(
+        matches!(a.force_unlock("not-the-id").await, Err(LockError::Mismatch { .. })),
+        "force_unlock checks the ID"
+    );
     a.force_unlock(&lb.id).await.expect("force_unlock from another client");
     assert_eq!(b.lock_info().await.expect("lock_info"), None, "force_unlock must release the lock");
-    assert!(matches!(a.force_unlock(&lb.id).await, Err(LockError::NotHeld)), "force_unlock of no lock must fail with NotHeld");
+    assert!(
+        matches!(a.force_unlock(&lb.id).await, Err(LockError::NotHeld)),
+        "force_unlock of no lock must fail with NotHeld"
+    );
     a.lock(&la).await.expect("lock after force_unlock");
     a.unlock(&la.id).await.expect("unlock");
 

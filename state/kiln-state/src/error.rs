@@ -20,7 +20,9 @@ pub enum StateError {
     #[error("{}", corrupt_message(path, *line, *column, message))]
     Corrupt { path: String, line: usize, column: usize, message: String },
     /// Written by a newer kiln in a format this one does not understand.
-    #[error("`{path}` uses state format `{found}` but this kiln understands formats up to `{supported}`: upgrade kiln")]
+    #[error(
+        "`{path}` uses state format `{found}` but this kiln understands formats up to `{supported}`: upgrade kiln"
+    )]
     NewerFormat { path: String, found: u64, supported: u64 },
     /// A write that would lose changes: another lineage, or a serial that does not grow.
     #[error("refusing to write state: {reason}")]
@@ -66,9 +68,8 @@ pub enum LockError {
 
 fn held_message(holder: &LockInfo, stale: bool, path: &str) -> String {
     let LockInfo { id, operation, who, pid, created, .. } = holder;
-    let head = format!(
-        "`{path}` is locked by `{who}` (pid `{pid}`) for `{operation}` since `{created}`, lock ID `{id}`"
-    );
+    let head =
+        format!("`{path}` is locked by `{who}` (pid `{pid}`) for `{operation}` since `{created}`, lock ID `{id}`");
     if stale {
         format!(
             "{head}: that process is no longer running on this host, so the lock is stale; if no other kiln run uses this state, run `kiln force-unlock {id}`"

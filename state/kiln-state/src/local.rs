@@ -22,6 +22,10 @@
 //! File operations run on Tokio's blocking thread pool when called inside a Tokio runtime, and
 //! inline otherwise.
 
+// `LockError::Held` carries the holder's `LockInfo` by value, as the error type is specified;
+// lock errors are rare, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -285,7 +289,9 @@ enum JournalState {
     /// Already folded into the snapshot by a write that died before removing it.
     Superseded,
     /// Replayed on top of the snapshot; mutations after `valid_len` are torn.
-    Active { valid_len: u64 },
+    Active {
+        valid_len: u64,
+    },
 }
 
 struct Loaded {
@@ -505,6 +511,8 @@ impl Inner {
         f.sync_data()
     }
 
+    /// Adds one entry line. An existing journal's header is not re-checked here (that would mean
+    /// reading the snapshot on every call): `read` and `write` check it and fail loudly.
     fn append(&self, line: &[u8]) -> Result<(), StateError> {
         let _guard = self.io.lock().unwrap_or_else(|e| e.into_inner());
         let jerr = io_err(&self.journal);
@@ -534,7 +542,8 @@ impl Inner {
         } else {
             match serde_json::from_slice::<LineProbe>(&last) {
                 Ok(LineProbe { superseded_by: Some(m) }) => {
-                    let snapshot = read_opt(&self.path)?.ok_or_else(|| StateError::NoState { path: show(&self.path) })?;
+                    let snapshot =
+                        read_opt(&self.path)?.ok_or_else(|| StateError::NoState { path: show(&self.path) })?;
                     let (lineage, serial) = format::peek(&snapshot, &show(&self.path))?;
                     if m == (Marker { lineage, serial }) {
                         // A write stored this journal's content and died before removing it.

@@ -1,0 +1,149 @@
+//! Command-line arguments (clap). Flag names follow Terraform's (`--auto-approve`, `--var`,
+//! `--var-file`, `--target`, `--refresh=false`, `--detailed-exitcode`, `--out`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "kiln", version, about = "Infrastructure as code for machine-learning training")]
+pub struct Cli {
+    /// Run in this directory instead of the current one.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct VarArgs {
+    /// Set a root variable: NAME=VALUE (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Load variable values from a file (repeatable).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Only plan this resource, instance or module and what it depends on (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub target: Vec<String>,
+    /// Leave out this resource, instance or module and what depends on it (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub exclude: Vec<String>,
+    /// Read every managed object before planning (default true).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub refresh: bool,
+    /// Operations in flight at once per provider (overrides the providers' own limits).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a new project here, or prepare the backend of an existing one.
+    Init,
+    /// Check the configuration without touching state or providers' objects.
+    Validate {
+        #[command(flatten)]
+        vars: VarArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what apply would do.
+    Plan {
+        #[command(flatten)]
+        args: PlanArgs,
+        /// Save the plan to FILE for `kiln apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 0 with no changes, 2 with changes, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Print the plan as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the changes: plan and apply, or apply a saved plan.
+    Apply {
+        #[command(flatten)]
+        args: PlanArgs,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+        /// A plan saved by `kiln plan --out`.
+        plan_file: Option<PathBuf>,
+    },
+    /// Destroy everything this configuration manages.
+    Destroy {
+        #[command(flatten)]
+        args: PlanArgs,
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// Show the state, or a saved plan.
+    Show {
+        #[arg(long)]
+        json: bool,
+        plan_file: Option<PathBuf>,
+    },
+    /// Print output values.
+    Output {
+        #[arg(long)]
+        json: bool,
+        /// Print a single output's raw value, sensitive ones included.
+        #[arg(long)]
+        raw: bool,
+        name: Option<String>,
+    },
+    /// Print the dependency graph in Graphviz DOT.
+    Graph,
+    /// Rewrite configuration files in the canonical layout.
+    Fmt {
+        /// Exit 3 if any file would change, without writing.
+        #[arg(long)]
+        check: bool,
+        /// Print the changes as a diff.
+        #[arg(long)]
+        diff: bool,
+        /// Also format subdirectories.
+        #[arg(long)]
+        recursive: bool,
+        /// Files or directories (default: the current directory).
+        paths: Vec<PathBuf>,
+    },
+    /// Inspect and edit state.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Bring an existing object under kiln's management.
+    Import {
+        #[command(flatten)]
+        vars: VarArgs,
+        address: String,
+        id: String,
+    },
+    /// Remove a lock left by a crashed or killed kiln.
+    ForceUnlock {
+        lock_id: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print kiln's version.
+    Version,
+}
+
+#[derive(Subcommand)]
+pub enum StateCommand {
+    /// List the resource instances in state.
+    List,
+    /// Show one instance's attributes.
+    Show { address: String },
+    /// Forget instances without destroying them.
+    Rm { addresses: Vec<String> },
+    /// Rename an instance in state.
+    Mv { from: String, to: String },
+}

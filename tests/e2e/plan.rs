@@ -1,0 +1,72 @@
+//! `kiln plan`, `validate` and diagnostics.
+
+use crate::support::Project;
+
+const TWO: &str = r#"
+resource "record" "a" {
+  input = "alpha"
+}
+
+resource "record" "b" {
+  input = "${record.a.output}-beta"
+}
+"#;
+
+#[test]
+fn plan_on_empty_state_lists_creates_and_detailed_exitcode_is_2() {
+    let p = Project::new(TWO);
+    let r = p.kiln(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    let out = r.stdout();
+    assert!(out.contains("# record.a will be created"), "{out}");
+    assert!(out.contains("= \"alpha\""), "{out}");
+    assert!(out.contains("= (known after apply)"), "{out}");
+    assert!(out.contains("Plan: 2 to add, 0 to change, 0 to destroy."), "{out}");
+}
+
+#[test]
+fn config_error_names_file_line_and_column() {
+    let p = Project::new("resource \"record\" \"a\" {\n  input = var.missing\n}\n");
+    let r = p.kiln(&["plan"]);
+    assert_eq!(r.code(), 1);
+    let err = r.stderr();
+    assert!(err.contains("main.kiln.hcl:2:11"), "{err}");
+    assert!(err.contains("undeclared variable `var.missing`"), "{err}");
+    assert!(err.contains("help: declare it"), "{err}");
+}
+
+#[test]
+fn all_errors_are_reported() {
+    let p = Project::new("resource \"record\" \"a\" {\n  input = var.x\n  bogus = 1\n}\nresource \"record\" \"b\" {\n  input = local.y\n}\n");
+    let err = p.kiln(&["validate"]).stderr();
+    assert!(err.contains("var.x") && err.contains("local.y"), "{err}");
+    // Schema checks run once references resolve; they too report every problem at once.
+    let p = Project::new("resource \"record\" \"a\" {\n  bogus = 1\n  other = 2\n}\n");
+    let err = p.kiln(&["validate"]).stderr();
+    assert!(err.contains("`bogus`") && err.contains("`other`"), "{err}");
+}
+
+#[test]
+fn cycle_lists_every_address() {
+    let p = Project::new("resource \"record\" \"a\" {\n  input = record.b.id\n}\nresource \"record\" \"b\" {\n  input = record.a.id\n}\n");
+    let err = p.kiln(&["plan"]).stderr();
+    assert!(err.contains("dependency cycle"), "{err}");
+    assert!(err.contains("record.a") && err.contains("record.b"), "{err}");
+}
+
+#[test]
+fn plan_json_is_machine_readable() {
+    let p = Project::new(TWO);
+    let r = p.kiln(&["plan", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(r.stdout().trim()).expect("json");
+    assert_eq!(v["summary"]["add"], 2);
+    assert_eq!(v["resource_changes"][0]["action"], "create");
+}
+
+#[test]
+fn sensitive_values_are_redacted() {
+    let p = Project::new("variable \"token\" {\n  sensitive = true\n  default = \"hunter2\"\n}\nresource \"record\" \"a\" {\n  input = var.token\n}\n");
+    let out = p.kiln(&["plan"]).ok().stdout();
+    assert!(!out.contains("hunter2"), "{out}");
+    assert!(out.contains("(sensitive value)"), "{out}");
+}
