@@ -28,7 +28,7 @@ resource "record" "bucket" {
 resource "record" "node" {
   count = var.nodes
   input = {
-    name       = "${var.run_name}-node-${count.index}"
+    name       = format("%s-node-%02d", var.run_name, count.index)
     checkpoint = "${record.bucket.output.name}/node-${count.index}"
   }
 }

@@ -630,11 +630,8 @@ impl<'s> Evaluator<'s> {
         let ctx = FuncCtx { base_dir: self.scope.base_dir().to_path_buf() };
         funcs::call(name, args, &ctx).map_err(|e| {
             let at = e.arg.and_then(|i| f.args.iter().nth(i)).and_then(|a| span_of(self.file, a)).or_else(|| span_of(self.file, f));
-            let mut d = Diagnostic::error("E-FUNC", format!("{name}: {}", e.message)).or_at(at);
-            if !funcs::exists(name) {
-                d = d.hint("see the list of built-in functions in docs/functions.md");
-            }
-            d.into()
+            // The message already suggests the closest name for an unknown function.
+            Diagnostic::error("E-FUNC", format!("{name}: {}", e.message)).or_at(at).into()
         })
     }
 

@@ -25,10 +25,8 @@ pub(super) const FUNCS: &[Spec] = &[
 ];
 
 /// Go's `base64.StdEncoding`: padded, tolerant of non-zero trailing bits.
-pub(super) const BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
-);
+pub(super) const BASE64: GeneralPurpose =
+    GeneralPurpose::new(&base64::alphabet::STANDARD, GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true));
 
 /// Decodes like Go, which skips line breaks inside base64 text.
 fn decode_base64(s: &str) -> std::result::Result<Vec<u8>, base64::DecodeError> {
@@ -76,9 +74,7 @@ fn csvdecode(a: &[Value]) -> Result<Value> {
     }
     Ok(Value::List(
         records
-            .map(|row| {
-                Value::Map(headers.iter().cloned().zip(row.into_iter().map(Value::String)).collect::<Map>())
-            })
+            .map(|row| Value::Map(headers.iter().cloned().zip(row.into_iter().map(Value::String)).collect::<Map>()))
             .collect(),
     ))
 }
@@ -210,13 +206,11 @@ fn textencodebase64(a: &[Value]) -> Result<Value> {
             let units = (bom.then_some(0xFEFF)).into_iter().chain(s.encode_utf16());
             units.flat_map(|u| if le { u.to_le_bytes() } else { u.to_be_bytes() }).collect()
         }
-        Charset::Latin1 => s
-            .chars()
-            .map(|c| u8::try_from(c as u32))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| {
+        Charset::Latin1 => {
+            s.chars().map(|c| u8::try_from(c as u32)).collect::<std::result::Result<_, _>>().map_err(|_| {
                 arg_err(0, format!("the given string contains characters that cannot be represented in {name}"))
-            })?,
+            })?
+        }
     };
     Ok(Value::String(BASE64.encode(bytes)))
 }
@@ -248,7 +242,15 @@ fn textdecodebase64(a: &[Value]) -> Result<Value> {
             }
             let mut units: Vec<u16> = body
                 .chunks(2)
-                .map(|c| if c.len() < 2 { 0xFFFD } else if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
+                .map(|c| {
+                    if c.len() < 2 {
+                        0xFFFD
+                    } else if le {
+                        u16::from_le_bytes([c[0], c[1]])
+                    } else {
+                        u16::from_be_bytes([c[0], c[1]])
+                    }
+                })
                 .collect();
             if body.len() % 2 == 1 {
                 units.push(0xD800);
@@ -274,7 +276,10 @@ mod tests {
         assert_eq!(ok("base64decode", vec![s("SGVsbG8gV29ybGQ=")]), s("Hello World"));
         assert_eq!(ok("base64decode", vec![s("SGVsbG8g\nV29ybGQ=")]), s("Hello World"));
         assert_eq!(fails("base64decode", vec![s("SGVsbG8")]), r#"failed to decode base64 data "SGVsbG8""#);
-        assert_eq!(fails("base64decode", vec![s("/w==")]), "the result of decoding the provided string is not valid UTF-8");
+        assert_eq!(
+            fails("base64decode", vec![s("/w==")]),
+            "the result of decoding the provided string is not valid UTF-8"
+        );
     }
 
     #[test]
@@ -291,7 +296,10 @@ mod tests {
     fn urlencode_like_go() {
         assert_eq!(ok("urlencode", vec![s("Hello World!")]), s("Hello+World%21"));
         assert_eq!(ok("urlencode", vec![s("☃")]), s("%E2%98%83"));
-        assert_eq!(ok("urlencode", vec![s("foo:bar@localhost?foo=bar&bar=baz")]), s("foo%3Abar%40localhost%3Ffoo%3Dbar%26bar%3Dbaz"));
+        assert_eq!(
+            ok("urlencode", vec![s("foo:bar@localhost?foo=bar&bar=baz")]),
+            s("foo%3Abar%40localhost%3Ffoo%3Dbar%26bar%3Dbaz")
+        );
         assert_eq!(ok("urlencode", vec![s("a-b_c.d~e")]), s("a-b_c.d~e"));
     }
 
@@ -309,8 +317,14 @@ mod tests {
         assert_eq!(fails("csvdecode", vec![s("")]), "missing header line");
         assert_eq!(fails("csvdecode", vec![s("a,b\n1,2,3")]), "CSV parse error on line 2: wrong number of fields");
         assert_eq!(fails("csvdecode", vec![s("a\nx\"y")]), "CSV parse error on line 2: bare \" in non-quoted-field");
-        assert_eq!(fails("csvdecode", vec![s("a\n\"x\"y")]), "CSV parse error on line 2: extraneous or missing \" in quoted-field");
-        assert_eq!(fails("csvdecode", vec![s("a\n\"x")]), "CSV parse error on line 2: extraneous or missing \" in quoted-field");
+        assert_eq!(
+            fails("csvdecode", vec![s("a\n\"x\"y")]),
+            "CSV parse error on line 2: extraneous or missing \" in quoted-field"
+        );
+        assert_eq!(
+            fails("csvdecode", vec![s("a\n\"x")]),
+            "CSV parse error on line 2: extraneous or missing \" in quoted-field"
+        );
         assert_eq!(fails("csvdecode", vec![s("a,a\n")]), r#"duplicate column name "a""#);
     }
 
@@ -338,8 +352,14 @@ mod tests {
 
     #[test]
     fn text_encodings() {
-        assert_eq!(ok("textencodebase64", vec![s("Hello World"), s("UTF-16LE")]), s("SABlAGwAbABvACAAVwBvAHIAbABkAA=="));
-        assert_eq!(ok("textdecodebase64", vec![s("SABlAGwAbABvACAAVwBvAHIAbABkAA=="), s("UTF-16LE")]), s("Hello World"));
+        assert_eq!(
+            ok("textencodebase64", vec![s("Hello World"), s("UTF-16LE")]),
+            s("SABlAGwAbABvACAAVwBvAHIAbABkAA==")
+        );
+        assert_eq!(
+            ok("textdecodebase64", vec![s("SABlAGwAbABvACAAVwBvAHIAbABkAA=="), s("UTF-16LE")]),
+            s("Hello World")
+        );
         assert_eq!(ok("textencodebase64", vec![s("é"), s("latin1")]), s("6Q=="));
         assert_eq!(ok("textdecodebase64", vec![s("6Q=="), s("ISO-8859-1")]), s("é"));
         assert_eq!(ok("textencodebase64", vec![s("hi"), s("utf-8")]), s("aGk="));

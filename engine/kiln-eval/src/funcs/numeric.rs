@@ -4,7 +4,7 @@
 //! through f64, as Terraform computes them.
 
 use kiln_value::{Decimal, Value};
-use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::prelude::{Signed, ToPrimitive};
 use rust_decimal::MathematicalOps;
 
 use super::{arg_err, arg_int, arg_number, err, from_f64, number, Result, Spec};
@@ -139,7 +139,8 @@ mod tests {
         assert_eq!(ok("parseint", vec![s("1011111011101111"), n("2")]), n("48879"));
         assert_eq!(ok("parseint", vec![s("aA"), n("62")]), n("656"));
         assert!(fails("parseint", vec![s("12"), n("2")]).ends_with(r#"cannot parse "12" as a base 2 integer"#));
-        assert!(fails("parseint", vec![s("1"), n("63")]).ends_with("base must be a whole number between 2 and 62 inclusive"));
+        assert!(fails("parseint", vec![s("1"), n("63")])
+            .ends_with("base must be a whole number between 2 and 62 inclusive"));
         assert!(fails("parseint", vec![n("1"), n("10")]).ends_with("first argument must be a string, not number"));
     }
 }

@@ -152,7 +152,8 @@ impl Emitter {
     }
 
     fn scalar(&mut self, s: &str, style: Style, ctx: Ctx) {
-        let style = if style == Style::Literal && (ctx.simple_key || !block_allowed(s)) { Style::Double } else { style };
+        let style =
+            if style == Style::Literal && (ctx.simple_key || !block_allowed(s)) { Style::Double } else { style };
         self.increase_indent(true, false);
         match style {
             Style::Plain => {
@@ -583,7 +584,8 @@ mod tests {
     #[test]
     fn encodes_nesting() {
         let doc = v(r#"{"a": {"b": {"c": [1, [2, 3], {"d": "e"}]}}, "f": [[1], []]}"#);
-        let want = "\"a\":\n  \"b\":\n    \"c\":\n    - 1\n    - - 2\n      - 3\n    - \"d\": \"e\"\n\"f\":\n- - 1\n- []\n";
+        let want =
+            "\"a\":\n  \"b\":\n    \"c\":\n    - 1\n    - - 2\n      - 3\n    - \"d\": \"e\"\n\"f\":\n- - 1\n- []\n";
         assert_eq!(encode(&doc), want);
     }
 
@@ -646,7 +648,8 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let doc = v(r#"{"name": "x", "nested": {"list": [1, 2.5, "three", true, null, "multi\nline\n"]}, "empty": ""}"#);
+        let doc =
+            v(r#"{"name": "x", "nested": {"list": [1, 2.5, "three", true, null, "multi\nline\n"]}, "empty": ""}"#);
         assert_eq!(decode(&encode(&doc)).unwrap(), doc);
     }
 }
