@@ -364,7 +364,8 @@ async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, ar
             let _ = cancel_tx.send(level);
         }
     });
-    let hook = Arc::new(Progress::new());
+    let summary = plan.summary();
+    let hook = Arc::new(Progress::new(summary.add + summary.change + summary.destroy));
     let reg = registry();
     let outcome = kiln_core::apply(kiln_core::ApplyRequest {
         config: &l.config,
@@ -379,6 +380,7 @@ async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, ar
     })
     .await;
     signals.abort();
+    hook.finish();
     drop(sink);
     let _ = writer.await;
     let mut new_state = outcome.state;
@@ -415,33 +417,62 @@ fn print_outputs(state: &State) {
     }
 }
 
-/// Apply progress on stderr, and counts for the summary line.
+/// Apply progress on stderr: a progress bar on a terminal (indicatif), one line per operation
+/// otherwise, nothing with KILN_QUIET. Also counts completed operations for the summary line.
 struct Progress {
     counts: std::sync::Mutex<(usize, usize, usize)>,
     quiet: bool,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Progress {
-    fn new() -> Self {
-        Progress { counts: std::sync::Mutex::new((0, 0, 0)), quiet: std::env::var_os("KILN_QUIET").is_some() }
+    fn new(total: usize) -> Self {
+        let quiet = std::env::var_os("KILN_QUIET").is_some();
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Progress { counts: std::sync::Mutex::new((0, 0, 0)), quiet, bar }
     }
+
     fn counts(&self) -> (usize, usize, usize) {
         *self.counts.lock().expect("counts")
+    }
+
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None if !self.quiet => eprintln!("{text}"),
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
     }
 }
 
 impl Hook for Progress {
     fn apply_start(&self, addr: &InstanceAddr, action: Action) {
-        if !self.quiet {
-            let verb = match action {
-                Action::Create => "Creating...",
-                Action::Update => "Modifying...",
-                Action::Delete => "Destroying...",
-                _ => return,
-            };
-            eprintln!("{addr}: {verb}");
+        let verb = match action {
+            Action::Create => "Creating...",
+            Action::Update => "Modifying...",
+            Action::Delete => "Destroying...",
+            _ => return,
+        };
+        match &self.bar {
+            Some(b) => b.set_message(format!("{addr}: {verb}")),
+            None => self.line(format!("{addr}: {verb}")),
         }
     }
+
     fn apply_done(&self, addr: &InstanceAddr, action: Action, error: Option<&str>, elapsed: Duration) {
         if error.is_none() {
             let mut c = self.counts.lock().expect("counts");
@@ -452,16 +483,17 @@ impl Hook for Progress {
                 _ => {}
             }
         }
-        if !self.quiet {
-            let what = match (action, error) {
-                (_, Some(e)) => format!("failed: {e}"),
-                (Action::Create, None) => "Creation complete".into(),
-                (Action::Update, None) => "Modifications complete".into(),
-                (Action::Delete, None) => "Destruction complete".into(),
-                _ => return,
-            };
-            eprintln!("{addr}: {what} after {:.1}s", elapsed.as_secs_f64());
+        if let Some(b) = &self.bar {
+            b.inc(1);
         }
+        let what = match (action, error) {
+            (_, Some(e)) => format!("failed: {e}"),
+            (Action::Create, None) => "Creation complete".into(),
+            (Action::Update, None) => "Modifications complete".into(),
+            (Action::Delete, None) => "Destruction complete".into(),
+            _ => return,
+        };
+        self.line(format!("{addr}: {what} after {:.1}s", elapsed.as_secs_f64()));
     }
 }
 

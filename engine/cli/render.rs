@@ -1,69 +1,130 @@
-//! Rendering diagnostics for a terminal: `Error: summary`, then `--> file:line:column`, the
-//! source line with the span underlined, the address and the hint. Colour only on a terminal
-//! and never when NO_COLOR is set.
+//! Rendering diagnostics for a terminal with miette: the summary and code, the file:line:column
+//! of the primary span, the source lines with every label underlined, the resource address and
+//! the hint. Colour only on a terminal and never when NO_COLOR is set.
 
-use std::fmt::Write;
+use std::fmt;
 
-use kiln_diag::{Diagnostic, Diagnostics, Severity, Sources};
-use owo_colors::OwoColorize;
+use kiln_diag::{Diagnostic, Diagnostics, Label, Severity, Sources};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 
 pub fn colour() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr())
 }
 
 pub fn diagnostics(sources: &Sources, diags: &Diagnostics) -> String {
+    let theme = if colour() { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_primary_span_start().with_wrap_lines(false).with_links(false);
     let mut out = String::new();
     for d in diags {
-        out.push_str(&diagnostic(sources, d));
+        let view = View::new(sources, d);
+        if handler.render_report(&mut out, &view).is_err() {
+            out.push_str(&format!("{}: {}\n", d.code, d.summary));
+        }
         out.push('\n');
     }
     out
 }
 
-pub fn diagnostic(sources: &Sources, d: &Diagnostic) -> String {
-    let c = colour();
-    let mut out = String::new();
-    let head = match d.severity {
-        Severity::Error => "Error",
-        Severity::Warning => "Warning",
-    };
-    let head = if c {
-        match d.severity {
-            Severity::Error => head.red().bold().to_string(),
-            Severity::Warning => head.yellow().bold().to_string(),
+/// One diagnostic as miette sees it: labels in the primary label's file are drawn there;
+/// labels in other files become related reports with their own source.
+struct View {
+    severity: Severity,
+    code: &'static str,
+    message: String,
+    help: Option<String>,
+    source: Option<NamedSource<String>>,
+    labels: Vec<LabeledSpan>,
+    related: Vec<View>,
+}
+
+impl View {
+    fn new(sources: &Sources, d: &Diagnostic) -> View {
+        let mut message = d.summary.clone();
+        if let Some(detail) = &d.detail {
+            message = format!("{message}: {detail}");
         }
-    } else {
-        head.to_string()
-    };
-    let _ = writeln!(out, "{head}[{}]: {}", d.code, d.summary);
-    let labels = d.primary.iter().map(|l| (l, true)).chain(d.secondary.iter().map(|l| (l, false)));
-    for (l, primary) in labels {
-        if l.span.file.0 as usize >= sources.iter().count() {
-            continue;
+        let help = match (&d.address, &d.hint) {
+            (Some(a), Some(h)) => Some(format!("{h}\n(in {a})")),
+            (Some(a), None) => Some(format!("in {a}")),
+            (None, h) => h.clone(),
+        };
+        let mut view = View { severity: d.severity, code: d.code, message, help, source: None, labels: Vec::new(), related: Vec::new() };
+        let Some(primary) = d.primary.as_ref().filter(|l| known(sources, l)) else { return view };
+        view.source = Some(named(sources, primary));
+        view.labels.push(LabeledSpan::new_primary_with_span(text(&primary.message), span(sources, primary)));
+        for l in d.secondary.iter().filter(|l| known(sources, l)) {
+            if l.span.file == primary.span.file {
+                view.labels.push(LabeledSpan::new_with_span(text(&l.message), span(sources, l)));
+            } else {
+                view.related.push(View {
+                    severity: Severity::Warning,
+                    code: d.code,
+                    message: format!("related: {}", l.message),
+                    help: None,
+                    source: Some(named(sources, l)),
+                    labels: vec![LabeledSpan::new_primary_with_span(text(&l.message), span(sources, l))],
+                    related: Vec::new(),
+                });
+            }
         }
-        let f = sources.get(l.span.file);
-        let lc = f.line_col(l.span.range.start);
-        let _ = writeln!(out, "  --> {}:{}:{}", f.path.display(), lc.line, lc.column);
-        let line = f.text.lines().nth(lc.line - 1).unwrap_or("");
-        let num = lc.line.to_string();
-        let pad = " ".repeat(num.len());
-        let end_col = if f.line_col(l.span.range.end).line == lc.line { f.line_col(l.span.range.end).column } else { line.chars().count() + 1 };
-        let width = end_col.saturating_sub(lc.column).max(1);
-        let marker = if primary { "^" } else { "-" }.repeat(width);
-        let _ = writeln!(out, "{pad} |");
-        let _ = writeln!(out, "{num} | {line}");
-        let underline = format!("{}{} {}", " ".repeat(lc.column - 1), marker, l.message);
-        let underline = if c && primary { underline.red().to_string() } else { underline };
-        let _ = writeln!(out, "{pad} | {}", underline.trim_end());
+        view
     }
-    if let Some(a) = &d.address {
-        let _ = writeln!(out, "  = in: {a}");
+}
+
+fn known(sources: &Sources, l: &Label) -> bool {
+    (l.span.file.0 as usize) < sources.iter().count()
+}
+
+fn text(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn named(sources: &Sources, l: &Label) -> NamedSource<String> {
+    let f = sources.get(l.span.file);
+    NamedSource::new(f.path.display().to_string(), f.text.clone())
+}
+
+fn span(sources: &Sources, l: &Label) -> SourceSpan {
+    let len = sources.text(l.span.file).len();
+    let start = l.span.range.start.min(len);
+    let end = l.span.range.end.clamp(start, len);
+    SourceSpan::new(start.into(), end - start)
+}
+
+impl fmt::Display for View {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)
     }
-    if let Some(detail) = &d.detail {
-        let _ = writeln!(out, "  = {detail}");
+}
+
+impl fmt::Debug for View {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)
     }
-    if let Some(h) = &d.hint {
-        let _ = writeln!(out, "  = help: {h}");
+}
+
+impl std::error::Error for View {}
+
+impl miette::Diagnostic for View {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code))
     }
-    out
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        (!self.labels.is_empty()).then(|| Box::new(self.labels.iter().cloned()) as Box<dyn Iterator<Item = LabeledSpan>>)
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        (!self.related.is_empty()).then(|| Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)) as Box<dyn Iterator<Item = &dyn miette::Diagnostic>>)
+    }
 }

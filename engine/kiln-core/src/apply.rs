@@ -102,6 +102,7 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
         cwd: req.cwd.clone(),
     };
     let mut w = Walker::new(&preq, &graph);
+    w.recover_pending = false;
     let mut ctx = Ctx { hook: req.hook.clone(), sink: req.sink.clone(), limits: HashMap::new() };
     let changes: HashMap<&InstanceAddr, &PlannedChange> = req.plan.changes.iter().map(|c| (&c.address, c)).collect();
 

@@ -157,6 +157,8 @@ pub(crate) struct Walker<'a> {
     pub instances: HashMap<ResourceAddr, Vec<InstanceAddr>>,
     /// Resources whose planning failed: their dependents are not planned.
     pub failed: HashSet<ResourceAddr>,
+    /// Ask providers about pending creates (plan does; apply uses the plan's answers).
+    pub recover_pending: bool,
 }
 
 impl<'a> Walker<'a> {
@@ -181,6 +183,7 @@ impl<'a> Walker<'a> {
             visited: HashSet::new(),
             instances: HashMap::new(),
             failed: HashSet::new(),
+            recover_pending: true,
         }
     }
 
@@ -341,7 +344,10 @@ impl<'a> Walker<'a> {
         match factory.configure(ConfigureRequest { config: config.unmark_deep().0, working_dir: self.cwd.clone() }).await {
             Ok(p) => {
                 self.providers.instances.insert(key.to_string(), p.clone());
-                self.refresh_provider(key, p).await;
+                self.refresh_provider(key, p.clone()).await;
+                if self.recover_pending {
+                    self.resolve_pending_for(key, p.as_ref()).await;
+                }
             }
             Err(d) => self.diags.extend(d.with_address(&format!("provider[\"{key}\"]"))),
         }
@@ -667,14 +673,30 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Looks up every create an interrupted apply left pending.
-    pub async fn resolve_pending(&mut self) {
-        for p in self.state.pending.values() {
-            let Some(provider) = self.ensure_provider(&p.provider).await else { continue };
+    /// Looks up the creates an interrupted apply left pending with this provider. An object
+    /// found is adopted: it becomes the prior state of its address.
+    async fn resolve_pending_for(&mut self, key: &str, provider: &dyn Provider) {
+        for p in self.state.pending.values().filter(|p| p.provider == key) {
+            if self.pending.iter().any(|r| r.token == p.token) {
+                continue;
+            }
             let addr = p.address.to_string();
             let res = provider.recover(RecoverRequest { address: &addr, kind: &p.kind, token: &p.token, planned: &p.planned }).await;
             self.diags.extend(res.diagnostics.with_address(&addr));
+            if let Some(v) = &res.state {
+                self.refreshed.insert(p.address.clone(), Some(v.clone()));
+            }
             self.pending.push(PendingResolution { token: p.token.clone(), address: p.address.clone(), provider: p.provider.clone(), kind: p.kind.clone(), adopted: res.state });
+        }
+    }
+
+    /// Pending creates of providers the configuration no longer uses.
+    pub async fn resolve_pending(&mut self) {
+        let keys: BTreeSet<String> = self.state.pending.values().map(|p| p.provider.clone()).collect();
+        for key in keys {
+            if let Some(p) = self.ensure_provider(&key).await {
+                self.resolve_pending_for(&key, p.as_ref()).await;
+            }
         }
     }
 

@@ -162,6 +162,7 @@ mod tests {
             config: Value::Map([("input".to_string(), Value::from("a"))].into()),
             update: Some(Value::Map([("input".to_string(), Value::from("b"))].into())),
             import_id: Some("imported-1"),
+            state_only: true,
         };
         kiln_provider::conformance::run(&p, &[case]).await;
     }

@@ -1,0 +1,311 @@
+//! kiln-core against a mock provider: plan decisions and apply ordering, concurrency, failure
+//! handling, pending entries and cancellation. Configurations are inline; each test names the
+//! behaviour it pins down.
+
+mod mock;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use kiln_core::{apply, plan, ApplyOutcome, ApplyRequest, Cancel, NoopHook, PlanRequest};
+use kiln_diag::Diagnostics;
+use kiln_plan::{Action, Mode, Plan, Reason};
+use kiln_state::{Mutation, State};
+use kiln_value::Value;
+use mock::{registry, Mock, Sink};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    mock: Arc<Mock>,
+}
+
+impl Fixture {
+    fn new(src: &str) -> Self {
+        Self::with_mock(src, Mock::default())
+    }
+
+    fn with_mock(src: &str, mock: Mock) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.kiln.hcl"), src).unwrap();
+        Fixture { dir, mock: Arc::new(mock) }
+    }
+
+    fn rewrite(&self, src: &str) {
+        std::fs::write(self.dir.path().join("main.kiln.hcl"), src).unwrap();
+    }
+
+    async fn plan_mode(&self, state: &State, mode: Mode) -> (Option<Plan>, Diagnostics) {
+        let (config, d) = kiln_config::load(self.dir.path());
+        assert!(!d.has_errors(), "{d:?}");
+        let config = config.unwrap();
+        let reg = registry(&self.mock);
+        plan(PlanRequest {
+            config: &config,
+            state,
+            registry: &reg,
+            variables: BTreeMap::new(),
+            mode,
+            refresh: true,
+            targets: Vec::new(),
+            excludes: Vec::new(),
+            hook: &NoopHook,
+            cwd: self.dir.path().to_path_buf(),
+        })
+        .await
+    }
+
+    async fn plan(&self, state: &State) -> Plan {
+        let (p, d) = self.plan_mode(state, Mode::Normal).await;
+        assert!(!d.has_errors(), "{d:?}");
+        p.unwrap()
+    }
+
+    async fn apply(&self, state: &State, plan: &Plan, sink: Arc<Sink>) -> ApplyOutcome {
+        let (config, _) = kiln_config::load(self.dir.path());
+        let config = config.unwrap();
+        let reg = registry(&self.mock);
+        apply(ApplyRequest {
+            config: &config,
+            state: state.clone(),
+            registry: &reg,
+            plan,
+            hook: Arc::new(NoopHook),
+            sink,
+            cancel: Cancel::never(),
+            cwd: self.dir.path().to_path_buf(),
+            parallelism: None,
+        })
+        .await
+    }
+
+    /// Plans and applies; panics on errors.
+    async fn converge(&self, state: &State) -> State {
+        let p = self.plan(state).await;
+        let out = self.apply(state, &p, Arc::new(Sink::default())).await;
+        assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+        out.state
+    }
+}
+
+fn actions(p: &Plan) -> Vec<(String, Action)> {
+    p.changes.iter().map(|c| (c.address.to_string(), c.action)).collect()
+}
+
+const CHAIN: &str = r#"
+provider "mock" {}
+resource "thing" "a" {
+  provider = mock
+  name     = "a"
+}
+resource "thing" "b" {
+  provider = mock
+  name     = "b-${thing.a.id}"
+}
+resource "thing" "c" {
+  provider = mock
+  name     = "c-${thing.b.id}"
+}
+"#;
+
+#[tokio::test]
+async fn creates_in_dependency_order_and_then_plans_no_changes() {
+    let f = Fixture::new(CHAIN);
+    let p = f.plan(&State::default()).await;
+    assert_eq!(actions(&p), vec![("thing.a".into(), Action::Create), ("thing.b".into(), Action::Create), ("thing.c".into(), Action::Create)]);
+    assert!(p.changes[1].after.as_ref().unwrap().get("name").unwrap().is_unknown(), "b's name depends on a's id");
+    let state = f.converge(&State::new()).await;
+    assert_eq!(f.mock.calls(), vec!["create thing.a", "create thing.b", "create thing.c"]);
+    assert_eq!(state.resources.len(), 3);
+    assert_eq!(state.resources[&"thing.c".parse().unwrap()].attributes.get("name").unwrap(), &Value::from("c-id-thing.b"));
+    let again = f.plan(&state).await;
+    assert!(!again.has_changes(), "{:?}", actions(&again));
+    let deps: Vec<String> = state.resources[&"thing.c".parse().unwrap()].dependencies.iter().map(ToString::to_string).collect();
+    assert_eq!(deps, ["thing.b"], "c records what it references directly");
+}
+
+#[tokio::test]
+async fn update_in_place_and_replace_name_the_forcing_attribute() {
+    let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n  size = 1\n}\n");
+    let state = f.converge(&State::new()).await;
+    f.rewrite("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n  size = 2\n}\n");
+    let p = f.plan(&state).await;
+    assert_eq!(actions(&p), vec![("thing.a".into(), Action::Update)]);
+    f.rewrite("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"z\"\n  size = 1\n}\n");
+    let p = f.plan(&state).await;
+    assert_eq!(actions(&p), vec![("thing.a".into(), Action::Replace)]);
+    assert_eq!(p.changes[0].reason, Some(Reason::AttributesForceNew { attributes: vec!["name".into()] }));
+    assert!(p.changes[0].after.as_ref().unwrap().get("id").unwrap().is_unknown(), "a replacement gets a new id");
+    let out = f.apply(&state, &p, Arc::new(Sink::default())).await;
+    assert!(!out.diagnostics.has_errors());
+    let calls = f.mock.calls();
+    assert_eq!(&calls[calls.len() - 2..], ["delete thing.a", "create thing.a"], "destroy before create by default");
+}
+
+#[tokio::test]
+async fn create_before_destroy_creates_first() {
+    let src = |n: &str| format!("provider \"mock\" {{}}\nresource \"thing\" \"a\" {{\n  provider = mock\n  name = \"{n}\"\n  lifecycle {{\n    create_before_destroy = true\n  }}\n}}\n");
+    let f = Fixture::new(&src("a"));
+    let state = f.converge(&State::new()).await;
+    f.rewrite(&src("b"));
+    f.converge(&state).await;
+    let calls = f.mock.calls();
+    assert_eq!(&calls[calls.len() - 2..], ["create thing.a", "delete thing.a"]);
+}
+
+#[tokio::test]
+async fn orphans_are_deleted_dependents_first() {
+    let f = Fixture::new(CHAIN);
+    let state = f.converge(&State::new()).await;
+    f.rewrite("provider \"mock\" {}\n");
+    let p = f.plan(&state).await;
+    assert!(p.changes.iter().all(|c| c.action == Action::Delete && c.reason == Some(Reason::NotInConfig)));
+    let out = f.apply(&state, &p, Arc::new(Sink::default())).await;
+    assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+    let calls = f.mock.calls();
+    let deletes: Vec<&String> = calls.iter().filter(|c| c.starts_with("delete")).collect();
+    assert_eq!(deletes, ["delete thing.c", "delete thing.b", "delete thing.a"]);
+    assert!(out.state.resources.is_empty());
+}
+
+#[tokio::test]
+async fn a_failure_skips_dependents_and_independent_resources_go_on() {
+    let f = Fixture::new(
+        r#"
+provider "mock" {}
+resource "thing" "bad" {
+  provider = mock
+  name     = "bad"
+  fail     = true
+}
+resource "thing" "child" {
+  provider = mock
+  name     = "child-${thing.bad.id}"
+}
+resource "thing" "other" {
+  provider = mock
+  name     = "other"
+}
+"#,
+    );
+    let p = f.plan(&State::default()).await;
+    let out = f.apply(&State::new(), &p, Arc::new(Sink::default())).await;
+    assert!(out.diagnostics.has_errors());
+    let calls = f.mock.calls();
+    assert!(calls.contains(&"create thing.other".to_string()));
+    assert!(!calls.iter().any(|c| c.contains("child")), "{calls:?}");
+    assert_eq!(out.state.resources.keys().map(ToString::to_string).collect::<Vec<_>>(), ["thing.other"]);
+    assert!(out.state.pending.is_empty(), "a failed create clears its pending entry");
+}
+
+#[tokio::test]
+async fn pending_entry_is_persisted_before_create() {
+    let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n}\n");
+    let p = f.plan(&State::default()).await;
+    let sink = Arc::new(Sink::default());
+    f.apply(&State::new(), &p, sink.clone()).await;
+    let muts = sink.0.lock().unwrap().clone();
+    let kinds: Vec<&str> = muts
+        .iter()
+        .map(|m| match m {
+            Mutation::PutPending(_) => "pending",
+            Mutation::ClearPending { .. } => "clear",
+            Mutation::Put { .. } => "put",
+            Mutation::Remove { .. } => "remove",
+            Mutation::SetOutputs(_) => "outputs",
+        })
+        .collect();
+    assert_eq!(kinds, ["pending", "clear", "put", "outputs"]);
+}
+
+#[tokio::test]
+async fn pending_create_is_adopted_by_the_next_plan() {
+    let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n}\n");
+    let p = f.plan(&State::default()).await;
+    let sink = Arc::new(Sink::default());
+    f.apply(&State::new(), &p, sink.clone()).await;
+    // Simulate a crash after the provider created the object but before its state was saved.
+    let mut crashed = State::new();
+    for m in sink.0.lock().unwrap().iter().filter(|m| matches!(m, Mutation::PutPending(_))) {
+        crashed.apply_mutation(m);
+    }
+    assert_eq!(crashed.pending.len(), 1);
+    let p = f.plan(&crashed).await;
+    assert_eq!(p.pending.len(), 1);
+    assert!(p.pending[0].adopted.is_some(), "the mock remembers the token, so the object is adopted");
+    let out = f.apply(&crashed, &p, Arc::new(Sink::default())).await;
+    assert!(out.state.pending.is_empty());
+    assert_eq!(out.state.resources.len(), 1);
+    let creates = f.mock.calls().iter().filter(|c| c.starts_with("create")).count();
+    assert_eq!(creates, 1, "adoption must not create a duplicate");
+}
+
+#[tokio::test]
+async fn independent_creates_run_concurrently_up_to_the_provider_limit() {
+    let mut src = String::from("provider \"mock\" {}\n");
+    for i in 0..20 {
+        src.push_str(&format!("resource \"thing\" \"t{i}\" {{\n  provider = mock\n  name = \"t{i}\"\n  delay_ms = 50\n}}\n"));
+    }
+    let f = Fixture::with_mock(&src, Mock { limit: Some(4), ..Mock::default() });
+    f.converge(&State::new()).await;
+    assert_eq!(f.mock.max_in_flight.load(Ordering::SeqCst), 4);
+    let g = Fixture::with_mock(&src, Mock { limit: None, ..Mock::default() });
+    g.converge(&State::new()).await;
+    assert_eq!(g.mock.max_in_flight.load(Ordering::SeqCst), 20, "no limit: every independent create at once");
+}
+
+#[tokio::test]
+async fn cancel_stops_new_operations() {
+    let f = Fixture::new(CHAIN);
+    let p = f.plan(&State::default()).await;
+    let (config, _) = kiln_config::load(f.dir.path());
+    let config = config.unwrap();
+    let reg = registry(&f.mock);
+    let (tx, rx) = tokio::sync::watch::channel(1u8);
+    let out = apply(ApplyRequest {
+        config: &config,
+        state: State::new(),
+        registry: &reg,
+        plan: &p,
+        hook: Arc::new(NoopHook),
+        sink: Arc::new(Sink::default()),
+        cancel: Cancel(rx),
+        cwd: f.dir.path().to_path_buf(),
+        parallelism: None,
+    })
+    .await;
+    drop(tx);
+    assert!(out.interrupted);
+    assert!(f.mock.calls().iter().all(|c| !c.starts_with("create")));
+}
+
+#[tokio::test]
+async fn prevent_destroy_blocks_destroy() {
+    let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n  lifecycle {\n    prevent_destroy = true\n  }\n}\n");
+    let state = f.converge(&State::new()).await;
+    let (p, d) = f.plan_mode(&state, Mode::Destroy).await;
+    assert!(p.is_none());
+    assert!(d.iter().any(|d| d.code == "E-PREVENT-DESTROY"), "{d:?}");
+}
+
+#[tokio::test]
+async fn sensitive_attributes_are_recorded_and_marked() {
+    let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n  secret = \"s3cret\"\n}\n");
+    let p = f.plan(&State::default()).await;
+    assert!(p.changes[0].after.as_ref().unwrap().get("secret").unwrap().is_sensitive());
+    let state = f.converge(&State::new()).await;
+    assert_eq!(state.resources[&"thing.a".parse().unwrap()].sensitive, ["secret"]);
+}
+
+#[tokio::test]
+async fn count_and_for_each_expand_and_shrink() {
+    let src = |n: usize| format!("provider \"mock\" {{}}\nresource \"thing\" \"n\" {{\n  provider = mock\n  count = {n}\n  name = \"n${{count.index}}\"\n}}\nresource \"thing\" \"m\" {{\n  provider = mock\n  for_each = {{ x = 1, y = 2 }}\n  name = each.key\n  size = each.value\n}}\n");
+    let f = Fixture::new(&src(3));
+    let state = f.converge(&State::new()).await;
+    let names: Vec<String> = state.resources.keys().map(ToString::to_string).collect();
+    assert_eq!(names, ["thing.m[\"x\"]", "thing.m[\"y\"]", "thing.n[0]", "thing.n[1]", "thing.n[2]"]);
+    f.rewrite(&src(1));
+    let p = f.plan(&state).await;
+    let deletes: Vec<(String, Option<Reason>)> = p.changes.iter().filter(|c| c.action == Action::Delete).map(|c| (c.address.to_string(), c.reason.clone())).collect();
+    assert_eq!(deletes, [("thing.n[1]".to_string(), Some(Reason::KeyGone)), ("thing.n[2]".to_string(), Some(Reason::KeyGone))]);
+}

@@ -1,0 +1,129 @@
+//! A mock provider and state sink for kiln-core's tests (only here: every real provider is
+//! tested against its real service by the conformance suite).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kiln_core::{ProviderRegistry, StateSink};
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::{
+    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, Provider, ProviderFactory,
+    ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
+};
+use kiln_schema::{Attribute, Body, KindSchema, ProviderSchema};
+use kiln_state::Mutation;
+use kiln_value::{Type, Value};
+
+#[derive(Default)]
+pub struct Mock {
+    pub calls: Mutex<Vec<String>>,
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+    pub limit: Option<usize>,
+    /// Objects that exist "remotely", by token, for recover.
+    pub created: Mutex<Vec<(String, Value)>>,
+}
+
+pub fn schema() -> ProviderSchema {
+    let thing = Body::new()
+        .attr("name", Attribute::required(Type::String, "name").force_new())
+        .attr("size", Attribute::optional(Type::Number, "size"))
+        .attr("fail", Attribute::optional(Type::Bool, "fail in create"))
+        .attr("delay_ms", Attribute::optional(Type::Number, "sleep in create"))
+        .attr("secret", Attribute::optional(Type::String, "a secret").sensitive())
+        .attr("id", Attribute::computed(Type::String, "id"));
+    ProviderSchema { config: Body::new(), kinds: [("thing".to_string(), KindSchema { description: "a thing", body: thing })].into(), data_kinds: Default::default() }
+}
+
+pub struct Factory(pub Arc<Mock>);
+
+#[async_trait]
+impl ProviderFactory for Factory {
+    fn name(&self) -> &'static str {
+        "mock"
+    }
+    fn schema(&self) -> ProviderSchema {
+        schema()
+    }
+    async fn configure(&self, _req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
+        Ok(self.0.clone())
+    }
+}
+
+impl Mock {
+    fn log(&self, s: String) {
+        self.calls.lock().unwrap().push(s);
+    }
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Provider for Mock {
+    fn schema(&self) -> ProviderSchema {
+        schema()
+    }
+    fn limits(&self) -> Limits {
+        Limits { concurrency: self.limit }
+    }
+    async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
+        let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(n, Ordering::SeqCst);
+        self.log(format!("create {}", req.address));
+        if let Some(ms) = req.planned.get("delay_ms").and_then(Value::as_number) {
+            tokio::time::sleep(Duration::from_millis(ms.to_string().parse().unwrap())).await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if req.planned.get("fail").and_then(Value::as_bool) == Some(true) {
+            return ApplyResponse::error(Diagnostic::error("E-MOCK", "create failed on purpose"));
+        }
+        let mut m = req.planned.as_map().cloned().unwrap();
+        m.insert("id".into(), Value::from(format!("id-{}", req.address)));
+        let v = Value::Map(m);
+        self.created.lock().unwrap().push((req.token.to_string(), v.clone()));
+        ApplyResponse::ok(v)
+    }
+    async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
+        self.log(format!("update {}", req.address));
+        let mut m = req.planned.as_map().cloned().unwrap();
+        m.insert("id".into(), req.prior.get("id").cloned().unwrap());
+        ApplyResponse::ok(Value::Map(m))
+    }
+    async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
+        self.log(format!("delete {}", req.address));
+        Diagnostics::new()
+    }
+    async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
+        self.log(format!("read {}", req.items.len()));
+        ReadResponse { results: req.items.iter().map(|i| ReadResult::found(i.state.clone())).collect() }
+    }
+    async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
+        match self.created.lock().unwrap().iter().find(|(t, _)| t == req.token) {
+            Some((_, v)) => ReadResult::found(v.clone()),
+            None => ReadResult::gone(),
+        }
+    }
+    async fn import(&self, _req: ImportRequest<'_>) -> ReadResult {
+        ReadResult::gone()
+    }
+}
+
+pub fn registry(mock: &Arc<Mock>) -> ProviderRegistry {
+    let mut r = ProviderRegistry::new();
+    r.register(Arc::new(Factory(mock.clone())));
+    r
+}
+
+/// Records every batch of mutations in order.
+#[derive(Default)]
+pub struct Sink(pub Mutex<Vec<Mutation>>);
+
+#[async_trait]
+impl StateSink for Sink {
+    async fn persist(&self, m: Vec<Mutation>) -> Result<(), String> {
+        self.0.lock().unwrap().extend(m);
+        Ok(())
+    }
+}
