@@ -186,3 +186,82 @@ pub enum PlanFileError {
     #[error("cannot encode the plan: {0}")]
     Encode(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Plan {
+        let change = PlannedChange {
+            address: "record.a[0]".parse().unwrap(),
+            provider: "kiln".into(),
+            kind: "record".into(),
+            action: Action::Replace,
+            before: Some(Value::Map([("input".to_string(), Value::from("a"))].into())),
+            after: Some(Value::Map([("input".to_string(), Value::from("b")), ("id".to_string(), Value::Unknown)].into())),
+            reason: Some(Reason::AttributesForceNew { attributes: vec!["input".into()] }),
+            create_before_destroy: false,
+            sensitive: vec![],
+            dependencies: vec!["record.b".parse().unwrap()],
+        };
+        Plan {
+            format_version: FORMAT_VERSION,
+            kiln_version: "0.1.0".into(),
+            mode: Mode::Normal,
+            lineage: Some("l".into()),
+            serial: Some(3),
+            changes: vec![change],
+            drift: vec![Drift { address: "record.c".parse().unwrap(), before: Value::Null, after: None, sensitive: vec![] }],
+            outputs: [("o".to_string(), OutputChange { before: None, after: Some(Value::from("x").sensitive()), sensitive: true })].into(),
+            variables: BTreeMap::new(),
+            config_digest: "d".into(),
+            targets: vec![],
+            excludes: vec![],
+            refresh: true,
+            pending: vec![PendingResolution { token: "t".into(), address: "record.z".parse().unwrap(), provider: "kiln".into(), kind: "record".into(), adopted: None }],
+        }
+    }
+
+    #[test]
+    fn saved_plan_round_trips_exactly() {
+        let p = sample();
+        let back = Plan::from_json(&p.to_json().unwrap()).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(p.summary(), Summary { add: 1, change: 0, destroy: 1 });
+    }
+
+    #[test]
+    fn newer_format_is_refused() {
+        let text = p_with_version(99);
+        assert!(matches!(Plan::from_json(&text), Err(PlanFileError::NewerFormat(99))));
+    }
+
+    fn p_with_version(v: u32) -> String {
+        let mut j: serde_json::Value = serde_json::from_str(&sample().to_json().unwrap()).unwrap();
+        j["format_version"] = v.into();
+        j.to_string()
+    }
+
+    /// The JSON Schema in schemas/json/ names exactly the fields the plan file has.
+    #[test]
+    fn schema_matches_the_format() {
+        let schema: serde_json::Value = serde_json::from_str(include_str!("../../../schemas/json/plan.schema.json")).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&sample().to_json().unwrap()).unwrap();
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let required = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v["required"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&doc), required(&schema));
+        assert_eq!(keys(&doc), keys(&schema["properties"]));
+        for (field, def) in [("changes", "change"), ("drift", "drift"), ("pending", "pending")] {
+            assert_eq!(keys(&doc[field][0]), required(&schema["$defs"][def]), "{def}");
+        }
+        assert_eq!(keys(&doc["outputs"]["o"]), required(&schema["$defs"]["output"]));
+    }
+}
