@@ -172,7 +172,7 @@ fn plan_request<'a>(l: &'a Loaded, state: &'a State, reg: &'a ProviderRegistry, 
         mode,
         refresh: args.refresh,
         targets: args.target.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
-        excludes: args.exclude.clone(),
+        excludes: args.exclude.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
         hook: &kiln_core::NoopHook,
         cwd: dir.to_path_buf(),
     }
@@ -193,7 +193,15 @@ async fn read_state(backend: &dyn StateBackend) -> Result<State, String> {
     }
 }
 
+/// Plans, giving up (so the caller can release the lock) on Ctrl-C.
 async fn make_plan(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs, mode: Mode) -> Result<Plan, String> {
+    tokio::select! {
+        r = make_plan_inner(dir, l, state, args, mode) => r,
+        _ = tokio::signal::ctrl_c() => Err("Interrupted: planning stopped; nothing was changed".to_string()),
+    }
+}
+
+async fn make_plan_inner(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs, mode: Mode) -> Result<Plan, String> {
     check_addresses(args)?;
     let reg = registry();
     let (plan, diags) = kiln_core::plan(plan_request(l, state, &reg, args, mode, dir)).await;

@@ -34,7 +34,7 @@ pub struct PlanRequest<'a> {
     pub mode: Mode,
     pub refresh: bool,
     pub targets: Vec<Target>,
-    pub excludes: Vec<String>,
+    pub excludes: Vec<Target>,
     pub hook: &'a dyn Hook,
     pub cwd: PathBuf,
 }
@@ -92,7 +92,7 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
         variables,
         config_digest: config_digest(req.config),
         targets: req.targets.iter().map(ToString::to_string).collect(),
-        excludes: req.excludes.clone(),
+        excludes: req.excludes.iter().map(ToString::to_string).collect(),
         refresh: req.refresh,
         pending: w.pending,
     };
@@ -101,8 +101,7 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
 
 /// Keeps only changes selected by `--target` (and what they depend on) and not `--exclude`d
 /// (nor depending on something excluded).
-fn filter_targets(changes: &mut Vec<PlannedChange>, targets: &[Target], excludes: &[String], graph: &Graph) {
-    let excludes: Vec<Target> = excludes.iter().filter_map(|e| e.parse().ok()).collect();
+fn filter_targets(changes: &mut Vec<PlannedChange>, targets: &[Target], excludes: &[Target], graph: &Graph) {
     if targets.is_empty() && excludes.is_empty() {
         return;
     }
