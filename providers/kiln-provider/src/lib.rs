@@ -74,6 +74,17 @@ pub trait Provider: Send + Sync {
     /// Reads an existing object by its provider ID so kiln can manage it.
     async fn import(&self, req: ImportRequest<'_>) -> ReadResult;
 
+    /// Reads part of a job's log: bytes from `offset` of node `node`'s output. Callers poll
+    /// with the returned offset to follow a log.
+    async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
+        LogsResponse {
+            data: Vec::new(),
+            next_offset: req.offset,
+            finished: true,
+            diagnostics: Diagnostic::error("E-PROVIDER-LOGS", format!("kind `{}` has no logs", req.kind)).into(),
+        }
+    }
+
     /// Reads a data source.
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
         ReadResult {
@@ -161,6 +172,23 @@ pub struct ImportRequest<'a> {
     pub address: &'a str,
     pub kind: &'a str,
     pub id: &'a str,
+}
+
+pub struct LogsRequest<'a> {
+    pub address: &'a str,
+    pub kind: &'a str,
+    pub state: &'a Value,
+    /// Node rank.
+    pub node: usize,
+    pub offset: u64,
+}
+
+pub struct LogsResponse {
+    pub data: Vec<u8>,
+    pub next_offset: u64,
+    /// No more output will come (the job has finished).
+    pub finished: bool,
+    pub diagnostics: Diagnostics,
 }
 
 pub struct ReadDataRequest<'a> {
