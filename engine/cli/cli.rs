@@ -75,8 +75,29 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         auto_approve: bool,
+        /// After applying, wait until every job has finished, then refresh outputs.
+        #[arg(long)]
+        wait: bool,
         /// A plan saved by `kiln plan --out`.
         plan_file: Option<PathBuf>,
+    },
+    /// Print a job's logs.
+    Logs {
+        #[command(flatten)]
+        vars: VarArgs,
+        /// The job's address, such as job.train.
+        address: String,
+        /// Node rank.
+        #[arg(long, default_value_t = 0)]
+        node: usize,
+        /// Keep printing new output until the job finishes.
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// List jobs with their status, start time, duration and restarts.
+    Jobs {
+        #[command(flatten)]
+        vars: VarArgs,
     },
     /// Destroy everything this configuration manages.
     Destroy {

@@ -23,7 +23,7 @@ pub const OK: i32 = 0;
 pub const ERROR: i32 = 1;
 pub const CHANGES: i32 = 2;
 
-fn registry() -> ProviderRegistry {
+pub fn registry() -> ProviderRegistry {
     let mut r = ProviderRegistry::new();
     r.register(Arc::new(kiln_provider_builtin::BuiltinFactory));
     r
@@ -41,8 +41,10 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Init => init(&dir),
         Command::Validate { vars, json } => validate(&dir, &vars, json).await,
         Command::Plan { args, out, detailed_exitcode, json } => plan_cmd(&dir, &args, out, detailed_exitcode, json).await,
-        Command::Apply { args, auto_approve, plan_file } => apply_cmd(&dir, &args, auto_approve, plan_file, Mode::Normal).await,
-        Command::Destroy { args, auto_approve } => apply_cmd(&dir, &args, auto_approve, None, Mode::Destroy).await,
+        Command::Apply { args, auto_approve, wait, plan_file } => apply_cmd(&dir, &args, ApplyOpts { auto_approve, wait, plan_file, mode: Mode::Normal }).await,
+        Command::Destroy { args, auto_approve } => apply_cmd(&dir, &args, ApplyOpts { auto_approve, wait: false, plan_file: None, mode: Mode::Destroy }).await,
+        Command::Logs { vars, address, node, follow } => crate::jobs::logs(&dir, &vars, &address, node, follow).await,
+        Command::Jobs { vars } => crate::jobs::list(&dir, &vars).await,
         Command::Show { json, plan_file } => show(&dir, json, plan_file).await,
         Command::Output { json, raw, name } => output(&dir, json, raw, name).await,
         Command::Graph => graph(&dir),
@@ -67,12 +69,12 @@ pub async fn run(cli: Cli) -> i32 {
 type R = Result<i32, String>;
 
 /// Loaded configuration plus variable values; errors already rendered into the `Err`.
-struct Loaded {
-    config: Config,
-    vars: BTreeMap<String, Value>,
+pub struct Loaded {
+    pub config: Config,
+    pub vars: BTreeMap<String, Value>,
 }
 
-fn load(dir: &Path, vars: &VarArgs) -> Result<Loaded, String> {
+pub fn load(dir: &Path, vars: &VarArgs) -> Result<Loaded, String> {
     let (config, mut diags) = kiln_config::load(dir);
     let mut config = config.expect("load always returns a config");
     let mut cli: Vec<VarSources> = vars.var_files.iter().cloned().map(VarSources::File).collect();
@@ -163,7 +165,7 @@ fn diag_json(config: &Config, d: &Diagnostic) -> serde_json::Value {
     serde_json::json!({"severity": if d.is_error() {"error"} else {"warning"}, "code": d.code, "summary": d.summary, "detail": d.detail, "address": d.address, "hint": d.hint, "range": range})
 }
 
-fn plan_request<'a>(l: &'a Loaded, state: &'a State, reg: &'a ProviderRegistry, args: &PlanArgs, mode: Mode, dir: &Path) -> kiln_core::PlanRequest<'a> {
+pub fn plan_request<'a>(l: &'a Loaded, state: &'a State, reg: &'a ProviderRegistry, args: &PlanArgs, mode: Mode, dir: &Path) -> kiln_core::PlanRequest<'a> {
     kiln_core::PlanRequest {
         config: &l.config,
         state,
@@ -185,7 +187,7 @@ fn check_addresses(args: &PlanArgs) -> Result<(), String> {
     Ok(())
 }
 
-async fn read_state(backend: &dyn StateBackend) -> Result<State, String> {
+pub async fn read_state(backend: &dyn StateBackend) -> Result<State, String> {
     match backend.read().await {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Ok(State::default()),
@@ -194,7 +196,7 @@ async fn read_state(backend: &dyn StateBackend) -> Result<State, String> {
 }
 
 /// Plans, giving up (so the caller can release the lock) on Ctrl-C.
-async fn make_plan(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs, mode: Mode) -> Result<Plan, String> {
+pub async fn make_plan(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs, mode: Mode) -> Result<Plan, String> {
     tokio::select! {
         r = make_plan_inner(dir, l, state, args, mode) => r,
         _ = tokio::signal::ctrl_c() => Err("Interrupted: planning stopped; nothing was changed".to_string()),
@@ -288,7 +290,7 @@ fn plan_json(plan: &Plan) -> String {
     .to_string()
 }
 
-fn open(config: &Config, dir: &Path) -> Result<Arc<dyn StateBackend>, String> {
+pub fn open(config: &Config, dir: &Path) -> Result<Arc<dyn StateBackend>, String> {
     kiln_ops::open_backend(config, dir).map(Arc::from).map_err(|e| format!("Error: {e}"))
 }
 
@@ -298,20 +300,32 @@ async fn lock(backend: &dyn StateBackend, op: &str) -> Result<LockInfo, String> 
     Ok(info)
 }
 
-async fn apply_cmd(dir: &Path, args: &PlanArgs, auto_approve: bool, plan_file: Option<PathBuf>, mode: Mode) -> R {
+pub struct ApplyOpts {
+    pub auto_approve: bool,
+    /// Wait for jobs to finish, then refresh state and outputs.
+    pub wait: bool,
+    pub plan_file: Option<PathBuf>,
+    pub mode: Mode,
+}
+
+async fn apply_cmd(dir: &Path, args: &PlanArgs, opts: ApplyOpts) -> R {
     let l = load(dir, &args.vars)?;
     let backend = open(&l.config, dir)?;
-    let lock = lock(backend.as_ref(), if mode == Mode::Destroy { "destroy" } else { "apply" }).await?;
-    let r = apply_locked(dir, &l, backend.clone(), args, auto_approve, plan_file, mode).await;
+    let lock = lock(backend.as_ref(), if opts.mode == Mode::Destroy { "destroy" } else { "apply" }).await?;
+    let mut r = apply_locked(dir, &l, backend.clone(), args, &opts).await;
+    if opts.wait && r == Ok(OK) {
+        r = crate::jobs::wait_then_refresh(dir, &l, backend.clone(), args).await;
+    }
     if let Err(e) = backend.unlock(&lock.id).await {
         eprintln!("Warning: could not release the state lock: {e}");
     }
     r
 }
 
-async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, args: &PlanArgs, auto_approve: bool, plan_file: Option<PathBuf>, mode: Mode) -> R {
-    let mut state = read_state(backend.as_ref()).await?;
-    let plan = match &plan_file {
+async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, args: &PlanArgs, opts: &ApplyOpts) -> R {
+    let (auto_approve, mode) = (opts.auto_approve, opts.mode);
+    let state = read_state(backend.as_ref()).await?;
+    let plan = match &opts.plan_file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("Error: cannot read plan `{}`: {e}", path.display()))?;
             let saved = Plan::from_json(&text).map_err(|e| format!("Error: {e}"))?;
@@ -339,7 +353,7 @@ async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, ar
     if !plan.has_changes() {
         return Ok(OK);
     }
-    if plan_file.is_none() && !auto_approve {
+    if opts.plan_file.is_none() && !auto_approve {
         if !std::io::stdin().is_terminal() {
             return Err("Error: no terminal to ask for confirmation\n  = help: pass --auto-approve to apply without confirmation, or save a plan with `kiln plan --out FILE` and apply it".into());
         }
@@ -353,6 +367,12 @@ async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, ar
             return Ok(ERROR);
         }
     }
+    execute(dir, l, backend, state, &plan, args.parallelism).await
+}
+
+/// Applies `plan` to `state` and saves the result; prints the summary and outputs.
+pub async fn execute(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, mut state: State, plan: &Plan, parallelism: Option<usize>) -> R {
+    let mode = plan.mode;
     if state.lineage.is_empty() {
         state = State::new();
         backend.write(&state).await.map_err(|e| format!("Error: cannot create the state: {e}"))?;
@@ -379,12 +399,12 @@ async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, ar
         config: &l.config,
         state: state.clone(),
         registry: &reg,
-        plan: &plan,
+        plan,
         hook: hook.clone(),
         sink: sink.clone(),
         cancel: Cancel(cancel_rx),
         cwd: dir.to_path_buf(),
-        parallelism: args.parallelism,
+        parallelism,
     })
     .await;
     signals.abort();

@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod jobs;
 mod render;
 mod view_plan;
 

@@ -99,6 +99,31 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
     (Some(plan), diags)
 }
 
+/// Configures every provider the configuration and state use, evaluating the configuration
+/// with resource values taken from state (no planning). For commands that talk to providers
+/// about existing objects: `logs`, `jobs`, waiting for jobs.
+pub async fn configure_providers(req: PlanRequest<'_>) -> (Providers, Diagnostics) {
+    let (graph, diags) = build_graph(req.config, req.registry);
+    if diags.has_errors() {
+        return (Providers::default(), diags);
+    }
+    let Some(order) = graph.deps.topo_order() else {
+        return (Providers::default(), diags);
+    };
+    let mut w = Walker::new(&req, &graph);
+    w.diags = diags;
+    w.recover_pending = false;
+    w.state_values_only = true;
+    for node in &order {
+        w.visit(node).await;
+    }
+    let keys: BTreeSet<String> = req.state.resources.values().map(|r| r.provider.clone()).collect();
+    for k in keys {
+        w.ensure_provider(&k).await;
+    }
+    (w.providers, w.diags)
+}
+
 /// Keeps only changes selected by `--target` (and what they depend on) and not `--exclude`d
 /// (nor depending on something excluded).
 fn filter_targets(changes: &mut Vec<PlannedChange>, targets: &[Target], excludes: &[Target], graph: &Graph) {
@@ -158,6 +183,8 @@ pub(crate) struct Walker<'a> {
     pub failed: HashSet<ResourceAddr>,
     /// Ask providers about pending creates (plan does; apply uses the plan's answers).
     pub recover_pending: bool,
+    /// Resources take their values from state instead of being planned.
+    pub state_values_only: bool,
 }
 
 impl<'a> Walker<'a> {
@@ -183,6 +210,7 @@ impl<'a> Walker<'a> {
             instances: HashMap::new(),
             failed: HashSet::new(),
             recover_pending: true,
+            state_values_only: false,
         }
     }
 
@@ -444,7 +472,7 @@ impl<'a> Walker<'a> {
             let iaddr = addr.instance(ik.clone());
             self.visited.insert(iaddr.clone());
             insts.push(iaddr.clone());
-            let value = if self.mode == Mode::Destroy {
+            let value = if self.mode == Mode::Destroy || self.state_values_only {
                 self.refreshed.get(&iaddr).cloned().flatten().or_else(|| self.state.resources.get(&iaddr).map(|s| s.attributes.clone())).unwrap_or(Value::Unknown)
             } else {
                 match self.plan_instance(r, &iaddr, rep.clone(), &schema, &key, provider.as_ref(), &deps).await {

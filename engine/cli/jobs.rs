@@ -1,0 +1,150 @@
+//! Job commands: `kiln logs`, `kiln jobs`, and `apply --wait`. Jobs are resources of the
+//! portable kind `job`; their provider reports `status` (pending, running, succeeded, failed,
+//! lost), `started_at`, `finished_at` and `restarts` as attributes, and serves their logs.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiln_addrs::InstanceAddr;
+use kiln_core::Providers;
+use kiln_plan::{Action, Mode};
+use kiln_provider::{LogsRequest, ReadItem, ReadRequest};
+use kiln_state::{State, StateBackend};
+use kiln_value::Value;
+
+use crate::cli::{PlanArgs, VarArgs};
+use crate::commands::{execute, load, make_plan, open, plan_request, read_state, registry, Loaded, ERROR, OK};
+use crate::render;
+
+type R = Result<i32, String>;
+
+const TERMINAL: [&str; 3] = ["succeeded", "failed", "lost"];
+
+async fn providers(dir: &Path, l: &Loaded, state: &State) -> Result<Providers, String> {
+    let reg = registry();
+    let args = PlanArgs { refresh: false, ..PlanArgs::default() };
+    let (p, d) = kiln_core::configure_providers(plan_request(l, state, &reg, &args, Mode::Normal, dir)).await;
+    if d.has_errors() {
+        return Err(render::diagnostics(&l.config.sources, &d));
+    }
+    Ok(p)
+}
+
+/// Current attributes of every job in state, read from providers in one batch each.
+async fn read_jobs(providers: &Providers, state: &State) -> Vec<(InstanceAddr, Option<Value>)> {
+    let mut out = Vec::new();
+    let mut by_provider: std::collections::BTreeMap<&str, Vec<(&InstanceAddr, &kiln_state::ResourceState)>> = Default::default();
+    for (a, r) in state.resources.iter().filter(|(_, r)| r.kind == "job") {
+        by_provider.entry(r.provider.as_str()).or_default().push((a, r));
+    }
+    for (key, items) in by_provider {
+        let Some(p) = providers.instances.get(key) else { continue };
+        let names: Vec<String> = items.iter().map(|(a, _)| a.to_string()).collect();
+        let req = ReadRequest { items: items.iter().zip(&names).map(|((_, r), n)| ReadItem { address: n, kind: &r.kind, state: &r.attributes }).collect() };
+        let resp = p.read(req).await;
+        for ((a, _), res) in items.into_iter().zip(resp.results) {
+            out.push((a.clone(), res.state));
+        }
+    }
+    out
+}
+
+fn status(v: &Option<Value>) -> &str {
+    v.as_ref().and_then(|v| v.get("status")).and_then(Value::as_str).unwrap_or("gone")
+}
+
+pub async fn list(dir: &Path, vars: &VarArgs) -> R {
+    let l = load(dir, vars)?;
+    let backend = open(&l.config, dir)?;
+    let state = read_state(backend.as_ref()).await?;
+    let p = providers(dir, &l, &state).await?;
+    let jobs = read_jobs(&p, &state).await;
+    if jobs.is_empty() {
+        println!("No jobs.");
+        return Ok(OK);
+    }
+    println!("{:<32} {:<10} {:<26} {:>10} {:>8}", "ADDRESS", "STATUS", "STARTED", "DURATION", "RESTARTS");
+    for (a, v) in &jobs {
+        let get = |k: &str| v.as_ref().and_then(|v| v.get(k)).map(|x| x.to_template_string().unwrap_or_default()).unwrap_or_default();
+        let started = get("started_at");
+        let duration = duration(&started, &get("finished_at"));
+        println!("{:<32} {:<10} {:<26} {:>10} {:>8}", a.to_string(), status(v), started, duration, get("restarts"));
+    }
+    Ok(OK)
+}
+
+fn duration(started: &str, finished: &str) -> String {
+    let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&chrono::Utc));
+    let Some(start) = parse(started) else { return String::new() };
+    let end = parse(finished).unwrap_or_else(chrono::Utc::now);
+    let secs = (end - start).num_seconds().max(0);
+    format!("{}m{:02}s", secs / 60, secs % 60)
+}
+
+pub async fn logs(dir: &Path, vars: &VarArgs, address: &str, node: usize, follow: bool) -> R {
+    let addr: InstanceAddr = address.parse().map_err(|e| format!("Error: {e}"))?;
+    let l = load(dir, vars)?;
+    let backend = open(&l.config, dir)?;
+    let state = read_state(backend.as_ref()).await?;
+    let r = state.resources.get(&addr).ok_or_else(|| format!("Error: `{addr}` is not in state\n  = help: `kiln jobs` lists the jobs kiln manages"))?;
+    let p = providers(dir, &l, &state).await?;
+    let provider = p.instances.get(&r.provider).ok_or_else(|| format!("Error: provider `{}` is not available", r.provider))?;
+    let name = addr.to_string();
+    let mut offset = 0;
+    let mut stdout = std::io::stdout();
+    loop {
+        let resp = provider.logs(LogsRequest { address: &name, kind: &r.kind, state: &r.attributes, node, offset }).await;
+        if resp.diagnostics.has_errors() {
+            return Err(render::diagnostics(&l.config.sources, &resp.diagnostics));
+        }
+        let _ = stdout.write_all(&resp.data);
+        let _ = stdout.flush();
+        offset = resp.next_offset;
+        if !follow || resp.finished {
+            return Ok(OK);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Waits until every job has a terminal status, then refreshes state and outputs (when the
+/// refresh plan has no resource changes of its own).
+pub async fn wait_then_refresh(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, args: &PlanArgs) -> R {
+    let state = read_state(backend.as_ref()).await?;
+    if !state.resources.values().any(|r| r.kind == "job") {
+        return Ok(OK);
+    }
+    let p = providers(dir, l, &state).await?;
+    eprintln!("\nWaiting for jobs to finish...");
+    let mut last: Vec<String> = Vec::new();
+    let failed = loop {
+        let jobs = read_jobs(&p, &state).await;
+        let now: Vec<String> = jobs.iter().map(|(a, v)| format!("{a}: {}", status(v))).collect();
+        if now != last {
+            for line in now.iter().filter(|l| !last.contains(l)) {
+                eprintln!("  {line}");
+            }
+            last = now;
+        }
+        if jobs.iter().all(|(_, v)| TERMINAL.contains(&status(v))) {
+            break jobs.iter().any(|(_, v)| status(v) != "succeeded");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => return Err("Interrupted: stopped waiting; the jobs keep running (see `kiln jobs`)".into()),
+        }
+    };
+    let refresh = PlanArgs { refresh: true, ..args.clone() };
+    let plan = make_plan(dir, l, &state, &refresh, Mode::Normal).await?;
+    if plan.changes.iter().any(|c| c.action != Action::NoOp) {
+        eprintln!("Jobs finished; the configuration now has changes to apply (run `kiln plan`).");
+    } else if plan.has_changes() || !plan.drift.is_empty() {
+        let code = execute(dir, l, backend, state, &plan, args.parallelism).await?;
+        if code != OK {
+            return Ok(code);
+        }
+    }
+    Ok(if failed { ERROR } else { OK })
+}
