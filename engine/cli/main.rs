@@ -6,7 +6,6 @@
 
 mod cli;
 mod commands;
-mod jobs;
 mod render;
 mod view_plan;
 

@@ -15,7 +15,7 @@ use kiln_state::{State, StateBackend};
 use kiln_value::Value;
 
 use crate::cli::{PlanArgs, VarArgs};
-use crate::commands::{execute, load, make_plan, open, plan_request, read_state, registry, Loaded, ERROR, OK};
+use super::{execute, load, make_plan, open, plan_request, read_state, registry, Loaded, ERROR, OK};
 use crate::render;
 
 type R = Result<i32, String>;

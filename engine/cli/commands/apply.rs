@@ -1,0 +1,230 @@
+//! `kiln apply` and `kiln destroy`: plan (or load a saved plan), confirm, apply with group-committed
+//! state, Ctrl-C handling and progress, then save the final state.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use kiln_addrs::InstanceAddr;
+use kiln_core::{Cancel, Hook};
+use kiln_diag::Diagnostics;
+use kiln_plan::{Action, Mode, Plan};
+use kiln_state::{State, StateBackend};
+use crate::cli::PlanArgs;
+use crate::{render, view_plan};
+
+use super::*;
+
+pub struct ApplyOpts {
+    pub auto_approve: bool,
+    /// Wait for jobs to finish, then refresh state and outputs.
+    pub wait: bool,
+    pub plan_file: Option<PathBuf>,
+    pub mode: Mode,
+}
+
+pub(crate) async fn apply_cmd(dir: &Path, args: &PlanArgs, opts: ApplyOpts) -> R {
+    let l = load(dir, &args.vars)?;
+    let backend = open(&l.config, dir)?;
+    let lock = lock(backend.as_ref(), if opts.mode == Mode::Destroy { "destroy" } else { "apply" }).await?;
+    let mut r = apply_locked(dir, &l, backend.clone(), args, &opts).await;
+    if opts.wait && r == Ok(OK) {
+        r = super::jobs::wait_then_refresh(dir, &l, backend.clone(), args).await;
+    }
+    if let Err(e) = backend.unlock(&lock.id).await {
+        eprintln!("Warning: could not release the state lock: {e}");
+    }
+    r
+}
+
+pub(crate) async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, args: &PlanArgs, opts: &ApplyOpts) -> R {
+    let (auto_approve, mode) = (opts.auto_approve, opts.mode);
+    let state = read_state(backend.as_ref()).await?;
+    let plan = match &opts.plan_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("Error: cannot read plan `{}`: {e}", path.display()))?;
+            let saved = Plan::from_json(&text).map_err(|e| format!("Error: {e}"))?;
+            let current_lineage = (!state.lineage.is_empty()).then(|| state.lineage.clone());
+            let current_serial = (!state.lineage.is_empty()).then_some(state.serial);
+            if saved.lineage != current_lineage || saved.serial != current_serial {
+                return Err(format!(
+                    "Error: saved plan is stale: the state changed since the plan was made (plan made against serial {}, state is at serial {})\n  = help: run `kiln plan --out {}` again and review the new plan",
+                    saved.serial.map_or("none".into(), |s| s.to_string()),
+                    current_serial.map_or("none".into(), |s| s.to_string()),
+                    path.display()
+                ));
+            }
+            if saved.config_digest != kiln_core::config_digest(&l.config) {
+                return Err(format!("Error: saved plan is stale: the configuration changed since the plan was made\n  = help: run `kiln plan --out {}` again and review the new plan", path.display()));
+            }
+            saved
+        }
+        None => {
+            let p = make_plan(dir, l, &state, args, mode).await?;
+            print!("{}", view_plan::render(&p));
+            p
+        }
+    };
+    if !plan.has_changes() {
+        return Ok(OK);
+    }
+    if opts.plan_file.is_none() && !auto_approve {
+        if !std::io::stdin().is_terminal() {
+            return Err("Error: no terminal to ask for confirmation\n  = help: pass --auto-approve to apply without confirmation, or save a plan with `kiln plan --out FILE` and apply it".into());
+        }
+        let what = if mode == Mode::Destroy { "destroy all resources" } else { "perform these actions" };
+        eprint!("\nDo you want to {what}?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            eprintln!("\nApply cancelled.");
+            return Ok(ERROR);
+        }
+    }
+    execute(dir, l, backend, state, &plan, args.parallelism).await
+}
+
+/// Applies `plan` to `state` and saves the result; prints the summary and outputs.
+pub async fn execute(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, mut state: State, plan: &Plan, parallelism: Option<usize>) -> R {
+    let mode = plan.mode;
+    if state.lineage.is_empty() {
+        state = State::new();
+        backend.write(&state).await.map_err(|e| format!("Error: cannot create the state: {e}"))?;
+    }
+    let (sink, writer) = kiln_ops::JournalSink::start(backend.clone());
+    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(0u8);
+    let signals = tokio::spawn(async move {
+        for level in 1..=2u8 {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            if level == 1 {
+                eprintln!("\nInterrupt received: no new operations will start; waiting for those in flight. Press Ctrl-C again to abandon them.");
+            } else {
+                eprintln!("\nSecond interrupt: abandoning operations in flight after saving state.");
+            }
+            let _ = cancel_tx.send(level);
+        }
+    });
+    let summary = plan.summary();
+    let hook = Arc::new(Progress::new(summary.add + summary.change + summary.destroy));
+    let reg = registry();
+    let outcome = kiln_core::apply(kiln_core::ApplyRequest {
+        config: &l.config,
+        state: state.clone(),
+        registry: &reg,
+        plan,
+        hook: hook.clone(),
+        sink: sink.clone(),
+        cancel: Cancel(cancel_rx),
+        cwd: dir.to_path_buf(),
+        parallelism,
+    })
+    .await;
+    signals.abort();
+    hook.finish();
+    drop(sink);
+    let _ = writer.await;
+    let mut new_state = outcome.state;
+    // The journal advanced the stored serial once per group commit; the snapshot goes past it.
+    let stored = backend.read().await.ok().flatten().map_or(state.serial, |s| s.serial);
+    new_state.serial = stored + 1;
+    new_state.lineage = state.lineage.clone();
+    if let Err(e) = backend.write(&new_state).await {
+        return Err(format!("Error: cannot save the final state: {e}\n  = help: every completed operation is in {}.journal; the next kiln command folds it in", backend.describe()));
+    }
+    let counts = hook.counts();
+    if outcome.diagnostics.has_errors() || outcome.interrupted {
+        let diags: Diagnostics = outcome.diagnostics;
+        eprint!("{}", render::diagnostics(&l.config.sources, &diags));
+        if outcome.interrupted {
+            eprintln!("Apply interrupted: state was saved with every completed operation.");
+        }
+        return Ok(ERROR);
+    }
+    let verb = if mode == Mode::Destroy { "Destroy" } else { "Apply" };
+    println!("\n{verb} complete! Resources: {} added, {} changed, {} destroyed.", counts.0, counts.1, counts.2);
+    print_outputs(&new_state);
+    Ok(OK)
+}
+
+/// Apply progress on stderr: a progress bar on a terminal (indicatif), one line per operation
+/// otherwise, nothing with KILN_QUIET. Also counts completed operations for the summary line.
+pub(crate) struct Progress {
+    counts: std::sync::Mutex<(usize, usize, usize)>,
+    quiet: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        let quiet = std::env::var_os("KILN_QUIET").is_some();
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(total as u64);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        Progress { counts: std::sync::Mutex::new((0, 0, 0)), quiet, bar }
+    }
+
+    fn counts(&self) -> (usize, usize, usize) {
+        *self.counts.lock().expect("counts")
+    }
+
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None if !self.quiet => eprintln!("{text}"),
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Hook for Progress {
+    fn apply_start(&self, addr: &InstanceAddr, action: Action) {
+        let verb = match action {
+            Action::Create => "Creating...",
+            Action::Update => "Modifying...",
+            Action::Delete => "Destroying...",
+            _ => return,
+        };
+        match &self.bar {
+            Some(b) => b.set_message(format!("{addr}: {verb}")),
+            None => self.line(format!("{addr}: {verb}")),
+        }
+    }
+
+    fn apply_done(&self, addr: &InstanceAddr, action: Action, error: Option<&str>, elapsed: Duration) {
+        if error.is_none() {
+            let mut c = self.counts.lock().expect("counts");
+            match action {
+                Action::Create => c.0 += 1,
+                Action::Update => c.1 += 1,
+                Action::Delete => c.2 += 1,
+                _ => {}
+            }
+        }
+        if let Some(b) = &self.bar {
+            b.inc(1);
+        }
+        let what = match (action, error) {
+            (_, Some(e)) => format!("failed: {e}"),
+            (Action::Create, None) => "Creation complete".into(),
+            (Action::Update, None) => "Modifications complete".into(),
+            (Action::Delete, None) => "Destruction complete".into(),
+            _ => return,
+        };
+        self.line(format!("{addr}: {what} after {:.1}s", elapsed.as_secs_f64()));
+    }
+}

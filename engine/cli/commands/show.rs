@@ -1,0 +1,106 @@
+//! `kiln show`, `kiln output` and `kiln graph`: reading state, plans and the graph.
+
+use std::path::{Path, PathBuf};
+use kiln_plan::Plan;
+use kiln_value::Value;
+use crate::{render, view_plan};
+
+use super::*;
+
+pub(crate) async fn show(dir: &Path, json: bool, plan_file: Option<PathBuf>) -> R {
+    if let Some(p) = plan_file {
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("Error: cannot read `{}`: {e}", p.display()))?;
+        let plan = Plan::from_json(&text).map_err(|e| format!("Error: {e}"))?;
+        if json {
+            println!("{}", super::plan::plan_json(&plan));
+        } else {
+            print!("{}", view_plan::render(&plan));
+        }
+        return Ok(OK);
+    }
+    let state = current_state(dir).await?;
+    if json {
+        let resources: Vec<serde_json::Value> = state
+            .resources
+            .iter()
+            .map(|(a, r)| {
+                let attrs: serde_json::Map<String, serde_json::Value> = r
+                    .attributes
+                    .as_map()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), if r.sensitive.contains(k) { serde_json::json!({"sensitive": true}) } else { v.to_json() })).collect())
+                    .unwrap_or_default();
+                serde_json::json!({"address": a.to_string(), "provider": r.provider, "kind": r.kind, "values": attrs, "sensitive_values": r.sensitive})
+            })
+            .collect();
+        let outputs: serde_json::Map<String, serde_json::Value> = state
+            .outputs
+            .iter()
+            .map(|(k, o)| (k.clone(), serde_json::json!({"sensitive": o.sensitive, "value": if o.sensitive { serde_json::Value::Null } else { o.value.to_json() }})))
+            .collect();
+        println!("{}", serde_json::json!({"serial": state.serial, "lineage": state.lineage, "resources": resources, "outputs": outputs}));
+        return Ok(OK);
+    }
+    if state.resources.is_empty() {
+        println!("The state is empty. No resources are managed yet.");
+    }
+    for (a, r) in &state.resources {
+        println!("# {a}:\nresource \"{}\" \"{}\" {{", r.kind, a.resource.name);
+        for (k, v) in r.attributes.as_map().into_iter().flatten() {
+            let v = if r.sensitive.contains(k) { "(sensitive value)".into() } else { v.to_string() };
+            println!("    {k} = {v}");
+        }
+        println!("}}\n");
+    }
+    print_outputs(&state);
+    Ok(OK)
+}
+
+pub(crate) async fn output(dir: &Path, json: bool, raw: bool, name: Option<String>) -> R {
+    let state = current_state(dir).await?;
+    match name {
+        Some(n) => {
+            let o = state.outputs.get(&n).ok_or_else(|| format!("Error: output `{n}` not found\n  = help: outputs in state: {}", state.outputs.keys().cloned().collect::<Vec<_>>().join(", ")))?;
+            if json {
+                println!("{}", o.value.to_json());
+            } else if raw {
+                match &o.value {
+                    Value::String(s) => println!("{s}"),
+                    v => println!("{}", v.to_json()),
+                }
+            } else if o.sensitive {
+                println!("<sensitive>");
+                eprintln!("(the output is sensitive: use `kiln output --raw {n}` to print it)");
+            } else {
+                println!("{}", o.value);
+            }
+        }
+        None if json => {
+            let m: serde_json::Map<String, serde_json::Value> = state
+                .outputs
+                .iter()
+                .map(|(k, o)| (k.clone(), serde_json::json!({"sensitive": o.sensitive, "value": if o.sensitive { serde_json::Value::Null } else { o.value.to_json() }})))
+                .collect();
+            println!("{}", serde_json::Value::Object(m));
+        }
+        None => {
+            for (k, o) in &state.outputs {
+                println!("{k} = {}", if o.sensitive { "<sensitive>".to_string() } else { o.value.to_string() });
+            }
+        }
+    }
+    Ok(OK)
+}
+
+pub(crate) fn graph(dir: &Path) -> R {
+    let (config, diags) = kiln_config::load(dir);
+    let config = config.expect("config");
+    if diags.has_errors() {
+        return Err(render::diagnostics(&config.sources, &diags));
+    }
+    let (g, diags) = kiln_core::build_graph(&config, &registry());
+    if diags.has_errors() {
+        return Err(render::diagnostics(&config.sources, &diags));
+    }
+    print!("{}", g.deps.to_dot(ToString::to_string));
+    Ok(OK)
+}

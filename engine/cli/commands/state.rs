@@ -1,0 +1,122 @@
+//! `kiln state list|show|rm|mv`, `kiln import` and `kiln force-unlock`.
+
+use std::path::Path;
+use kiln_addrs::InstanceAddr;
+use kiln_state::State;
+use kiln_value::Value;
+use crate::cli::{StateCommand, VarArgs};
+use crate::render;
+
+use super::*;
+
+pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
+    let (config, _) = kiln_config::load(dir);
+    let config = config.expect("config");
+    let backend = open(&config, dir)?;
+    match cmd {
+        StateCommand::List => {
+            for a in read_state(backend.as_ref()).await?.resources.keys() {
+                println!("{a}");
+            }
+            Ok(OK)
+        }
+        StateCommand::Show { address } => {
+            let a: InstanceAddr = address.parse().map_err(|e| format!("Error: {e}"))?;
+            let state = read_state(backend.as_ref()).await?;
+            let r = state.resources.get(&a).ok_or_else(|| format!("Error: `{a}` is not in state\n  = help: `kiln state list` shows what is"))?;
+            println!("# {a}:\nresource \"{}\" \"{}\" {{", r.kind, a.resource.name);
+            for (k, v) in r.attributes.as_map().into_iter().flatten() {
+                println!("    {k} = {}", if r.sensitive.contains(k) { "(sensitive value)".into() } else { v.to_string() });
+            }
+            println!("}}");
+            Ok(OK)
+        }
+        StateCommand::Rm { addresses } => {
+            let lock = lock(backend.as_ref(), "state rm").await?;
+            let r = async {
+                let mut state = read_state(backend.as_ref()).await?;
+                for a in &addresses {
+                    let a: InstanceAddr = a.parse().map_err(|e| format!("Error: {e}"))?;
+                    if state.resources.remove(&a).is_none() {
+                        return Err(format!("Error: `{a}` is not in state"));
+                    }
+                    println!("Removed {a}");
+                }
+                state.serial += 1;
+                backend.write(&state).await.map_err(|e| format!("Error: {e}"))?;
+                Ok(OK)
+            }
+            .await;
+            let _ = backend.unlock(&lock.id).await;
+            r
+        }
+        StateCommand::Mv { from, to } => {
+            let lock = lock(backend.as_ref(), "state mv").await?;
+            let r = async {
+                let mut state = read_state(backend.as_ref()).await?;
+                let f: InstanceAddr = from.parse().map_err(|e| format!("Error: {e}"))?;
+                let t: InstanceAddr = to.parse().map_err(|e| format!("Error: {e}"))?;
+                if state.resources.contains_key(&t) {
+                    return Err(format!("Error: `{t}` already exists in state"));
+                }
+                let r = state.resources.remove(&f).ok_or_else(|| format!("Error: `{f}` is not in state"))?;
+                if r.kind != t.resource.kind {
+                    return Err(format!("Error: cannot move a `{}` to a `{}` address", r.kind, t.resource.kind));
+                }
+                state.resources.insert(t.clone(), r);
+                state.serial += 1;
+                backend.write(&state).await.map_err(|e| format!("Error: {e}"))?;
+                println!("Moved {f} to {t}");
+                Ok(OK)
+            }
+            .await;
+            let _ = backend.unlock(&lock.id).await;
+            r
+        }
+    }
+}
+
+pub(crate) async fn import(dir: &Path, vars: &VarArgs, address: &str, id: &str) -> R {
+    let l = load(dir, vars)?;
+    let a: InstanceAddr = address.parse().map_err(|e| format!("Error: {e}"))?;
+    let backend = open(&l.config, dir)?;
+    let lock = lock(backend.as_ref(), "import").await?;
+    let r = async {
+        let mut state = read_state(backend.as_ref()).await?;
+        if state.resources.contains_key(&a) {
+            return Err(format!("Error: `{a}` is already managed by kiln\n  = help: `kiln state rm {a}` first to import it again"));
+        }
+        let reg = registry();
+        let pname = reg.default_for(&a.resource.kind);
+        let factory = reg.get(&pname).ok_or_else(|| format!("Error: no provider for kind `{}`", a.resource.kind))?;
+        let p = factory
+            .configure(kiln_provider::ConfigureRequest { config: Value::Map(Default::default()), working_dir: dir.to_path_buf() })
+            .await
+            .map_err(|d| render::diagnostics(&l.config.sources, &d))?;
+        let name = a.to_string();
+        let res = p.import(kiln_provider::ImportRequest { address: &name, kind: &a.resource.kind, id }).await;
+        if res.diagnostics.has_errors() {
+            return Err(render::diagnostics(&l.config.sources, &res.diagnostics));
+        }
+        let v = res.state.ok_or_else(|| format!("Error: no `{}` with ID `{id}` exists", a.resource.kind))?;
+        if state.lineage.is_empty() {
+            state = State::new();
+        }
+        state.resources.insert(a.clone(), kiln_state::ResourceState { provider: pname, kind: a.resource.kind.clone(), attributes: v, sensitive: vec![], dependencies: vec![], tainted: false, create_before_destroy: false });
+        state.serial += 1;
+        backend.write(&state).await.map_err(|e| format!("Error: {e}"))?;
+        println!("Import successful: {a} is now managed by kiln.");
+        Ok(OK)
+    }
+    .await;
+    let _ = backend.unlock(&lock.id).await;
+    r
+}
+
+pub(crate) async fn force_unlock(dir: &Path, id: &str) -> R {
+    let (config, _) = kiln_config::load(dir);
+    let backend = open(&config.expect("config"), dir)?;
+    backend.force_unlock(id).await.map_err(|e| format!("Error: {e}"))?;
+    println!("kiln state has been successfully unlocked.");
+    Ok(OK)
+}
