@@ -164,13 +164,17 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
         let outputs: BTreeMap<String, OutputState> = if req.plan.mode == kiln_plan::Mode::Destroy {
             BTreeMap::new()
         } else {
+            // An output still unknown (its resources were left out by --target) keeps its value.
             w.values
                 .outputs
                 .iter()
-                .filter(|((m, _), v)| m.is_empty() && !v.contains_unknown())
-                .map(|((_, n), v)| {
+                .filter(|((m, _), _)| m.is_empty())
+                .filter_map(|((_, n), v)| {
+                    if v.contains_unknown() {
+                        return state.outputs.get(n).map(|o| (n.clone(), o.clone()));
+                    }
                     let sensitive = req.config.root.module.outputs.get(n).is_some_and(|o| o.sensitive) || v.contains_sensitive();
-                    (n.clone(), OutputState { value: v.clone().unmark_deep().0, sensitive })
+                    Some((n.clone(), OutputState { value: v.clone().unmark_deep().0, sensitive }))
                 })
                 .collect()
         };
@@ -485,6 +489,9 @@ async fn start_resource(
                                 Value::Unknown
                             }
                         }
+                    } else if !req.plan.targets.is_empty() || !req.plan.excludes.is_empty() {
+                        // Left out by --target/--exclude: nothing to do, nothing known.
+                        Value::Unknown
                     } else {
                         w.diags.push(
                             Diagnostic::error("E-APPLY-NOT-PLANNED", format!("`{iaddr}` is not in the plan"))

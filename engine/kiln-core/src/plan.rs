@@ -153,8 +153,11 @@ fn filter_targets(changes: &mut Vec<PlannedChange>, targets: &[Target], excludes
     }
     if !excludes.is_empty() {
         let seeds: Vec<ResourceAddr> = changes.iter().filter(|c| excludes.iter().any(|t| c.address.matches(t))).map(|c| c.address.resource.clone()).collect();
-        let drop = resource_closure(seeds, false);
-        changes.retain(|c| !excludes.iter().any(|t| c.address.matches(t)) && !drop.contains(&c.address.resource));
+        let mut downstream = resource_closure(seeds.clone(), false);
+        for s in &seeds {
+            downstream.remove(s);
+        }
+        changes.retain(|c| !excludes.iter().any(|t| c.address.matches(t)) && !downstream.contains(&c.address.resource));
     }
 }
 
