@@ -1,8 +1,19 @@
 //! End-to-end tests of the `kiln` binary. One module per command area; new tests go in the
-//! module of the command they exercise, regression tests are named after their issue.
+//! module of the command they exercise, regression tests are named after their issue. Plan
+//! view snapshots: add a fixture under `fixtures/plan-<scenario>/` and a test in `plan_view.rs`.
+//! Shared helpers (projects, background runs, insta filters) live in `support.rs`.
 
 mod support;
 
 mod apply;
+mod examples;
+mod exit_codes;
+mod fmt;
+mod interrupt;
+mod language;
+mod lifecycle;
 mod plan;
+mod plan_view;
+mod show;
 mod state;
+mod variables;

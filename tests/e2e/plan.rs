@@ -70,3 +70,70 @@ fn sensitive_values_are_redacted() {
     assert!(!out.contains("hunter2"), "{out}");
     assert!(out.contains("(sensitive value)"), "{out}");
 }
+
+const TARGETS: &str = r#"
+resource "record" "a" {
+  input = "a"
+}
+
+resource "record" "b" {
+  input = record.a.output
+}
+
+resource "record" "c" {
+  count = 2
+  input = "c${count.index}"
+}
+"#;
+
+/// Addresses the plan creates, in order.
+fn planned(p: &Project, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["plan", "--json"];
+    all.extend_from_slice(args);
+    let out = p.kiln(&all).ok().stdout();
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    v["resource_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] != "no-op")
+        .map(|c| c["address"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn target_plans_the_target_and_its_dependencies() {
+    let p = Project::new(TARGETS);
+    assert_eq!(planned(&p, &["--target", "record.b"]), ["record.a", "record.b"]);
+    assert_eq!(planned(&p, &["--target", "record.c[1]"]), ["record.c[1]"]);
+    assert_eq!(planned(&p, &["--target", "record.a", "--target", "record.c"]), ["record.a", "record.c[0]", "record.c[1]"]);
+}
+
+#[test]
+fn exclude_leaves_out_the_address_and_its_dependents() {
+    let p = Project::new(TARGETS);
+    assert_eq!(planned(&p, &["--exclude", "record.a"]), ["record.c[0]", "record.c[1]"]);
+    assert_eq!(planned(&p, &["--exclude", "record.c"]), ["record.a", "record.b"]);
+}
+
+#[test]
+fn exclude_of_an_instance_keeps_the_other_instances() {
+    let p = Project::new(TARGETS);
+    assert_eq!(planned(&p, &["--exclude", "record.c[0]"]), ["record.a", "record.b", "record.c[1]"]);
+}
+
+#[test]
+fn targeted_apply_changes_only_the_target() {
+    let p = Project::new(TARGETS);
+    p.kiln(&["apply", "--auto-approve", "--target", "record.c"]).ok();
+    assert_eq!(p.state_list(), ["record.c[0]", "record.c[1]"]);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert_eq!(p.state_list().len(), 4);
+}
+
+#[test]
+fn malformed_target_is_an_error() {
+    let p = Project::new(TARGETS);
+    let r = p.kiln(&["plan", "--target", "not an address"]).code_is(1);
+    assert!(r.stderr().contains("not an address"), "{}", r.stderr());
+}

@@ -1,0 +1,165 @@
+//! `lifecycle` (prevent_destroy, ignore_changes, create_before_destroy) and `depends_on`.
+
+use crate::support::Project;
+
+/// Index of the first stderr line containing `needle`; panics naming it when absent.
+fn line_of(out: &str, needle: &str) -> usize {
+    out.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with `{needle}` in:\n{out}"))
+}
+
+const PREVENT: &str = r#"
+resource "record" "keep" {
+  input = "precious"
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+resource "record" "other" {
+  input = "x"
+}
+"#;
+
+#[test]
+fn prevent_destroy_blocks_destroy() {
+    let p = Project::new(PREVENT);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let r = p.kiln(&["destroy", "--auto-approve"]).code_is(1);
+    assert!(r.stderr().contains("record.keep") && r.stderr().contains("prevent_destroy"), "{}", r.stderr());
+    assert_eq!(p.state_list(), ["record.keep", "record.other"], "nothing destroyed, not even record.other");
+}
+
+#[test]
+fn prevent_destroy_blocks_replacement() {
+    let p = Project::new(PREVENT);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    p.write("main.kiln.hcl", &PREVENT.replace("input = \"precious\"", "input = \"precious\"\n  triggers_replace = 2"));
+    let r = p.kiln(&["plan"]).code_is(1);
+    assert!(r.stderr().contains("record.keep") && r.stderr().contains("prevent_destroy"), "{}", r.stderr());
+}
+
+#[test]
+fn prevent_destroy_goes_with_its_block() {
+    let p = Project::new(PREVENT);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    // As in Terraform: once the block is removed, so is its lifecycle, and the object is destroyed.
+    p.write("main.kiln.hcl", "resource \"record\" \"other\" {\n  input = \"x\"\n}\n");
+    let plan = p.kiln(&["plan"]).ok().stdout();
+    assert!(plan.contains("record.keep will be destroyed"), "{plan}");
+}
+
+#[test]
+#[ignore = "bug: destroy --exclude record.keep still fails with E-PREVENT-DESTROY, though that error's hint recommends --exclude"]
+fn exclude_lets_destroy_skip_a_protected_resource() {
+    let p = Project::new(PREVENT);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    p.kiln(&["destroy", "--auto-approve", "--exclude", "record.keep"]).ok();
+    assert_eq!(p.state_list(), ["record.keep"]);
+}
+
+const IGNORE: &str = r#"
+resource "record" "a" {
+  input            = "one"
+  triggers_replace = "t1"
+  lifecycle {
+    ignore_changes = [input]
+  }
+}
+"#;
+
+#[test]
+fn ignore_changes_keeps_the_ignored_attribute_in_state() {
+    let p = Project::new(IGNORE);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    p.write("main.kiln.hcl", &IGNORE.replace("\"one\"", "\"two\""));
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let shown = p.kiln(&["state", "show", "record.a"]).ok().stdout();
+    assert!(shown.contains("input = \"one\""), "{shown}");
+    // Attributes not ignored still count.
+    p.write("main.kiln.hcl", &IGNORE.replace("\"t1\"", "\"t2\""));
+    let plan = p.kiln(&["plan"]).ok().stdout();
+    assert!(plan.contains("record.a must be replaced"), "{plan}");
+}
+
+#[test]
+#[ignore = "bug: ignore_changes = [input] still plans an in-place update of `output` (derived from the new input), on every plan"]
+fn ignore_changes_plans_no_change() {
+    let p = Project::new(IGNORE);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    p.write("main.kiln.hcl", &IGNORE.replace("\"one\"", "\"two\""));
+    let r = p.kiln(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code(), 0, "an ignored change is no change:\n{}", r.stdout());
+}
+
+const CBD: &str = r#"
+resource "record" "a" {
+  input            = "x"
+  triggers_replace = "1"
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+"#;
+
+#[test]
+fn create_before_destroy_is_planned_as_create_then_destroy() {
+    let p = Project::new(CBD);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    p.write("main.kiln.hcl", &CBD.replace("\"1\"", "\"2\""));
+    let plan = p.kiln(&["plan"]).ok().stdout();
+    assert!(plan.contains("+/- resource \"record\" \"a\""), "{plan}");
+    assert!(plan.contains("Plan: 1 to add, 0 to change, 1 to destroy."), "{plan}");
+}
+
+#[test]
+#[ignore = "bug: after a create_before_destroy replacement the new object is missing from state (deleting the old one drops the address)"]
+fn create_before_destroy_replaces_new_before_old() {
+    let p = Project::new(CBD);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let old_id = p.state_json()["resources"][0]["attributes"]["id"].as_str().unwrap().to_string();
+    p.write("main.kiln.hcl", &CBD.replace("\"1\"", "\"2\""));
+    let err = p.kiln_loud(&["apply", "--auto-approve"]).ok().stderr();
+    assert!(line_of(&err, "record.a: Creation complete") < line_of(&err, "record.a: Destroying..."), "{err}");
+    assert_eq!(p.state_list(), ["record.a"], "the new object is in state");
+    let new_id = p.state_json()["resources"][0]["attributes"]["id"].as_str().unwrap().to_string();
+    assert_ne!(new_id, old_id);
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+}
+
+#[test]
+fn without_create_before_destroy_the_old_object_goes_first() {
+    let config = CBD.replace("create_before_destroy = true", "create_before_destroy = false");
+    let p = Project::new(&config);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    p.write("main.kiln.hcl", &config.replace("\"1\"", "\"2\""));
+    let plan = p.kiln(&["plan"]).ok().stdout();
+    assert!(plan.contains("-/+ resource \"record\" \"a\""), "{plan}");
+    let err = p.kiln_loud(&["apply", "--auto-approve"]).ok().stderr();
+    assert!(line_of(&err, "record.a: Destruction complete") < line_of(&err, "record.a: Creating..."), "{err}");
+    assert_eq!(p.state_list(), ["record.a"]);
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+}
+
+#[test]
+fn depends_on_orders_creates_and_destroys() {
+    let p = Project::new(
+        r#"
+resource "record" "first" {
+  input        = "f"
+  create_delay = "200ms"
+}
+
+resource "record" "second" {
+  input      = "s"
+  depends_on = [record.first]
+}
+"#,
+    );
+    let err = p.kiln_loud(&["apply", "--auto-approve"]).ok().stderr();
+    assert!(line_of(&err, "record.first: Creation complete") < line_of(&err, "record.second: Creating..."), "{err}");
+    let deps =
+        p.state_json()["resources"].as_array().unwrap().iter().find(|r| r["address"] == "record.second").unwrap()["dependencies"].clone();
+    assert_eq!(deps, serde_json::json!(["record.first"]));
+    let err = p.kiln_loud(&["destroy", "--auto-approve"]).ok().stderr();
+    assert!(line_of(&err, "record.second: Destruction complete") < line_of(&err, "record.first: Destroying..."), "{err}");
+}
