@@ -11,6 +11,9 @@ pub struct Cli {
     /// Run in this directory instead of the current one.
     #[arg(long, global = true, value_name = "DIR")]
     pub chdir: Option<PathBuf>,
+    /// Wait up to this long (such as 30s or 5m) for a state lock held by someone else.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0s")]
+    pub lock_timeout: String,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -23,6 +26,47 @@ pub struct VarArgs {
     /// Load variable values from a file (repeatable).
     #[arg(long = "var-file", value_name = "FILE")]
     pub var_files: Vec<PathBuf>,
+    /// `--var` and `--var-file` in the order given (later ones win, as in Terraform).
+    #[arg(skip)]
+    pub ordered: Vec<kiln_ops::VarSources>,
+}
+
+impl VarArgs {
+    /// Merges `vars` and `var_files` back into command-line order using clap's indices.
+    fn order(&mut self, m: &clap::ArgMatches) {
+        let mut all: Vec<(usize, kiln_ops::VarSources)> = Vec::new();
+        if let Some(idx) = m.indices_of("vars") {
+            all.extend(idx.zip(self.vars.iter().cloned().map(kiln_ops::VarSources::Flag)));
+        }
+        if let Some(idx) = m.indices_of("var_files") {
+            all.extend(idx.zip(self.var_files.iter().cloned().map(kiln_ops::VarSources::File)));
+        }
+        all.sort_by_key(|(i, _)| *i);
+        self.ordered = all.into_iter().map(|(_, v)| v).collect();
+    }
+}
+
+impl Cli {
+    /// Parses the command line. Usage errors exit 1 (2 means "changes present" in kiln);
+    /// `--help` and `--version` exit 0.
+    pub fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().try_get_matches().unwrap_or_else(|e| {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        });
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| {
+            let _ = e.print();
+            std::process::exit(1);
+        });
+        if let Some((_, sub)) = matches.subcommand() {
+            if let Some(v) = cli.command.var_args_mut() {
+                v.order(sub);
+            }
+        }
+        cli
+    }
 }
 
 #[derive(Args, Clone, Default)]
@@ -155,6 +199,16 @@ pub enum Command {
     },
     /// Print kiln's version.
     Version,
+}
+
+impl Command {
+    fn var_args_mut(&mut self) -> Option<&mut VarArgs> {
+        match self {
+            Command::Validate { vars, .. } | Command::Import { vars, .. } | Command::Logs { vars, .. } | Command::Jobs { vars } => Some(vars),
+            Command::Plan { args, .. } | Command::Apply { args, .. } | Command::Destroy { args, .. } => Some(&mut args.vars),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Subcommand)]

@@ -9,10 +9,8 @@ mod commands;
 mod render;
 mod view_plan;
 
-use clap::Parser;
-
 fn main() {
-    let args = cli::Cli::parse();
+    let args = cli::Cli::parse_args();
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_env("KILN_LOG")).with_writer(std::io::stderr).init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = rt.block_on(commands::run(args));

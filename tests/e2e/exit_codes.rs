@@ -70,7 +70,6 @@ fn apply_refuses_without_a_terminal_and_changes_nothing() {
 }
 
 #[test]
-#[ignore = "bug: usage errors (unknown flag or subcommand) exit 2, which --detailed-exitcode reserves for \"changes present\"; expected 1"]
 fn usage_errors_exit_1_not_2() {
     let p = Project::new(ONE);
     let r = p.kiln(&["plan", "--detailed-exitcode", "--no-such-flag"]);

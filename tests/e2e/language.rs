@@ -143,7 +143,6 @@ fn decimal_arithmetic_is_exact() {
 }
 
 #[test]
-#[ignore = "bug: numbers beyond i64/u64 or with many decimals are stored and printed through f64 (123456789012345678900 becomes 1.2345678901234568e+20)"]
 fn large_and_precise_numbers_survive_state() {
     let p = Project::new(
         "output \"big\" {\n  value = 12345678901234567890 * 10\n}\n\noutput \"precise\" {\n  value = 1.000000000000000001 + 1\n}\n",

@@ -49,7 +49,6 @@ fn prevent_destroy_goes_with_its_block() {
 }
 
 #[test]
-#[ignore = "bug: destroy --exclude record.keep still fails with E-PREVENT-DESTROY, though that error's hint recommends --exclude"]
 fn exclude_lets_destroy_skip_a_protected_resource() {
     let p = Project::new(PREVENT);
     p.kiln(&["apply", "--auto-approve"]).ok();
@@ -82,7 +81,6 @@ fn ignore_changes_keeps_the_ignored_attribute_in_state() {
 }
 
 #[test]
-#[ignore = "bug: ignore_changes = [input] still plans an in-place update of `output` (derived from the new input), on every plan"]
 fn ignore_changes_plans_no_change() {
     let p = Project::new(IGNORE);
     p.kiln(&["apply", "--auto-approve"]).ok();
@@ -112,7 +110,6 @@ fn create_before_destroy_is_planned_as_create_then_destroy() {
 }
 
 #[test]
-#[ignore = "bug: after a create_before_destroy replacement the new object is missing from state (deleting the old one drops the address)"]
 fn create_before_destroy_replaces_new_before_old() {
     let p = Project::new(CBD);
     p.kiln(&["apply", "--auto-approve"]).ok();

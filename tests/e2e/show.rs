@@ -101,7 +101,6 @@ fn graph_prints_dot_with_dependency_edges() {
 }
 
 #[test]
-#[ignore = "bug: graph DOT is invalid: node IDs with quotes are not escaped (\"provider[\"kiln\"]\")"]
 fn graph_dot_quotes_are_escaped() {
     let p = Project::new(CONFIG);
     let out = p.kiln(&["graph"]).ok().stdout();

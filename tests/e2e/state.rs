@@ -95,7 +95,6 @@ fn second_apply_fails_fast_naming_the_running_holder() {
 }
 
 #[test]
-#[ignore = "bug: the lock-held message suggests `--lock-timeout 5m`, but no command accepts --lock-timeout"]
 fn lock_timeout_suggested_by_the_lock_message_exists() {
     let p = Project::new(ONE);
     p.kiln(&["apply", "--auto-approve", "--lock-timeout", "1s"]).ok();

@@ -48,7 +48,6 @@ fn auto_kilnvars_files_apply_in_name_order() {
 }
 
 #[test]
-#[ignore = "bug: --var-file always loses to --var whatever their order; Terraform applies -var and -var-file in command-line order"]
 fn command_line_sources_apply_in_the_order_given() {
     let p = project();
     let got = outputs(&p, &["--var", "d=flag", "--var-file", "extra.kilnvars"], &[]);

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use std::sync::Arc;
 use kiln_addrs::Target;
 use kiln_config::Config;
@@ -38,6 +39,15 @@ pub fn registry() -> ProviderRegistry {
 }
 
 pub async fn run(cli: Cli) -> i32 {
+    match kiln_provider_builtin::parse_duration(&cli.lock_timeout) {
+        Some(d) => {
+            let _ = LOCK_TIMEOUT.set(d);
+        }
+        None => {
+            eprintln!("Error: invalid --lock-timeout `{}`: write a duration such as 30s or 5m", cli.lock_timeout);
+            return ERROR;
+        }
+    }
     if let Some(dir) = &cli.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             eprintln!("Error: cannot change to `{}`: {e}", dir.display());
@@ -85,10 +95,9 @@ pub struct Loaded {
 pub fn load(dir: &Path, vars: &VarArgs) -> Result<Loaded, String> {
     let (config, mut diags) = kiln_config::load(dir);
     let mut config = config.expect("load always returns a config");
-    let mut cli: Vec<VarSources> = vars.var_files.iter().cloned().map(VarSources::File).collect();
-    cli.extend(vars.vars.iter().cloned().map(VarSources::Flag));
+    let cli: &[VarSources] = &vars.ordered;
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let (values, vd) = kiln_ops::load_variables(dir, &cli, &env, &mut config.sources);
+    let (values, vd) = kiln_ops::load_variables(dir, cli, &env, &mut config.sources);
     diags.extend(vd);
     if let Some(s) = config.root.module.settings.as_ref().and_then(|s| s.required_version.as_ref()) {
         if !version_ok(&s.0) {
@@ -186,10 +195,24 @@ pub fn open(config: &Config, dir: &Path) -> Result<Arc<dyn StateBackend>, String
     kiln_ops::open_backend(config, dir).map(Arc::from).map_err(|e| format!("Error: {e}"))
 }
 
+/// How long `lock` keeps retrying a lock held by someone else (`--lock-timeout`).
+static LOCK_TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// Takes the state lock, retrying with a bounded backoff until `--lock-timeout` runs out.
 async fn lock(backend: &dyn StateBackend, op: &str) -> Result<LockInfo, String> {
     let info = LockInfo::new(op);
-    backend.lock(&info).await.map_err(|e| format!("Error: cannot lock the state: {e}"))?;
-    Ok(info)
+    let deadline = std::time::Instant::now() + LOCK_TIMEOUT.get().copied().unwrap_or_default();
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match backend.lock(&info).await {
+            Ok(()) => return Ok(info),
+            Err(kiln_state::LockError::Held { .. }) if std::time::Instant::now() + wait <= deadline => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(format!("Error: cannot lock the state: {e}")),
+        }
+    }
 }
 
 fn print_outputs(state: &State) {

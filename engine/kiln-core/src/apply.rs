@@ -75,6 +75,13 @@ struct OpResult {
     diagnostics: Diagnostics,
 }
 
+impl OpResult {
+    /// An operation that was queued when an interrupt came, and never started.
+    fn not_started(addr: InstanceAddr) -> Self {
+        OpResult { addr, mutations: Vec::new(), value: None, diagnostics: Diagnostics::new() }
+    }
+}
+
 struct Ctx {
     hook: Arc<dyn Hook>,
     sink: Arc<dyn StateSink>,
@@ -147,7 +154,7 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
         .iter()
         .filter(|c| c.action == Action::Delete || (c.action == Action::Replace && !c.create_before_destroy))
         .collect();
-    let mut interrupted = run_deletes(&deletes, &mut w, &mut ctx, &mut state, &mut diags, &req).await;
+    let mut interrupted = run_deletes(&deletes, Deposed::No, &mut w, &mut ctx, &mut state, &mut diags, &req).await;
 
     // Phase 2: creates and updates in dependency order.
     if !interrupted && req.plan.mode == kiln_plan::Mode::Normal {
@@ -157,7 +164,7 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
     // Phase 3: old objects of create_before_destroy replacements.
     if !interrupted {
         let cbd: Vec<&PlannedChange> = req.plan.changes.iter().filter(|c| c.action == Action::Replace && c.create_before_destroy).collect();
-        interrupted = run_deletes(&cbd, &mut w, &mut ctx, &mut state, &mut diags, &req).await;
+        interrupted = run_deletes(&cbd, Deposed::Yes, &mut w, &mut ctx, &mut state, &mut diags, &req).await;
     }
 
     if !interrupted {
@@ -215,9 +222,18 @@ impl Ctx {
     }
 }
 
+/// Whether the objects deleted are the old halves of `create_before_destroy` replacements: their
+/// address already holds the new object, so state keeps it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Deposed {
+    No,
+    Yes,
+}
+
 /// Deletes in reverse dependency order, concurrently where independent.
 async fn run_deletes(
     deletes: &[&PlannedChange],
+    deposed: Deposed,
     w: &mut Walker<'_>,
     ctx: &mut Ctx,
     state: &mut State,
@@ -258,18 +274,26 @@ async fn run_deletes(
             let sem = ctx.semaphore(&c.provider, p.as_ref(), req.parallelism);
             let (hook, sink) = (ctx.hook.clone(), ctx.sink.clone());
             let (addr, kind) = (c.address.clone(), c.kind.clone());
-            let prior = state.resources.get(a).map(|r| r.attributes.clone()).or_else(|| c.before.clone()).unwrap_or(Value::Null);
+            let prior = match deposed {
+                Deposed::Yes => c.before.clone().map(|b| b.unmark_deep().0),
+                Deposed::No => state.resources.get(a).map(|r| r.attributes.clone()).or_else(|| c.before.clone()),
+            }
+            .unwrap_or(Value::Null);
+            let cancel_task = cancel.clone();
             tasks.spawn(async move {
                 let _permit = match &sem {
                     Some(s) => Some(s.clone().acquire_owned().await.expect("semaphore open")),
                     None => None,
                 };
+                if cancel_task.level() >= 1 {
+                    return OpResult::not_started(addr);
+                }
                 hook.apply_start(&addr, Action::Delete);
                 let started = Instant::now();
                 let name = addr.to_string();
                 let d = p.delete(DeleteRequest { address: &name, kind: &kind, prior: &prior }).await;
                 let mut mutations = Vec::new();
-                if !d.has_errors() {
+                if !d.has_errors() && deposed == Deposed::No {
                     mutations.push(Mutation::Remove { address: addr.clone() });
                     let _ = sink.persist(mutations.clone()).await;
                 }
@@ -515,6 +539,10 @@ async fn start_resource(
             }
         };
         let prior_v = if action == Action::Update { prior.map(|p| remark(p.attributes.clone(), &kind_schema, &p.sensitive)) } else { None };
+        let mut cfg = cfg;
+        if let Some(p) = &prior_v {
+            crate::plan::ignore_changes(&mut cfg, p, &r.lifecycle);
+        }
         let proposed = propose(&cfg, prior_v.as_ref(), &kind_schema);
         let name = iaddr.to_string();
         let resp = provider
@@ -545,11 +573,15 @@ async fn start_resource(
         let provider_key = key.clone();
         let prior_attrs = prior.map(|p| p.attributes.clone());
         let op = if action == Action::Update { Action::Update } else { Action::Create };
+        let cancel = req.cancel.clone();
         tasks.spawn(async move {
             let _permit = match &sem {
                 Some(s) => Some(s.clone().acquire_owned().await.expect("semaphore open")),
                 None => None,
             };
+            if cancel.level() >= 1 {
+                return OpResult::not_started(iaddr);
+            }
             hook.apply_start(&iaddr, op);
             let t0 = Instant::now();
             let mut mutations = Vec::new();

@@ -74,6 +74,7 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
     let outputs = w.root_outputs();
     let mut changes: Vec<PlannedChange> = std::mem::take(&mut w.changes);
     filter_targets(&mut changes, &req.targets, &req.excludes, &graph);
+    w.diags.extend(check_prevent_destroy(&changes, req.config));
     changes.sort_by(|a, b| a.address.cmp(&b.address));
     let variables = w.root_var_values();
     diags = w.diags;
@@ -122,6 +123,30 @@ pub async fn configure_providers(req: PlanRequest<'_>) -> (Providers, Diagnostic
         w.ensure_provider(&k).await;
     }
     (w.providers, w.diags)
+}
+
+/// `lifecycle.prevent_destroy`, checked on what is left after `--target`/`--exclude`.
+fn check_prevent_destroy(changes: &[PlannedChange], config: &Config) -> Diagnostics {
+    let mut diags = Diagnostics::new();
+    for c in changes.iter().filter(|c| matches!(c.action, Action::Delete | Action::Replace)) {
+        let Some(m) = config.root.find(&c.address.resource.module) else { continue };
+        let Some(r) = m.module.resources.iter().find(|r| resource_addr(&m.path, r) == c.address.resource) else { continue };
+        if !r.lifecycle.prevent_destroy {
+            continue;
+        }
+        let (what, hint) = if c.action == Action::Replace {
+            ("would be replaced", "undo the change that forces replacement, or remove prevent_destroy first")
+        } else {
+            ("would be destroyed", "remove prevent_destroy from the configuration first, or leave it out with --exclude")
+        };
+        diags.push(
+            Diagnostic::error("E-PREVENT-DESTROY", format!("`{}` {what}, but it has lifecycle.prevent_destroy", c.address))
+                .at(r.span.clone(), "declared here")
+                .address(&c.address)
+                .hint(hint),
+        );
+    }
+    diags
 }
 
 /// Keeps only changes selected by `--target` (and what they depend on) and not `--exclude`d
@@ -567,6 +592,10 @@ impl<'a> Walker<'a> {
         };
         let prior = prior.map(|p| remark(p, schema, prior_state.map(|s| s.sensitive.as_slice()).unwrap_or(&[])));
         let tainted = prior_state.is_some_and(|s| s.tainted) && prior.is_some();
+        let mut config = config;
+        if let Some(p) = &prior {
+            ignore_changes(&mut config, p, &r.lifecycle);
+        }
         let (mut planned, resp_replace) = self.provider_plan(provider, &addr_s, &r.kind, prior.as_ref(), &config, schema).await?;
         if let Some(p) = &prior {
             ignore_changes(&mut planned, p, &r.lifecycle);
@@ -594,14 +623,6 @@ impl<'a> Walker<'a> {
                 }
             }
         };
-        if action != Action::NoOp && r.lifecycle.prevent_destroy && action == Action::Replace {
-            self.diags.push(
-                Diagnostic::error("E-PREVENT-DESTROY", format!("`{addr_s}` would be replaced, but it has lifecycle.prevent_destroy"))
-                    .at(r.span.clone(), "declared here")
-                    .address(&addr_s)
-                    .hint("undo the change that forces replacement, or remove prevent_destroy first"),
-            );
-        }
         let sensitive = sensitive_attrs(&after, schema);
         self.changes.push(PlannedChange {
             address: iaddr.clone(),
@@ -665,19 +686,6 @@ impl<'a> Walker<'a> {
             let declared = self.config.root.find(&addr.resource.module).is_some_and(|m| {
                 m.module.resources.iter().any(|r| resource_addr(&m.path, r) == addr.resource)
             });
-            if self.mode == Mode::Destroy {
-                if let Some(r) = self.config.root.find(&addr.resource.module).and_then(|m| m.module.resources.iter().find(|r| resource_addr(&m.path, r) == addr.resource)) {
-                    if r.lifecycle.prevent_destroy {
-                        self.diags.push(
-                            Diagnostic::error("E-PREVENT-DESTROY", format!("`{addr}` has lifecycle.prevent_destroy and cannot be destroyed"))
-                                .at(r.span.clone(), "declared here")
-                                .address(&addr)
-                                .hint("remove prevent_destroy from the configuration first, or exclude it with --exclude"),
-                        );
-                        continue;
-                    }
-                }
-            }
             let reason = if self.mode == Mode::Destroy {
                 Reason::DestroyMode
             } else if declared {

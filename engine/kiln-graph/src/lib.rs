@@ -126,6 +126,7 @@ impl<N: Clone + Eq + Hash> DepGraph<N> {
     /// The graph in Graphviz DOT, with `label` naming each node.
     pub fn to_dot(&self, label: impl Fn(&N) -> String) -> String {
         let mut out = String::from("digraph kiln {\n  rankdir = \"RL\";\n  node [shape = rect, fontname = \"sans-serif\"];\n");
+        let label = |n: &N| dot_escape(&label(n));
         let mut names: Vec<(NodeIndex, String)> = self.graph.node_indices().map(|i| (i, label(&self.graph[i]))).collect();
         names.sort_by(|a, b| a.1.cmp(&b.1));
         for (_, n) in &names {
@@ -144,6 +145,11 @@ impl<N: Clone + Eq + Hash> DepGraph<N> {
         out.push_str("}\n");
         out
     }
+}
+
+/// Escapes a label for a double-quoted DOT identifier.
+fn dot_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// In-degree bookkeeping for a walk over a [`DepGraph`].
@@ -192,6 +198,14 @@ mod tests {
         let cycles = g.cycles();
         assert_eq!(cycles.len(), 1);
         assert_eq!(cycles[0].len(), 3);
+    }
+
+    #[test]
+    fn dot_escapes_quotes() {
+        let mut g = DepGraph::new();
+        g.depend(&"record.a", &"provider[\"kiln\"]");
+        let dot = g.to_dot(ToString::to_string);
+        assert!(dot.contains(r#""record.a" -> "provider[\"kiln\"]";"#), "{dot}");
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! Serde for `Value`: plain JSON for known values. Unknowns and sensitive marks (which appear
+//! Serde for `Value`: plain JSON for known values, numbers written exactly (serde_json's
+//! `arbitrary_precision`: 12345678901234567890 and 0.1 survive a round trip). Unknowns and sensitive marks (which appear
 //! only in saved plans) use reserved objects `{"$kiln":"unknown"}` and
 //! `{"$kiln":"sensitive","value":...}` so a plan file round-trips exactly.
 
-use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
@@ -15,28 +15,17 @@ use crate::{Map, Value};
 const TAG: &str = "$kiln";
 
 pub(crate) fn number_to_json(n: Decimal) -> serde_json::Value {
-    let n = n.normalize();
-    if n.scale() == 0 {
-        if let Some(i) = n.to_i64() {
-            return serde_json::Value::from(i);
-        }
-        if let Some(u) = n.to_u64() {
-            return serde_json::Value::from(u);
-        }
-    }
-    n.to_f64().and_then(serde_json::Number::from_f64).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    let text = n.normalize().to_string();
+    serde_json::Number::from_str(&text).map_or(serde_json::Value::Null, serde_json::Value::Number)
 }
 
 pub(crate) fn number_from_json(n: &serde_json::Number) -> Decimal {
-    if let Some(i) = n.as_i64() {
-        return Decimal::from(i);
-    }
-    if let Some(u) = n.as_u64() {
-        return Decimal::from(u);
-    }
-    // `Display` of f64 is the shortest string that round-trips, so 0.1 stays 0.1.
-    n.as_f64().and_then(|f| Decimal::from_str(&f.to_string()).ok()).unwrap_or_default()
+    let text = n.to_string();
+    Decimal::from_str(&text).or_else(|_| Decimal::from_scientific(&text)).unwrap_or_default()
 }
+
+/// The key serde_json uses to hand an exact number to a visitor (`arbitrary_precision`).
+const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -124,7 +113,15 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut m = Map::new();
-        while let Some((k, v)) = access.next_entry::<String, Value>()? {
+        while let Some(k) = access.next_key::<String>()? {
+            if k == NUMBER_TOKEN {
+                let text: String = access.next_value()?;
+                return Decimal::from_str(&text)
+                    .or_else(|_| Decimal::from_scientific(&text))
+                    .map(Value::Number)
+                    .map_err(|_| de::Error::custom(format!("number {text} is out of range")));
+            }
+            let v: Value = access.next_value()?;
             m.insert(k, v);
         }
         match m.get(TAG).and_then(Value::as_str) {
@@ -146,9 +143,10 @@ mod tests {
             Value::from("s").sensitive(),
             Value::Number(Decimal::from_str("0.1").unwrap()),
             Value::from(12i64),
+            Value::Number(Decimal::from_str("123456789012345678900").unwrap()),
         ]);
         let j = serde_json::to_string(&v).unwrap();
-        assert_eq!(j, r#"[{"$kiln":"unknown"},{"$kiln":"sensitive","value":"s"},0.1,12]"#);
+        assert_eq!(j, r#"[{"$kiln":"unknown"},{"$kiln":"sensitive","value":"s"},0.1,12,123456789012345678900]"#);
         let back: Value = serde_json::from_str(&j).unwrap();
         assert_eq!(back, v);
     }
