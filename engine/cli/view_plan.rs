@@ -105,7 +105,17 @@ fn shown(v: &Value, sensitive: bool) -> String {
     }
 }
 
-/// Attribute lines of one change at `indent`.
+/// One attribute row of a change.
+enum Row<'a> {
+    Add(&'a Value),
+    Remove(&'a Value),
+    /// Set to null by the change.
+    Cleared(&'a Value),
+    Change(&'a Value, &'a Value),
+}
+
+/// Attribute lines of one change at `indent`: only attributes that are set or change, with `=`
+/// aligned over those; multi-line strings as heredocs, diffed line by line when they change.
 fn attrs_diff(before: Option<&Value>, after: Option<&Value>, sensitive: &[String], indent: usize) -> String {
     let empty = kiln_value::Map::new();
     let b = before.and_then(Value::as_map).unwrap_or(&empty);
@@ -113,39 +123,81 @@ fn attrs_diff(before: Option<&Value>, after: Option<&Value>, sensitive: &[String
     let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
     keys.sort();
     keys.dedup();
-    let width = keys.iter().map(|k| k.len()).max().unwrap_or(0);
+    let rows: Vec<(&String, Row)> = keys
+        .into_iter()
+        .filter_map(|k| {
+            let (bv, av) = (b.get(k).filter(|v| !v.is_null()), a.get(k).filter(|v| !v.is_null()));
+            let row = match (bv, av) {
+                (None, None) => return None,
+                (None, Some(x)) => Row::Add(x),
+                (Some(x), None) if after.is_none() => Row::Remove(x),
+                (Some(x), None) => Row::Cleared(x),
+                (Some(x), Some(y)) if x.known_eq(y) == Some(true) => return None,
+                (Some(x), Some(y)) => Row::Change(x, y),
+            };
+            Some((k, row))
+        })
+        .collect();
+    let unchanged = if before.is_some() && after.is_some() {
+        a.iter().filter(|(k, v)| !v.is_null() && b.get(*k).is_some_and(|x| x.known_eq(v) == Some(true))).count()
+    } else {
+        0
+    };
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let pad = " ".repeat(indent);
     let mut out = String::new();
-    for k in keys {
+    for (k, row) in rows {
         let s = sensitive.contains(k);
-        let (bv, av) = (b.get(k).filter(|v| !v.is_null()), a.get(k).filter(|v| !v.is_null()));
-        let line = match (bv, av) {
-            (None, None) => continue,
-            (None, Some(x)) if before.is_none() => format!("+ {k:width$} = {}", shown(x, s)),
-            (Some(x), None) if after.is_none() => format!("- {k:width$} = {}", shown(x, s)),
-            (None, Some(x)) => format!("+ {k:width$} = {}", shown(x, s)),
-            (Some(x), None) => format!("- {k:width$} = {} -> null", shown(x, s)),
-            (Some(x), Some(y)) if x.known_eq(y) == Some(true) => continue,
-            (Some(x), Some(y)) => {
-                if let (Some(xs), Some(ys), false) = (x.as_str(), y.as_str(), s || x.is_sensitive() || y.is_sensitive()) {
-                    if xs.contains('\n') || ys.contains('\n') {
-                        let _ = writeln!(out, "{pad}~ {k:width$} = <<-EOT");
-                        for change in similar::TextDiff::from_lines(xs, ys).iter_all_changes() {
-                            let sign = match change.tag() {
-                                similar::ChangeTag::Delete => "-",
-                                similar::ChangeTag::Insert => "+",
-                                similar::ChangeTag::Equal => " ",
-                            };
-                            let _ = writeln!(out, "{pad}    {sign} {}", change.value().trim_end_matches('\n'));
-                        }
-                        let _ = writeln!(out, "{pad}  EOT");
-                        continue;
-                    }
-                }
-                format!("~ {k:width$} = {} -> {}", shown(x, s), shown(y, s))
+        match row {
+            Row::Add(x) => heredoc_or_line(&mut out, &pad, "+", k, width, x, s),
+            Row::Remove(x) => heredoc_or_line(&mut out, &pad, "-", k, width, x, s),
+            Row::Cleared(x) => {
+                let _ = writeln!(out, "{pad}- {k:width$} = {} -> null", shown(x, s));
             }
-        };
-        let _ = writeln!(out, "{pad}{line}");
+            Row::Change(x, y) => match (multiline(x, s), multiline(y, s)) {
+                (Some(xs), Some(ys)) if xs.contains('\n') || ys.contains('\n') => {
+                    let _ = writeln!(out, "{pad}~ {k:width$} = <<-EOT");
+                    for change in similar::TextDiff::from_lines(xs, ys).iter_all_changes() {
+                        let sign = match change.tag() {
+                            similar::ChangeTag::Delete => "-",
+                            similar::ChangeTag::Insert => "+",
+                            similar::ChangeTag::Equal => " ",
+                        };
+                        let _ = writeln!(out, "{pad}    {sign} {}", change.value().trim_end_matches('\n'));
+                    }
+                    let _ = writeln!(out, "{pad}  EOT");
+                }
+                _ => {
+                    let _ = writeln!(out, "{pad}~ {k:width$} = {} -> {}", shown(x, s), shown(y, s));
+                }
+            },
+        }
+    }
+    if unchanged > 0 {
+        let _ = writeln!(out, "{pad}  # ({unchanged} unchanged attribute{} hidden)", if unchanged == 1 { "" } else { "s" });
     }
     out
+}
+
+/// The text of a string value that may be shown (not sensitive).
+fn multiline(v: &Value, sensitive: bool) -> Option<&str> {
+    if sensitive || v.is_sensitive() {
+        return None;
+    }
+    v.as_str()
+}
+
+fn heredoc_or_line(out: &mut String, pad: &str, sign: &str, k: &str, width: usize, v: &Value, s: bool) {
+    match multiline(v, s).filter(|t| t.contains('\n')) {
+        Some(t) => {
+            let _ = writeln!(out, "{pad}{sign} {k:width$} = <<-EOT");
+            for line in t.lines() {
+                let _ = writeln!(out, "{pad}      {line}");
+            }
+            let _ = writeln!(out, "{pad}  EOT");
+        }
+        None => {
+            let _ = writeln!(out, "{pad}{sign} {k:width$} = {}", shown(v, s));
+        }
+    }
 }

@@ -17,7 +17,7 @@ pub(crate) fn fmt(dir: &Path, check: bool, diff: bool, recursive: bool, paths: V
         match kiln_fmt::format_source(&text) {
             Ok(out) if out != text => {
                 changed = true;
-                println!("{}", f.display());
+                println!("{}", f.strip_prefix(dir).unwrap_or(&f).display());
                 if diff {
                     print!("{}", similar::TextDiff::from_lines(&text, &out).unified_diff().header(&f.display().to_string(), &f.display().to_string()));
                 }

@@ -168,6 +168,7 @@ pub async fn read_state(backend: &dyn StateBackend) -> Result<State, String> {
     match backend.read().await {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Ok(State::default()),
+        Err(e @ kiln_state::StateError::NewerFormat { .. }) => Err(format!("Error: {e}\n  = help: the state file was left untouched; use a kiln at least as new as the one that wrote it")),
         Err(e) => Err(format!("Error: {e}\n  = help: the state file was left untouched; restore it from its .backup file or fix it by hand")),
     }
 }
