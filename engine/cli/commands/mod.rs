@@ -35,6 +35,7 @@ pub const CHANGES: i32 = 2;
 pub fn registry() -> ProviderRegistry {
     let mut r = ProviderRegistry::new();
     r.register(Arc::new(kiln_provider_builtin::BuiltinFactory));
+    r.register(Arc::new(kiln_provider_local::LocalFactory));
     r
 }
 

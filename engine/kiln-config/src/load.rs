@@ -1,6 +1,7 @@
 //! Reading files and turning hcl-edit's syntax tree into the configuration model.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use hcl_edit::expr::{Expression, TraversalOperator};
@@ -42,19 +43,24 @@ fn load_node(dir: &Path, path: Vec<String>, sources: &mut Sources, diags: &mut D
     stack.push(canonical);
     let mut children = BTreeMap::new();
     for (name, call) in &module.module_calls {
-        let child_dir = dir.join(&call.source);
+        // Joined and cleaned lexically, like Terraform does with local module paths.
+        let child_dir = clean_path(&dir.join(&call.source));
         let canon = child_dir.canonicalize().unwrap_or_else(|_| child_dir.clone());
+        let address = path.iter().chain([name]).map(|m| format!("module.{m}")).collect::<Vec<_>>().join(".");
         if stack.contains(&canon) {
             diags.push(
                 Diagnostic::error("E-MODULE-CYCLE", format!("module `{name}` calls itself through `{}`", call.source))
-                    .at(call.source_span.clone(), "this source leads back to a module being loaded"),
+                    .at(call.source_span.clone(), "this source leads back to a module being loaded")
+                    .address(&address)
+                    .hint("a module cannot call itself, directly or through the modules it calls"),
             );
             continue;
         }
         if !child_dir.is_dir() {
             diags.push(
-                Diagnostic::error("E-MODULE-SOURCE", format!("module `{name}`: directory `{}` not found", child_dir.display()))
+                Diagnostic::error("E-MODULE-SOURCE", format!("module `{name}`: directory `{}` not found", display_path(&child_dir).display()))
                     .at(call.source_span.clone(), "source must be a local directory")
+                    .address(&address)
                     .hint("use a path relative to this file's directory, starting with ./ or ../"),
             );
             continue;
@@ -94,18 +100,49 @@ pub fn load_module_dir(dir: &Path, sources: &mut Sources, diags: &mut Diagnostic
     module
 }
 
+/// `a/./b/../c` as `a/c`, without touching the file system.
+fn clean_path(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            c => out.push(c.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
 fn display_path(p: &Path) -> PathBuf {
     std::env::current_dir().ok().and_then(|cwd| p.strip_prefix(&cwd).ok().map(Path::to_path_buf)).unwrap_or_else(|| p.to_path_buf())
 }
 
 /// Parses one file's text into `module`.
 pub fn parse_file(file: FileId, text: &str, module: &mut Module, diags: &mut Diagnostics) {
-    let body = match hcl_edit::parser::parse_body(text) {
+    let (body, duplicates) = parse_body_recovering(text);
+    for (key, range) in &duplicates {
+        let mut d = Diagnostic::error("E-DUPLICATE", format!("attribute `{key}` is set twice"))
+            .at(Span::new(file, range.clone()), "second value")
+            .hint("remove one of them");
+        if let Some(first) = body.as_ref().ok().and_then(|b| first_attr_before(b, range.start, key)) {
+            d = d.also(Span::new(file, first), "first value");
+        }
+        diags.push(d);
+    }
+    let body = match body {
         Ok(b) => b,
         Err(e) => {
             let loc = e.location();
             let start = loc.offset();
-            let end = (start + 1).min(text.len()).max(start);
+            // One character (not one byte) from the error position.
+            let start = start.min(text.len());
+            let end = text[start..].chars().next().map_or(start, |c| start + c.len_utf8());
             diags.push(
                 Diagnostic::error("E-SYNTAX", format!("syntax error: {}", e.message()))
                     .at(Span::new(file, start..end), e.message())
@@ -114,7 +151,7 @@ pub fn parse_file(file: FileId, text: &str, module: &mut Module, diags: &mut Dia
             return;
         }
     };
-    let p = Parser { file };
+    let p = Parser { file, text };
     for s in body.iter() {
         match s {
             Structure::Attribute(a) => diags.push(
@@ -127,11 +164,57 @@ pub fn parse_file(file: FileId, text: &str, module: &mut Module, diags: &mut Dia
     }
 }
 
-struct Parser {
-    file: FileId,
+/// An attribute set a second time in one body: its name and the span of that second key.
+type Duplicate = (String, Range<usize>);
+
+/// Parses a file. hcl-edit rejects an attribute set twice in one body as a syntax error, which
+/// would hide every other problem of the file; each such attribute that fits on its line is
+/// commented out instead (same length, so every span stays valid), returned as a duplicate, and
+/// the file is parsed again.
+fn parse_body_recovering(text: &str) -> (Result<hcl_edit::structure::Body, hcl_edit::parser::Error>, Vec<Duplicate>) {
+    let mut work = std::borrow::Cow::Borrowed(text);
+    let mut duplicates = Vec::new();
+    loop {
+        let err = match hcl_edit::parser::parse_body(&work) {
+            Ok(b) => return (Ok(b), duplicates),
+            Err(e) => e,
+        };
+        let off = err.location().offset();
+        let key = work.get(off..).map_or("", |rest| {
+            let n = rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).unwrap_or(rest.len());
+            &rest[..n]
+        });
+        let line_end = work[off..].find('\n').map_or(work.len(), |i| off + i);
+        let one_line = hcl_edit::parser::parse_body(work[off..line_end].trim_end())
+            .is_ok_and(|b| b.len() == 1 && b.get_attribute(key).is_some());
+        if !err.message().contains("redefined attribute") || key.is_empty() || !one_line || duplicates.len() >= 1000 {
+            return (Err(err), duplicates);
+        }
+        duplicates.push((key.to_string(), off..off + key.len()));
+        let first = key.chars().next().map_or(1, char::len_utf8);
+        let mut owned = work.into_owned();
+        owned.replace_range(off..off + first, &format!("#{}", " ".repeat(first - 1)));
+        work = std::borrow::Cow::Owned(owned);
+    }
 }
 
-impl Parser {
+/// The key span of the attribute named `key` in the body that encloses byte `offset`.
+fn first_attr_before(body: &hcl_edit::structure::Body, offset: usize, key: &str) -> Option<Range<usize>> {
+    for b in body.blocks() {
+        if b.span().is_some_and(|r| r.contains(&offset)) {
+            return first_attr_before(&b.body, offset, key);
+        }
+    }
+    body.attributes().find(|a| a.key.as_str() == key).and_then(|a| a.key.span())
+}
+
+struct Parser<'t> {
+    file: FileId,
+    /// The file's text: expressions keep it for Terraform's exact `<<-` heredoc handling.
+    text: &'t str,
+}
+
+impl Parser<'_> {
     fn span(&self, x: &impl hcl_edit::Span) -> Option<Span> {
         x.span().map(|r| Span::new(self.file, r))
     }
@@ -144,7 +227,21 @@ impl Parser {
     }
 
     fn expr(&self, e: &Expression) -> Expr {
-        Expr::new(self.file, e.clone())
+        Expr::with_source(self.file, e.clone(), self.text)
+    }
+
+    /// Reports labels on a block that takes none (`locals`, `kiln`).
+    fn no_labels(&self, b: &Block, diags: &mut Diagnostics) {
+        if let Some(first) = b.labels.first() {
+            let ident = b.ident.as_str();
+            let start = first.span().map_or(0, |r| r.start);
+            let end = b.labels.last().and_then(|l| l.span()).map_or(start, |r| r.end);
+            diags.push(
+                Diagnostic::error("E-BLOCK-LABELS", format!("a `{ident}` block takes no labels, found {}", b.labels.len()))
+                    .at(Span::new(self.file, start..end), "unexpected label")
+                    .hint(format!("write `{ident} {{ ... }}`")),
+            );
+        }
     }
 
     fn labels(&self, b: &Block, want: &[&str], diags: &mut Diagnostics) -> Option<Vec<String>> {
@@ -153,7 +250,7 @@ impl Parser {
             let ident = b.ident.as_str();
             let example = want.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ");
             diags.push(
-                Diagnostic::error("E-BLOCK-LABELS", format!("a `{ident}` block needs {} label(s), found {}", want.len(), labels.len()))
+                Diagnostic::error("E-BLOCK-LABELS", format!("{} `{ident}` block needs {} label(s), found {}", article(ident), want.len(), labels.len()))
                     .at(self.header_span(b), "here")
                     .hint(format!("write `{ident} {example} {{ ... }}`")),
             );
@@ -174,7 +271,10 @@ impl Parser {
 
     fn block(&self, b: &Block, module: &mut Module, diags: &mut Diagnostics) {
         match b.ident.as_str() {
-            "kiln" | "terraform" => self.kiln_block(b, module, diags),
+            "kiln" | "terraform" => {
+                self.no_labels(b, diags);
+                self.kiln_block(b, module, diags)
+            }
             "variable" => {
                 if let Some(l) = self.labels(b, &["NAME"], diags) {
                     let v = self.variable(&l[0], b, diags);
@@ -182,6 +282,7 @@ impl Parser {
                 }
             }
             "locals" => {
+                self.no_labels(b, diags);
                 for a in b.body.attributes() {
                     let name = a.key.as_str().to_string();
                     let span = self.span(&a.key).unwrap_or_else(|| self.header_span(b));
@@ -309,9 +410,19 @@ impl Parser {
             return;
         }
         let mut body = self.body(&b.body, diags);
-        let required_version = body.attr("required_version").map(|a| {
-            let v = literal_string(&a.expr).unwrap_or_default();
-            (v, a.expr.span().unwrap_or(a.name_span.clone()))
+        let required_version = body.attr("required_version").and_then(|a| {
+            let span = a.expr.span().unwrap_or(a.name_span.clone());
+            match literal_string(&a.expr) {
+                Some(v) => Some((v, span)),
+                None => {
+                    diags.push(
+                        Diagnostic::error("E-LITERAL", "`required_version` must be a literal string")
+                            .at(span, "here")
+                            .hint("write required_version = \">= 0.1\""),
+                    );
+                    None
+                }
+            }
         });
         body.attrs.retain(|a| a.name != "required_version");
         let mut backend = None;
@@ -360,7 +471,7 @@ impl Parser {
                     Err(d) => diags.push(d.address(format!("var.{name}"))),
                 },
                 "default" => v.default = Some(a.expr.clone()),
-                "description" => v.description = literal_string(&a.expr),
+                "description" => v.description = self.literal_text(a, diags),
                 "sensitive" => v.sensitive = self.literal_bool(a, diags),
                 "nullable" => v.nullable = self.literal_bool(a, diags),
                 other => diags.push(self.unknown_attr(a, other, "variable", &["type", "default", "description", "sensitive", "nullable"])),
@@ -379,7 +490,12 @@ impl Parser {
                     ),
                 }
             } else {
-                diags.push(Diagnostic::error("E-UNKNOWN-BLOCK", format!("unknown block `{}` in a variable", nb.ident)).at(nb.span.clone(), "here"));
+                diags.push(
+                    Diagnostic::error("E-UNKNOWN-BLOCK", format!("unknown block `{}` in a variable", nb.ident))
+                        .at(nb.span.clone(), "here")
+                        .address(format!("var.{name}"))
+                        .hint(suggest(&nb.ident, &["validation"])),
+                );
             }
         }
         v
@@ -408,10 +524,18 @@ impl Parser {
             match a.name.as_str() {
                 "value" => {}
                 "sensitive" => o.sensitive = self.literal_bool(a, diags),
-                "description" => o.description = literal_string(&a.expr),
-                "depends_on" => o.depends_on = self.depends_on(a, diags),
+                "description" => o.description = self.literal_text(a, diags),
+                "depends_on" => o.depends_on = self.depends_on(a, &format!("output.{name}"), diags),
                 other => diags.push(self.unknown_attr(a, other, "output", &["value", "sensitive", "description", "depends_on"])),
             }
+        }
+        for nb in &body.blocks {
+            diags.push(
+                Diagnostic::error("E-UNKNOWN-BLOCK", format!("unexpected block `{}` in an output", nb.ident))
+                    .at(nb.span.clone(), "here")
+                    .address(format!("output.{name}"))
+                    .hint("an output holds value, sensitive, description and depends_on"),
+            );
         }
         Some(o)
     }
@@ -436,7 +560,7 @@ impl Parser {
             match a.name.as_str() {
                 "count" => r.count = Some(a.expr),
                 "for_each" => r.for_each = Some(a.expr),
-                "depends_on" => r.depends_on = self.depends_on(&a, diags),
+                "depends_on" => r.depends_on = self.depends_on(&a, &addr, diags),
                 "provider" => r.provider = self.provider_ref(&a, diags),
                 _ => rest.push(a),
             }
@@ -451,8 +575,20 @@ impl Parser {
             );
         }
         let mut blocks = Vec::new();
+        let mut lifecycle_span: Option<Span> = None;
         for nb in std::mem::take(&mut body.blocks) {
             if nb.ident == "lifecycle" {
+                if let Some(first) = &lifecycle_span {
+                    diags.push(
+                        Diagnostic::error("E-DUPLICATE", "more than one `lifecycle` block")
+                            .at(nb.span.clone(), "second block")
+                            .also(first.clone(), "first block")
+                            .address(&addr)
+                            .hint("merge them into one"),
+                    );
+                    continue;
+                }
+                lifecycle_span = Some(nb.span.clone());
                 r.lifecycle = self.lifecycle(&nb, &addr, diags);
             } else {
                 blocks.push(nb);
@@ -487,11 +623,22 @@ impl Parser {
                     _ => diags.push(
                         Diagnostic::error("E-IGNORE-CHANGES", "ignore_changes must be a list of attribute names or `all`")
                             .or_at(a.expr.span())
-                            .address(addr),
+                            .address(addr)
+                            .hint("write ignore_changes = [tags, input] or ignore_changes = all"),
                     ),
                 },
-                other => diags.push(self.unknown_attr(a, other, "lifecycle", &["prevent_destroy", "create_before_destroy", "ignore_changes"])),
+                other => diags.push(
+                    self.unknown_attr(a, other, "lifecycle", &["prevent_destroy", "create_before_destroy", "ignore_changes"]).address(addr),
+                ),
             }
+        }
+        for b in &nb.body.blocks {
+            diags.push(
+                Diagnostic::error("E-UNKNOWN-BLOCK", format!("`{}` blocks in `lifecycle` are not supported", b.ident))
+                    .at(b.span.clone(), "here")
+                    .address(addr)
+                    .hint("`lifecycle` holds prevent_destroy, create_before_destroy and ignore_changes"),
+            );
         }
         l
     }
@@ -523,28 +670,38 @@ impl Parser {
             depends_on: Vec::new(),
             span,
         };
-        for a in body.attrs {
+        for a in body.attrs.iter().cloned() {
             match a.name.as_str() {
                 "source" => {}
-                "depends_on" => call.depends_on = self.depends_on(&a, diags),
+                "depends_on" => call.depends_on = self.depends_on(&a, &format!("module.{name}"), diags),
                 "count" | "for_each" | "providers" | "version" => diags.push(
                     Diagnostic::error("E-MODULE-META", format!("`{}` on module calls is not supported yet", a.name))
                         .at(a.name_span.clone(), "here")
-                        .address(format!("module.{name}")),
+                        .address(format!("module.{name}"))
+                        .hint("call the module once per instance instead"),
                 ),
                 _ => {
                     call.inputs.insert(a.name.clone(), a);
                 }
             }
         }
+        for nb in &body.blocks {
+            diags.push(
+                Diagnostic::error("E-UNKNOWN-BLOCK", format!("unexpected block `{}` in a module call", nb.ident))
+                    .at(nb.span.clone(), "here")
+                    .address(format!("module.{name}"))
+                    .hint("a module call takes `source`, `depends_on` and input attributes"),
+            );
+        }
         Some(call)
     }
 
-    fn depends_on(&self, a: &Attr, diags: &mut Diagnostics) -> Vec<DependsOn> {
+    fn depends_on(&self, a: &Attr, addr: &str, diags: &mut Diagnostics) -> Vec<DependsOn> {
         let Expression::Array(items) = &*a.expr.node else {
             diags.push(
                 Diagnostic::error("E-DEPENDS-ON", "depends_on must be a list of references")
                     .or_at(a.expr.span())
+                    .address(addr)
                     .hint("write depends_on = [record.a, module.m]"),
             );
             return Vec::new();
@@ -556,7 +713,12 @@ impl Parser {
                 None => diags.push(
                     Diagnostic::error("E-DEPENDS-ON", "depends_on entries must be references such as record.a")
                         .or_at(self.span(i))
-                        .hint("write the address without quotes"),
+                        .address(addr)
+                        .hint(if matches!(i, Expression::String(_) | Expression::StringTemplate(_)) {
+                            "write the address without quotes"
+                        } else {
+                            "depends_on lists whole resources (record.a), data sources (data.kind.name) or modules (module.m)"
+                        }),
                 ),
             }
         }
@@ -572,11 +734,25 @@ impl Parser {
             _ => {
                 diags.push(
                     Diagnostic::error("E-PROVIDER-REF", "`provider` must name a provider, such as `local` or `aws.west`")
-                        .at(span, "here"),
+                        .at(span, "here")
+                        .hint("write provider = NAME or provider = NAME.ALIAS, without quotes"),
                 );
                 None
             }
         }
+    }
+
+    /// A literal string attribute such as `description`; reports anything else.
+    fn literal_text(&self, a: &Attr, diags: &mut Diagnostics) -> Option<String> {
+        let s = literal_string(&a.expr);
+        if s.is_none() {
+            diags.push(
+                Diagnostic::error("E-LITERAL", format!("`{}` must be a literal string", a.name))
+                    .or_at(a.expr.span())
+                    .hint("write a quoted string; references and functions are not allowed here"),
+            );
+        }
+        s
     }
 
     fn literal_bool(&self, a: &Attr, diags: &mut Diagnostics) -> bool {
@@ -605,7 +781,11 @@ fn take_string(body: &mut Body, name: &str, diags: &mut Diagnostics) -> Option<S
     let a = body.attrs.remove(i);
     let s = literal_string(&a.expr);
     if s.is_none() {
-        diags.push(Diagnostic::error("E-LITERAL", format!("`{name}` must be a literal string")).or_at(a.expr.span()));
+        diags.push(
+            Diagnostic::error("E-LITERAL", format!("`{name}` must be a literal string"))
+                .or_at(a.expr.span())
+                .hint("write a quoted string; references and functions are not allowed here"),
+        );
     }
     s
 }
@@ -643,6 +823,14 @@ fn traversal_text(e: &Expression) -> Option<String> {
             Some(s)
         }
         _ => None,
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
     }
 }
 

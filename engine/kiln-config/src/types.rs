@@ -20,7 +20,7 @@ pub fn parse_type(file: FileId, e: &Expression) -> Result<Type, Diagnostic> {
             "bool" => Ok(Type::Bool),
             "any" => Ok(Type::Any),
             "list" | "map" | "set" => Ok(wrap(v.as_str(), Type::Any)),
-            other => Err(bad(file, e, &format!("unknown type `{other}`"))),
+            other => Err(bad(file, e, &format!("unknown type `{other}`")).hint(unknown_type_hint(other))),
         },
         // Legacy quoted forms.
         Expression::String(s) => match s.as_str() {
@@ -34,6 +34,7 @@ pub fn parse_type(file: FileId, e: &Expression) -> Result<Type, Diagnostic> {
             let args: Vec<&Expression> = f.args.iter().collect();
             match (name, args.as_slice()) {
                 ("list" | "set" | "map", [inner]) => Ok(wrap(name, parse_type(file, inner)?)),
+                ("list" | "set" | "map", _) => Err(bad(file, e, &format!("`{name}(...)` takes one element type, such as {name}(string)"))),
                 ("tuple", [Expression::Array(a)]) => {
                     Ok(Type::Tuple(a.iter().map(|t| parse_type(file, t)).collect::<Result<_, _>>()?))
                 }
@@ -49,10 +50,24 @@ pub fn parse_type(file: FileId, e: &Expression) -> Result<Type, Diagnostic> {
                     }
                     Ok(Type::Object(attrs))
                 }
-                _ => Err(bad(file, e, &format!("`{name}(...)` is not a type"))),
+                ("tuple", _) => Err(bad(file, e, "`tuple(...)` takes a list of types, such as tuple([string, number])")),
+                ("object", _) => Err(bad(file, e, "`object(...)` takes an object of types, such as object({ name = string })")),
+                ("optional", _) => Err(bad(file, e, "`optional(...)` is only allowed for an attribute of object({ ... })")),
+                _ => Err(bad(file, e, &format!("`{name}(...)` is not a type")).hint(unknown_type_hint(name))),
             }
         }
         _ => Err(bad(file, e, "expected a type")),
+    }
+}
+
+const TYPE_NAMES: &[&str] = &["string", "number", "bool", "any", "list", "set", "map", "tuple", "object"];
+
+fn unknown_type_hint(name: &str) -> String {
+    let s = crate::load::suggest(name, TYPE_NAMES);
+    if s.starts_with("did you mean") {
+        s
+    } else {
+        "write string, number, bool, any, list(T), set(T), map(T), tuple([T, ...]) or object({ name = T, ... })".to_string()
     }
 }
 

@@ -1,5 +1,7 @@
 //! Evaluation of one expression against a [`Scope`]. Errors become diagnostics pointing at the
 //! sub-expression at fault; all errors found in independent sub-expressions are reported.
+//! Also Terraform's parse-time template rules (strip markers, `<<-` dedent), applied once when
+//! an [`Expr`] is built.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -56,11 +58,21 @@ impl<'s> Evaluator<'s> {
             Expression::Null(_) => Ok(Value::Null),
             Expression::Bool(b) => Ok(Value::Bool(*b.value())),
             Expression::Number(n) => {
-                let text = n.value().to_string();
-                Decimal::from_str(&text)
-                    .or_else(|_| Decimal::from_scientific(&text))
-                    .map(Value::Number)
-                    .map_err(|_| self.err(n, "E-NUMBER-RANGE", format!("number `{text}` is out of range")).into())
+                // The source text is exact (`0.1`, `12345678901234567890123`); the parsed value is
+                // an f64 and is only used for numbers built without source.
+                let parse = |t: &str| Decimal::from_str(t).or_else(|_| Decimal::from_scientific(t)).ok();
+                let repr = n.as_repr().map(|r| r.split_whitespace().collect::<String>()).filter(|r| !r.is_empty());
+                let text = repr.unwrap_or_else(|| n.value().to_string());
+                // Falls back to the f64 value for odd source text, never for an exponent that is
+                // out of range (the f64 would round it silently).
+                parse(&text)
+                    .or_else(|| parse(&n.value().to_string()).filter(|_| !text.contains(['e', 'E'])))
+                    .map(|d| Value::Number(d.normalize()))
+                    .ok_or_else(|| {
+                        self.err(n, "E-NUMBER-RANGE", format!("number `{text}` is out of range"))
+                            .hint("kiln numbers are exact decimals of up to 28 digits, between about -7.9e28 and 7.9e28")
+                            .into()
+                    })
             }
             Expression::String(s) => Ok(Value::String(s.value().clone())),
             Expression::Array(a) => {
@@ -82,6 +94,8 @@ impl<'s> Evaluator<'s> {
                 let mut out = Map::new();
                 let mut diags = Diagnostics::new();
                 let mut unknown_key = false;
+                // As in Terraform, a sensitive key makes the whole object sensitive.
+                let mut marked = false;
                 for (k, v) in o.iter() {
                     let key = match k {
                         hcl_edit::expr::ObjectKey::Ident(i) => Ok(Value::String(i.as_str().to_string())),
@@ -89,15 +103,23 @@ impl<'s> Evaluator<'s> {
                     };
                     let val = self.eval(v.expr());
                     match (key, val) {
-                        (Ok(kv), Ok(v)) => match kv.unmarked() {
-                            Value::Unknown => unknown_key = true,
-                            kv => match kv.to_template_string() {
-                                Some(s) => {
-                                    out.insert(s, v);
-                                }
-                                None => diags.push(self.err(k, "E-OBJECT-KEY", "an object key must be a string")),
-                            },
-                        },
+                        (Ok(kv), Ok(v)) => {
+                            marked |= kv.is_sensitive();
+                            match kv.unmarked() {
+                                Value::Unknown => unknown_key = true,
+                                Value::Null => diags.push(self.err(k, "E-OBJECT-KEY", "an object key cannot be null")),
+                                kv => match kv.to_template_string() {
+                                    Some(s) => {
+                                        out.insert(s, v);
+                                    }
+                                    None => diags.push(self.err(
+                                        k,
+                                        "E-OBJECT-KEY",
+                                        format!("an object key must be a string, got {}", kv.type_name()),
+                                    )),
+                                },
+                            }
+                        }
                         (k, v) => {
                             diags.extend(k.err().into_iter().flatten());
                             diags.extend(v.err().into_iter().flatten());
@@ -107,13 +129,13 @@ impl<'s> Evaluator<'s> {
                 if diags.has_errors() {
                     Err(diags)
                 } else if unknown_key {
-                    Ok(Value::Unknown)
+                    Ok(Value::Unknown.mark_if(marked))
                 } else {
-                    Ok(Value::Map(out))
+                    Ok(Value::Map(out).mark_if(marked))
                 }
             }
-            Expression::StringTemplate(t) => self.template(t),
-            Expression::HeredocTemplate(h) => self.template(&h.template),
+            Expression::StringTemplate(t) => self.template_of(t, TemplateKind::Quoted),
+            Expression::HeredocTemplate(h) => self.template_of(&h.template, TemplateKind::Lines),
             Expression::Parenthesis(p) => self.eval(p.inner()),
             Expression::Variable(v) => self.traversal(e, v.as_str(), &[]),
             Expression::Traversal(t) => {
@@ -129,22 +151,30 @@ impl<'s> Evaluator<'s> {
             Expression::Conditional(c) => {
                 let cond = self.eval(&c.cond_expr)?;
                 let (cond, marked) = cond.unmark();
-                let r = match cond {
-                    Value::Unknown => {
-                        // Both branches must still be valid.
-                        self.eval(&c.true_expr)?;
-                        self.eval(&c.false_expr)?;
-                        Value::Unknown
-                    }
-                    Value::Bool(true) => self.eval(&c.true_expr)?,
-                    Value::Bool(false) => self.eval(&c.false_expr)?,
-                    Value::String(s) if s == "true" => self.eval(&c.true_expr)?,
-                    Value::String(s) if s == "false" => self.eval(&c.false_expr)?,
+                let take = match cond {
+                    Value::Unknown => None,
+                    Value::Bool(b) => Some(b),
+                    Value::String(s) if s == "true" => Some(true),
+                    Value::String(s) if s == "false" => Some(false),
                     other => {
                         return Err(self
-                            .err(&c.cond_expr, "E-COND-TYPE", format!("condition must be a bool, got {}", other.type_name()))
+                            .err(&c.cond_expr, "E-COND-TYPE", format!("condition must be a bool, got {}", describe(&other)))
+                            .hint("compare the value, for example `var.x != \"\"` or `var.n > 0`")
                             .into())
                     }
+                };
+                // Like Terraform, both results are evaluated to find a common type, but only the
+                // errors of the chosen one count (`var.x == null ? "none" : var.x.name`).
+                let t = self.eval(&c.true_expr);
+                let f = self.eval(&c.false_expr);
+                let r = match take {
+                    // Unknown condition: unknown, unless both results are null.
+                    None => match (&t, &f) {
+                        (Ok(a), Ok(b)) if a.is_null() && b.is_null() => Value::Null,
+                        _ => Value::Unknown,
+                    },
+                    Some(true) => unify_result(t?, f.ok().as_ref()),
+                    Some(false) => unify_result(f?, t.ok().as_ref()),
                 };
                 Ok(r.mark_if(marked))
             }
@@ -209,12 +239,21 @@ impl<'s> Evaluator<'s> {
                         Value::List(l) => l,
                         other => vec![other],
                     };
+                    // `a[*].b[0]` applies `.b[0]` to each element; the legacy `a.*.b[0]` applies
+                    // only the attribute accesses (`.b`) and indexes the resulting list.
                     let rest = &ops[i + 1..];
+                    let (each, after) = match op {
+                        TraversalOperator::AttrSplat(_) => {
+                            let n = rest.iter().take_while(|o| matches!(o, TraversalOperator::GetAttr(_))).count();
+                            rest.split_at(n)
+                        }
+                        _ => (rest, &[][..]),
+                    };
                     let mut out = Vec::with_capacity(items.len());
                     for item in items {
-                        out.push(self.apply_ops(whole, item, rest)?);
+                        out.push(self.apply_ops(whole, item, each)?);
                     }
-                    return Ok(Value::List(out).mark_if(marked));
+                    return self.apply_ops(whole, Value::List(out).mark_if(marked), after);
                 }
                 TraversalOperator::GetAttr(name) => v = self.get_attr(whole, v, name.as_str())?,
                 TraversalOperator::Index(idx) => {
@@ -386,9 +425,9 @@ impl<'s> Evaluator<'s> {
 
     fn for_expr(&mut self, f: &ForExpr) -> R {
         let coll = self.eval(&f.intro.collection_expr)?;
-        let (coll, marked) = coll.unmark();
+        let (coll, mut marked) = coll.unmark();
         let items: Vec<(Value, Value)> = match coll {
-            Value::Unknown => return Ok(Value::Unknown),
+            Value::Unknown => return Ok(Value::Unknown.mark_if(marked)),
             Value::List(l) => l.into_iter().enumerate().map(|(i, v)| (Value::from(i), v)).collect(),
             Value::Map(m) => m.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
             Value::Null => {
@@ -412,10 +451,11 @@ impl<'s> Evaluator<'s> {
                 self.locals.push((kn.clone(), k));
             }
             self.locals.push((vname.clone(), v));
-            let r = self.for_item(f, &mut list, &mut map, &mut groups, &mut unknown);
+            let r = self.for_item(f, &mut list, &mut map, &mut groups, &mut unknown, &mut marked);
             self.locals.truncate(depth);
             r?;
         }
+        // Marks of the collection, of `if` conditions and of keys apply to the whole result.
         let out = if unknown {
             Value::Unknown
         } else if f.key_expr.is_some() {
@@ -437,9 +477,11 @@ impl<'s> Evaluator<'s> {
         map: &mut BTreeMap<String, Value>,
         groups: &mut BTreeMap<String, Vec<Value>>,
         unknown: &mut bool,
+        marked: &mut bool,
     ) -> Result<(), Diagnostics> {
         if let Some(c) = &f.cond {
             let cv = self.eval(&c.expr)?;
+            *marked |= cv.is_sensitive();
             match to_bool(cv.unmarked()) {
                 Some(true) => {}
                 Some(false) => return Ok(()),
@@ -447,7 +489,11 @@ impl<'s> Evaluator<'s> {
                     *unknown = true;
                     return Ok(());
                 }
-                None => return Err(self.err(&c.expr, "E-FOR-COND", "the `if` condition must be a bool").into()),
+                None => {
+                    return Err(self
+                        .err(&c.expr, "E-FOR-COND", format!("the `if` condition must be a bool, got {}", describe(&cv)))
+                        .into())
+                }
             }
         }
         let v = self.eval(&f.value_expr)?;
@@ -455,12 +501,13 @@ impl<'s> Evaluator<'s> {
             None => list.push(v),
             Some(ke) => {
                 let k = self.eval(ke)?;
+                *marked |= k.is_sensitive();
                 if k.is_unknown() {
                     *unknown = true;
                     return Ok(());
                 }
                 let Some(key) = k.to_template_string() else {
-                    return Err(self.err(ke, "E-FOR-KEY", "a `for` key must be a string").into());
+                    return Err(self.err(ke, "E-FOR-KEY", format!("a `for` key must be a string, got {}", k.type_name())).into());
                 };
                 if f.grouping {
                     groups.entry(key).or_default().push(v);
@@ -475,7 +522,19 @@ impl<'s> Evaluator<'s> {
         Ok(())
     }
 
+    /// Evaluates a quoted template or a template file.
     pub fn template(&mut self, t: &Template) -> R {
+        self.template_of(t, TemplateKind::Quoted)
+    }
+
+    fn template_of(&mut self, t: &Template, kind: TemplateKind) -> R {
+        // Strip markers are normally applied when the expression is built (`Expr::new`); a tree
+        // that still has them is prepared here.
+        if has_strip_markers(t) {
+            let mut t = t.clone();
+            prepare_template(&mut t, kind, None);
+            return self.template_of(&t, kind);
+        }
         // "${x}" alone keeps x's type, as in Terraform.
         if let Some(Element::Interpolation(i)) = t.as_single_element() {
             return self.eval(&i.expr);
@@ -490,34 +549,28 @@ impl<'s> Evaluator<'s> {
         Ok(Value::String(out).mark_if(marked))
     }
 
+    /// Appends the rendering of `t` to `out`. Strip markers must have been applied already.
     fn render(&mut self, t: &Template, out: &mut String, marked: &mut bool, unknown: &mut bool) -> Result<(), Diagnostics> {
-        let elements: Vec<&Element> = t.iter().collect();
         let mut diags = Diagnostics::new();
-        for (i, el) in elements.iter().enumerate() {
+        for el in t.iter() {
             match el {
-                Element::Literal(s) => {
-                    let mut text: &str = s.value();
-                    if i > 0 && strips_after(elements[i - 1]) {
-                        text = text.trim_start();
-                    }
-                    if elements.get(i + 1).is_some_and(|n| strips_before(n)) {
-                        text = text.trim_end();
-                    }
-                    out.push_str(text);
-                }
+                Element::Literal(s) => out.push_str(s.value()),
                 Element::Interpolation(interp) => match self.eval(&interp.expr) {
                     Ok(v) => {
                         *marked |= v.contains_sensitive();
-                        if v.contains_unknown() {
-                            *unknown = true;
-                        } else {
-                            match v.to_template_string() {
+                        match v.unmarked() {
+                            Value::Unknown => *unknown = true,
+                            Value::Null => diags.push(
+                                self.err(&interp.expr, "E-TEMPLATE-NULL", "cannot insert a null value into a string")
+                                    .hint("give a default with coalesce(VALUE, \"\") or a conditional"),
+                            ),
+                            inner => match inner.to_template_string() {
                                 Some(s) => out.push_str(&s),
                                 None => diags.push(
-                                    self.err(&interp.expr, "E-TEMPLATE-TYPE", format!("cannot insert a {} into a string", v.type_name()))
+                                    self.err(&interp.expr, "E-TEMPLATE-TYPE", format!("cannot insert {} into a string", a_type(&v)))
                                         .hint("use jsonencode(...) or join(\",\", ...) to turn it into a string"),
                                 ),
-                            }
+                            },
                         }
                     }
                     Err(d) => diags.extend(d),
@@ -551,7 +604,9 @@ impl<'s> Evaluator<'s> {
                         *unknown = true;
                         Ok(())
                     }
-                    None => Err(self.err(&d.if_expr.cond_expr, "E-COND-TYPE", "an %{if} condition must be a bool").into()),
+                    None => Err(self
+                        .err(&d.if_expr.cond_expr, "E-COND-TYPE", format!("an %{{if}} condition must be a bool, got {}", describe(&c)))
+                        .into()),
                 }
             }
             Directive::For(d) => {
@@ -565,6 +620,9 @@ impl<'s> Evaluator<'s> {
                     }
                     Value::List(l) => l.into_iter().enumerate().map(|(i, v)| (Value::from(i), v)).collect(),
                     Value::Map(m) => m.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
+                    Value::Null => {
+                        return Err(self.err(&d.for_expr.collection_expr, "E-FOR-NULL", "cannot iterate over a null value").into())
+                    }
                     other => {
                         return Err(self
                             .err(&d.for_expr.collection_expr, "E-FOR-TYPE", format!("cannot iterate over a {}", other.type_name()))
@@ -618,10 +676,17 @@ impl<'s> Evaluator<'s> {
         }
         if f.args.expand_final() {
             let last = args.pop().unwrap_or_default();
-            match last.unmarked() {
-                Value::List(l) => args.extend(l.iter().cloned()),
-                Value::Unknown => return Ok(Value::Unknown),
-                _ => return Err(self.err(f, "E-FUNC-EXPAND", "only a list can be expanded with `...`").into()),
+            let (last, marked) = last.unmark();
+            match last {
+                // The elements of a sensitive list stay sensitive.
+                Value::List(l) => args.extend(l.into_iter().map(|v| v.mark_if(marked))),
+                Value::Unknown => return Ok(Value::Unknown.mark_if(marked)),
+                other => {
+                    let at = f.args.iter().last().map_or_else(|| span_of(self.file, f), |a| span_of(self.file, a));
+                    return Err(Diagnostic::error("E-FUNC-EXPAND", format!("only a list can be expanded with `...`, got {}", other.type_name()))
+                        .or_at(at)
+                        .into());
+                }
             }
         }
         if name == "templatefile" {
@@ -629,7 +694,10 @@ impl<'s> Evaluator<'s> {
         }
         let ctx = FuncCtx { base_dir: self.scope.base_dir().to_path_buf() };
         funcs::call(name, args, &ctx).map_err(|e| {
-            let at = e.arg.and_then(|i| f.args.iter().nth(i)).and_then(|a| span_of(self.file, a)).or_else(|| span_of(self.file, f));
+            // With `f(a, rest...)`, an error about an expanded element points at `rest`.
+            let last = f.args.len().saturating_sub(1);
+            let arg = e.arg.map(|i| if f.args.expand_final() { i.min(last) } else { i });
+            let at = arg.and_then(|i| f.args.iter().nth(i)).and_then(|a| span_of(self.file, a)).or_else(|| span_of(self.file, f));
             // The message already suggests the closest name for an unknown function.
             Diagnostic::error("E-FUNC", format!("{name}: {}", e.message)).or_at(at).into()
         })
@@ -642,6 +710,8 @@ impl<'s> Evaluator<'s> {
         let mut last = Diagnostics::new();
         for a in f.args.iter() {
             match self.eval(a) {
+                // Whether a partly unknown value would fail later cannot be told yet.
+                Ok(v) if v.contains_unknown() => return Ok(Value::Unknown.mark_if(v.contains_sensitive())),
                 Ok(v) => return Ok(v),
                 Err(d) => last = d,
             }
@@ -650,21 +720,40 @@ impl<'s> Evaluator<'s> {
     }
 
     fn templatefile(&mut self, f: &hcl_edit::expr::FuncCall, args: Vec<Value>) -> R {
+        let arg_span = |i: usize| f.args.iter().nth(i).and_then(|a| span_of(self.file, a)).or_else(|| span_of(self.file, f));
         let [path, vars] = <[Value; 2]>::try_from(args)
             .map_err(|_| Diagnostics::from(self.err(f, "E-FUNC-ARITY", "templatefile(path, vars) takes two arguments")))?;
-        let (vars, marked) = vars.unmark();
-        let Some(path) = path.as_str() else {
-            return Err(self.err(f, "E-FUNC", "templatefile: the path must be a string").into());
+        let (vars, vars_marked) = vars.unmark();
+        let (path, path_marked) = path.unmark();
+        let marked = vars_marked || path_marked;
+        let path = match path {
+            Value::String(p) => p,
+            Value::Unknown => return Ok(Value::Unknown.mark_if(marked)),
+            other => {
+                return Err(Diagnostic::error("E-FUNC", format!("templatefile: the path must be a string, got {}", other.type_name()))
+                    .or_at(arg_span(0))
+                    .into())
+            }
         };
         let vars = match vars {
             Value::Map(m) => m,
-            Value::Unknown => return Ok(Value::Unknown),
-            _ => return Err(self.err(f, "E-FUNC", "templatefile: the variables must be an object").into()),
+            Value::Unknown => return Ok(Value::Unknown.mark_if(marked)),
+            other => {
+                return Err(Diagnostic::error("E-FUNC", format!("templatefile: the variables must be an object, got {}", other.type_name()))
+                    .or_at(arg_span(1))
+                    .hint("write templatefile(\"PATH\", { name = value, ... })")
+                    .into())
+            }
         };
-        let full = self.scope.base_dir().join(path);
-        let text = std::fs::read_to_string(&full)
-            .map_err(|e| Diagnostics::from(self.err(f, "E-FILE", format!("templatefile: cannot read `{}`: {e}", full.display()))))?;
-        let t = hcl_edit::parser::parse_template(&text).map_err(|e| {
+        let full = self.scope.base_dir().join(&path);
+        let text = std::fs::read_to_string(&full).map_err(|e| {
+            Diagnostics::from(
+                Diagnostic::error("E-FILE", format!("templatefile: cannot read `{}`: {e}", full.display()))
+                    .or_at(arg_span(0))
+                    .hint("the path is relative to the module's directory; use path.module for clarity"),
+            )
+        })?;
+        let mut t = hcl_edit::parser::parse_template(&text).map_err(|e| {
             Diagnostics::from(self.err(f, "E-TEMPLATE-PARSE", format!(
                 "templatefile: `{}` line {}, column {}: {}",
                 full.display(),
@@ -673,55 +762,48 @@ impl<'s> Evaluator<'s> {
                 e.message()
             )))
         })?;
+        // A template file is scanned like a heredoc: one literal token per line.
+        prepare_template(&mut t, TemplateKind::Lines, None);
         let mut ev = Evaluator { file: self.file, scope: self.scope, locals: vars.into_iter().collect(), only_locals: true };
-        let mut out = String::new();
-        let (mut m, mut unknown) = (marked, false);
-        ev.render(&t, &mut out, &mut m, &mut unknown).map_err(|d| {
+        // Like Terraform's, the result of a template that is a lone `${...}` keeps its type.
+        let result = ev.template_of(&t, TemplateKind::Lines).map_err(|d| {
             d.into_iter()
                 .map(|mut d| {
-                    d.summary = format!("in template `{}`: {}", full.display(), d.summary);
+                    // Spans inside the template are offsets into its text: name line and column.
+                    let at = d.primary.as_ref().map(|l| kiln_diag::SourceFile::new(&full, text.clone()).line_col(l.span.range.start));
+                    d.summary = match at {
+                        Some(lc) => format!("in template `{}` line {}, column {}: {}", full.display(), lc.line, lc.column, d.summary),
+                        None => format!("in template `{}`: {}", full.display(), d.summary),
+                    };
                     d.primary = span_of(self.file, f).map(|span| kiln_diag::Label { span, message: String::new() });
                     d
                 })
                 .collect::<Diagnostics>()
         })?;
-        Ok(if unknown { Value::Unknown } else { Value::String(out) }.mark_if(m))
+        Ok(result.mark_if(marked))
     }
 }
 
-fn strips_after(el: &Element) -> bool {
-    strip_of(el, false)
+/// Terraform converts both results of a conditional to a common type: when one is a string and
+/// the other a number or bool, the result is a string (`true ? 1 : "a"` is `"1"`).
+fn unify_result(chosen: Value, other: Option<&Value>) -> Value {
+    let other_is_string = other.is_some_and(|o| matches!(o.unmarked(), Value::String(_)));
+    let (inner, marked) = chosen.unmark();
+    match inner {
+        Value::Number(_) | Value::Bool(_) if other_is_string => {
+            Value::String(inner.to_template_string().unwrap_or_default()).mark_if(marked)
+        }
+        v => v.mark_if(marked),
+    }
 }
 
-fn strips_before(el: &Element) -> bool {
-    strip_of(el, true)
-}
-
-fn strip_of(el: &Element, before: bool) -> bool {
-    let s = match el {
-        Element::Interpolation(i) => i.strip,
-        Element::Directive(d) => match &**d {
-            Directive::If(d) => {
-                if before {
-                    d.if_expr.strip
-                } else {
-                    d.endif_expr.strip
-                }
-            }
-            Directive::For(d) => {
-                if before {
-                    d.for_expr.strip
-                } else {
-                    d.endfor_expr.strip
-                }
-            }
-        },
-        Element::Literal(_) => Strip::None,
-    };
-    if before {
-        s.strip_start()
+/// "a list", "an object": a value's type with its article, for messages.
+fn a_type(v: &Value) -> String {
+    let t = v.type_name();
+    if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {t}")
     } else {
-        s.strip_end()
+        format!("a {t}")
     }
 }
 
@@ -746,5 +828,236 @@ fn describe(v: &Value) -> String {
     match v.unmarked() {
         Value::String(s) => format!("string \"{s}\""),
         v => v.type_name().to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Terraform's parse-time template rules.
+//
+// HCL applies strip markers (`~`) and the `<<-` dedent to a flat token stream before it builds
+// the template's tree, so both reach into `%{if}`/`%{for}` bodies, and in heredocs the literal
+// text is one token per line. hcl-edit keeps the markers unapplied and dedents `<<-` heredocs
+// itself, differently (only top-level literals, whitespace-only lines counted, before the markers
+// are applied). `prepare` redoes both the way Terraform does, once, when an `Expr` is built; the
+// markers are then cleared so the evaluator only concatenates.
+// ---------------------------------------------------------------------------------------------
+
+/// How the literal text of a template is tokenized, which decides how far `~` strips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TemplateKind {
+    /// A quoted string: each literal run is one token.
+    Quoted,
+    /// A heredoc or a template file: one token per line, so `~` strips at most to the next
+    /// line break.
+    Lines,
+}
+
+/// Applies strip markers and `<<-` dedent in every template of `node`. With the file's `source`,
+/// `<<-` heredocs are re-read from their literal spans so the dedent matches Terraform exactly;
+/// without it, hcl-edit's dedent of them is kept.
+pub(crate) fn prepare(node: &mut Expression, source: Option<&str>) {
+    use hcl_edit::visit_mut::{visit_heredoc_template_mut, visit_string_template_mut, VisitMut};
+    struct Prepare<'a>(Option<&'a str>);
+    impl VisitMut for Prepare<'_> {
+        fn visit_string_template_mut(&mut self, node: &mut hcl_edit::template::StringTemplate) {
+            visit_string_template_mut(self, node);
+            prepare_template(node, TemplateKind::Quoted, None);
+        }
+        fn visit_heredoc_template_mut(&mut self, node: &mut hcl_edit::template::HeredocTemplate) {
+            visit_heredoc_template_mut(self, node);
+            // hcl-edit records an indent only for `<<-` heredocs it could dedent; for the others
+            // Terraform's dedent would find a line without indentation and remove nothing.
+            let flush_source = node.indent().and(self.0);
+            prepare_template(&mut node.template, TemplateKind::Lines, flush_source);
+        }
+    }
+    Prepare(source).visit_expr_mut(node);
+}
+
+/// True when a strip marker in `t` (or in its directives' bodies) is still unapplied.
+fn has_strip_markers(t: &Template) -> bool {
+    t.iter().any(|el| match el {
+        Element::Literal(_) => false,
+        Element::Interpolation(i) => i.strip != Strip::None,
+        Element::Directive(d) => match &**d {
+            Directive::If(d) => {
+                d.if_expr.strip != Strip::None
+                    || d.endif_expr.strip != Strip::None
+                    || has_strip_markers(&d.if_expr.template)
+                    || d.else_expr.as_ref().is_some_and(|e| e.strip != Strip::None || has_strip_markers(&e.template))
+            }
+            Directive::For(d) => {
+                d.for_expr.strip != Strip::None || d.endfor_expr.strip != Strip::None || has_strip_markers(&d.for_expr.template)
+            }
+        },
+    })
+}
+
+/// One token of the flattened template: literal text, or a control sequence (`${...}`,
+/// `%{if}`, `%{else}`, `%{endif}`, `%{for}`, `%{endfor}`) with its strip markers.
+enum Tok {
+    Lit(String),
+    Ctrl { strip_before: bool, strip_after: bool },
+}
+
+/// Applies Terraform's strip and (with `flush_source`) `<<-` rules to `t`'s literals, in place,
+/// and clears the strip markers.
+pub(crate) fn prepare_template(t: &mut Template, kind: TemplateKind, flush_source: Option<&str>) {
+    let mut toks = Vec::new();
+    let mut lits = Vec::new();
+    flatten(t, kind, flush_source, &mut toks, &mut lits);
+
+    // Strip markers (HCL's parseTemplateParts): `~}` trims the start of the next token if it is
+    // literal text, `${~`/`%{~` the end of the previous token if that is literal text.
+    let mut trim_next = false;
+    let mut prev_is_lit = false;
+    for i in 0..toks.len() {
+        let (trim, can_trim_prev) = (std::mem::take(&mut trim_next), std::mem::take(&mut prev_is_lit));
+        match &mut toks[i] {
+            Tok::Lit(s) => {
+                if trim {
+                    *s = s.trim_start().to_string();
+                }
+                prev_is_lit = true;
+            }
+            Tok::Ctrl { strip_before, strip_after } => {
+                trim_next = *strip_after;
+                if *strip_before && can_trim_prev {
+                    if let Some(Tok::Lit(p)) = i.checked_sub(1).map(|j| &mut toks[j]) {
+                        *p = p.trim_end().to_string();
+                    }
+                }
+            }
+        }
+    }
+
+    if flush_source.is_some() {
+        flush(&mut toks);
+    }
+
+    let mut pieces = lits.into_iter().map(|r: std::ops::Range<usize>| {
+        toks[r]
+            .iter()
+            .map(|t| match t {
+                Tok::Lit(s) => s.as_str(),
+                Tok::Ctrl { .. } => "",
+            })
+            .collect::<String>()
+    });
+    write_back(t, &mut pieces);
+}
+
+fn flatten(t: &Template, kind: TemplateKind, source: Option<&str>, toks: &mut Vec<Tok>, lits: &mut Vec<std::ops::Range<usize>>) {
+    let ctrl = |s: Strip| Tok::Ctrl { strip_before: s.strip_start(), strip_after: s.strip_end() };
+    for el in t.iter() {
+        match el {
+            Element::Literal(l) => {
+                let raw = source.and_then(|src| hcl_edit::Span::span(l).and_then(|r| src.get(r))).map(unescape_template_literal);
+                let text = raw.as_deref().unwrap_or(l.value());
+                let start = toks.len();
+                match kind {
+                    TemplateKind::Quoted => toks.push(Tok::Lit(text.to_string())),
+                    TemplateKind::Lines => toks.extend(text.split_inclusive('\n').map(|line| Tok::Lit(line.to_string()))),
+                }
+                if toks.len() == start {
+                    toks.push(Tok::Lit(String::new()));
+                }
+                lits.push(start..toks.len());
+            }
+            Element::Interpolation(i) => toks.push(ctrl(i.strip)),
+            Element::Directive(d) => match &**d {
+                Directive::If(d) => {
+                    toks.push(ctrl(d.if_expr.strip));
+                    flatten(&d.if_expr.template, kind, source, toks, lits);
+                    if let Some(e) = &d.else_expr {
+                        toks.push(ctrl(e.strip));
+                        flatten(&e.template, kind, source, toks, lits);
+                    }
+                    toks.push(ctrl(d.endif_expr.strip));
+                }
+                Directive::For(d) => {
+                    toks.push(ctrl(d.for_expr.strip));
+                    flatten(&d.for_expr.template, kind, source, toks, lits);
+                    toks.push(ctrl(d.endfor_expr.strip));
+                }
+            },
+        }
+    }
+}
+
+/// The text of a template literal from its source: only `$${` and `%%{` are escapes there.
+fn unescape_template_literal(raw: &str) -> String {
+    raw.replace("$${", "${").replace("%%{", "%{")
+}
+
+/// Terraform's `<<-` rule (HCL's flushHeredocTemplateParts): among the tokens that start a line,
+/// find the smallest number of leading whitespace characters, where a line-starting control
+/// sequence counts as zero and a whitespace-only line is ignored; remove that many characters
+/// from each line-starting literal that is not whitespace-only.
+fn flush(toks: &mut [Tok]) {
+    let mut min = usize::MAX;
+    let mut at_line_start = true;
+    let mut adjust = Vec::new();
+    for (i, tok) in toks.iter().enumerate() {
+        if at_line_start {
+            at_line_start = false;
+            let spaces = match tok {
+                Tok::Lit(s) => {
+                    let trimmed = s.trim_start();
+                    if trimmed.is_empty() && s.ends_with('\n') {
+                        usize::MAX
+                    } else {
+                        adjust.push(i);
+                        s[..s.len() - trimmed.len()].chars().count()
+                    }
+                }
+                Tok::Ctrl { .. } => 0,
+            };
+            min = min.min(spaces);
+        }
+        if let Tok::Lit(s) = tok {
+            if s.ends_with('\n') {
+                at_line_start = true;
+            }
+        }
+    }
+    if min == usize::MAX || min == 0 {
+        return;
+    }
+    for i in adjust {
+        if let Tok::Lit(s) = &mut toks[i] {
+            let cut = s.char_indices().nth(min).map_or(s.len(), |(b, _)| b);
+            s.replace_range(..cut, "");
+        }
+    }
+}
+
+/// Stores the prepared literal texts back, in the order `flatten` read them, and clears markers.
+fn write_back(t: &mut Template, pieces: &mut dyn Iterator<Item = String>) {
+    for el in t.iter_mut() {
+        match el {
+            Element::Literal(l) => {
+                if let Some(p) = pieces.next() {
+                    *l.value_mut() = p;
+                }
+            }
+            Element::Interpolation(i) => i.strip = Strip::None,
+            Element::Directive(d) => match &mut **d {
+                Directive::If(d) => {
+                    d.if_expr.strip = Strip::None;
+                    write_back(&mut d.if_expr.template, pieces);
+                    if let Some(e) = &mut d.else_expr {
+                        e.strip = Strip::None;
+                        write_back(&mut e.template, pieces);
+                    }
+                    d.endif_expr.strip = Strip::None;
+                }
+                Directive::For(d) => {
+                    d.for_expr.strip = Strip::None;
+                    write_back(&mut d.for_expr.template, pieces);
+                    d.endfor_expr.strip = Strip::None;
+                }
+            },
+        }
     }
 }

@@ -29,7 +29,19 @@ pub struct Expr {
 }
 
 impl Expr {
-    pub fn new(file: FileId, node: Expression) -> Self {
+    /// An expression parsed from `file`. Terraform's parse-time template rules (strip markers
+    /// `~`) are applied here, once. `<<-` heredocs keep hcl-edit's dedent, which differs from
+    /// Terraform's in corner cases: use [`Expr::with_source`] when the file's text is at hand.
+    pub fn new(file: FileId, mut node: Expression) -> Self {
+        eval::prepare(&mut node, None);
+        Expr { file, node: Arc::new(node) }
+    }
+
+    /// Like [`Expr::new`], with the text `node` was parsed from (its spans index into `source`),
+    /// so `<<-` heredocs are dedented exactly like Terraform does: by the smallest indentation
+    /// of their lines, `%{if}`/`%{for}` bodies included, whitespace-only lines ignored.
+    pub fn with_source(file: FileId, mut node: Expression, source: &str) -> Self {
+        eval::prepare(&mut node, Some(source));
         Expr { file, node: Arc::new(node) }
     }
 

@@ -93,8 +93,9 @@ pub(crate) fn parse_ref(root: &str, ops: &[&TraversalOperator]) -> Parsed {
     }
 }
 
-/// Every reference in `expr`, with the span of the traversal that makes it. Names bound by
-/// enclosing `for` expressions are skipped.
+/// Every reference in `expr`, in source order, with the span of the reference (`var.list` in
+/// `var.list[0]`, `module.m.out`, `data.k.n`). Names bound by enclosing `for` expressions and
+/// `%{for}` directives are skipped, and so are roots that are not references.
 pub fn references(expr: &Expr) -> Vec<(Ref, Span)> {
     let mut out = Vec::new();
     let mut bound = Vec::new();
@@ -117,8 +118,15 @@ fn walk(e: &Expression, bound: &mut Vec<String>, sink: &mut Sink<'_>) {
             if let Expression::Variable(v) = &t.expr {
                 if !bound.iter().any(|b| b == v.as_str()) {
                     let ops: Vec<&TraversalOperator> = t.operators.iter().map(|o| o.value()).collect();
-                    if let Parsed::Ref(r, _) = parse_ref(v.as_str(), &ops) {
-                        sink(r, t.span().unwrap_or_default());
+                    if let Parsed::Ref(r, used) = parse_ref(v.as_str(), &ops) {
+                        // Like Terraform, the span covers the reference itself (`var.list` in
+                        // `var.list[0].id`), not what is read from it.
+                        let start = v.span().or_else(|| t.span()).map_or(0, |r| r.start);
+                        let end = match used.checked_sub(1).and_then(|i| t.operators.get(i)) {
+                            Some(op) => op.span().map(|r| r.end),
+                            None => v.span().map(|r| r.end),
+                        };
+                        sink(r, start..end.or_else(|| t.span().map(|r| r.end)).unwrap_or(start));
                     }
                 }
             } else {

@@ -70,7 +70,7 @@ fn parse_flag_value(v: &str) -> Value {
     let t = v.trim_start();
     if t.starts_with('[') || t.starts_with('{') {
         if let Ok(e) = hcl_edit::parser::parse_expr(v) {
-            let expr = Expr::new(kiln_diag::FileId(u32::MAX), e);
+            let expr = Expr::with_source(kiln_diag::FileId(u32::MAX), e, v);
             if let Ok(val) = kiln_eval::eval(&expr, &ConstScope(Path::new("."))) {
                 return val;
             }
@@ -100,7 +100,7 @@ fn load_file(path: &Path, sources: &mut Sources, out: &mut BTreeMap<String, Valu
     for s in body.iter() {
         match s {
             Structure::Attribute(a) => {
-                let expr = Expr::new(file, a.value.clone());
+                let expr = Expr::with_source(file, a.value.clone(), sources.text(file));
                 match kiln_eval::eval(&expr, &ConstScope(dir)) {
                     Ok(v) => {
                         out.insert(a.key.as_str().to_string(), v);

@@ -1,0 +1,3 @@
+resource "record" "a" {
+  input = [1, 2
+}

@@ -1,0 +1,1 @@
+resorce "record" "b" {}

@@ -1,0 +1,16 @@
+locals {
+  script = <<-EOT
+    #!/bin/sh
+      echo "indented"
+  
+    %{ if true }
+    done
+    %{ endif }
+  EOT
+
+  plain = <<EOT
+  keep
+EOT
+
+  stripped = "a %{ if true ~} b %{~ endif } c"
+}

@@ -1,0 +1,6 @@
+variable "ok" {}
+
+resource "record" "a" {
+  input = "x"
+  size  = = 2
+}

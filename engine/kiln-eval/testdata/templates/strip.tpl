@@ -1,0 +1,5 @@
+%{ if on ~}
+  on
+%{~ else ~}
+  off
+%{~ endif }

@@ -1,0 +1,190 @@
+//! `bucket`: a directory, `ROOT/buckets/NAME` unless `path` is given. Create writes a marker
+//! file holding the create's idempotency token so an interrupted create can be recognised;
+//! the marker does not count as content. Delete refuses to remove a bucket that holds files
+//! unless `force_destroy` is true, and then deletes nothing.
+
+use std::path::{Path, PathBuf};
+
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::{
+    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, PlanRequest, PlanResponse, ReadItem, ReadResult,
+    RecoverRequest, UpdateRequest,
+};
+use kiln_value::{Map, Value};
+
+use crate::util::{attrs, bool_attr, error, file_uri, read_error, resolve, set, slug, str_attr};
+use crate::{Ctx, Kind, LazyProcs};
+
+pub(crate) struct Bucket;
+
+/// Marker file inside the bucket: holds the token of the create that made it.
+const MARKER: &str = ".kiln-bucket";
+
+struct Spec {
+    name: String,
+    /// `path` as written, or the default (absolute).
+    path: String,
+    dir: PathBuf,
+    force_destroy: bool,
+}
+
+impl Spec {
+    /// `None` while `name` or `path` is unknown.
+    fn parse(ctx: &Ctx, address: &str, v: &Value) -> Result<Option<Spec>, Diagnostic> {
+        let name = match set(v, "name") {
+            Some(n) if n.is_unknown() => return Ok(None),
+            Some(n) => n.as_str().unwrap_or_default().to_string(),
+            None => slug(address, "bucket"),
+        };
+        check_name(&name)
+            .map_err(|m| error("E-LOCAL-BUCKET-NAME", address, m).hint("a bucket name is one directory name, such as \"checkpoints\""))?;
+        let path = match set(v, "path") {
+            Some(p) if p.is_unknown() => return Ok(None),
+            Some(p) => p.as_str().unwrap_or_default().to_string(),
+            None => ctx.root.join("buckets").join(&name).display().to_string(),
+        };
+        let dir = resolve(&ctx.working_dir, &path);
+        Ok(Some(Spec { name, path, dir, force_destroy: bool_attr(v, "force_destroy").unwrap_or(false) }))
+    }
+
+    fn state(&self) -> Value {
+        let m: Map = [
+            ("name".to_string(), Value::from(self.name.as_str())),
+            ("path".to_string(), Value::from(self.path.as_str())),
+            ("uri".to_string(), Value::from(file_uri(&self.dir))),
+            ("force_destroy".to_string(), Value::from(self.force_destroy)),
+        ]
+        .into();
+        Value::Map(m)
+    }
+
+    /// The spec of a directory that exists, for import.
+    fn of_dir(dir: PathBuf) -> Spec {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Spec { name, path: dir.display().to_string(), dir, force_destroy: false }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        return Err(format!("invalid bucket name `{name}`: it must be a single directory name"));
+    }
+    Ok(())
+}
+
+/// The entries of a bucket directory other than kiln's marker.
+fn contents(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir)?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n != MARKER).collect();
+    names.sort();
+    Ok(names)
+}
+
+fn not_empty(address: &str, spec_dir: &Path, names: &[String]) -> Diagnostic {
+    let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+    let more = if names.len() > 5 { format!(", and {} more", names.len() - 5) } else { String::new() };
+    error("E-LOCAL-BUCKET-NOT-EMPTY", address, format!("{address} is not empty: {} holds {}{more}; nothing was deleted", spec_dir.display(), shown.join(", ")))
+        .hint(format!("to delete it with its contents, set `force_destroy = true` on {address} and run `kiln apply` before destroying; or move the files out first"))
+}
+
+fn parse_or_error(ctx: &Ctx, address: &str, v: &Value) -> Result<Spec, Diagnostic> {
+    Spec::parse(ctx, address, v)?.ok_or_else(|| error("E-LOCAL-UNKNOWN", address, format!("{address}: `name` or `path` is still unknown")))
+}
+
+fn io_error(address: &str, what: &str, dir: &Path, e: std::io::Error) -> Diagnostic {
+    crate::util::io_error("E-LOCAL-BUCKET-IO", address, what, dir, e)
+}
+
+#[async_trait]
+impl Kind for Bucket {
+    fn validate(&self, config: &Value) -> Diagnostics {
+        match str_attr(config, "name").map(check_name) {
+            Some(Err(m)) => Diagnostic::error("E-LOCAL-BUCKET-NAME", m).into(),
+            _ => Diagnostics::new(),
+        }
+    }
+
+    fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+        let mut planned = attrs(req.proposed);
+        let mut diagnostics = Diagnostics::new();
+        match Spec::parse(ctx, req.address, req.config) {
+            Ok(Some(spec)) => planned.extend(attrs(&spec.state())),
+            Ok(None) => {
+                for k in ["name", "path", "uri"] {
+                    if set(req.config, k).is_none() {
+                        planned.insert(k.to_string(), Value::Unknown);
+                    }
+                }
+            }
+            Err(d) => diagnostics.push(d),
+        }
+        PlanResponse { planned: Value::Map(planned), requires_replace: Vec::new(), diagnostics }
+    }
+
+    fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
+        let spec = match parse_or_error(ctx, req.address, req.planned) {
+            Ok(s) => s,
+            Err(d) => return ApplyResponse::error(d),
+        };
+        let made = std::fs::create_dir_all(&spec.dir).and_then(|()| std::fs::write(spec.dir.join(MARKER), req.token));
+        match made {
+            Ok(()) => ApplyResponse::ok(spec.state()),
+            Err(e) => ApplyResponse::error(io_error(req.address, "create", &spec.dir, e)),
+        }
+    }
+
+    fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+        match parse_or_error(ctx, req.address, req.planned) {
+            Ok(spec) if spec.dir.is_dir() => ApplyResponse::ok(spec.state()),
+            Ok(spec) => ApplyResponse::error(io_error(req.address, "find", &spec.dir, std::io::ErrorKind::NotFound.into())),
+            Err(d) => ApplyResponse::error(d),
+        }
+    }
+
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
+        let Some(path) = str_attr(req.prior, "path") else { return Diagnostics::new() };
+        let dir = resolve(&ctx.working_dir, path);
+        let names = match contents(&dir) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Diagnostics::new(),
+            Err(e) => return io_error(req.address, "list", &dir, e).into(),
+        };
+        let removed = if bool_attr(req.prior, "force_destroy") == Some(true) {
+            std::fs::remove_dir_all(&dir)
+        } else if !names.is_empty() {
+            return not_empty(req.address, &dir, &names).into();
+        } else {
+            let _ = std::fs::remove_file(dir.join(MARKER));
+            std::fs::remove_dir(&dir)
+        };
+        removed.err().map(|e| io_error(req.address, "delete", &dir, e).into()).unwrap_or_default()
+    }
+
+    fn read(&self, ctx: &Ctx, item: &ReadItem<'_>, _procs: &LazyProcs) -> ReadResult {
+        match str_attr(item.state, "path") {
+            Some(p) if resolve(&ctx.working_dir, p).is_dir() => ReadResult::found(item.state.clone()),
+            _ => ReadResult::gone(),
+        }
+    }
+
+    fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
+        match Spec::parse(ctx, req.address, req.planned) {
+            Ok(Some(spec)) if std::fs::read_to_string(spec.dir.join(MARKER)).is_ok_and(|t| t == req.token) => {
+                ReadResult::found(spec.state())
+            }
+            Ok(_) => ReadResult::gone(),
+            Err(d) => read_error(d),
+        }
+    }
+
+    fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+        let dir = if req.id.contains('/') { resolve(&ctx.working_dir, req.id) } else { ctx.root.join("buckets").join(req.id) };
+        if !dir.is_dir() {
+            return read_error(
+                error("E-LOCAL-IMPORT", req.address, format!("no bucket directory at {}", dir.display()))
+                    .hint("import a bucket by its name under ROOT/buckets, or by a path containing `/`"),
+            );
+        }
+        ReadResult::found(Spec::of_dir(dir).state())
+    }
+}

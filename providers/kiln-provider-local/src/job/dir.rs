@@ -1,0 +1,200 @@
+//! A job's directory, `ROOT/jobs/JOB_ID/`: `job.json` (address, create token, nodes, start
+//! time, restarts, configuration), the `setup.sh` and `run.sh` scripts, and per node
+//! `node-RANK.pid`, `node-RANK.log` and, once it has finished, `node-RANK.exit`. The job's
+//! status is derived from these files and the process table, never stored.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use kiln_value::{Map, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::procs::ProcTable;
+use crate::util::{attrs, num, rfc3339, slug, str_attr};
+use crate::Ctx;
+
+pub(crate) const PENDING: &str = "pending";
+pub(crate) const RUNNING: &str = "running";
+pub(crate) const SUCCEEDED: &str = "succeeded";
+pub(crate) const FAILED: &str = "failed";
+pub(crate) const LOST: &str = "lost";
+
+/// `job.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Meta {
+    pub address: String,
+    pub token: String,
+    pub job_id: String,
+    pub nodes: u64,
+    pub started_at: String,
+    pub restarts: u64,
+    /// The configuration the job was created with, for import.
+    pub config: serde_json::Value,
+}
+
+/// What one node is doing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Node {
+    /// Not started (no pid file).
+    Pending,
+    Running,
+    Exited(i32, SystemTime),
+    /// Its process is gone without writing an exit code.
+    Lost,
+}
+
+/// `SLUG-TOKEN8`: the address made file-safe, and the start of the create's token.
+pub(crate) fn job_id(address: &str, token: &str) -> String {
+    let t: String = token.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+    format!("{}-{t}", slug(address, "job"))
+}
+
+/// The job's status from its nodes: any failure fails it, all successes succeed it, then a
+/// lost node makes it lost.
+pub(crate) fn status(nodes: &[Node]) -> &'static str {
+    let exited = |ok: bool| move |n: &Node| matches!(n, Node::Exited(c, _) if (*c == 0) == ok);
+    if nodes.iter().any(exited(false)) {
+        FAILED
+    } else if !nodes.is_empty() && nodes.iter().all(exited(true)) {
+        SUCCEEDED
+    } else if nodes.contains(&Node::Lost) {
+        LOST
+    } else if nodes.contains(&Node::Running) {
+        RUNNING
+    } else {
+        PENDING
+    }
+}
+
+pub(crate) struct JobDir(PathBuf);
+
+impl JobDir {
+    pub fn jobs_root(ctx: &Ctx) -> PathBuf {
+        ctx.root.join("jobs")
+    }
+
+    pub fn new(ctx: &Ctx, job_id: &str) -> JobDir {
+        JobDir(Self::jobs_root(ctx).join(job_id))
+    }
+
+    /// The directory a job's state names (`log_dir`).
+    pub fn of_state(state: &Value) -> Option<JobDir> {
+        str_attr(state, "log_dir").map(|p| JobDir(PathBuf::from(p)))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn exists(&self) -> bool {
+        self.0.is_dir()
+    }
+
+    pub fn file(&self, rank: u64, ext: &str) -> PathBuf {
+        self.0.join(format!("node-{rank}.{ext}"))
+    }
+
+    pub fn read_meta(&self) -> std::io::Result<Meta> {
+        let text = std::fs::read_to_string(self.0.join("job.json"))?;
+        serde_json::from_str(&text).map_err(std::io::Error::other)
+    }
+
+    pub fn write_meta(&self, meta: &Meta) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(meta).map_err(std::io::Error::other)?;
+        let tmp = self.0.join("job.json.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(tmp, self.0.join("job.json"))
+    }
+
+    pub fn pid(&self, rank: u64) -> Option<u32> {
+        std::fs::read_to_string(self.file(rank, "pid")).ok()?.trim().parse().ok()
+    }
+
+    pub fn pids(&self, nodes: u64) -> Vec<u32> {
+        (0..nodes).filter_map(|r| self.pid(r)).collect()
+    }
+
+    fn exit(&self, rank: u64) -> Option<(i32, SystemTime)> {
+        let path = self.file(rank, "exit");
+        let code = std::fs::read_to_string(&path).ok()?.trim().parse().ok()?;
+        let at = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap_or_else(|_| SystemTime::now());
+        Some((code, at))
+    }
+
+    /// Liveness is looked at before the exit file: the exit file is written before the
+    /// process ends, so a dead process without one really died without finishing.
+    pub fn node(&self, rank: u64, procs: &ProcTable) -> Node {
+        let Some(pid) = self.pid(rank) else { return Node::Pending };
+        let alive = procs.leader_alive(pid);
+        match self.exit(rank) {
+            Some((code, at)) => Node::Exited(code, at),
+            None if alive => Node::Running,
+            None => Node::Lost,
+        }
+    }
+
+    pub fn nodes(&self, meta: &Meta, procs: &ProcTable) -> Vec<Node> {
+        (0..meta.nodes).map(|r| self.node(r, procs)).collect()
+    }
+
+    /// `base`'s configured attributes with the computed ones as the files say now.
+    pub fn state(&self, base: &Value, meta: &Meta, procs: &ProcTable) -> Value {
+        let nodes = self.nodes(meta, procs);
+        let status = status(&nodes);
+        let finished = nodes.iter().filter_map(|n| if let Node::Exited(_, at) = n { Some(*at) } else { None }).max();
+        let finished_at = finished.filter(|_| status == SUCCEEDED || status == FAILED).map_or(Value::Null, |t| Value::from(rfc3339(t)));
+        let exit_codes = nodes.iter().map(|n| if let Node::Exited(c, _) = n { Value::from(*c as i64) } else { Value::Null }).collect();
+        let pids = (0..meta.nodes).map(|r| self.pid(r).map_or(Value::Null, |p| num(p.into()))).collect();
+        let mut m: Map = attrs(base);
+        m.extend([
+            ("nodes".to_string(), num(meta.nodes)),
+            ("job_id".to_string(), Value::from(meta.job_id.as_str())),
+            ("status".to_string(), Value::from(status)),
+            ("exit_codes".to_string(), Value::List(exit_codes)),
+            ("started_at".to_string(), Value::from(meta.started_at.as_str())),
+            ("finished_at".to_string(), finished_at),
+            ("restarts".to_string(), num(meta.restarts)),
+            ("log_dir".to_string(), Value::from(self.0.display().to_string())),
+            ("pids".to_string(), Value::List(pids)),
+        ]);
+        Value::Map(m)
+    }
+
+    /// Up to `max` bytes of node `rank`'s log from `offset`.
+    pub fn read_log(&self, rank: u64, offset: u64, max: u64) -> std::io::Result<(Vec<u8>, u64)> {
+        let mut f = std::fs::File::open(self.file(rank, "log"))?;
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(offset.min(len)))?;
+        let mut data = Vec::new();
+        f.take(max).read_to_end(&mut data)?;
+        Ok((data, len))
+    }
+
+    /// Every job directory under ROOT/jobs with its metadata.
+    pub fn all(ctx: &Ctx) -> Vec<(JobDir, Meta)> {
+        let Ok(entries) = std::fs::read_dir(Self::jobs_root(ctx)) else { return Vec::new() };
+        entries.flatten().map(|e| JobDir(e.path())).filter(JobDir::exists).filter_map(|d| d.read_meta().ok().map(|m| (d, m))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        let t = SystemTime::now();
+        assert_eq!(status(&[Node::Exited(0, t), Node::Exited(0, t)]), SUCCEEDED);
+        assert_eq!(status(&[Node::Exited(0, t), Node::Running]), RUNNING);
+        assert_eq!(status(&[Node::Exited(2, t), Node::Running]), FAILED);
+        assert_eq!(status(&[Node::Lost, Node::Running]), LOST);
+        assert_eq!(status(&[Node::Pending, Node::Pending]), PENDING);
+    }
+
+    #[test]
+    fn ids() {
+        assert_eq!(job_id("job.train", "3f2a9c1d-aaaa-bbbb"), "train-3f2a9c1d");
+        assert_eq!(job_id("job.t[\"a\"]", "ab-cd"), "t-a-abcd");
+    }
+}

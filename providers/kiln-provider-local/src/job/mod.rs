@@ -1,0 +1,214 @@
+//! `job`: a training job on a local cluster. Create starts one detached process group per node
+//! and returns once they run; read (batched) derives the status from the processes and their
+//! exit files; a `lost` job plans a replacement, which restarts it; delete stops the processes
+//! (SIGTERM, then SIGKILL after `stop_grace` seconds) and removes the job's directory; logs
+//! reads a node's output from an offset; recover adopts what an interrupted create started.
+
+mod dir;
+mod launch;
+mod restarts;
+mod spec;
+
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::{
+    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
+    ReadItem, ReadResult, RecoverRequest, UpdateRequest,
+};
+use kiln_value::Value;
+
+use self::dir::{job_id, status, JobDir, Meta, Node, LOST};
+use self::spec::JobSpec;
+use crate::procs::{signal_group, stop_groups, ProcTable};
+use crate::util::{attrs, error, now, num, read_error, u64_attr};
+use crate::{Ctx, Kind, LazyProcs};
+
+pub(crate) struct Job;
+
+/// Most bytes one `logs` call returns.
+const LOG_CHUNK: u64 = 1 << 20;
+
+/// The job's launch description; an error while something is still unknown.
+fn known_spec(ctx: &Ctx, address: &str, v: &Value) -> Result<JobSpec, Diagnostic> {
+    JobSpec::parse(ctx, address, v)?
+        .ok_or_else(|| error("E-LOCAL-UNKNOWN", address, format!("{address}: the job's configuration is still unknown")))
+}
+
+fn io_error(address: &str, what: &str, dir: &JobDir, e: impl std::fmt::Display) -> Diagnostic {
+    crate::util::io_error("E-LOCAL-JOB-IO", address, what, dir.path(), e)
+}
+
+fn gone(address: &str) -> Diagnostic {
+    error("E-LOCAL-JOB-GONE", address, format!("{address}: the job's directory is gone"))
+        .hint("run `kiln plan`: a refresh notices the job is gone and plans to create it again")
+}
+
+/// The job directory a state names, with its metadata; `None` when it is gone.
+fn open(address: &str, state: &Value) -> Result<Option<(JobDir, Meta)>, Diagnostic> {
+    let Some(dir) = JobDir::of_state(state).filter(JobDir::exists) else { return Ok(None) };
+    let meta = dir.read_meta().map_err(|e| io_error(address, "read", &dir, e))?;
+    Ok(Some((dir, meta)))
+}
+
+/// Kills whatever an unfinished create started and removes its directory.
+fn discard(dir: &JobDir, nodes: u64) {
+    dir.pids(nodes).iter().for_each(|p| signal_group(*p, "KILL"));
+    let _ = std::fs::remove_dir_all(dir.path());
+}
+
+fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
+    let spec = known_spec(ctx, req.address, req.planned)?;
+    let id = job_id(req.address, req.token);
+    let dir = JobDir::new(ctx, &id);
+    let restarts = restarts::inherit(ctx, req.address, &id);
+    let meta = Meta {
+        address: req.address.to_string(),
+        token: req.token.to_string(),
+        job_id: id.clone(),
+        nodes: spec.nodes,
+        started_at: now(),
+        restarts,
+        config: req.planned.to_json(),
+    };
+    std::fs::create_dir_all(dir.path()).and_then(|()| dir.write_meta(&meta)).map_err(|e| io_error(req.address, "create", &dir, e))?;
+    let checkpoint_dir = spec.checkpoint_dir.clone().unwrap_or_else(|| dir.path().join("checkpoints"));
+    if let Err(e) = launch::start(&dir, &spec, &id, &checkpoint_dir) {
+        discard(&dir, spec.nodes);
+        return Err(
+            error("E-LOCAL-JOB-START", req.address, format!("{}: {e}", req.address)).hint("check `workdir`, and that bash is installed")
+        );
+    }
+    Ok(dir.state(req.planned, &meta, &ProcTable::snapshot()))
+}
+
+fn update(ctx: &Ctx, req: &UpdateRequest<'_>) -> Result<Value, Diagnostic> {
+    let (dir, mut meta) = open(req.address, req.prior)?.ok_or_else(|| gone(req.address))?;
+    known_spec(ctx, req.address, req.planned)?;
+    meta.config = req.planned.to_json();
+    dir.write_meta(&meta).map_err(|e| io_error(req.address, "write", &dir, e))?;
+    Ok(dir.state(req.planned, &meta, &ProcTable::snapshot()))
+}
+
+async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
+    let Some((dir, meta)) = open(req.address, req.prior)? else { return Ok(()) };
+    let lost = status(&dir.nodes(&meta, &ProcTable::snapshot())) == LOST;
+    let grace = known_spec(ctx, req.address, req.prior).map(|s| s.stop_grace).unwrap_or(std::time::Duration::from_secs(10));
+    let left = stop_groups(&dir.pids(meta.nodes), grace).await;
+    if !left.is_empty() {
+        return Err(error("E-LOCAL-JOB-STOP", req.address, format!("{}: process groups {left:?} still run after SIGKILL", req.address)));
+    }
+    if lost {
+        restarts::leave_note(ctx, req.address, &meta.job_id, meta.restarts);
+    }
+    std::fs::remove_dir_all(dir.path()).map_err(|e| io_error(req.address, "delete", &dir, e))
+}
+
+/// A lost job asks to be replaced (`status` forces it), one restart more; changes to the
+/// nodes, GPUs or checkpoint directory its objects give force it too.
+fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
+    let spec = JobSpec::parse(ctx, req.address, req.config)?;
+    let mut planned = attrs(req.proposed);
+    planned.insert("nodes".into(), spec.as_ref().map_or(Value::Unknown, |s| num(s.nodes)));
+    let mut requires_replace = Vec::new();
+    if let Some(prior) = req.prior {
+        if prior.get("status").and_then(Value::as_str) == Some(LOST) {
+            planned.insert("status".into(), Value::Unknown);
+            planned.insert("restarts".into(), num(u64_attr(prior, "restarts").unwrap_or(0) + 1));
+            requires_replace.push("status".to_string());
+        }
+        match (JobSpec::parse(ctx, req.address, prior).ok().flatten(), &spec) {
+            (Some(old), Some(new)) => requires_replace.extend(old.replaced_by(new)),
+            _ => requires_replace.extend(["cluster".to_string(), "checkpoint".to_string()]),
+        }
+    }
+    Ok(PlanResponse { planned: Value::Map(planned), requires_replace, diagnostics: Diagnostics::new() })
+}
+
+fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
+    let dir = JobDir::new(ctx, &job_id(req.address, req.token));
+    let Ok(meta) = dir.read_meta() else {
+        if dir.exists() {
+            discard(&dir, 0);
+        }
+        return ReadResult::gone();
+    };
+    if meta.token != req.token {
+        return ReadResult::gone();
+    }
+    let procs = ProcTable::snapshot();
+    if dir.nodes(&meta, &procs).contains(&Node::Pending) {
+        discard(&dir, meta.nodes);
+        return ReadResult::gone();
+    }
+    ReadResult::found(dir.state(req.planned, &meta, &procs))
+}
+
+fn logs(req: &LogsRequest<'_>) -> Result<LogsResponse, Diagnostic> {
+    let (dir, meta) = open(req.address, req.state)?.ok_or_else(|| gone(req.address))?;
+    if req.node as u64 >= meta.nodes {
+        return Err(error(
+            "E-LOCAL-JOB-NODE",
+            req.address,
+            format!("{} has {} nodes; there is no node {}", req.address, meta.nodes, req.node),
+        )
+        .hint("nodes are numbered from 0"));
+    }
+    let rank = req.node as u64;
+    let done = !matches!(dir.node(rank, &ProcTable::snapshot()), Node::Running | Node::Pending);
+    let (data, len) = dir.read_log(rank, req.offset, LOG_CHUNK).map_err(|e| io_error(req.address, "read the log in", &dir, e))?;
+    let next_offset = req.offset.min(len) + data.len() as u64;
+    Ok(LogsResponse { data, next_offset, finished: done && next_offset >= len, diagnostics: Diagnostics::new() })
+}
+
+fn applied(r: Result<Value, Diagnostic>) -> ApplyResponse {
+    r.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+}
+
+#[async_trait]
+impl Kind for Job {
+    fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+        plan(ctx, req).unwrap_or_else(|d| PlanResponse {
+            planned: req.proposed.clone(),
+            requires_replace: Vec::new(),
+            diagnostics: d.into(),
+        })
+    }
+
+    fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
+        applied(create(ctx, req))
+    }
+
+    fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+        applied(update(ctx, req))
+    }
+
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
+        delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
+    }
+
+    fn read(&self, _ctx: &Ctx, item: &ReadItem<'_>, procs: &LazyProcs) -> ReadResult {
+        match open(item.address, item.state) {
+            Ok(Some((dir, meta))) => ReadResult::found(dir.state(item.state, &meta, procs.get())),
+            Ok(None) => ReadResult::gone(),
+            Err(d) => read_error(d),
+        }
+    }
+
+    fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
+        recover(ctx, req)
+    }
+
+    fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+        let dir = JobDir::new(ctx, req.id);
+        match dir.read_meta() {
+            Ok(meta) => ReadResult::found(dir.state(&Value::from_json(&meta.config), &meta, &ProcTable::snapshot())),
+            Err(e) => read_error(
+                error("E-LOCAL-IMPORT", req.address, format!("no job `{}` under {}: {e}", req.id, JobDir::jobs_root(ctx).display()))
+                    .hint("import a job by its job_id"),
+            ),
+        }
+    }
+
+    fn logs(&self, _ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
+        logs(req).unwrap_or_else(|d| LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, diagnostics: d.into() })
+    }
+}

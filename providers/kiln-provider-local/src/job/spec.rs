@@ -1,0 +1,201 @@
+//! What a job's configuration asks to launch: how many nodes, which GPUs each node gets (from
+//! the cluster object the user passed as `cluster`), where checkpoints go (from the `checkpoint`
+//! block's bucket object), the working directory, environment and scripts. Also the environment
+//! each node sees.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kiln_diag::Diagnostic;
+use kiln_value::Value;
+
+use crate::util::{error, f64_attr, resolve, set, str_attr, to_u64, u64_attr};
+use crate::Ctx;
+
+/// Attributes the user sets; an unknown one means the job cannot be described yet.
+const CONFIG: [&str; 7] = ["cluster", "setup", "run", "workdir", "env", "stop_grace", "checkpoint"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct JobSpec {
+    pub nodes: u64,
+    /// GPU indices of each node.
+    pub node_gpus: Vec<Vec<u64>>,
+    pub gpus_per_node: u64,
+    /// Bucket path + checkpoint path; `None` without a `checkpoint` block.
+    pub checkpoint_dir: Option<PathBuf>,
+    pub workdir: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub setup: String,
+    pub run: String,
+    pub stop_grace: Duration,
+}
+
+impl JobSpec {
+    /// `None` while a configured attribute is unknown.
+    pub fn parse(ctx: &Ctx, address: &str, v: &Value) -> Result<Option<JobSpec>, Diagnostic> {
+        if CONFIG.iter().any(|k| v.get(k).is_some_and(Value::contains_unknown)) {
+            return Ok(None);
+        }
+        let cluster = set(v, "cluster").filter(|c| c.as_map().is_some_and(|m| m.contains_key("nodes"))).ok_or_else(|| {
+            error("E-LOCAL-JOB-CLUSTER", address, format!("{address}: `cluster` must be a cluster object"))
+                .hint("write `cluster = cluster.NAME`")
+        })?;
+        let cluster_nodes = u64_attr(cluster, "nodes").unwrap_or(1);
+        let nodes = match set(v, "nodes").filter(|n| !n.is_unknown()) {
+            Some(n) => to_u64(n)
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| error("E-LOCAL-JOB-NODES", address, format!("{address}: `nodes` must be a whole number of at least 1")))?,
+            None => cluster_nodes,
+        };
+        if nodes > cluster_nodes {
+            return Err(error("E-LOCAL-JOB-NODES", address, format!("{address} asks for {nodes} nodes, its cluster has {cluster_nodes}"))
+                .hint("lower the job's `nodes`, or raise the cluster's"));
+        }
+        let run = str_attr(v, "run").filter(|r| !r.trim().is_empty()).ok_or_else(|| {
+            error("E-LOCAL-JOB-RUN", address, format!("{address}: `run` is empty"))
+                .hint("give the command to run, such as run = \"python3 train.py\"")
+        })?;
+        let gpus_per_node = u64_attr(cluster, "gpus_per_node").unwrap_or(0);
+        Ok(Some(JobSpec {
+            nodes,
+            node_gpus: split_gpus(cluster, nodes, gpus_per_node),
+            gpus_per_node,
+            checkpoint_dir: checkpoint_dir(ctx, address, v)?,
+            workdir: str_attr(v, "workdir").map_or_else(|| ctx.working_dir.clone(), |w| resolve(&ctx.working_dir, w)),
+            env: set(v, "env")
+                .and_then(Value::as_map)
+                .into_iter()
+                .flatten()
+                .map(|(k, x)| (k.clone(), x.to_template_string().unwrap_or_default()))
+                .collect(),
+            setup: str_attr(v, "setup").unwrap_or_default().to_string(),
+            run: run.to_string(),
+            stop_grace: Duration::from_secs_f64(f64_attr(v, "stop_grace").unwrap_or(10.0).max(0.0)),
+        }))
+    }
+
+    /// Attributes whose change needs new processes although the schema cannot tell: the
+    /// nodes and GPUs taken from `cluster`, the directory taken from `checkpoint`.
+    pub fn replaced_by(&self, new: &JobSpec) -> Vec<String> {
+        let mut out = Vec::new();
+        if (self.nodes, &self.node_gpus, self.gpus_per_node) != (new.nodes, &new.node_gpus, new.gpus_per_node) {
+            out.push("cluster".to_string());
+        }
+        if self.checkpoint_dir != new.checkpoint_dir {
+            out.push("checkpoint".to_string());
+        }
+        out
+    }
+
+    /// The environment of node `rank`: KILN_*, CUDA_VISIBLE_DEVICES when the node has GPUs,
+    /// unbuffered Python output, then the user's `env` (which wins).
+    pub fn node_env(&self, job_id: &str, rank: u64, port: u16, checkpoint_dir: &std::path::Path) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("KILN_NODE_RANK".to_string(), rank.to_string()),
+            ("KILN_NUM_NODES".to_string(), self.nodes.to_string()),
+            ("KILN_NODE_IPS".to_string(), vec!["127.0.0.1"; self.nodes as usize].join(",")),
+            ("KILN_MASTER_ADDR".to_string(), "127.0.0.1".to_string()),
+            ("KILN_MASTER_PORT".to_string(), port.to_string()),
+            ("KILN_NUM_GPUS_PER_NODE".to_string(), self.gpus_per_node.to_string()),
+            ("KILN_JOB_ID".to_string(), job_id.to_string()),
+            ("KILN_CHECKPOINT_DIR".to_string(), checkpoint_dir.display().to_string()),
+            ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+        ];
+        if let Some(gpus) = self.node_gpus.get(rank as usize).filter(|g| !g.is_empty()) {
+            let ids: Vec<String> = gpus.iter().map(u64::to_string).collect();
+            env.push(("CUDA_VISIBLE_DEVICES".to_string(), ids.join(",")));
+        }
+        env.extend(self.env.iter().cloned());
+        env
+    }
+}
+
+/// The cluster's GPUs dealt out: node R gets the R-th run of `per_node`.
+fn split_gpus(cluster: &Value, nodes: u64, per_node: u64) -> Vec<Vec<u64>> {
+    let all: Vec<u64> =
+        set(cluster, "gpus").and_then(Value::as_list).unwrap_or_default().iter().filter_map(|g| u64_attr(g, "index")).collect();
+    (0..nodes).map(|r| all.iter().skip((r * per_node) as usize).take(per_node as usize).copied().collect()).collect()
+}
+
+fn checkpoint_dir(ctx: &Ctx, address: &str, v: &Value) -> Result<Option<PathBuf>, Diagnostic> {
+    let Some(c) = set(v, "checkpoint") else { return Ok(None) };
+    let bucket = c.get("bucket").and_then(|b| str_attr(b, "path")).ok_or_else(|| {
+        error("E-LOCAL-JOB-CHECKPOINT", address, format!("{address}: checkpoint.bucket must be a local bucket (an object with a `path`)"))
+            .hint("write `bucket = bucket.NAME` for a bucket of the `local` provider")
+    })?;
+    let sub = str_attr(c, "path").unwrap_or_default().trim_start_matches('/');
+    Ok(Some(resolve(&ctx.working_dir, bucket).join(sub)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_value::Map;
+
+    fn ctx() -> Ctx {
+        Ctx::new(PathBuf::from("/work"), PathBuf::from("/work/.kiln"))
+    }
+
+    fn obj(pairs: &[(&str, Value)]) -> Value {
+        Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Map>())
+    }
+
+    fn gpu(i: i64) -> Value {
+        obj(&[("index", Value::from(i)), ("name", Value::from("NVIDIA H100 80GB HBM3"))])
+    }
+
+    fn job(nodes: Option<i64>) -> Value {
+        let cluster =
+            obj(&[("nodes", Value::from(2i64)), ("gpus_per_node", Value::from(2i64)), ("gpus", Value::List((0..4).map(gpu).collect()))]);
+        let bucket = obj(&[("path", Value::from("/data/ckpt"))]);
+        obj(&[
+            ("cluster", cluster),
+            ("run", Value::from("python3 train.py")),
+            ("nodes", nodes.map(Value::from).unwrap_or(Value::Null)),
+            ("env", obj(&[("LR", Value::from("0.1"))])),
+            ("checkpoint", obj(&[("bucket", bucket), ("path", Value::from("/run-1/"))])),
+        ])
+    }
+
+    #[test]
+    fn gpus_are_dealt_per_node() {
+        let s = JobSpec::parse(&ctx(), "job.t", &job(None)).unwrap().unwrap();
+        assert_eq!(s.nodes, 2);
+        assert_eq!(s.node_gpus, vec![vec![0, 1], vec![2, 3]]);
+        assert_eq!(s.checkpoint_dir, Some(PathBuf::from("/data/ckpt/run-1/")));
+        assert_eq!(s.workdir, PathBuf::from("/work"));
+    }
+
+    #[test]
+    fn node_environment() {
+        let s = JobSpec::parse(&ctx(), "job.t", &job(None)).unwrap().unwrap();
+        let env: Map = s.node_env("t-1234", 1, 29500, std::path::Path::new("/c")).into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+        let get = |k: &str| env.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        assert_eq!(get("KILN_NODE_RANK"), "1");
+        assert_eq!(get("KILN_NODE_IPS"), "127.0.0.1,127.0.0.1");
+        assert_eq!(get("KILN_MASTER_PORT"), "29500");
+        assert_eq!(get("CUDA_VISIBLE_DEVICES"), "2,3");
+        assert_eq!(get("KILN_NUM_GPUS_PER_NODE"), "2");
+        assert_eq!(get("LR"), "0.1");
+    }
+
+    #[test]
+    fn more_nodes_than_the_cluster_fails() {
+        let d = JobSpec::parse(&ctx(), "job.t", &job(Some(3))).unwrap_err();
+        assert_eq!(d.summary, "job.t asks for 3 nodes, its cluster has 2");
+    }
+
+    #[test]
+    fn fewer_nodes_change_the_launch() {
+        let two = JobSpec::parse(&ctx(), "job.t", &job(None)).unwrap().unwrap();
+        let one = JobSpec::parse(&ctx(), "job.t", &job(Some(1))).unwrap().unwrap();
+        assert_eq!(two.replaced_by(&one), vec!["cluster".to_string()]);
+        assert!(two.replaced_by(&two).is_empty());
+    }
+
+    #[test]
+    fn unknown_cluster_is_not_described_yet() {
+        let v = obj(&[("cluster", Value::Unknown), ("run", Value::from("x"))]);
+        assert_eq!(JobSpec::parse(&ctx(), "job.t", &v).unwrap(), None);
+    }
+}

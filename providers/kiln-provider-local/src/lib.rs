@@ -1,0 +1,222 @@
+//! The `local` provider: kiln's embedded default, which runs the portable kinds on this machine
+//! so that a newcomer needs no cloud account.
+//!
+//! - `bucket`: a directory (`ROOT/buckets/NAME` unless `path` is given), exposed as a `file://`
+//!   URI; destroy refuses to delete one that holds files unless `force_destroy = true`.
+//! - `cluster`: `nodes` slots on this machine with its real CPUs, memory and GPUs (found with
+//!   `nvidia-smi`); a request the machine cannot satisfy fails at plan time.
+//! - `job`: one detached process group per node running `setup` then `run`, with the KILN_*
+//!   environment, logs in `ROOT/jobs/JOB_ID/node-RANK.log`, status read from the processes and
+//!   their exit files; a lost job is replaced (restarted) by the next apply.
+//! - `spot_pool`: refused with a message pointing to a cloud provider.
+//!
+//! `ROOT` is `.kiln` in the working directory unless the provider block sets `root`.
+
+// Operations fail with one diagnostic that goes straight into the response; boxing it would
+// only add noise.
+#![allow(clippy::result_large_err)]
+
+mod bucket;
+mod cluster;
+mod job;
+pub mod machine;
+pub mod procs;
+pub mod request;
+mod schema;
+mod spot_pool;
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::{
+    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
+    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
+    ValidateRequest,
+};
+use kiln_schema::ProviderSchema;
+
+pub use machine::{parse_nvidia_smi, Gpu, Machine};
+
+use crate::procs::ProcTable;
+
+pub const NAME: &str = "local";
+
+/// Builds `local` provider instances from `provider "local" { root = "..." }` (all optional).
+pub struct LocalFactory;
+
+#[async_trait]
+impl ProviderFactory for LocalFactory {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn schema(&self) -> ProviderSchema {
+        schema::schema()
+    }
+    async fn configure(&self, req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
+        let root = util::str_attr(&req.config, "root").map(|r| util::resolve(&req.working_dir, r));
+        Ok(Arc::new(LocalProvider::new(req.working_dir, root)))
+    }
+}
+
+/// What every kind's operations see: where things live and what this machine has.
+pub(crate) struct Ctx {
+    pub working_dir: PathBuf,
+    pub root: PathBuf,
+    machine: OnceLock<Machine>,
+}
+
+impl Ctx {
+    /// Makes both directories absolute (job scripts run elsewhere).
+    pub fn new(working_dir: PathBuf, root: PathBuf) -> Ctx {
+        let abs = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+        Ctx { working_dir: abs(working_dir), root: abs(root), machine: OnceLock::new() }
+    }
+
+    /// This machine, discovered once per provider instance.
+    pub fn machine(&self) -> &Machine {
+        self.machine.get_or_init(Machine::discover)
+    }
+}
+
+/// A configured `local` provider.
+pub struct LocalProvider {
+    ctx: Ctx,
+}
+
+impl LocalProvider {
+    /// `root` defaults to `WORKING_DIR/.kiln`.
+    pub fn new(working_dir: impl Into<PathBuf>, root: Option<PathBuf>) -> Self {
+        let working_dir = working_dir.into();
+        let root = root.unwrap_or_else(|| working_dir.join(".kiln"));
+        LocalProvider { ctx: Ctx::new(working_dir, root) }
+    }
+
+    /// Uses `machine` instead of discovering this one (tests, and plans for another machine).
+    pub fn with_machine(self, machine: Machine) -> Self {
+        let cell = OnceLock::new();
+        let _ = cell.set(machine);
+        LocalProvider { ctx: Ctx { machine: cell, ..self.ctx } }
+    }
+
+    /// The directory holding `buckets/` and `jobs/`.
+    pub fn root(&self) -> &Path {
+        &self.ctx.root
+    }
+}
+
+/// One kind's operations. Local operations are cheap, so all but `delete` (which waits for
+/// processes to stop) are synchronous.
+#[async_trait]
+pub(crate) trait Kind: Send + Sync {
+    fn validate(&self, _config: &kiln_value::Value) -> Diagnostics {
+        Diagnostics::new()
+    }
+    fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse;
+    fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse;
+    fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse;
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics;
+    fn read(&self, ctx: &Ctx, item: &ReadItem<'_>, procs: &LazyProcs) -> ReadResult;
+    fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult;
+    fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult;
+    fn logs(&self, _ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
+        LogsResponse {
+            data: Vec::new(),
+            next_offset: req.offset,
+            finished: true,
+            diagnostics: Diagnostic::error("E-PROVIDER-LOGS", format!("kind `{}` has no logs", req.kind)).into(),
+        }
+    }
+}
+
+/// The process table, read at most once per batch and only when a kind needs it.
+#[derive(Default)]
+pub(crate) struct LazyProcs(OnceLock<ProcTable>);
+
+impl LazyProcs {
+    pub fn get(&self) -> &ProcTable {
+        self.0.get_or_init(ProcTable::snapshot)
+    }
+}
+
+fn kind(name: &str) -> Option<&'static dyn Kind> {
+    match name {
+        "bucket" => Some(&bucket::Bucket),
+        "cluster" => Some(&cluster::Cluster),
+        "job" => Some(&job::Job),
+        "spot_pool" => Some(&spot_pool::SpotPool),
+        _ => None,
+    }
+}
+
+fn unknown_kind(name: &str) -> Diagnostic {
+    Diagnostic::error("E-KIND-UNKNOWN", format!("provider `local` has no kind `{name}`")).hint("kinds of `local`: bucket, cluster, job")
+}
+
+#[async_trait]
+impl Provider for LocalProvider {
+    fn schema(&self) -> ProviderSchema {
+        schema::schema()
+    }
+
+    fn limits(&self) -> Limits {
+        Limits { concurrency: None }
+    }
+
+    fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
+        kind(req.kind).map_or_else(|| unknown_kind(req.kind).into(), |k| k.validate(req.config))
+    }
+
+    async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
+        match kind(req.kind) {
+            Some(k) => k.plan(&self.ctx, &req),
+            None => {
+                PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: unknown_kind(req.kind).into() }
+            }
+        }
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
+        kind(req.kind).map_or_else(|| ApplyResponse::error(unknown_kind(req.kind)), |k| k.create(&self.ctx, &req))
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
+        kind(req.kind).map_or_else(|| ApplyResponse::error(unknown_kind(req.kind)), |k| k.update(&self.ctx, &req))
+    }
+
+    async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
+        match kind(req.kind) {
+            Some(k) => k.delete(&self.ctx, &req).await,
+            None => unknown_kind(req.kind).into(),
+        }
+    }
+
+    async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
+        let procs = LazyProcs::default();
+        let results = req
+            .items
+            .iter()
+            .map(|item| match kind(item.kind) {
+                Some(k) => k.read(&self.ctx, item, &procs),
+                None => util::read_error(unknown_kind(item.kind)),
+            })
+            .collect();
+        ReadResponse { results }
+    }
+
+    async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
+        kind(req.kind).map_or_else(|| util::read_error(unknown_kind(req.kind)), |k| k.recover(&self.ctx, &req))
+    }
+
+    async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
+        kind(req.kind).map_or_else(|| util::read_error(unknown_kind(req.kind)), |k| k.import(&self.ctx, &req))
+    }
+
+    async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
+        match kind(req.kind) {
+            Some(k) => k.logs(&self.ctx, &req),
+            None => LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, diagnostics: unknown_kind(req.kind).into() },
+        }
+    }
+}

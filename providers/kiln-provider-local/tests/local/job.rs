@@ -1,0 +1,266 @@
+//! `job`: processes started per node with the KILN_* environment, status from the processes
+//! and exit files (succeeded, failed, lost), replacement of a lost job, stopping (SIGTERM,
+//! then SIGKILL), logs from offsets, recover and import.
+
+use std::process::Command;
+
+use kiln_provider::conformance::{self, Case};
+use kiln_provider::{ImportRequest, LogsRequest, Provider, RecoverRequest};
+use kiln_provider_local::procs::group_alive;
+use kiln_provider_local::LocalProvider;
+use kiln_value::Value;
+use serde_json::json;
+
+use crate::common::*;
+
+async fn cluster(p: &LocalProvider, nodes: u64) -> Value {
+    create(p, "cluster.c", &config(p, "cluster", json!({ "nodes": nodes }))).await
+}
+
+/// A job configuration on `cluster` with the given attributes.
+fn job(p: &LocalProvider, cluster: &Value, mut attrs: serde_json::Value) -> Value {
+    attrs["cluster"] = cluster.to_json();
+    config(p, "job", attrs)
+}
+
+fn pids(state: &Value) -> Vec<u32> {
+    list_of(state, "pids").iter().map(|v| v.to_string().parse().expect("pid")).collect()
+}
+
+fn exit_codes(state: &Value) -> Vec<Value> {
+    list_of(state, "exit_codes").to_vec()
+}
+
+/// `KEY=VALUE` lines of a log.
+fn vars(log: &str) -> std::collections::BTreeMap<String, String> {
+    log.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Waits until node 0 has printed `ready` (its signal handler is in place).
+async fn wait_ready(p: &LocalProvider, address: &str, state: &Value) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !log(p, address, state, 0).await.contains("ready") {
+        assert!(std::time::Instant::now() < deadline, "the job never became ready");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn conformance_suite() {
+    let (_dir, p) = cpu_provider();
+    let c = cluster(&p, 1).await;
+    // As the suite expects: only what the user wrote, without the engine's filled-in nulls.
+    let raw = |mut attrs: serde_json::Value| {
+        attrs["cluster"] = c.to_json();
+        json(attrs)
+    };
+    let case = Case {
+        kind: "job",
+        config: raw(json!({ "run": "sleep 30" })),
+        update: Some(raw(json!({ "run": "sleep 30", "stop_grace": 1 }))),
+        import_id: None,
+        state_only: false,
+    };
+    conformance::run(&p, &[case]).await;
+}
+
+#[tokio::test]
+async fn runs_and_succeeds_with_the_kiln_environment_on_every_node() {
+    let (_dir, p) = provider(machine(8, "2x-tesla-t4.csv"));
+    let c = cluster(&p, 2).await;
+    let bucket = create(&p, "bucket.ckpt", &config(&p, "bucket", json!({}))).await;
+    let cfg = job(
+        &p,
+        &c,
+        json!({
+            "run": "env | grep -E '^(KILN_|CUDA_VISIBLE_DEVICES=|GREETING=)' | sort",
+            "env": { "GREETING": "hello" },
+            "checkpoint": { "bucket": bucket.to_json(), "path": "run-1/" },
+        }),
+    );
+    let created = create(&p, "job.train", &cfg).await;
+    assert!(matches!(status(&created), "running" | "succeeded"), "{created}");
+    let job_id = str_of(&created, "job_id").to_string();
+    assert!(job_id.starts_with("train-"), "{job_id}");
+    assert_eq!(pids(&created).len(), 2);
+
+    let done = finished(&p, "job.train", &created).await;
+    assert_eq!(status(&done), "succeeded", "{done}");
+    assert_eq!(exit_codes(&done), vec![json(json!(0)), json(json!(0))]);
+    assert!(done.get("finished_at").is_some_and(|f| f.as_str().is_some()));
+
+    let ckpt = format!("{}/run-1", str_of(&bucket, "path"));
+    assert!(std::path::Path::new(&ckpt).is_dir());
+    let nodes: Vec<_> = [log(&p, "job.train", &done, 0).await, log(&p, "job.train", &done, 1).await].iter().map(|l| vars(l)).collect();
+    for (rank, env) in nodes.iter().enumerate() {
+        let get = |k: &str| env.get(k).map(String::as_str).unwrap_or_else(|| panic!("node {rank} lacks {k}: {env:?}"));
+        assert_eq!(get("KILN_NODE_RANK"), rank.to_string());
+        assert_eq!(get("KILN_NUM_NODES"), "2");
+        assert_eq!(get("KILN_NODE_IPS"), "127.0.0.1,127.0.0.1");
+        assert_eq!(get("KILN_MASTER_ADDR"), "127.0.0.1");
+        assert!(get("KILN_MASTER_PORT").parse::<u16>().is_ok_and(|p| p > 0));
+        assert_eq!(get("KILN_NUM_GPUS_PER_NODE"), "1");
+        assert_eq!(get("CUDA_VISIBLE_DEVICES"), rank.to_string());
+        assert_eq!(get("KILN_JOB_ID"), job_id);
+        assert_eq!(std::path::Path::new(get("KILN_CHECKPOINT_DIR")), std::path::Path::new(&ckpt));
+        assert_eq!(get("GREETING"), "hello");
+    }
+    assert_eq!(nodes[0]["KILN_MASTER_PORT"], nodes[1]["KILN_MASTER_PORT"]);
+
+    let again = plan(&p, "job.train", &cfg, Some(&done)).await;
+    assert!(!again.diagnostics.has_errors() && again.requires_replace.is_empty(), "{:?}", again.requires_replace);
+    assert!(again.planned.unmarked_eq(&done), "a finished job with the same configuration is left alone: {}", again.planned);
+    assert!(!delete(&p, "job.train", &done).await.has_errors());
+    assert!(!std::path::Path::new(str_of(&done, "log_dir")).exists());
+}
+
+#[tokio::test]
+async fn a_failing_node_fails_the_job_with_its_exit_code() {
+    let (_dir, p) = cpu_provider();
+    let c = cluster(&p, 2).await;
+    let cfg = job(&p, &c, json!({ "run": "if [ \"$KILN_NODE_RANK\" = 1 ]; then exit 3; fi" }));
+    let done = finished(&p, "job.fail", &create(&p, "job.fail", &cfg).await).await;
+    let both = read_until(&p, "job.fail", &done, |s| exit_codes(s).iter().all(|c| !c.is_null())).await;
+    assert_eq!(status(&both), "failed");
+    assert_eq!(exit_codes(&both), vec![json(json!(0)), json(json!(3))]);
+}
+
+#[tokio::test]
+async fn a_failing_setup_skips_run() {
+    let (_dir, p) = cpu_provider();
+    let c = cluster(&p, 1).await;
+    let cfg = job(&p, &c, json!({ "setup": "echo preparing; exit 5", "run": "echo never" }));
+    let done = finished(&p, "job.setup", &create(&p, "job.setup", &cfg).await).await;
+    assert_eq!(status(&done), "failed");
+    assert_eq!(exit_codes(&done), vec![json(json!(5))]);
+    assert_eq!(log(&p, "job.setup", &done, 0).await, "preparing\n");
+}
+
+#[tokio::test]
+async fn killed_processes_read_as_lost_and_the_replacement_counts_a_restart() {
+    let (_dir, p) = cpu_provider();
+    let c = cluster(&p, 2).await;
+    let cfg = job(&p, &c, json!({ "run": "sleep 300" }));
+    let created = create(&p, "job.train", &cfg).await;
+    assert_eq!(created.get("restarts"), Some(&json(json!(0))));
+    for pid in pids(&created) {
+        Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status().expect("kill");
+    }
+    let lost = read_until(&p, "job.train", &created, |s| status(s) == "lost").await;
+
+    let replan = plan(&p, "job.train", &cfg, Some(&lost)).await;
+    assert!(replan.requires_replace.contains(&"status".to_string()), "{:?}", replan.requires_replace);
+    assert_eq!(replan.planned.get("restarts"), Some(&json(json!(1))));
+    assert!(replan.planned.get("status").is_some_and(Value::is_unknown));
+
+    // The engine replaces: delete the lost job, then create from a fresh plan.
+    assert!(!delete(&p, "job.train", &lost).await.has_errors());
+    let restarted = create(&p, "job.train", &cfg).await;
+    assert_eq!(restarted.get("restarts"), Some(&json(json!(1))));
+    assert_eq!(status(&restarted), "running");
+    assert!(!delete(&p, "job.train", &restarted).await.has_errors());
+    assert!(pids(&restarted).iter().all(|g| !group_alive(*g)));
+}
+
+#[tokio::test]
+async fn destroy_stops_a_running_job_with_sigterm() {
+    let (dir, p) = cpu_provider();
+    let c = cluster(&p, 1).await;
+    let mark = dir.path().join("stopped");
+    let run = "trap 'echo stopped > \"$MARK\"; exit 0' TERM; echo ready; while :; do sleep 0.1; done";
+    let cfg = job(&p, &c, json!({ "run": run, "env": { "MARK": mark.display().to_string() } }));
+    let created = create(&p, "job.serve", &cfg).await;
+    wait_ready(&p, "job.serve", &created).await;
+    let tail = p.logs(LogsRequest { address: "job.serve", kind: "job", state: &created, node: 0, offset: 0 }).await;
+    assert!(!tail.finished, "a running job's log is not finished");
+
+    assert!(!delete(&p, "job.serve", &created).await.has_errors());
+    assert!(mark.is_file(), "the job got SIGTERM and handled it");
+    assert!(pids(&created).iter().all(|g| !group_alive(*g)));
+    assert!(read(&p, "job.serve", &created).await.is_none());
+}
+
+#[tokio::test]
+async fn destroy_kills_a_job_that_ignores_sigterm() {
+    let (dir, p) = cpu_provider();
+    let c = cluster(&p, 1).await;
+    let mark = dir.path().join("term");
+    let run = "trap 'echo got-term > \"$MARK\"' TERM; echo ready; while :; do sleep 0.1; done";
+    let cfg = job(&p, &c, json!({ "run": run, "stop_grace": 1, "env": { "MARK": mark.display().to_string() } }));
+    let created = create(&p, "job.stubborn", &cfg).await;
+    wait_ready(&p, "job.stubborn", &created).await;
+
+    assert!(!delete(&p, "job.stubborn", &created).await.has_errors());
+    assert!(mark.is_file(), "SIGTERM came first");
+    assert!(pids(&created).iter().all(|g| !group_alive(*g)), "SIGKILL ended it");
+}
+
+#[tokio::test]
+async fn logs_read_from_offsets() {
+    let (_dir, p) = cpu_provider();
+    let c = cluster(&p, 1).await;
+    let cfg = job(&p, &c, json!({ "run": "printf 'line-1\\nline-2\\nline-3\\n'" }));
+    let done = finished(&p, "job.log", &create(&p, "job.log", &cfg).await).await;
+    let at = |offset: u64| p.logs(LogsRequest { address: "job.log", kind: "job", state: &done, node: 0, offset });
+    let all = at(0).await;
+    assert_eq!(String::from_utf8_lossy(&all.data), "line-1\nline-2\nline-3\n");
+    assert_eq!(all.next_offset, 21);
+    assert!(all.finished);
+    let rest = at(7).await;
+    assert_eq!(String::from_utf8_lossy(&rest.data), "line-2\nline-3\n");
+    assert_eq!(rest.next_offset, 21);
+    let end = at(21).await;
+    assert!(end.data.is_empty() && end.finished && end.next_offset == 21);
+    let no_node = p.logs(LogsRequest { address: "job.log", kind: "job", state: &done, node: 1, offset: 0 }).await;
+    assert!(no_node.diagnostics.has_errors());
+}
+
+#[tokio::test]
+async fn recover_adopts_what_an_interrupted_create_started() {
+    let (dir, p) = cpu_provider();
+    let c = cluster(&p, 1).await;
+    let cfg = job(&p, &c, json!({ "run": "sleep 300" }));
+    let planned = plan(&p, "job.train", &cfg, None).await.planned;
+    let made = create_with_token(&p, "job.train", &cfg, "abcdef12-token").await;
+    let recover = |token: &'static str| p.recover(RecoverRequest { address: "job.train", kind: "job", token, planned: &planned });
+    let found = recover("abcdef12-token").await.state.expect("adopted");
+    assert_eq!(found.get("job_id"), made.get("job_id"));
+    assert_eq!(status(&found), "running");
+    assert!(recover("99999999-other").await.state.is_none());
+
+    // A create interrupted before its processes started is cleared, so it is created again.
+    let half = dir.path().join(".kiln/jobs/train-deadbeef");
+    std::fs::create_dir_all(&half).unwrap();
+    let meta = json!({ "address": "job.train", "token": "deadbeef-t", "job_id": "train-deadbeef", "nodes": 1, "started_at": "", "restarts": 0, "config": {} });
+    std::fs::write(half.join("job.json"), meta.to_string()).unwrap();
+    assert!(recover("deadbeef-t").await.state.is_none());
+    assert!(!half.exists());
+    assert!(!delete(&p, "job.train", &made).await.has_errors());
+}
+
+#[tokio::test]
+async fn import_by_job_id() {
+    let (_dir, p) = cpu_provider();
+    let c = cluster(&p, 1).await;
+    let made = create(&p, "job.train", &job(&p, &c, json!({ "run": "true" }))).await;
+    let id = str_of(&made, "job_id");
+    let imported = p.import(ImportRequest { address: "job.train", kind: "job", id }).await.state.expect("imported");
+    assert_eq!(str_of(&imported, "run"), "true");
+    assert_eq!(imported.get("log_dir"), made.get("log_dir"));
+    let none = p.import(ImportRequest { address: "job.x", kind: "job", id: "nope" }).await;
+    assert!(none.diagnostics.has_errors());
+    finished(&p, "job.train", &made).await;
+}
+
+#[tokio::test]
+async fn impossible_jobs_fail_at_plan_time() {
+    let (_dir, p) = cpu_provider();
+    let c = cluster(&p, 2).await;
+    let too_many = plan(&p, "job.big", &job(&p, &c, json!({ "run": "true", "nodes": 3 })), None).await;
+    let e = too_many.diagnostics.errors().next().expect("refused");
+    assert_eq!(e.summary, "job.big asks for 3 nodes, its cluster has 2");
+    let no_bucket = plan(&p, "job.b", &job(&p, &c, json!({ "run": "true", "checkpoint": { "bucket": "s3://x" } })), None).await;
+    assert!(no_bucket.diagnostics.has_errors());
+    let no_cluster = plan(&p, "job.c", &config(&p, "job", json!({ "run": "true", "cluster": "train" })), None).await;
+    assert!(no_cluster.diagnostics.has_errors());
+}
