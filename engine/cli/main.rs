@@ -9,6 +9,11 @@ mod commands;
 mod render;
 mod view_plan;
 
+/// mimalloc: plans and applies allocate and free many small values; it is markedly faster than
+/// the system allocator for that (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args = cli::Cli::parse_args();
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_env("KILN_LOG")).with_writer(std::io::stderr).init();

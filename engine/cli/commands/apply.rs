@@ -125,11 +125,10 @@ pub async fn execute(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, mut
     signals.abort();
     hook.finish();
     drop(sink);
-    let _ = writer.await;
+    let commits = writer.await.unwrap_or_default();
     let mut new_state = outcome.state;
     // The journal advanced the stored serial once per group commit; the snapshot goes past it.
-    let stored = backend.read().await.ok().flatten().map_or(state.serial, |s| s.serial);
-    new_state.serial = stored + 1;
+    new_state.serial = state.serial + commits + 1;
     new_state.lineage = state.lineage.clone();
     if let Err(e) = backend.write(&new_state).await {
         return Err(format!("Error: cannot save the final state: {e}\n  = help: every completed operation is in {}.journal; the next kiln command folds it in", backend.describe()));

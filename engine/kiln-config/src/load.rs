@@ -75,7 +75,7 @@ fn load_node(dir: &Path, path: Vec<String>, sources: &mut Sources, diags: &mut D
 
 /// Loads the `*.kiln.hcl` files of one directory, in name order.
 pub fn load_module_dir(dir: &Path, sources: &mut Sources, diags: &mut Diagnostics) -> Module {
-    let mut module = Module { dir: dir.to_path_buf(), ..Module::default() };
+    let mut module = Module::new(dir.to_path_buf());
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -321,15 +321,14 @@ impl Parser<'_> {
                 if let Some(l) = self.labels(b, &["KIND", "NAME"], diags) {
                     let mode = if b.ident.as_str() == "data" { Mode::Data } else { Mode::Managed };
                     let r = self.resource(mode, &l[0], &l[1], b, diags);
-                    if let Some(prev) = module.resources.iter().find(|p| p.mode == r.mode && p.kind == r.kind && p.name == r.name) {
+                    if let Err(r) = module.add_resource(r) {
+                        let prev = module.resource(r.mode, &r.kind, &r.name).expect("the duplicate is indexed");
                         diags.push(
                             Diagnostic::error("E-DUPLICATE", format!("{} `{}.{}` is declared twice", b.ident.as_str(), r.kind, r.name))
                                 .at(r.span.clone(), "second declaration")
                                 .also(prev.span.clone(), "first declaration")
                                 .hint("rename one of them"),
                         );
-                    } else {
-                        module.resources.push(r);
                     }
                 }
             }

@@ -52,6 +52,30 @@ pub struct Module {
     pub providers: Vec<ProviderBlock>,
     pub resources: Vec<Resource>,
     pub module_calls: BTreeMap<String, ModuleCall>,
+    /// Position of each resource in `resources` by (mode, kind, name), for constant-time lookups.
+    resource_index: std::collections::HashMap<(Mode, String, String), usize>,
+}
+
+impl Module {
+    pub fn new(dir: PathBuf) -> Self {
+        Module { dir, ..Module::default() }
+    }
+
+    /// The resource declared as `mode` `kind` `name`, if any.
+    pub fn resource(&self, mode: Mode, kind: &str, name: &str) -> Option<&Resource> {
+        self.resource_index.get(&(mode, kind.to_string(), name.to_string())).map(|&i| &self.resources[i])
+    }
+
+    /// Adds a resource, or gives it back when one with the same address exists.
+    pub fn add_resource(&mut self, r: Resource) -> Result<(), Resource> {
+        let key = (r.mode, r.kind.clone(), r.name.clone());
+        if self.resource_index.contains_key(&key) {
+            return Err(r);
+        }
+        self.resource_index.insert(key, self.resources.len());
+        self.resources.push(r);
+        Ok(())
+    }
 }
 
 #[derive(Debug)]

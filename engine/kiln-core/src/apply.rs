@@ -28,10 +28,13 @@ use crate::plan::{propose, remark, sensitive_attrs, PlanRequest, Walker};
 use crate::providers::{provider_name, ProviderRegistry};
 use crate::scope::{Expansion, Repetition};
 
-/// Where apply sends state changes. `persist` returns once they are durable.
+/// Where apply sends state changes, in order. `persist` returns once these and every change
+/// sent before are durable; `record` queues changes without waiting (a later `persist` or the
+/// end of apply makes them durable, and reports a failure).
 #[async_trait::async_trait]
 pub trait StateSink: Send + Sync {
     async fn persist(&self, mutations: Vec<Mutation>) -> Result<(), String>;
+    fn record(&self, mutations: Vec<Mutation>);
 }
 
 /// Interruption requests: 0 = none, 1 = start nothing new, 2 = abandon operations in flight.
@@ -295,7 +298,7 @@ async fn run_deletes(
                 let mut mutations = Vec::new();
                 if !d.has_errors() && deposed == Deposed::No {
                     mutations.push(Mutation::Remove { address: addr.clone() });
-                    let _ = sink.persist(mutations.clone()).await;
+                    sink.record(mutations.clone());
                 }
                 let err = d.errors().next().map(ToString::to_string);
                 hook.apply_done(&addr, Action::Delete, err.as_deref(), started.elapsed());
@@ -465,7 +468,7 @@ async fn start_resource(
 ) -> Option<usize> {
     let config = req.config;
     let m = config.root.find(&addr.module)?;
-    let r = m.module.resources.iter().find(|r| r.mode == addr.mode && r.kind == addr.kind && r.name == addr.name)?;
+    let r = m.module.resource(addr.mode, &addr.kind, &addr.name)?;
     let key = w.graph.provider_of[addr].clone();
     let provider = w.providers.instances.get(&key).cloned()?;
     let schema = req.registry.schema(provider_name(&key))?;
@@ -615,8 +618,8 @@ async fn start_resource(
                 mutations.push(Mutation::Put { address: iaddr.clone(), resource: rs });
                 value = Some(new);
             }
-            let tail: Vec<Mutation> = mutations.iter().filter(|m| !matches!(m, Mutation::PutPending(_))).cloned().collect();
-            let _ = sink.persist(tail).await;
+            // Queued behind the pending entry: durable no later than anything a dependent writes.
+            sink.record(mutations.iter().filter(|m| !matches!(m, Mutation::PutPending(_))).cloned().collect());
             let err = resp.diagnostics.errors().next().map(ToString::to_string);
             hook.apply_done(&iaddr, op, err.as_deref(), t0.elapsed());
             OpResult { addr: iaddr, mutations, value, diagnostics: resp.diagnostics.with_address(&name) }

@@ -260,7 +260,7 @@ impl Builder<'_> {
             }
             Ref::Resource { kind, name } | Ref::Data { kind, name } => {
                 let mode = if matches!(r, Ref::Data { .. }) { Mode::Data } else { Mode::Managed };
-                if m.module.resources.iter().any(|x| x.mode == mode && &x.kind == kind && &x.name == name) {
+                if m.module.resource(mode, kind, name).is_some() {
                     return vec![Node::Resource(ResourceAddr { module: path.clone(), mode, kind: kind.clone(), name: name.clone() })];
                 }
                 let same_kind: Vec<String> = m.module.resources.iter().filter(|x| x.mode == mode && &x.kind == kind).map(|x| format!("{}.{}", x.kind, x.name)).collect();

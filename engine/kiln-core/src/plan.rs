@@ -19,7 +19,7 @@ use kiln_state::{ResourceState, State};
 use kiln_value::{convert, Map, Value};
 use sha2::Digest;
 
-use crate::graph::{build_graph, resource_addr, Graph, Node};
+use crate::graph::{build_graph, Graph, Node};
 use crate::hooks::Hook;
 use crate::instance::{eval_body, expand};
 use crate::providers::{provider_name, ProviderRegistry, Providers};
@@ -130,7 +130,8 @@ fn check_prevent_destroy(changes: &[PlannedChange], config: &Config) -> Diagnost
     let mut diags = Diagnostics::new();
     for c in changes.iter().filter(|c| matches!(c.action, Action::Delete | Action::Replace)) {
         let Some(m) = config.root.find(&c.address.resource.module) else { continue };
-        let Some(r) = m.module.resources.iter().find(|r| resource_addr(&m.path, r) == c.address.resource) else { continue };
+        let a = &c.address.resource;
+        let Some(r) = m.module.resource(a.mode, &a.kind, &a.name) else { continue };
         if !r.lifecycle.prevent_destroy {
             continue;
         }
@@ -411,10 +412,8 @@ impl<'a> Walker<'a> {
     /// One batched read of every object in state that this provider manages.
     async fn refresh_provider(&mut self, key: &str, p: Arc<dyn Provider>) {
         let items: Vec<(&InstanceAddr, &ResourceState)> = self.state.resources.iter().filter(|(_, r)| r.provider == key).collect();
+        // Without refresh, state is the prior: lookups fall back to it.
         if !self.refresh || items.is_empty() {
-            for (a, r) in items {
-                self.refreshed.insert(a.clone(), Some(r.attributes.clone()));
-            }
             return;
         }
         self.hook.refresh_start(key, items.len());
@@ -434,10 +433,11 @@ impl<'a> Walker<'a> {
                 self.diags.extend(res.diagnostics.with_address(&addr.to_string()));
                 continue;
             }
+            // Only what changed is kept: lookups fall back to state (10,000 copies add up).
             if !res.state.as_ref().is_some_and(|s| s.unmarked_eq(&r.attributes)) {
                 self.drift.push(Drift { address: addr.clone(), before: r.attributes.clone(), after: res.state.clone(), sensitive: r.sensitive.clone() });
+                self.refreshed.insert(addr.clone(), res.state);
             }
-            self.refreshed.insert(addr.clone(), res.state);
         }
     }
 
@@ -462,7 +462,7 @@ impl<'a> Walker<'a> {
 
     async fn resource(&mut self, addr: &ResourceAddr) {
         let m = self.module(&addr.module);
-        let r = m.module.resources.iter().find(|r| r.mode == addr.mode && r.kind == addr.kind && r.name == addr.name).expect("resource node");
+        let r = m.module.resource(addr.mode, &addr.kind, &addr.name).expect("resource node");
         let key = self.graph.provider_of[addr].clone();
         let deps = self.resource_dependencies(addr);
         if deps.iter().any(|d| self.failed.contains(&d.resource)) {
@@ -684,7 +684,7 @@ impl<'a> Walker<'a> {
                 None => rs.attributes.clone(),
             };
             let declared = self.config.root.find(&addr.resource.module).is_some_and(|m| {
-                m.module.resources.iter().any(|r| resource_addr(&m.path, r) == addr.resource)
+                m.module.resource(addr.resource.mode, &addr.resource.kind, &addr.resource.name).is_some()
             });
             let reason = if self.mode == Mode::Destroy {
                 Reason::DestroyMode

@@ -126,4 +126,8 @@ impl StateSink for Sink {
         self.0.lock().unwrap().extend(m);
         Ok(())
     }
+
+    fn record(&self, m: Vec<Mutation>) {
+        self.0.lock().unwrap().extend(m);
+    }
 }

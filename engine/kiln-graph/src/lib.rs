@@ -15,11 +15,14 @@ use petgraph::Direction;
 pub struct DepGraph<N: Clone + Eq + Hash> {
     graph: DiGraph<N, ()>,
     index: HashMap<N, NodeIndex>,
+    /// Edges already present: petgraph's `find_edge` walks a node's edge list, which is slow for
+    /// a node with thousands of dependents (a provider).
+    edges: std::collections::HashSet<(NodeIndex, NodeIndex)>,
 }
 
 impl<N: Clone + Eq + Hash> Default for DepGraph<N> {
     fn default() -> Self {
-        DepGraph { graph: DiGraph::new(), index: HashMap::new() }
+        DepGraph { graph: DiGraph::new(), index: HashMap::new(), edges: Default::default() }
     }
 }
 
@@ -45,7 +48,7 @@ impl<N: Clone + Eq + Hash> DepGraph<N> {
     pub fn depend(&mut self, dependent: &N, dependency: &N) {
         let a = self.add(dependency.clone());
         let b = self.add(dependent.clone());
-        if self.graph.find_edge(a, b).is_none() {
+        if self.edges.insert((a, b)) {
             self.graph.add_edge(a, b, ());
         }
     }

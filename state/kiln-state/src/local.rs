@@ -134,7 +134,7 @@ impl std::fmt::Debug for LocalBackend {
 #[async_trait::async_trait]
 impl StateBackend for LocalBackend {
     async fn read(&self) -> Result<Option<State>, StateError> {
-        self.blocking(|i| Ok(i.load()?.map(|l| l.state))).await
+        self.blocking(|i| Ok(i.load(true)?.and_then(|l| l.state))).await
     }
 
     async fn write(&self, state: &State) -> Result<(), StateError> {
@@ -224,14 +224,19 @@ fn json_line(v: &impl Serialize) -> Vec<u8> {
 
 struct Journal {
     header: JournalHeader,
+    /// The mutations of each complete entry line; empty when parsed without decoding.
     entries: Vec<Vec<Mutation>>,
+    /// Complete entry lines since the last marker.
+    count: u64,
     /// The last complete line, when it is a marker.
     marker: Option<Marker>,
     /// Bytes up to the end of the last complete line: what follows is torn.
     valid_len: u64,
 }
 
-fn parse_journal(bytes: &[u8], path: &str) -> Result<Journal, StateError> {
+/// Parses the journal. With `decode` false, entry lines are only checked to be complete JSON and
+/// counted (what `write` needs), which is much cheaper than decoding their mutations.
+fn parse_journal(bytes: &[u8], path: &str, decode: bool) -> Result<Journal, StateError> {
     let mut lines = bytes.split_inclusive(|&b| b == b'\n').enumerate().peekable();
     let (header, mut end) = match lines.next() {
         Some((_, l)) if l.ends_with(b"\n") => {
@@ -253,18 +258,32 @@ fn parse_journal(bytes: &[u8], path: &str) -> Result<Journal, StateError> {
             supported: JOURNAL_VERSION,
         });
     }
-    let mut journal = Journal { entries: Vec::new(), marker: None, valid_len: 0, header };
+    let mut journal = Journal { entries: Vec::new(), count: 0, marker: None, valid_len: 0, header };
     while let Some((i, raw)) = lines.next() {
         let last = lines.peek().is_none();
         if !raw.ends_with(b"\n") {
             break; // torn by a crash mid-write
         }
-        match serde_json::from_slice::<LineIn>(raw) {
-            Ok(LineIn::Mutations(m)) => {
-                journal.entries.push(m.0);
+        let parsed = if decode {
+            serde_json::from_slice::<LineIn>(raw).map(|l| match l {
+                LineIn::Mutations(m) => Ok(m.0),
+                LineIn::SupersededBy { lineage, serial } => Err(Marker { lineage, serial }),
+            })
+        } else {
+            serde_json::from_slice::<LineProbe>(raw).map(|p| match p.superseded_by {
+                Some(m) => Err(m),
+                None => Ok(Vec::new()),
+            })
+        };
+        match parsed {
+            Ok(Ok(m)) => {
+                if decode {
+                    journal.entries.push(m);
+                }
+                journal.count += 1;
                 journal.marker = None;
             }
-            Ok(LineIn::SupersededBy { lineage, serial }) => journal.marker = Some(Marker { lineage, serial }),
+            Ok(Err(marker)) => journal.marker = Some(marker),
             Err(_) if last => break, // torn: partly written before a crash
             Err(e) => {
                 let mut err = format::corrupt(path, &e);
@@ -295,8 +314,11 @@ enum JournalState {
 }
 
 struct Loaded {
-    /// Snapshot with the journal folded in.
-    state: State,
+    /// Snapshot with the journal folded in (only when loaded with `decode`).
+    state: Option<State>,
+    lineage: String,
+    /// Serial with the journal's entries counted.
+    serial: u64,
     /// The snapshot file as stored.
     snapshot: Vec<u8>,
     journal: JournalState,
@@ -393,8 +415,9 @@ fn last_line_start(file: &mut File, len: u64) -> io::Result<u64> {
 }
 
 impl Inner {
-    /// The snapshot with the journal folded in, as `read` returns it.
-    fn load(&self) -> Result<Option<Loaded>, StateError> {
+    /// The snapshot with the journal folded in, as `read` returns it; with `decode` false only
+    /// its lineage and serial (what `write` checks), without decoding resources or mutations.
+    fn load(&self, decode: bool) -> Result<Option<Loaded>, StateError> {
         let snapshot = read_opt(&self.path)?;
         let journal = read_opt(&self.journal)?;
         let Some(snapshot) = snapshot else {
@@ -410,39 +433,45 @@ impl Inner {
                 }),
             };
         };
-        let mut state = format::decode(&snapshot, &show(&self.path))?;
+        let mut state = if decode { Some(format::decode(&snapshot, &show(&self.path))?) } else { None };
+        let (lineage, mut serial) = match &state {
+            Some(st) => (st.lineage.clone(), st.serial),
+            None => format::peek(&snapshot, &show(&self.path))?,
+        };
         let journal = match journal {
             None => JournalState::Absent,
             Some(bytes) => {
-                let j = parse_journal(&bytes, &show(&self.journal))?;
-                if j.marker.as_ref().is_some_and(|m| m.lineage == state.lineage && m.serial == state.serial) {
+                let j = parse_journal(&bytes, &show(&self.journal), decode)?;
+                if j.marker.as_ref().is_some_and(|m| m.lineage == lineage && m.serial == serial) {
                     JournalState::Superseded
                 } else {
-                    self.check_header(&j.header, &state)?;
-                    let n = j.entries.len() as u64;
-                    for m in j.entries.iter().flatten() {
-                        state.apply_mutation(m);
+                    self.check_header(&j.header, &lineage, serial)?;
+                    if let Some(st) = &mut state {
+                        for m in j.entries.iter().flatten() {
+                            st.apply_mutation(m);
+                        }
+                        st.serial += j.count;
                     }
-                    state.serial += n;
+                    serial += j.count;
                     JournalState::Active { valid_len: j.valid_len }
                 }
             }
         };
-        Ok(Some(Loaded { state, snapshot, journal }))
+        Ok(Some(Loaded { state, lineage, serial, snapshot, journal }))
     }
 
-    fn check_header(&self, h: &JournalHeader, snapshot: &State) -> Result<(), StateError> {
+    fn check_header(&self, h: &JournalHeader, lineage: &str, serial: u64) -> Result<(), StateError> {
         let (state, journal) = (show(&self.path), show(&self.journal));
-        let reason = if h.lineage != snapshot.lineage {
+        let reason = if h.lineage != lineage {
             format!(
                 "it continues a state of lineage `{}`, but `{state}` has lineage `{}`: the state file was replaced by another one; put back the state of lineage `{}` at serial `{}` to recover the journaled changes, or delete `{journal}` to discard them",
-                h.lineage, snapshot.lineage, h.lineage, h.serial
+                h.lineage, lineage, h.lineage, h.serial
             )
-        } else if h.serial != snapshot.serial {
+        } else if h.serial != serial {
             format!(
                 "it continues serial `{}`, but `{state}` is at serial `{}`: the state file was replaced after the journal was started; put back the state at serial `{}` (perhaps `{}`) to recover the journaled changes, or delete `{journal}` to discard them",
                 h.serial,
-                snapshot.serial,
+                serial,
                 h.serial,
                 show(&self.backup)
             )
@@ -454,22 +483,22 @@ impl Inner {
 
     fn write(&self, bytes: &[u8], lineage: &str, serial: u64) -> Result<(), StateError> {
         let _guard = self.io.lock().unwrap_or_else(|e| e.into_inner());
-        let loaded = self.load()?;
+        let loaded = self.load(false)?;
         if let Some(l) = &loaded {
-            if l.state.lineage != lineage {
+            if l.lineage != lineage {
                 return Err(StateError::Conflict {
                     reason: format!(
                         "`{}` holds lineage `{}` but the state to write has lineage `{lineage}`: they are different histories; check that kiln is pointed at the right state",
                         show(&self.path),
-                        l.state.lineage
+                        l.lineage
                     ),
                 });
             }
-            if serial <= l.state.serial {
+            if serial <= l.serial {
                 return Err(StateError::Conflict {
                     reason: format!(
                         "its serial `{serial}` is not greater than serial `{}` stored in `{}`: the state changed since it was read; read it again and retry",
-                        l.state.serial,
+                        l.serial,
                         show(&self.path)
                     ),
                 });
