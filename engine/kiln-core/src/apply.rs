@@ -576,6 +576,7 @@ async fn start_resource(
         let provider_key = key.clone();
         let prior_attrs = prior.map(|p| p.attributes.clone());
         let op = if action == Action::Update { Action::Update } else { Action::Create };
+        let state_only = kind_schema.state_only;
         let cancel = req.cancel.clone();
         tasks.spawn(async move {
             let _permit = match &sem {
@@ -588,7 +589,10 @@ async fn start_resource(
             hook.apply_start(&iaddr, op);
             let t0 = Instant::now();
             let mut mutations = Vec::new();
-            let resp = if op == Action::Create {
+            let resp = if op == Action::Create && state_only {
+                // Nothing outside kiln's state is created: no pending entry to make durable.
+                p.create(CreateRequest { address: &name, kind: &kind, planned: &planned, token: "" }).await
+            } else if op == Action::Create {
                 let token = uuid::Uuid::new_v4().to_string();
                 let pending = Mutation::PutPending(PendingCreate {
                     address: iaddr.clone(),

@@ -43,7 +43,7 @@ fn schema() -> ProviderSchema {
         .attr("create_delay", Attribute::optional(Type::String, "Duration such as `100ms` or `2s` to wait in create, emulating a slow API"));
     ProviderSchema {
         config: Body::new(),
-        kinds: [("record".to_string(), KindSchema { description: "A value stored in state", body: record })].into(),
+        kinds: [("record".to_string(), KindSchema::new("A value stored in state", record).state_only())].into(),
         data_kinds: Default::default(),
     }
 }
@@ -162,7 +162,6 @@ mod tests {
             config: Value::Map([("input".to_string(), Value::from("a"))].into()),
             update: Some(Value::Map([("input".to_string(), Value::from("b"))].into())),
             import_id: Some("imported-1"),
-            state_only: true,
         };
         kiln_provider::conformance::run(&p, &[case]).await;
     }

@@ -11,16 +11,16 @@ pub fn schema() -> ProviderSchema {
         kinds: [
             (
                 "bucket".to_string(),
-                KindSchema { description: "A directory on this machine that holds data and checkpoints", body: bucket() },
+                KindSchema::new("A directory on this machine that holds data and checkpoints", bucket()),
             ),
             (
                 "cluster".to_string(),
-                KindSchema { description: "Node slots on this machine, with its CPUs, memory and GPUs", body: cluster() },
+                KindSchema::new("Node slots on this machine, with its CPUs, memory and GPUs", cluster()).state_only(),
             ),
-            ("job".to_string(), KindSchema { description: "A training job: one detached process group per node", body: job() }),
+            ("job".to_string(), KindSchema::new("A training job: one detached process group per node", job())),
             (
                 "spot_pool".to_string(),
-                KindSchema { description: "Not available locally: this machine has no spot market", body: spot_pool() },
+                KindSchema::new("Not available locally: this machine has no spot market", spot_pool()),
             ),
         ]
         .into(),

@@ -14,9 +14,6 @@ pub struct Case {
     pub update: Option<Value>,
     /// An ID `import` must accept, if the kind supports import.
     pub import_id: Option<&'static str>,
-    /// The kind's objects live only in kiln's state (like `record`): read echoes what it is
-    /// given, so it cannot observe a delete.
-    pub state_only: bool,
 }
 
 fn assert_known(v: &Value, what: &str) {
@@ -75,7 +72,7 @@ pub async fn run(p: &dyn Provider, cases: &[Case]) {
         assert!(!deleted.has_errors(), "{kind}: delete failed: {deleted:?}");
         let read = p.read(ReadRequest { items: vec![ReadItem { address: &addr, kind, state: &current }] }).await;
         let gone = read.results.into_iter().next().map(|r| r.state.is_none());
-        if !case.state_only {
+        if !schema.kinds[kind].state_only {
             assert_eq!(gone, Some(true), "{kind}: object still readable after delete");
         }
     }

@@ -102,6 +102,21 @@ impl Body {
 pub struct KindSchema {
     pub description: &'static str,
     pub body: Body,
+    /// Objects of this kind live only in kiln's state (like `record`): creating one touches
+    /// nothing outside kiln, so an interrupted create leaves nothing to recover and apply need
+    /// not make a pending entry durable first.
+    pub state_only: bool,
+}
+
+impl KindSchema {
+    pub fn new(description: &'static str, body: Body) -> Self {
+        KindSchema { description, body, state_only: false }
+    }
+
+    pub fn state_only(mut self) -> Self {
+        self.state_only = true;
+        self
+    }
 }
 
 /// Everything a provider publishes: its configuration block and its kinds.

@@ -15,7 +15,6 @@ async fn conformance_suite() {
         config: json(json!({ "name": "conformance" })),
         update: Some(json(json!({ "name": "conformance", "force_destroy": true }))),
         import_id: None,
-        state_only: false,
     };
     conformance::run(&p, &[case]).await;
 }

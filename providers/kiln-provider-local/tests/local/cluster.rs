@@ -15,7 +15,6 @@ async fn conformance_suite() {
         config: json(json!({ "nodes": 2 })),
         update: Some(json(json!({ "nodes": 1, "accelerators": "T4" }))),
         import_id: None,
-        state_only: true,
     };
     conformance::run(&p, &[case]).await;
 }

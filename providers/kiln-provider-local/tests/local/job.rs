@@ -59,7 +59,6 @@ async fn conformance_suite() {
         config: raw(json!({ "run": "sleep 30" })),
         update: Some(raw(json!({ "run": "sleep 30", "stop_grace": 1 }))),
         import_id: None,
-        state_only: false,
     };
     conformance::run(&p, &[case]).await;
 }
