@@ -576,14 +576,14 @@ impl<'a> Walker<'a> {
                 return None;
             }
         };
+        if r.mode == AddrMode::Data {
+            return self.read_data(r, iaddr, &config, provider).await;
+        }
         let vd = provider.validate(ValidateRequest { kind: &r.kind, config: &config });
         let vd_err = vd.has_errors();
         self.diags.extend(vd.into_iter().map(|d| d.or_at(Some(r.span.clone())).or_address(&addr_s)));
         if vd_err {
             return None;
-        }
-        if r.mode == AddrMode::Data {
-            return self.read_data(r, iaddr, &config, provider).await;
         }
         let prior_state = self.state.resources.get(iaddr);
         let prior: Option<Value> = match self.refreshed.get(iaddr) {

@@ -32,8 +32,8 @@ use std::sync::{Arc, OnceLock};
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
-    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
-    ValidateRequest,
+    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest,
+    UpdateRequest, ValidateRequest,
 };
 use kiln_schema::ProviderSchema;
 
@@ -211,6 +211,13 @@ impl Provider for LocalProvider {
 
     async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
         kind(req.kind).map_or_else(|| util::read_error(unknown_kind(req.kind)), |k| k.import(&self.ctx, &req))
+    }
+
+    async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
+        match req.kind {
+            "machine" => ReadResult::found(self.ctx.machine().to_value()),
+            other => util::read_error(Diagnostic::error("E-KIND-UNKNOWN", format!("provider `local` has no data source `{other}`")).hint("data sources of `local`: machine")),
+        }
     }
 
     async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {

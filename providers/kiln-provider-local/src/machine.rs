@@ -53,6 +53,20 @@ impl Machine {
     }
 }
 
+impl Machine {
+    /// The `machine` data source's attributes.
+    pub fn to_value(&self) -> Value {
+        let m: Map = [
+            ("cpus".to_string(), Value::from(self.cpus as i64)),
+            ("memory_gb".to_string(), kiln_value::parse_number(&format!("{:.1}", self.memory_gb)).map_or(Value::Null, Value::Number)),
+            ("gpus".to_string(), Value::List(self.gpus.iter().map(Gpu::to_value).collect())),
+            ("gpu_count".to_string(), Value::from(self.gpus.len())),
+        ]
+        .into();
+        Value::Map(m)
+    }
+}
+
 impl Gpu {
     /// `{index, name, memory_mib}` as a kiln value.
     pub fn to_value(&self) -> Value {

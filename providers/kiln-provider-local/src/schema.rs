@@ -24,8 +24,16 @@ pub fn schema() -> ProviderSchema {
             ),
         ]
         .into(),
-        data_kinds: Default::default(),
+        data_kinds: [("machine".to_string(), KindSchema::new("This machine's CPUs, memory and GPUs", machine()).state_only())].into(),
     }
+}
+
+fn machine() -> Body {
+    Body::new()
+        .attr("cpus", Attribute::computed(Type::Number, "CPU count"))
+        .attr("memory_gb", Attribute::computed(Type::Number, "Total memory in GiB"))
+        .attr("gpus", Attribute::computed(Type::List(Box::new(Type::Any)), "GPUs: {index, name, memory_mib}"))
+        .attr("gpu_count", Attribute::computed(Type::Number, "Number of GPUs"))
 }
 
 fn config() -> Body {

@@ -98,3 +98,16 @@ async fn spot_pools_are_refused() {
     let e = r.diagnostics.errors().next().expect("refused");
     assert!(e.summary.contains("local machines have no spot market; use provider = aws"), "{}", e.summary);
 }
+
+#[tokio::test]
+async fn machine_data_source_describes_this_machine() {
+    let (_dir, p) = provider(machine(8, "8x-a100-sxm4-80gb.csv"));
+    let r = kiln_provider::Provider::read_data(&p, kiln_provider::ReadDataRequest { kind: "machine", config: &json(json!({})) }).await;
+    assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
+    let v = r.state.expect("machine described");
+    assert_eq!(v.get("cpus"), Some(&kiln_value::Value::from(8i64)));
+    assert_eq!(v.get("gpu_count"), Some(&kiln_value::Value::from(8i64)));
+    assert_eq!(v.get("gpus").and_then(|g| g.as_list()).map(|l| l.len()), Some(8));
+    let bad = kiln_provider::Provider::read_data(&p, kiln_provider::ReadDataRequest { kind: "nope", config: &json(json!({})) }).await;
+    assert!(bad.diagnostics.has_errors());
+}
