@@ -25,7 +25,7 @@ use crate::graph::{build_graph, Node};
 use crate::hooks::Hook;
 use crate::instance::{eval_body, expand};
 use crate::plan::{propose, remark, sensitive_attrs, PlanRequest, Walker};
-use crate::providers::{provider_name, ProviderRegistry};
+use crate::providers::{provider_name, ProviderRegistry, Providers};
 use crate::scope::{Expansion, Repetition};
 
 /// Where apply sends state changes, in order. `persist` returns once these and every change
@@ -99,18 +99,7 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
     if diags.has_errors() {
         return ApplyOutcome { state, diagnostics: diags, interrupted: false };
     }
-    let preq = PlanRequest {
-        config: req.config,
-        state: &req.state,
-        registry: req.registry,
-        variables: req.plan.variables.clone(),
-        mode: req.plan.mode,
-        refresh: false,
-        targets: Vec::new(),
-        excludes: Vec::new(),
-        hook: req.hook.as_ref(),
-        cwd: req.cwd.clone(),
-    };
+    let preq = preq_for(&req);
     let mut w = Walker::new(&preq, &graph);
     w.recover_pending = false;
     let mut ctx = Ctx { hook: req.hook.clone(), sink: req.sink.clone(), limits: HashMap::new() };
@@ -142,22 +131,24 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
         commit(&mut state, &req.sink, first, &mut diags).await;
     }
 
-    // Providers of deleted objects may not be in the configuration any more.
-    let mut keys: Vec<&str> = req.plan.changes.iter().filter(|c| matches!(c.action, Action::Delete | Action::Replace)).map(|c| c.provider.as_str()).collect();
-    keys.sort();
-    keys.dedup();
-    for k in keys {
-        w.ensure_provider(k).await;
-    }
-
-    // Phase 1: deletes, dependents first.
+    // Phase 1: deletes, dependents first. They run before the graph walk configures providers,
+    // so their providers are configured from the configuration evaluated over prior state (and
+    // with an empty configuration when the configuration no longer mentions them).
     let deletes: Vec<&PlannedChange> = req
         .plan
         .changes
         .iter()
         .filter(|c| c.action == Action::Delete || (c.action == Action::Replace && !c.create_before_destroy))
         .collect();
-    let mut interrupted = run_deletes(&deletes, Deposed::No, &mut w, &mut ctx, &mut state, &mut diags, &req).await;
+    let any_delete = req.plan.changes.iter().any(|c| matches!(c.action, Action::Delete | Action::Replace));
+    let delete_providers = if any_delete {
+        let (p, d) = crate::plan::configure_providers(preq_for(&req)).await;
+        diags.extend(d);
+        p
+    } else {
+        Providers::default()
+    };
+    let mut interrupted = run_deletes(&deletes, Deposed::No, &delete_providers, &mut ctx, &mut state, &mut diags, &req).await;
 
     // Phase 2: creates and updates in dependency order.
     if !interrupted && req.plan.mode == kiln_plan::Mode::Normal {
@@ -167,7 +158,7 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
     // Phase 3: old objects of create_before_destroy replacements.
     if !interrupted {
         let cbd: Vec<&PlannedChange> = req.plan.changes.iter().filter(|c| c.action == Action::Replace && c.create_before_destroy).collect();
-        interrupted = run_deletes(&cbd, Deposed::Yes, &mut w, &mut ctx, &mut state, &mut diags, &req).await;
+        interrupted = run_deletes(&cbd, Deposed::Yes, &delete_providers, &mut ctx, &mut state, &mut diags, &req).await;
     }
 
     if !interrupted {
@@ -192,6 +183,22 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
     }
     diags.extend(w.diags);
     ApplyOutcome { state, diagnostics: diags, interrupted }
+}
+
+/// The walk apply makes: over the reviewed plan's variables, prior state, no refresh.
+fn preq_for<'a>(req: &'a ApplyRequest<'a>) -> PlanRequest<'a> {
+    PlanRequest {
+        config: req.config,
+        state: &req.state,
+        registry: req.registry,
+        variables: req.plan.variables.clone(),
+        mode: req.plan.mode,
+        refresh: false,
+        targets: Vec::new(),
+        excludes: Vec::new(),
+        hook: req.hook.as_ref(),
+        cwd: req.cwd.clone(),
+    }
 }
 
 async fn commit(state: &mut State, sink: &Arc<dyn StateSink>, muts: Vec<Mutation>, diags: &mut Diagnostics) {
@@ -237,7 +244,7 @@ enum Deposed {
 async fn run_deletes(
     deletes: &[&PlannedChange],
     deposed: Deposed,
-    w: &mut Walker<'_>,
+    providers: &Providers,
     ctx: &mut Ctx,
     state: &mut State,
     diags: &mut Diagnostics,
@@ -270,7 +277,7 @@ async fn run_deletes(
                 continue;
             }
             let c = by_addr[a];
-            let Some(p) = w.providers.instances.get(&c.provider).cloned() else {
+            let Some(p) = providers.instances.get(&c.provider).cloned() else {
                 diags.push(Diagnostic::error("E-PROVIDER-MISSING", format!("provider `{}` is not configured", c.provider)).address(a));
                 continue;
             };

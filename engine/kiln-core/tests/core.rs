@@ -309,3 +309,19 @@ async fn count_and_for_each_expand_and_shrink() {
     let deletes: Vec<(String, Option<Reason>)> = p.changes.iter().filter(|c| c.action == Action::Delete).map(|c| (c.address.to_string(), c.reason.clone())).collect();
     assert_eq!(deletes, [("thing.n[1]".to_string(), Some(Reason::KeyGone)), ("thing.n[2]".to_string(), Some(Reason::KeyGone))]);
 }
+
+#[tokio::test]
+async fn deletes_configure_providers_that_read_variables() {
+    let src = |n: usize| {
+        format!(
+            "variable \"region\" {{\n  default = \"eu\"\n}}\nprovider \"mock\" {{\n  alias = \"x\"\n  region = var.region\n}}\nresource \"thing\" \"a\" {{\n  provider = mock.x\n  count = {n}\n  name = \"${{var.region}}-${{count.index}}\"\n}}\n"
+        )
+    };
+    let f = Fixture::new(&src(2));
+    let state = f.converge(&State::new()).await;
+    f.rewrite(&src(1));
+    let p = f.plan(&state).await;
+    let out = f.apply(&state, &p, Arc::new(Sink::default())).await;
+    assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+    assert_eq!(out.state.resources.len(), 1);
+}

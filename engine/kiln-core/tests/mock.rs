@@ -33,7 +33,8 @@ pub fn schema() -> ProviderSchema {
         .attr("delay_ms", Attribute::optional(Type::Number, "sleep in create"))
         .attr("secret", Attribute::optional(Type::String, "a secret").sensitive())
         .attr("id", Attribute::computed(Type::String, "id"));
-    ProviderSchema { config: Body::new(), kinds: [("thing".to_string(), KindSchema::new("a thing", thing))].into(), data_kinds: Default::default() }
+    let config = Body::new().attr("region", Attribute::optional(Type::String, "region"));
+    ProviderSchema { config, kinds: [("thing".to_string(), KindSchema::new("a thing", thing))].into(), data_kinds: Default::default() }
 }
 
 pub struct Factory(pub Arc<Mock>);
