@@ -40,6 +40,33 @@ fn verb(c: &PlannedChange) -> String {
     }
 }
 
+/// The plan for stdout: coloured when stdout is a terminal and NO_COLOR is unset.
+pub fn for_stdout(plan: &Plan) -> String {
+    let text = render(plan);
+    if std::env::var_os("NO_COLOR").is_some() || !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return text;
+    }
+    text.lines().map(paint).collect::<Vec<_>>().join("\n") + "\n"
+}
+
+/// Colours a line's change marker the way Terraform does: green `+`, yellow `~`, red `-`.
+fn paint(line: &str) -> String {
+    use owo_colors::OwoColorize;
+    let body = line.trim_start();
+    let indent = &line[..line.len() - body.len()];
+    let (marker, rest) = match body.split_once(' ') {
+        Some((m, r)) if ["+", "-", "~", "-/+", "+/-", "<="].contains(&m) => (m, r),
+        _ => return line.to_string(),
+    };
+    let marker = match marker {
+        "+" => marker.green().to_string(),
+        "-" => marker.red().to_string(),
+        "~" => marker.yellow().to_string(),
+        _ => marker.magenta().to_string(),
+    };
+    format!("{indent}{marker} {rest}")
+}
+
 pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
     if !plan.drift.is_empty() {

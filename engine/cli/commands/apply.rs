@@ -61,7 +61,7 @@ pub(crate) async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateB
         }
         None => {
             let p = make_plan(dir, l, &state, args, mode).await?;
-            print!("{}", view_plan::render(&p));
+            print!("{}", view_plan::for_stdout(&p));
             p
         }
     };

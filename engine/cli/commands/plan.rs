@@ -22,7 +22,7 @@ pub(crate) async fn plan_cmd(dir: &Path, args: &PlanArgs, out: Option<PathBuf>, 
     if json {
         println!("{}", plan_json(&plan));
     } else {
-        print!("{}", view_plan::render(&plan));
+        print!("{}", view_plan::for_stdout(&plan));
     }
     if let Some(path) = out {
         let text = plan.to_json().map_err(|e| format!("Error: {e}"))?;

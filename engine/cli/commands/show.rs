@@ -14,7 +14,7 @@ pub(crate) async fn show(dir: &Path, json: bool, plan_file: Option<PathBuf>) -> 
         if json {
             println!("{}", super::plan::plan_json(&plan));
         } else {
-            print!("{}", view_plan::render(&plan));
+            print!("{}", view_plan::for_stdout(&plan));
         }
         return Ok(OK);
     }
