@@ -12,6 +12,7 @@ mod fmt;
 mod interrupt;
 mod language;
 mod lifecycle;
+mod local;
 mod plan;
 mod plan_view;
 mod show;

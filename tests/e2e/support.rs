@@ -261,6 +261,10 @@ impl Spawned {
     pub fn stderr_so_far(&mut self) -> String {
         String::from_utf8_lossy(&read_all(&mut self.stderr)).into_owned()
     }
+
+    pub fn stdout_so_far(&mut self) -> String {
+        String::from_utf8_lossy(&read_all(&mut self.stdout)).into_owned()
+    }
 }
 
 impl Drop for Spawned {

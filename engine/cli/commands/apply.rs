@@ -217,13 +217,14 @@ impl Hook for Progress {
         if let Some(b) = &self.bar {
             b.inc(1);
         }
+        let secs = elapsed.as_secs_f64();
         let what = match (action, error) {
-            (_, Some(e)) => format!("failed: {e}"),
-            (Action::Create, None) => "Creation complete".into(),
-            (Action::Update, None) => "Modifications complete".into(),
-            (Action::Delete, None) => "Destruction complete".into(),
+            (_, Some(e)) => return self.line(format!("{addr}: failed after {secs:.1}s: {e}")),
+            (Action::Create, None) => "Creation complete",
+            (Action::Update, None) => "Modifications complete",
+            (Action::Delete, None) => "Destruction complete",
             _ => return,
         };
-        self.line(format!("{addr}: {what} after {:.1}s", elapsed.as_secs_f64()));
+        self.line(format!("{addr}: {what} after {secs:.1}s"));
     }
 }

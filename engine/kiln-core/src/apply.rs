@@ -549,6 +549,8 @@ async fn start_resource(
             }
         };
         let prior_v = if action == Action::Update { prior.map(|p| remark(p.attributes.clone(), &kind_schema, &p.sensitive)) } else { None };
+        // The replaced object may already be deleted: the reviewed plan still has it.
+        let replacing = if action == Action::Replace { change.before.clone() } else { None };
         let mut cfg = cfg;
         if let Some(p) = &prior_v {
             crate::plan::ignore_changes(&mut cfg, p, &r.lifecycle);
@@ -556,7 +558,7 @@ async fn start_resource(
         let proposed = propose(&cfg, prior_v.as_ref(), &kind_schema);
         let name = iaddr.to_string();
         let resp = provider
-            .plan(kiln_provider::PlanRequest { address: &name, kind: &r.kind, prior: prior_v.as_ref(), config: &cfg, proposed: &proposed })
+            .plan(kiln_provider::PlanRequest { address: &name, kind: &r.kind, prior: prior_v.as_ref(), replacing: replacing.as_ref(), config: &cfg, proposed: &proposed })
             .await;
         if resp.diagnostics.has_errors() {
             w.diags.extend(resp.diagnostics.with_address(&name));

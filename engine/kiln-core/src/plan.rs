@@ -596,7 +596,7 @@ impl<'a> Walker<'a> {
         if let Some(p) = &prior {
             ignore_changes(&mut config, p, &r.lifecycle);
         }
-        let (mut planned, resp_replace) = self.provider_plan(provider, &addr_s, &r.kind, prior.as_ref(), &config, schema).await?;
+        let (mut planned, resp_replace) = self.provider_plan(provider, &addr_s, &r.kind, prior.as_ref(), None, &config, schema).await?;
         if let Some(p) = &prior {
             ignore_changes(&mut planned, p, &r.lifecycle);
         }
@@ -611,12 +611,12 @@ impl<'a> Walker<'a> {
                     .collect();
                 force.sort();
                 if tainted {
-                    let fresh = self.provider_plan(provider, &addr_s, &r.kind, None, &config, schema).await?.0;
+                    let fresh = self.provider_plan(provider, &addr_s, &r.kind, None, Some(p), &config, schema).await?.0;
                     (Action::Replace, Some(Reason::Tainted), fresh)
                 } else if changed.is_empty() {
                     (Action::NoOp, None, p.clone())
                 } else if !force.is_empty() {
-                    let fresh = self.provider_plan(provider, &addr_s, &r.kind, None, &config, schema).await?.0;
+                    let fresh = self.provider_plan(provider, &addr_s, &r.kind, None, Some(p), &config, schema).await?.0;
                     (Action::Replace, Some(Reason::AttributesForceNew { attributes: force }), fresh)
                 } else {
                     (Action::Update, None, planned)
@@ -641,9 +641,19 @@ impl<'a> Walker<'a> {
 
     /// Asks the provider to plan, having merged prior computed values into the proposal.
     /// The planned value and the attributes the provider says force replacement.
-    async fn provider_plan(&mut self, provider: &dyn Provider, addr: &str, kind: &str, prior: Option<&Value>, config: &Value, schema: &KindSchema) -> Option<(Value, Vec<String>)> {
+    #[allow(clippy::too_many_arguments)]
+    async fn provider_plan(
+        &mut self,
+        provider: &dyn Provider,
+        addr: &str,
+        kind: &str,
+        prior: Option<&Value>,
+        replacing: Option<&Value>,
+        config: &Value,
+        schema: &KindSchema,
+    ) -> Option<(Value, Vec<String>)> {
         let proposed = propose(config, prior, schema);
-        let resp = provider.plan(ProviderPlanRequest { address: addr, kind, prior, config, proposed: &proposed }).await;
+        let resp = provider.plan(ProviderPlanRequest { address: addr, kind, prior, replacing, config, proposed: &proposed }).await;
         let err = resp.diagnostics.has_errors();
         self.diags.extend(resp.diagnostics.with_address(addr));
         if err {

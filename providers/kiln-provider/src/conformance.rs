@@ -29,7 +29,7 @@ pub async fn run(p: &dyn Provider, cases: &[Case]) {
         let addr = format!("{kind}.conformance");
         assert!(!p.validate(crate::ValidateRequest { kind, config: &case.config }).has_errors(), "{kind}: valid config rejected");
 
-        let plan = p.plan(PlanRequest { address: &addr, kind, prior: None, config: &case.config, proposed: &case.config }).await;
+        let plan = p.plan(PlanRequest { address: &addr, kind, prior: None, replacing: None, config: &case.config, proposed: &case.config }).await;
         assert!(!plan.diagnostics.has_errors(), "{kind}: plan failed: {:?}", plan.diagnostics);
 
         let token = format!("conformance-{kind}");
@@ -50,7 +50,7 @@ pub async fn run(p: &dyn Provider, cases: &[Case]) {
 
         let mut current = read_state;
         if let Some(update) = &case.update {
-            let plan = p.plan(PlanRequest { address: &addr, kind, prior: Some(&current), config: update, proposed: update }).await;
+            let plan = p.plan(PlanRequest { address: &addr, kind, prior: Some(&current), replacing: None, config: update, proposed: update }).await;
             assert!(!plan.diagnostics.has_errors(), "{kind}: update plan failed: {:?}", plan.diagnostics);
             let updated = p.update(UpdateRequest { address: &addr, kind, prior: &current, planned: &plan.planned }).await;
             assert!(!updated.diagnostics.has_errors(), "{kind}: update failed: {:?}", updated.diagnostics);

@@ -103,6 +103,9 @@ pub struct PlanRequest<'a> {
     pub address: &'a str,
     pub kind: &'a str,
     pub prior: Option<&'a Value>,
+    /// For the create half of a replacement (`prior` is then `None`): the object it replaces,
+    /// so a provider can carry values across (a restarted job's restart count).
+    pub replacing: Option<&'a Value>,
     pub config: &'a Value,
     pub proposed: &'a Value,
 }

@@ -50,11 +50,13 @@ pub(crate) fn job_id(address: &str, token: &str) -> String {
     format!("{}-{t}", slug(address, "job"))
 }
 
-/// The job's status from its nodes: any failure fails it, all successes succeed it, then a
-/// lost node makes it lost.
+/// The job's status from its nodes: it has failed once a node exited non-zero and no node
+/// still runs (a job is not over while any of its processes is); it has succeeded when every
+/// node exited 0; a lost node makes it lost.
 pub(crate) fn status(nodes: &[Node]) -> &'static str {
     let exited = |ok: bool| move |n: &Node| matches!(n, Node::Exited(c, _) if (*c == 0) == ok);
-    if nodes.iter().any(exited(false)) {
+    let active = nodes.iter().any(|n| matches!(n, Node::Running | Node::Pending));
+    if nodes.iter().any(exited(false)) && !active {
         FAILED
     } else if !nodes.is_empty() && nodes.iter().all(exited(true)) {
         SUCCEEDED
@@ -170,12 +172,6 @@ impl JobDir {
         f.take(max).read_to_end(&mut data)?;
         Ok((data, len))
     }
-
-    /// Every job directory under ROOT/jobs with its metadata.
-    pub fn all(ctx: &Ctx) -> Vec<(JobDir, Meta)> {
-        let Ok(entries) = std::fs::read_dir(Self::jobs_root(ctx)) else { return Vec::new() };
-        entries.flatten().map(|e| JobDir(e.path())).filter(JobDir::exists).filter_map(|d| d.read_meta().ok().map(|m| (d, m))).collect()
-    }
 }
 
 #[cfg(test)]
@@ -187,7 +183,8 @@ mod tests {
         let t = SystemTime::now();
         assert_eq!(status(&[Node::Exited(0, t), Node::Exited(0, t)]), SUCCEEDED);
         assert_eq!(status(&[Node::Exited(0, t), Node::Running]), RUNNING);
-        assert_eq!(status(&[Node::Exited(2, t), Node::Running]), FAILED);
+        assert_eq!(status(&[Node::Exited(2, t), Node::Running]), RUNNING, "not over while a node runs");
+        assert_eq!(status(&[Node::Exited(2, t), Node::Exited(0, t)]), FAILED);
         assert_eq!(status(&[Node::Lost, Node::Running]), LOST);
         assert_eq!(status(&[Node::Pending, Node::Pending]), PENDING);
     }

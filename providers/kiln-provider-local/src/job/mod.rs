@@ -6,7 +6,6 @@
 
 mod dir;
 mod launch;
-mod restarts;
 mod spec;
 
 use kiln_diag::{Diagnostic, Diagnostics};
@@ -16,7 +15,7 @@ use kiln_provider::{
 };
 use kiln_value::Value;
 
-use self::dir::{job_id, status, JobDir, Meta, Node, LOST};
+use self::dir::{job_id, JobDir, Meta, Node, LOST};
 use self::spec::JobSpec;
 use crate::procs::{signal_group, stop_groups, ProcTable};
 use crate::util::{attrs, error, now, num, read_error, u64_attr};
@@ -59,7 +58,8 @@ fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
     let spec = known_spec(ctx, req.address, req.planned)?;
     let id = job_id(req.address, req.token);
     let dir = JobDir::new(ctx, &id);
-    let restarts = restarts::inherit(ctx, req.address, &id);
+    // The plan decides the count: one more than a lost job this one replaces, else 0.
+    let restarts = u64_attr(req.planned, "restarts").unwrap_or(0);
     let meta = Meta {
         address: req.address.to_string(),
         token: req.token.to_string(),
@@ -90,14 +90,10 @@ fn update(ctx: &Ctx, req: &UpdateRequest<'_>) -> Result<Value, Diagnostic> {
 
 async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
     let Some((dir, meta)) = open(req.address, req.prior)? else { return Ok(()) };
-    let lost = status(&dir.nodes(&meta, &ProcTable::snapshot())) == LOST;
     let grace = known_spec(ctx, req.address, req.prior).map(|s| s.stop_grace).unwrap_or(std::time::Duration::from_secs(10));
     let left = stop_groups(&dir.pids(meta.nodes), grace).await;
     if !left.is_empty() {
         return Err(error("E-LOCAL-JOB-STOP", req.address, format!("{}: process groups {left:?} still run after SIGKILL", req.address)));
-    }
-    if lost {
-        restarts::leave_note(ctx, req.address, &meta.job_id, meta.restarts);
     }
     std::fs::remove_dir_all(dir.path()).map_err(|e| io_error(req.address, "delete", &dir, e))
 }
@@ -109,10 +105,13 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     let mut planned = attrs(req.proposed);
     planned.insert("nodes".into(), spec.as_ref().map_or(Value::Unknown, |s| num(s.nodes)));
     let mut requires_replace = Vec::new();
+    if req.prior.is_none() {
+        let lost = req.replacing.filter(|r| r.get("status").and_then(Value::as_str) == Some(LOST));
+        planned.insert("restarts".into(), num(lost.map_or(0, |r| u64_attr(r, "restarts").unwrap_or(0) + 1)));
+    }
     if let Some(prior) = req.prior {
         if prior.get("status").and_then(Value::as_str) == Some(LOST) {
             planned.insert("status".into(), Value::Unknown);
-            planned.insert("restarts".into(), num(u64_attr(prior, "restarts").unwrap_or(0) + 1));
             requires_replace.push("status".to_string());
         }
         match (JobSpec::parse(ctx, req.address, prior).ok().flatten(), &spec) {

@@ -69,7 +69,14 @@ fn propose(p: &LocalProvider, kind: &str, config: &Value, prior: Option<&Value>)
 pub async fn plan(p: &LocalProvider, address: &str, config: &Value, prior: Option<&Value>) -> PlanResponse {
     let kind = kind_of(address);
     let proposed = propose(p, kind, config, prior);
-    p.plan(PlanRequest { address, kind, prior, config, proposed: &proposed }).await
+    p.plan(PlanRequest { address, kind, prior, replacing: None, config, proposed: &proposed }).await
+}
+
+/// The plan of the create half of a replacement of `replacing`.
+pub async fn plan_replacing(p: &LocalProvider, address: &str, config: &Value, replacing: &Value) -> PlanResponse {
+    let kind = kind_of(address);
+    let proposed = propose(p, kind, config, None);
+    p.plan(PlanRequest { address, kind, prior: None, replacing: Some(replacing), config, proposed: &proposed }).await
 }
 
 fn kind_of(address: &str) -> &str {

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use kiln_provider::conformance::{self, Case};
-use kiln_provider::{ImportRequest, LogsRequest, Provider, RecoverRequest};
+use kiln_provider::{CreateRequest, ImportRequest, LogsRequest, Provider, RecoverRequest};
 use kiln_provider_local::procs::group_alive;
 use kiln_provider_local::LocalProvider;
 use kiln_value::Value;
@@ -149,12 +149,18 @@ async fn killed_processes_read_as_lost_and_the_replacement_counts_a_restart() {
 
     let replan = plan(&p, "job.train", &cfg, Some(&lost)).await;
     assert!(replan.requires_replace.contains(&"status".to_string()), "{:?}", replan.requires_replace);
-    assert_eq!(replan.planned.get("restarts"), Some(&json(json!(1))));
     assert!(replan.planned.get("status").is_some_and(Value::is_unknown));
 
-    // The engine replaces: delete the lost job, then create from a fresh plan.
+    // The engine replaces: a fresh plan that knows what it replaces, delete, then create.
+    let fresh = plan_replacing(&p, "job.train", &cfg, &lost).await;
+    assert_eq!(fresh.planned.get("restarts"), Some(&json(json!(1))));
     assert!(!delete(&p, "job.train", &lost).await.has_errors());
-    let restarted = create(&p, "job.train", &cfg).await;
+    let token = token();
+    let restarted = p
+        .create(CreateRequest { address: "job.train", kind: "job", planned: &fresh.planned, token: &token })
+        .await
+        .state
+        .expect("restarted");
     assert_eq!(restarted.get("restarts"), Some(&json(json!(1))));
     assert_eq!(status(&restarted), "running");
     assert!(!delete(&p, "job.train", &restarted).await.has_errors());
