@@ -36,6 +36,7 @@ pub fn registry() -> ProviderRegistry {
     let mut r = ProviderRegistry::new();
     r.register(Arc::new(kiln_provider_builtin::BuiltinFactory));
     r.register(Arc::new(kiln_provider_local::LocalFactory));
+    r.register(Arc::new(kiln_provider_aws::AwsFactory));
     r
 }
 

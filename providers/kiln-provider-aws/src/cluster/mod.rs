@@ -1,0 +1,521 @@
+//! `cluster`: `nodes` EC2 instances of one type, each tagged `kiln:address`, `kiln:token` and
+//! `kiln:node` (its rank).
+//!
+//! Plan resolves what can be known before launching: the instance type (given, or the first
+//! candidate for the resource requests; a prior type that still fits is kept, so a fallback
+//! chosen at launch does not cause a replacement), the image (given, or the newest Amazon
+//! Linux 2023), the subnet (given, or a default subnet in the first zone offering the type).
+//! Create makes a security group and a key pair unless given, then launches every node in one
+//! RunInstances call, moving on to the next candidate type on InsufficientInstanceCapacity.
+//! Changing `nodes` updates in place: the missing ranks are launched, the ranks beyond `nodes`
+//! terminated. Read reports nodes lost since the last apply (`lost`, `state = "degraded"`), and
+//! plan then asks for an update that launches replacements for the lost ranks.
+
+pub(crate) mod catalog;
+pub(crate) mod instances;
+pub(crate) mod network;
+pub(crate) mod spec;
+mod view;
+
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::{
+    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, PlanRequest, PlanResponse, ReadItem, ReadResult,
+    RecoverRequest, UpdateRequest,
+};
+use kiln_value::{Map, Value};
+
+use crate::error::AwsError;
+use crate::util::{attrs, error, made_up_name, read_error, str_attr, str_list, u64_attr, TAG_ADDRESS, TAG_TOKEN};
+use crate::{Ctx, Kind};
+use catalog::Catalog;
+use instances::{Launch, LaunchError, Node};
+use spec::Spec;
+use view::{lost_entry, recorded_ids, taken_by_aws, view};
+
+pub(crate) struct Cluster;
+
+/// Attributes known only once instances exist; unknown in a plan that launches or terminates.
+const DYNAMIC: [&str; 5] = ["instance_ids", "private_ips", "public_ips", "state", "lost"];
+/// Computed attributes taken from prior state when a plan request lacks them.
+const COMPUTED: [&str; 12] = [
+    "instance_type",
+    "image",
+    "subnet_id",
+    "security_group_ids",
+    "key_name",
+    "zone",
+    "instance_ids",
+    "private_ips",
+    "public_ips",
+    "state",
+    "lost",
+    "ssh_private_key",
+];
+
+fn invalid(errs: Vec<String>) -> Diagnostics {
+    errs.into_iter()
+        .map(|e| {
+            Diagnostic::error("E-AWS-CLUSTER", e)
+                .hint("write instance_type = \"g5.xlarge\", or accelerators = \"A100:8\", cpus = \"8+\", memory = \"64+\"")
+        })
+        .collect()
+}
+
+fn parse(address: &str, v: &Value) -> Result<Spec, Diagnostic> {
+    Spec::parse(v).map_err(|e| invalid(e).with_address(address).into_vec().remove(0))
+}
+
+impl Ctx {
+    pub(crate) async fn catalog(&self) -> Result<&Catalog, AwsError> {
+        self.catalog.get_or_try_init(|| Catalog::load(&self.clients.ec2)).await
+    }
+
+    pub(crate) async fn image(&self) -> Result<Option<String>, AwsError> {
+        let found = self
+            .default_image
+            .get_or_try_init(|| async { network::default_image(&self.clients.ec2).await.map(Option::unwrap_or_default) })
+            .await?;
+        Ok(Some(found.clone()).filter(|s| !s.is_empty()))
+    }
+}
+
+/// `proposed` with computed attributes it lacks taken from `prior`.
+fn with_prior(proposed: &Value, prior: Option<&Value>) -> Value {
+    let mut m = attrs(proposed);
+    for k in COMPUTED {
+        if m.get(k).is_none_or(Value::is_null) {
+            if let Some(v) = prior.and_then(|p| p.get(k)) {
+                m.insert(k.to_string(), v.clone());
+            }
+        }
+    }
+    Value::Map(m)
+}
+
+/// The instance type: given in config, else the prior one while it fits, else the first candidate.
+fn choose_type(address: &str, catalog: &Catalog, config: &Value, spec: &Spec) -> Result<String, Diagnostic> {
+    if let Some(t) = str_attr(config, "instance_type") {
+        return match catalog.get(t) {
+            Some(_) => Ok(t.to_string()),
+            None => Err(error("E-AWS-CLUSTER-TYPE", address, format!("{address}: instance type `{t}` does not exist in this region"))
+                .hint("see `aws ec2 describe-instance-types`, or ask for resources with accelerators, cpus and memory")),
+        };
+    }
+    let candidates = catalog.candidates(&spec.needs);
+    match spec.instance_type.as_ref().filter(|t| candidates.contains(t)) {
+        Some(t) => Ok(t.clone()),
+        None => candidates.into_iter().next().ok_or_else(|| no_type(address, catalog, spec)),
+    }
+}
+
+fn no_type(address: &str, catalog: &Catalog, spec: &Spec) -> Diagnostic {
+    let gpus = catalog.gpu_names().join(", ");
+    error("E-AWS-CLUSTER-TYPE", address, format!("{address}: no instance type in this region has {}", spec.needs.describe()))
+        .hint(format!("ask for less, or for GPUs this region has: {gpus}"))
+}
+
+/// Subnet and zone: the prior pair while the subnet is unchanged, else looked up.
+async fn placement(
+    ctx: &Ctx,
+    address: &str,
+    spec: &Spec,
+    prior: Option<&Value>,
+    instance_type: &str,
+) -> Result<(String, String), Diagnostic> {
+    let ec2 = &ctx.clients.ec2;
+    if let Some(subnet) = &spec.subnet_id {
+        let prior_zone = prior.filter(|p| str_attr(p, "subnet_id") == Some(subnet)).and_then(|p| str_attr(p, "zone"));
+        if let Some(zone) = prior_zone {
+            return Ok((subnet.clone(), zone.to_string()));
+        }
+        let (_, zone) = network::subnet_info(ec2, subnet).await.map_err(|e| e.diagnostic(address, &format!("find subnet {subnet}")))?;
+        return Ok((subnet.clone(), zone));
+    }
+    network::default_subnet(ec2, instance_type).await.map_err(|e| e.diagnostic(address, "find a default subnet"))?.ok_or_else(|| {
+        error("E-AWS-CLUSTER-SUBNET", address, format!("{address}: no default subnet offers {instance_type} in {}", ctx.clients.region))
+            .hint("set `subnet_id`, or create a default VPC (`aws ec2 create-default-vpc`)")
+    })
+}
+
+/// Whether the instances differ from what the plan wants: lost nodes, or a new node count.
+fn needs_instances(prior: &Value, nodes: u64) -> bool {
+    str_attr(prior, "state") == Some("degraded") || recorded_ids(prior).len() as u64 != nodes
+}
+
+async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
+    let proposed = with_prior(req.proposed, req.prior);
+    let spec = parse(req.address, &proposed)?;
+    if let Some(msg) = spec::conflicts(req.config) {
+        return Err(error("E-AWS-CLUSTER", req.address, format!("{}: {msg}", req.address)));
+    }
+    let catalog = ctx.catalog().await.map_err(|e| e.diagnostic(req.address, "list instance types"))?;
+    let instance_type = choose_type(req.address, catalog, req.config, &spec)?;
+    let image = match &spec.image {
+        Some(i) => i.clone(),
+        None => ctx.image().await.map_err(|e| e.diagnostic(req.address, "find the default image"))?.ok_or_else(|| {
+            error(
+                "E-AWS-CLUSTER-IMAGE",
+                req.address,
+                format!("{}: no image named {} in this region", req.address, network::DEFAULT_IMAGE_NAME),
+            )
+            .hint("set `image` to an AMI ID")
+        })?,
+    };
+    let (subnet, zone) = placement(ctx, req.address, &spec, req.prior, &instance_type).await?;
+    let mut m: Map = attrs(&proposed);
+    m.insert("nodes".into(), crate::util::num(spec.nodes));
+    m.insert("instance_type".into(), instance_type.into());
+    m.insert("image".into(), image.into());
+    m.insert("subnet_id".into(), subnet.into());
+    m.insert("zone".into(), zone.into());
+    m.insert("ssh_cidr".into(), spec.ssh_cidr.as_str().into());
+    m.entry("spot".into()).or_insert(false.into());
+    for k in ["security_group_ids", "key_name"] {
+        if m.get(k).is_none_or(Value::is_null) {
+            m.insert(k.into(), Value::Unknown);
+        }
+    }
+    let key_given = str_attr(req.config, "key_name").is_some();
+    if key_given {
+        m.insert("ssh_private_key".into(), Value::from(""));
+    } else if m.get("ssh_private_key").is_none_or(Value::is_null) {
+        m.insert("ssh_private_key".into(), Value::Unknown);
+    }
+    if req.prior.is_none_or(|p| needs_instances(p, spec.nodes)) {
+        for k in DYNAMIC {
+            m.insert(k.into(), Value::Unknown);
+        }
+    }
+    Ok(Value::Map(m))
+}
+
+/// The candidate types, the planned one first.
+async fn candidates(ctx: &Ctx, spec: &Spec, planned_type: &str) -> Vec<String> {
+    let all = match ctx.catalog().await {
+        Ok(c) => c.candidates(&spec.needs),
+        Err(_) => Vec::new(),
+    };
+    if !all.iter().any(|t| t == planned_type) {
+        return vec![planned_type.to_string()];
+    }
+    let mut out = vec![planned_type.to_string()];
+    out.extend(all.into_iter().filter(|t| t != planned_type));
+    out
+}
+
+fn no_capacity(address: &str, tried: &[(String, String)]) -> Diagnostic {
+    let list: Vec<String> = tried.iter().map(|(t, m)| format!("{t} (InsufficientInstanceCapacity: {m})")).collect();
+    error("E-AWS-CAPACITY", address, format!("{address}: AWS has no capacity for any candidate instance type; tried {}", list.join(", ")))
+        .hint("try again later, in another zone (`subnet_id`) or region, or widen the request (cpus = \"8+\") so more types qualify")
+}
+
+fn launch_error(address: &str, e: LaunchError) -> Diagnostic {
+    match e {
+        LaunchError::NoCapacity(tried) => no_capacity(address, &tried),
+        LaunchError::Aws(e) => e.diagnostic(address, "launch instances"),
+    }
+}
+
+/// What create made before launching, for the state and for cleanup.
+pub(crate) struct Made {
+    pub security_group_ids: Vec<String>,
+    pub key_name: String,
+    pub private_key: String,
+}
+
+pub(crate) async fn make_network(ctx: &Ctx, address: &str, token: &str, kind: &str, spec: &Spec, subnet: &str) -> Result<Made, Diagnostic> {
+    let ec2 = &ctx.clients.ec2;
+    let mut tags = vec![(TAG_ADDRESS.to_string(), address.to_string()), (TAG_TOKEN.to_string(), token.to_string())];
+    tags.extend(spec.tags.iter().cloned());
+    let name = made_up_name(address, kind, token, 63);
+    let security_group_ids = match &spec.security_group_ids {
+        Some(ids) => ids.clone(),
+        None => {
+            let (vpc, _) = network::subnet_info(ec2, subnet).await.map_err(|e| e.diagnostic(address, &format!("find subnet {subnet}")))?;
+            let id = network::create_security_group(ec2, &name, &vpc, &spec.ssh_cidr, &tags).await;
+            vec![id.map_err(|e| e.diagnostic(address, "create a security group"))?]
+        }
+    };
+    let (key_name, private_key) = match &spec.key_name {
+        Some(k) => (k.clone(), String::new()),
+        None => {
+            let key = network::create_key_pair(ec2, &name, &tags).await.map_err(|e| e.diagnostic(address, "create a key pair"))?;
+            (name, key)
+        }
+    };
+    Ok(Made { security_group_ids, key_name, private_key })
+}
+
+async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
+    let spec = parse(req.address, req.planned)?;
+    let ec2 = &ctx.clients.ec2;
+    let (Some(instance_type), Some(image), Some(subnet)) = (spec.instance_type.clone(), spec.image.clone(), spec.subnet_id.clone()) else {
+        return Err(error("E-AWS-CLUSTER", req.address, format!("{}: instance type, image or subnet is still unknown", req.address)));
+    };
+    let made = make_network(ctx, req.address, req.token, "cluster", &spec, &subnet).await;
+    let made = match made {
+        Ok(m) => m,
+        Err(d) => {
+            let _ = network::delete_by_token(ec2, req.token).await;
+            return Err(d);
+        }
+    };
+    let disk = match spec.disk_gb {
+        Some(gb) => Some((network::root_device(ec2, &image).await.map_err(|e| e.diagnostic(req.address, "read the image"))?, gb)),
+        None => None,
+    };
+    let ranks: Vec<u64> = (0..spec.nodes).collect();
+    let launch = Launch {
+        address: req.address,
+        token: req.token,
+        client_token: Some(req.token),
+        image: &image,
+        subnet_id: &subnet,
+        security_group_ids: &made.security_group_ids,
+        key_name: &made.key_name,
+        spot: spec.needs.spot,
+        disk,
+        user_tags: &spec.tags,
+        ranks: &ranks,
+    };
+    let nodes = if ranks.is_empty() {
+        Vec::new()
+    } else {
+        match launch.launch(ec2, &candidates(ctx, &spec, &instance_type).await).await {
+            Ok((_, nodes)) => nodes,
+            Err(e) => {
+                let _ = network::delete_by_token(ec2, req.token).await;
+                return Err(launch_error(req.address, e));
+            }
+        }
+    };
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    let nodes = if ids.is_empty() {
+        nodes
+    } else {
+        instances::wait_started(ec2, &ids).await.map_err(|e| e.diagnostic(req.address, "wait for instances"))?
+    };
+    let mut base = attrs(req.planned);
+    base.insert("security_group_ids".into(), crate::util::strings(&made.security_group_ids));
+    base.insert("key_name".into(), made.key_name.into());
+    base.insert("ssh_private_key".into(), Value::from(made.private_key));
+    base.insert("lost".into(), Value::List(Vec::new()));
+    Ok(view(&Value::Map(base), &nodes, Vec::new()))
+}
+
+/// Ranks of live nodes; nodes without a rank tag get the lowest free ranks, in launch order.
+async fn settle_ranks(ctx: &Ctx, address: &str, nodes: &mut [Node]) -> Result<(), Diagnostic> {
+    let mut taken: Vec<u64> = nodes.iter().filter_map(|n| n.rank).collect();
+    nodes.sort_by_key(|n| (n.rank.is_none(), n.rank, n.launch_index));
+    for n in nodes.iter_mut().filter(|n| n.rank.is_none()) {
+        let free = (0..).find(|r| !taken.contains(r)).unwrap_or(0);
+        instances::tag_rank(&ctx.clients.ec2, &n.id, free).await.map_err(|e| e.diagnostic(address, "tag an instance with its rank"))?;
+        n.rank = Some(free);
+        taken.push(free);
+    }
+    Ok(())
+}
+
+async fn update(ctx: &Ctx, req: &UpdateRequest<'_>) -> Result<Value, Diagnostic> {
+    let planned = parse(req.address, req.planned)?;
+    let ec2 = &ctx.clients.ec2;
+    let fail = |doing: &'static str| move |e: AwsError| e.diagnostic(req.address, doing);
+    let mut live: Vec<Node> = instances::describe_ids(ec2, &recorded_ids(req.prior)).await.map_err(fail("read instances"))?;
+    live.retain(Node::live);
+    settle_ranks(ctx, req.address, &mut live).await?;
+    let (keep, extra): (Vec<Node>, Vec<Node>) = live.into_iter().partition(|n| n.rank.is_some_and(|r| r < planned.nodes));
+    instances::terminate(ec2, &extra.iter().map(|n| n.id.clone()).collect::<Vec<_>>()).await.map_err(fail("terminate instances"))?;
+    let missing: Vec<u64> = (0..planned.nodes).filter(|r| !keep.iter().any(|n| n.rank == Some(*r))).collect();
+    let token = keep.iter().find_map(|n| n.token.clone()).unwrap_or_else(|| "update".into());
+    let mut nodes = keep;
+    if !missing.is_empty() {
+        nodes.extend(launch_more(ctx, req, &planned, &token, &missing).await?);
+    }
+    retag(ctx, req, &planned, &nodes).await?;
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    let nodes = if ids.is_empty() { nodes } else { instances::wait_started(ec2, &ids).await.map_err(fail("wait for instances"))? };
+    let mut base = attrs(req.planned);
+    for k in ["security_group_ids", "key_name", "ssh_private_key", "instance_type", "image", "subnet_id", "zone"] {
+        if let Some(v) = req.prior.get(k) {
+            base.insert(k.into(), v.clone());
+        }
+    }
+    Ok(view(&Value::Map(base), &nodes, Vec::new()))
+}
+
+/// Launches the missing ranks like the existing ones (same type: a cluster stays uniform).
+async fn launch_more(ctx: &Ctx, req: &UpdateRequest<'_>, planned: &Spec, token: &str, ranks: &[u64]) -> Result<Vec<Node>, Diagnostic> {
+    let prior = parse(req.address, req.prior)?;
+    let ec2 = &ctx.clients.ec2;
+    let (Some(t), Some(image), Some(subnet)) = (prior.instance_type, prior.image, prior.subnet_id) else {
+        return Err(error("E-AWS-CLUSTER", req.address, format!("{}: the cluster in state lacks its type, image or subnet", req.address)));
+    };
+    let disk = match prior.disk_gb {
+        Some(gb) => Some((network::root_device(ec2, &image).await.map_err(|e| e.diagnostic(req.address, "read the image"))?, gb)),
+        None => None,
+    };
+    let sgs = str_list(req.prior, "security_group_ids");
+    let key = str_attr(req.prior, "key_name").unwrap_or_default().to_string();
+    let launch = Launch {
+        address: req.address,
+        token,
+        client_token: None,
+        image: &image,
+        subnet_id: &subnet,
+        security_group_ids: &sgs,
+        key_name: &key,
+        spot: prior.needs.spot,
+        disk,
+        user_tags: &planned.tags,
+        ranks,
+    };
+    launch.launch(ec2, &[t]).await.map(|(_, n)| n).map_err(|e| launch_error(req.address, e))
+}
+
+/// Writes the user's tags on every instance when they changed, removing dropped keys.
+async fn retag(ctx: &Ctx, req: &UpdateRequest<'_>, planned: &Spec, nodes: &[Node]) -> Result<(), Diagnostic> {
+    let prior = crate::util::str_map(req.prior, "tags");
+    if prior == planned.tags || nodes.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    let ec2 = &ctx.clients.ec2;
+    let dropped: Vec<aws_sdk_ec2::types::Tag> = prior
+        .iter()
+        .filter(|(k, _)| !planned.tags.iter().any(|(p, _)| p == k))
+        .map(|(k, _)| aws_sdk_ec2::types::Tag::builder().key(k).build())
+        .collect();
+    if !dropped.is_empty() {
+        ec2.delete_tags()
+            .set_resources(Some(ids.clone()))
+            .set_tags(Some(dropped))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e).diagnostic(req.address, "remove tags"))?;
+    }
+    if !planned.tags.is_empty() {
+        let tags = planned.tags.iter().map(|(k, v)| network::tag(k, v)).collect();
+        ec2.create_tags()
+            .set_resources(Some(ids))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e).diagnostic(req.address, "write tags"))?;
+    }
+    Ok(())
+}
+
+async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
+    let ec2 = &ctx.clients.ec2;
+    let ids = recorded_ids(req.prior);
+    instances::terminate(ec2, &ids).await.map_err(|e| e.diagnostic(req.address, "terminate instances"))?;
+    if !ids.is_empty() {
+        instances::wait(ec2, &ids, |n| n.state == "terminated").await.map_err(|e| e.diagnostic(req.address, "wait for termination"))?;
+    }
+    let sgs = str_list(req.prior, "security_group_ids");
+    network::delete_own_security_groups(ec2, req.address, &sgs)
+        .await
+        .map_err(|e| e.diagnostic(req.address, "delete the security group"))?;
+    if let Some(key) = str_attr(req.prior, "key_name").filter(|k| !k.is_empty()) {
+        network::delete_own_key_pair(ec2, req.address, key).await.map_err(|e| e.diagnostic(req.address, "delete the key pair"))?;
+    }
+    Ok(())
+}
+
+/// One item of a batched read, against every kiln instance of the region.
+fn read_item(item: &ReadItem<'_>, all: &std::collections::HashMap<&str, &Node>) -> ReadResult {
+    let ids = recorded_ids(item.state);
+    let mut lost: Vec<Value> = item.state.get("lost").and_then(Value::as_list).map(<[Value]>::to_vec).unwrap_or_default();
+    let mut live = Vec::new();
+    for id in &ids {
+        match all.get(id.as_str()) {
+            Some(n) if n.live() => live.push((*n).clone()),
+            Some(n) => lost.push(lost_entry(n.rank, id, &n.reason)),
+            None => lost.push(lost_entry(None, id, "gone")),
+        }
+    }
+    let wanted = u64_attr(item.state, "nodes").unwrap_or(1);
+    if live.is_empty() && wanted > 0 && !lost.iter().any(taken_by_aws) {
+        return ReadResult::gone();
+    }
+    ReadResult::found(view(item.state, &live, lost))
+}
+
+async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, Diagnostic> {
+    let ec2 = &ctx.clients.ec2;
+    let mut nodes = instances::describe_by_token(ec2, req.token).await.map_err(|e| e.diagnostic(req.address, "look for instances"))?;
+    if nodes.is_empty() {
+        network::delete_by_token(ec2, req.token).await.map_err(|e| e.diagnostic(req.address, "clean up an interrupted create"))?;
+        return Ok(None);
+    }
+    settle_ranks(ctx, req.address, &mut nodes).await?;
+    let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
+    let nodes = instances::wait_started(ec2, &ids).await.map_err(|e| e.diagnostic(req.address, "wait for instances"))?;
+    let mut base = attrs(req.planned);
+    // The private key of a key pair kiln made was only ever in the lost create's answer.
+    base.insert("ssh_private_key".into(), Value::from(""));
+    Ok(Some(view(&Value::Map(base), &nodes, Vec::new())))
+}
+
+#[async_trait]
+impl Kind for Cluster {
+    fn validate(&self, config: &Value) -> Diagnostics {
+        let mut d = Spec::parse(config).err().map(invalid).unwrap_or_default();
+        if let Some(msg) = spec::conflicts(config) {
+            d.push(Diagnostic::error("E-AWS-CLUSTER", msg));
+        }
+        d
+    }
+
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+        match plan(ctx, req).await {
+            Ok(planned) => PlanResponse { planned, requires_replace: Vec::new(), diagnostics: Diagnostics::new() },
+            Err(d) => PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: d.into() },
+        }
+    }
+
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
+        create(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    }
+
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+        update(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    }
+
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
+        delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
+    }
+
+    /// One DescribeInstances call per 1,000 kiln instances in the region, whatever the number
+    /// of clusters.
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>]) -> Vec<ReadResult> {
+        if items.iter().all(|i| recorded_ids(i.state).is_empty()) {
+            return items.iter().map(|i| ReadResult::found(i.state.clone())).collect();
+        }
+        match instances::describe_all(&ctx.clients.ec2).await {
+            Ok(nodes) => {
+                let by_id = nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+                items.iter().map(|i| read_item(i, &by_id)).collect()
+            }
+            Err(e) => items
+                .iter()
+                .map(|i| ReadResult { state: Some(i.state.clone()), diagnostics: e.diagnostic(i.address, "describe instances").into() })
+                .collect(),
+        }
+    }
+
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
+        match recover(ctx, req).await {
+            Ok(Some(v)) => ReadResult::found(v),
+            Ok(None) => ReadResult::gone(),
+            Err(d) => read_error(d),
+        }
+    }
+
+    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+        read_error(
+            error("E-AWS-IMPORT", req.address, "importing an aws cluster is not supported yet")
+                .hint("declare the cluster and run `kiln apply`; terminate the old instances yourself"),
+        )
+    }
+}

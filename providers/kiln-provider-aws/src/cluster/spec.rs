@@ -1,0 +1,121 @@
+//! What a `cluster` block asks for, parsed from config, planned or prior state. Attributes
+//! still unknown parse as `None`.
+
+use kiln_value::Value;
+
+use super::catalog::Needs;
+use crate::request::{parse_accelerators, parse_amount};
+use crate::util::{bool_attr, is_unknown, set, str_attr, str_list, str_map, u64_attr};
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Spec {
+    pub nodes: u64,
+    pub instance_type: Option<String>,
+    pub needs: Needs,
+    pub image: Option<String>,
+    pub disk_gb: Option<u64>,
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Option<Vec<String>>,
+    pub key_name: Option<String>,
+    pub ssh_cidr: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// A string attribute that is set and known.
+fn known_str(v: &Value, name: &str) -> Option<String> {
+    if is_unknown(v, name) {
+        None
+    } else {
+        str_attr(v, name).map(str::to_string)
+    }
+}
+
+fn whole(v: &Value, name: &str, min: u64, errs: &mut Vec<String>) -> Option<u64> {
+    set(v, name).filter(|x| !x.is_unknown())?;
+    let n = u64_attr(v, name).filter(|n| *n >= min);
+    if n.is_none() {
+        errs.push(format!("`{name}` must be a whole number of at least {min}"));
+    }
+    n
+}
+
+fn needs(v: &Value, errs: &mut Vec<String>) -> Needs {
+    let mut field = |name: &str| known_str(v, name).and_then(|s| parse_amount(&s).map_err(|e| errs.push(format!("`{name}`: {e}"))).ok());
+    let cpus = field("cpus");
+    let memory = field("memory");
+    let accelerators =
+        known_str(v, "accelerators").and_then(|s| parse_accelerators(&s).map_err(|e| errs.push(format!("`accelerators`: {e}"))).ok());
+    Needs { accelerators, cpus, memory, spot: bool_attr(v, "spot").unwrap_or(false) }
+}
+
+impl Spec {
+    /// `Err` lists every malformed setting.
+    pub fn parse(v: &Value) -> Result<Spec, Vec<String>> {
+        let mut errs = Vec::new();
+        let nodes = whole(v, "nodes", 0, &mut errs).unwrap_or(1);
+        let disk_gb = whole(v, "disk_gb", 1, &mut errs);
+        let needs = needs(v, &mut errs);
+        let tags = str_map(v, "tags");
+        if let Some((k, _)) = tags.iter().find(|(k, _)| k.starts_with("kiln:")) {
+            errs.push(format!("tag `{k}`: tags starting with `kiln:` are kiln's own"));
+        }
+        let security_group_ids = if is_unknown(v, "security_group_ids") || set(v, "security_group_ids").is_none() {
+            None
+        } else {
+            Some(str_list(v, "security_group_ids"))
+        };
+        let spec = Spec {
+            nodes,
+            instance_type: known_str(v, "instance_type"),
+            needs,
+            image: known_str(v, "image"),
+            disk_gb,
+            subnet_id: known_str(v, "subnet_id"),
+            security_group_ids,
+            key_name: known_str(v, "key_name"),
+            ssh_cidr: known_str(v, "ssh_cidr").unwrap_or_else(|| "0.0.0.0/0".into()),
+            tags,
+        };
+        if errs.is_empty() {
+            Ok(spec)
+        } else {
+            Err(errs)
+        }
+    }
+}
+
+/// Config-only checks: an instance type and resource requests exclude each other.
+pub(crate) fn conflicts(config: &Value) -> Option<String> {
+    let requested: Vec<&str> = ["accelerators", "cpus", "memory"].into_iter().filter(|k| set(config, k).is_some()).collect();
+    (set(config, "instance_type").is_some() && !requested.is_empty())
+        .then(|| format!("set either `instance_type` or resource requests ({}), not both", requested.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::map;
+
+    #[test]
+    fn parses_requests_and_defaults() {
+        let v = Value::Map(map([("accelerators", "A100:8".into()), ("nodes", 2i64.into()), ("instance_type", Value::Unknown)]));
+        let s = Spec::parse(&v).unwrap();
+        assert_eq!(s.nodes, 2);
+        assert_eq!(s.needs.accelerators.unwrap().count, 8);
+        assert_eq!(s.instance_type, None);
+        assert_eq!(s.ssh_cidr, "0.0.0.0/0");
+    }
+
+    #[test]
+    fn lists_every_error() {
+        let v =
+            Value::Map(map([("cpus", "many".into()), ("nodes", Value::from(-1i64)), ("tags", Value::Map(map([("kiln:x", "y".into())])))]));
+        assert_eq!(Spec::parse(&v).unwrap_err().len(), 3);
+    }
+
+    #[test]
+    fn type_and_requests_conflict() {
+        let v = Value::Map(map([("instance_type", "c5.large".into()), ("cpus", "2+".into())]));
+        assert!(conflicts(&v).unwrap().contains("cpus"));
+    }
+}

@@ -1,0 +1,60 @@
+//! The state of a cluster from its instances: IDs and IPs by rank, the resolved placement, the
+//! overall state, and the nodes lost since the last apply (spot interruptions among them).
+
+use kiln_value::{Map, Value};
+
+use super::instances::Node;
+use crate::util::{attrs, map, num, str_list, strings, u64_attr};
+
+/// A node that was in state and is no more: terminated (with its reason) or gone entirely.
+pub fn lost_entry(rank: Option<u64>, id: &str, reason: &str) -> Value {
+    let node = rank.map_or(Value::Null, num);
+    Value::Map(map([("node", node), ("instance_id", id.into()), ("reason", reason.into())]))
+}
+
+/// Whether a lost node was taken by AWS (spot interruption, hardware) rather than by a person.
+pub fn taken_by_aws(lost: &Value) -> bool {
+    lost.get("reason").and_then(Value::as_str).is_some_and(|r| r.starts_with("Server."))
+}
+
+fn overall(live: &[Node], wanted: u64) -> &'static str {
+    if (live.len() as u64) < wanted {
+        "degraded"
+    } else if live.iter().any(|n| n.state == "pending") {
+        "pending"
+    } else if live.iter().any(|n| n.state != "running") {
+        "stopped"
+    } else {
+        "running"
+    }
+}
+
+/// `base` (planned or prior state) with everything the instances tell.
+pub fn view(base: &Value, live: &[Node], lost: Vec<Value>) -> Value {
+    let wanted = u64_attr(base, "nodes").unwrap_or(1);
+    let mut live: Vec<&Node> = live.iter().collect();
+    live.sort_by_key(|n| (n.rank.unwrap_or(u64::MAX), n.launch_index));
+    let mut m: Map = attrs(base);
+    let owned: Vec<Node> = live.iter().map(|n| (*n).clone()).collect();
+    m.insert("instance_ids".into(), strings(live.iter().map(|n| n.id.as_str())));
+    m.insert("private_ips".into(), strings(live.iter().map(|n| n.private_ip.as_str())));
+    m.insert("public_ips".into(), strings(live.iter().map(|n| n.public_ip.as_str())));
+    m.insert("state".into(), overall(&owned, wanted).into());
+    m.insert("lost".into(), Value::List(lost));
+    if let Some(first) = live.first() {
+        m.insert("instance_type".into(), first.instance_type.as_str().into());
+        m.insert("image".into(), first.image.as_str().into());
+        m.insert("subnet_id".into(), first.subnet_id.as_str().into());
+        m.insert("zone".into(), first.zone.as_str().into());
+        m.insert("security_group_ids".into(), strings(&first.security_group_ids));
+        if !first.key_name.is_empty() {
+            m.insert("key_name".into(), first.key_name.as_str().into());
+        }
+    }
+    Value::Map(m)
+}
+
+/// Instance IDs recorded in a state value.
+pub fn recorded_ids(state: &Value) -> Vec<String> {
+    str_list(state, "instance_ids")
+}

@@ -1,0 +1,201 @@
+//! The `aws` provider: the portable kinds on Amazon Web Services.
+//!
+//! - `bucket`: an S3 bucket with versioning, an expiry lifecycle rule, default encryption
+//!   (SSE-S3), public access blocked by default and tags; `uri` = `s3://NAME`. Destroy refuses a
+//!   bucket holding objects unless `force_destroy = true`, and then deletes every version first.
+//! - `cluster`: `nodes` EC2 instances of one type, given or resolved from `accelerators`, `cpus`
+//!   and `memory` through DescribeInstanceTypes; on-demand or spot; in a default subnet unless
+//!   told otherwise, with a security group and key pair kiln creates unless given.
+//! - `spot_pool`: an EC2 Fleet of type `maintain` over several instance types × subnets: target
+//!   `capacity`, `on_demand_base`, price-capacity-optimized spot allocation by default,
+//!   `max_price`, `on_demand_fallback`; changing the capacity is an in-place update.
+//!
+//! Every object carries the tags `kiln:address` and `kiln:token` (the create's idempotency
+//! token), cluster instances also `kiln:node` (their rank): `recover` finds what an interrupted create
+//! made by these tags, since ClientToken alone is not honoured everywhere. Refresh reads all
+//! instances with one DescribeInstances call per page of 1,000, filtered by the `kiln:address`
+//! tag key. [`AwsProvider::api_calls`] counts calls by operation.
+//!
+//! Configuration and credentials: see [`settings`]. The provider registers as `aws`
+//! ([`AwsFactory`]); the binary wires it in.
+
+// Operations fail with one diagnostic that goes straight into the response; boxing it would
+// only add noise.
+#![allow(clippy::result_large_err)]
+
+mod bucket;
+pub mod calls;
+pub(crate) mod cluster;
+pub mod error;
+pub mod request;
+mod schema;
+pub mod settings;
+mod spot_pool;
+mod util;
+
+use std::sync::Arc;
+
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::{
+    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, PlanRequest, PlanResponse, Provider,
+    ProviderFactory, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest, ValidateRequest,
+};
+use kiln_schema::ProviderSchema;
+use kiln_value::Value;
+
+pub use calls::ApiCalls;
+pub use settings::{Clients, Settings};
+pub use util::{TAG_ADDRESS, TAG_NODE, TAG_TOKEN};
+
+pub const NAME: &str = "aws";
+
+/// Builds `aws` provider instances from `provider "aws" { ... }` blocks.
+pub struct AwsFactory;
+
+#[async_trait]
+impl ProviderFactory for AwsFactory {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn schema(&self) -> ProviderSchema {
+        schema::schema()
+    }
+    async fn configure(&self, req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
+        let settings = Settings::from_config(&req.config).map_err(Diagnostics::from)?;
+        Ok(Arc::new(AwsProvider::connect(settings).await.map_err(Diagnostics::from)?))
+    }
+}
+
+/// What every kind's operations see: the clients and what is looked up once per instance.
+pub(crate) struct Ctx {
+    pub clients: Clients,
+    pub catalog: tokio::sync::OnceCell<cluster::catalog::Catalog>,
+    pub default_image: tokio::sync::OnceCell<String>,
+}
+
+/// A configured `aws` provider (one region, one set of credentials).
+pub struct AwsProvider {
+    ctx: Ctx,
+}
+
+impl AwsProvider {
+    pub async fn connect(settings: Settings) -> Result<AwsProvider, Diagnostic> {
+        let clients = Clients::connect(&settings).await?;
+        Ok(AwsProvider { ctx: Ctx { clients, catalog: Default::default(), default_image: Default::default() } })
+    }
+
+    /// API calls made so far, by operation.
+    pub fn api_calls(&self) -> &ApiCalls {
+        &self.ctx.clients.calls
+    }
+
+    pub fn region(&self) -> &str {
+        &self.ctx.clients.region
+    }
+}
+
+/// One kind's operations. `read` gets every item of its kind in one batch.
+#[async_trait]
+pub(crate) trait Kind: Send + Sync {
+    fn validate(&self, _config: &Value) -> Diagnostics {
+        Diagnostics::new()
+    }
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse;
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse;
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse;
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics;
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>]) -> Vec<ReadResult>;
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult;
+    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult;
+}
+
+fn kind(name: &str) -> Option<&'static dyn Kind> {
+    match name {
+        "bucket" => Some(&bucket::Bucket),
+        "cluster" => Some(&cluster::Cluster),
+        "spot_pool" => Some(&spot_pool::SpotPool),
+        _ => None,
+    }
+}
+
+fn unknown_kind(name: &str) -> Diagnostic {
+    Diagnostic::error("E-KIND-UNKNOWN", format!("provider `aws` has no kind `{name}`")).hint("kinds of `aws`: bucket, cluster, spot_pool")
+}
+
+#[async_trait]
+impl Provider for AwsProvider {
+    fn schema(&self) -> ProviderSchema {
+        schema::schema()
+    }
+
+    fn limits(&self) -> Limits {
+        Limits { concurrency: Some(16) }
+    }
+
+    fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
+        kind(req.kind).map_or_else(|| unknown_kind(req.kind).into(), |k| k.validate(req.config))
+    }
+
+    async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
+        match kind(req.kind) {
+            Some(k) => k.plan(&self.ctx, &req).await,
+            None => {
+                PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: unknown_kind(req.kind).into() }
+            }
+        }
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
+        match kind(req.kind) {
+            Some(k) => k.create(&self.ctx, &req).await,
+            None => ApplyResponse::error(unknown_kind(req.kind)),
+        }
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
+        match kind(req.kind) {
+            Some(k) => k.update(&self.ctx, &req).await,
+            None => ApplyResponse::error(unknown_kind(req.kind)),
+        }
+    }
+
+    async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
+        match kind(req.kind) {
+            Some(k) => k.delete(&self.ctx, &req).await,
+            None => unknown_kind(req.kind).into(),
+        }
+    }
+
+    /// Groups the items by kind; each kind reads its group in one batch.
+    async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
+        let mut results: Vec<Option<ReadResult>> = req.items.iter().map(|_| None).collect();
+        let mut kinds: Vec<&str> = req.items.iter().map(|i| i.kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        for name in kinds {
+            let idx: Vec<usize> = (0..req.items.len()).filter(|i| req.items[*i].kind == name).collect();
+            let batch: Vec<ReadResult> = match kind(name) {
+                Some(k) => k.read(&self.ctx, &idx.iter().map(|i| &req.items[*i]).collect::<Vec<_>>()).await,
+                None => idx.iter().map(|_| util::read_error(unknown_kind(name))).collect(),
+            };
+            for (i, r) in idx.into_iter().zip(batch) {
+                results[i] = Some(r);
+            }
+        }
+        ReadResponse { results: results.into_iter().map(|r| r.unwrap_or_else(ReadResult::gone)).collect() }
+    }
+
+    async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
+        match kind(req.kind) {
+            Some(k) => k.recover(&self.ctx, &req).await,
+            None => util::read_error(unknown_kind(req.kind)),
+        }
+    }
+
+    async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
+        match kind(req.kind) {
+            Some(k) => k.import(&self.ctx, &req).await,
+            None => util::read_error(unknown_kind(req.kind)),
+        }
+    }
+}

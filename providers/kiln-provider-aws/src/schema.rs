@@ -1,0 +1,171 @@
+//! The schemas the `aws` provider publishes: its configuration block and the kinds `bucket`
+//! (an S3 bucket), `cluster` (EC2 instances) and `spot_pool` (an EC2 Fleet).
+
+use kiln_schema::{Attribute, Body, KindSchema, ProviderSchema};
+use kiln_value::Type;
+
+pub fn schema() -> ProviderSchema {
+    ProviderSchema {
+        config: config(),
+        kinds: [
+            ("bucket".to_string(), KindSchema::new("An S3 bucket for data and checkpoints", bucket())),
+            ("cluster".to_string(), KindSchema::new("EC2 instances, one per node", cluster())),
+            (
+                "spot_pool".to_string(),
+                KindSchema::new("An EC2 Fleet (maintain) of spot and on-demand instances across types and zones", spot_pool()),
+            ),
+        ]
+        .into(),
+        data_kinds: Default::default(),
+    }
+}
+
+fn strings() -> Type {
+    Type::List(Box::new(Type::String))
+}
+
+fn config() -> Body {
+    Body::new()
+        .attr("region", Attribute::optional(Type::String, "AWS region, such as \"us-east-1\"; default: AWS_REGION or the profile's"))
+        .attr(
+            "endpoint",
+            Attribute::optional(Type::String, "URL of an AWS-compatible endpoint for every service; default: AWS_ENDPOINT_URL"),
+        )
+        .attr("profile", Attribute::optional(Type::String, "Shared config/credentials profile; default: AWS_PROFILE or `default`"))
+        .attr(
+            "max_attempts",
+            Attribute::optional(Type::Number, "Attempts per API call, retries of throttling and 5xx included (default 5)"),
+        )
+}
+
+fn bucket() -> Body {
+    Body::new()
+        .attr(
+            "name",
+            Attribute::optional_computed(
+                Type::String,
+                "Bucket name (global across AWS); default: kiln-NAME-XXXXXXXX, from the address and the create",
+            )
+            .force_new(),
+        )
+        .attr("versioning", Attribute::optional(Type::Bool, "Keep every version of every object").default(false))
+        .attr("expire_days", Attribute::optional(Type::Number, "Delete objects this many days after they were written"))
+        .attr("noncurrent_expire_days", Attribute::optional(Type::Number, "With versioning: delete replaced versions after this many days"))
+        .attr("encryption", Attribute::optional(Type::String, "Default encryption: \"AES256\" (SSE-S3) or \"aws:kms\"").default("AES256"))
+        .attr("block_public_access", Attribute::optional(Type::Bool, "Block every form of public access").default(true))
+        .attr("tags", Attribute::optional(Type::Map(Box::new(Type::String)), "Tags, besides kiln's own kiln:address and kiln:token"))
+        .attr("force_destroy", Attribute::optional(Type::Bool, "Allow destroy to delete every object (and version) first").default(false))
+        .attr("uri", Attribute::computed(Type::String, "s3://NAME"))
+        .attr("arn", Attribute::computed(Type::String, "arn:aws:s3:::NAME"))
+        .attr("region", Attribute::computed(Type::String, "Region the bucket lives in"))
+}
+
+fn cluster() -> Body {
+    Body::new()
+        .attr("nodes", Attribute::optional(Type::Number, "Instances; changing it launches or terminates the difference").default(1i64))
+        .attr(
+            "instance_type",
+            Attribute::optional_computed(Type::String, "EC2 instance type; default: resolved from accelerators, cpus and memory")
+                .force_new(),
+        )
+        .attr("accelerators", Attribute::optional(Type::String, "GPUs per node, `NAME[:COUNT]`, such as \"A100:8\""))
+        .attr("cpus", Attribute::optional(Type::String, "vCPUs per node: \"8\" exactly or \"8+\" at least"))
+        .attr("memory", Attribute::optional(Type::String, "Memory per node in GiB: \"64\" exactly or \"64+\" at least"))
+        .attr("spot", Attribute::optional(Type::Bool, "Launch spot instances").default(false).force_new())
+        .attr(
+            "image",
+            Attribute::optional_computed(Type::String, "AMI ID; default: the newest Amazon Linux 2023 (x86_64) at plan time").force_new(),
+        )
+        .attr("disk_gb", Attribute::optional(Type::Number, "Root volume size in GiB (gp3); default: the image's").force_new())
+        .attr(
+            "subnet_id",
+            Attribute::optional_computed(Type::String, "Subnet; default: a default subnet of the default VPC where the type is offered")
+                .force_new(),
+        )
+        .attr(
+            "security_group_ids",
+            Attribute::optional_computed(strings(), "Security groups; default: one kiln creates (SSH in, all traffic between nodes)")
+                .force_new(),
+        )
+        .attr("key_name", Attribute::optional_computed(Type::String, "EC2 key pair; default: one kiln creates").force_new())
+        .attr(
+            "ssh_cidr",
+            Attribute::optional(Type::String, "Where SSH is allowed from, for the security group kiln creates")
+                .default("0.0.0.0/0")
+                .force_new(),
+        )
+        .attr("tags", Attribute::optional(Type::Map(Box::new(Type::String)), "Tags, besides kiln:address, kiln:token and kiln:node"))
+        .attr("zone", Attribute::computed(Type::String, "Availability zone of the subnet"))
+        .attr("instance_ids", Attribute::computed(strings(), "Instance of each node, by rank"))
+        .attr("private_ips", Attribute::computed(strings(), "Private IP of each node, by rank"))
+        .attr("public_ips", Attribute::computed(strings(), "Public IP of each node, by rank (\"\" when none)"))
+        .attr(
+            "state",
+            Attribute::computed(Type::String, "running, pending, stopped, or degraded (nodes lost, such as to a spot interruption)"),
+        )
+        .attr("lost", Attribute::computed(Type::List(Box::new(Type::Any)), "Nodes lost since the last apply: {node, instance_id, reason}"))
+        .attr("ssh_private_key", Attribute::computed(Type::String, "Private key of the key pair kiln created (\"\" otherwise)").sensitive())
+}
+
+fn spot_pool() -> Body {
+    let number = || Type::Number;
+    Body::new()
+        .attr("capacity", Attribute::required(number(), "Instances the pool keeps running; changing it is an in-place update"))
+        .attr("on_demand_base", Attribute::optional(number(), "How many of them are on-demand").default(0i64))
+        .attr(
+            "on_demand_fallback",
+            Attribute::optional(Type::Bool, "Fill with on-demand instances when spot capacity is short").default(false),
+        )
+        .attr(
+            "instance_types",
+            Attribute::optional_computed(
+                strings(),
+                "Instance types to choose from; default: the candidates for accelerators, cpus and memory",
+            )
+            .force_new(),
+        )
+        .attr("accelerators", Attribute::optional(Type::String, "GPUs per instance, `NAME[:COUNT]`, such as \"A10G:1\""))
+        .attr("cpus", Attribute::optional(Type::String, "vCPUs per instance: \"8\" exactly or \"8+\" at least"))
+        .attr("memory", Attribute::optional(Type::String, "Memory per instance in GiB: \"64\" exactly or \"64+\" at least"))
+        .attr(
+            "allocation_strategy",
+            Attribute::optional(Type::String, "Spot allocation: price-capacity-optimized, capacity-optimized, lowest-price, ...")
+                .default("price-capacity-optimized")
+                .force_new(),
+        )
+        .attr("max_price", Attribute::optional(number(), "Highest spot price per instance-hour, in USD").force_new())
+        .attr(
+            "image",
+            Attribute::optional_computed(Type::String, "AMI ID; default: the newest Amazon Linux 2023 (x86_64) at plan time").force_new(),
+        )
+        .attr("disk_gb", Attribute::optional(number(), "Root volume size in GiB (gp3); default: the image's").force_new())
+        .attr(
+            "subnet_ids",
+            Attribute::optional_computed(strings(), "Subnets; default: the default subnets of every zone offering the first type")
+                .force_new(),
+        )
+        .attr("security_group_ids", Attribute::optional_computed(strings(), "Security groups; default: one kiln creates").force_new())
+        .attr("key_name", Attribute::optional_computed(Type::String, "EC2 key pair; default: one kiln creates").force_new())
+        .attr(
+            "ssh_cidr",
+            Attribute::optional(Type::String, "Where SSH is allowed from, for the security group kiln creates")
+                .default("0.0.0.0/0")
+                .force_new(),
+        )
+        .attr(
+            "tags",
+            Attribute::optional(Type::Map(Box::new(Type::String)), "Tags for the fleet, its template and its instances").force_new(),
+        )
+        .attr("fleet_id", Attribute::computed(Type::String, "EC2 Fleet ID"))
+        .attr("launch_template_id", Attribute::computed(Type::String, "Launch template the fleet launches from"))
+        .attr("token", Attribute::computed(Type::String, "Token of the create; the fleet's instances carry it as kiln:token"))
+        .attr(
+            "on_demand_target",
+            Attribute::computed(number(), "The fleet's on-demand target: on_demand_base, raised by on_demand_fallback"),
+        )
+        .attr("instance_ids", Attribute::computed(strings(), "Running instances of the fleet"))
+        .attr("spot_instances", Attribute::computed(number(), "How many of them are spot"))
+        .attr("on_demand_instances", Attribute::computed(number(), "How many of them are on-demand"))
+        .attr("state", Attribute::computed(Type::String, "active (at capacity) or filling"))
+        .attr("ssh_private_key", Attribute::computed(Type::String, "Private key of the key pair kiln created (\"\" otherwise)").sensitive())
+}

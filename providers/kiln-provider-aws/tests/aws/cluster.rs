@@ -1,0 +1,275 @@
+//! `cluster`: conformance, resolution of resource requests, tags and network objects as EC2
+//! holds them, batched refresh (one DescribeInstances call), in-place node changes, recovery of
+//! an interrupted create without duplicates, capacity fallback, and spot interruptions.
+
+use aws_sdk_ec2::types::Filter;
+use kiln_provider::conformance::{self, Case};
+use kiln_provider::{CreateRequest, Provider, ReadItem, ReadRequest, RecoverRequest};
+use kiln_value::Value;
+use serde_json::json as j;
+
+use crate::common::moto::{exclusive, server};
+use crate::common::*;
+
+/// Live instances EC2 has for a tag, with their tags as pairs.
+async fn instances_tagged(key: &str, value: &str) -> Vec<(String, Vec<(String, String)>, aws_sdk_ec2::types::Instance)> {
+    let ec2 = aws().await.ec2;
+    let f = |n: &str, v: &[&str]| Filter::builder().name(n).set_values(Some(v.iter().map(|s| s.to_string()).collect())).build();
+    let out = ec2
+        .describe_instances()
+        .filters(f(&format!("tag:{key}"), &[value]))
+        .filters(f("instance-state-name", &["pending", "running"]))
+        .send()
+        .await
+        .unwrap();
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .map(|i| {
+            let tags = i.tags().iter().map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string())).collect();
+            (i.instance_id().unwrap().to_string(), tags, i.clone())
+        })
+        .collect()
+}
+
+fn tag<'a>(tags: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    tags.iter().find(|(t, _)| t == k).map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn conformance_suite() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let case = Case {
+        kind: "cluster",
+        config: json(j!({ "instance_type": "t3.micro" })),
+        update: Some(json(j!({ "instance_type": "t3.micro", "nodes": 2 }))),
+        import_id: None,
+    };
+    conformance::run(&p, &[case]).await;
+}
+
+#[tokio::test]
+async fn requests_resolve_to_an_instance_type_and_every_node_is_tagged() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let cfg = config(&p, "cluster", j!({ "accelerators": "A100:8", "nodes": 2, "spot": true, "disk_gb": 500, "tags": { "team": "ml" } }));
+    let plan = planned(&p, "cluster.train", &cfg, None).await;
+    assert_eq!(str_of(&plan, "instance_type"), "p4d.24xlarge", "smallest A100:8 type, by name on a tie");
+    assert!(str_of(&plan, "image").starts_with("ami-"));
+    assert!(plan.get("instance_ids").is_some_and(Value::is_unknown));
+    let state = create_with_token(&p, "cluster.train", &cfg, "tok-train").await;
+    assert_eq!(str_of(&state, "state"), "running");
+    let ids = strs(&state, "instance_ids");
+    assert_eq!(ids.len(), 2);
+    assert_eq!(strs(&state, "private_ips").len(), 2);
+    assert!(!str_of(&state, "ssh_private_key").is_empty());
+
+    let found = instances_tagged("kiln:token", "tok-train").await;
+    assert_eq!(found.len(), 2);
+    for (rank, id) in ids.iter().enumerate() {
+        let (_, tags, inst) = found.iter().find(|(i, _, _)| i == id).expect("instance in EC2");
+        assert_eq!(tag(tags, "kiln:address"), Some("cluster.train"));
+        assert_eq!(tag(tags, "kiln:node"), Some(rank.to_string().as_str()));
+        assert_eq!(tag(tags, "team"), Some("ml"));
+        assert_eq!(inst.instance_type().map(|t| t.as_str()), Some("p4d.24xlarge"));
+        assert_eq!(inst.instance_lifecycle().map(|l| l.as_str()), Some("spot"));
+        assert_eq!(inst.key_name(), Some(str_of(&state, "key_name")));
+    }
+    let ec2 = aws().await.ec2;
+    let sg = &strs(&state, "security_group_ids")[0];
+    let groups = ec2.describe_security_groups().group_ids(sg).send().await.unwrap();
+    let g = &groups.security_groups()[0];
+    assert!(g.tags().iter().any(|t| t.key() == Some("kiln:address") && t.value() == Some("cluster.train")));
+    assert!(g.ip_permissions().iter().any(|p| p.from_port() == Some(22)), "SSH allowed in");
+
+    let replan = planned(&p, "cluster.train", &cfg, Some(&state)).await;
+    assert!(changed(&state, &replan).is_empty(), "no change planned: {:?}", changed(&state, &replan));
+
+    assert!(!delete(&p, "cluster.train", &state).await.has_errors());
+    assert!(instances_tagged("kiln:token", "tok-train").await.is_empty(), "instances terminated");
+    let groups = ec2.describe_security_groups().filters(Filter::builder().name("group-id").values(sg).build()).send().await.unwrap();
+    assert!(groups.security_groups().is_empty(), "kiln's security group deleted");
+    let keys = ec2.describe_key_pairs().send().await.unwrap();
+    assert!(keys.key_pairs().iter().all(|k| k.key_name() != Some(str_of(&state, "key_name"))), "kiln's key pair deleted");
+}
+
+#[tokio::test]
+async fn refresh_reads_every_cluster_with_one_describe_instances_call() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let mut states = Vec::new();
+    for (i, nodes) in [3, 1, 2, 1].into_iter().enumerate() {
+        let addr = format!("cluster.c{i}");
+        states.push((addr.clone(), create(&p, &addr, &config(&p, "cluster", j!({ "instance_type": "t3.micro", "nodes": nodes }))).await));
+    }
+    p.api_calls().reset();
+    let items = states.iter().map(|(a, s)| ReadItem { address: a, kind: "cluster", state: s }).collect();
+    let r = p.read(ReadRequest { items }).await;
+    assert_eq!(r.results.len(), 4);
+    for ((_, s), res) in states.iter().zip(&r.results) {
+        assert!(res.state.as_ref().is_some_and(|n| n.unmarked_eq(s)), "read matches create");
+    }
+    assert_eq!(p.api_calls().of("DescribeInstances"), 1, "{:?}", p.api_calls().by_operation());
+    assert_eq!(p.api_calls().total(), 1, "{:?}", p.api_calls().by_operation());
+}
+
+#[tokio::test]
+async fn changing_nodes_launches_or_terminates_the_difference_in_place() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let one = config(&p, "cluster", j!({ "instance_type": "t3.micro" }));
+    let state = create(&p, "cluster.n", &one).await;
+    let first = strs(&state, "instance_ids")[0].clone();
+    let three = config(&p, "cluster", j!({ "instance_type": "t3.micro", "nodes": 3 }));
+    let plan = planned(&p, "cluster.n", &three, Some(&state)).await;
+    let mut c = changed(&state, &plan);
+    c.sort();
+    assert_eq!(c, ["instance_ids", "lost", "nodes", "private_ips", "public_ips", "state"], "no force-new attribute changes");
+    let grown = update(&p, "cluster.n", &state, &three).await;
+    let ids = strs(&grown, "instance_ids");
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0], first, "node 0 kept");
+    assert_eq!(instances_tagged("kiln:address", "cluster.n").await.len(), 3);
+    let shrunk = update(&p, "cluster.n", &grown, &one).await;
+    assert_eq!(strs(&shrunk, "instance_ids"), vec![first]);
+    let left = instances_tagged("kiln:address", "cluster.n").await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(tag(&left[0].1, "kiln:node"), Some("0"));
+
+    let bigger = config(&p, "cluster", j!({ "instance_type": "t3.small" }));
+    let plan = planned(&p, "cluster.n", &bigger, Some(&shrunk)).await;
+    assert!(changed(&shrunk, &plan).contains(&"instance_type".to_string()), "a new type is a change (force-new in the schema)");
+    assert!(p.schema().kinds["cluster"].body.attributes["instance_type"].force_new);
+}
+
+#[tokio::test]
+async fn recover_adopts_an_interrupted_create_and_nothing_is_launched_twice() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let cfg = config(&p, "cluster", j!({ "instance_type": "t3.micro", "nodes": 2 }));
+    let plan = planned(&p, "cluster.r", &cfg, None).await;
+    // The create ran, but its answer never reached state (kill -9): only the pending entry is left.
+    let lost = p.create(CreateRequest { address: "cluster.r", kind: "cluster", planned: &plan, token: "tok-lost" }).await;
+    let made = lost.state.expect("created");
+    let adopted = p.recover(RecoverRequest { address: "cluster.r", kind: "cluster", token: "tok-lost", planned: &plan }).await;
+    assert!(!adopted.diagnostics.has_errors(), "{:?}", adopted.diagnostics);
+    let adopted = adopted.state.expect("found by its token");
+    assert_eq!(strs(&adopted, "instance_ids"), strs(&made, "instance_ids"), "exactly those instances, same ranks");
+    assert_eq!(strs(&adopted, "security_group_ids"), strs(&made, "security_group_ids"));
+
+    // The next apply plans against the adopted object: nothing to launch.
+    let next = planned(&p, "cluster.r", &cfg, Some(&adopted)).await;
+    let c = changed(&adopted, &next);
+    assert!(c.is_empty(), "no change after adoption: {c:?}");
+    assert_eq!(instances_tagged("kiln:address", "cluster.r").await.len(), 2, "no duplicate instances");
+    assert!(p.recover(RecoverRequest { address: "cluster.r", kind: "cluster", token: "tok-never", planned: &plan }).await.state.is_none());
+}
+
+#[tokio::test]
+async fn recover_cleans_up_a_create_interrupted_before_launch() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let cfg = config(&p, "cluster", j!({ "instance_type": "t3.micro" }));
+    let plan = planned(&p, "cluster.e", &cfg, None).await;
+    server().fault("RunInstances", "", "InternalError", 500, 10);
+    let failed = p.create(CreateRequest { address: "cluster.e", kind: "cluster", planned: &plan, token: "tok-e" }).await;
+    assert!(failed.diagnostics.has_errors());
+    let groups = aws()
+        .await
+        .ec2
+        .describe_security_groups()
+        .filters(Filter::builder().name("tag:kiln:token").values("tok-e").build())
+        .send()
+        .await
+        .unwrap();
+    assert!(groups.security_groups().is_empty(), "a failed create leaves no security group");
+}
+
+#[tokio::test]
+async fn insufficient_capacity_moves_on_to_the_next_candidate() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    server().fault("RunInstances", "p4d.24xlarge", "InsufficientInstanceCapacity", 400, 1);
+    let cfg = config(&p, "cluster", j!({ "accelerators": "A100:8" }));
+    let state = create(&p, "cluster.ice", &cfg).await;
+    assert_eq!(str_of(&state, "instance_type"), "p4de.24xlarge");
+    assert_eq!(server().faults_left(), 0);
+    let (_, _, inst) = &instances_tagged("kiln:address", "cluster.ice").await[0];
+    assert_eq!(inst.instance_type().map(|t| t.as_str()), Some("p4de.24xlarge"));
+    let replan = planned(&p, "cluster.ice", &cfg, Some(&state)).await;
+    assert!(changed(&state, &replan).is_empty(), "the fallback type is kept: {:?}", changed(&state, &replan));
+}
+
+#[tokio::test]
+async fn when_no_candidate_has_capacity_the_error_names_what_was_tried() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    server().fault("RunInstances", "p4d", "InsufficientInstanceCapacity", 400, 2);
+    let cfg = config(&p, "cluster", j!({ "accelerators": "A100:8" }));
+    let plan = planned(&p, "cluster.none", &cfg, None).await;
+    let r = p.create(CreateRequest { address: "cluster.none", kind: "cluster", planned: &plan, token: "tok-none" }).await;
+    let e = r.diagnostics.errors().next().expect("no capacity");
+    assert_eq!(e.code, "E-AWS-CAPACITY");
+    assert_eq!(e.address.as_deref(), Some("cluster.none"));
+    assert!(e.summary.contains("p4d.24xlarge (InsufficientInstanceCapacity") && e.summary.contains("p4de.24xlarge"), "{}", e.summary);
+    assert!(instances_tagged("kiln:token", "tok-none").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_spot_interruption_degrades_the_cluster_and_the_next_apply_restores_it() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let cfg = config(&p, "cluster", j!({ "instance_type": "g5.xlarge", "nodes": 2, "spot": true }));
+    let state = create(&p, "cluster.s", &cfg).await;
+    let ids = strs(&state, "instance_ids");
+    server().spot_interrupt(&ids[1]);
+
+    let now = read(&p, "cluster.s", &state).await.expect("a degraded cluster still exists");
+    assert_eq!(str_of(&now, "state"), "degraded");
+    assert_eq!(strs(&now, "instance_ids"), [ids[0].clone()]);
+    let lost = now.get("lost").and_then(Value::as_list).expect("lost list");
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].get("reason"), Some(&Value::from("Server.SpotInstanceTermination")));
+    assert_eq!(lost[0].get("node"), Some(&Value::from(1i64)));
+
+    let plan = planned(&p, "cluster.s", &cfg, Some(&now)).await;
+    assert!(plan.get("instance_ids").is_some_and(Value::is_unknown), "plan asks to restore: {plan}");
+    let healed = update(&p, "cluster.s", &now, &cfg).await;
+    assert_eq!(str_of(&healed, "state"), "running");
+    let healed_ids = strs(&healed, "instance_ids");
+    assert_eq!(healed_ids.len(), 2);
+    assert_eq!(healed_ids[0], ids[0]);
+    assert_ne!(healed_ids[1], ids[1]);
+    let live = instances_tagged("kiln:address", "cluster.s").await;
+    let (_, tags, _) = live.iter().find(|(i, _, _)| *i == healed_ids[1]).expect("replacement in EC2");
+    assert_eq!(tag(tags, "kiln:node"), Some("1"));
+    let after = planned(&p, "cluster.s", &cfg, Some(&healed)).await;
+    assert!(changed(&healed, &after).is_empty(), "healed: {:?}", changed(&healed, &after));
+}
+
+#[tokio::test]
+async fn a_cluster_terminated_by_hand_is_gone() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let state = create(&p, "cluster.h", &config(&p, "cluster", j!({ "instance_type": "t3.micro" }))).await;
+    aws().await.ec2.terminate_instances().set_instance_ids(Some(strs(&state, "instance_ids"))).send().await.unwrap();
+    assert!(read(&p, "cluster.h", &state).await.is_none());
+}
+
+#[tokio::test]
+async fn impossible_or_contradictory_requests_fail_at_plan_time() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let r = plan(&p, "cluster.x", &config(&p, "cluster", j!({ "accelerators": "A100:16" })), None).await;
+    let e = r.diagnostics.errors().next().expect("no such type");
+    assert_eq!(e.summary, "cluster.x: no instance type in this region has accelerators = \"A100:16\"");
+    assert!(e.hint.as_deref().unwrap_or_default().contains("H100"), "{:?}", e.hint);
+    let r = plan(&p, "cluster.x", &config(&p, "cluster", j!({ "instance_type": "z9.huge" })), None).await;
+    assert!(r.diagnostics.errors().next().expect("unknown type").summary.contains("`z9.huge` does not exist"));
+    let d =
+        p.validate(kiln_provider::ValidateRequest { kind: "cluster", config: &json(j!({ "instance_type": "t3.micro", "cpus": "4+" })) });
+    assert!(d.has_errors());
+    let cpus = planned(&p, "cluster.x", &config(&p, "cluster", j!({ "cpus": "8+", "memory": "32+" })), None).await;
+    assert_eq!(str_of(&cpus, "instance_type"), "m5a.2xlarge", "m5 is previous generation in EC2's data");
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the `aws` provider against a real AWS API server (moto, started by the
+//! harness in `common::moto`), driving it through the provider contract as the engine does and
+//! checking results through the AWS API itself. One test binary, one module per kind.
+
+mod bucket;
+mod cluster;
+mod common;
+mod provider;
+mod spot_pool;

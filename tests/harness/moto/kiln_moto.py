@@ -1,0 +1,266 @@
+"""kiln's AWS test server: moto's WSGI app plus test-control endpoints under /_testbed/.
+
+Usage: python kiln_moto.py --port 0 [--host 127.0.0.1] [--port-file PATH]
+  --port 0 picks a free loopback port; the port is printed as "listening on PORT" and written to
+  --port-file when given. The server exits when its parent process goes away (checked every
+  second), so an aborted test run leaves no server behind; --stay keeps it running.
+
+AWS requests reach moto unchanged. Control endpoints (JSON in and out, never passed to moto):
+  GET    /_testbed/health
+  POST   /_testbed/spot-interrupt {"instance_id": "i-..", "action": "terminate"|"stop"|"notice",
+                                   "region": "us-east-1", "account": "123456789012"}
+         terminate/stop the instance the way EC2 reclaims spot capacity: state reason
+         Server.SpotInstanceTermination, its spot request closed (or disabled for stop).
+         "notice" only marks the spot request for termination (the two-minute warning).
+  POST   /_testbed/faults {"action": "RunInstances", "match": "p4d.24xlarge",
+                           "code": "InsufficientInstanceCapacity", "status": 400, "count": 1,
+                           "message": "..."}
+         the next `count` query-API calls (EC2) with that Action whose body contains `match`
+         get that error instead of reaching moto.
+  GET    /_testbed/faults   the rules and how many hits each has left
+  DELETE /_testbed/faults   drop every rule
+moto's own POST /moto-api/reset wipes all emulated state; it also drops the fault rules here.
+
+Where moto answers differently from AWS in a way the Rust SDK rejects, the answer is corrected
+here (and only that): GetBucketVersioning's root element is <VersioningConfiguration> on AWS,
+<GetBucketVersioningResponse> in moto 5.2.5.
+
+ModifyFleet, which moto 5.2.5 answers with a 500, is emulated here for `maintain` fleets: the
+new total and on-demand target capacities are recorded, missing capacity is launched (on-demand
+up to the on-demand target, spot for the rest) and excess capacity terminated.
+"""
+import argparse
+import io
+import json
+import os
+import threading
+import time
+import urllib.parse
+import uuid
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
+
+DEFAULT_ACCOUNT = "123456789012"
+
+
+class Faults:
+    """Error rules for upcoming calls, shared by the server's threads."""
+
+    def __init__(self):
+        self.rules = []
+        self.lock = threading.Lock()
+
+    def add(self, rule):
+        rule = dict(rule)
+        rule["count"] = int(rule.get("count", 1))
+        with self.lock:
+            self.rules.append(rule)
+
+    def clear(self):
+        with self.lock:
+            self.rules.clear()
+
+    def snapshot(self):
+        with self.lock:
+            return [dict(r) for r in self.rules]
+
+    def take(self, action, body):
+        """The first live rule matching this call, with one hit used up; None if none."""
+        with self.lock:
+            for rule in self.rules:
+                if rule["count"] > 0 and rule.get("action") == action and rule.get("match", "") in body:
+                    rule["count"] -= 1
+                    return dict(rule)
+        return None
+
+
+def modify_fleet(params, region, account=DEFAULT_ACCOUNT):
+    """ModifyFleet for a maintain fleet: new target capacities, then launch or terminate."""
+    from moto.ec2.models import ec2_backends
+
+    fleet = ec2_backends[account][region].fleets[params["FleetId"]]
+    total = params.get("TargetCapacitySpecification.TotalTargetCapacity")
+    on_demand = params.get("TargetCapacitySpecification.OnDemandTargetCapacity")
+    if on_demand is not None:
+        fleet.on_demand_target_capacity = int(on_demand)
+    if total is not None:
+        fleet.target_capacity = int(total)
+    fleet.spot_target_capacity = max(0, fleet.target_capacity - fleet.on_demand_target_capacity)
+    live = lambda: [i for i in fleet_instances(fleet) if i.state not in ("terminated", "shutting-down")]
+    on_demand_live = sum(1 for i in live() if not getattr(i, "lifecycle", None))
+    if fleet.on_demand_target_capacity > on_demand_live:
+        fleet.create_on_demand_requests(fleet.on_demand_target_capacity - on_demand_live)
+    missing = fleet.target_capacity - len(live())
+    if missing > 0:
+        fleet.create_spot_requests(missing)
+    fleet.fulfilled_capacity = float(len(live()))
+    if len(live()) > fleet.target_capacity:
+        fleet.terminate_instances()
+        fleet.fulfilled_capacity = float(len(live()))
+    return "<ModifyFleetResponse><requestId>kiln-testbed</requestId><return>true</return></ModifyFleetResponse>"
+
+
+def fleet_instances(fleet):
+    out = [r.instance for r in fleet.spot_requests if getattr(r, "instance", None) is not None]
+    out += [r["instance"] for r in fleet.on_demand_instances]
+    return out
+
+
+def region_of(environ):
+    """The region a SigV4-signed request names in its credential scope."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    scope = auth.split("Credential=", 1)[1].split(",", 1)[0] if "Credential=" in auth else ""
+    parts = scope.split("/")
+    return parts[2] if len(parts) > 2 else "us-east-1"
+
+
+def reply_json(start_response, status, obj):
+    body = json.dumps(obj, default=str).encode()
+    start_response(f"{status} TESTBED", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def reply_ec2_error(start_response, rule):
+    code = rule.get("code", "InsufficientInstanceCapacity")
+    message = rule.get("message", f"injected by the kiln test harness: {code}")
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+        f"<RequestID>{uuid.uuid4()}</RequestID></Response>"
+    ).encode()
+    status = int(rule.get("status", 400))
+    start_response(f"{status} FAULT", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def spot_interrupt(req):
+    """Reclaims a spot instance as EC2 does, answering what was done."""
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.instances import StateReason
+
+    backend = ec2_backends[req.get("account", DEFAULT_ACCOUNT)][req.get("region", "us-east-1")]
+    instance_id = req["instance_id"]
+    action = req.get("action", "terminate")
+    instance = backend.get_instance(instance_id)
+    requests = [r for r in backend.spot_instance_requests.values() if getattr(r, "instance", None) is instance]
+    if action == "notice":
+        for r in requests:
+            r._status_code, r.status_message = "marked-for-termination", "Spot Instance marked for termination"
+    elif action in ("terminate", "stop"):
+        if action == "stop":
+            backend.stop_instances([instance_id])
+            request_state, status = "disabled", "instance-stopped-by-price"
+        else:
+            backend.terminate_instances([instance_id])
+            request_state, status = "closed", "instance-terminated-by-price"
+        instance._reason = ""
+        instance.state_reason = StateReason(
+            "Server.SpotInstanceTermination: Spot instance termination", "Server.SpotInstanceTermination"
+        )
+        for r in requests:
+            r.state, r._status_code, r.status_message = request_state, status, "Spot instance interrupted"
+    else:
+        raise ValueError(f"unknown action {action!r}: use terminate, stop or notice")
+    return {"instance_id": instance_id, "state": instance._state.name, "spot_requests": [r.id for r in requests]}
+
+
+class TestbedApp:
+    """WSGI middleware: control endpoints and fault injection in front of moto."""
+
+    def __init__(self, moto_app):
+        self.moto_app = moto_app
+        self.faults = Faults()
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        method = environ["REQUEST_METHOD"]
+        if path.startswith("/_testbed/"):
+            return self.control(path, method, environ, start_response)
+        if path == "/moto-api/reset" and method == "POST":
+            self.faults.clear()
+        if method == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
+            text = body.decode("utf-8", "replace")
+            params = {k: v[0] for k, v in urllib.parse.parse_qs(text).items()}
+            action = params.get("Action", "")
+            rule = self.faults.take(action, text) if action else None
+            if rule is not None:
+                return reply_ec2_error(start_response, rule)
+            if action == "ModifyFleet":
+                try:
+                    xml = modify_fleet(params, region_of(environ)).encode()
+                except KeyError as e:
+                    return reply_ec2_error(start_response, {"code": "InvalidFleetId.NotFound", "message": f"no fleet {e}"})
+                start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(xml)))])
+                return [xml]
+        if method == "GET" and "versioning" in urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True):
+            return self.rewritten(environ, start_response, b"GetBucketVersioningResponse", b"VersioningConfiguration")
+        return self.moto_app(environ, start_response)
+
+    def rewritten(self, environ, start_response, old, new):
+        """moto's answer with `old` replaced by `new` in its body."""
+        seen = {}
+
+        def capture(status, headers, exc_info=None):
+            seen["status"], seen["headers"] = status, headers
+            return lambda data: None
+
+        body = b"".join(self.moto_app(environ, capture)).replace(old, new)
+        headers = [(k, str(len(body)) if k.lower() == "content-length" else v) for k, v in seen["headers"]]
+        start_response(seen["status"], headers)
+        return [body]
+
+    def control(self, path, method, environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            req = json.loads(raw) if raw else {}
+            if path == "/_testbed/health":
+                return reply_json(start_response, 200, {"ok": True})
+            if path == "/_testbed/spot-interrupt" and method == "POST":
+                return reply_json(start_response, 200, spot_interrupt(req))
+            if path == "/_testbed/faults":
+                if method == "POST":
+                    self.faults.add(req)
+                elif method == "DELETE":
+                    self.faults.clear()
+                return reply_json(start_response, 200, {"faults": self.faults.snapshot()})
+            return reply_json(start_response, 404, {"error": f"no testbed endpoint {method} {path}"})
+        except Exception as e:  # the test reads the error
+            return reply_json(start_response, 400, {"error": repr(e)})
+
+
+def exit_with_parent(parent):
+    """Ends this process once the process that started it is gone."""
+    while True:
+        time.sleep(1)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    ap.add_argument("--stay", action="store_true", help="keep running after the parent process exits")
+    args = ap.parse_args()
+    app = TestbedApp(DomainDispatcherApplication(create_backend_app))
+    server = make_server(args.host, args.port, app, threaded=True)
+    port = server.server_port
+    if args.port_file:
+        tmp = f"{args.port_file}.tmp"
+        with open(tmp, "w") as f:
+            f.write(str(port))
+        os.replace(tmp, args.port_file)
+    print(f"listening on {port}", flush=True)
+    if not args.stay:
+        threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
