@@ -85,6 +85,9 @@ pub struct PlanArgs {
     /// Operations in flight at once per provider (overrides the providers' own limits).
     #[arg(long)]
     pub parallelism: Option<usize>,
+    /// Also report on stderr the remote API calls each provider made while planning.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 #[derive(Subcommand)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use std::sync::Arc;
 use kiln_addrs::Target;
 use kiln_config::Config;
-use kiln_core::ProviderRegistry;
+use kiln_core::{Hook, ProviderRegistry};
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_ops::VarSources;
 use kiln_plan::{Mode, Plan};
@@ -144,6 +144,21 @@ fn version_ok(req: &str) -> bool {
     })
 }
 
+/// `--verbose`: what providers did while planning, on stderr.
+struct VerboseHook;
+
+impl Hook for VerboseHook {
+    fn refresh_done(&self, provider: &str, count: usize, elapsed: Duration) {
+        eprintln!("{provider}: refreshed {count} object(s) in {:.2}s", elapsed.as_secs_f64());
+    }
+
+    fn api_calls(&self, provider: &str, calls: &BTreeMap<String, u64>) {
+        let total: u64 = calls.values().sum();
+        let each: Vec<String> = calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
+        eprintln!("{provider}: {total} API call(s): {}", each.join(", "));
+    }
+}
+
 pub fn plan_request<'a>(l: &'a Loaded, state: &'a State, reg: &'a ProviderRegistry, args: &PlanArgs, mode: Mode, dir: &Path) -> kiln_core::PlanRequest<'a> {
     kiln_core::PlanRequest {
         config: &l.config,
@@ -154,7 +169,7 @@ pub fn plan_request<'a>(l: &'a Loaded, state: &'a State, reg: &'a ProviderRegist
         refresh: args.refresh,
         targets: args.target.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
         excludes: args.exclude.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
-        hook: &kiln_core::NoopHook,
+        hook: if args.verbose { &VerboseHook } else { &kiln_core::NoopHook },
         cwd: dir.to_path_buf(),
     }
 }

@@ -11,8 +11,8 @@ pub trait Hook: Send + Sync {
     fn refresh_done(&self, _provider: &str, _count: usize, _elapsed: Duration) {}
     fn apply_start(&self, _addr: &InstanceAddr, _action: Action) {}
     fn apply_done(&self, _addr: &InstanceAddr, _action: Action, _error: Option<&str>, _elapsed: Duration) {}
-    /// An operation that had to wait for its provider's concurrency limit.
-    fn provider_call(&self, _provider: &str) {}
+    /// Remote API calls a provider made during a plan, by operation.
+    fn api_calls(&self, _provider: &str, _calls: &std::collections::BTreeMap<String, u64>) {}
 }
 
 pub struct NoopHook;

@@ -76,6 +76,14 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
     filter_targets(&mut changes, &req.targets, &req.excludes, &graph);
     w.diags.extend(check_prevent_destroy(&changes, req.config));
     changes.sort_by(|a, b| a.address.cmp(&b.address));
+    let mut keys: Vec<&String> = w.providers.instances.keys().collect();
+    keys.sort();
+    for key in keys {
+        let calls = w.providers.instances[key].api_calls();
+        if !calls.is_empty() {
+            req.hook.api_calls(key, &calls);
+        }
+    }
     let variables = w.root_var_values();
     diags = w.diags;
     if diags.has_errors() {

@@ -128,6 +128,10 @@ impl Provider for AwsProvider {
         schema::schema()
     }
 
+    fn api_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        self.ctx.clients.calls.by_operation()
+    }
+
     fn limits(&self) -> Limits {
         Limits { concurrency: Some(16) }
     }

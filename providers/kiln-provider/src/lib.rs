@@ -74,6 +74,12 @@ pub trait Provider: Send + Sync {
     /// Reads an existing object by its provider ID so kiln can manage it.
     async fn import(&self, req: ImportRequest<'_>) -> ReadResult;
 
+    /// Remote API calls made so far, by operation (for `kiln plan --verbose`); empty for
+    /// providers that make none.
+    fn api_calls(&self) -> std::collections::BTreeMap<String, u64> {
+        Default::default()
+    }
+
     /// Reads part of a job's log: bytes from `offset` of node `node`'s output. Callers poll
     /// with the returned offset to follow a log.
     async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
