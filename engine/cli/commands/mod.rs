@@ -37,6 +37,7 @@ pub fn registry() -> ProviderRegistry {
     r.register(Arc::new(kiln_provider_builtin::BuiltinFactory));
     r.register(Arc::new(kiln_provider_local::LocalFactory));
     r.register(Arc::new(kiln_provider_aws::AwsFactory));
+    r.register(Arc::new(kiln_provider_onprem::OnpremFactory));
     r
 }
 

@@ -124,9 +124,12 @@ pub(crate) fn eval_body(body: &Body, schema: &SchemaBody, scope: &dyn Scope, dec
         }
         let mut vals = Vec::new();
         for b in &blocks {
-            match eval_body(&b.body, &bs.body, scope, &b.span) {
-                Ok(v) => vals.push(v),
-                Err(d) => diags.extend(d),
+            match (eval_body(&b.body, &bs.body, scope, &b.span), labelled(b, &bs.body)) {
+                (Ok(v), Ok(label)) => vals.push(with_label(v, label)),
+                (r, l) => {
+                    diags.extend(r.err().into_iter().flatten());
+                    diags.extend(l.err());
+                }
             }
         }
         let v = match bs.nesting {
@@ -146,6 +149,35 @@ pub(crate) fn eval_body(body: &Body, schema: &SchemaBody, scope: &dyn Scope, dec
         Err(diags)
     } else {
         Ok(Value::Map(out))
+    }
+}
+
+/// A nested block's label (`host "gpu-01" { ... }`) is its `name` when the block's schema has a
+/// `name` attribute; any other label is an error.
+fn labelled<'b>(b: &'b kiln_config::NestedBlock, schema: &SchemaBody) -> Result<Option<&'b str>, Diagnostic> {
+    match b.labels.as_slice() {
+        [] => Ok(None),
+        [label] if schema.attributes.contains_key("name") => {
+            if b.body.attr("name").is_some() {
+                return Err(Diagnostic::error("E-BLOCK-LABELS", format!("`{}` is named twice: by its label and by `name`", b.ident))
+                    .at(b.span.clone(), "here")
+                    .hint("keep one of them"));
+            }
+            Ok(Some(label))
+        }
+        _ => Err(Diagnostic::error("E-BLOCK-LABELS", format!("a `{}` block takes no label{}", b.ident, if schema.attributes.contains_key("name") { "s but one, its name" } else { "" }))
+            .at(b.span.clone(), "here")
+            .hint(format!("write `{} {{ ... }}`", b.ident))),
+    }
+}
+
+fn with_label(v: Value, label: Option<&str>) -> Value {
+    match (v, label) {
+        (Value::Map(mut m), Some(l)) => {
+            m.insert("name".to_string(), Value::from(l));
+            Value::Map(m)
+        }
+        (v, _) => v,
     }
 }
 

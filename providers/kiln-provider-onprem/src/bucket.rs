@@ -1,0 +1,298 @@
+//! `bucket`: a directory on one host (`host`, default the first one), at `path` (default
+//! `HOST_DIR/buckets/NAME`), or on a mount every host sees (`shared = true`: jobs on any host use
+//! the same path). Create writes a marker file holding the create's token so an interrupted
+//! create can be recognised; the marker does not count as content. Delete refuses to remove a
+//! bucket that holds files unless `force_destroy` is true. A bucket whose host does not answer
+//! is kept as it was: unreachable is not gone.
+
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::{
+    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, PlanRequest, PlanResponse, ReadItem, ReadResult,
+    RecoverRequest, UpdateRequest,
+};
+use kiln_value::{Map, Value};
+
+use crate::config::HostConfig;
+use crate::ssh::SshError;
+use crate::util::{attrs, bool_attr, error, read_error, set, slug, str_attr};
+use crate::{Batch, Ctx, Kind};
+
+pub(crate) struct Bucket;
+
+/// `$1` path, `$2` token: makes the directory and its marker.
+const CREATE: &str = r#"set -e
+mkdir -p "$1"
+printf '%s' "$2" > "$1/.kiln-bucket"
+"#;
+
+/// `$1` path: `yes` when the directory exists, then the marker's token.
+const PROBE: &str = r#"if [ -d "$1" ]; then echo yes; cat "$1/.kiln-bucket" 2>/dev/null; else echo no; fi
+"#;
+
+/// `$1` path, `$2` force (1/0). Exit 3 listing the entries when not empty and not forced.
+const DELETE: &str = r#"p=$1
+[ -d "$p" ] || exit 0
+if [ "$2" = 1 ]; then rm -rf -- "$p"; exit $?; fi
+left=$(cd "$p" && ls -A | grep -vx '.kiln-bucket' || true)
+if [ -n "$left" ]; then printf '%s\n' "$left" | head -n 6; exit 3; fi
+rm -f -- "$p/.kiln-bucket" && rmdir -- "$p"
+"#;
+
+/// A bucket's settled attributes.
+struct Spec {
+    host: String,
+    name: String,
+    path: String,
+    shared: bool,
+    force_destroy: bool,
+}
+
+impl Spec {
+    fn state(&self, h: &HostConfig) -> Value {
+        let m: Map = [
+            ("host".to_string(), Value::from(self.host.as_str())),
+            ("name".to_string(), Value::from(self.name.as_str())),
+            ("path".to_string(), Value::from(self.path.as_str())),
+            ("shared".to_string(), Value::from(self.shared)),
+            ("uri".to_string(), Value::from(uri(h, &self.path))),
+            ("force_destroy".to_string(), Value::from(self.force_destroy)),
+        ]
+        .into();
+        Value::Map(m)
+    }
+}
+
+/// `sftp://[user@]address[:port]/path`.
+fn uri(h: &HostConfig, path: &str) -> String {
+    let user = h.user.as_ref().map_or(String::new(), |u| format!("{u}@"));
+    let port = if h.port == 22 { String::new() } else { format!(":{}", h.port) };
+    let enc: String = path
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    format!("sftp://{user}{}{port}{enc}", h.address)
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        return Err(format!("invalid bucket name `{name}`: it must be a single directory name"));
+    }
+    Ok(())
+}
+
+/// The host a bucket lives on: `host`, or the fleet's first.
+fn host_of<'a>(ctx: &'a Ctx, address: &str, v: &Value) -> Result<&'a HostConfig, Diagnostic> {
+    match str_attr(v, "host") {
+        Some(n) => ctx.host(n).ok_or_else(|| {
+            error("E-ONPREM-BUCKET-HOST", address, format!("{address}: `{n}` is not a host of this provider"))
+                .hint(format!("hosts: {}", ctx.fleet.names().join(", ")))
+        }),
+        None => {
+            ctx.fleet.hosts.first().ok_or_else(|| error("E-ONPREM-BUCKET-HOST", address, format!("{address}: the provider has no hosts")))
+        }
+    }
+}
+
+/// `path` made absolute against the login user's home.
+async fn absolute(ctx: &Ctx, h: &HostConfig, path: &str) -> Result<String, SshError> {
+    if path.starts_with('/') {
+        return Ok(path.to_string());
+    }
+    Ok(format!("{}/{path}", ctx.ssh.home(h).await?.trim_end_matches('/')))
+}
+
+/// Why a bucket's attributes cannot be settled.
+enum Problem {
+    Invalid(Diagnostic),
+    /// The host did not answer (or refused): the default path is not known.
+    Host(SshError),
+}
+
+impl Problem {
+    fn into_diagnostic(self, address: &str) -> Diagnostic {
+        match self {
+            Problem::Invalid(d) => d,
+            Problem::Host(e) => host_error(address, &e),
+        }
+    }
+}
+
+/// Settles every attribute; asks the host for its directory when `path` is not given.
+async fn spec<'a>(ctx: &'a Ctx, address: &str, v: &Value) -> Result<(Spec, &'a HostConfig), Problem> {
+    let h = host_of(ctx, address, v).map_err(Problem::Invalid)?;
+    let name = str_attr(v, "name").map_or_else(|| slug(address, "bucket"), str::to_string);
+    check_name(&name).map_err(|m| Problem::Invalid(error("E-ONPREM-BUCKET-NAME", address, m)))?;
+    let path = match str_attr(v, "path") {
+        Some(p) => absolute(ctx, h, p).await,
+        None => ctx.host_dir(h).await.map(|d| format!("{d}/buckets/{name}")),
+    }
+    .map_err(Problem::Host)?;
+    let s = Spec {
+        host: h.name.clone(),
+        name,
+        path,
+        shared: bool_attr(v, "shared").unwrap_or(false),
+        force_destroy: bool_attr(v, "force_destroy").unwrap_or(false),
+    };
+    Ok((s, h))
+}
+
+fn host_error(address: &str, e: &SshError) -> Diagnostic {
+    error("E-ONPREM-BUCKET-HOST", address, format!("{address}: {}", e.message()))
+}
+
+async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
+    let (s, h) = spec(ctx, req.address, req.planned).await.map_err(|p| p.into_diagnostic(req.address))?;
+    let out = ctx.ssh.run(h, "bucket.create", CREATE, &[&s.path, req.token]).await.map_err(|e| host_error(req.address, &e))?;
+    if !out.ok() {
+        return Err(error(
+            "E-ONPREM-BUCKET-IO",
+            req.address,
+            format!("{}: cannot create {} on `{}`: {}", req.address, s.path, h.name, out.stderr.trim()),
+        ));
+    }
+    Ok(s.state(h))
+}
+
+/// `Some(marker token)` when the directory exists on its host.
+async fn probe(ctx: &Ctx, h: &HostConfig, path: &str) -> Result<Option<String>, SshError> {
+    let out = ctx.ssh.run(h, "bucket.probe", PROBE, &[path]).await?.text();
+    let mut lines = out.lines();
+    Ok((lines.next() == Some("yes")).then(|| lines.next().unwrap_or_default().to_string()))
+}
+
+async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
+    let (Some(path), Ok(h)) = (str_attr(req.prior, "path"), host_of(ctx, req.address, req.prior)) else { return Ok(()) };
+    let force = if bool_attr(req.prior, "force_destroy") == Some(true) { "1" } else { "0" };
+    let out = ctx.ssh.run(h, "bucket.delete", DELETE, &[path, force]).await.map_err(|e| host_error(req.address, &e))?;
+    match out.code {
+        Some(0) => Ok(()),
+        Some(3) => {
+            let names: Vec<String> = out.text().lines().take(5).map(str::to_string).collect();
+            Err(error(
+                "E-ONPREM-BUCKET-NOT-EMPTY",
+                req.address,
+                format!("{} is not empty: {path} on `{}` holds {}; nothing was deleted", req.address, h.name, names.join(", ")),
+            )
+            .hint(format!("to delete it with its contents, set `force_destroy = true` on {} and apply before destroying", req.address)))
+        }
+        _ => Err(error(
+            "E-ONPREM-BUCKET-IO",
+            req.address,
+            format!("{}: cannot delete {path} on `{}`: {}", req.address, h.name, out.stderr.trim()),
+        )),
+    }
+}
+
+async fn read(ctx: &Ctx, item: &ReadItem<'_>) -> ReadResult {
+    let (Some(path), Ok(h)) = (str_attr(item.state, "path"), host_of(ctx, item.address, item.state)) else { return ReadResult::gone() };
+    match probe(ctx, h, path).await {
+        Ok(Some(_)) => ReadResult::found(item.state.clone()),
+        Ok(None) => ReadResult::gone(),
+        // Unreachable is not gone: keep what state holds.
+        Err(_) => ReadResult::found(item.state.clone()),
+    }
+}
+
+async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
+    let (s, h) = match spec(ctx, req.address, req.planned).await {
+        Ok(x) => x,
+        Err(p) => return read_error(p.into_diagnostic(req.address)),
+    };
+    match probe(ctx, h, &s.path).await {
+        Ok(Some(token)) if token == req.token => ReadResult::found(s.state(h)),
+        Ok(_) => ReadResult::gone(),
+        Err(e) => read_error(host_error(req.address, &e)),
+    }
+}
+
+async fn import(ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+    let Some((host, path)) = req.id.split_once(':').filter(|(_, p)| p.starts_with('/')) else {
+        return read_error(
+            error("E-ONPREM-IMPORT", req.address, format!("`{}` is not HOST:/ABSOLUTE/PATH", req.id))
+                .hint("import a bucket as gpu-01:/data/checkpoints"),
+        );
+    };
+    let Some(h) = ctx.host(host) else {
+        return read_error(error("E-ONPREM-IMPORT", req.address, format!("`{host}` is not a host of this provider")));
+    };
+    match probe(ctx, h, path).await {
+        Ok(Some(_)) => {
+            let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string();
+            ReadResult::found(Spec { host: host.into(), name, path: path.into(), shared: false, force_destroy: false }.state(h))
+        }
+        Ok(None) => read_error(error("E-ONPREM-IMPORT", req.address, format!("no directory {path} on `{host}`"))),
+        Err(e) => read_error(host_error(req.address, &e)),
+    }
+}
+
+fn unknown_plan(req: &PlanRequest<'_>) -> Value {
+    let mut planned = attrs(req.proposed);
+    for k in ["host", "name", "path", "uri"] {
+        if set(req.config, k).is_none() {
+            planned.insert(k.to_string(), Value::Unknown);
+        }
+    }
+    Value::Map(planned)
+}
+
+async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+    let done = |planned, diagnostics| PlanResponse { planned, requires_replace: Vec::new(), diagnostics };
+    if let Some(prior) = req.prior {
+        let mut planned = attrs(req.proposed);
+        planned.extend(["host", "name", "path", "uri"].iter().filter_map(|k| prior.get(k).map(|v| (k.to_string(), v.clone()))));
+        return done(Value::Map(planned), Diagnostics::new());
+    }
+    if crate::util::any_unknown(req.config, &["host", "name", "path"]) {
+        return done(unknown_plan(req), Diagnostics::new());
+    }
+    match spec(ctx, req.address, req.config).await {
+        Ok((s, h)) => {
+            let mut planned = attrs(req.proposed);
+            planned.extend(attrs(&s.state(h)));
+            done(Value::Map(planned), Diagnostics::new())
+        }
+        Err(Problem::Invalid(d)) => done(req.proposed.clone(), d.into()),
+        // The host did not answer: the default path is known after apply.
+        Err(Problem::Host(_)) => done(unknown_plan(req), Diagnostics::new()),
+    }
+}
+
+#[async_trait]
+impl Kind for Bucket {
+    fn validate(&self, config: &Value) -> Diagnostics {
+        match str_attr(config, "name").map(check_name) {
+            Some(Err(m)) => Diagnostic::error("E-ONPREM-BUCKET-NAME", m).into(),
+            _ => Diagnostics::new(),
+        }
+    }
+
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+        plan(ctx, req).await
+    }
+
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
+        create(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    }
+
+    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+        // Only `shared` and `force_destroy` change in place; both live in state alone.
+        ApplyResponse::ok(req.planned.clone())
+    }
+
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
+        delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
+    }
+
+    async fn read(&self, ctx: &Ctx, item: &ReadItem<'_>, _batch: &Batch) -> ReadResult {
+        read(ctx, item).await
+    }
+
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
+        recover(ctx, req).await
+    }
+
+    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+        import(ctx, req).await
+    }
+}

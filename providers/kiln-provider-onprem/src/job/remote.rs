@@ -1,0 +1,230 @@
+//! The scripts a job runs on its hosts, and the parsing of what they print.
+//!
+//! A node's directory `HOST_DIR/jobs/JOB_ID/` holds `token`, `started_at`, `setup.sh`,
+//! `run.sh`, `env.sh`, the wrapper `node.sh`, and per rank `node-R.pid`, `node-R.log` and, once
+//! it has finished, `node-R.exit` (written atomically before the process ends). The wrapper
+//! runs in its own session (`setsid`), so its PID is also its process group, which stop signals.
+
+use std::collections::BTreeSet;
+
+use kiln_provider_local::procs::parse_stat;
+
+use crate::shell::{exports, write_file};
+
+/// `$1` job dir, `$2` rank: records its PID, sources the environment, runs setup then run,
+/// and records the exit code.
+const NODE: &str = r#"J=$1; R=$2
+echo $$ > "$J/node-$R.pid.tmp" && mv -f "$J/node-$R.pid.tmp" "$J/node-$R.pid"
+finish() { printf '%s\n' "$1" > "$J/node-$R.exit.tmp" && mv -f "$J/node-$R.exit.tmp" "$J/node-$R.exit"; exit "$1"; }
+. "$J/env.sh"
+bash "$J/setup.sh" || finish "$?"
+bash "$J/run.sh"
+finish "$?"
+"#;
+
+/// After the files are written: `$1` job dir, `$2` rank, `$3` workdir (empty: the job dir),
+/// `$4` checkpoint dir. Starts the node detached and prints its PID.
+const START: &str = r#"mkdir -p "$4"
+W=${3:-$J}
+[ -d "$W" ] || { echo "the working directory $W does not exist on $(hostname)" >&2; exit 4; }
+command -v setsid >/dev/null || { echo "setsid is missing on $(hostname) (util-linux)" >&2; exit 4; }
+cd "$W"
+setsid bash "$J/node.sh" "$J" "$R" </dev/null >>"$J/node-$R.log" 2>&1 &
+i=0
+while [ ! -s "$J/node-$R.pid" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done
+cat "$J/node-$R.pid"
+"#;
+
+/// Bash: `alive PGID` succeeds while a non-zombie process of the group exists.
+const ALIVE: &str = r#"alive() { cat /proc/[0-9]*/stat 2>/dev/null | sed 's/^.*) //' | awk -v g="$1" '$3==g && $1!="Z" {f=1} END {exit !f}'; }
+"#;
+
+/// `$1` job dir, `$2` rank: `key=value` lines describing the node.
+pub const STATUS: &str = r#"J=$1; R=$2
+[ -d "$J" ] || { echo "dir=missing"; exit 0; }
+echo "dir=present"
+echo "token=$(cat "$J/token" 2>/dev/null)"
+echo "started_at=$(cat "$J/started_at" 2>/dev/null)"
+echo "port=$(sed -n "s/^export KILN_MASTER_PORT='\\(.*\\)'$/\\1/p" "$J/env.sh" 2>/dev/null)"
+pid=$(cat "$J/node-$R.pid" 2>/dev/null)
+echo "pid=$pid"
+[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] && echo "stat=$(cat "/proc/$pid/stat" 2>/dev/null)"
+if [ -f "$J/node-$R.exit" ]; then echo "exit=$(cat "$J/node-$R.exit")"; echo "exit_at=$(stat -c %Y "$J/node-$R.exit")"; fi
+exit 0
+"#;
+
+/// `$1` job dir, `$2` rank, `$3` grace seconds: TERM the node's group, KILL it after the grace,
+/// then remove the directory. Exit 5 when the group survives.
+pub fn stop_script() -> String {
+    format!(
+        r#"{ALIVE}J=$1; R=$2; G=$3
+[ -d "$J" ] || exit 0
+pid=$(cat "$J/node-$R.pid" 2>/dev/null)
+if [ -n "$pid" ] && alive "$pid"; then
+  kill -TERM -- "-$pid" 2>/dev/null
+  n=$((G*10)); while [ $n -gt 0 ] && alive "$pid"; do sleep 0.1; n=$((n-1)); done
+  if alive "$pid"; then kill -KILL -- "-$pid" 2>/dev/null; sleep 0.2; fi
+  if alive "$pid"; then echo "process group $pid is still running" >&2; exit 5; fi
+fi
+rm -rf -- "$J"
+"#
+    )
+}
+
+/// `$1` job dir, `$2` rank, `$3` offset, `$4` most bytes: a header line
+/// `size=N done=0|1`, then the log's bytes from the offset.
+pub fn logs_script() -> String {
+    format!(
+        r#"{ALIVE}J=$1; R=$2; f="$J/node-$R.log"
+[ -d "$J" ] || {{ echo "missing"; exit 0; }}
+size=$(stat -c %s "$f" 2>/dev/null || echo 0)
+pid=$(cat "$J/node-$R.pid" 2>/dev/null)
+if [ -f "$J/node-$R.exit" ]; then done=1; elif [ -n "$pid" ] && ! alive "$pid"; then done=1; else done=0; fi
+echo "size=$size done=$done"
+[ -f "$f" ] && tail -c +$(( $3 + 1 )) "$f" | head -c "$4"
+exit 0
+"#
+    )
+}
+
+/// Lists TCP sockets (for a free master port).
+pub const PORTS: &str = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null\n";
+
+/// Files a node's directory gets before it starts.
+pub struct NodeFiles<'a> {
+    pub token: &'a str,
+    pub started_at: &'a str,
+    pub setup: &'a str,
+    pub run: &'a str,
+    pub env: &'a [(String, String)],
+}
+
+/// The launch script of one node: writes its files, then [`START`].
+pub fn launch_script(f: &NodeFiles<'_>) -> String {
+    let mut s = String::from("set -u\nJ=$1; R=$2\nmkdir -p \"$J\" && cd \"$J\" || exit 3\n");
+    for (name, content) in [
+        ("token", f.token.as_bytes()),
+        ("started_at", f.started_at.as_bytes()),
+        ("setup.sh", f.setup.as_bytes()),
+        ("run.sh", f.run.as_bytes()),
+        ("env.sh", exports(f.env).as_bytes()),
+        ("node.sh", NODE.as_bytes()),
+    ] {
+        s += &write_file(name, content);
+    }
+    s + START
+}
+
+/// What STATUS printed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeReport {
+    pub present: bool,
+    pub token: String,
+    pub started_at: String,
+    /// KILN_MASTER_PORT the node was started with.
+    pub port: Option<u16>,
+    pub pid: Option<u32>,
+    /// The PID leads its own group and is not a zombie.
+    pub alive: bool,
+    /// Exit code and the epoch second it was written.
+    pub exit: Option<(i32, u64)>,
+}
+
+/// Parses STATUS output.
+pub fn parse_status(text: &str) -> NodeReport {
+    let mut r = NodeReport::default();
+    let mut code = None;
+    let mut at = 0;
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else { continue };
+        match k {
+            "dir" => r.present = v == "present",
+            "token" => r.token = v.to_string(),
+            "started_at" => r.started_at = v.to_string(),
+            "port" => r.port = v.trim().parse().ok(),
+            "pid" => r.pid = v.trim().parse().ok(),
+            "stat" => r.alive = parse_stat(v).is_some_and(|p| Some(p.pid) == r.pid && p.pgrp == p.pid && !p.zombie),
+            "exit" => code = v.trim().parse().ok(),
+            "exit_at" => at = v.trim().parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    r.exit = code.map(|c| (c, at));
+    r
+}
+
+/// Ports in LISTEN state in `/proc/net/tcp{,6}` text.
+pub fn parse_listening(text: &str) -> BTreeSet<u16> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (local, state) = (f.get(1)?, f.get(3)?);
+            (*state == "0A").then(|| u16::from_str_radix(local.rsplit(':').next()?, 16).ok()).flatten()
+        })
+        .collect()
+}
+
+/// A port from 29500 up (offset by the job ID, so concurrent jobs rarely collide) that nothing
+/// listens on.
+pub fn choose_port(job_id: &str, used: &BTreeSet<u16>) -> u16 {
+    let offset = job_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into())) % 500;
+    (0..2000u32).map(|i| (29500 + (offset + i) % 2000) as u16).find(|p| !used.contains(p)).unwrap_or(29500)
+}
+
+/// The header of LOGS output: `(size, done)`, and the data after it; `None` when the job
+/// directory is missing.
+pub fn parse_logs(out: &[u8]) -> Option<(u64, bool, &[u8])> {
+    let nl = out.iter().position(|b| *b == b'\n')?;
+    let head = std::str::from_utf8(&out[..nl]).ok()?;
+    let mut size = None;
+    let mut done = false;
+    for kv in head.split_whitespace() {
+        match kv.split_once('=') {
+            Some(("size", v)) => size = v.parse().ok(),
+            Some(("done", v)) => done = v == "1",
+            _ => {}
+        }
+    }
+    Some((size?, done, &out[nl + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        let text = "dir=present\ntoken=abc\nstarted_at=2024-01-01T00:00:00Z\npid=4242\nstat=4242 (bash) S 1 4242 4242 0 -1\n";
+        let r = parse_status(text);
+        assert!(r.present && r.alive);
+        assert_eq!((r.pid, r.token.as_str(), r.exit), (Some(4242), "abc", None));
+        let done = parse_status("dir=present\npid=7\nstat=7 (bash) Z 1 7 7\nexit=3\nexit_at=1700000000\n");
+        assert!(!done.alive);
+        assert_eq!(done.exit, Some((3, 1_700_000_000)));
+        assert!(!parse_status("dir=missing\n").present);
+        assert!(!parse_status("dir=present\npid=9\nstat=9 (python3) S 1 8 8\n").alive, "not its own group leader");
+    }
+
+    #[test]
+    fn listening_ports_and_choice() {
+        let tcp = "  sl  local_address rem_address   st\n   0: 0100007F:735C 00000000:0000 0A 0\n   1: 0100007F:8AE2 0100007F:1F90 01 0\n";
+        assert_eq!(parse_listening(tcp), [0x735C].into_iter().collect());
+        let p = choose_port("train-1234", &BTreeSet::new());
+        assert!((29500..31500).contains(&p));
+        assert_ne!(choose_port("train-1234", &[p].into_iter().collect()), p);
+    }
+
+    #[test]
+    fn log_header() {
+        assert_eq!(parse_logs(b"size=12 done=1\nhello"), Some((12, true, &b"hello"[..])));
+        assert_eq!(parse_logs(b"missing\n"), None);
+    }
+
+    #[test]
+    fn launch_writes_every_file_then_starts() {
+        let env = vec![("KILN_NODE_RANK".to_string(), "0".to_string())];
+        let s = launch_script(&NodeFiles { token: "t", started_at: "now", setup: "", run: "echo 'hi'", env: &env });
+        assert!(s.contains("base64 -d > 'run.sh'"));
+        assert!(s.ends_with(START));
+    }
+}

@@ -1,0 +1,158 @@
+//! The schemas the `onprem` provider publishes: its configuration block (the fleet's hosts),
+//! the kinds `fleet`, `cluster`, `job` and `bucket`, and the data source `inventory`.
+
+use kiln_schema::{Attribute, Block, Body, KindSchema, Nesting, ProviderSchema};
+use kiln_value::Type;
+
+fn list(t: Type) -> Type {
+    Type::List(Box::new(t))
+}
+
+fn map(t: Type) -> Type {
+    Type::Map(Box::new(t))
+}
+
+pub fn schema() -> ProviderSchema {
+    ProviderSchema {
+        config: config(),
+        kinds: [
+            ("bucket".to_string(), KindSchema::new("A directory on a host, or on a mount every host shares", bucket())),
+            (
+                "cluster".to_string(),
+                KindSchema::new("Hosts of the fleet allocated to a request; their GPUs are claimed on the hosts", cluster()),
+            ),
+            ("fleet".to_string(), KindSchema::new("The fleet's hosts and their hardware, refreshed over SSH", fleet()).state_only()),
+            ("job".to_string(), KindSchema::new("A training job: one detached process group per allocated host", job())),
+        ]
+        .into(),
+        data_kinds: [(
+            "inventory".to_string(),
+            KindSchema::new("The fleet's hosts and their hardware, read over SSH", fleet()).state_only(),
+        )]
+        .into(),
+    }
+}
+
+fn host() -> Body {
+    Body::new()
+        .attr("name", Attribute::optional(Type::String, "The host's name in kiln (its block label)"))
+        .attr("address", Attribute::required(Type::String, "IP address or DNS name"))
+        .attr("port", Attribute::optional(Type::Number, "SSH port").default(22i64))
+        .attr("user", Attribute::optional(Type::String, "Login user; default: the provider's `user`, else ssh's default"))
+        .attr("identity_file", Attribute::optional(Type::String, "Private key file on the machine running kiln"))
+        .attr("proxy_jump", Attribute::optional(Type::String, "Name of another host of this provider to connect through"))
+        .attr("labels", Attribute::optional(map(Type::String), "Labels clusters can select on, such as { rack = \"a\" }"))
+        .attr(
+            "host_key",
+            Attribute::optional(
+                Type::String,
+                "The host's public key (\"ssh-ed25519 AAAA...\") or its fingerprint (\"SHA256:...\"); required to connect",
+            ),
+        )
+        .attr("root", Attribute::optional(Type::String, "This host's directory for kiln's files; default ROOT/hosts/NAME"))
+        .attr("allocate", Attribute::optional(Type::Bool, "Whether clusters may use this host (false for bastions)").default(true))
+}
+
+fn config() -> Body {
+    Body::new()
+        .attr(
+            "root",
+            Attribute::optional(
+                Type::String,
+                "Directory for kiln's files on every host, relative to the login user's home; default \".kiln\"",
+            ),
+        )
+        .attr("user", Attribute::optional(Type::String, "Default login user of the hosts"))
+        .attr("identity_file", Attribute::optional(Type::String, "Default private key file of the hosts"))
+        .attr("connect_timeout", Attribute::optional(Type::Number, "Seconds to wait for a host to answer").default(10i64))
+        .block(
+            "host",
+            Block {
+                nesting: Nesting::List,
+                body: host(),
+                min_items: 0,
+                max_items: None,
+                force_new: false,
+                description: "One machine of the fleet",
+            },
+        )
+}
+
+fn fleet() -> Body {
+    Body::new()
+        .attr("names", Attribute::optional(list(Type::String), "Only these hosts; default: all"))
+        .attr("labels", Attribute::optional(map(Type::String), "Only hosts with these labels"))
+        .attr(
+            "hosts",
+            Attribute::computed(
+                list(Type::Any),
+                "Each host: name, address, labels, reachable, error, hostname, cpus, cpu_model, memory_gb, os, kernel, disks, gpus, gpu_count, gpus_free, held_by",
+            ),
+        )
+        .attr("unreachable", Attribute::computed(list(Type::String), "Names of the hosts that did not answer"))
+        .attr("gpu_count", Attribute::computed(Type::Number, "GPUs of the reachable hosts"))
+        .attr("gpus_free", Attribute::computed(Type::Number, "GPUs no cluster holds, on reachable hosts"))
+}
+
+fn cluster() -> Body {
+    Body::new()
+        .attr("nodes", Attribute::optional(Type::Number, "Hosts to allocate; each node is a different host").default(1i64).force_new())
+        .attr("accelerators", Attribute::optional(Type::String, "GPUs per node, `NAME[:COUNT]`, such as \"A100:8\"").force_new())
+        .attr("cpus", Attribute::optional(Type::String, "CPUs a host must have, at least: \"16\" or \"16+\"").force_new())
+        .attr("memory", Attribute::optional(Type::String, "Memory a host must have in GiB, at least: \"64+\"").force_new())
+        .attr("labels", Attribute::optional(map(Type::String), "Labels a host must have").force_new())
+        .attr("hosts", Attribute::optional(list(Type::String), "Hosts it may use; default: any").force_new())
+        .attr("cluster_id", Attribute::computed(Type::String, "Identifier; owner of the GPU claims on the hosts"))
+        .attr("allocation", Attribute::computed(list(Type::Any), "Each node: host, address, gpus"))
+        .attr("node_ips", Attribute::computed(list(Type::String), "Addresses of the allocated hosts, by node rank"))
+        .attr("gpus_per_node", Attribute::computed(Type::Number, "GPUs each node gets"))
+        .attr("unreachable", Attribute::computed(list(Type::String), "Allocated hosts that did not answer at the last refresh"))
+}
+
+fn job() -> Body {
+    let checkpoint = Body::new()
+        .attr("bucket", Attribute::required(Type::Any, "The bucket, such as `bucket.checkpoints`"))
+        .attr("path", Attribute::optional(Type::String, "Directory inside the bucket, such as \"run-1/\"").default(""));
+    Body::new()
+        .attr("cluster", Attribute::required(Type::Any, "The cluster to run on, such as `cluster.train`"))
+        .attr("setup", Attribute::optional(Type::String, "Script run on every node before `run`").force_new())
+        .attr("run", Attribute::required(Type::String, "Script run on every node").force_new())
+        .attr(
+            "workdir",
+            Attribute::optional(Type::String, "Directory on the hosts the scripts run in; default: the job's directory").force_new(),
+        )
+        .attr("env", Attribute::optional(map(Type::String), "Extra environment variables").force_new())
+        .attr("nodes", Attribute::optional_computed(Type::Number, "Nodes to run on; default: all of the cluster's").force_new())
+        .attr("stop_grace", Attribute::optional(Type::Number, "Seconds between SIGTERM and SIGKILL when the job is stopped").default(10i64))
+        .attr("job_id", Attribute::computed(Type::String, "Identifier; also the name of the job's directory on each host"))
+        .attr("status", Attribute::computed(Type::String, "pending, running, succeeded, failed or lost"))
+        .attr("exit_codes", Attribute::computed(list(Type::Any), "Exit code of each node (null while running)"))
+        .attr("started_at", Attribute::computed(Type::String, "RFC 3339 time the job started"))
+        .attr("finished_at", Attribute::computed(Type::String, "RFC 3339 time the job finished (null until then)"))
+        .attr("node_ips", Attribute::computed(list(Type::String), "KILN_NODE_IPS: the hosts' addresses, by rank"))
+        .attr("master_addr", Attribute::computed(Type::String, "KILN_MASTER_ADDR: the address of rank 0"))
+        .attr("master_port", Attribute::computed(Type::Number, "KILN_MASTER_PORT: a port free on rank 0 at start"))
+        .attr("placement", Attribute::computed(list(Type::Any), "Each node: rank, host, address, dir (its job directory), pid"))
+        .attr("pids", Attribute::computed(list(Type::Any), "Process (group) ID of each node on its host"))
+        .block(
+            "checkpoint",
+            Block {
+                nesting: Nesting::Single,
+                body: checkpoint,
+                min_items: 0,
+                max_items: Some(1),
+                force_new: false,
+                description: "Where the job keeps checkpoints (KILN_CHECKPOINT_DIR)",
+            },
+        )
+}
+
+fn bucket() -> Body {
+    Body::new()
+        .attr("host", Attribute::optional_computed(Type::String, "Host holding the directory; default: the first host").force_new())
+        .attr("name", Attribute::optional_computed(Type::String, "Directory name; default: the resource name").force_new())
+        .attr("path", Attribute::optional_computed(Type::String, "Directory on the host; default: HOST_DIR/buckets/NAME").force_new())
+        .attr("shared", Attribute::optional(Type::Bool, "The path is a mount every host sees (NFS, Lustre...)").default(false))
+        .attr("uri", Attribute::computed(Type::String, "sftp:// URI of the directory"))
+        .attr("force_destroy", Attribute::optional(Type::Bool, "Allow destroy to delete the bucket while it holds files").default(false))
+}

@@ -1,0 +1,204 @@
+//! `job`: a 2-host job with the KILN_* environment (ranks, node IPs, master address and port,
+//! GPUs, checkpoint directory) checked through `logs`; exit codes; destroy stopping a running
+//! job; a host going down mid-job making it `lost`; and the conformance suite.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use kiln_provider::conformance::{self, Case};
+use kiln_provider::{CreateRequest, LogsRequest, Provider, RecoverRequest};
+use kiln_provider_local::procs::ProcTable;
+use kiln_provider_onprem::OnpremProvider;
+use kiln_value::Value;
+use serde_json::json;
+
+use crate::common::*;
+use crate::harness::harness;
+
+async fn cluster(p: &OnpremProvider, address: &str, cfg: serde_json::Value) -> Value {
+    create(p, address, &config(p, "cluster", cfg)).await
+}
+
+fn job(p: &OnpremProvider, cluster: &Value, mut attrs: serde_json::Value) -> Value {
+    attrs["cluster"] = cluster.to_json();
+    config(p, "job", attrs)
+}
+
+/// `KEY=VALUE` lines of a log.
+fn vars(log: &str) -> BTreeMap<String, String> {
+    log.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn pids(state: &Value) -> Vec<u32> {
+    list_of(state, "pids").iter().map(|v| v.to_string().parse().expect("pid")).collect()
+}
+
+async fn finished(p: &OnpremProvider, address: &str, state: &Value) -> Value {
+    read_until(p, address, state, |s| !matches!(status(s), "running" | "pending")).await
+}
+
+/// Waits until every node's log says `ready` (its script is running).
+async fn wait_ready(p: &OnpremProvider, address: &str, state: &Value, nodes: usize) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for rank in 0..nodes {
+        while !log(p, address, state, rank).await.contains("ready") {
+            assert!(Instant::now() < deadline, "node {rank} never became ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_two_host_job_sees_its_ranks_and_node_ips() {
+    let p = provider(&["host1", "host2"]);
+    let c = cluster(&p, "cluster.train", json!({ "nodes": 2, "accelerators": "A100:2" })).await;
+    let ckpt = harness().scratch("shared");
+    let bucket = create(&p, "bucket.ckpt", &config(&p, "bucket", json!({ "host": "host1", "path": ckpt, "shared": true }))).await;
+    let cfg = job(
+        &p,
+        &c,
+        json!({
+            "run": "env | grep -E '^(KILN_|CUDA_VISIBLE_DEVICES=|GREETING=)' | sort",
+            "env": { "GREETING": "hello there" },
+            "checkpoint": { "bucket": bucket.to_json(), "path": "run-1/" },
+        }),
+    );
+    let created = create(&p, "job.train", &cfg).await;
+    let job_id = str_of(&created, "job_id").to_string();
+    assert!(job_id.starts_with("train-"), "{job_id}");
+    assert_eq!(list_of(&created, "node_ips"), &[Value::from("127.0.1.1"), Value::from("127.0.1.2")]);
+
+    let done = finished(&p, "job.train", &created).await;
+    assert_eq!(status(&done), "succeeded", "{done}");
+    assert_eq!(list_of(&done, "exit_codes"), &[json(json!(0)), json(json!(0))]);
+    assert!(done.get("finished_at").and_then(Value::as_str).is_some());
+
+    let port = num_of(&done, "master_port").to_string();
+    for (rank, host) in ["host1", "host2"].iter().enumerate() {
+        let env = vars(&log(&p, "job.train", &done, rank).await);
+        let get = |k: &str| env.get(k).map(String::as_str).unwrap_or_else(|| panic!("node {rank} lacks {k}: {env:?}"));
+        assert_eq!(get("KILN_HARNESS_HOST"), *host, "rank {rank} runs on {host}");
+        assert_eq!(get("KILN_NODE_RANK"), rank.to_string());
+        assert_eq!(get("KILN_NUM_NODES"), "2");
+        assert_eq!(get("KILN_NODE_IPS"), "127.0.1.1,127.0.1.2");
+        assert_eq!(get("KILN_MASTER_ADDR"), "127.0.1.1");
+        assert_eq!(get("KILN_MASTER_PORT"), port);
+        assert_eq!(get("KILN_NUM_GPUS_PER_NODE"), "2");
+        assert_eq!(get("CUDA_VISIBLE_DEVICES"), "0,1");
+        assert_eq!(get("KILN_JOB_ID"), job_id);
+        assert_eq!(get("KILN_CHECKPOINT_DIR"), format!("{ckpt}/run-1"));
+        assert_eq!(get("GREETING"), "hello there");
+    }
+    assert!(std::path::Path::new(&format!("{ckpt}/run-1")).is_dir());
+
+    let dirs: Vec<String> = list_of(&done, "placement").iter().map(|n| str_of(n, "dir").to_string()).collect();
+    assert!(!delete(&p, "job.train", &done).await.has_errors());
+    assert!(dirs.iter().all(|d| !std::path::Path::new(d).exists()), "delete removed every node's directory");
+    assert!(read(&p, "job.train", &done).await.is_none());
+}
+
+#[tokio::test]
+async fn a_failing_node_fails_the_job_with_its_exit_code() {
+    let p = provider(&["host3", "host4"]);
+    let c = cluster(&p, "cluster.c", json!({ "nodes": 2 })).await;
+    let cfg = job(&p, &c, json!({ "run": "echo rank $KILN_NODE_RANK; if [ \"$KILN_NODE_RANK\" = 1 ]; then exit 3; fi" }));
+    let created = create(&p, "job.fail", &cfg).await;
+    let done = read_until(&p, "job.fail", &created, |s| list_of(s, "exit_codes").iter().all(|c| !c.is_null())).await;
+    assert_eq!(status(&done), "failed");
+    assert_eq!(list_of(&done, "exit_codes"), &[json(json!(0)), json(json!(3))]);
+    assert_eq!(log(&p, "job.fail", &done, 1).await, "rank 1\n");
+    let tail = p.logs(LogsRequest { address: "job.fail", kind: "job", state: &done, node: 1, offset: 2 }).await;
+    assert_eq!((tail.data.as_slice(), tail.next_offset, tail.finished), (&b"nk 1\n"[..], 7, true));
+    assert!(!delete(&p, "job.fail", &done).await.has_errors());
+}
+
+#[tokio::test]
+async fn destroy_stops_a_running_job() {
+    let p = provider(&["host3", "host4"]);
+    let c = cluster(&p, "cluster.c", json!({ "nodes": 2 })).await;
+    let cfg = job(&p, &c, json!({ "run": "echo ready; sleep 300", "stop_grace": 2 }));
+    let created = create(&p, "job.long", &cfg).await;
+    wait_ready(&p, "job.long", &created, 2).await;
+    let running = read(&p, "job.long", &created).await.expect("running");
+    assert_eq!(status(&running), "running");
+    let groups = pids(&running);
+    assert!(groups.iter().all(|g| ProcTable::snapshot().group_alive(*g)), "{groups:?}");
+
+    assert!(!delete(&p, "job.long", &running).await.has_errors());
+    let table = ProcTable::snapshot();
+    assert!(groups.iter().all(|g| !table.group_alive(*g)), "every node's processes were stopped");
+    assert!(read(&p, "job.long", &running).await.is_none());
+}
+
+#[tokio::test]
+async fn a_host_that_goes_down_makes_the_job_lost() {
+    // host5 is used by this test only: it is taken down.
+    let p = provider(&["host4", "host5"]);
+    let c = cluster(&p, "cluster.c", json!({ "nodes": 2 })).await;
+    let cfg = job(&p, &c, json!({ "run": "echo ready; sleep 300", "stop_grace": 1 }));
+    let created = create(&p, "job.fragile", &cfg).await;
+    wait_ready(&p, "job.fragile", &created, 2).await;
+    let running = read(&p, "job.fragile", &created).await.expect("running");
+    let groups = pids(&running);
+
+    // The machine goes away: its sshd and connections end, and so do its processes (the
+    // loopback hosts share this machine's process table, so they are killed by hand).
+    harness().stop_host("host5");
+    std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", groups[1])]).status().expect("kill");
+
+    let lost = read(&p, "job.fragile", &running).await.expect("a job on a vanished host is lost, not gone");
+    assert_eq!(status(&lost), "lost", "{lost}");
+    let again = plan(&p, "job.fragile", &cfg, Some(&lost)).await;
+    assert!(again.requires_replace.contains(&"status".to_string()), "a lost job is replaced: {:?}", again.requires_replace);
+
+    let cluster_now = read(&p, "cluster.c", &c).await.expect("the cluster stays");
+    assert_eq!(list_of(&cluster_now, "unreachable"), &[Value::from("host5")]);
+
+    let d = delete(&p, "job.fragile", &lost).await;
+    assert!(!d.has_errors(), "{d:?}");
+    assert!(d.iter().any(|w| w.code == "W-ONPREM-JOB-UNREACHABLE" && w.summary.contains("host5")), "{d:?}");
+    assert!(!ProcTable::snapshot().group_alive(groups[0]), "the node on host4 was stopped");
+}
+
+#[tokio::test]
+async fn conformance_suite() {
+    let p = provider(&["host4"]);
+    let c = cluster(&p, "cluster.c", json!({})).await;
+    let raw = |mut attrs: serde_json::Value| {
+        attrs["cluster"] = c.to_json();
+        json(attrs)
+    };
+    let case = Case {
+        kind: "job",
+        config: raw(json!({ "run": "sleep 30" })),
+        update: Some(raw(json!({ "run": "sleep 30", "stop_grace": 1 }))),
+        import_id: None,
+    };
+    conformance::run(&p, &[case]).await;
+}
+
+/// Creates with a known token as an apply would, then forgets the result (the apply died
+/// before saving it) and asks `recover`, as the next plan does.
+async fn create_then_recover(p: &OnpremProvider, address: &str, cfg: &Value) -> (Value, Value) {
+    let kind = address.split('.').next().unwrap();
+    let planned = plan(p, address, cfg, None).await.planned;
+    let tok = token();
+    let made = p.create(CreateRequest { address, kind, planned: &planned, token: &tok }).await.state.expect("created");
+    let found = p.recover(RecoverRequest { address, kind, token: &tok, planned: &planned }).await;
+    assert!(!found.diagnostics.has_errors(), "{:?}", found.diagnostics);
+    (made, found.state.unwrap_or_else(|| panic!("{address}: what the create made is found by its token")))
+}
+
+#[tokio::test]
+async fn an_interrupted_create_is_recovered_by_its_token() {
+    let p = provider(&["host3", "host4"]);
+    let (made, cluster) = create_then_recover(&p, "cluster.r", &config(&p, "cluster", json!({ "nodes": 2 }))).await;
+    assert_eq!(str_of(&cluster, "cluster_id"), str_of(&made, "cluster_id"));
+    let cfg = job(&p, &cluster, json!({ "run": "echo ready; sleep 300", "stop_grace": 0 }));
+    let (made, found) = create_then_recover(&p, "job.r", &cfg).await;
+    assert_eq!(str_of(&found, "job_id"), str_of(&made, "job_id"));
+    assert_eq!(num_of(&found, "master_port"), num_of(&made, "master_port"));
+    assert_eq!(pids(&found), pids(&made));
+    assert!(!delete(&p, "job.r", &found).await.has_errors());
+    assert!(!delete(&p, "cluster.r", &cluster).await.has_errors());
+}
