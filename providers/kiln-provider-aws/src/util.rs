@@ -1,9 +1,8 @@
 //! Small helpers shared by the kinds: reading attributes out of values, building values, names
 //! derived from addresses and tokens, kiln's ownership tags, and diagnostics.
 
-use kiln_diag::Diagnostic;
-use kiln_provider::ReadResult;
-use kiln_value::{Decimal, Map, Value};
+use kiln_value::{Map, Value};
+pub(crate) use kiln_provider::util::{attrs, bool_attr, error, num, read_error, set, str_attr, str_list, strings, u64_attr};
 
 /// Tag naming the kiln address an AWS object belongs to.
 pub const TAG_ADDRESS: &str = "kiln:address";
@@ -12,40 +11,8 @@ pub const TAG_TOKEN: &str = "kiln:token";
 /// Tag holding an instance's node rank within its cluster.
 pub const TAG_NODE: &str = "kiln:node";
 
-/// A value's attributes (empty for anything but a map).
-pub(crate) fn attrs(v: &Value) -> Map {
-    v.as_map().cloned().unwrap_or_default()
-}
-
-/// An attribute that is set: present, not null.
-pub(crate) fn set<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
-    v.get(name).map(Value::unmarked).filter(|x| !x.is_null())
-}
-
 pub(crate) fn is_unknown(v: &Value, name: &str) -> bool {
     v.get(name).is_some_and(Value::is_unknown)
-}
-
-pub(crate) fn str_attr<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
-    set(v, name).and_then(Value::as_str)
-}
-
-pub(crate) fn bool_attr(v: &Value, name: &str) -> Option<bool> {
-    set(v, name).and_then(Value::as_bool)
-}
-
-/// A whole, non-negative number.
-pub(crate) fn to_u64(v: &Value) -> Option<u64> {
-    v.as_number().filter(|n| n.fract().is_zero()).and_then(|n| u64::try_from(n).ok())
-}
-
-pub(crate) fn u64_attr(v: &Value, name: &str) -> Option<u64> {
-    set(v, name).and_then(to_u64)
-}
-
-/// Strings of a list attribute (non-strings skipped).
-pub(crate) fn str_list(v: &Value, name: &str) -> Vec<String> {
-    set(v, name).and_then(Value::as_list).unwrap_or_default().iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
 }
 
 /// A `map(string)` attribute as pairs, sorted by key.
@@ -54,14 +21,6 @@ pub(crate) fn str_map(v: &Value, name: &str) -> Vec<(String, String)> {
         .and_then(Value::as_map)
         .map(|m| m.iter().filter_map(|(k, x)| x.as_str().map(|s| (k.clone(), s.to_string()))).collect())
         .unwrap_or_default()
-}
-
-pub(crate) fn num(n: u64) -> Value {
-    Value::Number(Decimal::from(n))
-}
-
-pub(crate) fn strings<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Value {
-    Value::List(items.into_iter().map(|s| Value::from(s.as_ref())).collect())
 }
 
 /// Builds a map value from pairs.
@@ -100,16 +59,6 @@ pub(crate) fn made_up_name(address: &str, kind: &str, token: &str, max: usize) -
     let room = max.saturating_sub("kiln--".len() + suffix.len());
     let slug: String = slug(address, kind).chars().take(room).collect();
     format!("kiln-{}-{suffix}", slug.trim_end_matches('-'))
-}
-
-/// An error about one resource.
-pub(crate) fn error(code: &'static str, address: &str, summary: impl Into<String>) -> Diagnostic {
-    Diagnostic::error(code, summary).address(address)
-}
-
-/// A read (or recover, or import) that failed.
-pub(crate) fn read_error(d: Diagnostic) -> ReadResult {
-    ReadResult { state: None, diagnostics: d.into() }
 }
 
 #[cfg(test)]
