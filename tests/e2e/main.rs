@@ -1,11 +1,14 @@
 //! End-to-end tests of the `kiln` binary. One module per command area; new tests go in the
 //! module of the command they exercise, regression tests are named after their issue. Plan
 //! view snapshots: add a fixture under `fixtures/plan-<scenario>/` and a test in `plan_view.rs`.
-//! Shared helpers (projects, background runs, insta filters) live in `support.rs`.
+//! Shared helpers (projects, background runs, insta filters) live in `support.rs`; the AWS API
+//! server (moto) that `aws.rs` and the aws example run against, in `moto.rs`.
 
+mod moto;
 mod support;
 
 mod apply;
+mod aws;
 mod examples;
 mod exit_codes;
 mod fmt;

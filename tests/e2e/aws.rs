@@ -1,0 +1,452 @@
+//! The `aws` provider end to end (issue 4): the `kiln` binary against moto's AWS API server
+//! (`moto.rs`), results checked through the AWS API itself (boto3), not kiln's state.
+//!
+//! - `examples/aws-spot-training/` applied, inspected, re-planned as no change, its pool's
+//!   capacity changed in place, destroyed leaving nothing behind; a no-change plan reads every
+//!   instance with one DescribeInstances call.
+//! - Resilience: spot interruptions (cluster and pool) show on the next plan as lost capacity and
+//!   the next apply restores it; InsufficientInstanceCapacity falls back to the next candidate
+//!   type; throttling and 5xx answers are retried; `kill -9` of an apply mid-create, then
+//!   force-unlock and re-apply, leaves exactly the nodes asked for (before and after launch).
+//!
+//! Ignored tests (`#[ignore = "bug: ..."]`) pin known bugs: the capacity change (the harness's
+//! ModifyFleet emulation), one DescribeInstances call per kind, `kiln validate` needing AWS.
+//!
+//! Every test that uses moto takes [`exclusive`] (serialised, moto reset). moto's state dies with
+//! the server, so no test needs to clean up after itself.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::moto::{exclusive, server, tag, Inventory, Moto};
+use crate::support::{copy_dir, force_unlock_id, repo_root, run, wait_until, Project, Run, Spawned};
+
+/// Safety bound for waiting on a background apply to reach a point; not a speed requirement.
+const BOUND: Duration = Duration::from_secs(120);
+
+const EXAMPLE: &str = "examples/aws-spot-training";
+
+/// A project whose `kiln` runs talk to the shared moto server: test credentials, no other AWS_*
+/// setting of the caller, and `--var endpoint=...` on the commands that configure providers.
+struct AwsProject {
+    p: Project,
+    moto: &'static Moto,
+}
+
+impl std::ops::Deref for AwsProject {
+    type Target = Project;
+    fn deref(&self) -> &Project {
+        &self.p
+    }
+}
+
+/// A configuration header: the endpoint variable and the provider block.
+fn header() -> String {
+    "variable \"endpoint\" {\n  type    = string\n  default = null\n}\n\nprovider \"aws\" {\n  region   = \"us-east-1\"\n  endpoint = var.endpoint\n}\n\n"
+        .to_string()
+}
+
+impl AwsProject {
+    /// `body` after [`header`].
+    fn new(body: &str) -> Self {
+        AwsProject { p: Project::new(&(header() + body)), moto: server() }
+    }
+
+    /// A copy of `examples/aws-spot-training`.
+    fn example() -> Self {
+        let p = Project::empty();
+        copy_dir(&repo_root().join(EXAMPLE), p.path(), &[]);
+        AwsProject { p, moto: server() }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let endpoint = format!("endpoint={}", self.moto.endpoint());
+        let mut all: Vec<&str> = args.to_vec();
+        if matches!(args.first(), Some(&("plan" | "apply" | "destroy" | "validate"))) {
+            all.extend(["--var", &endpoint]);
+        }
+        let mut c = self.p.command(&all);
+        aws_env(&mut c);
+        c
+    }
+
+    fn kiln(&self, args: &[&str]) -> Run {
+        run(self.command(args))
+    }
+
+    fn spawn(&self, args: &[&str]) -> Spawned {
+        let mut c = self.command(args);
+        c.env_remove("KILN_QUIET");
+        Spawned::start(c)
+    }
+
+    fn inspect(&self) -> Inventory {
+        self.moto.inspect()
+    }
+
+    /// The attributes of `address` in state, from `kiln show --json`.
+    fn values(&self, address: &str) -> serde_json::Value {
+        let out = self.kiln(&["show", "--json"]).ok().stdout();
+        let show: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("show --json is not JSON ({e}): {out}"));
+        let resources = show["resources"].as_array().cloned().unwrap_or_default();
+        let r = resources.iter().find(|r| r["address"] == address).unwrap_or_else(|| panic!("{address} is not in state: {show}"));
+        r["values"].clone()
+    }
+
+    fn output_strings(&self, name: &str) -> Vec<String> {
+        strings(&self.output_json(name))
+    }
+}
+
+/// Test credentials and nothing else of the caller's AWS settings (profiles, endpoints, regions).
+pub fn aws_env(c: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test").env("AWS_EC2_METADATA_DISABLED", "true");
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array().unwrap_or_else(|| panic!("not a list: {v}")).iter().map(|x| x.as_str().expect("string").to_string()).collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn ids(items: &[&serde_json::Value]) -> Vec<String> {
+    sorted(items.iter().map(|i| i["id"].as_str().expect("id").to_string()).collect())
+}
+
+/// The API calls `kiln plan --verbose` reports for `provider`, by operation.
+fn api_calls(stderr: &str, provider: &str) -> BTreeMap<String, u64> {
+    let prefix = format!("{provider}: ");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with(&prefix) && l.contains("API call(s):"))
+        .unwrap_or_else(|| panic!("no `{provider}: N API call(s): ...` line in:\n{stderr}"));
+    line.split_once("API call(s):")
+        .expect("calls")
+        .1
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            let (op, n) = s.trim().rsplit_once(' ').unwrap_or_else(|| panic!("`{s}` in {line}"));
+            (op.to_string(), n.parse().unwrap_or_else(|_| panic!("`{s}` in {line}")))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The example
+
+#[test]
+fn the_example_applies_matches_the_api_replans_clean_and_destroys_to_nothing() {
+    let _g = exclusive();
+    let p = AwsProject::example();
+    let plan = p.kiln(&["plan", "--detailed-exitcode"]).code_is(2).stdout();
+    assert!(plan.contains("Plan: 2 to add, 0 to change, 0 to destroy."), "{plan}");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+
+    // Through the AWS API: the bucket, the fleet and its instances, with kiln's tags.
+    let aws = p.inspect();
+    let uri = p.output_json("checkpoints");
+    let bucket_name = uri.as_str().and_then(|u| u.strip_prefix("s3://")).unwrap_or_else(|| panic!("checkpoints = {uri}"));
+    let buckets = aws.buckets();
+    assert_eq!(buckets.len(), 1, "{buckets:?}");
+    let b = buckets[0];
+    assert_eq!(b["name"], bucket_name);
+    assert_eq!(tag(b, "kiln:address"), Some("bucket.checkpoints"), "{b}");
+    assert!(tag(b, "kiln:token").is_some_and(|t| !t.is_empty()), "{b}");
+    assert_eq!(tag(b, "project"), Some("kiln-spot-training"), "{b}");
+    assert_eq!(b["versioning"], "Enabled");
+
+    let fleets = aws.active_fleets();
+    assert_eq!(fleets.len(), 1, "{fleets:?}");
+    let f = fleets[0];
+    assert_eq!(f["id"], p.output_json("fleet_id"));
+    assert_eq!(f["type"], "maintain");
+    assert_eq!(f["total"], 4, "the example's capacity: {f}");
+    assert_eq!(tag(f, "kiln:address"), Some("spot_pool.workers"), "{f}");
+    let token = tag(f, "kiln:token").expect("the fleet carries its create's token").to_string();
+
+    let live = aws.live_of("spot_pool.workers");
+    assert_eq!(live.len(), 4, "{:#}", aws.0["instances"]);
+    assert_eq!(ids(&live), sorted(p.output_strings("instance_ids")), "state names exactly the instances EC2 runs");
+    let types = p.output_strings("instance_types");
+    for i in &live {
+        assert_eq!(tag(i, "kiln:token"), Some(token.as_str()), "{i}");
+        assert_eq!(tag(i, "project"), Some("kiln-spot-training"), "{i}");
+        assert_eq!(i["lifecycle"], "spot", "{i}");
+        assert!(types.iter().any(|t| i["type"] == t.as_str()), "{i} is one of {types:?}");
+    }
+    assert_eq!(aws.live_instances().len(), 4, "nothing else runs");
+
+    // No change, and one DescribeInstances call for the whole refresh.
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+    let r = p.kiln(&["plan", "--verbose", "--detailed-exitcode"]).code_is(0);
+    let calls = api_calls(&r.stderr(), "aws");
+    assert!(calls.get("DescribeInstances").copied().unwrap_or(0) <= 1, "{calls:?}");
+    assert!(calls.contains_key("DescribeFleets"), "the pool was refreshed: {calls:?}");
+
+    // Destroy: no instance running, no fleet active, no bucket, nothing kiln made left over.
+    p.kiln(&["destroy", "--auto-approve"]).ok();
+    let aws = p.inspect();
+    assert_eq!(aws.live_instances(), Vec::<&serde_json::Value>::new());
+    assert_eq!(aws.active_fleets(), Vec::<&serde_json::Value>::new());
+    assert_eq!(aws.buckets(), Vec::<&serde_json::Value>::new());
+    assert_eq!(aws.launch_templates(), Vec::<&serde_json::Value>::new());
+    let kilns = |v: Vec<&serde_json::Value>| v.into_iter().filter(|x| tag(x, "kiln:address").is_some()).count();
+    assert_eq!(kilns(aws.security_groups()), 0, "{:#}", aws.0["security_groups"]);
+    assert_eq!(kilns(aws.key_pairs()), 0, "{:#}", aws.0["key_pairs"]);
+    assert_eq!(p.state_list(), Vec::<String>::new());
+}
+
+#[test]
+#[ignore = "bug: tests/harness/moto/kiln_moto.py's ModifyFleet emulation updates fleet.target_capacity but not \
+            fleet.target_capacity_specification, which moto's DescribeFleets answers with: after a capacity change \
+            the API still reports the old TotalTargetCapacity and every later plan shows drift (capacity 6 -> 4)"]
+fn changing_the_pool_capacity_is_an_in_place_update() {
+    let _g = exclusive();
+    let p = AwsProject::example();
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let fleet_id = p.output_json("fleet_id");
+
+    let plan = p.kiln(&["plan", "--detailed-exitcode", "--var", "workers=6"]).code_is(2).stdout();
+    assert!(plan.contains("spot_pool.workers will be updated in place"), "{plan}");
+    assert!(plan.contains("~ capacity") && plan.contains("4 -> 6"), "{plan}");
+    assert!(plan.contains("Plan: 0 to add, 1 to change, 0 to destroy."), "{plan}");
+    p.kiln(&["apply", "--auto-approve", "--var", "workers=6"]).ok();
+
+    let aws = p.inspect();
+    let fleets = aws.active_fleets();
+    assert_eq!(fleets.len(), 1, "{fleets:?}");
+    assert_eq!(fleets[0]["id"], fleet_id, "the same fleet, modified");
+    assert_eq!(fleets[0]["total"], 6, "target capacity through the API: {}", fleets[0]);
+    assert_eq!(aws.live_of("spot_pool.workers").len(), 6);
+    assert_eq!(ids(&aws.live_of("spot_pool.workers")), sorted(p.output_strings("instance_ids")));
+    p.kiln(&["plan", "--detailed-exitcode", "--var", "workers=6"]).code_is(0);
+
+    // And back down.
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let aws = p.inspect();
+    assert_eq!(aws.active_fleets()[0]["total"], 4);
+    assert_eq!(aws.live_of("spot_pool.workers").len(), 4);
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+}
+
+#[test]
+#[ignore = "bug: the aws provider's refresh reads instances once per kind (cluster::read and spot_pool::read each \
+            call instances::describe_all), so a configuration with clusters and a spot pool makes 2 DescribeInstances \
+            calls for 4 instances; issue 4 asks for 1 per 1,000 instances"]
+fn a_refresh_of_clusters_and_pools_reads_instances_with_one_call() {
+    let _g = exclusive();
+    let p = AwsProject::new(
+        "resource \"cluster\" \"a\" {\n  provider      = aws\n  instance_type = \"t3.micro\"\n  nodes         = 2\n}\n\n\
+         resource \"spot_pool\" \"p\" {\n  provider       = aws\n  instance_types = [\"t3.micro\"]\n  capacity       = 2\n}\n",
+    );
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert_eq!(p.inspect().live_instances().len(), 4);
+    let r = p.kiln(&["plan", "--verbose", "--detailed-exitcode"]).code_is(0);
+    let calls = api_calls(&r.stderr(), "aws");
+    assert!(calls.get("DescribeInstances").copied().unwrap_or(0) <= 1, "{calls:?}");
+}
+
+#[test]
+#[ignore = "bug: `kiln validate` runs a plan without refresh, and the aws provider's plan calls the AWS API \
+            (DescribeInstanceTypes, DescribeImages, DescribeSubnets), so validating an aws configuration needs \
+            credentials and a reachable endpoint; terraform validate works offline"]
+fn validate_needs_no_aws_account() {
+    let p = Project::empty();
+    copy_dir(&repo_root().join(EXAMPLE), p.path(), &[]);
+    let mut c = p.command(&["validate"]);
+    aws_env(&mut c);
+    c.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
+    let r = run(c);
+    assert_eq!(r.code(), 0, "validate of the aws example without credentials or endpoint:\n{}", r.stderr());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resilience
+
+#[test]
+fn a_spot_interruption_shows_as_lost_capacity_and_the_next_apply_restores_it() {
+    let _g = exclusive();
+    let p = AwsProject::new(
+        "resource \"cluster\" \"train\" {\n  provider      = aws\n  instance_type = \"g5.xlarge\"\n  nodes         = 2\n  spot          = true\n}\n",
+    );
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let before = strings(&p.values("cluster.train")["instance_ids"]);
+    assert_eq!(before.len(), 2);
+    p.moto.spot_interrupt(&before[1]);
+
+    let plan = p.kiln(&["plan", "--detailed-exitcode"]).code_is(2).stdout();
+    assert!(plan.contains("Server.SpotInstanceTermination"), "the lost node and why: {plan}");
+    assert!(plan.contains("\"running\" -> \"degraded\""), "{plan}");
+    assert!(plan.contains("cluster.train will be updated in place"), "{plan}");
+    assert!(plan.contains("Plan: 0 to add, 1 to change, 0 to destroy."), "{plan}");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+
+    let aws = p.inspect();
+    let live = aws.live_of("cluster.train");
+    assert_eq!(live.len(), 2, "{:#}", aws.0["instances"]);
+    let ranks: BTreeSet<&str> = live.iter().filter_map(|i| tag(i, "kiln:node")).collect();
+    assert_eq!(ranks, BTreeSet::from(["0", "1"]));
+    let node0 = live.iter().find(|i| tag(i, "kiln:node") == Some("0")).unwrap();
+    assert_eq!(node0["id"], before[0].as_str(), "the surviving node is kept");
+    let node1 = live.iter().find(|i| tag(i, "kiln:node") == Some("1")).unwrap();
+    assert_ne!(node1["id"], before[1].as_str(), "a replacement");
+    assert_eq!(node1["lifecycle"], "spot");
+    let gone = aws.instance(&before[1]);
+    assert_eq!(gone["state"], "terminated");
+    assert_eq!(gone["reason"], "Server.SpotInstanceTermination");
+    let after = p.values("cluster.train");
+    assert_eq!(after["state"], "running");
+    assert_eq!(after["lost"], serde_json::json!([]));
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+}
+
+#[test]
+fn a_spot_interruption_in_the_example_pool_is_filled_on_demand() {
+    let _g = exclusive();
+    let p = AwsProject::example();
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let before = p.output_strings("instance_ids");
+    p.moto.spot_interrupt(&before[0]);
+
+    let plan = p.kiln(&["plan", "--detailed-exitcode"]).code_is(2).stdout();
+    assert!(plan.contains("\"active\" -> \"filling\""), "lost capacity shows: {plan}");
+    assert!(plan.contains("~ on_demand_target") && plan.contains("0 -> 1"), "the shortfall goes on-demand: {plan}");
+    assert!(plan.contains("Plan: 0 to add, 1 to change, 0 to destroy."), "{plan}");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+
+    let aws = p.inspect();
+    let live = aws.live_of("spot_pool.workers");
+    assert_eq!(live.len(), 4, "capacity restored: {:#}", aws.0["instances"]);
+    assert!(!ids(&live).contains(&before[0]));
+    assert_eq!(live.iter().filter(|i| i["lifecycle"].is_null()).count(), 1, "one on-demand instance fills the gap");
+    assert_eq!(ids(&live), sorted(p.output_strings("instance_ids")));
+    assert_eq!(p.output_json("pool_state"), "active");
+}
+
+#[test]
+fn insufficient_capacity_for_the_first_candidate_falls_back_to_the_next() {
+    let _g = exclusive();
+    let p = AwsProject::new("resource \"cluster\" \"train\" {\n  provider     = aws\n  accelerators = \"A100:8\"\n}\n");
+    let plan = p.kiln(&["plan"]).ok().stdout();
+    assert!(plan.contains("\"p4d.24xlarge\""), "the first candidate: {plan}");
+    p.moto.fault("RunInstances", "p4d.24xlarge", "InsufficientInstanceCapacity", 400, 1);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert_eq!(p.moto.faults_left(), 0, "the first candidate was tried");
+
+    let aws = p.inspect();
+    let live = aws.live_of("cluster.train");
+    assert_eq!(live.len(), 1, "{:#}", aws.0["instances"]);
+    assert_eq!(live[0]["type"], "p4de.24xlarge", "the next A100:8 candidate");
+    assert_eq!(p.values("cluster.train")["instance_type"], "p4de.24xlarge");
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried() {
+    let _g = exclusive();
+    let p = AwsProject::new(
+        "resource \"cluster\" \"train\" {\n  provider      = aws\n  instance_type = \"t3.micro\"\n  nodes         = 2\n}\n",
+    );
+    p.moto.fault("DescribeInstanceTypes", "", "Throttling", 400, 1);
+    p.moto.fault("RunInstances", "", "RequestLimitExceeded", 503, 1);
+    p.moto.fault("RunInstances", "", "Unavailable", 503, 1);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert_eq!(p.moto.faults_left(), 0, "every injected error was hit");
+    assert_eq!(p.inspect().live_of("cluster.train").len(), 2, "launched once, after the retries");
+
+    // The refresh's batched read is retried too.
+    p.moto.fault("DescribeInstances", "", "RequestLimitExceeded", 503, 2);
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+    assert_eq!(p.moto.faults_left(), 0);
+}
+
+fn journal_has_pending(p: &Project) -> bool {
+    std::fs::read_to_string(p.journal_path()).is_ok_and(|j| j.contains("put_pending"))
+}
+
+const FOUR_NODES: &str =
+    "resource \"cluster\" \"train\" {\n  provider      = aws\n  instance_type = \"t3.micro\"\n  nodes         = 4\n}\n";
+
+/// Starts `kiln apply` of [`FOUR_NODES`] with the next 4 calls of `action` (whose body contains
+/// `matching`) throttled, and `kill -9`s it once its create is pending and the first of those
+/// calls has been refused: the kill lands while the create retries that call. The injected
+/// faults are dropped afterwards.
+fn kill_9_while_retrying(p: &AwsProject, action: &str, matching: &str) {
+    p.moto.fault(action, matching, "RequestLimitExceeded", 503, 4);
+    let mut apply = p.spawn(&["apply", "--auto-approve"]);
+    wait_until(&format!("the create is pending and has called {action}"), BOUND, || {
+        (journal_has_pending(p) && p.moto.faults_left() < 4) || !apply.running()
+    });
+    assert!(apply.running(), "the apply finished before it could be killed:\n{}", apply.stderr_so_far());
+    let killed = apply.kill9();
+    assert_eq!(killed.code(), -1, "killed by a signal");
+    p.moto.clear_faults();
+    assert!(journal_has_pending(p), "the pending create is durable");
+}
+
+/// The next apply refuses the dead apply's lock and names the command that removes it; then
+/// force-unlock and apply again.
+fn force_unlock_and_reapply(p: &AwsProject) {
+    let r = p.kiln(&["apply", "--auto-approve"]).code_is(1);
+    let err = r.stderr();
+    assert!(err.contains("stale"), "{err}");
+    let id = force_unlock_id(&err).unwrap_or_else(|| panic!("no `kiln force-unlock ID` hint in: {err}"));
+    p.kiln(&["force-unlock", &id]).ok();
+    p.kiln(&["apply", "--auto-approve"]).ok();
+}
+
+/// After a re-apply: exactly the four nodes, ranks 0-3, the ones state names, one security
+/// group and key pair for the cluster, nothing pending, nothing left to do. Their IDs.
+fn exactly_four_nodes(p: &AwsProject) -> Vec<String> {
+    let aws = p.inspect();
+    let live = aws.live_of("cluster.train");
+    assert_eq!(live.len(), 4, "no duplicates: {:#}", aws.0["instances"]);
+    assert_eq!(aws.live_instances().len(), 4, "nothing else runs: {:#}", aws.0["instances"]);
+    let ranks: BTreeSet<&str> = live.iter().filter_map(|i| tag(i, "kiln:node")).collect();
+    assert_eq!(ranks, BTreeSet::from(["0", "1", "2", "3"]));
+    assert_eq!(ids(&live), sorted(strings(&p.values("cluster.train")["instance_ids"])));
+    let own = |v: Vec<&serde_json::Value>| v.into_iter().filter(|x| tag(x, "kiln:address") == Some("cluster.train")).count();
+    assert_eq!(own(aws.security_groups()), 1, "{:#}", aws.0["security_groups"]);
+    assert_eq!(own(aws.key_pairs()), 1, "{:#}", aws.0["key_pairs"]);
+    assert!(p.state_json().get("pending").and_then(|v| v.as_array()).is_none_or(Vec::is_empty), "no pending creates left");
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+    ids(&live)
+}
+
+#[test]
+fn kill_9_after_the_instances_launch_then_reapply_adopts_them() {
+    let _g = exclusive();
+    let p = AwsProject::new(FOUR_NODES);
+    // The create's wait for its launched instances is throttled: the kill lands after
+    // RunInstances, before the create's answer reaches state.
+    kill_9_while_retrying(&p, "DescribeInstances", "instance-id");
+    let launched = ids(&p.inspect().live_of("cluster.train"));
+    assert_eq!(launched.len(), 4, "the killed create had launched the nodes");
+    force_unlock_and_reapply(&p);
+    assert_eq!(exactly_four_nodes(&p), launched, "the re-apply adopted the nodes the killed apply launched");
+}
+
+#[test]
+fn kill_9_before_the_instances_launch_then_reapply_creates_them_once() {
+    let _g = exclusive();
+    let p = AwsProject::new(FOUR_NODES);
+    // RunInstances is throttled: the kill lands once the security group and key pair exist,
+    // before any instance does.
+    kill_9_while_retrying(&p, "RunInstances", "");
+    let aws = p.inspect();
+    assert_eq!(aws.live_instances().len(), 0, "{:#}", aws.0["instances"]);
+    let made = aws.security_groups().into_iter().filter(|g| tag(g, "kiln:address") == Some("cluster.train")).count();
+    assert_eq!(made, 1, "the killed create had made its security group: {:#}", aws.0["security_groups"]);
+    force_unlock_and_reapply(&p);
+    exactly_four_nodes(&p); // the killed create's security group and key pair were cleaned up
+}
