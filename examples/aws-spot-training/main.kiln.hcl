@@ -12,9 +12,10 @@
 #
 #   kiln apply --var endpoint=http://127.0.0.1:5000
 #
-# Not here yet: the training `job` itself. The aws provider does not implement the `job` kind
-# yet; once it does, a `job` block naming `spot_pool.workers` and `bucket.checkpoints` goes at
-# the end of this file, as in examples/quickstart.
+# The job runs on the pool's instances: the kiln agent that every instance kiln launches starts
+# from its user data reads the job from the bucket, runs it, and writes status, heartbeats and
+# logs back there (`kiln jobs`, `kiln logs job.train`). On AWS, give the pool an
+# `instance_profile` whose role may read and write the bucket.
 
 variable "region" {
   type    = string
@@ -68,6 +69,23 @@ resource "spot_pool" "workers" {
   tags = local.tags
 }
 
+resource "job" "train" {
+  provider = aws
+  cluster  = spot_pool.workers
+
+  # Your code comes from the image or from `setup` (git clone, pip install, aws s3 cp ...).
+  # This stand-in prints what torchrun would be given.
+  run = <<-EOT
+    echo "node $KILN_NODE_RANK of $KILN_NUM_NODES ($KILN_NUM_GPUS_PER_NODE GPU), master $KILN_MASTER_ADDR:$KILN_MASTER_PORT"
+    echo "checkpoints go to $KILN_CHECKPOINT_DIR"
+  EOT
+
+  checkpoint {
+    bucket = bucket.checkpoints
+    path   = "run-1/"
+  }
+}
+
 output "checkpoints" {
   value = bucket.checkpoints.uri
 }
@@ -82,6 +100,10 @@ output "instance_types" {
 
 output "instance_ids" {
   value = spot_pool.workers.instance_ids
+}
+
+output "job_status" {
+  value = job.train.status
 }
 
 output "pool_state" {

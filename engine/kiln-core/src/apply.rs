@@ -194,6 +194,7 @@ fn preq_for<'a>(req: &'a ApplyRequest<'a>) -> PlanRequest<'a> {
         variables: req.plan.variables.clone(),
         mode: req.plan.mode,
         refresh: false,
+        offline: false,
         targets: Vec::new(),
         excludes: Vec::new(),
         hook: req.hook.as_ref(),

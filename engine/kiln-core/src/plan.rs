@@ -33,6 +33,9 @@ pub struct PlanRequest<'a> {
     pub variables: BTreeMap<String, Value>,
     pub mode: Mode,
     pub refresh: bool,
+    /// Validation only (`kiln validate`): providers check configurations but are never asked
+    /// to plan or to read data sources, so nothing reaches a remote API. Implies no refresh.
+    pub offline: bool,
     pub targets: Vec<Target>,
     pub excludes: Vec<Target>,
     pub hook: &'a dyn Hook,
@@ -203,6 +206,7 @@ pub(crate) struct Walker<'a> {
     pub inputs: &'a BTreeMap<String, Value>,
     pub mode: Mode,
     pub refresh: bool,
+    pub offline: bool,
     pub hook: &'a dyn Hook,
     pub cwd: PathBuf,
     pub values: Values,
@@ -233,7 +237,8 @@ impl<'a> Walker<'a> {
             graph,
             inputs: &req.variables,
             mode: req.mode,
-            refresh: req.refresh,
+            refresh: req.refresh && !req.offline,
+            offline: req.offline,
             hook: req.hook,
             cwd: req.cwd.clone(),
             values: Values { root_dir: req.config.root.module.dir.clone(), cwd: req.cwd.clone(), ..Values::default() },
@@ -661,6 +666,9 @@ impl<'a> Walker<'a> {
         schema: &KindSchema,
     ) -> Option<(Value, Vec<String>)> {
         let proposed = propose(config, prior, schema);
+        if self.offline {
+            return Some((proposed, Vec::new()));
+        }
         let resp = provider.plan(ProviderPlanRequest { address: addr, kind, prior, replacing, config, proposed: &proposed }).await;
         let err = resp.diagnostics.has_errors();
         self.diags.extend(resp.diagnostics.with_address(addr));
@@ -671,7 +679,7 @@ impl<'a> Walker<'a> {
     }
 
     async fn read_data(&mut self, r: &Resource, iaddr: &InstanceAddr, config: &Value, provider: &dyn Provider) -> Option<Value> {
-        if config.contains_unknown() {
+        if config.contains_unknown() || self.offline {
             return Some(Value::Unknown);
         }
         let res = provider.read_data(kiln_provider::ReadDataRequest { kind: &r.kind, config }).await;

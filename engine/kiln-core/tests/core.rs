@@ -47,6 +47,7 @@ impl Fixture {
             variables: BTreeMap::new(),
             mode,
             refresh: true,
+            offline: false,
             targets: Vec::new(),
             excludes: Vec::new(),
             hook: &NoopHook,

@@ -6,6 +6,9 @@
 //! - `cluster`: `nodes` EC2 instances of one type, given or resolved from `accelerators`, `cpus`
 //!   and `memory` through DescribeInstanceTypes; on-demand or spot; in a default subnet unless
 //!   told otherwise, with a security group and key pair kiln creates unless given.
+//! - `job`: a training job on a cluster's or pool's instances, run by the kiln agent that the
+//!   instances' user data starts; status, heartbeats and logs are objects in the job's bucket
+//!   (see [`job`]).
 //! - `spot_pool`: an EC2 Fleet of type `maintain` over several instance types × subnets: target
 //!   `capacity`, `on_demand_base`, price-capacity-optimized spot allocation by default,
 //!   `max_price`, `on_demand_fallback`; changing the capacity is an in-place update.
@@ -27,6 +30,7 @@ mod bucket;
 pub mod calls;
 pub(crate) mod cluster;
 pub mod error;
+pub(crate) mod job;
 pub mod request;
 mod schema;
 pub mod settings;
@@ -37,7 +41,7 @@ use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::{
-    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, PlanRequest, PlanResponse, Provider,
+    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse, PlanRequest, PlanResponse, Provider,
     ProviderFactory, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest, ValidateRequest,
 };
 use kiln_schema::ProviderSchema;
@@ -104,9 +108,14 @@ pub(crate) trait Kind: Send + Sync {
     async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse;
     async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse;
     async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics;
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>]) -> Vec<ReadResult>;
+    /// `all` is shared by the kinds of one refresh, so instances are described once.
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], all: &cluster::instances::AllInstances) -> Vec<ReadResult>;
     async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult;
     async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult;
+    async fn logs(&self, _ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
+        let d = Diagnostic::error("E-PROVIDER-LOGS", format!("{}: kind `{}` has no logs", req.address, req.kind));
+        LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, diagnostics: d.into() }
+    }
 }
 
 fn kind(name: &str) -> Option<&'static dyn Kind> {
@@ -114,12 +123,13 @@ fn kind(name: &str) -> Option<&'static dyn Kind> {
         "bucket" => Some(&bucket::Bucket),
         "cluster" => Some(&cluster::Cluster),
         "spot_pool" => Some(&spot_pool::SpotPool),
+        "job" => Some(&job::Job),
         _ => None,
     }
 }
 
 fn unknown_kind(name: &str) -> Diagnostic {
-    Diagnostic::error("E-KIND-UNKNOWN", format!("provider `aws` has no kind `{name}`")).hint("kinds of `aws`: bucket, cluster, spot_pool")
+    Diagnostic::error("E-KIND-UNKNOWN", format!("provider `aws` has no kind `{name}`")).hint("kinds of `aws`: bucket, cluster, spot_pool, job")
 }
 
 #[async_trait]
@@ -176,10 +186,11 @@ impl Provider for AwsProvider {
         let mut kinds: Vec<&str> = req.items.iter().map(|i| i.kind).collect();
         kinds.sort_unstable();
         kinds.dedup();
+        let all = cluster::instances::AllInstances::default();
         for name in kinds {
             let idx: Vec<usize> = (0..req.items.len()).filter(|i| req.items[*i].kind == name).collect();
             let batch: Vec<ReadResult> = match kind(name) {
-                Some(k) => k.read(&self.ctx, &idx.iter().map(|i| &req.items[*i]).collect::<Vec<_>>()).await,
+                Some(k) => k.read(&self.ctx, &idx.iter().map(|i| &req.items[*i]).collect::<Vec<_>>(), &all).await,
                 None => idx.iter().map(|_| util::read_error(unknown_kind(name))).collect(),
             };
             for (i, r) in idx.into_iter().zip(batch) {
@@ -200,6 +211,13 @@ impl Provider for AwsProvider {
         match kind(req.kind) {
             Some(k) => k.import(&self.ctx, &req).await,
             None => util::read_error(unknown_kind(req.kind)),
+        }
+    }
+
+    async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
+        match kind(req.kind) {
+            Some(k) => k.logs(&self.ctx, &req).await,
+            None => LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, diagnostics: unknown_kind(req.kind).into() },
         }
     }
 }

@@ -10,6 +10,7 @@ pub fn schema() -> ProviderSchema {
         kinds: [
             ("bucket".to_string(), KindSchema::new("An S3 bucket for data and checkpoints", bucket())),
             ("cluster".to_string(), KindSchema::new("EC2 instances, one per node", cluster())),
+            ("job".to_string(), KindSchema::new("A training job run by the kiln agent on a cluster's or pool's instances", job())),
             (
                 "spot_pool".to_string(),
                 KindSchema::new("An EC2 Fleet (maintain) of spot and on-demand instances across types and zones", spot_pool()),
@@ -89,6 +90,11 @@ fn cluster() -> Body {
         )
         .attr("key_name", Attribute::optional_computed(Type::String, "EC2 key pair; default: one kiln creates").force_new())
         .attr(
+            "instance_profile",
+            Attribute::optional(Type::String, "IAM instance profile (name or ARN) of the instances; the kiln agent uses its role to read jobs from S3")
+                .force_new(),
+        )
+        .attr(
             "ssh_cidr",
             Attribute::optional(Type::String, "Where SSH is allowed from, for the security group kiln creates")
                 .default("0.0.0.0/0")
@@ -105,6 +111,44 @@ fn cluster() -> Body {
         )
         .attr("lost", Attribute::computed(Type::List(Box::new(Type::Any)), "Nodes lost since the last apply: {node, instance_id, reason}"))
         .attr("ssh_private_key", Attribute::computed(Type::String, "Private key of the key pair kiln created (\"\" otherwise)").sensitive())
+}
+
+fn job() -> Body {
+    let checkpoint = Body::new()
+        .attr("bucket", Attribute::required(Type::Any, "The S3 bucket, such as `bucket.checkpoints`: also holds the job's scripts, status and logs"))
+        .attr("path", Attribute::optional(Type::String, "Prefix inside the bucket, such as \"run-1/\"").default(""));
+    Body::new()
+        .attr("cluster", Attribute::required(Type::Any, "The cluster or spot pool to run on, such as `cluster.train`"))
+        .attr("setup", Attribute::optional(Type::String, "Script run on every node before `run`").force_new())
+        .attr("run", Attribute::required(Type::String, "Script run on every node").force_new())
+        .attr("workdir", Attribute::optional(Type::String, "Directory on the instances; default: /var/lib/kiln/work/JOB_ID").force_new())
+        .attr("env", Attribute::optional(Type::Map(Box::new(Type::String)), "Extra environment variables").force_new())
+        .attr("nodes", Attribute::optional_computed(Type::Number, "Nodes to run on; default: all of the cluster's instances").force_new())
+        .attr("stop_grace", Attribute::optional(Type::Number, "Seconds between SIGTERM and SIGKILL when the job is stopped").default(10i64))
+        .attr(
+            "heartbeat_timeout",
+            Attribute::optional(Type::Number, "Seconds without a heartbeat after which a running node counts as lost").default(120i64),
+        )
+        .attr("job_id", Attribute::computed(Type::String, "Identifier; also the name of the job's prefix in the bucket"))
+        .attr("uri", Attribute::computed(Type::String, "s3://BUCKET/kiln/jobs/JOB_ID: the job's scripts, status/ and logs/"))
+        .attr("instance_ids", Attribute::computed(strings(), "Instance of each node, by rank"))
+        .attr("node_ips", Attribute::computed(strings(), "Private IP of each node, by rank (KILN_NODE_IPS)"))
+        .attr("status", Attribute::computed(Type::String, "pending, running, succeeded, failed or lost"))
+        .attr("exit_codes", Attribute::computed(Type::List(Box::new(Type::Any)), "Exit code of each node (null while running)"))
+        .attr("started_at", Attribute::computed(Type::String, "RFC 3339 time the first node started"))
+        .attr("finished_at", Attribute::computed(Type::String, "RFC 3339 time the job finished (null until then)"))
+        .attr("restarts", Attribute::computed(Type::Number, "Times the job was started again after being lost"))
+        .block(
+            "checkpoint",
+            kiln_schema::Block {
+                nesting: kiln_schema::Nesting::Single,
+                body: checkpoint,
+                min_items: 1,
+                max_items: Some(1),
+                force_new: true,
+                description: "The bucket for checkpoints (KILN_CHECKPOINT_DIR) and for the job's own files",
+            },
+        )
 }
 
 fn spot_pool() -> Body {
@@ -146,6 +190,11 @@ fn spot_pool() -> Body {
         )
         .attr("security_group_ids", Attribute::optional_computed(strings(), "Security groups; default: one kiln creates").force_new())
         .attr("key_name", Attribute::optional_computed(Type::String, "EC2 key pair; default: one kiln creates").force_new())
+        .attr(
+            "instance_profile",
+            Attribute::optional(Type::String, "IAM instance profile (name or ARN) of the instances; the kiln agent uses its role to read jobs from S3")
+                .force_new(),
+        )
         .attr(
             "ssh_cidr",
             Attribute::optional(Type::String, "Where SSH is allowed from, for the security group kiln creates")

@@ -19,6 +19,11 @@ AWS requests reach moto unchanged. Control endpoints (JSON in and out, never pas
          get that error instead of reaching moto.
   GET    /_testbed/faults   the rules and how many hits each has left
   DELETE /_testbed/faults   drop every rule
+  PUT|GET /_testbed/imds/REGION/INSTANCE_ID/latest/...
+         the instance metadata service as that instance sees it (IMDSv2 token, instance-id,
+         local-ipv4, tags/instance[/KEY] from moto's tags, and role credentials `test`/`test`
+         under iam/security-credentials/): tests run an instance's user data (the kiln agent)
+         as a local process pointed here.
 moto's own POST /moto-api/reset wipes all emulated state; it also drops the fault rules here.
 
 Where moto answers differently from AWS in a way the Rust SDK rejects, the answer is corrected
@@ -87,6 +92,11 @@ def modify_fleet(params, region, account=DEFAULT_ACCOUNT):
     if total is not None:
         fleet.target_capacity = int(total)
     fleet.spot_target_capacity = max(0, fleet.target_capacity - fleet.on_demand_target_capacity)
+    # DescribeFleets answers from the specification, not from the attributes above.
+    spec = fleet.target_capacity_specification
+    spec["TotalTargetCapacity"] = fleet.target_capacity
+    spec["OnDemandTargetCapacity"] = fleet.on_demand_target_capacity
+    spec["SpotTargetCapacity"] = fleet.spot_target_capacity
     live = lambda: [i for i in fleet_instances(fleet) if i.state not in ("terminated", "shutting-down")]
     on_demand_live = sum(1 for i in live() if not getattr(i, "lifecycle", None))
     if fleet.on_demand_target_capacity > on_demand_live:
@@ -214,6 +224,14 @@ class TestbedApp:
         return [body]
 
     def control(self, path, method, environ, start_response):
+        if path.startswith("/_testbed/imds/"):
+            try:
+                status, text = imds(path.removeprefix("/_testbed/imds/"), method)
+            except Exception as e:  # an unknown instance, as a terminated one is
+                status, text = 404, repr(e)
+            body = text.encode()
+            start_response(f"{status} IMDS", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+            return [body]
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
         try:
@@ -231,6 +249,34 @@ class TestbedApp:
             return reply_json(start_response, 404, {"error": f"no testbed endpoint {method} {path}"})
         except Exception as e:  # the test reads the error
             return reply_json(start_response, 400, {"error": repr(e)})
+
+
+def imds(path, method):
+    """(status, text) of an instance metadata request: path is REGION/INSTANCE_ID/latest/..."""
+    from moto.ec2.models import ec2_backends
+
+    region, instance_id, rest = path.split("/", 2)
+    if rest == "latest/api/token" and method == "PUT":
+        return 200, "kiln-testbed-token"
+    backend = ec2_backends[DEFAULT_ACCOUNT][region]
+    instance = backend.get_instance(instance_id)
+    tags = backend.tags.get(instance_id, {})
+    meta = rest.removeprefix("latest/meta-data/")
+    if meta == "instance-id":
+        return 200, instance.id
+    if meta == "local-ipv4":
+        return 200, instance.private_ip
+    if meta == "tags/instance":
+        return 200, "\n".join(sorted(tags))
+    if meta.startswith("tags/instance/"):
+        key = meta.removeprefix("tags/instance/")
+        return (200, tags[key]) if key in tags else (404, "not found")
+    if meta == "iam/security-credentials/":
+        return 200, "kiln-testbed-role"
+    if meta == "iam/security-credentials/kiln-testbed-role":
+        creds = {"Code": "Success", "AccessKeyId": "test", "SecretAccessKey": "test", "Token": "", "Expiration": "2100-01-01T00:00:00Z"}
+        return 200, json.dumps(creds, indent=2)
+    return 404, "not found"
 
 
 def exit_with_parent(parent):

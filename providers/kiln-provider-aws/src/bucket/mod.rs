@@ -195,7 +195,7 @@ impl Kind for Bucket {
     }
 
     /// Buckets are read one after another, their five settings at once.
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>]) -> Vec<ReadResult> {
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _all: &crate::cluster::instances::AllInstances) -> Vec<ReadResult> {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             out.push(read_item(ctx, item).await);

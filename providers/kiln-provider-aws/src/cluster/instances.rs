@@ -85,6 +85,29 @@ pub struct Launch<'a> {
     pub user_tags: &'a [(String, String)],
     /// Ranks of the nodes to launch, one instance each.
     pub ranks: &'a [u64],
+    /// Instance profile (name or ARN), if any.
+    pub instance_profile: Option<&'a str>,
+    /// The user data script (starts the kiln agent), not yet base64-encoded.
+    pub user_data: &'a str,
+}
+
+/// An instance profile given by name or by ARN.
+pub fn profile_spec(profile: &str) -> aws_sdk_ec2::types::IamInstanceProfileSpecification {
+    let b = aws_sdk_ec2::types::IamInstanceProfileSpecification::builder();
+    if profile.starts_with("arn:") { b.arn(profile) } else { b.name(profile) }.build()
+}
+
+/// Metadata options of kiln's instances: IMDSv2 only, tags readable (the agent reads `kiln:job`).
+pub fn metadata_options() -> aws_sdk_ec2::types::InstanceMetadataOptionsRequest {
+    aws_sdk_ec2::types::InstanceMetadataOptionsRequest::builder()
+        .http_tokens(aws_sdk_ec2::types::HttpTokensState::Required)
+        .instance_metadata_tags(aws_sdk_ec2::types::InstanceMetadataTagsState::Enabled)
+        .build()
+}
+
+pub fn base64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 /// Why no candidate type launched.
@@ -117,7 +140,10 @@ impl Launch<'_> {
             .subnet_id(self.subnet_id)
             .set_security_group_ids(Some(self.security_group_ids.to_vec()))
             .tag_specifications(tag_spec(ResourceType::Instance, &tags))
-            .tag_specifications(tag_spec(ResourceType::Volume, &tags));
+            .tag_specifications(tag_spec(ResourceType::Volume, &tags))
+            .user_data(base64(self.user_data))
+            .metadata_options(metadata_options())
+            .set_iam_instance_profile(self.instance_profile.map(profile_spec));
         if !self.key_name.is_empty() {
             req = req.key_name(self.key_name);
         }
@@ -172,6 +198,17 @@ impl Launch<'_> {
 
 pub async fn tag_rank(ec2: &Client, id: &str, rank: u64) -> Result<(), AwsError> {
     ec2.create_tags().resources(id).tags(tag(TAG_NODE, &rank.to_string())).send().await.map(|_| ()).map_err(AwsError::from_sdk)
+}
+
+/// Every kiln instance of the region, described at most once per refresh: clusters and spot
+/// pools read their instances from the same answer.
+#[derive(Default)]
+pub struct AllInstances(tokio::sync::OnceCell<Result<Vec<Node>, AwsError>>);
+
+impl AllInstances {
+    pub async fn get(&self, ec2: &Client) -> Result<&[Node], AwsError> {
+        self.0.get_or_init(|| describe_all(ec2)).await.as_deref().map_err(Clone::clone)
+    }
 }
 
 /// Every instance carrying a `kiln:address` tag, one DescribeInstances call per 1,000.

@@ -277,6 +277,8 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
         disk,
         user_tags: &spec.tags,
         ranks: &ranks,
+        instance_profile: spec.instance_profile.as_deref(),
+        user_data: &crate::job::user_data(&ctx.clients.region, ctx.clients.endpoint.as_deref()),
     };
     let nodes = if ranks.is_empty() {
         Vec::new()
@@ -368,6 +370,8 @@ async fn launch_more(ctx: &Ctx, req: &UpdateRequest<'_>, planned: &Spec, token: 
         disk,
         user_tags: &planned.tags,
         ranks,
+        instance_profile: prior.instance_profile.as_deref(),
+        user_data: &crate::job::user_data(&ctx.clients.region, ctx.clients.endpoint.as_deref()),
     };
     launch.launch(ec2, &[t]).await.map(|(_, n)| n).map_err(|e| launch_error(req.address, e))
 }
@@ -488,11 +492,11 @@ impl Kind for Cluster {
 
     /// One DescribeInstances call per 1,000 kiln instances in the region, whatever the number
     /// of clusters.
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>]) -> Vec<ReadResult> {
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], all: &instances::AllInstances) -> Vec<ReadResult> {
         if items.iter().all(|i| recorded_ids(i.state).is_empty()) {
             return items.iter().map(|i| ReadResult::found(i.state.clone())).collect();
         }
-        match instances::describe_all(&ctx.clients.ec2).await {
+        match all.get(&ctx.clients.ec2).await {
             Ok(nodes) => {
                 let by_id = nodes.iter().map(|n| (n.id.as_str(), n)).collect();
                 items.iter().map(|i| read_item(i, &by_id)).collect()

@@ -17,6 +17,8 @@ pub(crate) struct Spec {
     pub subnet_id: Option<String>,
     pub security_group_ids: Option<Vec<String>>,
     pub key_name: Option<String>,
+    /// IAM instance profile (name or ARN) of the instances: the kiln agent's credentials.
+    pub instance_profile: Option<String>,
     pub ssh_cidr: String,
     pub tags: Vec<(String, String)>,
 }
@@ -73,6 +75,7 @@ impl Spec {
             subnet_id: known_str(v, "subnet_id"),
             security_group_ids,
             key_name: known_str(v, "key_name"),
+            instance_profile: known_str(v, "instance_profile").filter(|s| !s.is_empty()),
             ssh_cidr: known_str(v, "ssh_cidr").unwrap_or_else(|| "0.0.0.0/0".into()),
             tags,
         };

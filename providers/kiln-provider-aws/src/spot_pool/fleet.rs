@@ -22,6 +22,9 @@ pub struct Template<'a> {
     pub disk: Option<(String, u64)>,
     /// kiln's and the user's tags, for the template and the instances and volumes it launches.
     pub tags: &'a [(String, String)],
+    pub instance_profile: Option<&'a str>,
+    /// The user data script (starts the kiln agent), not yet base64-encoded.
+    pub user_data: &'a str,
 }
 
 /// The fleet's shape.
@@ -46,7 +49,18 @@ pub async fn create_template(ec2: &Client, t: &Template<'_>) -> Result<String, A
         .image_id(t.image)
         .set_security_group_ids(Some(t.security_group_ids.to_vec()))
         .tag_specifications(instance_tags(ResourceType::Instance, t.tags))
-        .tag_specifications(instance_tags(ResourceType::Volume, t.tags));
+        .tag_specifications(instance_tags(ResourceType::Volume, t.tags))
+        .user_data(crate::cluster::instances::base64(t.user_data))
+        .metadata_options(
+            aws_sdk_ec2::types::LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                .http_tokens(aws_sdk_ec2::types::LaunchTemplateHttpTokensState::Required)
+                .instance_metadata_tags(aws_sdk_ec2::types::LaunchTemplateInstanceMetadataTagsState::Enabled)
+                .build(),
+        );
+    if let Some(p) = t.instance_profile {
+        let b = aws_sdk_ec2::types::LaunchTemplateIamInstanceProfileSpecificationRequest::builder();
+        data = data.iam_instance_profile(if p.starts_with("arn:") { b.arn(p) } else { b.name(p) }.build());
+    }
     if !t.key_name.is_empty() {
         data = data.key_name(t.key_name);
     }

@@ -288,8 +288,17 @@ async fn launch(
         None => None,
     };
     let name = made_up_name(req.address, "spot_pool", req.token, 128);
-    let template =
-        fleet::Template { name: &name, image, security_group_ids: &made.security_group_ids, key_name: &made.key_name, disk, tags: &tags };
+    let user_data = crate::job::user_data(&ctx.clients.region, ctx.clients.endpoint.as_deref());
+    let template = fleet::Template {
+        name: &name,
+        image,
+        security_group_ids: &made.security_group_ids,
+        key_name: &made.key_name,
+        disk,
+        tags: &tags,
+        instance_profile: pool.common.instance_profile.as_deref(),
+        user_data: &user_data,
+    };
     let template_id = fleet::create_template(ec2, &template).await.map_err(|e| e.diagnostic(req.address, "create a launch template"))?;
     let target = u64_attr(req.planned, "on_demand_target").unwrap_or(pool.on_demand_base);
     let shape = fleet::Shape {
@@ -446,10 +455,10 @@ impl Kind for SpotPool {
         delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
     }
 
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>]) -> Vec<ReadResult> {
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], all: &instances::AllInstances) -> Vec<ReadResult> {
         let ids: Vec<String> = items.iter().filter_map(|i| str_attr(i.state, "fleet_id").map(str::to_string)).collect();
         let ec2 = &ctx.clients.ec2;
-        let both = async { Ok::<_, AwsError>((fleet::describe(ec2, &ids).await?, instances::describe_all(ec2).await?)) };
+        let both = async { Ok::<_, AwsError>((fleet::describe(ec2, &ids).await?, all.get(ec2).await?)) };
         match both.await {
             Ok((fleets, nodes)) => items.iter().map(|i| read_item(i, &fleets, &nodes)).collect(),
             Err(e) => items

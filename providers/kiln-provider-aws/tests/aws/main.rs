@@ -5,5 +5,6 @@
 mod bucket;
 mod cluster;
 mod common;
+mod job;
 mod provider;
 mod spot_pool;

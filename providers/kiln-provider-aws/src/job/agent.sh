@@ -1,0 +1,155 @@
+# kiln agent: runs the job kiln assigns to this instance and reports on it through S3.
+#
+# The user data of every instance kiln launches starts this script in the background (cloud-init
+# runs user data once, as root, at first boot). Needs only sh, curl (>= 7.75, for --aws-sigv4)
+# and setsid, and an instance role (IAM instance profile) allowed to read and write the job's
+# bucket. The user data sets KILN_REGION and, for an AWS-compatible endpoint, KILN_S3_ENDPOINT.
+#
+# Every KILN_AGENT_INTERVAL seconds it reads the instance tag `kiln:job` through the instance
+# metadata service (tags in metadata are enabled on the instances kiln launches):
+# - a new value `s3://BUCKET/kiln/jobs/JOB_ID` is a job to run: it downloads spec.env (the
+#   KILN_* environment), env.sh (the user's env), setup.sh and run.sh, finds its rank as the
+#   index of its private IP in KILN_NODE_IPS, and starts `setup` then `run` in a new session;
+# - while the job runs, and once after it ends, it uploads status/RANK.json (state, exit code,
+#   times, heartbeat) and logs/node-RANK.log under that prefix;
+# - a removed or changed tag stops the job: SIGTERM to its process group, SIGKILL after
+#   KILN_STOP_GRACE seconds.
+set -u
+IMDS="${KILN_IMDS:-http://169.254.169.254}"
+DIR="${KILN_AGENT_DIR:-/var/lib/kiln}"
+INTERVAL="${KILN_AGENT_INTERVAL:-10}"
+KILN_S3_ENDPOINT="${KILN_S3_ENDPOINT:-}"
+mkdir -p "$DIR/jobs"
+echo $$ >"$DIR/agent.pid"
+
+log() { echo "kiln-agent $(date -u +%Y-%m-%dT%H:%M:%SZ) $*"; }
+
+imds() {
+  tok=$(curl -sf -m 5 -X PUT "$IMDS/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 300") || return 1
+  curl -sf -m 5 -H "X-aws-ec2-metadata-token: $tok" "$IMDS/latest/$1"
+}
+
+# The value of a string field of the JSON document on stdin.
+field() { sed -n "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"\([^\"]*\)\".*/\1/p" | head -n 1; }
+
+# The instance role's credentials into AK, SK and TK.
+creds() {
+  role=$(imds meta-data/iam/security-credentials/ | head -n 1) || return 1
+  [ -n "$role" ] || return 1
+  c=$(imds "meta-data/iam/security-credentials/$role") || return 1
+  AK=$(printf '%s\n' "$c" | field AccessKeyId)
+  SK=$(printf '%s\n' "$c" | field SecretAccessKey)
+  TK=$(printf '%s\n' "$c" | field Token)
+  [ -n "$AK" ] && [ -n "$SK" ]
+}
+
+url() {
+  rest=${1#s3://}
+  bucket=${rest%%/*}
+  key=${rest#*/}
+  if [ -n "$KILN_S3_ENDPOINT" ]; then
+    echo "${KILN_S3_ENDPOINT%/}/$bucket/$key"
+  else
+    echo "https://$bucket.s3.$KILN_REGION.amazonaws.com/$key"
+  fi
+}
+
+# s3 S3_URI CURL_ARGS...: one signed request.
+s3() {
+  u=$(url "$1")
+  shift
+  if [ -n "$TK" ]; then
+    curl -sf -m 120 --aws-sigv4 "aws:amz:$KILN_REGION:s3" -u "$AK:$SK" -H "x-amz-security-token: $TK" \
+      -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" "$u"
+  else
+    curl -sf -m 120 --aws-sigv4 "aws:amz:$KILN_REGION:s3" -u "$AK:$SK" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" "$u"
+  fi
+}
+
+current=""
+pid=""
+rank=""
+jd=""
+reported_end=""
+
+stop_job() {
+  [ -n "$pid" ] || return 0
+  log "stopping job $current (process group $pid)"
+  kill -TERM -"$pid" 2>/dev/null
+  waited=0
+  while kill -0 -"$pid" 2>/dev/null && [ "$waited" -lt "${KILN_STOP_GRACE:-10}" ]; do
+    sleep 1
+    waited=$((waited + 1))
+  done
+  kill -KILL -"$pid" 2>/dev/null
+  pid=""
+}
+
+start_job() {
+  jd="$DIR/jobs/$(printf '%s' "$1" | tr -c 'A-Za-z0-9._-' '_')"
+  mkdir -p "$jd"
+  for f in spec.env env.sh setup.sh run.sh; do
+    s3 "$1/$f" -o "$jd/$f" || { log "cannot download $1/$f yet"; return 1; }
+  done
+  . "$jd/spec.env"
+  ip=$(imds meta-data/local-ipv4) || return 1
+  iid=$(imds meta-data/instance-id) || return 1
+  rank=""
+  i=0
+  old_ifs=$IFS
+  IFS=,
+  for x in $KILN_NODE_IPS; do
+    [ "$x" = "$ip" ] && rank=$i
+    i=$((i + 1))
+  done
+  IFS=$old_ifs
+  if [ -z "$rank" ]; then
+    log "job $1 does not list this instance's IP $ip: not running it"
+    return 0
+  fi
+  export KILN_NODE_RANK="$rank"
+  started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  reported_end=""
+  rm -f "$jd/exit"
+  log "starting job $KILN_JOB_ID as node $rank of $KILN_NUM_NODES"
+  setsid sh -c 'set -a; . "$0/spec.env"; . "$0/env.sh"; set +a; mkdir -p "$KILN_WORKDIR"; cd "$KILN_WORKDIR" || exit 1
+    { [ ! -s "$0/setup.sh" ] || . "$0/setup.sh"; } && sh "$0/run.sh"; echo $? >"$0/exit.tmp"; mv "$0/exit.tmp" "$0/exit"' "$jd" \
+    >"$jd/node.log" 2>&1 </dev/null &
+  pid=$!
+}
+
+report() {
+  state=running
+  code=null
+  finished=null
+  if [ -f "$jd/exit" ]; then
+    code=$(cat "$jd/exit")
+    if [ "$code" = 0 ]; then state=succeeded; else state=failed; fi
+    finished="\"$(date -u -r "$jd/exit" +%Y-%m-%dT%H:%M:%SZ)\""
+  elif ! kill -0 "$pid" 2>/dev/null; then
+    state=failed
+    finished="\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\""
+  fi
+  printf '{"rank":%s,"instance_id":"%s","ip":"%s","state":"%s","exit_code":%s,"started_at":"%s","finished_at":%s,"heartbeat":%s}\n' \
+    "$rank" "$iid" "$ip" "$state" "$code" "$started" "$finished" "$(date +%s)" >"$jd/status.json"
+  s3 "$current/logs/node-$rank.log" -T "$jd/node.log" -o /dev/null || log "cannot upload the log"
+  s3 "$current/status/$rank.json" -T "$jd/status.json" -o /dev/null || { log "cannot upload the status"; return; }
+  [ "$state" = running ] || reported_end=1
+}
+
+while :; do
+  if creds && keys=$(imds meta-data/tags/instance); then
+    want=""
+    if printf '%s\n' "$keys" | grep -qx 'kiln:job'; then
+      want=$(imds meta-data/tags/instance/kiln:job) || want="$current"
+    fi
+    if [ "$want" != "$current" ]; then
+      stop_job
+      current=""
+      rank=""
+      if [ -n "$want" ] && start_job "$want"; then current="$want"; fi
+    fi
+    if [ -n "$current" ] && [ -n "$rank" ] && [ -z "$reported_end" ]; then report; fi
+  fi
+  sleep "$INTERVAL"
+done

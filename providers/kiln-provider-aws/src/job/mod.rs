@@ -1,0 +1,485 @@
+//! `job` on aws: a training job on the instances of a `cluster` or `spot_pool`.
+//!
+//! kiln never logs in to the instances. Every instance it launches starts the kiln agent from
+//! its user data (`agent.sh`, see [`user_data`]). Create writes the job's files under
+//! `s3://BUCKET/kiln/jobs/JOB_ID/` in the bucket of the `checkpoint` block (spec.env with the
+//! KILN_* environment, env.sh, setup.sh, run.sh), then tags the job's instances
+//! `kiln:job = s3://BUCKET/kiln/jobs/JOB_ID` in one CreateTags call. The agents, which read the
+//! tag through the instance metadata service, run the job and upload `status/RANK.json`
+//! (state, exit code, heartbeat) and `logs/node-RANK.log`. Refresh lists each job's prefix and
+//! reads the status objects; a node whose instance is gone, or whose heartbeat is older than
+//! `heartbeat_timeout`, makes the job `lost`, and a lost job plans a replacement. Delete removes
+//! the tag (the agents stop the processes) and the job's objects.
+
+use aws_sdk_ec2::types::Tag;
+use aws_sdk_s3::primitives::ByteStream;
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::{
+    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
+    ReadItem, ReadResult, RecoverRequest, UpdateRequest,
+};
+use kiln_value::Value;
+
+use crate::cluster::instances::{self, AllInstances};
+use crate::error::AwsError;
+use crate::util::{attrs, error, made_up_name, num, read_error, set, str_attr, str_list, strings, u64_attr};
+use crate::{Ctx, Kind};
+
+/// Tag whose value names the job an instance runs.
+pub const TAG_JOB: &str = "kiln:job";
+const AGENT: &str = include_str!("agent.sh");
+const LOST: &str = "lost";
+const TERMINAL: [&str; 2] = ["succeeded", "failed"];
+/// KILN_MASTER_PORT on every node.
+const MASTER_PORT: u16 = 29500;
+
+/// User data of the instances kiln launches: writes the agent and starts it in the background.
+pub fn user_data(region: &str, endpoint: Option<&str>) -> String {
+    format!(
+        "#!/bin/sh\n# Written by kiln: starts the kiln agent, which runs the jobs kiln assigns to this instance.\n\
+         d=\"${{KILN_AGENT_DIR:-/var/lib/kiln}}\"\nmkdir -p \"$d\"\ncat >\"$d/agent.sh\" <<'KILN_AGENT_EOF'\n{AGENT}KILN_AGENT_EOF\n\
+         KILN_REGION={} KILN_S3_ENDPOINT={} nohup setsid sh \"$d/agent.sh\" >>\"$d/agent.log\" 2>&1 </dev/null &\n",
+        quote(region),
+        quote(endpoint.unwrap_or(""))
+    )
+}
+
+/// `s` as one single-quoted shell word.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+pub(crate) struct Job;
+
+/// What the configuration asks for, once everything is known.
+#[derive(Debug, Clone, PartialEq)]
+struct Spec {
+    /// The cluster's (or pool's) instances the job runs on, by rank.
+    instance_ids: Vec<String>,
+    gpus_per_node: u64,
+    bucket: String,
+    checkpoint_path: String,
+    setup: String,
+    run: String,
+    workdir: Option<String>,
+    env: Vec<(String, String)>,
+    stop_grace: u64,
+}
+
+const CONFIG: [&str; 7] = ["cluster", "setup", "run", "workdir", "env", "nodes", "checkpoint"];
+
+impl Spec {
+    fn parse(address: &str, v: &Value) -> Result<Option<Spec>, Diagnostic> {
+        if CONFIG.iter().any(|k| v.get(k).is_some_and(Value::contains_unknown)) {
+            return Ok(None);
+        }
+        let cluster = set(v, "cluster").filter(|c| c.get("instance_ids").is_some()).ok_or_else(|| {
+            error("E-AWS-JOB-CLUSTER", address, format!("{address}: `cluster` must be an aws cluster or spot pool"))
+                .hint("write `cluster = cluster.NAME` or `cluster = spot_pool.NAME`")
+        })?;
+        let all = str_list(cluster, "instance_ids");
+        let nodes = match set(v, "nodes").and_then(kiln_provider::util::to_u64) {
+            Some(0) => return Err(error("E-AWS-JOB-NODES", address, format!("{address}: `nodes` must be at least 1"))),
+            Some(n) => n as usize,
+            None => all.len(),
+        };
+        if nodes > all.len() || all.is_empty() {
+            return Err(error("E-AWS-JOB-NODES", address, format!("{address} asks for {nodes} nodes, its cluster has {} instances", all.len()))
+                .hint("lower the job's `nodes`, or raise the cluster's `nodes` (or the pool's `capacity`)"));
+        }
+        let checkpoint = set(v, "checkpoint");
+        let bucket = checkpoint.and_then(|c| c.get("bucket")).and_then(|b| str_attr(b, "name").or_else(|| b.as_str())).ok_or_else(|| {
+            error("E-AWS-JOB-BUCKET", address, format!("{address}: an aws job needs a `checkpoint` block naming an S3 bucket"))
+                .hint("add `checkpoint { bucket = bucket.NAME }`: the job's scripts, status and logs are kept there under kiln/jobs/")
+        })?;
+        let run = str_attr(v, "run").filter(|r| !r.trim().is_empty()).ok_or_else(|| {
+            error("E-AWS-JOB-RUN", address, format!("{address}: `run` is empty")).hint("give the command to run, such as run = \"python3 train.py\"")
+        })?;
+        let accelerators = str_attr(cluster, "accelerators").unwrap_or_default();
+        Ok(Some(Spec {
+            instance_ids: all[..nodes].to_vec(),
+            gpus_per_node: gpu_count(accelerators),
+            bucket: bucket.to_string(),
+            checkpoint_path: checkpoint.and_then(|c| str_attr(c, "path")).unwrap_or_default().trim_start_matches('/').to_string(),
+            setup: str_attr(v, "setup").unwrap_or_default().to_string(),
+            run: run.to_string(),
+            workdir: str_attr(v, "workdir").map(str::to_string),
+            env: set(v, "env")
+                .and_then(Value::as_map)
+                .into_iter()
+                .flatten()
+                .map(|(k, x)| (k.clone(), x.to_template_string().unwrap_or_default()))
+                .collect(),
+            stop_grace: u64_attr(v, "stop_grace").unwrap_or(10),
+        }))
+    }
+
+    /// The KILN_* environment of every node (KILN_NODE_RANK is the agent's).
+    fn env_file(&self, job_id: &str, ips: &[String]) -> String {
+        let workdir = match &self.workdir {
+            Some(w) => quote(w),
+            None => format!("\"${{KILN_AGENT_DIR:-/var/lib/kiln}}/work/\"{}", quote(job_id)),
+        };
+        let vars = [
+            ("KILN_JOB_ID", quote(job_id)),
+            ("KILN_NUM_NODES", quote(&ips.len().to_string())),
+            ("KILN_NODE_IPS", quote(&ips.join(","))),
+            ("KILN_MASTER_ADDR", quote(&ips[0])),
+            ("KILN_MASTER_PORT", quote(&MASTER_PORT.to_string())),
+            ("KILN_NUM_GPUS_PER_NODE", quote(&self.gpus_per_node.to_string())),
+            ("KILN_CHECKPOINT_DIR", quote(&format!("s3://{}/{}", self.bucket, self.checkpoint_path))),
+            ("KILN_STOP_GRACE", quote(&self.stop_grace.to_string())),
+            ("KILN_WORKDIR", workdir),
+            ("PYTHONUNBUFFERED", quote("1")),
+        ];
+        vars.iter().map(|(k, v)| format!("export {k}={v}\n")).collect()
+    }
+
+    fn user_env_file(&self) -> String {
+        self.env.iter().filter(|(k, _)| valid_name(k)).map(|(k, v)| format!("export {k}={}\n", quote(v))).collect()
+    }
+}
+
+fn valid_name(k: &str) -> bool {
+    !k.is_empty() && !k.starts_with(|c: char| c.is_ascii_digit()) && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// GPUs per node from `NAME[:COUNT]`: 0 without accelerators.
+fn gpu_count(accelerators: &str) -> u64 {
+    match accelerators.split_once(':') {
+        Some((_, n)) => n.trim().parse().unwrap_or(1),
+        None if accelerators.trim().is_empty() => 0,
+        None => 1,
+    }
+}
+
+fn known(address: &str, v: &Value) -> Result<Spec, Diagnostic> {
+    Spec::parse(address, v)?.ok_or_else(|| error("E-AWS-UNKNOWN", address, format!("{address}: the job's configuration is still unknown")))
+}
+
+/// `kiln/jobs/JOB_ID`, the job's prefix in its bucket.
+fn prefix(job_id: &str) -> String {
+    format!("kiln/jobs/{job_id}")
+}
+
+async fn put(ctx: &Ctx, bucket: &str, key: String, body: String) -> Result<(), AwsError> {
+    ctx.clients.s3.put_object().bucket(bucket).key(key).body(ByteStream::from(body.into_bytes())).send().await.map(|_| ()).map_err(AwsError::from_sdk)
+}
+
+async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
+    let spec = known(req.address, req.planned)?;
+    let job_id = made_up_name(req.address, "job", req.token, 63);
+    let ec2 = &ctx.clients.ec2;
+    let live = instances::describe_ids(ec2, &spec.instance_ids).await.map_err(|e| e.diagnostic(req.address, "describe the job's instances"))?;
+    let mut ips = Vec::new();
+    for id in &spec.instance_ids {
+        match live.iter().find(|n| &n.id == id && n.live() && !n.private_ip.is_empty()) {
+            Some(n) => ips.push(n.private_ip.clone()),
+            None => {
+                return Err(error("E-AWS-JOB-INSTANCE", req.address, format!("{}: instance `{id}` of its cluster is not running", req.address))
+                    .hint("run `kiln apply` again: the cluster heals lost instances first, then the job starts on them"))
+            }
+        }
+    }
+    let p = prefix(&job_id);
+    let files = [
+        ("spec.env", spec.env_file(&job_id, &ips)),
+        ("env.sh", spec.user_env_file()),
+        ("setup.sh", spec.setup.clone()),
+        ("run.sh", spec.run.clone()),
+    ];
+    for (name, body) in files {
+        put(ctx, &spec.bucket, format!("{p}/{name}"), body).await.map_err(|e| e.diagnostic(req.address, &format!("write {name} to the bucket")))?;
+    }
+    let uri = format!("s3://{}/{p}", spec.bucket);
+    let tag = Tag::builder().key(TAG_JOB).value(&uri).build();
+    ec2.create_tags()
+        .set_resources(Some(spec.instance_ids.clone()))
+        .tags(tag)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(e).diagnostic(req.address, "tag the instances with the job"))?;
+    let mut v = attrs(req.planned);
+    v.insert("job_id".into(), Value::from(job_id));
+    v.insert("uri".into(), Value::from(uri));
+    v.insert("instance_ids".into(), strings(&spec.instance_ids));
+    v.insert("node_ips".into(), strings(&ips));
+    v.insert("nodes".into(), num(ips.len() as u64));
+    v.insert("status".into(), Value::from("pending"));
+    v.insert("exit_codes".into(), Value::List(vec![Value::Null; ips.len()]));
+    v.insert("started_at".into(), Value::Null);
+    v.insert("finished_at".into(), Value::Null);
+    Ok(Value::Map(v))
+}
+
+/// One node's report, as the agent uploads it.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct NodeStatus {
+    rank: usize,
+    state: String,
+    exit_code: Option<i64>,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    heartbeat: u64,
+}
+
+fn bucket_of(uri: &str) -> Option<(&str, &str)> {
+    uri.strip_prefix("s3://")?.split_once('/')
+}
+
+/// The job's objects' keys, and the node reports among them.
+async fn reports(ctx: &Ctx, bucket: &str, p: &str) -> Result<(Vec<String>, Vec<NodeStatus>), AwsError> {
+    let s3 = &ctx.clients.s3;
+    let mut keys = Vec::new();
+    let mut next = None;
+    loop {
+        let out = s3.list_objects_v2().bucket(bucket).prefix(format!("{p}/")).set_continuation_token(next).send().await.map_err(AwsError::from_sdk)?;
+        keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        next = out.next_continuation_token().map(str::to_string);
+        if next.is_none() {
+            break;
+        }
+    }
+    let mut nodes = Vec::new();
+    for key in keys.iter().filter(|k| k.starts_with(&format!("{p}/status/")) && k.ends_with(".json")) {
+        let out = s3.get_object().bucket(bucket).key(key).send().await.map_err(AwsError::from_sdk)?;
+        let bytes = out.body.collect().await.map_err(|e| AwsError { code: None, message: e.to_string() })?.into_bytes();
+        // A report that does not parse is treated as missing; the agent rewrites it soon.
+        if let Ok(s) = serde_json::from_slice::<NodeStatus>(&bytes) {
+            nodes.push(s);
+        }
+    }
+    Ok((keys, nodes))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The job's state from its reports and its instances: `None` when its objects are gone.
+fn derive(state: &Value, keys: &[String], reports: &[NodeStatus], all: &[instances::Node]) -> Option<Value> {
+    if keys.is_empty() {
+        return None;
+    }
+    let ids = str_list(state, "instance_ids");
+    let timeout = u64_attr(state, "heartbeat_timeout").unwrap_or(120);
+    let mut by_rank: Vec<Option<&NodeStatus>> = vec![None; ids.len()];
+    for r in reports {
+        if let Some(slot) = by_rank.get_mut(r.rank) {
+            *slot = Some(r);
+        }
+    }
+    let gone = ids.iter().any(|id| !all.iter().any(|n| &n.id == id && n.live()));
+    let now = now_secs();
+    let states: Vec<&str> = by_rank
+        .iter()
+        .map(|r| match r {
+            Some(r) if r.state == "running" && now.saturating_sub(r.heartbeat) > timeout => LOST,
+            Some(r) => r.state.as_str(),
+            None => "pending",
+        })
+        .collect();
+    let status = if states.iter().any(|s| *s == "failed") {
+        "failed"
+    } else if states.iter().all(|s| *s == "succeeded") {
+        "succeeded"
+    } else if gone || states.contains(&LOST) {
+        LOST
+    } else if states.iter().any(|s| *s == "running" || *s == "succeeded") {
+        "running"
+    } else {
+        "pending"
+    };
+    let mut v = attrs(state);
+    v.insert("status".into(), Value::from(status));
+    v.insert("exit_codes".into(), Value::List(by_rank.iter().map(|r| r.and_then(|r| r.exit_code).map_or(Value::Null, Value::from)).collect()));
+    let started = by_rank.iter().flatten().filter_map(|r| r.started_at.clone()).min();
+    v.insert("started_at".into(), started.map_or(Value::Null, Value::from));
+    let finished = by_rank.iter().flatten().filter_map(|r| r.finished_at.clone()).max().filter(|_| TERMINAL.contains(&status));
+    v.insert("finished_at".into(), finished.map_or(Value::Null, Value::from));
+    Some(Value::Map(v))
+}
+
+async fn read_one(ctx: &Ctx, item: &ReadItem<'_>, all: &AllInstances) -> ReadResult {
+    let state = item.state;
+    let all_exited = state.get("exit_codes").and_then(Value::as_list).is_some_and(|c| c.iter().all(|x| !x.is_null()));
+    if all_exited && str_attr(state, "status").is_some_and(|s| TERMINAL.contains(&s)) {
+        return ReadResult::found(state.clone()); // every node finished: nothing changes any more
+    }
+    let Some((bucket, p)) = str_attr(state, "uri").and_then(bucket_of) else { return ReadResult::gone() };
+    let found = async { Ok::<_, AwsError>((reports(ctx, bucket, p).await?, all.get(&ctx.clients.ec2).await?)) };
+    match found.await {
+        Ok(((keys, nodes), all)) => derive(state, &keys, &nodes, all).map_or_else(ReadResult::gone, ReadResult::found),
+        Err(e) if e.is("NoSuchBucket") => ReadResult::gone(),
+        Err(e) => ReadResult { state: Some(state.clone()), diagnostics: e.diagnostic(item.address, "read the job's status").into() },
+    }
+}
+
+async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
+    let Some((bucket, p)) = str_attr(req.prior, "uri").and_then(bucket_of) else { return Ok(()) };
+    let uri = str_attr(req.prior, "uri").unwrap_or_default();
+    let ids = str_list(req.prior, "instance_ids");
+    // Only the tag with this job's value: an instance already given another job keeps it.
+    let tag = Tag::builder().key(TAG_JOB).value(uri).build();
+    if !ids.is_empty() {
+        match ctx.clients.ec2.delete_tags().set_resources(Some(ids)).tags(tag).send().await.map_err(AwsError::from_sdk) {
+            Ok(_) => {}
+            Err(e) if e.is("InvalidInstanceID.NotFound") => {}
+            Err(e) => return Err(e.diagnostic(req.address, "untag the job's instances")),
+        }
+    }
+    let keys = match reports(ctx, bucket, p).await {
+        Ok((keys, _)) => keys,
+        Err(e) if e.is("NoSuchBucket") => return Ok(()),
+        Err(e) => return Err(e.diagnostic(req.address, "list the job's objects")),
+    };
+    for key in keys {
+        ctx.clients.s3.delete_object().bucket(bucket).key(&key).send().await.map_err(|e| AwsError::from_sdk(e).diagnostic(req.address, "delete the job's objects"))?;
+    }
+    Ok(())
+}
+
+/// A lost job, or one whose cluster now has other instances, asks to be replaced.
+fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
+    let spec = Spec::parse(req.address, req.config)?;
+    let mut planned = attrs(req.proposed);
+    let mut diagnostics = Diagnostics::new();
+    let mut requires_replace = Vec::new();
+    if let Some(cluster) = set(req.config, "cluster").filter(|c| !c.contains_unknown()) {
+        if str_attr(cluster, "instance_profile").unwrap_or_default().is_empty() && cluster.get("instance_profile").is_some() {
+            diagnostics.push(
+                Diagnostic::warning("W-AWS-JOB-PROFILE", format!("{}: its instances have no `instance_profile`", req.address))
+                    .address(req.address)
+                    .hint("the kiln agent on the instances reads the job from S3 with the instance's role: set `instance_profile` on the cluster to a profile allowed to use the bucket"),
+            );
+        }
+    }
+    match &spec {
+        Some(s) => planned.insert("nodes".into(), num(s.instance_ids.len() as u64)),
+        None => planned.insert("nodes".into(), Value::Unknown),
+    };
+    if req.prior.is_none() {
+        let lost = req.replacing.filter(|r| str_attr(r, "status") == Some(LOST));
+        planned.insert("restarts".into(), num(lost.map_or(0, |r| u64_attr(r, "restarts").unwrap_or(0) + 1)));
+    }
+    if let Some(prior) = req.prior {
+        if str_attr(prior, "status") == Some(LOST) {
+            planned.insert("status".into(), Value::Unknown);
+            requires_replace.push("status".to_string());
+        }
+        match &spec {
+            Some(s) if str_list(prior, "instance_ids") != s.instance_ids => requires_replace.push("cluster".to_string()),
+            Some(s) if Spec::parse(req.address, prior).ok().flatten().is_some_and(|old| old.bucket != s.bucket || old.checkpoint_path != s.checkpoint_path) => {
+                requires_replace.push("checkpoint".to_string())
+            }
+            None => requires_replace.push("cluster".to_string()),
+            _ => {}
+        }
+    }
+    Ok(PlanResponse { planned: Value::Map(planned), requires_replace, diagnostics })
+}
+
+async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
+    let finished = str_attr(req.state, "status").is_some_and(|s| TERMINAL.contains(&s) || s == LOST);
+    let empty = |diagnostics: Diagnostics| LogsResponse { data: Vec::new(), next_offset: req.offset, finished, diagnostics };
+    let Some((bucket, p)) = str_attr(req.state, "uri").and_then(bucket_of) else { return empty(Diagnostics::new()) };
+    let key = format!("{p}/logs/node-{}.log", req.node);
+    let out = ctx.clients.s3.get_object().bucket(bucket).key(&key).range(format!("bytes={}-", req.offset)).send().await;
+    match out.map_err(AwsError::from_sdk) {
+        Ok(o) => match o.body.collect().await {
+            Ok(b) => {
+                let data = b.into_bytes().to_vec();
+                LogsResponse { next_offset: req.offset + data.len() as u64, data, finished, diagnostics: Diagnostics::new() }
+            }
+            Err(e) => empty(AwsError { code: None, message: e.to_string() }.diagnostic(req.address, "read the log").into()),
+        },
+        // Nothing uploaded yet, or nothing past the offset.
+        Err(e) if e.is("NoSuchKey") || e.is("InvalidRange") => empty(Diagnostics::new()),
+        Err(e) => empty(e.diagnostic(req.address, &format!("read s3://{bucket}/{key}")).into()),
+    }
+}
+
+#[async_trait]
+impl Kind for Job {
+    fn validate(&self, config: &Value) -> Diagnostics {
+        match Spec::parse("job", config) {
+            Err(d) if d.code == "E-AWS-JOB-RUN" || d.code == "E-AWS-JOB-BUCKET" => d.into(),
+            _ => Diagnostics::new(),
+        }
+    }
+
+    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+        plan(req).unwrap_or_else(|d| PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: d.into() })
+    }
+
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
+        create(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    }
+
+    /// Only `stop_grace` and `heartbeat_timeout` change in place: they live in state.
+    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+        let mut v = attrs(req.prior);
+        for (k, x) in attrs(req.planned) {
+            if !x.is_unknown() {
+                v.insert(k, x);
+            }
+        }
+        ApplyResponse::ok(Value::Map(v))
+    }
+
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
+        delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
+    }
+
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], all: &AllInstances) -> Vec<ReadResult> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(read_one(ctx, item, all).await);
+        }
+        out
+    }
+
+    /// An interrupted create is finished again: its files and tags are written idempotently.
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
+        let create_req = CreateRequest { address: req.address, kind: req.kind, planned: req.planned, token: req.token };
+        match create(ctx, &create_req).await {
+            Ok(v) => ReadResult::found(v),
+            Err(d) => read_error(d),
+        }
+    }
+
+    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+        read_error(error("E-AWS-IMPORT", req.address, "importing an aws job is not supported").hint("declare the job and run `kiln apply`"))
+    }
+
+    async fn logs(&self, ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
+        logs(ctx, req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpus_from_accelerators() {
+        assert_eq!(gpu_count("A100:8"), 8);
+        assert_eq!(gpu_count("A10G"), 1);
+        assert_eq!(gpu_count(""), 0);
+    }
+
+    #[test]
+    fn quoting_survives_quotes() {
+        assert_eq!(quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn user_data_is_a_shell_script_holding_the_agent() {
+        let u = user_data("us-east-1", Some("http://127.0.0.1:5000"));
+        assert!(u.starts_with("#!/bin/sh\n"));
+        assert!(u.contains("KILN_REGION='us-east-1' KILN_S3_ENDPOINT='http://127.0.0.1:5000' nohup setsid sh"));
+        assert!(u.contains("imds meta-data/tags/instance/kiln:job"));
+        let status = std::process::Command::new("sh").args(["-n", "-c", &u]).status().expect("sh runs");
+        assert!(status.success(), "user data must parse as a shell script");
+    }
+}

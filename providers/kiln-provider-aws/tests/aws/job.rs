@@ -1,0 +1,245 @@
+//! `job`: the job's files and the `kiln:job` tag as S3 and EC2 hold them, and the whole loop
+//! with the real agent: each instance's user data (read back through DescribeInstanceAttribute)
+//! runs as a local process whose instance metadata service is the harness's emulation for that
+//! instance, so the agent reads its tag, downloads the job from S3 (moto), runs it, and uploads
+//! status and logs that the provider's refresh and `logs` read.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kiln_provider::{LogsRequest, Provider};
+use kiln_value::Value;
+use serde_json::json as j;
+
+use crate::common::moto::{exclusive, server};
+use crate::common::*;
+
+/// The agents started from instances' user data; stopped (with their jobs) when dropped.
+struct Agents {
+    dir: tempfile::TempDir,
+    ids: Vec<String>,
+}
+
+impl Agents {
+    /// Runs the user data of each instance as that instance would at boot.
+    async fn boot(ids: &[String]) -> Agents {
+        let ec2 = aws().await.ec2;
+        let dir = tempfile::tempdir().unwrap();
+        for id in ids {
+            let out = ec2.describe_instance_attribute().instance_id(id).attribute("userData".into()).send().await.unwrap();
+            let b64 = out.user_data().and_then(|u| u.value()).expect("the instance has user data");
+            let script = String::from_utf8(base64_decode(b64)).unwrap();
+            assert!(script.contains("kiln agent"), "{script}");
+            let status = std::process::Command::new("sh")
+                .args(["-c", &script])
+                .env("KILN_IMDS", format!("{}/_testbed/imds/us-east-1/{id}", server().endpoint()))
+                .env("KILN_AGENT_DIR", dir.path().join(id))
+                .env("KILN_AGENT_INTERVAL", "1")
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        Agents { dir, ids: ids.to_vec() }
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.path().join(id)
+    }
+
+    fn pid(&self, id: &str) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(p) = std::fs::read_to_string(self.path(id).join("agent.pid")).ok().and_then(|s| s.trim().parse().ok()) {
+                return Some(p);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills an agent (and the job it runs), as a vanished instance would.
+    fn kill(&self, id: &str) {
+        if let Some(pid) = self.pid(id) {
+            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+        // The job's process groups: every `sh` whose command line names this agent's directory.
+        let _ = std::process::Command::new("pkill").args(["-KILL", "-f", &self.path(id).display().to_string()]).status();
+    }
+}
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for id in self.ids.clone() {
+            self.kill(&id);
+        }
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let out = std::process::Command::new("base64").arg("-d").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn();
+    let mut child = out.unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    child.wait_with_output().unwrap().stdout
+}
+
+/// Refreshes the job until its status is one of `want` (30 s at most).
+async fn wait_status(p: &kiln_provider_aws::AwsProvider, address: &str, state: &Value, want: &[&str]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = read(p, address, state).await.expect("the job exists");
+        if want.contains(&str_of(&now, "status")) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "{address} stayed `{}`, wanted {want:?}: {now}", str_of(&now, "status"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn log(p: &kiln_provider_aws::AwsProvider, state: &Value, node: usize) -> String {
+    let r = p.logs(LogsRequest { address: "job.train", kind: "job", state, node, offset: 0 }).await;
+    assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
+    String::from_utf8(r.data).unwrap()
+}
+
+async fn keys(bucket: &str, prefix: &str) -> Vec<String> {
+    let out = aws().await.s3.list_objects_v2().bucket(bucket).prefix(prefix).send().await.unwrap();
+    out.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect()
+}
+
+async fn job_tags(ids: &[String]) -> Vec<Option<String>> {
+    let out = aws().await.ec2.describe_instances().set_instance_ids(Some(ids.to_vec())).send().await.unwrap();
+    let instances: Vec<_> = out.reservations().iter().flat_map(|r| r.instances()).cloned().collect();
+    ids.iter()
+        .map(|id| {
+            let i = instances.iter().find(|i| i.instance_id() == Some(id)).expect("instance");
+            i.tags().iter().find(|t| t.key() == Some("kiln:job")).and_then(|t| t.value()).map(str::to_string)
+        })
+        .collect()
+}
+
+async fn setup(p: &kiln_provider_aws::AwsProvider, run: &str) -> (Value, Value, Value) {
+    let bucket = create(p, "bucket.ckpt", &config(p, "bucket", j!({ "force_destroy": true }))).await;
+    let cluster = create(p, "cluster.train", &config(p, "cluster", j!({ "instance_type": "t3.micro", "nodes": 2 }))).await;
+    let cfg = config(
+        p,
+        "job",
+        j!({
+            "cluster": cluster.to_json(),
+            "run": run,
+            "setup": "echo setting up",
+            "env": { "GREETING": "it's here" },
+            "checkpoint": { "bucket": bucket.to_json(), "path": "run-1/" },
+        }),
+    );
+    (bucket, cluster, cfg)
+}
+
+#[tokio::test]
+async fn the_agent_in_user_data_runs_the_job_and_reports_through_s3() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let run = "echo \"rank=$KILN_NODE_RANK of $KILN_NUM_NODES master=$KILN_MASTER_ADDR:$KILN_MASTER_PORT ips=$KILN_NODE_IPS\"\n\
+               echo \"job=$KILN_JOB_ID ckpt=$KILN_CHECKPOINT_DIR greeting=$GREETING\"\n";
+    let (bucket, cluster, cfg) = setup(&p, run).await;
+    let job = create(&p, "job.train", &cfg).await;
+    let ids = strs(&cluster, "instance_ids");
+    assert_eq!(strs(&job, "instance_ids"), ids);
+    assert_eq!(strs(&job, "node_ips"), strs(&cluster, "private_ips"));
+    assert_eq!(str_of(&job, "status"), "pending");
+
+    // What the agents will find: the files in the bucket and the tag on every instance.
+    let name = str_of(&bucket, "name");
+    let prefix = format!("kiln/jobs/{}", str_of(&job, "job_id"));
+    assert_eq!(str_of(&job, "uri"), format!("s3://{name}/{prefix}"));
+    let mut files = keys(name, &prefix).await;
+    files.sort();
+    assert_eq!(files, ["env.sh", "run.sh", "setup.sh", "spec.env"].map(|f| format!("{prefix}/{f}")));
+    assert_eq!(job_tags(&ids).await, vec![Some(str_of(&job, "uri").to_string()); 2]);
+
+    let agents = Agents::boot(&ids).await;
+    let done = wait_status(&p, "job.train", &job, &["succeeded", "failed"]).await;
+    assert_eq!(str_of(&done, "status"), "succeeded", "{done}");
+    assert_eq!(done.get("exit_codes").unwrap().to_json(), j!([0, 0]));
+    assert!(done.get("finished_at").and_then(Value::as_str).is_some());
+    let ips = strs(&cluster, "private_ips");
+    for rank in 0..2 {
+        let out = log(&p, &done, rank).await;
+        assert!(out.contains("setting up"), "{out}");
+        assert!(out.contains(&format!("rank={rank} of 2 master={}:29500 ips={}", ips[0], ips.join(","))), "{out}");
+        assert!(out.contains(&format!("job={} ckpt=s3://{name}/run-1/ greeting=it's here", str_of(&job, "job_id"))), "{out}");
+    }
+
+    // Destroy: the tag goes (only this job's), and so do the job's objects.
+    assert!(!delete(&p, "job.train", &done).await.has_errors());
+    assert_eq!(job_tags(&ids).await, vec![None, None]);
+    assert_eq!(keys(name, &prefix).await, Vec::<String>::new());
+    drop(agents);
+    assert!(!delete(&p, "cluster.train", &cluster).await.has_errors());
+    assert!(!delete(&p, "bucket.ckpt", &bucket).await.has_errors());
+}
+
+#[tokio::test]
+async fn a_failing_node_fails_the_job_with_its_exit_code() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let (bucket, cluster, cfg) = setup(&p, "if [ \"$KILN_NODE_RANK\" = 1 ]; then echo boom >&2; exit 3; fi").await;
+    let job = create(&p, "job.train", &cfg).await;
+    let _agents = Agents::boot(&strs(&cluster, "instance_ids")).await;
+    let mut done = wait_status(&p, "job.train", &job, &["failed"]).await;
+    // Failed as soon as one node fails; refreshed until every node has exited.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while done.get("exit_codes").unwrap().to_json()[0].is_null() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        done = read(&p, "job.train", &done).await.unwrap();
+    }
+    assert_eq!(done.get("exit_codes").unwrap().to_json(), j!([0, 3]), "{done}");
+    assert!(log(&p, &done, 1).await.contains("boom"));
+    assert!(!delete(&p, "job.train", &done).await.has_errors());
+    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "bucket.ckpt", &bucket).await;
+}
+
+#[tokio::test]
+async fn a_lost_instance_makes_the_job_lost_and_destroy_stops_the_rest() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let (bucket, cluster, cfg) = setup(&p, "echo started; sleep 300").await;
+    let job = create(&p, "job.train", &cfg).await;
+    let ids = strs(&cluster, "instance_ids");
+    let agents = Agents::boot(&ids).await;
+    let running = wait_status(&p, "job.train", &job, &["running"]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !log(&p, &running, 0).await.contains("started") {
+        assert!(Instant::now() < deadline, "node 0's log never showed the job starting");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // Spot takes instance 1 back: its agent and its process go with it.
+    agents.kill(&ids[1]);
+    server().spot_interrupt(&ids[1]);
+    let lost = wait_status(&p, "job.train", &running, &["lost"]).await;
+    let r = plan(&p, "job.train", &cfg, Some(&lost)).await;
+    assert!(r.requires_replace.contains(&"status".to_string()), "a lost job is replaced: {:?}", r.requires_replace);
+
+    // Destroy takes the tag away; the surviving agent stops the job's processes.
+    let agent0 = agents.path(&ids[0]);
+    assert!(pgrep(&agent0), "the job runs on node 0");
+    assert!(!delete(&p, "job.train", &lost).await.has_errors());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pgrep(&agent0) {
+        assert!(Instant::now() < deadline, "node 0's job still runs after destroy");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(agents);
+    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "bucket.ckpt", &bucket).await;
+}
+
+/// Whether a job process (`sleep 300` under the job's shell) runs from this agent directory.
+fn pgrep(agent_dir: &Path) -> bool {
+    let out = std::process::Command::new("pgrep").args(["-f", &format!("{}/jobs/.*/run.sh", agent_dir.display())]).output().unwrap();
+    out.status.success()
+}
