@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use aws_sdk_ec2::config::interceptors::{BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef};
+use aws_sdk_ec2::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -14,6 +16,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 struct Counts {
     operations: BTreeMap<String, u64>,
     attempts: u64,
+    throttled: u64,
 }
 
 /// Shared by the EC2 and S3 clients of one provider instance.
@@ -34,6 +37,11 @@ impl ApiCalls {
     /// All calls, whatever the operation.
     pub fn total(&self) -> u64 {
         self.lock().operations.values().sum()
+    }
+
+    /// Attempts AWS answered with a throttling error (each was retried after a backoff).
+    pub fn throttled(&self) -> u64 {
+        self.lock().throttled
     }
 
     /// HTTP attempts, retries included.
@@ -79,4 +87,38 @@ impl Intercept for CountCalls {
         self.0.lock().attempts += 1;
         Ok(())
     }
+
+    /// Notes throttling answers: HTTP 429, or an error body naming a throttling code.
+    /// After deserialization, when the error body has been read into memory.
+    fn read_after_deserialization(
+        &self,
+        ctx: &AfterDeserializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let r = ctx.response();
+        let status = r.status().as_u16();
+        let body = r.body().bytes().unwrap_or_default();
+        if status == 429 || (status >= 400 && is_throttling(body)) {
+            self.0.lock().throttled += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Error codes AWS services use for throttling.
+const THROTTLING: [&str; 8] = [
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "SlowDown",
+    "TooManyRequestsException",
+];
+
+fn is_throttling(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body);
+    THROTTLING.iter().any(|c| text.contains(&format!("<Code>{c}</Code>")))
 }

@@ -35,14 +35,16 @@ pub mod request;
 mod schema;
 pub mod settings;
 mod spot_pool;
+pub mod throttle;
 mod util;
 
 use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::{
-    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse, PlanRequest, PlanResponse, Provider,
-    ProviderFactory, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest, ValidateRequest,
+    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
+    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
+    ValidateRequest,
 };
 use kiln_schema::ProviderSchema;
 use kiln_value::Value;
@@ -52,6 +54,9 @@ pub use settings::{Clients, Settings};
 pub use util::{TAG_ADDRESS, TAG_NODE, TAG_TOKEN};
 
 pub const NAME: &str = "aws";
+
+/// Operations one provider instance runs at once when AWS does not throttle it.
+const CONCURRENCY: usize = 16;
 
 /// Builds `aws` provider instances from `provider "aws" { ... }` blocks.
 pub struct AwsFactory;
@@ -75,6 +80,7 @@ pub(crate) struct Ctx {
     pub clients: Clients,
     pub catalog: tokio::sync::OnceCell<cluster::catalog::Catalog>,
     pub default_image: tokio::sync::OnceCell<String>,
+    pub throttle: throttle::Throttle,
 }
 
 /// A configured `aws` provider (one region, one set of credentials).
@@ -85,12 +91,27 @@ pub struct AwsProvider {
 impl AwsProvider {
     pub async fn connect(settings: Settings) -> Result<AwsProvider, Diagnostic> {
         let clients = Clients::connect(&settings).await?;
-        Ok(AwsProvider { ctx: Ctx { clients, catalog: Default::default(), default_image: Default::default() } })
+        let throttle = throttle::Throttle::new(CONCURRENCY);
+        Ok(AwsProvider { ctx: Ctx { clients, catalog: Default::default(), default_image: Default::default(), throttle } })
     }
 
     /// API calls made so far, by operation.
     pub fn api_calls(&self) -> &ApiCalls {
         &self.ctx.clients.calls
+    }
+
+    /// Create, update and delete operations allowed at once now: lower while AWS throttles.
+    pub fn concurrency(&self) -> usize {
+        self.ctx.throttle.limit()
+    }
+
+    /// Runs one create, update or delete within the [`throttle::Throttle`].
+    async fn throttled<T>(&self, op: impl std::future::Future<Output = T>) -> T {
+        let slot = self.ctx.throttle.acquire().await;
+        let before = self.ctx.clients.calls.throttled();
+        let out = op.await;
+        self.ctx.throttle.done(slot, self.ctx.clients.calls.throttled() > before);
+        out
     }
 
     pub fn region(&self) -> &str {
@@ -129,7 +150,8 @@ fn kind(name: &str) -> Option<&'static dyn Kind> {
 }
 
 fn unknown_kind(name: &str) -> Diagnostic {
-    Diagnostic::error("E-KIND-UNKNOWN", format!("provider `aws` has no kind `{name}`")).hint("kinds of `aws`: bucket, cluster, spot_pool, job")
+    Diagnostic::error("E-KIND-UNKNOWN", format!("provider `aws` has no kind `{name}`"))
+        .hint("kinds of `aws`: bucket, cluster, spot_pool, job")
 }
 
 #[async_trait]
@@ -143,7 +165,7 @@ impl Provider for AwsProvider {
     }
 
     fn limits(&self) -> Limits {
-        Limits { concurrency: Some(16) }
+        Limits { concurrency: Some(CONCURRENCY) }
     }
 
     fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
@@ -161,21 +183,21 @@ impl Provider for AwsProvider {
 
     async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
         match kind(req.kind) {
-            Some(k) => k.create(&self.ctx, &req).await,
+            Some(k) => self.throttled(k.create(&self.ctx, &req)).await,
             None => ApplyResponse::error(unknown_kind(req.kind)),
         }
     }
 
     async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
         match kind(req.kind) {
-            Some(k) => k.update(&self.ctx, &req).await,
+            Some(k) => self.throttled(k.update(&self.ctx, &req)).await,
             None => ApplyResponse::error(unknown_kind(req.kind)),
         }
     }
 
     async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
         match kind(req.kind) {
-            Some(k) => k.delete(&self.ctx, &req).await,
+            Some(k) => self.throttled(k.delete(&self.ctx, &req)).await,
             None => unknown_kind(req.kind).into(),
         }
     }

@@ -91,8 +91,11 @@ fn cluster() -> Body {
         .attr("key_name", Attribute::optional_computed(Type::String, "EC2 key pair; default: one kiln creates").force_new())
         .attr(
             "instance_profile",
-            Attribute::optional(Type::String, "IAM instance profile (name or ARN) of the instances; the kiln agent uses its role to read jobs from S3")
-                .force_new(),
+            Attribute::optional(
+                Type::String,
+                "IAM instance profile (name or ARN) of the instances; the kiln agent uses its role to read jobs from S3",
+            )
+            .force_new(),
         )
         .attr(
             "ssh_cidr",
@@ -115,7 +118,10 @@ fn cluster() -> Body {
 
 fn job() -> Body {
     let checkpoint = Body::new()
-        .attr("bucket", Attribute::required(Type::Any, "The S3 bucket, such as `bucket.checkpoints`: also holds the job's scripts, status and logs"))
+        .attr(
+            "bucket",
+            Attribute::required(Type::Any, "The S3 bucket, such as `bucket.checkpoints`: also holds the job's scripts, status and logs"),
+        )
         .attr("path", Attribute::optional(Type::String, "Prefix inside the bucket, such as \"run-1/\"").default(""));
     Body::new()
         .attr("cluster", Attribute::required(Type::Any, "The cluster or spot pool to run on, such as `cluster.train`"))
@@ -192,8 +198,11 @@ fn spot_pool() -> Body {
         .attr("key_name", Attribute::optional_computed(Type::String, "EC2 key pair; default: one kiln creates").force_new())
         .attr(
             "instance_profile",
-            Attribute::optional(Type::String, "IAM instance profile (name or ARN) of the instances; the kiln agent uses its role to read jobs from S3")
-                .force_new(),
+            Attribute::optional(
+                Type::String,
+                "IAM instance profile (name or ARN) of the instances; the kiln agent uses its role to read jobs from S3",
+            )
+            .force_new(),
         )
         .attr(
             "ssh_cidr",

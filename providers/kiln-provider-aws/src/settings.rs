@@ -145,7 +145,13 @@ impl Clients {
         let counter = SharedInterceptor::new(CountCalls(calls.clone()));
         let ec2 = aws_sdk_ec2::config::Builder::from(&sdk).interceptor(counter.clone()).build();
         let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(s.effective_endpoint().is_some()).interceptor(counter).build();
-        Ok(Clients { ec2: aws_sdk_ec2::Client::from_conf(ec2), s3: aws_sdk_s3::Client::from_conf(s3), region, endpoint: s.effective_endpoint(), calls })
+        Ok(Clients {
+            ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            region,
+            endpoint: s.effective_endpoint(),
+            calls,
+        })
     }
 }
 

@@ -1,8 +1,8 @@
 //! Small helpers shared by the kinds: reading attributes out of values, building values, names
 //! derived from addresses and tokens, kiln's ownership tags, and diagnostics.
 
-use kiln_value::{Map, Value};
 pub(crate) use kiln_provider::util::{attrs, bool_attr, error, num, read_error, set, str_attr, str_list, strings, u64_attr};
+use kiln_value::{Map, Value};
 
 /// Tag naming the kiln address an AWS object belongs to.
 pub const TAG_ADDRESS: &str = "kiln:address";

@@ -84,16 +84,22 @@ impl Spec {
             None => all.len(),
         };
         if nodes > all.len() || all.is_empty() {
-            return Err(error("E-AWS-JOB-NODES", address, format!("{address} asks for {nodes} nodes, its cluster has {} instances", all.len()))
-                .hint("lower the job's `nodes`, or raise the cluster's `nodes` (or the pool's `capacity`)"));
+            return Err(error(
+                "E-AWS-JOB-NODES",
+                address,
+                format!("{address} asks for {nodes} nodes, its cluster has {} instances", all.len()),
+            )
+            .hint("lower the job's `nodes`, or raise the cluster's `nodes` (or the pool's `capacity`)"));
         }
         let checkpoint = set(v, "checkpoint");
-        let bucket = checkpoint.and_then(|c| c.get("bucket")).and_then(|b| str_attr(b, "name").or_else(|| b.as_str())).ok_or_else(|| {
-            error("E-AWS-JOB-BUCKET", address, format!("{address}: an aws job needs a `checkpoint` block naming an S3 bucket"))
-                .hint("add `checkpoint { bucket = bucket.NAME }`: the job's scripts, status and logs are kept there under kiln/jobs/")
-        })?;
+        let bucket =
+            checkpoint.and_then(|c| c.get("bucket")).and_then(|b| str_attr(b, "name").or_else(|| b.as_str())).ok_or_else(|| {
+                error("E-AWS-JOB-BUCKET", address, format!("{address}: an aws job needs a `checkpoint` block naming an S3 bucket"))
+                    .hint("add `checkpoint { bucket = bucket.NAME }`: the job's scripts, status and logs are kept there under kiln/jobs/")
+            })?;
         let run = str_attr(v, "run").filter(|r| !r.trim().is_empty()).ok_or_else(|| {
-            error("E-AWS-JOB-RUN", address, format!("{address}: `run` is empty")).hint("give the command to run, such as run = \"python3 train.py\"")
+            error("E-AWS-JOB-RUN", address, format!("{address}: `run` is empty"))
+                .hint("give the command to run, such as run = \"python3 train.py\"")
         })?;
         let accelerators = str_attr(cluster, "accelerators").unwrap_or_default();
         Ok(Some(Spec {
@@ -163,21 +169,35 @@ fn prefix(job_id: &str) -> String {
 }
 
 async fn put(ctx: &Ctx, bucket: &str, key: String, body: String) -> Result<(), AwsError> {
-    ctx.clients.s3.put_object().bucket(bucket).key(key).body(ByteStream::from(body.into_bytes())).send().await.map(|_| ()).map_err(AwsError::from_sdk)
+    ctx.clients
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(body.into_bytes()))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(AwsError::from_sdk)
 }
 
 async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
     let spec = known(req.address, req.planned)?;
     let job_id = made_up_name(req.address, "job", req.token, 63);
     let ec2 = &ctx.clients.ec2;
-    let live = instances::describe_ids(ec2, &spec.instance_ids).await.map_err(|e| e.diagnostic(req.address, "describe the job's instances"))?;
+    let live =
+        instances::describe_ids(ec2, &spec.instance_ids).await.map_err(|e| e.diagnostic(req.address, "describe the job's instances"))?;
     let mut ips = Vec::new();
     for id in &spec.instance_ids {
         match live.iter().find(|n| &n.id == id && n.live() && !n.private_ip.is_empty()) {
             Some(n) => ips.push(n.private_ip.clone()),
             None => {
-                return Err(error("E-AWS-JOB-INSTANCE", req.address, format!("{}: instance `{id}` of its cluster is not running", req.address))
-                    .hint("run `kiln apply` again: the cluster heals lost instances first, then the job starts on them"))
+                return Err(error(
+                    "E-AWS-JOB-INSTANCE",
+                    req.address,
+                    format!("{}: instance `{id}` of its cluster is not running", req.address),
+                )
+                .hint("run `kiln apply` again: the cluster heals lost instances first, then the job starts on them"))
             }
         }
     }
@@ -189,7 +209,9 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
         ("run.sh", spec.run.clone()),
     ];
     for (name, body) in files {
-        put(ctx, &spec.bucket, format!("{p}/{name}"), body).await.map_err(|e| e.diagnostic(req.address, &format!("write {name} to the bucket")))?;
+        put(ctx, &spec.bucket, format!("{p}/{name}"), body)
+            .await
+            .map_err(|e| e.diagnostic(req.address, &format!("write {name} to the bucket")))?;
     }
     let uri = format!("s3://{}/{p}", spec.bucket);
     let tag = Tag::builder().key(TAG_JOB).value(&uri).build();
@@ -233,7 +255,14 @@ async fn reports(ctx: &Ctx, bucket: &str, p: &str) -> Result<(Vec<String>, Vec<N
     let mut keys = Vec::new();
     let mut next = None;
     loop {
-        let out = s3.list_objects_v2().bucket(bucket).prefix(format!("{p}/")).set_continuation_token(next).send().await.map_err(AwsError::from_sdk)?;
+        let out = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(format!("{p}/"))
+            .set_continuation_token(next)
+            .send()
+            .await
+            .map_err(AwsError::from_sdk)?;
         keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_string)));
         next = out.next_continuation_token().map(str::to_string);
         if next.is_none() {
@@ -279,7 +308,7 @@ fn derive(state: &Value, keys: &[String], reports: &[NodeStatus], all: &[instanc
             None => "pending",
         })
         .collect();
-    let status = if states.iter().any(|s| *s == "failed") {
+    let status = if states.contains(&"failed") {
         "failed"
     } else if states.iter().all(|s| *s == "succeeded") {
         "succeeded"
@@ -292,7 +321,10 @@ fn derive(state: &Value, keys: &[String], reports: &[NodeStatus], all: &[instanc
     };
     let mut v = attrs(state);
     v.insert("status".into(), Value::from(status));
-    v.insert("exit_codes".into(), Value::List(by_rank.iter().map(|r| r.and_then(|r| r.exit_code).map_or(Value::Null, Value::from)).collect()));
+    v.insert(
+        "exit_codes".into(),
+        Value::List(by_rank.iter().map(|r| r.and_then(|r| r.exit_code).map_or(Value::Null, Value::from)).collect()),
+    );
     let started = by_rank.iter().flatten().filter_map(|r| r.started_at.clone()).min();
     v.insert("started_at".into(), started.map_or(Value::Null, Value::from));
     let finished = by_rank.iter().flatten().filter_map(|r| r.finished_at.clone()).max().filter(|_| TERMINAL.contains(&status));
@@ -334,7 +366,14 @@ async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
         Err(e) => return Err(e.diagnostic(req.address, "list the job's objects")),
     };
     for key in keys {
-        ctx.clients.s3.delete_object().bucket(bucket).key(&key).send().await.map_err(|e| AwsError::from_sdk(e).diagnostic(req.address, "delete the job's objects"))?;
+        ctx.clients
+            .s3
+            .delete_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(e).diagnostic(req.address, "delete the job's objects"))?;
     }
     Ok(())
 }
@@ -369,7 +408,12 @@ fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
         }
         match &spec {
             Some(s) if str_list(prior, "instance_ids") != s.instance_ids => requires_replace.push("cluster".to_string()),
-            Some(s) if Spec::parse(req.address, prior).ok().flatten().is_some_and(|old| old.bucket != s.bucket || old.checkpoint_path != s.checkpoint_path) => {
+            Some(s)
+                if Spec::parse(req.address, prior)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|old| old.bucket != s.bucket || old.checkpoint_path != s.checkpoint_path) =>
+            {
                 requires_replace.push("checkpoint".to_string())
             }
             None => requires_replace.push("cluster".to_string()),

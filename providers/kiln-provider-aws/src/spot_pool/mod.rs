@@ -460,7 +460,7 @@ impl Kind for SpotPool {
         let ec2 = &ctx.clients.ec2;
         let both = async { Ok::<_, AwsError>((fleet::describe(ec2, &ids).await?, all.get(ec2).await?)) };
         match both.await {
-            Ok((fleets, nodes)) => items.iter().map(|i| read_item(i, &fleets, &nodes)).collect(),
+            Ok((fleets, nodes)) => items.iter().map(|i| read_item(i, &fleets, nodes)).collect(),
             Err(e) => items
                 .iter()
                 .map(|i| ReadResult { state: Some(i.state.clone()), diagnostics: e.diagnostic(i.address, "describe fleets").into() })

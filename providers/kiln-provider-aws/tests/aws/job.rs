@@ -78,7 +78,8 @@ impl Drop for Agents {
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
-    let out = std::process::Command::new("base64").arg("-d").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn();
+    let out =
+        std::process::Command::new("base64").arg("-d").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn();
     let mut child = out.unwrap();
     use std::io::Write;
     child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();

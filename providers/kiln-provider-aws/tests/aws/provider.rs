@@ -57,3 +57,24 @@ async fn errors_carry_the_aws_code_and_the_address() {
     assert!(d.summary.starts_with("cluster.a: cannot describe instances: RequestLimitExceeded: "), "{}", d.summary);
     assert!(d.hint.as_deref().unwrap_or_default().contains("max_attempts"));
 }
+
+#[tokio::test]
+async fn throttling_lowers_the_concurrency_and_success_raises_it_again() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    assert_eq!(p.concurrency(), 16);
+    server().fault("CreateSecurityGroup", "", "RequestLimitExceeded", 503, 2);
+    let cfg = config(&p, "cluster", j!({ "instance_type": "t3.micro" }));
+    let state = create(&p, "cluster.a", &cfg).await;
+    assert_eq!(server().faults_left(), 0, "both throttling answers were met, and retried");
+    assert!(p.api_calls().throttled() >= 2, "{}", p.api_calls().throttled());
+    assert_eq!(p.concurrency(), 8, "one throttled operation halves the limit");
+    let r = delete(&p, "cluster.a", &state).await;
+    assert!(!r.has_errors(), "{r:?}");
+    assert_eq!(p.concurrency(), 8, "one operation without throttling is not yet enough to grow");
+    for i in 0..8 {
+        let b = create(&p, &format!("bucket.b{i}"), &config(&p, "bucket", j!({}))).await;
+        assert!(!delete(&p, &format!("bucket.b{i}"), &b).await.has_errors());
+    }
+    assert!(p.concurrency() > 8, "unthrottled operations raise it again: {}", p.concurrency());
+}
