@@ -93,7 +93,17 @@ pub struct PlanArgs {
 #[derive(Subcommand)]
 pub enum Command {
     /// Create a new project here, or prepare the backend of an existing one.
-    Init,
+    Init {
+        #[command(flatten)]
+        vars: VarArgs,
+        /// The backend changed since the last init: copy every workspace's state to the new one
+        /// (verified by reading it back) before switching to it.
+        #[arg(long, conflicts_with = "reconfigure")]
+        migrate_state: bool,
+        /// The backend changed since the last init: use the new one as it is, copying nothing.
+        #[arg(long)]
+        reconfigure: bool,
+    },
     /// Check the configuration without touching state or providers' objects.
     Validate {
         #[command(flatten)]
@@ -194,6 +204,9 @@ pub enum Command {
         address: String,
         id: String,
     },
+    /// Manage workspaces: several states (staging, prod, ...) for one configuration.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
     /// Remove a lock left by a crashed or killed kiln.
     ForceUnlock {
         lock_id: String,
@@ -207,7 +220,7 @@ pub enum Command {
 impl Command {
     fn var_args_mut(&mut self) -> Option<&mut VarArgs> {
         match self {
-            Command::Validate { vars, .. } | Command::Import { vars, .. } | Command::Logs { vars, .. } | Command::Jobs { vars } => Some(vars),
+            Command::Validate { vars, .. } | Command::Init { vars, .. } | Command::Import { vars, .. } | Command::Logs { vars, .. } | Command::Jobs { vars } => Some(vars),
             Command::Plan { args, .. } | Command::Apply { args, .. } | Command::Destroy { args, .. } => Some(&mut args.vars),
             _ => None,
         }
@@ -224,4 +237,30 @@ pub enum StateCommand {
     Rm { addresses: Vec<String> },
     /// Rename an instance in state.
     Mv { from: String, to: String },
+    /// List the stored versions of the state, newest first (backups, bucket versions, history).
+    Versions,
+}
+
+#[derive(Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace (with an empty state) and select it.
+    New { name: String },
+    /// Select the workspace later commands use (stored in .kiln/environment; KILN_WORKSPACE overrides).
+    Select {
+        name: String,
+        /// Create it if it does not exist.
+        #[arg(long)]
+        or_create: bool,
+    },
+    /// List workspaces; the selected one is marked with `*`.
+    List,
+    /// Print the selected workspace's name.
+    Show,
+    /// Delete a workspace's state. Refused while it manages resources, unless --force.
+    Delete {
+        name: String,
+        /// Delete even if its state still lists resources (they are not destroyed, only forgotten).
+        #[arg(long)]
+        force: bool,
+    },
 }

@@ -9,6 +9,7 @@ mod support;
 
 mod apply;
 mod aws;
+mod backends;
 mod examples;
 mod exit_codes;
 mod fmt;
@@ -18,6 +19,8 @@ mod lifecycle;
 mod local;
 mod plan;
 mod plan_view;
+mod secrets;
 mod show;
+mod slurm;
 mod state;
 mod variables;

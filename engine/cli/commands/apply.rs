@@ -26,14 +26,12 @@ pub struct ApplyOpts {
 pub(crate) async fn apply_cmd(dir: &Path, args: &PlanArgs, opts: ApplyOpts) -> R {
     let l = load(dir, &args.vars)?;
     let backend = open(&l.config, dir)?;
-    let lock = lock(backend.as_ref(), if opts.mode == Mode::Destroy { "destroy" } else { "apply" }).await?;
+    let lock = lock(&backend, if opts.mode == Mode::Destroy { "destroy" } else { "apply" }).await?;
     let mut r = apply_locked(dir, &l, backend.clone(), args, &opts).await;
     if opts.wait && r == Ok(OK) {
         r = super::jobs::wait_then_refresh(dir, &l, backend.clone(), args).await;
     }
-    if let Err(e) = backend.unlock(&lock.id).await {
-        eprintln!("Warning: could not release the state lock: {e}");
-    }
+    unlock(backend.as_ref(), lock).await;
     r
 }
 
@@ -42,8 +40,7 @@ pub(crate) async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateB
     let state = read_state(backend.as_ref()).await?;
     let plan = match &opts.plan_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("Error: cannot read plan `{}`: {e}", path.display()))?;
-            let saved = Plan::from_json(&text).map_err(|e| format!("Error: {e}"))?;
+            let saved = read_plan(&l.config, dir, path)?;
             let current_lineage = (!state.lineage.is_empty()).then(|| state.lineage.clone());
             let current_serial = (!state.lineage.is_empty()).then_some(state.serial);
             if saved.lineage != current_lineage || saved.serial != current_serial {
@@ -95,8 +92,9 @@ pub async fn execute(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, mut
     let (sink, writer) = kiln_ops::JournalSink::start(backend.clone());
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(0u8);
     let signals = tokio::spawn(async move {
+        let mut interrupts = Interrupts::new(); // Ctrl-C and SIGTERM
         for level in 1..=2u8 {
-            if tokio::signal::ctrl_c().await.is_err() {
+            if !interrupts.recv().await {
                 return;
             }
             if level == 1 {
@@ -120,6 +118,7 @@ pub async fn execute(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, mut
         cancel: Cancel(cancel_rx),
         cwd: dir.to_path_buf(),
         parallelism,
+        workspace: workspace::current(dir).unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
     })
     .await;
     signals.abort();

@@ -5,12 +5,13 @@ use kiln_config::Config;
 use kiln_diag::Diagnostic;
 use kiln_plan::Mode;
 use kiln_state::State;
+use std::sync::Arc;
 use crate::cli::{PlanArgs, VarArgs};
 use crate::render;
 
 use super::*;
 
-pub(crate) fn init(dir: &Path) -> R {
+pub(crate) async fn init(dir: &Path, vars: &VarArgs, migrate_state: bool, reconfigure: bool) -> R {
     let has_config = std::fs::read_dir(dir).map(|rd| rd.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".kiln.hcl"))).unwrap_or(false);
     if !has_config {
         let text = "kiln {\n  backend \"local\" {\n    path = \".kiln/state.json\"\n  }\n}\n\nresource \"record\" \"hello\" {\n  input = \"hello from kiln\"\n}\n\noutput \"hello\" {\n  value = record.hello.output\n}\n";
@@ -18,15 +19,178 @@ pub(crate) fn init(dir: &Path) -> R {
         eprintln!("Created main.kiln.hcl. Run `kiln plan` to see what it does.");
     }
     std::fs::create_dir_all(dir.join(".kiln")).map_err(|e| format!("Error: cannot create .kiln: {e}"))?;
-    eprintln!("kiln is initialized in {}", dir.display());
+    let l = load(dir, vars)?;
+    let cfg = backend_config(&l.config, dir)?;
+    let recorded = recorded_backend(dir)?;
+    // Never initialised, but local state is there: that is what a new remote backend replaces.
+    let previous = recorded.clone().or_else(|| {
+        let local = dir.join(kiln_state::LocalBackend::DEFAULT_PATH);
+        local.exists().then_some(kiln_ops::BackendConfig::Local { path: local })
+    });
+    match previous {
+        Some(old) if identity(&old, dir) != identity(&cfg, dir) => {
+            if reconfigure {
+                eprintln!("The backend changed from {} to {}; nothing was copied (--reconfigure).", describe(&old), describe(&cfg));
+            } else if migrate_state {
+                migrate(&l.config, dir, &old, &cfg).await?;
+            } else {
+                return Err(format!(
+                    "Error: the backend changed from {} to {}\n  = help: run `kiln init --migrate-state` to copy every workspace's state to the new backend, or `kiln init --reconfigure` to use the new backend as it is",
+                    describe(&old),
+                    describe(&cfg)
+                ));
+            }
+        }
+        _ if migrate_state => eprintln!("The backend did not change since the last init: there is nothing to migrate."),
+        _ => {}
+    }
+    record_backend(dir, &cfg)?;
+    eprintln!("kiln is initialized in {} (backend \"{}\": {})", dir.display(), cfg.kind(), describe(&cfg));
     Ok(OK)
+}
+
+/// Where `kiln init` records the backend it initialised (settings included: like Terraform's
+/// `.terraform/terraform.tfstate`, it may hold credentials, so it is private to its owner).
+pub(crate) const BACKEND_RECORD: &str = ".kiln/backend.json";
+
+fn recorded_backend(dir: &Path) -> Result<Option<kiln_ops::BackendConfig>, String> {
+    let path = dir.join(BACKEND_RECORD);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            format!("Error: `{BACKEND_RECORD}` is unreadable ({e})\n  = help: delete it and run `kiln init` again")
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("Error: cannot read `{BACKEND_RECORD}`: {e}")),
+    }
+}
+
+fn record_backend(dir: &Path, cfg: &kiln_ops::BackendConfig) -> Result<(), String> {
+    let path = dir.join(BACKEND_RECORD);
+    let mut text = serde_json::to_vec_pretty(cfg).map_err(|e| format!("Error: {e}"))?;
+    text.push(b'\n');
+    let tmp = path.with_extension("json.tmp");
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let r = o.open(&tmp).and_then(|mut f| std::io::Write::write_all(&mut f, &text).and_then(|_| f.sync_all())).and_then(|_| std::fs::rename(&tmp, &path));
+    r.map_err(|e| format!("Error: cannot write `{BACKEND_RECORD}`: {e}"))
+}
+
+/// What identifies a backend's storage, without secrets; local paths relative to `dir`.
+fn identity(cfg: &kiln_ops::BackendConfig, dir: &Path) -> serde_json::Value {
+    match cfg {
+        kiln_ops::BackendConfig::Local { path } => {
+            serde_json::json!({"type": "local", "path": path.strip_prefix(dir).unwrap_or(path)})
+        }
+        other => other.identity(),
+    }
+}
+
+fn describe(cfg: &kiln_ops::BackendConfig) -> String {
+    let d = cfg.open(kiln_state::DEFAULT_WORKSPACE, Arc::new(kiln_state::Plain)).describe();
+    format!("{} `{d}`", cfg.kind())
+}
+
+/// Refuses to use a backend other than the one `kiln init` recorded (if it recorded one).
+pub(crate) fn check_initialised(dir: &Path, cfg: &kiln_ops::BackendConfig) -> Result<(), String> {
+    match recorded_backend(dir)? {
+        Some(old) if identity(&old, dir) != identity(cfg, dir) => Err(format!(
+            "Error: the backend changed since `kiln init`: it was {} and is now {}\n  = help: run `kiln init --migrate-state` to copy the state to the new backend, or `kiln init --reconfigure` to use the new backend as it is",
+            describe(&old),
+            describe(cfg)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Copies every workspace's state from `from` to `to`, each under both locks, verified by
+/// reading it back. Refuses a destination holding another lineage that is not empty. The
+/// source is left as it was.
+async fn migrate(config: &Config, dir: &Path, from: &kiln_ops::BackendConfig, to: &kiln_ops::BackendConfig) -> Result<(), String> {
+    let codec = codec(config, dir)?;
+    let src_default: Arc<dyn kiln_state::StateBackend> = Arc::from(from.open(kiln_state::DEFAULT_WORKSPACE, codec.clone()));
+    let workspaces = src_default.workspaces().await.map_err(|e| format!("Error: cannot list the workspaces of {}: {e}", describe(from)))?;
+    let mut copied = 0;
+    for ws in &workspaces {
+        let src: Arc<dyn kiln_state::StateBackend> = Arc::from(from.open(ws, codec.clone()));
+        let dst: Arc<dyn kiln_state::StateBackend> = Arc::from(to.open(ws, codec.clone()));
+        let l_src = lock(&src, "migrate-state").await?;
+        let l_dst = match lock(&dst, "migrate-state").await {
+            Ok(l) => l,
+            Err(e) => {
+                unlock(src.as_ref(), l_src).await;
+                return Err(e);
+            }
+        };
+        let r = copy_one(ws, src.as_ref(), dst.as_ref()).await;
+        unlock(dst.as_ref(), l_dst).await;
+        unlock(src.as_ref(), l_src).await;
+        if r? {
+            copied += 1;
+        }
+    }
+    eprintln!(
+        "Migrated {copied} workspace(s) from {} to {}. The old state was left in place: delete it once you no longer need it.",
+        describe(from),
+        describe(to)
+    );
+    Ok(())
+}
+
+/// Copies one workspace; `false` when there was nothing to copy.
+async fn copy_one(ws: &str, src: &dyn kiln_state::StateBackend, dst: &dyn kiln_state::StateBackend) -> Result<bool, String> {
+    let Some(state) = src.read().await.map_err(|e| format!("Error: cannot read workspace `{ws}` from {}: {e}", src.describe()))? else {
+        return Ok(false);
+    };
+    let existing = dst.read().await.map_err(|e| format!("Error: cannot read workspace `{ws}` at {}: {e}", dst.describe()))?;
+    if let Some(d) = &existing {
+        let empty = d.resources.is_empty() && d.pending.is_empty() && d.outputs.is_empty();
+        if d.lineage != state.lineage && !empty {
+            return Err(format!(
+                "Error: refusing to overwrite workspace `{ws}` at {}: it holds another state (lineage `{}`, serial {}, {} resource(s))\n  = help: point the backend somewhere else, or remove that state if it is not needed",
+                dst.describe(),
+                d.lineage,
+                d.serial,
+                d.resources.len()
+            ));
+        }
+        if d.lineage == state.lineage && d.serial >= state.serial {
+            if *d == state {
+                eprintln!("Workspace `{ws}` is already at {} (serial {}).", dst.describe(), d.serial);
+                return Ok(false);
+            }
+            return Err(format!(
+                "Error: workspace `{ws}` at {} is at serial {}, ahead of serial {} at {}: refusing to go back\n  = help: the new backend was used after a copy; check which state is right",
+                dst.describe(),
+                d.serial,
+                state.serial,
+                src.describe()
+            ));
+        }
+        if d.lineage != state.lineage {
+            dst.delete_state().await.map_err(|e| format!("Error: cannot clear the empty state at {}: {e}", dst.describe()))?;
+        }
+    }
+    dst.write(&state).await.map_err(|e| format!("Error: cannot write workspace `{ws}` to {}: {e}", dst.describe()))?;
+    let back = dst.read().await.map_err(|e| format!("Error: cannot read back workspace `{ws}` from {}: {e}", dst.describe()))?;
+    if back.as_ref() != Some(&state) {
+        return Err(format!(
+            "Error: the copy of workspace `{ws}` at {} does not read back as written: the backend was not switched and {} is untouched\n  = help: check the new backend, then run `kiln init --migrate-state` again",
+            dst.describe(),
+            src.describe()
+        ));
+    }
+    eprintln!("Copied workspace `{ws}` (serial {}, {} resource(s)) to {}.", state.serial, state.resources.len(), dst.describe());
+    Ok(true)
 }
 
 pub(crate) async fn validate(dir: &Path, vars: &VarArgs, json: bool) -> R {
     let l = load(dir, vars)?;
     let state = State::default();
     let reg = registry();
-    let (_, diags) = kiln_core::plan(plan_request(&l, &state, &reg, &PlanArgs { refresh: false, ..PlanArgs::default() }, Mode::Normal, dir)).await;
+    let req = kiln_core::PlanRequest { offline: true, ..plan_request(&l, &state, &reg, &PlanArgs { refresh: false, ..PlanArgs::default() }, Mode::Normal, dir) };
+    let (_, diags) = kiln_core::plan(req).await;
     if json {
         let items: Vec<serde_json::Value> = diags.iter().map(|d| diag_json(&l.config, d)).collect();
         println!("{}", serde_json::json!({"valid": !diags.has_errors(), "diagnostics": items}));

@@ -23,6 +23,7 @@ pub mod jobs;
 mod plan;
 mod show;
 mod state;
+pub(crate) mod workspace;
 
 pub use apply::{execute, ApplyOpts};
 
@@ -38,6 +39,7 @@ pub fn registry() -> ProviderRegistry {
     r.register(Arc::new(kiln_provider_local::LocalFactory));
     r.register(Arc::new(kiln_provider_aws::AwsFactory));
     r.register(Arc::new(kiln_provider_onprem::OnpremFactory));
+    r.register(Arc::new(kiln_provider_slurm::SlurmFactory));
     r
 }
 
@@ -59,7 +61,7 @@ pub async fn run(cli: Cli) -> i32 {
     }
     let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let r = match cli.command {
-        Command::Init => init::init(&dir),
+        Command::Init { vars, migrate_state, reconfigure } => init::init(&dir, &vars, migrate_state, reconfigure).await,
         Command::Validate { vars, json } => init::validate(&dir, &vars, json).await,
         Command::Plan { args, out, detailed_exitcode, json } => plan::plan_cmd(&dir, &args, out, detailed_exitcode, json).await,
         Command::Apply { args, auto_approve, wait, plan_file } => apply::apply_cmd(&dir, &args, ApplyOpts { auto_approve, wait, plan_file, mode: Mode::Normal }).await,
@@ -73,6 +75,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::State(s) => state::state_cmd(&dir, s).await,
         Command::Import { vars, address, id } => state::import(&dir, &vars, &address, &id).await,
         Command::ForceUnlock { lock_id, force: _ } => state::force_unlock(&dir, &lock_id).await,
+        Command::Workspace(w) => workspace::workspace_cmd(&dir, w).await,
         Command::Version => {
             println!("kiln v{}", env!("CARGO_PKG_VERSION"));
             Ok(OK)
@@ -115,6 +118,7 @@ pub fn load(dir: &Path, vars: &VarArgs) -> Result<Loaded, String> {
         return Err(render::diagnostics(&config.sources, &diags));
     }
     warn(&config, &diags);
+    let _ = BACKEND_VARS.set(values.clone());
     Ok(Loaded { config, vars: values })
 }
 
@@ -168,6 +172,8 @@ pub fn plan_request<'a>(l: &'a Loaded, state: &'a State, reg: &'a ProviderRegist
         variables: l.vars.clone(),
         mode,
         refresh: args.refresh,
+        offline: false,
+        workspace: workspace::current(dir).unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
         targets: args.target.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
         excludes: args.exclude.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
         hook: if args.verbose { &VerboseHook } else { &kiln_core::NoopHook },
@@ -193,9 +199,10 @@ pub async fn read_state(backend: &dyn StateBackend) -> Result<State, String> {
 
 /// Plans, giving up (so the caller can release the lock) on Ctrl-C.
 pub async fn make_plan(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs, mode: Mode) -> Result<Plan, String> {
+    let mut interrupts = Interrupts::new();
     tokio::select! {
         r = make_plan_inner(dir, l, state, args, mode) => r,
-        _ = tokio::signal::ctrl_c() => Err("Interrupted: planning stopped; nothing was changed".to_string()),
+        _ = interrupts.recv() => Err("Interrupted: planning stopped; nothing was changed".to_string()),
     }
 }
 
@@ -210,27 +217,158 @@ async fn make_plan_inner(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs,
     plan.ok_or_else(|| "Error: no plan could be made".to_string())
 }
 
+/// Root variable values for the backend and encryption settings: those `load` evaluated (with
+/// `--var` and `--var-file`), else the environment's and the auto-loaded files'.
+static BACKEND_VARS: std::sync::OnceLock<BTreeMap<String, Value>> = std::sync::OnceLock::new();
+
+fn backend_vars(dir: &Path) -> BTreeMap<String, Value> {
+    BACKEND_VARS.get().cloned().unwrap_or_else(|| {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        kiln_ops::load_variables(dir, &[], &env, &mut kiln_diag::Sources::default()).0
+    })
+}
+
+/// The evaluated backend block.
+pub fn backend_config(config: &Config, dir: &Path) -> Result<kiln_ops::BackendConfig, String> {
+    kiln_ops::backend_config(config, dir, &backend_vars(dir)).map_err(|d| render::diagnostics(&config.sources, &d))
+}
+
+/// The codec every stored state document goes through (the `encryption` block's, else plain).
+pub fn codec(config: &Config, dir: &Path) -> Result<Arc<dyn kiln_state::Codec>, String> {
+    let (codec, diags) = kiln_ops::encryption::state_codec(config, &backend_vars(dir));
+    codec.ok_or_else(|| render::diagnostics(&config.sources, &diags))
+}
+
+/// A saved plan, decrypted with the configuration's codec when the `encryption` block is set.
+pub fn read_plan(config: &Config, dir: &Path, path: &Path) -> Result<Plan, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("Error: cannot read plan `{}`: {e}", path.display()))?;
+    let text = codec(config, dir)?.open(&bytes, &path.display().to_string()).map_err(|e| format!("Error: {e}"))?;
+    let text = String::from_utf8(text).map_err(|_| format!("Error: `{}` is not a kiln plan", path.display()))?;
+    Plan::from_json(&text).map_err(|e| format!("Error: {e}"))
+}
+
+/// The state of the selected workspace (`KILN_WORKSPACE`, else `.kiln/environment`, else
+/// `default`) in the configured backend. Refuses a backend that differs from the one `kiln init`
+/// recorded, so that state is never silently started afresh somewhere else.
 pub fn open(config: &Config, dir: &Path) -> Result<Arc<dyn StateBackend>, String> {
-    kiln_ops::open_backend(config, dir).map(Arc::from).map_err(|e| format!("Error: {e}"))
+    let ws = workspace::current(dir)?;
+    open_workspace(config, dir, &ws)
+}
+
+/// Like [`open`], for workspace `ws`.
+pub fn open_workspace(config: &Config, dir: &Path, ws: &str) -> Result<Arc<dyn StateBackend>, String> {
+    let cfg = backend_config(config, dir)?;
+    init::check_initialised(dir, &cfg)?;
+    Ok(Arc::from(cfg.open(ws, codec(config, dir)?)))
 }
 
 /// How long `lock` keeps retrying a lock held by someone else (`--lock-timeout`).
 static LOCK_TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
 
-/// Takes the state lock, retrying with a bounded backoff until `--lock-timeout` runs out.
-async fn lock(backend: &dyn StateBackend, op: &str) -> Result<LockInfo, String> {
-    let info = LockInfo::new(op);
+/// The lease of state locks: `KILN_LOCK_LEASE` (such as `30s`), else 60 s. The holder renews it
+/// every third of that; a lock whose lease ran out is reported stale.
+fn lock_lease() -> Duration {
+    std::env::var("KILN_LOCK_LEASE")
+        .ok()
+        .and_then(|v| kiln_provider_builtin::parse_duration(&v))
+        .filter(|d| !d.is_zero())
+        .unwrap_or(Duration::from_secs(60))
+}
+
+/// A state lock held by this process, its lease renewed in the background until [`unlock`].
+pub(crate) struct StateLock {
+    pub id: String,
+    renewer: Option<tokio::task::JoinHandle<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+    }
+}
+
+/// Takes the state lock, retrying with a bounded backoff until `--lock-timeout` runs out, and
+/// starts renewing its lease.
+async fn lock(backend: &Arc<dyn StateBackend>, op: &str) -> Result<StateLock, String> {
+    let lease = lock_lease();
+    let info = LockInfo::new(op).with_lease(lease);
     let deadline = std::time::Instant::now() + LOCK_TIMEOUT.get().copied().unwrap_or_default();
     let mut wait = Duration::from_millis(100);
     loop {
         match backend.lock(&info).await {
-            Ok(()) => return Ok(info),
+            Ok(()) => break,
             Err(kiln_state::LockError::Held { .. }) if std::time::Instant::now() + wait <= deadline => {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(2));
+                // Jittered, so that many waiters do not poll in step; capped so that one of them
+                // takes the lock soon after it is released.
+                let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+                let jitter = Duration::from_millis(u64::from((nanos ^ std::process::id()) % 100));
+                tokio::time::sleep(wait + jitter).await;
+                wait = (wait * 2).min(Duration::from_millis(500));
             }
             Err(e) => return Err(format!("Error: cannot lock the state: {e}")),
         }
+    }
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let b = backend.clone();
+    let mut renewed = info.clone();
+    let renewer = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(lease / 3) => {}
+                _ = &mut stopped => return,
+            }
+            renewed.renew(lease);
+            if let Err(e) = b.renew_lock(&renewed).await {
+                eprintln!("Warning: could not renew the state lock's lease: {e}");
+                if matches!(e, kiln_state::LockError::NotHeld | kiln_state::LockError::Mismatch { .. }) {
+                    return;
+                }
+            }
+        }
+    });
+    Ok(StateLock { id: info.id, renewer: Some(renewer), stop: Some(stop) })
+}
+
+/// Stops renewing the lease (waiting for a renewal in flight), then releases the lock.
+pub(crate) async fn unlock(backend: &dyn StateBackend, mut lock: StateLock) {
+    if let Some(stop) = lock.stop.take() {
+        let _ = stop.send(());
+    }
+    if let Some(r) = lock.renewer.take() {
+        let _ = r.await;
+    }
+    if let Err(e) = backend.unlock(&lock.id).await {
+        eprintln!("Warning: could not release the state lock: {e}");
+    }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM: both interrupt a run the same way (state saved, lock released).
+pub(crate) struct Interrupts {
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    pub fn new() -> Self {
+        Interrupts {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Waits for the next interrupt; `false` if signals cannot be received.
+    pub async fn recv(&mut self) -> bool {
+        #[cfg(unix)]
+        if let Some(term) = &mut self.term {
+            return tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                r = term.recv() => r.is_some(),
+            };
+        }
+        tokio::signal::ctrl_c().await.is_ok()
     }
 }
 

@@ -11,13 +11,13 @@ use super::*;
 pub(crate) async fn plan_cmd(dir: &Path, args: &PlanArgs, out: Option<PathBuf>, detailed: bool, json: bool) -> R {
     let l = load(dir, &args.vars)?;
     let backend = open(&l.config, dir)?;
-    let lock = lock(backend.as_ref(), "plan").await?;
+    let lock = lock(&backend, "plan").await?;
     let state = read_state(backend.as_ref()).await;
     let result = match state {
         Ok(state) => make_plan(dir, &l, &state, args, Mode::Normal).await,
         Err(e) => Err(e),
     };
-    let _ = backend.unlock(&lock.id).await;
+    unlock(backend.as_ref(), lock).await;
     let plan = result?;
     if json {
         println!("{}", plan_json(&plan));
@@ -26,10 +26,12 @@ pub(crate) async fn plan_cmd(dir: &Path, args: &PlanArgs, out: Option<PathBuf>, 
     }
     if let Some(path) = out {
         let text = plan.to_json().map_err(|e| format!("Error: {e}"))?;
-        if plan.variables.values().any(Value::contains_sensitive) {
+        let codec = codec(&l.config, dir)?;
+        if codec.name() == "plain" && plan.variables.values().any(Value::contains_sensitive) {
             eprintln!("Warning: the saved plan holds sensitive variable values in plain text; keep {} private", path.display());
         }
-        std::fs::write(&path, text).map_err(|e| format!("Error: cannot write `{}`: {e}", path.display()))?;
+        let bytes = codec.seal(text.as_bytes()).map_err(|e| format!("Error: {e}"))?;
+        std::fs::write(&path, bytes).map_err(|e| format!("Error: cannot write `{}`: {e}", path.display()))?;
         eprintln!("\nSaved the plan to {}. Apply exactly this plan with: kiln apply {}", path.display(), path.display());
     }
     Ok(if detailed && plan.has_changes() { CHANGES } else { OK })

@@ -1,7 +1,6 @@
 //! `kiln show`, `kiln output` and `kiln graph`: reading state, plans and the graph.
 
 use std::path::{Path, PathBuf};
-use kiln_plan::Plan;
 use kiln_value::Value;
 use crate::{render, view_plan};
 
@@ -9,8 +8,10 @@ use super::*;
 
 pub(crate) async fn show(dir: &Path, json: bool, plan_file: Option<PathBuf>) -> R {
     if let Some(p) = plan_file {
-        let text = std::fs::read_to_string(&p).map_err(|e| format!("Error: cannot read `{}`: {e}", p.display()))?;
-        let plan = Plan::from_json(&text).map_err(|e| format!("Error: {e}"))?;
+        let (config, diags) = kiln_config::load(dir);
+        // The configuration says how saved plans are encrypted.
+        let config = config.ok_or_else(|| format!("Error: cannot load the configuration in `{}` to read the plan: {} error(s); run `kiln validate`", dir.display(), diags.len()))?;
+        let plan = read_plan(&config, dir, &p)?;
         if json {
             println!("{}", super::plan::plan_json(&plan));
         } else {
@@ -60,7 +61,10 @@ pub(crate) async fn output(dir: &Path, json: bool, raw: bool, name: Option<Strin
     match name {
         Some(n) => {
             let o = state.outputs.get(&n).ok_or_else(|| format!("Error: output `{n}` not found\n  = help: outputs in state: {}", state.outputs.keys().cloned().collect::<Vec<_>>().join(", ")))?;
-            if json {
+            if json && o.sensitive && !raw {
+                println!("{}", serde_json::json!({"sensitive": true, "value": null}));
+                eprintln!("(the output is sensitive: use `kiln output --raw {n}` to print it)");
+            } else if json {
                 println!("{}", o.value.to_json());
             } else if raw {
                 match &o.value {

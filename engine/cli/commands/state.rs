@@ -1,4 +1,4 @@
-//! `kiln state list|show|rm|mv`, `kiln import` and `kiln force-unlock`.
+//! `kiln state list|show|rm|mv|versions`, `kiln import` and `kiln force-unlock`.
 
 use std::path::Path;
 use kiln_addrs::InstanceAddr;
@@ -32,7 +32,7 @@ pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
             Ok(OK)
         }
         StateCommand::Rm { addresses } => {
-            let lock = lock(backend.as_ref(), "state rm").await?;
+            let lock = lock(&backend, "state rm").await?;
             let r = async {
                 let mut state = read_state(backend.as_ref()).await?;
                 for a in &addresses {
@@ -47,11 +47,11 @@ pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
                 Ok(OK)
             }
             .await;
-            let _ = backend.unlock(&lock.id).await;
+            unlock(backend.as_ref(), lock).await;
             r
         }
         StateCommand::Mv { from, to } => {
-            let lock = lock(backend.as_ref(), "state mv").await?;
+            let lock = lock(&backend, "state mv").await?;
             let r = async {
                 let mut state = read_state(backend.as_ref()).await?;
                 let f: InstanceAddr = from.parse().map_err(|e| format!("Error: {e}"))?;
@@ -70,8 +70,23 @@ pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
                 Ok(OK)
             }
             .await;
-            let _ = backend.unlock(&lock.id).await;
+            unlock(backend.as_ref(), lock).await;
             r
+        }
+        StateCommand::Versions => {
+            let versions = backend.versions().await.map_err(|e| format!("Error: cannot list versions: {e}"))?;
+            if versions.is_empty() {
+                println!("No stored versions of {}.", backend.describe());
+                return Ok(OK);
+            }
+            println!("Versions of {}, newest first:", backend.describe());
+            for v in versions {
+                let serial = v.serial.map_or("?".to_string(), |s| s.to_string());
+                let stored = v.stored.as_deref().unwrap_or("-");
+                let mark = if v.current { "  (current)" } else { "" };
+                println!("{}  serial {serial}  {stored}  {} bytes{mark}", v.id, v.size);
+            }
+            Ok(OK)
         }
     }
 }
@@ -80,7 +95,7 @@ pub(crate) async fn import(dir: &Path, vars: &VarArgs, address: &str, id: &str) 
     let l = load(dir, vars)?;
     let a: InstanceAddr = address.parse().map_err(|e| format!("Error: {e}"))?;
     let backend = open(&l.config, dir)?;
-    let lock = lock(backend.as_ref(), "import").await?;
+    let lock = lock(&backend, "import").await?;
     let r = async {
         let mut state = read_state(backend.as_ref()).await?;
         if state.resources.contains_key(&a) {
@@ -109,7 +124,7 @@ pub(crate) async fn import(dir: &Path, vars: &VarArgs, address: &str, id: &str) 
         Ok(OK)
     }
     .await;
-    let _ = backend.unlock(&lock.id).await;
+    unlock(backend.as_ref(), lock).await;
     r
 }
 

@@ -425,8 +425,23 @@ impl Parser<'_> {
         });
         body.attrs.retain(|a| a.name != "required_version");
         let mut backend = None;
+        let mut encryption: Option<Encryption> = None;
         for nb in std::mem::take(&mut body.blocks) {
             match (nb.ident.as_str(), nb.labels.as_slice()) {
+                ("encryption", []) => match &encryption {
+                    Some(prev) => diags.push(
+                        Diagnostic::error("E-DUPLICATE", "more than one `encryption` block in `kiln`")
+                            .at(nb.span, "second block")
+                            .also(prev.span.clone(), "first block")
+                            .hint("merge them into one"),
+                    ),
+                    None => encryption = Some(Encryption { body: nb.body, span: nb.span }),
+                },
+                ("encryption", _) => diags.push(
+                    Diagnostic::error("E-BLOCK-LABELS", "an `encryption` block takes no labels")
+                        .at(nb.span, "here")
+                        .hint("write `encryption { key_provider \"passphrase\" { passphrase = var.key } method \"aes_gcm\" {} }`"),
+                ),
                 ("backend", [kind]) => backend = Some(Backend { kind: kind.clone(), body: nb.body, span: nb.span }),
                 ("backend", _) => diags.push(
                     Diagnostic::error("E-BLOCK-LABELS", "a `backend` block needs one label, its type")
@@ -437,7 +452,7 @@ impl Parser<'_> {
                 (other, _) => diags.push(
                     Diagnostic::error("E-UNKNOWN-BLOCK", format!("unknown block `{other}` in `kiln`"))
                         .at(nb.span, "here")
-                        .hint("the `kiln` block holds `required_version` and one `backend` block"),
+                        .hint("the `kiln` block holds `required_version`, one `backend` block and one `encryption` block"),
                 ),
             }
         }
@@ -445,10 +460,10 @@ impl Parser<'_> {
             diags.push(
                 Diagnostic::error("E-UNKNOWN-ATTR", format!("unknown attribute `{}` in `kiln`", a.name))
                     .at(a.name_span.clone(), "here")
-                    .hint("the `kiln` block holds `required_version` and one `backend` block"),
+                    .hint("the `kiln` block holds `required_version`, one `backend` block and one `encryption` block"),
             );
         }
-        module.settings = Some(KilnBlock { required_version, backend, span });
+        module.settings = Some(KilnBlock { required_version, backend, encryption, span });
     }
 
     fn variable(&self, name: &str, b: &Block, diags: &mut Diagnostics) -> Variable {

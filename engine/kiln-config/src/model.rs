@@ -82,6 +82,9 @@ impl Module {
 pub struct KilnBlock {
     pub required_version: Option<(String, Span)>,
     pub backend: Option<Backend>,
+    /// The `encryption { }` block: how state and saved plans are encrypted at rest (read by
+    /// kiln-crypt, which documents its syntax).
+    pub encryption: Option<Encryption>,
     pub span: Span,
 }
 
@@ -89,6 +92,15 @@ pub struct KilnBlock {
 pub struct Backend {
     pub kind: String,
     pub body: Body,
+    pub span: Span,
+}
+
+/// The `encryption` block inside `kiln`, unevaluated: its `key_provider`, `method` and
+/// `fallback` blocks are checked and evaluated by kiln-crypt.
+#[derive(Debug)]
+pub struct Encryption {
+    pub body: Body,
+    /// The block header (`encryption`).
     pub span: Span,
 }
 

@@ -63,6 +63,8 @@ pub struct ApplyRequest<'a> {
     pub cwd: PathBuf,
     /// Overrides every provider's own concurrency limit when set.
     pub parallelism: Option<usize>,
+    /// The selected workspace's name: `kiln.workspace` in expressions.
+    pub workspace: String,
 }
 
 pub struct ApplyOutcome {
@@ -195,6 +197,7 @@ fn preq_for<'a>(req: &'a ApplyRequest<'a>) -> PlanRequest<'a> {
         mode: req.plan.mode,
         refresh: false,
         offline: false,
+        workspace: req.workspace.clone(),
         targets: Vec::new(),
         excludes: Vec::new(),
         hook: req.hook.as_ref(),

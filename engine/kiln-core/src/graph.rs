@@ -272,7 +272,7 @@ impl Builder<'_> {
                 let what = if mode == Mode::Data { format!("data.{kind}.{name}") } else { format!("{kind}.{name}") };
                 self.diags.push(missing(format!("reference to undeclared resource `{what}`"), hint));
             }
-            Ref::CountIndex | Ref::EachKey | Ref::EachValue | Ref::Path(_) | Ref::SelfRef => {}
+            Ref::CountIndex | Ref::EachKey | Ref::EachValue | Ref::Path(_) | Ref::Workspace | Ref::SelfRef => {}
         }
         Vec::new()
     }

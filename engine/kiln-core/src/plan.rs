@@ -36,6 +36,8 @@ pub struct PlanRequest<'a> {
     /// Validation only (`kiln validate`): providers check configurations but are never asked
     /// to plan or to read data sources, so nothing reaches a remote API. Implies no refresh.
     pub offline: bool,
+    /// The selected workspace's name: `kiln.workspace` in expressions.
+    pub workspace: String,
     pub targets: Vec<Target>,
     pub excludes: Vec<Target>,
     pub hook: &'a dyn Hook,
@@ -241,7 +243,12 @@ impl<'a> Walker<'a> {
             offline: req.offline,
             hook: req.hook,
             cwd: req.cwd.clone(),
-            values: Values { root_dir: req.config.root.module.dir.clone(), cwd: req.cwd.clone(), ..Values::default() },
+            values: Values {
+                root_dir: req.config.root.module.dir.clone(),
+                cwd: req.cwd.clone(),
+                workspace: req.workspace.clone(),
+                ..Values::default()
+            },
             providers: Providers::default(),
             diags: Diagnostics::new(),
             refreshed: HashMap::new(),
@@ -354,8 +361,10 @@ impl<'a> Walker<'a> {
             }
             Ok(x) => x,
             Err(e) => {
+                // The conversion error quotes the value: not for a sensitive variable.
+                let why = if v.sensitive { format!("the (sensitive) value is not a {}", v.ty) } else { e.to_string() };
                 self.diags.push(
-                    Diagnostic::error("E-VAR-TYPE", format!("invalid value for variable `{name}`: {e}"))
+                    Diagnostic::error("E-VAR-TYPE", format!("invalid value for variable `{name}`: {why}"))
                         .at(v.span.clone(), "declared here")
                         .address(&addr)
                         .hint(format!("the variable's type is {}", v.ty)),
@@ -371,7 +380,10 @@ impl<'a> Walker<'a> {
             let msg = eval(&val.error_message, &scope);
             match ok {
                 Ok(c) if c.as_bool() == Some(false) => {
-                    let message = msg.ok().and_then(|m| m.as_str().map(str::to_string)).unwrap_or_else(|| "validation failed".into());
+                    let message = match msg {
+                        Ok(m) if m.contains_sensitive() => "validation failed (the message is hidden: it refers to sensitive values)".into(),
+                        m => m.ok().and_then(|m| m.as_str().map(str::to_string)).unwrap_or_else(|| "validation failed".into()),
+                    };
                     self.diags.push(
                         Diagnostic::error("E-VAR-INVALID", format!("invalid value for variable `{name}`: {message}"))
                             .at(val.span.clone(), "this validation failed")

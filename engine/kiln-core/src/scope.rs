@@ -36,6 +36,8 @@ pub(crate) struct Values {
     pub resources: HashMap<ResourceAddr, Expansion>,
     pub root_dir: PathBuf,
     pub cwd: PathBuf,
+    /// `kiln.workspace`.
+    pub workspace: String,
 }
 
 /// `count.index` / `each.*` of the instance being evaluated.
@@ -95,6 +97,7 @@ impl Scope for ModuleScope<'_> {
                 "cwd" => Ok(Value::from(self.values.cwd.display().to_string())),
                 other => Err(Diagnostic::error("E-REF-PATH", format!("unknown `path.{other}`")).hint("use path.module, path.root or path.cwd")),
             },
+            Ref::Workspace => Ok(Value::from(self.values.workspace.as_str())),
             Ref::SelfRef => Err(Diagnostic::error("E-REF-SELF", "`self` is not available here")),
         }
     }

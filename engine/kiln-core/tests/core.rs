@@ -48,6 +48,7 @@ impl Fixture {
             mode,
             refresh: true,
             offline: false,
+            workspace: "default".into(),
             targets: Vec::new(),
             excludes: Vec::new(),
             hook: &NoopHook,
@@ -76,6 +77,7 @@ impl Fixture {
             cancel: Cancel::never(),
             cwd: self.dir.path().to_path_buf(),
             parallelism: None,
+            workspace: "default".into(),
         })
         .await
     }
@@ -273,6 +275,7 @@ async fn cancel_stops_new_operations() {
         cancel: Cancel(rx),
         cwd: f.dir.path().to_path_buf(),
         parallelism: None,
+        workspace: "default".into(),
     })
     .await;
     drop(tx);

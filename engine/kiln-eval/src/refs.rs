@@ -21,6 +21,8 @@ pub enum Ref {
     EachKey,
     EachValue,
     Path(String),
+    /// `kiln.workspace`: the selected workspace's name (Terraform's `terraform.workspace`).
+    Workspace,
     SelfRef,
 }
 
@@ -37,6 +39,7 @@ impl std::fmt::Display for Ref {
             Ref::EachKey => write!(f, "each.key"),
             Ref::EachValue => write!(f, "each.value"),
             Ref::Path(p) => write!(f, "path.{p}"),
+            Ref::Workspace => write!(f, "kiln.workspace"),
             Ref::SelfRef => write!(f, "self"),
         }
     }
@@ -86,6 +89,10 @@ pub(crate) fn parse_ref(root: &str, ops: &[&TraversalOperator]) -> Parsed {
         },
         "path" => a0.map_or(Parsed::Incomplete("path.module"), |n| Parsed::Ref(Ref::Path(n.into()), 1)),
         "self" => Parsed::Ref(Ref::SelfRef, 0),
+        "kiln" => match a0 {
+            Some("workspace") => Parsed::Ref(Ref::Workspace, 1),
+            _ => Parsed::Incomplete("kiln.workspace"),
+        },
         kind => match a0 {
             Some(n) => Parsed::Ref(Ref::Resource { kind: kind.into(), name: n.into() }, 1),
             None => Parsed::Bare,

@@ -1,14 +1,24 @@
-//! The [`StateBackend`] trait every state storage implements (local files now, S3 and
-//! Postgres later), and [`LockInfo`], the record of who holds a state lock.
+//! The [`StateBackend`] trait every state storage implements (local files, S3, PostgreSQL),
+//! [`LockInfo`], the record of who holds a state lock (with its lease), and [`StateVersion`],
+//! one stored version of a state.
 
 use std::path::Path;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{LockError, Mutation, State, StateError};
 
+/// The workspace every storage has, and the one used unless another is selected.
+pub const DEFAULT_WORKSPACE: &str = "default";
+
 /// Where state lives. Every implementation must pass [`crate::conformance::run`].
+///
+/// One value of an implementation addresses the state of ONE workspace of its storage (chosen
+/// when it is built); [`StateBackend::workspaces`] lists every workspace of the storage. Every
+/// stored document (snapshots, previous versions, journal records) goes through the backend's
+/// [`crate::Codec`]; lock records are stored as they are.
 #[async_trait::async_trait]
 pub trait StateBackend: Send + Sync {
     /// Current state, `None` if there is none yet. Folds in mutations journaled by an interrupted run.
@@ -23,8 +33,35 @@ pub trait StateBackend: Send + Sync {
     async fn force_unlock(&self, id: &str) -> Result<(), LockError>;
     /// The lock currently held, if any.
     async fn lock_info(&self) -> Result<Option<LockInfo>, LockError>;
+    /// Replaces the stored lock record with `info` (a renewed lease) if the lock held has the
+    /// same ID; `NotHeld` or `Mismatch` otherwise (the lock was broken by someone else).
+    async fn renew_lock(&self, info: &LockInfo) -> Result<(), LockError>;
+    /// Stored versions of this workspace's state, newest first: the current one and the
+    /// previous ones the storage keeps (a backup file, bucket versioning, a history table).
+    async fn versions(&self) -> Result<Vec<StateVersion>, StateError>;
+    /// Names of the workspaces that have a state in this storage, sorted.
+    async fn workspaces(&self) -> Result<Vec<String>, StateError>;
+    /// Deletes this workspace's state: snapshot, journal and the previous versions the backend
+    /// manages itself (bucket versions are left to the bucket's lifecycle). The caller checks
+    /// that it is empty or that the user insisted, and holds the lock.
+    async fn delete_state(&self) -> Result<(), StateError>;
     /// Human description such as `.kiln/state.json`, for messages.
     fn describe(&self) -> String;
+}
+
+/// One stored version of a state, as `kiln state versions` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateVersion {
+    /// What names this version in the storage: `current`/`backup`, an S3 version ID, a history row.
+    pub id: String,
+    /// Serial of the snapshot, when the storage records it without reading the document.
+    pub serial: Option<u64>,
+    /// RFC 3339 time the version was stored, when known.
+    pub stored: Option<String>,
+    /// Size in bytes as stored.
+    pub size: u64,
+    /// The version `read` starts from.
+    pub current: bool,
 }
 
 /// Who holds a state lock, stored with the lock so that others can say who to wait for.
@@ -42,6 +79,11 @@ pub struct LockInfo {
     pub created: String,
     /// Version of the kiln that took the lock.
     pub version: String,
+    /// RFC 3339 time the lease ends unless the holder renews it. A lock whose lease has ended is
+    /// stale: its holder stopped renewing (crashed, killed, or lost its connection). Locks
+    /// written without a lease (older kilns) have none and never expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 impl LockInfo {
@@ -56,13 +98,40 @@ impl LockInfo {
             pid: std::process::id(),
             created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             version: crate::format::KILN_VERSION.to_string(),
+            expires: None,
         }
     }
 
-    /// True when the holder ran on this host and its process no longer exists, so nobody will
-    /// ever release the lock. A holder on another host is never considered stale.
+    /// The same lock with a lease of `lease` from now (see [`LockInfo::expires`]).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.renew(lease);
+        self
+    }
+
+    /// Extends the lease to `lease` from now.
+    pub fn renew(&mut self, lease: Duration) {
+        let lease = chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
+        let until = chrono::Utc::now().checked_add_signed(lease).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+        self.expires = Some(until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    }
+
+    /// True when the lock has a lease and it has ended. An unreadable expiry counts as ended
+    /// only if it is not a time at all (it is never "in the future").
+    pub fn lease_expired(&self) -> bool {
+        match &self.expires {
+            None => false,
+            Some(t) => chrono::DateTime::parse_from_rfc3339(t).map_or(true, |t| t < chrono::Utc::now()),
+        }
+    }
+
+    /// True when nobody will release the lock: its lease ended, or its holder ran on this host
+    /// and its process no longer exists. A holder on another host with a live (or no) lease is
+    /// never considered stale.
     pub fn is_stale(&self) -> bool {
-        self.host == current_host() && self.pid != std::process::id() && !process_alive(self.pid)
+        if self.pid == std::process::id() && self.host == current_host() {
+            return false;
+        }
+        self.lease_expired() || (self.host == current_host() && !process_alive(self.pid))
     }
 }
 
@@ -114,5 +183,16 @@ fn process_alive(pid: u32) -> bool {
     {
         let _ = Path::new;
         true
+    }
+}
+
+/// Checks a workspace name: 1 to 64 ASCII letters, digits, `-` and `_`, so that it is safe as a
+/// directory name, an object key segment and a table key. The error says what is allowed.
+pub fn check_workspace_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{name}` is not a valid workspace name: use 1 to 64 letters, digits, `-` and `_` (for example `staging`)"))
     }
 }

@@ -1,24 +1,67 @@
 //! The conformance suite every [`StateBackend`] must pass: [`run`] drives two clients of the
-//! same storage through reads, writes, conflicts, journal appends and locking, and panics with
-//! a message naming the broken rule. Backend crates (local, S3, Postgres) call it from a test:
+//! same storage through reads, writes, conflicts, journal appends, locking with leases, codecs,
+//! workspaces and versions, and panics with a message naming the broken rule. Backend crates
+//! (local, S3, Postgres) call it from a test:
 //!
 //! ```no_run
 //! # async fn conformance_test() {
 //! use kiln_state::{conformance, LocalBackend, StateBackend};
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("state.json");
-//! conformance::run(&|| Box::new(LocalBackend::new(&path)) as Box<dyn StateBackend>).await;
+//! conformance::run(&|workspace, codec| {
+//!     Box::new(LocalBackend::new(&path).with_workspace(workspace).with_codec(codec)) as Box<dyn StateBackend>
+//! })
+//! .await;
 //! # }
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kiln_addrs::InstanceAddr;
 use kiln_value::{Map, Value};
 
 use crate::{
-    LockError, LockInfo, Mutation, OutputState, PendingCreate, ResourceState, State, StateBackend, StateError,
+    Codec, LockError, LockInfo, Mutation, OutputState, PendingCreate, Plain, ResourceState, State, StateBackend, StateError,
+    DEFAULT_WORKSPACE,
 };
+
+/// A reversible codec for tests: hex of the bytes XOR a one-byte key, behind a prefix naming the
+/// key. Opening bytes sealed with another key, or not sealed at all, is [`StateError::Crypto`],
+/// so a backend that skips the codec anywhere fails the suite.
+#[derive(Debug, Clone, Copy)]
+pub struct TestCodec(pub u8);
+
+impl Codec for TestCodec {
+    fn seal(&self, plain: &[u8]) -> Result<Vec<u8>, StateError> {
+        let mut out = format!("kiln-test-codec:{:02x}:", self.0).into_bytes();
+        for b in plain {
+            out.extend_from_slice(format!("{:02x}", b ^ self.0).as_bytes());
+        }
+        Ok(out)
+    }
+
+    fn open(&self, stored: &[u8], what: &str) -> Result<Vec<u8>, StateError> {
+        let fail = |message: &str| StateError::Crypto { path: what.to_string(), message: message.to_string() };
+        let prefix = format!("kiln-test-codec:{:02x}:", self.0);
+        let body = stored.strip_prefix(prefix.as_bytes()).ok_or_else(|| fail("not sealed with this test key"))?;
+        if body.len() % 2 != 0 {
+            return Err(fail("odd length"));
+        }
+        body.chunks(2)
+            .map(|c| {
+                std::str::from_utf8(c).ok().and_then(|h| u8::from_str_radix(h, 16).ok()).map(|b| b ^ self.0).ok_or_else(|| fail("not hex"))
+            })
+            .collect()
+    }
+
+    fn name(&self) -> &str {
+        "test"
+    }
+}
+
+/// Builds a client of the storage under test for a workspace and a codec.
+pub type Make<'a> = &'a dyn Fn(&str, Arc<dyn Codec>) -> Box<dyn StateBackend>;
 
 fn addr(s: &str) -> InstanceAddr {
     s.parse().expect("valid address")
@@ -76,11 +119,7 @@ pub fn sample_state(lineage: &str, serial: u64) -> State {
         ResourceState {
             provider: "aws.west".into(),
             kind: "bucket".into(),
-            attributes: map(vec![
-                ("name", Value::from("données ✓")),
-                ("empty", map(vec![])),
-                ("line", Value::from("a\nb\t\"c\"")),
-            ]),
+            attributes: map(vec![("name", Value::from("données ✓")), ("empty", map(vec![])), ("line", Value::from("a\nb\t\"c\""))]),
             sensitive: vec!["line".into(), "name".into()],
             dependencies: vec![addr("record.a[0]"), addr("record.a[1]")],
             tainted: true,
@@ -131,11 +170,22 @@ fn expect_conflict(what: &str, r: Result<(), StateError>) {
     }
 }
 
-/// Runs the suite. Each call of `make` must return a new client of the SAME, initially empty,
-/// storage; the suite uses two of them at once.
-pub async fn run(make: &dyn Fn() -> Box<dyn StateBackend>) {
-    let a = make();
-    let b = make();
+/// Runs the suite. Each call of `make(workspace, codec)` must return a new client of the SAME,
+/// initially empty, storage, addressing `workspace` and protecting documents with `codec`; the
+/// suite uses several at once.
+pub async fn run(make: Make<'_>) {
+    let sealed: Arc<dyn Codec> = Arc::new(TestCodec(0x5a));
+    let a = make(DEFAULT_WORKSPACE, sealed.clone());
+    let b = make(DEFAULT_WORKSPACE, sealed.clone());
+    core(&*a, &*b).await;
+    codec(make, &*a).await;
+    leases(&*a, &*b).await;
+    versions(&*a).await;
+    workspaces(make).await;
+}
+
+/// Reads, writes, conflicts, appends and plain locking between two clients `a` and `b`.
+async fn core(a: &dyn StateBackend, b: &dyn StateBackend) {
     assert!(!a.describe().is_empty(), "describe() must name the state for messages");
 
     // Empty storage.
@@ -177,8 +227,7 @@ pub async fn run(make: &dyn Fn() -> Box<dyn StateBackend>) {
         planned: map(vec![("id", Value::Null)]),
         started_at: "2025-03-01T12:05:00Z".into(),
     };
-    let batch1 =
-        vec![Mutation::Put { address: addr("record.n"), resource: new_resource }, Mutation::PutPending(new_pending)];
+    let batch1 = vec![Mutation::Put { address: addr("record.n"), resource: new_resource }, Mutation::PutPending(new_pending)];
     let batch2 = vec![
         Mutation::Remove { address: addr("record.a[1]") },
         Mutation::ClearPending { token: "kiln-2f0c8a1e".into() },
@@ -191,17 +240,10 @@ pub async fn run(make: &dyn Fn() -> Box<dyn StateBackend>) {
         s3.apply_mutation(m);
     }
     s3.serial = 3;
-    assert_eq!(
-        b.read().await.expect("read after appends").as_ref(),
-        Some(&s3),
-        "appends must replay on read, serial +1 per call"
-    );
+    assert_eq!(b.read().await.expect("read after appends").as_ref(), Some(&s3), "appends must replay on read, serial +1 per call");
 
     // Writes must be past the journaled serial too.
-    expect_conflict(
-        "write at the snapshot's serial + 1, below the journaled serial",
-        b.write(&with_serial(&s3, 2)).await,
-    );
+    expect_conflict("write at the snapshot's serial + 1, below the journaled serial", b.write(&with_serial(&s3, 2)).await);
     expect_conflict("write at the journaled serial", b.write(&with_serial(&s3, 3)).await);
 
     // A write replaces snapshot and journal.
@@ -254,19 +296,116 @@ pub async fn run(make: &dyn Fn() -> Box<dyn StateBackend>) {
 
     let lb = LockInfo::new("destroy");
     b.lock(&lb).await.expect("lock after unlock");
-    assert!(
-        matches!(a.force_unlock("not-the-id").await, Err(LockError::Mismatch { .. })),
-        "force_unlock checks the ID"
-    );
+    assert!(matches!(a.force_unlock("not-the-id").await, Err(LockError::Mismatch { .. })), "force_unlock checks the ID");
     a.force_unlock(&lb.id).await.expect("force_unlock from another client");
     assert_eq!(b.lock_info().await.expect("lock_info"), None, "force_unlock must release the lock");
-    assert!(
-        matches!(a.force_unlock(&lb.id).await, Err(LockError::NotHeld)),
-        "force_unlock of no lock must fail with NotHeld"
-    );
+    assert!(matches!(a.force_unlock(&lb.id).await, Err(LockError::NotHeld)), "force_unlock of no lock must fail with NotHeld");
     a.lock(&la).await.expect("lock after force_unlock");
     a.unlock(&la.id).await.expect("unlock");
 
     // State is untouched by locking.
     assert_eq!(a.read().await.expect("read").as_ref(), Some(&s6));
+}
+
+/// `a` holds a state sealed with `TestCodec(0x5a)`, with a journal: clients with no codec or
+/// another key must fail to read it (never return garbage), and must not overwrite it.
+async fn codec(make: Make<'_>, a: &dyn StateBackend) {
+    let before = a.read().await.expect("read").expect("a state");
+    a.append(&[Mutation::SetOutputs(outputs(vec![("sealed", Value::from("yes"), false)]))]).await.expect("append");
+    let mut expected = before.clone();
+    expected.outputs = outputs(vec![("sealed", Value::from("yes"), false)]);
+    expected.serial += 1;
+    for (what, codec) in [("no codec", Arc::new(Plain) as Arc<dyn Codec>), ("another key", Arc::new(TestCodec(0x33)))] {
+        let other = make(DEFAULT_WORKSPACE, codec);
+        match other.read().await {
+            Err(StateError::Crypto { .. } | StateError::Corrupt { .. }) => {}
+            other => panic!("reading a sealed state with {what} must fail with Crypto or Corrupt, got {other:?}"),
+        }
+        assert!(
+            other.write(&with_serial(&expected, expected.serial + 10)).await.is_err(),
+            "writing over a state that cannot be opened ({what}) must fail"
+        );
+    }
+    assert_eq!(a.read().await.expect("read").as_ref(), Some(&expected), "failed reads and writes with the wrong codec must change nothing");
+    let next = with_serial(&expected, expected.serial + 1);
+    a.write(&next).await.expect("write after codec checks");
+}
+
+/// Leases: an expired lease is stale, a renewed one is not, renew checks the ID.
+async fn leases(a: &dyn StateBackend, b: &dyn StateBackend) {
+    // A holder on another machine whose lease ended a minute ago.
+    let mut gone = LockInfo::new("apply");
+    gone.host = format!("elsewhere-{}", gone.host);
+    gone.expires = Some((chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    a.lock(&gone).await.expect("lock with a lease");
+    assert_eq!(b.lock_info().await.expect("lock_info").as_ref(), Some(&gone), "the lease must be stored with the lock");
+    match b.lock(&LockInfo::new("plan")).await {
+        Err(e @ LockError::Held { stale: true, .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("lease") && msg.contains(&format!("kiln force-unlock {}", gone.id)), "{msg}");
+        }
+        other => panic!("a lock whose lease ended must be Held {{ stale: true }}, got {other:?}"),
+    }
+    // The holder renews: no longer stale.
+    let mut renewed = gone.clone();
+    renewed.renew(std::time::Duration::from_secs(3600));
+    a.renew_lock(&renewed).await.expect("renew by the holder");
+    assert_eq!(b.lock_info().await.expect("lock_info").as_ref(), Some(&renewed), "renew must store the new lease");
+    assert!(matches!(b.lock(&LockInfo::new("plan")).await, Err(LockError::Held { stale: false, .. })), "a renewed lease is live");
+    let mut impostor = LockInfo::new("apply").with_lease(std::time::Duration::from_secs(60));
+    assert!(matches!(b.renew_lock(&impostor).await, Err(LockError::Mismatch { .. })), "renew checks the lock ID");
+    assert_eq!(a.lock_info().await.expect("lock_info").as_ref(), Some(&renewed), "a refused renew changes nothing");
+    b.force_unlock(&gone.id).await.expect("force_unlock of a stale lock");
+    assert!(matches!(a.renew_lock(&renewed).await, Err(LockError::NotHeld)), "renewing a broken lock fails with NotHeld");
+    impostor.renew(std::time::Duration::from_secs(60));
+    b.lock(&impostor).await.expect("lock after breaking a stale one");
+    b.unlock(&impostor.id).await.expect("unlock");
+}
+
+/// Versions: newest first, exactly one current, carrying the serial read.
+async fn versions(a: &dyn StateBackend) {
+    let current = a.read().await.expect("read").expect("a state");
+    let vs = a.versions().await.expect("versions");
+    assert!(vs.len() >= 2, "after several writes, the current and at least one previous version are listed: {vs:?}");
+    assert!(vs[0].current, "the current version comes first: {vs:?}");
+    assert_eq!(vs.iter().filter(|v| v.current).count(), 1, "exactly one version is current: {vs:?}");
+    if let Some(serial) = vs[0].serial {
+        assert!(serial <= current.serial, "the current version's serial cannot be ahead of what read returns: {vs:?}");
+    }
+}
+
+/// Workspaces are independent states of one storage, listed by every client.
+async fn workspaces(make: Make<'_>) {
+    let plain = || Arc::new(Plain) as Arc<dyn Codec>;
+    let (x, y, d) = (make("ws-x", plain()), make("ws-y", plain()), make(DEFAULT_WORKSPACE, plain()));
+    assert_eq!(x.read().await.expect("read of a new workspace"), None, "a new workspace has no state");
+    assert_ne!(x.describe(), d.describe(), "describe() must tell workspaces apart");
+    let sx = sample_state("lineage-x", 1);
+    x.write(&sx).await.expect("write to a workspace");
+    assert_eq!(y.read().await.expect("read"), None, "a write to one workspace must not show in another");
+    let sy = sample_state("lineage-y", 7);
+    y.write(&sy).await.expect("a workspace has its own lineage and serials");
+    x.append(&[Mutation::Remove { address: addr("record.a[0]") }]).await.expect("append to a workspace");
+    let mut sx2 = sx.clone();
+    sx2.resources.remove(&addr("record.a[0]"));
+    sx2.serial = 2;
+    assert_eq!(make("ws-x", plain()).read().await.expect("read").as_ref(), Some(&sx2));
+    assert_eq!(y.read().await.expect("read").as_ref(), Some(&sy), "appends to one workspace must not replay in another");
+    let lx = LockInfo::new("apply");
+    x.lock(&lx).await.expect("lock a workspace");
+    let ly = LockInfo::new("apply");
+    y.lock(&ly).await.expect("a lock on one workspace must not block another");
+    assert_eq!(d.lock_info().await.expect("lock_info"), None, "workspace locks are separate from the default's");
+    y.unlock(&ly.id).await.expect("unlock");
+    x.unlock(&lx.id).await.expect("unlock");
+    let names = d.workspaces().await.expect("workspaces");
+    for n in [DEFAULT_WORKSPACE, "ws-x", "ws-y"] {
+        assert!(names.iter().any(|w| w == n), "workspaces() must list `{n}`: {names:?}");
+    }
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "workspaces() is sorted and without duplicates: {names:?}");
+    y.delete_state().await.expect("delete a workspace's state");
+    assert_eq!(y.read().await.expect("read after delete"), None, "a deleted workspace reads as empty");
+    assert!(!x.workspaces().await.expect("workspaces").iter().any(|w| w == "ws-y"), "a deleted workspace is not listed");
+    assert_eq!(x.read().await.expect("read").as_ref(), Some(&sx2), "deleting one workspace leaves the others");
+    y.write(&sample_state("lineage-y2", 1)).await.expect("a deleted workspace can start again with a new lineage");
 }

@@ -20,9 +20,7 @@ pub enum StateError {
     #[error("{}", corrupt_message(path, *line, *column, message))]
     Corrupt { path: String, line: usize, column: usize, message: String },
     /// Written by a newer kiln in a format this one does not understand.
-    #[error(
-        "`{path}` uses state format `{found}` but this kiln understands formats up to `{supported}`: upgrade kiln"
-    )]
+    #[error("`{path}` uses state format `{found}` but this kiln understands formats up to `{supported}`: upgrade kiln")]
     NewerFormat { path: String, found: u64, supported: u64 },
     /// A write that would lose changes: another lineage, or a serial that does not grow.
     #[error("refusing to write state: {reason}")]
@@ -34,13 +32,15 @@ pub enum StateError {
     /// `append` with no snapshot to append to.
     #[error("there is no state at `{path}` to record changes on top of: write a full state first")]
     NoState { path: String },
+    /// A document could not be decrypted or encrypted: wrong or missing key, tampered bytes,
+    /// or an encrypted document read without an `encryption` block. `message` says what to do.
+    #[error("cannot decrypt or encrypt `{path}`: {message}")]
+    Crypto { path: String, message: String },
 }
 
 fn corrupt_message(path: &str, line: usize, column: usize, message: &str) -> String {
     let at = if line == 0 { String::new() } else { format!(" at line {line}, column {column}") };
-    format!(
-        "`{path}` is not a valid kiln state{at}: {message}; kiln will not overwrite it: repair it by hand or restore it from a backup"
-    )
+    format!("`{path}` is not a valid kiln state{at}: {message}; kiln will not overwrite it: repair it by hand or restore it from a backup")
 }
 
 /// A lock could not be taken or released.
@@ -68,9 +68,13 @@ pub enum LockError {
 
 fn held_message(holder: &LockInfo, stale: bool, path: &str) -> String {
     let LockInfo { id, operation, who, pid, created, .. } = holder;
-    let head =
-        format!("`{path}` is locked by `{who}` (pid `{pid}`) for `{operation}` since `{created}`, lock ID `{id}`");
-    if stale {
+    let head = format!("`{path}` is locked by `{who}` (pid `{pid}`) for `{operation}` since `{created}`, lock ID `{id}`");
+    if stale && holder.lease_expired() {
+        format!(
+            "{head}: its lease ended at `{}` and was not renewed, so the lock is stale (its holder crashed or was killed); if no other kiln run uses this state, run `kiln force-unlock {id}`",
+            holder.expires.as_deref().unwrap_or_default()
+        )
+    } else if stale {
         format!(
             "{head}: that process is no longer running on this host, so the lock is stale; if no other kiln run uses this state, run `kiln force-unlock {id}`"
         )

@@ -1,15 +1,18 @@
 //! kiln's state: what kiln created and remembers. The in-memory model ([`State`]), its on-disk
 //! format ([`format`], versioned, with upgrades), the [`StateBackend`] trait with locking, the
-//! local backend ([`LocalBackend`]) and the [`conformance`] suite every backend must pass.
+//! local backend ([`LocalBackend`]), the [`Codec`] every stored document goes through, and the
+//! [`conformance`] suite every backend must pass.
 
 mod backend;
+mod codec;
 pub mod conformance;
 mod error;
 pub mod format;
 mod local;
 mod model;
 
-pub use backend::{current_host, LockInfo, StateBackend};
+pub use backend::{check_workspace_name, current_host, LockInfo, StateBackend, StateVersion, DEFAULT_WORKSPACE};
+pub use codec::{Codec, Plain};
 pub use error::{LockError, StateError};
 pub use format::{decode, encode};
 pub use local::LocalBackend;

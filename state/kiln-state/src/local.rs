@@ -10,6 +10,14 @@
 //!   header does not match the snapshot is an error saying how to resolve it, never dropped.
 //! - `state.json.lock`: the lock, created exclusively (`O_EXCL`) and holding the [`LockInfo`].
 //!
+//! Every document (snapshot, backup, and each journal line including the header) passes through
+//! the backend's [`Codec`] ([`LocalBackend::with_codec`]); a sealed line never contains `\n`, so
+//! the line structure above holds for encrypted journals too. The lock file is stored as is.
+//!
+//! Workspaces: the default workspace uses the configured path; workspace `NAME` uses
+//! `workspaces/NAME/<file name>` beside it (`.kiln/workspaces/staging/state.json` for the
+//! default path), with the same sibling files.
+//!
 //! A write first appends a `{"superseded_by": {"lineage", "serial"}}` marker to the journal,
 //! then replaces the snapshot, then removes the journal. If kiln dies between the last two steps,
 //! the marker (as the journal's last line, naming the snapshot now stored) shows the journal is
@@ -35,7 +43,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::format::{self, MutationsIn, MutationsOut, KILN_VERSION};
-use crate::{LockError, LockInfo, Mutation, State, StateBackend, StateError};
+use crate::{Codec, LockError, LockInfo, Mutation, Plain, State, StateBackend, StateError, StateVersion, DEFAULT_WORKSPACE};
 
 /// Version of the journal's line format, in its header.
 const JOURNAL_VERSION: u64 = 1;
@@ -47,6 +55,10 @@ pub struct LocalBackend {
 }
 
 struct Inner {
+    /// The default workspace's state file: workspaces live beside it.
+    base: PathBuf,
+    workspace: String,
+    codec: Arc<dyn Codec>,
     path: PathBuf,
     backup: PathBuf,
     journal: PathBuf,
@@ -62,7 +74,11 @@ impl LocalBackend {
     /// A backend for the state file `path`. Nothing is touched until the first operation; parent
     /// directories are created by the first write or lock.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        let path = path.into();
+        Self::build(path.into(), DEFAULT_WORKSPACE.to_string(), Arc::new(Plain))
+    }
+
+    fn build(base: PathBuf, workspace: String, codec: Arc<dyn Codec>) -> Self {
+        let path = workspace_path(&base, &workspace);
         let sibling = |suffix: &str| {
             let mut s = path.clone().into_os_string();
             s.push(suffix);
@@ -74,9 +90,28 @@ impl LocalBackend {
                 journal: sibling(".journal"),
                 lock: sibling(".lock"),
                 path,
+                base,
+                workspace,
+                codec,
                 io: Mutex::new(()),
             }),
         }
+    }
+
+    /// The same storage, protecting every document with `codec`.
+    pub fn with_codec(self, codec: Arc<dyn Codec>) -> Self {
+        Self::build(self.inner.base.clone(), self.inner.workspace.clone(), codec)
+    }
+
+    /// The same storage, addressing workspace `name` (see the module documentation for where
+    /// its files are). The name must pass [`crate::check_workspace_name`].
+    pub fn with_workspace(self, name: &str) -> Self {
+        Self::build(self.inner.base.clone(), name.to_string(), self.inner.codec.clone())
+    }
+
+    /// The workspace this value addresses.
+    pub fn workspace(&self) -> &str {
+        &self.inner.workspace
     }
 
     /// The state file.
@@ -119,6 +154,15 @@ impl LocalBackend {
     }
 }
 
+/// Where workspace `name` of the storage whose default state file is `base` keeps its state.
+fn workspace_path(base: &Path, name: &str) -> PathBuf {
+    if name == DEFAULT_WORKSPACE {
+        return base.to_path_buf();
+    }
+    let file = base.file_name().map_or_else(|| "state.json".into(), |n| n.to_os_string());
+    parent_dir(base).join("workspaces").join(name).join(file)
+}
+
 impl Default for LocalBackend {
     fn default() -> Self {
         LocalBackend::new(Self::DEFAULT_PATH)
@@ -138,9 +182,13 @@ impl StateBackend for LocalBackend {
     }
 
     async fn write(&self, state: &State) -> Result<(), StateError> {
-        let bytes = format::encode(state);
+        let plain = format::encode(state);
         let (lineage, serial) = (state.lineage.clone(), state.serial);
-        self.blocking(move |i| i.write(&bytes, &lineage, serial)).await
+        self.blocking(move |i| {
+            let bytes = i.codec.seal(&plain)?;
+            i.write(&bytes, &lineage, serial)
+        })
+        .await
     }
 
     /// An empty batch writes nothing and does not count as a serial increment.
@@ -149,7 +197,11 @@ impl StateBackend for LocalBackend {
             return Ok(());
         }
         let line = json_line(&LineOut::Mutations(MutationsOut(mutations)));
-        self.blocking(move |i| i.append(&line)).await
+        self.blocking(move |i| {
+            let line = i.seal_line(&line)?;
+            i.append(&line)
+        })
+        .await
     }
 
     async fn lock(&self, info: &LockInfo) -> Result<(), LockError> {
@@ -170,6 +222,87 @@ impl StateBackend for LocalBackend {
 
     async fn lock_info(&self) -> Result<Option<LockInfo>, LockError> {
         self.blocking(|i| i.read_lock()).await
+    }
+
+    /// Rewrites the lock file atomically after checking the ID. A force-unlock and a new lock by
+    /// someone else between the check and the rename would be overwritten: leases are renewed
+    /// every few seconds, breaking a live lock is already an error of the user's, and the window
+    /// is one rename long.
+    async fn renew_lock(&self, info: &LockInfo) -> Result<(), LockError> {
+        let info = info.clone();
+        self.blocking(move |i| match i.read_lock()? {
+            None => Err(LockError::NotHeld),
+            Some(h) if h.id != info.id => Err(LockError::Mismatch { expected: info.id.clone(), found: h.id }),
+            Some(_) => atomic_write(&i.lock, &lock_bytes(&info)).map_err(lock_io_err(&i.lock)),
+        })
+        .await
+    }
+
+    async fn versions(&self) -> Result<Vec<StateVersion>, StateError> {
+        self.blocking(|i| {
+            let mut out = Vec::new();
+            for (id, path) in [("current", &i.path), ("backup", &i.backup)] {
+                let Some(bytes) = read_opt(path)? else { continue };
+                let serial = i.open(&bytes, path).and_then(|p| format::peek(&p, &show(path))).ok().map(|(_, s)| s);
+                let stored = fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                out.push(StateVersion { id: id.into(), serial, stored, size: bytes.len() as u64, current: id == "current" });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn workspaces(&self) -> Result<Vec<String>, StateError> {
+        self.blocking(|i| {
+            let mut names = Vec::new();
+            if i.base.exists() {
+                names.push(DEFAULT_WORKSPACE.to_string());
+            }
+            let dir = parent_dir(&i.base).join("workspaces");
+            let file = i.base.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+            match fs::read_dir(&dir) {
+                Ok(rd) => {
+                    for e in rd.flatten() {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if crate::check_workspace_name(&name).is_ok() && e.path().join(&file).exists() {
+                            names.push(name);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&dir)(e)),
+            }
+            names.sort();
+            names.dedup();
+            Ok(names)
+        })
+        .await
+    }
+
+    async fn delete_state(&self) -> Result<(), StateError> {
+        self.blocking(|i| {
+            let _guard = i.io.lock().unwrap_or_else(|e| e.into_inner());
+            for p in [&i.journal, &i.path, &i.backup] {
+                match fs::remove_file(p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err(p)(e)),
+                }
+            }
+            let dir = parent_dir(&i.path);
+            if i.workspace != DEFAULT_WORKSPACE {
+                // Only if empty: the lock file may still be there, removed by the caller's unlock.
+                let _ = fs::remove_dir(dir);
+            }
+            if dir.exists() {
+                sync_dir(dir).map_err(io_err(dir))?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     fn describe(&self) -> String {
@@ -234,13 +367,17 @@ struct Journal {
     valid_len: u64,
 }
 
+/// Turns a stored journal line (without its newline) into its plaintext.
+type Opener<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, StateError>;
+
 /// Parses the journal. With `decode` false, entry lines are only checked to be complete JSON and
 /// counted (what `write` needs), which is much cheaper than decoding their mutations.
-fn parse_journal(bytes: &[u8], path: &str, decode: bool) -> Result<Journal, StateError> {
+fn parse_journal(bytes: &[u8], path: &str, decode: bool, open: Opener<'_>) -> Result<Journal, StateError> {
     let mut lines = bytes.split_inclusive(|&b| b == b'\n').enumerate().peekable();
     let (header, mut end) = match lines.next() {
         Some((_, l)) if l.ends_with(b"\n") => {
-            (serde_json::from_slice::<JournalHeader>(l).map_err(|e| format::corrupt(path, &e))?, l.len())
+            let plain = open(&l[..l.len() - 1])?;
+            (serde_json::from_slice::<JournalHeader>(&plain).map_err(|e| format::corrupt(path, &e))?, l.len())
         }
         _ => {
             return Err(StateError::Corrupt {
@@ -252,11 +389,7 @@ fn parse_journal(bytes: &[u8], path: &str, decode: bool) -> Result<Journal, Stat
         }
     };
     if header.kiln_journal > JOURNAL_VERSION {
-        return Err(StateError::NewerFormat {
-            path: path.to_string(),
-            found: header.kiln_journal,
-            supported: JOURNAL_VERSION,
-        });
+        return Err(StateError::NewerFormat { path: path.to_string(), found: header.kiln_journal, supported: JOURNAL_VERSION });
     }
     let mut journal = Journal { entries: Vec::new(), count: 0, marker: None, valid_len: 0, header };
     while let Some((i, raw)) = lines.next() {
@@ -264,6 +397,13 @@ fn parse_journal(bytes: &[u8], path: &str, decode: bool) -> Result<Journal, Stat
         if !raw.ends_with(b"\n") {
             break; // torn by a crash mid-write
         }
+        let raw_len = raw.len();
+        let raw = match open(&raw[..raw.len() - 1]) {
+            Ok(plain) => plain,
+            Err(_) if last => break, // torn: partly written before a crash
+            Err(e) => return Err(e),
+        };
+        let raw = raw.as_slice();
         let parsed = if decode {
             serde_json::from_slice::<LineIn>(raw).map(|l| match l {
                 LineIn::Mutations(m) => Ok(m.0),
@@ -293,7 +433,7 @@ fn parse_journal(bytes: &[u8], path: &str, decode: bool) -> Result<Journal, Stat
                 return Err(err);
             }
         }
-        end += raw.len();
+        end += raw_len;
     }
     journal.valid_len = end as u64;
     Ok(journal)
@@ -414,7 +554,40 @@ fn last_line_start(file: &mut File, len: u64) -> io::Result<u64> {
     Ok(0)
 }
 
+fn lock_bytes(info: &LockInfo) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(info).expect("lock info encodes");
+    bytes.push(b'\n');
+    bytes
+}
+
 impl Inner {
+    /// The plaintext of a document stored at `path`.
+    fn open(&self, stored: &[u8], path: &Path) -> Result<Vec<u8>, StateError> {
+        self.codec.open(stored, &show(path))
+    }
+
+    /// Seals one journal line (given with its final newline), keeping it one line.
+    fn seal_line(&self, line: &[u8]) -> Result<Vec<u8>, StateError> {
+        let mut sealed = self.codec.seal(line.strip_suffix(b"\n").unwrap_or(line))?;
+        if sealed.contains(&b'\n') {
+            return Err(StateError::Crypto {
+                path: show(&self.journal),
+                message: format!(
+                    "the `{}` codec produced a record with a line break, which it must never do: this is a bug in kiln",
+                    self.codec.name()
+                ),
+            });
+        }
+        sealed.push(b'\n');
+        Ok(sealed)
+    }
+
+    /// Lineage and serial of the stored snapshot; `NoState` without one.
+    fn peek_snapshot(&self) -> Result<(String, u64), StateError> {
+        let snapshot = read_opt(&self.path)?.ok_or_else(|| StateError::NoState { path: show(&self.path) })?;
+        format::peek(&self.open(&snapshot, &self.path)?, &show(&self.path))
+    }
+
     /// The snapshot with the journal folded in, as `read` returns it; with `decode` false only
     /// its lineage and serial (what `write` checks), without decoding resources or mutations.
     fn load(&self, decode: bool) -> Result<Option<Loaded>, StateError> {
@@ -433,15 +606,17 @@ impl Inner {
                 }),
             };
         };
-        let mut state = if decode { Some(format::decode(&snapshot, &show(&self.path))?) } else { None };
+        let plain = self.open(&snapshot, &self.path)?;
+        let mut state = if decode { Some(format::decode(&plain, &show(&self.path))?) } else { None };
         let (lineage, mut serial) = match &state {
             Some(st) => (st.lineage.clone(), st.serial),
-            None => format::peek(&snapshot, &show(&self.path))?,
+            None => format::peek(&plain, &show(&self.path))?,
         };
+        drop(plain);
         let journal = match journal {
             None => JournalState::Absent,
             Some(bytes) => {
-                let j = parse_journal(&bytes, &show(&self.journal), decode)?;
+                let j = parse_journal(&bytes, &show(&self.journal), decode, &|b| self.open(b, &self.journal))?;
                 if j.marker.as_ref().is_some_and(|m| m.lineage == lineage && m.serial == serial) {
                     JournalState::Superseded
                 } else {
@@ -514,7 +689,7 @@ impl Inner {
                 sync_dir(dir).map_err(io_err(dir))?;
             }
             JournalState::Active { valid_len } => {
-                let marker = json_line(&LineOut::SupersededBy { lineage, serial });
+                let marker = self.seal_line(&json_line(&LineOut::SupersededBy { lineage, serial }))?;
                 self.append_at(valid_len, &marker).map_err(io_err(&self.journal))?;
             }
         }
@@ -569,11 +744,11 @@ impl Inner {
         } else if !complete {
             start
         } else {
-            match serde_json::from_slice::<LineProbe>(&last) {
+            let probe =
+                self.open(&last[..last.len() - 1], &self.journal).ok().and_then(|plain| serde_json::from_slice::<LineProbe>(&plain).ok());
+            match probe.ok_or(()) {
                 Ok(LineProbe { superseded_by: Some(m) }) => {
-                    let snapshot =
-                        read_opt(&self.path)?.ok_or_else(|| StateError::NoState { path: show(&self.path) })?;
-                    let (lineage, serial) = format::peek(&snapshot, &show(&self.path))?;
+                    let (lineage, serial) = self.peek_snapshot()?;
                     if m == (Marker { lineage, serial }) {
                         // A write stored this journal's content and died before removing it.
                         drop(f);
@@ -589,29 +764,24 @@ impl Inner {
         if valid_len != len {
             f.set_len(valid_len).map_err(io_err(&self.journal))?;
         }
-        f.seek(SeekFrom::Start(valid_len))
-            .and_then(|_| f.write_all(line))
-            .and_then(|_| f.sync_data())
-            .map_err(io_err(&self.journal))
+        f.seek(SeekFrom::Start(valid_len)).and_then(|_| f.write_all(line)).and_then(|_| f.sync_data()).map_err(io_err(&self.journal))
     }
 
     /// Creates the journal, whole, with its header and first entry.
     fn start_journal(&self, line: &[u8]) -> Result<(), StateError> {
-        let snapshot = read_opt(&self.path)?.ok_or_else(|| StateError::NoState { path: show(&self.path) })?;
-        let (lineage, serial) = format::peek(&snapshot, &show(&self.path))?;
-        let mut bytes = json_line(&JournalHeader {
+        let (lineage, serial) = self.peek_snapshot()?;
+        let mut bytes = self.seal_line(&json_line(&JournalHeader {
             kiln_journal: JOURNAL_VERSION,
             kiln_version: KILN_VERSION.to_string(),
             lineage,
             serial,
-        });
+        }))?;
         bytes.extend_from_slice(line);
         atomic_write(&self.journal, &bytes).map_err(io_err(&self.journal))
     }
 
     fn lock(&self, info: &LockInfo) -> Result<(), LockError> {
-        let mut bytes = serde_json::to_vec_pretty(info).expect("lock info encodes");
-        bytes.push(b'\n');
+        let bytes = lock_bytes(info);
         let dir = parent_dir(&self.lock);
         fs::create_dir_all(dir).map_err(lock_io_err(dir))?;
         // Retried only while a holder releases the lock between our two steps.
@@ -779,10 +949,8 @@ mod tests {
             assert_eq!(fs::metadata(b.path()).unwrap().permissions().mode() & 0o777, 0o600);
         }
         // No temp files left behind.
-        let names: Vec<String> = fs::read_dir(b.path().parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
+        let names: Vec<String> =
+            fs::read_dir(b.path().parent().unwrap()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }
 
@@ -859,6 +1027,47 @@ mod tests {
         b.write(&folded).await.unwrap();
         assert!(!b.journal_path().exists());
         assert_eq!(b.read().await.unwrap(), Some(folded));
+    }
+
+    #[tokio::test]
+    async fn every_stored_document_goes_through_the_codec() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::new(dir.path().join("state.json")).with_codec(Arc::new(crate::conformance::TestCodec(7)));
+        let s = sample_state("l", 1);
+        b.write(&s).await.unwrap();
+        b.append(&[Mutation::SetOutputs(Default::default())]).await.unwrap();
+        let mut s2 = b.read().await.unwrap().unwrap();
+        s2.serial += 1;
+        b.write(&s2).await.unwrap();
+        b.append(&[remove("record.a[0]")]).await.unwrap();
+        for p in [b.path(), b.backup_path(), b.journal_path()] {
+            let stored = fs::read(p).unwrap();
+            assert!(!String::from_utf8_lossy(&stored).contains("hunter2"), "{} holds plaintext", p.display());
+            for line in stored.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+                assert!(line.starts_with(b"kiln-test-codec:07:"), "{}: a line not sealed", p.display());
+            }
+        }
+        let mut expected = s2.clone();
+        expected.apply_mutation(&remove("record.a[0]"));
+        expected.serial += 1;
+        assert_eq!(b.read().await.unwrap(), Some(expected));
+        // A torn sealed line is ignored like a torn plain one.
+        let mut j = fs::read(b.journal_path()).unwrap();
+        j.extend_from_slice(b"kiln-test-codec:07:7b22");
+        fs::write(b.journal_path(), &j).unwrap();
+        assert_eq!(b.read().await.unwrap().unwrap().serial, s2.serial + 1);
+        // Without the codec: an error, never garbage.
+        assert!(LocalBackend::new(b.path()).read().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn workspaces_live_beside_the_default_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join(".kiln/state.json");
+        let w = LocalBackend::new(&base).with_workspace("prod");
+        assert_eq!(w.path(), dir.path().join(".kiln/workspaces/prod/state.json"));
+        assert_eq!(w.lock_path(), dir.path().join(".kiln/workspaces/prod/state.json.lock"));
+        assert_eq!(LocalBackend::new(&base).with_workspace("default").path(), base);
     }
 
     #[tokio::test]

@@ -7,12 +7,12 @@ use kiln_state::{conformance, LocalBackend, StateBackend};
 async fn local_backend_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(".kiln/state.json");
-    conformance::run(&|| Box::new(LocalBackend::new(&path)) as Box<dyn StateBackend>).await;
+    conformance::run(&|ws, codec| Box::new(LocalBackend::new(&path).with_workspace(ws).with_codec(codec)) as Box<dyn StateBackend>).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_backend_conforms_on_a_multi_threaded_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.json");
-    conformance::run(&|| Box::new(LocalBackend::new(&path)) as Box<dyn StateBackend>).await;
+    conformance::run(&|ws, codec| Box::new(LocalBackend::new(&path).with_workspace(ws).with_codec(codec)) as Box<dyn StateBackend>).await;
 }

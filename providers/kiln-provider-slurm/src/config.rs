@@ -1,0 +1,120 @@
+//! The provider block: where Slurm's commands run and where job files go.
+//!
+//! ```hcl
+//! provider "slurm" {
+//!   root = ".kiln/slurm"          # job scripts and output; must be shared with the compute nodes
+//!   login {                       # optional: without it, commands run on this machine
+//!     host     = "login1.example.org"
+//!     user     = "alice"
+//!     identity_file = "~/.ssh/id_ed25519"
+//!     host_key = "ssh-ed25519 AAAAC3Nza..."
+//!   }
+//! }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use kiln_diag::Diagnostic;
+use kiln_value::Value;
+
+use crate::runner::Login;
+use crate::util::{set, str_attr, u64_attr};
+
+/// The parsed provider block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlurmConfig {
+    /// Directory for job files, as written (relative: to the working directory, or the login
+    /// user's home over SSH).
+    pub root: String,
+    pub login: Option<Login>,
+}
+
+fn config_error(summary: String) -> Diagnostic {
+    Diagnostic::error("E-SLURM-CONFIG", summary)
+}
+
+/// `~/x` and relative paths on the machine kiln runs on.
+fn local_path(working_dir: &Path, p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    working_dir.join(p)
+}
+
+/// `TYPE BASE64` out of a public key line (a trailing comment is dropped).
+fn host_key(s: &str) -> Result<String, Diagnostic> {
+    let words: Vec<&str> = s.split_whitespace().collect();
+    match words.as_slice() {
+        [t, key, ..] if (t.starts_with("ssh-") || t.starts_with("ecdsa-")) && key.starts_with("AAAA") => Ok(format!("{t} {key}")),
+        _ => Err(config_error(format!("login: `host_key` is not a public key: `{s}`"))
+            .hint("copy the line of /etc/ssh/ssh_host_ed25519_key.pub on the login node: \"ssh-ed25519 AAAA...\"")),
+    }
+}
+
+/// Parses the evaluated provider block.
+pub fn parse(config: &Value, working_dir: &Path) -> Result<SlurmConfig, Diagnostic> {
+    let login = match set(config, "login") {
+        None => None,
+        Some(l) => {
+            let host = str_attr(l, "host").filter(|h| !h.trim().is_empty()).ok_or_else(|| {
+                config_error("login: `host` is empty".into()).hint("set host = \"login1.example.org\" (the login node's address)")
+            })?;
+            let port = match set(l, "port") {
+                None => 22,
+                Some(p) => u64_attr(l, "port")
+                    .and_then(|n| u16::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| config_error(format!("login: `port` must be a TCP port, got {p}")))?,
+            };
+            Some(Login {
+                host: host.trim().to_string(),
+                port,
+                user: str_attr(l, "user").map(str::to_string),
+                identity_file: str_attr(l, "identity_file").map(|p| local_path(working_dir, p)),
+                host_key: str_attr(l, "host_key").map(host_key).transpose()?,
+                connect_timeout: u64_attr(l, "connect_timeout").unwrap_or(10).max(1),
+            })
+        }
+    };
+    Ok(SlurmConfig { root: str_attr(config, "root").unwrap_or(".kiln/slurm").trim_end_matches('/').to_string(), login })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(j: serde_json::Value) -> Value {
+        Value::from_json(&j)
+    }
+
+    #[test]
+    fn local_by_default() {
+        let c = parse(&v(serde_json::json!({})), Path::new("/w")).unwrap();
+        assert_eq!(c, SlurmConfig { root: ".kiln/slurm".into(), login: None });
+    }
+
+    #[test]
+    fn login_block() {
+        let c = parse(
+            &v(serde_json::json!({ "root": "/scratch/kiln/", "login": {
+                "host": "login1", "port": 2222, "user": "alice", "identity_file": "keys/id",
+                "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG+aGv1ku/54A8fhpR9bEnfynvYVzGyeCqmcuE1oj9f5 root@login1",
+            }})),
+            Path::new("/w"),
+        )
+        .unwrap();
+        let l = c.login.unwrap();
+        assert_eq!(c.root, "/scratch/kiln");
+        assert_eq!(l.endpoint(), "alice@login1:2222");
+        assert_eq!(l.identity_file, Some(PathBuf::from("/w/keys/id")));
+        assert_eq!(l.host_key.as_deref(), Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG+aGv1ku/54A8fhpR9bEnfynvYVzGyeCqmcuE1oj9f5"));
+    }
+
+    #[test]
+    fn bad_host_key() {
+        let e = parse(&v(serde_json::json!({ "login": { "host": "l", "host_key": "SHA256:abc" } })), Path::new("/w")).unwrap_err();
+        assert!(e.summary.contains("not a public key"), "{}", e.summary);
+    }
+}

@@ -1,0 +1,566 @@
+//! `job`: a batch job. Create writes the job's scripts into `ROOT/jobs/NAME-TOKEN/` and submits
+//! the batch script with `sbatch` (job name `kiln-NAME-TOKEN`, output `output.log` there).
+//! Read observes every job of a refresh with one `squeue` call, and, for jobs that finished,
+//! one `sacct` call (the job completion log, `sacct -c`, when accounting is off). A job Slurm
+//! no longer knows at all, unfinished, is `lost`, and a lost job plans a replacement. Delete is
+//! `scancel`, waiting until the job's processes are gone, then removes the job's directory.
+//! Recover finds an interrupted submission by the job's directory or its name in `squeue`.
+
+mod spec;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::{
+    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
+    ReadItem, ReadResult, RecoverRequest, UpdateRequest,
+};
+use kiln_value::{Map, Value};
+
+use self::spec::JobSpec;
+use crate::parse::{self, SacctRow, SqueueRow};
+use crate::shell::write_file;
+use crate::util::{attrs, error, num, object_id, opt_str, read_error, set, str_attr, u64_attr};
+use crate::{Ctx, Kind};
+
+pub(crate) struct Job;
+
+/// Most bytes one `logs` call returns.
+const LOG_CHUNK: u64 = 1 << 20;
+
+/// Seconds delete waits for a cancelled job's processes to end.
+const CANCEL_WAIT: u64 = 120;
+
+const LOST: &str = "lost";
+
+fn known_spec(address: &str, v: &Value) -> Result<JobSpec, Diagnostic> {
+    JobSpec::parse(address, v)?
+        .ok_or_else(|| error("E-SLURM-UNKNOWN", address, format!("{address}: the job's configuration is still unknown")))
+}
+
+/// Writes the job's files and submits it; prints sbatch's answer. Args: DIR, then sbatch's.
+const SUBMIT: &str = r#"set -e
+dir=$1; shift
+mkdir -p "$dir"
+cd "$dir"
+__FILES__
+out=$(sbatch "$@") || { rc=$?; cd /; rm -rf "$dir"; exit $rc; }
+id=${out%%;*}
+printf '%s\n' "$id" > "$dir/slurm_job_id"
+printf '%s\n' "$out"
+"#;
+
+/// The jobs' directories that exist, then `squeue` of the jobs. Args: FORMAT IDS... -- DIRS...
+const OBSERVE: &str = r#"fmt=$1; shift
+ids=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do ids+=("$1"); shift; done
+shift
+for d in "$@"; do [ -d "$d" ] && printf '@@dir %s\n' "$d"; done
+echo '@@squeue'
+IFS=,
+out=$(squeue -h --states=all -j "${ids[*]}" -O "$fmt" 2>&1); rc=$?
+if [ $rc -ne 0 ]; then
+  case "$out" in *"Invalid job id"*) out="" ;; *) printf '%s\n' "$out" >&2; exit $rc ;; esac
+fi
+printf '%s\n' "$out"
+"#;
+
+/// `sacct` of finished jobs; the job completion log (`sacct -c`) when accounting is off.
+/// Args: FIELDS IDS...
+const ACCOUNTING: &str = r#"fields=$1; shift
+IFS=,
+err=$(mktemp)
+out=$(sacct -X -n --parsable2 -j "$*" -o "$fields" 2>"$err"); rc=$?
+if [ $rc -ne 0 ] || grep -qi "accounting storage is disabled" "$err"; then
+  rm -f "$err"
+  echo '@@source jobcomp'
+  sacct -c -n --parsable2 -j "$*" -o "$fields"
+  exit 0
+fi
+rm -f "$err"
+echo '@@source accounting'
+printf '%s\n' "$out"
+"#;
+
+/// Cancels a job unless it has ended, waits until it has, removes its directory.
+/// Args: ID DIR WAIT_SECONDS
+const CANCEL: &str = r#"id=$1 dir=$2 wait=$3
+state() { squeue -h --states=all -j "$id" -o %T 2>/dev/null | head -n1; }
+active() {
+  case "$(state)" in
+    PENDING|RUNNING|COMPLETING|CONFIGURING|SUSPENDED|STOPPED|REQUEUED|REQUEUE_HOLD|REQUEUE_FED|RESIZING|SIGNALING|STAGE_OUT|SPECIAL_EXIT|RESV_DEL_HOLD) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+if active; then
+  msg=$(scancel "$id" 2>&1) || { active && { echo "scancel $id: $msg" >&2; exit 1; }; }
+fi
+for _ in $(seq 1 $((wait * 5))); do active || break; sleep 0.2; done
+if active; then echo "job $id is still $(state) ${wait}s after scancel" >&2; exit 3; fi
+case "$dir" in */jobs/*) rm -rf "$dir" ;; esac
+"#;
+
+/// What a job's output file holds from an offset. Args: FILE OFFSET COUNT ID
+const LOGS: &str = r#"f=$1 off=$2 n=$3 id=$4
+st=$(squeue -h --states=all -j "$id" -o %T 2>/dev/null | head -n1)
+size=$(stat -c %s "$f" 2>/dev/null || echo -1)
+printf '%s\n%s\n' "${st:-GONE}" "$size"
+if [ "$size" -gt "$off" ]; then tail -c +$((off + 1)) "$f" | head -c "$n"; fi
+"#;
+
+/// The job an interrupted create submitted, if any. Args: DIR NAME
+const FIND: &str = r#"dir=$1 name=$2
+if [ -s "$dir/slurm_job_id" ]; then cat "$dir/slurm_job_id"; exit 0; fi
+id=$(squeue -h --states=all -n "$name" -o %i 2>/dev/null | head -n1)
+if [ -n "$id" ]; then mkdir -p "$dir"; printf '%s\n' "$id" > "$dir/slurm_job_id"; echo "$id"; exit 0; fi
+case "$dir" in */jobs/*) rm -rf "$dir" ;; esac
+"#;
+
+/// A job Slurm knows, by ID: its record, its batch script, and kiln's run.sh when kiln made it.
+const SHOW: &str = r#"id=$1
+rec=$(scontrol show job -o "$id") || exit $?
+printf '%s\n' "$rec"
+echo '@@script'
+out=$(printf '%s\n' "$rec" | tr ' ' '\n' | sed -n 's/^StdOut=//p' | head -n1)
+d=$(dirname "$out")
+if [ -f "$d/run.sh" ] && [ -f "$d/slurm_job_id" ]; then cat "$d/run.sh"; else scontrol write batch_script "$id" - 2>/dev/null; fi
+"#;
+
+/// What Slurm says of one job.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Seen {
+    /// Whether its directory exists.
+    dir: bool,
+    queue: Option<SqueueRow>,
+    acct: Option<SacctRow>,
+}
+
+/// `state` with the computed attributes from what was seen; `None` when the job is gone (its
+/// directory removed and Slurm no longer runs it).
+fn observed(state: &Value, seen: &Seen) -> Option<Value> {
+    let mut m = attrs(state);
+    let prior_status = str_attr(state, "status").unwrap_or_default().to_string();
+    let slurm_state = match (&seen.queue, &seen.acct) {
+        (Some(q), Some(a)) if parse::is_terminal(&q.state) && parse::is_terminal(&a.state) => Some(a.state.clone()),
+        (Some(q), _) => Some(q.state.clone()),
+        (None, Some(a)) => Some(a.state.clone()),
+        (None, None) => None,
+    };
+    let Some(slurm_state) = slurm_state else {
+        if !seen.dir {
+            return None;
+        }
+        // Slurm forgot the job (purged, or its controller lost its state): a finished job keeps
+        // what was last seen, an unfinished one is lost.
+        if !matches!(prior_status.as_str(), "succeeded" | "failed" | LOST) {
+            m.insert("status".into(), Value::from(LOST));
+            m.insert("reason".into(), Value::from("Slurm has no record of the job"));
+        }
+        return Some(Value::Map(m));
+    };
+    let terminal = parse::is_terminal(&slurm_state);
+    if terminal && !seen.dir {
+        return None;
+    }
+    let q = seen.queue.as_ref();
+    let a = seen.acct.as_ref();
+    let start = q.and_then(|q| q.start.clone()).or_else(|| a.and_then(|a| a.start.clone()));
+    let end = if terminal { q.and_then(|q| q.end.clone()).or_else(|| a.and_then(|a| a.end.clone())) } else { None };
+    let node_list = q.and_then(|q| q.node_list.clone()).or_else(|| a.and_then(|a| a.node_list.clone()));
+    let status = parse::status_of(&slurm_state);
+    let started = if status == "pending" { None } else { start.as_deref().and_then(parse::time) };
+    m.insert("status".into(), Value::from(status));
+    m.insert("slurm_state".into(), Value::from(slurm_state.as_str()));
+    m.insert("reason".into(), opt_str(q.and_then(|q| q.reason.as_deref()).filter(|_| !terminal || status != "succeeded")));
+    let exit_code = a.and_then(|a| a.exit_code).map(Value::from).or_else(|| set(state, "exit_code").cloned().filter(|_| terminal));
+    m.insert("exit_code".into(), exit_code.filter(|_| terminal).unwrap_or(Value::Null));
+    m.insert("node_list".into(), opt_str(node_list.as_deref()));
+    m.insert(
+        "started_at".into(),
+        started.map_or_else(|| set(state, "started_at").cloned().filter(|_| status != "pending").unwrap_or(Value::Null), Value::from),
+    );
+    m.insert("finished_at".into(), opt_str(end.as_deref().and_then(parse::time).as_deref()));
+    let restarts = q.map(|q| q.restarts).unwrap_or_else(|| u64_attr(state, "restarts").unwrap_or(0));
+    m.insert("restarts".into(), num(restarts));
+    Some(Value::Map(m))
+}
+
+/// Observes many jobs: one `squeue` call (with the directory check), and one `sacct` call
+/// for the jobs that ended without a known exit code. Errors apply to the whole batch.
+async fn observe(ctx: &Ctx, address: &str, states: &[&Value]) -> Result<Vec<Seen>, Diagnostic> {
+    let ids: Vec<String> = states.iter().map(|s| str_attr(s, "job_id").unwrap_or_default().to_string()).collect();
+    let dirs: Vec<String> = states.iter().map(|s| str_attr(s, "job_dir").unwrap_or_default().to_string()).collect();
+    let wanted: Vec<&str> = ids.iter().map(String::as_str).filter(|i| !i.is_empty()).collect();
+    let mut seen: Vec<Seen> = states.iter().map(|_| Seen::default()).collect();
+    if wanted.is_empty() {
+        return Ok(seen);
+    }
+    let mut args: Vec<&str> = vec![parse::SQUEUE_FORMAT];
+    args.extend(wanted.iter().copied());
+    args.push("--");
+    args.extend(dirs.iter().map(String::as_str).filter(|d| !d.is_empty()));
+    let out = ctx.run(address, "squeue", "reading the jobs' states (squeue)", OBSERVE, &args).await?.text();
+    let (head, queue) = out.split_once("@@squeue\n").unwrap_or((&out, ""));
+    let present: BTreeSet<&str> = head.lines().filter_map(|l| l.strip_prefix("@@dir ")).collect();
+    let rows: BTreeMap<String, SqueueRow> = parse::squeue_rows(queue).into_iter().map(|r| (r.job_id.clone(), r)).collect();
+    for (i, s) in seen.iter_mut().enumerate() {
+        s.dir = present.contains(dirs[i].as_str());
+        s.queue = rows.get(&ids[i]).cloned();
+    }
+    // Ended (or forgotten) jobs whose exit code is not known yet.
+    let need: Vec<&str> = seen
+        .iter()
+        .zip(states)
+        .zip(&ids)
+        .filter(|((s, st), id)| {
+            let known = st.get("exit_code").is_some_and(|c| !c.is_null())
+                && s.queue.as_ref().is_none_or(|q| Some(q.state.as_str()) == str_attr(st, "slurm_state"));
+            !id.is_empty() && s.queue.as_ref().is_none_or(|q| parse::is_terminal(&q.state)) && !known
+        })
+        .map(|(_, id)| id.as_str())
+        .collect();
+    if !need.is_empty() {
+        let mut args = vec![parse::SACCT_FIELDS];
+        args.extend(need.iter().copied());
+        // Accounting is a bonus: a failure leaves the states squeue gave.
+        if let Ok(out) = ctx.run_raw(address, "sacct", ACCOUNTING, &args).await {
+            let rows: BTreeMap<String, SacctRow> = parse::sacct_rows(&out.text()).into_iter().map(|r| (r.job_id.clone(), r)).collect();
+            for (i, s) in seen.iter_mut().enumerate() {
+                s.acct = rows.get(&ids[i]).cloned();
+            }
+        }
+    }
+    Ok(seen)
+}
+
+async fn observe_one(ctx: &Ctx, address: &str, state: &Value) -> Result<Option<Value>, Diagnostic> {
+    let seen = observe(ctx, address, &[state]).await?;
+    Ok(seen.first().and_then(|s| observed(state, s)))
+}
+
+/// The job's directory and name for a create with `token`.
+async fn place(ctx: &Ctx, address: &str, token: &str) -> Result<(String, String), Diagnostic> {
+    let id = object_id(address, "job", token);
+    let root = ctx.root().await.map_err(|e| ctx.unreachable(address, &e))?;
+    Ok((format!("{root}/jobs/{id}"), format!("kiln-{id}")))
+}
+
+async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
+    let spec = known_spec(req.address, req.planned)?;
+    let (dir, name) = place(ctx, req.address, req.token).await?;
+    let workdir = match spec.workdir.as_deref() {
+        Some(p) => ctx.absolute(p).await,
+        None => ctx.runner.base_dir().await,
+    };
+    let workdir = workdir.map_err(|e| ctx.unreachable(req.address, &e))?;
+    let checkpoint = match &spec.checkpoint_dir {
+        Some(c) => ctx.absolute(c).await.map_err(|e| ctx.unreachable(req.address, &e))?,
+        None => format!("{dir}/checkpoints"),
+    };
+    let output = format!("{dir}/output.log");
+    let mut files = write_file(&format!("{dir}/batch.sh"), spec.batch_script(req.address, &dir, &checkpoint).as_bytes());
+    files += &write_file(&format!("{dir}/run.sh"), spec.run.as_bytes());
+    if !spec.setup.trim().is_empty() {
+        files += &write_file(&format!("{dir}/setup.sh"), spec.setup.as_bytes());
+    }
+    let script = SUBMIT.replace("__FILES__", &files);
+    let mut args: Vec<String> = vec![dir.clone()];
+    args.extend(spec.sbatch_args(&name, &output, &workdir));
+    args.push(format!("{dir}/batch.sh"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = ctx.run(req.address, "sbatch", "submitting the job (sbatch)", &script, &args).await?;
+    let job_id = parse::sbatch_job_id(&out.text()).ok_or_else(|| {
+        error("E-SLURM-SUBMIT", req.address, format!("{}: sbatch printed no job ID: {}", req.address, out.complaint()))
+            .hint(format!("look at {dir}/batch.sh and run sbatch by hand"))
+    })?;
+    let mut m = attrs(req.planned);
+    for (k, v) in [
+        ("job_id", Value::from(job_id.as_str())),
+        ("job_name", Value::from(name.as_str())),
+        ("job_dir", Value::from(dir.as_str())),
+        ("output", Value::from(output.as_str())),
+        ("status", Value::from("pending")),
+        ("slurm_state", Value::from("PENDING")),
+        ("reason", Value::Null),
+        ("exit_code", Value::Null),
+        ("node_list", Value::Null),
+        ("started_at", Value::Null),
+        ("finished_at", Value::Null),
+        ("restarts", num(0)),
+    ] {
+        m.insert(k.to_string(), v);
+    }
+    let state = Value::Map(m);
+    // The submission stands even if this first look fails; the next refresh looks again.
+    Ok(observe_one(ctx, req.address, &state).await.ok().flatten().unwrap_or(state))
+}
+
+/// The job's configuration is all force-new; an update only records a new value of its
+/// `cluster` object that changes nothing the job asked Slurm for.
+fn update(req: &UpdateRequest<'_>) -> Result<Value, Diagnostic> {
+    known_spec(req.address, req.planned)?;
+    Ok(req.planned.clone())
+}
+
+async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
+    let Some(id) = str_attr(req.prior, "job_id") else { return Ok(()) };
+    let dir = str_attr(req.prior, "job_dir").unwrap_or_default();
+    ctx.run(req.address, "scancel", &format!("cancelling job {id} (scancel)"), CANCEL, &[id, dir, &CANCEL_WAIT.to_string()]).await?;
+    Ok(())
+}
+
+/// A lost job asks to be replaced; so does a change of what it takes from its cluster or
+/// checkpoint objects. Otherwise the prior `cluster` value is kept: the cluster's node states
+/// move all the time and are not a change to the job.
+fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
+    let spec = JobSpec::parse(req.address, req.config)?;
+    let mut planned = attrs(req.proposed);
+    let unknown_or = |n: Option<u64>| n.map_or(Value::Unknown, num);
+    planned.insert("nodes".into(), unknown_or(spec.as_ref().map(|s| s.nodes)));
+    planned.insert("tasks".into(), unknown_or(spec.as_ref().map(|s| s.tasks)));
+    planned.insert("gpus_per_node".into(), unknown_or(spec.as_ref().map(|s| s.gpus_per_node)));
+    let mut requires_replace = Vec::new();
+    if let Some(prior) = req.prior {
+        if prior.get("status").and_then(Value::as_str) == Some(LOST) {
+            planned.insert("status".into(), Value::Unknown);
+            requires_replace.push("status".to_string());
+        }
+        match (JobSpec::parse(req.address, prior).ok().flatten(), &spec) {
+            (Some(old), Some(new)) => {
+                let replaced = old.replaced_by(new);
+                if !replaced.contains(&"cluster".to_string()) {
+                    if let Some(c) = prior.get("cluster") {
+                        planned.insert("cluster".into(), c.clone());
+                    }
+                }
+                requires_replace.extend(replaced);
+            }
+            _ => requires_replace.extend(["cluster".to_string(), "checkpoint".to_string()]),
+        }
+    }
+    Ok(PlanResponse { planned: Value::Map(planned), requires_replace, diagnostics: Diagnostics::new() })
+}
+
+async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, Diagnostic> {
+    let (dir, name) = place(ctx, req.address, req.token).await?;
+    let out = ctx.run(req.address, "squeue", "looking for an interrupted submission (squeue)", FIND, &[&dir, &name]).await?;
+    let Some(id) = out.text().lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string) else { return Ok(None) };
+    let mut m = attrs(req.planned);
+    for (k, v) in [
+        ("job_id", Value::from(id.as_str())),
+        ("job_name", Value::from(name.as_str())),
+        ("job_dir", Value::from(dir.as_str())),
+        ("output", Value::from(format!("{dir}/output.log"))),
+        ("status", Value::from("pending")),
+        ("slurm_state", Value::from("PENDING")),
+        ("restarts", num(0)),
+    ] {
+        m.insert(k.to_string(), v);
+    }
+    for k in ["reason", "exit_code", "node_list", "started_at", "finished_at"] {
+        m.entry(k.to_string()).or_insert(Value::Null);
+    }
+    observe_one(ctx, req.address, &Value::Map(m)).await
+}
+
+async fn import(ctx: &Ctx, req: &ImportRequest<'_>) -> Result<Value, Diagnostic> {
+    if req.id.is_empty() || !req.id.chars().all(|c| c.is_ascii_digit() || c == '_') {
+        return Err(error("E-SLURM-IMPORT", req.address, format!("{}: `{}` is not a Slurm job ID", req.address, req.id))
+            .hint("import a job by the number sbatch and squeue show, such as 1234"));
+    }
+    let out = ctx.run(req.address, "scontrol", &format!("reading job {} (scontrol show job)", req.id), SHOW, &[req.id]).await?.text();
+    let (rec, script) = out.split_once("@@script\n").unwrap_or((&out, ""));
+    let r = parse::scontrol_records(rec).into_iter().next().unwrap_or_default();
+    let get = |k: &str| r.get(k).filter(|v| !parse::nothing(v)).cloned();
+    let output = get("StdOut").unwrap_or_default();
+    let dir = output.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
+    let count = |k: &str| get(k).and_then(|n| n.parse::<u64>().ok()).map_or(Value::Null, num);
+    let cluster = Value::Map(
+        [
+            ("partition", opt_str(get("Partition").as_deref())),
+            ("account", opt_str(get("Account").as_deref())),
+            ("qos", opt_str(get("QOS").as_deref())),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect::<Map>(),
+    );
+    let state: Map = [
+        ("cluster", cluster),
+        ("run", Value::from(script)),
+        ("nodes", count("NumNodes")),
+        ("tasks", count("NumTasks")),
+        ("requeue", Value::from(get("Requeue").as_deref() == Some("1"))),
+        ("job_id", Value::from(req.id)),
+        ("job_name", opt_str(get("JobName").as_deref())),
+        ("job_dir", Value::from(dir)),
+        ("output", Value::from(output)),
+        ("status", Value::from("pending")),
+        ("restarts", count("Restarts")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let state = Value::Map(state);
+    Ok(observe_one(ctx, req.address, &state).await?.unwrap_or(state))
+}
+
+async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> Result<LogsResponse, Diagnostic> {
+    if req.node != 0 {
+        return Err(error(
+            "E-SLURM-LOGS",
+            req.address,
+            format!(
+                "{}: a Slurm job writes one output file for all its nodes and tasks; there is no separate log of node {}",
+                req.address, req.node
+            ),
+        )
+        .hint(format!("run `kiln logs {}` (node 0) to read the job's output file", req.address)));
+    }
+    let (Some(file), Some(id)) = (str_attr(req.state, "output"), str_attr(req.state, "job_id")) else {
+        return Err(error("E-SLURM-LOGS", req.address, format!("{}: the job has no output file in state", req.address))
+            .hint("run `kiln apply` to submit it"));
+    };
+    let out = ctx
+        .run(req.address, "logs", "reading the job's output file", LOGS, &[file, &req.offset.to_string(), &LOG_CHUNK.to_string(), id])
+        .await?;
+    let mut parts = out.stdout.splitn(3, |b| *b == b'\n');
+    let state = String::from_utf8_lossy(parts.next().unwrap_or_default()).trim().to_string();
+    let size: i64 = String::from_utf8_lossy(parts.next().unwrap_or_default()).trim().parse().unwrap_or(-1);
+    let data = parts.next().unwrap_or_default().to_vec();
+    let next_offset = req.offset + data.len() as u64;
+    let ended = state == "GONE" || parse::is_terminal(&state);
+    Ok(LogsResponse { data, next_offset, finished: ended && next_offset as i64 >= size, diagnostics: Diagnostics::new() })
+}
+
+#[async_trait]
+impl Kind for Job {
+    fn validate(&self, config: &Value) -> Diagnostics {
+        JobSpec::parse("", config).err().map(Diagnostics::from).unwrap_or_default()
+    }
+
+    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+        plan(req).unwrap_or_else(|d| PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: d.into() })
+    }
+
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
+        create(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    }
+
+    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+        update(req).map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    }
+
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
+        delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
+    }
+
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>]) -> Vec<ReadResult> {
+        let first = items.first().map_or("job", |i| i.address);
+        let states: Vec<&Value> = items.iter().map(|i| i.state).collect();
+        match observe(ctx, first, &states).await {
+            Ok(seen) => items
+                .iter()
+                .zip(seen)
+                .map(|(item, s)| match str_attr(item.state, "job_id") {
+                    None => ReadResult::gone(),
+                    Some(_) => observed(item.state, &s).map_or_else(ReadResult::gone, ReadResult::found),
+                })
+                .collect(),
+            Err(d) => items.iter().map(|i| read_error(d.clone().address(i.address))).collect(),
+        }
+    }
+
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
+        match recover(ctx, req).await {
+            Ok(Some(v)) => ReadResult::found(v),
+            Ok(None) => ReadResult::gone(),
+            Err(d) => read_error(d),
+        }
+    }
+
+    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+        import(ctx, req).await.map_or_else(read_error, ReadResult::found)
+    }
+
+    async fn logs(&self, ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
+        logs(ctx, req).await.unwrap_or_else(|d| LogsResponse {
+            data: Vec::new(),
+            next_offset: req.offset,
+            finished: true,
+            diagnostics: d.into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, state: &str) -> SqueueRow {
+        SqueueRow {
+            job_id: id.into(),
+            state: state.into(),
+            reason: None,
+            restarts: 0,
+            start: Some("2026-11-25T05:34:41".into()),
+            end: Some("2026-11-25T05:35:41".into()),
+            node_list: Some("vm".into()),
+            nodes: 1,
+            name: "kiln-j-1".into(),
+        }
+    }
+
+    fn acct(id: &str, state: &str, code: i64) -> SacctRow {
+        SacctRow {
+            job_id: id.into(),
+            name: "kiln-j-1".into(),
+            state: state.into(),
+            exit_code: Some(code),
+            start: Some("2026-11-25T05:34:41".into()),
+            end: Some("2026-11-25T05:35:41".into()),
+            node_list: Some("vm".into()),
+        }
+    }
+
+    fn prior(status: &str) -> Value {
+        Value::from_json(
+            &serde_json::json!({ "job_id": "7", "job_dir": "/r/jobs/j-1", "status": status, "exit_code": null, "restarts": 0 }),
+        )
+    }
+
+    fn get<'a>(v: &'a Value, k: &str) -> &'a Value {
+        v.get(k).unwrap_or(&Value::Null)
+    }
+
+    #[test]
+    fn running_job() {
+        let v = observed(&prior("pending"), &Seen { dir: true, queue: Some(row("7", "RUNNING")), acct: None }).unwrap();
+        assert_eq!(get(&v, "status"), &Value::from("running"));
+        assert_eq!(get(&v, "finished_at"), &Value::Null);
+        assert!(get(&v, "started_at").as_str().is_some_and(|s| s.ends_with('Z')));
+    }
+
+    #[test]
+    fn finished_job_takes_its_exit_code_from_accounting() {
+        let v =
+            observed(&prior("running"), &Seen { dir: true, queue: Some(row("7", "FAILED")), acct: Some(acct("7", "FAILED", 3)) }).unwrap();
+        assert_eq!(get(&v, "status"), &Value::from("failed"));
+        assert_eq!(get(&v, "exit_code"), &Value::from(3i64));
+        assert!(get(&v, "finished_at").as_str().is_some());
+        let v = observed(&prior("running"), &Seen { dir: true, queue: None, acct: Some(acct("7", "COMPLETED", 0)) }).unwrap();
+        assert_eq!(get(&v, "status"), &Value::from("succeeded"));
+    }
+
+    #[test]
+    fn forgotten_jobs() {
+        let v = observed(&prior("running"), &Seen { dir: true, queue: None, acct: None }).unwrap();
+        assert_eq!(get(&v, "status"), &Value::from(LOST));
+        let v = observed(&prior("succeeded"), &Seen { dir: true, queue: None, acct: None }).unwrap();
+        assert_eq!(get(&v, "status"), &Value::from("succeeded"));
+        assert_eq!(observed(&prior("succeeded"), &Seen { dir: false, queue: None, acct: None }), None);
+        assert_eq!(observed(&prior("running"), &Seen { dir: false, queue: Some(row("7", "CANCELLED")), acct: None }), None);
+        let still = observed(&prior("running"), &Seen { dir: false, queue: Some(row("7", "RUNNING")), acct: None });
+        assert!(still.is_some(), "a running job whose directory was removed still exists");
+    }
+}

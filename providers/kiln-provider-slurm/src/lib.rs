@@ -1,0 +1,287 @@
+//! The `slurm` provider: the scheduler most on-prem GPU clusters run, driven through its
+//! command-line tools on this machine or, with a `login` block, over SSH on a login node.
+//!
+//! - `cluster`: a partition (with an optional reservation, account and QoS). Its attributes
+//!   describe the partition from `sinfo` and `scontrol show partition`: nodes and their states,
+//!   CPUs, GPUs (GRES). `accelerators = "A100:8"` picks the GRES type jobs ask for; a request the
+//!   partition cannot satisfy fails at plan time. Nothing is created in Slurm.
+//! - `job`: `sbatch` of a generated batch script that sets the KILN_* environment from the
+//!   SLURM_* one and runs `setup` once per node, then `run` in every task, with `srun`. Status
+//!   comes from `squeue` (one call for all jobs of a refresh) and, for finished jobs, from `sacct`
+//!   (or the job completion log, `sacct -c`, when accounting is off); `kiln logs` reads the job's
+//!   output file; destroy is `scancel`. Any change of the job's configuration replaces it.
+//!
+//! Every operation is one bash script run through a [`runner::Runner`]: one round trip.
+
+// Operations fail with one diagnostic that goes straight into the response.
+#![allow(clippy::result_large_err)]
+
+mod cluster;
+pub mod config;
+mod job;
+pub mod parse;
+pub mod runner;
+mod schema;
+mod shell;
+mod util;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::{
+    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
+    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
+    ValidateRequest,
+};
+use kiln_schema::ProviderSchema;
+use kiln_value::Value;
+
+use crate::config::SlurmConfig;
+use crate::runner::{Output, RunError, Runner};
+
+pub const NAME: &str = "slurm";
+
+/// Builds `slurm` provider instances from `provider "slurm" { ... }` (all optional).
+pub struct SlurmFactory;
+
+#[async_trait]
+impl ProviderFactory for SlurmFactory {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn schema(&self) -> ProviderSchema {
+        schema::schema()
+    }
+    async fn configure(&self, req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
+        Ok(Arc::new(SlurmProvider::configure(&req.config, &req.working_dir)?))
+    }
+}
+
+/// What every kind's operations see: where commands run and where job files go.
+pub(crate) struct Ctx {
+    pub config: SlurmConfig,
+    pub runner: Runner,
+}
+
+impl Ctx {
+    /// Runs a script; a script that cannot run at all, or exits non-zero, is an error about
+    /// `address` saying what failed (`what`) and Slurm's own words.
+    pub async fn run(&self, address: &str, op: &str, what: &str, script: &str, args: &[&str]) -> Result<Output, Diagnostic> {
+        let out = self.runner.run(op, script, args).await.map_err(|e| self.unreachable(address, &e))?;
+        if !out.ok() {
+            return Err(util::error(
+                "E-SLURM-COMMAND",
+                address,
+                format!("{address}: {what} failed on {}: {}", self.runner.describe(), out.complaint()),
+            )
+            .hint(command_hint(&out)));
+        }
+        Ok(out)
+    }
+
+    /// Runs a script whose exit code the caller interprets.
+    pub async fn run_raw(&self, address: &str, op: &str, script: &str, args: &[&str]) -> Result<Output, Diagnostic> {
+        self.runner.run(op, script, args).await.map_err(|e| self.unreachable(address, &e))
+    }
+
+    pub fn unreachable(&self, address: &str, e: &RunError) -> Diagnostic {
+        let hint = if self.runner.is_remote() {
+            "check the `login` block of provider \"slurm\" (host, user, identity_file, host_key) and that the login node answers ssh"
+        } else {
+            "kiln runs Slurm's commands with bash on this machine: check that bash is installed"
+        };
+        util::error("E-SLURM-UNREACHABLE", address, format!("{address}: {e}")).hint(hint)
+    }
+
+    /// The job files directory, absolute.
+    pub async fn root(&self) -> Result<String, RunError> {
+        self.absolute(&self.config.root).await
+    }
+
+    /// `p` made absolute against the working directory (local) or the login home (SSH).
+    pub async fn absolute(&self, p: &str) -> Result<String, RunError> {
+        if p.starts_with('/') {
+            return Ok(p.to_string());
+        }
+        let base = self.runner.base_dir().await?;
+        let p = p.strip_prefix("~/").unwrap_or(p).trim_start_matches("./");
+        Ok(format!("{}/{p}", base.trim_end_matches('/')))
+    }
+}
+
+/// What to do about a Slurm command that failed, from its words.
+fn command_hint(out: &Output) -> String {
+    let text = format!("{} {}", out.stderr, out.text());
+    if text.contains("command not found") {
+        "Slurm's client commands (sbatch, squeue, sinfo, scancel, sacct) must be on the PATH where kiln runs them".to_string()
+    } else if text.contains("Could not establish a configuration source") || text.contains("slurm.conf") {
+        "no Slurm configuration where kiln runs the commands: set SLURM_CONF or install /etc/slurm/slurm.conf \
+         (tests/harness/slurm/start.sh starts a one-node cluster on this machine)"
+            .to_string()
+    } else if text.contains("Unable to contact slurm controller") || text.contains("Connection refused") {
+        "slurmctld does not answer: check that the cluster is up (`sinfo`) and that slurm.conf is found (SLURM_CONF)".to_string()
+    } else if text.contains("Invalid partition") {
+        "name a partition `sinfo` lists".to_string()
+    } else if text.contains("Invalid account") || text.contains("Invalid qos") {
+        "check the cluster's `account` and `qos` against `sacctmgr show assoc user=$USER`".to_string()
+    } else {
+        "run the same command by hand to see more; kiln's scripts are in the job's directory".to_string()
+    }
+}
+
+/// A configured `slurm` provider.
+pub struct SlurmProvider {
+    ctx: Ctx,
+}
+
+impl SlurmProvider {
+    /// From an evaluated provider block; `working_dir` is where relative paths start (locally).
+    pub fn configure(config: &Value, working_dir: &Path) -> Result<SlurmProvider, Diagnostics> {
+        let config = config::parse(config, working_dir)?;
+        let working_dir = std::path::absolute(working_dir).unwrap_or_else(|_| working_dir.to_path_buf());
+        let runner = match &config.login {
+            None => Runner::local(working_dir),
+            Some(l) => Runner::ssh(l.clone()).map_err(|e| {
+                Diagnostics::from(Diagnostic::error(
+                    "E-SLURM-CONFIG",
+                    format!("cannot write the SSH configuration of provider `slurm`: {e}"),
+                ))
+            })?,
+        };
+        Ok(SlurmProvider { ctx: Ctx { config, runner } })
+    }
+
+    /// Where Slurm's commands run, for messages.
+    pub fn target(&self) -> String {
+        self.ctx.runner.describe()
+    }
+}
+
+/// One kind's operations.
+#[async_trait]
+pub(crate) trait Kind: Send + Sync {
+    fn validate(&self, _config: &Value) -> Diagnostics {
+        Diagnostics::new()
+    }
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse;
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse;
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse;
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics;
+    /// Reads every item of one batch (all of this kind).
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>]) -> Vec<ReadResult>;
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult;
+    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult;
+    async fn logs(&self, _ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
+        LogsResponse {
+            data: Vec::new(),
+            next_offset: req.offset,
+            finished: true,
+            diagnostics: Diagnostic::error("E-PROVIDER-LOGS", format!("kind `{}` has no logs", req.kind)).into(),
+        }
+    }
+}
+
+fn kind(name: &str) -> Option<&'static dyn Kind> {
+    match name {
+        "cluster" => Some(&cluster::Cluster),
+        "job" => Some(&job::Job),
+        _ => None,
+    }
+}
+
+fn unknown_kind(name: &str) -> Diagnostic {
+    Diagnostic::error("E-KIND-UNKNOWN", format!("provider `slurm` has no kind `{name}`")).hint("kinds of `slurm`: cluster, job")
+}
+
+#[async_trait]
+impl Provider for SlurmProvider {
+    fn schema(&self) -> ProviderSchema {
+        schema::schema()
+    }
+
+    fn limits(&self) -> Limits {
+        Limits { concurrency: Some(16) }
+    }
+
+    fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
+        kind(req.kind).map_or_else(|| unknown_kind(req.kind).into(), |k| k.validate(req.config))
+    }
+
+    async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
+        match kind(req.kind) {
+            Some(k) => k.plan(&self.ctx, &req).await,
+            None => {
+                PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: unknown_kind(req.kind).into() }
+            }
+        }
+    }
+
+    async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
+        match kind(req.kind) {
+            Some(k) => k.create(&self.ctx, &req).await,
+            None => ApplyResponse::error(unknown_kind(req.kind)),
+        }
+    }
+
+    async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
+        match kind(req.kind) {
+            Some(k) => k.update(&self.ctx, &req).await,
+            None => ApplyResponse::error(unknown_kind(req.kind)),
+        }
+    }
+
+    async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
+        match kind(req.kind) {
+            Some(k) => k.delete(&self.ctx, &req).await,
+            None => unknown_kind(req.kind).into(),
+        }
+    }
+
+    /// One batch per kind: all jobs are read with one `squeue` (and at most one `sacct`), all
+    /// clusters with one `sinfo` + `scontrol show partition`.
+    async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
+        let mut results: Vec<Option<ReadResult>> = req.items.iter().map(|_| None).collect();
+        let mut by_kind: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, item) in req.items.iter().enumerate() {
+            by_kind.entry(item.kind).or_default().push(i);
+        }
+        for (name, idx) in by_kind {
+            let items: Vec<&ReadItem<'_>> = idx.iter().map(|i| &req.items[*i]).collect();
+            let out = match kind(name) {
+                Some(k) => k.read(&self.ctx, &items).await,
+                None => items.iter().map(|_| util::read_error(unknown_kind(name))).collect(),
+            };
+            for (i, r) in idx.into_iter().zip(out) {
+                results[i] = Some(r);
+            }
+        }
+        ReadResponse { results: results.into_iter().map(|r| r.unwrap_or_else(ReadResult::gone)).collect() }
+    }
+
+    async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
+        match kind(req.kind) {
+            Some(k) => k.recover(&self.ctx, &req).await,
+            None => util::read_error(unknown_kind(req.kind)),
+        }
+    }
+
+    async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
+        match kind(req.kind) {
+            Some(k) => k.import(&self.ctx, &req).await,
+            None => util::read_error(unknown_kind(req.kind)),
+        }
+    }
+
+    fn api_calls(&self) -> BTreeMap<String, u64> {
+        self.ctx.runner.calls()
+    }
+
+    async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
+        match kind(req.kind) {
+            Some(k) => k.logs(&self.ctx, &req).await,
+            None => LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, diagnostics: unknown_kind(req.kind).into() },
+        }
+    }
+}

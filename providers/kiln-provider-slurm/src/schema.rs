@@ -1,0 +1,146 @@
+//! The schemas the `slurm` provider publishes: its configuration block (where Slurm's commands
+//! run) and the kinds `cluster` (a partition) and `job` (an sbatch job).
+
+use kiln_schema::{Attribute, Block, Body, KindSchema, Nesting, ProviderSchema};
+use kiln_value::Type;
+
+fn list(t: Type) -> Type {
+    Type::List(Box::new(t))
+}
+
+pub fn schema() -> ProviderSchema {
+    ProviderSchema {
+        config: config(),
+        kinds: [
+            (
+                "cluster".to_string(),
+                KindSchema::new("A Slurm partition (with optional reservation, account and QoS) jobs are submitted to", cluster())
+                    .state_only(),
+            ),
+            ("job".to_string(), KindSchema::new("A batch job submitted with sbatch; its tasks run the script with srun", job())),
+        ]
+        .into(),
+        data_kinds: Default::default(),
+    }
+}
+
+fn config() -> Body {
+    let login = Body::new()
+        .attr("host", Attribute::required(Type::String, "The login node's address or DNS name"))
+        .attr("port", Attribute::optional(Type::Number, "SSH port").default(22i64))
+        .attr("user", Attribute::optional(Type::String, "Login user; default: ssh's default"))
+        .attr("identity_file", Attribute::optional(Type::String, "Private key file on the machine running kiln"))
+        .attr(
+            "host_key",
+            Attribute::optional(
+                Type::String,
+                "The login node's public key (\"ssh-ed25519 AAAA...\"); without it, ~/.ssh/known_hosts must hold it. Never accepted unseen",
+            ),
+        )
+        .attr("connect_timeout", Attribute::optional(Type::Number, "Seconds to wait for the SSH connection").default(10i64));
+    Body::new()
+        .attr(
+            "root",
+            Attribute::optional(
+                Type::String,
+                "Directory for job scripts and output files, on a file system the compute nodes share; default `.kiln/slurm` \
+                 (in the working directory, or the login user's home over SSH)",
+            ),
+        )
+        .block(
+            "login",
+            Block {
+                nesting: Nesting::Single,
+                body: login,
+                min_items: 0,
+                max_items: Some(1),
+                force_new: false,
+                description: "Run Slurm's commands on this login node over SSH; without it they run on this machine",
+            },
+        )
+}
+
+fn cluster() -> Body {
+    Body::new()
+        .attr("partition", Attribute::optional_computed(Type::String, "Partition jobs go to; default: the cluster's default partition"))
+        .attr("reservation", Attribute::optional(Type::String, "Reservation jobs run in (sbatch --reservation)"))
+        .attr("account", Attribute::optional(Type::String, "Account jobs are charged to (sbatch --account)"))
+        .attr("qos", Attribute::optional(Type::String, "Quality of service of jobs (sbatch --qos)"))
+        .attr("nodes", Attribute::optional(Type::Number, "Nodes a job gets unless it says otherwise").default(1i64))
+        .attr(
+            "accelerators",
+            Attribute::optional(Type::String, "GPUs per node, `NAME[:COUNT]` such as \"A100:8\": a GRES type of the partition's nodes"),
+        )
+        .attr("state", Attribute::computed(Type::String, "The partition's state: up, down, drain or inactive"))
+        .attr("node_names", Attribute::computed(list(Type::String), "The partition's nodes"))
+        .attr(
+            "node_states",
+            Attribute::computed(Type::Map(Box::new(Type::String)), "Each node's state (idle, mixed, allocated, down, ...)"),
+        )
+        .attr("total_nodes", Attribute::computed(Type::Number, "Nodes in the partition"))
+        .attr("total_cpus", Attribute::computed(Type::Number, "CPUs in the partition"))
+        .attr("total_gpus", Attribute::computed(Type::Number, "GPUs (GRES `gpu`) in the partition"))
+        .attr("gres", Attribute::computed(list(Type::String), "The generic resources of the partition's nodes, as Slurm lists them"))
+        .attr("max_time", Attribute::computed(Type::String, "The partition's time limit (UNLIMITED, or D-HH:MM:SS)"))
+        .attr("gpus_per_node", Attribute::computed(Type::Number, "GPUs each node of a job gets (from `accelerators`)"))
+        .attr("gpu_type", Attribute::computed(Type::String, "The GRES type `accelerators` names, as Slurm spells it (null: any)"))
+}
+
+fn job() -> Body {
+    let checkpoint = Body::new()
+        .attr("bucket", Attribute::required(Type::Any, "A bucket with a `path` every node can reach, such as `bucket.checkpoints`"))
+        .attr("path", Attribute::optional(Type::String, "Directory inside the bucket, such as \"run-1/\"").default(""));
+    Body::new()
+        .attr("cluster", Attribute::required(Type::Any, "The partition to run in, such as `cluster.debug`"))
+        .attr("setup", Attribute::optional(Type::String, "Script run once on every node before `run`").force_new())
+        .attr("run", Attribute::required(Type::String, "Script every task runs (through srun)").force_new())
+        .attr(
+            "workdir",
+            Attribute::optional(
+                Type::String,
+                "Directory the scripts run in; default: the working directory (or the login user's home over SSH)",
+            )
+            .force_new(),
+        )
+        .attr("env", Attribute::optional(Type::Map(Box::new(Type::String)), "Extra environment variables").force_new())
+        .attr("nodes", Attribute::optional_computed(Type::Number, "Nodes (sbatch --nodes); default: the cluster's `nodes`").force_new())
+        .attr("tasks", Attribute::optional_computed(Type::Number, "Tasks in all (sbatch --ntasks); default: one per node").force_new())
+        .attr(
+            "gpus_per_node",
+            Attribute::optional_computed(Type::Number, "GPUs per node (sbatch --gpus-per-node); default: the cluster's").force_new(),
+        )
+        .attr("cpus_per_task", Attribute::optional(Type::Number, "CPUs per task (sbatch --cpus-per-task)").force_new())
+        .attr("memory", Attribute::optional(Type::String, "Memory per node, such as \"16G\" (sbatch --mem)").force_new())
+        .attr(
+            "time_limit",
+            Attribute::optional(Type::String, "Time limit, such as \"2:00:00\" or \"1-00:00:00\" (sbatch --time)").force_new(),
+        )
+        .attr(
+            "requeue",
+            Attribute::optional(Type::Bool, "Requeue the job when it is preempted or its node fails").default(false).force_new(),
+        )
+        .attr("sbatch_args", Attribute::optional(list(Type::String), "More sbatch options, such as [\"--constraint=ib\"]").force_new())
+        .attr("job_id", Attribute::computed(Type::String, "Slurm's job ID (also KILN_JOB_ID)"))
+        .attr("job_name", Attribute::computed(Type::String, "The job's name in Slurm: kiln-NAME-TOKEN"))
+        .attr("status", Attribute::computed(Type::String, "pending, running, succeeded, failed or lost"))
+        .attr("slurm_state", Attribute::computed(Type::String, "The job's state in Slurm (PENDING, RUNNING, COMPLETED, CANCELLED, ...)"))
+        .attr("reason", Attribute::computed(Type::String, "Why Slurm holds the job pending (null when none)"))
+        .attr("exit_code", Attribute::computed(Type::Number, "The batch script's exit code (null until the job ends)"))
+        .attr("node_list", Attribute::computed(Type::String, "Nodes the job runs on, as a Slurm host list"))
+        .attr("started_at", Attribute::computed(Type::String, "RFC 3339 time the job started (null while pending)"))
+        .attr("finished_at", Attribute::computed(Type::String, "RFC 3339 time the job finished (null until then)"))
+        .attr("restarts", Attribute::computed(Type::Number, "Times Slurm requeued the job"))
+        .attr("job_dir", Attribute::computed(Type::String, "Directory holding the job's scripts and output"))
+        .attr("output", Attribute::computed(Type::String, "The job's output file (stdout and stderr of every task)"))
+        .block(
+            "checkpoint",
+            Block {
+                nesting: Nesting::Single,
+                body: checkpoint,
+                min_items: 0,
+                max_items: Some(1),
+                force_new: false,
+                description: "Where the job keeps checkpoints (KILN_CHECKPOINT_DIR)",
+            },
+        )
+}

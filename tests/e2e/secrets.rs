@@ -1,0 +1,361 @@
+//! Secrets (issue 5, "Encryption and secrets"): sensitive values never appear in plan output,
+//! apply output, logs or error messages; `kiln show --json` marks them; sensitive outputs need
+//! `kiln output --raw NAME`. Each test hunts for a distinctive secret in everything kiln prints.
+//! The `encrypted_*` tests cover state and saved-plan encryption through the binary.
+
+use crate::support::{run, Project, Run};
+
+/// The secret every test hunts for (and a second one for updates).
+const SECRET: &str = "hunter2-s3cr3t-4f1e";
+const SECRET2: &str = "c0rrect-h0rse-99ab";
+
+/// Asserts that neither stream of a run contains a secret.
+#[track_caller]
+fn no_secret(what: &str, r: &Run) {
+    for s in [SECRET, SECRET2] {
+        assert!(!r.stdout().contains(s), "{what}: secret in stdout:\n{}", r.stdout());
+        assert!(!r.stderr().contains(s), "{what}: secret in stderr:\n{}", r.stderr());
+    }
+}
+
+/// Runs kiln with the secret variable `token` set through the environment (as CI would).
+fn kiln_with(p: &Project, token: &str, args: &[&str]) -> Run {
+    let mut c = p.command(args);
+    c.env("KILN_VAR_token", token);
+    run(c)
+}
+
+const CONFIG: &str = r#"
+variable "token" {
+  type      = string
+  sensitive = true
+}
+
+resource "record" "plain" {
+  input = "visible"
+}
+
+resource "record" "direct" {
+  input = var.token
+}
+
+resource "record" "nested" {
+  input = {
+    user  = "admin"
+    pass  = var.token
+    list  = ["a", var.token]
+    templ = "Bearer ${var.token}"
+  }
+}
+
+# Derived from a sensitive value through another resource's computed attribute.
+resource "record" "derived" {
+  input = upper(record.direct.output)
+}
+
+output "visible" {
+  value = record.plain.output
+}
+
+output "token" {
+  value     = var.token
+  sensitive = true
+}
+
+output "nested" {
+  value     = record.nested.output
+  sensitive = true
+}
+"#;
+
+#[test]
+fn plan_and_apply_output_never_show_secrets() {
+    let p = Project::new(CONFIG);
+    let plan = kiln_with(&p, SECRET, &["plan"]).ok();
+    no_secret("plan", &plan);
+    assert!(plan.stdout().contains("(sensitive value)"), "{}", plan.stdout());
+    assert!(plan.stdout().contains("\"visible\""), "non-sensitive values still show: {}", plan.stdout());
+
+    let json = kiln_with(&p, SECRET, &["plan", "--json"]).ok();
+    no_secret("plan --json", &json);
+    let v: serde_json::Value = serde_json::from_str(json.stdout().trim()).expect("plan --json is JSON");
+    let direct = v["resource_changes"].as_array().unwrap().iter().find(|c| c["address"] == "record.direct").unwrap();
+    assert_eq!(direct["after"]["input"], serde_json::json!({"sensitive": true}));
+
+    // Apply with progress lines and every log target on.
+    let mut c = p.command(&["apply", "--auto-approve"]);
+    c.env("KILN_VAR_token", SECRET).env("KILN_LOG", "trace").env_remove("KILN_QUIET");
+    let apply = run(c).ok();
+    no_secret("apply with KILN_LOG=trace", &apply);
+
+    // An update in place of the secret shows neither the old nor the new value.
+    let plan2 = kiln_with(&p, SECRET2, &["plan"]).ok();
+    no_secret("plan of an update", &plan2);
+    assert!(plan2.stdout().contains("(sensitive value) -> (sensitive value)"), "{}", plan2.stdout());
+    let apply2 = kiln_with(&p, SECRET2, &["apply", "--auto-approve"]).ok();
+    no_secret("apply of an update", &apply2);
+
+    // Destroy shows the removed values redacted too.
+    let destroy = kiln_with(&p, SECRET2, &["destroy", "--auto-approve"]).ok();
+    no_secret("destroy", &destroy);
+}
+
+#[test]
+fn show_marks_sensitive_values_and_state_show_redacts_them() {
+    let p = Project::new(CONFIG);
+    kiln_with(&p, SECRET, &["apply", "--auto-approve"]).ok();
+
+    let show = p.kiln(&["show"]).ok();
+    no_secret("show", &show);
+    assert!(show.stdout().contains("(sensitive value)"), "{}", show.stdout());
+
+    let json = p.kiln(&["show", "--json"]).ok();
+    no_secret("show --json", &json);
+    let v: serde_json::Value = serde_json::from_str(json.stdout().trim()).expect("show --json is JSON");
+    let res = |addr: &str| v["resources"].as_array().unwrap().iter().find(|r| r["address"] == addr).cloned().unwrap();
+    let marked = serde_json::json!({"sensitive": true});
+    for addr in ["record.direct", "record.nested", "record.derived"] {
+        let r = res(addr);
+        assert_eq!(r["values"]["input"], marked, "{addr}: {r}");
+        assert_eq!(r["values"]["output"], marked, "{addr}: {r}");
+        let names: Vec<&str> = r["sensitive_values"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+        assert!(names.contains(&"input") && names.contains(&"output"), "{addr}: {r}");
+    }
+    assert_eq!(res("record.plain")["values"]["input"], "visible");
+    assert_eq!(v["outputs"]["token"], serde_json::json!({"sensitive": true, "value": null}));
+    assert_eq!(v["outputs"]["visible"]["value"], "visible");
+
+    for addr in ["record.direct", "record.nested", "record.derived"] {
+        let r = p.kiln(&["state", "show", addr]).ok();
+        no_secret("state show", &r);
+        assert!(r.stdout().contains("(sensitive value)"), "{}", r.stdout());
+    }
+    no_secret("state list", &p.kiln(&["state", "list"]).ok());
+}
+
+#[test]
+fn sensitive_outputs_print_only_with_raw() {
+    let p = Project::new(CONFIG);
+    kiln_with(&p, SECRET, &["apply", "--auto-approve"]).ok();
+    let apply_again = kiln_with(&p, SECRET, &["apply", "--auto-approve"]).ok();
+    no_secret("apply's outputs", &apply_again);
+
+    let all = p.kiln(&["output"]).ok();
+    no_secret("output", &all);
+    assert!(all.stdout().contains("visible = \"visible\""), "{}", all.stdout());
+    let one = p.kiln(&["output", "token"]).ok();
+    no_secret("output token", &one);
+    assert!(one.stderr().contains("kiln output --raw token"), "{}", one.stderr());
+    let nested = p.kiln(&["output", "nested"]).ok();
+    no_secret("output nested", &nested);
+
+    let all_json = p.kiln(&["output", "--json"]).ok();
+    no_secret("output --json", &all_json);
+    let v: serde_json::Value = serde_json::from_str(all_json.stdout().trim()).unwrap();
+    assert_eq!(v["token"], serde_json::json!({"sensitive": true, "value": null}));
+
+    assert_eq!(p.kiln(&["output", "--raw", "token"]).ok().stdout(), format!("{SECRET}\n"));
+    let raw_nested = p.kiln(&["output", "--raw", "nested"]).ok().stdout();
+    assert!(raw_nested.contains(SECRET), "--raw prints structured values as JSON: {raw_nested}");
+}
+
+/// `kiln output --json NAME` of a sensitive output needs `--raw` to print the value (unlike
+/// `terraform output -json NAME`): sensitive outputs need `--raw` to print.
+#[test]
+fn output_json_of_one_sensitive_output_needs_raw() {
+    let p = Project::new(CONFIG);
+    kiln_with(&p, SECRET, &["apply", "--auto-approve"]).ok();
+    no_secret("output --json token", &p.kiln(&["output", "--json", "token"]));
+}
+
+#[test]
+fn saved_plans_redact_when_shown() {
+    let p = Project::new(CONFIG);
+    let plan = kiln_with(&p, SECRET, &["plan", "--out", "tfplan"]).ok();
+    no_secret("plan --out", &plan);
+    assert!(plan.stderr().contains("sensitive variable values in plain text"), "warns about the plan file: {}", plan.stderr());
+    let show = p.kiln(&["show", "tfplan"]).ok();
+    no_secret("show PLAN", &show);
+    let json = p.kiln(&["show", "--json", "tfplan"]).ok();
+    no_secret("show --json PLAN", &json);
+    assert!(json.stdout().contains("{\"sensitive\":true}"), "{}", json.stdout());
+    let apply = kiln_with(&p, SECRET, &["apply", "tfplan"]).ok();
+    no_secret("apply PLAN", &apply);
+}
+
+#[test]
+fn error_messages_never_show_secrets() {
+    // A function failing on a sensitive argument.
+    let p = Project::new(&format!("{}\nresource \"record\" \"n\" {{\n  input = tonumber(var.token)\n}}\n", VAR_ONLY));
+    let r = kiln_with(&p, SECRET, &["plan"]).code_is(1);
+    no_secret("function error", &r);
+    assert!(r.stderr().contains("main.kiln.hcl:"), "errors name file:line:col: {}", r.stderr());
+
+    // An output that is not marked sensitive.
+    let p = Project::new(&format!("{VAR_ONLY}\noutput \"leak\" {{\n  value = \"x-${{var.token}}\"\n}}\n"));
+    let r = kiln_with(&p, SECRET, &["plan"]).code_is(1);
+    no_secret("unmarked output", &r);
+    assert!(r.stderr().contains("sensitive = true"), "{}", r.stderr());
+
+    // `for_each` over sensitive keys.
+    for each in ["toset([var.token])", "{ (var.token) = 1 }", "{ for k in [var.token] : k => 1 }"] {
+        let p = Project::new(&format!("{VAR_ONLY}\nresource \"record\" \"e\" {{\n  for_each = {each}\n  input    = each.value\n}}\n"));
+        let r = kiln_with(&p, SECRET, &["plan"]);
+        no_secret(&format!("for_each = {each}"), &r);
+    }
+}
+
+/// A sensitive variable given a value of the wrong type.
+#[test]
+fn type_errors_of_sensitive_variables_never_show_the_value() {
+    let p = Project::new(
+        "variable \"port\" {\n  type      = number\n  sensitive = true\n}\nresource \"record\" \"a\" {\n  input = var.port\n}\n",
+    );
+    let mut c = p.command(&["plan"]);
+    c.env("KILN_VAR_port", SECRET);
+    let r = run(c).code_is(1);
+    no_secret("variable type error", &r);
+}
+
+/// A variable validation whose `error_message` interpolates the sensitive value prints it.
+#[test]
+fn validation_messages_never_show_secrets() {
+    let p = Project::new(
+        "variable \"token\" {\n  type      = string\n  sensitive = true\n  validation {\n    condition     = length(var.token) > 40\n    error_message = \"token ${var.token} is too short\"\n  }\n}\n",
+    );
+    let r = kiln_with(&p, SECRET, &["plan"]).code_is(1);
+    no_secret("validation error_message", &r);
+}
+
+const VAR_ONLY: &str = "variable \"token\" {\n  type      = string\n  sensitive = true\n}\n";
+
+// ----- encryption of state and saved plans -----
+
+const ENCRYPTED: &str = r#"
+variable "token" {
+  type      = string
+  sensitive = true
+}
+
+variable "state_passphrase" {
+  type      = string
+  sensitive = true
+}
+
+kiln {
+  encryption {
+    key_provider "passphrase" { passphrase = var.state_passphrase }
+    method "aes_gcm" {}
+  }
+}
+
+resource "record" "direct" {
+  input = var.token
+}
+
+output "token" {
+  value     = var.token
+  sensitive = true
+}
+"#;
+
+/// [`ENCRYPTED`] without its `kiln` block.
+fn without_encryption() -> String {
+    let start = ENCRYPTED.find("kiln {").expect("a kiln block");
+    let end = start + ENCRYPTED[start..].find("\n}\n").expect("its end") + 3;
+    let config = format!("{}{}", &ENCRYPTED[..start], &ENCRYPTED[end..]);
+    assert!(!config.contains("encryption"), "{config}");
+    config
+}
+
+const PASSPHRASE: &str = "a long state passphrase for tests";
+
+fn kiln_enc(p: &Project, passphrase: &str, args: &[&str]) -> Run {
+    let mut c = p.command(args);
+    c.env("KILN_VAR_token", SECRET).env("KILN_VAR_state_passphrase", passphrase);
+    run(c)
+}
+
+fn assert_encrypted(file: &std::path::Path) {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    assert!(text.starts_with("{\"kiln_encrypted\":1,"), "{} is not encrypted: {text}", file.display());
+    assert!(!text.contains(SECRET) && !text.contains("record.direct"), "{} shows its content", file.display());
+}
+
+#[test]
+fn encrypted_state_round_trips_and_a_wrong_passphrase_changes_nothing() {
+    let p = Project::new(ENCRYPTED);
+    kiln_enc(&p, PASSPHRASE, &["apply", "--auto-approve"]).ok();
+    assert_encrypted(&p.state_path());
+    assert_eq!(kiln_enc(&p, PASSPHRASE, &["state", "list"]).ok().stdout(), "record.direct\n");
+    assert_eq!(kiln_enc(&p, PASSPHRASE, &["output", "--raw", "token"]).ok().stdout(), format!("{SECRET}\n"));
+
+    let before = std::fs::read(p.state_path()).unwrap();
+    for args in [&["plan"][..], &["apply", "--auto-approve"], &["show"], &["state", "list"]] {
+        let r = kiln_enc(&p, "not the right passphrase!", args).code_is(1);
+        no_secret("wrong passphrase", &r);
+        assert!(r.stderr().contains("check the passphrase"), "{args:?}: {}", r.stderr());
+        assert!(!r.stderr().contains("not the right passphrase!") && !r.stderr().contains(PASSPHRASE), "{}", r.stderr());
+    }
+    assert_eq!(std::fs::read(p.state_path()).unwrap(), before, "a wrong passphrase must change nothing");
+
+    // The same state without the `encryption` block: a clear error, not a parse error.
+    p.write("main.kiln.hcl", &without_encryption());
+    let r = kiln_enc(&p, PASSPHRASE, &["plan"]).code_is(1);
+    assert!(r.stderr().contains("add the `encryption` block"), "{}", r.stderr());
+    assert_eq!(std::fs::read(p.state_path()).unwrap(), before);
+}
+
+#[test]
+fn encrypted_saved_plans() {
+    let p = Project::new(ENCRYPTED);
+    let plan = kiln_enc(&p, PASSPHRASE, &["plan", "--out", "tfplan"]).ok();
+    no_secret("plan --out", &plan);
+    assert_encrypted(&p.path().join("tfplan"));
+    no_secret("show PLAN", &kiln_enc(&p, PASSPHRASE, &["show", "tfplan"]).ok());
+    let r = kiln_enc(&p, "not the right passphrase!", &["apply", "tfplan"]).code_is(1);
+    assert!(r.stderr().contains("check the passphrase"), "{}", r.stderr());
+    kiln_enc(&p, PASSPHRASE, &["apply", "tfplan"]).ok();
+    assert_encrypted(&p.state_path());
+}
+
+#[test]
+fn encrypted_unencrypted_state_is_migrated_on_request_and_keys_rotate() {
+    let p = Project::new(&without_encryption());
+    kiln_enc(&p, PASSPHRASE, &["apply", "--auto-approve"]).ok();
+    assert!(p.read(".kiln/state.json").contains("record.direct"), "starts unencrypted");
+
+    // Encryption configured: the unencrypted state is refused until migration is asked for.
+    p.write("main.kiln.hcl", ENCRYPTED);
+    let r = kiln_enc(&p, PASSPHRASE, &["plan"]).code_is(1);
+    assert!(r.stderr().contains("allow_plaintext = true"), "{}", r.stderr());
+    let migrate = ENCRYPTED.replace("method \"aes_gcm\" {}", "method \"aes_gcm\" {}\n    fallback { allow_plaintext = true }");
+    p.write("main.kiln.hcl", &migrate);
+    p.write("extra.kiln.hcl", "resource \"record\" \"extra\" {\n  input = \"x\"\n}\n");
+    kiln_enc(&p, PASSPHRASE, &["apply", "--auto-approve"]).ok();
+    assert_encrypted(&p.state_path());
+
+    // Rotation: the new passphrase is primary, the old one a fallback.
+    let rotate = ENCRYPTED
+        .replace(
+            "key_provider \"passphrase\" { passphrase = var.state_passphrase }",
+            "key_provider \"passphrase\" \"new\" { passphrase = var.new_passphrase }\n    key_provider \"passphrase\" \"old\" { passphrase = var.state_passphrase }",
+        )
+        .replace("method \"aes_gcm\" {}", "method \"aes_gcm\" { keys = key_provider.passphrase.new }\n    fallback { keys = key_provider.passphrase.old }")
+        + "variable \"new_passphrase\" {\n  sensitive = true\n}\n";
+    p.write("main.kiln.hcl", &rotate);
+    p.write("extra.kiln.hcl", "resource \"record\" \"extra\" {\n  input = \"y\"\n}\n");
+    let mut c = p.command(&["apply", "--auto-approve"]);
+    c.env("KILN_VAR_token", SECRET)
+        .env("KILN_VAR_state_passphrase", PASSPHRASE)
+        .env("KILN_VAR_new_passphrase", "the brand new passphrase 2");
+    run(c).ok();
+    // Only the new passphrase is needed now.
+    let only_new =
+        ENCRYPTED.replace("var.state_passphrase", "var.new_passphrase") + "variable \"new_passphrase\" {\n  sensitive = true\n}\n";
+    p.write("main.kiln.hcl", &only_new);
+    let mut c = p.command(&["state", "list"]);
+    c.env("KILN_VAR_token", SECRET).env("KILN_VAR_new_passphrase", "the brand new passphrase 2").env("KILN_VAR_state_passphrase", "unused");
+    let r = run(c).ok();
+    assert!(r.stdout().contains("record.extra"), "{}", r.stdout());
+}
