@@ -156,6 +156,12 @@ pub enum Command {
         #[command(flatten)]
         vars: VarArgs,
     },
+    /// The hardware of every fleet's hosts, read now: reachability, CPUs, memory, GPUs (free of
+    /// total), OS and which cluster holds them.
+    Inventory {
+        #[command(flatten)]
+        vars: VarArgs,
+    },
     /// Destroy everything this configuration manages.
     Destroy {
         #[command(flatten)]
@@ -220,7 +226,7 @@ pub enum Command {
 impl Command {
     fn var_args_mut(&mut self) -> Option<&mut VarArgs> {
         match self {
-            Command::Validate { vars, .. } | Command::Init { vars, .. } | Command::Import { vars, .. } | Command::Logs { vars, .. } | Command::Jobs { vars } => Some(vars),
+            Command::Validate { vars, .. } | Command::Init { vars, .. } | Command::Import { vars, .. } | Command::Logs { vars, .. } | Command::Jobs { vars } | Command::Inventory { vars } => Some(vars),
             Command::Plan { args, .. } | Command::Apply { args, .. } | Command::Destroy { args, .. } => Some(&mut args.vars),
             _ => None,
         }

@@ -22,7 +22,7 @@ type R = Result<i32, String>;
 
 const TERMINAL: [&str; 3] = ["succeeded", "failed", "lost"];
 
-async fn providers(dir: &Path, l: &Loaded, state: &State) -> Result<Providers, String> {
+pub(crate) async fn providers(dir: &Path, l: &Loaded, state: &State) -> Result<Providers, String> {
     let reg = registry();
     let args = PlanArgs { refresh: false, ..PlanArgs::default() };
     let (p, d) = kiln_core::configure_providers(plan_request(l, state, &reg, &args, Mode::Normal, dir)).await;
@@ -34,9 +34,14 @@ async fn providers(dir: &Path, l: &Loaded, state: &State) -> Result<Providers, S
 
 /// Current attributes of every job in state, read from providers in one batch each.
 async fn read_jobs(providers: &Providers, state: &State) -> Vec<(InstanceAddr, Option<Value>)> {
+    read_kind(providers, state, "job").await
+}
+
+/// Current attributes of every resource of `kind` in state, read from providers in one batch each.
+pub(crate) async fn read_kind(providers: &Providers, state: &State, kind: &str) -> Vec<(InstanceAddr, Option<Value>)> {
     let mut out = Vec::new();
     let mut by_provider: std::collections::BTreeMap<&str, Vec<(&InstanceAddr, &kiln_state::ResourceState)>> = Default::default();
-    for (a, r) in state.resources.iter().filter(|(_, r)| r.kind == "job") {
+    for (a, r) in state.resources.iter().filter(|(_, r)| r.kind == kind) {
         by_provider.entry(r.provider.as_str()).or_default().push((a, r));
     }
     for (key, items) in by_provider {

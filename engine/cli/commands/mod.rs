@@ -19,6 +19,7 @@ use crate::render;
 mod apply;
 mod fmt;
 mod init;
+mod inventory;
 pub mod jobs;
 mod plan;
 mod show;
@@ -68,6 +69,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Destroy { args, auto_approve } => apply::apply_cmd(&dir, &args, ApplyOpts { auto_approve, wait: false, plan_file: None, mode: Mode::Destroy }).await,
         Command::Logs { vars, address, node, follow } => jobs::logs(&dir, &vars, &address, node, follow).await,
         Command::Jobs { vars } => jobs::list(&dir, &vars).await,
+        Command::Inventory { vars } => inventory::inventory(&dir, &vars).await,
         Command::Show { json, plan_file } => show::show(&dir, json, plan_file).await,
         Command::Output { json, raw, name } => show::output(&dir, json, raw, name).await,
         Command::Graph => show::graph(&dir),

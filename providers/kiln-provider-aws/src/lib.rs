@@ -13,6 +13,9 @@
 //!   `capacity`, `on_demand_base`, price-capacity-optimized spot allocation by default,
 //!   `max_price`, `on_demand_fallback`; changing the capacity is an in-place update.
 //!
+//! - `aws_vpc`, `aws_subnet`, `aws_security_group`, `aws_key_pair`: the network objects, for
+//!   configurations that want them explicit (see [`net`]); clusters and pools take their IDs.
+//!
 //! Every object carries the tags `kiln:address` and `kiln:token` (the create's idempotency
 //! token), cluster instances also `kiln:node` (their rank): `recover` finds what an interrupted create
 //! made by these tags, since ClientToken alone is not honoured everywhere. Refresh reads all
@@ -31,6 +34,7 @@ pub mod calls;
 pub(crate) mod cluster;
 pub mod error;
 pub(crate) mod job;
+mod net;
 pub mod request;
 mod schema;
 pub mod settings;
@@ -145,13 +149,17 @@ fn kind(name: &str) -> Option<&'static dyn Kind> {
         "cluster" => Some(&cluster::Cluster),
         "spot_pool" => Some(&spot_pool::SpotPool),
         "job" => Some(&job::Job),
+        "aws_vpc" => Some(&net::Net(net::Vpc)),
+        "aws_subnet" => Some(&net::Net(net::Subnet)),
+        "aws_security_group" => Some(&net::Net(net::SecurityGroup)),
+        "aws_key_pair" => Some(&net::Net(net::KeyPair)),
         _ => None,
     }
 }
 
 fn unknown_kind(name: &str) -> Diagnostic {
     Diagnostic::error("E-KIND-UNKNOWN", format!("provider `aws` has no kind `{name}`"))
-        .hint("kinds of `aws`: bucket, cluster, spot_pool, job")
+        .hint("kinds of `aws`: bucket, cluster, spot_pool, job, aws_vpc, aws_subnet, aws_security_group, aws_key_pair")
 }
 
 #[async_trait]

@@ -11,6 +11,10 @@ pub fn schema() -> ProviderSchema {
             ("bucket".to_string(), KindSchema::new("An S3 bucket for data and checkpoints", bucket())),
             ("cluster".to_string(), KindSchema::new("EC2 instances, one per node", cluster())),
             ("job".to_string(), KindSchema::new("A training job run by the kiln agent on a cluster's or pool's instances", job())),
+            ("aws_vpc".to_string(), KindSchema::new("A VPC", vpc())),
+            ("aws_subnet".to_string(), KindSchema::new("A subnet of a VPC, in one availability zone", subnet())),
+            ("aws_security_group".to_string(), KindSchema::new("A security group and its ingress rules", security_group())),
+            ("aws_key_pair".to_string(), KindSchema::new("An EC2 key pair, imported or generated", key_pair())),
             (
                 "spot_pool".to_string(),
                 KindSchema::new("An EC2 Fleet (maintain) of spot and on-demand instances across types and zones", spot_pool()),
@@ -114,6 +118,54 @@ fn cluster() -> Body {
         )
         .attr("lost", Attribute::computed(Type::List(Box::new(Type::Any)), "Nodes lost since the last apply: {node, instance_id, reason}"))
         .attr("ssh_private_key", Attribute::computed(Type::String, "Private key of the key pair kiln created (\"\" otherwise)").sensitive())
+}
+
+fn tags() -> Attribute {
+    Attribute::optional(Type::Map(Box::new(Type::String)), "Tags, besides kiln:address and kiln:token; changed in place")
+}
+
+fn vpc() -> Body {
+    Body::new()
+        .attr("cidr_block", Attribute::required(Type::String, "IPv4 range, such as \"10.0.0.0/16\"").force_new())
+        .attr("tags", tags())
+        .attr("id", Attribute::computed(Type::String, "VPC ID"))
+        .attr("is_default", Attribute::computed(Type::Bool, "Whether it is the region's default VPC"))
+}
+
+fn subnet() -> Body {
+    Body::new()
+        .attr("vpc_id", Attribute::required(Type::String, "The VPC, such as aws_vpc.main.id").force_new())
+        .attr("cidr_block", Attribute::required(Type::String, "IPv4 range inside the VPC's, such as \"10.0.1.0/24\"").force_new())
+        .attr("availability_zone", Attribute::optional_computed(Type::String, "Zone, such as \"us-east-1a\"; default: AWS chooses").force_new())
+        .attr("map_public_ip_on_launch", Attribute::optional(Type::Bool, "Give instances launched here a public IP").default(false))
+        .attr("tags", tags())
+        .attr("id", Attribute::computed(Type::String, "Subnet ID"))
+}
+
+fn security_group() -> Body {
+    Body::new()
+        .attr("name", Attribute::optional_computed(Type::String, "Group name; default: kiln-NAME-XXXXXXXX").force_new())
+        .attr("description", Attribute::optional(Type::String, "Description").default("Managed by kiln").force_new())
+        .attr("vpc_id", Attribute::optional_computed(Type::String, "The VPC; default: the region's default VPC").force_new())
+        .attr(
+            "ingress",
+            Attribute::optional(
+                Type::List(Box::new(Type::Any)),
+                "Inbound rules {protocol, from_port, to_port, cidr_blocks, self}; protocol \"-1\" (or \"all\") is every protocol; changed in place",
+            ),
+        )
+        .attr("tags", tags())
+        .attr("id", Attribute::computed(Type::String, "Security group ID"))
+}
+
+fn key_pair() -> Body {
+    Body::new()
+        .attr("key_name", Attribute::optional_computed(Type::String, "Key name; default: kiln-NAME-XXXXXXXX").force_new())
+        .attr("public_key", Attribute::optional(Type::String, "OpenSSH public key to import; default: AWS generates an ed25519 key").force_new())
+        .attr("tags", tags())
+        .attr("id", Attribute::computed(Type::String, "Key pair ID"))
+        .attr("fingerprint", Attribute::computed(Type::String, "Key fingerprint"))
+        .attr("private_key", Attribute::computed(Type::String, "The generated private key (\"\" when public_key was given)").sensitive())
 }
 
 fn job() -> Body {

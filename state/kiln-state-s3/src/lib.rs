@@ -577,10 +577,16 @@ impl StateBackend for S3Backend {
         match self.read_lock().await? {
             None => Err(LockError::NotHeld),
             Some((h, _)) if h.id != id => Err(LockError::Mismatch { expected: id.to_string(), found: h.id }),
-            Some(_) => {
+            Some((_, etag)) => {
+                // Only the lock just read: if it was broken and taken again meanwhile, S3
+                // answers 412 and the new holder keeps it.
                 let key = self.lock_key();
-                match self.client().await.delete_object().bucket(&self.settings.bucket).key(&key).send().await {
+                match self.client().await.delete_object().bucket(&self.settings.bucket).key(&key).if_match(etag).send().await {
                     Ok(_) => Ok(()),
+                    Err(e) if status(&e) == Some(412) => match self.read_lock().await? {
+                        Some((h, _)) => Err(LockError::Mismatch { expected: id.to_string(), found: h.id }),
+                        None => Err(LockError::NotHeld),
+                    },
                     Err(e) => Err(self.lock_err("DeleteObject", e)),
                 }
             }

@@ -6,5 +6,6 @@ mod bucket;
 mod cluster;
 mod common;
 mod job;
+mod net;
 mod provider;
 mod spot_pool;
