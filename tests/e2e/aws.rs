@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::moto::{exclusive, server, tag, Inventory, Moto};
+use crate::moto::{exclusive, server, tag, Inspect, Inventory, Moto};
 use crate::support::{copy_dir, force_unlock_id, repo_root, run, wait_until, Project, Run, Spawned};
 
 /// Safety bound for waiting on a background apply to reach a point; not a speed requirement.

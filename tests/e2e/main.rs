@@ -17,6 +17,7 @@ mod interrupt;
 mod language;
 mod lifecycle;
 mod local;
+mod onprem;
 mod plan;
 mod plan_view;
 mod secrets;

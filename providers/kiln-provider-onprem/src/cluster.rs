@@ -6,9 +6,17 @@
 //! provider instance planned for other clusters in the same run.
 //!
 //! Create claims the planned GPUs on each host atomically and fails, claiming nothing, if one
-//! was taken since the plan. Read reports allocated hosts that do not answer (`unreachable`);
-//! a cluster whose claims are gone from every host that answers is gone. Every request
-//! attribute forces replacement; delete releases the claims.
+//! was taken since the plan. Read reports allocated hosts that do not answer (`unreachable`;
+//! a host whose key is refused is a warning, never a reason to move); a cluster whose claims
+//! are gone from every host that answers is gone. Every request attribute forces replacement;
+//! delete releases the claims.
+//!
+//! A host that stops answering is replaced in place: when the refresh found allocated hosts
+//! unreachable, plan gives each of their nodes another free host that satisfies the request
+//! (same rank, the other nodes keep theirs), and update claims the new hosts under the same
+//! `cluster_id` and releases the old ones (a warning when they still do not answer). The
+//! cluster keeps its identity and its healthy nodes; only jobs on it, which are `lost` anyway,
+//! are replaced. When no free host can take a node, the plan warns and changes nothing.
 
 use std::collections::BTreeMap;
 
@@ -24,7 +32,7 @@ use crate::alloc::{computed, place, placements, Ask, Candidate, Placement};
 use crate::claims::{self, Claim};
 use crate::scan::{scan, scan_all, HostScan};
 use crate::ssh::SshError;
-use crate::util::{attrs, error, object_id, read_error, str_attr, strings};
+use crate::util::{attrs, error, object_id, read_error, str_attr, str_list, strings};
 use crate::{Batch, Ctx, Kind};
 
 pub(crate) struct Cluster;
@@ -151,25 +159,130 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     Ok(with(req.planned, [("cluster_id", Value::from(claim.cluster_id.as_str())), ("unreachable", strings(Vec::<&str>::new()))]))
 }
 
-/// Present on every answering host? `None` when no allocated host answered.
-fn membership(ps: &[Placement], scans: &[HostScan], id: &str) -> (Vec<String>, Option<bool>) {
+/// Present on every answering host? `None` when no allocated host answered. Also the hosts
+/// that do not answer, and the problems of those that answered but were refused (host key).
+fn membership(ps: &[Placement], scans: &[HostScan], id: &str) -> (Vec<String>, Option<bool>, Diagnostics) {
     let mut unreachable = Vec::new();
     let mut any_member = None;
+    let mut refused = Diagnostics::new();
     for p in ps {
-        match scans.iter().find(|s| s.host.name == p.host).and_then(|s| s.claims()) {
-            Some(c) => any_member = Some(any_member.unwrap_or(false) || c.members.contains_key(id)),
-            None => unreachable.push(p.host.clone()),
+        match scans.iter().find(|s| s.host.name == p.host).map(|s| &s.result) {
+            Some(Ok((_, c))) => any_member = Some(any_member.unwrap_or(false) || c.members.contains_key(id)),
+            Some(Err(SshError::HostKey(m))) => refused
+                .push(Diagnostic::warning("W-ONPREM-HOST-KEY", m.clone()).hint(
+                    "check the key on the host itself (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`) and set `host_key` to it",
+                )),
+            Some(Err(SshError::Login(m))) => refused.push(Diagnostic::warning("W-ONPREM-LOGIN", m.clone())),
+            Some(Err(SshError::Unreachable(_))) | None => unreachable.push(p.host.clone()),
         }
     }
-    (unreachable, any_member)
+    (unreachable, any_member, refused)
 }
 
 fn read(item: &ReadItem<'_>, scans: &[HostScan]) -> ReadResult {
     let Some(id) = str_attr(item.state, "cluster_id") else { return ReadResult::gone() };
     match membership(&placements(item.state), scans, id) {
-        (_, Some(false)) => ReadResult::gone(),
-        (unreachable, _) => ReadResult::found(with(item.state, [("unreachable", strings(&unreachable))])),
+        (_, Some(false), _) => ReadResult::gone(),
+        (unreachable, _, refused) => ReadResult {
+            state: Some(with(item.state, [("unreachable", strings(&unreachable))])),
+            diagnostics: refused.with_address(item.address),
+        },
     }
+}
+
+/// For a cluster whose refresh found allocated hosts unreachable: the prior allocation with
+/// each node on a host that still does not answer moved to a free host satisfying the request.
+/// `None` when nothing is to move; a warning when a node cannot move.
+async fn reallocate(ctx: &Ctx, address: &str, prior: &Value, proposed: &Value) -> Option<(Value, Diagnostics)> {
+    if str_list(prior, "unreachable").is_empty() {
+        return None;
+    }
+    let ask = Ask::parse(proposed).ok().flatten()?;
+    let mut planned = ctx.reservations.lock().await;
+    let scans = scan_all(ctx).await;
+    let old = placements(prior);
+    let down =
+        |p: &Placement| scans.iter().find(|s| s.host.name == p.host).is_none_or(|s| matches!(s.result, Err(SshError::Unreachable(_))));
+    let lost: Vec<usize> = (0..old.len()).filter(|i| down(&old[*i])).collect();
+    if lost.is_empty() {
+        return None;
+    }
+    let lost_names: Vec<&str> = lost.iter().map(|i| old[*i].host.as_str()).collect();
+    // Hosts the cluster has (answering or not) cannot take a second node of it.
+    let free: Vec<Candidate<'_>> =
+        candidates(&scans, &planned, address).into_iter().filter(|c| !old.iter().any(|p| p.host == c.name)).collect();
+    let sub = Ask { nodes: lost.len() as u64, ..ask };
+    match place(address, &sub, &free) {
+        Ok(moved) => {
+            let mut ps = old.clone();
+            for (i, p) in lost.iter().zip(moved) {
+                ps[*i] = p;
+            }
+            let to: Vec<String> = lost.iter().map(|i| format!("`{}`", ps[*i].host)).collect();
+            let note = Diagnostic::warning(
+                "W-ONPREM-REALLOCATE",
+                format!("{address}: host {} does not answer; its node moves to host {}", quoted(&lost_names), to.join(", ")),
+            )
+            .address(address)
+            .hint("jobs on this cluster that lost a node are replaced on the new allocation");
+            let v = with(proposed, computed(&ps).into_iter().chain([("unreachable", strings(Vec::<&str>::new()))]));
+            planned.insert(address.to_string(), ps);
+            Some((v, note.into()))
+        }
+        Err(why) => {
+            let note = Diagnostic::warning(
+                "W-ONPREM-DEGRADED",
+                format!("{address}: host {} does not answer, and no free host can take its node: {why}", quoted(&lost_names)),
+            )
+            .address(address)
+            .hint("bring the host back, add a host to the provider block, or free one by destroying a cluster that holds it");
+            Some((proposed.clone(), note.into()))
+        }
+    }
+}
+
+fn quoted(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// Moves the nodes whose host changed between `prior` and `planned`: claims the new hosts under
+/// the cluster's ID, then releases the old ones (warning when one still does not answer).
+async fn update(ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+    let (old, new) = (placements(req.prior), placements(req.planned));
+    let Some(id) = str_attr(req.prior, "cluster_id") else { return ApplyResponse::ok(req.planned.clone()) };
+    let added: Vec<&Placement> = new.iter().filter(|p| !old.contains(p)).collect();
+    let removed: Vec<&Placement> = old.iter().filter(|p| !new.iter().any(|n| n.host == p.host)).collect();
+    if added.is_empty() && removed.is_empty() {
+        return ApplyResponse::ok(req.planned.clone());
+    }
+    // The create token, as the hosts that stay recorded it (used only to recover creates).
+    let kept: Vec<_> = new.iter().filter(|p| old.contains(p)).filter_map(|p| ctx.host(&p.host)).take(1).collect();
+    let token = scan(ctx, &kept).await.iter().filter_map(|s| s.claims()?.members.get(id).map(|c| c.token.clone())).next();
+    let claim = Claim { address: req.address.to_string(), cluster_id: id.to_string(), token: token.unwrap_or_default() };
+    let results = join_all(added.iter().map(|p| claim_on(ctx, p, &claim))).await;
+    let failed: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
+    if !failed.is_empty() {
+        join_all(added.iter().map(|p| release_on(ctx, &p.host, id))).await;
+        return ApplyResponse::error(
+            error("E-ONPREM-CLAIM", req.address, format!("{}: cannot move to the new hosts: {}", req.address, failed.join("; ")))
+                .hint("run `kiln plan` again: it allocates from what is free now"),
+        );
+    }
+    let released = join_all(removed.iter().map(|p| release_on(ctx, &p.host, id))).await;
+    let diagnostics = removed
+        .iter()
+        .zip(released)
+        .filter_map(|(p, r)| r.err().map(|e| (p, e)))
+        .map(|(p, e)| {
+            Diagnostic::warning(
+                "W-ONPREM-RELEASE",
+                format!("{}: could not release its GPUs on host `{}`: {}", req.address, p.host, e.message()),
+            )
+            .address(req.address)
+            .hint(format!("when the host is back, remove its files `claims/*` naming cluster_id {id} in the host's kiln directory"))
+        })
+        .collect();
+    ApplyResponse { state: Some(req.planned.clone()), diagnostics }
 }
 
 async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
@@ -215,10 +328,12 @@ impl Kind for Cluster {
     }
 
     async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
-        if req.prior.is_some() {
-            // The allocation stands; any change of the request replaces the cluster, and the
-            // engine then plans it afresh (prior = None).
-            return PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: Diagnostics::new() };
+        if let Some(prior) = req.prior {
+            // The allocation stands, but for nodes on hosts that stopped answering; any change
+            // of the request replaces the cluster, and the engine then plans it afresh.
+            let (planned, diagnostics) =
+                reallocate(ctx, req.address, prior, req.proposed).await.unwrap_or_else(|| (req.proposed.clone(), Diagnostics::new()));
+            return PlanResponse { planned, requires_replace: Vec::new(), diagnostics };
         }
         match allocate(ctx, req.address, req.proposed).await {
             Ok((planned, diagnostics)) => PlanResponse { planned, requires_replace: Vec::new(), diagnostics },
@@ -232,9 +347,8 @@ impl Kind for Cluster {
         create(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
     }
 
-    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
-        // Nothing a cluster holds can change in place.
-        ApplyResponse::ok(req.planned.clone())
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+        update(ctx, req).await
     }
 
     async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {

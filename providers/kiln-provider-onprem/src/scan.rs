@@ -28,7 +28,8 @@ impl HostScan {
         self.result.as_ref().ok().map(|(_, c)| c)
     }
 
-    /// The host's object in `fleet.hosts` and `inventory.hosts`.
+    /// The host's object in `fleet.hosts` and `inventory.hosts` (hardware fields null when the
+    /// host did not answer).
     pub fn to_value(&self) -> Value {
         let h = &self.host;
         let labels: kiln_value::Map = h.labels.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect();
@@ -41,7 +42,13 @@ impl HostScan {
             ("reachable", Value::from(self.result.is_ok())),
             ("error", self.result.as_ref().err().map_or(Value::Null, |e| Value::from(e.message()))),
         ]);
-        let (Value::Map(map), Ok((inv, claims))) = (&mut m, &self.result) else { return m };
+        let Value::Map(map) = &mut m else { return m };
+        let Ok((inv, claims)) = &self.result else {
+            // Same shape either way, so that expressions over `hosts` work while one is down.
+            let unknown = Inventory::default().fields().into_iter().map(|(k, _)| k).chain(["gpus_free", "held_by"]);
+            map.extend(unknown.map(|k| (k.to_string(), Value::Null)));
+            return m;
+        };
         map.extend(inv.fields().into_iter().map(|(k, v)| (k.to_string(), v)));
         let free = inv.gpus.iter().filter(|g| !claims.gpus.contains_key(&g.index)).count();
         map.insert("gpus_free".into(), num(free as u64));

@@ -3,8 +3,10 @@
 
 use std::time::SystemTime;
 
+pub(crate) use kiln_provider::util::{
+    attrs, bool_attr, error, f64_attr, now, num, read_error, rfc3339, set, slug, str_attr, str_list, strings, tenths, to_u64, u64_attr,
+};
 use kiln_value::Value;
-pub(crate) use kiln_provider::util::{attrs, bool_attr, error, f64_attr, now, num, read_error, rfc3339, set, slug, str_attr, str_list, strings, tenths, to_u64, u64_attr};
 
 /// Any attribute among `names` is unknown (or holds an unknown).
 pub(crate) fn any_unknown(v: &Value, names: &[&str]) -> bool {

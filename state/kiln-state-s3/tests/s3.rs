@@ -1,8 +1,8 @@
 //! The S3 backend against moto's S3 server: the backend conformance suite (with and without
 //! bucket versioning), conditional writes between racing clients, and journal durability.
 
-#[path = "support/moto.rs"]
-mod moto;
+// moto's server, shared by the whole binary: tests never share a bucket, so they need no reset and run in parallel.
+use kiln_testkit::moto;
 
 use std::sync::Arc;
 

@@ -1,8 +1,8 @@
 //! `inventory` and `fleet`: hardware read over SSH from real hosts, strict host keys (a changed
 //! or unknown key is refused with the fingerprint the host presents), unreachable hosts, jump
-//! hosts, and one pooled connection per host.
+//! hosts, one pooled connection per host, and hosts added to or removed from a fleet in place.
 
-use kiln_provider::{Provider, ReadDataRequest, ReadItem, ReadRequest};
+use kiln_provider::{Provider, ReadDataRequest, ReadItem, ReadRequest, UpdateRequest};
 use kiln_provider_onprem::hostkey::fingerprint;
 use kiln_value::Value;
 use serde_json::json;
@@ -143,6 +143,44 @@ async fn fleet_resource_filters_by_label_and_refreshes() {
     assert_eq!(str_of(&hosts[0], "name"), "host1");
     let again = read(&p, "fleet.rack_a", &state).await.expect("a fleet is never gone");
     assert_eq!(num_of(&again, "gpu_count"), 8);
+}
+
+fn names(fleet: &Value) -> Vec<String> {
+    list_of(fleet, "hosts").iter().map(|h| str_of(h, "name").to_string()).collect()
+}
+
+/// Issue 6: hosts added to or removed from the provider block, or from the fleet's `names`,
+/// change the fleet in place: the refresh describes the hosts the provider has now, and a
+/// change of `names` is an update, never a replacement.
+#[tokio::test]
+async fn hosts_are_added_and_removed_in_place() {
+    let p = provider(&["host1"]);
+    let all = config(&p, "fleet", json!({}));
+    let state = create(&p, "fleet.all", &all).await;
+    assert_eq!(names(&state), ["host1"]);
+
+    // A host is added to the provider block (a later run): the refresh has it.
+    let grown = sharing_root(&p, &["host1", "host3"]);
+    let refreshed = read(&grown, "fleet.all", &state).await.expect("a fleet is never gone");
+    assert_eq!(names(&refreshed), ["host1", "host3"]);
+    assert_eq!(num_of(&refreshed, "gpu_count"), 10, "8 A100 on host1, 2 MI210 on host3");
+    let same = plan(&grown, "fleet.all", &all, Some(&refreshed)).await;
+    assert!(same.requires_replace.is_empty() && same.diagnostics.is_empty(), "{:?}", same.diagnostics);
+
+    // The fleet narrows to chosen hosts: planned in place, applied by update.
+    let only3 = config(&grown, "fleet", json!({ "names": ["host3"] }));
+    let planned = plan(&grown, "fleet.all", &only3, Some(&refreshed)).await;
+    assert!(planned.requires_replace.is_empty(), "an update, not a replacement: {:?}", planned.requires_replace);
+    let updated = grown.update(UpdateRequest { address: "fleet.all", kind: "fleet", prior: &refreshed, planned: &planned.planned }).await;
+    assert!(!updated.diagnostics.has_errors(), "{:?}", updated.diagnostics);
+    let updated = updated.state.expect("state");
+    assert_eq!(names(&updated), ["host3"]);
+    assert_eq!(num_of(&updated, "gpu_count"), 2);
+
+    // A host is removed from the provider block: gone from the refresh, the fleet stays.
+    let shrunk = sharing_root(&p, &["host1"]);
+    let after = read(&shrunk, "fleet.all", &refreshed).await.expect("a fleet is never gone");
+    assert_eq!(names(&after), ["host1"]);
 }
 
 #[tokio::test]

@@ -1,18 +1,18 @@
 //! The real SSH hosts the tests run against: `tests/harness/sshd/start.sh` starts them once
-//! per test binary (five sshd processes on 127.0.1.1-5, free ports, a directory of this
+//! per test binary (six sshd processes on 127.0.1.1-6, free ports, a directory of this
 //! process's own), and a watcher process stops them (and deletes the directory) when this test
 //! binary exits, however it exits. If sshd cannot be started the tests fail, saying why.
 //!
 //! Hosts 1 and 2 have eight A100s (a fake `nvidia-smi` replaying a recorded output), host 3
-//! two MI210s (a fake `rocm-smi`), hosts 4 and 5 no GPU. Host 5 is taken down by one test and
-//! must not be used by any other.
+//! two MI210s (a fake `rocm-smi`), hosts 4, 5 and 6 no GPU. Hosts 5 and 6 are each taken down
+//! by one test and must not be used by any other.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-pub const HOSTS: usize = 5;
+pub const HOSTS: usize = 6;
 
 /// One host as start.sh describes it in hosts.tsv.
 #[derive(Debug, Clone)]

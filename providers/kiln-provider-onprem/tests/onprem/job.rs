@@ -1,6 +1,7 @@
 //! `job`: a 2-host job with the KILN_* environment (ranks, node IPs, master address and port,
 //! GPUs, checkpoint directory) checked through `logs`; exit codes; destroy stopping a running
-//! job; a host going down mid-job making it `lost`; and the conformance suite.
+//! job; a host going down mid-job making it `lost` (and its cluster, with no other host, staying
+//! as it is); and the conformance suite.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -153,6 +154,11 @@ async fn a_host_that_goes_down_makes_the_job_lost() {
 
     let cluster_now = read(&p, "cluster.c", &c).await.expect("the cluster stays");
     assert_eq!(list_of(&cluster_now, "unreachable"), &[Value::from("host5")]);
+    // No other host to move the node to: the cluster keeps its allocation and the plan says why.
+    let stuck = plan(&p, "cluster.c", &config(&p, "cluster", json!({ "nodes": 2 })), Some(&cluster_now)).await;
+    assert_eq!(stuck.planned, cluster_now, "nothing changes");
+    let w = stuck.diagnostics.iter().find(|d| d.code == "W-ONPREM-DEGRADED").expect("a warning says why nothing moves");
+    assert!(w.summary.starts_with("cluster.c: host `host5` does not answer, and no free host can take its node: "), "{}", w.summary);
 
     let d = delete(&p, "job.fragile", &lost).await;
     assert!(!d.has_errors(), "{d:?}");

@@ -8,3 +8,4 @@ mod common;
 mod fleet;
 mod harness;
 mod job;
+mod reschedule;

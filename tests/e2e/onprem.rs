@@ -1,0 +1,354 @@
+//! The `onprem` provider end to end (issue 6): `examples/onprem-fleet` applied through the binary
+//! against real sshd processes on loopback (`tests/harness/sshd/start.sh`, started on first use
+//! and stopped when this test binary exits), its hosts given as variables in a
+//! `hosts.auto.kilnvars` file as the example's header tells users to. Checked: the 2-node job
+//! ran on both hosts with the right ranks and IPs (`kiln logs`, and the harness's own
+//! per-host environment), plan is then empty, a changed host key is refused with the
+//! fingerprint the host presents, and destroy leaves nothing on the hosts. These tests never
+//! skip: if sshd cannot be started they fail with the script's output.
+//!
+//! [`var_flags`] gives other modules (examples.rs) `--var` flags for the example.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use crate::support::{copy_dir, repo_root, Project, Spawned};
+
+/// Hosts the harness starts: host1 and host2 for the example; host3 (taken down by one test,
+/// used by no other), host4 and host1 again for the host-down test.
+const HOSTS: u16 = 4;
+
+/// One sshd host, as start.sh lists it in hosts.tsv.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    /// `ssh-ed25519 AAAA...`
+    pub key: String,
+}
+
+pub struct Harness {
+    pub dir: PathBuf,
+    pub hosts: Vec<Host>,
+}
+
+/// A base port with BASE+1..=BASE+HOSTS free on every host address.
+fn free_base() -> u16 {
+    let start = 30000 + (std::process::id() % 1000) as u16 * 10;
+    (0..1000u16)
+        .map(|i| 30000 + (start - 30000 + i * 10) % 20000)
+        .find(|base| (1..=HOSTS).all(|i| std::net::TcpListener::bind((format!("127.0.1.{i}").as_str(), base + i)).is_ok()))
+        .expect("no free ports for the sshd hosts")
+}
+
+/// The sshd hosts, started on first use and stopped (their directory removed) once this test
+/// process has exited.
+// The watcher must outlive this process, so it is never waited for.
+#[allow(clippy::zombie_processes)]
+pub fn harness() -> &'static Harness {
+    static H: OnceLock<Harness> = OnceLock::new();
+    H.get_or_init(|| {
+        let dir = PathBuf::from(format!("/tmp/kiln-e2e-sshd-{}", std::process::id()));
+        let sshd = repo_root().join("tests/harness/sshd");
+        let out = Command::new("bash")
+            .arg(sshd.join("start.sh"))
+            .env("SSH_DIR", &dir)
+            .env("SSH_HOSTS", HOSTS.to_string())
+            .env("SSH_BASE_PORT", free_base().to_string())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run tests/harness/sshd/start.sh: {e}"));
+        let watch = format!(
+            "while kill -0 {} 2>/dev/null; do sleep 0.5; done; SSH_DIR='{}' bash '{}' --purge",
+            std::process::id(),
+            dir.display(),
+            sshd.join("stop.sh").display()
+        );
+        Command::new("bash")
+            .arg("-c")
+            .arg(watch)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("cannot start the process that stops the sshd hosts at exit");
+        assert!(
+            out.status.success(),
+            "the SSH test hosts could not be started (tests/harness/sshd/start.sh needs root and openssh-server):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tsv = std::fs::read_to_string(dir.join("hosts.tsv")).expect("start.sh wrote hosts.tsv");
+        let hosts = tsv
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                Host { name: f[0].into(), address: f[1].into(), port: f[2].parse().expect("port"), key: format!("{} {}", f[4], f[5]) }
+            })
+            .collect();
+        Harness { dir, hosts }
+    })
+}
+
+impl Harness {
+    /// A fresh directory for kiln's files on the hosts (they share this machine's disk).
+    fn scratch(&self) -> String {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        format!("{}/scratch/root-{n}", self.dir.display())
+    }
+
+    /// Takes host `name` down: its sshd and the connections it serves end (stop.sh HOST).
+    fn stop_host(&self, name: &str) {
+        let out = Command::new("bash")
+            .arg(repo_root().join("tests/harness/sshd/stop.sh"))
+            .arg(name)
+            .env("SSH_DIR", &self.dir)
+            .output()
+            .expect("run stop.sh");
+        assert!(out.status.success(), "stop.sh {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// `SHA256:...` of host `i`'s key, as `ssh-keygen -lf` prints it (not kiln's computation).
+    fn fingerprint(&self, i: usize) -> String {
+        let pubkey = self.dir.join(&self.hosts[i].name).join("ssh_host_ed25519_key.pub");
+        let out = Command::new("ssh-keygen").arg("-lf").arg(&pubkey).output().expect("run ssh-keygen");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace().nth(1).unwrap_or_else(|| panic!("ssh-keygen -lf {}: {text}", pubkey.display())).to_string()
+    }
+}
+
+/// The example's `hosts` value (HCL) for `hosts`.
+fn hosts_value(hosts: &[Host]) -> String {
+    let items: Vec<String> = hosts
+        .iter()
+        .map(|h| format!("{{ name = \"{}\", address = \"{}\", port = {}, host_key = \"{}\" }}", h.name, h.address, h.port, h.key))
+        .collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn identity_file(h: &Harness) -> String {
+    h.dir.join("client_ed25519").display().to_string()
+}
+
+/// `--var` flags that point the example at the harness's hosts, with a fresh remote root.
+pub fn var_flags() -> Vec<String> {
+    let h = harness();
+    [
+        format!("hosts={}", hosts_value(&h.hosts[..2])),
+        format!("identity_file={}", identity_file(h)),
+        "user=trainer".to_string(),
+        format!("root={}", h.scratch()),
+    ]
+    .into_iter()
+    .flat_map(|v| ["--var".to_string(), v])
+    .collect()
+}
+
+/// A copy of `examples/onprem-fleet` with a `hosts.auto.kilnvars` for the harness; on drop,
+/// `kiln destroy` runs, so no job outlives its test, pass or fail.
+struct OnpremProject {
+    p: Project,
+    root: String,
+}
+
+impl std::ops::Deref for OnpremProject {
+    type Target = Project;
+    fn deref(&self) -> &Project {
+        &self.p
+    }
+}
+
+impl OnpremProject {
+    /// The example over harness hosts 1 and 2.
+    fn example() -> Self {
+        Self::over(&harness().hosts[..2])
+    }
+
+    /// The example over `hosts` (the first two are the ones it declares).
+    fn over(hosts: &[Host]) -> Self {
+        let h = harness();
+        let p = Project::empty();
+        copy_dir(&repo_root().join("examples/onprem-fleet"), p.path(), &[]);
+        let root = h.scratch();
+        p.write(
+            "hosts.auto.kilnvars",
+            &format!(
+                "user          = \"trainer\"\nidentity_file = \"{}\"\nroot          = \"{root}\"\nhosts         = {}\n",
+                identity_file(h),
+                hosts_value(hosts)
+            ),
+        );
+        OnpremProject { p, root }
+    }
+
+    /// Replaces `from` (which must occur) in `main.kiln.hcl`.
+    fn edit(&self, from: &str, to: &str) {
+        let text = self.read("main.kiln.hcl");
+        assert!(text.contains(from), "main.kiln.hcl has no `{from}`:\n{text}");
+        self.write("main.kiln.hcl", &text.replacen(from, to, 1));
+    }
+
+    /// The attributes of `address` in state, from `kiln show --json`.
+    fn values(&self, address: &str) -> serde_json::Value {
+        let out = self.kiln(&["show", "--json"]).ok().stdout();
+        let show: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("show --json is not JSON ({e}): {out}"));
+        let resources = show["resources"].as_array().cloned().unwrap_or_default();
+        let r = resources.iter().find(|r| r["address"] == address).unwrap_or_else(|| panic!("{address} is not in state: {show}"));
+        r["values"].clone()
+    }
+
+    /// Files kiln left in its directory on the hosts (claims and job directories).
+    fn remote_files(&self) -> Vec<String> {
+        fn walk(d: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    walk(&e.path(), out);
+                } else {
+                    out.push(e.path().display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(Path::new(&self.root), &mut out);
+        out
+    }
+}
+
+impl Drop for OnpremProject {
+    fn drop(&mut self) {
+        // Never panics: it may run while a failed test unwinds.
+        let mut destroy = Spawned::start(self.p.command(&["destroy", "--auto-approve"]));
+        let start = std::time::Instant::now();
+        while destroy.running() && start.elapsed() < std::time::Duration::from_secs(120) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn onprem_example_runs_a_two_node_job_on_both_hosts_replans_clean_and_destroys() {
+    let h = harness();
+    let p = OnpremProject::example();
+    // Which machine each rank really ran on: the harness's sshd sets KILN_HARNESS_HOST in every
+    // session it serves, and the job inherits it.
+    p.edit("echo \"rank $KILN_NODE_RANK", "echo \"harness host $KILN_HARNESS_HOST\"\n    echo \"rank $KILN_NODE_RANK");
+
+    let plan = p.kiln(&["plan"]).ok().stdout();
+    assert!(plan.contains("Plan: 3 to add, 0 to change, 0 to destroy."), "{plan}");
+    p.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+
+    let job = p.values("job.hello");
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["exit_codes"], serde_json::json!([0, 0]), "{job}");
+    let ips = format!("{},{}", h.hosts[0].address, h.hosts[1].address);
+    assert_eq!(p.output_json("node_ips"), serde_json::json!([h.hosts[0].address, h.hosts[1].address]));
+    assert_eq!(p.output_json("status"), "succeeded");
+    let port = job["master_port"].as_u64().unwrap_or_else(|| panic!("no master_port: {job}"));
+    let inventory = p.output_json("hosts");
+    assert_eq!(inventory.as_array().map(Vec::len), Some(2), "{inventory}");
+    assert!(inventory[0].as_str().is_some_and(|l| l.starts_with("host1: ") && l.ends_with(" 0 GPUs")), "{inventory}");
+
+    for (rank, host) in h.hosts[..2].iter().enumerate() {
+        let log = p.kiln(&["logs", "job.hello", "--node", &rank.to_string()]).ok().stdout();
+        for line in [
+            format!("harness host {}", host.name),
+            format!("rank {rank} of 2 on "),
+            format!("node IPs {ips}, master {}:{port}", h.hosts[0].address),
+        ] {
+            assert!(log.contains(&line), "rank {rank}: `{line}` in the log:\n{log}");
+        }
+    }
+
+    // Nothing to do: the refreshed fleet, cluster and finished job match the configuration.
+    let r = p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+    assert!(r.stdout().contains("No changes."), "{}", r.stdout());
+
+    // `kiln inventory`: one row per host, read now.
+    let inv = p.kiln(&["inventory"]).ok().stdout();
+    let header = inv.lines().next().unwrap_or_default();
+    for col in ["FLEET", "HOST", "ADDRESS", "REACHABLE", "CPUS", "MEM GB", "GPUS", "OS", "HELD BY"] {
+        assert!(header.contains(col), "`{col}` in the header: {inv}");
+    }
+    let rows: Vec<&str> = inv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{inv}");
+    for (row, host) in rows.iter().zip(&h.hosts[..2]) {
+        assert!(row.contains(&host.name) && row.contains(&host.address) && row.contains(" yes "), "{row}");
+    }
+
+    // A host presenting another key than the configured one is refused, naming both keys.
+    let mut wrong = h.hosts.clone();
+    wrong[1].key = h.hosts[0].key.clone();
+    let r = p.kiln(&["plan", "--var", &format!("hosts={}", hosts_value(&wrong))]).code_is(1);
+    let err = r.stderr();
+    assert!(err.contains("host key of `host2`"), "{err}");
+    assert!(err.contains(&format!("the host presents {}", h.fingerprint(1))), "{err}");
+    assert!(err.contains(&format!("the configured host_key is {}", h.fingerprint(0))), "{err}");
+    assert!(err.contains("ssh-keygen -lf"), "the hint says how to check the key: {err}");
+
+    p.kiln(&["destroy", "--auto-approve"]).ok();
+    assert_eq!(p.state_list(), Vec::<String>::new());
+    assert_eq!(p.remote_files(), Vec::<String>::new(), "destroy removed the job's directories and the cluster's claims");
+}
+
+/// Issue 6: a host going down mid-job. The plan shows it (the host unreachable, the cluster's
+/// node moving to a free host in place, the lost job replaced), and the next apply runs the
+/// job again on the remaining hosts, with ranks and IPs of the new allocation.
+#[test]
+fn onprem_a_host_down_mid_job_is_shown_and_the_next_apply_reschedules_the_job() {
+    let h = harness();
+    // host3 and host4 are the cluster's; host1 is free in this project's fleet.
+    let hosts = [h.hosts[2].clone(), h.hosts[3].clone(), h.hosts[0].clone()];
+    let p = OnpremProject::over(&hosts);
+    // A third host block, after the example's two.
+    p.edit(
+        "    host_key = var.hosts[1].host_key\n  }\n",
+        "    host_key = var.hosts[1].host_key\n  }\n\n  host {\n    name     = var.hosts[2].name\n    address  = var.hosts[2].address\n    port     = var.hosts[2].port\n    host_key = var.hosts[2].host_key\n  }\n",
+    );
+    p.edit("echo \"rank $KILN_NODE_RANK", "echo \"harness host $KILN_HARNESS_HOST\"\n    echo \"rank $KILN_NODE_RANK");
+    p.edit(
+        "master $KILN_MASTER_ADDR:$KILN_MASTER_PORT\"\n",
+        "master $KILN_MASTER_ADDR:$KILN_MASTER_PORT\"\n    echo ready\n    sleep 300\n",
+    );
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert_eq!(p.output_json("node_ips"), serde_json::json!(["127.0.1.3", "127.0.1.4"]));
+    crate::support::wait_until("both nodes run", std::time::Duration::from_secs(120), || {
+        (0..2).all(|n| p.kiln(&["logs", "job.hello", "--node", &n.to_string()]).stdout().contains("ready"))
+    });
+    let before = p.values("job.hello");
+    let pgid = before["pids"][0].as_u64().unwrap_or_else(|| panic!("no pid of node 0: {before}"));
+
+    // host3 goes away with its processes (the loopback hosts share this process table).
+    h.stop_host("host3");
+    Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status().expect("kill");
+
+    let r = p.kiln(&["plan"]).ok();
+    let (plan, err) = (r.stdout(), r.stderr());
+    let inv = p.kiln(&["inventory"]).ok().stdout();
+    let row = inv.lines().find(|l| l.contains("host3")).unwrap_or_else(|| panic!("host3 in the inventory: {inv}"));
+    assert!(row.contains("NO: "), "the inventory shows host3 unreachable: {row}");
+    assert!(plan.contains("cluster.pair will be updated in place"), "{plan}");
+    assert!(plan.contains("job.hello must be replaced"), "{plan}");
+    assert!(plan.contains("Plan: 1 to add, 1 to change, 1 to destroy."), "{plan}");
+    assert!(err.contains("host `host3` does not answer; its node moves to host `host1`"), "{err}");
+
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert_eq!(p.output_json("node_ips"), serde_json::json!(["127.0.1.1", "127.0.1.4"]));
+    let job = p.values("job.hello");
+    assert_eq!(job["node_ips"], serde_json::json!(["127.0.1.1", "127.0.1.4"]), "{job}");
+    for (rank, host) in ["host1", "host4"].iter().enumerate() {
+        let node = rank.to_string();
+        crate::support::wait_until("the new job runs", std::time::Duration::from_secs(120), || {
+            p.kiln(&["logs", "job.hello", "--node", &node]).stdout().contains("ready")
+        });
+        let log = p.kiln(&["logs", "job.hello", "--node", &node]).ok().stdout();
+        assert!(log.contains(&format!("harness host {host}\nrank {rank} of 2 on ")), "{log}");
+        assert!(log.contains("node IPs 127.0.1.1,127.0.1.4, master 127.0.1.1:"), "{log}");
+    }
+    assert_eq!(p.values("job.hello")["status"], "running");
+    p.kiln(&["destroy", "--auto-approve"]).ok();
+    assert_eq!(p.state_list(), Vec::<String>::new());
+}
