@@ -744,9 +744,20 @@ impl Inner {
         } else if !complete {
             start
         } else {
-            let probe =
-                self.open(&last[..last.len() - 1], &self.journal).ok().and_then(|plain| serde_json::from_slice::<LineProbe>(&plain).ok());
-            match probe.ok_or(()) {
+            // A last line that does not open or parse was garbled by a crash (pages written out
+            // of order) and is cut off, unless the header does not open either: then this
+            // client holds another key, and cutting would lose another client's entry.
+            let probe = match self.open(&last[..last.len() - 1], &self.journal) {
+                Ok(plain) => serde_json::from_slice::<LineProbe>(&plain).map_err(|_| ()),
+                Err(e) => {
+                    let mut first = Vec::new();
+                    f.seek(SeekFrom::Start(0)).map_err(io_err(&self.journal))?;
+                    io::BufRead::read_until(&mut io::BufReader::new(&mut f), b'\n', &mut first).map_err(io_err(&self.journal))?;
+                    self.open(first.strip_suffix(b"\n").unwrap_or(&first), &self.journal).map_err(|_| e)?;
+                    Err(())
+                }
+            };
+            match probe {
                 Ok(LineProbe { superseded_by: Some(m) }) => {
                     let (lineage, serial) = self.peek_snapshot()?;
                     if m == (Marker { lineage, serial }) {
@@ -758,7 +769,7 @@ impl Inner {
                     len
                 }
                 Ok(_) => len,
-                Err(_) => start,
+                Err(()) => start,
             }
         };
         if valid_len != len {
