@@ -45,13 +45,13 @@ mod util;
 use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::kinds::Kinds;
 use kiln_provider::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
-    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
+    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
     ValidateRequest,
 };
 use kiln_schema::ProviderSchema;
-use kiln_value::Value;
 
 pub use calls::ApiCalls;
 pub use settings::{Clients, Settings};
@@ -123,44 +123,23 @@ impl AwsProvider {
     }
 }
 
-/// One kind's operations. `read` gets every item of its kind in one batch.
-#[async_trait]
-pub(crate) trait Kind: Send + Sync {
-    fn validate(&self, _config: &Value) -> Diagnostics {
-        Diagnostics::new()
-    }
-    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse;
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse;
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse;
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics;
-    /// `all` is shared by the kinds of one refresh, so instances are described once.
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], all: &cluster::instances::AllInstances) -> Vec<ReadResult>;
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult;
-    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult;
-    async fn logs(&self, _ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
-        let d = Diagnostic::error("E-PROVIDER-LOGS", format!("{}: kind `{}` has no logs", req.address, req.kind));
-        LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, diagnostics: d.into() }
-    }
-}
+pub(crate) use cluster::instances::AllInstances;
+pub(crate) use kiln_provider::kinds::Kind;
 
-fn kind(name: &str) -> Option<&'static dyn Kind> {
-    match name {
-        "bucket" => Some(&bucket::Bucket),
-        "cluster" => Some(&cluster::Cluster),
-        "spot_pool" => Some(&spot_pool::SpotPool),
-        "job" => Some(&job::Job),
-        "aws_vpc" => Some(&net::Net(net::Vpc)),
-        "aws_subnet" => Some(&net::Net(net::Subnet)),
-        "aws_security_group" => Some(&net::Net(net::SecurityGroup)),
-        "aws_key_pair" => Some(&net::Net(net::KeyPair)),
-        _ => None,
-    }
-}
-
-fn unknown_kind(name: &str) -> Diagnostic {
-    Diagnostic::error("E-KIND-UNKNOWN", format!("provider `aws` has no kind `{name}`"))
-        .hint("kinds of `aws`: bucket, cluster, spot_pool, job, aws_vpc, aws_subnet, aws_security_group, aws_key_pair")
-}
+/// The kinds; a read's batch is one DescribeInstances answer shared by every kind that needs it.
+static KINDS: Kinds<Ctx, AllInstances> = Kinds {
+    provider: NAME,
+    kinds: &[
+        ("bucket", &bucket::Bucket),
+        ("cluster", &cluster::Cluster),
+        ("spot_pool", &spot_pool::SpotPool),
+        ("job", &job::Job),
+        ("aws_vpc", &net::Net(net::Vpc)),
+        ("aws_subnet", &net::Net(net::Subnet)),
+        ("aws_security_group", &net::Net(net::SecurityGroup)),
+        ("aws_key_pair", &net::Net(net::KeyPair)),
+    ],
+};
 
 #[async_trait]
 impl Provider for AwsProvider {
@@ -177,77 +156,39 @@ impl Provider for AwsProvider {
     }
 
     fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
-        kind(req.kind).map_or_else(|| unknown_kind(req.kind).into(), |k| k.validate(req.config))
+        KINDS.validate(req)
     }
 
     async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
-        match kind(req.kind) {
-            Some(k) => k.plan(&self.ctx, &req).await,
-            None => {
-                PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: unknown_kind(req.kind).into() }
-            }
-        }
+        KINDS.plan(&self.ctx, req).await
     }
 
     async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
-        match kind(req.kind) {
-            Some(k) => self.throttled(k.create(&self.ctx, &req)).await,
-            None => ApplyResponse::error(unknown_kind(req.kind)),
-        }
+        self.throttled(KINDS.create(&self.ctx, req)).await
     }
 
     async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
-        match kind(req.kind) {
-            Some(k) => self.throttled(k.update(&self.ctx, &req)).await,
-            None => ApplyResponse::error(unknown_kind(req.kind)),
-        }
+        self.throttled(KINDS.update(&self.ctx, req)).await
     }
 
     async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
-        match kind(req.kind) {
-            Some(k) => self.throttled(k.delete(&self.ctx, &req)).await,
-            None => unknown_kind(req.kind).into(),
-        }
+        self.throttled(KINDS.delete(&self.ctx, req)).await
     }
 
-    /// Groups the items by kind; each kind reads its group in one batch.
+    /// Each kind reads its items in one batch; instances are described once for all of them.
     async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
-        let mut results: Vec<Option<ReadResult>> = req.items.iter().map(|_| None).collect();
-        let mut kinds: Vec<&str> = req.items.iter().map(|i| i.kind).collect();
-        kinds.sort_unstable();
-        kinds.dedup();
-        let all = cluster::instances::AllInstances::default();
-        for name in kinds {
-            let idx: Vec<usize> = (0..req.items.len()).filter(|i| req.items[*i].kind == name).collect();
-            let batch: Vec<ReadResult> = match kind(name) {
-                Some(k) => k.read(&self.ctx, &idx.iter().map(|i| &req.items[*i]).collect::<Vec<_>>(), &all).await,
-                None => idx.iter().map(|_| util::read_error(unknown_kind(name))).collect(),
-            };
-            for (i, r) in idx.into_iter().zip(batch) {
-                results[i] = Some(r);
-            }
-        }
-        ReadResponse { results: results.into_iter().map(|r| r.unwrap_or_else(ReadResult::gone)).collect() }
+        KINDS.read(&self.ctx, req, &AllInstances::default()).await
     }
 
     async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
-        match kind(req.kind) {
-            Some(k) => k.recover(&self.ctx, &req).await,
-            None => util::read_error(unknown_kind(req.kind)),
-        }
+        KINDS.recover(&self.ctx, req).await
     }
 
     async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
-        match kind(req.kind) {
-            Some(k) => k.import(&self.ctx, &req).await,
-            None => util::read_error(unknown_kind(req.kind)),
-        }
+        KINDS.import(&self.ctx, req).await
     }
 
     async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
-        match kind(req.kind) {
-            Some(k) => k.logs(&self.ctx, &req).await,
-            None => LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, diagnostics: unknown_kind(req.kind).into() },
-        }
+        KINDS.logs(&self.ctx, req).await
     }
 }

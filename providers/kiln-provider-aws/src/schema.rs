@@ -136,7 +136,10 @@ fn subnet() -> Body {
     Body::new()
         .attr("vpc_id", Attribute::required(Type::String, "The VPC, such as aws_vpc.main.id").force_new())
         .attr("cidr_block", Attribute::required(Type::String, "IPv4 range inside the VPC's, such as \"10.0.1.0/24\"").force_new())
-        .attr("availability_zone", Attribute::optional_computed(Type::String, "Zone, such as \"us-east-1a\"; default: AWS chooses").force_new())
+        .attr(
+            "availability_zone",
+            Attribute::optional_computed(Type::String, "Zone, such as \"us-east-1a\"; default: AWS chooses").force_new(),
+        )
         .attr("map_public_ip_on_launch", Attribute::optional(Type::Bool, "Give instances launched here a public IP").default(false))
         .attr("tags", tags())
         .attr("id", Attribute::computed(Type::String, "Subnet ID"))
@@ -161,7 +164,10 @@ fn security_group() -> Body {
 fn key_pair() -> Body {
     Body::new()
         .attr("key_name", Attribute::optional_computed(Type::String, "Key name; default: kiln-NAME-XXXXXXXX").force_new())
-        .attr("public_key", Attribute::optional(Type::String, "OpenSSH public key to import; default: AWS generates an ed25519 key").force_new())
+        .attr(
+            "public_key",
+            Attribute::optional(Type::String, "OpenSSH public key to import; default: AWS generates an ed25519 key").force_new(),
+        )
         .attr("tags", tags())
         .attr("id", Attribute::computed(Type::String, "Key pair ID"))
         .attr("fingerprint", Attribute::computed(Type::String, "Key fingerprint"))

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::{
-    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, PlanRequest,
-    PlanResponse, Provider, ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
-    ValidateRequest,
+    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, PlanRequest, PlanResponse, Provider,
+    ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest, ValidateRequest,
 };
 use kiln_schema::{Attribute, Body, KindSchema, ProviderSchema};
 use kiln_value::{Map, Type, Value};
@@ -40,7 +39,10 @@ fn schema() -> ProviderSchema {
         .attr("output", Attribute::computed(Type::Any, "The stored input"))
         .attr("id", Attribute::computed(Type::String, "Generated identifier"))
         .attr("triggers_replace", Attribute::optional(Type::Any, "Any value; a change replaces the record").force_new())
-        .attr("create_delay", Attribute::optional(Type::String, "Duration such as `100ms` or `2s` to wait in create, emulating a slow API"));
+        .attr(
+            "create_delay",
+            Attribute::optional(Type::String, "Duration such as `100ms` or `2s` to wait in create, emulating a slow API"),
+        );
     ProviderSchema {
         config: Body::new(),
         kinds: [("record".to_string(), KindSchema::new("A value stored in state", record).state_only())].into(),
@@ -133,12 +135,8 @@ impl Provider for Builtin {
     }
 
     async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
-        let m: Map = [
-            ("id".to_string(), Value::from(req.id)),
-            ("input".to_string(), Value::Null),
-            ("output".to_string(), Value::Null),
-        ]
-        .into();
+        let m: Map =
+            [("id".to_string(), Value::from(req.id)), ("input".to_string(), Value::Null), ("output".to_string(), Value::Null)].into();
         ReadResult::found(Value::Map(m))
     }
 }

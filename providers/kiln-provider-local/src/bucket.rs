@@ -96,7 +96,7 @@ fn io_error(address: &str, what: &str, dir: &Path, e: std::io::Error) -> Diagnos
 }
 
 #[async_trait]
-impl Kind for Bucket {
+impl Kind<Ctx, LazyProcs> for Bucket {
     fn validate(&self, config: &Value) -> Diagnostics {
         match str_attr(config, "name").map(check_name) {
             Some(Err(m)) => Diagnostic::error("E-LOCAL-BUCKET-NAME", m).into(),
@@ -104,7 +104,7 @@ impl Kind for Bucket {
         }
     }
 
-    fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
         let mut planned = attrs(req.proposed);
         let mut diagnostics = Diagnostics::new();
         match Spec::parse(ctx, req.address, req.config) {
@@ -121,7 +121,7 @@ impl Kind for Bucket {
         PlanResponse { planned: Value::Map(planned), requires_replace: Vec::new(), diagnostics }
     }
 
-    fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
         let spec = match parse_or_error(ctx, req.address, req.planned) {
             Ok(s) => s,
             Err(d) => return ApplyResponse::error(d),
@@ -133,7 +133,7 @@ impl Kind for Bucket {
         }
     }
 
-    fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
         match parse_or_error(ctx, req.address, req.planned) {
             Ok(spec) if spec.dir.is_dir() => ApplyResponse::ok(spec.state()),
             Ok(spec) => ApplyResponse::error(io_error(req.address, "find", &spec.dir, std::io::ErrorKind::NotFound.into())),
@@ -160,14 +160,17 @@ impl Kind for Bucket {
         removed.err().map(|e| io_error(req.address, "delete", &dir, e).into()).unwrap_or_default()
     }
 
-    fn read(&self, ctx: &Ctx, item: &ReadItem<'_>, _procs: &LazyProcs) -> ReadResult {
-        match str_attr(item.state, "path") {
-            Some(p) if resolve(&ctx.working_dir, p).is_dir() => ReadResult::found(item.state.clone()),
-            _ => ReadResult::gone(),
-        }
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _procs: &LazyProcs) -> Vec<ReadResult> {
+        items
+            .iter()
+            .map(|item| match str_attr(item.state, "path") {
+                Some(p) if resolve(&ctx.working_dir, p).is_dir() => ReadResult::found(item.state.clone()),
+                _ => ReadResult::gone(),
+            })
+            .collect()
     }
 
-    fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
         match Spec::parse(ctx, req.address, req.planned) {
             Ok(Some(spec)) if std::fs::read_to_string(spec.dir.join(MARKER)).is_ok_and(|t| t == req.token) => {
                 ReadResult::found(spec.state())
@@ -177,7 +180,7 @@ impl Kind for Bucket {
         }
     }
 
-    fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
         let dir = if req.id.contains('/') { resolve(&ctx.working_dir, req.id) } else { ctx.root.join("buckets").join(req.id) };
         if !dir.is_dir() {
             return read_error(

@@ -157,23 +157,23 @@ fn apply(ctx: &Ctx, address: &str, planned: &Value) -> ApplyResponse {
 }
 
 #[async_trait]
-impl Kind for Cluster {
+impl Kind<Ctx, LazyProcs> for Cluster {
     fn validate(&self, config: &Value) -> Diagnostics {
         Ask::parse(config).err().map(invalid).unwrap_or_default()
     }
 
-    fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
         match described(ctx, req.address, req.proposed, true) {
             Ok(planned) => PlanResponse { planned, requires_replace: Vec::new(), diagnostics: Diagnostics::new() },
             Err(diagnostics) => PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics },
         }
     }
 
-    fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
         apply(ctx, req.address, req.planned)
     }
 
-    fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
         apply(ctx, req.address, req.planned)
     }
 
@@ -181,19 +181,22 @@ impl Kind for Cluster {
         Diagnostics::new()
     }
 
-    fn read(&self, ctx: &Ctx, item: &ReadItem<'_>, _procs: &LazyProcs) -> ReadResult {
-        match described(ctx, item.address, item.state, false) {
-            Ok(v) => ReadResult::found(v),
-            Err(d) => ReadResult { state: Some(item.state.clone()), diagnostics: d },
-        }
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _procs: &LazyProcs) -> Vec<ReadResult> {
+        items
+            .iter()
+            .map(|item| match described(ctx, item.address, item.state, false) {
+                Ok(v) => ReadResult::found(v),
+                Err(d) => ReadResult { state: Some(item.state.clone()), diagnostics: d },
+            })
+            .collect()
     }
 
-    fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> ReadResult {
+    async fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> ReadResult {
         // A cluster is a description: an interrupted create left nothing on the machine.
         ReadResult::gone()
     }
 
-    fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
         read_error(
             error("E-LOCAL-IMPORT", req.address, "local clusters cannot be imported: they exist only in kiln's state")
                 .hint("declare the cluster and run `kiln apply`"),

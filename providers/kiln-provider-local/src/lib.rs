@@ -30,9 +30,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::kinds::Kinds;
 use kiln_provider::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
-    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest,
+    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadRequest, ReadResponse, ReadResult, RecoverRequest,
     UpdateRequest, ValidateRequest,
 };
 use kiln_schema::ProviderSchema;
@@ -106,29 +107,7 @@ impl LocalProvider {
     }
 }
 
-/// One kind's operations. Local operations are cheap, so all but `delete` (which waits for
-/// processes to stop) are synchronous.
-#[async_trait]
-pub(crate) trait Kind: Send + Sync {
-    fn validate(&self, _config: &kiln_value::Value) -> Diagnostics {
-        Diagnostics::new()
-    }
-    fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse;
-    fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse;
-    fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse;
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics;
-    fn read(&self, ctx: &Ctx, item: &ReadItem<'_>, procs: &LazyProcs) -> ReadResult;
-    fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult;
-    fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult;
-    fn logs(&self, _ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
-        LogsResponse {
-            data: Vec::new(),
-            next_offset: req.offset,
-            finished: true,
-            diagnostics: Diagnostic::error("E-PROVIDER-LOGS", format!("kind `{}` has no logs", req.kind)).into(),
-        }
-    }
-}
+pub(crate) use kiln_provider::kinds::Kind;
 
 /// The process table, read at most once per batch and only when a kind needs it.
 #[derive(Default)]
@@ -140,19 +119,11 @@ impl LazyProcs {
     }
 }
 
-fn kind(name: &str) -> Option<&'static dyn Kind> {
-    match name {
-        "bucket" => Some(&bucket::Bucket),
-        "cluster" => Some(&cluster::Cluster),
-        "job" => Some(&job::Job),
-        "spot_pool" => Some(&spot_pool::SpotPool),
-        _ => None,
-    }
-}
-
-fn unknown_kind(name: &str) -> Diagnostic {
-    Diagnostic::error("E-KIND-UNKNOWN", format!("provider `local` has no kind `{name}`")).hint("kinds of `local`: bucket, cluster, job")
-}
+/// The kinds; the items of one read share one snapshot of the process table.
+static KINDS: Kinds<Ctx, LazyProcs> = Kinds {
+    provider: "local",
+    kinds: &[("bucket", &bucket::Bucket), ("cluster", &cluster::Cluster), ("job", &job::Job), ("spot_pool", &spot_pool::SpotPool)],
+};
 
 #[async_trait]
 impl Provider for LocalProvider {
@@ -165,65 +136,48 @@ impl Provider for LocalProvider {
     }
 
     fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
-        kind(req.kind).map_or_else(|| unknown_kind(req.kind).into(), |k| k.validate(req.config))
+        KINDS.validate(req)
     }
 
     async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
-        match kind(req.kind) {
-            Some(k) => k.plan(&self.ctx, &req),
-            None => {
-                PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: unknown_kind(req.kind).into() }
-            }
-        }
+        KINDS.plan(&self.ctx, req).await
     }
 
     async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
-        kind(req.kind).map_or_else(|| ApplyResponse::error(unknown_kind(req.kind)), |k| k.create(&self.ctx, &req))
+        KINDS.create(&self.ctx, req).await
     }
 
     async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
-        kind(req.kind).map_or_else(|| ApplyResponse::error(unknown_kind(req.kind)), |k| k.update(&self.ctx, &req))
+        KINDS.update(&self.ctx, req).await
     }
 
     async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
-        match kind(req.kind) {
-            Some(k) => k.delete(&self.ctx, &req).await,
-            None => unknown_kind(req.kind).into(),
-        }
+        KINDS.delete(&self.ctx, req).await
     }
 
     async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
-        let procs = LazyProcs::default();
-        let results = req
-            .items
-            .iter()
-            .map(|item| match kind(item.kind) {
-                Some(k) => k.read(&self.ctx, item, &procs),
-                None => util::read_error(unknown_kind(item.kind)),
-            })
-            .collect();
-        ReadResponse { results }
+        KINDS.read(&self.ctx, req, &LazyProcs::default()).await
     }
 
     async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
-        kind(req.kind).map_or_else(|| util::read_error(unknown_kind(req.kind)), |k| k.recover(&self.ctx, &req))
+        KINDS.recover(&self.ctx, req).await
     }
 
     async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
-        kind(req.kind).map_or_else(|| util::read_error(unknown_kind(req.kind)), |k| k.import(&self.ctx, &req))
+        KINDS.import(&self.ctx, req).await
     }
 
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
         match req.kind {
             "machine" => ReadResult::found(self.ctx.machine().to_value()),
-            other => util::read_error(Diagnostic::error("E-KIND-UNKNOWN", format!("provider `local` has no data source `{other}`")).hint("data sources of `local`: machine")),
+            other => util::read_error(
+                Diagnostic::error("E-KIND-UNKNOWN", format!("provider `local` has no data source `{other}`"))
+                    .hint("data sources of `local`: machine"),
+            ),
         }
     }
 
     async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
-        match kind(req.kind) {
-            Some(k) => k.logs(&self.ctx, &req),
-            None => LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, diagnostics: unknown_kind(req.kind).into() },
-        }
+        KINDS.logs(&self.ctx, req).await
     }
 }

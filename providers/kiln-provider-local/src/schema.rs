@@ -9,19 +9,10 @@ pub fn schema() -> ProviderSchema {
     ProviderSchema {
         config: config(),
         kinds: [
-            (
-                "bucket".to_string(),
-                KindSchema::new("A directory on this machine that holds data and checkpoints", bucket()),
-            ),
-            (
-                "cluster".to_string(),
-                KindSchema::new("Node slots on this machine, with its CPUs, memory and GPUs", cluster()).state_only(),
-            ),
+            ("bucket".to_string(), KindSchema::new("A directory on this machine that holds data and checkpoints", bucket())),
+            ("cluster".to_string(), KindSchema::new("Node slots on this machine, with its CPUs, memory and GPUs", cluster()).state_only()),
             ("job".to_string(), KindSchema::new("A training job: one detached process group per node", job())),
-            (
-                "spot_pool".to_string(),
-                KindSchema::new("Not available locally: this machine has no spot market", spot_pool()),
-            ),
+            ("spot_pool".to_string(), KindSchema::new("Not available locally: this machine has no spot market", spot_pool())),
         ]
         .into(),
         data_kinds: [("machine".to_string(), KindSchema::new("This machine's CPUs, memory and GPUs", machine()).state_only())].into(),

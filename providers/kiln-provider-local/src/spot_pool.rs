@@ -18,27 +18,27 @@ fn unsupported(address: &str) -> Diagnostic {
 }
 
 #[async_trait]
-impl Kind for SpotPool {
-    fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+impl Kind<Ctx, LazyProcs> for SpotPool {
+    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
         PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: unsupported(req.address).into() }
     }
-    fn create(&self, _ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
+    async fn create(&self, _ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
         ApplyResponse::error(unsupported(req.address))
     }
-    fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
         ApplyResponse::error(unsupported(req.address))
     }
     async fn delete(&self, _ctx: &Ctx, _req: &DeleteRequest<'_>) -> Diagnostics {
         // Nothing can exist, so there is nothing to delete.
         Diagnostics::new()
     }
-    fn read(&self, _ctx: &Ctx, _item: &ReadItem<'_>, _procs: &LazyProcs) -> ReadResult {
+    async fn read(&self, _ctx: &Ctx, items: &[&ReadItem<'_>], _procs: &LazyProcs) -> Vec<ReadResult> {
+        items.iter().map(|_item| ReadResult::gone()).collect()
+    }
+    async fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> ReadResult {
         ReadResult::gone()
     }
-    fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> ReadResult {
-        ReadResult::gone()
-    }
-    fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
         read_error(unsupported(req.address))
     }
 }

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use kiln_diag::Diagnostic;
-pub(crate) use kiln_provider::util::{attrs, bool_attr, error, f64_attr, now, num, read_error, rfc3339, set, slug, str_attr, tenths, to_u64, u64_attr};
+pub(crate) use kiln_provider::util::{
+    attrs, bool_attr, error, f64_attr, now, num, read_error, rfc3339, set, slug, str_attr, tenths, to_u64, u64_attr,
+};
 
 /// `p` made absolute against `base` (no symlink resolution).
 pub(crate) fn resolve(base: &Path, p: &str) -> PathBuf {

@@ -259,7 +259,7 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
 }
 
 #[async_trait]
-impl Kind for Bucket {
+impl Kind<Ctx, Batch> for Bucket {
     fn validate(&self, config: &Value) -> Diagnostics {
         match str_attr(config, "name").map(check_name) {
             Some(Err(m)) => Diagnostic::error("E-ONPREM-BUCKET-NAME", m).into(),
@@ -284,8 +284,9 @@ impl Kind for Bucket {
         delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
     }
 
-    async fn read(&self, ctx: &Ctx, item: &ReadItem<'_>, _batch: &Batch) -> ReadResult {
-        read(ctx, item).await
+    /// Every item at once, each in its own task over the shared host connections.
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _batch: &Batch) -> Vec<ReadResult> {
+        futures_util::future::join_all(items.iter().map(|item| async move { read(ctx, item).await })).await
     }
 
     async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {

@@ -322,7 +322,7 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
 }
 
 #[async_trait]
-impl Kind for Cluster {
+impl Kind<Ctx, Batch> for Cluster {
     fn validate(&self, config: &Value) -> Diagnostics {
         Ask::parse(config).err().map(invalid).unwrap_or_default()
     }
@@ -355,8 +355,9 @@ impl Kind for Cluster {
         delete(ctx, req).await
     }
 
-    async fn read(&self, ctx: &Ctx, item: &ReadItem<'_>, batch: &Batch) -> ReadResult {
-        read(item, batch.scans(ctx).await)
+    /// Every item at once, each in its own task over the shared host connections.
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], batch: &Batch) -> Vec<ReadResult> {
+        futures_util::future::join_all(items.iter().map(|item| async move { read(item, batch.scans(ctx).await) })).await
     }
 
     async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {

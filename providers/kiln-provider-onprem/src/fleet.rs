@@ -67,7 +67,7 @@ async fn applied(ctx: &Ctx, address: &str, config: &Value) -> ApplyResponse {
 }
 
 #[async_trait]
-impl Kind for Fleet {
+impl Kind<Ctx, Batch> for Fleet {
     async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
         PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: Diagnostics::new() }
     }
@@ -85,9 +85,13 @@ impl Kind for Fleet {
         Diagnostics::new()
     }
 
-    async fn read(&self, ctx: &Ctx, item: &ReadItem<'_>, batch: &Batch) -> ReadResult {
-        let (state, diagnostics) = describe(item.state, batch.scans(ctx).await);
-        ReadResult { state: Some(state), diagnostics: diagnostics.with_address(item.address) }
+    /// Every item at once, each in its own task over the shared host connections.
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], batch: &Batch) -> Vec<ReadResult> {
+        futures_util::future::join_all(items.iter().map(|item| async move {
+            let (state, diagnostics) = describe(item.state, batch.scans(ctx).await);
+            ReadResult { state: Some(state), diagnostics: diagnostics.with_address(item.address) }
+        }))
+        .await
     }
 
     async fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> ReadResult {

@@ -39,11 +39,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use futures_util::future::join_all;
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::kinds::Kinds;
 use kiln_provider::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
-    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest,
+    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadRequest, ReadResponse, ReadResult, RecoverRequest,
     UpdateRequest, ValidateRequest,
 };
 use kiln_schema::ProviderSchema;
@@ -135,43 +135,13 @@ impl Batch {
     }
 }
 
-/// One kind's operations.
-#[async_trait]
-pub(crate) trait Kind: Send + Sync {
-    fn validate(&self, _config: &Value) -> Diagnostics {
-        Diagnostics::new()
-    }
-    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse;
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse;
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse;
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics;
-    async fn read(&self, ctx: &Ctx, item: &ReadItem<'_>, batch: &Batch) -> ReadResult;
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult;
-    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult;
-    async fn logs(&self, _ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
-        LogsResponse {
-            data: Vec::new(),
-            next_offset: req.offset,
-            finished: true,
-            diagnostics: Diagnostic::error("E-PROVIDER-LOGS", format!("kind `{}` has no logs", req.kind)).into(),
-        }
-    }
-}
+pub(crate) use kiln_provider::kinds::Kind;
 
-fn kind(name: &str) -> Option<&'static dyn Kind> {
-    match name {
-        "bucket" => Some(&bucket::Bucket),
-        "cluster" => Some(&cluster::Cluster),
-        "fleet" => Some(&fleet::Fleet),
-        "job" => Some(&job::Job),
-        _ => None,
-    }
-}
-
-fn unknown_kind(name: &str) -> Diagnostic {
-    Diagnostic::error("E-KIND-UNKNOWN", format!("provider `onprem` has no kind `{name}`"))
-        .hint("kinds of `onprem`: bucket, cluster, fleet, job")
-}
+/// The kinds; the items of one read share one scan of the hosts ([`Batch`]).
+static KINDS: Kinds<Ctx, Batch> = Kinds {
+    provider: "onprem",
+    kinds: &[("bucket", &bucket::Bucket), ("cluster", &cluster::Cluster), ("fleet", &fleet::Fleet), ("job", &job::Job)],
+};
 
 #[async_trait]
 impl Provider for OnpremProvider {
@@ -184,62 +154,35 @@ impl Provider for OnpremProvider {
     }
 
     fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
-        kind(req.kind).map_or_else(|| unknown_kind(req.kind).into(), |k| k.validate(req.config))
+        KINDS.validate(req)
     }
 
     async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
-        match kind(req.kind) {
-            Some(k) => k.plan(&self.ctx, &req).await,
-            None => {
-                PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: unknown_kind(req.kind).into() }
-            }
-        }
+        KINDS.plan(&self.ctx, req).await
     }
 
     async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
-        match kind(req.kind) {
-            Some(k) => k.create(&self.ctx, &req).await,
-            None => ApplyResponse::error(unknown_kind(req.kind)),
-        }
+        KINDS.create(&self.ctx, req).await
     }
 
     async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
-        match kind(req.kind) {
-            Some(k) => k.update(&self.ctx, &req).await,
-            None => ApplyResponse::error(unknown_kind(req.kind)),
-        }
+        KINDS.update(&self.ctx, req).await
     }
 
     async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
-        match kind(req.kind) {
-            Some(k) => k.delete(&self.ctx, &req).await,
-            None => unknown_kind(req.kind).into(),
-        }
+        KINDS.delete(&self.ctx, req).await
     }
 
     async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
-        let batch = Batch::default();
-        let reads = req.items.iter().map(|item| async {
-            match kind(item.kind) {
-                Some(k) => k.read(&self.ctx, item, &batch).await,
-                None => util::read_error(unknown_kind(item.kind)),
-            }
-        });
-        ReadResponse { results: join_all(reads).await }
+        KINDS.read(&self.ctx, req, &Batch::default()).await
     }
 
     async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
-        match kind(req.kind) {
-            Some(k) => k.recover(&self.ctx, &req).await,
-            None => util::read_error(unknown_kind(req.kind)),
-        }
+        KINDS.recover(&self.ctx, req).await
     }
 
     async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
-        match kind(req.kind) {
-            Some(k) => k.import(&self.ctx, &req).await,
-            None => util::read_error(unknown_kind(req.kind)),
-        }
+        KINDS.import(&self.ctx, req).await
     }
 
     fn api_calls(&self) -> BTreeMap<String, u64> {
@@ -257,9 +200,6 @@ impl Provider for OnpremProvider {
     }
 
     async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
-        match kind(req.kind) {
-            Some(k) => k.logs(&self.ctx, &req).await,
-            None => LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, diagnostics: unknown_kind(req.kind).into() },
-        }
+        KINDS.logs(&self.ctx, req).await
     }
 }

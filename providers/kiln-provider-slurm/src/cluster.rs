@@ -269,7 +269,7 @@ async fn apply(ctx: &Ctx, address: &str, planned: &Value) -> Result<Value, Diagn
 }
 
 #[async_trait]
-impl Kind for Cluster {
+impl Kind<Ctx, ()> for Cluster {
     fn validate(&self, config: &Value) -> Diagnostics {
         if CONFIG.iter().any(|k| config.get(k).is_some_and(Value::contains_unknown)) {
             return Diagnostics::new();
@@ -297,7 +297,7 @@ impl Kind for Cluster {
         Diagnostics::new()
     }
 
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>]) -> Vec<ReadResult> {
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _batch: &()) -> Vec<ReadResult> {
         let first = items.first().map_or("cluster", |i| i.address);
         let parts = match describe(ctx, first).await {
             Ok(p) => p,

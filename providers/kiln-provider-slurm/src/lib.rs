@@ -30,9 +30,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::kinds::Kinds;
 use kiln_provider::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
-    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
+    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
     ValidateRequest,
 };
 use kiln_schema::ProviderSchema;
@@ -159,41 +160,10 @@ impl SlurmProvider {
     }
 }
 
-/// One kind's operations.
-#[async_trait]
-pub(crate) trait Kind: Send + Sync {
-    fn validate(&self, _config: &Value) -> Diagnostics {
-        Diagnostics::new()
-    }
-    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse;
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse;
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse;
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics;
-    /// Reads every item of one batch (all of this kind).
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>]) -> Vec<ReadResult>;
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult;
-    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult;
-    async fn logs(&self, _ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
-        LogsResponse {
-            data: Vec::new(),
-            next_offset: req.offset,
-            finished: true,
-            diagnostics: Diagnostic::error("E-PROVIDER-LOGS", format!("kind `{}` has no logs", req.kind)).into(),
-        }
-    }
-}
+pub(crate) use kiln_provider::kinds::Kind;
 
-fn kind(name: &str) -> Option<&'static dyn Kind> {
-    match name {
-        "cluster" => Some(&cluster::Cluster),
-        "job" => Some(&job::Job),
-        _ => None,
-    }
-}
-
-fn unknown_kind(name: &str) -> Diagnostic {
-    Diagnostic::error("E-KIND-UNKNOWN", format!("provider `slurm` has no kind `{name}`")).hint("kinds of `slurm`: cluster, job")
-}
+/// The kinds; reads share nothing beyond one call per kind.
+static KINDS: Kinds<Ctx, ()> = Kinds { provider: "slurm", kinds: &[("cluster", &cluster::Cluster), ("job", &job::Job)] };
 
 #[async_trait]
 impl Provider for SlurmProvider {
@@ -206,72 +176,37 @@ impl Provider for SlurmProvider {
     }
 
     fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
-        kind(req.kind).map_or_else(|| unknown_kind(req.kind).into(), |k| k.validate(req.config))
+        KINDS.validate(req)
     }
 
     async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
-        match kind(req.kind) {
-            Some(k) => k.plan(&self.ctx, &req).await,
-            None => {
-                PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: unknown_kind(req.kind).into() }
-            }
-        }
+        KINDS.plan(&self.ctx, req).await
     }
 
     async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
-        match kind(req.kind) {
-            Some(k) => k.create(&self.ctx, &req).await,
-            None => ApplyResponse::error(unknown_kind(req.kind)),
-        }
+        KINDS.create(&self.ctx, req).await
     }
 
     async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
-        match kind(req.kind) {
-            Some(k) => k.update(&self.ctx, &req).await,
-            None => ApplyResponse::error(unknown_kind(req.kind)),
-        }
+        KINDS.update(&self.ctx, req).await
     }
 
     async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
-        match kind(req.kind) {
-            Some(k) => k.delete(&self.ctx, &req).await,
-            None => unknown_kind(req.kind).into(),
-        }
+        KINDS.delete(&self.ctx, req).await
     }
 
     /// One batch per kind: all jobs are read with one `squeue` (and at most one `sacct`), all
     /// clusters with one `sinfo` + `scontrol show partition`.
     async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
-        let mut results: Vec<Option<ReadResult>> = req.items.iter().map(|_| None).collect();
-        let mut by_kind: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, item) in req.items.iter().enumerate() {
-            by_kind.entry(item.kind).or_default().push(i);
-        }
-        for (name, idx) in by_kind {
-            let items: Vec<&ReadItem<'_>> = idx.iter().map(|i| &req.items[*i]).collect();
-            let out = match kind(name) {
-                Some(k) => k.read(&self.ctx, &items).await,
-                None => items.iter().map(|_| util::read_error(unknown_kind(name))).collect(),
-            };
-            for (i, r) in idx.into_iter().zip(out) {
-                results[i] = Some(r);
-            }
-        }
-        ReadResponse { results: results.into_iter().map(|r| r.unwrap_or_else(ReadResult::gone)).collect() }
+        KINDS.read(&self.ctx, req, &()).await
     }
 
     async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
-        match kind(req.kind) {
-            Some(k) => k.recover(&self.ctx, &req).await,
-            None => util::read_error(unknown_kind(req.kind)),
-        }
+        KINDS.recover(&self.ctx, req).await
     }
 
     async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
-        match kind(req.kind) {
-            Some(k) => k.import(&self.ctx, &req).await,
-            None => util::read_error(unknown_kind(req.kind)),
-        }
+        KINDS.import(&self.ctx, req).await
     }
 
     fn api_calls(&self) -> BTreeMap<String, u64> {
@@ -279,9 +214,6 @@ impl Provider for SlurmProvider {
     }
 
     async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
-        match kind(req.kind) {
-            Some(k) => k.logs(&self.ctx, &req).await,
-            None => LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, diagnostics: unknown_kind(req.kind).into() },
-        }
+        KINDS.logs(&self.ctx, req).await
     }
 }

@@ -11,6 +11,7 @@
 //! Providers are constructed by a [`ProviderFactory`] from their configuration block.
 
 pub mod conformance;
+pub mod kinds;
 pub mod util;
 
 use std::sync::Arc;

@@ -23,7 +23,7 @@ use kiln_value::Value;
 
 use crate::error::AwsError;
 use crate::util::{error, made_up_name, read_error, str_attr, TAG_ADDRESS, TAG_TOKEN};
-use crate::{Ctx, Kind};
+use crate::{AllInstances, Ctx, Kind};
 use spec::Spec;
 
 pub(crate) struct Bucket;
@@ -136,7 +136,7 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, D
 }
 
 #[async_trait]
-impl Kind for Bucket {
+impl Kind<Ctx, AllInstances> for Bucket {
     fn validate(&self, config: &Value) -> Diagnostics {
         Spec::parse(config).err().map(invalid).unwrap_or_default()
     }

@@ -26,7 +26,7 @@ use kiln_value::{Map, Value};
 
 use crate::error::AwsError;
 use crate::util::{attrs, error, made_up_name, read_error, str_attr, str_list, u64_attr, TAG_ADDRESS, TAG_TOKEN};
-use crate::{Ctx, Kind};
+use crate::{AllInstances, Ctx, Kind};
 use catalog::Catalog;
 use instances::{Launch, LaunchError, Node};
 use spec::Spec;
@@ -462,7 +462,7 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, D
 }
 
 #[async_trait]
-impl Kind for Cluster {
+impl Kind<Ctx, AllInstances> for Cluster {
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = Spec::parse(config).err().map(invalid).unwrap_or_default();
         if let Some(msg) = spec::conflicts(config) {

@@ -444,7 +444,7 @@ async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
 }
 
 #[async_trait]
-impl Kind for Job {
+impl Kind<Ctx, AllInstances> for Job {
     fn validate(&self, config: &Value) -> Diagnostics {
         match Spec::parse("job", config) {
             Err(d) if d.code == "E-AWS-JOB-RUN" || d.code == "E-AWS-JOB-BUCKET" => d.into(),

@@ -15,8 +15,8 @@ mod vpc;
 use aws_sdk_ec2::Client;
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::{
-    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, PlanRequest, PlanResponse, ReadItem, ReadResult, RecoverRequest,
-    UpdateRequest,
+    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, PlanRequest, PlanResponse, ReadItem, ReadResult,
+    RecoverRequest, UpdateRequest,
 };
 use kiln_value::{Map, Value};
 
@@ -45,7 +45,11 @@ impl Object {
 
     /// The user's tags: all but kiln's own and `Name`, unless the user set `Name`.
     fn user_tags(&self, prior_user: &[(String, String)]) -> Vec<(String, String)> {
-        self.tags.iter().filter(|(k, _)| !k.starts_with("kiln:") && (k != "Name" || prior_user.iter().any(|(p, _)| p == "Name"))).cloned().collect()
+        self.tags
+            .iter()
+            .filter(|(k, _)| !k.starts_with("kiln:") && (k != "Name" || prior_user.iter().any(|(p, _)| p == "Name")))
+            .cloned()
+            .collect()
     }
 }
 
@@ -90,7 +94,10 @@ fn state(planned: &Value, o: &Object, prior: Option<&Value>) -> Value {
     }
     v.insert("id".into(), Value::from(o.id.as_str()));
     let user = o.user_tags(&prior_user);
-    v.insert("tags".into(), if user.is_empty() && planned.get("tags").is_none_or(Value::is_null) { Value::Null } else { tags_value(&user) });
+    v.insert(
+        "tags".into(),
+        if user.is_empty() && planned.get("tags").is_none_or(Value::is_null) { Value::Null } else { tags_value(&user) },
+    );
     Value::Map(v)
 }
 
@@ -110,7 +117,7 @@ async fn describe_ids<K: NetKind>(ec2: &Client, ids: &[&str]) -> Result<Vec<Obje
 }
 
 #[async_trait]
-impl<K: NetKind + 'static> Kind for Net<K> {
+impl<K: NetKind + 'static> Kind<Ctx, AllInstances> for Net<K> {
     fn validate(&self, config: &Value) -> Diagnostics {
         match str_map(config, "tags").iter().find(|(k, _)| k.starts_with("kiln:")) {
             Some((k, _)) => Diagnostic::error("E-AWS-TAGS", format!("tag `{k}`: tags starting with `kiln:` are kiln's own")).into(),
@@ -142,7 +149,10 @@ impl<K: NetKind + 'static> Kind for Net<K> {
                     o.attrs.extend(extra);
                     ApplyResponse::ok(state(req.planned, &o, None))
                 }
-                None => ApplyResponse::error(describe_err::<K>(req.address, AwsError { code: None, message: format!("`{id}` vanished after its create") })),
+                None => ApplyResponse::error(describe_err::<K>(
+                    req.address,
+                    AwsError { code: None, message: format!("`{id}` vanished after its create") },
+                )),
             },
             Err(e) => ApplyResponse::error(describe_err::<K>(req.address, e)),
         }
@@ -155,8 +165,11 @@ impl<K: NetKind + 'static> Kind for Net<K> {
             return ApplyResponse::error(e.diagnostic(req.address, &format!("update the {}", K::NAME)));
         }
         let (old, new) = (str_map(req.prior, "tags"), str_map(req.planned, "tags"));
-        let gone: Vec<aws_sdk_ec2::types::Tag> =
-            old.iter().filter(|(k, _)| !new.iter().any(|(n, _)| n == k)).map(|(k, _)| aws_sdk_ec2::types::Tag::builder().key(k).build()).collect();
+        let gone: Vec<aws_sdk_ec2::types::Tag> = old
+            .iter()
+            .filter(|(k, _)| !new.iter().any(|(n, _)| n == k))
+            .map(|(k, _)| aws_sdk_ec2::types::Tag::builder().key(k).build())
+            .collect();
         let set: Vec<aws_sdk_ec2::types::Tag> = new.iter().filter(|t| !old.contains(t)).map(|(k, v)| tag(k, v)).collect();
         if !gone.is_empty() {
             if let Err(e) = ec2.delete_tags().resources(&id).set_tags(Some(gone)).send().await {
@@ -203,14 +216,19 @@ impl<K: NetKind + 'static> Kind for Net<K> {
                 for i in items {
                     let id = str_attr(i.state, "id").unwrap_or_default();
                     out.push(match describe_ids::<K>(&ctx.clients.ec2, &[id]).await {
-                        Ok(f) => f.first().map_or_else(ReadResult::gone, |o| ReadResult::found(keep::<K>(state(i.state, o, Some(i.state)), i.state))),
+                        Ok(f) => f
+                            .first()
+                            .map_or_else(ReadResult::gone, |o| ReadResult::found(keep::<K>(state(i.state, o, Some(i.state)), i.state))),
                         Err(e) if e.code.as_deref().is_some_and(|c| c.ends_with(".NotFound")) => ReadResult::gone(),
                         Err(e) => read_error(describe_err::<K>(i.address, e)),
                     });
                 }
                 out
             }
-            Err(e) => items.iter().map(|i| ReadResult { state: Some(i.state.clone()), diagnostics: describe_err::<K>(i.address, e.clone()).into() }).collect(),
+            Err(e) => items
+                .iter()
+                .map(|i| ReadResult { state: Some(i.state.clone()), diagnostics: describe_err::<K>(i.address, e.clone()).into() })
+                .collect(),
         }
     }
 
@@ -240,7 +258,9 @@ impl<K: NetKind + 'static> Kind for Net<K> {
         match describe_ids::<K>(&ctx.clients.ec2, &[req.id]).await {
             Ok(found) => match found.first() {
                 Some(o) => ReadResult::found(state(&Value::Map(Map::new()), o, None)),
-                None => read_error(Diagnostic::error("E-AWS-IMPORT", format!("{}: no {} `{}`", req.address, K::NAME, req.id)).address(req.address)),
+                None => read_error(
+                    Diagnostic::error("E-AWS-IMPORT", format!("{}: no {} `{}`", req.address, K::NAME, req.id)).address(req.address),
+                ),
             },
             Err(e) => read_error(describe_err::<K>(req.address, e)),
         }

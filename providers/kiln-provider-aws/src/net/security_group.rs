@@ -209,7 +209,11 @@ mod tests {
 
     #[test]
     fn rules_are_merged_per_port_range_and_sorted() {
-        let g = group(vec![rule("TCP", 22, 22, &["10.0.0.0/8"], false), rule("all", 5, 9, &[], true), rule("tcp", 22, 22, &["1.2.3.4/32"], false)]);
+        let g = group(vec![
+            rule("TCP", 22, 22, &["10.0.0.0/8"], false),
+            rule("all", 5, 9, &[], true),
+            rule("tcp", 22, 22, &["1.2.3.4/32"], false),
+        ]);
         let r = rules_of(&g);
         assert_eq!(r.len(), 2);
         assert_eq!(r[&("tcp".into(), 22, 22)], (vec!["1.2.3.4/32".to_string(), "10.0.0.0/8".to_string()], false));

@@ -38,7 +38,13 @@ impl NetKind for Subnet {
             .collect())
     }
 
-    async fn create(ctx: &Ctx, _address: &str, _token: &str, planned: &Value, tags: &[(String, String)]) -> Result<(String, Map), AwsError> {
+    async fn create(
+        ctx: &Ctx,
+        _address: &str,
+        _token: &str,
+        planned: &Value,
+        tags: &[(String, String)],
+    ) -> Result<(String, Map), AwsError> {
         let ec2 = &ctx.clients.ec2;
         let out = ec2
             .create_subnet()

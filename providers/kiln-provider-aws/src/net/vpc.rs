@@ -35,7 +35,13 @@ impl NetKind for Vpc {
             .collect())
     }
 
-    async fn create(ctx: &Ctx, _address: &str, _token: &str, planned: &Value, tags: &[(String, String)]) -> Result<(String, Map), AwsError> {
+    async fn create(
+        ctx: &Ctx,
+        _address: &str,
+        _token: &str,
+        planned: &Value,
+        tags: &[(String, String)],
+    ) -> Result<(String, Map), AwsError> {
         let cidr = str_attr(planned, "cidr_block").unwrap_or_default();
         let out = ctx
             .clients

@@ -31,7 +31,7 @@ use crate::error::AwsError;
 use crate::util::{
     attrs, bool_attr, error, is_unknown, made_up_name, num, read_error, set, str_attr, str_list, strings, u64_attr, TAG_ADDRESS, TAG_TOKEN,
 };
-use crate::{Ctx, Kind};
+use crate::{AllInstances, Ctx, Kind};
 
 pub(crate) struct SpotPool;
 
@@ -423,7 +423,7 @@ fn read_item(item: &ReadItem<'_>, fleets: &[fleet::FleetInfo], nodes: &[Node]) -
 }
 
 #[async_trait]
-impl Kind for SpotPool {
+impl Kind<Ctx, AllInstances> for SpotPool {
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = Pool::parse(config).err().map(invalid).unwrap_or_default();
         let requested = ["accelerators", "cpus", "memory"].iter().any(|k| set(config, k).is_some());

@@ -163,8 +163,8 @@ fn applied(r: Result<Value, Diagnostic>) -> ApplyResponse {
 }
 
 #[async_trait]
-impl Kind for Job {
-    fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+impl Kind<Ctx, LazyProcs> for Job {
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
         plan(ctx, req).unwrap_or_else(|d| PlanResponse {
             planned: req.proposed.clone(),
             requires_replace: Vec::new(),
@@ -172,11 +172,11 @@ impl Kind for Job {
         })
     }
 
-    fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
         applied(create(ctx, req))
     }
 
-    fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
         applied(update(ctx, req))
     }
 
@@ -184,19 +184,22 @@ impl Kind for Job {
         delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
     }
 
-    fn read(&self, _ctx: &Ctx, item: &ReadItem<'_>, procs: &LazyProcs) -> ReadResult {
-        match open(item.address, item.state) {
-            Ok(Some((dir, meta))) => ReadResult::found(dir.state(item.state, &meta, procs.get())),
-            Ok(None) => ReadResult::gone(),
-            Err(d) => read_error(d),
-        }
+    async fn read(&self, _ctx: &Ctx, items: &[&ReadItem<'_>], procs: &LazyProcs) -> Vec<ReadResult> {
+        items
+            .iter()
+            .map(|item| match open(item.address, item.state) {
+                Ok(Some((dir, meta))) => ReadResult::found(dir.state(item.state, &meta, procs.get())),
+                Ok(None) => ReadResult::gone(),
+                Err(d) => read_error(d),
+            })
+            .collect()
     }
 
-    fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
         recover(ctx, req)
     }
 
-    fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
         let dir = JobDir::new(ctx, req.id);
         match dir.read_meta() {
             Ok(meta) => ReadResult::found(dir.state(&Value::from_json(&meta.config), &meta, &ProcTable::snapshot())),
@@ -207,7 +210,7 @@ impl Kind for Job {
         }
     }
 
-    fn logs(&self, _ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
+    async fn logs(&self, _ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
         logs(req).unwrap_or_else(|d| LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, diagnostics: d.into() })
     }
 }

@@ -381,7 +381,7 @@ fn validate(config: &Value) -> Diagnostics {
 }
 
 #[async_trait]
-impl Kind for Job {
+impl Kind<Ctx, Batch> for Job {
     fn validate(&self, config: &Value) -> Diagnostics {
         validate(config)
     }
@@ -406,8 +406,9 @@ impl Kind for Job {
         delete(ctx, req).await
     }
 
-    async fn read(&self, ctx: &Ctx, item: &ReadItem<'_>, _batch: &Batch) -> ReadResult {
-        read(ctx, item).await
+    /// Every item at once, each in its own task over the shared host connections.
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _batch: &Batch) -> Vec<ReadResult> {
+        futures_util::future::join_all(items.iter().map(|item| async move { read(ctx, item).await })).await
     }
 
     async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {

@@ -434,7 +434,7 @@ async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> Result<LogsResponse, Diagnost
 }
 
 #[async_trait]
-impl Kind for Job {
+impl Kind<Ctx, ()> for Job {
     fn validate(&self, config: &Value) -> Diagnostics {
         JobSpec::parse("", config).err().map(Diagnostics::from).unwrap_or_default()
     }
@@ -455,7 +455,7 @@ impl Kind for Job {
         delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
     }
 
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>]) -> Vec<ReadResult> {
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _batch: &()) -> Vec<ReadResult> {
         let first = items.first().map_or("job", |i| i.address);
         let states: Vec<&Value> = items.iter().map(|i| i.state).collect();
         match observe(ctx, first, &states).await {
