@@ -12,6 +12,7 @@
 
 pub mod conformance;
 pub mod kinds;
+pub mod testing;
 pub mod util;
 
 use std::sync::Arc;

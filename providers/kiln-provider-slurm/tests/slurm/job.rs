@@ -9,7 +9,7 @@ use kiln_value::Value;
 use serde_json::json;
 
 use crate::common::{
-    config, create, create_with, debug_cluster, delete, log, num_of, plan, provider, read, read_until, status, str_of, token, Jobs,
+    config, create, create_with_token, debug_cluster, delete, log, num_of, plan, provider, read, read_until, status, str_of, token, Jobs,
 };
 use crate::harness::{slurm, squeue_state};
 
@@ -191,7 +191,7 @@ async fn an_interrupted_submission_is_recovered_by_its_token() {
     let cluster = debug_cluster(&p, json!({})).await;
     let cfg = config(&p, "job", json!({ "cluster": cluster.to_json(), "run": "sleep 60" }));
     let t = token();
-    let job = create_with(&p, "job.r", &cfg, &t).await;
+    let job = create_with_token(&p, "job.r", &cfg, &t).await;
     let mut jobs = Jobs::default();
     jobs.add(&job);
     let planned = plan(&p, "job.r", &cfg, None).await.planned;
