@@ -236,9 +236,16 @@ pub fn backend_config(config: &Config, dir: &Path) -> Result<kiln_ops::BackendCo
 }
 
 /// The codec every stored state document goes through (the `encryption` block's, else plain).
+/// Built once per process: one command has one configuration, and a passphrase's key
+/// derivation is deliberately slow, so state, backups and a saved plan share one codec.
 pub fn codec(config: &Config, dir: &Path) -> Result<Arc<dyn kiln_state::Codec>, String> {
+    static CODEC: std::sync::OnceLock<Arc<dyn kiln_state::Codec>> = std::sync::OnceLock::new();
+    if let Some(c) = CODEC.get() {
+        return Ok(c.clone());
+    }
     let (codec, diags) = kiln_ops::encryption::state_codec(config, &backend_vars(dir));
-    codec.ok_or_else(|| render::diagnostics(&config.sources, &diags))
+    let codec = codec.ok_or_else(|| render::diagnostics(&config.sources, &diags))?;
+    Ok(CODEC.get_or_init(|| codec).clone())
 }
 
 /// A saved plan, decrypted with the configuration's codec when the `encryption` block is set.
