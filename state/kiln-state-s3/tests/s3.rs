@@ -116,6 +116,43 @@ async fn twenty_racing_lockers_one_wins_and_the_rest_name_it() {
 }
 
 #[tokio::test]
+async fn a_released_lock_goes_to_exactly_one_of_the_waiting_lockers() {
+    let s = versioned_bucket("handover").await;
+    let mut holder = LockInfo::new("apply");
+    S3Backend::new(s.clone()).lock(&holder).await.unwrap();
+    for round in 0..10 {
+        // Twenty lockers retry while the holder lets go; each stops once it wins or sees a new
+        // holder. Exactly one wins, and the others name it.
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let c = S3Backend::new(s.clone());
+            let (info, old) = (LockInfo::new("apply"), holder.id.clone());
+            set.spawn(async move {
+                loop {
+                    match c.lock(&info).await {
+                        Err(LockError::Held { holder, .. }) if holder.id == old => {
+                            tokio::time::sleep(std::time::Duration::from_millis(2)).await
+                        }
+                        Err(LockError::Held { holder, .. }) => return (false, info, holder.id),
+                        Ok(()) => return (true, info.clone(), info.id),
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        S3Backend::new(s.clone()).unlock(&holder.id).await.unwrap();
+        let results = set.join_all().await;
+        let winners: Vec<&LockInfo> = results.iter().filter(|r| r.0).map(|r| &r.1).collect();
+        assert_eq!(winners.len(), 1, "round {round}: exactly one waiting locker got the lock");
+        let stored = S3Backend::new(s.clone()).lock_info().await.unwrap().unwrap();
+        assert_eq!(&stored, winners[0], "round {round}: the winner's lock is the one stored");
+        assert!(results.iter().all(|r| r.2 == stored.id), "round {round}: the others name the winner");
+        holder = stored;
+    }
+}
+
+#[tokio::test]
 async fn journal_entries_survive_a_lost_client_and_old_ones_are_removed() {
     let s = versioned_bucket("journal").await;
     let a = S3Backend::new(s.clone());

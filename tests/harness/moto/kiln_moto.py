@@ -30,6 +30,11 @@ Where moto answers differently from AWS in a way the Rust SDK rejects, the answe
 here (and only that): GetBucketVersioning's root element is <VersioningConfiguration> on AWS,
 <GetBucketVersioningResponse> in moto 5.2.5.
 
+moto checks S3's conditional writes (`If-None-Match: *`, `If-Match`) and then writes, without a
+lock, while this server answers on several threads: two conditional PUTs of the same key that
+arrive together can both succeed, which S3 never allows (two kiln processes would both get the
+state lock). Every S3 write (PUT, DELETE, POST ?delete) is therefore applied one at a time here.
+
 ModifyFleet, which moto 5.2.5 answers with a 500, is emulated here for `maintain` fleets: the
 new total and on-demand target capacities are recorded, missing capacity is launched (on-demand
 up to the on-demand target, spot for the rest) and excess capacity terminated.
@@ -181,6 +186,7 @@ class TestbedApp:
     def __init__(self, moto_app):
         self.moto_app = moto_app
         self.faults = Faults()
+        self.s3_writes = threading.Lock()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -208,6 +214,9 @@ class TestbedApp:
                 return [xml]
         if method == "GET" and "versioning" in urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True):
             return self.rewritten(environ, start_response, b"GetBucketVersioningResponse", b"VersioningConfiguration")
+        if method in ("PUT", "DELETE") or (method == "POST" and "delete" in environ.get("QUERY_STRING", "")):
+            with self.s3_writes:  # a condition checked and the write made as one step, as on S3
+                return list(self.moto_app(environ, start_response))
         return self.moto_app(environ, start_response)
 
     def rewritten(self, environ, start_response, old, new):
