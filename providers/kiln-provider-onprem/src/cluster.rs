@@ -17,6 +17,11 @@
 //! `cluster_id` and releases the old ones (a warning when they still do not answer). The
 //! cluster keeps its identity and its healthy nodes; only jobs on it, which are `lost` anyway,
 //! are replaced. When no free host can take a node, the plan warns and changes nothing.
+//!
+//! Such a host may come back still holding the cluster's claims and running the nodes of its
+//! old jobs (it was unreachable, not dead). Read lists it in `stale_hosts`, plan shows it going
+//! from there, and update stops those nodes and releases the claims, as delete does on every
+//! host the cluster holds.
 
 use std::collections::BTreeMap;
 
@@ -37,7 +42,12 @@ use crate::{Batch, Ctx, Kind};
 
 pub(crate) struct Cluster;
 
-const COMPUTED: [&str; 5] = ["cluster_id", "allocation", "node_ips", "gpus_per_node", "unreachable"];
+const COMPUTED: [&str; 6] = ["cluster_id", "allocation", "node_ips", "gpus_per_node", "unreachable", "stale_hosts"];
+
+/// The state attributes of a cluster that holds exactly its allocation.
+fn settled() -> [(&'static str, Value); 2] {
+    [("unreachable", strings(Vec::<&str>::new())), ("stale_hosts", strings(Vec::<&str>::new()))]
+}
 
 fn invalid(errs: Vec<String>) -> Diagnostics {
     errs.into_iter()
@@ -104,7 +114,7 @@ async fn allocate(ctx: &Ctx, address: &str, proposed: &Value) -> Result<(Value, 
         Ok(ps) => {
             let v = with(
                 proposed,
-                computed(&ps).into_iter().chain([("cluster_id", Value::Unknown), ("unreachable", strings(Vec::<&str>::new()))]),
+                computed(&ps).into_iter().chain([("cluster_id", Value::Unknown)]).chain(settled()),
             );
             planned.insert(address.to_string(), ps);
             Ok((v, key_warnings(&scans)))
@@ -135,11 +145,13 @@ async fn claim_on(ctx: &Ctx, p: &Placement, claim: &Claim) -> Result<(), String>
     }
 }
 
-/// Removes `cluster_id`'s claims from `host`.
+/// Stops the nodes of `cluster_id`'s jobs left on `host` (see the module comment), then
+/// removes its claims there.
 async fn release_on(ctx: &Ctx, host: &str, cluster_id: &str) -> Result<(), SshError> {
     let Some(h) = ctx.host(host) else { return Ok(()) };
     let dir = ctx.host_dir(h).await?;
-    ctx.ssh.run(h, "cluster.release", claims::RELEASE, &[&dir, cluster_id]).await.map(|_| ())
+    let script = format!("{}{}", crate::job::orphans_script(), claims::RELEASE);
+    ctx.ssh.run(h, "cluster.release", &script, &[&dir, cluster_id]).await.map(|_| ())
 }
 
 async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
@@ -156,7 +168,7 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
         return Err(error("E-ONPREM-CLAIM", req.address, format!("{}: GPUs were taken: {}", req.address, failed.join("; ")))
             .hint("run `kiln plan` again: it allocates from what is free now"));
     }
-    Ok(with(req.planned, [("cluster_id", Value::from(claim.cluster_id.as_str())), ("unreachable", strings(Vec::<&str>::new()))]))
+    Ok(with(req.planned, [("cluster_id", Value::from(claim.cluster_id.as_str()))].into_iter().chain(settled())))
 }
 
 /// Present on every answering host? `None` when no allocated host answered. Also the hosts
@@ -179,12 +191,26 @@ fn membership(ps: &[Placement], scans: &[HostScan], id: &str) -> (Vec<String>, O
     (unreachable, any_member, refused)
 }
 
+/// Answering hosts outside the allocation that still hold the cluster's claims.
+fn stale_hosts<'a>(ps: &[Placement], scans: &'a [HostScan], id: &str) -> Vec<&'a str> {
+    scans
+        .iter()
+        .filter(|s| !ps.iter().any(|p| p.host == s.host.name))
+        .filter(|s| s.claims().is_some_and(|c| c.members.contains_key(id)))
+        .map(|s| s.host.name.as_str())
+        .collect()
+}
+
 fn read(item: &ReadItem<'_>, scans: &[HostScan]) -> ReadResult {
     let Some(id) = str_attr(item.state, "cluster_id") else { return ReadResult::gone() };
-    match membership(&placements(item.state), scans, id) {
+    let ps = placements(item.state);
+    match membership(&ps, scans, id) {
         (_, Some(false), _) => ReadResult::gone(),
         (unreachable, _, refused) => ReadResult {
-            state: Some(with(item.state, [("unreachable", strings(&unreachable))])),
+            state: Some(with(
+                item.state,
+                [("unreachable", strings(&unreachable)), ("stale_hosts", strings(stale_hosts(&ps, scans, id)))],
+            )),
             diagnostics: refused.with_address(item.address),
         },
     }
@@ -251,7 +277,8 @@ async fn update(ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
     let (old, new) = (placements(req.prior), placements(req.planned));
     let Some(id) = str_attr(req.prior, "cluster_id") else { return ApplyResponse::ok(req.planned.clone()) };
     let added: Vec<&Placement> = new.iter().filter(|p| !old.contains(p)).collect();
-    let removed: Vec<&Placement> = old.iter().filter(|p| !new.iter().any(|n| n.host == p.host)).collect();
+    let mut removed: Vec<String> = old.iter().filter(|p| !new.iter().any(|n| n.host == p.host)).map(|p| p.host.clone()).collect();
+    removed.extend(str_list(req.prior, "stale_hosts").into_iter().filter(|h| !new.iter().any(|n| &n.host == h)));
     if added.is_empty() && removed.is_empty() {
         return ApplyResponse::ok(req.planned.clone());
     }
@@ -268,18 +295,16 @@ async fn update(ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
                 .hint("run `kiln plan` again: it allocates from what is free now"),
         );
     }
-    let released = join_all(removed.iter().map(|p| release_on(ctx, &p.host, id))).await;
+    // What cannot be released now is found again by the refresh once the host answers.
+    let released = join_all(removed.iter().map(|h| release_on(ctx, h, id))).await;
     let diagnostics = removed
         .iter()
         .zip(released)
-        .filter_map(|(p, r)| r.err().map(|e| (p, e)))
-        .map(|(p, e)| {
-            Diagnostic::warning(
-                "W-ONPREM-RELEASE",
-                format!("{}: could not release its GPUs on host `{}`: {}", req.address, p.host, e.message()),
-            )
-            .address(req.address)
-            .hint(format!("when the host is back, remove its files `claims/*` naming cluster_id {id} in the host's kiln directory"))
+        .filter_map(|(h, r)| r.err().map(|e| (h, e)))
+        .map(|(h, e)| {
+            Diagnostic::warning("W-ONPREM-RELEASE", format!("{}: could not release its GPUs on host `{h}`: {}", req.address, e.message()))
+                .address(req.address)
+                .hint("when the host answers again, the next `kiln apply` releases them")
         })
         .collect();
     ApplyResponse { state: Some(req.planned.clone()), diagnostics }
@@ -331,8 +356,24 @@ impl Kind<Ctx, Batch> for Cluster {
         if let Some(prior) = req.prior {
             // The allocation stands, but for nodes on hosts that stopped answering; any change
             // of the request replaces the cluster, and the engine then plans it afresh.
-            let (planned, diagnostics) =
+            let (mut planned, mut diagnostics) =
                 reallocate(ctx, req.address, prior, req.proposed).await.unwrap_or_else(|| (req.proposed.clone(), Diagnostics::new()));
+            let stale = str_list(prior, "stale_hosts");
+            if !stale.is_empty() {
+                let names: Vec<&str> = stale.iter().map(String::as_str).collect();
+                diagnostics.push(
+                    Diagnostic::warning(
+                        "W-ONPREM-STALE",
+                        format!(
+                            "{}: host {} answers again and still holds this cluster's GPUs; apply stops the cluster's old job nodes there and releases them",
+                            req.address,
+                            quoted(&names)
+                        ),
+                    )
+                    .address(req.address),
+                );
+                planned = with(&planned, [("stale_hosts", strings(Vec::<&str>::new()))]);
+            }
             return PlanResponse { planned, requires_replace: Vec::new(), diagnostics };
         }
         match allocate(ctx, req.address, req.proposed).await {

@@ -107,6 +107,13 @@ fn cluster() -> Body {
         .attr("node_ips", Attribute::computed(list(Type::String), "Addresses of the allocated hosts, by node rank"))
         .attr("gpus_per_node", Attribute::computed(Type::Number, "GPUs each node gets"))
         .attr("unreachable", Attribute::computed(list(Type::String), "Allocated hosts that did not answer at the last refresh"))
+        .attr(
+            "stale_hosts",
+            Attribute::computed(
+                list(Type::String),
+                "Hosts the cluster moved away from while they did not answer, back and still holding its GPUs; the next apply releases them",
+            ),
+        )
 }
 
 fn job() -> Body {

@@ -17,6 +17,7 @@ use kiln_provider::{
 };
 use kiln_value::{Map, Value};
 
+pub(crate) use self::remote::orphans_script;
 use self::remote::{NodeFiles, NodeReport};
 use self::spec::JobSpec;
 use crate::ssh::SshError;
@@ -188,7 +189,15 @@ async fn launch(ctx: &Ctx, l: &Launch<'_>, s: &Slot) -> Result<u32, String> {
     let h = ctx.host(&s.host).ok_or_else(|| format!("host `{}` is not in the provider block", s.host))?;
     let ckpt = l.spec.checkpoint.as_ref().map_or_else(|| format!("{}/checkpoints", s.dir), |c| c.dir.clone());
     let env = l.spec.node_env(l.job_id, s.rank, l.port, &ckpt);
-    let files = NodeFiles { token: l.token, started_at: l.started_at, setup: &l.spec.setup, run: &l.spec.run, env: &env };
+    let files = NodeFiles {
+        token: l.token,
+        started_at: l.started_at,
+        cluster_id: &l.spec.cluster_id,
+        stop_grace: l.spec.stop_grace,
+        setup: &l.spec.setup,
+        run: &l.spec.run,
+        env: &env,
+    };
     let workdir = l.spec.workdir.clone().unwrap_or_default();
     let out = ctx
         .ssh

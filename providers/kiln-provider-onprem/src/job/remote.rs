@@ -1,6 +1,7 @@
 //! The scripts a job runs on its hosts, and the parsing of what they print.
 //!
-//! A node's directory `HOST_DIR/jobs/JOB_ID/` holds `token`, `started_at`, `setup.sh`,
+//! A node's directory `HOST_DIR/jobs/JOB_ID/` holds `token`, `started_at`, `cluster_id`,
+//! `stop_grace`, `setup.sh`,
 //! `run.sh`, `env.sh`, the wrapper `node.sh`, and per rank `node-R.pid`, `node-R.log` and, once
 //! it has finished, `node-R.exit` (written atomically before the process ends). The wrapper
 //! runs in its own session (`setsid`), so its PID is also its process group, which stop signals.
@@ -53,20 +54,47 @@ if [ -f "$J/node-$R.exit" ]; then echo "exit=$(cat "$J/node-$R.exit")"; echo "ex
 exit 0
 "#;
 
-/// `$1` job dir, `$2` rank, `$3` grace seconds: TERM the node's group, KILL it after the grace,
-/// then remove the directory. Exit 5 when the group survives.
+/// Bash: `stop_node DIR RANK GRACE` sends TERM to the node's group, KILL after the grace;
+/// fails when the group survives.
+const STOP_NODE: &str = r#"stop_node() {
+  pid=$(cat "$1/node-$2.pid" 2>/dev/null)
+  [ -n "$pid" ] && alive "$pid" || return 0
+  kill -TERM -- "-$pid" 2>/dev/null
+  n=$(($3*10)); while [ $n -gt 0 ] && alive "$pid"; do sleep 0.1; n=$((n-1)); done
+  if alive "$pid"; then kill -KILL -- "-$pid" 2>/dev/null; sleep 0.2; fi
+  if alive "$pid"; then echo "process group $pid is still running" >&2; return 1; fi
+}
+"#;
+
+/// `$1` job dir, `$2` rank, `$3` grace seconds: stops the node, then removes the directory.
+/// Exit 5 when the group survives.
 pub fn stop_script() -> String {
     format!(
-        r#"{ALIVE}J=$1; R=$2; G=$3
+        r#"{ALIVE}{STOP_NODE}J=$1
 [ -d "$J" ] || exit 0
-pid=$(cat "$J/node-$R.pid" 2>/dev/null)
-if [ -n "$pid" ] && alive "$pid"; then
-  kill -TERM -- "-$pid" 2>/dev/null
-  n=$((G*10)); while [ $n -gt 0 ] && alive "$pid"; do sleep 0.1; n=$((n-1)); done
-  if alive "$pid"; then kill -KILL -- "-$pid" 2>/dev/null; sleep 0.2; fi
-  if alive "$pid"; then echo "process group $pid is still running" >&2; exit 5; fi
-fi
+stop_node "$J" "$2" "$3" || exit 5
 rm -rf -- "$J"
+"#
+    )
+}
+
+/// `$1` host directory, `$2` cluster ID: stops every node of every job started on this host
+/// for that cluster (with each job's own grace) and removes their directories. For a host that
+/// comes back after its cluster moved away from it: the jobs there were replaced elsewhere.
+pub fn orphans_script() -> String {
+    format!(
+        r#"{ALIVE}{STOP_NODE}for J in "$1"/jobs/*/; do
+  J=${{J%/}}
+  [ "$(cat "$J/cluster_id" 2>/dev/null)" = "$2" ] || continue
+  g=$(cat "$J/stop_grace" 2>/dev/null); g=${{g:-10}}
+  ok=1
+  for p in "$J"/node-*.pid; do
+    [ -f "$p" ] || continue
+    r=${{p##*/node-}}; r=${{r%.pid}}
+    stop_node "$J" "$r" "$g" || ok=0
+  done
+  [ "$ok" = 1 ] && rm -rf -- "$J"
+done
 "#
     )
 }
@@ -94,6 +122,8 @@ pub const PORTS: &str = "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null\n";
 pub struct NodeFiles<'a> {
     pub token: &'a str,
     pub started_at: &'a str,
+    pub cluster_id: &'a str,
+    pub stop_grace: u64,
     pub setup: &'a str,
     pub run: &'a str,
     pub env: &'a [(String, String)],
@@ -105,6 +135,8 @@ pub fn launch_script(f: &NodeFiles<'_>) -> String {
     for (name, content) in [
         ("token", f.token.as_bytes()),
         ("started_at", f.started_at.as_bytes()),
+        ("cluster_id", f.cluster_id.as_bytes()),
+        ("stop_grace", f.stop_grace.to_string().as_bytes()),
         ("setup.sh", f.setup.as_bytes()),
         ("run.sh", f.run.as_bytes()),
         ("env.sh", exports(f.env).as_bytes()),
@@ -223,8 +255,11 @@ mod tests {
     #[test]
     fn launch_writes_every_file_then_starts() {
         let env = vec![("KILN_NODE_RANK".to_string(), "0".to_string())];
-        let s = launch_script(&NodeFiles { token: "t", started_at: "now", setup: "", run: "echo 'hi'", env: &env });
-        assert!(s.contains("base64 -d > 'run.sh'"));
+        let files = NodeFiles { token: "t", started_at: "now", cluster_id: "c-1", stop_grace: 3, setup: "", run: "echo 'hi'", env: &env };
+        let s = launch_script(&files);
+        for f in ["token", "started_at", "cluster_id", "stop_grace", "setup.sh", "run.sh", "env.sh", "node.sh"] {
+            assert!(s.contains(&format!("base64 -d > '{f}'")), "{f}");
+        }
         assert!(s.ends_with(START));
     }
 }

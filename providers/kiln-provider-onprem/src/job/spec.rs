@@ -32,6 +32,9 @@ pub(crate) struct JobSpec {
     pub setup: String,
     pub run: String,
     pub stop_grace: u64,
+    /// The cluster's `cluster_id`, recorded with each node so that a host the cluster left while
+    /// it did not answer can find the nodes to stop when it comes back.
+    pub cluster_id: String,
 }
 
 fn nodes(address: &str, v: &Value, cluster: &Value) -> Result<Vec<Placement>, Diagnostic> {
@@ -93,6 +96,7 @@ impl JobSpec {
             setup: str_attr(v, "setup").unwrap_or_default().to_string(),
             run: run.to_string(),
             stop_grace: f64_attr(v, "stop_grace").unwrap_or(10.0).max(0.0).ceil() as u64,
+            cluster_id: str_attr(cluster, "cluster_id").unwrap_or_default().to_string(),
         }))
     }
 

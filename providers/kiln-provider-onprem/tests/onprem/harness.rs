@@ -5,7 +5,7 @@
 //!
 //! Hosts 1 and 2 have eight A100s (a fake `nvidia-smi` replaying a recorded output), host 3
 //! two MI210s (a fake `rocm-smi`), hosts 4, 5 and 6 no GPU. Hosts 5 and 6 are each taken down
-//! by one test and must not be used by any other.
+//! by one test (and host 6 brought back) and must not be used by any other.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -50,6 +50,26 @@ impl Harness {
     pub fn stop_host(&self, name: &str) {
         let out = script("stop.sh").arg(name).env("SSH_DIR", &self.dir).output().expect("run stop.sh");
         assert!(out.status.success(), "stop.sh {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Brings `name` back after [`Harness::stop_host`]: its sshd starts again with the same
+    /// address, port, key and directory (as start.sh starts it), and answers.
+    pub fn start_host(&self, name: &str) {
+        let d = self.dir.join(name);
+        let out = Command::new("/usr/sbin/sshd")
+            .arg("-f")
+            .arg(d.join("sshd_config"))
+            .arg("-E")
+            .arg(d.join("sshd.log"))
+            .output()
+            .expect("run sshd");
+        assert!(out.status.success(), "sshd for {name} did not start: {}", String::from_utf8_lossy(&out.stderr));
+        let h = self.host(name);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect((h.address.as_str(), h.port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "{name} does not accept connections again");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 }
 

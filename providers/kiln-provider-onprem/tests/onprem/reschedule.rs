@@ -2,8 +2,10 @@
 //! the job `lost`; the next plan moves that node of the cluster to a free host in place (same
 //! `cluster_id`, the healthy node stays, a warning names both hosts) and replaces the job; the
 //! apply claims the new host, releases what it can of the old one, and the new job runs on
-//! the remaining hosts with the right ranks and IPs. Also: a cluster with no free host to move
-//! to keeps its allocation and says why.
+//! the remaining hosts with the right ranks and IPs. When the lost host comes back, still
+//! running its node of the old job and holding the cluster's claims, the refresh shows it in
+//! `stale_hosts` and the next apply stops that node and releases the claims. Also: a cluster
+//! with no free host to move to keeps its allocation and says why.
 
 use kiln_provider::{Provider, UpdateRequest};
 use kiln_provider_local::procs::ProcTable;
@@ -41,6 +43,10 @@ async fn wait_log(p: &kiln_provider_onprem::OnpremProvider, address: &str, state
     }
 }
 
+fn groups_of(job: &Value) -> Vec<u32> {
+    list_of(job, "pids").iter().map(|v| v.to_string().parse().expect("pid")).collect()
+}
+
 #[tokio::test]
 async fn a_lost_host_moves_its_node_in_place_and_the_job_is_replaced_on_the_remaining_hosts() {
     // host6 is used by this test only: it is taken down. Configuration order makes the cluster
@@ -54,11 +60,10 @@ async fn a_lost_host_moves_its_node_in_place_and_the_job_is_replaced_on_the_rema
     wait_log(&p, "job.j", &created, 0, "ready").await;
     wait_log(&p, "job.j", &created, 1, "ready").await;
     let running = read(&p, "job.j", &created).await.expect("running");
-    let groups: Vec<u32> = list_of(&running, "pids").iter().map(|v| v.to_string().parse().expect("pid")).collect();
+    let groups = groups_of(&running);
 
-    // host6 goes away with its processes (the loopback hosts share this process table).
+    // host6 stops answering; its node of the job goes on running (a network partition).
     harness().stop_host("host6");
-    std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", groups[0])]).status().expect("kill");
 
     // The refresh shows it.
     let lost = read(&p, "job.j", &running).await.expect("a job on a vanished host is lost, not gone");
@@ -110,6 +115,28 @@ async fn a_lost_host_moves_its_node_in_place_and_the_job_is_replaced_on_the_rema
     // Nothing more to move: the healed cluster plans no change.
     let quiet = plan(&p, "cluster.c", &cluster_cfg, Some(&healed)).await;
     assert_eq!(quiet.planned, healed);
+
+    // host6 comes back, still running its node of the old job and holding the cluster's claim.
+    // A later kiln run (a new provider instance: this one still remembers host6 as down).
+    harness().start_host("host6");
+    let p = sharing_root(&p, &["host6", "host4", "host3"]);
+    assert!(ProcTable::snapshot().group_alive(groups[0]), "the partitioned node ran on");
+    let back = read(&p, "cluster.c", &healed).await.expect("the cluster stays");
+    assert_eq!(list_of(&back, "stale_hosts"), &[Value::from("host6")], "{back}");
+    assert_eq!(hosts(&back), ["host3", "host4"]);
+    let planned = plan(&p, "cluster.c", &cluster_cfg, Some(&back)).await;
+    assert!(planned.requires_replace.is_empty(), "{:?}", planned.requires_replace);
+    assert!(list_of(&planned.planned, "stale_hosts").is_empty(), "{}", planned.planned);
+    let w = planned.diagnostics.iter().find(|d| d.code == "W-ONPREM-STALE").expect("the plan says what apply does on host6");
+    assert!(w.summary.contains("host `host6` answers again"), "{}", w.summary);
+    let cleaned = p.update(UpdateRequest { address: "cluster.c", kind: "cluster", prior: &back, planned: &planned.planned }).await;
+    assert!(cleaned.diagnostics.is_empty(), "{:?}", cleaned.diagnostics);
+    assert!(!ProcTable::snapshot().group_alive(groups[0]), "the old node on host6 was stopped");
+    let new_groups = groups_of(&read(&p, "job.j", &again).await.expect("running"));
+    assert!(new_groups.iter().all(|g| ProcTable::snapshot().group_alive(*g)), "the new job's nodes are not touched");
+    let cleaned = read(&p, "cluster.c", &cleaned.state.expect("state")).await.expect("the cluster stays");
+    assert!(list_of(&cleaned, "stale_hosts").is_empty(), "host6's claims are released: {cleaned}");
+    assert_eq!(plan(&p, "cluster.c", &cluster_cfg, Some(&cleaned)).await.planned, cleaned, "and nothing is left to do");
 
     assert!(!delete(&p, "job.j", &again).await.has_errors());
     assert!(!delete(&p, "cluster.c", &healed).await.has_errors());
