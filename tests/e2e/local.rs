@@ -450,6 +450,25 @@ fn local_changing_the_run_script_plans_a_replacement_with_a_line_diff() {
 }
 
 #[test]
+fn local_logs_prints_a_log_longer_than_one_read() {
+    // Providers read logs 1 MiB at a time: `kiln logs` reads on until the end.
+    let p = LocalProject::new(
+        r#"resource "cluster" "c" {}
+
+resource "job" "j" {
+  cluster = cluster.c
+  run     = "head -c 2500000 /dev/zero | tr '\\0' x; echo; echo end"
+}
+"#,
+    );
+    p.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+    let log = p.kiln(&["logs", "job.j"]).ok().stdout();
+    assert_eq!(log.len(), 2_500_005, "the whole log");
+    assert!(log.ends_with("x\nend\n"));
+    assert_eq!(p.kiln(&["logs", "job.j", "--follow"]).ok().stdout(), log);
+}
+
+#[test]
 fn local_logs_follow_prints_a_running_job_and_returns_when_it_finishes() {
     let p = LocalProject::new(
         r#"resource "cluster" "c" {}

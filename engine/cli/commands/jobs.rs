@@ -107,6 +107,10 @@ pub async fn logs(dir: &Path, vars: &VarArgs, address: &str, node: usize, follow
         let _ = stdout.write_all(&resp.data);
         let _ = stdout.flush();
         offset = resp.next_offset;
+        // Providers return a log in chunks: read on while they give more.
+        if !resp.data.is_empty() {
+            continue;
+        }
         if !follow || resp.finished {
             return Ok(OK);
         }
