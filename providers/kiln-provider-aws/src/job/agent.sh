@@ -10,14 +10,20 @@
 # - a new value `s3://BUCKET/kiln/jobs/JOB_ID` is a job to run: it downloads spec.env (the
 #   KILN_* environment), env.sh (the user's env), setup.sh and run.sh, finds its rank as the
 #   index of its private IP in KILN_NODE_IPS, and starts `setup` then `run` in a new session;
-# - while the job runs, and once after it ends, it uploads status/RANK.json (state, exit code,
-#   times, heartbeat) and logs/node-RANK.log under that prefix;
+# - while the job runs, and once after it ends, it uploads the new part of the node's log and
+#   then status/RANK.json (state, exit code, times, heartbeat) under that prefix. The log goes
+#   in parts `logs/node-RANK/OFFSET` (OFFSET: the part's first byte, 16 digits): the open part
+#   is uploaded again as it grows until it holds KILN_LOG_PART_BYTES or is KILN_LOG_PART_SECONDS
+#   old, then the next part opens. So each heartbeat uploads at most one part's worth of old
+#   bytes, however long the log;
 # - a removed or changed tag stops the job: SIGTERM to its process group, SIGKILL after
 #   KILN_STOP_GRACE seconds.
 set -u
 IMDS="${KILN_IMDS:-http://169.254.169.254}"
 DIR="${KILN_AGENT_DIR:-/var/lib/kiln}"
 INTERVAL="${KILN_AGENT_INTERVAL:-10}"
+PART_BYTES="${KILN_LOG_PART_BYTES:-1048576}"
+PART_SECONDS="${KILN_LOG_PART_SECONDS:-600}"
 KILN_S3_ENDPOINT="${KILN_S3_ENDPOINT:-}"
 mkdir -p "$DIR/jobs"
 echo $$ >"$DIR/agent.pid"
@@ -71,6 +77,9 @@ pid=""
 rank=""
 jd=""
 reported_end=""
+part=0
+part_at=0
+sent=0
 
 stop_job() {
   [ -n "$pid" ] || return 0
@@ -110,12 +119,32 @@ start_job() {
   export KILN_NODE_RANK="$rank"
   started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   reported_end=""
+  part=0
+  part_at=$(date +%s)
+  sent=0
   rm -f "$jd/exit"
   log "starting job $KILN_JOB_ID as node $rank of $KILN_NUM_NODES"
   setsid sh -c 'set -a; . "$0/spec.env"; . "$0/env.sh"; set +a; mkdir -p "$KILN_WORKDIR"; cd "$KILN_WORKDIR" || exit 1
     { [ ! -s "$0/setup.sh" ] || . "$0/setup.sh"; } && sh "$0/run.sh"; echo $? >"$0/exit.tmp"; mv "$0/exit.tmp" "$0/exit"' "$jd" \
     >"$jd/node.log" 2>&1 </dev/null &
   pid=$!
+}
+
+# Uploads what the log gained since the last upload, part by part (see the top).
+upload_log() {
+  size=$(wc -c <"$jd/node.log" 2>/dev/null) || return 0
+  while [ "$size" -gt "$sent" ]; do
+    end=$size
+    [ $((end - part)) -le "$PART_BYTES" ] || end=$((part + PART_BYTES))
+    tail -c +$((part + 1)) "$jd/node.log" | head -c $((end - part)) >"$jd/part"
+    s3 "$current/logs/node-$rank/$(printf %016d "$part")" -T "$jd/part" -o /dev/null || { log "cannot upload the log"; return 1; }
+    sent=$end
+    now=$(date +%s)
+    if [ $((sent - part)) -ge "$PART_BYTES" ] || [ $((now - part_at)) -ge "$PART_SECONDS" ]; then
+      part=$sent
+      part_at=$now
+    fi
+  done
 }
 
 report() {
@@ -132,7 +161,8 @@ report() {
   fi
   printf '{"rank":%s,"instance_id":"%s","ip":"%s","state":"%s","exit_code":%s,"started_at":"%s","finished_at":%s,"heartbeat":%s}\n' \
     "$rank" "$iid" "$ip" "$state" "$code" "$started" "$finished" "$(date +%s)" >"$jd/status.json"
-  s3 "$current/logs/node-$rank.log" -T "$jd/node.log" -o /dev/null || log "cannot upload the log"
+  # The status after the log: a final status means the whole log is uploaded.
+  upload_log || [ "$state" = running ] || return
   s3 "$current/status/$rank.json" -T "$jd/status.json" -o /dev/null || { log "cannot upload the status"; return; }
   [ "$state" = running ] || reported_end=1
 }

@@ -6,7 +6,7 @@
 //! KILN_* environment, env.sh, setup.sh, run.sh), then tags the job's instances
 //! `kiln:job = s3://BUCKET/kiln/jobs/JOB_ID` in one CreateTags call. The agents, which read the
 //! tag through the instance metadata service, run the job and upload `status/RANK.json`
-//! (state, exit code, heartbeat) and `logs/node-RANK.log`. Refresh lists each job's prefix and
+//! (state, exit code, heartbeat) and the log in parts, `logs/node-RANK/OFFSET`. Refresh lists each job's prefix and
 //! reads the status objects; a node whose instance is gone, or whose heartbeat is older than
 //! `heartbeat_timeout`, makes the job `lost`, and a lost job plans a replacement. Delete removes
 //! the tag (the agents stop the processes) and the job's objects.
@@ -423,10 +423,92 @@ fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     Ok(PlanResponse { planned: Value::Map(planned), requires_replace, diagnostics })
 }
 
+/// Most bytes one `logs` call returns.
+const LOG_CHUNK: u64 = 8 << 20;
+
+/// A node's log parts from their listing: (first byte, size), in order.
+fn log_parts<'a>(listed: impl IntoIterator<Item = (&'a str, i64)>, dir: &str) -> Vec<(u64, u64)> {
+    let mut parts: Vec<(u64, u64)> = listed
+        .into_iter()
+        .filter_map(|(k, size)| Some((k.strip_prefix(dir)?.parse().ok()?, u64::try_from(size).ok()?)))
+        .collect();
+    parts.sort_unstable();
+    parts
+}
+
+/// The byte ranges to read for the log from `offset`: (part's first byte, range in the part).
+/// Parts may overlap (an open part uploaded again as it grows is one object, but a reader may
+/// list it between two uploads); a gap ends the reading until the missing part arrives.
+fn log_reads(parts: &[(u64, u64)], offset: u64, most: u64) -> Vec<(u64, std::ops::Range<u64>)> {
+    let mut at = offset;
+    let mut out = Vec::new();
+    for &(start, size) in parts {
+        if start > at || at >= offset + most {
+            break;
+        }
+        let end = (start + size).min(offset + most);
+        if end > at {
+            out.push((start, at - start..end - start));
+            at = end;
+        }
+    }
+    out
+}
+
 async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
     let finished = str_attr(req.state, "status").is_some_and(|s| TERMINAL.contains(&s) || s == LOST);
     let empty = |diagnostics: Diagnostics| LogsResponse { data: Vec::new(), next_offset: req.offset, finished, diagnostics };
     let Some((bucket, p)) = str_attr(req.state, "uri").and_then(bucket_of) else { return empty(Diagnostics::new()) };
+    let s3 = &ctx.clients.s3;
+    let failed = |what: String, e: AwsError| empty(e.diagnostic(req.address, &what).into());
+    let dir = format!("{p}/logs/node-{}/", req.node);
+    let mut listed = Vec::new();
+    let mut next = None;
+    loop {
+        let out = match s3.list_objects_v2().bucket(bucket).prefix(&dir).set_continuation_token(next).send().await {
+            Ok(o) => o,
+            Err(e) => return failed(format!("list s3://{bucket}/{dir}"), AwsError::from_sdk(e)),
+        };
+        listed.extend(out.contents().iter().filter_map(|o| Some((o.key()?.to_string(), o.size().unwrap_or_default()))));
+        next = out.next_continuation_token().map(str::to_string);
+        if next.is_none() {
+            break;
+        }
+    }
+    if listed.is_empty() {
+        return whole_log(ctx, req, bucket, p, finished).await;
+    }
+    let parts = log_parts(listed.iter().map(|(k, n)| (k.as_str(), *n)), &dir);
+    let mut data = Vec::new();
+    for (start, range) in log_reads(&parts, req.offset, LOG_CHUNK) {
+        let key = format!("{dir}{start:016}");
+        let out = s3.get_object().bucket(bucket).key(&key).range(format!("bytes={}-{}", range.start, range.end - 1)).send().await;
+        let body = match out.map_err(AwsError::from_sdk) {
+            Ok(o) => o.body.collect().await.map(|b| b.into_bytes()),
+            // Replaced between the listing and now: read what is there next time.
+            Err(e) if e.is("NoSuchKey") || e.is("InvalidRange") => break,
+            Err(e) => return failed(format!("read s3://{bucket}/{key}"), e),
+        };
+        match body {
+            Ok(b) => {
+                let short = (b.len() as u64) < range.end - range.start;
+                data.extend_from_slice(&b);
+                if short {
+                    break;
+                }
+            }
+            Err(e) => return failed(format!("read s3://{bucket}/{key}"), AwsError { code: None, message: e.to_string() }),
+        }
+    }
+    // Finished only once everything uploaded has been read.
+    let next_offset = req.offset + data.len() as u64;
+    let end = parts.iter().map(|(s, n)| s + n).max().unwrap_or(0);
+    LogsResponse { next_offset, finished: finished && next_offset >= end, data, diagnostics: Diagnostics::new() }
+}
+
+/// The log as agents before log parts uploaded it: one object, `logs/node-RANK.log`.
+async fn whole_log(ctx: &Ctx, req: &LogsRequest<'_>, bucket: &str, p: &str, finished: bool) -> LogsResponse {
+    let empty = |diagnostics: Diagnostics| LogsResponse { data: Vec::new(), next_offset: req.offset, finished, diagnostics };
     let key = format!("{p}/logs/node-{}.log", req.node);
     let out = ctx.clients.s3.get_object().bucket(bucket).key(&key).range(format!("bytes={}-", req.offset)).send().await;
     match out.map_err(AwsError::from_sdk) {
@@ -504,6 +586,22 @@ impl Kind<Ctx, AllInstances> for Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_parts_are_read_in_order_from_the_offset() {
+        let dir = "kiln/jobs/j/logs/node-0/";
+        let listed = [("kiln/jobs/j/logs/node-0/0000000000000010", 5), ("kiln/jobs/j/logs/node-0/0000000000000000", 10), ("x", 1)];
+        let parts = log_parts(listed, dir);
+        assert_eq!(parts, [(0, 10), (10, 5)]);
+        assert_eq!(log_reads(&parts, 0, 100), [(0, 0..10), (10, 0..5)]);
+        assert_eq!(log_reads(&parts, 7, 100), [(0, 7..10), (10, 0..5)]);
+        assert_eq!(log_reads(&parts, 12, 100), [(10, 2..5)]);
+        assert_eq!(log_reads(&parts, 15, 100), []);
+        assert_eq!(log_reads(&parts, 0, 12), [(0, 0..10), (10, 0..2)], "at most `most` bytes");
+        // A gap (a part not listed yet) stops the reading; an overlap is read once.
+        assert_eq!(log_reads(&[(0, 10), (20, 5)], 0, 100), [(0, 0..10)]);
+        assert_eq!(log_reads(&[(0, 10), (5, 10)], 0, 100), [(0, 0..10), (5, 5..10)]);
+    }
 
     #[test]
     fn gpus_from_accelerators() {

@@ -21,7 +21,8 @@ struct Agents {
 }
 
 impl Agents {
-    /// Runs the user data of each instance as that instance would at boot.
+    /// Runs the user data of each instance as that instance would at boot; the agents report
+    /// every second and upload logs in parts of 1,000 bytes.
     async fn boot(ids: &[String]) -> Agents {
         let ec2 = aws().await.ec2;
         let dir = tempfile::tempdir().unwrap();
@@ -35,6 +36,7 @@ impl Agents {
                 .env("KILN_IMDS", format!("{}/_testbed/imds/us-east-1/{id}", server().endpoint()))
                 .env("KILN_AGENT_DIR", dir.path().join(id))
                 .env("KILN_AGENT_INTERVAL", "1")
+                .env("KILN_LOG_PART_BYTES", "1000")
                 .status()
                 .unwrap();
             assert!(status.success());
@@ -180,6 +182,39 @@ async fn the_agent_in_user_data_runs_the_job_and_reports_through_s3() {
     drop(agents);
     assert!(!delete(&p, "cluster.train", &cluster).await.has_errors());
     assert!(!delete(&p, "bucket.ckpt", &bucket).await.has_errors());
+}
+
+#[tokio::test]
+async fn a_long_log_is_uploaded_in_parts_and_read_whole_from_any_offset() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let (bucket, cluster, cfg) = setup(&p, "i=0; while [ $i -lt 400 ]; do echo \"line $i of the log\"; i=$((i+1)); done").await;
+    let job = create(&p, "job.train", &cfg).await;
+    let _agents = Agents::boot(&strs(&cluster, "instance_ids")).await;
+    let done = wait_status(&p, "job.train", &job, &["succeeded"]).await;
+    let want: String = std::iter::once("setting up\n".to_string()).chain((0..400).map(|i| format!("line {i} of the log\n"))).collect();
+
+    // Parts of at most 1,000 bytes, named by their first byte.
+    let name = str_of(&bucket, "name");
+    let dir = format!("kiln/jobs/{}/logs/node-0/", str_of(&job, "job_id"));
+    let parts = keys(name, &dir).await;
+    assert!(parts.len() >= want.len() / 1000, "{parts:?}");
+    assert!(parts.iter().all(|k| k.len() == dir.len() + 16), "{parts:?}");
+    assert_eq!(parts.first().map(String::as_str), Some(format!("{dir}{:016}", 0).as_str()));
+
+    assert_eq!(log(&p, &done, 0).await, want);
+    let from = p.logs(LogsRequest { address: "job.train", kind: "job", state: &done, node: 0, offset: 2500 }).await;
+    assert_eq!(String::from_utf8(from.data).unwrap(), want[2500..]);
+    assert_eq!(from.next_offset, want.len() as u64);
+    assert!(from.finished);
+
+    // Instances launched before log parts run an agent that uploads the whole log as one object.
+    let old = format!("kiln/jobs/{}/logs/node-5.log", str_of(&job, "job_id"));
+    aws().await.s3.put_object().bucket(name).key(&old).body(b"from an older agent\n".to_vec().into()).send().await.unwrap();
+    assert_eq!(log(&p, &done, 5).await, "from an older agent\n");
+    assert!(!delete(&p, "job.train", &done).await.has_errors());
+    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "bucket.ckpt", &bucket).await;
 }
 
 #[tokio::test]
