@@ -22,7 +22,7 @@ use kiln_addrs::InstanceAddr;
 use kiln_value::{Map, Value};
 
 use crate::{
-    Codec, LockError, LockInfo, Mutation, OutputState, PendingCreate, Plain, ResourceState, State, StateBackend, StateError,
+    Codec, DeposedObject, LockError, LockInfo, Mutation, OutputState, PendingCreate, Plain, ResourceState, State, StateBackend, StateError,
     DEFAULT_WORKSPACE,
 };
 
@@ -77,8 +77,8 @@ fn num(s: &str) -> Value {
 
 /// A state exercising every part of the model: module and data addresses, string and integer
 /// keys, sensitive attributes, nested and unicode values, exact decimals, dependencies, taint,
-/// a pending create and outputs (one sensitive). Values hold no unknowns and no marks, as
-/// state never does. Lists are sorted, as they are after a round trip.
+/// a pending create, a deposed object and outputs (one sensitive). Values hold no unknowns and
+/// no marks, as state never does. Lists are sorted, as they are after a round trip.
 pub fn sample_state(lineage: &str, serial: u64) -> State {
     let mut s = State { lineage: lineage.to_string(), serial, ..State::default() };
     s.resources.insert(
@@ -147,6 +147,12 @@ pub fn sample_state(lineage: &str, serial: u64) -> State {
         started_at: "2025-03-01T12:00:00Z".into(),
     };
     s.pending.insert(pending.token.clone(), pending);
+    let old = ResourceState {
+        attributes: map(vec![("id", Value::from("a1-old"))]),
+        create_before_destroy: true,
+        ..s.resources[&addr("record.a[1]")].clone()
+    };
+    s.deposed.insert("5e6f7a8b".into(), DeposedObject { key: "5e6f7a8b".into(), address: addr("record.a[1]"), resource: old });
     s.outputs = outputs(vec![
         ("endpoint", Value::from("https://example.test"), false),
         ("token", Value::from("s3cr3t"), true),
@@ -227,7 +233,12 @@ async fn core(a: &dyn StateBackend, b: &dyn StateBackend) {
         planned: map(vec![("id", Value::Null)]),
         started_at: "2025-03-01T12:05:00Z".into(),
     };
-    let batch1 = vec![Mutation::Put { address: addr("record.n"), resource: new_resource }, Mutation::PutPending(new_pending)];
+    let deposed = DeposedObject { key: "0d1e2f3a".into(), address: addr("record.n"), resource: new_resource.clone() };
+    let batch1 = vec![
+        Mutation::Put { address: addr("record.n"), resource: new_resource },
+        Mutation::PutPending(new_pending),
+        Mutation::PutDeposed(deposed),
+    ];
     let batch2 = vec![
         Mutation::Remove { address: addr("record.a[1]") },
         Mutation::ClearPending { token: "kiln-2f0c8a1e".into() },
@@ -251,10 +262,13 @@ async fn core(a: &dyn StateBackend, b: &dyn StateBackend) {
     s4.outputs.insert("extra".into(), OutputState { value: Value::from(4i64), sensitive: false });
     b.write(&s4).await.expect("write after appends");
     assert_eq!(a.read().await.expect("read").as_ref(), Some(&s4), "a write after appends must read back identically");
-    let batch3 = vec![Mutation::Remove { address: addr("record.n") }];
+    let batch3 = vec![Mutation::Remove { address: addr("record.n") }, Mutation::RemoveDeposed { key: "0d1e2f3a".into() }];
     b.append(&batch3).await.expect("append after write");
     let mut s5 = s4.clone();
-    s5.apply_mutation(&batch3[0]);
+    for m in &batch3 {
+        s5.apply_mutation(m);
+    }
+    assert!(!s5.deposed.contains_key("0d1e2f3a"));
     s5.serial = 5;
     assert_eq!(
         a.read().await.expect("read").as_ref(),

@@ -15,12 +15,14 @@
 //!                  "tainted": false, "create_before_destroy": false}],
 //!   "pending": [{"address": "…", "provider": "…", "kind": "…", "token": "…",
 //!                "planned": {}, "started_at": "…"}],
-//!   "outputs": {"name": {"value": 1, "sensitive": false}}
+//!   "outputs": {"name": {"value": 1, "sensitive": false}},
+//!   "deposed": [{"key": "1a2b3c4d", "resource": {"address": "…", … as in resources}}]
 //! }
 //! ```
 //!
 //! [`encode`] is canonical: pretty-printed with two spaces and a final newline, resources sorted
-//! by address, pending creates by address then token, outputs and attribute keys by name,
+//! by address, pending creates by address then token, deposed objects by address then key
+//! (the array only when there are some), outputs and attribute keys by name,
 //! `sensitive_attributes` and `dependencies` sorted and deduplicated. `schemas/json/state.schema.json`
 //! describes the document.
 //!
@@ -40,7 +42,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::{Mutation, OutputState, PendingCreate, ResourceState, State, StateError};
+use crate::{DeposedObject, Mutation, OutputState, PendingCreate, ResourceState, State, StateError};
 
 /// The document format this kiln writes, and the newest it reads.
 pub const FORMAT_VERSION: u64 = 1;
@@ -60,6 +62,7 @@ pub fn encode(state: &State) -> Vec<u8> {
         resources: ResourcesOut(&state.resources),
         pending: PendingsOut(&state.pending),
         outputs: OutputsOut(&state.outputs),
+        deposed: DeposedsOut(&state.deposed),
     };
     serde_json::to_writer_pretty(&mut out, &doc).expect("state encodes: all map keys are strings");
     out.push(b'\n');
@@ -101,12 +104,7 @@ fn decode_version(bytes: &[u8], version: u64, path: &str) -> Result<State, State
         return Err(newer(path, version));
     }
     let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| corrupt(path, &e))?;
-    let doc = upgrade(doc, version).map_err(|message| StateError::Corrupt {
-        path: path.to_string(),
-        line: 0,
-        column: 0,
-        message,
-    })?;
+    let doc = upgrade(doc, version).map_err(|message| StateError::Corrupt { path: path.to_string(), line: 0, column: 0, message })?;
     let doc: DocIn = serde_json::from_value(doc).map_err(|e| StateError::Corrupt {
         path: path.to_string(),
         line: 0,
@@ -134,9 +132,9 @@ fn upgrade_one(_doc: serde_json::Value, from: u64) -> Result<serde_json::Value, 
     match from {
         // Format 0 was never written: 1 is the first format. When format 2 arrives, add
         // `1 => Ok(upgrade_v1_to_v2(doc)),` here.
-        old => Err(format!(
-            "state format `{old}` was never written by kiln (the first format is `1`): check that this is a kiln state file"
-        )),
+        old => {
+            Err(format!("state format `{old}` was never written by kiln (the first format is `1`): check that this is a kiln state file"))
+        }
     }
 }
 
@@ -171,6 +169,8 @@ struct DocOut<'a> {
     resources: ResourcesOut<'a>,
     pending: PendingsOut<'a>,
     outputs: OutputsOut<'a>,
+    #[serde(skip_serializing_if = "DeposedsOut::is_empty")]
+    deposed: DeposedsOut<'a>,
 }
 
 struct ResourcesOut<'a>(&'a BTreeMap<InstanceAddr, ResourceState>);
@@ -258,6 +258,34 @@ impl<'a> PendingOut<'a> {
     }
 }
 
+struct DeposedsOut<'a>(&'a BTreeMap<String, DeposedObject>);
+
+impl DeposedsOut<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for DeposedsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut v: Vec<&DeposedObject> = self.0.values().collect();
+        v.sort_by(|a, b| (&a.address, &a.key).cmp(&(&b.address, &b.key)));
+        s.collect_seq(v.into_iter().map(DeposedOut::new))
+    }
+}
+
+#[derive(Serialize)]
+struct DeposedOut<'a> {
+    key: &'a str,
+    resource: ResourceOut<'a>,
+}
+
+impl<'a> DeposedOut<'a> {
+    fn new(d: &'a DeposedObject) -> Self {
+        DeposedOut { key: &d.key, resource: ResourceOut::new(&d.address, &d.resource) }
+    }
+}
+
 struct OutputsOut<'a>(&'a BTreeMap<String, OutputState>);
 
 impl Serialize for OutputsOut<'_> {
@@ -289,6 +317,22 @@ struct DocIn {
     pending: PendingsIn,
     #[serde(default)]
     outputs: BTreeMap<String, OutputIn>,
+    #[serde(default)]
+    deposed: Vec<DeposedIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeposedIn {
+    key: String,
+    resource: ResourceIn,
+}
+
+impl DeposedIn {
+    fn into_model(self) -> DeposedObject {
+        let (address, resource) = self.resource.into_model();
+        DeposedObject { key: self.key, address, resource }
+    }
 }
 
 impl DocIn {
@@ -299,6 +343,7 @@ impl DocIn {
             resources: self.resources.0,
             pending: self.pending.0,
             outputs: outputs_into_model(self.outputs),
+            deposed: self.deposed.into_iter().map(|d| (d.key.clone(), d.into_model())).collect(),
         }
     }
 }
@@ -378,9 +423,7 @@ impl<'de> Deserialize<'de> for ResourcesIn {
                         Entry::Vacant(e) => {
                             e.insert(r);
                         }
-                        Entry::Occupied(o) => {
-                            return Err(de::Error::custom(format!("resource `{}` appears twice", o.key())))
-                        }
+                        Entry::Occupied(o) => return Err(de::Error::custom(format!("resource `{}` appears twice", o.key()))),
                     }
                 }
                 Ok(ResourcesIn(map))
@@ -434,9 +477,7 @@ impl<'de> Deserialize<'de> for PendingsIn {
                         Entry::Vacant(v) => {
                             v.insert(p);
                         }
-                        Entry::Occupied(o) => {
-                            return Err(de::Error::custom(format!("pending token `{}` appears twice", o.key())))
-                        }
+                        Entry::Occupied(o) => return Err(de::Error::custom(format!("pending token `{}` appears twice", o.key()))),
                     }
                 }
                 Ok(PendingsIn(map))
@@ -469,6 +510,8 @@ impl Serialize for MutationsOut<'_> {
             Mutation::PutPending(p) => MutationOut::PutPending { pending: PendingOut::new(p) },
             Mutation::ClearPending { token } => MutationOut::ClearPending { token },
             Mutation::SetOutputs(o) => MutationOut::SetOutputs { outputs: OutputsOut(o) },
+            Mutation::PutDeposed(d) => MutationOut::PutDeposed { deposed: DeposedOut::new(d) },
+            Mutation::RemoveDeposed { key } => MutationOut::RemoveDeposed { key },
         }))
     }
 }
@@ -490,6 +533,8 @@ impl<'de> Deserialize<'de> for MutationsIn {
                     MutationIn::PutPending { pending } => Mutation::PutPending(pending.into_model()),
                     MutationIn::ClearPending { token } => Mutation::ClearPending { token },
                     MutationIn::SetOutputs { outputs } => Mutation::SetOutputs(outputs_into_model(outputs)),
+                    MutationIn::PutDeposed { deposed } => Mutation::PutDeposed(deposed.into_model()),
+                    MutationIn::RemoveDeposed { key } => Mutation::RemoveDeposed { key },
                 })
                 .collect(),
         ))
@@ -514,6 +559,8 @@ enum MutationOut<'a> {
     PutPending { pending: PendingOut<'a> },
     ClearPending { token: &'a str },
     SetOutputs { outputs: OutputsOut<'a> },
+    PutDeposed { deposed: DeposedOut<'a> },
+    RemoveDeposed { key: &'a str },
 }
 
 #[derive(Deserialize)]
@@ -524,6 +571,8 @@ enum MutationIn {
     PutPending { pending: PendingIn },
     ClearPending { token: String },
     SetOutputs { outputs: BTreeMap<String, OutputIn> },
+    PutDeposed { deposed: DeposedIn },
+    RemoveDeposed { key: String },
 }
 
 #[cfg(test)]
@@ -538,13 +587,7 @@ mod tests {
     /// fixture's `kiln_version` set to this kiln's.
     fn with_current_version(text: &str) -> String {
         text.lines()
-            .map(|l| {
-                if l.starts_with("  \"kiln_version\": ") {
-                    format!("  \"kiln_version\": \"{KILN_VERSION}\",")
-                } else {
-                    l.to_string()
-                }
-            })
+            .map(|l| if l.starts_with("  \"kiln_version\": ") { format!("  \"kiln_version\": \"{KILN_VERSION}\",") } else { l.to_string() })
             .map(|l| l + "\n")
             .collect()
     }
@@ -608,9 +651,7 @@ mod tests {
     #[test]
     fn duplicates_and_unknown_fields_are_refused() {
         let r = r#"{"address": "record.a", "provider": "kiln", "kind": "record", "attributes": {}}"#;
-        let doc = format!(
-            r#"{{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 1, "resources": [{r}, {r}]}}"#
-        );
+        let doc = format!(r#"{{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 1, "resources": [{r}, {r}]}}"#);
         match decode(doc.as_bytes(), "s.json") {
             Err(StateError::Corrupt { message, .. }) => {
                 assert!(message.contains("`record.a` appears twice"), "{message}")

@@ -18,6 +18,10 @@ pub struct State {
     /// provider, so the next plan can adopt what was created or clean it up.
     pub pending: BTreeMap<String, PendingCreate>,
     pub outputs: BTreeMap<String, OutputState>,
+    /// Old objects of `create_before_destroy` replacements, by key: their address holds the
+    /// new object, and they wait to be destroyed (the apply that replaced them was interrupted,
+    /// or their destroy failed). Every plan destroys them.
+    pub deposed: BTreeMap<String, DeposedObject>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +54,14 @@ pub struct PendingCreate {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+pub struct DeposedObject {
+    /// Short random identifier, shown in plans.
+    pub key: String,
+    pub address: InstanceAddr,
+    pub resource: ResourceState,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct OutputState {
     pub value: Value,
     pub sensitive: bool,
@@ -78,6 +90,12 @@ impl State {
                 self.pending.remove(token);
             }
             Mutation::SetOutputs(outputs) => self.outputs = outputs.clone(),
+            Mutation::PutDeposed(d) => {
+                self.deposed.insert(d.key.clone(), d.clone());
+            }
+            Mutation::RemoveDeposed { key } => {
+                self.deposed.remove(key);
+            }
         }
     }
 }
@@ -90,4 +108,6 @@ pub enum Mutation {
     PutPending(PendingCreate),
     ClearPending { token: String },
     SetOutputs(BTreeMap<String, OutputState>),
+    PutDeposed(DeposedObject),
+    RemoveDeposed { key: String },
 }

@@ -171,8 +171,7 @@ fn encoded_states_are_valid() {
 
 #[test]
 fn broken_documents_are_invalid() {
-    let good: Value =
-        serde_json::from_slice(&kiln_state::encode(&kiln_state::conformance::sample_state("l", 7))).unwrap();
+    let good: Value = serde_json::from_slice(&kiln_state::encode(&kiln_state::conformance::sample_state("l", 7))).unwrap();
     type Break = fn(&mut Value);
     let cases: Vec<(&str, Break)> = vec![
         ("missing lineage", |d| drop(d.as_object_mut().unwrap().remove("lineage"))),
