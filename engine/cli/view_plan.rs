@@ -26,6 +26,7 @@ fn verb(c: &PlannedChange) -> String {
         Action::Delete => match &c.reason {
             Some(Reason::NotInConfig) => "will be destroyed (it is no longer in the configuration)".into(),
             Some(Reason::KeyGone) => "will be destroyed (its count or for_each key is gone)".into(),
+            Some(Reason::Deposed) => "will be destroyed (the old object of a create_before_destroy replacement)".into(),
             _ => "will be destroyed".into(),
         },
         Action::Replace => match &c.reason {
@@ -89,7 +90,11 @@ pub fn render(plan: &Plan) -> String {
         let _ = writeln!(out, "kiln will perform the following actions:\n");
     }
     for c in &changes {
-        let _ = writeln!(out, "  # {} {}", c.address, verb(c));
+        match &c.deposed {
+            Some(key) => writeln!(out, "  # {} (deposed object {key}) {}", c.address, verb(c)),
+            None => writeln!(out, "  # {} {}", c.address, verb(c)),
+        }
+        .ok();
         let head = format!("{} {} \"{}\" \"{}\"", symbol(c.action, c.create_before_destroy), if c.address.resource.mode == kiln_addrs::Mode::Data { "data" } else { "resource" }, c.kind, c.address.resource.name);
         let _ = writeln!(out, "{head} {{");
         let (before, after) = match c.action {

@@ -273,6 +273,57 @@ fn local_quickstart_end_to_end() {
 }
 
 #[test]
+fn local_a_replaced_bucket_that_cannot_be_destroyed_stays_in_state_as_deposed() {
+    // create_before_destroy: the new bucket is made, then the old one's destroy fails (it holds
+    // a file). The old bucket must not be forgotten: it stays in state as a deposed object that
+    // every plan destroys until it is gone.
+    let cfg = |name: &str| {
+        format!("resource \"bucket\" \"data\" {{\n  name = \"{name}\"\n  lifecycle {{\n    create_before_destroy = true\n  }}\n}}\n")
+    };
+    let p = LocalProject::new(&cfg("v1"));
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let v1 = PathBuf::from(p.values("bucket.data")["path"].as_str().expect("bucket path").to_string());
+    std::fs::write(v1.join("weights.bin"), "precious").unwrap();
+
+    p.write("main.kiln.hcl", &cfg("v2"));
+    let err = p.kiln(&["apply", "--auto-approve"]).code_is(1).stderr();
+    assert!(err.contains("not empty") && err.contains("weights.bin"), "{err}");
+    assert_eq!(p.values("bucket.data")["name"], "v2", "the new bucket holds the address");
+    let state = p.state_json();
+    let deposed = state["deposed"].as_array().expect("a deposed object in state");
+    assert_eq!(deposed.len(), 1, "{state}");
+    assert_eq!(deposed[0]["resource"]["attributes"]["name"], "v1", "{state}");
+    let key = deposed[0]["key"].as_str().unwrap().to_string();
+    assert_eq!(std::fs::read_to_string(v1.join("weights.bin")).unwrap(), "precious", "nothing was lost");
+    let shown = p.kiln(&["show"]).ok().stdout();
+    assert!(shown.contains(&format!("# bucket.data (deposed object {key}, to be destroyed):")), "{shown}");
+    let listed = p.show()["resources"].as_array().cloned().unwrap();
+    assert!(listed.iter().any(|r| r["deposed"] == key.as_str() && r["values"]["name"] == "v1"), "{listed:?}");
+
+    // Every plan destroys it, and says which object it is.
+    let plan = p.kiln(&["plan", "--detailed-exitcode"]).code_is(2).stdout();
+    assert!(
+        plan.contains(&format!(
+            "# bucket.data (deposed object {key}) will be destroyed (the old object of a create_before_destroy replacement)"
+        )),
+        "{plan}"
+    );
+    assert!(plan.contains("Plan: 0 to add, 0 to change, 1 to destroy."), "{plan}");
+    let json: serde_json::Value = serde_json::from_str(&p.kiln(&["plan", "--json"]).ok().stdout()).unwrap();
+    let change =
+        &json["resource_changes"].as_array().unwrap().iter().find(|c| c["deposed"] == key.as_str()).cloned().expect("deposed change");
+    assert_eq!((change["address"].as_str(), change["action"].as_str()), (Some("bucket.data"), Some("delete")), "{change}");
+
+    // Once it can be destroyed, the next apply does, and leaves the new bucket alone.
+    std::fs::remove_file(v1.join("weights.bin")).unwrap();
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert!(!v1.exists(), "{} is gone", v1.display());
+    assert!(p.state_json().get("deposed").is_none(), "no deposed object is left");
+    assert_eq!(p.values("bucket.data")["name"], "v2");
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+}
+
+#[test]
 fn local_destroy_refuses_a_non_empty_bucket_without_force_destroy() {
     let p = LocalProject::new("resource \"bucket\" \"data\" {}\n");
     p.kiln(&["apply", "--auto-approve"]).ok();

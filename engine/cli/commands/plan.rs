@@ -60,7 +60,11 @@ pub(crate) fn plan_json(plan: &Plan) -> String {
                     v => redact(v),
                 })
             };
-            serde_json::json!({"address": c.address.to_string(), "provider": c.provider, "kind": c.kind, "action": c.action, "reason": c.reason, "before": hide(&c.before), "after": hide(&c.after)})
+            let mut j = serde_json::json!({"address": c.address.to_string(), "provider": c.provider, "kind": c.kind, "action": c.action, "reason": c.reason, "before": hide(&c.before), "after": hide(&c.after)});
+            if let Some(key) = &c.deposed {
+                j["deposed"] = serde_json::json!(key);
+            }
+            j
         })
         .collect();
     let s = plan.summary();

@@ -6,6 +6,12 @@ use crate::{render, view_plan};
 
 use super::*;
 
+/// Every object in state: the resources, then deposed objects with their keys.
+fn objects(state: &kiln_state::State) -> impl Iterator<Item = (&kiln_addrs::InstanceAddr, Option<&str>, &kiln_state::ResourceState)> {
+    let resources = state.resources.iter().map(|(a, r)| (a, None, r));
+    resources.chain(state.deposed.values().map(|d| (&d.address, Some(d.key.as_str()), &d.resource)))
+}
+
 pub(crate) async fn show(dir: &Path, json: bool, plan_file: Option<PathBuf>) -> R {
     if let Some(p) = plan_file {
         let (config, diags) = kiln_config::load(dir);
@@ -21,16 +27,18 @@ pub(crate) async fn show(dir: &Path, json: bool, plan_file: Option<PathBuf>) -> 
     }
     let state = current_state(dir).await?;
     if json {
-        let resources: Vec<serde_json::Value> = state
-            .resources
-            .iter()
-            .map(|(a, r)| {
+        let resources: Vec<serde_json::Value> = objects(&state)
+            .map(|(a, deposed, r)| {
                 let attrs: serde_json::Map<String, serde_json::Value> = r
                     .attributes
                     .as_map()
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), if r.sensitive.contains(k) { serde_json::json!({"sensitive": true}) } else { v.to_json() })).collect())
                     .unwrap_or_default();
-                serde_json::json!({"address": a.to_string(), "provider": r.provider, "kind": r.kind, "values": attrs, "sensitive_values": r.sensitive})
+                let mut j = serde_json::json!({"address": a.to_string(), "provider": r.provider, "kind": r.kind, "values": attrs, "sensitive_values": r.sensitive});
+                if let Some(key) = deposed {
+                    j["deposed"] = serde_json::json!(key);
+                }
+                j
             })
             .collect();
         let outputs: serde_json::Map<String, serde_json::Value> = state
@@ -41,11 +49,12 @@ pub(crate) async fn show(dir: &Path, json: bool, plan_file: Option<PathBuf>) -> 
         println!("{}", serde_json::json!({"serial": state.serial, "lineage": state.lineage, "resources": resources, "outputs": outputs}));
         return Ok(OK);
     }
-    if state.resources.is_empty() {
+    if objects(&state).next().is_none() {
         println!("The state is empty. No resources are managed yet.");
     }
-    for (a, r) in &state.resources {
-        println!("# {a}:\nresource \"{}\" \"{}\" {{", r.kind, a.resource.name);
+    for (a, deposed, r) in objects(&state) {
+        let what = deposed.map_or_else(String::new, |k| format!(" (deposed object {k}, to be destroyed)"));
+        println!("# {a}{what}:\nresource \"{}\" \"{}\" {{", r.kind, a.resource.name);
         for (k, v) in r.attributes.as_map().into_iter().flatten() {
             let v = if r.sensitive.contains(k) { "(sensitive value)".into() } else { v.to_string() };
             println!("    {k} = {v}");

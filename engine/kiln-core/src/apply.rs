@@ -1,8 +1,11 @@
 //! Apply: runs exactly what a plan lists, concurrently in dependency order. Deletes go first
 //! (dependents before their dependencies), then creates and updates walk the configuration graph
 //! (each resource starts as soon as everything it references is done, bounded only by each
-//! provider's concurrency limit), then `create_before_destroy` replacements delete their old
-//! objects. A pending entry is made durable before every create; every completed operation is
+//! provider's concurrency limit), then deposed objects are deleted. A `create_before_destroy`
+//! replacement deposes its old object in the same state change that records the new one (or,
+//! when the create fails, deposes the new object and keeps the old), so an interrupted or failed
+//! apply leaves it in state for the next plan to destroy, never untracked. A pending entry is
+//! made durable before every create; every completed operation is
 //! handed to the [`StateSink`] at once. When one resource fails, its dependents are skipped and
 //! independent ones go on.
 
@@ -16,7 +19,7 @@ use kiln_config::Config;
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_plan::{Action, Plan, PlannedChange};
 use kiln_provider::{CreateRequest, DeleteRequest, Provider, UpdateRequest};
-use kiln_state::{Mutation, OutputState, PendingCreate, ResourceState, State};
+use kiln_state::{DeposedObject, Mutation, OutputState, PendingCreate, ResourceState, State};
 use kiln_value::Value;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -75,6 +78,8 @@ pub struct ApplyOutcome {
 
 struct OpResult {
     addr: InstanceAddr,
+    /// Which of [`run_deletes`]' items it was (0 elsewhere).
+    index: usize,
     mutations: Vec<Mutation>,
     value: Option<Value>,
     diagnostics: Diagnostics,
@@ -83,7 +88,7 @@ struct OpResult {
 impl OpResult {
     /// An operation that was queued when an interrupt came, and never started.
     fn not_started(addr: InstanceAddr) -> Self {
-        OpResult { addr, mutations: Vec::new(), value: None, diagnostics: Diagnostics::new() }
+        OpResult { addr, index: 0, mutations: Vec::new(), value: None, diagnostics: Diagnostics::new() }
     }
 }
 
@@ -105,17 +110,24 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
     let mut w = Walker::new(&preq, &graph);
     w.recover_pending = false;
     let mut ctx = Ctx { hook: req.hook.clone(), sink: req.sink.clone(), limits: HashMap::new() };
-    let changes: HashMap<&InstanceAddr, &PlannedChange> = req.plan.changes.iter().map(|c| (&c.address, c)).collect();
+    let changes: HashMap<&InstanceAddr, &PlannedChange> =
+        req.plan.changes.iter().filter(|c| c.deposed.is_none()).map(|c| (&c.address, c)).collect();
+    // Deposed objects this apply may destroy: those the plan lists, and those it deposes itself.
+    let untouched: Vec<String> =
+        state.deposed.keys().filter(|k| !req.plan.changes.iter().any(|c| c.deposed.as_ref() == Some(*k))).cloned().collect();
 
     // Refresh results and pending creates the plan resolved become state first.
     let mut first = Vec::new();
     for p in &req.plan.pending {
         if let Some(adopted) = &p.adopted {
-            first.push(Mutation::Put { address: p.address.clone(), resource: resource_state(&p.provider, &p.kind, adopted.clone(), &[], Vec::new(), false) });
+            first.push(Mutation::Put {
+                address: p.address.clone(),
+                resource: resource_state(&p.provider, &p.kind, adopted.clone(), &[], Vec::new(), false),
+            });
         }
         first.push(Mutation::ClearPending { token: p.token.clone() });
     }
-    for c in &req.plan.changes {
+    for c in req.plan.changes.iter().filter(|c| c.deposed.is_none()) {
         if let (Some(before), Some(prior)) = (&c.before, state.resources.get(&c.address)) {
             if !before.unmarked_eq(&prior.attributes) {
                 let mut r = prior.clone();
@@ -136,11 +148,23 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
     // Phase 1: deletes, dependents first. They run before the graph walk configures providers,
     // so their providers are configured from the configuration evaluated over prior state (and
     // with an empty configuration when the configuration no longer mentions them).
-    let deletes: Vec<&PlannedChange> = req
+    let deletes: Vec<DeleteItem> = req
         .plan
         .changes
         .iter()
+        .filter(|c| c.deposed.is_none())
         .filter(|c| c.action == Action::Delete || (c.action == Action::Replace && !c.create_before_destroy))
+        .map(|c| {
+            let prior = state.resources.get(&c.address);
+            DeleteItem {
+                address: c.address.clone(),
+                provider: c.provider.clone(),
+                kind: c.kind.clone(),
+                prior: prior.map(|r| r.attributes.clone()).or_else(|| c.before.clone().map(|b| b.unmark_deep().0)).unwrap_or(Value::Null),
+                dependencies: prior.map(|r| r.dependencies.clone()).unwrap_or_else(|| c.dependencies.clone()),
+                done: Mutation::Remove { address: c.address.clone() },
+            }
+        })
         .collect();
     let any_delete = req.plan.changes.iter().any(|c| matches!(c.action, Action::Delete | Action::Replace));
     let delete_providers = if any_delete {
@@ -150,17 +174,30 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
     } else {
         Providers::default()
     };
-    let mut interrupted = run_deletes(&deletes, Deposed::No, &delete_providers, &mut ctx, &mut state, &mut diags, &req).await;
+    let mut interrupted = run_deletes(deletes, &delete_providers, &mut ctx, &mut state, &mut diags, &req).await;
 
     // Phase 2: creates and updates in dependency order.
     if !interrupted && req.plan.mode == kiln_plan::Mode::Normal {
         interrupted = run_graph(&mut w, &graph, &changes, &mut ctx, &mut state, &mut diags, &req).await;
     }
 
-    // Phase 3: old objects of create_before_destroy replacements.
+    // Phase 3: deposed objects: old objects of create_before_destroy replacements (those
+    // deposed by phase 2, and those earlier applies left), and new objects whose create failed.
     if !interrupted {
-        let cbd: Vec<&PlannedChange> = req.plan.changes.iter().filter(|c| c.action == Action::Replace && c.create_before_destroy).collect();
-        interrupted = run_deletes(&cbd, Deposed::Yes, &delete_providers, &mut ctx, &mut state, &mut diags, &req).await;
+        let deposed: Vec<DeleteItem> = state
+            .deposed
+            .values()
+            .filter(|d| !untouched.contains(&d.key))
+            .map(|d| DeleteItem {
+                address: d.address.clone(),
+                provider: d.resource.provider.clone(),
+                kind: d.resource.kind.clone(),
+                prior: d.resource.attributes.clone(),
+                dependencies: d.resource.dependencies.clone(),
+                done: Mutation::RemoveDeposed { key: d.key.clone() },
+            })
+            .collect();
+        interrupted = run_deletes(deposed, &delete_providers, &mut ctx, &mut state, &mut diags, &req).await;
     }
 
     if !interrupted {
@@ -210,8 +247,16 @@ async fn commit(state: &mut State, sink: &Arc<dyn StateSink>, muts: Vec<Mutation
         state.apply_mutation(m);
     }
     if let Err(e) = sink.persist(muts).await {
-        diags.push(Diagnostic::error("E-STATE-WRITE", format!("cannot save state: {e}")).hint("check the disk and permissions; state is also written at the end of apply"));
+        diags.push(
+            Diagnostic::error("E-STATE-WRITE", format!("cannot save state: {e}"))
+                .hint("check the disk and permissions; state is also written at the end of apply"),
+        );
     }
+}
+
+/// A short random key for a deposed object.
+fn deposed_key() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
 }
 
 fn resource_state(provider: &str, kind: &str, value: Value, sensitive: &[String], deps: Vec<InstanceAddr>, cbd: bool) -> ResourceState {
@@ -236,18 +281,20 @@ impl Ctx {
     }
 }
 
-/// Whether the objects deleted are the old halves of `create_before_destroy` replacements: their
-/// address already holds the new object, so state keeps it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Deposed {
-    No,
-    Yes,
+/// One object to delete, and the state change once it is gone.
+struct DeleteItem {
+    address: InstanceAddr,
+    provider: String,
+    kind: String,
+    prior: Value,
+    /// What it depended on: it goes before those.
+    dependencies: Vec<InstanceAddr>,
+    done: Mutation,
 }
 
 /// Deletes in reverse dependency order, concurrently where independent.
 async fn run_deletes(
-    deletes: &[&PlannedChange],
-    deposed: Deposed,
+    deletes: Vec<DeleteItem>,
     providers: &Providers,
     ctx: &mut Ctx,
     state: &mut State,
@@ -257,42 +304,40 @@ async fn run_deletes(
     if deletes.is_empty() {
         return false;
     }
-    let set: HashSet<&InstanceAddr> = deletes.iter().map(|c| &c.address).collect();
-    // blockers[x] = deletes that must finish before x (the things depending on x).
-    let mut waiting: HashMap<&InstanceAddr, usize> = deletes.iter().map(|c| (&c.address, 0)).collect();
-    let mut unblocks: HashMap<&InstanceAddr, Vec<&InstanceAddr>> = HashMap::new();
-    for c in deletes {
-        let deps = state.resources.get(&c.address).map(|r| r.dependencies.clone()).unwrap_or_else(|| c.dependencies.clone());
-        for d in deps {
-            if let Some(k) = set.get(&d) {
-                *waiting.get_mut(*k).expect("in set") += 1;
-                unblocks.entry(&c.address).or_default().push(*k);
+    // waiting[i] = deletes that must finish before item i (the things depending on it).
+    let mut at: HashMap<&InstanceAddr, Vec<usize>> = HashMap::new();
+    for (i, d) in deletes.iter().enumerate() {
+        at.entry(&d.address).or_default().push(i);
+    }
+    let mut waiting = vec![0usize; deletes.len()];
+    let mut unblocks: Vec<Vec<usize>> = vec![Vec::new(); deletes.len()];
+    for (i, d) in deletes.iter().enumerate() {
+        for dep in &d.dependencies {
+            for &k in at.get(dep).into_iter().flatten() {
+                waiting[k] += 1;
+                unblocks[i].push(k);
             }
         }
     }
-    let by_addr: HashMap<&InstanceAddr, &PlannedChange> = deletes.iter().map(|c| (&c.address, *c)).collect();
-    let mut ready: Vec<&InstanceAddr> = waiting.iter().filter(|(_, n)| **n == 0).map(|(a, _)| *a).collect();
-    ready.sort();
+    let mut ready: Vec<usize> = (0..deletes.len()).filter(|i| waiting[*i] == 0).collect();
+    ready.sort_by(|a, b| deletes[*a].address.cmp(&deletes[*b].address));
     let mut tasks: JoinSet<OpResult> = JoinSet::new();
     let mut cancel = req.cancel.clone();
     loop {
-        while let Some(a) = ready.pop() {
+        while let Some(i) = ready.pop() {
             if cancel.level() >= 1 {
                 continue;
             }
-            let c = by_addr[a];
-            let Some(p) = providers.instances.get(&c.provider).cloned() else {
-                diags.push(Diagnostic::error("E-PROVIDER-MISSING", format!("provider `{}` is not configured", c.provider)).address(a));
+            let d = &deletes[i];
+            let Some(p) = providers.instances.get(&d.provider).cloned() else {
+                diags.push(
+                    Diagnostic::error("E-PROVIDER-MISSING", format!("provider `{}` is not configured", d.provider)).address(&d.address),
+                );
                 continue;
             };
-            let sem = ctx.semaphore(&c.provider, p.as_ref(), req.parallelism);
+            let sem = ctx.semaphore(&d.provider, p.as_ref(), req.parallelism);
             let (hook, sink) = (ctx.hook.clone(), ctx.sink.clone());
-            let (addr, kind) = (c.address.clone(), c.kind.clone());
-            let prior = match deposed {
-                Deposed::Yes => c.before.clone().map(|b| b.unmark_deep().0),
-                Deposed::No => state.resources.get(a).map(|r| r.attributes.clone()).or_else(|| c.before.clone()),
-            }
-            .unwrap_or(Value::Null);
+            let (addr, kind, prior, done) = (d.address.clone(), d.kind.clone(), d.prior.clone(), d.done.clone());
             let cancel_task = cancel.clone();
             tasks.spawn(async move {
                 let _permit = match &sem {
@@ -300,20 +345,20 @@ async fn run_deletes(
                     None => None,
                 };
                 if cancel_task.level() >= 1 {
-                    return OpResult::not_started(addr);
+                    return OpResult { index: i, ..OpResult::not_started(addr) };
                 }
                 hook.apply_start(&addr, Action::Delete);
                 let started = Instant::now();
                 let name = addr.to_string();
                 let d = p.delete(DeleteRequest { address: &name, kind: &kind, prior: &prior }).await;
                 let mut mutations = Vec::new();
-                if !d.has_errors() && deposed == Deposed::No {
-                    mutations.push(Mutation::Remove { address: addr.clone() });
+                if !d.has_errors() {
+                    mutations.push(done);
                     sink.record(mutations.clone());
                 }
                 let err = d.errors().next().map(ToString::to_string);
                 hook.apply_done(&addr, Action::Delete, err.as_deref(), started.elapsed());
-                OpResult { addr, mutations, value: None, diagnostics: d.with_address(&name) }
+                OpResult { addr, index: i, mutations, value: None, diagnostics: d.with_address(&name) }
             });
         }
         let Some(res) = next_result(&mut tasks, &mut cancel).await else { break };
@@ -324,13 +369,10 @@ async fn run_deletes(
         }
         diags.extend(res.diagnostics);
         if ok {
-            if let Some(k) = set.get(&res.addr) {
-                for b in unblocks.get(*k).into_iter().flatten() {
-                    let n = waiting.get_mut(b).expect("in set");
-                    *n -= 1;
-                    if *n == 0 {
-                        ready.push(b);
-                    }
+            for &b in &unblocks[res.index] {
+                waiting[b] -= 1;
+                if waiting[b] == 0 {
+                    ready.push(b);
                 }
             }
         }
@@ -588,6 +630,8 @@ async fn start_resource(
         let cbd = change.create_before_destroy;
         let provider_key = key.clone();
         let prior_attrs = prior.map(|p| p.attributes.clone());
+        // A create_before_destroy replacement deposes the old object once the new one exists.
+        let deposing = if action == Action::Replace && cbd { prior.cloned() } else { None };
         let op = if action == Action::Update { Action::Update } else { Action::Create };
         let state_only = kind_schema.state_only;
         let cancel = req.cancel.clone();
@@ -616,9 +660,10 @@ async fn start_resource(
                     started_at: chrono::Utc::now().to_rfc3339(),
                 });
                 if let Err(e) = sink.persist(vec![pending.clone()]).await {
-                    let d: Diagnostics = Diagnostic::error("E-STATE-WRITE", format!("cannot save the pending entry: {e}")).address(&iaddr).into();
+                    let d: Diagnostics =
+                        Diagnostic::error("E-STATE-WRITE", format!("cannot save the pending entry: {e}")).address(&iaddr).into();
                     hook.apply_done(&iaddr, op, Some("state write failed"), t0.elapsed());
-                    return OpResult { addr: iaddr, mutations, value: None, diagnostics: d };
+                    return OpResult { addr: iaddr, index: 0, mutations, value: None, diagnostics: d };
                 }
                 mutations.push(pending);
                 let r = p.create(CreateRequest { address: &name, kind: &kind, planned: &planned, token: &token }).await;
@@ -632,14 +677,26 @@ async fn start_resource(
             if let Some(new) = resp.state {
                 let mut rs = resource_state(&provider_key, &kind, new.clone(), &sensitive, deps, cbd);
                 rs.tainted = resp.diagnostics.has_errors();
-                mutations.push(Mutation::Put { address: iaddr.clone(), resource: rs });
-                value = Some(new);
+                let depose = |resource| Mutation::PutDeposed(DeposedObject { key: deposed_key(), address: iaddr.clone(), resource });
+                match deposing {
+                    // The old object stays; the broken new one is destroyed after the creates.
+                    Some(_) if rs.tainted => mutations.push(depose(rs)),
+                    Some(old) => {
+                        mutations.push(depose(old));
+                        mutations.push(Mutation::Put { address: iaddr.clone(), resource: rs });
+                        value = Some(new);
+                    }
+                    None => {
+                        mutations.push(Mutation::Put { address: iaddr.clone(), resource: rs });
+                        value = Some(new);
+                    }
+                }
             }
             // Queued behind the pending entry: durable no later than anything a dependent writes.
             sink.record(mutations.iter().filter(|m| !matches!(m, Mutation::PutPending(_))).cloned().collect());
             let err = resp.diagnostics.errors().next().map(ToString::to_string);
             hook.apply_done(&iaddr, op, err.as_deref(), t0.elapsed());
-            OpResult { addr: iaddr, mutations, value, diagnostics: resp.diagnostics.with_address(&name) }
+            OpResult { addr: iaddr, index: 0, mutations, value, diagnostics: resp.diagnostics.with_address(&name) }
         });
         started += 1;
     }

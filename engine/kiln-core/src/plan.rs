@@ -660,6 +660,7 @@ impl<'a> Walker<'a> {
             create_before_destroy: r.lifecycle.create_before_destroy,
             sensitive,
             dependencies: deps.to_vec(),
+            deposed: None,
         });
         Some(after)
     }
@@ -703,7 +704,8 @@ impl<'a> Walker<'a> {
         res.state
     }
 
-    /// Deletes for everything in state the configuration no longer has (or all, in destroy mode).
+    /// Deletes for everything in state the configuration no longer has (or all, in destroy mode),
+    /// and for every deposed object.
     pub async fn plan_orphans(&mut self) {
         let orphans: Vec<(InstanceAddr, ResourceState)> = self
             .state
@@ -742,10 +744,31 @@ impl<'a> Walker<'a> {
                 create_before_destroy: false,
                 sensitive: rs.sensitive.clone(),
                 dependencies: rs.dependencies.clone(),
+                deposed: None,
             });
         }
         if self.mode == Mode::Destroy {
             self.changes.retain(|c| c.action == Action::Delete);
+        }
+        // Old objects of create_before_destroy replacements: destroyed by every plan.
+        let deposed: Vec<_> = self.state.deposed.values().cloned().collect();
+        for d in deposed {
+            if self.ensure_provider(&d.resource.provider).await.is_none() {
+                continue;
+            }
+            self.changes.push(PlannedChange {
+                address: d.address,
+                provider: d.resource.provider,
+                kind: d.resource.kind,
+                action: Action::Delete,
+                before: Some(d.resource.attributes),
+                after: None,
+                reason: Some(Reason::Deposed),
+                create_before_destroy: false,
+                sensitive: d.resource.sensitive,
+                dependencies: d.resource.dependencies,
+                deposed: Some(d.key),
+            });
         }
     }
 

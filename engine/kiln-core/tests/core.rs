@@ -157,6 +157,64 @@ async fn create_before_destroy_creates_first() {
 }
 
 #[tokio::test]
+async fn a_replaced_object_whose_destroy_fails_stays_deposed_until_destroyed() {
+    let src = |n: &str| {
+        format!("provider \"mock\" {{}}\nresource \"thing\" \"a\" {{\n  provider = mock\n  name = \"{n}\"\n  lifecycle {{\n    create_before_destroy = true\n  }}\n}}\n")
+    };
+    let f = Fixture::new(&src("a"));
+    let state = f.converge(&State::new()).await;
+    f.rewrite(&src("b"));
+    f.mock.fail_deletes.store(true, std::sync::atomic::Ordering::SeqCst);
+    let p = f.plan(&state).await;
+    let sink = Arc::new(Sink::default());
+    let out = f.apply(&state, &p, sink.clone()).await;
+    assert!(out.diagnostics.has_errors());
+    let a: kiln_addrs::InstanceAddr = "thing.a".parse().unwrap();
+    assert_eq!(out.state.resources[&a].attributes.get("name"), Some(&Value::from("b")));
+    let deposed: Vec<_> = out.state.deposed.values().collect();
+    assert_eq!(deposed.len(), 1);
+    assert_eq!((&deposed[0].address, deposed[0].resource.attributes.get("name")), (&a, Some(&Value::from("a"))));
+    // Made durable with the new object, in one batch.
+    let batch = sink.batches().into_iter().find(|b| b.iter().any(|m| matches!(m, Mutation::PutDeposed(_)))).expect("a batch deposes");
+    assert!(batch.iter().any(|m| matches!(m, Mutation::Put { .. })), "{batch:?}");
+
+    // The next plan destroys it (and only it); once deletes work, it is gone.
+    let again = f.plan(&out.state).await;
+    let changes: Vec<_> = again.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+    assert_eq!(changes.len(), 1, "{:?}", actions(&again));
+    assert_eq!(
+        (changes[0].action, changes[0].reason.clone(), changes[0].deposed.as_deref()),
+        (Action::Delete, Some(Reason::Deposed), Some(deposed[0].key.as_str()))
+    );
+    f.mock.fail_deletes.store(false, std::sync::atomic::Ordering::SeqCst);
+    let done = f.apply(&out.state, &again, Arc::new(Sink::default())).await;
+    assert!(!done.diagnostics.has_errors(), "{:?}", done.diagnostics);
+    assert!(done.state.deposed.is_empty());
+    assert_eq!(*f.mock.deleted.lock().unwrap(), ["a"], "the old object, not the new one");
+    assert_eq!(done.state.resources[&a].attributes.get("name"), Some(&Value::from("b")));
+    assert!(!f.plan(&done.state).await.has_changes());
+}
+
+#[tokio::test]
+async fn a_replacement_whose_create_fails_half_way_keeps_the_old_object() {
+    let src = |extra: &str| {
+        format!("provider \"mock\" {{}}\nresource \"thing\" \"a\" {{\n  provider = mock\n  {extra}\n  lifecycle {{\n    create_before_destroy = true\n  }}\n}}\n")
+    };
+    let f = Fixture::new(&src("name = \"a\""));
+    let state = f.converge(&State::new()).await;
+    f.rewrite(&src("name = \"b\"\n  partial = true"));
+    let p = f.plan(&state).await;
+    assert_eq!(actions(&p), [("thing.a".into(), Action::Replace)]);
+    let out = f.apply(&state, &p, Arc::new(Sink::default())).await;
+    assert!(out.diagnostics.has_errors());
+    let a: kiln_addrs::InstanceAddr = "thing.a".parse().unwrap();
+    let kept = &out.state.resources[&a];
+    assert!(!kept.tainted && kept.attributes.get("name") == Some(&Value::from("a")), "the old object keeps the address: {kept:?}");
+    assert_eq!(*f.mock.deleted.lock().unwrap(), ["b"], "the half-made new object was destroyed");
+    assert!(out.state.deposed.is_empty());
+}
+
+#[tokio::test]
 async fn orphans_are_deleted_dependents_first() {
     let f = Fixture::new(CHAIN);
     let state = f.converge(&State::new()).await;
@@ -207,7 +265,7 @@ async fn pending_entry_is_persisted_before_create() {
     let p = f.plan(&State::default()).await;
     let sink = Arc::new(Sink::default());
     f.apply(&State::new(), &p, sink.clone()).await;
-    let muts = sink.0.lock().unwrap().clone();
+    let muts = sink.mutations();
     let kinds: Vec<&str> = muts
         .iter()
         .map(|m| match m {
@@ -216,6 +274,8 @@ async fn pending_entry_is_persisted_before_create() {
             Mutation::Put { .. } => "put",
             Mutation::Remove { .. } => "remove",
             Mutation::SetOutputs(_) => "outputs",
+            Mutation::PutDeposed(_) => "depose",
+            Mutation::RemoveDeposed { .. } => "remove deposed",
         })
         .collect();
     assert_eq!(kinds, ["pending", "clear", "put", "outputs"]);
@@ -229,7 +289,7 @@ async fn pending_create_is_adopted_by_the_next_plan() {
     f.apply(&State::new(), &p, sink.clone()).await;
     // Simulate a crash after the provider created the object but before its state was saved.
     let mut crashed = State::new();
-    for m in sink.0.lock().unwrap().iter().filter(|m| matches!(m, Mutation::PutPending(_))) {
+    for m in sink.mutations().iter().filter(|m| matches!(m, Mutation::PutPending(_))) {
         crashed.apply_mutation(m);
     }
     assert_eq!(crashed.pending.len(), 1);

@@ -1,7 +1,7 @@
 //! A mock provider and state sink for kiln-core's tests (only here: every real provider is
 //! tested against its real service by the conformance suite).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +23,10 @@ pub struct Mock {
     pub limit: Option<usize>,
     /// Objects that exist "remotely", by token, for recover.
     pub created: Mutex<Vec<(String, Value)>>,
+    /// Every delete fails while set.
+    pub fail_deletes: AtomicBool,
+    /// The `name` of every object deleted, in order.
+    pub deleted: Mutex<Vec<String>>,
 }
 
 pub fn schema() -> ProviderSchema {
@@ -30,6 +34,7 @@ pub fn schema() -> ProviderSchema {
         .attr("name", Attribute::required(Type::String, "name").force_new())
         .attr("size", Attribute::optional(Type::Number, "size"))
         .attr("fail", Attribute::optional(Type::Bool, "fail in create"))
+        .attr("partial", Attribute::optional(Type::Bool, "fail in create, after making the object"))
         .attr("delay_ms", Attribute::optional(Type::Number, "sleep in create"))
         .attr("secret", Attribute::optional(Type::String, "a secret").sensitive())
         .attr("id", Attribute::computed(Type::String, "id"));
@@ -84,6 +89,9 @@ impl Provider for Mock {
         m.insert("id".into(), Value::from(format!("id-{}", req.address)));
         let v = Value::Map(m);
         self.created.lock().unwrap().push((req.token.to_string(), v.clone()));
+        if req.planned.get("partial").and_then(Value::as_bool) == Some(true) {
+            return ApplyResponse { state: Some(v), diagnostics: Diagnostic::error("E-MOCK", "create failed half-way").into() };
+        }
         ApplyResponse::ok(v)
     }
     async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
@@ -94,6 +102,11 @@ impl Provider for Mock {
     }
     async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
         self.log(format!("delete {}", req.address));
+        if self.fail_deletes.load(Ordering::SeqCst) {
+            return Diagnostic::error("E-MOCK", "delete failed on purpose").into();
+        }
+        let name = req.prior.get("name").and_then(Value::as_str).unwrap_or_default();
+        self.deleted.lock().unwrap().push(name.to_string());
         Diagnostics::new()
     }
     async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
@@ -119,16 +132,26 @@ pub fn registry(mock: &Arc<Mock>) -> ProviderRegistry {
 
 /// Records every batch of mutations in order.
 #[derive(Default)]
-pub struct Sink(pub Mutex<Vec<Mutation>>);
+pub struct Sink(Mutex<Vec<Vec<Mutation>>>);
+
+impl Sink {
+    pub fn batches(&self) -> Vec<Vec<Mutation>> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn mutations(&self) -> Vec<Mutation> {
+        self.batches().concat()
+    }
+}
 
 #[async_trait]
 impl StateSink for Sink {
     async fn persist(&self, m: Vec<Mutation>) -> Result<(), String> {
-        self.0.lock().unwrap().extend(m);
+        self.0.lock().unwrap().push(m);
         Ok(())
     }
 
     fn record(&self, m: Vec<Mutation>) {
-        self.0.lock().unwrap().extend(m);
+        self.0.lock().unwrap().push(m);
     }
 }

@@ -48,6 +48,9 @@ pub enum Reason {
     DestroyMode,
     /// Its object disappeared outside kiln (found by refresh).
     Gone,
+    /// The old object of a `create_before_destroy` replacement, left to destroy by an apply
+    /// that was interrupted or whose destroy failed.
+    Deposed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +69,9 @@ pub struct PlannedChange {
     pub sensitive: Vec<String>,
     /// Instances this one depends on (recorded in state on apply).
     pub dependencies: Vec<InstanceAddr>,
+    /// For the destroy of a deposed object: its key in state (the address holds another object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deposed: Option<String>,
 }
 
 /// A change found by refresh: the object differs from state outside kiln's control.
@@ -203,6 +209,7 @@ mod tests {
             create_before_destroy: false,
             sensitive: vec![],
             dependencies: vec!["record.b".parse().unwrap()],
+            deposed: None,
         };
         Plan {
             format_version: FORMAT_VERSION,
