@@ -9,6 +9,9 @@
 //!   a crash (the last one) is ignored on replay and cut off by the next append. A journal whose
 //!   header does not match the snapshot is an error saying how to resolve it, never dropped.
 //! - `state.json.lock`: the lock, created exclusively (`O_EXCL`) and holding the [`LockInfo`].
+//! - `state.json.lock.guard`: an empty file, never removed, whose advisory `flock` every
+//!   process holds while it takes, renews or releases the lock, so that checking the lock's ID
+//!   and replacing or removing the file are one step for other kiln processes.
 //!
 //! Every document (snapshot, backup, and each journal line including the header) passes through
 //! the backend's [`Codec`] ([`LocalBackend::with_codec`]); a sealed line never contains `\n`, so
@@ -63,6 +66,7 @@ struct Inner {
     backup: PathBuf,
     journal: PathBuf,
     lock: PathBuf,
+    guard: PathBuf,
     /// Orders this instance's own file operations; the state lock orders processes.
     io: Mutex<()>,
 }
@@ -89,6 +93,7 @@ impl LocalBackend {
                 backup: sibling(".backup"),
                 journal: sibling(".journal"),
                 lock: sibling(".lock"),
+                guard: sibling(".lock.guard"),
                 path,
                 base,
                 workspace,
@@ -224,16 +229,15 @@ impl StateBackend for LocalBackend {
         self.blocking(|i| i.read_lock()).await
     }
 
-    /// Rewrites the lock file atomically after checking the ID. A force-unlock and a new lock by
-    /// someone else between the check and the rename would be overwritten: leases are renewed
-    /// every few seconds, breaking a live lock is already an error of the user's, and the window
-    /// is one rename long.
+    /// Rewrites the lock file atomically after checking the ID, under the guard.
     async fn renew_lock(&self, info: &LockInfo) -> Result<(), LockError> {
         let info = info.clone();
-        self.blocking(move |i| match i.read_lock()? {
-            None => Err(LockError::NotHeld),
-            Some(h) if h.id != info.id => Err(LockError::Mismatch { expected: info.id.clone(), found: h.id }),
-            Some(_) => atomic_write(&i.lock, &lock_bytes(&info)).map_err(lock_io_err(&i.lock)),
+        self.blocking(move |i| {
+            i.guarded(|| match i.read_lock()? {
+                None => Err(LockError::NotHeld),
+                Some(h) if h.id != info.id => Err(LockError::Mismatch { expected: info.id.clone(), found: h.id }),
+                Some(_) => atomic_write(&i.lock, &lock_bytes(&info)).map_err(lock_io_err(&i.lock)),
+            })
         })
         .await
     }
@@ -791,10 +795,25 @@ impl Inner {
         atomic_write(&self.journal, &bytes).map_err(io_err(&self.journal))
     }
 
-    fn lock(&self, info: &LockInfo) -> Result<(), LockError> {
-        let bytes = lock_bytes(info);
+    /// Runs `f` holding the guard's `flock` (see the module comment), which other processes
+    /// wait for: it is held only for a few file operations.
+    fn guarded<T>(&self, f: impl FnOnce() -> Result<T, LockError>) -> Result<T, LockError> {
         let dir = parent_dir(&self.lock);
         fs::create_dir_all(dir).map_err(lock_io_err(dir))?;
+        let guard = OpenOptions::new().create(true).truncate(false).write(true).open(&self.guard).map_err(lock_io_err(&self.guard))?;
+        guard.lock().map_err(lock_io_err(&self.guard))?;
+        let r = f();
+        drop(guard); // closing releases the flock
+        r
+    }
+
+    fn lock(&self, info: &LockInfo) -> Result<(), LockError> {
+        self.guarded(|| self.create_lock(info))
+    }
+
+    fn create_lock(&self, info: &LockInfo) -> Result<(), LockError> {
+        let bytes = lock_bytes(info);
+        let dir = parent_dir(&self.lock);
         // Retried only while a holder releases the lock between our two steps.
         for _ in 0..100 {
             match OpenOptions::new().write(true).create_new(true).open(&self.lock) {
@@ -834,6 +853,10 @@ impl Inner {
     }
 
     fn unlock(&self, id: &str) -> Result<(), LockError> {
+        self.guarded(|| self.remove_lock(id))
+    }
+
+    fn remove_lock(&self, id: &str) -> Result<(), LockError> {
         match self.read_lock()? {
             None => Err(LockError::NotHeld),
             Some(h) if h.id != id => Err(LockError::Mismatch { expected: id.to_string(), found: h.id }),
@@ -860,6 +883,38 @@ mod tests {
 
     fn remove(addr: &str) -> Mutation {
         Mutation::Remove { address: addr.parse().unwrap() }
+    }
+
+    #[test]
+    fn a_renewal_never_overwrites_a_lock_taken_after_a_force_unlock() {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        let (_d, b) = setup();
+        let rt = || tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let main = rt();
+        for round in 0..100 {
+            // A holds the lock and renews it as fast as it can; B breaks it and takes it.
+            let a = LockInfo::new("apply");
+            main.block_on(b.lock(&a)).unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let renewer = {
+                let (b, a, stop) = (b.clone(), a.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let rt = rt();
+                    while !stop.load(SeqCst) {
+                        let _ = rt.block_on(b.renew_lock(&a));
+                    }
+                })
+            };
+            std::thread::sleep(Duration::from_millis(1));
+            let other = LockInfo::new("apply");
+            main.block_on(b.force_unlock(&a.id)).unwrap();
+            main.block_on(b.lock(&other)).unwrap();
+            std::thread::sleep(Duration::from_millis(2));
+            stop.store(true, SeqCst);
+            renewer.join().unwrap();
+            assert_eq!(main.block_on(b.lock_info()).unwrap().unwrap().id, other.id, "round {round}: A's renewal took B's lock");
+            main.block_on(b.unlock(&other.id)).unwrap();
+        }
     }
 
     #[tokio::test]
