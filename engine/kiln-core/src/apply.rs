@@ -1,7 +1,8 @@
 //! Apply: runs exactly what a plan lists, concurrently in dependency order. Deletes go first
-//! (dependents before their dependencies), then creates and updates walk the configuration graph
-//! (each resource starts as soon as everything it references is done, bounded only by each
-//! provider's concurrency limit), then deposed objects are deleted. A `create_before_destroy`
+//! (dependents before their dependencies; deposed objects left by earlier applies among them),
+//! then creates and updates walk the configuration graph (each resource starts as soon as
+//! everything it references is done, bounded only by each provider's concurrency limit), then
+//! the objects deposed by this apply are deleted. A `create_before_destroy`
 //! replacement deposes its old object in the same state change that records the new one (or,
 //! when the create fails, deposes the new object and keeps the old), so an interrupted or failed
 //! apply leaves it in state for the next plan to destroy, never untracked. A pending entry is
@@ -112,9 +113,8 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
     let mut ctx = Ctx { hook: req.hook.clone(), sink: req.sink.clone(), limits: HashMap::new() };
     let changes: HashMap<&InstanceAddr, &PlannedChange> =
         req.plan.changes.iter().filter(|c| c.deposed.is_none()).map(|c| (&c.address, c)).collect();
-    // Deposed objects this apply may destroy: those the plan lists, and those it deposes itself.
-    let untouched: Vec<String> =
-        state.deposed.keys().filter(|k| !req.plan.changes.iter().any(|c| c.deposed.as_ref() == Some(*k))).cloned().collect();
+    // Deposed objects from earlier applies: phase 1 destroys those the plan lists.
+    let earlier: Vec<String> = state.deposed.keys().cloned().collect();
 
     // Refresh results and pending creates the plan resolved become state first.
     let mut first = Vec::new();
@@ -145,10 +145,11 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
         commit(&mut state, &req.sink, first, &mut diags).await;
     }
 
-    // Phase 1: deletes, dependents first. They run before the graph walk configures providers,
-    // so their providers are configured from the configuration evaluated over prior state (and
-    // with an empty configuration when the configuration no longer mentions them).
-    let deletes: Vec<DeleteItem> = req
+    // Phase 1: deletes (deposed objects the plan lists among them), dependents first. They run
+    // before the graph walk configures providers, so their providers are configured from the
+    // configuration evaluated over prior state (and with an empty configuration when the
+    // configuration no longer mentions them).
+    let mut deletes: Vec<DeleteItem> = req
         .plan
         .changes
         .iter()
@@ -166,6 +167,8 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
             }
         })
         .collect();
+    let listed = |d: &&DeposedObject| req.plan.changes.iter().any(|c| c.deposed.as_ref() == Some(&d.key));
+    deletes.extend(state.deposed.values().filter(listed).map(deposed_delete));
     let any_delete = req.plan.changes.iter().any(|c| matches!(c.action, Action::Delete | Action::Replace));
     let delete_providers = if any_delete {
         let (p, d) = crate::plan::configure_providers(preq_for(&req)).await;
@@ -181,22 +184,10 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
         interrupted = run_graph(&mut w, &graph, &changes, &mut ctx, &mut state, &mut diags, &req).await;
     }
 
-    // Phase 3: deposed objects: old objects of create_before_destroy replacements (those
-    // deposed by phase 2, and those earlier applies left), and new objects whose create failed.
+    // Phase 3: what phase 2 deposed: old objects of create_before_destroy replacements, and new
+    // objects whose create failed half-way.
     if !interrupted {
-        let deposed: Vec<DeleteItem> = state
-            .deposed
-            .values()
-            .filter(|d| !untouched.contains(&d.key))
-            .map(|d| DeleteItem {
-                address: d.address.clone(),
-                provider: d.resource.provider.clone(),
-                kind: d.resource.kind.clone(),
-                prior: d.resource.attributes.clone(),
-                dependencies: d.resource.dependencies.clone(),
-                done: Mutation::RemoveDeposed { key: d.key.clone() },
-            })
-            .collect();
+        let deposed = state.deposed.values().filter(|d| !earlier.contains(&d.key)).map(deposed_delete).collect();
         interrupted = run_deletes(deposed, &delete_providers, &mut ctx, &mut state, &mut diags, &req).await;
     }
 
@@ -290,6 +281,17 @@ struct DeleteItem {
     /// What it depended on: it goes before those.
     dependencies: Vec<InstanceAddr>,
     done: Mutation,
+}
+
+fn deposed_delete(d: &DeposedObject) -> DeleteItem {
+    DeleteItem {
+        address: d.address.clone(),
+        provider: d.resource.provider.clone(),
+        kind: d.resource.kind.clone(),
+        prior: d.resource.attributes.clone(),
+        dependencies: d.resource.dependencies.clone(),
+        done: Mutation::RemoveDeposed { key: d.key.clone() },
+    }
 }
 
 /// Deletes in reverse dependency order, concurrently where independent.

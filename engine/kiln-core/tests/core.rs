@@ -178,6 +178,12 @@ async fn a_replaced_object_whose_destroy_fails_stays_deposed_until_destroyed() {
     let batch = sink.batches().into_iter().find(|b| b.iter().any(|m| matches!(m, Mutation::PutDeposed(_)))).expect("a batch deposes");
     assert!(batch.iter().any(|m| matches!(m, Mutation::Put { .. })), "{batch:?}");
 
+    // `kiln destroy` destroys both objects.
+    let (all, _) = f.plan_mode(&out.state, Mode::Destroy).await;
+    let all = all.unwrap();
+    let keys: Vec<Option<&str>> = all.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.deposed.as_deref()).collect();
+    assert_eq!(keys, [None, Some(deposed[0].key.as_str())]);
+
     // The next plan destroys it (and only it); once deletes work, it is gone.
     let again = f.plan(&out.state).await;
     let changes: Vec<_> = again.changes.iter().filter(|c| c.action != Action::NoOp).collect();
