@@ -2,13 +2,12 @@
 //! (dependents before their dependencies; deposed objects left by earlier applies among them),
 //! then creates and updates walk the configuration graph (each resource starts as soon as
 //! everything it references is done, bounded only by each provider's concurrency limit), then
-//! the objects deposed by this apply are deleted. A `create_before_destroy`
-//! replacement deposes its old object in the same state change that records the new one (or,
-//! when the create fails, deposes the new object and keeps the old), so an interrupted or failed
-//! apply leaves it in state for the next plan to destroy, never untracked. A pending entry is
-//! made durable before every create; every completed operation is
-//! handed to the [`StateSink`] at once. When one resource fails, its dependents are skipped and
-//! independent ones go on.
+//! the objects deposed by this apply are deleted. A `create_before_destroy` replacement deposes
+//! its old object in the same state change that records the new one (or, when the create fails
+//! half-way, deposes the new object and keeps the old), so an interrupted or failed apply leaves
+//! it in state for the next plan to destroy, never untracked. A pending entry is made durable
+//! before every create; every completed operation is handed to the [`StateSink`] at once. When
+//! one resource fails, its dependents are skipped and independent ones go on.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -120,10 +119,7 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
     let mut first = Vec::new();
     for p in &req.plan.pending {
         if let Some(adopted) = &p.adopted {
-            first.push(Mutation::Put {
-                address: p.address.clone(),
-                resource: resource_state(&p.provider, &p.kind, adopted.clone(), &[], Vec::new(), false),
-            });
+            first.push(Mutation::Put { address: p.address.clone(), resource: resource_state(&p.provider, &p.kind, adopted.clone(), &[], Vec::new(), false) });
         }
         first.push(Mutation::ClearPending { token: p.token.clone() });
     }
@@ -238,10 +234,7 @@ async fn commit(state: &mut State, sink: &Arc<dyn StateSink>, muts: Vec<Mutation
         state.apply_mutation(m);
     }
     if let Err(e) = sink.persist(muts).await {
-        diags.push(
-            Diagnostic::error("E-STATE-WRITE", format!("cannot save state: {e}"))
-                .hint("check the disk and permissions; state is also written at the end of apply"),
-        );
+        diags.push(Diagnostic::error("E-STATE-WRITE", format!("cannot save state: {e}")).hint("check the disk and permissions; state is also written at the end of apply"));
     }
 }
 
@@ -662,8 +655,7 @@ async fn start_resource(
                     started_at: chrono::Utc::now().to_rfc3339(),
                 });
                 if let Err(e) = sink.persist(vec![pending.clone()]).await {
-                    let d: Diagnostics =
-                        Diagnostic::error("E-STATE-WRITE", format!("cannot save the pending entry: {e}")).address(&iaddr).into();
+                    let d: Diagnostics = Diagnostic::error("E-STATE-WRITE", format!("cannot save the pending entry: {e}")).address(&iaddr).into();
                     hook.apply_done(&iaddr, op, Some("state write failed"), t0.elapsed());
                     return OpResult { addr: iaddr, index: 0, mutations, value: None, diagnostics: d };
                 }
@@ -683,12 +675,8 @@ async fn start_resource(
                 match deposing {
                     // The old object stays; the broken new one is destroyed after the creates.
                     Some(_) if rs.tainted => mutations.push(depose(rs)),
-                    Some(old) => {
-                        mutations.push(depose(old));
-                        mutations.push(Mutation::Put { address: iaddr.clone(), resource: rs });
-                        value = Some(new);
-                    }
-                    None => {
+                    old => {
+                        mutations.extend(old.map(depose));
                         mutations.push(Mutation::Put { address: iaddr.clone(), resource: rs });
                         value = Some(new);
                     }
