@@ -1,10 +1,10 @@
 //! The scripts a job runs on its hosts, and the parsing of what they print.
 //!
 //! A node's directory `HOST_DIR/jobs/JOB_ID/` holds `token`, `started_at`, `cluster_id`,
-//! `stop_grace`, `setup.sh`,
-//! `run.sh`, `env.sh`, the wrapper `node.sh`, and per rank `node-R.pid`, `node-R.log` and, once
-//! it has finished, `node-R.exit` (written atomically before the process ends). The wrapper
-//! runs in its own session (`setsid`), so its PID is also its process group, which stop signals.
+//! `stop_grace`, `setup.sh`, `run.sh`, `env.sh`, the wrapper `node.sh`, and per rank
+//! `node-R.pid`, `node-R.log` and, once it has finished, `node-R.exit` (written atomically
+//! before the process ends). The wrapper runs in its own session (`setsid`), so its PID is also
+//! its process group, which stop signals.
 
 use std::collections::BTreeSet;
 
