@@ -11,7 +11,7 @@
 //! bucket holding any object version unless `force_destroy` is true, deleting nothing; with
 //! it, every version and delete marker goes first.
 
-mod s3;
+pub(crate) mod s3;
 pub(crate) mod spec;
 
 use kiln_diag::{Diagnostic, Diagnostics};

@@ -229,14 +229,29 @@ pub async fn empty(s3: &Client, name: &str) -> Result<u64, AwsError> {
             return Ok(deleted);
         }
         deleted += ids.len() as u64;
-        let delete = built(Delete::builder().set_objects(Some(ids)).quiet(true).build())?;
-        let out = s3.delete_objects().bucket(name).delete(delete).send().await.map_err(AwsError::from_sdk)?;
-        if let Some(e) = out.errors().first() {
-            return Err(AwsError {
-                code: e.code().map(str::to_string),
-                message: format!("{}: {}", e.key().unwrap_or("?"), e.message().unwrap_or("")),
-            });
-        }
+        delete_ids(s3, name, ids).await?;
+    }
+}
+
+/// Deletes these objects (their current versions), 1,000 per call.
+pub async fn delete_keys(s3: &Client, name: &str, keys: &[String]) -> Result<(), AwsError> {
+    for chunk in keys.chunks(1000) {
+        let ids = chunk.iter().map(|k| built(ObjectIdentifier::builder().key(k).build())).collect::<Result<_, _>>()?;
+        delete_ids(s3, name, ids).await?;
+    }
+    Ok(())
+}
+
+/// One DeleteObjects call (at most 1,000 objects).
+async fn delete_ids(s3: &Client, name: &str, ids: Vec<ObjectIdentifier>) -> Result<(), AwsError> {
+    let delete = built(Delete::builder().set_objects(Some(ids)).quiet(true).build())?;
+    let out = s3.delete_objects().bucket(name).delete(delete).send().await.map_err(AwsError::from_sdk)?;
+    match out.errors().first() {
+        Some(e) => Err(AwsError {
+            code: e.code().map(str::to_string),
+            message: format!("{}: {}", e.key().unwrap_or("?"), e.message().unwrap_or("")),
+        }),
+        None => Ok(()),
     }
 }
 

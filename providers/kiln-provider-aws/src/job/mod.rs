@@ -249,26 +249,38 @@ fn bucket_of(uri: &str) -> Option<(&str, &str)> {
     uri.strip_prefix("s3://")?.split_once('/')
 }
 
-/// The job's objects' keys, and the node reports among them.
-async fn reports(ctx: &Ctx, bucket: &str, p: &str) -> Result<(Vec<String>, Vec<NodeStatus>), AwsError> {
-    let s3 = &ctx.clients.s3;
-    let mut keys = Vec::new();
+/// The keys and sizes of the objects under `prefix`.
+async fn list(ctx: &Ctx, bucket: &str, prefix: &str) -> Result<Vec<(String, i64)>, AwsError> {
+    let mut listed = Vec::new();
     let mut next = None;
     loop {
-        let out = s3
+        let out = ctx
+            .clients
+            .s3
             .list_objects_v2()
             .bucket(bucket)
-            .prefix(format!("{p}/"))
+            .prefix(prefix)
             .set_continuation_token(next)
             .send()
             .await
             .map_err(AwsError::from_sdk)?;
-        keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        listed.extend(out.contents().iter().filter_map(|o| Some((o.key()?.to_string(), o.size().unwrap_or_default()))));
         next = out.next_continuation_token().map(str::to_string);
         if next.is_none() {
-            break;
+            return Ok(listed);
         }
     }
+}
+
+/// The job's objects' keys.
+async fn keys(ctx: &Ctx, bucket: &str, p: &str) -> Result<Vec<String>, AwsError> {
+    Ok(list(ctx, bucket, &format!("{p}/")).await?.into_iter().map(|(k, _)| k).collect())
+}
+
+/// The job's objects' keys, and the node reports among them.
+async fn reports(ctx: &Ctx, bucket: &str, p: &str) -> Result<(Vec<String>, Vec<NodeStatus>), AwsError> {
+    let s3 = &ctx.clients.s3;
+    let keys = keys(ctx, bucket, p).await?;
     let mut nodes = Vec::new();
     for key in keys.iter().filter(|k| k.starts_with(&format!("{p}/status/")) && k.ends_with(".json")) {
         let out = s3.get_object().bucket(bucket).key(key).send().await.map_err(AwsError::from_sdk)?;
@@ -360,22 +372,12 @@ async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
             Err(e) => return Err(e.diagnostic(req.address, "untag the job's instances")),
         }
     }
-    let keys = match reports(ctx, bucket, p).await {
-        Ok((keys, _)) => keys,
+    let keys = match keys(ctx, bucket, p).await {
+        Ok(keys) => keys,
         Err(e) if e.is("NoSuchBucket") => return Ok(()),
         Err(e) => return Err(e.diagnostic(req.address, "list the job's objects")),
     };
-    for key in keys {
-        ctx.clients
-            .s3
-            .delete_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk(e).diagnostic(req.address, "delete the job's objects"))?;
-    }
-    Ok(())
+    crate::bucket::s3::delete_keys(&ctx.clients.s3, bucket, &keys).await.map_err(|e| e.diagnostic(req.address, "delete the job's objects"))
 }
 
 /// A lost job, or one whose cluster now has other instances, asks to be replaced.
@@ -462,19 +464,10 @@ async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
     let s3 = &ctx.clients.s3;
     let failed = |what: String, e: AwsError| empty(e.diagnostic(req.address, &what).into());
     let dir = format!("{p}/logs/node-{}/", req.node);
-    let mut listed = Vec::new();
-    let mut next = None;
-    loop {
-        let out = match s3.list_objects_v2().bucket(bucket).prefix(&dir).set_continuation_token(next).send().await {
-            Ok(o) => o,
-            Err(e) => return failed(format!("list s3://{bucket}/{dir}"), AwsError::from_sdk(e)),
-        };
-        listed.extend(out.contents().iter().filter_map(|o| Some((o.key()?.to_string(), o.size().unwrap_or_default()))));
-        next = out.next_continuation_token().map(str::to_string);
-        if next.is_none() {
-            break;
-        }
-    }
+    let listed = match list(ctx, bucket, &dir).await {
+        Ok(l) => l,
+        Err(e) => return failed(format!("list s3://{bucket}/{dir}"), e),
+    };
     if listed.is_empty() {
         return whole_log(ctx, req, bucket, p, finished).await;
     }

@@ -213,6 +213,7 @@ async fn a_long_log_is_uploaded_in_parts_and_read_whole_from_any_offset() {
     aws().await.s3.put_object().bucket(name).key(&old).body(b"from an older agent\n".to_vec().into()).send().await.unwrap();
     assert_eq!(log(&p, &done, 5).await, "from an older agent\n");
     assert!(!delete(&p, "job.train", &done).await.has_errors());
+    assert_eq!(keys(name, &format!("kiln/jobs/{}/", str_of(&job, "job_id"))).await, Vec::<String>::new(), "every part is deleted");
     let _ = delete(&p, "cluster.train", &cluster).await;
     let _ = delete(&p, "bucket.ckpt", &bucket).await;
 }
