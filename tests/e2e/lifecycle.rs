@@ -116,7 +116,9 @@ fn create_before_destroy_replaces_new_before_old() {
     let old_id = p.state_json()["resources"][0]["attributes"]["id"].as_str().unwrap().to_string();
     p.write("main.kiln.hcl", &CBD.replace("\"1\"", "\"2\""));
     let err = p.kiln_loud(&["apply", "--auto-approve"]).ok().stderr();
-    assert!(line_of(&err, "record.a: Creation complete") < line_of(&err, "record.a: Destroying..."), "{err}");
+    // The old object is deposed once the new one exists, then destroyed.
+    assert!(line_of(&err, "record.a: Creation complete") < line_of(&err, "record.a (deposed object "), "{err}");
+    assert!(err.lines().any(|l| l.starts_with("record.a (deposed object ") && l.ends_with("): Destroying...")), "{err}");
     assert_eq!(p.state_list(), ["record.a"], "the new object is in state");
     let new_id = p.state_json()["resources"][0]["attributes"]["id"].as_str().unwrap().to_string();
     assert_ne!(new_id, old_id);

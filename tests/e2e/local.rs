@@ -316,7 +316,8 @@ fn local_a_replaced_bucket_that_cannot_be_destroyed_stays_in_state_as_deposed() 
 
     // Once it can be destroyed, the next apply does, and leaves the new bucket alone.
     std::fs::remove_file(v1.join("weights.bin")).unwrap();
-    p.kiln(&["apply", "--auto-approve"]).ok();
+    let err = p.kiln_loud(&["apply", "--auto-approve"]).ok().stderr();
+    assert!(err.contains(&format!("bucket.data (deposed object {key}): Destruction complete")), "{err}");
     assert!(!v1.exists(), "{} is gone", v1.display());
     assert!(p.state_json().get("deposed").is_none(), "no deposed object is left");
     assert_eq!(p.values("bucket.data")["name"], "v2");

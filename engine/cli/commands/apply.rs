@@ -5,8 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use kiln_addrs::InstanceAddr;
-use kiln_core::{Cancel, Hook};
+use kiln_core::{Cancel, Hook, Subject};
 use kiln_diag::Diagnostics;
 use kiln_plan::{Action, Mode, Plan};
 use kiln_state::{State, StateBackend};
@@ -190,7 +189,7 @@ impl Progress {
 }
 
 impl Hook for Progress {
-    fn apply_start(&self, addr: &InstanceAddr, action: Action) {
+    fn apply_start(&self, addr: Subject<'_>, action: Action) {
         let verb = match action {
             Action::Create => "Creating...",
             Action::Update => "Modifying...",
@@ -203,7 +202,7 @@ impl Hook for Progress {
         }
     }
 
-    fn apply_done(&self, addr: &InstanceAddr, action: Action, error: Option<&str>, elapsed: Duration) {
+    fn apply_done(&self, addr: Subject<'_>, action: Action, error: Option<&str>, elapsed: Duration) {
         if error.is_none() {
             let mut c = self.counts.lock().expect("counts");
             match action {

@@ -25,7 +25,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::graph::{build_graph, Node};
-use crate::hooks::Hook;
+use crate::hooks::{Hook, Subject};
 use crate::instance::{eval_body, expand};
 use crate::plan::{propose, remark, sensitive_attrs, PlanRequest, Walker};
 use crate::providers::{provider_name, ProviderRegistry, Providers};
@@ -342,7 +342,12 @@ async fn run_deletes(
                 if cancel_task.level() >= 1 {
                     return OpResult { index: i, ..OpResult::not_started(addr) };
                 }
-                hook.apply_start(&addr, Action::Delete);
+                let key = match &done {
+                    Mutation::RemoveDeposed { key } => Some(key.clone()),
+                    _ => None,
+                };
+                let what = Subject { addr: &addr, deposed: key.as_deref() };
+                hook.apply_start(what, Action::Delete);
                 let started = Instant::now();
                 let name = addr.to_string();
                 let d = p.delete(DeleteRequest { address: &name, kind: &kind, prior: &prior }).await;
@@ -352,7 +357,7 @@ async fn run_deletes(
                     sink.record(mutations.clone());
                 }
                 let err = d.errors().next().map(ToString::to_string);
-                hook.apply_done(&addr, Action::Delete, err.as_deref(), started.elapsed());
+                hook.apply_done(what, Action::Delete, err.as_deref(), started.elapsed());
                 OpResult { addr, index: i, mutations, value: None, diagnostics: d.with_address(&name) }
             });
         }
@@ -638,7 +643,8 @@ async fn start_resource(
             if cancel.level() >= 1 {
                 return OpResult::not_started(iaddr);
             }
-            hook.apply_start(&iaddr, op);
+            let what = Subject { addr: &iaddr, deposed: None };
+            hook.apply_start(what, op);
             let t0 = Instant::now();
             let mut mutations = Vec::new();
             let resp = if op == Action::Create && state_only {
@@ -656,7 +662,7 @@ async fn start_resource(
                 });
                 if let Err(e) = sink.persist(vec![pending.clone()]).await {
                     let d: Diagnostics = Diagnostic::error("E-STATE-WRITE", format!("cannot save the pending entry: {e}")).address(&iaddr).into();
-                    hook.apply_done(&iaddr, op, Some("state write failed"), t0.elapsed());
+                    hook.apply_done(what, op, Some("state write failed"), t0.elapsed());
                     return OpResult { addr: iaddr, index: 0, mutations, value: None, diagnostics: d };
                 }
                 mutations.push(pending);
@@ -685,7 +691,7 @@ async fn start_resource(
             // Queued behind the pending entry: durable no later than anything a dependent writes.
             sink.record(mutations.iter().filter(|m| !matches!(m, Mutation::PutPending(_))).cloned().collect());
             let err = resp.diagnostics.errors().next().map(ToString::to_string);
-            hook.apply_done(&iaddr, op, err.as_deref(), t0.elapsed());
+            hook.apply_done(Subject { addr: &iaddr, deposed: None }, op, err.as_deref(), t0.elapsed());
             OpResult { addr: iaddr, index: 0, mutations, value, diagnostics: resp.diagnostics.with_address(&name) }
         });
         started += 1;

@@ -20,6 +20,6 @@ mod scope;
 
 pub use apply::{apply, ApplyOutcome, ApplyRequest, Cancel, StateSink};
 pub use graph::{build_graph, Node};
-pub use hooks::{Hook, NoopHook};
+pub use hooks::{Hook, NoopHook, Subject};
 pub use plan::{config_digest, configure_providers, plan, PlanRequest};
 pub use providers::{ProviderRegistry, Providers};
