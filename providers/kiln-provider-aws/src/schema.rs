@@ -109,6 +109,7 @@ fn cluster() -> Body {
         )
         .attr("tags", Attribute::optional(Type::Map(Box::new(Type::String)), "Tags, besides kiln:address, kiln:token and kiln:node"))
         .attr("zone", Attribute::computed(Type::String, "Availability zone of the subnet"))
+        .attr("gpus_per_node", Attribute::computed(Type::Number, "GPUs of each instance, from its instance type"))
         .attr("instance_ids", Attribute::computed(strings(), "Instance of each node, by rank"))
         .attr("private_ips", Attribute::computed(strings(), "Private IP of each node, by rank"))
         .attr("public_ips", Attribute::computed(strings(), "Public IP of each node, by rank (\"\" when none)"))
@@ -280,6 +281,7 @@ fn spot_pool() -> Body {
             Attribute::computed(number(), "The fleet's on-demand target: on_demand_base, raised by on_demand_fallback"),
         )
         .attr("instance_ids", Attribute::computed(strings(), "Running instances of the fleet"))
+        .attr("gpus_per_node", Attribute::computed(number(), "GPUs of each instance: the fewest among `instance_types`"))
         .attr("spot_instances", Attribute::computed(number(), "How many of them are spot"))
         .attr("on_demand_instances", Attribute::computed(number(), "How many of them are on-demand"))
         .attr("state", Attribute::computed(Type::String, "active (at capacity) or filling"))

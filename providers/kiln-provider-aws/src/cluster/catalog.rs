@@ -137,6 +137,11 @@ impl Catalog {
         self.types.iter().find(|t| t.name == name)
     }
 
+    /// The GPUs of each instance of a type, whatever their model (0 for an unknown type).
+    pub fn gpus(&self, name: &str) -> u64 {
+        self.get(name).map_or(0, |t| t.gpus.iter().map(|(_, n)| n).sum())
+    }
+
     /// The candidate types for a request, best first (see the module's rule).
     pub fn candidates(&self, needs: &Needs) -> Vec<String> {
         let defaulted;

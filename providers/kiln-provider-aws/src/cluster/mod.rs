@@ -164,6 +164,7 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
     let (subnet, zone) = placement(ctx, req.address, &spec, req.prior, &instance_type).await?;
     let mut m: Map = attrs(&proposed);
     m.insert("nodes".into(), crate::util::num(spec.nodes));
+    m.insert("gpus_per_node".into(), crate::util::num(catalog.gpus(&instance_type)));
     m.insert("instance_type".into(), instance_type.into());
     m.insert("image".into(), image.into());
     m.insert("subnet_id".into(), subnet.into());

@@ -9,7 +9,8 @@
 # metadata service (tags in metadata are enabled on the instances kiln launches):
 # - a new value `s3://BUCKET/kiln/jobs/JOB_ID` is a job to run: it downloads spec.env (the
 #   KILN_* environment), env.sh (the user's env), setup.sh and run.sh, finds its rank as the
-#   index of its private IP in KILN_NODE_IPS, and starts `setup` then `run` in a new session;
+#   index of its private IP in KILN_NODE_IPS, and starts `setup` then `run` in a new session
+#   (with KILN_NUM_GPUS_PER_NODE set to the GPUs `nvidia-smi -L` lists, if it lists any);
 # - while the job runs, and once after it ends, it uploads the new part of the node's log and
 #   then status/RANK.json (state, exit code, times, heartbeat) under that prefix. The log goes
 #   in parts `logs/node-RANK/OFFSET` (OFFSET: the part's first byte, 16 digits): the open part
@@ -124,7 +125,10 @@ start_job() {
   sent=0
   rm -f "$jd/exit"
   log "starting job $KILN_JOB_ID as node $rank of $KILN_NUM_NODES"
-  setsid sh -c 'set -a; . "$0/spec.env"; . "$0/env.sh"; set +a; mkdir -p "$KILN_WORKDIR"; cd "$KILN_WORKDIR" || exit 1
+  # KILN_NUM_GPUS_PER_NODE: the GPUs nvidia-smi lists, when it lists some (a pool mixes types).
+  setsid sh -c 'set -a; . "$0/spec.env"; set +a
+    g=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU ") && [ "$g" -gt 0 ] && KILN_NUM_GPUS_PER_NODE=$g
+    set -a; . "$0/env.sh"; set +a; mkdir -p "$KILN_WORKDIR"; cd "$KILN_WORKDIR" || exit 1
     { [ ! -s "$0/setup.sh" ] || . "$0/setup.sh"; } && sh "$0/run.sh"; echo $? >"$0/exit.tmp"; mv "$0/exit.tmp" "$0/exit"' "$jd" \
     >"$jd/node.log" 2>&1 </dev/null &
   pid=$!

@@ -101,10 +101,12 @@ impl Spec {
             error("E-AWS-JOB-RUN", address, format!("{address}: `run` is empty"))
                 .hint("give the command to run, such as run = \"python3 train.py\"")
         })?;
-        let accelerators = str_attr(cluster, "accelerators").unwrap_or_default();
+        // The instance type's GPUs; a cluster planned before kiln recorded them: its request.
+        let gpus_per_node = u64_attr(cluster, "gpus_per_node")
+            .unwrap_or_else(|| gpu_count(str_attr(cluster, "accelerators").unwrap_or_default()));
         Ok(Some(Spec {
             instance_ids: all[..nodes].to_vec(),
-            gpus_per_node: gpu_count(accelerators),
+            gpus_per_node,
             bucket: bucket.to_string(),
             checkpoint_path: checkpoint.and_then(|c| str_attr(c, "path")).unwrap_or_default().trim_start_matches('/').to_string(),
             setup: str_attr(v, "setup").unwrap_or_default().to_string(),

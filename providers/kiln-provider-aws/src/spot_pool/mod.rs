@@ -214,6 +214,9 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
     let target = on_demand_target(&pool, req.prior);
     let mut m: Map = attrs(&proposed);
     m.insert("instance_types".into(), strings(&types));
+    // Every node of a job gets as many GPUs as the smallest type has.
+    let catalog = ctx.catalog().await.map_err(|e| e.diagnostic(req.address, "list instance types"))?;
+    m.insert("gpus_per_node".into(), num(types.iter().map(|t| catalog.gpus(t)).min().unwrap_or(0)));
     m.insert("subnet_ids".into(), strings(&subnets));
     m.insert("image".into(), image.into());
     m.insert("on_demand_base".into(), num(pool.on_demand_base));

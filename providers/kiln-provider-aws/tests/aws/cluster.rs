@@ -56,6 +56,7 @@ async fn requests_resolve_to_an_instance_type_and_every_node_is_tagged() {
     let cfg = config(&p, "cluster", j!({ "accelerators": "A100:8", "nodes": 2, "spot": true, "disk_gb": 500, "tags": { "team": "ml" } }));
     let plan = planned(&p, "cluster.train", &cfg, None).await;
     assert_eq!(str_of(&plan, "instance_type"), "p4d.24xlarge", "smallest A100:8 type, by name on a tie");
+    assert_eq!(plan.get("gpus_per_node"), Some(&Value::from(8i64)), "{plan}");
     assert!(str_of(&plan, "image").starts_with("ami-"));
     assert!(plan.get("instance_ids").is_some_and(Value::is_unknown));
     let state = create_with_token(&p, "cluster.train", &cfg, "tok-train").await;

@@ -24,8 +24,22 @@ impl Agents {
     /// Runs the user data of each instance as that instance would at boot; the agents report
     /// every second and upload logs in parts of 1,000 bytes.
     async fn boot(ids: &[String]) -> Agents {
+        Self::boot_with_gpus(ids, 0).await
+    }
+
+    /// Like [`Agents::boot`], on instances whose `nvidia-smi -L` lists `gpus` GPUs (none: no
+    /// `nvidia-smi`).
+    async fn boot_with_gpus(ids: &[String], gpus: usize) -> Agents {
         let ec2 = aws().await.ec2;
         let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        if gpus > 0 {
+            let lines: String = (0..gpus).map(|i| format!("GPU {i}: NVIDIA A10G (UUID: GPU-{i})\n")).collect();
+            std::fs::write(bin.join("nvidia-smi"), format!("#!/bin/sh\nprintf '{lines}'\n")).unwrap();
+            std::process::Command::new("chmod").arg("0755").arg(bin.join("nvidia-smi")).status().unwrap();
+        }
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
         for id in ids {
             let out = ec2.describe_instance_attribute().instance_id(id).attribute("userData".into()).send().await.unwrap();
             let b64 = out.user_data().and_then(|u| u.value()).expect("the instance has user data");
@@ -37,6 +51,7 @@ impl Agents {
                 .env("KILN_AGENT_DIR", dir.path().join(id))
                 .env("KILN_AGENT_INTERVAL", "1")
                 .env("KILN_LOG_PART_BYTES", "1000")
+                .env("PATH", &path)
                 .status()
                 .unwrap();
             assert!(status.success());
@@ -145,8 +160,9 @@ async fn the_agent_in_user_data_runs_the_job_and_reports_through_s3() {
     let _g = exclusive().await;
     let p = provider().await;
     let run = "echo \"rank=$KILN_NODE_RANK of $KILN_NUM_NODES master=$KILN_MASTER_ADDR:$KILN_MASTER_PORT ips=$KILN_NODE_IPS\"\n\
-               echo \"job=$KILN_JOB_ID ckpt=$KILN_CHECKPOINT_DIR greeting=$GREETING\"\n";
+               echo \"job=$KILN_JOB_ID ckpt=$KILN_CHECKPOINT_DIR greeting=$GREETING gpus=$KILN_NUM_GPUS_PER_NODE\"\n";
     let (bucket, cluster, cfg) = setup(&p, run).await;
+    assert_eq!(cluster.get("gpus_per_node"), Some(&Value::from(0i64)), "a t3.micro has no GPU");
     let job = create(&p, "job.train", &cfg).await;
     let ids = strs(&cluster, "instance_ids");
     assert_eq!(strs(&job, "instance_ids"), ids);
@@ -162,7 +178,12 @@ async fn the_agent_in_user_data_runs_the_job_and_reports_through_s3() {
     assert_eq!(files, ["env.sh", "run.sh", "setup.sh", "spec.env"].map(|f| format!("{prefix}/{f}")));
     assert_eq!(job_tags(&ids).await, vec![Some(str_of(&job, "uri").to_string()); 2]);
 
-    let agents = Agents::boot(&ids).await;
+    let spec = aws().await.s3.get_object().bucket(name).key(format!("{prefix}/spec.env")).send().await.unwrap();
+    let spec = String::from_utf8(spec.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+    assert!(spec.contains("KILN_NUM_GPUS_PER_NODE='0'"), "the instance type's GPUs: {spec}");
+
+    // These instances' nvidia-smi lists 4 GPUs: the agent counts them.
+    let agents = Agents::boot_with_gpus(&ids, 4).await;
     let done = wait_status(&p, "job.train", &job, &["succeeded", "failed"]).await;
     assert_eq!(str_of(&done, "status"), "succeeded", "{done}");
     assert_eq!(done.get("exit_codes").unwrap().to_json(), j!([0, 0]));
@@ -172,7 +193,7 @@ async fn the_agent_in_user_data_runs_the_job_and_reports_through_s3() {
         let out = log(&p, &done, rank).await;
         assert!(out.contains("setting up"), "{out}");
         assert!(out.contains(&format!("rank={rank} of 2 master={}:29500 ips={}", ips[0], ips.join(","))), "{out}");
-        assert!(out.contains(&format!("job={} ckpt=s3://{name}/run-1/ greeting=it's here", str_of(&job, "job_id"))), "{out}");
+        assert!(out.contains(&format!("job={} ckpt=s3://{name}/run-1/ greeting=it's here gpus=4", str_of(&job, "job_id"))), "{out}");
     }
 
     // Destroy: the tag goes (only this job's), and so do the job's objects.

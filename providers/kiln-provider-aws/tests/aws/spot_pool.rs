@@ -34,6 +34,7 @@ async fn a_pool_is_a_maintain_fleet_over_types_and_subnets() {
     let plan = planned(&p, "spot_pool.gpu", &cfg, None).await;
     let types = strs(&plan, "instance_types");
     assert_eq!(types[0], "g5.xlarge", "smallest A10G:1 type first: {types:?}");
+    assert_eq!(num(&plan, "gpus_per_node"), 1, "every A10G:1 type has one GPU");
     let subnets = strs(&plan, "subnet_ids");
     assert!(!subnets.is_empty());
     let state = create_with_token(&p, "spot_pool.gpu", &cfg, "tok-pool").await;
