@@ -184,17 +184,23 @@ impl Launch<'_> {
         Err(LaunchError::NoCapacity(tried))
     }
 
-    /// Tags each instance with its rank, in launch-index order.
+    /// Tags each instance with its rank, in launch-index order (one CreateTags call per
+    /// instance, as the values differ; RANK_TAGGERS at a time).
     async fn name_ranks(&self, ec2: &Client, instances: &[Instance]) -> Result<Vec<Node>, AwsError> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
         let mut nodes: Vec<Node> = instances.iter().map(Node::from_sdk).collect();
         nodes.sort_by_key(|n| n.launch_index);
+        let pairs: Vec<(String, u64)> = nodes.iter().zip(self.ranks).map(|(n, r)| (n.id.clone(), *r)).collect();
+        stream::iter(pairs).map(Ok).try_for_each_concurrent(RANK_TAGGERS, |(id, rank)| async move { tag_rank(ec2, &id, rank).await }).await?;
         for (node, rank) in nodes.iter_mut().zip(self.ranks) {
-            tag_rank(ec2, &node.id, *rank).await?;
             node.rank = Some(*rank);
         }
         Ok(nodes)
     }
 }
+
+/// Rank tags written at once by one launch.
+const RANK_TAGGERS: usize = 16;
 
 pub async fn tag_rank(ec2: &Client, id: &str, rank: u64) -> Result<(), AwsError> {
     ec2.create_tags().resources(id).tags(tag(TAG_NODE, &rank.to_string())).send().await.map(|_| ()).map_err(AwsError::from_sdk)
