@@ -110,6 +110,10 @@ fn cluster() -> Body {
         .attr("tags", Attribute::optional(Type::Map(Box::new(Type::String)), "Tags, besides kiln:address, kiln:token and kiln:node"))
         .attr("zone", Attribute::computed(Type::String, "Availability zone of the subnet"))
         .attr("gpus_per_node", Attribute::computed(Type::Number, "GPUs of each instance, from its instance type"))
+        .attr(
+            "instance_type_candidates",
+            Attribute::computed(strings(), "The types a create tries, in order, until one has capacity; the chosen one is `instance_type`"),
+        )
         .attr("instance_ids", Attribute::computed(strings(), "Instance of each node, by rank"))
         .attr("private_ips", Attribute::computed(strings(), "Private IP of each node, by rank"))
         .attr("public_ips", Attribute::computed(strings(), "Public IP of each node, by rank (\"\" when none)"))

@@ -37,8 +37,9 @@ pub(crate) struct Cluster;
 /// Attributes known only once instances exist; unknown in a plan that launches or terminates.
 const DYNAMIC: [&str; 5] = ["instance_ids", "private_ips", "public_ips", "state", "lost"];
 /// Computed attributes taken from prior state when a plan request lacks them.
-const COMPUTED: [&str; 12] = [
+const COMPUTED: [&str; 13] = [
     "instance_type",
+    "instance_type_candidates",
     "image",
     "subnet_id",
     "security_group_ids",
@@ -162,10 +163,23 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
         })?,
     };
     let (subnet, zone) = placement(ctx, req.address, &spec, req.prior, &instance_type).await?;
+    // What a create tries, in order: the type given, else every candidate of the request (apply
+    // takes the first with capacity, so the plan cannot name it). A type kept from prior state
+    // keeps the list it was chosen from.
+    let pinned = str_attr(req.config, "instance_type").is_some();
+    let kept = req.prior.and_then(|p| str_attr(p, "instance_type")) == Some(instance_type.as_str());
+    let tried = match req.prior.map(|p| str_list(p, "instance_type_candidates")) {
+        _ if pinned => vec![instance_type.clone()],
+        Some(prior) if kept && !prior.is_empty() => prior,
+        _ if kept => vec![instance_type.clone()],
+        _ => candidates(catalog, &spec, &instance_type),
+    };
     let mut m: Map = attrs(&proposed);
     m.insert("nodes".into(), crate::util::num(spec.nodes));
     m.insert("gpus_per_node".into(), crate::util::num(catalog.gpus(&instance_type)));
-    m.insert("instance_type".into(), instance_type.into());
+    let known = pinned || kept || tried.len() == 1;
+    m.insert("instance_type".into(), if known { instance_type.into() } else { Value::Unknown });
+    m.insert("instance_type_candidates".into(), crate::util::strings(&tried));
     m.insert("image".into(), image.into());
     m.insert("subnet_id".into(), subnet.into());
     m.insert("zone".into(), zone.into());
@@ -190,12 +204,9 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
     Ok(Value::Map(m))
 }
 
-/// The candidate types, the planned one first.
-async fn candidates(ctx: &Ctx, spec: &Spec, planned_type: &str) -> Vec<String> {
-    let all = match ctx.catalog().await {
-        Ok(c) => c.candidates(&spec.needs),
-        Err(_) => Vec::new(),
-    };
+/// The candidate types, the first choice first.
+fn candidates(catalog: &Catalog, spec: &Spec, planned_type: &str) -> Vec<String> {
+    let all = catalog.candidates(&spec.needs);
     if !all.iter().any(|t| t == planned_type) {
         return vec![planned_type.to_string()];
     }
@@ -250,7 +261,12 @@ pub(crate) async fn make_network(ctx: &Ctx, address: &str, token: &str, kind: &s
 async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
     let spec = parse(req.address, req.planned)?;
     let ec2 = &ctx.clients.ec2;
-    let (Some(instance_type), Some(image), Some(subnet)) = (spec.instance_type.clone(), spec.image.clone(), spec.subnet_id.clone()) else {
+    // The plan's candidates; a plan from before kiln recorded them names one type.
+    let mut tried = str_list(req.planned, "instance_type_candidates");
+    if tried.is_empty() {
+        tried.extend(spec.instance_type.clone());
+    }
+    let (false, Some(image), Some(subnet)) = (tried.is_empty(), spec.image.clone(), spec.subnet_id.clone()) else {
         return Err(error("E-AWS-CLUSTER", req.address, format!("{}: instance type, image or subnet is still unknown", req.address)));
     };
     let made = make_network(ctx, req.address, req.token, "cluster", &spec, &subnet).await;
@@ -284,7 +300,7 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     let nodes = if ranks.is_empty() {
         Vec::new()
     } else {
-        match launch.launch(ec2, &candidates(ctx, &spec, &instance_type).await).await {
+        match launch.launch(ec2, &tried).await {
             Ok((_, nodes)) => nodes,
             Err(e) => {
                 let _ = network::delete_by_token(ec2, req.token).await;

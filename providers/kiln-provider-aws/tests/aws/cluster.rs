@@ -55,7 +55,10 @@ async fn requests_resolve_to_an_instance_type_and_every_node_is_tagged() {
     let p = provider().await;
     let cfg = config(&p, "cluster", j!({ "accelerators": "A100:8", "nodes": 2, "spot": true, "disk_gb": 500, "tags": { "team": "ml" } }));
     let plan = planned(&p, "cluster.train", &cfg, None).await;
-    assert_eq!(str_of(&plan, "instance_type"), "p4d.24xlarge", "smallest A100:8 type, by name on a tie");
+    // Apply takes the first candidate with capacity: the plan lists them, smallest first (by
+    // name on a tie), and cannot name the type yet.
+    assert_eq!(strs(&plan, "instance_type_candidates"), ["p4d.24xlarge", "p4de.24xlarge"]);
+    assert!(plan.get("instance_type").is_some_and(Value::is_unknown), "{plan}");
     assert_eq!(plan.get("gpus_per_node"), Some(&Value::from(8i64)), "{plan}");
     assert!(str_of(&plan, "image").starts_with("ami-"));
     assert!(plan.get("instance_ids").is_some_and(Value::is_unknown));
@@ -188,6 +191,22 @@ async fn recover_cleans_up_a_create_interrupted_before_launch() {
 }
 
 #[tokio::test]
+async fn a_given_instance_type_is_the_only_one_tried() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    // t3.medium is also a candidate of the default request, whose other candidates apply must
+    // not fall back to: the user asked for this type.
+    let cfg = config(&p, "cluster", j!({ "instance_type": "t3.medium" }));
+    let plan = planned(&p, "cluster.pin", &cfg, None).await;
+    assert_eq!((str_of(&plan, "instance_type"), strs(&plan, "instance_type_candidates")), ("t3.medium", vec!["t3.medium".to_string()]));
+    server().fault("RunInstances", "t3.medium", "InsufficientInstanceCapacity", 400, 1);
+    let r = p.create(kiln_provider::CreateRequest { address: "cluster.pin", kind: "cluster", planned: &plan, token: "tok-pin" }).await;
+    let err = r.diagnostics.errors().next().expect("no capacity for the given type").summary.clone();
+    assert!(err.contains("tried t3.medium (InsufficientInstanceCapacity") && !err.contains(", "), "{err}");
+    assert!(instances_tagged("kiln:address", "cluster.pin").await.is_empty());
+}
+
+#[tokio::test]
 async fn insufficient_capacity_moves_on_to_the_next_candidate() {
     let _g = exclusive().await;
     let p = provider().await;
@@ -272,5 +291,5 @@ async fn impossible_or_contradictory_requests_fail_at_plan_time() {
         p.validate(kiln_provider::ValidateRequest { kind: "cluster", config: &json(j!({ "instance_type": "t3.micro", "cpus": "4+" })) });
     assert!(d.has_errors());
     let cpus = planned(&p, "cluster.x", &config(&p, "cluster", j!({ "cpus": "8+", "memory": "32+" })), None).await;
-    assert_eq!(str_of(&cpus, "instance_type"), "m5a.2xlarge", "m5 is previous generation in EC2's data");
+    assert_eq!(strs(&cpus, "instance_type_candidates")[0], "m5a.2xlarge", "m5 is previous generation in EC2's data");
 }
