@@ -9,9 +9,8 @@
 //!
 //! [`var_flags`] gives other modules (examples.rs) `--var` flags for the example.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::support::{copy_dir, repo_root, Project, Spawned};
@@ -46,8 +45,6 @@ fn free_base() -> u16 {
 
 /// The sshd hosts, started on first use and stopped (their directory removed) once this test
 /// process has exited.
-// The watcher must outlive this process, so it is never waited for.
-#[allow(clippy::zombie_processes)]
 pub fn harness() -> &'static Harness {
     static H: OnceLock<Harness> = OnceLock::new();
     H.get_or_init(|| {
@@ -60,21 +57,8 @@ pub fn harness() -> &'static Harness {
             .env("SSH_BASE_PORT", free_base().to_string())
             .output()
             .unwrap_or_else(|e| panic!("cannot run tests/harness/sshd/start.sh: {e}"));
-        let watch = format!(
-            "while kill -0 {} 2>/dev/null; do sleep 0.5; done; SSH_DIR='{}' bash '{}' --purge",
-            std::process::id(),
-            dir.display(),
-            sshd.join("stop.sh").display()
-        );
-        Command::new("bash")
-            .arg("-c")
-            .arg(watch)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("cannot start the process that stops the sshd hosts at exit");
+        let command = format!("SSH_DIR='{}' bash '{}' --purge", dir.display(), sshd.join("stop.sh").display());
+        kiln_testkit::when_this_process_exits(&command, "stops the sshd hosts");
         assert!(
             out.status.success(),
             "the SSH test hosts could not be started (tests/harness/sshd/start.sh needs root and openssh-server):\n{}{}",

@@ -8,9 +8,8 @@
 //!
 //! [`cluster`] starts the cluster; other modules planning a Slurm example call it first.
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -20,8 +19,6 @@ use crate::support::{copy_dir, repo_root, wait_until, Project, Spawned};
 const BOUND: Duration = Duration::from_secs(120);
 
 /// The Slurm cluster's directory, once it is up (started on first use).
-// The watcher must outlive this process, so it is never waited for.
-#[allow(clippy::zombie_processes)]
 pub fn cluster() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -33,20 +30,9 @@ pub fn cluster() -> &'static PathBuf {
             .env("KILN_SLURM_HOLDER", pid.to_string())
             .output()
             .unwrap_or_else(|e| panic!("cannot run tests/harness/slurm/start.sh: {e}"));
-        let watch = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; SLURM_DIR='{}' bash '{}' --release {pid}",
-            dir.display(),
-            repo_root().join("tests/harness/slurm/stop.sh").display()
-        );
-        Command::new("bash")
-            .arg("-c")
-            .arg(watch)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("cannot start the process that releases the Slurm cluster at exit");
+        let stop = repo_root().join("tests/harness/slurm/stop.sh");
+        let command = format!("SLURM_DIR='{}' bash '{}' --release {pid}", dir.display(), stop.display());
+        kiln_testkit::when_this_process_exits(&command, "releases the Slurm cluster");
         assert!(
             out.status.success(),
             "the Slurm test cluster could not be started (tests/harness/slurm/start.sh needs root, and slurm-wlm and munge or apt-get):\n{}{}",

@@ -7,9 +7,8 @@
 //! two MI210s (a fake `rocm-smi`), hosts 4, 5 and 6 no GPU. Hosts 5 and 6 are each taken down
 //! by one test (and host 6 brought back) and must not be used by any other.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 pub const HOSTS: usize = 6;
@@ -93,19 +92,10 @@ fn free_base() -> u16 {
 }
 
 /// Stops the hosts and removes `dir` once this process has exited.
-// The watcher must outlive this process, so it is never waited for.
-#[allow(clippy::zombie_processes)]
 fn stop_when_done(dir: &Path) {
     let stop = repo_root().join("tests/harness/sshd/stop.sh");
-    let watch = format!(
-        "while kill -0 {} 2>/dev/null; do sleep 0.5; done; SSH_DIR='{}' bash '{}' --purge",
-        std::process::id(),
-        dir.display(),
-        stop.display()
-    );
-    let spawned =
-        Command::new("bash").arg("-c").arg(watch).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0).spawn();
-    spawned.expect("cannot start the process that stops the sshd hosts at exit");
+    let command = format!("SSH_DIR='{}' bash '{}' --purge", dir.display(), stop.display());
+    kiln_testkit::when_this_process_exits(&command, "stops the sshd hosts");
 }
 
 fn parse_hosts(dir: &Path) -> Vec<Host> {

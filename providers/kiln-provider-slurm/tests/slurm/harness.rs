@@ -4,9 +4,8 @@
 //! when this test binary exits, however it exits, and the daemons stop once no user is left.
 //! If Slurm cannot be started the tests fail with the script's output.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 pub struct Harness {
@@ -19,19 +18,10 @@ fn repo_root() -> PathBuf {
 }
 
 /// Releases this process's hold on the cluster once it has exited.
-// The watcher must outlive this process, so it is never waited for.
-#[allow(clippy::zombie_processes)]
 fn release_when_done(dir: &Path) {
     let stop = repo_root().join("tests/harness/slurm/stop.sh");
-    let pid = std::process::id();
-    let watch = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; SLURM_DIR='{}' bash '{}' --release {pid}",
-        dir.display(),
-        stop.display()
-    );
-    let spawned =
-        Command::new("bash").arg("-c").arg(watch).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0).spawn();
-    spawned.expect("cannot start the process that releases the Slurm cluster at exit");
+    let command = format!("SLURM_DIR='{}' bash '{}' --release {}", dir.display(), stop.display(), std::process::id());
+    kiln_testkit::when_this_process_exits(&command, "releases the Slurm cluster");
 }
 
 fn start() -> Harness {

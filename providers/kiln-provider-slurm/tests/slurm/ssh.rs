@@ -2,9 +2,8 @@
 //! started by `tests/harness/sshd/start.sh`, logging in as its user `trainer`), with the login
 //! node's host key checked strictly.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use kiln_provider::Provider;
@@ -26,8 +25,6 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-// The watcher must outlive this process, so it is never waited for.
-#[allow(clippy::zombie_processes)]
 fn start_login() -> Login {
     let dir = PathBuf::from(format!("/tmp/kiln-slurm-sshd-{}", std::process::id()));
     let port = (0..2000u16)
@@ -42,21 +39,8 @@ fn start_login() -> Login {
         .env("SSH_BASE_PORT", port.to_string())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    let watch = format!(
-        "while kill -0 {} 2>/dev/null; do sleep 0.5; done; SSH_DIR='{}' bash '{}' --purge",
-        std::process::id(),
-        dir.display(),
-        repo_root().join("tests/harness/sshd/stop.sh").display()
-    );
-    Command::new("bash")
-        .arg("-c")
-        .arg(watch)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("cannot start the process that stops sshd at exit");
+    let stop = repo_root().join("tests/harness/sshd/stop.sh");
+    kiln_testkit::when_this_process_exits(&format!("SSH_DIR='{}' bash '{}' --purge", dir.display(), stop.display()), "stops sshd");
     assert!(
         out.status.success(),
         "the login node (sshd) could not be started by tests/harness/sshd/start.sh:\n{}{}",
