@@ -20,6 +20,11 @@ use std::fmt;
 
 pub type Map = BTreeMap<String, Value>;
 
+/// The deepest nesting of lists and maps a value may have (a `Sensitive` mark counts as no level).
+/// The evaluator and every decoder (`jsondecode`, `yamldecode`, state and plan files) refuse
+/// deeper values with a diagnostic, and everything kiln writes within it reads back.
+pub const MAX_DEPTH: usize = 256;
+
 #[derive(Clone, Debug, PartialEq, Default)]
 pub enum Value {
     #[default]
