@@ -1,6 +1,7 @@
 //! Processes: a snapshot of the process table (from `/proc`, or `ps` where there is none) to
-//! tell whether a process or a process group still lives (zombies count as dead), and signals
-//! sent to whole process groups with the `kill` command.
+//! tell whether a process or a process group still lives (zombies count as dead), the process
+//! groups whose processes carry an environment entry (a job's identity, which survives a lost
+//! pid file), and signals sent to whole process groups with the `kill` command.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,6 +48,31 @@ impl ProcTable {
 /// Whether any live process remains in process group `pgid`.
 pub fn group_alive(pgid: u32) -> bool {
     ProcTable::snapshot().group_alive(pgid)
+}
+
+/// The process groups (other than this process's own) of the live processes whose initial
+/// environment holds exactly `entry` (`NAME=VALUE`), read from `/proc/PID/environ`. Empty where
+/// there is no `/proc`; processes of other users cannot be read and are not listed.
+pub fn groups_with_env(entry: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let own = ProcTable::snapshot().0.iter().find(|p| p.pid == std::process::id()).map(|p| p.pgrp);
+    let mut groups: Vec<u32> = dir
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|e| std::fs::read(e.path().join("environ")).is_ok_and(|env| environ_has(&env, entry)))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|s| parse_stat(&s))
+        .filter(|p| !p.zombie && Some(p.pgrp) != own && p.pid != std::process::id())
+        .map(|p| p.pgrp)
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    groups
+}
+
+/// Whether a `/proc/PID/environ` (NUL-separated entries) holds exactly `entry`.
+pub fn environ_has(environ: &[u8], entry: &str) -> bool {
+    environ.split(|b| *b == 0).any(|e| e == entry.as_bytes())
 }
 
 /// Parses `/proc/PID/stat`: `pid (comm) state ppid pgrp ...`; `comm` may hold spaces and
@@ -112,6 +138,7 @@ async fn wait_gone(mut groups: Vec<u32>, limit: Duration) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
 
     #[test]
     fn stat_lines() {
@@ -125,6 +152,25 @@ mod tests {
     fn ps_lines() {
         let procs = parse_ps("    1     1 Ss\n  501   500 Z+\nbad line\n");
         assert_eq!(procs, vec![Proc { pid: 1, pgrp: 1, zombie: false }, Proc { pid: 501, pgrp: 500, zombie: true }]);
+    }
+
+    #[test]
+    fn environ_entries_match_whole() {
+        let env = b"A=1\0KILN_LOCAL_JOB_DIR=/x/jobs/t-1\0B=2\0";
+        assert!(environ_has(env, "KILN_LOCAL_JOB_DIR=/x/jobs/t-1"));
+        assert!(!environ_has(env, "KILN_LOCAL_JOB_DIR=/x/jobs/t"));
+        assert!(!environ_has(env, "KILN_LOCAL_JOB_DIR=/x/jobs/t-12"));
+    }
+
+    #[test]
+    fn groups_are_found_by_their_environment() {
+        let entry = format!("KILN_PROCS_TEST={}", std::process::id());
+        let mut child = Command::new("sleep").arg("30").env("KILN_PROCS_TEST", std::process::id().to_string()).process_group(0).spawn().unwrap();
+        let found = groups_with_env(&entry);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found, vec![child.id()]);
+        assert!(groups_with_env(&entry).is_empty(), "a reaped process is gone");
     }
 
     #[test]

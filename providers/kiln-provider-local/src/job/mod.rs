@@ -48,10 +48,21 @@ fn open(address: &str, state: &Value) -> Result<Option<(JobDir, Meta)>, Diagnost
     Ok(Some((dir, meta)))
 }
 
-/// Kills whatever an unfinished create started and removes its directory.
+/// Kills whatever an unfinished create started (by pid file and by the job's identity in the
+/// environment, for a node whose pid file was never written) and removes its directory.
 fn discard(dir: &JobDir, nodes: u64) {
-    dir.pids(nodes).iter().for_each(|p| signal_group(*p, "KILL"));
+    job_groups(dir, nodes).iter().for_each(|p| signal_group(*p, "KILL"));
     let _ = std::fs::remove_dir_all(dir.path());
+}
+
+/// The job's process groups: those its pid files name, and those of live processes that carry
+/// its identity.
+fn job_groups(dir: &JobDir, nodes: u64) -> Vec<u32> {
+    let mut groups = dir.pids(nodes);
+    groups.extend(launch::marked_groups(dir));
+    groups.sort_unstable();
+    groups.dedup();
+    groups
 }
 
 fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
@@ -91,7 +102,7 @@ fn update(ctx: &Ctx, req: &UpdateRequest<'_>) -> Result<Value, Diagnostic> {
 async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
     let Some((dir, meta)) = open(req.address, req.prior)? else { return Ok(()) };
     let grace = known_spec(ctx, req.address, req.prior).map(|s| s.stop_grace).unwrap_or(std::time::Duration::from_secs(10));
-    let left = stop_groups(&dir.pids(meta.nodes), grace).await;
+    let left = stop_groups(&job_groups(&dir, meta.nodes), grace).await;
     if !left.is_empty() {
         return Err(error("E-LOCAL-JOB-STOP", req.address, format!("{}: process groups {left:?} still run after SIGKILL", req.address)));
     }

@@ -269,3 +269,38 @@ async fn impossible_jobs_fail_at_plan_time() {
     let no_cluster = plan(&p, "job.c", &config(&p, "job", json!({ "run": "true", "cluster": "train" })), None).await;
     assert!(no_cluster.diagnostics.has_errors());
 }
+
+/// The process groups carrying the job's identity (`KILN_LOCAL_JOB_DIR`) in their environment.
+fn marked(state: &Value) -> Vec<u32> {
+    kiln_provider_local::procs::groups_with_env(&format!("KILN_LOCAL_JOB_DIR={}", str_of(state, "log_dir")))
+}
+
+/// Issue 10, defect 2: a kill between starting a node and writing its pid file left a node that
+/// recovery did not know. Recovery finds it by the job's identity and kills it.
+#[tokio::test]
+async fn recover_kills_a_node_whose_pid_file_was_never_written() {
+    let (_dir, p) = cpu_provider();
+    let c = cluster(&p, 2).await;
+    let cfg = job(&p, &c, json!({ "run": "sleep 300" }));
+    let planned = plan(&p, "job.train", &cfg, None).await.planned;
+    let made = create_with_token(&p, "job.train", &cfg, "cafe0001-token").await;
+    assert_eq!(marked(&made).len(), 2, "both nodes carry the identity");
+    std::fs::remove_file(std::path::Path::new(str_of(&made, "log_dir")).join("node-1.pid")).unwrap();
+
+    let r = p.recover(RecoverRequest { address: "job.train", kind: "job", token: "cafe0001-token", planned: &planned }).await;
+    assert!(r.state.is_none(), "a half-started job is cleared, to be created again");
+    assert!(marked(&made).is_empty(), "no process of the job survives");
+    assert!(pids(&made).iter().all(|g| !group_alive(*g)));
+}
+
+/// The same for destroy: a node without its pid file is stopped with the others.
+#[tokio::test]
+async fn destroy_stops_a_node_whose_pid_file_is_missing() {
+    let (_dir, p) = cpu_provider();
+    let c = cluster(&p, 2).await;
+    let made = create(&p, "job.train", &job(&p, &c, json!({ "run": "sleep 300", "stop_grace": 1 }))).await;
+    std::fs::remove_file(std::path::Path::new(str_of(&made, "log_dir")).join("node-0.pid")).unwrap();
+    assert!(!delete(&p, "job.train", &made).await.has_errors());
+    assert!(marked(&made).is_empty(), "no process of the job survives destroy");
+    assert!(pids(&made).iter().all(|g| !group_alive(*g)));
+}
