@@ -18,7 +18,15 @@ use crate::{Expr, Scope};
 /// Evaluates `expr`. On error the value is `Unknown` and the diagnostics say why.
 pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Value, Diagnostics> {
     let mut ev = Evaluator::new(expr.file, scope);
-    ev.eval(&expr.node)
+    let v = ev.eval(&expr.node)?;
+    // Values deeper than kiln's limit could not be stored or read back (nor dropped safely).
+    if funcs::value_depth(&v) > kiln_value::MAX_DEPTH {
+        return Err(Diagnostic::error("E-VALUE-DEPTH", format!("this value nests lists and objects more than {} levels deep", kiln_value::MAX_DEPTH))
+            .or_at(expr.span())
+            .hint("kiln values may nest at most that deep; flatten the structure (for example with flatten() or a map of names)")
+            .into());
+    }
+    Ok(v)
 }
 
 /// Renders a template file (`templatefile`) with only `vars` in scope.
@@ -690,6 +698,10 @@ impl<'s> Evaluator<'s> {
             }
         }
         if name == "templatefile" {
+            if self.only_locals {
+                // As in Terraform: a template calling templatefile could include itself forever.
+                return Err(self.err(f, "E-FUNC", "templatefile: cannot call templatefile from inside a template file").hint("render the inner template in the configuration and pass the result in the variables").into());
+            }
             return self.templatefile(f, args);
         }
         let ctx = FuncCtx { base_dir: self.scope.base_dir().to_path_buf() };
@@ -746,7 +758,7 @@ impl<'s> Evaluator<'s> {
             }
         };
         let full = self.scope.base_dir().join(&path);
-        let text = std::fs::read_to_string(&full).map_err(|e| {
+        let text = funcs::read_regular_to_string(&full).map_err(|e| {
             Diagnostics::from(
                 Diagnostic::error("E-FILE", format!("templatefile: cannot read `{}`: {e}", full.display()))
                     .or_at(arg_span(0))

@@ -426,3 +426,23 @@ fn function_errors_never_show_sensitive_values() {
         assert!(!x.summary.contains("hunter2"), "{}", x.summary);
     }
 }
+
+#[test]
+fn values_nested_deeper_than_the_limit_are_an_error_at_the_expression() {
+    let mut s = scope();
+    // A value built by a chain of locals, each one list deeper than the last.
+    let mut v = kiln_value::Value::List(Vec::new());
+    for _ in 1..kiln_value::MAX_DEPTH {
+        v = kiln_value::Value::List(vec![v]);
+    }
+    s.values.insert("local.deep".into(), v);
+    assert!(eval_in("local.deep", &s).is_ok());
+    let src = "[local.deep]";
+    let d = check_err_in(src, &s, "E-VALUE-DEPTH", "more than 256 levels deep");
+    assert_eq!(&src[d.primary.unwrap().span.range], src);
+    // jsondecode of deeply nested input is refused at its argument, without a stack overflow.
+    let deep = format!("jsondecode(\"{}{}\")", "[".repeat(40_000), "]".repeat(40_000));
+    check_err_in(&deep, &s, "E-FUNC", "nested deeper than 256 levels");
+    let deep = format!("yamldecode(\"{}1\")", "- ".repeat(40_000));
+    check_err_in(&deep, &s, "E-FUNC", "nested deeper than 256 levels");
+}

@@ -236,3 +236,24 @@ fn templatefile_with_unknowns_and_marks() {
     check(r#"templatefile("greet.tpl", {name = var.s, items = []})"#, r#"sensitive("Hello, hunter2!\n")"#);
     check(r#"templatefile("funcs.tpl", {name = "a", items = var.slist})"#, r#"sensitive("A 2\n")"#);
 }
+
+#[test]
+fn a_template_including_itself_is_an_error_not_a_stack_overflow() {
+    let src = r#"templatefile("self.tpl", {})"#;
+    let d = check_err_at(src, "E-FUNC", "cannot call templatefile from inside a template file", src);
+    assert!(d.summary.contains("self.tpl` line 1, column 10"), "{}", d.summary);
+}
+
+#[test]
+fn a_template_that_is_a_fifo_is_refused() {
+    let dir = std::env::temp_dir().join(format!("kiln-eval-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("t.tpl");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut s = scope();
+    s.dir = dir.clone();
+    let d = check_err_in(r#"templatefile("t.tpl", {})"#, &s, "E-FILE", "is not a regular file");
+    assert!(d.primary.is_some());
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -84,12 +84,30 @@ fn resolve(ctx: &FuncCtx, path: &str) -> String {
     clean(&path)
 }
 
+/// The bytes of a regular file (following links). Anything else is refused before it is
+/// opened: reading a FIFO would wait for a writer forever, and a device may never end.
+pub fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "is a directory" } else { "is not a regular file" };
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, what));
+    }
+    std::fs::read(path)
+}
+
+/// [`read_regular`] as UTF-8 text.
+pub fn read_regular_to_string(path: &Path) -> std::io::Result<String> {
+    String::from_utf8(read_regular(path)?).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "is not valid UTF-8"))
+}
+
 /// The bytes of the file named by argument 0.
 pub(super) fn read_bytes(a: &[Value], ctx: &FuncCtx) -> Result<Vec<u8>> {
     let given = arg_string(a, 0)?;
     let path = resolve(ctx, &expand_home(&given).map_err(|m| arg_err(0, m))?);
-    std::fs::read(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+    read_regular(Path::new(&path)).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidInput {
+            arg_err(0, format!("{} {e}; file functions read only regular files", quote(&path)))
+        } else if e.kind() == std::io::ErrorKind::NotFound {
             arg_err(0, format!("no file exists at {}; this function works only with files that are distributed as part of the configuration source code, so if this file will be created by a resource in this configuration you must instead obtain this result from an attribute of that resource", quote(&path)))
         } else {
             arg_err(0, format!("failed to read file {}", quote(&path)))
@@ -130,18 +148,31 @@ fn abspath(a: &[Value], ctx: &FuncCtx) -> Result<Value> {
     Ok(Value::String(resolve(&FuncCtx { base_dir: base }, &path)))
 }
 
+/// The most directory entries and paths one `fileset` call may look at: a pattern like
+/// `fileset("/", "**")` would otherwise walk the whole machine.
+pub(super) const FILESET_MAX_VISITS: usize = 100_000;
+/// How many directories deep `fileset` descends below its path.
+const FILESET_MAX_DEPTH: usize = 256;
+
 fn fileset(a: &[Value], ctx: &FuncCtx) -> Result<Value> {
     let dir = resolve(ctx, &arg_string(a, 0)?);
     let pattern = clean(&format!("{dir}/{}", arg_string(a, 1)?));
-    let mut found = BTreeSet::new();
+    let mut w = Walker { found: BTreeSet::new(), visits: 0, limit: FILESET_MAX_VISITS };
     for p in expand_braces(&pattern) {
         let comps: Vec<&str> = p.split('/').collect();
         let (start, comps) =
             if p.starts_with('/') { (PathBuf::from("/"), &comps[1..]) } else { (PathBuf::new(), &comps[..]) };
-        walk(&start, comps, &mut found)
-            .map_err(|_| err(format!("failed to glob pattern ({pattern}): syntax error in pattern")))?;
+        w.walk(&start, comps, 0).map_err(|e| match e {
+            WalkError::Syntax => err(format!("failed to glob pattern ({pattern}): syntax error in pattern")),
+            WalkError::TooMany => err(format!(
+                "pattern ({pattern}) looks at more than {FILESET_MAX_VISITS} files and directories, the limit; use a narrower path or pattern"
+            )),
+            WalkError::TooDeep => err(format!(
+                "pattern ({pattern}) descends more than {FILESET_MAX_DEPTH} directories deep, the limit; use a narrower path or pattern"
+            )),
+        })?;
     }
-    let matches: Vec<Value> = found.iter().map(|m| Value::String(relative(&dir, &m.to_string_lossy()))).collect();
+    let matches: Vec<Value> = w.found.iter().map(|m| Value::String(relative(&dir, &m.to_string_lossy()))).collect();
     Ok(Value::List(make_set(matches)))
 }
 
@@ -197,73 +228,129 @@ fn has_magic(s: &str) -> bool {
     s.contains(['*', '?', '[', '\\'])
 }
 
-/// Matches the remaining path components below `dir`, collecting regular files.
-fn walk(dir: &Path, comps: &[&str], out: &mut BTreeSet<PathBuf>) -> std::result::Result<(), ()> {
-    let Some((first, rest)) = comps.split_first() else {
-        if std::fs::metadata(dir).is_ok_and(|m| m.is_file()) {
-            out.insert(dir.to_path_buf());
-        }
-        return Ok(());
-    };
-    let here = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-    if *first == "**" {
-        walk(dir, rest, out)?;
-        // `**` also consumes one more component of any kind (files end the walk there).
-        for entry in entries(here) {
-            walk(&dir.join(&entry), comps, out)?;
-        }
-        return Ok(());
+enum WalkError {
+    Syntax,
+    TooMany,
+    TooDeep,
+}
+
+impl From<()> for WalkError {
+    fn from(_: ()) -> Self {
+        WalkError::Syntax
     }
-    if !has_magic(first) {
-        return match dir.join(first) {
-            next if next.symlink_metadata().is_ok() || rest.is_empty() => walk(&next, rest, out),
-            _ => Ok(()),
+}
+
+/// A bounded walk for `fileset`: every path looked at counts against [`FILESET_MAX_VISITS`].
+struct Walker {
+    found: BTreeSet<PathBuf>,
+    visits: usize,
+    limit: usize,
+}
+
+impl Walker {
+    fn visit(&mut self, n: usize) -> std::result::Result<(), WalkError> {
+        self.visits = self.visits.saturating_add(n);
+        if self.visits > self.limit {
+            return Err(WalkError::TooMany);
+        }
+        Ok(())
+    }
+
+    /// Matches the remaining path components below `dir`, collecting regular files. `**` does
+    /// not descend through symbolic links (which may loop), but matches them.
+    fn walk(&mut self, dir: &Path, comps: &[&str], depth: usize) -> std::result::Result<(), WalkError> {
+        self.visit(1)?;
+        if depth > FILESET_MAX_DEPTH {
+            return Err(WalkError::TooDeep);
+        }
+        let Some((first, rest)) = comps.split_first() else {
+            if std::fs::metadata(dir).is_ok_and(|m| m.is_file()) {
+                self.found.insert(dir.to_path_buf());
+            }
+            return Ok(());
         };
-    }
-    for entry in entries(here) {
-        if glob_match(first, &entry)? {
-            walk(&dir.join(&entry), rest, out)?;
+        let here = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        if *first == "**" {
+            self.walk(dir, rest, depth)?;
+            if depth > 0 && dir.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                return Ok(());
+            }
+            // `**` also consumes one more component of any kind (files end the walk there).
+            for entry in self.entries(here)? {
+                self.walk(&dir.join(&entry), comps, depth + 1)?;
+            }
+            return Ok(());
         }
+        if !has_magic(first) {
+            return match dir.join(first) {
+                next if next.symlink_metadata().is_ok() || rest.is_empty() => self.walk(&next, rest, depth + 1),
+                _ => Ok(()),
+            };
+        }
+        for entry in self.entries(here)? {
+            if glob_match(first, &entry)? {
+                self.walk(&dir.join(&entry), rest, depth + 1)?;
+            }
+        }
+        Ok(())
     }
-    Ok(())
+
+    fn entries(&mut self, dir: &Path) -> std::result::Result<Vec<String>, WalkError> {
+        let Ok(rd) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
+        let mut names = Vec::new();
+        for e in rd.filter_map(|e| e.ok()) {
+            self.visit(1)?;
+            names.push(e.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
 }
 
-fn entries(dir: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
-    let mut names: Vec<String> =
-        rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    names
-}
-
-/// Matches one path component against a glob with `*`, `?`, `[class]` and `\` escapes.
+/// Matches one path component against a glob with `*`, `?`, `[class]` and `\` escapes, in
+/// time linear in their lengths times the pattern's (a `*` mismatch goes back only to the last
+/// `*`, which is enough since `*` matches any run).
 fn glob_match(pattern: &str, name: &str) -> std::result::Result<bool, ()> {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
-    match_from(&p, &n)
-}
-
-fn match_from(p: &[char], n: &[char]) -> std::result::Result<bool, ()> {
-    match p.first() {
-        None => Ok(n.is_empty()),
-        Some('*') => {
-            for skip in 0..=n.len() {
-                if match_from(&p[1..], &n[skip..])? {
-                    return Ok(true);
-                }
+    let (mut pi, mut ni) = (0, 0);
+    // Where to resume after the last `*`: pattern position and name position.
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        if let Some(&c) = p.get(pi) {
+            if c == '*' {
+                star = Some((pi + 1, ni));
+                pi += 1;
+                continue;
             }
-            Ok(false)
+            let (matched, used) = match c {
+                '?' => (ni < n.len(), 1),
+                '[' => {
+                    let (m, used) = class(&p[pi + 1..], n.get(ni).copied())?;
+                    (m, 1 + used)
+                }
+                '\\' => {
+                    let e = *p.get(pi + 1).ok_or(())?;
+                    (n.get(ni) == Some(&e), 2)
+                }
+                c => (n.get(ni) == Some(&c), 1),
+            };
+            if matched {
+                pi += used;
+                ni += 1;
+                continue;
+            }
+        } else if ni == n.len() {
+            return Ok(true);
         }
-        Some('?') => Ok(!n.is_empty() && match_from(&p[1..], &n[1..])?),
-        Some('[') => {
-            let (matched, used) = class(&p[1..], n.first().copied())?;
-            Ok(matched && match_from(&p[1 + used..], &n[1..])?)
+        match star {
+            Some((sp, sn)) if sn < n.len() => {
+                star = Some((sp, sn + 1));
+                pi = sp;
+                ni = sn + 1;
+            }
+            _ => return Ok(false),
         }
-        Some('\\') => {
-            let c = *p.get(1).ok_or(())?;
-            Ok(n.first() == Some(&c) && match_from(&p[2..], &n[1..])?)
-        }
-        Some(c) => Ok(n.first() == Some(c) && match_from(&p[1..], &n[1..])?),
     }
 }
 
@@ -376,6 +463,19 @@ mod tests {
         assert_eq!(c("fileexists", vec![s("nope.txt")]).unwrap(), Value::Bool(false));
         assert!(c("fileexists", vec![s("sub")]).unwrap_err().message.ends_with("is a directory, not a file"));
         assert_eq!(c("abspath", vec![s("sub/../hello.txt")]).unwrap(), s(&format!("{}/hello.txt", dir.display())));
+        assert!(c("file", vec![s("sub")]).unwrap_err().message.contains("is a directory"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_fifo_is_refused_instead_of_waited_on() {
+        let (dir, ctx) = fixture();
+        let st = std::process::Command::new("mkfifo").arg(dir.join("pipe")).status().unwrap();
+        assert!(st.success());
+        for f in ["file", "filebase64", "filemd5"] {
+            let e = call(f, vec![s("pipe")], &ctx).unwrap_err();
+            assert!(e.message.contains("is not a regular file"), "{f}: {}", e.message);
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -397,5 +497,32 @@ mod tests {
         assert_eq!(set(".", "nothing/*"), "[]");
         assert!(call("fileset", vec![s("."), s("[a")], &ctx).unwrap_err().message.contains("syntax error in pattern"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn fileset_walks_are_bounded() {
+        let (dir, ctx) = fixture();
+        // A symbolic link loop is matched, not followed forever.
+        std::os::unix::fs::symlink(&dir, dir.join("sub/loop")).unwrap();
+        let set = call("fileset", vec![s("."), s("**/*.md")], &ctx).unwrap();
+        assert_eq!(super::super::json::encode(&set), r#"["sub/deep/d.md"]"#);
+        // A walk that looks at more than its limit stops with an error (the fixture has a few
+        // dozen paths; `fileset` allows FILESET_MAX_VISITS).
+        let mut w = Walker { found: BTreeSet::new(), visits: 0, limit: 20 };
+        assert!(matches!(w.walk(&dir, &["**"], 0), Err(WalkError::TooMany)));
+        let mut w = Walker { found: BTreeSet::new(), visits: 0, limit: FILESET_MAX_VISITS };
+        assert!(w.walk(&dir, &["**"], 0).is_ok());
+        assert_eq!(w.found.len(), 7, "{:?}", w.found);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn glob_matching_does_not_backtrack_exponentially() {
+        let name = "a".repeat(200);
+        assert_eq!(glob_match(&"*a".repeat(30), &name), Ok(true));
+        assert_eq!(glob_match(&format!("{}b", "*a".repeat(30)), &name), Ok(false));
+        assert_eq!(glob_match("a*[bc]?d", "axxcyd"), Ok(true));
+        assert_eq!(glob_match("\\*x", "*x"), Ok(true));
+        assert_eq!(glob_match("\\*x", "ax"), Ok(false));
     }
 }

@@ -68,6 +68,11 @@ struct Verb {
     prec: Option<usize>,
 }
 
+/// The largest width or precision a verb may give (Go's `fmt` limit).
+pub(super) const MAX_WIDTH: usize = 1_000_000;
+/// The longest string `format` builds.
+pub(super) const MAX_OUTPUT: usize = 64 << 20;
+
 /// Formats `args` (the values after the format string) by `spec`.
 pub(super) fn format(spec: &str, args: &[Value]) -> Result<String> {
     let mut out = String::new();
@@ -127,9 +132,17 @@ pub(super) fn format(spec: &str, args: &[Value]) -> Result<String> {
             Some(other) => return Err(bad_char(other)),
             None => return Err(incomplete()),
         }
+        for (what, n) in [("width", v.width), ("precision", v.prec)] {
+            if n.is_some_and(|n| n > MAX_WIDTH) {
+                return Err(err(format!("{what} in {} at offset {} is too large: the limit is {MAX_WIDTH}", quote(&v.raw), v.offset)));
+            }
+        }
         highest = highest.max(v.arg);
         next = v.arg + 1;
         append(&v, &mut out, args).map_err(err)?;
+        if out.len() > MAX_OUTPUT {
+            return Err(err(format!("the result is longer than {MAX_OUTPUT} bytes, the limit")));
+        }
     }
     if highest < args.len() {
         let message = if highest == 0 {
@@ -458,6 +471,18 @@ mod tests {
             Value::String(s) => s,
             other => panic!("{other}"),
         }
+    }
+
+    #[test]
+    fn widths_and_precisions_are_bounded() {
+        let e = fails("format", vec![s("%9999999999d"), n("1")]);
+        assert!(e.contains("width in \"%9999999999d\" at offset 0 is too large"), "{e}");
+        let e = fails("format", vec![s("%.9999999999f"), n("1")]);
+        assert!(e.contains("precision in \"%.9999999999f\" at offset 0 is too large"), "{e}");
+        assert_eq!(f("%1000000d", vec![n("1")]).len(), MAX_WIDTH);
+        let many = "%1000000d".repeat(70);
+        let e = fails("format", std::iter::once(s(&many)).chain(std::iter::repeat_n(n("1"), 70)).collect());
+        assert!(e.contains("longer than"), "{e}");
     }
 
     #[test]

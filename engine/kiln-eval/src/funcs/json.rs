@@ -73,7 +73,7 @@ fn write_string(s: &str, out: &mut String) {
 
 /// Parses JSON text into a value, numbers exactly.
 pub(super) fn decode(text: &str) -> Result<Value, String> {
-    let mut p = Parser { s: text.as_bytes(), i: 0, text };
+    let mut p = Parser { s: text.as_bytes(), i: 0, text, depth: 0 };
     p.space();
     if p.i == p.s.len() {
         return Err("unexpected end of JSON input".into());
@@ -90,6 +90,8 @@ struct Parser<'a> {
     s: &'a [u8],
     i: usize,
     text: &'a str,
+    /// Arrays and objects open around the current position.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -113,8 +115,15 @@ impl Parser<'_> {
 
     fn value(&mut self) -> Result<Value, String> {
         match self.peek() {
-            Some(b'{') => self.object(),
-            Some(b'[') => self.array(),
+            Some(b'{' | b'[') => {
+                if self.depth >= kiln_value::MAX_DEPTH {
+                    return Err(too_deep());
+                }
+                self.depth += 1;
+                let v = if self.peek() == Some(b'{') { self.object() } else { self.array() };
+                self.depth -= 1;
+                v
+            }
             Some(b'"') => self.string().map(Value::String),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(b't') => self.word("true", Value::Bool(true)),
@@ -298,6 +307,11 @@ impl Parser<'_> {
     }
 }
 
+/// The error for input nested deeper than kiln's values may be.
+pub(super) fn too_deep() -> String {
+    format!("nested deeper than {} levels of lists and objects, kiln's limit", kiln_value::MAX_DEPTH)
+}
+
 /// A character in single quotes as Go's JSON errors print it.
 fn quote_char(c: char) -> String {
     match c {
@@ -344,5 +358,15 @@ mod tests {
         assert_eq!(e(r#"{"a":1,"a":2}"#), r#"duplicate "a" property in JSON object"#);
         assert_eq!(e("tru"), "unexpected end of JSON input");
         assert_eq!(e("\"\\x\""), "invalid character 'x' in string escape code");
+    }
+
+    #[test]
+    fn nesting_is_limited_to_max_depth() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(decode(&nested(kiln_value::MAX_DEPTH)).is_ok());
+        assert_eq!(decode(&nested(kiln_value::MAX_DEPTH + 1)).unwrap_err(), too_deep());
+        // Far deeper input is refused without exhausting the stack.
+        assert_eq!(decode(&nested(40_000)).unwrap_err(), too_deep());
+        assert_eq!(decode(&"{\"a\":".repeat(40_000)).unwrap_err(), too_deep());
     }
 }

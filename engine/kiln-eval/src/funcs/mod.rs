@@ -33,6 +33,8 @@ use std::path::PathBuf;
 use kiln_value::{format_number, Decimal, Map, Type, Value};
 use rust_decimal::prelude::ToPrimitive;
 
+pub use file::{read_regular, read_regular_to_string};
+
 /// What file functions need to know about the calling module.
 pub struct FuncCtx {
     /// Directory of the module; relative paths in file functions resolve against it.
@@ -73,6 +75,28 @@ pub fn call(name: &str, args: Vec<Value>, ctx: &FuncCtx) -> std::result::Result<
         Ok(v) => Ok(v.mark_if(sensitive)),
         Err(e) => Err(redact(e, &secrets)),
     }
+}
+
+/// Levels of lists and maps in `v`: a scalar is 0, `[]` is 1 (a `Sensitive` mark is no level).
+/// Counted without recursion, so a value of any depth can be measured.
+pub fn value_depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::List(l) => {
+                deepest = deepest.max(d + 1);
+                stack.extend(l.iter().map(|x| (x, d + 1)));
+            }
+            Value::Map(m) => {
+                deepest = deepest.max(d + 1);
+                stack.extend(m.values().map(|x| (x, d + 1)));
+            }
+            Value::Sensitive(x) => stack.push((x, d)),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// True when `name` is a built-in function.

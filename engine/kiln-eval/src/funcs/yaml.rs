@@ -310,7 +310,7 @@ const TAG_PREFIX: &str = "tag:yaml.org,2002:";
 
 /// Parses one YAML document into a value.
 pub(super) fn decode(src: &str) -> Result<Value, String> {
-    let mut d = Decoder { parser: Parser::new_from_str(src), anchors: HashMap::new() };
+    let mut d = Decoder { parser: Parser::new_from_str(src), anchors: HashMap::new(), depth: 0, nodes: 0 };
     match d.next()? {
         Event::StreamStart => {}
         _ => return Err("missing stream start token".into()),
@@ -333,10 +333,25 @@ pub(super) fn decode(src: &str) -> Result<Value, String> {
     }
 }
 
+/// The most nodes one document may decode to, counting every copy an alias makes: a few aliases
+/// of aliases (a "billion laughs" document) would otherwise expand beyond any memory.
+pub(super) const MAX_NODES: usize = 1_000_000;
+
 struct Decoder<'a> {
     parser: Parser<std::str::Chars<'a>>,
-    /// Anchor id to its value; `None` while the anchored node is still being read.
-    anchors: HashMap<usize, Option<Value>>,
+    /// Anchor id to its value, the nodes it holds and its depth; `None` while the anchored node
+    /// is still being read.
+    anchors: HashMap<usize, Option<Anchored>>,
+    /// Sequences and mappings open around the current node.
+    depth: usize,
+    /// Nodes decoded so far, aliases counted as the nodes they copy.
+    nodes: usize,
+}
+
+struct Anchored {
+    value: Value,
+    nodes: usize,
+    depth: usize,
 }
 
 impl Decoder<'_> {
@@ -348,6 +363,8 @@ impl Decoder<'_> {
     }
 
     fn node(&mut self, ev: Event) -> Result<Value, String> {
+        let before = self.nodes;
+        self.count(1)?;
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = long_tag(tag.as_ref());
@@ -356,16 +373,23 @@ impl Decoder<'_> {
                 } else {
                     Value::String(text)
                 };
-                self.anchor(anchor, v)
+                self.anchor(anchor, v, before)
             }
             Event::Alias(id) => match self.anchors.get(&id) {
-                Some(Some(v)) => Ok(v.clone()),
+                Some(Some(a)) => {
+                    let (value, nodes, depth) = (a.value.clone(), a.nodes, a.depth);
+                    if self.depth + depth > kiln_value::MAX_DEPTH {
+                        return Err(super::json::too_deep());
+                    }
+                    self.count(nodes)?;
+                    Ok(value)
+                }
                 Some(None) => Err("cannot refer to an anchor from inside its own definition".into()),
                 None => Err("reference to undefined anchor".into()),
             },
             Event::SequenceStart(anchor, tag) => {
                 check_collection_tag(tag.as_ref(), "seq", "sequence")?;
-                self.begin(anchor);
+                self.begin(anchor)?;
                 let mut items = Vec::new();
                 loop {
                     match self.next()? {
@@ -373,11 +397,12 @@ impl Decoder<'_> {
                         ev => items.push(self.node(ev)?),
                     }
                 }
-                self.anchor(anchor, Value::List(items))
+                self.depth -= 1;
+                self.anchor(anchor, Value::List(items), before)
             }
             Event::MappingStart(anchor, tag) => {
                 check_collection_tag(tag.as_ref(), "map", "mapping")?;
-                self.begin(anchor);
+                self.begin(anchor)?;
                 let mut m = Map::new();
                 loop {
                     let key = match self.next()? {
@@ -400,7 +425,8 @@ impl Decoder<'_> {
                     let v = self.node(ev)?;
                     m.insert(key, v);
                 }
-                self.anchor(anchor, Value::Map(m))
+                self.depth -= 1;
+                self.anchor(anchor, Value::Map(m), before)
             }
             Event::DocumentStart => Err("only a single document is allowed".into()),
             Event::StreamEnd => Err("expecting value but found end of stream".into()),
@@ -408,15 +434,33 @@ impl Decoder<'_> {
         }
     }
 
-    fn begin(&mut self, anchor: usize) {
+    /// Opens a sequence or mapping.
+    fn begin(&mut self, anchor: usize) -> Result<(), String> {
+        if self.depth >= kiln_value::MAX_DEPTH {
+            return Err(super::json::too_deep());
+        }
+        self.depth += 1;
         if anchor != 0 {
             self.anchors.insert(anchor, None);
         }
+        Ok(())
     }
 
-    fn anchor(&mut self, anchor: usize, v: Value) -> Result<Value, String> {
+    fn count(&mut self, nodes: usize) -> Result<(), String> {
+        self.nodes = self.nodes.saturating_add(nodes);
+        if self.nodes > MAX_NODES {
+            return Err(format!(
+                "the document expands to more than {MAX_NODES} values (aliases count as the values they copy)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records `v`, which began when `before` nodes had been decoded, under its anchor.
+    fn anchor(&mut self, anchor: usize, v: Value, before: usize) -> Result<Value, String> {
         if anchor != 0 {
-            self.anchors.insert(anchor, Some(v.clone()));
+            let a = Anchored { value: v.clone(), nodes: self.nodes - before, depth: super::value_depth(&v) };
+            self.anchors.insert(anchor, Some(a));
         }
         Ok(v)
     }
@@ -644,6 +688,34 @@ mod tests {
         assert!(decode("!foo x").unwrap_err().contains("unsupported tag \"!foo\""));
         assert!(decode("a: [1, 2").unwrap_err().starts_with("on line "), "{}", decode("a: [1, 2").unwrap_err());
         assert_eq!(decode("!!bool maybe").unwrap_err(), r#"cannot parse "maybe" as tag:yaml.org,2002:bool"#);
+    }
+
+    #[test]
+    fn nesting_is_limited_to_max_depth() {
+        // `- - 1` is a list in a list; the scanner itself stops flow (`[[1]]`) nesting at 255.
+        let block = |n: usize| format!("{}1", "- ".repeat(n));
+        let flow = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(super::super::value_depth(&decode(&block(kiln_value::MAX_DEPTH)).unwrap()), kiln_value::MAX_DEPTH);
+        assert_eq!(decode(&block(kiln_value::MAX_DEPTH + 1)).unwrap_err(), super::super::json::too_deep());
+        assert_eq!(decode(&block(40_000)).unwrap_err(), super::super::json::too_deep());
+        assert!(decode(&flow(40_000)).is_err());
+        // An alias may not carry a value past the limit either.
+        let deep = format!("a: &x {}\nb: [[*x]]\n", flow(kiln_value::MAX_DEPTH - 2));
+        assert_eq!(decode(&deep).unwrap_err(), super::super::json::too_deep());
+    }
+
+    #[test]
+    fn alias_expansion_is_bounded() {
+        // Each level holds ten copies of the one before: 10^9 strings in the last.
+        let mut doc = String::from("l0: &l0 [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n");
+        for i in 1..=9 {
+            let refs = vec![format!("*l{}", i - 1); 10].join(", ");
+            doc.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+        }
+        let e = decode(&doc).unwrap_err();
+        assert!(e.contains("expands to more than"), "{e}");
+        // Aliases within the limit still work.
+        assert_eq!(decode("a: &x [1, 2]\nb: *x\n").unwrap(), v(r#"{"a": [1, 2], "b": [1, 2]}"#));
     }
 
     #[test]

@@ -1,0 +1,1 @@
+again: ${templatefile("self.tpl", {})}
