@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 pub use petgraph::graph::NodeIndex;
-use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
 use petgraph::Direction;
 
@@ -83,13 +82,56 @@ impl<N: Clone + Eq + Hash> DepGraph<N> {
     }
 
     /// Every cycle: each is the list of nodes of one strongly connected component with more
-    /// than one node, or a node that depends on itself.
+    /// than one node (in the order they were added), or a node that depends on itself.
     pub fn cycles(&self) -> Vec<Vec<N>> {
-        tarjan_scc(&self.graph)
+        self.components()
             .into_iter()
-            .filter(|scc| scc.len() > 1 || self.graph.find_edge(scc[0], scc[0]).is_some())
-            .map(|scc| scc.into_iter().rev().map(|i| self.graph[i].clone()).collect())
+            .filter(|scc| scc.len() > 1 || self.edges.contains(&(scc[0], scc[0])))
+            .map(|scc| scc.into_iter().map(|i| self.graph[i].clone()).collect())
             .collect()
+    }
+
+    /// Strongly connected components by Tarjan's algorithm with an explicit stack: a chain of
+    /// 100,000 nodes must not exhaust the thread's stack (petgraph's `tarjan_scc` recurses).
+    fn components(&self) -> Vec<Vec<NodeIndex>> {
+        let n = self.graph.node_count();
+        let mut t = Tarjan { index: vec![UNSEEN; n], low: vec![0; n], on_stack: vec![false; n], stack: Vec::new(), next: 0, frames: Vec::new() };
+        let mut out = Vec::new();
+        for root in self.graph.node_indices() {
+            if t.index[root.index()] != UNSEEN {
+                continue;
+            }
+            t.enter(&self.graph, root);
+            while let Some((v, succs)) = t.frames.last_mut() {
+                let v = *v;
+                if let Some(w) = succs.pop() {
+                    if t.index[w.index()] == UNSEEN {
+                        t.enter(&self.graph, w);
+                    } else if t.on_stack[w.index()] {
+                        t.low[v.index()] = t.low[v.index()].min(t.index[w.index()]);
+                    }
+                    continue;
+                }
+                t.frames.pop();
+                if let Some((parent, _)) = t.frames.last() {
+                    let p = parent.index();
+                    t.low[p] = t.low[p].min(t.low[v.index()]);
+                }
+                if t.low[v.index()] == t.index[v.index()] {
+                    let mut scc = Vec::new();
+                    while let Some(w) = t.stack.pop() {
+                        t.on_stack[w.index()] = false;
+                        scc.push(w);
+                        if w == v {
+                            break;
+                        }
+                    }
+                    scc.sort();
+                    out.push(scc);
+                }
+            }
+        }
+        out
     }
 
     /// Nodes in dependency order (dependencies first); `None` when there is a cycle. Among nodes
@@ -147,6 +189,30 @@ impl<N: Clone + Eq + Hash> DepGraph<N> {
         }
         out.push_str("}\n");
         out
+    }
+}
+
+const UNSEEN: usize = usize::MAX;
+
+/// The state of an iterative Tarjan walk.
+struct Tarjan {
+    index: Vec<usize>,
+    low: Vec<usize>,
+    on_stack: Vec<bool>,
+    stack: Vec<NodeIndex>,
+    next: usize,
+    /// The walk's call stack: each node with the successors still to look at.
+    frames: Vec<(NodeIndex, Vec<NodeIndex>)>,
+}
+
+impl Tarjan {
+    fn enter<N>(&mut self, g: &DiGraph<N, ()>, v: NodeIndex) {
+        self.index[v.index()] = self.next;
+        self.low[v.index()] = self.next;
+        self.next += 1;
+        self.stack.push(v);
+        self.on_stack[v.index()] = true;
+        self.frames.push((v, g.neighbors_directed(v, Direction::Outgoing).collect()));
     }
 }
 
@@ -209,6 +275,34 @@ mod tests {
         g.depend(&"record.a", &"provider[\"kiln\"]");
         let dot = g.to_dot(ToString::to_string);
         assert!(dot.contains(r#""record.a" -> "provider[\"kiln\"]";"#), "{dot}");
+    }
+
+    #[test]
+    fn long_chains_and_cycles_need_no_deep_stack() {
+        let n = 200_000;
+        let mut g = DepGraph::new();
+        for i in 1..n {
+            g.depend(&i, &(i - 1));
+        }
+        assert!(g.cycles().is_empty());
+        assert_eq!(g.topo_order().unwrap().len(), n);
+        g.depend(&0, &(n - 1));
+        let cycles = g.cycles();
+        assert_eq!(cycles.len(), 1);
+        assert_eq!(cycles[0].len(), n);
+    }
+
+    #[test]
+    fn separate_cycles_are_reported_separately() {
+        let mut g = DepGraph::new();
+        g.depend(&"a", &"b");
+        g.depend(&"b", &"a");
+        g.depend(&"c", &"b");
+        g.depend(&"d", &"c");
+        g.depend(&"c", &"d");
+        let mut cycles = g.cycles();
+        cycles.sort();
+        assert_eq!(cycles, vec![vec!["b", "a"], vec!["c", "d"]]);
     }
 
     #[test]
