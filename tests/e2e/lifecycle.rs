@@ -162,3 +162,59 @@ resource "record" "second" {
     let err = p.kiln_loud(&["destroy", "--auto-approve"]).ok().stderr();
     assert!(line_of(&err, "record.second: Destruction complete") < line_of(&err, "record.first: Destroying..."), "{err}");
 }
+
+/// a ← b ← c (each depends on the one before), with d beside them.
+const CHAIN: &str = r#"
+resource "record" "a" {
+  input = "a"
+}
+
+resource "record" "b" {
+  input = record.a.output
+}
+
+resource "record" "c" {
+  input = record.b.output
+}
+
+resource "record" "d" {
+  input = "d"
+}
+"#;
+
+/// Issue 10, defect 9: `destroy --target` also destroyed what the target depends on (on the
+/// quickstart, `destroy --target job.train` deleted the checkpoint bucket and the cluster).
+/// As in Terraform, destroying a target removes it and what depends on it, never what it
+/// depends on.
+#[test]
+fn destroy_target_removes_dependents_and_keeps_dependencies() {
+    let p = Project::new(CHAIN);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    p.kiln(&["destroy", "--auto-approve", "--target", "record.b"]).ok();
+    assert_eq!(p.state_list(), ["record.a", "record.d"], "b and its dependent c are gone; a, which b depends on, stays");
+}
+
+/// An excluded object stays, and so does what it depends on; its dependents may go.
+#[test]
+fn destroy_exclude_keeps_the_object_and_its_dependencies() {
+    let p = Project::new(CHAIN);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    p.kiln(&["destroy", "--auto-approve", "--exclude", "record.b"]).ok();
+    assert_eq!(p.state_list(), ["record.a", "record.b"]);
+}
+
+/// Terraform's warning: plan, apply and destroy with --target or --exclude say that targeting is
+/// in effect; without them they do not.
+#[test]
+fn targeting_warns_that_it_is_in_effect() {
+    let p = Project::new(CHAIN);
+    let warned = |r: &crate::support::Run| r.stderr().contains("Resource targeting is in effect");
+    assert!(!warned(&p.kiln(&["plan"]).ok()));
+    for args in [&["plan", "--target", "record.b"][..], &["plan", "--exclude", "record.d"], &["apply", "--auto-approve", "--target", "record.c"]] {
+        let r = p.kiln(args).ok();
+        assert!(warned(&r), "kiln {args:?}:\n{}", r.stderr());
+    }
+    let r = p.kiln(&["destroy", "--auto-approve", "--target", "record.a"]).ok();
+    assert!(warned(&r), "{}", r.stderr());
+    assert_eq!(p.state_list(), Vec::<String>::new());
+}

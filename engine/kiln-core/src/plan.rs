@@ -78,7 +78,10 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
     w.resolve_pending().await;
     let outputs = w.root_outputs();
     let mut changes: Vec<PlannedChange> = std::mem::take(&mut w.changes);
-    filter_targets(&mut changes, &req.targets, &req.excludes, &graph);
+    filter_targets(&mut changes, &req.targets, &req.excludes, &graph, req.mode);
+    if !req.targets.is_empty() || !req.excludes.is_empty() {
+        w.diags.push(targeting_warning(req.mode));
+    }
     w.diags.extend(check_prevent_destroy(&changes, req.config));
     changes.sort_by(|a, b| a.address.cmp(&b.address));
     let mut keys: Vec<&String> = w.providers.instances.keys().collect();
@@ -163,10 +166,28 @@ fn check_prevent_destroy(changes: &[PlannedChange], config: &Config) -> Diagnost
     diags
 }
 
+/// Terraform's "Resource targeting is in effect": a partial plan can leave the configuration and
+/// what exists apart.
+fn targeting_warning(mode: Mode) -> Diagnostic {
+    let scope = if mode == Mode::Destroy {
+        "only the targeted objects and what depends on them are destroyed; what they depend on is kept"
+    } else {
+        "only the targeted objects and what they depend on are planned"
+    };
+    Diagnostic::warning("W-TARGETING", format!("Resource targeting is in effect: {scope}"))
+        .hint("use --target and --exclude for exceptional situations; run `kiln plan` without them to see the whole picture")
+}
+
 /// Keeps only changes selected by `--target` (and what they depend on) and not `--exclude`d
-/// (nor depending on something excluded).
-fn filter_targets(changes: &mut Vec<PlannedChange>, targets: &[Target], excludes: &[Target], graph: &Graph) {
+/// (nor depending on something excluded). In destroy mode the walk turns round, as in
+/// Terraform: a target takes what depends on it (never what it depends on), and an exclusion
+/// keeps what it depends on.
+fn filter_targets(changes: &mut Vec<PlannedChange>, targets: &[Target], excludes: &[Target], graph: &Graph, mode: Mode) {
     if targets.is_empty() && excludes.is_empty() {
+        return;
+    }
+    if mode == Mode::Destroy {
+        filter_destroy_targets(changes, targets, excludes, graph);
         return;
     }
     let resource_closure = |seeds: Vec<ResourceAddr>, up: bool| -> HashSet<ResourceAddr> {
@@ -197,6 +218,59 @@ fn filter_targets(changes: &mut Vec<PlannedChange>, targets: &[Target], excludes
             downstream.remove(s);
         }
         changes.retain(|c| !excludes.iter().any(|t| c.address.matches(t)) && !downstream.contains(&c.address.resource));
+    }
+}
+
+/// [`filter_targets`] for destroy: targets with everything that depends on them, by the
+/// configuration's graph and by the dependencies state recorded; excludes with everything they
+/// depend on.
+fn filter_destroy_targets(changes: &mut Vec<PlannedChange>, targets: &[Target], excludes: &[Target], graph: &Graph) {
+    // `down`: towards dependents; else towards dependencies.
+    let closure = |changes: &[PlannedChange], seeds: &[&Target], down: bool| -> HashSet<(InstanceAddr, Option<String>)> {
+        let direct = |c: &PlannedChange| seeds.iter().any(|t| c.address.matches(t));
+        let seed_resources: HashSet<ResourceAddr> = changes.iter().filter(|c| direct(c)).map(|c| c.address.resource.clone()).collect();
+        let mut related: HashSet<ResourceAddr> = HashSet::new();
+        let mut stack: Vec<Node> = seed_resources.iter().cloned().map(Node::Resource).collect();
+        let mut seen: HashSet<Node> = HashSet::new();
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            if let Node::Resource(r) = &n {
+                if !seed_resources.contains(r) {
+                    related.insert(r.clone());
+                }
+            }
+            let next = if down { graph.deps.dependents(&n) } else { graph.deps.dependencies(&n) };
+            stack.extend(next.into_iter().cloned());
+        }
+        let key = |c: &PlannedChange| (c.address.clone(), c.deposed.clone());
+        let mut selected: HashSet<(InstanceAddr, Option<String>)> =
+            changes.iter().filter(|c| direct(c) || related.contains(&c.address.resource)).map(key).collect();
+        loop {
+            let chosen = changes.iter().filter(|c| selected.contains(&key(c)));
+            let addrs: HashSet<&InstanceAddr> = chosen.clone().map(|c| &c.address).collect();
+            let their_deps: HashSet<&InstanceAddr> = chosen.flat_map(|c| c.dependencies.iter()).collect();
+            let more: Vec<_> = changes
+                .iter()
+                .filter(|c| !selected.contains(&key(c)))
+                .filter(|c| if down { c.dependencies.iter().any(|d| addrs.contains(d)) } else { their_deps.contains(&c.address) })
+                .map(key)
+                .collect();
+            if more.is_empty() {
+                return selected;
+            }
+            selected.extend(more);
+        }
+    };
+    let key = |c: &PlannedChange| (c.address.clone(), c.deposed.clone());
+    if !targets.is_empty() {
+        let keep = closure(changes, &targets.iter().collect::<Vec<_>>(), true);
+        changes.retain(|c| keep.contains(&key(c)));
+    }
+    if !excludes.is_empty() {
+        let spared = closure(changes, &excludes.iter().collect::<Vec<_>>(), false);
+        changes.retain(|c| !spared.contains(&key(c)));
     }
 }
 
