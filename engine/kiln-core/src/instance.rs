@@ -11,6 +11,12 @@ use kiln_value::{convert, Map, Value};
 
 use crate::scope::Repetition;
 
+/// The most instances one resource may have (`count` or `for_each`). Each instance is planned,
+/// stored and shown; ten million would exhaust memory long before apply.
+pub const MAX_INSTANCES_PER_RESOURCE: usize = 100_000;
+/// The most instances of all resources together in one configuration.
+pub const MAX_INSTANCES: usize = 1_000_000;
+
 /// The instance keys of a resource, with what each sees as `count.index` / `each`.
 pub(crate) fn expand(r: &Resource, addr: &ResourceAddr, scope: &dyn Scope) -> Result<Vec<(InstanceKey, Repetition)>, Diagnostics> {
     if let Some(c) = &r.count {
@@ -26,7 +32,9 @@ pub(crate) fn expand(r: &Resource, addr: &ResourceAddr, scope: &dyn Scope) -> Re
         if n.is_sign_negative() || !n.fract().is_zero() {
             return Err(bad(format!("`count` must be a whole number ≥ 0, got {n}")));
         }
-        let n: usize = n.to_string().parse().map_err(|_| bad("`count` is too large".into()))?;
+        let n: usize = n.to_string().parse().ok().filter(|n| *n <= MAX_INSTANCES_PER_RESOURCE).ok_or_else(|| {
+            bad(format!("`count` is {n}, more than the {MAX_INSTANCES_PER_RESOURCE} instances a resource may have"))
+        })?;
         return Ok((0..n).map(|i| (InstanceKey::Int(i as u64), Repetition::Count(i))).collect());
     }
     if let Some(f) = &r.for_each {
@@ -41,13 +49,22 @@ pub(crate) fn expand(r: &Resource, addr: &ResourceAddr, scope: &dyn Scope) -> Re
         if v.is_sensitive() {
             return Err(bad("`for_each` cannot use a sensitive value: instance keys are shown in plans".into()));
         }
+        let len = match &v {
+            Value::Map(m) => m.len(),
+            Value::List(l) => l.len(),
+            _ => 0,
+        };
+        if len > MAX_INSTANCES_PER_RESOURCE {
+            return Err(bad(format!("`for_each` has {len} elements, more than the {MAX_INSTANCES_PER_RESOURCE} instances a resource may have")));
+        }
         return match v {
             Value::Map(m) => Ok(m.into_iter().map(|(k, v)| (InstanceKey::Str(k.clone()), Repetition::Each { key: k, value: v })).collect()),
             Value::List(l) => {
                 let mut out = Vec::with_capacity(l.len());
+                let mut seen = std::collections::HashSet::new();
                 for item in l {
                     let Some(s) = item.as_str() else { return Err(bad(format!("`for_each` over a list needs strings, found a {}", item.type_name()))) };
-                    if out.iter().any(|(k, _)| *k == InstanceKey::Str(s.to_string())) {
+                    if !seen.insert(s.to_string()) {
                         return Err(bad(format!("`for_each` has the key \"{s}\" twice")));
                     }
                     out.push((InstanceKey::Str(s.to_string()), Repetition::Each { key: s.to_string(), value: item.clone() }));
@@ -59,6 +76,27 @@ pub(crate) fn expand(r: &Resource, addr: &ResourceAddr, scope: &dyn Scope) -> Re
         };
     }
     Ok(vec![(InstanceKey::None, Repetition::None)])
+}
+
+/// Checks that `adding` more instances of the resource at `addr` keep the configuration within
+/// [`MAX_INSTANCES`], given `existing` instances of the resources planned before it.
+pub(crate) fn check_total(existing: usize, adding: usize, r: &Resource, addr: &ResourceAddr) -> Result<(), Diagnostics> {
+    if existing.saturating_add(adding) <= MAX_INSTANCES {
+        return Ok(());
+    }
+    let at = r.count.as_ref().or(r.for_each.as_ref()).and_then(|e| e.span()).unwrap_or(r.span.clone());
+    Err(Diagnostic::error("E-INSTANCES", format!("the configuration has more than {MAX_INSTANCES} resource instances, the limit"))
+        .at(at, format!("{adding} more instances here"))
+        .address(addr)
+        .hint("split the configuration into several, each with its own state")
+        .into())
+}
+
+/// Points a provider's diagnostic about one attribute (see [`Diagnostic::attribute`]) at that
+/// attribute's expression in `r`, when it has no location of its own.
+pub(crate) fn locate(d: Diagnostic, r: &Resource) -> Diagnostic {
+    let at = d.attribute.as_deref().and_then(|name| r.body.attrs.iter().find(|a| a.name == name)).map(|a| a.expr.span().unwrap_or(a.name_span.clone()));
+    d.or_at(at)
 }
 
 /// Evaluates `body` against `schema` into a map of every attribute the schema declares.
@@ -186,4 +224,24 @@ fn kiln_config_suggest(word: &str, known: &[&str]) -> String {
         return "this kind takes no such setting".to_string();
     }
     kiln_config::suggest(word, known)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instances_of_all_resources_together_are_limited() {
+        let src = "resource \"record\" \"r\" {\n  count = 100000\n}\n";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.kiln.hcl"), src).unwrap();
+        let config = kiln_config::load(dir.path()).0.unwrap();
+        let r = &config.root.module.resources[0];
+        let addr = crate::graph::resource_addr(&[], r);
+        assert!(check_total(MAX_INSTANCES - 100_000, 100_000, r, &addr).is_ok());
+        let d = check_total(MAX_INSTANCES - 99_999, 100_000, r, &addr).unwrap_err();
+        let e = d.iter().next().unwrap();
+        assert_eq!(e.code, "E-INSTANCES");
+        assert_eq!(&src[e.primary.as_ref().unwrap().span.range.clone()], "100000");
+    }
 }

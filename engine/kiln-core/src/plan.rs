@@ -583,7 +583,7 @@ impl<'a> Walker<'a> {
             self.failed.insert(addr.clone());
             return;
         };
-        let keys = match expand(r, addr, &self.scope(&addr.module, Repetition::None)) {
+        let keys = match expand(r, addr, &self.scope(&addr.module, Repetition::None)).and_then(|k| crate::instance::check_total(self.visited.len(), k.len(), r, addr).map(|_| k)) {
             Ok(k) => k,
             Err(d) => {
                 self.diags.extend(d);
@@ -680,7 +680,7 @@ impl<'a> Walker<'a> {
         }
         let vd = provider.validate(ValidateRequest { kind: &r.kind, config: &config });
         let vd_err = vd.has_errors();
-        self.diags.extend(vd.into_iter().map(|d| d.or_at(Some(r.span.clone())).or_address(&addr_s)));
+        self.diags.extend(vd.into_iter().map(|d| crate::instance::locate(d, r).or_at(Some(r.span.clone())).or_address(&addr_s)));
         if vd_err {
             return None;
         }

@@ -51,6 +51,10 @@ pub struct Diagnostic {
     pub address: Option<String>,
     /// How to fix it.
     pub hint: Option<String>,
+    /// The attribute of the block being checked that the problem is about (`create_delay`):
+    /// providers know values, not spans, and the engine points the diagnostic at this
+    /// attribute's expression.
+    pub attribute: Option<String>,
 }
 
 impl Diagnostic {
@@ -64,6 +68,7 @@ impl Diagnostic {
             secondary: Vec::new(),
             address: None,
             hint: None,
+            attribute: None,
         }
     }
 
@@ -106,6 +111,12 @@ impl Diagnostic {
         if self.address.is_none() {
             self.address = Some(address.to_string());
         }
+        self
+    }
+
+    /// Names the attribute the problem is about (see [`Diagnostic::attribute`]).
+    pub fn attribute(mut self, name: impl Into<String>) -> Self {
+        self.attribute = Some(name.into());
         self
     }
 

@@ -50,7 +50,10 @@ fn schema() -> ProviderSchema {
     }
 }
 
-/// Parses `100ms`, `2s`, `1.5s`, `1m`.
+/// The longest `create_delay`: a record emulates a slow API, not a day-long one.
+pub const MAX_DELAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Parses `100ms`, `2s`, `1.5s`, `1m`, `2h`, up to [`MAX_DELAY`].
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
@@ -63,7 +66,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "h" => n * 3600.0,
         _ => return None,
     };
-    Some(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).ok().filter(|d| *d <= MAX_DELAY)
 }
 
 fn attrs(v: &Value) -> Map {
@@ -92,7 +95,8 @@ impl Provider for Builtin {
             if parse_duration(s).is_none() {
                 d.push(
                     Diagnostic::error("E-RECORD-DELAY", format!("invalid create_delay `{s}`"))
-                        .hint("write a duration such as \"100ms\", \"2s\" or \"1m\""),
+                        .attribute("create_delay")
+                        .hint("write a duration of at most 24h, such as \"100ms\", \"2s\" or \"1m\""),
                 );
             }
         }
@@ -150,6 +154,20 @@ mod tests {
         assert_eq!(parse_duration("100ms"), Some(Duration::from_millis(100)));
         assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("fast"), None);
+        assert_eq!(parse_duration("24h"), Some(MAX_DELAY));
+        // Too long for a Duration, or longer than the limit: invalid, never a panic.
+        assert_eq!(parse_duration("99999999999999999h"), None);
+        assert_eq!(parse_duration("25h"), None);
+        assert_eq!(parse_duration(&format!("{}s", "9".repeat(400))), None);
+    }
+
+    #[test]
+    fn an_overlong_delay_is_a_validation_error_at_the_attribute() {
+        let config = Value::Map([("create_delay".to_string(), Value::from("99999999999999999h"))].into());
+        let d = Builtin.validate(ValidateRequest { kind: "record", config: &config });
+        let e = d.iter().next().expect("an error");
+        assert_eq!(e.code, "E-RECORD-DELAY");
+        assert_eq!(e.attribute.as_deref(), Some("create_delay"));
     }
 
     #[tokio::test]
