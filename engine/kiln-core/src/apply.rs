@@ -606,8 +606,10 @@ async fn start_resource(
         let resp = provider
             .plan(kiln_provider::PlanRequest { address: &name, kind: &r.kind, prior: prior_v.as_ref(), replacing: replacing.as_ref(), config: &cfg, proposed: &proposed })
             .await;
+        // What the provider says about this object is redacted with every value it was given.
+        let secrets = crate::redact::secrets([&cfg, &proposed, &resp.planned].into_iter().chain(prior_v.as_ref()).chain(replacing.as_ref()));
         if resp.diagnostics.has_errors() {
-            w.diags.extend(resp.diagnostics.with_address(&name));
+            w.diags.extend(crate::redact::diags(resp.diagnostics, &secrets).with_address(&name));
             return None;
         }
         let mut planned = resp.planned;
@@ -622,7 +624,11 @@ async fn start_resource(
             );
             return None;
         }
-        let sensitive = sensitive_attrs(&planned, &kind_schema);
+        // Marks a provider's plan dropped: the configuration's and the reviewed plan's.
+        let mut sensitive = sensitive_attrs(&planned, &kind_schema);
+        sensitive.extend(sensitive_attrs(&cfg, &kind_schema).into_iter().chain(change.sensitive.iter().cloned()));
+        sensitive.sort();
+        sensitive.dedup();
         let sem = ctx.semaphore(&key, provider.as_ref(), req.parallelism);
         let (hook, sink, p) = (ctx.hook.clone(), ctx.sink.clone(), provider.clone());
         let kind = r.kind.clone();
@@ -634,6 +640,7 @@ async fn start_resource(
         let deposing = if action == Action::Replace && cbd { prior.cloned() } else { None };
         let op = if action == Action::Update { Action::Update } else { Action::Create };
         let state_only = kind_schema.state_only;
+        let marks_schema = kind_schema.clone();
         let cancel = req.cancel.clone();
         tasks.spawn(async move {
             let _permit = match &sem {
@@ -673,6 +680,8 @@ async fn start_resource(
                 let prior = prior_attrs.unwrap_or(Value::Null);
                 p.update(UpdateRequest { address: &name, kind: &kind, prior: &prior, planned: &planned }).await
             };
+            let mut resp = resp;
+            resp.diagnostics = crate::redact::diags(std::mem::take(&mut resp.diagnostics), &secrets);
             let mut value = None;
             if let Some(new) = resp.state {
                 let mut rs = resource_state(&provider_key, &kind, new.clone(), &sensitive, deps, cbd);
@@ -684,7 +693,8 @@ async fn start_resource(
                     old => {
                         mutations.extend(old.map(depose));
                         mutations.push(Mutation::Put { address: iaddr.clone(), resource: rs });
-                        value = Some(new);
+                        // References to it see the marks its plan had (a provider returns plain values).
+                        value = Some(remark(new, &marks_schema, &sensitive));
                     }
                 }
             }

@@ -16,6 +16,7 @@ mod hooks;
 mod instance;
 mod plan;
 mod providers;
+mod redact;
 mod scope;
 
 pub use apply::{apply, ApplyOutcome, ApplyRequest, Cancel, StateSink};

@@ -600,7 +600,10 @@ impl<'a> Walker<'a> {
             self.visited.insert(iaddr.clone());
             insts.push(iaddr.clone());
             let value = if self.mode == Mode::Destroy || self.state_values_only {
-                self.refreshed.get(&iaddr).cloned().flatten().or_else(|| self.state.resources.get(&iaddr).map(|s| s.attributes.clone())).unwrap_or(Value::Unknown)
+                let recorded = self.state.resources.get(&iaddr).map(|s| s.sensitive.clone()).unwrap_or_default();
+                let v = self.refreshed.get(&iaddr).cloned().flatten().or_else(|| self.state.resources.get(&iaddr).map(|s| s.attributes.clone())).unwrap_or(Value::Unknown);
+                // References see the marks state recorded and the schema declares.
+                remark(v, &schema, &recorded)
             } else {
                 match self.plan_instance(r, &iaddr, rep.clone(), &schema, &key, provider.as_ref(), &deps).await {
                     Some(v) => v,
@@ -679,6 +682,7 @@ impl<'a> Walker<'a> {
             return self.read_data(r, iaddr, &config, provider).await;
         }
         let vd = provider.validate(ValidateRequest { kind: &r.kind, config: &config });
+        let vd = crate::redact::diags(vd, &crate::redact::secrets([&config]));
         let vd_err = vd.has_errors();
         self.diags.extend(vd.into_iter().map(|d| crate::instance::locate(d, r).or_at(Some(r.span.clone())).or_address(&addr_s)));
         if vd_err {
@@ -722,7 +726,13 @@ impl<'a> Walker<'a> {
                 }
             }
         };
-        let sensitive = sensitive_attrs(&after, schema);
+        // Marks a provider dropped come back: the schema's, the configuration's and the prior's.
+        let mut sensitive = sensitive_attrs(&after, schema);
+        sensitive.extend(sensitive_attrs(&config, schema));
+        sensitive.extend(prior.as_ref().map(|p| sensitive_attrs(p, schema)).unwrap_or_default());
+        sensitive.sort();
+        sensitive.dedup();
+        let after = remark(after, schema, &sensitive);
         self.changes.push(PlannedChange {
             address: iaddr.clone(),
             provider: key.to_string(),
@@ -758,7 +768,8 @@ impl<'a> Walker<'a> {
         }
         let resp = provider.plan(ProviderPlanRequest { address: addr, kind, prior, replacing, config, proposed: &proposed }).await;
         let err = resp.diagnostics.has_errors();
-        self.diags.extend(resp.diagnostics.with_address(addr));
+        let secrets = crate::redact::secrets([config, &proposed].into_iter().chain(prior).chain(replacing));
+        self.diags.extend(crate::redact::diags(resp.diagnostics, &secrets).with_address(addr));
         if err {
             return None;
         }
@@ -771,7 +782,7 @@ impl<'a> Walker<'a> {
         }
         let res = provider.read_data(kiln_provider::ReadDataRequest { kind: &r.kind, config }).await;
         let err = res.diagnostics.has_errors();
-        self.diags.extend(res.diagnostics.into_iter().map(|d| d.or_at(Some(r.span.clone())).or_address(iaddr)));
+        self.diags.extend(crate::redact::diags(res.diagnostics, &crate::redact::secrets([config])).into_iter().map(|d| d.or_at(Some(r.span.clone())).or_address(iaddr)));
         if err {
             return None;
         }

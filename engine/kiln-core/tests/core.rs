@@ -364,7 +364,7 @@ async fn sensitive_attributes_are_recorded_and_marked() {
     let p = f.plan(&State::default()).await;
     assert!(p.changes[0].after.as_ref().unwrap().get("secret").unwrap().is_sensitive());
     let state = f.converge(&State::new()).await;
-    assert_eq!(state.resources[&"thing.a".parse().unwrap()].sensitive, ["secret"]);
+    assert_eq!(state.resources[&"thing.a".parse().unwrap()].sensitive, ["key", "secret"], "the generated key is sensitive by the schema");
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use kiln_core::{ProviderRegistry, StateSink};
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, Provider, ProviderFactory,
-    ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
+    ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest, ValidateRequest,
 };
 use kiln_schema::{Attribute, Body, KindSchema, ProviderSchema};
 use kiln_state::Mutation;
@@ -37,6 +37,8 @@ pub fn schema() -> ProviderSchema {
         .attr("partial", Attribute::optional(Type::Bool, "fail in create, after making the object"))
         .attr("delay_ms", Attribute::optional(Type::Number, "sleep in create"))
         .attr("secret", Attribute::optional(Type::String, "a secret").sensitive())
+        .attr("data", Attribute::optional(Type::Any, "anything, such as another object"))
+        .attr("key", Attribute::computed(Type::String, "a generated secret").sensitive())
         .attr("id", Attribute::computed(Type::String, "id"));
     let config = Body::new().attr("region", Attribute::optional(Type::String, "region"));
     ProviderSchema { config, kinds: [("thing".to_string(), KindSchema::new("a thing", thing))].into(), data_kinds: Default::default() }
@@ -74,6 +76,13 @@ impl Provider for Mock {
     fn limits(&self) -> Limits {
         Limits { concurrency: self.limit }
     }
+    /// Like real providers, quotes the value it rejects (the engine redacts sensitive ones).
+    fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
+        match req.config.get("name").and_then(Value::as_str) {
+            Some(n) if n.starts_with("invalid-") => Diagnostic::error("E-MOCK-NAME", format!("invalid name `{n}`")).hint(format!("{n} starts with invalid-")).into(),
+            _ => Diagnostics::new(),
+        }
+    }
     async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
         let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(n, Ordering::SeqCst);
@@ -85,8 +94,10 @@ impl Provider for Mock {
         if req.planned.get("fail").and_then(Value::as_bool) == Some(true) {
             return ApplyResponse::error(Diagnostic::error("E-MOCK", "create failed on purpose"));
         }
-        let mut m = req.planned.as_map().cloned().unwrap();
+        // Real providers build plain values: marks are the engine's business.
+        let mut m = req.planned.clone().unmark_deep().0.as_map().cloned().unwrap();
         m.insert("id".into(), Value::from(format!("id-{}", req.address)));
+        m.insert("key".into(), Value::from(format!("generated-key-of-{}", req.address)));
         let v = Value::Map(m);
         self.created.lock().unwrap().push((req.token.to_string(), v.clone()));
         if req.planned.get("partial").and_then(Value::as_bool) == Some(true) {

@@ -166,7 +166,7 @@ impl<'s> Evaluator<'s> {
                     Value::String(s) if s == "false" => Some(false),
                     other => {
                         return Err(self
-                            .err(&c.cond_expr, "E-COND-TYPE", format!("condition must be a bool, got {}", describe(&other)))
+                            .err(&c.cond_expr, "E-COND-TYPE", format!("condition must be a bool, got {}", describe(&other, marked)))
                             .hint("compare the value, for example `var.x != \"\"` or `var.n > 0`")
                             .into())
                     }
@@ -316,7 +316,7 @@ impl<'s> Evaluator<'s> {
                     Some(i) if i < len => l.into_iter().nth(i).unwrap_or_default(),
                     _ => {
                         return Err(self
-                            .err(at, "E-INDEX-RANGE", format!("index {n} is out of range for a list of {len} elements"))
+                            .err(at, "E-INDEX-RANGE", format!("index {} is out of range for a list of {len} elements", shown(n, kmarked)))
                             .into())
                     }
                 }
@@ -330,6 +330,10 @@ impl<'s> Evaluator<'s> {
                     None => {
                         let mut keys: Vec<String> = m.keys().map(|k| format!("\"{k}\"")).collect();
                         keys.truncate(20);
+                        if marked {
+                            // The key or the map is sensitive: name neither the key nor the keys.
+                            return Err(self.err(at, "E-INDEX-MISSING", "the map has no element for this (sensitive) key").into());
+                        }
                         return Err(self
                             .err(at, "E-INDEX-MISSING", format!("the map has no element \"{key}\""))
                             .hint(if keys.is_empty() { "the map is empty".into() } else { format!("keys are: {}", keys.join(", ")) })
@@ -381,8 +385,8 @@ impl<'s> Evaluator<'s> {
                 }
             }
             _ => {
-                let ln = self.num_operand(&b.lhs_expr, &l, op)?;
-                let rn = self.num_operand(&b.rhs_expr, &r, op)?;
+                let ln = self.num_operand(&b.lhs_expr, &l, lm, op)?;
+                let rn = self.num_operand(&b.rhs_expr, &r, rm, op)?;
                 let (Some(x), Some(y)) = (ln, rn) else { return Ok(Value::Unknown.mark_if(marked)) };
                 match op {
                     Plus => x.checked_add(y).map(Value::Number).ok_or_else(|| self.overflow(b))?,
@@ -422,12 +426,12 @@ impl<'s> Evaluator<'s> {
         to_bool(v).map(Some).ok_or_else(|| self.err(at, "E-OP-TYPE", format!("a bool is required, got {}", v.type_name())).into())
     }
 
-    fn num_operand(&self, at: &Expression, v: &Value, op: BinaryOperator) -> Result<Option<Decimal>, Diagnostics> {
+    fn num_operand(&self, at: &Expression, v: &Value, marked: bool, op: BinaryOperator) -> Result<Option<Decimal>, Diagnostics> {
         if v.is_unknown() {
             return Ok(None);
         }
         to_number(v).map(Some).ok_or_else(|| {
-            self.err(at, "E-OP-TYPE", format!("`{}` needs numbers, got {}", op.as_str(), describe(v))).into()
+            self.err(at, "E-OP-TYPE", format!("`{}` needs numbers, got {}", op.as_str(), describe(v, marked))).into()
         })
     }
 
@@ -499,7 +503,7 @@ impl<'s> Evaluator<'s> {
                 }
                 None => {
                     return Err(self
-                        .err(&c.expr, "E-FOR-COND", format!("the `if` condition must be a bool, got {}", describe(&cv)))
+                        .err(&c.expr, "E-FOR-COND", format!("the `if` condition must be a bool, got {}", describe(&cv, false)))
                         .into())
                 }
             }
@@ -520,8 +524,9 @@ impl<'s> Evaluator<'s> {
                 if f.grouping {
                     groups.entry(key).or_default().push(v);
                 } else if map.insert(key.clone(), v).is_some() {
+                    let key = if k.is_sensitive() { kiln_value::REDACTED.to_string() } else { format!("\"{key}\"") };
                     return Err(self
-                        .err(ke, "E-FOR-DUPKEY", format!("duplicate key \"{key}\" in a `for` expression"))
+                        .err(ke, "E-FOR-DUPKEY", format!("duplicate key {key} in a `for` expression"))
                         .hint("add `...` after the value to group values with the same key into lists")
                         .into());
                 }
@@ -613,7 +618,7 @@ impl<'s> Evaluator<'s> {
                         Ok(())
                     }
                     None => Err(self
-                        .err(&d.if_expr.cond_expr, "E-COND-TYPE", format!("an %{{if}} condition must be a bool, got {}", describe(&c)))
+                        .err(&d.if_expr.cond_expr, "E-COND-TYPE", format!("an %{{if}} condition must be a bool, got {}", describe(&c, false)))
                         .into()),
                 }
             }
@@ -776,7 +781,7 @@ impl<'s> Evaluator<'s> {
         })?;
         // A template file is scanned like a heredoc: one literal token per line.
         prepare_template(&mut t, TemplateKind::Lines, None);
-        let mut ev = Evaluator { file: self.file, scope: self.scope, locals: vars.into_iter().collect(), only_locals: true };
+        let mut ev = Evaluator { file: self.file, scope: self.scope, locals: vars.into_iter().map(|(k, v)| (k, v.mark_if(vars_marked))).collect(), only_locals: true };
         // Like Terraform's, the result of a template that is a lone `${...}` keeps its type.
         let result = ev.template_of(&t, TemplateKind::Lines).map_err(|d| {
             d.into_iter()
@@ -819,6 +824,15 @@ fn a_type(v: &Value) -> String {
     }
 }
 
+/// A number for a message, or the redaction when it is sensitive.
+fn shown(n: Decimal, marked: bool) -> String {
+    if marked {
+        kiln_value::REDACTED.to_string()
+    } else {
+        n.to_string()
+    }
+}
+
 fn to_bool(v: &Value) -> Option<bool> {
     match v.unmarked() {
         Value::Bool(b) => Some(*b),
@@ -836,8 +850,10 @@ fn to_number(v: &Value) -> Option<Decimal> {
     }
 }
 
-fn describe(v: &Value) -> String {
+/// A value's type, and a string's text unless the value is sensitive (`marked`, or marked itself).
+fn describe(v: &Value, marked: bool) -> String {
     match v.unmarked() {
+        _ if marked || v.is_sensitive() => format!("sensitive {}", v.type_name()),
         Value::String(s) => format!("string \"{s}\""),
         v => v.type_name().to_string(),
     }

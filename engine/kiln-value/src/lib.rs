@@ -7,12 +7,14 @@
 //! (`list(string)`, `object({...})`) live in [`Type`] and are applied by [`convert`].
 
 mod convert;
+mod redact;
 mod serde_impl;
 mod types;
 
 pub use convert::{convert, ConvertError};
 pub use rust_decimal::Decimal;
 pub use convert::parse_number;
+pub use redact::{Secrets, REDACTED};
 pub use types::{ObjectAttr, Type};
 
 use std::collections::BTreeMap;

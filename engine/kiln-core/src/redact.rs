@@ -1,0 +1,38 @@
+//! The engine boundary for provider diagnostics: a provider sees plain values (its code formats
+//! messages with `as_str()` and `{}`), so whatever it says about an object is redacted here with
+//! the printed forms of the object's sensitive values ([`kiln_value::Secrets`]) before it reaches
+//! progress lines, errors or logs. Every call into a provider that gets marked values passes its
+//! diagnostics through [`diags`].
+
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_value::{Secrets, Value};
+
+/// The secrets of every value a provider was given.
+pub(crate) fn secrets<'a>(values: impl IntoIterator<Item = &'a Value>) -> Secrets {
+    let mut s = Secrets::default();
+    for v in values {
+        s.add(v);
+    }
+    s
+}
+
+/// `d` with every text that quotes one of `secrets` redacted.
+pub(crate) fn diag(mut d: Diagnostic, secrets: &Secrets) -> Diagnostic {
+    if secrets.is_empty() {
+        return d;
+    }
+    d.summary = secrets.redact(&d.summary);
+    d.detail = d.detail.map(|t| secrets.redact(&t));
+    d.hint = d.hint.map(|t| secrets.redact(&t));
+    for l in d.primary.iter_mut().chain(d.secondary.iter_mut()) {
+        l.message = secrets.redact(&l.message);
+    }
+    d
+}
+
+pub(crate) fn diags(d: Diagnostics, secrets: &Secrets) -> Diagnostics {
+    if secrets.is_empty() {
+        return d;
+    }
+    d.into_iter().map(|x| diag(x, secrets)).collect()
+}

@@ -1,0 +1,144 @@
+//! Issue 10 (defects 5 and 10): sensitive marks follow values through whole-resource references
+//! into every attribute, output and state record, and what a provider says about a sensitive
+//! value is redacted at the engine boundary. The mock provider returns plain values (as real
+//! providers do) and quotes what its validation rejects.
+
+mod mock;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kiln_core::{apply, plan, ApplyRequest, Cancel, NoopHook, PlanRequest};
+use kiln_diag::Diagnostics;
+use kiln_plan::{Mode, Plan};
+use kiln_state::State;
+use kiln_value::Value;
+use mock::{registry, Mock, Sink};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    mock: Arc<Mock>,
+}
+
+impl Fixture {
+    fn new(src: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.kiln.hcl"), src).unwrap();
+        Fixture { dir, mock: Arc::new(Mock::default()) }
+    }
+
+    async fn plan(&self, state: &State, variables: BTreeMap<String, Value>) -> (Option<Plan>, Diagnostics) {
+        let (config, d) = kiln_config::load(self.dir.path());
+        assert!(!d.has_errors(), "{d:?}");
+        let config = config.unwrap();
+        let reg = registry(&self.mock);
+        plan(PlanRequest {
+            config: &config,
+            state,
+            registry: &reg,
+            variables,
+            mode: Mode::Normal,
+            refresh: true,
+            offline: false,
+            workspace: "default".into(),
+            targets: Vec::new(),
+            excludes: Vec::new(),
+            hook: &NoopHook,
+            cwd: self.dir.path().to_path_buf(),
+        })
+        .await
+    }
+
+    async fn converge(&self, state: &State) -> State {
+        let (p, d) = self.plan(state, BTreeMap::new()).await;
+        assert!(!d.has_errors(), "{d:?}");
+        let p = p.unwrap();
+        let (config, _) = kiln_config::load(self.dir.path());
+        let config = config.unwrap();
+        let reg = registry(&self.mock);
+        let out = apply(ApplyRequest {
+            config: &config,
+            state: state.clone(),
+            registry: &reg,
+            plan: &p,
+            hook: Arc::new(NoopHook),
+            sink: Arc::new(Sink::default()),
+            cancel: Cancel::never(),
+            cwd: self.dir.path().to_path_buf(),
+            parallelism: None,
+            workspace: "default".into(),
+        })
+        .await;
+        assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+        out.state
+    }
+}
+
+const WHOLE: &str = r#"
+provider "mock" {}
+resource "thing" "pool" {
+  provider = mock
+  name     = "pool"
+}
+# A whole-resource reference: `pool.key` is sensitive by the schema.
+resource "thing" "job" {
+  provider = mock
+  name     = "job"
+  data     = thing.pool
+}
+resource "thing" "nested" {
+  provider = mock
+  name     = "nested"
+  data     = { inner = [thing.pool] }
+}
+output "pool" {
+  value     = thing.pool
+  sensitive = true
+}
+"#;
+
+#[tokio::test]
+async fn schema_marks_follow_whole_resource_references_into_state() {
+    let f = Fixture::new(WHOLE);
+    let state = f.converge(&State::new()).await;
+    let pool = &state.resources[&"thing.pool".parse().unwrap()];
+    assert_eq!(pool.attributes.get("key"), Some(&Value::from("generated-key-of-thing.pool")));
+    assert!(pool.sensitive.contains(&"key".to_string()), "{:?}", pool.sensitive);
+    for addr in ["thing.job", "thing.nested"] {
+        let r = &state.resources[&addr.parse().unwrap()];
+        assert!(r.sensitive.contains(&"data".to_string()), "{addr}: the private key inside `data` is recorded as sensitive: {:?}", r.sensitive);
+    }
+    assert!(state.outputs["pool"].sensitive);
+
+    // The next plan changes nothing and keeps the marks in what references see.
+    let (p, d) = f.plan(&state, BTreeMap::new()).await;
+    assert!(!d.has_errors(), "{d:?}");
+    let p = p.unwrap();
+    assert!(!p.has_changes(), "{:?}", p.changes.iter().map(|c| (c.address.to_string(), c.action)).collect::<Vec<_>>());
+    let job = p.changes.iter().find(|c| c.address.to_string() == "thing.job");
+    if let Some(job) = job {
+        assert!(job.sensitive.contains(&"data".to_string()));
+    }
+}
+
+#[tokio::test]
+async fn an_unmarked_output_of_a_whole_resource_with_a_secret_is_refused() {
+    let f = Fixture::new(&WHOLE.replace("  sensitive = true\n", ""));
+    // The pool's private key is sensitive by the schema, known or not: the plan is refused.
+    let (p, d) = f.plan(&State::new(), BTreeMap::new()).await;
+    assert!(p.is_none());
+    assert!(d.iter().any(|d| d.code == "E-OUTPUT-SENSITIVE"), "{d:?}");
+}
+
+#[tokio::test]
+async fn provider_validation_errors_never_quote_a_sensitive_value() {
+    let f = Fixture::new(
+        "provider \"mock\" {}\nvariable \"token\" {\n  sensitive = true\n}\nresource \"thing\" \"a\" {\n  provider = mock\n  name     = var.token\n}\n",
+    );
+    let secret = "invalid-hunter2-s3cr3t";
+    let (p, d) = f.plan(&State::new(), [("token".to_string(), Value::from(secret))].into()).await;
+    assert!(p.is_none());
+    let e = d.iter().find(|x| x.code == "E-MOCK-NAME").unwrap_or_else(|| panic!("{d:?}"));
+    assert_eq!(e.summary, "invalid name (sensitive value)");
+    assert!(!format!("{d:?}").contains(secret), "{d:?}");
+}
