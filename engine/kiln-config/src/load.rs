@@ -88,16 +88,47 @@ pub fn load_module_dir(dir: &Path, sources: &mut Sources, diags: &mut Diagnostic
     };
     files.sort();
     for path in files {
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                let shown = display_path(&path);
-                let file = sources.add(shown, text);
-                parse_file(file, sources.text(file), &mut module, diags);
-            }
-            Err(e) => diags.push(Diagnostic::error("E-CONFIG-READ", format!("cannot read `{}`: {e}", path.display()))),
+        match read_config_file(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => {
+                    let shown = display_path(&path);
+                    let file = sources.add(shown, text);
+                    parse_file(file, sources.text(file), &mut module, diags);
+                }
+                Err(e) => diags.push(not_utf8(&path, e, sources)),
+            },
+            Err(e) => diags.push(
+                Diagnostic::error("E-CONFIG-READ", format!("cannot read `{}`: {e}", display_path(&path).display()))
+                    .hint("configuration files must be regular files that kiln can read"),
+            ),
         }
     }
     module
+}
+
+/// The bytes of a configuration file. Only regular files (or links to them) are read: a FIFO
+/// would block the read until something writes to it, and a device may never end.
+fn read_config_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "it is a directory" } else { "it is not a regular file (a FIFO, socket or device)" };
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, what));
+    }
+    std::fs::read(path)
+}
+
+/// A file that is not UTF-8: the diagnostic points at the first bad byte. The file is kept in
+/// `sources` (bad bytes replaced) so the location can be shown; it is not parsed.
+fn not_utf8(path: &Path, e: std::string::FromUtf8Error, sources: &mut Sources) -> Diagnostic {
+    let at = e.utf8_error().valid_up_to();
+    let bad = e.as_bytes()[at];
+    let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+    let file = sources.add(display_path(path), text);
+    // The prefix before the bad byte is unchanged by the replacement, so `at` is still its offset;
+    // the replacement character is 3 bytes.
+    Diagnostic::error("E-CONFIG-UTF8", format!("`{}` is not valid UTF-8: byte 0x{bad:02x} cannot start or continue a character", display_path(path).display()))
+        .at(Span::new(file, at..at + '\u{FFFD}'.len_utf8()), "invalid UTF-8 here")
+        .hint("configuration files must be UTF-8 text; re-save the file as UTF-8")
 }
 
 /// `a/./b/../c` as `a/c`, without touching the file system.

@@ -166,7 +166,14 @@ impl Builder<'_> {
             self.spans.insert(n.clone(), r.span.clone());
             let key = match &r.provider {
                 Some(p) => {
-                    if !self.config.root.module.providers.iter().any(|b| b.key() == p.key()) && p.alias.is_some() {
+                    if registry.get(&p.name).is_none() {
+                        self.diags.push(
+                            Diagnostic::error("E-PROVIDER-UNKNOWN", format!("unknown provider `{}`", p.name))
+                                .at(p.span.clone(), "not built into this kiln")
+                                .address(&addr)
+                                .hint(format!("available providers: {}", registry.names().collect::<Vec<_>>().join(", "))),
+                        );
+                    } else if !self.config.root.module.providers.iter().any(|b| b.key() == p.key()) && p.alias.is_some() {
                         self.diags.push(
                             Diagnostic::error("E-PROVIDER-REF", format!("provider `{}` is not configured", p.key()))
                                 .at(p.span.clone(), "no such provider block")

@@ -94,3 +94,13 @@ async fn a_local_nested_deeper_than_the_value_limit_is_an_error_at_its_expressio
     assert!(p.is_none());
     assert_eq!(error_at(&d, &src, "E-VALUE-DEPTH"), format!("[local.l{}]", kiln_value::MAX_DEPTH - 1));
 }
+
+#[tokio::test]
+async fn an_unknown_provider_in_a_resource_is_reported_at_the_resource() {
+    let (p, d, src) = plan_of("resource \"record\" \"r\" {\n  provider = nope\n  input    = 1\n}\n").await;
+    assert!(p.is_none());
+    assert_eq!(error_at(&d, &src, "E-PROVIDER-UNKNOWN"), "nope");
+    let e = d.iter().find(|e| e.code == "E-PROVIDER-UNKNOWN").unwrap();
+    assert_eq!(e.address.as_deref(), Some("record.r"));
+    assert!(e.hint.as_deref().unwrap_or_default().contains("kiln"), "{e:?}");
+}
