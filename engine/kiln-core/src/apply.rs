@@ -629,6 +629,8 @@ async fn start_resource(
         sensitive.extend(sensitive_attrs(&cfg, &kind_schema).into_iter().chain(change.sensitive.iter().cloned()));
         sensitive.sort();
         sensitive.dedup();
+        // The provider sees which attributes are sensitive, to keep them out of what it writes.
+        let planned = remark(planned, &kind_schema, &sensitive);
         let sem = ctx.semaphore(&key, provider.as_ref(), req.parallelism);
         let (hook, sink, p) = (ctx.hook.clone(), ctx.sink.clone(), provider.clone());
         let kind = r.kind.clone();

@@ -2,6 +2,10 @@
 //! time, restarts, configuration), the `setup.sh` and `run.sh` scripts, and per node
 //! `node-RANK.pid`, `node-RANK.log` and, once it has finished, `node-RANK.exit`. The job's
 //! status is derived from these files and the process table, never stored.
+//!
+//! No secret is kept here in clear: the directory is private to its owner (0700, `job.json`
+//! 0600), and `job.json` records the configuration without its sensitive values (a node gets
+//! its sensitive `env` in its environment only; a replacement gets it again from the plan).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -29,7 +33,8 @@ pub(crate) struct Meta {
     pub nodes: u64,
     pub started_at: String,
     pub restarts: u64,
-    /// The configuration the job was created with, for import.
+    /// The configuration the job was created with, for import, without its sensitive values
+    /// ([`record_config`]).
     pub config: serde_json::Value,
 }
 
@@ -42,6 +47,17 @@ pub(crate) enum Node {
     Exited(i32, SystemTime),
     /// Its process is gone without writing an exit code.
     Lost,
+}
+
+/// A job's configuration as `job.json` records it: plain JSON with every sensitive value left
+/// out (an object's sensitive entries are dropped, a list's become `null`).
+pub(crate) fn record_config(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Sensitive(_) | Value::Unknown | Value::Null => serde_json::Value::Null,
+        Value::Map(m) => serde_json::Value::Object(m.iter().filter(|(_, v)| !v.is_sensitive()).map(|(k, v)| (k.clone(), record_config(v))).collect()),
+        Value::List(l) => serde_json::Value::Array(l.iter().map(record_config).collect()),
+        v => v.to_json(),
+    }
 }
 
 /// `SLUG-TOKEN8`: the address made file-safe, and the start of the create's token.
@@ -102,10 +118,26 @@ impl JobDir {
         serde_json::from_str(&text).map_err(std::io::Error::other)
     }
 
+    /// Makes the job's directory, private to its owner (0700).
+    pub fn create(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        if let Some(parent) = self.0.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.0)?;
+        // An existing directory (a re-run create) is made private too.
+        std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700))
+    }
+
+    /// `job.json`, written atomically with mode 0600.
     pub fn write_meta(&self, meta: &Meta) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let text = serde_json::to_string_pretty(meta).map_err(std::io::Error::other)?;
         let tmp = self.0.join("job.json.tmp");
-        std::fs::write(&tmp, text)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
         std::fs::rename(tmp, self.0.join("job.json"))
     }
 
@@ -187,6 +219,35 @@ mod tests {
         assert_eq!(status(&[Node::Exited(2, t), Node::Exited(0, t)]), FAILED);
         assert_eq!(status(&[Node::Lost, Node::Running]), LOST);
         assert_eq!(status(&[Node::Pending, Node::Pending]), PENDING);
+    }
+
+    /// Issue 10 (defect 11): `job.json` keeps no sensitive value, and is private.
+    #[test]
+    fn the_record_keeps_no_secret_and_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let env = Value::Map([("TOKEN".to_string(), Value::from("hunter2-s3cr3t").sensitive()), ("LR".to_string(), Value::from("0.1"))].into());
+        let config = Value::Map(
+            [
+                ("env".to_string(), env),
+                ("run".to_string(), Value::from("python train.py")),
+                ("setup".to_string(), Value::from("secret setup").sensitive()),
+                ("args".to_string(), Value::List(vec![Value::from("a"), Value::from("hunter2-s3cr3t").sensitive()])),
+            ]
+            .into(),
+        );
+        let json = record_config(&config);
+        assert_eq!(json, serde_json::json!({"env": {"LR": "0.1"}, "run": "python train.py", "args": ["a", null]}));
+
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = JobDir(tmp.path().join("jobs").join("j-1"));
+        dir.create().unwrap();
+        let meta = Meta { address: "job.j".into(), token: "t".into(), job_id: "j-1".into(), nodes: 1, started_at: "now".into(), restarts: 0, config: json };
+        dir.write_meta(&meta).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("job.json")).unwrap();
+        assert!(!text.contains("hunter2") && !text.contains("secret setup"), "{text}");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&dir.path().join("job.json")), 0o600);
     }
 
     #[test]

@@ -78,9 +78,9 @@ fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
         nodes: spec.nodes,
         started_at: now(),
         restarts,
-        config: req.planned.to_json(),
+        config: dir::record_config(req.planned),
     };
-    std::fs::create_dir_all(dir.path()).and_then(|()| dir.write_meta(&meta)).map_err(|e| io_error(req.address, "create", &dir, e))?;
+    dir.create().and_then(|()| dir.write_meta(&meta)).map_err(|e| io_error(req.address, "create", &dir, e))?;
     let checkpoint_dir = spec.checkpoint_dir.clone().unwrap_or_else(|| dir.path().join("checkpoints"));
     if let Err(e) = launch::start(&dir, &spec, &id, &checkpoint_dir) {
         discard(&dir, spec.nodes);
@@ -94,7 +94,7 @@ fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
 fn update(ctx: &Ctx, req: &UpdateRequest<'_>) -> Result<Value, Diagnostic> {
     let (dir, mut meta) = open(req.address, req.prior)?.ok_or_else(|| gone(req.address))?;
     known_spec(ctx, req.address, req.planned)?;
-    meta.config = req.planned.to_json();
+    meta.config = dir::record_config(req.planned);
     dir.write_meta(&meta).map_err(|e| io_error(req.address, "write", &dir, e))?;
     Ok(dir.state(req.planned, &meta, &ProcTable::snapshot()))
 }
