@@ -5,7 +5,7 @@
 use std::fmt;
 
 use kiln_diag::{Diagnostic, Diagnostics, Label, Severity, Sources};
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
 
 pub fn colour() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr())
@@ -32,7 +32,7 @@ struct View {
     code: &'static str,
     message: String,
     help: Option<String>,
-    source: Option<NamedSource<String>>,
+    source: Option<Window>,
     labels: Vec<LabeledSpan>,
     related: Vec<View>,
 }
@@ -50,7 +50,8 @@ impl View {
         };
         let mut view = View { severity: d.severity, code: d.code, message, help, source: None, labels: Vec::new(), related: Vec::new() };
         let Some(primary) = d.primary.as_ref().filter(|l| known(sources, l)) else { return view };
-        view.source = Some(named(sources, primary));
+        let same_file: Vec<&Label> = std::iter::once(primary).chain(d.secondary.iter().filter(|l| known(sources, l) && l.span.file == primary.span.file)).collect();
+        view.source = Some(Window::new(sources, &same_file));
         view.labels.push(LabeledSpan::new_primary_with_span(text(&primary.message), span(sources, primary)));
         for l in d.secondary.iter().filter(|l| known(sources, l)) {
             if l.span.file == primary.span.file {
@@ -61,7 +62,7 @@ impl View {
                     code: d.code,
                     message: format!("related: {}", l.message),
                     help: None,
-                    source: Some(named(sources, l)),
+                    source: Some(Window::new(sources, &[l])),
                     labels: vec![LabeledSpan::new_primary_with_span(text(&l.message), span(sources, l))],
                     related: Vec::new(),
                 });
@@ -79,9 +80,43 @@ fn text(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
-fn named(sources: &Sources, l: &Label) -> NamedSource<String> {
-    let f = sources.get(l.span.file);
-    NamedSource::new(f.path.display().to_string(), f.text.clone())
+/// The lines of a file around some labels, as miette's source. miette finds a span's line by
+/// scanning its source from the start, and the whole file used to be copied for each diagnostic:
+/// 10,000 diagnostics in one file took quadratic time. A window holds only the labels' lines and
+/// a few around them, and reports lines and offsets as in the whole file.
+struct Window {
+    name: String,
+    text: String,
+    /// Byte offset of the window's start in the file.
+    offset: usize,
+    /// Zero-based line of the window's start in the file.
+    line: usize,
+}
+
+/// Lines shown around the labels (miette shows at most one before and after).
+const CONTEXT_LINES: usize = 3;
+
+impl Window {
+    fn new(sources: &Sources, labels: &[&Label]) -> Window {
+        let f = sources.get(labels[0].span.file);
+        let text = &f.text;
+        let lo = labels.iter().map(|l| l.span.range.start.min(text.len())).min().unwrap_or(0);
+        let hi = labels.iter().map(|l| l.span.range.end.clamp(l.span.range.start.min(text.len()), text.len())).max().unwrap_or(0);
+        let first = f.line_col(lo).line.saturating_sub(1 + CONTEXT_LINES);
+        let last = f.line_col(hi).line + CONTEXT_LINES;
+        let start = f.offset(first + 1, 1);
+        let end = f.offset(last + 1, 1).max(start);
+        Window { name: f.path.display().to_string(), text: text[start..end].to_string(), offset: start, line: first }
+    }
+}
+
+impl SourceCode for Window {
+    fn read_span<'a>(&'a self, span: &SourceSpan, before: usize, after: usize) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let local_start = span.offset().checked_sub(self.offset).ok_or(MietteError::OutOfBounds)?;
+        let c = self.text.as_str().read_span(&SourceSpan::new(local_start.into(), span.len()), before, after)?;
+        let at = SourceSpan::new((c.span().offset() + self.offset).into(), c.span().len());
+        Ok(Box::new(MietteSpanContents::new_named(self.name.clone(), c.data(), at, c.line() + self.line, c.column(), c.line_count())))
+    }
 }
 
 fn span(sources: &Sources, l: &Label) -> SourceSpan {
@@ -126,5 +161,37 @@ impl miette::Diagnostic for View {
     }
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
         (!self.related.is_empty()).then(|| Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)) as Box<dyn Iterator<Item = &dyn miette::Diagnostic>>)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_diag::Span;
+
+    /// 10,000 diagnostics in one file used to take quadratic time: each copied the whole file
+    /// for miette, which then scanned it from the start. Each view now holds a few lines.
+    #[test]
+    fn views_hold_only_the_lines_around_their_labels() {
+        let text: String = (0..100_000).map(|i| format!("resource \"record\" \"r{i}\" {{ bogus = 1 }}\n")).collect();
+        let mut sources = Sources::new();
+        let file = sources.add("main.kiln.hcl", text.clone());
+        let at = text.find("\"r50000\"").unwrap();
+        let d = Diagnostic::error("E-TEST", "here").at(Span::new(file, at..at + 8), "this one");
+        let view = View::new(&sources, &d);
+        let window = view.source.as_ref().unwrap();
+        assert!(window.text.lines().count() <= 2 * CONTEXT_LINES + 1, "{}", window.text);
+        let out = diagnostics(&sources, &Diagnostics::from(d));
+        assert!(out.contains("main.kiln.hcl:50001:19"), "{out}");
+        assert!(out.contains("50001 │ resource \"record\" \"r50000\""), "{out}");
+    }
+
+    #[test]
+    fn labels_on_the_first_and_last_lines_render() {
+        let mut sources = Sources::new();
+        let file = sources.add("a.kiln.hcl", "x = 1\ny = 2".to_string());
+        let d = Diagnostic::error("E-TEST", "both").at(Span::new(file, 0..1), "first").also(Span::new(file, 10..11), "last");
+        let out = diagnostics(&sources, &Diagnostics::from(d));
+        assert!(out.contains("a.kiln.hcl:1:1") && out.contains("first") && out.contains("last"), "{out}");
     }
 }

@@ -177,3 +177,86 @@ fn unknown_function_is_reported_with_its_position() {
     assert!(r.stderr().contains("frobnicate"), "{}", r.stderr());
     assert!(r.stderr().contains("main.kiln.hcl:2:"), "{}", r.stderr());
 }
+
+/// Hostile configurations: each gets a diagnostic naming file:line:column and exits 1, never a
+/// stack overflow, a panic, an out-of-memory abort or a hang.
+#[test]
+fn hostile_inputs_get_diagnostics_with_locations() {
+    let deep_json = format!("{}{}", "[".repeat(40_000), "]".repeat(40_000));
+    let mut bomb = String::from("l0: &l0 [\\\"lol\\\", \\\"lol\\\", \\\"lol\\\", \\\"lol\\\", \\\"lol\\\", \\\"lol\\\", \\\"lol\\\", \\\"lol\\\", \\\"lol\\\", \\\"lol\\\"]\\n");
+    for i in 1..=9 {
+        bomb.push_str(&format!("l{i}: &l{i} [{}]\\n", vec![format!("*l{}", i - 1); 10].join(", ")));
+    }
+    let cases: Vec<(String, &str, &str)> = vec![
+        (format!("output \"x\" {{\n  value = jsondecode(\"{deep_json}\")\n}}\n"), "nested deeper than 256 levels", "main.kiln.hcl:2:22"),
+        (format!("output \"x\" {{\n  value = yamldecode(\"{bomb}\")\n}}\n"), "expands to more than 1000000 values", "main.kiln.hcl:2:22"),
+        ("output \"x\" {\n  value = templatefile(\"${path.module}/self.tpl\", {})\n}\n".into(), "cannot call templatefile from inside a template file", "main.kiln.hcl:2:11"),
+        ("output \"x\" {\n  value = format(\"%9999999999d\", 1)\n}\n".into(), "is too large: the limit is 1000000", "main.kiln.hcl:2:11"),
+        ("output \"x\" {\n  value = fileset(\"/\", \"**\")\n}\n".into(), "looks at more than 100000 files and directories", "main.kiln.hcl:2:11"),
+        ("resource \"record\" \"r\" {\n  count = 10000000\n  input = count.index\n}\n".into(), "more than the 100000 instances a resource may have", "main.kiln.hcl:2:11"),
+        ("resource \"record\" \"r\" {\n  input        = 1\n  create_delay = \"99999999999999999h\"\n}\n".into(), "invalid create_delay", "main.kiln.hcl:3:18"),
+        ("resource \"record\" \"r\" {\n  provider = nope\n  input    = 1\n}\n".into(), "unknown provider `nope`", "main.kiln.hcl:2:14"),
+    ];
+    for (config, message, at) in cases {
+        let p = Project::new(&config);
+        p.write("self.tpl", "${templatefile(\"self.tpl\", {})}\n");
+        let r = p.kiln(&["plan"]);
+        let err = r.stderr();
+        assert_eq!(r.code(), 1, "{message}: {err}");
+        assert!(err.contains(message), "expected {message:?} in:\n{err}");
+        assert!(err.contains(at), "expected {at} in:\n{err}");
+    }
+}
+
+#[test]
+fn a_fifo_named_like_a_configuration_file_is_refused() {
+    let p = Project::new("locals {\n  a = 1\n}\n");
+    let fifo = p.path().join("pipe.kiln.hcl");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let r = p.kiln(&["validate"]).code_is(1);
+    assert!(r.stderr().contains("cannot read `pipe.kiln.hcl`: it is not a regular file"), "{}", r.stderr());
+}
+
+#[test]
+fn invalid_utf8_is_reported_at_its_line_and_column() {
+    let p = Project::empty();
+    std::fs::write(p.path().join("main.kiln.hcl"), b"locals {\n  a = 1\n  b = \"\xff\"\n}\n").unwrap();
+    let r = p.kiln(&["validate"]).code_is(1);
+    assert!(r.stderr().contains("is not valid UTF-8: byte 0xff"), "{}", r.stderr());
+    assert!(r.stderr().contains("main.kiln.hcl:3:8"), "{}", r.stderr());
+}
+
+#[test]
+fn chains_of_100000_locals_and_resources_plan() {
+    let mut locals = String::from("locals {\n  l0 = 0\n");
+    let mut records = String::from("resource \"record\" \"r0\" {\n  input = 0\n}\n");
+    for i in 1..100_000 {
+        locals.push_str(&format!("  l{i} = local.l{}\n", i - 1));
+        records.push_str(&format!("resource \"record\" \"r{i}\" {{\n  input = record.r{}.input\n}}\n", i - 1));
+    }
+    locals.push_str("}\noutput \"last\" {\n  value = local.l99999\n}\n");
+    let p = Project::new(&locals);
+    p.kiln(&["plan"]).ok();
+    let p = Project::new(&records);
+    let out = p.kiln(&["plan"]).ok().stdout();
+    assert!(out.contains("Plan: 100000 to add"), "{}", &out[out.len().saturating_sub(500)..]);
+}
+
+#[test]
+fn validate_makes_the_providers_checks_that_plan_makes() {
+    let p = Project::new("resource \"job\" \"j\" {\n  cluster = 1\n  run     = 2\n}\n");
+    let plan = p.kiln(&["plan"]).code_is(1).stderr();
+    assert!(plan.contains("`cluster` must be a cluster object"), "{plan}");
+    let r = p.kiln(&["validate"]).code_is(1);
+    assert!(r.stderr().contains("`cluster` must be a cluster object"), "{}", r.stderr());
+    assert!(r.stderr().contains("main.kiln.hcl:2:13"), "{}", r.stderr());
+}
+
+#[test]
+fn ten_thousand_errors_are_all_reported() {
+    let config: String = (0..10_000).map(|i| format!("resource \"record\" \"r{i}\" {{\n  bogus = 1\n}}\n")).collect();
+    let p = Project::new(&config);
+    let err = p.kiln(&["validate"]).code_is(1).stderr();
+    assert_eq!(err.matches("unsupported attribute `bogus`").count(), 10_000);
+    assert!(err.contains("main.kiln.hcl:29999:3"), "the last one, at its line");
+}

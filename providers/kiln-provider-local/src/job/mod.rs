@@ -175,6 +175,10 @@ fn applied(r: Result<Value, Diagnostic>) -> ApplyResponse {
 
 #[async_trait]
 impl Kind<Ctx, LazyProcs> for Job {
+    fn validate(&self, config: &Value) -> Diagnostics {
+        spec::validate(config)
+    }
+
     async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
         plan(ctx, req).unwrap_or_else(|d| PlanResponse {
             planned: req.proposed.clone(),

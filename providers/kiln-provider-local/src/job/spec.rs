@@ -127,10 +127,44 @@ fn checkpoint_dir(ctx: &Ctx, address: &str, v: &Value) -> Result<Option<PathBuf>
     Ok(Some(resolve(&ctx.working_dir, bucket).join(sub)))
 }
 
+/// The checks of [`JobSpec::parse`] that need neither this machine nor values known only after
+/// apply, so `kiln validate` makes them too: `cluster` is a cluster object and `run` a command.
+pub(crate) fn validate(v: &Value) -> kiln_diag::Diagnostics {
+    let mut d = kiln_diag::Diagnostics::new();
+    if set(v, "cluster").is_some_and(|c| !c.is_unknown() && !c.as_map().is_some_and(|m| m.contains_key("nodes"))) {
+        d.push(Diagnostic::error("E-LOCAL-JOB-CLUSTER", "`cluster` must be a cluster object").attribute("cluster").hint("write `cluster = cluster.NAME`"));
+    }
+    if str_attr(v, "run").is_some_and(|r| r.trim().is_empty()) {
+        d.push(
+            Diagnostic::error("E-LOCAL-JOB-RUN", "`run` is empty")
+                .attribute("run")
+                .hint("give the command to run, such as run = \"python3 train.py\""),
+        );
+    }
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use kiln_value::Map;
+
+    #[test]
+    fn validate_checks_the_cluster_and_run_without_the_machine() {
+        assert!(validate(&job(None)).is_empty());
+        let mut bad = job(None);
+        if let Value::Map(m) = &mut bad {
+            m.insert("cluster".into(), Value::from(1i64));
+            m.insert("run".into(), Value::from(" "));
+        }
+        let codes: Vec<&str> = validate(&bad).iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["E-LOCAL-JOB-CLUSTER", "E-LOCAL-JOB-RUN"]);
+        let mut later = job(None);
+        if let Value::Map(m) = &mut later {
+            m.insert("cluster".into(), Value::Unknown);
+        }
+        assert!(validate(&later).is_empty());
+    }
 
     fn ctx() -> Ctx {
         Ctx::new(PathBuf::from("/work"), PathBuf::from("/work/.kiln"))
