@@ -359,3 +359,247 @@ fn encrypted_unencrypted_state_is_migrated_on_request_and_keys_rotate() {
     let r = run(c).ok();
     assert!(r.stdout().contains("record.extra"), "{}", r.stdout());
 }
+
+// ----- issue 10: every error path, every command and every file kiln writes -----
+
+/// A number no message would contain by chance.
+const SECRET_NUMBER: &str = "7340123";
+
+/// `variable "token"` (string) and `variable "n"` (number), both sensitive.
+const TWO_VARS: &str = "variable \"token\" {\n  type      = string\n  sensitive = true\n}\nvariable \"n\" {\n  type      = number\n  sensitive = true\n}\n";
+
+/// Runs kiln with both secrets given as `--var` flags (the issue's reproduction).
+fn kiln_vars(p: &Project, args: &[&str], n: &str) -> Run {
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.extend(["--var".into(), format!("token={SECRET}"), "--var".into(), format!("n={n}")]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    p.kiln(&args)
+}
+
+#[track_caller]
+fn fails_without_secrets(what: &str, r: Run) {
+    let r = r.code_is(1);
+    no_secret(what, &r);
+    for s in [r.stdout(), r.stderr()] {
+        assert!(!s.contains(SECRET_NUMBER), "{what}: the sensitive number is shown:\n{s}");
+    }
+    assert!(r.stderr().contains("(sensitive") || r.stderr().contains("sensitive "), "{what}: says a sensitive value is involved:\n{}", r.stderr());
+}
+
+/// Issue 10, defect 5: evaluator errors about a sensitive operand, condition, key or index
+/// (and inside a template file) say so without the value; each names file:line:col.
+#[test]
+fn evaluator_error_paths_never_show_secrets() {
+    let p = Project::empty();
+    p.write("t.tpl", "n = ${x + 1}\n");
+    for input in [
+        "var.token + 1",
+        "1 - var.token",
+        "var.token < 3",
+        "var.token ? 1 : 2",
+        "{a = 1}[var.token]",
+        "[1, 2][var.n]",
+        "templatefile(\"t.tpl\", {x = var.token})",
+        "[for x in [1] : x if var.token]",
+        "{for x in [1, 2] : var.token => x}",
+        "\"%{if var.token}a%{endif}\"",
+    ] {
+        p.write("main.kiln.hcl", &format!("{TWO_VARS}resource \"record\" \"x\" {{\n  input = {input}\n}}\n"));
+        let r = kiln_vars(&p, &["plan"], SECRET_NUMBER);
+        assert!(r.stderr().contains("main.kiln.hcl:"), "{input}: {}", r.stderr());
+        fails_without_secrets(input, r);
+        // `kiln validate` walks the same expressions.
+        let v = kiln_vars(&p, &["validate"], SECRET_NUMBER);
+        no_secret(&format!("validate: {input}"), &v);
+        assert!(!v.stderr().contains(SECRET_NUMBER), "{}", v.stderr());
+    }
+}
+
+/// Issue 10, defect 5: what a provider says while validating, planning or creating an object
+/// is redacted by the engine when it quotes one of the object's sensitive values.
+#[test]
+fn provider_errors_never_show_secrets() {
+    let cases: [(&str, &[&str], &str); 6] = [
+        ("resource \"record\" \"x\" {\n  create_delay = var.token\n}\n", &["plan"], SECRET_NUMBER),
+        ("resource \"cluster\" \"c\" {\n  nodes = var.n\n}\n", &["plan"], "0"),
+        ("resource \"cluster\" \"c\" {\n  nodes = var.n\n}\n", &["plan"], "7340123.5"),
+        ("resource \"cluster\" \"c\" {\n  accelerators = var.token\n}\n", &["plan"], SECRET_NUMBER),
+        ("resource \"bucket\" \"b\" {\n  name = \"Bad/${var.token}\"\n}\n", &["plan"], SECRET_NUMBER),
+        (
+            "resource \"cluster\" \"c\" {}\nresource \"job\" \"j\" {\n  cluster = cluster.c\n  workdir = \"/nonexistent/${var.token}\"\n  run     = \"true\"\n}\n",
+            &["apply", "--auto-approve"],
+            SECRET_NUMBER,
+        ),
+    ];
+    for (body, args, n) in cases {
+        let p = Project::new(&format!("{TWO_VARS}{body}"));
+        let r = kiln_vars(&p, args, n);
+        if n != SECRET_NUMBER && n != "0" {
+            assert!(!r.stderr().contains(n), "{body}: {}", r.stderr());
+        }
+        fails_without_secrets(body, r);
+    }
+}
+
+/// Files kiln writes that may hold secrets by design: state, its backup and journal, and saved
+/// plans. Everything else kiln writes must not.
+fn holds_secrets_by_design(rel: &str) -> bool {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    name == "tfplan" || (rel.starts_with(".kiln/") && name.starts_with("state.json") && !name.ends_with(".lock.guard") && !name.ends_with(".lock"))
+}
+
+/// Walks the project: no file kiln wrote shows a secret, except those that hold them by design,
+/// which must be private (0600) and, when `encrypted`, encrypted. Returns the files seen.
+#[track_caller]
+fn no_secret_in_files(p: &Project, after: &str, encrypted: bool) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut seen = Vec::new();
+    let mut stack = vec![p.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = e.path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if !meta.is_file() {
+                continue;
+            }
+            let rel = path.strip_prefix(p.path()).unwrap().display().to_string();
+            if rel.ends_with(".kiln.hcl") || rel.ends_with(".tpl") {
+                continue; // the user's own files
+            }
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            if holds_secrets_by_design(&rel) {
+                assert_eq!(meta.permissions().mode() & 0o077, 0, "after {after}: {rel} must be private (mode {:o})", meta.permissions().mode());
+                if encrypted && !text.trim().is_empty() {
+                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                        assert!(line.starts_with("{\"kiln_encrypted\":1,"), "after {after}: {rel} is not encrypted: {line}");
+                    }
+                }
+            } else {
+                for s in [SECRET, SECRET2] {
+                    assert!(!text.contains(s), "after {after}: {rel} holds the secret in clear:\n{text}");
+                }
+            }
+            seen.push(rel);
+        }
+    }
+    seen
+}
+
+/// Everything kiln makes for this configuration carries the secret somewhere: a record, a local
+/// job's environment (defect 11: its record `job.json` kept it in clear), an output.
+const EVERYWHERE: &str = r#"
+variable "token" {
+  type      = string
+  sensitive = true
+}
+
+resource "bucket" "b" {
+  force_destroy = true
+}
+
+resource "cluster" "c" {}
+
+resource "job" "j" {
+  cluster = cluster.c
+  env     = { TOKEN = var.token, LR = "0.1" }
+  run     = "test -n \"$TOKEN\" && echo token-received"
+}
+
+resource "record" "r" {
+  input = { token = var.token, plain = "visible" }
+}
+
+# A whole-resource reference: the record's marks follow it.
+resource "record" "whole" {
+  input = record.r
+}
+
+output "token" {
+  value     = var.token
+  sensitive = true
+}
+
+output "whole" {
+  value     = record.whole
+  sensitive = true
+}
+"#;
+
+/// Issue 10 (secrets suite): a marked value driven through every command; no output shows it
+/// but `output --raw`, and after each command no file kiln wrote holds it in clear (state,
+/// backup, journal and saved plans are 0600). `encrypted` adds an `encryption` block: those
+/// files are then encrypted too.
+fn every_command_and_every_file(encrypted: bool) {
+    let config = if encrypted {
+        EVERYWHERE.to_string()
+            + "variable \"state_passphrase\" {\n  sensitive = true\n}\nkiln {\n  encryption {\n    key_provider \"passphrase\" { passphrase = var.state_passphrase }\n    method \"aes_gcm\" {}\n  }\n}\n"
+    } else {
+        EVERYWHERE.to_string()
+    };
+    let p = Project::new(&config);
+    let k = |args: &[&str]| {
+        let mut c = p.command(args);
+        c.env("KILN_VAR_token", SECRET).env("KILN_VAR_state_passphrase", PASSPHRASE).env("KILN_LOG", "debug");
+        run(c)
+    };
+    let step = |args: &[&str], expect_ok: bool| {
+        let r = k(args);
+        let what = args.join(" ");
+        if expect_ok {
+            assert_eq!(r.code(), 0, "{what}: {}\n{}", r.stdout(), r.stderr());
+        }
+        no_secret(&what, &r);
+        no_secret_in_files(&p, &what, encrypted);
+        r
+    };
+    step(&["validate"], true);
+    step(&["plan"], true);
+    step(&["plan", "--json"], true);
+    step(&["plan", "--out", "tfplan"], true);
+    step(&["show", "tfplan"], true);
+    step(&["show", "--json", "tfplan"], true);
+    step(&["graph"], true);
+    step(&["apply", "--auto-approve", "--wait"], true);
+    let files = no_secret_in_files(&p, "apply", encrypted);
+    assert!(files.iter().any(|f| f.ends_with("job.json")), "the local job's record is among the files checked: {files:?}");
+    step(&["show"], true);
+    let json = step(&["show", "--json"], true);
+    let v: serde_json::Value = serde_json::from_str(json.stdout().trim()).expect("show --json is JSON");
+    let whole = v["resources"].as_array().unwrap().iter().find(|r| r["address"] == "record.whole").cloned().unwrap();
+    assert_eq!(whole["values"]["input"], serde_json::json!({"sensitive": true}), "{whole}");
+    step(&["state", "list"], true);
+    for addr in ["record.r", "record.whole", "job.j", "cluster.c", "bucket.b"] {
+        step(&["state", "show", addr], true);
+    }
+    step(&["output"], true);
+    step(&["output", "--json"], true);
+    step(&["output", "token"], true);
+    step(&["output", "whole"], true);
+    let logs = step(&["logs", "job.j"], true);
+    assert!(logs.stdout().contains("token-received"), "the job got its sensitive environment: {}", logs.stdout());
+    // The one explicit request for a secret.
+    assert_eq!(k(&["output", "--raw", "token"]).ok().stdout(), format!("{SECRET}\n"));
+    no_secret_in_files(&p, "output --raw", encrypted);
+    // An update of the secret, then destroy.
+    let mut c = p.command(&["apply", "--auto-approve"]);
+    c.env("KILN_VAR_token", SECRET2).env("KILN_VAR_state_passphrase", PASSPHRASE);
+    let r = run(c).ok();
+    no_secret("apply of an update", &r);
+    no_secret_in_files(&p, "apply of an update", encrypted);
+    step(&["destroy", "--auto-approve"], true);
+}
+
+#[test]
+fn every_command_and_every_file_never_show_secrets() {
+    every_command_and_every_file(false);
+}
+
+#[test]
+fn encrypted_every_command_and_every_file_never_show_secrets() {
+    every_command_and_every_file(true);
+}
