@@ -10,6 +10,7 @@ mod support;
 mod apply;
 mod aws;
 mod backends;
+mod crash;
 mod examples;
 mod exit_codes;
 mod fmt;

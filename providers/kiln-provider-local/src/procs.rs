@@ -166,7 +166,13 @@ mod tests {
     fn groups_are_found_by_their_environment() {
         let entry = format!("KILN_PROCS_TEST={}", std::process::id());
         let mut child = Command::new("sleep").arg("30").env("KILN_PROCS_TEST", std::process::id().to_string()).process_group(0).spawn().unwrap();
-        let found = groups_with_env(&entry);
+        // The new environment shows in /proc a moment after spawn returns.
+        let start = Instant::now();
+        let mut found = groups_with_env(&entry);
+        while found.is_empty() && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(10));
+            found = groups_with_env(&entry);
+        }
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(found, vec![child.id()]);

@@ -170,6 +170,10 @@ mod tests {
         std::fs::write(dir.path().join("setup.sh"), "").unwrap();
         let (pid, stdin) = spawn_node(&dir, &s, 0, &[]).unwrap();
         assert_eq!(dir.pid(0), Some(pid), "the pid file is written before the node may run");
+        let start = Instant::now();
+        while marked_groups(&dir).is_empty() && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert_eq!(marked_groups(&dir), vec![pid], "the held node carries the job's identity");
         drop(stdin);
         wait_dead(pid);

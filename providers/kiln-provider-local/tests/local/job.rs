@@ -284,6 +284,10 @@ async fn recover_kills_a_node_whose_pid_file_was_never_written() {
     let cfg = job(&p, &c, json!({ "run": "sleep 300" }));
     let planned = plan(&p, "job.train", &cfg, None).await.planned;
     let made = create_with_token(&p, "job.train", &cfg, "cafe0001-token").await;
+    let start = std::time::Instant::now();
+    while marked(&made).len() < 2 && start.elapsed() < std::time::Duration::from_secs(30) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_eq!(marked(&made).len(), 2, "both nodes carry the identity");
     std::fs::remove_file(std::path::Path::new(str_of(&made, "log_dir")).join("node-1.pid")).unwrap();
 
