@@ -175,11 +175,12 @@ impl Plan {
         struct Head {
             format_version: u32,
         }
-        let head: Head = serde_json::from_str(text).map_err(|e| PlanFileError::Corrupt(e.to_string()))?;
+        // Values nest up to kiln_value::MAX_DEPTH, deeper than serde_json reads by default.
+        let head: Head = kiln_value::from_json_str(text).map_err(|e| PlanFileError::Corrupt(e.to_string()))?;
         if head.format_version > FORMAT_VERSION {
             return Err(PlanFileError::NewerFormat(head.format_version));
         }
-        serde_json::from_str(text).map_err(|e| PlanFileError::Corrupt(e.to_string()))
+        kiln_value::from_json_str(text).map_err(|e| PlanFileError::Corrupt(e.to_string()))
     }
 }
 
