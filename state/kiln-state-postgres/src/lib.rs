@@ -302,7 +302,7 @@ impl StateBackend for PgBackend {
             for m in &muts {
                 state.apply_mutation(m);
             }
-            state.serial += 1;
+            state.serial = format::advance_serial(state.serial, 1, &what)?;
         }
         tx.commit().await.map_err(|e| self.io("finishing the read", e))?;
         Ok(Some(state))

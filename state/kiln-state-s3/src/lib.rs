@@ -438,7 +438,7 @@ impl StateBackend for S3Backend {
             for m in &mutations {
                 state.apply_mutation(m);
             }
-            state.serial += 1;
+            state.serial = format::advance_serial(state.serial, 1, &entry_url)?;
         }
         self.remember(Some(seen));
         Ok(Some(state))

@@ -135,6 +135,20 @@ impl LockInfo {
     }
 }
 
+impl LockInfo {
+    /// Whether the holder may still be running: on this host, whether its process exists; on
+    /// another host, whether its lease has not ended (a lock without a lease from another host
+    /// cannot be checked, and counts as not known to be alive). `kiln force-unlock` refuses to
+    /// break the lock of a holder that may be alive unless told `--force`.
+    pub fn holder_may_be_alive(&self) -> bool {
+        if self.host == current_host() {
+            process_alive(self.pid)
+        } else {
+            self.expires.is_some() && !self.lease_expired()
+        }
+    }
+}
+
 /// This machine's host name, as recorded in [`LockInfo::host`].
 pub fn current_host() -> &'static str {
     static HOST: OnceLock<String> = OnceLock::new();
@@ -159,7 +173,7 @@ fn current_user() -> String {
 
 /// Whether process `pid` exists on this host. Errs towards "alive" when it cannot tell, so a
 /// live lock is never reported stale.
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     if pid == 0 {
         return true;
     }

@@ -29,6 +29,11 @@ pub enum StateError {
     /// snapshot. It is never dropped silently: `reason` says how to resolve it.
     #[error("cannot replay the journal `{path}`: {reason}")]
     JournalMismatch { path: String, reason: String },
+    /// The state document is missing, but files that continue it (its backup or journal) are
+    /// there: it was deleted or moved. Starting afresh would forget every object it tracked and
+    /// overwrite the backup, so it is refused; `reason` says how to restore it.
+    #[error("`{path}` does not exist, but {reason}")]
+    Missing { path: String, reason: String },
     /// `append` with no snapshot to append to.
     #[error("there is no state at `{path}` to record changes on top of: write a full state first")]
     NoState { path: String },

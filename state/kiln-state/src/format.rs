@@ -72,11 +72,11 @@ pub fn encode(state: &State) -> Vec<u8> {
 /// Decodes a document read from `path` (used in error messages: a file path or a URL),
 /// upgrading it from an older format if needed.
 pub fn decode(bytes: &[u8], path: &str) -> Result<State, StateError> {
-    match serde_json::from_slice::<DocIn>(bytes) {
-        Ok(doc) if doc.format_version == FORMAT_VERSION => Ok(doc.into_state()),
+    match kiln_value::from_json_slice::<DocIn>(bytes) {
+        Ok(doc) if doc.format_version == FORMAT_VERSION => doc.into_state(path),
         Ok(doc) => decode_version(bytes, doc.format_version, path),
         // A newer or older document may not fit today's types: find its version first.
-        Err(e) => match serde_json::from_slice::<VersionProbe>(bytes) {
+        Err(e) => match kiln_value::from_json_slice::<VersionProbe>(bytes) {
             Ok(VersionProbe { format_version: Some(v) }) if v != FORMAT_VERSION => decode_version(bytes, v, path),
             _ => Err(corrupt(path, &e)),
         },
@@ -92,11 +92,26 @@ pub fn peek(bytes: &[u8], path: &str) -> Result<(String, u64), StateError> {
         lineage: String,
         serial: u64,
     }
-    let head: Head = serde_json::from_slice(bytes).map_err(|e| corrupt(path, &e))?;
+    let head: Head = kiln_value::from_json_slice(bytes).map_err(|e| corrupt(path, &e))?;
     if head.format_version > FORMAT_VERSION {
         return Err(newer(path, head.format_version));
     }
+    check_lineage(&head.lineage, path)?;
     Ok((head.lineage, head.serial))
+}
+
+/// A lineage names a history of states: an empty one is never written, so it is refused when
+/// read (before anything acts on the state), never found out at apply.
+fn check_lineage(lineage: &str, path: &str) -> Result<(), StateError> {
+    if lineage.trim().is_empty() {
+        return Err(StateError::Corrupt {
+            path: path.to_string(),
+            line: 0,
+            column: 0,
+            message: "its `lineage` is empty (kiln writes a UUID there)".into(),
+        });
+    }
+    Ok(())
 }
 
 fn decode_version(bytes: &[u8], version: u64, path: &str) -> Result<State, StateError> {
@@ -111,7 +126,7 @@ fn decode_version(bytes: &[u8], version: u64, path: &str) -> Result<State, State
         column: 0,
         message: format!("after upgrading from format `{version}`: {e}"),
     })?;
-    Ok(doc.into_state())
+    doc.into_state(path)
 }
 
 /// Upgrades a document written in format `version` to [`FORMAT_VERSION`], one format at a
@@ -311,12 +326,12 @@ struct DocIn {
     kiln_version: String,
     lineage: String,
     serial: u64,
-    #[serde(default)]
+    // Required: kiln always writes them, and a document without them (cut short, or edited)
+    // read as "nothing" would make apply forget the objects it holds.
     resources: ResourcesIn,
-    #[serde(default)]
     pending: PendingsIn,
-    #[serde(default)]
     outputs: BTreeMap<String, OutputIn>,
+    // Written only when there are some.
     #[serde(default)]
     deposed: Vec<DeposedIn>,
 }
@@ -336,15 +351,16 @@ impl DeposedIn {
 }
 
 impl DocIn {
-    fn into_state(self) -> State {
-        State {
+    fn into_state(self, path: &str) -> Result<State, StateError> {
+        check_lineage(&self.lineage, path)?;
+        Ok(State {
             lineage: self.lineage,
             serial: self.serial,
             resources: self.resources.0,
             pending: self.pending.0,
             outputs: outputs_into_model(self.outputs),
             deposed: self.deposed.into_iter().map(|d| (d.key.clone(), d.into_model())).collect(),
-        }
+        })
     }
 }
 
@@ -548,7 +564,18 @@ pub fn encode_mutations(mutations: &[Mutation]) -> Vec<u8> {
 
 /// The inverse of [`encode_mutations`].
 pub fn decode_mutations(bytes: &[u8]) -> Result<Vec<Mutation>, serde_json::Error> {
-    serde_json::from_slice::<MutationsIn>(bytes).map(|m| m.0)
+    kiln_value::from_json_slice::<MutationsIn>(bytes).map(|m| m.0)
+}
+
+/// `serial` advanced by `by` journal entries, refused past `u64::MAX` (it never wraps: a
+/// serial that went down would let a stale writer overwrite newer state).
+pub fn advance_serial(serial: u64, by: u64, path: &str) -> Result<u64, StateError> {
+    serial.checked_add(by).ok_or_else(|| StateError::Corrupt {
+        path: path.to_string(),
+        line: 0,
+        column: 0,
+        message: format!("its serial `{serial}` cannot advance by {by}: it would pass the largest serial, {}", u64::MAX),
+    })
 }
 
 #[derive(Serialize)]
@@ -663,11 +690,90 @@ mod tests {
     }
 
     #[test]
-    fn minimal_document_defaults_collections() {
-        let doc = br#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 4}"#;
+    fn minimal_document_needs_its_collections() {
+        let doc = br#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
         let s = decode(doc, "s.json").unwrap();
         assert_eq!(s, State { lineage: "l".into(), serial: 4, ..State::default() });
         assert_eq!(peek(doc, "s.json").unwrap(), ("l".to_string(), 4));
+    }
+
+    /// A document cut down to its head must not read as an empty state (apply would then
+    /// create everything again and forget the objects it held).
+    #[test]
+    fn a_missing_collection_is_refused_not_read_as_empty() {
+        let full = r#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
+        for field in ["resources", "pending", "outputs", "lineage", "serial", "kiln_version"] {
+            let mut doc: serde_json::Value = serde_json::from_str(full).unwrap();
+            doc.as_object_mut().unwrap().remove(field);
+            match decode(doc.to_string().as_bytes(), "s.json") {
+                Err(e @ StateError::Corrupt { .. }) => assert!(e.to_string().contains(&format!("`{field}`")), "{field}: {e}"),
+                other => panic!("without `{field}`: expected Corrupt, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_lineage_is_refused_when_read() {
+        let doc = br#"{"format_version": 1, "kiln_version": "0", "lineage": "", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
+        for e in [decode(doc, "s.json").unwrap_err(), peek(doc, "s.json").unwrap_err()] {
+            assert!(matches!(e, StateError::Corrupt { .. }), "{e:?}");
+            assert!(e.to_string().contains("`lineage` is empty"), "{e}");
+            assert!(e.to_string().contains("`s.json`"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_serial_never_wraps() {
+        assert_eq!(advance_serial(3, 2, "s").unwrap(), 5);
+        assert_eq!(advance_serial(u64::MAX - 1, 1, "s").unwrap(), u64::MAX);
+        let e = advance_serial(u64::MAX, 1, "s.json").unwrap_err();
+        assert!(e.to_string().contains(&u64::MAX.to_string()), "{e}");
+    }
+
+    /// A value as deep as kiln allows is written and read back, inside a state document and
+    /// inside a journal entry, on a thread with Tokio's 2 MiB stack; deeper is refused.
+    #[test]
+    fn values_of_the_maximum_depth_round_trip_in_documents() {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                let deep = |n: usize| (1..n).fold(Value::List(vec![]), |v, _| Value::List(vec![v]));
+                let a: InstanceAddr = "record.x".parse().unwrap();
+                let mut s = State { lineage: "l".into(), serial: 1, ..State::default() };
+                // The attributes object is one level: `input` holds the rest.
+                let attrs = Value::Map([("input".to_string(), deep(kiln_value::MAX_DEPTH - 1))].into());
+                s.resources.insert(
+                    a.clone(),
+                    ResourceState {
+                        provider: "kiln".into(),
+                        kind: "record".into(),
+                        attributes: attrs.clone(),
+                        sensitive: vec![],
+                        dependencies: vec![],
+                        tainted: false,
+                        create_before_destroy: false,
+                    },
+                );
+                s.outputs.insert("o".into(), OutputState { value: deep(kiln_value::MAX_DEPTH), sensitive: false });
+                assert_eq!(decode(&encode(&s), "s.json").unwrap(), s);
+                assert_eq!(peek(&encode(&s), "s.json").unwrap(), ("l".to_string(), 1));
+                let put = vec![Mutation::Put { address: a.clone(), resource: s.resources[&a].clone() }];
+                assert_eq!(decode_mutations(&encode_mutations(&put)).unwrap(), put);
+                // One level more is an error naming the limit, not a crash.
+                s.outputs.insert("o".into(), OutputState { value: deep(kiln_value::MAX_DEPTH + 1), sensitive: false });
+                let e = decode(&encode(&s), "s.json").unwrap_err();
+                assert!(e.to_string().contains("256 levels"), "{e}");
+                // A hostile file nested far deeper.
+                let hostile = format!(
+                    r#"{{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 1, "resources": [], "pending": [], "outputs": {{"o": {{"value": {}{}}}}}}}"#,
+                    "[".repeat(100_000),
+                    "]".repeat(100_000)
+                );
+                assert!(matches!(decode(hostile.as_bytes(), "s.json"), Err(StateError::Corrupt { .. })));
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 
     #[test]

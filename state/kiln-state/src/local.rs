@@ -289,7 +289,8 @@ impl StateBackend for LocalBackend {
     async fn delete_state(&self) -> Result<(), StateError> {
         self.blocking(|i| {
             let _guard = i.io.lock().unwrap_or_else(|e| e.into_inner());
-            for p in [&i.journal, &i.path, &i.backup] {
+            // The backup first: a deletion cut short never leaves a backup without its state.
+            for p in [&i.backup, &i.journal, &i.path] {
                 match fs::remove_file(p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -374,14 +375,15 @@ struct Journal {
 /// Turns a stored journal line (without its newline) into its plaintext.
 type Opener<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>, StateError>;
 
-/// Parses the journal. With `decode` false, entry lines are only checked to be complete JSON and
-/// counted (what `write` needs), which is much cheaper than decoding their mutations.
+/// Parses the journal. With `decode` false, entry lines are checked and counted (what `write`
+/// needs) but their mutations are not kept. Every complete line is decoded either way: a write
+/// folds the journal away, so it must refuse one holding an entry that `read` would refuse.
 fn parse_journal(bytes: &[u8], path: &str, decode: bool, open: Opener<'_>) -> Result<Journal, StateError> {
     let mut lines = bytes.split_inclusive(|&b| b == b'\n').enumerate().peekable();
     let (header, mut end) = match lines.next() {
         Some((_, l)) if l.ends_with(b"\n") => {
             let plain = open(&l[..l.len() - 1])?;
-            (serde_json::from_slice::<JournalHeader>(&plain).map_err(|e| format::corrupt(path, &e))?, l.len())
+            (kiln_value::from_json_slice::<JournalHeader>(&plain).map_err(|e| format::corrupt(path, &e))?, l.len())
         }
         _ => {
             return Err(StateError::Corrupt {
@@ -408,17 +410,10 @@ fn parse_journal(bytes: &[u8], path: &str, decode: bool, open: Opener<'_>) -> Re
             Err(e) => return Err(e),
         };
         let raw = raw.as_slice();
-        let parsed = if decode {
-            serde_json::from_slice::<LineIn>(raw).map(|l| match l {
-                LineIn::Mutations(m) => Ok(m.0),
-                LineIn::SupersededBy { lineage, serial } => Err(Marker { lineage, serial }),
-            })
-        } else {
-            serde_json::from_slice::<LineProbe>(raw).map(|p| match p.superseded_by {
-                Some(m) => Err(m),
-                None => Ok(Vec::new()),
-            })
-        };
+        let parsed = kiln_value::from_json_slice::<LineIn>(raw).map(|l| match l {
+            LineIn::Mutations(m) => Ok(m.0),
+            LineIn::SupersededBy { lineage, serial } => Err(Marker { lineage, serial }),
+        });
         match parsed {
             Ok(Ok(m)) => {
                 if decode {
@@ -428,7 +423,10 @@ fn parse_journal(bytes: &[u8], path: &str, decode: bool, open: Opener<'_>) -> Re
                 journal.marker = None;
             }
             Ok(Err(marker)) => journal.marker = Some(marker),
-            Err(_) if last => break, // torn: partly written before a crash
+            // Garbled by a crash (pages written out of order): not JSON at all. A line that is
+            // JSON but not a journal entry kiln can decode holds changes that must not be
+            // dropped, so it is an error even when it is the last one.
+            Err(e) if last && garbled(&e) => break,
             Err(e) => {
                 let mut err = format::corrupt(path, &e);
                 if let StateError::Corrupt { line, .. } = &mut err {
@@ -441,6 +439,12 @@ fn parse_journal(bytes: &[u8], path: &str, decode: bool, open: Opener<'_>) -> Re
     }
     journal.valid_len = end as u64;
     Ok(journal)
+}
+
+/// Whether a line failed to parse because its bytes are not JSON (torn or garbled by a crash),
+/// rather than because it is JSON kiln cannot decode (a real entry it must not drop).
+fn garbled(e: &serde_json::Error) -> bool {
+    matches!(e.classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -481,11 +485,42 @@ fn lock_io_err(path: &Path) -> impl FnOnce(io::Error) -> LockError + '_ {
 }
 
 fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
-    match fs::read(path) {
+    match read_regular(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_err(path)(e)),
     }
+}
+
+/// Whether `path` exists; an error if it is there but not a regular file.
+fn regular_file_exists(path: &Path) -> Result<bool, StateError> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(true),
+        Ok(_) => Err(io_err(path)(not_regular())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+fn not_regular() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "it is not a regular file (a FIFO, device, socket or directory); kiln keeps state only in regular files")
+}
+
+/// Reads a whole file, refusing anything but a regular file. It is opened without blocking, so
+/// a FIFO put where a state file belongs is an error instead of a read that never ends.
+fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    let mut o = OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, libc::O_NONBLOCK);
+    let mut f = o.open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn parent_dir(path: &Path) -> &Path {
@@ -514,7 +549,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
     let name = path.file_name().map_or_else(|| "state".into(), |n| n.to_string_lossy());
-    let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    // The writer's pid in the name lets a later write remove it if this process dies.
+    let tmp = dir.join(format!(".{name}.{}-{}.tmp", std::process::id(), uuid::Uuid::new_v4().simple()));
     let result = (|| {
         let mut f = create_private(&tmp)?;
         if let Ok(meta) = fs::metadata(path) {
@@ -530,6 +566,34 @@ fn atomic_write(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes temp files of `files` (see [`atomic_write`]) that a killed writer left in `dir`: those
+/// whose writer's process is gone, and those of kilns that did not name the writer once they are
+/// an hour old. Best effort: a temp file that cannot be removed is left for the next write.
+fn remove_stale_temps(dir: &Path, files: &[&Path]) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let names: Vec<String> = files.iter().filter_map(|f| f.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+    let is_hex = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let file = file.to_string_lossy();
+        // `.NAME.PID-HEX.tmp` (or `.NAME.HEX.tmp` from older kilns) for one of `files`.
+        let middles = names.iter().filter_map(|n| file.strip_prefix(&format!(".{n}.")).and_then(|r| r.strip_suffix(".tmp")));
+        let stale = middles.into_iter().any(|middle| match middle.split_once('-') {
+            Some((pid, id)) if is_hex(id) => pid.parse::<u32>().is_ok_and(|pid| pid != std::process::id() && !crate::backend::process_alive(pid)),
+            None if is_hex(middle) => e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(3600)),
+            _ => false,
+        });
+        if stale {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 fn create_private(path: &Path) -> io::Result<File> {
@@ -599,6 +663,14 @@ impl Inner {
         let journal = read_opt(&self.journal)?;
         let Some(snapshot) = snapshot else {
             return match journal {
+                None if regular_file_exists(&self.backup)? => Err(StateError::Missing {
+                    path: show(&self.path),
+                    reason: format!(
+                        "its backup `{backup}` does: the state file was deleted or moved. kiln will not start a new state, which would forget every object the old one tracks and overwrite the backup. Put the state back (move it back, or restore the previous version with `cp -p {backup} {path}`, then run `kiln plan` to see what changed since); if you really mean to start from nothing, delete `{backup}` first",
+                        backup = show(&self.backup),
+                        path = show(&self.path),
+                    ),
+                }),
                 None => Ok(None),
                 Some(_) => Err(StateError::JournalMismatch {
                     path: show(&self.journal),
@@ -625,13 +697,13 @@ impl Inner {
                     JournalState::Superseded
                 } else {
                     self.check_header(&j.header, &lineage, serial)?;
+                    serial = format::advance_serial(serial, j.count, &show(&self.journal))?;
                     if let Some(st) = &mut state {
                         for m in j.entries.iter().flatten() {
                             st.apply_mutation(m);
                         }
-                        st.serial += j.count;
+                        st.serial = serial;
                     }
-                    serial += j.count;
                     JournalState::Active { valid_len: j.valid_len }
                 }
             }
@@ -685,6 +757,7 @@ impl Inner {
         }
         let dir = parent_dir(&self.path);
         fs::create_dir_all(dir).map_err(io_err(dir))?;
+        remove_stale_temps(dir, &[&self.path, &self.backup, &self.journal, &self.lock]);
         let journal = loaded.as_ref().map_or(JournalState::Absent, |l| l.journal);
         match journal {
             JournalState::Absent => {}
@@ -752,7 +825,19 @@ impl Inner {
             // of order) and is cut off, unless the header does not open either: then this
             // client holds another key, and cutting would lose another client's entry.
             let probe = match self.open(&last[..last.len() - 1], &self.journal) {
-                Ok(plain) => serde_json::from_slice::<LineProbe>(&plain).map_err(|_| ()),
+                // Only bytes that are not JSON were garbled by a crash; a decodable-looking line
+                // is kept (a later read reports it if it is not a valid entry).
+                Ok(plain) => match kiln_value::from_json_slice::<LineProbe>(&plain) {
+                    Err(e) if garbled(&e) => Err(()),
+                    Err(e) => {
+                        let mut err = format::corrupt(&show(&self.journal), &e);
+                        if let StateError::Corrupt { line, .. } = &mut err {
+                            *line = 0;
+                        }
+                        return Err(err);
+                    }
+                    Ok(p) => Ok(p),
+                },
                 Err(e) => {
                     let mut first = Vec::new();
                     f.seek(SeekFrom::Start(0)).map_err(io_err(&self.journal))?;
@@ -839,7 +924,7 @@ impl Inner {
         let mut problem = String::new();
         // A holder creates the file, then fills it: give it a moment before calling it corrupt.
         for _ in 0..50 {
-            match fs::read(&self.lock) {
+            match read_regular(&self.lock) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(lock_io_err(&self.lock)(e)),
                 Ok(b) => match serde_json::from_slice::<LockInfo>(&b) {
@@ -1166,6 +1251,167 @@ mod tests {
         assert!(!elsewhere.is_stale());
         assert!(!LockInfo::new("apply").is_stale());
         b.force_unlock(&dead.id).await.unwrap();
+    }
+
+    #[test]
+    fn holder_liveness_for_force_unlock() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let live = LockInfo::new("apply");
+        assert!(live.holder_may_be_alive(), "this process");
+        let mut dead = live.clone();
+        dead.pid = pid;
+        assert!(!dead.holder_may_be_alive());
+        // Elsewhere: alive while its lease lasts; unknown (not known alive) without one.
+        let mut elsewhere = LockInfo::new("apply").with_lease(Duration::from_secs(600));
+        elsewhere.host = format!("not-{}", elsewhere.host);
+        assert!(elsewhere.holder_may_be_alive());
+        elsewhere.expires = Some("2000-01-01T00:00:00Z".into());
+        assert!(!elsewhere.holder_may_be_alive());
+        elsewhere.expires = None;
+        assert!(!elsewhere.holder_may_be_alive());
+    }
+
+    /// A deleted state file next to its backup is refused with how to restore it, never
+    /// started afresh (which would forget the objects and overwrite the backup).
+    #[tokio::test]
+    async fn a_missing_state_beside_its_backup_is_refused() {
+        let (_d, b) = setup();
+        b.write(&sample_state("l", 1)).await.unwrap();
+        b.write(&sample_state("l", 2)).await.unwrap();
+        let backup = fs::read(b.backup_path()).unwrap();
+        fs::remove_file(b.path()).unwrap();
+        let err = b.read().await.unwrap_err();
+        assert!(matches!(err, StateError::Missing { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("cp -p {} {}", b.backup_path().display(), b.path().display())), "{msg}");
+        // A write of a new state is refused too, and the backup is kept.
+        assert!(matches!(b.write(&sample_state("new", 1)).await, Err(StateError::Missing { .. })));
+        assert_eq!(fs::read(b.backup_path()).unwrap(), backup);
+        assert!(!b.path().exists());
+        // Restored as the message says, it reads again.
+        fs::copy(b.backup_path(), b.path()).unwrap();
+        assert_eq!(b.read().await.unwrap().unwrap().serial, 1);
+        // A lock alone (a first apply under way) is normal.
+        let (_d2, fresh) = setup();
+        fresh.lock(&LockInfo::new("apply")).await.unwrap();
+        assert_eq!(fresh.read().await.unwrap(), None);
+    }
+
+    /// Only a garbled last line (not JSON) may be a write torn by a crash; a complete line that
+    /// is JSON but not a valid entry holds changes and is an error naming the file and line.
+    #[tokio::test]
+    async fn a_complete_last_line_that_does_not_decode_is_an_error() {
+        let (_d, b) = setup();
+        b.write(&sample_state("l", 1)).await.unwrap();
+        b.append(&[Mutation::SetOutputs(Default::default())]).await.unwrap();
+        let good = fs::read(b.journal_path()).unwrap();
+        for bad in [
+            &br#"{"mutations":[{"op":"explode","address":"record.a"}]}"#[..],
+            br#"{"mutations":[{"op":"remove"}]}"#,
+            br#"{"something_else":1}"#,
+        ] {
+            let mut j = good.clone();
+            j.extend_from_slice(bad);
+            j.push(b'\n');
+            fs::write(b.journal_path(), &j).unwrap();
+            match b.read().await {
+                Err(e @ StateError::Corrupt { line: 3, .. }) => assert!(e.to_string().contains("state.json.journal"), "{e}"),
+                other => panic!("{}: expected Corrupt at line 3, got {other:?}", String::from_utf8_lossy(bad)),
+            }
+            // Nothing cuts it off or folds it away.
+            assert!(b.write(&sample_state("l", 10)).await.is_err());
+            assert_eq!(fs::read(b.journal_path()).unwrap(), j);
+            let _ = b.append(&[remove("record.x")]).await;
+            assert!(fs::read(b.journal_path()).unwrap().starts_with(&j), "an append keeps the line");
+            assert!(b.read().await.is_err());
+        }
+    }
+
+    /// A journal entry holding a value as deep as kiln allows is read back (serde_json alone
+    /// stops at 128 levels and used to treat the line as torn).
+    #[tokio::test]
+    async fn a_journal_entry_with_a_deep_value_is_read_back() {
+        let (_d, b) = setup();
+        let s = sample_state("l", 1);
+        b.write(&s).await.unwrap();
+        let deep = (1..kiln_value::MAX_DEPTH).fold(kiln_value::Value::List(vec![]), |v, _| kiln_value::Value::List(vec![v]));
+        let outputs: std::collections::BTreeMap<String, crate::OutputState> = [("o".to_string(), crate::OutputState { value: deep, sensitive: false })].into();
+        b.append(&[Mutation::SetOutputs(outputs.clone())]).await.unwrap();
+        let back = b.read().await.unwrap().unwrap();
+        assert_eq!(back.outputs, outputs);
+        assert_eq!(back.serial, 2);
+    }
+
+    #[tokio::test]
+    async fn a_serial_at_the_largest_value_never_wraps() {
+        let (_d, b) = setup();
+        b.write(&sample_state("l", u64::MAX)).await.unwrap();
+        b.append(&[Mutation::SetOutputs(Default::default())]).await.unwrap();
+        let err = b.read().await.unwrap_err();
+        assert!(err.to_string().contains(&u64::MAX.to_string()), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_fifo_in_place_of_a_state_file_is_an_error_not_a_hang() {
+        for which in ["state", "lock"] {
+            let (_d, b) = setup();
+            fs::create_dir_all(b.path().parent().unwrap()).unwrap();
+            let path = if which == "state" { b.path().to_path_buf() } else { b.lock_path().to_path_buf() };
+            let st = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+            assert!(st.success());
+            if which == "state" {
+                let err = b.read().await.unwrap_err();
+                assert!(err.to_string().contains("not a regular file"), "{err}");
+                assert!(b.write(&sample_state("l", 1)).await.is_err());
+            } else {
+                let err = b.lock(&LockInfo::new("apply")).await.unwrap_err();
+                assert!(err.to_string().contains("not a regular file"), "{err}");
+            }
+        }
+    }
+
+    /// Temp files a killed writer left are removed by the next write; those of live writers
+    /// and unrelated files stay.
+    #[tokio::test]
+    async fn temp_files_of_dead_writers_are_removed_by_the_next_write() {
+        let (_d, b) = setup();
+        b.write(&sample_state("l", 1)).await.unwrap();
+        let dir = b.path().parent().unwrap().to_path_buf();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let hex = "0123456789abcdef0123456789abcdef";
+        let stale: Vec<PathBuf> = ["state.json", "state.json.backup", "state.json.journal", "state.json.lock"]
+            .iter()
+            .map(|n| dir.join(format!(".{n}.{dead}-{hex}.tmp")))
+            .collect();
+        let live = dir.join(format!(".state.json.{}-{hex}.tmp", std::process::id()));
+        let other = dir.join(format!(".notes.{dead}-{hex}.tmp"));
+        for p in stale.iter().chain([&live, &other]) {
+            fs::write(p, b"partial").unwrap();
+        }
+        b.write(&sample_state("l", 2)).await.unwrap();
+        for p in &stale {
+            assert!(!p.exists(), "{} was left", p.display());
+        }
+        assert!(live.exists() && other.exists());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn state_backup_and_journal_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_d, b) = setup();
+        b.write(&sample_state("l", 1)).await.unwrap();
+        b.write(&sample_state("l", 2)).await.unwrap();
+        b.append(&[Mutation::SetOutputs(Default::default())]).await.unwrap();
+        for p in [b.path(), b.backup_path(), b.journal_path()] {
+            let mode = fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
     }
 
     #[tokio::test]

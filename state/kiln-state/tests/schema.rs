@@ -137,7 +137,7 @@ fn errors_of(doc: &Value) -> Vec<String> {
 fn schema_parses_and_lists_the_top_level_required_fields() {
     let s = schema();
     assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
-    assert_eq!(s["required"], json!(["format_version", "kiln_version", "lineage", "serial"]));
+    assert_eq!(s["required"], json!(["format_version", "kiln_version", "lineage", "serial", "resources", "pending", "outputs"]));
     assert_eq!(s["properties"]["format_version"]["const"], json!(kiln_state::format::FORMAT_VERSION));
     let props: Vec<&String> = s["properties"].as_object().unwrap().keys().collect();
     for field in ["format_version", "kiln_version", "lineage", "serial", "resources", "pending", "outputs"] {
@@ -175,6 +175,7 @@ fn broken_documents_are_invalid() {
     type Break = fn(&mut Value);
     let cases: Vec<(&str, Break)> = vec![
         ("missing lineage", |d| drop(d.as_object_mut().unwrap().remove("lineage"))),
+        ("missing resources", |d| drop(d.as_object_mut().unwrap().remove("resources"))),
         ("newer format", |d| d["format_version"] = json!(2)),
         ("negative serial", |d| d["serial"] = json!(-1)),
         ("string serial", |d| d["serial"] = json!("7")),
