@@ -216,6 +216,8 @@ pub enum Command {
     /// Remove a lock left by a crashed or killed kiln.
     ForceUnlock {
         lock_id: String,
+        /// Break the lock even though its holder may still be running (its process exists on
+        /// this host, or its lease has not ended).
         #[arg(long)]
         force: bool,
     },

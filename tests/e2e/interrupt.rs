@@ -126,3 +126,98 @@ fn one_sigint_stops_queued_instances_of_a_counted_resource() {
     assert!(!after_interrupt.contains("Creating..."), "no create starts after the interrupt:\n{err}");
     assert!(p.state_list().len() < N, "the interrupt left work undone");
 }
+
+/// Issue 10, defect 1: a second Ctrl-C abandons the creates in flight at once, and the state
+/// keeps every create that completed. (It used to wait for them, print "Creation complete" for
+/// each, then write a final state without them.)
+#[test]
+fn two_sigints_stop_waiting_and_keep_every_completed_create() {
+    const N: usize = 4;
+    let p = Project::new(&slow_chain(N, "3s"));
+    let mut c = p.command(&["apply", "--auto-approve"]);
+    c.env_remove("KILN_QUIET");
+    let mut apply = crate::support::Spawned::start(c);
+    // The first create completed (records journal their result) and the second is under way.
+    wait_until("the apply journals a create", BOUND, || p.journal_path().exists() || !apply.running());
+    assert!(apply.running(), "the apply finished before it could be interrupted:\n{}", apply.stderr_so_far());
+    std::thread::sleep(Duration::from_millis(100));
+    apply.signal("INT");
+    wait_until("the first interrupt is acknowledged", BOUND, || apply.stderr_so_far().contains("Interrupt received") || !apply.running());
+    apply.signal("INT");
+    let r = apply.wait(RUN_TIMEOUT);
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    let err = r.stderr();
+    assert!(err.contains("Second interrupt"), "{err}");
+    let (before, after) = err.split_once("Second interrupt").unwrap();
+    assert!(!after.contains("Creation complete"), "nothing is waited for after the second interrupt:\n{err}");
+    assert!(!p.lock_path().exists(), "the lock is released");
+
+    // Every create reported complete is in state, and nothing else.
+    let mut completed: Vec<String> =
+        before.lines().filter(|l| l.contains("Creation complete")).map(|l| l.split(':').next().unwrap().trim().to_string()).collect();
+    completed.sort();
+    let mut listed = p.state_list();
+    listed.sort();
+    assert!(!completed.is_empty(), "the first create completed before the interrupts:\n{err}");
+    assert_eq!(listed, completed, "state holds exactly the completed creates:\n{err}");
+    assert_eq!(pending(&p), Vec::<serde_json::Value>::new(), "records leave no pending entries");
+
+    // The next apply converges.
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert_eq!(p.state_list().len(), N);
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+}
+
+/// Issue 10, defect 8: `kiln force-unlock` refuses to break the lock of a run that is still
+/// going (unless `--force`), and a run whose lock was broken stops before its next operation
+/// and says why.
+#[test]
+fn force_unlock_of_a_live_holder_is_refused_and_a_broken_lock_stops_the_run() {
+    const N: usize = 10;
+    let p = Project::new(&slow_chain(N, "1s"));
+    let mut c = p.command(&["apply", "--auto-approve"]);
+    c.env_remove("KILN_QUIET").env("KILN_LOCK_LEASE", "3s");
+    let mut apply = crate::support::Spawned::start(c);
+    wait_until("the apply journals a create", BOUND, || p.journal_path().exists() || !apply.running());
+    assert!(apply.running(), "the apply finished too soon:\n{}", apply.stderr_so_far());
+    let lock: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.lock_path()).unwrap()).unwrap();
+    let id = lock["id"].as_str().unwrap().to_string();
+
+    let r = p.kiln(&["force-unlock", &id]).code_is(1);
+    let err = r.stderr();
+    assert!(err.contains("still running") && err.contains(&format!("pid `{}`", apply.pid())), "{err}");
+    assert!(err.contains(&format!("kiln force-unlock --force {id}")), "{err}");
+    assert!(p.lock_path().exists(), "the lock stays");
+
+    p.kiln(&["force-unlock", "--force", &id]).ok();
+    let r = apply.wait(RUN_TIMEOUT);
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    let err = r.stderr();
+    assert!(err.contains("removed by someone else"), "{err}");
+    let listed = p.state_list();
+    assert!(listed.len() < N, "the run stopped before the end of the chain: {listed:?}\n{err}");
+    assert!(!p.lock_path().exists(), "the broken run does not touch a lock that is no longer its own");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert_eq!(p.state_list().len(), N);
+}
+
+/// Issue 10, defect 11: `--lock-timeout` does not wait out its time on a holder known to be
+/// dead: the stale lock is reported at once with the command that removes it.
+#[test]
+fn lock_timeout_does_not_wait_for_a_dead_holder() {
+    let p = Project::new(&slow_records(1, "1ms"));
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap();
+    let info = serde_json::json!({"id": "dead-id", "operation": "apply", "who": "x@y", "host": host, "pid": dead, "created": "2026-01-01T00:00:00Z", "version": "0.1.0"});
+    std::fs::write(p.lock_path(), info.to_string()).unwrap();
+    // An hour of --lock-timeout: the run would outlast RUN_TIMEOUT if it waited.
+    let r = p.kiln(&["--lock-timeout", "1h", "plan"]).code_is(1);
+    let err = r.stderr();
+    assert!(err.contains("stale") && err.contains("kiln force-unlock dead-id"), "{err}");
+    // A dead holder's lock is broken without --force.
+    p.kiln(&["force-unlock", "dead-id"]).ok();
+    p.kiln(&["plan"]).ok();
+}

@@ -125,3 +125,148 @@ fn state_show_of_a_missing_address_fails() {
     let r = p.kiln(&["state", "show", "record.nope"]).code_is(1);
     assert!(r.stderr().contains("record.nope"), "{}", r.stderr());
 }
+
+/// `l0 = []`, `l1 = [local.l0]`, ... `l{n-1}`, and a record holding `local.l{n-1}` (a value
+/// nested `n` lists deep).
+fn deep_chain(n: usize) -> String {
+    let mut s = String::from("locals {\n  l0 = []\n");
+    for i in 1..n {
+        s.push_str(&format!("  l{i} = [local.l{}]\n", i - 1));
+    }
+    s.push_str(&format!("}}\n\nresource \"record\" \"x\" {{\n  input = local.l{}\n}}\n", n - 1));
+    s
+}
+
+/// Issue 10, defect 3: a valid configuration whose state nests deeper than serde_json reads by
+/// default (128) is written, read back by every command, and destroyed.
+#[test]
+fn a_deeply_nested_value_is_read_back_from_state() {
+    let p = Project::new(&deep_chain(124));
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert_eq!(p.state_list(), ["record.x"]);
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+    p.kiln(&["state", "show", "record.x"]).ok();
+    p.kiln(&["destroy", "--auto-approve"]).ok();
+    assert!(p.state_list().is_empty());
+}
+
+/// ... and one deeper than kiln stores is refused before anything is created.
+#[test]
+fn a_value_too_deep_to_store_is_refused_before_anything_is_created() {
+    let p = Project::new(&deep_chain(kiln_value::MAX_DEPTH));
+    let r = p.kiln(&["apply", "--auto-approve"]).code_is(1);
+    assert!(r.stderr().contains("256"), "names the limit: {}", r.stderr());
+    assert!(!p.state_path().exists() || p.state_list().is_empty(), "nothing was created");
+    assert!(!p.lock_path().exists());
+}
+
+/// Issue 10, defect 4: a deleted state file next to its backup is refused, with how to restore
+/// it, instead of starting from nothing and overwriting the backup.
+#[test]
+fn a_deleted_state_beside_its_backup_is_refused() {
+    let p = Project::new(ONE);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    p.write("main.kiln.hcl", "resource \"record\" \"a\" {\n  input = 2\n}\n");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let backup = p.path().join(".kiln/state.json.backup");
+    let saved = std::fs::read(&backup).unwrap();
+    std::fs::remove_file(p.state_path()).unwrap();
+    for args in [&["apply", "--auto-approve"][..], &["plan"][..], &["state", "list"][..], &["destroy", "--auto-approve"][..]] {
+        let err = p.kiln(args).code_is(1).stderr();
+        assert!(err.contains(".kiln/state.json.backup") && err.contains("cp -p"), "{args:?}: says how to restore: {err}");
+    }
+    assert_eq!(std::fs::read(&backup).unwrap(), saved, "the backup is untouched");
+    assert!(!p.state_path().exists());
+    assert!(!p.lock_path().exists());
+    std::fs::copy(&backup, p.state_path()).unwrap();
+    assert_eq!(p.state_list(), ["record.a"]);
+}
+
+/// Issue 10, defect 7: a state without its `resources` is refused, not read as empty (apply
+/// would create everything again and forget the old objects); so is an empty lineage.
+#[test]
+fn a_state_missing_resources_or_lineage_is_refused() {
+    let p = Project::new(ONE);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let good = p.state_json();
+    for (field, edit) in [("resources", None), ("lineage", Some(serde_json::json!("")))] {
+        let mut doc = good.clone();
+        match edit {
+            None => drop(doc.as_object_mut().unwrap().remove(field)),
+            Some(v) => doc[field] = v,
+        }
+        let text = serde_json::to_string_pretty(&doc).unwrap();
+        std::fs::write(p.state_path(), &text).unwrap();
+        for args in [&["plan"][..], &["apply", "--auto-approve"][..]] {
+            let err = p.kiln(args).code_is(1).stderr();
+            assert!(err.contains(".kiln/state.json") && err.contains(&format!("`{field}`")), "{field} {args:?}: {err}");
+        }
+        assert_eq!(std::fs::read_to_string(p.state_path()).unwrap(), text, "left untouched");
+    }
+}
+
+/// Issue 10, defect 7: a serial at the largest value is never wrapped (it used to become 2).
+#[test]
+fn a_serial_at_its_largest_value_never_wraps() {
+    let p = Project::new(ONE);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let text = std::fs::read_to_string(p.state_path()).unwrap();
+    let serial = p.state_json()["serial"].as_u64().unwrap();
+    let text = text.replace(&format!("\"serial\": {serial},"), &format!("\"serial\": {},", u64::MAX));
+    std::fs::write(p.state_path(), &text).unwrap();
+    p.write("main.kiln.hcl", "resource \"record\" \"a\" {\n  input = 2\n}\n");
+    let err = p.kiln(&["apply", "--auto-approve"]).code_is(1).stderr();
+    assert!(err.contains(&u64::MAX.to_string()), "{err}");
+    assert_eq!(std::fs::read_to_string(p.state_path()).unwrap(), text, "nothing was changed");
+    assert!(!p.journal_path().exists());
+    assert!(!p.lock_path().exists());
+}
+
+/// Issue 10, defect 6: a FIFO where the state file belongs is an error, not a hang.
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_the_state_file_is_an_error() {
+    let p = Project::new(ONE);
+    std::fs::create_dir_all(p.path().join(".kiln")).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(p.state_path()).status().unwrap().success());
+    for args in [&["plan"][..], &["apply", "--auto-approve"][..], &["state", "list"][..]] {
+        let err = p.kiln(args).code_is(1).stderr();
+        assert!(err.contains("not a regular file"), "{args:?}: {err}");
+    }
+    assert!(!p.lock_path().exists());
+}
+
+/// Issue 10, defect 6: a crash (panic) in a command that holds the state lock releases it.
+#[test]
+fn a_panic_while_locked_releases_the_lock() {
+    let p = Project::new(ONE);
+    let mut c = p.command(&["plan"]);
+    c.env("KILN_TEST_PANIC", "plan");
+    let r = crate::support::run(c);
+    assert_eq!(r.code(), 101, "{}", r.stderr());
+    assert!(r.stderr().contains("lock it held was released"), "{}", r.stderr());
+    assert!(!p.lock_path().exists(), "the lock is released");
+    p.kiln(&["plan"]).ok();
+}
+
+/// Issue 10, defect 11: saved plans are readable by their owner only, as state, its backup and
+/// its journal are.
+#[cfg(unix)]
+#[test]
+fn saved_plans_and_state_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new(ONE);
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    p.kiln(&["plan", "--out", "p.plan"]).ok();
+    assert_eq!(mode(&p.path().join("p.plan")), 0o600);
+    // An existing file is made private too.
+    std::fs::set_permissions(p.path().join("p.plan"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    p.kiln(&["plan", "--out", "p.plan"]).ok();
+    assert_eq!(mode(&p.path().join("p.plan")), 0o600);
+    p.kiln(&["apply", "p.plan"]).ok();
+    p.write("main.kiln.hcl", "resource \"record\" \"a\" {\n  input = 2\n}\n");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    for f in ["state.json", "state.json.backup"] {
+        assert_eq!(mode(&p.path().join(".kiln").join(f)), 0o600, "{f}");
+    }
+}

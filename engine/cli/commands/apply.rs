@@ -88,20 +88,40 @@ pub async fn execute(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, mut
         state = State::new();
         backend.write(&state).await.map_err(|e| format!("Error: cannot create the state: {e}"))?;
     }
-    let (sink, writer) = kiln_ops::JournalSink::start(backend.clone());
+    // Every journal append advances the serial: refuse, before anything is created, a state so
+    // near the largest serial that this apply could not record its work.
+    next_serial(state.serial, 1 << 32)?;
+    let (sink, writer) = kiln_ops::JournalSink::start(backend.clone(), state.clone());
     let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(0u8);
+    let mut lost = lock_lost();
     let signals = tokio::spawn(async move {
         let mut interrupts = Interrupts::new(); // Ctrl-C and SIGTERM
-        for level in 1..=2u8 {
-            if !interrupts.recv().await {
-                return;
+        let mut level = 0u8;
+        let mut lost_seen = false;
+        while level < 2 {
+            tokio::select! {
+                ok = interrupts.recv() => {
+                    if !ok {
+                        return;
+                    }
+                    level += 1;
+                    if level == 1 {
+                        eprintln!("\nInterrupt received: no new operations will start; waiting for those in flight. Press Ctrl-C again to abandon them.");
+                    } else {
+                        eprintln!("\nSecond interrupt: abandoning operations in flight. Every completed operation is saved; a create that was still running stays pending in state, and the next plan resolves it.");
+                    }
+                    let _ = cancel_tx.send(level);
+                }
+                why = lost.wait_for(Option::is_some), if !lost_seen => {
+                    lost_seen = true;
+                    let why = why.ok().and_then(|w| w.clone()).unwrap_or_default();
+                    eprintln!("\nError: {why}: another run may be changing the state, so no new operations will start; waiting for those in flight.");
+                    if level == 0 {
+                        level = 1;
+                        let _ = cancel_tx.send(level);
+                    }
+                }
             }
-            if level == 1 {
-                eprintln!("\nInterrupt received: no new operations will start; waiting for those in flight. Press Ctrl-C again to abandon them.");
-            } else {
-                eprintln!("\nSecond interrupt: abandoning operations in flight after saving state.");
-            }
-            let _ = cancel_tx.send(level);
         }
     });
     let summary = plan.summary();
@@ -122,17 +142,25 @@ pub async fn execute(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, mut
     .await;
     signals.abort();
     hook.finish();
+    // The final snapshot is what the journal holds (see kiln_ops::JournalSink): it includes any
+    // operation that completed after it was abandoned.
+    sink.close();
     drop(sink);
-    let commits = writer.await.unwrap_or_default();
-    let mut new_state = outcome.state;
+    let closed = writer.await.unwrap_or_else(|_| kiln_ops::Closed { state: outcome.state.clone(), commits: 0 });
+    let commits = closed.commits;
+    let mut new_state = closed.state;
     // The journal advanced the stored serial once per group commit; the snapshot goes past it.
-    new_state.serial = state.serial + commits + 1;
+    new_state.serial = next_serial(state.serial, commits.saturating_add(1))?;
     new_state.lineage = state.lineage.clone();
     if let Err(e) = backend.write(&new_state).await {
         return Err(format!("Error: cannot save the final state: {e}\n  = help: every completed operation is in {}.journal; the next kiln command folds it in", backend.describe()));
     }
     let counts = hook.counts();
-    if outcome.diagnostics.has_errors() || outcome.interrupted {
+    let lost = lock_lost().borrow().clone();
+    if let Some(why) = &lost {
+        eprintln!("Error: {why}\n  = help: state was saved with every completed operation; another kiln run may have changed it too: run `kiln plan` to see where things stand");
+    }
+    if outcome.diagnostics.has_errors() || outcome.interrupted || lost.is_some() {
         let diags: Diagnostics = outcome.diagnostics;
         eprint!("{}", render::diagnostics(&l.config.sources, &diags));
         if outcome.interrupted {

@@ -61,6 +61,38 @@ pub async fn run(cli: Cli) -> i32 {
         }
     }
     let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    // A panic (a bug) must not leave the state locked: catch it, release every lock this
+    // process holds, and exit as a panic does (101) after the panic's own message.
+    match CatchUnwind(Box::pin(dispatch(cli, dir))).await {
+        Ok(code) => code,
+        Err(_) => {
+            let released = release_all_locks().await;
+            eprintln!(
+                "Error: kiln stopped on an internal error (a bug; the message above says where){}\n  = help: please report it with the command and configuration that caused it",
+                if released { "; the state lock it held was released" } else { "" }
+            );
+            101
+        }
+    }
+}
+
+/// Polls a future inside `catch_unwind`, so that a panic while it runs becomes an `Err`.
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(e) => std::task::Poll::Ready(Err(e)),
+        }
+    }
+}
+
+async fn dispatch(cli: Cli, dir: PathBuf) -> i32 {
     let r = match cli.command {
         Command::Init { vars, migrate_state, reconfigure } => init::init(&dir, &vars, migrate_state, reconfigure).await,
         Command::Validate { vars, json } => init::validate(&dir, &vars, json).await,
@@ -76,7 +108,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Fmt { check, diff, recursive, paths } => fmt::fmt(&dir, check, diff, recursive, paths),
         Command::State(s) => state::state_cmd(&dir, s).await,
         Command::Import { vars, address, id } => state::import(&dir, &vars, &address, &id).await,
-        Command::ForceUnlock { lock_id, force: _ } => state::force_unlock(&dir, &lock_id).await,
+        Command::ForceUnlock { lock_id, force } => state::force_unlock(&dir, &lock_id, force).await,
         Command::Workspace(w) => workspace::workspace_cmd(&dir, w).await,
         Command::Version => {
             println!("kiln v{}", env!("CARGO_PKG_VERSION"));
@@ -194,6 +226,7 @@ pub async fn read_state(backend: &dyn StateBackend) -> Result<State, String> {
     match backend.read().await {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Ok(State::default()),
+        Err(e @ kiln_state::StateError::Missing { .. }) => Err(format!("Error: {e}")),
         Err(e @ kiln_state::StateError::NewerFormat { .. }) => Err(format!("Error: {e}\n  = help: the state file was left untouched; use a kiln at least as new as the one that wrote it")),
         Err(e) => Err(format!("Error: {e}\n  = help: the state file was left untouched; restore it from its .backup file or fix it by hand")),
     }
@@ -209,6 +242,10 @@ pub async fn make_plan(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs, m
 }
 
 async fn make_plan_inner(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs, mode: Mode) -> Result<Plan, String> {
+    // A failpoint for the tests that check a crash never leaves the state locked.
+    if std::env::var("KILN_TEST_PANIC").is_ok_and(|v| v == "plan") {
+        panic!("KILN_TEST_PANIC=plan: a deliberate crash while planning");
+    }
     check_addresses(args)?;
     let reg = registry();
     let (plan, diags) = kiln_core::plan(plan_request(l, state, &reg, args, mode, dir)).await;
@@ -216,7 +253,35 @@ async fn make_plan_inner(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs,
         return Err(render::diagnostics(&l.config.sources, &diags));
     }
     warn(&l.config, &diags);
-    plan.ok_or_else(|| "Error: no plan could be made".to_string())
+    let plan = plan.ok_or_else(|| "Error: no plan could be made".to_string())?;
+    check_depth(&plan)?;
+    Ok(plan)
+}
+
+/// Refuses a plan holding a value nested deeper than state and plan files are read
+/// ([`kiln_value::MAX_DEPTH`]), before anything is created: whatever kiln writes, it must read.
+pub(crate) fn check_depth(plan: &Plan) -> Result<(), String> {
+    let max = kiln_value::MAX_DEPTH;
+    let deep = |v: &Option<Value>| v.as_ref().is_some_and(|v| v.deeper_than(max));
+    let what = if let Some(c) = plan.changes.iter().find(|c| deep(&c.after)) {
+        format!("the planned value of `{}`", c.address)
+    } else if let Some((name, _)) = plan.outputs.iter().find(|(_, o)| deep(&o.after)) {
+        format!("output `{name}`")
+    } else if let Some((name, _)) = plan.variables.iter().find(|(_, v)| v.deeper_than(max)) {
+        format!("variable `{name}`")
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "Error: {what} nests lists and maps more than {max} levels deep (a resource's attributes object counts as one), deeper than kiln can store in state\n  = help: flatten the value (for example, encode deep data with jsonencode into a string); nothing was changed"
+    ))
+}
+
+/// `serial` plus `by`, refused past the largest serial: a serial never wraps or goes down.
+pub(crate) fn next_serial(serial: u64, by: u64) -> Result<u64, String> {
+    serial.checked_add(by).ok_or_else(|| {
+        format!("Error: the state's serial `{serial}` cannot advance further: it is at the largest serial kiln can write ({})\n  = help: nothing was changed; the state file's serial was edited by hand or damaged: put back a copy with a sensible serial", u64::MAX)
+    })
 }
 
 /// Root variable values for the backend and encryption settings: those `load` evaluated (with
@@ -309,7 +374,9 @@ async fn lock(backend: &Arc<dyn StateBackend>, op: &str) -> Result<StateLock, St
     loop {
         match backend.lock(&info).await {
             Ok(()) => break,
-            Err(kiln_state::LockError::Held { .. }) if std::time::Instant::now() + wait <= deadline => {
+            // A stale lock is never released by its holder: waiting for it would only use up
+            // --lock-timeout. The error names the lock and the force-unlock command.
+            Err(kiln_state::LockError::Held { stale: false, .. }) if std::time::Instant::now() + wait <= deadline => {
                 // Jittered, so that many waiters do not poll in step; capped so that one of them
                 // takes the lock soon after it is released.
                 let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
@@ -320,6 +387,7 @@ async fn lock(backend: &Arc<dyn StateBackend>, op: &str) -> Result<StateLock, St
             Err(e) => return Err(format!("Error: cannot lock the state: {e}")),
         }
     }
+    held_locks().push((backend.clone(), info.id.clone()));
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let b = backend.clone();
     let mut renewed = info.clone();
@@ -331,14 +399,46 @@ async fn lock(backend: &Arc<dyn StateBackend>, op: &str) -> Result<StateLock, St
             }
             renewed.renew(lease);
             if let Err(e) = b.renew_lock(&renewed).await {
-                eprintln!("Warning: could not renew the state lock's lease: {e}");
                 if matches!(e, kiln_state::LockError::NotHeld | kiln_state::LockError::Mismatch { .. }) {
+                    // Someone broke the lock (`kiln force-unlock`) and may be changing the
+                    // state: this run must not start anything more.
+                    let why = format!("the state lock `{}` was removed by someone else while this run held it ({e})", renewed.id);
+                    held_locks().retain(|(_, id)| *id != renewed.id);
+                    let _ = LOCK_LOST.0.send(Some(why));
                     return;
                 }
+                eprintln!("Warning: could not renew the state lock's lease: {e}");
             }
         }
     });
     Ok(StateLock { id: info.id, renewer: Some(renewer), stop: Some(stop) })
+}
+
+/// Set (once) when the lease renewal finds the lock gone: apply stops starting operations.
+static LOCK_LOST: std::sync::LazyLock<(tokio::sync::watch::Sender<Option<String>>, tokio::sync::watch::Receiver<Option<String>>)> =
+    std::sync::LazyLock::new(|| tokio::sync::watch::channel(None));
+
+/// Why this process lost its state lock, once it has.
+pub(crate) fn lock_lost() -> tokio::sync::watch::Receiver<Option<String>> {
+    LOCK_LOST.1.clone()
+}
+
+/// The locks this process holds: released by [`unlock`], or by [`release_all_locks`] when a
+/// command panics.
+fn held_locks() -> std::sync::MutexGuard<'static, Vec<(Arc<dyn StateBackend>, String)>> {
+    static HELD: std::sync::Mutex<Vec<(Arc<dyn StateBackend>, String)>> = std::sync::Mutex::new(Vec::new());
+    HELD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Releases every lock still held (after a panic); true if there was one.
+async fn release_all_locks() -> bool {
+    let held: Vec<_> = std::mem::take(&mut *held_locks());
+    for (backend, id) in &held {
+        if let Err(e) = backend.unlock(id).await {
+            eprintln!("Warning: could not release the state lock `{id}`: {e}");
+        }
+    }
+    !held.is_empty()
 }
 
 /// Stops renewing the lease (waiting for a renewal in flight), then releases the lock.
@@ -348,6 +448,15 @@ pub(crate) async fn unlock(backend: &dyn StateBackend, mut lock: StateLock) {
     }
     if let Some(r) = lock.renewer.take() {
         let _ = r.await;
+    }
+    let was_held = {
+        let mut held = held_locks();
+        let before = held.len();
+        held.retain(|(_, id)| *id != lock.id);
+        held.len() != before
+    };
+    if !was_held {
+        return; // lost to someone else: theirs now, not ours to remove
     }
     if let Err(e) = backend.unlock(&lock.id).await {
         eprintln!("Warning: could not release the state lock: {e}");

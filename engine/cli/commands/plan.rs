@@ -31,10 +31,25 @@ pub(crate) async fn plan_cmd(dir: &Path, args: &PlanArgs, out: Option<PathBuf>, 
             eprintln!("Warning: the saved plan holds sensitive variable values in plain text; keep {} private", path.display());
         }
         let bytes = codec.seal(text.as_bytes()).map_err(|e| format!("Error: {e}"))?;
-        std::fs::write(&path, bytes).map_err(|e| format!("Error: cannot write `{}`: {e}", path.display()))?;
+        write_private(&path, &bytes).map_err(|e| format!("Error: cannot write `{}`: {e}", path.display()))?;
         eprintln!("\nSaved the plan to {}. Apply exactly this plan with: kiln apply {}", path.display(), path.display());
     }
     Ok(if detailed && plan.has_changes() { CHANGES } else { OK })
+}
+
+/// Writes a saved plan readable by its owner only (mode 0600, as state and its backup): it holds
+/// variable values and planned attributes, secrets included. An existing file is made private too.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path)?;
+    #[cfg(unix)]
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// Plan JSON for machines: sensitive values replaced by `"(sensitive value)"` markers.

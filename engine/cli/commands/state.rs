@@ -42,7 +42,7 @@ pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
                     }
                     println!("Removed {a}");
                 }
-                state.serial += 1;
+                state.serial = next_serial(state.serial, 1)?;
                 backend.write(&state).await.map_err(|e| format!("Error: {e}"))?;
                 Ok(OK)
             }
@@ -64,7 +64,7 @@ pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
                     return Err(format!("Error: cannot move a `{}` to a `{}` address", r.kind, t.resource.kind));
                 }
                 state.resources.insert(t.clone(), r);
-                state.serial += 1;
+                state.serial = next_serial(state.serial, 1)?;
                 backend.write(&state).await.map_err(|e| format!("Error: {e}"))?;
                 println!("Moved {f} to {t}");
                 Ok(OK)
@@ -118,7 +118,7 @@ pub(crate) async fn import(dir: &Path, vars: &VarArgs, address: &str, id: &str) 
             state = State::new();
         }
         state.resources.insert(a.clone(), kiln_state::ResourceState { provider: pname, kind: a.resource.kind.clone(), attributes: v, sensitive: vec![], dependencies: vec![], tainted: false, create_before_destroy: false });
-        state.serial += 1;
+        state.serial = next_serial(state.serial, 1)?;
         backend.write(&state).await.map_err(|e| format!("Error: {e}"))?;
         println!("Import successful: {a} is now managed by kiln.");
         Ok(OK)
@@ -128,9 +128,30 @@ pub(crate) async fn import(dir: &Path, vars: &VarArgs, address: &str, id: &str) 
     r
 }
 
-pub(crate) async fn force_unlock(dir: &Path, id: &str) -> R {
+/// Removes a lock by its ID. A holder that may still be running (its process exists on this
+/// host, or its lease has not ended) keeps its lock unless `force` is given: breaking it would
+/// let two runs change the state at once.
+pub(crate) async fn force_unlock(dir: &Path, id: &str, force: bool) -> R {
     let (config, _) = kiln_config::load(dir);
     let backend = open(&config.expect("config"), dir)?;
+    if !force {
+        if let Some(h) = backend.lock_info().await.map_err(|e| format!("Error: {e}"))? {
+            if h.id == id && h.holder_may_be_alive() {
+                let why = if h.host == kiln_state::current_host() {
+                    format!("its process (pid `{}`) is still running on this host", h.pid)
+                } else {
+                    format!("its lease is renewed until `{}`, so its holder on `{}` is still running", h.expires.as_deref().unwrap_or_default(), h.host)
+                };
+                return Err(format!(
+                    "Error: refusing to break the lock `{id}` of {}: held by `{}` for `{}` since `{}`, and {why}; breaking it would let two runs change the state at once\n  = help: wait for that run to finish (or stop it with Ctrl-C); if you are sure it no longer uses this state, run `kiln force-unlock --force {id}`",
+                    backend.describe(),
+                    h.who,
+                    h.operation,
+                    h.created,
+                ));
+            }
+        }
+    }
     backend.force_unlock(id).await.map_err(|e| format!("Error: {e}"))?;
     println!("kiln state has been successfully unlocked.");
     Ok(OK)

@@ -387,6 +387,12 @@ async fn next_result(tasks: &mut JoinSet<OpResult>, cancel: &mut Cancel) -> Opti
             return None;
         }
         if cancel.level() >= 2 {
+            // Abandon: stop waiting. Operations are cancelled where they wait; one that already
+            // finished has handed its changes to the sink, and a create cut short keeps its
+            // durable pending entry for the next plan to resolve. A moment is given for the
+            // cancelled ones to unwind, so none of them writes after the final snapshot.
+            tasks.abort_all();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async { while tasks.join_next().await.is_some() {} }).await;
             tasks.detach_all();
             return Some(None);
         }

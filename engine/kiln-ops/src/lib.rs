@@ -10,5 +10,5 @@ mod sink;
 mod vars;
 
 pub use backend::{backend_config, open_backend, BackendConfig};
-pub use sink::JournalSink;
+pub use sink::{Closed, JournalSink};
 pub use vars::{load_variables, VarSources};
