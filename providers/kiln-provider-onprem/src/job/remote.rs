@@ -13,9 +13,11 @@ use kiln_provider_local::procs::parse_stat;
 use crate::shell::{exports, write_file};
 
 /// `$1` job dir, `$2` rank: records its PID, sources the environment, runs setup then run,
-/// and records the exit code.
+/// and records the exit code. The node records its own PID before it runs anything, so a kiln
+/// killed at any point of a launch leaves no node running unrecorded; a node that cannot record
+/// it (its directory was removed by a recovery meanwhile) runs nothing.
 const NODE: &str = r#"J=$1; R=$2
-echo $$ > "$J/node-$R.pid.tmp" && mv -f "$J/node-$R.pid.tmp" "$J/node-$R.pid"
+{ echo $$ > "$J/node-$R.pid.tmp" && mv -f "$J/node-$R.pid.tmp" "$J/node-$R.pid"; } || exit 111
 finish() { printf '%s\n' "$1" > "$J/node-$R.exit.tmp" && mv -f "$J/node-$R.exit.tmp" "$J/node-$R.exit"; exit "$1"; }
 . "$J/env.sh"
 bash "$J/setup.sh" || finish "$?"
@@ -250,6 +252,29 @@ mod tests {
     fn log_header() {
         assert_eq!(parse_logs(b"size=12 done=1\nhello"), Some((12, true, &b"hello"[..])));
         assert_eq!(parse_logs(b"missing\n"), None);
+    }
+
+    /// Issue 10, defect 2 (on-prem): a node that cannot record its PID runs nothing.
+    #[test]
+    fn a_node_that_cannot_record_its_pid_runs_nothing() {
+        let j = std::env::temp_dir().join(format!("kiln-onprem-node-{}", std::process::id()));
+        std::fs::create_dir_all(&j).unwrap();
+        let ran = j.join("ran");
+        std::fs::write(j.join("env.sh"), "").unwrap();
+        std::fs::write(j.join("setup.sh"), "").unwrap();
+        std::fs::write(j.join("run.sh"), format!("touch '{}'", ran.display())).unwrap();
+        // A directory where the PID's temporary file goes makes the write fail.
+        std::fs::create_dir_all(j.join("node-0.pid.tmp")).unwrap();
+        let st = std::process::Command::new("bash").args(["-c", NODE, "node", &j.display().to_string(), "0"]).status().unwrap();
+        let ran_it = ran.exists();
+        std::fs::remove_dir(j.join("node-0.pid.tmp")).unwrap();
+        let ok = std::process::Command::new("bash").args(["-c", NODE, "node", &j.display().to_string(), "0"]).status().unwrap();
+        let recorded = std::fs::read_to_string(j.join("node-0.pid")).unwrap_or_default();
+        let ran_after = ran.exists();
+        std::fs::remove_dir_all(&j).unwrap();
+        assert_eq!(st.code(), Some(111));
+        assert!(!ran_it, "the user's command never ran");
+        assert!(ok.success() && ran_after && !recorded.trim().is_empty(), "with its PID recorded, the node runs");
     }
 
     #[test]

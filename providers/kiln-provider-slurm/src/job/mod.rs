@@ -108,10 +108,21 @@ printf '%s\n%s\n' "${st:-GONE}" "$size"
 if [ "$size" -gt "$off" ]; then tail -c +$((off + 1)) "$f" | head -c "$n"; fi
 "#;
 
-/// The job an interrupted create submitted, if any. Args: DIR NAME
+/// The job an interrupted create submitted, if any: by the ID file SUBMIT writes, else (a kill
+/// between sbatch's answer and that file) by the job's name, which holds the create's token: in
+/// squeue, then in accounting or the job completion log for a job squeue has already forgotten.
+/// A squeue that fails is an error, never "no job": the submission is not forgotten while Slurm
+/// cannot be asked. Args: DIR NAME
 const FIND: &str = r#"dir=$1 name=$2
 if [ -s "$dir/slurm_job_id" ]; then cat "$dir/slurm_job_id"; exit 0; fi
-id=$(squeue -h --states=all -n "$name" -o %i 2>/dev/null | head -n1)
+out=$(squeue -h --states=all -n "$name" -o %i 2>&1) || { printf 'squeue: %s\n' "$out" >&2; exit 1; }
+id=$(printf '%s\n' "$out" | grep -E '^[0-9_]+$' | head -n1)
+if [ -z "$id" ]; then
+  id=$(sacct -X -n --parsable2 -S now-30days --name="$name" -o JobID 2>/dev/null | grep -E '^[0-9_]+$' | head -n1)
+fi
+if [ -z "$id" ]; then
+  id=$(sacct -c -n --parsable2 -S now-30days --name="$name" -o JobID 2>/dev/null | grep -E '^[0-9_]+$' | head -n1)
+fi
 if [ -n "$id" ]; then mkdir -p "$dir"; printf '%s\n' "$id" > "$dir/slurm_job_id"; echo "$id"; exit 0; fi
 case "$dir" in */jobs/*) rm -rf "$dir" ;; esac
 "#;
@@ -550,6 +561,53 @@ mod tests {
         assert!(get(&v, "finished_at").as_str().is_some());
         let v = observed(&prior("running"), &Seen { dir: true, queue: None, acct: Some(acct("7", "COMPLETED", 0)) }).unwrap();
         assert_eq!(get(&v, "status"), &Value::from("succeeded"));
+    }
+
+    /// Runs FIND for `DIR/jobs/j-1` with fake `squeue` and `sacct` scripts first on the PATH.
+    fn find(squeue: &str, sacct: &str, id_file: bool) -> (std::process::Output, bool) {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        let dir = tmp.path().join("jobs/j-1");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        if id_file {
+            std::fs::write(dir.join("slurm_job_id"), "99\n").unwrap();
+        }
+        for (name, body) in [("squeue", squeue), ("sacct", sacct)] {
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::process::Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+        }
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let out = std::process::Command::new("bash")
+            .args(["-c", FIND, "find", &dir.display().to_string(), "kiln-j-1"])
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        (out, dir.exists())
+    }
+
+    fn id_of(out: &std::process::Output) -> String {
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Issue 10, defect 2 (Slurm): a create killed after sbatch answered but before the job ID
+    /// was recorded is found by the job's name, in squeue or, once squeue has forgotten it, in
+    /// accounting; a squeue that cannot reach the controller is an error, and the directory stays.
+    #[test]
+    fn an_unrecorded_submission_is_found_by_name_and_never_forgotten_on_error() {
+        let (out, _) = find("exit 9", "exit 9", true);
+        assert_eq!(id_of(&out), "99", "the ID file comes first");
+        let (out, _) = find("[ \"$4\" = kiln-j-1 ] && echo 17", "exit 1", false);
+        assert_eq!(id_of(&out), "17", "found in squeue by name");
+        let (out, kept) = find("exit 0", "case \"$*\" in *--name=kiln-j-1*) echo 42 ;; esac", false);
+        assert_eq!((id_of(&out).as_str(), kept), ("42", true), "found in accounting once squeue forgot it");
+        let (out, kept) = find("echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1", "exit 1", false);
+        assert!(!out.status.success(), "a failing squeue is an error");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Unable to contact"), "{out:?}");
+        assert!(kept, "the job's directory stays while Slurm cannot be asked");
+        let (out, kept) = find("exit 0", "exit 1", false);
+        assert!(out.status.success() && id_of(&out).is_empty() && !kept, "nothing submitted: the directory is cleared");
     }
 
     #[test]

@@ -203,6 +203,25 @@ async fn an_interrupted_submission_is_recovered_by_its_token() {
     assert!(none.state.is_none() && !none.diagnostics.has_errors());
 }
 
+/// Issue 10, defect 2 (Slurm): a create killed after sbatch answered but before the job's ID file
+/// was written is found by the job's name.
+#[tokio::test]
+async fn a_submission_whose_id_was_not_recorded_is_recovered_by_its_name() {
+    let (p, _dir) = provider();
+    let cluster = debug_cluster(&p, json!({})).await;
+    let cfg = config(&p, "job", json!({ "cluster": cluster.to_json(), "run": "sleep 60" }));
+    let t = token();
+    let job = create_with_token(&p, "job.n", &cfg, &t).await;
+    let mut jobs = Jobs::default();
+    jobs.add(&job);
+    std::fs::remove_file(std::path::Path::new(str_of(&job, "job_dir")).join("slurm_job_id")).expect("the ID file");
+    let planned = plan(&p, "job.n", &cfg, None).await.planned;
+    let found = p.recover(RecoverRequest { address: "job.n", kind: "job", token: &t, planned: &planned }).await;
+    assert!(!found.diagnostics.has_errors(), "{:?}", found.diagnostics);
+    let found = found.state.expect("the submitted job is found by its name");
+    assert_eq!(str_of(&found, "job_id"), str_of(&job, "job_id"));
+}
+
 #[tokio::test]
 async fn bad_submissions_fail_with_slurms_words() {
     let (p, dir) = provider();
