@@ -342,11 +342,18 @@ fn set_op(a: &[Value], op: SetOp) -> Result<Value> {
     Ok(Value::List(make_set(out)))
 }
 
+/// The most elements `setproduct` builds: the product of a few lists grows without bound.
+const MAX_PRODUCT: usize = 1_000_000;
+
 fn setproduct(a: &[Value]) -> Result<Value> {
     if a.len() < 2 {
         return Err(err("at least two arguments are required"));
     }
     let lists = (0..a.len()).map(|i| seq(a, i, "a set or a list is required")).collect::<Result<Vec<_>>>()?;
+    let size = lists.iter().try_fold(1usize, |n, l| n.checked_mul(l.len())).filter(|n| *n <= MAX_PRODUCT);
+    if size.is_none() {
+        return Err(err(format!("the product has more than {MAX_PRODUCT} elements, the limit")));
+    }
     let mut product: Vec<Vec<Value>> = vec![Vec::new()];
     for list in lists {
         let elems = unify(list.to_vec()).map_err(|_| err("all elements must be of the same type"))?;
@@ -616,5 +623,8 @@ mod tests {
         );
         assert_eq!(js("setproduct", vec![v(r#"["a"]"#), v("[]")]), "[]");
         assert_eq!(fails("setproduct", vec![v("[1]")]), "at least two arguments are required");
+        // 1000^3 rows would exhaust memory: refused before any is built.
+        let big = Value::List((0..1000).map(|i| Value::from(i as i64)).collect());
+        assert!(fails("setproduct", vec![big.clone(), big.clone(), big]).contains("more than 1000000 elements"));
     }
 }

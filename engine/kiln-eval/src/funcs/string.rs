@@ -49,6 +49,9 @@ fn indent(a: &[Value]) -> Result<Value> {
     let spaces = arg_int(a, 0)?;
     let s = arg_string(a, 1)?;
     let spaces = usize::try_from(spaces).map_err(|_| arg_err(0, "the number of spaces must not be negative"))?;
+    if spaces > super::format::MAX_WIDTH {
+        return Err(arg_err(0, format!("the number of spaces must be at most {}", super::format::MAX_WIDTH)));
+    }
     Ok(Value::String(s.replace('\n', &format!("\n{}", " ".repeat(spaces)))))
 }
 
@@ -292,6 +295,7 @@ mod tests {
         assert_eq!(ok("join", vec![s(","), v("[1, 2]"), v("[true]")]), s("1,2,true"));
         assert_eq!(ok("join", vec![s(","), v("[]")]), s(""));
         assert!(fails("join", vec![s(",")]).contains("at least one list is required"));
+        assert!(fails("indent", vec![n("9999999999"), s("a\nb")]).contains("at most 1000000"));
         assert!(fails("join", vec![s(","), v(r#"["a", null]"#)]).contains("element 1 is null"));
         assert!(fails("join", vec![s(","), v("[[1]]")]).contains("element 0: string required"));
         assert_eq!(js("split", vec![s(","), s("foo,bar,baz")]), r#"["foo","bar","baz"]"#);
