@@ -431,7 +431,10 @@ fn leases(kind: Kind) {
     let err = r.stderr();
     assert!(err.contains("ci@build-agent-7") && err.contains(&live.id) && err.contains("wait for that run"), "{err}");
     assert!(!err.contains("stale"), "{err}");
-    st.kiln(&p, &["force-unlock", &live.id]).ok();
+    // force-unlock does not break a live lease (issue 10, defect 8) unless told --force.
+    let err = st.kiln(&p, &["force-unlock", &live.id]).code_is(1).stderr();
+    assert!(err.contains("lease is renewed until") && err.contains(&format!("kiln force-unlock --force {}", live.id)), "{err}");
+    st.kiln(&p, &["force-unlock", "--force", &live.id]).ok();
 
     // A lease that ended: stale, and force-unlock lets the next apply through.
     let gone = foreign_lock(&p, -30);

@@ -349,6 +349,52 @@ async fn cancel_stops_new_operations() {
     assert!(f.mock.calls().iter().all(|c| !c.starts_with("create")));
 }
 
+/// A second interrupt abandons the creates in flight: they are cancelled (not left running to
+/// finish behind apply's back), and each keeps its durable pending entry for the next plan.
+#[tokio::test]
+async fn a_second_cancel_abandons_creates_in_flight_leaving_them_pending() {
+    let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"slow\" {\n  provider = mock\n  name = \"slow\"\n  delay_ms = 300\n}\n");
+    let p = f.plan(&State::default()).await;
+    let (config, _) = kiln_config::load(f.dir.path());
+    let config = config.unwrap();
+    let reg = registry(&f.mock);
+    let (tx, rx) = tokio::sync::watch::channel(0u8);
+    let sink = Arc::new(Sink::default());
+    let watcher = {
+        let sink = sink.clone();
+        async move {
+            while !sink.mutations().iter().any(|m| matches!(m, kiln_state::Mutation::PutPending(_))) {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+            tx
+        }
+    };
+    let (out, _tx) = tokio::join!(
+        apply(ApplyRequest {
+            config: &config,
+            state: State::new(),
+            registry: &reg,
+            plan: &p,
+            hook: Arc::new(NoopHook),
+            sink: sink.clone(),
+            cancel: Cancel(rx),
+            cwd: f.dir.path().to_path_buf(),
+            parallelism: None,
+            workspace: "default".into(),
+        }),
+        watcher
+    );
+    assert!(out.interrupted);
+    // Longer than the create would take: a create left running would finish meanwhile.
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert!(f.mock.created.lock().unwrap().is_empty(), "the abandoned create was cancelled");
+    let muts = sink.mutations();
+    assert!(muts.iter().any(|m| matches!(m, kiln_state::Mutation::PutPending(_))), "{muts:?}");
+    assert!(!muts.iter().any(|m| matches!(m, kiln_state::Mutation::ClearPending { .. } | kiln_state::Mutation::Put { .. })), "{muts:?}");
+}
+
 #[tokio::test]
 async fn prevent_destroy_blocks_destroy() {
     let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n  lifecycle {\n    prevent_destroy = true\n  }\n}\n");
