@@ -87,7 +87,7 @@ fn value() -> impl Strategy<Value = Value> {
         Just(Value::Unknown),
         any::<bool>().prop_map(Value::Bool),
         any::<i32>().prop_map(|n| Value::from(n as i64)),
-        prop::sample::select(&["0.5", "-3", "1e20", "255", "24"][..]).prop_map(|n| val(n)),
+        prop::sample::select(&["0.5", "-3", "1e20", "255", "24"][..]).prop_map(val),
         "[a-z0-9 ,.%/{}\\[\\]*:$-]{0,12}".prop_map(Value::from),
         prop::sample::select(&["10.0.0.0/16", "2001:db8::/32", "2026-01-01T00:00:00Z", "1h", "%s-%05d", "[a-z]+", "{\"a\": [1]}", "a: [1, 2]"][..])
             .prop_map(Value::from),
@@ -132,7 +132,7 @@ fn long_flat_expressions_evaluate() {
     for depth in [10, 60, 64, 65, 200] {
         eval_checked(&format!("{}1{}", "[".repeat(depth), "]".repeat(depth)));
         eval_checked(&format!("{}1{}", "abs(".repeat(depth), ")".repeat(depth)));
-        eval_checked(&format!("{}", "[for x in ".repeat(depth) + "[1] : x" + &"]".repeat(depth)));
+        eval_checked(&("[for x in ".repeat(depth) + "[1] : x" + &"]".repeat(depth)));
         eval_checked(&format!("1{}", " + 1".repeat(depth)));
     }
 }
