@@ -66,6 +66,10 @@ resource "spot_pool" "workers" {
   # When spot capacity is short (or reclaimed), fill the gap with on-demand instances.
   on_demand_fallback = true
 
+  # No SSH into the instances unless asked: uncomment with your own address block to open
+  # port 22 from it (a world-open block such as 0.0.0.0/0 gets a plan warning).
+  # ssh_cidr = "203.0.113.7/32"
+
   tags = local.tags
 }
 

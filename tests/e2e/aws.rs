@@ -443,3 +443,92 @@ fn kill_9_before_the_instances_launch_then_reapply_creates_them_once() {
     force_unlock_and_reapply(&p);
     exactly_four_nodes(&p); // the killed create's security group and key pair were cleaned up
 }
+
+/// The state document as the previous release (commit 74722dc, `format_version` 1) wrote it,
+/// from a state this release wrote: only the fields that release knew, in its shape.
+fn as_previous_release_wrote(state: &serde_json::Value, edit: impl Fn(&str, &mut serde_json::Value)) -> String {
+    let pick = |from: &serde_json::Value, keys: &[&str]| -> serde_json::Value {
+        serde_json::Value::Object(keys.iter().filter_map(|k| from.get(*k).map(|v| (k.to_string(), v.clone()))).collect())
+    };
+    let resources: Vec<serde_json::Value> = state["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| {
+            let mut r = pick(r, &["address", "provider", "kind", "attributes", "sensitive_attributes", "dependencies", "tainted", "create_before_destroy"]);
+            let address = r["address"].as_str().unwrap_or_default().to_string();
+            edit(&address, &mut r["attributes"]);
+            r
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "format_version": 1,
+        "kiln_version": "0.1.0",
+        "lineage": state["lineage"],
+        "serial": state["serial"],
+        "resources": resources,
+        "pending": [],
+        "outputs": state.get("outputs").cloned().unwrap_or(serde_json::json!({})),
+    });
+    serde_json::to_string_pretty(&doc).unwrap() + "\n"
+}
+
+/// Issue 10 (defect 10): before this release, clusters and spot pools opened SSH to 0.0.0.0/0
+/// unless told otherwise, and state stored it. New ones get no SSH ingress, but an upgrade of
+/// kiln never plans a replacement by itself: a state the previous release wrote, for objects
+/// its default made, plans no change (with a warning about the world-open block).
+#[test]
+fn an_upgrade_plans_no_change_for_objects_made_with_the_old_ssh_default() {
+    let _g = exclusive();
+    let body = "resource \"cluster\" \"c\" {\n  provider      = aws\n  instance_type = \"t3.micro\"\n}\n\nresource \"spot_pool\" \"p\" {\n  provider       = aws\n  instance_types = [\"t3.micro\"]\n  capacity       = 1\n}\n";
+    // What the previous release made from `body`: SSH open to the world.
+    let old_default = body.replace("  provider ", "  ssh_cidr = \"0.0.0.0/0\"\n  provider ");
+    let p = AwsProject::new(&old_default);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let state = p.state_json();
+    for addr in ["cluster.c", "spot_pool.p"] {
+        let r = state["resources"].as_array().unwrap().iter().find(|r| r["address"] == addr).unwrap_or_else(|| panic!("{addr}: {state}"));
+        assert_eq!(r["attributes"]["ssh_cidr"], "0.0.0.0/0", "{r}");
+    }
+    std::fs::write(p.state_path(), as_previous_release_wrote(&state, |_, _| {})).unwrap();
+    // The user's configuration, unchanged by the upgrade, never named ssh_cidr.
+    p.write("main.kiln.hcl", &(header() + body));
+    let r = p.kiln(&["plan", "--detailed-exitcode"]);
+    assert_eq!(r.code(), 0, "an upgrade plans no change:\n{}\n{}", r.stdout(), r.stderr());
+    assert!(r.stdout().contains("No changes"), "{}", r.stdout());
+    assert!(r.stderr().contains("SSH (port 22) is open to the whole internet"), "a world-open block warns: {}", r.stderr());
+
+    // A new object gets no SSH ingress, and no warning.
+    let fresh = AwsProject::new(body);
+    let r = fresh.kiln(&["plan"]).ok();
+    assert!(!r.stderr().contains("open to the whole internet"), "{}", r.stderr());
+    let out = r.stdout();
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains(" ssh_cidr ")).map(str::trim).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines.iter().all(|l| l.ends_with("= \"\"")), "no SSH ingress unless asked: {lines:?}");
+}
+
+/// Issue 10 (defect 10): the pool's generated private key is sensitive by the schema, and its
+/// mark follows the whole-resource reference `cluster = spot_pool.workers` into the job: neither
+/// `kiln show` nor `show --json` prints it, and state records the job's `cluster` as sensitive.
+#[test]
+fn the_pools_private_key_never_shows_through_the_jobs_cluster() {
+    let _g = exclusive();
+    let p = AwsProject::example();
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let state = p.state_json();
+    let res = |addr: &str| state["resources"].as_array().unwrap().iter().find(|r| r["address"] == addr).cloned().unwrap_or_else(|| panic!("{addr}"));
+    let key = res("spot_pool.workers")["attributes"]["ssh_private_key"].as_str().unwrap_or_default().to_string();
+    assert!(key.len() > 40, "kiln made a key pair: {key}");
+    let secret = key.lines().nth(1).expect("a PEM body line").to_string();
+    let job = res("job.train");
+    assert!(job["sensitive_attributes"].as_array().unwrap().iter().any(|s| s == "cluster"), "{job}");
+    for args in [&["show"][..], &["show", "--json"], &["state", "show", "job.train"], &["state", "show", "spot_pool.workers"], &["output"], &["output", "--json"]] {
+        let r = p.kiln(args).ok();
+        assert!(!r.stdout().contains(&secret) && !r.stderr().contains(&secret), "{args:?} prints the private key:\n{}", r.stdout());
+    }
+    let show: serde_json::Value = serde_json::from_str(&p.kiln(&["show", "--json"]).ok().stdout()).unwrap();
+    let train = show["resources"].as_array().unwrap().iter().find(|r| r["address"] == "job.train").cloned().unwrap();
+    assert_eq!(train["values"]["cluster"], serde_json::json!({"sensitive": true}), "{train}");
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+}

@@ -103,9 +103,11 @@ fn cluster() -> Body {
         )
         .attr(
             "ssh_cidr",
-            Attribute::optional(Type::String, "Where SSH is allowed from, for the security group kiln creates")
-                .default("0.0.0.0/0")
-                .force_new(),
+            Attribute::optional_computed(
+                Type::String,
+                "Where SSH (port 22) may come from, for the security group kiln creates: a CIDR block such as \"203.0.113.7/32\"; default: nowhere (\"\", no SSH ingress). A world-open block (0.0.0.0/0, ::/0) gets a plan warning. Objects made before this default changed keep the value they have",
+            )
+            .force_new(),
         )
         .attr("tags", Attribute::optional(Type::Map(Box::new(Type::String)), "Tags, besides kiln:address, kiln:token and kiln:node"))
         .attr("zone", Attribute::computed(Type::String, "Availability zone of the subnet"))
@@ -269,9 +271,11 @@ fn spot_pool() -> Body {
         )
         .attr(
             "ssh_cidr",
-            Attribute::optional(Type::String, "Where SSH is allowed from, for the security group kiln creates")
-                .default("0.0.0.0/0")
-                .force_new(),
+            Attribute::optional_computed(
+                Type::String,
+                "Where SSH (port 22) may come from, for the security group kiln creates: a CIDR block such as \"203.0.113.7/32\"; default: nowhere (\"\", no SSH ingress). A world-open block (0.0.0.0/0, ::/0) gets a plan warning. Objects made before this default changed keep the value they have",
+            )
+            .force_new(),
         )
         .attr(
             "tags",

@@ -183,7 +183,7 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
     m.insert("image".into(), image.into());
     m.insert("subnet_id".into(), subnet.into());
     m.insert("zone".into(), zone.into());
-    m.insert("ssh_cidr".into(), spec.ssh_cidr.as_str().into());
+    m.insert("ssh_cidr".into(), spec.ssh_cidr.as_deref().unwrap_or("").into());
     m.entry("spot".into()).or_insert(false.into());
     for k in ["security_group_ids", "key_name"] {
         if m.get(k).is_none_or(Value::is_null) {
@@ -244,7 +244,7 @@ pub(crate) async fn make_network(ctx: &Ctx, address: &str, token: &str, kind: &s
         Some(ids) => ids.clone(),
         None => {
             let (vpc, _) = network::subnet_info(ec2, subnet).await.map_err(|e| e.diagnostic(address, &format!("find subnet {subnet}")))?;
-            let id = network::create_security_group(ec2, &name, &vpc, &spec.ssh_cidr, &tags).await;
+            let id = network::create_security_group(ec2, &name, &vpc, spec.ssh_cidr.as_deref(), &tags).await;
             vec![id.map_err(|e| e.diagnostic(address, "create a security group"))?]
         }
     };
@@ -490,7 +490,7 @@ impl Kind<Ctx, AllInstances> for Cluster {
 
     async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
         match plan(ctx, req).await {
-            Ok(planned) => PlanResponse { planned, requires_replace: Vec::new(), diagnostics: Diagnostics::new() },
+            Ok(planned) => PlanResponse { diagnostics: spec::ssh_warning(req.address, &planned), planned, requires_replace: Vec::new() },
             Err(d) => PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: d.into() },
         }
     }

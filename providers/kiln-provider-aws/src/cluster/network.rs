@@ -3,7 +3,7 @@
 //! creates carries `kiln:address` and `kiln:token`, which is how delete and recover know it is
 //! kiln's to remove.
 
-use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, KeyType, LocationType, ResourceType, Tag, TagSpecification, UserIdGroupPair};
+use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Ipv6Range, KeyType, LocationType, ResourceType, Tag, TagSpecification, UserIdGroupPair};
 use aws_sdk_ec2::Client;
 
 use crate::error::AwsError;
@@ -91,35 +91,37 @@ pub async fn subnet_info(ec2: &Client, subnet: &str) -> Result<(String, String),
     Ok((s.vpc_id().unwrap_or_default().to_string(), s.availability_zone().unwrap_or_default().to_string()))
 }
 
-/// A security group letting SSH in from `ssh_cidr` and all traffic between its members.
+/// A security group letting all traffic in between its members, and SSH from `ssh_cidr` when
+/// one is given (none by default).
 pub async fn create_security_group(
     ec2: &Client,
     name: &str,
     vpc: &str,
-    ssh_cidr: &str,
+    ssh_cidr: Option<&str>,
     tags: &[(String, String)],
 ) -> Result<String, AwsError> {
     let out = ec2
         .create_security_group()
         .group_name(name)
-        .description("kiln cluster: SSH in, all traffic between nodes")
+        .description(if ssh_cidr.is_some() { "kiln cluster: SSH in, all traffic between nodes" } else { "kiln cluster: all traffic between nodes" })
         .vpc_id(vpc)
         .tag_specifications(tag_spec(ResourceType::SecurityGroup, tags))
         .send()
         .await
         .map_err(AwsError::from_sdk)?;
     let id = out.group_id().unwrap_or_default().to_string();
-    let ssh = IpPermission::builder()
-        .ip_protocol("tcp")
-        .from_port(22)
-        .to_port(22)
-        .ip_ranges(IpRange::builder().cidr_ip(ssh_cidr).build())
-        .build();
+    let ssh = ssh_cidr.map(|cidr| {
+        let p = IpPermission::builder().ip_protocol("tcp").from_port(22).to_port(22);
+        if cidr.contains(':') {
+            p.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(cidr).build()).build()
+        } else {
+            p.ip_ranges(IpRange::builder().cidr_ip(cidr).build()).build()
+        }
+    });
     let peers = IpPermission::builder().ip_protocol("-1").user_id_group_pairs(UserIdGroupPair::builder().group_id(&id).build()).build();
     ec2.authorize_security_group_ingress()
         .group_id(&id)
-        .ip_permissions(ssh)
-        .ip_permissions(peers)
+        .set_ip_permissions(Some(ssh.into_iter().chain([peers]).collect()))
         .send()
         .await
         .map_err(AwsError::from_sdk)?;

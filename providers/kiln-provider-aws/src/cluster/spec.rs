@@ -19,7 +19,8 @@ pub(crate) struct Spec {
     pub key_name: Option<String>,
     /// IAM instance profile (name or ARN) of the instances: the kiln agent's credentials.
     pub instance_profile: Option<String>,
-    pub ssh_cidr: String,
+    /// Where SSH may come from; `None`: no SSH ingress (the default).
+    pub ssh_cidr: Option<String>,
     pub tags: Vec<(String, String)>,
 }
 
@@ -66,6 +67,11 @@ impl Spec {
         } else {
             Some(str_list(v, "security_group_ids"))
         };
+        if let Some(c) = known_str(v, "ssh_cidr").filter(|s| !s.is_empty()) {
+            if !is_cidr(&c) {
+                errs.push(format!("ssh_cidr `{c}` is not a CIDR block such as \"203.0.113.7/32\" or \"2001:db8::/64\""));
+            }
+        }
         let spec = Spec {
             nodes,
             instance_type: known_str(v, "instance_type"),
@@ -76,7 +82,7 @@ impl Spec {
             security_group_ids,
             key_name: known_str(v, "key_name"),
             instance_profile: known_str(v, "instance_profile").filter(|s| !s.is_empty()),
-            ssh_cidr: known_str(v, "ssh_cidr").unwrap_or_else(|| "0.0.0.0/0".into()),
+            ssh_cidr: known_str(v, "ssh_cidr").filter(|s| !s.is_empty()),
             tags,
         };
         if errs.is_empty() {
@@ -84,6 +90,33 @@ impl Spec {
         } else {
             Err(errs)
         }
+    }
+}
+
+/// `ADDRESS/PREFIX`, IPv4 or IPv6.
+fn is_cidr(s: &str) -> bool {
+    let Some((ip, prefix)) = s.split_once('/') else { return false };
+    let Ok(prefix) = prefix.parse::<u8>() else { return false };
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => prefix <= 32,
+        Ok(std::net::IpAddr::V6(_)) => prefix <= 128,
+        Err(_) => false,
+    }
+}
+
+/// Whether SSH from `cidr` is open to the whole internet.
+pub(crate) fn world_open(cidr: &str) -> bool {
+    matches!(cidr.split_once('/'), Some((ip, "0")) if ip.parse::<std::net::IpAddr>().is_ok())
+}
+
+/// The plan's warning for a world-open `ssh_cidr` (new or kept from state).
+pub(crate) fn ssh_warning(address: &str, planned: &Value) -> kiln_diag::Diagnostics {
+    match str_attr(planned, "ssh_cidr").filter(|c| world_open(c)) {
+        Some(c) => kiln_diag::Diagnostic::warning("W-AWS-SSH-OPEN", format!("{address}: SSH (port 22) is open to the whole internet (ssh_cidr = \"{c}\")"))
+            .address(address)
+            .hint("set `ssh_cidr` to your own address block (such as \"203.0.113.7/32\"), or to \"\" for no SSH ingress (this replaces the object's security group and instances)")
+            .into(),
+        None => kiln_diag::Diagnostics::new(),
     }
 }
 
@@ -106,7 +139,7 @@ mod tests {
         assert_eq!(s.nodes, 2);
         assert_eq!(s.needs.accelerators.unwrap().count, 8);
         assert_eq!(s.instance_type, None);
-        assert_eq!(s.ssh_cidr, "0.0.0.0/0");
+        assert_eq!(s.ssh_cidr, None, "no SSH ingress unless asked");
     }
 
     #[test]

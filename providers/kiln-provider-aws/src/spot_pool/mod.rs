@@ -222,7 +222,7 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
     m.insert("on_demand_base".into(), num(pool.on_demand_base));
     m.insert("on_demand_target".into(), num(target));
     m.insert("allocation_strategy".into(), pool.allocation_strategy.as_str().into());
-    m.insert("ssh_cidr".into(), pool.common.ssh_cidr.as_str().into());
+    m.insert("ssh_cidr".into(), pool.common.ssh_cidr.as_deref().unwrap_or("").into());
     m.entry("on_demand_fallback".into()).or_insert(false.into());
     for k in ["security_group_ids", "key_name", "ssh_private_key", "fleet_id", "launch_template_id", "token"] {
         if m.get(k).is_none_or(Value::is_null) {
@@ -441,7 +441,7 @@ impl Kind<Ctx, AllInstances> for SpotPool {
 
     async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
         match plan(ctx, req).await {
-            Ok(planned) => PlanResponse { planned, requires_replace: Vec::new(), diagnostics: Diagnostics::new() },
+            Ok(planned) => PlanResponse { diagnostics: crate::cluster::spec::ssh_warning(req.address, &planned), planned, requires_replace: Vec::new() },
             Err(d) => PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: d.into() },
         }
     }

@@ -85,7 +85,10 @@ async fn requests_resolve_to_an_instance_type_and_every_node_is_tagged() {
     let groups = ec2.describe_security_groups().group_ids(sg).send().await.unwrap();
     let g = &groups.security_groups()[0];
     assert!(g.tags().iter().any(|t| t.key() == Some("kiln:address") && t.value() == Some("cluster.train")));
-    assert!(g.ip_permissions().iter().any(|p| p.from_port() == Some(22)), "SSH allowed in");
+    // Issue 10: no SSH ingress unless asked; the nodes still reach each other.
+    assert!(!g.ip_permissions().iter().any(|p| p.from_port() == Some(22)), "no SSH unless asked: {g:?}");
+    assert!(g.ip_permissions().iter().any(|p| p.ip_protocol() == Some("-1")), "nodes reach each other: {g:?}");
+    assert_eq!(str_of(&state, "ssh_cidr"), "");
 
     let replan = planned(&p, "cluster.train", &cfg, Some(&state)).await;
     assert!(changed(&state, &replan).is_empty(), "no change planned: {:?}", changed(&state, &replan));
@@ -292,4 +295,62 @@ async fn impossible_or_contradictory_requests_fail_at_plan_time() {
     assert!(d.has_errors());
     let cpus = planned(&p, "cluster.x", &config(&p, "cluster", j!({ "cpus": "8+", "memory": "32+" })), None).await;
     assert_eq!(strs(&cpus, "instance_type_candidates")[0], "m5a.2xlarge", "m5 is previous generation in EC2's data");
+}
+
+/// Issue 10 (defect 10): SSH is opened only from the block asked for (IPv4 or IPv6); a
+/// world-open block gets a plan warning; a malformed one is refused; and an object made with
+/// the old default (`ssh_cidr = "0.0.0.0/0"` stored, not in the configuration) plans no change.
+#[tokio::test]
+async fn ssh_is_opened_only_when_asked_and_a_world_open_block_warns() {
+    let _g = exclusive().await;
+    server().reset();
+    let p = provider().await;
+    let ec2 = aws().await.ec2;
+    let ssh_ranges = |state: &Value| {
+        let sg = strs(state, "security_group_ids")[0].clone();
+        let ec2 = ec2.clone();
+        async move {
+            let groups = ec2.describe_security_groups().group_ids(sg).send().await.unwrap();
+            let g = groups.security_groups()[0].clone();
+            let ssh: Vec<_> = g.ip_permissions().iter().filter(|p| p.from_port() == Some(22)).cloned().collect();
+            let v4: Vec<String> = ssh.iter().flat_map(|p| p.ip_ranges()).filter_map(|r| r.cidr_ip().map(str::to_string)).collect();
+            let v6: Vec<String> = ssh.iter().flat_map(|p| p.ipv6_ranges()).filter_map(|r| r.cidr_ipv6().map(str::to_string)).collect();
+            (v4, v6)
+        }
+    };
+
+    let mine = config(&p, "cluster", j!({ "instance_type": "t3.micro", "ssh_cidr": "203.0.113.7/32" }));
+    let r = plan(&p, "cluster.mine", &mine, None).await;
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    let state = create(&p, "cluster.mine", &mine).await;
+    assert_eq!(ssh_ranges(&state).await, (vec!["203.0.113.7/32".to_string()], vec![]));
+
+    let v6 = config(&p, "cluster", j!({ "instance_type": "t3.micro", "ssh_cidr": "2001:db8::/64" }));
+    let state6 = create(&p, "cluster.v6", &v6).await;
+    assert_eq!(ssh_ranges(&state6).await, (vec![], vec!["2001:db8::/64".to_string()]));
+
+    for open in ["0.0.0.0/0", "::/0"] {
+        let cfg = config(&p, "cluster", j!({ "instance_type": "t3.micro", "ssh_cidr": open }));
+        let r = plan(&p, "cluster.open", &cfg, None).await;
+        assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
+        let w: Vec<_> = r.diagnostics.iter().filter(|d| d.code == "W-AWS-SSH-OPEN").collect();
+        assert_eq!(w.len(), 1, "a world-open block warns: {:?}", r.diagnostics);
+        assert!(w[0].summary.contains(open) && w[0].hint.is_some(), "{:?}", w[0]);
+    }
+    let bad = config(&p, "cluster", j!({ "instance_type": "t3.micro", "ssh_cidr": "everywhere" }));
+    assert!(plan(&p, "cluster.bad", &bad, None).await.diagnostics.has_errors());
+
+    // Made by the previous release: SSH open to the world by default, stored in state; the
+    // configuration never named ssh_cidr. The upgrade keeps it (and warns): no replacement.
+    let old_cfg = config(&p, "cluster", j!({ "instance_type": "t3.micro", "ssh_cidr": "0.0.0.0/0" }));
+    let old = create(&p, "cluster.old", &old_cfg).await;
+    assert_eq!(ssh_ranges(&old).await.0, ["0.0.0.0/0"]);
+    let unchanged = config(&p, "cluster", j!({ "instance_type": "t3.micro" }));
+    let r = plan(&p, "cluster.old", &unchanged, Some(&old)).await;
+    assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
+    assert!(changed(&old, &r.planned).is_empty(), "an upgrade plans no change: {:?}", changed(&old, &r.planned));
+    assert!(r.diagnostics.iter().any(|d| d.code == "W-AWS-SSH-OPEN"), "{:?}", r.diagnostics);
+    for (a, s) in [("cluster.mine", &state), ("cluster.v6", &state6), ("cluster.old", &old)] {
+        assert!(!delete(&p, a, s).await.has_errors());
+    }
 }
