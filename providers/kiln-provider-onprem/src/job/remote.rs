@@ -131,9 +131,11 @@ pub struct NodeFiles<'a> {
     pub env: &'a [(String, String)],
 }
 
-/// The launch script of one node: writes its files, then [`START`].
+/// The launch script of one node: writes its files, then [`START`]. The job's directory is
+/// private to its owner (0700) and its files 0600 (`env.sh` holds the job's `env`, sensitive
+/// values included, which the node needs); the job itself runs with the login's umask.
 pub fn launch_script(f: &NodeFiles<'_>) -> String {
-    let mut s = String::from("set -u\nJ=$1; R=$2\nmkdir -p \"$J\" && cd \"$J\" || exit 3\n");
+    let mut s = String::from("set -u\nJ=$1; R=$2\n__kiln_umask=$(umask); umask 077\nmkdir -p \"$J\" && chmod 700 \"$J\" && cd \"$J\" || exit 3\n");
     for (name, content) in [
         ("token", f.token.as_bytes()),
         ("started_at", f.started_at.as_bytes()),
@@ -146,7 +148,7 @@ pub fn launch_script(f: &NodeFiles<'_>) -> String {
     ] {
         s += &write_file(name, content);
     }
-    s + START
+    s + "umask \"$__kiln_umask\"\n" + START
 }
 
 /// What STATUS printed.
@@ -275,6 +277,32 @@ mod tests {
         assert_eq!(st.code(), Some(111));
         assert!(!ran_it, "the user's command never ran");
         assert!(ok.success() && ran_after && !recorded.trim().is_empty(), "with its PID recorded, the node runs");
+    }
+
+    /// Issue 10 (defect 11): a node's directory on its host, where `env.sh` holds the job's
+    /// sensitive environment, is private (0700, files 0600); the job keeps the login's umask.
+    #[test]
+    fn a_nodes_files_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("kiln-onprem-private-{}", std::process::id()));
+        let j = root.join("job");
+        let env = vec![("TOKEN".to_string(), "hunter2-s3cr3t".to_string())];
+        let files = NodeFiles { token: "t", started_at: "now", cluster_id: "c-1", stop_grace: 3, setup: "", run: "umask > umask.out", env: &env };
+        let out = std::process::Command::new("bash")
+            .args(["-c", &format!("umask 022; {}", launch_script(&files)), "launch", &j.display().to_string(), "0", "", &root.join("ckpt").display().to_string()])
+            .output()
+            .unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        let start = std::time::Instant::now();
+        while !j.join("node-0.exit").exists() && start.elapsed() < std::time::Duration::from_secs(60) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let (dir_mode, env_mode, run_mode) = (mode(&j), mode(&j.join("env.sh")), mode(&j.join("run.sh")));
+        let job_umask = std::fs::read_to_string(j.join("umask.out")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!((dir_mode, env_mode, run_mode), (0o700, 0o600, 0o600));
+        assert_eq!(job_umask.trim(), "0022", "the job runs with the login's umask");
     }
 
     #[test]
