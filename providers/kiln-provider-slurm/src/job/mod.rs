@@ -39,11 +39,17 @@ fn known_spec(address: &str, v: &Value) -> Result<JobSpec, Diagnostic> {
 }
 
 /// Writes the job's files and submits it; prints sbatch's answer. Args: DIR, then sbatch's.
+/// The directory and its files are private to their owner (0700, 0600): `batch.sh` exports the
+/// job's `env`, sensitive values included, which the job needs; sbatch and the job keep the
+/// login's umask.
 const SUBMIT: &str = r#"set -e
 dir=$1; shift
+__kiln_umask=$(umask); umask 077
 mkdir -p "$dir"
+chmod 700 "$dir"
 cd "$dir"
 __FILES__
+umask "$__kiln_umask"
 out=$(sbatch "$@") || { rc=$?; cd /; rm -rf "$dir"; exit $rc; }
 id=${out%%;*}
 printf '%s\n' "$id" > "$dir/slurm_job_id"
@@ -620,5 +626,32 @@ mod tests {
         assert_eq!(observed(&prior("running"), &Seen { dir: false, queue: Some(row("7", "CANCELLED")), acct: None }), None);
         let still = observed(&prior("running"), &Seen { dir: false, queue: Some(row("7", "RUNNING")), acct: None });
         assert!(still.is_some(), "a running job whose directory was removed still exists");
+    }
+
+    /// Issue 10 (defect 11): the job's directory, whose batch script exports the sensitive
+    /// `env`, is private (0700, files 0600); sbatch runs with the login's umask.
+    #[test]
+    fn the_submitted_files_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let sbatch = bin.join("sbatch");
+        std::fs::write(&sbatch, format!("#!/bin/sh\numask > '{}'\necho 123\n", tmp.path().join("sbatch-umask").display())).unwrap();
+        std::fs::set_permissions(&sbatch, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = tmp.path().join("jobs/j-1");
+        let files = crate::shell::write_file(&format!("{}/batch.sh", dir.display()), b"export TOKEN='hunter2-s3cr3t'\n");
+        let script = format!("umask 022\n{}", SUBMIT.replace("__FILES__", &files));
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let out = std::process::Command::new("bash")
+            .args(["-c", &script, "submit", &dir.display().to_string(), &format!("{}/batch.sh", dir.display())])
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("batch.sh")), 0o600);
+        assert_eq!(std::fs::read_to_string(tmp.path().join("sbatch-umask")).unwrap().trim(), "0022", "sbatch keeps the login's umask");
     }
 }
