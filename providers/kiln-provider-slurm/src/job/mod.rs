@@ -116,7 +116,8 @@ if [ "$size" -gt "$off" ]; then tail -c +$((off + 1)) "$f" | head -c "$n"; fi
 
 /// The job an interrupted create submitted, if any: by the ID file SUBMIT writes, else (a kill
 /// between sbatch's answer and that file) by the job's name, which holds the create's token: in
-/// squeue, then in accounting or the job completion log for a job squeue has already forgotten.
+/// squeue, then in accounting or the job completion log for a job squeue has already forgotten
+/// (names compared here: the job completion log may not filter by name).
 /// A squeue that fails is an error, never "no job": the submission is not forgotten while Slurm
 /// cannot be asked. Args: DIR NAME
 const FIND: &str = r#"dir=$1 name=$2
@@ -124,10 +125,10 @@ if [ -s "$dir/slurm_job_id" ]; then cat "$dir/slurm_job_id"; exit 0; fi
 out=$(squeue -h --states=all -n "$name" -o %i 2>&1) || { printf 'squeue: %s\n' "$out" >&2; exit 1; }
 id=$(printf '%s\n' "$out" | grep -E '^[0-9_]+$' | head -n1)
 if [ -z "$id" ]; then
-  id=$(sacct -X -n --parsable2 -S now-30days --name="$name" -o JobID 2>/dev/null | grep -E '^[0-9_]+$' | head -n1)
+  id=$(sacct -X -n --parsable2 -S now-30days --name="$name" -o JobID,JobName 2>/dev/null | awk -F'|' -v n="$name" '$2 == n && $1 ~ /^[0-9_]+$/ {print $1; exit}')
 fi
 if [ -z "$id" ]; then
-  id=$(sacct -c -n --parsable2 -S now-30days --name="$name" -o JobID 2>/dev/null | grep -E '^[0-9_]+$' | head -n1)
+  id=$(sacct -c -n --parsable2 -S now-30days --name="$name" -o JobID,JobName 2>/dev/null | awk -F'|' -v n="$name" '$2 == n && $1 ~ /^[0-9_]+$/ {print $1; exit}')
 fi
 if [ -n "$id" ]; then mkdir -p "$dir"; printf '%s\n' "$id" > "$dir/slurm_job_id"; echo "$id"; exit 0; fi
 case "$dir" in */jobs/*) rm -rf "$dir" ;; esac
@@ -606,7 +607,7 @@ mod tests {
         assert_eq!(id_of(&out), "99", "the ID file comes first");
         let (out, _) = find("[ \"$4\" = kiln-j-1 ] && echo 17", "exit 1", false);
         assert_eq!(id_of(&out), "17", "found in squeue by name");
-        let (out, kept) = find("exit 0", "case \"$*\" in *--name=kiln-j-1*) echo 42 ;; esac", false);
+        let (out, kept) = find("exit 0", "echo '41|kiln-other'; echo '42|kiln-j-1'", false);
         assert_eq!((id_of(&out).as_str(), kept), ("42", true), "found in accounting once squeue forgot it");
         let (out, kept) = find("echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1", "exit 1", false);
         assert!(!out.status.success(), "a failing squeue is an error");
