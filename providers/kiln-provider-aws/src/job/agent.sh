@@ -97,7 +97,8 @@ stop_job() {
 
 start_job() {
   jd="$DIR/jobs/$(printf '%s' "$1" | tr -c 'A-Za-z0-9._-' '_')"
-  mkdir -p "$jd"
+  # Private to the agent's user: env.sh holds the job's env, sensitive values included.
+  mkdir -p "$jd" && chmod 700 "$jd"
   for f in spec.env env.sh setup.sh run.sh; do
     s3 "$1/$f" -o "$jd/$f" || { log "cannot download $1/$f yet"; return 1; }
   done

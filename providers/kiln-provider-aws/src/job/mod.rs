@@ -520,13 +520,25 @@ async fn whole_log(ctx: &Ctx, req: &LogsRequest<'_>, bucket: &str, p: &str, fini
     }
 }
 
+/// The instances read a job's `env` from its `env.sh` object in the checkpoint bucket: a
+/// sensitive value there is readable by whoever may read the bucket, which the plan says.
+fn sensitive_env_warning(config: &Value) -> Option<Diagnostic> {
+    let env = config.get("env")?;
+    env.contains_sensitive().then(|| {
+        Diagnostic::warning("W-AWS-JOB-ENV-SECRET", "`env` holds sensitive values: the instances read them from the job's env.sh in the checkpoint bucket (kiln/jobs/JOB_ID/env.sh), readable by whoever may read that bucket")
+            .hint("restrict who may read the bucket, or have `setup` fetch the secret with the instances' role (for example from AWS Secrets Manager)")
+    })
+}
+
 #[async_trait]
 impl Kind<Ctx, AllInstances> for Job {
     fn validate(&self, config: &Value) -> Diagnostics {
-        match Spec::parse("job", config) {
+        let mut d = match Spec::parse("job", config) {
             Err(d) if d.code == "E-AWS-JOB-RUN" || d.code == "E-AWS-JOB-BUCKET" => d.into(),
             _ => Diagnostics::new(),
-        }
+        };
+        d.extend(sensitive_env_warning(config));
+        d
     }
 
     async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
@@ -608,6 +620,17 @@ mod tests {
     #[test]
     fn quoting_survives_quotes() {
         assert_eq!(quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn a_sensitive_env_is_named_in_a_warning_never_shown() {
+        let config = |token: Value| Value::Map([("env".to_string(), Value::Map([("TOKEN".to_string(), token)].into()))].into());
+        let d = Job.validate(&config(Value::from("hunter2-s3cr3t").sensitive()));
+        assert!(!d.has_errors());
+        let w: Vec<_> = d.iter().filter(|x| x.code == "W-AWS-JOB-ENV-SECRET").collect();
+        assert_eq!(w.len(), 1, "{d:?}");
+        assert!(!format!("{d:?}").contains("hunter2"), "{d:?}");
+        assert!(Job.validate(&config(Value::from("plain"))).iter().all(|x| x.code != "W-AWS-JOB-ENV-SECRET"));
     }
 
     #[test]
