@@ -377,16 +377,21 @@ fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     Ok(PlanResponse { planned: Value::Map(planned), requires_replace, diagnostics })
 }
 
-/// `env` names must be shell variable names: they are exported on the hosts.
+/// `env` names must be shell variable names: they are exported on the hosts. And `cluster`, once
+/// known, must be an onprem cluster (as plan checks; `kiln validate` checks it too).
 fn validate(config: &Value) -> Diagnostics {
-    crate::util::str_map(config, "env")
+    let mut d: Diagnostics = crate::util::str_map(config, "env")
         .into_iter()
         .filter(|(k, _)| !crate::shell::valid_name(k))
         .map(|(k, _)| {
             Diagnostic::error("E-ONPREM-JOB-ENV", format!("`{k}` in `env` is not an environment variable name"))
                 .hint("use letters, digits and `_`, not starting with a digit")
         })
-        .collect()
+        .collect();
+    if set(config, "cluster").is_some_and(|c| !c.contains_unknown() && c.get("allocation").is_none()) {
+        d.push(Diagnostic::error("E-ONPREM-JOB-CLUSTER", "`cluster` must be an onprem cluster").attribute("cluster").hint("write `cluster = cluster.NAME`"));
+    }
+    d
 }
 
 #[async_trait]
@@ -459,6 +464,8 @@ mod tests {
     fn env_names_are_checked() {
         let v = Value::from_json(&serde_json::json!({ "env": { "GOOD_1": "x", "1BAD": "y", "A-B": "z" } }));
         assert_eq!(validate(&v).errors().count(), 2);
+        let v = Value::from_json(&serde_json::json!({ "cluster": 1, "run": "x" }));
+        assert_eq!(validate(&v).iter().map(|d| d.code).collect::<Vec<_>>(), ["E-ONPREM-JOB-CLUSTER"]);
     }
 
     #[test]
