@@ -160,6 +160,7 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
                 prior: prior.map(|r| r.attributes.clone()).or_else(|| c.before.clone().map(|b| b.unmark_deep().0)).unwrap_or(Value::Null),
                 dependencies: prior.map(|r| r.dependencies.clone()).unwrap_or_else(|| c.dependencies.clone()),
                 done: Mutation::Remove { address: c.address.clone() },
+                secrets: crate::redact::secrets_named(c.before.as_ref().or(prior.map(|r| &r.attributes)), &c.sensitive),
             }
         })
         .collect();
@@ -274,6 +275,8 @@ struct DeleteItem {
     /// What it depended on: it goes before those.
     dependencies: Vec<InstanceAddr>,
     done: Mutation,
+    /// What its provider's errors must not quote.
+    secrets: kiln_value::Secrets,
 }
 
 fn deposed_delete(d: &DeposedObject) -> DeleteItem {
@@ -284,6 +287,7 @@ fn deposed_delete(d: &DeposedObject) -> DeleteItem {
         prior: d.resource.attributes.clone(),
         dependencies: d.resource.dependencies.clone(),
         done: Mutation::RemoveDeposed { key: d.key.clone() },
+        secrets: crate::redact::secrets_named(Some(&d.resource.attributes), &d.resource.sensitive),
     }
 }
 
@@ -333,6 +337,7 @@ async fn run_deletes(
             let sem = ctx.semaphore(&d.provider, p.as_ref(), req.parallelism);
             let (hook, sink) = (ctx.hook.clone(), ctx.sink.clone());
             let (addr, kind, prior, done) = (d.address.clone(), d.kind.clone(), d.prior.clone(), d.done.clone());
+            let secrets = d.secrets.clone();
             let cancel_task = cancel.clone();
             tasks.spawn(async move {
                 let _permit = match &sem {
@@ -350,7 +355,7 @@ async fn run_deletes(
                 hook.apply_start(what, Action::Delete);
                 let started = Instant::now();
                 let name = addr.to_string();
-                let d = p.delete(DeleteRequest { address: &name, kind: &kind, prior: &prior }).await;
+                let d = crate::redact::diags(p.delete(DeleteRequest { address: &name, kind: &kind, prior: &prior }).await, &secrets);
                 let mut mutations = Vec::new();
                 if !d.has_errors() {
                     mutations.push(done);

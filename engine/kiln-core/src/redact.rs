@@ -16,6 +16,21 @@ pub(crate) fn secrets<'a>(values: impl IntoIterator<Item = &'a Value>) -> Secret
     s
 }
 
+/// The secrets of a value in state: its marked parts and the attributes state recorded as
+/// sensitive (`names`), whose values state keeps without marks.
+pub(crate) fn secrets_named(v: Option<&Value>, names: &[String]) -> Secrets {
+    let mut s = Secrets::default();
+    if let Some(v) = v {
+        s.add(v);
+        for n in names {
+            if let Some(x) = v.get(n) {
+                s.add(&x.clone().sensitive());
+            }
+        }
+    }
+    s
+}
+
 /// `d` with every text that quotes one of `secrets` redacted.
 pub(crate) fn diag(mut d: Diagnostic, secrets: &Secrets) -> Diagnostic {
     if secrets.is_empty() {

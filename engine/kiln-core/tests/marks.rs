@@ -142,3 +142,31 @@ async fn provider_validation_errors_never_quote_a_sensitive_value() {
     assert_eq!(e.summary, "invalid name (sensitive value)");
     assert!(!format!("{d:?}").contains(secret), "{d:?}");
 }
+
+#[tokio::test]
+async fn provider_delete_errors_never_quote_a_sensitive_value() {
+    let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name     = \"a\"\n  secret   = \"hunter2-s3cr3t\"\n}\n");
+    let state = f.converge(&State::new()).await;
+    f.mock.fail_deletes.store(true, std::sync::atomic::Ordering::SeqCst);
+    std::fs::write(f.dir.path().join("main.kiln.hcl"), "provider \"mock\" {}\n").unwrap();
+    let (p, d) = f.plan(&state, BTreeMap::new()).await;
+    assert!(!d.has_errors(), "{d:?}");
+    let (config, _) = kiln_config::load(f.dir.path());
+    let config = config.unwrap();
+    let reg = registry(&f.mock);
+    let out = apply(ApplyRequest {
+        config: &config,
+        state: state.clone(),
+        registry: &reg,
+        plan: &p.unwrap(),
+        hook: Arc::new(NoopHook),
+        sink: Arc::new(Sink::default()),
+        cancel: Cancel::never(),
+        cwd: f.dir.path().to_path_buf(),
+        parallelism: None,
+        workspace: "default".into(),
+    })
+    .await;
+    let e = out.diagnostics.iter().find(|d| d.code == "E-MOCK").unwrap_or_else(|| panic!("{:?}", out.diagnostics));
+    assert_eq!(e.summary, "delete failed on purpose (secret (sensitive value))");
+}

@@ -114,7 +114,9 @@ impl Provider for Mock {
     async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
         self.log(format!("delete {}", req.address));
         if self.fail_deletes.load(Ordering::SeqCst) {
-            return Diagnostic::error("E-MOCK", "delete failed on purpose").into();
+            // Quoting the object's secret, as a careless provider might.
+            let secret = req.prior.get("secret").and_then(Value::as_str).unwrap_or_default();
+            return Diagnostic::error("E-MOCK", format!("delete failed on purpose (secret {secret})")).into();
         }
         let name = req.prior.get("name").and_then(Value::as_str).unwrap_or_default();
         self.deleted.lock().unwrap().push(name.to_string());
