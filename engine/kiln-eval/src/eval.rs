@@ -15,8 +15,35 @@ use crate::funcs::{self, FuncCtx};
 use crate::refs::{parse_ref, Parsed};
 use crate::{Expr, Scope};
 
+/// The most `for` iterations (of expressions and `%{for}` directives together) one expression
+/// may run: nested loops multiply (`range` alone makes 1,024 values), and results must fit in
+/// memory.
+pub const MAX_ITERATIONS: usize = 1_000_000;
+
+thread_local! {
+    /// Iterations run so far by the expression being evaluated on this thread.
+    static ITERATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Spends `n` iterations of the expression being evaluated; false once past [`MAX_ITERATIONS`].
+fn spend_iterations(n: usize) -> bool {
+    ITERATIONS.with(|c| {
+        let used = c.get().saturating_add(n);
+        c.set(used);
+        used <= MAX_ITERATIONS
+    })
+}
+
+fn too_many_iterations(at: Option<Span>) -> Diagnostics {
+    Diagnostic::error("E-FOR-LIMIT", format!("this expression runs more than {MAX_ITERATIONS} `for` iterations"))
+        .or_at(at)
+        .hint("kiln bounds the work of one expression: iterate over fewer elements or nest fewer loops")
+        .into()
+}
+
 /// Evaluates `expr`. On error the value is `Unknown` and the diagnostics say why.
 pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Value, Diagnostics> {
+    ITERATIONS.with(|c| c.set(0));
     let mut ev = Evaluator::new(expr.file, scope);
     let v = ev.eval(&expr.node)?;
     // Values deeper than kiln's limit could not be stored or read back (nor dropped safely).
@@ -457,6 +484,9 @@ impl<'s> Evaluator<'s> {
         let mut map: BTreeMap<String, Value> = BTreeMap::new();
         let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         let mut unknown = false;
+        if !spend_iterations(items.len()) {
+            return Err(too_many_iterations(span_of(self.file, &f.intro.collection_expr)));
+        }
         for (k, v) in items {
             let depth = self.locals.len();
             if let Some(kn) = &kname {
@@ -642,6 +672,9 @@ impl<'s> Evaluator<'s> {
                             .into())
                     }
                 };
+                if !spend_iterations(items.len()) {
+                    return Err(too_many_iterations(span_of(self.file, &d.for_expr.collection_expr)));
+                }
                 for (k, v) in items {
                     let depth = self.locals.len();
                     if let Some(kn) = &d.for_expr.key_var {

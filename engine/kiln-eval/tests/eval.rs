@@ -446,3 +446,17 @@ fn values_nested_deeper_than_the_limit_are_an_error_at_the_expression() {
     let deep = format!("yamldecode(\"{}1\")", "- ".repeat(40_000));
     check_err_in(&deep, &s, "E-FUNC", "nested deeper than 256 levels");
 }
+
+#[test]
+fn nested_for_loops_are_bounded() {
+    // 1,000,000,000 iterations would exhaust memory: refused once past the limit.
+    let src = "[for a in range(1000) : [for b in range(1000) : [for c in range(1000) : 1]]]";
+    let d = check_err(src, "E-FOR-LIMIT", "more than 1000000");
+    assert!(d.primary.is_some(), "{src}");
+    let d = check_err(r#""%{ for a in range(1000) }%{ for b in range(1000) }%{ for c in range(1000) }x%{ endfor }%{ endfor }%{ endfor }""#, "E-FOR-LIMIT", "`for` iterations");
+    assert!(d.primary.is_some());
+    // The budget is per expression: many loops in separate expressions are fine.
+    for _ in 0..3 {
+        assert!(eval_in("length([for a in range(500) : [for b in range(1000) : b]])", &scope()).is_ok());
+    }
+}
