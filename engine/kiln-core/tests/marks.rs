@@ -3,6 +3,7 @@
 //! value is redacted at the engine boundary. The mock provider returns plain values (as real
 //! providers do) and quotes what its validation rejects.
 
+#[allow(dead_code)]
 mod mock;
 
 use std::collections::BTreeMap;
