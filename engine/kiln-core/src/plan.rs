@@ -74,8 +74,8 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
     if w.diags.has_errors() {
         return (None, w.diags);
     }
-    w.plan_orphans().await;
     w.resolve_pending().await;
+    w.plan_orphans().await;
     let outputs = w.root_outputs();
     let mut changes: Vec<PlannedChange> = std::mem::take(&mut w.changes);
     filter_targets(&mut changes, &req.targets, &req.excludes, &graph, req.mode);
@@ -792,13 +792,28 @@ impl<'a> Walker<'a> {
     /// Deletes for everything in state the configuration no longer has (or all, in destroy mode),
     /// and for every deposed object.
     pub async fn plan_orphans(&mut self) {
-        let orphans: Vec<(InstanceAddr, ResourceState)> = self
+        let mut orphans: Vec<(InstanceAddr, ResourceState)> = self
             .state
             .resources
             .iter()
             .filter(|(a, _)| self.mode == Mode::Destroy || !self.visited.contains(*a))
             .map(|(a, r)| (a.clone(), r.clone()))
             .collect();
+        // What an interrupted create made, adopted by this plan but not yet in state, goes the
+        // same way: a destroy right after a crash must not leave it running (apply records it
+        // first, then deletes it).
+        let adopted: Vec<(InstanceAddr, ResourceState)> = self
+            .pending
+            .iter()
+            .filter(|r| !self.state.resources.contains_key(&r.address))
+            .filter(|r| self.mode == Mode::Destroy || !self.visited.contains(&r.address))
+            .filter_map(|r| {
+                let attributes = r.adopted.clone()?;
+                let dependencies = self.config_dependencies(&r.address);
+                Some((r.address.clone(), ResourceState { provider: r.provider.clone(), kind: r.kind.clone(), attributes, sensitive: Vec::new(), dependencies, tainted: false, create_before_destroy: false }))
+            })
+            .collect();
+        orphans.extend(adopted);
         for (addr, rs) in orphans {
             if self.ensure_provider(&rs.provider).await.is_none() {
                 continue;
@@ -855,6 +870,27 @@ impl<'a> Walker<'a> {
                 deposed: Some(d.key),
             });
         }
+    }
+
+    /// The instances in state of the resources `addr`'s resource depends on in the configuration
+    /// (for the destroy order of an adopted object, which state has no dependencies for yet).
+    fn config_dependencies(&self, addr: &InstanceAddr) -> Vec<InstanceAddr> {
+        let start = Node::Resource(addr.resource.clone());
+        let mut seen: HashSet<Node> = HashSet::new();
+        let mut stack = vec![start.clone()];
+        let mut resources: HashSet<ResourceAddr> = HashSet::new();
+        while let Some(n) = stack.pop() {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            if let Node::Resource(r) = &n {
+                if n != start {
+                    resources.insert(r.clone());
+                }
+            }
+            stack.extend(self.graph.deps.dependencies(&n).into_iter().cloned());
+        }
+        self.state.resources.keys().filter(|a| resources.contains(&a.resource)).cloned().collect()
     }
 
     /// Looks up the creates an interrupted apply left pending with this provider. An object
