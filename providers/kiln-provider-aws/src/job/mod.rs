@@ -535,6 +535,8 @@ impl Kind<Ctx, AllInstances> for Job {
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = match Spec::parse("job", config) {
             Err(d) if d.code == "E-AWS-JOB-RUN" || d.code == "E-AWS-JOB-BUCKET" => d.into(),
+            // As plan would, so `kiln validate` reports it too (a cluster still unknown is not checked).
+            Err(d) if d.code == "E-AWS-JOB-CLUSTER" && set(config, "cluster").is_some() => d.into(),
             _ => Diagnostics::new(),
         };
         d.extend(sensitive_env_warning(config));
@@ -608,6 +610,14 @@ mod tests {
         // A gap (a part not listed yet) stops the reading; an overlap is read once.
         assert_eq!(log_reads(&[(0, 10), (20, 5)], 0, 100), [(0, 0..10)]);
         assert_eq!(log_reads(&[(0, 10), (5, 10)], 0, 100), [(0, 0..10), (5, 5..10)]);
+    }
+
+    #[test]
+    fn validate_refuses_a_cluster_that_is_not_one() {
+        let v = Value::from_json(&serde_json::json!({"cluster": 1, "run": "python3 train.py"}));
+        assert_eq!(Job.validate(&v).iter().map(|d| d.code).collect::<Vec<_>>(), ["E-AWS-JOB-CLUSTER"]);
+        let later = Value::Map([("cluster".to_string(), Value::Unknown), ("run".to_string(), Value::from("x"))].into());
+        assert!(Job.validate(&later).is_empty());
     }
 
     #[test]
