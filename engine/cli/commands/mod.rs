@@ -242,8 +242,9 @@ pub async fn make_plan(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs, m
 }
 
 async fn make_plan_inner(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs, mode: Mode) -> Result<Plan, String> {
-    // A failpoint for the tests that check a crash never leaves the state locked.
-    if std::env::var("KILN_TEST_PANIC").is_ok_and(|v| v == "plan") {
+    // A failpoint for the tests that check a crash never leaves the state locked; debug builds
+    // (the test suite's) only, so a release binary has no switch that crashes it.
+    if cfg!(debug_assertions) && std::env::var("KILN_TEST_PANIC").is_ok_and(|v| v == "plan") {
         panic!("KILN_TEST_PANIC=plan: a deliberate crash while planning");
     }
     check_addresses(args)?;
