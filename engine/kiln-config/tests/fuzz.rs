@@ -126,7 +126,7 @@ fn mutate(mut text: String, edits: &[Edit]) -> String {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 512, failure_persistence: None, ..Config::default() })]
+    #![proptest_config(Config { cases: 1000, failure_persistence: None, ..Config::default() })]
 
     #[test]
     fn arbitrary_token_soup_never_panics(text in soup()) {
@@ -140,7 +140,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 256, failure_persistence: None, ..Config::default() })]
+    #![proptest_config(Config { cases: 1000, failure_persistence: None, ..Config::default() })]
 
     #[test]
     fn mutated_examples_never_panic(seed in any::<prop::sample::Index>(), edits in prop::collection::vec(edit(), 1..12)) {

@@ -104,7 +104,7 @@ fn backend_with_journal(rt: &tokio::runtime::Runtime) -> (tempfile::TempDir, Loc
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 512, failure_persistence: None, ..Config::default() })]
+    #![proptest_config(Config { cases: 1000, failure_persistence: None, ..Config::default() })]
 
     #[test]
     fn mutated_state_documents_are_read_or_refused(edits in prop::collection::vec(edit(), 1..8)) {
@@ -128,7 +128,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 128, failure_persistence: None, ..Config::default() })]
+    #![proptest_config(Config { cases: 256, failure_persistence: None, ..Config::default() })]
 
     /// The whole read path of the local backend (state, then journal replay) on a mutated journal.
     #[test]
