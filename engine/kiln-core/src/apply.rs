@@ -119,6 +119,13 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
     let mut first = Vec::new();
     for p in &req.plan.pending {
         if let Some(adopted) = &p.adopted {
+            // What state holds at the address is the old half of an interrupted
+            // create_before_destroy: deposed (under the key the plan shows), never dropped.
+            if let Some(old) = state.resources.get(&p.address) {
+                let shown = req.plan.changes.iter().filter(|c| c.address == p.address).filter_map(|c| c.deposed.clone());
+                let key = shown.into_iter().find(|k| !state.deposed.contains_key(k)).unwrap_or_else(deposed_key);
+                first.push(Mutation::PutDeposed(DeposedObject { key, address: p.address.clone(), resource: old.clone() }));
+            }
             first.push(Mutation::Put { address: p.address.clone(), resource: resource_state(&p.provider, &p.kind, adopted.clone(), &[], Vec::new(), false) });
         }
         first.push(Mutation::ClearPending { token: p.token.clone() });

@@ -814,6 +814,29 @@ impl<'a> Walker<'a> {
             })
             .collect();
         orphans.extend(adopted);
+        // An adopted object displaces what state holds at its address: the old half of a
+        // create_before_destroy replacement interrupted before it was deposed. It is deposed
+        // now (apply does so under this key) and destroyed, as the interrupted apply would have.
+        let displaced: Vec<PlannedChange> = self
+            .pending
+            .iter()
+            .filter(|r| r.adopted.is_some())
+            .filter_map(|r| Some((r, self.state.resources.get(&r.address)?)))
+            .map(|(r, old)| PlannedChange {
+                address: r.address.clone(),
+                provider: old.provider.clone(),
+                kind: old.kind.clone(),
+                action: Action::Delete,
+                before: Some(old.attributes.clone()),
+                after: None,
+                reason: Some(Reason::Deposed),
+                create_before_destroy: false,
+                sensitive: old.sensitive.clone(),
+                dependencies: old.dependencies.clone(),
+                deposed: Some(uuid::Uuid::new_v4().simple().to_string()[..8].to_string()),
+            })
+            .collect();
+        self.changes.extend(displaced);
         for (addr, rs) in orphans {
             if self.ensure_provider(&rs.provider).await.is_none() {
                 continue;

@@ -156,6 +156,39 @@ async fn create_before_destroy_creates_first() {
     assert_eq!(&calls[calls.len() - 2..], ["create thing.a", "delete thing.a"]);
 }
 
+/// A create_before_destroy replacement interrupted after the provider made the new object but
+/// before state recorded it: the next plan adopts the new object, and the old one, which the
+/// adoption displaces from its address, is destroyed (it was silently dropped from state, left
+/// running untracked).
+#[tokio::test]
+async fn an_adopted_replacement_deposes_and_destroys_the_old_object() {
+    let src = |n: &str| format!("provider \"mock\" {{}}\nresource \"thing\" \"a\" {{\n  provider = mock\n  name = \"{n}\"\n  lifecycle {{\n    create_before_destroy = true\n  }}\n}}\n");
+    let f = Fixture::new(&src("old"));
+    let state = f.converge(&State::new()).await;
+    f.rewrite(&src("new"));
+    let p = f.plan(&state).await;
+    let sink = Arc::new(Sink::default());
+    f.apply(&state, &p, sink.clone()).await;
+    // The crash: of that apply, only the pending entry reached state.
+    let mut crashed = state.clone();
+    for m in sink.mutations().iter().filter(|m| matches!(m, Mutation::PutPending(_))) {
+        crashed.apply_mutation(m);
+    }
+    f.mock.deleted.lock().unwrap().clear();
+    let p = f.plan(&crashed).await;
+    assert!(p.pending[0].adopted.is_some());
+    let shown: Vec<_> = p.changes.iter().filter(|c| c.action == Action::Delete && c.deposed.is_some()).collect();
+    assert_eq!(shown.len(), 1, "the plan shows the old object's destroy: {:?}", actions(&p));
+    let out = f.apply(&crashed, &p, Arc::new(Sink::default())).await;
+    assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+    assert_eq!(*f.mock.deleted.lock().unwrap(), ["old"], "the old object is destroyed");
+    let a: kiln_addrs::InstanceAddr = "thing.a".parse().unwrap();
+    assert_eq!(out.state.resources[&a].attributes.get("name"), Some(&Value::from("new")));
+    assert!(out.state.deposed.is_empty() && out.state.pending.is_empty());
+    let again = f.plan(&out.state).await;
+    assert!(again.changes.iter().all(|c| c.action == Action::NoOp), "{:?}", actions(&again));
+}
+
 #[tokio::test]
 async fn a_replaced_object_whose_destroy_fails_stays_deposed_until_destroyed() {
     let src = |n: &str| {
