@@ -400,6 +400,25 @@ fn sigkill_during_apply_and_destroy_of_a_job() {
     }
 }
 
+/// A create_before_destroy replacement of a running job killed while the new job starts: after
+/// the next apply exactly one job runs (the old one is destroyed whether the new one was adopted
+/// or cleared), and destroy leaves nothing.
+#[test]
+fn sigkill_during_a_create_before_destroy_replacement_of_a_job() {
+    let cbd = JOB.replace("  stop_grace = 2\n", "  stop_grace = 2\n  lifecycle {\n    create_before_destroy = true\n  }\n");
+    let mut c = Crash::new(&cbd);
+    c.converge();
+    for (i, extra) in [0, 1, 2, 3, 5, 8, 13, 20].into_iter().enumerate() {
+        let (from, to) = if i % 2 == 0 { ("sleep 300", "sleep 301") } else { ("sleep 301", "sleep 300") };
+        let text = c.read("main.kiln.hcl");
+        c.p.write("main.kiln.hcl", &text.replace(from, to));
+        kill_after_line(&mut c, &["apply", "--auto-approve"], "job.train: Creating...", Duration::from_millis(extra), &[]);
+        c.converge();
+        one_job_running(&c);
+    }
+    c.destroy_all();
+}
+
 /// A chain of `n` records (each depends on the one before), each waiting `delay` in create.
 fn chain(n: usize, delay: &str) -> String {
     let mut s = format!("resource \"record\" \"r0\" {{\n  input        = 0\n  create_delay = \"{delay}\"\n}}\n");
