@@ -603,3 +603,25 @@ fn every_command_and_every_file_never_show_secrets() {
 fn encrypted_every_command_and_every_file_never_show_secrets() {
     every_command_and_every_file(true);
 }
+
+/// Issue 10, defect 5: a provider's own sensitive settings never show, neither in what it says
+/// (a connection error naming the login host) nor in the values it copies into an object (the
+/// region of an AWS bucket).
+#[test]
+fn sensitive_provider_settings_never_show() {
+    let aws = Project::new(&format!(
+        "{VAR_ONLY}provider \"aws\" {{\n  region = var.token\n}}\nresource \"bucket\" \"b\" {{\n  provider = aws\n}}\n"
+    ));
+    let mut c = aws.command(&["plan"]);
+    c.env("KILN_VAR_token", SECRET).env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test").env("AWS_EC2_METADATA_DISABLED", "true");
+    let r = run(c);
+    no_secret("aws region", &r);
+    assert!(r.stdout().contains("region") && r.stdout().contains("(sensitive value)"), "{}\n{}", r.stdout(), r.stderr());
+
+    let slurm = Project::new(&format!(
+        "{VAR_ONLY}provider \"slurm\" {{\n  login {{\n    host = var.token\n  }}\n}}\nresource \"cluster\" \"c\" {{\n  provider  = slurm\n  partition = \"debug\"\n}}\n"
+    ));
+    let r = kiln_with(&slurm, SECRET, &["plan"]).code_is(1);
+    no_secret("slurm login host", &r);
+    assert!(r.stderr().contains("(sensitive value)"), "{}", r.stderr());
+}

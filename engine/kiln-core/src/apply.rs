@@ -216,6 +216,7 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
         commit(&mut state, &req.sink, vec![Mutation::SetOutputs(outputs)], &mut diags).await;
     }
     diags.extend(w.diags);
+    let diags = w.values.redact(diags);
     ApplyOutcome { state, diagnostics: diags, interrupted }
 }
 
@@ -625,7 +626,10 @@ async fn start_resource(
             .plan(kiln_provider::PlanRequest { address: &name, kind: &r.kind, prior: prior_v.as_ref(), replacing: replacing.as_ref(), config: &cfg, proposed: &proposed })
             .await;
         // What the provider says about this object is redacted with every value it was given.
-        let secrets = crate::redact::secrets([&cfg, &proposed, &resp.planned].into_iter().chain(prior_v.as_ref()).chain(replacing.as_ref()));
+        let mut secrets = crate::redact::secrets([&cfg, &proposed, &resp.planned].into_iter().chain(prior_v.as_ref()).chain(replacing.as_ref()));
+        if let Some(p) = w.values.provider_secrets.get(&key) {
+            secrets.extend(p);
+        }
         if resp.diagnostics.has_errors() {
             w.diags.extend(crate::redact::diags(resp.diagnostics, &secrets).with_address(&name));
             return None;

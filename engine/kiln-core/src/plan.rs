@@ -72,7 +72,7 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
         w.visit(node).await;
     }
     if w.diags.has_errors() {
-        return (None, w.diags);
+        return (None, w.values.redact(w.diags));
     }
     w.resolve_pending().await;
     w.plan_orphans().await;
@@ -93,7 +93,7 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
         }
     }
     let variables = w.root_var_values();
-    diags = w.diags;
+    diags = w.values.redact(w.diags);
     if diags.has_errors() {
         return (None, diags);
     }
@@ -496,7 +496,10 @@ impl<'a> Walker<'a> {
             );
             return;
         }
+        // A provider's complaint about its configuration never quotes a sensitive setting.
+        let secrets = crate::redact::secrets([&config]);
         match factory.configure(ConfigureRequest { config: config.unmark_deep().0, working_dir: self.cwd.clone() }).await {
+        self.values.provider_secrets.insert(key.to_string(), secrets.clone());
             Ok(p) => {
                 self.providers.instances.insert(key.to_string(), p.clone());
                 self.refresh_provider(key, p.clone()).await;
@@ -504,7 +507,7 @@ impl<'a> Walker<'a> {
                     self.resolve_pending_for(key, p.as_ref()).await;
                 }
             }
-            Err(d) => self.diags.extend(d.with_address(&format!("provider[\"{key}\"]"))),
+            Err(d) => self.diags.extend(crate::redact::diags(d, &secrets).with_address(&format!("provider[\"{key}\"]"))),
         }
     }
 
@@ -529,7 +532,8 @@ impl<'a> Walker<'a> {
         }
         for ((addr, r), res) in items.into_iter().zip(resp.results) {
             if res.diagnostics.has_errors() {
-                self.diags.extend(res.diagnostics.with_address(&addr.to_string()));
+                let secrets = crate::redact::secrets_named(Some(&r.attributes), &r.sensitive);
+                self.diags.extend(crate::redact::diags(res.diagnostics, &secrets).with_address(&addr.to_string()));
                 continue;
             }
             // Only what changed is kept: lookups fall back to state (10,000 copies add up).
@@ -725,6 +729,11 @@ impl<'a> Walker<'a> {
                     (Action::Update, None, planned)
                 }
             }
+        };
+        // Values the provider copied from a sensitive setting of its own are sensitive too.
+        let after = match self.values.provider_secrets.get(key) {
+            Some(s) => s.mark(after),
+            None => after,
         };
         // Marks a provider dropped come back: the schema's, the configuration's and the prior's.
         let mut sensitive = sensitive_attrs(&after, schema);

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use kiln_addrs::{Mode, ResourceAddr};
 use kiln_diag::Diagnostic;
 use kiln_eval::{Ref, Scope};
-use kiln_value::{Map, Value};
+use kiln_diag::Diagnostics;
+use kiln_value::{Map, Secrets, Value};
 
 /// The instances of one resource as references see them.
 #[derive(Debug, Clone)]
@@ -38,6 +39,31 @@ pub(crate) struct Values {
     pub cwd: PathBuf,
     /// `kiln.workspace`.
     pub workspace: String,
+    /// The sensitive settings of each configured provider, by provider key: what the provider
+    /// says, and the values it copies into objects, never show them.
+    pub provider_secrets: HashMap<String, Secrets>,
+}
+
+impl Values {
+    /// `d` redacted with every sensitive value this walk knows (variables, locals, outputs,
+    /// objects, providers' settings): the last line of defence for any message that quotes
+    /// one. Secrets shorter than 4 characters are left to the error paths that know them.
+    pub(crate) fn redact(&self, d: Diagnostics) -> Diagnostics {
+        if d.is_empty() {
+            return d;
+        }
+        let mut s = Secrets::default();
+        for v in self.vars.values().chain(self.locals.values()).chain(self.outputs.values()) {
+            s.add(v);
+        }
+        for e in self.resources.values() {
+            s.add(&e.to_value());
+        }
+        for p in self.provider_secrets.values() {
+            s.extend(p);
+        }
+        crate::redact::diags(d, &s.at_least(4))
+    }
 }
 
 /// `count.index` / `each.*` of the instance being evaluated.

@@ -46,6 +46,36 @@ impl Secrets {
         self.0.is_empty()
     }
 
+    /// Adds another set's secrets.
+    pub fn extend(&mut self, other: &Secrets) {
+        self.0.extend(other.0.iter().cloned());
+        self.0.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        self.0.dedup();
+    }
+
+    /// Only the secrets of `n` characters or more.
+    pub fn at_least(mut self, n: usize) -> Secrets {
+        self.0.retain(|s| s.chars().count() >= n);
+        self
+    }
+
+    /// `v` with every string or number that is one of these secrets (or, for a secret of 4
+    /// characters or more, contains one) marked sensitive: for values a provider copied from a
+    /// sensitive setting of its own configuration into an object's attributes.
+    pub fn mark(&self, v: Value) -> Value {
+        if self.0.is_empty() {
+            return v;
+        }
+        let hit = |t: &str| self.0.iter().any(|s| t == s || (s.chars().count() >= 4 && t.contains(s.as_str())));
+        match v {
+            Value::String(s) if hit(&s) => Value::String(s).sensitive(),
+            Value::Number(n) if hit(&format_number(n)) => Value::Number(n).sensitive(),
+            Value::List(l) => Value::List(l.into_iter().map(|x| self.mark(x)).collect()),
+            Value::Map(m) => Value::Map(m.into_iter().map(|(k, x)| (k, self.mark(x))).collect()),
+            v => v,
+        }
+    }
+
     /// `text` with every occurrence of a secret replaced by [`REDACTED`].
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_string();
@@ -113,6 +143,16 @@ mod tests {
         let s = secrets(Value::from(7i64).sensitive());
         assert_eq!(s.redact("nodes = 7, but 17 or 7.5 or v7 stay; ends with 7."), "nodes = (sensitive value), but 17 or 7.5 or v7 stay; ends with (sensitive value).");
         assert_eq!(s.redact("got \"7\""), "got (sensitive value)");
+    }
+
+    #[test]
+    fn values_holding_a_secret_are_marked() {
+        let s = Secrets::of(&Value::from("eu-secret-1").sensitive());
+        let v = Value::Map([("region".to_string(), Value::from("eu-secret-1")), ("arn".to_string(), Value::from("arn:eu-secret-1:x")), ("n".to_string(), Value::from("other"))].into());
+        let m = s.mark(v);
+        assert!(m.get("region").unwrap().is_sensitive() && m.get("arn").unwrap().is_sensitive());
+        assert!(!m.get("n").unwrap().is_sensitive());
+        assert!(Secrets::of(&Value::from("ab").sensitive()).at_least(4).is_empty());
     }
 
     #[test]
