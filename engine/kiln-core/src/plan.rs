@@ -498,8 +498,8 @@ impl<'a> Walker<'a> {
         }
         // A provider's complaint about its configuration never quotes a sensitive setting.
         let secrets = crate::redact::secrets([&config]);
-        match factory.configure(ConfigureRequest { config: config.unmark_deep().0, working_dir: self.cwd.clone() }).await {
         self.values.provider_secrets.insert(key.to_string(), secrets.clone());
+        match factory.configure(ConfigureRequest { config: config.unmark_deep().0, working_dir: self.cwd.clone() }).await {
             Ok(p) => {
                 self.providers.instances.insert(key.to_string(), p.clone());
                 self.refresh_provider(key, p.clone()).await;
