@@ -218,3 +218,37 @@ fn targeting_warns_that_it_is_in_effect() {
     assert!(warned(&r), "{}", r.stderr());
     assert_eq!(p.state_list(), Vec::<String>::new());
 }
+
+/// The issue's case: `destroy --target job.train` on a quickstart-like project cancels the job
+/// and keeps its checkpoint bucket and cluster.
+#[test]
+fn destroy_target_job_keeps_its_bucket_and_cluster() {
+    let p = Project::new(
+        r#"
+resource "bucket" "checkpoints" {
+  force_destroy = true
+}
+
+resource "cluster" "train" {
+  nodes = 1
+}
+
+resource "job" "train" {
+  cluster    = cluster.train
+  run        = "sleep 30"
+  stop_grace = 1
+  checkpoint {
+    bucket = bucket.checkpoints
+    path   = "run-1/"
+  }
+}
+"#,
+    );
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let r = p.kiln(&["destroy", "--auto-approve", "--target", "job.train"]).ok();
+    assert!(r.stderr().contains("Resource targeting is in effect"), "{}", r.stderr());
+    assert_eq!(p.state_list(), ["bucket.checkpoints", "cluster.train"]);
+    assert!(p.path().join(".kiln/buckets/checkpoints").is_dir(), "the bucket's directory is kept");
+    p.kiln(&["destroy", "--auto-approve"]).ok();
+    assert_eq!(p.state_list(), Vec::<String>::new());
+}
