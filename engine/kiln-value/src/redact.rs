@@ -112,7 +112,7 @@ fn replace_words(text: &str, word: &str) -> String {
         let before = rest[..i].chars().next_back().or(prev);
         let after = rest[i + word.len()..].chars().next();
         // A trailing '.' ends a sentence: it does not make the word longer.
-        let after_inner = after.is_some_and(|c| inner(c) && !(c == '.' && !rest[i + word.len() + 1..].starts_with(char::is_alphanumeric)));
+        let after_inner = after.is_some_and(|c| inner(c) && (c != '.' || rest[i + word.len() + 1..].starts_with(char::is_alphanumeric)));
         let whole = !before.is_some_and(inner) && !after_inner;
         out.push_str(&rest[..i]);
         out.push_str(if whole { REDACTED } else { word });
