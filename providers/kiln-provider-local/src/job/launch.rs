@@ -25,7 +25,7 @@ use crate::procs::{groups_with_env, signal_group};
 pub(crate) const IDENTITY: &str = "KILN_LOCAL_JOB_DIR";
 
 /// Test hook: milliseconds to wait between starting a node and writing its pid file, to aim a
-/// kill at that moment (the crash tests set it; nothing else should).
+/// kill at that moment (the crash tests set it; nothing else should). Debug builds only.
 const PAUSE_HOOK: &str = "KILN_TEST_LAUNCH_PAUSE_MS";
 
 /// `$1` is the job directory, `$2` the node rank. Held until `go` arrives on stdin.
@@ -102,7 +102,7 @@ fn spawn_node(dir: &JobDir, spec: &JobSpec, rank: u64, env: &[(String, String)])
     let stdin = child.stdin.take().expect("stdin is piped");
     // Reap the process if it ends while this kiln still runs; after kiln exits, init does.
     std::thread::spawn(move || child.wait());
-    if let Some(ms) = std::env::var(PAUSE_HOOK).ok().and_then(|v| v.parse().ok()) {
+    if let Some(ms) = std::env::var(PAUSE_HOOK).ok().filter(|_| cfg!(debug_assertions)).and_then(|v| v.parse().ok()) {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
     let recorded = write_pid(dir, rank, pid);
