@@ -170,9 +170,11 @@ pub fn parse_file(file: FileId, text: &str, module: &mut Module, diags: &mut Dia
         Ok(b) => b,
         Err(e) => {
             let loc = e.location();
-            let start = loc.offset();
-            // One character (not one byte) from the error position.
-            let start = start.min(text.len());
+            let mut start = loc.offset().min(text.len());
+            // One character (not one byte) from the error position, which may fall inside one.
+            while !text.is_char_boundary(start) {
+                start -= 1;
+            }
             let end = text[start..].chars().next().map_or(start, |c| start + c.len_utf8());
             diags.push(
                 Diagnostic::error("E-SYNTAX", format!("syntax error: {}", e.message()))
@@ -211,11 +213,13 @@ fn parse_body_recovering(text: &str) -> (Result<hcl_edit::structure::Body, hcl_e
             Err(e) => e,
         };
         let off = err.location().offset();
-        let key = work.get(off..).map_or("", |rest| {
+        // The parser's offset may fall inside a character (or past the end) of odd input.
+        let Some(rest) = work.get(off..) else { return (Err(err), duplicates) };
+        let key = {
             let n = rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).unwrap_or(rest.len());
             &rest[..n]
-        });
-        let line_end = work[off..].find('\n').map_or(work.len(), |i| off + i);
+        };
+        let line_end = rest.find('\n').map_or(work.len(), |i| off + i);
         let one_line = hcl_edit::parser::parse_body(work[off..line_end].trim_end())
             .is_ok_and(|b| b.len() == 1 && b.get_attribute(key).is_some());
         if !err.message().contains("redefined attribute") || key.is_empty() || !one_line || duplicates.len() >= 1000 {

@@ -8,6 +8,19 @@ use kiln_diag::{Diagnostics, Sources};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
+/// The cases of a property test. The seed is fixed so every run (CI included) tries the same
+/// inputs; set PROPTEST_RNG_SEED (and PROPTEST_CASES) to explore others.
+fn config(cases: u32) -> Config {
+    let mut c = Config { failure_persistence: None, ..Config::default() };
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        c.cases = cases;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x6b69_6c6e);
+    }
+    c
+}
+
 /// Parses `text` as one configuration file, checking the diagnostics' spans.
 fn parse(text: &str) -> Diagnostics {
     let mut sources = Sources::new();
@@ -126,7 +139,7 @@ fn mutate(mut text: String, edits: &[Edit]) -> String {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 1000, failure_persistence: None, ..Config::default() })]
+    #![proptest_config(config(1000))]
 
     #[test]
     fn arbitrary_token_soup_never_panics(text in soup()) {
@@ -140,7 +153,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 1000, failure_persistence: None, ..Config::default() })]
+    #![proptest_config(config(1000))]
 
     #[test]
     fn mutated_examples_never_panic(seed in any::<prop::sample::Index>(), edits in prop::collection::vec(edit(), 1..12)) {

@@ -33,3 +33,13 @@ fn a_fifo_named_like_a_configuration_file_is_refused_not_waited_on() {
     let e = d.iter().find(|e| e.code == "E-CONFIG-READ").unwrap_or_else(|| panic!("{d:?}"));
     assert!(e.summary.contains("b.kiln.hcl") && e.summary.contains("not a regular file"), "{}", e.summary);
 }
+
+#[test]
+fn a_syntax_error_inside_a_multibyte_character_is_reported_not_a_panic() {
+    // hcl-edit reports this error at byte 4, inside `ꬓ` (bytes 2 to 5): found by the fuzz suite.
+    let (_dir, config, d) = load(&[("main.kiln.hcl", "n{ꬓ".as_bytes())]);
+    let e = d.iter().find(|e| e.code == "E-SYNTAX").unwrap_or_else(|| panic!("{d:?}"));
+    let l = e.primary.as_ref().expect("a location");
+    assert!(config.sources.text(l.span.file).is_char_boundary(l.span.range.start));
+    assert!(config.sources.location(l.span.file, l.span.range.start).ends_with("main.kiln.hcl:1:3"));
+}

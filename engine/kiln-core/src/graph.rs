@@ -183,7 +183,18 @@ impl Builder<'_> {
                     }
                     p.key()
                 }
-                None => registry.default_for(&r.kind),
+                None => {
+                    let key = registry.default_for(&r.kind);
+                    if registry.get(&key).is_none() {
+                        self.diags.push(
+                            Diagnostic::error("E-PROVIDER-UNKNOWN", format!("kind `{}` would use provider `{key}`, which is not built into this kiln", r.kind))
+                                .at(r.span.clone(), "declared here")
+                                .address(&addr)
+                                .hint(format!("choose one of the available providers with `provider = NAME`: {}", registry.names().collect::<Vec<_>>().join(", "))),
+                        );
+                    }
+                    key
+                }
             };
             let pn = Node::Provider(key.clone());
             if !self.g.contains(&pn) {

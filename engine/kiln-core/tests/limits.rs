@@ -104,3 +104,11 @@ async fn an_unknown_provider_in_a_resource_is_reported_at_the_resource() {
     assert_eq!(e.address.as_deref(), Some("record.r"));
     assert!(e.hint.as_deref().unwrap_or_default().contains("kiln"), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_kind_whose_default_provider_is_missing_is_reported_at_the_resource() {
+    // Only the built-in provider is registered here: `bucket` would be the local provider's.
+    let (p, d, src) = plan_of("resource \"bucket\" \"b\" {\n  name = \"x\"\n}\n").await;
+    assert!(p.is_none());
+    assert!(error_at(&d, &src, "E-PROVIDER-UNKNOWN").starts_with("resource \"bucket\" \"b\""));
+}

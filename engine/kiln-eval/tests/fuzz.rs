@@ -13,6 +13,19 @@ use kiln_value::Value;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
+/// The cases of a property test. The seed is fixed so every run (CI included) tries the same
+/// inputs; set PROPTEST_RNG_SEED (and PROPTEST_CASES) to explore others.
+fn config(cases: u32) -> Config {
+    let mut c = Config { failure_persistence: None, ..Config::default() };
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        c.cases = cases;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x6b69_6c6e);
+    }
+    c
+}
+
 const LEAVES: &[&str] = &[
     "null", "true", "false", "0", "1", "-1", "2.5", "0.1", "1e3", "99999999999999999999999999999", "1e400", "\"\"", "\"a\"",
     "\"1\"", "\"true\"", "\"x,y\"", "\"${1}\"", "\"é😀\"", "\"%{ for x in [1, 2] }${x}%{ endfor }\"", "[]", "{}", "var.u", "var.s",
@@ -102,7 +115,7 @@ fn value() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 2000, failure_persistence: None, ..Config::default() })]
+    #![proptest_config(config(2000))]
 
     #[test]
     fn generated_expressions_never_panic(src in expr()) {

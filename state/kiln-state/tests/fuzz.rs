@@ -9,6 +9,19 @@ use kiln_state::{decode, encode, LocalBackend, Mutation, StateBackend};
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
+/// The cases of a property test. The seed is fixed so every run (CI included) tries the same
+/// inputs; set PROPTEST_RNG_SEED (and PROPTEST_CASES) to explore others.
+fn config(cases: u32) -> Config {
+    let mut c = Config { failure_persistence: None, ..Config::default() };
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        c.cases = cases;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x6b69_6c6e);
+    }
+    c
+}
+
 #[derive(Debug, Clone)]
 enum Edit {
     /// Overwrite a byte.
@@ -104,7 +117,7 @@ fn backend_with_journal(rt: &tokio::runtime::Runtime) -> (tempfile::TempDir, Loc
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 1000, failure_persistence: None, ..Config::default() })]
+    #![proptest_config(config(1000))]
 
     #[test]
     fn mutated_state_documents_are_read_or_refused(edits in prop::collection::vec(edit(), 1..8)) {
@@ -128,7 +141,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(Config { cases: 256, failure_persistence: None, ..Config::default() })]
+    #![proptest_config(config(256))]
 
     /// The whole read path of the local backend (state, then journal replay) on a mutated journal.
     #[test]
