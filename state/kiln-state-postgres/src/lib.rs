@@ -17,6 +17,12 @@
 //! - `locks (workspace PK, id, info)`: the lock row; taken with `INSERT ... ON CONFLICT DO
 //!   NOTHING`, released and renewed by ID. Lock records are not sealed. A holder that dies
 //!   leaves its row; its lease ends and the lock is reported stale (`kiln force-unlock`).
+//!
+//! A workspace without a `states` row is new only when it has no `history` or `journal` rows
+//! either (`delete_state` removes all three in one transaction; a lock row alone is a first apply
+//! under way). Otherwise its row was deleted out of band: `read` and `write` refuse with
+//! [`StateError::Missing`], giving the `INSERT` that restores the newest history row, instead of
+//! starting afresh and forgetting every object it tracked.
 
 #![allow(clippy::result_large_err)]
 
@@ -222,6 +228,58 @@ impl PgBackend {
     }
 }
 
+impl PgBackend {
+    /// Called when the workspace has no `states` row: refuses (with how to restore it) when its
+    /// `history` or `journal` rows remain, which shows that the row was deleted out of band
+    /// (`delete_state` removes them all in one transaction). Starting afresh there would forget
+    /// every object the old state tracks. A new workspace (no rows, or a lock alone) is fine.
+    async fn check_missing(&self, c: &impl tokio_postgres::GenericClient) -> Result<(), StateError> {
+        let sc = &self.schema;
+        let row = c
+            .query_one(
+                &format!(
+                    "SELECT (SELECT count(*) FROM {sc}.journal WHERE workspace = $1),
+                            (SELECT count(*) FROM {sc}.history WHERE workspace = $1),
+                            h.id, h.serial, to_char(h.saved_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
+                       FROM (SELECT 1) AS one
+                       LEFT JOIN (SELECT id, serial, saved_at FROM {sc}.history WHERE workspace = $1 ORDER BY id DESC LIMIT 1) AS h ON true"
+                ),
+                &[&self.workspace],
+            )
+            .await
+            .map_err(|e| self.io("reading the state's history", e))?;
+        let (journal, history): (i64, i64) = (row.get(0), row.get(1));
+        if journal == 0 && history == 0 {
+            return Ok(());
+        }
+        let ws = self.workspace.replace('\'', "''");
+        let found = match (history, journal) {
+            (0, j) => format!("{j} journal row(s) of it remain in {sc}.journal"),
+            (h, 0) => format!("{h} earlier version(s) of it remain in {sc}.history"),
+            (h, j) => format!("{h} earlier version(s) of it remain in {sc}.history and {j} journal row(s) in {sc}.journal"),
+        };
+        let restore = match row.get::<_, Option<i64>>(2) {
+            Some(id) => {
+                let serial: i64 = row.get(3);
+                let saved: Option<String> = row.get(4);
+                format!(
+                    "Restore the newest earlier version (history row {id}, serial {serial}, saved {}) with `INSERT INTO {sc}.states (workspace, lineage, serial, data) SELECT workspace, lineage, serial, data FROM {sc}.history WHERE id = {id}` (`kiln state versions` lists them all; the changes of the deleted row itself are lost unless your database's backups hold it)",
+                    saved.as_deref().unwrap_or("-")
+                )
+            }
+            None => {
+                "Restore the `states` row from a database backup (the journal rows hold only the changes made on top of it)".to_string()
+            }
+        };
+        Err(StateError::Missing {
+            path: self.describe(),
+            reason: format!(
+                "{found}: the workspace's `states` row was deleted. kiln will not start a new state there, which would forget every object the old one tracks (the next apply would create them all again). {restore}, then run `kiln plan` to see what changed since; if you really mean to start from nothing, delete what is left first (`DELETE FROM {sc}.history WHERE workspace = '{ws}'; DELETE FROM {sc}.journal WHERE workspace = '{ws}'`)"
+            ),
+        })
+    }
+}
+
 /// The useful text of an error: a server error's message (tokio-postgres shows only "db error").
 trait Detail {
     fn detail(&self) -> String;
@@ -277,6 +335,7 @@ impl StateBackend for PgBackend {
             .await
             .map_err(|e| self.io("reading the state", e))?
         else {
+            self.check_missing(&tx).await?;
             return Ok(None);
         };
         let (lineage, serial, data): (String, i64, Vec<u8>) = (row.get(0), row.get(1), row.get(2));
@@ -321,6 +380,8 @@ impl StateBackend for PgBackend {
         let serial = to_i64(state.serial);
         match row {
             None => {
+                // A first write must not start over a state that was deleted out of band.
+                self.check_missing(&tx).await?;
                 let n = tx
                     .execute(
                         &format!(

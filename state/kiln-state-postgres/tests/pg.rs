@@ -71,3 +71,56 @@ async fn bad_settings_are_clear_errors() {
     let err = PgBackend::new(PgSettings::new("postgres://kiln:wrong@127.0.0.1:55433/kiln")).read().await;
     assert!(err.is_err());
 }
+
+/// Issue 10, defect 4 for PostgreSQL: the workspace's `states` row deleted out of band while its
+/// `history` or `journal` rows remain is refused with how to restore it (the history row to copy
+/// back, as an SQL statement), never started afresh; run as told, the state reads again.
+#[tokio::test]
+async fn a_deleted_state_row_with_history_is_refused_with_how_to_restore_it() {
+    let s = settings("missing");
+    let a = PgBackend::new(s.clone());
+    let st = sample_state("l", 1);
+    a.write(&st).await.unwrap();
+    a.write(&sample_state("l", 2)).await.unwrap();
+    let addr = st.resources.keys().next().unwrap().clone();
+    a.append(&[kiln_state::Mutation::Remove { address: addr }]).await.unwrap();
+    let (sql, conn) = kiln_state_postgres::tokio_postgres::connect(pg::url(), kiln_state_postgres::tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let sc = &s.schema;
+    sql.execute(&format!("DELETE FROM \"{sc}\".states WHERE workspace = 'default'"), &[]).await.unwrap();
+
+    let b = PgBackend::new(s.clone());
+    let err = b.read().await.unwrap_err();
+    assert!(matches!(err, StateError::Missing { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("serial 1") && msg.contains("kiln state versions"), "{msg}");
+    // A first write of a new state is refused too.
+    assert!(matches!(b.write(&sample_state("new", 1)).await, Err(StateError::Missing { .. })));
+    // The statement the message gives restores the newest history row.
+    let restore = msg.split('`').find(|p| p.starts_with("INSERT INTO")).unwrap_or_else(|| panic!("no INSERT in: {msg}"));
+    sql.batch_execute(restore).await.unwrap_or_else(|e| panic!("{restore}: {e}"));
+    assert_eq!(b.read().await.unwrap(), Some(sample_state("l", 1)));
+
+    // Journal rows alone show it too (a state written once, appended to, its row deleted).
+    let s = settings("missing_journal");
+    let a = PgBackend::new(s.clone());
+    a.write(&st).await.unwrap();
+    a.append(&[kiln_state::Mutation::SetOutputs(Default::default())]).await.unwrap();
+    sql.execute(&format!("DELETE FROM \"{}\".states WHERE workspace = 'default'", s.schema), &[]).await.unwrap();
+    let err = PgBackend::new(s.clone()).read().await.unwrap_err();
+    assert!(matches!(err, StateError::Missing { .. }), "{err:?}");
+    assert!(err.to_string().contains("journal"), "{err}");
+
+    // A lock alone is normal, and a deliberately deleted workspace starts fresh.
+    let s = settings("fresh");
+    let a = PgBackend::new(s.clone());
+    let lock = LockInfo::new("apply");
+    a.lock(&lock).await.unwrap();
+    assert_eq!(a.read().await.unwrap(), None);
+    a.write(&sample_state("l", 1)).await.unwrap();
+    a.write(&sample_state("l", 2)).await.unwrap();
+    a.unlock(&lock.id).await.unwrap();
+    a.delete_state().await.unwrap();
+    assert_eq!(a.read().await.unwrap(), None);
+    a.write(&sample_state("again", 1)).await.unwrap();
+}

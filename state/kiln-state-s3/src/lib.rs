@@ -17,6 +17,15 @@
 //!   under a dead prefix, which nothing reads; the next write of that workspace removes them.
 //! - `K.lock`: the lock, a JSON [`LockInfo`] created with `If-None-Match: *` (no DynamoDB
 //!   table), renewed with `If-Match`. Lock records are not sealed.
+//! - `K.deleted`: in a versioned bucket, written by `delete_state` (`kiln workspace delete`):
+//!   the versions of `K` the bucket keeps belong to a state deleted on purpose. The next first
+//!   write removes it.
+//!
+//! A missing `K` is a new workspace only when nothing shows that it existed (a lock alone is a
+//! first apply under way). When versions of it (without `K.deleted`), its `.backup` or journal
+//! entries remain, it was deleted out of band: `read` and `write` refuse with
+//! [`StateError::Missing`], saying which version or backup to copy back (an `aws s3api
+//! copy-object` command) instead of starting afresh and forgetting every object it tracked.
 //!
 //! Credentials come from the standard AWS chain (environment `AWS_ACCESS_KEY_ID`/
 //! `AWS_SECRET_ACCESS_KEY`, profiles, SSO, instance roles) unless `access_key`/`secret_key` are set.
@@ -187,6 +196,13 @@ impl S3Backend {
         format!("{}.backup", self.key)
     }
 
+    /// Written by [`StateBackend::delete_state`] in a versioned bucket: the versions left
+    /// behind belong to a workspace deleted on purpose, so a new state may start there. The
+    /// next first write removes it.
+    fn tombstone_key(&self) -> String {
+        format!("{}.deleted", self.key)
+    }
+
     fn journal_prefix(&self, lineage: &str, serial: u64) -> String {
         format!("{}.journal/{lineage}/{serial:020}/", self.key)
     }
@@ -284,6 +300,114 @@ impl S3Backend {
         }
         let seen = Seen { etag, lineage, serial, entries: keys.len() as u64 };
         Ok(Some((bytes, seen, keys)))
+    }
+
+    /// The `aws` command-line options that reach this bucket's server.
+    fn cli_endpoint(&self) -> String {
+        self.settings.endpoint.as_deref().map(|e| format!(" --endpoint-url {e}")).unwrap_or_default()
+    }
+
+    /// Called when the snapshot does not exist: refuses (with how to restore it) when what is
+    /// left shows that it did exist and was deleted out of band: earlier versions of it in a
+    /// versioned bucket (unless the workspace was deleted on purpose), its `.backup`, or journal
+    /// entries. Starting afresh there would forget every object the old state tracks. A new
+    /// workspace (nothing, or a lock alone) is fine. Returns whether a tombstone of a deliberate
+    /// deletion is there (the next first write removes it).
+    async fn check_missing(&self) -> Result<bool, StateError> {
+        let url = self.url(&self.key);
+        let (bucket, key, endpoint) = (&self.settings.bucket, &self.key, self.cli_endpoint());
+        let refuse = |found: String, restore: String, fresh: String| {
+            StateError::Missing {
+            path: url.clone(),
+            reason: format!(
+                "{found}: the state object was deleted. kiln will not start a new state there, which would forget every object the old one tracks (the next apply would create them all again). {restore}, then run `kiln plan` to see what changed since; if you really mean to start from nothing, {fresh} first"
+            ),
+        }
+        };
+        let journal = self.list(&format!("{key}.journal/")).await?;
+        let versioned = self.is_versioned().await?;
+        let tombstone = versioned && self.get_head(&self.tombstone_key()).await?;
+        if versioned && !tombstone {
+            if let Some((id, count)) = self.newest_version().await? {
+                let serial = match self.client().await.head_object().bucket(bucket).key(key).version_id(&id).send().await {
+                    Ok(h) => h.metadata().and_then(|m| m.get("kiln-serial")).map(|s| format!(", serial {s}")).unwrap_or_default(),
+                    Err(e) => return Err(self.io_err(key, "HeadObject", e)),
+                };
+                return Err(refuse(
+                    format!("bucket versioning keeps {count} earlier version(s) of it (the newest is version `{id}`{serial})"),
+                    format!(
+                        "Restore the newest version with `aws s3api copy-object{endpoint} --bucket {bucket} --key {key} --copy-source '{bucket}/{key}?versionId={id}'` (`kiln state versions` lists them all; the journal entries kiln wrote on top of it are kept and read again)"
+                    ),
+                    format!(
+                        "record that the old state is abandoned with `aws s3api put-object{endpoint} --bucket {bucket} --key {}`",
+                        self.tombstone_key()
+                    ),
+                ));
+            }
+        }
+        if !versioned && self.get_head(&self.backup_key()).await? {
+            let backup = self.backup_key();
+            return Err(refuse(
+                format!("its backup `{}` does (the state before the last write)", self.url(&backup)),
+                format!(
+                    "Restore it with `aws s3api copy-object{endpoint} --bucket {bucket} --key {key} --copy-source '{bucket}/{backup}'` (the changes of the last write are lost unless you have a copy of the object itself)"
+                ),
+                format!("delete `{}`", self.url(&backup)),
+            ));
+        }
+        if let Some(first) = journal.first() {
+            return Err(refuse(
+                format!(
+                    "{} journal entr{} of it remain under `{}` (such as `{}`)",
+                    journal.len(),
+                    if journal.len() == 1 { "y" } else { "ies" },
+                    self.url(&format!("{key}.journal/")),
+                    self.url(first)
+                ),
+                "Put the state object back from a copy (the journal entries hold only the changes made on top of it)".to_string(),
+                format!("delete the journal with `aws s3 rm{endpoint} --recursive s3://{bucket}/{key}.journal/`"),
+            ));
+        }
+        Ok(tombstone)
+    }
+
+    /// The newest stored version of the state object (not a delete marker) and how many there
+    /// are, in a versioned bucket.
+    async fn newest_version(&self) -> Result<Option<(String, usize)>, StateError> {
+        let mut newest: Option<(String, Option<aws_sdk_s3::primitives::DateTime>)> = None;
+        let mut count = 0;
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            let r = self
+                .client()
+                .await
+                .list_object_versions()
+                .bucket(&self.settings.bucket)
+                .prefix(&self.key)
+                .set_key_marker(key_marker)
+                .set_version_id_marker(version_marker)
+                .send()
+                .await
+                .map_err(|e| self.io_err(&self.key, "ListObjectVersions", e))?;
+            // S3 lists a key's versions newest first; the time breaks ties across pages.
+            for v in r.versions().iter().filter(|v| v.key() == Some(self.key.as_str())) {
+                count += 1;
+                let newer = match &newest {
+                    None => true,
+                    Some((_, t)) => matches!((v.last_modified(), t), (Some(a), Some(b)) if a > b),
+                };
+                if newer {
+                    newest = Some((v.version_id().unwrap_or("null").to_string(), v.last_modified().copied()));
+                }
+            }
+            if r.is_truncated() == Some(true) {
+                key_marker = r.next_key_marker().map(str::to_string);
+                version_marker = r.next_version_id_marker().map(str::to_string);
+            } else {
+                break;
+            }
+        }
+        Ok(newest.map(|(id, _)| (id, count)))
     }
 
     fn remember(&self, seen: Option<Seen>) {
@@ -415,6 +539,7 @@ impl StateBackend for S3Backend {
     async fn read(&self) -> Result<Option<State>, StateError> {
         let Some((bytes, seen, keys)) = self.snapshot().await? else {
             self.remember(None);
+            self.check_missing().await?;
             return Ok(None);
         };
         let url = self.url(&self.key);
@@ -447,6 +572,11 @@ impl StateBackend for S3Backend {
     async fn write(&self, state: &State) -> Result<(), StateError> {
         let url = self.url(&self.key);
         let current = self.snapshot().await?;
+        // A first write must not start over a state that was deleted out of band.
+        let tombstone = match current {
+            None => self.check_missing().await?,
+            Some(_) => false,
+        };
         if let Some((_, seen, _)) = &current {
             if seen.lineage != state.lineage {
                 return Err(StateError::Conflict {
@@ -467,18 +597,15 @@ impl StateBackend for S3Backend {
             }
         }
         let sealed = self.codec.seal(&format::encode(state))?;
-        if let Some((old, _, _)) = &current {
+        if let Some((old, seen, _)) = &current {
             if !self.is_versioned().await? {
                 let key = self.backup_key();
-                self.client()
-                    .await
-                    .put_object()
-                    .bucket(&self.settings.bucket)
-                    .key(&key)
-                    .body(ByteStream::from(old.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| self.io_err(&key, "PutObject", e))?;
+                let mut req = self.client().await.put_object().bucket(&self.settings.bucket).key(&key);
+                // Its lineage and serial too, as on the snapshot (for `kiln state versions`).
+                for (k, v) in meta_of(&seen.lineage, seen.serial) {
+                    req = req.metadata(k, v);
+                }
+                req.body(ByteStream::from(old.clone())).send().await.map_err(|e| self.io_err(&key, "PutObject", e))?;
             }
         }
         let etag = current.as_ref().map(|(_, s, _)| s.etag.as_str());
@@ -495,6 +622,10 @@ impl StateBackend for S3Backend {
             Err((key, e)) => return Err(self.io_err(&key, "PutObject", e)),
         };
         self.remember(Some(Seen { etag: new_etag, lineage: state.lineage.clone(), serial: state.serial, entries: 0 }));
+        if tombstone {
+            // The new state is stored: from now on a deletion is refused again.
+            self.delete(&self.tombstone_key()).await?;
+        }
         // The old journal is folded into the new snapshot: remove it, and entries a write that
         // crashed at this point left under older snapshots. Nothing reads them any more, so a
         // failure here loses nothing.
@@ -702,6 +833,26 @@ impl StateBackend for S3Backend {
         self.delete(&self.key).await?;
         self.delete(&self.backup_key()).await?;
         self.remember(None);
+        // The bucket keeps the deleted versions: record that they were deleted on purpose, so a
+        // new state may start here. Last, so a deletion cut short is refused (and explained) by
+        // the next read rather than taken for a deliberate one.
+        if self.is_versioned().await? {
+            let key = self.tombstone_key();
+            let body = serde_json::to_vec_pretty(&serde_json::json!({
+                "deleted_by": "kiln",
+                "deleted": LockInfo::new("delete").created,
+            }))
+            .expect("tombstone encodes");
+            self.client()
+                .await
+                .put_object()
+                .bucket(&self.settings.bucket)
+                .key(&key)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| self.io_err(&key, "PutObject", e))?;
+        }
         Ok(())
     }
 

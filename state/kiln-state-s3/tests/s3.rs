@@ -210,3 +210,113 @@ async fn a_crash_between_the_snapshot_and_the_journal_cleanup_loses_nothing() {
     let listed = client.list_objects_v2().bucket(&s.bucket).prefix("team/kiln.json.journal/").send().await.unwrap();
     assert!(listed.contents().is_empty(), "{:?}", listed.contents());
 }
+
+/// Issue 10, defect 4 for S3: the state object deleted out of band while bucket versions of it
+/// remain is refused with how to restore it (the version to copy back), never started afresh
+/// (the next apply would create everything again and forget what exists); restored as told, it
+/// reads again with its journal.
+#[tokio::test]
+async fn a_deleted_state_object_with_versions_is_refused_with_how_to_restore_it() {
+    let s = versioned_bucket("missing-v").await;
+    let a = S3Backend::new(s.clone());
+    let st = sample_state("l", 1);
+    a.write(&st).await.unwrap();
+    a.write(&sample_state("l", 2)).await.unwrap();
+    let addr = st.resources.keys().next().unwrap().clone();
+    a.append(&[Mutation::Remove { address: addr }]).await.unwrap();
+    let before = a.read().await.unwrap().unwrap();
+    let client = aws_sdk_s3_conf(&s).await;
+    let vs = client.list_object_versions().bucket(&s.bucket).prefix("team/kiln.json").send().await.unwrap();
+    let newest = vs.versions().iter().find(|v| v.key() == Some("team/kiln.json") && v.is_latest() == Some(true)).unwrap();
+    let newest = newest.version_id().unwrap().to_string();
+    client.delete_object().bucket(&s.bucket).key("team/kiln.json").send().await.unwrap();
+
+    let b = S3Backend::new(s.clone());
+    let err = b.read().await.unwrap_err();
+    assert!(matches!(err, StateError::Missing { .. }), "{err:?}");
+    let msg = err.to_string();
+    for want in [
+        "s3://".to_string(),
+        format!("--copy-source '{}/team/kiln.json?versionId={newest}'", s.bucket),
+        "aws s3api copy-object".to_string(),
+        "kiln state versions".to_string(),
+        "serial 2".to_string(),
+    ] {
+        assert!(msg.contains(&want), "missing `{want}` in: {msg}");
+    }
+    // A first write of a new state is refused too, and puts nothing over the history.
+    assert!(matches!(b.write(&sample_state("new", 1)).await, Err(StateError::Missing { .. })));
+    assert!(client.head_object().bucket(&s.bucket).key("team/kiln.json").send().await.is_err(), "nothing was written");
+    // The versions are still listed for `kiln state versions`.
+    let listed = b.versions().await.unwrap();
+    assert_eq!(listed.iter().map(|v| v.serial).collect::<Vec<_>>(), [Some(2), Some(1)], "{listed:?}");
+    // Restored as the message says, it reads again, journal included.
+    client
+        .copy_object()
+        .bucket(&s.bucket)
+        .key("team/kiln.json")
+        .copy_source(format!("{}/team/kiln.json?versionId={newest}", s.bucket))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(b.read().await.unwrap().as_ref(), Some(&before));
+}
+
+/// Without bucket versioning, the `.backup` object and the journal entries show that a state
+/// existed: a deleted state object beside them is refused too, and the backup is kept.
+#[tokio::test]
+async fn a_deleted_state_object_beside_its_backup_or_journal_is_refused() {
+    let s = settings(&unique("missing-plain"));
+    ensure_unversioned(&s).await;
+    let client = aws_sdk_s3_conf(&s).await;
+    let a = S3Backend::new(s.clone());
+    let st = sample_state("l", 1);
+    a.write(&st).await.unwrap();
+    // Journal entries only (no backup yet: one write so far).
+    let addr = st.resources.keys().next().unwrap().clone();
+    a.append(&[Mutation::Remove { address: addr }]).await.unwrap();
+    client.delete_object().bucket(&s.bucket).key("team/kiln.json").send().await.unwrap();
+    let err = S3Backend::new(s.clone()).read().await.unwrap_err();
+    assert!(matches!(err, StateError::Missing { .. }), "{err:?}");
+    assert!(err.to_string().contains("team/kiln.json.journal/"), "{err}");
+    assert!(matches!(S3Backend::new(s.clone()).write(&sample_state("new", 1)).await, Err(StateError::Missing { .. })));
+
+    // A backup.
+    let s = settings(&unique("missing-backup"));
+    ensure_unversioned(&s).await;
+    let a = S3Backend::new(s.clone());
+    a.write(&sample_state("l", 1)).await.unwrap();
+    a.write(&sample_state("l", 2)).await.unwrap();
+    client.delete_object().bucket(&s.bucket).key("team/kiln.json").send().await.unwrap();
+    let b = S3Backend::new(s.clone());
+    let err = b.read().await.unwrap_err();
+    assert!(matches!(err, StateError::Missing { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("--copy-source '{}/team/kiln.json.backup'", s.bucket)), "{msg}");
+    assert!(matches!(b.write(&sample_state("new", 1)).await, Err(StateError::Missing { .. })));
+    let backup = client.get_object().bucket(&s.bucket).key("team/kiln.json.backup").send().await.unwrap();
+    assert_eq!(backup.metadata().and_then(|m| m.get("kiln-serial")).map(String::as_str), Some("1"), "the backup is kept");
+}
+
+/// What is normal stays normal: a new workspace (a lock alone, no versions, no journal) starts
+/// fresh, and so does one deleted deliberately (`kiln workspace delete`) even though the bucket
+/// keeps its versions; after that new start, an out-of-band deletion is refused again.
+#[tokio::test]
+async fn a_new_or_deliberately_deleted_workspace_starts_fresh() {
+    let s = versioned_bucket("fresh").await;
+    let a = S3Backend::new(s.clone());
+    let lock = LockInfo::new("apply");
+    a.lock(&lock).await.unwrap();
+    assert_eq!(a.read().await.unwrap(), None, "a lock alone is a first apply under way");
+    a.write(&sample_state("l", 1)).await.unwrap();
+    a.write(&sample_state("l", 2)).await.unwrap();
+    a.unlock(&lock.id).await.unwrap();
+    a.delete_state().await.unwrap();
+    let b = S3Backend::new(s.clone());
+    assert_eq!(b.read().await.unwrap(), None, "a deliberately deleted state starts fresh");
+    b.write(&sample_state("again", 1)).await.unwrap();
+    assert_eq!(b.read().await.unwrap().unwrap().lineage, "again");
+    let client = aws_sdk_s3_conf(&s).await;
+    client.delete_object().bucket(&s.bucket).key("team/kiln.json").send().await.unwrap();
+    assert!(matches!(S3Backend::new(s.clone()).read().await, Err(StateError::Missing { .. })));
+}

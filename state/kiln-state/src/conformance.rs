@@ -417,9 +417,21 @@ async fn workspaces(make: Make<'_>) {
         assert!(names.iter().any(|w| w == n), "workspaces() must list `{n}`: {names:?}");
     }
     assert!(names.windows(2).all(|w| w[0] < w[1]), "workspaces() is sorted and without duplicates: {names:?}");
+    // Give `y` history (an earlier version, a journal): deleting a workspace is deliberate, so
+    // it starts again afresh, whereas a state document lost out of band beside such history is
+    // refused (issue 10, defect 4).
+    let mut sy2 = sy.clone();
+    sy2.serial = 8;
+    y.write(&sy2).await.expect("write");
+    y.append(&[Mutation::Remove { address: addr("record.a[0]") }]).await.expect("append");
     y.delete_state().await.expect("delete a workspace's state");
     assert_eq!(y.read().await.expect("read after delete"), None, "a deleted workspace reads as empty");
     assert!(!x.workspaces().await.expect("workspaces").iter().any(|w| w == "ws-y"), "a deleted workspace is not listed");
     assert_eq!(x.read().await.expect("read").as_ref(), Some(&sx2), "deleting one workspace leaves the others");
     y.write(&sample_state("lineage-y2", 1)).await.expect("a deleted workspace can start again with a new lineage");
+    assert_eq!(
+        make("ws-y", plain()).read().await.expect("read").as_ref(),
+        Some(&sample_state("lineage-y2", 1)),
+        "nothing of the deleted state is replayed"
+    );
 }
