@@ -116,3 +116,13 @@ fn missing_var_file_is_an_error() {
     let r = p.kiln(&["plan", "--var-file", "nope.kilnvars"]).code_is(1);
     assert!(r.stderr().contains("nope.kilnvars"), "{}", r.stderr());
 }
+
+/// Issue 10, defect 6: a FIFO given as a variables file is refused, not waited on forever.
+#[test]
+fn a_fifo_given_as_a_variables_file_is_refused() {
+    let p = project();
+    let fifo = p.path().join("pipe.kilnvars");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let r = p.kiln(&["plan", "--var-file", "pipe.kilnvars"]).code_is(1);
+    assert!(r.stderr().contains("it is not a regular file"), "{}", r.stderr());
+}

@@ -108,7 +108,7 @@ pub fn load_module_dir(dir: &Path, sources: &mut Sources, diags: &mut Diagnostic
 
 /// The bytes of a configuration file. Only regular files (or links to them) are read: a FIFO
 /// would block the read until something writes to it, and a device may never end.
-fn read_config_file(path: &Path) -> std::io::Result<Vec<u8>> {
+pub fn read_config_file(path: &Path) -> std::io::Result<Vec<u8>> {
     let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
         let what = if meta.is_dir() { "it is a directory" } else { "it is not a regular file (a FIFO, socket or device)" };

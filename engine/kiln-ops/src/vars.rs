@@ -80,7 +80,7 @@ fn parse_flag_value(v: &str) -> Value {
 }
 
 fn load_file(path: &Path, sources: &mut Sources, out: &mut BTreeMap<String, Value>, diags: &mut Diagnostics) {
-    let text = match std::fs::read_to_string(path) {
+    let text = match kiln_config::read_config_file(path).and_then(|b| String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))) {
         Ok(t) => t,
         Err(e) => {
             diags.push(Diagnostic::error("E-VARFILE-READ", format!("cannot read `{}`: {e}", path.display())));
