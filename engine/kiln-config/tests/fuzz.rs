@@ -5,21 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use kiln_diag::{Diagnostics, Sources};
+use kiln_testkit::fuzz::{config, pos};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 
-/// The cases of a property test. The seed is fixed so every run (CI included) tries the same
-/// inputs; set PROPTEST_RNG_SEED (and PROPTEST_CASES) to explore others.
-fn config(cases: u32) -> Config {
-    let mut c = Config { failure_persistence: None, ..Config::default() };
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        c.cases = cases;
-    }
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x6b69_6c6e);
-    }
-    c
-}
 
 /// Parses `text` as one configuration file, checking the diagnostics' spans.
 fn parse(text: &str) -> Diagnostics {
@@ -88,14 +76,6 @@ fn edit() -> impl Strategy<Value = Edit> {
     ]
 }
 
-/// The nearest character boundary at or before `at` (as a fraction of the text's length).
-fn pos(text: &str, at: u16) -> usize {
-    let mut i = (at as usize * text.len()) / (u16::MAX as usize + 1);
-    while !text.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
 
 fn mutate(mut text: String, edits: &[Edit]) -> String {
     for e in edits {

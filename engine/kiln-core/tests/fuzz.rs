@@ -8,21 +8,9 @@ use std::sync::Arc;
 use kiln_core::{plan, NoopHook, PlanRequest, ProviderRegistry};
 use kiln_plan::Mode;
 use kiln_state::State;
+use kiln_testkit::fuzz::{config, pos};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 
-/// The cases of a property test. The seed is fixed so every run (CI included) tries the same
-/// inputs; set PROPTEST_RNG_SEED (and PROPTEST_CASES) to explore others.
-fn config(cases: u32) -> Config {
-    let mut c = Config { failure_persistence: None, ..Config::default() };
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        c.cases = cases;
-    }
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x6b69_6c6e);
-    }
-    c
-}
 
 const SEEDS: &[&str] = &[
     include_str!("../../../examples/records/main.kiln.hcl"),
@@ -110,13 +98,6 @@ fn one_line_values(text: &str) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-fn pos(text: &str, at: u16) -> usize {
-    let mut i = (at as usize * text.len()) / (u16::MAX as usize + 1);
-    while !text.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
 
 fn mutate(mut text: String, edits: &[Edit]) -> String {
     for e in edits {

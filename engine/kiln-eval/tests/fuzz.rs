@@ -10,21 +10,9 @@ use common::*;
 use kiln_diag::FileId;
 use kiln_eval::Expr;
 use kiln_value::Value;
+use kiln_testkit::fuzz::config;
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 
-/// The cases of a property test. The seed is fixed so every run (CI included) tries the same
-/// inputs; set PROPTEST_RNG_SEED (and PROPTEST_CASES) to explore others.
-fn config(cases: u32) -> Config {
-    let mut c = Config { failure_persistence: None, ..Config::default() };
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        c.cases = cases;
-    }
-    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
-        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x6b69_6c6e);
-    }
-    c
-}
 
 const LEAVES: &[&str] = &[
     "null", "true", "false", "0", "1", "-1", "2.5", "0.1", "1e3", "99999999999999999999999999999", "1e400", "\"\"", "\"a\"",

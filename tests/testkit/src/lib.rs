@@ -4,11 +4,13 @@
 //! test process and drives its test-control endpoints; the aws provider's tests, the S3 state
 //! backend's tests and the binary's end-to-end tests all use it. [`when_this_process_exits`]
 //! cleans up what a harness script started (sshd hosts, a Slurm cluster), however tests end.
+//! [`fuzz`] holds what the fuzz suites share.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod fuzz;
 pub mod moto;
 
 /// The workspace root: the nearest directory at or above this crate's manifest whose
