@@ -52,13 +52,8 @@ impl Values {
         if d.is_empty() {
             return d;
         }
-        let mut s = Secrets::default();
-        for v in self.vars.values().chain(self.locals.values()).chain(self.outputs.values()) {
-            s.add(v);
-        }
-        for e in self.resources.values() {
-            s.add(&e.to_value());
-        }
+        let objects: Vec<Value> = self.resources.values().map(Expansion::to_value).collect();
+        let mut s = Secrets::of_all(self.vars.values().chain(self.locals.values()).chain(self.outputs.values()).chain(&objects));
         for p in self.provider_secrets.values() {
             s.extend(p);
         }

@@ -23,23 +23,26 @@ impl Secrets {
         s
     }
 
-    /// Adds the printed forms of `v`'s sensitive primitives.
-    pub fn add(&mut self, v: &Value) {
-        fn walk(v: &Value, inside: bool, out: &mut Vec<String>) {
-            match v {
-                Value::Sensitive(inner) => walk(inner, true, out),
-                Value::List(l) => l.iter().for_each(|v| walk(v, inside, out)),
-                Value::Map(m) => m.values().for_each(|v| walk(v, inside, out)),
-                Value::String(s) if inside && !s.trim().is_empty() => out.push(s.clone()),
-                Value::Number(n) if inside => out.push(format_number(*n)),
-                Value::Bool(b) if inside => out.push(b.to_string()),
-                _ => {}
-            }
+    /// The secrets of many values, sorted once.
+    pub fn of_all<'a>(values: impl IntoIterator<Item = &'a Value>) -> Secrets {
+        let mut s = Secrets::default();
+        for v in values {
+            collect(v, false, &mut s.0);
         }
-        walk(v, false, &mut self.0);
-        // Longest first, so a secret containing another is replaced whole.
+        s.tidy();
+        s
+    }
+
+    /// Longest first, so a secret containing another is replaced whole; no duplicates.
+    fn tidy(&mut self) {
         self.0.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         self.0.dedup();
+    }
+
+    /// Adds the printed forms of `v`'s sensitive primitives.
+    pub fn add(&mut self, v: &Value) {
+        collect(v, false, &mut self.0);
+        self.tidy();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -49,8 +52,7 @@ impl Secrets {
     /// Adds another set's secrets.
     pub fn extend(&mut self, other: &Secrets) {
         self.0.extend(other.0.iter().cloned());
-        self.0.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        self.0.dedup();
+        self.tidy();
     }
 
     /// Only the secrets of `n` characters or more.
@@ -99,6 +101,18 @@ impl Secrets {
             }
         }
         out
+    }
+}
+
+/// Pushes the printed forms of the primitives under a sensitive mark in `v`.
+fn collect(v: &Value, inside: bool, out: &mut Vec<String>) {
+    match v {
+        Value::Sensitive(inner) => collect(inner, true, out),
+        Value::List(l) => l.iter().for_each(|v| collect(v, inside, out)),
+        Value::Map(m) => m.values().for_each(|v| collect(v, inside, out)),
+        Value::String(s) if inside && !s.trim().is_empty() => out.push(s.clone()),
+        Value::Number(n) if inside => out.push(format_number(*n)),
+        _ => {}
     }
 }
 
