@@ -13,7 +13,9 @@
 //!   stale (with the `kiln force-unlock` command) once it ended; a running apply renews its lease;
 //! - SIGTERM releases the lock after saving state; `kiln init --migrate-state` moves state
 //!   local → s3 → postgres (every workspace, verified) and refuses a foreign destination; backend
-//!   settings use variables.
+//!   settings use variables;
+//! - a state deleted out of band (the S3 object beside its versions, the PostgreSQL row beside
+//!   its history) is refused with how to restore it, and restored as told plans no create.
 //!
 //! S3 tests hold `moto::exclusive()` (other tests reset the server); each test uses its own
 //! bucket or schema.
@@ -552,4 +554,76 @@ fn backend_settings_use_variables() {
     p.write("main.kiln.hcl", "kiln {\n  backend \"s3\" {\n    bucket = \"b\"\n    nope   = 1\n  }\n}\n");
     let err = p.kiln(&["plan"]).code_is(1).stderr();
     assert!(err.contains("backend \"s3\" has no setting `nope`") && err.contains("main.kiln.hcl:4:"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A state deleted out of band (issue 10, defect 4, for the remote backends).
+
+/// Python with boto3 (moto's venv) against moto's S3, running `code` with `s3` a client.
+fn boto(code: &str) -> String {
+    let m = moto::server();
+    let script = format!(
+        "import boto3, json\ns3 = boto3.client('s3', endpoint_url={:?}, region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n{code}\n",
+        m.endpoint()
+    );
+    let out = Command::new(m.python()).arg("-c").arg(script).env("PYTHONDONTWRITEBYTECODE", "1").output().expect("run python");
+    assert!(out.status.success(), "python failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The S3 state object deleted while the bucket keeps its versions: plan and apply refuse
+/// (nothing is created again, nothing is written over the history, the lock is released), the
+/// message says which version to copy back, and once it is copied back nothing changed.
+#[test]
+fn a_state_deleted_out_of_band_is_refused_s3() {
+    let st = store(Kind::S3, "deleted");
+    let bucket = st.block.split("bucket   = \"").nth(1).and_then(|r| r.split('"').next()).expect("bucket").to_string();
+    let p = st.project("resource \"record\" \"a\" {\n  count = 2\n  input = count.index\n}\n");
+    st.kiln(&p, &["apply", "--auto-approve"]).ok();
+    let before = st.show(&p);
+    boto(&format!("s3.delete_object(Bucket={bucket:?}, Key='team/kiln.json')"));
+    let keys = || boto(&format!("print(json.dumps(sorted(o['Key'] for o in s3.list_objects_v2(Bucket={bucket:?}).get('Contents', []))))"));
+    let mut err = String::new();
+    for args in [&["plan"][..], &["apply", "--auto-approve"]] {
+        err = st.kiln(&p, args).code_is(1).stderr();
+        for want in ["does not exist", "aws s3api copy-object", "kiln state versions", "team/kiln.json?versionId="] {
+            assert!(err.contains(want), "`kiln {}`: no `{want}` in:\n{err}", args.join(" "));
+        }
+        assert_eq!(keys().trim(), "[]", "nothing was written and the lock was released");
+    }
+    // Copied back as the message says: the same state, no changes.
+    let source = err.split("--copy-source '").nth(1).and_then(|r| r.split('\'').next()).expect("--copy-source in the message");
+    boto(&format!("s3.copy_object(Bucket={bucket:?}, Key='team/kiln.json', CopySource={source:?})"));
+    st.kiln(&p, &["plan", "--detailed-exitcode"]).code_is(0);
+    assert_eq!(st.show(&p), before);
+}
+
+/// The workspace's PostgreSQL `states` row deleted while its history remains: plan and apply
+/// refuse, and the statement in the message restores a state that plans no create.
+#[test]
+fn a_state_deleted_out_of_band_is_refused_postgres() {
+    let schema = unique("deleted").replace('-', "_");
+    let st = Store { block: pg_block(&schema), env: vec![], _moto: None };
+    let p = st.project("resource \"record\" \"a\" {\n  count = 2\n  input = count.index\n}\n");
+    st.kiln(&p, &["apply", "--auto-approve"]).ok();
+    st.write(&p, "resource \"record\" \"a\" {\n  count = 2\n  input = \"v2-${count.index}\"\n}\n");
+    st.kiln(&p, &["apply", "--auto-approve"]).ok();
+    let psql = |sql: &str| {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|d| d.flatten().map(|e| e.path().join("bin/psql")).find(|p| p.exists()))
+            .expect("psql from Debian's postgresql package (installed by tests/harness/postgres/start.sh)");
+        let out = Command::new(bin).arg(pg_url()).args(["-v", "ON_ERROR_STOP=1", "-qtAc", sql]).output().expect("run psql");
+        assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    psql(&format!("DELETE FROM \"{schema}\".states WHERE workspace = 'default'"));
+    let mut err = String::new();
+    for args in [&["plan"][..], &["apply", "--auto-approve"]] {
+        err = st.kiln(&p, args).code_is(1).stderr();
+        assert!(err.contains("INSERT INTO") && err.contains("kiln state versions"), "`kiln {}`:\n{err}", args.join(" "));
+    }
+    let restore = err.split('`').find(|s| s.starts_with("INSERT INTO")).expect("the INSERT in the message");
+    psql(restore);
+    let plan = st.kiln(&p, &["plan"]).ok().stdout();
+    assert!(plan.contains("Plan: 0 to add") || plan.contains("No changes"), "the restored state still tracks both records:\n{plan}");
 }
