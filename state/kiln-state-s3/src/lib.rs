@@ -317,32 +317,43 @@ impl S3Backend {
         let url = self.url(&self.key);
         let (bucket, key, endpoint) = (&self.settings.bucket, &self.key, self.cli_endpoint());
         let refuse = |found: String, restore: String, fresh: String| {
-            StateError::Missing {
-            path: url.clone(),
-            reason: format!(
+            let reason = format!(
                 "{found}: the state object was deleted. kiln will not start a new state there, which would forget every object the old one tracks (the next apply would create them all again). {restore}, then run `kiln plan` to see what changed since; if you really mean to start from nothing, {fresh} first"
-            ),
-        }
+            );
+            StateError::Missing { path: url.clone(), reason }
         };
         let journal = self.list(&format!("{key}.journal/")).await?;
         let versioned = self.is_versioned().await?;
-        let tombstone = versioned && self.get_head(&self.tombstone_key()).await?;
-        if versioned && !tombstone {
-            if let Some((id, count)) = self.newest_version().await? {
-                let serial = match self.client().await.head_object().bucket(bucket).key(key).version_id(&id).send().await {
-                    Ok(h) => h.metadata().and_then(|m| m.get("kiln-serial")).map(|s| format!(", serial {s}")).unwrap_or_default(),
-                    Err(e) => return Err(self.io_err(key, "HeadObject", e)),
+        let tombstone = match versioned {
+            true => self.stored_at(&self.tombstone_key()).await?,
+            false => None,
+        };
+        if versioned {
+            if let Some((id, count, stored)) = self.newest_version().await? {
+                // A tombstone covers the versions stored before it; one that a first write
+                // failed to remove (killed right after storing its snapshot) covers nothing
+                // stored since. In whole seconds: HEAD gives no finer time.
+                let covered = match (&tombstone, &stored) {
+                    (Some(Some(deleted)), Some(v)) => v.secs() <= deleted.secs(),
+                    (Some(_), _) => true,
+                    (None, _) => false,
                 };
-                return Err(refuse(
-                    format!("bucket versioning keeps {count} earlier version(s) of it (the newest is version `{id}`{serial})"),
-                    format!(
-                        "Restore the newest version with `aws s3api copy-object{endpoint} --bucket {bucket} --key {key} --copy-source '{bucket}/{key}?versionId={id}'` (`kiln state versions` lists them all; the journal entries kiln wrote on top of it are kept and read again)"
-                    ),
-                    format!(
-                        "record that the old state is abandoned with `aws s3api put-object{endpoint} --bucket {bucket} --key {}`",
-                        self.tombstone_key()
-                    ),
-                ));
+                if !covered {
+                    let serial = match self.client().await.head_object().bucket(bucket).key(key).version_id(&id).send().await {
+                        Ok(h) => h.metadata().and_then(|m| m.get("kiln-serial")).map(|s| format!(", serial {s}")).unwrap_or_default(),
+                        Err(e) => return Err(self.io_err(key, "HeadObject", e)),
+                    };
+                    return Err(refuse(
+                        format!("bucket versioning keeps {count} earlier version(s) of it (the newest is version `{id}`{serial})"),
+                        format!(
+                            "Restore the newest version with `aws s3api copy-object{endpoint} --bucket {bucket} --key {key} --copy-source '{bucket}/{key}?versionId={id}'` (`kiln state versions` lists them all; the journal entries kiln wrote on top of it are kept and read again)"
+                        ),
+                        format!(
+                            "record that the old state is abandoned with `aws s3api put-object{endpoint} --bucket {bucket} --key {}`",
+                            self.tombstone_key()
+                        ),
+                    ));
+                }
             }
         }
         if !versioned && self.get_head(&self.backup_key()).await? {
@@ -368,12 +379,23 @@ impl S3Backend {
                 format!("delete the journal with `aws s3 rm{endpoint} --recursive s3://{bucket}/{key}.journal/`"),
             ));
         }
-        Ok(tombstone)
+        Ok(tombstone.is_some())
     }
 
-    /// The newest stored version of the state object (not a delete marker) and how many there
-    /// are, in a versioned bucket.
-    async fn newest_version(&self) -> Result<Option<(String, usize)>, StateError> {
+    /// When the object at `key` was stored (`Some(None)` if the server does not say); `None`
+    /// if it does not exist.
+    async fn stored_at(&self, key: &str) -> Result<Option<Option<aws_sdk_s3::primitives::DateTime>>, StateError> {
+        match self.client().await.head_object().bucket(&self.settings.bucket).key(key).send().await {
+            Ok(h) => Ok(Some(h.last_modified().copied())),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(self.io_err(key, "HeadObject", e)),
+        }
+    }
+
+    /// The newest stored version of the state object (not a delete marker), how many there
+    /// are, and when it was stored, in a versioned bucket.
+    #[allow(clippy::type_complexity)]
+    async fn newest_version(&self) -> Result<Option<(String, usize, Option<aws_sdk_s3::primitives::DateTime>)>, StateError> {
         let mut newest: Option<(String, Option<aws_sdk_s3::primitives::DateTime>)> = None;
         let mut count = 0;
         let (mut key_marker, mut version_marker) = (None, None);
@@ -407,7 +429,7 @@ impl S3Backend {
                 break;
             }
         }
-        Ok(newest.map(|(id, _)| (id, count)))
+        Ok(newest.map(|(id, t)| (id, count, t)))
     }
 
     fn remember(&self, seen: Option<Seen>) {

@@ -319,4 +319,20 @@ async fn a_new_or_deliberately_deleted_workspace_starts_fresh() {
     let client = aws_sdk_s3_conf(&s).await;
     client.delete_object().bucket(&s.bucket).key("team/kiln.json").send().await.unwrap();
     assert!(matches!(S3Backend::new(s.clone()).read().await, Err(StateError::Missing { .. })));
+
+    // A tombstone that a first write did not remove (killed right after storing its snapshot)
+    // does not cover what was stored after it. The pause only puts the two in different
+    // seconds (S3 times have whole seconds); nothing is timed.
+    let s = versioned_bucket("tombstone").await;
+    let a = S3Backend::new(s.clone());
+    a.write(&sample_state("l", 1)).await.unwrap();
+    a.delete_state().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let body = client.list_object_versions().bucket(&s.bucket).prefix("team/kiln.json").send().await.unwrap();
+    assert!(body.versions().iter().any(|v| v.key() == Some("team/kiln.json.deleted")), "delete_state leaves a tombstone");
+    let doc = kiln_state::format::encode(&sample_state("new", 1));
+    client.put_object().bucket(&s.bucket).key("team/kiln.json").body(doc.into()).send().await.unwrap();
+    assert_eq!(a.read().await.unwrap().unwrap().lineage, "new");
+    client.delete_object().bucket(&s.bucket).key("team/kiln.json").send().await.unwrap();
+    assert!(matches!(S3Backend::new(s.clone()).read().await, Err(StateError::Missing { .. })), "a stale tombstone excuses nothing");
 }
