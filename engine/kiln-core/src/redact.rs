@@ -31,23 +31,22 @@ pub(crate) fn secrets_named(v: Option<&Value>, names: &[String]) -> Secrets {
     s
 }
 
-/// `d` with every text that quotes one of `secrets` redacted.
-pub(crate) fn diag(mut d: Diagnostic, secrets: &Secrets) -> Diagnostic {
-    if secrets.is_empty() {
-        return d;
-    }
-    d.summary = secrets.redact(&d.summary);
-    d.detail = d.detail.map(|t| secrets.redact(&t));
-    d.hint = d.hint.map(|t| secrets.redact(&t));
+/// `d` with every text that quotes one of the matcher's secrets redacted.
+fn redact_with(mut d: Diagnostic, m: &kiln_value::Matcher<'_>) -> Diagnostic {
+    d.summary = m.redact(&d.summary);
+    d.detail = d.detail.map(|t| m.redact(&t));
+    d.hint = d.hint.map(|t| m.redact(&t));
     for l in d.primary.iter_mut().chain(d.secondary.iter_mut()) {
-        l.message = secrets.redact(&l.message);
+        l.message = m.redact(&l.message);
     }
     d
 }
 
+/// Every diagnostic of `d` redacted (one matcher for all of them).
 pub(crate) fn diags(d: Diagnostics, secrets: &Secrets) -> Diagnostics {
     if secrets.is_empty() {
         return d;
     }
-    d.into_iter().map(|x| diag(x, secrets)).collect()
+    let m = secrets.matcher();
+    d.into_iter().map(|x| redact_with(x, &m)).collect()
 }

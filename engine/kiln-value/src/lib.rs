@@ -14,7 +14,7 @@ mod types;
 pub use convert::{convert, ConvertError};
 pub use rust_decimal::Decimal;
 pub use convert::parse_number;
-pub use redact::{Secrets, REDACTED};
+pub use redact::{Matcher, Secrets, REDACTED};
 pub use serde_impl::{from_json_slice, from_json_str};
 pub use types::{ObjectAttr, Type};
 
