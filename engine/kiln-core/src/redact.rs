@@ -44,7 +44,7 @@ fn redact_with(mut d: Diagnostic, m: &kiln_value::Matcher<'_>) -> Diagnostic {
 
 /// Every diagnostic of `d` redacted (one matcher for all of them).
 pub(crate) fn diags(d: Diagnostics, secrets: &Secrets) -> Diagnostics {
-    if secrets.is_empty() {
+    if secrets.is_empty() || d.is_empty() {
         return d;
     }
     let m = secrets.matcher();
