@@ -101,6 +101,8 @@ impl Settings {
 pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub s3: aws_sdk_s3::Client,
+    /// SSM Parameter Store: a job's sensitive env (see `job`).
+    pub ssm: aws_sdk_ssm::Client,
     pub region: String,
     /// The endpoint in use when not AWS itself: instances' agents reach S3 there too.
     pub endpoint: Option<String>,
@@ -144,10 +146,12 @@ impl Clients {
         let calls = ApiCalls::default();
         let counter = SharedInterceptor::new(CountCalls(calls.clone()));
         let ec2 = aws_sdk_ec2::config::Builder::from(&sdk).interceptor(counter.clone()).build();
-        let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(s.effective_endpoint().is_some()).interceptor(counter).build();
+        let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(s.effective_endpoint().is_some()).interceptor(counter.clone()).build();
+        let ssm = aws_sdk_ssm::config::Builder::from(&sdk).interceptor(counter).build();
         Ok(Clients {
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
             s3: aws_sdk_s3::Client::from_conf(s3),
+            ssm: aws_sdk_ssm::Client::from_conf(ssm),
             region,
             endpoint: s.effective_endpoint(),
             calls,

@@ -3,14 +3,19 @@
 # The user data of every instance kiln launches starts this script in the background (cloud-init
 # runs user data once, as root, at first boot). Needs only sh, curl (>= 7.75, for --aws-sigv4)
 # and setsid, and an instance role (IAM instance profile) allowed to read and write the job's
-# bucket. The user data sets KILN_REGION and, for an AWS-compatible endpoint, KILN_S3_ENDPOINT.
+# bucket. The user data sets KILN_REGION and, for an AWS-compatible endpoint, KILN_S3_ENDPOINT
+# (SSM is reached there too unless KILN_SSM_ENDPOINT says otherwise).
 #
 # Every KILN_AGENT_INTERVAL seconds it reads the instance tag `kiln:job` through the instance
 # metadata service (tags in metadata are enabled on the instances kiln launches):
 # - a new value `s3://BUCKET/kiln/jobs/JOB_ID` is a job to run: it downloads spec.env (the
 #   KILN_* environment), env.sh (the user's env), setup.sh and run.sh, finds its rank as the
 #   index of its private IP in KILN_NODE_IPS, and starts `setup` then `run` in a new session
-#   (with KILN_NUM_GPUS_PER_NODE set to the GPUs `nvidia-smi -L` lists, if it lists any);
+#   (with KILN_NUM_GPUS_PER_NODE set to the GPUs `nvidia-smi -L` lists, if it lists any). The
+#   env's sensitive values are not in the bucket: when spec.env names KILN_ENV_PARAMETER, the
+#   agent reads that SSM SecureString parameter (GetParameter, so the role needs
+#   ssm:GetParameter on it and kms:Decrypt on its key) into a 0600 file the job's shell sources
+#   after env.sh and then removes;
 # - while the job runs, and once after it ends, it uploads the new part of the node's log and
 #   then status/RANK.json (state, exit code, times, heartbeat) under that prefix. The log goes
 #   in parts `logs/node-RANK/OFFSET` (OFFSET: the part's first byte, 16 digits): the open part
@@ -26,6 +31,7 @@ INTERVAL="${KILN_AGENT_INTERVAL:-10}"
 PART_BYTES="${KILN_LOG_PART_BYTES:-1048576}"
 PART_SECONDS="${KILN_LOG_PART_SECONDS:-600}"
 KILN_S3_ENDPOINT="${KILN_S3_ENDPOINT:-}"
+KILN_SSM_ENDPOINT="${KILN_SSM_ENDPOINT:-$KILN_S3_ENDPOINT}"
 mkdir -p "$DIR/jobs"
 echo $$ >"$DIR/agent.pid"
 
@@ -73,6 +79,18 @@ s3() {
   fi
 }
 
+# ssm_env NAME: the value of the SecureString parameter NAME (base64), decoded, on stdout.
+ssm_env() {
+  ep="${KILN_SSM_ENDPOINT:-https://ssm.$KILN_REGION.amazonaws.com}"
+  set -- -sf -m 60 --aws-sigv4 "aws:amz:$KILN_REGION:ssm" -u "$AK:$SK" -H "X-Amz-Target: AmazonSSM.GetParameter" \
+    -H "Content-Type: application/x-amz-json-1.1" --data-binary "{\"Name\":\"$1\",\"WithDecryption\":true}"
+  [ -z "$TK" ] || set -- "$@" -H "x-amz-security-token: $TK"
+  r=$(curl "$@" "${ep%/}/") || return 1
+  # The value is base64: no quote or backslash of its own (a JSON writer may escape '/').
+  v=$(printf '%s\n' "$r" | field Value | tr -d '\\')
+  [ -n "$v" ] && printf '%s\n' "$v" | base64 -d
+}
+
 current=""
 pid=""
 rank=""
@@ -97,12 +115,21 @@ stop_job() {
 
 start_job() {
   jd="$DIR/jobs/$(printf '%s' "$1" | tr -c 'A-Za-z0-9._-' '_')"
-  # Private to the agent's user: env.sh holds the job's env, sensitive values included.
+  # Private to the agent's user: the job's env (secret.env holds its sensitive values).
   mkdir -p "$jd" && chmod 700 "$jd"
   for f in spec.env env.sh setup.sh run.sh; do
     s3 "$1/$f" -o "$jd/$f" || { log "cannot download $1/$f yet"; return 1; }
   done
+  KILN_ENV_PARAMETER=""
   . "$jd/spec.env"
+  rm -f "$jd/secret.env"
+  if [ -n "$KILN_ENV_PARAMETER" ]; then
+    (umask 077 && ssm_env "$KILN_ENV_PARAMETER" >"$jd/secret.env") || {
+      rm -f "$jd/secret.env"
+      log "cannot read the job's SSM parameter $KILN_ENV_PARAMETER yet (the role needs ssm:GetParameter on it)"
+      return 1
+    }
+  fi
   ip=$(imds meta-data/local-ipv4) || return 1
   iid=$(imds meta-data/instance-id) || return 1
   rank=""
@@ -129,7 +156,7 @@ start_job() {
   # KILN_NUM_GPUS_PER_NODE: the GPUs nvidia-smi lists, when it lists some (a pool mixes types).
   setsid sh -c 'set -a; . "$0/spec.env"; set +a
     g=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU ") && [ "$g" -gt 0 ] && KILN_NUM_GPUS_PER_NODE=$g
-    set -a; . "$0/env.sh"; set +a; mkdir -p "$KILN_WORKDIR"; cd "$KILN_WORKDIR" || exit 1
+    set -a; . "$0/env.sh"; [ ! -f "$0/secret.env" ] || . "$0/secret.env"; set +a; rm -f "$0/secret.env"; mkdir -p "$KILN_WORKDIR"; cd "$KILN_WORKDIR" || exit 1
     { [ ! -s "$0/setup.sh" ] || . "$0/setup.sh"; } && sh "$0/run.sh"; echo $? >"$0/exit.tmp"; mv "$0/exit.tmp" "$0/exit"' "$jd" \
     >"$jd/node.log" 2>&1 </dev/null &
   pid=$!

@@ -10,9 +10,18 @@
 //! reads the status objects; a node whose instance is gone, or whose heartbeat is older than
 //! `heartbeat_timeout`, makes the job `lost`, and a lost job plans a replacement. Delete removes
 //! the tag (the agents stop the processes) and the job's objects.
+//!
+//! The sensitive values of `env` never go to the bucket: env.sh holds only the others, and the
+//! sensitive ones go, as a shell file (base64-encoded), to the SSM SecureString parameter
+//! [`env_parameter`] (`/kiln/jobs/JOB_ID/env`), written before the instances are tagged and
+//! deleted with the job (or when its create fails). spec.env names it (KILN_ENV_PARAMETER); the
+//! agent reads it with a signed GetParameter, so the instance role needs `ssm:GetParameter` on
+//! it (and `kms:Decrypt` on its key, `aws/ssm` by default).
 
 use aws_sdk_ec2::types::Tag;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_ssm::types::ParameterType;
+use base64::Engine as _;
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
@@ -62,7 +71,8 @@ struct Spec {
     setup: String,
     run: String,
     workdir: Option<String>,
-    env: Vec<(String, String)>,
+    /// (name, value, sensitive)
+    env: Vec<(String, String, bool)>,
     stop_grace: u64,
 }
 
@@ -116,7 +126,7 @@ impl Spec {
                 .and_then(Value::as_map)
                 .into_iter()
                 .flatten()
-                .map(|(k, x)| (k.clone(), x.to_template_string().unwrap_or_default()))
+                .map(|(k, x)| (k.clone(), x.to_template_string().unwrap_or_default(), x.contains_sensitive()))
                 .collect(),
             stop_grace: u64_attr(v, "stop_grace").unwrap_or(10),
         }))
@@ -140,11 +150,25 @@ impl Spec {
             ("KILN_WORKDIR", workdir),
             ("PYTHONUNBUFFERED", quote("1")),
         ];
-        vars.iter().map(|(k, v)| format!("export {k}={v}\n")).collect()
+        let mut file: String = vars.iter().map(|(k, v)| format!("export {k}={v}\n")).collect();
+        if self.has_secrets() {
+            // For the agent, which reads the sensitive part of the env from there.
+            file.push_str(&format!("KILN_ENV_PARAMETER={}\n", quote(&env_parameter(job_id))));
+        }
+        file
     }
 
-    fn user_env_file(&self) -> String {
-        self.env.iter().filter(|(k, _)| valid_name(k)).map(|(k, v)| format!("export {k}={}\n", quote(v))).collect()
+    /// The user's env as a shell file: its sensitive values (`sensitive`) or the others.
+    fn user_env_file(&self, sensitive: bool) -> String {
+        self.env
+            .iter()
+            .filter(|(k, _, s)| valid_name(k) && *s == sensitive)
+            .map(|(k, v, _)| format!("export {k}={}\n", quote(v)))
+            .collect()
+    }
+
+    fn has_secrets(&self) -> bool {
+        self.env.iter().any(|(k, _, s)| *s && valid_name(k))
     }
 }
 
@@ -163,6 +187,19 @@ fn gpu_count(accelerators: &str) -> u64 {
 
 fn known(address: &str, v: &Value) -> Result<Spec, Diagnostic> {
     Spec::parse(address, v)?.ok_or_else(|| error("E-AWS-UNKNOWN", address, format!("{address}: the job's configuration is still unknown")))
+}
+
+/// The SSM parameter holding the sensitive part of the job's env (a SecureString).
+pub fn env_parameter(job_id: &str) -> String {
+    format!("/kiln/jobs/{job_id}/env")
+}
+
+/// Deletes the job's env parameter; one already gone is fine.
+async fn delete_env_parameter(ctx: &Ctx, job_id: &str) -> Result<(), AwsError> {
+    match ctx.clients.ssm.delete_parameter().name(env_parameter(job_id)).send().await.map_err(AwsError::from_sdk) {
+        Err(e) if !e.is("ParameterNotFound") => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// `kiln/jobs/JOB_ID`, the job's prefix in its bucket.
@@ -203,26 +240,24 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
             }
         }
     }
-    let p = prefix(&job_id);
-    let files = [
-        ("spec.env", spec.env_file(&job_id, &ips)),
-        ("env.sh", spec.user_env_file()),
-        ("setup.sh", spec.setup.clone()),
-        ("run.sh", spec.run.clone()),
-    ];
-    for (name, body) in files {
-        put(ctx, &spec.bucket, format!("{p}/{name}"), body)
-            .await
-            .map_err(|e| e.diagnostic(req.address, &format!("write {name} to the bucket")))?;
+    let uri = format!("s3://{}/{}", spec.bucket, prefix(&job_id));
+    if spec.has_secrets() {
+        let name = env_parameter(&job_id);
+        let value = base64::engine::general_purpose::STANDARD.encode(spec.user_env_file(true));
+        let request = ctx.clients.ssm.put_parameter().name(&name).value(value).r#type(ParameterType::SecureString).overwrite(true);
+        request.send().await.map_err(|e| {
+            AwsError::from_sdk(e).diagnostic(req.address, &format!("write the env's sensitive values to the SSM parameter {name}")).hint(
+                "kiln keeps a job's sensitive env values in an SSM SecureString parameter: the credentials need ssm:PutParameter and ssm:DeleteParameter on /kiln/jobs/* (the parameter holds at most 4 KB, base64-encoded)",
+            )
+        })?;
+        if let Err(d) = write_and_tag(ctx, req.address, &spec, &job_id, &ips, &uri).await {
+            // Nothing runs the job: its secrets go (best effort; destroy deletes them otherwise).
+            let _ = delete_env_parameter(ctx, &job_id).await;
+            return Err(d);
+        }
+    } else {
+        write_and_tag(ctx, req.address, &spec, &job_id, &ips, &uri).await?;
     }
-    let uri = format!("s3://{}/{p}", spec.bucket);
-    let tag = Tag::builder().key(TAG_JOB).value(&uri).build();
-    ec2.create_tags()
-        .set_resources(Some(spec.instance_ids.clone()))
-        .tags(tag)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk(e).diagnostic(req.address, "tag the instances with the job"))?;
     let mut v = attrs(req.planned);
     v.insert("job_id".into(), Value::from(job_id));
     v.insert("uri".into(), Value::from(uri));
@@ -234,6 +269,32 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     v.insert("started_at".into(), Value::Null);
     v.insert("finished_at".into(), Value::Null);
     Ok(Value::Map(v))
+}
+
+/// Writes the job's files to its bucket, then tags its instances with `uri`.
+async fn write_and_tag(ctx: &Ctx, address: &str, spec: &Spec, job_id: &str, ips: &[String], uri: &str) -> Result<(), Diagnostic> {
+    let p = prefix(job_id);
+    let files = [
+        ("spec.env", spec.env_file(job_id, ips)),
+        ("env.sh", spec.user_env_file(false)),
+        ("setup.sh", spec.setup.clone()),
+        ("run.sh", spec.run.clone()),
+    ];
+    for (name, body) in files {
+        put(ctx, &spec.bucket, format!("{p}/{name}"), body)
+            .await
+            .map_err(|e| e.diagnostic(address, &format!("write {name} to the bucket")))?;
+    }
+    let tag = Tag::builder().key(TAG_JOB).value(uri).build();
+    ctx.clients
+        .ec2
+        .create_tags()
+        .set_resources(Some(spec.instance_ids.clone()))
+        .tags(tag)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| AwsError::from_sdk(e).diagnostic(address, "tag the instances with the job"))
 }
 
 /// One node's report, as the agent uploads it.
@@ -372,6 +433,17 @@ async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
             Ok(_) => {}
             Err(e) if e.is("InvalidInstanceID.NotFound") => {}
             Err(e) => return Err(e.diagnostic(req.address, "untag the job's instances")),
+        }
+    }
+    // The env's sensitive values (the job no longer runs anywhere). Tried for every job, in case
+    // a state lost the mark, but an error counts only for a job whose env has sensitive values.
+    if let Some(job_id) = str_attr(req.prior, "job_id") {
+        match delete_env_parameter(ctx, job_id).await {
+            Err(e) if req.prior.get("env").is_some_and(Value::contains_sensitive) => {
+                return Err(e.diagnostic(req.address, &format!("delete the SSM parameter {}", env_parameter(job_id)))
+                    .hint("the credentials need ssm:DeleteParameter on /kiln/jobs/*"))
+            }
+            _ => {}
         }
     }
     let keys = match keys(ctx, bucket, p).await {
@@ -520,27 +592,15 @@ async fn whole_log(ctx: &Ctx, req: &LogsRequest<'_>, bucket: &str, p: &str, fini
     }
 }
 
-/// The instances read a job's `env` from its `env.sh` object in the checkpoint bucket: a
-/// sensitive value there is readable by whoever may read the bucket, which the plan says.
-fn sensitive_env_warning(config: &Value) -> Option<Diagnostic> {
-    let env = config.get("env")?;
-    env.contains_sensitive().then(|| {
-        Diagnostic::warning("W-AWS-JOB-ENV-SECRET", "`env` holds sensitive values: the instances read them from the job's env.sh in the checkpoint bucket (kiln/jobs/JOB_ID/env.sh), readable by whoever may read that bucket")
-            .hint("restrict who may read the bucket, or have `setup` fetch the secret with the instances' role (for example from AWS Secrets Manager)")
-    })
-}
-
 #[async_trait]
 impl Kind<Ctx, AllInstances> for Job {
     fn validate(&self, config: &Value) -> Diagnostics {
-        let mut d = match Spec::parse("job", config) {
+        match Spec::parse("job", config) {
             Err(d) if d.code == "E-AWS-JOB-RUN" || d.code == "E-AWS-JOB-BUCKET" => d.into(),
             // As plan would, so `kiln validate` reports it too (a cluster still unknown is not checked).
             Err(d) if d.code == "E-AWS-JOB-CLUSTER" && set(config, "cluster").is_some() => d.into(),
             _ => Diagnostics::new(),
-        };
-        d.extend(sensitive_env_warning(config));
-        d
+        }
     }
 
     async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
@@ -633,14 +693,30 @@ mod tests {
     }
 
     #[test]
-    fn a_sensitive_env_is_named_in_a_warning_never_shown() {
-        let config = |token: Value| Value::Map([("env".to_string(), Value::Map([("TOKEN".to_string(), token)].into()))].into());
-        let d = Job.validate(&config(Value::from("hunter2-s3cr3t").sensitive()));
-        assert!(!d.has_errors());
-        let w: Vec<_> = d.iter().filter(|x| x.code == "W-AWS-JOB-ENV-SECRET").collect();
-        assert_eq!(w.len(), 1, "{d:?}");
-        assert!(!format!("{d:?}").contains("hunter2"), "{d:?}");
-        assert!(Job.validate(&config(Value::from("plain"))).iter().all(|x| x.code != "W-AWS-JOB-ENV-SECRET"));
+    fn a_sensitive_env_goes_to_the_parameter_not_to_env_sh() {
+        let env = Value::Map(
+            [("TOKEN".to_string(), Value::from("hunter2-s3cr3t").sensitive()), ("PLAIN".to_string(), Value::from("it's"))].into(),
+        );
+        let config = Value::Map([("env".to_string(), env)].into());
+        assert!(Job.validate(&config).is_empty(), "no warning: the bucket never holds the secret");
+        let spec = Spec {
+            instance_ids: vec!["i-1".into()],
+            gpus_per_node: 0,
+            bucket: "b".into(),
+            checkpoint_path: String::new(),
+            setup: String::new(),
+            run: "true".into(),
+            workdir: None,
+            env: vec![("TOKEN".into(), "hunter2-s3cr3t".into(), true), ("PLAIN".into(), "it's".into(), false)],
+            stop_grace: 10,
+        };
+        assert_eq!(spec.user_env_file(false), "export PLAIN='it'\\''s'\n");
+        assert_eq!(spec.user_env_file(true), "export TOKEN='hunter2-s3cr3t'\n");
+        let specenv = spec.env_file("j-1", &["10.0.0.1".into()]);
+        assert!(specenv.contains("KILN_ENV_PARAMETER='/kiln/jobs/j-1/env'\n"), "{specenv}");
+        assert!(!specenv.contains("hunter2"));
+        let plain = Spec { env: vec![("PLAIN".into(), "x".into(), false)], ..spec };
+        assert!(!plain.env_file("j-1", &["10.0.0.1".into()]).contains("KILN_ENV_PARAMETER"));
     }
 
     #[test]

@@ -296,6 +296,125 @@ async fn a_lost_instance_makes_the_job_lost_and_destroy_stops_the_rest() {
     let _ = delete(&p, "bucket.ckpt", &bucket).await;
 }
 
+/// The SHA-256 of `s`, in hex, by `sha256sum` (as the job computes it).
+fn sha256(s: &str) -> String {
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()[..64].to_string()
+}
+
+/// `cfg` with `env.TOKEN` set to the sensitive `secret`.
+fn with_secret(cfg: &Value, secret: &str) -> Value {
+    let mut m = cfg.as_map().cloned().unwrap();
+    let mut env = m.get("env").and_then(Value::as_map).cloned().unwrap_or_default();
+    env.insert("TOKEN".into(), Value::from(secret).sensitive());
+    m.insert("env".into(), Value::Map(env));
+    Value::Map(m)
+}
+
+/// Every object under `prefix`, with its body.
+async fn bodies(bucket: &str, prefix: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for k in keys(bucket, prefix).await {
+        let o = aws().await.s3.get_object().bucket(bucket).key(&k).send().await.unwrap();
+        out.push((k, String::from_utf8_lossy(&o.body.collect().await.unwrap().into_bytes()).into_owned()));
+    }
+    out
+}
+
+/// Files under `dir`, recursively, with their bytes.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if let Ok(b) = std::fs::read(&path) {
+            out.push((path, b));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_sensitive_env_value_reaches_the_job_through_ssm_never_the_bucket() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let secret = "hunter2-s3cr3t-'quoted' and spaced";
+    // The job proves it sees the value without writing it: it compares hashes.
+    let run = format!(
+        "if [ \"$(printf %s \"$TOKEN\" | sha256sum | cut -c1-64)\" = {} ] && [ \"$GREETING\" = \"it's here\" ]; then echo token-matches; else echo token-differs; exit 9; fi",
+        sha256(secret)
+    );
+    let (bucket, cluster, cfg) = setup(&p, &run).await;
+    let cfg = with_secret(&cfg, secret);
+    let job = create(&p, "job.train", &cfg).await;
+    let name = str_of(&bucket, "name");
+    let job_id = str_of(&job, "job_id").to_string();
+    let prefix = format!("kiln/jobs/{job_id}");
+
+    // The parameter holds the secret, as a SecureString; the bucket does not.
+    let parameter = format!("/kiln/jobs/{job_id}/env");
+    let got = aws().await.ssm.get_parameter().name(&parameter).with_decryption(true).send().await.unwrap();
+    let got = got.parameter().unwrap();
+    assert_eq!(got.r#type(), Some(&aws_sdk_ssm::types::ParameterType::SecureString));
+    let decoded = String::from_utf8(base64_decode(got.value().unwrap())).unwrap();
+    assert!(decoded.contains("export TOKEN="), "{decoded}");
+    let stored = bodies(name, &prefix).await;
+    assert!(stored.iter().any(|(k, b)| k.ends_with("/env.sh") && b.contains("GREETING")), "{stored:?}");
+    for (k, b) in &stored {
+        assert!(!b.contains("hunter2"), "{k} holds the secret: {b}");
+    }
+
+    let agents = Agents::boot(&strs(&cluster, "instance_ids")).await;
+    let done = wait_status(&p, "job.train", &job, &["succeeded", "failed"]).await;
+    for rank in 0..2 {
+        let out = log(&p, &done, rank).await;
+        assert!(out.contains("token-matches"), "node {rank}: {out}");
+    }
+    assert_eq!(str_of(&done, "status"), "succeeded", "{done}");
+    // Nothing the job left in the bucket, nor the agents on the instances, holds the secret.
+    for (k, b) in bodies(name, &prefix).await {
+        assert!(!b.contains("hunter2"), "{k} holds the secret: {b}");
+    }
+    for (path, b) in files_under(agents.dir.path()) {
+        assert!(!String::from_utf8_lossy(&b).contains("hunter2"), "{} holds the secret", path.display());
+    }
+
+    // Destroy deletes the parameter with the objects.
+    assert!(!delete(&p, "job.train", &done).await.has_errors());
+    let gone = aws().await.ssm.get_parameter().name(&parameter).send().await;
+    assert!(gone.is_err_and(|e| e.into_service_error().is_parameter_not_found()), "the parameter outlived the job");
+    assert_eq!(keys(name, &prefix).await, Vec::<String>::new());
+    drop(agents);
+    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "bucket.ckpt", &bucket).await;
+}
+
+#[tokio::test]
+async fn a_failed_create_deletes_the_env_parameter() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let (bucket, cluster, cfg) = setup(&p, "true").await;
+    // A checkpoint bucket that does not exist: writing the job's files fails after the parameter.
+    let mut m = with_secret(&cfg, "hunter2-s3cr3t").as_map().cloned().unwrap();
+    m.insert("checkpoint".into(), Value::from_json(&j!({ "bucket": "kiln-no-such-bucket", "path": "" })));
+    let cfg = Value::Map(m);
+    let planned = planned(&p, "job.train", &cfg, None).await;
+    let r = p.create(kiln_provider::CreateRequest { address: "job.train", kind: "job", planned: &planned, token: &token() }).await;
+    assert!(r.diagnostics.has_errors(), "the bucket is missing");
+    assert!(!format!("{:?}", r.diagnostics).contains("hunter2"), "{:?}", r.diagnostics);
+    let left = aws().await.ssm.get_parameters_by_path().path("/kiln/jobs").recursive(true).send().await.unwrap();
+    assert_eq!(left.parameters().len(), 0, "{:?}", left.parameters());
+    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "bucket.ckpt", &bucket).await;
+}
+
 /// Whether a job process (`sleep 300` under the job's shell) runs from this agent directory.
 fn pgrep(agent_dir: &Path) -> bool {
     let out = std::process::Command::new("pgrep").args(["-f", &format!("{}/jobs/.*/run.sh", agent_dir.display())]).output().unwrap();
