@@ -146,7 +146,8 @@ impl Clients {
         let calls = ApiCalls::default();
         let counter = SharedInterceptor::new(CountCalls(calls.clone()));
         let ec2 = aws_sdk_ec2::config::Builder::from(&sdk).interceptor(counter.clone()).build();
-        let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(s.effective_endpoint().is_some()).interceptor(counter.clone()).build();
+        let s3 =
+            aws_sdk_s3::config::Builder::from(&sdk).force_path_style(s.effective_endpoint().is_some()).interceptor(counter.clone()).build();
         let ssm = aws_sdk_ssm::config::Builder::from(&sdk).interceptor(counter).build();
         Ok(Clients {
             ec2: aws_sdk_ec2::Client::from_conf(ec2),

@@ -160,11 +160,7 @@ impl Spec {
 
     /// The user's env as a shell file: its sensitive values (`sensitive`) or the others.
     fn user_env_file(&self, sensitive: bool) -> String {
-        self.env
-            .iter()
-            .filter(|(k, _, s)| valid_name(k) && *s == sensitive)
-            .map(|(k, v, _)| format!("export {k}={}\n", quote(v)))
-            .collect()
+        self.env.iter().filter(|(k, _, s)| valid_name(k) && *s == sensitive).map(|(k, v, _)| format!("export {k}={}\n", quote(v))).collect()
     }
 
     fn has_secrets(&self) -> bool {
@@ -440,7 +436,8 @@ async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
     if let Some(job_id) = str_attr(req.prior, "job_id") {
         match delete_env_parameter(ctx, job_id).await {
             Err(e) if req.prior.get("env").is_some_and(Value::contains_sensitive) => {
-                return Err(e.diagnostic(req.address, &format!("delete the SSM parameter {}", env_parameter(job_id)))
+                return Err(e
+                    .diagnostic(req.address, &format!("delete the SSM parameter {}", env_parameter(job_id)))
                     .hint("the credentials need ssm:DeleteParameter on /kiln/jobs/*"))
             }
             _ => {}

@@ -298,11 +298,8 @@ async fn a_lost_instance_makes_the_job_lost_and_destroy_stops_the_rest() {
 
 /// The SHA-256 of `s`, in hex, by `sha256sum` (as the job computes it).
 fn sha256(s: &str) -> String {
-    let mut child = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        std::process::Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
     use std::io::Write;
     child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
     String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()[..64].to_string()
