@@ -415,8 +415,11 @@ async fn lock(backend: &Arc<dyn StateBackend>, op: &str) -> Result<StateLock, St
     Ok(StateLock { id: info.id, renewer: Some(renewer), stop: Some(stop) })
 }
 
+/// A watch channel's two ends (the receiver kept so a send always lands).
+type Watch<T> = (tokio::sync::watch::Sender<T>, tokio::sync::watch::Receiver<T>);
+
 /// Set (once) when the lease renewal finds the lock gone: apply stops starting operations.
-static LOCK_LOST: std::sync::LazyLock<(tokio::sync::watch::Sender<Option<String>>, tokio::sync::watch::Receiver<Option<String>>)> =
+static LOCK_LOST: std::sync::LazyLock<Watch<Option<String>>> =
     std::sync::LazyLock::new(|| tokio::sync::watch::channel(None));
 
 /// Why this process lost its state lock, once it has.
