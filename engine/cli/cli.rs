@@ -228,7 +228,12 @@ pub enum Command {
 impl Command {
     fn var_args_mut(&mut self) -> Option<&mut VarArgs> {
         match self {
-            Command::Validate { vars, .. } | Command::Init { vars, .. } | Command::Import { vars, .. } | Command::Logs { vars, .. } | Command::Jobs { vars } | Command::Inventory { vars } => Some(vars),
+            Command::Validate { vars, .. }
+            | Command::Init { vars, .. }
+            | Command::Import { vars, .. }
+            | Command::Logs { vars, .. }
+            | Command::Jobs { vars }
+            | Command::Inventory { vars } => Some(vars),
             Command::Plan { args, .. } | Command::Apply { args, .. } | Command::Destroy { args, .. } => Some(&mut args.vars),
             _ => None,
         }

@@ -50,7 +50,8 @@ impl View {
         };
         let mut view = View { severity: d.severity, code: d.code, message, help, source: None, labels: Vec::new(), related: Vec::new() };
         let Some(primary) = d.primary.as_ref().filter(|l| known(sources, l)) else { return view };
-        let same_file: Vec<&Label> = std::iter::once(primary).chain(d.secondary.iter().filter(|l| known(sources, l) && l.span.file == primary.span.file)).collect();
+        let same_file: Vec<&Label> =
+            std::iter::once(primary).chain(d.secondary.iter().filter(|l| known(sources, l) && l.span.file == primary.span.file)).collect();
         view.source = Some(Window::new(sources, &same_file));
         view.labels.push(LabeledSpan::new_primary_with_span(text(&primary.message), span(sources, primary)));
         for l in d.secondary.iter().filter(|l| known(sources, l)) {
@@ -160,7 +161,9 @@ impl miette::Diagnostic for View {
         (!self.labels.is_empty()).then(|| Box::new(self.labels.iter().cloned()) as Box<dyn Iterator<Item = LabeledSpan>>)
     }
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
-        (!self.related.is_empty()).then(|| Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)) as Box<dyn Iterator<Item = &dyn miette::Diagnostic>>)
+        (!self.related.is_empty()).then(|| {
+            Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)) as Box<dyn Iterator<Item = &dyn miette::Diagnostic>>
+        })
     }
 }
 

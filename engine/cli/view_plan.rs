@@ -31,7 +31,11 @@ fn verb(c: &PlannedChange) -> String {
         },
         Action::Replace => match &c.reason {
             Some(Reason::AttributesForceNew { attributes }) => {
-                format!("must be replaced ({} {} replacement)", attributes.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "), if attributes.len() == 1 { "forces" } else { "force" })
+                format!(
+                    "must be replaced ({} {} replacement)",
+                    attributes.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "),
+                    if attributes.len() == 1 { "forces" } else { "force" }
+                )
             }
             Some(Reason::Tainted) => "is tainted, so it must be replaced".into(),
             _ => "must be replaced".into(),
@@ -95,7 +99,13 @@ pub fn render(plan: &Plan) -> String {
             None => writeln!(out, "  # {} {}", c.address, verb(c)),
         }
         .ok();
-        let head = format!("{} {} \"{}\" \"{}\"", symbol(c.action, c.create_before_destroy), if c.address.resource.mode == kiln_addrs::Mode::Data { "data" } else { "resource" }, c.kind, c.address.resource.name);
+        let head = format!(
+            "{} {} \"{}\" \"{}\"",
+            symbol(c.action, c.create_before_destroy),
+            if c.address.resource.mode == kiln_addrs::Mode::Data { "data" } else { "resource" },
+            c.kind,
+            c.address.resource.name
+        );
         let _ = writeln!(out, "{head} {{");
         let (before, after) = match c.action {
             Action::Create => (None, c.after.as_ref()),

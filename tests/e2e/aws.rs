@@ -455,7 +455,10 @@ fn as_previous_release_wrote(state: &serde_json::Value, edit: impl Fn(&str, &mut
         .expect("resources")
         .iter()
         .map(|r| {
-            let mut r = pick(r, &["address", "provider", "kind", "attributes", "sensitive_attributes", "dependencies", "tainted", "create_before_destroy"]);
+            let mut r = pick(
+                r,
+                &["address", "provider", "kind", "attributes", "sensitive_attributes", "dependencies", "tainted", "create_before_destroy"],
+            );
             let address = r["address"].as_str().unwrap_or_default().to_string();
             edit(&address, &mut r["attributes"]);
             r
@@ -517,13 +520,22 @@ fn the_pools_private_key_never_shows_through_the_jobs_cluster() {
     let p = AwsProject::example();
     p.kiln(&["apply", "--auto-approve"]).ok();
     let state = p.state_json();
-    let res = |addr: &str| state["resources"].as_array().unwrap().iter().find(|r| r["address"] == addr).cloned().unwrap_or_else(|| panic!("{addr}"));
+    let res = |addr: &str| {
+        state["resources"].as_array().unwrap().iter().find(|r| r["address"] == addr).cloned().unwrap_or_else(|| panic!("{addr}"))
+    };
     let key = res("spot_pool.workers")["attributes"]["ssh_private_key"].as_str().unwrap_or_default().to_string();
     assert!(key.len() > 40, "kiln made a key pair: {key}");
     let secret = key.lines().nth(1).expect("a PEM body line").to_string();
     let job = res("job.train");
     assert!(job["sensitive_attributes"].as_array().unwrap().iter().any(|s| s == "cluster"), "{job}");
-    for args in [&["show"][..], &["show", "--json"], &["state", "show", "job.train"], &["state", "show", "spot_pool.workers"], &["output"], &["output", "--json"]] {
+    for args in [
+        &["show"][..],
+        &["show", "--json"],
+        &["state", "show", "job.train"],
+        &["state", "show", "spot_pool.workers"],
+        &["output"],
+        &["output", "--json"],
+    ] {
         let r = p.kiln(args).ok();
         assert!(!r.stdout().contains(&secret) && !r.stderr().contains(&secret), "{args:?} prints the private key:\n{}", r.stdout());
     }

@@ -218,7 +218,9 @@ fn basics_local() {
 /// `kiln.workspace` names the selected workspace in expressions, at plan and at apply.
 #[test]
 fn expressions_see_the_workspace() {
-    let p = Project::new("resource \"record\" \"r\" {\n  input = \"data-${kiln.workspace}\"\n}\n\noutput \"ws\" {\n  value = record.r.input\n}\n");
+    let p = Project::new(
+        "resource \"record\" \"r\" {\n  input = \"data-${kiln.workspace}\"\n}\n\noutput \"ws\" {\n  value = record.r.input\n}\n",
+    );
     p.kiln(&["apply", "--auto-approve"]).ok();
     assert_eq!(p.output_json("ws"), "data-default");
     p.kiln(&["workspace", "new", "staging"]).ok();

@@ -423,7 +423,10 @@ fn sigkill_during_a_create_before_destroy_replacement_of_a_job() {
 fn chain(n: usize, delay: &str) -> String {
     let mut s = format!("resource \"record\" \"r0\" {{\n  input        = 0\n  create_delay = \"{delay}\"\n}}\n");
     for i in 1..n {
-        s.push_str(&format!("\nresource \"record\" \"r{i}\" {{\n  input        = record.r{}.id\n  create_delay = \"{delay}\"\n}}\n", i - 1));
+        s.push_str(&format!(
+            "\nresource \"record\" \"r{i}\" {{\n  input        = record.r{}.id\n  create_delay = \"{delay}\"\n}}\n",
+            i - 1
+        ));
     }
     s
 }

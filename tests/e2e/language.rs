@@ -190,11 +190,27 @@ fn hostile_inputs_get_diagnostics_with_locations() {
     let cases: Vec<(String, &str, &str)> = vec![
         (format!("output \"x\" {{\n  value = jsondecode(\"{deep_json}\")\n}}\n"), "nested deeper than 256 levels", "main.kiln.hcl:2:22"),
         (format!("output \"x\" {{\n  value = yamldecode(\"{bomb}\")\n}}\n"), "expands to more than 1000000 values", "main.kiln.hcl:2:22"),
-        ("output \"x\" {\n  value = templatefile(\"${path.module}/self.tpl\", {})\n}\n".into(), "cannot call templatefile from inside a template file", "main.kiln.hcl:2:11"),
+        (
+            "output \"x\" {\n  value = templatefile(\"${path.module}/self.tpl\", {})\n}\n".into(),
+            "cannot call templatefile from inside a template file",
+            "main.kiln.hcl:2:11",
+        ),
         ("output \"x\" {\n  value = format(\"%9999999999d\", 1)\n}\n".into(), "is too large: the limit is 1000000", "main.kiln.hcl:2:11"),
-        ("output \"x\" {\n  value = fileset(\"/\", \"**\")\n}\n".into(), "looks at more than 100000 files and directories", "main.kiln.hcl:2:11"),
-        ("resource \"record\" \"r\" {\n  count = 10000000\n  input = count.index\n}\n".into(), "more than the 100000 instances a resource may have", "main.kiln.hcl:2:11"),
-        ("resource \"record\" \"r\" {\n  input        = 1\n  create_delay = \"99999999999999999h\"\n}\n".into(), "invalid create_delay", "main.kiln.hcl:3:18"),
+        (
+            "output \"x\" {\n  value = fileset(\"/\", \"**\")\n}\n".into(),
+            "looks at more than 100000 files and directories",
+            "main.kiln.hcl:2:11",
+        ),
+        (
+            "resource \"record\" \"r\" {\n  count = 10000000\n  input = count.index\n}\n".into(),
+            "more than the 100000 instances a resource may have",
+            "main.kiln.hcl:2:11",
+        ),
+        (
+            "resource \"record\" \"r\" {\n  input        = 1\n  create_delay = \"99999999999999999h\"\n}\n".into(),
+            "invalid create_delay",
+            "main.kiln.hcl:3:18",
+        ),
         ("resource \"record\" \"r\" {\n  provider = nope\n  input    = 1\n}\n".into(), "unknown provider `nope`", "main.kiln.hcl:2:14"),
     ];
     for (config, message, at) in cases {

@@ -210,7 +210,9 @@ fn targeting_warns_that_it_is_in_effect() {
     let p = Project::new(CHAIN);
     let warned = |r: &crate::support::Run| r.stderr().contains("Resource targeting is in effect");
     assert!(!warned(&p.kiln(&["plan"]).ok()));
-    for args in [&["plan", "--target", "record.b"][..], &["plan", "--exclude", "record.d"], &["apply", "--auto-approve", "--target", "record.c"]] {
+    for args in
+        [&["plan", "--target", "record.b"][..], &["plan", "--exclude", "record.d"], &["apply", "--auto-approve", "--target", "record.c"]]
+    {
         let r = p.kiln(args).ok();
         assert!(warned(&r), "kiln {args:?}:\n{}", r.stderr());
     }

@@ -37,7 +37,8 @@ fn config_error_names_file_line_and_column() {
 
 #[test]
 fn all_errors_are_reported() {
-    let p = Project::new("resource \"record\" \"a\" {\n  input = var.x\n  bogus = 1\n}\nresource \"record\" \"b\" {\n  input = local.y\n}\n");
+    let p =
+        Project::new("resource \"record\" \"a\" {\n  input = var.x\n  bogus = 1\n}\nresource \"record\" \"b\" {\n  input = local.y\n}\n");
     let err = p.kiln(&["validate"]).stderr();
     assert!(err.contains("var.x") && err.contains("local.y"), "{err}");
     // Schema checks run once references resolve; they too report every problem at once.
@@ -65,7 +66,9 @@ fn plan_json_is_machine_readable() {
 
 #[test]
 fn sensitive_values_are_redacted() {
-    let p = Project::new("variable \"token\" {\n  sensitive = true\n  default = \"hunter2\"\n}\nresource \"record\" \"a\" {\n  input = var.token\n}\n");
+    let p = Project::new(
+        "variable \"token\" {\n  sensitive = true\n  default = \"hunter2\"\n}\nresource \"record\" \"a\" {\n  input = var.token\n}\n",
+    );
     let out = p.kiln(&["plan"]).ok().stdout();
     assert!(!out.contains("hunter2"), "{out}");
     assert!(out.contains("(sensitive value)"), "{out}");

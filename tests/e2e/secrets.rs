@@ -366,7 +366,8 @@ fn encrypted_unencrypted_state_is_migrated_on_request_and_keys_rotate() {
 const SECRET_NUMBER: &str = "7340123";
 
 /// `variable "token"` (string) and `variable "n"` (number), both sensitive.
-const TWO_VARS: &str = "variable \"token\" {\n  type      = string\n  sensitive = true\n}\nvariable \"n\" {\n  type      = number\n  sensitive = true\n}\n";
+const TWO_VARS: &str =
+    "variable \"token\" {\n  type      = string\n  sensitive = true\n}\nvariable \"n\" {\n  type      = number\n  sensitive = true\n}\n";
 
 /// Runs kiln with both secrets given as `--var` flags (the issue's reproduction).
 fn kiln_vars(p: &Project, args: &[&str], n: &str) -> Run {
@@ -383,7 +384,11 @@ fn fails_without_secrets(what: &str, r: Run) {
     for s in [r.stdout(), r.stderr()] {
         assert!(!s.contains(SECRET_NUMBER), "{what}: the sensitive number is shown:\n{s}");
     }
-    assert!(r.stderr().contains("(sensitive") || r.stderr().contains("sensitive "), "{what}: says a sensitive value is involved:\n{}", r.stderr());
+    assert!(
+        r.stderr().contains("(sensitive") || r.stderr().contains("sensitive "),
+        "{what}: says a sensitive value is involved:\n{}",
+        r.stderr()
+    );
 }
 
 /// Issue 10, defect 5: evaluator errors about a sensitive operand, condition, key or index
@@ -445,7 +450,8 @@ fn provider_errors_never_show_secrets() {
 /// plans. Everything else kiln writes must not.
 fn holds_secrets_by_design(rel: &str) -> bool {
     let name = rel.rsplit('/').next().unwrap_or(rel);
-    name == "tfplan" || (rel.starts_with(".kiln/") && name.starts_with("state.json") && !name.ends_with(".lock.guard") && !name.ends_with(".lock"))
+    name == "tfplan"
+        || (rel.starts_with(".kiln/") && name.starts_with("state.json") && !name.ends_with(".lock.guard") && !name.ends_with(".lock"))
 }
 
 /// Walks the project: no file kiln wrote shows a secret, except those that hold them by design,
@@ -473,7 +479,12 @@ fn no_secret_in_files(p: &Project, after: &str, encrypted: bool) -> Vec<String> 
             let bytes = std::fs::read(&path).unwrap_or_default();
             let text = String::from_utf8_lossy(&bytes);
             if holds_secrets_by_design(&rel) {
-                assert_eq!(meta.permissions().mode() & 0o077, 0, "after {after}: {rel} must be private (mode {:o})", meta.permissions().mode());
+                assert_eq!(
+                    meta.permissions().mode() & 0o077,
+                    0,
+                    "after {after}: {rel} must be private (mode {:o})",
+                    meta.permissions().mode()
+                );
                 if encrypted && !text.trim().is_empty() {
                     for line in text.lines().filter(|l| !l.trim().is_empty()) {
                         assert!(line.starts_with("{\"kiln_encrypted\":1,"), "after {after}: {rel} is not encrypted: {line}");
@@ -613,7 +624,10 @@ fn sensitive_provider_settings_never_show() {
         "{VAR_ONLY}provider \"aws\" {{\n  region = var.token\n}}\nresource \"bucket\" \"b\" {{\n  provider = aws\n}}\n"
     ));
     let mut c = aws.command(&["plan"]);
-    c.env("KILN_VAR_token", SECRET).env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test").env("AWS_EC2_METADATA_DISABLED", "true");
+    c.env("KILN_VAR_token", SECRET)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
     let r = run(c);
     no_secret("aws region", &r);
     assert!(r.stdout().contains("region") && r.stdout().contains("(sensitive value)"), "{}\n{}", r.stdout(), r.stderr());

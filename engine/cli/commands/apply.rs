@@ -1,16 +1,16 @@
 //! `kiln apply` and `kiln destroy`: plan (or load a saved plan), confirm, apply with group-committed
 //! state, Ctrl-C handling and progress, then save the final state.
 
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use crate::cli::PlanArgs;
+use crate::{render, view_plan};
 use kiln_core::{Cancel, Hook, Subject};
 use kiln_diag::Diagnostics;
 use kiln_plan::{Action, Mode, Plan};
 use kiln_state::{State, StateBackend};
-use crate::cli::PlanArgs;
-use crate::{render, view_plan};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::*;
 
@@ -82,7 +82,14 @@ pub(crate) async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateB
 }
 
 /// Applies `plan` to `state` and saves the result; prints the summary and outputs.
-pub async fn execute(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, mut state: State, plan: &Plan, parallelism: Option<usize>) -> R {
+pub async fn execute(
+    dir: &Path,
+    l: &Loaded,
+    backend: Arc<dyn StateBackend>,
+    mut state: State,
+    plan: &Plan,
+    parallelism: Option<usize>,
+) -> R {
     let mode = plan.mode;
     if state.lineage.is_empty() {
         state = State::new();

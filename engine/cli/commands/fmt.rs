@@ -19,7 +19,12 @@ pub(crate) fn fmt(dir: &Path, check: bool, diff: bool, recursive: bool, paths: V
                 changed = true;
                 println!("{}", f.strip_prefix(dir).unwrap_or(&f).display());
                 if diff {
-                    print!("{}", similar::TextDiff::from_lines(&text, &out).unified_diff().header(&f.display().to_string(), &f.display().to_string()));
+                    print!(
+                        "{}",
+                        similar::TextDiff::from_lines(&text, &out)
+                            .unified_diff()
+                            .header(&f.display().to_string(), &f.display().to_string())
+                    );
                 }
                 if !check {
                     std::fs::write(&f, out).map_err(|e| format!("Error: cannot write `{}`: {e}", f.display()))?;
@@ -32,7 +37,13 @@ pub(crate) fn fmt(dir: &Path, check: bool, diff: bool, recursive: bool, paths: V
             }
         }
     }
-    Ok(if failed { ERROR } else if check && changed { 3 } else { OK })
+    Ok(if failed {
+        ERROR
+    } else if check && changed {
+        3
+    } else {
+        OK
+    })
 }
 
 pub(crate) fn collect_hcl(p: &Path, recursive: bool, out: &mut Vec<PathBuf>) {

@@ -1,18 +1,20 @@
 //! `kiln init` and `kiln validate`.
 
-use std::path::Path;
+use crate::cli::{PlanArgs, VarArgs};
+use crate::render;
 use kiln_config::Config;
 use kiln_diag::Diagnostic;
 use kiln_plan::Mode;
 use kiln_state::State;
+use std::path::Path;
 use std::sync::Arc;
-use crate::cli::{PlanArgs, VarArgs};
-use crate::render;
 
 use super::*;
 
 pub(crate) async fn init(dir: &Path, vars: &VarArgs, migrate_state: bool, reconfigure: bool) -> R {
-    let has_config = std::fs::read_dir(dir).map(|rd| rd.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".kiln.hcl"))).unwrap_or(false);
+    let has_config = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".kiln.hcl")))
+        .unwrap_or(false);
     if !has_config {
         let text = "kiln {\n  backend \"local\" {\n    path = \".kiln/state.json\"\n  }\n}\n\nresource \"record\" \"hello\" {\n  input = \"hello from kiln\"\n}\n\noutput \"hello\" {\n  value = record.hello.output\n}\n";
         std::fs::write(dir.join("main.kiln.hcl"), text).map_err(|e| format!("Error: cannot write main.kiln.hcl: {e}"))?;
@@ -56,9 +58,9 @@ pub(crate) const BACKEND_RECORD: &str = ".kiln/backend.json";
 fn recorded_backend(dir: &Path) -> Result<Option<kiln_ops::BackendConfig>, String> {
     let path = dir.join(BACKEND_RECORD);
     match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-            format!("Error: `{BACKEND_RECORD}` is unreadable ({e})\n  = help: delete it and run `kiln init` again")
-        }),
+        Ok(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| format!("Error: `{BACKEND_RECORD}` is unreadable ({e})\n  = help: delete it and run `kiln init` again")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("Error: cannot read `{BACKEND_RECORD}`: {e}")),
     }
@@ -73,7 +75,10 @@ fn record_backend(dir: &Path, cfg: &kiln_ops::BackendConfig) -> Result<(), Strin
     o.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let r = o.open(&tmp).and_then(|mut f| std::io::Write::write_all(&mut f, &text).and_then(|_| f.sync_all())).and_then(|_| std::fs::rename(&tmp, &path));
+    let r = o
+        .open(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &text).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, &path));
     r.map_err(|e| format!("Error: cannot write `{BACKEND_RECORD}`: {e}"))
 }
 
@@ -189,7 +194,10 @@ pub(crate) async fn validate(dir: &Path, vars: &VarArgs, json: bool) -> R {
     let l = load(dir, vars)?;
     let state = State::default();
     let reg = registry();
-    let req = kiln_core::PlanRequest { offline: true, ..plan_request(&l, &state, &reg, &PlanArgs { refresh: false, ..PlanArgs::default() }, Mode::Normal, dir) };
+    let req = kiln_core::PlanRequest {
+        offline: true,
+        ..plan_request(&l, &state, &reg, &PlanArgs { refresh: false, ..PlanArgs::default() }, Mode::Normal, dir)
+    };
     let (_, diags) = kiln_core::plan(req).await;
     if json {
         let items: Vec<serde_json::Value> = diags.iter().map(|d| diag_json(&l.config, d)).collect();

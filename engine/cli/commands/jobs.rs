@@ -14,8 +14,8 @@ use kiln_provider::{LogsRequest, ReadItem, ReadRequest};
 use kiln_state::{State, StateBackend};
 use kiln_value::Value;
 
-use crate::cli::{PlanArgs, VarArgs};
 use super::{execute, load, make_plan, open, plan_request, read_state, registry, Loaded, ERROR, OK};
+use crate::cli::{PlanArgs, VarArgs};
 use crate::render;
 
 type R = Result<i32, String>;
@@ -47,7 +47,9 @@ pub(crate) async fn read_kind(providers: &Providers, state: &State, kind: &str) 
     for (key, items) in by_provider {
         let Some(p) = providers.instances.get(key) else { continue };
         let names: Vec<String> = items.iter().map(|(a, _)| a.to_string()).collect();
-        let req = ReadRequest { items: items.iter().zip(&names).map(|((_, r), n)| ReadItem { address: n, kind: &r.kind, state: &r.attributes }).collect() };
+        let req = ReadRequest {
+            items: items.iter().zip(&names).map(|((_, r), n)| ReadItem { address: n, kind: &r.kind, state: &r.attributes }).collect(),
+        };
         let resp = p.read(req).await;
         for ((a, _), res) in items.into_iter().zip(resp.results) {
             out.push((a.clone(), res.state));
@@ -93,7 +95,10 @@ pub async fn logs(dir: &Path, vars: &VarArgs, address: &str, node: usize, follow
     let l = load(dir, vars)?;
     let backend = open(&l.config, dir)?;
     let state = read_state(backend.as_ref()).await?;
-    let r = state.resources.get(&addr).ok_or_else(|| format!("Error: `{addr}` is not in state\n  = help: `kiln jobs` lists the jobs kiln manages"))?;
+    let r = state
+        .resources
+        .get(&addr)
+        .ok_or_else(|| format!("Error: `{addr}` is not in state\n  = help: `kiln jobs` lists the jobs kiln manages"))?;
     let p = providers(dir, &l, &state).await?;
     let provider = p.instances.get(&r.provider).ok_or_else(|| format!("Error: provider `{}` is not available", r.provider))?;
     let name = addr.to_string();

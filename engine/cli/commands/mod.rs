@@ -1,10 +1,8 @@
 //! One function per command. Each loads what it needs, calls the engine, renders, and returns
 //! the process exit code.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-use std::sync::Arc;
+use crate::cli::{Cli, Command, PlanArgs, VarArgs};
+use crate::render;
 use kiln_addrs::Target;
 use kiln_config::Config;
 use kiln_core::{Hook, ProviderRegistry};
@@ -13,8 +11,10 @@ use kiln_ops::VarSources;
 use kiln_plan::{Mode, Plan};
 use kiln_state::{LockInfo, State, StateBackend};
 use kiln_value::Value;
-use crate::cli::{Cli, Command, PlanArgs, VarArgs};
-use crate::render;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 mod apply;
 mod fmt;
@@ -97,8 +97,12 @@ async fn dispatch(cli: Cli, dir: PathBuf) -> i32 {
         Command::Init { vars, migrate_state, reconfigure } => init::init(&dir, &vars, migrate_state, reconfigure).await,
         Command::Validate { vars, json } => init::validate(&dir, &vars, json).await,
         Command::Plan { args, out, detailed_exitcode, json } => plan::plan_cmd(&dir, &args, out, detailed_exitcode, json).await,
-        Command::Apply { args, auto_approve, wait, plan_file } => apply::apply_cmd(&dir, &args, ApplyOpts { auto_approve, wait, plan_file, mode: Mode::Normal }).await,
-        Command::Destroy { args, auto_approve } => apply::apply_cmd(&dir, &args, ApplyOpts { auto_approve, wait: false, plan_file: None, mode: Mode::Destroy }).await,
+        Command::Apply { args, auto_approve, wait, plan_file } => {
+            apply::apply_cmd(&dir, &args, ApplyOpts { auto_approve, wait, plan_file, mode: Mode::Normal }).await
+        }
+        Command::Destroy { args, auto_approve } => {
+            apply::apply_cmd(&dir, &args, ApplyOpts { auto_approve, wait: false, plan_file: None, mode: Mode::Destroy }).await
+        }
         Command::Logs { vars, address, node, follow } => jobs::logs(&dir, &vars, &address, node, follow).await,
         Command::Jobs { vars } => jobs::list(&dir, &vars).await,
         Command::Inventory { vars } => inventory::inventory(&dir, &vars).await,
@@ -142,9 +146,12 @@ pub fn load(dir: &Path, vars: &VarArgs) -> Result<Loaded, String> {
     if let Some(s) = config.root.module.settings.as_ref().and_then(|s| s.required_version.as_ref()) {
         if !version_ok(&s.0) {
             diags.push(
-                Diagnostic::error("E-VERSION", format!("this configuration requires kiln {}, and this is kiln {}", s.0, env!("CARGO_PKG_VERSION")))
-                    .at(s.1.clone(), "required_version")
-                    .hint("install a matching kiln, or change required_version"),
+                Diagnostic::error(
+                    "E-VERSION",
+                    format!("this configuration requires kiln {}, and this is kiln {}", s.0, env!("CARGO_PKG_VERSION")),
+                )
+                .at(s.1.clone(), "required_version")
+                .hint("install a matching kiln, or change required_version"),
             );
         }
     }
@@ -198,7 +205,14 @@ impl Hook for VerboseHook {
     }
 }
 
-pub fn plan_request<'a>(l: &'a Loaded, state: &'a State, reg: &'a ProviderRegistry, args: &PlanArgs, mode: Mode, dir: &Path) -> kiln_core::PlanRequest<'a> {
+pub fn plan_request<'a>(
+    l: &'a Loaded,
+    state: &'a State,
+    reg: &'a ProviderRegistry,
+    args: &PlanArgs,
+    mode: Mode,
+    dir: &Path,
+) -> kiln_core::PlanRequest<'a> {
     kiln_core::PlanRequest {
         config: &l.config,
         state,
@@ -217,7 +231,8 @@ pub fn plan_request<'a>(l: &'a Loaded, state: &'a State, reg: &'a ProviderRegist
 
 fn check_addresses(args: &PlanArgs) -> Result<(), String> {
     for t in args.target.iter().chain(&args.exclude) {
-        t.parse::<Target>().map_err(|e| format!("Error: {e}\n  = help: addresses look like record.a, record.a[0], record.a[\"key\"] or module.m"))?;
+        t.parse::<Target>()
+            .map_err(|e| format!("Error: {e}\n  = help: addresses look like record.a, record.a[0], record.a[\"key\"] or module.m"))?;
     }
     Ok(())
 }
@@ -227,8 +242,12 @@ pub async fn read_state(backend: &dyn StateBackend) -> Result<State, String> {
         Ok(Some(s)) => Ok(s),
         Ok(None) => Ok(State::default()),
         Err(e @ kiln_state::StateError::Missing { .. }) => Err(format!("Error: {e}")),
-        Err(e @ kiln_state::StateError::NewerFormat { .. }) => Err(format!("Error: {e}\n  = help: the state file was left untouched; use a kiln at least as new as the one that wrote it")),
-        Err(e) => Err(format!("Error: {e}\n  = help: the state file was left untouched; restore it from its .backup file or fix it by hand")),
+        Err(e @ kiln_state::StateError::NewerFormat { .. }) => {
+            Err(format!("Error: {e}\n  = help: the state file was left untouched; use a kiln at least as new as the one that wrote it"))
+        }
+        Err(e) => {
+            Err(format!("Error: {e}\n  = help: the state file was left untouched; restore it from its .backup file or fix it by hand"))
+        }
     }
 }
 
@@ -419,8 +438,7 @@ async fn lock(backend: &Arc<dyn StateBackend>, op: &str) -> Result<StateLock, St
 type Watch<T> = (tokio::sync::watch::Sender<T>, tokio::sync::watch::Receiver<T>);
 
 /// Set (once) when the lease renewal finds the lock gone: apply stops starting operations.
-static LOCK_LOST: std::sync::LazyLock<Watch<Option<String>>> =
-    std::sync::LazyLock::new(|| tokio::sync::watch::channel(None));
+static LOCK_LOST: std::sync::LazyLock<Watch<Option<String>>> = std::sync::LazyLock::new(|| tokio::sync::watch::channel(None));
 
 /// Why this process lost its state lock, once it has.
 pub(crate) fn lock_lost() -> tokio::sync::watch::Receiver<Option<String>> {

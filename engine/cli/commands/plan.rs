@@ -1,10 +1,10 @@
 //! `kiln plan`, and the machine-readable plan JSON (also used by `kiln show --json PLAN`).
 
-use std::path::{Path, PathBuf};
-use kiln_plan::{Mode, Plan};
-use kiln_value::Value;
 use crate::cli::PlanArgs;
 use crate::view_plan;
+use kiln_plan::{Mode, Plan};
+use kiln_value::Value;
+use std::path::{Path, PathBuf};
 
 use super::*;
 
@@ -91,7 +91,8 @@ pub(crate) fn plan_json(plan: &Plan) -> String {
             (k.clone(), serde_json::json!({"before": v(&o.before), "after": v(&o.after), "sensitive": o.sensitive}))
         })
         .collect();
-    let drift: Vec<serde_json::Value> = plan.drift.iter().map(|d| serde_json::json!({"address": d.address.to_string(), "deleted": d.after.is_none()})).collect();
+    let drift: Vec<serde_json::Value> =
+        plan.drift.iter().map(|d| serde_json::json!({"address": d.address.to_string(), "deleted": d.after.is_none()})).collect();
     serde_json::json!({
         "format_version": plan.format_version,
         "kiln_version": plan.kiln_version,

@@ -1,8 +1,8 @@
 //! `kiln show`, `kiln output` and `kiln graph`: reading state, plans and the graph.
 
-use std::path::{Path, PathBuf};
-use kiln_value::Value;
 use crate::{render, view_plan};
+use kiln_value::Value;
+use std::path::{Path, PathBuf};
 
 use super::*;
 
@@ -16,7 +16,13 @@ pub(crate) async fn show(dir: &Path, json: bool, plan_file: Option<PathBuf>) -> 
     if let Some(p) = plan_file {
         let (config, diags) = kiln_config::load(dir);
         // The configuration says how saved plans are encrypted.
-        let config = config.ok_or_else(|| format!("Error: cannot load the configuration in `{}` to read the plan: {} error(s); run `kiln validate`", dir.display(), diags.len()))?;
+        let config = config.ok_or_else(|| {
+            format!(
+                "Error: cannot load the configuration in `{}` to read the plan: {} error(s); run `kiln validate`",
+                dir.display(),
+                diags.len()
+            )
+        })?;
         let plan = read_plan(&config, dir, &p)?;
         if json {
             println!("{}", super::plan::plan_json(&plan));
@@ -69,7 +75,12 @@ pub(crate) async fn output(dir: &Path, json: bool, raw: bool, name: Option<Strin
     let state = current_state(dir).await?;
     match name {
         Some(n) => {
-            let o = state.outputs.get(&n).ok_or_else(|| format!("Error: output `{n}` not found\n  = help: outputs in state: {}", state.outputs.keys().cloned().collect::<Vec<_>>().join(", ")))?;
+            let o = state.outputs.get(&n).ok_or_else(|| {
+                format!(
+                    "Error: output `{n}` not found\n  = help: outputs in state: {}",
+                    state.outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            })?;
             if json && o.sensitive && !raw {
                 println!("{}", serde_json::json!({"sensitive": true, "value": null}));
                 eprintln!("(the output is sensitive: use `kiln output --raw {n}` to print it)");

@@ -1,11 +1,11 @@
 //! `kiln state list|show|rm|mv|versions`, `kiln import` and `kiln force-unlock`.
 
-use std::path::Path;
+use crate::cli::{StateCommand, VarArgs};
+use crate::render;
 use kiln_addrs::InstanceAddr;
 use kiln_state::State;
 use kiln_value::Value;
-use crate::cli::{StateCommand, VarArgs};
-use crate::render;
+use std::path::Path;
 
 use super::*;
 
@@ -23,7 +23,10 @@ pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
         StateCommand::Show { address } => {
             let a: InstanceAddr = address.parse().map_err(|e| format!("Error: {e}"))?;
             let state = read_state(backend.as_ref()).await?;
-            let r = state.resources.get(&a).ok_or_else(|| format!("Error: `{a}` is not in state\n  = help: `kiln state list` shows what is"))?;
+            let r = state
+                .resources
+                .get(&a)
+                .ok_or_else(|| format!("Error: `{a}` is not in state\n  = help: `kiln state list` shows what is"))?;
             println!("# {a}:\nresource \"{}\" \"{}\" {{", r.kind, a.resource.name);
             for (k, v) in r.attributes.as_map().into_iter().flatten() {
                 println!("    {k} = {}", if r.sensitive.contains(k) { "(sensitive value)".into() } else { v.to_string() });
@@ -117,7 +120,18 @@ pub(crate) async fn import(dir: &Path, vars: &VarArgs, address: &str, id: &str) 
         if state.lineage.is_empty() {
             state = State::new();
         }
-        state.resources.insert(a.clone(), kiln_state::ResourceState { provider: pname, kind: a.resource.kind.clone(), attributes: v, sensitive: vec![], dependencies: vec![], tainted: false, create_before_destroy: false });
+        state.resources.insert(
+            a.clone(),
+            kiln_state::ResourceState {
+                provider: pname,
+                kind: a.resource.kind.clone(),
+                attributes: v,
+                sensitive: vec![],
+                dependencies: vec![],
+                tainted: false,
+                create_before_destroy: false,
+            },
+        );
         state.serial = next_serial(state.serial, 1)?;
         backend.write(&state).await.map_err(|e| format!("Error: {e}"))?;
         println!("Import successful: {a} is now managed by kiln.");
@@ -140,7 +154,11 @@ pub(crate) async fn force_unlock(dir: &Path, id: &str, force: bool) -> R {
                 let why = if h.host == kiln_state::current_host() {
                     format!("its process (pid `{}`) is still running on this host", h.pid)
                 } else {
-                    format!("its lease is renewed until `{}`, so its holder on `{}` is still running", h.expires.as_deref().unwrap_or_default(), h.host)
+                    format!(
+                        "its lease is renewed until `{}`, so its holder on `{}` is still running",
+                        h.expires.as_deref().unwrap_or_default(),
+                        h.host
+                    )
                 };
                 return Err(format!(
                     "Error: refusing to break the lock `{id}` of {}: held by `{}` for `{}` since `{}`, and {why}; breaking it would let two runs change the state at once\n  = help: wait for that run to finish (or stop it with Ctrl-C); if you are sure it no longer uses this state, run `kiln force-unlock --force {id}`",

@@ -58,10 +58,13 @@ fn load_node(dir: &Path, path: Vec<String>, sources: &mut Sources, diags: &mut D
         }
         if !child_dir.is_dir() {
             diags.push(
-                Diagnostic::error("E-MODULE-SOURCE", format!("module `{name}`: directory `{}` not found", display_path(&child_dir).display()))
-                    .at(call.source_span.clone(), "source must be a local directory")
-                    .address(&address)
-                    .hint("use a path relative to this file's directory, starting with ./ or ../"),
+                Diagnostic::error(
+                    "E-MODULE-SOURCE",
+                    format!("module `{name}`: directory `{}` not found", display_path(&child_dir).display()),
+                )
+                .at(call.source_span.clone(), "source must be a local directory")
+                .address(&address)
+                .hint("use a path relative to this file's directory, starting with ./ or ../"),
             );
             continue;
         }
@@ -126,9 +129,12 @@ fn not_utf8(path: &Path, e: std::string::FromUtf8Error, sources: &mut Sources) -
     let file = sources.add(display_path(path), text);
     // The prefix before the bad byte is unchanged by the replacement, so `at` is still its offset;
     // the replacement character is 3 bytes.
-    Diagnostic::error("E-CONFIG-UTF8", format!("`{}` is not valid UTF-8: byte 0x{bad:02x} cannot start or continue a character", display_path(path).display()))
-        .at(Span::new(file, at..at + '\u{FFFD}'.len_utf8()), "invalid UTF-8 here")
-        .hint("configuration files must be UTF-8 text; re-save the file as UTF-8")
+    Diagnostic::error(
+        "E-CONFIG-UTF8",
+        format!("`{}` is not valid UTF-8: byte 0x{bad:02x} cannot start or continue a character", display_path(path).display()),
+    )
+    .at(Span::new(file, at..at + '\u{FFFD}'.len_utf8()), "invalid UTF-8 here")
+    .hint("configuration files must be UTF-8 text; re-save the file as UTF-8")
 }
 
 /// `a/./b/../c` as `a/c`, without touching the file system.
@@ -220,8 +226,8 @@ fn parse_body_recovering(text: &str) -> (Result<hcl_edit::structure::Body, hcl_e
             &rest[..n]
         };
         let line_end = rest.find('\n').map_or(work.len(), |i| off + i);
-        let one_line = hcl_edit::parser::parse_body(work[off..line_end].trim_end())
-            .is_ok_and(|b| b.len() == 1 && b.get_attribute(key).is_some());
+        let one_line =
+            hcl_edit::parser::parse_body(work[off..line_end].trim_end()).is_ok_and(|b| b.len() == 1 && b.get_attribute(key).is_some());
         if !err.message().contains("redefined attribute") || key.is_empty() || !one_line || duplicates.len() >= 1000 {
             return (Err(err), duplicates);
         }
@@ -285,9 +291,12 @@ impl Parser<'_> {
             let ident = b.ident.as_str();
             let example = want.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ");
             diags.push(
-                Diagnostic::error("E-BLOCK-LABELS", format!("{} `{ident}` block needs {} label(s), found {}", article(ident), want.len(), labels.len()))
-                    .at(self.header_span(b), "here")
-                    .hint(format!("write `{ident} {example} {{ ... }}`")),
+                Diagnostic::error(
+                    "E-BLOCK-LABELS",
+                    format!("{} `{ident}` block needs {} label(s), found {}", article(ident), want.len(), labels.len()),
+                )
+                .at(self.header_span(b), "here")
+                .hint(format!("write `{ident} {example} {{ ... }}`")),
             );
             return None;
         }
@@ -325,7 +334,9 @@ impl Parser<'_> {
                     self.insert_unique(&mut module.locals, name, local, |l| &l.span, "local value", diags);
                 }
                 for nb in b.body.blocks() {
-                    diags.push(Diagnostic::error("E-LOCALS-BLOCK", "`locals` holds attributes only").at(self.header_span(nb), "unexpected block"));
+                    diags.push(
+                        Diagnostic::error("E-LOCALS-BLOCK", "`locals` holds attributes only").at(self.header_span(nb), "unexpected block"),
+                    );
                 }
             }
             "output" => {
@@ -561,14 +572,8 @@ impl Parser<'_> {
             );
             return None;
         };
-        let mut o = Output {
-            name: name.to_string(),
-            value: value.expr.clone(),
-            sensitive: false,
-            description: None,
-            depends_on: Vec::new(),
-            span,
-        };
+        let mut o =
+            Output { name: name.to_string(), value: value.expr.clone(), sensitive: false, description: None, depends_on: Vec::new(), span };
         for a in &body.attrs {
             match a.name.as_str() {
                 "value" => {}

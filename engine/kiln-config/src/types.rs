@@ -35,9 +35,7 @@ pub fn parse_type(file: FileId, e: &Expression) -> Result<Type, Diagnostic> {
             match (name, args.as_slice()) {
                 ("list" | "set" | "map", [inner]) => Ok(wrap(name, parse_type(file, inner)?)),
                 ("list" | "set" | "map", _) => Err(bad(file, e, &format!("`{name}(...)` takes one element type, such as {name}(string)"))),
-                ("tuple", [Expression::Array(a)]) => {
-                    Ok(Type::Tuple(a.iter().map(|t| parse_type(file, t)).collect::<Result<_, _>>()?))
-                }
+                ("tuple", [Expression::Array(a)]) => Ok(Type::Tuple(a.iter().map(|t| parse_type(file, t)).collect::<Result<_, _>>()?)),
                 ("object", [Expression::Object(o)]) => {
                     let mut attrs = std::collections::BTreeMap::new();
                     for (k, v) in o.iter() {
@@ -91,7 +89,8 @@ fn literal(file: FileId, e: &Expression) -> Result<Value, Diagnostic> {
     struct NoScope;
     impl kiln_eval::Scope for NoScope {
         fn resolve(&self, r: &kiln_eval::Ref) -> Result<Value, Diagnostic> {
-            Err(Diagnostic::error("E-TYPE-DEFAULT", format!("`{r}` cannot be used in a type default")).hint("defaults in types must be constants"))
+            Err(Diagnostic::error("E-TYPE-DEFAULT", format!("`{r}` cannot be used in a type default"))
+                .hint("defaults in types must be constants"))
         }
         fn base_dir(&self) -> &std::path::Path {
             std::path::Path::new(".")

@@ -126,7 +126,10 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
                 let key = shown.into_iter().find(|k| !state.deposed.contains_key(k)).unwrap_or_else(deposed_key);
                 first.push(Mutation::PutDeposed(DeposedObject { key, address: p.address.clone(), resource: old.clone() }));
             }
-            first.push(Mutation::Put { address: p.address.clone(), resource: resource_state(&p.provider, &p.kind, adopted.clone(), &[], Vec::new(), false) });
+            first.push(Mutation::Put {
+                address: p.address.clone(),
+                resource: resource_state(&p.provider, &p.kind, adopted.clone(), &[], Vec::new(), false),
+            });
         }
         first.push(Mutation::ClearPending { token: p.token.clone() });
     }
@@ -243,7 +246,10 @@ async fn commit(state: &mut State, sink: &Arc<dyn StateSink>, muts: Vec<Mutation
         state.apply_mutation(m);
     }
     if let Err(e) = sink.persist(muts).await {
-        diags.push(Diagnostic::error("E-STATE-WRITE", format!("cannot save state: {e}")).hint("check the disk and permissions; state is also written at the end of apply"));
+        diags.push(
+            Diagnostic::error("E-STATE-WRITE", format!("cannot save state: {e}"))
+                .hint("check the disk and permissions; state is also written at the end of apply"),
+        );
     }
 }
 
@@ -582,7 +588,11 @@ async fn start_resource(
                     if addr.mode == kiln_addrs::Mode::Data {
                         let scope = crate::scope::ModuleScope { values: &w.values, module: &addr.module, dir: &scope_dir, rep };
                         match eval_body(&r.body, &kind_schema.body, &scope, &r.span) {
-                            Ok(cfg) => provider.read_data(kiln_provider::ReadDataRequest { kind: &r.kind, config: &cfg }).await.state.unwrap_or(Value::Unknown),
+                            Ok(cfg) => provider
+                                .read_data(kiln_provider::ReadDataRequest { kind: &r.kind, config: &cfg })
+                                .await
+                                .state
+                                .unwrap_or(Value::Unknown),
                             Err(d) => {
                                 w.diags.extend(d);
                                 Value::Unknown
@@ -623,10 +633,18 @@ async fn start_resource(
         let proposed = propose(&cfg, prior_v.as_ref(), &kind_schema);
         let name = iaddr.to_string();
         let resp = provider
-            .plan(kiln_provider::PlanRequest { address: &name, kind: &r.kind, prior: prior_v.as_ref(), replacing: replacing.as_ref(), config: &cfg, proposed: &proposed })
+            .plan(kiln_provider::PlanRequest {
+                address: &name,
+                kind: &r.kind,
+                prior: prior_v.as_ref(),
+                replacing: replacing.as_ref(),
+                config: &cfg,
+                proposed: &proposed,
+            })
             .await;
         // What the provider says about this object is redacted with every value it was given.
-        let mut secrets = crate::redact::secrets([&cfg, &proposed, &resp.planned].into_iter().chain(prior_v.as_ref()).chain(replacing.as_ref()));
+        let mut secrets =
+            crate::redact::secrets([&cfg, &proposed, &resp.planned].into_iter().chain(prior_v.as_ref()).chain(replacing.as_ref()));
         if let Some(p) = w.values.provider_secrets.get(&key) {
             secrets.extend(p);
         }
@@ -692,7 +710,8 @@ async fn start_resource(
                     started_at: chrono::Utc::now().to_rfc3339(),
                 });
                 if let Err(e) = sink.persist(vec![pending.clone()]).await {
-                    let d: Diagnostics = Diagnostic::error("E-STATE-WRITE", format!("cannot save the pending entry: {e}")).address(&iaddr).into();
+                    let d: Diagnostics =
+                        Diagnostic::error("E-STATE-WRITE", format!("cannot save the pending entry: {e}")).address(&iaddr).into();
                     hook.apply_done(what, op, Some("state write failed"), t0.elapsed());
                     return OpResult { addr: iaddr, index: 0, mutations, value: None, diagnostics: d };
                 }

@@ -153,9 +153,12 @@ impl Builder<'_> {
         if !path.is_empty() {
             for p in &m.module.providers {
                 self.diags.push(
-                    Diagnostic::error("E-PROVIDER-MODULE", format!("provider `{}` is configured inside module `{}`", p.key(), path.join(".")))
-                        .at(p.span.clone(), "configure providers in the root module")
-                        .hint("move this block to the root module; modules inherit its providers"),
+                    Diagnostic::error(
+                        "E-PROVIDER-MODULE",
+                        format!("provider `{}` is configured inside module `{}`", p.key(), path.join(".")),
+                    )
+                    .at(p.span.clone(), "configure providers in the root module")
+                    .hint("move this block to the root module; modules inherit its providers"),
                 );
             }
         }
@@ -178,7 +181,11 @@ impl Builder<'_> {
                             Diagnostic::error("E-PROVIDER-REF", format!("provider `{}` is not configured", p.key()))
                                 .at(p.span.clone(), "no such provider block")
                                 .address(&addr)
-                                .hint(format!("add `provider \"{}\" {{ alias = \"{}\" }}` to the root module", p.name, p.alias.clone().unwrap_or_default())),
+                                .hint(format!(
+                                    "add `provider \"{}\" {{ alias = \"{}\" }}` to the root module",
+                                    p.name,
+                                    p.alias.clone().unwrap_or_default()
+                                )),
                         );
                     }
                     p.key()
@@ -187,10 +194,16 @@ impl Builder<'_> {
                     let key = registry.default_for(&r.kind);
                     if registry.get(&key).is_none() {
                         self.diags.push(
-                            Diagnostic::error("E-PROVIDER-UNKNOWN", format!("kind `{}` would use provider `{key}`, which is not built into this kiln", r.kind))
-                                .at(r.span.clone(), "declared here")
-                                .address(&addr)
-                                .hint(format!("choose one of the available providers with `provider = NAME`: {}", registry.names().collect::<Vec<_>>().join(", "))),
+                            Diagnostic::error(
+                                "E-PROVIDER-UNKNOWN",
+                                format!("kind `{}` would use provider `{key}`, which is not built into this kiln", r.kind),
+                            )
+                            .at(r.span.clone(), "declared here")
+                            .address(&addr)
+                            .hint(format!(
+                                "choose one of the available providers with `provider = NAME`: {}",
+                                registry.names().collect::<Vec<_>>().join(", ")
+                            )),
                         );
                     }
                     key
@@ -252,28 +265,41 @@ impl Builder<'_> {
                 if m.module.variables.contains_key(n) {
                     return vec![Node::Var { module: path.clone(), name: n.clone() }];
                 }
-                self.diags.push(missing(format!("reference to undeclared variable `var.{n}`"), format!("declare it with `variable \"{n}\" {{}}`")));
+                self.diags.push(missing(
+                    format!("reference to undeclared variable `var.{n}`"),
+                    format!("declare it with `variable \"{n}\" {{}}`"),
+                ));
             }
             Ref::Local(n) => {
                 if m.module.locals.contains_key(n) {
                     return vec![Node::Local { module: path.clone(), name: n.clone() }];
                 }
-                self.diags.push(missing(format!("reference to undeclared local value `local.{n}`"), format!("add `{n} = ...` to a `locals` block")));
+                self.diags.push(missing(
+                    format!("reference to undeclared local value `local.{n}`"),
+                    format!("add `{n} = ...` to a `locals` block"),
+                ));
             }
             Ref::Module(name, out) => {
                 let Some(child) = m.children.get(name) else {
                     if !m.module.module_calls.contains_key(name) {
-                        self.diags.push(missing(format!("reference to undeclared module `module.{name}`"), format!("add a `module \"{name}\" {{ source = \"./...\" }}` block")));
+                        self.diags.push(missing(
+                            format!("reference to undeclared module `module.{name}`"),
+                            format!("add a `module \"{name}\" {{ source = \"./...\" }}` block"),
+                        ));
                     }
                     return Vec::new();
                 };
                 match out {
-                    Some(o) if child.module.outputs.contains_key(o) => return vec![Node::Output { module: child.path.clone(), name: o.clone() }],
+                    Some(o) if child.module.outputs.contains_key(o) => {
+                        return vec![Node::Output { module: child.path.clone(), name: o.clone() }]
+                    }
                     Some(o) => self.diags.push(missing(
                         format!("module `{name}` has no output `{o}`"),
                         format!("declare `output \"{o}\" {{ value = ... }}` in {}", child.module.dir.display()),
                     )),
-                    None => return child.module.outputs.keys().map(|o| Node::Output { module: child.path.clone(), name: o.clone() }).collect(),
+                    None => {
+                        return child.module.outputs.keys().map(|o| Node::Output { module: child.path.clone(), name: o.clone() }).collect()
+                    }
                 }
             }
             Ref::Resource { kind, name } | Ref::Data { kind, name } => {
@@ -281,7 +307,13 @@ impl Builder<'_> {
                 if m.module.resource(mode, kind, name).is_some() {
                     return vec![Node::Resource(ResourceAddr { module: path.clone(), mode, kind: kind.clone(), name: name.clone() })];
                 }
-                let same_kind: Vec<String> = m.module.resources.iter().filter(|x| x.mode == mode && &x.kind == kind).map(|x| format!("{}.{}", x.kind, x.name)).collect();
+                let same_kind: Vec<String> = m
+                    .module
+                    .resources
+                    .iter()
+                    .filter(|x| x.mode == mode && &x.kind == kind)
+                    .map(|x| format!("{}.{}", x.kind, x.name))
+                    .collect();
                 let hint = if same_kind.is_empty() {
                     format!("declare `resource \"{kind}\" \"{name}\" {{ ... }}`, or check the spelling")
                 } else {

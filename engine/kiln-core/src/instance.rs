@@ -23,25 +23,39 @@ pub(crate) fn expand(r: &Resource, addr: &ResourceAddr, scope: &dyn Scope) -> Re
         let v = eval(c, scope)?;
         let at = c.span();
         let bad = |msg: String| -> Diagnostics {
-            Diagnostic::error("E-COUNT", msg).or_at(at.clone()).address(addr).hint("count must be a whole number known before apply, such as 3 or length(var.names)").into()
+            Diagnostic::error("E-COUNT", msg)
+                .or_at(at.clone())
+                .address(addr)
+                .hint("count must be a whole number known before apply, such as 3 or length(var.names)")
+                .into()
         };
         if v.contains_unknown() {
             return Err(bad("`count` depends on values known only after apply".into()));
         }
-        let n = v.as_number().or_else(|| v.as_str().and_then(kiln_value::parse_number)).ok_or_else(|| bad(format!("`count` must be a number, got {}", v.type_name())))?;
+        let n = v
+            .as_number()
+            .or_else(|| v.as_str().and_then(kiln_value::parse_number))
+            .ok_or_else(|| bad(format!("`count` must be a number, got {}", v.type_name())))?;
         if n.is_sign_negative() || !n.fract().is_zero() {
             return Err(bad(format!("`count` must be a whole number ≥ 0, got {n}")));
         }
-        let n: usize = n.to_string().parse().ok().filter(|n| *n <= MAX_INSTANCES_PER_RESOURCE).ok_or_else(|| {
-            bad(format!("`count` is {n}, more than the {MAX_INSTANCES_PER_RESOURCE} instances a resource may have"))
-        })?;
+        let n: usize = n
+            .to_string()
+            .parse()
+            .ok()
+            .filter(|n| *n <= MAX_INSTANCES_PER_RESOURCE)
+            .ok_or_else(|| bad(format!("`count` is {n}, more than the {MAX_INSTANCES_PER_RESOURCE} instances a resource may have")))?;
         return Ok((0..n).map(|i| (InstanceKey::Int(i as u64), Repetition::Count(i))).collect());
     }
     if let Some(f) = &r.for_each {
         let v = eval(f, scope)?;
         let at = f.span();
         let bad = |msg: String| -> Diagnostics {
-            Diagnostic::error("E-FOR-EACH", msg).or_at(at.clone()).address(addr).hint("for_each takes a map, or a set of strings such as toset([\"a\", \"b\"]), known before apply").into()
+            Diagnostic::error("E-FOR-EACH", msg)
+                .or_at(at.clone())
+                .address(addr)
+                .hint("for_each takes a map, or a set of strings such as toset([\"a\", \"b\"]), known before apply")
+                .into()
         };
         if v.contains_unknown() {
             return Err(bad("`for_each` depends on values known only after apply".into()));
@@ -55,7 +69,9 @@ pub(crate) fn expand(r: &Resource, addr: &ResourceAddr, scope: &dyn Scope) -> Re
             _ => 0,
         };
         if len > MAX_INSTANCES_PER_RESOURCE {
-            return Err(bad(format!("`for_each` has {len} elements, more than the {MAX_INSTANCES_PER_RESOURCE} instances a resource may have")));
+            return Err(bad(format!(
+                "`for_each` has {len} elements, more than the {MAX_INSTANCES_PER_RESOURCE} instances a resource may have"
+            )));
         }
         return match v {
             Value::Map(m) => Ok(m.into_iter().map(|(k, v)| (InstanceKey::Str(k.clone()), Repetition::Each { key: k, value: v })).collect()),
@@ -63,7 +79,9 @@ pub(crate) fn expand(r: &Resource, addr: &ResourceAddr, scope: &dyn Scope) -> Re
                 let mut out = Vec::with_capacity(l.len());
                 let mut seen = std::collections::HashSet::new();
                 for item in l {
-                    let Some(s) = item.as_str() else { return Err(bad(format!("`for_each` over a list needs strings, found a {}", item.type_name()))) };
+                    let Some(s) = item.as_str() else {
+                        return Err(bad(format!("`for_each` over a list needs strings, found a {}", item.type_name())));
+                    };
                     if !seen.insert(s.to_string()) {
                         return Err(bad(format!("`for_each` has the key \"{s}\" twice")));
                     }
@@ -95,7 +113,11 @@ pub(crate) fn check_total(existing: usize, adding: usize, r: &Resource, addr: &R
 /// Points a provider's diagnostic about one attribute (see [`Diagnostic::attribute`]) at that
 /// attribute's expression in `r`, when it has no location of its own.
 pub(crate) fn locate(d: Diagnostic, r: &Resource) -> Diagnostic {
-    let at = d.attribute.as_deref().and_then(|name| r.body.attrs.iter().find(|a| a.name == name)).map(|a| a.expr.span().unwrap_or(a.name_span.clone()));
+    let at = d
+        .attribute
+        .as_deref()
+        .and_then(|name| r.body.attrs.iter().find(|a| a.name == name))
+        .map(|a| a.expr.span().unwrap_or(a.name_span.clone()));
     d.or_at(at)
 }
 
@@ -111,7 +133,11 @@ pub(crate) fn eval_body(body: &Body, schema: &SchemaBody, scope: &dyn Scope, dec
             } else {
                 kiln_config_suggest(&a.name, &known)
             };
-            diags.push(Diagnostic::error("E-UNKNOWN-ATTR", format!("unsupported attribute `{}`", a.name)).at(a.name_span.clone(), "not in this kind's schema").hint(hint));
+            diags.push(
+                Diagnostic::error("E-UNKNOWN-ATTR", format!("unsupported attribute `{}`", a.name))
+                    .at(a.name_span.clone(), "not in this kind's schema")
+                    .hint(hint),
+            );
             continue;
         };
         if !s.required && !s.optional {
@@ -154,11 +180,17 @@ pub(crate) fn eval_body(body: &Body, schema: &SchemaBody, scope: &dyn Scope, dec
         let blocks: Vec<_> = body.blocks.iter().filter(|b| &b.ident == name).collect();
         if let Some(max) = bs.max_items.or(if bs.nesting == Nesting::Single { Some(1) } else { None }) {
             if blocks.len() > max {
-                diags.push(Diagnostic::error("E-BLOCK-COUNT", format!("at most {max} `{name}` block(s) allowed")).at(blocks[max].span.clone(), "one too many"));
+                diags.push(
+                    Diagnostic::error("E-BLOCK-COUNT", format!("at most {max} `{name}` block(s) allowed"))
+                        .at(blocks[max].span.clone(), "one too many"),
+                );
             }
         }
         if blocks.len() < bs.min_items {
-            diags.push(Diagnostic::error("E-BLOCK-COUNT", format!("at least {} `{name}` block(s) required", bs.min_items)).at(decl.clone(), "in this block"));
+            diags.push(
+                Diagnostic::error("E-BLOCK-COUNT", format!("at least {} `{name}` block(s) required", bs.min_items))
+                    .at(decl.clone(), "in this block"),
+            );
         }
         let mut vals = Vec::new();
         for b in &blocks {
@@ -179,8 +211,16 @@ pub(crate) fn eval_body(body: &Body, schema: &SchemaBody, scope: &dyn Scope, dec
     for b in &body.blocks {
         if !schema.blocks.contains_key(&b.ident) {
             let known: Vec<&str> = schema.blocks.keys().map(String::as_str).collect();
-            let hint = if schema.attributes.contains_key(&b.ident) { format!("`{}` is an attribute: write `{} = ...`", b.ident, b.ident) } else { kiln_config_suggest(&b.ident, &known) };
-            diags.push(Diagnostic::error("E-UNKNOWN-BLOCK", format!("unsupported block `{}`", b.ident)).at(b.span.clone(), "not in this kind's schema").hint(hint));
+            let hint = if schema.attributes.contains_key(&b.ident) {
+                format!("`{}` is an attribute: write `{} = ...`", b.ident, b.ident)
+            } else {
+                kiln_config_suggest(&b.ident, &known)
+            };
+            diags.push(
+                Diagnostic::error("E-UNKNOWN-BLOCK", format!("unsupported block `{}`", b.ident))
+                    .at(b.span.clone(), "not in this kind's schema")
+                    .hint(hint),
+            );
         }
     }
     if diags.has_errors() {
@@ -203,9 +243,16 @@ fn labelled<'b>(b: &'b kiln_config::NestedBlock, schema: &SchemaBody) -> Result<
             }
             Ok(Some(label))
         }
-        _ => Err(Diagnostic::error("E-BLOCK-LABELS", format!("a `{}` block takes no label{}", b.ident, if schema.attributes.contains_key("name") { "s but one, its name" } else { "" }))
-            .at(b.span.clone(), "here")
-            .hint(format!("write `{} {{ ... }}`", b.ident))),
+        _ => Err(Diagnostic::error(
+            "E-BLOCK-LABELS",
+            format!(
+                "a `{}` block takes no label{}",
+                b.ident,
+                if schema.attributes.contains_key("name") { "s but one, its name" } else { "" }
+            ),
+        )
+        .at(b.span.clone(), "here")
+        .hint(format!("write `{} {{ ... }}`", b.ident))),
     }
 }
 

@@ -13,7 +13,9 @@ use kiln_config::{Config, ModuleNode, Resource};
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_eval::eval;
 use kiln_plan::{Action, Drift, Mode, OutputChange, PendingResolution, Plan, PlannedChange, Reason};
-use kiln_provider::{ConfigureRequest, PlanRequest as ProviderPlanRequest, Provider, ReadItem, ReadRequest, RecoverRequest, ValidateRequest};
+use kiln_provider::{
+    ConfigureRequest, PlanRequest as ProviderPlanRequest, Provider, ReadItem, ReadRequest, RecoverRequest, ValidateRequest,
+};
 use kiln_schema::KindSchema;
 use kiln_state::{ResourceState, State};
 use kiln_value::{convert, Map, Value};
@@ -212,7 +214,8 @@ fn filter_targets(changes: &mut Vec<PlannedChange>, targets: &[Target], excludes
         changes.retain(|c| direct(c) || upstream.contains(&c.address.resource));
     }
     if !excludes.is_empty() {
-        let seeds: Vec<ResourceAddr> = changes.iter().filter(|c| excludes.iter().any(|t| c.address.matches(t))).map(|c| c.address.resource.clone()).collect();
+        let seeds: Vec<ResourceAddr> =
+            changes.iter().filter(|c| excludes.iter().any(|t| c.address.matches(t))).map(|c| c.address.resource.clone()).collect();
         let mut downstream = resource_closure(seeds.clone(), false);
         for s in &seeds {
             downstream.remove(s);
@@ -430,7 +433,11 @@ impl<'a> Walker<'a> {
         let raw = self.take(raw, &addr);
         let value = match convert(raw, &v.ty) {
             Ok(x) if x.is_null() && !v.nullable => {
-                self.diags.push(Diagnostic::error("E-VAR-NULL", format!("variable `{name}` must not be null")).at(v.span.clone(), "declared nullable = false").address(&addr));
+                self.diags.push(
+                    Diagnostic::error("E-VAR-NULL", format!("variable `{name}` must not be null"))
+                        .at(v.span.clone(), "declared nullable = false")
+                        .address(&addr),
+                );
                 x
             }
             Ok(x) => x,
@@ -455,7 +462,9 @@ impl<'a> Walker<'a> {
             match ok {
                 Ok(c) if c.as_bool() == Some(false) => {
                     let message = match msg {
-                        Ok(m) if m.contains_sensitive() => "validation failed (the message is hidden: it refers to sensitive values)".into(),
+                        Ok(m) if m.contains_sensitive() => {
+                            "validation failed (the message is hidden: it refers to sensitive values)".into()
+                        }
                         m => m.ok().and_then(|m| m.as_str().map(str::to_string)).unwrap_or_else(|| "validation failed".into()),
                     };
                     self.diags.push(
@@ -491,8 +500,11 @@ impl<'a> Walker<'a> {
         };
         if config.contains_unknown() {
             self.diags.push(
-                Diagnostic::error("E-PROVIDER-UNKNOWN-CONFIG", format!("provider `{key}` configuration depends on values known only after apply"))
-                    .hint("use variables or locals known at plan time in provider blocks"),
+                Diagnostic::error(
+                    "E-PROVIDER-UNKNOWN-CONFIG",
+                    format!("provider `{key}` configuration depends on values known only after apply"),
+                )
+                .hint("use variables or locals known at plan time in provider blocks"),
             );
             return;
         }
@@ -527,7 +539,10 @@ impl<'a> Walker<'a> {
         let resp = p.read(req).await;
         self.hook.refresh_done(key, items.len(), started.elapsed());
         if resp.results.len() != items.len() {
-            self.diags.push(Diagnostic::error("E-PROVIDER-BUG", format!("provider `{key}` answered {} of {} reads", resp.results.len(), items.len())));
+            self.diags.push(Diagnostic::error(
+                "E-PROVIDER-BUG",
+                format!("provider `{key}` answered {} of {} reads", resp.results.len(), items.len()),
+            ));
             return;
         }
         for ((addr, r), res) in items.into_iter().zip(resp.results) {
@@ -538,7 +553,12 @@ impl<'a> Walker<'a> {
             }
             // Only what changed is kept: lookups fall back to state (10,000 copies add up).
             if !res.state.as_ref().is_some_and(|s| s.unmarked_eq(&r.attributes)) {
-                self.drift.push(Drift { address: addr.clone(), before: r.attributes.clone(), after: res.state.clone(), sensitive: r.sensitive.clone() });
+                self.drift.push(Drift {
+                    address: addr.clone(),
+                    before: r.attributes.clone(),
+                    after: res.state.clone(),
+                    sensitive: r.sensitive.clone(),
+                });
                 self.refreshed.insert(addr.clone(), res.state);
             }
         }
@@ -577,7 +597,8 @@ impl<'a> Walker<'a> {
             return;
         };
         let Some(schema) = self.kind_schema(&key, r) else {
-            let kinds: Vec<String> = self.registry.schema(provider_name(&key)).map(|s| s.kinds.keys().cloned().collect()).unwrap_or_default();
+            let kinds: Vec<String> =
+                self.registry.schema(provider_name(&key)).map(|s| s.kinds.keys().cloned().collect()).unwrap_or_default();
             self.diags.push(
                 Diagnostic::error("E-KIND-UNKNOWN", format!("provider `{key}` has no kind `{}`", r.kind))
                     .at(r.span.clone(), "declared here")
@@ -587,7 +608,9 @@ impl<'a> Walker<'a> {
             self.failed.insert(addr.clone());
             return;
         };
-        let keys = match expand(r, addr, &self.scope(&addr.module, Repetition::None)).and_then(|k| crate::instance::check_total(self.visited.len(), k.len(), r, addr).map(|_| k)) {
+        let keys = match expand(r, addr, &self.scope(&addr.module, Repetition::None))
+            .and_then(|k| crate::instance::check_total(self.visited.len(), k.len(), r, addr).map(|_| k))
+        {
             Ok(k) => k,
             Err(d) => {
                 self.diags.extend(d);
@@ -605,7 +628,13 @@ impl<'a> Walker<'a> {
             insts.push(iaddr.clone());
             let value = if self.mode == Mode::Destroy || self.state_values_only {
                 let recorded = self.state.resources.get(&iaddr).map(|s| s.sensitive.clone()).unwrap_or_default();
-                let v = self.refreshed.get(&iaddr).cloned().flatten().or_else(|| self.state.resources.get(&iaddr).map(|s| s.attributes.clone())).unwrap_or(Value::Unknown);
+                let v = self
+                    .refreshed
+                    .get(&iaddr)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| self.state.resources.get(&iaddr).map(|s| s.attributes.clone()))
+                    .unwrap_or(Value::Unknown);
                 // References see the marks state recorded and the schema declares.
                 remark(v, &schema, &recorded)
             } else {
@@ -713,7 +742,11 @@ impl<'a> Walker<'a> {
                 let changed = changed_attrs(p, &planned);
                 let mut force: Vec<String> = changed
                     .iter()
-                    .filter(|a| schema.body.attributes.get(*a).is_some_and(|s| s.force_new) || schema.body.blocks.get(*a).is_some_and(|b| b.force_new) || resp_replace.contains(a))
+                    .filter(|a| {
+                        schema.body.attributes.get(*a).is_some_and(|s| s.force_new)
+                            || schema.body.blocks.get(*a).is_some_and(|b| b.force_new)
+                            || resp_replace.contains(a)
+                    })
                     .cloned()
                     .collect();
                 force.sort();
@@ -791,7 +824,11 @@ impl<'a> Walker<'a> {
         }
         let res = provider.read_data(kiln_provider::ReadDataRequest { kind: &r.kind, config }).await;
         let err = res.diagnostics.has_errors();
-        self.diags.extend(crate::redact::diags(res.diagnostics, &crate::redact::secrets([config])).into_iter().map(|d| d.or_at(Some(r.span.clone())).or_address(iaddr)));
+        self.diags.extend(
+            crate::redact::diags(res.diagnostics, &crate::redact::secrets([config]))
+                .into_iter()
+                .map(|d| d.or_at(Some(r.span.clone())).or_address(iaddr)),
+        );
         if err {
             return None;
         }
@@ -819,7 +856,18 @@ impl<'a> Walker<'a> {
             .filter_map(|r| {
                 let attributes = r.adopted.clone()?;
                 let dependencies = self.config_dependencies(&r.address);
-                Some((r.address.clone(), ResourceState { provider: r.provider.clone(), kind: r.kind.clone(), attributes, sensitive: Vec::new(), dependencies, tainted: false, create_before_destroy: false }))
+                Some((
+                    r.address.clone(),
+                    ResourceState {
+                        provider: r.provider.clone(),
+                        kind: r.kind.clone(),
+                        attributes,
+                        sensitive: Vec::new(),
+                        dependencies,
+                        tainted: false,
+                        create_before_destroy: false,
+                    },
+                ))
             })
             .collect();
         orphans.extend(adopted);
@@ -855,9 +903,11 @@ impl<'a> Walker<'a> {
                 Some(None) => continue, // already gone: refresh dropped it
                 None => rs.attributes.clone(),
             };
-            let declared = self.config.root.find(&addr.resource.module).is_some_and(|m| {
-                m.module.resource(addr.resource.mode, &addr.resource.kind, &addr.resource.name).is_some()
-            });
+            let declared = self
+                .config
+                .root
+                .find(&addr.resource.module)
+                .is_some_and(|m| m.module.resource(addr.resource.mode, &addr.resource.kind, &addr.resource.name).is_some());
             let reason = if self.mode == Mode::Destroy {
                 Reason::DestroyMode
             } else if declared {
@@ -938,7 +988,13 @@ impl<'a> Walker<'a> {
             if let Some(v) = &res.state {
                 self.refreshed.insert(p.address.clone(), Some(v.clone()));
             }
-            self.pending.push(PendingResolution { token: p.token.clone(), address: p.address.clone(), provider: p.provider.clone(), kind: p.kind.clone(), adopted: res.state });
+            self.pending.push(PendingResolution {
+                token: p.token.clone(),
+                address: p.address.clone(),
+                provider: p.provider.clone(),
+                kind: p.kind.clone(),
+                adopted: res.state,
+            });
         }
     }
 
@@ -962,7 +1018,11 @@ impl<'a> Walker<'a> {
             out.insert(name.clone(), OutputChange { before, after, sensitive });
         }
         for (name, o) in &self.state.outputs {
-            out.entry(name.clone()).or_insert(OutputChange { before: Some(o.value.clone().mark_if(o.sensitive)), after: None, sensitive: o.sensitive });
+            out.entry(name.clone()).or_insert(OutputChange {
+                before: Some(o.value.clone().mark_if(o.sensitive)),
+                after: None,
+                sensitive: o.sensitive,
+            });
         }
         out
     }

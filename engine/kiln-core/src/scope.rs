@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use kiln_addrs::{Mode, ResourceAddr};
 use kiln_diag::Diagnostic;
-use kiln_eval::{Ref, Scope};
 use kiln_diag::Diagnostics;
+use kiln_eval::{Ref, Scope};
 use kiln_value::{Map, Secrets, Value};
 
 /// The instances of one resource as references see them.
@@ -80,7 +80,8 @@ impl Scope for ModuleScope<'_> {
     fn resolve(&self, r: &Ref) -> Result<Value, Diagnostic> {
         let key = |n: &str| (self.module.to_vec(), n.to_string());
         let unavailable = |what: String| {
-            Diagnostic::error("E-REF-UNAVAILABLE", format!("`{what}` has no value here")).hint("it may have failed or been excluded by --target/--exclude")
+            Diagnostic::error("E-REF-UNAVAILABLE", format!("`{what}` has no value here"))
+                .hint("it may have failed or been excluded by --target/--exclude")
         };
         match r {
             Ref::Var(n) => self.values.vars.get(&key(n)).cloned().ok_or_else(|| unavailable(format!("var.{n}"))),
@@ -89,9 +90,17 @@ impl Scope for ModuleScope<'_> {
                 let mut child = self.module.to_vec();
                 child.push(m.clone());
                 match out {
-                    Some(o) => Ok(Value::Map([(o.clone(), self.values.outputs.get(&(child.clone(), o.clone())).cloned().unwrap_or(Value::Unknown))].into())),
+                    Some(o) => Ok(Value::Map(
+                        [(o.clone(), self.values.outputs.get(&(child.clone(), o.clone())).cloned().unwrap_or(Value::Unknown))].into(),
+                    )),
                     None => {
-                        let m: Map = self.values.outputs.iter().filter(|((p, _), _)| *p == child).map(|((_, n), v)| (n.clone(), v.clone())).collect();
+                        let m: Map = self
+                            .values
+                            .outputs
+                            .iter()
+                            .filter(|((p, _), _)| *p == child)
+                            .map(|((_, n), v)| (n.clone(), v.clone()))
+                            .collect();
                         Ok(Value::Map(m))
                     }
                 }
@@ -116,7 +125,9 @@ impl Scope for ModuleScope<'_> {
                 "module" => Ok(Value::from(self.dir.display().to_string())),
                 "root" => Ok(Value::from(self.values.root_dir.display().to_string())),
                 "cwd" => Ok(Value::from(self.values.cwd.display().to_string())),
-                other => Err(Diagnostic::error("E-REF-PATH", format!("unknown `path.{other}`")).hint("use path.module, path.root or path.cwd")),
+                other => {
+                    Err(Diagnostic::error("E-REF-PATH", format!("unknown `path.{other}`")).hint("use path.module, path.root or path.cwd"))
+                }
             },
             Ref::Workspace => Ok(Value::from(self.values.workspace.as_str())),
             Ref::SelfRef => Err(Diagnostic::error("E-REF-SELF", "`self` is not available here")),

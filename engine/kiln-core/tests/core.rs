@@ -115,7 +115,10 @@ resource "thing" "c" {
 async fn creates_in_dependency_order_and_then_plans_no_changes() {
     let f = Fixture::new(CHAIN);
     let p = f.plan(&State::default()).await;
-    assert_eq!(actions(&p), vec![("thing.a".into(), Action::Create), ("thing.b".into(), Action::Create), ("thing.c".into(), Action::Create)]);
+    assert_eq!(
+        actions(&p),
+        vec![("thing.a".into(), Action::Create), ("thing.b".into(), Action::Create), ("thing.c".into(), Action::Create)]
+    );
     assert!(p.changes[1].after.as_ref().unwrap().get("name").unwrap().is_unknown(), "b's name depends on a's id");
     let state = f.converge(&State::new()).await;
     assert_eq!(f.mock.calls(), vec!["create thing.a", "create thing.b", "create thing.c"]);
@@ -147,7 +150,9 @@ async fn update_in_place_and_replace_name_the_forcing_attribute() {
 
 #[tokio::test]
 async fn create_before_destroy_creates_first() {
-    let src = |n: &str| format!("provider \"mock\" {{}}\nresource \"thing\" \"a\" {{\n  provider = mock\n  name = \"{n}\"\n  lifecycle {{\n    create_before_destroy = true\n  }}\n}}\n");
+    let src = |n: &str| {
+        format!("provider \"mock\" {{}}\nresource \"thing\" \"a\" {{\n  provider = mock\n  name = \"{n}\"\n  lifecycle {{\n    create_before_destroy = true\n  }}\n}}\n")
+    };
     let f = Fixture::new(&src("a"));
     let state = f.converge(&State::new()).await;
     f.rewrite(&src("b"));
@@ -162,7 +167,9 @@ async fn create_before_destroy_creates_first() {
 /// running untracked).
 #[tokio::test]
 async fn an_adopted_replacement_deposes_and_destroys_the_old_object() {
-    let src = |n: &str| format!("provider \"mock\" {{}}\nresource \"thing\" \"a\" {{\n  provider = mock\n  name = \"{n}\"\n  lifecycle {{\n    create_before_destroy = true\n  }}\n}}\n");
+    let src = |n: &str| {
+        format!("provider \"mock\" {{}}\nresource \"thing\" \"a\" {{\n  provider = mock\n  name = \"{n}\"\n  lifecycle {{\n    create_before_destroy = true\n  }}\n}}\n")
+    };
     let f = Fixture::new(&src("old"));
     let state = f.converge(&State::new()).await;
     f.rewrite(&src("new"));
@@ -386,7 +393,8 @@ async fn cancel_stops_new_operations() {
 /// finish behind apply's back), and each keeps its durable pending entry for the next plan.
 #[tokio::test]
 async fn a_second_cancel_abandons_creates_in_flight_leaving_them_pending() {
-    let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"slow\" {\n  provider = mock\n  name = \"slow\"\n  delay_ms = 300\n}\n");
+    let f =
+        Fixture::new("provider \"mock\" {}\nresource \"thing\" \"slow\" {\n  provider = mock\n  name = \"slow\"\n  delay_ms = 300\n}\n");
     let p = f.plan(&State::default()).await;
     let (config, _) = kiln_config::load(f.dir.path());
     let config = config.unwrap();
@@ -448,14 +456,17 @@ async fn sensitive_attributes_are_recorded_and_marked() {
 
 #[tokio::test]
 async fn count_and_for_each_expand_and_shrink() {
-    let src = |n: usize| format!("provider \"mock\" {{}}\nresource \"thing\" \"n\" {{\n  provider = mock\n  count = {n}\n  name = \"n${{count.index}}\"\n}}\nresource \"thing\" \"m\" {{\n  provider = mock\n  for_each = {{ x = 1, y = 2 }}\n  name = each.key\n  size = each.value\n}}\n");
+    let src = |n: usize| {
+        format!("provider \"mock\" {{}}\nresource \"thing\" \"n\" {{\n  provider = mock\n  count = {n}\n  name = \"n${{count.index}}\"\n}}\nresource \"thing\" \"m\" {{\n  provider = mock\n  for_each = {{ x = 1, y = 2 }}\n  name = each.key\n  size = each.value\n}}\n")
+    };
     let f = Fixture::new(&src(3));
     let state = f.converge(&State::new()).await;
     let names: Vec<String> = state.resources.keys().map(ToString::to_string).collect();
     assert_eq!(names, ["thing.m[\"x\"]", "thing.m[\"y\"]", "thing.n[0]", "thing.n[1]", "thing.n[2]"]);
     f.rewrite(&src(1));
     let p = f.plan(&state).await;
-    let deletes: Vec<(String, Option<Reason>)> = p.changes.iter().filter(|c| c.action == Action::Delete).map(|c| (c.address.to_string(), c.reason.clone())).collect();
+    let deletes: Vec<(String, Option<Reason>)> =
+        p.changes.iter().filter(|c| c.action == Action::Delete).map(|c| (c.address.to_string(), c.reason.clone())).collect();
     assert_eq!(deletes, [("thing.n[1]".to_string(), Some(Reason::KeyGone)), ("thing.n[2]".to_string(), Some(Reason::KeyGone))]);
 }
 

@@ -51,7 +51,8 @@ async fn a_count_beyond_the_limit_is_an_error_at_the_count_expression() {
     assert_eq!(error_at(&d, &src, "E-COUNT"), "10000000");
     let e = d.iter().find(|e| e.code == "E-COUNT").unwrap();
     assert!(e.summary.contains("more than the 100000 instances"), "{}", e.summary);
-    let (p, d, src) = plan_of("resource \"record\" \"r\" {\n  for_each = toset([for i in range(3) : tostring(i)])\n  input = each.key\n}\n").await;
+    let (p, d, src) =
+        plan_of("resource \"record\" \"r\" {\n  for_each = toset([for i in range(3) : tostring(i)])\n  input = each.key\n}\n").await;
     assert!(p.is_some() && !d.has_errors(), "{d:?} {src}");
 }
 

@@ -107,7 +107,11 @@ async fn schema_marks_follow_whole_resource_references_into_state() {
     assert!(pool.sensitive.contains(&"key".to_string()), "{:?}", pool.sensitive);
     for addr in ["thing.job", "thing.nested"] {
         let r = &state.resources[&addr.parse().unwrap()];
-        assert!(r.sensitive.contains(&"data".to_string()), "{addr}: the private key inside `data` is recorded as sensitive: {:?}", r.sensitive);
+        assert!(
+            r.sensitive.contains(&"data".to_string()),
+            "{addr}: the private key inside `data` is recorded as sensitive: {:?}",
+            r.sensitive
+        );
     }
     assert!(state.outputs["pool"].sensitive);
 
@@ -146,7 +150,9 @@ async fn provider_validation_errors_never_quote_a_sensitive_value() {
 
 #[tokio::test]
 async fn provider_delete_errors_never_quote_a_sensitive_value() {
-    let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name     = \"a\"\n  secret   = \"hunter2-s3cr3t\"\n}\n");
+    let f = Fixture::new(
+        "provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name     = \"a\"\n  secret   = \"hunter2-s3cr3t\"\n}\n",
+    );
     let state = f.converge(&State::new()).await;
     f.mock.fail_deletes.store(true, std::sync::atomic::Ordering::SeqCst);
     std::fs::write(f.dir.path().join("main.kiln.hcl"), "provider \"mock\" {}\n").unwrap();

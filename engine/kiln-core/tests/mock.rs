@@ -79,7 +79,9 @@ impl Provider for Mock {
     /// Like real providers, quotes the value it rejects (the engine redacts sensitive ones).
     fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
         match req.config.get("name").and_then(Value::as_str) {
-            Some(n) if n.starts_with("invalid-") => Diagnostic::error("E-MOCK-NAME", format!("invalid name `{n}`")).hint(format!("{n} starts with invalid-")).into(),
+            Some(n) if n.starts_with("invalid-") => {
+                Diagnostic::error("E-MOCK-NAME", format!("invalid name `{n}`")).hint(format!("{n} starts with invalid-")).into()
+            }
             _ => Diagnostics::new(),
         }
     }

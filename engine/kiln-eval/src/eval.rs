@@ -48,10 +48,13 @@ pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Value, Diagnostics> {
     let v = ev.eval(&expr.node)?;
     // Values deeper than kiln's limit could not be stored or read back (nor dropped safely).
     if funcs::value_depth(&v) > kiln_value::MAX_DEPTH {
-        return Err(Diagnostic::error("E-VALUE-DEPTH", format!("this value nests lists and objects more than {} levels deep", kiln_value::MAX_DEPTH))
-            .or_at(expr.span())
-            .hint("kiln values may nest at most that deep; flatten the structure (for example with flatten() or a map of names)")
-            .into());
+        return Err(Diagnostic::error(
+            "E-VALUE-DEPTH",
+            format!("this value nests lists and objects more than {} levels deep", kiln_value::MAX_DEPTH),
+        )
+        .or_at(expr.span())
+        .hint("kiln values may nest at most that deep; flatten the structure (for example with flatten() or a map of names)")
+        .into());
     }
     Ok(v)
 }
@@ -252,10 +255,9 @@ impl<'s> Evaluator<'s> {
                 let v = self.scope.resolve(&r).map_err(|d| Diagnostics::from(d.or_at(span_of(self.file, whole))))?;
                 self.apply_ops(whole, v, &ops[used..])
             }
-            Parsed::Incomplete(want) => Err(self
-                .err(whole, "E-REF-INCOMPLETE", format!("`{root}` cannot be used alone"))
-                .hint(format!("write {want}"))
-                .into()),
+            Parsed::Incomplete(want) => {
+                Err(self.err(whole, "E-REF-INCOMPLETE", format!("`{root}` cannot be used alone")).hint(format!("write {want}")).into())
+            }
             Parsed::Bare => Err(self
                 .err(whole, "E-REF-UNKNOWN", format!("unknown name `{root}`"))
                 .hint("references look like var.NAME, local.NAME, KIND.NAME (a resource), data.KIND.NAME or module.NAME.OUTPUT")
@@ -312,7 +314,11 @@ impl<'s> Evaluator<'s> {
                     keys.truncate(20);
                     return Err(self
                         .err(at, "E-ATTR-MISSING", format!("this object has no attribute `{name}`"))
-                        .hint(if keys.is_empty() { "the object is empty".to_string() } else { format!("attributes are: {}", keys.join(", ")) })
+                        .hint(if keys.is_empty() {
+                            "the object is empty".to_string()
+                        } else {
+                            format!("attributes are: {}", keys.join(", "))
+                        })
                         .into());
                 }
             },
@@ -457,9 +463,9 @@ impl<'s> Evaluator<'s> {
         if v.is_unknown() {
             return Ok(None);
         }
-        to_number(v).map(Some).ok_or_else(|| {
-            self.err(at, "E-OP-TYPE", format!("`{}` needs numbers, got {}", op.as_str(), describe(v, marked))).into()
-        })
+        to_number(v)
+            .map(Some)
+            .ok_or_else(|| self.err(at, "E-OP-TYPE", format!("`{}` needs numbers, got {}", op.as_str(), describe(v, marked))).into())
     }
 
     fn for_expr(&mut self, f: &ForExpr) -> R {
@@ -469,13 +475,9 @@ impl<'s> Evaluator<'s> {
             Value::Unknown => return Ok(Value::Unknown.mark_if(marked)),
             Value::List(l) => l.into_iter().enumerate().map(|(i, v)| (Value::from(i), v)).collect(),
             Value::Map(m) => m.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
-            Value::Null => {
-                return Err(self.err(&f.intro.collection_expr, "E-FOR-NULL", "cannot iterate over a null value").into())
-            }
+            Value::Null => return Err(self.err(&f.intro.collection_expr, "E-FOR-NULL", "cannot iterate over a null value").into()),
             other => {
-                return Err(self
-                    .err(&f.intro.collection_expr, "E-FOR-TYPE", format!("cannot iterate over a {}", other.type_name()))
-                    .into())
+                return Err(self.err(&f.intro.collection_expr, "E-FOR-TYPE", format!("cannot iterate over a {}", other.type_name())).into())
             }
         };
         let kname = f.intro.key_var.as_ref().map(|k| k.as_str().to_string());
@@ -648,7 +650,11 @@ impl<'s> Evaluator<'s> {
                         Ok(())
                     }
                     None => Err(self
-                        .err(&d.if_expr.cond_expr, "E-COND-TYPE", format!("an %{{if}} condition must be a bool, got {}", describe(&c, false)))
+                        .err(
+                            &d.if_expr.cond_expr,
+                            "E-COND-TYPE",
+                            format!("an %{{if}} condition must be a bool, got {}", describe(&c, false)),
+                        )
                         .into()),
                 }
             }
@@ -693,7 +699,9 @@ impl<'s> Evaluator<'s> {
     fn call(&mut self, f: &hcl_edit::expr::FuncCall) -> R {
         let name = f.name.name.as_str();
         if f.name.is_namespaced() {
-            return Err(self.err(&f.name.name, "E-FUNC-UNKNOWN", format!("provider-defined functions are not supported (`{}`)", name)).into());
+            return Err(self
+                .err(&f.name.name, "E-FUNC-UNKNOWN", format!("provider-defined functions are not supported (`{}`)", name))
+                .into());
         }
         match name {
             "try" => return self.call_try(f),
@@ -729,16 +737,22 @@ impl<'s> Evaluator<'s> {
                 Value::Unknown => return Ok(Value::Unknown.mark_if(marked)),
                 other => {
                     let at = f.args.iter().last().map_or_else(|| span_of(self.file, f), |a| span_of(self.file, a));
-                    return Err(Diagnostic::error("E-FUNC-EXPAND", format!("only a list can be expanded with `...`, got {}", other.type_name()))
-                        .or_at(at)
-                        .into());
+                    return Err(Diagnostic::error(
+                        "E-FUNC-EXPAND",
+                        format!("only a list can be expanded with `...`, got {}", other.type_name()),
+                    )
+                    .or_at(at)
+                    .into());
                 }
             }
         }
         if name == "templatefile" {
             if self.only_locals {
                 // As in Terraform: a template calling templatefile could include itself forever.
-                return Err(self.err(f, "E-FUNC", "templatefile: cannot call templatefile from inside a template file").hint("render the inner template in the configuration and pass the result in the variables").into());
+                return Err(self
+                    .err(f, "E-FUNC", "templatefile: cannot call templatefile from inside a template file")
+                    .hint("render the inner template in the configuration and pass the result in the variables")
+                    .into());
             }
             return self.templatefile(f, args);
         }
@@ -789,10 +803,13 @@ impl<'s> Evaluator<'s> {
             Value::Map(m) => m,
             Value::Unknown => return Ok(Value::Unknown.mark_if(marked)),
             other => {
-                return Err(Diagnostic::error("E-FUNC", format!("templatefile: the variables must be an object, got {}", other.type_name()))
-                    .or_at(arg_span(1))
-                    .hint("write templatefile(\"PATH\", { name = value, ... })")
-                    .into())
+                return Err(Diagnostic::error(
+                    "E-FUNC",
+                    format!("templatefile: the variables must be an object, got {}", other.type_name()),
+                )
+                .or_at(arg_span(1))
+                .hint("write templatefile(\"PATH\", { name = value, ... })")
+                .into())
             }
         };
         let full = self.scope.base_dir().join(&path);
@@ -804,17 +821,26 @@ impl<'s> Evaluator<'s> {
             )
         })?;
         let mut t = hcl_edit::parser::parse_template(&text).map_err(|e| {
-            Diagnostics::from(self.err(f, "E-TEMPLATE-PARSE", format!(
-                "templatefile: `{}` line {}, column {}: {}",
-                full.display(),
-                e.location().line(),
-                e.location().column(),
-                e.message()
-            )))
+            Diagnostics::from(self.err(
+                f,
+                "E-TEMPLATE-PARSE",
+                format!(
+                    "templatefile: `{}` line {}, column {}: {}",
+                    full.display(),
+                    e.location().line(),
+                    e.location().column(),
+                    e.message()
+                ),
+            ))
         })?;
         // A template file is scanned like a heredoc: one literal token per line.
         prepare_template(&mut t, TemplateKind::Lines, None);
-        let mut ev = Evaluator { file: self.file, scope: self.scope, locals: vars.into_iter().map(|(k, v)| (k, v.mark_if(vars_marked))).collect(), only_locals: true };
+        let mut ev = Evaluator {
+            file: self.file,
+            scope: self.scope,
+            locals: vars.into_iter().map(|(k, v)| (k, v.mark_if(vars_marked))).collect(),
+            only_locals: true,
+        };
         // Like Terraform's, the result of a template that is a lone `${...}` keeps its type.
         let result = ev.template_of(&t, TemplateKind::Lines).map_err(|d| {
             d.into_iter()

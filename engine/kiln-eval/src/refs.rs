@@ -15,8 +15,14 @@ pub enum Ref {
     Local(String),
     /// A module call's outputs (`module.m`, or `module.m.out` with the output name).
     Module(String, Option<String>),
-    Resource { kind: String, name: String },
-    Data { kind: String, name: String },
+    Resource {
+        kind: String,
+        name: String,
+    },
+    Data {
+        kind: String,
+        name: String,
+    },
     CountIndex,
     EachKey,
     EachValue,

@@ -453,7 +453,11 @@ fn nested_for_loops_are_bounded() {
     let src = "[for a in range(1000) : [for b in range(1000) : [for c in range(1000) : 1]]]";
     let d = check_err(src, "E-FOR-LIMIT", "more than 1000000");
     assert!(d.primary.is_some(), "{src}");
-    let d = check_err(r#""%{ for a in range(1000) }%{ for b in range(1000) }%{ for c in range(1000) }x%{ endfor }%{ endfor }%{ endfor }""#, "E-FOR-LIMIT", "`for` iterations");
+    let d = check_err(
+        r#""%{ for a in range(1000) }%{ for b in range(1000) }%{ for c in range(1000) }x%{ endfor }%{ endfor }%{ endfor }""#,
+        "E-FOR-LIMIT",
+        "`for` iterations",
+    );
     assert!(d.primary.is_some());
     // The budget is per expression: many loops in separate expressions are fine.
     for _ in 0..3 {

@@ -36,10 +36,8 @@ fn every_kind_of_reference() {
 
 #[test]
 fn reference_values() {
-    let r: Vec<Ref> = references(&parse("[record.x.id, data.k.n, module.m.o, module.n, each.value, path.root]"))
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
+    let r: Vec<Ref> =
+        references(&parse("[record.x.id, data.k.n, module.m.o, module.n, each.value, path.root]")).into_iter().map(|(r, _)| r).collect();
     assert_eq!(
         r,
         vec![

@@ -151,10 +151,7 @@ fn indented_heredoc_counts_only_literal_indentation() {
 fn indented_heredoc_dedents_directive_bodies() {
     check("<<-EOT\n  %{ if true }\n    x\n  %{ endif }\nEOT", r#""\n  x\n\n""#);
     check("<<-EOT\n    %{ for x in [1, 2] }\n    - ${x}\n    %{ endfor }\n    EOT", r#""\n- 1\n\n- 2\n\n""#);
-    check(
-        "<<-EOT\n    %{ if false }\n      yes\n    %{ else }\n      no\n    %{ endif }\n    EOT",
-        r#""\n  no\n\n""#,
-    );
+    check("<<-EOT\n    %{ if false }\n      yes\n    %{ else }\n      no\n    %{ endif }\n    EOT", r#""\n  no\n\n""#);
 }
 
 #[test]

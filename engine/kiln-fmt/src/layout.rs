@@ -90,12 +90,7 @@ fn cells(tokens: &[Token], start: usize, end: usize) -> Line {
             break;
         }
     }
-    Line {
-        start,
-        assign,
-        comment,
-        end,
-    }
+    Line { start, assign, comment, end }
 }
 
 fn indent(tokens: &mut [Token], lines: &[Line]) {
@@ -115,10 +110,7 @@ fn indent(tokens: &mut [Token], lines: &[Line]) {
                 break;
             }
         }
-        net += tokens[line.assign..line.comment]
-            .iter()
-            .map(Token::bracket_change)
-            .sum::<i32>();
+        net += tokens[line.assign..line.comment].iter().map(Token::bracket_change).sum::<i32>();
         if net < 0 {
             let mut closed = -net;
             while closed > 0 {
@@ -155,11 +147,7 @@ fn space(tokens: &mut [Token], lines: &[Line]) {
 /// Sets the spaces between neighbouring tokens of `tokens[start..end]`.
 fn space_cell(tokens: &mut [Token], start: usize, end: usize) {
     for i in start..end.saturating_sub(1) {
-        let before = if i > start {
-            Some(&tokens[i - 1])
-        } else {
-            None
-        };
+        let before = if i > start { Some(&tokens[i - 1]) } else { None };
         let spaced = space_after(&tokens[i], before, &tokens[i + 1]);
         tokens[i + 1].spaces = usize::from(spaced);
     }
@@ -182,8 +170,7 @@ fn space_after(subject: &Token, before: Option<&Token>, after: &Token) -> bool {
         // Function name and its argument list.
         return false;
     }
-    if (s == Kind::Ident && a == Kind::DoubleColon) || (s == Kind::DoubleColon && a == Kind::Ident)
-    {
+    if (s == Kind::Ident && a == Kind::DoubleColon) || (s == Kind::DoubleColon && a == Kind::Ident) {
         // Namespaced function names: provider::aws::arn_parse.
         return false;
     }
@@ -256,10 +243,7 @@ fn space_after(subject: &Token, before: Option<&Token>, after: &Token) -> bool {
 fn align(tokens: &mut [Token], lines: &[Line]) {
     // `=` of consecutive single-line assignments.
     for group in runs(lines, Line::has_assign) {
-        let widths: Vec<usize> = group
-            .iter()
-            .map(|l| columns(&tokens[l.start..l.assign]))
-            .collect();
+        let widths: Vec<usize> = group.iter().map(|l| columns(&tokens[l.start..l.assign])).collect();
         let max = widths.iter().copied().max().unwrap_or(0);
         for (l, w) in group.iter().zip(widths) {
             tokens[l.assign].spaces = max - w + 1;
@@ -267,10 +251,7 @@ fn align(tokens: &mut [Token], lines: &[Line]) {
     }
     // Trailing comments of consecutive lines.
     for group in runs(lines, Line::has_comment) {
-        let widths: Vec<usize> = group
-            .iter()
-            .map(|l| columns(&tokens[l.start..l.comment]))
-            .collect();
+        let widths: Vec<usize> = group.iter().map(|l| columns(&tokens[l.start..l.comment])).collect();
         let max = widths.iter().copied().max().unwrap_or(0);
         for (l, w) in group.iter().zip(widths) {
             tokens[l.comment].spaces = max - w + 1;

@@ -131,11 +131,7 @@ fn is_ident_continue(c: char) -> bool {
 /// layout pass decides them anew); every other byte ends up in exactly one
 /// token.
 pub(crate) fn lex(src: &str) -> Vec<Token> {
-    let mut lx = Lexer {
-        src,
-        pos: 0,
-        tokens: Vec::new(),
-    };
+    let mut lx = Lexer { src, pos: 0, tokens: Vec::new() };
     lx.run();
     lx.tokens
 }
@@ -156,25 +152,13 @@ impl Lexer<'_> {
     }
 
     fn starts_with_at(&self, i: usize, s: &str) -> bool {
-        self.src
-            .as_bytes()
-            .get(i..)
-            .is_some_and(|rest| rest.starts_with(s.as_bytes()))
+        self.src.as_bytes().get(i..).is_some_and(|rest| rest.starts_with(s.as_bytes()))
     }
 
     fn push(&mut self, kind: Kind, end: usize) {
         let text = &self.src[self.pos..end];
-        let text = if kind == Kind::Comment {
-            trim_comment(text)
-        } else {
-            text.to_owned()
-        };
-        self.tokens.push(Token {
-            kind,
-            text,
-            start: self.pos,
-            spaces: 0,
-        });
+        let text = if kind == Kind::Comment { trim_comment(text) } else { text.to_owned() };
+        self.tokens.push(Token { kind, text, start: self.pos, spaces: 0 });
         self.pos = end;
     }
 
@@ -221,11 +205,7 @@ impl Lexer<'_> {
                         self.push(Kind::Ident, end);
                     } else {
                         let (kind, len) = self.punct(p);
-                        let len = if kind == Kind::Other {
-                            ch.len_utf8()
-                        } else {
-                            len
-                        };
+                        let len = if kind == Kind::Other { ch.len_utf8() } else { len };
                         self.push(kind, p + len);
                     }
                 }
@@ -492,10 +472,7 @@ mod tests {
     fn heredoc_is_one_token_up_to_marker() {
         let src = "x = <<-EOT\n  a ${b}\n  EOTX\n  EOT\ny = 1\n";
         let k = kinds(src);
-        assert_eq!(
-            k[2],
-            (Kind::Heredoc, "<<-EOT\n  a ${b}\n  EOTX\n  EOT".into())
-        );
+        assert_eq!(k[2], (Kind::Heredoc, "<<-EOT\n  a ${b}\n  EOTX\n  EOT".into()));
         assert_eq!(k[3].0, Kind::Newline);
         assert_eq!(k[4], (Kind::Ident, "y".into()));
     }

@@ -48,11 +48,7 @@ pub enum FmtError {
 impl FmtError {
     fn from_parse(err: &hcl_edit::parser::Error) -> FmtError {
         let loc = err.location();
-        FmtError::Parse {
-            line: loc.line(),
-            column: loc.column(),
-            message: err.message().to_owned(),
-        }
+        FmtError::Parse { line: loc.line(), column: loc.column(), message: err.message().to_owned() }
     }
 }
 
@@ -96,10 +92,7 @@ mod tests {
 
     #[test]
     fn aligns_equals_in_a_group() {
-        assert_eq!(
-            fmt("a=1\nbbb =   2\n\ncc=3\n"),
-            "a   = 1\nbbb = 2\n\ncc = 3\n"
-        );
+        assert_eq!(fmt("a=1\nbbb =   2\n\ncc=3\n"), "a   = 1\nbbb = 2\n\ncc = 3\n");
     }
 
     #[test]
@@ -119,11 +112,7 @@ mod tests {
     #[test]
     fn parse_errors_carry_a_location() {
         let err = format_source("a = 1\nb = [1,\n").unwrap_err();
-        let FmtError::Parse {
-            line,
-            column,
-            message,
-        } = err;
+        let FmtError::Parse { line, column, message } = err;
         assert!(line >= 2, "line {line}");
         assert!(column >= 1);
         assert!(!message.is_empty());
@@ -149,10 +138,7 @@ mod tests {
 
     #[test]
     fn aligns_trailing_comments_of_consecutive_lines() {
-        assert_eq!(
-            fmt("a = 1 # one\nlonger = \"x\" # two\n"),
-            "a      = 1   # one\nlonger = \"x\" # two\n"
-        );
+        assert_eq!(fmt("a = 1 # one\nlonger = \"x\" # two\n"), "a      = 1   # one\nlonger = \"x\" # two\n");
     }
 
     #[test]

@@ -17,19 +17,11 @@ fn fixtures() -> Vec<(String, String, String)> {
         if !dir.is_dir() {
             continue;
         }
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
         let read = |f: &str| fs::read_to_string(dir.join(f)).expect("fixture file");
         out.push((name, read("in.kiln.hcl"), read("out.kiln.hcl")));
     }
-    assert!(
-        out.len() >= 8,
-        "expected the fixture scenarios, found {}",
-        out.len()
-    );
+    assert!(out.len() >= 8, "expected the fixture scenarios, found {}", out.len());
     out
 }
 
@@ -50,9 +42,7 @@ impl Rng {
 
     fn blanks(&mut self, min: usize, max: usize) -> String {
         let n = min + self.below((max - min + 1) as u64);
-        (0..n)
-            .map(|_| if self.below(4) == 0 { '\t' } else { ' ' })
-            .collect()
+        (0..n).map(|_| if self.below(4) == 0 { '\t' } else { ' ' }).collect()
     }
 }
 
@@ -89,8 +79,7 @@ fn horizontal_whitespace_of_the_input_does_not_matter() {
     for (name, _, expected) in fixtures() {
         for round in 0..8 {
             let messy = perturb(&expected, &mut rng);
-            let got = format_source(&messy)
-                .unwrap_or_else(|e| panic!("{name} round {round}: {e}\n--- input:\n{messy}"));
+            let got = format_source(&messy).unwrap_or_else(|e| panic!("{name} round {round}: {e}\n--- input:\n{messy}"));
             assert!(got == expected, "{name} round {round}: layout depends on whitespace\n--- input:\n{messy}\n--- got:\n{got}");
         }
     }
@@ -113,10 +102,7 @@ fn formatting_keeps_every_token_and_comment() {
         let (before, after) = (strip(before), strip(after));
         assert_eq!(before.len(), after.len(), "{name}: token count changed");
         for (b, a) in before.iter().zip(&after) {
-            let same = b.text == a.text
-                || (b.kind == Kind::Ident
-                    && a.kind == Kind::Quoted
-                    && a.text == format!("\"{}\"", b.text));
+            let same = b.text == a.text || (b.kind == Kind::Ident && a.kind == Kind::Quoted && a.text == format!("\"{}\"", b.text));
             assert!(same, "{name}: token {:?} became {:?}", b.text, a.text);
         }
     }

@@ -27,12 +27,7 @@ pub(crate) fn graphemes(s: &str) -> usize {
     for c in s.chars() {
         let extends = match prev {
             None => false,
-            Some(p) => {
-                (p == '\r' && c == '\n')
-                    || is_extender(c)
-                    || after_zwj
-                    || (is_regional(c) && regional_pending)
-            }
+            Some(p) => (p == '\r' && c == '\n') || is_extender(c) || after_zwj || (is_regional(c) && regional_pending),
         };
         if is_regional(c) {
             regional_pending = !(regional_pending && extends);

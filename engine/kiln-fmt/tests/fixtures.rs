@@ -41,44 +41,25 @@ fn fixtures() -> Vec<Fixture> {
         if !dir.is_dir() {
             continue;
         }
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        let read =
-            |f: &str| fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{name}/{f}: {e}"));
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{name}/{f}: {e}"));
         let (input, expected) = (read("in.kiln.hcl"), read("out.kiln.hcl"));
-        out.push(Fixture {
-            name,
-            dir,
-            input,
-            expected,
-        });
+        out.push(Fixture { name, dir, input, expected });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     for required in REQUIRED {
-        assert!(
-            out.iter().any(|f| f.name == *required),
-            "missing fixture scenario {required}"
-        );
+        assert!(out.iter().any(|f| f.name == *required), "missing fixture scenario {required}");
     }
     out
 }
 
 /// First differing line, for readable failures.
 fn first_difference(expected: &str, actual: &str) -> String {
-    let (e, a): (Vec<&str>, Vec<&str>) =
-        (expected.split('\n').collect(), actual.split('\n').collect());
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.split('\n').collect(), actual.split('\n').collect());
     for i in 0..e.len().max(a.len()) {
         let (el, al) = (e.get(i), a.get(i));
         if el != al {
-            return format!(
-                "line {}:\n  expected: {:?}\n  actual:   {:?}",
-                i + 1,
-                el,
-                al
-            );
+            return format!("line {}:\n  expected: {:?}\n  actual:   {:?}", i + 1, el, al);
         }
     }
     "no line differs (line endings?)".to_owned()
@@ -94,18 +75,10 @@ fn every_fixture_formats_to_its_expected_output() {
     for f in fixtures() {
         let actual = format(&f.name, "input", &f.input);
         if actual != f.expected {
-            failures.push(format!(
-                "{}: {}",
-                f.name,
-                first_difference(&f.expected, &actual)
-            ));
+            failures.push(format!("{}: {}", f.name, first_difference(&f.expected, &actual)));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "fixtures differ:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "fixtures differ:\n{}", failures.join("\n"));
 }
 
 #[test]
@@ -113,12 +86,7 @@ fn formatting_every_fixture_input_is_idempotent() {
     for f in fixtures() {
         let once = format(&f.name, "input", &f.input);
         let twice = format(&f.name, "its own output", &once);
-        assert!(
-            once == twice,
-            "{}: not idempotent: {}",
-            f.name,
-            first_difference(&once, &twice)
-        );
+        assert!(once == twice, "{}: not idempotent: {}", f.name, first_difference(&once, &twice));
     }
 }
 
@@ -126,12 +94,7 @@ fn formatting_every_fixture_input_is_idempotent() {
 fn every_expected_output_is_a_fixed_point() {
     for f in fixtures() {
         let again = format(&f.name, "expected output", &f.expected);
-        assert!(
-            again == f.expected,
-            "{}: formatting out.kiln.hcl changes it: {}",
-            f.name,
-            first_difference(&f.expected, &again)
-        );
+        assert!(again == f.expected, "{}: formatting out.kiln.hcl changes it: {}", f.name, first_difference(&f.expected, &again));
     }
 }
 
@@ -139,25 +102,12 @@ fn every_expected_output_is_a_fixed_point() {
 fn expected_outputs_follow_the_basic_rules() {
     for f in fixtures() {
         let out = &f.expected;
-        assert!(
-            out.ends_with('\n') && !out.ends_with("\n\n"),
-            "{}: must end with one newline",
-            f.name
-        );
-        assert!(
-            !out.contains('\t') || f.name == "heredocs",
-            "{}: tab in output",
-            f.name
-        );
+        assert!(out.ends_with('\n') && !out.ends_with("\n\n"), "{}: must end with one newline", f.name);
+        assert!(!out.contains('\t') || f.name == "heredocs", "{}: tab in output", f.name);
         // Trailing whitespace is allowed only inside heredoc bodies.
         if f.name != "heredocs" {
             for (i, line) in out.lines().enumerate() {
-                assert!(
-                    !line.ends_with([' ', '\t']),
-                    "{}: trailing whitespace on line {}",
-                    f.name,
-                    i + 1
-                );
+                assert!(!line.ends_with([' ', '\t']), "{}: trailing whitespace on line {}", f.name, i + 1);
             }
         }
     }
@@ -191,9 +141,7 @@ fn fixtures_match_terraform_fmt() {
         {
             use std::io::Write;
             let mut stdin = child.stdin.take().expect("stdin");
-            stdin
-                .write_all(f.input.as_bytes())
-                .expect("write to terraform");
+            stdin.write_all(f.input.as_bytes()).expect("write to terraform");
         }
         let output = child.wait_with_output().expect("terraform output");
         assert!(output.status.success(), "{}: terraform fmt failed", f.name);
@@ -203,9 +151,5 @@ fn fixtures_match_terraform_fmt() {
             failures.push(format!("{}: {}", f.name, first_difference(&theirs, &ours)));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "differs from terraform fmt:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "differs from terraform fmt:\n{}", failures.join("\n"));
 }

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-pub use petgraph::graph::NodeIndex;
 use petgraph::graph::DiGraph;
+pub use petgraph::graph::NodeIndex;
 use petgraph::Direction;
 
 #[derive(Debug, Clone)]
@@ -95,7 +95,8 @@ impl<N: Clone + Eq + Hash> DepGraph<N> {
     /// 100,000 nodes must not exhaust the thread's stack (petgraph's `tarjan_scc` recurses).
     fn components(&self) -> Vec<Vec<NodeIndex>> {
         let n = self.graph.node_count();
-        let mut t = Tarjan { index: vec![UNSEEN; n], low: vec![0; n], on_stack: vec![false; n], stack: Vec::new(), next: 0, frames: Vec::new() };
+        let mut t =
+            Tarjan { index: vec![UNSEEN; n], low: vec![0; n], on_stack: vec![false; n], stack: Vec::new(), next: 0, frames: Vec::new() };
         let mut out = Vec::new();
         for root in self.graph.node_indices() {
             if t.index[root.index()] != UNSEEN {
@@ -155,7 +156,8 @@ impl<N: Clone + Eq + Hash> DepGraph<N> {
 
     /// Starts a walk: nodes become ready when all their dependencies are complete.
     pub fn walk(&self) -> Walk<'_, N> {
-        let pending: Vec<usize> = self.graph.node_indices().map(|i| self.graph.neighbors_directed(i, Direction::Incoming).count()).collect();
+        let pending: Vec<usize> =
+            self.graph.node_indices().map(|i| self.graph.neighbors_directed(i, Direction::Incoming).count()).collect();
         let initial: Vec<NodeIndex> = self.graph.node_indices().filter(|i| pending[i.index()] == 0).collect();
         Walk { g: self, pending, initial }
     }

@@ -21,14 +21,20 @@ struct ConstScope<'a>(&'a Path);
 
 impl Scope for ConstScope<'_> {
     fn resolve(&self, r: &Ref) -> Result<Value, Diagnostic> {
-        Err(Diagnostic::error("E-VARFILE-REF", format!("`{r}` cannot be used in a variables file")).hint("variable values must be constants"))
+        Err(Diagnostic::error("E-VARFILE-REF", format!("`{r}` cannot be used in a variables file"))
+            .hint("variable values must be constants"))
     }
     fn base_dir(&self) -> &Path {
         self.0
     }
 }
 
-pub fn load_variables(dir: &Path, cli: &[VarSources], env: &[(String, String)], sources: &mut Sources) -> (BTreeMap<String, Value>, Diagnostics) {
+pub fn load_variables(
+    dir: &Path,
+    cli: &[VarSources],
+    env: &[(String, String)],
+    sources: &mut Sources,
+) -> (BTreeMap<String, Value>, Diagnostics) {
     let mut out = BTreeMap::new();
     let mut diags = Diagnostics::new();
     for (k, v) in env {
@@ -51,7 +57,10 @@ pub fn load_variables(dir: &Path, cli: &[VarSources], env: &[(String, String)], 
                 if f.exists() {
                     load_file(f, sources, &mut out, &mut diags);
                 } else {
-                    diags.push(Diagnostic::error("E-VARFILE-MISSING", format!("variables file `{}` not found", f.display())).hint("check the --var-file path"));
+                    diags.push(
+                        Diagnostic::error("E-VARFILE-MISSING", format!("variables file `{}` not found", f.display()))
+                            .hint("check the --var-file path"),
+                    );
                 }
             }
             VarSources::Flag(s) => match s.split_once('=') {
@@ -80,7 +89,9 @@ fn parse_flag_value(v: &str) -> Value {
 }
 
 fn load_file(path: &Path, sources: &mut Sources, out: &mut BTreeMap<String, Value>, diags: &mut Diagnostics) {
-    let text = match kiln_config::read_config_file(path).and_then(|b| String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))) {
+    let text = match kiln_config::read_config_file(path)
+        .and_then(|b| String::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+    {
         Ok(t) => t,
         Err(e) => {
             diags.push(Diagnostic::error("E-VARFILE-READ", format!("cannot read `{}`: {e}", path.display())));
@@ -92,7 +103,9 @@ fn load_file(path: &Path, sources: &mut Sources, out: &mut BTreeMap<String, Valu
         Ok(b) => b,
         Err(e) => {
             let off = e.location().offset();
-            diags.push(Diagnostic::error("E-SYNTAX", format!("syntax error: {}", e.message())).at(Span::new(file, off..off + 1), e.message()));
+            diags.push(
+                Diagnostic::error("E-SYNTAX", format!("syntax error: {}", e.message())).at(Span::new(file, off..off + 1), e.message()),
+            );
             return;
         }
     };

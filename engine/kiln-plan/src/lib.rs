@@ -226,7 +226,13 @@ mod tests {
             targets: vec![],
             excludes: vec![],
             refresh: true,
-            pending: vec![PendingResolution { token: "t".into(), address: "record.z".parse().unwrap(), provider: "kiln".into(), kind: "record".into(), adopted: None }],
+            pending: vec![PendingResolution {
+                token: "t".into(),
+                address: "record.z".parse().unwrap(),
+                provider: "kiln".into(),
+                kind: "record".into(),
+                adopted: None,
+            }],
         }
     }
 

@@ -42,9 +42,9 @@ fn convert_at(v: Value, ty: &Type, path: &str) -> Result<Value, ConvertError> {
         },
         Type::Number => match &v {
             Value::Number(_) => Ok(v),
-            Value::String(s) => parse_number(s)
-                .map(Value::Number)
-                .ok_or_else(|| err(path, format!("a number is required, and \"{s}\" is not a number"))),
+            Value::String(s) => {
+                parse_number(s).map(Value::Number).ok_or_else(|| err(path, format!("a number is required, and \"{s}\" is not a number")))
+            }
             _ => Err(err(path, format!("number required, got {}", v.type_name()))),
         },
         Type::Bool => match &v {

@@ -11,10 +11,10 @@ mod redact;
 mod serde_impl;
 mod types;
 
-pub use convert::{convert, ConvertError};
-pub use rust_decimal::Decimal;
 pub use convert::parse_number;
+pub use convert::{convert, ConvertError};
 pub use redact::{Matcher, Secrets, REDACTED};
+pub use rust_decimal::Decimal;
 pub use serde_impl::{from_json_slice, from_json_str};
 pub use types::{ObjectAttr, Type};
 

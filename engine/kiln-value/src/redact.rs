@@ -143,7 +143,11 @@ impl Matcher<'_> {
         while i + 4 <= bytes.len() {
             if text.is_char_boundary(i) && self.prefixes.contains(&<[u8; 4]>::try_from(&bytes[i..i + 4]).expect("4 bytes")) {
                 let rest = &text[i..];
-                let found = self.lengths.iter().copied().find(|&l| l <= rest.len() && rest.is_char_boundary(l) && self.patterns.contains(&rest[..l]));
+                let found = self
+                    .lengths
+                    .iter()
+                    .copied()
+                    .find(|&l| l <= rest.len() && rest.is_char_boundary(l) && self.patterns.contains(&rest[..l]));
                 if let Some(l) = found {
                     out.push_str(&text[copied..i]);
                     out.push_str(REDACTED);
@@ -210,7 +214,10 @@ mod tests {
     #[test]
     fn short_secrets_are_hidden_as_words_only() {
         let s = secrets(Value::from(7i64).sensitive());
-        assert_eq!(s.redact("nodes = 7, but 17 or 7.5 or v7 stay; ends with 7."), "nodes = (sensitive value), but 17 or 7.5 or v7 stay; ends with (sensitive value).");
+        assert_eq!(
+            s.redact("nodes = 7, but 17 or 7.5 or v7 stay; ends with 7."),
+            "nodes = (sensitive value), but 17 or 7.5 or v7 stay; ends with (sensitive value)."
+        );
         assert_eq!(s.redact("got \"7\""), "got (sensitive value)");
     }
 
@@ -219,7 +226,10 @@ mod tests {
         let ids: Vec<Value> = (0..10_000).map(|i| Value::from(format!("secret-id-{i:05}")).sensitive()).collect();
         let s = Secrets::of_all(&ids);
         let m = s.matcher();
-        assert_eq!(m.redact("a secret-id-00042 and \"secret-id-09999\", not secret-i"), "a (sensitive value) and (sensitive value), not secret-i");
+        assert_eq!(
+            m.redact("a secret-id-00042 and \"secret-id-09999\", not secret-i"),
+            "a (sensitive value) and (sensitive value), not secret-i"
+        );
         // A secret inside a longer one: the longer goes whole.
         let s = Secrets::of_all(&[Value::from("abcd").sensitive(), Value::from("abcdefgh").sensitive()]);
         assert_eq!(s.redact("x abcdefgh y abcd z"), "x (sensitive value) y (sensitive value) z");
@@ -229,7 +239,14 @@ mod tests {
     #[test]
     fn values_holding_a_secret_are_marked() {
         let s = Secrets::of(&Value::from("eu-secret-1").sensitive());
-        let v = Value::Map([("region".to_string(), Value::from("eu-secret-1")), ("arn".to_string(), Value::from("arn:eu-secret-1:x")), ("n".to_string(), Value::from("other"))].into());
+        let v = Value::Map(
+            [
+                ("region".to_string(), Value::from("eu-secret-1")),
+                ("arn".to_string(), Value::from("arn:eu-secret-1:x")),
+                ("n".to_string(), Value::from("other")),
+            ]
+            .into(),
+        );
         let m = s.mark(v);
         assert!(m.get("region").unwrap().is_sensitive() && m.get("arn").unwrap().is_sensitive());
         assert!(!m.get("n").unwrap().is_sensitive());

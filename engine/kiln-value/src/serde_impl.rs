@@ -161,9 +161,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Number(n.into()))
     }
     fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
-        Decimal::from_str(&n.to_string())
-            .map(Value::Number)
-            .map_err(|_| E::custom(format!("number {n} is out of range")))
+        Decimal::from_str(&n.to_string()).map(Value::Number).map_err(|_| E::custom(format!("number {n} is out of range")))
     }
     fn visit_str<E>(self, s: &str) -> Result<Value, E> {
         Ok(Value::String(s.to_string()))
@@ -210,8 +208,12 @@ impl<'de> Visitor<'de> for ValueVisitor {
         }
         match m.get(TAG).and_then(Value::as_str) {
             Some("unknown") if m.len() == 1 => Ok(Value::Unknown),
-            Some("sensitive") if m.len() == 2 && m.contains_key("value") => Ok(Value::Sensitive(Box::new(m.remove("value").unwrap_or_default()))),
-            _ if inner.depth > MAX_DEPTH || (marked && m.get("value").is_some_and(|v| v.deeper_than(MAX_DEPTH - inner.depth))) => Err(too_deep()),
+            Some("sensitive") if m.len() == 2 && m.contains_key("value") => {
+                Ok(Value::Sensitive(Box::new(m.remove("value").unwrap_or_default())))
+            }
+            _ if inner.depth > MAX_DEPTH || (marked && m.get("value").is_some_and(|v| v.deeper_than(MAX_DEPTH - inner.depth))) => {
+                Err(too_deep())
+            }
             _ => Ok(Value::Map(m)),
         }
     }
@@ -305,7 +307,17 @@ mod tests {
         let back: Value = from_json_str(&serde_json::to_string(&v).unwrap()).unwrap();
         assert_eq!(back, v);
         // An ordinary map that happens to hold `$kiln` and `value` keys is a level.
-        let fake = nested(MAX_DEPTH - 1, Value::Map([("$kiln".to_string(), Value::from("sensitive")), ("value".to_string(), Value::List(vec![])), ("x".to_string(), Value::Null)].into()));
+        let fake = nested(
+            MAX_DEPTH - 1,
+            Value::Map(
+                [
+                    ("$kiln".to_string(), Value::from("sensitive")),
+                    ("value".to_string(), Value::List(vec![])),
+                    ("x".to_string(), Value::Null),
+                ]
+                .into(),
+            ),
+        );
         assert!(fake.deeper_than(MAX_DEPTH));
         assert!(from_json_str::<Value>(&serde_json::to_string(&fake).unwrap()).is_err());
     }

@@ -165,7 +165,8 @@ mod tests {
     #[test]
     fn groups_are_found_by_their_environment() {
         let entry = format!("KILN_PROCS_TEST={}", std::process::id());
-        let mut child = Command::new("sleep").arg("30").env("KILN_PROCS_TEST", std::process::id().to_string()).process_group(0).spawn().unwrap();
+        let mut child =
+            Command::new("sleep").arg("30").env("KILN_PROCS_TEST", std::process::id().to_string()).process_group(0).spawn().unwrap();
         // The new environment shows in /proc a moment after spawn returns.
         let start = Instant::now();
         let mut found = groups_with_env(&entry);

@@ -112,10 +112,7 @@ async fn allocate(ctx: &Ctx, address: &str, proposed: &Value) -> Result<(Value, 
     let scans = scan_all(ctx).await;
     match place(address, &ask, &candidates(&scans, &planned, address)) {
         Ok(ps) => {
-            let v = with(
-                proposed,
-                computed(&ps).into_iter().chain([("cluster_id", Value::Unknown)]).chain(settled()),
-            );
+            let v = with(proposed, computed(&ps).into_iter().chain([("cluster_id", Value::Unknown)]).chain(settled()));
             planned.insert(address.to_string(), ps);
             Ok((v, key_warnings(&scans)))
         }
@@ -207,10 +204,7 @@ fn read(item: &ReadItem<'_>, scans: &[HostScan]) -> ReadResult {
     match membership(&ps, scans, id) {
         (_, Some(false), _) => ReadResult::gone(),
         (unreachable, _, refused) => ReadResult {
-            state: Some(with(
-                item.state,
-                [("unreachable", strings(&unreachable)), ("stale_hosts", strings(stale_hosts(&ps, scans, id)))],
-            )),
+            state: Some(with(item.state, [("unreachable", strings(&unreachable)), ("stale_hosts", strings(stale_hosts(&ps, scans, id)))])),
             diagnostics: refused.with_address(item.address),
         },
     }

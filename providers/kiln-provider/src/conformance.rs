@@ -29,7 +29,8 @@ pub async fn run(p: &dyn Provider, cases: &[Case]) {
         let addr = format!("{kind}.conformance");
         assert!(!p.validate(crate::ValidateRequest { kind, config: &case.config }).has_errors(), "{kind}: valid config rejected");
 
-        let plan = p.plan(PlanRequest { address: &addr, kind, prior: None, replacing: None, config: &case.config, proposed: &case.config }).await;
+        let plan =
+            p.plan(PlanRequest { address: &addr, kind, prior: None, replacing: None, config: &case.config, proposed: &case.config }).await;
         assert!(!plan.diagnostics.has_errors(), "{kind}: plan failed: {:?}", plan.diagnostics);
 
         let token = format!("conformance-{kind}");
@@ -45,12 +46,15 @@ pub async fn run(p: &dyn Provider, cases: &[Case]) {
 
         let read = p.read(ReadRequest { items: vec![ReadItem { address: &addr, kind, state: &state }] }).await;
         assert_eq!(read.results.len(), 1, "{kind}: read must answer once per item");
-        let read_state = read.results.into_iter().next().and_then(|r| r.state).unwrap_or_else(|| panic!("{kind}: created object not found by read"));
+        let read_state =
+            read.results.into_iter().next().and_then(|r| r.state).unwrap_or_else(|| panic!("{kind}: created object not found by read"));
         assert_known(&read_state, &format!("{kind}: read state"));
 
         let mut current = read_state;
         if let Some(update) = &case.update {
-            let plan = p.plan(PlanRequest { address: &addr, kind, prior: Some(&current), replacing: None, config: update, proposed: update }).await;
+            let plan = p
+                .plan(PlanRequest { address: &addr, kind, prior: Some(&current), replacing: None, config: update, proposed: update })
+                .await;
             assert!(!plan.diagnostics.has_errors(), "{kind}: update plan failed: {:?}", plan.diagnostics);
             let updated = p.update(UpdateRequest { address: &addr, kind, prior: &current, planned: &plan.planned }).await;
             assert!(!updated.diagnostics.has_errors(), "{kind}: update failed: {:?}", updated.diagnostics);

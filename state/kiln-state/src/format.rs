@@ -691,7 +691,8 @@ mod tests {
 
     #[test]
     fn minimal_document_needs_its_collections() {
-        let doc = br#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
+        let doc =
+            br#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
         let s = decode(doc, "s.json").unwrap();
         assert_eq!(s, State { lineage: "l".into(), serial: 4, ..State::default() });
         assert_eq!(peek(doc, "s.json").unwrap(), ("l".to_string(), 4));
@@ -701,7 +702,8 @@ mod tests {
     /// create everything again and forget the objects it held).
     #[test]
     fn a_missing_collection_is_refused_not_read_as_empty() {
-        let full = r#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
+        let full =
+            r#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
         for field in ["resources", "pending", "outputs", "lineage", "serial", "kiln_version"] {
             let mut doc: serde_json::Value = serde_json::from_str(full).unwrap();
             doc.as_object_mut().unwrap().remove(field);
@@ -714,7 +716,8 @@ mod tests {
 
     #[test]
     fn an_empty_lineage_is_refused_when_read() {
-        let doc = br#"{"format_version": 1, "kiln_version": "0", "lineage": "", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
+        let doc =
+            br#"{"format_version": 1, "kiln_version": "0", "lineage": "", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
         for e in [decode(doc, "s.json").unwrap_err(), peek(doc, "s.json").unwrap_err()] {
             assert!(matches!(e, StateError::Corrupt { .. }), "{e:?}");
             assert!(e.to_string().contains("`lineage` is empty"), "{e}");

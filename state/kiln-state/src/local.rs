@@ -515,7 +515,10 @@ fn regular_file_exists(path: &Path) -> Result<bool, StateError> {
 }
 
 fn not_regular() -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, "it is not a regular file (a FIFO, device, socket or directory); kiln keeps state only in regular files")
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "it is not a regular file (a FIFO, device, socket or directory); kiln keeps state only in regular files",
+    )
 }
 
 /// Reads a whole file, refusing anything but a regular file. It is opened without blocking, so
@@ -593,7 +596,9 @@ fn remove_stale_temps(dir: &Path, files: &[&Path]) {
         // `.NAME.PID-HEX.tmp` (or `.NAME.HEX.tmp` from older kilns) for one of `files`.
         let middles = names.iter().filter_map(|n| file.strip_prefix(&format!(".{n}.")).and_then(|r| r.strip_suffix(".tmp")));
         let stale = middles.into_iter().any(|middle| match middle.split_once('-') {
-            Some((pid, id)) if is_hex(id) => pid.parse::<u32>().is_ok_and(|pid| pid != std::process::id() && !crate::backend::process_alive(pid)),
+            Some((pid, id)) if is_hex(id) => {
+                pid.parse::<u32>().is_ok_and(|pid| pid != std::process::id() && !crate::backend::process_alive(pid))
+            }
             None if is_hex(middle) => e
                 .metadata()
                 .and_then(|m| m.modified())
@@ -1361,7 +1366,8 @@ mod tests {
         let s = sample_state("l", 1);
         b.write(&s).await.unwrap();
         let deep = (1..kiln_value::MAX_DEPTH).fold(kiln_value::Value::List(vec![]), |v, _| kiln_value::Value::List(vec![v]));
-        let outputs: std::collections::BTreeMap<String, crate::OutputState> = [("o".to_string(), crate::OutputState { value: deep, sensitive: false })].into();
+        let outputs: std::collections::BTreeMap<String, crate::OutputState> =
+            [("o".to_string(), crate::OutputState { value: deep, sensitive: false })].into();
         b.append(&[Mutation::SetOutputs(outputs.clone())]).await.unwrap();
         let back = b.read().await.unwrap().unwrap();
         assert_eq!(back.outputs, outputs);

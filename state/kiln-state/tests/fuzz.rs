@@ -9,7 +9,6 @@ use kiln_state::{decode, encode, LocalBackend, Mutation, StateBackend};
 use kiln_testkit::fuzz::config;
 use proptest::prelude::*;
 
-
 #[derive(Debug, Clone)]
 enum Edit {
     /// Overwrite a byte.
@@ -25,9 +24,36 @@ enum Edit {
 }
 
 const PIECES: &[&str] = &[
-    "{", "}", "[", "]", "\"", ",", ":", "null", "true", "0", "-1", "18446744073709551615", "18446744073709551616", "1e400",
-    "0.1", "\"\"", "\"x\"", "{\"$sensitive\":1}", "\"resources\"", "\"lineage\"", "\"serial\"", "\"format_version\"", "\\u0000",
-    "\\ud800", "\n", "\0", "é", "[[[[[[[[[[", "]]]]]]]]]]", "{\"a\":{\"a\":{\"a\":",
+    "{",
+    "}",
+    "[",
+    "]",
+    "\"",
+    ",",
+    ":",
+    "null",
+    "true",
+    "0",
+    "-1",
+    "18446744073709551615",
+    "18446744073709551616",
+    "1e400",
+    "0.1",
+    "\"\"",
+    "\"x\"",
+    "{\"$sensitive\":1}",
+    "\"resources\"",
+    "\"lineage\"",
+    "\"serial\"",
+    "\"format_version\"",
+    "\\u0000",
+    "\\ud800",
+    "\n",
+    "\0",
+    "é",
+    "[[[[[[[[[[",
+    "]]]]]]]]]]",
+    "{\"a\":{\"a\":{\"a\":",
 ];
 
 fn edit() -> impl Strategy<Value = Edit> {

@@ -9,8 +9,8 @@
 use kiln_value::{Decimal, Map, Value};
 
 use super::{
-    arg_err, arg_int, arg_list, arg_map, arg_number, arg_string, arg_string_list, err, make_set, number, quote,
-    to_bool, to_num, to_str, unify, Result, Spec, NOT_NULL, WHOLE_NUMBER,
+    arg_err, arg_int, arg_list, arg_map, arg_number, arg_string, arg_string_list, err, make_set, number, quote, to_bool, to_num, to_str,
+    unify, Result, Spec, NOT_NULL, WHOLE_NUMBER,
 };
 
 pub(super) const FUNCS: &[Spec] = &[
@@ -24,9 +24,7 @@ pub(super) const FUNCS: &[Spec] = &[
     Spec::new("contains", &["list", "value"], |a| Ok(Value::Bool(position(a)?.is_some()))),
     Spec::new("distinct", &["list"], distinct),
     Spec::new("element", &["list", "index"], element),
-    Spec::new("flatten", &["list"], |a| {
-        Ok(Value::List(flatten(seq(a, 0, "can only flatten lists, sets and tuples")?)))
-    }),
+    Spec::new("flatten", &["list"], |a| Ok(Value::List(flatten(seq(a, 0, "can only flatten lists, sets and tuples")?)))),
     Spec::new("index", &["list", "value"], index),
     Spec::new("keys", &["inputMap"], |a| map_parts(a, |k, _| Value::from(k.as_str()))).own_unknowns(),
     Spec::new("length", &["value"], length).own_unknowns(),
@@ -138,9 +136,7 @@ fn concat(a: &[Value]) -> Result<Value> {
     for (i, v) in a.iter().enumerate() {
         match v {
             Value::List(l) => out.extend(l.iter().cloned()),
-            other => {
-                return Err(arg_err(i, format!("all arguments must be lists or tuples; got {}", other.type_name())))
-            }
+            other => return Err(arg_err(i, format!("all arguments must be lists or tuples; got {}", other.type_name()))),
         }
     }
     Ok(Value::List(out))
@@ -233,17 +229,10 @@ fn matchkeys(a: &[Value]) -> Result<Value> {
     if values.len() != keys.len() {
         return Err(err("length of keys and values should be equal"));
     }
-    let both = unify(keys.iter().chain(search).cloned().collect())
-        .map_err(|_| arg_err(2, "keys and searchset must be of the same type"))?;
+    let both =
+        unify(keys.iter().chain(search).cloned().collect()).map_err(|_| arg_err(2, "keys and searchset must be of the same type"))?;
     let (keys, search) = both.split_at(keys.len());
-    Ok(Value::List(
-        values
-            .iter()
-            .zip(keys)
-            .filter(|(_, k)| search.iter().any(|s| s.unmarked_eq(k)))
-            .map(|(v, _)| v.clone())
-            .collect(),
-    ))
+    Ok(Value::List(values.iter().zip(keys).filter(|(_, k)| search.iter().any(|s| s.unmarked_eq(k))).map(|(v, _)| v.clone()).collect()))
 }
 
 fn merge(a: &[Value]) -> Result<Value> {
@@ -470,10 +459,8 @@ mod tests {
         assert!(fails("chunklist", vec![v("[1]"), n("-1")]).ends_with("the size argument must be positive"));
         assert_eq!(js("slice", vec![v(r#"["a","b","c","d"]"#), n("1"), n("3")]), r#"["b","c"]"#);
         assert_eq!(js("slice", vec![v("[1,2]"), n("2"), n("2")]), "[]");
-        assert!(fails("slice", vec![v("[1,2]"), n("1"), n("3")])
-            .ends_with("end index must not be greater than the length of the list"));
-        assert!(fails("slice", vec![v("[1,2]"), n("2"), n("1")])
-            .ends_with("start index must not be greater than end index"));
+        assert!(fails("slice", vec![v("[1,2]"), n("1"), n("3")]).ends_with("end index must not be greater than the length of the list"));
+        assert!(fails("slice", vec![v("[1,2]"), n("2"), n("1")]).ends_with("start index must not be greater than end index"));
         assert!(fails("slice", vec![v("[1,2]"), n("-1"), n("1")]).ends_with("start index must not be less than zero"));
     }
 
@@ -529,22 +516,13 @@ mod tests {
         assert_eq!(ok("lookup", vec![v(r#"{"a":"ay","b":"bee"}"#), s("a"), s("what?")]), s("ay"));
         assert_eq!(ok("lookup", vec![v(r#"{"a":"ay","b":"bee"}"#), s("c"), s("what?")]), s("what?"));
         assert_eq!(fails("lookup", vec![v(r#"{"a":"ay"}"#), s("c")]), r#"lookup failed to find key "c""#);
-        assert_eq!(
-            js("merge", vec![v(r#"{"a":"b","c":"d"}"#), v(r#"{"e":"f","c":"z"}"#)]),
-            r#"{"a":"b","c":"z","e":"f"}"#
-        );
+        assert_eq!(js("merge", vec![v(r#"{"a":"b","c":"d"}"#), v(r#"{"e":"f","c":"z"}"#)]), r#"{"a":"b","c":"z","e":"f"}"#);
         assert_eq!(js("merge", vec![v(r#"{"a":"b"}"#), v(r#"{"e":[1]}"#), Value::Null]), r#"{"a":"b","e":[1]}"#);
         assert_eq!(js("merge", vec![]), "{}");
         assert!(fails("merge", vec![v("[1]")]).ends_with(r#"arguments must be maps or objects, got "list""#));
-        assert_eq!(
-            js("transpose", vec![v(r#"{"a": ["1", "2"], "b": ["2", "3"]}"#)]),
-            r#"{"1":["a"],"2":["a","b"],"3":["b"]}"#
-        );
+        assert_eq!(js("transpose", vec![v(r#"{"a": ["1", "2"], "b": ["2", "3"]}"#)]), r#"{"1":["a"],"2":["a","b"],"3":["b"]}"#);
         assert_eq!(js("zipmap", vec![v(r#"["a", "b"]"#), v(r#"[1, 2]"#)]), r#"{"a":1,"b":2}"#);
-        assert_eq!(
-            fails("zipmap", vec![v(r#"["a"]"#), v("[1,2]")]),
-            "number of keys (1) does not match number of values (2)"
-        );
+        assert_eq!(fails("zipmap", vec![v(r#"["a"]"#), v("[1,2]")]), "number of keys (1) does not match number of values (2)");
     }
 
     #[test]
@@ -554,27 +532,17 @@ mod tests {
         assert_eq!(ok("length", vec![v(r#"{"a": "b"}"#)]), n("1"));
         assert_eq!(ok("length", vec![s("hello")]), n("5"));
         assert_eq!(ok("length", vec![s("👾🕹️")]), n("3"));
-        assert!(fails("length", vec![n("5")])
-            .ends_with("argument must be a string, a collection type, or a structural type"));
+        assert!(fails("length", vec![n("5")]).ends_with("argument must be a string, a collection type, or a structural type"));
     }
 
     #[test]
     fn matchkeys_and_one() {
         assert_eq!(
-            js(
-                "matchkeys",
-                vec![
-                    v(r#"["i-123", "i-abc", "i-def"]"#),
-                    v(r#"["us-west", "us-east", "us-east"]"#),
-                    v(r#"["us-east"]"#)
-                ]
-            ),
+            js("matchkeys", vec![v(r#"["i-123", "i-abc", "i-def"]"#), v(r#"["us-west", "us-east", "us-east"]"#), v(r#"["us-east"]"#)]),
             r#"["i-abc","i-def"]"#
         );
         assert_eq!(js("matchkeys", vec![v(r#"["a","b"]"#), v("[1, 2]"), v(r#"["2"]"#)]), r#"["b"]"#);
-        assert!(
-            fails("matchkeys", vec![v("[1]"), v("[]"), v("[]")]).contains("length of keys and values should be equal")
-        );
+        assert!(fails("matchkeys", vec![v("[1]"), v("[]"), v("[]")]).contains("length of keys and values should be equal"));
         assert_eq!(ok("one", vec![v("[]")]), Value::Null);
         assert_eq!(ok("one", vec![v(r#"["hello"]"#)]), s("hello"));
         assert!(fails("one", vec![v(r#"["hello", "goodbye"]"#)]).ends_with("with either zero or one elements"));
@@ -591,8 +559,7 @@ mod tests {
         assert_eq!(js("range", vec![n("-3")]), "[0,-1,-2]");
         assert_eq!(js("range", vec![n("0")]), "[]");
         assert_eq!(js("range", vec![n("0.1"), n("0.4"), n("0.1")]), "[0.1,0.2,0.3]");
-        assert!(fails("range", vec![n("1"), n("4"), n("-1")])
-            .ends_with("end must be less than start when step is negative"));
+        assert!(fails("range", vec![n("1"), n("4"), n("-1")]).ends_with("end must be less than start when step is negative"));
         assert!(fails("range", vec![n("1"), n("4"), n("0")]).ends_with("step must not be zero"));
         assert!(fails("range", vec![n("2000")]).starts_with("more than 1024 values were generated"));
         assert_eq!(fails("range", vec![]), "must have one, two, or three arguments");

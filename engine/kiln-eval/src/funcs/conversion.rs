@@ -26,10 +26,9 @@ fn tobool(a: &[Value]) -> Result<Value> {
     match &a[0] {
         Value::Null | Value::Bool(_) => Ok(a[0].clone()),
         Value::String(s) if s == "true" || s == "false" => Ok(Value::Bool(s == "true")),
-        Value::String(s) => Err(arg_err(
-            0,
-            format!("cannot convert {} to bool; only the strings \"true\" or \"false\" are allowed", quote(s)),
-        )),
+        Value::String(s) => {
+            Err(arg_err(0, format!("cannot convert {} to bool; only the strings \"true\" or \"false\" are allowed", quote(s))))
+        }
         other => Err(cannot(other, "bool")),
     }
 }
@@ -38,13 +37,7 @@ fn tonumber(a: &[Value]) -> Result<Value> {
     match &a[0] {
         Value::Null | Value::Number(_) => Ok(a[0].clone()),
         Value::String(s) => kiln_value::parse_number(s).map(Value::Number).ok_or_else(|| {
-            arg_err(
-                0,
-                format!(
-                    "cannot convert {} to number; given string must be a decimal representation of a number",
-                    quote(s)
-                ),
-            )
+            arg_err(0, format!("cannot convert {} to number; given string must be a decimal representation of a number", quote(s)))
         }),
         other => Err(cannot(other, "number")),
     }
@@ -86,8 +79,7 @@ mod tests {
         assert_eq!(ok("tobool", vec![Value::Bool(true)]), Value::Bool(true));
         assert_eq!(ok("tobool", vec![s("false")]), Value::Bool(false));
         assert_eq!(ok("tobool", vec![Value::Null]), Value::Null);
-        assert!(fails("tobool", vec![s("no")])
-            .ends_with(r#"cannot convert "no" to bool; only the strings "true" or "false" are allowed"#));
+        assert!(fails("tobool", vec![s("no")]).ends_with(r#"cannot convert "no" to bool; only the strings "true" or "false" are allowed"#));
         assert!(fails("tobool", vec![n("1")]).ends_with("cannot convert number to bool"));
         assert_eq!(ok("tonumber", vec![s("1")]), n("1"));
         assert_eq!(ok("tonumber", vec![s("-1.5e2")]), n("-150"));

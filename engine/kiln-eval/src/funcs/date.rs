@@ -40,20 +40,8 @@ struct Civil {
     weekday: u32,
 }
 
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
+const MONTHS: [&str; 12] =
+    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
 const WEEKDAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
@@ -94,15 +82,7 @@ impl Time {
         let days = local.div_euclid(86400);
         let sod = local.rem_euclid(86400) as u32;
         let (year, month, day) = civil_from_days(days);
-        Civil {
-            year,
-            month,
-            day,
-            hour: sod / 3600,
-            minute: sod / 60 % 60,
-            second: sod % 60,
-            weekday: (days + 4).rem_euclid(7) as u32,
-        }
+        Civil { year, month, day, hour: sod / 3600, minute: sod / 60 % 60, second: sod % 60, weekday: (days + 4).rem_euclid(7) as u32 }
     }
 
     /// The offset as `Z`, or `+hh:mm` / `-hh:mm` (with `colon`) or `+hhmm`.
@@ -122,16 +102,7 @@ impl Time {
     /// RFC 3339 without fractional seconds, as Go's `time.RFC3339` layout prints.
     fn rfc3339(&self) -> String {
         let c = self.civil();
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}",
-            c.year,
-            c.month,
-            c.day,
-            c.hour,
-            c.minute,
-            c.second,
-            self.zone(true, true)
-        )
+        format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}", c.year, c.month, c.day, c.hour, c.minute, c.second, self.zone(true, true))
     }
 
     fn from_parts(p: &Parts, offset: i32) -> Time {
@@ -513,10 +484,7 @@ mod tests {
         let fd = |f: &str, t: &str| ok("formatdate", vec![s(f), s(t)]);
         assert_eq!(fd("DD MMM YYYY hh:mm ZZZ", "2018-01-02T23:12:01Z"), s("02 Jan 2018 23:12 UTC"));
         assert_eq!(fd("EEEE, DD-MMM-YY hh:mm:ss ZZZ", "2018-01-02T23:12:01Z"), s("Tuesday, 02-Jan-18 23:12:01 UTC"));
-        assert_eq!(
-            fd("EEE, DD MMM YYYY hh:mm:ss ZZZ", "2018-01-02T23:12:01-08:00"),
-            s("Tue, 02 Jan 2018 23:12:01 -0800")
-        );
+        assert_eq!(fd("EEE, DD MMM YYYY hh:mm:ss ZZZ", "2018-01-02T23:12:01-08:00"), s("Tue, 02 Jan 2018 23:12:01 -0800"));
         assert_eq!(fd("MMM DD, YYYY", "2018-01-02T23:12:01Z"), s("Jan 02, 2018"));
         assert_eq!(fd("HH:mmaa", "2018-01-02T23:12:01Z"), s("11:12pm"));
         assert_eq!(fd("h'h'mm", "2018-01-02T23:12:01-08:00"), s("23h12"));
@@ -532,19 +500,14 @@ mod tests {
         assert!(fails("formatdate", vec![s("YYY"), s("2018-01-02T23:12:01Z")])
             .ends_with(r#"invalid date format verb "YYY": year must either be "YY" or "YYYY""#));
         assert!(fails("formatdate", vec![s("'abc"), s("2018-01-02T23:12:01Z")]).ends_with("unterminated literal '"));
-        assert!(
-            fails("formatdate", vec![s("x"), s("2018-01-02T23:12:01Z")]).ends_with(r#"invalid date format verb "x""#)
-        );
+        assert!(fails("formatdate", vec![s("x"), s("2018-01-02T23:12:01Z")]).ends_with(r#"invalid date format verb "x""#));
         let bad = |t: &str| fails("formatdate", vec![s("YYYY"), s(t)]);
         assert!(bad("2018-01-02").ends_with("not a valid RFC3339 timestamp: missing required time introducer 'T'"));
-        assert!(
-            bad("2018-01-02T23:12").ends_with(r#"not a valid RFC3339 timestamp: end of string where ":" is expected"#)
-        );
+        assert!(bad("2018-01-02T23:12").ends_with(r#"not a valid RFC3339 timestamp: end of string where ":" is expected"#));
         assert!(bad("2018-13-02T23:12:01Z").ends_with("not a valid RFC3339 timestamp: month out of range"));
         assert!(bad("2018-02-30T23:12:01Z").ends_with("not a valid RFC3339 timestamp: day out of range"));
         assert!(bad("2018-01-02T23:12:01").ends_with("not a valid RFC3339 timestamp: end of string before UTC offset"));
-        assert!(bad("18-01-02T23:12:01Z")
-            .ends_with(r#"not a valid RFC3339 timestamp: cannot use "18-01-02T23:12:01Z" as year"#));
+        assert!(bad("18-01-02T23:12:01Z").ends_with(r#"not a valid RFC3339 timestamp: cannot use "18-01-02T23:12:01Z" as year"#));
     }
 
     #[test]
@@ -556,10 +519,8 @@ mod tests {
         assert_eq!(add("2024-02-28T12:00:00Z", "36h"), s("2024-03-01T00:00:00Z"));
         assert_eq!(add("2017-11-22T00:00:00.5Z", "1.5s"), s("2017-11-22T00:00:02Z"));
         assert_eq!(add("2017-11-22T00:00:00+00:00", "0"), s("2017-11-22T00:00:00Z"));
-        assert!(fails("timeadd", vec![s("2017-11-22T00:00:00Z"), s("1d")])
-            .ends_with(r#"time: unknown unit "d" in duration "1d""#));
-        assert!(fails("timeadd", vec![s("2017-11-22T00:00:00Z"), s("10")])
-            .ends_with(r#"time: missing unit in duration "10""#));
+        assert!(fails("timeadd", vec![s("2017-11-22T00:00:00Z"), s("1d")]).ends_with(r#"time: unknown unit "d" in duration "1d""#));
+        assert!(fails("timeadd", vec![s("2017-11-22T00:00:00Z"), s("10")]).ends_with(r#"time: missing unit in duration "10""#));
         assert!(fails("timeadd", vec![s("2017-11-22T00:00:00Z"), s("x")]).ends_with(r#"time: invalid duration "x""#));
     }
 

@@ -36,9 +36,7 @@ fn decode_base64(s: &str) -> std::result::Result<Vec<u8>, base64::DecodeError> {
 fn base64decode(a: &[Value]) -> Result<Value> {
     let s = arg_string(a, 0)?;
     let bytes = decode_base64(&s).map_err(|_| err(format!("failed to decode base64 data {}", quote(&s))))?;
-    String::from_utf8(bytes)
-        .map(Value::String)
-        .map_err(|_| err("the result of decoding the provided string is not valid UTF-8"))
+    String::from_utf8(bytes).map(Value::String).map_err(|_| err("the result of decoding the provided string is not valid UTF-8"))
 }
 
 fn base64gzip(a: &[Value]) -> Result<Value> {
@@ -73,9 +71,7 @@ fn csvdecode(a: &[Value]) -> Result<Value> {
         }
     }
     Ok(Value::List(
-        records
-            .map(|row| Value::Map(headers.iter().cloned().zip(row.into_iter().map(Value::String)).collect::<Map>()))
-            .collect(),
+        records.map(|row| Value::Map(headers.iter().cloned().zip(row.into_iter().map(Value::String)).collect::<Map>())).collect(),
     ))
 }
 
@@ -170,17 +166,10 @@ fn encoding(name: &str) -> Option<(&'static str, Charset)> {
         ("UTF-16", Charset::Utf16 { le: false, bom: true }, &["csutf16"]),
         ("UTF-16BE", Charset::Utf16 { le: false, bom: false }, &["csutf16be"]),
         ("UTF-16LE", Charset::Utf16 { le: true, bom: false }, &["csutf16le"]),
-        (
-            "ISO-8859-1",
-            Charset::Latin1,
-            &["iso-ir-100", "iso_8859-1", "latin1", "l1", "ibm819", "cp819", "csisolatin1", "iso_8859-1:1987"],
-        ),
+        ("ISO-8859-1", Charset::Latin1, &["iso-ir-100", "iso_8859-1", "latin1", "l1", "ibm819", "cp819", "csisolatin1", "iso_8859-1:1987"]),
     ];
     let lower = name.to_ascii_lowercase();
-    TABLE
-        .iter()
-        .find(|(n, _, aliases)| n.eq_ignore_ascii_case(name) || aliases.contains(&lower.as_str()))
-        .map(|(n, c, _)| (*n, *c))
+    TABLE.iter().find(|(n, _, aliases)| n.eq_ignore_ascii_case(name) || aliases.contains(&lower.as_str())).map(|(n, c, _)| (*n, *c))
 }
 
 #[derive(Clone, Copy)]
@@ -192,9 +181,8 @@ enum Charset {
 
 fn named_encoding(a: &[Value]) -> Result<(&'static str, Charset)> {
     let name = arg_string(a, 1)?;
-    encoding(&name).ok_or_else(|| {
-        arg_err(1, format!("{} is not a supported IANA encoding name or alias in this Terraform version", quote(&name)))
-    })
+    encoding(&name)
+        .ok_or_else(|| arg_err(1, format!("{} is not a supported IANA encoding name or alias in this Terraform version", quote(&name))))
 }
 
 fn textencodebase64(a: &[Value]) -> Result<Value> {
@@ -206,11 +194,11 @@ fn textencodebase64(a: &[Value]) -> Result<Value> {
             let units = (bom.then_some(0xFEFF)).into_iter().chain(s.encode_utf16());
             units.flat_map(|u| if le { u.to_le_bytes() } else { u.to_be_bytes() }).collect()
         }
-        Charset::Latin1 => {
-            s.chars().map(|c| u8::try_from(c as u32)).collect::<std::result::Result<_, _>>().map_err(|_| {
-                arg_err(0, format!("the given string contains characters that cannot be represented in {name}"))
-            })?
-        }
+        Charset::Latin1 => s
+            .chars()
+            .map(|c| u8::try_from(c as u32))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| arg_err(0, format!("the given string contains characters that cannot be represented in {name}")))?,
     };
     Ok(Value::String(BASE64.encode(bytes)))
 }
@@ -276,10 +264,7 @@ mod tests {
         assert_eq!(ok("base64decode", vec![s("SGVsbG8gV29ybGQ=")]), s("Hello World"));
         assert_eq!(ok("base64decode", vec![s("SGVsbG8g\nV29ybGQ=")]), s("Hello World"));
         assert_eq!(fails("base64decode", vec![s("SGVsbG8")]), r#"failed to decode base64 data "SGVsbG8""#);
-        assert_eq!(
-            fails("base64decode", vec![s("/w==")]),
-            "the result of decoding the provided string is not valid UTF-8"
-        );
+        assert_eq!(fails("base64decode", vec![s("/w==")]), "the result of decoding the provided string is not valid UTF-8");
     }
 
     #[test]
@@ -296,19 +281,13 @@ mod tests {
     fn urlencode_like_go() {
         assert_eq!(ok("urlencode", vec![s("Hello World!")]), s("Hello+World%21"));
         assert_eq!(ok("urlencode", vec![s("☃")]), s("%E2%98%83"));
-        assert_eq!(
-            ok("urlencode", vec![s("foo:bar@localhost?foo=bar&bar=baz")]),
-            s("foo%3Abar%40localhost%3Ffoo%3Dbar%26bar%3Dbaz")
-        );
+        assert_eq!(ok("urlencode", vec![s("foo:bar@localhost?foo=bar&bar=baz")]), s("foo%3Abar%40localhost%3Ffoo%3Dbar%26bar%3Dbaz"));
         assert_eq!(ok("urlencode", vec![s("a-b_c.d~e")]), s("a-b_c.d~e"));
     }
 
     #[test]
     fn csv() {
-        assert_eq!(
-            js("csvdecode", vec![s("a,b,c\n1,2,3\n4,5,6")]),
-            r#"[{"a":"1","b":"2","c":"3"},{"a":"4","b":"5","c":"6"}]"#
-        );
+        assert_eq!(js("csvdecode", vec![s("a,b,c\n1,2,3\n4,5,6")]), r#"[{"a":"1","b":"2","c":"3"},{"a":"4","b":"5","c":"6"}]"#);
         assert_eq!(
             js("csvdecode", vec![s("name,note\r\n\"Smith, J\",\"said \"\"hi\"\"\nthen left\"\r\n\r\nx,\n")]),
             r#"[{"name":"Smith, J","note":"said \"hi\"\nthen left"},{"name":"x","note":""}]"#
@@ -317,14 +296,8 @@ mod tests {
         assert_eq!(fails("csvdecode", vec![s("")]), "missing header line");
         assert_eq!(fails("csvdecode", vec![s("a,b\n1,2,3")]), "CSV parse error on line 2: wrong number of fields");
         assert_eq!(fails("csvdecode", vec![s("a\nx\"y")]), "CSV parse error on line 2: bare \" in non-quoted-field");
-        assert_eq!(
-            fails("csvdecode", vec![s("a\n\"x\"y")]),
-            "CSV parse error on line 2: extraneous or missing \" in quoted-field"
-        );
-        assert_eq!(
-            fails("csvdecode", vec![s("a\n\"x")]),
-            "CSV parse error on line 2: extraneous or missing \" in quoted-field"
-        );
+        assert_eq!(fails("csvdecode", vec![s("a\n\"x\"y")]), "CSV parse error on line 2: extraneous or missing \" in quoted-field");
+        assert_eq!(fails("csvdecode", vec![s("a\n\"x")]), "CSV parse error on line 2: extraneous or missing \" in quoted-field");
         assert_eq!(fails("csvdecode", vec![s("a,a\n")]), r#"duplicate column name "a""#);
     }
 
@@ -344,22 +317,13 @@ mod tests {
         assert_eq!(ok("yamldecode", vec![s("true")]), Value::Bool(true));
         assert_eq!(ok("yamldecode", vec![s("{a: &foo [1, 2, 3], b: *foo}")]), v(r#"{"a":[1,2,3],"b":[1,2,3]}"#));
         assert_eq!(ok("yamlencode", vec![v(r#"{"a":"b", "c":"d"}"#)]), s("\"a\": \"b\"\n\"c\": \"d\"\n"));
-        assert_eq!(
-            ok("yamlencode", vec![v(r#"{"foo":[1, 2, 3], "bar": "baz"}"#)]),
-            s("\"bar\": \"baz\"\n\"foo\":\n- 1\n- 2\n- 3\n")
-        );
+        assert_eq!(ok("yamlencode", vec![v(r#"{"foo":[1, 2, 3], "bar": "baz"}"#)]), s("\"bar\": \"baz\"\n\"foo\":\n- 1\n- 2\n- 3\n"));
     }
 
     #[test]
     fn text_encodings() {
-        assert_eq!(
-            ok("textencodebase64", vec![s("Hello World"), s("UTF-16LE")]),
-            s("SABlAGwAbABvACAAVwBvAHIAbABkAA==")
-        );
-        assert_eq!(
-            ok("textdecodebase64", vec![s("SABlAGwAbABvACAAVwBvAHIAbABkAA=="), s("UTF-16LE")]),
-            s("Hello World")
-        );
+        assert_eq!(ok("textencodebase64", vec![s("Hello World"), s("UTF-16LE")]), s("SABlAGwAbABvACAAVwBvAHIAbABkAA=="));
+        assert_eq!(ok("textdecodebase64", vec![s("SABlAGwAbABvACAAVwBvAHIAbABkAA=="), s("UTF-16LE")]), s("Hello World"));
         assert_eq!(ok("textencodebase64", vec![s("é"), s("latin1")]), s("6Q=="));
         assert_eq!(ok("textdecodebase64", vec![s("6Q=="), s("ISO-8859-1")]), s("é"));
         assert_eq!(ok("textencodebase64", vec![s("hi"), s("utf-8")]), s("aGk="));

@@ -15,9 +15,7 @@ pub(super) const FUNCS: &[Spec] = &[
     Spec::with_ctx("abspath", &["path"], abspath),
     Spec::new("basename", &["path"], |a| Ok(Value::String(basename(&arg_string(a, 0)?)))),
     Spec::new("dirname", &["path"], |a| Ok(Value::String(dirname(&arg_string(a, 0)?)))),
-    Spec::new("pathexpand", &["path"], |a| {
-        expand_home(&arg_string(a, 0)?).map(Value::String).map_err(|m| arg_err(0, m))
-    }),
+    Spec::new("pathexpand", &["path"], |a| expand_home(&arg_string(a, 0)?).map(Value::String).map_err(|m| arg_err(0, m))),
     Spec::with_ctx("file", &["path"], file),
     Spec::with_ctx("fileexists", &["path"], fileexists),
     Spec::with_ctx("filebase64", &["path"], |a, c| Ok(Value::String(BASE64.encode(read_bytes(a, c)?)))),
@@ -79,8 +77,7 @@ fn expand_home(path: &str) -> std::result::Result<String, String> {
 
 /// `path` (after `~` expansion) resolved against the module directory, cleaned.
 fn resolve(ctx: &FuncCtx, path: &str) -> String {
-    let path =
-        if Path::new(path).is_absolute() { path.to_string() } else { format!("{}/{path}", ctx.base_dir.display()) };
+    let path = if Path::new(path).is_absolute() { path.to_string() } else { format!("{}/{path}", ctx.base_dir.display()) };
     clean(&path)
 }
 
@@ -160,8 +157,7 @@ fn fileset(a: &[Value], ctx: &FuncCtx) -> Result<Value> {
     let mut w = Walker { found: BTreeSet::new(), visits: 0, limit: FILESET_MAX_VISITS };
     for p in expand_braces(&pattern) {
         let comps: Vec<&str> = p.split('/').collect();
-        let (start, comps) =
-            if p.starts_with('/') { (PathBuf::from("/"), &comps[1..]) } else { (PathBuf::new(), &comps[..]) };
+        let (start, comps) = if p.starts_with('/') { (PathBuf::from("/"), &comps[1..]) } else { (PathBuf::new(), &comps[..]) };
         w.walk(&start, comps, 0).map_err(|e| match e {
             WalkError::Syntax => err(format!("failed to glob pattern ({pattern}): syntax error in pattern")),
             WalkError::TooMany => err(format!(
@@ -211,10 +207,7 @@ fn expand_braces(p: &str) -> Vec<String> {
                     bounds.extend(&commas);
                     bounds.push(i);
                     let (head, tail) = (&p[..start], &p[i + 1..]);
-                    return bounds
-                        .windows(2)
-                        .flat_map(|w| expand_braces(&format!("{head}{}{tail}", &p[w[0] + 1..w[1]])))
-                        .collect();
+                    return bounds.windows(2).flat_map(|w| expand_braces(&format!("{head}{}{tail}", &p[w[0] + 1..w[1]]))).collect();
                 }
             }
             _ => {}
@@ -399,8 +392,7 @@ mod tests {
     use super::*;
 
     fn fixture() -> (PathBuf, FuncCtx) {
-        let dir =
-            std::env::temp_dir().join(format!("kiln-file-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let dir = std::env::temp_dir().join(format!("kiln-file-{}-{:?}", std::process::id(), std::thread::current().id()));
         let _ = std::fs::remove_dir_all(&dir);
         for (p, body) in [
             ("hello.txt", "Hello World"),
@@ -450,15 +442,8 @@ mod tests {
         assert_eq!(c("filebase64", vec![s("hello.txt")]).unwrap(), s("SGVsbG8gV29ybGQ="));
         let missing = c("file", vec![s("nope.txt")]).unwrap_err();
         assert_eq!(missing.arg, Some(0));
-        assert!(
-            missing.message.contains(&format!("no file exists at \"{}/nope.txt\"", dir.display())),
-            "{}",
-            missing.message
-        );
-        assert!(c("file", vec![s("bin.dat")])
-            .unwrap_err()
-            .message
-            .contains(r#"contents of "bin.dat" are not valid UTF-8"#));
+        assert!(missing.message.contains(&format!("no file exists at \"{}/nope.txt\"", dir.display())), "{}", missing.message);
+        assert!(c("file", vec![s("bin.dat")]).unwrap_err().message.contains(r#"contents of "bin.dat" are not valid UTF-8"#));
         assert_eq!(c("fileexists", vec![s("hello.txt")]).unwrap(), Value::Bool(true));
         assert_eq!(c("fileexists", vec![s("nope.txt")]).unwrap(), Value::Bool(false));
         assert!(c("fileexists", vec![s("sub")]).unwrap_err().message.ends_with("is a directory, not a file"));
@@ -482,9 +467,7 @@ mod tests {
     #[test]
     fn fileset_globs() {
         let (dir, ctx) = fixture();
-        let set = |path: &str, pattern: &str| {
-            super::super::json::encode(&call("fileset", vec![s(path), s(pattern)], &ctx).unwrap())
-        };
+        let set = |path: &str, pattern: &str| super::super::json::encode(&call("fileset", vec![s(path), s(pattern)], &ctx).unwrap());
         assert_eq!(set(".", "*.txt"), r#"[".hidden.txt","hello.txt"]"#);
         assert_eq!(set(".", "{*.txt,*.tmpl}"), r#"[".hidden.txt","a.tmpl","hello.txt"]"#);
         assert_eq!(set(".", "**/*.txt"), r#"[".hidden.txt","hello.txt","sub/b.txt","sub/deep/c.txt"]"#);

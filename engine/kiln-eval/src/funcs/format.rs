@@ -26,12 +26,8 @@ fn formatlist(a: &[Value]) -> Result<Value> {
             match len {
                 None => len = Some((l.len(), i)),
                 Some((n, j)) if n != l.len() => {
-                    let m = format!(
-                        "argument {} has length {}, which is inconsistent with argument {} of length {n}",
-                        i + 1,
-                        l.len(),
-                        j + 1
-                    );
+                    let m =
+                        format!("argument {} has length {}, which is inconsistent with argument {} of length {n}", i + 1, l.len(), j + 1);
                     return Err(arg_err(i + 1, m));
                 }
                 _ => {}
@@ -41,11 +37,8 @@ fn formatlist(a: &[Value]) -> Result<Value> {
     let rows = len.map_or(1, |(n, _)| n);
     (0..rows)
         .map(|k| {
-            let row: Vec<Value> =
-                vals.iter().map(|v| if let Value::List(l) = v { l[k].clone() } else { v.clone() }).collect();
-            format(&spec, &row)
-                .map(Value::String)
-                .map_err(|e| err(format!("error on format iteration {k}: {}", e.message)))
+            let row: Vec<Value> = vals.iter().map(|v| if let Value::List(l) = v { l[k].clone() } else { v.clone() }).collect();
+            format(&spec, &row).map(Value::String).map_err(|e| err(format!("error on format iteration {k}: {}", e.message)))
         })
         .collect::<Result<Vec<_>>>()
         .map(Value::List)
@@ -512,10 +505,7 @@ mod tests {
         assert_eq!(f("%.3d|%.0d|%8.3d", vec![n("7"), n("0"), n("-7")]), "007||    -007");
         assert_eq!(f("%d", vec![s("12")]), "12");
         assert_eq!(f("%d", vec![n("123456789012345678901234567")]), "123456789012345678901234567");
-        assert_eq!(
-            fails("format", vec![s("%d"), n("1.5")]),
-            r#"unsupported value for "%d" at 0: an integer is required"#
-        );
+        assert_eq!(fails("format", vec![s("%d"), n("1.5")]), r#"unsupported value for "%d" at 0: an integer is required"#);
     }
 
     #[test]

@@ -70,8 +70,7 @@ fn uuidv5(a: &[Value]) -> Result<Value> {
         "url" => uuid::Uuid::from_u128(0x6ba7b811_9dad_11d1_80b4_00c04fd430c8),
         "oid" => uuid::Uuid::from_u128(0x6ba7b812_9dad_11d1_80b4_00c04fd430c8),
         "x500" => uuid::Uuid::from_u128(0x6ba7b814_9dad_11d1_80b4_00c04fd430c8),
-        other => uuid::Uuid::parse_str(other)
-            .map_err(|e| arg_err(0, format!("uuidv5() doesn't support namespace {other} ({e})")))?,
+        other => uuid::Uuid::parse_str(other).map_err(|e| arg_err(0, format!("uuidv5() doesn't support namespace {other} ({e})")))?,
     };
     let mut input = namespace.as_bytes().to_vec();
     input.extend_from_slice(name.as_bytes());
@@ -98,10 +97,7 @@ mod tests {
             s("309ecc489c12d6eb4cc40f50c902f2b4d0ed77ee511a7c7a9bcd3ca86d4cd86f989dd35bc5ff499670da34255b45b0cfd830e81f605dcf7dc5542e93ae9cd76f")
         );
         assert_eq!(ok("base64sha256", hw()), s("uU0nuZNNPgilLlLX2n2r+sSE7+N6U4DukIj3rOLvzek="));
-        assert_eq!(
-            ok("base64sha512", hw()),
-            s("MJ7MSJwS1utMxA9QyQLytNDtd+5RGnx6m808qG1M2G+YndNbxf9JlnDaNCVbRbDP2DDoH2Bdz33FVC6TrpzXbw==")
-        );
+        assert_eq!(ok("base64sha512", hw()), s("MJ7MSJwS1utMxA9QyQLytNDtd+5RGnx6m808qG1M2G+YndNbxf9JlnDaNCVbRbDP2DDoH2Bdz33FVC6TrpzXbw=="));
     }
 
     #[test]
@@ -122,10 +118,7 @@ mod tests {
     fn uuids() {
         assert_eq!(ok("uuid", vec![]), Value::Unknown);
         assert_eq!(ok("uuidv5", vec![s("dns"), s("www.terraform.io")]), s("a5008fae-b28c-5ba5-96cd-82b4c53552d6"));
-        assert_eq!(
-            ok("uuidv5", vec![s("url"), s("https://www.terraform.io/")]),
-            s("9db6f67c-dd95-5ea0-aa5b-e70e5c5f7cf5")
-        );
+        assert_eq!(ok("uuidv5", vec![s("url"), s("https://www.terraform.io/")]), s("9db6f67c-dd95-5ea0-aa5b-e70e5c5f7cf5"));
         assert_eq!(ok("uuidv5", vec![s("oid"), s("1.3.6.1.4")]), s("af9d40a5-7a36-5c07-b23a-851cd99fbfa5"));
         assert_eq!(ok("uuidv5", vec![s("x500"), s("CN=Example,C=GB")]), s("84e09961-4aa4-57f8-95b7-03edb1073253"));
         assert_eq!(

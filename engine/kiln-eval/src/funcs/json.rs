@@ -296,10 +296,7 @@ impl Parser<'_> {
     fn hex4(&mut self) -> Result<u32, String> {
         let mut v = 0;
         for _ in 0..4 {
-            let d = self
-                .peek()
-                .and_then(|b| (b as char).to_digit(16))
-                .ok_or_else(|| self.bad("in \\u hexadecimal character escape"))?;
+            let d = self.peek().and_then(|b| (b as char).to_digit(16)).ok_or_else(|| self.bad("in \\u hexadecimal character escape"))?;
             v = v * 16 + d;
             self.i += 1;
         }

@@ -237,12 +237,8 @@ impl Spec {
 
     fn signature(&self) -> String {
         let required = self.params.len() - self.optional;
-        let mut parts: Vec<String> = self
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, p)| if i < required { p.to_string() } else { format!("[{p}]") })
-            .collect();
+        let mut parts: Vec<String> =
+            self.params.iter().enumerate().map(|(i, p)| if i < required { p.to_string() } else { format!("[{p}]") }).collect();
         if let Some(v) = self.variadic {
             parts.push(format!("{v}..."));
         }
@@ -262,8 +258,7 @@ impl Spec {
             format!("{min} to {max} argument(s) ({})", self.signature())
         };
         if n < min {
-            let message =
-                format!("Function {} expects {expects}; missing value for {}", quote(self.name), quote(self.params[n]));
+            let message = format!("Function {} expects {expects}; missing value for {}", quote(self.name), quote(self.params[n]));
             return Err(err(message));
         }
         if n > max {
@@ -306,8 +301,7 @@ pub(crate) fn quote(s: &str) -> String {
 }
 
 pub(crate) const NOT_NULL: &str = "argument must not be null";
-pub(crate) const WHOLE_NUMBER: &str =
-    "value must be a whole number, between -9223372036854775808 and 9223372036854775807";
+pub(crate) const WHOLE_NUMBER: &str = "value must be a whole number, between -9223372036854775808 and 9223372036854775807";
 
 /// Terraform's automatic conversion to string: numbers and bools convert, collections do not.
 pub(crate) fn to_str(v: &Value) -> std::result::Result<String, String> {
@@ -379,11 +373,7 @@ pub(crate) fn arg_map(args: &[Value], i: usize) -> Result<&Map> {
 
 /// Argument `i` as a list of strings, converting each element.
 pub(crate) fn arg_string_list(args: &[Value], i: usize) -> Result<Vec<String>> {
-    arg_list(args, i)?
-        .iter()
-        .enumerate()
-        .map(|(k, v)| to_str(v).map_err(|m| arg_err(i, format!("element {k}: {m}"))))
-        .collect()
+    arg_list(args, i)?.iter().enumerate().map(|(k, v)| to_str(v).map_err(|m| arg_err(i, format!("element {k}: {m}")))).collect()
 }
 
 pub(crate) fn number(n: Decimal) -> Value {
@@ -395,9 +385,7 @@ pub(crate) fn from_f64(f: f64) -> Result<Value> {
     if !f.is_finite() {
         return Err(err(format!("the result {f} cannot be represented as a number")));
     }
-    parse_decimal(&f.to_string())
-        .map(number)
-        .ok_or_else(|| err(format!("the result {f} is out of the supported number range")))
+    parse_decimal(&f.to_string()).map(number).ok_or_else(|| err(format!("the result {f} is out of the supported number range")))
 }
 
 /// Parses a decimal literal exactly (`-12.5e3`, `.5`, `1.`), rounding beyond 28 significant

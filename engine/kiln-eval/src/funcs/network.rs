@@ -182,9 +182,7 @@ fn cidrsubnets(a: &[Value]) -> Result<Value> {
         let aligned = net.with(current.last(), length);
         let next = aligned.last().wrapping_add(1) & net.mask(net.bits);
         if next == 0 || !net.contains(next) {
-            let m = format!(
-                "not enough remaining address space for a subnet with a prefix of {length} bits after {current}"
-            );
+            let m = format!("not enough remaining address space for a subnet with a prefix of {length} bits after {current}");
             return Err(arg_err(i, m));
         }
         current = net.with(next, length);
@@ -205,10 +203,7 @@ mod tests {
         assert_eq!(ok("cidrhost", vec![s("10.0.0.0/24"), n("-1")]), s("10.0.0.255"));
         assert_eq!(ok("cidrhost", vec![s("10.0.0.5/24"), n("-256")]), s("10.0.0.0"));
         assert_eq!(ok("cidrhost", vec![s("010.001.0.0/16"), n("1")]), s("10.1.0.1"));
-        assert_eq!(
-            fails("cidrhost", vec![s("10.0.0.0/30"), n("4")]),
-            "prefix of 30 does not accommodate a host numbered 4"
-        );
+        assert_eq!(fails("cidrhost", vec![s("10.0.0.0/30"), n("4")]), "prefix of 30 does not accommodate a host numbered 4");
         assert_eq!(
             fails("cidrhost", vec![s("10.0.0.0/33"), n("1")]),
             r#"Invalid value for "prefix" parameter: invalid CIDR expression: invalid CIDR address: 10.0.0.0/33"#
@@ -236,10 +231,7 @@ mod tests {
             fails("cidrsubnet", vec![s("10.0.0.0/24"), n("4"), n("16")]),
             "prefix extension of 4 does not accommodate a subnet numbered 16"
         );
-        assert_eq!(
-            fails("cidrsubnet", vec![s("10.0.0.0/30"), n("4"), n("1")]),
-            "insufficient address space to extend prefix of 30 by 4"
-        );
+        assert_eq!(fails("cidrsubnet", vec![s("10.0.0.0/30"), n("4"), n("1")]), "insufficient address space to extend prefix of 30 by 4");
     }
 
     #[test]

@@ -139,8 +139,7 @@ mod tests {
         assert_eq!(ok("parseint", vec![s("1011111011101111"), n("2")]), n("48879"));
         assert_eq!(ok("parseint", vec![s("aA"), n("62")]), n("656"));
         assert!(fails("parseint", vec![s("12"), n("2")]).ends_with(r#"cannot parse "12" as a base 2 integer"#));
-        assert!(fails("parseint", vec![s("1"), n("63")])
-            .ends_with("base must be a whole number between 2 and 62 inclusive"));
+        assert!(fails("parseint", vec![s("1"), n("63")]).ends_with("base must be a whole number between 2 and 62 inclusive"));
         assert!(fails("parseint", vec![n("1"), n("10")]).ends_with("first argument must be a string, not number"));
     }
 }

@@ -322,10 +322,7 @@ mod tests {
         assert_eq!(ok("regex", vec![s("[a-z]+"), s("53453453.345345aaabbbccc23454")]), s("aaabbbccc"));
         assert_eq!(js("regex", vec![s(r"(\d\d\d\d)-(\d\d)-(\d\d)"), s("2019-02-01")]), r#"["2019","02","01"]"#);
         assert_eq!(
-            js(
-                "regex",
-                vec![s(r"^(?:(?P<scheme>[^:/?#]+):)?(?://(?P<authority>[^/?#]*))?"), s("https://terraform.io/docs/")]
-            ),
+            js("regex", vec![s(r"^(?:(?P<scheme>[^:/?#]+):)?(?://(?P<authority>[^/?#]*))?"), s("https://terraform.io/docs/")]),
             r#"{"authority":"terraform.io","scheme":"https"}"#
         );
         assert_eq!(js("regex", vec![s("(a)|(b)"), s("b")]), r#"[null,"b"]"#);

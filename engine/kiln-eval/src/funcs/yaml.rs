@@ -152,8 +152,7 @@ impl Emitter {
     }
 
     fn scalar(&mut self, s: &str, style: Style, ctx: Ctx) {
-        let style =
-            if style == Style::Literal && (ctx.simple_key || !block_allowed(s)) { Style::Double } else { style };
+        let style = if style == Style::Literal && (ctx.simple_key || !block_allowed(s)) { Style::Double } else { style };
         self.increase_indent(true, false);
         match style {
             Style::Plain => {
@@ -368,11 +367,7 @@ impl Decoder<'_> {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = long_tag(tag.as_ref());
-                let v = if style == TScalarStyle::Plain || !tag.is_empty() {
-                    resolve_scalar(&tag, &text)?
-                } else {
-                    Value::String(text)
-                };
+                let v = if style == TScalarStyle::Plain || !tag.is_empty() { resolve_scalar(&tag, &text)? } else { Value::String(text) };
                 self.anchor(anchor, v, before)
             }
             Event::Alias(id) => match self.anchors.get(&id) {
@@ -449,9 +444,7 @@ impl Decoder<'_> {
     fn count(&mut self, nodes: usize) -> Result<(), String> {
         self.nodes = self.nodes.saturating_add(nodes);
         if self.nodes > MAX_NODES {
-            return Err(format!(
-                "the document expands to more than {MAX_NODES} values (aliases count as the values they copy)"
-            ));
+            return Err(format!("the document expands to more than {MAX_NODES} values (aliases count as the values they copy)"));
         }
         Ok(())
     }
@@ -628,8 +621,7 @@ mod tests {
     #[test]
     fn encodes_nesting() {
         let doc = v(r#"{"a": {"b": {"c": [1, [2, 3], {"d": "e"}]}}, "f": [[1], []]}"#);
-        let want =
-            "\"a\":\n  \"b\":\n    \"c\":\n    - 1\n    - - 2\n      - 3\n    - \"d\": \"e\"\n\"f\":\n- - 1\n- []\n";
+        let want = "\"a\":\n  \"b\":\n    \"c\":\n    - 1\n    - - 2\n      - 3\n    - \"d\": \"e\"\n\"f\":\n- - 1\n- []\n";
         assert_eq!(encode(&doc), want);
     }
 
@@ -661,7 +653,10 @@ mod tests {
 
     #[test]
     fn decodes_yaml_1_1_scalars() {
-        let doc = decode("a: yes\nb: off\nc: ~\nd: 1_000\ne: 0.1\nf: '1'\ng: \"yes\"\nh: 2001-12-14\ni: 0x1F\nj: 0b101\nk: -12e3\nl: hello world\nm:\n").unwrap();
+        let doc = decode(
+            "a: yes\nb: off\nc: ~\nd: 1_000\ne: 0.1\nf: '1'\ng: \"yes\"\nh: 2001-12-14\ni: 0x1F\nj: 0b101\nk: -12e3\nl: hello world\nm:\n",
+        )
+        .unwrap();
         assert_eq!(
             super::super::json::encode(&doc),
             r#"{"a":true,"b":false,"c":null,"d":1000,"e":0.1,"f":"1","g":"yes","h":"2001-12-14T00:00:00Z","i":"0x1F","j":5,"k":-12000,"l":"hello world","m":null}"#
@@ -670,7 +665,8 @@ mod tests {
 
     #[test]
     fn decodes_structures() {
-        let doc = decode("list:\n- 1\n- [a, b]\n- {x: 1}\nbase: &b {k: v}\ncopy: *b\n1.50: numeric key\nblock: |\n  line1\n  line2\n").unwrap();
+        let doc =
+            decode("list:\n- 1\n- [a, b]\n- {x: 1}\nbase: &b {k: v}\ncopy: *b\n1.50: numeric key\nblock: |\n  line1\n  line2\n").unwrap();
         assert_eq!(
             super::super::json::encode(&doc),
             r#"{"1.5":"numeric key","base":{"k":"v"},"block":"line1\nline2\n","copy":{"k":"v"},"list":[1,["a","b"],{"x":1}]}"#
@@ -720,8 +716,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let doc =
-            v(r#"{"name": "x", "nested": {"list": [1, 2.5, "three", true, null, "multi\nline\n"]}, "empty": ""}"#);
+        let doc = v(r#"{"name": "x", "nested": {"list": [1, 2.5, "three", true, null, "multi\nline\n"]}, "empty": ""}"#);
         assert_eq!(decode(&encode(&doc)).unwrap(), doc);
     }
 }

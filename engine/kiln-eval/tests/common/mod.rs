@@ -18,9 +18,10 @@ pub struct TestScope {
 impl Scope for TestScope {
     fn resolve(&self, r: &Ref) -> Result<Value, Diagnostic> {
         let key = r.to_string();
-        self.values.get(&key).cloned().ok_or_else(|| {
-            Diagnostic::error("E-REF-UNDECLARED", format!("`{key}` is not declared")).hint("declare it first")
-        })
+        self.values
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| Diagnostic::error("E-REF-UNDECLARED", format!("`{key}` is not declared")).hint("declare it first"))
     }
 
     fn base_dir(&self) -> &Path {

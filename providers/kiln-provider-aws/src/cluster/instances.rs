@@ -191,7 +191,10 @@ impl Launch<'_> {
         let mut nodes: Vec<Node> = instances.iter().map(Node::from_sdk).collect();
         nodes.sort_by_key(|n| n.launch_index);
         let pairs: Vec<(String, u64)> = nodes.iter().zip(self.ranks).map(|(n, r)| (n.id.clone(), *r)).collect();
-        stream::iter(pairs).map(Ok).try_for_each_concurrent(RANK_TAGGERS, |(id, rank)| async move { tag_rank(ec2, &id, rank).await }).await?;
+        stream::iter(pairs)
+            .map(Ok)
+            .try_for_each_concurrent(RANK_TAGGERS, |(id, rank)| async move { tag_rank(ec2, &id, rank).await })
+            .await?;
         for (node, rank) in nodes.iter_mut().zip(self.ranks) {
             node.rank = Some(*rank);
         }

@@ -3,7 +3,9 @@
 //! creates carries `kiln:address` and `kiln:token`, which is how delete and recover know it is
 //! kiln's to remove.
 
-use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Ipv6Range, KeyType, LocationType, ResourceType, Tag, TagSpecification, UserIdGroupPair};
+use aws_sdk_ec2::types::{
+    Filter, IpPermission, IpRange, Ipv6Range, KeyType, LocationType, ResourceType, Tag, TagSpecification, UserIdGroupPair,
+};
 use aws_sdk_ec2::Client;
 
 use crate::error::AwsError;
@@ -103,7 +105,11 @@ pub async fn create_security_group(
     let out = ec2
         .create_security_group()
         .group_name(name)
-        .description(if ssh_cidr.is_some() { "kiln cluster: SSH in, all traffic between nodes" } else { "kiln cluster: all traffic between nodes" })
+        .description(if ssh_cidr.is_some() {
+            "kiln cluster: SSH in, all traffic between nodes"
+        } else {
+            "kiln cluster: all traffic between nodes"
+        })
         .vpc_id(vpc)
         .tag_specifications(tag_spec(ResourceType::SecurityGroup, tags))
         .send()

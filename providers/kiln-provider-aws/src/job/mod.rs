@@ -112,8 +112,8 @@ impl Spec {
                 .hint("give the command to run, such as run = \"python3 train.py\"")
         })?;
         // The instance type's GPUs; a cluster planned before kiln recorded them: its request.
-        let gpus_per_node = u64_attr(cluster, "gpus_per_node")
-            .unwrap_or_else(|| gpu_count(str_attr(cluster, "accelerators").unwrap_or_default()));
+        let gpus_per_node =
+            u64_attr(cluster, "gpus_per_node").unwrap_or_else(|| gpu_count(str_attr(cluster, "accelerators").unwrap_or_default()));
         Ok(Some(Spec {
             instance_ids: all[..nodes].to_vec(),
             gpus_per_node,
@@ -501,10 +501,8 @@ const LOG_CHUNK: u64 = 8 << 20;
 
 /// A node's log parts from their listing: (first byte, size), in order.
 fn log_parts<'a>(listed: impl IntoIterator<Item = (&'a str, i64)>, dir: &str) -> Vec<(u64, u64)> {
-    let mut parts: Vec<(u64, u64)> = listed
-        .into_iter()
-        .filter_map(|(k, size)| Some((k.strip_prefix(dir)?.parse().ok()?, u64::try_from(size).ok()?)))
-        .collect();
+    let mut parts: Vec<(u64, u64)> =
+        listed.into_iter().filter_map(|(k, size)| Some((k.strip_prefix(dir)?.parse().ok()?, u64::try_from(size).ok()?))).collect();
     parts.sort_unstable();
     parts
 }

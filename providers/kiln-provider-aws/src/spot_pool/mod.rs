@@ -441,7 +441,11 @@ impl Kind<Ctx, AllInstances> for SpotPool {
 
     async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
         match plan(ctx, req).await {
-            Ok(planned) => PlanResponse { diagnostics: crate::cluster::spec::ssh_warning(req.address, &planned), planned, requires_replace: Vec::new() },
+            Ok(planned) => PlanResponse {
+                diagnostics: crate::cluster::spec::ssh_warning(req.address, &planned),
+                planned,
+                requires_replace: Vec::new(),
+            },
             Err(d) => PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: d.into() },
         }
     }

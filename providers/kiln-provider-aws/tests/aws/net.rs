@@ -29,7 +29,9 @@ async fn conformance_suite() {
         },
         Case {
             kind: "aws_security_group",
-            config: json(j!({ "vpc_id": vpc_id, "ingress": [{ "protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["10.0.0.0/8"] }] })),
+            config: json(
+                j!({ "vpc_id": vpc_id, "ingress": [{ "protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["10.0.0.0/8"] }] }),
+            ),
             update: Some(json(j!({ "vpc_id": vpc_id, "ingress": [
                 { "protocol": "-1", "from_port": 0, "to_port": 0, "cidr_blocks": [], "self": true },
                 { "protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["192.168.0.0/16"], "self": false },
@@ -48,12 +50,21 @@ async fn a_cluster_launches_into_explicit_network_objects() {
     let p = provider().await;
     let vpc = create(&p, "aws_vpc.main", &config(&p, "aws_vpc", j!({ "cidr_block": "10.2.0.0/16", "tags": { "team": "ml" } }))).await;
     let vpc_id = str_of(&vpc, "id").to_string();
-    let subnet = create(&p, "aws_subnet.a", &config(&p, "aws_subnet", j!({ "vpc_id": vpc_id, "cidr_block": "10.2.1.0/24", "availability_zone": "us-east-1b" }))).await;
-    let sg_cfg = config(&p, "aws_security_group", j!({ "vpc_id": vpc_id, "ingress": [
+    let subnet = create(
+        &p,
+        "aws_subnet.a",
+        &config(&p, "aws_subnet", j!({ "vpc_id": vpc_id, "cidr_block": "10.2.1.0/24", "availability_zone": "us-east-1b" })),
+    )
+    .await;
+    let sg_cfg = config(
+        &p,
+        "aws_security_group",
+        j!({ "vpc_id": vpc_id, "ingress": [
         { "protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["10.0.0.0/8"] },
         { "protocol": "all", "self": true },
         { "protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["1.2.3.4/32"] },
-    ] }));
+    ] }),
+    );
     // The plan shows the rules the way EC2 keeps them: merged per port range, sorted.
     let planned_sg = planned(&p, "aws_security_group.nodes", &sg_cfg, None).await;
     let canonical = j!([
@@ -83,10 +94,14 @@ async fn a_cluster_launches_into_explicit_network_objects() {
     let cluster = create(
         &p,
         "cluster.train",
-        &config(&p, "cluster", j!({
-            "instance_type": "t3.micro", "nodes": 2, "subnet_id": str_of(&subnet, "id"),
-            "security_group_ids": [str_of(&sg, "id")], "key_name": str_of(&key, "key_name"),
-        })),
+        &config(
+            &p,
+            "cluster",
+            j!({
+                "instance_type": "t3.micro", "nodes": 2, "subnet_id": str_of(&subnet, "id"),
+                "security_group_ids": [str_of(&sg, "id")], "key_name": str_of(&key, "key_name"),
+            }),
+        ),
     )
     .await;
     let out = ec2.describe_instances().set_instance_ids(Some(strs(&cluster, "instance_ids"))).send().await.unwrap();
@@ -97,10 +112,14 @@ async fn a_cluster_launches_into_explicit_network_objects() {
     }
 
     // Rules and tags change in place.
-    let sg2_cfg = config(&p, "aws_security_group", j!({ "vpc_id": vpc_id, "tags": { "tier": "train" }, "ingress": [
+    let sg2_cfg = config(
+        &p,
+        "aws_security_group",
+        j!({ "vpc_id": vpc_id, "tags": { "tier": "train" }, "ingress": [
         { "protocol": "tcp", "from_port": 22, "to_port": 22, "cidr_blocks": ["10.0.0.0/8"] },
         { "protocol": "tcp", "from_port": 29500, "to_port": 29510, "cidr_blocks": ["10.2.0.0/16"] },
-    ] }));
+    ] }),
+    );
     let r = plan(&p, "aws_security_group.nodes", &sg2_cfg, Some(&sg)).await;
     assert!(r.requires_replace.is_empty());
     let sg2 = update(&p, "aws_security_group.nodes", &sg, &sg2_cfg).await;

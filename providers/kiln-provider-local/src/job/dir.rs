@@ -54,7 +54,9 @@ pub(crate) enum Node {
 pub(crate) fn record_config(v: &Value) -> serde_json::Value {
     match v {
         Value::Sensitive(_) | Value::Unknown | Value::Null => serde_json::Value::Null,
-        Value::Map(m) => serde_json::Value::Object(m.iter().filter(|(_, v)| !v.is_sensitive()).map(|(k, v)| (k.clone(), record_config(v))).collect()),
+        Value::Map(m) => {
+            serde_json::Value::Object(m.iter().filter(|(_, v)| !v.is_sensitive()).map(|(k, v)| (k.clone(), record_config(v))).collect())
+        }
         Value::List(l) => serde_json::Value::Array(l.iter().map(record_config).collect()),
         v => v.to_json(),
     }
@@ -225,7 +227,8 @@ mod tests {
     #[test]
     fn the_record_keeps_no_secret_and_is_private() {
         use std::os::unix::fs::PermissionsExt;
-        let env = Value::Map([("TOKEN".to_string(), Value::from("hunter2-s3cr3t").sensitive()), ("LR".to_string(), Value::from("0.1"))].into());
+        let env =
+            Value::Map([("TOKEN".to_string(), Value::from("hunter2-s3cr3t").sensitive()), ("LR".to_string(), Value::from("0.1"))].into());
         let config = Value::Map(
             [
                 ("env".to_string(), env),
@@ -241,7 +244,15 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = JobDir(tmp.path().join("jobs").join("j-1"));
         dir.create().unwrap();
-        let meta = Meta { address: "job.j".into(), token: "t".into(), job_id: "j-1".into(), nodes: 1, started_at: "now".into(), restarts: 0, config: json };
+        let meta = Meta {
+            address: "job.j".into(),
+            token: "t".into(),
+            job_id: "j-1".into(),
+            nodes: 1,
+            started_at: "now".into(),
+            restarts: 0,
+            config: json,
+        };
         dir.write_meta(&meta).unwrap();
         let text = std::fs::read_to_string(dir.path().join("job.json")).unwrap();
         assert!(!text.contains("hunter2") && !text.contains("secret setup"), "{text}");

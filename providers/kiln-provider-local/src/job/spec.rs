@@ -132,7 +132,11 @@ fn checkpoint_dir(ctx: &Ctx, address: &str, v: &Value) -> Result<Option<PathBuf>
 pub(crate) fn validate(v: &Value) -> kiln_diag::Diagnostics {
     let mut d = kiln_diag::Diagnostics::new();
     if set(v, "cluster").is_some_and(|c| !c.is_unknown() && !c.as_map().is_some_and(|m| m.contains_key("nodes"))) {
-        d.push(Diagnostic::error("E-LOCAL-JOB-CLUSTER", "`cluster` must be a cluster object").attribute("cluster").hint("write `cluster = cluster.NAME`"));
+        d.push(
+            Diagnostic::error("E-LOCAL-JOB-CLUSTER", "`cluster` must be a cluster object")
+                .attribute("cluster")
+                .hint("write `cluster = cluster.NAME`"),
+        );
     }
     if str_attr(v, "run").is_some_and(|r| r.trim().is_empty()) {
         d.push(

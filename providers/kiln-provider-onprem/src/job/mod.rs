@@ -389,7 +389,11 @@ fn validate(config: &Value) -> Diagnostics {
         })
         .collect();
     if set(config, "cluster").is_some_and(|c| !c.contains_unknown() && c.get("allocation").is_none()) {
-        d.push(Diagnostic::error("E-ONPREM-JOB-CLUSTER", "`cluster` must be an onprem cluster").attribute("cluster").hint("write `cluster = cluster.NAME`"));
+        d.push(
+            Diagnostic::error("E-ONPREM-JOB-CLUSTER", "`cluster` must be an onprem cluster")
+                .attribute("cluster")
+                .hint("write `cluster = cluster.NAME`"),
+        );
     }
     d
 }

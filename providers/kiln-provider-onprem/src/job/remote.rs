@@ -135,7 +135,8 @@ pub struct NodeFiles<'a> {
 /// private to its owner (0700) and its files 0600 (`env.sh` holds the job's `env`, sensitive
 /// values included, which the node needs); the job itself runs with the login's umask.
 pub fn launch_script(f: &NodeFiles<'_>) -> String {
-    let mut s = String::from("set -u\nJ=$1; R=$2\n__kiln_umask=$(umask); umask 077\nmkdir -p \"$J\" && chmod 700 \"$J\" && cd \"$J\" || exit 3\n");
+    let mut s =
+        String::from("set -u\nJ=$1; R=$2\n__kiln_umask=$(umask); umask 077\nmkdir -p \"$J\" && chmod 700 \"$J\" && cd \"$J\" || exit 3\n");
     for (name, content) in [
         ("token", f.token.as_bytes()),
         ("started_at", f.started_at.as_bytes()),
@@ -287,9 +288,18 @@ mod tests {
         let root = std::env::temp_dir().join(format!("kiln-onprem-private-{}", std::process::id()));
         let j = root.join("job");
         let env = vec![("TOKEN".to_string(), "hunter2-s3cr3t".to_string())];
-        let files = NodeFiles { token: "t", started_at: "now", cluster_id: "c-1", stop_grace: 3, setup: "", run: "umask > umask.out", env: &env };
+        let files =
+            NodeFiles { token: "t", started_at: "now", cluster_id: "c-1", stop_grace: 3, setup: "", run: "umask > umask.out", env: &env };
         let out = std::process::Command::new("bash")
-            .args(["-c", &format!("umask 022; {}", launch_script(&files)), "launch", &j.display().to_string(), "0", "", &root.join("ckpt").display().to_string()])
+            .args([
+                "-c",
+                &format!("umask 022; {}", launch_script(&files)),
+                "launch",
+                &j.display().to_string(),
+                "0",
+                "",
+                &root.join("ckpt").display().to_string(),
+            ])
             .output()
             .unwrap();
         let mode = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
