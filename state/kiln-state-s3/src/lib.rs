@@ -392,17 +392,14 @@ impl S3Backend {
         }
     }
 
-    /// The newest stored version of the state object (not a delete marker), how many there
-    /// are, and when it was stored, in a versioned bucket.
-    #[allow(clippy::type_complexity)]
-    async fn newest_version(&self) -> Result<Option<(String, usize, Option<aws_sdk_s3::primitives::DateTime>)>, StateError> {
-        let mut newest: Option<(String, Option<aws_sdk_s3::primitives::DateTime>)> = None;
-        let mut count = 0;
+    /// Every stored version of the state object (not delete markers), in a versioned bucket,
+    /// in the order S3 lists them (newest first within a page).
+    async fn key_versions(&self) -> Result<Vec<aws_sdk_s3::types::ObjectVersion>, StateError> {
+        let client = self.client().await;
+        let mut out = Vec::new();
         let (mut key_marker, mut version_marker) = (None, None);
         loop {
-            let r = self
-                .client()
-                .await
+            let r = client
                 .list_object_versions()
                 .bucket(&self.settings.bucket)
                 .prefix(&self.key)
@@ -411,25 +408,28 @@ impl S3Backend {
                 .send()
                 .await
                 .map_err(|e| self.io_err(&self.key, "ListObjectVersions", e))?;
-            // S3 lists a key's versions newest first; the time breaks ties across pages.
-            for v in r.versions().iter().filter(|v| v.key() == Some(self.key.as_str())) {
-                count += 1;
-                let newer = match &newest {
-                    None => true,
-                    Some((_, t)) => matches!((v.last_modified(), t), (Some(a), Some(b)) if a > b),
-                };
-                if newer {
-                    newest = Some((v.version_id().unwrap_or("null").to_string(), v.last_modified().copied()));
-                }
+            out.extend(r.versions().iter().filter(|v| v.key() == Some(self.key.as_str())).cloned());
+            if r.is_truncated() != Some(true) {
+                return Ok(out);
             }
-            if r.is_truncated() == Some(true) {
-                key_marker = r.next_key_marker().map(str::to_string);
-                version_marker = r.next_version_id_marker().map(str::to_string);
-            } else {
-                break;
+            key_marker = r.next_key_marker().map(str::to_string);
+            version_marker = r.next_version_id_marker().map(str::to_string);
+        }
+    }
+
+    /// The newest stored version of the state object (not a delete marker), how many there
+    /// are, and when it was stored, in a versioned bucket.
+    #[allow(clippy::type_complexity)]
+    async fn newest_version(&self) -> Result<Option<(String, usize, Option<aws_sdk_s3::primitives::DateTime>)>, StateError> {
+        let versions = self.key_versions().await?;
+        let mut newest: Option<&aws_sdk_s3::types::ObjectVersion> = None;
+        // S3 lists a key's versions newest first; the time breaks ties across pages.
+        for v in &versions {
+            if newest.is_none_or(|n| matches!((v.last_modified(), n.last_modified()), (Some(a), Some(b)) if a > b)) {
+                newest = Some(v);
             }
         }
-        Ok(newest.map(|(id, t)| (id, count, t)))
+        Ok(newest.map(|v| (v.version_id().unwrap_or("null").to_string(), versions.len(), v.last_modified().copied())))
     }
 
     fn remember(&self, seen: Option<Seen>) {
@@ -777,34 +777,18 @@ impl StateBackend for S3Backend {
         let client = self.client().await;
         let mut out = Vec::new();
         if self.is_versioned().await? {
-            let mut key_marker = None;
-            let mut version_marker = None;
-            loop {
-                let r = client
-                    .list_object_versions()
-                    .bucket(&self.settings.bucket)
-                    .prefix(&self.key)
-                    .set_key_marker(key_marker)
-                    .set_version_id_marker(version_marker)
-                    .send()
-                    .await
-                    .map_err(|e| self.io_err(&self.key, "ListObjectVersions", e))?;
-                for v in r.versions().iter().filter(|v| v.key() == Some(self.key.as_str())) {
-                    out.push(StateVersion {
-                        id: v.version_id().unwrap_or("null").to_string(),
-                        serial: None,
-                        stored: v.last_modified().map(|t| t.to_string()),
-                        size: v.size().unwrap_or_default().max(0) as u64,
-                        current: v.is_latest() == Some(true),
-                    });
-                }
-                if r.is_truncated() == Some(true) {
-                    key_marker = r.next_key_marker().map(str::to_string);
-                    version_marker = r.next_version_id_marker().map(str::to_string);
-                } else {
-                    break;
-                }
-            }
+            out = self
+                .key_versions()
+                .await?
+                .iter()
+                .map(|v| StateVersion {
+                    id: v.version_id().unwrap_or("null").to_string(),
+                    serial: None,
+                    stored: v.last_modified().map(|t| t.to_string()),
+                    size: v.size().unwrap_or_default().max(0) as u64,
+                    current: v.is_latest() == Some(true),
+                })
+                .collect();
             // Newest first: the API lists a key's versions newest first; keep that, current first.
             out.sort_by(|a, b| b.current.cmp(&a.current).then_with(|| b.stored.cmp(&a.stored)));
             // Serials from the metadata, for the most recent ones (one HEAD each).
