@@ -12,7 +12,9 @@
 
 pub mod conformance;
 pub mod kinds;
+pub mod portable;
 pub mod testing;
+pub mod throttle;
 pub mod util;
 
 use std::sync::Arc;
