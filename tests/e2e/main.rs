@@ -25,4 +25,5 @@ mod secrets;
 mod show;
 mod slurm;
 mod state;
+mod upgrade;
 mod variables;
