@@ -1,1 +1,631 @@
-//! (being written)
+//! The portable `job`: its schema and `checkpoint` block (written once, each provider adding only
+//! its extras), the environment every node of every provider sees, where its checkpoints go, and
+//! the status vocabulary the CLI reads.
+//!
+//! # The job environment
+//!
+//! | Variable | Value |
+//! |---|---|
+//! | `KILN_JOB_ID` | the job's `job_id` |
+//! | `KILN_NODE_RANK` | this node's rank, 0 to `KILN_NUM_NODES - 1` |
+//! | `KILN_NUM_NODES` | nodes of the job |
+//! | `KILN_NODE_IPS` | every node's address, by rank, comma-separated |
+//! | `KILN_MASTER_ADDR` | rank 0's address |
+//! | `KILN_MASTER_PORT` | a TCP port free on rank 0 when the job started |
+//! | `KILN_NUM_GPUS_PER_NODE` | GPUs each node gets |
+//! | `KILN_CHECKPOINT_DIR` | a **local directory** on the node, restored from and kept in the checkpoint bucket |
+//! | `KILN_CHECKPOINT_URI` | where that directory lives in the bucket (the bucket's `uri` plus `path`); empty without a `checkpoint` block |
+//! | `KILN_LOCAL_RANK` | the task's rank on its node (0 with one task per node) |
+//! | `KILN_TASK_RANK` | the task's rank in the job (`KILN_NODE_RANK` with one task per node) |
+//! | `KILN_NUM_TASKS` | tasks of the job (`KILN_NUM_NODES` with one task per node) |
+//!
+//! Every provider sets all twelve. Slurm runs `tasks` tasks through `srun` and takes the task
+//! variables from `SLURM_*`; every other provider runs one task per node ([`NodeEnv::vars`]).
+//! The user's `env` comes after them, so it wins.
+//!
+//! # Checkpoint credentials
+//!
+//! kiln hands a node no credentials for its checkpoints: a node reaches its checkpoint bucket
+//! with what it already has where it runs. A `local` job's processes run as the user running
+//! kiln; an `onprem` job's as each host's login user; a Slurm job's tasks as the submitting user,
+//! on the cluster's shared file system; an `aws` job's agent restores and syncs the directory with
+//! the instance profile's role. A bucket the nodes cannot reach that way ([`BucketStore`]), such
+//! as an S3 bucket for a local, onprem or Slurm job, or an onprem host's directory for a local
+//! job, is refused at plan at the job's address with a hint; one they reach only through a mount
+//! they share gets a warning. No job starts with a checkpoint directory that silently goes
+//! nowhere.
+
+use std::fmt;
+
+use kiln_schema::{Attribute, Block, Body, Nesting};
+use kiln_value::{Type, Value};
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+
+/// The `checkpoint` block's flags on a provider. Where providers differ today, the difference is
+/// kept (a changed flag could plan a replacement for an existing state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointBlock {
+    /// The block must be written (`min_items = 1`).
+    pub required: bool,
+    /// Changing the block replaces the job (the block's own `force_new`).
+    pub force_new: bool,
+    pub description: &'static str,
+    /// Description of `checkpoint.bucket`.
+    pub bucket: &'static str,
+    /// Description of `checkpoint.path`.
+    pub path: &'static str,
+}
+
+impl Default for CheckpointBlock {
+    /// Optional and updatable: what local, onprem and Slurm publish.
+    fn default() -> Self {
+        CheckpointBlock {
+            required: false,
+            force_new: false,
+            description: "Where the job keeps checkpoints (KILN_CHECKPOINT_DIR)",
+            bucket: "The bucket, such as `bucket.checkpoints`",
+            path: "Directory inside the bucket, such as \"run-1/\"",
+        }
+    }
+}
+
+impl CheckpointBlock {
+    pub fn block(&self) -> Block {
+        let body = Body::new()
+            .attr("bucket", Attribute::required(Type::Any, self.bucket))
+            .attr("path", Attribute::optional(Type::String, self.path).default(""));
+        Block {
+            nesting: Nesting::Single,
+            body,
+            min_items: usize::from(self.required),
+            max_items: Some(1),
+            force_new: self.force_new,
+            description: self.description,
+        }
+    }
+}
+
+/// The portable `job` schema. Providers change descriptions where theirs say more (struct update
+/// syntax over [`JobSchema::default`]), then add their extras to [`JobSchema::body`]'s result:
+///
+/// ```
+/// use kiln_provider::portable::job::{self, JobSchema};
+/// let body = JobSchema { workdir: "Directory on the hosts; default: the job's directory", ..JobSchema::default() }
+///     .body()
+///     .attr("stop_grace", job::stop_grace())
+///     .attr("exit_codes", job::exit_codes());
+/// assert!(body.attributes["run"].force_new);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobSchema {
+    pub cluster: &'static str,
+    pub setup: &'static str,
+    pub run: &'static str,
+    pub workdir: &'static str,
+    pub nodes: &'static str,
+    pub job_id: &'static str,
+    pub started_at: &'static str,
+    pub checkpoint: CheckpointBlock,
+}
+
+impl Default for JobSchema {
+    fn default() -> Self {
+        JobSchema {
+            cluster: "The cluster to run on, such as `cluster.train`",
+            setup: "Script run on every node before `run`",
+            run: "Script run on every node",
+            workdir: "Directory the scripts run in; default: the working directory",
+            nodes: "Nodes to run on; default: all of the cluster's",
+            job_id: "Identifier of the job (KILN_JOB_ID)",
+            started_at: "RFC 3339 time the job started",
+            checkpoint: CheckpointBlock::default(),
+        }
+    }
+}
+
+/// The attributes every provider's `job` has, with the same type and flags everywhere, and the
+/// `checkpoint` block.
+pub const COMMON: [&str; 10] = ["cluster", "setup", "run", "workdir", "env", "nodes", "job_id", "status", "started_at", "finished_at"];
+
+impl JobSchema {
+    /// The common attributes ([`COMMON`]) and the `checkpoint` block.
+    pub fn body(&self) -> Body {
+        Body::new()
+            .attr("cluster", Attribute::required(Type::Any, self.cluster))
+            .attr("setup", Attribute::optional(Type::String, self.setup).force_new())
+            .attr("run", Attribute::required(Type::String, self.run).force_new())
+            .attr("workdir", Attribute::optional(Type::String, self.workdir).force_new())
+            .attr("env", Attribute::optional(Type::Map(Box::new(Type::String)), "Extra environment variables").force_new())
+            .attr("nodes", Attribute::optional_computed(Type::Number, self.nodes).force_new())
+            .attr("job_id", Attribute::computed(Type::String, self.job_id))
+            .attr("status", Attribute::computed(Type::String, JobStatus::DESCRIPTION))
+            .attr("started_at", Attribute::computed(Type::String, self.started_at))
+            .attr("finished_at", Attribute::computed(Type::String, "RFC 3339 time the job finished (null until then)"))
+            .block("checkpoint", self.checkpoint.block())
+    }
+}
+
+/// Extra: seconds between SIGTERM and SIGKILL when the job is stopped (default 10).
+pub fn stop_grace() -> Attribute {
+    Attribute::optional(Type::Number, "Seconds between SIGTERM and SIGKILL when the job is stopped").default(10i64)
+}
+
+/// Extra: each node's exit code.
+pub fn exit_codes() -> Attribute {
+    Attribute::computed(Type::List(Box::new(Type::Any)), "Exit code of each node (null while running)")
+}
+
+/// Extra: how often the job was started again.
+pub fn restarts() -> Attribute {
+    Attribute::computed(Type::Number, "Times the job was started again after being lost")
+}
+
+/// Extra: the nodes' addresses (KILN_NODE_IPS).
+pub fn node_ips() -> Attribute {
+    Attribute::computed(Type::List(Box::new(Type::String)), "KILN_NODE_IPS: each node's address, by rank")
+}
+
+/// One line per attribute (`name: TYPE required|optional|computed|optional+computed [force_new]
+/// [sensitive] [default=V]`) and per block (with its flags and then its own lines, indented), in
+/// name order, without descriptions: what decides how an existing state plans. Tests compare it
+/// to pin a schema's shape.
+pub fn shape(body: &Body) -> Vec<String> {
+    let mut out = Vec::new();
+    shape_into(body, "", &mut out);
+    out
+}
+
+fn shape_into(body: &Body, indent: &str, out: &mut Vec<String>) {
+    for (name, a) in &body.attributes {
+        let mode = match (a.required, a.optional, a.computed) {
+            (true, _, _) => "required",
+            (false, true, true) => "optional+computed",
+            (false, true, false) => "optional",
+            _ => "computed",
+        };
+        let mut line = format!("{indent}{name}: {:?} {mode}", a.ty);
+        if a.force_new {
+            line += " force_new";
+        }
+        if a.sensitive {
+            line += " sensitive";
+        }
+        if let Some(d) = &a.default {
+            line += &format!(" default={d}");
+        }
+        out.push(line);
+    }
+    for (name, b) in &body.blocks {
+        let max = b.max_items.map_or("*".to_string(), |m| m.to_string());
+        let force = if b.force_new { " force_new" } else { "" };
+        out.push(format!("{indent}{name} {{}} {:?} {}..{max}{force}", b.nesting, b.min_items));
+        shape_into(&b.body, &format!("{indent}  "), out);
+    }
+}
+
+/// What a provider's `job` body lacks of the portable contract: each common attribute and the
+/// `checkpoint` block's attributes must be there with the portable type and flags. Empty when it
+/// conforms.
+pub fn schema_problems(body: &Body) -> Vec<String> {
+    let portable = JobSchema::default().body();
+    let flags = |a: &Attribute| (a.ty.clone(), a.required, a.optional, a.computed, a.force_new, a.default.clone());
+    let mut out = Vec::new();
+    for name in COMMON {
+        match body.attributes.get(name) {
+            None => out.push(format!("`{name}` is missing")),
+            Some(a) if flags(a) != flags(&portable.attributes[name]) => {
+                out.push(format!("`{name}` differs from the portable `{name}`: {a:?}"));
+            }
+            Some(_) => {}
+        }
+    }
+    match body.blocks.get("checkpoint") {
+        None => out.push("the `checkpoint` block is missing".to_string()),
+        Some(b) => {
+            let want = &portable.blocks["checkpoint"];
+            if b.nesting != Nesting::Single || b.max_items != Some(1) || b.body.attributes.len() != 2 {
+                out.push("the `checkpoint` block must be a single block of `bucket` and `path`".to_string());
+            }
+            for (name, a) in &want.body.attributes {
+                if b.body.attributes.get(name).map(flags) != Some(flags(a)) {
+                    out.push(format!("`checkpoint.{name}` differs from the portable one"));
+                }
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment
+
+pub const JOB_ID: &str = "KILN_JOB_ID";
+pub const NODE_RANK: &str = "KILN_NODE_RANK";
+pub const NUM_NODES: &str = "KILN_NUM_NODES";
+pub const NODE_IPS: &str = "KILN_NODE_IPS";
+pub const MASTER_ADDR: &str = "KILN_MASTER_ADDR";
+pub const MASTER_PORT: &str = "KILN_MASTER_PORT";
+pub const NUM_GPUS_PER_NODE: &str = "KILN_NUM_GPUS_PER_NODE";
+pub const CHECKPOINT_DIR: &str = "KILN_CHECKPOINT_DIR";
+pub const CHECKPOINT_URI: &str = "KILN_CHECKPOINT_URI";
+pub const LOCAL_RANK: &str = "KILN_LOCAL_RANK";
+pub const TASK_RANK: &str = "KILN_TASK_RANK";
+pub const NUM_TASKS: &str = "KILN_NUM_TASKS";
+
+/// Every variable of the job environment, in the order [`NodeEnv::vars`] gives them.
+pub const ENV: [&str; 12] = [
+    JOB_ID,
+    NODE_RANK,
+    NUM_NODES,
+    NODE_IPS,
+    MASTER_ADDR,
+    MASTER_PORT,
+    NUM_GPUS_PER_NODE,
+    CHECKPOINT_DIR,
+    CHECKPOINT_URI,
+    LOCAL_RANK,
+    TASK_RANK,
+    NUM_TASKS,
+];
+
+/// What one node's job environment is made of. The job has as many nodes as `node_ips` has
+/// addresses, one task per node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEnv<'a> {
+    pub job_id: &'a str,
+    pub node_rank: u64,
+    /// Every node's address, by rank.
+    pub node_ips: &'a [String],
+    /// Rank 0's address (as the other nodes reach it).
+    pub master_addr: &'a str,
+    pub master_port: u16,
+    pub gpus_per_node: u64,
+    /// The local directory.
+    pub checkpoint_dir: &'a str,
+    /// Its place in the bucket ([`Checkpoint::uri`]); empty without a bucket.
+    pub checkpoint_uri: &'a str,
+}
+
+impl NodeEnv<'_> {
+    /// The node's variables, every one of [`ENV`], in that order.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        let nodes = self.node_ips.len().to_string();
+        let rank = self.node_rank.to_string();
+        [
+            (JOB_ID, self.job_id.to_string()),
+            (NODE_RANK, rank.clone()),
+            (NUM_NODES, nodes.clone()),
+            (NODE_IPS, self.node_ips.join(",")),
+            (MASTER_ADDR, self.master_addr.to_string()),
+            (MASTER_PORT, self.master_port.to_string()),
+            (NUM_GPUS_PER_NODE, self.gpus_per_node.to_string()),
+            (CHECKPOINT_DIR, self.checkpoint_dir.to_string()),
+            (CHECKPOINT_URI, self.checkpoint_uri.to_string()),
+            (LOCAL_RANK, "0".to_string()),
+            (TASK_RANK, rank),
+            (NUM_TASKS, nodes),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoints
+
+/// Where a checkpoint bucket keeps its files, as its `uri`'s scheme says (or, while the `uri` is
+/// not known yet, the attributes only one provider's bucket has).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BucketStore {
+    /// `file://`: a directory on the machine running kiln (a `local` bucket).
+    Local,
+    /// `sftp://HOST/PATH`: a directory on a host of a fleet (an `onprem` bucket); `shared` when
+    /// its path is a mount every host of the fleet sees.
+    Host { host: Option<String>, shared: bool },
+    /// An object store reached over an API with credentials, such as `s3` (an `aws` bucket).
+    Object(String),
+    /// Cannot tell: no `uri` and no telling attribute (such as an object with only a `path`),
+    /// or values not known yet.
+    Unknown,
+}
+
+impl BucketStore {
+    pub fn of(bucket: &Value) -> BucketStore {
+        let s = |k: &str| bucket.get(k).and_then(Value::as_str);
+        let shared = bucket.get("shared").and_then(Value::as_bool) == Some(true);
+        match s("uri").and_then(|u| u.split_once("://")).map(|(scheme, _)| scheme.to_ascii_lowercase()) {
+            Some(scheme) if scheme == "file" => BucketStore::Local,
+            Some(scheme) if scheme == "sftp" => BucketStore::Host { host: s("host").map(str::to_string), shared },
+            Some(scheme) => BucketStore::Object(scheme),
+            None if bucket.get("arn").is_some() => BucketStore::Object("s3".to_string()),
+            None if bucket.get("shared").is_some() && bucket.get("host").is_some() => {
+                BucketStore::Host { host: s("host").map(str::to_string), shared }
+            }
+            None => BucketStore::Unknown,
+        }
+    }
+
+    /// How a diagnostic names it: "an `s3` bucket", "a directory on host `h1`".
+    pub fn describe(&self) -> String {
+        match self {
+            BucketStore::Local => "a directory on the machine running kiln (a `local` bucket)".to_string(),
+            BucketStore::Host { host: Some(h), shared: false } => format!("a directory on host `{h}` (an `onprem` bucket)"),
+            BucketStore::Host { .. } => "a directory on the hosts of a fleet (an `onprem` bucket)".to_string(),
+            BucketStore::Object(scheme) => format!("an object store (`{scheme}://`) reached with credentials"),
+            BucketStore::Unknown => "a bucket of unknown kind".to_string(),
+        }
+    }
+}
+
+/// A job's `checkpoint` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint<'a> {
+    pub bucket: &'a Value,
+    /// `path` as written.
+    pub path: &'a str,
+}
+
+impl<'a> Checkpoint<'a> {
+    /// The block of a job's value; `None` without one (or while it is unknown).
+    pub fn of(job: &'a Value) -> Option<Checkpoint<'a>> {
+        let c = job.get("checkpoint").filter(|c| !c.is_null() && !c.is_unknown())?;
+        let bucket = c.get("bucket").filter(|b| !b.is_null())?;
+        Some(Checkpoint { bucket, path: c.get("path").and_then(Value::as_str).unwrap_or_default() })
+    }
+
+    pub fn store(&self) -> BucketStore {
+        BucketStore::of(self.bucket)
+    }
+
+    /// The bucket's `uri` joined with `path` (percent-encoded), such as `s3://b/run-1` or
+    /// `file:///data/ckpt/run-1`; for a bucket without a known `uri`, `file://` and its `path`.
+    /// `None` when neither is known.
+    pub fn uri(&self) -> Option<String> {
+        let base = match self.bucket.get("uri").and_then(Value::as_str) {
+            Some(u) => u.to_string(),
+            None => format!("file://{}", encode(self.bucket.get("path").and_then(Value::as_str)?)),
+        };
+        let sub = self.path.trim_matches('/');
+        Some(if sub.is_empty() { base } else { format!("{}/{}", base.trim_end_matches('/'), encode(sub)) })
+    }
+}
+
+/// `base` and `sub` joined by one `/`, trailing and leading slashes of the parts dropped
+/// (`sub` empty: `base` as written).
+pub fn join_dir(base: &str, sub: &str) -> String {
+    let sub = sub.trim_matches('/');
+    if sub.is_empty() {
+        base.to_string()
+    } else {
+        format!("{}/{sub}", base.trim_end_matches('/'))
+    }
+}
+
+/// A path percent-encoded for a URI (letters, digits and `/-._~` kept).
+fn encode(path: &str) -> String {
+    path.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+
+/// A job's `status`, the same words on every provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum JobStatus {
+    /// Created, not started yet (instances booting, processes held, waiting to be scheduled).
+    Pending,
+    /// Accepted by a scheduler and waiting in its queue for resources.
+    Queued,
+    /// At least one node runs the job.
+    Running,
+    /// Every node exited 0.
+    Succeeded,
+    /// A node exited non-zero (or the scheduler ended the job: time limit, cancelled).
+    Failed,
+    /// A node is gone without an exit code (its host, instance or process vanished); the next
+    /// plan replaces the job.
+    Lost,
+    /// Stopped on purpose before it finished.
+    Stopped,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Pending,
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Succeeded,
+        JobStatus::Failed,
+        JobStatus::Lost,
+        JobStatus::Stopped,
+    ];
+
+    /// The `status` attribute's description.
+    pub const DESCRIPTION: &'static str = "pending, queued, running, succeeded, failed, lost or stopped";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Lost => "lost",
+            JobStatus::Stopped => "stopped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        JobStatus::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// The `status` attribute of a job's value.
+    pub fn of(job: &Value) -> Option<JobStatus> {
+        job.get("status").and_then(Value::as_str).and_then(JobStatus::parse)
+    }
+
+    /// It will not change by itself: succeeded, failed, lost or stopped (a lost job changes
+    /// only when an apply replaces it).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Lost | JobStatus::Stopped)
+    }
+
+    /// It ran to its end: succeeded or failed (its exit codes and `finished_at` are known).
+    pub fn has_finished(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed)
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for JobStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        JobStatus::parse(s).ok_or_else(|| format!("`{s}` is not a job status ({})", JobStatus::DESCRIPTION))
+    }
+}
+
+impl From<JobStatus> for Value {
+    fn from(s: JobStatus) -> Value {
+        Value::from(s.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(j: serde_json::Value) -> Value {
+        Value::from_json(&j)
+    }
+
+    #[test]
+    fn statuses_round_trip_and_classify() {
+        for s in JobStatus::ALL {
+            assert_eq!(JobStatus::parse(s.as_str()), Some(s));
+            assert_eq!(s.to_string().parse::<JobStatus>(), Ok(s));
+            assert!(JobStatus::DESCRIPTION.contains(s.as_str()));
+        }
+        let terminal: Vec<&str> = JobStatus::ALL.into_iter().filter(|s| s.is_terminal()).map(JobStatus::as_str).collect();
+        assert_eq!(terminal, ["succeeded", "failed", "lost", "stopped"]);
+        let finished: Vec<&str> = JobStatus::ALL.into_iter().filter(|s| s.has_finished()).map(JobStatus::as_str).collect();
+        assert_eq!(finished, ["succeeded", "failed"]);
+        assert_eq!(JobStatus::parse("gone"), None);
+        assert_eq!(JobStatus::parse("Running"), None, "statuses are lower case");
+        assert!("done".parse::<JobStatus>().unwrap_err().contains("not a job status"));
+        assert_eq!(JobStatus::of(&v(serde_json::json!({ "status": "lost" }))), Some(JobStatus::Lost));
+        assert_eq!(JobStatus::of(&v(serde_json::json!({}))), None);
+        assert_eq!(Value::from(JobStatus::Queued), Value::from("queued"));
+    }
+
+    #[test]
+    fn one_task_per_node_environment() {
+        let ips = vec!["10.0.0.1".to_string(), "10.0.0.2".to_string(), "10.0.0.3".to_string()];
+        let env = NodeEnv {
+            job_id: "train-1",
+            node_rank: 2,
+            node_ips: &ips,
+            master_addr: "10.0.0.1",
+            master_port: 29500,
+            gpus_per_node: 8,
+            checkpoint_dir: "/data/ckpt/run-1",
+            checkpoint_uri: "s3://b/run-1",
+        }
+        .vars();
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ENV);
+        let got: std::collections::BTreeMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(got[JOB_ID], "train-1");
+        assert_eq!(got[NODE_RANK], "2");
+        assert_eq!(got[NUM_NODES], "3");
+        assert_eq!(got[NODE_IPS], "10.0.0.1,10.0.0.2,10.0.0.3");
+        assert_eq!(got[MASTER_ADDR], "10.0.0.1");
+        assert_eq!(got[MASTER_PORT], "29500");
+        assert_eq!(got[NUM_GPUS_PER_NODE], "8");
+        assert_eq!(got[CHECKPOINT_DIR], "/data/ckpt/run-1");
+        assert_eq!(got[CHECKPOINT_URI], "s3://b/run-1");
+        assert_eq!((got[LOCAL_RANK], got[TASK_RANK], got[NUM_TASKS]), ("0", "2", "3"));
+        assert!(ENV.iter().all(|n| n.starts_with("KILN_")));
+    }
+
+    #[test]
+    fn the_schema_is_the_portable_one_and_extras_keep_it() {
+        let body = JobSchema::default().body().attr("stop_grace", stop_grace()).attr("exit_codes", exit_codes());
+        assert_eq!(schema_problems(&body), Vec::<String>::new());
+        let lines = shape(&body);
+        for want in [
+            "cluster: Any required",
+            "run: String required force_new",
+            "nodes: Number optional+computed force_new",
+            "status: String computed",
+            "stop_grace: Number optional default=10",
+            "checkpoint {} Single 0..1",
+            "  path: String optional default=\"\"",
+        ] {
+            assert!(lines.iter().any(|l| l == want), "no `{want}` in {lines:#?}");
+        }
+        // A required, force-new block (as aws has) is still the portable block.
+        let aws = JobSchema {
+            checkpoint: CheckpointBlock { required: true, force_new: true, ..CheckpointBlock::default() },
+            ..JobSchema::default()
+        };
+        assert_eq!(schema_problems(&aws.body()), Vec::<String>::new());
+        assert!(shape(&aws.body()).contains(&"checkpoint {} Single 1..1 force_new".to_string()));
+        // A changed flag is named.
+        let mut changed = JobSchema::default().body();
+        changed.attributes.get_mut("env").unwrap().force_new = false;
+        changed.attributes.remove("finished_at");
+        let problems = schema_problems(&changed);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].starts_with("`env` differs") && problems[1] == "`finished_at` is missing", "{problems:?}");
+    }
+
+    #[test]
+    fn buckets_are_told_apart() {
+        let of = |j: serde_json::Value| BucketStore::of(&v(j));
+        assert_eq!(of(serde_json::json!({ "uri": "file:///data/b", "path": "/data/b" })), BucketStore::Local);
+        assert_eq!(
+            of(serde_json::json!({ "uri": "sftp://kiln@10.0.0.1/srv/b", "host": "h1", "path": "/srv/b", "shared": false })),
+            BucketStore::Host { host: Some("h1".into()), shared: false }
+        );
+        assert_eq!(of(serde_json::json!({ "uri": "s3://kiln-b-1", "arn": "arn:aws:s3:::kiln-b-1" })), BucketStore::Object("s3".into()));
+        // Not known yet: the attributes only one provider's bucket has.
+        let mut aws = v(serde_json::json!({ "arn": null, "versioning": false }));
+        if let Value::Map(m) = &mut aws {
+            m.insert("uri".into(), Value::Unknown);
+            m.insert("arn".into(), Value::Unknown);
+        }
+        assert_eq!(BucketStore::of(&aws), BucketStore::Object("s3".into()));
+        let mut onprem = v(serde_json::json!({ "host": "h1", "shared": true }));
+        if let Value::Map(m) = &mut onprem {
+            m.insert("uri".into(), Value::Unknown);
+        }
+        assert_eq!(BucketStore::of(&onprem), BucketStore::Host { host: Some("h1".into()), shared: true });
+        assert_eq!(of(serde_json::json!({ "path": "/x" })), BucketStore::Unknown);
+        assert!(BucketStore::Object("s3".into()).describe().contains("s3://"));
+    }
+
+    #[test]
+    fn checkpoint_uris_and_dirs() {
+        let job = |bucket: serde_json::Value, path: &str| v(serde_json::json!({ "checkpoint": { "bucket": bucket, "path": path } }));
+        let s3 = job(serde_json::json!({ "uri": "s3://b" }), "/run 1/");
+        assert_eq!(Checkpoint::of(&s3).unwrap().uri().as_deref(), Some("s3://b/run%201"));
+        let local = job(serde_json::json!({ "uri": "file:///data/b", "path": "/data/b" }), "");
+        assert_eq!(Checkpoint::of(&local).unwrap().uri().as_deref(), Some("file:///data/b"));
+        let bare = job(serde_json::json!({ "path": "/data/b/" }), "run-1");
+        assert_eq!(Checkpoint::of(&bare).unwrap().uri().as_deref(), Some("file:///data/b/run-1"));
+        assert_eq!(Checkpoint::of(&v(serde_json::json!({ "checkpoint": null }))), None);
+        assert_eq!(join_dir("/data/b/", "/run-1/"), "/data/b/run-1");
+        assert_eq!(join_dir("/data/b/", ""), "/data/b/");
+    }
+}
