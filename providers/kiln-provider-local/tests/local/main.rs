@@ -6,4 +6,6 @@ mod bucket;
 mod cluster;
 mod common;
 mod job;
+mod portable;
 mod quickstart;
+mod requests;
