@@ -45,7 +45,7 @@ mod util;
 use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::kinds::Kinds;
+use kiln_provider::kinds::legacy::Kinds;
 use kiln_provider::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
     PlanRequest, PlanResponse, Provider, ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
@@ -124,7 +124,7 @@ impl AwsProvider {
 }
 
 pub(crate) use cluster::instances::AllInstances;
-pub(crate) use kiln_provider::kinds::Kind;
+pub(crate) use kiln_provider::kinds::legacy::Kind;
 
 /// The kinds; a read's batch is one DescribeInstances answer shared by every kind that needs it.
 static KINDS: Kinds<Ctx, AllInstances> = Kinds {

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::kinds::Kinds;
+use kiln_provider::kinds::legacy::Kinds;
 use kiln_provider::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
     PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadRequest, ReadResponse, ReadResult, RecoverRequest,
@@ -107,7 +107,7 @@ impl LocalProvider {
     }
 }
 
-pub(crate) use kiln_provider::kinds::Kind;
+pub(crate) use kiln_provider::kinds::legacy::Kind;
 
 /// The process table, read at most once per batch and only when a kind needs it.
 #[derive(Default)]

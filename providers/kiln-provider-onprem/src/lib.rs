@@ -26,12 +26,12 @@ mod cluster;
 pub mod config;
 mod fleet;
 pub mod gpus;
-pub mod hostkey;
+pub use kiln_remote::hostkey;
 pub mod inventory;
 mod job;
 mod scan;
 mod schema;
-mod shell;
+use kiln_remote::shell;
 pub mod ssh;
 mod util;
 
@@ -40,7 +40,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::kinds::Kinds;
+use kiln_provider::kinds::legacy::Kinds;
 use kiln_provider::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
     PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadRequest, ReadResponse, ReadResult, RecoverRequest,
@@ -135,7 +135,7 @@ impl Batch {
     }
 }
 
-pub(crate) use kiln_provider::kinds::Kind;
+pub(crate) use kiln_provider::kinds::legacy::Kind;
 
 /// The kinds; the items of one read share one scan of the hosts ([`Batch`]).
 static KINDS: Kinds<Ctx, Batch> = Kinds {

@@ -30,7 +30,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::kinds::Kinds;
+use kiln_provider::kinds::legacy::Kinds;
 use kiln_provider::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
     PlanRequest, PlanResponse, Provider, ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
@@ -160,7 +160,7 @@ impl SlurmProvider {
     }
 }
 
-pub(crate) use kiln_provider::kinds::Kind;
+pub(crate) use kiln_provider::kinds::legacy::Kind;
 
 /// The kinds; reads share nothing beyond one call per kind.
 static KINDS: Kinds<Ctx, ()> = Kinds { provider: "slurm", kinds: &[("cluster", &cluster::Cluster), ("job", &job::Job)] };
