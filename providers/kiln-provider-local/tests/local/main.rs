@@ -8,4 +8,3 @@ mod common;
 mod job;
 mod portable;
 mod quickstart;
-mod requests;
