@@ -39,7 +39,7 @@ pub mod request;
 mod schema;
 pub mod settings;
 mod spot_pool;
-pub mod throttle;
+pub use kiln_provider::throttle;
 mod util;
 
 use std::sync::Arc;
