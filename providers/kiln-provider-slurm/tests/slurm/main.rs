@@ -7,4 +7,5 @@ mod harness;
 mod cluster;
 mod conformance;
 mod job;
+mod portable;
 mod ssh;

@@ -10,7 +10,7 @@
 //!   every interface, accepts: the job succeeds only if that exchange happened;
 //! - [`checkpoint_round_trip`]: a job writes a file into KILN_CHECKPOINT_DIR (a local directory)
 //!   and a second job with the same `checkpoint` block reads it back;
-//! - [`status_vocabulary`]: every status a job reports is one of [`STATUSES`].
+//! - [`status_vocabulary`]: every status a job reports is one of [`JobStatus`]'s.
 //!
 //! Jobs are driven as the engine drives them (plan, create with a token, refresh until a final
 //! status within [`Setup::wait`], delete) and are deleted before a case fails, so a failing case
@@ -18,17 +18,15 @@
 
 use std::time::{Duration, Instant};
 
-use kiln_schema::{Attribute, Body, Nesting};
+use kiln_schema::{Attribute, Body};
 use kiln_value::{Type, Value};
 use serde_json::json;
 
+use super::job::{self, JobStatus};
 use crate::{async_trait, testing, CreateRequest, LogsRequest, Provider, ValidateRequest};
 
-/// The job status vocabulary, in order: the first three are not final.
-pub const STATUSES: [&str; 7] = ["pending", "queued", "running", "succeeded", "failed", "lost", "stopped"];
-
-fn is_final(status: &str) -> bool {
-    STATUSES[3..].contains(&status)
+fn status_of(state: &Value) -> String {
+    state.get("status").map(Value::unmarked).and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 /// What a provider's tests give the cases: how to make a cluster and a bucket on their test
@@ -90,26 +88,10 @@ fn role_matches(want: Role, got: Role) -> bool {
     want == got || (want == Role::Input && matches!(got, Role::Required | Role::Optional))
 }
 
-fn map_of(t: Type) -> Type {
-    Type::Map(Box::new(t))
-}
-
 /// The portable attributes of each kind: name, type, role.
 fn portable_attributes(kind: &str) -> Vec<(&'static str, Type, Role)> {
     use Role::*;
     match kind {
-        "job" => vec![
-            ("cluster", Type::Any, Required),
-            ("run", Type::String, Required),
-            ("setup", Type::String, Optional),
-            ("workdir", Type::String, Optional),
-            ("env", map_of(Type::String), Optional),
-            ("nodes", Type::Number, OptionalComputed),
-            ("job_id", Type::String, Computed),
-            ("status", Type::String, Computed),
-            ("started_at", Type::String, Computed),
-            ("finished_at", Type::String, Computed),
-        ],
         "cluster" => vec![
             ("nodes", Type::Number, Optional),
             ("accelerators", Type::String, Optional),
@@ -143,9 +125,10 @@ fn check_attributes(kind: &str, body: &Body, want: &[(&str, Type, Role)], proble
 }
 
 /// The provider's portable kinds have the portable attributes with the portable types and
-/// flags (required, optional, computed); a job's `checkpoint` block is one block of `bucket`
-/// (any value, required) and `path` (a string, default ""); a cluster has one node by default.
-/// Kinds the provider does not publish are skipped; it must publish `job` and `cluster`.
+/// flags: `job` the portable job schema ([`job::schema_problems`]: the common attributes and the
+/// `checkpoint` block), `cluster` the request attributes and `nodes` (one by default), `bucket`
+/// and `spot_pool` theirs (required, optional, computed). Kinds the provider does not publish
+/// are skipped; it must publish `job` and `cluster`.
 pub fn schema_shape(p: &dyn Provider) {
     let schema = p.schema();
     let mut problems = Vec::new();
@@ -154,30 +137,16 @@ pub fn schema_shape(p: &dyn Provider) {
             problems.push(format!("the provider publishes no `{kind}`"));
         }
     }
-    for kind in ["bucket", "cluster", "job", "spot_pool"] {
+    for kind in ["bucket", "cluster", "spot_pool"] {
         let Some(k) = schema.kinds.get(kind) else { continue };
         check_attributes(kind, &k.body, &portable_attributes(kind), &mut problems);
+    }
+    if let Some(k) = schema.kinds.get("job") {
+        problems.extend(job::schema_problems(&k.body).into_iter().map(|p| format!("job: {p}")));
     }
     if let Some(nodes) = schema.kinds.get("cluster").and_then(|k| k.body.attributes.get("nodes")) {
         if nodes.default.as_ref().is_none_or(|d| d.to_json() != json!(1)) {
             problems.push(format!("cluster.nodes: default {:?}, portably 1", nodes.default));
-        }
-    }
-    if let Some(job) = schema.kinds.get("job") {
-        match job.body.blocks.get("checkpoint") {
-            None => problems.push("job: no `checkpoint` block".to_string()),
-            Some(b) => {
-                if b.nesting != Nesting::Single || b.max_items != Some(1) {
-                    problems.push(format!("job.checkpoint: {:?} with at most {:?}, portably one single block", b.nesting, b.max_items));
-                }
-                let want = [("bucket", Type::Any, Role::Required), ("path", Type::String, Role::Optional)];
-                check_attributes("job.checkpoint", &b.body, &want, &mut problems);
-                if let Some(path) = b.body.attributes.get("path") {
-                    if path.default.as_ref().is_none_or(|d| d.to_json() != json!("")) {
-                        problems.push(format!("job.checkpoint.path: default {:?}, portably \"\"", path.default));
-                    }
-                }
-            }
         }
     }
     assert!(problems.is_empty(), "the schema differs from the portable one:\n  {}", problems.join("\n  "));
@@ -247,13 +216,10 @@ impl<'a> Jobs<'a> {
         Jobs { p, wait: s.wait(), made: Vec::new() }
     }
 
-    fn note(&self, address: &str, state: &Value) -> Result<String, String> {
-        let status = state.get("status").map(Value::unmarked).and_then(Value::as_str).unwrap_or_default().to_string();
-        if STATUSES.contains(&status.as_str()) {
-            Ok(status)
-        } else {
-            Err(format!("{address} reports status {status:?}, not one of {STATUSES:?}"))
-        }
+    /// The job's status, which must be one of the vocabulary's.
+    fn note(&self, address: &str, state: &Value) -> Result<JobStatus, String> {
+        let status = status_of(state);
+        JobStatus::parse(&status).ok_or_else(|| format!("{address} reports status {status:?}, not one of {}", JobStatus::DESCRIPTION))
     }
 
     /// Plans and creates `job.NAME`.
@@ -287,7 +253,7 @@ impl<'a> Jobs<'a> {
             if let Some(m) = self.made.iter_mut().find(|(a, _)| a == address) {
                 m.1 = now.clone();
             }
-            if is_final(&self.note(address, &now)?) {
+            if self.note(address, &now)?.is_terminal() {
                 return Ok(now);
             }
             if Instant::now() > deadline {
@@ -352,22 +318,6 @@ fn expect(cond: bool, problem: impl FnOnce() -> String) -> Result<(), String> {
 
 // ---------------------------------------------------------------------------------------------
 // Environment
-
-/// The job environment every node sees on every provider.
-pub const ENVIRONMENT: [&str; 12] = [
-    "KILN_NODE_RANK",
-    "KILN_NUM_NODES",
-    "KILN_NODE_IPS",
-    "KILN_MASTER_ADDR",
-    "KILN_MASTER_PORT",
-    "KILN_NUM_GPUS_PER_NODE",
-    "KILN_JOB_ID",
-    "KILN_CHECKPOINT_DIR",
-    "KILN_CHECKPOINT_URI",
-    "KILN_LOCAL_RANK",
-    "KILN_TASK_RANK",
-    "KILN_NUM_TASKS",
-];
 
 /// Each rank checks its environment and prints what is wrong; rank 0 listens on
 /// KILN_MASTER_PORT on every interface and waits for rank 1's line, which rank 1 sends after
@@ -444,7 +394,7 @@ KILN_CONFORMANCE_PY
 
 /// A job of two ranks (two nodes, or two tasks where [`Setup::two_ranks`] says so) with a
 /// checkpoint block: every rank sees the portable environment (every variable of
-/// [`ENVIRONMENT`] set, KILN_NUM_NODES and KILN_NODE_IPS agreeing with the job's nodes,
+/// [`job::ENV`] set, KILN_NUM_NODES and KILN_NODE_IPS agreeing with the job's nodes,
 /// KILN_MASTER_ADDR the first of them, KILN_CHECKPOINT_DIR a directory), and rank 1 reaches
 /// rank 0 at KILN_MASTER_ADDR:KILN_MASTER_PORT: the job succeeds only if that exchange happened.
 pub async fn environment(p: &dyn Provider, s: &dyn Setup) {
@@ -454,7 +404,7 @@ pub async fn environment(p: &dyn Provider, s: &dyn Setup) {
     let wait = s.wait().as_secs().max(10);
     let mut attrs = json!({
         "env": {
-            "CONFORMANCE_VARS": ENVIRONMENT.join(" "),
+            "CONFORMANCE_VARS": job::ENV.join(" "),
             "CONFORMANCE_NODES": nodes.to_string(),
             "CONFORMANCE_WAIT": wait.to_string(),
         },
@@ -469,7 +419,7 @@ pub async fn environment(p: &dyn Provider, s: &dyn Setup) {
         let created = jobs.start(address, job_config(&cluster, RENDEZVOUS, attrs)).await?;
         let done = jobs.finish(address, &created).await?;
         let log = jobs.logs(address, &done, nodes).await;
-        let status = testing::status(&done);
+        let status = status_of(&done);
         let mut problems: Vec<String> =
             log.lines().filter_map(|l| l.split_once(" PROBLEM ").map(|(who, what)| format!("{who} {what}"))).collect();
         if !log.contains("kiln-conformance rank 0: rendezvous ok") {
@@ -515,7 +465,7 @@ pub async fn checkpoint_round_trip(p: &dyn Provider, s: &dyn Setup) {
         for (address, run) in [("job.conformance_save", &write), ("job.conformance_resume", &read)] {
             let created = jobs.start(address, job_config(&cluster, run, attrs.clone())).await?;
             let done = jobs.finish(address, &created).await?;
-            let status = testing::status(&done).to_string();
+            let status = status_of(&done);
             let log = jobs.logs(address, &done, 1).await;
             expect(status == "succeeded", || format!("{address}: {status}, log:\n{log}"))?;
         }
@@ -529,7 +479,7 @@ pub async fn checkpoint_round_trip(p: &dyn Provider, s: &dyn Setup) {
 // Status vocabulary
 
 /// A job that fails and one that succeeds: every status they report, from create to the end,
-/// is one of [`STATUSES`], and they end `failed` and `succeeded`.
+/// is one of [`JobStatus`]'s, and they end `failed` and `succeeded`.
 pub async fn status_vocabulary(p: &dyn Provider, s: &dyn Setup) {
     let cluster = s.cluster(p, "conformance_status", 1).await;
     let bucket = s.bucket(p).await;
@@ -541,7 +491,7 @@ pub async fn status_vocabulary(p: &dyn Provider, s: &dyn Setup) {
         {
             let created = jobs.start(address, job_config(&cluster, run, attrs.clone())).await?;
             let done = jobs.finish(address, &created).await?;
-            let status = testing::status(&done).to_string();
+            let status = status_of(&done);
             expect(status == want, || format!("{address} ended {status}, expected {want}: {done}"))?;
         }
         Ok(())
