@@ -15,7 +15,7 @@ use crate::common::moto::{exclusive, server};
 use crate::common::*;
 
 /// The agents started from instances' user data; stopped (with their jobs) when dropped.
-struct Agents {
+pub(crate) struct Agents {
     dir: tempfile::TempDir,
     ids: Vec<String>,
 }
@@ -23,7 +23,7 @@ struct Agents {
 impl Agents {
     /// Runs the user data of each instance as that instance would at boot; the agents report
     /// every second and upload logs in parts of 1,000 bytes.
-    async fn boot(ids: &[String]) -> Agents {
+    pub(crate) async fn boot(ids: &[String]) -> Agents {
         Self::boot_with_gpus(ids, 0).await
     }
 

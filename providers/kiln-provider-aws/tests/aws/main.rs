@@ -6,6 +6,7 @@ mod bucket;
 mod cluster;
 mod common;
 mod job;
+mod portable;
 mod net;
 mod provider;
 mod spot_pool;
