@@ -12,8 +12,8 @@ use kiln_provider::{
 };
 use kiln_value::{Map, Value};
 
-use crate::util::{attrs, bool_attr, error, file_uri, read_error, resolve, set, slug, str_attr};
-use crate::{Ctx, Kind, LazyProcs};
+use crate::util::{attrs, bool_attr, error, file_uri, resolve, set, slug, str_attr};
+use crate::{Ctx, Kind, KindSchema, LazyProcs, Outcome};
 
 pub(crate) struct Bucket;
 
@@ -97,6 +97,14 @@ fn io_error(address: &str, what: &str, dir: &Path, e: std::io::Error) -> Diagnos
 
 #[async_trait]
 impl Kind<Ctx, LazyProcs> for Bucket {
+    fn name(&self) -> &'static str {
+        "bucket"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("A directory on this machine that holds data and checkpoints", crate::schema::bucket())
+    }
+
     fn validate(&self, config: &Value) -> Diagnostics {
         match str_attr(config, "name").map(check_name) {
             Some(Err(m)) => Diagnostic::error("E-LOCAL-BUCKET-NAME", m).into(),
@@ -104,7 +112,7 @@ impl Kind<Ctx, LazyProcs> for Bucket {
         }
     }
 
-    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
         let mut planned = attrs(req.proposed);
         let mut diagnostics = Diagnostics::new();
         match Spec::parse(ctx, req.address, req.config) {
@@ -118,76 +126,69 @@ impl Kind<Ctx, LazyProcs> for Bucket {
             }
             Err(d) => diagnostics.push(d),
         }
-        PlanResponse { planned: Value::Map(planned), requires_replace: Vec::new(), diagnostics }
+        Ok(PlanResponse { planned: Value::Map(planned), requires_replace: Vec::new(), diagnostics })
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        let spec = match parse_or_error(ctx, req.address, req.planned) {
-            Ok(s) => s,
-            Err(d) => return ApplyResponse::error(d),
-        };
-        let made = std::fs::create_dir_all(&spec.dir).and_then(|()| std::fs::write(spec.dir.join(MARKER), req.token));
-        match made {
-            Ok(()) => ApplyResponse::ok(spec.state()),
-            Err(e) => ApplyResponse::error(io_error(req.address, "create", &spec.dir, e)),
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        let spec = parse_or_error(ctx, req.address, req.planned)?;
+        std::fs::create_dir_all(&spec.dir)
+            .and_then(|()| std::fs::write(spec.dir.join(MARKER), req.token))
+            .map_err(|e| io_error(req.address, "create", &spec.dir, e))?;
+        Ok(ApplyResponse::ok(spec.state()))
+    }
+
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+        let spec = parse_or_error(ctx, req.address, req.planned)?;
+        if !spec.dir.is_dir() {
+            return Err(io_error(req.address, "find", &spec.dir, std::io::ErrorKind::NotFound.into()).into());
         }
+        Ok(ApplyResponse::ok(spec.state()))
     }
 
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
-        match parse_or_error(ctx, req.address, req.planned) {
-            Ok(spec) if spec.dir.is_dir() => ApplyResponse::ok(spec.state()),
-            Ok(spec) => ApplyResponse::error(io_error(req.address, "find", &spec.dir, std::io::ErrorKind::NotFound.into())),
-            Err(d) => ApplyResponse::error(d),
-        }
-    }
-
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
-        let Some(path) = str_attr(req.prior, "path") else { return Diagnostics::new() };
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        let Some(path) = str_attr(req.prior, "path") else { return Ok(Diagnostics::new()) };
         let dir = resolve(&ctx.working_dir, path);
         let names = match contents(&dir) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Diagnostics::new(),
-            Err(e) => return io_error(req.address, "list", &dir, e).into(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Diagnostics::new()),
+            Err(e) => return Err(io_error(req.address, "list", &dir, e).into()),
         };
         let removed = if bool_attr(req.prior, "force_destroy") == Some(true) {
             std::fs::remove_dir_all(&dir)
         } else if !names.is_empty() {
-            return not_empty(req.address, &dir, &names).into();
+            return Err(not_empty(req.address, &dir, &names).into());
         } else {
             let _ = std::fs::remove_file(dir.join(MARKER));
             std::fs::remove_dir(&dir)
         };
-        removed.err().map(|e| io_error(req.address, "delete", &dir, e).into()).unwrap_or_default()
+        removed.map_err(|e| io_error(req.address, "delete", &dir, e))?;
+        Ok(Diagnostics::new())
     }
 
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _procs: &LazyProcs) -> Vec<ReadResult> {
-        items
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _procs: &LazyProcs) -> Outcome<Vec<ReadResult>> {
+        Ok(items
             .iter()
             .map(|item| match str_attr(item.state, "path") {
                 Some(p) if resolve(&ctx.working_dir, p).is_dir() => ReadResult::found(item.state.clone()),
                 _ => ReadResult::gone(),
             })
-            .collect()
+            .collect())
     }
 
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
-        match Spec::parse(ctx, req.address, req.planned) {
-            Ok(Some(spec)) if std::fs::read_to_string(spec.dir.join(MARKER)).is_ok_and(|t| t == req.token) => {
-                ReadResult::found(spec.state())
-            }
-            Ok(_) => ReadResult::gone(),
-            Err(d) => read_error(d),
-        }
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+        Ok(match Spec::parse(ctx, req.address, req.planned)? {
+            Some(spec) if std::fs::read_to_string(spec.dir.join(MARKER)).is_ok_and(|t| t == req.token) => ReadResult::found(spec.state()),
+            _ => ReadResult::gone(),
+        })
     }
 
-    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
         let dir = if req.id.contains('/') { resolve(&ctx.working_dir, req.id) } else { ctx.root.join("buckets").join(req.id) };
         if !dir.is_dir() {
-            return read_error(
-                error("E-LOCAL-IMPORT", req.address, format!("no bucket directory at {}", dir.display()))
-                    .hint("import a bucket by its name under ROOT/buckets, or by a path containing `/`"),
-            );
+            return Err(error("E-LOCAL-IMPORT", req.address, format!("no bucket directory at {}", dir.display()))
+                .hint("import a bucket by its name under ROOT/buckets, or by a path containing `/`")
+                .into());
         }
-        ReadResult::found(Spec::of_dir(dir).state())
+        Ok(ReadResult::found(Spec::of_dir(dir).state()))
     }
 }

@@ -13,8 +13,8 @@ use kiln_value::{Map, Value};
 
 use crate::machine::{Gpu, Machine};
 use crate::request::{gpu_matches, parse_accelerators, parse_minimum, Accelerators};
-use crate::util::{attrs, error, num, read_error, set, str_attr, tenths, to_u64};
-use crate::{Ctx, Kind, LazyProcs};
+use crate::util::{attrs, error, num, set, str_attr, tenths, to_u64};
+use crate::{Ctx, Kind, KindSchema, LazyProcs, Outcome};
 
 pub(crate) struct Cluster;
 
@@ -149,57 +149,55 @@ fn described(ctx: &Ctx, address: &str, v: &Value, check: bool) -> Result<Value, 
     Ok(Value::Map(m))
 }
 
-fn apply(ctx: &Ctx, address: &str, planned: &Value) -> ApplyResponse {
-    match described(ctx, address, planned, true) {
-        Ok(v) => ApplyResponse::ok(v),
-        Err(d) => ApplyResponse { state: None, diagnostics: d },
-    }
-}
-
 #[async_trait]
 impl Kind<Ctx, LazyProcs> for Cluster {
+    fn name(&self) -> &'static str {
+        "cluster"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("Node slots on this machine, with its CPUs, memory and GPUs", crate::schema::cluster()).state_only()
+    }
+
     fn validate(&self, config: &Value) -> Diagnostics {
         Ask::parse(config).err().map(invalid).unwrap_or_default()
     }
 
-    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
-        match described(ctx, req.address, req.proposed, true) {
-            Ok(planned) => PlanResponse { planned, requires_replace: Vec::new(), diagnostics: Diagnostics::new() },
-            Err(diagnostics) => PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics },
-        }
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        let planned = described(ctx, req.address, req.proposed, true)?;
+        Ok(PlanResponse { planned, requires_replace: Vec::new(), diagnostics: Diagnostics::new() })
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        apply(ctx, req.address, req.planned)
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(described(ctx, req.address, req.planned, true)?))
     }
 
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
-        apply(ctx, req.address, req.planned)
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(described(ctx, req.address, req.planned, true)?))
     }
 
-    async fn delete(&self, _ctx: &Ctx, _req: &DeleteRequest<'_>) -> Diagnostics {
-        Diagnostics::new()
+    async fn delete(&self, _ctx: &Ctx, _req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        Ok(Diagnostics::new())
     }
 
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _procs: &LazyProcs) -> Vec<ReadResult> {
-        items
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _procs: &LazyProcs) -> Outcome<Vec<ReadResult>> {
+        Ok(items
             .iter()
             .map(|item| match described(ctx, item.address, item.state, false) {
                 Ok(v) => ReadResult::found(v),
                 Err(d) => ReadResult { state: Some(item.state.clone()), diagnostics: d },
             })
-            .collect()
+            .collect())
     }
 
-    async fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> ReadResult {
+    async fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
         // A cluster is a description: an interrupted create left nothing on the machine.
-        ReadResult::gone()
+        Ok(ReadResult::gone())
     }
 
-    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
-        read_error(
-            error("E-LOCAL-IMPORT", req.address, "local clusters cannot be imported: they exist only in kiln's state")
-                .hint("declare the cluster and run `kiln apply`"),
-        )
+    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
+        Err(error("E-LOCAL-IMPORT", req.address, "local clusters cannot be imported: they exist only in kiln's state")
+            .hint("declare the cluster and run `kiln apply`")
+            .into())
     }
 }

@@ -29,14 +29,10 @@ mod util;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::kinds::legacy::Kinds;
-use kiln_provider::{
-    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
-    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadRequest, ReadResponse, ReadResult, RecoverRequest,
-    UpdateRequest, ValidateRequest,
-};
-use kiln_schema::ProviderSchema;
+use kiln_diag::Diagnostics;
+use kiln_provider::kinds::{DataSource, KindProvider, Kinds};
+use kiln_provider::{async_trait, ConfigureRequest, Limits, Provider, ProviderFactory, ReadDataRequest, ReadResult};
+use kiln_schema::{Body, ProviderSchema};
 
 pub use machine::{parse_nvidia_smi, Gpu, Machine};
 
@@ -53,7 +49,7 @@ impl ProviderFactory for LocalFactory {
         NAME
     }
     fn schema(&self) -> ProviderSchema {
-        schema::schema()
+        LocalProvider::provider_schema()
     }
     async fn configure(&self, req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
         let root = util::str_attr(&req.config, "root").map(|r| util::resolve(&req.working_dir, r));
@@ -62,7 +58,7 @@ impl ProviderFactory for LocalFactory {
 }
 
 /// What every kind's operations see: where things live and what this machine has.
-pub(crate) struct Ctx {
+pub struct Ctx {
     pub working_dir: PathBuf,
     pub root: PathBuf,
     machine: OnceLock<Machine>,
@@ -107,11 +103,12 @@ impl LocalProvider {
     }
 }
 
-pub(crate) use kiln_provider::kinds::legacy::Kind;
+pub(crate) use kiln_provider::kinds::{Kind, Outcome};
+pub(crate) use kiln_schema::KindSchema;
 
 /// The process table, read at most once per batch and only when a kind needs it.
 #[derive(Default)]
-pub(crate) struct LazyProcs(OnceLock<ProcTable>);
+pub struct LazyProcs(OnceLock<ProcTable>);
 
 impl LazyProcs {
     pub fn get(&self) -> &ProcTable {
@@ -119,65 +116,45 @@ impl LazyProcs {
     }
 }
 
-/// The kinds; the items of one read share one snapshot of the process table.
-static KINDS: Kinds<Ctx, LazyProcs> = Kinds {
-    provider: "local",
-    kinds: &[("bucket", &bucket::Bucket), ("cluster", &cluster::Cluster), ("job", &job::Job), ("spot_pool", &spot_pool::SpotPool)],
-};
+/// The `machine` data source: this machine's CPUs, memory and GPUs.
+struct MachineData;
 
 #[async_trait]
-impl Provider for LocalProvider {
-    fn schema(&self) -> ProviderSchema {
-        schema::schema()
+impl DataSource<Ctx> for MachineData {
+    fn name(&self) -> &'static str {
+        "machine"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("This machine's CPUs, memory and GPUs", schema::machine()).state_only()
+    }
+
+    async fn read(&self, ctx: &Ctx, _req: &ReadDataRequest<'_>) -> Outcome<ReadResult> {
+        Ok(ReadResult::found(ctx.machine().to_value()))
+    }
+}
+
+/// The kinds; the items of one read share one snapshot of the process table.
+static KINDS: Kinds<Ctx, LazyProcs> =
+    Kinds { provider: NAME, kinds: &[&bucket::Bucket, &cluster::Cluster, &job::Job, &spot_pool::SpotPool], data: &[&MachineData] };
+
+impl KindProvider for LocalProvider {
+    type Ctx = Ctx;
+    type Batch = LazyProcs;
+
+    fn kinds() -> &'static Kinds<Ctx, LazyProcs> {
+        &KINDS
+    }
+
+    fn config_schema() -> Body {
+        schema::config()
+    }
+
+    fn ctx(&self) -> &Ctx {
+        &self.ctx
     }
 
     fn limits(&self) -> Limits {
         Limits { concurrency: None }
-    }
-
-    fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
-        KINDS.validate(req)
-    }
-
-    async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
-        KINDS.plan(&self.ctx, req).await
-    }
-
-    async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
-        KINDS.create(&self.ctx, req).await
-    }
-
-    async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
-        KINDS.update(&self.ctx, req).await
-    }
-
-    async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
-        KINDS.delete(&self.ctx, req).await
-    }
-
-    async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
-        KINDS.read(&self.ctx, req, &LazyProcs::default()).await
-    }
-
-    async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
-        KINDS.recover(&self.ctx, req).await
-    }
-
-    async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
-        KINDS.import(&self.ctx, req).await
-    }
-
-    async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
-        match req.kind {
-            "machine" => ReadResult::found(self.ctx.machine().to_value()),
-            other => util::read_error(
-                Diagnostic::error("E-KIND-UNKNOWN", format!("provider `local` has no data source `{other}`"))
-                    .hint("data sources of `local`: machine"),
-            ),
-        }
-    }
-
-    async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
-        KINDS.logs(&self.ctx, req).await
     }
 }

@@ -1,25 +1,12 @@
 //! The schemas the `local` provider publishes: its configuration block and the portable kinds
 //! `bucket`, `cluster`, `job` and `spot_pool` (declared so that using it fails with a clear
-//! message rather than an unknown kind).
+//! message rather than an unknown kind). Each kind publishes its own from these bodies; the
+//! provider's is assembled from its kinds table.
 
-use kiln_schema::{Attribute, Block, Body, KindSchema, Nesting, ProviderSchema};
+use kiln_schema::{Attribute, Block, Body, Nesting};
 use kiln_value::Type;
 
-pub fn schema() -> ProviderSchema {
-    ProviderSchema {
-        config: config(),
-        kinds: [
-            ("bucket".to_string(), KindSchema::new("A directory on this machine that holds data and checkpoints", bucket())),
-            ("cluster".to_string(), KindSchema::new("Node slots on this machine, with its CPUs, memory and GPUs", cluster()).state_only()),
-            ("job".to_string(), KindSchema::new("A training job: one detached process group per node", job())),
-            ("spot_pool".to_string(), KindSchema::new("Not available locally: this machine has no spot market", spot_pool())),
-        ]
-        .into(),
-        data_kinds: [("machine".to_string(), KindSchema::new("This machine's CPUs, memory and GPUs", machine()).state_only())].into(),
-    }
-}
-
-fn machine() -> Body {
+pub(crate) fn machine() -> Body {
     Body::new()
         .attr("cpus", Attribute::computed(Type::Number, "CPU count"))
         .attr("memory_gb", Attribute::computed(Type::Number, "Total memory in GiB"))
@@ -27,12 +14,12 @@ fn machine() -> Body {
         .attr("gpu_count", Attribute::computed(Type::Number, "Number of GPUs"))
 }
 
-fn config() -> Body {
+pub(crate) fn config() -> Body {
     Body::new()
         .attr("root", Attribute::optional(Type::String, "Directory for buckets and job files; default `.kiln` in the working directory"))
 }
 
-fn bucket() -> Body {
+pub(crate) fn bucket() -> Body {
     Body::new()
         .attr("name", Attribute::optional_computed(Type::String, "Directory name; default: the resource name").force_new())
         .attr("path", Attribute::optional_computed(Type::String, "Directory; default: ROOT/buckets/NAME").force_new())
@@ -40,7 +27,7 @@ fn bucket() -> Body {
         .attr("force_destroy", Attribute::optional(Type::Bool, "Allow destroy to delete the bucket while it holds files").default(false))
 }
 
-fn cluster() -> Body {
+pub(crate) fn cluster() -> Body {
     Body::new()
         .attr("nodes", Attribute::optional(Type::Number, "Node slots; each node of a job runs as its own process group").default(1i64))
         .attr("accelerators", Attribute::optional(Type::String, "GPUs per node, `NAME[:COUNT]`, such as \"H100:8\" or \"A100\""))
@@ -52,7 +39,7 @@ fn cluster() -> Body {
         .attr("gpus_per_node", Attribute::computed(Type::Number, "GPUs each node gets"))
 }
 
-fn job() -> Body {
+pub(crate) fn job() -> Body {
     let checkpoint = Body::new()
         .attr("bucket", Attribute::required(Type::Any, "The bucket, such as `bucket.checkpoints`"))
         .attr("path", Attribute::optional(Type::String, "Directory inside the bucket, such as \"run-1/\"").default(""));
@@ -85,7 +72,7 @@ fn job() -> Body {
         )
 }
 
-fn spot_pool() -> Body {
+pub(crate) fn spot_pool() -> Body {
     Body::new()
         .attr("accelerators", Attribute::optional(Type::String, "GPUs per instance"))
         .attr("capacity", Attribute::optional(Type::Number, "Instances"))

@@ -7,8 +7,8 @@ use kiln_provider::{
     RecoverRequest, UpdateRequest,
 };
 
-use crate::util::{error, read_error};
-use crate::{Ctx, Kind, LazyProcs};
+use crate::util::error;
+use crate::{Ctx, Kind, KindSchema, LazyProcs, Outcome};
 
 pub(crate) struct SpotPool;
 
@@ -19,26 +19,32 @@ fn unsupported(address: &str) -> Diagnostic {
 
 #[async_trait]
 impl Kind<Ctx, LazyProcs> for SpotPool {
-    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
-        PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: unsupported(req.address).into() }
+    fn name(&self) -> &'static str {
+        "spot_pool"
     }
-    async fn create(&self, _ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        ApplyResponse::error(unsupported(req.address))
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("Not available locally: this machine has no spot market", crate::schema::spot_pool())
     }
-    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
-        ApplyResponse::error(unsupported(req.address))
+    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        Err(unsupported(req.address).into())
     }
-    async fn delete(&self, _ctx: &Ctx, _req: &DeleteRequest<'_>) -> Diagnostics {
+    async fn create(&self, _ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        Err(unsupported(req.address).into())
+    }
+    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+        Err(unsupported(req.address).into())
+    }
+    async fn delete(&self, _ctx: &Ctx, _req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
         // Nothing can exist, so there is nothing to delete.
-        Diagnostics::new()
+        Ok(Diagnostics::new())
     }
-    async fn read(&self, _ctx: &Ctx, items: &[&ReadItem<'_>], _procs: &LazyProcs) -> Vec<ReadResult> {
-        items.iter().map(|_item| ReadResult::gone()).collect()
+    async fn read(&self, _ctx: &Ctx, items: &[&ReadItem<'_>], _procs: &LazyProcs) -> Outcome<Vec<ReadResult>> {
+        Ok(items.iter().map(|_item| ReadResult::gone()).collect())
     }
-    async fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> ReadResult {
-        ReadResult::gone()
+    async fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+        Ok(ReadResult::gone())
     }
-    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
-        read_error(unsupported(req.address))
+    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
+        Err(unsupported(req.address).into())
     }
 }

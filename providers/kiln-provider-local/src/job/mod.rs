@@ -19,7 +19,7 @@ use self::dir::{job_id, JobDir, Meta, Node, LOST};
 use self::spec::JobSpec;
 use crate::procs::{signal_group, stop_groups, ProcTable};
 use crate::util::{attrs, error, now, num, read_error, u64_attr};
-use crate::{Ctx, Kind, LazyProcs};
+use crate::{Ctx, Kind, KindSchema, LazyProcs, Outcome};
 
 pub(crate) struct Job;
 
@@ -169,63 +169,62 @@ fn logs(req: &LogsRequest<'_>) -> Result<LogsResponse, Diagnostic> {
     Ok(LogsResponse { data, next_offset, finished: done && next_offset >= len, diagnostics: Diagnostics::new() })
 }
 
-fn applied(r: Result<Value, Diagnostic>) -> ApplyResponse {
-    r.map_or_else(ApplyResponse::error, ApplyResponse::ok)
-}
-
 #[async_trait]
 impl Kind<Ctx, LazyProcs> for Job {
+    fn name(&self) -> &'static str {
+        "job"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("A training job: one detached process group per node", crate::schema::job())
+    }
+
     fn validate(&self, config: &Value) -> Diagnostics {
         spec::validate(config)
     }
 
-    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
-        plan(ctx, req).unwrap_or_else(|d| PlanResponse {
-            planned: req.proposed.clone(),
-            requires_replace: Vec::new(),
-            diagnostics: d.into(),
-        })
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        Ok(plan(ctx, req)?)
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        applied(create(ctx, req))
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(create(ctx, req)?))
     }
 
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
-        applied(update(ctx, req))
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(update(ctx, req)?))
     }
 
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
-        delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        delete(ctx, req).await?;
+        Ok(Diagnostics::new())
     }
 
-    async fn read(&self, _ctx: &Ctx, items: &[&ReadItem<'_>], procs: &LazyProcs) -> Vec<ReadResult> {
-        items
+    async fn read(&self, _ctx: &Ctx, items: &[&ReadItem<'_>], procs: &LazyProcs) -> Outcome<Vec<ReadResult>> {
+        Ok(items
             .iter()
             .map(|item| match open(item.address, item.state) {
                 Ok(Some((dir, meta))) => ReadResult::found(dir.state(item.state, &meta, procs.get())),
                 Ok(None) => ReadResult::gone(),
                 Err(d) => read_error(d),
             })
-            .collect()
+            .collect())
     }
 
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
-        recover(ctx, req)
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+        Ok(recover(ctx, req))
     }
 
-    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
         let dir = JobDir::new(ctx, req.id);
-        match dir.read_meta() {
-            Ok(meta) => ReadResult::found(dir.state(&Value::from_json(&meta.config), &meta, &ProcTable::snapshot())),
-            Err(e) => read_error(
-                error("E-LOCAL-IMPORT", req.address, format!("no job `{}` under {}: {e}", req.id, JobDir::jobs_root(ctx).display()))
-                    .hint("import a job by its job_id"),
-            ),
-        }
+        let meta = dir.read_meta().map_err(|e| {
+            error("E-LOCAL-IMPORT", req.address, format!("no job `{}` under {}: {e}", req.id, JobDir::jobs_root(ctx).display()))
+                .hint("import a job by its job_id")
+        })?;
+        Ok(ReadResult::found(dir.state(&Value::from_json(&meta.config), &meta, &ProcTable::snapshot())))
     }
 
-    async fn logs(&self, _ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
-        logs(req).unwrap_or_else(|d| LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, diagnostics: d.into() })
+    async fn logs(&self, _ctx: &Ctx, req: &LogsRequest<'_>) -> Outcome<LogsResponse> {
+        Ok(logs(req)?)
     }
 }
