@@ -308,3 +308,37 @@ async fn destroy_stops_a_node_whose_pid_file_is_missing() {
     assert!(marked(&made).is_empty(), "no process of the job survives destroy");
     assert!(pids(&made).iter().all(|g| !group_alive(*g)));
 }
+
+/// A job as the kiln before issue 11 wrote it to state (the shape of
+/// `tests/e2e/fixtures/upgrade-before-11`), on a cluster and bucket as that kiln wrote them.
+fn written_before(dir: &str, checkpoint: bool) -> (serde_json::Value, serde_json::Value) {
+    let bucket = json!({ "force_destroy": true, "name": "ckpt", "path": "data/ckpt", "uri": format!("file://{dir}/data/ckpt") });
+    let cluster = json!({ "accelerators": null, "cpus": "1", "cpus_total": 4, "gpus": [], "gpus_per_node": 0, "memory": "1+",
+        "memory_gb": 64, "nodes": 2 });
+    let mut state = json!({
+        "checkpoint": null, "cluster": cluster, "env": { "STEPS": "3" }, "exit_codes": [0, 0],
+        "finished_at": "2026-12-06T23:02:37Z", "job_id": "train-42cdca48", "log_dir": format!("{dir}/.kiln/jobs/train-42cdca48"),
+        "nodes": 2, "pids": [31111, 31113], "restarts": 0, "run": "echo rank $KILN_NODE_RANK > $KILN_CHECKPOINT_DIR/rank-$KILN_NODE_RANK",
+        "setup": null, "started_at": "2026-12-06T23:02:37Z", "status": "succeeded", "stop_grace": 10, "workdir": null,
+    });
+    let mut config = json!({ "cluster": cluster, "run": state["run"], "env": { "STEPS": "3" } });
+    if checkpoint {
+        state["checkpoint"] = json!({ "bucket": bucket, "path": "run-1/" });
+        config["checkpoint"] = state["checkpoint"].clone();
+    }
+    (state, config)
+}
+
+/// Issue 11: a job the previous kiln wrote, with its configuration unchanged, plans no change.
+#[tokio::test]
+async fn a_job_written_before_plans_no_change() {
+    let (dir, p) = cpu_provider();
+    for checkpoint in [true, false] {
+        let (state, cfg) = written_before(dir.path().to_str().unwrap(), checkpoint);
+        let prior = json(state);
+        let r = plan(&p, "job.train", &config(&p, "job", cfg), Some(&prior)).await;
+        assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
+        assert!(r.requires_replace.is_empty(), "checkpoint {checkpoint}: {:?}", r.requires_replace);
+        assert!(r.planned.unmarked_eq(&prior), "checkpoint {checkpoint}: changed {:?}", changed(&prior, &r.planned));
+    }
+}

@@ -239,3 +239,49 @@ async fn bad_submissions_fail_with_slurms_words() {
     let jobs = dir.path().join("root/jobs").read_dir().map(|d| d.count()).unwrap_or(0);
     assert_eq!(jobs, 0, "a refused submission leaves no job directory");
 }
+
+/// A 2-node job as the kiln before issue 11 wrote it to state, on a partition (and bucket) as
+/// that kiln wrote them; `bucket` is the checkpoint bucket's state (or null).
+fn written_before(bucket: serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    let cluster = json!({
+        "partition": "debug", "reservation": null, "account": null, "qos": null, "nodes": 2, "accelerators": null,
+        "state": "up", "node_names": ["n1", "n2"], "node_states": { "n1": "allocated", "n2": "allocated" }, "total_nodes": 2,
+        "total_cpus": 8, "total_gpus": 0, "gres": [], "max_time": "UNLIMITED", "gpus_per_node": 0, "gpu_type": null,
+    });
+    let checkpoint = if bucket.is_null() { json!(null) } else { json!({ "bucket": bucket, "path": "run-1/" }) };
+    let state = json!({
+        "cluster": cluster, "setup": null, "run": "python3 train.py", "workdir": null, "env": { "LR": "0.1" },
+        "nodes": 2, "tasks": 2, "gpus_per_node": 0, "cpus_per_task": null, "memory": null, "time_limit": null, "requeue": false,
+        "sbatch_args": null, "checkpoint": checkpoint,
+        "job_id": "1234", "job_name": "kiln-train-1a2b3c4d", "job_dir": "/home/kiln/.kiln/slurm/jobs/train-1a2b3c4d",
+        "output": "/home/kiln/.kiln/slurm/jobs/train-1a2b3c4d/output.log", "status": "running", "slurm_state": "RUNNING",
+        "reason": null, "exit_code": null, "node_list": "n[1-2]", "started_at": "2026-12-06T22:00:00Z", "finished_at": null,
+        "restarts": 0,
+    });
+    let mut fresh = cluster.clone();
+    fresh["node_states"] = json!({ "n1": "idle", "n2": "mixed" });
+    let config = json!({ "cluster": fresh, "run": state["run"], "env": state["env"], "checkpoint": checkpoint });
+    (state, config)
+}
+
+/// Issue 11: a job the previous kiln wrote, with its configuration unchanged, plans no change
+/// (without a checkpoint block, with a local bucket, with a shared onprem bucket). Plans only:
+/// no Slurm needed.
+#[tokio::test]
+async fn a_job_written_before_plans_no_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = json!({ "root": dir.path().join("root").display().to_string() });
+    let p = kiln_provider_slurm::SlurmProvider::configure(&kiln_provider::testing::json(cfg), dir.path()).expect("configure");
+    let local = json!({ "force_destroy": false, "name": "ckpt", "path": "/srv/ckpt", "uri": "file:///srv/ckpt" });
+    let onprem = json!({ "host": "h1", "name": "ckpt", "path": "/srv/ckpt", "shared": true, "uri": "sftp://10.0.0.1/srv/ckpt",
+        "force_destroy": false });
+    for bucket in [json!(null), local, onprem] {
+        let (state, cfg) = written_before(bucket.clone());
+        let prior = kiln_provider::testing::json(state);
+        let r = plan(&p, "job.train", &config(&p, "job", cfg), Some(&prior)).await;
+        assert!(!r.diagnostics.has_errors(), "{bucket}: {:?}", r.diagnostics);
+        assert!(r.requires_replace.is_empty(), "{bucket}: {:?}", r.requires_replace);
+        let changed = kiln_provider::testing::changed(&prior, &r.planned);
+        assert!(r.planned.unmarked_eq(&prior), "{bucket}: changed {changed:?}");
+    }
+}
