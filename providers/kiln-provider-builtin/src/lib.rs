@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::kinds::{Kind, KindProvider, Kinds, Outcome};
 use kiln_provider::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, PlanRequest, PlanResponse, Provider,
-    ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest, ValidateRequest,
+    ProviderFactory, ReadItem, ReadResult, RecoverRequest, UpdateRequest,
 };
 use kiln_schema::{Attribute, Body, KindSchema, ProviderSchema};
 use kiln_value::{Map, Type, Value};
@@ -24,7 +25,7 @@ impl ProviderFactory for BuiltinFactory {
         NAME
     }
     fn schema(&self) -> ProviderSchema {
-        schema()
+        Builtin::provider_schema()
     }
     async fn configure(&self, _req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
         Ok(Arc::new(Builtin))
@@ -33,7 +34,10 @@ impl ProviderFactory for BuiltinFactory {
 
 pub struct Builtin;
 
-fn schema() -> ProviderSchema {
+/// The `record` kind.
+struct Record;
+
+fn record_schema() -> KindSchema {
     let record = Body::new()
         .attr("input", Attribute::optional(Type::Any, "Any value to store; changes update in place"))
         .attr("output", Attribute::computed(Type::Any, "The stored input"))
@@ -43,11 +47,7 @@ fn schema() -> ProviderSchema {
             "create_delay",
             Attribute::optional(Type::String, "Duration such as `100ms` or `2s` to wait in create, emulating a slow API"),
         );
-    ProviderSchema {
-        config: Body::new(),
-        kinds: [("record".to_string(), KindSchema::new("A value stored in state", record).state_only())].into(),
-        data_kinds: Default::default(),
-    }
+    KindSchema::new("A value stored in state", record).state_only()
 }
 
 /// The longest `create_delay`: a record emulates a slow API, not a day-long one.
@@ -79,19 +79,42 @@ fn with_output(mut m: Map) -> Map {
     m
 }
 
-#[async_trait]
-impl Provider for Builtin {
-    fn schema(&self) -> ProviderSchema {
-        schema()
+static KINDS: Kinds<(), ()> = Kinds { provider: NAME, kinds: &[&Record], data: &[] };
+
+impl KindProvider for Builtin {
+    type Ctx = ();
+    type Batch = ();
+
+    fn kinds() -> &'static Kinds<(), ()> {
+        &KINDS
+    }
+
+    fn config_schema() -> Body {
+        Body::new()
+    }
+
+    fn ctx(&self) -> &() {
+        &()
     }
 
     fn limits(&self) -> Limits {
         Limits { concurrency: None }
     }
+}
 
-    fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
+#[async_trait]
+impl Kind<(), ()> for Record {
+    fn name(&self) -> &'static str {
+        "record"
+    }
+
+    fn schema(&self) -> KindSchema {
+        record_schema()
+    }
+
+    fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = Diagnostics::new();
-        if let Some(s) = req.config.get("create_delay").and_then(Value::as_str) {
+        if let Some(s) = config.get("create_delay").and_then(Value::as_str) {
             if parse_duration(s).is_none() {
                 d.push(
                     Diagnostic::error("E-RECORD-DELAY", format!("invalid create_delay `{s}`"))
@@ -103,45 +126,45 @@ impl Provider for Builtin {
         d
     }
 
-    async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
+    async fn plan(&self, _ctx: &(), req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
         let mut planned = with_output(attrs(req.proposed));
         let id = req.prior.and_then(|p| p.get("id")).cloned().unwrap_or(Value::Unknown);
         planned.insert("id".into(), id);
-        PlanResponse { planned: Value::Map(planned), requires_replace: Vec::new(), diagnostics: Diagnostics::new() }
+        Ok(PlanResponse { planned: Value::Map(planned), requires_replace: Vec::new(), diagnostics: Diagnostics::new() })
     }
 
-    async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
+    async fn create(&self, _ctx: &(), req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
         if let Some(d) = req.planned.get("create_delay").and_then(Value::as_str).and_then(parse_duration) {
             tokio::time::sleep(d).await;
         }
         let mut m = with_output(attrs(req.planned));
         m.insert("id".into(), Value::String(uuid::Uuid::new_v4().to_string()));
-        ApplyResponse::ok(Value::Map(m))
+        Ok(ApplyResponse::ok(Value::Map(m)))
     }
 
-    async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
+    async fn update(&self, _ctx: &(), req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
         let mut m = with_output(attrs(req.planned));
         m.insert("id".into(), req.prior.get("id").cloned().unwrap_or(Value::Null));
-        ApplyResponse::ok(Value::Map(m))
+        Ok(ApplyResponse::ok(Value::Map(m)))
     }
 
-    async fn delete(&self, _req: DeleteRequest<'_>) -> Diagnostics {
-        Diagnostics::new()
+    async fn delete(&self, _ctx: &(), _req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        Ok(Diagnostics::new())
     }
 
-    async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
-        ReadResponse { results: req.items.iter().map(|i| ReadResult::found(i.state.clone())).collect() }
+    async fn read(&self, _ctx: &(), items: &[&ReadItem<'_>], _batch: &()) -> Outcome<Vec<ReadResult>> {
+        Ok(items.iter().map(|i| ReadResult::found(i.state.clone())).collect())
     }
 
-    async fn recover(&self, _req: RecoverRequest<'_>) -> ReadResult {
+    async fn recover(&self, _ctx: &(), _req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
         // A record exists only in state: an interrupted create left nothing behind.
-        ReadResult::gone()
+        Ok(ReadResult::gone())
     }
 
-    async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
+    async fn import(&self, _ctx: &(), req: &ImportRequest<'_>) -> Outcome<ReadResult> {
         let m: Map =
             [("id".to_string(), Value::from(req.id)), ("input".to_string(), Value::Null), ("output".to_string(), Value::Null)].into();
-        ReadResult::found(Value::Map(m))
+        Ok(ReadResult::found(Value::Map(m)))
     }
 }
 
@@ -164,7 +187,7 @@ mod tests {
     #[test]
     fn an_overlong_delay_is_a_validation_error_at_the_attribute() {
         let config = Value::Map([("create_delay".to_string(), Value::from("99999999999999999h"))].into());
-        let d = Builtin.validate(ValidateRequest { kind: "record", config: &config });
+        let d = Provider::validate(&Builtin, kiln_provider::ValidateRequest { kind: "record", config: &config });
         let e = d.iter().next().expect("an error");
         assert_eq!(e.code, "E-RECORD-DELAY");
         assert_eq!(e.attribute.as_deref(), Some("create_delay"));
