@@ -24,6 +24,23 @@
 #   bytes, however long the log;
 # - a removed or changed tag stops the job: SIGTERM to its process group, SIGKILL after
 #   KILN_STOP_GRACE seconds.
+#
+# KILN_CHECKPOINT_DIR is a local directory, JOB_DIR/checkpoint (JOB_DIR: the job's directory
+# under KILN_AGENT_DIR/jobs), created for every job. When spec.env names KILN_CHECKPOINT_URI
+# (s3://BUCKET/PATH/; spec.env of an older kiln: KILN_CHECKPOINT_DIR held that URI), the agent
+# - restores it before `setup`: every object under PATH/ (ListObjectsV2 page by page, GetObject
+#   each), so the job starts from what earlier jobs left there; the job is not started until
+#   the listing and every download succeed (an object whose key is no file name under PATH/ is
+#   skipped);
+# - uploads what the job adds or changes there (PutObject; checkpoint.manifest records the
+#   size, mtime and inode of each file as the bucket holds it): while it runs, with each
+#   heartbeat in the background, the files unchanged for KILN_CHECKPOINT_QUIET seconds (a file
+#   still being written waits); when it ends, every new or changed file, before the final
+#   status (the status says `running` until then; a sync that fails 3 times is given up, and
+#   the node's log says so); when it is stopped, as while it runs. Files the job deletes stay
+#   in the bucket; a single file holds at most 5 GiB (one PutObject).
+# Every node restores the whole prefix and uploads its own new or changed files: a file written
+# on any rank reaches the bucket (two nodes writing one name: the last upload wins).
 set -u
 IMDS="${KILN_IMDS:-http://169.254.169.254}"
 DIR="${KILN_AGENT_DIR:-/var/lib/kiln}"
@@ -32,6 +49,8 @@ PART_BYTES="${KILN_LOG_PART_BYTES:-1048576}"
 PART_SECONDS="${KILN_LOG_PART_SECONDS:-600}"
 KILN_S3_ENDPOINT="${KILN_S3_ENDPOINT:-}"
 KILN_SSM_ENDPOINT="${KILN_SSM_ENDPOINT:-$KILN_S3_ENDPOINT}"
+QUIET="${KILN_CHECKPOINT_QUIET:-5}"
+MAX_KEYS="${KILN_LIST_MAX_KEYS:-1000}"
 mkdir -p "$DIR/jobs"
 echo $$ >"$DIR/agent.pid"
 
@@ -91,8 +110,160 @@ ssm_env() {
   [ -n "$v" ] && printf '%s\n' "$v" | base64 -d
 }
 
+# urlenc STRING [/]: STRING percent-encoded as S3 wants it in a signed request: the RFC 3986
+# unreserved characters kept, and '/' too when a second argument is given (a key's path).
+urlenc() {
+  printf '%s' "$1" | od -An -v -tx1 | tr -s ' \n' '\n\n' | while read -r h; do
+    case $h in
+    '') ;;
+    2f) if [ -n "${2:-}" ]; then printf /; else printf %%2F; fi ;;
+    2d | 2e | 3[0-9] | 4[1-9a-f] | 5[0-9a] | 5f | 6[1-9a-f] | 7[0-9a] | 7e) printf "\\$(printf %o $((0x$h)))" ;;
+    *) printf %%%s "$h" | tr a-f A-F ;;
+    esac
+  done
+}
+
+# The text of XML character data on stdin, unescaped (a key holding another character reference
+# stays escaped: its GetObject finds nothing and it is skipped).
+xml_text() {
+  sed -e 's/&lt;/</g' -e 's/&gt;/>/g' -e 's/&quot;/"/g' -e "s/&apos;/'/g" -e "s/&#39;/'/g" -e 's/&amp;/\&/g'
+}
+
+# The keys under the checkpoint prefix into $jd/checkpoint.keys, one a line (ListObjectsV2 page
+# by page; the query's parameters in the order SigV4 signs them).
+ck_list() {
+  : >"$jd/checkpoint.keys" || return 1
+  token=""
+  while :; do
+    q="list-type=2&max-keys=$MAX_KEYS&prefix=$(urlenc "$ck_prefix")"
+    [ -z "$token" ] || q="continuation-token=$(urlenc "$token")&$q"
+    s3 "s3://$ck_bucket/?$q" -o "$jd/checkpoint.xml" || return 1
+    # Every '<' starts an element: one element a line.
+    tr '<' '\n' <"$jd/checkpoint.xml" >"$jd/checkpoint.page"
+    sed -n 's/^Key>//p' "$jd/checkpoint.page" | xml_text >>"$jd/checkpoint.keys"
+    grep -qx 'IsTruncated>true' "$jd/checkpoint.page" || return 0
+    token=$(sed -n 's/^NextContinuationToken>//p' "$jd/checkpoint.page" | xml_text)
+    [ -n "$token" ] || return 1
+  done
+}
+
+# The files of the checkpoint directory: "SIZE MTIME INODE PATH", one a line.
+ck_scan() {
+  find "$ck" -type f ! -name '*.kiln-part' -exec stat -c '%s %Y %i %n' {} + 2>/dev/null
+}
+
+# Restores the checkpoint directory from the bucket (see the top).
+ck_restore() {
+  mkdir -p "$ck" || return 1
+  : >"$jd/checkpoint.manifest"
+  [ -n "$ck_uri" ] || return 0
+  ck_list || {
+    log "cannot list $ck_uri (the role needs s3:ListBucket on the bucket)"
+    return 1
+  }
+  n=0
+  while IFS= read -r k; do
+    rel=${k#"$ck_prefix"}
+    dir=""
+    case $rel in */) dir=1 rel=${rel%/} ;; esac
+    case "/$rel/" in
+    // | *//* | */../* | */./*) continue ;; # the prefix itself, or no file name under it
+    /kiln/jobs/*) [ -n "$ck_prefix" ] || continue ;; # the bucket's root: not the jobs' files
+    esac
+    if [ -n "$dir" ]; then
+      mkdir -p "$ck/$rel"
+      continue
+    fi
+    case $rel in */*) mkdir -p "$ck/${rel%/*}" ;; esac
+    code=$(s3 "s3://$ck_bucket/$(urlenc "$k" /)" -w '%{http_code}' -o "$ck/$rel.kiln-part" -m 0 -y 120 -Y 1)
+    if [ $? = 0 ] && mv -f "$ck/$rel.kiln-part" "$ck/$rel"; then
+      stat -c '%s %Y %i %n' "$ck/$rel" >>"$jd/checkpoint.manifest"
+      n=$((n + 1))
+    elif [ "$code" = 404 ]; then
+      rm -f "$ck/$rel.kiln-part"
+      log "skipping s3://$ck_bucket/$k: not found (deleted since the listing, or a key this agent cannot read back)"
+    else
+      rm -f "$ck/$rel.kiln-part"
+      log "cannot download s3://$ck_bucket/$k into the checkpoint directory"
+      return 1
+    fi
+  done <"$jd/checkpoint.keys"
+  log "restored $n files from $ck_uri into $ck"
+}
+
+# ck_sync final|running: uploads the new or changed files of the checkpoint directory (with
+# `running`, only those unchanged for QUIET seconds); fails when an upload failed.
+ck_sync() {
+  [ -n "$ck_uri" ] && [ -d "$ck" ] || return 0
+  now=$(date +%s)
+  ck_scan >"$jd/checkpoint.scan"
+  # Still as uploaded: kept in the manifest; the rest are candidates.
+  grep -Fx -f "$jd/checkpoint.manifest" "$jd/checkpoint.scan" >"$jd/checkpoint.manifest.new"
+  grep -Fxv -f "$jd/checkpoint.manifest" "$jd/checkpoint.scan" >"$jd/checkpoint.changed"
+  failed=0
+  while IFS= read -r line; do
+    mtime=${line#* }
+    f=${mtime#* }
+    f=${f#* }
+    mtime=${mtime%% *}
+    rel=${f#"$ck/"}
+    [ -f "$f" ] || continue # gone, or a name with a newline
+    [ "$1" = final ] || [ $((now - mtime)) -ge "$QUIET" ] || continue
+    if s3 "s3://$ck_bucket/$(urlenc "$ck_prefix$rel" /)" -T "$f" -o /dev/null -m 0 -y 120 -Y 1; then
+      printf '%s\n' "$line" >>"$jd/checkpoint.manifest.new"
+    else
+      log "cannot upload $f to $ck_uri$rel"
+      failed=1
+    fi
+  done <"$jd/checkpoint.changed"
+  mv -f "$jd/checkpoint.manifest.new" "$jd/checkpoint.manifest"
+  return $failed
+}
+
+# A sync in the background (heartbeats go on meanwhile); its exit status in checkpoint.done.
+ck_start() {
+  rm -f "$jd/checkpoint.done"
+  (
+    ck_sync "$1"
+    echo $? >"$jd/checkpoint.done"
+  ) &
+  ck_pid=$!
+}
+
+# Whether a background sync runs (one that ended is reaped).
+ck_busy() {
+  [ -n "$ck_pid" ] || return 1
+  [ -f "$jd/checkpoint.done" ] || return 0
+  wait "$ck_pid" 2>/dev/null
+  ck_pid=""
+  return 1
+}
+
+# Whether the final sync is done (or given up); starts it, or again, when none runs.
+ck_final() {
+  [ -z "$ck_synced" ] || return 0
+  ! ck_busy || return 1
+  if [ "$ck_tries" -gt 0 ] && [ "$(cat "$jd/checkpoint.done" 2>/dev/null)" = 0 ]; then
+    ck_synced=1
+  elif [ "$ck_tries" -ge 3 ]; then
+    echo "kiln-agent: could not upload every file of the checkpoint directory to $ck_uri (see $DIR/agent.log on the instance)" >>"$jd/node.log"
+    ck_synced=1
+  else
+    ck_tries=$((ck_tries + 1))
+    ck_start final
+    return 1
+  fi
+}
+
 current=""
 pid=""
+ck=""
+ck_uri=""
+ck_bucket=""
+ck_prefix=""
+ck_pid=""
+ck_synced=""
+ck_tries=0
 rank=""
 jd=""
 reported_end=""
@@ -111,6 +282,13 @@ stop_job() {
   done
   kill -KILL -"$pid" 2>/dev/null
   pid=""
+  # What it wrote since the last sync (as while it runs: a file it was writing stays out).
+  while ck_busy; do sleep 1; done
+  if [ -n "$ck_synced" ] || ck_sync running; then
+    rm -rf "$ck"
+  else
+    log "kept $ck: some of its files did not reach $ck_uri"
+  fi
 }
 
 start_job() {
@@ -121,6 +299,8 @@ start_job() {
     s3 "$1/$f" -o "$jd/$f" || { log "cannot download $1/$f yet"; return 1; }
   done
   KILN_ENV_PARAMETER=""
+  KILN_CHECKPOINT_URI=""
+  KILN_CHECKPOINT_DIR=""
   . "$jd/spec.env"
   rm -f "$jd/secret.env"
   if [ -n "$KILN_ENV_PARAMETER" ]; then
@@ -146,6 +326,20 @@ start_job() {
     return 0
   fi
   export KILN_NODE_RANK="$rank"
+  # The checkpoint directory, restored before the job starts.
+  ck="$jd/checkpoint"
+  ck_uri="${KILN_CHECKPOINT_URI:-}"
+  case $ck_uri:${KILN_CHECKPOINT_DIR:-} in :s3://*) ck_uri=$KILN_CHECKPOINT_DIR ;; esac
+  ck_bucket=${ck_uri#s3://}
+  ck_bucket=${ck_bucket%%/*}
+  ck_prefix=${ck_uri#s3://"$ck_bucket"}
+  ck_prefix=${ck_prefix#/}
+  case $ck_prefix in '' | */) ;; *) ck_prefix="$ck_prefix/" ;; esac
+  ck_pid=""
+  ck_synced=""
+  ck_tries=0
+  ck_restore || return 1
+  export KILN_CHECKPOINT_URI="$ck_uri"
   started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   reported_end=""
   part=0
@@ -154,7 +348,7 @@ start_job() {
   rm -f "$jd/exit"
   log "starting job $KILN_JOB_ID as node $rank of $KILN_NUM_NODES"
   # KILN_NUM_GPUS_PER_NODE: the GPUs nvidia-smi lists, when it lists some (a pool mixes types).
-  setsid sh -c 'set -a; . "$0/spec.env"; set +a
+  setsid sh -c 'set -a; . "$0/spec.env"; KILN_CHECKPOINT_DIR="$0/checkpoint"; set +a
     g=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU ") && [ "$g" -gt 0 ] && KILN_NUM_GPUS_PER_NODE=$g
     set -a; . "$0/env.sh"; [ ! -f "$0/secret.env" ] || . "$0/secret.env"; set +a; rm -f "$0/secret.env"; mkdir -p "$KILN_WORKDIR"; cd "$KILN_WORKDIR" || exit 1
     { [ ! -s "$0/setup.sh" ] || . "$0/setup.sh"; } && sh "$0/run.sh"; echo $? >"$0/exit.tmp"; mv "$0/exit.tmp" "$0/exit"' "$jd" \
@@ -190,6 +384,14 @@ report() {
   elif ! kill -0 "$pid" 2>/dev/null; then
     state=failed
     finished="\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\""
+  fi
+  if [ "$state" = running ]; then
+    ck_busy || ck_start running
+  elif ! ck_final; then
+    # Ended, but its checkpoint files are still on their way: running until they are there.
+    state=running
+    code=null
+    finished=null
   fi
   printf '{"rank":%s,"instance_id":"%s","ip":"%s","state":"%s","exit_code":%s,"started_at":"%s","finished_at":%s,"heartbeat":%s}\n' \
     "$rank" "$iid" "$ip" "$state" "$code" "$started" "$finished" "$(date +%s)" >"$jd/status.json"

@@ -145,7 +145,11 @@ impl Spec {
             ("KILN_MASTER_ADDR", quote(&ips[0])),
             ("KILN_MASTER_PORT", quote(&MASTER_PORT.to_string())),
             ("KILN_NUM_GPUS_PER_NODE", quote(&self.gpus_per_node.to_string())),
-            ("KILN_CHECKPOINT_DIR", quote(&format!("s3://{}/{}", self.bucket, self.checkpoint_path))),
+            // The agent restores the bucket's prefix into a local directory and sets
+            // KILN_CHECKPOINT_DIR to it; agents of instances launched by an earlier kiln pass
+            // this value (the URI, as that kiln did) on as is.
+            ("KILN_CHECKPOINT_URI", quote(&self.checkpoint_uri())),
+            ("KILN_CHECKPOINT_DIR", quote(&self.checkpoint_uri())),
             ("KILN_STOP_GRACE", quote(&self.stop_grace.to_string())),
             ("KILN_WORKDIR", workdir),
             ("PYTHONUNBUFFERED", quote("1")),
@@ -156,6 +160,11 @@ impl Spec {
             file.push_str(&format!("KILN_ENV_PARAMETER={}\n", quote(&env_parameter(job_id))));
         }
         file
+    }
+
+    /// `s3://BUCKET/PATH`: KILN_CHECKPOINT_URI.
+    fn checkpoint_uri(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.checkpoint_path)
     }
 
     /// The user's env as a shell file: its sensitive values (`sensitive`) or the others.
@@ -712,6 +721,74 @@ mod tests {
         assert!(!specenv.contains("hunter2"));
         let plain = Spec { env: vec![("PLAIN".into(), "x".into(), false)], ..spec };
         assert!(!plain.env_file("j-1", &["10.0.0.1".into()]).contains("KILN_ENV_PARAMETER"));
+    }
+
+    /// A job's state as kiln wrote it before issue 11 (commit 74722dc), after a refresh.
+    fn written_before_11() -> Value {
+        Value::from_json(&serde_json::json!({
+            "cluster": {
+                "name": "kiln-train-0a1b2c3d", "nodes": 2, "instance_type": "g5.xlarge", "accelerators": "A10G:1",
+                "cpus": null, "memory": null, "spot": false, "disk_gb": 100, "key_name": null,
+                "instance_profile": "kiln-agent", "instance_types": ["g5.xlarge"], "gpus_per_node": 1,
+                "instance_ids": ["i-0123456789abcdef0", "i-0123456789abcdef1"], "private_ips": ["10.0.1.10", "10.0.1.11"],
+            },
+            "setup": "pip install -r requirements.txt",
+            "run": "python3 train.py",
+            "workdir": null,
+            "env": { "TRAIN_STEPS": "100" },
+            "nodes": 2,
+            "stop_grace": 10,
+            "heartbeat_timeout": 120,
+            "checkpoint": { "bucket": { "name": "kiln-ckpt-4e5f", "uri": "s3://kiln-ckpt-4e5f", "force_destroy": true }, "path": "run-1/" },
+            "job_id": "kiln-train-5a6b7c8d",
+            "uri": "s3://kiln-ckpt-4e5f/kiln/jobs/kiln-train-5a6b7c8d",
+            "instance_ids": ["i-0123456789abcdef0", "i-0123456789abcdef1"],
+            "node_ips": ["10.0.1.10", "10.0.1.11"],
+            "status": "running",
+            "exit_codes": [null, null],
+            "started_at": "2026-12-01T10:00:00Z",
+            "finished_at": null,
+            "restarts": 0,
+        }))
+    }
+
+    #[test]
+    fn a_job_written_before_issue_11_plans_no_change() {
+        let prior = written_before_11();
+        let body = &crate::schema::schema().kinds["job"].body;
+        // The configuration: what the user wrote (computed attributes null), as the engine
+        // evaluates it; the proposal: the configuration with the prior's computed values.
+        let mut config = prior.as_map().cloned().unwrap();
+        for (name, a) in &body.attributes {
+            if a.computed {
+                config.insert(name.clone(), Value::Null);
+            }
+        }
+        let mut proposed = config.clone();
+        for (name, a) in &body.attributes {
+            if a.computed && proposed.get(name).is_none_or(Value::is_null) {
+                proposed.insert(name.clone(), prior.get(name).cloned().unwrap_or(Value::Null));
+            }
+        }
+        let (config, proposed) = (Value::Map(config), Value::Map(proposed));
+        let req =
+            PlanRequest { address: "job.train", kind: "job", prior: Some(&prior), replacing: None, config: &config, proposed: &proposed };
+        let r = plan(&req).unwrap();
+        assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
+        assert!(r.requires_replace.is_empty(), "{:?}", r.requires_replace);
+        assert_eq!(r.planned.to_json(), prior.to_json());
+    }
+
+    #[test]
+    fn spec_env_names_the_checkpoint_uri_for_the_agent() {
+        let spec = Spec::parse("job.train", &written_before_11()).unwrap().unwrap();
+        let env = spec.env_file("j-1", &["10.0.1.10".into(), "10.0.1.11".into()]);
+        assert!(env.contains("export KILN_CHECKPOINT_URI='s3://kiln-ckpt-4e5f/run-1/'\n"), "{env}");
+        // Agents of instances launched by an earlier kiln pass KILN_CHECKPOINT_DIR on as is:
+        // the URI, as before; the agent now replaces it with its local directory.
+        assert!(env.contains("export KILN_CHECKPOINT_DIR='s3://kiln-ckpt-4e5f/run-1/'\n"), "{env}");
+        let agent = user_data("us-east-1", None);
+        assert!(agent.contains("KILN_CHECKPOINT_DIR=\"$0/checkpoint\""), "the job's shell sets the local directory");
     }
 
     #[test]

@@ -51,6 +51,9 @@ impl Agents {
                 .env("KILN_AGENT_DIR", dir.path().join(id))
                 .env("KILN_AGENT_INTERVAL", "1")
                 .env("KILN_LOG_PART_BYTES", "1000")
+                // Checkpoint listings in pages of 2 keys; files synced once a second old.
+                .env("KILN_LIST_MAX_KEYS", "2")
+                .env("KILN_CHECKPOINT_QUIET", "1")
                 .env("PATH", &path)
                 .status()
                 .unwrap();
@@ -160,7 +163,8 @@ async fn the_agent_in_user_data_runs_the_job_and_reports_through_s3() {
     let _g = exclusive().await;
     let p = provider().await;
     let run = "echo \"rank=$KILN_NODE_RANK of $KILN_NUM_NODES master=$KILN_MASTER_ADDR:$KILN_MASTER_PORT ips=$KILN_NODE_IPS\"\n\
-               echo \"job=$KILN_JOB_ID ckpt=$KILN_CHECKPOINT_DIR greeting=$GREETING gpus=$KILN_NUM_GPUS_PER_NODE\"\n";
+               echo \"job=$KILN_JOB_ID ckpt=$KILN_CHECKPOINT_URI greeting=$GREETING gpus=$KILN_NUM_GPUS_PER_NODE\"\n\
+               echo \"dir=$KILN_CHECKPOINT_DIR\"; [ -d \"$KILN_CHECKPOINT_DIR\" ] && echo dir-exists\n";
     let (bucket, cluster, cfg) = setup(&p, run).await;
     assert_eq!(cluster.get("gpus_per_node"), Some(&Value::from(0i64)), "a t3.micro has no GPU");
     let job = create(&p, "job.train", &cfg).await;
@@ -189,11 +193,15 @@ async fn the_agent_in_user_data_runs_the_job_and_reports_through_s3() {
     assert_eq!(done.get("exit_codes").unwrap().to_json(), j!([0, 0]));
     assert!(done.get("finished_at").and_then(Value::as_str).is_some());
     let ips = strs(&cluster, "private_ips");
-    for rank in 0..2 {
+    for (rank, id) in ids.iter().enumerate() {
         let out = log(&p, &done, rank).await;
         assert!(out.contains("setting up"), "{out}");
         assert!(out.contains(&format!("rank={rank} of 2 master={}:29500 ips={}", ips[0], ips.join(","))), "{out}");
         assert!(out.contains(&format!("job={} ckpt=s3://{name}/run-1/ greeting=it's here gpus=4", str_of(&job, "job_id"))), "{out}");
+        // KILN_CHECKPOINT_DIR: a local directory, under the agent's directory for the job.
+        let dir = format!("dir={}/jobs/", agents.path(id).display());
+        assert!(out.lines().any(|l| l.starts_with(&dir) && l.ends_with("/checkpoint")), "{out}");
+        assert!(out.contains("dir-exists"), "{out}");
     }
 
     // Destroy: the tag goes (only this job's), and so do the job's objects.
@@ -416,4 +424,173 @@ async fn a_failed_create_deletes_the_env_parameter() {
 fn pgrep(agent_dir: &Path) -> bool {
     let out = std::process::Command::new("pgrep").args(["-f", &format!("{}/jobs/.*/run.sh", agent_dir.display())]).output().unwrap();
     out.status.success()
+}
+
+/// Puts `body` at `key` with the metadata `origin: test`, which an upload by the agent drops.
+async fn put_marked(bucket: &str, key: &str, body: &str) {
+    let put = aws().await.s3.put_object().bucket(bucket).key(key).metadata("origin", "test").body(body.as_bytes().to_vec().into());
+    put.send().await.unwrap();
+}
+
+async fn body(bucket: &str, key: &str) -> Option<String> {
+    let o = aws().await.s3.get_object().bucket(bucket).key(key).send().await.ok()?;
+    Some(String::from_utf8_lossy(&o.body.collect().await.unwrap().into_bytes()).into_owned())
+}
+
+/// Lists `prefix` until every one of `want` is there (60 s at most: a safety bound).
+async fn wait_keys(bucket: &str, prefix: &str, want: &[String]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let have = keys(bucket, prefix).await;
+        if want.iter().all(|w| have.contains(w)) {
+            return have;
+        }
+        assert!(Instant::now() < deadline, "{want:?} never reached s3://{bucket}/{prefix}: {have:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `cfg` with other `run`, `setup`, `workdir` and `env`.
+fn job_config(
+    p: &kiln_provider_aws::AwsProvider,
+    cluster: &Value,
+    bucket: &Value,
+    run: &str,
+    setup: &str,
+    workdir: &Path,
+    env: serde_json::Value,
+) -> Value {
+    config(
+        p,
+        "job",
+        j!({
+            "cluster": cluster.to_json(),
+            "run": run,
+            "setup": setup,
+            "workdir": workdir.display().to_string(),
+            "env": env,
+            "checkpoint": { "bucket": bucket.to_json(), "path": "run-1/" },
+        }),
+    )
+}
+
+#[tokio::test]
+async fn the_checkpoint_dir_is_a_local_directory_restored_before_the_job_and_uploaded_while_and_after_it_runs() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let bucket = create(&p, "bucket.ckpt", &config(&p, "bucket", j!({ "force_destroy": true }))).await;
+    let cluster = create(&p, "cluster.train", &config(&p, "cluster", j!({ "instance_type": "t3.micro", "nodes": 2 }))).await;
+    let name = str_of(&bucket, "name").to_string();
+    // What earlier runs left: more keys than one listing page, names that need escaping in
+    // XML and in URLs, a folder marker, and a neighbour prefix that is not the job's.
+    put_marked(&name, "run-1/restored.txt", "from an earlier run").await;
+    put_marked(&name, "run-1/sub dir/a&b <x> 'q\" 100%+1.txt", "escaped").await;
+    put_marked(&name, "run-1/nested/deep/w.bin", "weights").await;
+    put_marked(&name, "run-1/empty/", "").await;
+    put_marked(&name, "run-10/other.txt", "not this job's").await;
+
+    let work = tempfile::tempdir().unwrap();
+    let setup = "echo \"setup sees $(cd \"$KILN_CHECKPOINT_DIR\" && find . -type f | LC_ALL=C sort | tr '\\n' '|')\"";
+    let run = r#"case "$KILN_CHECKPOINT_DIR" in /*) ;; *) echo "not a local directory: $KILN_CHECKPOINT_DIR"; exit 7 ;; esac
+echo "uri=$KILN_CHECKPOINT_URI"
+echo "restored=$(cat "$KILN_CHECKPOINT_DIR/restored.txt") escaped=$(cat "$KILN_CHECKPOINT_DIR/sub dir/a&b <x> 'q\" 100%+1.txt")"
+[ -d "$KILN_CHECKPOINT_DIR/empty" ] && echo empty-folder
+echo "early $KILN_NODE_RANK" >"$KILN_CHECKPOINT_DIR/early-$KILN_NODE_RANK.txt"
+i=0; while [ ! -f release ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+mkdir -p "$KILN_CHECKPOINT_DIR/out dir"
+echo "late $KILN_NODE_RANK" >"$KILN_CHECKPOINT_DIR/out dir/late $KILN_NODE_RANK.txt"
+"#;
+    let cfg = job_config(&p, &cluster, &bucket, run, setup, work.path(), j!({}));
+    let job = create(&p, "job.train", &cfg).await;
+    let agents = Agents::boot(&strs(&cluster, "instance_ids")).await;
+
+    // While the job runs, what it writes reaches the bucket.
+    let early = ["run-1/early-0.txt".to_string(), "run-1/early-1.txt".to_string()];
+    wait_keys(&name, "run-1/", &early).await;
+    let running = read(&p, "job.train", &job).await.unwrap();
+    assert_eq!(str_of(&running, "status"), "running", "{running}");
+    assert_eq!(body(&name, "run-1/early-1.txt").await.as_deref(), Some("early 1\n"));
+
+    // When it ends, the rest is there before the status says so.
+    std::fs::write(work.path().join("release"), "").unwrap();
+    let done = wait_status(&p, "job.train", &job, &["succeeded", "failed"]).await;
+    assert_eq!(str_of(&done, "status"), "succeeded", "{done}");
+    assert_eq!(body(&name, "run-1/out dir/late 0.txt").await.as_deref(), Some("late 0\n"));
+    assert_eq!(body(&name, "run-1/out dir/late 1.txt").await.as_deref(), Some("late 1\n"));
+    for rank in 0..2 {
+        let out = log(&p, &done, rank).await;
+        // Restored before setup: the job's prefix only (not run-10/), folders and escapes.
+        assert!(out.contains("setup sees ./nested/deep/w.bin|./restored.txt|./sub dir/a&b <x> 'q\" 100%+1.txt|\n"), "{out}");
+        assert!(out.contains(&format!("uri=s3://{name}/run-1/")), "{out}");
+        assert!(out.contains("restored=from an earlier run escaped=escaped"), "{out}");
+        assert!(out.contains("empty-folder"), "{out}");
+    }
+    // Restored files were not uploaded again (an upload would drop their metadata).
+    for key in ["run-1/restored.txt", "run-1/nested/deep/w.bin"] {
+        let head = aws().await.s3.head_object().bucket(&name).key(key).send().await.unwrap();
+        assert_eq!(head.metadata().and_then(|m| m.get("origin")).map(String::as_str), Some("test"), "{key} was uploaded again");
+    }
+
+    // A second job with the same checkpoint block starts from the first one's files, and
+    // what a failing job wrote is uploaded too.
+    assert!(!delete(&p, "job.train", &done).await.has_errors());
+    let run2 = r#"echo "found $(cat "$KILN_CHECKPOINT_DIR/out dir/late 1.txt") and $(cat "$KILN_CHECKPOINT_DIR/early-0.txt")"
+echo "failed on $KILN_NODE_RANK" >"$KILN_CHECKPOINT_DIR/failed-$KILN_NODE_RANK.txt"
+exit 4"#;
+    let cfg2 = job_config(&p, &cluster, &bucket, run2, "", work.path(), j!({}));
+    let job2 = create(&p, "job.train", &cfg2).await;
+    let mut failed = wait_status(&p, "job.train", &job2, &["failed", "succeeded"]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while failed.get("exit_codes").unwrap().to_json().as_array().unwrap().iter().any(serde_json::Value::is_null) {
+        assert!(Instant::now() < deadline, "a node never reported its exit: {failed}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        failed = read(&p, "job.train", &failed).await.unwrap();
+    }
+    assert_eq!(failed.get("exit_codes").unwrap().to_json(), j!([4, 4]), "{failed}");
+    for rank in 0..2 {
+        assert!(log(&p, &failed, rank).await.contains("found late 1 and early 0"), "node {rank} sees the first job's files");
+        assert_eq!(body(&name, &format!("run-1/failed-{rank}.txt")).await, Some(format!("failed on {rank}\n")));
+    }
+    assert!(!delete(&p, "job.train", &failed).await.has_errors());
+    drop(agents);
+    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "bucket.ckpt", &bucket).await;
+}
+
+/// The quickstart's train.py, unchanged, on aws: a run that fails at step 13 leaves its
+/// checkpoints in the bucket, and the next run resumes from them on every node.
+#[tokio::test]
+async fn the_quickstart_train_py_resumes_on_aws_from_the_checkpoints_of_a_failed_run() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let bucket = create(&p, "bucket.ckpt", &config(&p, "bucket", j!({ "force_destroy": true }))).await;
+    let cluster = create(&p, "cluster.train", &config(&p, "cluster", j!({ "instance_type": "t3.micro", "nodes": 2 }))).await;
+    let name = str_of(&bucket, "name").to_string();
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart").canonicalize().unwrap();
+    let env = |fail: &str| j!({ "TRAIN_STEPS": "20", "CHECKPOINT_EVERY": "5", "TRAIN_STEP_SLEEP": "0", "TRAIN_FAIL_AT_STEP": fail });
+    let cfg = job_config(&p, &cluster, &bucket, "python3 train.py", "python3 --version", &quickstart, env("13"));
+    let job = create(&p, "job.train", &cfg).await;
+    let agents = Agents::boot(&strs(&cluster, "instance_ids")).await;
+    let failed = wait_status(&p, "job.train", &job, &["failed", "succeeded"]).await;
+    assert_eq!(str_of(&failed, "status"), "failed", "{failed}");
+    let have = keys(&name, "run-1/").await;
+    assert!(have.contains(&"run-1/ckpt-000010.json".to_string()), "{have:?}");
+    assert!(!have.contains(&"run-1/result.json".to_string()), "{have:?}");
+    assert!(!delete(&p, "job.train", &failed).await.has_errors());
+
+    let cfg = job_config(&p, &cluster, &bucket, "python3 train.py", "python3 --version", &quickstart, env("0"));
+    let job = create(&p, "job.train", &cfg).await;
+    let done = wait_status(&p, "job.train", &job, &["failed", "succeeded"]).await;
+    for rank in 0..2 {
+        let out = log(&p, &done, rank).await;
+        assert!(out.contains(&format!("rank {rank}: resuming from checkpoint at step 10")), "{out}");
+    }
+    assert_eq!(str_of(&done, "status"), "succeeded", "{done}");
+    let result: serde_json::Value = serde_json::from_str(&body(&name, "run-1/result.json").await.expect("result.json")).unwrap();
+    assert_eq!((result["steps"].as_u64(), result["nodes"].as_u64()), (Some(20), Some(2)), "{result}");
+    assert!(result["final_loss"].as_f64().is_some_and(f64::is_finite), "{result}");
+    assert!(!delete(&p, "job.train", &done).await.has_errors());
+    drop(agents);
+    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "bucket.ckpt", &bucket).await;
 }
