@@ -3,8 +3,22 @@
 //! satisfy (`accelerators`, `cpus`, `memory`, for all nodes together) fails at plan time,
 //! saying what was asked and what exists. Nothing exists outside state, so read re-describes
 //! the machine and recover finds nothing.
+//!
+//! Requests follow the portable grammar ([`kiln_provider::portable::request`]). `cpus = "4"`
+//! gives each node exactly 4 CPUs of its own: node `i` gets CPUs `4i` to `4i+3` (`cpu_sets`,
+//! the affinity its processes run with) and `cpus_per_node` is 4; `cpus = "4+"` (or none) lets
+//! the nodes share the machine: `cpus_per_node` is their share, at least 4, and `cpu_sets` is
+//! empty. Memory is checked, for all nodes together, not enforced. `accelerators` alternatives
+//! are tried in order; the first the machine has enough of is given.
+//!
+//! A state written before the grammar was shared (no `cpus_per_node`) keeps the meaning it was
+//! written with while its requests are unchanged: `cpus` and `memory` are minimums, GPU names
+//! match by words ("A100" matched an 80 GB A100), and nothing new is recorded, so it plans no
+//! change.
 
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::portable::accelerators::matches_by_words;
+use kiln_provider::portable::request::{self, Accelerator, Request, CPUS_PER_NODE};
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, PlanRequest, PlanResponse, ReadItem, ReadResult,
     RecoverRequest, UpdateRequest,
@@ -12,59 +26,91 @@ use kiln_provider::{
 use kiln_value::{Map, Value};
 
 use crate::machine::{Gpu, Machine};
-use crate::request::{gpu_matches, parse_accelerators, parse_minimum, Accelerators};
-use crate::util::{attrs, error, num, set, str_attr, tenths, to_u64};
+use crate::util::{attrs, error, num, set, tenths, to_u64};
 use crate::{Ctx, Kind, KindSchema, LazyProcs, Outcome};
 
 pub(crate) struct Cluster;
 
-const COMPUTED: [&str; 4] = ["cpus_total", "memory_gb", "gpus", "gpus_per_node"];
+const COMPUTED: [&str; 6] = ["cpus_total", "memory_gb", "gpus", "gpus_per_node", CPUS_PER_NODE, "cpu_sets"];
+/// What only states written by this grammar record.
+const NEW: [&str; 2] = [CPUS_PER_NODE, "cpu_sets"];
 
 /// What a cluster block asks for.
 struct Ask {
     nodes: u64,
-    accelerators: Option<Accelerators>,
-    cpus: Option<f64>,
-    memory: Option<f64>,
+    request: Request,
+    /// Read with the meaning of a state written before the shared grammar (see the module).
+    before: bool,
 }
 
 impl Ask {
     /// `None` while something is unknown; `Err` lists what is malformed.
-    fn parse(v: &Value) -> Result<Option<Ask>, Vec<String>> {
-        if ["nodes", "accelerators", "cpus", "memory"].iter().any(|k| v.get(k).is_some_and(Value::is_unknown)) {
+    fn parse(v: &Value, before: bool) -> Result<Option<Ask>, Diagnostics> {
+        if ["nodes"].iter().any(|k| v.get(k).is_some_and(Value::is_unknown)) || Request::is_unknown(v) {
             return Ok(None);
         }
-        let mut errs = Vec::new();
+        let mut diags = Diagnostics::new();
         let nodes = match set(v, "nodes") {
             None => 1,
             Some(n) => to_u64(n).filter(|n| *n >= 1).unwrap_or_else(|| {
-                errs.push(format!("`nodes` must be a whole number of at least 1, got {n}"));
+                diags.push(
+                    Diagnostic::error("E-LOCAL-CLUSTER", format!("`nodes` must be a whole number of at least 1, got {n}"))
+                        .attribute("nodes")
+                        .hint("write nodes = 2"),
+                );
                 1
             }),
         };
-        let mut field = |name: &str, parse: &dyn Fn(&str) -> Result<f64, String>| {
-            str_attr(v, name).and_then(|s| parse(s).map_err(|e| errs.push(format!("`{name}`: {e}"))).ok())
-        };
-        let cpus = field("cpus", &parse_minimum);
-        let memory = field("memory", &parse_minimum);
-        let accelerators =
-            str_attr(v, "accelerators").and_then(|s| parse_accelerators(s).map_err(|e| errs.push(format!("`accelerators`: {e}"))).ok());
-        if errs.is_empty() {
-            Ok(Some(Ask { nodes, accelerators, cpus, memory }))
-        } else {
-            Err(errs)
+        match Request::parse(v) {
+            Ok(request) if diags.is_empty() => Ok(Some(Ask { nodes, request, before })),
+            Ok(_) => Err(diags),
+            Err(errs) => {
+                diags.extend(request::diagnostics(&errs, "E-LOCAL-CLUSTER"));
+                Err(diags)
+            }
         }
+    }
+
+    fn gpu_is(&self, a: &Accelerator, g: &Gpu) -> bool {
+        if self.before {
+            matches_by_words(&a.name.written, &g.name)
+        } else {
+            a.matches(&g.name, None)
+        }
+    }
+
+    fn count(&self, a: &Accelerator, m: &Machine) -> u64 {
+        m.gpus.iter().filter(|g| self.gpu_is(a, g)).count() as u64
+    }
+
+    /// The alternative the machine gives: the first it has enough of, else the first.
+    fn chosen(&self, m: &Machine) -> Option<&Accelerator> {
+        let alts = self.request.accelerators.as_deref()?;
+        alts.iter().find(|a| self.count(a, m) >= a.count * self.nodes).or(alts.first())
     }
 
     /// GPUs of the requested type (all of them without `accelerators`).
     fn matching<'m>(&self, m: &'m Machine) -> Vec<&'m Gpu> {
-        m.gpus.iter().filter(|g| self.accelerators.as_ref().is_none_or(|a| gpu_matches(&a.name, &g.name))).collect()
+        let chosen = self.chosen(m);
+        m.gpus.iter().filter(|g| chosen.is_none_or(|a| self.gpu_is(a, g))).collect()
     }
 
     fn gpus_per_node(&self, m: &Machine) -> u64 {
-        match &self.accelerators {
+        match self.chosen(m) {
             Some(a) => a.count,
             None => self.matching(m).len() as u64 / self.nodes,
+        }
+    }
+
+    /// CPUs each node gets, and their affinity sets (empty when the nodes share the machine).
+    fn cpus(&self, m: &Machine) -> (u64, Vec<Value>) {
+        match self.request.cpus.filter(|c| !c.at_least) {
+            Some(c) => {
+                let n = c.value.ceil() as u64;
+                let sets = (0..self.nodes).map(|i| Value::from(format!("{}-{}", i * n, (i + 1) * n - 1))).collect();
+                (n, sets)
+            }
+            None => ((m.cpus / self.nodes).max(1), Vec::new()),
         }
     }
 
@@ -72,13 +118,19 @@ impl Ask {
     fn computed(&self, m: &Machine) -> Map {
         let per = self.gpus_per_node(m);
         let gpus: Vec<Value> = self.matching(m).into_iter().take((per * self.nodes) as usize).map(Gpu::to_value).collect();
-        [
+        let mut out: Map = [
             ("cpus_total".to_string(), num(m.cpus)),
             ("memory_gb".to_string(), tenths(m.memory_gb)),
             ("gpus".to_string(), Value::List(gpus)),
             ("gpus_per_node".to_string(), num(per)),
         ]
-        .into()
+        .into();
+        if !self.before {
+            let (cpus, sets) = self.cpus(m);
+            out.insert(CPUS_PER_NODE.into(), num(cpus));
+            out.insert("cpu_sets".into(), Value::List(sets));
+        }
+        out
     }
 
     /// " on 2 nodes (16 in all)", or nothing for one node.
@@ -93,23 +145,24 @@ impl Ask {
     /// What the machine cannot give, one message each.
     fn shortfalls(&self, address: &str, m: &Machine) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(a) = &self.accelerators {
-            let have = self.matching(m).len() as u64;
+        if let Some(a) = self.chosen(m) {
+            let have = self.count(a, m);
             if have < a.count * self.nodes {
-                let none = if have == 0 && !m.gpus.is_empty() { format!(", none of them {}", a.name) } else { String::new() };
+                let alts = self.request.accelerators.as_deref().unwrap_or_default();
+                let named: Vec<&str> = alts.iter().map(|a| a.name.name()).collect();
+                let none = if have == 0 && !m.gpus.is_empty() { format!(", none of them {}", named.join(" or ")) } else { String::new() };
+                let what = alts.iter().map(|a| format!("{} x {}", a.count, a.name.name())).collect::<Vec<_>>().join(" or ");
                 out.push(format!(
-                    "{address} asks for {} x {} per node{}, this machine has {}{none}",
-                    a.count,
-                    a.name,
+                    "{address} asks for {what} per node{}, this machine has {}{none}",
                     self.on_nodes(a.count as f64, ""),
                     m.describe_gpus()
                 ));
             }
         }
-        if let Some(c) = self.cpus.filter(|c| c * self.nodes as f64 > m.cpus as f64) {
+        if let Some(c) = self.request.cpus.map(|c| c.value).filter(|c| c * self.nodes as f64 > m.cpus as f64) {
             out.push(format!("{address} asks for {c} CPUs per node{}, this machine has {} CPUs", self.on_nodes(c, ""), m.cpus));
         }
-        if let Some(g) = self.memory.filter(|g| g * self.nodes as f64 > m.memory_gb) {
+        if let Some(g) = self.request.memory.map(|g| g.value).filter(|g| g * self.nodes as f64 > m.memory_gb) {
             out.push(format!(
                 "{address} asks for {g} GiB of memory per node{}, this machine has {} GiB",
                 self.on_nodes(g, " GiB"),
@@ -120,22 +173,21 @@ impl Ask {
     }
 }
 
-fn invalid(errs: Vec<String>) -> Diagnostics {
-    errs.into_iter()
-        .map(|e| Diagnostic::error("E-LOCAL-CLUSTER", e).hint("write accelerators = \"H100:8\", cpus = \"4+\", memory = \"16+\""))
-        .collect()
-}
-
 fn capacity(address: &str, msg: String) -> Diagnostic {
     error("E-LOCAL-CAPACITY", address, msg)
         .hint("ask for less (or fewer `nodes`), or run this cluster where the capacity exists, such as `provider = aws`")
 }
 
+/// Whether `v` (a planned value or a state) was written before the shared grammar.
+fn written_before(v: &Value) -> bool {
+    v.get(CPUS_PER_NODE).is_none_or(Value::is_null)
+}
+
 /// The planned (or new) state: `v`'s attributes with the computed ones for this machine;
-/// unknown computed attributes while the request is unknown.
-fn described(ctx: &Ctx, address: &str, v: &Value, check: bool) -> Result<Value, Diagnostics> {
+/// unknown computed attributes while the request is unknown. `before`: see [`Ask::before`].
+fn described(ctx: &Ctx, address: &str, v: &Value, check: bool, before: bool) -> Result<Value, Diagnostics> {
     let mut m = attrs(v);
-    match Ask::parse(v) {
+    match Ask::parse(v, before) {
         Ok(Some(ask)) => {
             let short: Diagnostics = ask.shortfalls(address, ctx.machine()).into_iter().map(|s| capacity(address, s)).collect();
             if check && short.has_errors() {
@@ -144,9 +196,20 @@ fn described(ctx: &Ctx, address: &str, v: &Value, check: bool) -> Result<Value, 
             m.extend(ask.computed(ctx.machine()));
         }
         Ok(None) => m.extend(COMPUTED.iter().map(|k| (k.to_string(), Value::Unknown))),
-        Err(errs) => return Err(invalid(errs).with_address(address)),
+        Err(errs) => return Err(errs.with_address(address)),
+    }
+    if before {
+        for k in NEW {
+            m.remove(k);
+        }
     }
     Ok(Value::Map(m))
+}
+
+/// A plan keeps a prior's meaning when the prior was written before the grammar and the
+/// request is unchanged.
+fn plan_before(req: &PlanRequest<'_>) -> bool {
+    req.prior.is_some_and(|p| written_before(p) && request::unchanged(p, req.proposed))
 }
 
 #[async_trait]
@@ -160,20 +223,20 @@ impl Kind<Ctx, LazyProcs> for Cluster {
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
-        Ask::parse(config).err().map(invalid).unwrap_or_default()
+        Ask::parse(config, false).err().unwrap_or_default()
     }
 
     async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
-        let planned = described(ctx, req.address, req.proposed, true)?;
+        let planned = described(ctx, req.address, req.proposed, true, plan_before(req))?;
         Ok(PlanResponse { planned, requires_replace: Vec::new(), diagnostics: Diagnostics::new() })
     }
 
     async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
-        Ok(ApplyResponse::ok(described(ctx, req.address, req.planned, true)?))
+        Ok(ApplyResponse::ok(described(ctx, req.address, req.planned, true, written_before(req.planned))?))
     }
 
     async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
-        Ok(ApplyResponse::ok(described(ctx, req.address, req.planned, true)?))
+        Ok(ApplyResponse::ok(described(ctx, req.address, req.planned, true, written_before(req.planned))?))
     }
 
     async fn delete(&self, _ctx: &Ctx, _req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
@@ -183,7 +246,7 @@ impl Kind<Ctx, LazyProcs> for Cluster {
     async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _procs: &LazyProcs) -> Outcome<Vec<ReadResult>> {
         Ok(items
             .iter()
-            .map(|item| match described(ctx, item.address, item.state, false) {
+            .map(|item| match described(ctx, item.address, item.state, false, written_before(item.state)) {
                 Ok(v) => ReadResult::found(v),
                 Err(d) => ReadResult { state: Some(item.state.clone()), diagnostics: d },
             })

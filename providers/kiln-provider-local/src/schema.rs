@@ -28,15 +28,26 @@ pub(crate) fn bucket() -> Body {
 }
 
 pub(crate) fn cluster() -> Body {
-    Body::new()
-        .attr("nodes", Attribute::optional(Type::Number, "Node slots; each node of a job runs as its own process group").default(1i64))
-        .attr("accelerators", Attribute::optional(Type::String, "GPUs per node, `NAME[:COUNT]`, such as \"H100:8\" or \"A100\""))
-        .attr("cpus", Attribute::optional(Type::String, "CPUs per node, at least: \"4\" or \"4+\""))
-        .attr("memory", Attribute::optional(Type::String, "Memory per node in GiB, at least: \"8\" or \"8+\""))
+    let nodes = Attribute::optional(Type::Number, "Node slots; each node of a job runs as its own process group").default(1i64);
+    kiln_provider::portable::request::with_attributes(Body::new().attr("nodes", nodes), false)
         .attr("cpus_total", Attribute::computed(Type::Number, "CPUs of this machine"))
         .attr("memory_gb", Attribute::computed(Type::Number, "Memory of this machine in GiB"))
         .attr("gpus", Attribute::computed(Type::List(Box::new(Type::Any)), "GPUs given to the cluster: {index, name, memory_mib}"))
         .attr("gpus_per_node", Attribute::computed(Type::Number, "GPUs each node gets"))
+        .attr(
+            "cpus_per_node",
+            Attribute::computed(
+                Type::Number,
+                "CPUs each node gets: exactly `cpus`, or the nodes' share of the machine with `cpus = \"N+\"`",
+            ),
+        )
+        .attr(
+            "cpu_sets",
+            Attribute::computed(
+                Type::List(Box::new(Type::String)),
+                "Each node's CPUs (\"0-3\") with an exact `cpus`; empty when nodes share the machine",
+            ),
+        )
 }
 
 pub(crate) fn job() -> Body {
@@ -74,7 +85,7 @@ pub(crate) fn job() -> Body {
 
 pub(crate) fn spot_pool() -> Body {
     Body::new()
-        .attr("accelerators", Attribute::optional(Type::String, "GPUs per instance"))
+        .attr("accelerators", Attribute::optional(Type::Any, "GPUs per instance"))
         .attr("capacity", Attribute::optional(Type::Number, "Instances"))
         .attr("max_price", Attribute::optional(Type::Number, "Highest hourly price"))
         .attr("on_demand_fallback", Attribute::optional(Type::Bool, "Use on-demand capacity when spot is short"))

@@ -55,7 +55,8 @@ async fn missing_cpus_and_memory_fail_at_plan_time() {
 #[tokio::test]
 async fn gpus_are_given_to_the_cluster() {
     let (_dir, p) = provider(machine(64, "8x-a100-sxm4-80gb.csv"));
-    let state = create(&p, "cluster.train", &config(&p, "cluster", json!({ "nodes": 2, "accelerators": "A100:2", "cpus": "8+" }))).await;
+    let state =
+        create(&p, "cluster.train", &config(&p, "cluster", json!({ "nodes": 2, "accelerators": "A100-80GB:2", "cpus": "8+" }))).await;
     assert_eq!(state.get("gpus_per_node"), Some(&json(json!(2))));
     assert_eq!(state.get("cpus_total"), Some(&json(json!(64))));
     let gpus = list_of(&state, "gpus");

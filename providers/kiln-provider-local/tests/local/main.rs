@@ -8,3 +8,4 @@ mod common;
 mod job;
 mod portable;
 mod quickstart;
+mod requests;

@@ -11,6 +11,10 @@
 //! "NVIDIA A100-SXM4-80GB"), rocm-smi ("AMD Instinct MI300X"), Slurm GRES types
 //! ("nvidia_h100_80gb_hbm3", "a100"), EC2's DescribeInstanceTypes ("A100" and the GPU memory).
 //! [`classify`] reads such a name into a table entry; [`Requested::matches`] decides.
+//!
+//! A name outside the table is an error when it is close to a table name ("H1000": did you mean
+//! "H100"?); otherwise it is taken as a site's own name (a Slurm GRES type such as "kilngpu", a
+//! GPU the table lacks) and matches a device whose name has it as consecutive words.
 
 /// One entry of the table: a part as the catalog names it.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,7 +50,7 @@ pub static MODELS: &[Model] = &[
     model!("GB200", "GB200", [], [["GB200"]]),
     model!("B100", "B100", [], [["B100"]]),
     model!("H800", "H800", [], [["H800"]]),
-    model!("A100-80GB", "A100-80GB", ["A100-80G", "A100-SXM4-80GB"], [["A100", "80GB"]]),
+    model!("A100-80GB", "A100-80GB", ["A100-80G", "A100-SXM4-80GB"], [["A100", "80GB"], ["A100", "80G"]]),
     model!("A100", "A100", ["A100-40GB", "A100-40G"], [["A100"]]),
     model!("A800", "A800", [], [["A800"]]),
     model!("A10G", "A10", [], [["A10G"]]),
@@ -60,7 +64,7 @@ pub static MODELS: &[Model] = &[
     model!("L4", "L4", [], [["L4"]]),
     model!("T4G", "T4G", [], [["T4G"]]),
     model!("T4", "T4", [], [["T4"]]),
-    model!("V100-32GB", "V100-32GB", ["V100-32G"], [["V100", "32GB"]]),
+    model!("V100-32GB", "V100-32GB", ["V100-32G"], [["V100", "32GB"], ["V100", "32G"]]),
     model!("V100", "V100", ["V100-16GB"], [["V100"]]),
     model!("P100", "P100", [], [["P100"]]),
     model!("P40", "P40", [], [["P40"]]),
@@ -163,35 +167,63 @@ pub fn classify(device: &str, memory_mib: Option<u64>) -> Option<&'static Model>
 pub struct Requested {
     /// What the user wrote ("h100").
     pub written: String,
-    pub model: &'static Model,
+    /// The table's entry; `None` for a site's own name.
+    pub model: Option<&'static Model>,
 }
 
 impl Requested {
-    /// Resolves a name a user wrote; `None` when the table does not know it.
-    pub fn new(written: &str) -> Option<Requested> {
-        lookup(written).map(|model| Requested { written: written.trim().to_string(), model })
+    /// Resolves a name a user wrote: the table's entry, or a site's own name when no table name
+    /// is close to it. `Err` carries the close table name ("did you mean").
+    pub fn new(written: &str) -> Result<Requested, &'static str> {
+        let written = written.trim().to_string();
+        match lookup(&written) {
+            Some(m) => Ok(Requested { written, model: Some(m) }),
+            None => match closest(&written) {
+                Some(near) => Err(near),
+                None => Ok(Requested { written, model: None }),
+            },
+        }
     }
 
-    /// The catalog's name ("H100").
-    pub fn name(&self) -> &'static str {
-        self.model.name
+    /// The catalog's name ("H100"), or the site's name as written.
+    pub fn name(&self) -> &str {
+        self.model.map_or(self.written.as_str(), |m| m.name)
     }
 
     /// Whether the request names a whole family (`H100`, `A10`), so every variant matches.
     pub fn is_family(&self) -> bool {
-        self.model.name == self.model.family && MODELS.iter().any(|m| m.family == self.model.family && m.name != m.family)
+        self.model.is_some_and(|model| model.name == model.family && MODELS.iter().any(|m| m.family == model.family && m.name != m.family))
     }
 
     /// Whether a table entry is what this request asks for.
     pub fn admits(&self, m: &Model) -> bool {
-        m.name == self.model.name || (self.is_family() && m.family == self.model.family)
+        self.model.is_some_and(|model| m.name == model.name || (self.is_family() && m.family == model.family))
     }
 
     /// Whether a device named `device` (nvidia-smi, rocm-smi, Slurm GRES type, EC2 GPU name)
     /// with `memory_mib` (when known apart from the name) is what this request asks for.
     pub fn matches(&self, device: &str, memory_mib: Option<u64>) -> bool {
-        classify(device, memory_mib).is_some_and(|m| self.admits(m))
+        match self.model {
+            Some(_) => classify(device, memory_mib).is_some_and(|m| self.admits(m)),
+            None => site_name_matches(&self.written, device),
+        }
     }
+}
+
+/// A site's own name matches a device whose name has it as consecutive words, ignoring case and
+/// punctuation: "kilngpu" matches the GRES type "kilngpu", "GTX1080Ti" "NVIDIA GeForce GTX 1080 Ti".
+fn site_name_matches(name: &str, device: &str) -> bool {
+    let want: String = name.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_uppercase();
+    let w: Vec<String> =
+        device.split(|c: char| !c.is_ascii_alphanumeric()).filter(|t| !t.is_empty()).map(str::to_ascii_uppercase).collect();
+    !want.is_empty()
+        && (0..w.len()).any(|i| {
+            let mut joined = String::new();
+            w[i..].iter().any(|x| {
+                joined.push_str(x);
+                joined == want
+            })
+        })
 }
 
 /// The rule before the name table, kept for states written by an earlier kiln (local and on-prem
@@ -212,7 +244,7 @@ mod tests {
     use super::*;
 
     fn req(s: &str) -> Requested {
-        Requested::new(s).unwrap_or_else(|| panic!("{s} is in the table"))
+        Requested::new(s).unwrap_or_else(|_| panic!("{s} is in the table"))
     }
 
     #[test]
@@ -247,7 +279,11 @@ mod tests {
         assert_eq!(req("h100-pcie").name(), "H100-PCIe");
         assert_eq!(req("a100-40gb").name(), "A100");
         assert_eq!(req("RTX-4090").name(), "RTX4090");
-        assert!(Requested::new("H1000").is_none());
+        assert_eq!(Requested::new("H1000"), Err("H100"));
+        let site = Requested::new("kilngpu").expect("a site's own name");
+        assert_eq!((site.model, site.name()), (None, "kilngpu"));
+        assert!(site.matches("kilngpu", None) && !site.matches("a100", None));
+        assert!(Requested::new("GTX1080Ti").unwrap().matches("NVIDIA GeForce GTX 1080 Ti", None));
         assert_eq!(closest("H1000"), Some("H100"));
         assert_eq!(closest("a100-80"), Some("A100-80GB"));
         assert_eq!(closest("banana-split-sundae"), None);
@@ -303,6 +339,7 @@ mod tests {
         assert_eq!(classify("nvidia_h100_80gb_hbm3", None).unwrap().name, "H100-SXM");
         assert_eq!(classify("a100", None).unwrap().name, "A100");
         assert_eq!(classify("a100_80gb", None).unwrap().name, "A100-80GB");
+        assert_eq!(classify("a100_80g", None).unwrap().name, "A100-80GB");
         assert_eq!(classify("h100", None).unwrap().name, "H100");
         // EC2 names both A100 parts "A100" and tells them apart by memory.
         assert_eq!(classify("A100", Some(40960)).unwrap().name, "A100");

@@ -94,7 +94,7 @@ fn portable_attributes(kind: &str) -> Vec<(&'static str, Type, Role)> {
     match kind {
         "cluster" => vec![
             ("nodes", Type::Number, Optional),
-            ("accelerators", Type::String, Optional),
+            ("accelerators", Type::Any, Optional),
             ("cpus", Type::String, Optional),
             ("memory", Type::String, Optional),
         ],
@@ -102,7 +102,7 @@ fn portable_attributes(kind: &str) -> Vec<(&'static str, Type, Role)> {
             vec![("name", Type::String, OptionalComputed), ("uri", Type::String, Computed), ("force_destroy", Type::Bool, Optional)]
         }
         "spot_pool" => {
-            vec![("capacity", Type::Number, Input), ("accelerators", Type::String, Optional), ("on_demand_fallback", Type::Bool, Optional)]
+            vec![("capacity", Type::Number, Input), ("accelerators", Type::Any, Optional), ("on_demand_fallback", Type::Bool, Optional)]
         }
         _ => Vec::new(),
     }

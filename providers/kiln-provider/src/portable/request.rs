@@ -11,12 +11,34 @@
 //! file:line:col ([`RequestError::diagnostic`]).
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_value::Value;
+use kiln_schema::{Attribute, Body};
+use kiln_value::{Type, Value};
 
 use super::accelerators::{closest, lookup, Requested};
 
 /// The attributes of the grammar.
 pub const ATTRIBUTES: [&str; 3] = ["accelerators", "cpus", "memory"];
+
+/// The schema of the grammar's attributes, for a kind's schema: `accelerators` takes a string
+/// or a list of strings (type `any`, checked at validate), `cpus` and `memory` strings.
+/// `force_new` when changing a request replaces the object.
+pub fn attributes(force_new: bool) -> [(&'static str, Attribute); 3] {
+    let f = |a: Attribute| if force_new { a.force_new() } else { a };
+    [
+        ("accelerators", f(Attribute::optional(Type::Any, ACCELERATORS_DOC))),
+        ("cpus", f(Attribute::optional(Type::String, CPUS_DOC))),
+        ("memory", f(Attribute::optional(Type::String, MEMORY_DOC))),
+    ]
+}
+
+/// `body` with the grammar's attributes ([`attributes`]).
+pub fn with_attributes(body: Body, force_new: bool) -> Body {
+    attributes(force_new).into_iter().fold(body, |b, (name, a)| b.attr(name, a))
+}
+
+/// The computed attribute recording how many CPUs each node gets; its absence marks a state
+/// written before the grammar was shared (see [`unchanged`]).
+pub const CPUS_PER_NODE: &str = "cpus_per_node";
 
 /// What the request attributes take, for schemas.
 pub const ACCELERATORS_DOC: &str =
@@ -152,15 +174,21 @@ pub fn parse_accelerator(s: &str) -> Result<Accelerator, RequestError> {
     if name.is_empty() {
         return Err(err(format!("\"{t}\" has no GPU name before the `:`"), None));
     }
+    if let Some(e) = misread(t, name, count) {
+        return Err(e);
+    }
     match Requested::new(name) {
-        Some(name) => Ok(Accelerator { name, count }),
-        None => Err(misread(t, name, count)),
+        Ok(name) => Ok(Accelerator { name, count }),
+        Err(near) => Err(err(format!("unknown accelerator \"{name}\""), Some(quoted(near, count)))),
     }
 }
 
-/// An unknown name: a count written the wrong way ("H100x8", "8xH100", "H100 8"), or a name
-/// the table does not have ("H1000").
-fn misread(whole: &str, name: &str, count: u64) -> RequestError {
+/// A name outside the table that is a table name with a count written the wrong way ("H100x8",
+/// "8xH100", "H100 8").
+fn misread(whole: &str, name: &str, count: u64) -> Option<RequestError> {
+    if lookup(name).is_some() {
+        return None;
+    }
     let err = |m: String, sug: Option<String>| RequestError::new("accelerators", m, sug);
     // NAME then a separator and a count, or a count, a separator and NAME.
     let split = |s: &str| -> Option<(String, u64)> {
@@ -182,13 +210,10 @@ fn misread(whole: &str, name: &str, count: u64) -> RequestError {
     };
     if count == 1 && !whole.contains(':') {
         if let Some((n, c)) = split(name).filter(|(_, c)| *c >= 1) {
-            return err(format!("\"{whole}\" is not `NAME[:COUNT]`"), Some(quoted(&n, c)));
+            return Some(err(format!("\"{whole}\" is not `NAME[:COUNT]`"), Some(quoted(&n, c))));
         }
     }
-    match closest(name) {
-        Some(n) => err(format!("unknown accelerator \"{name}\""), Some(quoted(n, count))),
-        None => err(format!("unknown accelerator \"{name}\""), None),
-    }
+    None
 }
 
 /// Parses `accelerators`: a string, or a list of strings (alternatives, preferred first).
@@ -351,6 +376,8 @@ mod tests {
         assert_eq!(suggestion("H1000:8").as_deref(), Some("\"H100:8\""));
         assert_eq!(suggestion("T4:0").as_deref(), Some("\"T4\""));
         assert!(acc("H100:x").is_err());
+        // A name no table name is close to is a site's own (a Slurm GRES type).
+        assert_eq!(acc("kilngpu:2").unwrap().name.name(), "kilngpu");
         assert!(acc(":2").is_err());
         assert!(acc("").is_err());
         let e = acc("H100x8").unwrap_err();
