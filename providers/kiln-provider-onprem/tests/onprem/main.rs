@@ -8,4 +8,5 @@ mod common;
 mod fleet;
 mod harness;
 mod job;
+mod portable;
 mod reschedule;

@@ -160,8 +160,9 @@ fn with(mut config: serde_json::Value, key: &str, value: serde_json::Value) -> s
     config
 }
 
-/// `validate` accepts `accelerators = "H100:8"` (and `cpus = "4+"`, `memory = "8+"` where the
-/// kind has them) and rejects the malformed `"H100x8"` and `"8xH100"` with an error on the
+/// `validate` accepts `accelerators = "H100:8"` and the list of alternatives
+/// `["H100:8", "A100-80GB:8"]` (with `cpus = "4+"`, `memory = "8+"` where the kind has them) and
+/// rejects the malformed `"H100x8"` and `"8xH100"` with an error on the
 /// `accelerators` attribute whose message or hint suggests `H100:8`; for `cluster` and, where
 /// the provider makes one, `spot_pool`.
 pub fn request_grammar(p: &dyn Provider, s: &dyn Setup) {
@@ -177,9 +178,12 @@ pub fn request_grammar(p: &dyn Provider, s: &dyn Setup) {
                 good = with(good, k, json!(v));
             }
         }
-        let d = p.validate(ValidateRequest { kind, config: &testing::config(p, kind, good.clone()) });
-        if d.has_errors() {
-            problems.push(format!("{kind}: {good} rejected: {:?}", d.errors().map(|e| &e.summary).collect::<Vec<_>>()));
+        let alternatives = with(good.clone(), "accelerators", json!(["H100:8", "A100-80GB:8"]));
+        for good in [good, alternatives] {
+            let d = p.validate(ValidateRequest { kind, config: &testing::config(p, kind, good.clone()) });
+            if d.has_errors() {
+                problems.push(format!("{kind}: {good} rejected: {:?}", d.errors().map(|e| &e.summary).collect::<Vec<_>>()));
+            }
         }
         for bad in ["H100x8", "8xH100"] {
             let config = testing::config(p, kind, with(base.clone(), "accelerators", json!(bad)));
