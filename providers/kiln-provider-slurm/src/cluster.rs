@@ -14,8 +14,8 @@ use kiln_provider::{
 use kiln_value::{Map, Value};
 
 use crate::parse::{self, SinfoNode};
-use crate::util::{attrs, error, num, opt_str, problem, read_error, set, str_attr, to_u64};
-use crate::{Ctx, Kind};
+use crate::util::{attrs, error, num, opt_str, problem, set, str_attr, to_u64};
+use crate::{Ctx, Kind, KindSchema, Outcome};
 
 pub(crate) struct Cluster;
 
@@ -270,6 +270,15 @@ async fn apply(ctx: &Ctx, address: &str, planned: &Value) -> Result<Value, Diagn
 
 #[async_trait]
 impl Kind<Ctx, ()> for Cluster {
+    fn name(&self) -> &'static str {
+        "cluster"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("A Slurm partition (with optional reservation, account and QoS) jobs are submitted to", crate::schema::cluster())
+            .state_only()
+    }
+
     fn validate(&self, config: &Value) -> Diagnostics {
         if CONFIG.iter().any(|k| config.get(k).is_some_and(Value::contains_unknown)) {
             return Diagnostics::new();
@@ -277,33 +286,26 @@ impl Kind<Ctx, ()> for Cluster {
         Ask::parse("", config).err().map(Diagnostics::from).unwrap_or_default()
     }
 
-    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
-        plan(ctx, req).await.unwrap_or_else(|d| PlanResponse {
-            planned: req.proposed.clone(),
-            requires_replace: Vec::new(),
-            diagnostics: d.into(),
-        })
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        Ok(plan(ctx, req).await?)
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        apply(ctx, req.address, req.planned).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(apply(ctx, req.address, req.planned).await?))
     }
 
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
-        apply(ctx, req.address, req.planned).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(apply(ctx, req.address, req.planned).await?))
     }
 
-    async fn delete(&self, _ctx: &Ctx, _req: &DeleteRequest<'_>) -> Diagnostics {
-        Diagnostics::new()
+    async fn delete(&self, _ctx: &Ctx, _req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        Ok(Diagnostics::new())
     }
 
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _batch: &()) -> Vec<ReadResult> {
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _batch: &()) -> Outcome<Vec<ReadResult>> {
         let first = items.first().map_or("cluster", |i| i.address);
-        let parts = match describe(ctx, first).await {
-            Ok(p) => p,
-            Err(d) => return items.iter().map(|_| read_error(d.clone())).collect(),
-        };
-        items
+        let parts = describe(ctx, first).await?;
+        Ok(items
             .iter()
             .map(|item| {
                 let name = str_attr(item.state, "partition");
@@ -319,19 +321,16 @@ impl Kind<Ctx, ()> for Cluster {
                 m.extend(describe_partition(p, per, kind));
                 ReadResult::found(Value::Map(m))
             })
-            .collect()
+            .collect())
     }
 
-    async fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> ReadResult {
-        ReadResult::gone()
+    async fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+        Ok(ReadResult::gone())
     }
 
     /// Imports a partition by name.
-    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
-        let parts = match describe(ctx, req.address).await {
-            Ok(p) => p,
-            Err(d) => return read_error(d),
-        };
+    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
+        let parts = describe(ctx, req.address).await?;
         let base = Value::Map(
             [
                 ("partition", Value::from(req.id)),
@@ -345,10 +344,8 @@ impl Kind<Ctx, ()> for Cluster {
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
         );
-        match state(&parts, req.address, &base) {
-            Ok(v) => ReadResult::found(v),
-            Err(d) => read_error(d.hint("import a cluster by its partition's name, such as `debug`")),
-        }
+        let v = state(&parts, req.address, &base).map_err(|d| d.hint("import a cluster by its partition's name, such as `debug`"))?;
+        Ok(ReadResult::found(v))
     }
 }
 

@@ -30,13 +30,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::kinds::legacy::Kinds;
-use kiln_provider::{
-    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
-    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
-    ValidateRequest,
-};
-use kiln_schema::ProviderSchema;
+use kiln_provider::kinds::{KindProvider, Kinds};
+use kiln_provider::{async_trait, ConfigureRequest, Limits, Provider, ProviderFactory};
+use kiln_schema::{Body, ProviderSchema};
 use kiln_value::Value;
 
 use crate::config::SlurmConfig;
@@ -53,7 +49,7 @@ impl ProviderFactory for SlurmFactory {
         NAME
     }
     fn schema(&self) -> ProviderSchema {
-        schema::schema()
+        SlurmProvider::provider_schema()
     }
     async fn configure(&self, req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
         Ok(Arc::new(SlurmProvider::configure(&req.config, &req.working_dir)?))
@@ -61,7 +57,7 @@ impl ProviderFactory for SlurmFactory {
 }
 
 /// What every kind's operations see: where commands run and where job files go.
-pub(crate) struct Ctx {
+pub struct Ctx {
     pub config: SlurmConfig,
     pub runner: Runner,
 }
@@ -160,60 +156,34 @@ impl SlurmProvider {
     }
 }
 
-pub(crate) use kiln_provider::kinds::legacy::Kind;
+pub(crate) use kiln_provider::kinds::{Kind, Outcome};
+pub(crate) use kiln_schema::KindSchema;
 
-/// The kinds; reads share nothing beyond one call per kind.
-static KINDS: Kinds<Ctx, ()> = Kinds { provider: "slurm", kinds: &[("cluster", &cluster::Cluster), ("job", &job::Job)] };
+/// The kinds. Reads share nothing beyond one call per kind: all jobs are read with one `squeue`
+/// (and at most one `sacct`), all clusters with one `sinfo` + `scontrol show partition`.
+static KINDS: Kinds<Ctx, ()> = Kinds { provider: NAME, kinds: &[&cluster::Cluster, &job::Job], data: &[] };
 
-#[async_trait]
-impl Provider for SlurmProvider {
-    fn schema(&self) -> ProviderSchema {
-        schema::schema()
+impl KindProvider for SlurmProvider {
+    type Ctx = Ctx;
+    type Batch = ();
+
+    fn kinds() -> &'static Kinds<Ctx, ()> {
+        &KINDS
+    }
+
+    fn config_schema() -> Body {
+        schema::config()
+    }
+
+    fn ctx(&self) -> &Ctx {
+        &self.ctx
     }
 
     fn limits(&self) -> Limits {
         Limits { concurrency: Some(16) }
     }
 
-    fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
-        KINDS.validate(req)
-    }
-
-    async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
-        KINDS.plan(&self.ctx, req).await
-    }
-
-    async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
-        KINDS.create(&self.ctx, req).await
-    }
-
-    async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
-        KINDS.update(&self.ctx, req).await
-    }
-
-    async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
-        KINDS.delete(&self.ctx, req).await
-    }
-
-    /// One batch per kind: all jobs are read with one `squeue` (and at most one `sacct`), all
-    /// clusters with one `sinfo` + `scontrol show partition`.
-    async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
-        KINDS.read(&self.ctx, req, &()).await
-    }
-
-    async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
-        KINDS.recover(&self.ctx, req).await
-    }
-
-    async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
-        KINDS.import(&self.ctx, req).await
-    }
-
     fn api_calls(&self) -> BTreeMap<String, u64> {
         self.ctx.runner.calls()
-    }
-
-    async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
-        KINDS.logs(&self.ctx, req).await
     }
 }

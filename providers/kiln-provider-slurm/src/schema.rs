@@ -1,30 +1,14 @@
 //! The schemas the `slurm` provider publishes: its configuration block (where Slurm's commands
-//! run) and the kinds `cluster` (a partition) and `job` (an sbatch job).
+//! run) and the kinds `cluster` (a partition) and `job` (an sbatch job), each published by its kind.
 
-use kiln_schema::{Attribute, Block, Body, KindSchema, Nesting, ProviderSchema};
+use kiln_schema::{Attribute, Block, Body, Nesting};
 use kiln_value::Type;
 
 fn list(t: Type) -> Type {
     Type::List(Box::new(t))
 }
 
-pub fn schema() -> ProviderSchema {
-    ProviderSchema {
-        config: config(),
-        kinds: [
-            (
-                "cluster".to_string(),
-                KindSchema::new("A Slurm partition (with optional reservation, account and QoS) jobs are submitted to", cluster())
-                    .state_only(),
-            ),
-            ("job".to_string(), KindSchema::new("A batch job submitted with sbatch; its tasks run the script with srun", job())),
-        ]
-        .into(),
-        data_kinds: Default::default(),
-    }
-}
-
-fn config() -> Body {
+pub(crate) fn config() -> Body {
     let login = Body::new()
         .attr("host", Attribute::required(Type::String, "The login node's address or DNS name"))
         .attr("port", Attribute::optional(Type::Number, "SSH port").default(22i64))
@@ -60,7 +44,7 @@ fn config() -> Body {
         )
 }
 
-fn cluster() -> Body {
+pub(crate) fn cluster() -> Body {
     Body::new()
         .attr("partition", Attribute::optional_computed(Type::String, "Partition jobs go to; default: the cluster's default partition"))
         .attr("reservation", Attribute::optional(Type::String, "Reservation jobs run in (sbatch --reservation)"))
@@ -86,7 +70,7 @@ fn cluster() -> Body {
         .attr("gpu_type", Attribute::computed(Type::String, "The GRES type `accelerators` names, as Slurm spells it (null: any)"))
 }
 
-fn job() -> Body {
+pub(crate) fn job() -> Body {
     let checkpoint = Body::new()
         .attr("bucket", Attribute::required(Type::Any, "A bucket with a `path` every node can reach, such as `bucket.checkpoints`"))
         .attr("path", Attribute::optional(Type::String, "Directory inside the bucket, such as \"run-1/\"").default(""));

@@ -21,7 +21,7 @@ use self::spec::JobSpec;
 use crate::parse::{self, SacctRow, SqueueRow};
 use crate::shell::write_file;
 use crate::util::{attrs, error, num, object_id, opt_str, read_error, set, str_attr, u64_attr};
-use crate::{Ctx, Kind};
+use crate::{Ctx, Kind, KindSchema, Outcome};
 
 pub(crate) struct Job;
 
@@ -453,61 +453,61 @@ async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> Result<LogsResponse, Diagnost
 
 #[async_trait]
 impl Kind<Ctx, ()> for Job {
+    fn name(&self) -> &'static str {
+        "job"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("A batch job submitted with sbatch; its tasks run the script with srun", crate::schema::job())
+    }
+
     fn validate(&self, config: &Value) -> Diagnostics {
         JobSpec::parse("", config).err().map(Diagnostics::from).unwrap_or_default()
     }
 
-    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
-        plan(req).unwrap_or_else(|d| PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: d.into() })
+    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        Ok(plan(req)?)
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        create(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(create(ctx, req).await?))
     }
 
-    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
-        update(req).map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(update(req)?))
     }
 
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
-        delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        delete(ctx, req).await?;
+        Ok(Diagnostics::new())
     }
 
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _batch: &()) -> Vec<ReadResult> {
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _batch: &()) -> Outcome<Vec<ReadResult>> {
         let first = items.first().map_or("job", |i| i.address);
         let states: Vec<&Value> = items.iter().map(|i| i.state).collect();
         match observe(ctx, first, &states).await {
-            Ok(seen) => items
+            Ok(seen) => Ok(items
                 .iter()
                 .zip(seen)
                 .map(|(item, s)| match str_attr(item.state, "job_id") {
                     None => ReadResult::gone(),
                     Some(_) => observed(item.state, &s).map_or_else(ReadResult::gone, ReadResult::found),
                 })
-                .collect(),
-            Err(d) => items.iter().map(|i| read_error(d.clone().address(i.address))).collect(),
+                .collect()),
+            Err(d) => Ok(items.iter().map(|i| read_error(d.clone().address(i.address))).collect()),
         }
     }
 
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
-        match recover(ctx, req).await {
-            Ok(Some(v)) => ReadResult::found(v),
-            Ok(None) => ReadResult::gone(),
-            Err(d) => read_error(d),
-        }
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+        Ok(recover(ctx, req).await?.map_or_else(ReadResult::gone, ReadResult::found))
     }
 
-    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
-        import(ctx, req).await.map_or_else(read_error, ReadResult::found)
+    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
+        Ok(ReadResult::found(import(ctx, req).await?))
     }
 
-    async fn logs(&self, ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
-        logs(ctx, req).await.unwrap_or_else(|d| LogsResponse {
-            data: Vec::new(),
-            next_offset: req.offset,
-            finished: true,
-            diagnostics: d.into(),
-        })
+    async fn logs(&self, ctx: &Ctx, req: &LogsRequest<'_>) -> Outcome<LogsResponse> {
+        Ok(logs(ctx, req).await?)
     }
 }
 
