@@ -3,7 +3,8 @@
 //! message rather than an unknown kind). Each kind publishes its own from these bodies; the
 //! provider's is assembled from its kinds table.
 
-use kiln_schema::{Attribute, Block, Body, Nesting};
+use kiln_provider::portable::job::{self, JobSchema};
+use kiln_schema::{Attribute, Body};
 use kiln_value::Type;
 
 pub(crate) fn machine() -> Body {
@@ -51,36 +52,13 @@ pub(crate) fn cluster() -> Body {
 }
 
 pub(crate) fn job() -> Body {
-    let checkpoint = Body::new()
-        .attr("bucket", Attribute::required(Type::Any, "The bucket, such as `bucket.checkpoints`"))
-        .attr("path", Attribute::optional(Type::String, "Directory inside the bucket, such as \"run-1/\"").default(""));
-    Body::new()
-        .attr("cluster", Attribute::required(Type::Any, "The cluster to run on, such as `cluster.train`"))
-        .attr("setup", Attribute::optional(Type::String, "Script run on every node before `run`").force_new())
-        .attr("run", Attribute::required(Type::String, "Script run on every node").force_new())
-        .attr("workdir", Attribute::optional(Type::String, "Directory the scripts run in; default: the working directory").force_new())
-        .attr("env", Attribute::optional(Type::Map(Box::new(Type::String)), "Extra environment variables").force_new())
-        .attr("nodes", Attribute::optional_computed(Type::Number, "Nodes to run on; default: all of the cluster's").force_new())
-        .attr("stop_grace", Attribute::optional(Type::Number, "Seconds between SIGTERM and SIGKILL when the job is stopped").default(10i64))
-        .attr("job_id", Attribute::computed(Type::String, "Identifier; also the name of the job's directory"))
-        .attr("status", Attribute::computed(Type::String, "pending, running, succeeded, failed or lost"))
-        .attr("exit_codes", Attribute::computed(Type::List(Box::new(Type::Any)), "Exit code of each node (null while running)"))
-        .attr("started_at", Attribute::computed(Type::String, "RFC 3339 time the processes started"))
-        .attr("finished_at", Attribute::computed(Type::String, "RFC 3339 time the job finished (null until then)"))
-        .attr("restarts", Attribute::computed(Type::Number, "Times the job was started again after being lost"))
+    JobSchema { job_id: "Identifier; also the name of the job's directory", ..JobSchema::default() }
+        .body()
+        .attr("stop_grace", job::stop_grace())
+        .attr("exit_codes", job::exit_codes())
+        .attr("restarts", job::restarts())
         .attr("log_dir", Attribute::computed(Type::String, "Directory holding node-RANK.log files"))
         .attr("pids", Attribute::computed(Type::List(Box::new(Type::Number)), "Process (group) ID of each node"))
-        .block(
-            "checkpoint",
-            Block {
-                nesting: Nesting::Single,
-                body: checkpoint,
-                min_items: 0,
-                max_items: Some(1),
-                force_new: false,
-                description: "Where the job keeps checkpoints (KILN_CHECKPOINT_DIR)",
-            },
-        )
 }
 
 pub(crate) fn spot_pool() -> Body {
@@ -89,4 +67,37 @@ pub(crate) fn spot_pool() -> Body {
         .attr("capacity", Attribute::optional(Type::Number, "Instances"))
         .attr("max_price", Attribute::optional(Type::Number, "Highest hourly price"))
         .attr("on_demand_fallback", Attribute::optional(Type::Bool, "Use on-demand capacity when spot is short"))
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_provider::portable::job::{schema_problems, shape};
+
+    /// The `job` schema is the portable one, and its shape (types and flags, which decide how a
+    /// state plans) is the one states were written with before issue 11.
+    #[test]
+    fn the_job_schema_is_portable_and_keeps_its_shape() {
+        assert_eq!(schema_problems(&super::job()), Vec::<String>::new());
+        let want = [
+            "cluster: Any required",
+            "env: Map(String) optional force_new",
+            "exit_codes: List(Any) computed",
+            "finished_at: String computed",
+            "job_id: String computed",
+            "log_dir: String computed",
+            "nodes: Number optional+computed force_new",
+            "pids: List(Number) computed",
+            "restarts: Number computed",
+            "run: String required force_new",
+            "setup: String optional force_new",
+            "started_at: String computed",
+            "status: String computed",
+            "stop_grace: Number optional default=10",
+            "workdir: String optional force_new",
+            "checkpoint {} Single 0..1",
+            "  bucket: Any required",
+            "  path: String optional default=\"\"",
+        ];
+        assert_eq!(shape(&super::job()), want);
+    }
 }

@@ -1,6 +1,7 @@
 //! The schemas the `onprem` provider publishes: its configuration block (the fleet's hosts),
 //! the kinds `fleet`, `cluster`, `job` and `bucket`, and the data source `inventory`.
 
+use kiln_provider::portable::job::{self, JobSchema};
 use kiln_schema::{Attribute, Block, Body, KindSchema, Nesting, ProviderSchema};
 use kiln_value::Type;
 
@@ -117,41 +118,19 @@ fn cluster() -> Body {
 }
 
 fn job() -> Body {
-    let checkpoint = Body::new()
-        .attr("bucket", Attribute::required(Type::Any, "The bucket, such as `bucket.checkpoints`"))
-        .attr("path", Attribute::optional(Type::String, "Directory inside the bucket, such as \"run-1/\"").default(""));
-    Body::new()
-        .attr("cluster", Attribute::required(Type::Any, "The cluster to run on, such as `cluster.train`"))
-        .attr("setup", Attribute::optional(Type::String, "Script run on every node before `run`").force_new())
-        .attr("run", Attribute::required(Type::String, "Script run on every node").force_new())
-        .attr(
-            "workdir",
-            Attribute::optional(Type::String, "Directory on the hosts the scripts run in; default: the job's directory").force_new(),
-        )
-        .attr("env", Attribute::optional(map(Type::String), "Extra environment variables").force_new())
-        .attr("nodes", Attribute::optional_computed(Type::Number, "Nodes to run on; default: all of the cluster's").force_new())
-        .attr("stop_grace", Attribute::optional(Type::Number, "Seconds between SIGTERM and SIGKILL when the job is stopped").default(10i64))
-        .attr("job_id", Attribute::computed(Type::String, "Identifier; also the name of the job's directory on each host"))
-        .attr("status", Attribute::computed(Type::String, "pending, running, succeeded, failed or lost"))
-        .attr("exit_codes", Attribute::computed(list(Type::Any), "Exit code of each node (null while running)"))
-        .attr("started_at", Attribute::computed(Type::String, "RFC 3339 time the job started"))
-        .attr("finished_at", Attribute::computed(Type::String, "RFC 3339 time the job finished (null until then)"))
-        .attr("node_ips", Attribute::computed(list(Type::String), "KILN_NODE_IPS: the hosts' addresses, by rank"))
-        .attr("master_addr", Attribute::computed(Type::String, "KILN_MASTER_ADDR: the address of rank 0"))
-        .attr("master_port", Attribute::computed(Type::Number, "KILN_MASTER_PORT: a port free on rank 0 at start"))
-        .attr("placement", Attribute::computed(list(Type::Any), "Each node: rank, host, address, dir (its job directory), pid"))
-        .attr("pids", Attribute::computed(list(Type::Any), "Process (group) ID of each node on its host"))
-        .block(
-            "checkpoint",
-            Block {
-                nesting: Nesting::Single,
-                body: checkpoint,
-                min_items: 0,
-                max_items: Some(1),
-                force_new: false,
-                description: "Where the job keeps checkpoints (KILN_CHECKPOINT_DIR)",
-            },
-        )
+    JobSchema {
+        workdir: "Directory on the hosts the scripts run in; default: the job's directory",
+        job_id: "Identifier; also the name of the job's directory on each host",
+        ..JobSchema::default()
+    }
+    .body()
+    .attr("stop_grace", job::stop_grace())
+    .attr("exit_codes", job::exit_codes())
+    .attr("node_ips", job::node_ips())
+    .attr("master_addr", Attribute::computed(Type::String, "KILN_MASTER_ADDR: the address of rank 0"))
+    .attr("master_port", Attribute::computed(Type::Number, "KILN_MASTER_PORT: a port free on rank 0 at start"))
+    .attr("placement", Attribute::computed(list(Type::Any), "Each node: rank, host, address, dir (its job directory), pid"))
+    .attr("pids", Attribute::computed(list(Type::Any), "Process (group) ID of each node on its host"))
 }
 
 fn bucket() -> Body {
@@ -162,4 +141,39 @@ fn bucket() -> Body {
         .attr("shared", Attribute::optional(Type::Bool, "The path is a mount every host sees (NFS, Lustre...)").default(false))
         .attr("uri", Attribute::computed(Type::String, "sftp:// URI of the directory"))
         .attr("force_destroy", Attribute::optional(Type::Bool, "Allow destroy to delete the bucket while it holds files").default(false))
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_provider::portable::job::{schema_problems, shape};
+
+    /// The `job` schema is the portable one, and its shape (types and flags, which decide how a
+    /// state plans) is the one states were written with before issue 11.
+    #[test]
+    fn the_job_schema_is_portable_and_keeps_its_shape() {
+        assert_eq!(schema_problems(&super::job()), Vec::<String>::new());
+        let want = [
+            "cluster: Any required",
+            "env: Map(String) optional force_new",
+            "exit_codes: List(Any) computed",
+            "finished_at: String computed",
+            "job_id: String computed",
+            "master_addr: String computed",
+            "master_port: Number computed",
+            "node_ips: List(String) computed",
+            "nodes: Number optional+computed force_new",
+            "pids: List(Any) computed",
+            "placement: List(Any) computed",
+            "run: String required force_new",
+            "setup: String optional force_new",
+            "started_at: String computed",
+            "status: String computed",
+            "stop_grace: Number optional default=10",
+            "workdir: String optional force_new",
+            "checkpoint {} Single 0..1",
+            "  bucket: Any required",
+            "  path: String optional default=\"\"",
+        ];
+        assert_eq!(shape(&super::job()), want);
+    }
 }

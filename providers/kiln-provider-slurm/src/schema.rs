@@ -1,6 +1,7 @@
 //! The schemas the `slurm` provider publishes: its configuration block (where Slurm's commands
 //! run) and the kinds `cluster` (a partition) and `job` (an sbatch job), each published by its kind.
 
+use kiln_provider::portable::job::{CheckpointBlock, JobSchema};
 use kiln_schema::{Attribute, Block, Body, Nesting};
 use kiln_value::Type;
 
@@ -18,7 +19,7 @@ pub(crate) fn config() -> Body {
             "host_key",
             Attribute::optional(
                 Type::String,
-                "The login node's public key (\"ssh-ed25519 AAAA...\"); without it, ~/.ssh/known_hosts must hold it. Never accepted unseen",
+                "The login node's public key (\"ssh-ed25519 AAAA...\") or its fingerprint (\"SHA256:...\"); without it, ~/.ssh/known_hosts must hold it. Never accepted unseen",
             ),
         )
         .attr("connect_timeout", Attribute::optional(Type::Number, "Seconds to wait for the SSH connection").default(10i64));
@@ -71,60 +72,79 @@ pub(crate) fn cluster() -> Body {
 }
 
 pub(crate) fn job() -> Body {
-    let checkpoint = Body::new()
-        .attr("bucket", Attribute::required(Type::Any, "A bucket with a `path` every node can reach, such as `bucket.checkpoints`"))
-        .attr("path", Attribute::optional(Type::String, "Directory inside the bucket, such as \"run-1/\"").default(""));
-    Body::new()
-        .attr("cluster", Attribute::required(Type::Any, "The partition to run in, such as `cluster.debug`"))
-        .attr("setup", Attribute::optional(Type::String, "Script run once on every node before `run`").force_new())
-        .attr("run", Attribute::required(Type::String, "Script every task runs (through srun)").force_new())
-        .attr(
-            "workdir",
-            Attribute::optional(
-                Type::String,
-                "Directory the scripts run in; default: the working directory (or the login user's home over SSH)",
-            )
-            .force_new(),
-        )
-        .attr("env", Attribute::optional(Type::Map(Box::new(Type::String)), "Extra environment variables").force_new())
-        .attr("nodes", Attribute::optional_computed(Type::Number, "Nodes (sbatch --nodes); default: the cluster's `nodes`").force_new())
-        .attr("tasks", Attribute::optional_computed(Type::Number, "Tasks in all (sbatch --ntasks); default: one per node").force_new())
-        .attr(
-            "gpus_per_node",
-            Attribute::optional_computed(Type::Number, "GPUs per node (sbatch --gpus-per-node); default: the cluster's").force_new(),
-        )
-        .attr("cpus_per_task", Attribute::optional(Type::Number, "CPUs per task (sbatch --cpus-per-task)").force_new())
-        .attr("memory", Attribute::optional(Type::String, "Memory per node, such as \"16G\" (sbatch --mem)").force_new())
-        .attr(
-            "time_limit",
-            Attribute::optional(Type::String, "Time limit, such as \"2:00:00\" or \"1-00:00:00\" (sbatch --time)").force_new(),
-        )
-        .attr(
-            "requeue",
-            Attribute::optional(Type::Bool, "Requeue the job when it is preempted or its node fails").default(false).force_new(),
-        )
-        .attr("sbatch_args", Attribute::optional(list(Type::String), "More sbatch options, such as [\"--constraint=ib\"]").force_new())
-        .attr("job_id", Attribute::computed(Type::String, "Slurm's job ID (also KILN_JOB_ID)"))
-        .attr("job_name", Attribute::computed(Type::String, "The job's name in Slurm: kiln-NAME-TOKEN"))
-        .attr("status", Attribute::computed(Type::String, "pending, running, succeeded, failed or lost"))
-        .attr("slurm_state", Attribute::computed(Type::String, "The job's state in Slurm (PENDING, RUNNING, COMPLETED, CANCELLED, ...)"))
-        .attr("reason", Attribute::computed(Type::String, "Why Slurm holds the job pending (null when none)"))
-        .attr("exit_code", Attribute::computed(Type::Number, "The batch script's exit code (null until the job ends)"))
-        .attr("node_list", Attribute::computed(Type::String, "Nodes the job runs on, as a Slurm host list"))
-        .attr("started_at", Attribute::computed(Type::String, "RFC 3339 time the job started (null while pending)"))
-        .attr("finished_at", Attribute::computed(Type::String, "RFC 3339 time the job finished (null until then)"))
-        .attr("restarts", Attribute::computed(Type::Number, "Times Slurm requeued the job"))
-        .attr("job_dir", Attribute::computed(Type::String, "Directory holding the job's scripts and output"))
-        .attr("output", Attribute::computed(Type::String, "The job's output file (stdout and stderr of every task)"))
-        .block(
-            "checkpoint",
-            Block {
-                nesting: Nesting::Single,
-                body: checkpoint,
-                min_items: 0,
-                max_items: Some(1),
-                force_new: false,
-                description: "Where the job keeps checkpoints (KILN_CHECKPOINT_DIR)",
-            },
-        )
+    JobSchema {
+        cluster: "The partition to run in, such as `cluster.debug`",
+        setup: "Script run once on every node before `run`",
+        run: "Script every task runs (through srun)",
+        workdir: "Directory the scripts run in; default: the working directory (or the login user's home over SSH)",
+        nodes: "Nodes (sbatch --nodes); default: the cluster's `nodes`",
+        job_id: "Slurm's job ID (also KILN_JOB_ID)",
+        started_at: "RFC 3339 time the job started (null while pending)",
+        checkpoint: CheckpointBlock {
+            bucket: "A bucket with a `path` every node can reach, such as `bucket.checkpoints`",
+            ..CheckpointBlock::default()
+        },
+    }
+    .body()
+    .attr("tasks", Attribute::optional_computed(Type::Number, "Tasks in all (sbatch --ntasks); default: one per node").force_new())
+    .attr(
+        "gpus_per_node",
+        Attribute::optional_computed(Type::Number, "GPUs per node (sbatch --gpus-per-node); default: the cluster's").force_new(),
+    )
+    .attr("cpus_per_task", Attribute::optional(Type::Number, "CPUs per task (sbatch --cpus-per-task)").force_new())
+    .attr("memory", Attribute::optional(Type::String, "Memory per node, such as \"16G\" (sbatch --mem)").force_new())
+    .attr("time_limit", Attribute::optional(Type::String, "Time limit, such as \"2:00:00\" or \"1-00:00:00\" (sbatch --time)").force_new())
+    .attr("requeue", Attribute::optional(Type::Bool, "Requeue the job when it is preempted or its node fails").default(false).force_new())
+    .attr("sbatch_args", Attribute::optional(list(Type::String), "More sbatch options, such as [\"--constraint=ib\"]").force_new())
+    .attr("job_name", Attribute::computed(Type::String, "The job's name in Slurm: kiln-NAME-TOKEN"))
+    .attr("slurm_state", Attribute::computed(Type::String, "The job's state in Slurm (PENDING, RUNNING, COMPLETED, CANCELLED, ...)"))
+    .attr("reason", Attribute::computed(Type::String, "Why Slurm holds the job pending (null when none)"))
+    .attr("exit_code", Attribute::computed(Type::Number, "The batch script's exit code (null until the job ends)"))
+    .attr("node_list", Attribute::computed(Type::String, "Nodes the job runs on, as a Slurm host list"))
+    .attr("restarts", Attribute::computed(Type::Number, "Times Slurm requeued the job"))
+    .attr("job_dir", Attribute::computed(Type::String, "Directory holding the job's scripts and output"))
+    .attr("output", Attribute::computed(Type::String, "The job's output file (stdout and stderr of every task)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_provider::portable::job::{schema_problems, shape};
+
+    /// The `job` schema is the portable one, and its shape (types and flags, which decide how a
+    /// state plans) is the one states were written with before issue 11.
+    #[test]
+    fn the_job_schema_is_portable_and_keeps_its_shape() {
+        assert_eq!(schema_problems(&super::job()), Vec::<String>::new());
+        let want = [
+            "cluster: Any required",
+            "cpus_per_task: Number optional force_new",
+            "env: Map(String) optional force_new",
+            "exit_code: Number computed",
+            "finished_at: String computed",
+            "gpus_per_node: Number optional+computed force_new",
+            "job_dir: String computed",
+            "job_id: String computed",
+            "job_name: String computed",
+            "memory: String optional force_new",
+            "node_list: String computed",
+            "nodes: Number optional+computed force_new",
+            "output: String computed",
+            "reason: String computed",
+            "requeue: Bool optional force_new default=false",
+            "restarts: Number computed",
+            "run: String required force_new",
+            "sbatch_args: List(String) optional force_new",
+            "setup: String optional force_new",
+            "slurm_state: String computed",
+            "started_at: String computed",
+            "status: String computed",
+            "tasks: Number optional+computed force_new",
+            "time_limit: String optional force_new",
+            "workdir: String optional force_new",
+            "checkpoint {} Single 0..1",
+            "  bucket: Any required",
+            "  path: String optional default=\"\"",
+        ];
+        assert_eq!(shape(&super::job()), want);
+    }
 }
