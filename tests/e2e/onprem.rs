@@ -268,7 +268,7 @@ fn onprem_example_runs_a_two_node_job_on_both_hosts_replans_clean_and_destroys()
     wrong[1].key = h.hosts[0].key.clone();
     let r = p.kiln(&["plan", "--var", &format!("hosts={}", hosts_value(&wrong))]).code_is(1);
     let err = r.stderr();
-    assert!(err.contains("host key of `host2`"), "{err}");
+    assert!(err.contains("host key of host `host2`"), "{err}");
     assert!(err.contains(&format!("the host presents {}", h.fingerprint(1))), "{err}");
     assert!(err.contains(&format!("the configured host_key is {}", h.fingerprint(0))), "{err}");
     assert!(err.contains("ssh-keygen -lf"), "the hint says how to check the key: {err}");

@@ -1,19 +1,14 @@
 //! What this machine has: CPU count (`available_parallelism`), memory (`/proc/meminfo`, or
 //! `sysctl hw.memsize` where there is no `/proc`) and NVIDIA GPUs, discovered by running
 //! `nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader,nounits` when the
-//! command exists. Parsing is pure and tested on recorded outputs of real machines.
+//! command exists. Parsing is pure, in `kiln_hostinfo`, shared with the `onprem` provider.
 
 use std::process::Command;
 
+pub use kiln_hostinfo::gpu::{parse_nvidia_smi, Gpu};
+use kiln_hostinfo::mem::gib;
+pub use kiln_hostinfo::mem::parse_meminfo;
 use kiln_value::{Map, Value};
-
-/// One GPU as `nvidia-smi` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Gpu {
-    pub index: u32,
-    pub name: String,
-    pub memory_mib: u64,
-}
 
 /// The resources of this machine that clusters share.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,49 +62,12 @@ impl Machine {
     }
 }
 
-impl Gpu {
-    /// `{index, name, memory_mib}` as a kiln value.
-    pub fn to_value(&self) -> Value {
-        let m: Map = [
-            ("index".to_string(), Value::from(self.index as i64)),
-            ("name".to_string(), Value::from(self.name.as_str())),
-            ("memory_mib".to_string(), Value::from(self.memory_mib as i64)),
-        ]
-        .into();
-        Value::Map(m)
-    }
-}
-
-/// Parses `nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader,nounits`.
-/// Lines that are not GPU rows ("No devices were found", blank lines) are skipped; a memory
-/// reported as `[N/A]` counts as 0.
-pub fn parse_nvidia_smi(out: &str) -> Vec<Gpu> {
-    out.lines().filter_map(parse_gpu_line).collect()
-}
-
-fn parse_gpu_line(line: &str) -> Option<Gpu> {
-    let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-    let [index, name, memory] = fields.as_slice() else { return None };
-    let index = index.parse().ok()?;
-    if name.is_empty() {
-        return None;
-    }
-    Some(Gpu { index, name: name.to_string(), memory_mib: memory.parse().unwrap_or(0) })
-}
-
 fn discover_gpus() -> Vec<Gpu> {
     let out = Command::new("nvidia-smi").args(["--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"]).output();
     match out {
         Ok(o) => parse_nvidia_smi(&String::from_utf8_lossy(&o.stdout)),
         Err(_) => Vec::new(),
     }
-}
-
-/// `MemTotal` of `/proc/meminfo`, in bytes.
-pub fn parse_meminfo(text: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 fn memory_bytes() -> Option<u64> {
@@ -120,28 +78,17 @@ fn memory_bytes() -> Option<u64> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
-fn gib(bytes: u64) -> f64 {
-    (bytes as f64 / (1u64 << 30) as f64 * 10.0).floor() / 10.0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let path = format!("{}/testdata/nvidia-smi/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../kiln-hostinfo/testdata/nvidia-smi/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     fn machine(name: &str) -> Machine {
         Machine { cpus: 8, memory_gb: 64.0, gpus: parse_nvidia_smi(&fixture(name)) }
-    }
-
-    #[test]
-    fn eight_a100() {
-        let gpus = parse_nvidia_smi(&fixture("8x-a100-sxm4-80gb.csv"));
-        assert_eq!(gpus.len(), 8);
-        assert_eq!(gpus[7], Gpu { index: 7, name: "NVIDIA A100-SXM4-80GB".into(), memory_mib: 81920 });
     }
 
     #[test]
@@ -160,30 +107,7 @@ mod tests {
     }
 
     #[test]
-    fn two_t4() {
-        let m = machine("2x-tesla-t4.csv");
-        assert_eq!(m.gpus.len(), 2);
-        assert_eq!(m.gpus[1].name, "Tesla T4");
-        assert_eq!(m.gpus[1].memory_mib, 15360);
-    }
-
-    #[test]
     fn no_gpus() {
-        assert!(parse_nvidia_smi(&fixture("empty.csv")).is_empty());
-        assert!(parse_nvidia_smi(&fixture("no-devices.csv")).is_empty());
         assert_eq!(machine("no-devices.csv").describe_gpus(), "0 GPUs");
-    }
-
-    #[test]
-    fn unavailable_memory_counts_as_zero() {
-        assert_eq!(parse_nvidia_smi("0, NVIDIA A10G, [N/A]\n")[0].memory_mib, 0);
-    }
-
-    #[test]
-    fn meminfo() {
-        let text = "MemTotal:       24684084 kB\nMemFree:         1000 kB\n";
-        assert_eq!(parse_meminfo(text), Some(24684084 * 1024));
-        assert_eq!(gib(24684084 * 1024), 23.5);
-        assert_eq!(parse_meminfo("nothing"), None);
     }
 }

@@ -1,13 +1,17 @@
 //! What a host has, discovered over SSH by one script that prints `@@SECTION` headers followed
 //! by the raw output of standard tools: CPU count (`nproc`) and model (`/proc/cpuinfo`, else
 //! `lscpu`), memory (`/proc/meminfo`), OS (`/etc/os-release`, `uname`), disks (`df -PTk`) and
-//! GPUs (`nvidia-smi`, `rocm-smi`). Parsing is pure and tested on recorded outputs.
+//! GPUs (`nvidia-smi`, `rocm-smi`). Each tool's output is parsed by `kiln_hostinfo` (shared with
+//! the `local` provider); this module splits the script's output into sections, tested on
+//! recorded outputs.
 
-use kiln_provider_local::machine::parse_meminfo;
+use kiln_hostinfo::gpu::{parse_nvidia, parse_rocm, HostGpu, NVIDIA_SMI, ROCM_SMI};
+use kiln_hostinfo::mem::{gib, parse_meminfo};
+pub use kiln_hostinfo::system::Disk;
+use kiln_hostinfo::system::{cpu_model, os_pretty_name, parse_df};
 use kiln_value::Value;
 
-use crate::gpus::{parse_nvidia, parse_rocm, HostGpu, NVIDIA_SMI, ROCM_SMI};
-use crate::util::{num, obj, tenths};
+use crate::util::{num, tenths};
 
 /// Prints the sections [`parse`] reads. Missing tools leave their section empty.
 pub fn script() -> String {
@@ -25,15 +29,6 @@ s rocm; command -v rocm-smi >/dev/null 2>&1 && {ROCM_SMI} 2>/dev/null
 s end
 "#
     )
-}
-
-/// One mounted file system.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Disk {
-    pub mount: String,
-    pub fs_type: String,
-    pub size_gb: f64,
-    pub free_gb: f64,
 }
 
 /// A host's hardware and OS.
@@ -76,46 +71,6 @@ pub fn complete(text: &str) -> bool {
     sections(text).iter().any(|(n, _)| *n == "end")
 }
 
-/// `PRETTY_NAME` of os-release.
-fn pretty_name(os_release: &str) -> String {
-    os_release.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")).map(|v| v.trim().trim_matches('"').to_string()).unwrap_or_default()
-}
-
-/// The value after the first `:` of the first line.
-fn after_colon(s: &str) -> String {
-    s.lines().next().and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()).unwrap_or_default()
-}
-
-/// File systems that hold no data worth reporting.
-const PSEUDO_FS: [&str; 12] =
-    ["tmpfs", "devtmpfs", "proc", "sysfs", "squashfs", "cgroup", "cgroup2", "efivarfs", "ramfs", "nsfs", "autofs", "fuse.lxcfs"];
-
-fn kib_to_gb(kib: u64) -> f64 {
-    (kib as f64 / (1u64 << 20) as f64 * 10.0).round() / 10.0
-}
-
-/// `df -PTk`: Filesystem Type 1024-blocks Used Available Capacity Mounted-on.
-pub fn parse_df(text: &str) -> Vec<Disk> {
-    text.lines()
-        .skip_while(|l| !l.starts_with("Filesystem"))
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() < 7 || PSEUDO_FS.contains(&f[1]) || f[6] == "/boot" || f[6].starts_with("/boot/") {
-                return None;
-            }
-            let size: u64 = f[2].parse().ok()?;
-            let free: u64 = f[4].parse().ok()?;
-            (size > 0).then(|| Disk {
-                mount: f[6..].join(" "),
-                fs_type: f[1].to_string(),
-                size_gb: kib_to_gb(size),
-                free_gb: kib_to_gb(free),
-            })
-        })
-        .collect()
-}
-
 /// Parses the output of [`script`].
 pub fn parse(text: &str) -> Inventory {
     let all = sections(text);
@@ -125,23 +80,12 @@ pub fn parse(text: &str) -> Inventory {
     Inventory {
         hostname: section(&all, "hostname").trim().to_string(),
         cpus: section(&all, "cpus").trim().parse().unwrap_or(0),
-        cpu_model: after_colon(section(&all, "cpu_model")),
-        memory_gb: (memory as f64 / (1u64 << 30) as f64 * 10.0).floor() / 10.0,
-        os: pretty_name(section(&all, "os_release")),
+        cpu_model: cpu_model(section(&all, "cpu_model")),
+        memory_gb: gib(memory),
+        os: os_pretty_name(section(&all, "os_release")),
         kernel: section(&all, "kernel").trim().to_string(),
         disks: parse_df(section(&all, "disks")),
         gpus,
-    }
-}
-
-impl Disk {
-    pub fn to_value(&self) -> Value {
-        obj([
-            ("mount", Value::from(self.mount.as_str())),
-            ("type", Value::from(self.fs_type.as_str())),
-            ("size_gb", tenths(self.size_gb)),
-            ("free_gb", tenths(self.free_gb)),
-        ])
     }
 }
 

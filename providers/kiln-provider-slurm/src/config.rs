@@ -7,7 +7,7 @@
 //!     host     = "login1.example.org"
 //!     user     = "alice"
 //!     identity_file = "~/.ssh/id_ed25519"
-//!     host_key = "ssh-ed25519 AAAAC3Nza..."
+//!     host_key = "ssh-ed25519 AAAAC3Nza..."   # or "SHA256:..."; without it ~/.ssh/known_hosts
 //!   }
 //! }
 //! ```
@@ -15,6 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use kiln_diag::Diagnostic;
+use kiln_remote::HostKey;
 use kiln_value::Value;
 
 use crate::runner::Login;
@@ -43,13 +44,15 @@ fn local_path(working_dir: &Path, p: &str) -> PathBuf {
     working_dir.join(p)
 }
 
-/// `TYPE BASE64` out of a public key line (a trailing comment is dropped).
-fn host_key(s: &str) -> Result<String, Diagnostic> {
-    let words: Vec<&str> = s.split_whitespace().collect();
-    match words.as_slice() {
-        [t, key, ..] if (t.starts_with("ssh-") || t.starts_with("ecdsa-")) && key.starts_with("AAAA") => Ok(format!("{t} {key}")),
-        _ => Err(config_error(format!("login: `host_key` is not a public key: `{s}`"))
-            .hint("copy the line of /etc/ssh/ssh_host_ed25519_key.pub on the login node: \"ssh-ed25519 AAAA...\"")),
+/// A full public key line (`ssh-ed25519 AAAA...`, a trailing comment dropped) or a `SHA256:`
+/// fingerprint; without one the user's known_hosts decide (still strictly).
+fn host_key(s: Option<&str>) -> Result<HostKey, Diagnostic> {
+    match HostKey::parse(s) {
+        Ok(HostKey::Missing) => Ok(HostKey::UserKnownHosts),
+        Ok(k) => Ok(k),
+        Err(e) => Err(config_error(format!("login: `host_key`: {e}")).hint(
+            "copy the line of /etc/ssh/ssh_host_ed25519_key.pub on the login node (\"ssh-ed25519 AAAA...\"), or its fingerprint (\"SHA256:...\")",
+        )),
     }
 }
 
@@ -73,7 +76,7 @@ pub fn parse(config: &Value, working_dir: &Path) -> Result<SlurmConfig, Diagnost
                 port,
                 user: str_attr(l, "user").map(str::to_string),
                 identity_file: str_attr(l, "identity_file").map(|p| local_path(working_dir, p)),
-                host_key: str_attr(l, "host_key").map(host_key).transpose()?,
+                host_key: host_key(str_attr(l, "host_key"))?,
                 connect_timeout: u64_attr(l, "connect_timeout").unwrap_or(10).max(1),
             })
         }
@@ -109,12 +112,32 @@ mod tests {
         assert_eq!(c.root, "/scratch/kiln");
         assert_eq!(l.endpoint(), "alice@login1:2222");
         assert_eq!(l.identity_file, Some(PathBuf::from("/w/keys/id")));
-        assert_eq!(l.host_key.as_deref(), Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG+aGv1ku/54A8fhpR9bEnfynvYVzGyeCqmcuE1oj9f5"));
+        assert_eq!(
+            l.host_key,
+            HostKey::Key {
+                algorithm: "ssh-ed25519".into(),
+                blob: "AAAAC3NzaC1lZDI1NTE5AAAAIG+aGv1ku/54A8fhpR9bEnfynvYVzGyeCqmcuE1oj9f5".into()
+            }
+        );
     }
 
     #[test]
     fn bad_host_key() {
-        let e = parse(&v(serde_json::json!({ "login": { "host": "l", "host_key": "SHA256:abc" } })), Path::new("/w")).unwrap_err();
-        assert!(e.summary.contains("not a public key"), "{}", e.summary);
+        let e = parse(&v(serde_json::json!({ "login": { "host": "l", "host_key": "nonsense" } })), Path::new("/w")).unwrap_err();
+        assert!(e.summary.contains("login: `host_key`"), "{}", e.summary);
+        assert!(e.hint.as_deref().unwrap_or_default().contains("ssh_host_ed25519_key.pub"), "{:?}", e.hint);
+    }
+
+    #[test]
+    fn host_key_as_a_fingerprint() {
+        let fp = "SHA256:Jx4uEpIeKykJTFgm7W/OU0OYWigni1CzJ4nllXC4Ph4";
+        let c = parse(&v(serde_json::json!({ "login": { "host": "l", "host_key": fp } })), Path::new("/w")).unwrap();
+        assert_eq!(c.login.unwrap().host_key, HostKey::Fingerprint(fp.into()));
+    }
+
+    #[test]
+    fn without_host_key_the_users_known_hosts_decide() {
+        let c = parse(&v(serde_json::json!({ "login": { "host": "l" } })), Path::new("/w")).unwrap();
+        assert_eq!(c.login.unwrap().host_key, HostKey::UserKnownHosts);
     }
 }

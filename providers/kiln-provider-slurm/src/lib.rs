@@ -22,7 +22,7 @@ mod job;
 pub mod parse;
 pub mod runner;
 mod schema;
-mod shell;
+use kiln_remote::shell;
 mod util;
 
 use std::collections::BTreeMap;

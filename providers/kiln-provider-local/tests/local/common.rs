@@ -9,7 +9,7 @@ use tempfile::TempDir;
 
 /// A machine with `cpus` CPUs, 64 GiB and the GPUs of a recorded `nvidia-smi` output.
 pub fn machine(cpus: u64, nvidia_smi: &str) -> Machine {
-    let path = format!("{}/testdata/nvidia-smi/{nvidia_smi}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../kiln-hostinfo/testdata/nvidia-smi/{nvidia_smi}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     Machine { cpus, memory_gb: 64.0, gpus: parse_nvidia_smi(&text) }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use kiln_provider_local::procs::parse_stat;
+use kiln_hostinfo::procs::parse_stat;
 
 use crate::shell::{exports, write_file};
 

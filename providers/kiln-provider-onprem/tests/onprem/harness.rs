@@ -141,10 +141,10 @@ fn start() -> Harness {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let a100 = testdata("../kiln-provider-local/testdata/nvidia-smi/8x-a100-sxm4-80gb.csv");
+    let a100 = testdata("../kiln-hostinfo/testdata/nvidia-smi/8x-a100-sxm4-80gb.csv");
     fake_tool(&dir, "host1", "nvidia-smi", &a100);
     fake_tool(&dir, "host2", "nvidia-smi", &a100);
-    fake_tool(&dir, "host3", "rocm-smi", &testdata("testdata/rocm-smi/2x-mi210-warning.txt"));
+    fake_tool(&dir, "host3", "rocm-smi", &testdata("../kiln-hostinfo/testdata/rocm-smi/2x-mi210-warning.txt"));
     Harness { hosts: parse_hosts(&dir), dir }
 }
 

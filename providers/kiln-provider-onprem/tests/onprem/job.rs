@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kiln_provider::conformance::{self, Case};
 use kiln_provider::{CreateRequest, LogsRequest, Provider, RecoverRequest};
-use kiln_provider_local::procs::ProcTable;
+use kiln_hostinfo::procs::ProcTable;
 use kiln_provider_onprem::OnpremProvider;
 use kiln_value::Value;
 use serde_json::json;

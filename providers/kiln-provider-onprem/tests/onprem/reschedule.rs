@@ -8,7 +8,7 @@
 //! with no free host to move to keeps its allocation and says why.
 
 use kiln_provider::{Provider, UpdateRequest};
-use kiln_provider_local::procs::ProcTable;
+use kiln_hostinfo::procs::ProcTable;
 use kiln_value::Value;
 use serde_json::json;
 

@@ -107,3 +107,27 @@ async fn a_login_node_with_another_host_key_is_refused() {
     assert!(e.summary.contains("kiln refused to connect"), "{}", e.summary);
     assert!(e.hint.as_deref().unwrap_or_default().contains("host_key"), "{:?}", e.hint);
 }
+
+/// `SHA256:...` of a `TYPE BASE64` key line, as `ssh-keygen -lf` prints it.
+fn fingerprint(key: &str) -> String {
+    kiln_remote::fingerprint(key.split_whitespace().nth(1).expect("key blob")).expect("fingerprint")
+}
+
+#[tokio::test]
+async fn a_login_node_given_by_its_fingerprint_is_reached() {
+    let p = provider_with_key(&fingerprint(&login().key));
+    let r = plan(&p, "cluster.debug", &config(&p, "cluster", json!({ "partition": "debug" })), None).await;
+    assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
+}
+
+#[tokio::test]
+async fn a_login_node_with_another_fingerprint_is_refused() {
+    let other = fingerprint("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG+aGv1ku/54A8fhpR9bEnfynvYVzGyeCqmcuE1oj9f5");
+    let p = provider_with_key(&other);
+    let r = plan(&p, "cluster.debug", &config(&p, "cluster", json!({ "partition": "debug" })), None).await;
+    let e = r.diagnostics.errors().next().expect("refused").clone();
+    assert!(e.summary.contains("login node trainer@127.0.1.1:"), "{}", e.summary);
+    assert!(e.summary.contains(&fingerprint(&login().key)), "the key the login node presents: {}", e.summary);
+    assert!(e.summary.contains(&other) && e.summary.contains("kiln refused to connect"), "{}", e.summary);
+    assert!(e.hint.as_deref().unwrap_or_default().contains("host_key"), "{:?}", e.hint);
+}

@@ -14,6 +14,9 @@ pub enum HostKey {
     Fingerprint(String),
     /// Not configured: every connection is refused, showing the fingerprint the host presents.
     Missing,
+    /// Not configured, and the user's own known_hosts files decide (still strictly: a host they
+    /// do not know is refused). Providers choose this in place of [`HostKey::Missing`].
+    UserKnownHosts,
 }
 
 impl HostKey {
@@ -36,7 +39,17 @@ impl HostKey {
         match self {
             HostKey::Key { blob, .. } => fingerprint(blob).ok(),
             HostKey::Fingerprint(f) => Some(f.clone()),
-            HostKey::Missing => None,
+            HostKey::Missing | HostKey::UserKnownHosts => None,
+        }
+    }
+
+    /// What was expected instead of a key the host presented, for messages: `the configured
+    /// host_key is SHA256:...`.
+    pub fn expected(&self) -> String {
+        match self {
+            HostKey::UserKnownHosts => "not the key ~/.ssh/known_hosts holds for it".to_string(),
+            HostKey::Missing => "no host_key is configured".to_string(),
+            _ => format!("the configured host_key is {}", self.fingerprint().unwrap_or_default()),
         }
     }
 }
@@ -112,6 +125,18 @@ mod tests {
         assert_eq!(HostKey::parse(None).unwrap(), HostKey::Missing);
         assert!(HostKey::parse(Some("ssh-ed25519")).is_err());
         assert!(HostKey::parse(Some("ssh-ed25519 ###")).is_err());
+        assert!(HostKey::parse(Some("nonsense")).is_err());
+        assert_eq!(HostKey::parse(Some("  ")).unwrap(), HostKey::Missing);
+    }
+
+    #[test]
+    fn both_forms_name_the_same_key() {
+        let full = HostKey::parse(Some(&format!("ssh-ed25519 {KEY}"))).unwrap();
+        let fp = HostKey::parse(Some(FP)).unwrap();
+        assert_eq!(full.fingerprint(), fp.fingerprint());
+        assert_eq!(full.expected(), format!("the configured host_key is {FP}"));
+        assert_eq!(fp.expected(), format!("the configured host_key is {FP}"));
+        assert_eq!(HostKey::UserKnownHosts.fingerprint(), None);
     }
 
     #[test]
