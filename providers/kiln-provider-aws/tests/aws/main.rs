@@ -9,4 +9,5 @@ mod job;
 mod portable;
 mod net;
 mod provider;
+mod requests;
 mod spot_pool;
