@@ -37,6 +37,7 @@
 
 use std::fmt;
 
+use kiln_diag::Diagnostic;
 use kiln_schema::{Attribute, Block, Body, Nesting};
 use kiln_value::{Type, Value};
 
@@ -381,16 +382,32 @@ impl<'a> Checkpoint<'a> {
     }
 
     /// The bucket's `uri` joined with `path` (percent-encoded), such as `s3://b/run-1` or
-    /// `file:///data/ckpt/run-1`; for a bucket without a known `uri`, `file://` and its `path`.
-    /// `None` when neither is known.
+    /// `file:///data/ckpt/run-1`; `None` while the bucket has no known `uri` (then the provider
+    /// names its directory with [`file_uri`]).
     pub fn uri(&self) -> Option<String> {
-        let base = match self.bucket.get("uri").and_then(Value::as_str) {
-            Some(u) => u.to_string(),
-            None => format!("file://{}", encode(self.bucket.get("path").and_then(Value::as_str)?)),
-        };
+        let base = self.bucket.get("uri").and_then(Value::as_str)?;
         let sub = self.path.trim_matches('/');
-        Some(if sub.is_empty() { base } else { format!("{}/{}", base.trim_end_matches('/'), encode(sub)) })
+        Some(if sub.is_empty() { base.to_string() } else { format!("{}/{}", base.trim_end_matches('/'), encode(sub)) })
     }
+
+    /// The error for a bucket the job's nodes cannot reach (see [`BucketStore`]): at
+    /// `checkpoint`, saying what the bucket is; `hint` says what to use instead. Callers add
+    /// the job's address.
+    pub fn unreachable(&self, code: &'static str, provider: &str, hint: &str) -> Diagnostic {
+        let store = self.store();
+        Diagnostic::error(code, format!("checkpoint.bucket is {}, which the nodes of a `{provider}` job cannot reach", store.describe()))
+            .attribute("checkpoint")
+            .detail(
+                "KILN_CHECKPOINT_DIR is a directory on each node; kiln hands nodes no credentials for another provider's bucket, \
+             and refuses a checkpoint directory that would silently go nowhere",
+            )
+            .hint(hint.to_string())
+    }
+}
+
+/// `file://PATH`, percent-encoded.
+pub fn file_uri(path: &str) -> String {
+    format!("file://{}", encode(path))
 }
 
 /// `base` and `sub` joined by one `/`, trailing and leading slashes of the parts dropped
@@ -623,7 +640,11 @@ mod tests {
         let local = job(serde_json::json!({ "uri": "file:///data/b", "path": "/data/b" }), "");
         assert_eq!(Checkpoint::of(&local).unwrap().uri().as_deref(), Some("file:///data/b"));
         let bare = job(serde_json::json!({ "path": "/data/b/" }), "run-1");
-        assert_eq!(Checkpoint::of(&bare).unwrap().uri().as_deref(), Some("file:///data/b/run-1"));
+        assert_eq!(Checkpoint::of(&bare).unwrap().uri(), None);
+        assert_eq!(file_uri("/data/b/run 1"), "file:///data/b/run%201");
+        let d = Checkpoint::of(&s3).unwrap().unreachable("E-X-JOB-CHECKPOINT", "local", "use a `local` bucket");
+        assert_eq!(d.code, "E-X-JOB-CHECKPOINT");
+        assert!(d.summary.contains("s3://") && d.summary.contains("`local` job"), "{}", d.summary);
         assert_eq!(Checkpoint::of(&v(serde_json::json!({ "checkpoint": null }))), None);
         assert_eq!(join_dir("/data/b/", "/run-1/"), "/data/b/run-1");
         assert_eq!(join_dir("/data/b/", ""), "/data/b/");
