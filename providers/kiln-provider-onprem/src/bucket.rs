@@ -15,7 +15,7 @@ use kiln_value::{Map, Value};
 use crate::config::HostConfig;
 use crate::ssh::SshError;
 use crate::util::{attrs, bool_attr, error, read_error, set, slug, str_attr};
-use crate::{Batch, Ctx, Kind};
+use crate::{Batch, Ctx, Kind, KindSchema, Outcome};
 
 pub(crate) struct Bucket;
 
@@ -260,6 +260,14 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
 
 #[async_trait]
 impl Kind<Ctx, Batch> for Bucket {
+    fn name(&self) -> &'static str {
+        "bucket"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("A directory on a host, or on a mount every host shares", crate::schema::bucket())
+    }
+
     fn validate(&self, config: &Value) -> Diagnostics {
         match str_attr(config, "name").map(check_name) {
             Some(Err(m)) => Diagnostic::error("E-ONPREM-BUCKET-NAME", m).into(),
@@ -267,33 +275,34 @@ impl Kind<Ctx, Batch> for Bucket {
         }
     }
 
-    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
-        plan(ctx, req).await
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        Ok(plan(ctx, req).await)
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        create(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(create(ctx, req).await?))
     }
 
-    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
         // Only `shared` and `force_destroy` change in place; both live in state alone.
-        ApplyResponse::ok(req.planned.clone())
+        Ok(ApplyResponse::ok(req.planned.clone()))
     }
 
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
-        delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        delete(ctx, req).await?;
+        Ok(Diagnostics::new())
     }
 
     /// Every item at once, each in its own task over the shared host connections.
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _batch: &Batch) -> Vec<ReadResult> {
-        futures_util::future::join_all(items.iter().map(|item| async move { read(ctx, item).await })).await
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _batch: &Batch) -> Outcome<Vec<ReadResult>> {
+        Ok(futures_util::future::join_all(items.iter().map(|item| async move { read(ctx, item).await })).await)
     }
 
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
-        recover(ctx, req).await
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+        Ok(recover(ctx, req).await)
     }
 
-    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
-        import(ctx, req).await
+    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
+        Ok(import(ctx, req).await)
     }
 }

@@ -37,8 +37,8 @@ use crate::alloc::{computed, place, placements, Ask, Candidate, Placement};
 use crate::claims::{self, Claim};
 use crate::scan::{scan, scan_all, HostScan};
 use crate::ssh::SshError;
-use crate::util::{attrs, error, object_id, read_error, str_attr, str_list, strings};
-use crate::{Batch, Ctx, Kind};
+use crate::util::{attrs, error, object_id, str_attr, str_list, strings};
+use crate::{Batch, Ctx, Kind, KindSchema, Outcome};
 
 pub(crate) struct Cluster;
 
@@ -342,11 +342,19 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
 
 #[async_trait]
 impl Kind<Ctx, Batch> for Cluster {
+    fn name(&self) -> &'static str {
+        "cluster"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("Hosts of the fleet allocated to a request; their GPUs are claimed on the hosts", crate::schema::cluster())
+    }
+
     fn validate(&self, config: &Value) -> Diagnostics {
         Ask::parse(config).err().map(invalid).unwrap_or_default()
     }
 
-    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
         if let Some(prior) = req.prior {
             // The allocation stands, but for nodes on hosts that stopped answering; any change
             // of the request replaces the cluster, and the engine then plans it afresh.
@@ -368,41 +376,36 @@ impl Kind<Ctx, Batch> for Cluster {
                 );
                 planned = with(&planned, [("stale_hosts", strings(Vec::<&str>::new()))]);
             }
-            return PlanResponse { planned, requires_replace: Vec::new(), diagnostics };
+            return Ok(PlanResponse { planned, requires_replace: Vec::new(), diagnostics });
         }
-        match allocate(ctx, req.address, req.proposed).await {
-            Ok((planned, diagnostics)) => PlanResponse { planned, requires_replace: Vec::new(), diagnostics },
-            Err(d) => {
-                PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: d.with_address(req.address) }
-            }
-        }
+        let (planned, diagnostics) = allocate(ctx, req.address, req.proposed).await.map_err(|d| d.with_address(req.address))?;
+        Ok(PlanResponse { planned, requires_replace: Vec::new(), diagnostics })
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        create(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(create(ctx, req).await?))
     }
 
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
-        update(ctx, req).await
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(update(ctx, req).await)
     }
 
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
-        delete(ctx, req).await
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        Ok(delete(ctx, req).await)
     }
 
     /// Every item at once, each in its own task over the shared host connections.
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], batch: &Batch) -> Vec<ReadResult> {
-        futures_util::future::join_all(items.iter().map(|item| async move { read(item, batch.scans(ctx).await) })).await
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], batch: &Batch) -> Outcome<Vec<ReadResult>> {
+        Ok(futures_util::future::join_all(items.iter().map(|item| async move { read(item, batch.scans(ctx).await) })).await)
     }
 
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
-        recover(ctx, req).await
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+        Ok(recover(ctx, req).await)
     }
 
-    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
-        read_error(
-            error("E-ONPREM-IMPORT", req.address, "onprem clusters cannot be imported yet")
-                .hint("declare the cluster and run `kiln apply`"),
-        )
+    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
+        Err(error("E-ONPREM-IMPORT", req.address, "onprem clusters cannot be imported yet")
+            .hint("declare the cluster and run `kiln apply`")
+            .into())
     }
 }

@@ -5,16 +5,17 @@
 //! key is unknown or changed is an error; one that does not answer is a warning.
 
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::kinds::DataSource;
 use kiln_provider::{
-    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, PlanRequest, PlanResponse, ReadItem, ReadResult,
-    RecoverRequest, UpdateRequest,
+    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, PlanRequest, PlanResponse, ReadDataRequest, ReadItem,
+    ReadResult, RecoverRequest, UpdateRequest,
 };
 use kiln_value::Value;
 
 use crate::scan::{scan_all, HostScan};
 use crate::ssh::SshError;
-use crate::util::{attrs, error, num, read_error, str_list, str_map, strings};
-use crate::{Batch, Ctx, Kind};
+use crate::util::{attrs, error, num, str_list, str_map, strings};
+use crate::{Batch, Ctx, Kind, KindSchema, Outcome};
 
 pub(crate) struct Fleet;
 
@@ -56,9 +57,23 @@ fn describe(config: &Value, scans: &[HostScan]) -> (Value, Diagnostics) {
 }
 
 /// The `inventory` data source.
-pub(crate) async fn read_inventory(ctx: &Ctx, config: &Value) -> ReadResult {
-    let (state, diagnostics) = describe(config, &scan_all(ctx).await);
-    ReadResult { state: Some(state), diagnostics }
+/// The `inventory` data source: the fleet's hosts and their hardware, read over SSH.
+pub(crate) struct Inventory;
+
+#[async_trait]
+impl DataSource<Ctx> for Inventory {
+    fn name(&self) -> &'static str {
+        "inventory"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("The fleet's hosts and their hardware, read over SSH", crate::schema::fleet()).state_only()
+    }
+
+    async fn read(&self, ctx: &Ctx, req: &ReadDataRequest<'_>) -> Outcome<ReadResult> {
+        let (state, diagnostics) = describe(req.config, &scan_all(ctx).await);
+        Ok(ReadResult { state: Some(state), diagnostics })
+    }
 }
 
 async fn applied(ctx: &Ctx, address: &str, config: &Value) -> ApplyResponse {
@@ -68,37 +83,45 @@ async fn applied(ctx: &Ctx, address: &str, config: &Value) -> ApplyResponse {
 
 #[async_trait]
 impl Kind<Ctx, Batch> for Fleet {
-    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
-        PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: Diagnostics::new() }
+    fn name(&self) -> &'static str {
+        "fleet"
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        applied(ctx, req.address, req.planned).await
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("The fleet's hosts and their hardware, refreshed over SSH", crate::schema::fleet()).state_only()
     }
 
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
-        applied(ctx, req.address, req.planned).await
+    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        Ok(PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: Diagnostics::new() })
     }
 
-    async fn delete(&self, _ctx: &Ctx, _req: &DeleteRequest<'_>) -> Diagnostics {
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(applied(ctx, req.address, req.planned).await)
+    }
+
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(applied(ctx, req.address, req.planned).await)
+    }
+
+    async fn delete(&self, _ctx: &Ctx, _req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
         // A fleet is a description of hosts kiln does not own: nothing to remove.
-        Diagnostics::new()
+        Ok(Diagnostics::new())
     }
 
     /// Every item at once, each in its own task over the shared host connections.
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], batch: &Batch) -> Vec<ReadResult> {
-        futures_util::future::join_all(items.iter().map(|item| async move {
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], batch: &Batch) -> Outcome<Vec<ReadResult>> {
+        Ok(futures_util::future::join_all(items.iter().map(|item| async move {
             let (state, diagnostics) = describe(item.state, batch.scans(ctx).await);
             ReadResult { state: Some(state), diagnostics: diagnostics.with_address(item.address) }
         }))
-        .await
+        .await)
     }
 
-    async fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> ReadResult {
-        ReadResult::gone()
+    async fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+        Ok(ReadResult::gone())
     }
 
-    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
-        read_error(error("E-ONPREM-IMPORT", req.address, "a fleet exists only in kiln's state: declare it instead of importing it"))
+    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
+        Err(error("E-ONPREM-IMPORT", req.address, "a fleet exists only in kiln's state: declare it instead of importing it").into())
     }
 }

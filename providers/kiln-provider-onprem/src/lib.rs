@@ -25,7 +25,7 @@ pub mod claims;
 mod cluster;
 pub mod config;
 mod fleet;
-pub use kiln_hostinfo::gpu as gpus;
+pub mod gpus;
 pub use kiln_remote::hostkey;
 pub mod inventory;
 mod job;
@@ -40,13 +40,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::kinds::legacy::Kinds;
-use kiln_provider::{
-    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
-    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadRequest, ReadResponse, ReadResult, RecoverRequest,
-    UpdateRequest, ValidateRequest,
-};
-use kiln_schema::ProviderSchema;
+use kiln_provider::kinds::{KindProvider, Kinds};
+use kiln_provider::{async_trait, ConfigureRequest, Limits, Provider, ProviderFactory};
+use kiln_schema::{Body, ProviderSchema};
 use kiln_value::Value;
 
 use crate::alloc::Placement;
@@ -65,7 +61,7 @@ impl ProviderFactory for OnpremFactory {
         NAME
     }
     fn schema(&self) -> ProviderSchema {
-        schema::schema()
+        OnpremProvider::provider_schema()
     }
     async fn configure(&self, req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
         Ok(Arc::new(OnpremProvider::configure(&req.config, &req.working_dir)?))
@@ -74,7 +70,7 @@ impl ProviderFactory for OnpremFactory {
 
 /// What every kind's operations see: the fleet, its connections, and the allocations planned
 /// by this instance that are not claimed on the hosts yet.
-pub(crate) struct Ctx {
+pub struct Ctx {
     pub fleet: FleetConfig,
     pub ssh: Ssh,
     /// Address → placements planned (by this provider instance) for a cluster being created.
@@ -125,7 +121,7 @@ impl OnpremProvider {
 
 /// Host scans shared by the items of one read batch: at most one round trip per host.
 #[derive(Default)]
-pub(crate) struct Batch {
+pub struct Batch {
     scans: tokio::sync::OnceCell<Vec<HostScan>>,
 }
 
@@ -135,71 +131,34 @@ impl Batch {
     }
 }
 
-pub(crate) use kiln_provider::kinds::legacy::Kind;
+pub(crate) use kiln_provider::kinds::{Kind, Outcome};
+pub(crate) use kiln_schema::KindSchema;
 
 /// The kinds; the items of one read share one scan of the hosts ([`Batch`]).
-static KINDS: Kinds<Ctx, Batch> = Kinds {
-    provider: "onprem",
-    kinds: &[("bucket", &bucket::Bucket), ("cluster", &cluster::Cluster), ("fleet", &fleet::Fleet), ("job", &job::Job)],
-};
+static KINDS: Kinds<Ctx, Batch> =
+    Kinds { provider: NAME, kinds: &[&bucket::Bucket, &cluster::Cluster, &fleet::Fleet, &job::Job], data: &[&fleet::Inventory] };
 
-#[async_trait]
-impl Provider for OnpremProvider {
-    fn schema(&self) -> ProviderSchema {
-        schema::schema()
+impl KindProvider for OnpremProvider {
+    type Ctx = Ctx;
+    type Batch = Batch;
+
+    fn kinds() -> &'static Kinds<Ctx, Batch> {
+        &KINDS
+    }
+
+    fn config_schema() -> Body {
+        schema::config()
+    }
+
+    fn ctx(&self) -> &Ctx {
+        &self.ctx
     }
 
     fn limits(&self) -> Limits {
         Limits { concurrency: Some(32) }
     }
 
-    fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
-        KINDS.validate(req)
-    }
-
-    async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
-        KINDS.plan(&self.ctx, req).await
-    }
-
-    async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
-        KINDS.create(&self.ctx, req).await
-    }
-
-    async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
-        KINDS.update(&self.ctx, req).await
-    }
-
-    async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
-        KINDS.delete(&self.ctx, req).await
-    }
-
-    async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
-        KINDS.read(&self.ctx, req, &Batch::default()).await
-    }
-
-    async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
-        KINDS.recover(&self.ctx, req).await
-    }
-
-    async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
-        KINDS.import(&self.ctx, req).await
-    }
-
     fn api_calls(&self) -> BTreeMap<String, u64> {
         self.ctx.ssh.calls()
-    }
-
-    async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
-        match req.kind {
-            "inventory" => fleet::read_inventory(&self.ctx, req.config).await,
-            other => util::read_error(
-                Diagnostic::error("E-KIND-UNKNOWN", format!("provider `onprem` has no data source `{other}`"))
-                    .hint("data sources of `onprem`: inventory"),
-            ),
-        }
-    }
-
-    async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
-        KINDS.logs(&self.ctx, req).await
     }
 }

@@ -1,8 +1,9 @@
 //! The schemas the `onprem` provider publishes: its configuration block (the fleet's hosts),
-//! the kinds `fleet`, `cluster`, `job` and `bucket`, and the data source `inventory`.
+//! the kinds `fleet`, `cluster`, `job` and `bucket`, and the data source `inventory`; each kind
+//! publishes its own from these bodies.
 
 use kiln_provider::portable::job::{self, JobSchema};
-use kiln_schema::{Attribute, Block, Body, KindSchema, Nesting, ProviderSchema};
+use kiln_schema::{Attribute, Block, Body, Nesting};
 use kiln_value::Type;
 
 fn list(t: Type) -> Type {
@@ -11,27 +12,6 @@ fn list(t: Type) -> Type {
 
 fn map(t: Type) -> Type {
     Type::Map(Box::new(t))
-}
-
-pub fn schema() -> ProviderSchema {
-    ProviderSchema {
-        config: config(),
-        kinds: [
-            ("bucket".to_string(), KindSchema::new("A directory on a host, or on a mount every host shares", bucket())),
-            (
-                "cluster".to_string(),
-                KindSchema::new("Hosts of the fleet allocated to a request; their GPUs are claimed on the hosts", cluster()),
-            ),
-            ("fleet".to_string(), KindSchema::new("The fleet's hosts and their hardware, refreshed over SSH", fleet()).state_only()),
-            ("job".to_string(), KindSchema::new("A training job: one detached process group per allocated host", job())),
-        ]
-        .into(),
-        data_kinds: [(
-            "inventory".to_string(),
-            KindSchema::new("The fleet's hosts and their hardware, read over SSH", fleet()).state_only(),
-        )]
-        .into(),
-    }
 }
 
 fn host() -> Body {
@@ -54,7 +34,7 @@ fn host() -> Body {
         .attr("allocate", Attribute::optional(Type::Bool, "Whether clusters may use this host (false for bastions)").default(true))
 }
 
-fn config() -> Body {
+pub(crate) fn config() -> Body {
     Body::new()
         .attr(
             "root",
@@ -79,7 +59,7 @@ fn config() -> Body {
         )
 }
 
-fn fleet() -> Body {
+pub(crate) fn fleet() -> Body {
     Body::new()
         .attr("names", Attribute::optional(list(Type::String), "Only these hosts; default: all"))
         .attr("labels", Attribute::optional(map(Type::String), "Only hosts with these labels"))
@@ -95,7 +75,7 @@ fn fleet() -> Body {
         .attr("gpus_free", Attribute::computed(Type::Number, "GPUs no cluster holds, on reachable hosts"))
 }
 
-fn cluster() -> Body {
+pub(crate) fn cluster() -> Body {
     Body::new()
         .attr("nodes", Attribute::optional(Type::Number, "Hosts to allocate; each node is a different host").default(1i64).force_new())
         .attr("accelerators", Attribute::optional(Type::String, "GPUs per node, `NAME[:COUNT]`, such as \"A100:8\"").force_new())
@@ -117,7 +97,7 @@ fn cluster() -> Body {
         )
 }
 
-fn job() -> Body {
+pub(crate) fn job() -> Body {
     JobSchema {
         workdir: "Directory on the hosts the scripts run in; default: the job's directory",
         job_id: "Identifier; also the name of the job's directory on each host",
@@ -133,7 +113,7 @@ fn job() -> Body {
     .attr("pids", Attribute::computed(list(Type::Any), "Process (group) ID of each node on its host"))
 }
 
-fn bucket() -> Body {
+pub(crate) fn bucket() -> Body {
     Body::new()
         .attr("host", Attribute::optional_computed(Type::String, "Host holding the directory; default: the first host").force_new())
         .attr("name", Attribute::optional_computed(Type::String, "Directory name; default: the resource name").force_new())

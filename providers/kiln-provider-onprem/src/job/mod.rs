@@ -21,8 +21,8 @@ pub(crate) use self::remote::orphans_script;
 use self::remote::{NodeFiles, NodeReport};
 use self::spec::JobSpec;
 use crate::ssh::SshError;
-use crate::util::{attrs, error, from_epoch, now, num, obj, object_id, read_error, set, str_attr, strings, to_u64, u64_attr};
-use crate::{Batch, Ctx, Kind};
+use crate::util::{attrs, error, from_epoch, now, num, obj, object_id, set, str_attr, strings, to_u64, u64_attr};
+use crate::{Batch, Ctx, Kind, KindSchema, Outcome};
 
 pub(crate) struct Job;
 
@@ -400,54 +400,53 @@ fn validate(config: &Value) -> Diagnostics {
 
 #[async_trait]
 impl Kind<Ctx, Batch> for Job {
+    fn name(&self) -> &'static str {
+        "job"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("A training job: one detached process group per allocated host", crate::schema::job())
+    }
+
     fn validate(&self, config: &Value) -> Diagnostics {
         validate(config)
     }
 
-    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
-        plan(req).unwrap_or_else(|d| PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: d.into() })
+    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        Ok(plan(req)?)
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        create(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(create(ctx, req).await?))
     }
 
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
         // Only `stop_grace` changes in place; it lives in state.
         let slots = slots(req.prior);
         let mut base = attrs(req.prior);
         base.extend(attrs(req.planned).into_iter().filter(|(_, v)| !v.is_unknown()));
-        ApplyResponse::ok(state_of(&Value::Map(base), &slots, &reports(ctx, &slots).await))
+        Ok(ApplyResponse::ok(state_of(&Value::Map(base), &slots, &reports(ctx, &slots).await)))
     }
 
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
-        delete(ctx, req).await
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        Ok(delete(ctx, req).await)
     }
 
     /// Every item at once, each in its own task over the shared host connections.
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _batch: &Batch) -> Vec<ReadResult> {
-        futures_util::future::join_all(items.iter().map(|item| async move { read(ctx, item).await })).await
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _batch: &Batch) -> Outcome<Vec<ReadResult>> {
+        Ok(futures_util::future::join_all(items.iter().map(|item| async move { read(ctx, item).await })).await)
     }
 
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
-        match recover(ctx, req).await {
-            Ok(Some(v)) => ReadResult::found(v),
-            Ok(None) => ReadResult::gone(),
-            Err(d) => read_error(d),
-        }
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+        Ok(recover(ctx, req).await?.map_or_else(ReadResult::gone, ReadResult::found))
     }
 
-    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
-        read_error(error("E-ONPREM-IMPORT", req.address, "onprem jobs cannot be imported yet").hint("declare the job and run `kiln apply`"))
+    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
+        Err(error("E-ONPREM-IMPORT", req.address, "onprem jobs cannot be imported yet").hint("declare the job and run `kiln apply`").into())
     }
 
-    async fn logs(&self, ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
-        logs(ctx, req).await.unwrap_or_else(|d| LogsResponse {
-            data: Vec::new(),
-            next_offset: req.offset,
-            finished: true,
-            diagnostics: d.into(),
-        })
+    async fn logs(&self, ctx: &Ctx, req: &LogsRequest<'_>) -> Outcome<LogsResponse> {
+        Ok(logs(ctx, req).await?)
     }
 }
 
