@@ -181,45 +181,36 @@ fn key_pair() -> Body {
         .attr("private_key", Attribute::computed(Type::String, "The generated private key (\"\" when public_key was given)").sensitive())
 }
 
+/// The portable `job` ([`kiln_provider::portable::job`]) with aws's descriptions and extras.
 fn job() -> Body {
-    let checkpoint = Body::new()
-        .attr(
-            "bucket",
-            Attribute::required(Type::Any, "The S3 bucket, such as `bucket.checkpoints`: also holds the job's scripts, status and logs"),
-        )
-        .attr("path", Attribute::optional(Type::String, "Prefix inside the bucket, such as \"run-1/\"").default(""));
-    Body::new()
-        .attr("cluster", Attribute::required(Type::Any, "The cluster or spot pool to run on, such as `cluster.train`"))
-        .attr("setup", Attribute::optional(Type::String, "Script run on every node before `run`").force_new())
-        .attr("run", Attribute::required(Type::String, "Script run on every node").force_new())
-        .attr("workdir", Attribute::optional(Type::String, "Directory on the instances; default: /var/lib/kiln/work/JOB_ID").force_new())
-        .attr("env", Attribute::optional(Type::Map(Box::new(Type::String)), "Extra environment variables").force_new())
-        .attr("nodes", Attribute::optional_computed(Type::Number, "Nodes to run on; default: all of the cluster's instances").force_new())
-        .attr("stop_grace", Attribute::optional(Type::Number, "Seconds between SIGTERM and SIGKILL when the job is stopped").default(10i64))
-        .attr(
-            "heartbeat_timeout",
-            Attribute::optional(Type::Number, "Seconds without a heartbeat after which a running node counts as lost").default(120i64),
-        )
-        .attr("job_id", Attribute::computed(Type::String, "Identifier; also the name of the job's prefix in the bucket"))
-        .attr("uri", Attribute::computed(Type::String, "s3://BUCKET/kiln/jobs/JOB_ID: the job's scripts, status/ and logs/"))
-        .attr("instance_ids", Attribute::computed(strings(), "Instance of each node, by rank"))
-        .attr("node_ips", Attribute::computed(strings(), "Private IP of each node, by rank (KILN_NODE_IPS)"))
-        .attr("status", Attribute::computed(Type::String, "pending, running, succeeded, failed or lost"))
-        .attr("exit_codes", Attribute::computed(Type::List(Box::new(Type::Any)), "Exit code of each node (null while running)"))
-        .attr("started_at", Attribute::computed(Type::String, "RFC 3339 time the first node started"))
-        .attr("finished_at", Attribute::computed(Type::String, "RFC 3339 time the job finished (null until then)"))
-        .attr("restarts", Attribute::computed(Type::Number, "Times the job was started again after being lost"))
-        .block(
-            "checkpoint",
-            kiln_schema::Block {
-                nesting: kiln_schema::Nesting::Single,
-                body: checkpoint,
-                min_items: 1,
-                max_items: Some(1),
-                force_new: true,
-                description: "The bucket for checkpoints (KILN_CHECKPOINT_DIR) and for the job's own files",
-            },
-        )
+    use kiln_provider::portable::job::{self as portable, CheckpointBlock, JobSchema};
+    let checkpoint = CheckpointBlock {
+        required: true,
+        force_new: true,
+        description: "The bucket for checkpoints (KILN_CHECKPOINT_DIR) and for the job's own files",
+        bucket: "The S3 bucket, such as `bucket.checkpoints`: also holds the job's scripts, status and logs",
+        path: "Prefix inside the bucket, such as \"run-1/\"",
+    };
+    JobSchema {
+        cluster: "The cluster or spot pool to run on, such as `cluster.train`",
+        workdir: "Directory on the instances; default: /var/lib/kiln/work/JOB_ID",
+        nodes: "Nodes to run on; default: all of the cluster's instances",
+        job_id: "Identifier; also the name of the job's prefix in the bucket",
+        started_at: "RFC 3339 time the first node started",
+        checkpoint,
+        ..JobSchema::default()
+    }
+    .body()
+    .attr("stop_grace", portable::stop_grace())
+    .attr(
+        "heartbeat_timeout",
+        Attribute::optional(Type::Number, "Seconds without a heartbeat after which a running node counts as lost").default(120i64),
+    )
+    .attr("uri", Attribute::computed(Type::String, "s3://BUCKET/kiln/jobs/JOB_ID: the job's scripts, status/ and logs/"))
+    .attr("instance_ids", Attribute::computed(strings(), "Instance of each node, by rank"))
+    .attr("node_ips", portable::node_ips())
+    .attr("exit_codes", portable::exit_codes())
+    .attr("restarts", portable::restarts())
 }
 
 fn spot_pool() -> Body {

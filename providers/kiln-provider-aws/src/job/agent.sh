@@ -27,7 +27,8 @@
 #
 # KILN_CHECKPOINT_DIR is a local directory, JOB_DIR/checkpoint (JOB_DIR: the job's directory
 # under KILN_AGENT_DIR/jobs), created for every job. When spec.env names KILN_CHECKPOINT_URI
-# (s3://BUCKET/PATH/; spec.env of an older kiln: KILN_CHECKPOINT_DIR held that URI), the agent
+# (s3://BUCKET/PATH, PATH percent-encoded; spec.env of an older kiln: KILN_CHECKPOINT_DIR held
+# the URI), the agent
 # - restores it before `setup`: every object under PATH/ (ListObjectsV2 page by page, GetObject
 #   each), so the job starts from what earlier jobs left there; the job is not started until
 #   the listing and every download succeed (an object whose key is no file name under PATH/ is
@@ -119,6 +120,25 @@ urlenc() {
     2f) if [ -n "${2:-}" ]; then printf /; else printf %%2F; fi ;;
     2d | 2e | 3[0-9] | 4[1-9a-f] | 5[0-9a] | 5f | 6[1-9a-f] | 7[0-9a] | 7e) printf "\\$(printf %o $((0x$h)))" ;;
     *) printf %%%s "$h" | tr a-f A-F ;;
+    esac
+  done
+}
+
+# urldec STRING: STRING with its %XX escapes decoded.
+urldec() {
+  rest=$1
+  while [ -n "$rest" ]; do
+    case $rest in
+    %[0-9A-Fa-f][0-9A-Fa-f]*)
+      h=${rest#%}
+      h=${h%"${h#??}"}
+      printf "\\$(printf %o $((0x$h)))"
+      rest=${rest#%??}
+      ;;
+    *)
+      printf %s "${rest%"${rest#?}"}"
+      rest=${rest#?}
+      ;;
     esac
   done
 }
@@ -328,11 +348,14 @@ start_job() {
   export KILN_NODE_RANK="$rank"
   # The checkpoint directory, restored before the job starts.
   ck="$jd/checkpoint"
+  # KILN_CHECKPOINT_URI's path is percent-encoded; an older kiln's spec.env had the URI, not
+  # encoded, in KILN_CHECKPOINT_DIR.
   ck_uri="${KILN_CHECKPOINT_URI:-}"
-  case $ck_uri:${KILN_CHECKPOINT_DIR:-} in :s3://*) ck_uri=$KILN_CHECKPOINT_DIR ;; esac
-  ck_bucket=${ck_uri#s3://}
+  ck_raw=$(urldec "$ck_uri")
+  case $ck_uri:${KILN_CHECKPOINT_DIR:-} in :s3://*) ck_uri=$KILN_CHECKPOINT_DIR ck_raw=$KILN_CHECKPOINT_DIR ;; esac
+  ck_bucket=${ck_raw#s3://}
   ck_bucket=${ck_bucket%%/*}
-  ck_prefix=${ck_uri#s3://"$ck_bucket"}
+  ck_prefix=${ck_raw#s3://"$ck_bucket"}
   ck_prefix=${ck_prefix#/}
   case $ck_prefix in '' | */) ;; *) ck_prefix="$ck_prefix/" ;; esac
   ck_pid=""

@@ -23,6 +23,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_ssm::types::ParameterType;
 use base64::Engine as _;
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::portable::job::{self as portable, Checkpoint, JobStatus, NodeEnv};
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
@@ -37,8 +38,6 @@ use crate::{Ctx, Kind};
 /// Tag whose value names the job an instance runs.
 pub const TAG_JOB: &str = "kiln:job";
 const AGENT: &str = include_str!("agent.sh");
-const LOST: &str = "lost";
-const TERMINAL: [&str; 2] = ["succeeded", "failed"];
 /// KILN_MASTER_PORT on every node.
 const MASTER_PORT: u16 = 29500;
 
@@ -68,6 +67,8 @@ struct Spec {
     gpus_per_node: u64,
     bucket: String,
     checkpoint_path: String,
+    /// KILN_CHECKPOINT_URI: `s3://BUCKET/PATH` ([`Checkpoint::uri`]).
+    checkpoint_uri: String,
     setup: String,
     run: String,
     workdir: Option<String>,
@@ -114,7 +115,11 @@ impl Spec {
         // The instance type's GPUs; a cluster planned before kiln recorded them: its request.
         let gpus_per_node =
             u64_attr(cluster, "gpus_per_node").unwrap_or_else(|| gpu_count(str_attr(cluster, "accelerators").unwrap_or_default()));
+        let s3 = Value::Map([("uri".to_string(), Value::from(format!("s3://{bucket}")))].into());
+        let path = checkpoint.and_then(|c| str_attr(c, "path")).unwrap_or_default();
+        let checkpoint_uri = Checkpoint { bucket: &s3, path }.uri().unwrap_or_default();
         Ok(Some(Spec {
+            checkpoint_uri,
             instance_ids: all[..nodes].to_vec(),
             gpus_per_node,
             bucket: bucket.to_string(),
@@ -132,39 +137,46 @@ impl Spec {
         }))
     }
 
-    /// The KILN_* environment of every node (KILN_NODE_RANK is the agent's).
+    /// The job environment of every node ([`NodeEnv`]), less what the agent sets per node:
+    /// KILN_NODE_RANK (where its IP is in KILN_NODE_IPS), KILN_TASK_RANK (the same) and
+    /// KILN_CHECKPOINT_DIR (its local directory); then the agent's own settings.
     fn env_file(&self, job_id: &str, ips: &[String]) -> String {
         let workdir = match &self.workdir {
             Some(w) => quote(w),
             None => format!("\"${{KILN_AGENT_DIR:-/var/lib/kiln}}/work/\"{}", quote(job_id)),
         };
-        let vars = [
-            ("KILN_JOB_ID", quote(job_id)),
-            ("KILN_NUM_NODES", quote(&ips.len().to_string())),
-            ("KILN_NODE_IPS", quote(&ips.join(","))),
-            ("KILN_MASTER_ADDR", quote(&ips[0])),
-            ("KILN_MASTER_PORT", quote(&MASTER_PORT.to_string())),
-            ("KILN_NUM_GPUS_PER_NODE", quote(&self.gpus_per_node.to_string())),
-            // The agent restores the bucket's prefix into a local directory and sets
-            // KILN_CHECKPOINT_DIR to it; agents of instances launched by an earlier kiln pass
-            // this value (the URI, as that kiln did) on as is.
-            ("KILN_CHECKPOINT_URI", quote(&self.checkpoint_uri())),
-            ("KILN_CHECKPOINT_DIR", quote(&self.checkpoint_uri())),
-            ("KILN_STOP_GRACE", quote(&self.stop_grace.to_string())),
-            ("KILN_WORKDIR", workdir),
-            ("PYTHONUNBUFFERED", quote("1")),
-        ];
-        let mut file: String = vars.iter().map(|(k, v)| format!("export {k}={v}\n")).collect();
+        // What an agent of an instance launched by an earlier kiln passes on as is: the URI, as
+        // that kiln gave it (it neither restores nor syncs a directory).
+        let earlier_dir = format!("s3://{}/{}", self.bucket, self.checkpoint_path);
+        let env = NodeEnv {
+            job_id,
+            node_rank: 0,
+            node_ips: ips,
+            master_addr: &ips[0],
+            master_port: MASTER_PORT,
+            gpus_per_node: self.gpus_per_node,
+            checkpoint_dir: &earlier_dir,
+            checkpoint_uri: &self.checkpoint_uri,
+        };
+        let mut file = String::new();
+        for (k, v) in env.vars() {
+            match k.as_str() {
+                portable::NODE_RANK => {}
+                // Read when the job's shell sources this file, after the agent set the rank.
+                portable::TASK_RANK => file.push_str("export KILN_TASK_RANK=\"${KILN_NODE_RANK:-}\"\n"),
+                _ => file.push_str(&format!("export {k}={}\n", quote(&v))),
+            }
+        }
+        for (k, v) in
+            [("KILN_STOP_GRACE", quote(&self.stop_grace.to_string())), ("KILN_WORKDIR", workdir), ("PYTHONUNBUFFERED", quote("1"))]
+        {
+            file.push_str(&format!("export {k}={v}\n"));
+        }
         if self.has_secrets() {
             // For the agent, which reads the sensitive part of the env from there.
             file.push_str(&format!("KILN_ENV_PARAMETER={}\n", quote(&env_parameter(job_id))));
         }
         file
-    }
-
-    /// `s3://BUCKET/PATH`: KILN_CHECKPOINT_URI.
-    fn checkpoint_uri(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.checkpoint_path)
     }
 
     /// The user's env as a shell file: its sensitive values (`sensitive`) or the others.
@@ -269,7 +281,7 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     v.insert("instance_ids".into(), strings(&spec.instance_ids));
     v.insert("node_ips".into(), strings(&ips));
     v.insert("nodes".into(), num(ips.len() as u64));
-    v.insert("status".into(), Value::from("pending"));
+    v.insert("status".into(), Value::from(JobStatus::Pending));
     v.insert("exit_codes".into(), Value::List(vec![Value::Null; ips.len()]));
     v.insert("started_at".into(), Value::Null);
     v.insert("finished_at".into(), Value::Null);
@@ -380,24 +392,25 @@ fn derive(state: &Value, keys: &[String], reports: &[NodeStatus], all: &[instanc
     }
     let gone = ids.iter().any(|id| !all.iter().any(|n| &n.id == id && n.live()));
     let now = now_secs();
-    let states: Vec<&str> = by_rank
+    let states: Vec<JobStatus> = by_rank
         .iter()
-        .map(|r| match r {
-            Some(r) if r.state == "running" && now.saturating_sub(r.heartbeat) > timeout => LOST,
-            Some(r) => r.state.as_str(),
-            None => "pending",
+        .map(|r| match r.map(|r| (JobStatus::parse(&r.state), r)) {
+            Some((Some(JobStatus::Running), r)) if now.saturating_sub(r.heartbeat) > timeout => JobStatus::Lost,
+            Some((Some(s), _)) => s,
+            // Not reported yet, or a word this kiln does not know.
+            Some((None, _)) | None => JobStatus::Pending,
         })
         .collect();
-    let status = if states.contains(&"failed") {
-        "failed"
-    } else if states.iter().all(|s| *s == "succeeded") {
-        "succeeded"
-    } else if gone || states.contains(&LOST) {
-        LOST
-    } else if states.iter().any(|s| *s == "running" || *s == "succeeded") {
-        "running"
+    let status = if states.contains(&JobStatus::Failed) {
+        JobStatus::Failed
+    } else if states.iter().all(|s| *s == JobStatus::Succeeded) {
+        JobStatus::Succeeded
+    } else if gone || states.contains(&JobStatus::Lost) {
+        JobStatus::Lost
+    } else if states.iter().any(|s| matches!(s, JobStatus::Running | JobStatus::Succeeded)) {
+        JobStatus::Running
     } else {
-        "pending"
+        JobStatus::Pending
     };
     let mut v = attrs(state);
     v.insert("status".into(), Value::from(status));
@@ -407,7 +420,7 @@ fn derive(state: &Value, keys: &[String], reports: &[NodeStatus], all: &[instanc
     );
     let started = by_rank.iter().flatten().filter_map(|r| r.started_at.clone()).min();
     v.insert("started_at".into(), started.map_or(Value::Null, Value::from));
-    let finished = by_rank.iter().flatten().filter_map(|r| r.finished_at.clone()).max().filter(|_| TERMINAL.contains(&status));
+    let finished = by_rank.iter().flatten().filter_map(|r| r.finished_at.clone()).max().filter(|_| status.has_finished());
     v.insert("finished_at".into(), finished.map_or(Value::Null, Value::from));
     Some(Value::Map(v))
 }
@@ -415,7 +428,7 @@ fn derive(state: &Value, keys: &[String], reports: &[NodeStatus], all: &[instanc
 async fn read_one(ctx: &Ctx, item: &ReadItem<'_>, all: &AllInstances) -> ReadResult {
     let state = item.state;
     let all_exited = state.get("exit_codes").and_then(Value::as_list).is_some_and(|c| c.iter().all(|x| !x.is_null()));
-    if all_exited && str_attr(state, "status").is_some_and(|s| TERMINAL.contains(&s)) {
+    if all_exited && JobStatus::of(state).is_some_and(JobStatus::has_finished) {
         return ReadResult::found(state.clone()); // every node finished: nothing changes any more
     }
     let Some((bucket, p)) = str_attr(state, "uri").and_then(bucket_of) else { return ReadResult::gone() };
@@ -480,11 +493,11 @@ fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
         None => planned.insert("nodes".into(), Value::Unknown),
     };
     if req.prior.is_none() {
-        let lost = req.replacing.filter(|r| str_attr(r, "status") == Some(LOST));
+        let lost = req.replacing.filter(|r| JobStatus::of(r) == Some(JobStatus::Lost));
         planned.insert("restarts".into(), num(lost.map_or(0, |r| u64_attr(r, "restarts").unwrap_or(0) + 1)));
     }
     if let Some(prior) = req.prior {
-        if str_attr(prior, "status") == Some(LOST) {
+        if JobStatus::of(prior) == Some(JobStatus::Lost) {
             planned.insert("status".into(), Value::Unknown);
             requires_replace.push("status".to_string());
         }
@@ -536,7 +549,7 @@ fn log_reads(parts: &[(u64, u64)], offset: u64, most: u64) -> Vec<(u64, std::ops
 }
 
 async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
-    let finished = str_attr(req.state, "status").is_some_and(|s| TERMINAL.contains(&s) || s == LOST);
+    let finished = JobStatus::of(req.state).is_some_and(|s| s.has_finished() || s == JobStatus::Lost);
     let empty = |diagnostics: Diagnostics| LogsResponse { data: Vec::new(), next_offset: req.offset, finished, diagnostics };
     let Some((bucket, p)) = str_attr(req.state, "uri").and_then(bucket_of) else { return empty(Diagnostics::new()) };
     let s3 = &ctx.clients.s3;
@@ -708,6 +721,7 @@ mod tests {
             gpus_per_node: 0,
             bucket: "b".into(),
             checkpoint_path: String::new(),
+            checkpoint_uri: "s3://b".into(),
             setup: String::new(),
             run: "true".into(),
             workdir: None,
@@ -779,11 +793,48 @@ mod tests {
         assert_eq!(r.planned.to_json(), prior.to_json());
     }
 
+    /// The job schema as kiln published it before issue 11: what decides how a state plans.
+    #[test]
+    fn the_job_schema_keeps_its_shape_and_is_the_portable_one() {
+        let body = &crate::schema::schema().kinds["job"].body;
+        let before = [
+            "cluster: Any required",
+            "env: Map(String) optional force_new",
+            "exit_codes: List(Any) computed",
+            "finished_at: String computed",
+            "heartbeat_timeout: Number optional default=120",
+            "instance_ids: List(String) computed",
+            "job_id: String computed",
+            "node_ips: List(String) computed",
+            "nodes: Number optional+computed force_new",
+            "restarts: Number computed",
+            "run: String required force_new",
+            "setup: String optional force_new",
+            "started_at: String computed",
+            "status: String computed",
+            "stop_grace: Number optional default=10",
+            "uri: String computed",
+            "workdir: String optional force_new",
+            "checkpoint {} Single 1..1 force_new",
+            "  bucket: Any required",
+            "  path: String optional default=\"\"",
+        ];
+        assert_eq!(kiln_provider::portable::job::shape(body), before);
+        assert_eq!(kiln_provider::portable::job::schema_problems(body), Vec::<String>::new());
+    }
+
     #[test]
     fn spec_env_names_the_checkpoint_uri_for_the_agent() {
         let spec = Spec::parse("job.train", &written_before_11()).unwrap().unwrap();
         let env = spec.env_file("j-1", &["10.0.1.10".into(), "10.0.1.11".into()]);
-        assert!(env.contains("export KILN_CHECKPOINT_URI='s3://kiln-ckpt-4e5f/run-1/'\n"), "{env}");
+        assert!(env.contains("export KILN_CHECKPOINT_URI='s3://kiln-ckpt-4e5f/run-1'\n"), "{env}");
+        for line in ["export KILN_LOCAL_RANK='0'\n", "export KILN_NUM_TASKS='2'\n", "export KILN_TASK_RANK=\"${KILN_NODE_RANK:-}\"\n"] {
+            assert!(env.contains(line), "{line} in {env}");
+        }
+        // Every variable of the portable environment is there, or set by the agent.
+        for name in kiln_provider::portable::job::ENV {
+            assert!(env.contains(&format!("export {name}=")) || name == "KILN_NODE_RANK", "{name} in {env}");
+        }
         // Agents of instances launched by an earlier kiln pass KILN_CHECKPOINT_DIR on as is:
         // the URI, as before; the agent now replaces it with its local directory.
         assert!(env.contains("export KILN_CHECKPOINT_DIR='s3://kiln-ckpt-4e5f/run-1/'\n"), "{env}");

@@ -164,7 +164,8 @@ async fn the_agent_in_user_data_runs_the_job_and_reports_through_s3() {
     let p = provider().await;
     let run = "echo \"rank=$KILN_NODE_RANK of $KILN_NUM_NODES master=$KILN_MASTER_ADDR:$KILN_MASTER_PORT ips=$KILN_NODE_IPS\"\n\
                echo \"job=$KILN_JOB_ID ckpt=$KILN_CHECKPOINT_URI greeting=$GREETING gpus=$KILN_NUM_GPUS_PER_NODE\"\n\
-               echo \"dir=$KILN_CHECKPOINT_DIR\"; [ -d \"$KILN_CHECKPOINT_DIR\" ] && echo dir-exists\n";
+               echo \"dir=$KILN_CHECKPOINT_DIR\"; [ -d \"$KILN_CHECKPOINT_DIR\" ] && echo dir-exists\n\
+               echo \"task=$KILN_TASK_RANK/$KILN_NUM_TASKS local=$KILN_LOCAL_RANK\"\n";
     let (bucket, cluster, cfg) = setup(&p, run).await;
     assert_eq!(cluster.get("gpus_per_node"), Some(&Value::from(0i64)), "a t3.micro has no GPU");
     let job = create(&p, "job.train", &cfg).await;
@@ -197,11 +198,12 @@ async fn the_agent_in_user_data_runs_the_job_and_reports_through_s3() {
         let out = log(&p, &done, rank).await;
         assert!(out.contains("setting up"), "{out}");
         assert!(out.contains(&format!("rank={rank} of 2 master={}:29500 ips={}", ips[0], ips.join(","))), "{out}");
-        assert!(out.contains(&format!("job={} ckpt=s3://{name}/run-1/ greeting=it's here gpus=4", str_of(&job, "job_id"))), "{out}");
+        assert!(out.contains(&format!("job={} ckpt=s3://{name}/run-1 greeting=it's here gpus=4", str_of(&job, "job_id"))), "{out}");
         // KILN_CHECKPOINT_DIR: a local directory, under the agent's directory for the job.
         let dir = format!("dir={}/jobs/", agents.path(id).display());
         assert!(out.lines().any(|l| l.starts_with(&dir) && l.ends_with("/checkpoint")), "{out}");
         assert!(out.contains("dir-exists"), "{out}");
+        assert!(out.contains(&format!("task={rank}/2 local=0")), "{out}");
     }
 
     // Destroy: the tag goes (only this job's), and so do the job's objects.
@@ -450,11 +452,13 @@ async fn wait_keys(bucket: &str, prefix: &str, want: &[String]) -> Vec<String> {
     }
 }
 
-/// `cfg` with other `run`, `setup`, `workdir` and `env`.
+/// A job on `cluster` with these `checkpoint.path`, `run`, `setup`, `workdir` and `env`.
+#[allow(clippy::too_many_arguments)]
 fn job_config(
     p: &kiln_provider_aws::AwsProvider,
     cluster: &Value,
     bucket: &Value,
+    path: &str,
     run: &str,
     setup: &str,
     workdir: &Path,
@@ -469,7 +473,7 @@ fn job_config(
             "setup": setup,
             "workdir": workdir.display().to_string(),
             "env": env,
-            "checkpoint": { "bucket": bucket.to_json(), "path": "run-1/" },
+            "checkpoint": { "bucket": bucket.to_json(), "path": path },
         }),
     )
 }
@@ -483,11 +487,11 @@ async fn the_checkpoint_dir_is_a_local_directory_restored_before_the_job_and_upl
     let name = str_of(&bucket, "name").to_string();
     // What earlier runs left: more keys than one listing page, names that need escaping in
     // XML and in URLs, a folder marker, and a neighbour prefix that is not the job's.
-    put_marked(&name, "run-1/restored.txt", "from an earlier run").await;
-    put_marked(&name, "run-1/sub dir/a&b <x> 'q\" 100%+1.txt", "escaped").await;
-    put_marked(&name, "run-1/nested/deep/w.bin", "weights").await;
-    put_marked(&name, "run-1/empty/", "").await;
-    put_marked(&name, "run-10/other.txt", "not this job's").await;
+    put_marked(&name, "run 1/restored.txt", "from an earlier run").await;
+    put_marked(&name, "run 1/sub dir/a&b <x> 'q\" 100%+1.txt", "escaped").await;
+    put_marked(&name, "run 1/nested/deep/w.bin", "weights").await;
+    put_marked(&name, "run 1/empty/", "").await;
+    put_marked(&name, "run 10/other.txt", "not this job's").await;
 
     let work = tempfile::tempdir().unwrap();
     let setup = "echo \"setup sees $(cd \"$KILN_CHECKPOINT_DIR\" && find . -type f | LC_ALL=C sort | tr '\\n' '|')\"";
@@ -500,33 +504,33 @@ i=0; while [ ! -f release ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 mkdir -p "$KILN_CHECKPOINT_DIR/out dir"
 echo "late $KILN_NODE_RANK" >"$KILN_CHECKPOINT_DIR/out dir/late $KILN_NODE_RANK.txt"
 "#;
-    let cfg = job_config(&p, &cluster, &bucket, run, setup, work.path(), j!({}));
+    let cfg = job_config(&p, &cluster, &bucket, "run 1/", run, setup, work.path(), j!({}));
     let job = create(&p, "job.train", &cfg).await;
     let agents = Agents::boot(&strs(&cluster, "instance_ids")).await;
 
     // While the job runs, what it writes reaches the bucket.
-    let early = ["run-1/early-0.txt".to_string(), "run-1/early-1.txt".to_string()];
-    wait_keys(&name, "run-1/", &early).await;
+    let early = ["run 1/early-0.txt".to_string(), "run 1/early-1.txt".to_string()];
+    wait_keys(&name, "run 1/", &early).await;
     let running = read(&p, "job.train", &job).await.unwrap();
     assert_eq!(str_of(&running, "status"), "running", "{running}");
-    assert_eq!(body(&name, "run-1/early-1.txt").await.as_deref(), Some("early 1\n"));
+    assert_eq!(body(&name, "run 1/early-1.txt").await.as_deref(), Some("early 1\n"));
 
     // When it ends, the rest is there before the status says so.
     std::fs::write(work.path().join("release"), "").unwrap();
     let done = wait_status(&p, "job.train", &job, &["succeeded", "failed"]).await;
     assert_eq!(str_of(&done, "status"), "succeeded", "{done}");
-    assert_eq!(body(&name, "run-1/out dir/late 0.txt").await.as_deref(), Some("late 0\n"));
-    assert_eq!(body(&name, "run-1/out dir/late 1.txt").await.as_deref(), Some("late 1\n"));
+    assert_eq!(body(&name, "run 1/out dir/late 0.txt").await.as_deref(), Some("late 0\n"));
+    assert_eq!(body(&name, "run 1/out dir/late 1.txt").await.as_deref(), Some("late 1\n"));
     for rank in 0..2 {
         let out = log(&p, &done, rank).await;
-        // Restored before setup: the job's prefix only (not run-10/), folders and escapes.
+        // Restored before setup: the job's prefix only (not run 10/), folders and escapes.
         assert!(out.contains("setup sees ./nested/deep/w.bin|./restored.txt|./sub dir/a&b <x> 'q\" 100%+1.txt|\n"), "{out}");
-        assert!(out.contains(&format!("uri=s3://{name}/run-1/")), "{out}");
+        assert!(out.contains(&format!("uri=s3://{name}/run%201")), "{out}");
         assert!(out.contains("restored=from an earlier run escaped=escaped"), "{out}");
         assert!(out.contains("empty-folder"), "{out}");
     }
     // Restored files were not uploaded again (an upload would drop their metadata).
-    for key in ["run-1/restored.txt", "run-1/nested/deep/w.bin"] {
+    for key in ["run 1/restored.txt", "run 1/nested/deep/w.bin"] {
         let head = aws().await.s3.head_object().bucket(&name).key(key).send().await.unwrap();
         assert_eq!(head.metadata().and_then(|m| m.get("origin")).map(String::as_str), Some("test"), "{key} was uploaded again");
     }
@@ -537,7 +541,7 @@ echo "late $KILN_NODE_RANK" >"$KILN_CHECKPOINT_DIR/out dir/late $KILN_NODE_RANK.
     let run2 = r#"echo "found $(cat "$KILN_CHECKPOINT_DIR/out dir/late 1.txt") and $(cat "$KILN_CHECKPOINT_DIR/early-0.txt")"
 echo "failed on $KILN_NODE_RANK" >"$KILN_CHECKPOINT_DIR/failed-$KILN_NODE_RANK.txt"
 exit 4"#;
-    let cfg2 = job_config(&p, &cluster, &bucket, run2, "", work.path(), j!({}));
+    let cfg2 = job_config(&p, &cluster, &bucket, "run 1/", run2, "", work.path(), j!({}));
     let job2 = create(&p, "job.train", &cfg2).await;
     let mut failed = wait_status(&p, "job.train", &job2, &["failed", "succeeded"]).await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -549,7 +553,7 @@ exit 4"#;
     assert_eq!(failed.get("exit_codes").unwrap().to_json(), j!([4, 4]), "{failed}");
     for rank in 0..2 {
         assert!(log(&p, &failed, rank).await.contains("found late 1 and early 0"), "node {rank} sees the first job's files");
-        assert_eq!(body(&name, &format!("run-1/failed-{rank}.txt")).await, Some(format!("failed on {rank}\n")));
+        assert_eq!(body(&name, &format!("run 1/failed-{rank}.txt")).await, Some(format!("failed on {rank}\n")));
     }
     assert!(!delete(&p, "job.train", &failed).await.has_errors());
     drop(agents);
@@ -568,7 +572,7 @@ async fn the_quickstart_train_py_resumes_on_aws_from_the_checkpoints_of_a_failed
     let name = str_of(&bucket, "name").to_string();
     let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart").canonicalize().unwrap();
     let env = |fail: &str| j!({ "TRAIN_STEPS": "20", "CHECKPOINT_EVERY": "5", "TRAIN_STEP_SLEEP": "0", "TRAIN_FAIL_AT_STEP": fail });
-    let cfg = job_config(&p, &cluster, &bucket, "python3 train.py", "python3 --version", &quickstart, env("13"));
+    let cfg = job_config(&p, &cluster, &bucket, "run-1/", "python3 train.py", "python3 --version", &quickstart, env("13"));
     let job = create(&p, "job.train", &cfg).await;
     let agents = Agents::boot(&strs(&cluster, "instance_ids")).await;
     let failed = wait_status(&p, "job.train", &job, &["failed", "succeeded"]).await;
@@ -578,7 +582,7 @@ async fn the_quickstart_train_py_resumes_on_aws_from_the_checkpoints_of_a_failed
     assert!(!have.contains(&"run-1/result.json".to_string()), "{have:?}");
     assert!(!delete(&p, "job.train", &failed).await.has_errors());
 
-    let cfg = job_config(&p, &cluster, &bucket, "python3 train.py", "python3 --version", &quickstart, env("0"));
+    let cfg = job_config(&p, &cluster, &bucket, "run-1/", "python3 train.py", "python3 --version", &quickstart, env("0"));
     let job = create(&p, "job.train", &cfg).await;
     let done = wait_status(&p, "job.train", &job, &["failed", "succeeded"]).await;
     for rank in 0..2 {
