@@ -15,7 +15,10 @@
 # The job runs on the pool's instances: the kiln agent that every instance kiln launches starts
 # from its user data reads the job from the bucket, runs it, and writes status, heartbeats and
 # logs back there (`kiln jobs`, `kiln logs job.train`). On AWS, give the pool an
-# `instance_profile` whose role may read and write the bucket.
+# `instance_profile` whose role may read and write the bucket. KILN_CHECKPOINT_DIR is a local
+# directory on every instance, as on every provider: the agent fills it from the checkpoint
+# block's s3://BUCKET/PATH (KILN_CHECKPOINT_URI) before the job starts, and uploads what the job
+# writes there while it runs and when it ends.
 
 variable "region" {
   type    = string
@@ -81,7 +84,7 @@ resource "job" "train" {
   # This stand-in prints what torchrun would be given.
   run = <<-EOT
     echo "node $KILN_NODE_RANK of $KILN_NUM_NODES ($KILN_NUM_GPUS_PER_NODE GPU), master $KILN_MASTER_ADDR:$KILN_MASTER_PORT"
-    echo "checkpoints go to $KILN_CHECKPOINT_DIR"
+    echo "checkpoints go to $KILN_CHECKPOINT_DIR, kept in $KILN_CHECKPOINT_URI"
   EOT
 
   checkpoint {
