@@ -11,18 +11,13 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use kiln_provider::portable::job::JobStatus;
 use kiln_value::{Map, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::procs::ProcTable;
 use crate::util::{attrs, num, rfc3339, slug, str_attr};
 use crate::Ctx;
-
-pub(crate) const PENDING: &str = "pending";
-pub(crate) const RUNNING: &str = "running";
-pub(crate) const SUCCEEDED: &str = "succeeded";
-pub(crate) const FAILED: &str = "failed";
-pub(crate) const LOST: &str = "lost";
 
 /// `job.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,19 +66,19 @@ pub(crate) fn job_id(address: &str, token: &str) -> String {
 /// The job's status from its nodes: it has failed once a node exited non-zero and no node
 /// still runs (a job is not over while any of its processes is); it has succeeded when every
 /// node exited 0; a lost node makes it lost.
-pub(crate) fn status(nodes: &[Node]) -> &'static str {
+pub(crate) fn status(nodes: &[Node]) -> JobStatus {
     let exited = |ok: bool| move |n: &Node| matches!(n, Node::Exited(c, _) if (*c == 0) == ok);
     let active = nodes.iter().any(|n| matches!(n, Node::Running | Node::Pending));
     if nodes.iter().any(exited(false)) && !active {
-        FAILED
+        JobStatus::Failed
     } else if !nodes.is_empty() && nodes.iter().all(exited(true)) {
-        SUCCEEDED
+        JobStatus::Succeeded
     } else if nodes.contains(&Node::Lost) {
-        LOST
+        JobStatus::Lost
     } else if nodes.contains(&Node::Running) {
-        RUNNING
+        JobStatus::Running
     } else {
-        PENDING
+        JobStatus::Pending
     }
 }
 
@@ -179,7 +174,7 @@ impl JobDir {
         let nodes = self.nodes(meta, procs);
         let status = status(&nodes);
         let finished = nodes.iter().filter_map(|n| if let Node::Exited(_, at) = n { Some(*at) } else { None }).max();
-        let finished_at = finished.filter(|_| status == SUCCEEDED || status == FAILED).map_or(Value::Null, |t| Value::from(rfc3339(t)));
+        let finished_at = finished.filter(|_| status.has_finished()).map_or(Value::Null, |t| Value::from(rfc3339(t)));
         let exit_codes = nodes.iter().map(|n| if let Node::Exited(c, _) = n { Value::from(*c as i64) } else { Value::Null }).collect();
         let pids = (0..meta.nodes).map(|r| self.pid(r).map_or(Value::Null, |p| num(p.into()))).collect();
         let mut m: Map = attrs(base);
@@ -215,12 +210,12 @@ mod tests {
     #[test]
     fn statuses() {
         let t = SystemTime::now();
-        assert_eq!(status(&[Node::Exited(0, t), Node::Exited(0, t)]), SUCCEEDED);
-        assert_eq!(status(&[Node::Exited(0, t), Node::Running]), RUNNING);
-        assert_eq!(status(&[Node::Exited(2, t), Node::Running]), RUNNING, "not over while a node runs");
-        assert_eq!(status(&[Node::Exited(2, t), Node::Exited(0, t)]), FAILED);
-        assert_eq!(status(&[Node::Lost, Node::Running]), LOST);
-        assert_eq!(status(&[Node::Pending, Node::Pending]), PENDING);
+        assert_eq!(status(&[Node::Exited(0, t), Node::Exited(0, t)]), JobStatus::Succeeded);
+        assert_eq!(status(&[Node::Exited(0, t), Node::Running]), JobStatus::Running);
+        assert_eq!(status(&[Node::Exited(2, t), Node::Running]), JobStatus::Running, "not over while a node runs");
+        assert_eq!(status(&[Node::Exited(2, t), Node::Exited(0, t)]), JobStatus::Failed);
+        assert_eq!(status(&[Node::Lost, Node::Running]), JobStatus::Lost);
+        assert_eq!(status(&[Node::Pending, Node::Pending]), JobStatus::Pending);
     }
 
     /// Issue 10 (defect 11): `job.json` keeps no sensitive value, and is private.

@@ -140,6 +140,7 @@ mod tests {
             node_gpus: vec![vec![]],
             gpus_per_node: 0,
             checkpoint_dir: None,
+            checkpoint_uri: None,
             workdir: workdir.to_path_buf(),
             env: Vec::new(),
             setup: String::new(),

@@ -9,13 +9,14 @@ mod launch;
 mod spec;
 
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::portable::job::JobStatus;
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
 };
 use kiln_value::Value;
 
-use self::dir::{job_id, JobDir, Meta, Node, LOST};
+use self::dir::{job_id, JobDir, Meta, Node};
 use self::spec::JobSpec;
 use crate::procs::{signal_group, stop_groups, ProcTable};
 use crate::util::{attrs, error, now, num, read_error, u64_attr};
@@ -117,11 +118,11 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     planned.insert("nodes".into(), spec.as_ref().map_or(Value::Unknown, |s| num(s.nodes)));
     let mut requires_replace = Vec::new();
     if req.prior.is_none() {
-        let lost = req.replacing.filter(|r| r.get("status").and_then(Value::as_str) == Some(LOST));
+        let lost = req.replacing.filter(|r| JobStatus::of(r) == Some(JobStatus::Lost));
         planned.insert("restarts".into(), num(lost.map_or(0, |r| u64_attr(r, "restarts").unwrap_or(0) + 1)));
     }
     if let Some(prior) = req.prior {
-        if prior.get("status").and_then(Value::as_str) == Some(LOST) {
+        if JobStatus::of(prior) == Some(JobStatus::Lost) {
             planned.insert("status".into(), Value::Unknown);
             requires_replace.push("status".to_string());
         }

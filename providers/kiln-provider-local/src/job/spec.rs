@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kiln_diag::Diagnostic;
+use kiln_provider::portable::job::{file_uri, BucketStore, Checkpoint, NodeEnv};
 use kiln_value::Value;
 
 use crate::util::{error, f64_attr, resolve, set, str_attr, to_u64, u64_attr};
@@ -23,6 +24,8 @@ pub(crate) struct JobSpec {
     pub gpus_per_node: u64,
     /// Bucket path + checkpoint path; `None` without a `checkpoint` block.
     pub checkpoint_dir: Option<PathBuf>,
+    /// KILN_CHECKPOINT_URI: the bucket's `uri` + checkpoint path; `None` without a block.
+    pub checkpoint_uri: Option<String>,
     pub workdir: PathBuf,
     pub env: Vec<(String, String)>,
     pub setup: String,
@@ -33,6 +36,9 @@ pub(crate) struct JobSpec {
 impl JobSpec {
     /// `None` while a configured attribute is unknown.
     pub fn parse(ctx: &Ctx, address: &str, v: &Value) -> Result<Option<JobSpec>, Diagnostic> {
+        if let Some(d) = unreachable_checkpoint(v) {
+            return Err(d.address(address));
+        }
         if CONFIG.iter().any(|k| v.get(k).is_some_and(Value::contains_unknown)) {
             return Ok(None);
         }
@@ -56,11 +62,17 @@ impl JobSpec {
                 .hint("give the command to run, such as run = \"python3 train.py\"")
         })?;
         let gpus_per_node = u64_attr(cluster, "gpus_per_node").unwrap_or(0);
+        let checkpoint_dir = checkpoint_dir(ctx, address, v)?;
+        let checkpoint_uri = checkpoint_dir.as_ref().map(|dir| {
+            let c = Checkpoint::of(v).and_then(|c| c.uri());
+            c.unwrap_or_else(|| file_uri(dir.to_string_lossy().trim_end_matches('/')))
+        });
         Ok(Some(JobSpec {
             nodes,
             node_gpus: split_gpus(cluster, nodes, gpus_per_node),
             gpus_per_node,
-            checkpoint_dir: checkpoint_dir(ctx, address, v)?,
+            checkpoint_dir,
+            checkpoint_uri,
             workdir: str_attr(v, "workdir").map_or_else(|| ctx.working_dir.clone(), |w| resolve(&ctx.working_dir, w)),
             env: set(v, "env")
                 .and_then(Value::as_map)
@@ -87,20 +99,24 @@ impl JobSpec {
         out
     }
 
-    /// The environment of node `rank`: KILN_*, CUDA_VISIBLE_DEVICES when the node has GPUs,
-    /// unbuffered Python output, then the user's `env` (which wins).
+    /// The environment of node `rank`: the portable job environment (every node on
+    /// 127.0.0.1, one task per node), CUDA_VISIBLE_DEVICES when the node has GPUs, unbuffered
+    /// Python output, then the user's `env` (which wins).
     pub fn node_env(&self, job_id: &str, rank: u64, port: u16, checkpoint_dir: &std::path::Path) -> Vec<(String, String)> {
-        let mut env = vec![
-            ("KILN_NODE_RANK".to_string(), rank.to_string()),
-            ("KILN_NUM_NODES".to_string(), self.nodes.to_string()),
-            ("KILN_NODE_IPS".to_string(), vec!["127.0.0.1"; self.nodes as usize].join(",")),
-            ("KILN_MASTER_ADDR".to_string(), "127.0.0.1".to_string()),
-            ("KILN_MASTER_PORT".to_string(), port.to_string()),
-            ("KILN_NUM_GPUS_PER_NODE".to_string(), self.gpus_per_node.to_string()),
-            ("KILN_JOB_ID".to_string(), job_id.to_string()),
-            ("KILN_CHECKPOINT_DIR".to_string(), checkpoint_dir.display().to_string()),
-            ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
-        ];
+        let ips = vec!["127.0.0.1".to_string(); self.nodes as usize];
+        let dir = checkpoint_dir.display().to_string();
+        let mut env = NodeEnv {
+            job_id,
+            node_rank: rank,
+            node_ips: &ips,
+            master_addr: "127.0.0.1",
+            master_port: port,
+            gpus_per_node: self.gpus_per_node,
+            checkpoint_dir: &dir,
+            checkpoint_uri: self.checkpoint_uri.as_deref().unwrap_or_default(),
+        }
+        .vars();
+        env.push(("PYTHONUNBUFFERED".to_string(), "1".to_string()));
         if let Some(gpus) = self.node_gpus.get(rank as usize).filter(|g| !g.is_empty()) {
             let ids: Vec<String> = gpus.iter().map(u64::to_string).collect();
             env.push(("CUDA_VISIBLE_DEVICES".to_string(), ids.join(",")));
@@ -115,6 +131,18 @@ fn split_gpus(cluster: &Value, nodes: u64, per_node: u64) -> Vec<Vec<u64>> {
     let all: Vec<u64> =
         set(cluster, "gpus").and_then(Value::as_list).unwrap_or_default().iter().filter_map(|g| u64_attr(g, "index")).collect();
     (0..nodes).map(|r| all.iter().skip((r * per_node) as usize).take(per_node as usize).copied().collect()).collect()
+}
+
+/// A checkpoint bucket this machine's nodes cannot reach (an onprem host's directory, an object
+/// store) is refused, even while its values are unknown.
+fn unreachable_checkpoint(v: &Value) -> Option<Diagnostic> {
+    let c = Checkpoint::of(v).filter(|c| matches!(c.store(), BucketStore::Host { .. } | BucketStore::Object(_)))?;
+    Some(c.unreachable(
+        "E-LOCAL-JOB-CHECKPOINT",
+        "local",
+        "use a `local` bucket (`bucket = bucket.NAME` with `provider = local`); to keep checkpoints in another provider's \
+         bucket, run the job on that provider",
+    ))
 }
 
 fn checkpoint_dir(ctx: &Ctx, address: &str, v: &Value) -> Result<Option<PathBuf>, Diagnostic> {
@@ -138,6 +166,7 @@ pub(crate) fn validate(v: &Value) -> kiln_diag::Diagnostics {
                 .hint("write `cluster = cluster.NAME`"),
         );
     }
+    d.extend(unreachable_checkpoint(v));
     if str_attr(v, "run").is_some_and(|r| r.trim().is_empty()) {
         d.push(
             Diagnostic::error("E-LOCAL-JOB-RUN", "`run` is empty")
@@ -215,6 +244,68 @@ mod tests {
         assert_eq!(get("CUDA_VISIBLE_DEVICES"), "2,3");
         assert_eq!(get("KILN_NUM_GPUS_PER_NODE"), "2");
         assert_eq!(get("LR"), "0.1");
+        // Issue 11: the whole portable environment, one task per node.
+        for name in kiln_provider::portable::job::ENV {
+            assert!(env.contains_key(name), "no {name} in {env:?}");
+        }
+        assert_eq!((get("KILN_LOCAL_RANK"), get("KILN_TASK_RANK"), get("KILN_NUM_TASKS")), ("0".into(), "1".into(), "2".into()));
+        assert_eq!(get("KILN_CHECKPOINT_DIR"), "/c");
+        assert_eq!(get("KILN_CHECKPOINT_URI"), "file:///data/ckpt/run-1", "a bucket without a uri: its directory");
+    }
+
+    /// Issue 11: KILN_CHECKPOINT_URI is the bucket's `uri` and the block's `path`; empty without a
+    /// checkpoint block.
+    #[test]
+    fn checkpoint_uri_is_the_buckets_uri_and_path() {
+        let mut v = job(None);
+        let bucket = obj(&[("path", Value::from("data/ckpt")), ("uri", Value::from("file:///work/data/ckpt"))]);
+        if let Value::Map(m) = &mut v {
+            m.insert("checkpoint".into(), obj(&[("bucket", bucket), ("path", Value::from("run-1/"))]));
+        }
+        let s = JobSpec::parse(&ctx(), "job.t", &v).unwrap().unwrap();
+        assert_eq!(s.checkpoint_dir, Some(PathBuf::from("/work/data/ckpt/run-1/")));
+        let uri = |s: &JobSpec| s.node_env("t-1", 0, 1, std::path::Path::new("/c")).into_iter().find(|(k, _)| k == "KILN_CHECKPOINT_URI");
+        assert_eq!(uri(&s).unwrap().1, "file:///work/data/ckpt/run-1");
+        if let Value::Map(m) = &mut v {
+            m.insert("checkpoint".into(), Value::Null);
+        }
+        let none = JobSpec::parse(&ctx(), "job.t", &v).unwrap().unwrap();
+        assert_eq!(uri(&none).unwrap().1, "");
+    }
+
+    /// Issue 11: a checkpoint bucket this machine's nodes cannot reach is refused when the job is
+    /// planned, at the job's address, even while the bucket's values are unknown: an onprem
+    /// host's directory (the path would have been taken on this machine) or an S3 bucket.
+    #[test]
+    fn checkpoint_buckets_the_nodes_cannot_reach_are_refused() {
+        let with = |bucket: Value| {
+            let mut v = job(None);
+            if let Value::Map(m) = &mut v {
+                m.insert("checkpoint".into(), obj(&[("bucket", bucket), ("path", Value::from(""))]));
+            }
+            JobSpec::parse(&ctx(), "job.t", &v)
+        };
+        let onprem = obj(&[
+            ("host", Value::from("h1")),
+            ("path", Value::from("/srv/ckpt")),
+            ("shared", Value::from(false)),
+            ("uri", Value::from("sftp://10.0.0.1/srv/ckpt")),
+        ]);
+        let s3 = obj(&[("name", Value::from("b")), ("uri", Value::from("s3://b")), ("arn", Value::from("arn:aws:s3:::b"))]);
+        let s3_planned = obj(&[("name", Value::Unknown), ("uri", Value::Unknown), ("arn", Value::Unknown)]);
+        for (what, bucket) in [("onprem", onprem), ("s3", s3), ("s3 being created", s3_planned)] {
+            let mut v = job(None);
+            if let Value::Map(m) = &mut v {
+                m.insert("checkpoint".into(), obj(&[("bucket", bucket.clone()), ("path", Value::from(""))]));
+            }
+            let codes: Vec<&str> = validate(&v).iter().map(|d| d.code).collect();
+            assert_eq!(codes, ["E-LOCAL-JOB-CHECKPOINT"], "kiln validate says so too: {what}");
+            let d = with(bucket).expect_err(what);
+            assert_eq!((d.code, d.address.as_deref()), ("E-LOCAL-JOB-CHECKPOINT", Some("job.t")), "{what}");
+            assert!(d.hint.as_deref().is_some_and(|h| h.contains("`local` bucket")), "{what}: {d:?}");
+        }
+        assert!(with(obj(&[("path", Value::from("/d")), ("uri", Value::from("file:///d"))])).unwrap().is_some());
+        assert_eq!(with(obj(&[("path", Value::Unknown), ("uri", Value::Unknown)])).unwrap(), None, "a local bucket being created");
     }
 
     #[test]

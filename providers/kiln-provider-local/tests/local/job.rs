@@ -103,6 +103,8 @@ async fn runs_and_succeeds_with_the_kiln_environment_on_every_node() {
         assert_eq!(get("KILN_JOB_ID"), job_id);
         assert_eq!(std::path::Path::new(get("KILN_CHECKPOINT_DIR")), std::path::Path::new(&ckpt));
         assert_eq!(get("GREETING"), "hello");
+        assert_eq!(get("KILN_CHECKPOINT_URI"), format!("{}/run-1", str_of(&bucket, "uri")));
+        assert_eq!((get("KILN_LOCAL_RANK"), get("KILN_TASK_RANK"), get("KILN_NUM_TASKS")), ("0", rank.to_string().as_str(), "2"));
     }
     assert_eq!(nodes[0]["KILN_MASTER_PORT"], nodes[1]["KILN_MASTER_PORT"]);
 
