@@ -9,4 +9,5 @@ mod fleet;
 mod harness;
 mod job;
 mod portable;
+mod requests;
 mod reschedule;
