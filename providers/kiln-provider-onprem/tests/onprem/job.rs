@@ -208,3 +208,51 @@ async fn an_interrupted_create_is_recovered_by_its_token() {
     assert!(!delete(&p, "job.r", &found).await.has_errors());
     assert!(!delete(&p, "cluster.r", &cluster).await.has_errors());
 }
+
+/// A 2-host job as the kiln before issue 11 wrote it to state, on a cluster (and bucket) as that
+/// kiln wrote them; `bucket` is the checkpoint bucket's state (or null).
+fn written_before(bucket: serde_json::Value) -> (serde_json::Value, serde_json::Value) {
+    let gpu = |i: u32| json!({ "index": i, "name": "NVIDIA A100-SXM4-80GB", "memory_mib": 81920, "vendor": "nvidia" });
+    let cluster = json!({
+        "nodes": 2, "accelerators": "A100:1", "cpus": null, "memory": null, "labels": null, "hosts": null,
+        "cluster_id": "train-5e6f7a8b",
+        "allocation": [{ "host": "h1", "address": "10.0.0.1", "gpus": [gpu(0)] }, { "host": "h2", "address": "10.0.0.2", "gpus": [gpu(3)] }],
+        "node_ips": ["10.0.0.1", "10.0.0.2"], "gpus_per_node": 1, "unreachable": [], "stale_hosts": [],
+    });
+    let checkpoint = if bucket.is_null() { json!(null) } else { json!({ "bucket": bucket, "path": "run-1/" }) };
+    let slot = |rank: u32, host: &str, address: &str, pid: u32| {
+        json!({ "rank": rank, "host": host, "address": address, "dir": format!("/home/kiln/.kiln/jobs/train-1a2b3c4d"), "pid": pid })
+    };
+    let state = json!({
+        "cluster": cluster, "setup": "pip install -r requirements.txt", "run": "python3 train.py", "workdir": null,
+        "env": { "LR": "0.1" }, "nodes": 2, "stop_grace": 10, "checkpoint": checkpoint,
+        "job_id": "train-1a2b3c4d", "status": "running", "exit_codes": [null, null], "started_at": "2026-12-06T22:00:00Z",
+        "finished_at": null, "node_ips": ["10.0.0.1", "10.0.0.2"], "master_addr": "10.0.0.1", "master_port": 29533,
+        "placement": [slot(0, "h1", "10.0.0.1", 4242), slot(1, "h2", "10.0.0.2", 5151)], "pids": [4242, 5151],
+    });
+    let config = json!({ "cluster": cluster, "setup": state["setup"], "run": state["run"], "env": state["env"], "checkpoint": checkpoint });
+    (state, config)
+}
+
+/// Issue 11: a job the previous kiln wrote, with its configuration unchanged, plans no change
+/// (without a checkpoint block, with an onprem bucket on one host or shared, and with a local
+/// bucket, which that kiln took for a directory on the hosts).
+#[tokio::test]
+async fn a_job_written_before_plans_no_change() {
+    let p = configure(json!({ "root": "/tmp/kiln-onprem-upgrade", "host": [
+        { "name": "h1", "address": "10.0.0.1", "user": "kiln" }, { "name": "h2", "address": "10.0.0.2", "user": "kiln" },
+    ] }));
+    let onprem = |shared: bool| {
+        json!({ "host": "h1", "name": "ckpt", "path": "/srv/ckpt", "shared": shared, "uri": "sftp://kiln@10.0.0.1/srv/ckpt",
+            "force_destroy": false })
+    };
+    let local = json!({ "force_destroy": false, "name": "ckpt", "path": "/srv/ckpt", "uri": "file:///srv/ckpt" });
+    for bucket in [json!(null), onprem(false), onprem(true), local] {
+        let (state, cfg) = written_before(bucket.clone());
+        let prior = json(state);
+        let r = plan(&p, "job.train", &config(&p, "job", cfg), Some(&prior)).await;
+        assert!(!r.diagnostics.has_errors(), "{bucket}: {:?}", r.diagnostics);
+        assert!(r.requires_replace.is_empty(), "{bucket}: {:?}", r.requires_replace);
+        assert!(r.planned.unmarked_eq(&prior), "{bucket}: changed {:?}", changed(&prior, &r.planned));
+    }
+}
