@@ -42,16 +42,13 @@ mod spot_pool;
 pub use kiln_provider::throttle;
 mod util;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::kinds::legacy::Kinds;
-use kiln_provider::{
-    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
-    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
-    ValidateRequest,
-};
-use kiln_schema::ProviderSchema;
+use kiln_provider::kinds::{KindProvider, Kinds, Mutation};
+use kiln_provider::{async_trait, ConfigureRequest, Limits, Provider, ProviderFactory};
+use kiln_schema::{Body, ProviderSchema};
 
 pub use calls::ApiCalls;
 pub use settings::{Clients, Settings};
@@ -71,7 +68,7 @@ impl ProviderFactory for AwsFactory {
         NAME
     }
     fn schema(&self) -> ProviderSchema {
-        schema::schema()
+        AwsProvider::provider_schema()
     }
     async fn configure(&self, req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
         let settings = Settings::from_config(&req.config).map_err(Diagnostics::from)?;
@@ -80,7 +77,7 @@ impl ProviderFactory for AwsFactory {
 }
 
 /// What every kind's operations see: the clients and what is looked up once per instance.
-pub(crate) struct Ctx {
+pub struct Ctx {
     pub clients: Clients,
     pub catalog: tokio::sync::OnceCell<cluster::catalog::Catalog>,
     pub default_image: tokio::sync::OnceCell<String>,
@@ -124,71 +121,52 @@ impl AwsProvider {
 }
 
 pub(crate) use cluster::instances::AllInstances;
-pub(crate) use kiln_provider::kinds::legacy::Kind;
+pub(crate) use kiln_provider::kinds::{Kind, Outcome};
+pub(crate) use kiln_schema::KindSchema;
 
 /// The kinds; a read's batch is one DescribeInstances answer shared by every kind that needs it.
 static KINDS: Kinds<Ctx, AllInstances> = Kinds {
     provider: NAME,
     kinds: &[
-        ("bucket", &bucket::Bucket),
-        ("cluster", &cluster::Cluster),
-        ("spot_pool", &spot_pool::SpotPool),
-        ("job", &job::Job),
-        ("aws_vpc", &net::Net(net::Vpc)),
-        ("aws_subnet", &net::Net(net::Subnet)),
-        ("aws_security_group", &net::Net(net::SecurityGroup)),
-        ("aws_key_pair", &net::Net(net::KeyPair)),
+        &bucket::Bucket,
+        &cluster::Cluster,
+        &spot_pool::SpotPool,
+        &job::Job,
+        &net::Net(net::Vpc),
+        &net::Net(net::Subnet),
+        &net::Net(net::SecurityGroup),
+        &net::Net(net::KeyPair),
     ],
+    data: &[],
 };
 
 #[async_trait]
-impl Provider for AwsProvider {
-    fn schema(&self) -> ProviderSchema {
-        schema::schema()
+impl KindProvider for AwsProvider {
+    type Ctx = Ctx;
+    type Batch = AllInstances;
+
+    fn kinds() -> &'static Kinds<Ctx, AllInstances> {
+        &KINDS
     }
 
-    fn api_calls(&self) -> std::collections::BTreeMap<String, u64> {
-        self.ctx.clients.calls.by_operation()
+    fn config_schema() -> Body {
+        schema::config()
+    }
+
+    fn ctx(&self) -> &Ctx {
+        &self.ctx
     }
 
     fn limits(&self) -> Limits {
         Limits { concurrency: Some(CONCURRENCY) }
     }
 
-    fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
-        KINDS.validate(req)
+    fn api_calls(&self) -> BTreeMap<String, u64> {
+        self.ctx.clients.calls.by_operation()
     }
 
-    async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
-        KINDS.plan(&self.ctx, req).await
-    }
-
-    async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
-        self.throttled(KINDS.create(&self.ctx, req)).await
-    }
-
-    async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
-        self.throttled(KINDS.update(&self.ctx, req)).await
-    }
-
-    async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
-        self.throttled(KINDS.delete(&self.ctx, req)).await
-    }
-
-    /// Each kind reads its items in one batch; instances are described once for all of them.
-    async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
-        KINDS.read(&self.ctx, req, &AllInstances::default()).await
-    }
-
-    async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
-        KINDS.recover(&self.ctx, req).await
-    }
-
-    async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
-        KINDS.import(&self.ctx, req).await
-    }
-
-    async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
-        KINDS.logs(&self.ctx, req).await
+    /// Creates, updates and deletes run within the [`throttle::Throttle`].
+    async fn mutation<'a, T: Send + 'a>(&'a self, op: Mutation<'a, T>) -> T {
+        self.throttled(op).await
     }
 }

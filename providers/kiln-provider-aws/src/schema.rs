@@ -1,35 +1,23 @@
 //! The schemas the `aws` provider publishes: its configuration block and the kinds `bucket`
-//! (an S3 bucket), `cluster` (EC2 instances) and `spot_pool` (an EC2 Fleet).
+//! (an S3 bucket), `cluster` (EC2 instances) and `spot_pool` (an EC2 Fleet); each kind publishes
+//! its own from these bodies.
 
-use kiln_schema::{Attribute, Body, KindSchema, ProviderSchema};
+#[cfg(test)]
+use kiln_schema::ProviderSchema;
+use kiln_schema::{Attribute, Body};
 use kiln_value::Type;
 
+/// The provider's schema, as its kinds table assembles it.
+#[cfg(test)]
 pub fn schema() -> ProviderSchema {
-    ProviderSchema {
-        config: config(),
-        kinds: [
-            ("bucket".to_string(), KindSchema::new("An S3 bucket for data and checkpoints", bucket())),
-            ("cluster".to_string(), KindSchema::new("EC2 instances, one per node", cluster())),
-            ("job".to_string(), KindSchema::new("A training job run by the kiln agent on a cluster's or pool's instances", job())),
-            ("aws_vpc".to_string(), KindSchema::new("A VPC", vpc())),
-            ("aws_subnet".to_string(), KindSchema::new("A subnet of a VPC, in one availability zone", subnet())),
-            ("aws_security_group".to_string(), KindSchema::new("A security group and its ingress rules", security_group())),
-            ("aws_key_pair".to_string(), KindSchema::new("An EC2 key pair, imported or generated", key_pair())),
-            (
-                "spot_pool".to_string(),
-                KindSchema::new("An EC2 Fleet (maintain) of spot and on-demand instances across types and zones", spot_pool()),
-            ),
-        ]
-        .into(),
-        data_kinds: Default::default(),
-    }
+    <crate::AwsProvider as kiln_provider::kinds::KindProvider>::provider_schema()
 }
 
 fn strings() -> Type {
     Type::List(Box::new(Type::String))
 }
 
-fn config() -> Body {
+pub(crate) fn config() -> Body {
     Body::new()
         .attr("region", Attribute::optional(Type::String, "AWS region, such as \"us-east-1\"; default: AWS_REGION or the profile's"))
         .attr(
@@ -43,7 +31,7 @@ fn config() -> Body {
         )
 }
 
-fn bucket() -> Body {
+pub(crate) fn bucket() -> Body {
     Body::new()
         .attr(
             "name",
@@ -65,7 +53,7 @@ fn bucket() -> Body {
         .attr("region", Attribute::computed(Type::String, "Region the bucket lives in"))
 }
 
-fn cluster() -> Body {
+pub(crate) fn cluster() -> Body {
     Body::new()
         .attr("nodes", Attribute::optional(Type::Number, "Instances; changing it launches or terminates the difference").default(1i64))
         .attr(
@@ -131,7 +119,7 @@ fn tags() -> Attribute {
     Attribute::optional(Type::Map(Box::new(Type::String)), "Tags, besides kiln:address and kiln:token; changed in place")
 }
 
-fn vpc() -> Body {
+pub(crate) fn vpc() -> Body {
     Body::new()
         .attr("cidr_block", Attribute::required(Type::String, "IPv4 range, such as \"10.0.0.0/16\"").force_new())
         .attr("tags", tags())
@@ -139,7 +127,7 @@ fn vpc() -> Body {
         .attr("is_default", Attribute::computed(Type::Bool, "Whether it is the region's default VPC"))
 }
 
-fn subnet() -> Body {
+pub(crate) fn subnet() -> Body {
     Body::new()
         .attr("vpc_id", Attribute::required(Type::String, "The VPC, such as aws_vpc.main.id").force_new())
         .attr("cidr_block", Attribute::required(Type::String, "IPv4 range inside the VPC's, such as \"10.0.1.0/24\"").force_new())
@@ -152,7 +140,7 @@ fn subnet() -> Body {
         .attr("id", Attribute::computed(Type::String, "Subnet ID"))
 }
 
-fn security_group() -> Body {
+pub(crate) fn security_group() -> Body {
     Body::new()
         .attr("name", Attribute::optional_computed(Type::String, "Group name; default: kiln-NAME-XXXXXXXX").force_new())
         .attr("description", Attribute::optional(Type::String, "Description").default("Managed by kiln").force_new())
@@ -168,7 +156,7 @@ fn security_group() -> Body {
         .attr("id", Attribute::computed(Type::String, "Security group ID"))
 }
 
-fn key_pair() -> Body {
+pub(crate) fn key_pair() -> Body {
     Body::new()
         .attr("key_name", Attribute::optional_computed(Type::String, "Key name; default: kiln-NAME-XXXXXXXX").force_new())
         .attr(
@@ -182,7 +170,7 @@ fn key_pair() -> Body {
 }
 
 /// The portable `job` ([`kiln_provider::portable::job`]) with aws's descriptions and extras.
-fn job() -> Body {
+pub(crate) fn job() -> Body {
     use kiln_provider::portable::job::{self as portable, CheckpointBlock, JobSchema};
     let checkpoint = CheckpointBlock {
         required: true,
@@ -213,7 +201,7 @@ fn job() -> Body {
     .attr("restarts", portable::restarts())
 }
 
-fn spot_pool() -> Body {
+pub(crate) fn spot_pool() -> Body {
     let number = || Type::Number;
     Body::new()
         .attr("capacity", Attribute::required(number(), "Instances the pool keeps running; changing it is an in-place update"))

@@ -22,8 +22,8 @@ use kiln_provider::{
 use kiln_value::Value;
 
 use crate::error::AwsError;
-use crate::util::{error, made_up_name, read_error, str_attr, TAG_ADDRESS, TAG_TOKEN};
-use crate::{AllInstances, Ctx, Kind};
+use crate::util::{error, made_up_name, str_attr, TAG_ADDRESS, TAG_TOKEN};
+use crate::{AllInstances, Ctx, Kind, KindSchema, Outcome};
 use spec::Spec;
 
 pub(crate) struct Bucket;
@@ -137,90 +137,79 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, D
 
 #[async_trait]
 impl Kind<Ctx, AllInstances> for Bucket {
+    fn name(&self) -> &'static str {
+        "bucket"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("An S3 bucket for data and checkpoints", crate::schema::bucket())
+    }
+
     fn validate(&self, config: &Value) -> Diagnostics {
         Spec::parse(config).err().map(invalid).unwrap_or_default()
     }
 
-    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
-        match parse(req.address, req.proposed) {
-            Ok(spec) => {
-                let region = req.prior.and_then(|p| str_attr(p, "region")).unwrap_or(&ctx.clients.region);
-                PlanResponse { planned: spec.state(region), requires_replace: Vec::new(), diagnostics: Diagnostics::new() }
-            }
-            Err(diagnostics) => PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics },
-        }
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        let spec = parse(req.address, req.proposed)?;
+        let region = req.prior.and_then(|p| str_attr(p, "region")).unwrap_or(&ctx.clients.region);
+        Ok(PlanResponse { planned: spec.state(region), requires_replace: Vec::new(), diagnostics: Diagnostics::new() })
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        create(ctx, req).await.unwrap_or_else(ApplyResponse::error)
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(create(ctx, req).await?)
     }
 
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
-        let (spec, prior) = match (parse(req.address, req.planned), parse(req.address, req.prior)) {
-            (Ok(s), Ok(p)) => (s, p),
-            (Err(d), _) | (_, Err(d)) => return ApplyResponse { state: None, diagnostics: d },
-        };
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+        let (spec, prior) = (parse(req.address, req.planned)?, parse(req.address, req.prior)?);
         let Some(name) = prior.name.clone() else {
-            return ApplyResponse::error(error("E-AWS-BUCKET", req.address, "the bucket in state has no name"));
+            return Err(error("E-AWS-BUCKET", req.address, "the bucket in state has no name").into());
         };
-        let token = match s3::tags(&ctx.clients.s3, &name).await {
-            Ok(tags) => token_of(&tags).unwrap_or_default().to_string(),
-            Err(e) => return ApplyResponse::error(e.diagnostic(req.address, &format!("read tags of bucket {name}"))),
-        };
-        converge(ctx, req.address, &name, &token, &spec, prior.versioning).await
+        let tags = s3::tags(&ctx.clients.s3, &name).await.map_err(|e| e.diagnostic(req.address, &format!("read tags of bucket {name}")))?;
+        let token = token_of(&tags).unwrap_or_default().to_string();
+        Ok(converge(ctx, req.address, &name, &token, &spec, prior.versioning).await)
     }
 
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
-        let Some(name) = str_attr(req.prior, "name") else { return Diagnostics::new() };
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        let Some(name) = str_attr(req.prior, "name") else { return Ok(Diagnostics::new()) };
         let s3 = &ctx.clients.s3;
         let fail = |e: AwsError| -> Diagnostics { e.diagnostic(req.address, &format!("delete bucket {name}")).into() };
-        match s3::exists(s3, name).await {
-            Ok(false) => return Diagnostics::new(),
-            Ok(true) => {}
-            Err(e) => return fail(e),
+        if !s3::exists(s3, name).await.map_err(fail)? {
+            return Ok(Diagnostics::new());
         }
         let force = crate::util::bool_attr(req.prior, "force_destroy") == Some(true);
-        let emptied = if force {
-            s3::empty(s3, name).await.map(|_| ())
+        if force {
+            s3::empty(s3, name).await.map_err(fail)?;
         } else {
-            match s3::some_keys(s3, name, 6).await {
-                Ok(keys) if !keys.is_empty() => return not_empty(req.address, name, &keys).into(),
-                other => other.map(|_| ()),
+            let keys = s3::some_keys(s3, name, 6).await.map_err(fail)?;
+            if !keys.is_empty() {
+                return Err(not_empty(req.address, name, &keys).into());
             }
-        };
-        match emptied {
-            Ok(()) => s3::delete(s3, name).await.err().map(fail).unwrap_or_default(),
-            Err(e) => fail(e),
         }
+        s3::delete(s3, name).await.map_err(fail)?;
+        Ok(Diagnostics::new())
     }
 
     /// Buckets are read one after another, their five settings at once.
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _all: &crate::cluster::instances::AllInstances) -> Vec<ReadResult> {
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _all: &AllInstances) -> Outcome<Vec<ReadResult>> {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             out.push(read_item(ctx, item).await);
         }
-        out
+        Ok(out)
     }
 
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
-        match recover(ctx, req).await {
-            Ok(Some(v)) => ReadResult::found(v),
-            Ok(None) => ReadResult::gone(),
-            Err(d) => read_error(d),
-        }
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+        Ok(recover(ctx, req).await?.map_or_else(ReadResult::gone, ReadResult::found))
     }
 
-    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
         let defaults = Spec::parse(&Value::Null).expect("defaults parse");
         let prior = Spec { tags_set: false, ..defaults };
-        match read_one(ctx, req.address, req.id, &prior).await {
-            Ok(Some(v)) => ReadResult::found(v),
-            Ok(None) => read_error(
-                error("E-AWS-IMPORT", req.address, format!("no bucket named {} in {}", req.id, ctx.clients.region))
-                    .hint("import a bucket by its name, in the provider's region"),
-            ),
-            Err(d) => read_error(d),
+        match read_one(ctx, req.address, req.id, &prior).await? {
+            Some(v) => Ok(ReadResult::found(v)),
+            None => Err(error("E-AWS-IMPORT", req.address, format!("no bucket named {} in {}", req.id, ctx.clients.region))
+                .hint("import a bucket by its name, in the provider's region")
+                .into()),
         }
     }
 }

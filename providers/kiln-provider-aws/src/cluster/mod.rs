@@ -25,8 +25,8 @@ use kiln_provider::{
 use kiln_value::{Map, Value};
 
 use crate::error::AwsError;
-use crate::util::{attrs, error, made_up_name, read_error, str_attr, str_list, u64_attr, TAG_ADDRESS, TAG_TOKEN};
-use crate::{AllInstances, Ctx, Kind};
+use crate::util::{attrs, error, made_up_name, str_attr, str_list, u64_attr, TAG_ADDRESS, TAG_TOKEN};
+use crate::{AllInstances, Ctx, Kind, KindSchema, Outcome};
 use catalog::Catalog;
 use instances::{Launch, LaunchError, Node};
 use spec::Spec;
@@ -480,6 +480,14 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, D
 
 #[async_trait]
 impl Kind<Ctx, AllInstances> for Cluster {
+    fn name(&self) -> &'static str {
+        "cluster"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("EC2 instances, one per node", crate::schema::cluster())
+    }
+
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = Spec::parse(config).err().map(invalid).unwrap_or_default();
         if let Some(msg) = spec::conflicts(config) {
@@ -488,32 +496,31 @@ impl Kind<Ctx, AllInstances> for Cluster {
         d
     }
 
-    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
-        match plan(ctx, req).await {
-            Ok(planned) => PlanResponse { diagnostics: spec::ssh_warning(req.address, &planned), planned, requires_replace: Vec::new() },
-            Err(d) => PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: d.into() },
-        }
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        let planned = plan(ctx, req).await?;
+        Ok(PlanResponse { diagnostics: spec::ssh_warning(req.address, &planned), planned, requires_replace: Vec::new() })
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        create(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(create(ctx, req).await?))
     }
 
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
-        update(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(update(ctx, req).await?))
     }
 
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
-        delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        delete(ctx, req).await?;
+        Ok(Diagnostics::new())
     }
 
     /// One DescribeInstances call per 1,000 kiln instances in the region, whatever the number
     /// of clusters.
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], all: &instances::AllInstances) -> Vec<ReadResult> {
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], all: &instances::AllInstances) -> Outcome<Vec<ReadResult>> {
         if items.iter().all(|i| recorded_ids(i.state).is_empty()) {
-            return items.iter().map(|i| ReadResult::found(i.state.clone())).collect();
+            return Ok(items.iter().map(|i| ReadResult::found(i.state.clone())).collect());
         }
-        match all.get(&ctx.clients.ec2).await {
+        Ok(match all.get(&ctx.clients.ec2).await {
             Ok(nodes) => {
                 let by_id = nodes.iter().map(|n| (n.id.as_str(), n)).collect();
                 items.iter().map(|i| read_item(i, &by_id)).collect()
@@ -522,21 +529,16 @@ impl Kind<Ctx, AllInstances> for Cluster {
                 .iter()
                 .map(|i| ReadResult { state: Some(i.state.clone()), diagnostics: e.diagnostic(i.address, "describe instances").into() })
                 .collect(),
-        }
+        })
     }
 
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
-        match recover(ctx, req).await {
-            Ok(Some(v)) => ReadResult::found(v),
-            Ok(None) => ReadResult::gone(),
-            Err(d) => read_error(d),
-        }
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+        Ok(recover(ctx, req).await?.map_or_else(ReadResult::gone, ReadResult::found))
     }
 
-    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
-        read_error(
-            error("E-AWS-IMPORT", req.address, "importing an aws cluster is not supported yet")
-                .hint("declare the cluster and run `kiln apply`; terminate the old instances yourself"),
-        )
+    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
+        Err(error("E-AWS-IMPORT", req.address, "importing an aws cluster is not supported yet")
+            .hint("declare the cluster and run `kiln apply`; terminate the old instances yourself")
+            .into())
     }
 }

@@ -32,8 +32,8 @@ use kiln_value::Value;
 
 use crate::cluster::instances::{self, AllInstances};
 use crate::error::AwsError;
-use crate::util::{attrs, error, made_up_name, num, read_error, set, str_attr, str_list, strings, u64_attr};
-use crate::{Ctx, Kind};
+use crate::util::{attrs, error, made_up_name, num, set, str_attr, str_list, strings, u64_attr};
+use crate::{Ctx, Kind, KindSchema, Outcome};
 
 /// Tag whose value names the job an instance runs.
 pub const TAG_JOB: &str = "kiln:job";
@@ -611,6 +611,14 @@ async fn whole_log(ctx: &Ctx, req: &LogsRequest<'_>, bucket: &str, p: &str, fini
 
 #[async_trait]
 impl Kind<Ctx, AllInstances> for Job {
+    fn name(&self) -> &'static str {
+        "job"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("A training job run by the kiln agent on a cluster's or pool's instances", crate::schema::job())
+    }
+
     fn validate(&self, config: &Value) -> Diagnostics {
         match Spec::parse("job", config) {
             Err(d) if d.code == "E-AWS-JOB-RUN" || d.code == "E-AWS-JOB-BUCKET" => d.into(),
@@ -620,52 +628,50 @@ impl Kind<Ctx, AllInstances> for Job {
         }
     }
 
-    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
-        plan(req).unwrap_or_else(|d| PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: d.into() })
+    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        Ok(plan(req)?)
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        create(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(create(ctx, req).await?))
     }
 
     /// Only `stop_grace` and `heartbeat_timeout` change in place: they live in state.
-    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
         let mut v = attrs(req.prior);
         for (k, x) in attrs(req.planned) {
             if !x.is_unknown() {
                 v.insert(k, x);
             }
         }
-        ApplyResponse::ok(Value::Map(v))
+        Ok(ApplyResponse::ok(Value::Map(v)))
     }
 
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
-        delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        delete(ctx, req).await?;
+        Ok(Diagnostics::new())
     }
 
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], all: &AllInstances) -> Vec<ReadResult> {
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], all: &AllInstances) -> Outcome<Vec<ReadResult>> {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             out.push(read_one(ctx, item, all).await);
         }
-        out
+        Ok(out)
     }
 
     /// An interrupted create is finished again: its files and tags are written idempotently.
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
         let create_req = CreateRequest { address: req.address, kind: req.kind, planned: req.planned, token: req.token };
-        match create(ctx, &create_req).await {
-            Ok(v) => ReadResult::found(v),
-            Err(d) => read_error(d),
-        }
+        Ok(ReadResult::found(create(ctx, &create_req).await?))
     }
 
-    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
-        read_error(error("E-AWS-IMPORT", req.address, "importing an aws job is not supported").hint("declare the job and run `kiln apply`"))
+    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
+        Err(error("E-AWS-IMPORT", req.address, "importing an aws job is not supported").hint("declare the job and run `kiln apply`").into())
     }
 
-    async fn logs(&self, ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
-        logs(ctx, req).await
+    async fn logs(&self, ctx: &Ctx, req: &LogsRequest<'_>) -> Outcome<LogsResponse> {
+        Ok(logs(ctx, req).await)
     }
 }
 

@@ -10,13 +10,16 @@ use super::{sdk_tags, NetKind, Object};
 use crate::cluster::network::tag_spec;
 use crate::error::AwsError;
 use crate::util::{made_up_name, str_attr};
-use crate::Ctx;
+use crate::{Ctx, KindSchema};
 
 pub(crate) struct KeyPair;
 
 #[async_trait]
 impl NetKind for KeyPair {
     const NAME: &'static str = "aws_key_pair";
+    fn schema() -> KindSchema {
+        KindSchema::new("An EC2 key pair, imported or generated", crate::schema::key_pair())
+    }
     const ID_PREFIX: &'static str = "key-";
     const ID_FILTER: &'static str = "key-pair-id";
     const KEPT: &'static [&'static str] = &["private_key", "public_key"];

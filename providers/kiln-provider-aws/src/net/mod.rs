@@ -24,7 +24,7 @@ use crate::cluster::instances::AllInstances;
 use crate::cluster::network::{filter, tag};
 use crate::error::AwsError;
 use crate::util::{attrs, read_error, str_attr, str_map, TAG_ADDRESS, TAG_TOKEN};
-use crate::{Ctx, Kind};
+use crate::{Ctx, Kind, KindSchema, Outcome};
 
 pub(crate) use key_pair::KeyPair;
 pub(crate) use security_group::SecurityGroup;
@@ -62,6 +62,8 @@ pub(crate) fn sdk_tags(tags: &[aws_sdk_ec2::types::Tag]) -> Vec<(String, String)
 pub(crate) trait NetKind: Send + Sync {
     /// The kind's name, such as `aws_vpc`.
     const NAME: &'static str;
+    /// The kind's schema.
+    fn schema() -> KindSchema;
     /// The ID's prefix, for checking `kiln import` IDs (`vpc-`).
     const ID_PREFIX: &'static str;
     /// Objects matching the filters (an ID filter, or a tag filter).
@@ -118,6 +120,14 @@ async fn describe_ids<K: NetKind>(ec2: &Client, ids: &[&str]) -> Result<Vec<Obje
 
 #[async_trait]
 impl<K: NetKind + 'static> Kind<Ctx, AllInstances> for Net<K> {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+
+    fn schema(&self) -> KindSchema {
+        K::schema()
+    }
+
     fn validate(&self, config: &Value) -> Diagnostics {
         match str_map(config, "tags").iter().find(|(k, _)| k.starts_with("kiln:")) {
             Some((k, _)) => Diagnostic::error("E-AWS-TAGS", format!("tag `{k}`: tags starting with `kiln:` are kiln's own")).into(),
@@ -125,13 +135,13 @@ impl<K: NetKind + 'static> Kind<Ctx, AllInstances> for Net<K> {
         }
     }
 
-    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
+    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
         let mut planned = attrs(req.proposed);
         K::normalize(&mut planned);
-        PlanResponse { planned: Value::Map(planned), requires_replace: Vec::new(), diagnostics: Diagnostics::new() }
+        Ok(PlanResponse { planned: Value::Map(planned), requires_replace: Vec::new(), diagnostics: Diagnostics::new() })
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
         let mut tags = vec![(TAG_ADDRESS.to_string(), req.address.to_string()), (TAG_TOKEN.to_string(), req.token.to_string())];
         let user = str_map(req.planned, "tags");
         if !user.iter().any(|(k, _)| k == "Name") {
@@ -139,31 +149,22 @@ impl<K: NetKind + 'static> Kind<Ctx, AllInstances> for Net<K> {
         }
         tags.extend(user);
         let ec2 = &ctx.clients.ec2;
-        let (id, extra) = match K::create(ctx, req.address, req.token, req.planned, &tags).await {
-            Ok(x) => x,
-            Err(e) => return ApplyResponse::error(e.diagnostic(req.address, &format!("create the {}", K::NAME))),
+        let (id, extra) = K::create(ctx, req.address, req.token, req.planned, &tags)
+            .await
+            .map_err(|e| e.diagnostic(req.address, &format!("create the {}", K::NAME)))?;
+        let found = describe_ids::<K>(ec2, &[&id]).await.map_err(|e| describe_err::<K>(req.address, e))?;
+        let Some(mut o) = found.into_iter().next() else {
+            let e = AwsError { code: None, message: format!("`{id}` vanished after its create") };
+            return Err(describe_err::<K>(req.address, e).into());
         };
-        match describe_ids::<K>(ec2, &[&id]).await {
-            Ok(found) => match found.into_iter().next() {
-                Some(mut o) => {
-                    o.attrs.extend(extra);
-                    ApplyResponse::ok(state(req.planned, &o, None))
-                }
-                None => ApplyResponse::error(describe_err::<K>(
-                    req.address,
-                    AwsError { code: None, message: format!("`{id}` vanished after its create") },
-                )),
-            },
-            Err(e) => ApplyResponse::error(describe_err::<K>(req.address, e)),
-        }
+        o.attrs.extend(extra);
+        Ok(ApplyResponse::ok(state(req.planned, &o, None)))
     }
 
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
         let ec2 = &ctx.clients.ec2;
         let id = str_attr(req.prior, "id").unwrap_or_default().to_string();
-        if let Err(e) = K::update(ec2, &id, req.prior, req.planned).await {
-            return ApplyResponse::error(e.diagnostic(req.address, &format!("update the {}", K::NAME)));
-        }
+        K::update(ec2, &id, req.prior, req.planned).await.map_err(|e| e.diagnostic(req.address, &format!("update the {}", K::NAME)))?;
         let (old, new) = (str_map(req.prior, "tags"), str_map(req.planned, "tags"));
         let gone: Vec<aws_sdk_ec2::types::Tag> = old
             .iter()
@@ -172,37 +173,41 @@ impl<K: NetKind + 'static> Kind<Ctx, AllInstances> for Net<K> {
             .collect();
         let set: Vec<aws_sdk_ec2::types::Tag> = new.iter().filter(|t| !old.contains(t)).map(|(k, v)| tag(k, v)).collect();
         if !gone.is_empty() {
-            if let Err(e) = ec2.delete_tags().resources(&id).set_tags(Some(gone)).send().await {
-                return ApplyResponse::error(AwsError::from_sdk(e).diagnostic(req.address, "remove tags"));
-            }
+            ec2.delete_tags()
+                .resources(&id)
+                .set_tags(Some(gone))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(e).diagnostic(req.address, "remove tags"))?;
         }
         if !set.is_empty() {
-            if let Err(e) = ec2.create_tags().resources(&id).set_tags(Some(set)).send().await {
-                return ApplyResponse::error(AwsError::from_sdk(e).diagnostic(req.address, "set tags"));
-            }
+            ec2.create_tags()
+                .resources(&id)
+                .set_tags(Some(set))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(e).diagnostic(req.address, "set tags"))?;
         }
-        match describe_ids::<K>(ec2, &[&id]).await {
-            Ok(found) => match found.into_iter().next() {
-                Some(o) => ApplyResponse::ok(keep::<K>(state(req.planned, &o, Some(req.prior)), req.prior)),
-                None => ApplyResponse::error(describe_err::<K>(req.address, AwsError { code: None, message: format!("`{id}` is gone") })),
-            },
-            Err(e) => ApplyResponse::error(describe_err::<K>(req.address, e)),
-        }
+        let found = describe_ids::<K>(ec2, &[&id]).await.map_err(|e| describe_err::<K>(req.address, e))?;
+        let Some(o) = found.into_iter().next() else {
+            return Err(describe_err::<K>(req.address, AwsError { code: None, message: format!("`{id}` is gone") }).into());
+        };
+        Ok(ApplyResponse::ok(keep::<K>(state(req.planned, &o, Some(req.prior)), req.prior)))
     }
 
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
-        let Some(id) = str_attr(req.prior, "id") else { return Diagnostics::new() };
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        let Some(id) = str_attr(req.prior, "id") else { return Ok(Diagnostics::new()) };
         match K::delete(&ctx.clients.ec2, id).await {
-            Ok(()) => Diagnostics::new(),
-            Err(e) if e.code.as_deref().is_some_and(|c| c.ends_with(".NotFound")) => Diagnostics::new(),
-            Err(e) => e.diagnostic(req.address, &format!("delete the {}", K::NAME)).into(),
+            Ok(()) => Ok(Diagnostics::new()),
+            Err(e) if e.code.as_deref().is_some_and(|c| c.ends_with(".NotFound")) => Ok(Diagnostics::new()),
+            Err(e) => Err(e.diagnostic(req.address, &format!("delete the {}", K::NAME)).into()),
         }
     }
 
     /// One Describe call for every object of the kind.
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _all: &AllInstances) -> Vec<ReadResult> {
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], _all: &AllInstances) -> Outcome<Vec<ReadResult>> {
         let ids: Vec<&str> = items.iter().filter_map(|i| str_attr(i.state, "id")).collect();
-        match describe_ids::<K>(&ctx.clients.ec2, &ids).await {
+        Ok(match describe_ids::<K>(&ctx.clients.ec2, &ids).await {
             Ok(found) => items
                 .iter()
                 .map(|i| match found.iter().find(|o| Some(o.id.as_str()) == str_attr(i.state, "id")) {
@@ -229,40 +234,39 @@ impl<K: NetKind + 'static> Kind<Ctx, AllInstances> for Net<K> {
                 .iter()
                 .map(|i| ReadResult { state: Some(i.state.clone()), diagnostics: describe_err::<K>(i.address, e.clone()).into() })
                 .collect(),
-        }
+        })
     }
 
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
-        match K::describe(&ctx.clients.ec2, vec![filter(&format!("tag:{TAG_TOKEN}"), &[req.token])]).await {
-            Ok(found) => match found.iter().find(|o| o.tag(TAG_ADDRESS) == Some(req.address)) {
-                // A generated private key cannot be read back: the object is useless without it.
-                Some(o) if !K::KEPT.is_empty() => match K::delete(&ctx.clients.ec2, &o.id).await {
-                    Ok(()) => ReadResult::gone(),
-                    Err(e) => read_error(e.diagnostic(req.address, &format!("delete the half-made {}", K::NAME))),
-                },
-                Some(o) => ReadResult::found(state(req.planned, o, None)),
-                None => ReadResult::gone(),
-            },
-            Err(e) => read_error(describe_err::<K>(req.address, e)),
-        }
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+        let found = K::describe(&ctx.clients.ec2, vec![filter(&format!("tag:{TAG_TOKEN}"), &[req.token])])
+            .await
+            .map_err(|e| describe_err::<K>(req.address, e))?;
+        Ok(match found.iter().find(|o| o.tag(TAG_ADDRESS) == Some(req.address)) {
+            // A generated private key cannot be read back: the object is useless without it.
+            Some(o) if !K::KEPT.is_empty() => {
+                K::delete(&ctx.clients.ec2, &o.id)
+                    .await
+                    .map_err(|e| e.diagnostic(req.address, &format!("delete the half-made {}", K::NAME)))?;
+                ReadResult::gone()
+            }
+            Some(o) => ReadResult::found(state(req.planned, o, None)),
+            None => ReadResult::gone(),
+        })
     }
 
-    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
+    async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
         if !req.id.starts_with(K::ID_PREFIX) {
-            return read_error(
-                Diagnostic::error("E-AWS-IMPORT", format!("{}: `{}` is not an ID of a {}", req.address, req.id, K::NAME))
-                    .address(req.address)
-                    .hint(format!("{} IDs start with `{}`", K::NAME, K::ID_PREFIX)),
-            );
+            return Err(Diagnostic::error("E-AWS-IMPORT", format!("{}: `{}` is not an ID of a {}", req.address, req.id, K::NAME))
+                .address(req.address)
+                .hint(format!("{} IDs start with `{}`", K::NAME, K::ID_PREFIX))
+                .into());
         }
-        match describe_ids::<K>(&ctx.clients.ec2, &[req.id]).await {
-            Ok(found) => match found.first() {
-                Some(o) => ReadResult::found(state(&Value::Map(Map::new()), o, None)),
-                None => read_error(
-                    Diagnostic::error("E-AWS-IMPORT", format!("{}: no {} `{}`", req.address, K::NAME, req.id)).address(req.address),
-                ),
-            },
-            Err(e) => read_error(describe_err::<K>(req.address, e)),
+        let found = describe_ids::<K>(&ctx.clients.ec2, &[req.id]).await.map_err(|e| describe_err::<K>(req.address, e))?;
+        match found.first() {
+            Some(o) => Ok(ReadResult::found(state(&Value::Map(Map::new()), o, None))),
+            None => {
+                Err(Diagnostic::error("E-AWS-IMPORT", format!("{}: no {} `{}`", req.address, K::NAME, req.id)).address(req.address).into())
+            }
         }
     }
 }

@@ -14,7 +14,7 @@ use super::{sdk_tags, NetKind, Object};
 use crate::cluster::network::{filter, tag_spec};
 use crate::error::AwsError;
 use crate::util::{bool_attr, made_up_name, set, str_attr, str_list, u64_attr};
-use crate::Ctx;
+use crate::{Ctx, KindSchema};
 
 pub(crate) struct SecurityGroup;
 
@@ -99,6 +99,9 @@ async fn default_vpc(ec2: &Client) -> Result<String, AwsError> {
 #[async_trait]
 impl NetKind for SecurityGroup {
     const NAME: &'static str = "aws_security_group";
+    fn schema() -> KindSchema {
+        KindSchema::new("A security group and its ingress rules", crate::schema::security_group())
+    }
     const ID_PREFIX: &'static str = "sg-";
     const ID_FILTER: &'static str = "group-id";
 

@@ -10,13 +10,16 @@ use super::{sdk_tags, NetKind, Object};
 use crate::cluster::network::tag_spec;
 use crate::error::AwsError;
 use crate::util::{bool_attr, str_attr};
-use crate::Ctx;
+use crate::{Ctx, KindSchema};
 
 pub(crate) struct Subnet;
 
 #[async_trait]
 impl NetKind for Subnet {
     const NAME: &'static str = "aws_subnet";
+    fn schema() -> KindSchema {
+        KindSchema::new("A subnet of a VPC, in one availability zone", crate::schema::subnet())
+    }
     const ID_PREFIX: &'static str = "subnet-";
     const ID_FILTER: &'static str = "subnet-id";
 

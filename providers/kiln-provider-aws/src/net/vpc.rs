@@ -9,13 +9,16 @@ use super::{sdk_tags, NetKind, Object};
 use crate::cluster::network::tag_spec;
 use crate::error::AwsError;
 use crate::util::str_attr;
-use crate::Ctx;
+use crate::{Ctx, KindSchema};
 
 pub(crate) struct Vpc;
 
 #[async_trait]
 impl NetKind for Vpc {
     const NAME: &'static str = "aws_vpc";
+    fn schema() -> KindSchema {
+        KindSchema::new("A VPC", crate::schema::vpc())
+    }
     const ID_PREFIX: &'static str = "vpc-";
     const ID_FILTER: &'static str = "vpc-id";
 

@@ -29,9 +29,9 @@ use crate::cluster::spec::Spec as Common;
 use crate::cluster::{make_network, network};
 use crate::error::AwsError;
 use crate::util::{
-    attrs, bool_attr, error, is_unknown, made_up_name, num, read_error, set, str_attr, str_list, strings, u64_attr, TAG_ADDRESS, TAG_TOKEN,
+    attrs, bool_attr, error, is_unknown, made_up_name, num, set, str_attr, str_list, strings, u64_attr, TAG_ADDRESS, TAG_TOKEN,
 };
-use crate::{AllInstances, Ctx, Kind};
+use crate::{AllInstances, Ctx, Kind, KindSchema, Outcome};
 
 pub(crate) struct SpotPool;
 
@@ -427,6 +427,14 @@ fn read_item(item: &ReadItem<'_>, fleets: &[fleet::FleetInfo], nodes: &[Node]) -
 
 #[async_trait]
 impl Kind<Ctx, AllInstances> for SpotPool {
+    fn name(&self) -> &'static str {
+        "spot_pool"
+    }
+
+    fn schema(&self) -> KindSchema {
+        KindSchema::new("An EC2 Fleet (maintain) of spot and on-demand instances across types and zones", crate::schema::spot_pool())
+    }
+
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d = Pool::parse(config).err().map(invalid).unwrap_or_default();
         let requested = ["accelerators", "cpus", "memory"].iter().any(|k| set(config, k).is_some());
@@ -439,54 +447,44 @@ impl Kind<Ctx, AllInstances> for SpotPool {
         d
     }
 
-    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> PlanResponse {
-        match plan(ctx, req).await {
-            Ok(planned) => PlanResponse {
-                diagnostics: crate::cluster::spec::ssh_warning(req.address, &planned),
-                planned,
-                requires_replace: Vec::new(),
-            },
-            Err(d) => PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: d.into() },
-        }
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        let planned = plan(ctx, req).await?;
+        Ok(PlanResponse { diagnostics: crate::cluster::spec::ssh_warning(req.address, &planned), planned, requires_replace: Vec::new() })
     }
 
-    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> ApplyResponse {
-        create(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(create(ctx, req).await?))
     }
 
-    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> ApplyResponse {
-        update(ctx, req).await.map_or_else(ApplyResponse::error, ApplyResponse::ok)
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+        Ok(ApplyResponse::ok(update(ctx, req).await?))
     }
 
-    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
-        delete(ctx, req).await.err().map(Diagnostics::from).unwrap_or_default()
+    async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+        delete(ctx, req).await?;
+        Ok(Diagnostics::new())
     }
 
-    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], all: &instances::AllInstances) -> Vec<ReadResult> {
+    async fn read(&self, ctx: &Ctx, items: &[&ReadItem<'_>], all: &instances::AllInstances) -> Outcome<Vec<ReadResult>> {
         let ids: Vec<String> = items.iter().filter_map(|i| str_attr(i.state, "fleet_id").map(str::to_string)).collect();
         let ec2 = &ctx.clients.ec2;
         let both = async { Ok::<_, AwsError>((fleet::describe(ec2, &ids).await?, all.get(ec2).await?)) };
-        match both.await {
+        Ok(match both.await {
             Ok((fleets, nodes)) => items.iter().map(|i| read_item(i, &fleets, nodes)).collect(),
             Err(e) => items
                 .iter()
                 .map(|i| ReadResult { state: Some(i.state.clone()), diagnostics: e.diagnostic(i.address, "describe fleets").into() })
                 .collect(),
-        }
+        })
     }
 
-    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
-        match recover(ctx, req).await {
-            Ok(Some(v)) => ReadResult::found(v),
-            Ok(None) => ReadResult::gone(),
-            Err(d) => read_error(d),
-        }
+    async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+        Ok(recover(ctx, req).await?.map_or_else(ReadResult::gone, ReadResult::found))
     }
 
-    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> ReadResult {
-        read_error(
-            error("E-AWS-IMPORT", req.address, "importing an aws spot_pool is not supported yet")
-                .hint("declare the pool and run `kiln apply`"),
-        )
+    async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
+        Err(error("E-AWS-IMPORT", req.address, "importing an aws spot_pool is not supported yet")
+            .hint("declare the pool and run `kiln apply`")
+            .into())
     }
 }
