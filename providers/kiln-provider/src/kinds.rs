@@ -14,8 +14,6 @@
 //! `Ok(ApplyResponse { state: Some(..), diagnostics: errors })` so kiln never forgets the object;
 //! warnings on success go in the `Ok` response's diagnostics.
 
-pub mod legacy;
-
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -302,5 +300,277 @@ impl<P: KindProvider + Sized> Provider for P {
 
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
         P::kinds().read_data(self.ctx(), req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use kiln_schema::Attribute;
+    use kiln_value::{Map, Type};
+
+    use super::*;
+
+    /// What the test provider's kinds see: how many mutations ran through the hook.
+    #[derive(Default)]
+    struct Ctx {
+        mutations: AtomicUsize,
+    }
+
+    /// Counts the kinds' reads of one batch.
+    #[derive(Default)]
+    struct Batch {
+        reads: AtomicUsize,
+    }
+
+    /// `outcome` in the configuration picks what each operation does.
+    struct Thing;
+    /// Reads fail for the whole kind.
+    struct Broken;
+    struct Info;
+
+    fn value(pairs: &[(&str, &str)]) -> Value {
+        Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect::<Map>())
+    }
+
+    fn outcome(v: &Value) -> &str {
+        v.get("outcome").and_then(Value::as_str).unwrap_or("ok")
+    }
+
+    #[async_trait]
+    impl Kind<Ctx, Batch> for Thing {
+        fn name(&self) -> &'static str {
+            "thing"
+        }
+        fn schema(&self) -> KindSchema {
+            KindSchema::new("A thing", Body::new().attr("outcome", Attribute::optional(Type::String, "What happens")))
+        }
+        async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+            if outcome(req.config) == "fail" {
+                return Err(Diagnostic::error("E-TEST", "plan failed").into());
+            }
+            Ok(PlanResponse { planned: value(&[("planned", "yes")]), requires_replace: Vec::new(), diagnostics: Diagnostics::new() })
+        }
+        async fn create(&self, _ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+            match outcome(req.planned) {
+                "fail" => Err(Diagnostic::error("E-TEST", "create failed").into()),
+                // Made something, then failed: the state goes back with the error.
+                "partial" => Ok(ApplyResponse {
+                    state: Some(value(&[("id", "made")])),
+                    diagnostics: Diagnostic::error("E-TEST", "tagging failed").into(),
+                }),
+                "warn" => Ok(ApplyResponse {
+                    state: Some(value(&[("id", "made")])),
+                    diagnostics: Diagnostic::warning("W-TEST", "careful").into(),
+                }),
+                _ => Ok(ApplyResponse::ok(value(&[("id", "made")]))),
+            }
+        }
+        async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+            Ok(ApplyResponse::ok(req.planned.clone()))
+        }
+        async fn delete(&self, _ctx: &Ctx, req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+            match outcome(req.prior) {
+                "fail" => Err(Diagnostic::error("E-TEST", "delete failed").into()),
+                "warn" => Ok(Diagnostic::warning("W-TEST", "left a log behind").into()),
+                _ => Ok(Diagnostics::new()),
+            }
+        }
+        async fn read(&self, _ctx: &Ctx, items: &[&ReadItem<'_>], batch: &Batch) -> Outcome<Vec<ReadResult>> {
+            batch.reads.fetch_add(1, Ordering::SeqCst);
+            Ok(items.iter().map(|i| ReadResult::found(i.state.clone())).collect())
+        }
+        async fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+            Ok(ReadResult::gone())
+        }
+    }
+
+    #[async_trait]
+    impl Kind<Ctx, Batch> for Broken {
+        fn name(&self) -> &'static str {
+            "broken"
+        }
+        fn schema(&self) -> KindSchema {
+            KindSchema::new("Cannot be read", Body::new()).state_only()
+        }
+        async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+            Ok(PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: Diagnostics::new() })
+        }
+        async fn create(&self, _ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
+            Ok(ApplyResponse::ok(req.planned.clone()))
+        }
+        async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+            Ok(ApplyResponse::ok(req.planned.clone()))
+        }
+        async fn delete(&self, _ctx: &Ctx, _req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {
+            Ok(Diagnostics::new())
+        }
+        async fn read(&self, _ctx: &Ctx, _items: &[&ReadItem<'_>], _batch: &Batch) -> Outcome<Vec<ReadResult>> {
+            Err(Diagnostic::error("E-TEST-READ", "the listing failed").into())
+        }
+        async fn recover(&self, _ctx: &Ctx, _req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
+            Ok(ReadResult::gone())
+        }
+    }
+
+    #[async_trait]
+    impl DataSource<Ctx> for Info {
+        fn name(&self) -> &'static str {
+            "info"
+        }
+        fn schema(&self) -> KindSchema {
+            KindSchema::new("Facts", Body::new()).state_only()
+        }
+        async fn read(&self, _ctx: &Ctx, req: &ReadDataRequest<'_>) -> Outcome<ReadResult> {
+            Ok(ReadResult::found(req.config.clone()))
+        }
+    }
+
+    static KINDS: Kinds<Ctx, Batch> = Kinds { provider: "test", kinds: &[&Thing, &Broken], data: &[&Info] };
+
+    #[derive(Default)]
+    struct TestProvider {
+        ctx: Ctx,
+    }
+
+    #[async_trait]
+    impl KindProvider for TestProvider {
+        type Ctx = Ctx;
+        type Batch = Batch;
+        fn kinds() -> &'static Kinds<Ctx, Batch> {
+            &KINDS
+        }
+        fn config_schema() -> Body {
+            Body::new().attr("endpoint", Attribute::optional(Type::String, "Where"))
+        }
+        fn ctx(&self) -> &Ctx {
+            &self.ctx
+        }
+        async fn mutation<'a, T: Send + 'a>(&'a self, op: Mutation<'a, T>) -> T {
+            self.ctx.mutations.fetch_add(1, Ordering::SeqCst);
+            op.await
+        }
+    }
+
+    fn codes(d: &Diagnostics) -> Vec<&str> {
+        d.iter().map(|d| d.code).collect()
+    }
+
+    fn create<'a>(kind: &'a str, planned: &'a Value) -> CreateRequest<'a> {
+        CreateRequest { address: "thing.a", kind, planned, token: "t" }
+    }
+
+    #[test]
+    fn the_schema_is_assembled_from_the_table() {
+        let s = Provider::schema(&TestProvider::default());
+        assert_eq!(s.kinds.keys().collect::<Vec<_>>(), ["broken", "thing"]);
+        assert_eq!(s.kinds["thing"], Thing.schema());
+        assert!(s.kinds["broken"].state_only);
+        assert_eq!(s.data_kinds.keys().collect::<Vec<_>>(), ["info"]);
+        assert!(s.config.attributes.contains_key("endpoint"));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kind_is_one_error_naming_the_kinds_there_are() {
+        let p = TestProvider::default();
+        let config = value(&[]);
+        let d = Provider::validate(&p, ValidateRequest { kind: "thnig", config: &config });
+        let e = d.iter().next().expect("an error");
+        assert_eq!(e.code, "E-KIND-UNKNOWN");
+        assert!(e.summary.contains("provider `test` has no kind `thnig`"), "{}", e.summary);
+        assert_eq!(e.hint.as_deref(), Some("kinds of `test`: thing, broken"));
+        let r = p.create(create("thnig", &config)).await;
+        assert!(r.state.is_none());
+        assert_eq!(codes(&r.diagnostics), ["E-KIND-UNKNOWN"]);
+        let proposed = value(&[("x", "1")]);
+        let r = p
+            .plan(PlanRequest { address: "thnig.a", kind: "thnig", prior: None, replacing: None, config: &config, proposed: &proposed })
+            .await;
+        assert_eq!(r.planned, proposed);
+        assert_eq!(codes(&r.diagnostics), ["E-KIND-UNKNOWN"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_plan_keeps_the_proposed_value() {
+        let p = TestProvider::default();
+        let config = value(&[("outcome", "fail")]);
+        let proposed = value(&[("outcome", "fail"), ("x", "1")]);
+        let r = p
+            .plan(PlanRequest { address: "thing.a", kind: "thing", prior: None, replacing: None, config: &config, proposed: &proposed })
+            .await;
+        assert_eq!(r.planned, proposed);
+        assert_eq!(codes(&r.diagnostics), ["E-TEST"]);
+    }
+
+    #[tokio::test]
+    async fn creates_keep_what_they_made_with_their_errors_and_warnings() {
+        let p = TestProvider::default();
+        let failed = p.create(create("thing", &value(&[("outcome", "fail")]))).await;
+        assert!(failed.state.is_none());
+        assert_eq!(codes(&failed.diagnostics), ["E-TEST"]);
+        let partial = p.create(create("thing", &value(&[("outcome", "partial")]))).await;
+        assert_eq!(partial.state, Some(value(&[("id", "made")])), "a made object is never forgotten");
+        assert!(partial.diagnostics.has_errors());
+        let warned = p.create(create("thing", &value(&[("outcome", "warn")]))).await;
+        assert!(warned.state.is_some() && !warned.diagnostics.has_errors());
+        assert_eq!(codes(&warned.diagnostics), ["W-TEST"]);
+    }
+
+    #[tokio::test]
+    async fn deletes_return_their_warnings_or_their_failure() {
+        let p = TestProvider::default();
+        let delete = |prior: &'static str| {
+            let prior = value(&[("outcome", prior)]);
+            let p = &p;
+            async move { p.delete(DeleteRequest { address: "thing.a", kind: "thing", prior: &prior }).await }
+        };
+        assert!(delete("ok").await.is_empty());
+        assert_eq!(codes(&delete("warn").await), ["W-TEST"]);
+        assert_eq!(codes(&delete("fail").await), ["E-TEST"]);
+    }
+
+    #[tokio::test]
+    async fn mutations_go_through_the_hook_and_nothing_else_does() {
+        let p = TestProvider::default();
+        let v = value(&[]);
+        p.create(create("thing", &v)).await;
+        p.update(UpdateRequest { address: "thing.a", kind: "thing", prior: &v, planned: &v }).await;
+        p.delete(DeleteRequest { address: "thing.a", kind: "thing", prior: &v }).await;
+        p.plan(PlanRequest { address: "thing.a", kind: "thing", prior: None, replacing: None, config: &v, proposed: &v }).await;
+        p.read(ReadRequest { items: vec![ReadItem { address: "thing.a", kind: "thing", state: &v }] }).await;
+        assert_eq!(p.ctx.mutations.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn reads_are_answered_in_order_one_batch_per_kind_and_a_failed_kind_fails_its_items() {
+        let p = TestProvider::default();
+        let (a, b) = (value(&[("id", "a")]), value(&[("id", "b")]));
+        let items = vec![
+            ReadItem { address: "thing.a", kind: "thing", state: &a },
+            ReadItem { address: "broken.x", kind: "broken", state: &a },
+            ReadItem { address: "thing.b", kind: "thing", state: &b },
+            ReadItem { address: "nope.y", kind: "nope", state: &b },
+        ];
+        let batch = Batch::default();
+        let r = KINDS.read(&p.ctx, ReadRequest { items }, &batch).await.results;
+        assert_eq!(batch.reads.load(Ordering::SeqCst), 1, "both things in one read");
+        assert_eq!(r[0].state, Some(a.clone()));
+        assert_eq!(r[2].state, Some(b.clone()));
+        assert_eq!(codes(&r[1].diagnostics), ["E-TEST-READ"]);
+        assert_eq!(codes(&r[3].diagnostics), ["E-KIND-UNKNOWN"]);
+    }
+
+    #[tokio::test]
+    async fn data_sources_dispatch_from_the_table() {
+        let p = TestProvider::default();
+        let config = value(&[("k", "v")]);
+        let r = p.read_data(ReadDataRequest { kind: "info", config: &config }).await;
+        assert_eq!(r.state, Some(config.clone()));
+        let r = p.read_data(ReadDataRequest { kind: "infos", config: &config }).await;
+        let e = r.diagnostics.iter().next().expect("an error");
+        assert_eq!(e.code, "E-KIND-UNKNOWN");
+        assert!(e.summary.contains("has no data source `infos`"), "{}", e.summary);
+        assert_eq!(e.hint.as_deref(), Some("data sources of `test`: info"));
     }
 }
