@@ -39,7 +39,8 @@
 #   still being written waits); when it ends, every new or changed file, before the final
 #   status (the status says `running` until then; a sync that fails 3 times is given up, and
 #   the node's log says so); when it is stopped, as while it runs. Files the job deletes stay
-#   in the bucket; a single file holds at most 5 GiB (one PutObject).
+#   in the bucket. A file larger than KILN_CHECKPOINT_PART_BYTES (128 MiB) goes in a multipart
+#   upload of parts that size.
 # Every node restores the whole prefix and uploads its own new or changed files: a file written
 # on any rank reaches the bucket (two nodes writing one name: the last upload wins).
 set -u
@@ -52,6 +53,7 @@ KILN_S3_ENDPOINT="${KILN_S3_ENDPOINT:-}"
 KILN_SSM_ENDPOINT="${KILN_SSM_ENDPOINT:-$KILN_S3_ENDPOINT}"
 QUIET="${KILN_CHECKPOINT_QUIET:-5}"
 MAX_KEYS="${KILN_LIST_MAX_KEYS:-1000}"
+PART="${KILN_CHECKPOINT_PART_BYTES:-134217728}"
 mkdir -p "$DIR/jobs"
 echo $$ >"$DIR/agent.pid"
 
@@ -211,6 +213,46 @@ ck_restore() {
   log "restored $n files from $ck_uri into $ck"
 }
 
+# ck_put FILE KEY: uploads FILE to the checkpoint bucket's KEY: one PutObject, or for a file
+# larger than PART bytes (one PutObject takes at most 5 GiB) a multipart upload of PART-byte
+# parts (S3 takes 10,000: up to 1.25 TiB with the default 128 MiB), each copied to a file first.
+ck_put() {
+  dest="s3://$ck_bucket/$(urlenc "$2" /)"
+  size=$(wc -c <"$1") || return 1
+  if [ "$size" -le "$PART" ]; then
+    s3 "$dest" -T "$1" -o /dev/null -m 0 -y 120 -Y 1
+    return
+  fi
+  s3 "$dest?uploads=" -d '' -H "Content-Type: application/octet-stream" -o "$jd/upload.xml" || return 1
+  id=$(tr '<' '\n' <"$jd/upload.xml" | sed -n 's/^UploadId>//p' | xml_text)
+  [ -n "$id" ] || return 1
+  q="uploadId=$(urlenc "$id")"
+  n=0
+  off=0
+  printf '<CompleteMultipartUpload>' >"$jd/upload.parts"
+  while [ "$off" -lt "$size" ]; do
+    n=$((n + 1))
+    len=$PART
+    [ $((size - off)) -ge "$len" ] || len=$((size - off))
+    # A file, not a pipe: from a pipe curl sends chunks, which S3 refuses.
+    tail -c +$((off + 1)) "$1" | head -c "$len" >"$jd/upload.part" || break
+    s3 "$dest?partNumber=$n&$q" -T "$jd/upload.part" -D "$jd/upload.headers" -o /dev/null -m 0 -y 120 -Y 1 || break
+    etag=$(sed -n 's/^[Ee][Tt][Aa][Gg]:[[:space:]]*//p' "$jd/upload.headers" | tr -d '\r')
+    [ -n "$etag" ] || break
+    printf '<Part><PartNumber>%s</PartNumber><ETag>%s</ETag></Part>' "$n" "$etag" >>"$jd/upload.parts"
+    off=$((off + len))
+  done
+  rm -f "$jd/upload.part"
+  printf '</CompleteMultipartUpload>' >>"$jd/upload.parts"
+  # CompleteMultipartUpload may answer 200 with an error in its body.
+  if [ "$off" -ge "$size" ] && s3 "$dest?$q" --data-binary @"$jd/upload.parts" -H "Content-Type: application/xml" -o "$jd/upload.xml" &&
+    ! grep -q '<Error>' "$jd/upload.xml"; then
+    return 0
+  fi
+  s3 "$dest?$q" -X DELETE -o /dev/null
+  return 1
+}
+
 # ck_sync final|running: uploads the new or changed files of the checkpoint directory (with
 # `running`, only those unchanged for QUIET seconds); fails when an upload failed.
 ck_sync() {
@@ -229,7 +271,7 @@ ck_sync() {
     rel=${f#"$ck/"}
     [ -f "$f" ] || continue # gone, or a name with a newline
     [ "$1" = final ] || [ $((now - mtime)) -ge "$QUIET" ] || continue
-    if s3 "s3://$ck_bucket/$(urlenc "$ck_prefix$rel" /)" -T "$f" -o /dev/null -m 0 -y 120 -Y 1; then
+    if ck_put "$f" "$ck_prefix$rel"; then
       printf '%s\n' "$line" >>"$jd/checkpoint.manifest.new"
     else
       log "cannot upload $f to $ck_uri$rel"

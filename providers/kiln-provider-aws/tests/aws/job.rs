@@ -51,9 +51,11 @@ impl Agents {
                 .env("KILN_AGENT_DIR", dir.path().join(id))
                 .env("KILN_AGENT_INTERVAL", "1")
                 .env("KILN_LOG_PART_BYTES", "1000")
-                // Checkpoint listings in pages of 2 keys; files synced once a second old.
+                // Checkpoint listings in pages of 2 keys; files synced once a second old;
+                // multipart uploads above 5 MiB (the smallest part S3 takes).
                 .env("KILN_LIST_MAX_KEYS", "2")
                 .env("KILN_CHECKPOINT_QUIET", "1")
+                .env("KILN_CHECKPOINT_PART_BYTES", (5 << 20).to_string())
                 .env("PATH", &path)
                 .status()
                 .unwrap();
@@ -308,10 +310,14 @@ async fn a_lost_instance_makes_the_job_lost_and_destroy_stops_the_rest() {
 
 /// The SHA-256 of `s`, in hex, by `sha256sum` (as the job computes it).
 fn sha256(s: &str) -> String {
+    sha256_bytes(s.as_bytes())
+}
+
+fn sha256_bytes(b: &[u8]) -> String {
     let mut child =
         std::process::Command::new("sha256sum").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    child.stdin.take().unwrap().write_all(b).unwrap();
     String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()[..64].to_string()
 }
 
@@ -503,6 +509,10 @@ echo "early $KILN_NODE_RANK" >"$KILN_CHECKPOINT_DIR/early-$KILN_NODE_RANK.txt"
 i=0; while [ ! -f release ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 mkdir -p "$KILN_CHECKPOINT_DIR/out dir"
 echo "late $KILN_NODE_RANK" >"$KILN_CHECKPOINT_DIR/out dir/late $KILN_NODE_RANK.txt"
+if [ "$KILN_NODE_RANK" = 0 ]; then
+  head -c 11534336 /dev/urandom >"$KILN_CHECKPOINT_DIR/out dir/big.bin"
+  echo "big=$(sha256sum <"$KILN_CHECKPOINT_DIR/out dir/big.bin" | cut -c1-64)"
+fi
 "#;
     let cfg = job_config(&p, &cluster, &bucket, "run 1/", run, setup, work.path(), j!({}));
     let job = create(&p, "job.train", &cfg).await;
@@ -521,6 +531,13 @@ echo "late $KILN_NODE_RANK" >"$KILN_CHECKPOINT_DIR/out dir/late $KILN_NODE_RANK.
     assert_eq!(str_of(&done, "status"), "succeeded", "{done}");
     assert_eq!(body(&name, "run 1/out dir/late 0.txt").await.as_deref(), Some("late 0\n"));
     assert_eq!(body(&name, "run 1/out dir/late 1.txt").await.as_deref(), Some("late 1\n"));
+    // A file larger than a part went in parts (moto's ETag: the MD5 of the parts' MD5s, "-3").
+    let big = aws().await.s3.get_object().bucket(&name).key("run 1/out dir/big.bin").send().await.unwrap();
+    assert!(big.e_tag().is_some_and(|e| e.ends_with("-3\"")), "{:?}", big.e_tag());
+    let big = big.body.collect().await.unwrap().into_bytes();
+    assert_eq!(big.len(), 11534336);
+    let big_sha = sha256_bytes(&big);
+    assert!(log(&p, &done, 0).await.contains(&format!("big={big_sha}")), "the bucket holds the job's file");
     for rank in 0..2 {
         let out = log(&p, &done, rank).await;
         // Restored before setup: the job's prefix only (not run 10/), folders and escapes.
@@ -539,6 +556,7 @@ echo "late $KILN_NODE_RANK" >"$KILN_CHECKPOINT_DIR/out dir/late $KILN_NODE_RANK.
     // what a failing job wrote is uploaded too.
     assert!(!delete(&p, "job.train", &done).await.has_errors());
     let run2 = r#"echo "found $(cat "$KILN_CHECKPOINT_DIR/out dir/late 1.txt") and $(cat "$KILN_CHECKPOINT_DIR/early-0.txt")"
+echo "big=$(sha256sum <"$KILN_CHECKPOINT_DIR/out dir/big.bin" | cut -c1-64)"
 echo "failed on $KILN_NODE_RANK" >"$KILN_CHECKPOINT_DIR/failed-$KILN_NODE_RANK.txt"
 exit 4"#;
     let cfg2 = job_config(&p, &cluster, &bucket, "run 1/", run2, "", work.path(), j!({}));
@@ -552,7 +570,9 @@ exit 4"#;
     }
     assert_eq!(failed.get("exit_codes").unwrap().to_json(), j!([4, 4]), "{failed}");
     for rank in 0..2 {
-        assert!(log(&p, &failed, rank).await.contains("found late 1 and early 0"), "node {rank} sees the first job's files");
+        let out = log(&p, &failed, rank).await;
+        assert!(out.contains("found late 1 and early 0"), "node {rank} sees the first job's files: {out}");
+        assert!(out.contains(&format!("big={big_sha}")), "node {rank} restored the big file: {out}");
         assert_eq!(body(&name, &format!("run 1/failed-{rank}.txt")).await, Some(format!("failed on {rank}\n")));
     }
     assert!(!delete(&p, "job.train", &failed).await.has_errors());
@@ -570,9 +590,13 @@ async fn the_quickstart_train_py_resumes_on_aws_from_the_checkpoints_of_a_failed
     let bucket = create(&p, "bucket.ckpt", &config(&p, "bucket", j!({ "force_destroy": true }))).await;
     let cluster = create(&p, "cluster.train", &config(&p, "cluster", j!({ "instance_type": "t3.micro", "nodes": 2 }))).await;
     let name = str_of(&bucket, "name").to_string();
-    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart").canonicalize().unwrap();
+    // The instances' copy of the quickstart's train.py (its workdir stays clean).
+    let quickstart = tempfile::tempdir().unwrap();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/quickstart/train.py"), quickstart.path().join("train.py"))
+        .unwrap();
+    let quickstart = quickstart.path();
     let env = |fail: &str| j!({ "TRAIN_STEPS": "20", "CHECKPOINT_EVERY": "5", "TRAIN_STEP_SLEEP": "0", "TRAIN_FAIL_AT_STEP": fail });
-    let cfg = job_config(&p, &cluster, &bucket, "run-1/", "python3 train.py", "python3 --version", &quickstart, env("13"));
+    let cfg = job_config(&p, &cluster, &bucket, "run-1/", "python3 train.py", "python3 --version", quickstart, env("13"));
     let job = create(&p, "job.train", &cfg).await;
     let agents = Agents::boot(&strs(&cluster, "instance_ids")).await;
     let failed = wait_status(&p, "job.train", &job, &["failed", "succeeded"]).await;
@@ -582,7 +606,7 @@ async fn the_quickstart_train_py_resumes_on_aws_from_the_checkpoints_of_a_failed
     assert!(!have.contains(&"run-1/result.json".to_string()), "{have:?}");
     assert!(!delete(&p, "job.train", &failed).await.has_errors());
 
-    let cfg = job_config(&p, &cluster, &bucket, "run-1/", "python3 train.py", "python3 --version", &quickstart, env("0"));
+    let cfg = job_config(&p, &cluster, &bucket, "run-1/", "python3 train.py", "python3 --version", quickstart, env("0"));
     let job = create(&p, "job.train", &cfg).await;
     let done = wait_status(&p, "job.train", &job, &["failed", "succeeded"]).await;
     for rank in 0..2 {
