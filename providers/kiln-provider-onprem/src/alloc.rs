@@ -1,13 +1,18 @@
 //! Choosing hosts for a cluster: pure. A request (`nodes`, and per node `accelerators`, `cpus`,
-//! `memory`, `labels`, optionally a list of allowed `hosts`) is matched against each host's
-//! inventory and the GPUs other clusters hold. Every node is a different host; a node asking
-//! for `NAME:COUNT` takes COUNT free GPUs of that name on its host (CPUs and memory are
-//! minimums the host must have, not reserved). Hosts are tried in configuration order. When the
-//! fleet cannot give every node, the error says what was asked and what each host has free.
+//! `memory` in the portable grammar, `labels`, optionally a list of allowed `hosts`) is matched
+//! against each host's inventory and the GPUs other clusters hold. Every node is a different
+//! host; a node asking for `NAME:COUNT` takes COUNT free GPUs of that kind on its host (names
+//! from the one accelerator table; alternatives are tried in order, the first the fleet can give
+//! every node wins). A host must have at least the CPUs and memory asked for: with
+//! `cpus = "4"` the node is given exactly 4 of them (the cluster's `cpus_per_node`), with
+//! `"4+"` the whole host. Hosts are tried in configuration order. When the fleet cannot give
+//! every node, the error says what was asked and what each host has free.
 
 use std::collections::BTreeMap;
 
-use kiln_provider_local::request::{gpu_matches, parse_accelerators, parse_minimum, Accelerators};
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::portable::accelerators::matches_by_words;
+use kiln_provider::portable::request::{self, Accelerator, Amount, Request};
 use kiln_value::Value;
 
 use crate::gpus::HostGpu;
@@ -18,55 +23,74 @@ use crate::util::{num, obj, set, str_attr, str_list, str_map, strings, to_u64, u
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ask {
     pub nodes: u64,
-    pub accelerators: Option<Accelerators>,
-    pub cpus: Option<f64>,
-    pub memory: Option<f64>,
+    pub request: Request,
     pub labels: Vec<(String, String)>,
     /// Hosts it may use; empty means any.
     pub hosts: Vec<String>,
+    /// Read with the meaning of a state written before the shared grammar: `cpus` and
+    /// `memory` are minimums and GPU names match by words ("A100" matched an 80 GB A100).
+    pub before: bool,
 }
 
 /// Attributes of a cluster block that make up the request.
 pub const REQUEST: [&str; 6] = ["nodes", "accelerators", "cpus", "memory", "labels", "hosts"];
 
 impl Ask {
-    /// `None` while something is unknown; `Err` lists what is malformed.
-    pub fn parse(v: &Value) -> Result<Option<Ask>, Vec<String>> {
-        if crate::util::any_unknown(v, &REQUEST) {
+    /// `None` while something is unknown; `Err` lists what is malformed, each naming its
+    /// attribute. `before`: see [`Ask::before`].
+    pub fn parse(v: &Value, before: bool) -> Result<Option<Ask>, Diagnostics> {
+        if crate::util::any_unknown(v, &REQUEST) || Request::is_unknown(v) {
             return Ok(None);
         }
-        let mut errs = Vec::new();
+        let mut diags = Diagnostics::new();
         let nodes = match set(v, "nodes") {
             None => 1,
             Some(n) => to_u64(n).filter(|n| *n >= 1).unwrap_or_else(|| {
-                errs.push(format!("`nodes` must be a whole number of at least 1, got {n}"));
+                diags.push(
+                    Diagnostic::error("E-ONPREM-CLUSTER", format!("`nodes` must be a whole number of at least 1, got {n}"))
+                        .attribute("nodes")
+                        .hint("write nodes = 2"),
+                );
                 1
             }),
         };
-        let mut minimum =
-            |name: &str| str_attr(v, name).and_then(|s| parse_minimum(s).map_err(|e| errs.push(format!("`{name}`: {e}"))).ok());
-        let (cpus, memory) = (minimum("cpus"), minimum("memory"));
-        let accelerators =
-            str_attr(v, "accelerators").and_then(|s| parse_accelerators(s).map_err(|e| errs.push(format!("`accelerators`: {e}"))).ok());
-        let ask = Ask { nodes, accelerators, cpus, memory, labels: str_map(v, "labels"), hosts: str_list(v, "hosts") };
-        if errs.is_empty() {
-            Ok(Some(ask))
-        } else {
-            Err(errs)
+        let request = Request::parse(v).unwrap_or_else(|errs| {
+            diags.extend(request::diagnostics(&errs, "E-ONPREM-CLUSTER"));
+            Request::default()
+        });
+        if diags.has_errors() {
+            return Err(diags);
         }
+        Ok(Some(Ask { nodes, request, labels: str_map(v, "labels"), hosts: str_list(v, "hosts"), before }))
+    }
+
+    /// One ask per `accelerators` alternative, in order (itself without alternatives).
+    fn alternatives(&self) -> Vec<Ask> {
+        match self.request.accelerators.as_deref() {
+            Some(alts) if alts.len() > 1 => alts
+                .iter()
+                .map(|a| Ask { request: Request { accelerators: Some(vec![a.clone()]), ..self.request.clone() }, ..self.clone() })
+                .collect(),
+            _ => vec![self.clone()],
+        }
+    }
+
+    fn accelerator(&self) -> Option<&Accelerator> {
+        self.request.first_accelerator()
     }
 
     /// "2 nodes, each with 8 x A100, at least 16 CPUs, at least 64 GiB of memory, labels rack=a".
     pub fn describe(&self) -> String {
+        let amount = |a: &Amount| if a.at_least || self.before { format!("at least {}", a.value) } else { a.value.to_string() };
         let mut each = Vec::new();
-        if let Some(a) = &self.accelerators {
-            each.push(format!("{} x {}", a.count, a.name));
+        if let Some(alts) = &self.request.accelerators {
+            each.push(alts.iter().map(|a| format!("{} x {}", a.count, a.name.name())).collect::<Vec<_>>().join(" or "));
         }
-        if let Some(c) = self.cpus {
-            each.push(format!("at least {c} CPUs"));
+        if let Some(c) = &self.request.cpus {
+            each.push(format!("{} CPUs", amount(c)));
         }
-        if let Some(m) = self.memory {
-            each.push(format!("at least {m} GiB of memory"));
+        if let Some(m) = &self.request.memory {
+            each.push(format!("{} GiB of memory", amount(m)));
         }
         if !self.labels.is_empty() {
             each.push(format!("labels {}", labels(&self.labels)));
@@ -81,7 +105,21 @@ impl Ask {
     }
 
     fn wants_gpu(&self, g: &HostGpu) -> bool {
-        self.accelerators.as_ref().is_none_or(|a| gpu_matches(&a.name, &g.name))
+        self.accelerator().is_none_or(|a| {
+            if self.before {
+                matches_by_words(&a.name.written, &g.name)
+            } else {
+                a.matches(&g.name, Some(g.memory_mib).filter(|m| *m > 0))
+            }
+        })
+    }
+
+    /// The CPUs each node gets: exactly `cpus`, or (`"N+"`, or none) all of the smallest host's.
+    pub fn cpus_per_node(&self, host_cpus: impl Iterator<Item = u64>) -> u64 {
+        match self.request.cpus.filter(|c| !c.at_least) {
+            Some(c) => c.value.ceil() as u64,
+            None => host_cpus.min().unwrap_or(0),
+        }
     }
 }
 
@@ -160,9 +198,9 @@ fn free_gpus(ask: &Ask, inv: &Inventory, taken: &BTreeMap<u32, String>) -> Strin
     let mut holders: Vec<&str> = matching.iter().filter_map(|g| taken.get(&g.index).map(String::as_str)).collect();
     holders.dedup();
     let held = if holders.is_empty() { String::new() } else { format!(" (held by {})", holders.join(", ")) };
-    match &ask.accelerators {
-        Some(a) if matching.is_empty() => format!("no {} ({})", a.name, describe(inv.gpus.iter())),
-        Some(a) => format!("{free} of {} {} free{held}", matching.len(), a.name),
+    match ask.accelerator() {
+        Some(a) if matching.is_empty() => format!("no {} ({})", a.name.name(), describe(inv.gpus.iter())),
+        Some(a) => format!("{free} of {} {} free{held}", matching.len(), a.name.name()),
         None => format!("{} GPUs, {free} free{held}", matching.len()),
     }
 }
@@ -184,13 +222,13 @@ pub fn verdict(ask: &Ask, c: &Candidate<'_>) -> Result<Vec<HostGpu>, String> {
     if let Some((k, v)) = ask.labels.iter().find(|(k, v)| c.labels.get(k) != Some(v)) {
         return Err(format!("label {k} is {}, not {v}", c.labels.get(k).map_or("unset", String::as_str)));
     }
-    if let Some(n) = ask.cpus.filter(|n| (inv.cpus as f64) < *n) {
-        return Err(format!("{} CPUs, fewer than {n}", inv.cpus));
+    if let Some(n) = ask.request.cpus.filter(|n| !n.fits_in(inv.cpus as f64)) {
+        return Err(format!("{} CPUs, fewer than {}", inv.cpus, n.value));
     }
-    if let Some(m) = ask.memory.filter(|m| inv.memory_gb < *m) {
-        return Err(format!("{} GiB of memory, less than {m}", inv.memory_gb));
+    if let Some(m) = ask.request.memory.filter(|m| !m.fits_in(inv.memory_gb)) {
+        return Err(format!("{} GiB of memory, less than {}", inv.memory_gb, m.value));
     }
-    let Some(a) = &ask.accelerators else { return Ok(Vec::new()) };
+    let Some(a) = ask.accelerator() else { return Ok(Vec::new()) };
     let free: Vec<HostGpu> = inv.gpus.iter().filter(|g| ask.wants_gpu(g) && !c.taken.contains_key(&g.index)).cloned().collect();
     if (free.len() as u64) < a.count {
         return Err(free_gpus(ask, inv, &c.taken));
@@ -198,8 +236,20 @@ pub fn verdict(ask: &Ask, c: &Candidate<'_>) -> Result<Vec<HostGpu>, String> {
     Ok(free.into_iter().take(a.count as usize).collect())
 }
 
-/// Places every node of `ask`, or says why the fleet cannot.
+/// Places every node of `ask` (its first `accelerators` alternative the fleet can give every
+/// node), or says why the fleet cannot.
 pub fn place(address: &str, ask: &Ask, candidates: &[Candidate<'_>]) -> Result<Vec<Placement>, String> {
+    let mut why = Vec::new();
+    for alt in ask.alternatives() {
+        match place_one(address, &alt, candidates) {
+            Ok(ps) => return Ok(ps),
+            Err(e) => why.push(e),
+        }
+    }
+    Err(why.join("\nOtherwise, "))
+}
+
+fn place_one(address: &str, ask: &Ask, candidates: &[Candidate<'_>]) -> Result<Vec<Placement>, String> {
     let allowed: Vec<&Candidate<'_>> =
         candidates.iter().filter(|c| ask.hosts.is_empty() || ask.hosts.iter().any(|h| h == c.name)).collect();
     if let Some(h) = ask.hosts.iter().find(|h| !candidates.iter().any(|c| c.name == h.as_str())) {
@@ -262,7 +312,11 @@ mod tests {
     }
 
     fn ask(j: serde_json::Value) -> Ask {
-        Ask::parse(&Value::from_json(&j)).unwrap().unwrap()
+        Ask::parse(&Value::from_json(&j), false).unwrap().unwrap()
+    }
+
+    fn ask_before(j: serde_json::Value) -> Ask {
+        Ask::parse(&Value::from_json(&j), true).unwrap().unwrap()
     }
 
     struct Host {
@@ -297,7 +351,7 @@ mod tests {
         let mut h1 = host("h1", Ok(inv(8, A100)));
         h1.taken = (0..4).map(|i| (i, "cluster.other".to_string())).collect();
         let hosts = [h1, host("h2", Ok(inv(8, A100)))];
-        let p = place("cluster.c", &ask(serde_json::json!({ "nodes": 2, "accelerators": "A100:4" })), &cands(&hosts)).unwrap();
+        let p = place("cluster.c", &ask(serde_json::json!({ "nodes": 2, "accelerators": "A100-80GB:4" })), &cands(&hosts)).unwrap();
         assert_eq!(p.iter().map(|p| p.host.as_str()).collect::<Vec<_>>(), vec!["h1", "h2"]);
         assert_eq!(p[0].indices(), vec![4, 5, 6, 7]);
         assert_eq!(p[1].indices(), vec![0, 1, 2, 3]);
@@ -308,12 +362,12 @@ mod tests {
         let mut h1 = host("h1", Ok(inv(8, A100)));
         h1.taken = (0..8).map(|i| (i, "cluster.other".to_string())).collect();
         let hosts = [h1, host("h2", Ok(inv(2, "Tesla T4"))), host("h3", Err("unreachable: connection refused".into()))];
-        let e = place("cluster.big", &ask(serde_json::json!({ "nodes": 2, "accelerators": "A100:8" })), &cands(&hosts)).unwrap_err();
+        let e = place("cluster.big", &ask(serde_json::json!({ "nodes": 2, "accelerators": "A100-80GB:8" })), &cands(&hosts)).unwrap_err();
         assert_eq!(
             e,
-            "cluster.big asks for 2 nodes, each with 8 x A100; no host can take one. The fleet has: \
-             h1: 0 of 8 A100 free (held by cluster.other), 64 CPUs, 512 GiB; \
-             h2: no A100 (2 x Tesla T4), 64 CPUs, 512 GiB; h3: unreachable: connection refused"
+            "cluster.big asks for 2 nodes, each with 8 x A100-80GB; no host can take one. The fleet has: \
+             h1: 0 of 8 A100-80GB free (held by cluster.other), 64 CPUs, 512 GiB; \
+             h2: no A100-80GB (2 x Tesla T4), 64 CPUs, 512 GiB; h3: unreachable: connection refused"
         );
     }
 
@@ -326,6 +380,27 @@ mod tests {
         assert!(e.ends_with("h1: 0 GPUs, 0 free, 64 CPUs, 512 GiB; label rack is b, not a"), "{e}");
         let ok = place("cluster.c", &ask(serde_json::json!({ "cpus": "16", "memory": "256+" })), &cands(&hosts)).unwrap();
         assert!(ok[0].gpus.is_empty());
+    }
+
+    #[test]
+    fn names_come_from_the_table_and_alternatives_are_tried_in_order() {
+        let hosts = [host("h1", Ok(inv(8, A100))), host("h2", Ok(inv(2, "Tesla T4")))];
+        let e = place("cluster.c", &ask(serde_json::json!({ "accelerators": "A100:1" })), &cands(&hosts)).unwrap_err();
+        assert!(e.contains("h1: no A100 (8 x NVIDIA A100-SXM4-80GB)"), "A100 is the 40 GB part: {e}");
+        let p = place("cluster.c", &ask(serde_json::json!({ "accelerators": ["H100:1", "T4:2", "A100-80GB:1"] })), &cands(&hosts)).unwrap();
+        assert_eq!((p[0].host.as_str(), p[0].gpus.len()), ("h2", 2), "the first alternative the fleet has");
+        // A state written before the table keeps matching by words.
+        let p = place("cluster.c", &ask_before(serde_json::json!({ "accelerators": "A100:1" })), &cands(&hosts)).unwrap();
+        assert_eq!(p[0].host, "h1");
+    }
+
+    #[test]
+    fn cpus_exactly_or_the_whole_host() {
+        assert_eq!(ask(serde_json::json!({ "cpus": "4" })).cpus_per_node([64, 32].into_iter()), 4);
+        assert_eq!(ask(serde_json::json!({ "cpus": "4+" })).cpus_per_node([64, 32].into_iter()), 32);
+        assert_eq!(ask(serde_json::json!({})).cpus_per_node([64].into_iter()), 64);
+        assert_eq!(ask(serde_json::json!({ "cpus": "16", "memory": "64+" })).describe(), "1 node with 16 CPUs, at least 64 GiB of memory");
+        assert_eq!(ask_before(serde_json::json!({ "cpus": "16" })).describe(), "1 node with at least 16 CPUs");
     }
 
     #[test]

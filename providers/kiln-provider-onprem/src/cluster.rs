@@ -33,6 +33,8 @@ use kiln_provider::{
 };
 use kiln_value::{Map, Value};
 
+use kiln_provider::portable::request::{self, CPUS_PER_NODE};
+
 use crate::alloc::{computed, place, placements, Ask, Candidate, Placement};
 use crate::claims::{self, Claim};
 use crate::scan::{scan, scan_all, HostScan};
@@ -42,20 +44,23 @@ use crate::{Batch, Ctx, Kind, KindSchema, Outcome};
 
 pub(crate) struct Cluster;
 
-const COMPUTED: [&str; 6] = ["cluster_id", "allocation", "node_ips", "gpus_per_node", "unreachable", "stale_hosts"];
+const COMPUTED: [&str; 7] = ["cluster_id", "allocation", "node_ips", "gpus_per_node", CPUS_PER_NODE, "unreachable", "stale_hosts"];
 
 /// The state attributes of a cluster that holds exactly its allocation.
 fn settled() -> [(&'static str, Value); 2] {
     [("unreachable", strings(Vec::<&str>::new())), ("stale_hosts", strings(Vec::<&str>::new()))]
 }
 
-fn invalid(errs: Vec<String>) -> Diagnostics {
-    errs.into_iter()
-        .map(|e| {
-            Diagnostic::error("E-ONPREM-CLUSTER", e)
-                .hint("write accelerators = \"A100:8\", cpus = \"16+\", memory = \"64+\", labels = { rack = \"a\" }")
-        })
-        .collect()
+/// Whether `v` (a prior state) was written before the shared request grammar: it has no
+/// `cpus_per_node`, and its requests keep the meaning they had (see [`Ask::before`]).
+fn written_before(v: &Value) -> bool {
+    v.get(CPUS_PER_NODE).is_none_or(Value::is_null)
+}
+
+/// `cpus_per_node` of an allocation: the request's, or the smallest host's CPUs.
+fn cpus_per_node(ask: &Ask, ps: &[Placement], scans: &[HostScan]) -> Value {
+    let cpus = ps.iter().filter_map(|p| scans.iter().find(|s| s.host.name == p.host)?.inventory().ok().map(|i| i.cpus));
+    Value::from(ask.cpus_per_node(cpus) as i64)
 }
 
 /// The hosts as the allocator sees them: GPUs held by other clusters' claims, and by other
@@ -103,16 +108,17 @@ fn with(base: &Value, extra: impl IntoIterator<Item = (&'static str, Value)>) ->
 
 /// Chooses hosts for a new cluster and reserves them in this instance.
 async fn allocate(ctx: &Ctx, address: &str, proposed: &Value) -> Result<(Value, Diagnostics), Diagnostics> {
-    let ask = match Ask::parse(proposed) {
+    let ask = match Ask::parse(proposed, false) {
         Ok(Some(a)) => a,
         Ok(None) => return Ok((with(proposed, COMPUTED.map(|k| (k, Value::Unknown))), Diagnostics::new())),
-        Err(errs) => return Err(invalid(errs)),
+        Err(errs) => return Err(errs),
     };
     let mut planned = ctx.reservations.lock().await;
     let scans = scan_all(ctx).await;
     match place(address, &ask, &candidates(&scans, &planned, address)) {
         Ok(ps) => {
-            let v = with(proposed, computed(&ps).into_iter().chain([("cluster_id", Value::Unknown)]).chain(settled()));
+            let cpus = (CPUS_PER_NODE, cpus_per_node(&ask, &ps, &scans));
+            let v = with(proposed, computed(&ps).into_iter().chain([("cluster_id", Value::Unknown), cpus]).chain(settled()));
             planned.insert(address.to_string(), ps);
             Ok((v, key_warnings(&scans)))
         }
@@ -217,7 +223,8 @@ async fn reallocate(ctx: &Ctx, address: &str, prior: &Value, proposed: &Value) -
     if str_list(prior, "unreachable").is_empty() {
         return None;
     }
-    let ask = Ask::parse(proposed).ok().flatten()?;
+    let before = written_before(prior) && request::unchanged(prior, proposed);
+    let ask = Ask::parse(proposed, before).ok().flatten()?;
     let mut planned = ctx.reservations.lock().await;
     let scans = scan_all(ctx).await;
     let old = placements(prior);
@@ -231,7 +238,7 @@ async fn reallocate(ctx: &Ctx, address: &str, prior: &Value, proposed: &Value) -
     // Hosts the cluster has (answering or not) cannot take a second node of it.
     let free: Vec<Candidate<'_>> =
         candidates(&scans, &planned, address).into_iter().filter(|c| !old.iter().any(|p| p.host == c.name)).collect();
-    let sub = Ask { nodes: lost.len() as u64, ..ask };
+    let sub = Ask { nodes: lost.len() as u64, ..ask.clone() };
     match place(address, &sub, &free) {
         Ok(moved) => {
             let mut ps = old.clone();
@@ -245,7 +252,10 @@ async fn reallocate(ctx: &Ctx, address: &str, prior: &Value, proposed: &Value) -
             )
             .address(address)
             .hint("jobs on this cluster that lost a node are replaced on the new allocation");
-            let v = with(proposed, computed(&ps).into_iter().chain([("unreachable", strings(Vec::<&str>::new()))]));
+            let mut v = with(proposed, computed(&ps).into_iter().chain([("unreachable", strings(Vec::<&str>::new()))]));
+            if !ask.before {
+                v = with(&v, [(CPUS_PER_NODE, cpus_per_node(&ask, &ps, &scans))]);
+            }
             planned.insert(address.to_string(), ps);
             Some((v, note.into()))
         }
@@ -351,7 +361,7 @@ impl Kind<Ctx, Batch> for Cluster {
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
-        Ask::parse(config).err().map(invalid).unwrap_or_default()
+        Ask::parse(config, false).err().unwrap_or_default()
     }
 
     async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
@@ -360,6 +370,12 @@ impl Kind<Ctx, Batch> for Cluster {
             // of the request replaces the cluster, and the engine then plans it afresh.
             let (mut planned, mut diagnostics) =
                 reallocate(ctx, req.address, prior, req.proposed).await.unwrap_or_else(|| (req.proposed.clone(), Diagnostics::new()));
+            if written_before(prior) {
+                // A state written before the shared grammar records nothing new (see `Ask::before`).
+                let mut m = attrs(&planned);
+                m.remove(CPUS_PER_NODE);
+                planned = Value::Map(m);
+            }
             let stale = str_list(prior, "stale_hosts");
             if !stale.is_empty() {
                 let names: Vec<&str> = stale.iter().map(String::as_str).collect();

@@ -3,6 +3,7 @@
 //! publishes its own from these bodies.
 
 use kiln_provider::portable::job::{self, JobSchema};
+use kiln_provider::portable::request;
 use kiln_schema::{Attribute, Block, Body, Nesting};
 use kiln_value::Type;
 
@@ -78,15 +79,16 @@ pub(crate) fn fleet() -> Body {
 pub(crate) fn cluster() -> Body {
     Body::new()
         .attr("nodes", Attribute::optional(Type::Number, "Hosts to allocate; each node is a different host").default(1i64).force_new())
-        .attr("accelerators", Attribute::optional(Type::String, "GPUs per node, `NAME[:COUNT]`, such as \"A100:8\"").force_new())
-        .attr("cpus", Attribute::optional(Type::String, "CPUs a host must have, at least: \"16\" or \"16+\"").force_new())
-        .attr("memory", Attribute::optional(Type::String, "Memory a host must have in GiB, at least: \"64+\"").force_new())
+        .attr("accelerators", Attribute::optional(Type::Any, request::ACCELERATORS_DOC).force_new())
+        .attr("cpus", Attribute::optional(Type::String, "CPUs per node: exactly \"16\" of its host's, or at least \"16+\" (the whole host)").force_new())
+        .attr("memory", Attribute::optional(Type::String, "Memory a node's host must have in GiB: \"64\" or \"64+\"").force_new())
         .attr("labels", Attribute::optional(map(Type::String), "Labels a host must have").force_new())
         .attr("hosts", Attribute::optional(list(Type::String), "Hosts it may use; default: any").force_new())
         .attr("cluster_id", Attribute::computed(Type::String, "Identifier; owner of the GPU claims on the hosts"))
         .attr("allocation", Attribute::computed(list(Type::Any), "Each node: host, address, gpus"))
         .attr("node_ips", Attribute::computed(list(Type::String), "Addresses of the allocated hosts, by node rank"))
         .attr("gpus_per_node", Attribute::computed(Type::Number, "GPUs each node gets"))
+        .attr(request::CPUS_PER_NODE, Attribute::computed(Type::Number, "CPUs each node gets: exactly `cpus`, or (with \"N+\") its whole host, the smallest host's count"))
         .attr("unreachable", Attribute::computed(list(Type::String), "Allocated hosts that did not answer at the last refresh"))
         .attr(
             "stale_hosts",

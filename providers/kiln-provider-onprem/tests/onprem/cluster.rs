@@ -32,7 +32,7 @@ async fn gpus_free(p: &OnpremProvider) -> u64 {
 #[tokio::test]
 async fn conformance_suite() {
     let p = provider(&["host1", "host2"]);
-    let case = Case { kind: "cluster", config: json(json!({ "nodes": 2, "accelerators": "A100:2" })), update: None, import_id: None };
+    let case = Case { kind: "cluster", config: json(json!({ "nodes": 2, "accelerators": "A100-80GB:2" })), update: None, import_id: None };
     conformance::run(&p, &[case]).await;
     assert_eq!(gpus_free(&p).await, 16, "delete released every claim");
 }
@@ -40,23 +40,23 @@ async fn conformance_suite() {
 #[tokio::test]
 async fn allocations_are_recorded_and_never_share_gpus() {
     let p = provider(&["host1", "host2"]);
-    let a = create(&p, "cluster.a", &config(&p, "cluster", json!({ "accelerators": "A100:6" }))).await;
+    let a = create(&p, "cluster.a", &config(&p, "cluster", json!({ "accelerators": "A100-80GB:6" }))).await;
     assert_eq!(hosts_and_gpus(&a), vec![("host1".to_string(), (0..6).collect())]);
     assert_eq!(list_of(&a, "node_ips"), &[Value::from("127.0.1.1")]);
     assert_eq!(num_of(&a, "gpus_per_node"), 6);
     assert!(str_of(&a, "cluster_id").starts_with("a-"));
 
-    let b = create(&p, "cluster.b", &config(&p, "cluster", json!({ "accelerators": "A100:4" }))).await;
+    let b = create(&p, "cluster.b", &config(&p, "cluster", json!({ "accelerators": "A100-80GB:4" }))).await;
     assert_eq!(hosts_and_gpus(&b), vec![("host2".to_string(), (0..4).collect())], "host1 has only 2 free");
-    let c = create(&p, "cluster.c", &config(&p, "cluster", json!({ "accelerators": "A100:2" }))).await;
+    let c = create(&p, "cluster.c", &config(&p, "cluster", json!({ "accelerators": "A100-80GB:2" }))).await;
     assert_eq!(hosts_and_gpus(&c), vec![("host1".to_string(), vec![6, 7])]);
     assert_eq!(gpus_free(&p).await, 4);
 
     // Another provider instance over the same hosts (another run, another state) sees the claims.
     let other = sharing_root(&p, &["host1", "host2"]);
-    let msg = plan_error(&other, "cluster.d", json!({ "accelerators": "A100:8" })).await;
-    assert!(msg.contains("host1: 0 of 8 A100 free (held by cluster.a, cluster.c)"), "{msg}");
-    assert!(msg.contains("host2: 4 of 8 A100 free (held by cluster.b)"), "{msg}");
+    let msg = plan_error(&other, "cluster.d", json!({ "accelerators": "A100-80GB:8" })).await;
+    assert!(msg.contains("host1: 0 of 8 A100-80GB free (held by cluster.a, cluster.c)"), "{msg}");
+    assert!(msg.contains("host2: 4 of 8 A100-80GB free (held by cluster.b)"), "{msg}");
 
     for (addr, s) in [("cluster.a", &a), ("cluster.b", &b), ("cluster.c", &c)] {
         assert!(!delete(&p, addr, s).await.has_errors());
@@ -68,24 +68,24 @@ async fn allocations_are_recorded_and_never_share_gpus() {
 #[tokio::test]
 async fn clusters_planned_in_one_run_do_not_share_gpus() {
     let p = provider(&["host1"]);
-    let first = plan(&p, "cluster.first", &config(&p, "cluster", json!({ "accelerators": "A100:6" })), None).await;
+    let first = plan(&p, "cluster.first", &config(&p, "cluster", json!({ "accelerators": "A100-80GB:6" })), None).await;
     assert!(!first.diagnostics.has_errors(), "{:?}", first.diagnostics);
-    let msg = plan_error(&p, "cluster.second", json!({ "accelerators": "A100:6" })).await;
-    assert!(msg.contains("2 of 8 A100 free (held by cluster.first)"), "{msg}");
+    let msg = plan_error(&p, "cluster.second", json!({ "accelerators": "A100-80GB:6" })).await;
+    assert!(msg.contains("2 of 8 A100-80GB free (held by cluster.first)"), "{msg}");
 }
 
 #[tokio::test]
 async fn an_unsatisfiable_request_fails_at_plan_time() {
     let p = provider(&["host1", "host2", "host3", "host4"]);
-    let msg = plan_error(&p, "cluster.big", json!({ "nodes": 3, "accelerators": "A100:8" })).await;
+    let msg = plan_error(&p, "cluster.big", json!({ "nodes": 3, "accelerators": "A100-80GB:8" })).await;
     assert!(
         msg.starts_with(
-            "cluster.big asks for 3 nodes, each with 8 x A100; only 2 hosts can take one. The fleet has: host1: 8 of 8 A100 free"
+            "cluster.big asks for 3 nodes, each with 8 x A100-80GB; only 2 hosts can take one. The fleet has: host1: 8 of 8 A100-80GB free"
         ),
         "{msg}"
     );
-    assert!(msg.contains("host3: no A100 (2 x AMD Instinct MI210)"), "{msg}");
-    assert!(msg.contains("host4: no A100 (no GPUs)"), "{msg}");
+    assert!(msg.contains("host3: no A100-80GB (2 x AMD Instinct MI210)"), "{msg}");
+    assert!(msg.contains("host4: no A100-80GB (no GPUs)"), "{msg}");
 
     let msg = plan_error(&p, "cluster.cpus", json!({ "cpus": "100000+" })).await;
     assert!(msg.contains("fewer than 100000"), "{msg}");
@@ -98,7 +98,7 @@ async fn racing_applies_cannot_both_claim_a_gpu() {
     let one = provider(&["host1"]);
     let two = sharing_root(&one, &["host1"]);
     // Both plans see host1 free: they are separate runs that know nothing of each other.
-    let cfg = config(&one, "cluster", json!({ "accelerators": "A100:8" }));
+    let cfg = config(&one, "cluster", json!({ "accelerators": "A100-80GB:8" }));
     let pa = plan(&one, "cluster.a", &cfg, None).await.planned;
     let pb = plan(&two, "cluster.b", &cfg, None).await.planned;
     let a = one.create(CreateRequest { address: "cluster.a", kind: "cluster", planned: &pa, token: &token() }).await;

@@ -187,7 +187,7 @@ async fn hosts_are_added_and_removed_in_place() {
 async fn a_refresh_uses_one_connection_per_host() {
     let p = provider(&["host1", "host2"]);
     let fleet = create(&p, "fleet.all", &config(&p, "fleet", json!({}))).await;
-    let cluster = create(&p, "cluster.c", &config(&p, "cluster", json!({ "nodes": 2, "accelerators": "A100:1" }))).await;
+    let cluster = create(&p, "cluster.c", &config(&p, "cluster", json!({ "nodes": 2, "accelerators": "A100-80GB:1" }))).await;
     let bucket = create(&p, "bucket.b", &config(&p, "bucket", json!({}))).await;
     for _ in 0..3 {
         let items = vec![

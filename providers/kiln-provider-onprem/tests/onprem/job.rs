@@ -52,7 +52,7 @@ async fn wait_ready(p: &OnpremProvider, address: &str, state: &Value, nodes: usi
 #[tokio::test]
 async fn a_two_host_job_sees_its_ranks_and_node_ips() {
     let p = provider(&["host1", "host2"]);
-    let c = cluster(&p, "cluster.train", json!({ "nodes": 2, "accelerators": "A100:2" })).await;
+    let c = cluster(&p, "cluster.train", json!({ "nodes": 2, "accelerators": "A100-80GB:2" })).await;
     let ckpt = harness().scratch("shared");
     let bucket = create(&p, "bucket.ckpt", &config(&p, "bucket", json!({ "host": "host1", "path": ckpt, "shared": true }))).await;
     let cfg = job(

@@ -26,3 +26,29 @@ async fn a_state_written_before_plans_no_change() {
     assert_eq!(changed(&prior, &r.planned), Vec::<String>::new(), "planned {}", r.planned);
     assert!(r.requires_replace.is_empty());
 }
+
+#[tokio::test]
+async fn cpus_exactly_give_the_node_that_many_and_names_come_from_the_table() {
+    let p = provider(&["host1", "host4"]);
+    let exact = plan(&p, "cluster.exact", &config(&p, "cluster", json!({ "cpus": "1", "hosts": ["host4"] })), None).await;
+    assert!(!exact.diagnostics.has_errors(), "{:?}", exact.diagnostics);
+    assert_eq!(exact.planned.get("cpus_per_node"), Some(&json(json!(1))));
+    let whole = plan(&p, "cluster.whole", &config(&p, "cluster", json!({ "cpus": "1+", "hosts": ["host4"] })), None).await;
+    let host_cpus = num_of(&whole.planned, "cpus_per_node");
+    assert!(host_cpus >= 1, "the whole host: {}", whole.planned);
+
+    // "A100" is the 40 GB part; the harness hosts have the 80 GB one.
+    let r = plan(&p, "cluster.a100", &config(&p, "cluster", json!({ "accelerators": "A100:1" })), None).await;
+    let e = r.diagnostics.errors().next().unwrap_or_else(|| panic!("A100 is not an A100-80GB: {}", r.planned));
+    assert!(e.summary.contains("host1: no A100 (8 x NVIDIA A100-SXM4-80GB)"), "{}", e.summary);
+    let alt = plan(&p, "cluster.alt", &config(&p, "cluster", json!({ "accelerators": ["H100:1", "A100-80GB:1"] })), None).await;
+    assert!(!alt.diagnostics.has_errors(), "{:?}", alt.diagnostics);
+    assert_eq!(num_of(&alt.planned, "gpus_per_node"), 1);
+
+    let d = kiln_provider::Provider::validate(
+        &p,
+        kiln_provider::ValidateRequest { kind: "cluster", config: &config(&p, "cluster", json!({ "accelerators": "8xA100-80GB" })) },
+    );
+    let e = d.errors().next().expect("malformed");
+    assert_eq!((e.attribute.as_deref(), e.hint.as_deref()), (Some("accelerators"), Some("did you mean \"A100-80GB:8\"?")));
+}
