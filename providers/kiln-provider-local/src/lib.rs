@@ -21,7 +21,6 @@ mod cluster;
 mod job;
 pub mod machine;
 pub mod procs;
-pub mod request;
 mod schema;
 mod spot_pool;
 mod util;
