@@ -11,6 +11,7 @@ mod spec;
 
 use futures_util::future::join_all;
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::portable::job::JobStatus;
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
@@ -29,8 +30,6 @@ pub(crate) struct Job;
 /// Most bytes one `logs` call returns.
 const LOG_CHUNK: u64 = 1 << 20;
 
-const LOST: &str = "lost";
-
 /// What one node is doing.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Node {
@@ -43,18 +42,18 @@ enum Node {
 }
 
 /// Any failure fails the job, all successes succeed it, then a lost node makes it lost.
-fn status(nodes: &[Node]) -> &'static str {
+fn status(nodes: &[Node]) -> JobStatus {
     let exited = |ok: bool| move |n: &Node| matches!(n, Node::Exited(c, _) if (*c == 0) == ok);
     if nodes.iter().any(exited(false)) {
-        "failed"
+        JobStatus::Failed
     } else if !nodes.is_empty() && nodes.iter().all(exited(true)) {
-        "succeeded"
+        JobStatus::Succeeded
     } else if nodes.contains(&Node::Lost) {
-        LOST
+        JobStatus::Lost
     } else if nodes.contains(&Node::Running) {
-        "running"
+        JobStatus::Running
     } else {
-        "pending"
+        JobStatus::Pending
     }
 }
 
@@ -143,7 +142,7 @@ fn state_of(base: &Value, slots: &[Slot], reports: &[Result<NodeReport, SshError
     let nodes: Vec<Node> = reports.iter().map(node_of).collect();
     let status = status(&nodes);
     let finished = nodes.iter().filter_map(|n| if let Node::Exited(_, at) = n { Some(*at) } else { None }).max();
-    let finished_at = finished.filter(|_| matches!(status, "succeeded" | "failed")).map_or(Value::Null, |t| Value::from(from_epoch(t)));
+    let finished_at = finished.filter(|_| status.has_finished()).map_or(Value::Null, |t| Value::from(from_epoch(t)));
     let old = set(base, "pids").and_then(Value::as_list).unwrap_or_default();
     let old_pid = |i: usize| old.get(i).and_then(to_u64).and_then(|p| u32::try_from(p).ok());
     let pids: Vec<Option<u32>> =
@@ -348,7 +347,7 @@ fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     let mut diagnostics = Diagnostics::new();
     match req.prior {
         Some(prior) => {
-            if str_attr(prior, "status") == Some(LOST) {
+            if JobStatus::of(prior) == Some(JobStatus::Lost) {
                 planned.insert("status".into(), Value::Unknown);
                 requires_replace.push("status".to_string());
             }
@@ -374,6 +373,7 @@ fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
             .hint("set `shared = true` on the bucket if its path is a mount every host sees"),
         );
     }
+    diagnostics.extend(spec::checkpoint_warning(req.address, req.config));
     Ok(PlanResponse { planned: Value::Map(planned), requires_replace, diagnostics })
 }
 
@@ -395,6 +395,7 @@ fn validate(config: &Value) -> Diagnostics {
                 .hint("write `cluster = cluster.NAME`"),
         );
     }
+    d.extend(spec::unreachable_checkpoint(config));
     d
 }
 
@@ -456,11 +457,11 @@ mod tests {
 
     #[test]
     fn statuses() {
-        assert_eq!(status(&[Node::Exited(0, 1), Node::Exited(0, 2)]), "succeeded");
-        assert_eq!(status(&[Node::Exited(0, 1), Node::Running]), "running");
-        assert_eq!(status(&[Node::Exited(2, 1), Node::Lost]), "failed");
-        assert_eq!(status(&[Node::Lost, Node::Running]), "lost");
-        assert_eq!(status(&[Node::Pending]), "pending");
+        assert_eq!(status(&[Node::Exited(0, 1), Node::Exited(0, 2)]), JobStatus::Succeeded);
+        assert_eq!(status(&[Node::Exited(0, 1), Node::Running]), JobStatus::Running);
+        assert_eq!(status(&[Node::Exited(2, 1), Node::Lost]), JobStatus::Failed);
+        assert_eq!(status(&[Node::Lost, Node::Running]), JobStatus::Lost);
+        assert_eq!(status(&[Node::Pending]), JobStatus::Pending);
     }
 
     #[test]
@@ -469,6 +470,12 @@ mod tests {
         assert_eq!(validate(&v).errors().count(), 2);
         let v = Value::from_json(&serde_json::json!({ "cluster": 1, "run": "x" }));
         assert_eq!(validate(&v).iter().map(|d| d.code).collect::<Vec<_>>(), ["E-ONPREM-JOB-CLUSTER"]);
+        let s3 = serde_json::json!({ "checkpoint": { "bucket": { "uri": "s3://b", "arn": "arn:aws:s3:::b" }, "path": "" } });
+        let d = validate(&Value::from_json(&s3));
+        assert_eq!(
+            d.iter().map(|d| (d.code, d.attribute.as_deref())).collect::<Vec<_>>(),
+            [("E-ONPREM-JOB-CHECKPOINT", Some("checkpoint"))]
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! bucket), the working directory, environment and scripts; and the environment each node sees.
 
 use kiln_diag::Diagnostic;
+use kiln_provider::portable::job::{file_uri, join_dir, BucketStore, Checkpoint as Block, NodeEnv};
 use kiln_value::Value;
 
 use crate::alloc::{placements, Placement};
@@ -26,6 +27,8 @@ pub(crate) struct JobSpec {
     pub nodes: Vec<Placement>,
     pub gpus_per_node: u64,
     pub checkpoint: Option<Checkpoint>,
+    /// KILN_CHECKPOINT_URI: the bucket's `uri` + checkpoint path; `None` without a block.
+    pub checkpoint_uri: Option<String>,
     /// Remote working directory; `None` runs in the job's directory.
     pub workdir: Option<String>,
     pub env: Vec<(String, String)>,
@@ -52,6 +55,35 @@ fn nodes(address: &str, v: &Value, cluster: &Value) -> Result<Vec<Placement>, Di
     Ok(all.into_iter().take(want as usize).collect())
 }
 
+/// An object store the hosts have no credentials for is refused, even while its values are
+/// unknown.
+pub(crate) fn unreachable_checkpoint(v: &Value) -> Option<Diagnostic> {
+    let c = Block::of(v).filter(|c| matches!(c.store(), BucketStore::Object(_)))?;
+    Some(c.unreachable(
+        "E-ONPREM-JOB-CHECKPOINT",
+        "onprem",
+        "use an `onprem` bucket (`shared = true` when its path is a mount every host sees); to keep checkpoints in another \
+         provider's bucket, run the job on that provider",
+    ))
+}
+
+/// A `local` bucket is a directory on the machine running kiln: the hosts write to the same path
+/// on their own disks unless it is a mount they share.
+pub(crate) fn checkpoint_warning(address: &str, v: &Value) -> Option<Diagnostic> {
+    Block::of(v).filter(|c| c.store() == BucketStore::Local)?;
+    Some(
+        Diagnostic::warning(
+            "W-ONPREM-CHECKPOINT",
+            format!(
+                "{address}: checkpoint.bucket is a directory on the machine running kiln; each host writes to that path on its own disk"
+            ),
+        )
+        .address(address)
+        .attribute("checkpoint")
+        .hint("use an `onprem` bucket, with `shared = true` if its path is a mount every host sees"),
+    )
+}
+
 fn checkpoint(address: &str, v: &Value) -> Result<Option<Checkpoint>, Diagnostic> {
     let Some(c) = set(v, "checkpoint") else { return Ok(None) };
     let bucket = c.get("bucket").filter(|b| str_attr(b, "path").is_some()).ok_or_else(|| {
@@ -64,7 +96,7 @@ fn checkpoint(address: &str, v: &Value) -> Result<Option<Checkpoint>, Diagnostic
     })?;
     let base = str_attr(bucket, "path").unwrap_or_default().trim_end_matches('/');
     let sub = str_attr(c, "path").unwrap_or_default().trim_matches('/');
-    let dir = if sub.is_empty() { base.to_string() } else { format!("{base}/{sub}") };
+    let dir = join_dir(base, sub);
     let host = if bool_attr(bucket, "shared") == Some(true) { None } else { str_attr(bucket, "host").map(str::to_string) };
     Ok(Some(Checkpoint { dir, host }))
 }
@@ -72,6 +104,9 @@ fn checkpoint(address: &str, v: &Value) -> Result<Option<Checkpoint>, Diagnostic
 impl JobSpec {
     /// `None` while a configured attribute is unknown.
     pub fn parse(address: &str, v: &Value) -> Result<Option<JobSpec>, Diagnostic> {
+        if let Some(d) = unreachable_checkpoint(v) {
+            return Err(d.address(address));
+        }
         if any_unknown(v, &CONFIG) {
             return Ok(None);
         }
@@ -87,10 +122,13 @@ impl JobSpec {
                 .hint("give the command to run, such as run = \"python3 train.py\"")
         })?;
         let nodes = nodes(address, v, cluster)?;
+        let checkpoint = checkpoint(address, v)?;
+        let checkpoint_uri = checkpoint.as_ref().map(|c| Block::of(v).and_then(|b| b.uri()).unwrap_or_else(|| file_uri(&c.dir)));
         Ok(Some(JobSpec {
             gpus_per_node: nodes.first().map_or(0, |p| p.gpus.len() as u64),
             nodes,
-            checkpoint: checkpoint(address, v)?,
+            checkpoint,
+            checkpoint_uri,
             workdir: str_attr(v, "workdir").map(str::to_string),
             env: str_map(v, "env"),
             setup: str_attr(v, "setup").unwrap_or_default().to_string(),
@@ -123,24 +161,22 @@ impl JobSpec {
         self.nodes.iter().filter(|p| &p.host != b).map(|p| p.host.as_str()).collect()
     }
 
-    /// The environment of node `rank`: KILN_*, the visible GPUs, unbuffered Python output,
-    /// then the user's `env` (which wins).
+    /// The environment of node `rank`: the portable job environment (one task per node), the
+    /// visible GPUs, unbuffered Python output, then the user's `env` (which wins).
     pub fn node_env(&self, job_id: &str, rank: usize, port: u16, checkpoint_dir: &str) -> Vec<(String, String)> {
-        let ips = self.node_ips();
-        let mut env: Vec<(String, String)> = [
-            ("KILN_NODE_RANK", rank.to_string()),
-            ("KILN_NUM_NODES", self.nodes.len().to_string()),
-            ("KILN_NODE_IPS", ips.join(",")),
-            ("KILN_MASTER_ADDR", ips.first().copied().unwrap_or_default().to_string()),
-            ("KILN_MASTER_PORT", port.to_string()),
-            ("KILN_NUM_GPUS_PER_NODE", self.gpus_per_node.to_string()),
-            ("KILN_JOB_ID", job_id.to_string()),
-            ("KILN_CHECKPOINT_DIR", checkpoint_dir.to_string()),
-            ("PYTHONUNBUFFERED", "1".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let ips: Vec<String> = self.node_ips().into_iter().map(str::to_string).collect();
+        let mut env = NodeEnv {
+            job_id,
+            node_rank: rank as u64,
+            node_ips: &ips,
+            master_addr: ips.first().map(String::as_str).unwrap_or_default(),
+            master_port: port,
+            gpus_per_node: self.gpus_per_node,
+            checkpoint_dir,
+            checkpoint_uri: self.checkpoint_uri.as_deref().unwrap_or_default(),
+        }
+        .vars();
+        env.push(("PYTHONUNBUFFERED".to_string(), "1".to_string()));
         env.extend(visible_devices(self.nodes.get(rank)));
         env.extend(self.env.iter().cloned());
         env
@@ -190,6 +226,42 @@ mod tests {
         assert_eq!(env["CUDA_VISIBLE_DEVICES"], "4,5");
         assert_eq!(env["KILN_CHECKPOINT_DIR"], "/ck");
         assert_eq!(env["LR"], "0.1");
+        // Issue 11: the whole portable environment, one task per node.
+        for name in kiln_provider::portable::job::ENV {
+            assert!(env.contains_key(name), "no {name} in {env:?}");
+        }
+        assert_eq!((env["KILN_LOCAL_RANK"].as_str(), env["KILN_TASK_RANK"].as_str(), env["KILN_NUM_TASKS"].as_str()), ("0", "1", "2"));
+        assert_eq!(env["KILN_CHECKPOINT_URI"], "", "no checkpoint block");
+        let bucket = serde_json::json!({ "host": "h1", "path": "/data/b", "shared": true, "uri": "sftp://kiln@10.0.0.1/data/b" });
+        let s = spec(serde_json::json!({ "checkpoint": { "bucket": bucket, "path": "run-1/" } })).unwrap().unwrap();
+        let env: std::collections::BTreeMap<String, String> = s.node_env("t-1", 0, 29501, "/data/b/run-1").into_iter().collect();
+        assert_eq!(env["KILN_CHECKPOINT_URI"], "sftp://kiln@10.0.0.1/data/b/run-1");
+    }
+
+    /// Issue 11: an object store the hosts have no credentials for is refused, even while the
+    /// bucket is being created; a `local` bucket (a directory on the machine running kiln) gets
+    /// a warning: the hosts write to it only through a mount they share.
+    #[test]
+    fn checkpoint_buckets_the_hosts_cannot_reach() {
+        let s3 = serde_json::json!({ "name": "b", "uri": "s3://b", "arn": "arn:aws:s3:::b" });
+        let d = spec(serde_json::json!({ "checkpoint": { "bucket": s3, "path": "" } })).unwrap_err();
+        assert_eq!((d.code, d.address.as_deref()), ("E-ONPREM-JOB-CHECKPOINT", Some("job.t")));
+        assert!(d.summary.contains("s3://") && d.hint.as_deref().is_some_and(|h| h.contains("`onprem` bucket")), "{d:?}");
+        let creating = Value::Map([("arn".to_string(), Value::Unknown), ("uri".to_string(), Value::Unknown)].into());
+        let checkpoint = Value::Map([("bucket".to_string(), creating), ("path".to_string(), Value::from(""))].into());
+        let mut m = Value::from_json(&serde_json::json!({ "cluster": cluster(), "run": "x" })).as_map().unwrap().clone();
+        m.insert("checkpoint".into(), checkpoint);
+        let v = Value::Map(m);
+        assert_eq!(JobSpec::parse("job.t", &v).unwrap_err().code, "E-ONPREM-JOB-CHECKPOINT", "an S3 bucket being created");
+
+        let local = serde_json::json!({ "name": "b", "path": "/srv/b", "uri": "file:///srv/b" });
+        let v = Value::from_json(&serde_json::json!({ "cluster": cluster(), "run": "x", "checkpoint": { "bucket": local, "path": "" } }));
+        assert!(JobSpec::parse("job.t", &v).unwrap().is_some());
+        let w = checkpoint_warning("job.t", &v).expect("a warning");
+        assert_eq!((w.code, w.is_error()), ("W-ONPREM-CHECKPOINT", false));
+        let onprem = serde_json::json!({ "host": "h1", "path": "/srv/b", "shared": true, "uri": "sftp://h1/srv/b" });
+        let v = Value::from_json(&serde_json::json!({ "cluster": cluster(), "run": "x", "checkpoint": { "bucket": onprem, "path": "" } }));
+        assert!(checkpoint_warning("job.t", &v).is_none());
     }
 
     #[test]
