@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use kiln_hostinfo::procs::ProcTable;
 use kiln_provider::conformance::{self, Case};
 use kiln_provider::{CreateRequest, LogsRequest, Provider, RecoverRequest};
-use kiln_hostinfo::procs::ProcTable;
 use kiln_provider_onprem::OnpremProvider;
 use kiln_value::Value;
 use serde_json::json;
@@ -89,6 +89,8 @@ async fn a_two_host_job_sees_its_ranks_and_node_ips() {
         assert_eq!(get("KILN_JOB_ID"), job_id);
         assert_eq!(get("KILN_CHECKPOINT_DIR"), format!("{ckpt}/run-1"));
         assert_eq!(get("GREETING"), "hello there");
+        assert_eq!(get("KILN_CHECKPOINT_URI"), format!("{}/run-1", str_of(&bucket, "uri")));
+        assert_eq!((get("KILN_LOCAL_RANK"), get("KILN_TASK_RANK"), get("KILN_NUM_TASKS")), ("0", rank.to_string().as_str(), "2"));
     }
     assert!(std::path::Path::new(&format!("{ckpt}/run-1")).is_dir());
 
@@ -220,9 +222,7 @@ fn written_before(bucket: serde_json::Value) -> (serde_json::Value, serde_json::
         "node_ips": ["10.0.0.1", "10.0.0.2"], "gpus_per_node": 1, "unreachable": [], "stale_hosts": [],
     });
     let checkpoint = if bucket.is_null() { json!(null) } else { json!({ "bucket": bucket, "path": "run-1/" }) };
-    let slot = |rank: u32, host: &str, address: &str, pid: u32| {
-        json!({ "rank": rank, "host": host, "address": address, "dir": format!("/home/kiln/.kiln/jobs/train-1a2b3c4d"), "pid": pid })
-    };
+    let slot = |rank: u32, host: &str, address: &str, pid: u32| json!({ "rank": rank, "host": host, "address": address, "dir": "/home/kiln/.kiln/jobs/train-1a2b3c4d", "pid": pid });
     let state = json!({
         "cluster": cluster, "setup": "pip install -r requirements.txt", "run": "python3 train.py", "workdir": null,
         "env": { "LR": "0.1" }, "nodes": 2, "stop_grace": 10, "checkpoint": checkpoint,
