@@ -20,6 +20,9 @@
 //! S3 tests hold `moto::exclusive()` (other tests reset the server); each test uses its own
 //! bucket or schema.
 
+// The S3 tests are the `s3` feature's (on by default).
+#![cfg_attr(not(feature = "s3"), allow(dead_code, unused_mut))]
+
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -234,6 +237,7 @@ fn expressions_see_the_workspace() {
 }
 
 #[test]
+#[cfg(feature = "s3")]
 fn basics_s3() {
     basics(Kind::S3);
 }
@@ -307,6 +311,7 @@ fn fault_injection_local() {
 }
 
 #[test]
+#[cfg(feature = "s3")]
 fn fault_injection_s3() {
     fault_injection(Kind::S3);
 }
@@ -374,6 +379,7 @@ fn contention_local() {
 }
 
 #[test]
+#[cfg(feature = "s3")]
 fn contention_s3() {
     contention(Kind::S3);
 }
@@ -409,6 +415,7 @@ fn sigterm_saves_state_and_releases_the_lock() {
 fn foreign_lock(p: &Project, expires_in_secs: i64) -> kiln_state::LockInfo {
     let (config, _) = kiln_config::load(p.path());
     let mut cfg = kiln_ops::backend_config(&config.expect("config"), p.path(), &Default::default()).expect("backend");
+    #[cfg(feature = "s3")]
     if let kiln_ops::BackendConfig::S3 { settings } = &mut cfg {
         settings.access_key = Some("test".into());
         settings.secret_key = Some("test".into());
@@ -455,6 +462,7 @@ fn leases_local() {
 }
 
 #[test]
+#[cfg(feature = "s3")]
 fn leases_s3() {
     leases(Kind::S3);
 }
@@ -484,6 +492,7 @@ fn the_lock_lease_is_renewed_while_an_apply_runs() {
 }
 
 #[test]
+#[cfg(feature = "s3")]
 fn migrate_state_local_to_s3_to_postgres() {
     let body = "resource \"record\" \"a\" {\n  count = 2\n  input = count.index\n}\n";
     let local = store(Kind::Local, "mig");
@@ -555,7 +564,11 @@ fn backend_settings_use_variables() {
     assert!(err.contains("the backend cannot use `record.a`") && err.contains("main.kiln.hcl:3:"), "{err}");
     p.write("main.kiln.hcl", "kiln {\n  backend \"s3\" {\n    bucket = \"b\"\n    nope   = 1\n  }\n}\n");
     let err = p.kiln(&["plan"]).code_is(1).stderr();
-    assert!(err.contains("backend \"s3\" has no setting `nope`") && err.contains("main.kiln.hcl:4:"), "{err}");
+    if cfg!(feature = "s3") {
+        assert!(err.contains("backend \"s3\" has no setting `nope`") && err.contains("main.kiln.hcl:4:"), "{err}");
+    } else {
+        assert!(err.contains("backend type `s3` is not built into this kiln") && err.contains("main.kiln.hcl:2:"), "{err}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -577,6 +590,7 @@ fn boto(code: &str) -> String {
 /// (nothing is created again, nothing is written over the history, the lock is released), the
 /// message says which version to copy back, and once it is copied back nothing changed.
 #[test]
+#[cfg(feature = "s3")]
 fn a_state_deleted_out_of_band_is_refused_s3() {
     let st = store(Kind::S3, "deleted");
     let bucket = st.block.split("bucket   = \"").nth(1).and_then(|r| r.split('"').next()).expect("bucket").to_string();

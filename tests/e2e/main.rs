@@ -8,9 +8,12 @@ mod moto;
 mod support;
 
 mod apply;
+#[cfg(feature = "aws")]
 mod aws;
 mod backends;
 mod crash;
+// The examples use every provider.
+#[cfg(all(feature = "aws", feature = "onprem", feature = "slurm"))]
 mod examples;
 mod exit_codes;
 mod fmt;
@@ -18,11 +21,13 @@ mod interrupt;
 mod language;
 mod lifecycle;
 mod local;
+#[cfg(feature = "onprem")]
 mod onprem;
 mod plan;
 mod plan_view;
 mod secrets;
 mod show;
+#[cfg(feature = "slurm")]
 mod slurm;
 mod state;
 mod upgrade;

@@ -6,6 +6,9 @@
 //! which also drops injected faults). [`Inspect::inspect`] reads what the endpoint holds through the
 //! AWS API itself (boto3, from the venv: moto depends on it), via `tests/e2e/aws_inspect.py`.
 
+// Without the aws provider, only the S3 backend's tests use the server.
+#![cfg_attr(not(feature = "aws"), allow(dead_code))]
+
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 

@@ -619,6 +619,7 @@ fn encrypted_every_command_and_every_file_never_show_secrets() {
 /// (a connection error naming the login host) nor in the values it copies into an object (the
 /// region of an AWS bucket).
 #[test]
+#[cfg(all(feature = "aws", feature = "slurm"))]
 fn sensitive_provider_settings_never_show() {
     let aws = Project::new(&format!(
         "{VAR_ONLY}provider \"aws\" {{\n  region = var.token\n}}\nresource \"bucket\" \"b\" {{\n  provider = aws\n}}\n"

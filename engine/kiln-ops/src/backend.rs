@@ -2,6 +2,7 @@
 //! `s3` or `postgres`. Settings are expressions evaluated before anything is planned, so they may
 //! use variables (`var.x`, with its default, `--var`, var files or `KILN_VAR_x`) and functions,
 //! but not resources, data sources, locals or module outputs: those are errors with the span.
+//! The `s3` backend is the `s3` cargo feature (on by default): a kiln built without it refuses it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use kiln_diag::{Diagnostic, Diagnostics, Span};
 use kiln_eval::{Ref, Scope};
 use kiln_state::{Codec, LocalBackend, StateBackend};
 use kiln_state_postgres::{PgBackend, PgSettings};
+#[cfg(feature = "s3")]
 use kiln_state_s3::{S3Backend, S3Settings};
 use kiln_value::Value;
 
@@ -22,6 +24,7 @@ pub enum BackendConfig {
     /// State files; `path` is the default workspace's file.
     Local { path: PathBuf },
     /// An S3 bucket (see `kiln_state_s3`).
+    #[cfg(feature = "s3")]
     S3 {
         #[serde(flatten)]
         settings: S3Settings,
@@ -38,6 +41,7 @@ impl BackendConfig {
     pub fn open(&self, workspace: &str, codec: Arc<dyn Codec>) -> Box<dyn StateBackend> {
         match self {
             BackendConfig::Local { path } => Box::new(LocalBackend::new(path).with_workspace(workspace).with_codec(codec)),
+            #[cfg(feature = "s3")]
             BackendConfig::S3 { settings: s } => Box::new(S3Backend::new(s.clone()).with_workspace(workspace).with_codec(codec)),
             BackendConfig::Postgres { settings: s } => Box::new(PgBackend::new(s.clone()).with_workspace(workspace).with_codec(codec)),
         }
@@ -47,6 +51,7 @@ impl BackendConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             BackendConfig::Local { .. } => "local",
+            #[cfg(feature = "s3")]
             BackendConfig::S3 { .. } => "s3",
             BackendConfig::Postgres { .. } => "postgres",
         }
@@ -57,6 +62,7 @@ impl BackendConfig {
     pub fn identity(&self) -> serde_json::Value {
         match self {
             BackendConfig::Local { path } => serde_json::json!({"type": "local", "path": path}),
+            #[cfg(feature = "s3")]
             BackendConfig::S3 { settings: s } => serde_json::json!({
                 "type": "s3", "bucket": s.bucket, "key": s.key, "region": s.region, "endpoint": s.endpoint,
                 "workspace_key_prefix": s.workspace_key_prefix,
@@ -95,6 +101,14 @@ pub fn backend_config(config: &Config, dir: &Path, vars: &BTreeMap<String, Value
     };
     let scope = BackendScope { config, dir, vars };
     let mut diags = Diagnostics::new();
+    if backend.kind == "s3" && !cfg!(feature = "s3") {
+        diags.push(
+            Diagnostic::error("E-BACKEND-TYPE", "backend type `s3` is not built into this kiln")
+                .at(backend.span.clone(), "here")
+                .hint("build kiln with the `s3` cargo feature (on by default), or use backend \"local\" or \"postgres\""),
+        );
+        return Err(diags);
+    }
     let allowed: &[&str] = match backend.kind.as_str() {
         "local" => &["path"],
         "s3" => &["bucket", "key", "region", "endpoint", "access_key", "secret_key", "profile", "workspace_key_prefix"],
@@ -132,6 +146,7 @@ pub fn backend_config(config: &Config, dir: &Path, vars: &BTreeMap<String, Value
     let get = |k: &str| settings.get(k).map(|(v, _)| v.clone());
     let out = match backend.kind.as_str() {
         "local" => BackendConfig::Local { path: get("path").map_or(default, |p| dir.join(p)) },
+        #[cfg(feature = "s3")]
         "s3" => BackendConfig::S3 {
             settings: S3Settings {
                 bucket: get("bucket").unwrap_or_default(),
@@ -316,6 +331,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "s3")]
     fn settings_use_variables_with_defaults_and_given_values() {
         let text = "variable \"env\" {\n  default = \"dev\"\n}\nvariable \"bucket\" {}\nkiln {\n  backend \"s3\" {\n    bucket = var.bucket\n    key    = \"${var.env}/kiln.json\"\n    region = lower(\"EU-WEST-1\")\n  }\n}\n";
         let (dir, c) = config(text);
@@ -358,10 +374,27 @@ mod tests {
         assert_eq!(serde_json::from_str::<BackendConfig>(&text).unwrap(), pg);
         let id = pg.identity().to_string();
         assert!(!id.contains("s3cret") && id.contains("db.internal") && id.contains("5433"), "{id}");
-        let s3 = BackendConfig::S3 {
-            settings: S3Settings { bucket: "b".into(), key: "k".into(), secret_key: Some("hidden".into()), ..S3Settings::default() },
-        };
-        assert_eq!(serde_json::from_str::<BackendConfig>(&serde_json::to_string(&s3).unwrap()).unwrap(), s3);
-        assert!(!s3.identity().to_string().contains("hidden"));
+        #[cfg(feature = "s3")]
+        {
+            let s3 = BackendConfig::S3 {
+                settings: S3Settings { bucket: "b".into(), key: "k".into(), secret_key: Some("hidden".into()), ..S3Settings::default() },
+            };
+            assert_eq!(serde_json::from_str::<BackendConfig>(&serde_json::to_string(&s3).unwrap()).unwrap(), s3);
+            assert!(!s3.identity().to_string().contains("hidden"));
+        }
+    }
+
+    #[test]
+    #[cfg(not(feature = "s3"))]
+    fn without_the_s3_feature_an_s3_backend_is_refused() {
+        let (dir, c) = config("kiln {\n  backend \"s3\" {\n    bucket = \"b\"\n    key = \"k\"\n  }\n}\n");
+        let err = backend_config(&c, dir.path(), &BTreeMap::new()).unwrap_err();
+        assert_eq!(codes(&err), ["E-BACKEND-TYPE"]);
+        let d = err.iter().next().unwrap();
+        assert!(
+            d.summary.contains("not built into this kiln") && d.hint.as_deref().unwrap_or_default().contains("`s3` cargo feature"),
+            "{d:?}"
+        );
+        assert!(d.primary.is_some(), "points at the block");
     }
 }
