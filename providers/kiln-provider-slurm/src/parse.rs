@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use kiln_provider::portable::job::JobStatus;
+
 /// One `scontrol show ... -o` record: `Key=Value` pairs separated by spaces. A value may hold
 /// spaces (`OS=Linux 6.1.0 #1 SMP`): a word that does not start with `Key=` continues the
 /// previous value.
@@ -253,22 +255,23 @@ pub fn sbatch_job_id(stdout: &str) -> Option<String> {
     (!id.is_empty() && id.chars().all(|c| c.is_ascii_digit() || c == '_')).then(|| id.to_string())
 }
 
-/// What kiln reports for a Slurm job state.
-pub fn status_of(state: &str) -> &'static str {
+/// What kiln reports for a Slurm job state. A job waiting in Slurm's queue is `pending`, as
+/// states written before say (not `queued`: a changed word would read as a change).
+pub fn status_of(state: &str) -> JobStatus {
     match state {
         "PENDING" | "CONFIGURING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESV_DEL_HOLD" | "SUSPENDED" | "STOPPED"
-        | "SPECIAL_EXIT" | "RESIZING" | "SIGNALING" | "STAGE_OUT" => "pending",
-        "RUNNING" | "COMPLETING" => "running",
-        "COMPLETED" => "succeeded",
-        "NODE_FAIL" | "BOOT_FAIL" | "PREEMPTED" | "REVOKED" => "lost",
+        | "SPECIAL_EXIT" | "RESIZING" | "SIGNALING" | "STAGE_OUT" => JobStatus::Pending,
+        "RUNNING" | "COMPLETING" => JobStatus::Running,
+        "COMPLETED" => JobStatus::Succeeded,
+        "NODE_FAIL" | "BOOT_FAIL" | "PREEMPTED" | "REVOKED" => JobStatus::Lost,
         // FAILED, CANCELLED, TIMEOUT, OUT_OF_MEMORY, DEADLINE, and anything new.
-        _ => "failed",
+        _ => JobStatus::Failed,
     }
 }
 
 /// A state after which the job never runs again (unless kiln submits a new one).
 pub fn is_terminal(state: &str) -> bool {
-    !matches!(status_of(state), "pending" | "running")
+    status_of(state).is_terminal()
 }
 
 /// Slurm's local `YYYY-MM-DDTHH:MM:SS` as RFC 3339 in UTC; `None` for `Unknown`, `N/A`, ...
@@ -414,12 +417,12 @@ mod tests {
 
     #[test]
     fn states() {
-        assert_eq!(status_of("PENDING"), "pending");
-        assert_eq!(status_of("COMPLETING"), "running");
-        assert_eq!(status_of("COMPLETED"), "succeeded");
-        assert_eq!(status_of("TIMEOUT"), "failed");
-        assert_eq!(status_of("CANCELLED"), "failed");
-        assert_eq!(status_of("NODE_FAIL"), "lost");
+        assert_eq!(status_of("PENDING"), JobStatus::Pending);
+        assert_eq!(status_of("COMPLETING"), JobStatus::Running);
+        assert_eq!(status_of("COMPLETED"), JobStatus::Succeeded);
+        assert_eq!(status_of("TIMEOUT"), JobStatus::Failed);
+        assert_eq!(status_of("CANCELLED"), JobStatus::Failed);
+        assert_eq!(status_of("NODE_FAIL"), JobStatus::Lost);
         assert!(is_terminal("OUT_OF_MEMORY"));
         assert!(!is_terminal("REQUEUED"));
         assert_eq!(exit_code("0:9"), Some(137));

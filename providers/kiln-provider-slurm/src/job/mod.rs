@@ -11,6 +11,7 @@ mod spec;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::portable::job::JobStatus;
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
@@ -30,8 +31,6 @@ const LOG_CHUNK: u64 = 1 << 20;
 
 /// Seconds delete waits for a cancelled job's processes to end.
 const CANCEL_WAIT: u64 = 120;
-
-const LOST: &str = "lost";
 
 fn known_spec(address: &str, v: &Value) -> Result<JobSpec, Diagnostic> {
     JobSpec::parse(address, v)?
@@ -170,8 +169,8 @@ fn observed(state: &Value, seen: &Seen) -> Option<Value> {
         }
         // Slurm forgot the job (purged, or its controller lost its state): a finished job keeps
         // what was last seen, an unfinished one is lost.
-        if !matches!(prior_status.as_str(), "succeeded" | "failed" | LOST) {
-            m.insert("status".into(), Value::from(LOST));
+        if !JobStatus::parse(&prior_status).is_some_and(JobStatus::is_terminal) {
+            m.insert("status".into(), Value::from(JobStatus::Lost));
             m.insert("reason".into(), Value::from("Slurm has no record of the job"));
         }
         return Some(Value::Map(m));
@@ -186,16 +185,17 @@ fn observed(state: &Value, seen: &Seen) -> Option<Value> {
     let end = if terminal { q.and_then(|q| q.end.clone()).or_else(|| a.and_then(|a| a.end.clone())) } else { None };
     let node_list = q.and_then(|q| q.node_list.clone()).or_else(|| a.and_then(|a| a.node_list.clone()));
     let status = parse::status_of(&slurm_state);
-    let started = if status == "pending" { None } else { start.as_deref().and_then(parse::time) };
+    let started = if status == JobStatus::Pending { None } else { start.as_deref().and_then(parse::time) };
     m.insert("status".into(), Value::from(status));
     m.insert("slurm_state".into(), Value::from(slurm_state.as_str()));
-    m.insert("reason".into(), opt_str(q.and_then(|q| q.reason.as_deref()).filter(|_| !terminal || status != "succeeded")));
+    m.insert("reason".into(), opt_str(q.and_then(|q| q.reason.as_deref()).filter(|_| !terminal || status != JobStatus::Succeeded)));
     let exit_code = a.and_then(|a| a.exit_code).map(Value::from).or_else(|| set(state, "exit_code").cloned().filter(|_| terminal));
     m.insert("exit_code".into(), exit_code.filter(|_| terminal).unwrap_or(Value::Null));
     m.insert("node_list".into(), opt_str(node_list.as_deref()));
     m.insert(
         "started_at".into(),
-        started.map_or_else(|| set(state, "started_at").cloned().filter(|_| status != "pending").unwrap_or(Value::Null), Value::from),
+        started
+            .map_or_else(|| set(state, "started_at").cloned().filter(|_| status != JobStatus::Pending).unwrap_or(Value::Null), Value::from),
     );
     m.insert("finished_at".into(), opt_str(end.as_deref().and_then(parse::time).as_deref()));
     let restarts = q.map(|q| q.restarts).unwrap_or_else(|| u64_attr(state, "restarts").unwrap_or(0));
@@ -297,7 +297,7 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
         ("job_name", Value::from(name.as_str())),
         ("job_dir", Value::from(dir.as_str())),
         ("output", Value::from(output.as_str())),
-        ("status", Value::from("pending")),
+        ("status", Value::from(JobStatus::Pending)),
         ("slurm_state", Value::from("PENDING")),
         ("reason", Value::Null),
         ("exit_code", Value::Null),
@@ -339,7 +339,7 @@ fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     planned.insert("gpus_per_node".into(), unknown_or(spec.as_ref().map(|s| s.gpus_per_node)));
     let mut requires_replace = Vec::new();
     if let Some(prior) = req.prior {
-        if prior.get("status").and_then(Value::as_str) == Some(LOST) {
+        if JobStatus::of(prior) == Some(JobStatus::Lost) {
             planned.insert("status".into(), Value::Unknown);
             requires_replace.push("status".to_string());
         }
@@ -369,7 +369,7 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, D
         ("job_name", Value::from(name.as_str())),
         ("job_dir", Value::from(dir.as_str())),
         ("output", Value::from(format!("{dir}/output.log"))),
-        ("status", Value::from("pending")),
+        ("status", Value::from(JobStatus::Pending)),
         ("slurm_state", Value::from("PENDING")),
         ("restarts", num(0)),
     ] {
@@ -413,7 +413,7 @@ async fn import(ctx: &Ctx, req: &ImportRequest<'_>) -> Result<Value, Diagnostic>
         ("job_name", opt_str(get("JobName").as_deref())),
         ("job_dir", Value::from(dir)),
         ("output", Value::from(output)),
-        ("status", Value::from("pending")),
+        ("status", Value::from(JobStatus::Pending)),
         ("restarts", count("Restarts")),
     ]
     .into_iter()
@@ -465,8 +465,10 @@ impl Kind<Ctx, ()> for Job {
         JobSpec::parse("", config).err().map(Diagnostics::from).unwrap_or_default()
     }
 
-    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
-        Ok(plan(req)?)
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        let mut r = plan(req)?;
+        r.diagnostics.extend(spec::checkpoint_warning(req.address, req.config, ctx.runner.is_remote()));
+        Ok(r)
     }
 
     async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
@@ -620,7 +622,7 @@ mod tests {
     #[test]
     fn forgotten_jobs() {
         let v = observed(&prior("running"), &Seen { dir: true, queue: None, acct: None }).unwrap();
-        assert_eq!(get(&v, "status"), &Value::from(LOST));
+        assert_eq!(get(&v, "status"), &Value::from(JobStatus::Lost));
         let v = observed(&prior("succeeded"), &Seen { dir: true, queue: None, acct: None }).unwrap();
         assert_eq!(get(&v, "status"), &Value::from("succeeded"));
         assert_eq!(observed(&prior("succeeded"), &Seen { dir: false, queue: None, acct: None }), None);

@@ -4,6 +4,7 @@
 //! and runs `setup` once per node, then `run` in every task, with srun.
 
 use kiln_diag::Diagnostic;
+use kiln_provider::portable::job::{file_uri, join_dir, BucketStore, Checkpoint};
 use kiln_value::Value;
 
 use crate::shell::{exports, quote};
@@ -50,6 +51,9 @@ pub(crate) struct JobSpec {
     pub env: Vec<(String, String)>,
     /// Bucket path + checkpoint path; `None` without a `checkpoint` block.
     pub checkpoint_dir: Option<String>,
+    /// KILN_CHECKPOINT_URI: the bucket's `uri` + checkpoint path; `None` without a block, or
+    /// for a bucket without a `uri` (then its directory's `file://` URI).
+    pub checkpoint_uri: Option<String>,
 }
 
 fn bad(address: &str, what: String, hint: &str) -> Diagnostic {
@@ -87,6 +91,12 @@ fn valid_time(s: &str) -> bool {
 impl JobSpec {
     /// `None` while a configured attribute is unknown.
     pub fn parse(address: &str, v: &Value) -> Result<Option<JobSpec>, Diagnostic> {
+        if let Some(c) = Checkpoint::of(v).filter(|c| matches!(c.store(), BucketStore::Object(_))) {
+            let hint = "use a bucket on a file system the compute nodes share (a `local` or shared `onprem` bucket); to keep \
+                        checkpoints in another provider's bucket, run the job on that provider";
+            let d = c.unreachable("E-SLURM-JOB-CHECKPOINT", "slurm", hint);
+            return Err(if address.is_empty() { d } else { d.address(address) });
+        }
         if CONFIG.iter().any(|k| v.get(k).is_some_and(Value::contains_unknown)) {
             return Ok(None);
         }
@@ -155,6 +165,7 @@ impl JobSpec {
                 .map(|(k, x)| (k.clone(), x.to_template_string().unwrap_or_default()))
                 .collect(),
             checkpoint_dir: checkpoint_dir(address, v)?,
+            checkpoint_uri: Checkpoint::of(v).and_then(|c| c.uri()),
         }))
     }
 
@@ -227,12 +238,18 @@ while (exec 3<>"/dev/tcp/127.0.0.1/$__kiln_port") 2>/dev/null; do __kiln_port=$(
 export KILN_MASTER_PORT="$__kiln_port"
 export KILN_NUM_GPUS_PER_NODE="${{SLURM_GPUS_ON_NODE:-{gpus}}}"
 export KILN_CHECKPOINT_DIR={ckpt}
+export KILN_CHECKPOINT_URI={uri}
 export PYTHONUNBUFFERED=1
 mkdir -p "$KILN_CHECKPOINT_DIR"
 unset __kiln_ips __kiln_h __kiln_a __kiln_port
 "#,
             gpus = self.gpus_per_node,
             ckpt = quote(checkpoint_dir),
+            uri = quote(&match (&self.checkpoint_uri, &self.checkpoint_dir) {
+                (Some(u), _) => u.clone(),
+                (None, Some(_)) => file_uri(checkpoint_dir),
+                (None, None) => String::new(),
+            }),
         );
         s += &exports(&self.env);
         let task =
@@ -259,8 +276,26 @@ fn checkpoint_dir(address: &str, v: &Value) -> Result<Option<String>, Diagnostic
             "write `bucket = bucket.NAME` for a bucket on a shared file system (a `local` or `onprem` bucket)",
         )
     })?;
-    let sub = str_attr(c, "path").unwrap_or_default().trim_matches('/');
-    Ok(Some(if sub.is_empty() { bucket.to_string() } else { format!("{}/{sub}", bucket.trim_end_matches('/')) }))
+    Ok(Some(join_dir(bucket, str_attr(c, "path").unwrap_or_default())))
+}
+
+/// A bucket the compute nodes see only through a shared file system: an onprem host's own
+/// directory, or, when Slurm is reached over SSH, a directory on the machine running kiln.
+pub(crate) fn checkpoint_warning(address: &str, v: &Value, remote: bool) -> Option<Diagnostic> {
+    let where_ = match Checkpoint::of(v)?.store() {
+        BucketStore::Local if remote => "a directory on the machine running kiln, not on the login node".to_string(),
+        BucketStore::Host { host: Some(h), shared: false } => format!("a directory on host `{h}`"),
+        _ => return None,
+    };
+    Some(
+        kiln_diag::Diagnostic::warning(
+            "W-SLURM-CHECKPOINT",
+            format!("{address}: checkpoint.bucket is {where_}; the compute nodes write to that path on the cluster's file system"),
+        )
+        .address(address)
+        .attribute("checkpoint")
+        .hint("use a bucket whose `path` is on a file system the compute nodes share"),
+    )
 }
 
 #[cfg(test)]
@@ -323,6 +358,61 @@ mod tests {
         assert!(b.ends_with("srun $__kiln_cpus --kill-on-bad-exit=1 bash -c \"$__kiln_task\" '/r/jobs/t-1/run.sh'\n"), "{b}");
         let out = std::process::Command::new("bash").arg("-n").arg("-c").arg(&b).output().unwrap();
         assert!(out.status.success(), "not valid bash: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Issue 11: the batch script sets the whole portable environment (the task variables from
+    /// SLURM_*), and KILN_CHECKPOINT_URI is the bucket's `uri` and the block's `path`.
+    #[test]
+    fn batch_script_sets_every_portable_variable() {
+        let bucket = serde_json::json!({ "name": "ckpt", "path": "/srv/ckpt", "uri": "file:///srv/ckpt" });
+        let s = JobSpec::parse(
+            "job.t",
+            &v(serde_json::json!({ "cluster": cluster(), "run": "x", "checkpoint": { "bucket": bucket, "path": "run-1/" } })),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.checkpoint_dir.as_deref(), Some("/srv/ckpt/run-1"));
+        let b = s.batch_script("job.t", "/r/jobs/t-1", "/srv/ckpt/run-1");
+        for name in kiln_provider::portable::job::ENV {
+            assert!(b.contains(&format!("export {name}=")) || b.contains(&format!(" {name}=")), "{name} is not set: {b}");
+        }
+        assert!(b.contains("export KILN_CHECKPOINT_URI='file:///srv/ckpt/run-1'\n"), "{b}");
+        let none = JobSpec::parse("job.t", &v(serde_json::json!({ "cluster": cluster(), "run": "x" }))).unwrap().unwrap();
+        assert!(none.batch_script("job.t", "/r/jobs/t-1", "/r/jobs/t-1/checkpoints").contains("export KILN_CHECKPOINT_URI=''\n"));
+        let bare = serde_json::json!({ "path": "ckpt" });
+        let s = JobSpec::parse("job.t", &v(serde_json::json!({ "cluster": cluster(), "run": "x", "checkpoint": { "bucket": bare } })))
+            .unwrap()
+            .unwrap();
+        let b = s.batch_script("job.t", "/r/jobs/t-1", "/home/u/ckpt");
+        assert!(b.contains("export KILN_CHECKPOINT_URI='file:///home/u/ckpt'\n"), "a bucket without a uri: its directory: {b}");
+    }
+
+    /// Issue 11: an object store the compute nodes have no credentials for is refused (at
+    /// validate too, where the engine adds the address), even while being created; a bucket the
+    /// nodes see only through a shared file system gets a warning.
+    #[test]
+    fn checkpoint_buckets_the_nodes_cannot_reach() {
+        let with = |bucket: Value| {
+            let mut m = v(serde_json::json!({ "cluster": cluster(), "run": "x" })).as_map().unwrap().clone();
+            m.insert("checkpoint".into(), Value::Map([("bucket".to_string(), bucket), ("path".to_string(), Value::from(""))].into()));
+            Value::Map(m)
+        };
+        let s3 = v(serde_json::json!({ "uri": "s3://b", "arn": "arn:aws:s3:::b" }));
+        let creating = Value::Map([("arn".to_string(), Value::Unknown), ("uri".to_string(), Value::Unknown)].into());
+        for bucket in [s3, creating] {
+            let d = JobSpec::parse("job.t", &with(bucket.clone())).unwrap_err();
+            assert_eq!((d.code, d.address.as_deref()), ("E-SLURM-JOB-CHECKPOINT", Some("job.t")), "{bucket}");
+            assert!(d.hint.as_deref().is_some_and(|h| h.contains("file system the compute nodes share")), "{d:?}");
+            assert_eq!(JobSpec::parse("", &with(bucket)).unwrap_err().address, None);
+        }
+        let local = v(serde_json::json!({ "name": "b", "path": "/srv/b", "uri": "file:///srv/b" }));
+        assert!(checkpoint_warning("job.t", &with(local.clone()), false).is_none(), "Slurm on this machine");
+        let w = checkpoint_warning("job.t", &with(local), true).expect("over SSH, a directory on the machine running kiln");
+        assert_eq!((w.code, w.is_error(), w.address.as_deref()), ("W-SLURM-CHECKPOINT", false, Some("job.t")));
+        let on_host = v(serde_json::json!({ "host": "h1", "path": "/srv/b", "shared": false, "uri": "sftp://h1/srv/b" }));
+        assert!(checkpoint_warning("job.t", &with(on_host), false).is_some_and(|w| w.summary.contains("`h1`")));
+        let shared = v(serde_json::json!({ "host": "h1", "path": "/srv/b", "shared": true, "uri": "sftp://h1/srv/b" }));
+        assert!(checkpoint_warning("job.t", &with(shared), true).is_none());
     }
 
     #[test]

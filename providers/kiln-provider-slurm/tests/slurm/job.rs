@@ -13,7 +13,7 @@ use crate::common::{
 };
 use crate::harness::{slurm, squeue_state};
 
-const ENV: &str = r#"echo "task=$KILN_TASK_RANK/$KILN_NUM_TASKS node=$KILN_NODE_RANK/$KILN_NUM_NODES ips=$KILN_NODE_IPS master=$KILN_MASTER_ADDR:$KILN_MASTER_PORT gpus=$KILN_NUM_GPUS_PER_NODE job=$KILN_JOB_ID ckpt=$KILN_CHECKPOINT_DIR extra=$EXTRA"
+const ENV: &str = r#"echo "task=$KILN_TASK_RANK/$KILN_NUM_TASKS node=$KILN_NODE_RANK/$KILN_NUM_NODES ips=$KILN_NODE_IPS master=$KILN_MASTER_ADDR:$KILN_MASTER_PORT gpus=$KILN_NUM_GPUS_PER_NODE job=$KILN_JOB_ID ckpt=$KILN_CHECKPOINT_DIR uri=$KILN_CHECKPOINT_URI local=$KILN_LOCAL_RANK extra=$EXTRA"
 sleep 2
 "#;
 
@@ -74,6 +74,8 @@ async fn two_task_job_runs_completes_and_logs_with_the_kiln_environment() {
         assert_eq!(t["gpus"], "0", "{out}");
         assert_eq!(t["job"], id, "{out}");
         assert_eq!(t["ckpt"], ckpt_dir, "{out}");
+        assert_eq!(t["uri"], format!("file://{ckpt_dir}"), "a bucket without a uri: its directory: {out}");
+        assert_eq!(Some(t["local"]), t["task"].split('/').next(), "one node: the local rank is the task rank: {out}");
     }
     assert_eq!(tasks[0]["master"], tasks[1]["master"], "one master port for all tasks: {out}");
     assert_eq!(out.lines().filter(|l| l.starts_with("setup on")).count(), 1, "setup runs once per node: {out}");
