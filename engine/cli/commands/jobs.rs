@@ -1,6 +1,6 @@
 //! Job commands: `kiln logs`, `kiln jobs`, and `apply --wait`. Jobs are resources of the
-//! portable kind `job`; their provider reports `status` (pending, running, succeeded, failed,
-//! lost), `started_at`, `finished_at` and `restarts` as attributes, and serves their logs.
+//! portable kind `job`; their provider reports `status` (one of [`JobStatus`]), `started_at`,
+//! `finished_at` and `restarts` as attributes, and serves their logs.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use kiln_addrs::InstanceAddr;
 use kiln_core::Providers;
 use kiln_plan::{Action, Mode};
+use kiln_provider::portable::job::JobStatus;
 use kiln_provider::{LogsRequest, ReadItem, ReadRequest};
 use kiln_state::{State, StateBackend};
 use kiln_value::Value;
@@ -19,8 +20,6 @@ use crate::cli::{PlanArgs, VarArgs};
 use crate::render;
 
 type R = Result<i32, String>;
-
-const TERMINAL: [&str; 3] = ["succeeded", "failed", "lost"];
 
 pub(crate) async fn providers(dir: &Path, l: &Loaded, state: &State) -> Result<Providers, String> {
     let reg = registry();
@@ -58,8 +57,18 @@ pub(crate) async fn read_kind(providers: &Providers, state: &State, kind: &str) 
     out
 }
 
+/// A job's status as `kiln jobs` shows it: "gone" when the provider no longer finds the job.
 fn status(v: &Option<Value>) -> &str {
     v.as_ref().and_then(|v| v.get("status")).and_then(Value::as_str).unwrap_or("gone")
+}
+
+/// Whether a job's status will not change by itself ([`JobStatus::is_terminal`]).
+fn terminal(v: &Option<Value>) -> bool {
+    v.as_ref().and_then(JobStatus::of).is_some_and(JobStatus::is_terminal)
+}
+
+fn succeeded(v: &Option<Value>) -> bool {
+    v.as_ref().and_then(JobStatus::of) == Some(JobStatus::Succeeded)
 }
 
 pub async fn list(dir: &Path, vars: &VarArgs) -> R {
@@ -142,8 +151,8 @@ pub async fn wait_then_refresh(dir: &Path, l: &Loaded, backend: Arc<dyn StateBac
             }
             last = now;
         }
-        if jobs.iter().all(|(_, v)| TERMINAL.contains(&status(v))) {
-            break jobs.iter().any(|(_, v)| status(v) != "succeeded");
+        if jobs.iter().all(|(_, v)| terminal(v)) {
+            break jobs.iter().any(|(_, v)| !succeeded(v));
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -161,4 +170,24 @@ pub async fn wait_then_refresh(dir: &Path, l: &Loaded, backend: Arc<dyn StateBac
         }
     }
     Ok(if failed { ERROR } else { OK })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(status: &str) -> Option<Value> {
+        Some(Value::Map([("status".to_string(), Value::from(status))].into()))
+    }
+
+    /// `apply --wait` stops waiting on the statuses that do not change by themselves.
+    #[test]
+    fn waiting_ends_on_terminal_statuses() {
+        let ends: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).filter(|s| terminal(&job(s))).collect();
+        assert_eq!(ends, ["succeeded", "failed", "lost", "stopped"]);
+        assert!(!terminal(&None), "a job read as gone keeps the wait going, as before");
+        assert!(!terminal(&job("done")), "a word outside the vocabulary is not terminal");
+        assert!(succeeded(&job("succeeded")) && !succeeded(&job("lost")) && !succeeded(&None));
+        assert_eq!(status(&None), "gone");
+    }
 }
