@@ -35,7 +35,6 @@ pub(crate) mod cluster;
 pub mod error;
 pub(crate) mod job;
 mod net;
-pub mod request;
 mod schema;
 pub mod settings;
 mod spot_pool;

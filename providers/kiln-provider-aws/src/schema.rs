@@ -61,7 +61,7 @@ pub(crate) fn cluster() -> Body {
             Attribute::optional_computed(Type::String, "EC2 instance type; default: resolved from accelerators, cpus and memory")
                 .force_new(),
         )
-        .attr("accelerators", Attribute::optional(Type::String, "GPUs per node, `NAME[:COUNT]`, such as \"A100:8\""))
+        .attr("accelerators", Attribute::optional(Type::Any, kiln_provider::portable::request::ACCELERATORS_DOC))
         .attr("cpus", Attribute::optional(Type::String, "vCPUs per node: \"8\" exactly or \"8+\" at least"))
         .attr("memory", Attribute::optional(Type::String, "Memory per node in GiB: \"64\" exactly or \"64+\" at least"))
         .attr("spot", Attribute::optional(Type::Bool, "Launch spot instances").default(false).force_new())
@@ -218,7 +218,7 @@ pub(crate) fn spot_pool() -> Body {
             )
             .force_new(),
         )
-        .attr("accelerators", Attribute::optional(Type::String, "GPUs per instance, `NAME[:COUNT]`, such as \"A10G:1\""))
+        .attr("accelerators", Attribute::optional(Type::Any, kiln_provider::portable::request::ACCELERATORS_DOC))
         .attr("cpus", Attribute::optional(Type::String, "vCPUs per instance: \"8\" exactly or \"8+\" at least"))
         .attr("memory", Attribute::optional(Type::String, "Memory per instance in GiB: \"64\" exactly or \"64+\" at least"))
         .attr(

@@ -53,11 +53,13 @@ const COMPUTED: [&str; 13] = [
     "ssh_private_key",
 ];
 
-fn invalid(errs: Vec<String>) -> Diagnostics {
+fn invalid(errs: Vec<spec::Problem>) -> Diagnostics {
     errs.into_iter()
         .map(|e| {
-            Diagnostic::error("E-AWS-CLUSTER", e)
-                .hint("write instance_type = \"g5.xlarge\", or accelerators = \"A100:8\", cpus = \"8+\", memory = \"64+\"")
+            e.diagnostic(
+                "E-AWS-CLUSTER",
+                "write instance_type = \"g5.xlarge\", or accelerators = \"A100:8\", cpus = \"8+\", memory = \"64+\"",
+            )
         })
         .collect()
 }
@@ -93,8 +95,10 @@ fn with_prior(proposed: &Value, prior: Option<&Value>) -> Value {
     Value::Map(m)
 }
 
-/// The instance type: given in config, else the prior one while it fits, else the first candidate.
-fn choose_type(address: &str, catalog: &Catalog, config: &Value, spec: &Spec) -> Result<String, Diagnostic> {
+/// The instance type: given in config, else the prior one while it fits (or while the request
+/// is unchanged: a state written before the shared grammar keeps the type its meaning chose),
+/// else the first candidate.
+fn choose_type(address: &str, catalog: &Catalog, config: &Value, spec: &Spec, same_request: bool) -> Result<String, Diagnostic> {
     if let Some(t) = str_attr(config, "instance_type") {
         return match catalog.get(t) {
             Some(_) => Ok(t.to_string()),
@@ -103,7 +107,8 @@ fn choose_type(address: &str, catalog: &Catalog, config: &Value, spec: &Spec) ->
         };
     }
     let candidates = catalog.candidates(&spec.needs);
-    match spec.instance_type.as_ref().filter(|t| candidates.contains(t)) {
+    let keep = |t: &&String| candidates.contains(t) || (same_request && catalog.get(t).is_some());
+    match spec.instance_type.as_ref().filter(keep) {
         Some(t) => Ok(t.clone()),
         None => candidates.into_iter().next().ok_or_else(|| no_type(address, catalog, spec)),
     }
@@ -150,7 +155,8 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
         return Err(error("E-AWS-CLUSTER", req.address, format!("{}: {msg}", req.address)));
     }
     let catalog = ctx.catalog().await.map_err(|e| e.diagnostic(req.address, "list instance types"))?;
-    let instance_type = choose_type(req.address, catalog, req.config, &spec)?;
+    let same_request = req.prior.is_some_and(|p| kiln_provider::portable::request::unchanged(p, req.config));
+    let instance_type = choose_type(req.address, catalog, req.config, &spec, same_request)?;
     let image = match &spec.image {
         Some(i) => i.clone(),
         None => ctx.image().await.map_err(|e| e.diagnostic(req.address, "find the default image"))?.ok_or_else(|| {

@@ -1,10 +1,11 @@
 //! What a `cluster` block asks for, parsed from config, planned or prior state. Attributes
 //! still unknown parse as `None`.
 
+use kiln_diag::Diagnostic;
+use kiln_provider::portable::request::{Request, RequestError};
 use kiln_value::Value;
 
 use super::catalog::Needs;
-use crate::request::{parse_accelerators, parse_amount};
 use crate::util::{bool_attr, is_unknown, set, str_attr, str_list, str_map, u64_attr};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,34 +34,63 @@ fn known_str(v: &Value, name: &str) -> Option<String> {
     }
 }
 
-fn whole(v: &Value, name: &str, min: u64, errs: &mut Vec<String>) -> Option<u64> {
+/// A malformed setting: a request attribute's (the portable grammar's error, naming its
+/// attribute) or another's.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Problem {
+    Setting(String),
+    Request(RequestError),
+}
+
+impl From<String> for Problem {
+    fn from(s: String) -> Problem {
+        Problem::Setting(s)
+    }
+}
+
+impl From<&str> for Problem {
+    fn from(s: &str) -> Problem {
+        Problem::Setting(s.to_string())
+    }
+}
+
+impl Problem {
+    /// The diagnostic: a request's names its attribute and says what was meant; another takes `hint`.
+    pub fn diagnostic(&self, code: &'static str, hint: &str) -> Diagnostic {
+        match self {
+            Problem::Setting(m) => Diagnostic::error(code, m.clone()).hint(hint),
+            Problem::Request(e) => e.diagnostic(code),
+        }
+    }
+}
+
+fn whole(v: &Value, name: &str, min: u64, errs: &mut Vec<Problem>) -> Option<u64> {
     set(v, name).filter(|x| !x.is_unknown())?;
     let n = u64_attr(v, name).filter(|n| *n >= min);
     if n.is_none() {
-        errs.push(format!("`{name}` must be a whole number of at least {min}"));
+        errs.push(format!("`{name}` must be a whole number of at least {min}").into());
     }
     n
 }
 
-fn needs(v: &Value, errs: &mut Vec<String>) -> Needs {
-    let mut field = |name: &str| known_str(v, name).and_then(|s| parse_amount(&s).map_err(|e| errs.push(format!("`{name}`: {e}"))).ok());
-    let cpus = field("cpus");
-    let memory = field("memory");
-    let accelerators =
-        known_str(v, "accelerators").and_then(|s| parse_accelerators(&s).map_err(|e| errs.push(format!("`accelerators`: {e}"))).ok());
-    Needs { accelerators, cpus, memory, spot: bool_attr(v, "spot").unwrap_or(false) }
+fn needs(v: &Value, errs: &mut Vec<Problem>) -> Needs {
+    let request = Request::parse(v).unwrap_or_else(|e| {
+        errs.extend(e.into_iter().map(Problem::Request));
+        Request::default()
+    });
+    Needs { request, spot: bool_attr(v, "spot").unwrap_or(false) }
 }
 
 impl Spec {
     /// `Err` lists every malformed setting.
-    pub fn parse(v: &Value) -> Result<Spec, Vec<String>> {
-        let mut errs = Vec::new();
+    pub fn parse(v: &Value) -> Result<Spec, Vec<Problem>> {
+        let mut errs: Vec<Problem> = Vec::new();
         let nodes = whole(v, "nodes", 0, &mut errs).unwrap_or(1);
         let disk_gb = whole(v, "disk_gb", 1, &mut errs);
         let needs = needs(v, &mut errs);
         let tags = str_map(v, "tags");
         if let Some((k, _)) = tags.iter().find(|(k, _)| k.starts_with("kiln:")) {
-            errs.push(format!("tag `{k}`: tags starting with `kiln:` are kiln's own"));
+            errs.push(format!("tag `{k}`: tags starting with `kiln:` are kiln's own").into());
         }
         let security_group_ids = if is_unknown(v, "security_group_ids") || set(v, "security_group_ids").is_none() {
             None
@@ -69,7 +99,7 @@ impl Spec {
         };
         if let Some(c) = known_str(v, "ssh_cidr").filter(|s| !s.is_empty()) {
             if !is_cidr(&c) {
-                errs.push(format!("ssh_cidr `{c}` is not a CIDR block such as \"203.0.113.7/32\" or \"2001:db8::/64\""));
+                errs.push(format!("ssh_cidr `{c}` is not a CIDR block such as \"203.0.113.7/32\" or \"2001:db8::/64\"").into());
             }
         }
         let spec = Spec {
@@ -137,7 +167,7 @@ mod tests {
         let v = Value::Map(map([("accelerators", "A100:8".into()), ("nodes", 2i64.into()), ("instance_type", Value::Unknown)]));
         let s = Spec::parse(&v).unwrap();
         assert_eq!(s.nodes, 2);
-        assert_eq!(s.needs.accelerators.unwrap().count, 8);
+        assert_eq!(s.needs.request.first_accelerator().unwrap().count, 8);
         assert_eq!(s.instance_type, None);
         assert_eq!(s.ssh_cidr, None, "no SSH ingress unless asked");
     }

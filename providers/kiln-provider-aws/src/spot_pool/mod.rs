@@ -25,7 +25,7 @@ use kiln_provider::{
 use kiln_value::{Map, Value};
 
 use crate::cluster::instances::{self, Node};
-use crate::cluster::spec::Spec as Common;
+use crate::cluster::spec::{Problem, Spec as Common};
 use crate::cluster::{make_network, network};
 use crate::error::AwsError;
 use crate::util::{
@@ -75,8 +75,8 @@ fn known_list(v: &Value, name: &str) -> Option<Vec<String>> {
 }
 
 impl Pool {
-    fn parse(v: &Value) -> Result<Pool, Vec<String>> {
-        let mut errs = Vec::new();
+    fn parse(v: &Value) -> Result<Pool, Vec<Problem>> {
+        let mut errs: Vec<Problem> = Vec::new();
         let common = Common::parse(v).unwrap_or_else(|e| {
             errs.extend(e);
             Common::parse(&Value::Null).expect("defaults parse")
@@ -94,11 +94,11 @@ impl Pool {
         };
         let on_demand_base = u64_attr(v, "on_demand_base").unwrap_or(0);
         if on_demand_base > capacity {
-            errs.push(format!("`on_demand_base` ({on_demand_base}) cannot exceed `capacity` ({capacity})"));
+            errs.push(format!("`on_demand_base` ({on_demand_base}) cannot exceed `capacity` ({capacity})").into());
         }
         let allocation_strategy = str_attr(v, "allocation_strategy").unwrap_or(STRATEGIES[0]).to_string();
         if !STRATEGIES.contains(&allocation_strategy.as_str()) {
-            errs.push(format!("`allocation_strategy` must be one of {}", STRATEGIES.join(", ")));
+            errs.push(format!("`allocation_strategy` must be one of {}", STRATEGIES.join(", ")).into());
         }
         let max_price = set(v, "max_price").and_then(Value::as_number).map(|n| n.normalize().to_string());
         let pool = Pool {
@@ -119,11 +119,13 @@ impl Pool {
     }
 }
 
-fn invalid(errs: Vec<String>) -> Diagnostics {
+fn invalid(errs: Vec<Problem>) -> Diagnostics {
     errs.into_iter()
         .map(|e| {
-            Diagnostic::error("E-AWS-SPOT-POOL", e)
-                .hint("write capacity = 4, and instance_types = [\"g5.xlarge\", \"g6.xlarge\"] or accelerators = \"A10G:1\"")
+            e.diagnostic(
+                "E-AWS-SPOT-POOL",
+                "write capacity = 4, and instance_types = [\"g5.xlarge\", \"g6.xlarge\"] or accelerators = \"A10G:1\"",
+            )
         })
         .collect()
 }
@@ -144,9 +146,10 @@ fn with_prior(proposed: &Value, prior: Option<&Value>) -> Value {
     Value::Map(m)
 }
 
-/// Given types (each must exist), else the prior ones while they are still candidates, else
-/// the candidates.
-async fn choose_types(ctx: &Ctx, address: &str, config: &Value, pool: &Pool) -> Result<Vec<String>, Diagnostic> {
+/// Given types (each must exist), else the prior ones while they are still candidates (or while
+/// the request is unchanged: a state written before the shared grammar keeps the types its
+/// meaning chose), else the candidates.
+async fn choose_types(ctx: &Ctx, address: &str, config: &Value, pool: &Pool, same_request: bool) -> Result<Vec<String>, Diagnostic> {
     let catalog = ctx.catalog().await.map_err(|e| e.diagnostic(address, "list instance types"))?;
     if set(config, "instance_types").is_some() {
         let given = pool.instance_types.clone().unwrap_or_default();
@@ -167,7 +170,9 @@ async fn choose_types(ctx: &Ctx, address: &str, config: &Value, pool: &Pool) -> 
         ));
     }
     match &pool.instance_types {
-        Some(prior) if !prior.is_empty() && prior.iter().all(|t| candidates.contains(t)) => Ok(prior.clone()),
+        Some(prior) if !prior.is_empty() && prior.iter().all(|t| candidates.contains(t) || (same_request && catalog.get(t).is_some())) => {
+            Ok(prior.clone())
+        }
         _ => Ok(candidates),
     }
 }
@@ -202,7 +207,8 @@ fn on_demand_target(pool: &Pool, prior: Option<&Value>) -> u64 {
 async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
     let proposed = with_prior(req.proposed, req.prior);
     let pool = parse(req.address, &proposed)?;
-    let types = choose_types(ctx, req.address, req.config, &pool).await?;
+    let same_request = req.prior.is_some_and(|p| kiln_provider::portable::request::unchanged(p, req.config));
+    let types = choose_types(ctx, req.address, req.config, &pool, same_request).await?;
     let subnets = choose_subnets(ctx, req.address, &pool, &types[0]).await?;
     let image = match &pool.common.image {
         Some(i) => i.clone(),

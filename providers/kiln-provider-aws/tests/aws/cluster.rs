@@ -53,7 +53,11 @@ async fn conformance_suite() {
 async fn requests_resolve_to_an_instance_type_and_every_node_is_tagged() {
     let _g = exclusive().await;
     let p = provider().await;
-    let cfg = config(&p, "cluster", j!({ "accelerators": "A100:8", "nodes": 2, "spot": true, "disk_gb": 500, "tags": { "team": "ml" } }));
+    let cfg = config(
+        &p,
+        "cluster",
+        j!({ "accelerators": ["A100:8", "A100-80GB:8"], "nodes": 2, "spot": true, "disk_gb": 500, "tags": { "team": "ml" } }),
+    );
     let plan = planned(&p, "cluster.train", &cfg, None).await;
     // Apply takes the first candidate with capacity: the plan lists them, smallest first (by
     // name on a tie), and cannot name the type yet.
@@ -214,7 +218,7 @@ async fn insufficient_capacity_moves_on_to_the_next_candidate() {
     let _g = exclusive().await;
     let p = provider().await;
     server().fault("RunInstances", "p4d.24xlarge", "InsufficientInstanceCapacity", 400, 1);
-    let cfg = config(&p, "cluster", j!({ "accelerators": "A100:8" }));
+    let cfg = config(&p, "cluster", j!({ "accelerators": ["A100:8", "A100-80GB:8"] }));
     let state = create(&p, "cluster.ice", &cfg).await;
     assert_eq!(str_of(&state, "instance_type"), "p4de.24xlarge");
     assert_eq!(server().faults_left(), 0);
@@ -229,7 +233,7 @@ async fn when_no_candidate_has_capacity_the_error_names_what_was_tried() {
     let _g = exclusive().await;
     let p = provider().await;
     server().fault("RunInstances", "p4d", "InsufficientInstanceCapacity", 400, 2);
-    let cfg = config(&p, "cluster", j!({ "accelerators": "A100:8" }));
+    let cfg = config(&p, "cluster", j!({ "accelerators": ["A100:8", "A100-80GB:8"] }));
     let plan = planned(&p, "cluster.none", &cfg, None).await;
     let r = p.create(CreateRequest { address: "cluster.none", kind: "cluster", planned: &plan, token: "tok-none" }).await;
     let e = r.diagnostics.errors().next().expect("no capacity");

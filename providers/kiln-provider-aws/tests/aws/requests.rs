@@ -1,7 +1,6 @@
 //! The request grammar on `cluster` and `spot_pool` (accelerator names from the one table,
 //! alternatives in order), and states written before it, which plan no change.
 
-use kiln_value::Value;
 use serde_json::json as j;
 
 use crate::common::moto::exclusive;
@@ -63,5 +62,42 @@ async fn states_written_before_plan_no_change() {
         assert!(!r.diagnostics.has_errors(), "{address}: {:?}", r.diagnostics);
         assert_eq!(changed(&prior, &r.planned), Vec::<String>::new(), "{address}: planned {}", r.planned);
         assert!(r.requires_replace.is_empty(), "{address}");
+    }
+}
+
+#[tokio::test]
+async fn accelerator_names_come_from_the_one_table() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let candidates = |v: serde_json::Value| {
+        let p = &p;
+        async move { strs(&planned(p, "cluster.c", &config(p, "cluster", j!({ "accelerators": v })), None).await, "instance_type_candidates") }
+    };
+    assert_eq!(candidates(j!("A100:8")).await, ["p4d.24xlarge"], "A100 is the 40 GB part");
+    assert_eq!(candidates(j!("a100-80gb:8")).await, ["p4de.24xlarge"]);
+    assert_eq!(candidates(j!(["H100:8", "A100-80GB:8"])).await, ["p5.48xlarge", "p4de.24xlarge"], "alternatives in order");
+    assert_eq!(candidates(j!("A10:1")).await[0], "g5.xlarge", "A10 matches A10G");
+
+    // A state written before, whose request changes to the name its type has now, keeps it.
+    let (address, _, state) = written_before().remove(0);
+    let prior = json(state);
+    let cfg = config(&p, "cluster", j!({ "accelerators": "A100-80GB:8" }));
+    let r = plan(&p, address, &cfg, Some(&prior)).await;
+    assert_eq!(changed(&prior, &r.planned), ["accelerators"], "planned {}", r.planned);
+}
+
+#[tokio::test]
+async fn malformed_requests_name_their_attribute_and_suggest() {
+    let p = provider().await;
+    for (kind, base) in [("cluster", j!({})), ("spot_pool", j!({ "capacity": 1 }))] {
+        for (bad, hint) in
+            [("H100x8", "did you mean \"H100:8\"?"), ("8xH100", "did you mean \"H100:8\"?"), ("H1000:8", "did you mean \"H100:8\"?")]
+        {
+            let mut cfg = base.clone();
+            cfg["accelerators"] = j!(bad);
+            let d = kiln_provider::Provider::validate(&p, kiln_provider::ValidateRequest { kind, config: &config(&p, kind, cfg) });
+            let e = d.errors().next().unwrap_or_else(|| panic!("{kind}: {bad} accepted"));
+            assert_eq!((e.attribute.as_deref(), e.hint.as_deref()), (Some("accelerators"), Some(hint)), "{kind} {bad}: {}", e.summary);
+        }
     }
 }
