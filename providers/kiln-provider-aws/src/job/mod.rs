@@ -23,7 +23,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_ssm::types::ParameterType;
 use base64::Engine as _;
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::portable::job::{self as portable, Checkpoint, JobStatus, NodeEnv};
+use kiln_provider::portable::job::{self as portable, BucketStore, Checkpoint, JobStatus, NodeEnv};
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
@@ -81,6 +81,9 @@ const CONFIG: [&str; 7] = ["cluster", "setup", "run", "workdir", "env", "nodes",
 
 impl Spec {
     fn parse(address: &str, v: &Value) -> Result<Option<Spec>, Diagnostic> {
+        if let Some(d) = unreachable_checkpoint(address, v) {
+            return Err(d);
+        }
         if CONFIG.iter().any(|k| v.get(k).is_some_and(Value::contains_unknown)) {
             return Ok(None);
         }
@@ -186,6 +189,25 @@ impl Spec {
 
     fn has_secrets(&self) -> bool {
         self.env.iter().any(|(k, _, s)| *s && valid_name(k))
+    }
+}
+
+/// A checkpoint bucket the agents cannot reach with the instance's role: anything but S3 (a
+/// bucket still being created is checked once its values are known).
+fn unreachable_checkpoint(address: &str, v: &Value) -> Option<Diagnostic> {
+    let c = Checkpoint::of(v)?;
+    match c.store() {
+        BucketStore::Object(scheme) if scheme == "s3" => None,
+        BucketStore::Unknown => None,
+        _ => Some(
+            c.unreachable(
+                "E-AWS-JOB-CHECKPOINT",
+                "aws",
+                "use an aws `bucket` (S3), such as `bucket = bucket.NAME` with `provider = aws`: the agent on each instance restores \
+                 and uploads KILN_CHECKPOINT_DIR with the instance profile's role",
+            )
+            .address(address),
+        ),
     }
 }
 
@@ -621,7 +643,7 @@ impl Kind<Ctx, AllInstances> for Job {
 
     fn validate(&self, config: &Value) -> Diagnostics {
         match Spec::parse("job", config) {
-            Err(d) if d.code == "E-AWS-JOB-RUN" || d.code == "E-AWS-JOB-BUCKET" => d.into(),
+            Err(d) if ["E-AWS-JOB-RUN", "E-AWS-JOB-BUCKET", "E-AWS-JOB-CHECKPOINT"].contains(&d.code) => d.into(),
             // As plan would, so `kiln validate` reports it too (a cluster still unknown is not checked).
             Err(d) if d.code == "E-AWS-JOB-CLUSTER" && set(config, "cluster").is_some() => d.into(),
             _ => Diagnostics::new(),
@@ -701,6 +723,29 @@ mod tests {
         assert_eq!(Job.validate(&v).iter().map(|d| d.code).collect::<Vec<_>>(), ["E-AWS-JOB-CLUSTER"]);
         let later = Value::Map([("cluster".to_string(), Value::Unknown), ("run".to_string(), Value::from("x"))].into());
         assert!(Job.validate(&later).is_empty());
+    }
+
+    #[test]
+    fn a_checkpoint_bucket_the_instances_cannot_reach_is_refused() {
+        let job = |bucket: serde_json::Value| {
+            Value::from_json(&serde_json::json!({ "run": "x", "checkpoint": { "bucket": bucket, "path": "run-1/" } }))
+        };
+        let local = job(serde_json::json!({ "name": "ckpt", "uri": "file:///data/ckpt", "path": "/data/ckpt" }));
+        let onprem =
+            job(serde_json::json!({ "name": "ckpt", "uri": "sftp://h1/srv/ckpt", "host": "h1", "path": "/srv/ckpt", "shared": false }));
+        for v in [local, onprem] {
+            let d = Job.validate(&v);
+            assert_eq!(
+                d.iter().map(|d| (d.code, d.attribute.as_deref())).collect::<Vec<_>>(),
+                [("E-AWS-JOB-CHECKPOINT", Some("checkpoint"))]
+            );
+            let d = Spec::parse("job.train", &v).unwrap_err();
+            assert_eq!((d.code, d.address.as_deref()), ("E-AWS-JOB-CHECKPOINT", Some("job.train")));
+        }
+        // An S3 bucket, or one named by a string, is the agent's to reach.
+        for bucket in [serde_json::json!({ "name": "b", "uri": "s3://b", "arn": "arn:aws:s3:::b" }), serde_json::json!("b")] {
+            assert!(Job.validate(&job(bucket)).is_empty());
+        }
     }
 
     #[test]
