@@ -140,3 +140,44 @@ fn malformed_target_is_an_error() {
     let r = p.kiln(&["plan", "--target", "not an address"]).code_is(1);
     assert!(r.stderr().contains("not an address"), "{}", r.stderr());
 }
+
+/// Issue 11: a kind no provider declares is an error at the resource, with the providers that
+/// have a similar kind; it no longer goes to `local` silently.
+#[test]
+fn a_kind_no_provider_declares_is_reported_at_the_resource_with_a_did_you_mean() {
+    let p = Project::new("resource \"record\" \"ok\" {}\nresource \"recrod\" \"r\" {\n  input = 1\n}\n");
+    let r = p.kiln(&["plan"]).code_is(1);
+    let err = r.stderr();
+    assert!(err.contains("no provider built into this kiln has a kind `recrod`"), "{err}");
+    assert!(err.contains("main.kiln.hcl:2:1"), "{err}");
+    assert!(err.contains("did you mean `record` (provider `kiln`)?"), "{err}");
+}
+
+/// Issue 11: a provider's complaint about its configuration points at the attribute, nested
+/// blocks included (the provider names `login.port`, the engine finds where it is written).
+#[cfg(feature = "slurm")]
+#[test]
+fn a_bad_provider_setting_is_reported_at_the_attribute() {
+    let p = Project::new(
+        "provider \"slurm\" {\n  login {\n    host = \"login1\"\n    port = 70000\n  }\n}\n\nresource \"cluster\" \"c\" {\n  provider = slurm\n}\n",
+    );
+    let err = p.kiln(&["plan"]).code_is(1).stderr();
+    assert!(err.contains("`port` must be a TCP port, got 70000"), "{err}");
+    assert!(err.contains("main.kiln.hcl:4:12"), "{err}");
+}
+
+/// Issue 11: in a list of blocks, the provider names the block by its index (`host[1]`); a
+/// setting that is missing points at its block. `fleet` is onprem's own kind: no `provider =`.
+#[cfg(feature = "onprem")]
+#[test]
+fn a_bad_host_of_a_provider_is_reported_in_its_block() {
+    let config = "provider \"onprem\" {\n  host {\n    name    = \"a\"\n    address = \"10.0.0.1\"\n  }\n  host {\n    name       = \"b\"\n    address    = \"10.0.0.2\"\n    proxy_jump = \"nowhere\"\n  }\n}\n\nresource \"fleet\" \"f\" {}\n";
+    let p = Project::new(config);
+    let err = p.kiln(&["plan"]).code_is(1).stderr();
+    assert!(err.contains("proxy_jump names `nowhere`"), "{err}");
+    assert!(err.contains("main.kiln.hcl:9:18"), "{err}");
+    p.write("main.kiln.hcl", &config.replace("    name       = \"b\"\n", ""));
+    let err = p.kiln(&["plan"]).code_is(1).stderr();
+    assert!(err.contains("host block #2 has no name"), "{err}");
+    assert!(err.contains("main.kiln.hcl:6:3"), "{err}");
+}

@@ -105,7 +105,10 @@ pub(crate) async fn import(dir: &Path, vars: &VarArgs, address: &str, id: &str) 
             return Err(format!("Error: `{a}` is already managed by kiln\n  = help: `kiln state rm {a}` first to import it again"));
         }
         let reg = registry();
-        let pname = reg.default_for(&a.resource.kind);
+        let pname = match reg.resolve(&a.resource.kind, false) {
+            Ok(r) => r.key().to_string(),
+            Err(d) => return Err(render::diagnostics(&l.config.sources, &d.address(a.to_string()).into())),
+        };
         let factory = reg.get(&pname).ok_or_else(|| format!("Error: no provider for kind `{}`", a.resource.kind))?;
         let p = factory
             .configure(kiln_provider::ConfigureRequest { config: Value::Map(Default::default()), working_dir: dir.to_path_buf() })

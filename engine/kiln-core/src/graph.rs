@@ -191,7 +191,14 @@ impl Builder<'_> {
                     p.key()
                 }
                 None => {
-                    let key = registry.default_for(&r.kind);
+                    let key = match registry.resolve(&r.kind, r.mode == Mode::Data) {
+                        Ok(resolution) => resolution.key().to_string(),
+                        Err(d) => {
+                            self.diags.push(d.at(r.span.clone(), "declared here").address(&addr));
+                            // Reported: the graph is not planned, the key only completes it.
+                            crate::providers::DEFAULT_PROVIDER.to_string()
+                        }
+                    };
                     if registry.get(&key).is_none() {
                         self.diags.push(
                             Diagnostic::error(

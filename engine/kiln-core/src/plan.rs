@@ -519,7 +519,14 @@ impl<'a> Walker<'a> {
                     self.resolve_pending_for(key, p.as_ref()).await;
                 }
             }
-            Err(d) => self.diags.extend(crate::redact::diags(d, &secrets).with_address(&format!("provider[\"{key}\"]"))),
+            Err(d) => {
+                // The provider names the attribute; the block says where it is written.
+                let d = match block {
+                    Some(b) => d.into_iter().map(|d| crate::providers::locate_config(d, &b.body, &b.span)).collect(),
+                    None => d,
+                };
+                self.diags.extend(crate::redact::diags(d, &secrets).with_address(&format!("provider[\"{key}\"]")))
+            }
         }
     }
 

@@ -1,13 +1,41 @@
 //! Which provider serves a resource, and the configured provider instances of one run.
-//! Resolution: an explicit `provider = NAME[.ALIAS]`, else the built-in `kiln` provider for kinds
-//! it owns (`record`), else a provider whose name prefixes the kind (`aws_vpc` → `aws`), else
-//! `local`, the embedded default.
+//!
+//! Resolution ([`Resolution`]), from the kinds each provider declares in its schema: an explicit
+//! `provider = NAME[.ALIAS]`; else the one provider declaring the kind as its own (`aws_vpc` →
+//! `aws`, `record` → `kiln`, `fleet` → `onprem`); else, for a portable kind ([`PORTABLE_KINDS`]),
+//! `local`, the embedded default. A kind no provider declares is an error naming the providers
+//! that have similar kinds, never a silent fallback.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use kiln_provider::{Provider, ProviderFactory};
+use kiln_config::Body;
+use kiln_diag::{Diagnostic, Span};
+use kiln_provider::{Provider, ProviderFactory, PORTABLE_KINDS};
 use kiln_schema::ProviderSchema;
+
+/// The provider a block without `provider =` defaults to for the portable kinds.
+pub const DEFAULT_PROVIDER: &str = "local";
+
+/// How a block's provider was chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// `provider = NAME[.ALIAS]` on the block: the key (`aws`, `aws.west`).
+    Explicit(String),
+    /// The one provider that declares the kind (`aws_vpc` → `aws`).
+    Declared(String),
+    /// A portable kind without `provider =`: [`DEFAULT_PROVIDER`].
+    Default(String),
+}
+
+impl Resolution {
+    /// The provider key: `name` or `name.alias`.
+    pub fn key(&self) -> &str {
+        match self {
+            Resolution::Explicit(k) | Resolution::Declared(k) | Resolution::Default(k) => k,
+        }
+    }
+}
 
 /// Provider implementations kiln was built with, by name.
 #[derive(Clone, Default)]
@@ -38,20 +66,117 @@ impl ProviderRegistry {
         self.factories.keys().map(String::as_str)
     }
 
-    /// The provider name a resource of `kind` uses when it has no `provider` argument.
-    pub fn default_for(&self, kind: &str) -> String {
-        for (name, schema) in &self.schemas {
-            if name == "kiln" && (schema.kinds.contains_key(kind) || schema.data_kinds.contains_key(kind)) {
-                return name.clone();
-            }
-        }
-        if let Some((prefix, _)) = kind.split_once('_') {
-            if self.factories.contains_key(prefix) {
-                return prefix.to_string();
-            }
-        }
-        "local".to_string()
+    /// Providers declaring `kind` as a resource kind (`data`: as a data source), by name.
+    pub fn declaring(&self, kind: &str, data: bool) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .schemas
+            .iter()
+            .filter(|(_, s)| if data { s.data_kinds.contains_key(kind) } else { s.kinds.contains_key(kind) })
+            .map(|(n, _)| n.as_str())
+            .collect();
+        names.sort_unstable();
+        names
     }
+
+    /// The provider of a block of `kind` (`data`: a data block) that has no `provider =`. The
+    /// error has no location: the caller puts it at the block.
+    // A block that opts into placement will be resolved here by the placement optimizer, from
+    // the providers declaring its (portable) kind, before the portable default applies.
+    pub fn resolve(&self, kind: &str, data: bool) -> Result<Resolution, Diagnostic> {
+        let declaring = self.declaring(kind, data);
+        if !data && PORTABLE_KINDS.contains(&kind) {
+            return Ok(Resolution::Default(DEFAULT_PROVIDER.to_string()));
+        }
+        match declaring.as_slice() {
+            [one] => Ok(Resolution::Declared(one.to_string())),
+            [] => Err(self.unknown_kind(kind, data)),
+            many => Err(Diagnostic::error(
+                "E-PROVIDER-AMBIGUOUS",
+                format!("kind `{kind}` is served by more than one provider: {}", many.join(", ")),
+            )
+            .hint(format!("say which with `provider = NAME`, such as `provider = {}`", many[0]))),
+        }
+    }
+
+    /// "no provider serves kind X", with the kinds of the providers that are close to it.
+    fn unknown_kind(&self, kind: &str, data: bool) -> Diagnostic {
+        let what = if data { "data source" } else { "kind" };
+        let mut similar: Vec<(usize, String)> = Vec::new();
+        for (name, schema) in &self.schemas {
+            let kinds = if data { &schema.data_kinds } else { &schema.kinds };
+            for k in kinds.keys() {
+                let d = distance(kind, k);
+                // `aws_bucket` is `bucket` with `provider = aws`.
+                let prefixed = kind.strip_suffix(k.as_str()).and_then(|p| p.strip_suffix('_')).filter(|p| !p.is_empty());
+                if let Some(p) = prefixed.filter(|p| self.factories.contains_key(*p)) {
+                    similar.push((0, format!("`{k}` with `provider = {p}`")));
+                } else if d <= 2.max(kind.len() / 3) {
+                    similar.push((d, format!("`{k}` (provider `{name}`)")));
+                }
+            }
+        }
+        similar.sort();
+        similar.dedup_by(|a, b| a.1 == b.1);
+        let hint = if similar.is_empty() {
+            let mut all: Vec<String> = Vec::new();
+            for (name, schema) in &self.schemas {
+                let kinds = if data { &schema.data_kinds } else { &schema.kinds };
+                if !kinds.is_empty() {
+                    all.push(format!("{name}: {}", kinds.keys().cloned().collect::<Vec<_>>().join(", ")));
+                }
+            }
+            format!("the {what}s of the providers built into this kiln are {}", all.join("; "))
+        } else {
+            let names: Vec<String> = similar.into_iter().take(3).map(|(_, s)| s).collect();
+            format!("did you mean {}?", names.join(" or "))
+        };
+        Diagnostic::error("E-KIND-UNKNOWN", format!("no provider built into this kiln has a {what} `{kind}`")).hint(hint)
+    }
+}
+
+/// Points a provider's complaint about its configuration at the attribute it names
+/// ([`Diagnostic::attribute`]: a path such as `root`, `login.host` or `host[1].proxy_jump`, where
+/// `[N]` is the N-th block of that name) inside the `provider` block `body` declared at `block`:
+/// the attribute's value; for a setting left out, the innermost block of the path that is
+/// written; else the provider block. As Terraform's contextual diagnostics: the provider says
+/// which attribute, the engine says where.
+pub(crate) fn locate_config(d: Diagnostic, body: &Body, block: &Span) -> Diagnostic {
+    let Some(path) = d.attribute.clone() else { return d.or_at(Some(block.clone())) };
+    let mut body = body;
+    let mut at = block.clone();
+    for segment in path.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.strip_suffix(']').and_then(|n| n.parse::<usize>().ok())),
+            None => (segment, None),
+        };
+        if let Some(a) = body.attr(name).filter(|_| index.is_none()) {
+            return d.or_at(Some(a.expr.span().unwrap_or(a.name_span.clone())));
+        }
+        let mut blocks = body.blocks.iter().filter(|b| b.ident == name);
+        let Some(b) = (match index {
+            Some(n) => blocks.nth(n),
+            None => blocks.next(),
+        }) else {
+            break;
+        };
+        at = b.span.clone();
+        body = &b.body;
+    }
+    d.or_at(Some(at))
+}
+
+/// Edit distance (Levenshtein) between two names.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 /// Configured provider instances for one run, keyed `name` or `name.alias`.
@@ -63,4 +188,107 @@ pub struct Providers {
 /// `aws.west` → `aws`.
 pub(crate) fn provider_name(key: &str) -> &str {
     key.split('.').next().unwrap_or(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_diag::Diagnostics;
+    use kiln_provider::{async_trait, ConfigureRequest};
+    use kiln_schema::{Body, KindSchema};
+
+    use super::*;
+
+    /// A provider that only declares kinds.
+    struct Declares(&'static str, &'static [&'static str], &'static [&'static str]);
+
+    #[async_trait]
+    impl ProviderFactory for Declares {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn schema(&self) -> ProviderSchema {
+            let kinds = |ks: &[&str]| ks.iter().map(|k| (k.to_string(), KindSchema::new("k", Body::new()))).collect();
+            ProviderSchema { config: Body::new(), kinds: kinds(self.1), data_kinds: kinds(self.2) }
+        }
+        async fn configure(&self, _req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
+            Err(Diagnostics::new())
+        }
+    }
+
+    fn registry() -> ProviderRegistry {
+        let mut r = ProviderRegistry::new();
+        r.register(Arc::new(Declares("kiln", &["record"], &[])));
+        r.register(Arc::new(Declares("local", &["bucket", "cluster", "job", "spot_pool"], &["machine"])));
+        r.register(Arc::new(Declares("aws", &["bucket", "cluster", "job", "spot_pool", "aws_vpc", "aws_subnet"], &[])));
+        r.register(Arc::new(Declares("onprem", &["bucket", "cluster", "fleet", "job"], &["inventory"])));
+        // A provider whose name has an underscore: the old "text before the first underscore"
+        // rule sent its kinds to `local`.
+        r.register(Arc::new(Declares("lambda_cloud", &["lambda_cloud_instance", "bucket"], &[])));
+        r
+    }
+
+    fn resolved(kind: &str, data: bool) -> Resolution {
+        registry().resolve(kind, data).unwrap_or_else(|d| panic!("{kind}: {d:?}"))
+    }
+
+    fn refused(kind: &str, data: bool) -> Diagnostic {
+        registry().resolve(kind, data).expect_err(kind)
+    }
+
+    #[test]
+    fn a_kind_one_provider_declares_is_that_providers() {
+        assert_eq!(resolved("aws_vpc", false), Resolution::Declared("aws".into()));
+        assert_eq!(resolved("record", false), Resolution::Declared("kiln".into()));
+        assert_eq!(resolved("fleet", false), Resolution::Declared("onprem".into()));
+        assert_eq!(resolved("lambda_cloud_instance", false), Resolution::Declared("lambda_cloud".into()));
+    }
+
+    #[test]
+    fn data_sources_resolve_from_the_declared_data_kinds() {
+        assert_eq!(resolved("machine", true), Resolution::Declared("local".into()));
+        assert_eq!(resolved("inventory", true), Resolution::Declared("onprem".into()));
+        // `fleet` is a resource kind, not a data source.
+        assert_eq!(refused("fleet", true).code, "E-KIND-UNKNOWN");
+    }
+
+    #[test]
+    fn portable_kinds_default_to_local_whoever_else_declares_them() {
+        for k in PORTABLE_KINDS {
+            assert_eq!(resolved(k, false), Resolution::Default("local".into()), "{k}");
+        }
+    }
+
+    #[test]
+    fn a_kind_nobody_declares_is_an_error_not_local() {
+        let d = refused("foo_bar", false);
+        assert_eq!(d.code, "E-KIND-UNKNOWN");
+        assert!(d.summary.contains("`foo_bar`"), "{}", d.summary);
+        let hint = d.hint.unwrap_or_default();
+        assert!(hint.contains("aws: ") && hint.contains("aws_vpc"), "lists what there is: {hint}");
+    }
+
+    #[test]
+    fn a_misspelt_kind_gets_a_did_you_mean_naming_the_provider() {
+        let hint = refused("aws_vcp", false).hint.unwrap_or_default();
+        assert!(hint.starts_with("did you mean `aws_vpc` (provider `aws`)"), "{hint}");
+        let hint = refused("flet", false).hint.unwrap_or_default();
+        assert!(hint.contains("`fleet` (provider `onprem`)"), "{hint}");
+        let hint = refused("inventroy", true).hint.unwrap_or_default();
+        assert!(hint.contains("`inventory` (provider `onprem`)"), "{hint}");
+    }
+
+    #[test]
+    fn a_provider_prefixed_portable_kind_points_at_the_provider_argument() {
+        let hint = refused("aws_bucket", false).hint.unwrap_or_default();
+        assert!(hint.starts_with("did you mean `bucket` with `provider = aws`"), "{hint}");
+    }
+
+    #[test]
+    fn a_kind_two_providers_declare_as_their_own_must_be_chosen() {
+        let mut r = registry();
+        r.register(Arc::new(Declares("other", &["fleet"], &[])));
+        let d = r.resolve("fleet", false).expect_err("ambiguous");
+        assert_eq!(d.code, "E-PROVIDER-AMBIGUOUS");
+        assert!(d.summary.contains("onprem, other"), "{}", d.summary);
+    }
 }

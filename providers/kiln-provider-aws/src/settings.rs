@@ -71,6 +71,7 @@ impl Settings {
             None => DEFAULT_MAX_ATTEMPTS,
             Some(_) => u64_attr(v, "max_attempts").filter(|n| (1..=50).contains(n)).ok_or_else(|| {
                 Diagnostic::error("E-AWS-CONFIG", "`max_attempts` must be a whole number from 1 to 50")
+                    .attribute("max_attempts")
                     .hint("max_attempts counts the first try: 1 turns retries off")
             })? as u32,
         };
@@ -78,6 +79,7 @@ impl Settings {
         if let Some(e) = &endpoint {
             if !(e.starts_with("http://") || e.starts_with("https://")) {
                 return Err(Diagnostic::error("E-AWS-CONFIG", format!("`endpoint` must be an http:// or https:// URL, got `{e}`"))
+                    .attribute("endpoint")
                     .hint("for example endpoint = \"http://127.0.0.1:5000\""));
             }
         }
@@ -141,6 +143,7 @@ impl Clients {
                 "E-AWS-CONFIG",
                 "no AWS region: the provider block has no `region` and none was found in the environment or profile",
             )
+            .attribute("region")
             .hint("set region = \"us-east-1\" (or another) in the provider \"aws\" block, or AWS_REGION"));
         };
         let calls = ApiCalls::default();

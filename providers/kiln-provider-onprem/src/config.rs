@@ -119,22 +119,28 @@ fn host_name(v: &Value, index: usize) -> Result<String, Diagnostic> {
         return Ok(name.to_string());
     }
     let summary = if name.is_empty() { format!("host block #{} has no name", index + 1) } else { format!("invalid host name `{name}`") };
-    Err(config_error(summary).hint("name every host: `name = \"gpu-01\"` inside its block (letters, digits, `-`, `_`, `.`)"))
+    Err(config_error(summary)
+        .attribute(format!("host[{index}].name"))
+        .hint("name every host: `name = \"gpu-01\"` inside its block (letters, digits, `-`, `_`, `.`)"))
 }
 
 fn parse_host(v: &Value, index: usize, defaults: &Value, working_dir: &Path) -> Result<HostConfig, Diagnostic> {
     let name = host_name(v, index)?;
     let what = format!("host `{name}`");
-    let address = str_attr(v, "address")
-        .filter(|a| !a.trim().is_empty())
-        .ok_or_else(|| config_error(format!("{what} has no `address`")).hint("set address = \"10.0.0.11\" (an IP or a DNS name)"))?;
+    let address = str_attr(v, "address").filter(|a| !a.trim().is_empty()).ok_or_else(|| {
+        config_error(format!("{what} has no `address`"))
+            .attribute(format!("host[{index}].address"))
+            .hint("set address = \"10.0.0.11\" (an IP or a DNS name)")
+    })?;
     let host_key = HostKey::parse(str_attr(v, "host_key")).map_err(|e| {
-        config_error(format!("{what}: `host_key`: {e}")).hint("copy the line of /etc/ssh/ssh_host_ed25519_key.pub on the host")
+        config_error(format!("{what}: `host_key`: {e}"))
+            .attribute(format!("host[{index}].host_key"))
+            .hint("copy the line of /etc/ssh/ssh_host_ed25519_key.pub on the host")
     })?;
     let pick = |k: &str| str_attr(v, k).or_else(|| str_attr(defaults, k));
     Ok(HostConfig {
         address: address.trim().to_string(),
-        port: port(v, &what)?,
+        port: port(v, &what).map_err(|d| d.attribute(format!("host[{index}].port")))?,
         user: pick("user").map(str::to_string),
         identity_file: pick("identity_file").map(|p| local_path(working_dir, p)),
         proxy_jump: str_attr(v, "proxy_jump").map(str::to_string),
@@ -146,17 +152,24 @@ fn parse_host(v: &Value, index: usize, defaults: &Value, working_dir: &Path) -> 
     })
 }
 
-/// Names must be unique and `proxy_jump` must name another host.
-fn check_links(hosts: &[HostConfig]) -> Diagnostics {
+/// Names must be unique and `proxy_jump` must name another host. `blocks[i]` is the index of
+/// the `host` block `hosts[i]` came from (errors name it: `host[3].proxy_jump`).
+fn check_links(hosts: &[HostConfig], blocks: &[usize]) -> Diagnostics {
     let mut out = Diagnostics::new();
     for (i, h) in hosts.iter().enumerate() {
+        let at = |attr: &str| format!("host[{}].{attr}", blocks[i]);
         if hosts[..i].iter().any(|o| o.name == h.name) {
-            out.push(config_error(format!("host `{}` is declared twice", h.name)).hint("give every host its own name"));
+            out.push(
+                config_error(format!("host `{}` is declared twice", h.name)).attribute(at("name")).hint("give every host its own name"),
+            );
         }
         match &h.proxy_jump {
-            Some(j) if j == &h.name => out.push(config_error(format!("host `{}` jumps through itself", h.name))),
+            Some(j) if j == &h.name => {
+                out.push(config_error(format!("host `{}` jumps through itself", h.name)).attribute(at("proxy_jump")))
+            }
             Some(j) if !hosts.iter().any(|o| &o.name == j) => out.push(
                 config_error(format!("host `{}`: proxy_jump names `{j}`, which is not a host of this provider", h.name))
+                    .attribute(at("proxy_jump"))
                     .hint("declare the jump host as a `host` block too (with its host_key and `allocate = false`), and name it here"),
             ),
             _ => {}
@@ -170,13 +183,17 @@ pub fn parse(config: &Value, working_dir: &Path) -> Result<FleetConfig, Diagnost
     let blocks = set(config, "host").and_then(Value::as_list).unwrap_or_default();
     let mut diags = Diagnostics::new();
     let mut hosts = Vec::new();
+    let mut parsed = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
         match parse_host(b, i, config, working_dir) {
-            Ok(h) => hosts.push(h),
+            Ok(h) => {
+                hosts.push(h);
+                parsed.push(i);
+            }
             Err(d) => diags.push(d),
         }
     }
-    diags.extend(check_links(&hosts));
+    diags.extend(check_links(&hosts, &parsed));
     if diags.has_errors() {
         return Err(diags);
     }
@@ -226,5 +243,8 @@ mod tests {
         assert!(msgs[0].starts_with("host `a`: `host_key`"), "{msgs:?}");
         assert_eq!(msgs[1], "host block #2 has no name");
         assert_eq!(msgs[2], "host `b`: proxy_jump names `nowhere`, which is not a host of this provider");
+        // Each names the attribute, by the index of its block (the engine finds it).
+        let attrs: Vec<Option<String>> = parse(&c, Path::new("/w")).unwrap_err().iter().map(|d| d.attribute.clone()).collect();
+        assert_eq!(attrs, [Some("host[0].host_key".into()), Some("host[1].name".into()), Some("host[2].proxy_jump".into())]);
     }
 }

@@ -50,7 +50,7 @@ fn host_key(s: Option<&str>) -> Result<HostKey, Diagnostic> {
     match HostKey::parse(s) {
         Ok(HostKey::Missing) => Ok(HostKey::UserKnownHosts),
         Ok(k) => Ok(k),
-        Err(e) => Err(config_error(format!("login: `host_key`: {e}")).hint(
+        Err(e) => Err(config_error(format!("login: `host_key`: {e}")).attribute("login.host_key").hint(
             "copy the line of /etc/ssh/ssh_host_ed25519_key.pub on the login node (\"ssh-ed25519 AAAA...\"), or its fingerprint (\"SHA256:...\")",
         )),
     }
@@ -62,14 +62,16 @@ pub fn parse(config: &Value, working_dir: &Path) -> Result<SlurmConfig, Diagnost
         None => None,
         Some(l) => {
             let host = str_attr(l, "host").filter(|h| !h.trim().is_empty()).ok_or_else(|| {
-                config_error("login: `host` is empty".into()).hint("set host = \"login1.example.org\" (the login node's address)")
+                config_error("login: `host` is empty".into())
+                    .attribute("login.host")
+                    .hint("set host = \"login1.example.org\" (the login node's address)")
             })?;
             let port = match set(l, "port") {
                 None => 22,
                 Some(p) => u64_attr(l, "port")
                     .and_then(|n| u16::try_from(n).ok())
                     .filter(|n| *n > 0)
-                    .ok_or_else(|| config_error(format!("login: `port` must be a TCP port, got {p}")))?,
+                    .ok_or_else(|| config_error(format!("login: `port` must be a TCP port, got {p}")).attribute("login.port"))?,
             };
             Some(Login {
                 host: host.trim().to_string(),
@@ -125,6 +127,7 @@ mod tests {
     fn bad_host_key() {
         let e = parse(&v(serde_json::json!({ "login": { "host": "l", "host_key": "nonsense" } })), Path::new("/w")).unwrap_err();
         assert!(e.summary.contains("login: `host_key`"), "{}", e.summary);
+        assert_eq!(e.attribute.as_deref(), Some("login.host_key"));
         assert!(e.hint.as_deref().unwrap_or_default().contains("ssh_host_ed25519_key.pub"), "{:?}", e.hint);
     }
 

@@ -25,6 +25,10 @@ use kiln_value::Value;
 
 pub use async_trait::async_trait;
 
+/// The portable kinds: the same meaning on every provider that serves them. A block of one of
+/// these kinds without `provider =` goes to `local`, the embedded default.
+pub const PORTABLE_KINDS: [&str; 4] = ["bucket", "cluster", "job", "spot_pool"];
+
 /// Builds configured provider instances. One factory per provider name (`kiln`, `local`, `aws`).
 #[async_trait]
 pub trait ProviderFactory: Send + Sync {
