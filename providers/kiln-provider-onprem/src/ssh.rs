@@ -5,8 +5,7 @@
 
 use std::collections::BTreeMap;
 
-pub use kiln_remote::ssh::Conn;
-pub use kiln_remote::{Output, SshError, CHANNELS};
+pub use kiln_remote::{Output, SshError};
 
 use crate::config::{FleetConfig, HostConfig};
 
