@@ -16,7 +16,7 @@
 #     login {
 #       host     = "login1.example.org"
 #       user     = "alice"
-#       host_key = "ssh-ed25519 AAAA..."   # the login node's key; never accepted unseen
+#       host_key = "ssh-ed25519 AAAA..."   # the login node's key, or "SHA256:..."; never accepted unseen
 #     }
 #   }
 
