@@ -39,7 +39,7 @@ use std::fmt;
 
 use kiln_diag::Diagnostic;
 use kiln_schema::{Attribute, Block, Body, Nesting};
-use kiln_value::{Type, Value};
+use kiln_value::{Map, Type, Value};
 
 // ---------------------------------------------------------------------------------------------
 // Schema
@@ -206,6 +206,19 @@ fn shape_into(body: &Body, indent: &str, out: &mut Vec<String>) {
     }
 }
 
+/// [`shape`] of what a provider's `job` body adds to the portable one (its attributes outside
+/// [`COMMON`]), then the `checkpoint` block's own line (its flags differ between providers).
+/// With [`schema_problems`] empty, it pins the whole body.
+pub fn extras_shape(body: &Body) -> Vec<String> {
+    let mut extras = body.clone();
+    extras.attributes.retain(|name, _| !COMMON.contains(&name.as_str()));
+    extras.blocks.retain(|name, _| name == "checkpoint");
+    for b in extras.blocks.values_mut() {
+        b.body = Body::new();
+    }
+    shape(&extras)
+}
+
 /// What a provider's `job` body lacks of the portable contract: each common attribute and the
 /// `checkpoint` block's attributes must be there with the portable type and flags. Empty when it
 /// conforms.
@@ -237,6 +250,30 @@ pub fn schema_problems(body: &Body) -> Vec<String> {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Planning
+
+/// The portable rule for a `lost` job: it asks to be replaced. For a prior that is lost, sets
+/// the planned `status` unknown and returns `"status"` for `requires_replace`.
+pub fn replace_if_lost(prior: &Value, planned: &mut Map) -> Option<String> {
+    (JobStatus::of(prior) == Some(JobStatus::Lost)).then(|| {
+        planned.insert("status".into(), Value::Unknown);
+        "status".to_string()
+    })
+}
+
+/// `restarts` of a new job: one more than the lost job it replaces, else 0.
+pub fn restarts_after(replacing: Option<&Value>) -> Value {
+    let lost = replacing.filter(|r| JobStatus::of(r) == Some(JobStatus::Lost));
+    crate::util::num(lost.map_or(0, |r| crate::util::u64_attr(r, "restarts").unwrap_or(0) + 1))
+}
+
+/// The user's `env`, as the nodes get it (values as template strings), in name order.
+pub fn user_env(job: &Value) -> Vec<(String, String)> {
+    let env = job.get("env").and_then(Value::as_map).into_iter().flatten();
+    env.map(|(k, x)| (k.clone(), x.to_template_string().unwrap_or_default())).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -605,6 +642,36 @@ mod tests {
         let problems = schema_problems(&changed);
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].starts_with("`env` differs") && problems[1] == "`finished_at` is missing", "{problems:?}");
+    }
+
+    #[test]
+    fn extras_are_what_a_provider_adds() {
+        let body = JobSchema::default().body().attr("stop_grace", stop_grace()).attr("log_dir", Attribute::computed(Type::String, "x"));
+        assert_eq!(
+            extras_shape(&body),
+            ["log_dir: String computed", "stop_grace: Number optional default=10", "checkpoint {} Single 0..1"]
+        );
+    }
+
+    #[test]
+    fn a_lost_job_is_replaced_with_one_restart_more() {
+        let lost = v(serde_json::json!({ "status": "lost", "restarts": 2 }));
+        let mut planned = Map::new();
+        assert_eq!(replace_if_lost(&lost, &mut planned).as_deref(), Some("status"));
+        assert_eq!(planned.get("status"), Some(&Value::Unknown));
+        let mut planned = Map::new();
+        assert_eq!(replace_if_lost(&v(serde_json::json!({ "status": "failed" })), &mut planned), None);
+        assert!(planned.is_empty());
+        assert_eq!(restarts_after(Some(&lost)), Value::from(3i64));
+        assert_eq!(restarts_after(Some(&v(serde_json::json!({ "status": "succeeded", "restarts": 2 })))), Value::from(0i64));
+        assert_eq!(restarts_after(None), Value::from(0i64));
+    }
+
+    #[test]
+    fn the_users_env_as_strings() {
+        let job = v(serde_json::json!({ "env": { "B": "2", "A": 1 } }));
+        assert_eq!(user_env(&job), [("A".to_string(), "1".to_string()), ("B".to_string(), "2".to_string())]);
+        assert!(user_env(&v(serde_json::json!({ "env": null }))).is_empty());
     }
 
     #[test]
