@@ -329,7 +329,7 @@ fn a_spot_interruption_in_the_example_pool_is_filled_on_demand() {
 #[test]
 fn insufficient_capacity_for_the_first_candidate_falls_back_to_the_next() {
     let _g = exclusive();
-    let p = AwsProject::new("resource \"cluster\" \"train\" {\n  provider     = aws\n  accelerators = \"A100:8\"\n}\n");
+    let p = AwsProject::new("resource \"cluster\" \"train\" {\n  provider     = aws\n  accelerators = [\"A100:8\", \"A100-80GB:8\"]\n}\n");
     let plan = p.kiln(&["plan"]).ok().stdout();
     assert!(plan.contains("\"p4d.24xlarge\""), "the first candidate: {plan}");
     p.moto.fault("RunInstances", "p4d.24xlarge", "InsufficientInstanceCapacity", 400, 1);
@@ -339,7 +339,7 @@ fn insufficient_capacity_for_the_first_candidate_falls_back_to_the_next() {
     let aws = p.inspect();
     let live = aws.live_of("cluster.train");
     assert_eq!(live.len(), 1, "{:#}", aws.0["instances"]);
-    assert_eq!(live[0]["type"], "p4de.24xlarge", "the next A100:8 candidate");
+    assert_eq!(live[0]["type"], "p4de.24xlarge", "the next candidate, of the second alternative");
     assert_eq!(p.values("cluster.train")["instance_type"], "p4de.24xlarge");
     p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
 }

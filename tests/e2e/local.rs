@@ -695,3 +695,19 @@ resource "job" "j" {
     assert_eq!(v["status"], "failed");
     assert_eq!(running, Vec::<u32>::new(), "a failed job has no node left running (state says exit_codes = {})", v["exit_codes"]);
 }
+
+#[test]
+fn a_malformed_request_is_an_error_at_its_attribute_with_a_suggestion() {
+    let p =
+        Project::new("resource \"cluster\" \"train\" {\n  nodes        = 2\n  accelerators = \"H100x8\"\n  cpus         = \"lots\"\n}\n");
+    let r = p.kiln(&["plan"]);
+    assert_ne!(r.code(), 0, "{}", r.stdout());
+    let err = r.stderr();
+    assert!(err.contains("main.kiln.hcl:3:18"), "points at the value of `accelerators`: {err}");
+    assert!(err.contains("did you mean \"H100:8\"?"), "{err}");
+    assert!(err.contains("main.kiln.hcl:4:18"), "points at the value of `cpus`: {err}");
+
+    p.write("main.kiln.hcl", "resource \"cluster\" \"train\" {\n  accelerators = [\"H100:8\", \"H1000:8\"]\n}\n");
+    let err = p.kiln(&["plan"]).stderr();
+    assert!(err.contains("main.kiln.hcl:2:18") && err.contains("did you mean \"H100:8\"?"), "{err}");
+}
