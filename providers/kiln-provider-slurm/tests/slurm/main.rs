@@ -8,4 +8,5 @@ mod cluster;
 mod conformance;
 mod job;
 mod portable;
+mod requests;
 mod ssh;
