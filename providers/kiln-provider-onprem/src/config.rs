@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_remote::local_path;
 use kiln_value::Value;
 
 use crate::hostkey::HostKey;
@@ -85,21 +86,6 @@ impl FleetConfig {
 
 fn config_error(summary: String) -> Diagnostic {
     Diagnostic::error("E-ONPREM-CONFIG", summary)
-}
-
-/// `~/x` and relative paths of the machine kiln runs on.
-fn local_path(working_dir: &Path, p: &str) -> PathBuf {
-    if let Some(rest) = p.strip_prefix("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
-    }
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        working_dir.join(p)
-    }
 }
 
 fn port(v: &Value, what: &str) -> Result<u16, Diagnostic> {

@@ -12,10 +12,10 @@
 //! }
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kiln_diag::Diagnostic;
-use kiln_remote::HostKey;
+use kiln_remote::{local_path, HostKey};
 use kiln_value::Value;
 
 use crate::runner::Login;
@@ -32,16 +32,6 @@ pub struct SlurmConfig {
 
 fn config_error(summary: String) -> Diagnostic {
     Diagnostic::error("E-SLURM-CONFIG", summary)
-}
-
-/// `~/x` and relative paths on the machine kiln runs on.
-fn local_path(working_dir: &Path, p: &str) -> PathBuf {
-    if let Some(rest) = p.strip_prefix("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
-    }
-    working_dir.join(p)
 }
 
 /// A full public key line (`ssh-ed25519 AAAA...`, a trailing comment dropped) or a `SHA256:`
@@ -88,6 +78,8 @@ pub fn parse(config: &Value, working_dir: &Path) -> Result<SlurmConfig, Diagnost
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn v(j: serde_json::Value) -> Value {

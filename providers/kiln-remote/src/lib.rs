@@ -16,7 +16,7 @@ pub mod ssh;
 
 pub use hostkey::{fingerprint, HostKey};
 pub use shell::{b64, exports, quote, valid_name, write_file};
-pub use ssh::{Host, Options, Ssh, SshError, CHANNELS};
+pub use ssh::{local_path, Host, Options, Ssh, SshError, CHANNELS};
 
 /// What a script did.
 #[derive(Debug, Clone)]

@@ -127,6 +127,22 @@ pub struct Ssh {
     dir: tempfile::TempDir,
 }
 
+/// A path on the machine kiln runs on, as a provider block gives it (an `identity_file`): `~/x`
+/// from `$HOME`, a relative path from `working_dir`.
+pub fn local_path(working_dir: &Path, p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        working_dir.join(p)
+    }
+}
+
 /// `"path"`, quoted for ssh_config.
 fn cfg_path(p: &Path) -> String {
     format!("\"{}\"", p.display())
@@ -469,6 +485,15 @@ mod tests {
         assert!(cfg.contains("ConnectTimeout 7"), "{cfg}");
         // Only full keys are written ahead; a fingerprint's key is added once ssh-keyscan found it.
         assert_eq!(known_hosts(&[a, b]), format!("kiln-a ssh-ed25519 {KEY}\n"));
+    }
+
+    #[test]
+    fn local_paths() {
+        assert_eq!(local_path(Path::new("/w"), "keys/id"), PathBuf::from("/w/keys/id"));
+        assert_eq!(local_path(Path::new("/w"), "/k/id"), PathBuf::from("/k/id"));
+        if let Some(home) = std::env::var_os("HOME") {
+            assert_eq!(local_path(Path::new("/w"), "~/.ssh/id"), PathBuf::from(home).join(".ssh/id"));
+        }
     }
 
     #[test]
