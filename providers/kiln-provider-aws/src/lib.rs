@@ -42,12 +42,10 @@ pub use kiln_provider::throttle;
 mod util;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::kinds::{KindProvider, Kinds, Mutation};
-use kiln_provider::{async_trait, ConfigureRequest, Limits, Provider, ProviderFactory};
-use kiln_schema::{Body, ProviderSchema};
+use kiln_provider::kinds::{KindFactory, KindProvider, Kinds, Mutation};
+use kiln_provider::{async_trait, ConfigureRequest, Limits};
 
 pub use calls::ApiCalls;
 pub use settings::{Clients, Settings};
@@ -61,18 +59,8 @@ const CONCURRENCY: usize = 16;
 /// Builds `aws` provider instances from `provider "aws" { ... }` blocks.
 pub struct AwsFactory;
 
-#[async_trait]
-impl ProviderFactory for AwsFactory {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn schema(&self) -> ProviderSchema {
-        AwsProvider::provider_schema()
-    }
-    async fn configure(&self, req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
-        let settings = Settings::from_config(&req.config).map_err(Diagnostics::from)?;
-        Ok(Arc::new(AwsProvider::connect(settings).await.map_err(Diagnostics::from)?))
-    }
+impl KindFactory for AwsFactory {
+    type Provider = AwsProvider;
 }
 
 /// What every kind's operations see: the clients and what is looked up once per instance.
@@ -126,6 +114,7 @@ pub(crate) use kiln_schema::KindSchema;
 /// The kinds; a read's batch is one DescribeInstances answer shared by every kind that needs it.
 static KINDS: Kinds<Ctx, AllInstances> = Kinds {
     provider: NAME,
+    config: schema::config,
     kinds: &[
         &bucket::Bucket,
         &cluster::Cluster,
@@ -143,13 +132,10 @@ static KINDS: Kinds<Ctx, AllInstances> = Kinds {
 impl KindProvider for AwsProvider {
     type Ctx = Ctx;
     type Batch = AllInstances;
+    const KINDS: &'static Kinds<Ctx, AllInstances> = &KINDS;
 
-    fn kinds() -> &'static Kinds<Ctx, AllInstances> {
-        &KINDS
-    }
-
-    fn config_schema() -> Body {
-        schema::config()
+    async fn configure(req: ConfigureRequest) -> Result<Self, Diagnostics> {
+        Ok(AwsProvider::connect(Settings::from_config(&req.config)?).await?)
     }
 
     fn ctx(&self) -> &Ctx {

@@ -3,33 +3,23 @@
 //! Terraform's `terraform_data` does; `create_delay = "100ms"` emulates a slow API. It calls no
 //! remote API, so it has no concurrency limit. Tests and benchmarks use it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::kinds::{Kind, KindProvider, Kinds, Outcome};
+use kiln_provider::kinds::{Kind, KindFactory, KindProvider, Kinds, Outcome};
 use kiln_provider::{
-    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, PlanRequest, PlanResponse, Provider,
-    ProviderFactory, ReadItem, ReadResult, RecoverRequest, UpdateRequest,
+    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, PlanRequest, PlanResponse, ReadItem,
+    ReadResult, RecoverRequest, UpdateRequest,
 };
-use kiln_schema::{Attribute, Body, KindSchema, ProviderSchema};
+use kiln_schema::{Attribute, Body, KindSchema};
 use kiln_value::{Map, Type, Value};
 
 pub const NAME: &str = "kiln";
 
 pub struct BuiltinFactory;
 
-#[async_trait]
-impl ProviderFactory for BuiltinFactory {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn schema(&self) -> ProviderSchema {
-        Builtin::provider_schema()
-    }
-    async fn configure(&self, _req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
-        Ok(Arc::new(Builtin))
-    }
+impl KindFactory for BuiltinFactory {
+    type Provider = Builtin;
 }
 
 pub struct Builtin;
@@ -79,18 +69,16 @@ fn with_output(mut m: Map) -> Map {
     m
 }
 
-static KINDS: Kinds<(), ()> = Kinds { provider: NAME, kinds: &[&Record], data: &[] };
+static KINDS: Kinds<(), ()> = Kinds { provider: NAME, config: Body::new, kinds: &[&Record], data: &[] };
 
+#[async_trait]
 impl KindProvider for Builtin {
     type Ctx = ();
     type Batch = ();
+    const KINDS: &'static Kinds<(), ()> = &KINDS;
 
-    fn kinds() -> &'static Kinds<(), ()> {
-        &KINDS
-    }
-
-    fn config_schema() -> Body {
-        Body::new()
+    async fn configure(_req: ConfigureRequest) -> Result<Self, Diagnostics> {
+        Ok(Builtin)
     }
 
     fn ctx(&self) -> &() {
@@ -187,7 +175,7 @@ mod tests {
     #[test]
     fn an_overlong_delay_is_a_validation_error_at_the_attribute() {
         let config = Value::Map([("create_delay".to_string(), Value::from("99999999999999999h"))].into());
-        let d = Provider::validate(&Builtin, kiln_provider::ValidateRequest { kind: "record", config: &config });
+        let d = kiln_provider::Provider::validate(&Builtin, kiln_provider::ValidateRequest { kind: "record", config: &config });
         let e = d.iter().next().expect("an error");
         assert_eq!(e.code, "E-RECORD-DELAY");
         assert_eq!(e.attribute.as_deref(), Some("create_delay"));

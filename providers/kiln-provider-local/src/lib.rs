@@ -26,12 +26,11 @@ mod spot_pool;
 mod util;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use kiln_diag::Diagnostics;
-use kiln_provider::kinds::{DataSource, KindProvider, Kinds};
-use kiln_provider::{async_trait, ConfigureRequest, Limits, Provider, ProviderFactory, ReadDataRequest, ReadResult};
-use kiln_schema::{Body, ProviderSchema};
+use kiln_provider::kinds::{DataSource, KindFactory, KindProvider, Kinds};
+use kiln_provider::{async_trait, ConfigureRequest, Limits, ReadDataRequest, ReadResult};
 
 pub use machine::{parse_nvidia_smi, Gpu, Machine};
 
@@ -42,18 +41,8 @@ pub const NAME: &str = "local";
 /// Builds `local` provider instances from `provider "local" { root = "..." }` (all optional).
 pub struct LocalFactory;
 
-#[async_trait]
-impl ProviderFactory for LocalFactory {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn schema(&self) -> ProviderSchema {
-        LocalProvider::provider_schema()
-    }
-    async fn configure(&self, req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
-        let root = util::str_attr(&req.config, "root").map(|r| util::resolve(&req.working_dir, r));
-        Ok(Arc::new(LocalProvider::new(req.working_dir, root)))
-    }
+impl KindFactory for LocalFactory {
+    type Provider = LocalProvider;
 }
 
 /// What every kind's operations see: where things live and what this machine has.
@@ -134,19 +123,23 @@ impl DataSource<Ctx> for MachineData {
 }
 
 /// The kinds; the items of one read share one snapshot of the process table.
-static KINDS: Kinds<Ctx, LazyProcs> =
-    Kinds { provider: NAME, kinds: &[&bucket::Bucket, &cluster::Cluster, &job::Job, &spot_pool::SpotPool], data: &[&MachineData] };
+static KINDS: Kinds<Ctx, LazyProcs> = Kinds {
+    provider: NAME,
+    config: schema::config,
+    kinds: &[&bucket::Bucket, &cluster::Cluster, &job::Job, &spot_pool::SpotPool],
+    data: &[&MachineData],
+};
 
+#[async_trait]
 impl KindProvider for LocalProvider {
     type Ctx = Ctx;
     type Batch = LazyProcs;
+    const KINDS: &'static Kinds<Ctx, LazyProcs> = &KINDS;
 
-    fn kinds() -> &'static Kinds<Ctx, LazyProcs> {
-        &KINDS
-    }
-
-    fn config_schema() -> Body {
-        schema::config()
+    /// From `provider "local" { root = "..." }` (all optional).
+    async fn configure(req: ConfigureRequest) -> Result<Self, Diagnostics> {
+        let root = util::str_attr(&req.config, "root").map(|r| util::resolve(&req.working_dir, r));
+        Ok(LocalProvider::new(req.working_dir, root))
     }
 
     fn ctx(&self) -> &Ctx {

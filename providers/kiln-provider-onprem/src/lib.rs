@@ -37,12 +37,10 @@ mod util;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::kinds::{KindProvider, Kinds};
-use kiln_provider::{async_trait, ConfigureRequest, Limits, Provider, ProviderFactory};
-use kiln_schema::{Body, ProviderSchema};
+use kiln_provider::kinds::{KindFactory, KindProvider, Kinds};
+use kiln_provider::{async_trait, ConfigureRequest, Limits};
 use kiln_value::Value;
 
 use crate::alloc::Placement;
@@ -55,17 +53,8 @@ pub const NAME: &str = "onprem";
 /// Builds `onprem` provider instances from `provider "onprem" { host "..." { ... } }`.
 pub struct OnpremFactory;
 
-#[async_trait]
-impl ProviderFactory for OnpremFactory {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn schema(&self) -> ProviderSchema {
-        OnpremProvider::provider_schema()
-    }
-    async fn configure(&self, req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
-        Ok(Arc::new(OnpremProvider::configure(&req.config, &req.working_dir)?))
-    }
+impl KindFactory for OnpremFactory {
+    type Provider = OnpremProvider;
 }
 
 /// What every kind's operations see: the fleet, its connections, and the allocations planned
@@ -135,19 +124,21 @@ pub(crate) use kiln_provider::kinds::{Kind, Outcome};
 pub(crate) use kiln_schema::KindSchema;
 
 /// The kinds; the items of one read share one scan of the hosts ([`Batch`]).
-static KINDS: Kinds<Ctx, Batch> =
-    Kinds { provider: NAME, kinds: &[&bucket::Bucket, &cluster::Cluster, &fleet::Fleet, &job::Job], data: &[&fleet::Inventory] };
+static KINDS: Kinds<Ctx, Batch> = Kinds {
+    provider: NAME,
+    config: schema::config,
+    kinds: &[&bucket::Bucket, &cluster::Cluster, &fleet::Fleet, &job::Job],
+    data: &[&fleet::Inventory],
+};
 
+#[async_trait]
 impl KindProvider for OnpremProvider {
     type Ctx = Ctx;
     type Batch = Batch;
+    const KINDS: &'static Kinds<Ctx, Batch> = &KINDS;
 
-    fn kinds() -> &'static Kinds<Ctx, Batch> {
-        &KINDS
-    }
-
-    fn config_schema() -> Body {
-        schema::config()
+    async fn configure(req: ConfigureRequest) -> Result<Self, Diagnostics> {
+        OnpremProvider::configure(&req.config, &req.working_dir)
     }
 
     fn ctx(&self) -> &Ctx {

@@ -27,12 +27,10 @@ mod util;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::kinds::{KindProvider, Kinds};
-use kiln_provider::{async_trait, ConfigureRequest, Limits, Provider, ProviderFactory};
-use kiln_schema::{Body, ProviderSchema};
+use kiln_provider::kinds::{KindFactory, KindProvider, Kinds};
+use kiln_provider::{async_trait, ConfigureRequest, Limits};
 use kiln_value::Value;
 
 use crate::config::SlurmConfig;
@@ -43,17 +41,8 @@ pub const NAME: &str = "slurm";
 /// Builds `slurm` provider instances from `provider "slurm" { ... }` (all optional).
 pub struct SlurmFactory;
 
-#[async_trait]
-impl ProviderFactory for SlurmFactory {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn schema(&self) -> ProviderSchema {
-        SlurmProvider::provider_schema()
-    }
-    async fn configure(&self, req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
-        Ok(Arc::new(SlurmProvider::configure(&req.config, &req.working_dir)?))
-    }
+impl KindFactory for SlurmFactory {
+    type Provider = SlurmProvider;
 }
 
 /// What every kind's operations see: where commands run and where job files go.
@@ -161,18 +150,16 @@ pub(crate) use kiln_schema::KindSchema;
 
 /// The kinds. Reads share nothing beyond one call per kind: all jobs are read with one `squeue`
 /// (and at most one `sacct`), all clusters with one `sinfo` + `scontrol show partition`.
-static KINDS: Kinds<Ctx, ()> = Kinds { provider: NAME, kinds: &[&cluster::Cluster, &job::Job], data: &[] };
+static KINDS: Kinds<Ctx, ()> = Kinds { provider: NAME, config: schema::config, kinds: &[&cluster::Cluster, &job::Job], data: &[] };
 
+#[async_trait]
 impl KindProvider for SlurmProvider {
     type Ctx = Ctx;
     type Batch = ();
+    const KINDS: &'static Kinds<Ctx, ()> = &KINDS;
 
-    fn kinds() -> &'static Kinds<Ctx, ()> {
-        &KINDS
-    }
-
-    fn config_schema() -> Body {
-        schema::config()
+    async fn configure(req: ConfigureRequest) -> Result<Self, Diagnostics> {
+        SlurmProvider::configure(&req.config, &req.working_dir)
     }
 
     fn ctx(&self) -> &Ctx {

@@ -2,11 +2,12 @@
 //!
 //! A provider implements [`Kind`] once per kind (and [`DataSource`] once per data source) over
 //! its own context `C` (clients, settings) and a per-read batch `B` (something every kind of one
-//! batched read shares, such as one listing of all instances), lists them in a [`Kinds`] table,
-//! and implements [`KindProvider`]: its context, its table, its configuration schema. Every
-//! [`Provider`] method then comes from the blanket implementation here: dispatch by kind, one
-//! error for an unknown kind naming the kinds there are, reads grouped by kind sharing one batch,
-//! and the provider's schema assembled from the kinds' own.
+//! batched read shares, such as one listing of all instances), lists them in a [`Kinds`] table
+//! (with its name and configuration schema), implements [`KindProvider`] (the table, how to
+//! configure an instance, its context) and names its factory with [`KindFactory`]. Every
+//! [`Provider`] and [`ProviderFactory`] method then comes from the blanket implementations here:
+//! dispatch by kind, one error for an unknown kind naming the kinds there are, reads grouped by
+//! kind sharing one batch, and the provider's schema assembled from the kinds' own.
 //!
 //! Kind operations return [`Outcome`]s: `Err` is a plain failure (nothing to keep; the table
 //! turns it into the response), so kind bodies use `?`. A response that carries more than a
@@ -17,14 +18,16 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_schema::{Body, KindSchema, ProviderSchema};
 use kiln_value::Value;
 
 use crate::{
-    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
-    Provider, ReadDataRequest, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest, ValidateRequest,
+    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
+    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest,
+    UpdateRequest, ValidateRequest,
 };
 
 /// What a kind operation returns: its response, or the diagnostics of a plain failure.
@@ -70,9 +73,11 @@ pub trait DataSource<C: Sync>: Send + Sync {
     async fn read(&self, ctx: &C, req: &ReadDataRequest<'_>) -> Outcome<ReadResult>;
 }
 
-/// A provider's kinds and data sources.
+/// A provider's kinds and data sources, its name and its configuration block's schema.
 pub struct Kinds<C: 'static, B: 'static> {
     pub provider: &'static str,
+    /// The `provider "NAME" { ... }` block's schema.
+    pub config: fn() -> Body,
     pub kinds: &'static [&'static (dyn Kind<C, B> + 'static)],
     pub data: &'static [&'static (dyn DataSource<C> + 'static)],
 }
@@ -101,10 +106,10 @@ impl<C: Sync, B: Sync> Kinds<C, B> {
             .ok_or_else(|| unknown(self.provider, "data source", name, self.data.iter().map(|k| k.name()).collect()))
     }
 
-    /// The provider's schema: `config` and every kind's and data source's own.
-    pub fn schema(&self, config: Body) -> ProviderSchema {
+    /// The provider's schema: its configuration's and every kind's and data source's own.
+    pub fn schema(&self) -> ProviderSchema {
         ProviderSchema {
-            config,
+            config: (self.config)(),
             kinds: self.kinds.iter().map(|k| (k.name().to_string(), k.schema())).collect(),
             data_kinds: self.data.iter().map(|k| (k.name().to_string(), k.schema())).collect(),
         }
@@ -203,29 +208,23 @@ impl<C: Sync, B: Sync> Kinds<C, B> {
 pub type Mutation<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A provider that is its kinds table: implementing this gives [`Provider`] (blanket
-/// implementation below). The provider keeps its factory, its context and its kinds.
+/// implementation below), and a [`KindFactory`] naming it gives its [`ProviderFactory`].
 #[async_trait]
-pub trait KindProvider: Send + Sync {
+pub trait KindProvider: Send + Sync + Sized + 'static {
     /// What every kind's operations see (clients, settings, caches).
     type Ctx: Send + Sync + 'static;
     /// What the kinds of one batched read share; a fresh one per read.
     type Batch: Default + Send + Sync + 'static;
 
-    fn kinds() -> &'static Kinds<Self::Ctx, Self::Batch>
-    where
-        Self: Sized;
+    /// The provider's name, configuration schema, kinds and data sources.
+    const KINDS: &'static Kinds<Self::Ctx, Self::Batch>;
 
-    /// The `provider "NAME" { ... }` block's schema.
-    fn config_schema() -> Body
-    where
-        Self: Sized;
+    /// One configured instance, from one `provider` block (or the default when there is none).
+    async fn configure(req: ConfigureRequest) -> Result<Self, Diagnostics>;
 
-    /// The provider's schema, assembled from its table (its factory publishes the same).
-    fn provider_schema() -> ProviderSchema
-    where
-        Self: Sized,
-    {
-        Self::kinds().schema(Self::config_schema())
+    /// The provider's schema, assembled from its table.
+    fn provider_schema() -> ProviderSchema {
+        Self::KINDS.schema()
     }
 
     fn ctx(&self) -> &Self::Ctx;
@@ -240,16 +239,35 @@ pub trait KindProvider: Send + Sync {
     }
 
     /// Runs one create, update or delete: the place for a throttle. The default just runs it.
-    async fn mutation<'a, T: Send + 'a>(&'a self, op: Mutation<'a, T>) -> T
-    where
-        Self: Sized,
-    {
+    async fn mutation<'a, T: Send + 'a>(&'a self, op: Mutation<'a, T>) -> T {
         op.await
     }
 }
 
+/// Names a [`KindProvider`]'s factory: `pub struct AwsFactory;` plus
+/// `impl KindFactory for AwsFactory { type Provider = AwsProvider; }` is the whole factory
+/// (blanket [`ProviderFactory`] below).
+pub trait KindFactory: Send + Sync {
+    type Provider: KindProvider;
+}
+
 #[async_trait]
-impl<P: KindProvider + Sized> Provider for P {
+impl<F: KindFactory> ProviderFactory for F {
+    fn name(&self) -> &'static str {
+        F::Provider::KINDS.provider
+    }
+
+    fn schema(&self) -> ProviderSchema {
+        F::Provider::provider_schema()
+    }
+
+    async fn configure(&self, req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
+        Ok(Arc::new(F::Provider::configure(req).await?))
+    }
+}
+
+#[async_trait]
+impl<P: KindProvider> Provider for P {
     fn schema(&self) -> ProviderSchema {
         P::provider_schema()
     }
@@ -263,43 +281,43 @@ impl<P: KindProvider + Sized> Provider for P {
     }
 
     fn validate(&self, req: ValidateRequest<'_>) -> Diagnostics {
-        P::kinds().validate(req)
+        P::KINDS.validate(req)
     }
 
     async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
-        P::kinds().plan(self.ctx(), req).await
+        P::KINDS.plan(self.ctx(), req).await
     }
 
     async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
-        self.mutation(Box::pin(P::kinds().create(self.ctx(), req))).await
+        self.mutation(Box::pin(P::KINDS.create(self.ctx(), req))).await
     }
 
     async fn update(&self, req: UpdateRequest<'_>) -> ApplyResponse {
-        self.mutation(Box::pin(P::kinds().update(self.ctx(), req))).await
+        self.mutation(Box::pin(P::KINDS.update(self.ctx(), req))).await
     }
 
     async fn delete(&self, req: DeleteRequest<'_>) -> Diagnostics {
-        self.mutation(Box::pin(P::kinds().delete(self.ctx(), req))).await
+        self.mutation(Box::pin(P::KINDS.delete(self.ctx(), req))).await
     }
 
     async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
-        P::kinds().read(self.ctx(), req, &P::Batch::default()).await
+        P::KINDS.read(self.ctx(), req, &P::Batch::default()).await
     }
 
     async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
-        P::kinds().recover(self.ctx(), req).await
+        P::KINDS.recover(self.ctx(), req).await
     }
 
     async fn import(&self, req: ImportRequest<'_>) -> ReadResult {
-        P::kinds().import(self.ctx(), req).await
+        P::KINDS.import(self.ctx(), req).await
     }
 
     async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
-        P::kinds().logs(self.ctx(), req).await
+        P::KINDS.logs(self.ctx(), req).await
     }
 
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
-        P::kinds().read_data(self.ctx(), req).await
+        P::KINDS.read_data(self.ctx(), req).await
     }
 }
 
@@ -427,7 +445,11 @@ mod tests {
         }
     }
 
-    static KINDS: Kinds<Ctx, Batch> = Kinds { provider: "test", kinds: &[&Thing, &Broken], data: &[&Info] };
+    fn config() -> Body {
+        Body::new().attr("endpoint", Attribute::optional(Type::String, "Where"))
+    }
+
+    static KINDS: Kinds<Ctx, Batch> = Kinds { provider: "test", config, kinds: &[&Thing, &Broken], data: &[&Info] };
 
     #[derive(Default)]
     struct TestProvider {
@@ -438,11 +460,12 @@ mod tests {
     impl KindProvider for TestProvider {
         type Ctx = Ctx;
         type Batch = Batch;
-        fn kinds() -> &'static Kinds<Ctx, Batch> {
-            &KINDS
-        }
-        fn config_schema() -> Body {
-            Body::new().attr("endpoint", Attribute::optional(Type::String, "Where"))
+        const KINDS: &'static Kinds<Ctx, Batch> = &KINDS;
+        async fn configure(req: ConfigureRequest) -> Result<Self, Diagnostics> {
+            match req.config.get("endpoint").and_then(Value::as_str) {
+                Some("nowhere") => Err(Diagnostic::error("E-TEST-CONFIG", "no such endpoint").attribute("endpoint").into()),
+                _ => Ok(TestProvider::default()),
+            }
         }
         fn ctx(&self) -> &Ctx {
             &self.ctx
@@ -459,6 +482,22 @@ mod tests {
 
     fn create<'a>(kind: &'a str, planned: &'a Value) -> CreateRequest<'a> {
         CreateRequest { address: "thing.a", kind, planned, token: "t" }
+    }
+
+    struct TestFactory;
+
+    impl KindFactory for TestFactory {
+        type Provider = TestProvider;
+    }
+
+    #[tokio::test]
+    async fn the_factory_comes_from_the_table_and_the_providers_configure() {
+        assert_eq!(TestFactory.name(), "test");
+        assert_eq!(TestFactory.schema(), TestProvider::provider_schema());
+        let req = |endpoint: &str| ConfigureRequest { config: value(&[("endpoint", endpoint)]), working_dir: ".".into() };
+        assert!(TestFactory.configure(req("here")).await.is_ok());
+        let err = TestFactory.configure(req("nowhere")).await.err().expect("refused");
+        assert_eq!(err.iter().next().and_then(|d| d.attribute.as_deref()), Some("endpoint"));
     }
 
     #[test]
