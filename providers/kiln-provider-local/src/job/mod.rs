@@ -9,7 +9,7 @@ mod launch;
 mod spec;
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::portable::job::JobStatus;
+use kiln_provider::portable::job;
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
@@ -118,14 +118,10 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     planned.insert("nodes".into(), spec.as_ref().map_or(Value::Unknown, |s| num(s.nodes)));
     let mut requires_replace = Vec::new();
     if req.prior.is_none() {
-        let lost = req.replacing.filter(|r| JobStatus::of(r) == Some(JobStatus::Lost));
-        planned.insert("restarts".into(), num(lost.map_or(0, |r| u64_attr(r, "restarts").unwrap_or(0) + 1)));
+        planned.insert("restarts".into(), job::restarts_after(req.replacing));
     }
     if let Some(prior) = req.prior {
-        if JobStatus::of(prior) == Some(JobStatus::Lost) {
-            planned.insert("status".into(), Value::Unknown);
-            requires_replace.push("status".to_string());
-        }
+        requires_replace.extend(job::replace_if_lost(prior, &mut planned));
         match (JobSpec::parse(ctx, req.address, prior).ok().flatten(), &spec) {
             (Some(old), Some(new)) => requires_replace.extend(old.replaced_by(new)),
             _ => requires_replace.extend(["cluster".to_string(), "checkpoint".to_string()]),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kiln_diag::Diagnostic;
-use kiln_provider::portable::job::{file_uri, BucketStore, Checkpoint, NodeEnv};
+use kiln_provider::portable::job::{file_uri, user_env, BucketStore, Checkpoint, NodeEnv};
 use kiln_value::Value;
 
 use crate::util::{error, f64_attr, resolve, set, str_attr, to_u64, u64_attr};
@@ -74,12 +74,7 @@ impl JobSpec {
             checkpoint_dir,
             checkpoint_uri,
             workdir: str_attr(v, "workdir").map_or_else(|| ctx.working_dir.clone(), |w| resolve(&ctx.working_dir, w)),
-            env: set(v, "env")
-                .and_then(Value::as_map)
-                .into_iter()
-                .flatten()
-                .map(|(k, x)| (k.clone(), x.to_template_string().unwrap_or_default()))
-                .collect(),
+            env: user_env(v),
             setup: str_attr(v, "setup").unwrap_or_default().to_string(),
             run: run.to_string(),
             stop_grace: Duration::from_secs_f64(f64_attr(v, "stop_grace").unwrap_or(10.0).max(0.0)),

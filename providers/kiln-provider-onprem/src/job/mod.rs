@@ -11,7 +11,7 @@ mod spec;
 
 use futures_util::future::join_all;
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::portable::job::JobStatus;
+use kiln_provider::portable::job::{self, JobStatus};
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
@@ -347,10 +347,7 @@ fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     let mut diagnostics = Diagnostics::new();
     match req.prior {
         Some(prior) => {
-            if JobStatus::of(prior) == Some(JobStatus::Lost) {
-                planned.insert("status".into(), Value::Unknown);
-                requires_replace.push("status".to_string());
-            }
+            requires_replace.extend(job::replace_if_lost(prior, &mut planned));
             match (JobSpec::parse(req.address, prior).ok().flatten(), &spec) {
                 (Some(old), Some(new)) => requires_replace.extend(old.replaced_by(new)),
                 _ => requires_replace.extend(["cluster".to_string(), "checkpoint".to_string()]),
