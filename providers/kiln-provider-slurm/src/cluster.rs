@@ -3,6 +3,14 @@
 //! (`nodes`, `accelerators` against the nodes' GRES) and describes it; read re-describes every
 //! cluster of a refresh from one `sinfo` + `scontrol show partition` round trip; a partition
 //! that disappeared makes the cluster gone (the next plan then says it does not exist).
+//!
+//! Requests follow the portable grammar ([`kiln_provider::portable::request`]): `accelerators`
+//! names a GPU of the one table, matched against the partition's GRES types ("a100",
+//! "nvidia_h100_80gb_hbm3"), or a site's own GRES type ("kilngpu") matched as written;
+//! alternatives are tried in order. `cpus` and `memory` select nodes with at least that much;
+//! `cpus = "8"` gives each node of a job exactly 8 CPUs (`cpus_per_node`), `"8+"` at least 8
+//! (`cpus_per_node` is then the fewest CPUs a fitting node has). A cluster without `cpus` records
+//! no `cpus_per_node`.
 
 use std::collections::BTreeMap;
 
@@ -13,13 +21,15 @@ use kiln_provider::{
 };
 use kiln_value::{Map, Value};
 
+use kiln_provider::portable::request::{Accelerator, Request, CPUS_PER_NODE};
+
 use crate::parse::{self, SinfoNode};
-use crate::util::{attrs, error, num, opt_str, problem, set, str_attr, to_u64};
+use crate::util::{attrs, error, num, opt_str, set, str_attr, to_u64};
 use crate::{Ctx, Kind, KindSchema, Outcome};
 
 pub(crate) struct Cluster;
 
-const CONFIG: [&str; 6] = ["partition", "reservation", "account", "qos", "nodes", "accelerators"];
+const CONFIG: [&str; 8] = ["partition", "reservation", "account", "qos", "nodes", "accelerators", "cpus", "memory"];
 
 /// One partition as Slurm describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,55 +74,58 @@ async fn describe(ctx: &Ctx, address: &str) -> Result<Vec<Partition>, Diagnostic
     Ok(partitions(&out.text()))
 }
 
-/// `NAME[:COUNT]` of `accelerators`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Accelerators {
-    pub name: String,
-    pub count: u64,
-}
-
-pub(crate) fn parse_accelerators(s: &str) -> Result<Accelerators, String> {
-    let (name, count) = match s.split_once(':') {
-        Some((n, c)) => (n.trim(), c.trim().parse::<u64>().map_err(|_| format!("`{c}` is not a GPU count"))?),
-        None => (s.trim(), 1),
-    };
-    if name.is_empty() || count == 0 {
-        return Err(format!("`{s}` is not `NAME[:COUNT]` with a count of at least 1, such as \"A100:8\""));
-    }
-    Ok(Accelerators { name: name.to_string(), count })
-}
-
 /// What a cluster block asks for.
 #[derive(Debug, Clone, PartialEq)]
 struct Ask {
     partition: Option<String>,
     nodes: u64,
-    accelerators: Option<Accelerators>,
+    request: Request,
 }
 
 impl Ask {
+    /// The first mistake (validate lists them all, see [`validate`]).
     fn parse(address: &str, v: &Value) -> Result<Ask, Diagnostic> {
         let nodes = match set(v, "nodes") {
             None => 1,
             Some(n) => to_u64(n).filter(|n| *n >= 1).ok_or_else(|| {
                 error("E-SLURM-CLUSTER", address, format!("{address}: `nodes` must be a whole number of at least 1, got {n}"))
+                    .attribute("nodes")
             })?,
         };
-        let accelerators = str_attr(v, "accelerators")
-            .map(parse_accelerators)
-            .transpose()
-            .map_err(|e| problem("E-SLURM-CLUSTER", address, format!("`accelerators`: {e}")))?;
-        Ok(Ask { partition: str_attr(v, "partition").map(str::to_string), nodes, accelerators })
+        let request = Request::parse(v).map_err(|e| {
+            let d = e[0].diagnostic("E-SLURM-CLUSTER");
+            if address.is_empty() {
+                d
+            } else {
+                d.address(address)
+            }
+        })?;
+        Ok(Ask { partition: str_attr(v, "partition").map(str::to_string), nodes, request })
+    }
+
+    /// Whether a node has the CPUs and memory asked for.
+    fn node_fits(&self, n: &SinfoNode) -> bool {
+        self.request.cpus.is_none_or(|c| c.fits_in(n.cpus as f64))
+            && self.request.memory.is_none_or(|m| m.fits_in(n.memory_mb as f64 / 1024.0))
     }
 }
 
-/// The GRES type of the partition matching `name` (case-insensitive; `A100` also matches
-/// `a100_80g`), as Slurm spells it.
-fn gpu_type(p: &Partition, name: &str) -> Option<String> {
-    let want = name.to_lowercase();
+/// Every mistake of a cluster block, each naming its attribute.
+fn validate(config: &Value) -> Diagnostics {
+    let mut d = Request::validate(config, "E-SLURM-CLUSTER");
+    if let Err(e) = Ask::parse("", config).map(|_| ()) {
+        if e.attribute.as_deref() == Some("nodes") {
+            d.push(e);
+        }
+    }
+    d
+}
+
+/// The GRES type of the partition that `a` names (see the module), as Slurm spells it.
+fn gpu_type(p: &Partition, a: &Accelerator) -> Option<String> {
     let types: Vec<String> =
         p.nodes.iter().flat_map(|n| n.gres.iter()).filter(|g| g.name == "gpu").filter_map(|g| g.kind.clone()).collect();
-    types.iter().find(|t| t.to_lowercase() == want).or_else(|| types.iter().find(|t| t.to_lowercase().starts_with(&want))).cloned()
+    types.iter().find(|t| a.matches(t, None)).cloned()
 }
 
 /// The partition `ask` names (or the default one), checked against the request; the computed
@@ -138,34 +151,68 @@ fn resolve(address: &str, ask: &Ask, parts: &[Partition]) -> Result<Map, Diagnos
         )
         .hint("lower `nodes`, or pick a larger partition"));
     }
-    let (per_node, kind) = match &ask.accelerators {
-        None => (0, None),
-        Some(a) => {
-            let kind = gpu_type(p, &a.name);
-            let fits = match &kind {
-                Some(k) => p.nodes.iter().filter(|n| parse::gpu_count(&n.gres, Some(k)) >= a.count).count() as u64,
-                None => 0,
+    let sized: Vec<&SinfoNode> = p.nodes.iter().filter(|n| ask.node_fits(n)).collect();
+    if (sized.len() as u64) < ask.nodes {
+        let sizes: Vec<String> = p.nodes.iter().map(|n| format!("{} ({} CPUs, {} GiB)", n.node, n.cpus, n.memory_mb / 1024)).collect();
+        return Err(error(
+            "E-SLURM-CAPACITY",
+            address,
+            format!(
+                "{address} asks for {} nodes with {}; partition `{}` has {} such nodes: {}",
+                ask.nodes,
+                Request { accelerators: None, ..ask.request.clone() }.describe(),
+                p.name,
+                sized.len(),
+                sizes.join(", ")
+            ),
+        )
+        .hint("ask for fewer CPUs or less memory (or fewer `nodes`), or pick another partition"));
+    }
+    let (per_node, kind, fitting) = match ask.request.accelerators.as_deref() {
+        None => (0, None, sized),
+        Some(alts) => {
+            let fits = |a: &Accelerator| -> (Option<String>, Vec<&SinfoNode>) {
+                let kind = gpu_type(p, a);
+                let nodes = match &kind {
+                    Some(k) => sized.iter().copied().filter(|n| parse::gpu_count(&n.gres, Some(k)) >= a.count).collect(),
+                    None => Vec::new(),
+                };
+                (kind, nodes)
             };
-            if kind.is_none() || fits < ask.nodes {
-                let gres: Vec<String> = gres_list(p);
-                return Err(error(
-                    "E-SLURM-CAPACITY",
-                    address,
-                    format!(
-                        "{address} asks for {} nodes with {} x {} GPUs; partition `{}` has {fits} such nodes (its GRES: {})",
-                        ask.nodes,
-                        a.count,
-                        a.name,
-                        p.name,
-                        if gres.is_empty() { "none".to_string() } else { gres.join(", ") }
-                    ),
-                )
-                .hint("name a GPU type the partition's GRES lists, lower the count or `nodes`, or pick another partition"));
+            let tried: Vec<(&Accelerator, Option<String>, Vec<&SinfoNode>)> = alts
+                .iter()
+                .map(|a| {
+                    let (k, n) = fits(a);
+                    (a, k, n)
+                })
+                .collect();
+            match tried.iter().find(|(_, k, n)| k.is_some() && n.len() as u64 >= ask.nodes) {
+                Some((a, k, n)) => (a.count, k.clone(), n.clone()),
+                None => {
+                    let gres: Vec<String> = gres_list(p);
+                    let what = alts.iter().map(|a| format!("{} x {}", a.count, a.name.name())).collect::<Vec<_>>().join(" or ");
+                    let fits = tried.iter().map(|(_, _, n)| n.len()).max().unwrap_or(0);
+                    return Err(error(
+                        "E-SLURM-CAPACITY",
+                        address,
+                        format!(
+                            "{address} asks for {} nodes with {what} GPUs; partition `{}` has {fits} such nodes (its GRES: {})",
+                            ask.nodes,
+                            p.name,
+                            if gres.is_empty() { "none".to_string() } else { gres.join(", ") }
+                        ),
+                    )
+                    .hint("name a GPU type the partition's GRES lists, lower the count or `nodes`, or pick another partition"));
+                }
             }
-            (a.count, kind)
         }
     };
-    Ok(describe_partition(p, per_node, kind))
+    let mut m = describe_partition(p, per_node, kind);
+    if let Some(c) = ask.request.cpus {
+        let cpus = if c.at_least { fitting.iter().map(|n| n.cpus).min().unwrap_or(0) } else { c.value.ceil() as u64 };
+        m.insert(CPUS_PER_NODE.to_string(), num(cpus));
+    }
+    Ok(m)
 }
 
 fn gres_list(p: &Partition) -> Vec<String> {
@@ -232,6 +279,7 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnost
             "max_time",
             "gpus_per_node",
             "gpu_type",
+            CPUS_PER_NODE,
         ] {
             planned.insert(k.to_string(), Value::Unknown);
         }
@@ -254,7 +302,10 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnost
     if !unchanged {
         let ask = Ask::parse(req.address, req.config)?;
         let parts = describe(ctx, req.address).await?;
+        planned.remove(CPUS_PER_NODE);
         planned.extend(resolve(req.address, &ask, &parts)?);
+    } else if req.prior.is_some_and(|p| p.get(CPUS_PER_NODE).is_none_or(Value::is_null)) {
+        planned.remove(CPUS_PER_NODE);
     }
     Ok(PlanResponse { planned: Value::Map(planned), requires_replace: Vec::new(), diagnostics: Diagnostics::new() })
 }
@@ -283,7 +334,7 @@ impl Kind<Ctx, ()> for Cluster {
         if CONFIG.iter().any(|k| config.get(k).is_some_and(Value::contains_unknown)) {
             return Diagnostics::new();
         }
-        Ask::parse("", config).err().map(Diagnostics::from).unwrap_or_default()
+        validate(config)
     }
 
     async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
@@ -364,7 +415,12 @@ mod tests {
     }
 
     fn ask(partition: Option<&str>, nodes: u64, acc: Option<&str>) -> Ask {
-        Ask { partition: partition.map(str::to_string), nodes, accelerators: acc.map(|a| parse_accelerators(a).unwrap()) }
+        let v = serde_json::json!({ "partition": partition, "nodes": nodes, "accelerators": acc });
+        Ask::parse("cluster.c", &Value::from_json(&v)).unwrap()
+    }
+
+    fn ask_json(v: serde_json::Value) -> Ask {
+        Ask::parse("cluster.c", &Value::from_json(&v)).unwrap()
     }
 
     #[test]
@@ -410,10 +466,34 @@ mod tests {
     }
 
     #[test]
-    fn accelerator_syntax() {
-        assert_eq!(parse_accelerators("A100:8").unwrap(), Accelerators { name: "A100".into(), count: 8 });
-        assert_eq!(parse_accelerators("h100").unwrap().count, 1);
-        assert!(parse_accelerators("A100:x").is_err());
-        assert!(parse_accelerators(":2").is_err());
+    fn accelerator_names_cpus_and_memory() {
+        let parts = gpu_cluster();
+        let a = |acc: serde_json::Value| ask_json(serde_json::json!({ "partition": "gpu", "accelerators": acc }));
+        // "a100" (the GRES type) is the 40 GB part of the table; alternatives in order.
+        assert_eq!(resolve("cluster.c", &a(serde_json::json!("a100:4")), &parts).unwrap()["gpu_type"], Value::from("a100"));
+        assert!(resolve("cluster.c", &a(serde_json::json!("A100-80GB:8")), &parts).is_err());
+        let m = resolve("cluster.c", &a(serde_json::json!(["H100:8", "A100:2"])), &parts).unwrap();
+        assert_eq!((m["gpu_type"].clone(), m["gpus_per_node"].clone()), (Value::from("a100"), num(2)));
+        let e = resolve("cluster.c", &a(serde_json::json!(["H100:8", "A100-80GB:8"])), &parts).unwrap_err();
+        assert!(e.summary.contains("with 8 x H100 or 8 x A100-80GB GPUs"), "{}", e.summary);
+
+        let node = &parts[0].nodes[0];
+        let (cpus, gib) = (node.cpus, node.memory_mb / 1024);
+        let exact = ask_json(serde_json::json!({ "partition": "gpu", "cpus": "2" }));
+        assert_eq!(resolve("cluster.c", &exact, &parts).unwrap()[CPUS_PER_NODE], num(2));
+        let at_least = ask_json(serde_json::json!({ "partition": "gpu", "cpus": "2+" }));
+        assert_eq!(resolve("cluster.c", &at_least, &parts).unwrap()[CPUS_PER_NODE], num(cpus));
+        assert!(!resolve("cluster.c", &ask(Some("gpu"), 1, None), &parts).unwrap().contains_key(CPUS_PER_NODE));
+        let big = ask_json(serde_json::json!({ "partition": "gpu", "cpus": format!("{}", cpus + 1), "memory": format!("{gib}+") }));
+        let e = resolve("cluster.c", &big, &parts).unwrap_err();
+        assert!(e.summary.contains("has 0 such nodes"), "{}", e.summary);
+    }
+
+    #[test]
+    fn malformed_requests_name_their_attribute() {
+        let d = validate(&Value::from_json(&serde_json::json!({ "accelerators": "8xA100", "cpus": "many", "nodes": 0 })));
+        let attrs: Vec<Option<&str>> = d.errors().map(|e| e.attribute.as_deref()).collect();
+        assert_eq!(attrs, [Some("accelerators"), Some("cpus"), Some("nodes")]);
+        assert_eq!(d.errors().next().and_then(|e| e.hint.as_deref()), Some("did you mean \"A100:8\"?"));
     }
 }

@@ -54,8 +54,13 @@ pub(crate) fn cluster() -> Body {
         .attr("nodes", Attribute::optional(Type::Number, "Nodes a job gets unless it says otherwise").default(1i64))
         .attr(
             "accelerators",
-            Attribute::optional(Type::String, "GPUs per node, `NAME[:COUNT]` such as \"A100:8\": a GRES type of the partition's nodes"),
+            Attribute::optional(
+                Type::Any,
+                "GPUs per node, `NAME[:COUNT]` such as \"A100:8\" (a name of the accelerator table, or a GRES type of the partition's nodes as written), or a list of alternatives",
+            ),
         )
+        .attr("cpus", Attribute::optional(Type::String, "CPUs per node: exactly \"8\" (a job's node gets 8), or at least \"8+\""))
+        .attr("memory", Attribute::optional(Type::String, "Memory a node must have in GiB: \"64\" or \"64+\""))
         .attr("state", Attribute::computed(Type::String, "The partition's state: up, down, drain or inactive"))
         .attr("node_names", Attribute::computed(list(Type::String), "The partition's nodes"))
         .attr(
@@ -69,6 +74,10 @@ pub(crate) fn cluster() -> Body {
         .attr("max_time", Attribute::computed(Type::String, "The partition's time limit (UNLIMITED, or D-HH:MM:SS)"))
         .attr("gpus_per_node", Attribute::computed(Type::Number, "GPUs each node of a job gets (from `accelerators`)"))
         .attr("gpu_type", Attribute::computed(Type::String, "The GRES type `accelerators` names, as Slurm spells it (null: any)"))
+        .attr(
+            "cpus_per_node",
+            Attribute::computed(Type::Number, "CPUs each node of a job gets: exactly `cpus`, or (\"N+\") the fewest a fitting node has; null without `cpus`"),
+        )
 }
 
 pub(crate) fn job() -> Body {

@@ -24,3 +24,16 @@ async fn a_state_written_before_plans_no_change() {
     assert_eq!(kiln_provider::testing::changed(&prior, &r.planned), Vec::<String>::new(), "planned {}", r.planned);
     assert!(r.requires_replace.is_empty());
 }
+
+#[tokio::test]
+async fn cpus_exactly_and_a_site_gres_type() {
+    let (p, _dir) = provider();
+    let c =
+        crate::common::create(&p, "cluster.one", &config(&p, "cluster", json!({ "accelerators": ["H100:1", "kilngpu:1"], "cpus": "1" })))
+            .await;
+    assert_eq!(crate::common::str_of(&c, "gpu_type"), "kilngpu", "the first alternative the partition has");
+    assert_eq!(crate::common::num_of(&c, "cpus_per_node"), 1);
+    let r = plan(&p, "cluster.big", &config(&p, "cluster", json!({ "cpus": "100000" })), None).await;
+    let e = r.diagnostics.errors().next().expect("no node has 100000 CPUs");
+    assert!(e.summary.contains("has 0 such nodes"), "{}", e.summary);
+}
