@@ -190,31 +190,31 @@ impl Builder<'_> {
                     }
                     p.key()
                 }
-                None => {
-                    let key = match registry.resolve(&r.kind, r.mode == Mode::Data) {
-                        Ok(resolution) => resolution.key().to_string(),
-                        Err(d) => {
-                            self.diags.push(d.at(r.span.clone(), "declared here").address(&addr));
-                            // Reported: the graph is not planned, the key only completes it.
-                            crate::providers::DEFAULT_PROVIDER.to_string()
+                None => match registry.resolve(&r.kind, r.mode == Mode::Data) {
+                    Ok(resolution) => {
+                        let key = resolution.key().to_string();
+                        if registry.get(&key).is_none() {
+                            self.diags.push(
+                                Diagnostic::error(
+                                    "E-PROVIDER-UNKNOWN",
+                                    format!("kind `{}` would use provider `{key}`, which is not built into this kiln", r.kind),
+                                )
+                                .at(r.span.clone(), "declared here")
+                                .address(&addr)
+                                .hint(format!(
+                                    "choose one of the available providers with `provider = NAME`: {}",
+                                    registry.names().collect::<Vec<_>>().join(", ")
+                                )),
+                            );
                         }
-                    };
-                    if registry.get(&key).is_none() {
-                        self.diags.push(
-                            Diagnostic::error(
-                                "E-PROVIDER-UNKNOWN",
-                                format!("kind `{}` would use provider `{key}`, which is not built into this kiln", r.kind),
-                            )
-                            .at(r.span.clone(), "declared here")
-                            .address(&addr)
-                            .hint(format!(
-                                "choose one of the available providers with `provider = NAME`: {}",
-                                registry.names().collect::<Vec<_>>().join(", ")
-                            )),
-                        );
+                        key
                     }
-                    key
-                }
+                    Err(d) => {
+                        self.diags.push(d.at(r.span.clone(), "declared here").address(&addr));
+                        // Reported: the graph is not planned, the key only completes it.
+                        crate::providers::DEFAULT_PROVIDER.to_string()
+                    }
+                },
             };
             let pn = Node::Provider(key.clone());
             if !self.g.contains(&pn) {

@@ -17,11 +17,10 @@ use kiln_schema::ProviderSchema;
 /// The provider a block without `provider =` defaults to for the portable kinds.
 pub const DEFAULT_PROVIDER: &str = "local";
 
-/// How a block's provider was chosen.
+/// How the provider of a block without `provider =` was chosen (a block with one uses the
+/// provider it names, `NAME` or `NAME.ALIAS`, as written).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
-    /// `provider = NAME[.ALIAS]` on the block: the key (`aws`, `aws.west`).
-    Explicit(String),
     /// The one provider that declares the kind (`aws_vpc` → `aws`).
     Declared(String),
     /// A portable kind without `provider =`: [`DEFAULT_PROVIDER`].
@@ -29,10 +28,10 @@ pub enum Resolution {
 }
 
 impl Resolution {
-    /// The provider key: `name` or `name.alias`.
+    /// The provider's key.
     pub fn key(&self) -> &str {
         match self {
-            Resolution::Explicit(k) | Resolution::Declared(k) | Resolution::Default(k) => k,
+            Resolution::Declared(k) | Resolution::Default(k) => k,
         }
     }
 }
@@ -83,11 +82,10 @@ impl ProviderRegistry {
     // A block that opts into placement will be resolved here by the placement optimizer, from
     // the providers declaring its (portable) kind, before the portable default applies.
     pub fn resolve(&self, kind: &str, data: bool) -> Result<Resolution, Diagnostic> {
-        let declaring = self.declaring(kind, data);
         if !data && PORTABLE_KINDS.contains(&kind) {
             return Ok(Resolution::Default(DEFAULT_PROVIDER.to_string()));
         }
-        match declaring.as_slice() {
+        match self.declaring(kind, data).as_slice() {
             [one] => Ok(Resolution::Declared(one.to_string())),
             [] => Err(self.unknown_kind(kind, data)),
             many => Err(Diagnostic::error(
