@@ -11,7 +11,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use kiln_provider::portable::job::JobStatus;
+use kiln_provider::portable::job::{FailWhen, JobStatus, NodeState};
 use kiln_value::{Map, Value};
 use serde::{Deserialize, Serialize};
 
@@ -33,16 +33,9 @@ pub(crate) struct Meta {
     pub config: serde_json::Value,
 }
 
-/// What one node is doing.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Node {
-    /// Not started (no pid file).
-    Pending,
-    Running,
-    Exited(i32, SystemTime),
-    /// Its process is gone without writing an exit code.
-    Lost,
-}
+/// What one node is doing: not started (no pid file), running, exited (with the exit file's
+/// time), or lost (its process is gone without writing an exit code).
+pub(crate) type Node = NodeState<SystemTime>;
 
 /// A job's configuration as `job.json` records it: plain JSON with every sensitive value left
 /// out (an object's sensitive entries are dropped, a list's become `null`).
@@ -67,19 +60,7 @@ pub(crate) fn job_id(address: &str, token: &str) -> String {
 /// still runs (a job is not over while any of its processes is); it has succeeded when every
 /// node exited 0; a lost node makes it lost.
 pub(crate) fn status(nodes: &[Node]) -> JobStatus {
-    let exited = |ok: bool| move |n: &Node| matches!(n, Node::Exited(c, _) if (*c == 0) == ok);
-    let active = nodes.iter().any(|n| matches!(n, Node::Running | Node::Pending));
-    if nodes.iter().any(exited(false)) && !active {
-        JobStatus::Failed
-    } else if !nodes.is_empty() && nodes.iter().all(exited(true)) {
-        JobStatus::Succeeded
-    } else if nodes.contains(&Node::Lost) {
-        JobStatus::Lost
-    } else if nodes.contains(&Node::Running) {
-        JobStatus::Running
-    } else {
-        JobStatus::Pending
-    }
+    JobStatus::of_nodes(nodes, FailWhen::NoneActive)
 }
 
 pub(crate) struct JobDir(PathBuf);

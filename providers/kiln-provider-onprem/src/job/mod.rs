@@ -11,7 +11,7 @@ mod spec;
 
 use futures_util::future::join_all;
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::portable::job::{self, JobStatus};
+use kiln_provider::portable::job::{self, FailWhen, JobStatus, NodeState};
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
@@ -30,31 +30,13 @@ pub(crate) struct Job;
 /// Most bytes one `logs` call returns.
 const LOG_CHUNK: u64 = 1 << 20;
 
-/// What one node is doing.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Node {
-    Pending,
-    Running,
-    /// Exit code, epoch second.
-    Exited(i32, u64),
-    /// Its process is gone without an exit code, or its host does not answer.
-    Lost,
-}
+/// What one node is doing; exited at an epoch second; lost when its process is gone without an
+/// exit code, or its host does not answer.
+type Node = NodeState<u64>;
 
 /// Any failure fails the job, all successes succeed it, then a lost node makes it lost.
 fn status(nodes: &[Node]) -> JobStatus {
-    let exited = |ok: bool| move |n: &Node| matches!(n, Node::Exited(c, _) if (*c == 0) == ok);
-    if nodes.iter().any(exited(false)) {
-        JobStatus::Failed
-    } else if !nodes.is_empty() && nodes.iter().all(exited(true)) {
-        JobStatus::Succeeded
-    } else if nodes.contains(&Node::Lost) {
-        JobStatus::Lost
-    } else if nodes.contains(&Node::Running) {
-        JobStatus::Running
-    } else {
-        JobStatus::Pending
-    }
+    JobStatus::of_nodes(nodes, FailWhen::AtOnce)
 }
 
 fn node_of(r: &Result<NodeReport, SshError>) -> Node {

@@ -535,6 +535,49 @@ impl JobStatus {
     }
 }
 
+/// What one node of a job is doing, as its provider sees it; `T` is when it exited, in the
+/// provider's terms (a providers' own node type can be `NodeState<ITS_TIME>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState<T = ()> {
+    /// Not started yet.
+    Pending,
+    Running,
+    /// Exited with this code, at this time.
+    Exited(i32, T),
+    /// Gone without an exit code (its process, host or instance vanished).
+    Lost,
+}
+
+/// When a node that exited non-zero fails the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailWhen {
+    /// At once, while other nodes still run.
+    AtOnce,
+    /// Once no node runs or waits to (a job is not over while any of its processes is).
+    NoneActive,
+}
+
+impl JobStatus {
+    /// A job's status from its nodes: failed once a node exited non-zero (see [`FailWhen`]);
+    /// succeeded when every node exited 0; lost when a node is lost; running while a node runs;
+    /// else pending.
+    pub fn of_nodes<T>(nodes: &[NodeState<T>], fail: FailWhen) -> JobStatus {
+        let any = |f: fn(&NodeState<T>) -> bool| nodes.iter().any(f);
+        let failed = any(|n| matches!(n, NodeState::Exited(c, _) if *c != 0));
+        if failed && (fail == FailWhen::AtOnce || !any(|n| matches!(n, NodeState::Running | NodeState::Pending))) {
+            JobStatus::Failed
+        } else if !nodes.is_empty() && nodes.iter().all(|n| matches!(n, NodeState::Exited(0, _))) {
+            JobStatus::Succeeded
+        } else if any(|n| matches!(n, NodeState::Lost)) {
+            JobStatus::Lost
+        } else if any(|n| matches!(n, NodeState::Running)) {
+            JobStatus::Running
+        } else {
+            JobStatus::Pending
+        }
+    }
+}
+
 impl fmt::Display for JobStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -580,6 +623,22 @@ mod tests {
         assert_eq!(JobStatus::of(&v(serde_json::json!({ "status": "lost" }))), Some(JobStatus::Lost));
         assert_eq!(JobStatus::of(&v(serde_json::json!({}))), None);
         assert_eq!(Value::from(JobStatus::Queued), Value::from("queued"));
+    }
+
+    #[test]
+    fn a_jobs_status_from_its_nodes() {
+        use NodeState::{Lost, Pending, Running};
+        #[allow(non_snake_case)]
+        let Exited = |c: i32| NodeState::Exited(c, ());
+        let both = |nodes: &[NodeState]| (JobStatus::of_nodes(nodes, FailWhen::NoneActive), JobStatus::of_nodes(nodes, FailWhen::AtOnce));
+        assert_eq!(both(&[Exited(0), Exited(0)]), (JobStatus::Succeeded, JobStatus::Succeeded));
+        assert_eq!(both(&[Exited(0), Running]), (JobStatus::Running, JobStatus::Running));
+        assert_eq!(both(&[Exited(2), Running]), (JobStatus::Running, JobStatus::Failed), "not over while a node runs, or at once");
+        assert_eq!(both(&[Exited(2), Exited(0)]), (JobStatus::Failed, JobStatus::Failed));
+        assert_eq!(both(&[Exited(2), Lost]), (JobStatus::Failed, JobStatus::Failed));
+        assert_eq!(both(&[Lost, Running]), (JobStatus::Lost, JobStatus::Lost));
+        assert_eq!(both(&[Pending, Pending]), (JobStatus::Pending, JobStatus::Pending));
+        assert_eq!(both(&[]), (JobStatus::Pending, JobStatus::Pending));
     }
 
     #[test]
