@@ -117,43 +117,31 @@ pub(crate) fn job() -> Body {
 
 #[cfg(test)]
 mod tests {
-    use kiln_provider::portable::job::{schema_problems, shape};
+    use kiln_provider::portable::job::{extras_shape, schema_problems};
 
-    /// The `job` schema is the portable one, and its shape (types and flags, which decide how a
-    /// state plans) is the one states were written with before issue 11.
+    /// The `job` schema is the portable one plus this provider's extras, with the types and
+    /// flags (which decide how a state plans) states were written with before issue 11.
     #[test]
     fn the_job_schema_is_portable_and_keeps_its_shape() {
         assert_eq!(schema_problems(&super::job()), Vec::<String>::new());
-        let want = [
-            "cluster: Any required",
+        let extras = [
             "cpus_per_task: Number optional force_new",
-            "env: Map(String) optional force_new",
             "exit_code: Number computed",
-            "finished_at: String computed",
             "gpus_per_node: Number optional+computed force_new",
             "job_dir: String computed",
-            "job_id: String computed",
             "job_name: String computed",
             "memory: String optional force_new",
             "node_list: String computed",
-            "nodes: Number optional+computed force_new",
             "output: String computed",
             "reason: String computed",
             "requeue: Bool optional force_new default=false",
             "restarts: Number computed",
-            "run: String required force_new",
             "sbatch_args: List(String) optional force_new",
-            "setup: String optional force_new",
             "slurm_state: String computed",
-            "started_at: String computed",
-            "status: String computed",
             "tasks: Number optional+computed force_new",
             "time_limit: String optional force_new",
-            "workdir: String optional force_new",
             "checkpoint {} Single 0..1",
-            "  bucket: Any required",
-            "  path: String optional default=\"\"",
         ];
-        assert_eq!(shape(&super::job()), want);
+        assert_eq!(extras_shape(&super::job()), extras);
     }
 }

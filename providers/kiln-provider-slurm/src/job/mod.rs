@@ -11,7 +11,7 @@ mod spec;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::portable::job::JobStatus;
+use kiln_provider::portable::job::{self, JobStatus};
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
@@ -339,10 +339,7 @@ fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     planned.insert("gpus_per_node".into(), unknown_or(spec.as_ref().map(|s| s.gpus_per_node)));
     let mut requires_replace = Vec::new();
     if let Some(prior) = req.prior {
-        if JobStatus::of(prior) == Some(JobStatus::Lost) {
-            planned.insert("status".into(), Value::Unknown);
-            requires_replace.push("status".to_string());
-        }
+        requires_replace.extend(job::replace_if_lost(prior, &mut planned));
         match (JobSpec::parse(req.address, prior).ok().flatten(), &spec) {
             (Some(old), Some(new)) => {
                 let replaced = old.replaced_by(new);

@@ -4,7 +4,7 @@
 //! and runs `setup` once per node, then `run` in every task, with srun.
 
 use kiln_diag::Diagnostic;
-use kiln_provider::portable::job::{file_uri, join_dir, BucketStore, Checkpoint};
+use kiln_provider::portable::job::{file_uri, join_dir, user_env, BucketStore, Checkpoint};
 use kiln_value::Value;
 
 use crate::shell::{exports, quote};
@@ -158,12 +158,7 @@ impl JobSpec {
             setup: str_attr(v, "setup").unwrap_or_default().to_string(),
             run: run.to_string(),
             workdir: str_attr(v, "workdir").map(str::to_string),
-            env: set(v, "env")
-                .and_then(Value::as_map)
-                .into_iter()
-                .flatten()
-                .map(|(k, x)| (k.clone(), x.to_template_string().unwrap_or_default()))
-                .collect(),
+            env: user_env(v),
             checkpoint_dir: checkpoint_dir(address, v)?,
             checkpoint_uri: Checkpoint::of(v).and_then(|c| c.uri()),
         }))
