@@ -902,7 +902,8 @@ pub fn suggest(word: &str, known: &[&str]) -> String {
     }
 }
 
-fn distance(a: &str, b: &str) -> usize {
+/// Edit distance (Levenshtein) between two names, for did-you-mean hints.
+pub fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use kiln_config::Body;
+use kiln_config::{distance, Body};
 use kiln_diag::{Diagnostic, Span};
 use kiln_provider::{Provider, ProviderFactory, PORTABLE_KINDS};
 use kiln_schema::ProviderSchema;
@@ -163,19 +163,6 @@ pub(crate) fn locate_config(d: Diagnostic, body: &Body, block: &Span) -> Diagnos
     d.or_at(Some(at))
 }
 
-/// Edit distance (Levenshtein) between two names.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
 
 /// Configured provider instances for one run, keyed `name` or `name.alias`.
 #[derive(Clone, Default)]
