@@ -127,23 +127,10 @@ pub(crate) fn bucket() -> Body {
 
 #[cfg(test)]
 mod tests {
-    use kiln_provider::portable::job::{extras_shape, schema_problems};
-
-    /// The `job` schema is the portable one plus this provider's extras, with the types and
-    /// flags (which decide how a state plans) states were written with before issue 11.
+    /// The portable job body plus these extras, with the types and flags states were written with.
     #[test]
     fn the_job_schema_is_portable_and_keeps_its_shape() {
-        assert_eq!(schema_problems(&super::job()), Vec::<String>::new());
-        let extras = [
-            "exit_codes: List(Any) computed",
-            "master_addr: String computed",
-            "master_port: Number computed",
-            "node_ips: List(String) computed",
-            "pids: List(Any) computed",
-            "placement: List(Any) computed",
-            "stop_grace: Number optional default=10",
-            "checkpoint {} Single 0..1",
-        ];
-        assert_eq!(extras_shape(&super::job()), extras);
+        let extras = "exit_codes: List(Any) computed; master_addr: String computed; master_port: Number computed; node_ips: List(String) computed; pids: List(Any) computed; placement: List(Any) computed; stop_grace: Number optional default=10; checkpoint {} Single 0..1";
+        kiln_provider::portable::job::assert_schema(&super::job(), extras);
     }
 }

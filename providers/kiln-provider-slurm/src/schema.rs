@@ -117,31 +117,10 @@ pub(crate) fn job() -> Body {
 
 #[cfg(test)]
 mod tests {
-    use kiln_provider::portable::job::{extras_shape, schema_problems};
-
-    /// The `job` schema is the portable one plus this provider's extras, with the types and
-    /// flags (which decide how a state plans) states were written with before issue 11.
+    /// The portable job body plus these extras, with the types and flags states were written with.
     #[test]
     fn the_job_schema_is_portable_and_keeps_its_shape() {
-        assert_eq!(schema_problems(&super::job()), Vec::<String>::new());
-        let extras = [
-            "cpus_per_task: Number optional force_new",
-            "exit_code: Number computed",
-            "gpus_per_node: Number optional+computed force_new",
-            "job_dir: String computed",
-            "job_name: String computed",
-            "memory: String optional force_new",
-            "node_list: String computed",
-            "output: String computed",
-            "reason: String computed",
-            "requeue: Bool optional force_new default=false",
-            "restarts: Number computed",
-            "sbatch_args: List(String) optional force_new",
-            "slurm_state: String computed",
-            "tasks: Number optional+computed force_new",
-            "time_limit: String optional force_new",
-            "checkpoint {} Single 0..1",
-        ];
-        assert_eq!(extras_shape(&super::job()), extras);
+        let extras = "cpus_per_task: Number optional force_new; exit_code: Number computed; gpus_per_node: Number optional+computed force_new; job_dir: String computed; job_name: String computed; memory: String optional force_new; node_list: String computed; output: String computed; reason: String computed; requeue: Bool optional force_new default=false; restarts: Number computed; sbatch_args: List(String) optional force_new; slurm_state: String computed; tasks: Number optional+computed force_new; time_limit: String optional force_new; checkpoint {} Single 0..1";
+        kiln_provider::portable::job::assert_schema(&super::job(), extras);
     }
 }

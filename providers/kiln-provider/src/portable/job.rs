@@ -219,6 +219,14 @@ pub fn extras_shape(body: &Body) -> Vec<String> {
     shape(&extras)
 }
 
+/// For providers' tests: panics unless `body` is the portable job body ([`schema_problems`] finds
+/// nothing) plus exactly `extras`: [`extras_shape`]'s lines joined by `"; "`. With the shape the
+/// states were written with, it pins the body: a changed type or flag could plan a replacement.
+pub fn assert_schema(body: &Body, extras: &str) {
+    assert_eq!(schema_problems(body), Vec::<String>::new(), "the job schema differs from the portable one");
+    assert_eq!(extras_shape(body).join("; "), extras, "the job schema's extras changed");
+}
+
 /// What a provider's `job` body lacks of the portable contract: each common attribute and the
 /// `checkpoint` block's attributes must be there with the portable type and flags. Empty when it
 /// conforms.
@@ -716,6 +724,9 @@ mod tests {
             extras_shape(&body),
             ["log_dir: String computed", "stop_grace: Number optional default=10", "checkpoint {} Single 0..1"]
         );
+        assert_schema(&body, "log_dir: String computed; stop_grace: Number optional default=10; checkpoint {} Single 0..1");
+        let changed = std::panic::catch_unwind(|| assert_schema(&body, "log_dir: String computed; checkpoint {} Single 0..1"));
+        assert!(changed.is_err(), "a changed extra is caught");
     }
 
     #[test]
