@@ -29,11 +29,14 @@ pub(crate) const IDENTITY: &str = "KILN_LOCAL_JOB_DIR";
 const PAUSE_HOOK: &str = "KILN_TEST_LAUNCH_PAUSE_MS";
 
 /// `$1` is the job directory, `$2` the node rank. Held until `go` arrives on stdin.
-const WRAPPER: &str = r#"dir="$1"; rank="$2"
+const WRAPPER: &str = r#"dir="$1"; rank="$2"; cpus="$3"
 IFS= read -r go || exit 111
 [ "$go" = go ] || exit 111
 exec </dev/null
 finish() { printf '%s\n' "$1" > "$dir/node-$rank.exit.tmp" && mv -f "$dir/node-$rank.exit.tmp" "$dir/node-$rank.exit"; exit "$1"; }
+if [ -n "$cpus" ]; then
+  taskset -pc "$cpus" $$ >/dev/null || { echo "kiln: cannot give this node CPUs $cpus (taskset)" >&2; finish 112; }
+fi
 bash "$dir/setup.sh" || finish "$?"
 bash "$dir/run.sh"
 finish "$?"
@@ -90,6 +93,7 @@ fn spawn_node(dir: &JobDir, spec: &JobSpec, rank: u64, env: &[(String, String)])
         .arg("kiln-node")
         .arg(dir.path())
         .arg(rank.to_string())
+        .arg(spec.node_cpus.get(rank as usize).map_or_else(String::new, |slots| node_cpus(slots)))
         .current_dir(&spec.workdir)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .env(IDENTITY, dir.path())
@@ -110,6 +114,32 @@ fn spawn_node(dir: &JobDir, spec: &JobSpec, rank: u64, env: &[(String, String)])
         signal_group(pid, "KILL");
     }
     recorded.map(|()| (pid, stdin))
+}
+
+/// The CPUs a node's slots name on this machine, as taskset takes them ("4,5"): `slots`
+/// ("0-1", from the cluster's `cpu_sets`) are positions among the CPUs this process may use.
+fn node_cpus(slots: &str) -> String {
+    let allowed = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).map(|l| cpu_list(l.trim())));
+    let positions = cpu_list(slots);
+    match allowed {
+        Some(a) if !positions.is_empty() && positions.iter().all(|p| (*p as usize) < a.len()) => {
+            positions.iter().map(|p| a[*p as usize].to_string()).collect::<Vec<_>>().join(",")
+        }
+        _ => slots.to_string(),
+    }
+}
+
+/// "0-3,8" → [0, 1, 2, 3, 8].
+fn cpu_list(s: &str) -> Vec<u64> {
+    s.split(',')
+        .filter_map(|part| {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            Some(a.trim().parse::<u64>().ok()?..=b.trim().parse::<u64>().ok()?)
+        })
+        .flatten()
+        .collect()
 }
 
 /// `node-RANK.pid`, written atomically and synced before the node may run.
@@ -139,6 +169,7 @@ mod tests {
             nodes: 1,
             node_gpus: vec![vec![]],
             gpus_per_node: 0,
+            node_cpus: Vec::new(),
             checkpoint_dir: None,
             checkpoint_uri: None,
             workdir: workdir.to_path_buf(),
@@ -193,5 +224,12 @@ mod tests {
         wait_dead(pids[0]);
         assert!(ran.exists(), "a released node runs its command");
         assert_eq!(std::fs::read_to_string(dir.file(0, "exit")).unwrap().trim(), "0");
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(cpu_list("0-3,8"), vec![0, 1, 2, 3, 8]);
+        assert_eq!(cpu_list("5"), vec![5]);
+        assert!(cpu_list("").is_empty());
     }
 }

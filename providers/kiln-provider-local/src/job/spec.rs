@@ -22,6 +22,9 @@ pub(crate) struct JobSpec {
     /// GPU indices of each node.
     pub node_gpus: Vec<Vec<u64>>,
     pub gpus_per_node: u64,
+    /// The CPUs of each node ("0-3") when its cluster gives nodes exactly `cpus` (its
+    /// `cpu_sets`); empty when the nodes share the machine.
+    pub node_cpus: Vec<String>,
     /// Bucket path + checkpoint path; `None` without a `checkpoint` block.
     pub checkpoint_dir: Option<PathBuf>,
     /// KILN_CHECKPOINT_URI: the bucket's `uri` + checkpoint path; `None` without a block.
@@ -71,6 +74,14 @@ impl JobSpec {
             nodes,
             node_gpus: split_gpus(cluster, nodes, gpus_per_node),
             gpus_per_node,
+            node_cpus: set(cluster, "cpu_sets")
+                .and_then(Value::as_list)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(Value::as_str)
+                .take(nodes as usize)
+                .map(str::to_string)
+                .collect(),
             checkpoint_dir,
             checkpoint_uri,
             workdir: str_attr(v, "workdir").map_or_else(|| ctx.working_dir.clone(), |w| resolve(&ctx.working_dir, w)),
@@ -85,7 +96,9 @@ impl JobSpec {
     /// nodes and GPUs taken from `cluster`, the directory taken from `checkpoint`.
     pub fn replaced_by(&self, new: &JobSpec) -> Vec<String> {
         let mut out = Vec::new();
-        if (self.nodes, &self.node_gpus, self.gpus_per_node) != (new.nodes, &new.node_gpus, new.gpus_per_node) {
+        if (self.nodes, &self.node_gpus, self.gpus_per_node, &self.node_cpus)
+            != (new.nodes, &new.node_gpus, new.gpus_per_node, &new.node_cpus)
+        {
             out.push("cluster".to_string());
         }
         if self.checkpoint_dir != new.checkpoint_dir {

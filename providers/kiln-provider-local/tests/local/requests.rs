@@ -86,3 +86,32 @@ async fn malformed_requests_name_their_attribute_and_suggest() {
     );
     assert_eq!(d.errors().next().and_then(|e| e.attribute.as_deref()), Some("cpus"));
 }
+
+#[tokio::test]
+async fn a_node_given_exact_cpus_runs_on_them() {
+    let (_dir, p) = provider(machine(2, "empty.csv"));
+    let cluster = create(&p, "cluster.pinned", &config(&p, "cluster", json!({ "nodes": 2, "cpus": "1" }))).await;
+    let run = "grep Cpus_allowed_list /proc/self/status";
+    let job = create(&p, "job.pinned", &config(&p, "job", json!({ "cluster": cluster.to_json(), "run": run }))).await;
+    let done = finished(&p, "job.pinned", &job).await;
+    assert_eq!(status(&done), "succeeded", "{done}");
+    // Node i gets the i-th CPU this process may use (slots are positions among them).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let allowed = allowed_cpus(status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).unwrap().trim());
+    for (rank, cpu) in allowed.iter().take(2).enumerate() {
+        let text = log(&p, "job.pinned", &done, rank).await;
+        let cpus = text.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).map(str::trim);
+        assert_eq!(cpus, Some(cpu.to_string().as_str()), "node {rank} runs on one CPU of its own: {text}");
+    }
+    assert!(!delete(&p, "job.pinned", &done).await.has_errors());
+}
+
+/// "0-3,8" → [0, 1, 2, 3, 8].
+fn allowed_cpus(s: &str) -> Vec<u64> {
+    s.split(',')
+        .flat_map(|part| {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            a.trim().parse::<u64>().unwrap()..=b.trim().parse::<u64>().unwrap()
+        })
+        .collect()
+}
