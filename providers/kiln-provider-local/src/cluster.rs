@@ -5,8 +5,9 @@
 //! the machine and recover finds nothing.
 //!
 //! Requests follow the portable grammar ([`kiln_provider::portable::request`]). `cpus = "4"`
-//! gives each node exactly 4 CPUs of its own: node `i` gets CPUs `4i` to `4i+3` (`cpu_sets`,
-//! the affinity its processes run with) and `cpus_per_node` is 4; `cpus = "4+"` (or none) lets
+//! gives each node exactly 4 CPUs of its own: node `i` gets the CPUs `4i` to `4i+3` of those
+//! kiln may use (`cpu_sets`, positions in that list; a job's node runs on them, set with
+//! taskset) and `cpus_per_node` is 4; `cpus = "4+"` (or none) lets
 //! the nodes share the machine: `cpus_per_node` is their share, at least 4, and `cpu_sets` is
 //! empty. Memory is checked, for all nodes together, not enforced. `accelerators` alternatives
 //! are tried in order; the first the machine has enough of is given.

@@ -46,7 +46,7 @@ pub(crate) fn cluster() -> Body {
             "cpu_sets",
             Attribute::computed(
                 Type::List(Box::new(Type::String)),
-                "Each node's CPUs (\"0-3\") with an exact `cpus`; empty when nodes share the machine",
+                "Each node's CPUs with an exact `cpus` (\"0-3\": positions among the CPUs kiln may use); empty when nodes share the machine",
             ),
         )
 }
