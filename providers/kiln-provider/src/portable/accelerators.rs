@@ -46,12 +46,13 @@ pub static MODELS: &[Model] = &[
     model!("H200-SXM", "H200", [], [["H200", "SXM"], ["H200", "HBM3E"]]),
     model!("H200", "H200", [], [["H200"]]),
     model!("GH200", "GH200", [], [["GH200"]]),
+    model!("B300", "B300", [], [["B300"]]),
     model!("B200", "B200", [], [["B200"]]),
     model!("GB200", "GB200", [], [["GB200"]]),
     model!("B100", "B100", [], [["B100"]]),
     model!("H800", "H800", [], [["H800"]]),
-    model!("A100-80GB", "A100-80GB", ["A100-80G", "A100-SXM4-80GB"], [["A100", "80GB"], ["A100", "80G"]]),
-    model!("A100", "A100", ["A100-40GB", "A100-40G"], [["A100"]]),
+    model!("A100-80GB", "A100-80GB", ["A100-80G", "A100-SXM4-80GB", "A100-PCIE-80GB"], [["A100", "80GB"], ["A100", "80G"]]),
+    model!("A100", "A100", ["A100-40GB", "A100-40G", "A100-SXM4-40GB", "A100-PCIE-40GB"], [["A100"]]),
     model!("A800", "A800", [], [["A800"]]),
     model!("A10G", "A10", [], [["A10G"]]),
     model!("A10", "A10", [], [["A10"]]),
@@ -118,7 +119,8 @@ pub fn closest(name: &str) -> Option<&'static str> {
             }
         }
     }
-    best.filter(|(d, _)| *d <= 2.max(n.len() / 3)).map(|(_, s)| s)
+    // One edit away for short names ("H1000"), two for longer ones ("A100-80").
+    best.filter(|(d, _)| *d <= if n.len() <= 5 { 1 } else { 2 }).map(|(_, s)| s)
 }
 
 fn distance(a: &str, b: &str) -> usize {
@@ -287,6 +289,9 @@ mod tests {
         assert_eq!(closest("H1000"), Some("H100"));
         assert_eq!(closest("a100-80"), Some("A100-80GB"));
         assert_eq!(closest("banana-split-sundae"), None);
+        assert_eq!(req("a100-sxm4-40gb").name(), "A100");
+        assert_eq!(Requested::new("Tesla T4").unwrap().model, None, "a site's name, matched by its words");
+        assert!(Requested::new("Tesla T4").unwrap().matches("Tesla T4", None));
     }
 
     #[test]
