@@ -116,6 +116,19 @@ ssm_env() {
 # urlenc STRING [/]: STRING percent-encoded as S3 wants it in a signed request: the RFC 3986
 # unreserved characters kept, and '/' too when a second argument is given (a key's path).
 urlenc() {
+  # Most keys need nothing: no process for those (the characters spelled out: a range may
+  # take in more in some locales).
+  case $1 in
+  *[!ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~/-]*) ;;
+  */*) [ -z "${2:-}" ] || {
+    printf %s "$1"
+    return
+  } ;;
+  *)
+    printf %s "$1"
+    return
+    ;;
+  esac
   printf '%s' "$1" | od -An -v -tx1 | tr -s ' \n' '\n\n' | while read -r h; do
     case $h in
     '') ;;
