@@ -31,9 +31,11 @@
 //! on the cluster's shared file system; an `aws` job's agent restores and syncs the directory with
 //! the instance profile's role. A bucket the nodes cannot reach that way ([`BucketStore`]), such
 //! as an S3 bucket for a local, onprem or Slurm job, or an onprem host's directory for a local
-//! job, is refused at plan at the job's address with a hint; one they reach only through a mount
-//! they share gets a warning. No job starts with a checkpoint directory that silently goes
-//! nowhere.
+//! job, is refused at validate and plan, at the job's address with a hint
+//! (`E-LOCAL-JOB-CHECKPOINT`, `E-ONPREM-JOB-CHECKPOINT`, `E-SLURM-JOB-CHECKPOINT`), even while
+//! the bucket is still to be created; one they reach only through a mount they share (a `local`
+//! bucket for an onprem job, or for Slurm over SSH; an onprem host's own directory for Slurm)
+//! gets a warning. No job starts with a checkpoint directory that silently goes nowhere.
 
 use std::fmt;
 
