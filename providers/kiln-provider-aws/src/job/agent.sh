@@ -206,10 +206,15 @@ ck_restore() {
     /kiln/jobs/*) [ -n "$ck_prefix" ] || continue ;; # the bucket's root: not the jobs' files
     esac
     if [ -n "$dir" ]; then
-      mkdir -p "$ck/$rel"
+      mkdir -p "$ck/$rel" 2>/dev/null || log "skipping s3://$ck_bucket/$k: a file of the same name is there"
       continue
     fi
-    case $rel in */*) mkdir -p "$ck/${rel%/*}" ;; esac
+    # S3 may hold both `a` and `a/b`: a file system cannot; the first in the listing wins.
+    case $rel in */*) mkdir -p "$ck/${rel%/*}" 2>/dev/null ;; esac
+    if [ -d "$ck/$rel" ] || ! [ -d "$ck/$(dirname "$rel")" ]; then
+      log "skipping s3://$ck_bucket/$k: a file or folder of the same name is there"
+      continue
+    fi
     code=$(s3 "s3://$ck_bucket/$(urlenc "$k" /)" -w '%{http_code}' -o "$ck/$rel.kiln-part" -m 0 -y 120 -Y 1)
     if [ $? = 0 ] && mv -f "$ck/$rel.kiln-part" "$ck/$rel"; then
       stat -c '%s %Y %i %n' "$ck/$rel" >>"$jd/checkpoint.manifest"
@@ -416,7 +421,10 @@ start_job() {
   ck_pid=""
   ck_synced=""
   ck_tries=0
-  ck_restore || return 1
+  ck_restore || {
+    rm -f "$jd/secret.env"
+    return 1
+  }
   export KILN_CHECKPOINT_URI="$ck_uri"
   started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   reported_end=""

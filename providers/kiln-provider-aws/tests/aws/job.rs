@@ -498,6 +498,9 @@ async fn the_checkpoint_dir_is_a_local_directory_restored_before_the_job_and_upl
     put_marked(&name, "run 1/nested/deep/w.bin", "weights").await;
     put_marked(&name, "run 1/empty/", "").await;
     put_marked(&name, "run 10/other.txt", "not this job's").await;
+    // Keys a file system cannot hold both of: the first listed is restored, the job starts.
+    put_marked(&name, "run 1/clash", "a file").await;
+    put_marked(&name, "run 1/clash/inner.txt", "under a file's name").await;
 
     let work = tempfile::tempdir().unwrap();
     let setup = "echo \"setup sees $(cd \"$KILN_CHECKPOINT_DIR\" && find . -type f | LC_ALL=C sort | tr '\\n' '|')\"";
@@ -541,7 +544,7 @@ fi
     for rank in 0..2 {
         let out = log(&p, &done, rank).await;
         // Restored before setup: the job's prefix only (not run 10/), folders and escapes.
-        assert!(out.contains("setup sees ./nested/deep/w.bin|./restored.txt|./sub dir/a&b <x> 'q\" 100%+1.txt|\n"), "{out}");
+        assert!(out.contains("setup sees ./clash|./nested/deep/w.bin|./restored.txt|./sub dir/a&b <x> 'q\" 100%+1.txt|\n"), "{out}");
         assert!(out.contains(&format!("uri=s3://{name}/run%201")), "{out}");
         assert!(out.contains("restored=from an earlier run escaped=escaped"), "{out}");
         assert!(out.contains("empty-folder"), "{out}");
