@@ -625,3 +625,33 @@ async fn the_quickstart_train_py_resumes_on_aws_from_the_checkpoints_of_a_failed
     let _ = delete(&p, "cluster.train", &cluster).await;
     let _ = delete(&p, "bucket.ckpt", &bucket).await;
 }
+
+/// A job whose spec.env an earlier kiln wrote (KILN_CHECKPOINT_DIR the s3:// URI, no
+/// KILN_CHECKPOINT_URI) run by this agent: the directory is local and restored all the same.
+#[tokio::test]
+async fn a_job_written_by_an_earlier_kiln_gets_a_local_checkpoint_directory_from_this_agent() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let run = "echo \"dir=$KILN_CHECKPOINT_DIR uri=$KILN_CHECKPOINT_URI found=$(cat \"$KILN_CHECKPOINT_DIR/earlier.txt\")\"\n\
+               echo again >\"$KILN_CHECKPOINT_DIR/again.txt\"";
+    let (bucket, cluster, cfg) = setup(&p, run).await;
+    let name = str_of(&bucket, "name").to_string();
+    put_marked(&name, "run-1/earlier.txt", "left by an earlier run").await;
+    let job = create(&p, "job.train", &cfg).await;
+    let key = format!("kiln/jobs/{}/spec.env", str_of(&job, "job_id"));
+    let spec = body(&name, &key).await.unwrap();
+    let earlier: String = spec.lines().filter(|l| !l.contains("KILN_CHECKPOINT_URI")).map(|l| format!("{l}\n")).collect();
+    assert!(earlier.contains(&format!("export KILN_CHECKPOINT_DIR='s3://{name}/run-1/'\n")), "{earlier}");
+    aws().await.s3.put_object().bucket(&name).key(&key).body(earlier.into_bytes().into()).send().await.unwrap();
+
+    let _agents = Agents::boot(&strs(&cluster, "instance_ids")).await;
+    let done = wait_status(&p, "job.train", &job, &["succeeded", "failed"]).await;
+    assert_eq!(str_of(&done, "status"), "succeeded", "{done}");
+    let out = log(&p, &done, 0).await;
+    assert!(out.contains(&format!("/checkpoint uri=s3://{name}/run-1/ found=left by an earlier run")), "{out}");
+    assert!(out.starts_with("setting up\ndir=/"), "{out}");
+    assert_eq!(body(&name, "run-1/again.txt").await.as_deref(), Some("again\n"));
+    assert!(!delete(&p, "job.train", &done).await.has_errors());
+    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "bucket.ckpt", &bucket).await;
+}
