@@ -8,6 +8,6 @@ mod load;
 mod model;
 mod types;
 
-pub use load::{distance, load, load_module_dir, parse_file, read_config_file, suggest};
+pub use load::{load, load_module_dir, parse_file, read_config_file, suggest};
 pub use model::*;
 pub use types::parse_type;

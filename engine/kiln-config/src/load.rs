@@ -8,7 +8,7 @@ use hcl_edit::expr::{Expression, TraversalOperator};
 use hcl_edit::structure::{Block, Structure};
 use hcl_edit::Span as _;
 use kiln_addrs::Mode;
-use kiln_diag::{Diagnostic, Diagnostics, FileId, Sources, Span};
+use kiln_diag::{edit_distance, Diagnostic, Diagnostics, FileId, Sources, Span};
 use kiln_eval::Expr;
 use kiln_value::Type;
 
@@ -895,23 +895,9 @@ fn valid_name(s: &str) -> bool {
 
 /// "did you mean ...?" for a misspelt keyword.
 pub fn suggest(word: &str, known: &[&str]) -> String {
-    let best = known.iter().min_by_key(|k| distance(word, k)).filter(|k| distance(word, k) <= 2.max(word.len() / 3));
+    let best = known.iter().min_by_key(|k| edit_distance(word, k)).filter(|k| edit_distance(word, k) <= 2.max(word.len() / 3));
     match best {
         Some(k) => format!("did you mean `{k}`?"),
         None => format!("expected one of: {}", known.join(", ")),
     }
-}
-
-/// Edit distance (Levenshtein) between two names, for did-you-mean hints.
-pub fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }

@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use kiln_config::{distance, Body};
-use kiln_diag::{Diagnostic, Span};
+use kiln_config::Body;
+use kiln_diag::{edit_distance, Diagnostic, Span};
 use kiln_provider::{Provider, ProviderFactory, PORTABLE_KINDS};
 use kiln_schema::ProviderSchema;
 
@@ -103,7 +103,7 @@ impl ProviderRegistry {
         for (name, schema) in &self.schemas {
             let kinds = if data { &schema.data_kinds } else { &schema.kinds };
             for k in kinds.keys() {
-                let d = distance(kind, k);
+                let d = edit_distance(kind, k);
                 // `aws_bucket` is `bucket` with `provider = aws`.
                 let prefixed = kind.strip_suffix(k.as_str()).and_then(|p| p.strip_suffix('_')).filter(|p| !p.is_empty());
                 if let Some(p) = prefixed.filter(|p| self.factories.contains_key(*p)) {
@@ -162,7 +162,6 @@ pub(crate) fn locate_config(d: Diagnostic, body: &Body, block: &Span) -> Diagnos
     }
     d.or_at(Some(at))
 }
-
 
 /// Configured provider instances for one run, keyed `name` or `name.alias`.
 #[derive(Clone, Default)]

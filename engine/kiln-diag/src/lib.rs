@@ -219,3 +219,30 @@ impl FromIterator<Diagnostic> for Diagnostics {
         Diagnostics(iter.into_iter().collect())
     }
 }
+
+/// Edit distance (Levenshtein) between two names, for did-you-mean hints.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod distance_tests {
+    #[test]
+    fn edit_distance() {
+        assert_eq!(super::edit_distance("H1000", "H100"), 1);
+        assert_eq!(super::edit_distance("kitten", "sitting"), 3);
+        assert_eq!(super::edit_distance("", "abc"), 3);
+        assert_eq!(super::edit_distance("same", "same"), 0);
+    }
+}

@@ -127,27 +127,12 @@ fn find(name: &str) -> Option<&'static Spec> {
 }
 
 fn unknown_function(name: &str) -> FuncError {
-    let best = names().map(|n| (levenshtein(name, n), n)).filter(|(d, _)| *d < 3).min_by_key(|(d, _)| *d);
+    let best = names().map(|n| (kiln_diag::edit_distance(name, n), n)).filter(|(d, _)| *d < 3).min_by_key(|(d, _)| *d);
     let message = match best {
         Some((_, n)) => format!("There is no function named {}; did you mean {}?", quote(name), quote(n)),
         None => format!("There is no function named {}", quote(name)),
     };
     err(message)
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// The printed forms of every sensitive primitive inside `args`, for redacting error messages.

@@ -113,7 +113,7 @@ pub fn closest(name: &str) -> Option<&'static str> {
     let mut best: Option<(usize, &'static str)> = None;
     for m in MODELS {
         for cand in std::iter::once(m.name).chain(m.aliases.iter().copied()) {
-            let d = distance(&n, &cand.to_ascii_uppercase());
+            let d = kiln_diag::edit_distance(&n, &cand.to_ascii_uppercase());
             if best.is_none_or(|(bd, _)| d < bd) {
                 best = Some((d, m.name));
             }
@@ -121,21 +121,6 @@ pub fn closest(name: &str) -> Option<&'static str> {
     }
     // One edit away for short names ("H1000"), two for longer ones ("A100-80").
     best.filter(|(d, _)| *d <= if n.len() <= 5 { 1 } else { 2 }).map(|(_, s)| s)
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// Upper-case words of a device name, with each two adjacent words joined ("RTX 4090" also
