@@ -27,7 +27,7 @@ use kiln_provider::{
 use kiln_value::{Map, Value};
 
 use crate::machine::{Gpu, Machine};
-use crate::util::{attrs, error, num, set, tenths, to_u64};
+use crate::util::{attrs, error, num, tenths};
 use crate::{Ctx, Kind, KindSchema, LazyProcs, Outcome};
 
 pub(crate) struct Cluster;
@@ -50,26 +50,8 @@ impl Ask {
         if ["nodes"].iter().any(|k| v.get(k).is_some_and(Value::is_unknown)) || Request::is_unknown(v) {
             return Ok(None);
         }
-        let mut diags = Diagnostics::new();
-        let nodes = match set(v, "nodes") {
-            None => 1,
-            Some(n) => to_u64(n).filter(|n| *n >= 1).unwrap_or_else(|| {
-                diags.push(
-                    Diagnostic::error("E-LOCAL-CLUSTER", format!("`nodes` must be a whole number of at least 1, got {n}"))
-                        .attribute("nodes")
-                        .hint("write nodes = 2"),
-                );
-                1
-            }),
-        };
-        match Request::parse(v) {
-            Ok(request) if diags.is_empty() => Ok(Some(Ask { nodes, request, before })),
-            Ok(_) => Err(diags),
-            Err(errs) => {
-                diags.extend(request::diagnostics(&errs, "E-LOCAL-CLUSTER"));
-                Err(diags)
-            }
-        }
+        let (nodes, request) = request::nodes_and_request(v, "E-LOCAL-CLUSTER")?;
+        Ok(Some(Ask { nodes, request, before }))
     }
 
     fn gpu_is(&self, a: &Accelerator, g: &Gpu) -> bool {

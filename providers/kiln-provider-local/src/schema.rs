@@ -4,6 +4,7 @@
 //! provider's is assembled from its kinds table.
 
 use kiln_provider::portable::job::{self, JobSchema};
+use kiln_provider::portable::request::{self, Per};
 use kiln_schema::{Attribute, Body};
 use kiln_value::Type;
 
@@ -30,7 +31,7 @@ pub(crate) fn bucket() -> Body {
 
 pub(crate) fn cluster() -> Body {
     let nodes = Attribute::optional(Type::Number, "Node slots; each node of a job runs as its own process group").default(1i64);
-    kiln_provider::portable::request::with_attributes(Body::new().attr("nodes", nodes), false)
+    request::request_attributes(Body::new().attr("nodes", nodes), Per::Node.docs(), false)
         .attr("cpus_total", Attribute::computed(Type::Number, "CPUs of this machine"))
         .attr("memory_gb", Attribute::computed(Type::Number, "Memory of this machine in GiB"))
         .attr("gpus", Attribute::computed(Type::List(Box::new(Type::Any)), "GPUs given to the cluster: {index, name, memory_mib}"))
@@ -62,8 +63,7 @@ pub(crate) fn job() -> Body {
 }
 
 pub(crate) fn spot_pool() -> Body {
-    Body::new()
-        .attr("accelerators", Attribute::optional(Type::Any, "GPUs per instance"))
+    request::request_attributes(Body::new(), Per::Instance.docs(), false)
         .attr("capacity", Attribute::optional(Type::Number, "Instances"))
         .attr("max_price", Attribute::optional(Type::Number, "Highest hourly price"))
         .attr("on_demand_fallback", Attribute::optional(Type::Bool, "Use on-demand capacity when spot is short"))

@@ -10,14 +10,14 @@
 
 use std::collections::BTreeMap;
 
-use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_diag::Diagnostics;
 use kiln_provider::portable::accelerators::matches_by_words;
 use kiln_provider::portable::request::{self, Accelerator, Amount, Request};
 use kiln_value::Value;
 
 use crate::gpus::HostGpu;
 use crate::inventory::{describe, Inventory};
-use crate::util::{num, obj, set, str_attr, str_list, str_map, strings, to_u64, u64_attr};
+use crate::util::{num, obj, set, str_attr, str_list, str_map, strings, u64_attr};
 
 /// What a cluster block asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,25 +42,7 @@ impl Ask {
         if crate::util::any_unknown(v, &REQUEST) || Request::is_unknown(v) {
             return Ok(None);
         }
-        let mut diags = Diagnostics::new();
-        let nodes = match set(v, "nodes") {
-            None => 1,
-            Some(n) => to_u64(n).filter(|n| *n >= 1).unwrap_or_else(|| {
-                diags.push(
-                    Diagnostic::error("E-ONPREM-CLUSTER", format!("`nodes` must be a whole number of at least 1, got {n}"))
-                        .attribute("nodes")
-                        .hint("write nodes = 2"),
-                );
-                1
-            }),
-        };
-        let request = Request::parse(v).unwrap_or_else(|errs| {
-            diags.extend(request::diagnostics(&errs, "E-ONPREM-CLUSTER"));
-            Request::default()
-        });
-        if diags.has_errors() {
-            return Err(diags);
-        }
+        let (nodes, request) = request::nodes_and_request(v, "E-ONPREM-CLUSTER")?;
         Ok(Some(Ask { nodes, request, labels: str_map(v, "labels"), hosts: str_list(v, "hosts"), before }))
     }
 

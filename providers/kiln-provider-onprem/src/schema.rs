@@ -3,7 +3,7 @@
 //! publishes its own from these bodies.
 
 use kiln_provider::portable::job::{self, JobSchema};
-use kiln_provider::portable::request;
+use kiln_provider::portable::request::{self, Per, RequestDocs};
 use kiln_schema::{Attribute, Block, Body, Nesting};
 use kiln_value::Type;
 
@@ -77,11 +77,13 @@ pub(crate) fn fleet() -> Body {
 }
 
 pub(crate) fn cluster() -> Body {
-    Body::new()
-        .attr("nodes", Attribute::optional(Type::Number, "Hosts to allocate; each node is a different host").default(1i64).force_new())
-        .attr("accelerators", Attribute::optional(Type::Any, request::ACCELERATORS_DOC).force_new())
-        .attr("cpus", Attribute::optional(Type::String, "CPUs per node: exactly \"16\" of its host's, or at least \"16+\" (the whole host)").force_new())
-        .attr("memory", Attribute::optional(Type::String, "Memory a node's host must have in GiB: \"64\" or \"64+\"").force_new())
+    let docs = RequestDocs {
+        cpus: "CPUs per node: exactly \"16\" of its host's (the node runs on them), or at least \"16+\" (the whole host)",
+        memory: "Memory a node's host must have in GiB: \"64\" or \"64+\"",
+        ..Per::Node.docs()
+    };
+    let nodes = Attribute::optional(Type::Number, "Hosts to allocate; each node is a different host").default(1i64).force_new();
+    request::request_attributes(Body::new().attr("nodes", nodes), docs, true)
         .attr("labels", Attribute::optional(map(Type::String), "Labels a host must have").force_new())
         .attr("hosts", Attribute::optional(list(Type::String), "Hosts it may use; default: any").force_new())
         .attr("cluster_id", Attribute::computed(Type::String, "Identifier; owner of the GPU claims on the hosts"))

@@ -15,25 +15,69 @@ use kiln_schema::{Attribute, Body};
 use kiln_value::{Type, Value};
 
 use super::accelerators::{closest, lookup, Requested};
+use crate::util::{set, str_attr, to_u64, u64_attr};
 
 /// The attributes of the grammar.
 pub const ATTRIBUTES: [&str; 3] = ["accelerators", "cpus", "memory"];
 
-/// The schema of the grammar's attributes, for a kind's schema: `accelerators` takes a string
-/// or a list of strings (type `any`, checked at validate), `cpus` and `memory` strings.
-/// `force_new` when changing a request replaces the object.
-pub fn attributes(force_new: bool) -> [(&'static str, Attribute); 3] {
+/// What one request describes, for the attributes' descriptions: a cluster's node or a pool's
+/// instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    Node,
+    Instance,
+}
+
+/// The descriptions of the grammar's attributes in a kind's schema; a provider may say more
+/// about one (`RequestDocs { cpus: "...", ..Per::Node.docs() }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestDocs {
+    pub accelerators: &'static str,
+    pub cpus: &'static str,
+    pub memory: &'static str,
+}
+
+impl Per {
+    pub fn docs(self) -> RequestDocs {
+        match self {
+            Per::Node => RequestDocs { accelerators: ACCELERATORS_DOC, cpus: CPUS_DOC, memory: MEMORY_DOC },
+            Per::Instance => RequestDocs {
+                accelerators: "GPUs per instance: `NAME[:COUNT]` such as \"H100:8\", or a list of acceptable alternatives, preferred first, such as [\"H100:8\", \"A100-80GB:8\"]",
+                cpus: "CPUs per instance: exactly \"8\", or at least \"8+\"",
+                memory: "Memory per instance in GiB: exactly \"64\", or at least \"64+\"",
+            },
+        }
+    }
+}
+
+/// The schema of the grammar's attributes, written once for every provider's `cluster` and
+/// `spot_pool`: `accelerators` takes a string or a list of strings (type `any`, checked at
+/// validate), `cpus` and `memory` strings; all optional. `force_new` when changing a request
+/// replaces the object.
+pub fn attributes(docs: RequestDocs, force_new: bool) -> [(&'static str, Attribute); 3] {
     let f = |a: Attribute| if force_new { a.force_new() } else { a };
     [
-        ("accelerators", f(Attribute::optional(Type::Any, ACCELERATORS_DOC))),
-        ("cpus", f(Attribute::optional(Type::String, CPUS_DOC))),
-        ("memory", f(Attribute::optional(Type::String, MEMORY_DOC))),
+        ("accelerators", f(Attribute::optional(Type::Any, docs.accelerators))),
+        ("cpus", f(Attribute::optional(Type::String, docs.cpus))),
+        ("memory", f(Attribute::optional(Type::String, docs.memory))),
     ]
 }
 
 /// `body` with the grammar's attributes ([`attributes`]).
-pub fn with_attributes(body: Body, force_new: bool) -> Body {
-    attributes(force_new).into_iter().fold(body, |b, (name, a)| b.attr(name, a))
+pub fn request_attributes(body: Body, docs: RequestDocs, force_new: bool) -> Body {
+    attributes(docs, force_new).into_iter().fold(body, |b, (name, a)| b.attr(name, a))
+}
+
+/// [`request_attributes`] inside a schema's builder chain:
+/// `Body::new().attr(..).request(Per::Node.docs(), false).attr(..)`.
+pub trait WithRequest {
+    fn request(self, docs: RequestDocs, force_new: bool) -> Body;
+}
+
+impl WithRequest for Body {
+    fn request(self, docs: RequestDocs, force_new: bool) -> Body {
+        request_attributes(self, docs, force_new)
+    }
 }
 
 /// The computed attribute recording how many CPUs each node gets; its absence marks a state
@@ -334,6 +378,40 @@ impl Request {
     }
 }
 
+/// A cluster's `nodes` and request, as `cluster` blocks write them: `nodes` a whole number of
+/// at least 1 (1 when unset), every mistake listed under `code`, each naming its attribute.
+/// Unknown values are the caller's to check first ([`Request::is_unknown`]).
+pub fn nodes_and_request(v: &Value, code: &'static str) -> Result<(u64, Request), Diagnostics> {
+    let mut diags = Diagnostics::new();
+    let nodes = match set(v, "nodes") {
+        None => 1,
+        Some(n) => to_u64(n).filter(|n| *n >= 1).unwrap_or_else(|| {
+            diags.push(
+                Diagnostic::error(code, format!("`nodes` must be a whole number of at least 1, got {n}"))
+                    .attribute("nodes")
+                    .hint("write nodes = 2"),
+            );
+            1
+        }),
+    };
+    match Request::parse(v) {
+        Ok(request) if diags.is_empty() => Ok((nodes, request)),
+        Ok(_) => Err(diags),
+        Err(errs) => {
+            diags.extend(diagnostics(&errs, code));
+            Err(diags)
+        }
+    }
+}
+
+/// The CPUs each node of `cluster` (a cluster object, as a job sees it) runs on exactly: its
+/// `cpus_per_node` when its `cpus` is exact (`"4"`). `None` with `"4+"`, without `cpus`, or for
+/// a cluster written before `cpus_per_node` was recorded, whose nodes use their whole host.
+pub fn exact_cpus_per_node(cluster: &Value) -> Option<u64> {
+    let exact = str_attr(cluster, "cpus").is_some_and(|s| parse_amount("cpus", s).is_ok_and(|a| !a.at_least));
+    u64_attr(cluster, CPUS_PER_NODE).filter(|n| exact && *n >= 1)
+}
+
 /// Whether `prior` (state) and `proposed` hold the same request text: the request did not change.
 pub fn unchanged(prior: &Value, proposed: &Value) -> bool {
     ATTRIBUTES.iter().all(|k| {
@@ -428,5 +506,30 @@ mod tests {
         assert_eq!(r.describe(), "accelerators = \"H100:8\", cpus = \"8+\"");
         assert!(unchanged(&ok, &ok));
         assert!(!unchanged(&ok, &v));
+    }
+
+    #[test]
+    fn a_clusters_nodes_and_exact_cpus() {
+        let v = |j: serde_json::Value| Value::from_json(&j);
+        assert_eq!(nodes_and_request(&v(serde_json::json!({ "cpus": "2" })), "E-T").unwrap().0, 1);
+        let errs = nodes_and_request(&v(serde_json::json!({ "nodes": 0, "cpus": "x" })), "E-T").unwrap_err();
+        let attrs: Vec<_> = errs.iter().map(|d| (d.code, d.attribute.as_deref())).collect();
+        assert_eq!(attrs, [("E-T", Some("nodes")), ("E-T", Some("cpus"))]);
+        assert_eq!(exact_cpus_per_node(&v(serde_json::json!({ "cpus": "4", "cpus_per_node": 4 }))), Some(4));
+        assert_eq!(exact_cpus_per_node(&v(serde_json::json!({ "cpus": "4+", "cpus_per_node": 64 }))), None);
+        assert_eq!(exact_cpus_per_node(&v(serde_json::json!({ "cpus_per_node": 64 }))), None);
+        // Written before issue 11: no cpus_per_node, nothing pinned.
+        assert_eq!(exact_cpus_per_node(&v(serde_json::json!({ "cpus": "4" }))), None);
+    }
+
+    #[test]
+    fn the_request_attributes_are_written_once() {
+        let body = request_attributes(Body::new(), Per::Instance.docs(), true);
+        let a = &body.attributes["accelerators"];
+        assert_eq!((a.ty.clone(), a.optional, a.computed, a.force_new), (Type::Any, true, false, true));
+        assert!(body.attributes["cpus"].description.contains("per instance"));
+        let body = request_attributes(Body::new(), RequestDocs { cpus: "mine", ..Per::Node.docs() }, false);
+        assert_eq!((body.attributes["cpus"].description, body.attributes["cpus"].force_new), ("mine", false));
+        assert_eq!(body.attributes["memory"].ty, Type::String);
     }
 }
