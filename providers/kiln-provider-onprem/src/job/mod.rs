@@ -178,6 +178,7 @@ async fn launch(ctx: &Ctx, l: &Launch<'_>, s: &Slot) -> Result<u32, String> {
         setup: &l.spec.setup,
         run: &l.spec.run,
         env: &env,
+        cpus: l.spec.cpus,
     };
     let workdir = l.spec.workdir.clone().unwrap_or_default();
     let out = ctx

@@ -31,11 +31,58 @@ const START: &str = r#"mkdir -p "$4"
 W=${3:-$J}
 [ -d "$W" ] || { echo "the working directory $W does not exist on $(hostname)" >&2; exit 4; }
 command -v setsid >/dev/null || { echo "setsid is missing on $(hostname) (util-linux)" >&2; exit 4; }
+C=""
+if [ -s "$J/cpus_per_node" ]; then
+  command -v taskset >/dev/null || { echo "taskset is missing on $(hostname) (util-linux): the node must run on exactly $(cat "$J/cpus_per_node") CPUs" >&2; exit 4; }
+  exec 8>"${J%/*}/.cpus.lock"
+  command -v flock >/dev/null && flock 8
+  C=$(choose_cpus "$J" "$R" "$(cat "$J/cpus_per_node")" 2>>"$J/node-$R.log") || { tail -n 1 "$J/node-$R.log" >&2; exit 4; }
+  printf '%s\n' "$C" > "$J/node-$R.cpus"
+  exec 8>&-
+fi
 cd "$W"
-setsid bash "$J/node.sh" "$J" "$R" </dev/null >>"$J/node-$R.log" 2>&1 &
+if [ -n "$C" ]; then
+  setsid taskset -c "$C" bash "$J/node.sh" "$J" "$R" </dev/null >>"$J/node-$R.log" 2>&1 &
+else
+  setsid bash "$J/node.sh" "$J" "$R" </dev/null >>"$J/node-$R.log" 2>&1 &
+fi
 i=0
 while [ ! -s "$J/node-$R.pid" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done
 cat "$J/node-$R.pid"
+"#;
+
+/// Bash: `choose_cpus JOB_DIR RANK N` prints the CPUs (a taskset list such as "2,3") a node of
+/// a cluster with an exact `cpus` runs on: the first N of those the login may use that no
+/// running node of another job on this host holds (each node records its own in
+/// `node-R.cpus`; launches choose under a lock). CPUs are not claimed by the cluster: when the
+/// other jobs' nodes hold too many, the node shares CPUs, and its log says so. Fails when the
+/// host lets the login use fewer than N.
+const CHOOSE_CPUS: &str = r#"choose_cpus() {
+  n=$3; used=" "
+  for f in "${1%/*}"/*/node-*.cpus; do
+    [ -f "$f" ] || continue
+    d=${f%/*}; r=${f##*/node-}; r=${r%.cpus}
+    [ "${d##*/}" = "${1##*/}" ] && continue
+    [ -f "$d/node-$r.exit" ] && continue
+    p=$(cat "$d/node-$r.pid" 2>/dev/null)
+    [ -n "$p" ] && ! alive "$p" && continue
+    used="$used$(tr ',' ' ' < "$f") "
+  done
+  all=$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status | tr ',' '\n' | awk -F- '{ e = NF > 1 ? $2 : $1; for (i = $1; i <= e; i++) print i }')
+  have=$(printf '%s\n' $all | grep -c .)
+  [ "$have" -ge "$n" ] || { echo "kiln: $(hostname) lets this login use $have CPUs; node $2 needs exactly $n" >&2; return 1; }
+  pick=""; k=0
+  for c in $all; do
+    [ "$k" -lt "$n" ] || break
+    case "$used" in *" $c "*) continue ;; esac
+    pick="$pick${pick:+,}$c"; k=$((k+1))
+  done
+  if [ "$k" -lt "$n" ]; then
+    echo "kiln: other jobs' nodes hold the CPUs of $(hostname); node $2 shares some of theirs" >&2
+    pick=$(printf '%s\n' $all | head -n "$n" | paste -sd, -)
+  fi
+  echo "$pick"
+}
 "#;
 
 /// Bash: `alive PGID` succeeds while a non-zombie process of the group exists.
@@ -129,12 +176,16 @@ pub struct NodeFiles<'a> {
     pub setup: &'a str,
     pub run: &'a str,
     pub env: &'a [(String, String)],
+    /// The CPUs the node runs on exactly (`cpus_per_node` of a cluster with an exact `cpus`);
+    /// `None`: its whole host.
+    pub cpus: Option<u64>,
 }
 
 /// The launch script of one node: writes its files, then [`START`]. The job's directory is
 /// private to its owner (0700) and its files 0600 (`env.sh` holds the job's `env`, sensitive
 /// values included, which the node needs); the job itself runs with the login's umask.
 pub fn launch_script(f: &NodeFiles<'_>) -> String {
+    let cpus = f.cpus.map(|n| n.to_string());
     let mut s =
         String::from("set -u\nJ=$1; R=$2\n__kiln_umask=$(umask); umask 077\nmkdir -p \"$J\" && chmod 700 \"$J\" && cd \"$J\" || exit 3\n");
     for (name, content) in [
@@ -149,7 +200,10 @@ pub fn launch_script(f: &NodeFiles<'_>) -> String {
     ] {
         s += &write_file(name, content);
     }
-    s + "umask \"$__kiln_umask\"\n" + START
+    if let Some(n) = &cpus {
+        s += &write_file("cpus_per_node", n.as_bytes());
+    }
+    s + "umask \"$__kiln_umask\"\n" + ALIVE + CHOOSE_CPUS + START
 }
 
 /// What STATUS printed.
@@ -288,8 +342,16 @@ mod tests {
         let root = std::env::temp_dir().join(format!("kiln-onprem-private-{}", std::process::id()));
         let j = root.join("job");
         let env = vec![("TOKEN".to_string(), "hunter2-s3cr3t".to_string())];
-        let files =
-            NodeFiles { token: "t", started_at: "now", cluster_id: "c-1", stop_grace: 3, setup: "", run: "umask > umask.out", env: &env };
+        let files = NodeFiles {
+            token: "t",
+            started_at: "now",
+            cluster_id: "c-1",
+            stop_grace: 3,
+            setup: "",
+            run: "umask > umask.out",
+            env: &env,
+            cpus: None,
+        };
         let out = std::process::Command::new("bash")
             .args([
                 "-c",
@@ -318,11 +380,20 @@ mod tests {
     #[test]
     fn launch_writes_every_file_then_starts() {
         let env = vec![("KILN_NODE_RANK".to_string(), "0".to_string())];
-        let files = NodeFiles { token: "t", started_at: "now", cluster_id: "c-1", stop_grace: 3, setup: "", run: "echo 'hi'", env: &env };
+        let files = NodeFiles {
+            token: "t",
+            started_at: "now",
+            cluster_id: "c-1",
+            stop_grace: 3,
+            setup: "",
+            run: "echo 'hi'",
+            env: &env,
+            cpus: None,
+        };
         let s = launch_script(&files);
         for f in ["token", "started_at", "cluster_id", "stop_grace", "setup.sh", "run.sh", "env.sh", "node.sh"] {
             assert!(s.contains(&format!("base64 -d > '{f}'")), "{f}");
         }
-        assert!(s.ends_with(START));
+        assert!(s.ends_with(START) && !s.contains("cpus_per_node'"), "no CPU set without an exact `cpus`");
     }
 }

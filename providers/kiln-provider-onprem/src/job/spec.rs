@@ -4,6 +4,7 @@
 
 use kiln_diag::Diagnostic;
 use kiln_provider::portable::job::{file_uri, join_dir, BucketStore, Checkpoint as Block, NodeEnv};
+use kiln_provider::portable::request::exact_cpus_per_node;
 use kiln_value::Value;
 
 use crate::alloc::{placements, Placement};
@@ -38,6 +39,10 @@ pub(crate) struct JobSpec {
     /// The cluster's `cluster_id`, recorded with each node so that a host the cluster left while
     /// it did not answer can find the nodes to stop when it comes back.
     pub cluster_id: String,
+    /// The CPUs each node runs on exactly: the cluster's `cpus_per_node` when its `cpus` is
+    /// exact (`"4"`); `None`: the node uses its whole host (`"4+"`, no `cpus`, or a cluster
+    /// written before issue 11).
+    pub cpus: Option<u64>,
 }
 
 fn nodes(address: &str, v: &Value, cluster: &Value) -> Result<Vec<Placement>, Diagnostic> {
@@ -135,6 +140,7 @@ impl JobSpec {
             run: run.to_string(),
             stop_grace: f64_attr(v, "stop_grace").unwrap_or(10.0).max(0.0).ceil() as u64,
             cluster_id: str_attr(cluster, "cluster_id").unwrap_or_default().to_string(),
+            cpus: exact_cpus_per_node(cluster),
         }))
     }
 
@@ -142,11 +148,11 @@ impl JobSpec {
         self.nodes.iter().map(|p| p.address.as_str()).collect()
     }
 
-    /// Changes needing new processes that the schema cannot see: the hosts and GPUs the
+    /// Changes needing new processes that the schema cannot see: the hosts, GPUs and CPUs the
     /// cluster gives, and the checkpoint directory the bucket gives.
     pub fn replaced_by(&self, new: &JobSpec) -> Vec<String> {
         let mut out = Vec::new();
-        if self.nodes != new.nodes {
+        if self.nodes != new.nodes || self.cpus != new.cpus {
             out.push("cluster".to_string());
         }
         if self.checkpoint != new.checkpoint {
@@ -274,6 +280,23 @@ mod tests {
         assert_eq!(one.nodes.len(), 1);
         assert_eq!(s.replaced_by(&one), vec!["cluster".to_string(), "checkpoint".to_string()]);
         assert_eq!(spec(serde_json::json!({ "nodes": 3 })).unwrap_err().summary, "job.t asks for 3 nodes, its cluster has 2");
+    }
+
+    /// Issue 11: a cluster with an exact `cpus` runs each node on that many CPUs; a changed
+    /// count replaces the job; a cluster written before records none and pins nothing.
+    #[test]
+    fn exact_cpus_come_from_the_cluster() {
+        let with = |c: serde_json::Value| {
+            let mut cl = cluster();
+            cl.as_object_mut().unwrap().extend(c.as_object().unwrap().clone());
+            JobSpec::parse("job.t", &Value::from_json(&serde_json::json!({ "cluster": cl, "run": "x" }))).unwrap().unwrap()
+        };
+        let (two, four) =
+            (with(serde_json::json!({ "cpus": "2", "cpus_per_node": 2 })), with(serde_json::json!({ "cpus": "4", "cpus_per_node": 4 })));
+        assert_eq!((two.cpus, four.cpus), (Some(2), Some(4)));
+        assert_eq!(two.replaced_by(&four), vec!["cluster".to_string()]);
+        assert_eq!(with(serde_json::json!({ "cpus": "2+", "cpus_per_node": 64 })).cpus, None);
+        assert_eq!(with(serde_json::json!({ "cpus": "2" })).cpus, None, "written before issue 11");
     }
 
     #[test]
