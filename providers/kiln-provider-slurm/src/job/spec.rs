@@ -5,6 +5,7 @@
 
 use kiln_diag::Diagnostic;
 use kiln_provider::portable::job::{file_uri, join_dir, user_env, BucketStore, Checkpoint};
+use kiln_provider::portable::request::exact_cpus_per_node;
 use kiln_value::Value;
 
 use crate::shell::{exports, quote};
@@ -40,6 +41,9 @@ pub(crate) struct JobSpec {
     /// GRES type of the GPUs (from the cluster's `accelerators`), if any.
     pub gpu_type: Option<String>,
     pub cpus_per_task: Option<u64>,
+    /// The CPUs each node gets exactly: the cluster's `cpus_per_node` when its `cpus` is exact
+    /// (`"8"`); `None` with `"8+"`, without `cpus`, or for a cluster written before issue 11.
+    pub node_cpus: Option<u64>,
     pub memory: Option<String>,
     pub time_limit: Option<String>,
     pub requeue: bool,
@@ -138,6 +142,15 @@ impl JobSpec {
                 "write \"30\" (minutes), \"2:00:00\" or \"1-00:00:00\"",
             ));
         }
+        let node_cpus = exact_cpus_per_node(cluster);
+        let cpus_per_task = count(address, v, "cpus_per_task")?;
+        if let Some(n) = node_cpus.filter(|n| cpus_per_task.is_none() && split_cpus(*n, nodes, tasks).is_none()) {
+            return Err(bad(
+                address,
+                format!("its cluster gives each node exactly {n} CPUs, which {tasks} tasks on {nodes} nodes cannot share evenly"),
+                "give every node the same number of tasks, a divisor of the node's CPUs, or set `cpus_per_task`",
+            ));
+        }
         let run = str_attr(v, "run")
             .filter(|r| !r.trim().is_empty())
             .ok_or_else(|| bad(address, "`run` is empty".into(), "give the command every task runs, such as run = \"python3 train.py\""))?;
@@ -150,7 +163,8 @@ impl JobSpec {
             tasks,
             gpus_per_node,
             gpu_type: str_attr(cluster, "gpu_type").map(str::to_string),
-            cpus_per_task: count(address, v, "cpus_per_task")?,
+            cpus_per_task,
+            node_cpus,
             memory,
             time_limit,
             requeue: bool_attr(v, "requeue").unwrap_or(false),
@@ -169,7 +183,8 @@ impl JobSpec {
     pub fn replaced_by(&self, new: &JobSpec) -> Vec<String> {
         let mut out = Vec::new();
         let from_cluster = |s: &JobSpec| {
-            (s.partition.clone(), s.reservation.clone(), s.account.clone(), s.qos.clone(), s.nodes, s.gpus_per_node, s.gpu_type.clone())
+            let c = (s.partition.clone(), s.reservation.clone(), s.account.clone(), s.qos.clone());
+            (c, s.nodes, s.gpus_per_node, s.gpu_type.clone(), s.node_cpus)
         };
         if from_cluster(self) != from_cluster(new) {
             out.push("cluster".to_string());
@@ -202,7 +217,17 @@ impl JobSpec {
                 None => a.push(format!("--gpus-per-node={}", self.gpus_per_node)),
             }
         }
-        a.extend(self.cpus_per_task.map(|c| format!("--cpus-per-task={c}")));
+        match (self.cpus_per_task, self.node_cpus.and_then(|n| split_cpus(n, self.nodes, self.tasks))) {
+            (Some(c), _) => a.push(format!("--cpus-per-task={c}")),
+            // Exactly the cluster's CPUs on every node: its tasks share them evenly.
+            (None, Some((per_node, per_task))) => {
+                if self.tasks > self.nodes {
+                    a.push(format!("--ntasks-per-node={per_node}"));
+                }
+                a.push(format!("--cpus-per-task={per_task}"));
+            }
+            (None, None) => {}
+        }
         a.extend(opt("mem", &self.memory));
         a.extend(opt("time", &self.time_limit));
         a.push(if self.requeue { "--requeue" } else { "--no-requeue" }.to_string());
@@ -260,6 +285,13 @@ unset __kiln_ips __kiln_h __kiln_a __kiln_port
         s += &format!("srun $__kiln_cpus --kill-on-bad-exit=1 bash -c \"$__kiln_task\" {}\n", quote(&format!("{job_dir}/run.sh")));
         s
     }
+}
+
+/// How `tasks` on `nodes` nodes share exactly `cpus` CPUs per node: (tasks per node, CPUs per
+/// task); `None` when they cannot evenly.
+fn split_cpus(cpus: u64, nodes: u64, tasks: u64) -> Option<(u64, u64)> {
+    let per_node = (nodes > 0 && tasks.is_multiple_of(nodes)).then(|| tasks / nodes)?;
+    (per_node > 0 && cpus.is_multiple_of(per_node)).then(|| (per_node, cpus / per_node))
 }
 
 fn checkpoint_dir(address: &str, v: &Value) -> Result<Option<String>, Diagnostic> {
@@ -335,6 +367,47 @@ mod tests {
                 "--constraint=ib"
             ]
         );
+    }
+
+    /// Issue 11: a cluster with an exact `cpus` gives each node exactly `cpus_per_node` CPUs:
+    /// one task per node takes them all, more tasks share them evenly; the job's own
+    /// `cpus_per_task` wins; a cluster written before (no `cpus_per_node`) asks for nothing.
+    #[test]
+    fn exact_cpus_per_node_from_the_cluster() {
+        let exact = |job: serde_json::Value, cpus: serde_json::Value| {
+            let mut c = cluster();
+            c.as_object_mut().unwrap().extend(cpus.as_object().unwrap().clone());
+            let mut j = serde_json::json!({ "cluster": c, "run": "x" });
+            j.as_object_mut().unwrap().extend(job.as_object().unwrap().clone());
+            JobSpec::parse("job.t", &v(j)).map(|s| {
+                let s = s.unwrap();
+                s.sbatch_args("n", "o", "w").into_iter().filter(|a| a.contains("cpus") || a.contains("per-node=")).collect::<Vec<_>>()
+            })
+        };
+        let eight = serde_json::json!({ "cpus": "8", "cpus_per_node": 8 });
+        assert_eq!(exact(serde_json::json!({}), eight.clone()).unwrap(), ["--gpus-per-node=a100:8", "--cpus-per-task=8"]);
+        assert_eq!(
+            exact(serde_json::json!({ "tasks": 8 }), eight.clone()).unwrap(),
+            ["--gpus-per-node=a100:8", "--ntasks-per-node=4", "--cpus-per-task=2"]
+        );
+        assert_eq!(
+            exact(serde_json::json!({ "cpus_per_task": 3 }), eight.clone()).unwrap(),
+            ["--gpus-per-node=a100:8", "--cpus-per-task=3"]
+        );
+        let e = exact(serde_json::json!({ "tasks": 3 }), eight.clone()).unwrap_err();
+        assert!(e.summary.contains("exactly 8 CPUs"), "{}", e.summary);
+        assert_eq!(
+            exact(serde_json::json!({}), serde_json::json!({ "cpus": "8+", "cpus_per_node": 64 })).unwrap(),
+            ["--gpus-per-node=a100:8"]
+        );
+        assert_eq!(exact(serde_json::json!({}), serde_json::json!({ "cpus": "8" })).unwrap(), ["--gpus-per-node=a100:8"]);
+        let spec = |c: serde_json::Value| {
+            let mut cl = cluster();
+            cl.as_object_mut().unwrap().extend(c.as_object().unwrap().clone());
+            JobSpec::parse("job.t", &v(serde_json::json!({ "cluster": cl, "run": "x" }))).unwrap().unwrap()
+        };
+        let four = spec(serde_json::json!({ "cpus": "4", "cpus_per_node": 4 }));
+        assert_eq!(spec(eight).replaced_by(&four), ["cluster"], "a changed count replaces the job");
     }
 
     #[test]

@@ -37,3 +37,21 @@ async fn cpus_exactly_and_a_site_gres_type() {
     let e = r.diagnostics.errors().next().expect("no node has 100000 CPUs");
     assert!(e.summary.contains("has 0 such nodes"), "{}", e.summary);
 }
+
+/// Issue 11: a job on a cluster with `cpus = "2"` gets exactly two CPUs on its node (sbatch
+/// --cpus-per-task=2 with one task per node; Slurm's default is one); Slurm's own count says so. (Binding the task to
+/// that CPU is the site's TaskPlugin's: the harness runs task/none over more CPU slots than cores.)
+#[tokio::test]
+async fn a_node_given_exact_cpus_gets_exactly_them() {
+    let (p, _dir) = provider();
+    let c = crate::common::debug_cluster(&p, json!({ "cpus": "2" })).await;
+    let run = "echo cpus_on_node=$SLURM_CPUS_ON_NODE; scontrol show job $SLURM_JOB_ID | grep -o 'NumCPUs=[0-9]*'";
+    let job = crate::common::create(&p, "job.pinned", &config(&p, "job", json!({ "cluster": c.to_json(), "run": run }))).await;
+    let mut guard = crate::common::Jobs::default();
+    guard.add(&job);
+    let done = crate::common::read_until(&p, "job.pinned", &job, |s| !matches!(crate::common::status(s), "pending" | "running")).await;
+    let out = crate::common::log(&p, "job.pinned", &done).await;
+    assert_eq!(crate::common::status(&done), "succeeded", "{done}\n{out}");
+    assert!(out.contains("cpus_on_node=2\n") && out.contains("NumCPUs=2"), "the node has exactly two CPUs: {out}");
+    assert!(!crate::common::delete(&p, "job.pinned", &done).await.has_errors());
+}
