@@ -2,6 +2,7 @@
 //! (an S3 bucket), `cluster` (EC2 instances) and `spot_pool` (an EC2 Fleet); each kind publishes
 //! its own from these bodies.
 
+use kiln_provider::portable::request::{Per, RequestDocs, WithRequest};
 #[cfg(test)]
 use kiln_schema::ProviderSchema;
 use kiln_schema::{Attribute, Body};
@@ -61,9 +62,7 @@ pub(crate) fn cluster() -> Body {
             Attribute::optional_computed(Type::String, "EC2 instance type; default: resolved from accelerators, cpus and memory")
                 .force_new(),
         )
-        .attr("accelerators", Attribute::optional(Type::Any, kiln_provider::portable::request::ACCELERATORS_DOC))
-        .attr("cpus", Attribute::optional(Type::String, "vCPUs per node: \"8\" exactly or \"8+\" at least"))
-        .attr("memory", Attribute::optional(Type::String, "Memory per node in GiB: \"64\" exactly or \"64+\" at least"))
+        .request(RequestDocs { cpus: "vCPUs per node: exactly \"8\", or at least \"8+\"", ..Per::Node.docs() }, false)
         .attr("spot", Attribute::optional(Type::Bool, "Launch spot instances").default(false).force_new())
         .attr(
             "image",
@@ -218,9 +217,7 @@ pub(crate) fn spot_pool() -> Body {
             )
             .force_new(),
         )
-        .attr("accelerators", Attribute::optional(Type::Any, kiln_provider::portable::request::ACCELERATORS_DOC))
-        .attr("cpus", Attribute::optional(Type::String, "vCPUs per instance: \"8\" exactly or \"8+\" at least"))
-        .attr("memory", Attribute::optional(Type::String, "Memory per instance in GiB: \"64\" exactly or \"64+\" at least"))
+        .request(RequestDocs { cpus: "vCPUs per instance: exactly \"8\", or at least \"8+\"", ..Per::Instance.docs() }, false)
         .attr(
             "allocation_strategy",
             Attribute::optional(Type::String, "Spot allocation: price-capacity-optimized, capacity-optimized, lowest-price, ...")

@@ -2,6 +2,7 @@
 //! run) and the kinds `cluster` (a partition) and `job` (an sbatch job), each published by its kind.
 
 use kiln_provider::portable::job::{CheckpointBlock, JobSchema};
+use kiln_provider::portable::request::{RequestDocs, WithRequest};
 use kiln_schema::{Attribute, Block, Body, Nesting};
 use kiln_value::Type;
 
@@ -52,15 +53,14 @@ pub(crate) fn cluster() -> Body {
         .attr("account", Attribute::optional(Type::String, "Account jobs are charged to (sbatch --account)"))
         .attr("qos", Attribute::optional(Type::String, "Quality of service of jobs (sbatch --qos)"))
         .attr("nodes", Attribute::optional(Type::Number, "Nodes a job gets unless it says otherwise").default(1i64))
-        .attr(
-            "accelerators",
-            Attribute::optional(
-                Type::Any,
-                "GPUs per node, `NAME[:COUNT]` such as \"A100:8\" (a name of the accelerator table, or a GRES type of the partition's nodes as written), or a list of alternatives",
-            ),
+        .request(
+            RequestDocs {
+                accelerators: "GPUs per node, `NAME[:COUNT]` such as \"A100:8\" (a name of the accelerator table, or a GRES type of the partition's nodes as written), or a list of alternatives",
+                cpus: "CPUs per node: exactly \"8\" (a job's node gets 8: sbatch --cpus-per-task), or at least \"8+\"",
+                memory: "Memory a node must have in GiB: \"64\" or \"64+\"",
+            },
+            false,
         )
-        .attr("cpus", Attribute::optional(Type::String, "CPUs per node: exactly \"8\" (a job's node gets 8), or at least \"8+\""))
-        .attr("memory", Attribute::optional(Type::String, "Memory a node must have in GiB: \"64\" or \"64+\""))
         .attr("state", Attribute::computed(Type::String, "The partition's state: up, down, drain or inactive"))
         .attr("node_names", Attribute::computed(list(Type::String), "The partition's nodes"))
         .attr(
