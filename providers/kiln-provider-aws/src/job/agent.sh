@@ -139,25 +139,6 @@ urlenc() {
   done
 }
 
-# urldec STRING: STRING with its %XX escapes decoded.
-urldec() {
-  rest=$1
-  while [ -n "$rest" ]; do
-    case $rest in
-    %[0-9A-Fa-f][0-9A-Fa-f]*)
-      h=${rest#%}
-      h=${h%"${h#??}"}
-      printf "\\$(printf %o $((0x$h)))"
-      rest=${rest#%??}
-      ;;
-    *)
-      printf %s "${rest%"${rest#?}"}"
-      rest=${rest#?}
-      ;;
-    esac
-  done
-}
-
 # The text of XML character data on stdin, unescaped (a key holding another character reference
 # stays escaped: its GetObject finds nothing and it is skipped).
 xml_text() {
@@ -408,11 +389,10 @@ start_job() {
   export KILN_NODE_RANK="$rank"
   # The checkpoint directory, restored before the job starts.
   ck="$jd/checkpoint"
-  # KILN_CHECKPOINT_URI's path is percent-encoded; an older kiln's spec.env had the URI, not
-  # encoded, in KILN_CHECKPOINT_DIR.
+  # An older kiln's spec.env had the URI in KILN_CHECKPOINT_DIR.
   ck_uri="${KILN_CHECKPOINT_URI:-}"
-  ck_raw=$(urldec "$ck_uri")
-  case $ck_uri:${KILN_CHECKPOINT_DIR:-} in :s3://*) ck_uri=$KILN_CHECKPOINT_DIR ck_raw=$KILN_CHECKPOINT_DIR ;; esac
+  case $ck_uri:${KILN_CHECKPOINT_DIR:-} in :s3://*) ck_uri=$KILN_CHECKPOINT_DIR ;; esac
+  ck_raw=$ck_uri
   ck_bucket=${ck_raw#s3://}
   ck_bucket=${ck_bucket%%/*}
   ck_prefix=${ck_raw#s3://"$ck_bucket"}

@@ -545,7 +545,7 @@ fi
         let out = log(&p, &done, rank).await;
         // Restored before setup: the job's prefix only (not run 10/), folders and escapes.
         assert!(out.contains("setup sees ./clash|./nested/deep/w.bin|./restored.txt|./sub dir/a&b <x> 'q\" 100%+1.txt|\n"), "{out}");
-        assert!(out.contains(&format!("uri=s3://{name}/run%201")), "{out}");
+        assert!(out.contains(&format!("uri=s3://{name}/run 1")), "{out}");
         assert!(out.contains("restored=from an earlier run escaped=escaped"), "{out}");
         assert!(out.contains("empty-folder"), "{out}");
     }

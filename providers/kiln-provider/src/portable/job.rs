@@ -428,13 +428,14 @@ impl<'a> Checkpoint<'a> {
         BucketStore::of(self.bucket)
     }
 
-    /// The bucket's `uri` joined with `path` (percent-encoded), such as `s3://b/run-1` or
-    /// `file:///data/ckpt/run-1`; `None` while the bucket has no known `uri` (then the provider
+    /// The bucket's `uri` joined with `path`, such as `s3://b/run 1` (object-store URIs name keys
+    /// as written, as the aws CLI reads them) or `file:///data/ckpt/run%201` (percent-encoded); `None` while the bucket has no known `uri` (then the provider
     /// names its directory with [`file_uri`]).
     pub fn uri(&self) -> Option<String> {
         let base = self.bucket.get("uri").and_then(Value::as_str)?;
         let sub = self.path.trim_matches('/');
-        Some(if sub.is_empty() { base.to_string() } else { format!("{}/{}", base.trim_end_matches('/'), encode(sub)) })
+        let sub = if base.starts_with("file://") { encode(sub) } else { sub.to_string() };
+        Some(if sub.is_empty() { base.to_string() } else { format!("{}/{sub}", base.trim_end_matches('/')) })
     }
 
     /// The error for a bucket the job's nodes cannot reach (see [`BucketStore`]): at
@@ -781,7 +782,7 @@ mod tests {
     fn checkpoint_uris_and_dirs() {
         let job = |bucket: serde_json::Value, path: &str| v(serde_json::json!({ "checkpoint": { "bucket": bucket, "path": path } }));
         let s3 = job(serde_json::json!({ "uri": "s3://b" }), "/run 1/");
-        assert_eq!(Checkpoint::of(&s3).unwrap().uri().as_deref(), Some("s3://b/run%201"));
+        assert_eq!(Checkpoint::of(&s3).unwrap().uri().as_deref(), Some("s3://b/run 1"));
         let local = job(serde_json::json!({ "uri": "file:///data/b", "path": "/data/b" }), "");
         assert_eq!(Checkpoint::of(&local).unwrap().uri().as_deref(), Some("file:///data/b"));
         let bare = job(serde_json::json!({ "path": "/data/b/" }), "run-1");
