@@ -25,7 +25,7 @@ pub mod claims;
 mod cluster;
 pub mod config;
 mod fleet;
-pub mod gpus;
+pub use kiln_hostinfo::gpu as gpus;
 pub use kiln_remote::hostkey;
 pub mod inventory;
 mod job;
