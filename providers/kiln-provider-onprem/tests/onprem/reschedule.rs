@@ -7,8 +7,8 @@
 //! `stale_hosts` and the next apply stops that node and releases the claims. Also: a cluster
 //! with no free host to move to keeps its allocation and says why.
 
-use kiln_provider::{Provider, UpdateRequest};
 use kiln_hostinfo::procs::ProcTable;
+use kiln_provider::{Provider, UpdateRequest};
 use kiln_value::Value;
 use serde_json::json;
 
