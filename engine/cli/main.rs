@@ -2,9 +2,9 @@
 //! command. Exit codes follow Terraform: 0 success, 1 error, 2 changes present (with
 //! `plan --detailed-exitcode`). Data goes to stdout; progress and diagnostics to stderr.
 
-#![allow(clippy::print_stdout, clippy::print_stderr)]
-
 mod cli;
+// The commands print their results to stdout and progress and diagnostics to stderr.
+#[allow(clippy::print_stdout, clippy::print_stderr)]
 mod commands;
 mod render;
 mod view_plan;

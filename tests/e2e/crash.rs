@@ -35,6 +35,8 @@ impl std::ops::Deref for Crash {
 }
 
 impl Drop for Crash {
+    // The kill count goes to the test's captured stderr, for whoever reads a failure.
+    #[allow(clippy::print_stderr)]
     fn drop(&mut self) {
         // Never panics: it may run while a failed test unwinds.
         eprintln!("crash suite: {} runs killed in {}", self.kills, std::thread::current().name().unwrap_or("?"));

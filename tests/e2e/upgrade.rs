@@ -12,6 +12,8 @@ use crate::support::{copy_dir, fixture_dir, Project};
 
 /// The fixture, moved to a fresh directory on this machine; `None` on a machine with GPUs (the
 /// fixture's cluster recorded a machine without any).
+// The skip is said on the test's captured stdout.
+#[allow(clippy::print_stdout)]
 fn moved_here(name: &str) -> Option<Project> {
     let probe = Project::new("data \"machine\" \"this\" {}\noutput \"m\" {\n  value = data.machine.this\n}\n");
     probe.kiln(&["apply", "--auto-approve"]).ok();
