@@ -19,6 +19,7 @@ mod exit_codes;
 mod fmt;
 mod interrupt;
 mod language;
+mod layers;
 mod lifecycle;
 mod local;
 #[cfg(feature = "onprem")]
