@@ -1,7 +1,10 @@
 //! The state codec a configuration asks for: an [`kiln_crypt::Encryptor`] built from
 //! `kiln { encryption { ... } }`, or [`kiln_crypt::NoEncryption`] without that block. Key
 //! expressions are evaluated with only root variables (and `path.*`) in scope, since state must
-//! be decrypted before anything else is known.
+//! be decrypted before anything else is known. `block.rs` reads the block itself (its
+//! diagnostics); `kiln_crypt` holds the keys and the codec, and knows nothing of the language.
+
+mod block;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +35,7 @@ pub fn state_codec_with(
         return (Some(Arc::new(kiln_crypt::NoEncryption)), Diagnostics::new());
     };
     let ctx = VarContext { config, vars, env, dir: config.root.module.dir.clone() };
-    let (enc, diags) = kiln_crypt::build_with(block, &ctx, kdf_iterations);
+    let (enc, diags) = block::build_with(block, &ctx, kdf_iterations);
     (enc.map(|e| Arc::new(e) as Arc<dyn Codec>), diags)
 }
 
@@ -78,7 +81,7 @@ impl Scope for VarContext<'_> {
     }
 }
 
-impl kiln_crypt::Context for VarContext<'_> {
+impl block::Context for VarContext<'_> {
     fn eval(&self, expr: &Expr) -> Result<Value, Diagnostics> {
         kiln_eval::eval(expr, self)
     }

@@ -7,6 +7,10 @@
 //!
 //! # Configuration
 //!
+//! The `encryption` block is read by `kiln-ops` (`encryption/block.rs`, with the same
+//! root-variable scope as `backend`) into the plain values of this crate: [`Key`]s, [`Options`]
+//! and an [`Encryptor`]. This crate does not depend on the configuration language.
+//!
 //! ```hcl
 //! kiln {
 //!   encryption {
@@ -52,12 +56,10 @@
 //!
 //! Keys never appear in `Debug` output, messages or diagnostics.
 
-mod config;
 mod encryptor;
 mod envelope;
 mod key;
 
-pub use config::{build, build_with, Context};
 pub use encryptor::{Encryptor, NoEncryption, Options, DEFAULT_ITERATIONS, ENCRYPTED_WITHOUT_CONFIG, KDF, METHOD, PLAINTEXT_REFUSED};
 pub use envelope::{detect, FORMAT};
 pub use key::{Key, KeyError, MIN_PASSPHRASE_CHARS};

@@ -1,6 +1,7 @@
-//! Builds an [`Encryptor`] from the `encryption` block of the `kiln` block (syntax in the crate
-//! documentation). Every problem is a diagnostic with the span of the offending block or
-//! attribute and a hint; values of keys never appear in them.
+//! Reads the `encryption` block of the `kiln` block into an [`Encryptor`] (syntax in the
+//! `kiln_crypt` crate documentation; keys, codecs and the stored form live there). Every problem
+//! is a diagnostic with the span of the offending block or attribute and a hint; values of keys
+//! never appear in them.
 
 use std::path::Path;
 
@@ -11,8 +12,7 @@ use kiln_diag::{Diagnostic, Diagnostics, Span};
 use kiln_eval::Expr;
 use kiln_value::Value;
 
-use crate::encryptor::{Encryptor, Options, METHOD};
-use crate::key::Key;
+use kiln_crypt::{Encryptor, Key, Options, METHOD};
 
 /// What building an encryptor needs from its surroundings.
 pub trait Context {
@@ -53,14 +53,9 @@ struct KeyRef {
     span: Span,
 }
 
-/// Builds the encryptor the block describes. Returns `None` exactly when there are errors;
-/// warnings may come with an encryptor.
-pub fn build(block: &Encryption, ctx: &dyn Context) -> (Option<Encryptor>, Diagnostics) {
-    build_with(block, ctx, Options::default().kdf_iterations)
-}
-
-/// Like [`build`], with the PBKDF2 iteration count used when sealing (for tests: keep the
-/// default otherwise).
+/// Builds the encryptor the block describes, with the PBKDF2 iteration count used when sealing
+/// (tests use a low one; everything else the default). Returns `None` exactly when there are
+/// errors; warnings may come with an encryptor.
 pub fn build_with(block: &Encryption, ctx: &dyn Context, kdf_iterations: u32) -> (Option<Encryptor>, Diagnostics) {
     let mut diags = Diagnostics::new();
     let body = &block.body;
