@@ -20,8 +20,8 @@
 //! S3 tests hold `moto::exclusive()` (other tests reset the server); each test uses its own
 //! bucket or schema.
 
-// The S3 tests are the `s3` feature's (on by default).
-#![cfg_attr(not(feature = "s3"), allow(dead_code, unused_mut))]
+// The S3 tests are the `s3` feature's and the PostgreSQL tests the `postgres` feature's (on by default).
+#![cfg_attr(not(all(feature = "s3", feature = "postgres")), allow(dead_code, unused_mut))]
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -243,6 +243,7 @@ fn basics_s3() {
 }
 
 #[test]
+#[cfg(feature = "postgres")]
 fn basics_postgres() {
     basics(Kind::Postgres);
 }
@@ -317,6 +318,7 @@ fn fault_injection_s3() {
 }
 
 #[test]
+#[cfg(feature = "postgres")]
 fn fault_injection_postgres() {
     fault_injection(Kind::Postgres);
 }
@@ -385,6 +387,7 @@ fn contention_s3() {
 }
 
 #[test]
+#[cfg(feature = "postgres")]
 fn contention_postgres() {
     contention(Kind::Postgres);
 }
@@ -468,6 +471,7 @@ fn leases_s3() {
 }
 
 #[test]
+#[cfg(feature = "postgres")]
 fn leases_postgres() {
     leases(Kind::Postgres);
 }
@@ -492,7 +496,7 @@ fn the_lock_lease_is_renewed_while_an_apply_runs() {
 }
 
 #[test]
-#[cfg(feature = "s3")]
+#[cfg(all(feature = "s3", feature = "postgres"))]
 fn migrate_state_local_to_s3_to_postgres() {
     let body = "resource \"record\" \"a\" {\n  count = 2\n  input = count.index\n}\n";
     let local = store(Kind::Local, "mig");
@@ -617,6 +621,7 @@ fn a_state_deleted_out_of_band_is_refused_s3() {
 /// The workspace's PostgreSQL `states` row deleted while its history remains: plan and apply
 /// refuse, and the statement in the message restores a state that plans no create.
 #[test]
+#[cfg(feature = "postgres")]
 fn a_state_deleted_out_of_band_is_refused_postgres() {
     let schema = unique("deleted").replace('-', "_");
     let st = Store { block: pg_block(&schema), env: vec![], _moto: None };

@@ -2,7 +2,8 @@
 //! `s3` or `postgres`. Settings are expressions evaluated before anything is planned, so they may
 //! use variables (`var.x`, with its default, `--var`, var files or `KILN_VAR_x`) and functions,
 //! but not resources, data sources, locals or module outputs: those are errors with the span.
-//! The `s3` backend is the `s3` cargo feature (on by default): a kiln built without it refuses it.
+//! The `s3` and `postgres` backends are cargo features of the same names (on by default): a kiln
+//! built without one refuses its block.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use kiln_config::{Body, Config};
 use kiln_diag::{Diagnostic, Diagnostics, Span};
 use kiln_eval::{Ref, Scope};
 use kiln_state::{Codec, LocalBackend, StateBackend};
+#[cfg(feature = "postgres")]
 use kiln_state_postgres::{PgBackend, PgSettings};
 #[cfg(feature = "s3")]
 use kiln_state_s3::{S3Backend, S3Settings};
@@ -30,6 +32,7 @@ pub enum BackendConfig {
         settings: S3Settings,
     },
     /// A PostgreSQL database (see `kiln_state_postgres`).
+    #[cfg(feature = "postgres")]
     Postgres {
         #[serde(flatten)]
         settings: PgSettings,
@@ -43,6 +46,7 @@ impl BackendConfig {
             BackendConfig::Local { path } => Box::new(LocalBackend::new(path).with_workspace(workspace).with_codec(codec)),
             #[cfg(feature = "s3")]
             BackendConfig::S3 { settings: s } => Box::new(S3Backend::new(s.clone()).with_workspace(workspace).with_codec(codec)),
+            #[cfg(feature = "postgres")]
             BackendConfig::Postgres { settings: s } => Box::new(PgBackend::new(s.clone()).with_workspace(workspace).with_codec(codec)),
         }
     }
@@ -53,6 +57,7 @@ impl BackendConfig {
             BackendConfig::Local { .. } => "local",
             #[cfg(feature = "s3")]
             BackendConfig::S3 { .. } => "s3",
+            #[cfg(feature = "postgres")]
             BackendConfig::Postgres { .. } => "postgres",
         }
     }
@@ -67,6 +72,7 @@ impl BackendConfig {
                 "type": "s3", "bucket": s.bucket, "key": s.key, "region": s.region, "endpoint": s.endpoint,
                 "workspace_key_prefix": s.workspace_key_prefix,
             }),
+            #[cfg(feature = "postgres")]
             BackendConfig::Postgres { settings: s } => {
                 let safe = s.conn_str.parse::<tokio_postgres_config::Config>().ok().map(|c| {
                     let hosts: Vec<String> = c
@@ -87,6 +93,7 @@ impl BackendConfig {
 }
 
 /// tokio-postgres's config parser, re-exported by the Postgres backend crate's dependency.
+#[cfg(feature = "postgres")]
 mod tokio_postgres_config {
     pub use kiln_state_postgres::tokio_postgres::config::{Config, Host};
 }
@@ -101,13 +108,16 @@ pub fn backend_config(config: &Config, dir: &Path, vars: &BTreeMap<String, Value
     };
     let scope = BackendScope { config, dir, vars };
     let mut diags = Diagnostics::new();
-    if backend.kind == "s3" && !cfg!(feature = "s3") {
-        diags.push(
-            Diagnostic::error("E-BACKEND-TYPE", "backend type `s3` is not built into this kiln")
-                .at(backend.span.clone(), "here")
-                .hint("build kiln with the `s3` cargo feature (on by default), or use backend \"local\" or \"postgres\""),
-        );
-        return Err(diags);
+    // Backends that are cargo features: a kiln built without one refuses its block.
+    for (kind, built) in [("s3", cfg!(feature = "s3")), ("postgres", cfg!(feature = "postgres"))] {
+        if backend.kind == kind && !built {
+            diags.push(
+                Diagnostic::error("E-BACKEND-TYPE", format!("backend type `{kind}` is not built into this kiln"))
+                    .at(backend.span.clone(), "here")
+                    .hint(format!("build kiln with the `{kind}` cargo feature (on by default), or use another backend")),
+            );
+            return Err(diags);
+        }
     }
     let allowed: &[&str] = match backend.kind.as_str() {
         "local" => &["path"],
@@ -159,7 +169,8 @@ pub fn backend_config(config: &Config, dir: &Path, vars: &BTreeMap<String, Value
                 workspace_key_prefix: get("workspace_key_prefix"),
             },
         },
-        _ => {
+        #[cfg(feature = "postgres")]
+        "postgres" => {
             let pg = PgSettings { conn_str: get("conn_str").unwrap_or_default(), schema: get("schema").unwrap_or_else(|| "kiln".into()) };
             if let Err(message) = pg.check() {
                 let span = settings
@@ -176,6 +187,7 @@ pub fn backend_config(config: &Config, dir: &Path, vars: &BTreeMap<String, Value
             }
             BackendConfig::Postgres { settings: pg }
         }
+        other => unreachable!("backend type `{other}` is refused above"),
     };
     Ok(out)
 }
@@ -347,6 +359,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "postgres")]
     fn resources_and_unknown_settings_are_errors_with_spans() {
         let (dir, c) = config(
             "kiln {\n  backend \"postgres\" {\n    conn_str = record.a.id\n    table    = \"x\"\n  }\n}\nresource \"record\" \"a\" {}\n",
@@ -368,6 +381,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "postgres")]
     fn the_record_round_trips_and_the_identity_has_no_secrets() {
         let pg = BackendConfig::Postgres { settings: PgSettings::new("postgres://kiln:s3cret@db.internal:5433/state") };
         let text = serde_json::to_string(&pg).unwrap();
@@ -393,6 +407,20 @@ mod tests {
         let d = err.iter().next().unwrap();
         assert!(
             d.summary.contains("not built into this kiln") && d.hint.as_deref().unwrap_or_default().contains("`s3` cargo feature"),
+            "{d:?}"
+        );
+        assert!(d.primary.is_some(), "points at the block");
+    }
+
+    #[test]
+    #[cfg(not(feature = "postgres"))]
+    fn without_the_postgres_feature_a_postgres_backend_is_refused() {
+        let (dir, c) = config("kiln {\n  backend \"postgres\" {\n    conn_str = \"postgres://h/db\"\n  }\n}\n");
+        let err = backend_config(&c, dir.path(), &BTreeMap::new()).unwrap_err();
+        assert_eq!(codes(&err), ["E-BACKEND-TYPE"]);
+        let d = err.iter().next().unwrap();
+        assert!(
+            d.summary.contains("not built into this kiln") && d.hint.as_deref().unwrap_or_default().contains("`postgres` cargo feature"),
             "{d:?}"
         );
         assert!(d.primary.is_some(), "points at the block");
