@@ -1,0 +1,76 @@
+//! Opening the configured state backend, its codec, saved plans and the current state.
+
+use super::*;
+
+pub async fn read_state(backend: &dyn StateBackend) -> Result<State, String> {
+    match backend.read().await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Ok(State::default()),
+        Err(e @ kiln_state::StateError::Missing { .. }) => Err(format!("Error: {e}")),
+        Err(e @ kiln_state::StateError::NewerFormat { .. }) => {
+            Err(format!("Error: {e}\n  = help: the state file was left untouched; use a kiln at least as new as the one that wrote it"))
+        }
+        Err(e) => {
+            Err(format!("Error: {e}\n  = help: the state file was left untouched; restore it from its .backup file or fix it by hand"))
+        }
+    }
+}
+
+/// Root variable values for the backend and encryption settings: those `load` evaluated (with
+/// `--var` and `--var-file`), else the environment's and the auto-loaded files'.
+pub(crate) static BACKEND_VARS: std::sync::OnceLock<BTreeMap<String, Value>> = std::sync::OnceLock::new();
+
+pub(crate) fn backend_vars(dir: &Path) -> BTreeMap<String, Value> {
+    BACKEND_VARS.get().cloned().unwrap_or_else(|| {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        kiln_ops::load_variables(dir, &[], &env, &mut kiln_diag::Sources::default()).0
+    })
+}
+
+/// The evaluated backend block.
+pub fn backend_config(config: &Config, dir: &Path) -> Result<kiln_ops::BackendConfig, String> {
+    kiln_ops::backend_config(config, dir, &backend_vars(dir)).map_err(|d| render::diagnostics(&config.sources, &d))
+}
+
+/// The codec every stored state document goes through (the `encryption` block's, else plain).
+/// Built once per process: one command has one configuration, and a passphrase's key
+/// derivation is deliberately slow, so state, backups and a saved plan share one codec.
+pub fn codec(config: &Config, dir: &Path) -> Result<Arc<dyn kiln_state::Codec>, String> {
+    static CODEC: std::sync::OnceLock<Arc<dyn kiln_state::Codec>> = std::sync::OnceLock::new();
+    if let Some(c) = CODEC.get() {
+        return Ok(c.clone());
+    }
+    let (codec, diags) = kiln_ops::encryption::state_codec(config, &backend_vars(dir));
+    let codec = codec.ok_or_else(|| render::diagnostics(&config.sources, &diags))?;
+    Ok(CODEC.get_or_init(|| codec).clone())
+}
+
+/// A saved plan, decrypted with the configuration's codec when the `encryption` block is set.
+pub fn read_plan(config: &Config, dir: &Path, path: &Path) -> Result<Plan, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("Error: cannot read plan `{}`: {e}", path.display()))?;
+    let text = codec(config, dir)?.open(&bytes, &path.display().to_string()).map_err(|e| format!("Error: {e}"))?;
+    let text = String::from_utf8(text).map_err(|_| format!("Error: `{}` is not a kiln plan", path.display()))?;
+    Plan::from_json(&text).map_err(|e| format!("Error: {e}"))
+}
+
+/// The state of the selected workspace (`KILN_WORKSPACE`, else `.kiln/environment`, else
+/// `default`) in the configured backend. Refuses a backend that differs from the one `kiln init`
+/// recorded, so that state is never silently started afresh somewhere else.
+pub fn open(config: &Config, dir: &Path) -> Result<Arc<dyn StateBackend>, String> {
+    let ws = workspace::current(dir)?;
+    open_workspace(config, dir, &ws)
+}
+
+/// Like [`open`], for workspace `ws`.
+pub fn open_workspace(config: &Config, dir: &Path, ws: &str) -> Result<Arc<dyn StateBackend>, String> {
+    let cfg = backend_config(config, dir)?;
+    init::check_initialised(dir, &cfg)?;
+    Ok(Arc::from(cfg.open(ws, codec(config, dir)?)))
+}
+
+pub(crate) async fn current_state(dir: &Path) -> Result<State, String> {
+    let (config, _) = kiln_config::load(dir);
+    let config = config.expect("config");
+    let backend = open(&config, dir)?;
+    read_state(backend.as_ref()).await
+}

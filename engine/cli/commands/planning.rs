@@ -1,0 +1,103 @@
+//! Making a plan for a command: the core's request, address checks, depth and serial limits.
+
+use super::*;
+
+/// `--verbose`: what providers did while planning, on stderr.
+pub(crate) struct VerboseHook;
+
+impl Hook for VerboseHook {
+    fn refresh_done(&self, provider: &str, count: usize, elapsed: Duration) {
+        eprintln!("{provider}: refreshed {count} object(s) in {:.2}s", elapsed.as_secs_f64());
+    }
+
+    fn api_calls(&self, provider: &str, calls: &BTreeMap<String, u64>) {
+        let total: u64 = calls.values().sum();
+        let each: Vec<String> = calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
+        eprintln!("{provider}: {total} API call(s): {}", each.join(", "));
+    }
+}
+
+pub fn plan_request<'a>(
+    l: &'a Loaded,
+    state: &'a State,
+    reg: &'a ProviderRegistry,
+    args: &PlanArgs,
+    mode: Mode,
+    dir: &Path,
+) -> kiln_core::PlanRequest<'a> {
+    kiln_core::PlanRequest {
+        config: &l.config,
+        state,
+        registry: reg,
+        variables: l.vars.clone(),
+        mode,
+        refresh: args.refresh,
+        offline: false,
+        workspace: workspace::current(dir).unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
+        targets: args.target.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
+        excludes: args.exclude.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
+        hook: if args.verbose { &VerboseHook } else { &kiln_core::NoopHook },
+        cwd: dir.to_path_buf(),
+    }
+}
+
+pub(crate) fn check_addresses(args: &PlanArgs) -> Result<(), String> {
+    for t in args.target.iter().chain(&args.exclude) {
+        t.parse::<Target>()
+            .map_err(|e| format!("Error: {e}\n  = help: addresses look like record.a, record.a[0], record.a[\"key\"] or module.m"))?;
+    }
+    Ok(())
+}
+
+/// Plans, giving up (so the caller can release the lock) on Ctrl-C.
+pub async fn make_plan(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs, mode: Mode) -> Result<Plan, String> {
+    let mut interrupts = Interrupts::new();
+    tokio::select! {
+        r = make_plan_inner(dir, l, state, args, mode) => r,
+        _ = interrupts.recv() => Err("Interrupted: planning stopped; nothing was changed".to_string()),
+    }
+}
+
+pub(crate) async fn make_plan_inner(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs, mode: Mode) -> Result<Plan, String> {
+    // A failpoint for the tests that check a crash never leaves the state locked; debug builds
+    // (the test suite's) only, so a release binary has no switch that crashes it.
+    if cfg!(debug_assertions) && std::env::var("KILN_TEST_PANIC").is_ok_and(|v| v == "plan") {
+        panic!("KILN_TEST_PANIC=plan: a deliberate crash while planning");
+    }
+    check_addresses(args)?;
+    let reg = registry();
+    let (plan, diags) = kiln_core::plan(plan_request(l, state, &reg, args, mode, dir)).await;
+    if diags.has_errors() {
+        return Err(render::diagnostics(&l.config.sources, &diags));
+    }
+    warn(&l.config, &diags);
+    let plan = plan.ok_or_else(|| "Error: no plan could be made".to_string())?;
+    check_depth(&plan)?;
+    Ok(plan)
+}
+
+/// Refuses a plan holding a value nested deeper than state and plan files are read
+/// ([`kiln_value::MAX_DEPTH`]), before anything is created: whatever kiln writes, it must read.
+pub(crate) fn check_depth(plan: &Plan) -> Result<(), String> {
+    let max = kiln_value::MAX_DEPTH;
+    let deep = |v: &Option<Value>| v.as_ref().is_some_and(|v| v.deeper_than(max));
+    let what = if let Some(c) = plan.changes.iter().find(|c| deep(&c.after)) {
+        format!("the planned value of `{}`", c.address)
+    } else if let Some((name, _)) = plan.outputs.iter().find(|(_, o)| deep(&o.after)) {
+        format!("output `{name}`")
+    } else if let Some((name, _)) = plan.variables.iter().find(|(_, v)| v.deeper_than(max)) {
+        format!("variable `{name}`")
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "Error: {what} nests lists and maps more than {max} levels deep (a resource's attributes object counts as one), deeper than kiln can store in state\n  = help: flatten the value (for example, encode deep data with jsonencode into a string); nothing was changed"
+    ))
+}
+
+/// `serial` plus `by`, refused past the largest serial: a serial never wraps or goes down.
+pub(crate) fn next_serial(serial: u64, by: u64) -> Result<u64, String> {
+    serial.checked_add(by).ok_or_else(|| {
+        format!("Error: the state's serial `{serial}` cannot advance further: it is at the largest serial kiln can write ({})\n  = help: nothing was changed; the state file's serial was edited by hand or damaged: put back a copy with a sensible serial", u64::MAX)
+    })
+}
