@@ -1,11 +1,7 @@
-//! `kiln init` and `kiln validate`.
+//! `kiln init`: the backend record and state migration.
 
-use crate::cli::{PlanArgs, VarArgs};
-use crate::render;
+use crate::cli::VarArgs;
 use kiln_config::Config;
-use kiln_diag::Diagnostic;
-use kiln_plan::Mode;
-use kiln_state::State;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -190,36 +186,4 @@ async fn copy_one(ws: &str, src: &dyn kiln_state::StateBackend, dst: &dyn kiln_s
     }
     eprintln!("Copied workspace `{ws}` (serial {}, {} resource(s)) to {}.", state.serial, state.resources.len(), dst.describe());
     Ok(true)
-}
-
-pub(crate) async fn validate(dir: &Path, vars: &VarArgs, json: bool) -> R {
-    let l = load(dir, vars)?;
-    let state = State::default();
-    let reg = registry();
-    let req = kiln_core::PlanRequest {
-        offline: true,
-        ..plan_request(&l, &state, &reg, &PlanArgs { refresh: false, ..PlanArgs::default() }, Mode::Normal, dir)
-    };
-    let (_, diags) = kiln_core::plan(req).await;
-    if json {
-        let items: Vec<serde_json::Value> = diags.iter().map(|d| diag_json(&l.config, d)).collect();
-        println!("{}", serde_json::json!({"valid": !diags.has_errors(), "diagnostics": items}));
-        return Ok(if diags.has_errors() { ERROR } else { OK });
-    }
-    if diags.has_errors() {
-        return Err(render::diagnostics(&l.config.sources, &diags));
-    }
-    warn(&l.config, &diags);
-    println!("Success! The configuration is valid.");
-    Ok(OK)
-}
-
-pub(crate) fn diag_json(config: &Config, d: &Diagnostic) -> serde_json::Value {
-    let range = d.primary.as_ref().map(|l| {
-        let f = config.sources.get(l.span.file);
-        let s = f.line_col(l.span.range.start);
-        let e = f.line_col(l.span.range.end);
-        serde_json::json!({"filename": f.path, "start": {"line": s.line, "column": s.column, "byte": l.span.range.start}, "end": {"line": e.line, "column": e.column, "byte": l.span.range.end}})
-    });
-    serde_json::json!({"severity": if d.is_error() {"error"} else {"warning"}, "code": d.code, "summary": d.summary, "detail": d.detail, "address": d.address, "hint": d.hint, "range": range})
 }

@@ -29,6 +29,7 @@ mod planning;
 mod registry;
 mod show;
 mod state;
+mod validate;
 pub(crate) mod workspace;
 
 pub use backend::*;
@@ -96,7 +97,7 @@ impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
 async fn dispatch(cli: Cli, dir: PathBuf) -> i32 {
     let r = match cli.command {
         Command::Init { vars, migrate_state, reconfigure } => init::init(&dir, &vars, migrate_state, reconfigure).await,
-        Command::Validate { vars, json } => init::validate(&dir, &vars, json).await,
+        Command::Validate { vars, json } => validate::validate(&dir, &vars, json).await,
         Command::Plan { args, out, detailed_exitcode, json } => plan::plan_cmd(&dir, &args, out, detailed_exitcode, json).await,
         Command::Apply { args, auto_approve, wait, plan_file } => {
             apply::apply_cmd(&dir, &args, ApplyOpts { auto_approve, wait, plan_file, mode: Mode::Normal }).await
