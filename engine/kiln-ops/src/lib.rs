@@ -6,6 +6,11 @@
 
 mod backend;
 pub mod encryption;
+pub mod import;
+pub mod interrupt;
+pub mod lock;
+pub mod migrate;
+pub mod operation;
 mod sink;
 mod vars;
 

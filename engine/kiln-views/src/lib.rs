@@ -1,0 +1,1 @@
+//! Views of plans, state, outputs and diagnostics for people and machines (issue 12: being written).
