@@ -184,6 +184,50 @@ impl Plan {
     }
 }
 
+/// Why a saved plan can no longer be applied ([`Plan::check_current`]): what changed since it
+/// was made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Stale {
+    /// The state is another state than the one the plan was made against (another lineage, or
+    /// a state where there was none, or none where there was one).
+    #[error("the state changed since the plan was made: the plan was made against {}, the state is {}", lineage_text(.planned), lineage_text(.current))]
+    Lineage { planned: Option<String>, current: Option<String> },
+    /// The same state, written since (by an apply, an import, `state rm`, ...).
+    #[error("the state changed since the plan was made (plan made against serial {}, state is at serial {})", serial_text(.planned), serial_text(.current))]
+    Serial { planned: Option<u64>, current: Option<u64> },
+    /// A configuration file changed.
+    #[error("the configuration changed since the plan was made")]
+    Config,
+}
+
+fn lineage_text(l: &Option<String>) -> String {
+    l.as_ref().map_or("no state".into(), |l| format!("lineage `{l}`"))
+}
+
+fn serial_text(s: &Option<u64>) -> String {
+    s.map_or("none".into(), |s| s.to_string())
+}
+
+impl Plan {
+    /// Whether this (saved) plan still applies to the state it meets and the configuration it
+    /// is applied with: the same lineage and serial (`None` for no state) and the same
+    /// configuration digest; else what changed, the state first.
+    pub fn check_current(&self, lineage: Option<&str>, serial: Option<u64>, config_digest: &str) -> Result<(), Stale> {
+        if self.lineage.as_deref() != lineage {
+            // No state then and no state now compare equal above; a state on one side only is
+            // a change of lineage, as is a different one.
+            return Err(Stale::Lineage { planned: self.lineage.clone(), current: lineage.map(str::to_string) });
+        }
+        if self.serial != serial {
+            return Err(Stale::Serial { planned: self.serial, current: serial });
+        }
+        if self.config_digest != config_digest {
+            return Err(Stale::Config);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PlanFileError {
     #[error("the plan file is not a kiln plan or is damaged: {0}")]
@@ -242,6 +286,32 @@ mod tests {
         let back = Plan::from_json(&p.to_json().unwrap()).unwrap();
         assert_eq!(back, p);
         assert_eq!(p.summary(), Summary { add: 1, change: 0, destroy: 1 });
+    }
+
+    #[test]
+    fn a_plan_applies_to_the_state_and_configuration_it_was_made_from() {
+        let p = sample();
+        assert_eq!(p.check_current(Some("l"), Some(3), "d"), Ok(()));
+        let none = Plan { lineage: None, serial: None, ..sample() };
+        assert_eq!(none.check_current(None, None, "d"), Ok(()), "no state then, none now");
+    }
+
+    #[test]
+    fn a_stale_plan_names_what_changed() {
+        let p = sample();
+        let e = p.check_current(Some("l"), Some(4), "d").unwrap_err();
+        assert_eq!(e, Stale::Serial { planned: Some(3), current: Some(4) });
+        assert!(e.to_string().contains("plan made against serial 3, state is at serial 4"), "{e}");
+        let e = p.check_current(Some("other"), Some(3), "d").unwrap_err();
+        assert_eq!(e, Stale::Lineage { planned: Some("l".into()), current: Some("other".into()) });
+        assert!(e.to_string().contains("lineage `other`"), "{e}");
+        let e = p.check_current(None, None, "d").unwrap_err();
+        assert!(matches!(e, Stale::Lineage { current: None, .. }), "a state that went away: {e}");
+        let fresh = Plan { lineage: None, serial: None, ..sample() };
+        assert!(matches!(fresh.check_current(Some("l"), Some(1), "d"), Err(Stale::Lineage { planned: None, .. })));
+        assert_eq!(p.check_current(Some("l"), Some(3), "e"), Err(Stale::Config));
+        // The state is checked first: both changed names the state.
+        assert!(matches!(p.check_current(Some("l"), Some(9), "e"), Err(Stale::Serial { .. })));
     }
 
     #[test]
