@@ -134,10 +134,12 @@ pub async fn execute(
     let summary = plan.summary();
     let hook = Arc::new(Progress::new(summary.add + summary.change + summary.destroy));
     let reg = registry();
+    let providers = kiln_core::Providers::new();
     let outcome = kiln_core::apply(kiln_core::ApplyRequest {
         config: &l.config,
         state: state.clone(),
         registry: &reg,
+        providers: &providers,
         plan,
         hook: hook.clone(),
         sink: sink.clone(),

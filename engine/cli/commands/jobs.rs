@@ -15,7 +15,7 @@ use kiln_provider::{LogsRequest, ReadItem, ReadRequest};
 use kiln_state::{State, StateBackend};
 use kiln_value::Value;
 
-use super::{execute, load, make_plan, open, plan_request, read_state, registry, Loaded, ERROR, OK};
+use super::{execute, load, make_plan, open, read_state, registry, Loaded, ERROR, OK};
 use crate::cli::{PlanArgs, VarArgs};
 use crate::render;
 
@@ -23,8 +23,8 @@ type R = Result<i32, String>;
 
 pub(crate) async fn providers(dir: &Path, l: &Loaded, state: &State) -> Result<Providers, String> {
     let reg = registry();
-    let args = PlanArgs { refresh: false, ..PlanArgs::default() };
-    let (p, d) = kiln_core::configure_providers(plan_request(l, state, &reg, &args, Mode::Normal, dir)).await;
+    let p = Providers::new();
+    let d = kiln_core::configure_providers(super::planning::providers_request(l, state, &reg, &p, dir)).await;
     if d.has_errors() {
         return Err(render::diagnostics(&l.config.sources, &d));
     }
@@ -44,7 +44,7 @@ pub(crate) async fn read_kind(providers: &Providers, state: &State, kind: &str) 
         by_provider.entry(r.provider.as_str()).or_default().push((a, r));
     }
     for (key, items) in by_provider {
-        let Some(p) = providers.instances.get(key) else { continue };
+        let Some(p) = providers.get(key) else { continue };
         let names: Vec<String> = items.iter().map(|(a, _)| a.to_string()).collect();
         let req = ReadRequest {
             items: items.iter().zip(&names).map(|((_, r), n)| ReadItem { address: n, kind: &r.kind, state: &r.attributes }).collect(),
@@ -109,7 +109,7 @@ pub async fn logs(dir: &Path, vars: &VarArgs, address: &str, node: usize, follow
         .get(&addr)
         .ok_or_else(|| format!("Error: `{addr}` is not in state\n  = help: `kiln jobs` lists the jobs kiln manages"))?;
     let p = providers(dir, &l, &state).await?;
-    let provider = p.instances.get(&r.provider).ok_or_else(|| format!("Error: provider `{}` is not available", r.provider))?;
+    let provider = p.get(&r.provider).ok_or_else(|| format!("Error: provider `{}` is not available", r.provider))?;
     let name = addr.to_string();
     let mut offset = 0;
     let mut stdout = std::io::stdout();

@@ -21,6 +21,7 @@ pub fn plan_request<'a>(
     l: &'a Loaded,
     state: &'a State,
     reg: &'a ProviderRegistry,
+    providers: &'a kiln_core::Providers,
     args: &PlanArgs,
     mode: Mode,
     dir: &Path,
@@ -29,14 +30,33 @@ pub fn plan_request<'a>(
         config: &l.config,
         state,
         registry: reg,
+        providers,
         variables: l.vars.clone(),
         mode,
         refresh: args.refresh,
-        offline: false,
         workspace: workspace::current(dir).unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
         targets: args.target.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
         excludes: args.exclude.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
         hook: if args.verbose { &VerboseHook } else { &kiln_core::NoopHook },
+        cwd: dir.to_path_buf(),
+    }
+}
+
+/// The core's request to configure the providers of the configuration and `state`.
+pub(crate) fn providers_request<'a>(
+    l: &'a Loaded,
+    state: &'a State,
+    reg: &'a ProviderRegistry,
+    providers: &'a kiln_core::Providers,
+    dir: &Path,
+) -> kiln_core::ProvidersRequest<'a> {
+    kiln_core::ProvidersRequest {
+        config: &l.config,
+        state,
+        registry: reg,
+        providers,
+        variables: l.vars.clone(),
+        workspace: workspace::current(dir).unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
         cwd: dir.to_path_buf(),
     }
 }
@@ -66,7 +86,8 @@ pub(crate) async fn make_plan_inner(dir: &Path, l: &Loaded, state: &State, args:
     }
     check_addresses(args)?;
     let reg = registry();
-    let (plan, diags) = kiln_core::plan(plan_request(l, state, &reg, args, mode, dir)).await;
+    let providers = kiln_core::Providers::new();
+    let (plan, diags) = kiln_core::plan(plan_request(l, state, &reg, &providers, args, mode, dir)).await;
     if diags.has_errors() {
         return Err(render::diagnostics(&l.config.sources, &diags));
     }

@@ -1,10 +1,9 @@
 //! `kiln validate`: every diagnostic of the configuration, without reaching a provider's API.
 
-use crate::cli::{PlanArgs, VarArgs};
+use crate::cli::VarArgs;
 use crate::render;
 use kiln_config::Config;
 use kiln_diag::Diagnostic;
-use kiln_plan::Mode;
 use kiln_state::State;
 use std::path::Path;
 
@@ -14,11 +13,17 @@ pub(crate) async fn validate(dir: &Path, vars: &VarArgs, json: bool) -> R {
     let l = load(dir, vars)?;
     let state = State::default();
     let reg = registry();
-    let req = kiln_core::PlanRequest {
-        offline: true,
-        ..plan_request(&l, &state, &reg, &PlanArgs { refresh: false, ..PlanArgs::default() }, Mode::Normal, dir)
-    };
-    let (_, diags) = kiln_core::plan(req).await;
+    let providers = kiln_core::Providers::new();
+    let base = providers_request(&l, &state, &reg, &providers, dir);
+    let diags = kiln_core::validate(kiln_core::ValidateRequest {
+        config: base.config,
+        registry: base.registry,
+        providers: base.providers,
+        variables: base.variables,
+        workspace: base.workspace,
+        cwd: base.cwd,
+    })
+    .await;
     if json {
         let items: Vec<serde_json::Value> = diags.iter().map(|d| diag_json(&l.config, d)).collect();
         println!("{}", serde_json::json!({"valid": !diags.has_errors(), "diagnostics": items}));

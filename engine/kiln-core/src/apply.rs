@@ -59,6 +59,9 @@ pub struct ApplyRequest<'a> {
     pub config: &'a Config,
     pub state: State,
     pub registry: &'a ProviderRegistry,
+    /// The command's configured providers (shared with the plan when the command made it): what
+    /// is not configured in it yet is configured here, once.
+    pub providers: &'a Providers,
     pub plan: &'a Plan,
     pub hook: Arc<dyn Hook>,
     pub sink: Arc<dyn StateSink>,
@@ -177,13 +180,22 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
     let listed = |d: &&DeposedObject| req.plan.changes.iter().any(|c| c.deposed.as_ref() == Some(&d.key));
     deletes.extend(state.deposed.values().filter(listed).map(deposed_delete));
     let any_delete = req.plan.changes.iter().any(|c| matches!(c.action, Action::Delete | Action::Replace));
-    let delete_providers = if any_delete {
-        let (p, d) = crate::plan::configure_providers(preq_for(&req)).await;
-        diags.extend(d);
-        p
-    } else {
-        Providers::default()
-    };
+    if any_delete {
+        let preq = preq_for(&req);
+        diags.extend(
+            crate::plan::configure_providers(crate::plan::ProvidersRequest {
+                config: preq.config,
+                state: preq.state,
+                registry: preq.registry,
+                providers: preq.providers,
+                variables: preq.variables,
+                workspace: preq.workspace,
+                cwd: preq.cwd,
+            })
+            .await,
+        );
+    }
+    let delete_providers = req.providers;
     let mut interrupted = run_deletes(deletes, &delete_providers, &mut ctx, &mut state, &mut diags, &req).await;
 
     // Phase 2: creates and updates in dependency order.
@@ -229,10 +241,10 @@ fn preq_for<'a>(req: &'a ApplyRequest<'a>) -> PlanRequest<'a> {
         config: req.config,
         state: &req.state,
         registry: req.registry,
+        providers: req.providers,
         variables: req.plan.variables.clone(),
         mode: req.plan.mode,
         refresh: false,
-        offline: false,
         workspace: req.workspace.clone(),
         targets: Vec::new(),
         excludes: Vec::new(),
@@ -342,7 +354,7 @@ async fn run_deletes(
                 continue;
             }
             let d = &deletes[i];
-            let Some(p) = providers.instances.get(&d.provider).cloned() else {
+            let Some(p) = providers.get(&d.provider) else {
                 diags.push(
                     Diagnostic::error("E-PROVIDER-MISSING", format!("provider `{}` is not configured", d.provider)).address(&d.address),
                 );
@@ -548,7 +560,7 @@ async fn start_resource(
     let m = config.root.find(&addr.module)?;
     let r = m.module.resource(addr.mode, &addr.kind, &addr.name)?;
     let key = w.graph.provider_of[addr].clone();
-    let provider = w.providers.instances.get(&key).cloned()?;
+    let provider = w.ready.get(&key).cloned()?;
     let schema = req.registry.schema(provider_name(&key))?;
     let kinds = if addr.mode == kiln_addrs::Mode::Data { &schema.data_kinds } else { &schema.kinds };
     let kind_schema = kinds.get(&addr.kind)?.clone();

@@ -22,5 +22,5 @@ mod scope;
 pub use apply::{apply, ApplyOutcome, ApplyRequest, Cancel, StateSink};
 pub use graph::{build_graph, Node};
 pub use hooks::{Hook, NoopHook, Subject};
-pub use plan::{config_digest, configure_providers, plan, PlanRequest};
+pub use plan::{config_digest, configure_provider, configure_providers, plan, validate, PlanRequest, ProvidersRequest, ValidateRequest};
 pub use providers::{ProviderRegistry, Providers};

@@ -14,7 +14,8 @@ use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_eval::eval;
 use kiln_plan::{Action, Drift, Mode, OutputChange, PendingResolution, Plan, PlannedChange, Reason};
 use kiln_provider::{
-    ConfigureRequest, PlanRequest as ProviderPlanRequest, Provider, ReadItem, ReadRequest, RecoverRequest, ValidateRequest,
+    ConfigureRequest, PlanRequest as ProviderPlanRequest, Provider, ReadItem, ReadRequest, RecoverRequest,
+    ValidateRequest as ProviderValidateRequest,
 };
 use kiln_schema::KindSchema;
 use kiln_state::{ResourceState, State};
@@ -31,13 +32,12 @@ pub struct PlanRequest<'a> {
     pub config: &'a Config,
     pub state: &'a State,
     pub registry: &'a ProviderRegistry,
+    /// The command's configured providers: what is not configured in it yet is configured here.
+    pub providers: &'a Providers,
     /// Root variable values given by the user (files, flags, environment), before conversion.
     pub variables: BTreeMap<String, Value>,
     pub mode: Mode,
     pub refresh: bool,
-    /// Validation only (`kiln validate`): providers check configurations but are never asked
-    /// to plan or to read data sources, so nothing reaches a remote API. Implies no refresh.
-    pub offline: bool,
     /// The selected workspace's name: `kiln.workspace` in expressions.
     pub workspace: String,
     pub targets: Vec<Target>,
@@ -86,10 +86,10 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
     }
     w.diags.extend(check_prevent_destroy(&changes, req.config));
     changes.sort_by(|a, b| a.address.cmp(&b.address));
-    let mut keys: Vec<&String> = w.providers.instances.keys().collect();
+    let mut keys: Vec<&String> = w.ready.keys().collect();
     keys.sort();
     for key in keys {
-        let calls = w.providers.instances[key].api_calls();
+        let calls = w.ready[key].api_calls();
         if !calls.is_empty() {
             req.hook.api_calls(key, &calls);
         }
@@ -118,18 +118,97 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
     (Some(plan), diags)
 }
 
-/// Configures every provider the configuration and state use, evaluating the configuration
-/// with resource values taken from state (no planning). For commands that talk to providers
-/// about existing objects: `logs`, `jobs`, waiting for jobs.
-pub async fn configure_providers(req: PlanRequest<'_>) -> (Providers, Diagnostics) {
-    let (graph, diags) = build_graph(req.config, req.registry);
+/// What [`validate`] checks: the configuration with the given root variables, no state.
+pub struct ValidateRequest<'a> {
+    pub config: &'a Config,
+    pub registry: &'a ProviderRegistry,
+    pub providers: &'a Providers,
+    pub variables: BTreeMap<String, Value>,
+    pub workspace: String,
+    pub cwd: PathBuf,
+}
+
+/// Validation only (`kiln validate`): every diagnostic of the configuration. Providers are
+/// configured and check resource configurations, but are never asked to plan or to read data
+/// sources, so nothing reaches a remote API.
+pub async fn validate(req: ValidateRequest<'_>) -> Diagnostics {
+    let state = State::default();
+    let preq = PlanRequest {
+        config: req.config,
+        state: &state,
+        registry: req.registry,
+        providers: req.providers,
+        variables: req.variables,
+        mode: Mode::Normal,
+        refresh: false,
+        workspace: req.workspace,
+        targets: Vec::new(),
+        excludes: Vec::new(),
+        hook: &crate::hooks::NoopHook,
+        cwd: req.cwd,
+    };
+    let (graph, diags) = build_graph(preq.config, preq.registry);
     if diags.has_errors() {
-        return (Providers::default(), diags);
+        return diags;
     }
     let Some(order) = graph.deps.topo_order() else {
-        return (Providers::default(), diags);
+        return diags;
     };
-    let mut w = Walker::new(&req, &graph);
+    let mut w = Walker::new(&preq, &graph);
+    w.offline = true;
+    w.diags = diags;
+    w.check_root_variables();
+    for node in &order {
+        w.visit(node).await;
+    }
+    w.values.redact(w.diags)
+}
+
+/// What the providers of a configuration and its state are configured from: the configuration
+/// evaluated with the given root variables and with resource values taken from state.
+pub struct ProvidersRequest<'a> {
+    pub config: &'a Config,
+    pub state: &'a State,
+    pub registry: &'a ProviderRegistry,
+    pub providers: &'a Providers,
+    /// Root variable values given by the user (files, flags, environment), before conversion.
+    pub variables: BTreeMap<String, Value>,
+    pub workspace: String,
+    pub cwd: PathBuf,
+}
+
+impl<'a> ProvidersRequest<'a> {
+    fn plan_request(&self) -> PlanRequest<'a> {
+        PlanRequest {
+            config: self.config,
+            state: self.state,
+            registry: self.registry,
+            providers: self.providers,
+            variables: self.variables.clone(),
+            mode: Mode::Normal,
+            refresh: false,
+            workspace: self.workspace.clone(),
+            targets: Vec::new(),
+            excludes: Vec::new(),
+            hook: &crate::hooks::NoopHook,
+            cwd: self.cwd.clone(),
+        }
+    }
+}
+
+/// Configures (in `req.providers`) every provider the configuration and state use, evaluating
+/// the configuration with resource values taken from state (no planning, no refresh). For
+/// commands that talk to providers about existing objects: `logs`, `jobs`, waiting for jobs.
+pub async fn configure_providers(req: ProvidersRequest<'_>) -> Diagnostics {
+    let preq = req.plan_request();
+    let (graph, diags) = build_graph(preq.config, preq.registry);
+    if diags.has_errors() {
+        return diags;
+    }
+    let Some(order) = graph.deps.topo_order() else {
+        return diags;
+    };
+    let mut w = Walker::new(&preq, &graph);
     w.diags = diags;
     w.recover_pending = false;
     w.state_values_only = true;
@@ -140,7 +219,47 @@ pub async fn configure_providers(req: PlanRequest<'_>) -> (Providers, Diagnostic
     for k in keys {
         w.ensure_provider(&k).await;
     }
-    (w.providers, w.diags)
+    w.values.redact(w.diags)
+}
+
+/// Configures the provider `key` (`name` or `name.alias`) in `req.providers`, unless it already
+/// is, from its `provider` block evaluated with the root variables (and what the block refers
+/// to: locals, resource values from state), or with an empty configuration when there is no
+/// block. For `kiln import`.
+pub async fn configure_provider(req: ProvidersRequest<'_>, key: &str) -> Result<Arc<dyn Provider>, Diagnostics> {
+    if let Some(p) = req.providers.get(key) {
+        return Ok(p);
+    }
+    let preq = req.plan_request();
+    let (graph, diags) = build_graph(preq.config, preq.registry);
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let Some(order) = graph.deps.topo_order() else {
+        return Err(diags);
+    };
+    // Only what the provider's block refers to is evaluated.
+    let target = Node::Provider(key.to_string());
+    let mut needed: HashSet<Node> = HashSet::new();
+    let mut stack = vec![target.clone()];
+    while let Some(n) = stack.pop() {
+        if needed.insert(n.clone()) {
+            stack.extend(graph.deps.dependencies(&n).into_iter().cloned());
+        }
+    }
+    let mut w = Walker::new(&preq, &graph);
+    w.diags = diags;
+    w.recover_pending = false;
+    w.state_values_only = true;
+    for node in order.iter().filter(|n| needed.contains(*n) && **n != target) {
+        w.visit(node).await;
+    }
+    let p = w.ensure_provider(key).await;
+    let diags = w.values.redact(w.diags);
+    match p {
+        Some(p) if !diags.has_errors() => Ok(p),
+        _ => Err(diags),
+    }
 }
 
 /// `lifecycle.prevent_destroy`, checked on what is left after `--target`/`--exclude`.
@@ -289,7 +408,10 @@ pub(crate) struct Walker<'a> {
     pub hook: &'a dyn Hook,
     pub cwd: PathBuf,
     pub values: Values,
-    pub providers: Providers,
+    /// The command's providers, shared with its other walks.
+    pub providers: &'a Providers,
+    /// The providers this walk has set up (configured or taken from `providers`, refreshed).
+    pub ready: HashMap<String, Arc<dyn Provider>>,
     pub diags: Diagnostics,
     /// State after refresh (and adoption of pending creates): `None` = object gone.
     pub refreshed: HashMap<InstanceAddr, Option<Value>>,
@@ -316,8 +438,8 @@ impl<'a> Walker<'a> {
             graph,
             inputs: &req.variables,
             mode: req.mode,
-            refresh: req.refresh && !req.offline,
-            offline: req.offline,
+            refresh: req.refresh,
+            offline: false,
             hook: req.hook,
             cwd: req.cwd.clone(),
             values: Values {
@@ -326,7 +448,8 @@ impl<'a> Walker<'a> {
                 workspace: req.workspace.clone(),
                 ..Values::default()
             },
-            providers: Providers::default(),
+            providers: req.providers,
+            ready: HashMap::new(),
             diags: Diagnostics::new(),
             refreshed: HashMap::new(),
             changes: Vec::new(),
@@ -481,6 +604,11 @@ impl<'a> Walker<'a> {
     }
 
     async fn provider(&mut self, key: &str) {
+        // Configured earlier in this command (by an earlier plan or walk): set up, not again.
+        if let Some(c) = self.providers.configured(key) {
+            self.provider_ready(key, c).await;
+            return;
+        }
         let name = provider_name(key);
         let Some(factory) = self.registry.get(name).cloned() else {
             self.diags.push(
@@ -510,15 +638,13 @@ impl<'a> Walker<'a> {
         }
         // A provider's complaint about its configuration never quotes a sensitive setting.
         let secrets = crate::redact::secrets([&config]);
-        self.values.provider_secrets.insert(key.to_string(), secrets.clone());
-        match factory.configure(ConfigureRequest { config: config.unmark_deep().0, working_dir: self.cwd.clone() }).await {
-            Ok(p) => {
-                self.providers.instances.insert(key.to_string(), p.clone());
-                self.refresh_provider(key, p.clone()).await;
-                if self.recover_pending {
-                    self.resolve_pending_for(key, p.as_ref()).await;
-                }
-            }
+        let request = ConfigureRequest { config: config.unmark_deep().0, working_dir: self.cwd.clone() };
+        let configure = || async {
+            let instance = factory.configure(request).await?;
+            Ok(crate::providers::Configured { instance, secrets: secrets.clone() })
+        };
+        match self.providers.get_or_configure(key, configure).await {
+            Ok(c) => self.provider_ready(key, c).await,
             Err(d) => {
                 // The provider names the attribute; the block says where it is written.
                 let d = match block {
@@ -527,6 +653,18 @@ impl<'a> Walker<'a> {
                 };
                 self.diags.extend(crate::redact::diags(d, &secrets).with_address(&format!("provider[\"{key}\"]")))
             }
+        }
+    }
+
+    /// A configured provider joins this walk: its secrets redact, it is refreshed (when the plan
+    /// refreshes) and asked about the creates an interrupted apply left pending with it.
+    async fn provider_ready(&mut self, key: &str, c: crate::providers::Configured) {
+        self.values.provider_secrets.insert(key.to_string(), c.secrets);
+        let p = c.instance;
+        self.ready.insert(key.to_string(), p.clone());
+        self.refresh_provider(key, p.clone()).await;
+        if self.recover_pending {
+            self.resolve_pending_for(key, p.as_ref()).await;
         }
     }
 
@@ -572,7 +710,7 @@ impl<'a> Walker<'a> {
     }
 
     fn provider_for(&self, key: &str) -> Option<Arc<dyn Provider>> {
-        self.providers.instances.get(key).cloned()
+        self.ready.get(key).cloned()
     }
 
     /// Configures a provider that the configuration no longer mentions (for orphans).
@@ -721,7 +859,7 @@ impl<'a> Walker<'a> {
         if r.mode == AddrMode::Data {
             return self.read_data(r, iaddr, &config, provider).await;
         }
-        let vd = provider.validate(ValidateRequest { kind: &r.kind, config: &config });
+        let vd = provider.validate(ProviderValidateRequest { kind: &r.kind, config: &config });
         let vd = crate::redact::diags(vd, &crate::redact::secrets([&config]));
         let vd_err = vd.has_errors();
         self.diags.extend(vd.into_iter().map(|d| crate::instance::locate(d, r).or_at(Some(r.span.clone())).or_address(&addr_s)));

@@ -7,12 +7,14 @@
 //! that have similar kinds, never a silent fallback.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use kiln_config::Body;
-use kiln_diag::{edit_distance, Diagnostic, Span};
+use kiln_diag::{edit_distance, Diagnostic, Diagnostics, Span};
 use kiln_provider::{Provider, ProviderFactory, PORTABLE_KINDS};
 use kiln_schema::ProviderSchema;
+use kiln_value::Secrets;
+use tokio::sync::OnceCell;
 
 /// The provider a block without `provider =` defaults to for the portable kinds.
 pub const DEFAULT_PROVIDER: &str = "local";
@@ -163,10 +165,58 @@ pub(crate) fn locate_config(d: Diagnostic, body: &Body, block: &Span) -> Diagnos
     d.or_at(Some(at))
 }
 
-/// Configured provider instances for one run, keyed `name` or `name.alias`.
-#[derive(Clone, Default)]
+/// The configured provider instances of one command, keyed `name` or `name.alias`. The caller
+/// creates one per command ([`Providers::new`]) and passes it by reference to every request
+/// (plan, apply, validate, configuring for logs/jobs/`--wait`, import); the core configures each
+/// key at most once in it, so refresh, plan, apply and polling share one instance (one SSH pool
+/// per host, one API throttle). Each instance keeps the secrets of its configuration beside it,
+/// to redact what the provider says and what it copies into objects.
+#[derive(Default)]
 pub struct Providers {
-    pub instances: HashMap<String, Arc<dyn Provider>>,
+    slots: Mutex<HashMap<String, Arc<OnceCell<Configured>>>>,
+}
+
+/// A configured provider and the secrets of the configuration it was given.
+#[derive(Clone)]
+pub(crate) struct Configured {
+    pub instance: Arc<dyn Provider>,
+    pub secrets: Secrets,
+}
+
+impl Providers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The configured instance of `key`, if it has been configured.
+    pub fn get(&self, key: &str) -> Option<Arc<dyn Provider>> {
+        self.configured(key).map(|c| c.instance)
+    }
+
+    /// The keys configured so far, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let slots = self.slots.lock().expect("providers lock");
+        let mut keys: Vec<String> = slots.iter().filter(|(_, c)| c.initialized()).map(|(k, _)| k.clone()).collect();
+        keys.sort();
+        keys
+    }
+
+    pub(crate) fn configured(&self, key: &str) -> Option<Configured> {
+        let cell = self.slots.lock().expect("providers lock").get(key).cloned()?;
+        cell.get().cloned()
+    }
+
+    /// The instance of `key`, configured by `configure` unless it already is (a concurrent
+    /// caller waits for the first). A failure is not kept: the next caller tries again.
+    pub(crate) async fn get_or_configure<F, Fut>(&self, key: &str, configure: F) -> Result<Configured, Diagnostics>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Configured, Diagnostics>>,
+    {
+        // The std lock is released before any await.
+        let cell = self.slots.lock().expect("providers lock").entry(key.to_string()).or_default().clone();
+        cell.get_or_try_init(configure).await.cloned()
+    }
 }
 
 /// `aws.west` → `aws`.
@@ -176,7 +226,6 @@ pub(crate) fn provider_name(key: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use kiln_diag::Diagnostics;
     use kiln_provider::{async_trait, ConfigureRequest};
     use kiln_schema::{Body, KindSchema};
 

@@ -44,10 +44,10 @@ impl Fixture {
             config: &config,
             state,
             registry: &reg,
+            providers: &kiln_core::Providers::new(),
             variables: BTreeMap::new(),
             mode,
             refresh: true,
-            offline: false,
             workspace: "default".into(),
             targets: Vec::new(),
             excludes: Vec::new(),
@@ -71,6 +71,7 @@ impl Fixture {
             config: &config,
             state: state.clone(),
             registry: &reg,
+            providers: &kiln_core::Providers::new(),
             plan,
             hook: Arc::new(NoopHook),
             sink,
@@ -375,6 +376,7 @@ async fn cancel_stops_new_operations() {
         config: &config,
         state: State::new(),
         registry: &reg,
+        providers: &kiln_core::Providers::new(),
         plan: &p,
         hook: Arc::new(NoopHook),
         sink: Arc::new(Sink::default()),
@@ -401,6 +403,7 @@ async fn a_second_cancel_abandons_creates_in_flight_leaving_them_pending() {
     let reg = registry(&f.mock);
     let (tx, rx) = tokio::sync::watch::channel(0u8);
     let sink = Arc::new(Sink::default());
+    let providers = kiln_core::Providers::new();
     let watcher = {
         let sink = sink.clone();
         async move {
@@ -417,6 +420,7 @@ async fn a_second_cancel_abandons_creates_in_flight_leaving_them_pending() {
             config: &config,
             state: State::new(),
             registry: &reg,
+            providers: &providers,
             plan: &p,
             hook: Arc::new(NoopHook),
             sink: sink.clone(),

@@ -8,8 +8,8 @@ use std::time::Duration;
 use kiln_core::{ProviderRegistry, StateSink};
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::{
-    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, Provider, ProviderFactory,
-    ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest, ValidateRequest,
+    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, PlanRequest, PlanResponse, Provider,
+    ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest, ValidateRequest,
 };
 use kiln_schema::{Attribute, Body, KindSchema, ProviderSchema};
 use kiln_state::Mutation;
@@ -27,6 +27,10 @@ pub struct Mock {
     pub fail_deletes: AtomicBool,
     /// The `name` of every object deleted, in order.
     pub deleted: Mutex<Vec<String>>,
+    /// How many times the factory configured a provider instance.
+    pub configures: AtomicUsize,
+    /// The address of every object the provider was asked to plan, in order.
+    pub planned: Mutex<Vec<String>>,
 }
 
 pub fn schema() -> ProviderSchema {
@@ -55,6 +59,7 @@ impl ProviderFactory for Factory {
         schema()
     }
     async fn configure(&self, _req: ConfigureRequest) -> Result<Arc<dyn Provider>, Diagnostics> {
+        self.0.configures.fetch_add(1, Ordering::SeqCst);
         Ok(self.0.clone())
     }
 }
@@ -84,6 +89,10 @@ impl Provider for Mock {
             }
             _ => Diagnostics::new(),
         }
+    }
+    async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
+        self.planned.lock().unwrap().push(req.address.to_string());
+        PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: Diagnostics::new() }
     }
     async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
         let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;

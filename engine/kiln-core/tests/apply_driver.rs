@@ -1,0 +1,311 @@
+//! The apply driver against a mock provider: providers configured once per command, the apply
+//! graph built from the plan's changes (order of deletes, replacements and creates), refusal of
+//! what the plan does not list, inconsistency with the reviewed plan, and no provider planning
+//! of resources the plan leaves alone.
+
+// Not every helper of the mock is used here.
+#[allow(dead_code)]
+mod mock;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use kiln_core::{apply, plan, ApplyOutcome, ApplyRequest, Cancel, NoopHook, PlanRequest, Providers};
+use kiln_plan::{Action, Mode, Plan};
+use kiln_state::{Mutation, State};
+use mock::{registry, Mock, Sink};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    mock: Arc<Mock>,
+}
+
+impl Fixture {
+    fn new(src: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.kiln.hcl"), src).unwrap();
+        Fixture { dir, mock: Arc::new(Mock::default()) }
+    }
+
+    fn rewrite(&self, src: &str) {
+        std::fs::write(self.dir.path().join("main.kiln.hcl"), src).unwrap();
+    }
+
+    fn config(&self) -> kiln_config::Config {
+        let (config, d) = kiln_config::load(self.dir.path());
+        assert!(!d.has_errors(), "{d:?}");
+        config.unwrap()
+    }
+
+    async fn plan_with(&self, state: &State, mode: Mode, providers: &Providers) -> Plan {
+        let config = self.config();
+        let reg = registry(&self.mock);
+        let (p, d) = plan(PlanRequest {
+            config: &config,
+            state,
+            registry: &reg,
+            providers,
+            variables: BTreeMap::new(),
+            mode,
+            refresh: true,
+            workspace: "default".into(),
+            targets: Vec::new(),
+            excludes: Vec::new(),
+            hook: &NoopHook,
+            cwd: self.dir.path().to_path_buf(),
+        })
+        .await;
+        assert!(!d.has_errors(), "{d:?}");
+        p.unwrap()
+    }
+
+    async fn plan(&self, state: &State) -> Plan {
+        self.plan_with(state, Mode::Normal, &Providers::new()).await
+    }
+
+    async fn apply_with(&self, state: &State, plan: &Plan, providers: &Providers, sink: Arc<Sink>) -> ApplyOutcome {
+        let config = self.config();
+        let reg = registry(&self.mock);
+        apply(ApplyRequest {
+            config: &config,
+            state: state.clone(),
+            registry: &reg,
+            providers,
+            plan,
+            hook: Arc::new(NoopHook),
+            sink,
+            cancel: Cancel::never(),
+            cwd: self.dir.path().to_path_buf(),
+            parallelism: None,
+            workspace: "default".into(),
+        })
+        .await
+    }
+
+    async fn apply(&self, state: &State, plan: &Plan) -> ApplyOutcome {
+        self.apply_with(state, plan, &Providers::new(), Arc::new(Sink::default())).await
+    }
+
+    async fn converge(&self, state: &State) -> State {
+        let p = self.plan(state).await;
+        let out = self.apply(state, &p).await;
+        assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+        out.state
+    }
+
+    fn configures(&self) -> usize {
+        self.mock.configures.load(Ordering::SeqCst)
+    }
+
+    fn reset(&self) {
+        self.mock.configures.store(0, Ordering::SeqCst);
+        self.mock.calls.lock().unwrap().clear();
+        self.mock.planned.lock().unwrap().clear();
+    }
+}
+
+/// a, b, c, d exist; the second configuration updates a, drops b, replaces c and adds e.
+const BEFORE: &str = r#"
+variable "region" {
+  default = "eu"
+}
+provider "mock" {
+  region = var.region
+}
+resource "thing" "a" {
+  provider = mock
+  name     = "a"
+}
+resource "thing" "b" {
+  provider = mock
+  name     = "b"
+}
+resource "thing" "c" {
+  provider = mock
+  name     = "c"
+}
+resource "thing" "d" {
+  provider = mock
+  name     = "d"
+}
+"#;
+
+const AFTER: &str = r#"
+variable "region" {
+  default = "eu"
+}
+provider "mock" {
+  region = var.region
+}
+resource "thing" "a" {
+  provider = mock
+  name     = "a"
+  size     = 2
+}
+resource "thing" "c" {
+  provider = mock
+  name     = "c2"
+}
+resource "thing" "d" {
+  provider = mock
+  name     = "d"
+}
+resource "thing" "e" {
+  provider = mock
+  name     = "e-${thing.a.id}"
+}
+"#;
+
+fn actions(p: &Plan) -> Vec<(String, Action)> {
+    p.changes.iter().filter(|c| c.action != Action::NoOp).map(|c| (c.address.to_string(), c.action)).collect()
+}
+
+#[tokio::test]
+async fn an_apply_with_deletes_creates_and_updates_configures_each_provider_once() {
+    let f = Fixture::new(BEFORE);
+    let state = f.converge(&State::new()).await;
+    f.rewrite(AFTER);
+    let p = f.plan(&state).await;
+    assert_eq!(
+        actions(&p),
+        [
+            ("thing.a".to_string(), Action::Update),
+            ("thing.b".to_string(), Action::Delete),
+            ("thing.c".to_string(), Action::Replace),
+            ("thing.e".to_string(), Action::Create),
+        ]
+    );
+    f.reset();
+    let out = f.apply(&state, &p).await;
+    assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+    assert_eq!(f.configures(), 1, "configured once for the deletes and the creates and updates");
+    let calls = f.mock.calls();
+    assert!(calls.contains(&"delete thing.b".to_string()) && calls.contains(&"create thing.e".to_string()), "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_plan_and_its_apply_sharing_providers_configure_once_in_total() {
+    let f = Fixture::new(BEFORE);
+    let state = f.converge(&State::new()).await;
+    f.rewrite(AFTER);
+    f.reset();
+    let providers = Providers::new();
+    let p = f.plan_with(&state, Mode::Normal, &providers).await;
+    let out = f.apply_with(&state, &p, &providers, Arc::new(Sink::default())).await;
+    assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+    assert_eq!(f.configures(), 1);
+    assert_eq!(providers.keys(), ["mock"]);
+}
+
+#[tokio::test]
+async fn a_second_plan_with_the_same_providers_refreshes_again_without_configuring() {
+    let f = Fixture::new(BEFORE);
+    let state = f.converge(&State::new()).await;
+    f.reset();
+    let providers = Providers::new();
+    f.plan_with(&state, Mode::Normal, &providers).await;
+    f.plan_with(&state, Mode::Normal, &providers).await;
+    assert_eq!(f.configures(), 1);
+    let reads = f.mock.calls().iter().filter(|c| c.starts_with("read")).count();
+    assert_eq!(reads, 2, "refresh is a step of each plan: {:?}", f.mock.calls());
+}
+
+#[tokio::test]
+async fn the_apply_of_a_saved_plan_configures_once() {
+    let f = Fixture::new(BEFORE);
+    let state = f.converge(&State::new()).await;
+    f.rewrite(AFTER);
+    let saved = f.plan(&state).await.to_json().unwrap();
+    let p = Plan::from_json(&saved).unwrap();
+    f.reset();
+    let out = f.apply(&state, &p).await;
+    assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+    assert_eq!(f.configures(), 1);
+}
+
+#[tokio::test]
+async fn a_destroy_configures_once() {
+    let f = Fixture::new(BEFORE);
+    let state = f.converge(&State::new()).await;
+    let p = f.plan_with(&state, Mode::Destroy, &Providers::new()).await;
+    f.reset();
+    let out = f.apply(&state, &p).await;
+    assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+    assert!(out.state.resources.is_empty());
+    assert_eq!(f.configures(), 1);
+}
+
+#[tokio::test]
+async fn configuring_for_logs_and_jobs_reuses_the_commands_providers() {
+    let f = Fixture::new(BEFORE);
+    let state = f.converge(&State::new()).await;
+    f.reset();
+    let config = f.config();
+    let reg = registry(&f.mock);
+    let providers = Providers::new();
+    let req = || kiln_core::ProvidersRequest {
+        config: &config,
+        state: &state,
+        registry: &reg,
+        providers: &providers,
+        variables: BTreeMap::new(),
+        workspace: "default".into(),
+        cwd: f.dir.path().to_path_buf(),
+    };
+    let d = kiln_core::configure_providers(req()).await;
+    assert!(!d.has_errors(), "{d:?}");
+    assert!(providers.get("mock").is_some());
+    let d = kiln_core::configure_providers(req()).await;
+    assert!(!d.has_errors(), "{d:?}");
+    assert!(kiln_core::configure_provider(req(), "mock").await.is_ok());
+    assert_eq!(f.configures(), 1);
+    assert!(f.mock.calls().is_empty(), "no refresh, no planning: {:?}", f.mock.calls());
+}
+
+#[tokio::test]
+async fn configure_provider_evaluates_the_provider_block_with_root_variables() {
+    let f = Fixture::new(
+        "variable \"region\" {}\nprovider \"mock\" {\n  region = var.region\n}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n}\n",
+    );
+    let config = f.config();
+    let reg = registry(&f.mock);
+    let state = State::new();
+    let providers = Providers::new();
+    let req = |variables: BTreeMap<String, kiln_value::Value>| kiln_core::ProvidersRequest {
+        config: &config,
+        state: &state,
+        registry: &reg,
+        providers: &providers,
+        variables,
+        workspace: "default".into(),
+        cwd: f.dir.path().to_path_buf(),
+    };
+    // Without the variable the block cannot be evaluated: an error naming the variable.
+    let d = kiln_core::configure_provider(req(BTreeMap::new()), "mock").await.err().expect("a required variable is missing");
+    assert!(d.iter().any(|d| d.code == "E-VAR-MISSING"), "{d:?}");
+    assert_eq!(f.configures(), 0);
+    let vars = BTreeMap::from([("region".to_string(), kiln_value::Value::from("us"))]);
+    assert!(kiln_core::configure_provider(req(vars), "mock").await.is_ok());
+    assert_eq!(f.configures(), 1);
+}
+
+#[tokio::test]
+async fn a_pending_entry_is_durable_before_each_create() {
+    let f = Fixture::new(BEFORE);
+    let p = f.plan(&State::new()).await;
+    let sink = Arc::new(Sink::default());
+    let out = f.apply_with(&State::new(), &p, &Providers::new(), sink.clone()).await;
+    assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+    // Every create's pending entry is persisted alone, before the object it names is recorded.
+    let batches = sink.batches();
+    for (i, b) in batches.iter().enumerate() {
+        for m in b {
+            if let Mutation::Put { address, .. } = m {
+                let pending =
+                    batches[..i].iter().position(|b| matches!(b.as_slice(), [Mutation::PutPending(pc)] if &pc.address == address));
+                assert!(pending.is_some(), "no durable pending entry before {address}: {batches:?}");
+            }
+        }
+    }
+}
