@@ -6,6 +6,7 @@ mod cli;
 // The commands print their results to stdout and progress and diagnostics to stderr.
 #[allow(clippy::print_stdout, clippy::print_stderr)]
 mod commands;
+mod exit;
 mod render;
 mod view_plan;
 
@@ -19,5 +20,5 @@ fn main() {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_env("KILN_LOG")).with_writer(std::io::stderr).init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = rt.block_on(commands::run(args));
-    std::process::exit(code);
+    std::process::exit(code.code());
 }

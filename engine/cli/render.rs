@@ -12,7 +12,12 @@ pub fn colour() -> bool {
 }
 
 pub fn diagnostics(sources: &Sources, diags: &Diagnostics) -> String {
-    let theme = if colour() { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    diagnostics_with(sources, diags, colour())
+}
+
+/// [`diagnostics`], with colour (ANSI escapes) or without.
+pub fn diagnostics_with(sources: &Sources, diags: &Diagnostics, colour: bool) -> String {
+    let theme = if colour { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_primary_span_start().with_wrap_lines(false).with_links(false);
     let mut out = String::new();
     for d in diags {

@@ -27,7 +27,7 @@ pub(crate) async fn apply_cmd(dir: &Path, args: &PlanArgs, opts: ApplyOpts) -> R
     let backend = open(&l.config, dir)?;
     let lock = lock(&backend, if opts.mode == Mode::Destroy { "destroy" } else { "apply" }).await?;
     let mut r = apply_locked(dir, &l, backend.clone(), args, &opts).await;
-    if opts.wait && r == Ok(OK) {
+    if opts.wait && matches!(r, Ok(ExitStatus::Success)) {
         r = super::jobs::wait_then_refresh(dir, &l, backend.clone(), args).await;
     }
     unlock(backend.as_ref(), lock).await;
@@ -48,10 +48,10 @@ pub(crate) async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateB
                     saved.serial.map_or("none".into(), |s| s.to_string()),
                     current_serial.map_or("none".into(), |s| s.to_string()),
                     path.display()
-                ));
+                ).into());
             }
             if saved.config_digest != kiln_core::config_digest(&l.config) {
-                return Err(format!("Error: saved plan is stale: the configuration changed since the plan was made\n  = help: run `kiln plan --out {}` again and review the new plan", path.display()));
+                return Err(format!("Error: saved plan is stale: the configuration changed since the plan was made\n  = help: run `kiln plan --out {}` again and review the new plan", path.display()).into());
             }
             saved
         }
@@ -62,7 +62,7 @@ pub(crate) async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateB
         }
     };
     if !plan.has_changes() {
-        return Ok(OK);
+        return Ok(ExitStatus::Success);
     }
     if opts.plan_file.is_none() && !auto_approve {
         if !std::io::stdin().is_terminal() {
@@ -75,7 +75,7 @@ pub(crate) async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateB
         let _ = std::io::stdin().read_line(&mut answer);
         if answer.trim() != "yes" {
             eprintln!("\nApply cancelled.");
-            return Ok(ERROR);
+            return Ok(ExitStatus::Error);
         }
     }
     execute(dir, l, backend, state, &plan, args.parallelism).await
@@ -162,7 +162,7 @@ pub async fn execute(
     new_state.serial = next_serial(state.serial, commits.saturating_add(1))?;
     new_state.lineage = state.lineage.clone();
     if let Err(e) = backend.write(&new_state).await {
-        return Err(format!("Error: cannot save the final state: {e}\n  = help: every completed operation is in {}.journal; the next kiln command folds it in", backend.describe()));
+        return Err(format!("Error: cannot save the final state: {e}\n  = help: every completed operation is in {}.journal; the next kiln command folds it in", backend.describe()).into());
     }
     let counts = hook.counts();
     let lost = lock_lost().borrow().clone();
@@ -175,12 +175,12 @@ pub async fn execute(
         if outcome.interrupted {
             eprintln!("Apply interrupted: state was saved with every completed operation.");
         }
-        return Ok(ERROR);
+        return Ok(ExitStatus::Error);
     }
     let verb = if mode == Mode::Destroy { "Destroy" } else { "Apply" };
     println!("\n{verb} complete! Resources: {} added, {} changed, {} destroyed.", counts.0, counts.1, counts.2);
     print_outputs(&new_state);
-    Ok(OK)
+    Ok(ExitStatus::Success)
 }
 
 /// Apply progress on stderr: a progress bar on a terminal (indicatif), one line per operation

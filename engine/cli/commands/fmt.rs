@@ -38,11 +38,11 @@ pub(crate) fn fmt(dir: &Path, check: bool, diff: bool, recursive: bool, paths: V
         }
     }
     Ok(if failed {
-        ERROR
+        ExitStatus::Error
     } else if check && changed {
-        3
+        ExitStatus::Unformatted
     } else {
-        OK
+        ExitStatus::Success
     })
 }
 

@@ -23,7 +23,7 @@ pub(crate) async fn init(dir: &Path, vars: &VarArgs, migrate_state: bool, reconf
     // Never initialised, but local state is there: that is what a new remote backend replaces.
     let previous = recorded.clone().or_else(|| {
         let local = dir.join(kiln_state::LocalBackend::DEFAULT_PATH);
-        local.exists().then_some(kiln_ops::BackendConfig::Local { path: local })
+        local.exists().then_some(kiln_ops::BackendConfig::local(local))
     });
     match previous {
         Some(old) if identity(&old, dir) != identity(&cfg, dir) => {
@@ -36,7 +36,7 @@ pub(crate) async fn init(dir: &Path, vars: &VarArgs, migrate_state: bool, reconf
                     "Error: the backend changed from {} to {}\n  = help: run `kiln init --migrate-state` to copy every workspace's state to the new backend, or `kiln init --reconfigure` to use the new backend as it is",
                     describe(&old),
                     describe(&cfg)
-                ));
+                ).into());
             }
         }
         _ if migrate_state => eprintln!("The backend did not change since the last init: there is nothing to migrate."),
@@ -44,7 +44,7 @@ pub(crate) async fn init(dir: &Path, vars: &VarArgs, migrate_state: bool, reconf
     }
     record_backend(dir, &cfg)?;
     eprintln!("kiln is initialized in {} (backend \"{}\": {})", dir.display(), cfg.kind(), describe(&cfg));
-    Ok(OK)
+    Ok(ExitStatus::Success)
 }
 
 /// Where `kiln init` records the backend it initialised (settings included: like Terraform's
@@ -54,7 +54,8 @@ pub(crate) const BACKEND_RECORD: &str = ".kiln/backend.json";
 fn recorded_backend(dir: &Path) -> Result<Option<kiln_ops::BackendConfig>, String> {
     let path = dir.join(BACKEND_RECORD);
     match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b)
+        Ok(b) => backends()
+            .from_record(&b)
             .map(Some)
             .map_err(|e| format!("Error: `{BACKEND_RECORD}` is unreadable ({e})\n  = help: delete it and run `kiln init` again")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -80,13 +81,9 @@ fn record_backend(dir: &Path, cfg: &kiln_ops::BackendConfig) -> Result<(), Strin
 
 /// What identifies a backend's storage, without secrets; local paths relative to `dir`.
 fn identity(cfg: &kiln_ops::BackendConfig, dir: &Path) -> serde_json::Value {
-    match cfg {
-        kiln_ops::BackendConfig::Local { path } => {
-            serde_json::json!({"type": "local", "path": path.strip_prefix(dir).unwrap_or(path)})
-        }
-        // Unreachable only in a kiln built without any remote backend (`s3`, `postgres`).
-        #[allow(unreachable_patterns)]
-        other => other.identity(),
+    match cfg.local_path() {
+        Some(path) => serde_json::json!({"type": "local", "path": path.strip_prefix(dir).unwrap_or(&path)}),
+        None => cfg.identity(),
     }
 }
 

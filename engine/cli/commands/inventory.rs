@@ -6,10 +6,8 @@ use std::path::Path;
 use kiln_value::Value;
 
 use super::jobs::{providers, read_kind};
-use super::{load, open, read_state, OK};
+use super::{load, open, read_state, ExitStatus, R};
 use crate::cli::VarArgs;
-
-type R = Result<i32, String>;
 
 pub async fn inventory(dir: &Path, vars: &VarArgs) -> R {
     let l = load(dir, vars)?;
@@ -19,7 +17,7 @@ pub async fn inventory(dir: &Path, vars: &VarArgs) -> R {
     let fleets = read_kind(&p, &state, "fleet").await;
     if fleets.is_empty() {
         println!("No fleets in state: declare a `fleet` resource (provider \"onprem\") and run `kiln apply`.");
-        return Ok(OK);
+        return Ok(ExitStatus::Success);
     }
     println!(
         "{:<24} {:<14} {:<22} {:<11} {:>5} {:>8} {:>9}  {:<24} {:<18} HELD BY",
@@ -57,5 +55,5 @@ pub async fn inventory(dir: &Path, vars: &VarArgs) -> R {
             );
         }
     }
-    Ok(OK)
+    Ok(ExitStatus::Success)
 }

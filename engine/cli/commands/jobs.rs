@@ -15,11 +15,9 @@ use kiln_provider::{LogsRequest, ReadItem, ReadRequest};
 use kiln_state::{State, StateBackend};
 use kiln_value::Value;
 
-use super::{execute, load, make_plan, open, read_state, registry, Loaded, ERROR, OK};
+use super::{execute, load, make_plan, open, read_state, registry, ExitStatus, Loaded, R};
 use crate::cli::{PlanArgs, VarArgs};
 use crate::render;
-
-type R = Result<i32, String>;
 
 pub(crate) async fn providers(dir: &Path, l: &Loaded, state: &State) -> Result<Providers, String> {
     let reg = registry();
@@ -79,7 +77,7 @@ pub async fn list(dir: &Path, vars: &VarArgs) -> R {
     let jobs = read_jobs(&p, &state).await;
     if jobs.is_empty() {
         println!("No jobs.");
-        return Ok(OK);
+        return Ok(ExitStatus::Success);
     }
     println!("{:<32} {:<10} {:<26} {:>10} {:>8}", "ADDRESS", "STATUS", "STARTED", "DURATION", "RESTARTS");
     for (a, v) in &jobs {
@@ -88,7 +86,7 @@ pub async fn list(dir: &Path, vars: &VarArgs) -> R {
         let duration = duration(&started, &get("finished_at"));
         println!("{:<32} {:<10} {:<26} {:>10} {:>8}", a.to_string(), status(v), started, duration, get("restarts"));
     }
-    Ok(OK)
+    Ok(ExitStatus::Success)
 }
 
 fn duration(started: &str, finished: &str) -> String {
@@ -116,7 +114,7 @@ pub async fn logs(dir: &Path, vars: &VarArgs, address: &str, node: usize, follow
     loop {
         let resp = provider.logs(LogsRequest { address: &name, kind: &r.kind, state: &r.attributes, node, offset }).await;
         if resp.diagnostics.has_errors() {
-            return Err(render::diagnostics(&l.config.sources, &resp.diagnostics));
+            return Err(render::diagnostics(&l.config.sources, &resp.diagnostics).into());
         }
         let _ = stdout.write_all(&resp.data);
         let _ = stdout.flush();
@@ -126,7 +124,7 @@ pub async fn logs(dir: &Path, vars: &VarArgs, address: &str, node: usize, follow
             continue;
         }
         if !follow || resp.finished {
-            return Ok(OK);
+            return Ok(ExitStatus::Success);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -137,7 +135,7 @@ pub async fn logs(dir: &Path, vars: &VarArgs, address: &str, node: usize, follow
 pub async fn wait_then_refresh(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, args: &PlanArgs) -> R {
     let state = read_state(backend.as_ref()).await?;
     if !state.resources.values().any(|r| r.kind == "job") {
-        return Ok(OK);
+        return Ok(ExitStatus::Success);
     }
     let p = providers(dir, l, &state).await?;
     eprintln!("\nWaiting for jobs to finish...");
@@ -165,11 +163,11 @@ pub async fn wait_then_refresh(dir: &Path, l: &Loaded, backend: Arc<dyn StateBac
         eprintln!("Jobs finished; the configuration now has changes to apply (run `kiln plan`).");
     } else if plan.has_changes() || !plan.drift.is_empty() {
         let code = execute(dir, l, backend, state, &plan, args.parallelism).await?;
-        if code != OK {
+        if code != ExitStatus::Success {
             return Ok(code);
         }
     }
-    Ok(if failed { ERROR } else { OK })
+    Ok(if failed { ExitStatus::Error } else { ExitStatus::Success })
 }
 
 #[cfg(test)]

@@ -40,26 +40,22 @@ pub use registry::*;
 
 pub use apply::{execute, ApplyOpts};
 
-pub const OK: i32 = 0;
+pub use crate::exit::{ExitStatus, Failure, R};
 
-pub const ERROR: i32 = 1;
-
-pub const CHANGES: i32 = 2;
-
-pub async fn run(cli: Cli) -> i32 {
+pub async fn run(cli: Cli) -> ExitStatus {
     match kiln_provider_builtin::parse_duration(&cli.lock_timeout) {
         Some(d) => {
             let _ = LOCK_TIMEOUT.set(d);
         }
         None => {
             eprintln!("Error: invalid --lock-timeout `{}`: write a duration such as 30s or 5m", cli.lock_timeout);
-            return ERROR;
+            return ExitStatus::Error;
         }
     }
     if let Some(dir) = &cli.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             eprintln!("Error: cannot change to `{}`: {e}", dir.display());
-            return ERROR;
+            return ExitStatus::Error;
         }
     }
     let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
@@ -73,7 +69,7 @@ pub async fn run(cli: Cli) -> i32 {
                 "Error: kiln stopped on an internal error (a bug; the message above says where){}\n  = help: please report it with the command and configuration that caused it",
                 if released { "; the state lock it held was released" } else { "" }
             );
-            101
+            ExitStatus::Panic
         }
     }
 }
@@ -94,7 +90,7 @@ impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
     }
 }
 
-async fn dispatch(cli: Cli, dir: PathBuf) -> i32 {
+async fn dispatch(cli: Cli, dir: PathBuf) -> ExitStatus {
     let r = match cli.command {
         Command::Init { vars, migrate_state, reconfigure } => init::init(&dir, &vars, migrate_state, reconfigure).await,
         Command::Validate { vars, json } => validate::validate(&dir, &vars, json).await,
@@ -118,19 +114,17 @@ async fn dispatch(cli: Cli, dir: PathBuf) -> i32 {
         Command::Workspace(w) => workspace::workspace_cmd(&dir, w).await,
         Command::Version => {
             println!("kiln v{}", env!("CARGO_PKG_VERSION"));
-            Ok(OK)
+            Ok(ExitStatus::Success)
         }
     };
     match r {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{}", e.trim_end());
-            ERROR
+            eprintln!("{}", e.render(render::colour()).trim_end());
+            ExitStatus::Error
         }
     }
 }
-
-type R = Result<i32, String>;
 
 fn print_outputs(state: &State) {
     if state.outputs.is_empty() {

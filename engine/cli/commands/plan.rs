@@ -34,7 +34,7 @@ pub(crate) async fn plan_cmd(dir: &Path, args: &PlanArgs, out: Option<PathBuf>, 
         write_private(&path, &bytes).map_err(|e| format!("Error: cannot write `{}`: {e}", path.display()))?;
         eprintln!("\nSaved the plan to {}. Apply exactly this plan with: kiln apply {}", path.display(), path.display());
     }
-    Ok(if detailed && plan.has_changes() { CHANGES } else { OK })
+    Ok(if detailed && plan.has_changes() { ExitStatus::Changes } else { ExitStatus::Success })
 }
 
 /// Writes a saved plan readable by its owner only (mode 0600, as state and its backup): it holds

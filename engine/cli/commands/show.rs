@@ -29,7 +29,7 @@ pub(crate) async fn show(dir: &Path, json: bool, plan_file: Option<PathBuf>) -> 
         } else {
             print!("{}", view_plan::for_stdout(&plan));
         }
-        return Ok(OK);
+        return Ok(ExitStatus::Success);
     }
     let state = current_state(dir).await?;
     if json {
@@ -53,7 +53,7 @@ pub(crate) async fn show(dir: &Path, json: bool, plan_file: Option<PathBuf>) -> 
             .map(|(k, o)| (k.clone(), serde_json::json!({"sensitive": o.sensitive, "value": if o.sensitive { serde_json::Value::Null } else { o.value.to_json() }})))
             .collect();
         println!("{}", serde_json::json!({"serial": state.serial, "lineage": state.lineage, "resources": resources, "outputs": outputs}));
-        return Ok(OK);
+        return Ok(ExitStatus::Success);
     }
     if objects(&state).next().is_none() {
         println!("The state is empty. No resources are managed yet.");
@@ -68,7 +68,7 @@ pub(crate) async fn show(dir: &Path, json: bool, plan_file: Option<PathBuf>) -> 
         println!("}}\n");
     }
     print_outputs(&state);
-    Ok(OK)
+    Ok(ExitStatus::Success)
 }
 
 pub(crate) async fn output(dir: &Path, json: bool, raw: bool, name: Option<String>) -> R {
@@ -112,19 +112,19 @@ pub(crate) async fn output(dir: &Path, json: bool, raw: bool, name: Option<Strin
             }
         }
     }
-    Ok(OK)
+    Ok(ExitStatus::Success)
 }
 
 pub(crate) fn graph(dir: &Path) -> R {
     let (config, diags) = kiln_config::load(dir);
     let config = config.expect("config");
     if diags.has_errors() {
-        return Err(render::diagnostics(&config.sources, &diags));
+        return Err(render::diagnostics(&config.sources, &diags).into());
     }
     let (g, diags) = kiln_core::build_graph(&config, &registry());
     if diags.has_errors() {
-        return Err(render::diagnostics(&config.sources, &diags));
+        return Err(render::diagnostics(&config.sources, &diags).into());
     }
     print!("{}", g.deps.to_dot(ToString::to_string));
-    Ok(OK)
+    Ok(ExitStatus::Success)
 }

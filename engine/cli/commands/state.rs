@@ -18,7 +18,7 @@ pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
             for a in read_state(backend.as_ref()).await?.resources.keys() {
                 println!("{a}");
             }
-            Ok(OK)
+            Ok(ExitStatus::Success)
         }
         StateCommand::Show { address } => {
             let a: InstanceAddr = address.parse().map_err(|e| format!("Error: {e}"))?;
@@ -32,7 +32,7 @@ pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
                 println!("    {k} = {}", if r.sensitive.contains(k) { "(sensitive value)".into() } else { v.to_string() });
             }
             println!("}}");
-            Ok(OK)
+            Ok(ExitStatus::Success)
         }
         StateCommand::Rm { addresses } => {
             let lock = lock(&backend, "state rm").await?;
@@ -47,11 +47,11 @@ pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
                 }
                 state.serial = next_serial(state.serial, 1)?;
                 backend.write(&state).await.map_err(|e| format!("Error: {e}"))?;
-                Ok(OK)
+                Ok(ExitStatus::Success)
             }
             .await;
             unlock(backend.as_ref(), lock).await;
-            r
+            r.map_err(Failure::from)
         }
         StateCommand::Mv { from, to } => {
             let lock = lock(&backend, "state mv").await?;
@@ -70,17 +70,17 @@ pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
                 state.serial = next_serial(state.serial, 1)?;
                 backend.write(&state).await.map_err(|e| format!("Error: {e}"))?;
                 println!("Moved {f} to {t}");
-                Ok(OK)
+                Ok(ExitStatus::Success)
             }
             .await;
             unlock(backend.as_ref(), lock).await;
-            r
+            r.map_err(Failure::from)
         }
         StateCommand::Versions => {
             let versions = backend.versions().await.map_err(|e| format!("Error: cannot list versions: {e}"))?;
             if versions.is_empty() {
                 println!("No stored versions of {}.", backend.describe());
-                return Ok(OK);
+                return Ok(ExitStatus::Success);
             }
             println!("Versions of {}, newest first:", backend.describe());
             for v in versions {
@@ -89,7 +89,7 @@ pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
                 let mark = if v.current { "  (current)" } else { "" };
                 println!("{}  serial {serial}  {stored}  {} bytes{mark}", v.id, v.size);
             }
-            Ok(OK)
+            Ok(ExitStatus::Success)
         }
     }
 }
@@ -138,11 +138,11 @@ pub(crate) async fn import(dir: &Path, vars: &VarArgs, address: &str, id: &str) 
         state.serial = next_serial(state.serial, 1)?;
         backend.write(&state).await.map_err(|e| format!("Error: {e}"))?;
         println!("Import successful: {a} is now managed by kiln.");
-        Ok(OK)
+        Ok(ExitStatus::Success)
     }
     .await;
     unlock(backend.as_ref(), lock).await;
-    r
+    r.map_err(Failure::from)
 }
 
 /// Removes a lock by its ID. A holder that may still be running (its process exists on this
@@ -169,11 +169,11 @@ pub(crate) async fn force_unlock(dir: &Path, id: &str, force: bool) -> R {
                     h.who,
                     h.operation,
                     h.created,
-                ));
+                ).into());
             }
         }
     }
     backend.force_unlock(id).await.map_err(|e| format!("Error: {e}"))?;
     println!("kiln state has been successfully unlocked.");
-    Ok(OK)
+    Ok(ExitStatus::Success)
 }

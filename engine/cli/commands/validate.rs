@@ -27,14 +27,14 @@ pub(crate) async fn validate(dir: &Path, vars: &VarArgs, json: bool) -> R {
     if json {
         let items: Vec<serde_json::Value> = diags.iter().map(|d| diag_json(&l.config, d)).collect();
         println!("{}", serde_json::json!({"valid": !diags.has_errors(), "diagnostics": items}));
-        return Ok(if diags.has_errors() { ERROR } else { OK });
+        return Ok(if diags.has_errors() { ExitStatus::Error } else { ExitStatus::Success });
     }
     if diags.has_errors() {
-        return Err(render::diagnostics(&l.config.sources, &diags));
+        return Err(render::diagnostics(&l.config.sources, &diags).into());
     }
     warn(&l.config, &diags);
     println!("Success! The configuration is valid.");
-    Ok(OK)
+    Ok(ExitStatus::Success)
 }
 
 pub(crate) fn diag_json(config: &Config, d: &Diagnostic) -> serde_json::Value {

@@ -71,7 +71,7 @@ pub(crate) async fn workspace_cmd(dir: &Path, cmd: WorkspaceCommand) -> R {
     match cmd {
         WorkspaceCommand::Show => {
             println!("{cur}");
-            Ok(OK)
+            Ok(ExitStatus::Success)
         }
         WorkspaceCommand::List => {
             let mut all = names(&config, dir).await?;
@@ -81,17 +81,19 @@ pub(crate) async fn workspace_cmd(dir: &Path, cmd: WorkspaceCommand) -> R {
             for n in all {
                 println!("{} {n}", if n == cur { "*" } else { " " });
             }
-            Ok(OK)
+            Ok(ExitStatus::Success)
         }
         WorkspaceCommand::New { name } => {
             check_workspace_name(&name).map_err(|e| format!("Error: {e}"))?;
             if names(&config, dir).await?.contains(&name) {
-                return Err(format!("Error: workspace `{name}` already exists\n  = help: `kiln workspace select {name}` switches to it"));
+                return Err(
+                    format!("Error: workspace `{name}` already exists\n  = help: `kiln workspace select {name}` switches to it").into()
+                );
             }
             create(&config, dir, &name).await?;
             select(dir, &name)?;
             println!("Created and switched to workspace \"{name}\".");
-            Ok(OK)
+            Ok(ExitStatus::Success)
         }
         WorkspaceCommand::Select { name, or_create } => {
             check_workspace_name(&name).map_err(|e| format!("Error: {e}"))?;
@@ -101,13 +103,13 @@ pub(crate) async fn workspace_cmd(dir: &Path, cmd: WorkspaceCommand) -> R {
                     return Err(format!(
                         "Error: workspace `{name}` does not exist (workspaces: {})\n  = help: `kiln workspace new {name}` creates it, or pass --or-create",
                         all.join(", ")
-                    ));
+                    ).into());
                 }
                 create(&config, dir, &name).await?;
             }
             select(dir, &name)?;
             println!("Switched to workspace \"{name}\".");
-            Ok(OK)
+            Ok(ExitStatus::Success)
         }
         WorkspaceCommand::Delete { name, force } => {
             check_workspace_name(&name).map_err(|e| format!("Error: {e}"))?;
@@ -119,10 +121,13 @@ pub(crate) async fn workspace_cmd(dir: &Path, cmd: WorkspaceCommand) -> R {
             if name == cur {
                 return Err(format!(
                     "Error: workspace `{name}` is selected and cannot be deleted\n  = help: `kiln workspace select default` first"
-                ));
+                )
+                .into());
             }
             if !names(&config, dir).await?.contains(&name) {
-                return Err(format!("Error: workspace `{name}` does not exist\n  = help: `kiln workspace list` shows the workspaces"));
+                return Err(
+                    format!("Error: workspace `{name}` does not exist\n  = help: `kiln workspace list` shows the workspaces").into()
+                );
             }
             let b = open_workspace(&config, dir, &name)?;
             let l = lock(&b, "workspace delete").await?;
@@ -140,7 +145,7 @@ pub(crate) async fn workspace_cmd(dir: &Path, cmd: WorkspaceCommand) -> R {
             unlock(b.as_ref(), l).await;
             r?;
             println!("Deleted workspace \"{name}\".");
-            Ok(OK)
+            Ok(ExitStatus::Success)
         }
     }
 }

@@ -1,0 +1,155 @@
+//! What a command returns: `R = Result<ExitStatus, Failure>`. An [`ExitStatus`] is one of
+//! Terraform's exit codes; a [`Failure`] carries the diagnostics of an error that stopped the
+//! command, with the source files their spans point into, and is rendered once, by the printer.
+
+use kiln_diag::{Diagnostic, Diagnostics, Sources};
+
+/// The result of a command.
+pub type R = Result<ExitStatus, Failure>;
+
+/// How a command ended, as Terraform reports it to the shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: done.
+    Success,
+    /// 1: errors, already reported (a failed apply, an invalid configuration in `validate`).
+    Error,
+    /// 2: `plan --detailed-exitcode` found changes.
+    Changes,
+    /// 3: `fmt --check` found files to reformat.
+    Unformatted,
+    /// 101: a panic (a bug); the state locks this process held were released.
+    Panic,
+}
+
+impl ExitStatus {
+    /// The process exit code.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Error => 1,
+            ExitStatus::Changes => 2,
+            ExitStatus::Unformatted => 3,
+            ExitStatus::Panic => 101,
+        }
+    }
+}
+
+/// An error that stopped a command (exit code 1): its diagnostics and the source files their
+/// spans point into, so they render with file:line:col.
+#[derive(Debug, Clone)]
+pub struct Failure(Repr);
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Diagnostics {
+        diags: Diagnostics,
+        sources: Sources,
+    },
+    /// Text rendered before it got here (transitional: `Err(format!("Error: ..."))`).
+    Rendered(String),
+}
+
+impl Failure {
+    /// Diagnostics without source spans (or whose spans need no file text).
+    pub fn new(diags: impl Into<Diagnostics>) -> Failure {
+        Failure(Repr::Diagnostics { diags: diags.into(), sources: Sources::default() })
+    }
+
+    /// Diagnostics whose spans point into `sources` (usually `config.sources`).
+    pub fn in_sources(sources: &Sources, diags: impl Into<Diagnostics>) -> Failure {
+        Failure(Repr::Diagnostics { diags: diags.into(), sources: sources.clone() })
+    }
+
+    /// The same failure, its spans resolved in `sources` (when it has none yet).
+    pub fn with_sources(self, sources: &Sources) -> Failure {
+        match self.0 {
+            Repr::Diagnostics { diags, sources: s } if s.iter().next().is_none() => Failure::in_sources(sources, diags),
+            other => Failure(other),
+        }
+    }
+
+    /// The diagnostics, when it has them (not already rendered text).
+    pub fn diagnostics(&self) -> Option<&Diagnostics> {
+        match &self.0 {
+            Repr::Diagnostics { diags, .. } => Some(diags),
+            Repr::Rendered(_) => None,
+        }
+    }
+
+    /// The failure as people read it (miette, see `render`).
+    pub fn render(&self, colour: bool) -> String {
+        match &self.0 {
+            Repr::Diagnostics { diags, sources } => crate::render::diagnostics_with(sources, diags, colour),
+            Repr::Rendered(s) => s.clone(),
+        }
+    }
+}
+
+impl From<Diagnostic> for Failure {
+    fn from(d: Diagnostic) -> Failure {
+        Failure::new(d)
+    }
+}
+
+impl From<Diagnostics> for Failure {
+    fn from(d: Diagnostics) -> Failure {
+        Failure::new(d)
+    }
+}
+
+/// Transitional: an error already formatted as text (`Err(format!("Error: ..."))`).
+impl From<String> for Failure {
+    fn from(s: String) -> Failure {
+        Failure(Repr::Rendered(s))
+    }
+}
+
+/// Transitional, as `From<String>`.
+impl From<&str> for Failure {
+    fn from(s: &str) -> Failure {
+        Failure(Repr::Rendered(s.to_string()))
+    }
+}
+
+/// Transitional: lets a helper still returning `Result<_, String>` use `?` on one returning a
+/// `Failure` (rendered here, without colour decisions of its own: `render::colour()`).
+impl From<Failure> for String {
+    fn from(f: Failure) -> String {
+        f.render(crate::render::colour())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_diag::Span;
+
+    #[test]
+    fn exit_codes_are_terraforms() {
+        let codes: Vec<i32> = [ExitStatus::Success, ExitStatus::Error, ExitStatus::Changes, ExitStatus::Unformatted, ExitStatus::Panic]
+            .map(ExitStatus::code)
+            .to_vec();
+        assert_eq!(codes, [0, 1, 2, 3, 101]);
+    }
+
+    #[test]
+    fn a_failure_renders_its_diagnostics_with_file_line_col_and_hint() {
+        let mut sources = Sources::new();
+        let file = sources.add("main.kiln.hcl", "x = 1\ny = nope\n".to_string());
+        let d = Diagnostic::error("E-TEST", "bad value").at(Span::new(file, 10..14), "here").hint("write a number");
+        let f = Failure::new(d).with_sources(&sources);
+        let out = f.render(false);
+        assert!(out.contains("E-TEST") && out.contains("bad value"), "{out}");
+        assert!(out.contains("main.kiln.hcl:2:5"), "{out}");
+        assert!(out.contains("write a number"), "{out}");
+        assert_eq!(f.diagnostics().map(Diagnostics::len), Some(1));
+    }
+
+    #[test]
+    fn rendered_text_passes_through() {
+        let f = Failure::from("Error: old style".to_string());
+        assert_eq!(f.render(false), "Error: old style");
+        assert!(f.diagnostics().is_none());
+    }
+}
