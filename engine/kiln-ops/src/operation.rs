@@ -29,6 +29,10 @@ pub enum Notice {
     LeaseNotRenewed { id: String, error: String },
     /// The lock could not be released at the end of the operation.
     LockNotReleased { id: String, error: String },
+    /// `init -migrate-state` copied a workspace (`to` describes the new backend).
+    WorkspaceCopied { workspace: String, serial: u64, resources: usize, to: String },
+    /// `init -migrate-state` found a workspace already copied to `at`.
+    WorkspaceUpToDate { workspace: String, serial: u64, at: String },
 }
 
 /// Where [`Notice`]s go.
