@@ -7,10 +7,16 @@
 //!   resources from references and `depends_on`.
 //! - `scope.rs` answers the evaluator's lookups from values computed so far.
 //! - `instance.rs` expands `count`/`for_each` and evaluates a resource body against its schema.
-//! - `plan.rs` walks the graph, refreshes in batches, asks providers to plan, decides actions.
-//! - `apply.rs` runs a plan concurrently in dependency order.
+//! - `context.rs` is the evaluation context every walk shares: values, scope, provider blocks
+//!   evaluated and configured once per command in the caller's [`Providers`], diagnostics.
+//! - The drivers over it: `plan.rs` (refresh, pending creates, instance planning, orphans),
+//!   `validate.rs` (providers check configurations, nothing is planned or read),
+//!   `walk_state.rs` (providers configured over state values, for logs, jobs, import), and
+//!   `apply/` (the apply graph built from the plan's changes, run concurrently in dependency
+//!   order).
 
 mod apply;
+mod context;
 mod graph;
 mod hooks;
 mod instance;
@@ -18,9 +24,13 @@ mod plan;
 mod providers;
 mod redact;
 mod scope;
+mod validate;
+mod walk_state;
 
 pub use apply::{apply, ApplyOutcome, ApplyRequest, Cancel, StateSink};
 pub use graph::{build_graph, Node};
 pub use hooks::{Hook, NoopHook, Subject};
-pub use plan::{config_digest, configure_provider, configure_providers, plan, validate, PlanRequest, ProvidersRequest, ValidateRequest};
+pub use plan::{config_digest, plan, PlanRequest};
 pub use providers::{ProviderRegistry, Providers};
+pub use validate::{validate, ValidateRequest};
+pub use walk_state::{configure_provider, configure_providers, ProvidersRequest};

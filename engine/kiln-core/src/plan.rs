@@ -1,7 +1,9 @@
-//! Planning: walk the graph in dependency order, configure providers, refresh what state holds
-//! in one batched read per provider, evaluate each resource instance and let its provider plan
-//! it, then decide the action (create, update in place, replace naming the attributes that force
-//! it, delete, no-op). Targets and excludes filter the result.
+//! The plan driver: walk the graph in dependency order over the evaluation [`Context`], take
+//! each provider from the command's providers (configuring it once), refresh what state holds in
+//! one batched read per provider, resolve creates an interrupted apply left pending, evaluate
+//! each resource instance and let its provider plan it, then decide the action (create, update
+//! in place, replace naming the attributes that force it, delete, no-op) and plan deletes for
+//! orphans. Targets and excludes filter the result.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -9,25 +11,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kiln_addrs::{InstanceAddr, InstanceKey, Mode as AddrMode, ResourceAddr, Target};
-use kiln_config::{Config, ModuleNode, Resource};
+use kiln_config::{Config, Resource};
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_eval::eval;
 use kiln_plan::{Action, Drift, Mode, OutputChange, PendingResolution, Plan, PlannedChange, Reason};
-use kiln_provider::{
-    ConfigureRequest, PlanRequest as ProviderPlanRequest, Provider, ReadItem, ReadRequest, RecoverRequest,
-    ValidateRequest as ProviderValidateRequest,
-};
+use kiln_provider::{PlanRequest as ProviderPlanRequest, Provider, ReadItem, ReadRequest, RecoverRequest};
 use kiln_schema::KindSchema;
 use kiln_state::{ResourceState, State};
-use kiln_value::{convert, Map, Value};
+use kiln_value::{Map, Value};
 use sha2::Digest;
 
+use crate::context::{ignore_changes, propose, recorded, remark, Context};
 use crate::graph::{build_graph, Graph, Node};
 use crate::hooks::Hook;
-use crate::instance::{eval_body, expand};
-use crate::providers::{provider_name, ProviderRegistry, Providers};
-use crate::scope::{Expansion, ModuleScope, Repetition, Values};
+use crate::providers::{ProviderRegistry, Providers};
+use crate::scope::Repetition;
 
+/// What a plan is made from.
 pub struct PlanRequest<'a> {
     pub config: &'a Config,
     pub state: &'a State,
@@ -57,45 +56,46 @@ pub fn config_digest(config: &Config) -> String {
     }
     hex::encode(h.finalize())
 }
-
 /// Makes a plan. `None` when errors prevent one; diagnostics say why.
 pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
-    let (graph, mut diags) = build_graph(req.config, req.registry);
+    let (graph, diags) = build_graph(req.config, req.registry);
     if diags.has_errors() {
         return (None, diags);
     }
     let Some(order) = graph.deps.topo_order() else {
         return (None, diags);
     };
-    let mut w = Walker::new(&req, &graph);
-    w.diags = diags;
-    w.check_root_variables();
+    let mut cx = Context::new(req.config, req.registry, &graph, req.providers, &req.variables, req.workspace.clone(), req.cwd.clone());
+    cx.diags = diags;
+    cx.check_root_variables();
+    let mut p = Planner::new(cx, req.state, req.mode, req.refresh, req.hook);
     for node in &order {
-        w.visit(node).await;
+        p.visit(node).await;
     }
-    if w.diags.has_errors() {
-        return (None, w.values.redact(w.diags));
+    if p.cx.diags.has_errors() {
+        return (None, p.cx.finish());
     }
-    w.resolve_pending().await;
-    w.plan_orphans().await;
-    let outputs = w.root_outputs();
-    let mut changes: Vec<PlannedChange> = std::mem::take(&mut w.changes);
+    p.resolve_pending().await;
+    p.plan_orphans().await;
+    let outputs = p.root_outputs();
+    let mut changes: Vec<PlannedChange> = std::mem::take(&mut p.changes);
     filter_targets(&mut changes, &req.targets, &req.excludes, &graph, req.mode);
     if !req.targets.is_empty() || !req.excludes.is_empty() {
-        w.diags.push(targeting_warning(req.mode));
+        p.cx.diags.push(targeting_warning(req.mode));
     }
-    w.diags.extend(check_prevent_destroy(&changes, req.config));
+    p.cx.diags.extend(check_prevent_destroy(&changes, req.config));
     changes.sort_by(|a, b| a.address.cmp(&b.address));
-    let mut keys: Vec<&String> = w.ready.keys().collect();
+    let mut keys: Vec<&String> = p.cx.ready.keys().collect();
     keys.sort();
     for key in keys {
-        let calls = w.ready[key].api_calls();
+        let calls = p.cx.ready[key].api_calls();
         if !calls.is_empty() {
             req.hook.api_calls(key, &calls);
         }
     }
-    let variables = w.root_var_values();
-    diags = w.values.redact(w.diags);
+    let variables = p.cx.root_var_values();
+    let Planner { cx, drift, pending, .. } = p;
+    let diags = cx.finish();
     if diags.has_errors() {
         return (None, diags);
     }
@@ -106,160 +106,16 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
         lineage: (!req.state.lineage.is_empty()).then(|| req.state.lineage.clone()),
         serial: (!req.state.lineage.is_empty()).then_some(req.state.serial),
         changes,
-        drift: w.drift,
+        drift,
         outputs,
         variables,
         config_digest: config_digest(req.config),
         targets: req.targets.iter().map(ToString::to_string).collect(),
         excludes: req.excludes.iter().map(ToString::to_string).collect(),
         refresh: req.refresh,
-        pending: w.pending,
+        pending,
     };
     (Some(plan), diags)
-}
-
-/// What [`validate`] checks: the configuration with the given root variables, no state.
-pub struct ValidateRequest<'a> {
-    pub config: &'a Config,
-    pub registry: &'a ProviderRegistry,
-    pub providers: &'a Providers,
-    pub variables: BTreeMap<String, Value>,
-    pub workspace: String,
-    pub cwd: PathBuf,
-}
-
-/// Validation only (`kiln validate`): every diagnostic of the configuration. Providers are
-/// configured and check resource configurations, but are never asked to plan or to read data
-/// sources, so nothing reaches a remote API.
-pub async fn validate(req: ValidateRequest<'_>) -> Diagnostics {
-    let state = State::default();
-    let preq = PlanRequest {
-        config: req.config,
-        state: &state,
-        registry: req.registry,
-        providers: req.providers,
-        variables: req.variables,
-        mode: Mode::Normal,
-        refresh: false,
-        workspace: req.workspace,
-        targets: Vec::new(),
-        excludes: Vec::new(),
-        hook: &crate::hooks::NoopHook,
-        cwd: req.cwd,
-    };
-    let (graph, diags) = build_graph(preq.config, preq.registry);
-    if diags.has_errors() {
-        return diags;
-    }
-    let Some(order) = graph.deps.topo_order() else {
-        return diags;
-    };
-    let mut w = Walker::new(&preq, &graph);
-    w.offline = true;
-    w.diags = diags;
-    w.check_root_variables();
-    for node in &order {
-        w.visit(node).await;
-    }
-    w.values.redact(w.diags)
-}
-
-/// What the providers of a configuration and its state are configured from: the configuration
-/// evaluated with the given root variables and with resource values taken from state.
-pub struct ProvidersRequest<'a> {
-    pub config: &'a Config,
-    pub state: &'a State,
-    pub registry: &'a ProviderRegistry,
-    pub providers: &'a Providers,
-    /// Root variable values given by the user (files, flags, environment), before conversion.
-    pub variables: BTreeMap<String, Value>,
-    pub workspace: String,
-    pub cwd: PathBuf,
-}
-
-impl<'a> ProvidersRequest<'a> {
-    fn plan_request(&self) -> PlanRequest<'a> {
-        PlanRequest {
-            config: self.config,
-            state: self.state,
-            registry: self.registry,
-            providers: self.providers,
-            variables: self.variables.clone(),
-            mode: Mode::Normal,
-            refresh: false,
-            workspace: self.workspace.clone(),
-            targets: Vec::new(),
-            excludes: Vec::new(),
-            hook: &crate::hooks::NoopHook,
-            cwd: self.cwd.clone(),
-        }
-    }
-}
-
-/// Configures (in `req.providers`) every provider the configuration and state use, evaluating
-/// the configuration with resource values taken from state (no planning, no refresh). For
-/// commands that talk to providers about existing objects: `logs`, `jobs`, waiting for jobs.
-pub async fn configure_providers(req: ProvidersRequest<'_>) -> Diagnostics {
-    let preq = req.plan_request();
-    let (graph, diags) = build_graph(preq.config, preq.registry);
-    if diags.has_errors() {
-        return diags;
-    }
-    let Some(order) = graph.deps.topo_order() else {
-        return diags;
-    };
-    let mut w = Walker::new(&preq, &graph);
-    w.diags = diags;
-    w.recover_pending = false;
-    w.state_values_only = true;
-    for node in &order {
-        w.visit(node).await;
-    }
-    let keys: BTreeSet<String> = req.state.resources.values().map(|r| r.provider.clone()).collect();
-    for k in keys {
-        w.ensure_provider(&k).await;
-    }
-    w.values.redact(w.diags)
-}
-
-/// Configures the provider `key` (`name` or `name.alias`) in `req.providers`, unless it already
-/// is, from its `provider` block evaluated with the root variables (and what the block refers
-/// to: locals, resource values from state), or with an empty configuration when there is no
-/// block. For `kiln import`.
-pub async fn configure_provider(req: ProvidersRequest<'_>, key: &str) -> Result<Arc<dyn Provider>, Diagnostics> {
-    if let Some(p) = req.providers.get(key) {
-        return Ok(p);
-    }
-    let preq = req.plan_request();
-    let (graph, diags) = build_graph(preq.config, preq.registry);
-    if diags.has_errors() {
-        return Err(diags);
-    }
-    let Some(order) = graph.deps.topo_order() else {
-        return Err(diags);
-    };
-    // Only what the provider's block refers to is evaluated.
-    let target = Node::Provider(key.to_string());
-    let mut needed: HashSet<Node> = HashSet::new();
-    let mut stack = vec![target.clone()];
-    while let Some(n) = stack.pop() {
-        if needed.insert(n.clone()) {
-            stack.extend(graph.deps.dependencies(&n).into_iter().cloned());
-        }
-    }
-    let mut w = Walker::new(&preq, &graph);
-    w.diags = diags;
-    w.recover_pending = false;
-    w.state_values_only = true;
-    for node in order.iter().filter(|n| needed.contains(*n) && **n != target) {
-        w.visit(node).await;
-    }
-    let p = w.ensure_provider(key).await;
-    let diags = w.values.redact(w.diags);
-    match p {
-        Some(p) if !diags.has_errors() => Ok(p),
-        _ => Err(diags),
-    }
 }
 
 /// `lifecycle.prevent_destroy`, checked on what is left after `--target`/`--exclude`.
@@ -395,62 +251,33 @@ fn filter_destroy_targets(changes: &mut Vec<PlannedChange>, targets: &[Target], 
         changes.retain(|c| !spared.contains(&key(c)));
     }
 }
-
-pub(crate) struct Walker<'a> {
-    pub config: &'a Config,
-    pub state: &'a State,
-    pub registry: &'a ProviderRegistry,
-    pub graph: &'a Graph,
-    pub inputs: &'a BTreeMap<String, Value>,
-    pub mode: Mode,
-    pub refresh: bool,
-    pub offline: bool,
-    pub hook: &'a dyn Hook,
-    pub cwd: PathBuf,
-    pub values: Values,
-    /// The command's providers, shared with its other walks.
-    pub providers: &'a Providers,
-    /// The providers this walk has set up (configured or taken from `providers`, refreshed).
-    pub ready: HashMap<String, Arc<dyn Provider>>,
-    pub diags: Diagnostics,
+/// The plan driver's walk.
+struct Planner<'a> {
+    cx: Context<'a>,
+    state: &'a State,
+    mode: Mode,
+    refresh: bool,
+    hook: &'a dyn Hook,
     /// State after refresh (and adoption of pending creates): `None` = object gone.
-    pub refreshed: HashMap<InstanceAddr, Option<Value>>,
-    pub changes: Vec<PlannedChange>,
-    pub drift: Vec<Drift>,
-    pub pending: Vec<PendingResolution>,
-    pub visited: HashSet<InstanceAddr>,
+    refreshed: HashMap<InstanceAddr, Option<Value>>,
+    changes: Vec<PlannedChange>,
+    drift: Vec<Drift>,
+    pending: Vec<PendingResolution>,
+    visited: HashSet<InstanceAddr>,
     /// Instances of each resource, for dependency lists.
-    pub instances: HashMap<ResourceAddr, Vec<InstanceAddr>>,
+    instances: HashMap<ResourceAddr, Vec<InstanceAddr>>,
     /// Resources whose planning failed: their dependents are not planned.
-    pub failed: HashSet<ResourceAddr>,
-    /// Ask providers about pending creates (plan does; apply uses the plan's answers).
-    pub recover_pending: bool,
-    /// Resources take their values from state instead of being planned.
-    pub state_values_only: bool,
+    failed: HashSet<ResourceAddr>,
 }
 
-impl<'a> Walker<'a> {
-    pub fn new(req: &'a PlanRequest<'a>, graph: &'a Graph) -> Self {
-        Walker {
-            config: req.config,
-            state: req.state,
-            registry: req.registry,
-            graph,
-            inputs: &req.variables,
-            mode: req.mode,
-            refresh: req.refresh,
-            offline: false,
-            hook: req.hook,
-            cwd: req.cwd.clone(),
-            values: Values {
-                root_dir: req.config.root.module.dir.clone(),
-                cwd: req.cwd.clone(),
-                workspace: req.workspace.clone(),
-                ..Values::default()
-            },
-            providers: req.providers,
-            ready: HashMap::new(),
-            diags: Diagnostics::new(),
+impl<'a> Planner<'a> {
+    fn new(cx: Context<'a>, state: &'a State, mode: Mode, refresh: bool, hook: &'a dyn Hook) -> Self {
+        Planner {
+            cx,
+            state,
+            mode,
+            refresh,
+            hook,
             refreshed: HashMap::new(),
             changes: Vec::new(),
             drift: Vec::new(),
@@ -458,214 +285,30 @@ impl<'a> Walker<'a> {
             visited: HashSet::new(),
             instances: HashMap::new(),
             failed: HashSet::new(),
-            recover_pending: true,
-            state_values_only: false,
         }
     }
 
-    fn module(&self, path: &[String]) -> &'a ModuleNode {
-        self.config.root.find(path).expect("graph nodes come from the configuration")
-    }
-
-    fn scope<'s>(&'s self, path: &'s [String], rep: Repetition) -> ModuleScope<'s> {
-        let dir = &self.module(path).module.dir;
-        ModuleScope { values: &self.values, module: path, dir, rep }
-    }
-
-    pub fn check_root_variables(&mut self) {
-        for name in self.inputs.keys() {
-            if !self.config.root.module.variables.contains_key(name) {
-                self.diags.push(
-                    Diagnostic::warning("W-VAR-UNDECLARED", format!("a value was given for undeclared variable `{name}`"))
-                        .hint(format!("declare `variable \"{name}\" {{}}` or remove the value")),
-                );
-            }
-        }
-    }
-
-    pub fn root_var_values(&self) -> BTreeMap<String, Value> {
-        self.values.vars.iter().filter(|((m, _), _)| m.is_empty()).map(|((_, n), v)| (n.clone(), v.clone())).collect()
-    }
-
-    pub async fn visit(&mut self, node: &Node) {
+    async fn visit(&mut self, node: &Node) {
         match node {
-            Node::Var { module, name } => self.variable(module, name),
-            Node::Local { module, name } => {
-                let m = self.module(module);
-                let expr = &m.module.locals[name].expr;
-                let r = eval(expr, &self.scope(module, Repetition::None));
-                let v = self.take(r, &format!("local.{name}"));
-                self.values.locals.insert((module.clone(), name.clone()), v);
+            Node::Provider(key) => {
+                self.ensure_provider(key).await;
             }
-            Node::Output { module, name } => {
-                let m = self.module(module);
-                let o = &m.module.outputs[name];
-                let r = eval(&o.value, &self.scope(module, Repetition::None));
-                let v = self.take(r, &format!("output.{name}"));
-                if v.contains_sensitive() && !o.sensitive && module.is_empty() {
-                    self.diags.push(
-                        Diagnostic::error("E-OUTPUT-SENSITIVE", format!("output `{name}` refers to sensitive values"))
-                            .at(o.span.clone(), "this output")
-                            .hint("add `sensitive = true` to the output to confirm it may hold secrets"),
-                    );
-                }
-                self.values.outputs.insert((module.clone(), name.clone()), v.mark_if(o.sensitive));
-            }
-            Node::Provider(key) => self.provider(key).await,
             Node::Resource(addr) => self.resource(addr).await,
+            _ => self.cx.value_node(node),
         }
     }
 
-    fn take(&mut self, r: Result<Value, Diagnostics>, addr: &str) -> Value {
-        match r {
-            Ok(v) => v,
-            Err(d) => {
-                self.diags.extend(d.with_address(addr));
-                Value::Unknown
-            }
+    /// The provider `key` for this plan: the first time, taken from the command's providers
+    /// (configured there once), refreshed, and asked about the creates an interrupted apply left
+    /// pending with it. Also for providers only state mentions (orphans, pending creates).
+    async fn ensure_provider(&mut self, key: &str) -> Option<Arc<dyn Provider>> {
+        if let Some(p) = self.cx.ready.get(key) {
+            return Some(p.clone());
         }
-    }
-
-    fn variable(&mut self, module: &[String], name: &str) {
-        let m = self.module(module);
-        let v = &m.module.variables[name];
-        let addr = format!("var.{name}");
-        let raw = if module.is_empty() {
-            match self.inputs.get(name) {
-                Some(x) => Some(Ok(x.clone())),
-                None => v.default.as_ref().map(|d| eval(d, &self.scope(module, Repetition::None))),
-            }
-        } else {
-            let parent_path = &module[..module.len() - 1];
-            let parent = self.module(parent_path);
-            let call = &parent.module.module_calls[module.last().expect("child module")];
-            match call.inputs.get(name) {
-                Some(a) => Some(eval(&a.expr, &self.scope(parent_path, Repetition::None))),
-                None => v.default.as_ref().map(|d| eval(d, &self.scope(module, Repetition::None))),
-            }
-        };
-        let Some(raw) = raw else {
-            self.diags.push(
-                Diagnostic::error("E-VAR-MISSING", format!("no value for required variable `{name}`"))
-                    .at(v.span.clone(), "declared here without a default")
-                    .address(&addr)
-                    .hint(format!("pass --var {name}=VALUE, set KILN_VAR_{name}, or add it to a *.auto.kilnvars file")),
-            );
-            return;
-        };
-        let raw = self.take(raw, &addr);
-        let value = match convert(raw, &v.ty) {
-            Ok(x) if x.is_null() && !v.nullable => {
-                self.diags.push(
-                    Diagnostic::error("E-VAR-NULL", format!("variable `{name}` must not be null"))
-                        .at(v.span.clone(), "declared nullable = false")
-                        .address(&addr),
-                );
-                x
-            }
-            Ok(x) => x,
-            Err(e) => {
-                // The conversion error quotes the value: not for a sensitive variable.
-                let why = if v.sensitive { format!("the (sensitive) value is not a {}", v.ty) } else { e.to_string() };
-                self.diags.push(
-                    Diagnostic::error("E-VAR-TYPE", format!("invalid value for variable `{name}`: {why}"))
-                        .at(v.span.clone(), "declared here")
-                        .address(&addr)
-                        .hint(format!("the variable's type is {}", v.ty)),
-                );
-                Value::Unknown
-            }
-        };
-        let value = value.mark_if(v.sensitive);
-        self.values.vars.insert((module.to_vec(), name.to_string()), value);
-        for val in &v.validations {
-            let scope = self.scope(module, Repetition::None);
-            let ok = eval(&val.condition, &scope);
-            let msg = eval(&val.error_message, &scope);
-            match ok {
-                Ok(c) if c.as_bool() == Some(false) => {
-                    let message = match msg {
-                        Ok(m) if m.contains_sensitive() => {
-                            "validation failed (the message is hidden: it refers to sensitive values)".into()
-                        }
-                        m => m.ok().and_then(|m| m.as_str().map(str::to_string)).unwrap_or_else(|| "validation failed".into()),
-                    };
-                    self.diags.push(
-                        Diagnostic::error("E-VAR-INVALID", format!("invalid value for variable `{name}`: {message}"))
-                            .at(val.span.clone(), "this validation failed")
-                            .address(&addr)
-                            .hint("pass a value that satisfies the condition"),
-                    );
-                }
-                Ok(_) => {}
-                Err(d) => self.diags.extend(d.with_address(&addr)),
-            }
-        }
-    }
-
-    async fn provider(&mut self, key: &str) {
-        // Configured earlier in this command (by an earlier plan or walk): set up, not again.
-        if let Some(c) = self.providers.configured(key) {
-            self.provider_ready(key, c).await;
-            return;
-        }
-        let name = provider_name(key);
-        let Some(factory) = self.registry.get(name).cloned() else {
-            self.diags.push(
-                Diagnostic::error("E-PROVIDER-UNKNOWN", format!("provider `{name}` is not available in this build of kiln"))
-                    .hint(format!("available providers: {}", self.registry.names().collect::<Vec<_>>().join(", "))),
-            );
-            return;
-        };
-        let block = self.config.root.module.providers.iter().find(|p| p.key() == key);
-        let config = match block {
-            Some(b) => {
-                let schema = factory.schema();
-                let r = eval_body(&b.body, &schema.config, &self.scope(&[], Repetition::None), &b.span);
-                self.take(r, &format!("provider[\"{key}\"]"))
-            }
-            None => Value::Map(Map::new()),
-        };
-        if config.contains_unknown() {
-            self.diags.push(
-                Diagnostic::error(
-                    "E-PROVIDER-UNKNOWN-CONFIG",
-                    format!("provider `{key}` configuration depends on values known only after apply"),
-                )
-                .hint("use variables or locals known at plan time in provider blocks"),
-            );
-            return;
-        }
-        // A provider's complaint about its configuration never quotes a sensitive setting.
-        let secrets = crate::redact::secrets([&config]);
-        let request = ConfigureRequest { config: config.unmark_deep().0, working_dir: self.cwd.clone() };
-        let configure = || async {
-            let instance = factory.configure(request).await?;
-            Ok(crate::providers::Configured { instance, secrets: secrets.clone() })
-        };
-        match self.providers.get_or_configure(key, configure).await {
-            Ok(c) => self.provider_ready(key, c).await,
-            Err(d) => {
-                // The provider names the attribute; the block says where it is written.
-                let d = match block {
-                    Some(b) => d.into_iter().map(|d| crate::providers::locate_config(d, &b.body, &b.span)).collect(),
-                    None => d,
-                };
-                self.diags.extend(crate::redact::diags(d, &secrets).with_address(&format!("provider[\"{key}\"]")))
-            }
-        }
-    }
-
-    /// A configured provider joins this walk: its secrets redact, it is refreshed (when the plan
-    /// refreshes) and asked about the creates an interrupted apply left pending with it.
-    async fn provider_ready(&mut self, key: &str, c: crate::providers::Configured) {
-        self.values.provider_secrets.insert(key.to_string(), c.secrets);
-        let p = c.instance;
-        self.ready.insert(key.to_string(), p.clone());
+        let p = self.cx.provider(key).await?;
         self.refresh_provider(key, p.clone()).await;
-        if self.recover_pending {
-            self.resolve_pending_for(key, p.as_ref()).await;
-        }
+        self.resolve_pending_for(key, p.as_ref()).await;
+        Some(p)
     }
 
     /// One batched read of every object in state that this provider manages.
@@ -684,7 +327,7 @@ impl<'a> Walker<'a> {
         let resp = p.read(req).await;
         self.hook.refresh_done(key, items.len(), started.elapsed());
         if resp.results.len() != items.len() {
-            self.diags.push(Diagnostic::error(
+            self.cx.diags.push(Diagnostic::error(
                 "E-PROVIDER-BUG",
                 format!("provider `{key}` answered {} of {} reads", resp.results.len(), items.len()),
             ));
@@ -693,7 +336,7 @@ impl<'a> Walker<'a> {
         for ((addr, r), res) in items.into_iter().zip(resp.results) {
             if res.diagnostics.has_errors() {
                 let secrets = crate::redact::secrets_named(Some(&r.attributes), &r.sensitive);
-                self.diags.extend(crate::redact::diags(res.diagnostics, &secrets).with_address(&addr.to_string()));
+                self.cx.diags.extend(crate::redact::diags(res.diagnostics, &secrets).with_address(&addr.to_string()));
                 continue;
             }
             // Only what changed is kept: lookups fall back to state (10,000 copies add up).
@@ -709,81 +352,50 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn provider_for(&self, key: &str) -> Option<Arc<dyn Provider>> {
-        self.ready.get(key).cloned()
-    }
-
-    /// Configures a provider that the configuration no longer mentions (for orphans).
-    pub async fn ensure_provider(&mut self, key: &str) -> Option<Arc<dyn Provider>> {
-        if let Some(p) = self.provider_for(key) {
-            return Some(p);
-        }
-        self.provider(key).await;
-        self.provider_for(key)
-    }
-
-    fn kind_schema(&self, key: &str, r: &Resource) -> Option<KindSchema> {
-        let schema = self.registry.schema(provider_name(key))?;
-        let kinds = if r.mode == AddrMode::Data { &schema.data_kinds } else { &schema.kinds };
-        kinds.get(&r.kind).cloned()
-    }
-
     async fn resource(&mut self, addr: &ResourceAddr) {
-        let m = self.module(&addr.module);
-        let r = m.module.resource(addr.mode, &addr.kind, &addr.name).expect("resource node");
-        let key = self.graph.provider_of[addr].clone();
+        let r = self.cx.resource(addr);
+        let key = self.cx.graph.provider_of[addr].clone();
         let deps = self.resource_dependencies(addr);
         if deps.iter().any(|d| self.failed.contains(&d.resource)) {
             self.failed.insert(addr.clone());
             return;
         }
-        let Some(provider) = self.provider_for(&key) else {
+        let Some(provider) = self.cx.ready.get(&key).cloned() else {
             self.failed.insert(addr.clone());
             return;
         };
-        let Some(schema) = self.kind_schema(&key, r) else {
-            let kinds: Vec<String> =
-                self.registry.schema(provider_name(&key)).map(|s| s.kinds.keys().cloned().collect()).unwrap_or_default();
-            self.diags.push(
-                Diagnostic::error("E-KIND-UNKNOWN", format!("provider `{key}` has no kind `{}`", r.kind))
-                    .at(r.span.clone(), "declared here")
-                    .address(addr)
-                    .hint(format!("kinds of `{key}`: {}; or choose another provider with `provider = NAME`", kinds.join(", "))),
-            );
+        let Some(schema) = self.cx.kind_schema(&key, r) else {
+            self.cx.unknown_kind(&key, r, addr);
             self.failed.insert(addr.clone());
             return;
         };
-        let keys = match expand(r, addr, &self.scope(&addr.module, Repetition::None))
-            .and_then(|k| crate::instance::check_total(self.visited.len(), k.len(), r, addr).map(|_| k))
-        {
-            Ok(k) => k,
-            Err(d) => {
-                self.diags.extend(d);
-                self.failed.insert(addr.clone());
-                return;
-            }
+        let Some(keys) = self.cx.instance_keys(addr) else {
+            self.failed.insert(addr.clone());
+            return;
         };
-        let mut list = Vec::new();
-        let mut map = BTreeMap::new();
+        if let Err(d) = crate::instance::check_total(self.visited.len(), keys.len(), r, addr) {
+            self.cx.diags.extend(d);
+            self.failed.insert(addr.clone());
+            return;
+        }
+        let mut values = Vec::new();
         let mut insts = Vec::new();
         let mut failed = false;
         for (ik, rep) in keys {
             let iaddr = addr.instance(ik.clone());
             self.visited.insert(iaddr.clone());
             insts.push(iaddr.clone());
-            let value = if self.mode == Mode::Destroy || self.state_values_only {
-                let recorded = self.state.resources.get(&iaddr).map(|s| s.sensitive.clone()).unwrap_or_default();
-                let v = self
-                    .refreshed
-                    .get(&iaddr)
-                    .cloned()
-                    .flatten()
-                    .or_else(|| self.state.resources.get(&iaddr).map(|s| s.attributes.clone()))
-                    .unwrap_or(Value::Unknown);
-                // References see the marks state recorded and the schema declares.
-                remark(v, &schema, &recorded)
+            let value = if self.mode == Mode::Destroy {
+                // Nothing is planned but deletes: references see what exists.
+                match self.refreshed.get(&iaddr).cloned().flatten() {
+                    Some(v) => {
+                        let recorded = self.state.resources.get(&iaddr).map(|s| s.sensitive.clone()).unwrap_or_default();
+                        remark(v, &schema, &recorded)
+                    }
+                    None => recorded(self.state, &iaddr, &schema),
+                }
             } else {
-                match self.plan_instance(r, &iaddr, rep.clone(), &schema, &key, provider.as_ref(), &deps).await {
+                match self.plan_instance(r, &iaddr, rep, &schema, &key, provider.as_ref(), &deps).await {
                     Some(v) => v,
                     None => {
                         failed = true;
@@ -791,21 +403,9 @@ impl<'a> Walker<'a> {
                     }
                 }
             };
-            match (&ik, rep) {
-                (InstanceKey::Int(_), _) => list.push(value),
-                (InstanceKey::Str(k), _) => {
-                    map.insert(k.clone(), value);
-                }
-                (InstanceKey::None, _) => {
-                    self.values.resources.insert(addr.clone(), Expansion::Single(value));
-                }
-            }
+            values.push((ik, value));
         }
-        if r.count.is_some() {
-            self.values.resources.insert(addr.clone(), Expansion::Count(list));
-        } else if r.for_each.is_some() {
-            self.values.resources.insert(addr.clone(), Expansion::ForEach(map));
-        }
+        self.cx.set_resource(addr, values);
         self.instances.insert(addr.clone(), insts);
         if failed {
             self.failed.insert(addr.clone());
@@ -815,7 +415,7 @@ impl<'a> Walker<'a> {
     /// Resources this one depends on, through locals, variables and outputs.
     fn resource_dependencies(&self, addr: &ResourceAddr) -> Vec<InstanceAddr> {
         let mut seen = HashSet::new();
-        let mut stack: Vec<Node> = self.graph.deps.dependencies(&Node::Resource(addr.clone())).into_iter().cloned().collect();
+        let mut stack: Vec<Node> = self.cx.graph.deps.dependencies(&Node::Resource(addr.clone())).into_iter().cloned().collect();
         let mut out = BTreeSet::new();
         while let Some(n) = stack.pop() {
             if !seen.insert(n.clone()) {
@@ -831,7 +431,7 @@ impl<'a> Walker<'a> {
                     }
                 }
                 Node::Provider(_) => {}
-                _ => stack.extend(self.graph.deps.dependencies(&n).into_iter().cloned()),
+                _ => stack.extend(self.cx.graph.deps.dependencies(&n).into_iter().cloned()),
             }
         }
         out.into_iter().collect()
@@ -849,21 +449,11 @@ impl<'a> Walker<'a> {
         deps: &[InstanceAddr],
     ) -> Option<Value> {
         let addr_s = iaddr.to_string();
-        let config = match eval_body(&r.body, &schema.body, &self.scope(&iaddr.resource.module, rep), &r.span) {
-            Ok(v) => v,
-            Err(d) => {
-                self.diags.extend(d.with_address(&addr_s));
-                return None;
-            }
-        };
+        let config = self.cx.instance_config(iaddr, rep, schema)?;
         if r.mode == AddrMode::Data {
             return self.read_data(r, iaddr, &config, provider).await;
         }
-        let vd = provider.validate(ProviderValidateRequest { kind: &r.kind, config: &config });
-        let vd = crate::redact::diags(vd, &crate::redact::secrets([&config]));
-        let vd_err = vd.has_errors();
-        self.diags.extend(vd.into_iter().map(|d| crate::instance::locate(d, r).or_at(Some(r.span.clone())).or_address(&addr_s)));
-        if vd_err {
+        if !self.cx.validate_instance(r, iaddr, provider, &config) {
             return None;
         }
         let prior_state = self.state.resources.get(iaddr);
@@ -908,18 +498,7 @@ impl<'a> Walker<'a> {
                 }
             }
         };
-        // Values the provider copied from a sensitive setting of its own are sensitive too.
-        let after = match self.values.provider_secrets.get(key) {
-            Some(s) => s.mark(after),
-            None => after,
-        };
-        // Marks a provider dropped come back: the schema's, the configuration's and the prior's.
-        let mut sensitive = sensitive_attrs(&after, schema);
-        sensitive.extend(sensitive_attrs(&config, schema));
-        sensitive.extend(prior.as_ref().map(|p| sensitive_attrs(p, schema)).unwrap_or_default());
-        sensitive.sort();
-        sensitive.dedup();
-        let after = remark(after, schema, &sensitive);
+        let (after, sensitive) = self.cx.marked(key, after, &config, prior.as_ref(), schema);
         self.changes.push(PlannedChange {
             address: iaddr.clone(),
             provider: key.to_string(),
@@ -950,13 +529,10 @@ impl<'a> Walker<'a> {
         schema: &KindSchema,
     ) -> Option<(Value, Vec<String>)> {
         let proposed = propose(config, prior, schema);
-        if self.offline {
-            return Some((proposed, Vec::new()));
-        }
         let resp = provider.plan(ProviderPlanRequest { address: addr, kind, prior, replacing, config, proposed: &proposed }).await;
         let err = resp.diagnostics.has_errors();
         let secrets = crate::redact::secrets([config, &proposed].into_iter().chain(prior).chain(replacing));
-        self.diags.extend(crate::redact::diags(resp.diagnostics, &secrets).with_address(addr));
+        self.cx.diags.extend(crate::redact::diags(resp.diagnostics, &secrets).with_address(addr));
         if err {
             return None;
         }
@@ -964,12 +540,12 @@ impl<'a> Walker<'a> {
     }
 
     async fn read_data(&mut self, r: &Resource, iaddr: &InstanceAddr, config: &Value, provider: &dyn Provider) -> Option<Value> {
-        if config.contains_unknown() || self.offline {
+        if config.contains_unknown() {
             return Some(Value::Unknown);
         }
         let res = provider.read_data(kiln_provider::ReadDataRequest { kind: &r.kind, config }).await;
         let err = res.diagnostics.has_errors();
-        self.diags.extend(
+        self.cx.diags.extend(
             crate::redact::diags(res.diagnostics, &crate::redact::secrets([config]))
                 .into_iter()
                 .map(|d| d.or_at(Some(r.span.clone())).or_address(iaddr)),
@@ -1049,6 +625,7 @@ impl<'a> Walker<'a> {
                 None => rs.attributes.clone(),
             };
             let declared = self
+                .cx
                 .config
                 .root
                 .find(&addr.resource.module)
@@ -1115,7 +692,7 @@ impl<'a> Walker<'a> {
                     resources.insert(r.clone());
                 }
             }
-            stack.extend(self.graph.deps.dependencies(&n).into_iter().cloned());
+            stack.extend(self.cx.graph.deps.dependencies(&n).into_iter().cloned());
         }
         self.state.resources.keys().filter(|a| resources.contains(&a.resource)).cloned().collect()
     }
@@ -1129,7 +706,7 @@ impl<'a> Walker<'a> {
             }
             let addr = p.address.to_string();
             let res = provider.recover(RecoverRequest { address: &addr, kind: &p.kind, token: &p.token, planned: &p.planned }).await;
-            self.diags.extend(res.diagnostics.with_address(&addr));
+            self.cx.diags.extend(res.diagnostics.with_address(&addr));
             if let Some(v) = &res.state {
                 self.refreshed.insert(p.address.clone(), Some(v.clone()));
             }
@@ -1155,10 +732,10 @@ impl<'a> Walker<'a> {
 
     pub fn root_outputs(&self) -> BTreeMap<String, OutputChange> {
         let mut out = BTreeMap::new();
-        for name in self.config.root.module.outputs.keys() {
-            let after = self.values.outputs.get(&(Vec::new(), name.clone())).cloned();
+        for name in self.cx.config.root.module.outputs.keys() {
+            let after = self.cx.values.outputs.get(&(Vec::new(), name.clone())).cloned();
             let before = self.state.outputs.get(name).map(|o| o.value.clone().mark_if(o.sensitive));
-            let sensitive = self.config.root.module.outputs[name].sensitive;
+            let sensitive = self.cx.config.root.module.outputs[name].sensitive;
             let after = if self.mode == Mode::Destroy { None } else { after };
             out.insert(name.clone(), OutputChange { before, after, sensitive });
         }
@@ -1171,56 +748,6 @@ impl<'a> Walker<'a> {
         }
         out
     }
-}
-
-/// Config with computed attributes filled from prior state, or unknown when there is none.
-pub(crate) fn propose(config: &Value, prior: Option<&Value>, schema: &KindSchema) -> Value {
-    let mut m = config.as_map().cloned().unwrap_or_default();
-    for (name, a) in &schema.body.attributes {
-        if a.computed && m.get(name).is_none_or(Value::is_null) {
-            let v = prior.and_then(|p| p.get(name)).cloned().unwrap_or(Value::Unknown);
-            m.insert(name.clone(), v);
-        }
-    }
-    Value::Map(m)
-}
-
-/// `lifecycle.ignore_changes`: keeps the prior value of ignored attributes.
-pub(crate) fn ignore_changes(planned: &mut Value, prior: &Value, l: &kiln_config::Lifecycle) {
-    let (Value::Map(m), Some(p)) = (planned, prior.as_map()) else { return };
-    for (k, v) in m.iter_mut() {
-        if l.ignore_all_changes || l.ignore_changes.contains(k) {
-            if let Some(pv) = p.get(k) {
-                *v = pv.clone();
-            }
-        }
-    }
-}
-
-/// Re-applies the sensitive marks state recorded.
-pub(crate) fn remark(v: Value, schema: &KindSchema, recorded: &[String]) -> Value {
-    match v {
-        Value::Map(m) => Value::Map(
-            m.into_iter()
-                .map(|(k, v)| {
-                    let s = recorded.contains(&k) || schema.body.attributes.get(&k).is_some_and(|a| a.sensitive);
-                    (k, v.mark_if(s))
-                })
-                .collect(),
-        ),
-        v => v,
-    }
-}
-
-pub(crate) fn sensitive_attrs(v: &Value, schema: &KindSchema) -> Vec<String> {
-    v.as_map()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, v)| v.contains_sensitive() || schema.body.attributes.get(*k).is_some_and(|a| a.sensitive))
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Top-level attributes whose values differ (unknown counts as different).

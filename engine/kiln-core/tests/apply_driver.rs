@@ -309,3 +309,179 @@ async fn a_pending_entry_is_durable_before_each_create() {
         }
     }
 }
+
+/// b depends on a; c is replaced (delete first), d is replaced create_before_destroy.
+const ORDER_BEFORE: &str = r#"
+provider "mock" {}
+resource "thing" "a" {
+  provider = mock
+  name     = "a"
+}
+resource "thing" "b" {
+  provider = mock
+  name     = "b-${thing.a.id}"
+}
+resource "thing" "c" {
+  provider = mock
+  name     = "c"
+}
+resource "thing" "d" {
+  provider = mock
+  name     = "d"
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+"#;
+
+const ORDER_AFTER: &str = r#"
+provider "mock" {}
+resource "thing" "c" {
+  provider = mock
+  name     = "c2"
+}
+resource "thing" "d" {
+  provider = mock
+  name     = "d2"
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+resource "thing" "e" {
+  provider = mock
+  name     = "e-${thing.c.id}"
+}
+"#;
+
+#[tokio::test]
+async fn deletes_go_dependents_first_then_creates_and_cbd_replacements_delete_the_old_last() {
+    let f = Fixture::new(ORDER_BEFORE);
+    let state = f.converge(&State::new()).await;
+    f.rewrite(ORDER_AFTER);
+    let p = f.plan(&state).await;
+    assert_eq!(
+        actions(&p),
+        [
+            ("thing.a".to_string(), Action::Delete),
+            ("thing.b".to_string(), Action::Delete),
+            ("thing.c".to_string(), Action::Replace),
+            ("thing.d".to_string(), Action::Replace),
+            ("thing.e".to_string(), Action::Create),
+        ]
+    );
+    f.reset();
+    let out = f.apply(&state, &p).await;
+    assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+    let calls = f.mock.calls();
+    let at = |c: &str| calls.iter().position(|x| x == c).unwrap_or_else(|| panic!("no `{c}` in {calls:?}"));
+    assert!(at("delete thing.b") < at("delete thing.a"), "dependents first: {calls:?}");
+    assert!(at("delete thing.c") < at("create thing.c"), "a replacement deletes before it creates: {calls:?}");
+    assert!(at("create thing.c") < at("create thing.e"), "dependency order: {calls:?}");
+    let first_create = calls.iter().position(|c| c.starts_with("create")).unwrap();
+    assert!(at("delete thing.a") < first_create, "the deletes go first: {calls:?}");
+    let last_delete = calls.iter().rposition(|c| c == "delete thing.d").unwrap();
+    assert!(at("create thing.d") < last_delete, "create_before_destroy: the old object goes after the new one exists: {calls:?}");
+    assert_eq!(*f.mock.deleted.lock().unwrap().last().unwrap(), "d", "the deposed object is deleted last");
+    assert!(out.state.deposed.is_empty(), "{:?}", out.state.deposed);
+    let names: Vec<String> = out.state.resources.keys().map(ToString::to_string).collect();
+    assert_eq!(names, ["thing.c", "thing.d", "thing.e"]);
+}
+
+#[tokio::test]
+async fn an_instance_the_plan_does_not_list_is_refused_and_nothing_of_it_starts() {
+    let src = |n: usize| {
+        format!(
+            "provider \"mock\" {{}}\nresource \"thing\" \"n\" {{\n  provider = mock\n  count = {n}\n  name = \"n${{count.index}}\"\n}}\n"
+        )
+    };
+    let f = Fixture::new(&src(1));
+    let p = f.plan(&State::new()).await;
+    f.rewrite(&src(2));
+    let out = f.apply(&State::new(), &p).await;
+    let d = out.diagnostics.iter().find(|d| d.code == "E-APPLY-NOT-PLANNED").unwrap_or_else(|| panic!("{:?}", out.diagnostics));
+    assert_eq!(d.address.as_deref(), Some("thing.n[1]"));
+    assert!(f.mock.calls().iter().all(|c| !c.starts_with("create")), "{:?}", f.mock.calls());
+    assert!(out.state.resources.is_empty());
+}
+
+#[tokio::test]
+async fn a_planned_instance_the_configuration_no_longer_has_is_refused() {
+    let src = |n: usize| {
+        format!(
+            "provider \"mock\" {{}}\nresource \"thing\" \"n\" {{\n  provider = mock\n  count = {n}\n  name = \"n${{count.index}}\"\n}}\n"
+        )
+    };
+    let f = Fixture::new(&src(2));
+    let p = f.plan(&State::new()).await;
+    f.rewrite(&src(1));
+    let out = f.apply(&State::new(), &p).await;
+    let d = out.diagnostics.iter().find(|d| d.code == "E-APPLY-NOT-CONFIGURED").unwrap_or_else(|| panic!("{:?}", out.diagnostics));
+    assert_eq!(d.address.as_deref(), Some("thing.n[1]"));
+    assert!(f.mock.calls().iter().all(|c| !c.starts_with("create")), "{:?}", f.mock.calls());
+    // A resource dropped from the configuration altogether is refused too.
+    f.rewrite("provider \"mock\" {}\n");
+    let out = f.apply(&State::new(), &p).await;
+    let refused: Vec<_> = out.diagnostics.iter().filter(|d| d.code == "E-APPLY-NOT-CONFIGURED").filter_map(|d| d.address.clone()).collect();
+    assert_eq!(refused, ["thing.n[0]", "thing.n[1]"]);
+}
+
+#[tokio::test]
+async fn a_final_value_contradicting_the_plan_is_an_error() {
+    let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n}\n");
+    let p = f.plan(&State::new()).await;
+    f.rewrite("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"z\"\n}\n");
+    let out = f.apply(&State::new(), &p).await;
+    let d = out.diagnostics.iter().find(|d| d.code == "E-APPLY-INCONSISTENT").unwrap_or_else(|| panic!("{:?}", out.diagnostics));
+    assert!(d.summary.contains("`name`"), "{}", d.summary);
+    assert_eq!(d.address.as_deref(), Some("thing.a"));
+    assert!(f.mock.calls().iter().all(|c| !c.starts_with("create")), "{:?}", f.mock.calls());
+}
+
+#[tokio::test]
+async fn a_plan_touching_one_resource_does_not_ask_the_provider_about_unrelated_ones() {
+    let src = |size: u32| {
+        format!(
+            "provider \"mock\" {{}}\nresource \"thing\" \"a\" {{\n  provider = mock\n  name = \"a\"\n  size = {size}\n}}\nresource \"thing\" \"b\" {{\n  provider = mock\n  name = \"b\"\n}}\nresource \"thing\" \"c\" {{\n  provider = mock\n  name = \"c-${{thing.b.id}}\"\n}}\n"
+        )
+    };
+    let f = Fixture::new(&src(1));
+    let state = f.converge(&State::new()).await;
+    f.rewrite(&src(2));
+    let p = f.plan(&state).await;
+    assert_eq!(actions(&p), [("thing.a".to_string(), Action::Update)]);
+    f.reset();
+    let out = f.apply(&state, &p).await;
+    assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+    assert_eq!(*f.mock.planned.lock().unwrap(), ["thing.a"]);
+    assert_eq!(f.mock.calls(), ["update thing.a"]);
+    assert_eq!(out.state.resources.len(), 3);
+}
+
+#[tokio::test]
+async fn outputs_see_final_values_of_changed_resources_and_state_values_of_the_others() {
+    let f = Fixture::new(
+        "provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n}\nresource \"thing\" \"b\" {\n  provider = mock\n  name = \"b\"\n}\noutput \"ids\" {\n  value = [thing.a.id, thing.b.id]\n}\n",
+    );
+    let state = f.converge(&State::new()).await;
+    f.rewrite(
+        "provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a2\"\n}\nresource \"thing\" \"b\" {\n  provider = mock\n  name = \"b\"\n}\noutput \"ids\" {\n  value = [thing.a.name, thing.b.id]\n}\n",
+    );
+    let p = f.plan(&state).await;
+    let out = f.apply(&state, &p).await;
+    assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+    let ids = &out.state.outputs["ids"].value;
+    assert_eq!(ids, &kiln_value::Value::List(vec!["a2".into(), "id-thing.b".into()]));
+}
+
+#[tokio::test]
+async fn a_failure_skips_dependents_only() {
+    let f = Fixture::new(
+        "provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n  fail = true\n}\nresource \"thing\" \"b\" {\n  provider = mock\n  name = \"b-${thing.a.id}\"\n}\nresource \"thing\" \"c\" {\n  provider = mock\n  name = \"c\"\n}\n",
+    );
+    let p = f.plan(&State::new()).await;
+    let out = f.apply(&State::new(), &p).await;
+    assert!(out.diagnostics.has_errors());
+    let names: Vec<String> = out.state.resources.keys().map(ToString::to_string).collect();
+    assert_eq!(names, ["thing.c"]);
+    assert!(!f.mock.calls().contains(&"create thing.b".to_string()), "{:?}", f.mock.calls());
+}
