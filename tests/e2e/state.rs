@@ -118,6 +118,19 @@ fn import_then_state_show() {
     assert!(r.stderr().contains("already managed"), "{}", r.stderr());
 }
 
+/// `kiln import` configures the provider from its `provider` block: the `local` provider's
+/// `root` says where a bucket imported by name lives (an empty configuration would look under
+/// `.kiln/buckets`, and find nothing).
+#[test]
+fn import_configures_the_provider_from_its_block() {
+    let p = Project::new("provider \"local\" {\n  root = \"store\"\n}\n\nresource \"bucket\" \"data\" {\n  name = \"data\"\n}\n");
+    std::fs::create_dir_all(p.path().join("store/buckets/data")).unwrap();
+    let r = p.kiln(&["import", "bucket.data", "data"]).ok();
+    assert!(r.stdout().contains("Import successful"), "{}", r.stdout());
+    let shown = p.kiln(&["state", "show", "bucket.data"]).ok().stdout();
+    assert!(shown.contains("store/buckets/data"), "imported from the provider's root: {shown}");
+}
+
 #[test]
 fn state_show_of_a_missing_address_fails() {
     let p = Project::new(ONE);

@@ -3,10 +3,11 @@
 
 use crate::cli::PlanArgs;
 use crate::{render, view_plan};
-use kiln_core::{Cancel, Hook, Subject};
-use kiln_diag::Diagnostics;
+use kiln_core::{Hook, Providers, Subject};
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_ops::operation::{Context, Session};
 use kiln_plan::{Action, Mode, Plan};
-use kiln_state::{State, StateBackend};
+use kiln_state::State;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,41 +23,41 @@ pub struct ApplyOpts {
     pub mode: Mode,
 }
 
-pub(crate) async fn apply_cmd(dir: &Path, args: &PlanArgs, opts: ApplyOpts) -> R {
+pub(crate) async fn apply_cmd(ops: &Context, dir: &Path, args: &PlanArgs, opts: ApplyOpts) -> R {
     let l = load(dir, &args.vars)?;
     let backend = open(&l.config, dir)?;
-    let lock = lock(&backend, if opts.mode == Mode::Destroy { "destroy" } else { "apply" }).await?;
-    let mut r = apply_locked(dir, &l, backend.clone(), args, &opts).await;
-    if opts.wait && matches!(r, Ok(ExitStatus::Success)) {
-        r = super::jobs::wait_then_refresh(dir, &l, backend.clone(), args).await;
-    }
-    unlock(backend.as_ref(), lock).await;
-    r
+    let name = if opts.mode == Mode::Destroy { "destroy" } else { "apply" };
+    let (l, opts) = (&l, &opts);
+    kiln_ops::operation::run(ops, &backend, name, |s| async move {
+        // One set of configured providers for the whole command: the plan's refresh, the
+        // apply, and `--wait`'s polling and refresh.
+        let providers = Providers::new();
+        let r = apply_locked(&s, dir, l, &providers, args, opts).await;
+        if opts.wait && matches!(r, Ok(ExitStatus::Success)) {
+            return super::jobs::wait_then_refresh(&s, dir, l, &providers, args).await;
+        }
+        r
+    })
+    .await
 }
 
-pub(crate) async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, args: &PlanArgs, opts: &ApplyOpts) -> R {
+pub(crate) async fn apply_locked(s: &Session, dir: &Path, l: &Loaded, providers: &Providers, args: &PlanArgs, opts: &ApplyOpts) -> R {
     let (auto_approve, mode) = (opts.auto_approve, opts.mode);
-    let state = read_state(backend.as_ref()).await?;
+    let state = s.read_state().await?;
     let plan = match &opts.plan_file {
         Some(path) => {
             let saved = read_plan(&l.config, dir, path)?;
-            let current_lineage = (!state.lineage.is_empty()).then(|| state.lineage.clone());
-            let current_serial = (!state.lineage.is_empty()).then_some(state.serial);
-            if saved.lineage != current_lineage || saved.serial != current_serial {
-                return Err(format!(
-                    "Error: saved plan is stale: the state changed since the plan was made (plan made against serial {}, state is at serial {})\n  = help: run `kiln plan --out {}` again and review the new plan",
-                    saved.serial.map_or("none".into(), |s| s.to_string()),
-                    current_serial.map_or("none".into(), |s| s.to_string()),
-                    path.display()
-                ).into());
-            }
-            if saved.config_digest != kiln_core::config_digest(&l.config) {
-                return Err(format!("Error: saved plan is stale: the configuration changed since the plan was made\n  = help: run `kiln plan --out {}` again and review the new plan", path.display()).into());
-            }
+            let known = !state.lineage.is_empty();
+            let lineage = known.then_some(state.lineage.as_str());
+            let serial = known.then_some(state.serial);
+            saved.check_current(lineage, serial, &kiln_core::config_digest(&l.config)).map_err(|e| {
+                Diagnostic::error("E-PLAN-STALE", format!("saved plan is stale: {e}"))
+                    .hint(format!("run `kiln plan --out {}` again and review the new plan", path.display()))
+            })?;
             saved
         }
         None => {
-            let p = make_plan(dir, l, &state, args, mode).await?;
+            let p = make_plan(s, dir, l, &state, providers, args, mode).await?;
             print!("{}", view_plan::for_stdout(&p));
             p
         }
@@ -66,7 +67,9 @@ pub(crate) async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateB
     }
     if opts.plan_file.is_none() && !auto_approve {
         if !std::io::stdin().is_terminal() {
-            return Err("Error: no terminal to ask for confirmation\n  = help: pass --auto-approve to apply without confirmation, or save a plan with `kiln plan --out FILE` and apply it".into());
+            return Err(Diagnostic::error("E-APPLY-CONFIRM", "no terminal to ask for confirmation")
+                .hint("pass --auto-approve to apply without confirmation, or save a plan with `kiln plan --out FILE` and apply it")
+                .into());
         }
         let what = if mode == Mode::Destroy { "destroy all resources" } else { "perform these actions" };
         eprint!("\nDo you want to {what}?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
@@ -78,99 +81,53 @@ pub(crate) async fn apply_locked(dir: &Path, l: &Loaded, backend: Arc<dyn StateB
             return Ok(ExitStatus::Error);
         }
     }
-    execute(dir, l, backend, state, &plan, args.parallelism).await
+    execute(s, dir, l, providers, state, &plan, args.parallelism).await
 }
 
-/// Applies `plan` to `state` and saves the result; prints the summary and outputs.
+/// Applies `plan` to `state` within the operation `s` (journal, final snapshot, interrupts) with
+/// the command's `providers`; prints the summary and outputs.
 pub async fn execute(
+    s: &Session,
     dir: &Path,
     l: &Loaded,
-    backend: Arc<dyn StateBackend>,
-    mut state: State,
+    providers: &Providers,
+    state: State,
     plan: &Plan,
     parallelism: Option<usize>,
 ) -> R {
     let mode = plan.mode;
-    if state.lineage.is_empty() {
-        state = State::new();
-        backend.write(&state).await.map_err(|e| format!("Error: cannot create the state: {e}"))?;
-    }
-    // Every journal append advances the serial: refuse, before anything is created, a state so
-    // near the largest serial that this apply could not record its work.
-    next_serial(state.serial, 1 << 32)?;
-    let (sink, writer) = kiln_ops::JournalSink::start(backend.clone(), state.clone());
-    let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(0u8);
-    let mut lost = lock_lost();
-    let signals = tokio::spawn(async move {
-        let mut interrupts = Interrupts::new(); // Ctrl-C and SIGTERM
-        let mut level = 0u8;
-        let mut lost_seen = false;
-        while level < 2 {
-            tokio::select! {
-                ok = interrupts.recv() => {
-                    if !ok {
-                        return;
-                    }
-                    level += 1;
-                    if level == 1 {
-                        eprintln!("\nInterrupt received: no new operations will start; waiting for those in flight. Press Ctrl-C again to abandon them.");
-                    } else {
-                        eprintln!("\nSecond interrupt: abandoning operations in flight. Every completed operation is saved; a create that was still running stays pending in state, and the next plan resolves it.");
-                    }
-                    let _ = cancel_tx.send(level);
-                }
-                why = lost.wait_for(Option::is_some), if !lost_seen => {
-                    lost_seen = true;
-                    let why = why.ok().and_then(|w| w.clone()).unwrap_or_default();
-                    eprintln!("\nError: {why}: another run may be changing the state, so no new operations will start; waiting for those in flight.");
-                    if level == 0 {
-                        level = 1;
-                        let _ = cancel_tx.send(level);
-                    }
-                }
-            }
-        }
-    });
     let summary = plan.summary();
     let hook = Arc::new(Progress::new(summary.add + summary.change + summary.destroy));
     let reg = registry();
-    let providers = kiln_core::Providers::new();
-    let outcome = kiln_core::apply(kiln_core::ApplyRequest {
-        config: &l.config,
-        state: state.clone(),
-        registry: &reg,
-        providers: &providers,
-        plan,
-        hook: hook.clone(),
-        sink: sink.clone(),
-        cancel: Cancel(cancel_rx),
-        cwd: dir.to_path_buf(),
-        parallelism,
-        workspace: workspace::current(dir).unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
-    })
-    .await;
-    signals.abort();
+    let applied = s
+        .apply(state, |run| {
+            kiln_core::apply(kiln_core::ApplyRequest {
+                config: &l.config,
+                state: run.state,
+                registry: &reg,
+                providers,
+                plan,
+                hook: hook.clone(),
+                sink: run.sink,
+                cancel: run.cancel,
+                cwd: dir.to_path_buf(),
+                parallelism,
+                workspace: workspace::current(dir).unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
+            })
+        })
+        .await;
     hook.finish();
-    // The final snapshot is what the journal holds (see kiln_ops::JournalSink): it includes any
-    // operation that completed after it was abandoned.
-    sink.close();
-    drop(sink);
-    let closed = writer.await.unwrap_or_else(|_| kiln_ops::Closed { state: outcome.state.clone(), commits: 0 });
-    let commits = closed.commits;
-    let mut new_state = closed.state;
-    // The journal advanced the stored serial once per group commit; the snapshot goes past it.
-    new_state.serial = next_serial(state.serial, commits.saturating_add(1))?;
-    new_state.lineage = state.lineage.clone();
-    if let Err(e) = backend.write(&new_state).await {
-        return Err(format!("Error: cannot save the final state: {e}\n  = help: every completed operation is in {}.journal; the next kiln command folds it in", backend.describe()).into());
-    }
+    let applied = applied?;
+    let outcome = applied.outcome;
     let counts = hook.counts();
-    let lost = lock_lost().borrow().clone();
-    if let Some(why) = &lost {
-        eprintln!("Error: {why}\n  = help: state was saved with every completed operation; another kiln run may have changed it too: run `kiln plan` to see where things stand");
-    }
-    if outcome.diagnostics.has_errors() || outcome.interrupted || lost.is_some() {
-        let diags: Diagnostics = outcome.diagnostics;
+    if outcome.diagnostics.has_errors() || outcome.interrupted || applied.lost.is_some() {
+        let mut diags = Diagnostics::new();
+        if let Some(why) = &applied.lost {
+            diags.push(Diagnostic::error("E-STATE-LOCK-LOST", why.clone()).hint(
+                "state was saved with every completed operation; another kiln run may have changed it too: run `kiln plan` to see where things stand",
+            ));
+        }
+        diags.extend(outcome.diagnostics.into_vec());
         eprint!("{}", render::diagnostics(&l.config.sources, &diags));
         if outcome.interrupted {
             eprintln!("Apply interrupted: state was saved with every completed operation.");
@@ -179,7 +136,7 @@ pub async fn execute(
     }
     let verb = if mode == Mode::Destroy { "Destroy" } else { "Apply" };
     println!("\n{verb} complete! Resources: {} added, {} changed, {} destroyed.", counts.0, counts.1, counts.2);
-    print_outputs(&new_state);
+    print_outputs(&applied.state);
     Ok(ExitStatus::Success)
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::*;
 
-pub(crate) async fn init(dir: &Path, vars: &VarArgs, migrate_state: bool, reconfigure: bool) -> R {
+pub(crate) async fn init(ops: &kiln_ops::operation::Context, dir: &Path, vars: &VarArgs, migrate_state: bool, reconfigure: bool) -> R {
     let has_config = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".kiln.hcl")))
         .unwrap_or(false);
@@ -30,7 +30,7 @@ pub(crate) async fn init(dir: &Path, vars: &VarArgs, migrate_state: bool, reconf
             if reconfigure {
                 eprintln!("The backend changed from {} to {}; nothing was copied (--reconfigure).", describe(&old), describe(&cfg));
             } else if migrate_state {
-                migrate(&l.config, dir, &old, &cfg).await?;
+                migrate(ops, &l.config, dir, &old, &cfg).await?;
             } else {
                 return Err(format!(
                     "Error: the backend changed from {} to {}\n  = help: run `kiln init --migrate-state` to copy every workspace's state to the new backend, or `kiln init --reconfigure` to use the new backend as it is",
@@ -55,7 +55,7 @@ fn recorded_backend(dir: &Path) -> Result<Option<kiln_ops::BackendConfig>, Strin
     let path = dir.join(BACKEND_RECORD);
     match std::fs::read(&path) {
         Ok(b) => backends()
-            .from_record(&b)
+            .read_record(&b)
             .map(Some)
             .map_err(|e| format!("Error: `{BACKEND_RECORD}` is unreadable ({e})\n  = help: delete it and run `kiln init` again")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -104,83 +104,25 @@ pub(crate) fn check_initialised(dir: &Path, cfg: &kiln_ops::BackendConfig) -> Re
     }
 }
 
-/// Copies every workspace's state from `from` to `to`, each under both locks, verified by
-/// reading it back. Refuses a destination holding another lineage that is not empty. The
+/// Copies every workspace's state from `from` to `to` ([`kiln_ops::migrate`]: each under both
+/// locks, verified by reading it back; a destination holding another state is refused). The
 /// source is left as it was.
-async fn migrate(config: &Config, dir: &Path, from: &kiln_ops::BackendConfig, to: &kiln_ops::BackendConfig) -> Result<(), String> {
+async fn migrate(
+    ops: &kiln_ops::operation::Context,
+    config: &Config,
+    dir: &Path,
+    from: &kiln_ops::BackendConfig,
+    to: &kiln_ops::BackendConfig,
+) -> Result<(), Failure> {
     let codec = codec(config, dir)?;
-    let src_default: Arc<dyn kiln_state::StateBackend> = Arc::from(from.open(kiln_state::DEFAULT_WORKSPACE, codec.clone()));
-    let workspaces = src_default.workspaces().await.map_err(|e| format!("Error: cannot list the workspaces of {}: {e}", describe(from)))?;
-    let mut copied = 0;
-    for ws in &workspaces {
-        let src: Arc<dyn kiln_state::StateBackend> = Arc::from(from.open(ws, codec.clone()));
-        let dst: Arc<dyn kiln_state::StateBackend> = Arc::from(to.open(ws, codec.clone()));
-        let l_src = lock(&src, "migrate-state").await?;
-        let l_dst = match lock(&dst, "migrate-state").await {
-            Ok(l) => l,
-            Err(e) => {
-                unlock(src.as_ref(), l_src).await;
-                return Err(e);
-            }
-        };
-        let r = copy_one(ws, src.as_ref(), dst.as_ref()).await;
-        unlock(dst.as_ref(), l_dst).await;
-        unlock(src.as_ref(), l_src).await;
-        if r? {
-            copied += 1;
-        }
-    }
+    let (c1, c2) = (codec.clone(), codec);
+    let open_from = move |ws: &str| -> Arc<dyn kiln_state::StateBackend> { Arc::from(from.open(ws, c1.clone())) };
+    let open_to = move |ws: &str| -> Arc<dyn kiln_state::StateBackend> { Arc::from(to.open(ws, c2.clone())) };
+    let copied = kiln_ops::migrate::migrate(ops, &open_from, &open_to).await?;
     eprintln!(
         "Migrated {copied} workspace(s) from {} to {}. The old state was left in place: delete it once you no longer need it.",
         describe(from),
         describe(to)
     );
     Ok(())
-}
-
-/// Copies one workspace; `false` when there was nothing to copy.
-async fn copy_one(ws: &str, src: &dyn kiln_state::StateBackend, dst: &dyn kiln_state::StateBackend) -> Result<bool, String> {
-    let Some(state) = src.read().await.map_err(|e| format!("Error: cannot read workspace `{ws}` from {}: {e}", src.describe()))? else {
-        return Ok(false);
-    };
-    let existing = dst.read().await.map_err(|e| format!("Error: cannot read workspace `{ws}` at {}: {e}", dst.describe()))?;
-    if let Some(d) = &existing {
-        let empty = d.resources.is_empty() && d.pending.is_empty() && d.outputs.is_empty();
-        if d.lineage != state.lineage && !empty {
-            return Err(format!(
-                "Error: refusing to overwrite workspace `{ws}` at {}: it holds another state (lineage `{}`, serial {}, {} resource(s))\n  = help: point the backend somewhere else, or remove that state if it is not needed",
-                dst.describe(),
-                d.lineage,
-                d.serial,
-                d.resources.len()
-            ));
-        }
-        if d.lineage == state.lineage && d.serial >= state.serial {
-            if *d == state {
-                eprintln!("Workspace `{ws}` is already at {} (serial {}).", dst.describe(), d.serial);
-                return Ok(false);
-            }
-            return Err(format!(
-                "Error: workspace `{ws}` at {} is at serial {}, ahead of serial {} at {}: refusing to go back\n  = help: the new backend was used after a copy; check which state is right",
-                dst.describe(),
-                d.serial,
-                state.serial,
-                src.describe()
-            ));
-        }
-        if d.lineage != state.lineage {
-            dst.delete_state().await.map_err(|e| format!("Error: cannot clear the empty state at {}: {e}", dst.describe()))?;
-        }
-    }
-    dst.write(&state).await.map_err(|e| format!("Error: cannot write workspace `{ws}` to {}: {e}", dst.describe()))?;
-    let back = dst.read().await.map_err(|e| format!("Error: cannot read back workspace `{ws}` from {}: {e}", dst.describe()))?;
-    if back.as_ref() != Some(&state) {
-        return Err(format!(
-            "Error: the copy of workspace `{ws}` at {} does not read back as written: the backend was not switched and {} is untouched\n  = help: check the new backend, then run `kiln init --migrate-state` again",
-            dst.describe(),
-            src.describe()
-        ));
-    }
-    eprintln!("Copied workspace `{ws}` (serial {}, {} resource(s)) to {}.", state.serial, state.resources.len(), dst.describe());
-    Ok(true)
 }

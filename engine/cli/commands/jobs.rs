@@ -4,29 +4,36 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_addrs::InstanceAddr;
 use kiln_core::Providers;
+use kiln_diag::Diagnostic;
+use kiln_ops::operation::Session;
 use kiln_plan::{Action, Mode};
 use kiln_provider::portable::job::JobStatus;
 use kiln_provider::{LogsRequest, ReadItem, ReadRequest};
-use kiln_state::{State, StateBackend};
+use kiln_state::State;
 use kiln_value::Value;
 
-use super::{execute, load, make_plan, open, read_state, registry, ExitStatus, Loaded, R};
+use super::{execute, load, make_plan, open, read_state, registry, ExitStatus, Failure, Loaded, R};
 use crate::cli::{PlanArgs, VarArgs};
-use crate::render;
 
-pub(crate) async fn providers(dir: &Path, l: &Loaded, state: &State) -> Result<Providers, String> {
-    let reg = registry();
+/// This command's providers, each configured once (`logs`, `jobs`, `inventory`).
+pub(crate) async fn providers(dir: &Path, l: &Loaded, state: &State) -> Result<Providers, Failure> {
     let p = Providers::new();
-    let d = kiln_core::configure_providers(super::planning::providers_request(l, state, &reg, &p, dir)).await;
-    if d.has_errors() {
-        return Err(render::diagnostics(&l.config.sources, &d));
-    }
+    configure(dir, l, state, &p).await?;
     Ok(p)
+}
+
+/// Configures in `p` every provider the configuration and `state` use that it does not hold yet.
+pub(crate) async fn configure(dir: &Path, l: &Loaded, state: &State, p: &Providers) -> Result<(), Failure> {
+    let reg = registry();
+    let d = kiln_core::configure_providers(super::planning::providers_request(l, state, &reg, p, dir)).await;
+    if d.has_errors() {
+        return Err(Failure::in_sources(&l.config.sources, d));
+    }
+    Ok(())
 }
 
 /// Current attributes of every job in state, read from providers in one batch each.
@@ -98,23 +105,30 @@ fn duration(started: &str, finished: &str) -> String {
 }
 
 pub async fn logs(dir: &Path, vars: &VarArgs, address: &str, node: usize, follow: bool) -> R {
-    let addr: InstanceAddr = address.parse().map_err(|e| format!("Error: {e}"))?;
+    let addr: InstanceAddr = address.parse().map_err(|e: kiln_addrs::AddrError| {
+        Diagnostic::error("E-ADDR-INVALID", e.to_string()).hint("a job's address looks like job.train or job.train[0]")
+    })?;
     let l = load(dir, vars)?;
     let backend = open(&l.config, dir)?;
     let state = read_state(backend.as_ref()).await?;
-    let r = state
-        .resources
-        .get(&addr)
-        .ok_or_else(|| format!("Error: `{addr}` is not in state\n  = help: `kiln jobs` lists the jobs kiln manages"))?;
+    let r = state.resources.get(&addr).ok_or_else(|| {
+        Diagnostic::error("E-STATE-ADDRESS", format!("`{addr}` is not in state"))
+            .address(&addr)
+            .hint("`kiln jobs` lists the jobs kiln manages")
+    })?;
     let p = providers(dir, &l, &state).await?;
-    let provider = p.get(&r.provider).ok_or_else(|| format!("Error: provider `{}` is not available", r.provider))?;
+    let provider = p.get(&r.provider).ok_or_else(|| {
+        Diagnostic::error("E-PROVIDER-UNAVAILABLE", format!("provider `{}` is not available", r.provider))
+            .address(&addr)
+            .hint("the configuration no longer declares it, or this kiln was built without it")
+    })?;
     let name = addr.to_string();
     let mut offset = 0;
     let mut stdout = std::io::stdout();
     loop {
         let resp = provider.logs(LogsRequest { address: &name, kind: &r.kind, state: &r.attributes, node, offset }).await;
         if resp.diagnostics.has_errors() {
-            return Err(render::diagnostics(&l.config.sources, &resp.diagnostics).into());
+            return Err(Failure::in_sources(&l.config.sources, resp.diagnostics));
         }
         let _ = stdout.write_all(&resp.data);
         let _ = stdout.flush();
@@ -132,16 +146,17 @@ pub async fn logs(dir: &Path, vars: &VarArgs, address: &str, node: usize, follow
 
 /// Waits until every job has a terminal status, then refreshes state and outputs (when the
 /// refresh plan has no resource changes of its own).
-pub async fn wait_then_refresh(dir: &Path, l: &Loaded, backend: Arc<dyn StateBackend>, args: &PlanArgs) -> R {
-    let state = read_state(backend.as_ref()).await?;
+/// Within the apply's operation `s`, with the providers the apply used.
+pub async fn wait_then_refresh(s: &Session, dir: &Path, l: &Loaded, p: &Providers, args: &PlanArgs) -> R {
+    let state = s.read_state().await?;
     if !state.resources.values().any(|r| r.kind == "job") {
         return Ok(ExitStatus::Success);
     }
-    let p = providers(dir, l, &state).await?;
+    configure(dir, l, &state, p).await?;
     eprintln!("\nWaiting for jobs to finish...");
     let mut last: Vec<String> = Vec::new();
     let failed = loop {
-        let jobs = read_jobs(&p, &state).await;
+        let jobs = read_jobs(p, &state).await;
         let now: Vec<String> = jobs.iter().map(|(a, v)| format!("{a}: {}", status(v))).collect();
         if now != last {
             for line in now.iter().filter(|l| !last.contains(l)) {
@@ -152,17 +167,18 @@ pub async fn wait_then_refresh(dir: &Path, l: &Loaded, backend: Arc<dyn StateBac
         if jobs.iter().all(|(_, v)| terminal(v)) {
             break jobs.iter().any(|(_, v)| !succeeded(v));
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = tokio::signal::ctrl_c() => return Err("Interrupted: stopped waiting; the jobs keep running (see `kiln jobs`)".into()),
+        if s.unless_interrupted(tokio::time::sleep(Duration::from_secs(1))).await.is_none() {
+            return Err(Diagnostic::error("E-INTERRUPTED", "Interrupted: stopped waiting; the jobs keep running")
+                .hint("`kiln jobs` shows them; `kiln apply --wait` waits again")
+                .into());
         }
     };
     let refresh = PlanArgs { refresh: true, ..args.clone() };
-    let plan = make_plan(dir, l, &state, &refresh, Mode::Normal).await?;
+    let plan = make_plan(s, dir, l, &state, p, &refresh, Mode::Normal).await?;
     if plan.changes.iter().any(|c| c.action != Action::NoOp) {
         eprintln!("Jobs finished; the configuration now has changes to apply (run `kiln plan`).");
     } else if plan.has_changes() || !plan.drift.is_empty() {
-        let code = execute(dir, l, backend, state, &plan, args.parallelism).await?;
+        let code = execute(s, dir, l, p, state, &plan, args.parallelism).await?;
         if code != ExitStatus::Success {
             return Ok(code);
         }

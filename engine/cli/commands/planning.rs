@@ -61,24 +61,43 @@ pub(crate) fn providers_request<'a>(
     }
 }
 
-pub(crate) fn check_addresses(args: &PlanArgs) -> Result<(), String> {
+pub(crate) fn check_addresses(args: &PlanArgs) -> Result<(), Failure> {
     for t in args.target.iter().chain(&args.exclude) {
-        t.parse::<Target>()
-            .map_err(|e| format!("Error: {e}\n  = help: addresses look like record.a, record.a[0], record.a[\"key\"] or module.m"))?;
+        t.parse::<Target>().map_err(|e| {
+            Diagnostic::error("E-ADDR-INVALID", e.to_string())
+                .hint("addresses look like record.a, record.a[0], record.a[\"key\"] or module.m")
+        })?;
     }
     Ok(())
 }
 
-/// Plans, giving up (so the caller can release the lock) on Ctrl-C.
-pub async fn make_plan(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs, mode: Mode) -> Result<Plan, String> {
-    let mut interrupts = Interrupts::new();
-    tokio::select! {
-        r = make_plan_inner(dir, l, state, args, mode) => r,
-        _ = interrupts.recv() => Err("Interrupted: planning stopped; nothing was changed".to_string()),
+/// Plans with the command's `providers` (apply and `--wait` reuse them), giving up (so the
+/// caller can release the lock) on Ctrl-C.
+pub async fn make_plan(
+    s: &kiln_ops::operation::Session,
+    dir: &Path,
+    l: &Loaded,
+    state: &State,
+    providers: &kiln_core::Providers,
+    args: &PlanArgs,
+    mode: Mode,
+) -> Result<Plan, Failure> {
+    match s.unless_interrupted(make_plan_inner(dir, l, state, providers, args, mode)).await {
+        Some(r) => r,
+        None => Err(Diagnostic::error("E-INTERRUPTED", "Interrupted: planning stopped; nothing was changed")
+            .hint("the state lock was released; run the command again when you are ready")
+            .into()),
     }
 }
 
-pub(crate) async fn make_plan_inner(dir: &Path, l: &Loaded, state: &State, args: &PlanArgs, mode: Mode) -> Result<Plan, String> {
+pub(crate) async fn make_plan_inner(
+    dir: &Path,
+    l: &Loaded,
+    state: &State,
+    providers: &kiln_core::Providers,
+    args: &PlanArgs,
+    mode: Mode,
+) -> Result<Plan, Failure> {
     // A failpoint for the tests that check a crash never leaves the state locked; debug builds
     // (the test suite's) only, so a release binary has no switch that crashes it.
     if cfg!(debug_assertions) && std::env::var("KILN_TEST_PANIC").is_ok_and(|v| v == "plan") {
@@ -86,39 +105,37 @@ pub(crate) async fn make_plan_inner(dir: &Path, l: &Loaded, state: &State, args:
     }
     check_addresses(args)?;
     let reg = registry();
-    let providers = kiln_core::Providers::new();
-    let (plan, diags) = kiln_core::plan(plan_request(l, state, &reg, &providers, args, mode, dir)).await;
+    let (plan, diags) = kiln_core::plan(plan_request(l, state, &reg, providers, args, mode, dir)).await;
     if diags.has_errors() {
-        return Err(render::diagnostics(&l.config.sources, &diags));
+        return Err(Failure::in_sources(&l.config.sources, diags));
     }
     warn(&l.config, &diags);
-    let plan = plan.ok_or_else(|| "Error: no plan could be made".to_string())?;
+    let plan = plan.ok_or_else(|| Diagnostic::error("E-PLAN", "no plan could be made").hint("the messages above say why"))?;
     check_depth(&plan)?;
     Ok(plan)
 }
 
 /// Refuses a plan holding a value nested deeper than state and plan files are read
 /// ([`kiln_value::MAX_DEPTH`]), before anything is created: whatever kiln writes, it must read.
-pub(crate) fn check_depth(plan: &Plan) -> Result<(), String> {
+pub(crate) fn check_depth(plan: &Plan) -> Result<(), Diagnostic> {
     let max = kiln_value::MAX_DEPTH;
     let deep = |v: &Option<Value>| v.as_ref().is_some_and(|v| v.deeper_than(max));
-    let what = if let Some(c) = plan.changes.iter().find(|c| deep(&c.after)) {
-        format!("the planned value of `{}`", c.address)
+    let (what, address) = if let Some(c) = plan.changes.iter().find(|c| deep(&c.after)) {
+        (format!("the planned value of `{}`", c.address), Some(c.address.to_string()))
     } else if let Some((name, _)) = plan.outputs.iter().find(|(_, o)| deep(&o.after)) {
-        format!("output `{name}`")
+        (format!("output `{name}`"), Some(format!("output.{name}")))
     } else if let Some((name, _)) = plan.variables.iter().find(|(_, v)| v.deeper_than(max)) {
-        format!("variable `{name}`")
+        (format!("variable `{name}`"), Some(format!("var.{name}")))
     } else {
         return Ok(());
     };
-    Err(format!(
-        "Error: {what} nests lists and maps more than {max} levels deep (a resource's attributes object counts as one), deeper than kiln can store in state\n  = help: flatten the value (for example, encode deep data with jsonencode into a string); nothing was changed"
-    ))
-}
-
-/// `serial` plus `by`, refused past the largest serial: a serial never wraps or goes down.
-pub(crate) fn next_serial(serial: u64, by: u64) -> Result<u64, String> {
-    serial.checked_add(by).ok_or_else(|| {
-        format!("Error: the state's serial `{serial}` cannot advance further: it is at the largest serial kiln can write ({})\n  = help: nothing was changed; the state file's serial was edited by hand or damaged: put back a copy with a sensible serial", u64::MAX)
+    let d = Diagnostic::error(
+        "E-VALUE-DEPTH",
+        format!("{what} nests lists and maps more than {max} levels deep (a resource's attributes object counts as one), deeper than kiln can store in state"),
+    )
+    .hint("flatten the value (for example, encode deep data with jsonencode into a string); nothing was changed");
+    Err(match address {
+        Some(a) => d.address(a),
+        None => d,
     })
 }

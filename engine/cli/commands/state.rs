@@ -1,15 +1,12 @@
 //! `kiln state list|show|rm|mv|versions`, `kiln import` and `kiln force-unlock`.
 
 use crate::cli::{StateCommand, VarArgs};
-use crate::render;
 use kiln_addrs::InstanceAddr;
-use kiln_state::State;
-use kiln_value::Value;
 use std::path::Path;
 
 use super::*;
 
-pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
+pub(crate) async fn state_cmd(ops: &kiln_ops::operation::Context, dir: &Path, cmd: StateCommand) -> R {
     let (config, _) = kiln_config::load(dir);
     let config = config.expect("config");
     let backend = open(&config, dir)?;
@@ -35,46 +32,48 @@ pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
             Ok(ExitStatus::Success)
         }
         StateCommand::Rm { addresses } => {
-            let lock = lock(&backend, "state rm").await?;
-            let r = async {
-                let mut state = read_state(backend.as_ref()).await?;
+            let addresses: Vec<InstanceAddr> = addresses.iter().map(|a| parse_address(a)).collect::<Result<_, _>>()?;
+            kiln_ops::operation::run(ops, &backend, "state rm", |s| async move {
+                let mut state = s.read_state().await?;
                 for a in &addresses {
-                    let a: InstanceAddr = a.parse().map_err(|e| format!("Error: {e}"))?;
-                    if state.resources.remove(&a).is_none() {
-                        return Err(format!("Error: `{a}` is not in state"));
+                    if state.resources.remove(a).is_none() {
+                        return Err(not_in_state(a).into());
                     }
+                }
+                s.commit(state).await?;
+                for a in &addresses {
                     println!("Removed {a}");
                 }
-                state.serial = next_serial(state.serial, 1)?;
-                backend.write(&state).await.map_err(|e| format!("Error: {e}"))?;
                 Ok(ExitStatus::Success)
-            }
-            .await;
-            unlock(backend.as_ref(), lock).await;
-            r.map_err(Failure::from)
+            })
+            .await
         }
         StateCommand::Mv { from, to } => {
-            let lock = lock(&backend, "state mv").await?;
-            let r = async {
-                let mut state = read_state(backend.as_ref()).await?;
-                let f: InstanceAddr = from.parse().map_err(|e| format!("Error: {e}"))?;
-                let t: InstanceAddr = to.parse().map_err(|e| format!("Error: {e}"))?;
+            let (f, t) = (parse_address(&from)?, parse_address(&to)?);
+            kiln_ops::operation::run(ops, &backend, "state mv", |s| async move {
+                let mut state = s.read_state().await?;
                 if state.resources.contains_key(&t) {
-                    return Err(format!("Error: `{t}` already exists in state"));
+                    return Err(Diagnostic::error("E-STATE-ADDRESS", format!("`{t}` already exists in state"))
+                        .address(&t)
+                        .hint(format!("move it away first (`kiln state mv {t} NEW_ADDRESS`), or pick another address"))
+                        .into());
                 }
-                let r = state.resources.remove(&f).ok_or_else(|| format!("Error: `{f}` is not in state"))?;
+                let r = state.resources.remove(&f).ok_or_else(|| not_in_state(&f))?;
                 if r.kind != t.resource.kind {
-                    return Err(format!("Error: cannot move a `{}` to a `{}` address", r.kind, t.resource.kind));
+                    return Err(Diagnostic::error(
+                        "E-STATE-MV-KIND",
+                        format!("cannot move a `{}` to a `{}` address", r.kind, t.resource.kind),
+                    )
+                    .address(&f)
+                    .hint(format!("the new address must be of the same kind: `{}.NAME`", r.kind))
+                    .into());
                 }
                 state.resources.insert(t.clone(), r);
-                state.serial = next_serial(state.serial, 1)?;
-                backend.write(&state).await.map_err(|e| format!("Error: {e}"))?;
+                s.commit(state).await?;
                 println!("Moved {f} to {t}");
                 Ok(ExitStatus::Success)
-            }
-            .await;
-            unlock(backend.as_ref(), lock).await;
-            r.map_err(Failure::from)
+            })
+            .await
         }
         StateCommand::Versions => {
             let versions = backend.versions().await.map_err(|e| format!("Error: cannot list versions: {e}"))?;
@@ -94,55 +93,42 @@ pub(crate) async fn state_cmd(dir: &Path, cmd: StateCommand) -> R {
     }
 }
 
-pub(crate) async fn import(dir: &Path, vars: &VarArgs, address: &str, id: &str) -> R {
+fn parse_address(a: &str) -> Result<InstanceAddr, Diagnostic> {
+    a.parse().map_err(|e: kiln_addrs::AddrError| {
+        Diagnostic::error("E-ADDR-INVALID", e.to_string())
+            .hint("addresses look like record.a, record.a[0], record.a[\"key\"] or module.m.record.a")
+    })
+}
+
+fn not_in_state(a: &InstanceAddr) -> Diagnostic {
+    Diagnostic::error("E-STATE-ADDRESS", format!("`{a}` is not in state")).address(a).hint("`kiln state list` shows what is")
+}
+
+/// `kiln import ADDRESS ID` (see [`kiln_ops::import`]): the provider is configured from its
+/// `provider` block.
+pub(crate) async fn import(ops: &kiln_ops::operation::Context, dir: &Path, vars: &VarArgs, address: &str, id: &str) -> R {
     let l = load(dir, vars)?;
-    let a: InstanceAddr = address.parse().map_err(|e| format!("Error: {e}"))?;
+    let a = parse_address(address)?;
     let backend = open(&l.config, dir)?;
-    let lock = lock(&backend, "import").await?;
-    let r = async {
-        let mut state = read_state(backend.as_ref()).await?;
-        if state.resources.contains_key(&a) {
-            return Err(format!("Error: `{a}` is already managed by kiln\n  = help: `kiln state rm {a}` first to import it again"));
-        }
+    let (l, a) = (&l, &a);
+    kiln_ops::operation::run(ops, &backend, "import", |s| async move {
         let reg = registry();
-        let pname = match reg.resolve(&a.resource.kind, false) {
-            Ok(r) => r.key().to_string(),
-            Err(d) => return Err(render::diagnostics(&l.config.sources, &d.address(a.to_string()).into())),
+        let providers = kiln_core::Providers::new();
+        let req = kiln_ops::import::Import {
+            config: &l.config,
+            registry: &reg,
+            providers: &providers,
+            variables: l.vars.clone(),
+            workspace: workspace::current(dir).unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
+            cwd: dir.to_path_buf(),
+            address: a,
+            id,
         };
-        let factory = reg.get(&pname).ok_or_else(|| format!("Error: no provider for kind `{}`", a.resource.kind))?;
-        let p = factory
-            .configure(kiln_provider::ConfigureRequest { config: Value::Map(Default::default()), working_dir: dir.to_path_buf() })
-            .await
-            .map_err(|d| render::diagnostics(&l.config.sources, &d))?;
-        let name = a.to_string();
-        let res = p.import(kiln_provider::ImportRequest { address: &name, kind: &a.resource.kind, id }).await;
-        if res.diagnostics.has_errors() {
-            return Err(render::diagnostics(&l.config.sources, &res.diagnostics));
-        }
-        let v = res.state.ok_or_else(|| format!("Error: no `{}` with ID `{id}` exists", a.resource.kind))?;
-        if state.lineage.is_empty() {
-            state = State::new();
-        }
-        state.resources.insert(
-            a.clone(),
-            kiln_state::ResourceState {
-                provider: pname,
-                kind: a.resource.kind.clone(),
-                attributes: v,
-                sensitive: vec![],
-                dependencies: vec![],
-                tainted: false,
-                create_before_destroy: false,
-            },
-        );
-        state.serial = next_serial(state.serial, 1)?;
-        backend.write(&state).await.map_err(|e| format!("Error: {e}"))?;
+        kiln_ops::import::import(&s, req).await.map_err(|d| Failure::in_sources(&l.config.sources, d))?;
         println!("Import successful: {a} is now managed by kiln.");
         Ok(ExitStatus::Success)
-    }
-    .await;
-    unlock(backend.as_ref(), lock).await;
-    r.map_err(Failure::from)
+    })
+    .await
 }
 
 /// Removes a lock by its ID. A holder that may still be running (its process exists on this
@@ -152,7 +138,10 @@ pub(crate) async fn force_unlock(dir: &Path, id: &str, force: bool) -> R {
     let (config, _) = kiln_config::load(dir);
     let backend = open(&config.expect("config"), dir)?;
     if !force {
-        if let Some(h) = backend.lock_info().await.map_err(|e| format!("Error: {e}"))? {
+        let holder = backend.lock_info().await.map_err(|e| {
+            Diagnostic::error("E-STATE-LOCK", format!("cannot read the state lock: {e}")).hint("check that the state backend is reachable")
+        })?;
+        if let Some(h) = holder {
             if h.id == id && h.holder_may_be_alive() {
                 let why = if h.host == kiln_state::current_host() {
                     format!("its process (pid `{}`) is still running on this host", h.pid)
@@ -163,17 +152,29 @@ pub(crate) async fn force_unlock(dir: &Path, id: &str, force: bool) -> R {
                         h.host
                     )
                 };
-                return Err(format!(
-                    "Error: refusing to break the lock `{id}` of {}: held by `{}` for `{}` since `{}`, and {why}; breaking it would let two runs change the state at once\n  = help: wait for that run to finish (or stop it with Ctrl-C); if you are sure it no longer uses this state, run `kiln force-unlock --force {id}`",
-                    backend.describe(),
-                    h.who,
-                    h.operation,
-                    h.created,
-                ).into());
+                return Err(Diagnostic::error(
+                    "E-FORCE-UNLOCK-LIVE",
+                    format!(
+                        "refusing to break the lock `{id}` of {}: held by `{}` for `{}` since `{}`, and {why}; breaking it would let two runs change the state at once",
+                        backend.describe(),
+                        h.who,
+                        h.operation,
+                        h.created,
+                    ),
+                )
+                .hint(format!("wait for that run to finish (or stop it with Ctrl-C); if you are sure it no longer uses this state, run `kiln force-unlock --force {id}`"))
+                .into());
             }
         }
     }
-    backend.force_unlock(id).await.map_err(|e| format!("Error: {e}"))?;
+    backend.force_unlock(id).await.map_err(|e| {
+        let hint = match e {
+            kiln_state::LockError::NotHeld => "there is nothing to unlock".to_string(),
+            kiln_state::LockError::Mismatch { .. } => "pass the lock ID the error of the locked command showed".to_string(),
+            _ => "check that the state backend is reachable and writable".to_string(),
+        };
+        Diagnostic::error("E-FORCE-UNLOCK", format!("cannot unlock the state: {e}")).hint(hint)
+    })?;
     println!("kiln state has been successfully unlocked.");
     Ok(ExitStatus::Success)
 }

@@ -52,19 +52,19 @@ async fn names(config: &Config, dir: &Path) -> Result<Vec<String>, String> {
 }
 
 /// Creates workspace `name` with an empty state, so that it is listed.
-async fn create(config: &Config, dir: &Path, name: &str) -> Result<(), String> {
+async fn create(ops: &kiln_ops::operation::Context, config: &Config, dir: &Path, name: &str) -> Result<(), Failure> {
     let b = open_workspace(config, dir, name)?;
-    let l = lock(&b, "workspace new").await?;
-    let r = match b.read().await {
-        Ok(None) => b.write(&State::new()).await.map_err(|e| format!("Error: cannot create workspace `{name}`: {e}")),
-        Ok(Some(_)) => Err(format!("Error: workspace `{name}` already exists\n  = help: `kiln workspace select {name}` switches to it")),
-        Err(e) => Err(format!("Error: {e}")),
-    };
-    unlock(b.as_ref(), l).await;
-    r
+    kiln_ops::operation::run(ops, &b, "workspace new", |_| async {
+        match b.read().await {
+            Ok(None) => b.write(&State::new()).await.map_err(|e| format!("Error: cannot create workspace `{name}`: {e}").into()),
+            Ok(Some(_)) => Err(format!("Error: workspace `{name}` already exists\n  = help: `kiln workspace select {name}` switches to it").into()),
+            Err(e) => Err(format!("Error: {e}").into()),
+        }
+    })
+    .await
 }
 
-pub(crate) async fn workspace_cmd(dir: &Path, cmd: WorkspaceCommand) -> R {
+pub(crate) async fn workspace_cmd(ops: &kiln_ops::operation::Context, dir: &Path, cmd: WorkspaceCommand) -> R {
     let (config, _) = kiln_config::load(dir);
     let config = config.expect("config");
     let cur = current(dir)?;
@@ -90,7 +90,7 @@ pub(crate) async fn workspace_cmd(dir: &Path, cmd: WorkspaceCommand) -> R {
                     format!("Error: workspace `{name}` already exists\n  = help: `kiln workspace select {name}` switches to it").into()
                 );
             }
-            create(&config, dir, &name).await?;
+            create(ops, &config, dir, &name).await?;
             select(dir, &name)?;
             println!("Created and switched to workspace \"{name}\".");
             Ok(ExitStatus::Success)
@@ -105,7 +105,7 @@ pub(crate) async fn workspace_cmd(dir: &Path, cmd: WorkspaceCommand) -> R {
                         all.join(", ")
                     ).into());
                 }
-                create(&config, dir, &name).await?;
+                create(ops, &config, dir, &name).await?;
             }
             select(dir, &name)?;
             println!("Switched to workspace \"{name}\".");
@@ -130,20 +130,18 @@ pub(crate) async fn workspace_cmd(dir: &Path, cmd: WorkspaceCommand) -> R {
                 );
             }
             let b = open_workspace(&config, dir, &name)?;
-            let l = lock(&b, "workspace delete").await?;
-            let r = async {
+            kiln_ops::operation::run(ops, &b, "workspace delete", |_| async {
                 let state = read_state(b.as_ref()).await?;
                 if !state.resources.is_empty() && !force {
                     return Err(format!(
                         "Error: workspace `{name}` still manages {} resource(s)\n  = help: destroy them first (`KILN_WORKSPACE={name} kiln destroy`), or pass --force to delete its state and leave them unmanaged",
                         state.resources.len()
-                    ));
+                    )
+                    .into());
                 }
-                b.delete_state().await.map_err(|e| format!("Error: cannot delete workspace `{name}`: {e}"))
-            }
-            .await;
-            unlock(b.as_ref(), l).await;
-            r?;
+                b.delete_state().await.map_err(|e| Failure::from(format!("Error: cannot delete workspace `{name}`: {e}")))
+            })
+            .await?;
             println!("Deleted workspace \"{name}\".");
             Ok(ExitStatus::Success)
         }

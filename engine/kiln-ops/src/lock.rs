@@ -30,7 +30,10 @@ impl Default for LockSettings {
 /// The locks a command holds, so that whatever ends it (a panic included) can release them.
 /// Cloning shares the set: the command's context owns one, the panic handler keeps a clone.
 #[derive(Clone, Default)]
-pub struct HeldLocks(Arc<Mutex<Vec<(Arc<dyn StateBackend>, String)>>>);
+pub struct HeldLocks(Arc<Mutex<Vec<Held>>>);
+
+/// A lock held: its backend and ID.
+type Held = (Arc<dyn StateBackend>, String);
 
 impl std::fmt::Debug for HeldLocks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -39,7 +42,7 @@ impl std::fmt::Debug for HeldLocks {
 }
 
 impl HeldLocks {
-    fn guard(&self) -> MutexGuard<'_, Vec<(Arc<dyn StateBackend>, String)>> {
+    fn guard(&self) -> MutexGuard<'_, Vec<Held>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
