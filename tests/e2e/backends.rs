@@ -417,12 +417,21 @@ fn sigterm_saves_state_and_releases_the_lock() {
 /// Puts a lock in `p`'s backend, as a kiln on another machine would hold it.
 fn foreign_lock(p: &Project, expires_in_secs: i64) -> kiln_state::LockInfo {
     let (config, _) = kiln_config::load(p.path());
-    let mut cfg = kiln_ops::backend_config(&config.expect("config"), p.path(), &Default::default()).expect("backend");
+    let config = config.expect("config");
+    // The backends the binary registers (`commands::registry::backends`).
+    let mut backends = kiln_ops::Backends::new();
     #[cfg(feature = "s3")]
-    if let kiln_ops::BackendConfig::S3 { settings } = &mut cfg {
-        settings.access_key = Some("test".into());
-        settings.secret_key = Some("test".into());
+    backends.register(std::sync::Arc::new(kiln_state_s3::S3Factory));
+    #[cfg(feature = "postgres")]
+    backends.register(std::sync::Arc::new(kiln_state_postgres::PgFactory));
+    let cfg = backends.config(&config, &kiln_ops::RootVars::new(&config, &Default::default(), p.path())).expect("backend");
+    // With moto's credentials, which the test's kiln processes take from their environment.
+    let mut record = serde_json::to_value(&cfg).expect("record");
+    if cfg.kind() == "s3" {
+        record["access_key"] = "test".into();
+        record["secret_key"] = "test".into();
     }
+    let cfg = backends.read_record(record.to_string().as_bytes()).expect("the record reads back");
     let mut info = kiln_state::LockInfo::new("apply");
     info.host = "build-agent-7".into();
     info.who = "ci@build-agent-7".into();
@@ -544,6 +553,34 @@ fn migrate_state_local_to_s3_to_postgres() {
     let err = other.kiln(&p, &["init", "--migrate-state"]).code_is(1).stderr();
     assert!(err.contains("refusing to overwrite workspace `default`") && err.contains("another state"), "{err}");
     assert_eq!(p.read(".kiln/backend.json"), record, "the backend was not switched");
+}
+
+/// `.kiln/backend.json` as the previous kiln wrote it (its backends an enum tagged by `type`, now
+/// a registry of factories): the same backend, so commands run and `kiln init` sees no change.
+#[test]
+fn a_backend_record_the_previous_kiln_wrote_still_compares_equal() {
+    let st = store(Kind::Local, "record");
+    let p = st.project("resource \"record\" \"a\" {\n  input = 1\n}\n");
+    let previous = format!("{{\n  \"type\": \"local\",\n  \"path\": {:?}\n}}\n", p.path().join(".kiln/state.json").display().to_string());
+    check_previous_record(&st, &p, &previous);
+    if cfg!(feature = "postgres") {
+        let schema = unique("record").replace('-', "_");
+        let st = Store { block: pg_block(&schema), env: vec![], _moto: None };
+        let p = st.project("resource \"record\" \"a\" {\n  input = 1\n}\n");
+        let previous = format!("{{\n  \"type\": \"postgres\",\n  \"conn_str\": {:?},\n  \"schema\": {schema:?}\n}}\n", pg_url());
+        check_previous_record(&st, &p, &previous);
+    }
+}
+
+fn check_previous_record(st: &Store, p: &Project, previous: &str) {
+    st.kiln(p, &["init"]).ok();
+    st.kiln(p, &["apply", "--auto-approve"]).ok();
+    let written: serde_json::Value = serde_json::from_str(&p.read(".kiln/backend.json")).expect("json");
+    assert_eq!(written, serde_json::from_str::<serde_json::Value>(previous).expect("json"), "the record's form is unchanged");
+    p.write(".kiln/backend.json", previous);
+    st.kiln(p, &["plan", "--detailed-exitcode"]).code_is(0);
+    let out = st.kiln(p, &["init", "--migrate-state"]).ok().stderr();
+    assert!(out.contains("did not change"), "{out}");
 }
 
 #[test]

@@ -126,3 +126,33 @@ fn a_fifo_given_as_a_variables_file_is_refused() {
     let r = p.kiln(&["plan", "--var-file", "pipe.kilnvars"]).code_is(1);
     assert!(r.stderr().contains("it is not a regular file"), "{}", r.stderr());
 }
+
+/// The blocks read before planning (`backend`, `encryption`) and the planner agree on what a
+/// root variable is: converted to its declared type (`KILN_VAR_n=05` is the number 5 in the
+/// state file's path, in the key file's path and in the output), sensitive where declared.
+#[test]
+fn the_backend_and_encryption_blocks_see_variables_as_the_planner_does() {
+    let p = Project::new(
+        "variable \"n\" {\n  type = number\n}\n\nkiln {\n  backend \"local\" {\n    path = \"st-${var.n}/kiln.json\"\n  }\n  encryption {\n    key_provider \"file\" { path = \"key-${var.n}\" }\n    method \"aes_gcm\" {}\n  }\n}\n\noutput \"n\" {\n  value = var.n\n}\n",
+    );
+    p.write("key-5", "a passphrase kept in a file\n");
+    let mut c = p.command(&["apply", "--auto-approve"]);
+    c.env("KILN_VAR_n", "05");
+    crate::support::run(c).ok();
+    assert!(p.path().join("st-5/kiln.json").exists(), "the state file's path uses 5, not 05");
+    let mut c = p.command(&["output", "--json", "n"]);
+    c.env("KILN_VAR_n", "05");
+    let out: serde_json::Value = serde_json::from_str(crate::support::run(c).ok().stdout().trim()).expect("json");
+    assert_eq!(out["value"], serde_json::json!(5), "{out}");
+
+    // A sensitive variable the backend block cannot use is not quoted in the error.
+    p.write(
+        "main.kiln.hcl",
+        "variable \"pw\" {\n  sensitive = true\n}\n\nkiln {\n  backend \"local\" {\n    path = \"${tonumber(var.pw)}\"\n  }\n}\n",
+    );
+    let mut c = p.command(&["plan"]);
+    c.env("KILN_VAR_pw", "hunter2-not-a-number");
+    let err = crate::support::run(c).code_is(1).stderr();
+    assert!(err.contains("main.kiln.hcl:7:") && err.contains("(sensitive value)"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}

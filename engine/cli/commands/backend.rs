@@ -27,9 +27,15 @@ pub(crate) fn backend_vars(dir: &Path) -> BTreeMap<String, Value> {
     })
 }
 
-/// The evaluated backend block.
+/// The root variables the backend and encryption blocks see (one resolver for both); `path.cwd`
+/// is `dir`, as the planner's.
+pub(crate) fn root_vars(config: &Config, dir: &Path) -> kiln_ops::RootVars {
+    kiln_ops::RootVars::new(config, &backend_vars(dir), dir)
+}
+
+/// The evaluated backend block, against the backends this build registers.
 pub fn backend_config(config: &Config, dir: &Path) -> Result<kiln_ops::BackendConfig, String> {
-    kiln_ops::backend_config(config, dir, &backend_vars(dir)).map_err(|d| render::diagnostics(&config.sources, &d))
+    backends().config(config, &root_vars(config, dir)).map_err(|d| render::diagnostics(&config.sources, &d))
 }
 
 /// The codec every stored state document goes through (the `encryption` block's, else plain).
@@ -40,7 +46,7 @@ pub fn codec(config: &Config, dir: &Path) -> Result<Arc<dyn kiln_state::Codec>, 
     if let Some(c) = CODEC.get() {
         return Ok(c.clone());
     }
-    let (codec, diags) = kiln_ops::encryption::state_codec(config, &backend_vars(dir));
+    let (codec, diags) = kiln_ops::encryption::state_codec(config, &root_vars(config, dir));
     let codec = codec.ok_or_else(|| render::diagnostics(&config.sources, &diags))?;
     Ok(CODEC.get_or_init(|| codec).clone())
 }

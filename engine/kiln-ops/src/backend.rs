@@ -1,195 +1,222 @@
-//! Chooses the state backend from the `kiln { backend "..." { } }` block: `local` (default),
-//! `s3` or `postgres`. Settings are expressions evaluated before anything is planned, so they may
-//! use variables (`var.x`, with its default, `--var`, var files or `KILN_VAR_x`) and functions,
-//! but not resources, data sources, locals or module outputs: those are errors with the span.
-//! The `s3` and `postgres` backends are cargo features of the same names (on by default): a kiln
-//! built without one refuses its block.
+//! Chooses the state backend from the `kiln { backend "NAME" { } }` block, against the
+//! [`Backends`] the binary registers (like providers: `local` always, `s3` and `postgres` behind
+//! the root package's cargo features of the same names). The block is evaluated generically:
+//! each setting a backend's [`BackendFactory`] declares is an expression evaluated before
+//! anything is planned, with the root variables of [`RootVars`] (`var.x`, with its default,
+//! `--var`, var files or `KILN_VAR_x`), `path.*` and functions, but not resources, data sources,
+//! locals or module outputs: those are errors with the span. A backend this kiln was built
+//! without is refused at its block, saying which feature brings it.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use kiln_config::{Body, Config};
 use kiln_diag::{Diagnostic, Diagnostics, Span};
-use kiln_eval::{Ref, Scope};
-use kiln_state::{Codec, LocalBackend, StateBackend};
-#[cfg(feature = "postgres")]
-use kiln_state_postgres::{PgBackend, PgSettings};
-#[cfg(feature = "s3")]
-use kiln_state_s3::{S3Backend, S3Settings};
+use kiln_state::{BackendFactory, BackendSpec, Codec, LocalFactory, LocalSpec, Record, Settings, StateBackend};
 use kiln_value::Value;
 
-/// A backend block, evaluated: where the state of every workspace lives.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum BackendConfig {
-    /// State files; `path` is the default workspace's file.
-    Local { path: PathBuf },
-    /// An S3 bucket (see `kiln_state_s3`).
-    #[cfg(feature = "s3")]
-    S3 {
-        #[serde(flatten)]
-        settings: S3Settings,
-    },
-    /// A PostgreSQL database (see `kiln_state_postgres`).
-    #[cfg(feature = "postgres")]
-    Postgres {
-        #[serde(flatten)]
-        settings: PgSettings,
-    },
+use crate::vars::{EarlyBlock, RootVars};
+
+/// The backend types a kiln knows: each one's factory, and those it was built without.
+#[derive(Clone)]
+pub struct Backends {
+    factories: Vec<Arc<dyn BackendFactory>>,
+    /// Backend types of features this build left out, with the feature.
+    not_built: Vec<(String, String)>,
+}
+
+impl Default for Backends {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Backends {
+    /// `local` alone: state files, the default when there is no `backend` block.
+    pub fn new() -> Self {
+        Backends { factories: vec![Arc::new(LocalFactory)], not_built: Vec::new() }
+    }
+
+    /// Adds (or replaces) the backend type `factory.name()`.
+    pub fn register(&mut self, factory: Arc<dyn BackendFactory>) {
+        self.factories.retain(|f| f.name() != factory.name());
+        self.factories.push(factory);
+    }
+
+    /// Backend type `name` exists but this build left it out: its block is refused with a hint
+    /// naming the cargo `feature` that brings it.
+    pub fn not_built(&mut self, name: &str, feature: &str) {
+        self.not_built.push((name.to_string(), feature.to_string()));
+    }
+
+    /// The factory of backend type `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn BackendFactory>> {
+        self.factories.iter().find(|f| f.name() == name)
+    }
+
+    /// The backend types this kiln can use, in registration order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.factories.iter().map(|f| f.name()).collect()
+    }
+
+    /// Evaluates the backend block of `config` with the root variables `vars`; no block is the
+    /// local default, `.kiln/state.json` in the root module's directory.
+    pub fn config(&self, config: &Config, vars: &RootVars) -> Result<BackendConfig, Diagnostics> {
+        let dir = vars.root_dir();
+        let Some(backend) = config.root.module.settings.as_ref().and_then(|s| s.backend.as_ref()) else {
+            return Ok(BackendConfig::local(dir.join(kiln_state::LocalBackend::DEFAULT_PATH)));
+        };
+        let mut diags = Diagnostics::new();
+        let Some(factory) = self.get(&backend.kind) else {
+            let d = match self.not_built.iter().find(|(n, _)| *n == backend.kind) {
+                Some((kind, feature)) => Diagnostic::error("E-BACKEND-TYPE", format!("backend type `{kind}` is not built into this kiln"))
+                    .hint(format!("build kiln with the `{feature}` cargo feature (on by default), or use another backend")),
+                None => Diagnostic::error("E-BACKEND-TYPE", format!("backend type `{}` is not supported", backend.kind))
+                    .hint(format!("use backend {}", one_of(&self.names()))),
+            };
+            diags.push(d.at(backend.span.clone(), "here"));
+            return Err(diags);
+        };
+        let kind = factory.name();
+        let declared: Vec<&str> = factory.settings().iter().map(|s| s.name).collect();
+        let settings = strings(&backend.body, &declared, &vars.scope(EarlyBlock::BACKEND), kind, &mut diags);
+        for r in factory.settings().iter().filter(|s| s.required) {
+            if !settings.contains_key(r.name) && !diags.has_errors() {
+                let examples: Vec<String> =
+                    factory.settings().iter().filter(|s| s.required).map(|s| format!("{} = {}", s.name, s.example)).collect();
+                diags.push(
+                    Diagnostic::error("E-BACKEND-SETTING", format!("backend \"{kind}\" needs `{}`", r.name))
+                        .at(backend.span.clone(), "this block")
+                        .hint(format!("write for example {}", examples.join(" and "))),
+                );
+            }
+        }
+        if diags.has_errors() {
+            return Err(diags);
+        }
+        let values: Settings = settings.iter().map(|(k, (v, _))| (k.clone(), v.clone())).collect();
+        match factory.parse(&values, dir) {
+            Ok(spec) => Ok(BackendConfig { kind, spec }),
+            Err(errors) => {
+                // Each error naming a setting points at its value; the others at the block.
+                for d in errors.into_vec() {
+                    let at = d.attribute.as_deref().and_then(|a| settings.get(a)).map(|(_, span)| span.clone());
+                    diags.push(d.or_at(Some(at.unwrap_or_else(|| backend.span.clone()))));
+                }
+                Err(diags)
+            }
+        }
+    }
+
+    /// A backend recorded by [`BackendConfig`]'s serialization (`.kiln/backend.json`, written by
+    /// this kiln or an earlier one).
+    pub fn read_record(&self, json: &[u8]) -> Result<BackendConfig, String> {
+        let mut record: Record = serde_json::from_slice(json).map_err(|e| e.to_string())?;
+        let kind = match record.remove("type") {
+            Some(serde_json::Value::String(k)) => k,
+            _ => return Err("it names no backend `type`".into()),
+        };
+        let Some(factory) = self.get(&kind) else {
+            return Err(match self.not_built.iter().find(|(n, _)| *n == kind) {
+                Some((_, feature)) => format!("it names backend `{kind}`, which this kiln is built without (cargo feature `{feature}`)"),
+                None => format!("it names backend `{kind}`, which this kiln does not know"),
+            });
+        };
+        Ok(BackendConfig { kind: factory.name(), spec: factory.read_record(&record)? })
+    }
+}
+
+/// `"a", "b" or "c"`.
+fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => quoted.join(""),
+    }
+}
+
+/// A backend block, evaluated: where the state of every workspace lives. Serialized as
+/// `kiln init` records it: `{"type": "s3", "bucket": ..., ...}`, read back by
+/// [`Backends::read_record`].
+#[derive(Clone)]
+pub struct BackendConfig {
+    kind: &'static str,
+    spec: Arc<dyn BackendSpec>,
 }
 
 impl BackendConfig {
+    /// The local backend with the default workspace's state file `path`.
+    pub fn local(path: impl Into<PathBuf>) -> Self {
+        BackendConfig { kind: LocalFactory::NAME, spec: Arc::new(LocalSpec { path: path.into() }) }
+    }
+
+    /// The state file of the default workspace, for the local backend.
+    pub fn local_path(&self) -> Option<PathBuf> {
+        if self.kind != LocalFactory::NAME {
+            return None;
+        }
+        self.spec.record().get("path").and_then(|p| p.as_str()).map(PathBuf::from)
+    }
+
     /// A client of workspace `workspace`, every document passing through `codec`.
     pub fn open(&self, workspace: &str, codec: Arc<dyn Codec>) -> Box<dyn StateBackend> {
-        match self {
-            BackendConfig::Local { path } => Box::new(LocalBackend::new(path).with_workspace(workspace).with_codec(codec)),
-            #[cfg(feature = "s3")]
-            BackendConfig::S3 { settings: s } => Box::new(S3Backend::new(s.clone()).with_workspace(workspace).with_codec(codec)),
-            #[cfg(feature = "postgres")]
-            BackendConfig::Postgres { settings: s } => Box::new(PgBackend::new(s.clone()).with_workspace(workspace).with_codec(codec)),
-        }
+        self.spec.open(workspace, codec)
     }
 
     /// The backend type: `local`, `s3`, `postgres`.
     pub fn kind(&self) -> &'static str {
-        match self {
-            BackendConfig::Local { .. } => "local",
-            #[cfg(feature = "s3")]
-            BackendConfig::S3 { .. } => "s3",
-            #[cfg(feature = "postgres")]
-            BackendConfig::Postgres { .. } => "postgres",
-        }
+        self.kind
     }
 
     /// What identifies the storage, without secrets (passwords, secret keys): recorded by
     /// `kiln init` in `.kiln/backend.json` to notice that the backend changed.
     pub fn identity(&self) -> serde_json::Value {
-        match self {
-            BackendConfig::Local { path } => serde_json::json!({"type": "local", "path": path}),
-            #[cfg(feature = "s3")]
-            BackendConfig::S3 { settings: s } => serde_json::json!({
-                "type": "s3", "bucket": s.bucket, "key": s.key, "region": s.region, "endpoint": s.endpoint,
-                "workspace_key_prefix": s.workspace_key_prefix,
-            }),
-            #[cfg(feature = "postgres")]
-            BackendConfig::Postgres { settings: s } => {
-                let safe = s.conn_str.parse::<tokio_postgres_config::Config>().ok().map(|c| {
-                    let hosts: Vec<String> = c
-                        .get_hosts()
-                        .iter()
-                        .map(|h| match h {
-                            tokio_postgres_config::Host::Tcp(h) => h.clone(),
-                            #[cfg(unix)]
-                            tokio_postgres_config::Host::Unix(p) => p.display().to_string(),
-                        })
-                        .collect();
-                    serde_json::json!({"hosts": hosts, "ports": c.get_ports(), "user": c.get_user(), "dbname": c.get_dbname()})
-                });
-                serde_json::json!({"type": "postgres", "conn": safe, "schema": s.schema})
+        let mut id = serde_json::Map::new();
+        id.insert("type".into(), self.kind.into());
+        match self.spec.identity() {
+            serde_json::Value::Object(m) => id.extend(m),
+            other => {
+                id.insert("storage".into(), other);
             }
         }
+        serde_json::Value::Object(id)
+    }
+
+    /// The record: `type` and the settings (credentials included).
+    fn record(&self) -> Record {
+        let mut r = Record::new();
+        r.insert("type".into(), self.kind.into());
+        r.extend(self.spec.record());
+        r
     }
 }
 
-/// tokio-postgres's config parser, re-exported by the Postgres backend crate's dependency.
-#[cfg(feature = "postgres")]
-mod tokio_postgres_config {
-    pub use kiln_state_postgres::tokio_postgres::config::{Config, Host};
+impl PartialEq for BackendConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.record() == other.record()
+    }
 }
 
-/// Evaluates the backend block with the root variables `vars` (values given by the user; a
-/// variable without one takes its default). `dir` is the configuration directory (relative
-/// local paths are resolved against it).
-pub fn backend_config(config: &Config, dir: &Path, vars: &BTreeMap<String, Value>) -> Result<BackendConfig, Diagnostics> {
-    let default = dir.join(LocalBackend::DEFAULT_PATH);
-    let Some(backend) = config.root.module.settings.as_ref().and_then(|s| s.backend.as_ref()) else {
-        return Ok(BackendConfig::Local { path: default });
-    };
-    let scope = BackendScope { config, dir, vars };
-    let mut diags = Diagnostics::new();
-    // Backends that are cargo features: a kiln built without one refuses its block.
-    for (kind, built) in [("s3", cfg!(feature = "s3")), ("postgres", cfg!(feature = "postgres"))] {
-        if backend.kind == kind && !built {
-            diags.push(
-                Diagnostic::error("E-BACKEND-TYPE", format!("backend type `{kind}` is not built into this kiln"))
-                    .at(backend.span.clone(), "here")
-                    .hint(format!("build kiln with the `{kind}` cargo feature (on by default), or use another backend")),
-            );
-            return Err(diags);
-        }
+impl Eq for BackendConfig {}
+
+/// The identity: never the credentials.
+impl std::fmt::Debug for BackendConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BackendConfig({})", self.identity())
     }
-    let allowed: &[&str] = match backend.kind.as_str() {
-        "local" => &["path"],
-        "s3" => &["bucket", "key", "region", "endpoint", "access_key", "secret_key", "profile", "workspace_key_prefix"],
-        "postgres" => &["conn_str", "schema"],
-        other => {
-            diags.push(
-                Diagnostic::error("E-BACKEND-TYPE", format!("backend type `{other}` is not supported"))
-                    .at(backend.span.clone(), "here")
-                    .hint("use backend \"local\", \"s3\" or \"postgres\""),
-            );
-            return Err(diags);
+}
+
+impl serde::Serialize for BackendConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let record = self.spec.record();
+        let mut m = s.serialize_map(Some(record.len() + 1))?;
+        m.serialize_entry("type", self.kind)?;
+        for (k, v) in &record {
+            m.serialize_entry(k, v)?;
         }
-    };
-    let settings = strings(&backend.body, allowed, &scope, &backend.kind, &mut diags);
-    let required: &[&str] = match backend.kind.as_str() {
-        "s3" => &["bucket", "key"],
-        "postgres" => &["conn_str"],
-        _ => &[],
-    };
-    for r in required {
-        if !settings.contains_key(*r) && !diags.has_errors() {
-            diags.push(
-                Diagnostic::error("E-BACKEND-SETTING", format!("backend \"{}\" needs `{r}`", backend.kind))
-                    .at(backend.span.clone(), "this block")
-                    .hint(match backend.kind.as_str() {
-                        "s3" => "write for example bucket = \"my-team-state\" and key = \"prod/kiln.json\"",
-                        _ => "write for example conn_str = \"postgres://user:password@db.internal:5432/kiln\"",
-                    }),
-            );
-        }
+        m.end()
     }
-    if diags.has_errors() {
-        return Err(diags);
-    }
-    let get = |k: &str| settings.get(k).map(|(v, _)| v.clone());
-    let out = match backend.kind.as_str() {
-        "local" => BackendConfig::Local { path: get("path").map_or(default, |p| dir.join(p)) },
-        #[cfg(feature = "s3")]
-        "s3" => BackendConfig::S3 {
-            settings: S3Settings {
-                bucket: get("bucket").unwrap_or_default(),
-                key: get("key").unwrap_or_default(),
-                region: get("region"),
-                endpoint: get("endpoint"),
-                access_key: get("access_key"),
-                secret_key: get("secret_key"),
-                profile: get("profile"),
-                workspace_key_prefix: get("workspace_key_prefix"),
-            },
-        },
-        #[cfg(feature = "postgres")]
-        "postgres" => {
-            let pg = PgSettings { conn_str: get("conn_str").unwrap_or_default(), schema: get("schema").unwrap_or_else(|| "kiln".into()) };
-            if let Err(message) = pg.check() {
-                let span = settings
-                    .get("schema")
-                    .filter(|_| message.starts_with("schema"))
-                    .or_else(|| settings.get("conn_str"))
-                    .map(|(_, s)| s.clone());
-                let d = Diagnostic::error("E-BACKEND-SETTING", message);
-                diags.push(match span {
-                    Some(s) => d.at(s, "here"),
-                    None => d.at(backend.span.clone(), "here"),
-                });
-                return Err(diags);
-            }
-            BackendConfig::Postgres { settings: pg }
-        }
-        other => unreachable!("backend type `{other}` is refused above"),
-    };
-    Ok(out)
 }
 
 /// Evaluates every attribute of `body` to a string. Unknown attributes, nested blocks and
@@ -197,11 +224,11 @@ pub fn backend_config(config: &Config, dir: &Path, vars: &BTreeMap<String, Value
 fn strings(
     body: &Body,
     allowed: &[&str],
-    scope: &BackendScope<'_>,
+    scope: &dyn kiln_eval::Scope,
     kind: &str,
     diags: &mut Diagnostics,
-) -> BTreeMap<String, (String, Span)> {
-    let mut out = BTreeMap::new();
+) -> std::collections::BTreeMap<String, (String, Span)> {
+    let mut out = std::collections::BTreeMap::new();
     for b in &body.blocks {
         diags.push(
             Diagnostic::error("E-BACKEND-SETTING", format!("backend \"{kind}\" has no `{}` block", b.ident))
@@ -251,76 +278,13 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// What a backend block may refer to: variables (given, else their defaults) and `path.*`.
-struct BackendScope<'a> {
-    config: &'a Config,
-    dir: &'a Path,
-    vars: &'a BTreeMap<String, Value>,
-}
-
-impl Scope for BackendScope<'_> {
-    fn resolve(&self, r: &Ref) -> Result<Value, Diagnostic> {
-        match r {
-            Ref::Var(n) => {
-                if let Some(v) = self.vars.get(n) {
-                    return Ok(v.clone());
-                }
-                let Some(var) = self.config.root.module.variables.get(n) else {
-                    return Err(Diagnostic::error("E-BACKEND-REF", format!("there is no variable `{n}`"))
-                        .hint(format!("declare it with variable \"{n}\" {{ }} or fix the name")));
-                };
-                match &var.default {
-                    Some(d) => kiln_eval::eval(d, &ConstScope(self.dir)).map_err(|ds| {
-                        ds.iter()
-                            .next()
-                            .cloned()
-                            .unwrap_or_else(|| Diagnostic::error("E-BACKEND-REF", format!("the default of `var.{n}` cannot be evaluated")))
-                    }),
-                    None => Err(Diagnostic::error(
-                        "E-BACKEND-REF",
-                        format!("`var.{n}` has no value, and the backend needs it before anything else"),
-                    )
-                    .hint(format!("pass --var {n}=..., set KILN_VAR_{n}, put it in kiln.kilnvars, or give the variable a default"))),
-                }
-            }
-            Ref::Path(p) if p == "module" || p == "root" || p == "cwd" => Ok(Value::from(self.dir.display().to_string())),
-            other => Err(Diagnostic::error(
-                "E-BACKEND-REF",
-                format!("the backend cannot use `{other}`: it is chosen before anything is planned"),
-            )
-            .hint("backend settings may use variables (var.NAME) and functions only; pass what they need with --var or KILN_VAR_NAME")),
-        }
-    }
-
-    fn base_dir(&self) -> &Path {
-        self.dir
-    }
-}
-
-struct ConstScope<'a>(&'a Path);
-
-impl Scope for ConstScope<'_> {
-    fn resolve(&self, r: &Ref) -> Result<Value, Diagnostic> {
-        Err(Diagnostic::error("E-BACKEND-REF", format!("`{r}` cannot be used in a variable's default")).hint("defaults are constants"))
-    }
-    fn base_dir(&self) -> &Path {
-        self.0
-    }
-}
-
-/// The backend of `config` for `workspace`, documents sealed with `codec`.
-pub fn open_backend(
-    config: &Config,
-    dir: &Path,
-    workspace: &str,
-    codec: Arc<dyn Codec>,
-    vars: &BTreeMap<String, Value>,
-) -> Result<Box<dyn StateBackend>, Diagnostics> {
-    Ok(backend_config(config, dir, vars)?.open(workspace, codec))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use kiln_state::Setting;
+
     use super::*;
 
     fn config(text: &str) -> (tempfile::TempDir, Config) {
@@ -335,94 +299,169 @@ mod tests {
         d.iter().map(|d| d.code).collect()
     }
 
+    /// A remote backend as the engine sees one: settings, and a parse that checks one of them.
+    struct Bucket;
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct BucketSpec {
+        bucket: String,
+        key: String,
+        region: Option<String>,
+        secret: Option<String>,
+    }
+
+    impl BackendFactory for Bucket {
+        fn name(&self) -> &'static str {
+            "bucket"
+        }
+        fn settings(&self) -> &'static [Setting] {
+            const S: &[Setting] = &[
+                Setting::required("bucket", "\"my-team-state\""),
+                Setting::required("key", "\"prod/kiln.json\""),
+                Setting::optional("region", "\"eu-west-1\""),
+                Setting::optional("secret", "var.secret"),
+            ];
+            S
+        }
+        fn parse(&self, s: &Settings, _dir: &Path) -> Result<Arc<dyn BackendSpec>, Diagnostics> {
+            if s["key"].starts_with('/') {
+                let mut d = Diagnostics::new();
+                d.push(Diagnostic::error("E-BACKEND-SETTING", "key must be relative").attribute("key").hint("drop the leading /"));
+                return Err(d);
+            }
+            Ok(Arc::new(BucketSpec {
+                bucket: s["bucket"].clone(),
+                key: s["key"].clone(),
+                region: s.get("region").cloned(),
+                secret: s.get("secret").cloned(),
+            }))
+        }
+        fn read_record(&self, record: &Record) -> Result<Arc<dyn BackendSpec>, String> {
+            let spec: BucketSpec = serde_json::from_value(serde_json::Value::Object(record.clone())).map_err(|e| e.to_string())?;
+            Ok(Arc::new(spec))
+        }
+    }
+
+    impl BackendSpec for BucketSpec {
+        fn record(&self) -> Record {
+            kiln_state::to_record(self)
+        }
+        fn identity(&self) -> serde_json::Value {
+            serde_json::json!({"bucket": self.bucket, "key": self.key})
+        }
+        fn open(&self, _: &str, _: Arc<dyn Codec>) -> Box<dyn StateBackend> {
+            unreachable!("not opened in these tests")
+        }
+    }
+
+    fn backends() -> Backends {
+        let mut b = Backends::new();
+        b.register(Arc::new(Bucket));
+        b.not_built("s3", "s3");
+        b
+    }
+
+    fn eval(c: &Config, dir: &Path, vars: &[(&str, &str)]) -> Result<BackendConfig, Diagnostics> {
+        let given: BTreeMap<String, Value> = vars.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect();
+        backends().config(c, &RootVars::new(c, &given, dir))
+    }
+
+    /// `(code, "LINE:COL")` of each diagnostic.
+    fn at(c: &Config, d: &Diagnostics) -> Vec<(&'static str, String)> {
+        d.iter()
+            .map(|d| {
+                let l = d.primary.as_ref().map_or("-".to_string(), |l| c.sources.location(l.span.file, l.span.range.start));
+                (d.code, l.rsplit_once("main.kiln.hcl:").map_or(l.clone(), |(_, lc)| lc.to_string()))
+            })
+            .collect()
+    }
+
     #[test]
     fn no_block_is_the_local_default() {
         let (dir, c) = config("resource \"record\" \"a\" {}\n");
-        let got = backend_config(&c, dir.path(), &BTreeMap::new()).unwrap();
-        assert_eq!(got, BackendConfig::Local { path: dir.path().join(".kiln/state.json") });
+        let got = eval(&c, dir.path(), &[]).unwrap();
+        assert_eq!(got, BackendConfig::local(dir.path().join(".kiln/state.json")));
+        assert_eq!(got.local_path(), Some(dir.path().join(".kiln/state.json")));
+        assert_eq!(got.kind(), "local");
     }
 
     #[test]
-    #[cfg(feature = "s3")]
     fn settings_use_variables_with_defaults_and_given_values() {
-        let text = "variable \"env\" {\n  default = \"dev\"\n}\nvariable \"bucket\" {}\nkiln {\n  backend \"s3\" {\n    bucket = var.bucket\n    key    = \"${var.env}/kiln.json\"\n    region = lower(\"EU-WEST-1\")\n  }\n}\n";
+        let text = "variable \"env\" {\n  default = \"dev\"\n}\nvariable \"bucket\" {}\nkiln {\n  backend \"bucket\" {\n    bucket = var.bucket\n    key    = \"${var.env}/kiln.json\"\n    region = lower(\"EU-WEST-1\")\n  }\n}\n";
         let (dir, c) = config(text);
-        let vars = BTreeMap::from([("bucket".to_string(), Value::from("team-state"))]);
-        let BackendConfig::S3 { settings } = backend_config(&c, dir.path(), &vars).unwrap() else { panic!("s3") };
-        assert_eq!((settings.bucket.as_str(), settings.key.as_str()), ("team-state", "dev/kiln.json"));
-        assert_eq!(settings.region.as_deref(), Some("eu-west-1"));
+        let got = eval(&c, dir.path(), &[("bucket", "team-state")]).unwrap();
+        assert_eq!(got.kind(), "bucket");
+        let record = serde_json::to_value(&got).unwrap();
+        assert_eq!(
+            record,
+            serde_json::json!({"type": "bucket", "bucket": "team-state", "key": "dev/kiln.json", "region": "eu-west-1", "secret": null})
+        );
+        assert_eq!(got.identity(), serde_json::json!({"type": "bucket", "bucket": "team-state", "key": "dev/kiln.json"}));
         // Without a value for `bucket` (no default): an error saying how to give one.
-        let err = backend_config(&c, dir.path(), &BTreeMap::new()).unwrap_err();
+        let err = eval(&c, dir.path(), &[]).unwrap_err();
         let d = err.iter().next().unwrap();
         assert!(d.summary.contains("`var.bucket` has no value"), "{d:?}");
-        assert!(d.primary.is_some(), "points at the expression");
+        assert_eq!(at(&c, &err), [("E-VAR-MISSING", "7:14".to_string())], "points at the expression");
     }
 
     #[test]
-    #[cfg(feature = "postgres")]
-    fn resources_and_unknown_settings_are_errors_with_spans() {
-        let (dir, c) = config(
-            "kiln {\n  backend \"postgres\" {\n    conn_str = record.a.id\n    table    = \"x\"\n  }\n}\nresource \"record\" \"a\" {}\n",
-        );
-        let err = backend_config(&c, dir.path(), &BTreeMap::new()).unwrap_err();
-        assert_eq!(codes(&err), ["E-BACKEND-REF", "E-BACKEND-SETTING"], "{err:?}");
-        assert!(err.iter().all(|d| d.primary.is_some()), "{err:?}");
-        let (dir, c) = config("kiln {\n  backend \"postgres\" {}\n}\n");
-        let err = backend_config(&c, dir.path(), &BTreeMap::new()).unwrap_err();
-        assert!(err.iter().next().unwrap().summary.contains("needs `conn_str`"), "{err:?}");
-        let (dir, c) = config("kiln {\n  backend \"postgres\" {\n    conn_str = \"postgres://h/db\"\n    schema = \"a-b\"\n  }\n}\n");
-        let err = backend_config(&c, dir.path(), &BTreeMap::new()).unwrap_err();
-        assert!(err.iter().next().unwrap().summary.contains("schema `a-b` is not a valid name"), "{err:?}");
+    fn resources_unknown_settings_and_bad_values_are_errors_with_spans() {
+        let (dir, c) =
+            config("kiln {\n  backend \"bucket\" {\n    bucket = record.a.id\n    table  = \"x\"\n  }\n}\nresource \"record\" \"a\" {}\n");
+        let err = eval(&c, dir.path(), &[]).unwrap_err();
+        assert_eq!(at(&c, &err), [("E-BACKEND-REF", "3:14".to_string()), ("E-BACKEND-SETTING", "4:5".to_string())]);
+        assert!(err.iter().next().unwrap().summary.contains("the backend cannot use `record.a`"), "{err:?}");
+        let (dir, c) = config("kiln {\n  backend \"bucket\" {\n    bucket = \"b\"\n  }\n}\n");
+        let err = eval(&c, dir.path(), &[]).unwrap_err();
+        let d = err.iter().next().unwrap();
+        assert!(d.summary.contains("backend \"bucket\" needs `key`"), "{d:?}");
+        assert_eq!(d.hint.as_deref(), Some("write for example bucket = \"my-team-state\" and key = \"prod/kiln.json\""));
+        // The backend's own check names the setting: the error points at its value.
+        let (dir, c) = config("kiln {\n  backend \"bucket\" {\n    bucket = \"b\"\n    key = \"/abs\"\n  }\n}\n");
+        let err = eval(&c, dir.path(), &[]).unwrap_err();
+        assert_eq!(at(&c, &err), [("E-BACKEND-SETTING", "4:11".to_string())]);
         let (dir, c) = config("kiln {\n  backend \"consul\" {}\n}\n");
-        assert_eq!(codes(&backend_config(&c, dir.path(), &BTreeMap::new()).unwrap_err()), ["E-BACKEND-TYPE"]);
+        let err = eval(&c, dir.path(), &[]).unwrap_err();
+        assert_eq!(codes(&err), ["E-BACKEND-TYPE"]);
+        assert_eq!(err.iter().next().unwrap().hint.as_deref(), Some("use backend \"local\" or \"bucket\""));
         let (dir, c) = config("kiln {\n  backend \"local\" {\n    path = 3\n  }\n}\n");
-        let err = backend_config(&c, dir.path(), &BTreeMap::new()).unwrap_err();
+        let err = eval(&c, dir.path(), &[]).unwrap_err();
         assert!(err.iter().next().unwrap().summary.contains("must be a string, not a number"), "{err:?}");
     }
 
     #[test]
-    #[cfg(feature = "postgres")]
-    fn the_record_round_trips_and_the_identity_has_no_secrets() {
-        let pg = BackendConfig::Postgres { settings: PgSettings::new("postgres://kiln:s3cret@db.internal:5433/state") };
-        let text = serde_json::to_string(&pg).unwrap();
-        assert_eq!(serde_json::from_str::<BackendConfig>(&text).unwrap(), pg);
-        let id = pg.identity().to_string();
-        assert!(!id.contains("s3cret") && id.contains("db.internal") && id.contains("5433"), "{id}");
-        #[cfg(feature = "s3")]
-        {
-            let s3 = BackendConfig::S3 {
-                settings: S3Settings { bucket: "b".into(), key: "k".into(), secret_key: Some("hidden".into()), ..S3Settings::default() },
-            };
-            assert_eq!(serde_json::from_str::<BackendConfig>(&serde_json::to_string(&s3).unwrap()).unwrap(), s3);
-            assert!(!s3.identity().to_string().contains("hidden"));
-        }
-    }
-
-    #[test]
-    #[cfg(not(feature = "s3"))]
-    fn without_the_s3_feature_an_s3_backend_is_refused() {
+    fn a_backend_this_build_left_out_is_refused_at_the_block() {
         let (dir, c) = config("kiln {\n  backend \"s3\" {\n    bucket = \"b\"\n    key = \"k\"\n  }\n}\n");
-        let err = backend_config(&c, dir.path(), &BTreeMap::new()).unwrap_err();
-        assert_eq!(codes(&err), ["E-BACKEND-TYPE"]);
+        let err = eval(&c, dir.path(), &[]).unwrap_err();
+        assert_eq!(at(&c, &err), [("E-BACKEND-TYPE", "2:3".to_string())]);
         let d = err.iter().next().unwrap();
         assert!(
             d.summary.contains("not built into this kiln") && d.hint.as_deref().unwrap_or_default().contains("`s3` cargo feature"),
             "{d:?}"
         );
-        assert!(d.primary.is_some(), "points at the block");
+        let err = backends().read_record(br#"{"type": "s3", "bucket": "b", "key": "k"}"#).unwrap_err();
+        assert!(err.contains("cargo feature `s3`"), "{err}");
     }
 
     #[test]
-    #[cfg(not(feature = "postgres"))]
-    fn without_the_postgres_feature_a_postgres_backend_is_refused() {
-        let (dir, c) = config("kiln {\n  backend \"postgres\" {\n    conn_str = \"postgres://h/db\"\n  }\n}\n");
-        let err = backend_config(&c, dir.path(), &BTreeMap::new()).unwrap_err();
-        assert_eq!(codes(&err), ["E-BACKEND-TYPE"]);
-        let d = err.iter().next().unwrap();
-        assert!(
-            d.summary.contains("not built into this kiln") && d.hint.as_deref().unwrap_or_default().contains("`postgres` cargo feature"),
-            "{d:?}"
-        );
-        assert!(d.primary.is_some(), "points at the block");
+    fn records_the_previous_kiln_wrote_compare_equal() {
+        let (dir, c) = config("kiln {\n  backend \"local\" {\n    path = \"st/kiln.json\"\n  }\n}\n");
+        let now = eval(&c, dir.path(), &[]).unwrap();
+        // `.kiln/backend.json` as the previous kiln (an enum tagged by `type`) wrote it.
+        let previous = format!("{{\n  \"type\": \"local\",\n  \"path\": {:?}\n}}\n", dir.path().join("st/kiln.json").display().to_string());
+        let recorded = backends().read_record(previous.as_bytes()).unwrap();
+        assert_eq!(recorded, now);
+        assert_eq!(recorded.identity(), now.identity());
+        assert_eq!(serde_json::to_value(&now).unwrap(), serde_json::from_str::<serde_json::Value>(&previous).unwrap());
+        // What this kiln writes it reads.
+        let bucket = BackendConfig {
+            kind: "bucket",
+            spec: Arc::new(BucketSpec { bucket: "b".into(), key: "k".into(), region: None, secret: Some("hidden".into()) }),
+        };
+        let text = serde_json::to_vec(&bucket).unwrap();
+        assert_eq!(backends().read_record(&text).unwrap(), bucket);
+        assert!(!format!("{bucket:?}").contains("hidden"), "{bucket:?}");
+        assert!(backends().read_record(br#"{"type": "consul"}"#).unwrap_err().contains("does not know"));
+        assert!(backends().read_record(br#"{"path": "x"}"#).unwrap_err().contains("type"));
     }
 }

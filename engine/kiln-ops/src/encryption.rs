@@ -1,25 +1,27 @@
 //! The state codec a configuration asks for: an [`kiln_crypt::Encryptor`] built from
 //! `kiln { encryption { ... } }`, or [`kiln_crypt::NoEncryption`] without that block. Key
 //! expressions are evaluated with only root variables (and `path.*`) in scope, since state must
-//! be decrypted before anything else is known. `block.rs` reads the block itself (its
-//! diagnostics); `kiln_crypt` holds the keys and the codec, and knows nothing of the language.
+//! be decrypted before anything else is known: [`RootVars`], the backend block's resolver.
+//! `block.rs` reads the block itself (its diagnostics); `kiln_crypt` holds the keys and the
+//! codec, and knows nothing of the language.
 
 mod block;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use kiln_config::Config;
-use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_eval::{Expr, Ref, Scope};
+use kiln_diag::Diagnostics;
+use kiln_eval::Expr;
 use kiln_state::Codec;
 use kiln_value::Value;
 
-/// The codec for state and saved plans of `config`, given the root variable values from
-/// [`crate::load_variables`]. `None` exactly when the diagnostics hold errors; warnings may come
-/// with a codec. Environment variables (`key_provider "env"`) come from the process.
-pub fn state_codec(config: &Config, vars: &BTreeMap<String, Value>) -> (Option<Arc<dyn Codec>>, Diagnostics) {
+use crate::vars::{EarlyBlock, RootScope, RootVars};
+
+/// The codec for state and saved plans of `config`, with the root variables `vars` (the same
+/// resolver as the backend block's). `None` exactly when the diagnostics hold errors; warnings
+/// may come with a codec. Environment variables (`key_provider "env"`) come from the process.
+pub fn state_codec(config: &Config, vars: &RootVars) -> (Option<Arc<dyn Codec>>, Diagnostics) {
     state_codec_with(config, vars, &|name| std::env::var(name).ok(), kiln_crypt::DEFAULT_ITERATIONS)
 }
 
@@ -27,63 +29,27 @@ pub fn state_codec(config: &Config, vars: &BTreeMap<String, Value>) -> (Option<A
 /// for sealing (tests use a low one; everything else the default).
 pub fn state_codec_with(
     config: &Config,
-    vars: &BTreeMap<String, Value>,
+    vars: &RootVars,
     env: &dyn Fn(&str) -> Option<String>,
     kdf_iterations: u32,
 ) -> (Option<Arc<dyn Codec>>, Diagnostics) {
     let Some(block) = config.root.module.settings.as_ref().and_then(|s| s.encryption.as_ref()) else {
         return (Some(Arc::new(kiln_crypt::NoEncryption)), Diagnostics::new());
     };
-    let ctx = VarContext { config, vars, env, dir: config.root.module.dir.clone() };
+    let ctx = Context { scope: vars.scope(EarlyBlock::ENCRYPTION), env, dir: vars.root_dir() };
     let (enc, diags) = block::build_with(block, &ctx, kdf_iterations);
     (enc.map(|e| Arc::new(e) as Arc<dyn Codec>), diags)
 }
 
-struct VarContext<'a> {
-    config: &'a Config,
-    vars: &'a BTreeMap<String, Value>,
+struct Context<'a> {
+    scope: RootScope<'a>,
     env: &'a dyn Fn(&str) -> Option<String>,
-    dir: PathBuf,
+    dir: &'a Path,
 }
 
-impl Scope for VarContext<'_> {
-    fn resolve(&self, r: &Ref) -> Result<Value, Diagnostic> {
-        match r {
-            Ref::Var(name) => {
-                let Some(decl) = self.config.root.module.variables.get(name) else {
-                    return Err(Diagnostic::error("E-REF-UNDECLARED", format!("variable `{name}` is not declared"))
-                        .hint(format!("declare `variable \"{name}\" {{ sensitive = true }}` in the root module")));
-                };
-                let value = match self.vars.get(name) {
-                    Some(v) => v.clone(),
-                    None => match &decl.default {
-                        Some(d) => kiln_eval::eval(d, &NoRefs(&self.dir)).map_err(|d| {
-                            d.into_vec().into_iter().next().unwrap_or_else(|| Diagnostic::error("E-VAR-DEFAULT", "invalid default"))
-                        })?,
-                        None => {
-                            return Err(Diagnostic::error("E-VAR-MISSING", format!("no value for required variable `{name}`")).hint(format!(
-                                "the `encryption` block needs it to read the state: pass --var {name}=VALUE, set KILN_VAR_{name}, or add it to a *.auto.kilnvars file"
-                            )))
-                        }
-                    },
-                };
-                Ok(value.mark_if(decl.sensitive))
-            }
-            Ref::Path(p) if p == "module" || p == "root" => Ok(Value::String(self.dir.display().to_string())),
-            Ref::Path(p) if p == "cwd" => Ok(Value::String(std::env::current_dir().unwrap_or_default().display().to_string())),
-            other => Err(Diagnostic::error("E-ENCRYPTION-REF", format!("`{other}` cannot be used in the `encryption` block"))
-                .hint("only variables (`var.NAME`) are known when state is decrypted: pass the key as a variable, or use `key_provider \"env\"` or `key_provider \"file\"`")),
-        }
-    }
-
-    fn base_dir(&self) -> &Path {
-        &self.dir
-    }
-}
-
-impl block::Context for VarContext<'_> {
+impl block::Context for Context<'_> {
     fn eval(&self, expr: &Expr) -> Result<Value, Diagnostics> {
-        kiln_eval::eval(expr, self)
+        kiln_eval::eval(expr, &self.scope)
     }
 
     fn env_var(&self, name: &str) -> Option<String> {
@@ -91,21 +57,7 @@ impl block::Context for VarContext<'_> {
     }
 
     fn base_dir(&self) -> &Path {
-        &self.dir
-    }
-}
-
-/// Scope for variable defaults: constants only.
-struct NoRefs<'a>(&'a Path);
-
-impl Scope for NoRefs<'_> {
-    fn resolve(&self, r: &Ref) -> Result<Value, Diagnostic> {
-        Err(Diagnostic::error("E-VAR-DEFAULT-REF", format!("`{r}` cannot be used in a variable default"))
-            .hint("variable defaults are constants"))
-    }
-
-    fn base_dir(&self) -> &Path {
-        self.0
+        self.dir
     }
 }
 
@@ -115,7 +67,9 @@ mod tests {
     //! and the real encryptor: good blocks encrypt, bad blocks are diagnostics at file:line:col.
 
     use super::*;
-    use kiln_diag::Severity;
+    use kiln_diag::{Diagnostic, Severity};
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
 
     /// Low PBKDF2 cost for tests (the count is stored in each envelope).
     const ITER: u32 = 1_000;
@@ -147,6 +101,7 @@ mod tests {
         let config = config.expect("a config");
         let vars: BTreeMap<String, Value> = vars.iter().map(|(k, v)| (k.to_string(), Value::string(*v))).collect();
         let env: BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars = RootVars::new(&config, &vars, &d.0);
         let (codec, mut diags) = state_codec_with(&config, &vars, &|n| env.get(n).cloned(), ITER);
         let mut all = load_diags;
         all.extend(std::mem::take(&mut diags));

@@ -1,6 +1,7 @@
 //! Operations around the engine core: everything with side effects that kiln-core must not do.
-//! Loading variable values (files, flags, environment), choosing the state backend (local, S3,
-//! PostgreSQL) from settings that may use variables,
+//! Loading variable values (files, flags, environment) and resolving the root variables before
+//! planning ([`RootVars`], for the `backend` and `encryption` blocks), choosing the state backend
+//! from its block against the backends the binary registers ([`Backends`]),
 //! persisting state changes during apply with group commits, and turning Ctrl-C into the core's
 //! cancellation levels.
 
@@ -14,6 +15,6 @@ pub mod operation;
 mod sink;
 mod vars;
 
-pub use backend::{backend_config, open_backend, BackendConfig};
+pub use backend::{BackendConfig, Backends};
 pub use sink::{Closed, JournalSink};
-pub use vars::{load_variables, VarSources};
+pub use vars::{load_variables, EarlyBlock, RootScope, RootVars, VarSources};

@@ -26,6 +26,9 @@
 
 #![allow(clippy::result_large_err)]
 
+mod factory;
+pub use factory::PgFactory;
+
 use std::sync::Arc;
 
 use kiln_state::format::{self, MutationsOut};
@@ -38,12 +41,19 @@ use tokio_postgres::{Client, NoTls};
 const HISTORY: i64 = 100;
 
 /// The settings of a `backend "postgres"` block.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PgSettings {
     /// A libpq connection string or URL, such as `postgres://kiln:pw@db.internal/kiln`.
     pub conn_str: String,
     /// Schema holding kiln's tables (default `kiln`).
     pub schema: String,
+}
+
+/// Where, without the password.
+impl std::fmt::Debug for PgSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSettings").field("conn_str", &place_of(self)).field("schema", &self.schema).finish()
+    }
 }
 
 impl PgSettings {

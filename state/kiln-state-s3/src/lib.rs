@@ -34,6 +34,9 @@
 
 #![allow(clippy::result_large_err)]
 
+mod factory;
+pub use factory::S3Factory;
+
 use std::sync::{Arc, Mutex};
 
 use aws_config::{BehaviorVersion, Region};
@@ -46,7 +49,7 @@ use kiln_state::{Codec, LockError, LockInfo, Mutation, Plain, State, StateBacken
 use tokio::sync::OnceCell;
 
 /// The settings of a `backend "s3"` block.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct S3Settings {
     /// The bucket; it must exist (with versioning enabled, to keep previous states).
     pub bucket: String,
@@ -64,6 +67,22 @@ pub struct S3Settings {
     pub profile: Option<String>,
     /// Prefix of non-default workspaces' keys (default `env:`).
     pub workspace_key_prefix: Option<String>,
+}
+
+/// Without the credentials.
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("bucket", &self.bucket)
+            .field("key", &self.key)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key", &self.access_key.as_ref().map(|_| "(sensitive value)"))
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "(sensitive value)"))
+            .field("profile", &self.profile)
+            .field("workspace_key_prefix", &self.workspace_key_prefix)
+            .finish()
+    }
 }
 
 impl S3Settings {
