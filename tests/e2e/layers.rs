@@ -7,6 +7,7 @@
 //!
 //! `providers/` and `state/` do not depend on each other. Test code may also use `tests/testkit`
 //! (dev-dependencies only). A crate that gains a dependency breaking this fails here, naming it.
+//! Concrete providers and state backends are the binary's alone to depend on (its registry).
 
 use std::path::{Path, PathBuf};
 
@@ -101,4 +102,34 @@ fn no_crate_depends_on_a_layer_above_its_own() {
     }
     assert!(checked > 40, "the manifests were read ({checked} path dependencies)");
     assert!(broken.is_empty(), "dependencies that break the layering in ARCHITECTURE.md:\n{}", broken.join("\n"));
+}
+
+/// Concrete providers and state backends are wired by the binary alone (`commands::registry`):
+/// no crate but the root package depends on one (tests may, as dev-dependencies), so the engine
+/// (`kiln-core`, `kiln-ops`) reaches them only through the `ProviderFactory` and `BackendFactory`
+/// traits and a build without a backend's feature compiles none of its crate.
+#[test]
+fn only_the_binary_depends_on_concrete_providers_and_backends() {
+    let root = repo_root();
+    let concrete = |dep: &Path| {
+        let name = dep.file_name().unwrap().to_string_lossy().into_owned();
+        (name.starts_with("kiln-provider-") && folder_of(&root, dep) == "providers")
+            || (name.starts_with("kiln-state-") && folder_of(&root, dep) == "state")
+    };
+    let mut broken = Vec::new();
+    let mut wired = Vec::new();
+    for manifest in manifests(&root) {
+        for (section, name, dep) in path_deps(&manifest) {
+            if !concrete(&dep) || section.contains("dev-dependencies") {
+                continue;
+            }
+            if manifest.parent().unwrap() == root {
+                wired.push(name);
+            } else {
+                broken.push(format!("{}: [{section}] {name}", manifest.strip_prefix(&root).unwrap().display()));
+            }
+        }
+    }
+    assert!(wired.iter().any(|n| n == "kiln-state-s3") && wired.iter().any(|n| n == "kiln-state-postgres"), "{wired:?}");
+    assert!(broken.is_empty(), "only the binary wires concrete providers and backends in:\n{}", broken.join("\n"));
 }
