@@ -90,6 +90,35 @@ pub struct PlanArgs {
     pub verbose: bool,
 }
 
+/// `--format` (and `--json`, its short form) of the commands that print a view.
+#[derive(Args, Clone, Copy, Default)]
+pub struct FormatArgs {
+    /// Print as `human` (the default), `json` (one JSON document, see schemas/json/) or
+    /// `markdown` (tables for a pull-request comment).
+    #[arg(long, value_name = "FORMAT", conflicts_with = "json", value_parser = format_parser())]
+    pub format: Option<kiln_views::Format>,
+    /// Print JSON on stdout: short for `--format json`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--format`'s values: the names `kiln_views::Format` lists (shown in `--help` and errors).
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = kiln_views::Format> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(kiln_views::Format::NAMES).map(|s| s.parse().expect("a listed format"))
+}
+
+impl FormatArgs {
+    /// The format asked for.
+    pub fn get(self) -> kiln_views::Format {
+        if self.json {
+            kiln_views::Format::Json
+        } else {
+            self.format.unwrap_or_default()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Create a new project here, or prepare the backend of an existing one.
@@ -108,8 +137,8 @@ pub enum Command {
     Validate {
         #[command(flatten)]
         vars: VarArgs,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArgs,
     },
     /// Show what apply would do.
     Plan {
@@ -121,9 +150,8 @@ pub enum Command {
         /// Exit 0 with no changes, 2 with changes, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
-        /// Print the plan as JSON on stdout.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArgs,
     },
     /// Make the changes: plan and apply, or apply a saved plan.
     Apply {
@@ -171,14 +199,14 @@ pub enum Command {
     },
     /// Show the state, or a saved plan.
     Show {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArgs,
         plan_file: Option<PathBuf>,
     },
     /// Print output values.
     Output {
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        format: FormatArgs,
         /// Print a single output's raw value, sensitive ones included.
         #[arg(long)]
         raw: bool,

@@ -23,8 +23,7 @@ fn apply_then_no_changes_then_destroy() {
     let p = Project::new(CONFIG);
     let r = p.kiln(&["apply", "--auto-approve"]).ok();
     assert!(r.stdout().contains("Apply complete! Resources: 2 added, 0 changed, 0 destroyed."), "{}", r.stdout());
-    let out = p.kiln(&["output", "--json", "names"]).ok().stdout();
-    assert_eq!(out.trim(), r#"["node-0","node-1"]"#);
+    assert_eq!(p.output_json("names").to_string(), r#"["node-0","node-1"]"#);
     let r = p.kiln(&["plan", "--detailed-exitcode"]);
     assert_eq!(r.code(), 0, "{}{}", r.stdout(), r.stderr());
     assert!(r.stdout().contains("No changes."), "{}", r.stdout());

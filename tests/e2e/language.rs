@@ -137,7 +137,7 @@ output "can"     { value = can(local.m.absent) }
 fn decimal_arithmetic_is_exact() {
     let p = check("output \"sum\" {\n  value = 0.1 + 0.2\n}\n", &[("sum", json!(0.3))]);
     // Exactly `0.3`, not the binary 0.30000000000000004, in every view.
-    assert_eq!(p.kiln(&["output", "--json", "sum"]).ok().stdout().trim(), "0.3");
+    assert_eq!(p.output_json("sum").to_string(), "0.3");
     assert_eq!(p.kiln(&["output", "sum"]).ok().stdout().trim(), "0.3");
     assert_eq!(p.kiln(&["output", "--raw", "sum"]).ok().stdout().trim(), "0.3");
 }
@@ -148,9 +148,9 @@ fn large_and_precise_numbers_survive_state() {
         "output \"big\" {\n  value = 12345678901234567890 * 10\n}\n\noutput \"precise\" {\n  value = 1.000000000000000001 + 1\n}\n",
     );
     p.kiln(&["apply", "--auto-approve"]).ok();
-    assert_eq!(p.kiln(&["output", "--json", "big"]).ok().stdout().trim(), "123456789012345678900");
+    assert_eq!(p.output_json("big").to_string(), "123456789012345678900");
     assert_eq!(p.kiln(&["output", "big"]).ok().stdout().trim(), "123456789012345678900");
-    assert_eq!(p.kiln(&["output", "--json", "precise"]).ok().stdout().trim(), "2.000000000000000001");
+    assert_eq!(p.output_json("precise").to_string(), "2.000000000000000001");
 }
 
 #[test]
@@ -167,7 +167,7 @@ output "compare" { value = 1 == "1" }
         &[("mixed", json!("n2")), ("add", json!(6)), ("tostr", json!("2.5")), ("tonum", json!(1000)), ("compare", json!(false))],
     );
     // A template that is a single interpolation keeps its value's type: a number, not "2".
-    assert_eq!(p.kiln(&["output", "--json", "alone"]).ok().stdout().trim(), "2");
+    assert_eq!(p.output_json("alone").to_string(), "2");
 }
 
 #[test]

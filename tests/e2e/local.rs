@@ -236,6 +236,7 @@ fn local_quickstart_end_to_end() {
 
     let out = p.kiln(&["output", "--json"]).ok().stdout();
     let outputs: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("output --json is not JSON ({e}): {out}"));
+    let outputs = &outputs["outputs"];
     assert_eq!(outputs["status"]["value"], "succeeded", "{outputs}");
     let final_loss = outputs["final_loss"]["value"].as_f64().unwrap_or_else(|| panic!("final_loss is not a number: {outputs}"));
     assert!(final_loss > 0.0 && final_loss < std::f64::consts::LN_2, "below the loss of a coin flip: {final_loss}");

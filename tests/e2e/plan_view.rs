@@ -1,4 +1,5 @@
-//! Snapshots of `kiln plan` and `kiln plan --json` for the fixtures in `fixtures/plan-*`.
+//! Snapshots of `kiln plan` in every format for the fixtures in `fixtures/plan-*`: human,
+//! JSON (also checked against `schemas/json/plan-view.schema.json`) and markdown.
 //!
 //! A fixture with a `before/main.kiln.hcl` is applied from that configuration first, then its
 //! `main.kiln.hcl` is planned against the resulting state. Snapshots live in `snapshots/`;
@@ -7,16 +8,35 @@
 
 use crate::support::{insta_settings, Project};
 
-/// Snapshots the human and the JSON plan of fixture `name`.
+/// Checks `instance` against `schemas/json/NAME`, failing with every error.
+pub(crate) fn conforms(name: &str, instance: &serde_json::Value) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/json/");
+    let text = std::fs::read_to_string(format!("{path}{name}")).expect("schema file");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
+    let v = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"));
+    let errors: Vec<String> = v.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{name}: {errors:#?}\n{instance:#}");
+}
+
+/// The JSON a command printed, parsed: one document.
+pub(crate) fn parsed(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not one JSON document ({e}): {out}"))
+}
+
+/// Snapshots the human, JSON and markdown plan of fixture `name`.
 fn check(name: &str) {
     let p = Project::fixture_applied(name);
     let human = p.kiln(&["plan"]).ok().stdout();
-    let json = p.kiln(&["plan", "--json"]).ok().stdout();
-    let json: serde_json::Value = serde_json::from_str(json.trim()).expect("plan --json prints one JSON document");
+    assert_eq!(p.kiln(&["plan", "--format", "human"]).ok().stdout(), human);
+    let json = parsed(&p.kiln(&["plan", "--json"]).ok().stdout());
+    conforms("plan-view.schema.json", &json);
+    assert_eq!(parsed(&p.kiln(&["plan", "--format", "json"]).ok().stdout()), json, "--json is --format json");
     let json = serde_json::to_string_pretty(&json).expect("pretty");
+    let markdown = p.kiln(&["plan", "--format", "markdown"]).ok().stdout();
     insta_settings(&p).bind(|| {
         insta::assert_snapshot!(format!("{name}"), human);
         insta::assert_snapshot!(format!("{name}.json"), json);
+        insta::assert_snapshot!(format!("{name}.md"), markdown);
     });
 }
 
@@ -60,7 +80,7 @@ fn sensitive_variable() {
     check("plan-sensitive-variable");
     // Beyond the snapshot: neither the old nor the new secret appears anywhere.
     let p = Project::fixture_applied("plan-sensitive-variable");
-    for args in [&["plan"][..], &["plan", "--json"][..]] {
+    for args in [&["plan"][..], &["plan", "--json"][..], &["plan", "--format", "markdown"][..]] {
         let r = p.kiln(args).ok();
         for secret in ["hunter2", "correct-horse-battery-staple"] {
             assert!(!r.stdout().contains(secret) && !r.stderr().contains(secret), "{args:?} leaks {secret}:\n{}", r.stdout());
@@ -71,4 +91,60 @@ fn sensitive_variable() {
 #[test]
 fn outputs_change() {
     check("plan-outputs-change");
+}
+
+/// A user's own value shaped like the old in-band markers (`{unknown = true}`,
+/// `{sensitive = true}`) is data: the JSON plan marks unknown and sensitive values beside the
+/// values (`after_unknown`, `after_sensitive`), so it never calls such a value unknown.
+#[test]
+fn user_values_shaped_like_markers_are_data() {
+    let p = Project::new(
+        r#"
+resource "record" "a" {
+  input = { unknown = true }
+}
+
+output "marker" {
+  value = { unknown = true }
+}
+
+output "pending" {
+  value = record.a.id
+}
+"#,
+    );
+    let v = parsed(&p.kiln(&["plan", "--json"]).ok().stdout());
+    conforms("plan-view.schema.json", &v);
+    let outputs = &v["output_changes"];
+    assert_ne!(outputs["marker"]["after"], outputs["pending"]["after"], "a known map and an unknown look the same: {outputs}");
+    assert_eq!(outputs["marker"]["after"], serde_json::json!({"unknown": true}), "{outputs}");
+    assert_ne!(outputs["marker"]["after_unknown"], true, "{outputs}");
+    assert_eq!(outputs["pending"]["after_unknown"], true, "{outputs}");
+    let a = &v["resource_changes"][0]["change"];
+    assert_eq!(a["after"]["input"], serde_json::json!({"unknown": true}), "{a}");
+    assert_eq!(a["after_unknown"]["id"], true, "{a}");
+    assert!(a["after_unknown"].get("input").is_none(), "{a}");
+}
+
+/// A saved plan shows in every format as `kiln plan` printed it.
+#[test]
+fn show_of_a_saved_plan_in_every_format() {
+    let p = Project::fixture_applied("plan-replace-on-change");
+    let json = parsed(&p.kiln(&["plan", "--json"]).ok().stdout());
+    let markdown = p.kiln(&["plan", "--format", "markdown"]).ok().stdout();
+    p.kiln(&["plan", "--out", "tfplan"]).ok();
+    let shown = parsed(&p.kiln(&["show", "--json", "tfplan"]).ok().stdout());
+    conforms("plan-view.schema.json", &shown);
+    assert_eq!(shown, json);
+    assert_eq!(p.kiln(&["show", "--format", "markdown", "tfplan"]).ok().stdout(), markdown);
+    assert!(markdown.contains("| `record.volume` | replace | `triggers_replace` forces replacement |"), "{markdown}");
+}
+
+/// `--format` names one of the formats, and `--json` cannot contradict it.
+#[test]
+fn format_flag_is_checked() {
+    let p = Project::new("resource \"record\" \"a\" {\n  input = \"x\"\n}\n");
+    let r = p.kiln(&["plan", "--format", "yaml"]).code_is(1);
+    assert!(r.stderr().contains("human") && r.stderr().contains("markdown"), "{}", r.stderr());
+    p.kiln(&["plan", "--json", "--format", "markdown"]).code_is(1);
 }

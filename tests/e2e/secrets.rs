@@ -80,7 +80,8 @@ fn plan_and_apply_output_never_show_secrets() {
     no_secret("plan --json", &json);
     let v: serde_json::Value = serde_json::from_str(json.stdout().trim()).expect("plan --json is JSON");
     let direct = v["resource_changes"].as_array().unwrap().iter().find(|c| c["address"] == "record.direct").unwrap();
-    assert_eq!(direct["after"]["input"], serde_json::json!({"sensitive": true}));
+    assert_eq!(direct["change"]["after"]["input"], serde_json::json!(null));
+    assert_eq!(direct["change"]["after_sensitive"]["input"], true, "marked beside the value: {direct}");
 
     // Apply with progress lines and every log target on.
     let mut c = p.command(&["apply", "--auto-approve"]);
@@ -113,13 +114,14 @@ fn show_marks_sensitive_values_and_state_show_redacts_them() {
     no_secret("show --json", &json);
     let v: serde_json::Value = serde_json::from_str(json.stdout().trim()).expect("show --json is JSON");
     let res = |addr: &str| v["resources"].as_array().unwrap().iter().find(|r| r["address"] == addr).cloned().unwrap();
-    let marked = serde_json::json!({"sensitive": true});
     for addr in ["record.direct", "record.nested", "record.derived"] {
         let r = res(addr);
-        assert_eq!(r["values"]["input"], marked, "{addr}: {r}");
-        assert_eq!(r["values"]["output"], marked, "{addr}: {r}");
-        let names: Vec<&str> = r["sensitive_values"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
-        assert!(names.contains(&"input") && names.contains(&"output"), "{addr}: {r}");
+        assert_eq!((&r["values"]["input"], &r["values"]["output"]), (&serde_json::json!(null), &serde_json::json!(null)), "{addr}: {r}");
+        assert_eq!(
+            (&r["sensitive_values"]["input"], &r["sensitive_values"]["output"]),
+            (&serde_json::json!(true), &serde_json::json!(true)),
+            "{addr}: {r}"
+        );
     }
     assert_eq!(res("record.plain")["values"]["input"], "visible");
     assert_eq!(v["outputs"]["token"], serde_json::json!({"sensitive": true, "value": null}));
@@ -152,7 +154,7 @@ fn sensitive_outputs_print_only_with_raw() {
     let all_json = p.kiln(&["output", "--json"]).ok();
     no_secret("output --json", &all_json);
     let v: serde_json::Value = serde_json::from_str(all_json.stdout().trim()).unwrap();
-    assert_eq!(v["token"], serde_json::json!({"sensitive": true, "value": null}));
+    assert_eq!(v["outputs"]["token"], serde_json::json!({"sensitive": true, "value": null}));
 
     assert_eq!(p.kiln(&["output", "--raw", "token"]).ok().stdout(), format!("{SECRET}\n"));
     let raw_nested = p.kiln(&["output", "--raw", "nested"]).ok().stdout();
@@ -178,7 +180,7 @@ fn saved_plans_redact_when_shown() {
     no_secret("show PLAN", &show);
     let json = p.kiln(&["show", "--json", "tfplan"]).ok();
     no_secret("show --json PLAN", &json);
-    assert!(json.stdout().contains("{\"sensitive\":true}"), "{}", json.stdout());
+    assert!(json.stdout().contains("\"after_sensitive\":{\"input\":true"), "{}", json.stdout());
     let apply = kiln_with(&p, SECRET, &["apply", "tfplan"]).ok();
     no_secret("apply PLAN", &apply);
 }
@@ -582,7 +584,11 @@ fn every_command_and_every_file(encrypted: bool) {
     let json = step(&["show", "--json"], true);
     let v: serde_json::Value = serde_json::from_str(json.stdout().trim()).expect("show --json is JSON");
     let whole = v["resources"].as_array().unwrap().iter().find(|r| r["address"] == "record.whole").cloned().unwrap();
-    assert_eq!(whole["values"]["input"], serde_json::json!({"sensitive": true}), "{whole}");
+    assert_eq!(
+        (&whole["values"]["input"], &whole["sensitive_values"]["input"]),
+        (&serde_json::json!(null), &serde_json::json!(true)),
+        "{whole}"
+    );
     step(&["state", "list"], true);
     for addr in ["record.r", "record.whole", "job.j", "cluster.c", "bucket.b"] {
         step(&["state", "show", addr], true);

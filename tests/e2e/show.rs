@@ -1,5 +1,7 @@
-//! Read-only views: `kiln show [--json]`, `kiln output [--json|--raw]`, `kiln graph`.
+//! Read-only views: `kiln show [--json]`, `kiln output [--json|--raw]`, `kiln validate --json`
+//! (each JSON view checked against its schema in `schemas/json/`), their markdown, `kiln graph`.
 
+use crate::plan_view::{conforms, parsed};
 use crate::support::Project;
 
 const CONFIG: &str = r#"
@@ -42,13 +44,19 @@ fn show_json_lists_resources_and_outputs_without_secrets() {
     let p = applied();
     let out = p.kiln(&["show", "--json"]).ok().stdout();
     assert!(!out.contains("s3cr3t-token"), "{out}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("show --json is JSON");
+    let v = parsed(&out);
+    conforms("state-view.schema.json", &v);
+    assert_eq!(v["format_version"], "1.0");
+    assert_eq!(parsed(&p.kiln(&["show", "--format", "json"]).ok().stdout()), v);
     let addrs: Vec<&str> = v["resources"].as_array().unwrap().iter().map(|r| r["address"].as_str().unwrap()).collect();
     assert_eq!(addrs, ["record.a", "record.b", "record.secret"]);
     let b = &v["resources"][1];
     assert_eq!(b["kind"], "record");
     assert_eq!(b["values"]["output"], "alpha-beta");
-    assert_eq!(v["resources"][2]["values"]["input"], serde_json::json!({"sensitive": true}));
+    // Marked beside the value: null in `values`, true in `sensitive_values`.
+    assert_eq!(v["resources"][2]["values"]["input"], serde_json::json!(null));
+    assert_eq!(v["resources"][2]["sensitive_values"], serde_json::json!({"input": true, "output": true}));
+    assert_eq!(v["resources"][0]["sensitive_values"], serde_json::json!({}));
     assert_eq!(v["outputs"]["b"]["value"], "alpha-beta");
     assert_eq!(v["outputs"]["token"]["sensitive"], true);
     assert_eq!(v["lineage"], p.state_json()["lineage"]);
@@ -76,17 +84,19 @@ fn output_raw_prints_a_sensitive_value() {
     let r = p.kiln(&["output", "token"]).ok();
     assert!(!r.stdout().contains("s3cr3t-token"), "{}", r.stdout());
     assert!(r.stderr().contains("--raw"), "hints at --raw: {}", r.stderr());
+    assert_eq!(r.stdout(), "(sensitive value)\n", "the one marker for people");
     assert_eq!(p.kiln(&["output", "--raw", "token"]).ok().stdout(), "s3cr3t-token\n");
     assert_eq!(p.kiln(&["output", "--raw", "b"]).ok().stdout(), "alpha-beta\n", "raw strings are unquoted");
     let all = p.kiln(&["output"]).ok().stdout();
     assert!(all.contains("b = \"alpha-beta\"") && !all.contains("s3cr3t-token"), "{all}");
+    assert!(all.contains("token = (sensitive value)"), "{all}");
 }
 
 #[test]
 fn output_of_an_unknown_name_fails() {
     let p = applied();
     let r = p.kiln(&["output", "nope"]).code_is(1);
-    assert!(r.stderr().contains("nope"), "{}", r.stderr());
+    assert!(r.stderr().contains("nope") && r.stderr().contains("outputs in state: b, token"), "{}", r.stderr());
 }
 
 #[test]
@@ -111,4 +121,58 @@ fn graph_dot_quotes_are_escaped() {
     for line in out.lines().filter(|l| l.trim_start().starts_with('"')) {
         assert!(node.is_match(line) || edge.is_match(line), "malformed DOT line: {line}\n{out}");
     }
+}
+
+#[test]
+fn output_json_views_conform_with_and_without_a_name() {
+    let p = applied();
+    let all = parsed(&p.kiln(&["output", "--json"]).ok().stdout());
+    conforms("output-view.schema.json", &all);
+    assert_eq!(all["format_version"], "1.0");
+    assert_eq!(all["outputs"]["b"], serde_json::json!({"sensitive": false, "value": "alpha-beta"}));
+    assert_eq!(all["outputs"]["token"], serde_json::json!({"sensitive": true, "value": null}));
+    let b = parsed(&p.kiln(&["output", "--json", "b"]).ok().stdout());
+    conforms("output-view.schema.json", &b);
+    assert_eq!(b, serde_json::json!({"format_version": "1.0", "name": "b", "sensitive": false, "value": "alpha-beta"}));
+    let r = p.kiln(&["output", "--format", "json", "token"]).ok();
+    let token = parsed(&r.stdout());
+    conforms("output-view.schema.json", &token);
+    assert_eq!((&token["sensitive"], &token["value"]), (&serde_json::json!(true), &serde_json::json!(null)));
+    assert!(r.stderr().contains("--raw"), "{}", r.stderr());
+    assert_eq!(p.kiln(&["output", "--json", "--raw", "token"]).ok().stdout(), "\"s3cr3t-token\"\n", "--raw asks for the value itself");
+}
+
+#[test]
+fn markdown_views_are_tables_without_secrets() {
+    let p = applied();
+    let show = p.kiln(&["show", "--format", "markdown"]).ok().stdout();
+    assert!(show.starts_with("### kiln state: 3 objects\n"), "{show}");
+    assert!(show.contains("| Address | Kind | Provider |\n| --- | --- | --- |\n| `record.a` | record | kiln |"), "{show}");
+    assert!(show.contains("| `b` | `\"alpha-beta\"` |") && show.contains("| `token` | (sensitive value) |"), "{show}");
+    let out = p.kiln(&["output", "--format", "markdown"]).ok().stdout();
+    assert_eq!(out, "| Output | Value |\n| --- | --- |\n| `b` | `\"alpha-beta\"` |\n| `token` | (sensitive value) |\n");
+    for text in [show, out] {
+        assert!(!text.contains("s3cr3t-token"), "{text}");
+    }
+}
+
+#[test]
+fn validate_views_conform() {
+    let p = Project::new(CONFIG);
+    let ok = parsed(&p.kiln(&["validate", "--json"]).ok().stdout());
+    conforms("validate-view.schema.json", &ok);
+    assert_eq!((&ok["valid"], &ok["error_count"]), (&serde_json::json!(true), &serde_json::json!(0)));
+    let bad = Project::new("resource \"record\" \"a\" {\n  nonsense = 1\n}\n");
+    let v = parsed(&bad.kiln(&["validate", "--format", "json"]).code_is(1).stdout());
+    conforms("validate-view.schema.json", &v);
+    assert_eq!((&v["valid"], &v["format_version"]), (&serde_json::json!(false), &serde_json::json!("1.0")));
+    let d = &v["diagnostics"][0];
+    assert_eq!(
+        (&d["severity"], &d["range"]["filename"], &d["range"]["start"]["line"]),
+        (&serde_json::json!("error"), &serde_json::json!("main.kiln.hcl"), &serde_json::json!(2)),
+        "{v}"
+    );
+    let md = bad.kiln(&["validate", "--format", "markdown"]).code_is(1).stdout();
+    assert!(md.starts_with("### kiln validate: 1 error\n\n- **Error** `"), "{md}");
+    assert!(md.contains("at `main.kiln.hcl:2:3`"), "{md}");
 }

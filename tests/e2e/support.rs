@@ -119,10 +119,12 @@ impl Project {
         self.kiln(&["state", "list"]).ok().stdout().lines().map(str::to_string).collect()
     }
 
-    /// `kiln output --json NAME`, parsed.
+    /// The value of `kiln output --json NAME` (the view's `value`).
     pub fn output_json(&self, name: &str) -> serde_json::Value {
         let out = self.kiln(&["output", "--json", name]).ok().stdout();
-        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("output {name} is not JSON ({e}): {out}"))
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("output {name} is not JSON ({e}): {out}"));
+        assert_eq!(v["name"], name, "{v}");
+        v["value"].clone()
     }
 }
 

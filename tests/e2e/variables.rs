@@ -27,7 +27,7 @@ fn outputs(p: &Project, args: &[&str], env: &[(&str, &str)]) -> serde_json::Valu
     crate::support::run(c).ok();
     let out = p.kiln(&["output", "--json"]).ok().stdout();
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    serde_json::Value::Object(v.as_object().unwrap().iter().map(|(k, o)| (k.clone(), o["value"].clone())).collect())
+    serde_json::Value::Object(v["outputs"].as_object().unwrap().iter().map(|(k, o)| (k.clone(), o["value"].clone())).collect())
 }
 
 #[test]

@@ -9,7 +9,7 @@ use kiln_core::{Hook, ProviderRegistry};
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_ops::VarSources;
 use kiln_plan::{Mode, Plan};
-use kiln_state::{LockInfo, State, StateBackend};
+use kiln_state::{State, StateBackend};
 use kiln_value::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,15 +43,16 @@ pub use apply::{execute, ApplyOpts};
 pub use crate::exit::{ExitStatus, Failure, R};
 
 pub async fn run(cli: Cli) -> ExitStatus {
-    match kiln_provider_builtin::parse_duration(&cli.lock_timeout) {
-        Some(d) => {
-            let _ = LOCK_TIMEOUT.set(d);
-        }
+    let lock_timeout = match kiln_provider_builtin::parse_duration(&cli.lock_timeout) {
+        Some(d) => d,
         None => {
             eprintln!("Error: invalid --lock-timeout `{}`: write a duration such as 30s or 5m", cli.lock_timeout);
             return ExitStatus::Error;
         }
-    }
+    };
+    // The command's operations: the locks it holds, kept here too for the panic handler.
+    let ops = ops_context(lock_timeout);
+    let held = ops.locks.clone();
     if let Some(dir) = &cli.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             eprintln!("Error: cannot change to `{}`: {e}", dir.display());
@@ -61,10 +62,14 @@ pub async fn run(cli: Cli) -> ExitStatus {
     let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     // A panic (a bug) must not leave the state locked: catch it, release every lock this
     // process holds, and exit as a panic does (101) after the panic's own message.
-    match CatchUnwind(Box::pin(dispatch(cli, dir))).await {
+    match CatchUnwind(Box::pin(dispatch(cli, dir, &ops))).await {
         Ok(code) => code,
         Err(_) => {
-            let released = release_all_locks().await;
+            let (released, failed) = held.release_all().await;
+            for (id, e) in &failed {
+                eprintln!("Warning: could not release the state lock `{id}`: {e}");
+            }
+            let released = !released.is_empty();
             eprintln!(
                 "Error: kiln stopped on an internal error (a bug; the message above says where){}\n  = help: please report it with the command and configuration that caused it",
                 if released { "; the state lock it held was released" } else { "" }
@@ -90,28 +95,28 @@ impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
     }
 }
 
-async fn dispatch(cli: Cli, dir: PathBuf) -> ExitStatus {
+async fn dispatch(cli: Cli, dir: PathBuf, ops: &kiln_ops::operation::Context) -> ExitStatus {
     let r = match cli.command {
-        Command::Init { vars, migrate_state, reconfigure } => init::init(&dir, &vars, migrate_state, reconfigure).await,
-        Command::Validate { vars, json } => validate::validate(&dir, &vars, json).await,
-        Command::Plan { args, out, detailed_exitcode, json } => plan::plan_cmd(&dir, &args, out, detailed_exitcode, json).await,
+        Command::Init { vars, migrate_state, reconfigure } => init::init(ops, &dir, &vars, migrate_state, reconfigure).await,
+        Command::Validate { vars, format } => validate::validate(&dir, &vars, format.get()).await,
+        Command::Plan { args, out, detailed_exitcode, format } => plan::plan_cmd(ops, &dir, &args, out, detailed_exitcode, format.get()).await,
         Command::Apply { args, auto_approve, wait, plan_file } => {
-            apply::apply_cmd(&dir, &args, ApplyOpts { auto_approve, wait, plan_file, mode: Mode::Normal }).await
+            apply::apply_cmd(ops, &dir, &args, ApplyOpts { auto_approve, wait, plan_file, mode: Mode::Normal }).await
         }
         Command::Destroy { args, auto_approve } => {
-            apply::apply_cmd(&dir, &args, ApplyOpts { auto_approve, wait: false, plan_file: None, mode: Mode::Destroy }).await
+            apply::apply_cmd(ops, &dir, &args, ApplyOpts { auto_approve, wait: false, plan_file: None, mode: Mode::Destroy }).await
         }
         Command::Logs { vars, address, node, follow } => jobs::logs(&dir, &vars, &address, node, follow).await,
         Command::Jobs { vars } => jobs::list(&dir, &vars).await,
         Command::Inventory { vars } => inventory::inventory(&dir, &vars).await,
-        Command::Show { json, plan_file } => show::show(&dir, json, plan_file).await,
-        Command::Output { json, raw, name } => show::output(&dir, json, raw, name).await,
+        Command::Show { format, plan_file } => show::show(&dir, format.get(), plan_file).await,
+        Command::Output { format, raw, name } => show::output(&dir, format.get(), raw, name).await,
         Command::Graph => show::graph(&dir),
         Command::Fmt { check, diff, recursive, paths } => fmt::fmt(&dir, check, diff, recursive, paths),
-        Command::State(s) => state::state_cmd(&dir, s).await,
-        Command::Import { vars, address, id } => state::import(&dir, &vars, &address, &id).await,
+        Command::State(s) => state::state_cmd(ops, &dir, s).await,
+        Command::Import { vars, address, id } => state::import(ops, &dir, &vars, &address, &id).await,
         Command::ForceUnlock { lock_id, force } => state::force_unlock(&dir, &lock_id, force).await,
-        Command::Workspace(w) => workspace::workspace_cmd(&dir, w).await,
+        Command::Workspace(w) => workspace::workspace_cmd(ops, &dir, w).await,
         Command::Version => {
             println!("kiln v{}", env!("CARGO_PKG_VERSION"));
             Ok(ExitStatus::Success)
@@ -126,13 +131,7 @@ async fn dispatch(cli: Cli, dir: PathBuf) -> ExitStatus {
     }
 }
 
+/// The `Outputs:` block (`kiln_views::outputs::block`).
 fn print_outputs(state: &State) {
-    if state.outputs.is_empty() {
-        return;
-    }
-    println!("\nOutputs:\n");
-    for (k, o) in &state.outputs {
-        let v = if o.sensitive { "<sensitive>".to_string() } else { o.value.to_string() };
-        println!("{k} = {v}");
-    }
+    print!("{}", kiln_views::outputs::block(&state.outputs));
 }

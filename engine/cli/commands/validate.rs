@@ -1,15 +1,15 @@
-//! `kiln validate`: every diagnostic of the configuration, without reaching a provider's API.
+//! `kiln validate`: every diagnostic of the configuration, without reaching a provider's API,
+//! in the format asked for (views in `kiln-views`).
 
 use crate::cli::VarArgs;
-use crate::render;
-use kiln_config::Config;
-use kiln_diag::Diagnostic;
+use crate::view_plan;
 use kiln_state::State;
+use kiln_views::{Format, Validation};
 use std::path::Path;
 
 use super::*;
 
-pub(crate) async fn validate(dir: &Path, vars: &VarArgs, json: bool) -> R {
+pub(crate) async fn validate(dir: &Path, vars: &VarArgs, format: Format) -> R {
     let l = load(dir, vars)?;
     let state = State::default();
     let reg = registry();
@@ -24,25 +24,16 @@ pub(crate) async fn validate(dir: &Path, vars: &VarArgs, json: bool) -> R {
         cwd: base.cwd,
     })
     .await;
-    if json {
-        let items: Vec<serde_json::Value> = diags.iter().map(|d| diag_json(&l.config, d)).collect();
-        println!("{}", serde_json::json!({"valid": !diags.has_errors(), "diagnostics": items}));
+    if format != Format::Human {
+        // Machines and reports get every diagnostic on stdout, and the exit code says whether
+        // the configuration is valid.
+        print!("{}", view_plan::show(&Validation { sources: &l.config.sources, diagnostics: &diags }, format));
         return Ok(if diags.has_errors() { ExitStatus::Error } else { ExitStatus::Success });
     }
     if diags.has_errors() {
-        return Err(render::diagnostics(&l.config.sources, &diags).into());
+        return Err(Failure::in_sources(&l.config.sources, diags));
     }
     warn(&l.config, &diags);
     println!("Success! The configuration is valid.");
     Ok(ExitStatus::Success)
-}
-
-pub(crate) fn diag_json(config: &Config, d: &Diagnostic) -> serde_json::Value {
-    let range = d.primary.as_ref().map(|l| {
-        let f = config.sources.get(l.span.file);
-        let s = f.line_col(l.span.range.start);
-        let e = f.line_col(l.span.range.end);
-        serde_json::json!({"filename": f.path, "start": {"line": s.line, "column": s.column, "byte": l.span.range.start}, "end": {"line": e.line, "column": e.column, "byte": l.span.range.end}})
-    });
-    serde_json::json!({"severity": if d.is_error() {"error"} else {"warning"}, "code": d.code, "summary": d.summary, "detail": d.detail, "address": d.address, "hint": d.hint, "range": range})
 }

@@ -275,14 +275,17 @@ pub fn markdown(plan: &Plan) -> String {
     if !outs.is_empty() {
         let _ = writeln!(out, "\n**Outputs**\n\n| Output | Action | Value |\n| --- | --- | --- |");
         for (name, o) in outs {
-            let show = |v: &Value| if o.sensitive { SENSITIVE.to_string() } else { shown(v, false) };
+            let show = |v: &Value| match shown(v, o.sensitive) {
+                t if t == SENSITIVE => t,
+                t => code(&t),
+            };
             let (act, val) = match (&o.before, &o.after) {
                 (None, Some(a)) => ("create", show(a)),
                 (Some(_), None) => ("delete", String::new()),
                 (Some(b), Some(a)) => ("update", format!("{} → {}", show(b), show(a))),
                 (None, None) => continue,
             };
-            let _ = writeln!(out, "| {} | {act} | {} |", code(name), code_or_empty(&val));
+            let _ = writeln!(out, "| {} | {act} | {val} |", code(name));
         }
     }
     if !plan.drift.is_empty() {
@@ -293,14 +296,6 @@ pub fn markdown(plan: &Plan) -> String {
         }
     }
     out
-}
-
-fn code_or_empty(s: &str) -> String {
-    if s.is_empty() {
-        String::new()
-    } else {
-        code(s)
-    }
 }
 
 /// Why a change happens, in words; empty when its action says it all.
