@@ -13,10 +13,13 @@ pub(crate) async fn init(ops: &kiln_ops::operation::Context, dir: &Path, vars: &
         .unwrap_or(false);
     if !has_config {
         let text = "kiln {\n  backend \"local\" {\n    path = \".kiln/state.json\"\n  }\n}\n\nresource \"record\" \"hello\" {\n  input = \"hello from kiln\"\n}\n\noutput \"hello\" {\n  value = record.hello.output\n}\n";
-        std::fs::write(dir.join("main.kiln.hcl"), text).map_err(|e| format!("Error: cannot write main.kiln.hcl: {e}"))?;
+        std::fs::write(dir.join("main.kiln.hcl"), text).map_err(|e| {
+            Diagnostic::error("E-INIT-WRITE", format!("cannot write main.kiln.hcl: {e}")).hint("check that the directory is writable")
+        })?;
         eprintln!("Created main.kiln.hcl. Run `kiln plan` to see what it does.");
     }
-    std::fs::create_dir_all(dir.join(".kiln")).map_err(|e| format!("Error: cannot create .kiln: {e}"))?;
+    std::fs::create_dir_all(dir.join(".kiln"))
+        .map_err(|e| Diagnostic::error("E-INIT-WRITE", format!("cannot create .kiln: {e}")).hint("check that the directory is writable"))?;
     let l = load(dir, vars)?;
     let cfg = backend_config(&l.config, dir)?;
     let recorded = recorded_backend(dir)?;
@@ -32,11 +35,9 @@ pub(crate) async fn init(ops: &kiln_ops::operation::Context, dir: &Path, vars: &
             } else if migrate_state {
                 migrate(ops, &l.config, dir, &old, &cfg).await?;
             } else {
-                return Err(format!(
-                    "Error: the backend changed from {} to {}\n  = help: run `kiln init --migrate-state` to copy every workspace's state to the new backend, or `kiln init --reconfigure` to use the new backend as it is",
-                    describe(&old),
-                    describe(&cfg)
-                ).into());
+                return Err(Diagnostic::error("E-BACKEND-CHANGED", format!("the backend changed from {} to {}", describe(&old), describe(&cfg)))
+                    .hint("run `kiln init --migrate-state` to copy every workspace's state to the new backend, or `kiln init --reconfigure` to use the new backend as it is")
+                    .into());
             }
         }
         _ if migrate_state => eprintln!("The backend did not change since the last init: there is nothing to migrate."),
@@ -51,21 +52,25 @@ pub(crate) async fn init(ops: &kiln_ops::operation::Context, dir: &Path, vars: &
 /// `.terraform/terraform.tfstate`, it may hold credentials, so it is private to its owner).
 pub(crate) const BACKEND_RECORD: &str = ".kiln/backend.json";
 
-fn recorded_backend(dir: &Path) -> Result<Option<kiln_ops::BackendConfig>, String> {
+fn recorded_backend(dir: &Path) -> Result<Option<kiln_ops::BackendConfig>, Failure> {
     let path = dir.join(BACKEND_RECORD);
     match std::fs::read(&path) {
-        Ok(b) => backends()
-            .read_record(&b)
-            .map(Some)
-            .map_err(|e| format!("Error: `{BACKEND_RECORD}` is unreadable ({e})\n  = help: delete it and run `kiln init` again")),
+        Ok(b) => backends().read_record(&b).map(Some).map_err(|e| {
+            Diagnostic::error("E-BACKEND-RECORD", format!("`{BACKEND_RECORD}` is unreadable ({e})"))
+                .hint("delete it and run `kiln init` again")
+                .into()
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("Error: cannot read `{BACKEND_RECORD}`: {e}")),
+        Err(e) => Err(Diagnostic::error("E-BACKEND-RECORD", format!("cannot read `{BACKEND_RECORD}`: {e}"))
+            .hint("check the permissions of .kiln, or delete the file and run `kiln init` again")
+            .into()),
     }
 }
 
-fn record_backend(dir: &Path, cfg: &kiln_ops::BackendConfig) -> Result<(), String> {
+fn record_backend(dir: &Path, cfg: &kiln_ops::BackendConfig) -> Result<(), Failure> {
     let path = dir.join(BACKEND_RECORD);
-    let mut text = serde_json::to_vec_pretty(cfg).map_err(|e| format!("Error: {e}"))?;
+    let mut text = serde_json::to_vec_pretty(cfg)
+        .map_err(|e| Diagnostic::error("E-BACKEND-RECORD", format!("cannot encode the backend record: {e}")).hint("please report this"))?;
     text.push(b'\n');
     let tmp = path.with_extension("json.tmp");
     let mut o = std::fs::OpenOptions::new();
@@ -76,7 +81,9 @@ fn record_backend(dir: &Path, cfg: &kiln_ops::BackendConfig) -> Result<(), Strin
         .open(&tmp)
         .and_then(|mut f| std::io::Write::write_all(&mut f, &text).and_then(|_| f.sync_all()))
         .and_then(|_| std::fs::rename(&tmp, &path));
-    r.map_err(|e| format!("Error: cannot write `{BACKEND_RECORD}`: {e}"))
+    r.map_err(|e| {
+        Diagnostic::error("E-BACKEND-RECORD", format!("cannot write `{BACKEND_RECORD}`: {e}")).hint("check that .kiln is writable").into()
+    })
 }
 
 /// What identifies a backend's storage, without secrets; local paths relative to `dir`.
@@ -93,13 +100,14 @@ fn describe(cfg: &kiln_ops::BackendConfig) -> String {
 }
 
 /// Refuses to use a backend other than the one `kiln init` recorded (if it recorded one).
-pub(crate) fn check_initialised(dir: &Path, cfg: &kiln_ops::BackendConfig) -> Result<(), String> {
+pub(crate) fn check_initialised(dir: &Path, cfg: &kiln_ops::BackendConfig) -> Result<(), Failure> {
     match recorded_backend(dir)? {
-        Some(old) if identity(&old, dir) != identity(cfg, dir) => Err(format!(
-            "Error: the backend changed since `kiln init`: it was {} and is now {}\n  = help: run `kiln init --migrate-state` to copy the state to the new backend, or `kiln init --reconfigure` to use the new backend as it is",
-            describe(&old),
-            describe(cfg)
-        )),
+        Some(old) if identity(&old, dir) != identity(cfg, dir) => Err(Diagnostic::error(
+            "E-BACKEND-CHANGED",
+            format!("the backend changed since `kiln init`: it was {} and is now {}", describe(&old), describe(cfg)),
+        )
+        .hint("run `kiln init --migrate-state` to copy the state to the new backend, or `kiln init --reconfigure` to use the new backend as it is")
+        .into()),
         _ => Ok(()),
     }
 }

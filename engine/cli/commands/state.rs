@@ -18,12 +18,9 @@ pub(crate) async fn state_cmd(ops: &kiln_ops::operation::Context, dir: &Path, cm
             Ok(ExitStatus::Success)
         }
         StateCommand::Show { address } => {
-            let a: InstanceAddr = address.parse().map_err(|e| format!("Error: {e}"))?;
+            let a = parse_address(&address)?;
             let state = read_state(backend.as_ref()).await?;
-            let r = state
-                .resources
-                .get(&a)
-                .ok_or_else(|| format!("Error: `{a}` is not in state\n  = help: `kiln state list` shows what is"))?;
+            let r = state.resources.get(&a).ok_or_else(|| not_in_state(&a))?;
             println!("# {a}:\nresource \"{}\" \"{}\" {{", r.kind, a.resource.name);
             for (k, v) in r.attributes.as_map().into_iter().flatten() {
                 println!("    {k} = {}", if r.sensitive.contains(k) { "(sensitive value)".into() } else { v.to_string() });
@@ -76,7 +73,10 @@ pub(crate) async fn state_cmd(ops: &kiln_ops::operation::Context, dir: &Path, cm
             .await
         }
         StateCommand::Versions => {
-            let versions = backend.versions().await.map_err(|e| format!("Error: cannot list versions: {e}"))?;
+            let versions = backend.versions().await.map_err(|e| {
+                Diagnostic::error("E-STATE-VERSIONS", format!("cannot list versions: {e}"))
+                    .hint("check that the state backend is reachable")
+            })?;
             if versions.is_empty() {
                 println!("No stored versions of {}.", backend.describe());
                 return Ok(ExitStatus::Success);
