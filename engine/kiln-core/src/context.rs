@@ -124,7 +124,7 @@ impl<'a> Context<'a> {
         }
     }
 
-    pub fn take(&mut self, r: Result<Value, Diagnostics>, addr: &str) -> Value {
+    fn take(&mut self, r: Result<Value, Diagnostics>, addr: &str) -> Value {
         match r {
             Ok(v) => v,
             Err(d) => {
