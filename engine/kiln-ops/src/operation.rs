@@ -277,6 +277,7 @@ mod tests {
         Mutation::Put { address: format!("record.{name}").parse().unwrap(), resource }
     }
 
+    #[derive(Debug)]
     struct Done(State);
 
     impl Outcome for Done {
@@ -350,6 +351,26 @@ mod tests {
         let d = next_serial(u64::MAX - 1, 2).unwrap_err();
         assert_eq!(d.code, "E-STATE-SERIAL");
         assert!(d.hint.is_some());
+    }
+
+    /// A state too near the largest serial to record an apply's journal is refused before
+    /// anything runs, and left as it was.
+    #[tokio::test]
+    async fn apply_refuses_a_serial_that_cannot_advance_before_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = local(dir.path());
+        let mut near = State::new();
+        near.serial = u64::MAX - 5;
+        b.write(&near).await.unwrap();
+        let (ctx, _tx, _) = context();
+        let r: Result<Applied<Done>, Diagnostic> = run(&ctx, &b, "apply", |s| async move {
+            let state = s.read_state().await?;
+            s.apply(state, |_: ApplyRun| async { panic!("must not run") }).await
+        })
+        .await;
+        assert_eq!(r.unwrap_err().code, "E-STATE-SERIAL");
+        assert_eq!(b.read().await.unwrap(), Some(near));
+        assert_eq!(b.lock_info().await.unwrap(), None);
     }
 
     #[tokio::test]
