@@ -23,7 +23,7 @@ pub(crate) async fn state_cmd(ops: &kiln_ops::operation::Context, dir: &Path, cm
             let r = state.resources.get(&a).ok_or_else(|| not_in_state(&a))?;
             println!("# {a}:\nresource \"{}\" \"{}\" {{", r.kind, a.resource.name);
             for (k, v) in r.attributes.as_map().into_iter().flatten() {
-                println!("    {k} = {}", if r.sensitive.contains(k) { "(sensitive value)".into() } else { v.to_string() });
+                println!("    {k} = {}", kiln_views::shown(v, r.sensitive.contains(k)));
             }
             println!("}}");
             Ok(ExitStatus::Success)
