@@ -94,13 +94,17 @@ fn plan() -> Plan {
             replaced,
             deposed,
             change("record.same", Action::NoOp, Some(map(&[("id", Value::string("i-4"))])), Some(map(&[("id", Value::string("i-4"))]))),
+            change("data.machine.m", Action::Read, None, Some(map(&[("cpus", Value::Unknown)]))),
         ],
-        drift: vec![Drift {
-            address: addr("record.same"),
-            before: map(&[("id", Value::string("i-4")), ("input", Value::string("x"))]),
-            after: Some(map(&[("id", Value::string("i-4")), ("input", Value::string("y"))])),
-            sensitive: vec![],
-        }],
+        drift: vec![
+            Drift {
+                address: addr("record.same"),
+                before: map(&[("id", Value::string("i-4")), ("input", Value::string("x"))]),
+                after: Some(map(&[("id", Value::string("i-4")), ("input", Value::string("y"))])),
+                sensitive: vec![],
+            },
+            Drift { address: addr("record.lost"), before: map(&[("id", Value::string("i-9"))]), after: None, sensitive: vec![] },
+        ],
         outputs: BTreeMap::from([
             ("marker".into(), OutputChange { before: None, after: Some(marker), sensitive: false }),
             ("pending".into(), OutputChange { before: None, after: Some(Value::Unknown), sensitive: false }),
@@ -180,6 +184,12 @@ fn plan_view_conforms_and_marks_beside_the_values() {
     assert_eq!(o["token"]["actions"], json!(["update"]));
     assert_eq!(o["gone"]["actions"], json!(["delete"]));
     assert_eq!(v["resource_drift"][0]["change"]["actions"], json!(["update"]));
+    assert_eq!((&v["resource_drift"][1]["deleted"], &v["resource_drift"][1]["change"]["actions"]), (&json!(true), &json!(["delete"])));
+    let data = rc("data.machine.m");
+    assert_eq!(
+        (&data["mode"], &data["change"]["actions"], &data["change"]["after_unknown"]),
+        (&json!("data"), &json!(["read"]), &json!({"cpus": true}))
+    );
     assert!(!v.to_string().contains("hunter2"), "{v}");
 }
 
@@ -198,6 +208,7 @@ fn plan_markdown_is_a_summary_with_a_table() {
     assert!(md.contains("| `gone` | delete |  |") && md.contains("| `marker` | create | `{unknown = true}` |"), "{md}");
     assert!(!md.contains("record.same` |"), "no-ops are left out: {md}");
     assert!(md.contains("- `record.same` has changed"), "{md}");
+    assert!(md.contains("- `record.lost` has been deleted") && md.contains("| `data.machine.m` | read |  |"), "{md}");
     assert!(!md.contains("hunter2"), "{md}");
 }
 
