@@ -2,18 +2,9 @@
 
 use super::*;
 
-pub async fn read_state(backend: &dyn StateBackend) -> Result<State, String> {
-    match backend.read().await {
-        Ok(Some(s)) => Ok(s),
-        Ok(None) => Ok(State::default()),
-        Err(e @ kiln_state::StateError::Missing { .. }) => Err(format!("Error: {e}")),
-        Err(e @ kiln_state::StateError::NewerFormat { .. }) => {
-            Err(format!("Error: {e}\n  = help: the state file was left untouched; use a kiln at least as new as the one that wrote it"))
-        }
-        Err(e) => {
-            Err(format!("Error: {e}\n  = help: the state file was left untouched; restore it from its .backup file or fix it by hand"))
-        }
-    }
+/// The stored state (see [`kiln_ops::operation::read_state`]: unreadable state is left untouched).
+pub async fn read_state(backend: &dyn StateBackend) -> Result<State, Failure> {
+    Ok(kiln_ops::operation::read_state(backend).await?)
 }
 
 /// Root variable values for the backend and encryption settings: those `load` evaluated (with
@@ -78,5 +69,5 @@ pub(crate) async fn current_state(dir: &Path) -> Result<State, String> {
     let (config, _) = kiln_config::load(dir);
     let config = config.expect("config");
     let backend = open(&config, dir)?;
-    read_state(backend.as_ref()).await
+    Ok(read_state(backend.as_ref()).await?)
 }
