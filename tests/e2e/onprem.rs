@@ -223,7 +223,16 @@ fn onprem_example_runs_a_two_node_job_on_both_hosts_replans_clean_and_destroys()
 
     let plan = p.kiln(&["plan"]).ok().stdout();
     assert!(plan.contains("Plan: 3 to add, 0 to change, 0 to destroy."), "{plan}");
-    p.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+    // One set of configured providers for the whole command (issue 12): `--verbose` reports
+    // each plan's provider calls, counted per provider instance since it was configured. The
+    // refresh after `--wait` reports the apply's cluster claims and still one SSH connection per
+    // host: plan, apply, polling and refresh shared one `onprem` instance and its SSH pool.
+    let r = p.kiln(&["apply", "--auto-approve", "--wait", "--verbose"]).ok();
+    let err = r.stderr();
+    let reports: Vec<&str> = err.lines().filter(|l| l.starts_with("onprem: ") && l.contains("API call(s)")).collect();
+    assert_eq!(reports.len(), 2, "the plan's and the refresh's reports:\n{err}");
+    assert!(!reports[0].contains("cluster.claim"), "{}", reports[0]);
+    assert!(reports[1].contains("cluster.claim") && reports[1].contains("ssh.connect 2"), "{}", reports[1]);
 
     let job = p.values("job.hello");
     assert_eq!(job["status"], "succeeded", "{job}");
