@@ -485,3 +485,21 @@ async fn a_failure_skips_dependents_only() {
     assert_eq!(names, ["thing.c"]);
     assert!(!f.mock.calls().contains(&"create thing.b".to_string()), "{:?}", f.mock.calls());
 }
+
+#[tokio::test]
+async fn an_apply_configures_only_the_providers_of_what_it_changes_or_reads() {
+    let src = |size: u32| {
+        format!(
+            "provider \"mock\" {{}}\nprovider \"mock\" {{\n  alias = \"x\"\n}}\nresource \"thing\" \"a\" {{\n  provider = mock\n  name = \"a\"\n  size = {size}\n}}\nresource \"thing\" \"b\" {{\n  provider = mock.x\n  name = \"b\"\n}}\noutput \"both\" {{\n  value = [thing.a.size, thing.b.id]\n}}\n"
+        )
+    };
+    let f = Fixture::new(&src(1));
+    let state = f.converge(&State::new()).await;
+    f.rewrite(&src(2));
+    let p = f.plan(&state).await;
+    f.reset();
+    let out = f.apply(&state, &p).await;
+    assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+    assert_eq!(f.configures(), 1, "`mock.x` serves only an unchanged resource, whose value comes from state");
+    assert_eq!(out.state.outputs["both"].value, kiln_value::Value::List(vec![2i64.into(), "id-thing.b".into()]));
+}

@@ -36,7 +36,9 @@ pub(crate) struct Applier<'a> {
 /// A resource's provider and its kind's schema.
 struct Target {
     key: String,
-    provider: Arc<dyn Provider>,
+    /// Set up by the provider node: for resources the plan changes and data sources (a managed
+    /// resource the plan leaves alone takes its values from state, without its provider).
+    provider: Option<Arc<dyn Provider>>,
     schema: KindSchema,
 }
 
@@ -127,9 +129,9 @@ impl<'a> Applier<'a> {
     /// started once every instance has been checked against the plan. How many operations were
     /// started, or `None` when the resource failed (then none is started).
     async fn resource(&mut self, addr: &ResourceAddr, state: &State, tasks: &mut JoinSet<OpResult>) -> Option<usize> {
-        let target = self.target(addr)?;
-        let keys = self.expand_instances(addr)?;
         let planned = addr.mode == AddrMode::Managed && self.changed.contains(addr);
+        let target = self.target(addr, planned)?;
+        let keys = self.expand_instances(addr)?;
         if planned && !self.all_planned_configured(addr, &keys) {
             return None;
         }
@@ -171,11 +173,15 @@ impl<'a> Applier<'a> {
         gone.is_empty()
     }
 
-    /// The resource's provider (set up by its provider node) and its kind's schema.
-    fn target(&self, addr: &ResourceAddr) -> Option<Target> {
+    /// The resource's provider (set up by its provider node, for what needs it) and its kind's
+    /// schema.
+    fn target(&self, addr: &ResourceAddr, planned: bool) -> Option<Target> {
         let r = self.cx.resource(addr);
         let key = self.cx.graph.provider_of[addr].clone();
-        let provider = self.cx.ready.get(&key).cloned()?;
+        let provider = self.cx.ready.get(&key).cloned();
+        if provider.is_none() && (planned || addr.mode == AddrMode::Data) {
+            return None;
+        }
         let schema = self.cx.kind_schema(&key, r)?;
         Some(Target { key, provider, schema })
     }
@@ -210,12 +216,12 @@ impl<'a> Applier<'a> {
         Some(match (state.resources.get(iaddr), change) {
             (Some(p), _) => remark(p.attributes.clone(), &t.schema, &p.sensitive),
             (None, Some(c)) => c.after.clone().unwrap_or(Value::Unknown),
-            (None, None) if iaddr.resource.mode == AddrMode::Data => match self.cx.instance_config(iaddr, rep, &t.schema) {
-                Some(config) => {
+            (None, None) if iaddr.resource.mode == AddrMode::Data => match (self.cx.instance_config(iaddr, rep, &t.schema), &t.provider) {
+                (Some(config), Some(provider)) => {
                     let kind = &self.cx.resource(&iaddr.resource).kind;
-                    t.provider.read_data(kiln_provider::ReadDataRequest { kind, config: &config }).await.state.unwrap_or(Value::Unknown)
+                    provider.read_data(kiln_provider::ReadDataRequest { kind, config: &config }).await.state.unwrap_or(Value::Unknown)
                 }
-                None => Value::Unknown,
+                _ => Value::Unknown,
             },
             // Left out by --target/--exclude: nothing to do, nothing known.
             (None, None) if !self.plan.targets.is_empty() || !self.plan.excludes.is_empty() => Value::Unknown,
@@ -246,6 +252,7 @@ impl<'a> Applier<'a> {
         state: &State,
     ) -> Option<Operation> {
         let r = self.cx.resource(&iaddr.resource);
+        let provider = t.provider.clone().expect("a planned resource's provider is set up");
         let prior = state.resources.get(iaddr);
         let action = change.action;
         let prior_v = if action == Action::Update { prior.map(|p| remark(p.attributes.clone(), &t.schema, &p.sensitive)) } else { None };
@@ -257,8 +264,7 @@ impl<'a> Applier<'a> {
         }
         let proposed = propose(&config, prior_v.as_ref(), &t.schema);
         let name = iaddr.to_string();
-        let resp = t
-            .provider
+        let resp = provider
             .plan(kiln_provider::PlanRequest {
                 address: &name,
                 kind: &r.kind,
@@ -302,7 +308,7 @@ impl<'a> Applier<'a> {
             addr: iaddr.clone(),
             op: if action == Action::Update { Action::Update } else { Action::Create },
             provider_key: t.key.clone(),
-            provider: t.provider.clone(),
+            provider,
             kind: r.kind.clone(),
             schema: t.schema.clone(),
             planned,

@@ -7,14 +7,13 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use kiln_addrs::{InstanceAddr, ResourceAddr};
+use kiln_addrs::{InstanceAddr, Mode as AddrMode, ResourceAddr};
 use kiln_graph::DepGraph;
 use kiln_plan::{Action, Mode, Plan};
 use kiln_state::{DeposedObject, Mutation, State};
 use kiln_value::Value;
 
 use crate::graph::{Graph, Node};
-use crate::walk_state::dependencies;
 
 pub(crate) struct ApplyGraph {
     /// Phase 1, before any create: what the plan deletes.
@@ -66,14 +65,14 @@ impl ApplyGraph {
         if plan.mode != Mode::Destroy {
             let mut seeds: Vec<Node> = changed.iter().cloned().map(Node::Resource).filter(|n| graph.deps.contains(n)).collect();
             seeds.extend(graph.deps.nodes().filter(|n| matches!(n, Node::Output { module, .. } if module.is_empty())).cloned());
-            let needed = dependencies(graph, seeds);
+            let needed = needed(graph, seeds, &changed);
             // Nodes in the configuration graph's order first, so independent ones start in the
             // same order as there; then the edges among them.
             for n in graph.deps.nodes().filter(|n| needed.contains(*n)) {
                 walk.add(n.clone());
             }
             for n in graph.deps.nodes().filter(|n| needed.contains(*n)) {
-                for d in graph.deps.dependencies(n) {
+                for d in graph.deps.dependencies(n).into_iter().filter(|d| needed.contains(*d)) {
                     walk.depend(n, d);
                 }
             }
@@ -111,6 +110,22 @@ pub(crate) fn deposed_delete(d: &DeposedObject) -> DeleteItem {
         done: Mutation::RemoveDeposed { key: d.key.clone() },
         secrets: crate::redact::secrets_named(Some(&d.resource.attributes), &d.resource.sensitive),
     }
+}
+
+/// What `seeds` need, directly or not: everything they depend on, except the provider of a
+/// managed resource the plan leaves alone (its value comes from state; only its kind's schema
+/// is needed, not its provider).
+fn needed(graph: &Graph, seeds: Vec<Node>, changed: &HashSet<ResourceAddr>) -> HashSet<Node> {
+    let mut seen: HashSet<Node> = HashSet::new();
+    let mut stack = seeds;
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n.clone()) {
+            continue;
+        }
+        let unchanged = matches!(&n, Node::Resource(r) if r.mode == AddrMode::Managed && !changed.contains(r));
+        stack.extend(graph.deps.dependencies(&n).into_iter().filter(|d| !(unchanged && matches!(d, Node::Provider(_)))).cloned());
+    }
+    seen
 }
 
 /// The order of deletes: an object goes after everything that depends on it.
