@@ -7,7 +7,9 @@ mod cli;
 #[allow(clippy::print_stdout, clippy::print_stderr)]
 mod commands;
 mod exit;
+mod printer;
 mod render;
+mod settings;
 mod view_plan;
 
 /// mimalloc: plans and applies allocate and free many small values; it is markedly faster than

@@ -5,7 +5,7 @@ use crate::cli::PlanArgs;
 use crate::{render, view_plan};
 use kiln_core::{Hook, Providers, Subject};
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_ops::operation::{Context, Session};
+use kiln_ops::operation::Session;
 use kiln_plan::{Action, Mode, Plan};
 use kiln_state::State;
 use std::io::{IsTerminal, Write};
@@ -23,9 +23,11 @@ pub struct ApplyOpts {
     pub mode: Mode,
 }
 
-pub(crate) async fn apply_cmd(ops: &Context, dir: &Path, args: &PlanArgs, opts: ApplyOpts) -> R {
-    let l = load(dir, &args.vars)?;
-    let backend = open(&l.config, dir)?;
+pub(crate) async fn apply_cmd(cx: &Ctx, args: &PlanArgs, opts: ApplyOpts) -> R {
+    let dir = cx.dir();
+    let ops = &cx.ops;
+    let l = load(cx, &args.vars)?;
+    let backend = open(&l)?;
     let name = if opts.mode == Mode::Destroy { "destroy" } else { "apply" };
     let (l, opts) = (&l, &opts);
     kiln_ops::operation::run(ops, &backend, name, |s| async move {
@@ -46,7 +48,7 @@ pub(crate) async fn apply_locked(s: &Session, dir: &Path, l: &Loaded, providers:
     let state = s.read_state().await?;
     let plan = match &opts.plan_file {
         Some(path) => {
-            let saved = read_plan(&l.config, dir, path)?;
+            let saved = read_plan(l, path)?;
             let known = !state.lineage.is_empty();
             let lineage = known.then_some(state.lineage.as_str());
             let serial = known.then_some(state.serial);
@@ -97,7 +99,7 @@ pub async fn execute(
 ) -> R {
     let mode = plan.mode;
     let summary = plan.summary();
-    let hook = Arc::new(Progress::new(summary.add + summary.change + summary.destroy));
+    let hook = Arc::new(Progress::new(summary.add + summary.change + summary.destroy, l.printer));
     let reg = registry();
     let applied = s
         .apply(state, |run| {
@@ -112,7 +114,7 @@ pub async fn execute(
                 cancel: run.cancel,
                 cwd: dir.to_path_buf(),
                 parallelism,
-                workspace: workspace::current(dir).unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
+                workspace: l.workspace().unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
             })
         })
         .await;
@@ -144,14 +146,13 @@ pub async fn execute(
 /// otherwise, nothing with KILN_QUIET. Also counts completed operations for the summary line.
 pub(crate) struct Progress {
     counts: std::sync::Mutex<(usize, usize, usize)>,
-    quiet: bool,
+    printer: Printer,
     bar: Option<indicatif::ProgressBar>,
 }
 
 impl Progress {
-    fn new(total: usize) -> Self {
-        let quiet = std::env::var_os("KILN_QUIET").is_some();
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+    fn new(total: usize, printer: Printer) -> Self {
+        let bar = printer.progress_bar().then(|| {
             let b = indicatif::ProgressBar::new(total as u64);
             b.set_style(
                 indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
@@ -160,7 +161,7 @@ impl Progress {
             b.enable_steady_tick(Duration::from_millis(120));
             b
         });
-        Progress { counts: std::sync::Mutex::new((0, 0, 0)), quiet, bar }
+        Progress { counts: std::sync::Mutex::new((0, 0, 0)), printer, bar }
     }
 
     fn counts(&self) -> (usize, usize, usize) {
@@ -170,8 +171,7 @@ impl Progress {
     fn line(&self, text: String) {
         match &self.bar {
             Some(b) => b.println(text),
-            None if !self.quiet => eprintln!("{text}"),
-            None => {}
+            None => self.printer.progress(text),
         }
     }
 

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-pub(crate) fn fmt(dir: &Path, check: bool, diff: bool, recursive: bool, paths: Vec<PathBuf>) -> R {
+pub(crate) fn fmt(cx: &Ctx, check: bool, diff: bool, recursive: bool, paths: Vec<PathBuf>) -> R {
+    let dir = cx.dir();
     let roots = if paths.is_empty() { vec![dir.to_path_buf()] } else { paths };
     let mut files = Vec::new();
     for r in roots {
@@ -13,27 +14,36 @@ pub(crate) fn fmt(dir: &Path, check: bool, diff: bool, recursive: bool, paths: V
     let mut changed = false;
     let mut failed = false;
     for f in files {
-        let text = std::fs::read_to_string(&f).map_err(|e| format!("Error: cannot read `{}`: {e}", f.display()))?;
+        let text = std::fs::read_to_string(&f).map_err(|e| {
+            Diagnostic::error("E-FMT-READ", format!("cannot read `{}`", f.display()))
+                .detail(e.to_string())
+                .hint("check that the file exists and is readable")
+        })?;
         match kiln_fmt::format_source(&text) {
             Ok(out) if out != text => {
                 changed = true;
-                println!("{}", f.strip_prefix(dir).unwrap_or(&f).display());
+                cx.printer.data(f.strip_prefix(dir).unwrap_or(&f).display());
                 if diff {
-                    print!(
+                    cx.printer.data_raw(format_args!(
                         "{}",
                         similar::TextDiff::from_lines(&text, &out)
                             .unified_diff()
                             .header(&f.display().to_string(), &f.display().to_string())
-                    );
+                    ));
                 }
                 if !check {
-                    std::fs::write(&f, out).map_err(|e| format!("Error: cannot write `{}`: {e}", f.display()))?;
+                    std::fs::write(&f, out).map_err(|e| {
+                        Diagnostic::error("E-FMT-WRITE", format!("cannot write `{}`", f.display()))
+                            .detail(e.to_string())
+                            .hint("check that the file is writable; it was left as it was")
+                    })?;
                 }
             }
             Ok(_) => {}
             Err(e) => {
                 failed = true;
-                eprintln!("Error: {}: {e}", f.display());
+                let (sources, d) = syntax_error(&f, text, &e);
+                cx.printer.diagnostics(&sources, &d.into());
             }
         }
     }
@@ -44,6 +54,19 @@ pub(crate) fn fmt(dir: &Path, check: bool, diff: bool, recursive: bool, paths: V
     } else {
         ExitStatus::Success
     })
+}
+
+/// A file `kiln fmt` cannot parse, as a diagnostic at the parser's line and column.
+fn syntax_error(path: &Path, text: String, e: &kiln_fmt::FmtError) -> (kiln_diag::Sources, Diagnostic) {
+    let kiln_fmt::FmtError::Parse { line, column, message } = e;
+    let mut sources = kiln_diag::Sources::new();
+    let file = sources.add(path, text);
+    let at = sources.get(file).offset(*line, *column);
+    let end = (at + 1).min(sources.text(file).len()).max(at);
+    let d = Diagnostic::error("E-FMT-SYNTAX", format!("`{}` is not valid HCL", path.display()))
+        .at(kiln_diag::Span::new(file, at..end), message.clone())
+        .hint("fix the syntax (`kiln validate` reports every error); the file was left as it was");
+    (sources, d)
 }
 
 pub(crate) fn collect_hcl(p: &Path, recursive: bool, out: &mut Vec<PathBuf>) {

@@ -1,13 +1,14 @@
 //! `kiln init`: the backend record and state migration.
 
 use crate::cli::VarArgs;
-use kiln_config::Config;
 use std::path::Path;
 use std::sync::Arc;
 
 use super::*;
 
-pub(crate) async fn init(ops: &kiln_ops::operation::Context, dir: &Path, vars: &VarArgs, migrate_state: bool, reconfigure: bool) -> R {
+pub(crate) async fn init(cx: &Ctx, vars: &VarArgs, migrate_state: bool, reconfigure: bool) -> R {
+    let dir = cx.dir();
+    let ops = &cx.ops;
     let has_config = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".kiln.hcl")))
         .unwrap_or(false);
@@ -20,8 +21,8 @@ pub(crate) async fn init(ops: &kiln_ops::operation::Context, dir: &Path, vars: &
     }
     std::fs::create_dir_all(dir.join(".kiln"))
         .map_err(|e| Diagnostic::error("E-INIT-WRITE", format!("cannot create .kiln: {e}")).hint("check that the directory is writable"))?;
-    let l = load(dir, vars)?;
-    let cfg = backend_config(&l.config, dir)?;
+    let l = load(cx, vars)?;
+    let cfg = backend_config(&l)?;
     let recorded = recorded_backend(dir)?;
     // Never initialised, but local state is there: that is what a new remote backend replaces.
     let previous = recorded.clone().or_else(|| {
@@ -33,7 +34,7 @@ pub(crate) async fn init(ops: &kiln_ops::operation::Context, dir: &Path, vars: &
             if reconfigure {
                 eprintln!("The backend changed from {} to {}; nothing was copied (--reconfigure).", describe(&old), describe(&cfg));
             } else if migrate_state {
-                migrate(ops, &l.config, dir, &old, &cfg).await?;
+                migrate(ops, &l, &old, &cfg).await?;
             } else {
                 return Err(Diagnostic::error("E-BACKEND-CHANGED", format!("the backend changed from {} to {}", describe(&old), describe(&cfg)))
                     .hint("run `kiln init --migrate-state` to copy every workspace's state to the new backend, or `kiln init --reconfigure` to use the new backend as it is")
@@ -117,12 +118,11 @@ pub(crate) fn check_initialised(dir: &Path, cfg: &kiln_ops::BackendConfig) -> Re
 /// source is left as it was.
 async fn migrate(
     ops: &kiln_ops::operation::Context,
-    config: &Config,
-    dir: &Path,
+    l: &Loaded,
     from: &kiln_ops::BackendConfig,
     to: &kiln_ops::BackendConfig,
 ) -> Result<(), Failure> {
-    let codec = codec(config, dir)?;
+    let codec = codec(l)?;
     let (c1, c2) = (codec.clone(), codec);
     let open_from = move |ws: &str| -> Arc<dyn kiln_state::StateBackend> { Arc::from(from.open(ws, c1.clone())) };
     let open_to = move |ws: &str| -> Arc<dyn kiln_state::StateBackend> { Arc::from(to.open(ws, c2.clone())) };

@@ -1,31 +1,30 @@
 //! `kiln inventory`: every host of every `fleet` resource in state, as its provider reads it
 //! now (one batched read per provider), as a table.
 
-use std::path::Path;
-
 use kiln_value::Value;
 
 use super::jobs::{providers, read_kind};
-use super::{load, open, read_state, ExitStatus, R};
+use super::{load, open, read_state, Ctx, ExitStatus, R};
 use crate::cli::VarArgs;
 
-pub async fn inventory(dir: &Path, vars: &VarArgs) -> R {
-    let l = load(dir, vars)?;
-    let backend = open(&l.config, dir)?;
+pub async fn inventory(cx: &Ctx, vars: &VarArgs) -> R {
+    let dir = cx.dir();
+    let l = load(cx, vars)?;
+    let backend = open(&l)?;
     let state = read_state(backend.as_ref()).await?;
     let p = providers(dir, &l, &state).await?;
     let fleets = read_kind(&p, &state, "fleet").await;
     if fleets.is_empty() {
-        println!("No fleets in state: declare a `fleet` resource (provider \"onprem\") and run `kiln apply`.");
+        cx.printer.data(format_args!("No fleets in state: declare a `fleet` resource (provider \"onprem\") and run `kiln apply`."));
         return Ok(ExitStatus::Success);
     }
-    println!(
+    cx.printer.data(format_args!(
         "{:<24} {:<14} {:<22} {:<11} {:>5} {:>8} {:>9}  {:<24} {:<18} HELD BY",
         "FLEET", "HOST", "ADDRESS", "REACHABLE", "CPUS", "MEM GB", "GPUS", "GPU", "OS"
-    );
+    ));
     for (addr, v) in &fleets {
         let Some(v) = v else {
-            println!("{:<24} (gone: run `kiln plan`)", addr.to_string());
+            cx.printer.data(format_args!("{:<24} (gone: run `kiln plan`)", addr.to_string()));
             continue;
         };
         for h in v.get("hosts").and_then(Value::as_list).unwrap_or_default() {
@@ -40,7 +39,7 @@ pub async fn inventory(dir: &Path, vars: &VarArgs) -> R {
                 h.get("held_by").and_then(Value::as_list).unwrap_or_default().iter().filter_map(Value::to_template_string).collect();
             let gpus = if reachable { format!("{}/{}", s("gpus_free"), s("gpu_count")) } else { String::new() };
             let reach = if reachable { "yes".to_string() } else { format!("NO: {}", s("error")) };
-            println!(
+            cx.printer.data(format_args!(
                 "{:<24} {:<14} {:<22} {:<11} {:>5} {:>8} {:>9}  {:<24} {:<18} {}",
                 addr.to_string(),
                 s("name"),
@@ -52,7 +51,7 @@ pub async fn inventory(dir: &Path, vars: &VarArgs) -> R {
                 gpu,
                 s("os"),
                 held.join(",")
-            );
+            ));
         }
     }
     Ok(ExitStatus::Success)

@@ -16,7 +16,7 @@ use kiln_provider::{LogsRequest, ReadItem, ReadRequest};
 use kiln_state::State;
 use kiln_value::Value;
 
-use super::{execute, load, make_plan, open, read_state, registry, ExitStatus, Failure, Loaded, R};
+use super::{execute, load, make_plan, open, read_state, registry, Ctx, ExitStatus, Failure, Loaded, R};
 use crate::cli::{PlanArgs, VarArgs};
 
 /// This command's providers, each configured once (`logs`, `jobs`, `inventory`).
@@ -76,9 +76,10 @@ fn succeeded(v: &Option<Value>) -> bool {
     v.as_ref().and_then(JobStatus::of) == Some(JobStatus::Succeeded)
 }
 
-pub async fn list(dir: &Path, vars: &VarArgs) -> R {
-    let l = load(dir, vars)?;
-    let backend = open(&l.config, dir)?;
+pub async fn list(cx: &Ctx, vars: &VarArgs) -> R {
+    let dir = cx.dir();
+    let l = load(cx, vars)?;
+    let backend = open(&l)?;
     let state = read_state(backend.as_ref()).await?;
     let p = providers(dir, &l, &state).await?;
     let jobs = read_jobs(&p, &state).await;
@@ -104,12 +105,13 @@ fn duration(started: &str, finished: &str) -> String {
     format!("{}m{:02}s", secs / 60, secs % 60)
 }
 
-pub async fn logs(dir: &Path, vars: &VarArgs, address: &str, node: usize, follow: bool) -> R {
+pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, node: usize, follow: bool) -> R {
+    let dir = cx.dir();
     let addr: InstanceAddr = address.parse().map_err(|e: kiln_addrs::AddrError| {
         Diagnostic::error("E-ADDR-INVALID", e.to_string()).hint("a job's address looks like job.train or job.train[0]")
     })?;
-    let l = load(dir, vars)?;
-    let backend = open(&l.config, dir)?;
+    let l = load(cx, vars)?;
+    let backend = open(&l)?;
     let state = read_state(backend.as_ref()).await?;
     let r = state.resources.get(&addr).ok_or_else(|| {
         Diagnostic::error("E-STATE-ADDRESS", format!("`{addr}` is not in state"))

@@ -2,18 +2,38 @@
 
 use super::*;
 
-/// Loaded configuration plus variable values; errors already rendered into the `Err`.
+/// The configuration and its root variables, loaded once per command, with the settings it was
+/// loaded with. The state codec is built from them at most once (a passphrase's key derivation
+/// is deliberately slow, so state, backups and a saved plan share one).
 pub struct Loaded {
     pub config: Config,
+    /// Root variable values: the planner's, and those the backend and encryption blocks see.
     pub vars: BTreeMap<String, Value>,
+    pub settings: Arc<Settings>,
+    pub printer: Printer,
+    pub(crate) codec: std::sync::OnceLock<Arc<dyn kiln_state::Codec>>,
 }
 
-pub fn load(dir: &Path, vars: &VarArgs) -> Result<Loaded, String> {
+impl Loaded {
+    /// The configuration's directory.
+    pub fn dir(&self) -> &Path {
+        &self.settings.dir
+    }
+
+    /// The selected workspace (see [`workspace::current`]).
+    pub fn workspace(&self) -> Result<String, Failure> {
+        workspace::current(&self.settings)
+    }
+}
+
+/// The configuration and its variables (`--var`, `--var-file`, the environment, auto-loaded
+/// files); errors in either stop the command, warnings are printed.
+pub fn load(cx: &Ctx, vars: &VarArgs) -> Result<Loaded, Failure> {
+    let dir = cx.dir();
     let (config, mut diags) = kiln_config::load(dir);
     let mut config = config.expect("load always returns a config");
     let cli: &[VarSources] = &vars.ordered;
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let (values, vd) = kiln_ops::load_variables(dir, cli, &env, &mut config.sources);
+    let (values, vd) = kiln_ops::load_variables(dir, cli, &cx.settings.env, &mut config.sources);
     diags.extend(vd);
     if let Some(s) = config.root.module.settings.as_ref().and_then(|s| s.required_version.as_ref()) {
         if !version_ok(&s.0) {
@@ -28,18 +48,31 @@ pub fn load(dir: &Path, vars: &VarArgs) -> Result<Loaded, String> {
         }
     }
     if diags.has_errors() {
-        return Err(render::diagnostics(&config.sources, &diags));
+        return Err(Failure::in_sources(&config.sources, diags));
     }
-    warn(&config, &diags);
-    let _ = BACKEND_VARS.set(values.clone());
-    Ok(Loaded { config, vars: values })
+    let l = Loaded { config, vars: values, settings: cx.settings.clone(), printer: cx.printer, codec: Default::default() };
+    warn(&l, &diags);
+    Ok(l)
 }
 
-pub(crate) fn warn(config: &Config, diags: &Diagnostics) {
+/// For commands without `--var` (state, workspace, show, force-unlock): the configuration as it
+/// loads (its errors are left to the commands that evaluate it), and the root variables the
+/// backend and encryption blocks see from the environment and the auto-loaded files.
+pub fn load_config(cx: &Ctx) -> Loaded {
+    let (config, _) = kiln_config::load(cx.dir());
+    with_config(cx, config.expect("load always returns a config"))
+}
+
+/// `config`, with the root variables of [`load_config`].
+pub fn with_config(cx: &Ctx, config: Config) -> Loaded {
+    let vars = kiln_ops::load_variables(cx.dir(), &[], &cx.settings.env, &mut kiln_diag::Sources::default()).0;
+    Loaded { config, vars, settings: cx.settings.clone(), printer: cx.printer, codec: Default::default() }
+}
+
+/// The warnings among `diags`, on stderr.
+pub(crate) fn warn(l: &Loaded, diags: &Diagnostics) {
     let w: Diagnostics = diags.iter().filter(|d| !d.is_error()).cloned().collect();
-    if !w.is_empty() {
-        eprint!("{}", render::diagnostics(&config.sources, &w));
-    }
+    l.printer.diagnostics(&l.config.sources, &w);
 }
 
 /// `>= 0.1`, `~> 0.1`, `= 0.1.0`, comma-separated.

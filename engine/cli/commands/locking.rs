@@ -1,27 +1,7 @@
-//! The command's operation context ([`kiln_ops::operation::Context`]: the state locks it holds,
-//! how it locks, where interrupts come from) and the words people read for what operations
-//! report. Locking, leases, interrupts and persistence live in `kiln_ops`.
+//! The words people read for what operations report (the command's operation context is built
+//! from its settings in `Ctx::new`). Locking, leases, interrupts and persistence live in `kiln_ops`.
 
-use kiln_ops::lock::LockSettings;
-use kiln_ops::operation::{Context, Notice};
-
-use super::*;
-
-/// The lease of state locks: `KILN_LOCK_LEASE` (such as `30s`), else 60 s. The holder renews it
-/// every third of that; a lock whose lease ran out is reported stale.
-pub(crate) fn lock_lease() -> Duration {
-    std::env::var("KILN_LOCK_LEASE")
-        .ok()
-        .and_then(|v| kiln_provider_builtin::parse_duration(&v))
-        .filter(|d| !d.is_zero())
-        .unwrap_or(Duration::from_secs(60))
-}
-
-/// The operation context of one command: locks retried for `lock_timeout` (`--lock-timeout`),
-/// notices printed on stderr. The panic handler keeps a clone of its `locks`.
-pub(crate) fn ops_context(lock_timeout: Duration) -> Context {
-    Context::new(LockSettings { timeout: lock_timeout, lease: lock_lease() }, Arc::new(|n: &Notice| eprintln!("{}", notice_text(n))))
-}
+use kiln_ops::operation::Notice;
 
 /// What people read for a notice.
 pub(crate) fn notice_text(n: &Notice) -> String {

@@ -2,7 +2,6 @@
 //! the process exit code.
 
 use crate::cli::{Cli, Command, PlanArgs, VarArgs};
-use crate::render;
 use kiln_addrs::Target;
 use kiln_config::Config;
 use kiln_core::{Hook, ProviderRegistry};
@@ -42,38 +41,75 @@ pub use apply::{execute, ApplyOpts};
 
 pub use crate::exit::{ExitStatus, Failure, R};
 
+pub use crate::printer::Printer;
+pub use crate::settings::Settings;
+
+/// What one command runs with: its settings (resolved once, before it starts), the printer
+/// that owns stdout and stderr, and the operation context (the state locks it holds, how it
+/// locks, where operations' notices go).
+pub struct Ctx {
+    pub settings: Arc<Settings>,
+    pub printer: Printer,
+    pub ops: kiln_ops::operation::Context,
+}
+
+impl Ctx {
+    pub fn new(settings: Settings) -> Ctx {
+        let printer = Printer::new(&settings);
+        let ops =
+            kiln_ops::operation::Context::new(settings.lock, Arc::new(move |n: &kiln_ops::operation::Notice| printer.note(notice_text(n))));
+        Ctx { settings: Arc::new(settings), printer, ops }
+    }
+
+    /// The configuration's directory.
+    pub fn dir(&self) -> &Path {
+        &self.settings.dir
+    }
+}
+
+/// The environment as the settings see it (variables that are not UTF-8 are left out).
+fn environment() -> Vec<(String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
+}
+
 pub async fn run(cli: Cli) -> ExitStatus {
-    let lock_timeout = match kiln_provider_builtin::parse_duration(&cli.lock_timeout) {
-        Some(d) => d,
-        None => {
-            eprintln!("Error: invalid --lock-timeout `{}`: write a duration such as 30s or 5m", cli.lock_timeout);
-            return ExitStatus::Error;
-        }
-    };
-    // The command's operations: the locks it holds, kept here too for the panic handler.
-    let ops = ops_context(lock_timeout);
-    let held = ops.locks.clone();
     if let Some(dir) = &cli.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
-            eprintln!("Error: cannot change to `{}`: {e}", dir.display());
+            let d = Diagnostic::error("E-CLI-CHDIR", format!("cannot change to `{}`", dir.display()))
+                .detail(e.to_string())
+                .hint("--chdir names the directory of the configuration: check that it exists");
+            Printer::default().failure(&d.into());
             return ExitStatus::Error;
         }
     }
     let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let flags = crate::settings::Flags { lock_timeout: cli.lock_timeout.clone() };
+    let cx = match Settings::resolve(&flags, environment(), dir, crate::settings::Terminals::detect()) {
+        Ok(s) => Ctx::new(s),
+        Err(f) => {
+            Printer::default().failure(&f);
+            return ExitStatus::Error;
+        }
+    };
     // A panic (a bug) must not leave the state locked: catch it, release every lock this
     // process holds, and exit as a panic does (101) after the panic's own message.
-    match CatchUnwind(Box::pin(dispatch(cli, dir, &ops))).await {
+    let r = CatchUnwind(Box::pin(dispatch(cli, &cx))).await;
+    match r {
         Ok(code) => code,
         Err(_) => {
-            let (released, failed) = held.release_all().await;
+            let (released, failed) = cx.ops.locks.release_all().await;
             for (id, e) in &failed {
-                eprintln!("Warning: could not release the state lock `{id}`: {e}");
+                cx.printer.warning(format_args!("could not release the state lock `{id}`: {e}"));
             }
-            let released = !released.is_empty();
-            eprintln!(
-                "Error: kiln stopped on an internal error (a bug; the message above says where){}\n  = help: please report it with the command and configuration that caused it",
-                if released { "; the state lock it held was released" } else { "" }
-            );
+            let d = Diagnostic::error(
+                "E-INTERNAL",
+                format!(
+                    "kiln stopped on an internal error (a bug; the message above says where){}",
+                    if released.is_empty() { "" } else { "; the state lock it held was released" }
+                ),
+            )
+            .hint("please report it with the command and configuration that caused it");
+            cx.printer.failure(&d.into());
             ExitStatus::Panic
         }
     }
@@ -95,37 +131,37 @@ impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
     }
 }
 
-async fn dispatch(cli: Cli, dir: PathBuf, ops: &kiln_ops::operation::Context) -> ExitStatus {
+async fn dispatch(cli: Cli, cx: &Ctx) -> ExitStatus {
     let r = match cli.command {
-        Command::Init { vars, migrate_state, reconfigure } => init::init(ops, &dir, &vars, migrate_state, reconfigure).await,
-        Command::Validate { vars, format } => validate::validate(&dir, &vars, format.get()).await,
-        Command::Plan { args, out, detailed_exitcode, format } => plan::plan_cmd(ops, &dir, &args, out, detailed_exitcode, format.get()).await,
+        Command::Init { vars, migrate_state, reconfigure } => init::init(cx, &vars, migrate_state, reconfigure).await,
+        Command::Validate { vars, format } => validate::validate(cx, &vars, format.get()).await,
+        Command::Plan { args, out, detailed_exitcode, format } => plan::plan_cmd(cx, &args, out, detailed_exitcode, format.get()).await,
         Command::Apply { args, auto_approve, wait, plan_file } => {
-            apply::apply_cmd(ops, &dir, &args, ApplyOpts { auto_approve, wait, plan_file, mode: Mode::Normal }).await
+            apply::apply_cmd(cx, &args, ApplyOpts { auto_approve, wait, plan_file, mode: Mode::Normal }).await
         }
         Command::Destroy { args, auto_approve } => {
-            apply::apply_cmd(ops, &dir, &args, ApplyOpts { auto_approve, wait: false, plan_file: None, mode: Mode::Destroy }).await
+            apply::apply_cmd(cx, &args, ApplyOpts { auto_approve, wait: false, plan_file: None, mode: Mode::Destroy }).await
         }
-        Command::Logs { vars, address, node, follow } => jobs::logs(&dir, &vars, &address, node, follow).await,
-        Command::Jobs { vars } => jobs::list(&dir, &vars).await,
-        Command::Inventory { vars } => inventory::inventory(&dir, &vars).await,
-        Command::Show { format, plan_file } => show::show(&dir, format.get(), plan_file).await,
-        Command::Output { format, raw, name } => show::output(&dir, format.get(), raw, name).await,
-        Command::Graph => show::graph(&dir),
-        Command::Fmt { check, diff, recursive, paths } => fmt::fmt(&dir, check, diff, recursive, paths),
-        Command::State(s) => state::state_cmd(ops, &dir, s).await,
-        Command::Import { vars, address, id } => state::import(ops, &dir, &vars, &address, &id).await,
-        Command::ForceUnlock { lock_id, force } => state::force_unlock(&dir, &lock_id, force).await,
-        Command::Workspace(w) => workspace::workspace_cmd(ops, &dir, w).await,
+        Command::Logs { vars, address, node, follow } => jobs::logs(cx, &vars, &address, node, follow).await,
+        Command::Jobs { vars } => jobs::list(cx, &vars).await,
+        Command::Inventory { vars } => inventory::inventory(cx, &vars).await,
+        Command::Show { format, plan_file } => show::show(cx, format.get(), plan_file).await,
+        Command::Output { format, raw, name } => show::output(cx, format.get(), raw, name).await,
+        Command::Graph => show::graph(cx),
+        Command::Fmt { check, diff, recursive, paths } => fmt::fmt(cx, check, diff, recursive, paths),
+        Command::State(s) => state::state_cmd(cx, s).await,
+        Command::Import { vars, address, id } => state::import(cx, &vars, &address, &id).await,
+        Command::ForceUnlock { lock_id, force } => state::force_unlock(cx, &lock_id, force).await,
+        Command::Workspace(w) => workspace::workspace_cmd(cx, w).await,
         Command::Version => {
-            println!("kiln v{}", env!("CARGO_PKG_VERSION"));
+            cx.printer.data(format_args!("kiln v{}", env!("CARGO_PKG_VERSION")));
             Ok(ExitStatus::Success)
         }
     };
     match r {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{}", e.render(render::colour()).trim_end());
+            cx.printer.failure(&e);
             ExitStatus::Error
         }
     }

@@ -8,16 +8,11 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-pub(crate) async fn plan_cmd(
-    ops: &kiln_ops::operation::Context,
-    dir: &Path,
-    args: &PlanArgs,
-    out: Option<PathBuf>,
-    detailed: bool,
-    format: kiln_views::Format,
-) -> R {
-    let l = load(dir, &args.vars)?;
-    let backend = open(&l.config, dir)?;
+pub(crate) async fn plan_cmd(cx: &Ctx, args: &PlanArgs, out: Option<PathBuf>, detailed: bool, format: kiln_views::Format) -> R {
+    let dir = cx.dir();
+    let ops = &cx.ops;
+    let l = load(cx, &args.vars)?;
+    let backend = open(&l)?;
     let l = &l;
     let plan = kiln_ops::operation::run(ops, &backend, "plan", |s| async move {
         let state = s.read_state().await?;
@@ -28,7 +23,7 @@ pub(crate) async fn plan_cmd(
     if let Some(path) = out {
         let text =
             plan.to_json().map_err(|e| Diagnostic::error("E-PLAN-SAVE", e.to_string()).hint("nothing was written; please report this"))?;
-        let codec = codec(&l.config, dir)?;
+        let codec = codec(&l)?;
         if codec.name() == "plain" && plan.variables.values().any(Value::contains_sensitive) {
             eprintln!("Warning: the saved plan holds sensitive variable values in plain text; keep {} private", path.display());
         }

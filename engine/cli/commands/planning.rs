@@ -34,7 +34,7 @@ pub fn plan_request<'a>(
         variables: l.vars.clone(),
         mode,
         refresh: args.refresh,
-        workspace: workspace::current(dir).unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
+        workspace: l.workspace().unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
         targets: args.target.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
         excludes: args.exclude.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
         hook: if args.verbose { &VerboseHook } else { &kiln_core::NoopHook },
@@ -56,7 +56,7 @@ pub(crate) fn providers_request<'a>(
         registry: reg,
         providers,
         variables: l.vars.clone(),
-        workspace: workspace::current(dir).unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
+        workspace: l.workspace().unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
         cwd: dir.to_path_buf(),
     }
 }
@@ -109,7 +109,7 @@ pub(crate) async fn make_plan_inner(
     if diags.has_errors() {
         return Err(Failure::in_sources(&l.config.sources, diags));
     }
-    warn(&l.config, &diags);
+    warn(l, &diags);
     let plan = plan.ok_or_else(|| Diagnostic::error("E-PLAN", "no plan could be made").hint("the messages above say why"))?;
     check_depth(&plan)?;
     Ok(plan)

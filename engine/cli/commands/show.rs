@@ -5,11 +5,12 @@ use crate::{render, view_plan};
 use kiln_diag::Diagnostic;
 use kiln_value::Value;
 use kiln_views::{Format, Output, Outputs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::*;
 
-pub(crate) async fn show(dir: &Path, format: Format, plan_file: Option<PathBuf>) -> R {
+pub(crate) async fn show(cx: &Ctx, format: Format, plan_file: Option<PathBuf>) -> R {
+    let dir = cx.dir();
     if let Some(p) = plan_file {
         let (config, diags) = kiln_config::load(dir);
         // The configuration says how saved plans are encrypted.
@@ -20,17 +21,17 @@ pub(crate) async fn show(dir: &Path, format: Format, plan_file: Option<PathBuf>)
                     .hint("run `kiln validate` to see them; the configuration says how saved plans are encrypted"),
             ));
         };
-        let plan = read_plan(&config, dir, &p)?;
+        let plan = read_plan(&with_config(cx, config), &p)?;
         print!("{}", view_plan::show(&plan, format));
         return Ok(ExitStatus::Success);
     }
-    let state = current_state(dir).await?;
+    let state = current_state(cx).await?;
     print!("{}", view_plan::show(&state, format));
     Ok(ExitStatus::Success)
 }
 
-pub(crate) async fn output(dir: &Path, format: Format, raw: bool, name: Option<String>) -> R {
-    let state = current_state(dir).await?;
+pub(crate) async fn output(cx: &Ctx, format: Format, raw: bool, name: Option<String>) -> R {
+    let state = current_state(cx).await?;
     let Some(n) = name else {
         print!("{}", view_plan::show(&Outputs(&state.outputs), format));
         return Ok(ExitStatus::Success);
@@ -56,7 +57,8 @@ pub(crate) async fn output(dir: &Path, format: Format, raw: bool, name: Option<S
     Ok(ExitStatus::Success)
 }
 
-pub(crate) fn graph(dir: &Path) -> R {
+pub(crate) fn graph(cx: &Ctx) -> R {
+    let dir = cx.dir();
     let (config, diags) = kiln_config::load(dir);
     let config = config.expect("config");
     if diags.has_errors() {

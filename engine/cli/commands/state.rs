@@ -2,14 +2,13 @@
 
 use crate::cli::{StateCommand, VarArgs};
 use kiln_addrs::InstanceAddr;
-use std::path::Path;
 
 use super::*;
 
-pub(crate) async fn state_cmd(ops: &kiln_ops::operation::Context, dir: &Path, cmd: StateCommand) -> R {
-    let (config, _) = kiln_config::load(dir);
-    let config = config.expect("config");
-    let backend = open(&config, dir)?;
+pub(crate) async fn state_cmd(cx: &Ctx, cmd: StateCommand) -> R {
+    let ops = &cx.ops;
+    let l = load_config(cx);
+    let backend = open(&l)?;
     match cmd {
         StateCommand::List => {
             for a in read_state(backend.as_ref()).await?.resources.keys() {
@@ -106,10 +105,12 @@ fn not_in_state(a: &InstanceAddr) -> Diagnostic {
 
 /// `kiln import ADDRESS ID` (see [`kiln_ops::import`]): the provider is configured from its
 /// `provider` block.
-pub(crate) async fn import(ops: &kiln_ops::operation::Context, dir: &Path, vars: &VarArgs, address: &str, id: &str) -> R {
-    let l = load(dir, vars)?;
+pub(crate) async fn import(cx: &Ctx, vars: &VarArgs, address: &str, id: &str) -> R {
+    let dir = cx.dir();
+    let ops = &cx.ops;
+    let l = load(cx, vars)?;
     let a = parse_address(address)?;
-    let backend = open(&l.config, dir)?;
+    let backend = open(&l)?;
     let (l, a) = (&l, &a);
     kiln_ops::operation::run(ops, &backend, "import", |s| async move {
         let reg = registry();
@@ -119,7 +120,7 @@ pub(crate) async fn import(ops: &kiln_ops::operation::Context, dir: &Path, vars:
             registry: &reg,
             providers: &providers,
             variables: l.vars.clone(),
-            workspace: workspace::current(dir).unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
+            workspace: l.workspace().unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
             cwd: dir.to_path_buf(),
             address: a,
             id,
@@ -134,9 +135,9 @@ pub(crate) async fn import(ops: &kiln_ops::operation::Context, dir: &Path, vars:
 /// Removes a lock by its ID. A holder that may still be running (its process exists on this
 /// host, or its lease has not ended) keeps its lock unless `force` is given: breaking it would
 /// let two runs change the state at once.
-pub(crate) async fn force_unlock(dir: &Path, id: &str, force: bool) -> R {
-    let (config, _) = kiln_config::load(dir);
-    let backend = open(&config.expect("config"), dir)?;
+pub(crate) async fn force_unlock(cx: &Ctx, id: &str, force: bool) -> R {
+    let l = load_config(cx);
+    let backend = open(&l)?;
     if !force {
         let holder = backend.lock_info().await.map_err(|e| {
             Diagnostic::error("E-STATE-LOCK", format!("cannot read the state lock: {e}")).hint("check that the state backend is reachable")

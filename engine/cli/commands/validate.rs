@@ -5,12 +5,12 @@ use crate::cli::VarArgs;
 use crate::view_plan;
 use kiln_state::State;
 use kiln_views::{Format, Validation};
-use std::path::Path;
 
 use super::*;
 
-pub(crate) async fn validate(dir: &Path, vars: &VarArgs, format: Format) -> R {
-    let l = load(dir, vars)?;
+pub(crate) async fn validate(cx: &Ctx, vars: &VarArgs, format: Format) -> R {
+    let dir = cx.dir();
+    let l = load(cx, vars)?;
     let state = State::default();
     let reg = registry();
     let providers = kiln_core::Providers::new();
@@ -33,7 +33,7 @@ pub(crate) async fn validate(dir: &Path, vars: &VarArgs, format: Format) -> R {
     if diags.has_errors() {
         return Err(Failure::in_sources(&l.config.sources, diags));
     }
-    warn(&l.config, &diags);
+    warn(&l, &diags);
     println!("Success! The configuration is valid.");
     Ok(ExitStatus::Success)
 }

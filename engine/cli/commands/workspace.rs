@@ -4,8 +4,6 @@
 //! a workspace's state: local `.kiln/workspaces/NAME/state.json`, s3 `env:/NAME/<key>`,
 //! postgres one row per workspace.
 
-use std::path::Path;
-
 use kiln_state::{check_workspace_name, State, DEFAULT_WORKSPACE};
 
 use super::*;
@@ -14,37 +12,64 @@ use crate::cli::WorkspaceCommand;
 /// The file naming the selected workspace.
 pub(crate) const ENV_FILE: &str = ".kiln/environment";
 
-/// The selected workspace: `KILN_WORKSPACE`, else `.kiln/environment`, else `default`.
-pub(crate) fn current(dir: &Path) -> Result<String, String> {
-    let (name, from) = match std::env::var("KILN_WORKSPACE") {
-        Ok(v) if !v.trim().is_empty() => (v.trim().to_string(), "the KILN_WORKSPACE environment variable".to_string()),
-        _ => match std::fs::read_to_string(dir.join(ENV_FILE)) {
+/// The selected workspace: `KILN_WORKSPACE` (in the settings), else `.kiln/environment`, else
+/// `default`.
+pub(crate) fn current(settings: &Settings) -> Result<String, Failure> {
+    let (name, from) = match &settings.workspace {
+        Some(v) => (v.clone(), "the KILN_WORKSPACE environment variable".to_string()),
+        None => match std::fs::read_to_string(settings.dir.join(ENV_FILE)) {
             Ok(s) if !s.trim().is_empty() => (s.trim().to_string(), format!("`{ENV_FILE}`")),
             Ok(_) => (DEFAULT_WORKSPACE.to_string(), String::new()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (DEFAULT_WORKSPACE.to_string(), String::new()),
             Err(e) => {
-                return Err(format!(
-                    "Error: cannot read `{ENV_FILE}`: {e}\n  = help: check its permissions, or delete it to use the default workspace"
-                ))
+                return Err(Diagnostic::error("E-WORKSPACE-READ", format!("cannot read `{ENV_FILE}`"))
+                    .detail(e.to_string())
+                    .hint("check its permissions, or delete it to use the default workspace")
+                    .into())
             }
         },
     };
-    check_workspace_name(&name).map_err(|e| format!("Error: {e}\n  = help: it comes from {from}; fix or remove it"))?;
+    check_workspace_name(&name)
+        .map_err(|e| Diagnostic::error("E-WORKSPACE-NAME", e.to_string()).hint(format!("it comes from {from}; fix or remove it")))?;
     Ok(name)
 }
 
-fn select(dir: &Path, name: &str) -> Result<(), String> {
-    std::fs::create_dir_all(dir.join(".kiln")).map_err(|e| format!("Error: cannot create .kiln: {e}"))?;
-    std::fs::write(dir.join(ENV_FILE), format!("{name}\n")).map_err(|e| format!("Error: cannot write `{ENV_FILE}`: {e}"))?;
-    if std::env::var("KILN_WORKSPACE").is_ok_and(|v| !v.trim().is_empty() && v.trim() != name) {
-        eprintln!("Warning: KILN_WORKSPACE is set and overrides the selected workspace while it is set");
+/// A workspace name given on the command line, checked.
+fn valid_name(name: &str) -> Result<(), Failure> {
+    check_workspace_name(name)
+        .map_err(|e| Diagnostic::error("E-WORKSPACE-NAME", e.to_string()).hint("`kiln workspace list` shows the workspaces").into())
+}
+
+fn select(cx: &Ctx, name: &str) -> Result<(), Failure> {
+    let dir = cx.dir();
+    let io = |what: String, e: std::io::Error| {
+        Failure::from(
+            Diagnostic::error("E-WORKSPACE-WRITE", what)
+                .detail(e.to_string())
+                .hint("check that the directory is writable; the selected workspace is unchanged"),
+        )
+    };
+    std::fs::create_dir_all(dir.join(".kiln")).map_err(|e| io("cannot create `.kiln`".into(), e))?;
+    std::fs::write(dir.join(ENV_FILE), format!("{name}\n")).map_err(|e| io(format!("cannot write `{ENV_FILE}`"), e))?;
+    if cx.settings.workspace.as_deref().is_some_and(|v| v != name) {
+        cx.printer.warning("KILN_WORKSPACE is set and overrides the selected workspace while it is set");
     }
     Ok(())
 }
 
-async fn names(config: &Config, dir: &Path) -> Result<Vec<String>, String> {
-    let b = open_workspace(config, dir, DEFAULT_WORKSPACE)?;
-    let mut names = b.workspaces().await.map_err(|e| format!("Error: cannot list workspaces: {e}"))?;
+fn exists(name: &str) -> Failure {
+    Diagnostic::error("E-WORKSPACE-EXISTS", format!("workspace `{name}` already exists"))
+        .hint(format!("`kiln workspace select {name}` switches to it"))
+        .into()
+}
+
+async fn names(l: &Loaded) -> Result<Vec<String>, Failure> {
+    let b = open_workspace(l, DEFAULT_WORKSPACE)?;
+    let mut names = b.workspaces().await.map_err(|e| {
+        Diagnostic::error("E-WORKSPACE-LIST", "cannot list workspaces")
+            .detail(e.to_string())
+            .hint(format!("check that {} is reachable", b.describe()))
+    })?;
     names.push(DEFAULT_WORKSPACE.to_string());
     names.sort();
     names.dedup();
@@ -52,97 +77,107 @@ async fn names(config: &Config, dir: &Path) -> Result<Vec<String>, String> {
 }
 
 /// Creates workspace `name` with an empty state, so that it is listed.
-async fn create(ops: &kiln_ops::operation::Context, config: &Config, dir: &Path, name: &str) -> Result<(), Failure> {
-    let b = open_workspace(config, dir, name)?;
-    kiln_ops::operation::run(ops, &b, "workspace new", |_| async {
+async fn create(cx: &Ctx, l: &Loaded, name: &str) -> Result<(), Failure> {
+    let b = open_workspace(l, name)?;
+    kiln_ops::operation::run(&cx.ops, &b, "workspace new", |_| async {
         match b.read().await {
-            Ok(None) => b.write(&State::new()).await.map_err(|e| format!("Error: cannot create workspace `{name}`: {e}").into()),
-            Ok(Some(_)) => Err(format!("Error: workspace `{name}` already exists\n  = help: `kiln workspace select {name}` switches to it").into()),
-            Err(e) => Err(format!("Error: {e}").into()),
+            Ok(None) => b.write(&State::new()).await.map_err(|e| {
+                Diagnostic::error("E-WORKSPACE-CREATE", format!("cannot create workspace `{name}`"))
+                    .detail(e.to_string())
+                    .hint(format!("check that {} is reachable and writable", b.describe()))
+                    .into()
+            }),
+            Ok(Some(_)) => Err(exists(name)),
+            Err(e) => Err(Diagnostic::error("E-STATE-READ", e.to_string()).hint("the state was left untouched").into()),
         }
     })
     .await
 }
 
-pub(crate) async fn workspace_cmd(ops: &kiln_ops::operation::Context, dir: &Path, cmd: WorkspaceCommand) -> R {
-    let (config, _) = kiln_config::load(dir);
-    let config = config.expect("config");
-    let cur = current(dir)?;
+pub(crate) async fn workspace_cmd(cx: &Ctx, cmd: WorkspaceCommand) -> R {
+    let l = load_config(cx);
+    let cur = l.workspace()?;
     match cmd {
         WorkspaceCommand::Show => {
-            println!("{cur}");
+            cx.printer.data(&cur);
             Ok(ExitStatus::Success)
         }
         WorkspaceCommand::List => {
-            let mut all = names(&config, dir).await?;
+            let mut all = names(&l).await?;
             all.push(cur.clone());
             all.sort();
             all.dedup();
             for n in all {
-                println!("{} {n}", if n == cur { "*" } else { " " });
+                cx.printer.data(format_args!("{} {n}", if n == cur { "*" } else { " " }));
             }
             Ok(ExitStatus::Success)
         }
         WorkspaceCommand::New { name } => {
-            check_workspace_name(&name).map_err(|e| format!("Error: {e}"))?;
-            if names(&config, dir).await?.contains(&name) {
-                return Err(
-                    format!("Error: workspace `{name}` already exists\n  = help: `kiln workspace select {name}` switches to it").into()
-                );
+            valid_name(&name)?;
+            if names(&l).await?.contains(&name) {
+                return Err(exists(&name));
             }
-            create(ops, &config, dir, &name).await?;
-            select(dir, &name)?;
-            println!("Created and switched to workspace \"{name}\".");
+            create(cx, &l, &name).await?;
+            select(cx, &name)?;
+            cx.printer.data(format_args!("Created and switched to workspace \"{name}\"."));
             Ok(ExitStatus::Success)
         }
         WorkspaceCommand::Select { name, or_create } => {
-            check_workspace_name(&name).map_err(|e| format!("Error: {e}"))?;
-            let all = names(&config, dir).await?;
+            valid_name(&name)?;
+            let all = names(&l).await?;
             if !all.contains(&name) {
                 if !or_create {
-                    return Err(format!(
-                        "Error: workspace `{name}` does not exist (workspaces: {})\n  = help: `kiln workspace new {name}` creates it, or pass --or-create",
-                        all.join(", ")
-                    ).into());
+                    return Err(Diagnostic::error("E-WORKSPACE-MISSING", format!("workspace `{name}` does not exist"))
+                        .detail(format!("workspaces: {}", all.join(", ")))
+                        .hint(format!("`kiln workspace new {name}` creates it, or pass --or-create"))
+                        .into());
                 }
-                create(ops, &config, dir, &name).await?;
+                create(cx, &l, &name).await?;
             }
-            select(dir, &name)?;
-            println!("Switched to workspace \"{name}\".");
+            select(cx, &name)?;
+            cx.printer.data(format_args!("Switched to workspace \"{name}\"."));
             Ok(ExitStatus::Success)
         }
         WorkspaceCommand::Delete { name, force } => {
-            check_workspace_name(&name).map_err(|e| format!("Error: {e}"))?;
+            valid_name(&name)?;
             if name == DEFAULT_WORKSPACE {
-                return Err(
-                    "Error: the `default` workspace cannot be deleted\n  = help: `kiln destroy` in it removes what it manages".into()
-                );
+                return Err(Diagnostic::error("E-WORKSPACE-DEFAULT", "the `default` workspace cannot be deleted")
+                    .hint("`kiln destroy` in it removes what it manages")
+                    .into());
             }
             if name == cur {
-                return Err(format!(
-                    "Error: workspace `{name}` is selected and cannot be deleted\n  = help: `kiln workspace select default` first"
-                )
-                .into());
+                return Err(Diagnostic::error("E-WORKSPACE-SELECTED", format!("workspace `{name}` is selected and cannot be deleted"))
+                    .hint("`kiln workspace select default` first")
+                    .into());
             }
-            if !names(&config, dir).await?.contains(&name) {
-                return Err(
-                    format!("Error: workspace `{name}` does not exist\n  = help: `kiln workspace list` shows the workspaces").into()
-                );
+            if !names(&l).await?.contains(&name) {
+                return Err(Diagnostic::error("E-WORKSPACE-MISSING", format!("workspace `{name}` does not exist"))
+                    .hint("`kiln workspace list` shows the workspaces")
+                    .into());
             }
-            let b = open_workspace(&config, dir, &name)?;
-            kiln_ops::operation::run(ops, &b, "workspace delete", |_| async {
+            let b = open_workspace(&l, &name)?;
+            kiln_ops::operation::run(&cx.ops, &b, "workspace delete", |_| async {
                 let state = read_state(b.as_ref()).await?;
                 if !state.resources.is_empty() && !force {
-                    return Err(format!(
-                        "Error: workspace `{name}` still manages {} resource(s)\n  = help: destroy them first (`KILN_WORKSPACE={name} kiln destroy`), or pass --force to delete its state and leave them unmanaged",
-                        state.resources.len()
+                    return Err(Diagnostic::error(
+                        "E-WORKSPACE-NOT-EMPTY",
+                        format!("workspace `{name}` still manages {} resource(s)", state.resources.len()),
                     )
+                    .hint(format!(
+                        "destroy them first (`KILN_WORKSPACE={name} kiln destroy`), or pass --force to delete its state and leave them unmanaged"
+                    ))
                     .into());
                 }
-                b.delete_state().await.map_err(|e| Failure::from(format!("Error: cannot delete workspace `{name}`: {e}")))
+                b.delete_state().await.map_err(|e| {
+                    Failure::from(
+                        Diagnostic::error("E-WORKSPACE-DELETE", format!("cannot delete workspace `{name}`"))
+                            .detail(e.to_string())
+                            .hint(format!("check that {} is reachable and writable", b.describe())),
+                    )
+                })
             })
             .await?;
-            println!("Deleted workspace \"{name}\".");
+            cx.printer.data(format_args!("Deleted workspace \"{name}\"."));
             Ok(ExitStatus::Success)
         }
     }
