@@ -19,13 +19,14 @@ pub(crate) async fn plan_cmd(cx: &Ctx, args: &PlanArgs, out: Option<PathBuf>, de
         make_plan(&s, dir, l, &state, &kiln_core::Providers::new(), args, Mode::Normal).await
     })
     .await?;
-    print!("{}", view_plan::show(&plan, format));
+    view_plan::print(cx, &plan, format);
     if let Some(path) = out {
         let text =
             plan.to_json().map_err(|e| Diagnostic::error("E-PLAN-SAVE", e.to_string()).hint("nothing was written; please report this"))?;
-        let codec = codec(&l)?;
+        let codec = codec(l)?;
         if codec.name() == "plain" && plan.variables.values().any(Value::contains_sensitive) {
-            eprintln!("Warning: the saved plan holds sensitive variable values in plain text; keep {} private", path.display());
+            cx.printer
+                .warning(format_args!("the saved plan holds sensitive variable values in plain text; keep {} private", path.display()));
         }
         let bytes = codec
             .seal(text.as_bytes())
@@ -34,7 +35,11 @@ pub(crate) async fn plan_cmd(cx: &Ctx, args: &PlanArgs, out: Option<PathBuf>, de
             Diagnostic::error("E-PLAN-SAVE", format!("cannot write `{}`: {e}", path.display()))
                 .hint("check that the directory exists and is writable")
         })?;
-        eprintln!("\nSaved the plan to {}. Apply exactly this plan with: kiln apply {}", path.display(), path.display());
+        cx.printer.note(format_args!(
+            "\nSaved the plan to {}. Apply exactly this plan with: kiln apply {}",
+            path.display(),
+            path.display()
+        ));
     }
     Ok(if detailed && plan.has_changes() { ExitStatus::Changes } else { ExitStatus::Success })
 }

@@ -22,18 +22,18 @@ pub(crate) async fn show(cx: &Ctx, format: Format, plan_file: Option<PathBuf>) -
             ));
         };
         let plan = read_plan(&with_config(cx, config), &p)?;
-        print!("{}", view_plan::show(&plan, format));
+        view_plan::print(cx, &plan, format);
         return Ok(ExitStatus::Success);
     }
     let state = current_state(cx).await?;
-    print!("{}", view_plan::show(&state, format));
+    view_plan::print(cx, &state, format);
     Ok(ExitStatus::Success)
 }
 
 pub(crate) async fn output(cx: &Ctx, format: Format, raw: bool, name: Option<String>) -> R {
     let state = current_state(cx).await?;
     let Some(n) = name else {
-        print!("{}", view_plan::show(&Outputs(&state.outputs), format));
+        view_plan::print(cx, &Outputs(&state.outputs), format);
         return Ok(ExitStatus::Success);
     };
     let Some(o) = state.outputs.get(&n) else {
@@ -45,14 +45,14 @@ pub(crate) async fn output(cx: &Ctx, format: Format, raw: bool, name: Option<Str
     if raw {
         // The one explicit request for a value, sensitive or not.
         match &o.value {
-            Value::String(s) if format != Format::Json => println!("{s}"),
-            v => println!("{}", v.to_json()),
+            Value::String(s) if format != Format::Json => cx.printer.data(s),
+            v => cx.printer.data(v.to_json()),
         }
         return Ok(ExitStatus::Success);
     }
-    print!("{}", view_plan::show(&Output { name: &n, output: o }, format));
+    view_plan::print(cx, &Output { name: &n, output: o }, format);
     if o.sensitive || o.value.contains_sensitive() {
-        eprintln!("(the output is sensitive: use `kiln output --raw {n}` to print it)");
+        cx.printer.note(format_args!("(the output is sensitive: use `kiln output --raw {n}` to print it)"));
     }
     Ok(ExitStatus::Success)
 }

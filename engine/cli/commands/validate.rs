@@ -27,13 +27,13 @@ pub(crate) async fn validate(cx: &Ctx, vars: &VarArgs, format: Format) -> R {
     if format != Format::Human {
         // Machines and reports get every diagnostic on stdout, and the exit code says whether
         // the configuration is valid.
-        print!("{}", view_plan::show(&Validation { sources: &l.config.sources, diagnostics: &diags }, format));
+        view_plan::print(cx, &Validation { sources: &l.config.sources, diagnostics: &diags }, format);
         return Ok(if diags.has_errors() { ExitStatus::Error } else { ExitStatus::Success });
     }
     if diags.has_errors() {
         return Err(Failure::in_sources(&l.config.sources, diags));
     }
     warn(&l, &diags);
-    println!("Success! The configuration is valid.");
+    cx.printer.data("Success! The configuration is valid.");
     Ok(ExitStatus::Success)
 }
