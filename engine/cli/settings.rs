@@ -80,12 +80,6 @@ impl Settings {
         let colour = Colour { stdout: !no_colour && terminals.stdout, stderr: !no_colour && terminals.stderr };
         Ok(Settings { dir, lock: LockSettings { timeout, lease }, workspace, quiet, colour, terminals, env })
     }
-
-    /// Settings for a command in `dir` with no flags and an empty environment (tests).
-    #[cfg(test)]
-    pub fn for_dir(dir: impl Into<PathBuf>) -> Settings {
-        Settings::resolve(&Flags { lock_timeout: "0s".into() }, Vec::new(), dir.into(), Terminals::default()).expect("default settings")
-    }
 }
 
 #[cfg(test)]

@@ -73,5 +73,5 @@ pub fn open_workspace(l: &Loaded, ws: &str) -> Result<Arc<dyn StateBackend>, Fai
 pub(crate) async fn current_state(cx: &Ctx) -> Result<State, Failure> {
     let l = load_config(cx);
     let backend = open(&l)?;
-    Ok(read_state(backend.as_ref()).await?)
+    read_state(backend.as_ref()).await
 }
