@@ -1,6 +1,7 @@
 //! What a command returns: `R = Result<ExitStatus, Failure>`. An [`ExitStatus`] is one of
 //! Terraform's exit codes; a [`Failure`] carries the diagnostics of an error that stopped the
-//! command, with the source files their spans point into, and is rendered once, by the printer.
+//! command, with the source files their spans point into, and is rendered once, by the printer
+//! (as every other diagnostic: code, summary, file:line:col, hint).
 
 use kiln_diag::{Diagnostic, Diagnostics, Sources};
 
@@ -38,51 +39,31 @@ impl ExitStatus {
 /// An error that stopped a command (exit code 1): its diagnostics and the source files their
 /// spans point into, so they render with file:line:col.
 #[derive(Debug, Clone)]
-pub struct Failure(Repr);
-
-#[derive(Debug, Clone)]
-enum Repr {
-    Diagnostics {
-        diags: Diagnostics,
-        sources: Sources,
-    },
-    /// Text rendered before it got here (transitional: `Err(format!("Error: ..."))`).
-    Rendered(String),
+pub struct Failure {
+    diags: Diagnostics,
+    sources: Sources,
 }
 
 impl Failure {
     /// Diagnostics without source spans (or whose spans need no file text).
     pub fn new(diags: impl Into<Diagnostics>) -> Failure {
-        Failure(Repr::Diagnostics { diags: diags.into(), sources: Sources::default() })
+        Failure { diags: diags.into(), sources: Sources::default() }
     }
 
     /// Diagnostics whose spans point into `sources` (usually `config.sources`).
     pub fn in_sources(sources: &Sources, diags: impl Into<Diagnostics>) -> Failure {
-        Failure(Repr::Diagnostics { diags: diags.into(), sources: sources.clone() })
+        Failure { diags: diags.into(), sources: sources.clone() }
     }
 
-    /// The same failure, its spans resolved in `sources` (when it has none yet).
-    pub fn with_sources(self, sources: &Sources) -> Failure {
-        match self.0 {
-            Repr::Diagnostics { diags, sources: s } if s.iter().next().is_none() => Failure::in_sources(sources, diags),
-            other => Failure(other),
-        }
-    }
-
-    /// The diagnostics, when it has them (not already rendered text).
-    pub fn diagnostics(&self) -> Option<&Diagnostics> {
-        match &self.0 {
-            Repr::Diagnostics { diags, .. } => Some(diags),
-            Repr::Rendered(_) => None,
-        }
+    /// The diagnostics.
+    #[cfg(test)]
+    pub fn diagnostics(&self) -> &Diagnostics {
+        &self.diags
     }
 
     /// The failure as people read it (miette, see `render`).
     pub fn render(&self, colour: bool) -> String {
-        match &self.0 {
-            Repr::Diagnostics { diags, sources } => crate::render::diagnostics_with(sources, diags, colour),
-            Repr::Rendered(s) => s.clone(),
-        }
+        crate::render::diagnostics(&self.sources, &self.diags, colour)
     }
 }
 
@@ -95,28 +76,6 @@ impl From<Diagnostic> for Failure {
 impl From<Diagnostics> for Failure {
     fn from(d: Diagnostics) -> Failure {
         Failure::new(d)
-    }
-}
-
-/// Transitional: an error already formatted as text (`Err(format!("Error: ..."))`).
-impl From<String> for Failure {
-    fn from(s: String) -> Failure {
-        Failure(Repr::Rendered(s))
-    }
-}
-
-/// Transitional, as `From<String>`.
-impl From<&str> for Failure {
-    fn from(s: &str) -> Failure {
-        Failure(Repr::Rendered(s.to_string()))
-    }
-}
-
-/// Transitional: lets a helper still returning `Result<_, String>` use `?` on one returning a
-/// `Failure` (rendered here, without colour decisions of its own: `render::colour()`).
-impl From<Failure> for String {
-    fn from(f: Failure) -> String {
-        f.render(crate::render::colour())
     }
 }
 
@@ -138,18 +97,11 @@ mod tests {
         let mut sources = Sources::new();
         let file = sources.add("main.kiln.hcl", "x = 1\ny = nope\n".to_string());
         let d = Diagnostic::error("E-TEST", "bad value").at(Span::new(file, 10..14), "here").hint("write a number");
-        let f = Failure::new(d).with_sources(&sources);
+        let f = Failure::in_sources(&sources, d);
         let out = f.render(false);
         assert!(out.contains("E-TEST") && out.contains("bad value"), "{out}");
         assert!(out.contains("main.kiln.hcl:2:5"), "{out}");
         assert!(out.contains("write a number"), "{out}");
-        assert_eq!(f.diagnostics().map(Diagnostics::len), Some(1));
-    }
-
-    #[test]
-    fn rendered_text_passes_through() {
-        let f = Failure::from("Error: old style".to_string());
-        assert_eq!(f.render(false), "Error: old style");
-        assert!(f.diagnostics().is_none());
+        assert_eq!(f.diagnostics().len(), 1);
     }
 }

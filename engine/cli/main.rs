@@ -3,8 +3,6 @@
 //! `plan --detailed-exitcode`). Data goes to stdout; progress and diagnostics to stderr.
 
 mod cli;
-// The commands print their results to stdout and progress and diagnostics to stderr.
-#[allow(clippy::print_stdout, clippy::print_stderr)]
 mod commands;
 mod exit;
 mod printer;

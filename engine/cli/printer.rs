@@ -40,6 +40,13 @@ impl Printer {
         let _ = write!(std::io::stdout().lock(), "{text}");
     }
 
+    /// Bytes on stdout as they are, flushed (a job's log as it streams).
+    pub fn data_bytes(&self, bytes: &[u8]) {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
+
     /// A line for people on stderr, always shown (notices, prompts, summaries of failures).
     pub fn note(&self, line: impl Display) {
         let _ = writeln!(std::io::stderr().lock(), "{line}");
@@ -65,7 +72,7 @@ impl Printer {
     /// Diagnostics (errors and warnings) on stderr, rendered with their sources.
     pub fn diagnostics(&self, sources: &Sources, diags: &Diagnostics) {
         if !diags.is_empty() {
-            self.note_raw(render::diagnostics_with(sources, diags, self.colour.stderr));
+            self.note_raw(render::diagnostics(sources, diags, self.colour.stderr));
         }
     }
 

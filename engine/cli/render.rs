@@ -7,16 +7,9 @@ use std::fmt;
 use kiln_diag::{Diagnostic, Diagnostics, Label, Severity, Sources};
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan, SpanContents};
 
-pub fn colour() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr())
-}
-
-pub fn diagnostics(sources: &Sources, diags: &Diagnostics) -> String {
-    diagnostics_with(sources, diags, colour())
-}
-
-/// [`diagnostics`], with colour (ANSI escapes) or without.
-pub fn diagnostics_with(sources: &Sources, diags: &Diagnostics, colour: bool) -> String {
+/// `diags` rendered for people, with colour (ANSI escapes) when `colour` (the settings decide:
+/// stderr a terminal, `NO_COLOR` unset).
+pub fn diagnostics(sources: &Sources, diags: &Diagnostics, colour: bool) -> String {
     let theme = if colour { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_primary_span_start().with_wrap_lines(false).with_links(false);
     let mut out = String::new();
@@ -189,7 +182,7 @@ mod tests {
         let view = View::new(&sources, &d);
         let window = view.source.as_ref().unwrap();
         assert!(window.text.lines().count() <= 2 * CONTEXT_LINES + 1, "{}", window.text);
-        let out = diagnostics(&sources, &Diagnostics::from(d));
+        let out = diagnostics(&sources, &Diagnostics::from(d), false);
         assert!(out.contains("main.kiln.hcl:50001:19"), "{out}");
         assert!(out.contains("50001 │ resource \"record\" \"r50000\""), "{out}");
     }
@@ -199,7 +192,7 @@ mod tests {
         let mut sources = Sources::new();
         let file = sources.add("a.kiln.hcl", "x = 1\ny = 2".to_string());
         let d = Diagnostic::error("E-TEST", "both").at(Span::new(file, 0..1), "first").also(Span::new(file, 10..11), "last");
-        let out = diagnostics(&sources, &Diagnostics::from(d));
+        let out = diagnostics(&sources, &Diagnostics::from(d), false);
         assert!(out.contains("a.kiln.hcl:1:1") && out.contains("first") && out.contains("last"), "{out}");
     }
 }

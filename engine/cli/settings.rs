@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn an_invalid_lock_timeout_is_a_diagnostic_with_a_hint() {
         let f = resolve("forever", &[], Terminals::default()).unwrap_err();
-        let d = f.diagnostics().and_then(|d| d.iter().next()).expect("a diagnostic").clone();
+        let d = f.diagnostics().iter().next().expect("a diagnostic").clone();
         assert_eq!(d.code, "E-CLI-LOCK-TIMEOUT");
         assert!(d.summary.contains("--lock-timeout `forever`"), "{}", d.summary);
         assert!(d.hint.as_deref().is_some_and(|h| h.contains("30s")), "{:?}", d.hint);

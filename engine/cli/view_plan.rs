@@ -11,9 +11,3 @@ use crate::commands::Ctx;
 pub fn print(cx: &Ctx, view: &dyn View, format: Format) {
     cx.printer.data_raw(kiln_views::render(view, format, cx.settings.colour.stdout));
 }
-
-/// The human plan for stdout (`apply` prints it before asking).
-pub fn for_stdout(plan: &kiln_plan::Plan) -> String {
-    let colour = std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stdout());
-    kiln_views::render(plan, Format::Human, colour)
-}

@@ -2,7 +2,6 @@
 //! state, Ctrl-C handling and progress, then save the final state.
 
 use crate::cli::PlanArgs;
-use crate::{render, view_plan};
 use kiln_core::{Hook, Providers, Subject};
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_ops::operation::Session;
@@ -60,7 +59,7 @@ pub(crate) async fn apply_locked(s: &Session, dir: &Path, l: &Loaded, providers:
         }
         None => {
             let p = make_plan(s, dir, l, &state, providers, args, mode).await?;
-            print!("{}", view_plan::for_stdout(&p));
+            l.printer.data_raw(kiln_views::render(&p, kiln_views::Format::Human, l.settings.colour.stdout));
             p
         }
     };
@@ -74,12 +73,12 @@ pub(crate) async fn apply_locked(s: &Session, dir: &Path, l: &Loaded, providers:
                 .into());
         }
         let what = if mode == Mode::Destroy { "destroy all resources" } else { "perform these actions" };
-        eprint!("\nDo you want to {what}?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ");
+        l.printer.note_raw(format_args!("\nDo you want to {what}?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "));
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().read_line(&mut answer);
         if answer.trim() != "yes" {
-            eprintln!("\nApply cancelled.");
+            l.printer.note("\nApply cancelled.");
             return Ok(ExitStatus::Error);
         }
     }
@@ -130,15 +129,15 @@ pub async fn execute(
             ));
         }
         diags.extend(outcome.diagnostics.into_vec());
-        eprint!("{}", render::diagnostics(&l.config.sources, &diags));
+        l.printer.diagnostics(&l.config.sources, &diags);
         if outcome.interrupted {
-            eprintln!("Apply interrupted: state was saved with every completed operation.");
+            l.printer.note("Apply interrupted: state was saved with every completed operation.");
         }
         return Ok(ExitStatus::Error);
     }
     let verb = if mode == Mode::Destroy { "Destroy" } else { "Apply" };
-    println!("\n{verb} complete! Resources: {} added, {} changed, {} destroyed.", counts.0, counts.1, counts.2);
-    print_outputs(&applied.state);
+    l.printer.data(format_args!("\n{verb} complete! Resources: {} added, {} changed, {} destroyed.", counts.0, counts.1, counts.2));
+    print_outputs(l, &applied.state);
     Ok(ExitStatus::Success)
 }
 

@@ -17,7 +17,7 @@ pub(crate) async fn init(cx: &Ctx, vars: &VarArgs, migrate_state: bool, reconfig
         std::fs::write(dir.join("main.kiln.hcl"), text).map_err(|e| {
             Diagnostic::error("E-INIT-WRITE", format!("cannot write main.kiln.hcl: {e}")).hint("check that the directory is writable")
         })?;
-        eprintln!("Created main.kiln.hcl. Run `kiln plan` to see what it does.");
+        cx.printer.note("Created main.kiln.hcl. Run `kiln plan` to see what it does.");
     }
     std::fs::create_dir_all(dir.join(".kiln"))
         .map_err(|e| Diagnostic::error("E-INIT-WRITE", format!("cannot create .kiln: {e}")).hint("check that the directory is writable"))?;
@@ -32,7 +32,11 @@ pub(crate) async fn init(cx: &Ctx, vars: &VarArgs, migrate_state: bool, reconfig
     match previous {
         Some(old) if identity(&old, dir) != identity(&cfg, dir) => {
             if reconfigure {
-                eprintln!("The backend changed from {} to {}; nothing was copied (--reconfigure).", describe(&old), describe(&cfg));
+                cx.printer.note(format_args!(
+                    "The backend changed from {} to {}; nothing was copied (--reconfigure).",
+                    describe(&old),
+                    describe(&cfg)
+                ));
             } else if migrate_state {
                 migrate(ops, &l, &old, &cfg).await?;
             } else {
@@ -41,11 +45,11 @@ pub(crate) async fn init(cx: &Ctx, vars: &VarArgs, migrate_state: bool, reconfig
                     .into());
             }
         }
-        _ if migrate_state => eprintln!("The backend did not change since the last init: there is nothing to migrate."),
+        _ if migrate_state => cx.printer.note("The backend did not change since the last init: there is nothing to migrate."),
         _ => {}
     }
     record_backend(dir, &cfg)?;
-    eprintln!("kiln is initialized in {} (backend \"{}\": {})", dir.display(), cfg.kind(), describe(&cfg));
+    cx.printer.note(format_args!("kiln is initialized in {} (backend \"{}\": {})", dir.display(), cfg.kind(), describe(&cfg)));
     Ok(ExitStatus::Success)
 }
 
@@ -127,10 +131,10 @@ async fn migrate(
     let open_from = move |ws: &str| -> Arc<dyn kiln_state::StateBackend> { Arc::from(from.open(ws, c1.clone())) };
     let open_to = move |ws: &str| -> Arc<dyn kiln_state::StateBackend> { Arc::from(to.open(ws, c2.clone())) };
     let copied = kiln_ops::migrate::migrate(ops, &open_from, &open_to).await?;
-    eprintln!(
+    l.printer.note(format_args!(
         "Migrated {copied} workspace(s) from {} to {}. The old state was left in place: delete it once you no longer need it.",
         describe(from),
         describe(to)
-    );
+    ));
     Ok(())
 }

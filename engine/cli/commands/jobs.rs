@@ -2,7 +2,6 @@
 //! portable kind `job`; their provider reports `status` (one of [`JobStatus`]), `started_at`,
 //! `finished_at` and `restarts` as attributes, and serves their logs.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -84,15 +83,15 @@ pub async fn list(cx: &Ctx, vars: &VarArgs) -> R {
     let p = providers(dir, &l, &state).await?;
     let jobs = read_jobs(&p, &state).await;
     if jobs.is_empty() {
-        println!("No jobs.");
+        cx.printer.data("No jobs.");
         return Ok(ExitStatus::Success);
     }
-    println!("{:<32} {:<10} {:<26} {:>10} {:>8}", "ADDRESS", "STATUS", "STARTED", "DURATION", "RESTARTS");
+    cx.printer.data(format_args!("{:<32} {:<10} {:<26} {:>10} {:>8}", "ADDRESS", "STATUS", "STARTED", "DURATION", "RESTARTS"));
     for (a, v) in &jobs {
         let get = |k: &str| v.as_ref().and_then(|v| v.get(k)).map(|x| x.to_template_string().unwrap_or_default()).unwrap_or_default();
         let started = get("started_at");
         let duration = duration(&started, &get("finished_at"));
-        println!("{:<32} {:<10} {:<26} {:>10} {:>8}", a.to_string(), status(v), started, duration, get("restarts"));
+        cx.printer.data(format_args!("{:<32} {:<10} {:<26} {:>10} {:>8}", a.to_string(), status(v), started, duration, get("restarts")));
     }
     Ok(ExitStatus::Success)
 }
@@ -126,14 +125,12 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, node: usize, follow: 
     })?;
     let name = addr.to_string();
     let mut offset = 0;
-    let mut stdout = std::io::stdout();
     loop {
         let resp = provider.logs(LogsRequest { address: &name, kind: &r.kind, state: &r.attributes, node, offset }).await;
         if resp.diagnostics.has_errors() {
             return Err(Failure::in_sources(&l.config.sources, resp.diagnostics));
         }
-        let _ = stdout.write_all(&resp.data);
-        let _ = stdout.flush();
+        cx.printer.data_bytes(&resp.data);
         offset = resp.next_offset;
         // Providers return a log in chunks: read on while they give more.
         if !resp.data.is_empty() {
@@ -155,14 +152,14 @@ pub async fn wait_then_refresh(s: &Session, dir: &Path, l: &Loaded, p: &Provider
         return Ok(ExitStatus::Success);
     }
     configure(dir, l, &state, p).await?;
-    eprintln!("\nWaiting for jobs to finish...");
+    l.printer.note("\nWaiting for jobs to finish...");
     let mut last: Vec<String> = Vec::new();
     let failed = loop {
         let jobs = read_jobs(p, &state).await;
         let now: Vec<String> = jobs.iter().map(|(a, v)| format!("{a}: {}", status(v))).collect();
         if now != last {
             for line in now.iter().filter(|l| !last.contains(l)) {
-                eprintln!("  {line}");
+                l.printer.note(format_args!("  {line}"));
             }
             last = now;
         }
@@ -178,7 +175,7 @@ pub async fn wait_then_refresh(s: &Session, dir: &Path, l: &Loaded, p: &Provider
     let refresh = PlanArgs { refresh: true, ..args.clone() };
     let plan = make_plan(s, dir, l, &state, p, &refresh, Mode::Normal).await?;
     if plan.changes.iter().any(|c| c.action != Action::NoOp) {
-        eprintln!("Jobs finished; the configuration now has changes to apply (run `kiln plan`).");
+        l.printer.note("Jobs finished; the configuration now has changes to apply (run `kiln plan`).");
     } else if plan.has_changes() || !plan.drift.is_empty() {
         let code = execute(s, dir, l, p, state, &plan, args.parallelism).await?;
         if code != ExitStatus::Success {

@@ -11,6 +11,8 @@ pub struct Loaded {
     pub vars: BTreeMap<String, Value>,
     pub settings: Arc<Settings>,
     pub printer: Printer,
+    /// The planner's hook for `--verbose`.
+    pub(crate) verbose: VerboseHook,
     pub(crate) codec: std::sync::OnceLock<Arc<dyn kiln_state::Codec>>,
 }
 
@@ -50,7 +52,14 @@ pub fn load(cx: &Ctx, vars: &VarArgs) -> Result<Loaded, Failure> {
     if diags.has_errors() {
         return Err(Failure::in_sources(&config.sources, diags));
     }
-    let l = Loaded { config, vars: values, settings: cx.settings.clone(), printer: cx.printer, codec: Default::default() };
+    let l = Loaded {
+        config,
+        vars: values,
+        settings: cx.settings.clone(),
+        printer: cx.printer,
+        verbose: VerboseHook(cx.printer),
+        codec: Default::default(),
+    };
     warn(&l, &diags);
     Ok(l)
 }
@@ -66,7 +75,7 @@ pub fn load_config(cx: &Ctx) -> Loaded {
 /// `config`, with the root variables of [`load_config`].
 pub fn with_config(cx: &Ctx, config: Config) -> Loaded {
     let vars = kiln_ops::load_variables(cx.dir(), &[], &cx.settings.env, &mut kiln_diag::Sources::default()).0;
-    Loaded { config, vars, settings: cx.settings.clone(), printer: cx.printer, codec: Default::default() }
+    Loaded { config, vars, settings: cx.settings.clone(), printer: cx.printer, verbose: VerboseHook(cx.printer), codec: Default::default() }
 }
 
 /// The warnings among `diags`, on stderr.

@@ -167,7 +167,7 @@ async fn dispatch(cli: Cli, cx: &Ctx) -> ExitStatus {
     }
 }
 
-/// The `Outputs:` block (`kiln_views::outputs::block`).
-fn print_outputs(state: &State) {
-    print!("{}", kiln_views::outputs::block(&state.outputs));
+/// The `Outputs:` block (`kiln_views::outputs::block`), on stdout.
+fn print_outputs(l: &Loaded, state: &State) {
+    l.printer.data_raw(kiln_views::outputs::block(&state.outputs));
 }

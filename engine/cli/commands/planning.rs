@@ -3,17 +3,17 @@
 use super::*;
 
 /// `--verbose`: what providers did while planning, on stderr.
-pub(crate) struct VerboseHook;
+pub(crate) struct VerboseHook(pub(crate) Printer);
 
 impl Hook for VerboseHook {
     fn refresh_done(&self, provider: &str, count: usize, elapsed: Duration) {
-        eprintln!("{provider}: refreshed {count} object(s) in {:.2}s", elapsed.as_secs_f64());
+        self.0.note(format_args!("{provider}: refreshed {count} object(s) in {:.2}s", elapsed.as_secs_f64()));
     }
 
     fn api_calls(&self, provider: &str, calls: &BTreeMap<String, u64>) {
         let total: u64 = calls.values().sum();
         let each: Vec<String> = calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
-        eprintln!("{provider}: {total} API call(s): {}", each.join(", "));
+        self.0.note(format_args!("{provider}: {total} API call(s): {}", each.join(", ")));
     }
 }
 
@@ -37,7 +37,7 @@ pub fn plan_request<'a>(
         workspace: l.workspace().unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
         targets: args.target.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
         excludes: args.exclude.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
-        hook: if args.verbose { &VerboseHook } else { &kiln_core::NoopHook },
+        hook: if args.verbose { &l.verbose } else { &kiln_core::NoopHook },
         cwd: dir.to_path_buf(),
     }
 }

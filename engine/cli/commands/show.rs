@@ -1,7 +1,7 @@
 //! `kiln show`, `kiln output` and `kiln graph`: reading state, plans and the graph, printed in
 //! the format asked for (views in `kiln-views`).
 
-use crate::{render, view_plan};
+use crate::view_plan;
 use kiln_diag::Diagnostic;
 use kiln_value::Value;
 use kiln_views::{Format, Output, Outputs};
@@ -62,12 +62,12 @@ pub(crate) fn graph(cx: &Ctx) -> R {
     let (config, diags) = kiln_config::load(dir);
     let config = config.expect("config");
     if diags.has_errors() {
-        return Err(render::diagnostics(&config.sources, &diags).into());
+        return Err(Failure::in_sources(&config.sources, diags));
     }
     let (g, diags) = kiln_core::build_graph(&config, &registry());
     if diags.has_errors() {
-        return Err(render::diagnostics(&config.sources, &diags).into());
+        return Err(Failure::in_sources(&config.sources, diags));
     }
-    print!("{}", g.deps.to_dot(ToString::to_string));
+    cx.printer.data_raw(g.deps.to_dot(ToString::to_string));
     Ok(ExitStatus::Success)
 }

@@ -12,7 +12,7 @@ pub(crate) async fn state_cmd(cx: &Ctx, cmd: StateCommand) -> R {
     match cmd {
         StateCommand::List => {
             for a in read_state(backend.as_ref()).await?.resources.keys() {
-                println!("{a}");
+                cx.printer.data(format_args!("{a}"));
             }
             Ok(ExitStatus::Success)
         }
@@ -20,11 +20,11 @@ pub(crate) async fn state_cmd(cx: &Ctx, cmd: StateCommand) -> R {
             let a = parse_address(&address)?;
             let state = read_state(backend.as_ref()).await?;
             let r = state.resources.get(&a).ok_or_else(|| not_in_state(&a))?;
-            println!("# {a}:\nresource \"{}\" \"{}\" {{", r.kind, a.resource.name);
+            cx.printer.data(format_args!("# {a}:\nresource \"{}\" \"{}\" {{", r.kind, a.resource.name));
             for (k, v) in r.attributes.as_map().into_iter().flatten() {
-                println!("    {k} = {}", kiln_views::shown(v, r.sensitive.contains(k)));
+                cx.printer.data(format_args!("    {k} = {}", kiln_views::shown(v, r.sensitive.contains(k))));
             }
-            println!("}}");
+            cx.printer.data("}");
             Ok(ExitStatus::Success)
         }
         StateCommand::Rm { addresses } => {
@@ -38,7 +38,7 @@ pub(crate) async fn state_cmd(cx: &Ctx, cmd: StateCommand) -> R {
                 }
                 s.commit(state).await?;
                 for a in &addresses {
-                    println!("Removed {a}");
+                    cx.printer.data(format_args!("Removed {a}"));
                 }
                 Ok(ExitStatus::Success)
             })
@@ -66,7 +66,7 @@ pub(crate) async fn state_cmd(cx: &Ctx, cmd: StateCommand) -> R {
                 }
                 state.resources.insert(t.clone(), r);
                 s.commit(state).await?;
-                println!("Moved {f} to {t}");
+                cx.printer.data(format_args!("Moved {f} to {t}"));
                 Ok(ExitStatus::Success)
             })
             .await
@@ -77,15 +77,15 @@ pub(crate) async fn state_cmd(cx: &Ctx, cmd: StateCommand) -> R {
                     .hint("check that the state backend is reachable")
             })?;
             if versions.is_empty() {
-                println!("No stored versions of {}.", backend.describe());
+                cx.printer.data(format_args!("No stored versions of {}.", backend.describe()));
                 return Ok(ExitStatus::Success);
             }
-            println!("Versions of {}, newest first:", backend.describe());
+            cx.printer.data(format_args!("Versions of {}, newest first:", backend.describe()));
             for v in versions {
                 let serial = v.serial.map_or("?".to_string(), |s| s.to_string());
                 let stored = v.stored.as_deref().unwrap_or("-");
                 let mark = if v.current { "  (current)" } else { "" };
-                println!("{}  serial {serial}  {stored}  {} bytes{mark}", v.id, v.size);
+                cx.printer.data(format_args!("{}  serial {serial}  {stored}  {} bytes{mark}", v.id, v.size));
             }
             Ok(ExitStatus::Success)
         }
@@ -126,7 +126,7 @@ pub(crate) async fn import(cx: &Ctx, vars: &VarArgs, address: &str, id: &str) ->
             id,
         };
         kiln_ops::import::import(&s, req).await.map_err(|d| Failure::in_sources(&l.config.sources, d))?;
-        println!("Import successful: {a} is now managed by kiln.");
+        cx.printer.data(format_args!("Import successful: {a} is now managed by kiln."));
         Ok(ExitStatus::Success)
     })
     .await
@@ -176,6 +176,6 @@ pub(crate) async fn force_unlock(cx: &Ctx, id: &str, force: bool) -> R {
         };
         Diagnostic::error("E-FORCE-UNLOCK", format!("cannot unlock the state: {e}")).hint(hint)
     })?;
-    println!("kiln state has been successfully unlocked.");
+    cx.printer.data("kiln state has been successfully unlocked.");
     Ok(ExitStatus::Success)
 }
