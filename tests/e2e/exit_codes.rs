@@ -77,3 +77,31 @@ fn usage_errors_exit_1_not_2() {
     assert_eq!(r.code(), 1, "a typo in CI must not read as \"changes present\"");
     assert_eq!(p.kiln(&["frobnicate"]).code(), 1);
 }
+
+/// Settings are resolved before a command runs: a bad `--lock-timeout` or `--chdir` is a
+/// diagnostic with a code and a hint (exit 1), and nothing runs.
+#[test]
+fn invalid_global_settings_are_diagnostics_with_a_hint() {
+    let p = Project::new(ONE);
+    let r = p.kiln(&["--lock-timeout", "forever", "apply", "--auto-approve"]).code_is(1);
+    let err = r.stderr();
+    assert!(err.contains("E-CLI-LOCK-TIMEOUT") && err.contains("invalid --lock-timeout `forever`"), "{err}");
+    assert!(err.contains("help:") && err.contains("30s"), "the hint names a valid duration: {err}");
+    assert!(!p.state_path().exists(), "nothing ran: {err}");
+    let r = p.kiln(&["--chdir", "no-such-dir", "plan"]).code_is(1);
+    assert!(r.stderr().contains("E-CLI-CHDIR") && r.stderr().contains("help:"), "{}", r.stderr());
+}
+
+/// Data goes to stdout and diagnostics to stderr, also for commands' own errors.
+#[test]
+fn errors_go_to_stderr_as_diagnostics_and_nothing_to_stdout() {
+    let p = Project::new(ONE);
+    let r = p.kiln(&["workspace", "select", "nope"]).code_is(1);
+    assert!(r.stdout().is_empty(), "{}", r.stdout());
+    let err = r.stderr();
+    assert!(err.contains("E-WORKSPACE-MISSING") && err.contains("workspace `nope` does not exist"), "{err}");
+    assert!(err.contains("help:") && err.contains("kiln workspace new nope"), "{err}");
+    let r = p.kiln(&["workspace", "show"]).ok();
+    assert_eq!(r.stdout(), "default\n");
+    assert!(r.stderr().is_empty(), "{}", r.stderr());
+}

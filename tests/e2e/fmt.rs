@@ -113,6 +113,8 @@ fn syntax_error_exits_1_and_writes_nothing() {
     let broken = "resource \"record\" \"a\" {\n  input = \n";
     let p = Project::new(broken);
     let r = p.kiln(&["fmt"]).code_is(1);
-    assert!(r.stderr().contains("main.kiln.hcl"), "{}", r.stderr());
+    // A diagnostic at the parser's file:line:col, with a hint.
+    assert!(r.stderr().contains("E-FMT-SYNTAX") && r.stderr().contains("main.kiln.hcl:2:11"), "{}", r.stderr());
+    assert!(r.stderr().contains("help:"), "{}", r.stderr());
     assert_eq!(p.read("main.kiln.hcl"), broken);
 }

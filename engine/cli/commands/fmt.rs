@@ -42,7 +42,7 @@ pub(crate) fn fmt(cx: &Ctx, check: bool, diff: bool, recursive: bool, paths: Vec
             Ok(_) => {}
             Err(e) => {
                 failed = true;
-                let (sources, d) = syntax_error(&f, text, &e);
+                let (sources, d) = syntax_error(f.strip_prefix(dir).unwrap_or(&f), text, &e);
                 cx.printer.diagnostics(&sources, &d.into());
             }
         }
