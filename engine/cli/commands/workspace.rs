@@ -182,3 +182,40 @@ pub(crate) async fn workspace_cmd(cx: &Ctx, cmd: WorkspaceCommand) -> R {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::{Flags, Terminals};
+
+    fn settings(dir: &Path, env: &[(&str, &str)]) -> Settings {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::resolve(&Flags { lock_timeout: "0s".into() }, env, dir.to_path_buf(), Terminals::default()).unwrap()
+    }
+
+    #[test]
+    fn kiln_workspace_wins_over_the_selected_file_which_wins_over_default() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(current(&settings(dir.path(), &[])).unwrap(), DEFAULT_WORKSPACE);
+        std::fs::create_dir_all(dir.path().join(".kiln")).unwrap();
+        std::fs::write(dir.path().join(ENV_FILE), "staging\n").unwrap();
+        assert_eq!(current(&settings(dir.path(), &[])).unwrap(), "staging");
+        assert_eq!(current(&settings(dir.path(), &[("KILN_WORKSPACE", "prod")])).unwrap(), "prod");
+        // An empty KILN_WORKSPACE is unset.
+        assert_eq!(current(&settings(dir.path(), &[("KILN_WORKSPACE", " ")])).unwrap(), "staging");
+    }
+
+    #[test]
+    fn an_invalid_name_is_a_diagnostic_naming_where_it_comes_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = current(&settings(dir.path(), &[("KILN_WORKSPACE", "no/slashes")])).unwrap_err();
+        let d = f.diagnostics().iter().next().unwrap().clone();
+        assert_eq!(d.code, "E-WORKSPACE-NAME");
+        assert!(d.hint.as_deref().is_some_and(|h| h.contains("KILN_WORKSPACE")), "{:?}", d.hint);
+        std::fs::create_dir_all(dir.path().join(".kiln")).unwrap();
+        std::fs::write(dir.path().join(ENV_FILE), "bad name\n").unwrap();
+        let f = current(&settings(dir.path(), &[])).unwrap_err();
+        let d = f.diagnostics().iter().next().unwrap().clone();
+        assert!(d.hint.as_deref().is_some_and(|h| h.contains(ENV_FILE)), "{:?}", d.hint);
+    }
+}
