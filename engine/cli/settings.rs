@@ -31,6 +31,8 @@ pub struct Settings {
     pub terminals: Terminals,
     /// The environment, for the configuration's variables (`KILN_VAR_*`, `TF_VAR_*`).
     pub env: Vec<(String, String)>,
+    /// `KILN_TEST_PANIC`, in debug builds only (the test suite's): where to crash on purpose.
+    pub failpoint: Option<String>,
 }
 
 /// Where colour is used.
@@ -78,7 +80,8 @@ impl Settings {
         let quiet = var("KILN_QUIET").is_some();
         let no_colour = var("NO_COLOR").is_some();
         let colour = Colour { stdout: !no_colour && terminals.stdout, stderr: !no_colour && terminals.stderr };
-        Ok(Settings { dir, lock: LockSettings { timeout, lease }, workspace, quiet, colour, terminals, env })
+        let failpoint = var("KILN_TEST_PANIC").filter(|_| cfg!(debug_assertions)).map(str::to_string);
+        Ok(Settings { dir, lock: LockSettings { timeout, lease }, workspace, quiet, colour, terminals, env, failpoint })
     }
 }
 
@@ -138,6 +141,13 @@ mod tests {
         assert_eq!(resolve("0s", &[("NO_COLOR", "1")], both).unwrap().colour, Colour::default());
         // NO_COLOR counts when set, even empty (as before: `var_os(..).is_some()`).
         assert_eq!(resolve("0s", &[("NO_COLOR", "")], both).unwrap().colour, Colour::default());
+    }
+
+    #[test]
+    fn the_test_failpoint_only_in_debug_builds() {
+        let s = resolve("0s", &[("KILN_TEST_PANIC", "plan")], Terminals::default()).unwrap();
+        assert_eq!(s.failpoint.as_deref(), cfg!(debug_assertions).then_some("plan"));
+        assert_eq!(resolve("0s", &[], Terminals::default()).unwrap().failpoint, None);
     }
 
     #[test]

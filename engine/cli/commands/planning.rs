@@ -100,7 +100,7 @@ pub(crate) async fn make_plan_inner(
 ) -> Result<Plan, Failure> {
     // A failpoint for the tests that check a crash never leaves the state locked; debug builds
     // (the test suite's) only, so a release binary has no switch that crashes it.
-    if cfg!(debug_assertions) && std::env::var("KILN_TEST_PANIC").is_ok_and(|v| v == "plan") {
+    if l.settings.failpoint.as_deref() == Some("plan") {
         panic!("KILN_TEST_PANIC=plan: a deliberate crash while planning");
     }
     check_addresses(args)?;
