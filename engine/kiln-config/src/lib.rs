@@ -7,6 +7,7 @@
 mod load;
 mod model;
 mod types;
+mod variable;
 
 pub use load::{load, load_module_dir, parse_file, read_config_file, suggest};
 pub use model::*;

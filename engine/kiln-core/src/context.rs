@@ -15,7 +15,7 @@ use kiln_eval::eval;
 use kiln_provider::{ConfigureRequest, Provider};
 use kiln_schema::KindSchema;
 use kiln_state::State;
-use kiln_value::{convert, Map, Value};
+use kiln_value::{Map, Value};
 
 use crate::graph::{Graph, Node};
 use crate::instance::{eval_body, expand};
@@ -162,29 +162,10 @@ impl<'a> Context<'a> {
             return;
         };
         let raw = self.take(raw, &addr);
-        let value = match convert(raw, &v.ty) {
-            Ok(x) if x.is_null() && !v.nullable => {
-                self.diags.push(
-                    Diagnostic::error("E-VAR-NULL", format!("variable `{name}` must not be null"))
-                        .at(v.span.clone(), "declared nullable = false")
-                        .address(&addr),
-                );
-                x
-            }
-            Ok(x) => x,
-            Err(e) => {
-                // The conversion error quotes the value: not for a sensitive variable.
-                let why = if v.sensitive { format!("the (sensitive) value is not a {}", v.ty) } else { e.to_string() };
-                self.diags.push(
-                    Diagnostic::error("E-VAR-TYPE", format!("invalid value for variable `{name}`: {why}"))
-                        .at(v.span.clone(), "declared here")
-                        .address(&addr)
-                        .hint(format!("the variable's type is {}", v.ty)),
-                );
-                Value::Unknown
-            }
-        };
-        let value = value.mark_if(v.sensitive);
+        let (value, refused) = v.accept(raw);
+        if let Some(d) = refused {
+            self.diags.push(d);
+        }
         self.values.vars.insert((module.to_vec(), name.to_string()), value);
         for val in &v.validations {
             let scope = self.scope(module, Repetition::None);

@@ -252,7 +252,15 @@ impl<'s> Evaluator<'s> {
         }
         match parse_ref(root, ops) {
             Parsed::Ref(r, used) => {
-                let v = self.scope.resolve(&r).map_err(|d| Diagnostics::from(d.or_at(span_of(self.file, whole))))?;
+                let v = self.scope.resolve(&r).map_err(|d| {
+                    // A diagnostic that points elsewhere (a declaration) keeps its label and
+                    // gains the reference as a second one.
+                    let at = span_of(self.file, whole);
+                    Diagnostics::from(match at {
+                        Some(at) if d.primary.is_some() => d.also(at, "referenced here"),
+                        at => d.or_at(at),
+                    })
+                })?;
                 self.apply_ops(whole, v, &ops[used..])
             }
             Parsed::Incomplete(want) => {

@@ -52,8 +52,9 @@ impl Expr {
 
 /// How the evaluator looks names up.
 pub trait Scope {
-    /// The value of a reference, or a diagnostic (without span: the evaluator adds it) saying why
-    /// it cannot be had, with a hint.
+    /// The value of a reference, or a diagnostic saying why it cannot be had, with a hint. The
+    /// evaluator adds the reference's span: as the primary label when the diagnostic has none,
+    /// else as a second label (`referenced here`).
     fn resolve(&self, r: &Ref) -> Result<Value, Diagnostic>;
 
     /// Directory of the module being evaluated, for `file`, `templatefile` and `path.module`.

@@ -211,25 +211,11 @@ impl RootVars {
                     },
                 },
             };
-            // As the core's planner: the declared type, null only where allowed, then the mark.
-            let resolved = match kiln_value::convert(raw, &decl.ty) {
-                Ok(v) if v.is_null() && !decl.nullable => Resolved::Invalid(
-                    Diagnostic::error("E-VAR-NULL", format!("variable `{name}` must not be null"))
-                        .also(decl.span.clone(), "declared nullable = false")
-                        .address(format!("var.{name}"))
-                        .hint(format!("pass a value for `{name}`")),
-                ),
-                Ok(v) => Resolved::Value(v.mark_if(decl.sensitive)),
-                Err(e) => {
-                    // The conversion error quotes the value: not for a sensitive variable.
-                    let why = if decl.sensitive { format!("the (sensitive) value is not a {}", decl.ty) } else { e.to_string() };
-                    Resolved::Invalid(
-                        Diagnostic::error("E-VAR-TYPE", format!("invalid value for variable `{name}`: {why}"))
-                            .also(decl.span.clone(), "declared here")
-                            .address(format!("var.{name}"))
-                            .hint(format!("the variable's type is {}", decl.ty)),
-                    )
-                }
+            // The core's planner's own rule: the declared type, null only where allowed, the
+            // mark. Its error points at the declaration; the evaluator adds the reference.
+            let resolved = match decl.accept(raw) {
+                (v, None) => Resolved::Value(v),
+                (_, Some(d)) => Resolved::Invalid(d),
             };
             out.vars.insert(name.clone(), resolved);
         }
@@ -401,6 +387,21 @@ mod tests {
         let (dir, c) = config("variable \"pw\" {\n  type      = number\n  sensitive = true\n}\nkiln {\n  backend \"local\" {\n    path = \"${var.pw}\"\n  }\n}\n");
         let got = backend_path(&c, &RootVars::new(&c, &given(&[("pw", "hunter2")]), dir.path()));
         assert!(got.contains("E-VAR-TYPE") && !got.contains("hunter2"), "{got}");
+    }
+
+    #[test]
+    fn a_refused_value_points_at_the_declaration_as_the_planner_does_and_at_the_reference() {
+        let text = "variable \"n\" {\n  type = number\n}\nkiln {\n  backend \"local\" {\n    path = \"${var.n}\"\n  }\n}\n";
+        let (dir, c) = config(text);
+        let Err(ds) = Backends::new().config(&c, &RootVars::new(&c, &given(&[("n", "five")]), dir.path())) else { panic!("an error") };
+        let d = ds.into_vec().into_iter().find(|d| d.code == "E-VAR-TYPE").expect("E-VAR-TYPE");
+        let at = |l: &kiln_diag::Label| &text[l.span.range.clone()];
+        let primary = d.primary.as_ref().expect("a primary label");
+        assert!(at(primary).starts_with("variable \"n\""), "{:?}", at(primary));
+        assert_eq!(primary.message, "declared here");
+        let reference = d.secondary.iter().find(|l| l.message == "referenced here").expect("the reference");
+        assert!(at(reference).contains("var.n"), "{:?}", at(reference));
+        assert_eq!(d.address.as_deref(), Some("var.n"));
     }
 
     #[test]
