@@ -8,102 +8,12 @@
 mod mock;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use kiln_core::{apply, plan, ApplyOutcome, ApplyRequest, Cancel, NoopHook, PlanRequest, Providers};
+use kiln_core::Providers;
 use kiln_plan::{Action, Mode, Plan};
 use kiln_state::{Mutation, State};
-use mock::{registry, Mock, Sink};
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    mock: Arc<Mock>,
-}
-
-impl Fixture {
-    fn new(src: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("main.kiln.hcl"), src).unwrap();
-        Fixture { dir, mock: Arc::new(Mock::default()) }
-    }
-
-    fn rewrite(&self, src: &str) {
-        std::fs::write(self.dir.path().join("main.kiln.hcl"), src).unwrap();
-    }
-
-    fn config(&self) -> kiln_config::Config {
-        let (config, d) = kiln_config::load(self.dir.path());
-        assert!(!d.has_errors(), "{d:?}");
-        config.unwrap()
-    }
-
-    async fn plan_with(&self, state: &State, mode: Mode, providers: &Providers) -> Plan {
-        let config = self.config();
-        let reg = registry(&self.mock);
-        let (p, d) = plan(PlanRequest {
-            config: &config,
-            state,
-            registry: &reg,
-            providers,
-            variables: BTreeMap::new(),
-            mode,
-            refresh: true,
-            workspace: "default".into(),
-            targets: Vec::new(),
-            excludes: Vec::new(),
-            hook: &NoopHook,
-            cwd: self.dir.path().to_path_buf(),
-        })
-        .await;
-        assert!(!d.has_errors(), "{d:?}");
-        p.unwrap()
-    }
-
-    async fn plan(&self, state: &State) -> Plan {
-        self.plan_with(state, Mode::Normal, &Providers::new()).await
-    }
-
-    async fn apply_with(&self, state: &State, plan: &Plan, providers: &Providers, sink: Arc<Sink>) -> ApplyOutcome {
-        let config = self.config();
-        let reg = registry(&self.mock);
-        apply(ApplyRequest {
-            config: &config,
-            state: state.clone(),
-            registry: &reg,
-            providers,
-            plan,
-            hook: Arc::new(NoopHook),
-            sink,
-            cancel: Cancel::never(),
-            cwd: self.dir.path().to_path_buf(),
-            parallelism: None,
-            workspace: "default".into(),
-        })
-        .await
-    }
-
-    async fn apply(&self, state: &State, plan: &Plan) -> ApplyOutcome {
-        self.apply_with(state, plan, &Providers::new(), Arc::new(Sink::default())).await
-    }
-
-    async fn converge(&self, state: &State) -> State {
-        let p = self.plan(state).await;
-        let out = self.apply(state, &p).await;
-        assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
-        out.state
-    }
-
-    fn configures(&self) -> usize {
-        self.mock.configures.load(Ordering::SeqCst)
-    }
-
-    fn reset(&self) {
-        self.mock.configures.store(0, Ordering::SeqCst);
-        self.mock.calls.lock().unwrap().clear();
-        self.mock.planned.lock().unwrap().clear();
-    }
-}
+use mock::{registry, Fixture, Sink};
 
 /// a, b, c, d exist; the second configuration updates a, drops b, replaces c and adds e.
 const BEFORE: &str = r#"

@@ -2,95 +2,18 @@
 //! handling, pending entries and cancellation. Configurations are inline; each test names the
 //! behaviour it pins down.
 
+// Not every helper of the mock is used here.
+#[allow(dead_code)]
 mod mock;
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use kiln_core::{apply, plan, ApplyOutcome, ApplyRequest, Cancel, NoopHook, PlanRequest};
-use kiln_diag::Diagnostics;
+use kiln_core::{apply, ApplyRequest, Cancel, NoopHook};
 use kiln_plan::{Action, Mode, Plan, Reason};
 use kiln_state::{Mutation, State};
 use kiln_value::Value;
-use mock::{registry, Mock, Sink};
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    mock: Arc<Mock>,
-}
-
-impl Fixture {
-    fn new(src: &str) -> Self {
-        Self::with_mock(src, Mock::default())
-    }
-
-    fn with_mock(src: &str, mock: Mock) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("main.kiln.hcl"), src).unwrap();
-        Fixture { dir, mock: Arc::new(mock) }
-    }
-
-    fn rewrite(&self, src: &str) {
-        std::fs::write(self.dir.path().join("main.kiln.hcl"), src).unwrap();
-    }
-
-    async fn plan_mode(&self, state: &State, mode: Mode) -> (Option<Plan>, Diagnostics) {
-        let (config, d) = kiln_config::load(self.dir.path());
-        assert!(!d.has_errors(), "{d:?}");
-        let config = config.unwrap();
-        let reg = registry(&self.mock);
-        plan(PlanRequest {
-            config: &config,
-            state,
-            registry: &reg,
-            providers: &kiln_core::Providers::new(),
-            variables: BTreeMap::new(),
-            mode,
-            refresh: true,
-            workspace: "default".into(),
-            targets: Vec::new(),
-            excludes: Vec::new(),
-            hook: &NoopHook,
-            cwd: self.dir.path().to_path_buf(),
-        })
-        .await
-    }
-
-    async fn plan(&self, state: &State) -> Plan {
-        let (p, d) = self.plan_mode(state, Mode::Normal).await;
-        assert!(!d.has_errors(), "{d:?}");
-        p.unwrap()
-    }
-
-    async fn apply(&self, state: &State, plan: &Plan, sink: Arc<Sink>) -> ApplyOutcome {
-        let (config, _) = kiln_config::load(self.dir.path());
-        let config = config.unwrap();
-        let reg = registry(&self.mock);
-        apply(ApplyRequest {
-            config: &config,
-            state: state.clone(),
-            registry: &reg,
-            providers: &kiln_core::Providers::new(),
-            plan,
-            hook: Arc::new(NoopHook),
-            sink,
-            cancel: Cancel::never(),
-            cwd: self.dir.path().to_path_buf(),
-            parallelism: None,
-            workspace: "default".into(),
-        })
-        .await
-    }
-
-    /// Plans and applies; panics on errors.
-    async fn converge(&self, state: &State) -> State {
-        let p = self.plan(state).await;
-        let out = self.apply(state, &p, Arc::new(Sink::default())).await;
-        assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
-        out.state
-    }
-}
+use mock::{registry, Fixture, Mock, Sink};
 
 fn actions(p: &Plan) -> Vec<(String, Action)> {
     p.changes.iter().map(|c| (c.address.to_string(), c.action)).collect()
@@ -143,7 +66,7 @@ async fn update_in_place_and_replace_name_the_forcing_attribute() {
     assert_eq!(actions(&p), vec![("thing.a".into(), Action::Replace)]);
     assert_eq!(p.changes[0].reason, Some(Reason::AttributesForceNew { attributes: vec!["name".into()] }));
     assert!(p.changes[0].after.as_ref().unwrap().get("id").unwrap().is_unknown(), "a replacement gets a new id");
-    let out = f.apply(&state, &p, Arc::new(Sink::default())).await;
+    let out = f.apply(&state, &p).await;
     assert!(!out.diagnostics.has_errors());
     let calls = f.mock.calls();
     assert_eq!(&calls[calls.len() - 2..], ["delete thing.a", "create thing.a"], "destroy before create by default");
@@ -176,7 +99,7 @@ async fn an_adopted_replacement_deposes_and_destroys_the_old_object() {
     f.rewrite(&src("new"));
     let p = f.plan(&state).await;
     let sink = Arc::new(Sink::default());
-    f.apply(&state, &p, sink.clone()).await;
+    f.apply_into(&state, &p, sink.clone()).await;
     // The crash: of that apply, only the pending entry reached state.
     let mut crashed = state.clone();
     for m in sink.mutations().iter().filter(|m| matches!(m, Mutation::PutPending(_))) {
@@ -187,7 +110,7 @@ async fn an_adopted_replacement_deposes_and_destroys_the_old_object() {
     assert!(p.pending[0].adopted.is_some());
     let shown: Vec<_> = p.changes.iter().filter(|c| c.action == Action::Delete && c.deposed.is_some()).collect();
     assert_eq!(shown.len(), 1, "the plan shows the old object's destroy: {:?}", actions(&p));
-    let out = f.apply(&crashed, &p, Arc::new(Sink::default())).await;
+    let out = f.apply(&crashed, &p).await;
     assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
     assert_eq!(*f.mock.deleted.lock().unwrap(), ["old"], "the old object is destroyed");
     let a: kiln_addrs::InstanceAddr = "thing.a".parse().unwrap();
@@ -208,7 +131,7 @@ async fn a_replaced_object_whose_destroy_fails_stays_deposed_until_destroyed() {
     f.mock.fail_deletes.store(true, std::sync::atomic::Ordering::SeqCst);
     let p = f.plan(&state).await;
     let sink = Arc::new(Sink::default());
-    let out = f.apply(&state, &p, sink.clone()).await;
+    let out = f.apply_into(&state, &p, sink.clone()).await;
     assert!(out.diagnostics.has_errors());
     let a: kiln_addrs::InstanceAddr = "thing.a".parse().unwrap();
     assert_eq!(out.state.resources[&a].attributes.get("name"), Some(&Value::from("b")));
@@ -234,7 +157,7 @@ async fn a_replaced_object_whose_destroy_fails_stays_deposed_until_destroyed() {
         (Action::Delete, Some(Reason::Deposed), Some(deposed[0].key.as_str()))
     );
     f.mock.fail_deletes.store(false, std::sync::atomic::Ordering::SeqCst);
-    let done = f.apply(&out.state, &again, Arc::new(Sink::default())).await;
+    let done = f.apply(&out.state, &again).await;
     assert!(!done.diagnostics.has_errors(), "{:?}", done.diagnostics);
     assert!(done.state.deposed.is_empty());
     assert_eq!(*f.mock.deleted.lock().unwrap(), ["a"], "the old object, not the new one");
@@ -252,7 +175,7 @@ async fn a_replacement_whose_create_fails_half_way_keeps_the_old_object() {
     f.rewrite(&src("name = \"b\"\n  partial = true"));
     let p = f.plan(&state).await;
     assert_eq!(actions(&p), [("thing.a".into(), Action::Replace)]);
-    let out = f.apply(&state, &p, Arc::new(Sink::default())).await;
+    let out = f.apply(&state, &p).await;
     assert!(out.diagnostics.has_errors());
     let a: kiln_addrs::InstanceAddr = "thing.a".parse().unwrap();
     let kept = &out.state.resources[&a];
@@ -268,7 +191,7 @@ async fn orphans_are_deleted_dependents_first() {
     f.rewrite("provider \"mock\" {}\n");
     let p = f.plan(&state).await;
     assert!(p.changes.iter().all(|c| c.action == Action::Delete && c.reason == Some(Reason::NotInConfig)));
-    let out = f.apply(&state, &p, Arc::new(Sink::default())).await;
+    let out = f.apply(&state, &p).await;
     assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
     let calls = f.mock.calls();
     let deletes: Vec<&String> = calls.iter().filter(|c| c.starts_with("delete")).collect();
@@ -297,7 +220,7 @@ resource "thing" "other" {
 "#,
     );
     let p = f.plan(&State::default()).await;
-    let out = f.apply(&State::new(), &p, Arc::new(Sink::default())).await;
+    let out = f.apply(&State::new(), &p).await;
     assert!(out.diagnostics.has_errors());
     let calls = f.mock.calls();
     assert!(calls.contains(&"create thing.other".to_string()));
@@ -311,7 +234,7 @@ async fn pending_entry_is_persisted_before_create() {
     let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n}\n");
     let p = f.plan(&State::default()).await;
     let sink = Arc::new(Sink::default());
-    f.apply(&State::new(), &p, sink.clone()).await;
+    f.apply_into(&State::new(), &p, sink.clone()).await;
     let muts = sink.mutations();
     let kinds: Vec<&str> = muts
         .iter()
@@ -333,7 +256,7 @@ async fn pending_create_is_adopted_by_the_next_plan() {
     let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n}\n");
     let p = f.plan(&State::default()).await;
     let sink = Arc::new(Sink::default());
-    f.apply(&State::new(), &p, sink.clone()).await;
+    f.apply_into(&State::new(), &p, sink.clone()).await;
     // Simulate a crash after the provider created the object but before its state was saved.
     let mut crashed = State::new();
     for m in sink.mutations().iter().filter(|m| matches!(m, Mutation::PutPending(_))) {
@@ -343,7 +266,7 @@ async fn pending_create_is_adopted_by_the_next_plan() {
     let p = f.plan(&crashed).await;
     assert_eq!(p.pending.len(), 1);
     assert!(p.pending[0].adopted.is_some(), "the mock remembers the token, so the object is adopted");
-    let out = f.apply(&crashed, &p, Arc::new(Sink::default())).await;
+    let out = f.apply(&crashed, &p).await;
     assert!(out.state.pending.is_empty());
     assert_eq!(out.state.resources.len(), 1);
     let creates = f.mock.calls().iter().filter(|c| c.starts_with("create")).count();
@@ -485,7 +408,7 @@ async fn deletes_configure_providers_that_read_variables() {
     let state = f.converge(&State::new()).await;
     f.rewrite(&src(1));
     let p = f.plan(&state).await;
-    let out = f.apply(&state, &p, Arc::new(Sink::default())).await;
+    let out = f.apply(&state, &p).await;
     assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
     assert_eq!(out.state.resources.len(), 1);
 }

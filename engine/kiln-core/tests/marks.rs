@@ -7,74 +7,10 @@
 mod mock;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use kiln_core::{apply, plan, ApplyRequest, Cancel, NoopHook, PlanRequest};
-use kiln_diag::Diagnostics;
-use kiln_plan::{Mode, Plan};
 use kiln_state::State;
 use kiln_value::Value;
-use mock::{registry, Mock, Sink};
-
-struct Fixture {
-    dir: tempfile::TempDir,
-    mock: Arc<Mock>,
-}
-
-impl Fixture {
-    fn new(src: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("main.kiln.hcl"), src).unwrap();
-        Fixture { dir, mock: Arc::new(Mock::default()) }
-    }
-
-    async fn plan(&self, state: &State, variables: BTreeMap<String, Value>) -> (Option<Plan>, Diagnostics) {
-        let (config, d) = kiln_config::load(self.dir.path());
-        assert!(!d.has_errors(), "{d:?}");
-        let config = config.unwrap();
-        let reg = registry(&self.mock);
-        plan(PlanRequest {
-            config: &config,
-            state,
-            registry: &reg,
-            providers: &kiln_core::Providers::new(),
-            variables,
-            mode: Mode::Normal,
-            refresh: true,
-            workspace: "default".into(),
-            targets: Vec::new(),
-            excludes: Vec::new(),
-            hook: &NoopHook,
-            cwd: self.dir.path().to_path_buf(),
-        })
-        .await
-    }
-
-    async fn converge(&self, state: &State) -> State {
-        let (p, d) = self.plan(state, BTreeMap::new()).await;
-        assert!(!d.has_errors(), "{d:?}");
-        let p = p.unwrap();
-        let (config, _) = kiln_config::load(self.dir.path());
-        let config = config.unwrap();
-        let reg = registry(&self.mock);
-        let out = apply(ApplyRequest {
-            config: &config,
-            state: state.clone(),
-            registry: &reg,
-            providers: &kiln_core::Providers::new(),
-            plan: &p,
-            hook: Arc::new(NoopHook),
-            sink: Arc::new(Sink::default()),
-            cancel: Cancel::never(),
-            cwd: self.dir.path().to_path_buf(),
-            parallelism: None,
-            workspace: "default".into(),
-        })
-        .await;
-        assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
-        out.state
-    }
-}
+use mock::Fixture;
 
 const WHOLE: &str = r#"
 provider "mock" {}
@@ -117,7 +53,7 @@ async fn schema_marks_follow_whole_resource_references_into_state() {
     assert!(state.outputs["pool"].sensitive);
 
     // The next plan changes nothing and keeps the marks in what references see.
-    let (p, d) = f.plan(&state, BTreeMap::new()).await;
+    let (p, d) = f.plan_vars(&state, BTreeMap::new()).await;
     assert!(!d.has_errors(), "{d:?}");
     let p = p.unwrap();
     assert!(!p.has_changes(), "{:?}", p.changes.iter().map(|c| (c.address.to_string(), c.action)).collect::<Vec<_>>());
@@ -131,7 +67,7 @@ async fn schema_marks_follow_whole_resource_references_into_state() {
 async fn an_unmarked_output_of_a_whole_resource_with_a_secret_is_refused() {
     let f = Fixture::new(&WHOLE.replace("  sensitive = true\n", ""));
     // The pool's private key is sensitive by the schema, known or not: the plan is refused.
-    let (p, d) = f.plan(&State::new(), BTreeMap::new()).await;
+    let (p, d) = f.plan_vars(&State::new(), BTreeMap::new()).await;
     assert!(p.is_none());
     assert!(d.iter().any(|d| d.code == "E-OUTPUT-SENSITIVE"), "{d:?}");
 }
@@ -142,7 +78,7 @@ async fn provider_validation_errors_never_quote_a_sensitive_value() {
         "provider \"mock\" {}\nvariable \"token\" {\n  sensitive = true\n}\nresource \"thing\" \"a\" {\n  provider = mock\n  name     = var.token\n}\n",
     );
     let secret = "invalid-hunter2-s3cr3t";
-    let (p, d) = f.plan(&State::new(), [("token".to_string(), Value::from(secret))].into()).await;
+    let (p, d) = f.plan_vars(&State::new(), [("token".to_string(), Value::from(secret))].into()).await;
     assert!(p.is_none());
     let e = d.iter().find(|x| x.code == "E-MOCK-NAME").unwrap_or_else(|| panic!("{d:?}"));
     assert_eq!(e.summary, "invalid name (sensitive value)");
@@ -157,25 +93,9 @@ async fn provider_delete_errors_never_quote_a_sensitive_value() {
     let state = f.converge(&State::new()).await;
     f.mock.fail_deletes.store(true, std::sync::atomic::Ordering::SeqCst);
     std::fs::write(f.dir.path().join("main.kiln.hcl"), "provider \"mock\" {}\n").unwrap();
-    let (p, d) = f.plan(&state, BTreeMap::new()).await;
+    let (p, d) = f.plan_vars(&state, BTreeMap::new()).await;
     assert!(!d.has_errors(), "{d:?}");
-    let (config, _) = kiln_config::load(f.dir.path());
-    let config = config.unwrap();
-    let reg = registry(&f.mock);
-    let out = apply(ApplyRequest {
-        config: &config,
-        state: state.clone(),
-        registry: &reg,
-        providers: &kiln_core::Providers::new(),
-        plan: &p.unwrap(),
-        hook: Arc::new(NoopHook),
-        sink: Arc::new(Sink::default()),
-        cancel: Cancel::never(),
-        cwd: f.dir.path().to_path_buf(),
-        parallelism: None,
-        workspace: "default".into(),
-    })
-    .await;
+    let out = f.apply(&state, &p.unwrap()).await;
     let e = out.diagnostics.iter().find(|d| d.code == "E-MOCK").unwrap_or_else(|| panic!("{:?}", out.diagnostics));
     assert_eq!(e.summary, "delete failed on purpose (secret (sensitive value))");
 }

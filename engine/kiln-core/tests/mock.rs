@@ -1,18 +1,21 @@
 //! A mock provider and state sink for kiln-core's tests (only here: every real provider is
-//! tested against its real service by the conformance suite).
+//! tested against its real service by the conformance suite), and the [`Fixture`] that plans
+//! and applies a configuration against them.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kiln_core::{ProviderRegistry, StateSink};
+use kiln_core::{ApplyOutcome, Cancel, NoopHook, ProviderRegistry, Providers, StateSink};
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_plan::Plan;
 use kiln_provider::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, PlanRequest, PlanResponse, Provider,
     ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest, ValidateRequest,
 };
 use kiln_schema::{Attribute, Body, KindSchema, ProviderSchema};
-use kiln_state::Mutation;
+use kiln_state::{Mutation, State};
 use kiln_value::{Type, Value};
 
 #[derive(Default)]
@@ -177,5 +180,132 @@ impl StateSink for Sink {
 
     fn record(&self, m: Vec<Mutation>) {
         self.0.lock().unwrap().push(m);
+    }
+}
+
+/// A configuration in a temporary directory planned and applied against one [`Mock`]: the
+/// fixture of every test here. Each call builds a fresh [`kiln_core::Providers`] unless the test
+/// passes its own (`plan_with`, `apply_with`).
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub mock: Arc<Mock>,
+}
+
+impl Fixture {
+    pub fn new(src: &str) -> Self {
+        Self::with_mock(src, Mock::default())
+    }
+
+    pub fn with_mock(src: &str, mock: Mock) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.kiln.hcl"), src).unwrap();
+        Fixture { dir, mock: Arc::new(mock) }
+    }
+
+    /// Replaces the configuration.
+    pub fn rewrite(&self, src: &str) {
+        std::fs::write(self.dir.path().join("main.kiln.hcl"), src).unwrap();
+    }
+
+    /// The configuration; panics on errors.
+    pub fn config(&self) -> kiln_config::Config {
+        let (config, d) = kiln_config::load(self.dir.path());
+        assert!(!d.has_errors(), "{d:?}");
+        config.unwrap()
+    }
+
+    /// The plan and the diagnostics, as the core returns them.
+    pub async fn try_plan(
+        &self,
+        state: &State,
+        mode: kiln_plan::Mode,
+        variables: BTreeMap<String, Value>,
+        providers: &Providers,
+    ) -> (Option<Plan>, Diagnostics) {
+        let config = self.config();
+        let reg = registry(&self.mock);
+        kiln_core::plan(kiln_core::PlanRequest {
+            config: &config,
+            state,
+            registry: &reg,
+            providers,
+            variables,
+            mode,
+            refresh: true,
+            workspace: "default".into(),
+            targets: Vec::new(),
+            excludes: Vec::new(),
+            hook: &NoopHook,
+            cwd: self.dir.path().to_path_buf(),
+        })
+        .await
+    }
+
+    pub async fn plan_mode(&self, state: &State, mode: kiln_plan::Mode) -> (Option<Plan>, Diagnostics) {
+        self.try_plan(state, mode, BTreeMap::new(), &Providers::new()).await
+    }
+
+    pub async fn plan_vars(&self, state: &State, variables: BTreeMap<String, Value>) -> (Option<Plan>, Diagnostics) {
+        self.try_plan(state, kiln_plan::Mode::Normal, variables, &Providers::new()).await
+    }
+
+    /// A plan made with the command's `providers`; panics on errors.
+    pub async fn plan_with(&self, state: &State, mode: kiln_plan::Mode, providers: &Providers) -> Plan {
+        let (p, d) = self.try_plan(state, mode, BTreeMap::new(), providers).await;
+        assert!(!d.has_errors(), "{d:?}");
+        p.unwrap()
+    }
+
+    /// A normal plan; panics on errors.
+    pub async fn plan(&self, state: &State) -> Plan {
+        self.plan_with(state, kiln_plan::Mode::Normal, &Providers::new()).await
+    }
+
+    pub async fn apply_with(&self, state: &State, plan: &Plan, providers: &Providers, sink: Arc<Sink>) -> ApplyOutcome {
+        let config = self.config();
+        let reg = registry(&self.mock);
+        kiln_core::apply(kiln_core::ApplyRequest {
+            config: &config,
+            state: state.clone(),
+            registry: &reg,
+            providers,
+            plan,
+            hook: Arc::new(NoopHook),
+            sink,
+            cancel: Cancel::never(),
+            cwd: self.dir.path().to_path_buf(),
+            parallelism: None,
+            workspace: "default".into(),
+        })
+        .await
+    }
+
+    /// Applies `plan`, recording what is persisted in `sink`.
+    pub async fn apply_into(&self, state: &State, plan: &Plan, sink: Arc<Sink>) -> ApplyOutcome {
+        self.apply_with(state, plan, &Providers::new(), sink).await
+    }
+
+    pub async fn apply(&self, state: &State, plan: &Plan) -> ApplyOutcome {
+        self.apply_into(state, plan, Arc::new(Sink::default())).await
+    }
+
+    /// Plans and applies; panics on errors.
+    pub async fn converge(&self, state: &State) -> State {
+        let p = self.plan(state).await;
+        let out = self.apply(state, &p).await;
+        assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+        out.state
+    }
+
+    /// How many times the mock's factory configured a provider.
+    pub fn configures(&self) -> usize {
+        self.mock.configures.load(Ordering::SeqCst)
+    }
+
+    /// Forgets the calls, plans and configurations counted so far.
+    pub fn reset(&self) {
+        self.mock.configures.store(0, Ordering::SeqCst);
+        self.mock.calls.lock().unwrap().clear();
+        self.mock.planned.lock().unwrap().clear();
     }
 }
