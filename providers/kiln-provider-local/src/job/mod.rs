@@ -49,6 +49,20 @@ fn open(address: &str, state: &Value) -> Result<Option<(JobDir, Meta)>, Diagnost
     Ok(Some((dir, meta)))
 }
 
+/// The directory a state names when it is there without its `job.json`: what a destroy killed
+/// while removing it leaves (the processes were stopped first). It reads as lost and the next
+/// destroy finishes removing it.
+fn remnant(state: &Value) -> Option<JobDir> {
+    JobDir::of_state(state).filter(|d| d.exists() && d.read_meta().is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound))
+}
+
+/// `state` with its status set to lost.
+fn as_lost(state: &Value) -> Value {
+    let mut m = state.as_map().cloned().unwrap_or_default();
+    m.insert("status".into(), Value::from(kiln_provider::portable::job::JobStatus::Lost.as_str()));
+    Value::Map(m)
+}
+
 /// Kills whatever an unfinished create started (by pid file and by the job's identity in the
 /// environment, for a node whose pid file was never written) and removes its directory.
 fn discard(dir: &JobDir, nodes: u64) {
@@ -101,9 +115,16 @@ fn update(ctx: &Ctx, req: &UpdateRequest<'_>) -> Result<Value, Diagnostic> {
 }
 
 async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
-    let Some((dir, meta)) = open(req.address, req.prior)? else { return Ok(()) };
+    let (dir, nodes) = match open(req.address, req.prior) {
+        Ok(Some((dir, meta))) => (dir, meta.nodes),
+        Ok(None) => return Ok(()),
+        Err(d) => {
+            let Some(dir) = remnant(req.prior) else { return Err(d) };
+            (dir, u64_attr(req.prior, "nodes").unwrap_or(0))
+        }
+    };
     let grace = known_spec(ctx, req.address, req.prior).map(|s| s.stop_grace).unwrap_or(std::time::Duration::from_secs(10));
-    let left = stop_groups(&job_groups(&dir, meta.nodes), grace).await;
+    let left = stop_groups(&job_groups(&dir, nodes), grace).await;
     if !left.is_empty() {
         return Err(error("E-LOCAL-JOB-STOP", req.address, format!("{}: process groups {left:?} still run after SIGKILL", req.address)));
     }
@@ -203,6 +224,7 @@ impl Kind<Ctx, LazyProcs> for Job {
             .map(|item| match open(item.address, item.state) {
                 Ok(Some((dir, meta))) => ReadResult::found(dir.state(item.state, &meta, procs.get())),
                 Ok(None) => ReadResult::gone(),
+                Err(_) if remnant(item.state).is_some() => ReadResult::found(as_lost(item.state)),
                 Err(d) => read_error(d),
             })
             .collect())

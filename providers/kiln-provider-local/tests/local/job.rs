@@ -344,3 +344,22 @@ async fn a_job_written_before_plans_no_change() {
         assert!(r.planned.unmarked_eq(&prior), "checkpoint {checkpoint}: changed {:?}", changed(&prior, &r.planned));
     }
 }
+
+/// A destroy killed while it removed the job's directory (after stopping the processes) can
+/// leave the directory without `job.json`. The job must stay readable — as lost, so a plan
+/// replaces it — and the next destroy must finish removing it, never fail on the remnant.
+#[tokio::test]
+async fn a_directory_a_killed_destroy_left_half_removed_reads_as_lost_and_destroys() {
+    let (_dir, p) = cpu_provider();
+    let c = cluster(&p, 2).await;
+    let made = create(&p, "job.train", &job(&p, &c, json!({ "run": "sleep 300", "stop_grace": 1 }))).await;
+    let dir = std::path::PathBuf::from(str_of(&made, "log_dir"));
+    std::fs::remove_file(dir.join("job.json")).unwrap();
+
+    let seen = read(&p, "job.train", &made).await.expect("a half-removed job is still there");
+    assert_eq!(status(&seen), "lost");
+    assert!(!delete(&p, "job.train", &made).await.has_errors());
+    assert!(!dir.exists(), "the remnant is removed");
+    assert!(marked(&made).is_empty(), "no process of the job survives destroy");
+    assert!(pids(&made).iter().all(|g| !group_alive(*g)));
+}
