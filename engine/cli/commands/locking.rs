@@ -11,7 +11,7 @@ pub(crate) fn notice_text(n: &Notice) -> String {
         }
         Notice::Interrupted { .. } => "\nSecond interrupt: abandoning operations in flight. Every completed operation is saved; a create that was still running stays pending in state, and the next plan resolves it.".into(),
         Notice::StoppingForLostLock { why } => {
-            format!("\nError: {why}: another run may be changing the state, so no new operations will start; waiting for those in flight.")
+            format!("\nStopping: {why}; another run may be changing the state, so no new operations will start; waiting for those in flight.")
         }
         Notice::LeaseNotRenewed { error, .. } => format!("Warning: could not renew the state lock's lease: {error}"),
         Notice::LockNotReleased { id, error } => format!("Warning: could not release the state lock `{id}`: {error}"),
