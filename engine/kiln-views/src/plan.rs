@@ -33,19 +33,8 @@ pub struct PlanView {
 /// One planned change of a resource instance, shaped as Terraform's `resource_changes` entry.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceChange {
-    pub address: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub module_address: Option<String>,
-    /// `managed` or `data`.
-    pub mode: kiln_addrs::Mode,
-    /// The resource's kind (Terraform's `type`), also as `kind`.
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub kind: String,
-    pub name: String,
-    /// The `count` index or `for_each` key; absent for a single instance.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<Json>,
+    #[serde(flatten)]
+    pub at: Located,
     /// The provider configuration, such as `kiln`, `local` or `aws.west`.
     pub provider: String,
     /// kiln's one-word action (`replace` is one action); `change.actions` is Terraform's list.
@@ -73,16 +62,8 @@ pub struct Change {
 /// A change refresh found: the object changed (`update`) or is gone (`delete`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceDrift {
-    pub address: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub module_address: Option<String>,
-    pub mode: kiln_addrs::Mode,
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub kind: String,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<Json>,
+    #[serde(flatten)]
+    pub at: Located,
     pub deleted: bool,
     pub change: Change,
 }
@@ -121,15 +102,44 @@ pub fn actions(a: Action, create_before_destroy: bool) -> Vec<&'static str> {
 }
 
 /// The address parts Terraform's entries carry beside `address`.
-pub(crate) fn addr_parts(a: &InstanceAddr) -> (Option<String>, Option<Json>) {
-    let module =
-        (!a.resource.module.is_empty()).then(|| a.resource.module.iter().map(|m| format!("module.{m}")).collect::<Vec<_>>().join("."));
-    let index = match &a.key {
-        InstanceKey::None => None,
-        InstanceKey::Int(i) => Some(Json::from(*i)),
-        InstanceKey::Str(s) => Some(Json::from(s.clone())),
-    };
-    (module, index)
+/// Which object a view entry is about: its address and the parts of it Terraform's JSON gives
+/// beside it (flattened into the entry).
+#[derive(Debug, Clone, Serialize)]
+pub struct Located {
+    pub address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module_address: Option<String>,
+    /// `managed` or `data`.
+    pub mode: kiln_addrs::Mode,
+    /// The resource's kind (Terraform's `type`), also as `kind`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub kind: String,
+    pub name: String,
+    /// The `count` index or `for_each` key; absent for a single instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<Json>,
+}
+
+impl Located {
+    pub fn new(a: &InstanceAddr, kind: &str) -> Located {
+        let module_address =
+            (!a.resource.module.is_empty()).then(|| a.resource.module.iter().map(|m| format!("module.{m}")).collect::<Vec<_>>().join("."));
+        let index = match &a.key {
+            InstanceKey::None => None,
+            InstanceKey::Int(i) => Some(Json::from(*i)),
+            InstanceKey::Str(s) => Some(Json::from(s.clone())),
+        };
+        Located {
+            address: a.to_string(),
+            module_address,
+            mode: a.resource.mode,
+            type_: kind.to_string(),
+            kind: kind.to_string(),
+            name: a.resource.name.clone(),
+            index,
+        }
+    }
 }
 
 fn change(actions: Vec<&'static str>, before: Option<&Value>, after: Option<&Value>, sensitive: &[String]) -> Change {
@@ -177,38 +187,22 @@ impl PlanView {
         let resource_changes = plan
             .changes
             .iter()
-            .map(|c| {
-                let (module_address, index) = addr_parts(&c.address);
-                ResourceChange {
-                    address: c.address.to_string(),
-                    module_address,
-                    mode: c.address.resource.mode,
-                    type_: c.kind.clone(),
-                    kind: c.kind.clone(),
-                    name: c.address.resource.name.clone(),
-                    index,
-                    provider: c.provider.clone(),
-                    action: c.action,
-                    reason: c.reason.clone(),
-                    deposed: c.deposed.clone(),
-                    change: change(actions(c.action, c.create_before_destroy), c.before.as_ref(), c.after.as_ref(), &c.sensitive),
-                }
+            .map(|c| ResourceChange {
+                at: Located::new(&c.address, &c.kind),
+                provider: c.provider.clone(),
+                action: c.action,
+                reason: c.reason.clone(),
+                deposed: c.deposed.clone(),
+                change: change(actions(c.action, c.create_before_destroy), c.before.as_ref(), c.after.as_ref(), &c.sensitive),
             })
             .collect();
         let resource_drift = plan
             .drift
             .iter()
             .map(|d| {
-                let (module_address, index) = addr_parts(&d.address);
                 let act = if d.after.is_none() { "delete" } else { "update" };
                 ResourceDrift {
-                    address: d.address.to_string(),
-                    module_address,
-                    mode: d.address.resource.mode,
-                    type_: d.address.resource.kind.clone(),
-                    kind: d.address.resource.kind.clone(),
-                    name: d.address.resource.name.clone(),
-                    index,
+                    at: Located::new(&d.address, &d.address.resource.kind),
                     deleted: d.after.is_none(),
                     change: change(vec![act], Some(&d.before), d.after.as_ref(), &d.sensitive),
                 }

@@ -27,16 +27,8 @@ pub struct StateView {
 /// One object in state, shaped as Terraform's state resources.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceView {
-    pub address: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub module_address: Option<String>,
-    pub mode: kiln_addrs::Mode,
-    #[serde(rename = "type")]
-    pub type_: String,
-    pub kind: String,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<Json>,
+    #[serde(flatten)]
+    pub at: crate::plan::Located,
     pub provider: String,
     /// Attribute values; sensitive ones are `null` here and `true` in `sensitive_values`.
     pub values: Json,
@@ -61,15 +53,8 @@ impl StateView {
         let resources = objects(state)
             .map(|(a, deposed, r)| {
                 let v = redact(Some(&r.attributes), &r.sensitive);
-                let (module_address, index) = crate::plan::addr_parts(a);
                 ResourceView {
-                    address: a.to_string(),
-                    module_address,
-                    mode: a.resource.mode,
-                    type_: r.kind.clone(),
-                    kind: r.kind.clone(),
-                    name: a.resource.name.clone(),
-                    index,
+                    at: crate::plan::Located::new(a, &r.kind),
                     provider: r.provider.clone(),
                     values: v.value,
                     sensitive_values: v.sensitive,
