@@ -5,8 +5,27 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// What `kiln --help` says after the commands: exit codes and environment variables.
+const AFTER_HELP: &str = "\
+Exit status:
+  0  success (with plan --detailed-exitcode: no changes)
+  1  an error (a usage error too)
+  2  plan --detailed-exitcode: changes present
+  3  fmt --check: files need formatting
+  101  an internal error (a bug); the state lock it held is released
+
+Environment:
+  KILN_VAR_name     the value of root variable `name` (as --var name=VALUE; flags and files win)
+  KILN_WORKSPACE    the workspace to use, over `kiln workspace select`'s choice
+  KILN_LOCK_LEASE   how long a state lock's lease lasts (such as 60s); the holder renews it
+  KILN_QUIET        set: no progress lines on stderr
+  NO_COLOR          set: no colour (as --no-color)
+  KILN_LOG          log filter for debugging (such as debug, or kiln_core=trace), on stderr
+
+Flags may also be written with one dash, as Terraform's are (-var, -auto-approve, -json, -out).";
+
 #[derive(Parser)]
-#[command(name = "kiln", version, about = "Infrastructure as code for machine-learning training")]
+#[command(name = "kiln", version, about = "Infrastructure as code for machine-learning training", after_help = AFTER_HELP)]
 pub struct Cli {
     /// Run in this directory instead of the current one.
     #[arg(long, global = true, value_name = "DIR")]
@@ -14,6 +33,9 @@ pub struct Cli {
     /// Wait up to this long (such as 30s or 5m) for a state lock held by someone else.
     #[arg(long, global = true, value_name = "DURATION", default_value = "0s")]
     pub lock_timeout: String,
+    /// Never colour the output (as the NO_COLOR environment variable does).
+    #[arg(long, global = true)]
+    pub no_color: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,7 +73,9 @@ impl Cli {
     /// `--help` and `--version` exit 0.
     pub fn parse_args() -> Cli {
         use clap::{CommandFactory, FromArgMatches};
-        let matches = Cli::command().try_get_matches().unwrap_or_else(|e| {
+        let command = Cli::command();
+        let args = terraform_dashes(std::env::args_os().collect(), &long_names(&command));
+        let matches = command.try_get_matches_from(args).unwrap_or_else(|e| {
             let code = if e.use_stderr() { 1 } else { 0 };
             let _ = e.print();
             std::process::exit(code);
@@ -67,6 +91,36 @@ impl Cli {
         }
         cli
     }
+}
+
+/// Every long option name of `command` and its subcommands (`var`, `auto-approve`, ...).
+fn long_names(command: &clap::Command) -> std::collections::BTreeSet<String> {
+    let mut names: std::collections::BTreeSet<String> = command.get_arguments().filter_map(|a| a.get_long()).map(str::to_string).collect();
+    names.extend(["help", "version"].map(str::to_string));
+    for sub in command.get_subcommands() {
+        names.extend(long_names(sub));
+    }
+    names
+}
+
+/// Terraform's single-dash spelling of long flags (`-var x=1`, `-auto-approve`, `-out=p`) as
+/// the GNU form: only exact long names, so short flags (`-v`) keep their meaning; nothing after
+/// a `--`.
+fn terraform_dashes(args: Vec<std::ffi::OsString>, long: &std::collections::BTreeSet<String>) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut options = true;
+    for (i, a) in args.into_iter().enumerate() {
+        let text = a.to_str().unwrap_or_default();
+        if text == "--" {
+            options = false;
+        }
+        let name = text.strip_prefix('-').filter(|t| !t.starts_with('-')).map(|t| t.split('=').next().unwrap_or(t));
+        match name {
+            Some(n) if i > 0 && options && n.len() > 1 && long.contains(n) => out.push(format!("-{text}").into()),
+            _ => out.push(a),
+        }
+    }
+    out
 }
 
 #[derive(Args, Clone, Default)]
@@ -304,4 +358,52 @@ pub enum WorkspaceCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn rewrite(args: &[&str]) -> Vec<String> {
+        let args = args.iter().map(std::ffi::OsString::from).collect();
+        terraform_dashes(args, &long_names(&Cli::command())).into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn terraform_single_dash_long_flags_are_the_gnu_ones() {
+        assert_eq!(
+            rewrite(&["kiln", "plan", "-var", "a=1", "-var-file=x.kilnvars", "-out=p", "-detailed-exitcode", "-json", "-no-color"]),
+            ["kiln", "plan", "--var", "a=1", "--var-file=x.kilnvars", "--out=p", "--detailed-exitcode", "--json", "--no-color"]
+        );
+        assert_eq!(
+            rewrite(&["kiln", "apply", "-auto-approve", "-lock-timeout", "5s"]),
+            ["kiln", "apply", "--auto-approve", "--lock-timeout", "5s"]
+        );
+        assert_eq!(rewrite(&["kiln", "destroy", "-target", "record.a"]), ["kiln", "destroy", "--target", "record.a"]);
+    }
+
+    #[test]
+    fn short_flags_unknown_names_values_and_what_follows_a_double_dash_are_left_alone() {
+        // `-v` is plan's short --verbose; `-vx` is no long name; `-1` is a value.
+        assert_eq!(rewrite(&["kiln", "plan", "-v", "-vx", "--var", "n=-1"]), ["kiln", "plan", "-v", "-vx", "--var", "n=-1"]);
+        assert_eq!(rewrite(&["kiln", "plan", "--", "-json"]), ["kiln", "plan", "--", "-json"]);
+        // The program's own name is never rewritten.
+        assert_eq!(rewrite(&["-json"]), ["-json"]);
+    }
+
+    #[test]
+    fn the_rewritten_flags_parse() {
+        let args = rewrite(&["kiln", "plan", "-var", "a=1", "-refresh=false", "-detailed-exitcode", "-no-color"]);
+        let cli = Cli::try_parse_from(args).expect("parses");
+        assert!(cli.no_color);
+        match cli.command {
+            Command::Plan { args, detailed_exitcode, .. } => {
+                assert_eq!(args.vars.vars, ["a=1"]);
+                assert!(!args.refresh);
+                assert!(detailed_exitcode);
+            }
+            _ => panic!("not plan"),
+        }
+    }
 }

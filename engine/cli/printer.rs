@@ -89,7 +89,7 @@ mod tests {
 
     fn printer(env: &[(&str, &str)], terminals: Terminals) -> Printer {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Printer::new(&Settings::resolve(&Flags { lock_timeout: "0s".into() }, env, "/p".into(), terminals).unwrap())
+        Printer::new(&Settings::resolve(&Flags { lock_timeout: "0s".into(), no_color: false }, env, "/p".into(), terminals).unwrap())
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Colour {
 pub struct Flags {
     /// `--lock-timeout`, as written.
     pub lock_timeout: String,
+    /// `--no-color`.
+    pub no_color: bool,
 }
 
 /// Whether stdout and stderr are terminals.
@@ -78,7 +80,7 @@ impl Settings {
             var("KILN_LOCK_LEASE").and_then(kiln_provider_builtin::parse_duration).filter(|d| !d.is_zero()).unwrap_or(DEFAULT_LOCK_LEASE);
         let workspace = var("KILN_WORKSPACE").map(str::trim).filter(|w| !w.is_empty()).map(str::to_string);
         let quiet = var("KILN_QUIET").is_some();
-        let no_colour = var("NO_COLOR").is_some();
+        let no_colour = flags.no_color || var("NO_COLOR").is_some();
         let colour = Colour { stdout: !no_colour && terminals.stdout, stderr: !no_colour && terminals.stderr };
         let failpoint = var("KILN_TEST_PANIC").filter(|_| cfg!(debug_assertions)).map(str::to_string);
         Ok(Settings { dir, lock: LockSettings { timeout, lease }, workspace, quiet, colour, terminals, env, failpoint })
@@ -94,7 +96,7 @@ mod tests {
     }
 
     fn resolve(timeout: &str, pairs: &[(&str, &str)], terminals: Terminals) -> Result<Settings, Failure> {
-        Settings::resolve(&Flags { lock_timeout: timeout.into() }, env(pairs), PathBuf::from("/p"), terminals)
+        Settings::resolve(&Flags { lock_timeout: timeout.into(), no_color: false }, env(pairs), PathBuf::from("/p"), terminals)
     }
 
     #[test]
@@ -141,6 +143,8 @@ mod tests {
         assert_eq!(resolve("0s", &[("NO_COLOR", "1")], both).unwrap().colour, Colour::default());
         // NO_COLOR counts when set, even empty (as before: `var_os(..).is_some()`).
         assert_eq!(resolve("0s", &[("NO_COLOR", "")], both).unwrap().colour, Colour::default());
+        let flag = Flags { lock_timeout: "0s".into(), no_color: true };
+        assert_eq!(Settings::resolve(&flag, env(&[]), PathBuf::from("/p"), both).unwrap().colour, Colour::default());
     }
 
     #[test]

@@ -105,3 +105,39 @@ fn errors_go_to_stderr_as_diagnostics_and_nothing_to_stdout() {
     assert_eq!(r.stdout(), "default\n");
     assert!(r.stderr().is_empty(), "{}", r.stderr());
 }
+
+/// Terraform's single-dash flags work as the GNU ones (issue 13), and `-no-color` exists.
+#[test]
+fn terraform_single_dash_flags_work() {
+    let p = Project::new("variable \"x\" {}\n\nresource \"record\" \"a\" {\n  input = var.x\n}\n");
+    let r = p.kiln(&["plan", "-var", "x=one", "-detailed-exitcode", "-no-color", "-out=saved.plan"]).code_is(2);
+    assert!(r.stdout().contains("\"one\""), "{}", r.stdout());
+    assert!(!r.stdout().contains('\u{1b}'), "no colour: {}", r.stdout());
+    p.kiln(&["apply", "saved.plan"]).ok();
+    let r = p.kiln(&["plan", "-var=x=one", "-detailed-exitcode", "-json"]).code_is(0);
+    let v: serde_json::Value = serde_json::from_str(r.stdout().trim()).expect("-json is --json");
+    assert!(v.get("format_version").is_some(), "{v}");
+}
+
+/// A saved plan applies the variable values it was made with: `--var` beside it is refused,
+/// as Terraform refuses it, and nothing is applied.
+#[test]
+fn a_saved_plan_with_var_flags_is_refused() {
+    let p = Project::new("variable \"x\" {}\n\nresource \"record\" \"a\" {\n  input = var.x\n}\n");
+    p.kiln(&["plan", "--var", "x=one", "--out", "saved.plan"]).ok();
+    let r = p.kiln(&["apply", "saved.plan", "--var", "x=two"]).code_is(1);
+    assert!(r.stderr().contains("E-APPLY-PLAN-VARS"), "{}", r.stderr());
+    assert!(p.state_list().is_empty(), "nothing applied");
+    p.kiln(&["apply", "saved.plan"]).ok();
+    assert_eq!(p.state_list(), ["record.a"]);
+}
+
+/// `kiln --help` documents the exit codes and the environment variables kiln reads.
+#[test]
+fn help_documents_exit_codes_and_environment() {
+    let p = Project::new(ONE);
+    let out = p.kiln(&["--help"]).ok().stdout();
+    for needle in ["Exit status:", "2  plan --detailed-exitcode", "KILN_VAR_name", "KILN_WORKSPACE", "NO_COLOR", "--no-color"] {
+        assert!(out.contains(needle), "`{needle}` missing from --help:\n{out}");
+    }
+}

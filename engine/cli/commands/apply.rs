@@ -23,6 +23,12 @@ pub struct ApplyOpts {
 }
 
 pub(crate) async fn apply_cmd(cx: &Ctx, args: &PlanArgs, opts: ApplyOpts) -> R {
+    if let Some(path) = opts.plan_file.as_ref().filter(|_| !args.vars.ordered.is_empty()) {
+        // A saved plan holds the variable values it was made with (as in Terraform).
+        return Err(Diagnostic::error("E-APPLY-PLAN-VARS", "--var and --var-file cannot be used when applying a saved plan")
+            .hint(format!("the plan `{}` applies the values it was made with: pass them to `kiln plan --out` instead", path.display()))
+            .into());
+    }
     let dir = cx.dir();
     let ops = &cx.ops;
     let l = load(cx, &args.vars)?;

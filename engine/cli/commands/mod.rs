@@ -83,7 +83,7 @@ pub async fn run(cli: Cli) -> ExitStatus {
         }
     }
     let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let flags = crate::settings::Flags { lock_timeout: cli.lock_timeout.clone() };
+    let flags = crate::settings::Flags { lock_timeout: cli.lock_timeout.clone(), no_color: cli.no_color };
     let cx = match Settings::resolve(&flags, environment(), dir, crate::settings::Terminals::detect()) {
         Ok(s) => Ctx::new(s),
         Err(f) => {

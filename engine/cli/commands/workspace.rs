@@ -190,7 +190,7 @@ mod tests {
 
     fn settings(dir: &Path, env: &[(&str, &str)]) -> Settings {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Settings::resolve(&Flags { lock_timeout: "0s".into() }, env, dir.to_path_buf(), Terminals::default()).unwrap()
+        Settings::resolve(&Flags { lock_timeout: "0s".into(), no_color: false }, env, dir.to_path_buf(), Terminals::default()).unwrap()
     }
 
     #[test]
