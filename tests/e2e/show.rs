@@ -176,3 +176,24 @@ fn validate_views_conform() {
     assert!(md.starts_with("### kiln validate: 1 error\n\n- **Error** `"), "{md}");
     assert!(md.contains("at `main.kiln.hcl:2:3`"), "{md}");
 }
+
+/// `kiln show | head` (issue 13): a reader that closes the pipe early ends the command quietly:
+/// exit 0, no panic, nothing on stderr.
+#[test]
+fn a_closed_stdout_pipe_ends_show_quietly() {
+    use std::io::Read;
+    let p = crate::support::Project::new("resource \"record\" \"r\" {\n  count = 3000\n  input = \"value-${count.index}\"\n}\n");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    for args in [&["show"][..], &["state", "list"][..], &["show", "--json"][..]] {
+        let mut child =
+            p.command(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn kiln");
+        let mut first = [0u8; 64];
+        child.stdout.take().expect("stdout").read_exact(&mut first).expect("some output");
+        // The read end is dropped here: every later write fails with EPIPE.
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.trim().is_empty(), "{args:?} printed on stderr: {err}");
+    }
+}
