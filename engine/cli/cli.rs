@@ -204,6 +204,10 @@ pub enum Command {
         /// Exit 0 with no changes, 2 with changes, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Plan to destroy every object kiln manages, as `kiln destroy` would (save it with
+        /// --out and apply it with `kiln apply FILE`).
+        #[arg(long)]
+        destroy: bool,
         #[command(flatten)]
         format: FormatArgs,
     },

@@ -141,3 +141,16 @@ fn help_documents_exit_codes_and_environment() {
         assert!(out.contains(needle), "`{needle}` missing from --help:\n{out}");
     }
 }
+
+/// `plan --destroy` (issue 13): the destroy plan `kiln destroy` makes, saved and applied later.
+#[test]
+fn plan_destroy_saves_a_destroy_plan_that_apply_runs() {
+    let p = Project::new(ONE);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let r = p.kiln(&["plan", "--destroy", "--detailed-exitcode", "--out", "gone.plan"]).code_is(2);
+    assert!(r.stdout().contains("0 to add, 0 to change, 1 to destroy"), "{}", r.stdout());
+    assert_eq!(p.state_list(), ["record.a"], "planning destroys nothing");
+    let r = p.kiln(&["apply", "gone.plan"]).ok();
+    assert!(r.stdout().contains("Destroy complete!"), "{}", r.stdout());
+    assert!(p.state_list().is_empty());
+}

@@ -135,7 +135,10 @@ async fn dispatch(cli: Cli, cx: &Ctx) -> ExitStatus {
     let r = match cli.command {
         Command::Init { vars, migrate_state, reconfigure } => init::init(cx, &vars, migrate_state, reconfigure).await,
         Command::Validate { vars, format } => validate::validate(cx, &vars, format.get()).await,
-        Command::Plan { args, out, detailed_exitcode, format } => plan::plan_cmd(cx, &args, out, detailed_exitcode, format.get()).await,
+        Command::Plan { args, out, detailed_exitcode, destroy, format } => {
+            let mode = if destroy { Mode::Destroy } else { Mode::Normal };
+            plan::plan_cmd(cx, &args, mode, out, detailed_exitcode, format.get()).await
+        }
         Command::Apply { args, auto_approve, wait, plan_file } => {
             apply::apply_cmd(cx, &args, ApplyOpts { auto_approve, wait, plan_file, mode: Mode::Normal }).await
         }

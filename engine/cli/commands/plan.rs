@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-pub(crate) async fn plan_cmd(cx: &Ctx, args: &PlanArgs, out: Option<PathBuf>, detailed: bool, format: kiln_views::Format) -> R {
+pub(crate) async fn plan_cmd(cx: &Ctx, args: &PlanArgs, mode: Mode, out: Option<PathBuf>, detailed: bool, format: kiln_views::Format) -> R {
     let dir = cx.dir();
     let ops = &cx.ops;
     let l = load(cx, &args.vars)?;
@@ -16,7 +16,7 @@ pub(crate) async fn plan_cmd(cx: &Ctx, args: &PlanArgs, out: Option<PathBuf>, de
     let l = &l;
     let plan = kiln_ops::operation::run(ops, &backend, "plan", |s| async move {
         let state = s.read_state().await?;
-        make_plan(&s, dir, l, &state, &kiln_core::Providers::new(), args, Mode::Normal).await
+        make_plan(&s, dir, l, &state, &kiln_core::Providers::new(), args, mode).await
     })
     .await?;
     view_plan::print(cx, &plan, format);
