@@ -133,6 +133,10 @@ pub struct PlanArgs {
     /// Leave out this resource, instance or module and what depends on it (repeatable).
     #[arg(long, value_name = "ADDRESS")]
     pub exclude: Vec<String>,
+    /// Replace this resource or instance although nothing forces it, such as a job to run
+    /// again (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub replace: Vec<String>,
     /// Read every managed object before planning (default true).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub refresh: bool,

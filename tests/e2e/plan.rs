@@ -181,3 +181,25 @@ fn a_bad_host_of_a_provider_is_reported_in_its_block() {
     assert!(err.contains("host block #2 has no name"), "{err}");
     assert!(err.contains("main.kiln.hcl:6:3"), "{err}");
 }
+
+/// `--replace ADDRESS` (issue 13, as Terraform's `-replace`): an object nothing forces to be
+/// replaced is replaced on request, such as a job to run again without editing it.
+#[test]
+fn replace_replaces_an_unchanged_object_on_request() {
+    let p = Project::new("resource \"record\" \"a\" {\n  input = \"x\"\n}\n\nresource \"record\" \"b\" {\n  input = \"y\"\n}\n\noutput \"id\" {\n  value = record.a.id\n}\n");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let before = p.output_json("id");
+    let r = p.kiln(&["plan", "--replace", "record.a", "--detailed-exitcode"]).code_is(2);
+    assert!(r.stdout().contains("record.a will be replaced, as requested"), "{}", r.stdout());
+    assert!(r.stdout().contains("1 to add, 0 to change, 1 to destroy"), "{}", r.stdout());
+    assert!(!r.stdout().contains("record.b will"), "only the requested object: {}", r.stdout());
+    p.kiln(&["apply", "--replace", "record.a", "--auto-approve"]).ok();
+    assert_ne!(p.output_json("id"), before, "a new object");
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+
+    // An address that replaces nothing is a warning, and the plan changes nothing.
+    let r = p.kiln(&["plan", "--replace", "record.nope", "--detailed-exitcode"]).code_is(0);
+    assert!(r.stderr().contains("W-REPLACE-UNMATCHED"), "{}", r.stderr());
+    let r = p.kiln(&["plan", "--replace", "record.a[", "--detailed-exitcode"]).code_is(1);
+    assert!(r.stderr().contains("E-ADDR-INVALID"), "{}", r.stderr());
+}

@@ -37,6 +37,7 @@ pub fn plan_request<'a>(
         workspace: l.workspace().unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string()),
         targets: args.target.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
         excludes: args.exclude.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
+        replace: args.replace.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
         hook: if args.verbose { &l.verbose } else { &kiln_core::NoopHook },
         cwd: dir.to_path_buf(),
     }
@@ -62,7 +63,7 @@ pub(crate) fn providers_request<'a>(
 }
 
 pub(crate) fn check_addresses(args: &PlanArgs) -> Result<(), Failure> {
-    for t in args.target.iter().chain(&args.exclude) {
+    for t in args.target.iter().chain(&args.exclude).chain(&args.replace) {
         t.parse::<Target>().map_err(|e| {
             Diagnostic::error("E-ADDR-INVALID", e.to_string())
                 .hint("addresses look like record.a, record.a[0], record.a[\"key\"] or module.m")

@@ -41,6 +41,8 @@ pub struct PlanRequest<'a> {
     pub workspace: String,
     pub targets: Vec<Target>,
     pub excludes: Vec<Target>,
+    /// `--replace`: instances to replace although nothing forces it (a job to run again).
+    pub replace: Vec<Target>,
     pub hook: &'a dyn Hook,
     pub cwd: PathBuf,
 }
@@ -68,7 +70,7 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
     let mut cx = Context::new(req.config, req.registry, &graph, req.providers, &req.variables, req.workspace.clone(), req.cwd.clone());
     cx.diags = diags;
     cx.check_root_variables();
-    let mut p = Planner::new(cx, req.state, req.mode, req.refresh, req.hook);
+    let mut p = Planner::new(cx, req.state, req.mode, req.refresh, &req.replace, req.hook);
     for node in &order {
         p.visit(node).await;
     }
@@ -84,6 +86,7 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
         p.cx.diags.push(targeting_warning(req.mode));
     }
     p.cx.diags.extend(check_prevent_destroy(&changes, req.config));
+    p.cx.diags.extend(unmatched_replacements(&changes, &req.replace));
     changes.sort_by(|a, b| a.address.cmp(&b.address));
     let mut keys: Vec<&String> = p.cx.ready.keys().collect();
     keys.sort();
@@ -141,6 +144,19 @@ fn check_prevent_destroy(changes: &[PlannedChange], config: &Config) -> Diagnost
         );
     }
     diags
+}
+
+/// A `--replace` address that replaces nothing (no such object in state, or one that the plan
+/// destroys or leaves out) is a warning: the plan does not do what was asked.
+fn unmatched_replacements(changes: &[PlannedChange], replace: &[Target]) -> Diagnostics {
+    replace
+        .iter()
+        .filter(|t| !changes.iter().any(|c| c.reason == Some(Reason::Requested) && c.address.matches(t)))
+        .map(|t| {
+            Diagnostic::warning("W-REPLACE-UNMATCHED", format!("--replace {t} replaces nothing"))
+                .hint("name an object in state that the configuration still has (`kiln state list` shows them)")
+        })
+        .collect()
 }
 
 /// Terraform's "Resource targeting is in effect": a partial plan can leave the configuration and
@@ -257,6 +273,7 @@ struct Planner<'a> {
     state: &'a State,
     mode: Mode,
     refresh: bool,
+    replace: &'a [Target],
     hook: &'a dyn Hook,
     /// State after refresh (and adoption of pending creates): `None` = object gone.
     refreshed: HashMap<InstanceAddr, Option<Value>>,
@@ -271,12 +288,13 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    fn new(cx: Context<'a>, state: &'a State, mode: Mode, refresh: bool, hook: &'a dyn Hook) -> Self {
+    fn new(cx: Context<'a>, state: &'a State, mode: Mode, refresh: bool, replace: &'a [Target], hook: &'a dyn Hook) -> Self {
         Planner {
             cx,
             state,
             mode,
             refresh,
+            replace,
             hook,
             refreshed: HashMap::new(),
             changes: Vec::new(),
@@ -463,6 +481,7 @@ impl<'a> Planner<'a> {
         };
         let prior = prior.map(|p| remark(p, schema, prior_state.map(|s| s.sensitive.as_slice()).unwrap_or(&[])));
         let tainted = prior_state.is_some_and(|s| s.tainted) && prior.is_some();
+        let requested = prior.is_some() && self.replace.iter().any(|t| iaddr.matches(t));
         let mut config = config;
         if let Some(p) = &prior {
             ignore_changes(&mut config, p, &r.lifecycle);
@@ -485,9 +504,9 @@ impl<'a> Planner<'a> {
                     .cloned()
                     .collect();
                 force.sort();
-                if tainted {
+                if tainted || requested {
                     let fresh = self.provider_plan(provider, &addr_s, &r.kind, None, Some(p), &config, schema).await?.0;
-                    (Action::Replace, Some(Reason::Tainted), fresh)
+                    (Action::Replace, Some(if tainted { Reason::Tainted } else { Reason::Requested }), fresh)
                 } else if changed.is_empty() {
                     (Action::NoOp, None, p.clone())
                 } else if !force.is_empty() {

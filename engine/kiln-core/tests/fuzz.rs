@@ -248,6 +248,7 @@ fn plan_of(text: &str) -> (bool, bool) {
         workspace: "default".into(),
         targets: Vec::new(),
         excludes: Vec::new(),
+        replace: Vec::new(),
         hook: &NoopHook,
         cwd: dir.path().to_path_buf(),
     }));

@@ -30,6 +30,7 @@ async fn plan_of(src: &str) -> (Option<Plan>, Diagnostics, String) {
         workspace: "default".into(),
         targets: Vec::new(),
         excludes: Vec::new(),
+        replace: Vec::new(),
         hook: &NoopHook,
         cwd: Path::new(".").to_path_buf(),
     })

@@ -235,6 +235,7 @@ impl Fixture {
             workspace: "default".into(),
             targets: Vec::new(),
             excludes: Vec::new(),
+            replace: Vec::new(),
             hook: &NoopHook,
             cwd: self.dir.path().to_path_buf(),
         })

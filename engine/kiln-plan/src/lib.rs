@@ -42,6 +42,8 @@ pub enum Reason {
     KeyGone,
     /// A previous apply failed part-way.
     Tainted,
+    /// `--replace ADDRESS` asked for it.
+    Requested,
     /// These attributes force replacement.
     AttributesForceNew { attributes: Vec<String> },
     /// `kiln destroy`.

@@ -304,6 +304,7 @@ fn reason(c: &PlannedChange) -> String {
             if attributes.len() == 1 { "forces" } else { "force" }
         ),
         Some(Reason::Tainted) => "tainted".into(),
+        Some(Reason::Requested) => "replacement requested".into(),
         Some(Reason::DestroyMode) => "kiln destroy".into(),
         Some(Reason::Gone) => "deleted outside of kiln".into(),
         None => String::new(),
@@ -341,6 +342,7 @@ fn verb(c: &PlannedChange) -> String {
                 )
             }
             Some(Reason::Tainted) => "is tainted, so it must be replaced".into(),
+            Some(Reason::Requested) => "will be replaced, as requested".into(),
             _ => "must be replaced".into(),
         },
         Action::Read => "will be read during apply".into(),
