@@ -286,14 +286,7 @@ mod tests {
     use kiln_state::Setting;
 
     use super::*;
-
-    fn config(text: &str) -> (tempfile::TempDir, Config) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("main.kiln.hcl"), text).unwrap();
-        let (c, d) = kiln_config::load(dir.path());
-        assert!(!d.has_errors(), "{d:?}");
-        (dir, c.unwrap())
-    }
+    use crate::testing::config;
 
     fn codes(d: &Diagnostics) -> Vec<&str> {
         d.iter().map(|d| d.code).collect()

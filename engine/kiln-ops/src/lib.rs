@@ -13,6 +13,8 @@ pub mod lock;
 pub mod migrate;
 pub mod operation;
 mod sink;
+#[cfg(test)]
+mod testing;
 mod vars;
 
 pub use backend::{BackendConfig, Backends};

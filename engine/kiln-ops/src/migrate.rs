@@ -125,7 +125,7 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::sync::Mutex;
 
-    use kiln_state::{LocalBackend, Mutation, ResourceState};
+    use kiln_state::LocalBackend;
 
     use super::*;
     use crate::lock::LockSettings;
@@ -144,18 +144,7 @@ mod tests {
     fn with_record(name: &str, serial: u64) -> State {
         let mut s = State::new();
         s.serial = serial;
-        s.apply_mutation(&Mutation::Put {
-            address: format!("record.{name}").parse().unwrap(),
-            resource: ResourceState {
-                provider: "kiln".into(),
-                kind: "record".into(),
-                attributes: kiln_value::Value::Null,
-                sensitive: vec![],
-                dependencies: vec![],
-                tainted: false,
-                create_before_destroy: false,
-            },
-        });
+        s.apply_mutation(&crate::testing::put(name));
         s
     }
 

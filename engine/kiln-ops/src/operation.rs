@@ -233,9 +233,8 @@ mod tests {
     use std::sync::Mutex;
     use std::time::Duration;
 
-    use kiln_state::{Mutation, ResourceState};
-
     use super::*;
+    use crate::testing::put;
 
     fn local(dir: &std::path::Path) -> Arc<dyn StateBackend> {
         Arc::new(kiln_state::LocalBackend::new(dir.join("state.json")))
@@ -262,19 +261,6 @@ mod tests {
             }),
         };
         (ctx, tx, seen)
-    }
-
-    fn put(name: &str) -> Mutation {
-        let resource = ResourceState {
-            provider: "kiln".into(),
-            kind: "record".into(),
-            attributes: kiln_value::Value::Null,
-            sensitive: vec![],
-            dependencies: vec![],
-            tainted: false,
-            create_before_destroy: false,
-        };
-        Mutation::Put { address: format!("record.{name}").parse().unwrap(), resource }
     }
 
     #[derive(Debug)]

@@ -109,21 +109,7 @@ impl StateSink for JournalSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn put(name: &str) -> Mutation {
-        Mutation::Put {
-            address: format!("record.{name}").parse().unwrap(),
-            resource: kiln_state::ResourceState {
-                provider: "kiln".into(),
-                kind: "record".into(),
-                attributes: kiln_value::Value::Null,
-                sensitive: vec![],
-                dependencies: vec![],
-                tainted: false,
-                create_before_destroy: false,
-            },
-        }
-    }
+    use crate::testing::put;
 
     /// What the writer returns is the stored state with the journal replayed, whoever still
     /// holds a handle to the sink (an abandoned operation may).

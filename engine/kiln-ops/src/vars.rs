@@ -307,15 +307,8 @@ mod tests {
 
     use super::*;
     use crate::encryption::state_codec_with;
+    use crate::testing::config;
     use crate::Backends;
-
-    fn config(text: &str) -> (tempfile::TempDir, Config) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("main.kiln.hcl"), text).unwrap();
-        let (c, d) = kiln_config::load(dir.path());
-        assert!(!d.has_errors(), "{d:?}");
-        (dir, c.unwrap())
-    }
 
     fn given(vars: &[(&str, &str)]) -> BTreeMap<String, Value> {
         vars.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect()
