@@ -137,6 +137,10 @@ pub struct PlanArgs {
     /// again (repeatable).
     #[arg(long, value_name = "ADDRESS")]
     pub replace: Vec<String>,
+    /// Only read every managed object and update state and outputs to match what exists,
+    /// changing no object (as Terraform's -refresh-only).
+    #[arg(long, conflicts_with = "replace")]
+    pub refresh_only: bool,
     /// Read every managed object before planning (default true).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub refresh: bool,
@@ -222,27 +226,86 @@ pub enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         auto_approve: bool,
-        /// After applying, wait until every job has finished, then refresh outputs.
+        /// After applying, wait until every job has finished, then refresh outputs; the state
+        /// lock is released while waiting.
         #[arg(long)]
         wait: bool,
+        /// With --wait: stream every job's output, each line prefixed by its node.
+        #[arg(long, requires = "wait")]
+        logs: bool,
         /// A plan saved by `kiln plan --out`.
         plan_file: Option<PathBuf>,
     },
-    /// Print a job's logs.
+    /// Run a job again: plan with --replace ADDRESS --target ADDRESS, confirm, then apply,
+    /// wait for it and stream its output (as apply --wait --logs).
+    Run {
+        #[command(flatten)]
+        vars: VarArgs,
+        /// The job's address, such as job.train.
+        address: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// Print a job's logs: every node's, each line prefixed by its node.
     Logs {
         #[command(flatten)]
         vars: VarArgs,
         /// The job's address, such as job.train.
         address: String,
-        /// Node rank.
-        #[arg(long, default_value_t = 0)]
-        node: usize,
-        /// Keep printing new output until the job finishes.
+        /// Only this node's output (its rank), without the prefix.
+        #[arg(long, value_name = "RANK")]
+        node: Option<usize>,
+        /// Only the last N lines of each node.
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+        /// Only output written since this long ago (such as 10m, 2h) or this RFC 3339 time.
+        #[arg(long, value_name = "DURATION|TIME")]
+        since: Option<String>,
+        /// Keep printing new output until the job finishes (starting at the end with --tail).
         #[arg(long, short = 'f')]
         follow: bool,
     },
     /// List jobs with their status, start time, duration and restarts.
     Jobs {
+        #[command(flatten)]
+        vars: VarArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Clusters and jobs: nodes, GPUs, state and uptime.
+    Status {
+        #[command(flatten)]
+        vars: VarArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Open a shell (or run COMMAND) on a node of a cluster or job.
+    Ssh {
+        #[command(flatten)]
+        vars: VarArgs,
+        /// The cluster's or job's address, such as cluster.train or job.train.
+        address: String,
+        /// The node's rank.
+        #[arg(long, value_name = "RANK", default_value_t = 0)]
+        node: usize,
+        /// A command to run instead of a shell (after `--`).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// The attributes of every kind, or of one: a reference generated from the providers'
+    /// schemas.
+    Schema {
+        /// The kind, such as job or aws_vpc (default: every kind).
+        kind: Option<String>,
+        /// Only this provider's kinds (such as local, aws).
+        #[arg(long, value_name = "NAME")]
+        provider: Option<String>,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Evaluate expressions against the configuration and state, one per line of input.
+    Console {
         #[command(flatten)]
         vars: VarArgs,
     },
@@ -322,7 +385,11 @@ impl Command {
             | Command::Init { vars, .. }
             | Command::Import { vars, .. }
             | Command::Logs { vars, .. }
-            | Command::Jobs { vars }
+            | Command::Run { vars, .. }
+            | Command::Jobs { vars, .. }
+            | Command::Status { vars, .. }
+            | Command::Ssh { vars, .. }
+            | Command::Console { vars }
             | Command::Inventory { vars } => Some(vars),
             Command::Plan { args, .. } | Command::Apply { args, .. } | Command::Destroy { args, .. } => Some(&mut args.vars),
             _ => None,
@@ -342,6 +409,17 @@ pub enum StateCommand {
     Mv { from: String, to: String },
     /// List the stored versions of the state, newest first (backups, bucket versions, history).
     Versions,
+    /// Print the state as stored (JSON, decrypted) on stdout.
+    Pull,
+    /// Replace the state with a file (`-` reads stdin): refused when its lineage differs or its
+    /// serial is older, unless --force.
+    Push {
+        /// The state file to write.
+        path: PathBuf,
+        /// Write it even though its lineage differs or its serial is not newer.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]

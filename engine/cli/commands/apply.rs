@@ -18,6 +18,8 @@ pub struct ApplyOpts {
     pub auto_approve: bool,
     /// Wait for jobs to finish, then refresh state and outputs.
     pub wait: bool,
+    /// While waiting, stream the jobs' output prefixed by node.
+    pub logs: bool,
     pub plan_file: Option<PathBuf>,
     pub mode: Mode,
 }
@@ -41,7 +43,7 @@ pub(crate) async fn apply_cmd(cx: &Ctx, args: &PlanArgs, opts: ApplyOpts) -> R {
         let providers = Providers::new();
         let r = apply_locked(&s, dir, l, &providers, args, opts).await;
         if opts.wait && matches!(r, Ok(ExitStatus::Success)) {
-            return super::jobs::wait_then_refresh(&s, dir, l, &providers, args).await;
+            return super::wait::wait_then_refresh(&s, dir, l, &providers, args).await;
         }
         r
     })

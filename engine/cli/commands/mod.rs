@@ -17,18 +17,25 @@ use std::time::Duration;
 
 mod apply;
 mod backend;
+mod console;
 mod fmt;
 mod init;
 mod inventory;
 pub mod jobs;
 mod load;
 mod locking;
+mod logs;
 mod plan;
 mod planning;
 mod registry;
+mod run;
+mod schema;
 mod show;
+mod ssh;
 mod state;
+mod status;
 mod validate;
+mod wait;
 pub(crate) mod workspace;
 
 pub use backend::*;
@@ -139,14 +146,21 @@ async fn dispatch(cli: Cli, cx: &Ctx) -> ExitStatus {
             let mode = if destroy { Mode::Destroy } else { Mode::Normal };
             plan::plan_cmd(cx, &args, mode, out, detailed_exitcode, format.get()).await
         }
-        Command::Apply { args, auto_approve, wait, plan_file } => {
-            apply::apply_cmd(cx, &args, ApplyOpts { auto_approve, wait, plan_file, mode: Mode::Normal }).await
+        Command::Apply { args, auto_approve, wait, logs, plan_file } => {
+            apply::apply_cmd(cx, &args, ApplyOpts { auto_approve, wait, logs, plan_file, mode: Mode::Normal }).await
         }
         Command::Destroy { args, auto_approve } => {
-            apply::apply_cmd(cx, &args, ApplyOpts { auto_approve, wait: false, plan_file: None, mode: Mode::Destroy }).await
+            apply::apply_cmd(cx, &args, ApplyOpts { auto_approve, wait: false, logs: false, plan_file: None, mode: Mode::Destroy }).await
         }
-        Command::Logs { vars, address, node, follow } => jobs::logs(cx, &vars, &address, node, follow).await,
-        Command::Jobs { vars } => jobs::list(cx, &vars).await,
+        Command::Run { vars, address, auto_approve } => run::run(cx, &vars, &address, auto_approve).await,
+        Command::Logs { vars, address, node, tail, since, follow } => {
+            logs::logs(cx, &vars, &address, logs::LogsOpts { node, tail, since, follow }).await
+        }
+        Command::Jobs { vars, format } => status::list(cx, &vars, format.get()).await,
+        Command::Status { vars, format } => status::status_cmd(cx, &vars, format.get()).await,
+        Command::Ssh { vars, address, node, command } => ssh::ssh(cx, &vars, &address, node, &command).await,
+        Command::Schema { kind, provider, format } => schema::schema(cx, kind.as_deref(), provider.as_deref(), format.get()),
+        Command::Console { vars } => console::console(cx, &vars).await,
         Command::Inventory { vars } => inventory::inventory(cx, &vars).await,
         Command::Show { format, plan_file } => show::show(cx, format.get(), plan_file).await,
         Command::Output { format, raw, name } => show::output(cx, format.get(), raw, name).await,

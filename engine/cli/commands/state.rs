@@ -89,6 +89,7 @@ pub(crate) async fn state_cmd(cx: &Ctx, cmd: StateCommand) -> R {
             }
             Ok(ExitStatus::Success)
         }
+        StateCommand::Pull | StateCommand::Push { .. } => Err(Diagnostic::error("E-TODO", "state pull and push are being written").into()),
     }
 }
 
