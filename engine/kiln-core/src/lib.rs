@@ -23,6 +23,7 @@ mod instance;
 mod plan;
 mod providers;
 mod redact;
+mod references;
 mod scope;
 mod validate;
 mod walk_state;

@@ -530,6 +530,7 @@ impl<'a> Planner<'a> {
             sensitive,
             dependencies: deps.to_vec(),
             deposed: None,
+            references: crate::references::references(&r.body, &schema.body, &after),
         });
         Some(after)
     }
@@ -631,6 +632,7 @@ impl<'a> Planner<'a> {
                 sensitive: old.sensitive.clone(),
                 dependencies: old.dependencies.clone(),
                 deposed: Some(uuid::Uuid::new_v4().simple().to_string()[..8].to_string()),
+                references: BTreeMap::new(),
             })
             .collect();
         self.changes.extend(displaced);
@@ -668,6 +670,7 @@ impl<'a> Planner<'a> {
                 sensitive: rs.sensitive.clone(),
                 dependencies: rs.dependencies.clone(),
                 deposed: None,
+                references: BTreeMap::new(),
             });
         }
         if self.mode == Mode::Destroy {
@@ -691,6 +694,7 @@ impl<'a> Planner<'a> {
                 sensitive: d.resource.sensitive,
                 dependencies: d.resource.dependencies,
                 deposed: Some(d.key),
+                references: BTreeMap::new(),
             });
         }
     }

@@ -412,3 +412,51 @@ async fn deletes_configure_providers_that_read_variables() {
     assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
     assert_eq!(out.state.resources.len(), 1);
 }
+
+/// An attribute whose expression is exactly a reference to a whole object is recorded with the
+/// reference's text (the plan view shows it instead of the object inlined); a value read from
+/// an object, or computed from one, is not. The saved plan keeps them.
+#[tokio::test]
+async fn whole_object_references_are_recorded_in_the_plan() {
+    let f = Fixture::new(
+        r#"
+provider "mock" {}
+resource "thing" "a" {
+  provider = mock
+  name     = "a"
+}
+resource "thing" "n" {
+  provider = mock
+  count    = 2
+  name     = "n${count.index}"
+}
+resource "thing" "b" {
+  provider = mock
+  name     = "b"
+  data     = thing.a
+}
+resource "thing" "c" {
+  provider = mock
+  name     = thing.a.name
+  data     = (thing.n[1])
+}
+resource "thing" "d" {
+  provider = mock
+  name     = "d"
+  data     = { a = thing.a }
+}
+"#,
+    );
+    let p = f.plan(&State::default()).await;
+    let refs = |addr: &str| -> Vec<(String, String)> {
+        let c = p.changes.iter().find(|c| c.address.to_string() == addr).unwrap();
+        c.references.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    assert_eq!(refs("thing.b"), [("data".to_string(), "thing.a".to_string())]);
+    assert_eq!(refs("thing.c"), [("data".to_string(), "thing.n[1]".to_string())], "a value read from an object is no reference");
+    assert!(refs("thing.d").is_empty() && refs("thing.a").is_empty());
+    let back = Plan::from_json(&p.to_json().unwrap()).unwrap();
+    assert_eq!(back, p, "a saved plan keeps the references");
+    let state = f.converge(&State::new()).await;
+    assert!(!f.plan(&state).await.has_changes());
+}

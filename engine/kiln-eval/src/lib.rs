@@ -11,7 +11,7 @@ pub mod funcs;
 mod refs;
 
 pub use eval::{eval, eval_template_file, Evaluator};
-pub use refs::{references, Ref};
+pub use refs::{references, whole_reference, Ref};
 
 use std::path::Path;
 use std::sync::Arc;

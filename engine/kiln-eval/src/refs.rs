@@ -106,6 +106,47 @@ pub(crate) fn parse_ref(root: &str, ops: &[&TraversalOperator]) -> Parsed {
     }
 }
 
+/// The reference `expr` is exactly, when it names a whole object: a resource or data resource
+/// (`cluster.train`, `data.machine.this`), one of its instances (`cluster.train[0]`,
+/// `bucket.b["eu"]`) or a module's output (`module.m.out`, `module.m`), written as the
+/// configuration spells it. `None` for anything else (`cluster.train.nodes`, a function call,
+/// a template, a variable). The plan view shows such an attribute as the reference instead of
+/// the object inlined.
+pub fn whole_reference(expr: &Expr) -> Option<String> {
+    let mut e = &*expr.node;
+    while let Expression::Parenthesis(p) = e {
+        e = p.inner();
+    }
+    let (root, ops): (&str, Vec<&TraversalOperator>) = match e {
+        Expression::Variable(v) => (v.as_str(), Vec::new()),
+        Expression::Traversal(t) => match &t.expr {
+            Expression::Variable(v) => (v.as_str(), t.operators.iter().map(|o| o.value()).collect()),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let Parsed::Ref(r, used) = parse_ref(root, &ops) else { return None };
+    let mut text = match &r {
+        Ref::Resource { .. } | Ref::Data { .. } | Ref::Module(..) => r.to_string(),
+        _ => return None,
+    };
+    let rest = &ops[used..];
+    match rest {
+        [] => {}
+        // One instance of a resource: a literal index or key.
+        [op] if !matches!(r, Ref::Module(..)) => match op {
+            TraversalOperator::Index(Expression::Number(n)) => text.push_str(&format!("[{}]", n.value())),
+            TraversalOperator::Index(Expression::String(s)) => {
+                text.push_str(&format!("[{}]", serde_json::Value::String(s.value().to_string())))
+            }
+            TraversalOperator::LegacyIndex(n) => text.push_str(&format!("[{}]", n.value())),
+            _ => return None,
+        },
+        _ => return None,
+    }
+    Some(text)
+}
+
 /// Every reference in `expr`, in source order, with the span of the reference (`var.list` in
 /// `var.list[0]`, `module.m.out`, `data.k.n`). Names bound by enclosing `for` expressions and
 /// `%{for}` directives are skipped, and so are roots that are not references.

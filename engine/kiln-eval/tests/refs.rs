@@ -111,3 +111,35 @@ fn roots_that_are_not_references_are_skipped() {
     check_refs("1 + 2", &[]);
     check_refs("\"plain\"", &[]);
 }
+
+/// `whole_reference`: an expression that is exactly a whole object (a resource, one of its
+/// instances, a data resource, a module output) gives its text; anything read from it or
+/// computed does not.
+#[test]
+fn whole_references() {
+    let whole = |src: &str| kiln_eval::whole_reference(&parse(src));
+    assert_eq!(whole("cluster.train").as_deref(), Some("cluster.train"));
+    assert_eq!(whole("(cluster.train)").as_deref(), Some("cluster.train"));
+    assert_eq!(whole("cluster.train[0]").as_deref(), Some("cluster.train[0]"));
+    assert_eq!(whole("cluster.train.0").as_deref(), Some("cluster.train[0]"));
+    assert_eq!(whole(r#"bucket.b["eu"]"#).as_deref(), Some(r#"bucket.b["eu"]"#));
+    assert_eq!(whole("data.machine.this").as_deref(), Some("data.machine.this"));
+    assert_eq!(whole("module.pool.cluster").as_deref(), Some("module.pool.cluster"));
+    assert_eq!(whole("module.pool").as_deref(), Some("module.pool"));
+    for not in [
+        "cluster.train.nodes",
+        "cluster.train[0].nodes",
+        "cluster.train[var.i]",
+        "module.pool.cluster.nodes",
+        "var.x",
+        "local.x",
+        "each.value",
+        "self",
+        "cluster",
+        "\"cluster.train\"",
+        "merge(cluster.train, {})",
+        "[cluster.train]",
+    ] {
+        assert_eq!(whole(not), None, "{not}");
+    }
+}

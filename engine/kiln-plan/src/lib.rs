@@ -74,6 +74,13 @@ pub struct PlannedChange {
     /// For the destroy of a deposed object: its key in state (the address holds another object).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deposed: Option<String>,
+    /// Attributes whose expression is exactly a reference to a whole object (a resource, one
+    /// of its instances, a module output), by attribute path (`cluster`, `checkpoint.bucket`,
+    /// `step[1].bucket`): the reference as the configuration writes it (`cluster.train`). The
+    /// human plan shows these as the reference rather than the object inlined; the values
+    /// stay in `after`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub references: BTreeMap<String, String>,
 }
 
 /// A change found by refresh: the object differs from state outside kiln's control.
@@ -257,6 +264,7 @@ mod tests {
             sensitive: vec![],
             dependencies: vec!["record.b".parse().unwrap()],
             deposed: None,
+            references: BTreeMap::new(),
         };
         Plan {
             format_version: FORMAT_VERSION,

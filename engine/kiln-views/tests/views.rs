@@ -48,6 +48,7 @@ fn change(address: &str, action: Action, before: Option<Value>, after: Option<Va
         sensitive: vec![],
         dependencies: vec![],
         deposed: None,
+        references: Default::default(),
     }
 }
 

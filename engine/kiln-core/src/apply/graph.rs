@@ -221,6 +221,7 @@ output "out" {
             sensitive: Vec::new(),
             dependencies: Vec::new(),
             deposed: None,
+            references: Default::default(),
         }
     }
 
