@@ -75,15 +75,19 @@ impl Cli {
         use clap::{CommandFactory, FromArgMatches};
         let command = Cli::command();
         let args = terraform_dashes(std::env::args_os().collect(), &long_names(&command));
-        let matches = command.try_get_matches_from(args).unwrap_or_else(|e| {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            std::process::exit(code);
-        });
-        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| {
-            let _ = e.print();
+        let no_color = args.iter().any(|a| a == "--no-color");
+        // Usage errors render as every other error (a diagnostic, E-CLI-USAGE); --help and
+        // --version print as clap writes them.
+        let usage = |e: clap::Error| -> ! {
+            if !e.use_stderr() {
+                let _ = e.print();
+                std::process::exit(0);
+            }
+            crate::exit::usage_error(&e, no_color);
             std::process::exit(1);
-        });
+        };
+        let matches = command.try_get_matches_from(args).unwrap_or_else(|e| usage(e));
+        let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage(e));
         if let Some((_, sub)) = matches.subcommand() {
             if let Some(v) = cli.command.var_args_mut() {
                 v.order(sub);

@@ -67,6 +67,45 @@ impl Failure {
     }
 }
 
+/// A command-line usage error (clap's: an unknown flag, a missing argument, a bad value) as a
+/// diagnostic, E-CLI-USAGE: clap's message as the summary, its tips and the usage line as the
+/// hint.
+pub fn usage_diagnostic(e: &clap::Error) -> Diagnostic {
+    let text = e.render().to_string();
+    let mut lines = text.lines();
+    let summary = lines.next().unwrap_or_default().trim_start_matches("error:").trim().to_string();
+    let mut detail = Vec::new();
+    let mut hint = Vec::new();
+    let mut in_detail = true;
+    for line in lines {
+        if line.trim().is_empty() {
+            in_detail = false;
+        } else if in_detail && line.starts_with(' ') && !line.trim_start().starts_with("tip:") {
+            detail.push(line.trim().to_string());
+        } else {
+            in_detail = false;
+            hint.push(line.trim().trim_start_matches("tip:").trim().to_string());
+        }
+    }
+    let mut d = Diagnostic::error("E-CLI-USAGE", summary);
+    if !detail.is_empty() {
+        d = d.detail(detail.join(" "));
+    }
+    if !hint.is_empty() {
+        d = d.hint(hint.join("\n"));
+    }
+    d
+}
+
+/// Prints a usage error on stderr as every diagnostic renders (colour on a terminal, never with
+/// `NO_COLOR` or `--no-color`); the settings are not resolved yet when the command line fails.
+pub fn usage_error(e: &clap::Error, no_color: bool) {
+    use std::io::IsTerminal;
+    let colour = !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
+    let f = Failure::new(usage_diagnostic(e));
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), format!("{}\n", f.render(colour).trim_end()).as_bytes());
+}
+
 impl From<Diagnostic> for Failure {
     fn from(d: Diagnostic) -> Failure {
         Failure::new(d)
@@ -103,5 +142,23 @@ mod tests {
         assert!(out.contains("main.kiln.hcl:2:5"), "{out}");
         assert!(out.contains("write a number"), "{out}");
         assert_eq!(f.diagnostics().len(), 1);
+    }
+
+    #[test]
+    fn usage_errors_are_diagnostics_with_clap_message_and_tips() {
+        use clap::{Arg, Command};
+        let cmd =
+            || Command::new("kiln").subcommand(Command::new("plan").arg(Arg::new("format").long("format").value_parser(["human", "json"])));
+        let e = cmd().try_get_matches_from(["kiln", "plan", "--no-such"]).unwrap_err();
+        let d = usage_diagnostic(&e);
+        assert_eq!(d.code, "E-CLI-USAGE");
+        assert_eq!(d.summary, "unexpected argument '--no-such' found");
+        let hint = d.hint.clone().unwrap();
+        assert!(hint.contains("Usage: kiln plan") && hint.contains("--help"), "{hint}");
+        assert!(!hint.contains("error:"), "{hint}");
+        let e = cmd().try_get_matches_from(["kiln", "plan", "--format", "xml"]).unwrap_err();
+        let d = usage_diagnostic(&e);
+        assert_eq!(d.summary, "invalid value 'xml' for '--format <format>'");
+        assert_eq!(d.detail.as_deref(), Some("[possible values: human, json]"));
     }
 }

@@ -154,3 +154,63 @@ fn plan_destroy_saves_a_destroy_plan_that_apply_runs() {
     assert!(r.stdout().contains("Destroy complete!"), "{}", r.stdout());
     assert!(p.state_list().is_empty());
 }
+
+/// Issue 13: every error renders the same way. Clap's usage errors are diagnostics as a
+/// command's own (code E-CLI-USAGE, the message, clap's tip and usage as the hint), exit 1;
+/// `--help` and `--version` print as before and exit 0.
+#[test]
+fn usage_errors_render_as_diagnostics_like_every_error() {
+    let p = Project::new(ONE);
+    let own = p.kiln(&["workspace", "select", "nope"]).code_is(1).stderr();
+    let r = p.kiln(&["plan", "--no-such-flag"]).code_is(1);
+    let err = r.stderr();
+    assert!(r.stdout().is_empty(), "{}", r.stdout());
+    assert!(err.starts_with("E-CLI-USAGE\n"), "{err}");
+    assert!(own.starts_with("E-WORKSPACE-MISSING\n"), "{own}");
+    assert!(err.contains("× unexpected argument '--no-such-flag' found"), "{err}");
+    assert!(err.contains("help:") && err.contains("Usage: kiln plan"), "{err}");
+    assert!(!err.contains("error:"), "clap's own rendering: {err}");
+    // A bad value names the possible ones; a missing argument names it.
+    let err = p.kiln(&["plan", "--format", "xml"]).code_is(1).stderr();
+    assert!(err.contains("E-CLI-USAGE") && err.contains("invalid value 'xml'") && err.contains("possible values: human, json"), "{err}");
+    let err = p.kiln(&["logs"]).code_is(1).stderr();
+    assert!(err.contains("E-CLI-USAGE") && err.contains("<ADDRESS>"), "{err}");
+    let err = p.kiln(&["frobnicate"]).code_is(1).stderr();
+    assert!(err.contains("E-CLI-USAGE") && err.contains("unrecognized subcommand 'frobnicate'"), "{err}");
+    // Help and version are not errors.
+    let r = p.kiln(&["plan", "--help"]).ok();
+    assert!(r.stdout().contains("Usage: kiln plan") && r.stderr().is_empty(), "{}", r.stderr());
+    let r = p.kiln(&["--version"]).ok();
+    assert!(r.stdout().starts_with("kiln "), "{}", r.stdout());
+}
+
+/// Issue 13: a missing AWS credential says so in one short line with how to give one, not the
+/// SDK's Debug dump of its error tree (about 1 KB before). No credentials anywhere (no
+/// environment variables, an empty HOME, no instance metadata) and an endpoint nobody listens
+/// on: the plan needs the instance type catalogue and stops at the credentials.
+#[cfg(feature = "aws")]
+#[test]
+fn missing_aws_credentials_are_one_readable_line_with_how_to_give_them() {
+    let p = Project::new(
+        "provider \"aws\" {\n  region   = \"us-east-1\"\n  endpoint = \"http://127.0.0.1:9\"\n}\n\nresource \"cluster\" \"c\" {\n  provider     = aws\n  accelerators = \"A100:8\"\n}\n",
+    );
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut c = p.command(&["plan"]);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("HOME", home.path()).env("AWS_EC2_METADATA_DISABLED", "true");
+    let r = crate::support::run(c).code_is(1);
+    let err = r.stderr();
+    let summary = err.lines().find(|l| l.contains("cluster.c:")).unwrap_or_else(|| panic!("no summary line:\n{err}"));
+    assert!(summary.ends_with("no AWS credentials found"), "{err}");
+    for needle in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "provider \"aws\" block"] {
+        assert!(err.contains(needle), "the hint names `{needle}`:\n{err}");
+    }
+    for dump in ["{", "Some(", "DispatchFailure", "CredentialsNotLoaded"] {
+        assert!(!err.contains(dump), "a Debug dump (`{dump}`):\n{err}");
+    }
+    assert!(err.len() < 700, "{} bytes:\n{err}", err.len());
+}

@@ -118,3 +118,17 @@ fn syntax_error_exits_1_and_writes_nothing() {
     assert!(r.stderr().contains("help:"), "{}", r.stderr());
     assert_eq!(p.read("main.kiln.hcl"), broken);
 }
+
+/// Issue 13: a syntax error reads `path:line:col: message` (as compilers write it), so editors
+/// and terminals link it, for each file given, with its path as given.
+#[test]
+fn syntax_errors_read_path_line_col_message() {
+    let p = Project::new("resource \"record\" \"a\" {\n  input = = 1\n}\n");
+    p.write("sub/other.kiln.hcl", "x = 1\ny = = 2\n");
+    let r = p.kiln(&["fmt"]).code_is(1);
+    let line = r.stderr().lines().find(|l| l.contains("main.kiln.hcl:2:11:")).map(str::to_string);
+    let line = line.unwrap_or_else(|| panic!("no path:line:col line:\n{}", r.stderr()));
+    assert!(line.trim_start_matches([' ', '×']).starts_with("main.kiln.hcl:2:11: invalid expression"), "{line}");
+    let r = p.kiln(&["fmt", "sub/other.kiln.hcl"]).code_is(1);
+    assert!(r.stderr().contains("sub/other.kiln.hcl:2:5: invalid expression"), "{}", r.stderr());
+}

@@ -56,15 +56,16 @@ pub(crate) fn fmt(cx: &Ctx, check: bool, diff: bool, recursive: bool, paths: Vec
     })
 }
 
-/// A file `kiln fmt` cannot parse, as a diagnostic at the parser's line and column.
+/// A file `kiln fmt` cannot parse, as a diagnostic at the parser's line and column; its summary
+/// reads `path:line:col: message`, as compilers write it, so editors and terminals link it.
 fn syntax_error(path: &Path, text: String, e: &kiln_fmt::FmtError) -> (kiln_diag::Sources, Diagnostic) {
     let kiln_fmt::FmtError::Parse { line, column, message } = e;
     let mut sources = kiln_diag::Sources::new();
     let file = sources.add(path, text);
     let at = sources.get(file).offset(*line, *column);
     let end = (at + 1).min(sources.text(file).len()).max(at);
-    let d = Diagnostic::error("E-FMT-SYNTAX", format!("`{}` is not valid HCL", path.display()))
-        .at(kiln_diag::Span::new(file, at..end), message.clone())
+    let d = Diagnostic::error("E-FMT-SYNTAX", format!("{}:{line}:{column}: {message}", path.display()))
+        .at(kiln_diag::Span::new(file, at..end), "not valid HCL")
         .hint("fix the syntax (`kiln validate` reports every error); the file was left as it was");
     (sources, d)
 }
