@@ -31,5 +31,6 @@ mod show;
 #[cfg(feature = "slurm")]
 mod slurm;
 mod state;
+mod state_cmds;
 mod upgrade;
 mod variables;

@@ -89,7 +89,99 @@ pub(crate) async fn state_cmd(cx: &Ctx, cmd: StateCommand) -> R {
             }
             Ok(ExitStatus::Success)
         }
-        StateCommand::Pull | StateCommand::Push { .. } => Err(Diagnostic::error("E-TODO", "state pull and push are being written").into()),
+        StateCommand::Pull => {
+            let state = read_state(backend.as_ref()).await?;
+            // No state yet: nothing, as Terraform prints.
+            if !state.lineage.is_empty() {
+                cx.printer.data_bytes(&kiln_state::encode(&state));
+            }
+            Ok(ExitStatus::Success)
+        }
+        StateCommand::Push { path, force } => {
+            let pushed = read_pushed(&path)?;
+            kiln_ops::operation::run(ops, &backend, "state push", |s| async move {
+                let stored = s.read_state().await?;
+                let state = pushable(&stored, pushed, force)?;
+                s.backend().write(&state).await.map_err(|e| {
+                    Diagnostic::error("E-STATE-WRITE", format!("cannot write the state: {e}"))
+                        .hint("nothing was changed: the state is as it was before this command")
+                })?;
+                cx.printer.progress(format_args!(
+                    "Pushed serial {} of lineage {} to {}.",
+                    state.serial,
+                    state.lineage,
+                    s.backend().describe()
+                ));
+                Ok(ExitStatus::Success)
+            })
+            .await
+        }
+    }
+}
+
+/// The state `kiln state push` was given: a state document (JSON, as `kiln state pull` prints
+/// it) in a file, or on stdin for `-`.
+fn read_pushed(path: &Path) -> Result<State, Failure> {
+    let (bytes, name) = if path.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut b).map_err(|e| {
+            Diagnostic::error("E-STATE-PUSH-READ", "cannot read the state from stdin")
+                .detail(e.to_string())
+                .hint("pipe a state document in, such as `kiln state pull` printed")
+        })?;
+        (b, "stdin".to_string())
+    } else {
+        let b = std::fs::read(path).map_err(|e| {
+            Diagnostic::error("E-STATE-PUSH-READ", format!("cannot read `{}`", path.display()))
+                .detail(e.to_string())
+                .hint("name a state file, such as `kiln state pull > state.json` wrote, or `-` for stdin")
+        })?;
+        (b, path.display().to_string())
+    };
+    kiln_state::decode(&bytes, &name).map_err(|e| {
+        Diagnostic::error("E-STATE-PUSH-READ", format!("`{name}` is not a kiln state document"))
+            .detail(e.to_string())
+            .hint("push a document `kiln state pull` printed (JSON, decrypted); the stored state was left as it was")
+            .into()
+    })
+}
+
+/// Terraform's rules for `state push`: the pushed state must continue the stored one (same
+/// lineage, a newer serial). With `force` it replaces it anyway, written as the next serial of
+/// the stored lineage: a backend never lets a serial go down or a lineage change in place, and
+/// the replaced state stays in the backup as every write leaves it.
+fn pushable(stored: &State, mut pushed: State, force: bool) -> Result<State, Diagnostic> {
+    let refusal = if stored.lineage.is_empty() {
+        None
+    } else if pushed.lineage != stored.lineage {
+        Some(Diagnostic::error(
+            "E-STATE-PUSH-LINEAGE",
+            format!(
+                "the pushed state's lineage `{}` differs from the stored state's `{}`: it is another state's history",
+                pushed.lineage, stored.lineage
+            ),
+        )
+        .hint("check that you push to the right workspace and backend; `kiln state push --force` replaces the stored state anyway (kept in the backup)"))
+    } else if pushed.serial <= stored.serial {
+        Some(Diagnostic::error(
+            "E-STATE-PUSH-SERIAL",
+            format!(
+                "the pushed state's serial {} is not newer than the stored state's {}: it would undo later changes",
+                pushed.serial, stored.serial
+            ),
+        )
+        .hint("pull the state again and edit that copy, or `kiln state push --force` to replace the stored state anyway (kept in the backup)"))
+    } else {
+        None
+    };
+    match refusal {
+        None => Ok(pushed),
+        Some(d) if !force => Err(d),
+        Some(_) => {
+            pushed.lineage = stored.lineage.clone();
+            pushed.serial = kiln_ops::operation::next_serial(stored.serial, 1)?;
+            Ok(pushed)
+        }
     }
 }
 
