@@ -4,8 +4,10 @@
 //! - Machine views are typed serde structs, each with `format_version` ([`FORMAT_VERSION`]) and
 //!   a JSON Schema in `schemas/json/`: [`PlanView`] (`plan --json`, `show --json PLANFILE`,
 //!   `plan-view.schema.json`), [`StateView`] (`show --json`, `state-view.schema.json`),
-//!   [`OutputsView`] and [`OutputView`] (`output --json [NAME]`, `output-view.schema.json`) and
-//!   [`ValidateView`] (`validate --json`, `validate-view.schema.json`). Field names follow
+//!   [`OutputsView`] and [`OutputView`] (`output --json [NAME]`, `output-view.schema.json`),
+//!   [`ValidateView`] (`validate --json`, `validate-view.schema.json`), [`JobsView`]
+//!   (`jobs --json`, `jobs-view.schema.json`) and [`StatusView`] (`status --json`,
+//!   `status-view.schema.json`). Field names follow
 //!   Terraform's JSON output where it has one (`resource_changes`, `change.actions`,
 //!   `values`, `sensitive_values`, `diagnostics[].range`).
 //! - Unknown and sensitive values are marked beside the values, never inside them: a view's
@@ -15,17 +17,21 @@
 //! - [`View`] is one thing shown in every [`Format`]; a new format is a method here and a
 //!   [`Format`] variant, and every command that takes `--format` gets it.
 
+pub mod jobs;
 pub mod markdown;
 pub mod outputs;
 pub mod plan;
 pub mod redact;
 pub mod state;
+pub mod status;
 pub mod validate;
 
+pub use jobs::{JobView, Jobs, JobsView};
 pub use outputs::{Output, OutputValue, OutputView, Outputs, OutputsView};
 pub use plan::PlanView;
 pub use redact::{redact, shown, Redacted, SENSITIVE};
 pub use state::StateView;
+pub use status::{ClusterView, Status, StatusView};
 pub use validate::{DiagnosticView, ValidateView, Validation};
 
 /// The version of every machine view's format: `MAJOR.MINOR`. MINOR grows when fields are

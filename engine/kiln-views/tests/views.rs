@@ -316,3 +316,54 @@ fn schemas_reject_what_they_do_not_describe() {
     assert!(errors("state-view.schema.json", &v) > 0);
     assert!(errors("output-view.schema.json", &json!({"b": {"sensitive": false, "value": 1}})) > 0, "no format_version");
 }
+
+/// `kiln jobs --json` and `kiln status --json`: jobs of every shape (finished with exit codes,
+/// running, gone, Slurm's one exit code) and clusters of each provider conform to their schemas.
+#[test]
+fn jobs_and_status_views_conform() {
+    use kiln_views::{ClusterView, JobView, Jobs, Status};
+    let now = "2026-01-02T03:00:00Z".parse().unwrap();
+    let finished = map(&[
+        ("status", Value::from("failed")),
+        ("job_id", Value::from("j-1")),
+        ("nodes", Value::from(2i64)),
+        ("started_at", Value::from("2026-01-02T02:00:00Z")),
+        ("finished_at", Value::from("2026-01-02T02:30:00Z")),
+        ("restarts", Value::from(0i64)),
+        ("exit_codes", Value::List(vec![Value::from(0i64), Value::Null])),
+    ]);
+    let slurm = map(&[("status", Value::from("succeeded")), ("exit_code", Value::from(0i64))]);
+    let jobs = vec![
+        JobView::new("job.a", "local", Some(&finished), now),
+        JobView::new("job.b", "aws.west", None, now),
+        JobView::new("job.c", "slurm", Some(&slurm), now),
+    ];
+    let v = Jobs(jobs.clone()).json();
+    conforms("jobs-view.schema.json", &v);
+    assert_eq!(v["jobs"][0]["duration_seconds"], 1800);
+    assert_eq!(v["jobs"][0]["exit_codes"], json!([0, null]));
+    assert_eq!(v["jobs"][1]["status"], "gone");
+    let cluster = map(&[
+        ("state", Value::from("running")),
+        ("accelerators", Value::from("A100:8")),
+        ("gpus_per_node", Value::from(8i64)),
+        ("instance_ids", Value::List(vec![Value::from("i-1"), Value::from("i-2")])),
+        ("private_ips", Value::List(vec![Value::from("10.0.0.1"), Value::from("10.0.0.2")])),
+    ]);
+    let s = Status {
+        clusters: vec![
+            ClusterView::new("cluster.a", "aws", "cluster", Some(&cluster), now),
+            ClusterView::new("spot_pool.p", "aws", "spot_pool", None, now),
+        ],
+        jobs,
+    };
+    let v = s.json();
+    conforms("status-view.schema.json", &v);
+    assert_eq!((v["clusters"][0]["nodes"].clone(), v["clusters"][0]["gpus"].clone()), (json!(2), json!(16)));
+    let mut bad = v.clone();
+    bad["clusters"][0]["price_per_hour"] = json!(1.5);
+    assert!(errors("status-view.schema.json", &bad) > 0, "no invented fields");
+    let mut bad = Jobs(vec![]).json();
+    bad["jobs"] = json!([{"address": "job.x"}]);
+    assert!(errors("jobs-view.schema.json", &bad) > 0);
+}
