@@ -185,6 +185,15 @@ impl FormatArgs {
     }
 }
 
+/// `kiln init --template`: the starter configurations.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Template {
+    /// A bucket for checkpoints, a 2-node cluster and a training job, on this machine.
+    Ml,
+    /// One `record` and an output: the smallest configuration.
+    Record,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Create a new project here, or prepare the backend of an existing one.
@@ -198,6 +207,11 @@ pub enum Command {
         /// The backend changed since the last init: use the new one as it is, copying nothing.
         #[arg(long)]
         reconfigure: bool,
+        /// The starter to write in a directory without configuration: `ml` (a bucket, a 2-node
+        /// cluster and a training job on this machine; the default) or `record` (one record and
+        /// an output).
+        #[arg(long, value_enum, value_name = "TEMPLATE")]
+        template: Option<Template>,
     },
     /// Check the configuration without touching state or providers' objects.
     Validate {

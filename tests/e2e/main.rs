@@ -32,5 +32,6 @@ mod show;
 mod slurm;
 mod state;
 mod state_cmds;
+mod status;
 mod upgrade;
 mod variables;

@@ -1,23 +1,55 @@
-//! `kiln init`: the backend record and state migration.
+//! `kiln init`: a starter configuration in an empty directory (`--template ml`, the default, or
+//! `record`), the backend record and state migration.
 
-use crate::cli::VarArgs;
+use crate::cli::{Template, VarArgs};
 use std::path::Path;
 use std::sync::Arc;
 
 use super::*;
 
-pub(crate) async fn init(cx: &Ctx, vars: &VarArgs, migrate_state: bool, reconfigure: bool) -> R {
+/// The starters `kiln init` writes in a directory without configuration: file name and text.
+fn starter(template: Template) -> &'static [(&'static str, &'static str)] {
+    match template {
+        Template::Ml => &[
+            ("main.kiln.hcl", include_str!("../templates/ml/main.kiln.hcl")),
+            ("train.py", include_str!("../../../examples/quickstart/train.py")),
+        ],
+        Template::Record => &[("main.kiln.hcl", include_str!("../templates/record.kiln.hcl"))],
+    }
+}
+
+pub(crate) async fn init(cx: &Ctx, vars: &VarArgs, migrate_state: bool, reconfigure: bool, template: Option<Template>) -> R {
     let dir = cx.dir();
     let ops = &cx.ops;
     let has_config = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".kiln.hcl")))
         .unwrap_or(false);
+    if has_config && template.is_some() {
+        return Err(Diagnostic::error("E-INIT-EXISTS", format!("{} already holds a configuration (*.kiln.hcl)", dir.display()))
+            .hint("`kiln init --template` writes a starter only into a directory without one: run it in a new directory, or `kiln init` here to prepare the backend")
+            .into());
+    }
     if !has_config {
-        let text = "kiln {\n  backend \"local\" {\n    path = \".kiln/state.json\"\n  }\n}\n\nresource \"record\" \"hello\" {\n  input = \"hello from kiln\"\n}\n\noutput \"hello\" {\n  value = record.hello.output\n}\n";
-        std::fs::write(dir.join("main.kiln.hcl"), text).map_err(|e| {
-            Diagnostic::error("E-INIT-WRITE", format!("cannot write main.kiln.hcl: {e}")).hint("check that the directory is writable")
-        })?;
-        cx.printer.note("Created main.kiln.hcl. Run `kiln plan` to see what it does.");
+        let template = template.unwrap_or(Template::Ml);
+        let files = starter(template);
+        if let Some((name, _)) = files.iter().find(|(name, _)| dir.join(name).exists()) {
+            return Err(Diagnostic::error("E-INIT-EXISTS", format!("the starter would overwrite {name}"))
+                .hint(format!("move {name} away, or run `kiln init` in a new directory"))
+                .into());
+        }
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).map_err(|e| {
+                Diagnostic::error("E-INIT-WRITE", format!("cannot write {name}: {e}")).hint("check that the directory is writable")
+            })?;
+        }
+        let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+        match template {
+            Template::Ml => cx.printer.note(format_args!(
+                "Created {}: a bucket for checkpoints, a 2-node cluster and a training job, on this machine. Run `kiln plan` to see what it does, then `kiln apply --wait` to train. (`kiln init --template record` writes the smallest starter instead.)",
+                names.join(" and ")
+            )),
+            Template::Record => cx.printer.note("Created main.kiln.hcl. Run `kiln plan` to see what it does."),
+        }
     }
     std::fs::create_dir_all(dir.join(".kiln"))
         .map_err(|e| Diagnostic::error("E-INIT-WRITE", format!("cannot create .kiln: {e}")).hint("check that the directory is writable"))?;

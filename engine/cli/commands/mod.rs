@@ -140,7 +140,7 @@ impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
 
 async fn dispatch(cli: Cli, cx: &Ctx) -> ExitStatus {
     let r = match cli.command {
-        Command::Init { vars, migrate_state, reconfigure } => init::init(cx, &vars, migrate_state, reconfigure).await,
+        Command::Init { vars, migrate_state, reconfigure, template } => init::init(cx, &vars, migrate_state, reconfigure, template).await,
         Command::Validate { vars, format } => validate::validate(cx, &vars, format.get()).await,
         Command::Plan { args, out, detailed_exitcode, destroy, format } => {
             let mode = if destroy { Mode::Destroy } else { Mode::Normal };

@@ -1,0 +1,101 @@
+//! `kiln jobs` and `kiln status` (human and `--json`, checked against their JSON Schemas), and
+//! `kiln init`'s starters (issue 13).
+
+use std::time::Duration;
+
+use crate::support::{repo_root, wait_until, Project};
+
+/// Checks `instance` against `schemas/json/NAME`, failing with every error.
+fn conforms(name: &str, instance: &serde_json::Value) {
+    let text = std::fs::read_to_string(repo_root().join("schemas/json").join(name)).expect("schema file");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
+    let v = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"));
+    let errors: Vec<String> = v.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{name}: {errors:#?}\n{instance:#}");
+}
+
+fn json(p: &Project, args: &[&str]) -> serde_json::Value {
+    let out = p.kiln(args).ok().stdout();
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("`kiln {}` is not JSON ({e}): {out}", args.join(" ")))
+}
+
+/// A local 2-node job whose rank 1 fails with exit code 3, beside a cluster: `kiln jobs` and
+/// `kiln status` show its status, exit codes and duration, and the cluster's nodes and GPUs,
+/// in every format; the JSON conforms to its schema.
+#[test]
+fn jobs_and_status_read_clusters_and_jobs_in_every_format() {
+    let p = Project::new(
+        r#"
+resource "cluster" "c" {
+  nodes = 2
+}
+
+resource "job" "j" {
+  cluster = cluster.c
+  run     = "if [ \"$KILN_NODE_RANK\" = 1 ]; then exit 3; fi"
+}
+"#,
+    );
+    assert_eq!(p.kiln(&["jobs", "--json"]).ok().stdout(), "{\"format_version\":\"1.0\",\"jobs\":[]}\n", "no state, no jobs");
+    assert_eq!(p.kiln(&["status"]).ok().stdout(), "No clusters or jobs.\n");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let finished = || json(&p, &["jobs", "--json"])["jobs"][0]["status"] == "failed";
+    wait_until("job.j has failed", Duration::from_secs(60), finished);
+
+    let jobs = json(&p, &["jobs", "--json"]);
+    conforms("jobs-view.schema.json", &jobs);
+    let j = &jobs["jobs"][0];
+    assert_eq!((j["address"].as_str(), j["provider"].as_str(), j["nodes"].as_u64()), (Some("job.j"), Some("local"), Some(2)));
+    assert_eq!(j["exit_codes"], serde_json::json!([0, 3]), "{jobs}");
+    assert!(j["job_id"].is_string() && j["started_at"].is_string() && j["finished_at"].is_string(), "{jobs}");
+    assert!(j["duration_seconds"].is_u64(), "{jobs}");
+    let human = p.kiln(&["jobs"]).ok().stdout();
+    let row: Vec<&str> = human.lines().find(|l| l.starts_with("job.j ")).expect("a row for job.j").split_whitespace().collect();
+    assert_eq!((row[1], *row.last().unwrap()), ("failed", "0"), "{human}");
+    let md = p.kiln(&["jobs", "--format", "markdown"]).ok().stdout();
+    assert!(md.starts_with("| Job | Status |") && md.contains("| `job.j` | failed |") && md.contains("| 0,3 |"), "{md}");
+
+    let status = json(&p, &["status", "--json"]);
+    conforms("status-view.schema.json", &status);
+    let c = &status["clusters"][0];
+    assert_eq!((c["address"].as_str(), c["kind"].as_str(), c["state"].as_str()), (Some("cluster.c"), Some("cluster"), Some("ready")));
+    assert_eq!((c["nodes"].as_u64(), c["gpus_per_node"].as_u64(), c["gpus"].as_u64()), (Some(2), Some(0), Some(0)), "{status}");
+    assert!(c.get("price_per_hour").is_none(), "prices come with issue 11, none is invented");
+    let sj = &status["jobs"][0];
+    assert_eq!(
+        (sj["address"].as_str(), sj["status"].as_str(), sj["exit_codes"].clone()),
+        (Some("job.j"), Some("failed"), j["exit_codes"].clone())
+    );
+    let human = p.kiln(&["status"]).ok().stdout();
+    assert!(human.starts_with("Clusters:\n\n") && human.contains("\nJobs:\n\n"), "{human}");
+    let row: Vec<&str> = human.lines().find(|l| l.starts_with("cluster.c ")).expect("a row for cluster.c").split_whitespace().collect();
+    assert_eq!(row[..5], ["cluster.c", "local", "ready", "2", "0"], "{human}");
+    p.kiln(&["destroy", "--auto-approve"]).ok();
+}
+
+/// `kiln init --template ml` (and `kiln init` alone, which a new user runs) writes the ML starter,
+/// which validates, is formatted and plans a bucket, a cluster and a job; `--template record`
+/// writes the smallest one; a template over an existing configuration is refused.
+#[test]
+fn init_writes_an_ml_starter_that_validates_and_plans() {
+    for args in [&["init", "--template", "ml"][..], &["init"][..]] {
+        let p = Project::empty();
+        let note = p.kiln(&args).ok().stderr();
+        assert!(note.contains("Created main.kiln.hcl and train.py") && note.contains("--template record"), "{note}");
+        assert!(p.path().join("train.py").exists());
+        p.kiln(&["validate"]).ok();
+        p.kiln(&["fmt", "--check"]).ok();
+        let plan = p.kiln(&["plan"]).ok().stdout();
+        for a in ["bucket.checkpoints", "cluster.train", "job.train"] {
+            assert!(plan.contains(&format!("# {a} will be created")), "{a}:\n{plan}");
+        }
+        assert!(plan.contains("Plan: 3 to add, 0 to change, 0 to destroy."), "{plan}");
+        let again = p.kiln(&["init", "--template", "record"]).code_is(1).stderr();
+        assert!(again.contains("E-INIT-EXISTS") && again.contains("already holds a configuration"), "{again}");
+    }
+    let p = Project::empty();
+    p.kiln(&["init", "--template", "record"]).ok();
+    assert!(!p.path().join("train.py").exists());
+    let plan = p.kiln(&["plan"]).ok().stdout();
+    assert!(plan.contains("# record.hello will be created") && plan.contains("Plan: 1 to add"), "{plan}");
+}
