@@ -1,5 +1,6 @@
-//! `kiln jobs` and `kiln status` (human and `--json`, checked against their JSON Schemas), and
-//! `kiln init`'s starters (issue 13).
+//! `kiln jobs` and `kiln status` (human and `--json`, checked against their JSON Schemas),
+//! `kiln ssh` (a command run on an onprem node through the real sshd harness, and the errors of
+//! a node that does not exist or of the `local` provider), and `kiln init`'s starters (issue 13).
 
 use std::time::Duration;
 
@@ -98,4 +99,73 @@ fn init_writes_an_ml_starter_that_validates_and_plans() {
     assert!(!p.path().join("train.py").exists());
     let plan = p.kiln(&["plan"]).ok().stdout();
     assert!(plan.contains("# record.hello will be created") && plan.contains("Plan: 1 to add"), "{plan}");
+}
+
+/// The nodes of the `local` provider are this machine: `kiln ssh` says so; an address that is
+/// not in state is refused naming the clusters and jobs there are.
+#[test]
+fn ssh_to_a_local_node_or_an_unknown_address_is_refused() {
+    let p = Project::new("resource \"cluster\" \"c\" {\n  nodes = 1\n}\n");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let err = p.kiln(&["ssh", "cluster.c", "--", "true"]).code_is(1).stderr();
+    assert!(err.contains("E-SSH-LOCAL") && err.contains("processes on this machine"), "{err}");
+    let err = p.kiln(&["ssh", "cluster.nope"]).code_is(1).stderr();
+    assert!(err.contains("E-STATE-ADDRESS") && err.contains("cluster.c"), "{err}");
+}
+
+/// `kiln ssh cluster.x --node 0 -- echo hi` on an onprem cluster of the sshd harness prints
+/// `hi`, the host key checked against the configured one; a job's node is its host too; a
+/// node the cluster does not have is an error naming how many it has; `.kiln/ssh` is private.
+#[cfg(feature = "onprem")]
+#[test]
+fn ssh_runs_a_command_on_an_onprem_node() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = crate::onprem::harness();
+    let host = &h.hosts[0];
+    let p = Project::new(&format!(
+        r#"
+provider "onprem" {{
+  user          = "trainer"
+  identity_file = "{id}"
+  root          = "{root}"
+
+  host {{
+    name     = "{name}"
+    address  = "{address}"
+    port     = {port}
+    host_key = "{key}"
+  }}
+}}
+
+resource "cluster" "x" {{
+  provider = onprem
+  nodes    = 1
+}}
+
+resource "job" "j" {{
+  provider = onprem
+  cluster  = cluster.x
+  run      = "sleep 60"
+}}
+"#,
+        id = h.dir.join("client_ed25519").display(),
+        root = h.dir.join(format!("scratch/ssh-{}", std::process::id())).display(),
+        name = host.name,
+        address = host.address,
+        port = host.port,
+        key = host.key,
+    ));
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let run = p.kiln(&["ssh", "cluster.x", "--node", "0", "--", "echo", "hi"]);
+    assert_eq!((run.code(), run.stdout()), (0, "hi\n".to_string()), "{}", run.stderr());
+    let run = p.kiln(&["ssh", "job.j", "--", "whoami"]);
+    assert_eq!(run.stdout(), "trainer\n", "{}", run.stderr());
+    assert!(run.stderr().contains(&format!("node 0 of job.j runs on host `{}`", host.name)), "{}", run.stderr());
+    let code = p.kiln(&["ssh", "cluster.x", "--", "exit 7"]).code();
+    assert_eq!(code, 7, "ssh's exit status is kiln's");
+    let err = p.kiln(&["ssh", "cluster.x", "--node", "3", "--", "true"]).code_is(1).stderr();
+    assert!(err.contains("E-SSH-NODE") && err.contains("there is no node 3 (it has 1)"), "{err}");
+    let mode = std::fs::metadata(p.path().join(".kiln/ssh")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    p.kiln(&["destroy", "--auto-approve"]).ok();
 }

@@ -419,6 +419,10 @@ impl Kind<Ctx, Batch> for Cluster {
         Ok(recover(ctx, req).await)
     }
 
+    async fn shell(&self, ctx: &Ctx, req: &kiln_provider::ShellRequest<'_>) -> Outcome<kiln_provider::ShellAccess> {
+        Ok(crate::ssh::shell(ctx, req).await?)
+    }
+
     async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
         Err(error("E-ONPREM-IMPORT", req.address, "onprem clusters cannot be imported yet")
             .hint("declare the cluster and run `kiln apply`")

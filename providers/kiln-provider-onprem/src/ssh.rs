@@ -7,7 +7,13 @@ use std::collections::BTreeMap;
 
 pub use kiln_remote::{Output, SshError};
 
+use kiln_diag::Diagnostic;
+use kiln_provider::{ShellAccess, ShellHost, ShellHostKey, ShellRequest};
+use kiln_value::Value;
+
 use crate::config::{FleetConfig, HostConfig};
+use crate::util::{error, set, str_attr, u64_attr};
+use crate::Ctx;
 
 /// A host of the fleet as a host of the pool: named `kiln-NAME` in the generated ssh_config.
 pub fn remote_host(h: &HostConfig) -> kiln_remote::Host {
@@ -54,6 +60,58 @@ impl Ssh {
     pub async fn home(&self, h: &HostConfig) -> Result<String, SshError> {
         self.0.home(&h.name).await
     }
+
+    /// The hosts an interactive `ssh` goes through to `h` (jump hosts first), with their keys.
+    pub async fn route(&self, h: &HostConfig) -> Result<Vec<ShellHost>, SshError> {
+        Ok(self.0.route(&h.name).await?.into_iter().map(|(h, key)| shell_host(h, key)).collect())
+    }
+}
+
+/// A host of the pool as `kiln ssh` reaches it.
+pub fn shell_host(h: kiln_remote::Host, host_key: Option<String>) -> ShellHost {
+    ShellHost {
+        name: h.name,
+        address: h.address,
+        port: h.port,
+        user: h.user,
+        identity_file: h.identity_file,
+        private_key: None,
+        proxy_jump: h.proxy_jump,
+        host_key: host_key.map_or(ShellHostKey::UserKnownHosts, ShellHostKey::Pinned),
+    }
+}
+
+/// The host of node `node` of a cluster (its `allocation`) or a job (its `placement`).
+fn node_host(state: &Value, node: usize) -> Option<(String, Option<String>)> {
+    let job = set(state, "placement")
+        .and_then(Value::as_list)
+        .and_then(|l| l.iter().enumerate().find(|(i, p)| u64_attr(p, "rank").map_or(*i, |r| r as usize) == node).map(|(_, p)| p));
+    if let Some(p) = job {
+        return Some((str_attr(p, "host")?.to_string(), str_attr(p, "dir").map(str::to_string)));
+    }
+    let p = set(state, "allocation").and_then(Value::as_list)?.get(node)?;
+    Some((str_attr(p, "host")?.to_string(), None))
+}
+
+/// `kiln ssh` to node `req.node` of a cluster or job: its host of the fleet, through the
+/// host's `proxy_jump`s, each host's key pinned as every connection of the provider pins it.
+pub async fn shell(ctx: &Ctx, req: &ShellRequest<'_>) -> Result<ShellAccess, Diagnostic> {
+    let nodes = set(req.state, "placement").or_else(|| set(req.state, "allocation")).and_then(Value::as_list).map_or(0, |l| l.len());
+    let Some((host, dir)) = node_host(req.state, req.node) else {
+        return Err(error("E-SSH-NODE", req.address, format!("{}: there is no node {} (it has {nodes})", req.address, req.node))
+            .hint(format!("give --node a rank from 0 to {}", nodes.saturating_sub(1))));
+    };
+    let h = ctx.host(&host).ok_or_else(|| {
+        error(
+            "E-SSH-HOST",
+            req.address,
+            format!("{}: node {} is on host `{host}`, which is not in the provider block", req.address, req.node),
+        )
+        .hint("add the host back to the provider block")
+    })?;
+    let hosts = ctx.ssh.route(h).await.map_err(|e| error("E-SSH-HOST", req.address, format!("{}: {}", req.address, e.message())))?;
+    let note = dir.map(|d| format!("node {} of {} runs on host `{host}`, in {d}", req.node, req.address));
+    Ok(ShellAccess { hosts, wrapper: Vec::new(), note })
 }
 
 #[cfg(test)]

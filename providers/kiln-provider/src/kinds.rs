@@ -27,7 +27,7 @@ use kiln_value::Value;
 use crate::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
     PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest,
-    UpdateRequest, ValidateRequest,
+    ShellAccess, ShellRequest, ShellResponse, UpdateRequest, ValidateRequest,
 };
 
 /// What a kind operation returns: its response, or the diagnostics of a plain failure.
@@ -59,6 +59,10 @@ pub trait Kind<C: Sync, B: Sync>: Send + Sync {
             .address(req.address)
             .hint("declare the resource and run `kiln apply`")
             .into())
+    }
+    /// How to reach a node with `ssh` ([`Provider::shell`]); by default there is no shell.
+    async fn shell(&self, _ctx: &C, req: &ShellRequest<'_>) -> Outcome<ShellAccess> {
+        Err(crate::no_shell(req).into())
     }
     async fn logs(&self, _ctx: &C, req: &LogsRequest<'_>) -> Outcome<LogsResponse> {
         Err(Diagnostic::error("E-PROVIDER-LOGS", format!("{}: kind `{}` has no logs", req.address, req.kind)).into())
@@ -195,6 +199,17 @@ impl<C: Sync, B: Sync> Kinds<C, B> {
         out.unwrap_or_else(|diagnostics| LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, diagnostics })
     }
 
+    pub async fn shell(&self, ctx: &C, req: ShellRequest<'_>) -> ShellResponse {
+        let out = match self.get(req.kind) {
+            Ok(k) => k.shell(ctx, &req).await,
+            Err(d) => Err(d.into()),
+        };
+        match out {
+            Ok(access) => ShellResponse { access: Some(access), diagnostics: Diagnostics::new() },
+            Err(diagnostics) => ShellResponse { access: None, diagnostics },
+        }
+    }
+
     pub async fn read_data(&self, ctx: &C, req: ReadDataRequest<'_>) -> ReadResult {
         let out = match self.data_source(req.kind) {
             Ok(k) => k.read(ctx, &req).await,
@@ -314,6 +329,10 @@ impl<P: KindProvider> Provider for P {
 
     async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
         P::KINDS.logs(self.ctx(), req).await
+    }
+
+    async fn shell(&self, req: ShellRequest<'_>) -> ShellResponse {
+        P::KINDS.shell(self.ctx(), req).await
     }
 
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {

@@ -100,6 +100,12 @@ pub trait Provider: Send + Sync {
         }
     }
 
+    /// How to reach node `node` of a cluster or job with the system `ssh` (`kiln ssh`). By
+    /// default: refused, naming the provider as one without a shell on its nodes.
+    async fn shell(&self, req: ShellRequest<'_>) -> ShellResponse {
+        ShellResponse::refused(no_shell(&req))
+    }
+
     /// Reads a data source.
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
         ReadResult {
@@ -207,6 +213,74 @@ pub struct LogsResponse {
     /// No more output will come (the job has finished).
     pub finished: bool,
     pub diagnostics: Diagnostics,
+}
+
+pub struct ShellRequest<'a> {
+    pub address: &'a str,
+    pub kind: &'a str,
+    pub state: &'a Value,
+    /// Node rank.
+    pub node: usize,
+}
+
+/// One host `ssh` connects to: the node, or a host on the way to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellHost {
+    /// Unique among the hosts of one [`ShellAccess`] (ssh knows the host as `kiln-NAME`).
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub identity_file: Option<std::path::PathBuf>,
+    /// A private key to log in with, for `kiln ssh` to write to a private file (the key pair
+    /// kiln created for an aws cluster); sensitive, never shown.
+    pub private_key: Option<String>,
+    /// The `name` of the host (of the same access) to connect through.
+    pub proxy_jump: Option<String>,
+    pub host_key: ShellHostKey,
+}
+
+/// Which host key `ssh` accepts for a [`ShellHost`]; it never accepts a changed one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellHostKey {
+    /// This key (`ALGORITHM BASE64`) and no other.
+    Pinned(String),
+    /// The user's own known_hosts files decide, strictly.
+    UserKnownHosts,
+    /// The key the host presents the first time is kept (in `.kiln/ssh/known_hosts`), and any
+    /// other refused afterwards: for hosts that publish their key nowhere kiln can read it
+    /// first (a new EC2 instance).
+    FirstUse,
+}
+
+/// How to reach a node: the hosts in connection order, the node last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellAccess {
+    pub hosts: Vec<ShellHost>,
+    /// Words run on the last host before the user's command (or shell), such as Slurm's
+    /// `srun --jobid 42 --relative 1 --pty`; empty: none.
+    pub wrapper: Vec<String>,
+    /// What the user should know about where the shell opens (a login node rather than the
+    /// node itself, say).
+    pub note: Option<String>,
+}
+
+pub struct ShellResponse {
+    pub access: Option<ShellAccess>,
+    pub diagnostics: Diagnostics,
+}
+
+impl ShellResponse {
+    pub fn refused(d: Diagnostic) -> Self {
+        ShellResponse { access: None, diagnostics: d.into() }
+    }
+}
+
+/// "this provider has no shell on its nodes", for `req`.
+pub fn no_shell(req: &ShellRequest<'_>) -> Diagnostic {
+    Diagnostic::error("E-SSH-UNSUPPORTED", format!("{}: this provider has no shell on the nodes of a `{}`", req.address, req.kind))
+        .address(req.address)
+        .hint("kiln ssh reaches the nodes of onprem and Slurm clusters and jobs, and of aws clusters that allow SSH")
 }
 
 pub struct ReadDataRequest<'a> {

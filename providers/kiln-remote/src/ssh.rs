@@ -309,6 +309,36 @@ impl Ssh {
         Ok(self.conn(name).await?.home.clone())
     }
 
+    /// The way to host `name` for an interactive `ssh` outside this pool (`kiln ssh`): the
+    /// hosts it jumps through, then the host itself, each with the one key `ssh` may accept
+    /// (`ALGORITHM BASE64`; a fingerprint's key fetched with ssh-keyscan and checked, as a
+    /// connection would; `None` where the user's known_hosts decide). A host without a key is
+    /// refused as a connection is, showing the key it presents.
+    pub async fn route(&self, name: &str) -> Result<Vec<(Host, Option<String>)>, SshError> {
+        let mut chain = Vec::new();
+        let mut next = Some(name.to_string());
+        while let Some(n) = next {
+            if chain.iter().any(|(h, _): &(Host, Option<String>)| h.name == n) {
+                return Err(SshError::Login(format!("host `{n}` is reached through itself (proxy_jump loop)")));
+            }
+            let h = self.host(&n)?.clone();
+            self.check_key(&h).await?;
+            let key = match &h.host_key {
+                HostKey::Key { algorithm, blob } => Some(format!("{algorithm} {blob}")),
+                HostKey::UserKnownHosts | HostKey::Missing => None,
+                HostKey::Fingerprint(_) => {
+                    let text = std::fs::read_to_string(self.dir.path().join("known_hosts")).map_err(|e| SshError::Login(e.to_string()))?;
+                    let alias = h.alias();
+                    text.lines().find_map(|l| l.strip_prefix(&alias).and_then(|r| r.strip_prefix(' ')).map(str::to_string))
+                }
+            };
+            next = h.proxy_jump.clone();
+            chain.push((h, key));
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
     /// Before connecting: refuse a host without a key (showing what it presents), and fetch and
     /// check a key configured as a fingerprint.
     async fn check_key(&self, h: &Host) -> Result<(), SshError> {

@@ -426,6 +426,10 @@ impl Kind<Ctx, Batch> for Job {
         Err(error("E-ONPREM-IMPORT", req.address, "onprem jobs cannot be imported yet").hint("declare the job and run `kiln apply`").into())
     }
 
+    async fn shell(&self, ctx: &Ctx, req: &kiln_provider::ShellRequest<'_>) -> Outcome<kiln_provider::ShellAccess> {
+        Ok(crate::ssh::shell(ctx, req).await?)
+    }
+
     async fn logs(&self, ctx: &Ctx, req: &LogsRequest<'_>) -> Outcome<LogsResponse> {
         Ok(logs(ctx, req).await?)
     }
