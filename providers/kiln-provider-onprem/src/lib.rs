@@ -64,6 +64,8 @@ pub struct Ctx {
     pub ssh: Ssh,
     /// Address → placements planned (by this provider instance) for a cluster being created.
     pub reservations: tokio::sync::Mutex<BTreeMap<String, Vec<Placement>>>,
+    /// The configuration's directory: a job's `workdir` is relative to it.
+    pub working_dir: std::path::PathBuf,
 }
 
 impl Ctx {
@@ -94,7 +96,9 @@ impl OnpremProvider {
         let ssh = Ssh::new(&fleet).map_err(|e| {
             Diagnostics::from(Diagnostic::error("E-ONPREM-CONFIG", format!("cannot write the SSH configuration of provider `onprem`: {e}")))
         })?;
-        Ok(OnpremProvider { ctx: Ctx { fleet, ssh, reservations: tokio::sync::Mutex::new(BTreeMap::new()) } })
+        Ok(OnpremProvider {
+            ctx: Ctx { fleet, ssh, reservations: tokio::sync::Mutex::new(BTreeMap::new()), working_dir: working_dir.to_path_buf() },
+        })
     }
 
     /// SSH connections opened so far (at most one per host unless a host dropped and came back).

@@ -24,6 +24,7 @@ use aws_sdk_ssm::types::ParameterType;
 use base64::Engine as _;
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::portable::job::{self as portable, BucketStore, Checkpoint, JobStatus, NodeEnv};
+use kiln_provider::portable::{secret_env, workdir};
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
@@ -260,7 +261,10 @@ async fn put(ctx: &Ctx, bucket: &str, key: String, body: String) -> Result<(), A
 }
 
 async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
-    let spec = known(req.address, req.planned)?;
+    let mut spec = known(req.address, req.planned)?;
+    // `secret_env` goes with the env's sensitive values: to the SSM SecureString parameter.
+    let secrets = secret_env::values(req.planned).map_err(|e| error("E-AWS-JOB-SECRET", req.address, format!("{}: {e}", req.address)))?;
+    spec.env.extend(secrets.into_iter().map(|(k, v)| (k, v, true)));
     let job_id = made_up_name(req.address, "job", req.token, 63);
     let ec2 = &ctx.clients.ec2;
     let live =
@@ -307,7 +311,7 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     v.insert("exit_codes".into(), Value::List(vec![Value::Null; ips.len()]));
     v.insert("started_at".into(), Value::Null);
     v.insert("finished_at".into(), Value::Null);
-    Ok(Value::Map(v))
+    Ok(secret_env::seal(Value::Map(v)))
 }
 
 /// Writes the job's files to its bucket, then tags its instances with `uri`.
@@ -479,7 +483,10 @@ async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
     // a state lost the mark, but an error counts only for a job whose env has sensitive values.
     if let Some(job_id) = str_attr(req.prior, "job_id") {
         match delete_env_parameter(ctx, job_id).await {
-            Err(e) if req.prior.get("env").is_some_and(Value::contains_sensitive) => {
+            Err(e)
+                if req.prior.get("env").is_some_and(Value::contains_sensitive)
+                    || req.prior.get(secret_env::ATTR).and_then(Value::as_map).is_some_and(|m| !m.is_empty()) =>
+            {
                 return Err(e
                     .diagnostic(req.address, &format!("delete the SSM parameter {}", env_parameter(job_id)))
                     .hint("the credentials need ssm:DeleteParameter on /kiln/jobs/*"))
@@ -499,6 +506,12 @@ async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
 fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     let spec = Spec::parse(req.address, req.config)?;
     let mut planned = attrs(req.proposed);
+    // `workdir` keeps its meaning on aws for now (a directory on the instances): nothing is
+    // uploaded, so nothing is digested.
+    if req.prior.is_none() || planned.get(workdir::DIGEST_ATTR).is_some_and(Value::is_unknown) {
+        planned.insert(workdir::DIGEST_ATTR.into(), Value::Null);
+    }
+    secret_env::plan(req.prior, &mut planned);
     let mut diagnostics = Diagnostics::new();
     let mut requires_replace = Vec::new();
     if let Some(cluster) = set(req.config, "cluster").filter(|c| !c.contains_unknown()) {
@@ -642,6 +655,9 @@ impl Kind<Ctx, AllInstances> for Job {
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
+        if let Some(d) = secret_env::validate(config) {
+            return d.into();
+        }
         match Spec::parse("job", config) {
             Err(d) if ["E-AWS-JOB-RUN", "E-AWS-JOB-BUCKET", "E-AWS-JOB-CHECKPOINT"].contains(&d.code) => d.into(),
             // As plan would, so `kiln validate` reports it too (a cluster still unknown is not checked).
@@ -841,10 +857,15 @@ mod tests {
         let r = plan(&req).unwrap();
         assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
         assert!(r.requires_replace.is_empty(), "{:?}", r.requires_replace);
-        assert_eq!(r.planned.to_json(), prior.to_json());
+        // Issue 13's attributes, absent from the old state, plan as null: the engine compares an
+        // absent attribute as null, so that is no change.
+        let mut planned = r.planned.as_map().cloned().unwrap();
+        planned.retain(|k, v| prior.get(k).is_some() || !v.is_null());
+        assert_eq!(Value::Map(planned).to_json(), prior.to_json());
     }
 
-    /// The job schema as kiln published it before issue 11: what decides how a state plans.
+    /// The job schema as kiln published it before issue 11 (plus issue 13's `secret_env` and
+    /// `workdir_digest`): what decides how a state plans.
     #[test]
     fn the_job_schema_keeps_its_shape_and_is_the_portable_one() {
         let body = &crate::schema::schema().kinds["job"].body;
@@ -860,12 +881,15 @@ mod tests {
             "nodes: Number optional+computed force_new",
             "restarts: Number computed",
             "run: String required force_new",
+            // Issue 13: added; absent from an old state, they plan no change (see the test above).
+            "secret_env: Map(String) optional force_new sensitive",
             "setup: String optional force_new",
             "started_at: String computed",
             "status: String computed",
             "stop_grace: Number optional default=10",
             "uri: String computed",
             "workdir: String optional force_new",
+            "workdir_digest: String computed",
             "checkpoint {} Single 1..1 force_new",
             "  bucket: Any required",
             "  path: String optional default=\"\"",

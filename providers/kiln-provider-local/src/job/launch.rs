@@ -33,6 +33,7 @@ const WRAPPER: &str = r#"dir="$1"; rank="$2"; cpus="$3"
 IFS= read -r go || exit 111
 [ "$go" = go ] || exit 111
 exec </dev/null
+if [ -f "$dir/secret_env.sh" ]; then . "$dir/secret_env.sh" || exit 113; fi
 finish() { printf '%s\n' "$1" > "$dir/node-$rank.exit.tmp" && mv -f "$dir/node-$rank.exit.tmp" "$dir/node-$rank.exit"; exit "$1"; }
 if [ -n "$cpus" ]; then
   taskset -pc "$cpus" $$ >/dev/null || { echo "kiln: cannot give this node CPUs $cpus (taskset)" >&2; finish 112; }

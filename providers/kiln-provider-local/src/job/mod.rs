@@ -9,7 +9,7 @@ mod launch;
 mod spec;
 
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::portable::job;
+use kiln_provider::portable::{job, secret_env, workdir};
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
@@ -96,6 +96,18 @@ fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
         config: dir::record_config(req.planned),
     };
     dir.create().and_then(|()| dir.write_meta(&meta)).map_err(|e| io_error(req.address, "create", &dir, e))?;
+    // The secrets: a mode-0600 file in the job's (0700) directory the node's wrapper sources.
+    let secrets = secret_env::values(req.planned).map_err(|e| error("E-LOCAL-JOB-SECRET", req.address, format!("{}: {e}", req.address)));
+    let written = secrets.and_then(|values| {
+        if values.is_empty() {
+            return Ok(());
+        }
+        secret_env::write_file(&dir.path().join(secret_env::FILE), &values).map_err(|e| io_error(req.address, "write the secrets in", &dir, e))
+    });
+    if let Err(d) = written {
+        discard(&dir, 0);
+        return Err(d);
+    }
     let checkpoint_dir = spec.checkpoint_dir.clone().unwrap_or_else(|| dir.path().join("checkpoints"));
     if let Err(e) = launch::start(&dir, &spec, &id, &checkpoint_dir) {
         discard(&dir, spec.nodes);
@@ -103,7 +115,7 @@ fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
             error("E-LOCAL-JOB-START", req.address, format!("{}: {e}", req.address)).hint("check `workdir`, and that bash is installed")
         );
     }
-    Ok(dir.state(req.planned, &meta, &ProcTable::snapshot()))
+    Ok(secret_env::seal(dir.state(req.planned, &meta, &ProcTable::snapshot())))
 }
 
 fn update(ctx: &Ctx, req: &UpdateRequest<'_>) -> Result<Value, Diagnostic> {
@@ -111,7 +123,7 @@ fn update(ctx: &Ctx, req: &UpdateRequest<'_>) -> Result<Value, Diagnostic> {
     known_spec(ctx, req.address, req.planned)?;
     meta.config = dir::record_config(req.planned);
     dir.write_meta(&meta).map_err(|e| io_error(req.address, "write", &dir, e))?;
-    Ok(dir.state(req.planned, &meta, &ProcTable::snapshot()))
+    Ok(secret_env::seal(dir.state(req.planned, &meta, &ProcTable::snapshot())))
 }
 
 async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
@@ -136,6 +148,11 @@ async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
 fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     let spec = JobSpec::parse(ctx, req.address, req.config)?;
     let mut planned = attrs(req.proposed);
+    // A local job runs in its workdir itself: nothing is uploaded, so nothing is digested.
+    if req.prior.is_none() || planned.get(workdir::DIGEST_ATTR).is_some_and(Value::is_unknown) {
+        planned.insert(workdir::DIGEST_ATTR.into(), Value::Null);
+    }
+    secret_env::plan(req.prior, &mut planned);
     planned.insert("nodes".into(), spec.as_ref().map_or(Value::Unknown, |s| num(s.nodes)));
     let mut requires_replace = Vec::new();
     if req.prior.is_none() {
@@ -167,7 +184,7 @@ fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
         discard(&dir, meta.nodes);
         return ReadResult::gone();
     }
-    ReadResult::found(dir.state(req.planned, &meta, &procs))
+    ReadResult::found(secret_env::seal(dir.state(req.planned, &meta, &procs)))
 }
 
 fn logs(req: &LogsRequest<'_>) -> Result<LogsResponse, Diagnostic> {

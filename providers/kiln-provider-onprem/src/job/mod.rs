@@ -12,6 +12,7 @@ mod spec;
 use futures_util::future::join_all;
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::portable::job::{self, FailWhen, JobStatus, NodeState};
+use kiln_provider::portable::{secret_env, workdir};
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
@@ -159,6 +160,9 @@ async fn master_port(ctx: &Ctx, address: &str, s: &Slot, job_id: &str) -> Result
 
 struct Launch<'a> {
     spec: &'a JobSpec,
+    secrets: &'a [(String, String)],
+    /// The uploaded workdir, as a tar archive.
+    workdir_tar: Option<&'a [u8]>,
     job_id: &'a str,
     token: &'a str,
     port: u16,
@@ -179,8 +183,12 @@ async fn launch(ctx: &Ctx, l: &Launch<'_>, s: &Slot) -> Result<u32, String> {
         run: &l.spec.run,
         env: &env,
         cpus: l.spec.cpus,
+        secrets: l.secrets,
+        workdir_tar: l.workdir_tar,
     };
-    let workdir = l.spec.workdir.clone().unwrap_or_default();
+    // An uploaded workdir is `workdir` in the node's directory; else `workdir` names a directory
+    // on the host (its meaning before issue 13), or the node's directory.
+    let workdir = if l.workdir_tar.is_some() { format!("{}/workdir", s.dir) } else { l.spec.workdir.clone().unwrap_or_default() };
     let out = ctx
         .ssh
         .run(h, "job.launch", &remote::launch_script(&files), &[&s.dir, &s.rank.to_string(), &workdir, &ckpt])
@@ -211,11 +219,22 @@ async fn stop(ctx: &Ctx, slots: &[Slot], grace: u64) -> Vec<Result<(), SshError>
 
 async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
     let spec = known_spec(req.address, req.planned)?;
+    let secrets = secret_env::values(req.planned).map_err(|e| error("E-ONPREM-JOB-SECRET", req.address, format!("{}: {e}", req.address)))?;
+    let upload = workdir::to_upload(&ctx.working_dir, req.planned).map_err(|e| workdir_error(req.address, &e))?;
+    let tar = upload.map(|w| w.tar()).transpose().map_err(|e| workdir_error(req.address, &e))?;
     let job_id = object_id(req.address, "job", req.token);
     let slots = new_slots(ctx, req.address, &spec, &job_id).await?;
     let port = master_port(ctx, req.address, &slots[0], &job_id).await?;
     let started_at = now();
-    let l = Launch { spec: &spec, job_id: &job_id, token: req.token, port, started_at: &started_at };
+    let l = Launch {
+        spec: &spec,
+        secrets: &secrets,
+        workdir_tar: tar.as_deref(),
+        job_id: &job_id,
+        token: req.token,
+        port,
+        started_at: &started_at,
+    };
     let started = join_all(slots.iter().map(|s| launch(ctx, &l, s))).await;
     let failed: Vec<String> = started.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
     if !failed.is_empty() {
@@ -234,7 +253,14 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
         ("pids".to_string(), Value::List(started.iter().map(|r| r.as_ref().map_or(Value::Null, |p| num((*p).into()))).collect())),
     ]);
     let base = Value::Map(base);
-    Ok(state_of(&base, &slots, &reports(ctx, &slots).await))
+    Ok(secret_env::seal(state_of(&base, &slots, &reports(ctx, &slots).await)))
+}
+
+/// A workdir that cannot be digested or uploaded.
+fn workdir_error(address: &str, e: &str) -> Diagnostic {
+    error("E-ONPREM-JOB-WORKDIR", address, format!("{address}: {e}"))
+        .attribute("workdir")
+        .hint("list what the job does not need in the workdir's .kilnignore (gitignore syntax), or keep data in a bucket")
 }
 
 async fn read(ctx: &Ctx, item: &ReadItem<'_>) -> ReadResult {
@@ -317,16 +343,23 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, D
         ("master_port".to_string(), first.and_then(|r| r.port).map_or(Value::Null, |p| num(p.into()))),
         ("nodes".to_string(), num(slots.len() as u64)),
     ]);
-    Ok(Some(state_of(&Value::Map(base), &slots, &reports)))
+    Ok(Some(secret_env::seal(state_of(&Value::Map(base), &slots, &reports))))
 }
 
 /// A lost job asks to be replaced; so do changes of the hosts, GPUs or checkpoint directory
 /// its objects give.
-fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
+fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     let spec = JobSpec::parse(req.address, req.config)?;
     let mut planned = attrs(req.proposed);
     planned.insert("nodes".into(), spec.as_ref().map_or(Value::Unknown, |s| num(s.nodes.len() as u64)));
     let mut requires_replace = Vec::new();
+    if req.config.get("workdir").is_some_and(Value::contains_unknown) {
+        planned.insert(workdir::DIGEST_ATTR.into(), Value::Unknown);
+    } else {
+        let local = workdir::local_dir(&ctx.working_dir, req.config);
+        requires_replace.extend(workdir::plan_digest(req.prior, local.as_deref(), &mut planned).map_err(|e| workdir_error(req.address, &e))?);
+    }
+    secret_env::plan(req.prior, &mut planned);
     let mut diagnostics = Diagnostics::new();
     match req.prior {
         Some(prior) => {
@@ -368,6 +401,7 @@ fn validate(config: &Value) -> Diagnostics {
                 .hint("use letters, digits and `_`, not starting with a digit")
         })
         .collect();
+    d.extend(secret_env::validate(config));
     if set(config, "cluster").is_some_and(|c| !c.contains_unknown() && c.get("allocation").is_none()) {
         d.push(
             Diagnostic::error("E-ONPREM-JOB-CLUSTER", "`cluster` must be an onprem cluster")
@@ -393,8 +427,8 @@ impl Kind<Ctx, Batch> for Job {
         validate(config)
     }
 
-    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
-        Ok(plan(req)?)
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        Ok(plan(ctx, req)?)
     }
 
     async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
@@ -406,7 +440,7 @@ impl Kind<Ctx, Batch> for Job {
         let slots = slots(req.prior);
         let mut base = attrs(req.prior);
         base.extend(attrs(req.planned).into_iter().filter(|(_, v)| !v.is_unknown()));
-        Ok(ApplyResponse::ok(state_of(&Value::Map(base), &slots, &reports(ctx, &slots).await)))
+        Ok(ApplyResponse::ok(secret_env::seal(state_of(&Value::Map(base), &slots, &reports(ctx, &slots).await))))
     }
 
     async fn delete(&self, ctx: &Ctx, req: &DeleteRequest<'_>) -> Outcome<Diagnostics> {

@@ -10,6 +10,8 @@ use std::collections::BTreeSet;
 
 use kiln_hostinfo::procs::parse_stat;
 
+use kiln_provider::portable::secret_env;
+
 use crate::shell::{exports, write_file};
 
 /// `$1` job dir, `$2` rank: records its PID, sources the environment, runs setup then run,
@@ -20,6 +22,7 @@ const NODE: &str = r#"J=$1; R=$2
 { echo $$ > "$J/node-$R.pid.tmp" && mv -f "$J/node-$R.pid.tmp" "$J/node-$R.pid"; } || exit 111
 finish() { printf '%s\n' "$1" > "$J/node-$R.exit.tmp" && mv -f "$J/node-$R.exit.tmp" "$J/node-$R.exit"; exit "$1"; }
 . "$J/env.sh"
+if [ -f "$J/secret_env.sh" ]; then . "$J/secret_env.sh" || finish 113; fi
 bash "$J/setup.sh" || finish "$?"
 bash "$J/run.sh"
 finish "$?"
@@ -179,6 +182,10 @@ pub struct NodeFiles<'a> {
     /// The CPUs the node runs on exactly (`cpus_per_node` of a cluster with an exact `cpus`);
     /// `None`: its whole host.
     pub cpus: Option<u64>,
+    /// The job's `secret_env` values: `secret_env.sh` (0600), sourced by the node.
+    pub secrets: &'a [(String, String)],
+    /// A tar archive of the job's workdir, unpacked to `workdir` in the node's directory.
+    pub workdir_tar: Option<&'a [u8]>,
 }
 
 /// The launch script of one node: writes its files, then [`START`]. The job's directory is
@@ -202,6 +209,17 @@ pub fn launch_script(f: &NodeFiles<'_>) -> String {
     }
     if let Some(n) = &cpus {
         s += &write_file("cpus_per_node", n.as_bytes());
+    }
+    if !f.secrets.is_empty() {
+        s += &write_file(secret_env::FILE, secret_env::exports(f.secrets).as_bytes());
+    }
+    if let Some(tar) = f.workdir_tar {
+        // Nodes on one host share the directory: each unpacks its own copy and the first
+        // rename wins.
+        s += &format!(
+            "if [ ! -d workdir ]; then\n  rm -rf \"workdir.$R\" && mkdir \"workdir.$R\" && printf %s {} | base64 -d | tar -xf - -C \"workdir.$R\" \\\n    || {{ echo \"cannot unpack the job's workdir on $(hostname) (tar)\" >&2; exit 4; }}\n  mv -T \"workdir.$R\" workdir 2>/dev/null || rm -rf \"workdir.$R\"\nfi\n",
+            crate::shell::quote(&crate::shell::b64(tar))
+        );
     }
     s + "umask \"$__kiln_umask\"\n" + ALIVE + CHOOSE_CPUS + START
 }
@@ -351,6 +369,8 @@ mod tests {
             run: "umask > umask.out",
             env: &env,
             cpus: None,
+            secrets: &[],
+            workdir_tar: None,
         };
         let out = std::process::Command::new("bash")
             .args([
@@ -377,6 +397,56 @@ mod tests {
         assert_eq!(job_umask.trim(), "0022", "the job runs with the login's umask");
     }
 
+    /// Issue 13: the job's secrets in a 0600 `secret_env.sh` the node sources, its workdir
+    /// unpacked from the launch script into `workdir`, where the scripts run.
+    #[test]
+    fn secrets_and_the_workdir_reach_the_node() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("kiln-onprem-delivery-{}", std::process::id()));
+        let src = root.join("src");
+        std::fs::create_dir_all(src.join("lib")).unwrap();
+        std::fs::write(src.join("lib/data.txt"), "from the workdir\n").unwrap();
+        let tar = kiln_provider::portable::workdir::Workdir::scan(&src).unwrap().tar().unwrap();
+        let j = root.join("job");
+        let secrets = vec![("HF_TOKEN".to_string(), "hf_s3cr3t 'quoted'".to_string())];
+        let files = NodeFiles {
+            token: "t",
+            started_at: "now",
+            cluster_id: "c-1",
+            stop_grace: 3,
+            setup: "",
+            run: "cat lib/data.txt > out.txt; printf %s \"$HF_TOKEN\" >> out.txt",
+            env: &[],
+            cpus: None,
+            secrets: &secrets,
+            workdir_tar: Some(&tar),
+        };
+        let script = launch_script(&files);
+        assert!(!script.contains("hf_s3cr3t"), "the value is not in the script's text");
+        let out = std::process::Command::new("bash")
+            .args([
+                "-c",
+                &script,
+                "launch",
+                &j.display().to_string(),
+                "0",
+                &j.join("workdir").display().to_string(),
+                &root.join("ckpt").display().to_string(),
+            ])
+            .output()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !j.join("node-0.exit").exists() && start.elapsed() < std::time::Duration::from_secs(60) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let got = std::fs::read_to_string(j.join("workdir/out.txt")).unwrap_or_default();
+        let mode = std::fs::metadata(j.join("secret_env.sh")).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(got, "from the workdir\nhf_s3cr3t 'quoted'");
+        assert_eq!(mode, 0o600);
+    }
+
     #[test]
     fn launch_writes_every_file_then_starts() {
         let env = vec![("KILN_NODE_RANK".to_string(), "0".to_string())];
@@ -389,6 +459,8 @@ mod tests {
             run: "echo 'hi'",
             env: &env,
             cpus: None,
+            secrets: &[],
+            workdir_tar: None,
         };
         let s = launch_script(&files);
         for f in ["token", "started_at", "cluster_id", "stop_grace", "setup.sh", "run.sh", "env.sh", "node.sh"] {

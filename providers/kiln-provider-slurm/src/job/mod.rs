@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::portable::job::{self, JobStatus};
+use kiln_provider::portable::{secret_env, workdir};
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
@@ -265,6 +266,7 @@ async fn place(ctx: &Ctx, address: &str, token: &str) -> Result<(String, String)
 
 async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
     let spec = known_spec(req.address, req.planned)?;
+    let secrets = secret_env::values(req.planned).map_err(|e| error("E-SLURM-JOB-SECRET", req.address, format!("{}: {e}", req.address)))?;
     let (dir, name) = place(ctx, req.address, req.token).await?;
     let workdir = match spec.workdir.as_deref() {
         Some(p) => ctx.absolute(p).await,
@@ -280,6 +282,10 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     files += &write_file(&format!("{dir}/run.sh"), spec.run.as_bytes());
     if !spec.setup.trim().is_empty() {
         files += &write_file(&format!("{dir}/setup.sh"), spec.setup.as_bytes());
+    }
+    if !secrets.is_empty() {
+        // Under SUBMIT's umask 077: mode 0600 in the job's 0700 directory.
+        files += &write_file(&format!("{dir}/{}", secret_env::FILE), secret_env::exports(&secrets).as_bytes());
     }
     let script = SUBMIT.replace("__FILES__", &files);
     let mut args: Vec<String> = vec![dir.clone()];
@@ -308,7 +314,7 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     ] {
         m.insert(k.to_string(), v);
     }
-    let state = Value::Map(m);
+    let state = secret_env::seal(Value::Map(m));
     // The submission stands even if this first look fails; the next refresh looks again.
     Ok(observe_one(ctx, req.address, &state).await.ok().flatten().unwrap_or(state))
 }
@@ -317,7 +323,7 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
 /// `cluster` object that changes nothing the job asked Slurm for.
 fn update(req: &UpdateRequest<'_>) -> Result<Value, Diagnostic> {
     known_spec(req.address, req.planned)?;
-    Ok(req.planned.clone())
+    Ok(secret_env::seal(req.planned.clone()))
 }
 
 async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
@@ -333,6 +339,12 @@ async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
 fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     let spec = JobSpec::parse(req.address, req.config)?;
     let mut planned = attrs(req.proposed);
+    // `workdir` keeps its meaning on Slurm for now (a directory where sbatch runs): nothing is
+    // uploaded, so nothing is digested.
+    if req.prior.is_none() || planned.get(workdir::DIGEST_ATTR).is_some_and(Value::is_unknown) {
+        planned.insert(workdir::DIGEST_ATTR.into(), Value::Null);
+    }
+    secret_env::plan(req.prior, &mut planned);
     let unknown_or = |n: Option<u64>| n.map_or(Value::Unknown, num);
     planned.insert("nodes".into(), unknown_or(spec.as_ref().map(|s| s.nodes)));
     planned.insert("tasks".into(), unknown_or(spec.as_ref().map(|s| s.tasks)));
@@ -375,7 +387,7 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, D
     for k in ["reason", "exit_code", "node_list", "started_at", "finished_at"] {
         m.entry(k.to_string()).or_insert(Value::Null);
     }
-    observe_one(ctx, req.address, &Value::Map(m)).await
+    observe_one(ctx, req.address, &secret_env::seal(Value::Map(m))).await
 }
 
 async fn import(ctx: &Ctx, req: &ImportRequest<'_>) -> Result<Value, Diagnostic> {
@@ -459,7 +471,9 @@ impl Kind<Ctx, ()> for Job {
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
-        JobSpec::parse("", config).err().map(Diagnostics::from).unwrap_or_default()
+        let mut d: Diagnostics = JobSpec::parse("", config).err().map(Diagnostics::from).unwrap_or_default();
+        d.extend(secret_env::validate(config));
+        d
     }
 
     async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {

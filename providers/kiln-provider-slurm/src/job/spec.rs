@@ -272,6 +272,9 @@ unset __kiln_ips __kiln_h __kiln_a __kiln_port
             }),
         );
         s += &exports(&self.env);
+        // The job's `secret_env`: a 0600 file beside this script, written at submission.
+        let secrets = quote(&format!("{job_dir}/{}", kiln_provider::portable::secret_env::FILE));
+        s += &format!("if [ -f {secrets} ]; then . {secrets} || exit 113; fi\n");
         let task =
             r#"export KILN_NODE_RANK="$SLURM_NODEID" KILN_TASK_RANK="$SLURM_PROCID" KILN_LOCAL_RANK="$SLURM_LOCALID"; exec bash "$0""#;
         s += &format!("__kiln_task={}\n", quote(task));

@@ -36,6 +36,20 @@
 //! the bucket is still to be created; one they reach only through a mount they share (a `local`
 //! bucket for an onprem job, or for Slurm over SSH; an onprem host's own directory for Slurm)
 //! gets a warning. No job starts with a checkpoint directory that silently goes nowhere.
+//!
+//! # The workdir and secrets
+//!
+//! `workdir` is a directory on the machine running kiln, relative to the configuration
+//! directory, on every provider: `local` runs the scripts in it; a remote provider uploads it
+//! (less what its `.kilnignore` excludes, at most 100 MiB) to a place of its own on every node
+//! and runs the scripts there; its content digest is the computed `workdir_digest`, so a changed
+//! file replaces the job. A `workdir` that is not a directory here keeps the meaning remote
+//! providers gave it before (a directory on the nodes), and so does a job planned before the
+//! digest existed, until it is replaced: see [`crate::portable::workdir`].
+//!
+//! `secret_env` holds variables with secrets; state keeps only a salted digest of each and the
+//! values reach the processes through a mode-0600 file or the provider's secret store: see
+//! [`crate::portable::secret_env`].
 
 use std::fmt;
 
@@ -119,7 +133,8 @@ impl Default for JobSchema {
             cluster: "The cluster to run on, such as `cluster.train`",
             setup: "Script run on every node before `run`",
             run: "Script run on every node",
-            workdir: "Directory the scripts run in; default: the working directory",
+            workdir: "Directory on the machine running kiln (relative to the configuration directory) the scripts run in; \
+                      remote providers upload it to each node, less what its .kilnignore excludes",
             nodes: "Nodes to run on; default: all of the cluster's",
             job_id: "Identifier of the job (KILN_JOB_ID)",
             started_at: "RFC 3339 time the job started",
@@ -130,7 +145,20 @@ impl Default for JobSchema {
 
 /// The attributes every provider's `job` has, with the same type and flags everywhere, and the
 /// `checkpoint` block.
-pub const COMMON: [&str; 10] = ["cluster", "setup", "run", "workdir", "env", "nodes", "job_id", "status", "started_at", "finished_at"];
+pub const COMMON: [&str; 12] = [
+    "cluster",
+    "setup",
+    "run",
+    "workdir",
+    "workdir_digest",
+    "env",
+    "secret_env",
+    "nodes",
+    "job_id",
+    "status",
+    "started_at",
+    "finished_at",
+];
 
 impl JobSchema {
     /// The common attributes ([`COMMON`]) and the `checkpoint` block.
@@ -140,7 +168,12 @@ impl JobSchema {
             .attr("setup", Attribute::optional(Type::String, self.setup).force_new())
             .attr("run", Attribute::required(Type::String, self.run).force_new())
             .attr("workdir", Attribute::optional(Type::String, self.workdir).force_new())
+            .attr(crate::portable::workdir::DIGEST_ATTR, Attribute::computed(Type::String, crate::portable::workdir::DIGEST_DESCRIPTION))
             .attr("env", Attribute::optional(Type::Map(Box::new(Type::String)), "Extra environment variables").force_new())
+            .attr(
+                crate::portable::secret_env::ATTR,
+                Attribute::optional(Type::Map(Box::new(Type::String)), crate::portable::secret_env::DESCRIPTION).sensitive().force_new(),
+            )
             .attr("nodes", Attribute::optional_computed(Type::Number, self.nodes).force_new())
             .attr("job_id", Attribute::computed(Type::String, self.job_id))
             .attr("status", Attribute::computed(Type::String, JobStatus::DESCRIPTION))
@@ -234,7 +267,7 @@ pub fn assert_schema(body: &Body, extras: &str) {
 /// conforms.
 pub fn schema_problems(body: &Body) -> Vec<String> {
     let portable = JobSchema::default().body();
-    let flags = |a: &Attribute| (a.ty.clone(), a.required, a.optional, a.computed, a.force_new, a.default.clone());
+    let flags = |a: &Attribute| (a.ty.clone(), a.required, a.optional, a.computed, a.force_new, a.sensitive, a.default.clone());
     let mut out = Vec::new();
     for name in COMMON {
         match body.attributes.get(name) {
@@ -694,10 +727,12 @@ mod tests {
             "job_id: String computed",
             "nodes: Number optional+computed force_new",
             "run: String required force_new",
+            "secret_env: Map(String) optional force_new sensitive",
             "setup: String optional force_new",
             "started_at: String computed",
             "status: String computed",
             "workdir: String optional force_new",
+            "workdir_digest: String computed",
             "checkpoint {} Single 0..1",
             "  bucket: Any required",
             "  path: String optional default=\"\"",
