@@ -93,6 +93,48 @@ fn outputs_change() {
     check("plan-outputs-change");
 }
 
+/// An attribute set to a whole resource (or one of its instances) shows the reference, not the
+/// object inlined (issue 13: the AWS example's job printed its cluster on one line of 1,442
+/// characters); the JSON view keeps the values.
+#[test]
+fn reference_to_a_whole_resource_in_a_create() {
+    check("plan-reference-create");
+    let p = Project::fixture_applied("plan-reference-create");
+    let human = p.kiln(&["plan"]).ok().stdout();
+    assert!(human.contains("      + input            = record.cluster\n"), "{human}");
+    assert!(human.lines().all(|l| l.len() < 120), "no object inlined on one line:\n{human}");
+    let json = parsed(&p.kiln(&["plan", "--json"]).ok().stdout());
+    let job = json["resource_changes"].as_array().unwrap().iter().find(|c| c["address"] == "record.job").unwrap();
+    assert_eq!(job["change"]["after"]["input"]["input"]["nodes"], 2, "the JSON view has the value: {job}");
+}
+
+/// The referenced resource changes: the referencing ones say so, with the reference and what
+/// changed in it, and the one it forces to be replaced is marked.
+#[test]
+fn reference_to_a_whole_resource_in_an_update() {
+    check("plan-reference-update");
+}
+
+/// Maps and objects key by key, nested; lists element by element; the forcing attribute marked.
+#[test]
+fn maps_are_diffed_key_by_key() {
+    check("plan-map-diff");
+}
+
+/// A secret inside a map keeps the map `(sensitive value)`, also through a whole-object
+/// reference to the resource holding it; neither secret appears anywhere.
+#[test]
+fn sensitive_values_inside_a_map() {
+    check("plan-sensitive-in-map");
+    let p = Project::fixture_applied("plan-sensitive-in-map");
+    for args in [&["plan"][..], &["plan", "--json"][..], &["plan", "--format", "markdown"][..]] {
+        let r = p.kiln(args).ok();
+        for secret in ["hf_old_secret_value", "hf_new_secret_value"] {
+            assert!(!r.stdout().contains(secret) && !r.stderr().contains(secret), "{args:?} leaks {secret}:\n{}", r.stdout());
+        }
+    }
+}
+
 /// A user's own value shaped like the old in-band markers (`{unknown = true}`,
 /// `{sensitive = true}`) is data: the JSON plan marks unknown and sensitive values beside the
 /// values (`after_unknown`, `after_sensitive`), so it never calls such a value unknown.

@@ -10,8 +10,8 @@ use kiln_value::Value;
 
 /// The whole-object references of `body` (a resource's, checked against `schema`), by attribute
 /// path (`cluster`, `checkpoint.bucket`, `step[1].bucket`), where `value` (the planned object)
-/// holds an object or collection there, or a resource's value not known yet. A module output
-/// that is a plain value (a string, a number) is shown as the value.
+/// holds an object there (or, for a resource, a collection of them or a value not known yet). A
+/// module output that is not an object (a string, a list of names) is shown as the value.
 pub(crate) fn references(body: &Body, schema: &SchemaBody, value: &Value) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     collect(body, schema, value, "", &mut out);
@@ -22,11 +22,11 @@ fn collect(body: &Body, schema: &SchemaBody, value: &Value, prefix: &str, out: &
     for a in &body.attrs {
         let Some(text) = kiln_eval::whole_reference(&a.expr) else { continue };
         let v = value.get(&a.name).map(Value::unmarked);
+        // A resource is an object (a list or map of them with count or for_each), known or
+        // not; a module output is shown as a reference only where it is an object.
         let whole = match v {
-            Some(Value::Map(_) | Value::List(_)) => true,
-            // Not known yet: a resource is an object all the same; a module output may be a
-            // plain value, shown as `(known after apply)`.
-            Some(Value::Unknown) => !text.starts_with("module."),
+            Some(Value::Map(_)) => true,
+            Some(Value::List(_) | Value::Unknown) => !text.starts_with("module."),
             _ => false,
         };
         if whole {

@@ -368,6 +368,10 @@ fn paint(line: &str) -> String {
     format!("{indent}{marker} {rest}")
 }
 
+/// What a refresh-only plan says after the drift it found (Terraform's words).
+const REFRESH_ONLY: &str = "This is a refresh-only plan, so kiln will not take any actions to undo these. If you were expecting \
+     these changes then you can apply this plan to record the updated values in the kiln state without changing any remote objects.";
+
 /// The plan for people, as `kiln plan` prints it (without colour).
 pub fn human(plan: &Plan) -> String {
     let mut out = String::new();
@@ -380,10 +384,17 @@ pub fn human(plan: &Plan) -> String {
                 }
                 Some(after) => {
                     let _ = writeln!(out, "  # {} has changed", d.address);
-                    let _ = write!(out, "{}", attrs_diff(Some(&d.before), Some(after), &d.sensitive, 6));
+                    let _ = write!(
+                        out,
+                        "{}",
+                        attrs_diff(Some(&d.before), Some(after), &Marks { sensitive: &d.sensitive, references: None, force: &[] }, 6)
+                    );
                 }
             }
             out.push('\n');
+        }
+        if plan.mode == Mode::RefreshOnly {
+            let _ = writeln!(out, "{REFRESH_ONLY}\n");
         }
     }
     let changes: Vec<&PlannedChange> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
@@ -409,7 +420,12 @@ pub fn human(plan: &Plan) -> String {
             Action::Delete => (c.before.as_ref(), None),
             _ => (c.before.as_ref(), c.after.as_ref()),
         };
-        let _ = write!(out, "{}", attrs_diff(before, after, &c.sensitive, 6));
+        let force: &[String] = match (&c.action, &c.reason) {
+            (Action::Replace, Some(Reason::AttributesForceNew { attributes })) => attributes,
+            _ => &[],
+        };
+        let marks = Marks { sensitive: &c.sensitive, references: after.map(|_| &c.references), force };
+        let _ = write!(out, "{}", attrs_diff(before, after, &marks, 6));
         let _ = writeln!(out, "    }}\n");
     }
     let outs: Vec<_> = plan.outputs.iter().filter(|(_, o)| o.is_change()).collect();
@@ -428,7 +444,11 @@ pub fn human(plan: &Plan) -> String {
         out.push('\n');
     }
     let s = plan.summary();
-    if changes.is_empty() && !plan.has_changes() {
+    if plan.mode == Mode::RefreshOnly {
+        if !plan.has_changes() {
+            let _ = writeln!(out, "No changes. Your infrastructure still matches the configuration.");
+        }
+    } else if changes.is_empty() && !plan.has_changes() {
         let _ = writeln!(out, "No changes. Your infrastructure matches the configuration.");
     } else {
         let _ = writeln!(out, "Plan: {} to add, {} to change, {} to destroy.", s.add, s.change, s.destroy);
@@ -436,99 +456,410 @@ pub fn human(plan: &Plan) -> String {
     out
 }
 
-/// One attribute row of a change.
-enum Row<'a> {
-    Add(&'a Value),
-    Remove(&'a Value),
-    /// Set to null by the change.
-    Cleared(&'a Value),
-    Change(&'a Value, &'a Value),
+/// What a change's diff needs beside its two values: the top-level attributes that are
+/// sensitive, the attributes the configuration sets to a whole object (shown as the reference),
+/// and the attributes that force the replacement (marked `# forces replacement`), the last two by
+/// attribute path (`cluster`, `checkpoint.bucket`, `step[1].bucket`).
+struct Marks<'a> {
+    sensitive: &'a [String],
+    references: Option<&'a BTreeMap<String, String>>,
+    force: &'a [String],
+}
+
+impl Marks<'_> {
+    /// Whether paths below the top level are looked up at all (they cost an allocation each).
+    fn deep(&self) -> bool {
+        self.references.is_some_and(|r| !r.is_empty()) || !self.force.is_empty()
+    }
+
+    fn reference(&self, path: &str) -> Option<&str> {
+        self.references.and_then(|r| r.get(path)).map(String::as_str)
+    }
+
+    fn forces(&self, path: &str) -> &'static str {
+        if self.force.iter().any(|f| f == path) {
+            " # forces replacement"
+        } else {
+            ""
+        }
+    }
+}
+
+/// How a value is shown in a diff: `(sensitive value)` or `(known after apply)` as a whole, or
+/// its parts.
+fn opaque(v: &Value, sensitive: bool) -> bool {
+    sensitive || v.is_sensitive() || matches!(v, Value::Unknown)
+}
+
+/// The path of `key` under `parent` (empty at the top level), when paths are looked up.
+fn child(parent: &str, key: &str, m: &Marks) -> String {
+    match (m.deep(), parent.is_empty()) {
+        (false, _) => String::new(),
+        (true, true) => key.to_string(),
+        (true, false) => format!("{parent}.{key}"),
+    }
+}
+
+fn element(parent: &str, i: usize, m: &Marks) -> String {
+    if m.deep() {
+        format!("{parent}[{i}]")
+    } else {
+        String::new()
+    }
+}
+
+/// How a key is written at its depth: attribute names bare, map keys quoted as Terraform does.
+fn key_text(k: &str, top: bool) -> String {
+    if top {
+        k.to_string()
+    } else {
+        serde_json::Value::String(k.to_string()).to_string()
+    }
 }
 
 /// Attribute lines of one change at `indent`: only attributes that are set or change, with `=`
-/// aligned over those; multi-line strings as heredocs, diffed line by line when they change.
-fn attrs_diff(before: Option<&Value>, after: Option<&Value>, sensitive: &[String], indent: usize) -> String {
+/// aligned over those; multi-line strings as heredocs, diffed line by line when they change;
+/// maps and objects key by key and lists of one length element by element, nested, unchanged
+/// parts counted; a whole object the configuration references shown as the reference.
+fn attrs_diff(before: Option<&Value>, after: Option<&Value>, m: &Marks, indent: usize) -> String {
     let empty = kiln_value::Map::new();
     let b = before.and_then(Value::as_map).unwrap_or(&empty);
     let a = after.and_then(Value::as_map).unwrap_or(&empty);
-    let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    let rows: Vec<(&String, Row)> = keys
-        .into_iter()
-        .filter_map(|k| {
-            let (bv, av) = (b.get(k).filter(|v| !v.is_null()), a.get(k).filter(|v| !v.is_null()));
-            let row = match (bv, av) {
-                (None, None) => return None,
-                (None, Some(x)) => Row::Add(x),
-                (Some(x), None) if after.is_none() => Row::Remove(x),
-                (Some(x), None) => Row::Cleared(x),
-                (Some(x), Some(y)) if x.known_eq(y) == Some(true) => return None,
-                (Some(x), Some(y)) => Row::Change(x, y),
-            };
-            Some((k, row))
-        })
-        .collect();
-    let unchanged = if before.is_some() && after.is_some() {
-        a.iter().filter(|(k, v)| !v.is_null() && b.get(*k).is_some_and(|x| x.known_eq(v) == Some(true))).count()
-    } else {
-        0
-    };
-    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-    let pad = " ".repeat(indent);
     let mut out = String::new();
-    for (k, row) in rows {
-        let s = sensitive.contains(k);
-        match row {
-            Row::Add(x) => heredoc_or_line(&mut out, &pad, "+", k, width, x, s),
-            Row::Remove(x) => heredoc_or_line(&mut out, &pad, "-", k, width, x, s),
-            Row::Cleared(x) => {
-                let _ = writeln!(out, "{pad}- {k:width$} = {} -> null", shown(x, s));
-            }
-            Row::Change(x, y) => match (multiline(x, s), multiline(y, s)) {
-                (Some(xs), Some(ys)) if xs.contains('\n') || ys.contains('\n') => {
-                    let _ = writeln!(out, "{pad}~ {k:width$} = <<-EOT");
-                    for change in similar::TextDiff::from_lines(xs, ys).iter_all_changes() {
-                        let sign = match change.tag() {
-                            similar::ChangeTag::Delete => "-",
-                            similar::ChangeTag::Insert => "+",
-                            similar::ChangeTag::Equal => " ",
-                        };
-                        let _ = writeln!(out, "{pad}    {sign} {}", change.value().trim_end_matches('\n'));
-                    }
-                    let _ = writeln!(out, "{pad}  EOT");
-                }
-                _ => {
-                    let _ = writeln!(out, "{pad}~ {k:width$} = {} -> {}", shown(x, s), shown(y, s));
-                }
-            },
-        }
-    }
-    if unchanged > 0 {
+    let pad = " ".repeat(indent);
+    let unchanged = map_rows(&mut out, &pad, b, a, before.is_some() && after.is_none(), "", m, true);
+    if unchanged > 0 && before.is_some() && after.is_some() {
         let _ = writeln!(out, "{pad}  # ({unchanged} unchanged attribute{} hidden)", if unchanged == 1 { "" } else { "s" });
     }
     out
 }
 
-/// The text of a string value that may be shown (not sensitive).
-fn multiline(v: &Value, sensitive: bool) -> Option<&str> {
-    if sensitive || v.is_sensitive() {
-        return None;
+/// The rows of two maps at `pad` (keys in order, `=` aligned), the number of unchanged
+/// non-null entries returned. `deleted`: the whole object goes (rows without `-> null`).
+#[allow(clippy::too_many_arguments)]
+fn map_rows(
+    out: &mut String,
+    pad: &str,
+    b: &kiln_value::Map,
+    a: &kiln_value::Map,
+    deleted: bool,
+    path: &str,
+    m: &Marks,
+    top: bool,
+) -> usize {
+    // Both maps are sorted: one merge walk, no lookups of one key in a list.
+    let mut rows: Vec<(&String, Option<&Value>, Option<&Value>)> = Vec::new();
+    let mut unchanged = 0;
+    let (mut bi, mut ai) = (b.iter().peekable(), a.iter().peekable());
+    loop {
+        let (k, bv, av) = match (bi.peek(), ai.peek()) {
+            (None, None) => break,
+            (Some((bk, _)), Some((ak, _))) if bk == ak => {
+                let ((k, bv), (_, av)) = (bi.next().unwrap(), ai.next().unwrap());
+                (k, Some(bv), Some(av))
+            }
+            (Some((bk, _)), Some((ak, _))) if bk < ak => {
+                let (k, bv) = bi.next().unwrap();
+                (k, Some(bv), None)
+            }
+            (Some(_), None) => {
+                let (k, bv) = bi.next().unwrap();
+                (k, Some(bv), None)
+            }
+            _ => {
+                let (k, av) = ai.next().unwrap();
+                (k, None, Some(av))
+            }
+        };
+        match (bv.filter(|v| !v.is_null()), av.filter(|v| !v.is_null())) {
+            (None, None) => {}
+            (Some(x), Some(y)) if x.known_eq(y) == Some(true) => unchanged += 1,
+            (x, y) => rows.push((k, x, y)),
+        }
     }
-    v.as_str()
+    let names: Vec<String> = rows.iter().map(|(k, _, _)| key_text(k, top)).collect();
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    for ((k, x, y), name) in rows.into_iter().zip(names) {
+        let sensitive = top && m.sensitive.contains(k);
+        entry(out, pad, Some(&format!("{name:width$}")), &child(path, k, m), x, y, deleted, sensitive, m);
+    }
+    unchanged
 }
 
-fn heredoc_or_line(out: &mut String, pad: &str, sign: &str, k: &str, width: usize, v: &Value, s: bool) {
-    match multiline(v, s).filter(|t| t.contains('\n')) {
-        Some(t) => {
-            let _ = writeln!(out, "{pad}{sign} {k:width$} = <<-EOT");
+/// One row: `name = value` (or a bare value for a list element) that is added, removed or
+/// changed, at `pad`.
+#[allow(clippy::too_many_arguments)]
+fn entry(
+    out: &mut String,
+    pad: &str,
+    name: Option<&str>,
+    path: &str,
+    b: Option<&Value>,
+    a: Option<&Value>,
+    deleted: bool,
+    sensitive: bool,
+    m: &Marks,
+) {
+    let lead = |sign: &str| match name {
+        Some(n) => format!("{pad}{sign} {n} = "),
+        None => format!("{pad}{sign} "),
+    };
+    let start = out.len();
+    match (b, a) {
+        (None, None) => return,
+        (None, Some(y)) => {
+            out.push_str(&lead("+"));
+            value(out, pad, "+", y, sensitive, path, m);
+        }
+        (Some(x), None) => {
+            out.push_str(&lead("-"));
+            value(out, pad, "-", x, sensitive, path, m);
+            if !deleted {
+                out.push_str(" -> null");
+            }
+        }
+        (Some(x), Some(y)) => {
+            out.push_str(&lead("~"));
+            changed(out, pad, x, y, sensitive, path, m);
+        }
+    }
+    forces_mark(out, start, m.forces(path));
+}
+
+/// Ends the row begun at `start`, marking it `# forces replacement` when `forces` says so: on
+/// its first line, as Terraform does (`~ tags = { # forces replacement`).
+fn forces_mark(out: &mut String, start: usize, forces: &str) {
+    if !forces.is_empty() {
+        match out[start..].find('\n') {
+            Some(i) => out.insert_str(start + i, forces),
+            None => out.push_str(forces),
+        }
+    }
+    out.push('\n');
+}
+
+/// A value added or removed, after its `= `: maps one key a line (nested, in the row's sign),
+/// multi-line strings as heredocs, a referenced object as its reference; no final newline.
+fn value(out: &mut String, pad: &str, sign: &str, v: &Value, sensitive: bool, path: &str, m: &Marks) {
+    if sign == "+" {
+        // The reference is the configuration's text, never a value: shown even where the
+        // object holds secrets.
+        if let Some(r) = m.reference(path) {
+            out.push_str(r);
+            return;
+        }
+    }
+    if opaque(v, sensitive) {
+        out.push_str(&shown(v, sensitive));
+        return;
+    }
+    match v {
+        Value::Map(map) if !map.is_empty() => {
+            out.push_str("{\n");
+            let inner = format!("{pad}    ");
+            let shown: Vec<(&String, &Value)> = map.iter().filter(|(_, v)| !v.is_null()).collect();
+            let width = shown.iter().map(|(k, _)| key_text(k, false).len()).max().unwrap_or(0);
+            for (k, x) in shown {
+                let p = child(path, k, m);
+                let start = out.len();
+                let _ = write!(out, "{inner}{sign} {:width$} = ", key_text(k, false));
+                value(out, &inner, sign, x, false, &p, m);
+                forces_mark(out, start, m.forces(&p));
+            }
+            let _ = write!(out, "{pad}  }}");
+        }
+        Value::String(t) if t.contains('\n') => {
+            out.push_str("<<-EOT\n");
             for line in t.lines() {
                 let _ = writeln!(out, "{pad}      {line}");
             }
-            let _ = writeln!(out, "{pad}  EOT");
+            let _ = write!(out, "{pad}  EOT");
         }
-        None => {
-            let _ = writeln!(out, "{pad}{sign} {k:width$} = {}", shown(v, s));
+        _ => out.push_str(&v.to_string()),
+    }
+}
+
+/// A changed value, after its `= `: maps key by key, lists of one length element by element,
+/// multi-line strings line by line, a referenced object as its reference and what changed in
+/// it; no final newline.
+fn changed(out: &mut String, pad: &str, x: &Value, y: &Value, sensitive: bool, path: &str, m: &Marks) {
+    if let Some(r) = m.reference(path) {
+        // What changed in the object is named by its attributes, unless the object is secret as
+        // a whole.
+        let secret = sensitive || x.is_sensitive() || y.is_sensitive();
+        match (x.unmarked(), y.unmarked()) {
+            (_, Value::Unknown) => {
+                let _ = write!(out, "{r} (known after apply)");
+            }
+            (Value::Map(bm), Value::Map(am)) if !secret => {
+                let null = Value::Null;
+                let mut keys: Vec<&str> = bm
+                    .keys()
+                    .chain(am.keys())
+                    .filter(|k| bm.get(*k).unwrap_or(&null).known_eq(am.get(*k).unwrap_or(&null)) != Some(true))
+                    .map(String::as_str)
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
+                let more = keys.len().saturating_sub(4);
+                keys.truncate(4);
+                let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                let _ = write!(out, "{r} (changed: {}{more})", keys.join(", "));
+            }
+            (Value::Map(_) | Value::List(_) | Value::Unknown, _) => {
+                let _ = write!(out, "{r} (changed)");
+            }
+            _ => {
+                let _ = write!(out, "{} -> {r}", shown(x, sensitive));
+            }
         }
+        return;
+    }
+    if opaque(x, sensitive) || opaque(y, sensitive) {
+        let _ = write!(out, "{} -> {}", shown(x, sensitive), shown(y, sensitive));
+        return;
+    }
+    let inner = format!("{pad}    ");
+    match (x, y) {
+        (Value::Map(bm), Value::Map(am)) => {
+            out.push_str("{\n");
+            let unchanged = map_rows(out, &inner, bm, am, false, path, m, false);
+            hidden(out, &inner, unchanged);
+            let _ = write!(out, "{pad}  }}");
+        }
+        (Value::List(bl), Value::List(al)) if bl.len() == al.len() => {
+            out.push_str("[\n");
+            let mut unchanged = 0;
+            for (i, (bx, ax)) in bl.iter().zip(al).enumerate() {
+                if bx.known_eq(ax) == Some(true) {
+                    unchanged += 1;
+                } else {
+                    entry(out, &inner, None, &element(path, i, m), Some(bx), Some(ax), false, false, m);
+                }
+            }
+            hidden(out, &inner, unchanged);
+            let _ = write!(out, "{pad}  ]");
+        }
+        (Value::String(xs), Value::String(ys)) if xs.contains('\n') || ys.contains('\n') => {
+            out.push_str("<<-EOT\n");
+            for change in similar::TextDiff::from_lines(xs.as_str(), ys.as_str()).iter_all_changes() {
+                let sign = match change.tag() {
+                    similar::ChangeTag::Delete => "-",
+                    similar::ChangeTag::Insert => "+",
+                    similar::ChangeTag::Equal => " ",
+                };
+                let _ = writeln!(out, "{pad}    {sign} {}", change.value().trim_end_matches('\n'));
+            }
+            let _ = write!(out, "{pad}  EOT");
+        }
+        _ => {
+            let _ = write!(out, "{x} -> {y}");
+        }
+    }
+}
+
+/// `# (N unchanged elements hidden)` inside a map or list, when N > 0.
+fn hidden(out: &mut String, pad: &str, n: usize) {
+    if n > 0 {
+        let _ = writeln!(out, "{pad}  # ({n} unchanged element{} hidden)", if n == 1 { "" } else { "s" });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, Value)]) -> Value {
+        Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    }
+
+    fn diff(before: Option<&Value>, after: Option<&Value>, refs: &[(&str, &str)], force: &[&str]) -> String {
+        let references: BTreeMap<String, String> = refs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let force: Vec<String> = force.iter().map(|f| f.to_string()).collect();
+        attrs_diff(before, after, &Marks { sensitive: &[], references: Some(&references), force: &force }, 2)
+    }
+
+    #[test]
+    fn secrets_and_unknowns_inside_a_map_stay_hidden_key_by_key() {
+        let before = map(&[("env", map(&[("A", Value::from("1")), ("TOKEN", Value::from("old").sensitive())]))]);
+        let after = map(&[("env", map(&[("A", Value::Unknown), ("TOKEN", Value::from("new").sensitive())]))]);
+        assert_eq!(
+            diff(Some(&before), Some(&after), &[], &[]),
+            concat!(
+                "  ~ env = {\n",
+                "      ~ \"A\"     = \"1\" -> (known after apply)\n",
+                "      ~ \"TOKEN\" = (sensitive value) -> (sensitive value)\n",
+                "    }\n",
+            )
+        );
+        let created = diff(None, Some(&after), &[], &[]);
+        assert_eq!(created, "  + env = {\n      + \"A\"     = (known after apply)\n      + \"TOKEN\" = (sensitive value)\n    }\n");
+    }
+
+    #[test]
+    fn a_top_level_sensitive_attribute_is_hidden_whole_but_its_reference_shows() {
+        let before = map(&[("env", map(&[("A", Value::from("1"))])), ("cluster", map(&[("n", Value::from(1i64))]))]);
+        let after = map(&[("env", map(&[("A", Value::from("2"))])), ("cluster", map(&[("n", Value::from(2i64))]))]);
+        let sensitive = ["env".to_string(), "cluster".to_string()];
+        let references: BTreeMap<String, String> = [("cluster".to_string(), "cluster.train".to_string())].into();
+        let m = Marks { sensitive: &sensitive, references: Some(&references), force: &[] };
+        assert_eq!(
+            attrs_diff(Some(&before), Some(&after), &m, 2),
+            "  ~ cluster = cluster.train (changed)\n  ~ env     = (sensitive value) -> (sensitive value)\n"
+        );
+    }
+
+    #[test]
+    fn references_in_creates_updates_and_unknowns() {
+        let cluster = |n: i64| map(&[("nodes", Value::from(n)), ("gpus", Value::from(8i64)), ("id", Value::from("c-1"))]);
+        let after = map(&[
+            ("cluster", cluster(2)),
+            ("checkpoint", map(&[("bucket", map(&[("uri", Value::from("s3://b"))])), ("path", Value::from("p/"))])),
+        ]);
+        let refs = [("cluster", "cluster.train"), ("checkpoint.bucket", "bucket.ckpt")];
+        assert_eq!(
+            diff(None, Some(&after), &refs, &[]),
+            concat!(
+                "  + checkpoint = {\n",
+                "      + \"bucket\" = bucket.ckpt\n",
+                "      + \"path\"   = \"p/\"\n",
+                "    }\n",
+                "  + cluster    = cluster.train\n",
+            )
+        );
+        let before = map(&[("cluster", cluster(1))]);
+        assert_eq!(
+            diff(Some(&before), Some(&map(&[("cluster", cluster(2))])), &refs, &["cluster"]),
+            "  ~ cluster = cluster.train (changed: nodes) # forces replacement\n"
+        );
+        assert_eq!(
+            diff(Some(&before), Some(&map(&[("cluster", Value::Unknown)])), &refs, &[]),
+            "  ~ cluster = cluster.train (known after apply)\n"
+        );
+        // A delete has no configuration: the object is shown, one key a line.
+        assert_eq!(
+            attrs_diff(Some(&before), None, &Marks { sensitive: &[], references: None, force: &[] }, 2),
+            "  - cluster = {\n      - \"gpus\"  = 8\n      - \"id\"    = \"c-1\"\n      - \"nodes\" = 1\n    }\n"
+        );
+    }
+
+    #[test]
+    fn nested_keys_and_list_elements_are_diffed_and_a_forcing_key_is_marked() {
+        let before = map(&[("spec", map(&[("zone", Value::from("a")), ("args", Value::List(vec![Value::from("x"), Value::from("y")]))]))]);
+        let after = map(&[("spec", map(&[("zone", Value::from("b")), ("args", Value::List(vec![Value::from("x"), Value::from("z")]))]))]);
+        assert_eq!(
+            diff(Some(&before), Some(&after), &[], &["spec.zone"]),
+            concat!(
+                "  ~ spec = {\n",
+                "      ~ \"args\" = [\n",
+                "          ~ \"y\" -> \"z\"\n",
+                "            # (1 unchanged element hidden)\n",
+                "        ]\n",
+                "      ~ \"zone\" = \"a\" -> \"b\" # forces replacement\n",
+                "    }\n",
+            )
+        );
+        let grown = map(&[("spec", map(&[("zone", Value::from("a")), ("args", Value::List(vec![Value::from("x")]))]))]);
+        assert!(diff(Some(&before), Some(&grown), &[], &[]).contains("      ~ \"args\" = [\"x\", \"y\"] -> [\"x\"]\n"));
     }
 }
