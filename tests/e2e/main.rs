@@ -26,6 +26,7 @@ mod local;
 mod onprem;
 mod plan;
 mod plan_view;
+mod schema;
 mod secrets;
 mod show;
 #[cfg(feature = "slurm")]

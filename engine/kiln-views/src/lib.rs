@@ -6,8 +6,9 @@
 //!   `plan-view.schema.json`), [`StateView`] (`show --json`, `state-view.schema.json`),
 //!   [`OutputsView`] and [`OutputView`] (`output --json [NAME]`, `output-view.schema.json`),
 //!   [`ValidateView`] (`validate --json`, `validate-view.schema.json`), [`JobsView`]
-//!   (`jobs --json`, `jobs-view.schema.json`) and [`StatusView`] (`status --json`,
-//!   `status-view.schema.json`). Field names follow
+//!   (`jobs --json`, `jobs-view.schema.json`), [`StatusView`] (`status --json`,
+//!   `status-view.schema.json`) and [`SchemaView`] (`schema --json`, `schema-view.schema.json`).
+//!   Field names follow
 //!   Terraform's JSON output where it has one (`resource_changes`, `change.actions`,
 //!   `values`, `sensitive_values`, `diagnostics[].range`).
 //! - Unknown and sensitive values are marked beside the values, never inside them: a view's
@@ -22,6 +23,7 @@ pub mod markdown;
 pub mod outputs;
 pub mod plan;
 pub mod redact;
+pub mod schema;
 pub mod state;
 pub mod status;
 pub mod validate;
@@ -30,6 +32,7 @@ pub use jobs::{JobView, Jobs, JobsView};
 pub use outputs::{Output, OutputValue, OutputView, Outputs, OutputsView};
 pub use plan::PlanView;
 pub use redact::{redact, shown, Redacted, SENSITIVE};
+pub use schema::{Reference, SchemaView};
 pub use state::StateView;
 pub use status::{ClusterView, Status, StatusView};
 pub use validate::{DiagnosticView, ValidateView, Validation};
