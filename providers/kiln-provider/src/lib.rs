@@ -12,6 +12,7 @@
 
 pub mod conformance;
 pub mod kinds;
+pub mod logs;
 pub mod portable;
 pub mod testing;
 pub mod throttle;
@@ -90,12 +91,14 @@ pub trait Provider: Send + Sync {
     }
 
     /// Reads part of a job's log: bytes from `offset` of node `node`'s output. Callers poll
-    /// with the returned offset to follow a log.
+    /// with the returned offset to follow a log. With a `seek`, reads nothing and answers the
+    /// position sought as `next_offset`.
     async fn logs(&self, req: LogsRequest<'_>) -> LogsResponse {
         LogsResponse {
             data: Vec::new(),
             next_offset: req.offset,
             finished: true,
+            all_nodes: false,
             diagnostics: Diagnostic::error("E-PROVIDER-LOGS", format!("kind `{}` has no logs", req.kind)).into(),
         }
     }
@@ -205,6 +208,21 @@ pub struct LogsRequest<'a> {
     /// Node rank.
     pub node: usize,
     pub offset: u64,
+    /// `None`: read from `offset`. `Some`: read nothing and answer the position sought as
+    /// `next_offset` (`offset` is ignored).
+    pub seek: Option<LogSeek>,
+}
+
+/// A position in a node's log that `kiln logs` starts from ([`LogsRequest::seek`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogSeek {
+    /// The log's current size (`--tail`, `--follow`).
+    End,
+    /// Where the output written at or after this time (seconds since the Unix epoch) starts,
+    /// from the time index the node keeps beside its log ([`logs::TimeIndex`]): early by at
+    /// most one sampling interval, never late. A provider that keeps no time index, or a job
+    /// started before it kept one, answers `E-LOGS-SINCE`: never the whole log instead.
+    Since(i64),
 }
 
 pub struct LogsResponse {
@@ -212,6 +230,9 @@ pub struct LogsResponse {
     pub next_offset: u64,
     /// No more output will come (the job has finished).
     pub finished: bool,
+    /// This log holds every node's output (Slurm's one output file for a job): there is no
+    /// separate log per node.
+    pub all_nodes: bool,
     pub diagnostics: Diagnostics,
 }
 

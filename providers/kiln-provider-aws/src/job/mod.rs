@@ -26,7 +26,7 @@ use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::portable::job::{self as portable, BucketStore, Checkpoint, JobStatus, NodeEnv};
 use kiln_provider::portable::{secret_env, workdir};
 use kiln_provider::{
-    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
+    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogSeek, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
 };
 use kiln_value::Value;
@@ -585,7 +585,19 @@ fn log_reads(parts: &[(u64, u64)], offset: u64, most: u64) -> Vec<(u64, std::ops
 
 async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
     let finished = JobStatus::of(req.state).is_some_and(|s| s.has_finished() || s == JobStatus::Lost);
-    let empty = |diagnostics: Diagnostics| LogsResponse { data: Vec::new(), next_offset: req.offset, finished, diagnostics };
+    let empty =
+        |diagnostics: Diagnostics| LogsResponse { data: Vec::new(), next_offset: req.offset, finished, all_nodes: false, diagnostics };
+    if let Some(LogSeek::Since(_)) = req.seek {
+        return empty(
+            error(
+                "E-LOGS-SINCE",
+                req.address,
+                format!("{}: the kiln agent uploads logs without times, so --since cannot tell when its output was written", req.address),
+            )
+            .hint("use --tail N instead")
+            .into(),
+        );
+    }
     let Some((bucket, p)) = str_attr(req.state, "uri").and_then(bucket_of) else { return empty(Diagnostics::new()) };
     let s3 = &ctx.clients.s3;
     let failed = |what: String, e: AwsError| empty(e.diagnostic(req.address, &what).into());
@@ -598,6 +610,10 @@ async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
         return whole_log(ctx, req, bucket, p, finished).await;
     }
     let parts = log_parts(listed.iter().map(|(k, n)| (k.as_str(), *n)), &dir);
+    if req.seek == Some(LogSeek::End) {
+        let end = parts.iter().map(|(s, n)| s + n).max().unwrap_or(0);
+        return LogsResponse { data: Vec::new(), next_offset: end, finished, all_nodes: false, diagnostics: Diagnostics::new() };
+    }
     let mut data = Vec::new();
     for (start, range) in log_reads(&parts, req.offset, LOG_CHUNK) {
         let key = format!("{dir}{start:016}");
@@ -622,19 +638,35 @@ async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
     // Finished only once everything uploaded has been read.
     let next_offset = req.offset + data.len() as u64;
     let end = parts.iter().map(|(s, n)| s + n).max().unwrap_or(0);
-    LogsResponse { next_offset, finished: finished && next_offset >= end, data, diagnostics: Diagnostics::new() }
+    LogsResponse { next_offset, finished: finished && next_offset >= end, data, all_nodes: false, diagnostics: Diagnostics::new() }
 }
 
 /// The log as agents before log parts uploaded it: one object, `logs/node-RANK.log`.
 async fn whole_log(ctx: &Ctx, req: &LogsRequest<'_>, bucket: &str, p: &str, finished: bool) -> LogsResponse {
-    let empty = |diagnostics: Diagnostics| LogsResponse { data: Vec::new(), next_offset: req.offset, finished, diagnostics };
+    let empty =
+        |diagnostics: Diagnostics| LogsResponse { data: Vec::new(), next_offset: req.offset, finished, all_nodes: false, diagnostics };
     let key = format!("{p}/logs/node-{}.log", req.node);
+    if req.seek == Some(LogSeek::End) {
+        let head = ctx.clients.s3.head_object().bucket(bucket).key(&key).send().await.map_err(AwsError::from_sdk);
+        let size = match head {
+            Ok(h) => h.content_length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+            Err(e) if e.is("NoSuchKey") || e.is("NotFound") => 0,
+            Err(e) => return empty(e.diagnostic(req.address, &format!("read s3://{bucket}/{key}")).into()),
+        };
+        return LogsResponse { data: Vec::new(), next_offset: size, finished, all_nodes: false, diagnostics: Diagnostics::new() };
+    }
     let out = ctx.clients.s3.get_object().bucket(bucket).key(&key).range(format!("bytes={}-", req.offset)).send().await;
     match out.map_err(AwsError::from_sdk) {
         Ok(o) => match o.body.collect().await {
             Ok(b) => {
                 let data = b.into_bytes().to_vec();
-                LogsResponse { next_offset: req.offset + data.len() as u64, data, finished, diagnostics: Diagnostics::new() }
+                LogsResponse {
+                    next_offset: req.offset + data.len() as u64,
+                    data,
+                    finished,
+                    all_nodes: false,
+                    diagnostics: Diagnostics::new(),
+                }
             }
             Err(e) => empty(AwsError { code: None, message: e.to_string() }.diagnostic(req.address, "read the log").into()),
         },

@@ -122,7 +122,7 @@ async fn wait_status(p: &kiln_provider_aws::AwsProvider, address: &str, state: &
 }
 
 async fn log(p: &kiln_provider_aws::AwsProvider, state: &Value, node: usize) -> String {
-    let r = p.logs(LogsRequest { address: "job.train", kind: "job", state, node, offset: 0 }).await;
+    let r = p.logs(LogsRequest { address: "job.train", kind: "job", state, node, offset: 0, seek: None }).await;
     assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
     String::from_utf8(r.data).unwrap()
 }
@@ -236,7 +236,7 @@ async fn a_long_log_is_uploaded_in_parts_and_read_whole_from_any_offset() {
     assert_eq!(parts.first().map(String::as_str), Some(format!("{dir}{:016}", 0).as_str()));
 
     assert_eq!(log(&p, &done, 0).await, want);
-    let from = p.logs(LogsRequest { address: "job.train", kind: "job", state: &done, node: 0, offset: 2500 }).await;
+    let from = p.logs(LogsRequest { address: "job.train", kind: "job", state: &done, node: 0, offset: 2500, seek: None }).await;
     assert_eq!(String::from_utf8(from.data).unwrap(), want[2500..]);
     assert_eq!(from.next_offset, want.len() as u64);
     assert!(from.finished);

@@ -28,20 +28,28 @@ pub(crate) const IDENTITY: &str = "KILN_LOCAL_JOB_DIR";
 /// kill at that moment (the crash tests set it; nothing else should). Debug builds only.
 const PAUSE_HOOK: &str = "KILN_TEST_LAUNCH_PAUSE_MS";
 
-/// `$1` is the job directory, `$2` the node rank. Held until `go` arrives on stdin.
-const WRAPPER: &str = r#"dir="$1"; rank="$2"; cpus="$3"
+/// `$1` is the job directory, `$2` the node rank. Held until `go` arrives on stdin. Keeps the
+/// log's time index `node-RANK.idx` while the node runs ([`kiln_provider::logs`]).
+const WRAPPER: &str = concat!(
+    kiln_provider::log_indexer!(),
+    r#"dir="$1"; rank="$2"; cpus="$3"
 IFS= read -r go || exit 111
 [ "$go" = go ] || exit 111
 exec </dev/null
 if [ -f "$dir/secret_env.sh" ]; then . "$dir/secret_env.sh" || exit 113; fi
-finish() { printf '%s\n' "$1" > "$dir/node-$rank.exit.tmp" && mv -f "$dir/node-$rank.exit.tmp" "$dir/node-$rank.exit"; exit "$1"; }
+kiln_log_index "$dir/node-$rank.log" "$dir/node-$rank.idx" & kiln_ix=$!
+finish() {
+  kill $kiln_ix 2>/dev/null; wait $kiln_ix 2>/dev/null; kiln_log_sample "$dir/node-$rank.log" "$dir/node-$rank.idx"
+  printf '%s\n' "$1" > "$dir/node-$rank.exit.tmp" && mv -f "$dir/node-$rank.exit.tmp" "$dir/node-$rank.exit"; exit "$1"
+}
 if [ -n "$cpus" ]; then
   taskset -pc "$cpus" $$ >/dev/null || { echo "kiln: cannot give this node CPUs $cpus (taskset)" >&2; finish 112; }
 fi
 bash "$dir/setup.sh" || finish "$?"
 bash "$dir/run.sh"
 finish "$?"
-"#;
+"#
+);
 
 /// `KILN_LOCAL_JOB_DIR=DIR`, as it appears in the environment of the job's processes.
 pub(crate) fn identity(dir: &JobDir) -> String {

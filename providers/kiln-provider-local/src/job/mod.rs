@@ -9,9 +9,10 @@ mod launch;
 mod spec;
 
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::logs::TimeIndex;
 use kiln_provider::portable::{job, secret_env, workdir};
 use kiln_provider::{
-    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
+    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogSeek, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
 };
 use kiln_value::Value;
@@ -199,9 +200,33 @@ fn logs(req: &LogsRequest<'_>) -> Result<LogsResponse, Diagnostic> {
     }
     let rank = req.node as u64;
     let done = !matches!(dir.node(rank, &ProcTable::snapshot()), Node::Running | Node::Pending);
+    if let Some(seek) = req.seek {
+        let len = std::fs::metadata(dir.file(rank, "log")).map_or(0, |m| m.len());
+        let at = match seek {
+            LogSeek::End => len,
+            LogSeek::Since(t) => seek_since(req.address, &dir, rank, len, t)?,
+        };
+        return Ok(LogsResponse { data: Vec::new(), next_offset: at, finished: done, all_nodes: false, diagnostics: Diagnostics::new() });
+    }
     let (data, len) = dir.read_log(rank, req.offset, LOG_CHUNK).map_err(|e| io_error(req.address, "read the log in", &dir, e))?;
     let next_offset = req.offset.min(len) + data.len() as u64;
-    Ok(LogsResponse { data, next_offset, finished: done && next_offset >= len, diagnostics: Diagnostics::new() })
+    Ok(LogsResponse { data, next_offset, finished: done && next_offset >= len, all_nodes: false, diagnostics: Diagnostics::new() })
+}
+
+/// Where node `rank`'s output written since `t` starts, from its time index.
+fn seek_since(address: &str, dir: &JobDir, rank: u64, len: u64, t: i64) -> Result<u64, Diagnostic> {
+    match std::fs::read_to_string(dir.file(rank, "idx")) {
+        Ok(text) => Ok(TimeIndex::parse(&text).offset_since(t).min(len)),
+        // Not started yet: nothing written at all.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && len == 0 => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(error(
+            "E-LOGS-SINCE",
+            address,
+            format!("{address}: node {rank}'s log has no time index (a kiln without time indexes started the job), so --since cannot tell when its output was written"),
+        )
+        .hint("use --tail N instead, or replace the job (`kiln apply --replace ADDRESS`) to index its new output")),
+        Err(e) => Err(io_error(address, "read the log's time index in", dir, e)),
+    }
 }
 
 #[async_trait]

@@ -32,7 +32,7 @@ pub async fn finished(p: &LocalProvider, address: &str, state: &Value) -> Value 
 
 /// Node `rank`'s whole log, through `logs`.
 pub async fn log(p: &LocalProvider, address: &str, state: &Value, rank: usize) -> String {
-    let r = p.logs(LogsRequest { address, kind: "job", state, node: rank, offset: 0 }).await;
+    let r = p.logs(LogsRequest { address, kind: "job", state, node: rank, offset: 0, seek: None }).await;
     assert!(!r.diagnostics.has_errors(), "{address}: logs failed: {:?}", r.diagnostics);
     String::from_utf8_lossy(&r.data).into_owned()
 }

@@ -178,7 +178,7 @@ async fn destroy_stops_a_running_job_with_sigterm() {
     let cfg = job(&p, &c, json!({ "run": run, "env": { "MARK": mark.display().to_string() } }));
     let created = create(&p, "job.serve", &cfg).await;
     wait_ready(&p, "job.serve", &created).await;
-    let tail = p.logs(LogsRequest { address: "job.serve", kind: "job", state: &created, node: 0, offset: 0 }).await;
+    let tail = p.logs(LogsRequest { address: "job.serve", kind: "job", state: &created, node: 0, offset: 0, seek: None }).await;
     assert!(!tail.finished, "a running job's log is not finished");
 
     assert!(!delete(&p, "job.serve", &created).await.has_errors());
@@ -208,7 +208,7 @@ async fn logs_read_from_offsets() {
     let c = cluster(&p, 1).await;
     let cfg = job(&p, &c, json!({ "run": "printf 'line-1\\nline-2\\nline-3\\n'" }));
     let done = finished(&p, "job.log", &create(&p, "job.log", &cfg).await).await;
-    let at = |offset: u64| p.logs(LogsRequest { address: "job.log", kind: "job", state: &done, node: 0, offset });
+    let at = |offset: u64| p.logs(LogsRequest { address: "job.log", kind: "job", state: &done, node: 0, offset, seek: None });
     let all = at(0).await;
     assert_eq!(String::from_utf8_lossy(&all.data), "line-1\nline-2\nline-3\n");
     assert_eq!(all.next_offset, 21);
@@ -218,7 +218,7 @@ async fn logs_read_from_offsets() {
     assert_eq!(rest.next_offset, 21);
     let end = at(21).await;
     assert!(end.data.is_empty() && end.finished && end.next_offset == 21);
-    let no_node = p.logs(LogsRequest { address: "job.log", kind: "job", state: &done, node: 1, offset: 0 }).await;
+    let no_node = p.logs(LogsRequest { address: "job.log", kind: "job", state: &done, node: 1, offset: 0, seek: None }).await;
     assert!(no_node.diagnostics.has_errors());
 }
 

@@ -14,7 +14,7 @@ use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::portable::job::{self, FailWhen, JobStatus, NodeState};
 use kiln_provider::portable::{secret_env, workdir};
 use kiln_provider::{
-    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
+    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogSeek, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
 };
 use kiln_value::{Map, Value};
@@ -309,7 +309,19 @@ async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> Result<LogsResponse, Diagnost
             .hint("nodes are numbered from 0")
     })?;
     let h = ctx.host(&s.host).ok_or_else(|| host_missing(req.address, &s.host))?;
-    let args = [s.dir.as_str(), &s.rank.to_string(), &req.offset.to_string(), &LOG_CHUNK.to_string()];
+    let seek = match req.seek {
+        None => String::new(),
+        Some(LogSeek::End) => "end".to_string(),
+        Some(LogSeek::Since(t)) => format!("since:{t}"),
+    };
+    let args = [
+        s.dir.as_str(),
+        &s.rank.to_string(),
+        &req.offset.to_string(),
+        &LOG_CHUNK.to_string(),
+        &seek,
+        kiln_provider::logs::AWK_OFFSET_SINCE,
+    ];
     let out = ctx
         .ssh
         .run(h, "job.logs", &remote::logs_script(), &args)
@@ -318,8 +330,34 @@ async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> Result<LogsResponse, Diagnost
     let (size, done, data) = remote::parse_logs(&out.stdout).ok_or_else(|| {
         error("E-ONPREM-JOB-GONE", req.address, format!("{}: the job's directory is gone from `{}`", req.address, s.host))
     })?;
+    if req.seek.is_some() {
+        let at = remote::parse_seek(&out.stdout).flatten().ok_or_else(|| {
+            error(
+                "E-LOGS-SINCE",
+                req.address,
+                format!(
+                    "{}: node {}'s log on `{}` has no time index (a kiln without time indexes started the job), so --since cannot tell when its output was written",
+                    req.address, s.rank, s.host
+                ),
+            )
+            .hint("use --tail N instead, or replace the job (`kiln apply --replace ADDRESS`) to index its new output")
+        })?;
+        return Ok(LogsResponse {
+            data: Vec::new(),
+            next_offset: at.min(size),
+            finished: done,
+            all_nodes: false,
+            diagnostics: Diagnostics::new(),
+        });
+    }
     let next_offset = req.offset.min(size) + data.len() as u64;
-    Ok(LogsResponse { data: data.to_vec(), next_offset, finished: done && next_offset >= size, diagnostics: Diagnostics::new() })
+    Ok(LogsResponse {
+        data: data.to_vec(),
+        next_offset,
+        finished: done && next_offset >= size,
+        all_nodes: false,
+        diagnostics: Diagnostics::new(),
+    })
 }
 
 async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, Diagnostic> {

@@ -18,15 +18,23 @@ use crate::shell::{exports, write_file};
 /// and records the exit code. The node records its own PID before it runs anything, so a kiln
 /// killed at any point of a launch leaves no node running unrecorded; a node that cannot record
 /// it (its directory was removed by a recovery meanwhile) runs nothing.
-const NODE: &str = r#"J=$1; R=$2
+/// While it runs, it keeps the log's time index `node-R.idx` ([`kiln_provider::logs`]).
+const NODE: &str = concat!(
+    kiln_provider::log_indexer!(),
+    r#"J=$1; R=$2
 { echo $$ > "$J/node-$R.pid.tmp" && mv -f "$J/node-$R.pid.tmp" "$J/node-$R.pid"; } || exit 111
-finish() { printf '%s\n' "$1" > "$J/node-$R.exit.tmp" && mv -f "$J/node-$R.exit.tmp" "$J/node-$R.exit"; exit "$1"; }
+kiln_log_index "$J/node-$R.log" "$J/node-$R.idx" & kiln_ix=$!
+finish() {
+  kill $kiln_ix 2>/dev/null; wait $kiln_ix 2>/dev/null; kiln_log_sample "$J/node-$R.log" "$J/node-$R.idx"
+  printf '%s\n' "$1" > "$J/node-$R.exit.tmp" && mv -f "$J/node-$R.exit.tmp" "$J/node-$R.exit"; exit "$1"
+}
 . "$J/env.sh"
 if [ -f "$J/secret_env.sh" ]; then . "$J/secret_env.sh" || finish 113; fi
 bash "$J/setup.sh" || finish "$?"
 bash "$J/run.sh"
 finish "$?"
-"#;
+"#
+);
 
 /// After the files are written: `$1` job dir, `$2` rank, `$3` workdir (empty: the job dir),
 /// `$4` checkpoint dir. Starts the node detached and prints its PID.
@@ -151,8 +159,10 @@ done
     )
 }
 
-/// `$1` job dir, `$2` rank, `$3` offset, `$4` most bytes: a header line
-/// `size=N done=0|1`, then the log's bytes from the offset.
+/// `$1` job dir, `$2` rank, `$3` offset, `$4` most bytes, `$5` a seek (empty, `end`, or
+/// `since:EPOCH`), `$6` [`kiln_provider::logs::AWK_OFFSET_SINCE`]: a header line
+/// `size=N done=0|1` (with a seek, ` at=N`, or ` at=none` for a log without a time index),
+/// then without a seek the log's bytes from the offset.
 pub fn logs_script() -> String {
     format!(
         r#"{ALIVE}J=$1; R=$2; f="$J/node-$R.log"
@@ -160,6 +170,12 @@ pub fn logs_script() -> String {
 size=$(stat -c %s "$f" 2>/dev/null || echo 0)
 pid=$(cat "$J/node-$R.pid" 2>/dev/null)
 if [ -f "$J/node-$R.exit" ]; then done=1; elif [ -n "$pid" ] && ! alive "$pid"; then done=1; else done=0; fi
+case "${{5:-}}" in
+  end) echo "size=$size done=$done at=$size"; exit 0 ;;
+  since:*)
+    if [ -f "$J/node-$R.idx" ]; then at=$(awk -v t="${{5#since:}}" "$6" "$J/node-$R.idx"); elif [ "$size" = 0 ]; then at=0; else at=none; fi
+    echo "size=$size done=$done at=$at"; exit 0 ;;
+esac
 echo "size=$size done=$done"
 [ -f "$f" ] && tail -c +$(( $3 + 1 )) "$f" | head -c "$4"
 exit 0
@@ -297,6 +313,14 @@ pub fn parse_logs(out: &[u8]) -> Option<(u64, bool, &[u8])> {
     Some((size?, done, &out[nl + 1..]))
 }
 
+/// The position a seek of LOGS answered (`at=N` in its header): `Some(None)` for a log without
+/// a time index; `None` when the header has none.
+pub fn parse_seek(out: &[u8]) -> Option<Option<u64>> {
+    let nl = out.iter().position(|b| *b == b'\n')?;
+    let at = std::str::from_utf8(&out[..nl]).ok()?.split_whitespace().find_map(|kv| kv.strip_prefix("at="))?;
+    Some(at.parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,6 +351,9 @@ mod tests {
     fn log_header() {
         assert_eq!(parse_logs(b"size=12 done=1\nhello"), Some((12, true, &b"hello"[..])));
         assert_eq!(parse_logs(b"missing\n"), None);
+        assert_eq!(parse_seek(b"size=12 done=0 at=7\n"), Some(Some(7)));
+        assert_eq!(parse_seek(b"size=12 done=0 at=none\n"), Some(None));
+        assert_eq!(parse_seek(b"size=12 done=1\nhello"), None);
     }
 
     /// Issue 10, defect 2 (on-prem): a node that cannot record its PID runs nothing.

@@ -43,7 +43,7 @@ pub fn sharing_root(p: &OnpremProvider, names: &[&str]) -> OnpremProvider {
 
 /// Node `rank`'s whole log, through `logs`.
 pub async fn log(p: &OnpremProvider, address: &str, state: &Value, rank: usize) -> String {
-    let r = p.logs(LogsRequest { address, kind: "job", state, node: rank, offset: 0 }).await;
+    let r = p.logs(LogsRequest { address, kind: "job", state, node: rank, offset: 0, seek: None }).await;
     assert!(!r.diagnostics.has_errors(), "{address}: logs failed: {:?}", r.diagnostics);
     String::from_utf8_lossy(&r.data).into_owned()
 }

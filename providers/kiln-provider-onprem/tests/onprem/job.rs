@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kiln_hostinfo::procs::ProcTable;
 use kiln_provider::conformance::{self, Case};
-use kiln_provider::{CreateRequest, LogsRequest, Provider, RecoverRequest};
+use kiln_provider::{CreateRequest, LogSeek, LogsRequest, Provider, RecoverRequest};
 use kiln_provider_onprem::OnpremProvider;
 use kiln_value::Value;
 use serde_json::json;
@@ -110,9 +110,27 @@ async fn a_failing_node_fails_the_job_with_its_exit_code() {
     assert_eq!(status(&done), "failed");
     assert_eq!(list_of(&done, "exit_codes"), &[json(json!(0)), json(json!(3))]);
     assert_eq!(log(&p, "job.fail", &done, 1).await, "rank 1\n");
-    let tail = p.logs(LogsRequest { address: "job.fail", kind: "job", state: &done, node: 1, offset: 2 }).await;
+    let tail = p.logs(LogsRequest { address: "job.fail", kind: "job", state: &done, node: 1, offset: 2, seek: None }).await;
     assert_eq!((tail.data.as_slice(), tail.next_offset, tail.finished), (&b"nk 1\n"[..], 7, true));
     assert!(!delete(&p, "job.fail", &done).await.has_errors());
+}
+
+/// `kiln logs --tail` and `--since` seek: the end, and times through the node's time index.
+#[tokio::test]
+async fn logs_seek_the_end_and_times() {
+    let p = provider(&["host3"]);
+    let c = cluster(&p, "cluster.c", json!({ "nodes": 1 })).await;
+    let created = create(&p, "job.seek", &job(&p, &c, json!({ "run": "echo one; echo two" }))).await;
+    let done = finished(&p, "job.seek", &created).await;
+    assert_eq!(log(&p, "job.seek", &done, 0).await, "one\ntwo\n");
+    let seek = |s: LogSeek| p.logs(LogsRequest { address: "job.seek", kind: "job", state: &done, node: 0, offset: 0, seek: Some(s) });
+    let end = seek(LogSeek::End).await;
+    assert!(!end.diagnostics.has_errors(), "{:?}", end.diagnostics);
+    assert_eq!((end.data.len(), end.next_offset, end.finished), (0, 8, true));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert_eq!(seek(LogSeek::Since(now + 60)).await.next_offset, 8, "nothing written after the last sample");
+    assert_eq!(seek(LogSeek::Since(now - 3600)).await.next_offset, 0, "everything written within the hour");
+    assert!(!delete(&p, "job.seek", &done).await.has_errors());
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::portable::job::{self, JobStatus};
 use kiln_provider::portable::{secret_env, workdir};
 use kiln_provider::{
-    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
+    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, LogSeek, LogsRequest, LogsResponse, PlanRequest, PlanResponse,
     ReadItem, ReadResult, RecoverRequest, UpdateRequest,
 };
 use kiln_value::{Map, Value};
@@ -448,16 +448,32 @@ async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> Result<LogsResponse, Diagnost
         return Err(error("E-SLURM-LOGS", req.address, format!("{}: the job has no output file in state", req.address))
             .hint("run `kiln apply` to submit it"));
     };
+    if let Some(LogSeek::Since(_)) = req.seek {
+        return Err(error(
+            "E-LOGS-SINCE",
+            req.address,
+            format!(
+                "{}: Slurm writes the job's output file without times, so --since cannot tell when its output was written",
+                req.address
+            ),
+        )
+        .hint("use --tail N instead"));
+    }
+    let most = if req.seek.is_some() { 0 } else { LOG_CHUNK };
     let out = ctx
-        .run(req.address, "logs", "reading the job's output file", LOGS, &[file, &req.offset.to_string(), &LOG_CHUNK.to_string(), id])
+        .run(req.address, "logs", "reading the job's output file", LOGS, &[file, &req.offset.to_string(), &most.to_string(), id])
         .await?;
     let mut parts = out.stdout.splitn(3, |b| *b == b'\n');
     let state = String::from_utf8_lossy(parts.next().unwrap_or_default()).trim().to_string();
     let size: i64 = String::from_utf8_lossy(parts.next().unwrap_or_default()).trim().parse().unwrap_or(-1);
     let data = parts.next().unwrap_or_default().to_vec();
-    let next_offset = req.offset + data.len() as u64;
     let ended = state == "GONE" || parse::is_terminal(&state);
-    Ok(LogsResponse { data, next_offset, finished: ended && next_offset as i64 >= size, diagnostics: Diagnostics::new() })
+    if req.seek == Some(LogSeek::End) {
+        let next_offset = u64::try_from(size).unwrap_or(0);
+        return Ok(LogsResponse { data: Vec::new(), next_offset, finished: ended, all_nodes: true, diagnostics: Diagnostics::new() });
+    }
+    let next_offset = req.offset + data.len() as u64;
+    Ok(LogsResponse { data, next_offset, finished: ended && next_offset as i64 >= size, all_nodes: true, diagnostics: Diagnostics::new() })
 }
 
 #[async_trait]

@@ -45,7 +45,7 @@ pub fn num_of(v: &Value, k: &str) -> i64 {
 
 /// The job's whole output file, through `logs`.
 pub async fn log(p: &SlurmProvider, address: &str, state: &Value) -> String {
-    let r = p.logs(LogsRequest { address, kind: "job", state, node: 0, offset: 0 }).await;
+    let r = p.logs(LogsRequest { address, kind: "job", state, node: 0, offset: 0, seek: None }).await;
     assert!(!r.diagnostics.has_errors(), "{address}: logs failed: {:?}", r.diagnostics);
     String::from_utf8_lossy(&r.data).into_owned()
 }

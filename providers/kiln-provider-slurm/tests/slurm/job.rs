@@ -86,9 +86,9 @@ async fn two_task_job_runs_completes_and_logs_with_the_kiln_environment() {
     assert!(acct.lines().any(|l| l == format!("{id}|COMPLETED|0:0")), "{acct}");
 
     // A log read from the end is empty and finished; other nodes have no separate log.
-    let end = p.logs(LogsRequest { address: "job.train", kind: "job", state: &done, node: 0, offset: out.len() as u64 }).await;
+    let end = p.logs(LogsRequest { address: "job.train", kind: "job", state: &done, node: 0, offset: out.len() as u64, seek: None }).await;
     assert!(end.data.is_empty() && end.finished, "finished at the end");
-    let r = p.logs(LogsRequest { address: "job.train", kind: "job", state: &done, node: 1, offset: 0 }).await;
+    let r = p.logs(LogsRequest { address: "job.train", kind: "job", state: &done, node: 1, offset: 0, seek: None }).await;
     let e = r.diagnostics.errors().next().expect("node 1 is an error").clone();
     assert!(e.summary.contains("one output file"), "{}", e.summary);
 

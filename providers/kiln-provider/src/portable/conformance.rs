@@ -273,7 +273,7 @@ impl<'a> Jobs<'a> {
         for node in 0..nodes {
             let mut offset = 0;
             for _ in 0..1000 {
-                let r = self.p.logs(LogsRequest { address, kind: "job", state, node, offset }).await;
+                let r = self.p.logs(LogsRequest { address, kind: "job", state, node, offset, seek: None }).await;
                 if r.diagnostics.has_errors() {
                     out += &format!("(node {node}'s log: {:?})\n", r.diagnostics.errors().map(|e| &e.summary).collect::<Vec<_>>());
                     break;
