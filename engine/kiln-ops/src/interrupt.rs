@@ -1,6 +1,6 @@
-//! Interrupts and the core's cancel levels. Ctrl-C (SIGINT) and SIGTERM both interrupt a run the
-//! same way: the first asks the core to start nothing new (level 1) and wait for what is in
-//! flight, the second to abandon it (level 2; a create cut short keeps its pending entry). A
+//! Interrupts and the core's cancel levels. Ctrl-C (SIGINT), SIGTERM and SIGHUP (a closed
+//! terminal or SSH session) all interrupt a run the same way: the first asks the core to start
+//! nothing new (level 1) and wait for what is in flight, the second to abandon it (level 2; a create cut short keeps its pending entry). A
 //! state lock lost while the run holds it counts as a first interrupt. What people are told goes
 //! through the [`Notify`] callback; nothing here prints.
 
@@ -17,10 +17,12 @@ pub trait Signals: Send + 'static {
     fn recv(&mut self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
 }
 
-/// Ctrl-C (SIGINT) and SIGTERM.
+/// Ctrl-C (SIGINT), SIGTERM and SIGHUP.
 pub struct Interrupts {
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Default for Interrupts {
@@ -32,19 +34,24 @@ impl Default for Interrupts {
 impl Interrupts {
     /// Starts listening (from here on, these signals no longer end the process).
     pub fn new() -> Self {
+        #[cfg(unix)]
+        use tokio::signal::unix::{signal, SignalKind};
         Interrupts {
             #[cfg(unix)]
-            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+            #[cfg(unix)]
+            hup: signal(SignalKind::hangup()).ok(),
         }
     }
 
     /// Waits for the next interrupt; `false` if signals cannot be received.
     pub async fn next(&mut self) -> bool {
         #[cfg(unix)]
-        if let Some(term) = &mut self.term {
+        if let (Some(term), Some(hup)) = (&mut self.term, &mut self.hup) {
             return tokio::select! {
                 r = tokio::signal::ctrl_c() => r.is_ok(),
                 r = term.recv() => r.is_some(),
+                r = hup.recv() => r.is_some(),
             };
         }
         tokio::signal::ctrl_c().await.is_ok()
