@@ -431,15 +431,24 @@ pub fn human(plan: &Plan) -> String {
     let outs: Vec<_> = plan.outputs.iter().filter(|(_, o)| o.is_change()).collect();
     if !outs.is_empty() {
         let _ = writeln!(out, "Changes to outputs:");
+        // Maps and objects one key a line and diffed key by key, as in the changes above.
+        let none = Marks { sensitive: &[], references: None, force: &[] };
         for (name, o) in outs {
-            let show = |v: &Option<Value>| v.as_ref().map(|v| shown(v, o.sensitive));
-            let line = match (show(&o.before), show(&o.after)) {
-                (None, Some(a)) => format!("  + {name} = {a}"),
-                (Some(_), None) => format!("  - {name}"),
-                (Some(b), Some(a)) => format!("  ~ {name} = {b} -> {a}"),
+            match (&o.before, &o.after) {
+                (None, Some(a)) => {
+                    let _ = write!(out, "  + {name} = ");
+                    value(&mut out, "  ", "+", a, o.sensitive, "", &none);
+                }
+                (Some(_), None) => {
+                    let _ = write!(out, "  - {name}");
+                }
+                (Some(b), Some(a)) => {
+                    let _ = write!(out, "  ~ {name} = ");
+                    changed(&mut out, "  ", b, a, o.sensitive, "", &none);
+                }
                 (None, None) => continue,
-            };
-            let _ = writeln!(out, "{line}");
+            }
+            out.push('\n');
         }
         out.push('\n');
     }
