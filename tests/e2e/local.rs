@@ -260,8 +260,11 @@ fn local_quickstart_end_to_end() {
     assert!(log.contains("rank 1 step 100 loss"), "{log}");
     assert!(log.contains("rank 1: done, final loss"), "{log}");
     assert!(!log.contains("rank 0"), "only node 1's output: {log}");
-    let log0 = p.kiln(&["logs", "job.train"]).ok().stdout();
-    assert!(log0.contains("rank 0: done, final loss") && !log0.contains("rank 1"), "node 0 by default: {log0}");
+    let all = p.kiln(&["logs", "job.train"]).ok().stdout();
+    assert!(
+        all.contains("[node 0] rank 0: done, final loss") && all.contains("[node 1] rank 1: done, final loss"),
+        "every node by default, each line prefixed by its node (issue 13): {all}"
+    );
 
     let job = p.job("job.train");
     assert_eq!(job.pgids.len(), 2, "one process group per node: {job:?}");

@@ -21,6 +21,7 @@ mod interrupt;
 mod language;
 mod layers;
 mod lifecycle;
+mod logs;
 mod local;
 #[cfg(feature = "onprem")]
 mod onprem;

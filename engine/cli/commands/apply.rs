@@ -104,6 +104,8 @@ pub async fn execute(
     plan: &Plan,
     parallelism: Option<usize>,
 ) -> R {
+    // Jobs this apply deletes or replaces keep their logs for a while (`kiln logs` reads them).
+    super::logs::archive_before_delete(dir, l, providers, &state, plan).await;
     let mode = plan.mode;
     let summary = plan.summary();
     let hook = Arc::new(Progress::new(summary.add + summary.change + summary.destroy, l.printer));

@@ -1,13 +1,40 @@
-//! `kiln logs`.
+//! `kiln logs`: a job's output, read through its provider, or from its archive once the job
+//! has been destroyed.
+//!
+//! Reading. Every node by default, each line prefixed `[node N] ` (a partial last line is kept
+//! until its newline comes, or ended at the end) when the job has several nodes and several
+//! logs; `--node N` prints that node as it is. A provider answers a read from an offset or a
+//! seek ([`LogSeek`]): `--tail N` seeks the end, then reads back in growing windows until it
+//! has N lines, so a long log is never read whole; `--since` seeks by time, from the time index
+//! each node's wrapper keeps beside its log while it runs (`EPOCH SIZE` samples every 2 s when
+//! the log grew: [`kiln_provider::logs`]), starting at the next line start; a provider without
+//! one answers `E-LOGS-SINCE`, never the whole log. `--follow` starts at the tail (the last 10
+//! lines unless `--tail` or `--since` say otherwise) and polls every node until each finished.
+//!
+//! Retention. Before an apply deletes or replaces a job ([`archive_before_delete`], called by
+//! `execute`), kiln reads every node's log through the provider and writes an archive
+//! `JOB_ID/` (`job.json`: address, job_id, nodes, destroyed_at, expires_at; `node-N.log`) into
+//! the job's checkpoint bucket when that bucket is a directory that outlives the apply
+//! (`kiln-logs/` in a local bucket, so whoever shares it reads them), otherwise into
+//! `.kiln/logs/` of the configuration directory. `KILN_LOG_RETENTION` (such as `7d`, the
+//! default; `0` keeps nothing) sets how long an archive is kept; expired archives are pruned
+//! whenever one is written or read. `kiln logs ADDRESS` for an address no longer in state reads
+//! the newest archive of that address and says it shows a destroyed job's logs.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use kiln_addrs::InstanceAddr;
-use kiln_diag::Diagnostic;
-use kiln_provider::LogsRequest;
+use kiln_core::Providers;
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_plan::{Action, Plan};
+use kiln_provider::{LogSeek, LogsRequest, Provider};
+use kiln_value::Value;
 
-use super::jobs::providers;
-use super::{load, open, read_state, Ctx, ExitStatus, Failure, R};
+use super::jobs::{configure, providers};
+use super::{load, open, read_state, Ctx, ExitStatus, Failure, Loaded, Printer, R};
 use crate::cli::VarArgs;
 
 /// `kiln logs ADDRESS`'s options.
@@ -18,20 +45,55 @@ pub struct LogsOpts {
     pub follow: bool,
 }
 
+/// Lines `--follow` starts with when neither `--tail` nor `--since` says (as `tail -f`).
+const FOLLOW_TAIL: usize = 10;
+
+/// How long an archive is kept without `KILN_LOG_RETENTION`.
+const DEFAULT_RETENTION: &str = "7d";
+
+/// Where archives go when the job has no bucket that outlives it (under the configuration's
+/// directory).
+const ARCHIVE_DIR: &str = ".kiln/logs";
+
+/// Where archives go in a directory bucket.
+const BUCKET_ARCHIVE_DIR: &str = "kiln-logs";
+
 pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R {
-    let (node, follow) = (opts.node.unwrap_or(0), opts.follow);
     let dir = cx.dir();
     let addr: InstanceAddr = address.parse().map_err(|e: kiln_addrs::AddrError| {
         Diagnostic::error("E-ADDR-INVALID", e.to_string()).hint("a job's address looks like job.train or job.train[0]")
     })?;
+    let since = match &opts.since {
+        Some(s) => Some(parse_since(s, Utc::now()).map_err(|e| {
+            Diagnostic::error("E-LOGS-SINCE-INVALID", format!("--since {s}: {e}"))
+                .hint("give a duration such as 30s, 10m, 2h or 1d12h, or an RFC 3339 time such as 2026-01-02T15:04:05Z")
+        })?),
+        None => None,
+    };
     let l = load(cx, vars)?;
     let backend = open(&l)?;
     let state = read_state(backend.as_ref()).await?;
-    let r = state.resources.get(&addr).ok_or_else(|| {
-        Diagnostic::error("E-STATE-ADDRESS", format!("`{addr}` is not in state"))
-            .address(&addr)
-            .hint("`kiln jobs` lists the jobs kiln manages")
-    })?;
+    let fail = |d: Diagnostics| Failure::in_sources(&l.config.sources, d);
+    let Some(r) = state.resources.get(&addr) else {
+        let buckets = bucket_dirs(state.resources.values().filter(|r| r.kind == "bucket").map(|r| &r.attributes));
+        prune(dir, &buckets);
+        let Some(archive) = find_archive(dir, &buckets, &addr.to_string()) else {
+            return Err(Diagnostic::error("E-STATE-ADDRESS", format!("`{addr}` is not in state"))
+                .address(&addr)
+                .hint(format!(
+                    "`kiln jobs` lists the jobs kiln manages; the logs of destroyed jobs are kept for {} (KILN_LOG_RETENTION), and none of `{addr}` are",
+                    retention_text()
+                ))
+                .into());
+        };
+        cx.printer.note(format_args!(
+            "{addr} was destroyed: these are the logs of its job {} (destroyed at {}, kept until {}).",
+            archive.meta.job_id, archive.meta.destroyed_at, archive.meta.expires_at
+        ));
+        let nodes = archive.meta.nodes;
+        let src = Source::Archive(archive.dir);
+        return print_logs(&cx.printer, &src, nodes, &opts, since).await.map(|()| ExitStatus::Success).map_err(fail);
+    };
     let p = providers(dir, &l, &state).await?;
     let provider = p.get(&r.provider).ok_or_else(|| {
         Diagnostic::error("E-PROVIDER-UNAVAILABLE", format!("provider `{}` is not available", r.provider))
@@ -39,21 +101,543 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R 
             .hint("the configuration no longer declares it, or this kiln was built without it")
     })?;
     let name = addr.to_string();
-    let mut offset = 0;
-    loop {
-        let resp = provider.logs(LogsRequest { address: &name, kind: &r.kind, state: &r.attributes, node, offset }).await;
-        if resp.diagnostics.has_errors() {
-            return Err(Failure::in_sources(&l.config.sources, resp.diagnostics));
+    let src = Source::Live { provider, address: &name, kind: &r.kind, state: &r.attributes };
+    print_logs(&cx.printer, &src, node_count(&r.attributes), &opts, since).await.map_err(fail)?;
+    Ok(ExitStatus::Success)
+}
+
+/// A job's node count from its attributes (1 when it does not say).
+fn node_count(v: &Value) -> usize {
+    v.get("nodes").and_then(Value::as_number).and_then(|n| n.to_string().parse::<usize>().ok()).map_or(1, |n| n.max(1))
+}
+
+/// Where a node's log is read from.
+enum Source<'a> {
+    Live {
+        provider: Arc<dyn Provider>,
+        address: &'a str,
+        kind: &'a str,
+        state: &'a Value,
+    },
+    /// An archived job's directory (`node-N.log`).
+    Archive(PathBuf),
+}
+
+/// What one read answered.
+struct Chunk {
+    data: Vec<u8>,
+    next_offset: u64,
+    finished: bool,
+    all_nodes: bool,
+}
+
+/// Most bytes one read of an archive returns.
+const ARCHIVE_CHUNK: u64 = 1 << 20;
+
+impl Source<'_> {
+    async fn read(&self, node: usize, offset: u64, seek: Option<LogSeek>) -> Result<Chunk, Diagnostics> {
+        match self {
+            Source::Live { provider, address, kind, state } => {
+                let r = provider.logs(LogsRequest { address, kind, state, node, offset, seek }).await;
+                if r.diagnostics.has_errors() {
+                    return Err(r.diagnostics);
+                }
+                Ok(Chunk { data: r.data, next_offset: r.next_offset, finished: r.finished, all_nodes: r.all_nodes })
+            }
+            Source::Archive(dir) => read_archive(dir, node, offset, seek).map_err(Diagnostics::from),
         }
-        cx.printer.data_bytes(&resp.data);
-        offset = resp.next_offset;
-        // Providers return a log in chunks: read on while they give more.
-        if !resp.data.is_empty() {
+    }
+}
+
+fn read_archive(dir: &Path, node: usize, offset: u64, seek: Option<LogSeek>) -> Result<Chunk, Diagnostic> {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = dir.join(format!("node-{node}.log"));
+    let io = |e: std::io::Error| {
+        Diagnostic::error("E-LOGS-ARCHIVE", format!("cannot read the archived log {}: {e}", path.display()))
+            .hint("the archive may have been pruned meanwhile (KILN_LOG_RETENTION)")
+    };
+    let mut f = std::fs::File::open(&path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    let done = |data: Vec<u8>, next_offset: u64| Chunk { data, next_offset, finished: true, all_nodes: false };
+    match seek {
+        Some(LogSeek::End) => return Ok(done(Vec::new(), len)),
+        Some(LogSeek::Since(_)) => {
+            return Err(Diagnostic::error(
+                "E-LOGS-SINCE",
+                format!("the archive {} keeps the log's output without times, so --since cannot tell when it was written", dir.display()),
+            )
+            .hint("use --tail N instead"))
+        }
+        None => {}
+    }
+    f.seek(SeekFrom::Start(offset.min(len))).map_err(io)?;
+    let mut data = Vec::new();
+    f.take(ARCHIVE_CHUNK).read_to_end(&mut data).map_err(io)?;
+    let next = offset.min(len) + data.len() as u64;
+    Ok(done(data, next))
+}
+
+/// One node being printed.
+struct NodeReader {
+    node: usize,
+    offset: u64,
+    /// The start of the line being received (with a prefix only).
+    partial: Vec<u8>,
+    /// Drop bytes up to and including the next newline (a `--since` start inside a line).
+    skip_line: bool,
+    done: bool,
+}
+
+async fn print_logs(printer: &Printer, src: &Source<'_>, nodes: usize, opts: &LogsOpts, since: Option<i64>) -> Result<(), Diagnostics> {
+    let mut ranks: Vec<usize> = match opts.node {
+        Some(n) => vec![n],
+        None => (0..nodes).collect(),
+    };
+    if ranks.len() > 1 && src.read(0, 0, Some(LogSeek::End)).await?.all_nodes {
+        // One log holds every node's output (Slurm's output file).
+        ranks = vec![0];
+    }
+    let prefix = ranks.len() > 1;
+    let tail = opts.tail.or((opts.follow && since.is_none()).then_some(FOLLOW_TAIL));
+    let mut readers = Vec::with_capacity(ranks.len());
+    for node in ranks {
+        let (offset, skip_line) = start(src, node, tail, since).await?;
+        readers.push(NodeReader { node, offset, partial: Vec::new(), skip_line, done: false });
+    }
+    if !opts.follow {
+        // One node after the other, each whole.
+        for r in &mut readers {
+            while !r.done {
+                step(printer, src, r, prefix, false).await?;
+            }
+        }
+        return Ok(());
+    }
+    while readers.iter().any(|r| !r.done) {
+        let mut got = false;
+        for r in readers.iter_mut().filter(|r| !r.done) {
+            got |= step(printer, src, r, prefix, true).await?;
+        }
+        if !got && readers.iter().any(|r| !r.done) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Where node `node`'s printing starts, and whether it starts inside a line.
+async fn start(src: &Source<'_>, node: usize, tail: Option<usize>, since: Option<i64>) -> Result<(u64, bool), Diagnostics> {
+    let mut at = (0, false);
+    if let Some(t) = since {
+        let o = src.read(node, 0, Some(LogSeek::Since(t))).await?.next_offset;
+        // Read from the byte before, to see whether `o` starts a line.
+        at = if o > 0 { (o - 1, true) } else { (0, false) };
+    }
+    if let Some(n) = tail {
+        let t = tail_start(src, node, n).await?;
+        // A tail start is a line start; one at the byte before a `--since` start is older.
+        if t > at.0 || !at.1 {
+            at = (t, false);
+        }
+    }
+    Ok(at)
+}
+
+/// The offset of the first of the last `n` lines of node `node`'s log as it is now: reads back
+/// from the end in growing windows.
+async fn tail_start(src: &Source<'_>, node: usize, n: usize) -> Result<u64, Diagnostics> {
+    let size = src.read(node, 0, Some(LogSeek::End)).await?.next_offset;
+    if n == 0 {
+        return Ok(size);
+    }
+    let mut window: u64 = 64 << 10;
+    loop {
+        let from = size.saturating_sub(window);
+        let buf = read_range(src, node, from, size).await?;
+        if let Some(i) = nth_line_start_from_end(&buf, n) {
+            return Ok(from + i as u64);
+        }
+        if from == 0 || (buf.len() as u64) < size - from {
+            return Ok(from);
+        }
+        window = window.saturating_mul(4);
+    }
+}
+
+/// Bytes `from..to` of a node's log (fewer if it has fewer).
+async fn read_range(src: &Source<'_>, node: usize, from: u64, to: u64) -> Result<Vec<u8>, Diagnostics> {
+    let mut buf = Vec::new();
+    let mut at = from;
+    while at < to {
+        let c = src.read(node, at, None).await?;
+        if c.data.is_empty() {
+            break;
+        }
+        buf.extend_from_slice(&c.data);
+        at = c.next_offset;
+    }
+    buf.truncate((to - from) as usize);
+    Ok(buf)
+}
+
+/// Where the last `n` lines of `buf` start, if `buf` holds that many whole (a last line without
+/// its newline counts as a line).
+fn nth_line_start_from_end(buf: &[u8], n: usize) -> Option<usize> {
+    let end = if buf.last() == Some(&b'\n') { buf.len() - 1 } else { buf.len() };
+    let mut seen = 0;
+    for i in (0..end).rev() {
+        if buf[i] == b'\n' {
+            seen += 1;
+            if seen == n {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+/// Reads and prints one chunk of a node; returns whether it printed anything.
+async fn step(printer: &Printer, src: &Source<'_>, r: &mut NodeReader, prefix: bool, follow: bool) -> Result<bool, Diagnostics> {
+    let c = src.read(r.node, r.offset, None).await?;
+    r.offset = c.next_offset;
+    if c.data.is_empty() {
+        if !follow || c.finished {
+            r.done = true;
+            if !r.partial.is_empty() {
+                let mut out = node_prefix(r.node).into_bytes();
+                out.append(&mut r.partial);
+                out.push(b'\n');
+                printer.data_bytes(&out);
+            }
+        }
+        return Ok(false);
+    }
+    let mut data: &[u8] = &c.data;
+    if r.skip_line {
+        match data.iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                data = &data[i + 1..];
+                r.skip_line = false;
+            }
+            None => return Ok(false),
+        }
+    }
+    if !prefix {
+        printer.data_bytes(data);
+        return Ok(!data.is_empty());
+    }
+    let out = prefixed(&node_prefix(r.node), &mut r.partial, data);
+    printer.data_bytes(&out);
+    Ok(true)
+}
+
+fn node_prefix(node: usize) -> String {
+    format!("[node {node}] ")
+}
+
+/// The whole lines of `partial` + `data`, each with `prefix`; what follows the last newline
+/// stays in `partial`.
+fn prefixed(prefix: &str, partial: &mut Vec<u8>, data: &[u8]) -> Vec<u8> {
+    partial.extend_from_slice(data);
+    let Some(last) = partial.iter().rposition(|b| *b == b'\n') else { return Vec::new() };
+    let rest = partial.split_off(last + 1);
+    let mut out = Vec::with_capacity(partial.len() + 16);
+    for line in partial.split_inclusive(|b| *b == b'\n') {
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(line);
+    }
+    *partial = rest;
+    out
+}
+
+/// `--since`: a duration ago (`90s`, `10m`, `2h`, `1d12h`) or an RFC 3339 time, as seconds
+/// since the Unix epoch.
+fn parse_since(s: &str, now: DateTime<Utc>) -> Result<i64, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(t.timestamp());
+    }
+    let d = parse_duration(s)?;
+    Ok(now.timestamp() - d.as_secs() as i64)
+}
+
+/// A duration written as numbers with units `s`, `m`, `h`, `d` (`90s`, `1h30m`, `7d`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("an empty duration".to_string());
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
             continue;
         }
-        if !follow || resp.finished {
-            return Ok(ExitStatus::Success);
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(format!("`{s}` is neither a duration nor an RFC 3339 time (unit `{c}`: use s, m, h or d)")),
+        };
+        let n: u64 = num.parse().map_err(|_| format!("`{s}`: a number must come before `{c}`"))?;
+        total = n.checked_mul(unit).and_then(|x| total.checked_add(x)).ok_or_else(|| format!("`{s}` is too long"))?;
+        num.clear();
+    }
+    if !num.is_empty() {
+        if s == "0" {
+            return Ok(Duration::ZERO);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        return Err(format!("`{s}` needs a unit after {num} (s, m, h or d)"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+// ---- Retention ----
+
+/// An archived job's `job.json`.
+struct ArchiveMeta {
+    address: String,
+    job_id: String,
+    nodes: usize,
+    destroyed_at: String,
+    expires_at: String,
+}
+
+impl ArchiveMeta {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "address": self.address,
+            "job_id": self.job_id,
+            "nodes": self.nodes,
+            "destroyed_at": self.destroyed_at,
+            "expires_at": self.expires_at,
+        })
+    }
+
+    fn from_json(v: &serde_json::Value) -> Option<ArchiveMeta> {
+        let s = |k: &str| v.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
+        Some(ArchiveMeta {
+            address: s("address")?,
+            job_id: s("job_id")?,
+            nodes: v.get("nodes").and_then(serde_json::Value::as_u64)? as usize,
+            destroyed_at: s("destroyed_at")?,
+            expires_at: s("expires_at")?,
+        })
+    }
+}
+
+struct Archive {
+    dir: PathBuf,
+    meta: ArchiveMeta,
+}
+
+/// How long archives are kept: `KILN_LOG_RETENTION`, else 7 days. An unreadable setting keeps
+/// the default (and says so when archiving).
+fn retention() -> Result<Duration, String> {
+    match std::env::var("KILN_LOG_RETENTION") {
+        Ok(v) => parse_duration(&v).map_err(|e| format!("KILN_LOG_RETENTION: {e}")),
+        Err(_) => parse_duration(DEFAULT_RETENTION),
+    }
+}
+
+fn retention_text() -> String {
+    std::env::var("KILN_LOG_RETENTION").unwrap_or_else(|_| DEFAULT_RETENTION.to_string())
+}
+
+/// The directories of the directory buckets (`file://` URIs) among `buckets`' attributes.
+fn bucket_dirs<'a>(buckets: impl Iterator<Item = &'a Value>) -> Vec<PathBuf> {
+    buckets.filter_map(bucket_dir).collect()
+}
+
+fn bucket_dir(bucket: &Value) -> Option<PathBuf> {
+    bucket.get("uri").and_then(Value::as_str).and_then(|u| u.strip_prefix("file://")).map(PathBuf::from)
+}
+
+/// Every place archives may be: `.kiln/logs/` and `kiln-logs/` in each directory bucket.
+fn archive_roots(dir: &Path, buckets: &[PathBuf]) -> Vec<PathBuf> {
+    std::iter::once(dir.join(ARCHIVE_DIR)).chain(buckets.iter().map(|b| b.join(BUCKET_ARCHIVE_DIR))).collect()
+}
+
+fn archives(dir: &Path, buckets: &[PathBuf]) -> Vec<Archive> {
+    let mut out = Vec::new();
+    for root in archive_roots(dir, buckets) {
+        let Ok(entries) = std::fs::read_dir(&root) else { continue };
+        for e in entries.flatten() {
+            let d = e.path();
+            let meta = std::fs::read(d.join("job.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| ArchiveMeta::from_json(&v));
+            if let Some(meta) = meta {
+                out.push(Archive { dir: d, meta });
+            }
+        }
+    }
+    out
+}
+
+/// The newest archive of `address`.
+fn find_archive(dir: &Path, buckets: &[PathBuf], address: &str) -> Option<Archive> {
+    archives(dir, buckets).into_iter().filter(|a| a.meta.address == address).max_by(|a, b| a.meta.destroyed_at.cmp(&b.meta.destroyed_at))
+}
+
+/// Removes the archives whose retention has ended.
+fn prune(dir: &Path, buckets: &[PathBuf]) {
+    let now = Utc::now();
+    for a in archives(dir, buckets) {
+        let expired = DateTime::parse_from_rfc3339(&a.meta.expires_at).is_ok_and(|t| t.with_timezone(&Utc) <= now);
+        if expired {
+            let _ = std::fs::remove_dir_all(&a.dir);
+        }
+    }
+}
+
+/// Before `plan`'s deletes and replacements of jobs run: each such job's logs, every node's,
+/// read through its provider and archived (see the module's documentation). Never stops the
+/// apply: a log that cannot be archived is a warning.
+pub(crate) async fn archive_before_delete(dir: &Path, l: &Loaded, providers: &Providers, state: &kiln_state::State, plan: &Plan) {
+    let jobs: Vec<_> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == "job" && matches!(c.action, Action::Delete | Action::Replace) && c.before.is_some())
+        .collect();
+    if jobs.is_empty() {
+        return;
+    }
+    let keep = match retention() {
+        Ok(d) => d,
+        Err(e) => {
+            l.printer.warning(format_args!("{e}; keeping destroyed jobs' logs for {DEFAULT_RETENTION}"));
+            parse_duration(DEFAULT_RETENTION).unwrap_or_default()
+        }
+    };
+    prune(dir, &bucket_dirs(state.resources.values().filter(|r| r.kind == "bucket").map(|r| &r.attributes)));
+    if keep.is_zero() {
+        return;
+    }
+    // Buckets this plan deletes do not outlive it.
+    let deleted: Vec<PathBuf> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == "bucket" && matches!(c.action, Action::Delete | Action::Replace))
+        .filter_map(|c| c.before.as_ref().and_then(bucket_dir))
+        .collect();
+    if configure(dir, l, state, providers).await.is_err() {
+        l.printer.warning("cannot configure the providers to archive the logs of the jobs this apply destroys");
+        return;
+    }
+    for c in jobs {
+        let before = c.before.as_ref().expect("filtered");
+        let Some(p) = providers.get(&c.provider) else { continue };
+        let name = c.address.to_string();
+        let job_id = before.get("job_id").and_then(Value::as_str).map_or_else(|| slug(&name), str::to_string);
+        let bucket =
+            before.get("checkpoint").and_then(|ck| ck.get("bucket")).and_then(bucket_dir).filter(|b| b.is_dir() && !deleted.contains(b));
+        let root = bucket.map_or_else(|| dir.join(ARCHIVE_DIR), |b| b.join(BUCKET_ARCHIVE_DIR));
+        let src = Source::Live { provider: p, address: &name, kind: &c.kind, state: before };
+        if let Err(e) = archive_job(&src, &root, &name, &job_id, node_count(before), keep).await {
+            l.printer.warning(format_args!("{name}: its logs could not be kept after destroy: {e}"));
+        }
+    }
+}
+
+fn slug(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
+}
+
+async fn archive_job(src: &Source<'_>, root: &Path, address: &str, job_id: &str, nodes: usize, keep: Duration) -> Result<(), String> {
+    let dest = root.join(slug(job_id));
+    let tmp = root.join(format!(".{}.tmp", slug(job_id)));
+    let _ = std::fs::remove_dir_all(&tmp);
+    create_private_dir(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let mut written = 0;
+    for node in 0..nodes {
+        let mut f = private_file(&tmp.join(format!("node-{node}.log"))).map_err(|e| e.to_string())?;
+        let (mut at, mut all_nodes) = (0, false);
+        loop {
+            let c = src.read(node, at, None).await.map_err(|d| d.errors().map(|e| e.summary.clone()).collect::<Vec<_>>().join("; "))?;
+            all_nodes |= c.all_nodes;
+            if c.data.is_empty() {
+                break;
+            }
+            std::io::Write::write_all(&mut f, &c.data).map_err(|e| e.to_string())?;
+            at = c.next_offset;
+        }
+        written += 1;
+        if all_nodes {
+            // One log holds every node's output.
+            break;
+        }
+    }
+    let now = Utc::now();
+    let expires = now + chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(7));
+    let meta = ArchiveMeta {
+        address: address.to_string(),
+        job_id: job_id.to_string(),
+        nodes: written,
+        destroyed_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    let text = serde_json::to_vec_pretty(&meta.to_json()).map_err(|e| e.to_string())?;
+    std::fs::write(tmp.join("job.json"), text).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::rename(&tmp, &dest).map_err(|e| format!("cannot move the archive to {}: {e}", dest.display()))
+}
+
+/// Logs may hold what a job printed of its secrets: archives are private to their owner.
+fn create_private_dir(p: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(p)
+}
+
+fn private_file(p: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(129_600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("10").unwrap_err().contains("needs a unit"));
+        assert!(parse_duration("10y").unwrap_err().contains("unit `y`"));
+        assert!(parse_duration("m").unwrap_err().contains("a number must come before"));
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn since_is_a_duration_ago_or_a_time() {
+        let now = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().with_timezone(&Utc);
+        assert_eq!(parse_since("10m", now), Ok(now.timestamp() - 600));
+        assert_eq!(parse_since("2026-01-02T02:04:05Z", now), Ok(now.timestamp() - 3600));
+        assert_eq!(parse_since("2026-01-02T04:04:05+01:00", now), Ok(now.timestamp()));
+        assert!(parse_since("yesterday", now).is_err());
+    }
+
+    #[test]
+    fn tails() {
+        assert_eq!(nth_line_start_from_end(b"a\nb\nc\n", 2), Some(2));
+        assert_eq!(nth_line_start_from_end(b"a\nb\nc", 2), Some(2), "a last line without its newline counts");
+        assert_eq!(nth_line_start_from_end(b"a\nb\nc\n", 3), None, "the first line may be cut: read further back");
+        assert_eq!(nth_line_start_from_end(b"a\nb\nc\n", 1), Some(4));
+    }
+
+    #[test]
+    fn prefixes_whole_lines_and_keeps_the_rest() {
+        let mut partial = Vec::new();
+        assert_eq!(prefixed("[node 1] ", &mut partial, b"one\ntw"), b"[node 1] one\n");
+        assert_eq!(partial, b"tw");
+        assert_eq!(prefixed("[node 1] ", &mut partial, b"o"), b"");
+        assert_eq!(prefixed("[node 1] ", &mut partial, b"\nthree\nfour\n"), b"[node 1] two\n[node 1] three\n[node 1] four\n");
+        assert!(partial.is_empty());
     }
 }

@@ -1,0 +1,240 @@
+//! `kiln logs` (issue 13): every node with a prefix, `--node`, `--tail`, `--since`, `--follow`
+//! from the tail, and logs kept after destroy, with the `local` provider. Every project is a
+//! [`Logs`], whose drop destroys what it started, so no job outlives its test.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::support::{run, wait_until, Project, Run, Spawned};
+
+/// Safety bound for waiting on a job to reach a point; not a speed requirement.
+const BOUND: Duration = Duration::from_secs(90);
+
+struct Logs {
+    p: Project,
+}
+
+impl std::ops::Deref for Logs {
+    type Target = Project;
+    fn deref(&self) -> &Project {
+        &self.p
+    }
+}
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        // Never panics: it may run while a failed test unwinds.
+        let mut destroy = Spawned::start(self.p.command(&["destroy", "--auto-approve"]));
+        let start = Instant::now();
+        while destroy.running() && start.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Logs {
+    /// A cluster of `nodes` nodes and a job `job.j` running `run` on each.
+    fn job(nodes: usize, run: &str) -> Logs {
+        Logs {
+            p: Project::new(&format!(
+                "resource \"cluster\" \"c\" {{\n  nodes = {nodes}\n}}\n\nresource \"job\" \"j\" {{\n  cluster = cluster.c\n  run     = <<-EOT\n{run}\n  EOT\n}}\n"
+            )),
+        }
+    }
+
+    fn logs(&self, args: &[&str]) -> String {
+        let mut all = vec!["logs", "job.j"];
+        all.extend_from_slice(args);
+        self.kiln(&all).ok().stdout()
+    }
+
+    /// `kiln ARGS` with `env`.
+    fn kiln_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.command(args);
+        c.envs(env.iter().copied());
+        run(c)
+    }
+
+    fn job_id(&self) -> String {
+        let show: serde_json::Value = serde_json::from_str(&self.kiln(&["show", "--json"]).ok().stdout()).unwrap();
+        let r = show["resources"].as_array().unwrap().iter().find(|r| r["address"] == "job.j").cloned().expect("job.j in state");
+        r["values"]["job_id"].as_str().unwrap().to_string()
+    }
+
+    fn job_dir(&self) -> PathBuf {
+        self.path().join(".kiln/jobs").join(self.job_id())
+    }
+}
+
+fn lines_of(out: &str, node: usize) -> Vec<String> {
+    let prefix = format!("[node {node}] ");
+    out.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_string).collect()
+}
+
+#[test]
+fn logs_print_every_node_with_a_prefix_and_one_node_without() {
+    let p = Logs::job(2, "    printf 'a%s\\nb%s\\n' $KILN_NODE_RANK $KILN_NODE_RANK\n    printf 'partial%s' $KILN_NODE_RANK");
+    p.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+    assert_eq!(
+        p.logs(&[]),
+        "[node 0] a0\n[node 0] b0\n[node 0] partial0\n[node 1] a1\n[node 1] b1\n[node 1] partial1\n",
+        "every node, each line prefixed; a last line without its newline is ended"
+    );
+    assert_eq!(p.logs(&["--node", "1"]), "a1\nb1\npartial1", "one node as it is");
+}
+
+#[test]
+fn logs_tail_prints_the_last_lines_of_each_node() {
+    // The last line is longer than the first window kiln reads back from the end.
+    let p = Logs::job(2, "    seq 1 50000\n    head -c 200000 /dev/zero | tr '\\0' x; echo\n    echo \"end $KILN_NODE_RANK\"");
+    p.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+    let long = "x".repeat(200_000);
+    let out = p.logs(&["--tail", "3"]);
+    for n in 0..2 {
+        assert_eq!(lines_of(&out, n), ["50000".to_string(), long.clone(), format!("end {n}")], "node {n}");
+    }
+    assert_eq!(out.lines().count(), 6, "nothing else");
+    assert_eq!(p.logs(&["--node", "0", "--tail", "1"]), "end 0\n");
+    assert_eq!(p.logs(&["--node", "1", "--tail", "2"]), format!("{long}\nend 1\n"));
+    assert_eq!(p.logs(&["--node", "1", "--tail", "0"]), "");
+    let all = p.logs(&["--node", "1", "--tail", "1000000"]);
+    assert!(all.starts_with("1\n2\n3\n") && all.ends_with("\nend 1\n"), "more lines than the log has: all of it");
+}
+
+#[test]
+fn logs_since_prints_only_what_was_written_since() {
+    let p = Logs::job(1, "    echo early\n    while [ ! -e go ]; do sleep 0.1; done\n    echo late\n    while [ ! -e done ]; do sleep 0.1; done");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let idx = p.job_dir().join("node-0.idx");
+    // The node's time index has recorded the log with `early` in it (6 bytes).
+    wait_until("the time index records `early`", BOUND, || {
+        std::fs::read_to_string(&idx).is_ok_and(|t| t.lines().any(|l| l.ends_with(" 6")))
+    });
+    let mark = chrono::Utc::now();
+    // `late` is written in a later second than the mark.
+    while chrono::Utc::now().timestamp() == mark.timestamp() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.write("go", "");
+    wait_until("the job prints `late`", BOUND, || p.logs(&[]).contains("late"));
+    let since = mark.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_eq!(p.logs(&["--since", &since]), "late\n", "only the output written since {since}");
+    assert_eq!(p.logs(&["--since", "1h"]), "early\nlate\n", "everything was written within the hour");
+    assert_eq!(p.logs(&["--since", "1h", "--tail", "1"]), "late\n", "both limits apply");
+
+    let bad = p.kiln(&["logs", "job.j", "--since", "yesterday"]).code_is(1);
+    assert!(bad.stderr().contains("E-LOGS-SINCE-INVALID") && bad.stderr().contains("10m"), "{}", bad.stderr());
+
+    // A job without a time index (started by an earlier kiln) says so instead of printing all.
+    std::fs::remove_file(&idx).unwrap();
+    p.write("done", "");
+    wait_until("the job finishes", BOUND, || p.kiln(&["jobs"]).ok().stdout().contains("succeeded"));
+    std::fs::remove_file(&idx).ok();
+    let r = p.kiln(&["logs", "job.j", "--since", "10m"]).code_is(1);
+    assert!(r.stderr().contains("E-LOGS-SINCE") && r.stderr().contains("no time index"), "{}", r.stderr());
+    assert_eq!(r.stdout(), "", "nothing printed");
+}
+
+#[test]
+fn logs_follow_starts_at_the_tail_and_ends_with_the_job() {
+    let p = Logs::job(2, "    seq 1 30\n    while [ ! -e go ]; do sleep 0.1; done\n    echo \"after $KILN_NODE_RANK\"");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    wait_until("both nodes print 30 lines", BOUND, || {
+        let out = p.logs(&[]);
+        (0..2).all(|n| lines_of(&out, n).len() == 30)
+    });
+    let mut follow = p.spawn(&["logs", "job.j", "--follow"]);
+    let mut tail2 = p.spawn(&["logs", "job.j", "--follow", "--tail", "2", "--node", "1"]);
+    wait_until("--follow prints the tail of both nodes", BOUND, || {
+        let out = follow.stdout_so_far();
+        (0..2).all(|n| lines_of(&out, n).len() >= 10) || !follow.running()
+    });
+    wait_until("--follow --tail 2 prints node 1's last lines", BOUND, || tail2.stdout_so_far().contains("30\n") || !tail2.running());
+    assert!(follow.running(), "--follow returned while the job runs: {}", follow.stderr_so_far());
+    p.write("go", "");
+    let out = follow.wait(BOUND).ok().stdout();
+    let want: Vec<String> = (21..=30).map(|i| i.to_string()).collect();
+    for n in 0..2 {
+        let mut lines = want.clone();
+        lines.push(format!("after {n}"));
+        assert_eq!(lines_of(&out, n), lines, "node {n}: the last 10 lines, then what came after:\n{out}");
+    }
+    assert_eq!(tail2.wait(BOUND).ok().stdout(), "29\n30\nafter 1\n");
+}
+
+#[test]
+fn logs_outlive_destroy_in_the_configuration_directory() {
+    let p = Logs::job(2, "    echo \"hello from $KILN_NODE_RANK\"");
+    p.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+    let before = p.logs(&[]);
+    assert_eq!(before, "[node 0] hello from 0\n[node 1] hello from 1\n");
+    let job_id = p.job_id();
+    p.kiln(&["destroy", "--auto-approve"]).ok();
+    assert!(p.state_list().is_empty());
+
+    let r = p.kiln(&["logs", "job.j"]).ok();
+    assert_eq!(r.stdout(), before, "the same logs, read from the archive");
+    assert!(r.stderr().contains("destroyed") && r.stderr().contains(&job_id), "says whose logs these are: {}", r.stderr());
+    let archive = p.path().join(".kiln/logs").join(&job_id);
+    assert!(archive.join("job.json").is_file(), "kept under .kiln/logs/JOB_ID");
+    assert_eq!(p.logs(&["--node", "1", "--tail", "1"]), "hello from 1\n");
+    let since = p.kiln(&["logs", "job.j", "--since", "1h"]).code_is(1);
+    assert!(since.stderr().contains("E-LOGS-SINCE"), "{}", since.stderr());
+
+    // Expired archives are pruned.
+    let meta = std::fs::read_to_string(archive.join("job.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    v["expires_at"] = "2000-01-01T00:00:00Z".into();
+    std::fs::write(archive.join("job.json"), v.to_string()).unwrap();
+    let gone = p.kiln(&["logs", "job.j"]).code_is(1);
+    assert!(gone.stderr().contains("not in state"), "{}", gone.stderr());
+    assert!(!archive.exists(), "the expired archive is removed");
+}
+
+#[test]
+fn logs_retention_zero_keeps_nothing() {
+    let p = Logs::job(1, "    echo hello");
+    p.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+    p.kiln_env(&["destroy", "--auto-approve"], &[("KILN_LOG_RETENTION", "0")]).ok();
+    let r = p.kiln(&["logs", "job.j"]).code_is(1);
+    assert!(r.stderr().contains("not in state"), "{}", r.stderr());
+    assert!(!p.path().join(".kiln/logs").exists() || std::fs::read_dir(p.path().join(".kiln/logs")).unwrap().next().is_none());
+}
+
+#[test]
+fn logs_outlive_destroy_in_the_jobs_checkpoint_bucket() {
+    let p = Logs {
+        p: Project::new(
+            r#"resource "bucket" "b" {
+  force_destroy = true
+}
+
+resource "cluster" "c" {}
+
+resource "job" "j" {
+  cluster = cluster.c
+  run     = "echo replaced-and-kept"
+
+  checkpoint {
+    bucket = bucket.b
+    path   = "run/"
+  }
+}
+"#,
+        ),
+    };
+    p.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+    let job_id = p.job_id();
+    let show: serde_json::Value = serde_json::from_str(&p.kiln(&["show", "--json"]).ok().stdout()).unwrap();
+    let bucket = show["resources"].as_array().unwrap().iter().find(|r| r["address"] == "bucket.b").unwrap()["values"]["path"]
+        .as_str()
+        .map(PathBuf::from)
+        .unwrap();
+    p.kiln(&["destroy", "--auto-approve", "--target", "job.j"]).ok();
+    let archive: &Path = &bucket.join("kiln-logs").join(&job_id);
+    assert!(archive.join("node-0.log").is_file(), "kept in the bucket, which outlives the job");
+    assert!(!p.path().join(".kiln/logs").join(&job_id).exists());
+    let r = p.kiln(&["logs", "job.j"]).ok();
+    assert_eq!(r.stdout(), "replaced-and-kept\n");
+    assert!(r.stderr().contains(&job_id), "{}", r.stderr());
+}
