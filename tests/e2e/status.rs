@@ -81,7 +81,7 @@ resource "job" "j" {
 fn init_writes_an_ml_starter_that_validates_and_plans() {
     for args in [&["init", "--template", "ml"][..], &["init"][..]] {
         let p = Project::empty();
-        let note = p.kiln(&args).ok().stderr();
+        let note = p.kiln(args).ok().stderr();
         assert!(note.contains("Created main.kiln.hcl and train.py") && note.contains("--template record"), "{note}");
         assert!(p.path().join("train.py").exists());
         p.kiln(&["validate"]).ok();
@@ -168,4 +168,82 @@ resource "job" "j" {{
     let mode = std::fs::metadata(p.path().join(".kiln/ssh")).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
     p.kiln(&["destroy", "--auto-approve"]).ok();
+}
+
+/// On Slurm (this machine's single-node harness, commands run here), `kiln ssh job.j -- CMD`
+/// runs CMD as a step of the running job (`srun --jobid ... --overlap`), so it sees the job's
+/// own SLURM_JOB_ID; a partition has no node to open without a login node, and says so.
+#[cfg(feature = "slurm")]
+#[test]
+fn ssh_runs_a_command_in_a_running_slurm_job() {
+    crate::slurm::cluster();
+    let p = Project::new(
+        r#"
+provider "slurm" {}
+
+resource "cluster" "debug" {
+  provider  = slurm
+  partition = "debug"
+}
+
+resource "job" "j" {
+  provider   = slurm
+  cluster    = cluster.debug
+  time_limit = "3:00"
+  run        = "sleep 120"
+}
+"#,
+    );
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let running = || json(&p, &["jobs", "--json"])["jobs"][0]["status"] == "running";
+    wait_until("job.j runs", Duration::from_secs(120), running);
+    let id = json(&p, &["jobs", "--json"])["jobs"][0]["job_id"].as_str().expect("a job_id").to_string();
+    let run = p.kiln(&["ssh", "job.j", "--node", "0", "--", "printenv", "SLURM_JOB_ID"]);
+    let partition = p.kiln(&["ssh", "cluster.debug"]);
+    p.kiln(&["destroy", "--auto-approve"]).ok();
+    assert_eq!((run.code(), run.stdout().trim()), (0, id.as_str()), "{}", run.stderr());
+    let err = partition.code_is(1).stderr();
+    assert!(err.contains("E-SSH-LOCAL") && err.contains("no `login` block"), "{err}");
+}
+
+/// On aws (moto), a cluster made with kiln's own security group and no `ssh_cidr` lets no SSH
+/// in: `kiln ssh` says so and how to allow it (`ssh_cidr`, or an ingress rule for tcp 22),
+/// instead of an ssh that times out; a node it does not have is refused.
+#[cfg(feature = "aws")]
+#[test]
+fn ssh_to_an_aws_node_without_ssh_ingress_says_how_to_allow_it() {
+    let _g = crate::moto::exclusive();
+    let endpoint = format!("endpoint={}", crate::moto::server().endpoint());
+    let p = Project::new(
+        r#"
+variable "endpoint" {
+  type    = string
+  default = null
+}
+
+provider "aws" {
+  region   = "us-east-1"
+  endpoint = var.endpoint
+}
+
+resource "cluster" "c" {
+  provider      = aws
+  nodes         = 1
+  instance_type = "t3.micro"
+}
+"#,
+    );
+    let kiln = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--var", endpoint.as_str()]);
+        let mut c = p.command(&all);
+        crate::aws::aws_env(&mut c);
+        crate::support::run(c)
+    };
+    kiln(&["apply", "--auto-approve"]).ok();
+    let err = kiln(&["ssh", "cluster.c"]).code_is(1).stderr();
+    assert!(err.contains("E-SSH-AWS-PORT") && err.contains("let no SSH (tcp 22) in") && err.contains("ssh_cidr"), "{err}");
+    let err = kiln(&["ssh", "cluster.c", "--node", "1"]).code_is(1).stderr();
+    assert!(err.contains("E-SSH-NODE") && err.contains("there is no node 1 (it has 1)"), "{err}");
+    kiln(&["destroy", "--auto-approve"]).ok();
 }

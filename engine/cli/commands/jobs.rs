@@ -71,15 +71,6 @@ pub(crate) fn succeeded(v: &Option<Value>) -> bool {
     v.as_ref().and_then(JobStatus::of) == Some(JobStatus::Succeeded)
 }
 
-/// How long a job ran (or has been running), as `12m05s`.
-pub(crate) fn duration(started: &str, finished: &str) -> String {
-    let parse = |s: &str| chrono::DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&chrono::Utc));
-    let Some(start) = parse(started) else { return String::new() };
-    let end = parse(finished).unwrap_or_else(chrono::Utc::now);
-    let secs = (end - start).num_seconds().max(0);
-    format!("{}m{:02}s", secs / 60, secs % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_addrs::InstanceAddr;
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_provider::{ShellAccess, ShellHost, ShellHostKey, ShellRequest};
+use kiln_provider::{ReadItem, ReadRequest, ShellAccess, ShellHost, ShellHostKey, ShellRequest};
 
 use super::jobs::providers;
 use super::{load, open, read_state, Ctx, Failure, R};
@@ -56,8 +56,20 @@ pub async fn ssh(cx: &Ctx, vars: &VarArgs, address: &str, node: usize, command: 
             .hint("the configuration no longer declares it, or this kiln was built without it")
     })?;
     let name = addr.to_string();
-    let resp = provider.shell(ShellRequest { address: &name, kind: &r.kind, state: &r.attributes, node }).await;
     let fail = |d: Diagnostics| Failure::in_sources(&l.config.sources, d);
+    // As it is now (a job's status, a node moved to another host), not as the last apply saw it.
+    let read = provider.read(ReadRequest { items: vec![ReadItem { address: &name, kind: &r.kind, state: &r.attributes }] }).await;
+    let Some(now) = read.results.into_iter().next() else { return Err(fail(Diagnostics::new())) };
+    if now.diagnostics.has_errors() {
+        return Err(fail(now.diagnostics));
+    }
+    let Some(current) = now.state else {
+        return Err(Diagnostic::error("E-SSH-GONE", format!("{name}: its provider no longer finds it"))
+            .address(&addr)
+            .hint("run `kiln plan` to see what kiln would do about it")
+            .into());
+    };
+    let resp = provider.shell(ShellRequest { address: &name, kind: &r.kind, state: &current, node }).await;
     let Some(access) = resp.access else {
         let mut d = resp.diagnostics;
         if d.is_empty() {

@@ -38,6 +38,7 @@ mod net;
 mod schema;
 pub mod settings;
 mod spot_pool;
+mod ssh;
 pub use kiln_provider::throttle;
 mod util;
 

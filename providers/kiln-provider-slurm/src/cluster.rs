@@ -380,6 +380,10 @@ impl Kind<Ctx, ()> for Cluster {
     }
 
     /// Imports a partition by name.
+    async fn shell(&self, ctx: &Ctx, req: &kiln_provider::ShellRequest<'_>) -> Outcome<kiln_provider::ShellAccess> {
+        Ok(crate::access::shell(ctx, req).await?)
+    }
+
     async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
         let parts = describe(ctx, req.address).await?;
         let base = Value::Map(

@@ -16,6 +16,7 @@
 // Operations fail with one diagnostic that goes straight into the response.
 #![allow(clippy::result_large_err)]
 
+mod access;
 mod cluster;
 pub mod config;
 mod job;

@@ -115,6 +115,15 @@ impl Runner {
         }
     }
 
+    /// How an interactive `ssh` reaches the login node (`kiln ssh`), its key pinned as this
+    /// runner's connections pin it; `None` when Slurm's commands run on this machine.
+    pub async fn route(&self) -> Result<Option<Vec<(Host, Option<String>)>>, RunError> {
+        match &self.target {
+            Target::Local { .. } => Ok(None),
+            Target::Ssh { ssh, .. } => ssh.route(LOGIN).await.map(Some).map_err(|e| RunError(e.message().to_string())),
+        }
+    }
+
     /// Runs `script` with bash and `args` as its positional parameters; `op` names it in
     /// [`Runner::calls`].
     pub async fn run(&self, op: &str, script: &str, args: &[&str]) -> Result<Output, RunError> {

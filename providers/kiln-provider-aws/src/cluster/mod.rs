@@ -542,6 +542,10 @@ impl Kind<Ctx, AllInstances> for Cluster {
         Ok(recover(ctx, req).await?.map_or_else(ReadResult::gone, ReadResult::found))
     }
 
+    async fn shell(&self, ctx: &Ctx, req: &kiln_provider::ShellRequest<'_>) -> Outcome<kiln_provider::ShellAccess> {
+        Ok(crate::ssh::shell(ctx, req).await?)
+    }
+
     async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
         Err(error("E-AWS-IMPORT", req.address, "importing an aws cluster is not supported yet")
             .hint("declare the cluster and run `kiln apply`; terminate the old instances yourself")

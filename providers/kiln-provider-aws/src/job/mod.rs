@@ -736,6 +736,10 @@ impl Kind<Ctx, AllInstances> for Job {
         Ok(ReadResult::found(create(ctx, &create_req).await?))
     }
 
+    async fn shell(&self, ctx: &Ctx, req: &kiln_provider::ShellRequest<'_>) -> Outcome<kiln_provider::ShellAccess> {
+        Ok(crate::ssh::shell(ctx, req).await?)
+    }
+
     async fn import(&self, _ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
         Err(error("E-AWS-IMPORT", req.address, "importing an aws job is not supported").hint("declare the job and run `kiln apply`").into())
     }

@@ -535,6 +535,10 @@ impl Kind<Ctx, ()> for Job {
         Ok(ReadResult::found(import(ctx, req).await?))
     }
 
+    async fn shell(&self, ctx: &Ctx, req: &kiln_provider::ShellRequest<'_>) -> Outcome<kiln_provider::ShellAccess> {
+        Ok(crate::access::shell(ctx, req).await?)
+    }
+
     async fn logs(&self, ctx: &Ctx, req: &LogsRequest<'_>) -> Outcome<LogsResponse> {
         Ok(logs(ctx, req).await?)
     }
