@@ -255,6 +255,16 @@ fn onprem_example_runs_a_two_node_job_on_both_hosts_replans_clean_and_destroys()
             assert!(log.contains(&line), "rank {rank}: `{line}` in the log:\n{log}");
         }
     }
+    // Issue 13: every node with its prefix by default; --tail and --since (the hosts' time index).
+    let all = p.kiln(&["logs", "job.hello"]).ok().stdout();
+    for rank in 0..2 {
+        assert!(all.lines().any(|l| l.starts_with(&format!("[node {rank}] rank {rank} of 2 on "))), "{all}");
+    }
+    let one = p.kiln(&["logs", "job.hello", "--node", "1"]).ok().stdout();
+    let last = p.kiln(&["logs", "job.hello", "--node", "1", "--tail", "1"]).ok().stdout();
+    assert!(last.lines().count() == 1 && one.ends_with(&last), "the last line of\n{one}\nnot {last}");
+    assert_eq!(p.kiln(&["logs", "job.hello", "--since", "1h"]).ok().stdout(), all, "all written within the hour");
+    assert_eq!(p.kiln(&["logs", "job.hello", "--since", "2999-01-01T00:00:00Z"]).ok().stdout(), "", "nothing written after");
 
     // Nothing to do: the refreshed fleet, cluster and finished job match the configuration.
     let r = p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
