@@ -101,14 +101,16 @@ fn init_writes_an_ml_starter_that_validates_and_plans() {
     assert!(plan.contains("# record.hello will be created") && plan.contains("Plan: 1 to add"), "{plan}");
 }
 
-/// The nodes of the `local` provider are this machine: `kiln ssh` says so; an address that is
-/// not in state is refused naming the clusters and jobs there are.
+/// The nodes of the `local` provider are this machine: `kiln ssh` says so; a bucket has no
+/// nodes; an address that is not in state is refused naming the clusters and jobs there are.
 #[test]
 fn ssh_to_a_local_node_or_an_unknown_address_is_refused() {
-    let p = Project::new("resource \"cluster\" \"c\" {\n  nodes = 1\n}\n");
+    let p = Project::new("resource \"cluster\" \"c\" {\n  nodes = 1\n}\n\nresource \"bucket\" \"b\" {}\n");
     p.kiln(&["apply", "--auto-approve"]).ok();
     let err = p.kiln(&["ssh", "cluster.c", "--", "true"]).code_is(1).stderr();
     assert!(err.contains("E-SSH-LOCAL") && err.contains("processes on this machine"), "{err}");
+    let err = p.kiln(&["ssh", "bucket.b"]).code_is(1).stderr();
+    assert!(err.contains("E-SSH-KIND") && err.contains("bucket.b is a `bucket`, which has no nodes"), "{err}");
     let err = p.kiln(&["ssh", "cluster.nope"]).code_is(1).stderr();
     assert!(err.contains("E-STATE-ADDRESS") && err.contains("cluster.c"), "{err}");
 }

@@ -16,6 +16,9 @@ use super::jobs::providers;
 use super::{load, open, read_state, Ctx, Failure, R};
 use crate::cli::VarArgs;
 
+/// The kinds whose objects have nodes.
+const NODE_KINDS: [&str; 3] = ["cluster", "job", "spot_pool"];
+
 /// Where `kiln ssh` keeps its files, under the configuration's directory.
 const SSH_DIR: &str = ".kiln/ssh";
 
@@ -28,12 +31,8 @@ pub async fn ssh(cx: &Ctx, vars: &VarArgs, address: &str, node: usize, command: 
     let backend = open(&l)?;
     let state = read_state(backend.as_ref()).await?;
     let Some(r) = state.resources.get(&addr) else {
-        let nodes: Vec<String> = state
-            .resources
-            .iter()
-            .filter(|(_, r)| matches!(r.kind.as_str(), "cluster" | "job" | "spot_pool"))
-            .map(|(a, _)| a.to_string())
-            .collect();
+        let nodes: Vec<String> =
+            state.resources.iter().filter(|(_, r)| NODE_KINDS.contains(&r.kind.as_str())).map(|(a, _)| a.to_string()).collect();
         return Err(Diagnostic::error("E-STATE-ADDRESS", format!("`{addr}` is not in state"))
             .address(&addr)
             .hint(if nodes.is_empty() {
@@ -43,6 +42,12 @@ pub async fn ssh(cx: &Ctx, vars: &VarArgs, address: &str, node: usize, command: 
             })
             .into());
     };
+    if !NODE_KINDS.contains(&r.kind.as_str()) {
+        return Err(Diagnostic::error("E-SSH-KIND", format!("{addr} is a `{}`, which has no nodes", r.kind))
+            .address(&addr)
+            .hint("kiln ssh opens a node of a cluster, spot_pool or job")
+            .into());
+    }
     if r.provider == "local" || r.provider.starts_with("local.") {
         return Err(Diagnostic::error("E-SSH-LOCAL", format!("{addr}: the nodes of the `local` provider are processes on this machine"))
             .address(&addr)
