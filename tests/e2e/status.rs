@@ -169,6 +169,20 @@ resource "job" "j" {{
     assert!(err.contains("E-SSH-NODE") && err.contains("there is no node 3 (it has 1)"), "{err}");
     let mode = std::fs::metadata(p.path().join(".kiln/ssh")).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
+    // The host key given as its fingerprint: its key is fetched, checked, then pinned for ssh.
+    let pubkey = h.dir.join(&host.name).join("ssh_host_ed25519_key.pub");
+    let out = std::process::Command::new("ssh-keygen").arg("-lf").arg(&pubkey).output().expect("run ssh-keygen");
+    let fingerprint = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).expect("a fingerprint").to_string();
+    let config = p.read("main.kiln.hcl");
+    p.write("main.kiln.hcl", &config.replace(&host.key, &fingerprint));
+    let run = p.kiln(&["ssh", "cluster.x", "--", "echo", "pinned"]);
+    assert_eq!(run.stdout(), "pinned\n", "{}", run.stderr());
+    let known = std::fs::read_to_string(p.path().join(".kiln/ssh/cluster_x-0/known_hosts")).unwrap();
+    assert_eq!(known.trim(), format!("kiln-{} {}", host.name, host.key), "the key that matches the fingerprint");
+    p.write("main.kiln.hcl", &config.replace(&host.key, "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+    let err = p.kiln(&["ssh", "cluster.x", "--", "echo", "never"]);
+    assert!(!err.stdout().contains("never") && err.stderr().contains("none of which is the configured host_key"), "{}", err.stderr());
+    p.write("main.kiln.hcl", &config);
     p.kiln(&["destroy", "--auto-approve"]).ok();
 }
 
