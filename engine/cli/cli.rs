@@ -156,6 +156,43 @@ pub struct PlanArgs {
     pub verbose: bool,
 }
 
+/// `kiln destroy`'s options: plan's without `--replace` and `--refresh-only` (a destroy replaces
+/// nothing and always changes objects), and `--target`/`--exclude` walking the other way.
+#[derive(Args, Clone, Default)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// Only destroy this resource, instance or module and what depends on it (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub target: Vec<String>,
+    /// Keep this resource, instance or module and what it depends on (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub exclude: Vec<String>,
+    /// Read every managed object before planning (default true).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub refresh: bool,
+    /// Operations in flight at once per provider (overrides the providers' own limits).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Also report on stderr the remote API calls each provider made while planning.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+impl From<DestroyArgs> for PlanArgs {
+    fn from(d: DestroyArgs) -> PlanArgs {
+        PlanArgs {
+            vars: d.vars,
+            target: d.target,
+            exclude: d.exclude,
+            refresh: d.refresh,
+            parallelism: d.parallelism,
+            verbose: d.verbose,
+            ..PlanArgs::default()
+        }
+    }
+}
+
 /// `--format` (and `--json`, its short form) of the commands that print a view.
 #[derive(Args, Clone, Copy, Default)]
 pub struct FormatArgs {
@@ -194,6 +231,22 @@ pub enum Template {
     Record,
 }
 
+// Which options each command offers (issue 13's audit: none that does nothing for it):
+// - `--var`/`--var-file` (VarArgs): every command that evaluates the configuration: plan, apply,
+//   destroy, run, import, init (the backend block), validate (root variables and their
+//   validation rules are checked with the values given), console, and the commands that
+//   configure providers from their blocks (logs, jobs, status, ssh, inventory). Not on show,
+//   output, state, graph, fmt, workspace, force-unlock, schema: they evaluate nothing.
+// - destroy takes DestroyArgs, not PlanArgs: `--replace` (a destroy replaces nothing) and
+//   `--refresh-only` (a destroy always changes objects) are not offered; its `--target` and
+//   `--exclude` walk towards dependents, as their help says.
+// - `plan --destroy` refuses `--replace` and `--refresh-only` (same reasons); `apply PLANFILE`
+//   refuses what only planning uses (`--target`, `--exclude`, `--replace`, `--refresh-only`,
+//   `--refresh`) and, as a diagnostic, `--var`/`--var-file` (E-APPLY-PLAN-VARS).
+// - `--format`/`--json` (FormatArgs): the commands that print a view (validate, plan, show,
+//   output, jobs, status, schema).
+// - The global `--chdir`, `--lock-timeout` and `--no-color` are offered by every command (clap's
+//   global flags); `--lock-timeout` matters only to the commands that lock state.
 #[derive(Subcommand)]
 pub enum Command {
     /// Create a new project here, or prepare the backend of an existing one.
@@ -232,7 +285,7 @@ pub enum Command {
         detailed_exitcode: bool,
         /// Plan to destroy every object kiln manages, as `kiln destroy` would (save it with
         /// --out and apply it with `kiln apply FILE`).
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["replace", "refresh_only"])]
         destroy: bool,
         #[command(flatten)]
         format: FormatArgs,
@@ -251,7 +304,9 @@ pub enum Command {
         /// With --wait: stream every job's output, each line prefixed by its node.
         #[arg(long, requires = "wait")]
         logs: bool,
-        /// A plan saved by `kiln plan --out`.
+        /// A plan saved by `kiln plan --out` (it was planned with its own targets, replacements
+        /// and refresh: those options are refused with it).
+        #[arg(conflicts_with_all = ["target", "exclude", "replace", "refresh_only", "refresh"])]
         plan_file: Option<PathBuf>,
     },
     /// Run a job again: plan with --replace ADDRESS --target ADDRESS, confirm, then apply,
@@ -336,7 +391,8 @@ pub enum Command {
     /// Destroy everything this configuration manages.
     Destroy {
         #[command(flatten)]
-        args: PlanArgs,
+        args: DestroyArgs,
+        /// Do not ask for confirmation.
         #[arg(long)]
         auto_approve: bool,
     },
@@ -344,6 +400,7 @@ pub enum Command {
     Show {
         #[command(flatten)]
         format: FormatArgs,
+        /// A plan saved by `kiln plan --out` (default: the state).
         plan_file: Option<PathBuf>,
     },
     /// Print output values.
@@ -353,6 +410,7 @@ pub enum Command {
         /// Print a single output's raw value, sensitive ones included.
         #[arg(long)]
         raw: bool,
+        /// The output's name (default: every output).
         name: Option<String>,
     },
     /// Print the dependency graph in Graphviz DOT.
@@ -378,7 +436,9 @@ pub enum Command {
     Import {
         #[command(flatten)]
         vars: VarArgs,
+        /// The address to give it, such as aws_vpc.main (its block must be in the configuration).
         address: String,
+        /// The provider's ID of the object, such as vpc-0abc123.
         id: String,
     },
     /// Manage workspaces: several states (staging, prod, ...) for one configuration.
@@ -386,6 +446,7 @@ pub enum Command {
     Workspace(WorkspaceCommand),
     /// Remove a lock left by a crashed or killed kiln.
     ForceUnlock {
+        /// The lock's ID, as the error that reported the lock showed it.
         lock_id: String,
         /// Break the lock even though its holder may still be running (its process exists on
         /// this host, or its lease has not ended).
@@ -409,7 +470,8 @@ impl Command {
             | Command::Ssh { vars, .. }
             | Command::Console { vars }
             | Command::Inventory { vars } => Some(vars),
-            Command::Plan { args, .. } | Command::Apply { args, .. } | Command::Destroy { args, .. } => Some(&mut args.vars),
+            Command::Plan { args, .. } | Command::Apply { args, .. } => Some(&mut args.vars),
+            Command::Destroy { args, .. } => Some(&mut args.vars),
             _ => None,
         }
     }
@@ -420,11 +482,22 @@ pub enum StateCommand {
     /// List the resource instances in state.
     List,
     /// Show one instance's attributes.
-    Show { address: String },
+    Show {
+        /// The instance's address, such as job.train or record.a["x"].
+        address: String,
+    },
     /// Forget instances without destroying them.
-    Rm { addresses: Vec<String> },
+    Rm {
+        /// The instances' (or resources') addresses.
+        addresses: Vec<String>,
+    },
     /// Rename an instance in state.
-    Mv { from: String, to: String },
+    Mv {
+        /// Its address now.
+        from: String,
+        /// Its new address.
+        to: String,
+    },
     /// List the stored versions of the state, newest first (backups, bucket versions, history).
     Versions,
     /// Print the state as stored (JSON, decrypted) on stdout.
@@ -443,9 +516,13 @@ pub enum StateCommand {
 #[derive(Subcommand)]
 pub enum WorkspaceCommand {
     /// Create a workspace (with an empty state) and select it.
-    New { name: String },
+    New {
+        /// The workspace's name (letters, digits, `-` and `_`).
+        name: String,
+    },
     /// Select the workspace later commands use (stored in .kiln/environment; KILN_WORKSPACE overrides).
     Select {
+        /// The workspace's name.
         name: String,
         /// Create it if it does not exist.
         #[arg(long)]
@@ -457,6 +534,7 @@ pub enum WorkspaceCommand {
     Show,
     /// Delete a workspace's state. Refused while it manages resources, unless --force.
     Delete {
+        /// The workspace's name.
         name: String,
         /// Delete even if its state still lists resources (they are not destroyed, only forgotten).
         #[arg(long)]
@@ -494,6 +572,50 @@ mod tests {
         assert_eq!(rewrite(&["kiln", "plan", "--", "-json"]), ["kiln", "plan", "--", "-json"]);
         // The program's own name is never rewritten.
         assert_eq!(rewrite(&["-json"]), ["-json"]);
+    }
+
+    /// Every command, option and argument under `c` that `--help` shows without a description.
+    fn undescribed(c: &clap::Command, path: &str, out: &mut Vec<String>) {
+        if c.get_about().is_none() && c.get_long_about().is_none() {
+            out.push(format!("`{path}` (the command)"));
+        }
+        for a in c.get_arguments().filter(|a| !a.is_hide_set()) {
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                let name = a.get_long().map(|l| format!("--{l}")).unwrap_or_else(|| a.get_id().as_str().to_uppercase());
+                out.push(format!("`{path} {name}`"));
+            }
+        }
+        for sub in c.get_subcommands().filter(|s| !s.is_hide_set()) {
+            undescribed(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_command_option_and_argument_in_help_has_a_description() {
+        let mut found = Vec::new();
+        undescribed(&clap::Command::new("x").about("X.").arg(clap::Arg::new("path")), "x", &mut found);
+        assert_eq!(found, ["`x PATH`"], "the walk finds an argument without help");
+        let mut missing = Vec::new();
+        undescribed(&Cli::command(), "kiln", &mut missing);
+        assert!(missing.is_empty(), "--help shows these without a description (add a /// doc comment):\n{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn options_that_do_nothing_for_a_command_are_refused() {
+        for flag in ["--replace=record.a", "--refresh-only"] {
+            assert!(Cli::try_parse_from(["kiln", "destroy", flag]).is_err(), "destroy accepts {flag}");
+            assert!(Cli::try_parse_from(["kiln", "plan", "--destroy", flag]).is_err(), "plan --destroy accepts {flag}");
+        }
+        for flag in ["--target=record.a", "--exclude=record.a", "--replace=record.a", "--refresh-only", "--refresh=false"] {
+            assert!(Cli::try_parse_from(["kiln", "apply", "saved.plan", flag]).is_err(), "apply PLANFILE accepts {flag}");
+            assert!(Cli::try_parse_from(["kiln", "apply", flag]).is_ok(), "apply refuses {flag}");
+        }
+        assert!(Cli::try_parse_from(["kiln", "apply", "saved.plan", "--auto-approve", "--parallelism=2"]).is_ok());
+        let cli = Cli::try_parse_from(["kiln", "destroy", "--target", "record.a", "--refresh=false", "--var", "a=1"]).expect("parses");
+        let Command::Destroy { args, .. } = cli.command else { panic!("not destroy") };
+        let args = PlanArgs::from(args);
+        assert_eq!((args.target, args.refresh, args.vars.vars), (vec!["record.a".to_string()], false, vec!["a=1".to_string()]));
+        assert!(args.replace.is_empty() && !args.refresh_only);
     }
 
     #[test]
