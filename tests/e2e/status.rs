@@ -263,3 +263,53 @@ resource "cluster" "c" {
     assert!(err.contains("E-SSH-NODE") && err.contains("there is no node 1 (it has 1)"), "{err}");
     kiln(&["destroy", "--auto-approve"]).ok();
 }
+
+/// Slurm through a login node (a harness sshd host on this machine, logging in as `trainer`):
+/// `kiln ssh job.j` reaches the running job's node with srun from the login node, and
+/// `kiln ssh cluster.debug` opens the login node itself, saying so.
+#[cfg(all(feature = "slurm", feature = "onprem"))]
+#[test]
+fn ssh_reaches_a_slurm_job_through_the_login_node() {
+    crate::slurm::cluster();
+    let h = crate::onprem::harness();
+    let host = &h.hosts[1];
+    let p = Project::new(&format!(
+        r#"
+provider "slurm" {{
+  login {{
+    host          = "{address}"
+    port          = {port}
+    user          = "trainer"
+    identity_file = "{id}"
+    host_key      = "{key}"
+  }}
+}}
+
+resource "cluster" "debug" {{
+  provider  = slurm
+  partition = "debug"
+}}
+
+resource "job" "j" {{
+  provider   = slurm
+  cluster    = cluster.debug
+  time_limit = "3:00"
+  run        = "sleep 120"
+}}
+"#,
+        address = host.address,
+        port = host.port,
+        id = h.dir.join("client_ed25519").display(),
+        key = host.key,
+    ));
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let running = || json(&p, &["jobs", "--json"])["jobs"][0]["status"] == "running";
+    wait_until("job.j runs", Duration::from_secs(120), running);
+    let id = json(&p, &["jobs", "--json"])["jobs"][0]["job_id"].as_str().expect("a job_id").to_string();
+    let step = p.kiln(&["ssh", "job.j", "--", "printenv", "SLURM_JOB_ID"]);
+    let login = p.kiln(&["ssh", "cluster.debug", "--", "whoami"]);
+    p.kiln(&["destroy", "--auto-approve"]).ok();
+    assert_eq!((step.code(), step.stdout().trim()), (0, id.as_str()), "{}", step.stderr());
+    assert_eq!(login.stdout(), "trainer\n", "{}", login.stderr());
+    assert!(login.stderr().contains("this shell is on the login node"), "{}", login.stderr());
+}
