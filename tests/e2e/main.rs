@@ -17,6 +17,7 @@ mod crash;
 mod examples;
 mod exit_codes;
 mod fmt;
+mod help;
 mod interrupt;
 mod language;
 mod layers;
