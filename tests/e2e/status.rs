@@ -158,6 +158,12 @@ resource "job" "j" {{
         key = host.key,
     ));
     p.kiln(&["apply", "--auto-approve"]).ok();
+    let status = json(&p, &["status", "--json"]);
+    conforms("status-view.schema.json", &status);
+    let c = &status["clusters"][0];
+    assert_eq!((c["provider"].as_str(), c["nodes"].as_u64()), (Some("onprem"), Some(1)), "{status}");
+    assert_eq!(c["node_addresses"], serde_json::json!([host.address]), "{status}");
+    assert_eq!(status["jobs"][0]["address"], "job.j", "{status}");
     let run = p.kiln(&["ssh", "cluster.x", "--node", "0", "--", "echo", "hi"]);
     assert_eq!((run.code(), run.stdout()), (0, "hi\n".to_string()), "{}", run.stderr());
     let run = p.kiln(&["ssh", "job.j", "--", "whoami"]);
