@@ -243,6 +243,7 @@ pub enum Template {
 // - `plan --destroy` refuses `--replace` and `--refresh-only` (same reasons); `apply PLANFILE`
 //   refuses what only planning uses (`--target`, `--exclude`, `--replace`, `--refresh-only`,
 //   `--refresh`) and, as a diagnostic, `--var`/`--var-file` (E-APPLY-PLAN-VARS).
+// - `output --raw` needs NAME (it prints one value; without a name it would be ignored).
 // - `--format`/`--json` (FormatArgs): the commands that print a view (validate, plan, show,
 //   output, jobs, status, schema).
 // - The global `--chdir`, `--lock-timeout` and `--no-color` are offered by every command (clap's
@@ -369,9 +370,10 @@ pub enum Command {
     /// The attributes of every kind, or of one: a reference generated from the providers'
     /// schemas.
     Schema {
-        /// The kind, such as job or aws_vpc (default: every kind).
+        /// The kind or data source, such as job, aws_vpc or inventory (default: every one).
         kind: Option<String>,
-        /// Only this provider's kinds (such as local, aws).
+        /// Only this provider's kinds and data sources, such as local or aws (with no KIND: its
+        /// provider block too).
         #[arg(long, value_name = "NAME")]
         provider: Option<String>,
         #[command(flatten)]
@@ -407,8 +409,8 @@ pub enum Command {
     Output {
         #[command(flatten)]
         format: FormatArgs,
-        /// Print a single output's raw value, sensitive ones included.
-        #[arg(long)]
+        /// Print a single output's raw value, sensitive ones included (needs NAME).
+        #[arg(long, requires = "name")]
         raw: bool,
         /// The output's name (default: every output).
         name: Option<String>,
@@ -611,6 +613,8 @@ mod tests {
             assert!(Cli::try_parse_from(["kiln", "apply", flag]).is_ok(), "apply refuses {flag}");
         }
         assert!(Cli::try_parse_from(["kiln", "apply", "saved.plan", "--auto-approve", "--parallelism=2"]).is_ok());
+        assert!(Cli::try_parse_from(["kiln", "output", "--raw"]).is_err(), "output --raw prints one output: it needs its name");
+        assert!(Cli::try_parse_from(["kiln", "output", "--raw", "token"]).is_ok());
         let cli = Cli::try_parse_from(["kiln", "destroy", "--target", "record.a", "--refresh=false", "--var", "a=1"]).expect("parses");
         let Command::Destroy { args, .. } = cli.command else { panic!("not destroy") };
         let args = PlanArgs::from(args);
