@@ -19,6 +19,7 @@ mod exit_codes;
 mod fmt;
 mod help;
 mod interrupt;
+mod job_delivery;
 mod language;
 mod layers;
 mod lifecycle;

@@ -70,6 +70,8 @@ pub struct Ctx {
     pub catalog: tokio::sync::OnceCell<cluster::catalog::Catalog>,
     pub default_image: tokio::sync::OnceCell<String>,
     pub throttle: throttle::Throttle,
+    /// The configuration's directory on this machine: a job's `workdir` is relative to it.
+    pub working_dir: std::path::PathBuf,
 }
 
 /// A configured `aws` provider (one region, one set of credentials).
@@ -81,7 +83,8 @@ impl AwsProvider {
     pub async fn connect(settings: Settings) -> Result<AwsProvider, Diagnostic> {
         let clients = Clients::connect(&settings).await?;
         let throttle = throttle::Throttle::new(CONCURRENCY);
-        Ok(AwsProvider { ctx: Ctx { clients, catalog: Default::default(), default_image: Default::default(), throttle } })
+        let ctx = Ctx { clients, catalog: Default::default(), default_image: Default::default(), throttle, working_dir: ".".into() };
+        Ok(AwsProvider { ctx })
     }
 
     /// API calls made so far, by operation.
@@ -136,7 +139,9 @@ impl KindProvider for AwsProvider {
     const KINDS: &'static Kinds<Ctx, AllInstances> = &KINDS;
 
     async fn configure(req: ConfigureRequest) -> Result<Self, Diagnostics> {
-        Ok(AwsProvider::connect(Settings::from_config(&req.config)?).await?)
+        let mut p = AwsProvider::connect(Settings::from_config(&req.config)?).await?;
+        p.ctx.working_dir = req.working_dir.clone();
+        Ok(p)
     }
 
     fn ctx(&self) -> &Ctx {

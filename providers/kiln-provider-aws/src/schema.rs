@@ -180,7 +180,9 @@ pub(crate) fn job() -> Body {
     };
     JobSchema {
         cluster: "The cluster or spot pool to run on, such as `cluster.train`",
-        workdir: "Directory on the instances; default: /var/lib/kiln/work/JOB_ID",
+        workdir: "Directory on the machine running kiln (relative to the configuration directory), uploaded through the job's bucket \
+                  to /var/lib/kiln/work/JOB_ID on each instance, less what its .kilnignore excludes; a path that is not a directory \
+                  here names one on the instances (its meaning before); default: /var/lib/kiln/work/JOB_ID",
         nodes: "Nodes to run on; default: all of the cluster's instances",
         job_id: "Identifier; also the name of the job's prefix in the bucket",
         started_at: "RFC 3339 time the first node started",

@@ -103,7 +103,9 @@ pub(crate) fn cluster() -> Body {
 
 pub(crate) fn job() -> Body {
     JobSchema {
-        workdir: "Directory on the hosts the scripts run in; default: the job's directory",
+        workdir: "Directory on the machine running kiln (relative to the configuration directory), uploaded over SSH to \
+                  HOST_DIR/jobs/JOB_ID/workdir on each host, less what its .kilnignore excludes; a path that is not a directory here \
+                  names one on the hosts (its meaning before); default: the job's directory",
         job_id: "Identifier; also the name of the job's directory on each host",
         ..JobSchema::default()
     }

@@ -50,6 +50,8 @@ impl KindFactory for SlurmFactory {
 pub struct Ctx {
     pub config: SlurmConfig,
     pub runner: Runner,
+    /// The configuration's directory on this machine: a job's `workdir` is relative to it.
+    pub working_dir: std::path::PathBuf,
 }
 
 impl Ctx {
@@ -129,7 +131,7 @@ impl SlurmProvider {
         let config = config::parse(config, working_dir)?;
         let working_dir = std::path::absolute(working_dir).unwrap_or_else(|_| working_dir.to_path_buf());
         let runner = match &config.login {
-            None => Runner::local(working_dir),
+            None => Runner::local(working_dir.clone()),
             Some(l) => Runner::ssh(l.clone()).map_err(|e| {
                 Diagnostics::from(Diagnostic::error(
                     "E-SLURM-CONFIG",
@@ -137,7 +139,7 @@ impl SlurmProvider {
                 ))
             })?,
         };
-        Ok(SlurmProvider { ctx: Ctx { config, runner } })
+        Ok(SlurmProvider { ctx: Ctx { config, runner, working_dir } })
     }
 
     /// Where Slurm's commands run, for messages.

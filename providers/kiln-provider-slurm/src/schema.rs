@@ -85,7 +85,10 @@ pub(crate) fn job() -> Body {
         cluster: "The partition to run in, such as `cluster.debug`",
         setup: "Script run once on every node before `run`",
         run: "Script every task runs (through srun)",
-        workdir: "Directory the scripts run in; default: the working directory (or the login user's home over SSH)",
+        workdir: "Directory the scripts run in, on the machine running kiln (relative to the configuration directory); through a \
+                  login node it is uploaded to the job's directory (job_dir/workdir), less what its .kilnignore excludes, \
+                  and a path that is not a directory here names one on the login node's side (its meaning before); default: the \
+                  working directory (or the login user's home over SSH)",
         nodes: "Nodes (sbatch --nodes); default: the cluster's `nodes`",
         job_id: "Slurm's job ID (also KILN_JOB_ID)",
         started_at: "RFC 3339 time the job started (null while pending)",

@@ -9,7 +9,8 @@
 # Every KILN_AGENT_INTERVAL seconds it reads the instance tag `kiln:job` through the instance
 # metadata service (tags in metadata are enabled on the instances kiln launches):
 # - a new value `s3://BUCKET/kiln/jobs/JOB_ID` is a job to run: it downloads spec.env (the
-#   KILN_* environment), env.sh (the user's env), setup.sh and run.sh, finds its rank as the
+#   KILN_* environment), env.sh (the user's env), setup.sh and run.sh (and, when spec.env names
+#   KILN_WORKDIR_ARCHIVE, the workdir kiln uploaded, unpacked into KILN_WORKDIR), finds its rank as the
 #   index of its private IP in KILN_NODE_IPS, and starts `setup` then `run` in a new session
 #   (with KILN_NUM_GPUS_PER_NODE set to the GPUs `nvidia-smi -L` lists, if it lists any). The
 #   env's sensitive values are not in the bucket: when spec.env names KILN_ENV_PARAMETER, the
@@ -360,9 +361,17 @@ start_job() {
     s3 "$1/$f" -o "$jd/$f" || { log "cannot download $1/$f yet"; return 1; }
   done
   KILN_ENV_PARAMETER=""
+  KILN_WORKDIR_ARCHIVE=""
   KILN_CHECKPOINT_URI=""
   KILN_CHECKPOINT_DIR=""
   . "$jd/spec.env"
+  # The workdir kiln uploaded from the machine running it: unpacked where the scripts run.
+  if [ -n "$KILN_WORKDIR_ARCHIVE" ]; then
+    s3 "$1/$KILN_WORKDIR_ARCHIVE" -o "$jd/workdir.tar" || { log "cannot download $1/$KILN_WORKDIR_ARCHIVE yet"; return 1; }
+    { rm -rf "$KILN_WORKDIR" && mkdir -p "$KILN_WORKDIR" && tar -xf "$jd/workdir.tar" -C "$KILN_WORKDIR"; } ||
+      { log "cannot unpack the job's workdir into $KILN_WORKDIR"; return 1; }
+    rm -f "$jd/workdir.tar"
+  fi
   rm -f "$jd/secret.env"
   if [ -n "$KILN_ENV_PARAMETER" ]; then
     (umask 077 && ssm_env "$KILN_ENV_PARAMETER" >"$jd/secret.env") || {

@@ -76,6 +76,9 @@ struct Spec {
     /// (name, value, sensitive)
     env: Vec<(String, String, bool)>,
     stop_grace: u64,
+    /// The workdir uploaded from this machine as `workdir.tar` beside the job's scripts, which
+    /// the agent unpacks into the job's own directory (KILN_WORKDIR's default).
+    workdir_tar: Option<Vec<u8>>,
 }
 
 const CONFIG: [&str; 7] = ["cluster", "setup", "run", "workdir", "env", "nodes", "checkpoint"];
@@ -138,6 +141,7 @@ impl Spec {
                 .map(|(k, x)| (k.clone(), x.to_template_string().unwrap_or_default(), x.contains_sensitive()))
                 .collect(),
             stop_grace: u64_attr(v, "stop_grace").unwrap_or(10),
+            workdir_tar: None,
         }))
     }
 
@@ -175,6 +179,10 @@ impl Spec {
             [("KILN_STOP_GRACE", quote(&self.stop_grace.to_string())), ("KILN_WORKDIR", workdir), ("PYTHONUNBUFFERED", quote("1"))]
         {
             file.push_str(&format!("export {k}={v}\n"));
+        }
+        if self.workdir_tar.is_some() {
+            // For the agent, which downloads and unpacks it into KILN_WORKDIR.
+            file.push_str(&format!("KILN_WORKDIR_ARCHIVE={}\n", quote(WORKDIR_ARCHIVE)));
         }
         if self.has_secrets() {
             // For the agent, which reads the sensitive part of the env from there.
@@ -247,13 +255,23 @@ fn prefix(job_id: &str) -> String {
     format!("kiln/jobs/{job_id}")
 }
 
-async fn put(ctx: &Ctx, bucket: &str, key: String, body: String) -> Result<(), AwsError> {
+/// The object beside a job's scripts holding its uploaded workdir.
+const WORKDIR_ARCHIVE: &str = "workdir.tar";
+
+/// A workdir that cannot be digested or uploaded.
+fn workdir_error(address: &str, e: &str) -> Diagnostic {
+    error("E-AWS-JOB-WORKDIR", address, format!("{address}: {e}"))
+        .attribute("workdir")
+        .hint("list what the job does not need in the workdir's .kilnignore (gitignore syntax), or keep data in a bucket")
+}
+
+async fn put(ctx: &Ctx, bucket: &str, key: String, body: impl Into<Vec<u8>>) -> Result<(), AwsError> {
     ctx.clients
         .s3
         .put_object()
         .bucket(bucket)
         .key(key)
-        .body(ByteStream::from(body.into_bytes()))
+        .body(ByteStream::from(body.into()))
         .send()
         .await
         .map(|_| ())
@@ -265,6 +283,13 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     // `secret_env` goes with the env's sensitive values: to the SSM SecureString parameter.
     let secrets = secret_env::values(req.planned).map_err(|e| error("E-AWS-JOB-SECRET", req.address, format!("{}: {e}", req.address)))?;
     spec.env.extend(secrets.into_iter().map(|(k, v)| (k, v, true)));
+    // A workdir planned with a digest is uploaded beside the scripts; the agent unpacks it into
+    // the job's own directory on each instance, where the scripts run.
+    let upload = workdir::to_upload(&ctx.working_dir, req.planned).map_err(|e| workdir_error(req.address, &e))?;
+    if let Some(w) = upload {
+        spec.workdir_tar = Some(w.tar().map_err(|e| workdir_error(req.address, &e))?);
+        spec.workdir = None;
+    }
     let job_id = made_up_name(req.address, "job", req.token, 63);
     let ec2 = &ctx.clients.ec2;
     let live =
@@ -327,6 +352,11 @@ async fn write_and_tag(ctx: &Ctx, address: &str, spec: &Spec, job_id: &str, ips:
         put(ctx, &spec.bucket, format!("{p}/{name}"), body)
             .await
             .map_err(|e| e.diagnostic(address, &format!("write {name} to the bucket")))?;
+    }
+    if let Some(tar) = &spec.workdir_tar {
+        put(ctx, &spec.bucket, format!("{p}/{WORKDIR_ARCHIVE}"), tar.clone())
+            .await
+            .map_err(|e| e.diagnostic(address, "write the job's workdir to the bucket"))?;
     }
     let tag = Tag::builder().key(TAG_JOB).value(uri).build();
     ctx.clients
@@ -503,17 +533,21 @@ async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
 }
 
 /// A lost job, or one whose cluster now has other instances, asks to be replaced.
-fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
+fn plan(working_dir: &std::path::Path, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     let spec = Spec::parse(req.address, req.config)?;
     let mut planned = attrs(req.proposed);
-    // `workdir` keeps its meaning on aws for now (a directory on the instances): nothing is
-    // uploaded, so nothing is digested.
-    if req.prior.is_none() || planned.get(workdir::DIGEST_ATTR).is_some_and(Value::is_unknown) {
-        planned.insert(workdir::DIGEST_ATTR.into(), Value::Null);
-    }
-    secret_env::plan(req.prior, &mut planned);
     let mut diagnostics = Diagnostics::new();
     let mut requires_replace = Vec::new();
+    // A `workdir` that is a directory on this machine is uploaded through the job's bucket; one
+    // that is not keeps its meaning before issue 13 (a directory on the instances).
+    if req.config.get("workdir").is_some_and(Value::contains_unknown) {
+        planned.insert(workdir::DIGEST_ATTR.into(), Value::Unknown);
+    } else {
+        let local = workdir::local_dir(working_dir, req.config);
+        requires_replace
+            .extend(workdir::plan_digest(req.prior, local.as_deref(), &mut planned).map_err(|e| workdir_error(req.address, &e))?);
+    }
+    secret_env::plan(req.prior, &mut planned);
     if let Some(cluster) = set(req.config, "cluster").filter(|c| !c.contains_unknown()) {
         if str_attr(cluster, "instance_profile").unwrap_or_default().is_empty() && cluster.get("instance_profile").is_some() {
             diagnostics.push(
@@ -698,8 +732,8 @@ impl Kind<Ctx, AllInstances> for Job {
         }
     }
 
-    async fn plan(&self, _ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
-        Ok(plan(req)?)
+    async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
+        Ok(plan(&ctx.working_dir, req)?)
     }
 
     async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
@@ -830,6 +864,7 @@ mod tests {
             workdir: None,
             env: vec![("TOKEN".into(), "hunter2-s3cr3t".into(), true), ("PLAIN".into(), "it's".into(), false)],
             stop_grace: 10,
+            workdir_tar: None,
         };
         assert_eq!(spec.user_env_file(false), "export PLAIN='it'\\''s'\n");
         assert_eq!(spec.user_env_file(true), "export TOKEN='hunter2-s3cr3t'\n");
@@ -890,7 +925,7 @@ mod tests {
         let (config, proposed) = (Value::Map(config), Value::Map(proposed));
         let req =
             PlanRequest { address: "job.train", kind: "job", prior: Some(&prior), replacing: None, config: &config, proposed: &proposed };
-        let r = plan(&req).unwrap();
+        let r = plan(std::path::Path::new("/nonexistent"), &req).unwrap();
         assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
         assert!(r.requires_replace.is_empty(), "{:?}", r.requires_replace);
         // Issue 13's attributes, absent from the old state, plan as null: the engine compares an

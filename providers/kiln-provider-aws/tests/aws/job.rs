@@ -655,3 +655,52 @@ async fn a_job_written_by_an_earlier_kiln_gets_a_local_checkpoint_directory_from
     let _ = delete(&p, "cluster.train", &cluster).await;
     let _ = delete(&p, "bucket.ckpt", &bucket).await;
 }
+
+/// Issue 13: `secret_env` reaches the job through the SSM SecureString parameter (never the
+/// bucket, and state keeps only a salted digest); a `workdir` on the machine running kiln is
+/// uploaded through the bucket (less what its `.kilnignore` excludes) and every instance runs
+/// the scripts in its unpacked copy.
+#[tokio::test]
+async fn secret_env_and_the_workdir_reach_the_job_through_ssm_and_the_bucket() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let secret = "hf_moto-S3cr3t-'quoted'";
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("data.txt"), "uploaded\n").unwrap();
+    std::fs::write(src.path().join(".kilnignore"), "*.bin\n").unwrap();
+    std::fs::write(src.path().join("big.bin"), "excluded").unwrap();
+    let run = format!(
+        "if [ \"$(cat data.txt)\" = uploaded ] && [ ! -e big.bin ] && [ \"$(printf %s \"$HF_TOKEN\" | sha256sum | cut -c1-64)\" = {} ]; then echo delivered; else echo not-delivered; ls -a; exit 9; fi",
+        sha256(secret)
+    );
+    let (bucket, cluster, cfg) = setup(&p, &run).await;
+    let mut m = cfg.as_map().cloned().unwrap();
+    m.insert("workdir".into(), Value::from(src.path().display().to_string()));
+    let secrets: kiln_value::Map = [("HF_TOKEN".to_string(), Value::from(secret))].into_iter().collect();
+    m.insert("secret_env".into(), Value::Map(secrets).sensitive());
+    let job = create(&p, "job.train", &Value::Map(m)).await;
+    assert!(str_of(&job, "workdir_digest").starts_with("sha256:"), "{job}");
+    assert!(!job.to_json().to_string().contains("S3cr3t"), "state holds a digest only: {job}");
+    let name = str_of(&bucket, "name");
+    let prefix = format!("kiln/jobs/{}", str_of(&job, "job_id"));
+    let stored = keys(name, &prefix).await;
+    assert!(stored.iter().any(|k| k.ends_with("/workdir.tar")), "{stored:?}");
+    for (k, b) in bodies(name, &prefix).await {
+        assert!(!b.contains("S3cr3t"), "{k} holds the secret");
+    }
+
+    let agents = Agents::boot(&strs(&cluster, "instance_ids")).await;
+    let done = wait_status(&p, "job.train", &job, &["succeeded", "failed"]).await;
+    for rank in 0..2 {
+        let out = log(&p, &done, rank).await;
+        assert!(out.contains("delivered") && !out.contains("not-delivered"), "node {rank}: {out}");
+    }
+    assert_eq!(str_of(&done, "status"), "succeeded", "{done}");
+    for (path, b) in files_under(agents.dir.path()) {
+        assert!(!String::from_utf8_lossy(&b).contains("S3cr3t"), "{} holds the secret", path.display());
+    }
+    assert!(!delete(&p, "job.train", &done).await.has_errors());
+    drop(agents);
+    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "bucket.ckpt", &bucket).await;
+}

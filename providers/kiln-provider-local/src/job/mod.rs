@@ -103,7 +103,8 @@ fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
         if values.is_empty() {
             return Ok(());
         }
-        secret_env::write_file(&dir.path().join(secret_env::FILE), &values).map_err(|e| io_error(req.address, "write the secrets in", &dir, e))
+        secret_env::write_file(&dir.path().join(secret_env::FILE), &values)
+            .map_err(|e| io_error(req.address, "write the secrets in", &dir, e))
     });
     if let Err(d) = written {
         discard(&dir, 0);

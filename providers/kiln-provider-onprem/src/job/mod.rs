@@ -219,7 +219,8 @@ async fn stop(ctx: &Ctx, slots: &[Slot], grace: u64) -> Vec<Result<(), SshError>
 
 async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
     let spec = known_spec(req.address, req.planned)?;
-    let secrets = secret_env::values(req.planned).map_err(|e| error("E-ONPREM-JOB-SECRET", req.address, format!("{}: {e}", req.address)))?;
+    let secrets =
+        secret_env::values(req.planned).map_err(|e| error("E-ONPREM-JOB-SECRET", req.address, format!("{}: {e}", req.address)))?;
     let upload = workdir::to_upload(&ctx.working_dir, req.planned).map_err(|e| workdir_error(req.address, &e))?;
     let tar = upload.map(|w| w.tar()).transpose().map_err(|e| workdir_error(req.address, &e))?;
     let job_id = object_id(req.address, "job", req.token);
@@ -395,7 +396,8 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
         planned.insert(workdir::DIGEST_ATTR.into(), Value::Unknown);
     } else {
         let local = workdir::local_dir(&ctx.working_dir, req.config);
-        requires_replace.extend(workdir::plan_digest(req.prior, local.as_deref(), &mut planned).map_err(|e| workdir_error(req.address, &e))?);
+        requires_replace
+            .extend(workdir::plan_digest(req.prior, local.as_deref(), &mut planned).map_err(|e| workdir_error(req.address, &e))?);
     }
     secret_env::plan(req.prior, &mut planned);
     let mut diagnostics = Diagnostics::new();

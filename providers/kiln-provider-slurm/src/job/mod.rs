@@ -267,8 +267,13 @@ async fn place(ctx: &Ctx, address: &str, token: &str) -> Result<(String, String)
 async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
     let spec = known_spec(req.address, req.planned)?;
     let secrets = secret_env::values(req.planned).map_err(|e| error("E-SLURM-JOB-SECRET", req.address, format!("{}: {e}", req.address)))?;
+    let upload = workdir::to_upload(&ctx.working_dir, req.planned).map_err(|e| workdir_error(req.address, &e))?;
+    let tar = upload.map(|w| w.tar()).transpose().map_err(|e| workdir_error(req.address, &e))?;
     let (dir, name) = place(ctx, req.address, req.token).await?;
+    // An uploaded workdir is `workdir` in the job's directory on the shared file system; else
+    // `workdir` names a directory where sbatch runs (this machine, or the login node's side).
     let workdir = match spec.workdir.as_deref() {
+        _ if tar.is_some() => Ok(format!("{dir}/workdir")),
         Some(p) => ctx.absolute(p).await,
         None => ctx.runner.base_dir().await,
     };
@@ -286,6 +291,13 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     if !secrets.is_empty() {
         // Under SUBMIT's umask 077: mode 0600 in the job's 0700 directory.
         files += &write_file(&format!("{dir}/{}", secret_env::FILE), secret_env::exports(&secrets).as_bytes());
+    }
+    if let Some(tar) = &tar {
+        let w = kiln_remote::shell::quote(&format!("{dir}/workdir"));
+        files += &format!(
+            "rm -rf {w} && mkdir {w} && printf %s {} | base64 -d | tar -xf - -C {w} || {{ echo \"cannot unpack the job's workdir (tar)\" >&2; exit 4; }}\n",
+            kiln_remote::shell::quote(&kiln_remote::shell::b64(tar))
+        );
     }
     let script = SUBMIT.replace("__FILES__", &files);
     let mut args: Vec<String> = vec![dir.clone()];
@@ -319,6 +331,13 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     Ok(observe_one(ctx, req.address, &state).await.ok().flatten().unwrap_or(state))
 }
 
+/// A workdir that cannot be digested or uploaded.
+fn workdir_error(address: &str, e: &str) -> Diagnostic {
+    error("E-SLURM-JOB-WORKDIR", address, format!("{address}: {e}"))
+        .attribute("workdir")
+        .hint("list what the job does not need in the workdir's .kilnignore (gitignore syntax), or keep data in a bucket")
+}
+
 /// The job's configuration is all force-new; an update only records a new value of its
 /// `cluster` object that changes nothing the job asked Slurm for.
 fn update(req: &UpdateRequest<'_>) -> Result<Value, Diagnostic> {
@@ -336,20 +355,29 @@ async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Result<(), Diagnostic> {
 /// A lost job asks to be replaced; so does a change of what it takes from its cluster or
 /// checkpoint objects. Otherwise the prior `cluster` value is kept: the cluster's node states
 /// move all the time and are not a change to the job.
-fn plan(req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
+fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     let spec = JobSpec::parse(req.address, req.config)?;
     let mut planned = attrs(req.proposed);
-    // `workdir` keeps its meaning on Slurm for now (a directory where sbatch runs): nothing is
-    // uploaded, so nothing is digested.
-    if req.prior.is_none() || planned.get(workdir::DIGEST_ATTR).is_some_and(Value::is_unknown) {
-        planned.insert(workdir::DIGEST_ATTR.into(), Value::Null);
+    let mut requires_replace = Vec::new();
+    if !ctx.runner.is_remote() {
+        // Slurm on this machine runs the scripts in the workdir itself (as `local` does): its
+        // nodes see this machine's files, so nothing is uploaded or digested.
+        if req.prior.is_none() || planned.get(workdir::DIGEST_ATTR).is_some_and(Value::is_unknown) {
+            planned.insert(workdir::DIGEST_ATTR.into(), Value::Null);
+        }
+    } else if req.config.get("workdir").is_some_and(Value::contains_unknown) {
+        planned.insert(workdir::DIGEST_ATTR.into(), Value::Unknown);
+    } else {
+        // Over SSH: a local workdir is uploaded to the shared file system through the login node.
+        let local = workdir::local_dir(&ctx.working_dir, req.config);
+        requires_replace
+            .extend(workdir::plan_digest(req.prior, local.as_deref(), &mut planned).map_err(|e| workdir_error(req.address, &e))?);
     }
     secret_env::plan(req.prior, &mut planned);
     let unknown_or = |n: Option<u64>| n.map_or(Value::Unknown, num);
     planned.insert("nodes".into(), unknown_or(spec.as_ref().map(|s| s.nodes)));
     planned.insert("tasks".into(), unknown_or(spec.as_ref().map(|s| s.tasks)));
     planned.insert("gpus_per_node".into(), unknown_or(spec.as_ref().map(|s| s.gpus_per_node)));
-    let mut requires_replace = Vec::new();
     if let Some(prior) = req.prior {
         requires_replace.extend(job::replace_if_lost(prior, &mut planned));
         match (JobSpec::parse(req.address, prior).ok().flatten(), &spec) {
@@ -493,7 +521,7 @@ impl Kind<Ctx, ()> for Job {
     }
 
     async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
-        let mut r = plan(req)?;
+        let mut r = plan(ctx, req)?;
         r.diagnostics.extend(spec::checkpoint_warning(req.address, req.config, ctx.runner.is_remote()));
         Ok(r)
     }

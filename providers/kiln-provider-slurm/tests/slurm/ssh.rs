@@ -131,3 +131,40 @@ async fn a_login_node_with_another_fingerprint_is_refused() {
     assert!(e.summary.contains(&other) && e.summary.contains("kiln refused to connect"), "{}", e.summary);
     assert!(e.hint.as_deref().unwrap_or_default().contains("host_key"), "{:?}", e.hint);
 }
+
+/// Issue 13: through the login node, a `workdir` on this machine is uploaded to the job's
+/// directory on the cluster's file system (less what its `.kilnignore` excludes) and the tasks
+/// run there; `secret_env` reaches them from a 0600 file there, and state holds only a digest.
+#[tokio::test]
+async fn the_workdir_is_uploaded_through_the_login_node_and_secret_env_reaches_the_tasks() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = provider_with_key(&login().key);
+    let cluster = create(&p, "cluster.debug", &config(&p, "cluster", json!({ "partition": "debug" }))).await;
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("data.txt"), "uploaded").unwrap();
+    std::fs::write(src.path().join(".kilnignore"), "*.bin\n").unwrap();
+    std::fs::write(src.path().join("big.bin"), "excluded").unwrap();
+    let secret = "hf_slurm-S3cr3t";
+    let run = "echo \"$(cat data.txt) $(printf %s \"$HF_TOKEN\" | sha256sum | cut -c1-64) [$(ls | tr '\\n' ' ')] in $PWD\"";
+    let mut cfg =
+        config(&p, "job", json!({ "cluster": cluster.to_json(), "tasks": 1, "run": run, "workdir": src.path().display().to_string() }));
+    if let kiln_value::Value::Map(m) = &mut cfg {
+        let env: kiln_value::Map = [("HF_TOKEN".to_string(), kiln_value::Value::from(secret))].into_iter().collect();
+        m.insert("secret_env".into(), kiln_value::Value::Map(env).sensitive());
+    }
+    let job = create(&p, "job.up", &cfg).await;
+    let mut jobs = Jobs::default();
+    jobs.add(&job);
+    assert!(str_of(&job, "workdir_digest").starts_with("sha256:"), "{job}");
+    assert!(!job.to_json().to_string().contains("S3cr3t"), "state holds a digest only: {job}");
+    let dir = str_of(&job, "job_dir").to_string();
+    let done = read_until(&p, "job.up", &job, |s| !matches!(status(s), "pending" | "running")).await;
+    let out = log(&p, "job.up", &done).await;
+    assert_eq!(status(&done), "succeeded", "{done}\n{out}");
+    let sum = Command::new("sh").arg("-c").arg(format!("printf %s '{secret}' | sha256sum | cut -c1-64")).output().unwrap();
+    let sum = String::from_utf8_lossy(&sum.stdout).trim().to_string();
+    assert_eq!(out.trim(), format!("uploaded {sum} [data.txt ] in {dir}/workdir"));
+    let mode = std::fs::metadata(format!("{dir}/secret_env.sh")).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+    assert_eq!(mode, 0o600);
+    assert!(!p.delete(kiln_provider::DeleteRequest { address: "job.up", kind: "job", prior: &done }).await.has_errors());
+}

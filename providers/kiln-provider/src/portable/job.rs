@@ -145,20 +145,8 @@ impl Default for JobSchema {
 
 /// The attributes every provider's `job` has, with the same type and flags everywhere, and the
 /// `checkpoint` block.
-pub const COMMON: [&str; 12] = [
-    "cluster",
-    "setup",
-    "run",
-    "workdir",
-    "workdir_digest",
-    "env",
-    "secret_env",
-    "nodes",
-    "job_id",
-    "status",
-    "started_at",
-    "finished_at",
-];
+pub const COMMON: [&str; 12] =
+    ["cluster", "setup", "run", "workdir", "workdir_digest", "env", "secret_env", "nodes", "job_id", "status", "started_at", "finished_at"];
 
 impl JobSchema {
     /// The common attributes ([`COMMON`]) and the `checkpoint` block.

@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 pub const ATTR: &str = "secret_env";
 
 /// Its description.
-pub const DESCRIPTION: &str = "Environment variables holding secrets (such as HF_TOKEN): delivered to the nodes without writing them in clear; \
+pub const DESCRIPTION: &str =
+    "Environment variables holding secrets (such as HF_TOKEN): delivered to the nodes without writing them in clear; \
      state keeps a salted digest of each";
 
 const PREFIX: &str = "sha256:";

@@ -55,7 +55,10 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
-    File { size: u64, executable: bool },
+    File {
+        size: u64,
+        executable: bool,
+    },
     /// A symbolic link, kept as one, to this target.
     Link(String),
 }
@@ -138,7 +141,9 @@ impl Workdir {
     fn read(&self, e: &Entry) -> Result<Vec<u8>, String> {
         let path = self.root.join(&e.rel);
         let mut data = Vec::new();
-        std::fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut data)).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+        std::fs::File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut data))
+            .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
         Ok(data)
     }
 
@@ -392,7 +397,10 @@ pub fn to_upload(working_dir: &Path, planned: &Value) -> Result<Option<Workdir>,
         return Ok(None);
     }
     let dir = local_dir(working_dir, planned).ok_or_else(|| {
-        format!("the workdir {} is no longer a directory on this machine", planned.get("workdir").and_then(Value::as_str).unwrap_or_default())
+        format!(
+            "the workdir {} is no longer a directory on this machine",
+            planned.get("workdir").and_then(Value::as_str).unwrap_or_default()
+        )
     })?;
     Workdir::scan(&dir).map(Some)
 }
@@ -477,12 +485,8 @@ mod tests {
         let tar = w.tar().unwrap();
         let dst = tmp.path().join("dst");
         std::fs::create_dir(&dst).unwrap();
-        let mut child = std::process::Command::new("tar")
-            .args(["-xf", "-", "-C"])
-            .arg(&dst)
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child =
+            std::process::Command::new("tar").args(["-xf", "-", "-C"]).arg(&dst).stdin(std::process::Stdio::piped()).spawn().unwrap();
         use std::io::Write;
         child.stdin.take().unwrap().write_all(&tar).unwrap();
         assert!(child.wait().unwrap().success());
