@@ -28,3 +28,12 @@ fn a_saved_plan_refuses_the_options_only_planning_uses() {
     p.kiln(&["apply", "saved.plan"]).ok();
     assert_eq!(p.state_list(), ["record.a"]);
 }
+
+#[test]
+fn output_raw_needs_the_name_of_the_one_output_it_prints() {
+    let p = Project::new("output \"a\" {\n  value = \"x\"\n}\n");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let err = p.kiln(&["output", "--raw"]).code_is(1).stderr();
+    assert!(err.contains("E-CLI-USAGE") && err.contains("<NAME>"), "{err}");
+    assert_eq!(p.kiln(&["output", "--raw", "a"]).ok().stdout(), "x\n");
+}
