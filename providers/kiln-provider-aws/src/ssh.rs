@@ -1,10 +1,11 @@
 //! `kiln ssh` on aws ([`kiln_provider::Provider::shell`]): a node of a cluster (or of a job,
-//! through the instances it runs on) is its instance's public IP, as `ec2-user` (the default
-//! image's user), with the private key of the key pair kiln created for the cluster (else the
-//! user's own key for `key_name`). It works only when the instance has a key pair, a public IP
-//! and a security group that lets SSH (tcp 22) in from somewhere; otherwise the error says what
-//! to set. EC2 publishes no host key kiln could pin before the first connection, so the key the
-//! instance presents first is kept in `.kiln/ssh/known_hosts` and any other refused afterwards.
+//! through the instances it runs on) is its instance's public IP, as its image's user
+//! (`ec2-user` on the default Amazon Linux, `ubuntu` on Ubuntu...), with the private key of the
+//! key pair kiln created for the cluster (else the user's own key for `key_name`). It works
+//! only when the instance has a key pair, a public IP and a security group that lets SSH
+//! (tcp 22) in from somewhere; otherwise the error says what to set. EC2 publishes no host key
+//! kiln could pin before the first connection, so the key the instance presents first is kept
+//! in `.kiln/ssh/known_hosts` and any other refused afterwards.
 
 use aws_sdk_ec2::types::IpPermission;
 use kiln_diag::Diagnostic;
@@ -16,8 +17,32 @@ use crate::error::AwsError;
 use crate::util::{error, set, str_attr, str_list};
 use crate::Ctx;
 
-/// The login user of the default image (Amazon Linux 2023).
+/// The login user of the default image (Amazon Linux 2023) and of images kiln cannot tell.
 pub const USER: &str = "ec2-user";
+
+/// The login user of an image, from its name and description as the distributions publish
+/// them (`ubuntu` on Ubuntu, Deep Learning AMIs on Ubuntu included; `admin` on Debian, ...).
+pub fn user_of_image(name_and_description: &str) -> &'static str {
+    let text = name_and_description.to_ascii_lowercase();
+    [("ubuntu", "ubuntu"), ("debian", "admin"), ("centos", "centos"), ("rocky", "rocky"), ("fedora", "fedora")]
+        .iter()
+        .find(|(word, _)| text.contains(word))
+        .map_or(USER, |(_, user)| user)
+}
+
+/// The login user of image `id` (the default user when the image cannot be described).
+async fn login_user(ctx: &Ctx, id: &str) -> &'static str {
+    if id.is_empty() {
+        return USER;
+    }
+    match ctx.clients.ec2.describe_images().image_ids(id).send().await {
+        Ok(out) => out
+            .images()
+            .first()
+            .map_or(USER, |i| user_of_image(&format!("{} {}", i.name().unwrap_or_default(), i.description().unwrap_or_default()))),
+        Err(_) => USER,
+    }
+}
 
 /// Whether a rule lets tcp port 22 in from an address range (not only from other groups).
 pub fn allows_ssh(p: &IpPermission) -> bool {
@@ -73,15 +98,16 @@ pub async fn shell(ctx: &Ctx, req: &ShellRequest<'_>) -> Result<ShellAccess, Dia
         Some(_) => format!("the private key of key pair {} that kiln created", n.key_name),
         None => format!("your own key of key pair {} (ssh-agent or ~/.ssh)", n.key_name),
     };
+    let user = login_user(ctx, &n.image).await;
     let note = format!(
-        "node {} of {a} is instance {id} at {}; logging in as {USER} (the default image's user) with {key}. EC2 publishes no host key ahead: the key it presents now is kept in .kiln/ssh/known_hosts and a different one refused later",
-        req.node, n.public_ip
+        "node {} of {a} is instance {id} at {}; logging in as {user} (the user of its image {}) with {key}. EC2 publishes no host key ahead: the key it presents now is kept in .kiln/ssh/known_hosts and a different one refused later",
+        req.node, n.public_ip, n.image
     );
     let host = ShellHost {
         name: id.clone(),
         address: n.public_ip,
         port: 22,
-        user: Some(USER.to_string()),
+        user: Some(user.to_string()),
         identity_file: None,
         private_key,
         proxy_jump: None,
@@ -98,6 +124,14 @@ mod tests {
 
     fn rule(protocol: &str, from: i32, to: i32) -> aws_sdk_ec2::types::builders::IpPermissionBuilder {
         IpPermission::builder().ip_protocol(protocol).from_port(from).to_port(to)
+    }
+
+    #[test]
+    fn the_login_user_follows_the_image() {
+        assert_eq!(user_of_image("al2023-ami-2023.6.20250115.0-kernel-6.1-x86_64 Amazon Linux 2023 AMI"), "ec2-user");
+        assert_eq!(user_of_image("Deep Learning OSS Nvidia Driver AMI GPU PyTorch 2.5 (Ubuntu 22.04)"), "ubuntu");
+        assert_eq!(user_of_image("debian-12-amd64-20250112-1990"), "admin");
+        assert_eq!(user_of_image(""), "ec2-user");
     }
 
     #[test]
