@@ -106,6 +106,13 @@ if active; then echo "job $id is still $(state) ${wait}s after scancel" >&2; exi
 case "$dir" in */jobs/*) rm -rf "$dir" ;; esac
 "#;
 
+/// Where the output written since a time starts in a job's output file, from its time index
+/// `FILE.idx` (`none` without one). Args: FILE EPOCH AWK
+const SINCE: &str = r#"f=$1
+size=$(stat -c %s "$f" 2>/dev/null || echo 0)
+if [ -f "$f.idx" ]; then awk -v t="$2" "$3" "$f.idx"; elif [ "$size" = 0 ]; then echo 0; else echo none; fi
+"#;
+
 /// What a job's output file holds from an offset. Args: FILE OFFSET COUNT ID
 const LOGS: &str = r#"f=$1 off=$2 n=$3 id=$4
 st=$(squeue -h --states=all -j "$id" -o %T 2>/dev/null | head -n1)
@@ -476,16 +483,25 @@ async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> Result<LogsResponse, Diagnost
         return Err(error("E-SLURM-LOGS", req.address, format!("{}: the job has no output file in state", req.address))
             .hint("run `kiln apply` to submit it"));
     };
-    if let Some(LogSeek::Since(_)) = req.seek {
-        return Err(error(
-            "E-LOGS-SINCE",
-            req.address,
-            format!(
-                "{}: Slurm writes the job's output file without times, so --since cannot tell when its output was written",
-                req.address
-            ),
-        )
-        .hint("use --tail N instead"));
+    if let Some(LogSeek::Since(t)) = req.seek {
+        let out = ctx
+            .run(
+                req.address,
+                "logs",
+                "reading the output file's time index",
+                SINCE,
+                &[file, &t.to_string(), kiln_provider::logs::AWK_OFFSET_SINCE],
+            )
+            .await?;
+        let at = String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().map_err(|_| {
+            error(
+                "E-LOGS-SINCE",
+                req.address,
+                format!("{}: the job's output file has no time index (a kiln without time indexes submitted the job), so --since cannot tell when its output was written", req.address),
+            )
+            .hint("use --tail N instead, or replace the job (`kiln apply --replace ADDRESS`) to index its new output")
+        })?;
+        return Ok(LogsResponse { data: Vec::new(), next_offset: at, finished: false, all_nodes: true, diagnostics: Diagnostics::new() });
     }
     let most = if req.seek.is_some() { 0 } else { LOG_CHUNK };
     let out = ctx

@@ -241,6 +241,10 @@ impl JobSpec {
         let mut s = format!(
             r#"#!/bin/bash
 # Written by kiln for {address}: runs on the job's first node.
+{indexer}# The output file's time index (`kiln logs --since`), kept while the job runs.
+__kiln_out={out}
+kiln_log_index "$__kiln_out" "$__kiln_out.idx" & __kiln_ix=$!
+trap 'kill $__kiln_ix 2>/dev/null; wait $__kiln_ix 2>/dev/null; kiln_log_sample "$__kiln_out" "$__kiln_out.idx"' EXIT
 export KILN_JOB_ID="$SLURM_JOB_ID"
 export KILN_NUM_NODES="${{SLURM_JOB_NUM_NODES:-${{SLURM_NNODES:-1}}}}"
 export KILN_NUM_TASKS="${{SLURM_NTASKS:-1}}"
@@ -263,6 +267,8 @@ export PYTHONUNBUFFERED=1
 mkdir -p "$KILN_CHECKPOINT_DIR"
 unset __kiln_ips __kiln_h __kiln_a __kiln_port
 "#,
+            indexer = kiln_provider::log_indexer!(),
+            out = quote(&format!("{job_dir}/output.log")),
             gpus = self.gpus_per_node,
             ckpt = quote(checkpoint_dir),
             uri = quote(&match (&self.checkpoint_uri, &self.checkpoint_dir) {

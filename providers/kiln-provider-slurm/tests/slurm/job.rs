@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use kiln_provider::{LogsRequest, Provider, ReadItem, ReadRequest, RecoverRequest};
+use kiln_provider::{LogSeek, LogsRequest, Provider, ReadItem, ReadRequest, RecoverRequest};
 use kiln_value::Value;
 use serde_json::json;
 
@@ -91,6 +91,16 @@ async fn two_task_job_runs_completes_and_logs_with_the_kiln_environment() {
     let r = p.logs(LogsRequest { address: "job.train", kind: "job", state: &done, node: 1, offset: 0, seek: None }).await;
     let e = r.diagnostics.errors().next().expect("node 1 is an error").clone();
     assert!(e.summary.contains("one output file"), "{}", e.summary);
+    // `kiln logs --tail` and `--since` seek: the end, and times through the file's time index.
+    let seek = |s: LogSeek| p.logs(LogsRequest { address: "job.train", kind: "job", state: &done, node: 0, offset: 0, seek: Some(s) });
+    let end = seek(LogSeek::End).await;
+    assert!(end.all_nodes && end.data.is_empty(), "one log for every node");
+    assert_eq!(end.next_offset, out.len() as u64);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let late = seek(LogSeek::Since(now + 60)).await;
+    assert!(!late.diagnostics.has_errors(), "{:?}", late.diagnostics);
+    assert_eq!(late.next_offset, out.len() as u64, "nothing written after the last sample");
+    assert_eq!(seek(LogSeek::Since(now - 3600)).await.next_offset, 0, "everything written within the hour");
 
     // Destroying a finished job removes its files.
     assert!(!delete(&p, "job.train", &done).await.has_errors());
