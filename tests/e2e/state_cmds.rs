@@ -105,3 +105,62 @@ fn a_file_that_is_not_a_state_is_refused() {
     assert!(r.stderr().contains("E-STATE-PUSH-READ"), "{}", r.stderr());
     assert_eq!(p.state_list(), ["record.a", "record.b"]);
 }
+
+const REFRESHED: &str = "resource \"bucket\" \"gone\" {\n  path = \"gone\"\n}\n\nresource \"bucket\" \"kept\" {\n  path = \"kept\"\n}\n\nresource \"record\" \"r\" {\n  input = \"x\"\n}\n\noutput \"kept\" {\n  value = bucket.kept.path\n}\n";
+
+/// `--refresh-only` (issue 13, as Terraform's `-refresh-only`): the plan lists what changed
+/// outside kiln and changes no object; applying it (with confirmation, or a saved plan) records
+/// what exists in state: a bucket deleted behind kiln's back leaves state, and nothing is
+/// created or updated although the configuration asks for more.
+#[test]
+fn refresh_only_records_what_exists_without_changing_any_object() {
+    let p = Project::new(REFRESHED);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    std::fs::remove_dir_all(p.path().join("gone")).expect("delete the bucket's directory");
+    // The configuration now asks for more: refresh-only must do none of it.
+    p.write("main.kiln.hcl", &format!("{}\nresource \"record\" \"new\" {{\n  input = \"n\"\n}}\n", REFRESHED.replace("\"x\"", "\"y\"")));
+    let r = p.kiln(&["plan", "--refresh-only", "--detailed-exitcode"]).code_is(2);
+    let out = r.stdout();
+    assert!(out.contains("objects have changed outside of kiln") && out.contains("# bucket.gone has been deleted"), "{out}");
+    assert!(out.contains("This is a refresh-only plan"), "{out}");
+    for absent in ["record.new", "record.r", "bucket.kept", "Plan:", "will be created"] {
+        assert!(!out.contains(absent), "`{absent}` in a refresh-only plan:\n{out}");
+    }
+    // Confirmation is asked for as for any apply.
+    let r = p.kiln(&["apply", "--refresh-only"]).code_is(1);
+    assert!(r.stderr().contains("E-APPLY-CONFIRM"), "{}", r.stderr());
+    assert_eq!(p.state_list(), ["bucket.gone", "bucket.kept", "record.r"]);
+    // A saved refresh-only plan applies as one.
+    p.kiln(&["plan", "--refresh-only", "--out", "refresh.plan"]).ok();
+    p.kiln(&["apply", "refresh.plan"]).ok();
+    assert_eq!(p.state_list(), ["bucket.kept", "record.r"]);
+    assert!(!p.path().join("gone").exists(), "nothing was created");
+    assert!(p.path().join("kept").is_dir());
+    let state = p.state_json().to_string();
+    assert!(state.contains("\"x\"") && !state.contains("\"y\""), "record.r was not updated: {state}");
+    assert_eq!(p.output_json("kept"), "kept");
+    let r = p.kiln(&["plan", "--refresh-only", "--detailed-exitcode"]).code_is(0);
+    assert!(r.stdout().contains("No changes. Your infrastructure still matches the configuration."), "{}", r.stdout());
+    // A normal plan now makes what the configuration asks for.
+    let r = p.kiln(&["plan", "--detailed-exitcode"]).code_is(2);
+    assert!(r.stdout().contains("Plan: 2 to add, 1 to change, 0 to destroy."), "{}", r.stdout());
+    // With --auto-approve: nothing to record, nothing done.
+    p.kiln(&["apply", "--refresh-only", "--auto-approve"]).ok();
+    assert_eq!(p.state_list(), ["bucket.kept", "record.r"]);
+}
+
+/// `--refresh-only` changes no object, so it refuses what would (`--replace`, `--destroy`) and
+/// what would leave it nothing to do (`--refresh=false`).
+#[test]
+fn refresh_only_refuses_flags_that_change_objects() {
+    let p = Project::new(REFRESHED);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    for extra in [&["--replace", "record.r"][..], &["--destroy"], &["--refresh=false"]] {
+        let mut args = vec!["plan", "--refresh-only"];
+        args.extend(extra);
+        let r = p.kiln(&args).code_is(1);
+        let err = r.stderr();
+        // --replace is refused by the command line's own rule (E-CLI-USAGE), the others after.
+        assert!(err.contains("E-CLI-") && err.contains("--refresh-only") && err.contains(extra[0]), "{args:?}: {err}");
+    }
+}

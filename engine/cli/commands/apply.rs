@@ -80,7 +80,11 @@ pub(crate) async fn apply_locked(s: &Session, dir: &Path, l: &Loaded, providers:
                 .hint("pass --auto-approve to apply without confirmation, or save a plan with `kiln plan --out FILE` and apply it")
                 .into());
         }
-        let what = if mode == Mode::Destroy { "destroy all resources" } else { "perform these actions" };
+        let what = match mode {
+            Mode::Destroy => "destroy all resources",
+            Mode::RefreshOnly => "update the kiln state to reflect these detected changes",
+            Mode::Normal => "perform these actions",
+        };
         l.printer.note_raw(format_args!("\nDo you want to {what}?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "));
         let _ = std::io::stderr().flush();
         let mut answer = String::new();

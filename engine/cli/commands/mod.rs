@@ -143,11 +143,12 @@ async fn dispatch(cli: Cli, cx: &Ctx) -> ExitStatus {
         Command::Init { vars, migrate_state, reconfigure, template } => init::init(cx, &vars, migrate_state, reconfigure, template).await,
         Command::Validate { vars, format } => validate::validate(cx, &vars, format.get()).await,
         Command::Plan { args, out, detailed_exitcode, destroy, format } => {
-            let mode = if destroy { Mode::Destroy } else { Mode::Normal };
+            let mode = if destroy { Mode::Destroy } else { refresh_only(&args) };
             plan::plan_cmd(cx, &args, mode, out, detailed_exitcode, format.get()).await
         }
         Command::Apply { args, auto_approve, wait, logs, plan_file } => {
-            apply::apply_cmd(cx, &args, ApplyOpts { auto_approve, wait, logs, plan_file, mode: Mode::Normal }).await
+            let mode = refresh_only(&args);
+            apply::apply_cmd(cx, &args, ApplyOpts { auto_approve, wait, logs, plan_file, mode }).await
         }
         Command::Destroy { args, auto_approve } => {
             apply::apply_cmd(cx, &args.into(), ApplyOpts { auto_approve, wait: false, logs: false, plan_file: None, mode: Mode::Destroy }).await

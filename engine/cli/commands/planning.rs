@@ -72,6 +72,38 @@ pub(crate) fn check_addresses(args: &PlanArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The mode plan and apply run in: `--refresh-only` or a normal plan.
+pub(crate) fn refresh_only(args: &PlanArgs) -> Mode {
+    if args.refresh_only {
+        Mode::RefreshOnly
+    } else {
+        Mode::Normal
+    }
+}
+
+/// `--refresh-only` changes no object: it cannot go with what changes objects (`--replace`,
+/// a destroy plan) nor without the refresh it is made of (`--refresh=false`).
+fn check_refresh_only(args: &PlanArgs, mode: Mode) -> Result<(), Failure> {
+    if !args.refresh_only {
+        return Ok(());
+    }
+    let clash = if mode == Mode::Destroy {
+        Some("--destroy")
+    } else if !args.replace.is_empty() {
+        Some("--replace")
+    } else if !args.refresh {
+        Some("--refresh=false")
+    } else {
+        None
+    };
+    match clash {
+        None => Ok(()),
+        Some(flag) => Err(Diagnostic::error("E-CLI-REFRESH-ONLY", format!("--refresh-only cannot be used with {flag}"))
+            .hint("a refresh-only plan changes no object: it only records what refresh finds; run the two separately")
+            .into()),
+    }
+}
+
 /// Plans with the command's `providers` (apply and `--wait` reuse them), giving up (so the
 /// caller can release the lock) on Ctrl-C.
 pub async fn make_plan(
@@ -105,6 +137,7 @@ pub(crate) async fn make_plan_inner(
         panic!("KILN_TEST_PANIC=plan: a deliberate crash while planning");
     }
     check_addresses(args)?;
+    check_refresh_only(args, mode)?;
     let reg = registry();
     let (plan, diags) = kiln_core::plan(plan_request(l, state, &reg, providers, args, mode, dir)).await;
     if diags.has_errors() {

@@ -403,7 +403,9 @@ impl<'a> Planner<'a> {
             let iaddr = addr.instance(ik.clone());
             self.visited.insert(iaddr.clone());
             insts.push(iaddr.clone());
-            let value = if self.mode == Mode::Destroy {
+            let value = if self.mode == Mode::RefreshOnly && r.mode == AddrMode::Managed {
+                self.refresh_only(r, &iaddr, &schema, &key, &deps)
+            } else if self.mode == Mode::Destroy {
                 // Nothing is planned but deletes: references see what exists.
                 match self.refreshed.get(&iaddr).cloned().flatten() {
                     Some(v) => {
@@ -427,6 +429,35 @@ impl<'a> Planner<'a> {
         self.instances.insert(addr.clone(), insts);
         if failed {
             self.failed.insert(addr.clone());
+        }
+    }
+
+    /// `--refresh-only`: nothing is planned for the instance; references see what refresh
+    /// found (unknown where nothing exists: gone, or not created yet). An object that changed
+    /// outside kiln is a no-op change from the refreshed value, which apply records in state.
+    fn refresh_only(&mut self, r: &Resource, iaddr: &InstanceAddr, schema: &KindSchema, key: &str, deps: &[InstanceAddr]) -> Value {
+        let recorded_marks = self.state.resources.get(iaddr).map(|s| s.sensitive.clone()).unwrap_or_default();
+        match self.refreshed.get(iaddr).cloned() {
+            Some(None) => Value::Unknown,
+            None => recorded(self.state, iaddr, schema),
+            Some(Some(v)) => {
+                let v = remark(v, schema, &recorded_marks);
+                self.changes.push(PlannedChange {
+                    address: iaddr.clone(),
+                    provider: key.to_string(),
+                    kind: r.kind.clone(),
+                    action: Action::NoOp,
+                    before: Some(v.clone()),
+                    after: Some(v.clone()),
+                    reason: None,
+                    create_before_destroy: r.lifecycle.create_before_destroy,
+                    sensitive: recorded_marks,
+                    dependencies: deps.to_vec(),
+                    deposed: None,
+                    references: BTreeMap::new(),
+                });
+                v
+            }
         }
     }
 
@@ -675,6 +706,17 @@ impl<'a> Planner<'a> {
         }
         if self.mode == Mode::Destroy {
             self.changes.retain(|c| c.action == Action::Delete);
+        }
+        if self.mode == Mode::RefreshOnly {
+            // Nothing is destroyed: what the configuration no longer has stays, with what
+            // refresh found (a no-op change, which apply records), as do deposed objects.
+            self.changes.retain(|c| c.deposed.is_none());
+            for c in self.changes.iter_mut().filter(|c| c.action == Action::Delete) {
+                c.action = Action::NoOp;
+                c.after = c.before.clone();
+                c.reason = None;
+            }
+            return;
         }
         // Old objects of create_before_destroy replacements: destroyed by every plan.
         let deposed: Vec<_> = self.state.deposed.values().cloned().collect();

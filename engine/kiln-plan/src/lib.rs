@@ -30,6 +30,9 @@ pub enum Action {
 pub enum Mode {
     Normal,
     Destroy,
+    /// `--refresh-only` (Terraform's `-refresh-only`): no object is created, changed or
+    /// destroyed; applying records in state and outputs what refresh found.
+    RefreshOnly,
 }
 
 /// Why an instance is deleted or replaced, when the attributes alone do not say.
@@ -168,11 +171,13 @@ impl Plan {
         s
     }
 
-    /// True when applying would change resources or outputs.
+    /// True when applying would change resources or outputs (for a refresh-only plan: state,
+    /// where refresh found objects changed or gone outside kiln).
     pub fn has_changes(&self) -> bool {
         self.changes.iter().any(|c| !matches!(c.action, Action::NoOp | Action::Read))
             || self.outputs.values().any(OutputChange::is_change)
             || !self.pending.is_empty()
+            || (self.mode == Mode::RefreshOnly && !self.drift.is_empty())
     }
 
     pub fn to_json(&self) -> Result<String, PlanFileError> {

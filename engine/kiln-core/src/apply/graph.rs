@@ -62,7 +62,9 @@ impl ApplyGraph {
                 .collect()
         };
         let mut walk = DepGraph::new();
-        if plan.mode != Mode::Destroy {
+        // A destroy walks nothing but deletes; a refresh-only apply nothing at all (its outputs
+        // are the plan's, evaluated over what refresh found).
+        if plan.mode == Mode::Normal {
             let mut seeds: Vec<Node> = changed.iter().cloned().map(Node::Resource).filter(|n| graph.deps.contains(n)).collect();
             seeds.extend(graph.deps.nodes().filter(|n| matches!(n, Node::Output { module, .. } if module.is_empty())).cloned());
             let needed = needed(graph, seeds, &changed);

@@ -149,6 +149,8 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
     if !interrupted {
         let outputs: BTreeMap<String, OutputState> = if req.plan.mode == kiln_plan::Mode::Destroy {
             BTreeMap::new()
+        } else if req.plan.mode == kiln_plan::Mode::RefreshOnly {
+            refreshed_outputs(req.plan, &state)
         } else {
             // An output still unknown (its resources were left out by --target) keeps its value.
             cx.values
@@ -169,6 +171,21 @@ pub async fn apply(req: ApplyRequest<'_>) -> ApplyOutcome {
     diags.extend(cx.diags);
     let diags = cx.values.redact(diags);
     ApplyOutcome { state, diagnostics: diags, interrupted }
+}
+
+/// A refresh-only apply's outputs: as its plan evaluated them over what refresh found; one still
+/// unknown there (it refers to an object that is gone or not created yet) keeps its value.
+fn refreshed_outputs(plan: &kiln_plan::Plan, state: &State) -> BTreeMap<String, OutputState> {
+    plan.outputs
+        .iter()
+        .filter_map(|(n, o)| match &o.after {
+            None => None,
+            Some(v) if v.contains_unknown() => state.outputs.get(n).map(|prior| (n.clone(), prior.clone())),
+            Some(v) => {
+                Some((n.clone(), OutputState { value: v.clone().unmark_deep().0, sensitive: o.sensitive || v.contains_sensitive() }))
+            }
+        })
+        .collect()
 }
 
 /// Refresh results and pending creates the plan resolved, which become state first.
