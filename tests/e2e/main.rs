@@ -20,6 +20,7 @@ mod fmt;
 mod help;
 mod interrupt;
 mod job_delivery;
+mod jobs_wait;
 mod language;
 mod layers;
 mod lifecycle;

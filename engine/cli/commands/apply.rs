@@ -36,18 +36,16 @@ pub(crate) async fn apply_cmd(cx: &Ctx, args: &PlanArgs, opts: ApplyOpts) -> R {
     let l = load(cx, &args.vars)?;
     let backend = open(&l)?;
     let name = if opts.mode == Mode::Destroy { "destroy" } else { "apply" };
-    let (l, opts) = (&l, &opts);
-    kiln_ops::operation::run(ops, &backend, name, |s| async move {
-        // One set of configured providers for the whole command: the plan's refresh, the
-        // apply, and `--wait`'s polling and refresh.
-        let providers = Providers::new();
-        let r = apply_locked(&s, dir, l, &providers, args, opts).await;
-        if opts.wait && matches!(r, Ok(ExitStatus::Success)) {
-            return super::wait::wait_then_refresh(&s, dir, l, &providers, args).await;
-        }
-        r
-    })
-    .await
+    // One set of configured providers for the whole command: the plan's refresh, the apply,
+    // and `--wait`'s polling and refresh.
+    let providers = Providers::new();
+    let (l, opts, p) = (&l, &opts, &providers);
+    let code = kiln_ops::operation::run(ops, &backend, name, |s| async move { apply_locked(&s, dir, l, p, args, opts).await }).await?;
+    if opts.wait && code == ExitStatus::Success {
+        // The lock is released: a training run lasts days, and others must plan meanwhile.
+        return super::wait::wait_then_refresh(cx, &backend, l, p, args, opts.logs).await;
+    }
+    Ok(code)
 }
 
 pub(crate) async fn apply_locked(s: &Session, dir: &Path, l: &Loaded, providers: &Providers, args: &PlanArgs, opts: &ApplyOpts) -> R {
@@ -74,6 +72,12 @@ pub(crate) async fn apply_locked(s: &Session, dir: &Path, l: &Loaded, providers:
     if !plan.has_changes() {
         return Ok(ExitStatus::Success);
     }
+    let stopping = running_jobs_stopped(&plan);
+    if !stopping.is_empty() && (auto_approve || opts.plan_file.is_some()) {
+        for line in &stopping {
+            l.printer.warning(line);
+        }
+    }
     if opts.plan_file.is_none() && !auto_approve {
         if !std::io::stdin().is_terminal() {
             return Err(Diagnostic::error("E-APPLY-CONFIRM", "no terminal to ask for confirmation")
@@ -85,7 +89,9 @@ pub(crate) async fn apply_locked(s: &Session, dir: &Path, l: &Loaded, providers:
             Mode::RefreshOnly => "update the kiln state to reflect these detected changes",
             Mode::Normal => "perform these actions",
         };
-        l.printer.note_raw(format_args!("\nDo you want to {what}?\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "));
+        let warnings: String = stopping.iter().map(|w| format!("\n  Warning: {w}")).collect();
+        l.printer
+            .note_raw(format_args!("\nDo you want to {what}?{warnings}\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "));
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().read_line(&mut answer);
@@ -97,9 +103,44 @@ pub(crate) async fn apply_locked(s: &Session, dir: &Path, l: &Loaded, providers:
     execute(s, dir, l, providers, state, &plan, args.parallelism).await
 }
 
+/// What people are told before a plan stops jobs that are still going (destroyed, or replaced):
+/// `job.train is running (started 2h ago): destroying it stops it`. Statuses as refreshed by the
+/// plan.
+fn running_jobs_stopped(plan: &Plan) -> Vec<String> {
+    use kiln_provider::portable::job::JobStatus;
+    plan.changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Delete | Action::Replace) && c.kind == "job")
+        .filter_map(|c| {
+            let before = c.before.as_ref()?;
+            let status = JobStatus::of(before).filter(|s| !s.is_terminal())?;
+            let started = before
+                .get("started_at")
+                .and_then(kiln_value::Value::as_str)
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| format!(" (started {} ago)", ago(chrono::Utc::now() - t.with_timezone(&chrono::Utc))))
+                .unwrap_or_default();
+            let what = if c.action == Action::Delete { "destroying it stops it" } else { "replacing it stops it and starts it again" };
+            let deposed = if c.deposed.is_some() { " (deposed)" } else { "" };
+            Some(format!("{}{deposed} is {}{started}: {what}", c.address, status.as_str()))
+        })
+        .collect()
+}
+
+/// `45s`, `12m`, `5h`, `3d`: how long ago, coarsely.
+fn ago(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
 /// Applies `plan` to `state` within the operation `s` (journal, final snapshot, interrupts) with
 /// the command's `providers`; prints the summary and outputs.
-pub async fn execute(
+pub(crate) async fn execute(
     s: &Session,
     dir: &Path,
     l: &Loaded,
@@ -107,6 +148,22 @@ pub async fn execute(
     state: State,
     plan: &Plan,
     parallelism: Option<usize>,
+) -> R {
+    apply_plan(s, dir, l, providers, state, plan, parallelism, true).await
+}
+
+/// [`execute`]; without `complete`, no "Apply complete!" line and no outputs on success (the
+/// refresh after `--wait` when a job failed: the job's error is the last word).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn apply_plan(
+    s: &Session,
+    dir: &Path,
+    l: &Loaded,
+    providers: &Providers,
+    state: State,
+    plan: &Plan,
+    parallelism: Option<usize>,
+    complete: bool,
 ) -> R {
     // Jobs this apply deletes or replaces keep their logs for a while (`kiln logs` reads them).
     super::logs::archive_before_delete(dir, l, providers, &state, plan).await;
@@ -148,6 +205,9 @@ pub async fn execute(
             l.printer.note("Apply interrupted: state was saved with every completed operation.");
         }
         return Ok(ExitStatus::Error);
+    }
+    if !complete {
+        return Ok(ExitStatus::Success);
     }
     let verb = if mode == Mode::Destroy { "Destroy" } else { "Apply" };
     l.printer.data(format_args!("\n{verb} complete! Resources: {} added, {} changed, {} destroyed.", counts.0, counts.1, counts.2));

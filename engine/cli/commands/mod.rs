@@ -44,7 +44,7 @@ pub(crate) use locking::*;
 pub use planning::*;
 pub use registry::*;
 
-pub use apply::{execute, ApplyOpts};
+pub use apply::ApplyOpts;
 
 pub use crate::exit::{ExitStatus, Failure, R};
 
