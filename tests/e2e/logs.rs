@@ -66,6 +66,13 @@ impl Logs {
     }
 }
 
+/// An archive's `expires_at - destroyed_at`.
+fn kept_for(meta: &serde_json::Value) -> chrono::Duration {
+    let t =
+        |k: &str| chrono::DateTime::parse_from_rfc3339(meta[k].as_str().unwrap_or_default()).unwrap_or_else(|e| panic!("{k}: {e}: {meta}"));
+    t("expires_at") - t("destroyed_at")
+}
+
 fn lines_of(out: &str, node: usize) -> Vec<String> {
     let prefix = format!("[node {node}] ");
     out.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_string).collect()
@@ -103,7 +110,10 @@ fn logs_tail_prints_the_last_lines_of_each_node() {
 
 #[test]
 fn logs_since_prints_only_what_was_written_since() {
-    let p = Logs::job(1, "    echo early\n    while [ ! -e go ]; do sleep 0.1; done\n    echo late\n    while [ ! -e done ]; do sleep 0.1; done");
+    let p = Logs::job(
+        1,
+        "    echo early\n    while [ ! -e go ]; do sleep 0.1; done\n    echo late\n    while [ ! -e done ]; do sleep 0.1; done",
+    );
     p.kiln(&["apply", "--auto-approve"]).ok();
     let idx = p.job_dir().join("node-0.idx");
     // The node's time index has recorded the log with `early` in it (6 bytes).
@@ -181,9 +191,10 @@ fn logs_outlive_destroy_in_the_configuration_directory() {
     let since = p.kiln(&["logs", "job.j", "--since", "1h"]).code_is(1);
     assert!(since.stderr().contains("E-LOGS-SINCE"), "{}", since.stderr());
 
-    // Expired archives are pruned.
+    // Kept 7 days by default; expired archives are pruned.
     let meta = std::fs::read_to_string(archive.join("job.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(kept_for(&v), chrono::Duration::days(7), "{v}");
     v["expires_at"] = "2000-01-01T00:00:00Z".into();
     std::fs::write(archive.join("job.json"), v.to_string()).unwrap();
     let gone = p.kiln(&["logs", "job.j"]).code_is(1);
@@ -230,9 +241,11 @@ resource "job" "j" {
         .as_str()
         .map(PathBuf::from)
         .unwrap();
-    p.kiln(&["destroy", "--auto-approve", "--target", "job.j"]).ok();
+    p.kiln_env(&["destroy", "--auto-approve", "--target", "job.j"], &[("KILN_LOG_RETENTION", "2h")]).ok();
     let archive: &Path = &bucket.join("kiln-logs").join(&job_id);
     assert!(archive.join("node-0.log").is_file(), "kept in the bucket, which outlives the job");
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(archive.join("job.json")).unwrap()).unwrap();
+    assert_eq!(kept_for(&meta), chrono::Duration::hours(2), "KILN_LOG_RETENTION: {meta}");
     assert!(!p.path().join(".kiln/logs").join(&job_id).exists());
     let r = p.kiln(&["logs", "job.j"]).ok();
     assert_eq!(r.stdout(), "replaced-and-kept\n");
