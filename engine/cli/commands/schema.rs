@@ -166,6 +166,41 @@ mod tests {
         assert!(e.hint.clone().unwrap_or_default().contains("kiln, local"), "{:?}", e.hint);
     }
 
+    /// The reference has no blank description: every kind, data source, provider block
+    /// argument, attribute and nested block of every provider built in says what it is.
+    #[test]
+    fn every_kind_attribute_and_block_has_a_description() {
+        fn walk(j: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+            for (n, a) in j["attributes"].as_object().into_iter().flatten() {
+                if a["description"].as_str().unwrap_or_default().trim().is_empty() {
+                    out.push(format!("{path}.{n}"));
+                }
+            }
+            for (n, b) in j["block_types"].as_object().into_iter().flatten() {
+                if b["description"].as_str().unwrap_or_default().trim().is_empty() {
+                    out.push(format!("{path}.{n} (block)"));
+                }
+                walk(&b["block"], &format!("{path}.{n}"), out);
+            }
+        }
+        use kiln_views::View;
+        let r = crate::commands::registry();
+        let j = select(&r, None, None).expect("every provider").json();
+        let mut missing = Vec::new();
+        for (p, s) in j["provider_schemas"].as_object().expect("providers") {
+            walk(&s["provider"], &format!("provider {p}"), &mut missing);
+            for (section, what) in [("resource_schemas", "resource"), ("data_source_schemas", "data")] {
+                for (k, ks) in s[section].as_object().expect("kinds") {
+                    if ks["description"].as_str().unwrap_or_default().trim().is_empty() {
+                        missing.push(format!("{what} {k} ({p})"));
+                    }
+                    walk(&ks["block"], &format!("{what} {k} ({p})"), &mut missing);
+                }
+            }
+        }
+        assert!(missing.is_empty(), "without a description in the schema (kiln schema and docs/ show it blank):\n{}", missing.join("\n"));
+    }
+
     /// `docs/` is what the schemas generate; `KILN_UPDATE_DOCS=1` rewrites it.
     #[test]
     #[allow(clippy::print_stderr)]
