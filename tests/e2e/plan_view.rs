@@ -108,6 +108,33 @@ fn reference_to_a_whole_resource_in_a_create() {
     assert_eq!(job["change"]["after"]["input"]["input"]["nodes"], 2, "the JSON view has the value: {job}");
 }
 
+/// Whether `plan` has a line reading `row`, however its `=` is aligned.
+fn has_row(plan: &str, row: &str) -> bool {
+    plan.lines().any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") == row)
+}
+
+/// The examples' jobs show their cluster and checkpoint bucket as references: the AWS
+/// example's job printed its spot pool inlined on one line of 1,442 characters before.
+#[test]
+fn examples_show_whole_resources_as_references() {
+    let quick = Project::empty();
+    crate::support::copy_dir(&crate::support::repo_root().join("examples/quickstart"), quick.path(), &[]);
+    let plan = quick.kiln(&["plan"]).ok().stdout();
+    assert!(has_row(&plan, "+ cluster = cluster.train"), "{plan}");
+    assert!(has_row(&plan, "+ \"bucket\" = bucket.checkpoints"), "{plan}");
+
+    let _moto = crate::moto::exclusive();
+    let aws = Project::empty();
+    crate::support::copy_dir(&crate::support::repo_root().join("examples/aws-spot-training"), aws.path(), &[]);
+    let endpoint = format!("endpoint={}", crate::moto::server().endpoint());
+    let mut c = aws.command(&["plan", "--var", &endpoint]);
+    crate::aws::aws_env(&mut c);
+    let plan = crate::support::run(c).ok().stdout();
+    assert!(has_row(&plan, "+ cluster = spot_pool.workers"), "{plan}");
+    let longest = plan.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 200, "a line of {longest} characters:\n{plan}");
+}
+
 /// The referenced resource changes: the referencing ones say so, with the reference and what
 /// changed in it, and the one it forces to be replaced is marked.
 #[test]
