@@ -20,6 +20,8 @@
 #   kiln plan                            # the hosts' hardware, and which hosts the cluster gets
 #   kiln apply --auto-approve --wait     # start the job on both hosts and wait until it ends
 #   kiln logs job.hello --node 1         # what rank 1 printed
+#   kiln status                          # the cluster's hosts and GPUs, and the job
+#   kiln ssh cluster.pair --node 1       # a shell on the second host (or: -- nvidia-smi)
 #   kiln destroy --auto-approve          # stop the job (if it runs), release the hosts
 #
 # To try it on this machine, `sudo SSH_DIR=/tmp/kiln-sshd tests/harness/sshd/start.sh` starts two

@@ -5,6 +5,7 @@
 #   kiln apply --auto-approve --wait   # create everything, train (about 10 s), wait for the job
 #   kiln output                        # the bucket's URI, the job's status, the final loss
 #   kiln logs job.train --node 1       # what node 1 printed
+#   kiln status                        # the cluster and the job (--json for scripts)
 #   kiln destroy --auto-approve        # stop the job, delete the bucket
 
 resource "bucket" "checkpoints" {

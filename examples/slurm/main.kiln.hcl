@@ -7,6 +7,7 @@
 #   sudo tests/harness/slurm/start.sh     # a one-node Slurm on this machine, partition `debug`
 #   kiln apply --auto-approve --wait      # submit the job and wait until it has finished
 #   kiln logs job.hello                   # the job's output file
+#   kiln ssh job.hello -- hostname        # while it runs: a command on its node (srun)
 #   kiln destroy --auto-approve           # scancel (if it still runs), remove its files
 #
 # On a real cluster, set `partition` to one of yours (`sinfo` lists them), and to submit
