@@ -250,4 +250,15 @@ resource "job" "j" {
     let r = p.kiln(&["logs", "job.j"]).ok();
     assert_eq!(r.stdout(), "replaced-and-kept\n");
     assert!(r.stderr().contains(&job_id), "{}", r.stderr());
+
+    // Destroyed with its bucket, a job's logs go to .kiln/logs; the newest archive is shown.
+    p.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+    let second = p.job_id();
+    assert_ne!(second, job_id);
+    p.kiln(&["destroy", "--auto-approve"]).ok();
+    assert!(!bucket.exists(), "the bucket is gone");
+    assert!(p.path().join(".kiln/logs").join(&second).join("node-0.log").is_file());
+    let r = p.kiln(&["logs", "job.j"]).ok();
+    assert_eq!(r.stdout(), "replaced-and-kept\n");
+    assert!(r.stderr().contains(&second), "the newest archive: {}", r.stderr());
 }

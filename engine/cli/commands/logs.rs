@@ -13,13 +13,15 @@
 //!
 //! Retention. Before an apply deletes or replaces a job ([`archive_before_delete`], called by
 //! `execute`), kiln reads every node's log through the provider and writes an archive
-//! `JOB_ID/` (`job.json`: address, job_id, nodes, destroyed_at, expires_at; `node-N.log`) into
-//! the job's checkpoint bucket when that bucket is a directory that outlives the apply
-//! (`kiln-logs/` in a local bucket, so whoever shares it reads them), otherwise into
-//! `.kiln/logs/` of the configuration directory. `KILN_LOG_RETENTION` (such as `7d`, the
-//! default; `0` keeps nothing) sets how long an archive is kept; expired archives are pruned
-//! whenever one is written or read. `kiln logs ADDRESS` for an address no longer in state reads
-//! the newest archive of that address and says it shows a destroyed job's logs.
+//! `JOB_ID/` (`job.json`: address, job_id, nodes, destroyed_at, expires_at; `node-N.log`, all
+//! private to their owner) into the job's checkpoint bucket when it is a `local` bucket that
+//! outlives the apply (`kiln-logs/` in its directory, so whoever shares the directory and the
+//! state reads them), otherwise into `.kiln/logs/` of the configuration directory (an S3 or
+//! onprem bucket included: kiln does not write into those itself). `KILN_LOG_RETENTION` (such
+//! as `7d`, the default; `0` keeps nothing) sets how long an archive is kept; expired archives
+//! are pruned whenever one is written or read. `kiln logs ADDRESS` for an address no longer in
+//! state reads the newest archive of that address and says it shows a destroyed job's logs
+//! (`--since` is refused there: archives keep no time index).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,7 +77,7 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R 
     let state = read_state(backend.as_ref()).await?;
     let fail = |d: Diagnostics| Failure::in_sources(&l.config.sources, d);
     let Some(r) = state.resources.get(&addr) else {
-        let buckets = bucket_dirs(state.resources.values().filter(|r| r.kind == "bucket").map(|r| &r.attributes));
+        let buckets = local_buckets(&state);
         prune(dir, &buckets);
         let Some(archive) = find_archive(dir, &buckets, &addr.to_string()) else {
             return Err(Diagnostic::error("E-STATE-ADDRESS", format!("`{addr}` is not in state"))
@@ -445,9 +447,12 @@ fn retention_text() -> String {
     std::env::var("KILN_LOG_RETENTION").unwrap_or_else(|_| DEFAULT_RETENTION.to_string())
 }
 
-/// The directories of the directory buckets (`file://` URIs) among `buckets`' attributes.
-fn bucket_dirs<'a>(buckets: impl Iterator<Item = &'a Value>) -> Vec<PathBuf> {
-    buckets.filter_map(bucket_dir).collect()
+/// The directories of the `local` provider's buckets in `state` (their `file://` URIs): the
+/// buckets this machine and everyone sharing the directory read. (Another provider's
+/// directory bucket, such as an onprem host's, is not this machine's directory.)
+fn local_buckets(state: &kiln_state::State) -> Vec<PathBuf> {
+    let local = |p: &str| p == "local" || p.starts_with("local.");
+    state.resources.values().filter(|r| r.kind == "bucket" && local(&r.provider)).filter_map(|r| bucket_dir(&r.attributes)).collect()
 }
 
 fn bucket_dir(bucket: &Value) -> Option<PathBuf> {
@@ -512,7 +517,8 @@ pub(crate) async fn archive_before_delete(dir: &Path, l: &Loaded, providers: &Pr
             parse_duration(DEFAULT_RETENTION).unwrap_or_default()
         }
     };
-    prune(dir, &bucket_dirs(state.resources.values().filter(|r| r.kind == "bucket").map(|r| &r.attributes)));
+    let buckets = local_buckets(state);
+    prune(dir, &buckets);
     if keep.is_zero() {
         return;
     }
@@ -576,8 +582,8 @@ async fn archive_job(src: &Source<'_>, root: &Path, address: &str, job_id: &str,
         address: address.to_string(),
         job_id: job_id.to_string(),
         nodes: written,
-        destroyed_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        destroyed_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     };
     let text = serde_json::to_vec_pretty(&meta.to_json()).map_err(|e| e.to_string())?;
     std::fs::write(tmp.join("job.json"), text).map_err(|e| e.to_string())?;
