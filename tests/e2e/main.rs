@@ -11,6 +11,7 @@ mod apply;
 #[cfg(feature = "aws")]
 mod aws;
 mod backends;
+mod console;
 mod crash;
 // The examples use every provider.
 #[cfg(all(feature = "aws", feature = "onprem", feature = "slurm"))]

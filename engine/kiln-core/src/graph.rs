@@ -335,6 +335,16 @@ impl Builder<'_> {
     }
 }
 
+/// The undeclared names among the references of `e`, an expression of the root module
+/// (`kiln console`'s input), reported as the graph reports them in the configuration.
+pub(crate) fn undeclared(config: &Config, e: &Expr) -> Diagnostics {
+    let mut b = Builder { g: DepGraph::new(), provider_of: HashMap::new(), spans: HashMap::new(), diags: Diagnostics::new(), config };
+    for (r, span) in references(e) {
+        b.resolve(&config.root, &r, &span);
+    }
+    b.diags
+}
+
 pub(crate) fn resource_addr(module: &[String], r: &kiln_config::Resource) -> ResourceAddr {
     ResourceAddr { module: module.to_vec(), mode: r.mode, kind: r.kind.clone(), name: r.name.clone() }
 }

@@ -14,8 +14,10 @@
 //!   `walk_state.rs` (providers configured over state values, for logs, jobs, import), and
 //!   `apply/` (the apply graph built from the plan's changes, run concurrently in dependency
 //!   order).
+//! - `console.rs`: `kiln console`'s evaluation of expressions over the configuration and state.
 
 mod apply;
+mod console;
 mod context;
 mod graph;
 mod hooks;
@@ -29,6 +31,7 @@ mod validate;
 mod walk_state;
 
 pub use apply::{apply, ApplyOutcome, ApplyRequest, Cancel, StateSink};
+pub use console::{Console, ConsoleRequest};
 pub use graph::{build_graph, Node};
 pub use hooks::{Hook, NoopHook, Subject};
 pub use plan::{config_digest, plan, PlanRequest};
