@@ -663,8 +663,7 @@ fn value(out: &mut String, pad: &str, sign: &str, v: &Value, sensitive: bool, pa
         return;
     }
     match v {
-        // Null entries are left out, as null attributes are; a map of nothing else is `{}`.
-        Value::Map(map) if map.values().any(|v| !v.is_null()) => {
+        Value::Map(map) if !map.is_empty() => {
             out.push_str("{\n");
             let inner = format!("{pad}    ");
             let shown: Vec<(&String, &Value)> = map.iter().filter(|(_, v)| !v.is_null()).collect();
