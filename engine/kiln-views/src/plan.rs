@@ -663,7 +663,8 @@ fn value(out: &mut String, pad: &str, sign: &str, v: &Value, sensitive: bool, pa
         return;
     }
     match v {
-        Value::Map(map) if !map.is_empty() => {
+        // Null entries are left out, as null attributes are; a map of nothing else is `{}`.
+        Value::Map(map) if map.values().any(|v| !v.is_null()) => {
             out.push_str("{\n");
             let inner = format!("{pad}    ");
             let shown: Vec<(&String, &Value)> = map.iter().filter(|(_, v)| !v.is_null()).collect();
