@@ -509,6 +509,7 @@ fn child(parent: &str, key: &str, m: &Marks) -> String {
     }
 }
 
+/// The path of element `i` of the list at `parent`, when paths are looked up.
 fn element(parent: &str, i: usize, m: &Marks) -> String {
     if m.deep() {
         format!("{parent}[{i}]")
@@ -663,7 +664,7 @@ fn value(out: &mut String, pad: &str, sign: &str, v: &Value, sensitive: bool, pa
         return;
     }
     match v {
-        // Null entries are left out, as null attributes are; a map of nothing else is `{}`.
+        // Null entries are left out, as null attributes are (a map of nothing else: one line).
         Value::Map(map) if map.values().any(|v| !v.is_null()) => {
             out.push_str("{\n");
             let inner = format!("{pad}    ");
