@@ -513,7 +513,8 @@ pub enum StateCommand {
     Push {
         /// The state file to write.
         path: PathBuf,
-        /// Write it even though its lineage differs or its serial is not newer.
+        /// Write it even though its lineage differs or its serial is not newer (as the next
+        /// serial of the stored state's lineage).
         #[arg(long)]
         force: bool,
     },
