@@ -126,6 +126,12 @@ fn refresh_only_records_what_exists_without_changing_any_object() {
     for absent in ["record.new", "record.r", "bucket.kept", "Plan:", "will be created"] {
         assert!(!out.contains(absent), "`{absent}` in a refresh-only plan:\n{out}");
     }
+    let md = p.kiln(&["plan", "--refresh-only", "--format", "markdown"]).ok().stdout();
+    assert!(md.starts_with("### kiln plan (refresh-only): 1 object changed outside of kiln"), "{md}");
+    let json = p.kiln(&["plan", "--refresh-only", "--json"]).ok().stdout();
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!((v["mode"].as_str(), v["has_changes"].as_bool()), (Some("refresh-only"), Some(true)), "{v}");
+    assert_eq!(v["resource_changes"].as_array().map(Vec::len), Some(0), "{v}");
     // Confirmation is asked for as for any apply.
     let r = p.kiln(&["apply", "--refresh-only"]).code_is(1);
     assert!(r.stderr().contains("E-APPLY-CONFIRM"), "{}", r.stderr());

@@ -246,7 +246,13 @@ pub fn markdown(plan: &Plan) -> String {
     let mut out = String::new();
     let s = plan.summary();
     let changes: Vec<&PlannedChange> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
-    if changes.is_empty() && !plan.has_changes() {
+    if plan.mode == Mode::RefreshOnly {
+        match plan.drift.len() {
+            0 => writeln!(out, "### kiln plan (refresh-only): no changes\n\nYour infrastructure still matches the configuration."),
+            n => writeln!(out, "### kiln plan (refresh-only): {n} object{} changed outside of kiln", if n == 1 { "" } else { "s" }),
+        }
+        .ok();
+    } else if changes.is_empty() && !plan.has_changes() {
         let _ = writeln!(out, "### kiln plan: no changes\n\nYour infrastructure matches the configuration.");
     } else {
         let _ = writeln!(out, "### kiln plan: {} to add, {} to change, {} to destroy", s.add, s.change, s.destroy);
