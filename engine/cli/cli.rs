@@ -80,14 +80,19 @@ impl Cli {
         let command = Cli::command();
         let args = terraform_dashes(std::env::args_os().collect(), &long_names(&command));
         let no_color = args.iter().any(|a| a == "--no-color");
-        // Usage errors render as every other error (a diagnostic, E-CLI-USAGE); --help and
-        // --version print as clap writes them.
+        // Usage errors render as every other error (a diagnostic, E-CLI-USAGE); --help,
+        // --version and the help a command without its subcommand shows print as clap writes
+        // them.
         let usage = |e: clap::Error| -> ! {
             if !e.use_stderr() {
                 let _ = e.print();
                 std::process::exit(0);
             }
-            crate::exit::usage_error(&e, no_color);
+            if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = e.print();
+            } else {
+                crate::exit::usage_error(&e, no_color);
+            }
             std::process::exit(1);
         };
         let matches = command.try_get_matches_from(args).unwrap_or_else(|e| usage(e));

@@ -177,6 +177,13 @@ fn usage_errors_render_as_diagnostics_like_every_error() {
     assert!(err.contains("E-CLI-USAGE") && err.contains("<ADDRESS>"), "{err}");
     let err = p.kiln(&["frobnicate"]).code_is(1).stderr();
     assert!(err.contains("E-CLI-USAGE") && err.contains("unrecognized subcommand 'frobnicate'"), "{err}");
+    // A command without its subcommand shows its help, as before (exit 1).
+    let r = p.kiln(&["state"]).code_is(1);
+    assert!(
+        r.stderr().contains("Usage: kiln state") && r.stderr().contains("pull") && !r.stderr().contains("E-CLI-USAGE"),
+        "{}",
+        r.stderr()
+    );
     // Help and version are not errors.
     let r = p.kiln(&["plan", "--help"]).ok();
     assert!(r.stdout().contains("Usage: kiln plan") && r.stderr().is_empty(), "{}", r.stderr());

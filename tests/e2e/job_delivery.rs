@@ -287,6 +287,19 @@ resource "job" "j" {{
         assert!(t.contains("workdir_digest") && t.contains("1 to add") && t.contains("1 to destroy"), "{t}");
     }
 
+    /// A relative `workdir` that is not a directory here keeps the meaning it had before kiln
+    /// uploaded it (a directory on the hosts), with a warning: most often it is a typo.
+    #[test]
+    fn an_onprem_workdir_that_is_not_here_is_a_directory_on_the_hosts_with_a_warning() {
+        let h = harness();
+        let p = Project::new(&config(&h.hosts[0], &root()).replace("workdir    = \"src\"", "workdir    = \"srcc\""));
+        p.write("src/data.txt", "x");
+        let r = p.kiln(&["plan", "--var", "hf_token=x"]).ok();
+        let all = r.stdout() + &r.stderr();
+        assert!(all.contains("W-ONPREM-JOB-WORKDIR") && all.contains("\"srcc\"") && all.contains("on the hosts"), "{all}");
+        assert!(!all.contains("workdir_digest") || !all.contains("sha256:"), "nothing to upload: {all}");
+    }
+
     #[test]
     fn an_onprem_workdir_over_the_limit_is_a_diagnostic_naming_kilnignore() {
         let h = harness();

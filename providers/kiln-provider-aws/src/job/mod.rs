@@ -547,6 +547,7 @@ fn plan(working_dir: &std::path::Path, req: &PlanRequest<'_>) -> Result<PlanResp
         requires_replace
             .extend(workdir::plan_digest(req.prior, local.as_deref(), &mut planned).map_err(|e| workdir_error(req.address, &e))?);
     }
+    diagnostics.extend(workdir::not_here_warning(working_dir, req.config, "W-AWS-JOB-WORKDIR", "instances"));
     secret_env::plan(req.prior, &mut planned);
     if let Some(cluster) = set(req.config, "cluster").filter(|c| !c.contains_unknown()) {
         if str_attr(cluster, "instance_profile").unwrap_or_default().is_empty() && cluster.get("instance_profile").is_some() {

@@ -538,6 +538,9 @@ impl Kind<Ctx, ()> for Job {
 
     async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
         let mut r = plan(ctx, req)?;
+        if ctx.runner.is_remote() {
+            r.diagnostics.extend(workdir::not_here_warning(&ctx.working_dir, req.config, "W-SLURM-JOB-WORKDIR", "login node's side"));
+        }
         r.diagnostics.extend(spec::checkpoint_warning(req.address, req.config, ctx.runner.is_remote()));
         Ok(r)
     }

@@ -390,6 +390,24 @@ pub fn plan_digest(prior: Option<&Value>, local: Option<&Path>, planned: &mut Ma
     Ok(changed.then(|| DIGEST_ATTR.to_string()))
 }
 
+/// A warning for a relative `workdir` that is not a directory under the configuration directory
+/// (`working_dir`): a remote provider then takes it as a directory on its `nodes` (what
+/// `workdir` meant before kiln uploaded it), which is most often a mistyped local path.
+pub fn not_here_warning(working_dir: &Path, job: &Value, code: &'static str, nodes: &str) -> Option<kiln_diag::Diagnostic> {
+    let w = job.get("workdir").and_then(Value::as_str)?;
+    if Path::new(w).is_absolute() || local_dir(working_dir, job).is_some() {
+        return None;
+    }
+    Some(
+        kiln_diag::Diagnostic::warning(
+            code,
+            format!("`workdir` \"{w}\" is not a directory under {}, so it is taken as a directory on the {nodes}", working_dir.display()),
+        )
+        .attribute("workdir")
+        .hint(format!("create it here to have kiln upload it to the {nodes}, or give an absolute path to mean one on the {nodes}")),
+    )
+}
+
 /// The workdir a job planned with a digest uploads: `None` where its `workdir_digest` is null
 /// (nothing is uploaded; a `workdir` then names a directory on the nodes).
 pub fn to_upload(working_dir: &Path, planned: &Value) -> Result<Option<Workdir>, String> {
@@ -524,5 +542,13 @@ mod tests {
         assert_eq!(local_dir(tmp.path(), &job), None);
         let job = Value::Map([("workdir".to_string(), Value::from("."))].into_iter().collect());
         assert_eq!(local_dir(tmp.path(), &job), Some(tmp.path().join(".")));
+        // A relative path that is not here is most often a typo: a warning says what it means.
+        let with = |w: &str| Value::Map([("workdir".to_string(), Value::from(w))].into_iter().collect());
+        let d = not_here_warning(tmp.path(), &with("srcc"), "W-X-JOB-WORKDIR", "hosts").unwrap();
+        assert_eq!((d.code, d.attribute.as_deref()), ("W-X-JOB-WORKDIR", Some("workdir")));
+        assert!(d.summary.contains("\"srcc\"") && d.summary.contains("on the hosts"), "{}", d.summary);
+        assert!(not_here_warning(tmp.path(), &with("."), "W", "hosts").is_none(), "a directory here");
+        assert!(not_here_warning(tmp.path(), &with("/srv/code"), "W", "hosts").is_none(), "an absolute path on the nodes, as before");
+        assert!(not_here_warning(tmp.path(), &Value::Map(Map::new()), "W", "hosts").is_none());
     }
 }
