@@ -401,6 +401,7 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     }
     secret_env::plan(req.prior, &mut planned);
     let mut diagnostics = Diagnostics::new();
+    diagnostics.extend(workdir::not_here_warning(&ctx.working_dir, req.config, "W-ONPREM-JOB-WORKDIR", "hosts"));
     match req.prior {
         Some(prior) => {
             requires_replace.extend(job::replace_if_lost(prior, &mut planned));
