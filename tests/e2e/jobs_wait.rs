@@ -320,3 +320,50 @@ fn a_lock_held_when_the_wait_ends_leaves_the_refresh_to_a_later_command() {
     std::fs::remove_file(p.lock_path()).unwrap();
     assert_eq!(p.values("job.j")["status"], "running", "not refreshed yet");
 }
+
+/// Item 6: a signal that comes while nothing listens for one, here at the confirmation prompt
+/// (the plan made, the lock held), ends kiln with the lock released. It used to kill the process
+/// with the lock left behind (SIGHUP: a closed terminal). The prompt needs a terminal: `script`
+/// gives kiln one.
+#[test]
+fn sighup_at_the_confirmation_prompt_releases_the_lock() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    let p = Project::new("resource \"record\" \"r\" {\n  input = 1\n}\n");
+    let command = format!("{} apply", crate::support::bin().display());
+    let mut script = std::process::Command::new("script")
+        .args(["-qfc", &command, "/dev/null"])
+        .current_dir(p.path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped()) // held open: no answer comes
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run script (util-linux) to give kiln a terminal");
+    let mut out = script.stdout.take().unwrap();
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    let said = |what: &str| text.lock().unwrap().contains(what);
+    wait_until("kiln asks for confirmation", BOUND, || said("Enter a value") || script.try_wait().unwrap().is_some());
+    let lock: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.lock_path()).expect("locked at the prompt")).unwrap();
+    let kiln = lock["pid"].as_u64().unwrap();
+    std::process::Command::new("kill").args(["-HUP", &kiln.to_string()]).status().unwrap();
+    wait_until("kiln ends", BOUND, || said("Interrupted") || !std::path::Path::new(&format!("/proc/{kiln}")).exists());
+    wait_until("kiln's process is gone", BOUND, || !std::path::Path::new(&format!("/proc/{kiln}/exe")).exists());
+    let _ = script.kill();
+    let _ = script.wait();
+    reader.join().unwrap();
+    let text = text.lock().unwrap().clone();
+    assert!(text.contains("Interrupted (SIGHUP)") && text.contains("the state lock it held was released"), "{text}");
+    assert!(!p.lock_path().exists(), "no stale lock");
+    assert!(p.kiln(&["plan"]).ok().stdout().contains("Plan: 1 to add"), "state readable, nothing applied");
+}

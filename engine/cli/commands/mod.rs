@@ -100,6 +100,17 @@ pub async fn run(cli: Cli) -> ExitStatus {
     };
     // A panic (a bug) must not leave the state locked: catch it, release every lock this
     // process holds, and exit as a panic does (101) after the panic's own message.
+    // An interrupt nothing listens for (between operations, at a prompt) ends the process with
+    // its state locks released, where the signal would have killed it holding them (a task of
+    // its own: a prompt blocks this one).
+    let (unheeded, locks, printer) = (kiln_ops::interrupt::unheeded(), cx.ops.locks.clone(), cx.printer);
+    tokio::spawn(async move {
+        let signal = unheeded.await;
+        let (released, _) = locks.release_all().await;
+        let lock = if released.is_empty() { "" } else { "; the state lock it held was released" };
+        printer.note(format_args!("\nInterrupted ({signal}): kiln stopped{lock}."));
+        std::process::exit(ExitStatus::Error.code());
+    });
     let r = CatchUnwind(Box::pin(dispatch(cli, &cx))).await;
     match r {
         Ok(code) => code,

@@ -2,10 +2,14 @@
 //! terminal or SSH session) all interrupt a run the same way: the first asks the core to start
 //! nothing new (level 1) and wait for what is in flight, the second to abandon it (level 2; a create cut short keeps its pending entry). A
 //! state lock lost while the run holds it counts as a first interrupt. What people are told goes
-//! through the [`Notify`] callback; nothing here prints.
+//! through the [`Notify`] callback; nothing here prints. An interrupt that comes while nothing
+//! listens for one (between operations, at a prompt, in a command that does not handle them) is
+//! [`unheeded`]'s: the command ends, releasing any state lock it holds, where the signal's
+//! default would have killed the process with the lock held.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::watch;
 
@@ -17,8 +21,14 @@ pub trait Signals: Send + 'static {
     fn recv(&mut self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
 }
 
+/// How many [`Interrupts`] exist now: while there are none, an interrupt is [`unheeded`]'s.
+static LISTENING: AtomicUsize = AtomicUsize::new(0);
+
 /// Ctrl-C (SIGINT), SIGTERM and SIGHUP.
 pub struct Interrupts {
+    /// SIGINT as a stream (one that comes between two waits is not lost).
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
     term: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
@@ -36,7 +46,10 @@ impl Interrupts {
     pub fn new() -> Self {
         #[cfg(unix)]
         use tokio::signal::unix::{signal, SignalKind};
+        LISTENING.fetch_add(1, Ordering::SeqCst);
         Interrupts {
+            #[cfg(unix)]
+            int: signal(SignalKind::interrupt()).ok(),
             #[cfg(unix)]
             term: signal(SignalKind::terminate()).ok(),
             #[cfg(unix)]
@@ -47,15 +60,49 @@ impl Interrupts {
     /// Waits for the next interrupt; `false` if signals cannot be received.
     pub async fn next(&mut self) -> bool {
         #[cfg(unix)]
-        if let (Some(term), Some(hup)) = (&mut self.term, &mut self.hup) {
+        if let (Some(int), Some(term), Some(hup)) = (&mut self.int, &mut self.term, &mut self.hup) {
             return tokio::select! {
-                r = tokio::signal::ctrl_c() => r.is_ok(),
+                r = int.recv() => r.is_some(),
                 r = term.recv() => r.is_some(),
                 r = hup.recv() => r.is_some(),
             };
         }
         tokio::signal::ctrl_c().await.is_ok()
     }
+}
+
+impl Drop for Interrupts {
+    fn drop(&mut self) {
+        LISTENING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits for an interrupt (SIGINT, SIGTERM or SIGHUP) that no [`Interrupts`] listens for, and
+/// answers its name. Listening starts when this is called, so a command calls it first and races
+/// its work against it: an unheeded interrupt ends the command (its caller releases the state
+/// locks it holds) instead of killing the process with a lock held.
+pub fn unheeded() -> Pin<Box<dyn Future<Output = &'static str> + Send>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
+            (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+        {
+            return Box::pin(async move {
+                loop {
+                    let name = tokio::select! {
+                        _ = int.recv() => "SIGINT",
+                        _ = term.recv() => "SIGTERM",
+                        _ = hup.recv() => "SIGHUP",
+                    };
+                    if LISTENING.load(Ordering::SeqCst) == 0 {
+                        return name;
+                    }
+                }
+            });
+        }
+    }
+    Box::pin(std::future::pending())
 }
 
 impl Signals for Interrupts {
@@ -121,6 +168,8 @@ impl CancelLevels {
                     }
                 }
             }
+            // Later interrupts change nothing, and are not unheeded while the run ends.
+            while signals.recv().await {}
         });
         CancelLevels { level, task }
     }
