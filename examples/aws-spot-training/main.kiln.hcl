@@ -80,7 +80,9 @@ resource "job" "train" {
   provider = aws
   cluster  = spot_pool.workers
 
-  # Your code comes from the image or from `setup` (git clone, pip install, aws s3 cp ...).
+  # Your code comes from the image, from `setup` (git clone, pip install, aws s3 cp ...), or
+  # from `workdir = "src"`: a directory next to this file that kiln uploads through the bucket
+  # (less what src/.kilnignore excludes) and the instances run the scripts in.
   # This stand-in prints what torchrun would be given.
   run = <<-EOT
     echo "node $KILN_NODE_RANK of $KILN_NUM_NODES ($KILN_NUM_GPUS_PER_NODE GPU), master $KILN_MASTER_ADDR:$KILN_MASTER_PORT"

@@ -314,3 +314,87 @@ resource "job" "j" {{
         assert!(err.contains("E-ONPREM-JOB-WORKDIR") && err.contains(".kilnignore") && err.contains("100 MiB"), "{err}");
     }
 }
+
+#[cfg(feature = "aws")]
+mod aws {
+    use super::*;
+    use crate::moto::{exclusive, server};
+
+    const CONFIG: &str = r#"
+variable "endpoint" {
+  type    = string
+  default = null
+}
+
+variable "hf_token" {
+  type      = string
+  sensitive = true
+}
+
+provider "aws" {
+  region   = "us-east-1"
+  endpoint = var.endpoint
+}
+
+resource "bucket" "b" {
+  provider      = aws
+  force_destroy = true
+}
+
+resource "cluster" "c" {
+  provider      = aws
+  instance_type = "t3.micro"
+  nodes         = 1
+}
+
+resource "job" "j" {
+  provider   = aws
+  cluster    = cluster.c
+  workdir    = "src"
+  run        = "python3 train.py"
+  secret_env = { HF_TOKEN = var.hf_token }
+
+  checkpoint {
+    bucket = bucket.b
+  }
+}
+"#;
+
+    fn kiln(p: &Project, args: &[&str], token: &str) -> crate::support::Run {
+        let endpoint = format!("endpoint={}", server().endpoint());
+        let var = format!("hf_token={token}");
+        let mut all = args.to_vec();
+        all.extend(["--var", &endpoint, "--var", &var]);
+        let mut c = p.command(&all);
+        crate::aws::aws_env(&mut c);
+        crate::support::run(c)
+    }
+
+    /// Through the binary against moto: a `workdir` relative to the configuration is digested at
+    /// plan and uploaded through the bucket, `secret_env` goes to the SSM parameter; neither the
+    /// output nor any file under .kiln holds the value; a changed file or secret replaces the
+    /// job, and an unchanged configuration plans nothing.
+    #[test]
+    fn aws_workdir_and_secret_env_through_the_binary() {
+        let _g = exclusive();
+        let p = Project::new(CONFIG);
+        p.write("src/train.py", "print('hi')\n");
+        let plan = kiln(&p, &["plan"], SECRET).ok();
+        assert!(plan.stdout().contains("workdir_digest") && plan.stdout().contains("sha256:"), "{}", plan.stdout());
+        let apply = kiln(&p, &["apply", "--auto-approve"], SECRET).ok();
+        for (what, text) in [("plan", plan.stdout() + &plan.stderr()), ("apply", apply.stdout() + &apply.stderr())] {
+            assert!(!text.contains(SECRET), "{what} printed the secret:\n{text}");
+        }
+        assert_eq!(files_containing(&p.path().join(".kiln"), SECRET), Vec::<String>::new());
+        let same = kiln(&p, &["plan", "--detailed-exitcode"], SECRET);
+        assert_eq!(same.code(), 0, "{}\n{}", same.stdout(), same.stderr());
+
+        let other = kiln(&p, &["plan"], OTHER).ok();
+        assert!(other.stdout().contains("secret_env") && other.stdout().contains("must be replaced"), "{}", other.stdout());
+        assert!(!(other.stdout() + &other.stderr()).contains(OTHER));
+        p.write("src/train.py", "print('changed')\n");
+        let changed = kiln(&p, &["plan"], SECRET).ok();
+        assert!(changed.stdout().contains("workdir_digest") && changed.stdout().contains("must be replaced"), "{}", changed.stdout());
+        kiln(&p, &["destroy", "--auto-approve"], SECRET).ok();
+    }
+}
