@@ -93,6 +93,12 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R 
             archive.meta.job_id, archive.meta.destroyed_at, archive.meta.expires_at
         ));
         let nodes = archive.meta.nodes;
+        if let Some(n) = opts.node.filter(|n| *n >= nodes) {
+            return Err(Diagnostic::error("E-LOGS-NODE", format!("{addr} had {nodes} node(s) with logs; there is no node {n}"))
+                .address(&addr)
+                .hint("nodes are numbered from 0")
+                .into());
+        }
         let src = Source::Archive(archive.dir);
         return print_logs(&cx.printer, &src, nodes, &opts, since).await.map(|()| ExitStatus::Success).map_err(fail);
     };
