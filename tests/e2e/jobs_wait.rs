@@ -367,3 +367,17 @@ fn sighup_at_the_confirmation_prompt_releases_the_lock() {
     assert!(!p.lock_path().exists(), "no stale lock");
     assert!(p.kiln(&["plan"]).ok().stdout().contains("Plan: 1 to add"), "state readable, nothing applied");
 }
+
+/// Item 2: with the lock free while waiting, another run may destroy the job waited for: the
+/// wait ends, saying so, instead of waiting for a job that no longer exists.
+#[test]
+fn a_job_destroyed_by_another_run_while_waiting_ends_the_wait() {
+    let p = Jobs::new(&job(1, "    while [ ! -e go ]; do sleep 0.1; done"));
+    let mut apply = p.spawn_loud(&["apply", "--auto-approve", "--wait"], &[]);
+    until_stderr(&mut apply, "job.j: running");
+    p.kiln(&["destroy", "--auto-approve", "--target", "job.j"]).ok();
+    let r = apply.wait(RUN_TIMEOUT).code_is(1);
+    let err = r.stderr();
+    assert!(err.contains("E-JOB-GONE") && err.contains("job `job.j` is gone"), "{err}");
+    assert!(!p.lock_path().exists());
+}

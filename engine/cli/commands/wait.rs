@@ -56,7 +56,11 @@ pub async fn wait_then_refresh(cx: &Ctx, backend: &Arc<dyn StateBackend>, l: &Lo
     l.printer.note("\nWaiting for jobs to finish (the state lock is released)...");
     let interval = progress_interval(&l.settings.env);
     let mut signals = (cx.ops.signals)();
-    let waited = kiln_ops::interrupt::unless_interrupted(signals.as_mut(), watch(l.printer, p, &state, &mut jobs, stream, interval)).await;
+    let waited = kiln_ops::interrupt::unless_interrupted(
+        signals.as_mut(),
+        watch(l.printer, backend.as_ref(), p, &state, &mut jobs, stream, interval),
+    )
+    .await;
     drop(signals);
     if waited.is_none() {
         return Err(Diagnostic::error("E-INTERRUPTED", "Interrupted: stopped waiting; the jobs keep running")
@@ -138,7 +142,19 @@ async fn refresh(cx: &Ctx, backend: &Arc<dyn StateBackend>, dir: &Path, l: &Load
 
 /// Polls until every job is terminal: prints status changes, "Still running..." lines and,
 /// with `stream`, every node's output.
-async fn watch(printer: Printer, p: &Providers, state: &State, jobs: &mut [Watched], stream: bool, interval: Duration) {
+///
+/// No lock is held meanwhile, so another run may destroy or replace a job: one the provider no
+/// longer finds is checked against the state as stored, and ends the wait for it when the state
+/// no longer has it (a job just created that a provider does not list yet is waited for).
+async fn watch(
+    printer: Printer,
+    backend: &dyn StateBackend,
+    p: &Providers,
+    state: &State,
+    jobs: &mut [Watched],
+    stream: bool,
+    interval: Duration,
+) {
     let start = Instant::now();
     let mut next_progress = start + interval;
     let mut last: Vec<String> = Vec::new();
@@ -149,6 +165,15 @@ async fn watch(printer: Printer, p: &Providers, state: &State, jobs: &mut [Watch
                     j.value = v.clone();
                 }
                 j.latest = v;
+            }
+        }
+        if jobs.iter().any(|j| j.latest.is_none() && !j.gone) {
+            if let Ok(now) = kiln_ops::operation::read_state(backend).await {
+                for j in jobs.iter_mut().filter(|j| j.latest.is_none()) {
+                    let job_id = |v: &Value| v.get("job_id").and_then(Value::as_str).map(str::to_string);
+                    let stored = now.resources.get(&j.addr).map(|r| job_id(&r.attributes));
+                    j.gone = stored.is_none_or(|id| id != job_id(&j.value));
+                }
             }
         }
         let now: Vec<String> = jobs.iter().map(|j| format!("{}: {}", j.name, status(&j.latest))).collect();
@@ -162,7 +187,7 @@ async fn watch(printer: Printer, p: &Providers, state: &State, jobs: &mut [Watch
                 j.read_logs(p, Some(printer)).await;
             }
         }
-        if jobs.iter().all(|j| terminal(&j.latest)) {
+        if jobs.iter().all(Watched::ended) {
             if stream {
                 for j in jobs.iter_mut() {
                     j.flush(printer);
@@ -171,7 +196,7 @@ async fn watch(printer: Printer, p: &Providers, state: &State, jobs: &mut [Watch
             return;
         }
         if Instant::now() >= next_progress {
-            for j in jobs.iter_mut().filter(|j| !terminal(&j.latest)) {
+            for j in jobs.iter_mut().filter(|j| !j.ended()) {
                 if !stream {
                     j.read_logs(p, None).await;
                 }
@@ -197,6 +222,8 @@ struct Watched {
     logs: Vec<NodeLog>,
     /// The provider keeps one log for every node (read as node 0).
     all_nodes: bool,
+    /// Another run destroyed or replaced it while this one waited.
+    gone: bool,
 }
 
 /// `job.train[node 1] | `, or `job.train | ` for a log of every node.
@@ -229,7 +256,13 @@ impl Watched {
             value,
             logs: Vec::new(),
             all_nodes: false,
+            gone: false,
         }
+    }
+
+    /// Whether the wait for it is over: a terminal status, or gone.
+    fn ended(&self) -> bool {
+        self.gone || terminal(&self.latest)
     }
 
     /// How many nodes the job has (`nodes`; 1 when the provider does not say).
@@ -318,6 +351,16 @@ impl Watched {
     async fn failure(&self, p: &Providers) -> Option<Diagnostic> {
         if succeeded(&self.latest) {
             return None;
+        }
+        if self.gone {
+            return Some(
+                Diagnostic::error(
+                    "E-JOB-GONE",
+                    format!("job `{}` is gone: another kiln run destroyed or replaced it while this one waited", self.name),
+                )
+                .address(&self.name)
+                .hint("`kiln jobs` lists the jobs in state now"),
+            );
         }
         let status = self.latest.as_ref().and_then(JobStatus::of)?;
         let (code, summary) = match status {
