@@ -55,9 +55,12 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
+    /// `mtime` in seconds since the epoch: kept in the upload (tools such as make read it), not
+    /// in the digest.
     File {
         size: u64,
         executable: bool,
+        mtime: u64,
     },
     /// A symbolic link, kept as one, to this target.
     Link(String),
@@ -152,11 +155,11 @@ impl Workdir {
         let mut out = Vec::new();
         for e in &self.entries {
             match &e.kind {
-                EntryKind::Dir => tar_entry(&mut out, &format!("{}/", e.rel), b'5', 0o755, &[], ""),
-                EntryKind::Link(t) => tar_entry(&mut out, &e.rel, b'2', 0o777, &[], t),
-                EntryKind::File { executable, .. } => {
+                EntryKind::Dir => tar_entry(&mut out, &format!("{}/", e.rel), b'5', 0o755, 0, &[], ""),
+                EntryKind::Link(t) => tar_entry(&mut out, &e.rel, b'2', 0o777, 0, &[], t),
+                EntryKind::File { executable, mtime, .. } => {
                     let data = self.read(e)?;
-                    tar_entry(&mut out, &e.rel, b'0', if *executable { 0o755 } else { 0o644 }, &data, "");
+                    tar_entry(&mut out, &e.rel, b'0', if *executable { 0o755 } else { 0o644 }, *mtime, &data, "");
                 }
             }
         }
@@ -200,7 +203,8 @@ fn walk(dir: &Path, prefix: &str, rules: &Rules, out: &mut Vec<Entry>, total: &m
                 // Walked no further: the error says it is too big.
                 return Ok(());
             }
-            out.push(Entry { rel, kind: EntryKind::File { size: meta.len(), executable: meta.permissions().mode() & 0o111 != 0 } });
+            let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+            out.push(Entry { rel, kind: EntryKind::File { size: meta.len(), executable: meta.permissions().mode() & 0o111 != 0, mtime } });
         }
     }
     Ok(())
@@ -212,20 +216,20 @@ fn hex(bytes: &[u8]) -> String {
 
 /// One tar header (and a GNU long-name header before it where the name or target is longer than
 /// 100 bytes), then `data` padded to 512 bytes.
-fn tar_entry(out: &mut Vec<u8>, name: &str, kind: u8, mode: u32, data: &[u8], link: &str) {
+fn tar_entry(out: &mut Vec<u8>, name: &str, kind: u8, mode: u32, mtime: u64, data: &[u8], link: &str) {
     if name.len() > 100 {
         let mut long = name.as_bytes().to_vec();
         long.push(0);
-        tar_header(out, "././@LongLink", b'L', 0o644, long.len() as u64, "");
+        tar_header(out, "././@LongLink", b'L', 0o644, 0, long.len() as u64, "");
         tar_data(out, &long);
     }
     if link.len() > 100 {
         let mut long = link.as_bytes().to_vec();
         long.push(0);
-        tar_header(out, "././@LongLink", b'K', 0o644, long.len() as u64, "");
+        tar_header(out, "././@LongLink", b'K', 0o644, 0, long.len() as u64, "");
         tar_data(out, &long);
     }
-    tar_header(out, name, kind, mode, data.len() as u64, link);
+    tar_header(out, name, kind, mode, mtime, data.len() as u64, link);
     tar_data(out, data);
 }
 
@@ -235,7 +239,7 @@ fn tar_data(out: &mut Vec<u8>, data: &[u8]) {
     out.extend(std::iter::repeat_n(0u8, pad));
 }
 
-fn tar_header(out: &mut Vec<u8>, name: &str, kind: u8, mode: u32, size: u64, link: &str) {
+fn tar_header(out: &mut Vec<u8>, name: &str, kind: u8, mode: u32, mtime: u64, size: u64, link: &str) {
     let mut h = [0u8; 512];
     let put = |h: &mut [u8; 512], at: usize, len: usize, s: &[u8]| {
         let n = s.len().min(len);
@@ -246,7 +250,7 @@ fn tar_header(out: &mut Vec<u8>, name: &str, kind: u8, mode: u32, size: u64, lin
     put(&mut h, 108, 8, b"0000000\0");
     put(&mut h, 116, 8, b"0000000\0");
     put(&mut h, 124, 12, format!("{size:011o}\0").as_bytes());
-    put(&mut h, 136, 12, b"00000000000\0");
+    put(&mut h, 136, 12, format!("{mtime:011o}\0").as_bytes());
     h[156] = kind;
     put(&mut h, 157, 100, link.as_bytes());
     put(&mut h, 257, 8, b"ustar  \0");
@@ -512,6 +516,8 @@ mod tests {
         assert_eq!(std::fs::read_to_string(dst.join(&long)).unwrap(), "long\n");
         assert!(std::fs::metadata(dst.join("run.sh")).unwrap().permissions().mode() & 0o100 != 0);
         assert_eq!(std::fs::read_link(dst.join("link")).unwrap(), Path::new("run.sh"));
+        let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(mtime(&dst.join("run.sh")), mtime(&src.join("run.sh")), "modification times are kept");
         assert_eq!(Workdir::scan(&dst).unwrap().digest().unwrap(), w.digest().unwrap(), "the same content on the other side");
     }
 
