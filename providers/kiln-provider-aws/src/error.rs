@@ -75,7 +75,12 @@ fn unanswered(e: &(dyn Error + 'static)) -> String {
     for (i, err) in chain.iter().enumerate() {
         if let Some(c) = err.downcast_ref::<CredentialsError>() {
             return match c {
-                CredentialsError::CredentialsNotLoaded(_) => NO_CREDENTIALS.to_string(),
+                // A profile named but missing is the one cause worth naming (a typo in
+                // AWS_PROFILE or `profile`); the other sources are simply not set up.
+                CredentialsError::CredentialsNotLoaded(_) => match below(i).lines().find_map(|l| l.find("profile `").map(|at| &l[at..])) {
+                    Some(why) => format!("{NO_CREDENTIALS} ({})", why.trim()),
+                    None => NO_CREDENTIALS.to_string(),
+                },
                 other => join(BAD_CREDENTIALS, &join(&other.to_string(), &below(i))),
             };
         }
@@ -167,6 +172,15 @@ mod tests {
         for needle in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "provider \"aws\" block"] {
             assert!(h.contains(needle), "{h}");
         }
+    }
+
+    #[test]
+    fn a_missing_named_profile_is_named() {
+        let chain = "no credentials found in chain. Attempted:\n  Environment: environment variable not set\n  Profile: the credential provider was not enabled: profile `dev` was not defined: not in ~/.aws/config";
+        let e = Sdk::dispatch_failure(ConnectorError::other(CredentialsError::not_loaded(chain).into(), None));
+        let e = AwsError::from_sdk(e);
+        assert_eq!(e.message, "no AWS credentials found (profile `dev` was not defined: not in ~/.aws/config)");
+        assert!(e.diagnostic("a", "b").hint.unwrap().contains("AWS_PROFILE"));
     }
 
     #[test]
