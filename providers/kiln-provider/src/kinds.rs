@@ -196,7 +196,13 @@ impl<C: Sync, B: Sync> Kinds<C, B> {
             Ok(k) => k.logs(ctx, &req).await,
             Err(d) => Err(d.into()),
         };
-        out.unwrap_or_else(|diagnostics| LogsResponse { data: Vec::new(), next_offset: req.offset, finished: true, all_nodes: false, diagnostics })
+        out.unwrap_or_else(|diagnostics| LogsResponse {
+            data: Vec::new(),
+            next_offset: req.offset,
+            finished: true,
+            all_nodes: false,
+            diagnostics,
+        })
     }
 
     pub async fn shell(&self, ctx: &C, req: ShellRequest<'_>) -> ShellResponse {

@@ -219,8 +219,8 @@ pub enum LogSeek {
     /// The log's current size (`--tail`, `--follow`).
     End,
     /// Where the output written at or after this time (seconds since the Unix epoch) starts,
-    /// from the time index the node keeps beside its log ([`logs::TimeIndex`]): early by at
-    /// most one sampling interval, never late. A provider that keeps no time index, or a job
+    /// from the time index the node keeps beside its log ([`logs::TimeIndex`]; aws: its log
+    /// parts' upload times): early by at most one sampling interval, never late. A provider that keeps no time index, or a job
     /// started before it kept one, answers `E-LOGS-SINCE`: never the whole log instead.
     Since(i64),
 }

@@ -622,21 +622,16 @@ async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
     let finished = JobStatus::of(req.state).is_some_and(|s| s.has_finished() || s == JobStatus::Lost);
     let empty =
         |diagnostics: Diagnostics| LogsResponse { data: Vec::new(), next_offset: req.offset, finished, all_nodes: false, diagnostics };
-    if let Some(LogSeek::Since(_)) = req.seek {
-        return empty(
-            error(
-                "E-LOGS-SINCE",
-                req.address,
-                format!("{}: the kiln agent uploads logs without times, so --since cannot tell when its output was written", req.address),
-            )
-            .hint("use --tail N instead")
-            .into(),
-        );
-    }
     let Some((bucket, p)) = str_attr(req.state, "uri").and_then(bucket_of) else { return empty(Diagnostics::new()) };
     let s3 = &ctx.clients.s3;
     let failed = |what: String, e: AwsError| empty(e.diagnostic(req.address, &what).into());
     let dir = format!("{p}/logs/node-{}/", req.node);
+    if let Some(LogSeek::Since(t)) = req.seek {
+        return match since(ctx, req.address, bucket, p, &dir, req.node, t).await {
+            Ok(at) => LogsResponse { data: Vec::new(), next_offset: at, finished, all_nodes: false, diagnostics: Diagnostics::new() },
+            Err(d) => empty(d.into()),
+        };
+    }
     let listed = match list(ctx, bucket, &dir).await {
         Ok(l) => l,
         Err(e) => return failed(format!("list s3://{bucket}/{dir}"), e),
@@ -674,6 +669,45 @@ async fn logs(ctx: &Ctx, req: &LogsRequest<'_>) -> LogsResponse {
     let next_offset = req.offset + data.len() as u64;
     let end = parts.iter().map(|(s, n)| s + n).max().unwrap_or(0);
     LogsResponse { next_offset, finished: finished && next_offset >= end, data, all_nodes: false, diagnostics: Diagnostics::new() }
+}
+
+/// `--since`: the log parts are the time index. A part last uploaded at time T held the log up
+/// to its end, measured before that upload: everything after it was written after T. So the
+/// answer is the largest end of a part last modified at or before `t` (early by at most one
+/// part: KILN_LOG_PART_SECONDS or KILN_LOG_PART_BYTES). A log uploaded whole (agents before log
+/// parts) has no times: E-LOGS-SINCE.
+async fn since(ctx: &Ctx, address: &str, bucket: &str, p: &str, dir: &str, node: usize, t: i64) -> Result<u64, Diagnostic> {
+    let failed = |what: String, e: AwsError| e.diagnostic(address, &what);
+    let mut samples = Vec::new();
+    let mut next = None;
+    loop {
+        let out = ctx.clients.s3.list_objects_v2().bucket(bucket).prefix(dir).set_continuation_token(next).send().await;
+        let out = out.map_err(AwsError::from_sdk).map_err(|e| failed(format!("list s3://{bucket}/{dir}"), e))?;
+        for o in out.contents() {
+            let start = o.key().and_then(|k| k.strip_prefix(dir)).and_then(|k| k.parse::<u64>().ok());
+            let size = o.size().and_then(|n| u64::try_from(n).ok());
+            if let (Some(start), Some(size), Some(at)) = (start, size, o.last_modified()) {
+                samples.push((at.secs(), start + size));
+            }
+        }
+        next = out.next_continuation_token().map(str::to_string);
+        if next.is_none() {
+            break;
+        }
+    }
+    if samples.is_empty() {
+        let key = format!("{p}/logs/node-{node}.log");
+        let whole = ctx.clients.s3.head_object().bucket(bucket).key(&key).send().await.map_err(AwsError::from_sdk);
+        if whole.is_ok() {
+            return Err(error(
+                "E-LOGS-SINCE",
+                address,
+                format!("{address}: s3://{bucket}/{key} was uploaded whole by an older kiln agent, without times, so --since cannot tell when its output was written"),
+            )
+            .hint("use --tail N instead"));
+        }
+    }
+    Ok(kiln_provider::logs::TimeIndex::from_samples(samples).offset_since(t))
 }
 
 /// The log as agents before log parts uploaded it: one object, `logs/node-RANK.log`.

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use kiln_provider::{LogsRequest, Provider};
+use kiln_provider::{LogSeek, LogsRequest, Provider};
 use kiln_value::Value;
 use serde_json::json as j;
 
@@ -245,6 +245,18 @@ async fn a_long_log_is_uploaded_in_parts_and_read_whole_from_any_offset() {
     let old = format!("kiln/jobs/{}/logs/node-5.log", str_of(&job, "job_id"));
     aws().await.s3.put_object().bucket(name).key(&old).body(b"from an older agent\n".to_vec().into()).send().await.unwrap();
     assert_eq!(log(&p, &done, 5).await, "from an older agent\n");
+
+    // `kiln logs --tail` and `--since` seek: the end, and times from the parts' upload times.
+    let seek =
+        |node: usize, s: LogSeek| p.logs(LogsRequest { address: "job.train", kind: "job", state: &done, node, offset: 0, seek: Some(s) });
+    assert_eq!(seek(0, LogSeek::End).await.next_offset, want.len() as u64);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let late = seek(0, LogSeek::Since(now + 60)).await;
+    assert!(!late.diagnostics.has_errors(), "{:?}", late.diagnostics);
+    assert_eq!(late.next_offset, want.len() as u64, "nothing uploaded after the last part");
+    assert_eq!(seek(0, LogSeek::Since(now - 3600)).await.next_offset, 0, "everything written within the hour");
+    let whole = seek(5, LogSeek::Since(now - 3600)).await;
+    assert!(whole.diagnostics.errors().any(|e| e.code == "E-LOGS-SINCE"), "a log uploaded whole has no times");
     assert!(!delete(&p, "job.train", &done).await.has_errors());
     assert_eq!(keys(name, &format!("kiln/jobs/{}/", str_of(&job, "job_id"))).await, Vec::<String>::new(), "every part is deleted");
     let _ = delete(&p, "cluster.train", &cluster).await;
