@@ -97,13 +97,10 @@ pub fn usage_diagnostic(e: &clap::Error) -> Diagnostic {
     d
 }
 
-/// Prints a usage error on stderr as every diagnostic renders (colour on a terminal, never with
-/// `NO_COLOR` or `--no-color`); the settings are not resolved yet when the command line fails.
+/// Prints a usage error on stderr as every diagnostic renders; the settings are not resolved yet
+/// when the command line fails.
 pub fn usage_error(e: &clap::Error, no_color: bool) {
-    use std::io::IsTerminal;
-    let colour = !no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
-    let f = Failure::new(usage_diagnostic(e));
-    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), format!("{}\n", f.render(colour).trim_end()).as_bytes());
+    crate::printer::Printer::before_settings(no_color).failure(&Failure::new(usage_diagnostic(e)));
 }
 
 impl From<Diagnostic> for Failure {

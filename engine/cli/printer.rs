@@ -25,6 +25,14 @@ impl Printer {
         Printer { quiet: settings.quiet, colour: settings.colour, terminals: settings.terminals }
     }
 
+    /// A printer for what fails before the settings are resolved (the command line itself):
+    /// colour as the settings would decide it (a terminal, `NO_COLOR` and `--no-color` unset).
+    pub fn before_settings(no_color: bool) -> Printer {
+        let terminals = Terminals::detect();
+        let off = no_color || std::env::var_os("NO_COLOR").is_some();
+        Printer { quiet: false, colour: Colour { stdout: !off && terminals.stdout, stderr: !off && terminals.stderr }, terminals }
+    }
+
     /// Whether apply shows a progress bar: stderr is a terminal and `KILN_QUIET` is unset.
     pub fn progress_bar(&self) -> bool {
         !self.quiet && self.terminals.stderr
