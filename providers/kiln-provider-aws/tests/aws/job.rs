@@ -529,7 +529,10 @@ if [ "$KILN_NODE_RANK" = 0 ]; then
   echo "big=$(sha256sum <"$KILN_CHECKPOINT_DIR/out dir/big.bin" | cut -c1-64)"
 fi
 "#;
-    let cfg = job_config(&p, &cluster, &bucket, "run 1/", run, setup, work.path(), j!({}));
+    // A directory on the instances (these, on this machine), which the agent makes: a `workdir`
+    // that is not a directory here keeps that meaning (one that is would be uploaded).
+    let dir = work.path().join("on-instances");
+    let cfg = job_config(&p, &cluster, &bucket, "run 1/", run, setup, &dir, j!({}));
     let job = create(&p, "job.train", &cfg).await;
     let agents = Agents::boot(&strs(&cluster, "instance_ids")).await;
 
@@ -541,7 +544,7 @@ fi
     assert_eq!(body(&name, "run 1/early-1.txt").await.as_deref(), Some("early 1\n"));
 
     // When it ends, the rest is there before the status says so.
-    std::fs::write(work.path().join("release"), "").unwrap();
+    std::fs::write(dir.join("release"), "").unwrap();
     let done = wait_status(&p, "job.train", &job, &["succeeded", "failed"]).await;
     assert_eq!(str_of(&done, "status"), "succeeded", "{done}");
     assert_eq!(body(&name, "run 1/out dir/late 0.txt").await.as_deref(), Some("late 0\n"));
