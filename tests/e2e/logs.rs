@@ -205,6 +205,17 @@ fn logs_outlive_destroy_in_the_configuration_directory() {
 }
 
 #[test]
+fn logs_archive_keeps_the_end_of_a_long_log() {
+    let p = Logs::job(1, "    seq 1 1000");
+    p.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+    // 3893 bytes; an archive of at most 100 keeps the whole lines of the last 100.
+    p.kiln_env(&["destroy", "--auto-approve"], &[("KILN_TEST_LOG_ARCHIVE_MAX", "100")]).ok();
+    let out = p.logs(&[]);
+    let want: String = (977..=1000).map(|i| format!("{i}\n")).collect();
+    assert_eq!(out, format!("[kiln: the first 3793 bytes of this log were not kept after destroy]\n{want}"));
+}
+
+#[test]
 fn logs_retention_zero_keeps_nothing() {
     let p = Logs::job(1, "    echo hello");
     p.kiln(&["apply", "--auto-approve", "--wait"]).ok();

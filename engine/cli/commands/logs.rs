@@ -13,8 +13,8 @@
 //!
 //! Retention. Before an apply deletes or replaces a job ([`archive_before_delete`], called by
 //! `execute`), kiln reads every node's log through the provider and writes an archive
-//! `JOB_ID/` (`job.json`: address, job_id, nodes, destroyed_at, expires_at; `node-N.log`, all
-//! private to their owner) into the job's checkpoint bucket when it is a `local` bucket that
+//! `JOB_ID/` (`job.json`: address, job_id, nodes, destroyed_at, expires_at; `node-N.log`, at
+//! most the last 256 MiB of each, all private to their owner) into the job's checkpoint bucket when it is a `local` bucket that
 //! outlives the apply (`kiln-logs/` in its directory, so whoever shares the directory and the
 //! state reads them), otherwise into `.kiln/logs/` of the configuration directory (an S3 or
 //! onprem bucket included: kiln does not write into those itself). `KILN_LOG_RETENTION` (such
@@ -52,6 +52,20 @@ const FOLLOW_TAIL: usize = 10;
 
 /// How long an archive is kept without `KILN_LOG_RETENTION`.
 const DEFAULT_RETENTION: &str = "7d";
+
+/// The most of each node's log an archive keeps (its end): a destroy never downloads
+/// unbounded logs.
+const ARCHIVE_MAX_BYTES: u64 = 256 << 20;
+
+/// [`ARCHIVE_MAX_BYTES`]; debug builds take `KILN_TEST_LOG_ARCHIVE_MAX` (bytes) so tests can
+/// reach the limit.
+fn archive_max() -> u64 {
+    std::env::var("KILN_TEST_LOG_ARCHIVE_MAX")
+        .ok()
+        .filter(|_| cfg!(debug_assertions))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ARCHIVE_MAX_BYTES)
+}
 
 /// Where archives go when the job has no bucket that outlives it (under the configuration's
 /// directory).
@@ -566,14 +580,33 @@ async fn archive_job(src: &Source<'_>, root: &Path, address: &str, job_id: &str,
     let mut written = 0;
     for node in 0..nodes {
         let mut f = private_file(&tmp.join(format!("node-{node}.log"))).map_err(|e| e.to_string())?;
-        let (mut at, mut all_nodes) = (0, false);
+        let summary = |d: Diagnostics| d.errors().map(|e| e.summary.clone()).collect::<Vec<_>>().join("; ");
+        let end = src.read(node, 0, Some(LogSeek::End)).await.map_err(summary)?;
+        let mut all_nodes = end.all_nodes;
+        // A log longer than the archive keeps: its end, from a line start.
+        let mut at = end.next_offset.saturating_sub(archive_max());
+        let mut skip_line = at > 0;
+        if at > 0 {
+            let note = format!("[kiln: the first {at} bytes of this log were not kept after destroy]\n");
+            std::io::Write::write_all(&mut f, note.as_bytes()).map_err(|e| e.to_string())?;
+            at -= 1;
+        }
         loop {
-            let c = src.read(node, at, None).await.map_err(|d| d.errors().map(|e| e.summary.clone()).collect::<Vec<_>>().join("; "))?;
+            let c = src.read(node, at, None).await.map_err(summary)?;
             all_nodes |= c.all_nodes;
             if c.data.is_empty() {
                 break;
             }
-            std::io::Write::write_all(&mut f, &c.data).map_err(|e| e.to_string())?;
+            let mut data: &[u8] = &c.data;
+            if skip_line {
+                let Some(i) = data.iter().position(|b| *b == b'\n') else {
+                    at = c.next_offset;
+                    continue;
+                };
+                data = &data[i + 1..];
+                skip_line = false;
+            }
+            std::io::Write::write_all(&mut f, data).map_err(|e| e.to_string())?;
             at = c.next_offset;
         }
         written += 1;
