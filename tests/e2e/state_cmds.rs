@@ -170,3 +170,25 @@ fn refresh_only_refuses_flags_that_change_objects() {
         assert!(err.contains("E-CLI-") && err.contains("--refresh-only") && err.contains(extra[0]), "{args:?}: {err}");
     }
 }
+
+/// The everyday use of `--refresh-only` on a training job: the job finished after the apply
+/// that launched it; a refresh-only apply records its status, exit codes and the outputs that
+/// read them, and the next plan has nothing to do.
+#[test]
+fn refresh_only_records_a_finished_job_and_its_outputs() {
+    let p = Project::new(
+        "resource \"cluster\" \"c\" {\n  nodes = 1\n}\n\nresource \"job\" \"j\" {\n  cluster = cluster.c\n  run     = \"true\"\n}\n\noutput \"status\" {\n  value = job.j.status\n}\n",
+    );
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let mut plan = String::new();
+    crate::support::wait_until("the job's end to show in a refresh-only plan", std::time::Duration::from_secs(120), || {
+        plan = p.kiln(&["plan", "--refresh-only"]).ok().stdout();
+        plan.contains("\"succeeded\"")
+    });
+    assert!(plan.contains("# job.j has changed") && plan.contains("This is a refresh-only plan"), "{plan}");
+    assert!(plan.contains("\"running\" -> \"succeeded\""), "{plan}");
+    p.kiln(&["apply", "--refresh-only", "--auto-approve"]).ok();
+    assert_eq!(p.output_json("status"), "succeeded");
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+    p.kiln(&["destroy", "--auto-approve"]).ok();
+}
