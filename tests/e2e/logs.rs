@@ -188,6 +188,9 @@ fn logs_outlive_destroy_in_the_configuration_directory() {
     let archive = p.path().join(".kiln/logs").join(&job_id);
     assert!(archive.join("job.json").is_file(), "kept under .kiln/logs/JOB_ID");
     assert_eq!(p.logs(&["--node", "1", "--tail", "1"]), "hello from 1\n");
+    // Another workspace's job.j is another job.
+    let other = p.kiln_env(&["logs", "job.j"], &[("KILN_WORKSPACE", "other")]).code_is(1);
+    assert!(other.stderr().contains("not in state"), "{}", other.stderr());
     let no_node = p.kiln(&["logs", "job.j", "--node", "2"]).code_is(1);
     assert!(no_node.stderr().contains("there is no node 2"), "{}", no_node.stderr());
     let since = p.kiln(&["logs", "job.j", "--since", "1h"]).code_is(1);

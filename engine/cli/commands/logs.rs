@@ -13,7 +13,7 @@
 //!
 //! Retention. Before an apply deletes or replaces a job ([`archive_before_delete`], called by
 //! `execute`), kiln reads every node's log through the provider and writes an archive
-//! `JOB_ID/` (`job.json`: address, job_id, nodes, destroyed_at, expires_at; `node-N.log`, at
+//! `JOB_ID/` (`job.json`: workspace, address, job_id, nodes, destroyed_at, expires_at; `node-N.log`, at
 //! most the last 256 MiB of each, all private to their owner) into the job's checkpoint bucket when it is a `local` bucket that
 //! outlives the apply (`kiln-logs/` in its directory, so whoever shares the directory and the
 //! state reads them), otherwise into `.kiln/logs/` of the configuration directory (an S3 or
@@ -93,7 +93,8 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R 
     let Some(r) = state.resources.get(&addr) else {
         let buckets = local_buckets(&state);
         prune(dir, &buckets);
-        let Some(archive) = find_archive(dir, &buckets, &addr.to_string()) else {
+        let workspace = l.workspace()?;
+        let Some(archive) = find_archive(dir, &buckets, &workspace, &addr.to_string()) else {
             return Err(Diagnostic::error("E-STATE-ADDRESS", format!("`{addr}` is not in state"))
                 .address(&addr)
                 .hint(format!(
@@ -419,6 +420,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// An archived job's `job.json`.
 struct ArchiveMeta {
+    /// The workspace whose state held the job (`kiln logs` in another workspace does not show it).
+    workspace: String,
     address: String,
     job_id: String,
     nodes: usize,
@@ -429,6 +432,7 @@ struct ArchiveMeta {
 impl ArchiveMeta {
     fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
+            "workspace": self.workspace,
             "address": self.address,
             "job_id": self.job_id,
             "nodes": self.nodes,
@@ -440,6 +444,7 @@ impl ArchiveMeta {
     fn from_json(v: &serde_json::Value) -> Option<ArchiveMeta> {
         let s = |k: &str| v.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
         Some(ArchiveMeta {
+            workspace: s("workspace").unwrap_or_else(|| kiln_state::DEFAULT_WORKSPACE.to_string()),
             address: s("address")?,
             job_id: s("job_id")?,
             nodes: v.get("nodes").and_then(serde_json::Value::as_u64)? as usize,
@@ -503,8 +508,11 @@ fn archives(dir: &Path, buckets: &[PathBuf]) -> Vec<Archive> {
 }
 
 /// The newest archive of `address`.
-fn find_archive(dir: &Path, buckets: &[PathBuf], address: &str) -> Option<Archive> {
-    archives(dir, buckets).into_iter().filter(|a| a.meta.address == address).max_by(|a, b| a.meta.destroyed_at.cmp(&b.meta.destroyed_at))
+fn find_archive(dir: &Path, buckets: &[PathBuf], workspace: &str, address: &str) -> Option<Archive> {
+    archives(dir, buckets)
+        .into_iter()
+        .filter(|a| a.meta.address == address && a.meta.workspace == workspace)
+        .max_by(|a, b| a.meta.destroyed_at.cmp(&b.meta.destroyed_at))
 }
 
 /// Removes the archives whose retention has ended.
@@ -553,6 +561,7 @@ pub(crate) async fn archive_before_delete(dir: &Path, l: &Loaded, providers: &Pr
         l.printer.warning("cannot configure the providers to archive the logs of the jobs this apply destroys");
         return;
     }
+    let workspace = l.workspace().unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string());
     for c in jobs {
         let before = c.before.as_ref().expect("filtered");
         let Some(p) = providers.get(&c.provider) else { continue };
@@ -562,7 +571,7 @@ pub(crate) async fn archive_before_delete(dir: &Path, l: &Loaded, providers: &Pr
             before.get("checkpoint").and_then(|ck| ck.get("bucket")).and_then(bucket_dir).filter(|b| b.is_dir() && !deleted.contains(b));
         let root = bucket.map_or_else(|| dir.join(ARCHIVE_DIR), |b| b.join(BUCKET_ARCHIVE_DIR));
         let src = Source::Live { provider: p, address: &name, kind: &c.kind, state: before };
-        if let Err(e) = archive_job(&src, &root, &name, &job_id, node_count(before), keep).await {
+        if let Err(e) = archive_job(&src, &root, &workspace, &name, &job_id, node_count(before), keep).await {
             l.printer.warning(format_args!("{name}: its logs could not be kept after destroy: {e}"));
         }
     }
@@ -572,7 +581,15 @@ fn slug(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
 }
 
-async fn archive_job(src: &Source<'_>, root: &Path, address: &str, job_id: &str, nodes: usize, keep: Duration) -> Result<(), String> {
+async fn archive_job(
+    src: &Source<'_>,
+    root: &Path,
+    workspace: &str,
+    address: &str,
+    job_id: &str,
+    nodes: usize,
+    keep: Duration,
+) -> Result<(), String> {
     let dest = root.join(slug(job_id));
     let tmp = root.join(format!(".{}.tmp", slug(job_id)));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -618,6 +635,7 @@ async fn archive_job(src: &Source<'_>, root: &Path, address: &str, job_id: &str,
     let now = Utc::now();
     let expires = now + chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(7));
     let meta = ArchiveMeta {
+        workspace: workspace.to_string(),
         address: address.to_string(),
         job_id: job_id.to_string(),
         nodes: written,
