@@ -98,7 +98,7 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R 
             return Err(Diagnostic::error("E-STATE-ADDRESS", format!("`{addr}` is not in state"))
                 .address(&addr)
                 .hint(format!(
-                    "`kiln jobs` lists the jobs kiln manages; the logs of destroyed jobs are kept for {} (KILN_LOG_RETENTION), and none of `{addr}` are",
+                    "`kiln jobs` lists the jobs kiln manages; a destroyed job's logs are kept for {} (KILN_LOG_RETENTION), and none are kept for `{addr}`",
                     retention_text()
                 ))
                 .into());
