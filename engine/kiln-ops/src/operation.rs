@@ -21,7 +21,7 @@ use crate::sink::{Closed, JournalSink};
 /// Something an operation tells people (the caller prints it; kiln-ops prints nothing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    /// Ctrl-C or SIGTERM: level 1 starts nothing new, level 2 abandons what is in flight.
+    /// Ctrl-C, SIGTERM or SIGHUP: level 1 starts nothing new, level 2 abandons what is in flight.
     Interrupted { level: u8 },
     /// The state lock was removed by someone else while this run held it: nothing new starts.
     StoppingForLostLock { why: String },
@@ -52,7 +52,7 @@ pub struct Context {
 }
 
 impl Context {
-    /// Signals from the process (Ctrl-C, SIGTERM).
+    /// Signals from the process (Ctrl-C, SIGTERM, SIGHUP).
     pub fn new(lock: LockSettings, notify: Notify) -> Self {
         Context { locks: HeldLocks::default(), lock, notify, signals: Arc::new(|| Box::new(Interrupts::new())) }
     }
