@@ -359,6 +359,19 @@ impl<'a> Planner<'a> {
             }
             // Only what changed is kept: lookups fall back to state (10,000 copies add up).
             if !res.state.as_ref().is_some_and(|s| s.unmarked_eq(&r.attributes)) {
+                // What a newer provider reports besides (a computed attribute the state has
+                // no key for, such as a cluster's `created_at`) is kept, so the plan and
+                // state take it, but it is no change made outside kiln: not drift.
+                let newly_reported = res.state.as_ref().is_some_and(|s| {
+                    let schema = self.cx.registry.schema(crate::providers::provider_name(key));
+                    let kind =
+                        schema.and_then(|sc| if addr.resource.mode == AddrMode::Data { &sc.data_kinds } else { &sc.kinds }.get(&r.kind));
+                    kind.is_some_and(|k| only_new_computed(&r.attributes, s, k))
+                });
+                if newly_reported {
+                    self.refreshed.insert(addr.clone(), res.state);
+                    continue;
+                }
                 self.drift.push(Drift {
                     address: addr.clone(),
                     before: r.attributes.clone(),
@@ -816,6 +829,16 @@ impl<'a> Planner<'a> {
 }
 
 /// Top-level attributes whose values differ (unknown counts as different).
+/// Whether `after` is `before` plus attributes `before` has no key for, each computed only (set
+/// by the provider, never by a configuration).
+fn only_new_computed(before: &Value, after: &Value, schema: &KindSchema) -> bool {
+    let (Some(b), Some(a)) = (before.as_map(), after.as_map()) else { return false };
+    let new_computed =
+        |k: &String| !b.contains_key(k) && schema.body.attributes.get(k).is_some_and(|s| s.computed && !s.optional && !s.required);
+    let kept: Map = a.iter().filter(|(k, _)| !new_computed(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    kept.len() < a.len() && Value::Map(kept).unmarked_eq(before)
+}
+
 pub(crate) fn changed_attrs(prior: &Value, planned: &Value) -> Vec<String> {
     let empty = Map::new();
     let p = prior.as_map().unwrap_or(&empty);

@@ -460,3 +460,31 @@ resource "thing" "d" {
     let state = f.converge(&State::new()).await;
     assert!(!f.plan(&state).await.has_changes());
 }
+
+/// A computed attribute a newer provider reports that an older state has no key for (a
+/// cluster's `created_at`) is no drift and plans no change; the plan's prior takes it, so
+/// applying records it. A computed attribute whose value changed, or a configurable one that
+/// appears, is drift as before.
+#[tokio::test]
+async fn a_computed_attribute_a_newer_provider_reports_is_not_drift() {
+    let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n}\n");
+    let mut state = f.converge(&State::new()).await;
+    let a: kiln_addrs::InstanceAddr = "thing.a".parse().unwrap();
+    let Value::Map(m) = &mut state.resources.get_mut(&a).unwrap().attributes else { panic!("a map") };
+    let id = m.remove("id").expect("an id");
+    *f.mock.reports.lock().unwrap() = vec![("id".into(), id.clone())];
+    let p = f.plan(&state).await;
+    assert!(p.drift.is_empty(), "{:?}", p.drift);
+    assert!(!p.has_changes(), "{:?}", actions(&p));
+    assert_eq!(p.changes[0].before.as_ref().and_then(|b| b.get("id")), Some(&id), "the plan's prior has it");
+    let refresh_only = f.plan_mode(&state, Mode::RefreshOnly).await.0.expect("a plan");
+    assert!(refresh_only.drift.is_empty(), "{:?}", refresh_only.drift);
+
+    *f.mock.reports.lock().unwrap() = vec![("id".into(), Value::from("another"))];
+    let mut recorded = state.clone();
+    let Value::Map(m) = &mut recorded.resources.get_mut(&a).unwrap().attributes else { panic!("a map") };
+    m.insert("id".into(), id);
+    assert_eq!(f.plan(&recorded).await.drift.len(), 1, "a changed value is drift");
+    *f.mock.reports.lock().unwrap() = vec![("size".into(), Value::from(3i64))];
+    assert_eq!(f.plan(&recorded).await.drift.len(), 1, "a configurable attribute is drift");
+}

@@ -34,6 +34,8 @@ pub struct Mock {
     pub configures: AtomicUsize,
     /// The address of every object the provider was asked to plan, in order.
     pub planned: Mutex<Vec<String>>,
+    /// Attributes every read reports besides (or instead of) what state holds.
+    pub reports: Mutex<Vec<(String, Value)>>,
 }
 
 pub fn schema() -> ProviderSchema {
@@ -138,7 +140,13 @@ impl Provider for Mock {
     }
     async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
         self.log(format!("read {}", req.items.len()));
-        ReadResponse { results: req.items.iter().map(|i| ReadResult::found(i.state.clone())).collect() }
+        let reports = self.reports.lock().unwrap().clone();
+        let read = |state: &Value| {
+            let mut m = state.as_map().cloned().unwrap_or_default();
+            m.extend(reports.iter().cloned());
+            Value::Map(m)
+        };
+        ReadResponse { results: req.items.iter().map(|i| ReadResult::found(read(i.state))).collect() }
     }
     async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
         match self.created.lock().unwrap().iter().find(|(t, _)| t == req.token) {
