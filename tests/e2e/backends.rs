@@ -685,3 +685,59 @@ fn a_state_deleted_out_of_band_is_refused_postgres() {
     let plan = st.kiln(&p, &["plan"]).ok().stdout();
     assert!(plan.contains("Plan: 0 to add") || plan.contains("No changes"), "the restored state still tracks both records:\n{plan}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Readable S3 backend errors (issue 13): met before S3 answers, they read as one short line
+// with what to do, never the SDK's Debug dump of its error tree (about 1 KB before).
+
+/// `kiln plan` against an S3 backend with `env` set on top of an environment with no AWS
+/// variables, an empty HOME and no instance metadata; its stderr.
+#[cfg(feature = "s3")]
+fn s3_backend_failure(endpoint: &str, env: &[(&str, &str)]) -> String {
+    let p = Project::new(&format!(
+        "kiln {{\n  backend \"s3\" {{\n    bucket   = \"b\"\n    key      = \"k.json\"\n    region   = \"us-east-1\"\n    endpoint = \"{endpoint}\"\n  }}\n}}\n\nresource \"record\" \"a\" {{\n  input = 1\n}}\n"
+    ));
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut c = p.command(&["plan"]);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("HOME", home.path()).env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let err = run(c).code_is(1).stderr();
+    for dump in ["{", "Some(", "DispatchFailure", "CredentialsNotLoaded", "ConnectorError"] {
+        assert!(!err.contains(dump), "a Debug dump (`{dump}`):\n{err}");
+    }
+    assert!(err.len() < 700, "{} bytes:\n{err}", err.len());
+    err
+}
+
+/// A port nobody listens on.
+#[cfg(feature = "s3")]
+fn closed_endpoint() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    format!("http://127.0.0.1:{}", l.local_addr().expect("addr").port())
+}
+
+#[test]
+#[cfg(feature = "s3")]
+fn s3_backend_without_credentials_says_so_in_one_line() {
+    let err = s3_backend_failure(&closed_endpoint(), &[]);
+    assert!(err.contains("no AWS credentials found"), "{err}");
+    for needle in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "`access_key`"] {
+        assert!(err.contains(needle), "the hint names `{needle}`:\n{err}");
+    }
+}
+
+#[test]
+#[cfg(feature = "s3")]
+fn s3_backend_unreachable_says_so_in_one_line() {
+    let endpoint = closed_endpoint();
+    let err = s3_backend_failure(&endpoint, &[("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")]);
+    assert!(err.contains("cannot reach S3") && err.contains(&format!("`{endpoint}`")), "{err}");
+    assert!(err.contains("Connection refused"), "the cause:\n{err}");
+}

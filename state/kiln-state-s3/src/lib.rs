@@ -34,13 +34,15 @@
 
 #![allow(clippy::result_large_err)]
 
+mod errors;
 mod factory;
+use errors::sdk_message;
 pub use factory::S3Factory;
 
 use std::sync::{Arc, Mutex};
 
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
@@ -228,7 +230,7 @@ impl S3Backend {
 
     fn io_err<E, R>(&self, key: &str, what: &str, e: SdkError<E, R>) -> StateError
     where
-        E: std::error::Error + Send + Sync + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + Send + Sync + 'static,
     {
         StateError::Io { path: self.url(key), source: std::io::Error::other(sdk_message(what, &self.settings, e)) }
@@ -236,7 +238,7 @@ impl S3Backend {
 
     fn lock_err<E, R>(&self, what: &str, e: SdkError<E, R>) -> LockError
     where
-        E: std::error::Error + Send + Sync + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + Send + Sync + 'static,
     {
         LockError::Io { path: self.url(&self.lock_key()), source: std::io::Error::other(sdk_message(what, &self.settings, e)) }
@@ -548,27 +550,6 @@ impl HasStatus for aws_smithy_runtime_api::http::Response {
     fn status_code(&self) -> u16 {
         self.status().as_u16()
     }
-}
-
-fn sdk_message<E, R>(what: &str, s: &S3Settings, e: SdkError<E, R>) -> String
-where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    let hint = match &e {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => format!(
-            "cannot reach S3{}: check the network and the backend's `endpoint`/`region`",
-            s.endpoint.as_deref().map(|e| format!(" at `{e}`")).unwrap_or_default()
-        ),
-        SdkError::ConstructionFailure(_) => {
-            "check the backend settings and that AWS credentials are available (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or an instance role)".to_string()
-        }
-        _ => format!(
-            "check that bucket `{}` exists in the configured region and that the credentials may read and write it",
-            s.bucket
-        ),
-    };
-    format!("{what} failed: {}; {hint}", DisplayErrorContext(&e))
 }
 
 fn meta_of(lineage: &str, serial: u64) -> [(&'static str, String); 2] {
