@@ -62,6 +62,7 @@ resource "job" "j" {
     assert_eq!((c["address"].as_str(), c["kind"].as_str(), c["state"].as_str()), (Some("cluster.c"), Some("cluster"), Some("ready")));
     assert_eq!((c["nodes"].as_u64(), c["gpus_per_node"].as_u64(), c["gpus"].as_u64()), (Some(2), Some(0), Some(0)), "{status}");
     assert!(c.get("price_per_hour").is_none(), "prices come with issue 11, none is invented");
+    assert!(c["created_at"].is_string() && c["uptime_seconds"].is_u64(), "a cluster made by this kiln has an uptime: {status}");
     let sj = &status["jobs"][0];
     assert_eq!(
         (sj["address"].as_str(), sj["status"].as_str(), sj["exit_codes"].clone()),
@@ -70,7 +71,9 @@ resource "job" "j" {
     let human = p.kiln(&["status"]).ok().stdout();
     assert!(human.starts_with("Clusters:\n\n") && human.contains("\nJobs:\n\n"), "{human}");
     let row: Vec<&str> = human.lines().find(|l| l.starts_with("cluster.c ")).expect("a row for cluster.c").split_whitespace().collect();
-    assert_eq!(row[..5], ["cluster.c", "local", "ready", "2", "0"], "{human}");
+    assert_eq!(row[..6], ["cluster.c", "local", "ready", "2", "0", "-"], "{human}");
+    let (m, s) = row[6].split_once('m').unwrap_or_else(|| panic!("an uptime such as 0m03s: {human}"));
+    assert!(m.parse::<u64>().is_ok() && s.len() == 3 && s.ends_with('s'), "an uptime such as 0m03s: {human}");
     p.kiln(&["destroy", "--auto-approve"]).ok();
 }
 

@@ -16,6 +16,9 @@
 //! written with while its requests are unchanged: `cpus` and `memory` are minimums, GPU names
 //! match by words ("A100" matched an 80 GB A100), and nothing new is recorded, so it plans no
 //! change.
+//!
+//! `created_at` is when the create ran; a plan keeps the prior's (none in a state written
+//! before kiln recorded it: such a cluster shows no uptime, and plans no change).
 
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::portable::accelerators::matches_by_words;
@@ -27,7 +30,8 @@ use kiln_provider::{
 use kiln_value::{Map, Value};
 
 use crate::machine::{Gpu, Machine};
-use crate::util::{attrs, error, num, tenths};
+use crate::schema::CREATED_AT;
+use crate::util::{attrs, error, now, num, tenths};
 use crate::{Ctx, Kind, KindSchema, LazyProcs, Outcome};
 
 pub(crate) struct Cluster;
@@ -210,12 +214,23 @@ impl Kind<Ctx, LazyProcs> for Cluster {
     }
 
     async fn plan(&self, ctx: &Ctx, req: &PlanRequest<'_>) -> Outcome<PlanResponse> {
-        let planned = described(ctx, req.address, req.proposed, true, plan_before(req))?;
+        let mut planned = described(ctx, req.address, req.proposed, true, plan_before(req))?;
+        if let (Value::Map(m), Some(prior)) = (&mut planned, req.prior) {
+            // An update keeps when the cluster was made (a prior without it: still none).
+            match prior.get(CREATED_AT) {
+                Some(t) => m.insert(CREATED_AT.into(), t.clone()),
+                None => m.remove(CREATED_AT),
+            };
+        }
         Ok(PlanResponse { planned, requires_replace: Vec::new(), diagnostics: Diagnostics::new() })
     }
 
     async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
-        Ok(ApplyResponse::ok(described(ctx, req.address, req.planned, true, written_before(req.planned))?))
+        let mut made = described(ctx, req.address, req.planned, true, written_before(req.planned))?;
+        if let Value::Map(m) = &mut made {
+            m.insert(CREATED_AT.into(), Value::from(now()));
+        }
+        Ok(ApplyResponse::ok(made))
     }
 
     async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {

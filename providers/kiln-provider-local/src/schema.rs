@@ -50,7 +50,11 @@ pub(crate) fn cluster() -> Body {
                 "Each node's CPUs with an exact `cpus` (\"0-3\": positions among the CPUs kiln may use); empty when nodes share the machine",
             ),
         )
+        .attr(CREATED_AT, Attribute::computed(Type::String, "When the cluster was created (RFC 3339); none in a state written before kiln recorded it"))
 }
+
+/// The computed creation time of a cluster, for `kiln status`'s uptime.
+pub(crate) const CREATED_AT: &str = "created_at";
 
 pub(crate) fn job() -> Body {
     JobSchema { job_id: "Identifier; also the name of the job's directory", ..JobSchema::default() }

@@ -112,3 +112,22 @@ async fn machine_data_source_describes_this_machine() {
     let bad = kiln_provider::Provider::read_data(&p, kiln_provider::ReadDataRequest { kind: "nope", config: &json(json!({})) }).await;
     assert!(bad.diagnostics.has_errors());
 }
+
+/// A cluster records when it was created (RFC 3339, for `kiln status`'s uptime): a create plans
+/// it as unknown, refresh and a plan of the unchanged cluster keep it, and an update keeps it.
+#[tokio::test]
+async fn a_cluster_records_when_it_was_created() {
+    let (_dir, p) = cpu_provider();
+    let cfg = config(&p, "cluster", json!({ "nodes": 2 }));
+    assert!(planned(&p, "cluster.c", &cfg, None).await.get("created_at").is_some_and(kiln_value::Value::is_unknown));
+    let state = create(&p, "cluster.c", &cfg).await;
+    let at = str_of(&state, "created_at").to_string();
+    assert!(at.len() == 20 && at.as_bytes()[10] == b'T' && at.ends_with('Z'), "RFC 3339 in UTC: {at}");
+    assert!(at <= kiln_provider::util::now(), "{at}");
+    let again = read(&p, "cluster.c", &state).await.expect("found");
+    assert_eq!(changed(&state, &again), Vec::<String>::new());
+    assert_eq!(changed(&state, &planned(&p, "cluster.c", &cfg, Some(&state)).await), Vec::<String>::new());
+    let smaller = config(&p, "cluster", json!({ "nodes": 1 }));
+    let updated = update(&p, "cluster.c", &state, &smaller).await;
+    assert_eq!(str_of(&updated, "created_at"), at);
+}
