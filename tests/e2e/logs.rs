@@ -278,3 +278,118 @@ resource "job" "j" {
     assert_eq!(r.stdout(), "replaced-and-kept\n");
     assert!(r.stderr().contains(&second), "the newest archive: {}", r.stderr());
 }
+
+/// boto3 against moto (which refuses anonymous requests to kiln's private buckets): `op` is
+/// `get` (the object's text) or `put` (writes `body`).
+#[cfg(all(feature = "aws", feature = "s3"))]
+fn s3(m: &kiln_testkit::moto::Moto, op: &str, bucket: &str, key: &str, body: &str) -> String {
+    let script = "import boto3, sys\n\
+s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n\
+if sys.argv[2] == 'get':\n    sys.stdout.write(s3.get_object(Bucket=sys.argv[3], Key=sys.argv[4])['Body'].read().decode())\n\
+else:\n    s3.put_object(Bucket=sys.argv[3], Key=sys.argv[4], Body=sys.argv[5].encode())\n";
+    let out =
+        std::process::Command::new(m.python()).args(["-c", script, &m.endpoint(), op, bucket, key, body]).output().expect("run python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// An aws job's logs outlive its destroy in its S3 checkpoint bucket (`kiln-logs/JOB_ID/`), so
+/// whoever shares the state reads them: a fresh checkout with only the configuration and the
+/// S3 state backend prints them, and an expired archive is deleted from the bucket.
+#[cfg(all(feature = "aws", feature = "s3"))]
+#[test]
+fn logs_outlive_destroy_in_an_s3_bucket_for_whoever_shares_the_state() {
+    let _g = crate::moto::exclusive();
+    let m = crate::moto::server();
+    let state_bucket = "kiln-e2e-logs-state";
+    m.request("PUT", &format!("/{state_bucket}"), "");
+    let config = format!(
+        r#"kiln {{
+  backend "s3" {{
+    bucket   = "{state_bucket}"
+    key      = "team/kiln.json"
+    region   = "us-east-1"
+    endpoint = "{endpoint}"
+  }}
+}}
+
+variable "endpoint" {{
+  type    = string
+  default = null
+}}
+
+provider "aws" {{
+  region   = "us-east-1"
+  endpoint = var.endpoint
+}}
+
+resource "bucket" "b" {{
+  provider      = aws
+  force_destroy = true
+}}
+
+resource "cluster" "c" {{
+  provider      = aws
+  instance_type = "t3.micro"
+  nodes         = 2
+}}
+
+resource "job" "j" {{
+  provider = aws
+  cluster  = cluster.c
+  run      = "echo hello"
+
+  checkpoint {{
+    bucket = bucket.b
+  }}
+}}
+"#,
+        endpoint = m.endpoint()
+    );
+    let kiln = |p: &Project, args: &[&str]| {
+        let mut c = p.command(args);
+        crate::aws::aws_env(&mut c);
+        c.env("KILN_VAR_endpoint", m.endpoint());
+        run(c)
+    };
+    let mine = Project::new(&config);
+    kiln(&mine, &["apply", "--auto-approve"]).ok();
+    let show: serde_json::Value = serde_json::from_str(&kiln(&mine, &["show", "--json"]).ok().stdout()).unwrap();
+    let values = |addr: &str| show["resources"].as_array().unwrap().iter().find(|r| r["address"] == addr).unwrap()["values"].clone();
+    let (job, bucket) = (values("job.j"), values("bucket.b"));
+    let job_id = job["job_id"].as_str().unwrap().to_string();
+    let bucket = bucket["name"].as_str().unwrap().to_string();
+    // What the nodes' agents upload (no agent runs on moto's instances): each node's log.
+    let prefix = job["uri"].as_str().unwrap().strip_prefix(&format!("s3://{bucket}/")).unwrap().to_string();
+    for n in 0..2 {
+        s3(m, "put", &bucket, &format!("{prefix}/logs/node-{n}.log"), &format!("hello from {n}\n"));
+    }
+    let before = kiln(&mine, &["logs", "job.j"]).ok().stdout();
+    assert_eq!(before, "[node 0] hello from 0\n[node 1] hello from 1\n");
+
+    kiln(&mine, &["destroy", "--auto-approve", "--target", "job.j"]).ok();
+    let listed = m.request("GET", &format!("/{bucket}?list-type=2&prefix=kiln-logs/"), "");
+    for key in ["job.json", "node-0.log", "node-1.log"] {
+        assert!(listed.contains(&format!("kiln-logs/{job_id}/{key}")), "kept in the bucket: {listed}");
+    }
+    assert!(!mine.path().join(".kiln/logs").exists(), "not on this machine");
+
+    // A teammate's fresh checkout: the configuration and the shared state, nothing else.
+    let theirs = Project::new(&config);
+    let r = kiln(&theirs, &["logs", "job.j"]).ok();
+    assert_eq!(r.stdout(), before, "the same logs, read from the bucket");
+    assert!(r.stderr().contains(&job_id) && r.stderr().contains(&format!("s3://{bucket}/kiln-logs")), "{}", r.stderr());
+    assert_eq!(kiln(&theirs, &["logs", "job.j", "--node", "1", "--tail", "1"]).ok().stdout(), "hello from 1\n");
+
+    // Expired: deleted from the bucket when read.
+    let meta = s3(m, "get", &bucket, &format!("kiln-logs/{job_id}/job.json"), "");
+    let mut v: serde_json::Value = serde_json::from_str(&meta).unwrap_or_else(|e| panic!("{e}: {meta}"));
+    assert_eq!(kept_for(&v), chrono::Duration::days(7), "{v}");
+    v["expires_at"] = "2000-01-01T00:00:00Z".into();
+    s3(m, "put", &bucket, &format!("kiln-logs/{job_id}/job.json"), &v.to_string());
+    let gone = kiln(&theirs, &["logs", "job.j"]).code_is(1);
+    assert!(gone.stderr().contains("not in state"), "{}", gone.stderr());
+    let listed = m.request("GET", &format!("/{bucket}?list-type=2&prefix=kiln-logs/"), "");
+    assert!(!listed.contains("<Key>"), "the expired archive is deleted: {listed}");
+    kiln(&mine, &["destroy", "--auto-approve"]).ok();
+}

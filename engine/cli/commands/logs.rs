@@ -13,14 +13,19 @@
 //!
 //! Retention. Before an apply deletes or replaces a job ([`archive_before_delete`], called by
 //! `execute`), kiln reads every node's log through the provider and writes an archive
-//! `JOB_ID/` (`job.json`: workspace, address, job_id, nodes, destroyed_at, expires_at; `node-N.log`, at
-//! most the last 256 MiB of each, all private to their owner) into the job's checkpoint bucket when it is a `local` bucket that
-//! outlives the apply (`kiln-logs/` in its directory, so whoever shares the directory and the
-//! state reads them), otherwise into `.kiln/logs/` of the configuration directory (an S3 or
-//! onprem bucket included: kiln does not write into those itself). `KILN_LOG_RETENTION` (such
-//! as `7d`, the default; `0` keeps nothing) sets how long an archive is kept; expired archives
-//! are pruned whenever one is written or read. `kiln logs ADDRESS` for an address no longer in
-//! state reads the newest archive of that address and says it shows a destroyed job's logs
+//! `JOB_ID/` (`job.json`: workspace, address, job_id, nodes, destroyed_at, expires_at;
+//! `node-N.log`, at most the last 256 MiB of each; the logs first, `job.json` last) into a
+//! [`Store`]: `kiln-logs/` of the job's checkpoint bucket when that bucket is in state and
+//! outlives the apply, and either is a `local` bucket (its directory) or its provider keeps
+//! kiln's files ([`Provider::store`]: aws's S3 buckets), so whoever shares the state reads them;
+//! otherwise (no bucket, one this apply deletes, a provider that cannot keep files, or a bucket
+//! write that failed, with a warning) `.kiln/logs/` of the configuration directory, private to
+//! its owner. How long: `KILN_LOG_RETENTION` when set (an override), else the job's
+//! `log_retention`, else 7 days (`0` keeps nothing); expired archives are pruned whenever one is
+//! written (in that store) or looked for (in every store). `kiln logs ADDRESS` for an address
+//! no longer in state looks in `.kiln/logs/` and in `kiln-logs/` of every bucket in state (its
+//! provider configured as for any command), reads the newest archive of that address in the
+//! current workspace and says it shows a destroyed job's logs and where they are kept
 //! (`--since` is refused there: archives keep no time index).
 
 use std::path::{Path, PathBuf};
@@ -32,7 +37,7 @@ use kiln_addrs::InstanceAddr;
 use kiln_core::Providers;
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_plan::{Action, Plan};
-use kiln_provider::{LogSeek, LogsRequest, Provider};
+use kiln_provider::{LogSeek, LogsRequest, Provider, StoreOp, StoreRequest, StoreResponse};
 use kiln_value::Value;
 
 use super::jobs::{configure, providers};
@@ -91,21 +96,32 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R 
     let state = read_state(backend.as_ref()).await?;
     let fail = |d: Diagnostics| Failure::in_sources(&l.config.sources, d);
     let Some(r) = state.resources.get(&addr) else {
-        let buckets = local_buckets(&state);
-        prune(dir, &buckets);
+        // Archives in buckets need their providers; without them, the ones on this machine.
+        let p = match providers(dir, &l, &state).await {
+            Ok(p) => Some(p),
+            Err(_) if !state.resources.values().any(|r| r.kind == "bucket" && !is_local(&r.provider)) => None,
+            Err(_) => {
+                cx.printer.warning("cannot configure the providers to look for destroyed jobs' logs in their buckets");
+                None
+            }
+        };
+        let stores = stores(dir, &state, p.as_ref());
         let workspace = l.workspace()?;
-        let Some(archive) = find_archive(dir, &buckets, &workspace, &addr.to_string()) else {
+        let Some(archive) = find_archive(&cx.printer, &stores, &workspace, &addr.to_string()).await else {
             return Err(Diagnostic::error("E-STATE-ADDRESS", format!("`{addr}` is not in state"))
                 .address(&addr)
                 .hint(format!(
-                    "`kiln jobs` lists the jobs kiln manages; a destroyed job's logs are kept for {} (KILN_LOG_RETENTION), and none are kept for `{addr}`",
+                    "`kiln jobs` lists the jobs kiln manages; a destroyed job's logs are kept for {} (log_retention, KILN_LOG_RETENTION), and none are kept for `{addr}`",
                     retention_text()
                 ))
                 .into());
         };
         cx.printer.note(format_args!(
-            "{addr} was destroyed: these are the logs of its job {} (destroyed at {}, kept until {}).",
-            archive.meta.job_id, archive.meta.destroyed_at, archive.meta.expires_at
+            "{addr} was destroyed: these are the logs of its job {} (destroyed at {}, kept until {} in {}).",
+            archive.meta.job_id,
+            archive.meta.destroyed_at,
+            archive.meta.expires_at,
+            archive.store.describe()
         ));
         let nodes = archive.meta.nodes;
         if let Some(n) = opts.node.filter(|n| *n >= nodes) {
@@ -114,7 +130,7 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R 
                 .hint("nodes are numbered from 0")
                 .into());
         }
-        let src = Source::Archive(archive.dir);
+        let src = Source::Archive { store: archive.store, job: &archive.job };
         return print_logs(&cx.printer, &src, nodes, &opts, since).await.map(|()| ExitStatus::Success).map_err(fail);
     };
     let p = providers(dir, &l, &state).await?;
@@ -142,8 +158,11 @@ enum Source<'a> {
         kind: &'a str,
         state: &'a Value,
     },
-    /// An archived job's directory (`node-N.log`).
-    Archive(PathBuf),
+    /// An archived job (`JOB_ID/node-N.log` in its store).
+    Archive {
+        store: &'a Store,
+        job: &'a str,
+    },
 }
 
 /// What one read answered.
@@ -167,36 +186,34 @@ impl Source<'_> {
                 }
                 Ok(Chunk { data: r.data, next_offset: r.next_offset, finished: r.finished, all_nodes: r.all_nodes })
             }
-            Source::Archive(dir) => read_archive(dir, node, offset, seek).map_err(Diagnostics::from),
+            Source::Archive { store, job } => read_archive(store, job, node, offset, seek).await,
         }
     }
 }
 
-fn read_archive(dir: &Path, node: usize, offset: u64, seek: Option<LogSeek>) -> Result<Chunk, Diagnostic> {
-    use std::io::{Read, Seek, SeekFrom};
-    let path = dir.join(format!("node-{node}.log"));
-    let io = |e: std::io::Error| {
-        Diagnostic::error("E-LOGS-ARCHIVE", format!("cannot read the archived log {}: {e}", path.display()))
-            .hint("the archive may have been pruned meanwhile (KILN_LOG_RETENTION)")
-    };
-    let mut f = std::fs::File::open(&path).map_err(io)?;
-    let len = f.metadata().map_err(io)?.len();
+async fn read_archive(store: &Store, job: &str, node: usize, offset: u64, seek: Option<LogSeek>) -> Result<Chunk, Diagnostics> {
     let done = |data: Vec<u8>, next_offset: u64| Chunk { data, next_offset, finished: true, all_nodes: false };
+    let rel = format!("{job}/node-{node}.log");
     match seek {
-        Some(LogSeek::End) => return Ok(done(Vec::new(), len)),
+        Some(LogSeek::End) => {
+            let (_, size) = store.get(&rel, 0, 0).await?;
+            return Ok(done(Vec::new(), size));
+        }
         Some(LogSeek::Since(_)) => {
             return Err(Diagnostic::error(
                 "E-LOGS-SINCE",
-                format!("the archive {} keeps the log's output without times, so --since cannot tell when it was written", dir.display()),
+                format!(
+                    "the archive {job} in {} keeps the log's output without times, so --since cannot tell when it was written",
+                    store.describe()
+                ),
             )
-            .hint("use --tail N instead"))
+            .hint("use --tail N instead")
+            .into())
         }
         None => {}
     }
-    f.seek(SeekFrom::Start(offset.min(len))).map_err(io)?;
-    let mut data = Vec::new();
-    f.take(ARCHIVE_CHUNK).read_to_end(&mut data).map_err(io)?;
-    let next = offset.min(len) + data.len() as u64;
+    let (data, size) = store.get(&rel, offset, ARCHIVE_CHUNK).await?;
+    let next = offset.min(size) + data.len() as u64;
     Ok(done(data, next))
 }
 
@@ -452,19 +469,165 @@ impl ArchiveMeta {
             expires_at: s("expires_at")?,
         })
     }
+
+    fn expired(&self, now: DateTime<Utc>) -> bool {
+        DateTime::parse_from_rfc3339(&self.expires_at).is_ok_and(|t| t.with_timezone(&Utc) <= now)
+    }
 }
 
-struct Archive {
-    dir: PathBuf,
+/// Where archives are kept: each archive is `JOB_ID/` under the store's root.
+enum Store {
+    /// A directory of this machine: `.kiln/logs/`, or a `local` bucket's `kiln-logs/`.
+    Dir(PathBuf),
+    /// `kiln-logs/` in a bucket whose provider keeps kiln's files ([`Provider::store`]): an S3
+    /// bucket, so everyone sharing the state reads them.
+    Bucket { provider: Arc<dyn Provider>, address: String, state: Value },
+}
+
+/// One archive: its store and its job directory there (`JOB_ID`).
+struct Archive<'s> {
+    store: &'s Store,
+    job: String,
     meta: ArchiveMeta,
 }
 
-/// How long archives are kept: `KILN_LOG_RETENTION`, else 7 days. An unreadable setting keeps
-/// the default (and says so when archiving).
-fn retention() -> Result<Duration, String> {
-    match std::env::var("KILN_LOG_RETENTION") {
-        Ok(v) => parse_duration(&v).map_err(|e| format!("KILN_LOG_RETENTION: {e}")),
-        Err(_) => parse_duration(DEFAULT_RETENTION),
+impl Store {
+    /// How people see where an archive is.
+    fn describe(&self) -> String {
+        match self {
+            Store::Dir(d) => d.display().to_string(),
+            Store::Bucket { address, state, .. } => match state.get("uri").and_then(Value::as_str) {
+                Some(uri) => format!("{}/{BUCKET_ARCHIVE_DIR} ({address})", uri.trim_end_matches('/')),
+                None => format!("{BUCKET_ARCHIVE_DIR}/ of {address}"),
+            },
+        }
+    }
+
+    async fn op(&self, op: StoreOp<'_>) -> Result<StoreResponse, Diagnostics> {
+        let Store::Bucket { provider, address, state } = self else { unreachable!("directories are read directly") };
+        let r = provider.store(StoreRequest { address, kind: "bucket", state, op }).await;
+        if r.diagnostics.has_errors() {
+            return Err(r.diagnostics);
+        }
+        Ok(r)
+    }
+
+    fn key(rel: &str) -> String {
+        format!("{BUCKET_ARCHIVE_DIR}/{rel}")
+    }
+
+    async fn put(&self, rel: &str, data: &[u8]) -> Result<(), Diagnostics> {
+        match self {
+            Store::Dir(root) => {
+                let path = root.join(rel);
+                let io = |e: std::io::Error| {
+                    Diagnostics::from(Diagnostic::error("E-LOGS-ARCHIVE", format!("cannot write {}: {e}", path.display())))
+                };
+                if let Some(parent) = path.parent() {
+                    create_private_dir(parent).map_err(io)?;
+                }
+                let mut f = private_file(&path).map_err(io)?;
+                std::io::Write::write_all(&mut f, data).map_err(io)
+            }
+            Store::Bucket { .. } => self.op(StoreOp::Put { key: &Self::key(rel), data }).await.map(|_| ()),
+        }
+    }
+
+    /// Up to `len` bytes of `rel` from `offset`, and its size.
+    async fn get(&self, rel: &str, offset: u64, len: u64) -> Result<(Vec<u8>, u64), Diagnostics> {
+        match self {
+            Store::Dir(root) => {
+                use std::io::{Read, Seek, SeekFrom};
+                let path = root.join(rel);
+                let io = |e: std::io::Error| {
+                    Diagnostics::from(
+                        Diagnostic::error("E-LOGS-ARCHIVE", format!("cannot read the archived log {}: {e}", path.display()))
+                            .hint("the archive may have been pruned meanwhile (its retention ended)"),
+                    )
+                };
+                let mut f = std::fs::File::open(&path).map_err(io)?;
+                let size = f.metadata().map_err(io)?.len();
+                f.seek(SeekFrom::Start(offset.min(size))).map_err(io)?;
+                let mut data = Vec::new();
+                f.take(len).read_to_end(&mut data).map_err(io)?;
+                Ok((data, size))
+            }
+            Store::Bucket { .. } => {
+                let r = self.op(StoreOp::Get { key: &Self::key(rel), offset, len }).await?;
+                Ok((r.data, r.size))
+            }
+        }
+    }
+
+    /// The archives kept here (unreadable ones left out).
+    async fn archives(&self) -> Result<Vec<Archive<'_>>, Diagnostics> {
+        let mut jobs = Vec::new();
+        match self {
+            Store::Dir(root) => {
+                let Ok(entries) = std::fs::read_dir(root) else { return Ok(Vec::new()) };
+                jobs.extend(entries.flatten().filter(|e| e.path().is_dir()).filter_map(|e| e.file_name().to_str().map(str::to_string)));
+            }
+            Store::Bucket { .. } => {
+                let keys = self.op(StoreOp::List { prefix: &format!("{BUCKET_ARCHIVE_DIR}/") }).await?.keys;
+                let under = format!("{BUCKET_ARCHIVE_DIR}/");
+                jobs.extend(
+                    keys.iter()
+                        .filter_map(|k| k.strip_prefix(&under)?.strip_suffix("/job.json"))
+                        .filter(|j| !j.contains('/'))
+                        .map(str::to_string),
+                );
+            }
+        }
+        let mut out = Vec::new();
+        for job in jobs.into_iter().filter(|j| !j.starts_with('.')) {
+            let Ok((bytes, _)) = self.get(&format!("{job}/job.json"), 0, 1 << 20).await else { continue };
+            let meta = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| ArchiveMeta::from_json(&v));
+            if let Some(meta) = meta {
+                out.push(Archive { store: self, job, meta });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes the archive `job` (its `job.json` first, so it is never half there).
+    async fn remove(&self, job: &str) -> Result<(), Diagnostics> {
+        match self {
+            Store::Dir(root) => {
+                let _ = std::fs::remove_file(root.join(job).join("job.json"));
+                let _ = std::fs::remove_dir_all(root.join(job));
+                Ok(())
+            }
+            Store::Bucket { .. } => {
+                self.op(StoreOp::Delete { keys: &[Self::key(&format!("{job}/job.json"))] }).await?;
+                let keys = self.op(StoreOp::List { prefix: &Self::key(&format!("{job}/")) }).await?.keys;
+                if !keys.is_empty() {
+                    self.op(StoreOp::Delete { keys: &keys }).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes the archives whose retention has ended; answers the others.
+    async fn prune(&self) -> Result<Vec<Archive<'_>>, Diagnostics> {
+        let now = Utc::now();
+        let (expired, kept): (Vec<_>, Vec<_>) = self.archives().await?.into_iter().partition(|a| a.meta.expired(now));
+        for a in expired {
+            self.remove(&a.job).await?;
+        }
+        Ok(kept)
+    }
+}
+
+/// How long a job's archive is kept: `KILN_LOG_RETENTION` when set, else the job's
+/// `log_retention`, else 7 days. An unreadable setting keeps the default (and says so).
+fn retention(job: Option<&Value>) -> Result<Duration, String> {
+    if let Ok(v) = std::env::var("KILN_LOG_RETENTION") {
+        return parse_duration(&v).map_err(|e| format!("KILN_LOG_RETENTION: {e}"));
+    }
+    match job.and_then(|j| j.get("log_retention")).and_then(Value::as_str) {
+        Some(v) => parse_duration(v).map_err(|e| format!("log_retention: {e}")),
+        None => parse_duration(DEFAULT_RETENTION),
     }
 }
 
@@ -472,58 +635,50 @@ fn retention_text() -> String {
     std::env::var("KILN_LOG_RETENTION").unwrap_or_else(|_| DEFAULT_RETENTION.to_string())
 }
 
-/// The directories of the `local` provider's buckets in `state` (their `file://` URIs): the
-/// buckets this machine and everyone sharing the directory read. (Another provider's
-/// directory bucket, such as an onprem host's, is not this machine's directory.)
-fn local_buckets(state: &kiln_state::State) -> Vec<PathBuf> {
-    let local = |p: &str| p == "local" || p.starts_with("local.");
-    state.resources.values().filter(|r| r.kind == "bucket" && local(&r.provider)).filter_map(|r| bucket_dir(&r.attributes)).collect()
+fn is_local(provider: &str) -> bool {
+    provider == "local" || provider.starts_with("local.")
 }
 
 fn bucket_dir(bucket: &Value) -> Option<PathBuf> {
     bucket.get("uri").and_then(Value::as_str).and_then(|u| u.strip_prefix("file://")).map(PathBuf::from)
 }
 
-/// Every place archives may be: `.kiln/logs/` and `kiln-logs/` in each directory bucket.
-fn archive_roots(dir: &Path, buckets: &[PathBuf]) -> Vec<PathBuf> {
-    std::iter::once(dir.join(ARCHIVE_DIR)).chain(buckets.iter().map(|b| b.join(BUCKET_ARCHIVE_DIR))).collect()
-}
-
-fn archives(dir: &Path, buckets: &[PathBuf]) -> Vec<Archive> {
-    let mut out = Vec::new();
-    for root in archive_roots(dir, buckets) {
-        let Ok(entries) = std::fs::read_dir(&root) else { continue };
-        for e in entries.flatten() {
-            let d = e.path();
-            let meta = std::fs::read(d.join("job.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .and_then(|v| ArchiveMeta::from_json(&v));
-            if let Some(meta) = meta {
-                out.push(Archive { dir: d, meta });
-            }
+/// Every place archives may be: `.kiln/logs/`, `kiln-logs/` in each `local` bucket's directory
+/// (another provider's directory bucket, such as an onprem host's, is not this machine's), and
+/// `kiln-logs/` in each other bucket in state whose provider is configured in `providers`.
+fn stores(dir: &Path, state: &kiln_state::State, providers: Option<&Providers>) -> Vec<Store> {
+    let mut out = vec![Store::Dir(dir.join(ARCHIVE_DIR))];
+    for (addr, r) in state.resources.iter().filter(|(_, r)| r.kind == "bucket") {
+        if is_local(&r.provider) {
+            out.extend(bucket_dir(&r.attributes).map(|b| Store::Dir(b.join(BUCKET_ARCHIVE_DIR))));
+        } else if let Some(p) = providers.and_then(|p| p.get(&r.provider)) {
+            out.push(Store::Bucket { provider: p, address: addr.to_string(), state: r.attributes.clone() });
         }
     }
     out
 }
 
-/// The newest archive of `address`.
-fn find_archive(dir: &Path, buckets: &[PathBuf], workspace: &str, address: &str) -> Option<Archive> {
-    archives(dir, buckets)
-        .into_iter()
-        .filter(|a| a.meta.address == address && a.meta.workspace == workspace)
-        .max_by(|a, b| a.meta.destroyed_at.cmp(&b.meta.destroyed_at))
+/// Whether a store's failure only says its provider keeps no files.
+fn cannot_store(d: &Diagnostics) -> bool {
+    d.errors().all(|e| e.code == "E-PROVIDER-STORE")
 }
 
-/// Removes the archives whose retention has ended.
-fn prune(dir: &Path, buckets: &[PathBuf]) {
-    let now = Utc::now();
-    for a in archives(dir, buckets) {
-        let expired = DateTime::parse_from_rfc3339(&a.meta.expires_at).is_ok_and(|t| t.with_timezone(&Utc) <= now);
-        if expired {
-            let _ = std::fs::remove_dir_all(&a.dir);
+fn summary(d: &Diagnostics) -> String {
+    d.errors().map(|e| e.summary.clone()).collect::<Vec<_>>().join("; ")
+}
+
+/// The newest unexpired archive of `address` in `workspace` among `stores`, pruning expired ones
+/// on the way; a bucket that cannot be read is a warning.
+async fn find_archive<'s>(printer: &Printer, stores: &'s [Store], workspace: &str, address: &str) -> Option<Archive<'s>> {
+    let mut found: Vec<Archive<'s>> = Vec::new();
+    for s in stores {
+        match s.prune().await {
+            Ok(kept) => found.extend(kept.into_iter().filter(|a| a.meta.address == address && a.meta.workspace == workspace)),
+            Err(d) if cannot_store(&d) => {}
+            Err(d) => printer.warning(format_args!("cannot look for destroyed jobs' logs in {}: {}", s.describe(), summary(&d))),
         }
     }
+    found.into_iter().max_by(|a, b| a.meta.destroyed_at.cmp(&b.meta.destroyed_at))
 }
 
 /// Before `plan`'s deletes and replacements of jobs run: each such job's logs, every node's,
@@ -538,78 +693,103 @@ pub(crate) async fn archive_before_delete(dir: &Path, l: &Loaded, providers: &Pr
     if jobs.is_empty() {
         return;
     }
-    let keep = match retention() {
-        Ok(d) => d,
-        Err(e) => {
-            l.printer.warning(format_args!("{e}; keeping destroyed jobs' logs for {DEFAULT_RETENTION}"));
-            parse_duration(DEFAULT_RETENTION).unwrap_or_default()
-        }
-    };
-    let buckets = local_buckets(state);
-    prune(dir, &buckets);
-    if keep.is_zero() {
-        return;
-    }
-    // Buckets this plan deletes do not outlive it.
-    let deleted: Vec<PathBuf> = plan
-        .changes
-        .iter()
-        .filter(|c| c.kind == "bucket" && matches!(c.action, Action::Delete | Action::Replace))
-        .filter_map(|c| c.before.as_ref().and_then(bucket_dir))
-        .collect();
+    let local = Store::Dir(dir.join(ARCHIVE_DIR));
+    let _ = local.prune().await;
     if configure(dir, l, state, providers).await.is_err() {
         l.printer.warning("cannot configure the providers to archive the logs of the jobs this apply destroys");
         return;
     }
+    // Buckets this plan deletes do not outlive it.
+    let deleted: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == "bucket" && matches!(c.action, Action::Delete | Action::Replace))
+        .map(|c| c.address.to_string())
+        .collect();
     let workspace = l.workspace().unwrap_or_else(|_| kiln_state::DEFAULT_WORKSPACE.to_string());
     for c in jobs {
         let before = c.before.as_ref().expect("filtered");
-        let Some(p) = providers.get(&c.provider) else { continue };
         let name = c.address.to_string();
+        let keep = match retention(Some(before)) {
+            Ok(d) => d,
+            Err(e) => {
+                l.printer.warning(format_args!("{name}: {e}; keeping its logs for {DEFAULT_RETENTION}"));
+                parse_duration(DEFAULT_RETENTION).unwrap_or_default()
+            }
+        };
+        if keep.is_zero() {
+            continue;
+        }
+        let Some(p) = providers.get(&c.provider) else { continue };
         let job_id = before.get("job_id").and_then(Value::as_str).map_or_else(|| slug(&name), str::to_string);
-        let bucket =
-            before.get("checkpoint").and_then(|ck| ck.get("bucket")).and_then(bucket_dir).filter(|b| b.is_dir() && !deleted.contains(b));
-        let root = bucket.map_or_else(|| dir.join(ARCHIVE_DIR), |b| b.join(BUCKET_ARCHIVE_DIR));
         let src = Source::Live { provider: p, address: &name, kind: &c.kind, state: before };
-        if let Err(e) = archive_job(&src, &root, &workspace, &name, &job_id, node_count(before), keep).await {
-            l.printer.warning(format_args!("{name}: its logs could not be kept after destroy: {e}"));
+        let mut done = false;
+        if let Some(store) = job_bucket(state, providers, before, &deleted) {
+            let _ = store.prune().await;
+            match archive_job(&src, &store, &workspace, &name, &job_id, node_count(before), keep).await {
+                Ok(()) => done = true,
+                Err(d) if cannot_store(&d) => {}
+                Err(d) => l.printer.warning(format_args!(
+                    "{name}: its logs could not be kept in {}: {}; keeping them under {ARCHIVE_DIR}/ instead",
+                    store.describe(),
+                    summary(&d)
+                )),
+            }
+        }
+        if !done {
+            if let Err(d) = archive_job(&src, &local, &workspace, &name, &job_id, node_count(before), keep).await {
+                l.printer.warning(format_args!("{name}: its logs could not be kept after destroy: {}", summary(&d)));
+            }
         }
     }
+}
+
+/// The store in the job's checkpoint bucket, when that bucket is in state and outlives the
+/// apply (not among `deleted`).
+fn job_bucket(state: &kiln_state::State, providers: &Providers, job: &Value, deleted: &[String]) -> Option<Store> {
+    let bucket = job.get("checkpoint").and_then(|ck| ck.get("bucket"))?;
+    let uri = bucket.get("uri").and_then(Value::as_str)?;
+    let (addr, r) = state.resources.iter().find(|(a, r)| {
+        r.kind == "bucket" && r.attributes.get("uri").and_then(Value::as_str) == Some(uri) && !deleted.contains(&a.to_string())
+    })?;
+    if is_local(&r.provider) {
+        return bucket_dir(&r.attributes).filter(|b| b.is_dir()).map(|b| Store::Dir(b.join(BUCKET_ARCHIVE_DIR)));
+    }
+    Some(Store::Bucket { provider: providers.get(&r.provider)?, address: addr.to_string(), state: r.attributes.clone() })
 }
 
 fn slug(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
 }
 
+/// Reads every node's log (at most the last [`archive_max`] bytes of each) and writes the
+/// archive `JOB_ID/` into `store`: the logs first, `job.json` last, so a reader never sees half
+/// an archive.
 async fn archive_job(
     src: &Source<'_>,
-    root: &Path,
+    store: &Store,
     workspace: &str,
     address: &str,
     job_id: &str,
     nodes: usize,
     keep: Duration,
-) -> Result<(), String> {
-    let dest = root.join(slug(job_id));
-    let tmp = root.join(format!(".{}.tmp", slug(job_id)));
-    let _ = std::fs::remove_dir_all(&tmp);
-    create_private_dir(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+) -> Result<(), Diagnostics> {
+    let job = slug(job_id);
+    store.remove(&job).await?;
     let mut written = 0;
     for node in 0..nodes {
-        let mut f = private_file(&tmp.join(format!("node-{node}.log"))).map_err(|e| e.to_string())?;
-        let summary = |d: Diagnostics| d.errors().map(|e| e.summary.clone()).collect::<Vec<_>>().join("; ");
-        let end = src.read(node, 0, Some(LogSeek::End)).await.map_err(summary)?;
+        let mut log = Vec::new();
+        let end = src.read(node, 0, Some(LogSeek::End)).await?;
         let mut all_nodes = end.all_nodes;
         // A log longer than the archive keeps: its end, from a line start.
         let mut at = end.next_offset.saturating_sub(archive_max());
         let mut skip_line = at > 0;
         if at > 0 {
-            let note = format!("[kiln: the first {at} bytes of this log were not kept after destroy]\n");
-            std::io::Write::write_all(&mut f, note.as_bytes()).map_err(|e| e.to_string())?;
+            log.extend_from_slice(format!("[kiln: the first {at} bytes of this log were not kept after destroy]\n").as_bytes());
             at -= 1;
         }
         loop {
-            let c = src.read(node, at, None).await.map_err(summary)?;
+            let c = src.read(node, at, None).await?;
             all_nodes |= c.all_nodes;
             if c.data.is_empty() {
                 break;
@@ -623,9 +803,10 @@ async fn archive_job(
                 data = &data[i + 1..];
                 skip_line = false;
             }
-            std::io::Write::write_all(&mut f, data).map_err(|e| e.to_string())?;
+            log.extend_from_slice(data);
             at = c.next_offset;
         }
+        store.put(&format!("{job}/node-{node}.log"), &log).await?;
         written += 1;
         if all_nodes {
             // One log holds every node's output.
@@ -642,10 +823,8 @@ async fn archive_job(
         destroyed_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     };
-    let text = serde_json::to_vec_pretty(&meta.to_json()).map_err(|e| e.to_string())?;
-    std::fs::write(tmp.join("job.json"), text).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_dir_all(&dest);
-    std::fs::rename(&tmp, &dest).map_err(|e| format!("cannot move the archive to {}: {e}", dest.display()))
+    let text = serde_json::to_vec_pretty(&meta.to_json()).map_err(|e| Diagnostic::error("E-LOGS-ARCHIVE", e.to_string()))?;
+    store.put(&format!("{job}/job.json"), &text).await
 }
 
 /// Logs may hold what a job printed of its secrets: archives are private to their owner.

@@ -27,7 +27,7 @@ use kiln_value::Value;
 use crate::{
     async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
     PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest,
-    ShellAccess, ShellRequest, ShellResponse, UpdateRequest, ValidateRequest,
+    ShellAccess, ShellRequest, ShellResponse, StoreRequest, StoreResponse, UpdateRequest, ValidateRequest,
 };
 
 /// What a kind operation returns: its response, or the diagnostics of a plain failure.
@@ -66,6 +66,10 @@ pub trait Kind<C: Sync, B: Sync>: Send + Sync {
     }
     async fn logs(&self, _ctx: &C, req: &LogsRequest<'_>) -> Outcome<LogsResponse> {
         Err(Diagnostic::error("E-PROVIDER-LOGS", format!("{}: kind `{}` has no logs", req.address, req.kind)).into())
+    }
+    /// Files kiln keeps in a bucket ([`Provider::store`]); by default the kind cannot keep any.
+    async fn store(&self, _ctx: &C, req: &StoreRequest<'_>) -> Outcome<StoreResponse> {
+        Err(crate::no_store(req).into())
     }
 }
 
@@ -216,6 +220,14 @@ impl<C: Sync, B: Sync> Kinds<C, B> {
         }
     }
 
+    pub async fn store(&self, ctx: &C, req: StoreRequest<'_>) -> StoreResponse {
+        let out = match self.get(req.kind) {
+            Ok(k) => k.store(ctx, &req).await,
+            Err(d) => Err(d.into()),
+        };
+        out.unwrap_or_else(StoreResponse::refused)
+    }
+
     pub async fn read_data(&self, ctx: &C, req: ReadDataRequest<'_>) -> ReadResult {
         let out = match self.data_source(req.kind) {
             Ok(k) => k.read(ctx, &req).await,
@@ -339,6 +351,10 @@ impl<P: KindProvider> Provider for P {
 
     async fn shell(&self, req: ShellRequest<'_>) -> ShellResponse {
         P::KINDS.shell(self.ctx(), req).await
+    }
+
+    async fn store(&self, req: StoreRequest<'_>) -> StoreResponse {
+        P::KINDS.store(self.ctx(), req).await
     }
 
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {

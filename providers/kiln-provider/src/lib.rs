@@ -109,6 +109,13 @@ pub trait Provider: Send + Sync {
         ShellResponse::refused(no_shell(&req))
     }
 
+    /// Files kiln keeps in a bucket this provider manages (destroyed jobs' logs, read by `kiln
+    /// logs` wherever the state is shared): one operation on the objects of the bucket `state`.
+    /// By default: refused, the provider cannot keep files (kiln keeps them under `.kiln/`).
+    async fn store(&self, req: StoreRequest<'_>) -> StoreResponse {
+        StoreResponse::refused(no_store(&req))
+    }
+
     /// Reads a data source.
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
         ReadResult {
@@ -234,6 +241,52 @@ pub struct LogsResponse {
     /// separate log per node.
     pub all_nodes: bool,
     pub diagnostics: Diagnostics,
+}
+
+/// One operation on the files kiln keeps in a bucket ([`Provider::store`]).
+pub struct StoreRequest<'a> {
+    pub address: &'a str,
+    pub kind: &'a str,
+    /// The bucket's state.
+    pub state: &'a Value,
+    pub op: StoreOp<'a>,
+}
+
+/// What [`Provider::store`] does; keys are relative to the bucket's root, `/`-separated.
+#[derive(Debug, Clone, Copy)]
+pub enum StoreOp<'a> {
+    /// Writes the object (replacing it), readable only with the bucket's access.
+    Put { key: &'a str, data: &'a [u8] },
+    /// Up to `len` bytes of the object from `offset`, and the object's size.
+    Get { key: &'a str, offset: u64, len: u64 },
+    /// The keys under `prefix`.
+    List { prefix: &'a str },
+    /// Deletes the objects (a missing one is no error).
+    Delete { keys: &'a [String] },
+}
+
+#[derive(Debug, Default)]
+pub struct StoreResponse {
+    /// [`StoreOp::Get`]'s bytes.
+    pub data: Vec<u8>,
+    /// [`StoreOp::Get`]: the object's size.
+    pub size: u64,
+    /// [`StoreOp::List`]'s keys.
+    pub keys: Vec<String>,
+    pub diagnostics: Diagnostics,
+}
+
+impl StoreResponse {
+    pub fn refused(d: impl Into<Diagnostics>) -> Self {
+        StoreResponse { diagnostics: d.into(), ..Default::default() }
+    }
+}
+
+/// [`Provider::store`]'s default answer: `E-PROVIDER-STORE`.
+pub fn no_store(req: &StoreRequest<'_>) -> Diagnostic {
+    Diagnostic::error("E-PROVIDER-STORE", format!("{}: a `{}` of this provider cannot keep kiln's files", req.address, req.kind))
+        .address(req.address)
+        .hint("kiln keeps them under .kiln/ of the configuration's directory instead")
 }
 
 pub struct ShellRequest<'a> {

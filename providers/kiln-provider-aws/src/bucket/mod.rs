@@ -17,7 +17,7 @@ pub(crate) mod spec;
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, PlanRequest, PlanResponse, ReadItem, ReadResult,
-    RecoverRequest, UpdateRequest,
+    RecoverRequest, StoreOp, StoreRequest, StoreResponse, UpdateRequest,
 };
 use kiln_value::Value;
 
@@ -200,6 +200,27 @@ impl Kind<Ctx, AllInstances> for Bucket {
 
     async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
         Ok(recover(ctx, req).await?.map_or_else(ReadResult::gone, ReadResult::found))
+    }
+
+    /// kiln's own files (destroyed jobs' logs) as objects of the bucket.
+    async fn store(&self, ctx: &Ctx, req: &StoreRequest<'_>) -> Outcome<StoreResponse> {
+        let Some(name) = str_attr(req.state, "name") else {
+            return Err(error("E-AWS-BUCKET", req.address, format!("{}: the bucket in state has no name", req.address)).into());
+        };
+        let s3 = &ctx.clients.s3;
+        let fail = |doing: String| move |e: AwsError| -> Diagnostics { e.diagnostic(req.address, &doing).into() };
+        let mut out = StoreResponse::default();
+        match req.op {
+            StoreOp::Put { key, data } => s3::put_object(s3, name, key, data).await.map_err(fail(format!("write s3://{name}/{key}")))?,
+            StoreOp::Get { key, offset, len } => {
+                (out.data, out.size) = s3::get_range(s3, name, key, offset, len).await.map_err(fail(format!("read s3://{name}/{key}")))?
+            }
+            StoreOp::List { prefix } => {
+                out.keys = s3::list_keys(s3, name, prefix).await.map_err(fail(format!("list s3://{name}/{prefix}")))?
+            }
+            StoreOp::Delete { keys } => s3::delete_keys(s3, name, keys).await.map_err(fail(format!("delete objects of s3://{name}")))?,
+        }
+        Ok(out)
     }
 
     async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {

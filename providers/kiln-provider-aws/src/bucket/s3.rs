@@ -264,3 +264,50 @@ pub async fn delete(s3: &Client, name: &str) -> Result<(), AwsError> {
         },
     }
 }
+
+/// Writes an object (kiln's own files in a bucket: [`kiln_provider::Provider::store`]).
+pub async fn put_object(s3: &Client, name: &str, key: &str, data: &[u8]) -> Result<(), AwsError> {
+    let body = aws_sdk_s3::primitives::ByteStream::from(data.to_vec());
+    s3.put_object().bucket(name).key(key).body(body).send().await.map(|_| ()).map_err(AwsError::from_sdk)
+}
+
+/// Up to `len` bytes of an object from `offset`, and the object's size.
+pub async fn get_range(s3: &Client, name: &str, key: &str, offset: u64, len: u64) -> Result<(Vec<u8>, u64), AwsError> {
+    let size = || async {
+        let head = s3.head_object().bucket(name).key(key).send().await.map_err(AwsError::from_sdk)?;
+        Ok::<u64, AwsError>(head.content_length().unwrap_or_default().max(0) as u64)
+    };
+    if len == 0 {
+        return Ok((Vec::new(), size().await?));
+    }
+    let range = format!("bytes={offset}-{}", offset.saturating_add(len) - 1);
+    match s3.get_object().bucket(name).key(key).range(range).send().await.map_err(AwsError::from_sdk) {
+        Ok(out) => {
+            // `bytes A-B/SIZE`
+            let total = out.content_range().and_then(|r| r.rsplit_once('/')).and_then(|(_, n)| n.parse::<u64>().ok());
+            let body = out.body.collect().await.map_err(|e| AwsError { code: None, message: e.to_string() })?.into_bytes().to_vec();
+            let total = match total {
+                Some(t) => t,
+                None => size().await?,
+            };
+            Ok((body, total))
+        }
+        // At or past the end.
+        Err(e) if e.is("InvalidRange") => Ok((Vec::new(), size().await?)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every key under `prefix`.
+pub async fn list_keys(s3: &Client, name: &str, prefix: &str) -> Result<Vec<String>, AwsError> {
+    let mut keys = Vec::new();
+    let mut next = None;
+    loop {
+        let out = s3.list_objects_v2().bucket(name).prefix(prefix).set_continuation_token(next).send().await.map_err(AwsError::from_sdk)?;
+        keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        next = out.next_continuation_token().map(str::to_string);
+        if next.is_none() {
+            return Ok(keys);
+        }
+    }
+}
