@@ -192,3 +192,51 @@ fn refresh_only_records_a_finished_job_and_its_outputs() {
     p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
     p.kiln(&["destroy", "--auto-approve"]).ok();
 }
+
+const SECRET: &str = "resource \"record\" \"a\" {\n  input = \"x\"\n}\n\nvariable \"token\" {\n  default   = \"hunter2-pull-secret\"\n  sensitive = true\n}\n\noutput \"token\" {\n  value     = var.token\n  sensitive = true\n}\n";
+
+/// `kiln state pull` redirected by a shell with a umask that makes files world-readable writes
+/// a file readable by its owner only (mode 0600), and `kiln state push` takes it back.
+#[test]
+fn pull_into_a_file_makes_it_private_and_push_takes_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new(SECRET);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let mut c = Command::new("sh");
+    c.arg("-c").arg("umask 022; exec \"$0\" state pull > pulled.json").arg(bin());
+    c.current_dir(p.path()).env("NO_COLOR", "1").env("KILN_QUIET", "1");
+    run(c).ok();
+    let path = p.path().join("pulled.json");
+    let mode = std::fs::metadata(&path).expect("pulled.json").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "pulled.json is mode {mode:o}");
+    let mut doc = json(&p.read("pulled.json"));
+    assert_eq!(doc, p.state_json(), "the whole document, sensitive values included");
+    // The next serial, as an edit would: written in place (the mode stays).
+    doc["serial"] = (doc["serial"].as_u64().expect("serial") + 1).into();
+    std::fs::write(&path, doc.to_string()).expect("write");
+    p.kiln(&["state", "push", "pulled.json"]).ok();
+    assert_eq!(p.state_json()["serial"], doc["serial"]);
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+}
+
+/// `kiln state pull` through a terminal (script's) with a sensitive value in state is refused
+/// with how to redirect it, and the secret is not shown; a state without one prints.
+#[test]
+fn pull_to_a_terminal_refuses_a_state_with_sensitive_values() {
+    let on_terminal = |p: &Project| {
+        let mut c = Command::new("script");
+        c.args(["-qec", &format!("{} state pull", bin().display()), "/dev/null"]);
+        c.current_dir(p.path()).env("NO_COLOR", "1").env("KILN_QUIET", "1").stdin(std::process::Stdio::null());
+        run(c)
+    };
+    let p = Project::new(SECRET);
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let r = on_terminal(&p).code_is(1);
+    let out = r.stdout();
+    assert!(out.contains("E-STATE-PULL-TERMINAL") && out.contains("kiln state pull > state.json"), "{out}");
+    assert!(!out.contains("hunter2-pull-secret") && !out.contains("\"lineage\""), "nothing of the state is shown:\n{out}");
+    let plain = Project::new(TWO);
+    plain.kiln(&["apply", "--auto-approve"]).ok();
+    let out = on_terminal(&plain).ok().stdout();
+    assert!(out.contains("\"lineage\"") && out.contains("record.b"), "{out}");
+}

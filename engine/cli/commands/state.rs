@@ -1,4 +1,4 @@
-//! `kiln state list|show|rm|mv|versions`, `kiln import` and `kiln force-unlock`.
+//! `kiln state list|show|rm|mv|versions|pull|push`, `kiln import` and `kiln force-unlock`.
 
 use crate::cli::{StateCommand, VarArgs};
 use kiln_addrs::InstanceAddr;
@@ -93,6 +93,7 @@ pub(crate) async fn state_cmd(cx: &Ctx, cmd: StateCommand) -> R {
             let state = read_state(backend.as_ref()).await?;
             // No state yet: nothing, as Terraform prints.
             if !state.lineage.is_empty() {
+                guard_pulled_output(&state)?;
                 cx.printer.data_bytes(&kiln_state::encode(&state));
             }
             Ok(ExitStatus::Success)
@@ -117,6 +118,72 @@ pub(crate) async fn state_cmd(cx: &Ctx, cmd: StateCommand) -> R {
             .await
         }
     }
+}
+
+/// Where `kiln state pull` may write the state: it holds every value in clear, sensitive ones
+/// included (a pushed document must be complete), and kiln's rule is that secrets never reach
+/// a screen or a file others can read. As Terraform, the document goes to stdout, so
+/// `kiln state pull > state.json` and `kiln state pull | jq` work as Terraform users expect;
+/// what stdout is decides the rest:
+///
+/// - a regular file (the shell's `>` made it with the umask, usually 0644): kiln makes it mode
+///   0600 (fchmod on stdout) before writing, as its own state files are. A file kiln may not
+///   change the mode of (someone else's) gets the state only when it holds no sensitive value.
+/// - a terminal: refused when the state holds a sensitive value (a screen is read over
+///   shoulders, kept in scrollback and terminal logs), with how to redirect it; a state without
+///   one prints as in Terraform.
+/// - a pipe, socket or device: written as it is; the reader is a program the user chose
+///   (`| jq`, `| aws s3 cp - ...`), and piping on purpose is also how to see it on a screen.
+fn guard_pulled_output(state: &State) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    let sensitive = holds_sensitive(state);
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        if sensitive {
+            return Err(Diagnostic::error(
+                "E-STATE-PULL-TERMINAL",
+                "the state holds sensitive values: `kiln state pull` does not print them on a terminal",
+            )
+            .hint("redirect it to a file, which kiln makes readable by you only (mode 0600): `kiln state pull > state.json`; or pipe it to a program: `kiln state pull | jq .resources`")
+            .into());
+        }
+        return Ok(());
+    }
+    // A duplicate of fd 1: its metadata and mode are the open file's (fstat, fchmod).
+    let Ok(file) = stdout.as_fd().try_clone_to_owned().map(std::fs::File::from) else {
+        return Ok(());
+    };
+    let Ok(meta) = file.metadata() else {
+        return Ok(());
+    };
+    if !meta.is_file() || meta.permissions().mode() & 0o077 == 0 {
+        return Ok(());
+    }
+    match file.set_permissions(std::fs::Permissions::from_mode(0o600)) {
+        Ok(()) => Ok(()),
+        Err(_) if !sensitive => Ok(()),
+        Err(e) => Err(Diagnostic::error(
+            "E-STATE-PULL-FILE",
+            format!(
+                "the state holds sensitive values, and stdout is a file others can read (mode {:o}) whose mode kiln cannot change: {e}",
+                meta.permissions().mode() & 0o777
+            ),
+        )
+        .hint("redirect to a new file of yours (`kiln state pull > state.json`, made mode 0600), or make this one private first (`chmod 600 FILE`)")
+        .into()),
+    }
+}
+
+/// Whether any value in `state` is sensitive: a resource's (or a deposed object's) sensitive
+/// attribute, a sensitive output, or a value still marked.
+fn holds_sensitive(state: &State) -> bool {
+    let resource = |r: &kiln_state::ResourceState| !r.sensitive.is_empty() || r.attributes.contains_sensitive();
+    state.resources.values().any(resource)
+        || state.deposed.values().any(|d| resource(&d.resource))
+        || state.outputs.values().any(|o| o.sensitive || o.value.contains_sensitive())
+        || state.pending.values().any(|p| p.planned.contains_sensitive())
 }
 
 /// The state `kiln state push` was given: a state document (JSON, as `kiln state pull` prints
