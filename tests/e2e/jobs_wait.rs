@@ -381,3 +381,29 @@ fn a_job_destroyed_by_another_run_while_waiting_ends_the_wait() {
     assert!(err.contains("E-JOB-GONE") && err.contains("job `job.j` is gone"), "{err}");
     assert!(!p.lock_path().exists());
 }
+
+/// The refresh after the wait is a refresh-only plan: when the configuration changed while
+/// waiting (the lock is free: a teammate applied a version with one more resource), the jobs'
+/// end state and the outputs are still recorded, nothing else is changed (the other run's
+/// resource stays), and the command says there are changes to apply.
+#[test]
+fn a_configuration_changed_while_waiting_still_gets_the_jobs_results_recorded() {
+    let base = format!("{}\noutput \"job_status\" {{\n  value = job.j.status\n}}\n", job(1, "    while [ ! -e go ]; do sleep 0.1; done"));
+    let p = Jobs::new(&base);
+    let mut apply = p.spawn_loud(&["apply", "--auto-approve", "--wait"], &[]);
+    until_stderr(&mut apply, "Waiting for jobs to finish");
+    p.write("main.kiln.hcl", &format!("{base}\nresource \"record\" \"extra\" {{\n  input = 1\n}}\n"));
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert!(apply.running(), "still waiting");
+    p.write("go", "");
+    let r = apply.wait(RUN_TIMEOUT).ok();
+    let err = r.stderr();
+    assert!(err.contains("job.j: succeeded"), "{err}");
+    assert!(err.contains("changes to apply") && err.contains("kiln plan"), "{err}");
+    assert_eq!(p.values("job.j")["status"], "succeeded", "the job's end state was recorded");
+    p.values("record.extra");
+    let outputs = p.kiln(&["output", "--json"]).ok().stdout();
+    let outputs: serde_json::Value = serde_json::from_str(&outputs).unwrap_or_else(|e| panic!("{e}: {outputs}"));
+    assert_eq!(outputs["outputs"]["job_status"]["value"], "succeeded", "{outputs}");
+    assert!(!p.lock_path().exists());
+}

@@ -21,8 +21,9 @@ use kiln_value::Value;
 
 use super::apply::apply_plan;
 use super::jobs::{configure, read_jobs, status, succeeded, terminal};
-use super::{make_plan, Ctx, ExitStatus, Failure, Loaded, Printer, R};
+use super::{make_plan, plan_request, registry, Ctx, ExitStatus, Failure, Loaded, Printer, R};
 use crate::cli::PlanArgs;
+use kiln_ops::operation::Session;
 use kiln_plan::{Action, Mode};
 
 /// How often "Still running..." is printed when `KILN_WAIT_PROGRESS_INTERVAL` does not say.
@@ -94,8 +95,12 @@ fn progress_interval(env: &[(String, String)]) -> Duration {
         .unwrap_or(DEFAULT_PROGRESS_INTERVAL)
 }
 
-/// The refresh after the wait, in its own short operation. A lock someone else holds now does
-/// not fail the jobs' result: it is said, with what to run later.
+/// The refresh after the wait, in its own short operation: a refresh-only plan (as `kiln apply
+/// --refresh-only`), applied when it records anything, so the jobs' end state and the outputs
+/// are recorded even when the configuration changed meanwhile (nothing of that is applied: the
+/// user did not review it); then a plan of the configuration against the refreshed state says
+/// whether it has changes to apply. A lock someone else holds now does not fail the jobs'
+/// result: it is said, with what to run later.
 /// `summary`: end with "Apply complete!" and the outputs (not after a job failed: its error
 /// comes last).
 async fn refresh(cx: &Ctx, backend: &Arc<dyn StateBackend>, dir: &Path, l: &Loaded, p: &Providers, args: &PlanArgs, summary: bool) -> R {
@@ -110,18 +115,27 @@ async fn refresh(cx: &Ctx, backend: &Arc<dyn StateBackend>, dir: &Path, l: &Load
         }
     }
     // The jobs' results only: a replacement asked for (`kiln run`) was made already.
-    let refresh = PlanArgs { refresh: true, replace: Vec::new(), ..args.clone() };
+    let refresh = PlanArgs { refresh: true, refresh_only: true, replace: Vec::new(), ..args.clone() };
+    // What the configuration would still change, against the state just refreshed.
+    let pending = PlanArgs { refresh: false, refresh_only: false, replace: Vec::new(), ..args.clone() };
     let r = kiln_ops::operation::run(&cx.ops, backend, "refresh", |s| {
-        let refresh = &refresh;
+        let (refresh, pending) = (&refresh, &pending);
         async move {
             let state = s.read_state().await.map_err(|d| Stop::Failed(d.into()))?;
-            let plan = make_plan(&s, dir, l, &state, p, refresh, Mode::Normal).await.map_err(Stop::Failed)?;
-            if plan.changes.iter().any(|c| c.action != Action::NoOp) {
-                l.printer.note("Jobs finished; the configuration now has changes to apply (run `kiln plan`).");
-                return Ok(ExitStatus::Success);
+            let plan = make_plan(&s, dir, l, &state, p, refresh, Mode::RefreshOnly).await.map_err(Stop::Failed)?;
+            let code = if plan.has_changes() {
+                apply_plan(&s, dir, l, p, state, &plan, args.parallelism, summary).await.map_err(Stop::Failed)?
+            } else {
+                ExitStatus::Success
+            };
+            if code != ExitStatus::Success {
+                return Ok(code);
             }
-            if plan.has_changes() || !plan.drift.is_empty() {
-                return apply_plan(&s, dir, l, p, state, &plan, args.parallelism, summary).await.map_err(Stop::Failed);
+            let state = s.read_state().await.map_err(|d| Stop::Failed(d.into()))?;
+            match changes_to_apply(&s, dir, l, &state, p, pending).await {
+                Some(true) => l.printer.note("Jobs finished; the configuration now has changes to apply (run `kiln plan`)."),
+                Some(false) => {}
+                None => l.printer.note("Jobs finished; the configuration can no longer be planned (run `kiln plan` to see why)."),
             }
             Ok(ExitStatus::Success)
         }
@@ -138,6 +152,18 @@ async fn refresh(cx: &Ctx, backend: &Arc<dyn StateBackend>, dir: &Path, l: &Load
             Ok(ExitStatus::Success)
         }
     }
+}
+
+/// Whether the configuration has changes to apply to `state` (`args` without refresh: the state
+/// was just refreshed); `None` when it cannot be planned or planning was interrupted. Prints
+/// nothing: the refresh-only plan before it said the configuration's warnings already.
+async fn changes_to_apply(s: &Session, dir: &Path, l: &Loaded, state: &State, p: &Providers, args: &PlanArgs) -> Option<bool> {
+    let reg = registry();
+    let (plan, diags) = s.unless_interrupted(kiln_core::plan(plan_request(l, state, &reg, p, args, Mode::Normal, dir))).await?;
+    if diags.has_errors() {
+        return None;
+    }
+    Some(plan?.changes.iter().any(|c| c.action != Action::NoOp))
 }
 
 /// Polls until every job is terminal: prints status changes, "Still running..." lines and,
