@@ -511,7 +511,9 @@ pub enum StateCommand {
     },
     /// List the stored versions of the state, newest first (backups, bucket versions, history).
     Versions,
-    /// Print the state as stored (JSON, decrypted) on stdout.
+    /// Print the state as stored (JSON, decrypted, sensitive values included) on stdout: a file
+    /// it is redirected to is made mode 0600, and a terminal is refused when the state holds
+    /// sensitive values (redirect or pipe it).
     Pull,
     /// Replace the state with a file (`-` reads stdin): refused when its lineage differs or its
     /// serial is older, unless --force.
