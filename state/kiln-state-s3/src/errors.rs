@@ -108,3 +108,55 @@ fn join(a: &str, b: &str) -> String {
         (false, false) => format!("{a}: {b}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::put_object::PutObjectError;
+    use aws_sdk_s3::primitives::SdkBody;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+
+    type Sdk = SdkError<PutObjectError, Response>;
+
+    fn settings() -> S3Settings {
+        S3Settings {
+            bucket: "team-state".into(),
+            key: "k.json".into(),
+            endpoint: Some("http://127.0.0.1:9".into()),
+            ..S3Settings::default()
+        }
+    }
+
+    /// One line, short, no Debug dump.
+    fn readable(m: &str) {
+        assert!(m.len() < 500 && !m.contains('{') && !m.contains("Some(") && !m.contains("Error {") && !m.contains('\n'), "{m}");
+    }
+
+    #[test]
+    fn s3_answers_read_as_code_and_message_with_a_hint() {
+        let meta = ErrorMetadata::builder().code("AccessDenied").message("Access Denied").build();
+        let raw = Response::new(StatusCode::try_from(403).unwrap(), SdkBody::empty());
+        let m = sdk_message("PutObject", &settings(), Sdk::service_error(PutObjectError::generic(meta), raw));
+        readable(&m);
+        assert!(m.starts_with("PutObject failed: AccessDenied: Access Denied; "), "{m}");
+        assert!(m.contains("bucket `team-state`") && m.contains("IAM"), "{m}");
+    }
+
+    #[test]
+    fn missing_credentials_and_refused_connections_say_so() {
+        let e = Sdk::dispatch_failure(ConnectorError::other(CredentialsError::not_loaded("environment variable not set").into(), None));
+        let m = sdk_message("GetObject", &settings(), e);
+        readable(&m);
+        assert!(m.starts_with("GetObject failed: no AWS credentials found; give kiln AWS credentials"), "{m}");
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused (os error 111)");
+        let m = sdk_message("GetObject", &settings(), Sdk::dispatch_failure(ConnectorError::io(refused.into())));
+        readable(&m);
+        assert!(
+            m.starts_with(
+                "GetObject failed: cannot reach S3 at `http://127.0.0.1:9`: Connection refused (os error 111); check the network"
+            ),
+            "{m}"
+        );
+    }
+}
