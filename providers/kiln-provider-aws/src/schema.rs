@@ -112,6 +112,10 @@ pub(crate) fn cluster() -> Body {
         )
         .attr("lost", Attribute::computed(Type::List(Box::new(Type::Any)), "Nodes lost since the last apply: {node, instance_id, reason}"))
         .attr("ssh_private_key", Attribute::computed(Type::String, "Private key of the key pair kiln created (\"\" otherwise)").sensitive())
+        .attr(
+            "created_at",
+            Attribute::computed(Type::String, "When the cluster came up (RFC 3339): its first instance's launch time, read by refresh for older states too"),
+        )
 }
 
 fn tags() -> Attribute {
@@ -272,4 +276,8 @@ pub(crate) fn spot_pool() -> Body {
         .attr("on_demand_instances", Attribute::computed(number(), "How many of them are on-demand"))
         .attr("state", Attribute::computed(Type::String, "active (at capacity) or filling"))
         .attr("ssh_private_key", Attribute::computed(Type::String, "Private key of the key pair kiln created (\"\" otherwise)").sensitive())
+        .attr(
+            "created_at",
+            Attribute::computed(Type::String, "When the pool was created (RFC 3339): its fleet's creation time, read by refresh for older states too"),
+        )
 }

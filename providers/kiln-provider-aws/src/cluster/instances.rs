@@ -38,6 +38,8 @@ pub struct Node {
     pub launch_index: i32,
     /// A spot instance (else on-demand).
     pub spot: bool,
+    /// When it was launched (RFC 3339).
+    pub launched: Option<String>,
 }
 
 impl Node {
@@ -60,6 +62,7 @@ impl Node {
             public_ip: i.public_ip_address().unwrap_or_default().to_string(),
             launch_index: i.ami_launch_index().unwrap_or(0),
             spot: i.instance_lifecycle().is_some_and(|l| l.as_str() == "spot"),
+            launched: i.launch_time().map(super::view::rfc3339),
         }
     }
 

@@ -15,7 +15,7 @@ pub(crate) mod catalog;
 pub(crate) mod instances;
 pub(crate) mod network;
 pub(crate) mod spec;
-mod view;
+pub(crate) mod view;
 
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::{
@@ -207,6 +207,7 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
             m.insert(k.into(), Value::Unknown);
         }
     }
+    view::plan_created_at(&mut m, req.prior);
     Ok(Value::Map(m))
 }
 

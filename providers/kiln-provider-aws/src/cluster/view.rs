@@ -6,6 +6,34 @@ use kiln_value::{Map, Value};
 use super::instances::Node;
 use crate::util::{attrs, map, num, str_list, strings, u64_attr};
 
+/// The computed creation time, for `kiln status`'s uptime.
+pub const CREATED_AT: &str = "created_at";
+
+/// An AWS time as RFC 3339, in whole seconds (UTC).
+pub fn rfc3339(t: &aws_sdk_ec2::primitives::DateTime) -> String {
+    let secs = std::time::Duration::from_secs(t.secs().max(0) as u64);
+    kiln_provider::util::rfc3339(std::time::UNIX_EPOCH + secs)
+}
+
+/// `created_at` in a plan: the prior's, or none when the prior has none (a state written
+/// before kiln recorded it plans no change; refresh reads it); unknown for a create.
+pub fn plan_created_at(m: &mut Map, prior: Option<&Value>) {
+    match prior.map(|p| p.get(CREATED_AT).filter(|v| v.as_str().is_some())) {
+        Some(Some(t)) => m.insert(CREATED_AT.into(), t.clone()),
+        Some(None) => m.remove(CREATED_AT),
+        None => m.insert(CREATED_AT.into(), Value::Unknown),
+    };
+}
+
+/// `created_at` in a state: `base`'s once recorded (it never moves), else what AWS says.
+pub fn set_created_at(m: &mut Map, base: &Value, found: Option<&str>) {
+    match (base.get(CREATED_AT).filter(|v| v.as_str().is_some()), found) {
+        (Some(t), _) => m.insert(CREATED_AT.into(), t.clone()),
+        (None, Some(t)) => m.insert(CREATED_AT.into(), t.into()),
+        (None, None) => m.remove(CREATED_AT),
+    };
+}
+
 /// A node that was in state and is no more: terminated (with its reason) or gone entirely.
 pub fn lost_entry(rank: Option<u64>, id: &str, reason: &str) -> Value {
     let node = rank.map_or(Value::Null, num);
@@ -51,6 +79,9 @@ pub fn view(base: &Value, live: &[Node], lost: Vec<Value>) -> Value {
             m.insert("key_name".into(), first.key_name.as_str().into());
         }
     }
+    // When the first of its instances was launched (a node launched later to heal does not
+    // move it: a recorded time is kept).
+    set_created_at(&mut m, base, live.iter().filter_map(|n| n.launched.as_deref()).min());
     Value::Map(m)
 }
 

@@ -146,6 +146,8 @@ pub struct FleetInfo {
     pub active: bool,
     pub total: u64,
     pub on_demand: u64,
+    /// When the fleet was created (RFC 3339).
+    pub created: Option<String>,
 }
 
 fn info(f: &aws_sdk_ec2::types::FleetData) -> FleetInfo {
@@ -161,6 +163,7 @@ fn info(f: &aws_sdk_ec2::types::FleetData) -> FleetInfo {
         active: !gone,
         total: t.and_then(|t| t.total_target_capacity()).unwrap_or(0).max(0) as u64,
         on_demand: t.and_then(|t| t.on_demand_target_capacity()).unwrap_or(0).max(0) as u64,
+        created: f.create_time().map(crate::cluster::view::rfc3339),
     }
 }
 

@@ -26,7 +26,7 @@ use kiln_value::{Map, Value};
 
 use crate::cluster::instances::{self, Node};
 use crate::cluster::spec::{Problem, Spec as Common};
-use crate::cluster::{make_network, network};
+use crate::cluster::{make_network, network, view};
 use crate::error::AwsError;
 use crate::util::{
     attrs, bool_attr, error, is_unknown, made_up_name, num, set, str_attr, str_list, strings, u64_attr, TAG_ADDRESS, TAG_TOKEN,
@@ -245,6 +245,7 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
             m.insert(k.into(), Value::Unknown);
         }
     }
+    view::plan_created_at(&mut m, req.prior);
     Ok(Value::Map(m))
 }
 
@@ -330,6 +331,7 @@ async fn launch(
     base.insert("launch_template_id".into(), template_id.into());
     base.insert("token".into(), req.token.into());
     base.insert("on_demand_target".into(), num(target));
+    base.insert(view::CREATED_AT.into(), kiln_provider::util::now().into());
     Ok(view(&Value::Map(base), &nodes))
 }
 
@@ -413,6 +415,8 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, D
     base.insert("token".into(), req.token.into());
     base.insert("on_demand_target".into(), num(found.on_demand));
     base.insert("ssh_private_key".into(), "".into());
+    let planned = Value::Map(base.clone());
+    view::set_created_at(&mut base, &planned, found.created.as_deref());
     if let Some(n) = nodes.first() {
         base.insert("security_group_ids".into(), strings(&n.security_group_ids));
         base.insert("key_name".into(), n.key_name.as_str().into());
@@ -428,6 +432,10 @@ fn read_item(item: &ReadItem<'_>, fleets: &[fleet::FleetInfo], nodes: &[Node]) -
     let mut base = attrs(item.state);
     base.insert("capacity".into(), num(f.total));
     base.insert("on_demand_target".into(), num(f.on_demand));
+    // A state written before kiln recorded it takes the fleet's creation time (else, where the
+    // service does not say, its first instance's launch time).
+    let first_launch = mine.iter().filter_map(|n| n.launched.as_deref()).min();
+    view::set_created_at(&mut base, item.state, f.created.as_deref().or(first_launch));
     ReadResult::found(view(&Value::Map(base), &mine))
 }
 

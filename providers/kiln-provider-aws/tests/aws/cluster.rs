@@ -358,3 +358,34 @@ async fn ssh_is_opened_only_when_asked_and_a_world_open_block_warns() {
         assert!(!delete(&p, a, s).await.has_errors());
     }
 }
+
+/// A cluster records when it came up: its first instance's launch time (RFC 3339), which an
+/// update launching more nodes does not move. A state written before kiln recorded it takes
+/// the launch time on refresh, and plans no change with or without that refresh.
+#[tokio::test]
+async fn created_at_is_the_first_launch_time_and_refresh_reads_it_for_older_states() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let one = config(&p, "cluster", j!({ "instance_type": "t3.micro" }));
+    assert!(planned(&p, "cluster.up", &one, None).await.get("created_at").is_some_and(Value::is_unknown));
+    let state = create(&p, "cluster.up", &one).await;
+    let at = str_of(&state, "created_at").to_string();
+    let live = instances_tagged("kiln:address", "cluster.up").await;
+    let launched = live[0].2.launch_time().expect("a launch time").fmt(aws_sdk_ec2::primitives::DateTimeFormat::DateTime).unwrap();
+    assert_eq!(at[..19], launched[..19], "{at} is the launch time {launched}");
+    assert!(at.ends_with('Z'), "{at}");
+    assert_eq!(changed(&state, &planned(&p, "cluster.up", &one, Some(&state)).await), Vec::<String>::new());
+
+    let mut before = state.clone();
+    let Value::Map(m) = &mut before else { panic!("a map") };
+    m.remove("created_at");
+    assert_eq!(changed(&before, &planned(&p, "cluster.up", &one, Some(&before)).await), Vec::<String>::new(), "no refresh: no change");
+    let refreshed = read(&p, "cluster.up", &before).await.expect("found");
+    assert_eq!(str_of(&refreshed, "created_at"), at, "refresh reads it");
+    assert_eq!(changed(&refreshed, &planned(&p, "cluster.up", &one, Some(&refreshed)).await), Vec::<String>::new());
+
+    let two = config(&p, "cluster", j!({ "instance_type": "t3.micro", "nodes": 2 }));
+    let grown = update(&p, "cluster.up", &refreshed, &two).await;
+    assert_eq!(str_of(&grown, "created_at"), at, "a node launched later does not move it");
+    assert!(!delete(&p, "cluster.up", &grown).await.has_errors());
+}

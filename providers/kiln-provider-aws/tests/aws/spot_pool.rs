@@ -128,3 +128,29 @@ async fn recover_adopts_the_fleet_of_its_token() {
     let none = p.recover(RecoverRequest { address: "spot_pool.r", kind: "spot_pool", token: "tok-other", planned: &plan }).await;
     assert!(none.state.is_none());
 }
+
+/// A pool records when it was created; a state written before kiln recorded it takes the
+/// fleet's creation time on refresh (moto has none: its first instance's launch time), and
+/// plans no change with or without that refresh.
+#[tokio::test]
+async fn created_at_is_recorded_and_refresh_reads_it_for_older_states() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let cfg = config(&p, "spot_pool", j!({ "instance_types": ["t3.micro"], "capacity": 1 }));
+    assert!(planned(&p, "spot_pool.up", &cfg, None).await.get("created_at").is_some_and(Value::is_unknown));
+    let state = create(&p, "spot_pool.up", &cfg).await;
+    let at = str_of(&state, "created_at").to_string();
+    assert!(at.len() == 20 && at.as_bytes()[10] == b'T' && at.ends_with('Z'), "RFC 3339 in UTC: {at}");
+    let again = read(&p, "spot_pool.up", &state).await.expect("exists");
+    assert_eq!(str_of(&again, "created_at"), at, "refresh keeps what create recorded");
+
+    let mut before = state.clone();
+    let Value::Map(m) = &mut before else { panic!("a map") };
+    m.remove("created_at");
+    assert_eq!(changed(&before, &planned(&p, "spot_pool.up", &cfg, Some(&before)).await), Vec::<String>::new(), "no refresh: no change");
+    let refreshed = read(&p, "spot_pool.up", &before).await.expect("exists");
+    let read_at = str_of(&refreshed, "created_at");
+    assert!(read_at.len() == 20 && read_at.ends_with('Z') && *read_at <= *kiln_provider::util::now(), "{read_at}");
+    assert_eq!(changed(&refreshed, &planned(&p, "spot_pool.up", &cfg, Some(&refreshed)).await), Vec::<String>::new());
+    assert!(!delete(&p, "spot_pool.up", &state).await.has_errors());
+}
