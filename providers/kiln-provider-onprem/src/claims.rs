@@ -26,13 +26,17 @@ pub struct HostClaims {
     pub gpus: BTreeMap<u32, Claim>,
     /// Clusters with a member file here, by cluster ID.
     pub members: BTreeMap<String, Claim>,
+    /// When each member file was written (seconds since the epoch), by cluster ID: when the
+    /// cluster took this host.
+    pub member_since: BTreeMap<String, u64>,
 }
 
-/// Lists claims as `NAME<TAB>JSON` lines after an `@@claims` header; `$1` is the host directory.
+/// Lists claims as `NAME<TAB>JSON<TAB>MTIME` lines (MTIME: seconds since the epoch) after an
+/// `@@claims` header; `$1` is the host directory.
 pub const LIST: &str = r#"printf '\n@@claims\n'
 if [ -d "$1/claims" ]; then
   for f in "$1"/claims/gpu-* "$1"/claims/member-*; do
-    [ -f "$f" ] && printf '%s\t%s\n' "${f##*/}" "$(head -c 4096 "$f" | tr -d '\n')"
+    [ -f "$f" ] && printf '%s\t%s\t%s\n' "${f##*/}" "$(head -c 4096 "$f" | tr -d '\n')" "$(stat -c %Y "$f" 2>/dev/null || stat -f %m "$f" 2>/dev/null)"
   done
 fi
 printf '\n@@claims_end\n'
@@ -74,15 +78,23 @@ impl Claim {
     }
 }
 
-/// Parses `NAME<TAB>JSON` lines (the `@@claims` section, or CLAIM's complaint).
+/// Parses `NAME<TAB>JSON[<TAB>MTIME]` lines (the `@@claims` section, or CLAIM's complaint).
+/// The JSON holds no tab (serde_json escapes it).
 pub fn parse(text: &str) -> HostClaims {
     let mut out = HostClaims::default();
     for line in text.lines() {
-        let Some((name, json)) = line.split_once('\t') else { continue };
+        let Some((name, rest)) = line.split_once('\t') else { continue };
+        let (json, mtime) = match rest.split_once('\t') {
+            Some((json, t)) => (json, t.trim().parse::<u64>().ok()),
+            None => (rest, None),
+        };
         let Ok(claim) = serde_json::from_str::<Claim>(json) else { continue };
         if let Some(i) = name.strip_prefix("gpu-").and_then(|i| i.parse().ok()) {
             out.gpus.insert(i, claim);
         } else if let Some(id) = name.strip_prefix("member-") {
+            if let Some(t) = mtime {
+                out.member_since.insert(id.to_string(), t);
+            }
             out.members.insert(id.to_string(), claim);
         }
     }
@@ -116,6 +128,11 @@ mod tests {
         assert_eq!(h.members.get("a-1"), Some(&c));
         assert!(h.holders("cluster.a").is_empty());
         assert_eq!(h.holders("cluster.b").get(&3).map(String::as_str), Some("cluster.a"));
+        assert!(h.member_since.is_empty(), "no time listed");
+        let timed = format!("member-a-1\t{}\t1767236400\ngpu-3\t{}\t\n", c.to_json(), c.to_json());
+        let h = parse(&timed);
+        assert_eq!((h.members.get("a-1"), h.member_since.get("a-1")), (Some(&c), Some(&1767236400)));
+        assert!(h.gpus.contains_key(&3), "a missing time is no time");
     }
 
     #[test]

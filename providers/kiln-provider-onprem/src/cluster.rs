@@ -22,6 +22,10 @@
 //! old jobs (it was unreachable, not dead). Read lists it in `stale_hosts`, plan shows it going
 //! from there, and update stops those nodes and releases the claims, as delete does on every
 //! host the cluster holds.
+//!
+//! `created_at` is when the create claimed the hosts; a state written before kiln recorded it
+//! takes, on refresh, the time of the oldest member file among the hosts that answer (plans
+//! keep a prior's, or none: such a state plans no change).
 
 use std::collections::BTreeMap;
 
@@ -100,6 +104,24 @@ fn key_warnings(scans: &[HostScan]) -> Diagnostics {
         .collect()
 }
 
+const CREATED_AT: &str = "created_at";
+
+/// When the cluster took its hosts: the oldest of its member files on the hosts that answered.
+fn member_since(scans: &[HostScan], id: &str) -> Option<String> {
+    scans.iter().filter_map(|s| s.claims()?.member_since.get(id).copied()).min().map(crate::util::from_epoch)
+}
+
+/// `base`'s `created_at` once recorded (it never moves), else `found`, else none.
+fn created_at(base: &Value, found: Option<String>) -> Value {
+    let mut m = attrs(base);
+    match (base.get(CREATED_AT).filter(|v| v.as_str().is_some()), found) {
+        (Some(_), _) => None,
+        (None, Some(t)) => m.insert(CREATED_AT.into(), t.into()),
+        (None, None) => m.remove(CREATED_AT),
+    };
+    Value::Map(m)
+}
+
 fn with(base: &Value, extra: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
     let mut m: Map = attrs(base);
     m.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
@@ -171,7 +193,8 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
         return Err(error("E-ONPREM-CLAIM", req.address, format!("{}: GPUs were taken: {}", req.address, failed.join("; ")))
             .hint("run `kiln plan` again: it allocates from what is free now"));
     }
-    Ok(with(req.planned, [("cluster_id", Value::from(claim.cluster_id.as_str()))].into_iter().chain(settled())))
+    let made = [("cluster_id", Value::from(claim.cluster_id.as_str())), (CREATED_AT, Value::from(crate::util::now()))];
+    Ok(with(req.planned, made.into_iter().chain(settled())))
 }
 
 /// Present on every answering host? `None` when no allocated host answered. Also the hosts
@@ -210,7 +233,10 @@ fn read(item: &ReadItem<'_>, scans: &[HostScan]) -> ReadResult {
     match membership(&ps, scans, id) {
         (_, Some(false), _) => ReadResult::gone(),
         (unreachable, _, refused) => ReadResult {
-            state: Some(with(item.state, [("unreachable", strings(&unreachable)), ("stale_hosts", strings(stale_hosts(&ps, scans, id)))])),
+            state: Some(created_at(
+                &with(item.state, [("unreachable", strings(&unreachable)), ("stale_hosts", strings(stale_hosts(&ps, scans, id)))]),
+                member_since(scans, id),
+            )),
             diagnostics: refused.with_address(item.address),
         },
     }
@@ -347,7 +373,11 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
         join_all(ps.iter().map(|p| release_on(ctx, &p.host, &id))).await;
         return ReadResult::gone();
     }
-    ReadResult::found(with(req.planned, [("cluster_id", Value::from(id)), ("unreachable", strings(Vec::<&str>::new()))]))
+    let since = member_since(&scans, &id);
+    ReadResult::found(created_at(
+        &with(req.planned, [("cluster_id", Value::from(id)), ("unreachable", strings(Vec::<&str>::new()))]),
+        since,
+    ))
 }
 
 #[async_trait]
@@ -392,6 +422,14 @@ impl Kind<Ctx, Batch> for Cluster {
                 );
                 planned = with(&planned, [("stale_hosts", strings(Vec::<&str>::new()))]);
             }
+            // When the cluster was made: the prior's, or none (a state written before kiln
+            // recorded it plans no change; refresh reads it from the hosts).
+            let mut m = attrs(&planned);
+            match prior.get(CREATED_AT).filter(|v| v.as_str().is_some()) {
+                Some(t) => m.insert(CREATED_AT.into(), t.clone()),
+                None => m.remove(CREATED_AT),
+            };
+            let planned = Value::Map(m);
             return Ok(PlanResponse { planned, requires_replace: Vec::new(), diagnostics });
         }
         let (planned, diagnostics) = allocate(ctx, req.address, req.proposed).await.map_err(|d| d.with_address(req.address))?;

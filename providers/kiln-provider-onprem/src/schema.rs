@@ -99,6 +99,10 @@ pub(crate) fn cluster() -> Body {
                 "Hosts the cluster moved away from while they did not answer, back and still holding its GPUs; the next apply releases them",
             ),
         )
+        .attr(
+            "created_at",
+            Attribute::computed(Type::String, "When the cluster claimed its hosts (RFC 3339); refresh reads it from the claim files for older states too"),
+        )
 }
 
 pub(crate) fn job() -> Body {

@@ -11,6 +11,10 @@
 //! `cpus = "8"` gives each node of a job exactly 8 CPUs (`cpus_per_node`), `"8+"` at least 8
 //! (`cpus_per_node` is then the fewest CPUs a fitting node has). A cluster without `cpus` records
 //! no `cpus_per_node`.
+//!
+//! A partition records no creation time: `created_at` is when kiln's create took it as a
+//! cluster; a plan keeps the prior's (none in a state written before kiln recorded it, which
+//! plans no change).
 
 use std::collections::BTreeMap;
 
@@ -265,8 +269,20 @@ fn state(ctx_parts: &[Partition], address: &str, base: &Value) -> Result<Value, 
     Ok(Value::Map(m))
 }
 
+const CREATED_AT: &str = "created_at";
+
+/// `created_at` in a plan: the prior's, or none when the prior has none; unknown for a create.
+fn plan_created_at(planned: &mut Map, prior: Option<&Value>) {
+    match prior.map(|p| p.get(CREATED_AT).filter(|v| v.as_str().is_some())) {
+        Some(Some(t)) => planned.insert(CREATED_AT.into(), t.clone()),
+        Some(None) => planned.remove(CREATED_AT),
+        None => planned.insert(CREATED_AT.into(), Value::Unknown),
+    };
+}
+
 async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     let mut planned = attrs(req.proposed);
+    plan_created_at(&mut planned, req.prior);
     if CONFIG.iter().any(|k| req.config.get(k).is_some_and(Value::contains_unknown)) {
         for k in [
             "state",
@@ -342,7 +358,9 @@ impl Kind<Ctx, ()> for Cluster {
     }
 
     async fn create(&self, ctx: &Ctx, req: &CreateRequest<'_>) -> Outcome<ApplyResponse> {
-        Ok(ApplyResponse::ok(apply(ctx, req.address, req.planned).await?))
+        let mut planned = attrs(req.planned);
+        planned.insert(CREATED_AT.into(), kiln_provider::util::now().into());
+        Ok(ApplyResponse::ok(apply(ctx, req.address, &Value::Map(planned)).await?))
     }
 
     async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {

@@ -78,6 +78,10 @@ pub(crate) fn cluster() -> Body {
             "cpus_per_node",
             Attribute::computed(Type::Number, "CPUs each node of a job gets: exactly `cpus`, or (\"N+\") the fewest a fitting node has; null without `cpus`"),
         )
+        .attr(
+            "created_at",
+            Attribute::computed(Type::String, "When kiln took the partition as this cluster (RFC 3339; Slurm records no creation time); none in a state written before kiln recorded it"),
+        )
 }
 
 pub(crate) fn job() -> Body {

@@ -120,3 +120,28 @@ async fn cpu_clusters_take_no_gpus() {
     assert_eq!(num_of(&c, "gpus_per_node"), 0);
     assert!(!delete(&p, "cluster.cpu", &c).await.has_errors());
 }
+
+/// A cluster records when it claimed its hosts (RFC 3339); refresh keeps it. A state written
+/// before kiln recorded it takes its member file's time on refresh (written by the create, so
+/// not after `created_at`), and plans no change with or without refresh.
+#[tokio::test]
+async fn created_at_is_recorded_and_read_from_the_claims_for_older_states() {
+    let p = provider(&["host1"]);
+    let cfg = config(&p, "cluster", json!({ "accelerators": "A100-80GB:1" }));
+    assert!(planned(&p, "cluster.up", &cfg, None).await.get("created_at").is_some_and(Value::is_unknown));
+    let state = create(&p, "cluster.up", &cfg).await;
+    let at = str_of(&state, "created_at").to_string();
+    assert!(at.len() == 20 && at.as_bytes()[10] == b'T' && at.ends_with('Z'), "RFC 3339 in UTC: {at}");
+    let again = read(&p, "cluster.up", &state).await.expect("found");
+    assert_eq!(changed(&state, &again), Vec::<String>::new());
+
+    let mut before = state.clone();
+    let Value::Map(m) = &mut before else { panic!("a map") };
+    m.remove("created_at");
+    assert_eq!(changed(&before, &planned(&p, "cluster.up", &cfg, Some(&before)).await), Vec::<String>::new(), "no refresh: no change");
+    let refreshed = read(&p, "cluster.up", &before).await.expect("found");
+    let read_at = str_of(&refreshed, "created_at");
+    assert!(read_at.len() == 20 && *read_at <= *at, "the member file was written before the create answered: {read_at} {at}");
+    assert_eq!(changed(&refreshed, &planned(&p, "cluster.up", &cfg, Some(&refreshed)).await), Vec::<String>::new());
+    assert!(!delete(&p, "cluster.up", &state).await.has_errors());
+}

@@ -22,9 +22,15 @@ async fn cluster_describes_the_partition_its_nodes_and_gpus() {
     let node_state = c.get("node_states").and_then(|s| s.get(&harness().node)).and_then(Value::as_str).unwrap_or_default().to_string();
     assert!(["idle", "mixed", "allocated"].contains(&node_state.as_str()), "{c}");
 
-    // Refresh describes it again.
+    // Refresh describes it again, keeping when kiln took the partition (for `kiln status`).
     let again = read(&p, "cluster.debug", &c).await.expect("the partition is still there");
     assert_eq!(str_of(&again, "partition"), "debug");
+    let at = str_of(&c, "created_at");
+    assert!(at.len() == 20 && at.as_bytes()[10] == b'T' && at.ends_with('Z'), "RFC 3339 in UTC: {c}");
+    assert_eq!(str_of(&again, "created_at"), at);
+    let cfg = config(&p, "cluster", json!({ "partition": "debug", "accelerators": "kilngpu:1" }));
+    let replanned = plan(&p, "cluster.debug", &cfg, Some(&again)).await.planned;
+    assert_eq!(replanned.get("created_at"), again.get("created_at"), "a plan keeps it");
 
     // No partition given: the default one.
     let d = create(&p, "cluster.default", &config(&p, "cluster", json!({}))).await;
