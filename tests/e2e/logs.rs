@@ -295,7 +295,8 @@ else:\n    s3.put_object(Bucket=sys.argv[3], Key=sys.argv[4], Body=sys.argv[5].e
 
 /// An aws job's logs outlive its destroy in its S3 checkpoint bucket (`kiln-logs/JOB_ID/`), so
 /// whoever shares the state reads them: a fresh checkout with only the configuration and the
-/// S3 state backend prints them, and an expired archive is deleted from the bucket.
+/// S3 state backend prints them for the job's `log_retention`, and an expired archive is deleted
+/// from the bucket.
 #[cfg(all(feature = "aws", feature = "s3"))]
 #[test]
 fn logs_outlive_destroy_in_an_s3_bucket_for_whoever_shares_the_state() {
@@ -335,9 +336,10 @@ resource "cluster" "c" {{
 }}
 
 resource "job" "j" {{
-  provider = aws
-  cluster  = cluster.c
-  run      = "echo hello"
+  provider      = aws
+  cluster       = cluster.c
+  run           = "echo hello"
+  log_retention = "2d"
 
   checkpoint {{
     bucket = bucket.b
@@ -354,6 +356,7 @@ resource "job" "j" {{
     };
     let mine = Project::new(&config);
     kiln(&mine, &["apply", "--auto-approve"]).ok();
+    kiln(&mine, &["plan", "--detailed-exitcode"]).code_is(0);
     let show: serde_json::Value = serde_json::from_str(&kiln(&mine, &["show", "--json"]).ok().stdout()).unwrap();
     let values = |addr: &str| show["resources"].as_array().unwrap().iter().find(|r| r["address"] == addr).unwrap()["values"].clone();
     let (job, bucket) = (values("job.j"), values("bucket.b"));
@@ -384,7 +387,7 @@ resource "job" "j" {{
     // Expired: deleted from the bucket when read.
     let meta = s3(m, "get", &bucket, &format!("kiln-logs/{job_id}/job.json"), "");
     let mut v: serde_json::Value = serde_json::from_str(&meta).unwrap_or_else(|e| panic!("{e}: {meta}"));
-    assert_eq!(kept_for(&v), chrono::Duration::days(7), "{v}");
+    assert_eq!(kept_for(&v), chrono::Duration::days(2), "the job's log_retention: {v}");
     v["expires_at"] = "2000-01-01T00:00:00Z".into();
     s3(m, "put", &bucket, &format!("kiln-logs/{job_id}/job.json"), &v.to_string());
     let gone = kiln(&theirs, &["logs", "job.j"]).code_is(1);
@@ -392,4 +395,52 @@ resource "job" "j" {{
     let listed = m.request("GET", &format!("/{bucket}?list-type=2&prefix=kiln-logs/"), "");
     assert!(!listed.contains("<Key>"), "the expired archive is deleted: {listed}");
     kiln(&mine, &["destroy", "--auto-approve"]).ok();
+}
+
+/// A job with `log_retention` (and a `run` that prints `kept`).
+fn retained(retention: Option<&str>) -> String {
+    let attr = retention.map_or(String::new(), |r| format!("  log_retention = \"{r}\"\n"));
+    format!("resource \"cluster\" \"c\" {{}}\n\nresource \"job\" \"j\" {{\n  cluster = cluster.c\n  run     = \"echo kept\"\n{attr}}}\n")
+}
+
+/// `log_retention` (issue 13): how long a job's logs are kept after an apply destroys or
+/// replaces it. A state written before the attribute existed plans no change; setting it is an
+/// update in place, never a replacement; `KILN_LOG_RETENTION` overrides it; a value that is not
+/// a duration is refused at plan, at the attribute.
+#[test]
+fn log_retention_is_a_job_attribute_set_in_place_and_overridden_by_the_environment() {
+    let p = Logs { p: Project::new(&retained(None)) };
+    p.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+    // The state as a kiln before `log_retention` wrote it: no such key.
+    let mut state = p.state_json();
+    for r in state["resources"].as_array_mut().unwrap() {
+        r["attributes"].as_object_mut().unwrap().remove("log_retention");
+    }
+    std::fs::write(p.state_path(), serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    let same = p.kiln(&["plan", "--detailed-exitcode"]);
+    assert_eq!(same.code(), 0, "an upgrade plans no change:\n{}{}", same.stdout(), same.stderr());
+
+    p.write("main.kiln.hcl", &retained(Some("14d")));
+    let plan = p.kiln(&["plan"]).ok().stdout();
+    assert!(plan.contains("log_retention") && plan.contains("1 to change") && !plan.contains("must be replaced"), "{plan}");
+    let first = p.job_id();
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert_eq!(p.job_id(), first, "updated in place");
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+
+    // Replaced: the old job's logs are kept for its log_retention.
+    p.kiln(&["apply", "--auto-approve", "--wait", "--replace", "job.j"]).ok();
+    let meta = |id: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p.path().join(".kiln/logs").join(id).join("job.json")).unwrap()).unwrap()
+    };
+    assert_eq!(kept_for(&meta(&first)), chrono::Duration::days(14));
+    // KILN_LOG_RETENTION wins over the attribute.
+    let second = p.job_id();
+    p.kiln_env(&["destroy", "--auto-approve"], &[("KILN_LOG_RETENTION", "3h")]).ok();
+    assert_eq!(kept_for(&meta(&second)), chrono::Duration::hours(3));
+    assert_eq!(p.logs(&[]), "kept\n");
+
+    p.write("main.kiln.hcl", &retained(Some("two weeks")));
+    let bad = p.kiln(&["plan"]).code_is(1).stderr();
+    assert!(bad.contains("E-JOB-LOG-RETENTION") && bad.contains("main.kiln.hcl:"), "{bad}");
 }

@@ -400,38 +400,7 @@ fn parse_since(s: &str, now: DateTime<Utc>) -> Result<i64, String> {
     Ok(now.timestamp() - d.as_secs() as i64)
 }
 
-/// A duration written as numbers with units `s`, `m`, `h`, `d` (`90s`, `1h30m`, `7d`).
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("an empty duration".to_string());
-    }
-    let mut total: u64 = 0;
-    let mut num = String::new();
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            _ => return Err(format!("`{s}` is neither a duration nor an RFC 3339 time (unit `{c}`: use s, m, h or d)")),
-        };
-        let n: u64 = num.parse().map_err(|_| format!("`{s}`: a number must come before `{c}`"))?;
-        total = n.checked_mul(unit).and_then(|x| total.checked_add(x)).ok_or_else(|| format!("`{s}` is too long"))?;
-        num.clear();
-    }
-    if !num.is_empty() {
-        if s == "0" {
-            return Ok(Duration::ZERO);
-        }
-        return Err(format!("`{s}` needs a unit after {num} (s, m, h or d)"));
-    }
-    Ok(Duration::from_secs(total))
-}
+use kiln_provider::logs::parse_duration;
 
 // ---- Retention ----
 
@@ -841,20 +810,6 @@ fn private_file(p: &Path) -> std::io::Result<std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(129_600)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_duration("10").unwrap_err().contains("needs a unit"));
-        assert!(parse_duration("10y").unwrap_err().contains("unit `y`"));
-        assert!(parse_duration("m").unwrap_err().contains("a number must come before"));
-        assert!(parse_duration("").is_err());
-    }
 
     #[test]
     fn since_is_a_duration_ago_or_a_time() {

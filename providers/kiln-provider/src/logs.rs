@@ -72,10 +72,60 @@ impl TimeIndex {
 pub const AWK_OFFSET_SINCE: &str =
     r#"NF == 2 && $1 ~ /^[0-9]+$/ && $2 ~ /^[0-9]+$/ && $1 + 0 <= t + 0 && $2 + 0 > o { o = $2 + 0 } END { printf "%d\n", o }"#;
 
+/// A duration written as numbers with units `s`, `m`, `h`, `d` (`90s`, `1h30m`, `7d`; `0`):
+/// `kiln logs --since` and a job's `log_retention`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    use std::time::Duration;
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("an empty duration".to_string());
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return Err(format!("`{s}` is not a duration (unit `{c}`: use s, m, h or d)")),
+        };
+        let n: u64 = num.parse().map_err(|_| format!("`{s}`: a number must come before `{c}`"))?;
+        total = n.checked_mul(unit).and_then(|x| total.checked_add(x)).ok_or_else(|| format!("`{s}` is too long"))?;
+        num.clear();
+    }
+    if !num.is_empty() {
+        if s == "0" {
+            return Ok(Duration::ZERO);
+        }
+        return Err(format!("`{s}` needs a unit after {num} (s, m, h or d)"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::process::Command;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::from_secs(129_600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("10").unwrap_err().contains("needs a unit"));
+        assert!(parse_duration("10y").unwrap_err().contains("unit `y`"));
+        assert!(parse_duration("m").unwrap_err().contains("a number must come before"));
+        assert!(parse_duration("").is_err());
+    }
 
     #[test]
     fn offsets_since() {

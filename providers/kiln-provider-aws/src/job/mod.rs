@@ -756,7 +756,7 @@ impl Kind<Ctx, AllInstances> for Job {
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
-        if let Some(d) = secret_env::validate(config) {
+        if let Some(d) = secret_env::validate(config).or_else(|| kiln_provider::portable::job::validate_log_retention(config)) {
             return d.into();
         }
         match Spec::parse("job", config) {
@@ -983,6 +983,8 @@ mod tests {
             "heartbeat_timeout: Number optional default=120",
             "instance_ids: List(String) computed",
             "job_id: String computed",
+            // Issue 13: optional, no default, updated in place: an old state plans no change.
+            "log_retention: String optional",
             "node_ips: List(String) computed",
             "nodes: Number optional+computed force_new",
             "restarts: Number computed",

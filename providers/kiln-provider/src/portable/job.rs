@@ -145,8 +145,41 @@ impl Default for JobSchema {
 
 /// The attributes every provider's `job` has, with the same type and flags everywhere, and the
 /// `checkpoint` block.
-pub const COMMON: [&str; 12] =
-    ["cluster", "setup", "run", "workdir", "workdir_digest", "env", "secret_env", "nodes", "job_id", "status", "started_at", "finished_at"];
+pub const COMMON: [&str; 13] = [
+    "cluster",
+    "setup",
+    "run",
+    "workdir",
+    "workdir_digest",
+    "env",
+    "secret_env",
+    "nodes",
+    "job_id",
+    "status",
+    "started_at",
+    "finished_at",
+    LOG_RETENTION,
+];
+
+/// How long kiln keeps a job's logs after an apply destroys or replaces it (`kiln logs`).
+/// Optional without a default, so a state written before it plans no change; changing it never
+/// replaces the job.
+pub const LOG_RETENTION: &str = "log_retention";
+
+const LOG_RETENTION_DESCRIPTION: &str = "How long kiln keeps the job's logs after an apply destroys or replaces it, in the job's \
+     checkpoint bucket when it has one that kiln can write (else under .kiln/logs), such as \"14d\" or \"12h\" (units s, m, h, d; \
+     \"0\" keeps none); default 7d; the KILN_LOG_RETENTION environment variable overrides it";
+
+/// A `log_retention` that is not a duration, as a diagnostic at the attribute.
+pub fn validate_log_retention(config: &Value) -> Option<Diagnostic> {
+    let v = config.get(LOG_RETENTION).and_then(Value::as_str)?;
+    let e = crate::logs::parse_duration(v).err()?;
+    Some(
+        Diagnostic::error("E-JOB-LOG-RETENTION", format!("log_retention: {e}"))
+            .attribute(LOG_RETENTION)
+            .hint("write a duration such as \"14d\", \"12h\" or \"1d12h\" (units s, m, h, d), or \"0\" to keep no logs"),
+    )
+}
 
 impl JobSchema {
     /// The common attributes ([`COMMON`]) and the `checkpoint` block.
@@ -167,6 +200,7 @@ impl JobSchema {
             .attr("status", Attribute::computed(Type::String, JobStatus::DESCRIPTION))
             .attr("started_at", Attribute::computed(Type::String, self.started_at))
             .attr("finished_at", Attribute::computed(Type::String, "RFC 3339 time the job finished (null until then)"))
+            .attr(LOG_RETENTION, Attribute::optional(Type::String, LOG_RETENTION_DESCRIPTION))
             .block("checkpoint", self.checkpoint.block())
     }
 }
@@ -713,6 +747,7 @@ mod tests {
             "env: Map(String) optional force_new",
             "finished_at: String computed",
             "job_id: String computed",
+            "log_retention: String optional",
             "nodes: Number optional+computed force_new",
             "run: String required force_new",
             "secret_env: Map(String) optional force_new sensitive",
@@ -741,6 +776,18 @@ mod tests {
         let problems = schema_problems(&changed);
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].starts_with("`env` differs") && problems[1] == "`finished_at` is missing", "{problems:?}");
+    }
+
+    #[test]
+    fn log_retention_is_a_duration() {
+        let cfg = |r: &str| v(serde_json::json!({ "run": "x", "log_retention": r }));
+        assert!(validate_log_retention(&cfg("14d")).is_none());
+        assert!(validate_log_retention(&cfg("0")).is_none());
+        assert!(validate_log_retention(&v(serde_json::json!({ "run": "x" }))).is_none(), "optional");
+        let d = validate_log_retention(&cfg("two weeks")).expect("refused");
+        assert_eq!(d.code, "E-JOB-LOG-RETENTION");
+        assert!(d.summary.contains("log_retention") && d.summary.contains("not a duration"), "{}", d.summary);
+        assert!(validate_log_retention(&cfg("14")).expect("no unit").summary.contains("needs a unit"));
     }
 
     #[test]
