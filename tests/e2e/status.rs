@@ -322,3 +322,71 @@ resource "job" "j" {{
     assert_eq!(login.stdout(), "trainer\n", "{}", login.stderr());
     assert!(login.stderr().contains("this shell is on the login node"), "{}", login.stderr());
 }
+
+/// An aws cluster and spot pool whose state was written before kiln recorded `created_at` (the
+/// attribute taken out of a state this kiln wrote): the plan has no change and reports nothing
+/// changed outside kiln, though refresh now reads the launch time; `kiln status` shows their
+/// uptime (the cluster's: its first instance's launch time, as its create recorded it).
+#[cfg(feature = "aws")]
+#[test]
+fn an_aws_state_written_before_created_at_plans_no_change_and_status_shows_uptime() {
+    let _g = crate::moto::exclusive();
+    let endpoint = format!("endpoint={}", crate::moto::server().endpoint());
+    let p = Project::new(
+        r#"
+variable "endpoint" {
+  type    = string
+  default = null
+}
+
+provider "aws" {
+  region   = "us-east-1"
+  endpoint = var.endpoint
+}
+
+resource "cluster" "c" {
+  provider      = aws
+  instance_type = "t3.micro"
+}
+
+resource "spot_pool" "p" {
+  provider       = aws
+  instance_types = ["t3.micro"]
+  capacity       = 1
+}
+"#,
+    );
+    let kiln = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--var", endpoint.as_str()]);
+        let mut c = p.command(&all);
+        crate::aws::aws_env(&mut c);
+        crate::support::run(c)
+    };
+    kiln(&["apply", "--auto-approve"]).ok();
+    let mut state = p.state_json();
+    let mut recorded = Vec::new();
+    for r in state["resources"].as_array_mut().unwrap() {
+        let at = r["attributes"].as_object_mut().unwrap().remove("created_at");
+        recorded.push(at.and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| panic!("{} records created_at", r["address"])));
+    }
+    std::fs::write(p.state_path(), serde_json::to_string_pretty(&state).unwrap()).unwrap();
+
+    let plan = kiln(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.code(), 0, "an older state plans no change:\n{}\n{}", plan.stdout(), plan.stderr());
+    assert!(!plan.stdout().contains("changed outside of kiln") && !plan.stdout().contains("created_at"), "no drift: {}", plan.stdout());
+
+    let status = kiln(&["status", "--json"]).ok().stdout();
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_else(|e| panic!("{e}: {status}"));
+    conforms("status-view.schema.json", &status);
+    let clusters = status["clusters"].as_array().unwrap();
+    assert_eq!(clusters.len(), 2, "{status}");
+    for c in clusters {
+        assert!(c["created_at"].is_string() && c["uptime_seconds"].is_u64(), "refresh reads when it came up: {c}");
+    }
+
+    let i = state["resources"].as_array().unwrap().iter().position(|r| r["address"] == "cluster.c").unwrap();
+    let c = clusters.iter().find(|c| c["address"] == "cluster.c").unwrap();
+    assert_eq!(c["created_at"].as_str(), Some(recorded[i].as_str()), "the cluster's launch time, as its create recorded it");
+    kiln(&["destroy", "--auto-approve"]).ok();
+}
