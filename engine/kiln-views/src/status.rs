@@ -2,8 +2,9 @@
 //! read from the attributes their providers reported now. A cluster's fields come from the
 //! portable and provider attributes where present: `nodes` (Slurm: `total_nodes`, aws without
 //! it: its `instance_ids`), the node addresses (`node_ips`, aws `private_ips`, Slurm
-//! `node_names`), `accelerators`, `gpus_per_node` (Slurm: `total_gpus`), `state`, and a
-//! creation time (`created_at`, `launched_at` or `started_at`) for the uptime.
+//! `node_names`), `accelerators`, `gpus_per_node` (Slurm: `total_gpus`), `state`, and
+//! `created_at` for the uptime (every provider records it; a state written before, where the
+//! provider cannot read it back, has none: no uptime).
 
 use std::fmt::Write;
 
@@ -69,7 +70,8 @@ impl ClusterView {
             None => "gone".to_string(),
             Some(_) => text(current, "state").unwrap_or_else(|| "ready".to_string()),
         };
-        let node_addresses = ["node_ips", "private_ips", "node_names"].iter().map(|k| strings(current, k)).find(|l| !l.is_empty()).unwrap_or_default();
+        let node_addresses =
+            ["node_ips", "private_ips", "node_names"].iter().map(|k| strings(current, k)).find(|l| !l.is_empty()).unwrap_or_default();
         let ids = strings(current, "instance_ids");
         let nodes = number(current, "total_nodes")
             .or_else(|| number(current, "nodes"))
@@ -77,7 +79,7 @@ impl ClusterView {
             .or_else(|| (!node_addresses.is_empty()).then_some(node_addresses.len() as u64));
         let gpus_per_node = number(current, "gpus_per_node");
         let gpus = number(current, "total_gpus").or_else(|| Some(gpus_per_node? * nodes?));
-        let created_at = ["created_at", "launched_at", "started_at"].iter().find_map(|k| text(current, k));
+        let created_at = text(current, "created_at");
         ClusterView {
             address: address.to_string(),
             provider: provider.to_string(),
@@ -226,7 +228,7 @@ mod tests {
             ("gpus_per_node", Value::from(8i64)),
             ("instance_ids", list(&["i-1"])),
             ("private_ips", list(&["10.1.0.5"])),
-            ("launched_at", Value::from("2026-01-01T01:00:00Z")),
+            ("created_at", Value::from("2026-01-01T01:00:00Z")),
         ]);
         let c = ClusterView::new("cluster.big", "aws", "cluster", Some(&aws), now());
         assert_eq!((c.state.as_str(), c.nodes, c.gpus), ("running", Some(1), Some(8)));
@@ -250,7 +252,8 @@ mod tests {
 
     #[test]
     fn every_format_lists_clusters_and_jobs() {
-        let local = map(&[("nodes", Value::from(2i64)), ("gpus_per_node", Value::from(0i64))]);
+        let local =
+            map(&[("nodes", Value::from(2i64)), ("gpus_per_node", Value::from(0i64)), ("created_at", Value::from("2026-01-02T00:46:40Z"))]);
         let job = map(&[("status", Value::from("running")), ("started_at", Value::from("2026-01-02T02:59:00Z"))]);
         let s = Status {
             clusters: vec![ClusterView::new("cluster.c", "local", "cluster", Some(&local), now())],
@@ -259,14 +262,18 @@ mod tests {
         let human = s.human();
         assert!(human.starts_with("Clusters:\n\nADDRESS"), "{human}");
         let row = human.lines().find(|l| l.starts_with("cluster.c")).unwrap();
-        assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["cluster.c", "local", "ready", "2", "0", "-", "-", "-"]);
+        assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["cluster.c", "local", "ready", "2", "0", "-", "2h13m", "-"]);
         assert!(human.contains("\nJobs:\n\nADDRESS"), "{human}");
         assert!(human.lines().any(|l| l.split_whitespace().eq(["job.j", "running", "2026-01-02T02:59:00Z", "1m00s"])), "{human}");
         let j = s.json();
         assert_eq!(j["format_version"], "1.0");
         assert_eq!(j["clusters"][0]["gpus"], 0);
+        assert_eq!(
+            (j["clusters"][0]["created_at"].as_str(), j["clusters"][0]["uptime_seconds"].as_u64()),
+            (Some("2026-01-02T00:46:40Z"), Some(8000))
+        );
         assert_eq!(j["jobs"][0]["duration_seconds"], 60);
-        assert!(s.markdown().contains("| `cluster.c` | local | ready | 2 | 0 |"), "{}", s.markdown());
+        assert!(s.markdown().contains("| `cluster.c` | local | ready | 2 | 0 |  | 2h13m |"), "{}", s.markdown());
         assert_eq!(Status { clusters: vec![], jobs: vec![] }.human(), "No clusters or jobs.\n");
     }
 }
