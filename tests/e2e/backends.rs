@@ -713,6 +713,7 @@ fn s3_backend_failure(endpoint: &str, env: &[(&str, &str)]) -> String {
         assert!(!err.contains(dump), "a Debug dump (`{dump}`):\n{err}");
     }
     assert!(err.len() < 700, "{} bytes:\n{err}", err.len());
+    assert!(!err.contains("check that the path exists"), "a local file's hint:\n{err}");
     err
 }
 

@@ -9,7 +9,7 @@ use crate::backend::LockInfo;
 /// backend, a URL for remote ones.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("cannot access `{path}`: {source}; check that the path exists and is readable and writable")]
+    #[error("cannot access `{path}`: {source}{}", file_hint(path, "readable and writable"))]
     Io {
         path: String,
         #[source]
@@ -60,7 +60,7 @@ pub enum LockError {
     /// `expected` is the lock ID the caller gave, `found` the ID of the lock actually held.
     #[error("the state is locked with ID `{found}`, not `{expected}`: check the lock ID (`kiln force-unlock` takes the ID shown when locking fails)")]
     Mismatch { expected: String, found: String },
-    #[error("cannot access the lock `{path}`: {source}; check that the path exists and is writable")]
+    #[error("cannot access the lock `{path}`: {source}{}", file_hint(path, "writable"))]
     Io {
         path: String,
         #[source]
@@ -69,6 +69,16 @@ pub enum LockError {
     /// The lock record exists but cannot be read.
     #[error("the lock `{path}` is unreadable ({message}): if no kiln run is using this state, delete it")]
     Corrupt { path: String, message: String },
+}
+
+/// The hint for a file path; none for a remote backend's URL (`s3://`, `postgres://`), whose
+/// message carries its own.
+fn file_hint(path: &str, may: &str) -> String {
+    if path.contains("://") {
+        String::new()
+    } else {
+        format!("; check that the path exists and is {may}")
+    }
 }
 
 fn held_message(holder: &LockInfo, stale: bool, path: &str) -> String {
