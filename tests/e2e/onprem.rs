@@ -355,3 +355,46 @@ fn onprem_a_host_down_mid_job_is_shown_and_the_next_apply_reschedules_the_job() 
     p.kiln(&["destroy", "--auto-approve"]).ok();
     assert_eq!(p.state_list(), Vec::<String>::new());
 }
+
+/// Issue 13: an onprem job's logs outlive its destroy in `kiln-logs/` of its checkpoint bucket
+/// (a directory on a host, written over SSH, private to the login user), so another checkout
+/// with the same configuration and state reads them, and nothing is kept under `.kiln/logs`.
+#[test]
+fn onprem_logs_outlive_destroy_in_the_jobs_bucket_on_its_host() {
+    let p = OnpremProject::example();
+    p.edit(
+        "resource \"fleet\" \"all\" {",
+        "resource \"bucket\" \"b\" {\n  provider      = onprem\n  shared        = true\n  force_destroy = true\n}\n\nresource \"fleet\" \"all\" {",
+    );
+    p.edit("  cluster  = cluster.pair\n", "  cluster  = cluster.pair\n\n  checkpoint {\n    bucket = bucket.b\n  }\n\n");
+    p.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+    let before = p.kiln(&["logs", "job.hello"]).ok().stdout();
+    assert!(before.contains("[node 0] rank 0 of 2") && before.contains("[node 1] rank 1 of 2"), "{before}");
+    let job_id = p.values("job.hello")["job_id"].as_str().unwrap().to_string();
+    let bucket = PathBuf::from(p.values("bucket.b")["path"].as_str().unwrap());
+
+    p.kiln(&["destroy", "--auto-approve", "--target", "job.hello"]).ok();
+    let archive = bucket.join("kiln-logs").join(&job_id);
+    assert!(archive.join("job.json").is_file(), "kept in the bucket on its host: {}", archive.display());
+    let mode = |f: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(archive.join(f)).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!((mode("node-0.log"), mode("job.json")), (0o600, 0o600), "private to the login user");
+    assert!(!p.path().join(".kiln/logs").exists(), "not on this machine");
+
+    // Another checkout: the configuration, its variables and the state, nothing else.
+    let other = Project::empty();
+    for f in ["main.kiln.hcl", "hosts.auto.kilnvars"] {
+        other.write(f, &p.read(f));
+    }
+    std::fs::create_dir_all(other.state_path().parent().unwrap()).unwrap();
+    std::fs::copy(p.state_path(), other.state_path()).unwrap();
+    let r = other.kiln(&["logs", "job.hello"]).ok();
+    assert_eq!(r.stdout(), before, "the same logs, read from the bucket over SSH");
+    assert!(r.stderr().contains(&job_id) && r.stderr().contains("kiln-logs"), "{}", r.stderr());
+    assert_eq!(
+        other.kiln(&["logs", "job.hello", "--node", "1", "--tail", "1"]).ok().stdout(),
+        before.lines().last().unwrap().trim_start_matches("[node 1] ").to_string() + "\n"
+    );
+}

@@ -17,8 +17,8 @@
 //! `node-N.log`, at most the last 256 MiB of each; the logs first, `job.json` last) into a
 //! [`Store`]: `kiln-logs/` of the job's checkpoint bucket when that bucket is in state and
 //! outlives the apply, and either is a `local` bucket (its directory) or its provider keeps
-//! kiln's files ([`Provider::store`]: aws's S3 buckets), so whoever shares the state reads them;
-//! otherwise (no bucket, one this apply deletes, a provider that cannot keep files, or a bucket
+//! kiln's files ([`Provider::store`]: aws's S3 buckets, onprem's directories on a host), so
+//! whoever shares the state reads them; otherwise (no bucket, one this apply deletes, a provider that cannot keep files, or a bucket
 //! write that failed, with a warning) `.kiln/logs/` of the configuration directory, private to
 //! its owner. How long: `KILN_LOG_RETENTION` when set (an override), else the job's
 //! `log_retention`, else 7 days (`0` keeps nothing); expired archives are pruned whenever one is
@@ -449,7 +449,7 @@ enum Store {
     /// A directory of this machine: `.kiln/logs/`, or a `local` bucket's `kiln-logs/`.
     Dir(PathBuf),
     /// `kiln-logs/` in a bucket whose provider keeps kiln's files ([`Provider::store`]): an S3
-    /// bucket, so everyone sharing the state reads them.
+    /// bucket, an onprem host's directory; everyone sharing the state reads them.
     Bucket { provider: Arc<dyn Provider>, address: String, state: Value },
 }
 

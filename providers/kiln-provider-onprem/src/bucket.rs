@@ -4,11 +4,15 @@
 //! create can be recognised; the marker does not count as content. Delete refuses to remove a
 //! bucket that holds files unless `force_destroy` is true. A bucket whose host does not answer
 //! is kept as it was: unreachable is not gone.
+//!
+//! kiln's own files in a bucket ([`kiln_provider::Provider::store`]: destroyed jobs' logs under
+//! `kiln-logs/`) are files under the directory, written private to the login user (umask 077)
+//! through a temporary name and a rename, so whoever shares the state and the hosts reads them.
 
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::{
     async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, PlanRequest, PlanResponse, ReadItem, ReadResult,
-    RecoverRequest, UpdateRequest,
+    RecoverRequest, StoreOp, StoreRequest, StoreResponse, UpdateRequest,
 };
 use kiln_value::{Map, Value};
 
@@ -37,6 +41,113 @@ left=$(cd "$p" && ls -A | grep -vx '.kiln-bucket' || true)
 if [ -n "$left" ]; then printf '%s\n' "$left" | head -n 6; exit 3; fi
 rm -f -- "$p/.kiln-bucket" && rmdir -- "$p"
 "#;
+
+/// `$1` path, `$2` key; the script ends with the data: writes the file (0600) through a
+/// temporary name.
+const PUT: &str = r#"set -e
+umask 077
+f="$1/$2"
+mkdir -p "$(dirname "$f")"
+"#;
+
+/// `$1` path, `$2` key, `$3` offset, `$4` length: the file's size on a line, then up to `$4`
+/// bytes from `$3`. Exit 3 when there is no such file.
+const GET: &str = r#"f="$1/$2"
+[ -f "$f" ] || exit 3
+wc -c < "$f" | tr -d ' '
+[ "$4" -gt 0 ] || exit 0
+tail -c +"$(($3 + 1))" "$f" | head -c "$4"
+"#;
+
+/// `$1` path, `$2` a directory under it: every file under that directory, relative to `$1`.
+const LIST: &str = r#"cd "$1" 2>/dev/null || exit 0
+[ -d "./$2" ] || exit 0
+find "./$2" -type f | sed 's|^\./||'
+"#;
+
+/// `$1` path, then keys: removes each file, then its directory when it is left empty.
+const REMOVE: &str = r#"p=$1; shift
+for k in "$@"; do rm -f -- "$p/$k"; rmdir -- "$(dirname "$p/$k")" 2>/dev/null || true; done
+"#;
+
+/// A key of kiln's files: relative, `/`-separated, without `.` or `..` components.
+fn check_key(address: &str, key: &str) -> Result<(), Diagnostic> {
+    let bad = key.is_empty() || key.starts_with('/') || key.split('/').any(|c| c == "." || c == "..") || key.contains('\0');
+    if bad {
+        return Err(error("E-ONPREM-BUCKET-KEY", address, format!("{address}: `{key}` is not a file name inside the bucket")));
+    }
+    Ok(())
+}
+
+async fn store(ctx: &Ctx, req: &StoreRequest<'_>) -> Result<StoreResponse, Diagnostic> {
+    let (Some(path), h) = (str_attr(req.state, "path"), host_of(ctx, req.address, req.state)?) else {
+        return Err(error("E-ONPREM-BUCKET", req.address, format!("{}: the bucket in state has no path", req.address)));
+    };
+    let io = |what: String, out: &kiln_remote::Output| {
+        error("E-ONPREM-BUCKET-IO", req.address, format!("{}: cannot {what} in {path} on `{}`: {}", req.address, h.name, out.stderr.trim()))
+    };
+    let run = |op: &'static str, script: String, args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ctx.ssh.run(h, op, &script, &args).await.map_err(|e| host_error(req.address, &e))
+    };
+    let mut r = StoreResponse::default();
+    match req.op {
+        StoreOp::Put { key, data } => {
+            check_key(req.address, key)?;
+            let script = format!(
+                "{PUT}printf %s {} | base64 -d > \"$f.kiln-tmp\"\nmv -f \"$f.kiln-tmp\" \"$f\"\n",
+                kiln_remote::shell::quote(&kiln_remote::shell::b64(data))
+            );
+            let out = run("bucket.put", script, vec![path.to_string(), key.to_string()]).await?;
+            if !out.ok() {
+                return Err(io(format!("write {key}"), &out));
+            }
+        }
+        StoreOp::Get { key, offset, len } => {
+            check_key(req.address, key)?;
+            let out =
+                run("bucket.get", GET.to_string(), vec![path.to_string(), key.to_string(), offset.to_string(), len.to_string()]).await?;
+            if out.code == Some(3) {
+                return Err(error(
+                    "E-ONPREM-BUCKET-IO",
+                    req.address,
+                    format!("{}: {path}/{key} on `{}` does not exist", req.address, h.name),
+                ));
+            }
+            if !out.ok() {
+                return Err(io(format!("read {key}"), &out));
+            }
+            let nl = out.stdout.iter().position(|b| *b == b'\n').unwrap_or(out.stdout.len());
+            r.size = String::from_utf8_lossy(&out.stdout[..nl]).trim().parse().unwrap_or_default();
+            r.data = out.stdout.get(nl + 1..).unwrap_or_default().to_vec();
+        }
+        StoreOp::List { prefix } => {
+            let dir = prefix.rsplit_once('/').map_or("", |(d, _)| d);
+            if !dir.is_empty() {
+                check_key(req.address, dir)?;
+            }
+            let out = run("bucket.list", LIST.to_string(), vec![path.to_string(), dir.to_string()]).await?;
+            if !out.ok() {
+                return Err(io(format!("list {prefix}"), &out));
+            }
+            r.keys = out.text().lines().filter(|k| k.starts_with(prefix)).map(str::to_string).collect();
+        }
+        StoreOp::Delete { keys } => {
+            for k in keys {
+                check_key(req.address, k)?;
+            }
+            if !keys.is_empty() {
+                let mut args = vec![path.to_string()];
+                args.extend(keys.iter().cloned());
+                let out = run("bucket.remove", REMOVE.to_string(), args).await?;
+                if !out.ok() {
+                    return Err(io("delete files".to_string(), &out));
+                }
+            }
+        }
+    }
+    Ok(r)
+}
 
 /// A bucket's settled attributes.
 struct Spec {
@@ -304,5 +415,9 @@ impl Kind<Ctx, Batch> for Bucket {
 
     async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {
         Ok(import(ctx, req).await)
+    }
+
+    async fn store(&self, ctx: &Ctx, req: &StoreRequest<'_>) -> Outcome<StoreResponse> {
+        Ok(store(ctx, req).await?)
     }
 }
