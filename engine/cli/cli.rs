@@ -19,8 +19,8 @@ Environment:
   KILN_WORKSPACE    the workspace to use, over `kiln workspace select`'s choice
   KILN_LOCK_LEASE   how long a state lock's lease lasts (such as 60s); the holder renews it
   KILN_QUIET        set: no progress lines on stderr
-  KILN_LOG_RETENTION  how long a destroyed job's logs are kept for `kiln logs` (default 7d;
-                    0 keeps none)
+  KILN_LOG_RETENTION  how long a destroyed job's logs are kept for `kiln logs`, over each
+                    job's log_retention (default 7d; 0 keeps none)
   KILN_WAIT_PROGRESS_INTERVAL  how often apply --wait and run say which jobs are still
                     running, with their last log line (default 30s)
   NO_COLOR          set: no colour (as --no-color)

@@ -97,10 +97,12 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R 
     let fail = |d: Diagnostics| Failure::in_sources(&l.config.sources, d);
     let Some(r) = state.resources.get(&addr) else {
         // Archives in buckets need their providers; without them, the ones on this machine.
-        let p = match providers(dir, &l, &state).await {
-            Ok(p) => Some(p),
-            Err(_) if !state.resources.values().any(|r| r.kind == "bucket" && !is_local(&r.provider)) => None,
-            Err(_) => {
+        let remote_buckets = state.resources.values().any(|r| r.kind == "bucket" && !is_local(&r.provider));
+        let configured = if remote_buckets { Some(providers(dir, &l, &state).await) } else { None };
+        let p = match configured {
+            None => None,
+            Some(Ok(p)) => Some(p),
+            Some(Err(_)) => {
                 cx.printer.warning("cannot configure the providers to look for destroyed jobs' logs in their buckets");
                 None
             }
