@@ -116,8 +116,9 @@ async fn refresh(cx: &Ctx, backend: &Arc<dyn StateBackend>, dir: &Path, l: &Load
     }
     // The jobs' results only: a replacement asked for (`kiln run`) was made already.
     let refresh = PlanArgs { refresh: true, refresh_only: true, replace: Vec::new(), ..args.clone() };
-    // What the configuration would still change, against the state just refreshed.
-    let pending = PlanArgs { refresh: false, refresh_only: false, replace: Vec::new(), ..args.clone() };
+    // What the configuration would still change, against the state just refreshed (quiet: no
+    // `--verbose` report of its own, the refresh-only plan reported the providers' calls).
+    let pending = PlanArgs { refresh: false, refresh_only: false, verbose: false, replace: Vec::new(), ..args.clone() };
     let r = kiln_ops::operation::run(&cx.ops, backend, "refresh", |s| {
         let (refresh, pending) = (&refresh, &pending);
         async move {
