@@ -324,8 +324,9 @@ resource "job" "j" {{
 }
 
 /// An aws cluster and spot pool whose state was written before kiln recorded `created_at` (the
-/// attribute taken out of a state this kiln wrote): the plan has no change and reports nothing
-/// changed outside kiln, though refresh now reads the launch time; `kiln status` shows their
+/// attribute taken out of a state this kiln wrote): the plan has no change, for them or for a
+/// record holding the whole cluster, and reports nothing changed outside kiln, though refresh
+/// now reads the launch time; `kiln status` shows their
 /// uptime (the cluster's: its first instance's launch time, as its create recorded it).
 #[cfg(feature = "aws")]
 #[test]
@@ -354,6 +355,10 @@ resource "spot_pool" "p" {
   instance_types = ["t3.micro"]
   capacity       = 1
 }
+
+resource "record" "r" {
+  input = cluster.c
+}
 "#,
     );
     let kiln = |args: &[&str]| {
@@ -366,15 +371,28 @@ resource "spot_pool" "p" {
     kiln(&["apply", "--auto-approve"]).ok();
     let mut state = p.state_json();
     let mut recorded = Vec::new();
-    for r in state["resources"].as_array_mut().unwrap() {
+    for r in state["resources"].as_array_mut().unwrap().iter_mut().filter(|r| r["kind"] != "record") {
         let at = r["attributes"].as_object_mut().unwrap().remove("created_at");
         recorded.push(at.and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| panic!("{} records created_at", r["address"])));
     }
+    // The record's copy of the cluster too, as the older kiln wrote it.
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("created_at");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut state);
     std::fs::write(p.state_path(), serde_json::to_string_pretty(&state).unwrap()).unwrap();
 
     let plan = kiln(&["plan", "--detailed-exitcode"]);
     assert_eq!(plan.code(), 0, "an older state plans no change:\n{}\n{}", plan.stdout(), plan.stderr());
     assert!(!plan.stdout().contains("changed outside of kiln") && !plan.stdout().contains("created_at"), "no drift: {}", plan.stdout());
+    assert!(plan.stdout().contains("No changes"), "nor does what refers to the cluster change: {}", plan.stdout());
 
     let status = kiln(&["status", "--json"]).ok().stdout();
     let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_else(|e| panic!("{e}: {status}"));
@@ -385,7 +403,8 @@ resource "spot_pool" "p" {
         assert!(c["created_at"].is_string() && c["uptime_seconds"].is_u64(), "refresh reads when it came up: {c}");
     }
 
-    let i = state["resources"].as_array().unwrap().iter().position(|r| r["address"] == "cluster.c").unwrap();
+    let i =
+        state["resources"].as_array().unwrap().iter().filter(|r| r["kind"] != "record").position(|r| r["address"] == "cluster.c").unwrap();
     let c = clusters.iter().find(|c| c["address"] == "cluster.c").unwrap();
     assert_eq!(c["created_at"].as_str(), Some(recorded[i].as_str()), "the cluster's launch time, as its create recorded it");
     kiln(&["destroy", "--auto-approve"]).ok();

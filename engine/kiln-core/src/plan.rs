@@ -360,8 +360,9 @@ impl<'a> Planner<'a> {
             // Only what changed is kept: lookups fall back to state (10,000 copies add up).
             if !res.state.as_ref().is_some_and(|s| s.unmarked_eq(&r.attributes)) {
                 // What a newer provider reports besides (a computed attribute the state has
-                // no key for, such as a cluster's `created_at`) is kept, so the plan and
-                // state take it, but it is no change made outside kiln: not drift.
+                // no key for, such as a cluster's `created_at`) is no change made outside kiln:
+                // not drift, and the plan goes on from state as it is, so nothing that refers
+                // to the object (a job's `cluster`) sees it change. Status views read it.
                 let newly_reported = res.state.as_ref().is_some_and(|s| {
                     let schema = self.cx.registry.schema(crate::providers::provider_name(key));
                     let kind =
@@ -369,7 +370,6 @@ impl<'a> Planner<'a> {
                     kind.is_some_and(|k| only_new_computed(&r.attributes, s, k))
                 });
                 if newly_reported {
-                    self.refreshed.insert(addr.clone(), res.state);
                     continue;
                 }
                 self.drift.push(Drift {

@@ -462,29 +462,36 @@ resource "thing" "d" {
 }
 
 /// A computed attribute a newer provider reports that an older state has no key for (a
-/// cluster's `created_at`) is no drift and plans no change; the plan's prior takes it, so
-/// applying records it. A computed attribute whose value changed, or a configurable one that
-/// appears, is drift as before.
+/// cluster's `created_at`) is no drift and plans no change: the plan goes on from state as it
+/// is, so what refers to the object sees no change either. A computed attribute whose value
+/// changed, or a configurable one that appears, is drift as before.
 #[tokio::test]
 async fn a_computed_attribute_a_newer_provider_reports_is_not_drift() {
-    let f = Fixture::new("provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n}\n");
+    let f = Fixture::new(
+        "provider \"mock\" {}\nresource \"thing\" \"a\" {\n  provider = mock\n  name = \"a\"\n}\nresource \"thing\" \"b\" {\n  provider = mock\n  name = \"b\"\n  data = thing.a\n}\n",
+    );
     let mut state = f.converge(&State::new()).await;
     let a: kiln_addrs::InstanceAddr = "thing.a".parse().unwrap();
+    let b: kiln_addrs::InstanceAddr = "thing.b".parse().unwrap();
+    // As an older provider wrote them: `id` is not in a's state, nor in b's copy of a.
     let Value::Map(m) = &mut state.resources.get_mut(&a).unwrap().attributes else { panic!("a map") };
     let id = m.remove("id").expect("an id");
-    *f.mock.reports.lock().unwrap() = vec![("id".into(), id.clone())];
+    let Value::Map(bm) = &mut state.resources.get_mut(&b).unwrap().attributes else { panic!("a map") };
+    let Some(Value::Map(m)) = bm.get_mut("data") else { panic!("b's data is a's value") };
+    m.remove("id");
+    *f.mock.reports.lock().unwrap() = vec![("thing.a".into(), "id".into(), id.clone())];
     let p = f.plan(&state).await;
     assert!(p.drift.is_empty(), "{:?}", p.drift);
-    assert!(!p.has_changes(), "{:?}", actions(&p));
-    assert_eq!(p.changes[0].before.as_ref().and_then(|b| b.get("id")), Some(&id), "the plan's prior has it");
+    assert!(!p.has_changes(), "neither a nor what refers to it changes: {:?}", actions(&p));
+    assert_eq!(p.changes[0].before.as_ref().and_then(|b| b.get("id")), None, "the plan goes on from state");
     let refresh_only = f.plan_mode(&state, Mode::RefreshOnly).await.0.expect("a plan");
     assert!(refresh_only.drift.is_empty(), "{:?}", refresh_only.drift);
 
-    *f.mock.reports.lock().unwrap() = vec![("id".into(), Value::from("another"))];
+    *f.mock.reports.lock().unwrap() = vec![("thing.a".into(), "id".into(), Value::from("another"))];
     let mut recorded = state.clone();
     let Value::Map(m) = &mut recorded.resources.get_mut(&a).unwrap().attributes else { panic!("a map") };
     m.insert("id".into(), id);
     assert_eq!(f.plan(&recorded).await.drift.len(), 1, "a changed value is drift");
-    *f.mock.reports.lock().unwrap() = vec![("size".into(), Value::from(3i64))];
+    *f.mock.reports.lock().unwrap() = vec![("thing.a".into(), "size".into(), Value::from(3i64))];
     assert_eq!(f.plan(&recorded).await.drift.len(), 1, "a configurable attribute is drift");
 }

@@ -34,8 +34,8 @@ pub struct Mock {
     pub configures: AtomicUsize,
     /// The address of every object the provider was asked to plan, in order.
     pub planned: Mutex<Vec<String>>,
-    /// Attributes every read reports besides (or instead of) what state holds.
-    pub reports: Mutex<Vec<(String, Value)>>,
+    /// Attributes reads report besides (or instead of) what state holds: (address, name, value).
+    pub reports: Mutex<Vec<(String, String, Value)>>,
 }
 
 pub fn schema() -> ProviderSchema {
@@ -97,7 +97,16 @@ impl Provider for Mock {
     }
     async fn plan(&self, req: PlanRequest<'_>) -> PlanResponse {
         self.planned.lock().unwrap().push(req.address.to_string());
-        PlanResponse { planned: req.proposed.clone(), requires_replace: Vec::new(), diagnostics: Diagnostics::new() }
+        let mut planned = req.proposed.clone();
+        // As a provider that reports an attribute older states lack plans none for them.
+        if let (Some(prior), Value::Map(m)) = (req.prior, &mut planned) {
+            for (_, k, _) in self.reports.lock().unwrap().iter().filter(|(a, _, _)| a == req.address) {
+                if prior.get(k).is_none() {
+                    m.remove(k);
+                }
+            }
+        }
+        PlanResponse { planned, requires_replace: Vec::new(), diagnostics: Diagnostics::new() }
     }
     async fn create(&self, req: CreateRequest<'_>) -> ApplyResponse {
         let n = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -141,12 +150,12 @@ impl Provider for Mock {
     async fn read(&self, req: ReadRequest<'_>) -> ReadResponse {
         self.log(format!("read {}", req.items.len()));
         let reports = self.reports.lock().unwrap().clone();
-        let read = |state: &Value| {
+        let read = |address: &str, state: &Value| {
             let mut m = state.as_map().cloned().unwrap_or_default();
-            m.extend(reports.iter().cloned());
+            m.extend(reports.iter().filter(|(a, _, _)| a == address).map(|(_, k, v)| (k.clone(), v.clone())));
             Value::Map(m)
         };
-        ReadResponse { results: req.items.iter().map(|i| ReadResult::found(read(i.state))).collect() }
+        ReadResponse { results: req.items.iter().map(|i| ReadResult::found(read(i.address, i.state))).collect() }
     }
     async fn recover(&self, req: RecoverRequest<'_>) -> ReadResult {
         match self.created.lock().unwrap().iter().find(|(t, _)| t == req.token) {
