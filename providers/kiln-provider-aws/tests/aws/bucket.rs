@@ -155,3 +155,35 @@ async fn invalid_settings_fail_validation() {
     let d = p.validate(kiln_provider::ValidateRequest { kind: "bucket", config: &json(j!({ "name": "Bad_Name", "encryption": "rot13" })) });
     assert_eq!(d.errors().count(), 2);
 }
+
+/// `Provider::store` (issue 13: destroyed jobs' logs kept in the bucket): writes, ranged reads
+/// with the object's size (a read at or past the end is empty), listing by prefix, deletes.
+#[tokio::test]
+async fn store_keeps_kilns_files_as_objects() {
+    use kiln_provider::{StoreOp, StoreRequest};
+    let _g = exclusive().await;
+    let p = provider().await;
+    let state = create(&p, "bucket.logs", &config(&p, "bucket", j!({ "force_destroy": true }))).await;
+    let op = |op| p.store(StoreRequest { address: "bucket.logs", kind: "bucket", state: &state, op });
+    for (key, data) in [("kiln-logs/j-1/node-0.log", "hello\nworld\n"), ("kiln-logs/j-1/job.json", "{}"), ("other/x", "x")] {
+        let r = op(StoreOp::Put { key, data: data.as_bytes() }).await;
+        assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
+    }
+    let r = op(StoreOp::Get { key: "kiln-logs/j-1/node-0.log", offset: 6, len: 3 }).await;
+    assert_eq!((String::from_utf8(r.data).unwrap().as_str(), r.size), ("wor", 12));
+    for (offset, len) in [(12, 100), (0, 0), (40, 5)] {
+        let r = op(StoreOp::Get { key: "kiln-logs/j-1/node-0.log", offset, len }).await;
+        assert!(!r.diagnostics.has_errors(), "{offset}+{len}: {:?}", r.diagnostics);
+        assert_eq!((r.data.len(), r.size), (0, 12), "{offset}+{len}");
+    }
+    let mut keys = op(StoreOp::List { prefix: "kiln-logs/" }).await.keys;
+    keys.sort();
+    assert_eq!(keys, ["kiln-logs/j-1/job.json", "kiln-logs/j-1/node-0.log"]);
+    let r = op(StoreOp::Delete { keys: &keys }).await;
+    assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
+    assert!(op(StoreOp::List { prefix: "kiln-logs/" }).await.keys.is_empty());
+    let missing = op(StoreOp::Get { key: "kiln-logs/j-1/job.json", offset: 0, len: 10 }).await;
+    assert!(missing.diagnostics.has_errors(), "a missing object is an error");
+    let d = delete(&p, "bucket.logs", &state).await;
+    assert!(!d.has_errors(), "{d:?}");
+}
