@@ -51,3 +51,45 @@ async fn a_bucket_on_a_host_that_does_not_exist() {
     let e = r.diagnostics.errors().next().expect("refused");
     assert!(e.summary.contains("`nowhere` is not a host of this provider"), "{}", e.summary);
 }
+
+/// `Provider::store` (issue 13: destroyed jobs' logs kept in the bucket): files under the
+/// directory on its host, private to the login user; ranged reads with the file's size (a read
+/// at or past the end is empty), listing by prefix, deletes that leave no empty directory, and
+/// keys that would leave the bucket refused.
+#[tokio::test]
+async fn store_keeps_kilns_files_in_the_directory() {
+    use kiln_provider::{Provider, StoreOp, StoreRequest};
+    let p = provider(&["host1", "host2"]);
+    let dir = format!("{}/data", harness().scratch("bucket-store"));
+    let b = create(&p, "bucket.logs", &config(&p, "bucket", json!({ "host": "host2", "path": dir, "force_destroy": true }))).await;
+    let op = |op| p.store(StoreRequest { address: "bucket.logs", kind: "bucket", state: &b, op });
+    let bytes: Vec<u8> = (0..=255u8).chain(b"end\n".iter().copied()).collect();
+    for (key, data) in [("kiln-logs/j-1/node-0.log", &bytes[..]), ("kiln-logs/j-1/job.json", b"{}"), ("other/x", b"x")] {
+        let r = op(StoreOp::Put { key, data }).await;
+        assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
+    }
+    let file = std::path::Path::new(&dir).join("kiln-logs/j-1/node-0.log");
+    assert_eq!(std::fs::read(&file).unwrap(), bytes, "binary data arrives whole");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let r = op(StoreOp::Get { key: "kiln-logs/j-1/node-0.log", offset: 254, len: 4 }).await;
+    assert_eq!((r.data, r.size), (vec![254, 255, b'e', b'n'], 260));
+    for (offset, len) in [(260, 100), (0, 0), (400, 5)] {
+        let r = op(StoreOp::Get { key: "kiln-logs/j-1/node-0.log", offset, len }).await;
+        assert!(!r.diagnostics.has_errors(), "{offset}+{len}: {:?}", r.diagnostics);
+        assert_eq!((r.data.len(), r.size), (0, 260), "{offset}+{len}");
+    }
+    let mut keys = op(StoreOp::List { prefix: "kiln-logs/" }).await.keys;
+    keys.sort();
+    assert_eq!(keys, ["kiln-logs/j-1/job.json", "kiln-logs/j-1/node-0.log"]);
+    let r = op(StoreOp::Delete { keys: &keys }).await;
+    assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
+    assert!(op(StoreOp::List { prefix: "kiln-logs/" }).await.keys.is_empty());
+    assert!(!std::path::Path::new(&dir).join("kiln-logs/j-1").exists(), "no empty directory left");
+    assert!(op(StoreOp::Get { key: "kiln-logs/j-1/job.json", offset: 0, len: 10 }).await.diagnostics.has_errors());
+    for bad in ["../escape", "/etc/passwd", "a/../../b"] {
+        let r = op(StoreOp::Put { key: bad, data: b"x" }).await;
+        assert_eq!(r.diagnostics.errors().next().map(|e| e.code), Some("E-ONPREM-BUCKET-KEY"), "{bad}");
+    }
+    assert!(!delete(&p, "bucket.logs", &b).await.has_errors());
+}
