@@ -3,13 +3,14 @@
 //! planning ([`RootVars`], for the `backend` and `encryption` blocks), choosing the state backend
 //! from its block against the backends the binary registers ([`Backends`]),
 //! persisting state changes during apply with group commits, and turning Ctrl-C into the core's
-//! cancellation levels.
+//! cancellation levels. A job's logs: reading them, and archiving a destroyed job's ([`logs`]).
 
 mod backend;
 pub mod encryption;
 pub mod import;
 pub mod interrupt;
 pub mod lock;
+pub mod logs;
 pub mod migrate;
 pub mod operation;
 mod sink;
