@@ -1,13 +1,12 @@
 //! What the job commands share (`kiln logs`, `kiln jobs`, `kiln status`, `apply --wait`,
 //! `kiln run`): this command's providers, and jobs read from them. Jobs are resources of the
-//! portable kind `job`; their provider reports `status` (one of [`JobStatus`]), `started_at`,
+//! portable kind `job`; their provider reports `status` (one of `JobStatus`; what kiln-ops' `jobs` reads of it), `started_at`,
 //! `finished_at` and `restarts` as attributes, and serves their logs.
 
 use std::path::Path;
 
 use kiln_addrs::InstanceAddr;
 use kiln_core::Providers;
-use kiln_provider::portable::job::JobStatus;
 use kiln_provider::{ReadItem, ReadRequest};
 use kiln_state::State;
 use kiln_value::Value;
@@ -55,38 +54,4 @@ pub(crate) async fn read_kind(providers: &Providers, state: &State, kind: &str) 
         }
     }
     out
-}
-
-/// A job's status as `kiln jobs` shows it: "gone" when the provider no longer finds the job.
-pub(crate) fn status(v: &Option<Value>) -> &str {
-    v.as_ref().and_then(|v| v.get("status")).and_then(Value::as_str).unwrap_or("gone")
-}
-
-/// Whether a job's status will not change by itself ([`JobStatus::is_terminal`]).
-pub(crate) fn terminal(v: &Option<Value>) -> bool {
-    v.as_ref().and_then(JobStatus::of).is_some_and(JobStatus::is_terminal)
-}
-
-pub(crate) fn succeeded(v: &Option<Value>) -> bool {
-    v.as_ref().and_then(JobStatus::of) == Some(JobStatus::Succeeded)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job(status: &str) -> Option<Value> {
-        Some(Value::Map([("status".to_string(), Value::from(status))].into()))
-    }
-
-    /// `apply --wait` stops waiting on the statuses that do not change by themselves.
-    #[test]
-    fn waiting_ends_on_terminal_statuses() {
-        let ends: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).filter(|s| terminal(&job(s))).collect();
-        assert_eq!(ends, ["succeeded", "failed", "lost", "stopped"]);
-        assert!(!terminal(&None), "a job read as gone keeps the wait going, as before");
-        assert!(!terminal(&job("done")), "a word outside the vocabulary is not terminal");
-        assert!(succeeded(&job("succeeded")) && !succeeded(&job("lost")) && !succeeded(&None));
-        assert_eq!(status(&None), "gone");
-    }
 }

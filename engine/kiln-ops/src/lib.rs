@@ -9,6 +9,7 @@ mod backend;
 pub mod encryption;
 pub mod import;
 pub mod interrupt;
+pub mod jobs;
 pub mod lock;
 pub mod logs;
 pub mod migrate;
