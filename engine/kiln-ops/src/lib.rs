@@ -3,7 +3,8 @@
 //! planning ([`RootVars`], for the `backend` and `encryption` blocks), choosing the state backend
 //! from its block against the backends the binary registers ([`Backends`]),
 //! persisting state changes during apply with group commits, and turning Ctrl-C into the core's
-//! cancellation levels. A job's logs: reading them, and archiving a destroyed job's ([`logs`]).
+//! cancellation levels. A job's logs: reading them, and archiving a destroyed job's ([`logs`]);
+//! waiting for jobs to end ([`jobs`]).
 
 mod backend;
 pub mod encryption;
