@@ -35,7 +35,7 @@ fn archive_max() -> u64 {
 
 /// Where archives go when the job has no bucket that outlives it (under the configuration's
 /// directory).
-pub const ARCHIVE_DIR: &str = ".kiln/logs";
+const ARCHIVE_DIR: &str = ".kiln/logs";
 
 /// Where archives go in a directory bucket.
 const BUCKET_ARCHIVE_DIR: &str = "kiln-logs";
