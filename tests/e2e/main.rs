@@ -25,8 +25,8 @@ mod jobs_wait;
 mod language;
 mod layers;
 mod lifecycle;
-mod logs;
 mod local;
+mod logs;
 #[cfg(feature = "onprem")]
 mod onprem;
 mod plan;

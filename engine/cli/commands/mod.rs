@@ -162,7 +162,8 @@ async fn dispatch(cli: Cli, cx: &Ctx) -> ExitStatus {
             apply::apply_cmd(cx, &args, ApplyOpts { auto_approve, wait, logs, plan_file, mode }).await
         }
         Command::Destroy { args, auto_approve } => {
-            apply::apply_cmd(cx, &args.into(), ApplyOpts { auto_approve, wait: false, logs: false, plan_file: None, mode: Mode::Destroy }).await
+            apply::apply_cmd(cx, &args.into(), ApplyOpts { auto_approve, wait: false, logs: false, plan_file: None, mode: Mode::Destroy })
+                .await
         }
         Command::Run { vars, address, auto_approve } => run::run(cx, &vars, &address, auto_approve).await,
         Command::Logs { vars, address, node, tail, since, follow } => {

@@ -230,7 +230,8 @@ mod tests {
         let gone = JobView::new("job.b", "aws", None, now());
         assert_eq!(gone.status, "gone");
         assert_eq!((gone.job_id, gone.duration_seconds, gone.exit_codes), (None, None, None));
-        let slurm = JobView::new("job.c", "slurm", Some(&job(&[("status", Value::from("succeeded")), ("exit_code", Value::from(0i64))])), now());
+        let slurm =
+            JobView::new("job.c", "slurm", Some(&job(&[("status", Value::from("succeeded")), ("exit_code", Value::from(0i64))])), now());
         assert_eq!(slurm.exit_codes, Some(vec![Some(0)]), "Slurm's one exit code");
         assert_eq!(Jobs(vec![]).human(), "No jobs.\n");
         assert_eq!(Jobs(vec![]).json(), serde_json::json!({"format_version": "1.0", "jobs": []}));
