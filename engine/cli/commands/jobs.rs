@@ -55,3 +55,16 @@ pub(crate) async fn read_kind(providers: &Providers, state: &State, kind: &str) 
     }
     out
 }
+
+/// The configured provider of `r` (an object in state at `addr`), or why there is none.
+pub(crate) fn provider_of(
+    p: &Providers,
+    addr: &InstanceAddr,
+    r: &kiln_state::ResourceState,
+) -> Result<std::sync::Arc<dyn kiln_provider::Provider>, kiln_diag::Diagnostic> {
+    p.get(&r.provider).ok_or_else(|| {
+        kiln_diag::Diagnostic::error("E-PROVIDER-UNAVAILABLE", format!("provider `{}` is not available", r.provider))
+            .address(addr)
+            .hint("the configuration no longer declares it, or this kiln was built without it")
+    })
+}

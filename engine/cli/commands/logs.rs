@@ -89,11 +89,7 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R 
         return print_logs(&cx.printer, &src, nodes, &opts, since).await.map(|()| ExitStatus::Success).map_err(fail);
     };
     let p = providers(dir, &l, &state).await?;
-    let provider = p.get(&r.provider).ok_or_else(|| {
-        Diagnostic::error("E-PROVIDER-UNAVAILABLE", format!("provider `{}` is not available", r.provider))
-            .address(&addr)
-            .hint("the configuration no longer declares it, or this kiln was built without it")
-    })?;
+    let provider = super::jobs::provider_of(&p, &addr, r)?;
     let name = addr.to_string();
     let src = Source::Live { provider, address: &name, kind: &r.kind, state: &r.attributes };
     print_logs(&cx.printer, &src, node_count(&r.attributes), &opts, since).await.map_err(fail)?;

@@ -55,11 +55,7 @@ pub async fn ssh(cx: &Ctx, vars: &VarArgs, address: &str, node: usize, command: 
             .into());
     }
     let p = providers(dir, &l, &state).await?;
-    let provider = p.get(&r.provider).ok_or_else(|| {
-        Diagnostic::error("E-PROVIDER-UNAVAILABLE", format!("provider `{}` is not available", r.provider))
-            .address(&addr)
-            .hint("the configuration no longer declares it, or this kiln was built without it")
-    })?;
+    let provider = super::jobs::provider_of(&p, &addr, r)?;
     let name = addr.to_string();
     let fail = |d: Diagnostics| Failure::in_sources(&l.config.sources, d);
     // As it is now (a job's status, a node moved to another host), not as the last apply saw it.

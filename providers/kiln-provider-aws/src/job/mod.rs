@@ -540,13 +540,8 @@ fn plan(working_dir: &std::path::Path, req: &PlanRequest<'_>) -> Result<PlanResp
     let mut requires_replace = Vec::new();
     // A `workdir` that is a directory on this machine is uploaded through the job's bucket; one
     // that is not keeps its meaning before issue 13 (a directory on the instances).
-    if req.config.get("workdir").is_some_and(Value::contains_unknown) {
-        planned.insert(workdir::DIGEST_ATTR.into(), Value::Unknown);
-    } else {
-        let local = workdir::local_dir(working_dir, req.config);
-        requires_replace
-            .extend(workdir::plan_digest(req.prior, local.as_deref(), &mut planned).map_err(|e| workdir_error(req.address, &e))?);
-    }
+    requires_replace
+        .extend(workdir::plan_job_digest(working_dir, req.config, req.prior, &mut planned).map_err(|e| workdir_error(req.address, &e))?);
     diagnostics.extend(workdir::not_here_warning(working_dir, req.config, "W-AWS-JOB-WORKDIR", "instances"));
     secret_env::plan(req.prior, &mut planned);
     if let Some(cluster) = set(req.config, "cluster").filter(|c| !c.contains_unknown()) {

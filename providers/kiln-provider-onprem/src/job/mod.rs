@@ -392,13 +392,9 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     let mut planned = attrs(req.proposed);
     planned.insert("nodes".into(), spec.as_ref().map_or(Value::Unknown, |s| num(s.nodes.len() as u64)));
     let mut requires_replace = Vec::new();
-    if req.config.get("workdir").is_some_and(Value::contains_unknown) {
-        planned.insert(workdir::DIGEST_ATTR.into(), Value::Unknown);
-    } else {
-        let local = workdir::local_dir(&ctx.working_dir, req.config);
-        requires_replace
-            .extend(workdir::plan_digest(req.prior, local.as_deref(), &mut planned).map_err(|e| workdir_error(req.address, &e))?);
-    }
+    requires_replace.extend(
+        workdir::plan_job_digest(&ctx.working_dir, req.config, req.prior, &mut planned).map_err(|e| workdir_error(req.address, &e))?,
+    );
     secret_env::plan(req.prior, &mut planned);
     let mut diagnostics = Diagnostics::new();
     diagnostics.extend(workdir::not_here_warning(&ctx.working_dir, req.config, "W-ONPREM-JOB-WORKDIR", "hosts"));

@@ -372,13 +372,11 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
         if req.prior.is_none() || planned.get(workdir::DIGEST_ATTR).is_some_and(Value::is_unknown) {
             planned.insert(workdir::DIGEST_ATTR.into(), Value::Null);
         }
-    } else if req.config.get("workdir").is_some_and(Value::contains_unknown) {
-        planned.insert(workdir::DIGEST_ATTR.into(), Value::Unknown);
     } else {
         // Over SSH: a local workdir is uploaded to the shared file system through the login node.
-        let local = workdir::local_dir(&ctx.working_dir, req.config);
-        requires_replace
-            .extend(workdir::plan_digest(req.prior, local.as_deref(), &mut planned).map_err(|e| workdir_error(req.address, &e))?);
+        requires_replace.extend(
+            workdir::plan_job_digest(&ctx.working_dir, req.config, req.prior, &mut planned).map_err(|e| workdir_error(req.address, &e))?,
+        );
     }
     secret_env::plan(req.prior, &mut planned);
     let unknown_or = |n: Option<u64>| n.map_or(Value::Unknown, num);

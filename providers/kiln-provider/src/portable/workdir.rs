@@ -394,6 +394,16 @@ pub fn plan_digest(prior: Option<&Value>, local: Option<&Path>, planned: &mut Ma
     Ok(changed.then(|| DIGEST_ATTR.to_string()))
 }
 
+/// [`plan_digest`] for a job's configuration `job`, its `workdir` taken from [`local_dir`]
+/// under `working_dir`; unknown until the `workdir` is known.
+pub fn plan_job_digest(working_dir: &Path, job: &Value, prior: Option<&Value>, planned: &mut Map) -> Result<Option<String>, String> {
+    if job.get("workdir").is_some_and(Value::contains_unknown) {
+        planned.insert(DIGEST_ATTR.into(), Value::Unknown);
+        return Ok(None);
+    }
+    plan_digest(prior, local_dir(working_dir, job).as_deref(), planned)
+}
+
 /// A warning for a relative `workdir` that is not a directory under the configuration directory
 /// (`working_dir`): a remote provider then takes it as a directory on its `nodes` (what
 /// `workdir` meant before kiln uploaded it), which is most often a mistyped local path.
