@@ -276,24 +276,39 @@ impl Ssh {
             Err(e) => return Err(self.classify(h, &connect_text(&e)).await),
         };
         self.opened.fetch_add(1, Ordering::SeqCst);
-        let out = exec(&session, "printf '%s' \"$HOME\"", &[]).await.map_err(|e| SshError::Unreachable(format!("{}: {e}", h.label)))?;
+        let out =
+            exec(&session, "printf '%s' \"$HOME\"", &[], &[]).await.map_err(|e| SshError::Unreachable(format!("{}: {e}", h.label)))?;
         Ok(Conn { session, home: out.text() })
     }
 
     /// Runs `script` with bash on host `name`, with `args` as its positional parameters; `op`
     /// names it in [`Ssh::calls`].
     pub async fn run(&self, name: &str, op: &str, script: &str, args: &[&str]) -> Result<Output, SshError> {
+        self.run_input(name, op, script, args, &[]).await
+    }
+
+    /// [`Ssh::run`], with `input` streamed on stdin after the script (see
+    /// [`crate::shell::with_input`]): the script's commands read it from stdin
+    /// (`$KILN_INPUT_SIZE` bytes, [`crate::shell::receive`]). The input is written from the
+    /// caller's slice, never copied or encoded, so an upload costs no memory beyond the data.
+    pub async fn run_with_input(&self, name: &str, op: &str, script: &str, args: &[&str], input: &[u8]) -> Result<Output, SshError> {
+        self.run_input(name, op, &crate::shell::with_input(script, input.len()), args, input).await
+    }
+
+    async fn run_input(&self, name: &str, op: &str, script: &str, args: &[&str], input: &[u8]) -> Result<Output, SshError> {
         let h = self.host(name)?;
         let conn = self.conn(name).await?;
         self.count(op);
         let slot = self.slot(name);
         let _permit = slot.channels.acquire().await.map_err(|e| SshError::Login(e.to_string()))?;
-        match exec(&conn.session, script, args).await {
+        match exec(&conn.session, script, args, input).await {
             Ok(o) => Ok(o),
             Err(_) if self.options.retry_dropped && conn.session.check().await.is_err() => {
                 // The connection dropped: opened again once, and the script run again.
                 let conn = self.conn(name).await?;
-                exec(&conn.session, script, args).await.map_err(|e| SshError::Login(format!("{}: cannot run a command: {e}", h.label)))
+                exec(&conn.session, script, args, input)
+                    .await
+                    .map_err(|e| SshError::Login(format!("{}: cannot run a command: {e}", h.label)))
             }
             Err(e) if conn.session.check().await.is_err() => {
                 let err = SshError::Unreachable(format!("{} stopped answering: {e}", h.label));
@@ -463,16 +478,27 @@ async fn keyscan(h: &Host, timeout: u64) -> Result<Vec<(String, String)>, SshErr
     Ok(keys)
 }
 
-/// `bash -s -- ARGS` with `script` on stdin.
-async fn exec(session: &Session, script: &str, args: &[&str]) -> Result<Output, openssh::Error> {
+/// `bash -s -- ARGS` with `script` on stdin, then `input` (written while the output is read:
+/// a script may print before it reads its input, or exit without reading all of it, its exit
+/// code saying how it went).
+async fn exec(session: &Session, script: &str, args: &[&str], input: &[u8]) -> Result<Output, openssh::Error> {
     let mut cmd = session.command("bash");
     cmd.arg("-s").arg("--").args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().await?;
-    if let Some(mut stdin) = child.stdin().take() {
-        stdin.write_all(script.as_bytes()).await.map_err(openssh::Error::ChildIo)?;
-        stdin.shutdown().await.map_err(openssh::Error::ChildIo)?;
-    }
-    let out = child.wait_with_output().await?;
+    let stdin = child.stdin().take();
+    let send = async {
+        if let Some(mut stdin) = stdin {
+            stdin.write_all(script.as_bytes()).await.map_err(openssh::Error::ChildIo)?;
+            if !input.is_empty() {
+                let _ = stdin.write_all(input).await;
+            }
+            let _ = stdin.shutdown().await;
+        }
+        Ok::<(), openssh::Error>(())
+    };
+    let (sent, out) = tokio::join!(send, child.wait_with_output());
+    let out = out?;
+    sent?;
     Ok(Output { code: out.status.code(), stdout: out.stdout, stderr: String::from_utf8_lossy(&out.stderr).into_owned() })
 }
 
