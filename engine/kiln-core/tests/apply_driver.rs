@@ -220,6 +220,46 @@ async fn a_pending_entry_is_durable_before_each_create() {
     }
 }
 
+/// Issue 13: `secret_env` is never in state in clear, not even in the pending entry written
+/// before the create runs (which stays there if kiln dies mid-create, and in the backup).
+#[tokio::test]
+async fn a_pending_entry_holds_no_secret_env_value_in_clear() {
+    let f = Fixture::new(
+        r#"
+provider "mock" {}
+resource "thing" "job" {
+  provider   = mock
+  name       = "job"
+  secret_env = { HF_TOKEN = "hf_pending_secret" }
+}
+"#,
+    );
+    let p = f.plan(&State::new()).await;
+    let sink = Arc::new(Sink::default());
+    let out = f.apply_with(&State::new(), &p, &Providers::new(), sink.clone()).await;
+    assert!(!out.diagnostics.has_errors(), "{:?}", out.diagnostics);
+    let pending: Vec<_> = sink
+        .mutations()
+        .into_iter()
+        .filter_map(|m| match m {
+            Mutation::PutPending(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let mut state = State::new();
+    state.pending.insert(pending[0].token.clone(), pending[0].clone());
+    // Neither the journal's record nor the state document quotes it.
+    let text = String::from_utf8(kiln_state::format::encode_mutations(&[Mutation::PutPending(pending[0].clone())])).unwrap()
+        + &String::from_utf8(kiln_state::encode(&state)).unwrap();
+    assert!(!text.contains("hf_pending_secret"), "{text}");
+    let digest = pending[0].planned.get("secret_env").and_then(|e| e.get("HF_TOKEN")).and_then(|v| v.as_str()).unwrap_or_default();
+    assert!(kiln_provider::portable::secret_env::is_sealed(digest), "{text}");
+    // The create itself got the value.
+    let created = f.mock.created.lock().unwrap().clone();
+    assert_eq!(created[0].1.get("secret_env").and_then(|e| e.get("HF_TOKEN")).and_then(|v| v.as_str()), Some("hf_pending_secret"));
+}
+
 /// b depends on a; c is replaced (delete first), d is replaced create_before_destroy.
 const ORDER_BEFORE: &str = r#"
 provider "mock" {}

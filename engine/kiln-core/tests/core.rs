@@ -378,7 +378,11 @@ async fn sensitive_attributes_are_recorded_and_marked() {
     let p = f.plan(&State::default()).await;
     assert!(p.changes[0].after.as_ref().unwrap().get("secret").unwrap().is_sensitive());
     let state = f.converge(&State::new()).await;
-    assert_eq!(state.resources[&"thing.a".parse().unwrap()].sensitive, ["key", "secret"], "the generated key is sensitive by the schema");
+    assert_eq!(
+        state.resources[&"thing.a".parse().unwrap()].sensitive,
+        ["key", "secret", "secret_env"],
+        "the generated key is sensitive by the schema (and the unset secret_env)"
+    );
 }
 
 #[tokio::test]

@@ -47,6 +47,7 @@ pub fn schema() -> ProviderSchema {
         .attr("delay_ms", Attribute::optional(Type::Number, "sleep in create"))
         .attr("secret", Attribute::optional(Type::String, "a secret").sensitive())
         .attr("data", Attribute::optional(Type::Any, "anything, such as another object"))
+        .attr("secret_env", Attribute::optional(Type::Map(Box::new(Type::String)), "secrets for a job's processes").sensitive())
         .attr("key", Attribute::computed(Type::String, "a generated secret").sensitive())
         .attr("id", Attribute::computed(Type::String, "id"));
     let config = Body::new().attr("region", Attribute::optional(Type::String, "region"));

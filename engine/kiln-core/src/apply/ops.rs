@@ -97,6 +97,23 @@ pub(crate) fn resource_state(
         create_before_destroy: cbd,
     }
 }
+/// What a create's pending entry keeps of its planned value: plain values, with a job's
+/// `secret_env` sealed (a salted digest per key, as the provider's state holds it). The entry
+/// is written before the create runs and stays in state (and its backup) if kiln dies
+/// meanwhile, so it never holds those values in clear; a provider's `recover` finds the object
+/// by its token, and an object not found is gone (the next plan creates it from the
+/// configuration's values). Other sensitive attributes stay as in a resource's state, whose
+/// `sensitive_attributes` name them; `kiln state pull` counts any pending entry as sensitive.
+pub(crate) fn pending_planned(planned: &Value, schema: &KindSchema) -> Value {
+    use kiln_provider::portable::secret_env;
+    let plain = planned.clone().unmark_deep().0;
+    if schema.body.attributes.contains_key(secret_env::ATTR) {
+        secret_env::seal(plain)
+    } else {
+        plain
+    }
+}
+
 /// Deletes in reverse dependency order, concurrently where independent.
 pub(crate) async fn run_deletes(
     deletes: Vec<DeleteItem>,
@@ -270,7 +287,7 @@ impl Operation {
                 provider: provider_key.clone(),
                 kind: kind.clone(),
                 token: token.clone(),
-                planned: planned.clone().unmark_deep().0,
+                planned: pending_planned(&planned, &schema),
                 started_at: chrono::Utc::now().to_rfc3339(),
             });
             if let Err(e) = sink.persist(vec![pending.clone()]).await {
