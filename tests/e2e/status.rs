@@ -15,6 +15,20 @@ fn conforms(name: &str, instance: &serde_json::Value) {
     assert!(errors.is_empty(), "{name}: {errors:#?}\n{instance:#}");
 }
 
+/// The private key files (`id-*`) anywhere under `dir`.
+fn private_keys_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            found.extend(private_keys_under(&path));
+        } else if e.file_name().to_string_lossy().starts_with("id-") {
+            found.push(path);
+        }
+    }
+    found
+}
+
 fn json(p: &Project, args: &[&str]) -> serde_json::Value {
     let out = p.kiln(args).ok().stdout();
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("`kiln {}` is not JSON ({e}): {out}", args.join(" ")))
@@ -174,6 +188,7 @@ resource "job" "j" {{
     assert!(run.stderr().contains(&format!("node 0 of job.j runs on host `{}`", host.name)), "{}", run.stderr());
     let code = p.kiln(&["ssh", "cluster.x", "--", "exit 7"]).code();
     assert_eq!(code, 7, "ssh's exit status is kiln's");
+    assert_eq!(private_keys_under(&p.path().join(".kiln")), Vec::<std::path::PathBuf>::new(), "no private key is left under .kiln");
     let err = p.kiln(&["ssh", "cluster.x", "--node", "3", "--", "true"]).code_is(1).stderr();
     assert!(err.contains("E-SSH-NODE") && err.contains("there is no node 3 (it has 1)"), "{err}");
     let mode = std::fs::metadata(p.path().join(".kiln/ssh")).unwrap().permissions().mode() & 0o777;
@@ -233,14 +248,17 @@ resource "job" "j" {
 
 /// On aws (moto), a cluster made with kiln's own security group and no `ssh_cidr` lets no SSH
 /// in: `kiln ssh` says so and how to allow it (`ssh_cidr`, or an ingress rule for tcp 22),
-/// instead of an ssh that times out; a node it does not have is refused.
+/// instead of an ssh that times out; a node it does not have is refused. With `ssh_cidr`, ssh
+/// (a stand-in on PATH: moto's instances run nowhere) gets the cluster's private key in a
+/// private temporary directory, removed when it exits, its exit status kiln's; a key an earlier
+/// kiln left under `.kiln/ssh/` is removed.
 #[cfg(feature = "aws")]
 #[test]
-fn ssh_to_an_aws_node_without_ssh_ingress_says_how_to_allow_it() {
+fn ssh_to_an_aws_node_needs_ssh_ingress_and_leaves_no_key_behind() {
+    use std::os::unix::fs::PermissionsExt;
     let _g = crate::moto::exclusive();
     let endpoint = format!("endpoint={}", crate::moto::server().endpoint());
-    let p = Project::new(
-        r#"
+    let config = r#"
 variable "endpoint" {
   type    = string
   default = null
@@ -256,13 +274,23 @@ resource "cluster" "c" {
   nodes         = 1
   instance_type = "t3.micro"
 }
-"#,
-    );
+"#;
+    let p = Project::new(config);
+    let bin = p.path().join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // ssh -F CONFIG HOST ...: says where its identity file is, whether it is there and private.
+    let fake = "#!/bin/sh\nkey=$(sed -n 's/^  IdentityFile \"\\(.*\\)\"$/\\1/p' \"$2\")\necho \"key=$key\"\n\
+                [ -f \"$key\" ] && echo \"modes=$(stat -c %a \"$key\") $(stat -c %a \"$(dirname \"$key\")\")\"\nexit 5\n";
+    std::fs::write(bin.join("ssh"), fake).unwrap();
+    std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let kiln = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["--var", endpoint.as_str()]);
+        // Before any `--` (what follows it is the remote command).
+        let mut all = vec![args[0], "--var", endpoint.as_str()];
+        all.extend(&args[1..]);
         let mut c = p.command(&all);
         crate::aws::aws_env(&mut c);
+        c.env("PATH", &path);
         crate::support::run(c)
     };
     kiln(&["apply", "--auto-approve"]).ok();
@@ -270,6 +298,19 @@ resource "cluster" "c" {
     assert!(err.contains("E-SSH-AWS-PORT") && err.contains("let no SSH (tcp 22) in") && err.contains("ssh_cidr"), "{err}");
     let err = kiln(&["ssh", "cluster.c", "--node", "1"]).code_is(1).stderr();
     assert!(err.contains("E-SSH-NODE") && err.contains("there is no node 1 (it has 1)"), "{err}");
+    p.write("main.kiln.hcl", &config.replace("  nodes         = 1\n", "  nodes         = 1\n  ssh_cidr      = \"203.0.113.7/32\"\n"));
+    kiln(&["apply", "--auto-approve"]).ok();
+    let old = p.path().join(".kiln/ssh/cluster_c-0");
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::write(old.join("id-i-0123"), "a key an earlier kiln left").unwrap();
+    let run = kiln(&["ssh", "cluster.c", "--", "echo", "hi"]);
+    let out = run.stdout();
+    assert_eq!(run.code(), 5, "ssh's exit status is kiln's: {out}{}", run.stderr());
+    let key = out.lines().find_map(|l| l.strip_prefix("key=")).unwrap_or_else(|| panic!("{out}"));
+    assert!(out.contains("modes=600 700"), "ssh read the key from a private file in a private directory: {out}");
+    assert!(!key.is_empty() && !std::path::Path::new(key).starts_with(p.path()), "{key}");
+    assert!(!std::path::Path::new(key).exists() && !std::path::Path::new(key).parent().unwrap().exists(), "{key} is removed");
+    assert_eq!(private_keys_under(&p.path().join(".kiln")), Vec::<std::path::PathBuf>::new(), "no private key is left under .kiln");
     kiln(&["destroy", "--auto-approve"]).ok();
 }
 
