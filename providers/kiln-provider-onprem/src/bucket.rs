@@ -42,8 +42,8 @@ if [ -n "$left" ]; then printf '%s\n' "$left" | head -n 6; exit 3; fi
 rm -f -- "$p/.kiln-bucket" && rmdir -- "$p"
 "#;
 
-/// `$1` path, `$2` key; the script ends with the data: writes the file (0600) through a
-/// temporary name.
+/// `$1` path, `$2` key; the data follows on stdin (`kiln_remote::shell::with_input`): writes
+/// the file (0600) through a temporary name.
 const PUT: &str = r#"set -e
 umask 077
 f="$1/$2"
@@ -94,11 +94,14 @@ async fn store(ctx: &Ctx, req: &StoreRequest<'_>) -> Result<StoreResponse, Diagn
     match req.op {
         StoreOp::Put { key, data } => {
             check_key(req.address, key)?;
+            // The data streamed on the script's stdin from the caller's slice: no copy, no
+            // encoding, whatever its size.
             let script = format!(
-                "{PUT}printf %s {} | base64 -d > \"$f.kiln-tmp\"\nmv -f \"$f.kiln-tmp\" \"$f\"\n",
-                kiln_remote::shell::quote(&kiln_remote::shell::b64(data))
+                "{PUT}{} || {{ rm -f \"$f.kiln-tmp\"; echo \"the data came short\" >&2; exit 1; }}\nmv -f \"$f.kiln-tmp\" \"$f\"\n",
+                kiln_remote::shell::receive("\"$f.kiln-tmp\"")
             );
-            let out = run("bucket.put", script, vec![path.to_string(), key.to_string()]).await?;
+            let out =
+                ctx.ssh.run_with_input(h, "bucket.put", &script, &[path, key], data).await.map_err(|e| host_error(req.address, &e))?;
             if !out.ok() {
                 return Err(io(format!("write {key}"), &out));
             }

@@ -56,6 +56,12 @@ impl Ssh {
         self.0.run(&h.name, op, script, args).await
     }
 
+    /// [`Ssh::run`], with `input` streamed on the script's stdin after it, not copied (see
+    /// [`kiln_remote::Ssh::run_with_input`]).
+    pub async fn run_with_input(&self, h: &HostConfig, op: &str, script: &str, args: &[&str], input: &[u8]) -> Result<Output, SshError> {
+        self.0.run_with_input(&h.name, op, script, args, input).await
+    }
+
     /// The login user's home directory on `h`.
     pub async fn home(&self, h: &HostConfig) -> Result<String, SshError> {
         self.0.home(&h.name).await

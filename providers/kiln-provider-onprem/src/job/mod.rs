@@ -169,11 +169,12 @@ struct Launch<'a> {
     started_at: &'a str,
 }
 
-/// Starts one node; its PID.
-async fn launch(ctx: &Ctx, l: &Launch<'_>, s: &Slot) -> Result<u32, String> {
+/// Starts one node; its PID. `upload`: the launch carries the workdir (see [`launch_all`]).
+async fn launch(ctx: &Ctx, l: &Launch<'_>, s: &Slot, upload: bool) -> Result<u32, String> {
     let h = ctx.host(&s.host).ok_or_else(|| format!("host `{}` is not in the provider block", s.host))?;
     let ckpt = l.spec.checkpoint.as_ref().map_or_else(|| format!("{}/checkpoints", s.dir), |c| c.dir.clone());
     let env = l.spec.node_env(l.job_id, s.rank, l.port, &ckpt);
+    let tar = l.workdir_tar.filter(|_| upload);
     let files = NodeFiles {
         token: l.token,
         started_at: l.started_at,
@@ -184,21 +185,72 @@ async fn launch(ctx: &Ctx, l: &Launch<'_>, s: &Slot) -> Result<u32, String> {
         env: &env,
         cpus: l.spec.cpus,
         secrets: l.secrets,
-        workdir_tar: l.workdir_tar,
+        workdir: tar.is_some(),
     };
     // An uploaded workdir is `workdir` in the node's directory; else `workdir` names a directory
     // on the host (its meaning before issue 13), or the node's directory.
     let workdir = if l.workdir_tar.is_some() { format!("{}/workdir", s.dir) } else { l.spec.workdir.clone().unwrap_or_default() };
-    let out = ctx
-        .ssh
-        .run(h, "job.launch", &remote::launch_script(&files), &[&s.dir, &s.rank.to_string(), &workdir, &ckpt])
-        .await
-        .map_err(|e| e.message().to_string())?;
+    let script = remote::launch_script(&files);
+    let args = [s.dir.as_str(), &s.rank.to_string(), &workdir, &ckpt];
+    let out = match tar {
+        // The archive streamed from the one copy the job holds, never encoded into a script.
+        Some(tar) => ctx.ssh.run_with_input(h, "job.launch", &script, &args, tar).await,
+        None => ctx.ssh.run(h, "job.launch", &script, &args).await,
+    }
+    .map_err(|e| e.message().to_string())?;
     let pid = out.text().lines().last().and_then(|l| l.trim().parse().ok());
     match (out.code, pid) {
         (Some(0), Some(pid)) => Ok(pid),
         _ => Err(format!("node {} on `{}` did not start: {}", s.rank, s.host, out.stderr.trim())),
     }
+}
+
+/// Workdir uploads in flight at once, across hosts.
+const UPLOADS: usize = 4;
+
+/// Starts every node; per slot, its PID. Without a workdir to upload, all at once. With one, the
+/// archive goes once to each host (its nodes share the job's directory there): the host's first
+/// node carries it (at most [`UPLOADS`] hosts at once, all from the job's one copy), and the
+/// host's other nodes start once it is unpacked.
+async fn launch_all(ctx: &Ctx, l: &Launch<'_>, slots: &[Slot]) -> Vec<Result<u32, String>> {
+    if l.workdir_tar.is_none() {
+        return join_all(slots.iter().map(|s| launch(ctx, l, s, false))).await;
+    }
+    let mut hosts: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, s) in slots.iter().enumerate() {
+        match hosts.iter_mut().find(|(h, _)| *h == s.host) {
+            Some((_, idx)) => idx.push(i),
+            None => hosts.push((&s.host, vec![i])),
+        }
+    }
+    let uploads = tokio::sync::Semaphore::new(UPLOADS);
+    let per_host = join_all(hosts.iter().map(|(_, idx)| {
+        let uploads = &uploads;
+        async move {
+            let first = &slots[idx[0]];
+            let carried = match uploads.acquire().await {
+                Ok(_permit) => launch(ctx, l, first, true).await,
+                Err(e) => Err(e.to_string()),
+            };
+            let rest = if carried.is_ok() {
+                join_all(idx[1..].iter().map(|i| launch(ctx, l, &slots[*i], false))).await
+            } else {
+                idx[1..]
+                    .iter()
+                    .map(|i| {
+                        Err(format!("node {} on `{}` was not started: node {} there did not start", slots[*i].rank, first.host, first.rank))
+                    })
+                    .collect()
+            };
+            std::iter::once(carried).chain(rest).zip(idx.iter().copied()).collect::<Vec<_>>()
+        }
+    }))
+    .await;
+    let mut out: Vec<Option<Result<u32, String>>> = slots.iter().map(|_| None).collect();
+    for (r, i) in per_host.into_iter().flatten() {
+        out[i] = Some(r);
+    }
+    out.into_iter().map(|r| r.unwrap_or_else(|| Err("a node was not started".to_string()))).collect()
 }
 
 /// Stops and removes every node of `slots` (grace in seconds); per node, `Err` when its host
@@ -236,7 +288,7 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
         port,
         started_at: &started_at,
     };
-    let started = join_all(slots.iter().map(|s| launch(ctx, &l, s))).await;
+    let started = launch_all(ctx, &l, &slots).await;
     let failed: Vec<String> = started.iter().filter_map(|r| r.as_ref().err().cloned()).collect();
     if !failed.is_empty() {
         stop(ctx, &slots, 0).await;

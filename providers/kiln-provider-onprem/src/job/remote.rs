@@ -200,8 +200,10 @@ pub struct NodeFiles<'a> {
     pub cpus: Option<u64>,
     /// The job's `secret_env` values: `secret_env.sh` (0600), sourced by the node.
     pub secrets: &'a [(String, String)],
-    /// A tar archive of the job's workdir, unpacked to `workdir` in the node's directory.
-    pub workdir_tar: Option<&'a [u8]>,
+    /// Whether the launch unpacks the job's workdir, a tar archive sent on its stdin after the
+    /// script ([`kiln_remote::shell::with_input`]), to `workdir` in the node's directory (one
+    /// node per host carries it: the host's nodes share that directory).
+    pub workdir: bool,
 }
 
 /// The launch script of one node: writes its files, then [`START`]. The job's directory is
@@ -229,12 +231,12 @@ pub fn launch_script(f: &NodeFiles<'_>) -> String {
     if !f.secrets.is_empty() {
         s += &write_file(secret_env::FILE, secret_env::exports(f.secrets).as_bytes());
     }
-    if let Some(tar) = f.workdir_tar {
-        // Nodes on one host share the directory: each unpacks its own copy and the first
-        // rename wins.
+    if f.workdir {
+        // Received into a file first, so a short upload is an error, never a partial workdir;
+        // unpacked aside and renamed, so a directory there is always whole.
         s += &format!(
-            "if [ ! -d workdir ]; then\n  rm -rf \"workdir.$R\" && mkdir \"workdir.$R\" && printf %s {} | base64 -d | tar -xf - -C \"workdir.$R\" \\\n    || {{ echo \"cannot unpack the job's workdir on $(hostname) (tar)\" >&2; exit 4; }}\n  mv -T \"workdir.$R\" workdir 2>/dev/null || rm -rf \"workdir.$R\"\nfi\n",
-            crate::shell::quote(&crate::shell::b64(tar))
+            "if [ ! -d workdir ]; then\n  rm -rf \"workdir.$R\" \"workdir.$R.tar\" && mkdir \"workdir.$R\" && {} && tar -xf \"workdir.$R.tar\" -C \"workdir.$R\" \\\n    || {{ rm -f \"workdir.$R.tar\"; echo \"cannot unpack the job's workdir on $(hostname) (tar)\" >&2; exit 4; }}\n  rm -f \"workdir.$R.tar\"\n  mv -T \"workdir.$R\" workdir 2>/dev/null || rm -rf \"workdir.$R\"\nfi\n",
+            crate::shell::receive("\"workdir.$R.tar\"")
         );
     }
     s + "umask \"$__kiln_umask\"\n" + ALIVE + CHOOSE_CPUS + START
@@ -397,7 +399,7 @@ mod tests {
             env: &env,
             cpus: None,
             secrets: &[],
-            workdir_tar: None,
+            workdir: false,
         };
         let out = std::process::Command::new("bash")
             .args([
@@ -446,22 +448,14 @@ mod tests {
             env: &[],
             cpus: None,
             secrets: &secrets,
-            workdir_tar: Some(&tar),
+            workdir: true,
         };
         let script = launch_script(&files);
         assert!(!script.contains("hf_s3cr3t"), "the value is not in the script's text");
-        let out = std::process::Command::new("bash")
-            .args([
-                "-c",
-                &script,
-                "launch",
-                &j.display().to_string(),
-                "0",
-                &j.join("workdir").display().to_string(),
-                &root.join("ckpt").display().to_string(),
-            ])
-            .output()
-            .unwrap();
+        let args = [j.display().to_string(), "0".into(), j.join("workdir").display().to_string(), root.join("ckpt").display().to_string()];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let out = rt.block_on(kiln_remote::local::run_with_input(&root, &script, &args, &tar)).unwrap();
         let start = std::time::Instant::now();
         while !j.join("node-0.exit").exists() && start.elapsed() < std::time::Duration::from_secs(60) {
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -469,7 +463,7 @@ mod tests {
         let got = std::fs::read_to_string(j.join("workdir/out.txt")).unwrap_or_default();
         let mode = std::fs::metadata(j.join("secret_env.sh")).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
         let _ = std::fs::remove_dir_all(&root);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.ok(), "{}", out.stderr);
         assert_eq!(got, "from the workdir\nhf_s3cr3t 'quoted'");
         assert_eq!(mode, 0o600);
     }
@@ -487,7 +481,7 @@ mod tests {
             env: &env,
             cpus: None,
             secrets: &[],
-            workdir_tar: None,
+            workdir: false,
         };
         let s = launch_script(&files);
         for f in ["token", "started_at", "cluster_id", "stop_grace", "setup.sh", "run.sh", "env.sh", "node.sh"] {

@@ -276,3 +276,51 @@ async fn a_job_written_before_plans_no_change() {
         assert_eq!(changed(&prior, &r.planned), Vec::<String>::new(), "{bucket}");
     }
 }
+
+/// Issue 13 (upload memory): a workdir of a few MiB of binary data arrives whole on every node,
+/// two nodes on one host (sharing the job's directory there, where it is uploaded once) and one
+/// on another, streamed after the launch script rather than encoded into it.
+#[tokio::test]
+async fn a_binary_workdir_arrives_whole_on_every_node_two_sharing_a_host() {
+    let p = provider(&["host1", "host2"]);
+    let two = cluster(&p, "cluster.w", json!({ "nodes": 2 })).await;
+    // Allocation puts every node on its own host; a cluster whose allocation names host1 twice
+    // gives the job two nodes sharing that host's job directory.
+    let Value::Map(mut c) = two.clone() else { panic!("{two}") };
+    let Some(Value::List(alloc)) = c.get("allocation").cloned() else { panic!("{two}") };
+    let on1 = alloc.iter().find(|n| str_of(n, "host") == "host1").cloned().expect("a node on host1");
+    c.insert(
+        "allocation".into(),
+        Value::List(vec![on1.clone(), on1, alloc.iter().find(|n| str_of(n, "host") == "host2").cloned().unwrap()]),
+    );
+    let three = Value::Map(c);
+
+    let src = std::path::PathBuf::from(harness().scratch("workdir"));
+    let blob: Vec<u8> = (0..3u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::create_dir_all(src.as_path().join("data")).unwrap();
+    std::fs::write(src.as_path().join("data/blob.bin"), &blob).unwrap();
+    std::fs::write(src.as_path().join("train.sh"), "echo ready\n").unwrap();
+    let sum = |path: &std::path::Path| {
+        let out = std::process::Command::new("sha256sum").arg(path).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
+    };
+    let want = sum(&src.as_path().join("data/blob.bin"));
+    assert_eq!(want.len(), 64);
+
+    let cfg = job(
+        &p,
+        &three,
+        json!({ "run": "echo \"sum=$(sha256sum data/blob.bin | cut -c1-64) $(bash train.sh) left=$(ls .. | grep -c '^workdir\\.')\"", "workdir": src.as_path().display().to_string() }),
+    );
+    let created = create(&p, "job.w", &cfg).await;
+    let done = finished(&p, "job.w", &created).await;
+    assert_eq!(status(&done), "succeeded", "{done}");
+    let hosts: Vec<String> = list_of(&done, "placement").iter().map(|n| str_of(n, "host").to_string()).collect();
+    assert_eq!(hosts, ["host1", "host1", "host2"]);
+    for rank in 0..3 {
+        let out = log(&p, "job.w", &done, rank).await;
+        assert_eq!(out.trim(), format!("sum={want} ready left=0"), "node {rank}");
+    }
+    assert!(!delete(&p, "job.w", &done).await.has_errors());
+    assert!(!delete(&p, "cluster.w", &two).await.has_errors());
+}
