@@ -234,10 +234,14 @@ resource "job" "j" {{
         p.write("src/data.txt", "from this machine\n");
         p.write("src/.kilnignore", "*.ckpt\n");
         p.write("src/big.ckpt", "excluded");
+        // kiln's own secrets are never uploaded, whatever .kilnignore says; planning names them.
+        p.write("src/local.auto.kilnvars", "hf_token = \"never uploaded\"\n");
         let var = format!("hf_token={SECRET}");
         let _destroy = Destroy(&p, var.clone());
         let plan = p.kiln(&["plan", "--var", &var]).ok();
         assert!(plan.stdout().contains("workdir_digest") && plan.stdout().contains("sha256:"), "known at plan:\n{}", plan.stdout());
+        let said = plan.stdout() + &plan.stderr();
+        assert!(said.contains("W-JOB-WORKDIR-WITHHELD") && said.contains("local.auto.kilnvars"), "{said}");
         let apply = p.kiln(&["apply", "--auto-approve", "--var", &var]).ok();
         let remote = remote_workdir(&p);
         let out = remote.join("out.txt");
@@ -249,6 +253,7 @@ resource "job" "j" {{
         assert_eq!(Path::new(lines[2]), remote, "the scripts run in the uploaded workdir");
         let files = std::fs::read_to_string(remote.join("files.txt")).unwrap_or_default();
         assert!(files.contains("data.txt") && !files.contains("big.ckpt"), ".kilnignore excluded big.ckpt:\n{files}");
+        assert!(!files.contains("kilnvars"), "a variable file was uploaded:\n{files}");
         let node_dir = remote.parent().unwrap();
         assert_eq!(mode(&node_dir.join("secret_env.sh")), 0o600);
         for (what, text) in [("plan", plan.stdout() + &plan.stderr()), ("apply", apply.stdout() + &apply.stderr())] {
@@ -285,6 +290,20 @@ resource "job" "j" {{
         let changed = p.kiln(&["plan", "--var", &var]).ok();
         let t = changed.stdout();
         assert!(t.contains("workdir_digest") && t.contains("1 to add") && t.contains("1 to destroy"), "{t}");
+
+        // Edited after `plan --out`: the saved plan's apply refuses to upload what was not reviewed.
+        let saved = p.path().join("job.plan");
+        p.kiln(&["plan", "--var", &var, "--out", saved.to_str().unwrap()]).ok();
+        p.write("src/data.txt", "edited after the plan\n");
+        let stale = p.kiln(&["apply", saved.to_str().unwrap()]);
+        let said = stale.stdout() + &stale.stderr();
+        assert_ne!(stale.code(), 0, "{said}");
+        // The final plan at apply digests the workdir again and differs (the provider's upload
+        // also refuses a workdir changed after that: workdir.rs's the_upload_is_the_planned_workdir).
+        let refused = (said.contains("E-APPLY-INCONSISTENT") && said.contains("workdir_digest"))
+            || (said.contains("E-ONPREM-JOB-WORKDIR") && said.contains("changed since the plan"));
+        assert!(refused && said.contains("kiln plan"), "{said}");
+        assert_eq!(files_containing(Path::new(&root), "edited after the plan"), Vec::<String>::new(), "uploaded unreviewed");
     }
 
     /// A relative `workdir` that is not a directory here keeps the meaning it had before kiln

@@ -258,13 +258,6 @@ fn prefix(job_id: &str) -> String {
 /// The object beside a job's scripts holding its uploaded workdir.
 const WORKDIR_ARCHIVE: &str = "workdir.tar";
 
-/// A workdir that cannot be digested or uploaded.
-fn workdir_error(address: &str, e: &str) -> Diagnostic {
-    error("E-AWS-JOB-WORKDIR", address, format!("{address}: {e}"))
-        .attribute("workdir")
-        .hint("list what the job does not need in the workdir's .kilnignore (gitignore syntax), or keep data in a bucket")
-}
-
 async fn put(ctx: &Ctx, bucket: &str, key: String, body: impl Into<Vec<u8>>) -> Result<(), AwsError> {
     ctx.clients
         .s3
@@ -285,29 +278,12 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     spec.env.extend(secrets.into_iter().map(|(k, v)| (k, v, true)));
     // A workdir planned with a digest is uploaded beside the scripts; the agent unpacks it into
     // the job's own directory on each instance, where the scripts run.
-    let upload = workdir::to_upload(&ctx.working_dir, req.planned).map_err(|e| workdir_error(req.address, &e))?;
-    if let Some(w) = upload {
-        spec.workdir_tar = Some(w.tar().map_err(|e| workdir_error(req.address, &e))?);
+    if let Some(tar) = workdir::upload(&ctx.working_dir, req.planned, "E-AWS-JOB-WORKDIR", req.address)? {
+        spec.workdir_tar = Some(tar);
         spec.workdir = None;
     }
     let job_id = made_up_name(req.address, "job", req.token, 63);
-    let ec2 = &ctx.clients.ec2;
-    let live =
-        instances::describe_ids(ec2, &spec.instance_ids).await.map_err(|e| e.diagnostic(req.address, "describe the job's instances"))?;
-    let mut ips = Vec::new();
-    for id in &spec.instance_ids {
-        match live.iter().find(|n| &n.id == id && n.live() && !n.private_ip.is_empty()) {
-            Some(n) => ips.push(n.private_ip.clone()),
-            None => {
-                return Err(error(
-                    "E-AWS-JOB-INSTANCE",
-                    req.address,
-                    format!("{}: instance `{id}` of its cluster is not running", req.address),
-                )
-                .hint("run `kiln apply` again: the cluster heals lost instances first, then the job starts on them"))
-            }
-        }
-    }
+    let ips = node_ips(ctx, req.address, &spec).await?;
     let uri = format!("s3://{}/{}", spec.bucket, prefix(&job_id));
     if spec.has_secrets() {
         let name = env_parameter(&job_id);
@@ -326,17 +302,77 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     } else {
         write_and_tag(ctx, req.address, &spec, &job_id, &ips, &uri).await?;
     }
-    let mut v = attrs(req.planned);
+    Ok(created(req.planned, &spec, job_id, &ips, uri))
+}
+
+/// The private addresses of the job's instances, each running.
+async fn node_ips(ctx: &Ctx, address: &str, spec: &Spec) -> Result<Vec<String>, Diagnostic> {
+    let live = instances::describe_ids(&ctx.clients.ec2, &spec.instance_ids)
+        .await
+        .map_err(|e| e.diagnostic(address, "describe the job's instances"))?;
+    let mut ips = Vec::new();
+    for id in &spec.instance_ids {
+        match live.iter().find(|n| &n.id == id && n.live() && !n.private_ip.is_empty()) {
+            Some(n) => ips.push(n.private_ip.clone()),
+            None => {
+                return Err(error("E-AWS-JOB-INSTANCE", address, format!("{address}: instance `{id}` of its cluster is not running"))
+                    .hint("run `kiln apply` again: the cluster heals lost instances first, then the job starts on them"))
+            }
+        }
+    }
+    Ok(ips)
+}
+
+/// The state of a job just created (its `secret_env` sealed).
+fn created(planned: &Value, spec: &Spec, job_id: String, ips: &[String], uri: String) -> Value {
+    let mut v = attrs(planned);
     v.insert("job_id".into(), Value::from(job_id));
     v.insert("uri".into(), Value::from(uri));
     v.insert("instance_ids".into(), strings(&spec.instance_ids));
-    v.insert("node_ips".into(), strings(&ips));
+    v.insert("node_ips".into(), strings(ips));
     v.insert("nodes".into(), num(ips.len() as u64));
     v.insert("status".into(), Value::from(JobStatus::Pending));
     v.insert("exit_codes".into(), Value::List(vec![Value::Null; ips.len()]));
     v.insert("started_at".into(), Value::Null);
     v.insert("finished_at".into(), Value::Null);
-    Ok(secret_env::seal(Value::Map(v)))
+    secret_env::seal(Value::Map(v))
+}
+
+/// Finishes an interrupted create again (its files and tags are written idempotently). A
+/// pending entry keeps `secret_env` sealed (kiln never stores the values in clear), so such a
+/// create cannot be finished: a job whose instances all carry its tag was made in full and is
+/// adopted as it is; otherwise what it wrote (the SSM parameter, files, tags) is deleted and
+/// the job is gone, for the next plan to create from the configuration's values.
+async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, Diagnostic> {
+    if secret_env::values(req.planned).is_ok() {
+        let create_req = CreateRequest { address: req.address, kind: req.kind, planned: req.planned, token: req.token };
+        return create(ctx, &create_req).await.map(Some);
+    }
+    let spec = known(req.address, req.planned)?;
+    let job_id = made_up_name(req.address, "job", req.token, 63);
+    let uri = format!("s3://{}/{}", spec.bucket, prefix(&job_id));
+    let filter = |name: &str, values: Vec<String>| aws_sdk_ec2::types::Filter::builder().name(name).set_values(Some(values)).build();
+    let tagged = ctx
+        .clients
+        .ec2
+        .describe_tags()
+        .filters(filter("resource-id", spec.instance_ids.clone()))
+        .filters(filter("key", vec![TAG_JOB.to_string()]))
+        .filters(filter("value", vec![uri.clone()]))
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk(e).diagnostic(req.address, "look for the instances of an interrupted create"))?;
+    let tagged: std::collections::BTreeSet<&str> = tagged.tags().iter().filter_map(|t| t.resource_id()).collect();
+    if !spec.instance_ids.is_empty() && spec.instance_ids.iter().all(|id| tagged.contains(id.as_str())) {
+        let ips = node_ips(ctx, req.address, &spec).await?;
+        return Ok(Some(created(req.planned, &spec, job_id, &ips, uri)));
+    }
+    let mut prior = attrs(req.planned);
+    prior.insert("job_id".into(), Value::from(job_id));
+    prior.insert("uri".into(), Value::from(uri));
+    prior.insert("instance_ids".into(), strings(&spec.instance_ids));
+    delete(ctx, &DeleteRequest { address: req.address, kind: req.kind, prior: &Value::Map(prior) }).await?;
+    Ok(None)
 }
 
 /// Writes the job's files to its bucket, then tags its instances with `uri`.
@@ -540,8 +576,10 @@ fn plan(working_dir: &std::path::Path, req: &PlanRequest<'_>) -> Result<PlanResp
     let mut requires_replace = Vec::new();
     // A `workdir` that is a directory on this machine is uploaded through the job's bucket; one
     // that is not keeps its meaning before issue 13 (a directory on the instances).
-    requires_replace
-        .extend(workdir::plan_job_digest(working_dir, req.config, req.prior, &mut planned).map_err(|e| workdir_error(req.address, &e))?);
+    let (replace, withheld) = workdir::plan_job_digest(working_dir, req.config, req.prior, &mut planned)
+        .map_err(|e| workdir::error("E-AWS-JOB-WORKDIR", req.address, &e))?;
+    requires_replace.extend(replace);
+    diagnostics.extend(withheld);
     diagnostics.extend(workdir::not_here_warning(working_dir, req.config, "W-AWS-JOB-WORKDIR", "instances"));
     secret_env::plan(req.prior, &mut planned);
     if let Some(cluster) = set(req.config, "cluster").filter(|c| !c.contains_unknown()) {
@@ -794,10 +832,8 @@ impl Kind<Ctx, AllInstances> for Job {
         Ok(out)
     }
 
-    /// An interrupted create is finished again: its files and tags are written idempotently.
     async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
-        let create_req = CreateRequest { address: req.address, kind: req.kind, planned: req.planned, token: req.token };
-        Ok(ReadResult::found(create(ctx, &create_req).await?))
+        Ok(recover(ctx, req).await?.map_or_else(ReadResult::gone, ReadResult::found))
     }
 
     async fn shell(&self, ctx: &Ctx, req: &kiln_provider::ShellRequest<'_>) -> Outcome<kiln_provider::ShellAccess> {

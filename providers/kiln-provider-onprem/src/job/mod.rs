@@ -273,8 +273,7 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     let spec = known_spec(req.address, req.planned)?;
     let secrets =
         secret_env::values(req.planned).map_err(|e| error("E-ONPREM-JOB-SECRET", req.address, format!("{}: {e}", req.address)))?;
-    let upload = workdir::to_upload(&ctx.working_dir, req.planned).map_err(|e| workdir_error(req.address, &e))?;
-    let tar = upload.map(|w| w.tar()).transpose().map_err(|e| workdir_error(req.address, &e))?;
+    let tar = workdir::upload(&ctx.working_dir, req.planned, "E-ONPREM-JOB-WORKDIR", req.address)?;
     let job_id = object_id(req.address, "job", req.token);
     let slots = new_slots(ctx, req.address, &spec, &job_id).await?;
     let port = master_port(ctx, req.address, &slots[0], &job_id).await?;
@@ -307,13 +306,6 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     ]);
     let base = Value::Map(base);
     Ok(secret_env::seal(state_of(&base, &slots, &reports(ctx, &slots).await)))
-}
-
-/// A workdir that cannot be digested or uploaded.
-fn workdir_error(address: &str, e: &str) -> Diagnostic {
-    error("E-ONPREM-JOB-WORKDIR", address, format!("{address}: {e}"))
-        .attribute("workdir")
-        .hint("list what the job does not need in the workdir's .kilnignore (gitignore syntax), or keep data in a bucket")
 }
 
 async fn read(ctx: &Ctx, item: &ReadItem<'_>) -> ReadResult {
@@ -444,11 +436,12 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     let mut planned = attrs(req.proposed);
     planned.insert("nodes".into(), spec.as_ref().map_or(Value::Unknown, |s| num(s.nodes.len() as u64)));
     let mut requires_replace = Vec::new();
-    requires_replace.extend(
-        workdir::plan_job_digest(&ctx.working_dir, req.config, req.prior, &mut planned).map_err(|e| workdir_error(req.address, &e))?,
-    );
+    let (replace, withheld) = workdir::plan_job_digest(&ctx.working_dir, req.config, req.prior, &mut planned)
+        .map_err(|e| workdir::error("E-ONPREM-JOB-WORKDIR", req.address, &e))?;
+    requires_replace.extend(replace);
     secret_env::plan(req.prior, &mut planned);
     let mut diagnostics = Diagnostics::new();
+    diagnostics.extend(withheld);
     diagnostics.extend(workdir::not_here_warning(&ctx.working_dir, req.config, "W-ONPREM-JOB-WORKDIR", "hosts"));
     match req.prior {
         Some(prior) => {

@@ -274,8 +274,7 @@ async fn place(ctx: &Ctx, address: &str, token: &str) -> Result<(String, String)
 async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
     let spec = known_spec(req.address, req.planned)?;
     let secrets = secret_env::values(req.planned).map_err(|e| error("E-SLURM-JOB-SECRET", req.address, format!("{}: {e}", req.address)))?;
-    let upload = workdir::to_upload(&ctx.working_dir, req.planned).map_err(|e| workdir_error(req.address, &e))?;
-    let tar = upload.map(|w| w.tar()).transpose().map_err(|e| workdir_error(req.address, &e))?;
+    let tar = workdir::upload(&ctx.working_dir, req.planned, "E-SLURM-JOB-WORKDIR", req.address)?;
     let (dir, name) = place(ctx, req.address, req.token).await?;
     // An uploaded workdir is `workdir` in the job's directory on the shared file system; else
     // `workdir` names a directory where sbatch runs (this machine, or the login node's side).
@@ -299,11 +298,13 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
         // Under SUBMIT's umask 077: mode 0600 in the job's 0700 directory.
         files += &write_file(&format!("{dir}/{}", secret_env::FILE), secret_env::exports(&secrets).as_bytes());
     }
-    if let Some(tar) = &tar {
+    if tar.is_some() {
+        // The archive follows the script on its stdin (streamed from the one copy, never
+        // encoded into it), received into the job's directory and checked whole first.
         let w = kiln_remote::shell::quote(&format!("{dir}/workdir"));
         files += &format!(
-            "rm -rf {w} && mkdir {w} && printf %s {} | base64 -d | tar -xf - -C {w} || {{ echo \"cannot unpack the job's workdir (tar)\" >&2; exit 4; }}\n",
-            kiln_remote::shell::quote(&kiln_remote::shell::b64(tar))
+            "rm -rf {w} && mkdir {w} && {} && tar -xf workdir.tar -C {w} || {{ rm -f workdir.tar; echo \"cannot unpack the job's workdir (tar)\" >&2; exit 4; }}\nrm -f workdir.tar\n",
+            kiln_remote::shell::receive("workdir.tar")
         );
     }
     let script = SUBMIT.replace("__FILES__", &files);
@@ -311,7 +312,10 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     args.extend(spec.sbatch_args(&name, &output, &workdir));
     args.push(format!("{dir}/batch.sh"));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = ctx.run(req.address, "sbatch", "submitting the job (sbatch)", &script, &args).await?;
+    let out = match &tar {
+        Some(tar) => ctx.run_with_input(req.address, "sbatch", "submitting the job (sbatch)", &script, &args, tar).await?,
+        None => ctx.run(req.address, "sbatch", "submitting the job (sbatch)", &script, &args).await?,
+    };
     let job_id = parse::sbatch_job_id(&out.text()).ok_or_else(|| {
         error("E-SLURM-SUBMIT", req.address, format!("{}: sbatch printed no job ID: {}", req.address, out.complaint()))
             .hint(format!("look at {dir}/batch.sh and run sbatch by hand"))
@@ -338,13 +342,6 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
     Ok(observe_one(ctx, req.address, &state).await.ok().flatten().unwrap_or(state))
 }
 
-/// A workdir that cannot be digested or uploaded.
-fn workdir_error(address: &str, e: &str) -> Diagnostic {
-    error("E-SLURM-JOB-WORKDIR", address, format!("{address}: {e}"))
-        .attribute("workdir")
-        .hint("list what the job does not need in the workdir's .kilnignore (gitignore syntax), or keep data in a bucket")
-}
-
 /// The job's configuration is all force-new; an update only records a new value of its
 /// `cluster` object that changes nothing the job asked Slurm for.
 fn update(req: &UpdateRequest<'_>) -> Result<Value, Diagnostic> {
@@ -366,6 +363,7 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     let spec = JobSpec::parse(req.address, req.config)?;
     let mut planned = attrs(req.proposed);
     let mut requires_replace = Vec::new();
+    let mut diagnostics = Diagnostics::new();
     if !ctx.runner.is_remote() {
         // Slurm on this machine runs the scripts in the workdir itself (as `local` does): its
         // nodes see this machine's files, so nothing is uploaded or digested.
@@ -374,9 +372,10 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
         }
     } else {
         // Over SSH: a local workdir is uploaded to the shared file system through the login node.
-        requires_replace.extend(
-            workdir::plan_job_digest(&ctx.working_dir, req.config, req.prior, &mut planned).map_err(|e| workdir_error(req.address, &e))?,
-        );
+        let (replace, withheld) = workdir::plan_job_digest(&ctx.working_dir, req.config, req.prior, &mut planned)
+            .map_err(|e| workdir::error("E-SLURM-JOB-WORKDIR", req.address, &e))?;
+        requires_replace.extend(replace);
+        diagnostics.extend(withheld);
     }
     secret_env::plan(req.prior, &mut planned);
     let unknown_or = |n: Option<u64>| n.map_or(Value::Unknown, num);
@@ -398,7 +397,7 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
             _ => requires_replace.extend(["cluster".to_string(), "checkpoint".to_string()]),
         }
     }
-    Ok(PlanResponse { planned: Value::Map(planned), requires_replace, diagnostics: Diagnostics::new() })
+    Ok(PlanResponse { planned: Value::Map(planned), requires_replace, diagnostics })
 }
 
 async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, Diagnostic> {

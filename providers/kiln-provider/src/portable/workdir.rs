@@ -14,9 +14,30 @@
 //! elsewhere anchors the pattern at the directory, `*`, `?`, `[...]` and `**`), and never the
 //! `.kiln/` directory at its top (kiln's state). The upload is at most [`MAX_BYTES`].
 //!
+//! # What is never uploaded
+//!
+//! A workdir is often the configuration directory itself (`workdir = path.module`), and its
+//! upload lands in a bucket and on every node. So whatever `.kilnignore` says (a `!` does not
+//! re-include them), the upload leaves out kiln's own secrets and state: a file or directory
+//! named `.kiln` at any depth (state, journal, SSH keys, log archives: a sub-project's too),
+//! variable files (`*.kilnvars`, `*.auto.kilnvars`: tokens, passphrases), and kiln's documents
+//! recognized by their first bytes ([`is_kiln_document`]): saved plans (`kiln plan --out`), state
+//! copies (`kiln state pull > state.json`), both plain and encrypted. Planning warns, naming
+//! what was left out this way (a nested `.kiln` and the rest; not the top `.kiln/`).
+//!
+//! # Modes
+//!
+//! A file is uploaded with mode 0644 (0755 where it is executable here), less the group and
+//! other bits its source lacks: a file readable by its owner only here (0600, 0700) stays so
+//! on the nodes, a 0640 file stays 0640, and no bit is ever added (a 0666 file is 0644). The
+//! digest keeps only whether a file is executable, as before (a mode change alone replaces no
+//! job).
+//!
 //! Its content digest ([`Workdir::digest`]: SHA-256 over the sorted relative paths, kinds, modes
 //! and contents) is the job's computed `workdir_digest`, set when the job is planned: a changed
-//! file shows in the plan and replaces the job.
+//! file shows in the plan and replaces the job. At apply, the upload is digested again and
+//! refused where it is not the planned digest ([`upload`]): a file edited after `kiln plan --out`
+//! is never uploaded unreviewed.
 //!
 //! # Compatibility
 //!
@@ -61,6 +82,8 @@ pub enum EntryKind {
         size: u64,
         executable: bool,
         mtime: u64,
+        /// The mode in the upload (see the module's documentation).
+        mode: u32,
     },
     /// A symbolic link, kept as one, to this target.
     Link(String),
@@ -71,6 +94,9 @@ pub enum EntryKind {
 pub struct Workdir {
     pub root: PathBuf,
     pub entries: Vec<Entry>,
+    /// What was left out for safety whatever `.kilnignore` says (kiln's secrets and state), by
+    /// relative path.
+    pub withheld: Vec<String>,
 }
 
 /// The local directory a job's `workdir` names (relative paths from `working_dir`), when there
@@ -83,7 +109,7 @@ pub fn local_dir(working_dir: &Path, job: &Value) -> Option<PathBuf> {
 }
 
 impl Workdir {
-    /// Walks `root`, leaving out what `.kilnignore` excludes and `.kiln/`; an error past
+    /// Walks `root`, leaving out what `.kilnignore` excludes and kiln's secrets and state; an error past
     /// [`MAX_BYTES`] or where a file cannot be read.
     pub fn scan(root: &Path) -> Result<Workdir, String> {
         let rules = match std::fs::read_to_string(root.join(IGNORE_FILE)) {
@@ -91,9 +117,9 @@ impl Workdir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Rules::default(),
             Err(e) => return Err(format!("cannot read {}: {e}", root.join(IGNORE_FILE).display())),
         };
-        let mut w = Workdir { root: root.to_path_buf(), entries: Vec::new() };
+        let mut w = Workdir { root: root.to_path_buf(), entries: Vec::new(), withheld: Vec::new() };
         let mut total = 0u64;
-        walk(root, "", &rules, &mut w.entries, &mut total)?;
+        walk(root, "", &rules, &mut w, &mut total)?;
         if total > MAX_BYTES {
             return Err(format!(
                 "the workdir {} holds more than the {} MiB a job's workdir may upload: exclude files with a {IGNORE_FILE} \
@@ -113,7 +139,14 @@ impl Workdir {
 
     /// `sha256:HEX` over every entry in path order: its kind, path, mode and content.
     pub fn digest(&self) -> Result<String, String> {
+        self.digest_and_tar(false).map(|(d, _)| d)
+    }
+
+    /// The digest and, with `tar`, the archive, reading each file once (so the archive is what
+    /// was digested).
+    fn digest_and_tar(&self, tar: bool) -> Result<(String, Vec<u8>), String> {
         let mut h = Sha256::new();
+        let mut out = Vec::new();
         for e in &self.entries {
             match &e.kind {
                 EntryKind::Dir => {
@@ -135,10 +168,20 @@ impl Workdir {
                     let data = self.read(e)?;
                     h.update((data.len() as u64).to_le_bytes());
                     h.update(&data);
+                    if tar {
+                        self.tar_one(&mut out, e, &data);
+                    }
+                    continue;
                 }
             }
+            if tar {
+                self.tar_one(&mut out, e, &[]);
+            }
         }
-        Ok(format!("sha256:{}", hex(&h.finalize())))
+        if tar {
+            out.extend_from_slice(&[0u8; 1024]);
+        }
+        Ok((format!("sha256:{}", hex(&h.finalize())), out))
     }
 
     fn read(&self, e: &Entry) -> Result<Vec<u8>, String> {
@@ -152,23 +195,74 @@ impl Workdir {
 
     /// A tar archive of the entries (GNU long names past 100 bytes), as `tar -x` reads it.
     pub fn tar(&self) -> Result<Vec<u8>, String> {
-        let mut out = Vec::new();
-        for e in &self.entries {
-            match &e.kind {
-                EntryKind::Dir => tar_entry(&mut out, &format!("{}/", e.rel), b'5', 0o755, 0, &[], ""),
-                EntryKind::Link(t) => tar_entry(&mut out, &e.rel, b'2', 0o777, 0, &[], t),
-                EntryKind::File { executable, mtime, .. } => {
-                    let data = self.read(e)?;
-                    tar_entry(&mut out, &e.rel, b'0', if *executable { 0o755 } else { 0o644 }, *mtime, &data, "");
-                }
-            }
+        self.digest_and_tar(true).map(|(_, t)| t)
+    }
+
+    /// One entry of the archive (`data`: a file's content).
+    fn tar_one(&self, out: &mut Vec<u8>, e: &Entry, data: &[u8]) {
+        match &e.kind {
+            EntryKind::Dir => tar_entry(out, &format!("{}/", e.rel), b'5', 0o755, 0, &[], ""),
+            EntryKind::Link(t) => tar_entry(out, &e.rel, b'2', 0o777, 0, &[], t),
+            EntryKind::File { mtime, mode, .. } => tar_entry(out, &e.rel, b'0', *mode, *mtime, data, ""),
         }
-        out.extend_from_slice(&[0u8; 1024]);
-        Ok(out)
     }
 }
 
-fn walk(dir: &Path, prefix: &str, rules: &Rules, out: &mut Vec<Entry>, total: &mut u64) -> Result<(), String> {
+/// A file's mode in the upload: 0644, or 0755 where it is executable, less the group and other
+/// bits `source` (its mode here) lacks.
+fn upload_mode(source: u32) -> u32 {
+    let base = if source & 0o111 != 0 { 0o755 } else { 0o644 };
+    let mut keep = 0o700;
+    if source & 0o040 != 0 {
+        keep |= 0o050;
+    }
+    if source & 0o004 != 0 {
+        keep |= 0o005;
+    }
+    base & keep
+}
+
+/// Whether `head` (a file's first bytes) begins one of kiln's JSON documents: a state (as
+/// `kiln state pull` prints it) or a saved plan, both starting `{"format_version": N,
+/// "kiln_version"`, or an encrypted one (`{"kiln_encrypted":`).
+pub fn is_kiln_document(head: &[u8]) -> bool {
+    let mut rest = head;
+    let mut token = |want: &[u8]| -> bool {
+        let n = rest.iter().take_while(|c| c.is_ascii_whitespace()).count();
+        rest = &rest[n..];
+        if want.is_empty() {
+            // Digits.
+            let d = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+            rest = &rest[d..];
+            return d > 0;
+        }
+        match rest.strip_prefix(want) {
+            Some(r) => {
+                rest = r;
+                true
+            }
+            None => false,
+        }
+    };
+    if !token(b"{") {
+        return false;
+    }
+    if token(b"\"kiln_encrypted\"") {
+        return token(b":");
+    }
+    token(b"\"format_version\"") && token(b":") && token(b"") && token(b",") && token(b"\"kiln_version\"")
+}
+
+/// The first bytes of a file, enough for [`is_kiln_document`].
+fn head(path: &Path) -> Result<Vec<u8>, String> {
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(256).read_to_end(&mut data))
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    Ok(data)
+}
+
+fn walk(dir: &Path, prefix: &str, rules: &Rules, w: &mut Workdir, total: &mut u64) -> Result<(), String> {
     let read = std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut names: Vec<(String, PathBuf)> = Vec::new();
     for entry in read {
@@ -190,12 +284,17 @@ fn walk(dir: &Path, prefix: &str, rules: &Rules, out: &mut Vec<Entry>, total: &m
         if rules.ignored(&rel, ft.is_dir()) {
             continue;
         }
+        if name == ".kiln" || (name.ends_with(".kilnvars") && !ft.is_dir()) || (ft.is_file() && is_kiln_document(&head(&path)?)) {
+            w.withheld.push(rel);
+            continue;
+        }
+        let out = &mut w.entries;
         if ft.is_symlink() {
             let t = std::fs::read_link(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             out.push(Entry { rel, kind: EntryKind::Link(t.to_string_lossy().into_owned()) });
         } else if ft.is_dir() {
             out.push(Entry { rel: rel.clone(), kind: EntryKind::Dir });
-            walk(&path, &rel, rules, out, total)?;
+            walk(&path, &rel, rules, w, total)?;
         } else if ft.is_file() {
             use std::os::unix::fs::PermissionsExt;
             *total += meta.len();
@@ -204,7 +303,11 @@ fn walk(dir: &Path, prefix: &str, rules: &Rules, out: &mut Vec<Entry>, total: &m
                 return Ok(());
             }
             let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
-            out.push(Entry { rel, kind: EntryKind::File { size: meta.len(), executable: meta.permissions().mode() & 0o111 != 0, mtime } });
+            let source = meta.permissions().mode();
+            out.push(Entry {
+                rel,
+                kind: EntryKind::File { size: meta.len(), executable: source & 0o111 != 0, mtime, mode: upload_mode(source) },
+            });
         }
     }
     Ok(())
@@ -326,30 +429,50 @@ impl Rules {
 
 /// gitignore's glob: `*` and `?` within one component, `**` across them, `[...]` classes,
 /// `\` escapes.
+///
+/// Without backtracking: `m[i][j]` says whether the pattern from `i` matches the text from `j`,
+/// filled from the ends, each cell in constant time (a class in the pattern's length), so a
+/// hostile `.kilnignore` (`*a*a*a*a*b`, `**/**/**/x`) costs at most its length times the path's.
 fn glob(p: &[u8], t: &[u8]) -> bool {
-    if p.starts_with(b"**") {
-        let rest = &p[2..];
-        if rest.is_empty() {
-            return true;
+    let (pn, tn) = (p.len(), t.len());
+    let w = tn + 1;
+    let mut m = vec![false; (pn + 1) * w];
+    m[pn * w + tn] = true;
+    for i in (0..pn).rev() {
+        // `**/`: whether some `/` at or after `j` is followed by a match of the rest.
+        let mut after_slash = false;
+        for j in (0..=tn).rev() {
+            let at = |i: usize, j: usize| m[i * w + j];
+            let c = t.get(j).copied();
+            let v = if p[i..].starts_with(b"**") {
+                let r = i + 2;
+                if r == pn {
+                    true
+                } else if p[r] == b'/' {
+                    if c == Some(b'/') && at(r + 1, j + 1) {
+                        after_slash = true;
+                    }
+                    at(r + 1, j) || after_slash
+                } else {
+                    at(r, j) || (c.is_some() && at(i, j + 1))
+                }
+            } else {
+                match p[i] {
+                    b'*' => at(i + 1, j) || (c.is_some_and(|c| c != b'/') && at(i, j + 1)),
+                    b'?' => c.is_some_and(|c| c != b'/') && at(i + 1, j + 1),
+                    b'[' => match (c, class(&p[i + 1..])) {
+                        (Some(c), Some((matches, len))) if c != b'/' => matches(c) && at(i + 1 + len, j + 1),
+                        (c, None) => c == Some(b'[') && at(i + 1, j + 1),
+                        _ => false,
+                    },
+                    b'\\' if i + 1 < pn => c == Some(p[i + 1]) && at(i + 2, j + 1),
+                    pc => c == Some(pc) && at(i + 1, j + 1),
+                }
+            };
+            m[i * w + j] = v;
         }
-        if let Some(after) = rest.strip_prefix(b"/") {
-            // `**/x`: x here or after any `/`.
-            return glob(after, t) || (0..t.len()).any(|i| t[i] == b'/' && glob(after, &t[i + 1..]));
-        }
-        return (0..=t.len()).any(|i| glob(rest, &t[i..]));
     }
-    match p.first() {
-        None => t.is_empty(),
-        Some(b'*') => (0..=t.len()).take_while(|i| *i == 0 || t[i - 1] != b'/').any(|i| glob(&p[1..], &t[i..])),
-        Some(b'?') => t.first().is_some_and(|c| *c != b'/') && glob(&p[1..], &t[1..]),
-        Some(b'[') => match (t.first(), class(&p[1..])) {
-            (Some(c), Some((matches, len))) if *c != b'/' => matches(*c) && glob(&p[1 + len..], &t[1..]),
-            (_, None) => t.first() == Some(&b'[') && glob(&p[1..], &t[1..]),
-            _ => false,
-        },
-        Some(b'\\') if p.len() > 1 => t.first() == Some(&p[1]) && glob(&p[2..], &t[1..]),
-        Some(c) => t.first() == Some(c) && glob(&p[1..], &t[1..]),
-    }
+    m[0]
 }
 
 /// A `[...]` class after its `[`: a matcher and the bytes it takes (with the `]`).
@@ -384,24 +507,66 @@ fn class(p: &[u8]) -> Option<(Box<dyn Fn(u8) -> bool>, usize)> {
 /// directory on the nodes, and keeps that meaning until it is replaced (a changed `workdir`
 /// replaces it anyway). Returns the attribute for `requires_replace` where the digest changed.
 pub fn plan_digest(prior: Option<&Value>, local: Option<&Path>, planned: &mut Map) -> Result<Option<String>, String> {
+    plan_scan(prior, local, planned).map(|(replace, _)| replace)
+}
+
+/// [`plan_digest`], and the workdir scanned (none where its digest is null).
+fn plan_scan(prior: Option<&Value>, local: Option<&Path>, planned: &mut Map) -> Result<(Option<String>, Option<Workdir>), String> {
     let before = prior.map(|p| p.get(DIGEST_ATTR).cloned().unwrap_or(Value::Null));
-    let now = match (&before, local) {
-        (Some(Value::Null), _) | (_, None) => Value::Null,
-        (_, Some(dir)) => Value::from(Workdir::scan(dir)?.digest()?),
+    let (now, scanned) = match (&before, local) {
+        (Some(Value::Null), _) | (_, None) => (Value::Null, None),
+        (_, Some(dir)) => {
+            let w = Workdir::scan(dir)?;
+            (Value::from(w.digest()?), Some(w))
+        }
     };
     let changed = before.as_ref().is_some_and(|b| *b != now);
     planned.insert(DIGEST_ATTR.into(), now);
-    Ok(changed.then(|| DIGEST_ATTR.to_string()))
+    Ok((changed.then(|| DIGEST_ATTR.to_string()), scanned))
 }
 
+/// The warning of a workdir whose upload leaves out kiln's secrets or state (see the module's
+/// documentation).
+pub const WITHHELD_WARNING: &str = "W-JOB-WORKDIR-WITHHELD";
+
 /// [`plan_digest`] for a job's configuration `job`, its `workdir` taken from [`local_dir`]
-/// under `working_dir`; unknown until the `workdir` is known.
-pub fn plan_job_digest(working_dir: &Path, job: &Value, prior: Option<&Value>, planned: &mut Map) -> Result<Option<String>, String> {
+/// under `working_dir`; unknown until the `workdir` is known. With the attribute that asks for
+/// a replacement, a [`WITHHELD_WARNING`] naming what the upload leaves out for safety.
+pub fn plan_job_digest(
+    working_dir: &Path,
+    job: &Value,
+    prior: Option<&Value>,
+    planned: &mut Map,
+) -> Result<(Option<String>, Option<kiln_diag::Diagnostic>), String> {
     if job.get("workdir").is_some_and(Value::contains_unknown) {
         planned.insert(DIGEST_ATTR.into(), Value::Unknown);
-        return Ok(None);
+        return Ok((None, None));
     }
-    plan_digest(prior, local_dir(working_dir, job).as_deref(), planned)
+    let (replace, scanned) = plan_scan(prior, local_dir(working_dir, job).as_deref(), planned)?;
+    let warning = scanned.filter(|w| !w.withheld.is_empty()).map(|w| {
+        const SHOWN: usize = 10;
+        let mut list = w.withheld.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+        if w.withheld.len() > SHOWN {
+            list += &format!(" and {} more", w.withheld.len() - SHOWN);
+        }
+        kiln_diag::Diagnostic::warning(
+            WITHHELD_WARNING,
+            format!("the upload of the workdir {} leaves out kiln's secrets and state: {list}", w.root.display()),
+        )
+        .attribute("workdir")
+        .hint(
+            "variable files (*.kilnvars), .kiln directories, saved plans and state copies are never uploaded; \
+             list them in the workdir's .kilnignore to silence this, or make `workdir` a directory holding only the job's files",
+        )
+    });
+    Ok((replace, warning))
+}
+
+/// The error of a workdir that cannot be digested or uploaded, for the job at `address`.
+pub fn error(code: &'static str, address: &str, e: &str) -> kiln_diag::Diagnostic {
+    crate::util::error(code, address, format!("{address}: {e}"))
+        .attribute("workdir")
+        .hint("list what the job does not need in the workdir's .kilnignore (gitignore syntax), or keep data in a bucket")
 }
 
 /// A warning for a relative `workdir` that is not a directory under the configuration directory
@@ -422,19 +587,31 @@ pub fn not_here_warning(working_dir: &Path, job: &Value, code: &'static str, nod
     )
 }
 
-/// The workdir a job planned with a digest uploads: `None` where its `workdir_digest` is null
-/// (nothing is uploaded; a `workdir` then names a directory on the nodes).
-pub fn to_upload(working_dir: &Path, planned: &Value) -> Result<Option<Workdir>, String> {
-    if planned.get(DIGEST_ATTR).and_then(Value::as_str).is_none() {
+/// The tar archive a job planned with a digest uploads: `None` where its `workdir_digest` is
+/// null (nothing is uploaded; a `workdir` then names a directory on the nodes). Refused, with a
+/// `code` error about `address`, where the workdir is no longer what was planned: a file edited
+/// after the plan (`kiln plan --out`) is never uploaded unreviewed, and the state never records a
+/// digest other than the upload's (as Terraform refuses a provider's inconsistent final plan).
+pub fn upload(working_dir: &Path, planned: &Value, code: &'static str, address: &str) -> Result<Option<Vec<u8>>, kiln_diag::Diagnostic> {
+    let Some(want) = planned.get(DIGEST_ATTR).and_then(Value::as_str) else {
         return Ok(None);
-    }
+    };
     let dir = local_dir(working_dir, planned).ok_or_else(|| {
-        format!(
-            "the workdir {} is no longer a directory on this machine",
-            planned.get("workdir").and_then(Value::as_str).unwrap_or_default()
-        )
+        let w = planned.get("workdir").and_then(Value::as_str).unwrap_or_default();
+        error(code, address, &format!("the workdir {w} is no longer a directory on this machine"))
     })?;
-    Workdir::scan(&dir).map(Some)
+    let w = Workdir::scan(&dir).map_err(|e| error(code, address, &e))?;
+    let (digest, tar) = w.digest_and_tar(true).map_err(|e| error(code, address, &e))?;
+    if digest != want {
+        return Err(crate::util::error(
+            code,
+            address,
+            format!("{address}: the workdir {} changed since the plan (planned {want}, now {digest})", dir.display()),
+        )
+        .attribute("workdir")
+        .hint("run kiln plan again to review the new files (a saved plan applies only the workdir it digested)"));
+    }
+    Ok(Some(tar))
 }
 
 #[cfg(test)]
@@ -529,6 +706,177 @@ mod tests {
         let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         assert_eq!(mtime(&dst.join("run.sh")), mtime(&src.join("run.sh")), "modification times are kept");
         assert_eq!(Workdir::scan(&dst).unwrap().digest().unwrap(), w.digest().unwrap(), "the same content on the other side");
+    }
+
+    #[test]
+    fn kiln_secrets_and_state_are_never_uploaded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(root, "train.py", "print(1)\n");
+        write(root, "terraform.auto.kilnvars", "token = \"s3cret\"\n");
+        write(root, "prod.kilnvars", "passphrase = \"x\"\n");
+        write(root, "sub/.kiln/workspaces/default/state.json", "{}");
+        write(root, "other/.kiln", "a file named .kiln");
+        write(root, "sub/ok.txt", "fine\n");
+        write(
+            root,
+            "state.json",
+            "{\n  \"format_version\": 1,\n  \"kiln_version\": \"0.1.0\",\n  \"lineage\": \"l\",\n  \"serial\": 3\n}\n",
+        );
+        write(root, "tfplan", "{\"format_version\":1,\"kiln_version\":\"0.1.0\",\"mode\":\"normal\"}");
+        write(root, "sealed.plan", "{\"kiln_encrypted\":1,\"data\":\"...\"}");
+        write(root, "config.json", "{\"format_version\": 2, \"name\": \"not kiln's\"}");
+        // A .kilnignore cannot re-include them.
+        write(root, IGNORE_FILE, "!*.kilnvars\n!state.json\n");
+        let w = Workdir::scan(root).unwrap();
+        let rels: Vec<&str> = w.entries.iter().map(|e| e.rel.as_str()).collect();
+        assert_eq!(rels, [".kilnignore", "config.json", "other", "sub", "sub/ok.txt", "train.py"]);
+        assert_eq!(
+            w.withheld,
+            ["other/.kiln", "prod.kilnvars", "sealed.plan", "state.json", "sub/.kiln", "terraform.auto.kilnvars", "tfplan"]
+        );
+        // Planning warns, naming them (the top `.kiln/` is expected and not named).
+        write(root, ".kiln/workspaces/default/state.json", "{}");
+        let job = Value::Map([("workdir".to_string(), Value::from("."))].into_iter().collect());
+        let (_, warning) = plan_job_digest(root, &job, None, &mut Map::new()).unwrap();
+        let d = warning.unwrap();
+        assert_eq!((d.code, d.attribute.as_deref()), (WITHHELD_WARNING, Some("workdir")));
+        assert!(d.summary.contains("prod.kilnvars") && d.summary.contains("sub/.kiln") && !d.summary.contains(", .kiln"), "{}", d.summary);
+        assert!(!d.summary.contains("s3cret"));
+        std::fs::remove_dir_all(root.join("sub")).unwrap();
+        std::fs::remove_dir_all(root.join("other")).unwrap();
+        for f in ["prod.kilnvars", "sealed.plan", "state.json", "terraform.auto.kilnvars", "tfplan"] {
+            std::fs::remove_file(root.join(f)).unwrap();
+        }
+        assert_eq!(plan_job_digest(root, &job, None, &mut Map::new()).unwrap().1, None, "nothing withheld: no warning");
+    }
+
+    #[test]
+    fn kiln_documents_are_recognized_by_their_first_bytes() {
+        assert!(is_kiln_document(b"{\n  \"format_version\": 1,\n  \"kiln_version\": \"0.1.0\""));
+        assert!(is_kiln_document(b"{\"format_version\":12,\"kiln_version\":\"x\""));
+        assert!(is_kiln_document(b" { \"kiln_encrypted\" : 1"));
+        assert!(!is_kiln_document(b"{\"format_version\": 1, \"name\": 2}"));
+        assert!(!is_kiln_document(b"{\"format_version\":"), "cut short");
+        assert!(!is_kiln_document(b"print('kiln_version')"));
+        assert!(!is_kiln_document(b""));
+    }
+
+    #[test]
+    fn private_files_stay_private_in_the_tar() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        write(&src, "private.key", "k\n");
+        write(&src, "group.txt", "g\n");
+        write(&src, "public.txt", "p\n");
+        write(&src, "run.sh", "echo\n");
+        let set = |rel: &str, mode: u32| std::fs::set_permissions(src.join(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+        set("private.key", 0o600);
+        set("group.txt", 0o640);
+        set("public.txt", 0o666);
+        set("run.sh", 0o700);
+        let tar = Workdir::scan(&src).unwrap().tar().unwrap();
+        let dst = tmp.path().join("dst");
+        std::fs::create_dir(&dst).unwrap();
+        let mut child = std::process::Command::new("tar")
+            .args(["--no-same-owner", "-p", "-xf", "-", "-C"])
+            .arg(&dst)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&tar).unwrap();
+        assert!(child.wait().unwrap().success());
+        let mode = |rel: &str| std::fs::metadata(dst.join(rel)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("private.key"), 0o600, "owner-only stays owner-only");
+        assert_eq!(mode("group.txt"), 0o640);
+        assert_eq!(mode("public.txt"), 0o644, "no bits added (group/other write)");
+        assert_eq!(mode("run.sh"), 0o700);
+    }
+
+    #[test]
+    fn the_upload_is_the_planned_workdir() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "src/a.py", "1");
+        let job = Value::Map([("workdir".to_string(), Value::from("src"))].into_iter().collect());
+        let mut planned = match job.clone() {
+            Value::Map(m) => m,
+            _ => unreachable!(),
+        };
+        plan_job_digest(tmp.path(), &job, None, &mut planned).unwrap();
+        let planned = Value::Map(planned);
+        assert!(upload(tmp.path(), &planned, "E-X", "x.job").unwrap().is_some());
+        // Edited after `kiln plan --out`: refused, not uploaded unreviewed.
+        write(tmp.path(), "src/a.py", "2");
+        let e = upload(tmp.path(), &planned, "E-X", "x.job").unwrap_err();
+        assert_eq!((e.code, e.attribute.as_deref()), ("E-X", Some("workdir")));
+        assert!(e.summary.contains("changed since the plan"), "{}", e.summary);
+        assert!(e.hint.as_deref().unwrap_or_default().contains("kiln plan again"), "{:?}", e.hint);
+        // Planned without a digest: nothing is uploaded.
+        let mut old = match planned {
+            Value::Map(m) => m,
+            _ => unreachable!(),
+        };
+        old.insert(DIGEST_ATTR.into(), Value::Null);
+        assert_eq!(upload(tmp.path(), &Value::Map(old), "E-X", "x.job").unwrap(), None);
+    }
+
+    /// The backtracking matcher [`glob`] replaced, as the reference for its semantics: `*` and `?` within one component, `**` across them, `[...]` classes,
+    /// `\` escapes.
+    fn glob_reference(p: &[u8], t: &[u8]) -> bool {
+        if p.starts_with(b"**") {
+            let rest = &p[2..];
+            if rest.is_empty() {
+                return true;
+            }
+            if let Some(after) = rest.strip_prefix(b"/") {
+                // `**/x`: x here or after any `/`.
+                return glob_reference(after, t) || (0..t.len()).any(|i| t[i] == b'/' && glob_reference(after, &t[i + 1..]));
+            }
+            return (0..=t.len()).any(|i| glob_reference(rest, &t[i..]));
+        }
+        match p.first() {
+            None => t.is_empty(),
+            Some(b'*') => (0..=t.len()).take_while(|i| *i == 0 || t[i - 1] != b'/').any(|i| glob_reference(&p[1..], &t[i..])),
+            Some(b'?') => t.first().is_some_and(|c| *c != b'/') && glob_reference(&p[1..], &t[1..]),
+            Some(b'[') => match (t.first(), class(&p[1..])) {
+                (Some(c), Some((matches, len))) if *c != b'/' => matches(*c) && glob_reference(&p[1 + len..], &t[1..]),
+                (_, None) => t.first() == Some(&b'[') && glob_reference(&p[1..], &t[1..]),
+                _ => false,
+            },
+            Some(b'\\') if p.len() > 1 => t.first() == Some(&p[1]) && glob_reference(&p[2..], &t[1..]),
+            Some(c) => t.first() == Some(c) && glob_reference(&p[1..], &t[1..]),
+        }
+    }
+
+    #[test]
+    fn the_matcher_agrees_with_the_backtracking_one() {
+        let pats = [
+            "*", "**", "a*", "*a", "a?b", "**/b", "a/**", "a/**/b", "**/**/b", "a**b", "***", "*/*", "[ab]*", "[!a]/b", "[a-", "\\*a",
+            "a\\", "*a*b", "?/?", "a/*/b", "**a", "b**", "**/", "x",
+        ];
+        let texts = ["", "a", "b", "ab", "ba", "a/b", "b/a", "a/a/b", "aab", "a/x/y/b", "[a-", "*a", "a\\", "ab/b", "x/b", "/b", "a/"];
+        for p in pats {
+            for t in texts {
+                assert_eq!(glob(p.as_bytes(), t.as_bytes()), glob_reference(p.as_bytes(), t.as_bytes()), "{p:?} against {t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_patterns_finish() {
+        let long = "a".repeat(200);
+        let r = Rules::parse("*a*a*a*a*a*a*a*a*a*a*a*a*b\n");
+        assert!(!r.ignored(&long, false));
+        assert!(r.ignored(&format!("{long}b"), false));
+        let deep = vec!["x"; 200].join("/") + "/y";
+        let r = Rules::parse("**/**/**/**/**/**/**/**/**/**/z\na/**/**/**/**/**/**/**/q\n");
+        assert!(!r.ignored(&deep, false));
+        assert!(r.ignored(&(deep.clone() + "/z"), false));
+        assert!(!r.ignored(&format!("a/{deep}"), false));
+        let r = Rules::parse("**a**a**a**a**a**a**a**a**a**b\n");
+        assert!(!r.ignored(&format!("{long}/{long}"), false));
     }
 
     #[test]
