@@ -58,7 +58,26 @@ impl Ctx {
     /// Runs a script; a script that cannot run at all, or exits non-zero, is an error about
     /// `address` saying what failed (`what`) and Slurm's own words.
     pub async fn run(&self, address: &str, op: &str, what: &str, script: &str, args: &[&str]) -> Result<Output, Diagnostic> {
-        let out = self.runner.run(op, script, args).await.map_err(|e| self.unreachable(address, &e))?;
+        let out = self.runner.run(op, script, args).await;
+        self.checked(address, what, out)
+    }
+
+    /// [`Ctx::run`], with `input` streamed on the script's stdin after it ([`Runner::run_with_input`]).
+    pub async fn run_with_input(
+        &self,
+        address: &str,
+        op: &str,
+        what: &str,
+        script: &str,
+        args: &[&str],
+        input: &[u8],
+    ) -> Result<Output, Diagnostic> {
+        let out = self.runner.run_with_input(op, script, args, input).await;
+        self.checked(address, what, out)
+    }
+
+    fn checked(&self, address: &str, what: &str, out: Result<Output, RunError>) -> Result<Output, Diagnostic> {
+        let out = out.map_err(|e| self.unreachable(address, &e))?;
         if !out.ok() {
             return Err(util::error(
                 "E-SLURM-COMMAND",

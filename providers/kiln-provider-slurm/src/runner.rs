@@ -133,6 +133,18 @@ impl Runner {
             Target::Ssh { ssh, .. } => ssh.run(LOGIN, op, script, args).await.map_err(|e| RunError(e.message().to_string())),
         }
     }
+
+    /// [`Runner::run`], with `input` streamed on the script's stdin after it from the caller's
+    /// slice, never copied or encoded (see [`kiln_remote::shell::with_input`]).
+    pub async fn run_with_input(&self, op: &str, script: &str, args: &[&str], input: &[u8]) -> Result<Output, RunError> {
+        self.count(op);
+        match &self.target {
+            Target::Local { dir } => kiln_remote::local::run_with_input(dir, script, args, input).await.map_err(RunError),
+            Target::Ssh { ssh, .. } => {
+                ssh.run_with_input(LOGIN, op, script, args, input).await.map_err(|e| RunError(e.message().to_string()))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
