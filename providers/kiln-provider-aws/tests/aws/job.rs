@@ -719,3 +719,57 @@ async fn secret_env_and_the_workdir_reach_the_job_through_ssm_and_the_bucket() {
     let _ = delete(&p, "cluster.train", &cluster).await;
     let _ = delete(&p, "bucket.ckpt", &bucket).await;
 }
+
+/// Issue 13: a create's pending entry keeps `secret_env` sealed, so recovering it never writes
+/// the digests as the job's secrets: a job its token tagged the instances with is adopted as it
+/// is (its parameter keeps the values), one never made is gone, and one interrupted before the
+/// tags is cleaned up (parameter and files) and gone, for the next plan to create again.
+#[tokio::test]
+async fn recovering_a_pending_job_with_sealed_secrets_never_writes_the_digests() {
+    use kiln_provider::portable::secret_env;
+    use kiln_provider::RecoverRequest;
+    let _g = exclusive().await;
+    let p = provider().await;
+    let (bucket, cluster, cfg) = setup(&p, "true").await;
+    let mut m = cfg.as_map().cloned().unwrap();
+    let secrets: kiln_value::Map = [("HF_TOKEN".to_string(), Value::from("hf_recover_S3cr3t"))].into_iter().collect();
+    m.insert("secret_env".into(), Value::Map(secrets).sensitive());
+    let cfg = Value::Map(m);
+    let sealed = secret_env::seal(planned(&p, "job.train", &cfg, None).await.unmark_deep().0);
+    assert!(!sealed.to_json().to_string().contains("S3cr3t"));
+    let recover = |token: &'static str| {
+        let (p, sealed) = (&p, &sealed);
+        async move { p.recover(RecoverRequest { address: "job.train", kind: "job", token, planned: sealed }).await }
+    };
+    let parameter = |job: &Value| format!("/kiln/jobs/{}/env", str_of(job, "job_id"));
+    let secret_of = |name: String| async move {
+        let got = aws().await.ssm.get_parameter().name(&name).with_decryption(true).send().await.ok()?;
+        Some(String::from_utf8(base64_decode(got.parameter()?.value()?)).unwrap())
+    };
+
+    // Never made: gone, and nothing is written.
+    let none = recover("tok-never").await;
+    assert!(!none.diagnostics.has_errors() && none.state.is_none(), "{:?} {:?}", none.diagnostics, none.state);
+
+    // Made in full: adopted, its parameter untouched.
+    let job = create_with_token(&p, "job.train", &cfg, "tok-done").await;
+    let found = recover("tok-done").await;
+    assert!(!found.diagnostics.has_errors(), "{:?}", found.diagnostics);
+    let found = found.state.expect("the job its token made is adopted");
+    assert_eq!(str_of(&found, "job_id"), str_of(&job, "job_id"));
+    assert!(!found.to_json().to_string().contains("S3cr3t"), "{found}");
+    let held = secret_of(parameter(&job)).await.expect("the parameter stays");
+    assert!(held.contains("hf_recover_S3cr3t"), "the parameter holds the values, not digests: {held}");
+
+    // Interrupted before the instances were tagged: cleaned up, gone.
+    let ec2 = aws().await.ec2;
+    let tag = aws_sdk_ec2::types::Tag::builder().key("kiln:job").value(str_of(&job, "uri")).build();
+    ec2.delete_tags().set_resources(Some(strs(&cluster, "instance_ids"))).tags(tag).send().await.unwrap();
+    let gone = recover("tok-done").await;
+    assert!(!gone.diagnostics.has_errors() && gone.state.is_none(), "{:?} {:?}", gone.diagnostics, gone.state);
+    assert_eq!(secret_of(parameter(&job)).await, None, "the interrupted create's parameter is deleted");
+    let prefix = format!("kiln/jobs/{}", str_of(&job, "job_id"));
+    assert_eq!(keys(str_of(&bucket, "name"), &prefix).await, Vec::<String>::new());
+    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "bucket.ckpt", &bucket).await;
+}
