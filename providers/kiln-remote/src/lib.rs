@@ -1,8 +1,9 @@
 //! Remote execution for the providers that reach machines over SSH (`onprem`, `slurm`, and
 //! the SSH-reached clouds to come):
 //!
-//! - [`shell`]: shell text built safely (single-quoted words, files embedded as base64,
-//!   `export` lines), so user values never mix with kiln's scripts;
+//! - [`shell`]: shell text built safely (single-quoted words, small files embedded as base64,
+//!   `export` lines), so user values never mix with kiln's scripts, and scripts made ready for
+//!   an input streamed after them on stdin (`with_input`, `receive`: uploads of any size);
 //! - [`hostkey`]: what a `host_key` attribute may hold (a public key line such as
 //!   `ssh-ed25519 AAAA...`, or a `SHA256:` fingerprint) and OpenSSH fingerprints;
 //! - [`ssh`]: one connection pool over the system OpenSSH client, one multiplexed connection per
