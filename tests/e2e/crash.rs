@@ -362,6 +362,56 @@ fn sigkill_between_starting_a_node_and_recording_it() {
     assert_eq!(c.kills, 4);
 }
 
+/// Issue 13: kiln killed while a job with `secret_env` is being created leaves the create's
+/// pending entry in state: it holds the values sealed (salted digests), never in clear, in the
+/// state, its backup or journal; `kiln state pull` counts it as sensitive; the next apply
+/// creates the job with the configuration's values and converges.
+#[test]
+fn sigkill_during_the_create_of_a_job_with_secret_env_leaves_no_secret_in_state() {
+    const SECRET: &str = "hf_crash_S3cr3t_value";
+    let job = JOB.replace("  stop_grace = 2\n", &format!("  stop_grace = 2\n  secret_env = {{ HF_TOKEN = \"{SECRET}\" }}\n"));
+    assert!(job.contains(SECRET));
+    let mut c = Crash::new(&job);
+    // Files of kiln's state (its own directory), not the jobs' 0600 secrets files.
+    let state_files = |c: &Crash| -> Vec<(String, String)> {
+        let dir = c.path().join(".kiln");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                out.push((
+                    e.path().display().to_string(),
+                    String::from_utf8_lossy(&std::fs::read(e.path()).unwrap_or_default()).into_owned(),
+                ));
+            }
+        }
+        out
+    };
+    let mut run = c.loud(&["apply", "--auto-approve"], &[("KILN_TEST_LAUNCH_PAUSE_MS", "10000")]);
+    wait_until("the job's first node process starts", BOUND, || !marked_groups(&c.mark()).is_empty() || !run.running());
+    assert!(run.running(), "the apply ended before the kill:\n{}", run.stderr_so_far());
+    c.after_kill(run);
+    // The entry may still be in the journal: the state as kiln reads it.
+    let pulled: serde_json::Value = serde_json::from_str(&c.kiln(&["state", "pull"]).ok().stdout()).expect("a state document");
+    let pending = pulled["pending"].as_array().cloned().unwrap_or_default();
+    let entry = pending.iter().find(|e| e["address"] == "job.train").unwrap_or_else(|| panic!("no pending entry: {pending:?}"));
+    let digest = entry["planned"]["secret_env"]["HF_TOKEN"].as_str().unwrap_or_default();
+    assert!(digest.starts_with("sha256:"), "the pending entry keeps a salted digest: {entry}");
+    for (path, text) in state_files(&c) {
+        assert!(!text.contains(SECRET), "{path} holds the secret in clear");
+    }
+    let mut pull = Command::new("script");
+    pull.args(["-qec", &format!("{} state pull", crate::support::bin().display()), "/dev/null"]);
+    pull.current_dir(c.path()).env("NO_COLOR", "1").env("KILN_QUIET", "1").stdin(std::process::Stdio::null());
+    let out = crate::support::run(pull).code_is(1).stdout();
+    assert!(out.contains("E-STATE-PULL-TERMINAL") && !out.contains(digest), "a pending entry counts as sensitive:\n{out}");
+    c.converge();
+    one_job_running(&c);
+    for (path, text) in state_files(&c) {
+        assert!(!text.contains(SECRET), "{path} holds the secret in clear");
+    }
+    c.destroy_all();
+}
+
 #[test]
 fn sigkill_right_after_a_job_starts_creating() {
     let mut c = Crash::new(JOB);
