@@ -245,6 +245,37 @@ async fn recover_adopts_what_an_interrupted_create_started() {
     assert!(!delete(&p, "job.train", &made).await.has_errors());
 }
 
+/// Issue 13: a pending entry keeps `secret_env` sealed. Recovering it adopts the job its token
+/// made with those digests (which the configuration's values still match: no change planned),
+/// never writes them as the job's secrets, and a job never made is gone, not created.
+#[tokio::test]
+async fn recover_with_sealed_secret_env_adopts_by_token_and_creates_nothing() {
+    use kiln_provider::portable::secret_env;
+    let (dir, p) = cpu_provider();
+    let c = cluster(&p, 1).await;
+    let cfg = job(&p, &c, json!({ "run": "sleep 300", "secret_env": { "HF_TOKEN": "hf_local_S3cr3t" } }));
+    let planned = plan(&p, "job.train", &cfg, None).await.planned;
+    let sealed = secret_env::seal(planned.clone().unmark_deep().0);
+    let made = create_with_token(&p, "job.train", &cfg, "abcdef12-sealed").await;
+    let recover = |token: &'static str| p.recover(RecoverRequest { address: "job.train", kind: "job", token, planned: &sealed });
+    let found = recover("abcdef12-sealed").await;
+    assert!(!found.diagnostics.has_errors(), "{:?}", found.diagnostics);
+    let found = found.state.expect("adopted");
+    assert_eq!(found.get("job_id"), made.get("job_id"));
+    assert_eq!(found.get("secret_env"), sealed.get("secret_env"), "the pending entry's digests");
+    assert!(!found.to_json().to_string().contains("S3cr3t"), "{found}");
+    let again = plan(&p, "job.train", &cfg, Some(&found)).await.planned;
+    assert_eq!(again.get("secret_env").map(Value::unmarked), found.get("secret_env"), "the configuration's values match the digests");
+    let file = std::fs::read_to_string(std::path::Path::new(str_of(&made, "log_dir")).join(secret_env::FILE)).unwrap();
+    assert!(file.contains("hf_local_S3cr3t") && !file.contains("sha256:"), "the job keeps its values");
+    let jobs = || std::fs::read_dir(dir.path().join(".kiln/jobs")).unwrap().count();
+    let before = jobs();
+    let none = recover("99999999-never").await;
+    assert!(!none.diagnostics.has_errors() && none.state.is_none());
+    assert_eq!(jobs(), before, "nothing is created");
+    assert!(!delete(&p, "job.train", &made).await.has_errors());
+}
+
 #[tokio::test]
 async fn import_by_job_id() {
     let (_dir, p) = cpu_provider();
