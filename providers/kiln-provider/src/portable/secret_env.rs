@@ -5,6 +5,9 @@
 //!   is still seen at plan ([`plan`]), shows as `secret_env` changing with `(sensitive value)`
 //!   (the attribute is sensitive), and replaces the job. The values travel only in the plan the
 //!   engine hands the provider's create (and in a saved plan, which is as secret as state).
+//!   The create's pending entry, in state while it runs, keeps the digests too (kiln-core's
+//!   `pending_planned`), so recovering an interrupted create adopts the job its token made,
+//!   else answers gone (the next plan creates it with the configuration's values).
 //! - Each provider hands the values to the processes its own way: `local` a mode-0600 file in
 //!   the job's directory (0700) that the node's wrapper reads; `onprem` a mode-0600 file in the
 //!   node's directory (0700), written over SSH from the script on standard input; Slurm a
