@@ -40,10 +40,12 @@ pub(crate) async fn apply_cmd(cx: &Ctx, args: &PlanArgs, opts: ApplyOpts) -> R {
     // and `--wait`'s polling and refresh.
     let providers = Providers::new();
     let (l, opts, p) = (&l, &opts, &providers);
+    // With --wait: the jobs before, to tell those this apply starts (streamed from their start).
+    let before = if opts.wait { kiln_ops::operation::read_state(backend.as_ref()).await.ok() } else { None };
     let code = kiln_ops::operation::run(ops, &backend, name, |s| async move { apply_locked(&s, dir, l, p, args, opts).await }).await?;
     if opts.wait && code == ExitStatus::Success {
         // The lock is released: a training run lasts days, and others must plan meanwhile.
-        return super::wait::wait_then_refresh(cx, &backend, l, p, args, opts.logs).await;
+        return super::wait::wait_then_refresh(cx, &backend, l, p, args, opts.logs, before.as_ref()).await;
     }
     Ok(code)
 }
@@ -104,7 +106,7 @@ pub(crate) async fn apply_locked(s: &Session, dir: &Path, l: &Loaded, providers:
 }
 
 /// What people are told before a plan stops jobs that are still going (destroyed, or replaced):
-/// `job.train is running (started 2h ago): destroying it stops it`. Statuses as refreshed by the
+/// `job.train is running (started 2h3m0s ago): destroying it stops it`. Statuses as refreshed by the
 /// plan.
 fn running_jobs_stopped(plan: &Plan) -> Vec<String> {
     use kiln_provider::portable::job::JobStatus;
@@ -118,24 +120,14 @@ fn running_jobs_stopped(plan: &Plan) -> Vec<String> {
                 .get("started_at")
                 .and_then(kiln_value::Value::as_str)
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| format!(" (started {} ago)", ago(chrono::Utc::now() - t.with_timezone(&chrono::Utc))))
+                .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().unwrap_or_default())
+                .map(|d| format!(" (started {} ago)", kiln_ops::jobs::elapsed_text(d)))
                 .unwrap_or_default();
             let what = if c.action == Action::Delete { "destroying it stops it" } else { "replacing it stops it and starts it again" };
             let deposed = if c.deposed.is_some() { " (deposed)" } else { "" };
             Some(format!("{}{deposed} is {}{started}: {what}", c.address, status.as_str()))
         })
         .collect()
-}
-
-/// `45s`, `12m`, `5h`, `3d`: how long ago, coarsely.
-fn ago(d: chrono::Duration) -> String {
-    let s = d.num_seconds().max(0);
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        3600..=86399 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86400),
-    }
 }
 
 /// Applies `plan` to `state` within the operation `s` (journal, final snapshot, interrupts) with

@@ -13,7 +13,7 @@ use chrono::Utc;
 use kiln_addrs::InstanceAddr;
 use kiln_core::Providers;
 use kiln_diag::{Diagnostic, Diagnostics};
-use kiln_ops::logs::{find_archive, is_local, node_count, parse_since, retention_text, start, stores, Source};
+use kiln_ops::logs::{find_archive, is_local, node_count, parse_since, retention_text, start, stores, Lines, Source};
 use kiln_plan::Plan;
 use kiln_provider::LogSeek;
 
@@ -100,8 +100,10 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R 
 struct NodeReader {
     node: usize,
     offset: u64,
-    /// The start of the line being received (with a prefix only).
-    partial: Vec<u8>,
+    /// Where printing stops without `--follow`: the log's end when it started.
+    end: Option<u64>,
+    /// The line being received (with a prefix only).
+    lines: Lines,
     /// Drop bytes up to and including the next newline (a `--since` start inside a line).
     skip_line: bool,
     done: bool,
@@ -121,11 +123,12 @@ async fn print_logs(printer: &Printer, src: &Source<'_>, nodes: usize, opts: &Lo
     let mut readers = Vec::with_capacity(ranks.len());
     for node in ranks {
         let (offset, skip_line) = start(src, node, tail, since).await?;
-        readers.push(NodeReader { node, offset, partial: Vec::new(), skip_line, done: false });
+        readers.push(NodeReader { node, offset, end: None, lines: Lines::default(), skip_line, done: false });
     }
     if !opts.follow {
-        // One node after the other, each whole.
+        // One node after the other, each up to where it ends now (a running job's log grows).
         for r in &mut readers {
+            r.end = Some(src.read(r.node, 0, Some(LogSeek::End)).await?.next_offset);
             while !r.done {
                 step(printer, src, r, prefix, false).await?;
             }
@@ -146,56 +149,43 @@ async fn print_logs(printer: &Printer, src: &Source<'_>, nodes: usize, opts: &Lo
 
 /// Reads and prints one chunk of a node; returns whether it printed anything.
 async fn step(printer: &Printer, src: &Source<'_>, r: &mut NodeReader, prefix: bool, follow: bool) -> Result<bool, Diagnostics> {
-    let c = src.read(r.node, r.offset, None).await?;
-    r.offset = c.next_offset;
-    if c.data.is_empty() {
-        if !follow || c.finished {
-            r.done = true;
-            if !r.partial.is_empty() {
-                let mut out = node_prefix(r.node).into_bytes();
-                out.append(&mut r.partial);
-                out.push(b'\n');
-                printer.data_bytes(&out);
-            }
-        }
-        return Ok(false);
+    let mut c = src.read(r.node, r.offset, None).await?;
+    if let Some(end) = r.end {
+        // What was written after the end measured is left out.
+        c.data.truncate(end.saturating_sub(r.offset).try_into().unwrap_or(usize::MAX));
     }
-    let mut data: &[u8] = &c.data;
+    r.offset = c.next_offset;
+    let printed = print(printer, r, prefix, &c.data);
+    let at_end = c.data.is_empty() || r.end.is_some_and(|e| r.offset >= e);
+    if at_end && (!follow || c.finished) {
+        r.done = true;
+        printer.data_bytes(&r.lines.finish(&node_prefix(r.node)));
+    }
+    Ok(printed)
+}
+
+/// Prints what was read of a node; returns whether it printed anything.
+fn print(printer: &Printer, r: &mut NodeReader, prefix: bool, data: &[u8]) -> bool {
+    let mut data = data;
     if r.skip_line {
         match data.iter().position(|b| *b == b'\n') {
             Some(i) => {
                 data = &data[i + 1..];
                 r.skip_line = false;
             }
-            None => return Ok(false),
+            None => return false,
         }
     }
     if !prefix {
         printer.data_bytes(data);
-        return Ok(!data.is_empty());
+        return !data.is_empty();
     }
-    let out = prefixed(&node_prefix(r.node), &mut r.partial, data);
-    printer.data_bytes(&out);
-    Ok(true)
+    printer.data_bytes(&r.lines.push(&node_prefix(r.node), data));
+    !data.is_empty()
 }
 
 fn node_prefix(node: usize) -> String {
     format!("[node {node}] ")
-}
-
-/// The whole lines of `partial` + `data`, each with `prefix`; what follows the last newline
-/// stays in `partial`.
-fn prefixed(prefix: &str, partial: &mut Vec<u8>, data: &[u8]) -> Vec<u8> {
-    partial.extend_from_slice(data);
-    let Some(last) = partial.iter().rposition(|b| *b == b'\n') else { return Vec::new() };
-    let rest = partial.split_off(last + 1);
-    let mut out = Vec::with_capacity(partial.len() + 16);
-    for line in partial.split_inclusive(|b| *b == b'\n') {
-        out.extend_from_slice(prefix.as_bytes());
-        out.extend_from_slice(line);
-    }
-    *partial = rest;
-    out
 }
 
 /// Before `plan`'s deletes and replacements of jobs run: each such job's logs archived
@@ -205,19 +195,4 @@ pub(crate) async fn archive_before_delete(dir: &Path, l: &Loaded, providers: &Pr
     let warn = |w: String| l.printer.warning(w);
     let configured = async { configure(dir, l, state, providers).await.is_ok() };
     kiln_ops::logs::archive_before_delete(dir, &workspace, providers, state, plan, configured, &warn).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefixes_whole_lines_and_keeps_the_rest() {
-        let mut partial = Vec::new();
-        assert_eq!(prefixed("[node 1] ", &mut partial, b"one\ntw"), b"[node 1] one\n");
-        assert_eq!(partial, b"tw");
-        assert_eq!(prefixed("[node 1] ", &mut partial, b"o"), b"");
-        assert_eq!(prefixed("[node 1] ", &mut partial, b"\nthree\nfour\n"), b"[node 1] two\n[node 1] three\n[node 1] four\n");
-        assert!(partial.is_empty());
-    }
 }

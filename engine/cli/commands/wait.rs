@@ -25,8 +25,18 @@ use kiln_plan::{Action, Mode};
 pub const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Waits (holding no lock) until every job in state has a terminal status, then refreshes state
-/// and outputs under the lock again. `stream`: print every node's output as it comes.
-pub async fn wait_then_refresh(cx: &Ctx, backend: &Arc<dyn StateBackend>, l: &Loaded, p: &Providers, args: &PlanArgs, stream: bool) -> R {
+/// and outputs under the lock again. `stream`: print every node's output as it comes: from its
+/// start for the jobs the apply created or replaced (not in `before`, the state before it, with
+/// that job ID), from where their logs end now for the others.
+pub async fn wait_then_refresh(
+    cx: &Ctx,
+    backend: &Arc<dyn StateBackend>,
+    l: &Loaded,
+    p: &Providers,
+    args: &PlanArgs,
+    stream: bool,
+    before: Option<&State>,
+) -> R {
     let dir = cx.dir();
     let state = kiln_ops::operation::read_state(backend.as_ref()).await?;
     // With --target, only the jobs targeted (`kiln run`'s one job).
@@ -35,14 +45,21 @@ pub async fn wait_then_refresh(cx: &Ctx, backend: &Arc<dyn StateBackend>, l: &Lo
         .resources
         .iter()
         .filter(|(a, r)| r.kind == "job" && (targets.is_empty() || targets.iter().any(|t| a.matches(t))))
-        .map(|(a, r)| Watched::new(a.clone(), &r.provider, &r.kind, r.attributes.clone()))
+        .map(|(a, r)| {
+            let job_id = |v: &kiln_value::Value| v.get("job_id").and_then(kiln_value::Value::as_str).map(str::to_string);
+            let started = before.is_none_or(|b| b.resources.get(a).map(|old| job_id(&old.attributes)) != Some(job_id(&r.attributes)));
+            Watched::new(a.clone(), &r.provider, &r.kind, r.attributes.clone(), started)
+        })
         .collect();
     if jobs.is_empty() {
         return Ok(ExitStatus::Success);
     }
     configure(dir, l, &state, p).await?;
     l.printer.note("\nWaiting for jobs to finish (the state lock is released)...");
-    let interval = progress_interval(&l.settings.env);
+    let interval = progress_interval(&l.settings.env).unwrap_or_else(|e| {
+        l.printer.warning(format_args!("{e}; \"Still running...\" is printed every {}s", DEFAULT_PROGRESS_INTERVAL.as_secs()));
+        DEFAULT_PROGRESS_INTERVAL
+    });
     let mut signals = (cx.ops.signals)();
     let waited = kiln_ops::interrupt::unless_interrupted(
         signals.as_mut(),
@@ -73,13 +90,13 @@ pub async fn wait_then_refresh(cx: &Ctx, backend: &Arc<dyn StateBackend>, l: &Lo
     Err(Failure::new(failures))
 }
 
-/// `KILN_WAIT_PROGRESS_INTERVAL` (a duration such as 30s or 5m; 0 or invalid: the default).
-fn progress_interval(env: &[(String, String)]) -> Duration {
-    env.iter()
-        .find(|(k, _)| k == "KILN_WAIT_PROGRESS_INTERVAL")
-        .and_then(|(_, v)| kiln_provider_builtin::parse_duration(v))
-        .filter(|d| !d.is_zero())
-        .unwrap_or(DEFAULT_PROGRESS_INTERVAL)
+/// `KILN_WAIT_PROGRESS_INTERVAL` (a duration as `--since` and `log_retention` write it: 30s,
+/// 5m, 1d; unset or 0: the default); a value that is not a duration is an error the caller
+/// warns of.
+fn progress_interval(env: &[(String, String)]) -> Result<Duration, String> {
+    let Some((_, v)) = env.iter().find(|(k, _)| k == "KILN_WAIT_PROGRESS_INTERVAL") else { return Ok(DEFAULT_PROGRESS_INTERVAL) };
+    let d = kiln_provider::logs::parse_duration(v).map_err(|e| format!("KILN_WAIT_PROGRESS_INTERVAL: {e}"))?;
+    Ok(if d.is_zero() { DEFAULT_PROGRESS_INTERVAL } else { d })
 }
 
 /// The refresh after the wait, in its own short operation: a refresh-only plan (as `kiln apply
@@ -177,9 +194,12 @@ mod tests {
     #[test]
     fn the_progress_interval_comes_from_the_environment() {
         let env = |v: &str| vec![("KILN_WAIT_PROGRESS_INTERVAL".to_string(), v.to_string())];
-        assert_eq!(progress_interval(&[]), DEFAULT_PROGRESS_INTERVAL);
-        assert_eq!(progress_interval(&env("2s")), Duration::from_secs(2));
-        assert_eq!(progress_interval(&env("0s")), DEFAULT_PROGRESS_INTERVAL);
-        assert_eq!(progress_interval(&env("soon")), DEFAULT_PROGRESS_INTERVAL);
+        assert_eq!(progress_interval(&[]), Ok(DEFAULT_PROGRESS_INTERVAL));
+        assert_eq!(progress_interval(&env("2s")), Ok(Duration::from_secs(2)));
+        assert_eq!(progress_interval(&env("0s")), Ok(DEFAULT_PROGRESS_INTERVAL));
+        assert_eq!(progress_interval(&env("1d")), Ok(Duration::from_secs(86400)), "the durations of --since and log_retention");
+        assert_eq!(progress_interval(&env("2d12h")), Ok(Duration::from_secs(216_000)), "more than a day");
+        let e = progress_interval(&env("soon")).expect_err("not a duration: said, not silently the default");
+        assert!(e.contains("KILN_WAIT_PROGRESS_INTERVAL") && e.contains("soon"), "{e}");
     }
 }

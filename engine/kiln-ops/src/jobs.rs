@@ -20,6 +20,8 @@ use kiln_provider::{LogSeek, LogsRequest, Provider};
 use kiln_state::StateBackend;
 use kiln_value::Value;
 
+use crate::logs::{last_line, node_count, Lines};
+
 /// Where [`watch`]'s lines go (the CLI's printer).
 pub trait WatchOutput: Sync {
     /// A job's status, when it changed (`job.train: running`).
@@ -100,7 +102,7 @@ pub async fn watch<R: Future<Output = Vec<(InstanceAddr, Option<Value>)>>>(
         // Read after the statuses: a job read as ended has written all its output.
         if stream {
             for j in jobs.iter_mut() {
-                j.read_logs(p, Some(out)).await;
+                j.read_logs(p, out).await;
             }
         }
         if jobs.iter().all(Watched::ended) {
@@ -114,7 +116,7 @@ pub async fn watch<R: Future<Output = Vec<(InstanceAddr, Option<Value>)>>>(
         if Instant::now() >= next_progress {
             for j in jobs.iter_mut().filter(|j| !j.ended()) {
                 if !stream {
-                    j.read_logs(p, None).await;
+                    j.read_last_lines(p).await;
                 }
                 out.progress(&j.still(start.elapsed()));
             }
@@ -138,6 +140,9 @@ pub struct Watched {
     logs: Vec<NodeLog>,
     /// The provider keeps one log for every node (read as node 0).
     all_nodes: bool,
+    /// This run created or replaced it: its output is streamed from the start (else from the
+    /// end of its log as it is when the wait starts: a job running for days has GBs of it).
+    from_start: bool,
     /// Another run destroyed or replaced it while this one waited.
     gone: bool,
 }
@@ -153,15 +158,18 @@ fn prefix(name: &str, all_nodes: bool, node: usize) -> String {
 
 #[derive(Default)]
 struct NodeLog {
-    offset: u64,
-    /// The end of the log after its last newline (a line still being written).
-    partial: Vec<u8>,
+    /// Where the next read starts (`None`: not known yet).
+    offset: Option<u64>,
+    /// The line still being written.
+    lines: Lines,
     /// The last non-empty line read.
     last: Option<String>,
 }
 
 impl Watched {
-    pub fn new(addr: InstanceAddr, provider: &str, kind: &str, value: Value) -> Self {
+    /// `from_start`: this run created or replaced the job (its output streams from its start;
+    /// else from where its log ends now).
+    pub fn new(addr: InstanceAddr, provider: &str, kind: &str, value: Value, from_start: bool) -> Self {
         let name = addr.to_string();
         Watched {
             addr,
@@ -172,6 +180,7 @@ impl Watched {
             value,
             logs: Vec::new(),
             all_nodes: false,
+            from_start,
             gone: false,
         }
     }
@@ -181,9 +190,9 @@ impl Watched {
         self.gone || terminal(&self.latest)
     }
 
-    /// How many nodes the job has (`nodes`; 1 when the provider does not say).
+    /// How many nodes the job has ([`node_count`]).
     fn nodes(&self) -> usize {
-        self.value.get("nodes").and_then(Value::as_number).and_then(|n| n.to_string().parse().ok()).filter(|n| *n > 0).unwrap_or(1)
+        node_count(&self.value)
     }
 
     /// The job's provider (`None` when the configuration no longer has it).
@@ -191,15 +200,29 @@ impl Watched {
         p.get(&self.provider)
     }
 
-    /// Reads every node's new output; gives it to `out`, each line prefixed by job and node, when
-    /// given one; remembers each node's last line.
-    async fn read_logs(&mut self, p: &Providers, out: Option<&dyn WatchOutput>) {
-        let Some(provider) = self.provider(p) else { return };
+    /// Reads every node's new output (at most [`READ_CHUNKS`] of the provider's chunks of each
+    /// at a time); gives it to `out`, each line prefixed by job and node; remembers each node's
+    /// last line.
+    async fn read_logs(&mut self, p: &Providers, out: &dyn WatchOutput) {
+        if let Some(provider) = self.provider(p) {
+            self.read_logs_of(provider.as_ref(), out).await;
+        }
+    }
+
+    async fn read_logs_of(&mut self, provider: &dyn Provider, out: &dyn WatchOutput) {
         let n = if self.all_nodes { 1 } else { self.nodes() };
         self.logs.resize_with(n.max(self.logs.len()), NodeLog::default);
         for node in 0..n {
-            let read = read_from(provider.as_ref(), &self.name, &self.kind, &self.value, node, self.logs[node].offset).await;
-            self.logs[node].offset = read.offset;
+            let offset = match self.logs[node].offset {
+                Some(o) => o,
+                None if self.from_start => 0,
+                None => match end_of(provider, &self.name, &self.kind, &self.value, node).await {
+                    Some(o) => o,
+                    None => continue,
+                },
+            };
+            let read = read_from(provider, &self.name, &self.kind, &self.value, node, offset).await;
+            self.logs[node].offset = Some(read.offset);
             if read.all_nodes && !self.all_nodes {
                 // One log for every node (Slurm's): read once, prefixed by the job only.
                 self.all_nodes = true;
@@ -213,20 +236,30 @@ impl Watched {
             }
             let prefix = self.prefix(node);
             let log = &mut self.logs[node];
-            log.partial.extend_from_slice(&read.data);
-            let Some(end) = log.partial.iter().rposition(|b| *b == b'\n') else { continue };
-            let rest = log.partial.split_off(end + 1);
-            let complete = std::mem::replace(&mut log.partial, rest);
-            let text = String::from_utf8_lossy(&complete);
-            if let Some(out) = out {
-                let mut lines = String::with_capacity(text.len() + 32);
-                for line in text.lines() {
-                    lines.push_str(&format!("{prefix}{line}\n"));
-                }
-                out.output(&lines);
+            let lines = log.lines.push(&prefix, &read.data);
+            if let Some(line) = last_line(&read.data) {
+                log.last = Some(line);
             }
-            if let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) {
-                log.last = Some(line.to_string());
+            if !lines.is_empty() {
+                out.output(&String::from_utf8_lossy(&lines));
+            }
+        }
+    }
+
+    /// Each node's last line, read from near the end of its log (without streaming).
+    async fn read_last_lines(&mut self, p: &Providers) {
+        let Some(provider) = self.provider(p) else { return };
+        let n = if self.all_nodes { 1 } else { self.nodes() };
+        self.logs.resize_with(n.max(self.logs.len()), NodeLog::default);
+        for node in 0..n {
+            let (data, all_nodes) = end_window(provider.as_ref(), &self.name, &self.kind, &self.value, node, LAST_LINE_WINDOW).await;
+            if let Some(line) = last_line(&data) {
+                self.logs[node].last = Some(line);
+            }
+            if all_nodes {
+                self.all_nodes = true;
+                self.logs.truncate(1);
+                break;
             }
         }
     }
@@ -239,9 +272,9 @@ impl Watched {
     /// Gives `out` what is left of each node's output after its last newline (as a line).
     fn flush(&mut self, out: &dyn WatchOutput) {
         for (node, log) in self.logs.iter_mut().enumerate() {
-            if !log.partial.is_empty() {
-                out.output(&format!("{}{}\n", prefix(&self.name, self.all_nodes, node), String::from_utf8_lossy(&log.partial)));
-                log.partial.clear();
+            let rest = log.lines.finish(&prefix(&self.name, self.all_nodes, node));
+            if !rest.is_empty() {
+                out.output(&String::from_utf8_lossy(&rest));
             }
         }
     }
@@ -336,20 +369,49 @@ impl Watched {
     }
 }
 
-/// The output of `node` from `offset` on, read in the provider's chunks, and the offset after it.
-/// A log that cannot be read reads as empty (the wait goes on; `kiln logs` says why).
+/// How many of the provider's chunks one [`read_from`] reads at most: a log written faster
+/// than it is read is read on at the next poll, never without end.
+const READ_CHUNKS: usize = 4;
+
+/// The output of `node` from `offset` on, at most [`READ_CHUNKS`] of the provider's chunks, and
+/// the offset after it. A log that cannot be read reads as empty (the wait goes on; `kiln logs`
+/// says why).
 async fn read_from(provider: &dyn Provider, name: &str, kind: &str, state: &Value, node: usize, mut offset: u64) -> Log {
     let mut data = Vec::new();
     let mut all_nodes = false;
-    loop {
+    for _ in 0..READ_CHUNKS {
         let resp = provider.logs(LogsRequest { address: name, kind, state, node, offset, seek: None }).await;
         all_nodes |= resp.all_nodes;
         if resp.diagnostics.has_errors() || resp.data.is_empty() {
-            return Log { data, offset, all_nodes };
+            break;
         }
         data.extend_from_slice(&resp.data);
         offset = resp.next_offset;
     }
+    Log { data, offset, all_nodes }
+}
+
+/// Where `node`'s log ends now (`None` when the provider cannot say).
+async fn end_of(provider: &dyn Provider, name: &str, kind: &str, state: &Value, node: usize) -> Option<u64> {
+    let end = provider.logs(LogsRequest { address: name, kind, state, node, offset: 0, seek: Some(LogSeek::End) }).await;
+    (!end.diagnostics.has_errors()).then_some(end.next_offset)
+}
+
+/// At most the last `window` bytes of `node`'s log as it ends now, from a line start (of a
+/// provider that cannot say where its log ends: the end of its first [`READ_CHUNKS`] chunks),
+/// and whether it holds every node's output.
+async fn end_window(provider: &dyn Provider, name: &str, kind: &str, state: &Value, node: usize, window: u64) -> (Vec<u8>, bool) {
+    let start = end_of(provider, name, kind, state, node).await.map_or(0, |e| e.saturating_sub(window));
+    let log = read_from(provider, name, kind, state, node, start).await;
+    let mut data = log.data;
+    let over = data.len().saturating_sub(window as usize);
+    data.drain(..over);
+    if start > 0 || over > 0 {
+        // Started within a line: leave out its end.
+        let cut = data.iter().position(|b| *b == b'\n').map_or(data.len(), |i| i + 1);
+        data.drain(..cut);
+    }
+    (data, log.all_nodes)
 }
 
 /// What [`read_from`] read.
@@ -364,17 +426,14 @@ struct Log {
 /// How far before its end a failed node's log is read for its last lines.
 const TAIL_BYTES: u64 = 64 * 1024;
 
+/// How far before its end a running job's log is read for its last line.
+const LAST_LINE_WINDOW: u64 = 4 * 1024;
+
 /// The last [`TAIL_LINES`] lines of `node`'s log (read from near its end where the provider can
 /// tell where that is).
 async fn tail(provider: &dyn Provider, name: &str, kind: &str, state: &Value, node: usize) -> Vec<String> {
-    let end = provider.logs(LogsRequest { address: name, kind, state, node, offset: 0, seek: Some(LogSeek::End) }).await;
-    let start = if end.diagnostics.has_errors() { 0 } else { end.next_offset.saturating_sub(TAIL_BYTES) };
-    let log = read_from(provider, name, kind, state, node, start).await;
-    let mut text = String::from_utf8_lossy(&log.data).into_owned();
-    if start > 0 {
-        // Started within a line: leave out its end.
-        text = text.split_once('\n').map(|(_, rest)| rest.to_string()).unwrap_or_default();
-    }
+    let (data, _) = end_window(provider, name, kind, state, node, TAIL_BYTES).await;
+    let text = String::from_utf8_lossy(&data);
     let mut lines: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES + 1);
     for l in text.lines() {
         lines.push_back(l.to_string());
@@ -386,7 +445,7 @@ async fn tail(provider: &dyn Provider, name: &str, kind: &str, state: &Value, no
 }
 
 /// A duration as Terraform's progress lines write it: `45s`, `10m0s`, `2h3m0s`.
-fn elapsed_text(d: Duration) -> String {
+pub fn elapsed_text(d: Duration) -> String {
     let s = d.as_secs();
     match (s / 3600, s / 60 % 60, s % 60) {
         (0, 0, s) => format!("{s}s"),
@@ -396,7 +455,7 @@ fn elapsed_text(d: Duration) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -419,5 +478,128 @@ mod tests {
         assert!(!terminal(&job("done")), "a word outside the vocabulary is not terminal");
         assert!(succeeded(&job("succeeded")) && !succeeded(&job("lost")) && !succeeded(&None));
         assert_eq!(status(&None), "gone");
+    }
+
+    /// A log written without end, faster than it is read: each read answers a chunk of lines
+    /// and the log has grown by more meanwhile; it began long ago (`HISTORY` bytes).
+    pub(crate) struct Endless {
+        reads: std::sync::atomic::AtomicU64,
+        history: u64,
+    }
+
+    const HISTORY: u64 = 1 << 30;
+    const CHUNK: u64 = 1000;
+
+    impl Endless {
+        fn new() -> Self {
+            Endless::with_history(HISTORY)
+        }
+
+        pub(crate) fn with_history(history: u64) -> Self {
+            Endless { reads: 0.into(), history }
+        }
+
+        pub(crate) fn reads(&self) -> u64 {
+            self.reads.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[kiln_provider::async_trait]
+    impl Provider for Endless {
+        fn schema(&self) -> kiln_schema::ProviderSchema {
+            kiln_schema::ProviderSchema { config: Default::default(), kinds: Default::default(), data_kinds: Default::default() }
+        }
+        async fn create(&self, _: kiln_provider::CreateRequest<'_>) -> kiln_provider::ApplyResponse {
+            unreachable!("only logs are read")
+        }
+        async fn update(&self, _: kiln_provider::UpdateRequest<'_>) -> kiln_provider::ApplyResponse {
+            unreachable!("only logs are read")
+        }
+        async fn delete(&self, _: kiln_provider::DeleteRequest<'_>) -> kiln_diag::Diagnostics {
+            unreachable!("only logs are read")
+        }
+        async fn read(&self, _: kiln_provider::ReadRequest<'_>) -> kiln_provider::ReadResponse {
+            unreachable!("only logs are read")
+        }
+        async fn recover(&self, _: kiln_provider::RecoverRequest<'_>) -> kiln_provider::ReadResult {
+            unreachable!("only logs are read")
+        }
+        async fn import(&self, _: kiln_provider::ImportRequest<'_>) -> kiln_provider::ReadResult {
+            unreachable!("only logs are read")
+        }
+        async fn logs(&self, req: LogsRequest<'_>) -> kiln_provider::LogsResponse {
+            let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            // The log's size now: it grows by two chunks between reads.
+            let size = self.history + 2 * CHUNK * n;
+            let (data, next_offset) = match req.seek {
+                Some(_) => (Vec::new(), size),
+                None => {
+                    // Lines `history NNNNNNN\n` (16 bytes) before the wait, `new NNNNNNNNNNNN\n` after.
+                    let word: &[u8] = if req.offset < self.history { b"history 0000000\n" } else { b"new 00000000000\n" };
+                    let data: Vec<u8> = word.iter().copied().cycle().skip((req.offset % 16) as usize).take(CHUNK as usize).collect();
+                    (data, req.offset + CHUNK)
+                }
+            };
+            kiln_provider::LogsResponse { data, next_offset, finished: false, all_nodes: false, diagnostics: Default::default() }
+        }
+    }
+
+    #[derive(Default)]
+    struct Collect(std::sync::Mutex<String>);
+
+    impl WatchOutput for Collect {
+        fn status(&self, _: &str) {}
+        fn output(&self, text: &str) {
+            self.0.lock().unwrap().push_str(text);
+        }
+        fn progress(&self, _: &str) {}
+    }
+
+    fn running_job() -> Watched {
+        let value = Value::Map([("status".to_string(), Value::from("running"))].into());
+        Watched::new("job.train".parse().unwrap(), "fake", "job", value, false)
+    }
+
+    /// Against a log written faster than it is read, one read ends after a few chunks.
+    #[tokio::test]
+    async fn a_read_ends_against_a_fast_writer() {
+        let p = Endless::new();
+        let log = read_from(&p, "job.train", "job", &Value::Null, 0, HISTORY).await;
+        assert_eq!(p.reads(), READ_CHUNKS as u64);
+        assert_eq!(log.data.len() as u64, READ_CHUNKS as u64 * CHUNK);
+        assert_eq!(log.offset, HISTORY + READ_CHUNKS as u64 * CHUNK);
+    }
+
+    /// A job the apply did not start streams from where its log ends, not its whole history.
+    #[tokio::test]
+    async fn a_job_running_before_streams_from_the_end_of_its_log() {
+        let p = Endless::new();
+        let out = Collect::default();
+        let mut j = running_job();
+        j.read_logs_of(&p, &out).await;
+        let text = out.0.lock().unwrap().clone();
+        assert!(!text.is_empty() && !text.contains("history"), "{text}");
+        assert!(text.lines().all(|l| l == "job.train[node 0] | new 00000000000"), "{text}");
+        assert!(text.lines().count() as u64 <= READ_CHUNKS as u64 * CHUNK / 16, "read a few chunks only");
+    }
+
+    /// A job the apply started streams from its start.
+    #[tokio::test]
+    async fn a_job_started_by_the_apply_streams_from_its_start() {
+        let p = Endless::new();
+        let out = Collect::default();
+        let mut j = running_job();
+        j.from_start = true;
+        j.read_logs_of(&p, &out).await;
+        assert!(out.0.lock().unwrap().starts_with("job.train[node 0] | history 0000000\n"));
+    }
+
+    /// The last line a "Still running..." line quotes is read from the end of the log.
+    #[tokio::test]
+    async fn the_last_line_is_read_from_the_end() {
+        let p = Endless::new();
+        let (data, _) = end_window(&p, "job.train", "job", &Value::Null, 0, LAST_LINE_WINDOW).await;
+        assert!(data.len() as u64 <= LAST_LINE_WINDOW);
+        assert_eq!(last_line(&data).as_deref(), Some("new 00000000000"));
     }
 }

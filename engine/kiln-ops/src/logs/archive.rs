@@ -11,6 +11,7 @@ use kiln_core::Providers;
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_plan::{Action, Plan};
 use kiln_provider::logs::parse_duration;
+use kiln_provider::portable::job::parse_log_retention;
 use kiln_provider::{LogSeek, Provider, StoreOp, StoreRequest, StoreResponse};
 use kiln_value::Value;
 
@@ -167,14 +168,21 @@ impl Store {
     /// The archives kept here (unreadable ones left out).
     async fn archives(&self) -> Result<Vec<Archive<'_>>, Diagnostics> {
         let mut jobs = Vec::new();
+        // Every file's path under the root (`JOB/node-0.log`), to count each archive's node logs.
+        let mut files: Vec<String> = Vec::new();
         match self {
             Store::Dir(root) => {
                 let Ok(entries) = std::fs::read_dir(root) else { return Ok(Vec::new()) };
                 jobs.extend(entries.flatten().filter(|e| e.path().is_dir()).filter_map(|e| e.file_name().to_str().map(str::to_string)));
+                for job in &jobs {
+                    let Ok(entries) = std::fs::read_dir(root.join(job)) else { continue };
+                    files.extend(entries.flatten().filter_map(|e| e.file_name().to_str().map(|f| format!("{job}/{f}"))));
+                }
             }
             Store::Bucket { .. } => {
                 let keys = self.op(StoreOp::List { prefix: &format!("{BUCKET_ARCHIVE_DIR}/") }).await?.keys;
                 let under = format!("{BUCKET_ARCHIVE_DIR}/");
+                files.extend(keys.iter().filter_map(|k| k.strip_prefix(&under)).map(str::to_string));
                 jobs.extend(
                     keys.iter()
                         .filter_map(|k| k.strip_prefix(&under)?.strip_suffix("/job.json"))
@@ -187,7 +195,13 @@ impl Store {
         for job in jobs.into_iter().filter(|j| !j.starts_with('.')) {
             let Ok((bytes, _)) = self.get(&format!("{job}/job.json"), 0, 1 << 20).await else { continue };
             let meta = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| ArchiveMeta::from_json(&v));
-            if let Some(meta) = meta {
+            if let Some(mut meta) = meta {
+                // No more nodes than it keeps logs of (its job.json may say anything).
+                let logs = files
+                    .iter()
+                    .filter(|f| f.strip_prefix(&job).and_then(|f| f.strip_prefix("/node-")).is_some_and(|f| f.ends_with(".log")))
+                    .count();
+                meta.nodes = meta.nodes.min(logs);
                 out.push(Archive { store: self, job, meta });
             }
         }
@@ -228,11 +242,11 @@ impl Store {
 /// `log_retention`, else 7 days. An unreadable setting keeps the default (and says so).
 fn retention(job: Option<&Value>) -> Result<Duration, String> {
     if let Ok(v) = std::env::var("KILN_LOG_RETENTION") {
-        return parse_duration(&v).map_err(|e| format!("KILN_LOG_RETENTION: {e}"));
+        return parse_log_retention(&v).map_err(|e| format!("KILN_LOG_RETENTION: {e}"));
     }
     match job.and_then(|j| j.get("log_retention")).and_then(Value::as_str) {
-        Some(v) => parse_duration(v).map_err(|e| format!("log_retention: {e}")),
-        None => parse_duration(DEFAULT_RETENTION),
+        Some(v) => parse_log_retention(v).map_err(|e| format!("log_retention: {e}")),
+        None => parse_log_retention(DEFAULT_RETENTION),
     }
 }
 
@@ -394,20 +408,22 @@ async fn archive_job(
         let mut log = Vec::new();
         let end = src.read(node, 0, Some(LogSeek::End)).await?;
         let mut all_nodes = end.all_nodes;
+        // Up to where the log ends now: a running job's log grows while it is read.
+        let size = end.next_offset;
         // A log longer than the archive keeps: its end, from a line start.
-        let mut at = end.next_offset.saturating_sub(archive_max());
+        let mut at = size.saturating_sub(archive_max());
         let mut skip_line = at > 0;
         if at > 0 {
             log.extend_from_slice(format!("[kiln: the first {at} bytes of this log were not kept after destroy]\n").as_bytes());
             at -= 1;
         }
-        loop {
+        while at < size {
             let c = src.read(node, at, None).await?;
             all_nodes |= c.all_nodes;
             if c.data.is_empty() {
                 break;
             }
-            let mut data: &[u8] = &c.data;
+            let mut data: &[u8] = &c.data[..c.data.len().min((size - at) as usize)];
             if skip_line {
                 let Some(i) = data.iter().position(|b| *b == b'\n') else {
                     at = c.next_offset;
@@ -449,4 +465,40 @@ fn create_private_dir(p: &Path) -> std::io::Result<()> {
 fn private_file(p: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Archiving a running job's log reads it up to where it ended when the archiving began,
+    /// not after its end as it keeps growing.
+    #[tokio::test]
+    async fn a_growing_log_is_archived_up_to_its_end() {
+        let provider = Arc::new(crate::jobs::tests::Endless::with_history(16_000));
+        let state = Value::Null;
+        let src = Source::Live { provider: provider.clone(), address: "job.train", kind: "job", state: &state };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Dir(dir.path().to_path_buf());
+        archive_job(&src, &store, "default", "job.train", "j-1", 1, Duration::from_secs(60)).await.unwrap();
+        let log = std::fs::read(dir.path().join("j-1/node-0.log")).unwrap();
+        // The end was 16,000 + 2,000 bytes when measured (by the first read).
+        assert_eq!(log.len(), 18_000);
+        assert!(provider.reads() < 30, "{} reads", provider.reads());
+    }
+
+    /// An archive's job.json claiming more nodes than it keeps logs of is read with those it keeps.
+    #[tokio::test]
+    async fn an_archive_has_the_nodes_it_keeps_logs_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Dir(dir.path().to_path_buf());
+        std::fs::create_dir(dir.path().join("j-1")).unwrap();
+        std::fs::write(dir.path().join("j-1/node-0.log"), "x\n").unwrap();
+        std::fs::write(dir.path().join("j-1/node-1.log"), "y\n").unwrap();
+        let meta = r#"{"address": "job.train", "job_id": "j-1", "nodes": 1000000000000, "destroyed_at": "2026-01-01T00:00:00Z", "expires_at": "2999-01-01T00:00:00Z"}"#;
+        std::fs::write(dir.path().join("j-1/job.json"), meta).unwrap();
+        let archives = store.archives().await.unwrap();
+        assert_eq!(archives.len(), 1);
+        assert_eq!(archives[0].meta.nodes, 2);
+    }
 }

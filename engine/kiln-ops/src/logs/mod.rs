@@ -34,4 +34,4 @@ pub mod archive;
 pub mod read;
 
 pub use archive::{archive_before_delete, find_archive, is_local, retention_text, stores, Archive, ArchiveMeta, Store};
-pub use read::{node_count, parse_since, start, Chunk, Source};
+pub use read::{last_line, node_count, parse_since, start, Chunk, Lines, Source, MAX_NODES};

@@ -11,9 +11,69 @@ use kiln_value::Value;
 
 use super::archive::Store;
 
-/// A job's node count from its attributes (1 when it does not say).
+/// The most nodes a job's attributes are believed to have (a bound on what is allocated per node).
+pub const MAX_NODES: usize = 1 << 16;
+
+/// A job's node count from its attributes (1 when it does not say; at most [`MAX_NODES`]).
 pub fn node_count(v: &Value) -> usize {
-    v.get("nodes").and_then(Value::as_number).and_then(|n| n.to_string().parse::<usize>().ok()).map_or(1, |n| n.max(1))
+    v.get("nodes").and_then(Value::as_number).and_then(|n| n.to_string().parse::<usize>().ok()).map_or(1, |n| n.clamp(1, MAX_NODES))
+}
+
+/// The longest partial line [`Lines`] keeps before it passes it on as a line of its own.
+pub const MAX_PARTIAL: usize = 64 << 10;
+
+/// A node's output cut into lines, each given a prefix: a line ends at `\n` or `\r` (kept;
+/// progress bars such as tqdm's redraw with `\r` alone), and what follows the last line end is
+/// kept until its end comes, or passed on, ended by a newline, once it is longer than
+/// [`MAX_PARTIAL`] (or at [`Lines::finish`]).
+#[derive(Default)]
+pub struct Lines {
+    partial: Vec<u8>,
+}
+
+fn line_end(b: &u8) -> bool {
+    *b == b'\n' || *b == b'\r'
+}
+
+impl Lines {
+    /// The whole lines of what was kept and `data`, each after `prefix`.
+    pub fn push(&mut self, prefix: &str, data: &[u8]) -> Vec<u8> {
+        self.partial.extend_from_slice(data);
+        let mut out = Vec::new();
+        if let Some(last) = self.partial.iter().rposition(line_end) {
+            let rest = self.partial.split_off(last + 1);
+            let complete = std::mem::replace(&mut self.partial, rest);
+            out.reserve(complete.len() + 16);
+            for line in complete.split_inclusive(line_end) {
+                out.extend_from_slice(prefix.as_bytes());
+                out.extend_from_slice(line);
+            }
+        }
+        if self.partial.len() > MAX_PARTIAL {
+            out.extend(self.finish(prefix));
+        }
+        out
+    }
+
+    /// What is kept, as a line after `prefix` (nothing when nothing is kept).
+    pub fn finish(&mut self, prefix: &str) -> Vec<u8> {
+        if self.partial.is_empty() {
+            return Vec::new();
+        }
+        let mut out = prefix.as_bytes().to_vec();
+        out.append(&mut self.partial);
+        out.push(b'\n');
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.partial.is_empty()
+    }
+}
+
+/// The last line of `text` that holds more than blanks (lines ending at `\n` or `\r`).
+pub fn last_line(text: &[u8]) -> Option<String> {
+    text.split(line_end).rev().find(|l| !l.iter().all(u8::is_ascii_whitespace)).map(|l| String::from_utf8_lossy(l).into_owned())
 }
 
 /// Where a node's log is read from.
@@ -101,25 +161,30 @@ pub async fn start(src: &Source<'_>, node: usize, tail: Option<usize>, since: Op
     Ok(at)
 }
 
+/// How much of a log [`tail_start`] reads at once.
+const TAIL_BLOCK: u64 = 64 << 10;
+
 /// The offset of the first of the last `n` lines of node `node`'s log as it is now: reads back
-/// from the end in growing windows.
+/// from the end a block at a time, counting newlines, so whatever `n`, only one block is held.
 async fn tail_start(src: &Source<'_>, node: usize, n: usize) -> Result<u64, Diagnostics> {
     let size = src.read(node, 0, Some(LogSeek::End)).await?.next_offset;
     if n == 0 {
         return Ok(size);
     }
-    let mut window: u64 = 64 << 10;
-    loop {
-        let from = size.saturating_sub(window);
-        let buf = read_range(src, node, from, size).await?;
-        if let Some(i) = nth_line_start_from_end(&buf, n) {
-            return Ok(from + i as u64);
-        }
-        if from == 0 || (buf.len() as u64) < size - from {
+    let (mut to, mut seen) = (size, 0);
+    while to > 0 {
+        let from = to.saturating_sub(TAIL_BLOCK);
+        let buf = read_range(src, node, from, to).await?;
+        if (buf.len() as u64) < to - from {
+            // The log shrank meanwhile.
             return Ok(from);
         }
-        window = window.saturating_mul(4);
+        if let Some(i) = line_start_back(&buf, to == size, n, &mut seen) {
+            return Ok(from + i as u64);
+        }
+        to = from;
     }
+    Ok(0)
 }
 
 /// Bytes `from..to` of a node's log (fewer if it has fewer).
@@ -138,15 +203,15 @@ async fn read_range(src: &Source<'_>, node: usize, from: u64, to: u64) -> Result
     Ok(buf)
 }
 
-/// Where the last `n` lines of `buf` start, if `buf` holds that many whole (a last line without
-/// its newline counts as a line).
-fn nth_line_start_from_end(buf: &[u8], n: usize) -> Option<usize> {
-    let end = if buf.last() == Some(&b'\n') { buf.len() - 1 } else { buf.len() };
-    let mut seen = 0;
+/// Counts the newlines of `buf` back from its end into `seen` (`last`: `buf` ends the log, where
+/// a final newline ends the last line and starts none); where the `n`th line from the end starts,
+/// once `seen` reaches `n` (a last line without its newline counts as a line).
+fn line_start_back(buf: &[u8], last: bool, n: usize, seen: &mut usize) -> Option<usize> {
+    let end = if last && buf.last() == Some(&b'\n') { buf.len() - 1 } else { buf.len() };
     for i in (0..end).rev() {
         if buf[i] == b'\n' {
-            seen += 1;
-            if seen == n {
+            *seen += 1;
+            if *seen == n {
                 return Some(i + 1);
             }
         }
@@ -178,10 +243,75 @@ mod tests {
     }
 
     #[test]
+    fn lines_are_prefixed_whole() {
+        let mut l = Lines::default();
+        assert_eq!(l.push("[node 1] ", b"one\ntw"), b"[node 1] one\n");
+        assert_eq!(l.push("[node 1] ", b"o"), b"");
+        assert_eq!(l.push("[node 1] ", b"\nthree\nfour\n"), b"[node 1] two\n[node 1] three\n[node 1] four\n");
+        assert!(l.is_empty());
+        assert_eq!(l.push("p ", b"end"), b"");
+        assert_eq!(l.finish("p "), b"p end\n");
+        assert_eq!(l.finish("p "), b"", "finished once");
+    }
+
+    /// tqdm redraws its bar with `\r` and no newline: each redraw is a line, its `\r` kept.
+    #[test]
+    fn a_carriage_return_ends_a_line() {
+        let mut l = Lines::default();
+        assert_eq!(l.push("p ", b" 10%\r 20%\r 3"), b"p  10%\rp  20%\r");
+        assert_eq!(l.push("p ", b"0%\r\n"), b"p  30%\rp \n");
+        assert_eq!(last_line(b" 10%\r 20%\r\n\n"), Some(" 20%".to_string()));
+        assert_eq!(last_line(b"  \n"), None);
+    }
+
+    /// Output without any line end is not kept whole: past [`MAX_PARTIAL`] it is passed on.
+    #[test]
+    fn a_long_partial_line_is_passed_on() {
+        let mut l = Lines::default();
+        let chunk = vec![b'x'; 1000];
+        let mut printed = 0;
+        for _ in 0..1000 {
+            printed += l.push("p ", &chunk).len();
+            assert!(l.partial.len() <= MAX_PARTIAL, "kept {}", l.partial.len());
+        }
+        assert!(printed > 900_000, "{printed}");
+    }
+
+    #[test]
+    fn a_huge_node_count_is_bounded() {
+        let v = |n: &str| Value::from_json(&serde_json::from_str(&format!("{{\"nodes\": {n}}}")).unwrap());
+        assert_eq!(node_count(&v("3")), 3);
+        assert_eq!(node_count(&v("0")), 1);
+        assert_eq!(node_count(&v("1000000000000")), MAX_NODES);
+    }
+
+    fn nth_line_start_from_end(buf: &[u8], n: usize) -> Option<usize> {
+        line_start_back(buf, true, n, &mut 0)
+    }
+
+    #[test]
     fn tails() {
         assert_eq!(nth_line_start_from_end(b"a\nb\nc\n", 2), Some(2));
         assert_eq!(nth_line_start_from_end(b"a\nb\nc", 2), Some(2), "a last line without its newline counts");
         assert_eq!(nth_line_start_from_end(b"a\nb\nc\n", 3), None, "the first line may be cut: read further back");
         assert_eq!(nth_line_start_from_end(b"a\nb\nc\n", 1), Some(4));
+        let mut seen = 1;
+        assert_eq!(line_start_back(b"x\ny\n", false, 3, &mut seen), Some(2), "counted on from an earlier block");
+    }
+
+    /// `--tail N` for an N larger than one block reads back block by block.
+    #[tokio::test]
+    async fn a_long_tail_is_counted_back_block_by_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Dir(dir.path().to_path_buf());
+        std::fs::create_dir(dir.path().join("j")).unwrap();
+        let text: String = (0..100_000).map(|i| format!("line {i}\n")).collect();
+        assert!(text.len() as u64 > 8 * TAIL_BLOCK);
+        std::fs::write(dir.path().join("j/node-0.log"), &text).unwrap();
+        let src = Source::Archive { store: &store, job: "j" };
+        let at = tail_start(&src, 0, 90_000).await.unwrap() as usize;
+        assert!(text[at..].starts_with("line 10000\n"), "{}", &text[at..at + 20]);
+        assert_eq!(tail_start(&src, 0, 200_000).await.unwrap(), 0, "fewer lines than asked: all of them");
+        assert_eq!(tail_start(&src, 0, 1).await.unwrap() as usize, text.len() - "line 99999\n".len());
     }
 }

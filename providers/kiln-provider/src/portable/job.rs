@@ -170,10 +170,23 @@ const LOG_RETENTION_DESCRIPTION: &str = "How long kiln keeps the job's logs afte
      checkpoint bucket when it has one that kiln can write (else under .kiln/logs), such as \"14d\" or \"12h\" (units s, m, h, d; \
      \"0\" keeps none); default 7d; the KILN_LOG_RETENTION environment variable overrides it";
 
-/// A `log_retention` that is not a duration, as a diagnostic at the attribute.
+/// The longest `log_retention` (and `KILN_LOG_RETENTION`): 100 years.
+pub const MAX_LOG_RETENTION: std::time::Duration = std::time::Duration::from_secs(36_500 * 86_400);
+
+/// A `log_retention` read as a duration of at most [`MAX_LOG_RETENTION`].
+pub fn parse_log_retention(v: &str) -> Result<std::time::Duration, String> {
+    let d = crate::logs::parse_duration(v)?;
+    if d > MAX_LOG_RETENTION {
+        return Err(format!("`{}` is longer than kiln keeps logs (at most 36500d, 100 years)", v.trim()));
+    }
+    Ok(d)
+}
+
+/// A `log_retention` that is not a duration (or a longer one than [`MAX_LOG_RETENTION`]), as a
+/// diagnostic at the attribute.
 pub fn validate_log_retention(config: &Value) -> Option<Diagnostic> {
     let v = config.get(LOG_RETENTION).and_then(Value::as_str)?;
-    let e = crate::logs::parse_duration(v).err()?;
+    let e = parse_log_retention(v).err()?;
     Some(
         Diagnostic::error("E-JOB-LOG-RETENTION", format!("log_retention: {e}"))
             .attribute(LOG_RETENTION)
@@ -788,6 +801,9 @@ mod tests {
         assert_eq!(d.code, "E-JOB-LOG-RETENTION");
         assert!(d.summary.contains("log_retention") && d.summary.contains("not a duration"), "{}", d.summary);
         assert!(validate_log_retention(&cfg("14")).expect("no unit").summary.contains("needs a unit"));
+        assert!(validate_log_retention(&cfg("36500d")).is_none());
+        let d = validate_log_retention(&cfg("999999999999d")).expect("too long: refused, not 7 days");
+        assert!(d.summary.contains("longer than") && d.summary.contains("36500d"), "{}", d.summary);
     }
 
     #[test]
