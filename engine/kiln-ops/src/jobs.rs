@@ -1,9 +1,11 @@
 //! Waiting for jobs (`apply --wait`, `kiln run`): polling every job until it ends, holding no
 //! lock (a training run lasts days; others plan meanwhile), with each job's status changes, a
-//! periodic "Still running..." line with its elapsed time and last log line, and, when asked,
-//! every node's output as it comes, prefixed by job and node; a job that did not succeed is an
-//! error naming it, its failed nodes, their exit codes and the last lines of their logs. Nothing
-//! here prints: the lines go to the caller's [`WatchOutput`]. Jobs are resources of the portable
+//! periodic "Still running..." line with its elapsed time and last log line (read from the last
+//! few KiB of its log), and, when asked, every node's output as it comes, prefixed by job and
+//! node (from its start for a job the apply created or replaced, else from where its log ends
+//! when the wait starts; a few of the provider's chunks per node per poll); a job that did not
+//! succeed is an error naming it, its failed nodes, their exit codes and the last lines of their
+//! logs. Nothing here prints: the lines go to the caller's [`WatchOutput`]. Jobs are resources of the portable
 //! kind `job`; their provider reports `status` (one of [`JobStatus`]), `started_at`,
 //! `finished_at`, `nodes` and `exit_codes` as attributes, and serves their logs.
 

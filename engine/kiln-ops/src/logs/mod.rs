@@ -3,11 +3,13 @@
 //! archives themselves ([`archive`]). Nothing here prints: what `kiln logs` prints is the CLI's
 //! (`engine/cli/commands/logs.rs`); warnings go to a callback the caller gives.
 //!
-//! Reading. Every node by default, each line prefixed `[node N] ` (a partial last line is kept
-//! until its newline comes, or ended at the end) when the job has several nodes and several
-//! logs; `--node N` prints that node as it is. A provider answers a read from an offset or a
-//! seek ([`kiln_provider::LogSeek`]): `--tail N` seeks the end, then reads back in growing windows until it
-//! has N lines, so a long log is never read whole; `--since` seeks by time, from the time index
+//! Reading. Every node by default, each line prefixed `[node N] ` (a line ends at `\n` or at
+//! `\r`, kept, as progress bars redraw; a partial last line is kept until its end comes, or
+//! passed on as a line past 64 KiB, or ended at the end: [`Lines`]) when the job has several
+//! nodes and several logs; `--node N` prints that node as it is. Without `--follow`, each node is
+//! read up to where its log ends when its printing starts (a running job's log grows meanwhile). A provider answers a read from an offset or a
+//! seek ([`kiln_provider::LogSeek`]): `--tail N` seeks the end, then reads back a block at a time counting
+//! newlines until it has N lines, so a long log is never held whole; `--since` seeks by time, from the time index
 //! each node's wrapper keeps beside its log while it runs (`EPOCH SIZE` samples every 2 s when
 //! the log grew: [`kiln_provider::logs`]), starting at the next line start; a provider without
 //! one answers `E-LOGS-SINCE`, never the whole log. `--follow` starts at the tail (the last 10
@@ -16,7 +18,7 @@
 //! Retention. Before an apply deletes or replaces a job ([`archive_before_delete`], called by
 //! the CLI's `apply`), kiln reads every node's log through the provider and writes an archive
 //! `JOB_ID/` (`job.json`: workspace, address, job_id, nodes, destroyed_at, expires_at;
-//! `node-N.log`, at most the last 256 MiB of each; the logs first, `job.json` last) into a
+//! `node-N.log`, at most the last 256 MiB of each, up to where it ended when archiving began; the logs first, `job.json` last) into a
 //! [`Store`]: `kiln-logs/` of the job's checkpoint bucket when that bucket is in state and
 //! outlives the apply, and either is a `local` bucket (its directory) or its provider keeps
 //! kiln's files ([`kiln_provider::Provider::store`]: aws's S3 buckets, onprem's directories on a host), so
