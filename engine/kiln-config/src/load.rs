@@ -17,6 +17,9 @@ use crate::types::parse_type;
 
 const EXT: &str = ".kiln.hcl";
 
+/// The blocks a configuration file holds at its top level.
+const TOP_LEVEL_BLOCKS: &[&str] = &["kiln", "variable", "locals", "output", "provider", "resource", "data", "module", "policy", "catalog"];
+
 /// Loads the root module in `dir` and every local module it calls.
 pub fn load(dir: &Path) -> (Option<Config>, Diagnostics) {
     let mut sources = Sources::new();
@@ -38,7 +41,10 @@ pub fn load(dir: &Path) -> (Option<Config>, Diagnostics) {
 }
 
 fn load_node(dir: &Path, path: Vec<String>, sources: &mut Sources, diags: &mut Diagnostics, stack: &mut Vec<PathBuf>) -> ModuleNode {
-    let module = load_module_dir(dir, sources, diags);
+    let mut module = load_module_dir(dir, sources, diags);
+    if !path.is_empty() {
+        crate::policy::root_only(&mut module, &path, diags);
+    }
     let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     stack.push(canonical);
     let mut children = BTreeMap::new();
@@ -249,19 +255,19 @@ fn first_attr_before(body: &hcl_edit::structure::Body, offset: usize, key: &str)
     body.attributes().find(|a| a.key.as_str() == key).and_then(|a| a.key.span())
 }
 
-struct Parser<'t> {
-    file: FileId,
+pub(crate) struct Parser<'t> {
+    pub(crate) file: FileId,
     /// The file's text: expressions keep it for Terraform's exact `<<-` heredoc handling.
     text: &'t str,
 }
 
 impl Parser<'_> {
-    fn span(&self, x: &impl hcl_edit::Span) -> Option<Span> {
+    pub(crate) fn span(&self, x: &impl hcl_edit::Span) -> Option<Span> {
         x.span().map(|r| Span::new(self.file, r))
     }
 
     /// Span of a block's header (ident and labels), for "declared here" labels.
-    fn header_span(&self, b: &Block) -> Span {
+    pub(crate) fn header_span(&self, b: &Block) -> Span {
         let start = b.ident.span().map_or(0, |r| r.start);
         let end = b.labels.last().and_then(|l| l.span()).or_else(|| b.ident.span()).map_or(start, |r| r.end);
         Span::new(self.file, start..end)
@@ -272,7 +278,7 @@ impl Parser<'_> {
     }
 
     /// Reports labels on a block that takes none (`locals`, `kiln`).
-    fn no_labels(&self, b: &Block, diags: &mut Diagnostics) {
+    pub(crate) fn no_labels(&self, b: &Block, diags: &mut Diagnostics) {
         if let Some(first) = b.labels.first() {
             let ident = b.ident.as_str();
             let start = first.span().map_or(0, |r| r.start);
@@ -285,7 +291,7 @@ impl Parser<'_> {
         }
     }
 
-    fn labels(&self, b: &Block, want: &[&str], diags: &mut Diagnostics) -> Option<Vec<String>> {
+    pub(crate) fn labels(&self, b: &Block, want: &[&str], diags: &mut Diagnostics) -> Option<Vec<String>> {
         let labels: Vec<String> = b.labels.iter().map(|l| l.as_str().to_string()).collect();
         if labels.len() != want.len() {
             let ident = b.ident.as_str();
@@ -385,15 +391,25 @@ impl Parser<'_> {
                     }
                 }
             }
+            "policy" => {
+                if let Some(l) = self.labels(b, &["NAME"], diags) {
+                    let p = self.policy(&l[0], b, diags);
+                    self.insert_unique(&mut module.policies, l[0].clone(), p, |p| &p.span, "policy", diags);
+                }
+            }
+            "catalog" => {
+                self.no_labels(b, diags);
+                self.catalog(b, module, diags);
+            }
             other => diags.push(
                 Diagnostic::error("E-UNKNOWN-BLOCK", format!("unknown block type `{other}`"))
                     .at(self.header_span(b), "not a kiln block")
-                    .hint(suggest(other, &["kiln", "variable", "locals", "output", "provider", "resource", "data", "module"])),
+                    .hint(suggest(other, TOP_LEVEL_BLOCKS)),
             ),
         }
     }
 
-    fn insert_unique<T>(
+    pub(crate) fn insert_unique<T>(
         &self,
         map: &mut BTreeMap<String, T>,
         name: String,
@@ -414,7 +430,7 @@ impl Parser<'_> {
         }
     }
 
-    fn body(&self, body: &hcl_edit::structure::Body, diags: &mut Diagnostics) -> Body {
+    pub(crate) fn body(&self, body: &hcl_edit::structure::Body, diags: &mut Diagnostics) -> Body {
         let mut out = Body::default();
         for s in body.iter() {
             match s {
@@ -797,7 +813,7 @@ impl Parser<'_> {
     }
 
     /// A literal string attribute such as `description`; reports anything else.
-    fn literal_text(&self, a: &Attr, diags: &mut Diagnostics) -> Option<String> {
+    pub(crate) fn literal_text(&self, a: &Attr, diags: &mut Diagnostics) -> Option<String> {
         let s = literal_string(&a.expr);
         if s.is_none() {
             diags.push(
@@ -823,7 +839,7 @@ impl Parser<'_> {
         }
     }
 
-    fn unknown_attr(&self, a: &Attr, name: &str, block: &str, known: &[&str]) -> Diagnostic {
+    pub(crate) fn unknown_attr(&self, a: &Attr, name: &str, block: &str, known: &[&str]) -> Diagnostic {
         Diagnostic::error("E-UNKNOWN-ATTR", format!("unknown attribute `{name}` in a `{block}` block"))
             .at(a.name_span.clone(), "here")
             .hint(suggest(name, known))

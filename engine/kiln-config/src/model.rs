@@ -52,6 +52,10 @@ pub struct Module {
     pub providers: Vec<ProviderBlock>,
     pub resources: Vec<Resource>,
     pub module_calls: BTreeMap<String, ModuleCall>,
+    /// `policy "NAME" { ... }` blocks by name (root module only).
+    pub policies: BTreeMap<String, Policy>,
+    /// The `catalog { ... }` block (root module only, at most one).
+    pub catalog: Option<CatalogBlock>,
     /// Position of each resource in `resources` by (mode, kind, name), for constant-time lookups.
     resource_index: std::collections::HashMap<(Mode, String, String), usize>,
 }
@@ -252,5 +256,70 @@ pub struct NestedBlock {
     pub ident: String,
     pub labels: Vec<String>,
     pub body: Body,
+    pub span: Span,
+}
+
+/// A `policy "NAME" { ... }` block: rules a plan must keep, checked at plan time (kiln-core's
+/// `policy.rs`); a plan that breaks one is refused (exit code 3). Every setting is optional and
+/// kept unevaluated: literals are type-checked at load, the rest when the plan is checked.
+#[derive(Debug)]
+pub struct Policy {
+    pub name: String,
+    pub description: Option<String>,
+    /// `max_hourly_cost`: the plan's total hourly cost after apply must not exceed it (USD).
+    pub max_hourly_cost: Option<Attr>,
+    /// `allowed_providers`: the provider names or keys (`aws`, `aws.west`) objects may use.
+    pub allowed_providers: Option<Attr>,
+    /// `allowed_regions`: the regions objects may be in.
+    pub allowed_regions: Option<Attr>,
+    /// `spot_above_gpus = N`: a cluster or spot pool with more than N GPUs in total must use spot.
+    pub spot_above_gpus: Option<Attr>,
+    /// `protect_nonempty_buckets = true`: no delete or replace of a bucket that holds objects.
+    pub protect_nonempty_buckets: Option<Attr>,
+    /// `rule { condition = EXPR, message = "..." }` blocks, in source order.
+    pub rules: Vec<PolicyRule>,
+    /// The block header (`policy "budget"`).
+    pub span: Span,
+}
+
+impl Policy {
+    /// The settings that are written, by name, in the order the checks run.
+    pub fn settings(&self) -> impl Iterator<Item = &Attr> {
+        [&self.max_hourly_cost, &self.allowed_providers, &self.allowed_regions, &self.spot_above_gpus, &self.protect_nonempty_buckets]
+            .into_iter()
+            .flatten()
+    }
+}
+
+/// A policy's `rule` block: `condition` is evaluated once per planned change (with `change.*`
+/// and `plan.*`) and must be true; `message` says what a false one means.
+#[derive(Debug)]
+pub struct PolicyRule {
+    pub condition: Expr,
+    pub message: Expr,
+    /// The block header (`rule`).
+    pub span: Span,
+}
+
+/// The `catalog { ... }` block: the user's prices beside the catalog kiln ships (evaluated by
+/// kiln-ops' catalog). Attributes stay unevaluated expressions.
+#[derive(Debug)]
+pub struct CatalogBlock {
+    /// `path`: a CSV file of catalog rows, or a list of them (relative to the root module).
+    pub path: Option<Attr>,
+    /// `discount { ... }` blocks, in source order.
+    pub discounts: Vec<DiscountBlock>,
+    /// The block header (`catalog`).
+    pub span: Span,
+}
+
+/// `discount { cloud = "aws", percent = 30, instance_type = "p5.48xlarge" }`: a negotiated
+/// discount off a cloud's catalog prices, for every instance type or one.
+#[derive(Debug)]
+pub struct DiscountBlock {
+    pub cloud: Attr,
+    pub percent: Attr,
+    pub instance_type: Option<Attr>,
+    /// The block header (`discount`).
     pub span: Span,
 }
