@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::{
-    async_trait, ApplyResponse, CreateRequest, DeleteRequest, ImportRequest, PlanRequest, PlanResponse, ReadItem, ReadResult,
-    RecoverRequest, UpdateRequest,
+    async_trait, ApplyResponse, Contents, ContentsRequest, CreateRequest, DeleteRequest, ImportRequest, PlanRequest, PlanResponse,
+    ReadItem, ReadResult, RecoverRequest, UpdateRequest,
 };
 use kiln_value::{Map, Value};
 
@@ -180,6 +180,27 @@ impl Kind<Ctx, LazyProcs> for Bucket {
             Some(spec) if std::fs::read_to_string(spec.dir.join(MARKER)).is_ok_and(|t| t == req.token) => ReadResult::found(spec.state()),
             _ => ReadResult::gone(),
         })
+    }
+
+    /// The directory's entries, kiln's marker aside: a handful named, or none (a directory
+    /// that is gone holds nothing).
+    async fn contents(&self, ctx: &Ctx, req: &ContentsRequest<'_>) -> Contents {
+        let Some(path) = str_attr(req.state, "path") else {
+            return Contents::Unknown { reason: format!("{}: the bucket in state has no path", req.address) };
+        };
+        let dir = resolve(&ctx.working_dir, path);
+        let first = std::fs::read_dir(&dir).map(|rd| {
+            rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n != MARKER).take(5).collect::<Vec<_>>()
+        });
+        match first {
+            Ok(names) if names.is_empty() => Contents::Empty,
+            Ok(mut names) => {
+                names.sort();
+                Contents::Holds { examples: names }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Contents::Empty,
+            Err(e) => Contents::Unknown { reason: format!("cannot list {}: {e}", dir.display()) },
+        }
     }
 
     async fn import(&self, ctx: &Ctx, req: &ImportRequest<'_>) -> Outcome<ReadResult> {

@@ -25,9 +25,9 @@ use kiln_schema::{Body, KindSchema, ProviderSchema};
 use kiln_value::Value;
 
 use crate::{
-    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, LogsRequest, LogsResponse,
-    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadItem, ReadRequest, ReadResponse, ReadResult, RecoverRequest,
-    ShellAccess, ShellRequest, ShellResponse, StoreRequest, StoreResponse, UpdateRequest, ValidateRequest,
+    async_trait, ApplyResponse, ConfigureRequest, Contents, ContentsRequest, CreateRequest, DeleteRequest, ImportRequest, Limits,
+    LogsRequest, LogsResponse, PlanRequest, PlanResponse, Provider, ProviderFactory, ReadDataRequest, ReadItem, ReadRequest, ReadResponse,
+    ReadResult, RecoverRequest, ShellAccess, ShellRequest, ShellResponse, StoreRequest, StoreResponse, UpdateRequest, ValidateRequest,
 };
 
 /// What a kind operation returns: its response, or the diagnostics of a plain failure.
@@ -70,6 +70,10 @@ pub trait Kind<C: Sync, B: Sync>: Send + Sync {
     /// Files kiln keeps in a bucket ([`Provider::store`]); by default the kind cannot keep any.
     async fn store(&self, _ctx: &C, req: &StoreRequest<'_>) -> Outcome<StoreResponse> {
         Err(crate::no_store(req).into())
+    }
+    /// Whether a bucket holds objects ([`Provider::contents`]); by default unknown.
+    async fn contents(&self, _ctx: &C, req: &ContentsRequest<'_>) -> Contents {
+        Contents::unknown(req)
     }
 }
 
@@ -228,6 +232,13 @@ impl<C: Sync, B: Sync> Kinds<C, B> {
         out.unwrap_or_else(StoreResponse::refused)
     }
 
+    pub async fn contents(&self, ctx: &C, req: ContentsRequest<'_>) -> Contents {
+        match self.get(req.kind) {
+            Ok(k) => k.contents(ctx, &req).await,
+            Err(d) => Contents::Unknown { reason: d.summary },
+        }
+    }
+
     pub async fn read_data(&self, ctx: &C, req: ReadDataRequest<'_>) -> ReadResult {
         let out = match self.data_source(req.kind) {
             Ok(k) => k.read(ctx, &req).await,
@@ -355,6 +366,10 @@ impl<P: KindProvider> Provider for P {
 
     async fn store(&self, req: StoreRequest<'_>) -> StoreResponse {
         P::KINDS.store(self.ctx(), req).await
+    }
+
+    async fn contents(&self, req: ContentsRequest<'_>) -> Contents {
+        P::KINDS.contents(self.ctx(), req).await
     }
 
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {

@@ -116,6 +116,14 @@ pub trait Provider: Send + Sync {
         StoreResponse::refused(no_store(&req))
     }
 
+    /// Whether a bucket holds objects (the `protect_nonempty_buckets` policy, checked at plan
+    /// time before a bucket is deleted or replaced): one cheap read that stops at the first
+    /// object, never a listing of the whole bucket. By default: unknown, which the policy
+    /// treats as holding objects.
+    async fn contents(&self, req: ContentsRequest<'_>) -> Contents {
+        Contents::unknown(&req)
+    }
+
     /// Reads a data source.
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
         ReadResult {
@@ -279,6 +287,32 @@ pub struct StoreResponse {
 impl StoreResponse {
     pub fn refused(d: impl Into<Diagnostics>) -> Self {
         StoreResponse { diagnostics: d.into(), ..Default::default() }
+    }
+}
+
+/// Which bucket [`Provider::contents`] looks into.
+pub struct ContentsRequest<'a> {
+    pub address: &'a str,
+    pub kind: &'a str,
+    /// The bucket's state (as refreshed by the plan).
+    pub state: &'a Value,
+}
+
+/// What [`Provider::contents`] found in a bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contents {
+    /// It holds no object (kiln's own marker aside).
+    Empty,
+    /// It holds objects: the first few names found (a handful at most), for the message.
+    Holds { examples: Vec<String> },
+    /// It could not tell, and why (a provider that cannot look, a read that failed).
+    Unknown { reason: String },
+}
+
+impl Contents {
+    /// The default answer: this provider cannot look into a bucket.
+    pub fn unknown(req: &ContentsRequest<'_>) -> Contents {
+        Contents::Unknown { reason: format!("the provider of `{}` cannot tell whether a `{}` holds objects", req.address, req.kind) }
     }
 }
 
