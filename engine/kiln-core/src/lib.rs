@@ -15,6 +15,8 @@
 //!   `apply/` (the apply graph built from the plan's changes, run concurrently in dependency
 //!   order).
 //! - `console.rs`: `kiln console`'s evaluation of expressions over the configuration and state.
+//! - `policy.rs`: the root module's `policy` blocks checked against the finished plan (its
+//!   changes, costs and placements), at the end of `plan`.
 
 mod apply;
 mod console;
@@ -23,6 +25,7 @@ mod graph;
 mod hooks;
 mod instance;
 mod plan;
+mod policy;
 mod providers;
 mod redact;
 mod references;
@@ -35,6 +38,7 @@ pub use console::{Console, ConsoleRequest};
 pub use graph::{build_graph, Node};
 pub use hooks::{Hook, NoopHook, Subject};
 pub use plan::{config_digest, plan, PlanRequest};
+pub use policy::{evaluate_policies, policy_diagnostics, PolicyInputs};
 pub use providers::{ProviderRegistry, Providers};
 pub use validate::{validate, ValidateRequest};
 pub use walk_state::{configure_provider, configure_providers, ProvidersRequest};

@@ -118,7 +118,8 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
         refresh: req.refresh,
         pending,
     };
-    (Some(plan), diags)
+    // Last: policies see the finished plan, its costs and placements included.
+    crate::policy::check(&req, plan, diags).await
 }
 
 /// `lifecycle.prevent_destroy`, checked on what is left after `--target`/`--exclude`.

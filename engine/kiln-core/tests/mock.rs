@@ -11,7 +11,7 @@ use kiln_core::{ApplyOutcome, Cancel, NoopHook, ProviderRegistry, Providers, Sta
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_plan::Plan;
 use kiln_provider::{
-    async_trait, ApplyResponse, ConfigureRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, PlanRequest, PlanResponse, Provider,
+    async_trait, ApplyResponse, ConfigureRequest, Contents, ContentsRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, PlanRequest, PlanResponse, Provider,
     ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest, ValidateRequest,
 };
 use kiln_schema::{Attribute, Body, KindSchema, ProviderSchema};
@@ -51,7 +51,28 @@ pub fn schema() -> ProviderSchema {
         .attr("key", Attribute::computed(Type::String, "a generated secret").sensitive())
         .attr("id", Attribute::computed(Type::String, "id"));
     let config = Body::new().attr("region", Attribute::optional(Type::String, "region"));
-    ProviderSchema { config, kinds: [("thing".to_string(), KindSchema::new("a thing", thing))].into(), data_kinds: Default::default() }
+    // The portable kinds policies look at (with `provider = mock`): a cluster or pool's size,
+    // GPUs and spot, an object's region, and the objects a bucket holds (`objects`).
+    let portable = || {
+        Body::new()
+            .attr("name", Attribute::required(Type::String, "name").force_new())
+            .attr("nodes", Attribute::optional(Type::Number, "nodes"))
+            .attr("capacity", Attribute::optional(Type::Number, "instances"))
+            .attr("accelerators", Attribute::optional(Type::Any, "GPUs per node"))
+            .attr("spot", Attribute::optional(Type::Any, "spot"))
+            .attr("on_demand_base", Attribute::optional(Type::Number, "on-demand instances"))
+            .attr("on_demand_fallback", Attribute::optional(Type::Bool, "on-demand when spot is short"))
+            .attr("region", Attribute::optional(Type::String, "region"))
+            .attr("objects", Attribute::optional(Type::List(Box::new(Type::String)), "what a bucket holds; unset: the mock cannot tell"))
+            .attr("id", Attribute::computed(Type::String, "id"))
+    };
+    let kinds = [
+        ("thing".to_string(), KindSchema::new("a thing", thing)),
+        ("bucket".to_string(), KindSchema::new("a bucket", portable())),
+        ("cluster".to_string(), KindSchema::new("a cluster", portable())),
+        ("spot_pool".to_string(), KindSchema::new("a spot pool", portable())),
+    ];
+    ProviderSchema { config, kinds: kinds.into(), data_kinds: Default::default() }
 }
 
 pub struct Factory(pub Arc<Mock>);
@@ -166,6 +187,15 @@ impl Provider for Mock {
     }
     async fn import(&self, _req: ImportRequest<'_>) -> ReadResult {
         ReadResult::gone()
+    }
+    /// A bucket holds the `objects` its state lists; without the attribute the mock cannot tell.
+    async fn contents(&self, req: ContentsRequest<'_>) -> Contents {
+        self.log(format!("contents {}", req.address));
+        match req.state.get("objects").and_then(Value::as_list) {
+            Some([]) => Contents::Empty,
+            Some(l) => Contents::Holds { examples: l.iter().filter_map(Value::as_str).map(str::to_string).collect() },
+            None => Contents::Unknown { reason: "the mock cannot tell".to_string() },
+        }
     }
 }
 
