@@ -11,7 +11,8 @@ Exit status:
   0  success (with plan --detailed-exitcode: no changes)
   1  an error (a usage error too)
   2  plan --detailed-exitcode: changes present
-  3  fmt --check: files need formatting
+  3  fmt --check: files need formatting; plan: the plan breaks a policy (over
+     --detailed-exitcode's 2), and apply refuses such a plan, applying nothing
   101  an internal error (a bug); the state lock it held is released
 
 Environment:
@@ -290,7 +291,7 @@ pub enum Command {
         /// Save the plan to FILE for `kiln apply FILE`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
-        /// Exit 0 with no changes, 2 with changes, 1 on error.
+        /// Exit 0 with no changes, 2 with changes, 1 on error (3 when a policy fails, whatever the changes).
         #[arg(long)]
         detailed_exitcode: bool,
         /// Plan to destroy every object kiln manages, as `kiln destroy` would (save it with

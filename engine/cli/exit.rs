@@ -1,5 +1,5 @@
 //! What a command returns: `R = Result<ExitStatus, Failure>`. An [`ExitStatus`] is one of
-//! Terraform's exit codes; a [`Failure`] carries the diagnostics of an error that stopped the
+//! Terraform's exit codes (and 3 for a plan that breaks a policy); a [`Failure`] carries the diagnostics of an error that stopped the
 //! command, with the source files their spans point into, and is rendered once, by the printer
 //! (as every other diagnostic: code, summary, file:line:col, hint).
 
@@ -19,6 +19,9 @@ pub enum ExitStatus {
     Changes,
     /// 3: `fmt --check` found files to reformat.
     Unformatted,
+    /// 3: the plan breaks a policy (`kiln plan`, over `--detailed-exitcode`'s 2; `kiln apply`
+    /// refuses it and applies nothing).
+    PolicyViolated,
     /// 101: a panic (a bug); the state locks this process held were released.
     Panic,
 }
@@ -30,7 +33,7 @@ impl ExitStatus {
             ExitStatus::Success => 0,
             ExitStatus::Error => 1,
             ExitStatus::Changes => 2,
-            ExitStatus::Unformatted => 3,
+            ExitStatus::Unformatted | ExitStatus::PolicyViolated => 3,
             ExitStatus::Panic => 101,
         }
     }
@@ -122,10 +125,17 @@ mod tests {
 
     #[test]
     fn exit_codes_are_terraforms() {
-        let codes: Vec<i32> = [ExitStatus::Success, ExitStatus::Error, ExitStatus::Changes, ExitStatus::Unformatted, ExitStatus::Panic]
-            .map(ExitStatus::code)
-            .to_vec();
-        assert_eq!(codes, [0, 1, 2, 3, 101]);
+        let codes: Vec<i32> = [
+            ExitStatus::Success,
+            ExitStatus::Error,
+            ExitStatus::Changes,
+            ExitStatus::Unformatted,
+            ExitStatus::PolicyViolated,
+            ExitStatus::Panic,
+        ]
+        .map(ExitStatus::code)
+        .to_vec();
+        assert_eq!(codes, [0, 1, 2, 3, 3, 101]);
     }
 
     #[test]

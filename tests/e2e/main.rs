@@ -31,6 +31,7 @@ mod logs;
 mod onprem;
 mod plan;
 mod plan_view;
+mod policy;
 mod schema;
 mod secrets;
 mod show;

@@ -71,6 +71,10 @@ pub(crate) async fn apply_locked(s: &Session, dir: &Path, l: &Loaded, providers:
             p
         }
     };
+    // A plan that breaks a policy is never applied, saved or made here.
+    if let Some(code) = refuse_policies(l, &plan, "nothing was applied") {
+        return Ok(code);
+    }
     if !plan.has_changes() {
         return Ok(ExitStatus::Success);
     }

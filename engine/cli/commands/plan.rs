@@ -20,6 +20,7 @@ pub(crate) async fn plan_cmd(cx: &Ctx, args: &PlanArgs, mode: Mode, out: Option<
     })
     .await?;
     view_plan::print(cx, &plan, format);
+    let broken = plan.policies.iter().any(|p| !p.passed());
     if let Some(path) = out {
         let text =
             plan.to_json().map_err(|e| Diagnostic::error("E-PLAN-SAVE", e.to_string()).hint("nothing was written; please report this"))?;
@@ -35,11 +36,21 @@ pub(crate) async fn plan_cmd(cx: &Ctx, args: &PlanArgs, mode: Mode, out: Option<
             Diagnostic::error("E-PLAN-SAVE", format!("cannot write `{}`: {e}", path.display()))
                 .hint("check that the directory exists and is writable")
         })?;
-        cx.printer.note(format_args!(
-            "\nSaved the plan to {}. Apply exactly this plan with: kiln apply {}",
-            path.display(),
-            path.display()
-        ));
+        if broken {
+            // Kept for review (a CI artifact); apply refuses it.
+            cx.printer
+                .note(format_args!("\nSaved the plan to {} for review: it breaks a policy, so kiln apply refuses it.", path.display()));
+        } else {
+            cx.printer.note(format_args!(
+                "\nSaved the plan to {}. Apply exactly this plan with: kiln apply {}",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    // A broken policy wins over --detailed-exitcode's 2: CI must not read it as "changes present".
+    if let Some(code) = refuse_policies(l, &plan, "kiln apply refuses this plan") {
+        return Ok(code);
     }
     Ok(if detailed && plan.has_changes() { ExitStatus::Changes } else { ExitStatus::Success })
 }

@@ -104,6 +104,29 @@ fn check_refresh_only(args: &PlanArgs, mode: Mode) -> Result<(), Failure> {
     }
 }
 
+/// A plan that breaks a policy is refused: every violation as an E-POLICY error at its policy
+/// block (file:line:col) naming the change, then a summary line, on stderr; `Some(exit 3)`.
+/// `None` when every policy passed. `refusal` says what happens to the plan
+/// (`kiln apply refuses this plan`, `nothing was applied`).
+pub(crate) fn refuse_policies(l: &Loaded, plan: &Plan, refusal: &str) -> Option<ExitStatus> {
+    let failed: Vec<&kiln_plan::PolicyResult> = plan.policies.iter().filter(|p| !p.passed()).collect();
+    if failed.is_empty() {
+        return None;
+    }
+    l.printer.diagnostics(&l.config.sources, &kiln_core::policy_diagnostics(&l.config, &plan.policies));
+    let violations: usize = failed.iter().map(|p| p.violations.len()).sum();
+    let names: Vec<&str> = failed.iter().map(|p| p.name.as_str()).collect();
+    l.printer.note(format_args!(
+        "Policy check failed: the plan breaks {} of {} {} ({}) with {violations} violation{}; {refusal}.",
+        failed.len(),
+        plan.policies.len(),
+        if plan.policies.len() == 1 { "policy" } else { "policies" },
+        names.join(", "),
+        if violations == 1 { "" } else { "s" },
+    ));
+    Some(ExitStatus::PolicyViolated)
+}
+
 /// Plans with the command's `providers` (apply and `--wait` reuse them), giving up (so the
 /// caller can release the lock) on Ctrl-C.
 pub async fn make_plan(

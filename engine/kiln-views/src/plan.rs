@@ -28,6 +28,29 @@ pub struct PlanView {
     pub output_changes: BTreeMap<String, OutputChangeView>,
     pub summary: SummaryView,
     pub has_changes: bool,
+    /// Every policy's verdict; absent when the configuration has none. A plan with a failed
+    /// policy is refused (`kiln plan` exits 3).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicyView>,
+}
+
+/// One policy's verdict on the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyView {
+    pub name: String,
+    /// `file:line:column` of the policy block.
+    pub location: String,
+    pub passed: bool,
+    pub violations: Vec<ViolationView>,
+}
+
+/// One way the plan breaks a policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct ViolationView {
+    /// The change it is about; absent for the plan as a whole (a budget).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    pub message: String,
 }
 
 /// One planned change of a resource instance, shaped as Terraform's `resource_changes` entry.
@@ -218,6 +241,20 @@ impl PlanView {
             output_changes: plan.outputs.iter().map(|(k, o)| (k.clone(), output_change(o))).collect(),
             summary: SummaryView { add: s.add, change: s.change, destroy: s.destroy },
             has_changes: plan.has_changes(),
+            policies: plan
+                .policies
+                .iter()
+                .map(|p| PolicyView {
+                    name: p.name.clone(),
+                    location: p.location.clone(),
+                    passed: p.passed(),
+                    violations: p
+                        .violations
+                        .iter()
+                        .map(|v| ViolationView { address: v.address.clone(), message: v.message.clone() })
+                        .collect(),
+                })
+                .collect(),
         }
     }
 }
@@ -468,7 +505,27 @@ pub fn human(plan: &Plan) -> String {
     } else {
         let _ = writeln!(out, "Plan: {} to add, {} to change, {} to destroy.", s.add, s.change, s.destroy);
     }
+    policies(&mut out, plan);
     out
+}
+
+/// The `Policies:` section: each policy passed or failed, with its violations.
+fn policies(out: &mut String, plan: &Plan) {
+    if plan.policies.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nPolicies:");
+    for p in &plan.policies {
+        if p.passed() {
+            let _ = writeln!(out, "  passed  {} ({})", p.name, p.location);
+            continue;
+        }
+        let n = p.violations.len();
+        let _ = writeln!(out, "  FAILED  {} ({}): {n} violation{}", p.name, p.location, if n == 1 { "" } else { "s" });
+        for v in &p.violations {
+            let _ = writeln!(out, "          * {}", v.message);
+        }
+    }
 }
 
 /// What a change's diff needs beside its two values: the top-level attributes that are
