@@ -29,15 +29,22 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
 
 /// Reading the server's contents through the AWS API.
 pub trait Inspect {
-    /// What the endpoint holds, read through the AWS API with boto3 (see `aws_inspect.py`).
-    fn inspect(&self) -> Inventory;
+    /// What the endpoint holds in us-east-1, read through the AWS API with boto3 (see
+    /// `aws_inspect.py`).
+    fn inspect(&self) -> Inventory {
+        self.inspect_region("us-east-1")
+    }
+
+    /// What the endpoint holds in `region`.
+    fn inspect_region(&self, region: &str) -> Inventory;
 }
 
 impl Inspect for Moto {
-    fn inspect(&self) -> Inventory {
+    fn inspect_region(&self, region: &str) -> Inventory {
         let out = Command::new(self.python())
             .arg(repo_root().join(INSPECT))
             .arg(self.endpoint())
+            .arg(region)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .output()
             .expect("run aws_inspect.py");

@@ -14,6 +14,8 @@ pub struct Loaded {
     /// The planner's hook for `--verbose`.
     pub(crate) verbose: VerboseHook,
     pub(crate) codec: std::sync::OnceLock<Arc<dyn kiln_state::Codec>>,
+    /// The catalog placement and cost lines read (`None`: the one kiln ships).
+    pub catalog: Option<Arc<kiln_catalog::Catalog>>,
 }
 
 impl Loaded {
@@ -59,6 +61,7 @@ pub fn load(cx: &Ctx, vars: &VarArgs) -> Result<Loaded, Failure> {
         printer: cx.printer,
         verbose: VerboseHook(cx.printer),
         codec: Default::default(),
+        catalog: None,
     };
     warn(&l, &diags);
     Ok(l)
@@ -75,7 +78,15 @@ pub fn load_config(cx: &Ctx) -> Loaded {
 /// `config`, with the root variables of [`load_config`].
 pub fn with_config(cx: &Ctx, config: Config) -> Loaded {
     let vars = kiln_ops::load_variables(cx.dir(), &[], &cx.settings.env, &mut kiln_diag::Sources::default()).0;
-    Loaded { config, vars, settings: cx.settings.clone(), printer: cx.printer, verbose: VerboseHook(cx.printer), codec: Default::default() }
+    Loaded {
+        config,
+        vars,
+        settings: cx.settings.clone(),
+        printer: cx.printer,
+        verbose: VerboseHook(cx.printer),
+        codec: Default::default(),
+        catalog: None,
+    }
 }
 
 /// The warnings among `diags`, on stderr.

@@ -35,6 +35,9 @@ pub(crate) struct Context<'a> {
     pub diags: Diagnostics,
     /// The providers this walk has taken from `providers` (configuring them when needed).
     pub ready: HashMap<String, Arc<dyn Provider>>,
+    /// Placed instances' decisions: their configuration is the placed body with the decision's
+    /// values (`crate::placement`).
+    pub placed: HashMap<InstanceAddr, crate::placement::Chosen>,
 }
 
 impl<'a> Context<'a> {
@@ -57,6 +60,7 @@ impl<'a> Context<'a> {
             cwd,
             diags: Diagnostics::new(),
             ready: HashMap::new(),
+            placed: HashMap::new(),
         }
     }
 
@@ -292,8 +296,18 @@ impl<'a> Context<'a> {
     /// errors.
     pub fn instance_config(&mut self, iaddr: &InstanceAddr, rep: Repetition, schema: &KindSchema) -> Option<Value> {
         let r = self.resource(&iaddr.resource);
-        match eval_body(&r.body, &schema.body, &self.scope(&iaddr.resource.module, rep), &r.span) {
-            Ok(v) => Some(v),
+        let placed = self.placed.get(iaddr);
+        let body = match placed {
+            Some(_) => std::borrow::Cow::Owned(crate::placement::provider_body(&r.body)),
+            None => std::borrow::Cow::Borrowed(&r.body),
+        };
+        match eval_body(&body, &schema.body, &self.scope(&iaddr.resource.module, rep), &r.span) {
+            Ok(mut v) => {
+                if let Some(c) = placed {
+                    crate::placement::apply_choice(&mut v, &c.meta, &c.offering, &c.fallbacks, schema);
+                }
+                Some(v)
+            }
             Err(d) => {
                 self.diags.extend(d.with_address(&iaddr.to_string()));
                 None

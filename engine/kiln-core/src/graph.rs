@@ -42,10 +42,23 @@ pub struct Graph {
     pub provider_of: HashMap<ResourceAddr, String>,
     /// Where each node is declared, for cycle reports.
     pub spans: HashMap<Node, Span>,
+    /// Resources placed by the optimizer (`crate::placement`): the provider blocks each may
+    /// land on. Their `provider_of` is the first, only so every resource has one.
+    pub placed: HashMap<ResourceAddr, Vec<String>>,
+    /// Jobs without `provider` whose `cluster` is a placed cluster: they follow it.
+    pub follows: HashMap<ResourceAddr, ResourceAddr>,
 }
 
 pub fn build_graph(config: &Config, registry: &ProviderRegistry) -> (Graph, Diagnostics) {
-    let mut b = Builder { g: DepGraph::new(), provider_of: HashMap::new(), spans: HashMap::new(), diags: Diagnostics::new(), config };
+    let mut b = Builder {
+        g: DepGraph::new(),
+        provider_of: HashMap::new(),
+        placed: HashMap::new(),
+        follows: HashMap::new(),
+        spans: HashMap::new(),
+        diags: Diagnostics::new(),
+        config,
+    };
     // Providers are configured in the root module; child modules inherit them.
     for p in &config.root.module.providers {
         let n = Node::Provider(p.key());
@@ -76,12 +89,15 @@ pub fn build_graph(config: &Config, registry: &ProviderRegistry) -> (Graph, Diag
         }
         b.diags.push(d);
     }
-    (Graph { deps: b.g, provider_of: b.provider_of, spans: b.spans }, b.diags)
+    b.followers(config);
+    (Graph { deps: b.g, provider_of: b.provider_of, spans: b.spans, placed: b.placed, follows: b.follows }, b.diags)
 }
 
 struct Builder<'c> {
     g: DepGraph<Node>,
     provider_of: HashMap<ResourceAddr, String>,
+    placed: HashMap<ResourceAddr, Vec<String>>,
+    follows: HashMap<ResourceAddr, ResourceAddr>,
     spans: HashMap<Node, Span>,
     diags: Diagnostics,
     config: &'c Config,
@@ -167,7 +183,9 @@ impl Builder<'_> {
             let n = Node::Resource(addr.clone());
             self.g.add(n.clone());
             self.spans.insert(n.clone(), r.span.clone());
+            let placed = crate::placement::opts_in(r);
             let key = match &r.provider {
+                _ if placed => self.placed(registry, r, &addr),
                 Some(p) => {
                     if registry.get(&p.name).is_none() {
                         self.diags.push(
@@ -233,6 +251,65 @@ impl Builder<'_> {
                 for t in self.depends_on_nodes(m, d) {
                     self.g.depend(&n, &t);
                 }
+            }
+        }
+    }
+
+    /// A block that opts into placement: it depends on every provider it may land on.
+    fn placed(&mut self, registry: &ProviderRegistry, r: &kiln_config::Resource, addr: &ResourceAddr) -> String {
+        let n = Node::Resource(addr.clone());
+        if !crate::placement::KINDS.contains(&r.kind.as_str()) {
+            self.diags.push(
+                Diagnostic::error("E-PLACEMENT", format!("placement places clusters and spot pools, not a `{}`", r.kind))
+                    .at(r.span.clone(), "declared here")
+                    .address(addr)
+                    .hint("remove the `placement` block (or `provider = auto`); a job follows the cluster it runs on"),
+            );
+        }
+        let keys = crate::placement::candidates(self.config, registry, &r.kind);
+        if keys.is_empty() {
+            let clouds: Vec<&str> = registry.names().filter(|n| !["local", "kiln"].contains(n)).collect();
+            self.diags.push(
+                Diagnostic::error("E-PLACEMENT-NO-PROVIDER", format!("no configured provider can place `{addr}`"))
+                    .at(r.span.clone(), "opts into placement")
+                    .address(addr)
+                    .hint(format!(
+                        "placement chooses among the configured providers (never `local`): add a provider block such as `provider \"{}\" {{}}`",
+                        clouds.first().copied().unwrap_or("aws")
+                    )),
+            );
+        }
+        for k in &keys {
+            let pn = Node::Provider(k.clone());
+            if !self.g.contains(&pn) {
+                self.g.add(pn.clone());
+            }
+            self.g.depend(&n, &pn);
+        }
+        let first = keys.first().cloned().unwrap_or_else(|| crate::providers::DEFAULT_PROVIDER.to_string());
+        self.placed.insert(addr.clone(), keys);
+        first
+    }
+
+    /// Jobs without `provider` whose `cluster` refers to a placed cluster follow it: they depend
+    /// on its providers too.
+    fn followers(&mut self, config: &Config) {
+        for m in config.root.walk() {
+            for r in m.module.resources.iter().filter(|r| r.kind == "job" && r.provider.is_none() && r.mode == Mode::Managed) {
+                let Some(text) = r.body.attr("cluster").and_then(|a| kiln_eval::whole_reference(&a.expr)) else { continue };
+                let base = text.split('[').next().unwrap_or_default();
+                let Some(("cluster", name)) = base.split_once('.') else { continue };
+                let cluster = ResourceAddr { module: m.path.clone(), mode: Mode::Managed, kind: "cluster".into(), name: name.to_string() };
+                let Some(keys) = self.placed.get(&cluster).cloned() else { continue };
+                let job = resource_addr(&m.path, r);
+                let n = Node::Resource(job.clone());
+                for k in &keys {
+                    self.g.depend(&n, &Node::Provider(k.clone()));
+                }
+                if let Some(k) = keys.first() {
+                    self.provider_of.insert(job.clone(), k.clone());
+                }
+                self.follows.insert(job, cluster);
             }
         }
     }
@@ -338,7 +415,15 @@ impl Builder<'_> {
 /// The undeclared names among the references of `e`, an expression of the root module
 /// (`kiln console`'s input), reported as the graph reports them in the configuration.
 pub(crate) fn undeclared(config: &Config, e: &Expr) -> Diagnostics {
-    let mut b = Builder { g: DepGraph::new(), provider_of: HashMap::new(), spans: HashMap::new(), diags: Diagnostics::new(), config };
+    let mut b = Builder {
+        g: DepGraph::new(),
+        provider_of: HashMap::new(),
+        placed: HashMap::new(),
+        follows: HashMap::new(),
+        spans: HashMap::new(),
+        diags: Diagnostics::new(),
+        config,
+    };
     for (r, span) in references(e) {
         b.resolve(&config.root, &r, &span);
     }

@@ -22,6 +22,9 @@ use sha2::Digest;
 
 use crate::context::{ignore_changes, propose, recorded, remark, Context};
 use crate::graph::{build_graph, Graph, Node};
+
+#[path = "plan_placed.rs"]
+mod placed;
 use crate::hooks::Hook;
 use crate::providers::{ProviderRegistry, Providers};
 use crate::scope::Repetition;
@@ -45,6 +48,17 @@ pub struct PlanRequest<'a> {
     pub replace: Vec<Target>,
     pub hook: &'a dyn Hook,
     pub cwd: PathBuf,
+    /// The catalog placement and cost lines read, and `--replan-placement`.
+    pub placement: PlacementOptions,
+}
+
+/// What placement and pricing read besides the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct PlacementOptions {
+    /// The layered catalog (shipped, refreshed, the user's); `None`: the shipped one.
+    pub catalog: Option<Arc<kiln_catalog::Catalog>>,
+    /// `--replan-placement`: place again instances whose request did not change.
+    pub replan: bool,
 }
 
 /// Digest of every configuration file, so a saved plan can tell the configuration changed.
@@ -70,7 +84,7 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
     let mut cx = Context::new(req.config, req.registry, &graph, req.providers, &req.variables, req.workspace.clone(), req.cwd.clone());
     cx.diags = diags;
     cx.check_root_variables();
-    let mut p = Planner::new(cx, req.state, req.mode, req.refresh, &req.replace, req.hook);
+    let mut p = Planner::new(cx, req.state, req.mode, req.refresh, &req.replace, req.hook, req.placement.clone());
     for node in &order {
         p.visit(node).await;
     }
@@ -97,7 +111,8 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
         }
     }
     let variables = p.cx.root_var_values();
-    let Planner { cx, drift, pending, .. } = p;
+    let cost = p.price(&mut changes).await;
+    let Planner { cx, drift, pending, placements, .. } = p;
     let diags = cx.finish();
     if diags.has_errors() {
         return (None, diags);
@@ -117,6 +132,10 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
         excludes: req.excludes.iter().map(ToString::to_string).collect(),
         refresh: req.refresh,
         pending,
+        cost: Some(cost),
+        placements,
+        policies: Vec::new(),
+        git_commit: None,
     };
     // Last: policies see the finished plan, its costs and placements included.
     crate::policy::check(&req, plan, diags).await
@@ -286,10 +305,22 @@ struct Planner<'a> {
     instances: HashMap<ResourceAddr, Vec<InstanceAddr>>,
     /// Resources whose planning failed: their dependents are not planned.
     failed: HashSet<ResourceAddr>,
+    options: PlacementOptions,
+    /// What each candidate provider offers placement, asked once.
+    offers: HashMap<String, Vec<kiln_provider::offerings::Offering>>,
+    placements: Vec<kiln_plan::Placement>,
 }
 
 impl<'a> Planner<'a> {
-    fn new(cx: Context<'a>, state: &'a State, mode: Mode, refresh: bool, replace: &'a [Target], hook: &'a dyn Hook) -> Self {
+    fn new(
+        cx: Context<'a>,
+        state: &'a State,
+        mode: Mode,
+        refresh: bool,
+        replace: &'a [Target],
+        hook: &'a dyn Hook,
+        options: PlacementOptions,
+    ) -> Self {
         Planner {
             cx,
             state,
@@ -304,6 +335,9 @@ impl<'a> Planner<'a> {
             visited: HashSet::new(),
             instances: HashMap::new(),
             failed: HashSet::new(),
+            options,
+            offers: HashMap::new(),
+            placements: Vec::new(),
         }
     }
 
@@ -386,7 +420,21 @@ impl<'a> Planner<'a> {
 
     async fn resource(&mut self, addr: &ResourceAddr) {
         let r = self.cx.resource(addr);
-        let key = self.cx.graph.provider_of[addr].clone();
+        if self.cx.graph.placed.contains_key(addr) && self.mode == Mode::Normal {
+            return self.placed_resource(addr).await;
+        }
+        let key = match self.followed(addr) {
+            Some(k) if self.mode == Mode::Normal => k,
+            // Not planning new objects: a placed or following resource's are where state says.
+            _ if self.cx.graph.placed.contains_key(addr) || self.cx.graph.follows.contains_key(addr) => self
+                .state
+                .resources
+                .iter()
+                .find(|(a, _)| &a.resource == addr)
+                .map(|(_, s)| s.provider.clone())
+                .unwrap_or_else(|| self.cx.graph.provider_of[addr].clone()),
+            _ => self.cx.graph.provider_of[addr].clone(),
+        };
         let deps = self.resource_dependencies(addr);
         if deps.iter().any(|d| self.failed.contains(&d.resource)) {
             self.failed.insert(addr.clone());
@@ -469,6 +517,7 @@ impl<'a> Planner<'a> {
                     dependencies: deps.to_vec(),
                     deposed: None,
                     references: BTreeMap::new(),
+                    cost: None,
                 });
                 v
             }
@@ -549,7 +598,14 @@ impl<'a> Planner<'a> {
                     .cloned()
                     .collect();
                 force.sort();
-                if tainted || requested {
+                let placed = self.cx.graph.placed.contains_key(&iaddr.resource) || self.cx.graph.follows.contains_key(&iaddr.resource);
+                let moved = prior_state.map(|s| s.provider.as_str()).filter(|from| placed && *from != key);
+                if let Some(from) = moved {
+                    // Placement sent it to another provider: a new object there, the old one
+                    // destroyed where it is.
+                    let fresh = self.provider_plan(provider, &addr_s, &r.kind, None, Some(p), &config, schema).await?.0;
+                    (Action::Replace, Some(Reason::PlacementMoved { from: from.to_string() }), fresh)
+                } else if tainted || requested {
                     let fresh = self.provider_plan(provider, &addr_s, &r.kind, None, Some(p), &config, schema).await?.0;
                     (Action::Replace, Some(if tainted { Reason::Tainted } else { Reason::Requested }), fresh)
                 } else if changed.is_empty() {
@@ -576,6 +632,7 @@ impl<'a> Planner<'a> {
             dependencies: deps.to_vec(),
             deposed: None,
             references: crate::references::references(&r.body, &schema.body, &after),
+            cost: None,
         });
         Some(after)
     }
@@ -652,6 +709,7 @@ impl<'a> Planner<'a> {
                         dependencies,
                         tainted: false,
                         create_before_destroy: false,
+                        billing: None,
                     },
                 ))
             })
@@ -678,6 +736,7 @@ impl<'a> Planner<'a> {
                 dependencies: old.dependencies.clone(),
                 deposed: Some(uuid::Uuid::new_v4().simple().to_string()[..8].to_string()),
                 references: BTreeMap::new(),
+                cost: None,
             })
             .collect();
         self.changes.extend(displaced);
@@ -716,6 +775,7 @@ impl<'a> Planner<'a> {
                 dependencies: rs.dependencies.clone(),
                 deposed: None,
                 references: BTreeMap::new(),
+                cost: None,
             });
         }
         if self.mode == Mode::Destroy {
@@ -751,6 +811,7 @@ impl<'a> Planner<'a> {
                 dependencies: d.resource.dependencies,
                 deposed: Some(d.key),
                 references: BTreeMap::new(),
+                cost: None,
             });
         }
     }

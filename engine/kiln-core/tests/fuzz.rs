@@ -251,6 +251,7 @@ fn plan_of(text: &str) -> (bool, bool) {
         replace: Vec::new(),
         hook: &NoopHook,
         cwd: dir.path().to_path_buf(),
+        placement: Default::default(),
     }));
     for e in diags.errors() {
         assert!(e.primary.is_some() || e.address.is_some(), "an error with neither location nor address: {e:?}\nin:\n{text}");

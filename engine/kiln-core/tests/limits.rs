@@ -33,6 +33,7 @@ async fn plan_of(src: &str) -> (Option<Plan>, Diagnostics, String) {
         replace: Vec::new(),
         hook: &NoopHook,
         cwd: Path::new(".").to_path_buf(),
+        placement: Default::default(),
     })
     .await;
     (p, d, src.to_string())

@@ -11,8 +11,9 @@ use kiln_core::{ApplyOutcome, Cancel, NoopHook, ProviderRegistry, Providers, Sta
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_plan::Plan;
 use kiln_provider::{
-    async_trait, ApplyResponse, ConfigureRequest, Contents, ContentsRequest, CreateRequest, DeleteRequest, ImportRequest, Limits, PlanRequest, PlanResponse, Provider,
-    ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest, ValidateRequest,
+    async_trait, ApplyResponse, ConfigureRequest, Contents, ContentsRequest, CreateRequest, DeleteRequest, ImportRequest, Limits,
+    PlanRequest, PlanResponse, Provider, ProviderFactory, ReadRequest, ReadResponse, ReadResult, RecoverRequest, UpdateRequest,
+    ValidateRequest,
 };
 use kiln_schema::{Attribute, Body, KindSchema, ProviderSchema};
 use kiln_state::{Mutation, State};
@@ -286,6 +287,7 @@ impl Fixture {
             replace: Vec::new(),
             hook: &NoopHook,
             cwd: self.dir.path().to_path_buf(),
+            placement: Default::default(),
         })
         .await
     }

@@ -82,6 +82,7 @@ pub async fn import(session: &Session, req: Import<'_>) -> Result<State, Diagnos
             dependencies: vec![],
             tainted: false,
             create_before_destroy: false,
+            billing: None,
         },
     );
     Ok(session.commit(state).await?)

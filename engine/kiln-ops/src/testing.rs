@@ -13,6 +13,7 @@ pub(crate) fn put(name: &str) -> Mutation {
         dependencies: vec![],
         tainted: false,
         create_before_destroy: false,
+        billing: None,
     };
     Mutation::Put { address: format!("record.{name}").parse().unwrap(), resource }
 }

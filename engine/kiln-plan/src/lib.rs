@@ -11,6 +11,9 @@ use kiln_addrs::InstanceAddr;
 use kiln_value::Value;
 use serde::{Deserialize, Serialize};
 
+pub mod cost;
+pub use cost::{Alternative, ChangeCost, Cost, PlacedOffering, Placement, PlanCost, PolicyResult, Total, Violation};
+
 pub const FORMAT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +59,10 @@ pub enum Reason {
     /// The old object of a `create_before_destroy` replacement, left to destroy by an apply
     /// that was interrupted or whose destroy failed.
     Deposed,
+    /// The placement optimizer moved it to another provider (its request changed, its provider
+    /// is no longer allowed, or `--replan-placement` found a cheaper offering): the new object
+    /// is created where `provider` says, the old one destroyed on `from`.
+    PlacementMoved { from: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +91,9 @@ pub struct PlannedChange {
     /// stay in `after`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub references: BTreeMap<String, String>,
+    /// The object's hourly cost before and after (`None` where kiln did not price the change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<ChangeCost>,
 }
 
 /// A change found by refresh: the object differs from state outside kiln's control.
@@ -133,6 +143,19 @@ pub struct Plan {
     pub refresh: bool,
     /// Creates an interrupted apply left pending, and what the provider found for each.
     pub pending: Vec<PendingResolution>,
+    /// The hourly cost before and after (`None` in plans written before kiln priced them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<PlanCost>,
+    /// The placement optimizer's decisions, one per placed instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placements: Vec<Placement>,
+    /// Every policy's verdict; a plan with a violation is refused (exit code 3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicyResult>,
+    /// The git commit the configuration was at (`HEAD`, with `-dirty` when files differ from it),
+    /// shown to the reviewer of a saved plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
 }
 
 /// The outcome of looking up one pending create: adopted (the object exists and kiln now
@@ -270,6 +293,7 @@ mod tests {
             dependencies: vec!["record.b".parse().unwrap()],
             deposed: None,
             references: BTreeMap::new(),
+            cost: None,
         };
         Plan {
             format_version: FORMAT_VERSION,
@@ -292,6 +316,10 @@ mod tests {
                 kind: "record".into(),
                 adopted: None,
             }],
+            cost: None,
+            placements: Vec::new(),
+            policies: Vec::new(),
+            git_commit: None,
         }
     }
 

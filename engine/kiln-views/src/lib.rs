@@ -7,7 +7,9 @@
 //!   [`OutputsView`] and [`OutputView`] (`output --json [NAME]`, `output-view.schema.json`),
 //!   [`ValidateView`] (`validate --json`, `validate-view.schema.json`), [`JobsView`]
 //!   (`jobs --json`, `jobs-view.schema.json`), [`StatusView`] (`status --json`,
-//!   `status-view.schema.json`) and [`SchemaView`] (`schema --json`, `schema-view.schema.json`).
+//!   `status-view.schema.json`), [`SchemaView`] (`schema --json`, `schema-view.schema.json`)
+//!   and [`Offers`] (`offers --json`, `offers-view.schema.json`: an array, the one view without
+//!   `format_version`, as `kiln offers --json` is a list of rows).
 //!   Field names follow
 //!   Terraform's JSON output where it has one (`resource_changes`, `change.actions`,
 //!   `values`, `sensitive_values`, `diagnostics[].range`).
@@ -18,8 +20,10 @@
 //! - [`View`] is one thing shown in every [`Format`]; a new format is a method here and a
 //!   [`Format`] variant, and every command that takes `--format` gets it.
 
+pub mod cost;
 pub mod jobs;
 pub mod markdown;
+pub mod offers;
 pub mod outputs;
 pub mod plan;
 pub mod redact;
@@ -29,6 +33,7 @@ pub mod status;
 pub mod validate;
 
 pub use jobs::{JobView, Jobs, JobsView};
+pub use offers::{OfferView, Offers};
 pub use outputs::{Output, OutputValue, OutputView, Outputs, OutputsView};
 pub use plan::PlanView;
 pub use redact::{redact, shown, Redacted, SENSITIVE};

@@ -350,6 +350,7 @@ fn reason(c: &PlannedChange) -> String {
         Some(Reason::Requested) => "replacement requested".into(),
         Some(Reason::DestroyMode) => "kiln destroy".into(),
         Some(Reason::Gone) => "deleted outside of kiln".into(),
+        Some(Reason::PlacementMoved { from }) => format!("placement moves it from `{from}` to `{}`", c.provider),
         None => String::new(),
     }
 }
@@ -386,6 +387,7 @@ fn verb(c: &PlannedChange) -> String {
             }
             Some(Reason::Tainted) => "is tainted, so it must be replaced".into(),
             Some(Reason::Requested) => "will be replaced, as requested".into(),
+            Some(Reason::PlacementMoved { from }) => format!("will be moved from `{from}` to `{}` by placement", c.provider),
             _ => "must be replaced".into(),
         },
         Action::Read => "will be read during apply".into(),
@@ -505,6 +507,8 @@ pub fn human(plan: &Plan) -> String {
     } else {
         let _ = writeln!(out, "Plan: {} to add, {} to change, {} to destroy.", s.add, s.change, s.destroy);
     }
+    out.push_str(&crate::cost::placements(plan));
+    out.push_str(&crate::cost::costs(plan));
     policies(&mut out, plan);
     out
 }

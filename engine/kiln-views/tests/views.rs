@@ -49,6 +49,7 @@ fn change(address: &str, action: Action, before: Option<Value>, after: Option<Va
         dependencies: vec![],
         deposed: None,
         references: Default::default(),
+        cost: None,
     }
 }
 
@@ -121,6 +122,10 @@ fn plan() -> Plan {
         excludes: vec![],
         refresh: true,
         pending: vec![],
+        cost: None,
+        placements: Vec::new(),
+        policies: Vec::new(),
+        git_commit: None,
     }
 }
 
@@ -133,6 +138,7 @@ fn state() -> State {
         dependencies: vec![],
         tainted: false,
         create_before_destroy: false,
+        billing: None,
     };
     let mut s = State { lineage: "lin".into(), serial: 7, ..State::default() };
     s.resources.insert(

@@ -20,6 +20,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::offerings::{CatalogRefresh, OfferingsResponse};
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_schema::{Body, KindSchema, ProviderSchema};
 use kiln_value::Value;
@@ -286,6 +287,16 @@ pub trait KindProvider: Send + Sync + Sized + 'static {
     async fn mutation<'a, T: Send + 'a>(&'a self, op: Mutation<'a, T>) -> T {
         op.await
     }
+
+    /// What this instance offers placement ([`Provider::offerings`]); by default nothing.
+    async fn offerings(&self) -> OfferingsResponse {
+        OfferingsResponse::default()
+    }
+
+    /// Its catalog rows from its API ([`Provider::refresh_catalog`]); by default refused.
+    async fn refresh_catalog(&self) -> CatalogRefresh {
+        CatalogRefresh::refused()
+    }
 }
 
 /// Names a [`KindProvider`]'s factory: `pub struct AwsFactory;` plus
@@ -368,12 +379,20 @@ impl<P: KindProvider> Provider for P {
         P::KINDS.store(self.ctx(), req).await
     }
 
+    async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
+        P::KINDS.read_data(self.ctx(), req).await
+    }
+
     async fn contents(&self, req: ContentsRequest<'_>) -> Contents {
         P::KINDS.contents(self.ctx(), req).await
     }
 
-    async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
-        P::KINDS.read_data(self.ctx(), req).await
+    async fn offerings(&self) -> OfferingsResponse {
+        KindProvider::offerings(self).await
+    }
+
+    async fn refresh_catalog(&self) -> CatalogRefresh {
+        KindProvider::refresh_catalog(self).await
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod conformance;
 pub mod kinds;
 pub mod logs;
+pub mod offerings;
 pub mod portable;
 pub mod testing;
 pub mod throttle;
@@ -122,6 +123,18 @@ pub trait Provider: Send + Sync {
     /// treats as holding objects.
     async fn contents(&self, req: ContentsRequest<'_>) -> Contents {
         Contents::unknown(&req)
+    }
+
+    /// What this provider instance offers the placement optimizer: catalog rows for a cloud,
+    /// free capacity for owned hardware. By default: nothing, not a placement candidate.
+    async fn offerings(&self) -> offerings::OfferingsResponse {
+        offerings::OfferingsResponse::default()
+    }
+
+    /// `kiln catalog refresh`: this provider's catalog rows read from its API. By default:
+    /// refused, the provider has no catalog to refresh.
+    async fn refresh_catalog(&self) -> offerings::CatalogRefresh {
+        offerings::CatalogRefresh::refused()
     }
 
     /// Reads a data source.

@@ -100,6 +100,7 @@ pub fn sample_state(lineage: &str, serial: u64) -> State {
             dependencies: vec![],
             tainted: false,
             create_before_destroy: false,
+            billing: None,
         },
     );
     s.resources.insert(
@@ -112,6 +113,7 @@ pub fn sample_state(lineage: &str, serial: u64) -> State {
             dependencies: vec![],
             tainted: false,
             create_before_destroy: false,
+            billing: None,
         },
     );
     s.resources.insert(
@@ -124,6 +126,7 @@ pub fn sample_state(lineage: &str, serial: u64) -> State {
             dependencies: vec![addr("record.a[0]"), addr("record.a[1]")],
             tainted: true,
             create_before_destroy: true,
+            billing: None,
         },
     );
     s.resources.insert(
@@ -136,6 +139,7 @@ pub fn sample_state(lineage: &str, serial: u64) -> State {
             dependencies: vec![],
             tainted: false,
             create_before_destroy: false,
+            billing: None,
         },
     );
     let pending = PendingCreate {
@@ -224,6 +228,7 @@ async fn core(a: &dyn StateBackend, b: &dyn StateBackend) {
         dependencies: vec![addr("record.a[0]")],
         tainted: false,
         create_before_destroy: false,
+        billing: None,
     };
     let new_pending = PendingCreate {
         address: addr("record.d"),

@@ -42,7 +42,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::{DeposedObject, Mutation, OutputState, PendingCreate, ResourceState, State, StateError};
+use crate::{Billing, DeposedObject, Mutation, OutputState, PendingCreate, ResourceState, State, StateError};
 
 /// The document format this kiln writes, and the newest it reads.
 pub const FORMAT_VERSION: u64 = 1;
@@ -206,6 +206,8 @@ struct ResourceOut<'a> {
     dependencies: SortedSet<'a, InstanceAddr>,
     tainted: bool,
     create_before_destroy: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    billing: Option<&'a Billing>,
 }
 
 impl<'a> ResourceOut<'a> {
@@ -219,6 +221,7 @@ impl<'a> ResourceOut<'a> {
             dependencies: SortedSet(&r.dependencies),
             tainted: r.tainted,
             create_before_destroy: r.create_before_destroy,
+            billing: r.billing.as_ref(),
         }
     }
 }
@@ -383,6 +386,8 @@ struct ResourceIn {
     tainted: bool,
     #[serde(default)]
     create_before_destroy: bool,
+    #[serde(default)]
+    billing: Option<Billing>,
 }
 
 impl ResourceIn {
@@ -397,6 +402,7 @@ impl ResourceIn {
                 dependencies: self.dependencies,
                 tainted: self.tainted,
                 create_before_destroy: self.create_before_destroy,
+                billing: self.billing,
             },
         )
     }
@@ -755,6 +761,7 @@ mod tests {
                         dependencies: vec![],
                         tainted: false,
                         create_before_destroy: false,
+                        billing: None,
                     },
                 );
                 s.outputs.insert("o".into(), OutputState { value: deep(kiln_value::MAX_DEPTH), sensitive: false });
@@ -793,6 +800,7 @@ mod tests {
                 dependencies: vec!["record.z[10]".parse().unwrap(), "record.z[9]".parse().unwrap()],
                 tainted: false,
                 create_before_destroy: false,
+                billing: None,
             },
         );
         let back = decode(&encode(&s), "x").unwrap();
@@ -843,6 +851,7 @@ mod tests {
                     dependencies: vec!["record.base".parse().unwrap()],
                     tainted: false,
                     create_before_destroy: false,
+                    billing: None,
                 },
             );
         }

@@ -38,6 +38,49 @@ pub struct ResourceState {
     /// A create or update that failed part-way: the next plan replaces it.
     pub tainted: bool,
     pub create_before_destroy: bool,
+    /// What the object costs, as recorded at apply (never re-priced from a later catalog).
+    pub billing: Option<Billing>,
+}
+
+/// The price an object was launched or last changed at, and what it cost before that: `kiln
+/// cost`'s spend so far is `spent_before` plus `hourly` for the hours since `since`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Billing {
+    /// USD per hour of the whole object since `since`; `None`: unknown (never counted as 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hourly: Option<kiln_value::Decimal>,
+    /// RFC 3339 time the price started to count.
+    pub since: String,
+    /// USD spent at earlier prices, before `since`.
+    #[serde(default)]
+    pub spent_before: kiln_value::Decimal,
+    /// What the price is for ("aws p5.48xlarge spot, us-east-1, 2 nodes").
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub offering: String,
+    /// The placement optimizer's choice when it placed the object (a `kiln_plan::PlacedOffering`
+    /// as a value): a later plan keeps it while the request is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Value>,
+    /// The fallbacks the decision listed (kept with it: they are part of what was launched).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<Value>,
+    /// Digest of the request the placement was made for.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_digest: String,
+}
+
+impl Billing {
+    /// USD spent at this price from `since` to `now` (`None`: the price is unknown).
+    pub fn spent_since(&self, now: chrono::DateTime<chrono::Utc>) -> Option<kiln_value::Decimal> {
+        let since = chrono::DateTime::parse_from_rfc3339(&self.since).ok()?;
+        let secs = (now - since.with_timezone(&chrono::Utc)).num_seconds().max(0);
+        Some(self.hourly? * kiln_value::Decimal::from(secs) / kiln_value::Decimal::from(3600))
+    }
+
+    /// USD spent so far, at this and earlier prices (`None`: the price is unknown).
+    pub fn spent(&self, now: chrono::DateTime<chrono::Utc>) -> Option<kiln_value::Decimal> {
+        Some(self.spent_before + self.spent_since(now)?)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

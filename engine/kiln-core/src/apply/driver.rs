@@ -37,6 +37,7 @@ pub(crate) struct Applier<'a> {
 }
 
 /// A resource's provider and its kind's schema.
+#[derive(Clone)]
 struct Target {
     key: String,
     /// Set up by the provider node: for resources the plan changes and data sources (a managed
@@ -138,7 +139,9 @@ impl<'a> Applier<'a> {
     /// started, or `None` when the resource failed (then none is started).
     async fn resource(&mut self, addr: &ResourceAddr, state: &State, tasks: &mut JoinSet<OpResult>) -> Option<usize> {
         let planned = addr.mode == AddrMode::Managed && self.changed.contains(addr);
-        let target = self.target(addr, planned)?;
+        // A placed (or following) resource's instances each have their own provider.
+        let placed = self.cx.graph.placed.contains_key(addr) || self.cx.graph.follows.contains_key(addr);
+        let target = if placed { None } else { Some(self.target(addr, planned)?) };
         let keys = self.expand_instances(addr)?;
         if planned && !self.all_planned_configured(addr, &keys) {
             return None;
@@ -147,6 +150,10 @@ impl<'a> Applier<'a> {
         for (ik, rep) in keys {
             let iaddr = addr.instance(ik);
             let change = self.changes.get(&iaddr).copied();
+            let target = match &target {
+                Some(t) => t.clone(),
+                None => self.instance_target(&iaddr, rep.clone(), change, state).await?,
+            };
             match change.filter(|c| planned && matches!(c.action, Action::Create | Action::Update | Action::Replace)) {
                 Some(change) => {
                     let config = self.final_config(&iaddr, rep, &target)?;
@@ -189,6 +196,40 @@ impl<'a> Applier<'a> {
         }
         let schema = self.cx.kind_schema(&key, r)?;
         Some(Target { key, provider, schema })
+    }
+
+    /// A placed or following instance's provider: the one the plan chose, else the one state
+    /// records; its decision joins the walk so its configuration is the placed one.
+    async fn instance_target(
+        &mut self,
+        iaddr: &InstanceAddr,
+        rep: Repetition,
+        change: Option<&PlannedChange>,
+        state: &State,
+    ) -> Option<Target> {
+        let r = self.cx.resource(&iaddr.resource);
+        let key = change
+            .map(|c| c.provider.clone())
+            .or_else(|| state.resources.get(iaddr).map(|s| s.provider.clone()))
+            .unwrap_or_else(|| self.cx.graph.provider_of[&iaddr.resource].clone());
+        if let Some(p) = self.plan.placements.iter().find(|p| &p.address == iaddr) {
+            let meta = self.placement_meta(iaddr, rep);
+            self.cx.placed.insert(
+                iaddr.clone(),
+                crate::placement::Chosen { offering: p.chosen.clone(), fallbacks: p.fallbacks.clone(), meta },
+            );
+        }
+        let provider = self.cx.provider(&key).await;
+        let schema = self.cx.kind_schema(&key, r)?;
+        Some(Target { key, provider, schema })
+    }
+
+    /// The placement attributes of an instance (`max_price` reaches a provider that has it).
+    fn placement_meta(&mut self, iaddr: &InstanceAddr, rep: Repetition) -> Value {
+        let r = self.cx.resource(&iaddr.resource);
+        let body = crate::placement::meta_body(&r.body);
+        crate::instance::eval_body(&body, &crate::placement::meta_schema(), &self.cx.scope(&iaddr.resource.module, rep), &r.span)
+            .unwrap_or(Value::Null)
     }
 
     /// The instance keys with final values, references starting from an empty expansion of the
@@ -323,6 +364,11 @@ impl<'a> Applier<'a> {
             create_before_destroy: cbd,
             prior: prior.map(|p| p.attributes.clone()),
             deposing: if action == Action::Replace && cbd { prior.cloned() } else { None },
+            pricing: super::billing::Pricing {
+                after: change.cost.as_ref().and_then(|c| c.after.clone()),
+                placement: self.plan.placements.iter().find(|p| &p.address == iaddr).cloned(),
+                prior: if action == Action::Update { prior.and_then(|p| p.billing.clone()) } else { None },
+            },
         })
     }
 }

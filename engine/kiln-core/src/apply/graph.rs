@@ -37,7 +37,9 @@ impl ApplyGraph {
                 let prior = state.resources.get(&c.address);
                 DeleteItem {
                     address: c.address.clone(),
-                    provider: c.provider.clone(),
+                    // Where the object is: a replacement placement moved to another provider
+                    // deletes the old object on the provider state recorded.
+                    provider: prior.map_or_else(|| c.provider.clone(), |r| r.provider.clone()),
                     kind: c.kind.clone(),
                     prior: prior
                         .map(|r| r.attributes.clone())
@@ -224,6 +226,7 @@ output "out" {
             dependencies: Vec::new(),
             deposed: None,
             references: Default::default(),
+            cost: None,
         }
     }
 
@@ -236,6 +239,7 @@ output "out" {
             dependencies: deps.iter().map(|d| d.parse().unwrap()).collect(),
             tainted: false,
             create_before_destroy: false,
+            billing: None,
         }
     }
 
@@ -284,6 +288,10 @@ output "out" {
             excludes: Vec::new(),
             refresh: true,
             pending: Vec::new(),
+            cost: None,
+            placements: Vec::new(),
+            policies: Vec::new(),
+            git_commit: None,
         };
         (graph, plan, state)
     }

@@ -12,6 +12,7 @@
 //! dependents are skipped and independent ones go on. Each provider is configured once per
 //! command, in the caller's [`Providers`].
 
+pub(crate) mod billing;
 mod driver;
 mod graph;
 mod ops;

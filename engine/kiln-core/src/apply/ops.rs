@@ -95,6 +95,7 @@ pub(crate) fn resource_state(
         dependencies: deps,
         tainted: false,
         create_before_destroy: cbd,
+        billing: None,
     }
 }
 /// What a create's pending entry keeps of its planned value: plain values, with a job's
@@ -249,6 +250,8 @@ pub(crate) struct Operation {
     pub prior: Option<Value>,
     /// A create_before_destroy replacement deposes the old object once the new one exists.
     pub deposing: Option<ResourceState>,
+    /// What its price record will say.
+    pub pricing: super::billing::Pricing,
 }
 
 impl Operation {
@@ -310,6 +313,7 @@ impl Operation {
         if let Some(new) = resp.state {
             let mut rs = resource_state(&provider_key, &kind, new.clone(), &sensitive, dependencies, self.create_before_destroy);
             rs.tainted = resp.diagnostics.has_errors();
+            rs.billing = self.pricing.record(&new, chrono::Utc::now());
             let depose = |resource| Mutation::PutDeposed(DeposedObject { key: deposed_key(), address: addr.clone(), resource });
             match self.deposing {
                 // The old object stays; the broken new one is destroyed after the creates.

@@ -1,0 +1,265 @@
+//! Placement in the walk (issue 14): blocks that opt in are placed by the optimizer
+//! (`kiln-place`) among the configured providers at plan time; apply uses the plan's decision.
+//!
+//! A `cluster` or `spot_pool` opts in with a `placement { providers, regions, exclude }` block
+//! or `provider = auto`; a block with neither keeps its meaning (the `local` default), so
+//! configuring a cloud never moves a cluster onto paid capacity by surprise. The candidates are
+//! the configured provider blocks whose provider serves the kind (never `local` or `kiln`). A
+//! job without `provider` whose `cluster` is a placed cluster follows it.
+//!
+//! The request (`accelerators`, `cpus`, `memory`, `nodes` or `capacity`, `spot` = true |
+//! false | "auto", `max_price`) and the `placement` block are evaluated apart from the body
+//! the provider sees: that body has no `placement` block, and `spot` and `max_price` reach it
+//! only where its schema has them, as the decision says (`spot`: the chosen market). Where the
+//! schema has `instance_type` (aws's `cluster`) it is set to the chosen type, in place of the
+//! request it resolves; `instance_types` (aws's `spot_pool`) to the chosen type and its
+//! fallbacks. A provider with neither launches what its request finds (owned hardware), and
+//! the plan lists fallbacks only where the provider can launch them.
+//!
+//! A decision is recorded in state with the object (`Billing::placement`, with a digest of the
+//! request): a later plan keeps it while the request is unchanged, whatever prices do;
+//! `--replan-placement` asks for a new one.
+
+use kiln_config::{Body, Resource};
+use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_plan::PlacedOffering;
+use kiln_provider::portable::request::Request;
+use kiln_schema::{Attribute, Block, Body as SchemaBody, KindSchema, Nesting};
+use kiln_value::{Decimal, Type, Value};
+use sha2::Digest;
+
+use crate::providers::ProviderRegistry;
+
+/// The nested block that opts a block into placement.
+pub const BLOCK: &str = "placement";
+/// Attributes the walk reads for placement and passes on only where the provider has them.
+const TAKEN: [&str; 2] = ["spot", "max_price"];
+/// The kinds placement serves.
+pub const KINDS: [&str; 2] = ["cluster", "spot_pool"];
+
+/// Whether a resource block opts into placement.
+pub fn opts_in(r: &Resource) -> bool {
+    r.provider.as_ref().is_some_and(|p| p.name == "auto" && p.alias.is_none()) || r.body.blocks.iter().any(|b| b.ident == BLOCK)
+}
+
+/// The provider blocks a placed block of `kind` may land on: configured providers that serve
+/// the kind, except the embedded ones.
+pub fn candidates(config: &kiln_config::Config, registry: &ProviderRegistry, kind: &str) -> Vec<String> {
+    let mut keys: Vec<String> = config
+        .root
+        .module
+        .providers
+        .iter()
+        .filter(|p| !["local", "kiln"].contains(&p.name.as_str()))
+        .filter(|p| registry.schema(&p.name).is_some_and(|s| s.kinds.contains_key(kind)))
+        .map(|p| p.key())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The body the chosen provider sees: without the `placement` block and the attributes
+/// placement takes (set again from the decision by [`apply_choice`]).
+pub fn provider_body(body: &Body) -> Body {
+    Body {
+        attrs: body.attrs.iter().filter(|a| !TAKEN.contains(&a.name.as_str())).cloned().collect(),
+        blocks: body.blocks.iter().filter(|b| b.ident != BLOCK).cloned().collect(),
+    }
+}
+
+/// The part of the body placement reads, and its schema.
+pub fn meta_body(body: &Body) -> Body {
+    let names = ["accelerators", "cpus", "memory", "nodes", "capacity", "spot", "max_price"];
+    Body {
+        attrs: body.attrs.iter().filter(|a| names.contains(&a.name.as_str())).cloned().collect(),
+        blocks: body.blocks.iter().filter(|b| b.ident == BLOCK).cloned().collect(),
+    }
+}
+
+pub fn meta_schema() -> SchemaBody {
+    let strings = || Type::List(Box::new(Type::String));
+    let placement = SchemaBody::new()
+        .attr("providers", Attribute::optional(strings(), "Provider blocks it may use (`aws`, `aws.west`), in order of preference"))
+        .attr("regions", Attribute::optional(strings(), "Regions it may use; rows without a region (RunPod's) pass"))
+        .attr("exclude", Attribute::optional(strings(), "Instance types, regions, clouds or providers to leave out"));
+    SchemaBody::new()
+        .attr("accelerators", Attribute::optional(Type::Any, kiln_provider::portable::request::ACCELERATORS_DOC))
+        .attr("cpus", Attribute::optional(Type::Any, kiln_provider::portable::request::CPUS_DOC))
+        .attr("memory", Attribute::optional(Type::Any, kiln_provider::portable::request::MEMORY_DOC))
+        .attr("nodes", Attribute::optional(Type::Number, "Nodes"))
+        .attr("capacity", Attribute::optional(Type::Number, "Instances of a spot pool"))
+        .attr("spot", Attribute::optional(Type::Any, "true, false, or \"auto\" (spot first, on-demand when none)"))
+        .attr("max_price", Attribute::optional(Type::Number, "Highest price per node-hour, in USD"))
+        .block(
+            BLOCK,
+            Block {
+                nesting: Nesting::Single,
+                body: placement,
+                min_items: 0,
+                max_items: Some(1),
+                force_new: false,
+                description: "Where the optimizer may place it",
+            },
+        )
+}
+
+/// What placement reads of one instance: the optimizer's input, how the request reads, and
+/// its digest (a recorded decision stands while the digest is the same).
+pub struct Meta {
+    pub need: kiln_place::Need,
+    pub describe: String,
+    pub digest: String,
+}
+
+/// Reads the evaluated [`meta_body`] of `kind`. Errors name the attribute.
+pub fn meta(v: &Value, kind: &str) -> Result<Meta, Diagnostics> {
+    let code = "E-PLACEMENT";
+    let mut diags = Diagnostics::new();
+    if Request::is_unknown(v) || ["nodes", "capacity", "spot", "max_price", BLOCK].iter().any(|k| v.get(k).is_some_and(Value::contains_unknown)) {
+        diags.push(
+            Diagnostic::error(code, "placement needs the request known at plan time")
+                .hint("use variables or locals known at plan time in `accelerators`, `cpus`, `memory`, `nodes`, `spot`, `max_price` and `placement`"),
+        );
+        return Err(diags);
+    }
+    let request = match Request::parse(v) {
+        Ok(r) => r,
+        Err(errs) => return Err(kiln_provider::portable::request::diagnostics(&errs, code)),
+    };
+    let count_attr = if kind == "spot_pool" { "capacity" } else { "nodes" };
+    let nodes = match v.get(count_attr).map(Value::unmarked) {
+        None | Some(Value::Null) => 1,
+        Some(Value::Number(n)) if *n >= Decimal::ONE && n.fract().is_zero() => n.to_string().parse::<u64>().unwrap_or(1),
+        Some(other) => {
+            diags.push(
+                Diagnostic::error(code, format!("`{count_attr}` must be a whole number of at least 1, got {}", other.type_name()))
+                    .attribute(count_attr),
+            );
+            1
+        }
+    };
+    let spot = match v.get("spot").map(Value::unmarked) {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => kiln_place::SpotMode::Never,
+        Some(Value::Bool(true)) => kiln_place::SpotMode::Always,
+        Some(Value::String(s)) if s == "auto" => kiln_place::SpotMode::Auto,
+        Some(other) => {
+            diags.push(
+                Diagnostic::error(code, format!("`spot` must be true, false or \"auto\", got {}", other.to_template_string().unwrap_or_else(|| other.type_name().to_string())))
+                    .attribute("spot")
+                    .hint("spot = \"auto\" launches spot where it is offered and on-demand where it is not"),
+            );
+            kiln_place::SpotMode::Never
+        }
+    };
+    let max_price = match v.get("max_price").map(Value::unmarked) {
+        Some(Value::Number(n)) if *n > Decimal::ZERO => Some(*n),
+        None | Some(Value::Null) => None,
+        Some(_) => {
+            diags.push(Diagnostic::error(code, "`max_price` must be a price per node-hour above 0, in USD").attribute("max_price"));
+            None
+        }
+    };
+    let block = v.get(BLOCK).map(Value::unmarked).filter(|b| !matches!(b, Value::Null));
+    let list = |name: &str| -> Option<Vec<String>> {
+        let l = block?.get(name)?.as_list()?;
+        Some(l.iter().filter_map(|x| x.unmarked().as_str().map(str::to_string)).collect())
+    };
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    let need = kiln_place::Need {
+        request: request.clone(),
+        nodes,
+        spot,
+        max_price,
+        providers: list("providers"),
+        prefer_order: false,
+        regions: list("regions"),
+        exclude: list("exclude").unwrap_or_default(),
+        data: None,
+    };
+    let mut describe = vec![request.describe()];
+    describe.push(format!("{count_attr} = {nodes}"));
+    match spot {
+        kiln_place::SpotMode::Always => describe.push("spot = true".into()),
+        kiln_place::SpotMode::Auto => describe.push("spot = \"auto\"".into()),
+        kiln_place::SpotMode::Never => {}
+    }
+    if let Some(m) = max_price {
+        describe.push(format!("max_price = {m}"));
+    }
+    describe.retain(|s| !s.is_empty());
+    let mut h = sha2::Sha256::new();
+    h.update(kind.as_bytes());
+    h.update(serde_json::to_string(&v.clone().unmark_deep().0).unwrap_or_default().as_bytes());
+    Ok(Meta { need, describe: describe.join(", "), digest: hex::encode(h.finalize()) })
+}
+
+/// Sets what the decision means in the provider's own attributes (see the module docs).
+pub fn apply_choice(config: &mut Value, meta: &Value, chosen: &PlacedOffering, fallbacks: &[PlacedOffering], schema: &KindSchema) {
+    let Value::Map(m) = config else { return };
+    let has = |k: &str| schema.body.attributes.contains_key(k);
+    if has("spot") {
+        m.insert("spot".into(), Value::Bool(chosen.spot));
+    }
+    if has("max_price") {
+        if let Some(p) = meta.get("max_price").filter(|p| !matches!(p, Value::Null)) {
+            m.insert("max_price".into(), p.clone());
+        }
+    }
+    if has("instance_type") {
+        // The type is the request resolved: a provider that takes either refuses both.
+        for k in kiln_provider::portable::request::ATTRIBUTES {
+            m.remove(k);
+        }
+        m.insert("instance_type".into(), Value::from(chosen.instance_type.as_str()));
+    }
+    if has("instance_types") {
+        let mut types = vec![chosen.instance_type.clone()];
+        for f in fallbacks.iter().filter(|f| f.spot == chosen.spot) {
+            if !types.contains(&f.instance_type) {
+                types.push(f.instance_type.clone());
+            }
+        }
+        m.insert("instance_types".into(), Value::List(types.into_iter().map(Value::from).collect()));
+    }
+}
+
+/// A decision as state records it.
+pub fn to_value(p: &PlacedOffering) -> Value {
+    serde_json::to_value(p).map(|j| Value::from_json(&j)).unwrap_or(Value::Null)
+}
+
+/// A decision state recorded.
+pub fn from_value(v: &Value) -> Option<PlacedOffering> {
+    serde_json::from_value(v.to_json()).ok()
+}
+
+/// An instance's decision as the walk uses it: the offering, its fallbacks, and the request
+/// values it was made from.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    pub offering: PlacedOffering,
+    pub fallbacks: Vec<PlacedOffering>,
+    pub meta: Value,
+}
+
+/// The provider `key` a job following a placed cluster goes to: the one provider its
+/// instances went to (`None`: none was placed, such as when its planning failed).
+pub fn followed_provider(
+    placed: &std::collections::HashMap<kiln_addrs::InstanceAddr, Chosen>,
+    cluster: &kiln_addrs::ResourceAddr,
+) -> Result<Option<String>, Diagnostic> {
+    let keys: std::collections::BTreeSet<&str> =
+        placed.iter().filter(|(a, _)| &a.resource == cluster).map(|(_, c)| c.offering.provider.as_str()).collect();
+    match keys.len() {
+        0 => Ok(None),
+        1 => Ok(keys.into_iter().next().map(str::to_string)),
+        _ => Err(Diagnostic::error(
+            "E-PLACEMENT-FOLLOW",
+            format!("the instances of `{cluster}` were placed on different providers ({})", keys.into_iter().collect::<Vec<_>>().join(", ")),
+        )
+        .hint("give the job `provider = NAME`, or restrict the cluster's placement to one provider")),
+    }
+}

@@ -1,0 +1,302 @@
+//! The planner's side of placement (`crate::placement`): each instance of a placed resource is
+//! placed (or keeps the decision state recorded), then planned by the provider it went to.
+
+use std::sync::Arc;
+
+use kiln_addrs::{InstanceAddr, ResourceAddr};
+use kiln_diag::Diagnostic;
+use kiln_plan::{Action, ChangeCost, Cost, PlacedOffering, Placement, PlanCost, PlannedChange};
+use kiln_provider::offerings::{Offering, Offerings};
+use kiln_value::{Decimal, Value};
+
+use super::Planner;
+use crate::instance::eval_body;
+use crate::placement::{self, Chosen};
+
+impl Planner<'_> {
+    /// A resource that opts into placement: every instance placed, then planned by the chosen
+    /// provider.
+    pub(super) async fn placed_resource(&mut self, addr: &ResourceAddr) {
+        let r = self.cx.resource(addr);
+        let deps = self.resource_dependencies(addr);
+        if deps.iter().any(|d| self.failed.contains(&d.resource)) {
+            self.failed.insert(addr.clone());
+            return;
+        }
+        let Some(keys) = self.cx.instance_keys(addr) else {
+            self.failed.insert(addr.clone());
+            return;
+        };
+        if let Err(d) = crate::instance::check_total(self.visited.len(), keys.len(), r, addr) {
+            self.cx.diags.extend(d);
+            self.failed.insert(addr.clone());
+            return;
+        }
+        let mut values = Vec::new();
+        let mut insts = Vec::new();
+        let mut failed = false;
+        for (ik, rep) in keys {
+            let iaddr = addr.instance(ik.clone());
+            self.visited.insert(iaddr.clone());
+            insts.push(iaddr.clone());
+            let value = match self.place_instance(&iaddr, rep.clone()).await {
+                Some((key, provider, schema)) => {
+                    self.plan_instance(r, &iaddr, rep, &schema, &key, provider.as_ref(), &deps).await
+                }
+                None => None,
+            };
+            values.push((ik, value.unwrap_or_else(|| {
+                failed = true;
+                Value::Unknown
+            })));
+        }
+        self.cx.set_resource(addr, values);
+        self.instances.insert(addr.clone(), insts);
+        if failed {
+            self.failed.insert(addr.clone());
+        }
+    }
+
+    /// Places one instance: the decision state recorded while its request is unchanged (and
+    /// `--replan-placement` was not given), else the optimizer's. The provider it goes to.
+    async fn place_instance(
+        &mut self,
+        iaddr: &InstanceAddr,
+        rep: crate::scope::Repetition,
+    ) -> Option<(String, Arc<dyn kiln_provider::Provider>, kiln_schema::KindSchema)> {
+        let r = self.cx.resource(&iaddr.resource);
+        let at = |d: Diagnostic| crate::instance::locate(d, r).or_at(Some(r.span.clone())).or_address(&iaddr.to_string());
+        let meta_v = match eval_body(&placement::meta_body(&r.body), &placement::meta_schema(), &self.cx.scope(&iaddr.resource.module, rep), &r.span) {
+            Ok(v) => v,
+            Err(d) => {
+                self.cx.diags.extend(d.with_address(&iaddr.to_string()));
+                return None;
+            }
+        };
+        let meta = match placement::meta(&meta_v, &r.kind) {
+            Ok(m) => m,
+            Err(d) => {
+                self.cx.diags.extend(d.into_iter().map(at));
+                return None;
+            }
+        };
+        let candidates = self.cx.graph.placed.get(&iaddr.resource).cloned().unwrap_or_default();
+        let prior = self.state.resources.get(iaddr);
+        if let Some(p) = prior {
+            // Its object is where state says, whatever the configuration allows now.
+            self.ensure_provider(&p.provider).await;
+        }
+        let recorded: Option<(PlacedOffering, Vec<PlacedOffering>)> = prior
+            .and_then(|p| p.billing.as_ref().map(|b| (p, b)))
+            .filter(|(p, b)| b.request_digest == meta.digest && candidates.contains(&p.provider))
+            .and_then(|(p, b)| {
+                let chosen = b.placement.as_ref().and_then(placement::from_value).filter(|c| c.provider == p.provider)?;
+                Some((chosen, b.fallbacks.iter().filter_map(placement::from_value).collect()))
+            });
+        let decision = match recorded {
+            Some((rec, fallbacks)) if !self.options.replan => Placement {
+                address: iaddr.clone(),
+                request: meta.describe.clone(),
+                chosen: rec,
+                fallbacks,
+                alternatives: Vec::new(),
+                notes: vec!["kept: the request is unchanged (`--replan-placement` asks for a new decision)".into()],
+                kept: true,
+                moved_from: None,
+                request_digest: meta.digest.clone(),
+            },
+            recorded => {
+                let offers = self.offers(&candidates).await;
+                let cands: Vec<kiln_place::Candidate<'_>> =
+                    offers.iter().flat_map(|(k, rows)| rows.iter().map(move |o| kiln_place::Candidate { provider: k.clone(), offering: o })).collect();
+                match kiln_place::decide(&meta.need, &cands) {
+                    Ok(d) => {
+                        let moved_from = recorded.map(|(rec, _)| rec).filter(|rec| !same_offering(rec, &d.chosen));
+                        Placement {
+                            address: iaddr.clone(),
+                            request: meta.describe.clone(),
+                            chosen: d.chosen,
+                            fallbacks: d.fallbacks,
+                            alternatives: d.alternatives,
+                            notes: d.notes,
+                            kept: false,
+                            moved_from,
+                            request_digest: meta.digest.clone(),
+                        }
+                    }
+                    Err(e) => {
+                        self.cx.diags.push(at(e.diagnostic()));
+                        return None;
+                    }
+                }
+            }
+        };
+        let mut decision = decision;
+        let key = decision.chosen.provider.clone();
+        let provider = self.ensure_provider(&key).await?;
+        let Some(schema) = self.cx.kind_schema(&key, r) else {
+            self.cx.unknown_kind(&key, r, &iaddr.resource);
+            return None;
+        };
+        if !schema.body.attributes.contains_key("instance_types") && !decision.fallbacks.is_empty() {
+            // Apply runs what the plan lists: no fallback the provider cannot launch.
+            decision.fallbacks.clear();
+            decision.notes.push(format!("`{key}` launches the chosen offering only: no fallbacks"));
+        }
+        self.cx.placed.insert(
+            iaddr.clone(),
+            Chosen { offering: decision.chosen.clone(), fallbacks: decision.fallbacks.clone(), meta: meta_v.clone() },
+        );
+        self.placements.push(decision);
+        Some((key, provider, schema))
+    }
+
+    /// What each candidate provider offers, asked once per plan.
+    async fn offers(&mut self, keys: &[String]) -> Vec<(String, Vec<Offering>)> {
+        let mut out = Vec::new();
+        for k in keys {
+            if !self.offers.contains_key(k) {
+                let rows = match self.ensure_provider(k).await {
+                    Some(p) => {
+                        let resp = p.offerings().await;
+                        self.cx.diags.extend(resp.diagnostics.with_address(&format!("provider[\"{k}\"]")));
+                        match resp.offerings {
+                            Offerings::None => Vec::new(),
+                            Offerings::Owned(rows) => rows,
+                            Offerings::Catalog { cloud, regions } => self
+                                .catalog()
+                                .cloud(&cloud)
+                                .filter(|o| regions.as_ref().is_none_or(|rs| o.region.as_ref().is_none_or(|r| rs.contains(r))))
+                                .cloned()
+                                .collect(),
+                        }
+                    }
+                    None => Vec::new(),
+                };
+                self.offers.insert(k.clone(), rows);
+            }
+            out.push((k.clone(), self.offers[k].clone()));
+        }
+        out
+    }
+
+    /// The catalog of this plan: the command's, or the one kiln ships.
+    pub(super) fn catalog(&self) -> &kiln_catalog::Catalog {
+        self.options.catalog.as_deref().unwrap_or_else(|| kiln_catalog::Catalog::shipped())
+    }
+
+    /// The provider a job following a placed cluster goes to.
+    pub(super) fn followed(&mut self, addr: &ResourceAddr) -> Option<String> {
+        let cluster = self.cx.graph.follows.get(addr)?;
+        match placement::followed_provider(&self.cx.placed, cluster) {
+            Ok(k) => k,
+            Err(d) => {
+                self.cx.diags.push(d.or_address(&addr.to_string()));
+                None
+            }
+        }
+    }
+}
+
+/// Whether two decisions launch the same thing (prices aside).
+fn same_offering(a: &PlacedOffering, b: &PlacedOffering) -> bool {
+    a.provider == b.provider && a.instance_type == b.instance_type && a.spot == b.spot && a.region == b.region && a.nodes == b.nodes
+}
+
+impl Planner<'_> {
+    /// Prices every change before and after (`kiln_plan::Cost`; unknown with a reason where
+    /// kiln cannot tell, never $0) and totals them.
+    pub(super) async fn price(&mut self, changes: &mut [PlannedChange]) -> PlanCost {
+        let mut total = PlanCost::default();
+        for c in changes.iter_mut() {
+            let recorded = self.state.resources.get(&c.address).filter(|_| c.deposed.is_none()).and_then(|s| s.billing.as_ref());
+            let before = match (&c.before, recorded) {
+                (None, _) => None,
+                (Some(_), Some(b)) => Some(match b.hourly {
+                    Some(usd) => Cost::Hourly { usd },
+                    None => Cost::Unknown { reason: "its price was unknown when it was applied".into() },
+                }),
+                (Some(v), None) => Some(self.cost_of(&c.provider, &c.kind, &c.address, v, false).await),
+            };
+            let after = match &c.after {
+                None => None,
+                // Unchanged: what it costs now is what was recorded.
+                Some(_) if c.action == Action::NoOp && before.is_some() => before.clone(),
+                Some(v) => Some(self.cost_of(&c.provider, &c.kind, &c.address, v, true).await),
+            };
+            for (side, cost) in [(&mut total.before, &before), (&mut total.after, &after)] {
+                match cost {
+                    Some(Cost::Hourly { usd }) => side.usd += *usd,
+                    Some(Cost::Unknown { .. }) => side.unknown.push(c.address.to_string()),
+                    Some(Cost::None) | None => {}
+                }
+            }
+            c.cost = Some(ChangeCost { before, after });
+        }
+        total
+    }
+
+    /// The hourly cost of one object of `kind` on provider `key`.
+    async fn cost_of(&mut self, key: &str, kind: &str, addr: &InstanceAddr, v: &Value, planned: bool) -> Cost {
+        if !placement::KINDS.contains(&kind) {
+            return Cost::None;
+        }
+        if planned {
+            if let Some(p) = self.placements.iter().find(|p| &p.address == addr) {
+                return Cost::Hourly { usd: p.dearest_hourly() };
+            }
+        }
+        if crate::providers::provider_name(key) == crate::providers::DEFAULT_PROVIDER {
+            // This machine: nothing to pay by the hour.
+            return Cost::Hourly { usd: Decimal::ZERO };
+        }
+        let Some(p) = self.ensure_provider(key).await else {
+            return Cost::Unknown { reason: format!("provider `{key}` is not configured") };
+        };
+        match p.offerings().await.offerings {
+            Offerings::Catalog { cloud, regions } => catalog_cost(self.catalog(), &cloud, regions.as_deref(), kind, v),
+            Offerings::Owned(_) => Cost::Unknown { reason: format!("`{key}` prices owned hardware only when it places a cluster") },
+            Offerings::None => Cost::Unknown { reason: format!("provider `{key}` publishes no prices") },
+        }
+    }
+}
+
+/// A cloud object priced from the catalog: a cluster's `instance_type` × `nodes` (spot or
+/// on-demand as `spot` says); a spot pool's `capacity`, its `on_demand_base` (and with
+/// `on_demand_fallback` all of it) at the dearest on-demand price of its `instance_types`, the
+/// rest at their dearest spot price.
+fn catalog_cost(catalog: &kiln_catalog::Catalog, cloud: &str, regions: Option<&[String]>, kind: &str, v: &Value) -> Cost {
+    let region = regions.and_then(|r| r.first()).map(String::as_str);
+    let price = |ty: &str, spot: bool| -> Result<Decimal, String> {
+        let row = catalog.cloud(cloud).find(|o| o.instance_type == ty && (region.is_none() || o.region.as_deref() == region));
+        let Some(row) = row else {
+            return Err(format!("the catalog has no `{ty}` row{}", region.map(|r| format!(" in {r}")).unwrap_or_default()));
+        };
+        row.price(spot).ok_or_else(|| format!("the catalog has no {} price for `{ty}`", if spot { "spot" } else { "on-demand" }))
+    };
+    let number = |k: &str| v.get(k).and_then(|n| n.unmarked().as_number());
+    let flag = |k: &str| v.get(k).and_then(|b| b.unmarked().as_bool()).unwrap_or(false);
+    let result = match kind {
+        "cluster" => match v.get("instance_type").map(Value::unmarked) {
+            Some(Value::String(t)) => price(t, flag("spot")).map(|p| p * number("nodes").unwrap_or(Decimal::ONE)),
+            _ => Err("its instance type is chosen at apply".into()),
+        },
+        _ => {
+            let types: Vec<&str> = v.get("instance_types").and_then(|l| l.unmarked().as_list()).map(|l| l.iter().filter_map(|t| t.unmarked().as_str()).collect()).unwrap_or_default();
+            if types.is_empty() {
+                Err("its instance types are chosen at apply".to_string())
+            } else {
+                let dearest = |spot: bool| types.iter().map(|t| price(t, spot)).collect::<Result<Vec<_>, _>>().map(|ps| ps.into_iter().max().unwrap_or_default());
+                let capacity = number("capacity").unwrap_or(Decimal::ONE);
+                let base = if flag("on_demand_fallback") { capacity } else { number("on_demand_base").unwrap_or_default().min(capacity) };
+                let od = if base > Decimal::ZERO { dearest(false).map(|p| p * base) } else { Ok(Decimal::ZERO) };
+                let sp = if capacity > base { dearest(true).map(|p| p * (capacity - base)) } else { Ok(Decimal::ZERO) };
+                od.and_then(|a| sp.map(|b| a + b))
+            }
+        }
+    };
+    match result {
+        Ok(usd) => Cost::Hourly { usd },
+        Err(reason) => Cost::Unknown { reason },
+    }
+}

@@ -1,0 +1,259 @@
+//! How a plan's money reads for people: the placement decisions as tables (the chosen
+//! offering, the fallbacks apply may launch, the next best and why each lost) and the hourly
+//! cost of each changed object with the totals before and after. Unknown prices read as
+//! unknown, with the reason, never as $0.
+
+use std::fmt::Write;
+
+use kiln_plan::cost::{delta, usd};
+use kiln_plan::{Action, Cost, PlacedOffering, Plan};
+
+/// The `Placement:` section, one table per placed instance; empty without placements.
+pub fn placements(plan: &Plan) -> String {
+    let mut out = String::new();
+    if plan.placements.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "\nPlacement:");
+    for p in &plan.placements {
+        let how = if p.kept { " (kept: request unchanged)" } else { "" };
+        let _ = writeln!(out, "  {} ({}){how}", p.address, p.request);
+        let mut rows: Vec<[String; 8]> =
+            vec![["provider", "region", "instance type", "vCPUs", "memory", "GPUs", "$/h", ""].map(String::from)];
+        let row = |o: &PlacedOffering, note: String| {
+            [
+                o.provider.clone(),
+                o.region.clone().unwrap_or_else(|| "-".into()),
+                format!("{}{}", o.instance_type, if o.spot { " (spot)" } else { "" }),
+                o.vcpus.to_string(),
+                format!("{} GiB", o.memory_gib.normalize()),
+                o.accelerators.clone().unwrap_or_else(|| "-".into()),
+                usd(o.hourly()),
+                note,
+            ]
+        };
+        rows.push(row(&p.chosen, "chosen".into()));
+        for f in &p.fallbacks {
+            rows.push(row(f, "fallback (no capacity for the chosen)".into()));
+        }
+        for a in &p.alternatives {
+            rows.push(row(&a.offering, a.reason.clone()));
+        }
+        table(&mut out, &rows, "    ");
+        if let Some(from) = &p.moved_from {
+            let saving = from.hourly() - p.chosen.hourly();
+            let _ = writeln!(
+                out,
+                "    moves from {} {} ({}/h): {} per hour",
+                from.provider,
+                from.instance_type,
+                usd(from.hourly()),
+                if saving.is_sign_negative() { format!("costs {} more", usd(-saving)) } else { format!("saves {}", usd(saving)) }
+            );
+        }
+        for n in &p.notes {
+            let _ = writeln!(out, "    note: {n}");
+        }
+    }
+    out
+}
+
+/// The `Cost:` section: each changed object that costs by the hour, then the totals; empty when
+/// nothing in the plan does.
+pub fn costs(plan: &Plan) -> String {
+    let mut out = String::new();
+    let Some(total) = &plan.cost else { return out };
+    let priced = |c: &Option<Cost>| matches!(c, Some(Cost::Hourly { .. } | Cost::Unknown { .. }));
+    let lines: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .filter_map(|c| {
+            let cost = c.cost.as_ref()?;
+            if !priced(&cost.before) && !priced(&cost.after) {
+                return None;
+            }
+            let side = |x: &Option<Cost>| match x {
+                Some(Cost::Hourly { usd: u }) => usd(*u),
+                Some(Cost::Unknown { .. }) => "unknown".into(),
+                Some(Cost::None) | None => "-".into(),
+            };
+            let why = [&cost.before, &cost.after]
+                .into_iter()
+                .find_map(|x| match x {
+                    Some(Cost::Unknown { reason }) => Some(format!(" (unknown: {reason})")),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let text = match c.action {
+                Action::Create => format!("+ {}  {}/h{why}", c.address, side(&cost.after)),
+                Action::Delete => format!("- {}  {}/h{why}", c.address, side(&cost.before)),
+                _ => format!("~ {}  {}/h → {}/h{why}", c.address, side(&cost.before), side(&cost.after)),
+            };
+            Some(text)
+        })
+        .collect();
+    let any_priced = plan.changes.iter().any(|c| c.cost.as_ref().is_some_and(|k| priced(&k.before) || priced(&k.after)));
+    if !any_priced {
+        return out;
+    }
+    let _ = writeln!(out);
+    for l in &lines {
+        let _ = writeln!(out, "  {l}");
+    }
+    let bound = |t: &kiln_plan::Total| if t.unknown.is_empty() { String::new() } else { format!(" + {} unknown", t.unknown.len()) };
+    let _ = writeln!(
+        out,
+        "Cost: {}/h{} → {}/h{} ({}/h)",
+        usd(total.before.usd),
+        bound(&total.before),
+        usd(total.after.usd),
+        bound(&total.after),
+        delta(total.after.usd - total.before.usd)
+    );
+    out
+}
+
+/// Rows as aligned columns (the first is the header), each line starting with `indent`.
+fn table<const N: usize>(out: &mut String, rows: &[[String; N]], indent: &str) {
+    let widths: Vec<usize> = (0..N).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for r in rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        let _ = writeln!(out, "{indent}{}", line.join("  ").trim_end());
+    }
+}
+
+/// `kiln cost`: the spend rate of what is applied and the spend so far, from the prices state
+/// recorded at apply (never re-priced from today's catalog).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Spend {
+    pub format_version: &'static str,
+    /// Every object state prices, by address.
+    pub resources: Vec<SpendLine>,
+    /// Totals per provider configuration.
+    pub providers: Vec<SpendTotal>,
+    pub total: SpendTotal,
+}
+
+/// One object's price and what it has cost.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SpendLine {
+    pub address: String,
+    pub provider: String,
+    pub kind: String,
+    /// What the price is for, as recorded ("aws p5.48xlarge spot, us-east-1, 2 nodes").
+    pub offering: String,
+    /// USD per hour; `null`: unknown.
+    pub hourly: Option<f64>,
+    /// RFC 3339 time the price started to count.
+    pub since: String,
+    /// USD so far, at this and earlier prices; `null` when the price is unknown.
+    pub spent: Option<f64>,
+}
+
+/// The sum of some lines; `unknown` counts those whose price is unknown (left out of the sums).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SpendTotal {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub provider: String,
+    pub hourly: f64,
+    pub spent: f64,
+    pub unknown: usize,
+}
+
+fn number(d: kiln_value::Decimal) -> f64 {
+    d.round_dp(6).to_string().parse().unwrap_or(0.0)
+}
+
+impl Spend {
+    /// From what state recorded: `(address, provider, kind, billing)` of every priced object,
+    /// and the spend of each so far at `now` (`spent`).
+    pub fn new<'a>(
+        items: impl IntoIterator<Item = (String, &'a str, &'a str, &'a kiln_state::Billing, Option<kiln_value::Decimal>)>,
+    ) -> Spend {
+        let mut resources = Vec::new();
+        let mut providers: std::collections::BTreeMap<String, SpendTotal> = Default::default();
+        let mut total = SpendTotal::default();
+        for (address, provider, kind, b, spent) in items {
+            let line = SpendLine {
+                address,
+                provider: provider.to_string(),
+                kind: kind.to_string(),
+                offering: b.offering.clone(),
+                hourly: b.hourly.map(number),
+                since: b.since.clone(),
+                spent: spent.map(number),
+            };
+            let p = providers.entry(provider.to_string()).or_insert_with(|| SpendTotal { provider: provider.to_string(), ..Default::default() });
+            for t in [p, &mut total] {
+                match (line.hourly, line.spent) {
+                    (Some(h), Some(s)) => {
+                        t.hourly += h;
+                        t.spent += s;
+                    }
+                    _ => t.unknown += 1,
+                }
+            }
+            resources.push(line);
+        }
+        resources.sort_by(|a, b| a.address.cmp(&b.address));
+        Spend { format_version: crate::FORMAT_VERSION, resources, providers: providers.into_values().collect(), total }
+    }
+
+    fn rows(&self) -> Vec<[String; 5]> {
+        let money = |x: Option<f64>| x.map(|v| usd(kiln_value::Decimal::try_from(v).unwrap_or_default())).unwrap_or_else(|| "unknown".into());
+        let mut rows = vec![["address", "offering", "$/h", "since", "spent"].map(String::from)];
+        for r in &self.resources {
+            let offering = if r.offering.is_empty() { r.provider.clone() } else { r.offering.clone() };
+            rows.push([r.address.clone(), offering, money(r.hourly), r.since.clone(), money(r.spent)]);
+        }
+        rows
+    }
+
+    fn totals(&self) -> Vec<String> {
+        let money = |v: f64| usd(kiln_value::Decimal::try_from(v).unwrap_or_default());
+        let unknown = |n: usize| if n == 0 { String::new() } else { format!(" ({n} unknown, not counted)") };
+        let mut out: Vec<String> = self
+            .providers
+            .iter()
+            .map(|p| format!("{}: {}/h, {} so far{}", p.provider, money(p.hourly), money(p.spent), unknown(p.unknown)))
+            .collect();
+        out.push(format!("Total: {}/h, {} so far{}", money(self.total.hourly), money(self.total.spent), unknown(self.total.unknown)));
+        out
+    }
+}
+
+impl crate::View for Spend {
+    fn json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a spend view serializes")
+    }
+
+    fn human(&self) -> String {
+        let mut out = String::new();
+        if self.resources.is_empty() {
+            return "Nothing applied costs anything by the hour.\n".into();
+        }
+        table(&mut out, &self.rows(), "");
+        out.push('\n');
+        for t in self.totals() {
+            let _ = writeln!(out, "{t}");
+        }
+        out
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = String::new();
+        let rows = self.rows();
+        for (i, r) in rows.iter().enumerate() {
+            let _ = writeln!(out, "| {} |", r.join(" | "));
+            if i == 0 {
+                let _ = writeln!(out, "|{}", " --- |".repeat(r.len()));
+            }
+        }
+        out.push('\n');
+        for t in self.totals() {
+            let _ = writeln!(out, "- {t}");
+        }
+        out
+    }
+}

@@ -1,0 +1,121 @@
+//! Placement (issue 14) end to end: a cluster that opts in is placed by the optimizer among
+//! the configured providers, on the shipped catalog, and launched on moto's AWS API where the
+//! plan said; the decision and its price are recorded in state, a later plan keeps them, and
+//! `kiln cost` reads them back. A cluster that does not opt in keeps its meaning.
+
+use crate::moto::{exclusive, server, Inspect};
+use crate::support::{run, Project, Run};
+
+/// Three aws provider blocks, one per region, all pointed at moto.
+const PROVIDERS: &str = r#"
+variable "endpoint" {
+  type    = string
+  default = null
+}
+
+provider "aws" {
+  region   = "us-east-1"
+  endpoint = var.endpoint
+}
+
+provider "aws" {
+  alias    = "ohio"
+  region   = "us-east-2"
+  endpoint = var.endpoint
+}
+
+provider "aws" {
+  alias    = "oregon"
+  region   = "us-west-2"
+  endpoint = var.endpoint
+}
+"#;
+
+fn kiln(p: &Project, args: &[&str]) -> Run {
+    let endpoint = format!("endpoint={}", server().endpoint());
+    let mut all: Vec<&str> = args.to_vec();
+    if matches!(args.first(), Some(&("plan" | "apply" | "destroy"))) {
+        all.extend(["--var", &endpoint]);
+    }
+    let mut c = p.command(&all);
+    crate::aws::aws_env(&mut c);
+    run(c)
+}
+
+fn state_resource(p: &Project, address: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(p.path().join(".kiln/state.json")).expect("the local state file");
+    let state: serde_json::Value = serde_json::from_str(&text).expect("state is JSON");
+    state["resources"].as_array().into_iter().flatten().find(|r| r["address"] == address).cloned().unwrap_or_else(|| panic!("{address} not in {state}"))
+}
+
+#[test]
+fn a_placed_cluster_goes_to_the_cheapest_region_and_stays_there() {
+    let _g = exclusive();
+    // Spot T4:1 in the shipped catalog: us-east-2 $0.2022, us-east-1 $0.2069, us-west-2 $0.2422.
+    let p = Project::new(&format!(
+        "{PROVIDERS}\nresource \"cluster\" \"train\" {{\n  accelerators = \"T4:1\"\n  spot         = true\n  placement {{}}\n}}\n"
+    ));
+    let plan = kiln(&p, &["plan", "-no-color"]).ok();
+    let out = plan.stdout();
+    assert!(out.contains("Placement:"), "{out}");
+    let chosen = out.lines().find(|l| l.trim_end().ends_with("chosen")).unwrap_or_else(|| panic!("no chosen row:\n{out}"));
+    assert!(chosen.contains("aws.ohio") && chosen.contains("us-east-2") && chosen.contains("g4dn.xlarge (spot)"), "{chosen}");
+    assert!(chosen.contains("$0.2022"), "{chosen}");
+    assert!(out.contains("Cost: $0.00/h → $0.2022/h (+$0.2022/h)"), "{out}");
+
+    kiln(&p, &["apply", "--auto-approve"]).ok();
+    // Launched where the plan said, through the AWS API itself.
+    let ohio = server().inspect_region("us-east-2");
+    let live = ohio.live_of("cluster.train");
+    assert_eq!(live.len(), 1, "{:#}", ohio.0);
+    assert_eq!(live[0]["type"], "g4dn.xlarge");
+    assert_eq!(live[0]["lifecycle"], "spot");
+    assert!(server().inspect_region("us-east-1").live_of("cluster.train").is_empty());
+
+    let r = state_resource(&p, "cluster.train");
+    assert_eq!(r["provider"], "aws.ohio", "{r}");
+    assert_eq!(r["billing"]["hourly"], "0.2022", "{r}");
+    assert_eq!(r["billing"]["placement"]["instance_type"], "g4dn.xlarge", "{r}");
+
+    // The same request plans no change, and says it kept the decision.
+    let again = kiln(&p, &["plan", "-no-color"]).code_is(0).stdout();
+    assert!(again.contains("No changes"), "{again}");
+    assert!(again.contains("kept: request unchanged"), "{again}");
+
+    let cost = kiln(&p, &["cost", "--json"]).ok().stdout();
+    let cost: serde_json::Value = serde_json::from_str(&cost).expect("cost --json is JSON");
+    assert_eq!(cost["resources"][0]["address"], "cluster.train");
+    assert_eq!(cost["resources"][0]["hourly"], 0.2022);
+    assert!(cost["resources"][0]["offering"].as_str().unwrap().contains("aws.ohio g4dn.xlarge spot, us-east-2"), "{cost}");
+    assert_eq!(cost["providers"][0]["provider"], "aws.ohio");
+
+    kiln(&p, &["destroy", "--auto-approve"]).ok();
+    assert!(server().inspect_region("us-east-2").live_of("cluster.train").is_empty());
+}
+
+#[test]
+fn an_infeasible_request_names_the_closest_offerings() {
+    let _g = exclusive();
+    let p = Project::new(&format!("{PROVIDERS}\nresource \"cluster\" \"train\" {{\n  accelerators = \"A100:1\"\n  placement {{}}\n}}\n"));
+    let r = kiln(&p, &["plan", "-no-color"]).code_is(1);
+    let err = r.stderr();
+    assert!(err.contains("A100:8") && err.contains("p4d.24xlarge"), "{err}");
+    assert!(err.contains("main.kiln.hcl"), "the error points at the block: {err}");
+}
+
+#[test]
+fn without_placement_a_cluster_keeps_its_provider_whatever_clouds_are_configured() {
+    let _g = exclusive();
+    let p = Project::new(&format!("{PROVIDERS}\nresource \"cluster\" \"train\" {{\n  nodes = 1\n}}\n"));
+    let out = kiln(&p, &["plan", "--json"]).ok().stdout();
+    let plan: serde_json::Value = serde_json::from_str(&out).expect("plan --json");
+    assert_eq!(plan["resource_changes"][0]["provider"], "local", "{plan}");
+}
+
+#[test]
+fn placement_never_uses_the_local_provider() {
+    let p = Project::new("resource \"cluster\" \"train\" {\n  nodes = 1\n  placement {}\n}\n");
+    let err = p.kiln(&["plan", "-no-color"]).code_is(1).stderr();
+    assert!(err.contains("E-PLACEMENT-NO-PROVIDER") || err.contains("no configured provider can place"), "{err}");
+    assert!(err.contains("never `local`"), "{err}");
+}
