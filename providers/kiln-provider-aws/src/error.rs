@@ -33,7 +33,16 @@ impl AwsError {
 
     /// The diagnostic for `address`, saying what kiln was doing (`"launch instances"`).
     pub fn diagnostic(&self, address: &str, doing: &str) -> Diagnostic {
-        let d = Diagnostic::error("E-AWS", format!("{address}: cannot {doing}: {self}")).address(address);
+        self.hinted(Diagnostic::error("E-AWS", format!("{address}: cannot {doing}: {self}")).address(address))
+    }
+
+    /// The diagnostic of an operation of the provider itself rather than of one object
+    /// (`kiln catalog refresh aws`): `aws: cannot {doing}: ...`, with the same hints.
+    pub fn provider_diagnostic(&self, doing: &str) -> Diagnostic {
+        self.hinted(Diagnostic::error("E-AWS", format!("aws: cannot {doing}: {self}")))
+    }
+
+    fn hinted(&self, d: Diagnostic) -> Diagnostic {
         let local = || match self.message.as_str() {
             m if m.starts_with(NO_CREDENTIALS) || m.starts_with(BAD_CREDENTIALS) => Some(CREDENTIALS_HINT),
             m if m.starts_with(UNREACHABLE) || m.starts_with(TIMED_OUT) => Some(CONNECT_HINT),

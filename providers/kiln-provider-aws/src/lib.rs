@@ -22,6 +22,9 @@
 //! instances with one DescribeInstances call per page of 1,000, filtered by the `kiln:address`
 //! tag key. [`AwsProvider::api_calls`] counts calls by operation.
 //!
+//! Placement (see [`offerings`]): the instance offers the catalog's `aws` rows in its region, and
+//! `kiln catalog refresh aws` reads them from DescribeInstanceTypes and DescribeSpotPriceHistory.
+//!
 //! Configuration and credentials: see [`settings`]. The provider registers as `aws`
 //! ([`AwsFactory`]); the binary wires it in.
 
@@ -35,6 +38,7 @@ pub(crate) mod cluster;
 pub mod error;
 pub(crate) mod job;
 mod net;
+pub mod offerings;
 mod schema;
 pub mod settings;
 mod spot_pool;
@@ -46,6 +50,7 @@ use std::collections::BTreeMap;
 
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::kinds::{KindFactory, KindProvider, Kinds, Mutation};
+use kiln_provider::offerings::{CatalogRefresh, OfferingsResponse};
 use kiln_provider::{async_trait, ConfigureRequest, Limits};
 
 pub use calls::ApiCalls;
@@ -159,5 +164,15 @@ impl KindProvider for AwsProvider {
     /// Creates, updates and deletes run within the [`throttle::Throttle`].
     async fn mutation<'a, T: Send + 'a>(&'a self, op: Mutation<'a, T>) -> T {
         self.throttled(op).await
+    }
+
+    /// The catalog's `aws` rows in this instance's region (see [`offerings`]).
+    async fn offerings(&self) -> OfferingsResponse {
+        offerings::offerings(&self.ctx)
+    }
+
+    /// The region's rows from DescribeInstanceTypes and DescribeSpotPriceHistory.
+    async fn refresh_catalog(&self) -> CatalogRefresh {
+        offerings::refresh(&self.ctx).await
     }
 }

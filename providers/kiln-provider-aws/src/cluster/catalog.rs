@@ -107,8 +107,18 @@ impl TypeInfo {
             && n.request.cpus.is_none_or(|c| c.admits(self.vcpus as f64))
             && n.request.memory.is_none_or(|m| m.admits(memory_gib))
             && (!n.spot || self.spot)
-            && !self.bare_metal
-            && self.x86_64
+            && self.launchable()
+    }
+
+    /// Whether a cluster can run on the type at all: virtualised (not bare metal) x86_64.
+    pub fn launchable(&self) -> bool {
+        !self.bare_metal && self.x86_64
+    }
+
+    /// Whether some request resolves to the type: launchable, and either with GPUs or with no
+    /// accelerator at all (FPGA and inference-chip types match no request).
+    pub fn requestable(&self) -> bool {
+        self.launchable() && (!self.gpus.is_empty() || !self.accelerated)
     }
 }
 

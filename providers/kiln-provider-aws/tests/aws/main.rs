@@ -3,6 +3,7 @@
 //! checking results through the AWS API itself. One test binary, one module per kind.
 
 mod bucket;
+mod catalog_refresh;
 mod cluster;
 mod common;
 mod job;
