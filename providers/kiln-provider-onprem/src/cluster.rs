@@ -69,7 +69,7 @@ fn cpus_per_node(ask: &Ask, ps: &[Placement], scans: &[HostScan]) -> Value {
 
 /// The hosts as the allocator sees them: GPUs held by other clusters' claims, and by other
 /// clusters this instance planned.
-fn candidates<'a>(scans: &'a [HostScan], planned: &BTreeMap<String, Vec<Placement>>, address: &str) -> Vec<Candidate<'a>> {
+pub(crate) fn candidates<'a>(scans: &'a [HostScan], planned: &BTreeMap<String, Vec<Placement>>, address: &str) -> Vec<Candidate<'a>> {
     scans
         .iter()
         .map(|s| {

@@ -9,18 +9,25 @@
 //!     identity_file = "~/.ssh/id_ed25519"
 //!     host_key      = "ssh-ed25519 AAAAC3Nza..."   # or "SHA256:..."
 //!     labels        = { rack = "a" }
+//!     gpu_hour_price = 1.2                  # this host's own price, over the provider's
 //!   }
+//!   hourly_price   = 0.5                    # USD per host-hour, for the placement optimizer
+//!   gpu_hour_price = 0.8                    # USD per GPU-hour
 //! }
 //! ```
 //!
 //! A host's name is its block label, or its `name` attribute (the engine does not hand block
 //! labels to providers yet). Each host keeps kiln's files in `ROOT/hosts/NAME` unless it sets
 //! its own `root`, so hosts sharing a home directory (NFS) never mix their files.
+//!
+//! `hourly_price` and `gpu_hour_price` price a host's free capacity for the placement optimizer
+//! (see [`crate::offerings`]): a host's own settings over the provider's, 0 when neither says.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kiln_diag::{Diagnostic, Diagnostics};
+use kiln_provider::offerings::OwnedPrice;
 use kiln_remote::local_path;
 use kiln_value::Value;
 
@@ -43,6 +50,8 @@ pub struct HostConfig {
     pub root: Option<String>,
     /// Whether clusters may be allocated on it (false for bastions and login nodes).
     pub allocate: bool,
+    /// Its price per hour: its own settings, else the provider's.
+    pub price: OwnedPrice,
 }
 
 impl HostConfig {
@@ -110,7 +119,7 @@ fn host_name(v: &Value, index: usize) -> Result<String, Diagnostic> {
         .hint("name every host: `name = \"gpu-01\"` inside its block (letters, digits, `-`, `_`, `.`)"))
 }
 
-fn parse_host(v: &Value, index: usize, defaults: &Value, working_dir: &Path) -> Result<HostConfig, Diagnostic> {
+fn parse_host(v: &Value, index: usize, defaults: &Value, price: OwnedPrice, working_dir: &Path) -> Result<HostConfig, Diagnostic> {
     let name = host_name(v, index)?;
     let what = format!("host `{name}`");
     let address = str_attr(v, "address").filter(|a| !a.trim().is_empty()).ok_or_else(|| {
@@ -123,6 +132,10 @@ fn parse_host(v: &Value, index: usize, defaults: &Value, working_dir: &Path) -> 
             .attribute(format!("host[{index}].host_key"))
             .hint("copy the line of /etc/ssh/ssh_host_ed25519_key.pub on the host")
     })?;
+    let own = OwnedPrice::parse(v, "E-ONPREM-CONFIG").map_err(|d| {
+        let at = format!("host[{index}].{}", d.attribute.as_deref().unwrap_or_default());
+        Diagnostic { summary: format!("{what}: {}", d.summary), ..d }.attribute(at)
+    })?;
     let pick = |k: &str| str_attr(v, k).or_else(|| str_attr(defaults, k));
     Ok(HostConfig {
         address: address.trim().to_string(),
@@ -134,6 +147,7 @@ fn parse_host(v: &Value, index: usize, defaults: &Value, working_dir: &Path) -> 
         host_key,
         root: str_attr(v, "root").map(str::to_string),
         allocate: bool_attr(v, "allocate").unwrap_or(true),
+        price: own.or(price),
         name,
     })
 }
@@ -168,10 +182,14 @@ fn check_links(hosts: &[HostConfig], blocks: &[usize]) -> Diagnostics {
 pub fn parse(config: &Value, working_dir: &Path) -> Result<FleetConfig, Diagnostics> {
     let blocks = set(config, "host").and_then(Value::as_list).unwrap_or_default();
     let mut diags = Diagnostics::new();
+    let price = OwnedPrice::parse(config, "E-ONPREM-CONFIG").unwrap_or_else(|d| {
+        diags.push(d);
+        OwnedPrice::default()
+    });
     let mut hosts = Vec::new();
     let mut parsed = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
-        match parse_host(b, i, config, working_dir) {
+        match parse_host(b, i, config, price, working_dir) {
             Ok(h) => {
                 hosts.push(h);
                 parsed.push(i);
@@ -216,6 +234,32 @@ mod tests {
         assert_eq!(f.hosts[1].host_key, HostKey::Missing);
         assert_eq!(f.host_dir(&f.hosts[0]), ".kiln/hosts/gpu-01");
         assert_eq!(f.host_dir(&f.hosts[1]), "/scratch/kiln");
+        assert_eq!(f.hosts[0].price, OwnedPrice::default(), "no price: 0");
+    }
+
+    #[test]
+    fn a_host_price_overrides_the_provider_price() {
+        let c = v(serde_json::json!({
+            "hourly_price": 0.5, "gpu_hour_price": 2,
+            "host": [
+                { "name": "a", "address": "x", "gpu_hour_price": 1.25 },
+                { "name": "b", "address": "y" },
+                { "name": "c", "address": "z", "hourly_price": "cheap" },
+            ],
+        }));
+        let e = parse(&c, Path::new("/w")).unwrap_err();
+        let d = e.iter().next().unwrap();
+        assert!(d.summary.starts_with("host `c`: `hourly_price` must be a number"), "{}", d.summary);
+        assert_eq!(d.attribute.as_deref(), Some("host[2].hourly_price"));
+        let mut c = c;
+        if let Value::Map(m) = &mut c {
+            if let Some(Value::List(hosts)) = m.get_mut("host") {
+                hosts.pop();
+            }
+        }
+        let f = parse(&c, Path::new("/w")).unwrap();
+        assert_eq!(f.hosts[0].price.machine(8).to_string(), "10.5");
+        assert_eq!(f.hosts[1].price.machine(8).to_string(), "16.5");
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   directory per host) with the KILN_* environment; status, exit codes and logs are read over
 //!   SSH; a host that stops answering makes the job `lost`; destroy stops it (TERM, then KILL).
 //! - `bucket`: a directory on one host, or on a mount every host shares (`shared = true`).
+//! - Placement: the hosts' free capacity now, priced by `hourly_price` and `gpu_hour_price`
+//!   (see [`offerings`]).
 //!
 //! Connections are pooled: one SSH connection per host per configured provider instance,
 //! whatever the number of resources.
@@ -29,6 +31,7 @@ pub use kiln_hostinfo::gpu as gpus;
 pub use kiln_remote::hostkey;
 pub mod inventory;
 mod job;
+pub mod offerings;
 mod scan;
 mod schema;
 use kiln_remote::shell;
@@ -40,6 +43,7 @@ use std::path::Path;
 
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::kinds::{KindFactory, KindProvider, Kinds};
+use kiln_provider::offerings::OfferingsResponse;
 use kiln_provider::{async_trait, ConfigureRequest, Limits};
 use kiln_value::Value;
 
@@ -155,5 +159,10 @@ impl KindProvider for OnpremProvider {
 
     fn api_calls(&self) -> BTreeMap<String, u64> {
         self.ctx.ssh.calls()
+    }
+
+    /// Each host's free capacity now, priced from the configuration (see [`offerings`]).
+    async fn offerings(&self) -> OfferingsResponse {
+        offerings::offerings(&self.ctx).await
     }
 }

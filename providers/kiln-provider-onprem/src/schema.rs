@@ -2,6 +2,7 @@
 //! the kinds `fleet`, `cluster`, `job` and `bucket`, and the data source `inventory`; each kind
 //! publishes its own from these bodies.
 
+use kiln_provider::offerings::OwnedPrice;
 use kiln_provider::portable::job::{self, JobSchema};
 use kiln_provider::portable::request::{self, Per, RequestDocs};
 use kiln_schema::{Attribute, Block, Body, Nesting};
@@ -16,7 +17,7 @@ fn map(t: Type) -> Type {
 }
 
 fn host() -> Body {
-    Body::new()
+    let body = Body::new()
         .attr("name", Attribute::optional(Type::String, "The host's name in kiln (its block label)"))
         .attr("address", Attribute::required(Type::String, "IP address or DNS name"))
         .attr("port", Attribute::optional(Type::Number, "SSH port").default(22i64))
@@ -32,11 +33,16 @@ fn host() -> Body {
             ),
         )
         .attr("root", Attribute::optional(Type::String, "This host's directory for kiln's files; default ROOT/hosts/NAME"))
-        .attr("allocate", Attribute::optional(Type::Bool, "Whether clusters may use this host (false for bastions)").default(true))
+        .attr("allocate", Attribute::optional(Type::Bool, "Whether clusters may use this host (false for bastions)").default(true));
+    OwnedPrice::attributes(
+        body,
+        "This host's price in USD per hour while free, for the placement optimizer; default: the provider's `hourly_price`",
+        "This host's price in USD per GPU-hour, added per free GPU; default: the provider's `gpu_hour_price`",
+    )
 }
 
 pub(crate) fn config() -> Body {
-    Body::new()
+    let body = Body::new()
         .attr(
             "root",
             Attribute::optional(
@@ -46,18 +52,23 @@ pub(crate) fn config() -> Body {
         )
         .attr("user", Attribute::optional(Type::String, "Default login user of the hosts"))
         .attr("identity_file", Attribute::optional(Type::String, "Default private key file of the hosts"))
-        .attr("connect_timeout", Attribute::optional(Type::Number, "Seconds to wait for a host to answer").default(10i64))
-        .block(
-            "host",
-            Block {
-                nesting: Nesting::List,
-                body: host(),
-                min_items: 0,
-                max_items: None,
-                force_new: false,
-                description: "One machine of the fleet",
-            },
-        )
+        .attr("connect_timeout", Attribute::optional(Type::Number, "Seconds to wait for a host to answer").default(10i64));
+    OwnedPrice::attributes(
+        body,
+        "Price in USD per host-hour of a free host, for the placement optimizer (owned hardware); default 0",
+        "Price in USD per GPU-hour of a free host's free GPUs, added to `hourly_price`; default 0",
+    )
+    .block(
+        "host",
+        Block {
+            nesting: Nesting::List,
+            body: host(),
+            min_items: 0,
+            max_items: None,
+            force_new: false,
+            description: "One machine of the fleet",
+        },
+    )
 }
 
 pub(crate) fn fleet() -> Body {

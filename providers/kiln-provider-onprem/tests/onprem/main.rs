@@ -8,6 +8,7 @@ mod common;
 mod fleet;
 mod harness;
 mod job;
+mod offerings;
 mod portable;
 mod requests;
 mod reschedule;
