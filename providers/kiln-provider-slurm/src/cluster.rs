@@ -72,7 +72,7 @@ pub(crate) fn partitions(text: &str) -> Vec<Partition> {
         .collect()
 }
 
-async fn describe(ctx: &Ctx, address: &str) -> Result<Vec<Partition>, Diagnostic> {
+pub(crate) async fn describe(ctx: &Ctx, address: &str) -> Result<Vec<Partition>, Diagnostic> {
     let out =
         ctx.run(address, "sinfo", "reading the partitions (sinfo, scontrol show partition)", DESCRIBE, &[parse::SINFO_FORMAT]).await?;
     Ok(partitions(&out.text()))

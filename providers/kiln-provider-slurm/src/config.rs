@@ -9,12 +9,15 @@
 //!     identity_file = "~/.ssh/id_ed25519"
 //!     host_key = "ssh-ed25519 AAAAC3Nza..."   # or "SHA256:..."; without it ~/.ssh/known_hosts
 //!   }
+//!   hourly_price   = 0.5          # USD per node-hour of an idle node, for the placement optimizer
+//!   gpu_hour_price = 0.8          # USD per GPU-hour
 //! }
 //! ```
 
 use std::path::Path;
 
 use kiln_diag::Diagnostic;
+use kiln_provider::offerings::OwnedPrice;
 use kiln_remote::{local_path, HostKey};
 use kiln_value::Value;
 
@@ -28,6 +31,8 @@ pub struct SlurmConfig {
     /// user's home over SSH).
     pub root: String,
     pub login: Option<Login>,
+    /// The price of a node per hour, for placement (0 unless set).
+    pub price: OwnedPrice,
 }
 
 fn config_error(summary: String) -> Diagnostic {
@@ -73,7 +78,11 @@ pub fn parse(config: &Value, working_dir: &Path) -> Result<SlurmConfig, Diagnost
             })
         }
     };
-    Ok(SlurmConfig { root: str_attr(config, "root").unwrap_or(".kiln/slurm").trim_end_matches('/').to_string(), login })
+    Ok(SlurmConfig {
+        root: str_attr(config, "root").unwrap_or(".kiln/slurm").trim_end_matches('/').to_string(),
+        login,
+        price: OwnedPrice::parse(config, "E-SLURM-CONFIG")?,
+    })
 }
 
 #[cfg(test)]
@@ -89,7 +98,11 @@ mod tests {
     #[test]
     fn local_by_default() {
         let c = parse(&v(serde_json::json!({})), Path::new("/w")).unwrap();
-        assert_eq!(c, SlurmConfig { root: ".kiln/slurm".into(), login: None });
+        assert_eq!(c, SlurmConfig { root: ".kiln/slurm".into(), login: None, price: OwnedPrice::default() });
+        let priced = parse(&v(serde_json::json!({ "hourly_price": 0.5, "gpu_hour_price": 2 })), Path::new("/w")).unwrap();
+        assert_eq!(priced.price.machine(8).to_string(), "16.5");
+        let e = parse(&v(serde_json::json!({ "gpu_hour_price": -2 })), Path::new("/w")).unwrap_err();
+        assert_eq!((e.code, e.attribute.as_deref()), ("E-SLURM-CONFIG", Some("gpu_hour_price")));
     }
 
     #[test]

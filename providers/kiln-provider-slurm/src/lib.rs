@@ -11,6 +11,9 @@
 //!   (or the job completion log, `sacct -c`, when accounting is off); `kiln logs` reads the job's
 //!   output file; destroy is `scancel`. Any change of the job's configuration replaces it.
 //!
+//! - Placement: each partition's idle nodes, priced by `hourly_price` and `gpu_hour_price`
+//!   (see [`offerings`]).
+//!
 //! Every operation is one bash script run through a [`runner::Runner`]: one round trip.
 
 // Operations fail with one diagnostic that goes straight into the response.
@@ -20,6 +23,7 @@ mod access;
 mod cluster;
 pub mod config;
 mod job;
+pub mod offerings;
 pub mod parse;
 pub mod runner;
 mod schema;
@@ -31,6 +35,7 @@ use std::path::Path;
 
 use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_provider::kinds::{KindFactory, KindProvider, Kinds};
+use kiln_provider::offerings::OfferingsResponse;
 use kiln_provider::{async_trait, ConfigureRequest, Limits};
 use kiln_value::Value;
 
@@ -194,5 +199,10 @@ impl KindProvider for SlurmProvider {
 
     fn api_calls(&self) -> BTreeMap<String, u64> {
         self.ctx.runner.calls()
+    }
+
+    /// The partitions' idle nodes, priced from the configuration (see [`offerings`]).
+    async fn offerings(&self) -> OfferingsResponse {
+        offerings::offerings(&self.ctx).await
     }
 }

@@ -1,6 +1,7 @@
 //! The schemas the `slurm` provider publishes: its configuration block (where Slurm's commands
 //! run) and the kinds `cluster` (a partition) and `job` (an sbatch job), each published by its kind.
 
+use kiln_provider::offerings::OwnedPrice;
 use kiln_provider::portable::job::{CheckpointBlock, JobSchema};
 use kiln_provider::portable::request::{RequestDocs, WithRequest};
 use kiln_schema::{Attribute, Block, Body, Nesting};
@@ -24,26 +25,30 @@ pub(crate) fn config() -> Body {
             ),
         )
         .attr("connect_timeout", Attribute::optional(Type::Number, "Seconds to wait for the SSH connection").default(10i64));
-    Body::new()
-        .attr(
-            "root",
-            Attribute::optional(
-                Type::String,
-                "Directory for job scripts and output files, on a file system the compute nodes share; default `.kiln/slurm` \
+    let body = Body::new().attr(
+        "root",
+        Attribute::optional(
+            Type::String,
+            "Directory for job scripts and output files, on a file system the compute nodes share; default `.kiln/slurm` \
                  (in the working directory, or the login user's home over SSH)",
-            ),
-        )
-        .block(
-            "login",
-            Block {
-                nesting: Nesting::Single,
-                body: login,
-                min_items: 0,
-                max_items: Some(1),
-                force_new: false,
-                description: "Run Slurm's commands on this login node over SSH; without it they run on this machine",
-            },
-        )
+        ),
+    );
+    OwnedPrice::attributes(
+        body,
+        "Price in USD per node-hour of an idle node, for the placement optimizer (owned hardware); default 0",
+        "Price in USD per GPU-hour of an idle node's GPUs, added to `hourly_price`; default 0",
+    )
+    .block(
+        "login",
+        Block {
+            nesting: Nesting::Single,
+            body: login,
+            min_items: 0,
+            max_items: Some(1),
+            force_new: false,
+            description: "Run Slurm's commands on this login node over SSH; without it they run on this machine",
+        },
+    )
 }
 
 pub(crate) fn cluster() -> Body {

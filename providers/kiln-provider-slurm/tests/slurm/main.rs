@@ -7,6 +7,7 @@ mod harness;
 mod cluster;
 mod conformance;
 mod job;
+mod offerings;
 mod portable;
 mod requests;
 mod ssh;
