@@ -98,7 +98,11 @@ impl Cli {
         };
         let matches = command.try_get_matches_from(args).unwrap_or_else(|e| usage(e));
         let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage(e));
-        if let Some((_, sub)) = matches.subcommand() {
+        if let Some((_, mut sub)) = matches.subcommand() {
+            // `kiln catalog refresh`: the options are the innermost subcommand's.
+            while let Some((_, nested)) = sub.subcommand() {
+                sub = nested;
+            }
             if let Some(v) = cli.command.var_args_mut() {
                 v.order(sub);
             }
@@ -245,7 +249,8 @@ pub enum Template {
 // - `--var`/`--var-file` (VarArgs): every command that evaluates the configuration: plan, apply,
 //   destroy, run, import, init (the backend block), validate (root variables and their
 //   validation rules are checked with the values given), console, and the commands that
-//   configure providers from their blocks (logs, jobs, status, ssh, inventory). Not on show,
+//   configure providers from their blocks (logs, jobs, status, ssh, inventory, offers, catalog
+//   refresh) or read the `catalog` block (catalog sources). Not on show,
 //   output, state, graph, fmt, workspace, force-unlock, schema: they evaluate nothing.
 // - destroy takes DestroyArgs, not PlanArgs: `--replace` (a destroy replaces nothing) and
 //   `--refresh-only` (a destroy always changes objects) are not offered; its `--target` and
@@ -255,7 +260,7 @@ pub enum Template {
 //   `--refresh`) and, as a diagnostic, `--var`/`--var-file` (E-APPLY-PLAN-VARS).
 // - `output --raw` needs NAME (it prints one value; without a name it would be ignored).
 // - `--format`/`--json` (FormatArgs): the commands that print a view (validate, plan, show,
-//   output, jobs, status, schema).
+//   output, jobs, status, schema, offers).
 // - The global `--chdir`, `--lock-timeout` and `--no-color` are offered by every command (clap's
 //   global flags); `--lock-timeout` matters only to the commands that lock state.
 #[derive(Subcommand)]
@@ -465,8 +470,68 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Offerings that satisfy a request, cheapest first: machine shapes and their prices from
+    /// the catalog (in a directory with configuration: what its providers offer, owned hardware
+    /// included).
+    Offers {
+        #[command(flatten)]
+        vars: VarArgs,
+        /// GPUs per machine: NAME[:COUNT] such as H100:8, or alternatives separated by commas
+        /// (H100:8,A100-80GB:8); left out, CPU-only machines.
+        #[arg(value_name = "ACCELERATORS")]
+        accelerators: Option<String>,
+        /// Spot prices (default: on-demand).
+        #[arg(long)]
+        spot: bool,
+        /// vCPUs per machine: exactly N, or at least N with N+ (such as 8+).
+        #[arg(long, value_name = "N")]
+        cpus: Option<String>,
+        /// Memory per machine in GiB: exactly N, or at least N with N+ (such as 64+).
+        #[arg(long, value_name = "GIB")]
+        memory: Option<String>,
+        /// Only this region; offerings without a region (RunPod's, owned hardware) are listed
+        /// too, marked `(no region)`.
+        #[arg(long, value_name = "REGION")]
+        region: Option<String>,
+        /// Only this provider or cloud, such as aws, lambda or runpod.
+        #[arg(long, value_name = "NAME")]
+        provider: Option<String>,
+        /// List every row, not one line per provider and instance type.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// The catalog of offerings: where each cloud's rows and prices come from (the default), or
+    /// refresh a cloud's rows from its API.
+    Catalog {
+        #[command(subcommand)]
+        command: Option<CatalogCommand>,
+    },
     /// Print kiln's version.
     Version,
+}
+
+#[derive(Subcommand)]
+pub enum CatalogCommand {
+    /// Where each cloud's rows come from: shipped with kiln, refreshed into .kiln/catalog/, or
+    /// the configuration's `catalog` files; and the discounts applied.
+    Sources {
+        #[command(flatten)]
+        vars: VarArgs,
+    },
+    /// Rebuild a cloud's rows from its API (configured from its provider block, or the
+    /// default), into .kiln/catalog/CLOUD.csv; on-demand prices the API does not give come
+    /// from the shipped catalog, else stay unknown.
+    Refresh {
+        #[command(flatten)]
+        vars: VarArgs,
+        /// The provider to refresh, such as aws (or aws.ALIAS for another provider block).
+        cloud: String,
+        /// Write the rows here instead of .kiln/catalog/CLOUD.csv.
+        #[arg(long, value_name = "PATH")]
+        output: Option<PathBuf>,
+    },
 }
 
 impl Command {
@@ -481,7 +546,9 @@ impl Command {
             | Command::Status { vars, .. }
             | Command::Ssh { vars, .. }
             | Command::Console { vars }
-            | Command::Inventory { vars } => Some(vars),
+            | Command::Inventory { vars }
+            | Command::Offers { vars, .. }
+            | Command::Catalog { command: Some(CatalogCommand::Sources { vars } | CatalogCommand::Refresh { vars, .. }) } => Some(vars),
             Command::Plan { args, .. } | Command::Apply { args, .. } => Some(&mut args.vars),
             Command::Destroy { args, .. } => Some(&mut args.vars),
             _ => None,

@@ -27,6 +27,7 @@ mod layers;
 mod lifecycle;
 mod local;
 mod logs;
+mod offers;
 #[cfg(feature = "onprem")]
 mod onprem;
 mod plan;

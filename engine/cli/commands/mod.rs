@@ -17,6 +17,7 @@ use std::time::Duration;
 
 mod apply;
 mod backend;
+mod catalog;
 mod console;
 mod fmt;
 mod init;
@@ -25,6 +26,7 @@ pub mod jobs;
 mod load;
 mod locking;
 mod logs;
+mod offers;
 mod plan;
 mod planning;
 mod registry;
@@ -183,6 +185,15 @@ async fn dispatch(cli: Cli, cx: &Ctx) -> ExitStatus {
         Command::Import { vars, address, id } => state::import(cx, &vars, &address, &id).await,
         Command::ForceUnlock { lock_id, force } => state::force_unlock(cx, &lock_id, force).await,
         Command::Workspace(w) => workspace::workspace_cmd(cx, w).await,
+        Command::Offers { vars, accelerators, spot, cpus, memory, region, provider, all, format } => {
+            let o = offers::OffersOpts { accelerators, spot, cpus, memory, region, provider, all, format: format.get() };
+            offers::offers(cx, &vars, &o).await
+        }
+        Command::Catalog { command } => match command {
+            None => catalog::sources(cx, &VarArgs::default()).await,
+            Some(crate::cli::CatalogCommand::Sources { vars }) => catalog::sources(cx, &vars).await,
+            Some(crate::cli::CatalogCommand::Refresh { vars, cloud, output }) => catalog::refresh(cx, &vars, &cloud, output.as_deref()).await,
+        },
         Command::Version => {
             cx.printer.data(format_args!("kiln v{}", env!("CARGO_PKG_VERSION")));
             Ok(ExitStatus::Success)

@@ -4,9 +4,11 @@
 //! from its block against the backends the binary registers ([`Backends`]),
 //! persisting state changes during apply with group commits, and turning Ctrl-C into the core's
 //! cancellation levels. A job's logs: reading them, and archiving a destroyed job's ([`logs`]);
-//! waiting for jobs to end ([`jobs`]).
+//! waiting for jobs to end ([`jobs`]). The catalog a command reads: shipped, refreshed and the
+//! user's ([`catalog`]).
 
 mod backend;
+pub mod catalog;
 pub mod encryption;
 pub mod import;
 pub mod interrupt;
