@@ -4,6 +4,7 @@
     python3 bench/run.py                      # everything, K=5 runs per measurement
     python3 bench/run.py --runs 3 --sizes 1000 --shapes fanout,chain
     python3 bench/run.py --markdown out.md    # also write the results table as Markdown
+    python3 bench/run.py --decisions-only     # only the placement decisions (issue 14)
 
 For each case (shape x size, from bench/gen.py) it measures, with KILN_QUIET=1 NO_COLOR=1 and
 stdout sent to /dev/null:
@@ -13,6 +14,10 @@ stdout sent to /dev/null:
                 outside the timed region)
   noop-plan     `kiln plan` on the full state left by an apply (must say "No changes.")
   noop-plan-nr  `kiln plan --refresh=false` on the same full state
+
+and the placement optimizer's decisions (`--decisions N`, issue 14): the median time of one
+decision over N varied requests against the whole shipped catalog, K rounds, from the release
+example `engine/kiln-place/examples/bench_decide.rs` (target: under 1 ms).
 
 and prints the MEDIAN wall time over K runs and the PEAK memory (the largest max RSS of the kiln
 process over those runs, from GNU time's %M when /usr/bin/time is GNU time, else from the
@@ -251,6 +256,38 @@ def git_describe():
         return "unknown commit"
 
 
+DECISION_TARGET_US = 1000.0
+
+
+def run_decisions(opts):
+    """The placement decision benchmark: one JSON line from the bench_decide example."""
+    exe = os.path.join(ROOT, "target", "release", "examples", "bench_decide")
+    if not opts.no_build:
+        print("building: cargo build --release --locked -p kiln-place --example bench_decide", file=sys.stderr, flush=True)
+        subprocess.run(["cargo", "build", "--release", "--locked", "-p", "kiln-place", "--example", "bench_decide"],
+                       cwd=ROOT, check=True)
+    if not os.access(exe, os.X_OK):
+        print(f"\nplacement decisions: skipped (no {exe}; build it with cargo build --release -p kiln-place "
+              "--example bench_decide)", flush=True)
+        return None
+    out = subprocess.run([exe, "--requests", str(opts.decisions), "--rounds", str(opts.runs)],
+                         capture_output=True, text=True, check=True).stdout
+    m = json.loads(out.strip().splitlines()[-1])
+    m["met"] = m["median_us"] < DECISION_TARGET_US
+    print(f"\nplacement decisions: {m['requests']} requests x {m['rounds']} rounds against {m['candidates']} "
+          f"offerings ({m['feasible']} feasible): median {m['median_us']:.1f} us, p90 {m['p90_us']:.1f} us, "
+          f"max {m['max_us']:.1f} us; target < {DECISION_TARGET_US:g} us: {'met' if m['met'] else 'MISSED'}",
+          flush=True)
+    return m
+
+
+def decisions_markdown(m):
+    return ("\n| decisions | candidates | feasible | rounds | median (us) | p90 (us) | max (us) | target |\n"
+            "|---:|---:|---:|---:|---:|---:|---:|---|\n"
+            f"| {m['requests']:,} | {m['candidates']} | {m['feasible']} | {m['rounds']} | {m['median_us']:.1f} | "
+            f"{m['p90_us']:.1f} | {m['max_us']:.1f} | < 1 ms: {'met' if m['met'] else 'MISSED'} |\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", "-k", type=int, default=5, help="timed runs per measurement (default 5)")
@@ -263,6 +300,10 @@ def main():
     ap.add_argument("--sizes", default="1000,10000", help="comma-separated sizes (default 1000,10000)")
     ap.add_argument("--delayed", type=int, default=1000,
                     help="size of the delayed fanout (create_delay 100ms); 0 skips it (default 1000)")
+    ap.add_argument("--decisions", type=int, default=1000,
+                    help="placement decisions to time against the shipped catalog; 0 skips them (default 1000)")
+    ap.add_argument("--decisions-only", action="store_true",
+                    help="run only the placement decision benchmark (no kiln build, no plan/apply cases)")
     ap.add_argument("--kiln", help="kiln binary to use (default: build target/release/kiln)")
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build --release")
     ap.add_argument("--no-verify", action="store_true", help="skip the untimed correctness runs")
@@ -275,6 +316,14 @@ def main():
     opts = ap.parse_args()
     if opts.runs < 1 or opts.slow_runs < 1:
         ap.error("--runs and --slow-runs must be >= 1")
+    if opts.decisions_only:
+        if opts.decisions < 1:
+            ap.error("--decisions-only needs --decisions >= 1")
+        m = run_decisions(opts)
+        if m and opts.markdown:
+            with open(opts.markdown, "w") as f:
+                f.write(decisions_markdown(m))
+        return 0 if m else 1
 
     kiln = opts.kiln or os.path.join(ROOT, "target", "release", "kiln")
     if not opts.kiln and not opts.no_build:
@@ -319,13 +368,18 @@ def main():
         if not opts.keep and not opts.workdir:
             shutil.rmtree(root, ignore_errors=True)
 
+    decisions = run_decisions(opts) if opts.decisions > 0 else None
     missed = [m for m in results if "MISSED" in verdict_for(m)]
+    if decisions and not decisions["met"]:
+        missed.append(decisions)
     wrong = [m for m in results if m["correct"] not in ("ok", "not checked")]
     print(f"\n{len(results)} measurements; targets missed: {len(missed)}; correctness failures: "
           f"{len({(m['shape'], m['n']) for m in wrong})} case(s)")
     if opts.markdown:
         with open(opts.markdown, "w") as f:
             f.write(markdown(results))
+            if decisions:
+                f.write(decisions_markdown(decisions))
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump(results, f, indent=1)
