@@ -162,6 +162,11 @@ pub struct PlanArgs {
     /// Read every managed object before planning (default true).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub refresh: bool,
+    /// Place again the clusters and spot pools that opt into placement although their request
+    /// did not change (prices moving never moves one by itself); the plan shows each move and
+    /// what it saves.
+    #[arg(long)]
+    pub replan_placement: bool,
     /// Operations in flight at once per provider (overrides the providers' own limits).
     #[arg(long)]
     pub parallelism: Option<usize>,
@@ -359,6 +364,12 @@ pub enum Command {
     Jobs {
         #[command(flatten)]
         vars: VarArgs,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// What is applied costs: each object's price per hour as recorded at apply, what it has
+    /// cost so far, and the totals by provider (never re-priced from today's catalog).
+    Cost {
         #[command(flatten)]
         format: FormatArgs,
     },

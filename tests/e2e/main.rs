@@ -30,6 +30,8 @@ mod logs;
 mod offers;
 #[cfg(feature = "onprem")]
 mod onprem;
+#[cfg(feature = "aws")]
+mod placement;
 mod plan;
 mod plan_view;
 mod policy;

@@ -89,8 +89,26 @@ fn a_placed_cluster_goes_to_the_cheapest_region_and_stays_there() {
     assert!(cost["resources"][0]["offering"].as_str().unwrap().contains("aws.ohio g4dn.xlarge spot, us-east-2"), "{cost}");
     assert_eq!(cost["providers"][0]["provider"], "aws.ohio");
 
+    // Prices move (a negotiated spot price in us-west-2): the running cluster stays where it is
+    // until a re-plan is asked for, which shows the move and what it saves.
+    p.write(
+        "prices.csv",
+        "cloud,instance_type,accelerator_name,accelerator_count,vcpus,memory_gib,region,availability_zone,price_hourly,spot_price_hourly\naws,g4dn.xlarge,T4,1,4,16,us-west-2,usw2-az3,0.526,0.1\n",
+    );
+    let config = std::fs::read_to_string(p.path().join("main.kiln.hcl")).unwrap();
+    p.write("main.kiln.hcl", &format!("{config}\ncatalog {{\n  path = \"prices.csv\"\n}}\n"));
+    let kept = kiln(&p, &["plan", "-no-color"]).code_is(0).stdout();
+    assert!(kept.contains("No changes"), "{kept}");
+    let replan = kiln(&p, &["plan", "-no-color", "--replan-placement"]).ok().stdout();
+    assert!(replan.contains("will be moved from `aws.ohio` to `aws.oregon` by placement"), "{replan}");
+    assert!(replan.contains("moves from aws.ohio g4dn.xlarge ($0.2022/h): saves $0.1022 per hour"), "{replan}");
+    kiln(&p, &["apply", "--auto-approve", "--replan-placement"]).ok();
+    assert_eq!(server().inspect_region("us-west-2").live_of("cluster.train").len(), 1);
+    assert!(server().inspect_region("us-east-2").live_of("cluster.train").is_empty(), "the old cluster is destroyed where it ran");
+    assert_eq!(state_resource(&p, "cluster.train")["provider"], "aws.oregon");
+
     kiln(&p, &["destroy", "--auto-approve"]).ok();
-    assert!(server().inspect_region("us-east-2").live_of("cluster.train").is_empty());
+    assert!(server().inspect_region("us-west-2").live_of("cluster.train").is_empty());
 }
 
 #[test]

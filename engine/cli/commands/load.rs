@@ -51,6 +51,15 @@ pub fn load(cx: &Ctx, vars: &VarArgs) -> Result<Loaded, Failure> {
             );
         }
     }
+    // The catalog placement and cost lines read: the shipped one unless the configuration has
+    // a `catalog` block or `kiln catalog refresh` wrote files here.
+    let mut catalog = None;
+    if !diags.has_errors() && (config.root.module.catalog.is_some() || dir.join(".kiln/catalog").is_dir()) {
+        match kiln_ops::catalog::for_command(&config, &values, dir) {
+            Ok(c) => catalog = Some(Arc::new(c)),
+            Err(d) => diags.extend(d),
+        }
+    }
     if diags.has_errors() {
         return Err(Failure::in_sources(&config.sources, diags));
     }
@@ -61,7 +70,7 @@ pub fn load(cx: &Ctx, vars: &VarArgs) -> Result<Loaded, Failure> {
         printer: cx.printer,
         verbose: VerboseHook(cx.printer),
         codec: Default::default(),
-        catalog: None,
+        catalog,
     };
     warn(&l, &diags);
     Ok(l)

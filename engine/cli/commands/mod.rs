@@ -19,7 +19,9 @@ mod apply;
 mod backend;
 mod catalog;
 mod console;
+mod cost;
 mod fmt;
+mod git;
 mod init;
 mod inventory;
 pub mod jobs;
@@ -173,6 +175,7 @@ async fn dispatch(cli: Cli, cx: &Ctx) -> ExitStatus {
         }
         Command::Jobs { vars, format } => status::list(cx, &vars, format.get()).await,
         Command::Status { vars, format } => status::status_cmd(cx, &vars, format.get()).await,
+        Command::Cost { format } => cost::cost(cx, format.get()).await,
         Command::Ssh { vars, address, node, command } => ssh::ssh(cx, &vars, &address, node, &command).await,
         Command::Schema { kind, provider, format } => schema::schema(cx, kind.as_deref(), provider.as_deref(), format.get()),
         Command::Console { vars } => console::console(cx, &vars).await,

@@ -5,6 +5,7 @@
 
 pub mod csv;
 pub mod discount;
+pub mod egress;
 pub mod layers;
 pub mod matching;
 

@@ -6,7 +6,9 @@
 //! is one by name; AWS's `p5` types are SXM parts its catalog rows call `H100`. A family name
 //! (`H100`, `A10`) admits every variant of the family (`A10` admits AWS's `A10G`); a named
 //! variant admits only itself. Counts are exact per machine (SkyPilot's `H100:8`); `cpus` and
-//! `memory` are exact or at least (`"8+"`). A request with no accelerators admits only
+//! `memory` are exact or at least (`"8+"`). Owned hardware's rows (`available` set) are free
+//! capacity a node takes part of: fewer GPUs than the row has, and CPUs and memory up to its
+//! own (priced as the whole row: never less than it costs). A request with no accelerators admits only
 //! machines without any: a CPU-only job never lands on a GPU machine.
 
 use kiln_provider::offerings::Offering;
@@ -47,6 +49,8 @@ pub enum Mismatch {
 /// Which alternative of the request's `accelerators` a row satisfies (its index: 0 is the
 /// preferred one; 0 too for a CPU-only request), or why it satisfies none.
 pub fn admits(req: &Request, o: &Offering) -> Result<usize, Mismatch> {
+    // Owned hardware's rows are its free capacity: a node may take part of it.
+    let owned = o.available.is_some();
     let alternative = match (&req.accelerators, &o.accelerator) {
         (None, Some(_)) => return Err(Mismatch::HasAccelerator),
         (None, None) => 0,
@@ -62,7 +66,7 @@ pub fn admits(req: &Request, o: &Offering) -> Result<usize, Mismatch> {
             let mut found = None;
             for (i, a) in alts.iter().enumerate() {
                 if same_kind(a) {
-                    if a.count == have.count {
+                    if a.count == have.count || (owned && a.count <= have.count) {
                         found = Some(i);
                         break;
                     }
@@ -77,10 +81,11 @@ pub fn admits(req: &Request, o: &Offering) -> Result<usize, Mismatch> {
         }
     };
     let f = |d: Decimal| d.to_string().parse::<f64>().unwrap_or(0.0);
-    if req.cpus.is_some_and(|c| !c.admits(o.vcpus as f64)) {
+    let fits = |a: &kiln_provider::portable::request::Amount, have: f64| if owned { a.fits_in(have) } else { a.admits(have) };
+    if req.cpus.is_some_and(|c| !fits(&c, o.vcpus as f64)) {
         return Err(Mismatch::Cpus);
     }
-    if req.memory.is_some_and(|m| !m.admits(f(o.memory_gib))) {
+    if req.memory.is_some_and(|m| !fits(&m, f(o.memory_gib))) {
         return Err(Mismatch::Memory);
     }
     Ok(alternative)
@@ -158,6 +163,16 @@ mod tests {
         assert_eq!(admits(&req("", Some("8+"), None), &cpu), Err(Mismatch::Cpus));
         assert_eq!(admits(&req("", None, Some("32+")), &cpu), Err(Mismatch::Memory));
         assert_eq!(admits(&req("A10G:1", None, None), &cpu), Err(Mismatch::NoAccelerator));
+    }
+
+    #[test]
+    fn owned_rows_are_capacity_a_node_takes_part_of() {
+        let mut host = row("onprem", "gpu-01", Some(("H100", 4)), 32, 256);
+        host.available = Some(1);
+        assert_eq!(admits(&req("H100:2", Some("8"), Some("64")), &host), Ok(0));
+        assert_eq!(admits(&req("H100:8", None, None), &host), Err(Mismatch::Count(4)));
+        let cloud = row("aws", "p5.48xlarge", Some(("H100", 8)), 192, 2048);
+        assert_eq!(admits(&req("H100:4", None, None), &cloud), Err(Mismatch::Count(8)), "a cloud machine is taken whole");
     }
 
     #[test]

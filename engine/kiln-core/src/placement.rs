@@ -203,6 +203,10 @@ pub fn apply_choice(config: &mut Value, meta: &Value, chosen: &PlacedOffering, f
     if has("spot") {
         m.insert("spot".into(), Value::Bool(chosen.spot));
     }
+    if has("on_demand_fallback") && meta.get("spot").and_then(|v| v.unmarked().as_str()) == Some("auto") {
+        // One vocabulary: `spot = "auto"` is a pool's on-demand fallback.
+        m.insert("on_demand_fallback".into(), Value::Bool(true));
+    }
     if has("max_price") {
         if let Some(p) = meta.get("max_price").filter(|p| !matches!(p, Value::Null)) {
             m.insert("max_price".into(), p.clone());
