@@ -310,13 +310,17 @@ mod tests {
     }
 
     #[test]
-    fn refreshed_files_replace_their_cloud() {
+    fn refreshed_files_replace_their_clouds_rows_in_the_regions_they_read() {
         let (dir, c) = config("resource \"record\" \"a\" {}\n");
         let path = refreshed_path(dir.path(), "aws");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, format!("# source: EC2 API\n# date: 2026-12-07\n{HEAD}aws,m7i.large,,,2,8,us-east-1,,0.1008,\n")).unwrap();
         let cat = catalog(&c, dir.path()).unwrap();
-        assert_eq!(cat.cloud("aws").count(), 1);
+        let east: Vec<&str> =
+            cat.cloud("aws").filter(|r| r.region.as_deref() == Some("us-east-1")).map(|r| r.instance_type.as_str()).collect();
+        assert_eq!(east, ["m7i.large"]);
+        let west = |c: &Catalog| c.cloud("aws").filter(|r| r.region.as_deref() == Some("us-west-2")).count();
+        assert_eq!(west(&cat), west(Catalog::shipped()), "a region the refresh did not read keeps its shipped rows");
         assert_eq!(cat.cloud("lambda").count(), Catalog::shipped().cloud("lambda").count());
         assert!(cat.sources.iter().any(|s| s.file == ".kiln/catalog/aws.csv" && s.date.as_deref() == Some("2026-12-07")));
     }
