@@ -62,6 +62,11 @@ fn a_placed_cluster_goes_to_the_cheapest_region_and_stays_there() {
     assert!(chosen.contains("aws.ohio") && chosen.contains("us-east-2") && chosen.contains("g4dn.xlarge (spot)"), "{chosen}");
     assert!(chosen.contains("$0.2022"), "{chosen}");
     assert!(out.contains("Cost: $0.00/h → $0.2022/h (+$0.2022/h)"), "{out}");
+    let json = crate::plan_view::parsed(&kiln(&p, &["plan", "--json"]).ok().stdout());
+    crate::plan_view::conforms("plan-view.schema.json", &json);
+    assert_eq!(json["placements"][0]["chosen"]["provider"], "aws.ohio", "{json}");
+    assert_eq!(json["cost"]["after"]["usd"], "0.2022", "{json}");
+    assert_eq!(json["resource_changes"][0]["cost"]["after"], serde_json::json!({"kind": "hourly", "usd": "0.2022"}));
 
     kiln(&p, &["apply", "--auto-approve"]).ok();
     // Launched where the plan said, through the AWS API itself.
@@ -136,4 +141,17 @@ fn placement_never_uses_the_local_provider() {
     let err = p.kiln(&["plan", "-no-color"]).code_is(1).stderr();
     assert!(err.contains("E-PLACEMENT-NO-PROVIDER") || err.contains("no configured provider can place"), "{err}");
     assert!(err.contains("never `local`"), "{err}");
+}
+
+#[test]
+fn a_preference_order_wins_over_price() {
+    let _g = exclusive();
+    // us-west-2 is the dearest spot region for T4:1, but it comes first.
+    let p = Project::new(&format!(
+        "{PROVIDERS}\nresource \"cluster\" \"train\" {{\n  accelerators = \"T4:1\"\n  spot         = true\n  placement {{\n    prefer = [\"aws.oregon\", \"aws.ohio\"]\n  }}\n}}\n"
+    ));
+    let out = kiln(&p, &["plan", "-no-color"]).ok().stdout();
+    let chosen = out.lines().find(|l| l.trim_end().ends_with("chosen")).unwrap_or_else(|| panic!("no chosen row:\n{out}"));
+    assert!(chosen.contains("aws.oregon"), "{chosen}");
+    assert!(!out.contains("| aws  "), "the unlisted provider is not a candidate: {out}");
 }

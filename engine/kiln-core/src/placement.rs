@@ -80,7 +80,8 @@ pub fn meta_body(body: &Body) -> Body {
 pub fn meta_schema() -> SchemaBody {
     let strings = || Type::List(Box::new(Type::String));
     let placement = SchemaBody::new()
-        .attr("providers", Attribute::optional(strings(), "Provider blocks it may use (`aws`, `aws.west`), in order of preference"))
+        .attr("providers", Attribute::optional(strings(), "Provider blocks (or clouds) it may use, such as [\"aws\", \"aws.west\"]; the cheapest wins"))
+        .attr("prefer", Attribute::optional(strings(), "Provider blocks (or clouds) it may use, in order of preference: an earlier one wins over a cheaper later one"))
         .attr("regions", Attribute::optional(strings(), "Regions it may use; rows without a region (RunPod's) pass"))
         .attr("exclude", Attribute::optional(strings(), "Instance types, regions, clouds or providers to leave out"));
     SchemaBody::new()
@@ -168,13 +169,21 @@ pub fn meta(v: &Value, kind: &str) -> Result<Meta, Diagnostics> {
     if diags.has_errors() {
         return Err(diags);
     }
+    if list("providers").is_some() && list("prefer").is_some() {
+        diags.push(
+            Diagnostic::error(code, "`placement` takes `providers` (cheapest wins) or `prefer` (first wins), not both")
+                .attribute(BLOCK)
+                .hint("keep one of them"),
+        );
+        return Err(diags);
+    }
     let need = kiln_place::Need {
         request: request.clone(),
         nodes,
         spot,
         max_price,
-        providers: list("providers"),
-        prefer_order: false,
+        providers: list("prefer").or_else(|| list("providers")),
+        prefer_order: list("prefer").is_some(),
         regions: list("regions"),
         exclude: list("exclude").unwrap_or_default(),
         data: None,

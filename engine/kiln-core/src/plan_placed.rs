@@ -65,7 +65,7 @@ impl Planner<'_> {
         rep: crate::scope::Repetition,
     ) -> Option<(String, Arc<dyn kiln_provider::Provider>, kiln_schema::KindSchema)> {
         let r = self.cx.resource(&iaddr.resource);
-        let at = |d: Diagnostic| crate::instance::locate(d, r).or_at(Some(r.span.clone())).or_address(&iaddr.to_string());
+        let at = |d: Diagnostic| crate::instance::locate(d, r).or_at(Some(r.span.clone())).or_address(iaddr.to_string());
         let meta_v = match eval_body(&placement::meta_body(&r.body), &placement::meta_schema(), &self.cx.scope(&iaddr.resource.module, rep), &r.span) {
             Ok(v) => v,
             Err(d) => {
@@ -191,7 +191,7 @@ impl Planner<'_> {
         match placement::followed_provider(&self.cx.placed, cluster) {
             Ok(k) => k,
             Err(d) => {
-                self.cx.diags.push(d.or_address(&addr.to_string()));
+                self.cx.diags.push(d.or_address(addr.to_string()));
                 None
             }
         }
