@@ -45,7 +45,8 @@ pub async fn status_cmd(cx: &Ctx, vars: &VarArgs, format: kiln_views::Format) ->
     let mut clusters = Vec::new();
     for kind in CLUSTER_KINDS {
         for (a, v) in read_kind(&p, &state, kind).await {
-            clusters.push(ClusterView::new(&a.to_string(), provider_of(&state, &a), kind, v.as_ref(), now));
+            let hourly = state.resources.get(&a).and_then(|r| r.billing.as_ref()).and_then(|b| b.hourly);
+            clusters.push(ClusterView::new(&a.to_string(), provider_of(&state, &a), kind, v.as_ref(), now).priced(hourly));
         }
     }
     clusters.sort_by(|a, b| a.address.cmp(&b.address));

@@ -47,6 +47,9 @@ pub struct ClusterView {
     pub created_at: Option<String>,
     /// Seconds since `created_at`.
     pub uptime_seconds: Option<u64>,
+    /// USD per hour, as recorded when it was applied (`kiln cost`); `null`: unknown or not
+    /// recorded.
+    pub price_hourly: Option<f64>,
 }
 
 fn strings(v: Option<&Value>, name: &str) -> Vec<String> {
@@ -92,8 +95,20 @@ impl ClusterView {
             gpus,
             uptime_seconds: current.and(seconds(created_at.as_deref(), None, now)),
             created_at,
+            price_hourly: None,
         }
     }
+
+    /// With the price state recorded for it at apply.
+    pub fn priced(mut self, hourly: Option<kiln_value::Decimal>) -> ClusterView {
+        self.price_hourly = hourly.and_then(|d| d.round_dp(6).to_string().parse().ok());
+        self
+    }
+}
+
+/// `$0.2022/h`, or `-` when unknown.
+fn price(p: Option<f64>) -> String {
+    p.and_then(|v| kiln_value::Decimal::try_from(v).ok()).map_or("-".to_string(), |d| format!("{}/h", kiln_plan::cost::usd(d)))
 }
 
 /// A long time for a table: `12m05s`, `3h12m`, `2d03h`.
@@ -130,12 +145,12 @@ impl crate::View for Status {
             out += "Clusters:\n\n";
             let _ = writeln!(
                 out,
-                "{:<32} {:<10} {:<10} {:>5} {:>5} {:<16} {:>8}  NODE ADDRESSES",
-                "ADDRESS", "PROVIDER", "STATE", "NODES", "GPUS", "ACCELERATORS", "UPTIME"
+                "{:<32} {:<10} {:<10} {:>5} {:>5} {:<16} {:>8} {:>11}  NODE ADDRESSES",
+                "ADDRESS", "PROVIDER", "STATE", "NODES", "GPUS", "ACCELERATORS", "UPTIME", "$/H"
             );
             for c in &self.clusters {
                 let row = format!(
-                    "{:<32} {:<10} {:<10} {:>5} {:>5} {:<16} {:>8}  {}",
+                    "{:<32} {:<10} {:<10} {:>5} {:>5} {:<16} {:>8} {:>11}  {}",
                     c.address,
                     c.provider,
                     c.state,
@@ -143,6 +158,7 @@ impl crate::View for Status {
                     opt(c.gpus),
                     c.accelerators.as_deref().unwrap_or("-"),
                     c.uptime_seconds.map_or("-".to_string(), uptime),
+                    price(c.price_hourly),
                     if c.node_addresses.is_empty() { "-".to_string() } else { c.node_addresses.join(", ") }
                 );
                 let _ = writeln!(out, "{}", row.trim_end());
@@ -161,12 +177,12 @@ impl crate::View for Status {
     fn markdown(&self) -> String {
         let mut out = String::new();
         if !self.clusters.is_empty() {
-            out += "| Cluster | Provider | State | Nodes | GPUs | Accelerators | Uptime | Node addresses |\n";
-            out += "| --- | --- | --- | ---: | ---: | --- | ---: | --- |\n";
+            out += "| Cluster | Provider | State | Nodes | GPUs | Accelerators | Uptime | $/h | Node addresses |\n";
+            out += "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | --- |\n";
             for c in &self.clusters {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     code(&c.address),
                     cell(&c.provider),
                     cell(&c.state),
@@ -174,6 +190,7 @@ impl crate::View for Status {
                     opt(c.gpus),
                     c.accelerators.as_deref().map(code).unwrap_or_default(),
                     c.uptime_seconds.map(uptime).unwrap_or_default(),
+                    price(c.price_hourly),
                     cell(&c.node_addresses.join(", ")),
                 );
             }
@@ -256,24 +273,25 @@ mod tests {
             map(&[("nodes", Value::from(2i64)), ("gpus_per_node", Value::from(0i64)), ("created_at", Value::from("2026-01-02T00:46:40Z"))]);
         let job = map(&[("status", Value::from("running")), ("started_at", Value::from("2026-01-02T02:59:00Z"))]);
         let s = Status {
-            clusters: vec![ClusterView::new("cluster.c", "local", "cluster", Some(&local), now())],
+            clusters: vec![ClusterView::new("cluster.c", "local", "cluster", Some(&local), now()).priced(Some(0.into()))],
             jobs: vec![JobView::new("job.j", "local", Some(&job), now())],
         };
         let human = s.human();
         assert!(human.starts_with("Clusters:\n\nADDRESS"), "{human}");
         let row = human.lines().find(|l| l.starts_with("cluster.c")).unwrap();
-        assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["cluster.c", "local", "ready", "2", "0", "-", "2h13m", "-"]);
+        assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["cluster.c", "local", "ready", "2", "0", "-", "2h13m", "$0.00/h", "-"]);
         assert!(human.contains("\nJobs:\n\nADDRESS"), "{human}");
         assert!(human.lines().any(|l| l.split_whitespace().eq(["job.j", "running", "2026-01-02T02:59:00Z", "1m00s"])), "{human}");
         let j = s.json();
         assert_eq!(j["format_version"], "1.0");
         assert_eq!(j["clusters"][0]["gpus"], 0);
+        assert_eq!(j["clusters"][0]["price_hourly"], 0.0);
         assert_eq!(
             (j["clusters"][0]["created_at"].as_str(), j["clusters"][0]["uptime_seconds"].as_u64()),
             (Some("2026-01-02T00:46:40Z"), Some(8000))
         );
         assert_eq!(j["jobs"][0]["duration_seconds"], 60);
-        assert!(s.markdown().contains("| `cluster.c` | local | ready | 2 | 0 |  | 2h13m |"), "{}", s.markdown());
+        assert!(s.markdown().contains("| `cluster.c` | local | ready | 2 | 0 |  | 2h13m | $0.00/h |"), "{}", s.markdown());
         assert_eq!(Status { clusters: vec![], jobs: vec![] }.human(), "No clusters or jobs.\n");
     }
 }
