@@ -5,16 +5,8 @@
 
 use serde_json::Value;
 
-use crate::support::{repo_root, Project};
-
-/// Checks `instance` against `schemas/json/NAME`, failing with every error.
-fn conforms(name: &str, instance: &Value) {
-    let text = std::fs::read_to_string(repo_root().join("schemas/json").join(name)).expect("schema file");
-    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
-    let v = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"));
-    let errors: Vec<String> = v.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "{name}: {errors:#?}\n{instance:#}");
-}
+use crate::plan_view::conforms;
+use crate::support::Project;
 
 const HEAD: &str =
     "cloud,instance_type,accelerator_name,accelerator_count,vcpus,memory_gib,region,availability_zone,price_hourly,spot_price_hourly\n";

@@ -4,16 +4,8 @@
 
 use std::time::Duration;
 
-use crate::support::{repo_root, wait_until, Project};
-
-/// Checks `instance` against `schemas/json/NAME`, failing with every error.
-fn conforms(name: &str, instance: &serde_json::Value) {
-    let text = std::fs::read_to_string(repo_root().join("schemas/json").join(name)).expect("schema file");
-    let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
-    let v = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"));
-    let errors: Vec<String> = v.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "{name}: {errors:#?}\n{instance:#}");
-}
+use crate::plan_view::conforms;
+use crate::support::{wait_until, Project};
 
 /// The private key files (`id-*`) anywhere under `dir`.
 fn private_keys_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
