@@ -50,15 +50,7 @@ pub struct Graph {
 }
 
 pub fn build_graph(config: &Config, registry: &ProviderRegistry) -> (Graph, Diagnostics) {
-    let mut b = Builder {
-        g: DepGraph::new(),
-        provider_of: HashMap::new(),
-        placed: HashMap::new(),
-        follows: HashMap::new(),
-        spans: HashMap::new(),
-        diags: Diagnostics::new(),
-        config,
-    };
+    let mut b = Builder::new(config);
     // Providers are configured in the root module; child modules inherit them.
     for p in &config.root.module.providers {
         let n = Node::Provider(p.key());
@@ -103,7 +95,19 @@ struct Builder<'c> {
     config: &'c Config,
 }
 
-impl Builder<'_> {
+impl<'c> Builder<'c> {
+    fn new(config: &'c Config) -> Self {
+        Builder {
+            g: DepGraph::new(),
+            provider_of: HashMap::new(),
+            placed: HashMap::new(),
+            follows: HashMap::new(),
+            spans: HashMap::new(),
+            diags: Diagnostics::new(),
+            config,
+        }
+    }
+
     fn module(&mut self, m: &ModuleNode, registry: &ProviderRegistry) {
         let path = &m.path;
         for (name, v) in &m.module.variables {
@@ -415,15 +419,7 @@ impl Builder<'_> {
 /// The undeclared names among the references of `e`, an expression of the root module
 /// (`kiln console`'s input), reported as the graph reports them in the configuration.
 pub(crate) fn undeclared(config: &Config, e: &Expr) -> Diagnostics {
-    let mut b = Builder {
-        g: DepGraph::new(),
-        provider_of: HashMap::new(),
-        placed: HashMap::new(),
-        follows: HashMap::new(),
-        spans: HashMap::new(),
-        diags: Diagnostics::new(),
-        config,
-    };
+    let mut b = Builder::new(config);
     for (r, span) in references(e) {
         b.resolve(&config.root, &r, &span);
     }

@@ -449,15 +449,7 @@ impl<'a> Planner<'a> {
             self.failed.insert(addr.clone());
             return;
         };
-        let Some(keys) = self.cx.instance_keys(addr) else {
-            self.failed.insert(addr.clone());
-            return;
-        };
-        if let Err(d) = crate::instance::check_total(self.visited.len(), keys.len(), r, addr) {
-            self.cx.diags.extend(d);
-            self.failed.insert(addr.clone());
-            return;
-        }
+        let Some(keys) = self.checked_instance_keys(addr) else { return };
         let mut values = Vec::new();
         let mut insts = Vec::new();
         let mut failed = false;
@@ -487,6 +479,29 @@ impl<'a> Planner<'a> {
             };
             values.push((ik, value));
         }
+        self.planned_resource(addr, values, insts, failed);
+    }
+
+    /// A resource's instance keys, within the limit on instances; `None` (reported, the
+    /// resource failed) when they cannot be known or are too many.
+    fn checked_instance_keys(&mut self, addr: &ResourceAddr) -> Option<Vec<(InstanceKey, crate::scope::Repetition)>> {
+        let r = self.cx.resource(addr);
+        let keys = self.cx.instance_keys(addr);
+        let checked = keys.and_then(|keys| match crate::instance::check_total(self.visited.len(), keys.len(), r, addr) {
+            Ok(()) => Some(keys),
+            Err(d) => {
+                self.cx.diags.extend(d);
+                None
+            }
+        });
+        if checked.is_none() {
+            self.failed.insert(addr.clone());
+        }
+        checked
+    }
+
+    /// What references to a planned resource see, and whether it failed.
+    fn planned_resource(&mut self, addr: &ResourceAddr, values: Vec<(InstanceKey, Value)>, insts: Vec<InstanceAddr>, failed: bool) {
         self.cx.set_resource(addr, values);
         self.instances.insert(addr.clone(), insts);
         if failed {

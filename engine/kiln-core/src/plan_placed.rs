@@ -23,15 +23,7 @@ impl Planner<'_> {
             self.failed.insert(addr.clone());
             return;
         }
-        let Some(keys) = self.cx.instance_keys(addr) else {
-            self.failed.insert(addr.clone());
-            return;
-        };
-        if let Err(d) = crate::instance::check_total(self.visited.len(), keys.len(), r, addr) {
-            self.cx.diags.extend(d);
-            self.failed.insert(addr.clone());
-            return;
-        }
+        let Some(keys) = self.checked_instance_keys(addr) else { return };
         let mut values = Vec::new();
         let mut insts = Vec::new();
         let mut failed = false;
@@ -50,11 +42,7 @@ impl Planner<'_> {
                 Value::Unknown
             })));
         }
-        self.cx.set_resource(addr, values);
-        self.instances.insert(addr.clone(), insts);
-        if failed {
-            self.failed.insert(addr.clone());
-        }
+        self.planned_resource(addr, values, insts, failed);
     }
 
     /// Places one instance: the decision state recorded while its request is unchanged (and
