@@ -11,6 +11,7 @@ mod apply;
 #[cfg(feature = "aws")]
 mod aws;
 mod backends;
+mod ci_examples;
 mod console;
 mod crash;
 // The examples use every provider.
@@ -18,6 +19,7 @@ mod crash;
 mod examples;
 mod exit_codes;
 mod fmt;
+mod git_commit;
 mod help;
 mod interrupt;
 mod job_delivery;

@@ -195,6 +195,16 @@ output "pending" {
     assert!(a["after_unknown"].get("input").is_none(), "{a}");
 }
 
+/// The pull-request comment of a plan with costs and a failed policy (exit 3, the comment still
+/// written): the cost line, the policies, the changes with kind, provider and cost.
+#[test]
+fn ci_review_with_costs_and_a_failed_policy() {
+    let p = Project::fixture_applied("plan-ci-review");
+    let markdown = p.kiln(&["plan", "--format", "markdown"]).code_is(3).stdout();
+    assert!(markdown.contains("**Policies:** ❌ 1 of 2 failed"), "{markdown}");
+    insta_settings(&p).bind(|| insta::assert_snapshot!("plan-ci-review.md", markdown));
+}
+
 /// A saved plan shows in every format as `kiln plan` printed it.
 #[test]
 fn show_of_a_saved_plan_in_every_format() {
@@ -206,7 +216,7 @@ fn show_of_a_saved_plan_in_every_format() {
     conforms("plan-view.schema.json", &shown);
     assert_eq!(shown, json);
     assert_eq!(p.kiln(&["show", "--format", "markdown", "tfplan"]).ok().stdout(), markdown);
-    assert!(markdown.contains("| `record.volume` | replace | `triggers_replace` forces replacement |"), "{markdown}");
+    assert!(markdown.contains("| replace | `record.volume` | record | kiln | `triggers_replace` forces replacement |"), "{markdown}");
 }
 
 /// `--format` names one of the formats, and `--json` cannot contradict it.

@@ -22,6 +22,10 @@ pub(crate) async fn show(cx: &Ctx, format: Format, plan_file: Option<PathBuf>) -
             ));
         };
         let plan = read_plan(&with_config(cx, config), &p)?;
+        if let (Format::Human, Some(commit)) = (format, &plan.git_commit) {
+            // For the reviewer: which configuration the saved plan was made from.
+            cx.printer.data(format_args!("Plan made from commit {commit}\n"));
+        }
         view_plan::print(cx, &plan, format);
         return Ok(ExitStatus::Success);
     }

@@ -12,8 +12,7 @@ use kiln_value::Value;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::markdown::{cell, code};
-use crate::redact::{redact, shown, SENSITIVE};
+use crate::redact::{redact, shown};
 use crate::FORMAT_VERSION;
 
 /// `plan --json` and `show --json PLANFILE` (schema: `schemas/json/plan-view.schema.json`).
@@ -32,6 +31,10 @@ pub struct PlanView {
     /// policy is refused (`kiln plan` exits 3).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicyView>,
+    /// The git commit the configuration was at when the plan was made (`-dirty` when files
+    /// under it differed); absent outside a git work tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
 }
 
 /// One policy's verdict on the plan.
@@ -255,6 +258,7 @@ impl PlanView {
                         .collect(),
                 })
                 .collect(),
+            git_commit: plan.git_commit.clone(),
         }
     }
 }
@@ -277,66 +281,15 @@ impl crate::View for Plan {
     }
 }
 
-/// The plan as a pull-request comment: a summary line, a table of the changes (address,
-/// action, reason), output changes and drift.
+/// The plan as a pull-request comment (`crate::markdown::plan`): the summary, the commit, the
+/// cost, the policies, the changes, the placement decisions, output changes and drift, within
+/// GitHub's comment limit.
 pub fn markdown(plan: &Plan) -> String {
-    let mut out = String::new();
-    let s = plan.summary();
-    let changes: Vec<&PlannedChange> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
-    if plan.mode == Mode::RefreshOnly {
-        match plan.drift.len() {
-            0 => writeln!(out, "### kiln plan (refresh-only): no changes\n\nYour infrastructure still matches the configuration."),
-            n => writeln!(out, "### kiln plan (refresh-only): {n} object{} changed outside of kiln", if n == 1 { "" } else { "s" }),
-        }
-        .ok();
-    } else if changes.is_empty() && !plan.has_changes() {
-        let _ = writeln!(out, "### kiln plan: no changes\n\nYour infrastructure matches the configuration.");
-    } else {
-        let _ = writeln!(out, "### kiln plan: {} to add, {} to change, {} to destroy", s.add, s.change, s.destroy);
-    }
-    if !changes.is_empty() {
-        let _ = writeln!(out, "\n| Address | Action | Reason |\n| --- | --- | --- |");
-        for c in &changes {
-            let addr = match &c.deposed {
-                Some(k) => format!("{} (deposed {k})", code(&c.address.to_string())),
-                None => code(&c.address.to_string()),
-            };
-            let action = match c.action {
-                Action::Replace if c.create_before_destroy => "replace (create before destroy)".to_string(),
-                a => serde_json::to_value(a).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-            };
-            let _ = writeln!(out, "| {addr} | {} | {} |", cell(&action), cell(&reason(c)));
-        }
-    }
-    let outs: Vec<_> = plan.outputs.iter().filter(|(_, o)| o.is_change()).collect();
-    if !outs.is_empty() {
-        let _ = writeln!(out, "\n**Outputs**\n\n| Output | Action | Value |\n| --- | --- | --- |");
-        for (name, o) in outs {
-            let show = |v: &Value| match shown(v, o.sensitive) {
-                t if t == SENSITIVE => t,
-                t => code(&t),
-            };
-            let (act, val) = match (&o.before, &o.after) {
-                (None, Some(a)) => ("create", show(a)),
-                (Some(_), None) => ("delete", String::new()),
-                (Some(b), Some(a)) => ("update", format!("{} → {}", show(b), show(a))),
-                (None, None) => continue,
-            };
-            let _ = writeln!(out, "| {} | {act} | {val} |", code(name));
-        }
-    }
-    if !plan.drift.is_empty() {
-        let _ = writeln!(out, "\n**Changed outside of kiln**\n");
-        for d in &plan.drift {
-            let what = if d.after.is_none() { "has been deleted" } else { "has changed" };
-            let _ = writeln!(out, "- {} {what}", code(&d.address.to_string()));
-        }
-    }
-    out
+    crate::markdown::plan::comment(plan)
 }
 
 /// Why a change happens, in words; empty when its action says it all.
-fn reason(c: &PlannedChange) -> String {
+pub(crate) fn reason(c: &PlannedChange) -> String {
     match &c.reason {
         Some(Reason::NotInConfig) => "no longer in the configuration".into(),
         Some(Reason::KeyGone) => "its count or for_each key is gone".into(),

@@ -204,18 +204,25 @@ fn plan_view_conforms_and_marks_beside_the_values() {
 fn plan_markdown_is_a_summary_with_a_table() {
     let md = render(&plan(), Format::Markdown, false);
     assert!(md.starts_with("### kiln plan: 2 to add, 1 to change, 2 to destroy\n"), "{md}");
-    assert!(md.contains("| Address | Action | Reason |\n| --- | --- | --- |\n"), "{md}");
-    assert!(md.contains("| `record.user` | create |  |"), "{md}");
+    assert!(md.contains("| Action | Address | Kind | Provider | Reason |\n| --- | --- | --- | --- | --- |\n"), "{md}");
+    assert!(md.contains("| create | `record.user` | record | kiln |  |"), "{md}");
     assert!(
-        md.contains("| `module.net.record.r[\"k\"]` | replace (create before destroy) | `triggers_replace` forces replacement |"),
+        md.contains(
+            "| replace (create before destroy) | `module.net.record.r[\"k\"]` | record | kiln | `triggers_replace` forces replacement |"
+        ),
         "{md}"
     );
-    assert!(md.contains("| `record.old[0]` (deposed abcd1234) | delete | the old object of a create_before_destroy replacement |"), "{md}");
+    assert!(
+        md.contains(
+            "| delete | `record.old[0]` (deposed abcd1234) | record | kiln | the old object of a create_before_destroy replacement |"
+        ),
+        "{md}"
+    );
     assert!(md.contains("| `token` | update | (sensitive value) → (sensitive value) |"), "{md}");
     assert!(md.contains("| `gone` | delete |  |") && md.contains("| `marker` | create | `{unknown = true}` |"), "{md}");
     assert!(!md.contains("record.same` |"), "no-ops are left out: {md}");
     assert!(md.contains("- `record.same` has changed"), "{md}");
-    assert!(md.contains("- `record.lost` has been deleted") && md.contains("| `data.machine.m` | read |  |"), "{md}");
+    assert!(md.contains("- `record.lost` has been deleted") && md.contains("| read | `data.machine.m` | machine | kiln |  |"), "{md}");
     assert!(!md.contains("hunter2"), "{md}");
 }
 
