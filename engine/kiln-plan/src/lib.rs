@@ -292,8 +292,22 @@ mod tests {
             sensitive: vec![],
             dependencies: vec!["record.b".parse().unwrap()],
             deposed: None,
-            references: BTreeMap::new(),
-            cost: None,
+            references: [("data".to_string(), "record.b".to_string())].into(),
+            cost: Some(ChangeCost { before: Some(Cost::None), after: Some(Cost::Unknown { reason: "r".into() }) }),
+        };
+        let offering = PlacedOffering {
+            provider: "aws.ohio".into(),
+            cloud: "aws".into(),
+            instance_type: "g4dn.xlarge".into(),
+            region: Some("us-east-2".into()),
+            zone: Some("use2-az3".into()),
+            spot: true,
+            accelerators: Some("T4:1".into()),
+            vcpus: 4,
+            memory_gib: 16.into(),
+            price_hourly: kiln_value::Decimal::new(2022, 4),
+            nodes: 2,
+            egress_usd: Some(1.into()),
         };
         Plan {
             format_version: FORMAT_VERSION,
@@ -316,10 +330,24 @@ mod tests {
                 kind: "record".into(),
                 adopted: None,
             }],
-            cost: None,
-            placements: Vec::new(),
-            policies: Vec::new(),
-            git_commit: None,
+            cost: Some(PlanCost { before: Total::default(), after: Total { usd: 1.into(), unknown: vec!["record.a[0]".into()] } }),
+            placements: vec![Placement {
+                address: "cluster.c".parse().unwrap(),
+                request: "accelerators = \"T4:1\"".into(),
+                chosen: offering.clone(),
+                fallbacks: vec![offering.clone()],
+                alternatives: vec![Alternative { offering: offering.clone(), reason: "+$1.00/h".into() }],
+                notes: vec!["n".into()],
+                kept: false,
+                moved_from: Some(offering),
+                request_digest: "d".into(),
+            }],
+            policies: vec![PolicyResult {
+                name: "budget".into(),
+                location: "main.kiln.hcl:1:1".into(),
+                violations: vec![Violation { address: Some("cluster.c".into()), message: "m".into() }],
+            }],
+            git_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
         }
     }
 
@@ -384,11 +412,16 @@ mod tests {
             k.sort();
             k
         };
-        assert_eq!(keys(&doc), required(&schema));
+        // The sample sets every optional field: the document has every property and no other.
+        let within = |small: &[String], big: &[String]| small.iter().all(|k| big.contains(k));
+        assert!(within(&required(&schema), &keys(&doc)));
         assert_eq!(keys(&doc), keys(&schema["properties"]));
         for (field, def) in [("changes", "change"), ("drift", "drift"), ("pending", "pending")] {
-            assert_eq!(keys(&doc[field][0]), required(&schema["$defs"][def]), "{def}");
+            let (doc_keys, def) = (keys(&doc[field][0]), &schema["$defs"][def]);
+            assert!(within(&required(def), &doc_keys) && within(&doc_keys, &keys(&def["properties"])), "{field}: {doc_keys:?}");
         }
+        assert_eq!(keys(&doc["placements"][0]), keys(&schema["properties"]["placements"]["items"]["properties"]));
+        assert_eq!(keys(&doc["placements"][0]["chosen"]), keys(&schema["$defs"]["offering"]["properties"]));
         assert_eq!(keys(&doc["outputs"]["o"]), required(&schema["$defs"]["output"]));
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use kiln_addrs::{InstanceAddr, InstanceKey};
-use kiln_plan::{Action, Mode, OutputChange, Plan, PlannedChange, Reason};
+use kiln_plan::{Action, Cost, Mode, OutputChange, Plan, PlannedChange, Reason};
 use kiln_value::Value;
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -35,6 +35,13 @@ pub struct PlanView {
     /// under it differed); absent outside a git work tree.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git_commit: Option<String>,
+    /// The hourly cost before and after (USD as decimal strings; unknowns listed by address,
+    /// never counted as 0); absent in plans made before kiln priced them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<kiln_plan::PlanCost>,
+    /// The placement optimizer's decisions; absent when nothing was placed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub placements: Vec<kiln_plan::Placement>,
 }
 
 /// One policy's verdict on the plan.
@@ -70,6 +77,9 @@ pub struct ResourceChange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deposed: Option<String>,
     pub change: Change,
+    /// The object's hourly cost before and after; absent where kiln did not price the change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<kiln_plan::ChangeCost>,
 }
 
 /// Before and after, with unknown and sensitive parts marked beside the values.
@@ -220,6 +230,8 @@ impl PlanView {
                 reason: c.reason.clone(),
                 deposed: c.deposed.clone(),
                 change: change(actions(c.action, c.create_before_destroy), c.before.as_ref(), c.after.as_ref(), &c.sensitive),
+                // Kinds without an hourly charge (a record, a job) carry none.
+                cost: c.cost.clone().filter(|k| [&k.before, &k.after].iter().any(|x| matches!(x, Some(Cost::Hourly { .. } | Cost::Unknown { .. })))),
             })
             .collect();
         let resource_drift = plan
@@ -259,6 +271,8 @@ impl PlanView {
                 })
                 .collect(),
             git_commit: plan.git_commit.clone(),
+            cost: plan.cost.clone(),
+            placements: plan.placements.clone(),
         }
     }
 }
