@@ -45,7 +45,13 @@ fn kiln(p: &Project, args: &[&str]) -> Run {
 fn state_resource(p: &Project, address: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(p.path().join(".kiln/state.json")).expect("the local state file");
     let state: serde_json::Value = serde_json::from_str(&text).expect("state is JSON");
-    state["resources"].as_array().into_iter().flatten().find(|r| r["address"] == address).cloned().unwrap_or_else(|| panic!("{address} not in {state}"))
+    state["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["address"] == address)
+        .cloned()
+        .unwrap_or_else(|| panic!("{address} not in {state}"))
 }
 
 #[test]

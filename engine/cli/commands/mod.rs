@@ -195,7 +195,9 @@ async fn dispatch(cli: Cli, cx: &Ctx) -> ExitStatus {
         Command::Catalog { command } => match command {
             None => catalog::sources(cx, &VarArgs::default()).await,
             Some(crate::cli::CatalogCommand::Sources { vars }) => catalog::sources(cx, &vars).await,
-            Some(crate::cli::CatalogCommand::Refresh { vars, cloud, output }) => catalog::refresh(cx, &vars, &cloud, output.as_deref()).await,
+            Some(crate::cli::CatalogCommand::Refresh { vars, cloud, output }) => {
+                catalog::refresh(cx, &vars, &cloud, output.as_deref()).await
+            }
         },
         Command::Version => {
             cx.printer.data(format_args!("kiln v{}", env!("CARGO_PKG_VERSION")));

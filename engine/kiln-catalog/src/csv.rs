@@ -109,7 +109,9 @@ fn row(name: &str, lineno: usize, line: &str, fields: &[&str]) -> Result<Offerin
         })
     };
     let required = |i: usize, v: Option<String>| {
-        v.ok_or_else(|| error(name, lineno, col(i), format!("`{}` is empty", COLUMNS[i])).hint("every row names its cloud and instance type"))
+        v.ok_or_else(|| {
+            error(name, lineno, col(i), format!("`{}` is empty", COLUMNS[i])).hint("every row names its cloud and instance type")
+        })
     };
     let cloud = required(0, text(0))?;
     let instance_type = required(1, text(1))?;
@@ -126,7 +128,8 @@ fn row(name: &str, lineno: usize, line: &str, fields: &[&str]) -> Result<Offerin
         }
     };
     let vcpus = whole(4)?.ok_or_else(|| error(name, lineno, col(4), "`vcpus` is empty").hint("give the machine's vCPUs"))?;
-    let memory_gib = number(5)?.ok_or_else(|| error(name, lineno, col(5), "`memory_gib` is empty").hint("give the machine's memory in GiB"))?;
+    let memory_gib =
+        number(5)?.ok_or_else(|| error(name, lineno, col(5), "`memory_gib` is empty").hint("give the machine's memory in GiB"))?;
     Ok(Offering {
         cloud,
         instance_type,
@@ -171,7 +174,8 @@ pub fn write(rows: &[Offering], source: &str, date: &str) -> String {
 mod tests {
     use super::*;
 
-    const HEAD: &str = "cloud,instance_type,accelerator_name,accelerator_count,vcpus,memory_gib,region,availability_zone,price_hourly,spot_price_hourly\n";
+    const HEAD: &str =
+        "cloud,instance_type,accelerator_name,accelerator_count,vcpus,memory_gib,region,availability_zone,price_hourly,spot_price_hourly\n";
 
     #[test]
     fn rows_round_trip_through_write() {

@@ -80,8 +80,17 @@ pub fn meta_body(body: &Body) -> Body {
 pub fn meta_schema() -> SchemaBody {
     let strings = || Type::List(Box::new(Type::String));
     let placement = SchemaBody::new()
-        .attr("providers", Attribute::optional(strings(), "Provider blocks (or clouds) it may use, such as [\"aws\", \"aws.west\"]; the cheapest wins"))
-        .attr("prefer", Attribute::optional(strings(), "Provider blocks (or clouds) it may use, in order of preference: an earlier one wins over a cheaper later one"))
+        .attr(
+            "providers",
+            Attribute::optional(strings(), "Provider blocks (or clouds) it may use, such as [\"aws\", \"aws.west\"]; the cheapest wins"),
+        )
+        .attr(
+            "prefer",
+            Attribute::optional(
+                strings(),
+                "Provider blocks (or clouds) it may use, in order of preference: an earlier one wins over a cheaper later one",
+            ),
+        )
         .attr("regions", Attribute::optional(strings(), "Regions it may use; rows without a region (RunPod's) pass"))
         .attr("exclude", Attribute::optional(strings(), "Instance types, regions, clouds or providers to leave out"));
     SchemaBody::new()
@@ -117,11 +126,12 @@ pub struct Meta {
 pub fn meta(v: &Value, kind: &str) -> Result<Meta, Diagnostics> {
     let code = "E-PLACEMENT";
     let mut diags = Diagnostics::new();
-    if Request::is_unknown(v) || ["nodes", "capacity", "spot", "max_price", BLOCK].iter().any(|k| v.get(k).is_some_and(Value::contains_unknown)) {
-        diags.push(
-            Diagnostic::error(code, "placement needs the request known at plan time")
-                .hint("use variables or locals known at plan time in `accelerators`, `cpus`, `memory`, `nodes`, `spot`, `max_price` and `placement`"),
-        );
+    if Request::is_unknown(v)
+        || ["nodes", "capacity", "spot", "max_price", BLOCK].iter().any(|k| v.get(k).is_some_and(Value::contains_unknown))
+    {
+        diags.push(Diagnostic::error(code, "placement needs the request known at plan time").hint(
+            "use variables or locals known at plan time in `accelerators`, `cpus`, `memory`, `nodes`, `spot`, `max_price` and `placement`",
+        ));
         return Err(diags);
     }
     let request = match Request::parse(v) {
@@ -146,9 +156,15 @@ pub fn meta(v: &Value, kind: &str) -> Result<Meta, Diagnostics> {
         Some(Value::String(s)) if s == "auto" => kiln_place::SpotMode::Auto,
         Some(other) => {
             diags.push(
-                Diagnostic::error(code, format!("`spot` must be true, false or \"auto\", got {}", other.to_template_string().unwrap_or_else(|| other.type_name().to_string())))
-                    .attribute("spot")
-                    .hint("spot = \"auto\" launches spot where it is offered and on-demand where it is not"),
+                Diagnostic::error(
+                    code,
+                    format!(
+                        "`spot` must be true, false or \"auto\", got {}",
+                        other.to_template_string().unwrap_or_else(|| other.type_name().to_string())
+                    ),
+                )
+                .attribute("spot")
+                .hint("spot = \"auto\" launches spot where it is offered and on-demand where it is not"),
             );
             kiln_place::SpotMode::Never
         }
@@ -271,7 +287,10 @@ pub fn followed_provider(
         1 => Ok(keys.into_iter().next().map(str::to_string)),
         _ => Err(Diagnostic::error(
             "E-PLACEMENT-FOLLOW",
-            format!("the instances of `{cluster}` were placed on different providers ({})", keys.into_iter().collect::<Vec<_>>().join(", ")),
+            format!(
+                "the instances of `{cluster}` were placed on different providers ({})",
+                keys.into_iter().collect::<Vec<_>>().join(", ")
+            ),
         )
         .hint("give the job `provider = NAME`, or restrict the cluster's placement to one provider")),
     }

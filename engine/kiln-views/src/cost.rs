@@ -184,7 +184,9 @@ impl Spend {
                 since: b.since.clone(),
                 spent: spent.map(number),
             };
-            let p = providers.entry(provider.to_string()).or_insert_with(|| SpendTotal { provider: provider.to_string(), ..Default::default() });
+            let p = providers
+                .entry(provider.to_string())
+                .or_insert_with(|| SpendTotal { provider: provider.to_string(), ..Default::default() });
             for t in [p, &mut total] {
                 match (line.hourly, line.spent) {
                     (Some(h), Some(s)) => {
@@ -201,7 +203,8 @@ impl Spend {
     }
 
     fn rows(&self) -> Vec<[String; 5]> {
-        let money = |x: Option<f64>| x.map(|v| usd(kiln_value::Decimal::try_from(v).unwrap_or_default())).unwrap_or_else(|| "unknown".into());
+        let money =
+            |x: Option<f64>| x.map(|v| usd(kiln_value::Decimal::try_from(v).unwrap_or_default())).unwrap_or_else(|| "unknown".into());
         let mut rows = vec![["address", "offering", "$/h", "since", "spent"].map(String::from)];
         for r in &self.resources {
             let offering = if r.offering.is_empty() { r.provider.clone() } else { r.offering.clone() };

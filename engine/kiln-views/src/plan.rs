@@ -231,7 +231,10 @@ impl PlanView {
                 deposed: c.deposed.clone(),
                 change: change(actions(c.action, c.create_before_destroy), c.before.as_ref(), c.after.as_ref(), &c.sensitive),
                 // Kinds without an hourly charge (a record, a job) carry none.
-                cost: c.cost.clone().filter(|k| [&k.before, &k.after].iter().any(|x| matches!(x, Some(Cost::Hourly { .. } | Cost::Unknown { .. })))),
+                cost: c
+                    .cost
+                    .clone()
+                    .filter(|k| [&k.before, &k.after].iter().any(|x| matches!(x, Some(Cost::Hourly { .. } | Cost::Unknown { .. })))),
             })
             .collect();
         let resource_drift = plan
