@@ -5,6 +5,7 @@
     python3 bench/run.py --runs 3 --sizes 1000 --shapes fanout,chain
     python3 bench/run.py --markdown out.md    # also write the results table as Markdown
     python3 bench/run.py --decisions-only     # only the placement decisions (issue 14)
+    python3 bench/run.py --placement-only     # only the plan time with placement (issue 14)
 
 For each case (shape x size, from bench/gen.py) it measures, with KILN_QUIET=1 NO_COLOR=1 and
 stdout sent to /dev/null:
@@ -17,7 +18,13 @@ stdout sent to /dev/null:
 
 and the placement optimizer's decisions (`--decisions N`, issue 14): the median time of one
 decision over N varied requests against the whole shipped catalog, K rounds, from the release
-example `engine/kiln-place/examples/bench_decide.rs` (target: under 1 ms).
+example `engine/kiln-place/examples/bench_decide.rs` (target: under 1 ms);
+
+and the plan time with placement (`--placement-plan N`, issue 14): N clusters with varied requests
+and a `placement` block planned in-process against a benchmark provider that offers the shipped
+AWS catalog without IO, against the same N clusters with `provider =` and no placement; median
+plan times over K rounds and their ratio, from the release example
+`engine/kiln-core/examples/bench_placement.rs` (target: within 2x).
 
 and prints the MEDIAN wall time over K runs and the PEAK memory (the largest max RSS of the kiln
 process over those runs, from GNU time's %M when /usr/bin/time is GNU time, else from the
@@ -281,6 +288,48 @@ def run_decisions(opts):
     return m
 
 
+PLACEMENT_PLAN_TARGET_RATIO = 2.0
+
+
+def run_placement_plan(opts):
+    """The plan-time-with-placement benchmark: one JSON line from the bench_placement example."""
+    exe = os.path.join(ROOT, "target", "release", "examples", "bench_placement")
+    if not opts.no_build:
+        print("building: cargo build --release --locked -p kiln-core --example bench_placement", file=sys.stderr, flush=True)
+        subprocess.run(["cargo", "build", "--release", "--locked", "-p", "kiln-core", "--example", "bench_placement"],
+                       cwd=ROOT, check=True)
+    if not os.access(exe, os.X_OK):
+        print(f"\nplan time with placement: skipped (no {exe}; build it with cargo build --release -p kiln-core "
+              "--example bench_placement)", flush=True)
+        return None
+    # A private copy: a concurrent `cargo build` in a shared workspace may replace the binary.
+    with tempfile.TemporaryDirectory(prefix="kiln-bench-placement-") as tmp:
+        snap = os.path.join(tmp, "bench_placement")
+        shutil.copy2(exe, snap)
+        out = subprocess.run([snap, "--clusters", str(opts.placement_plan), "--rounds", str(opts.runs)],
+                             capture_output=True, text=True, check=True).stdout
+    m = json.loads(out.strip().splitlines()[-1])
+    m["met"] = m["ratio"] <= PLACEMENT_PLAN_TARGET_RATIO
+    print(f"\nplan time with placement: {m['clusters']} clusters ({m['distinct_requests']} distinct requests) against "
+          f"{m['offerings']} AWS offerings, benchmark provider, {m['rounds']} rounds: plain plan median "
+          f"{m['plain_plan_ms']:.1f} ms, placed {m['placed_plan_ms']:.1f} ms, ratio {m['ratio']:.2f} "
+          f"(CPU time: {m['plain_plan_cpu_ms']:.1f} ms vs {m['placed_plan_cpu_ms']:.1f} ms, {m['cpu_ratio']:.2f}; with config load: {m['plain_load_plan_ms']:.1f} ms vs {m['placed_load_plan_ms']:.1f} ms, "
+          f"{m['ratio_with_load']:.2f}); target <= {PLACEMENT_PLAN_TARGET_RATIO:g}x: {'met' if m['met'] else 'MISSED'}",
+          flush=True)
+    return m
+
+
+def placement_plan_markdown(m):
+    return ("\n| clusters | distinct requests | rounds | plain plan (ms) | placed plan (ms) | ratio | "
+            "CPU time (ms) | CPU ratio | with config load (ms) | ratio with load | target |\n"
+            "|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---|\n"
+            f"| {m['clusters']:,} | {m['distinct_requests']} | {m['rounds']} | {m['plain_plan_ms']:.1f} | "
+            f"{m['placed_plan_ms']:.1f} | {m['ratio']:.2f} | {m['plain_plan_cpu_ms']:.1f} vs {m['placed_plan_cpu_ms']:.1f} | "
+            f"{m['cpu_ratio']:.2f} | {m['plain_load_plan_ms']:.1f} vs "
+            f"{m['placed_load_plan_ms']:.1f} | {m['ratio_with_load']:.2f} | "
+            f"<= 2x: {'met' if m['met'] else 'MISSED'} |\n")
+
+
 def decisions_markdown(m):
     return ("\n| decisions | candidates | feasible | rounds | median (us) | p90 (us) | max (us) | target |\n"
             "|---:|---:|---:|---:|---:|---:|---:|---|\n"
@@ -304,6 +353,10 @@ def main():
                     help="placement decisions to time against the shipped catalog; 0 skips them (default 1000)")
     ap.add_argument("--decisions-only", action="store_true",
                     help="run only the placement decision benchmark (no kiln build, no plan/apply cases)")
+    ap.add_argument("--placement-plan", type=int, default=1000,
+                    help="clusters planned with and without placement (issue 14); 0 skips it (default 1000)")
+    ap.add_argument("--placement-only", action="store_true",
+                    help="run only the plan-time-with-placement benchmark (no kiln build, no plan/apply cases)")
     ap.add_argument("--kiln", help="kiln binary to use (default: build target/release/kiln)")
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build --release")
     ap.add_argument("--no-verify", action="store_true", help="skip the untimed correctness runs")
@@ -316,6 +369,14 @@ def main():
     opts = ap.parse_args()
     if opts.runs < 1 or opts.slow_runs < 1:
         ap.error("--runs and --slow-runs must be >= 1")
+    if opts.placement_only:
+        if opts.placement_plan < 1:
+            ap.error("--placement-only needs --placement-plan >= 1")
+        m = run_placement_plan(opts)
+        if m and opts.markdown:
+            with open(opts.markdown, "w") as f:
+                f.write(placement_plan_markdown(m))
+        return 0 if m else 1
     if opts.decisions_only:
         if opts.decisions < 1:
             ap.error("--decisions-only needs --decisions >= 1")
@@ -369,9 +430,12 @@ def main():
             shutil.rmtree(root, ignore_errors=True)
 
     decisions = run_decisions(opts) if opts.decisions > 0 else None
+    placement = run_placement_plan(opts) if opts.placement_plan > 0 else None
     missed = [m for m in results if "MISSED" in verdict_for(m)]
     if decisions and not decisions["met"]:
         missed.append(decisions)
+    if placement and not placement["met"]:
+        missed.append(placement)
     wrong = [m for m in results if m["correct"] not in ("ok", "not checked")]
     print(f"\n{len(results)} measurements; targets missed: {len(missed)}; correctness failures: "
           f"{len({(m['shape'], m['n']) for m in wrong})} case(s)")
@@ -380,6 +444,8 @@ def main():
             f.write(markdown(results))
             if decisions:
                 f.write(decisions_markdown(decisions))
+            if placement:
+                f.write(placement_plan_markdown(placement))
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use kiln_addrs::{InstanceAddr, ResourceAddr};
 use kiln_diag::Diagnostic;
 use kiln_plan::{Action, ChangeCost, Cost, PlacedOffering, Placement, PlanCost, PlannedChange};
-use kiln_provider::offerings::{Offering, Offerings};
+use kiln_provider::offerings::Offerings;
 use kiln_value::{Decimal, Value};
 
 use super::Planner;
@@ -32,15 +32,16 @@ impl Planner<'_> {
             self.visited.insert(iaddr.clone());
             insts.push(iaddr.clone());
             let value = match self.place_instance(&iaddr, rep.clone()).await {
-                Some((key, provider, schema)) => {
-                    self.plan_instance(r, &iaddr, rep, &schema, &key, provider.as_ref(), &deps).await
-                }
+                Some((key, provider, schema)) => self.plan_instance(r, &iaddr, rep, &schema, &key, provider.as_ref(), &deps).await,
                 None => None,
             };
-            values.push((ik, value.unwrap_or_else(|| {
-                failed = true;
-                Value::Unknown
-            })));
+            values.push((
+                ik,
+                value.unwrap_or_else(|| {
+                    failed = true;
+                    Value::Unknown
+                }),
+            ));
         }
         self.planned_resource(addr, values, insts, failed);
     }
@@ -54,7 +55,12 @@ impl Planner<'_> {
     ) -> Option<(String, Arc<dyn kiln_provider::Provider>, kiln_schema::KindSchema)> {
         let r = self.cx.resource(&iaddr.resource);
         let at = |d: Diagnostic| crate::instance::locate(d, r).or_at(Some(r.span.clone())).or_address(iaddr.to_string());
-        let meta_v = match eval_body(&placement::meta_body(&r.body), &placement::meta_schema(), &self.cx.scope(&iaddr.resource.module, rep), &r.span) {
+        let meta_v = match eval_body(
+            &placement::meta_body(&r.body),
+            &placement::meta_schema(),
+            &self.cx.scope(&iaddr.resource.module, rep),
+            &r.span,
+        ) {
             Ok(v) => v,
             Err(d) => {
                 self.cx.diags.extend(d.with_address(&iaddr.to_string()));
@@ -94,9 +100,13 @@ impl Planner<'_> {
                 request_digest: meta.digest.clone(),
             },
             recorded => {
-                let offers = self.offers(&candidates).await;
-                let cands: Vec<kiln_place::Candidate<'_>> =
-                    offers.iter().flat_map(|(k, rows)| rows.iter().map(move |o| kiln_place::Candidate { provider: k.clone(), offering: o })).collect();
+                self.ask_offers(&candidates).await;
+                // Borrowed from the plan's offerings: copying them for every instance was most
+                // of a placed plan's time beside the decision (bench_placement).
+                let cands: Vec<kiln_place::Candidate<'_>> = candidates
+                    .iter()
+                    .flat_map(|k| self.offers[k].iter().map(move |o| kiln_place::Candidate { provider: k.clone(), offering: o }))
+                    .collect();
                 match kiln_place::decide(&meta.need, &cands) {
                     Ok(d) => {
                         let moved_from = recorded.map(|(rec, _)| rec).filter(|rec| !same_offering(rec, &d.chosen));
@@ -139,9 +149,8 @@ impl Planner<'_> {
         Some((key, provider, schema))
     }
 
-    /// What each candidate provider offers, asked once per plan.
-    async fn offers(&mut self, keys: &[String]) -> Vec<(String, Vec<Offering>)> {
-        let mut out = Vec::new();
+    /// Asks each candidate provider what it offers, once per plan (into `self.offers`).
+    async fn ask_offers(&mut self, keys: &[String]) {
         for k in keys {
             if !self.offers.contains_key(k) {
                 let rows = match self.ensure_provider(k).await {
@@ -163,9 +172,7 @@ impl Planner<'_> {
                 };
                 self.offers.insert(k.clone(), rows);
             }
-            out.push((k.clone(), self.offers[k].clone()));
         }
-        out
     }
 
     /// The catalog of this plan: the command's, or the one kiln ships.
@@ -270,11 +277,17 @@ fn catalog_cost(catalog: &kiln_catalog::Catalog, cloud: &str, regions: Option<&[
             _ => Err("its instance type is chosen at apply".into()),
         },
         _ => {
-            let types: Vec<&str> = v.get("instance_types").and_then(|l| l.unmarked().as_list()).map(|l| l.iter().filter_map(|t| t.unmarked().as_str()).collect()).unwrap_or_default();
+            let types: Vec<&str> = v
+                .get("instance_types")
+                .and_then(|l| l.unmarked().as_list())
+                .map(|l| l.iter().filter_map(|t| t.unmarked().as_str()).collect())
+                .unwrap_or_default();
             if types.is_empty() {
                 Err("its instance types are chosen at apply".to_string())
             } else {
-                let dearest = |spot: bool| types.iter().map(|t| price(t, spot)).collect::<Result<Vec<_>, _>>().map(|ps| ps.into_iter().max().unwrap_or_default());
+                let dearest = |spot: bool| {
+                    types.iter().map(|t| price(t, spot)).collect::<Result<Vec<_>, _>>().map(|ps| ps.into_iter().max().unwrap_or_default())
+                };
                 let capacity = number("capacity").unwrap_or(Decimal::ONE);
                 let base = if flag("on_demand_fallback") { capacity } else { number("on_demand_base").unwrap_or_default().min(capacity) };
                 let od = if base > Decimal::ZERO { dearest(false).map(|p| p * base) } else { Ok(Decimal::ZERO) };
