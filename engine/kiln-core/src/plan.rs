@@ -309,6 +309,8 @@ struct Planner<'a> {
     /// What each candidate provider offers placement, asked once.
     offers: HashMap<String, Vec<kiln_provider::offerings::Offering>>,
     placements: Vec<kiln_plan::Placement>,
+    /// The optimizer's answer per distinct request (`placement::Meta::digest`).
+    decided: HashMap<String, Result<kiln_place::Decision, kiln_place::Infeasible>>,
 }
 
 impl<'a> Planner<'a> {
@@ -338,6 +340,7 @@ impl<'a> Planner<'a> {
             options,
             offers: HashMap::new(),
             placements: Vec::new(),
+            decided: HashMap::new(),
         }
     }
 

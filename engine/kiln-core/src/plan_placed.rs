@@ -101,13 +101,20 @@ impl Planner<'_> {
             },
             recorded => {
                 self.ask_offers(&candidates).await;
-                // Borrowed from the plan's offerings: copying them for every instance was most
-                // of a placed plan's time beside the decision (bench_placement).
-                let cands: Vec<kiln_place::Candidate<'_>> = candidates
-                    .iter()
-                    .flat_map(|k| self.offers[k].iter().map(move |o| kiln_place::Candidate { provider: k.clone(), offering: o }))
-                    .collect();
-                match kiln_place::decide(&meta.need, &cands) {
+                // One decision per distinct request (the digest covers the kind, the request and
+                // the placement block; the candidates are the kind's, the same all plan long):
+                // the instances of a `count` share it.
+                if !self.decided.contains_key(&meta.digest) {
+                    // Borrowed from the plan's offerings: copying them for every instance was
+                    // most of a placed plan's time beside the decision (bench_placement).
+                    let cands: Vec<kiln_place::Candidate<'_>> = candidates
+                        .iter()
+                        .flat_map(|k| self.offers[k].iter().map(move |o| kiln_place::Candidate { provider: k.clone(), offering: o }))
+                        .collect();
+                    let d = kiln_place::decide(&meta.need, &cands);
+                    self.decided.insert(meta.digest.clone(), d);
+                }
+                match self.decided[&meta.digest].clone() {
                     Ok(d) => {
                         let moved_from = recorded.map(|(rec, _)| rec).filter(|rec| !same_offering(rec, &d.chosen));
                         Placement {
