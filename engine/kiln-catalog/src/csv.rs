@@ -44,7 +44,25 @@ pub struct File {
 /// Parses a catalog file; `name` is how errors name it (a path, or `shipped:aws.csv`). Every
 /// error names `name:line:column` and the column, with what to write instead.
 pub fn parse(name: &str, text: &str) -> Result<File, Diagnostic> {
-    let mut file = File::default();
+    let mut rows = Vec::new();
+    let (source, date) = table(name, text, &COLUMNS, "the catalog's", |lineno, line, fields| {
+        rows.push(row(name, lineno, line, fields)?);
+        Ok(())
+    })?;
+    Ok(File { rows, source, date })
+}
+
+/// Reads a table of kiln's data files (`#` lines, the header `columns`, then comma-separated
+/// rows handed to `row` with their line number): its `# source:` and `# date:`. `what` names
+/// the table in the header's error ("the catalog's").
+pub(crate) fn table(
+    name: &str,
+    text: &str,
+    columns: &[&str],
+    what: &str,
+    mut row: impl FnMut(usize, &str, &[&str]) -> Result<(), Diagnostic>,
+) -> Result<(Option<String>, Option<String>), Diagnostic> {
+    let (mut source, mut date) = (None, None);
     let mut header = false;
     for (i, line) in text.lines().enumerate() {
         let lineno = i + 1;
@@ -52,9 +70,9 @@ pub fn parse(name: &str, text: &str) -> Result<File, Diagnostic> {
         if let Some(comment) = line.strip_prefix('#') {
             let comment = comment.trim();
             if let Some(s) = comment.strip_prefix("source:") {
-                file.source = Some(s.trim().to_string());
+                source = Some(s.trim().to_string());
             } else if let Some(d) = comment.strip_prefix("date:") {
-                file.date = Some(d.trim().to_string());
+                date = Some(d.trim().to_string());
             }
             continue;
         }
@@ -63,22 +81,23 @@ pub fn parse(name: &str, text: &str) -> Result<File, Diagnostic> {
         }
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
         if !header {
-            if fields != COLUMNS {
-                return Err(error(name, lineno, 1, "the header is not the catalog's columns")
-                    .hint(format!("the first line that is not a `#` comment must be: {}", COLUMNS.join(","))));
+            if fields != columns {
+                return Err(error(name, lineno, 1, format!("the header is not {what} columns"))
+                    .hint(format!("the first line that is not a `#` comment must be: {}", columns.join(","))));
             }
             header = true;
             continue;
         }
-        file.rows.push(row(name, lineno, line, &fields)?);
+        row(lineno, line, &fields)?;
     }
     if !header {
-        return Err(error(name, 1, 1, "the file has no header").hint(format!("start it with: {}", COLUMNS.join(","))));
+        return Err(error(name, 1, 1, "the file has no header").hint(format!("start it with: {}", columns.join(","))));
     }
-    Ok(file)
+    Ok((source, date))
 }
 
-fn error(name: &str, line: usize, col: usize, msg: impl std::fmt::Display) -> Diagnostic {
+/// An error at `name:line:col`.
+pub(crate) fn error(name: &str, line: usize, col: usize, msg: impl std::fmt::Display) -> Diagnostic {
     Diagnostic::error("E-CATALOG", format!("{name}:{line}:{col}: {msg}"))
 }
 

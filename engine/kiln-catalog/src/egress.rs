@@ -22,6 +22,8 @@ use std::sync::OnceLock;
 use kiln_diag::Diagnostic;
 use kiln_value::Decimal;
 
+use crate::csv::error;
+
 /// The header of the egress file, in this order.
 pub const COLUMNS: [&str; 3] = ["cloud", "internet_usd_per_gb", "inter_region_usd_per_gb"];
 
@@ -60,32 +62,8 @@ impl Egress {
 
     /// Parses an egress file; errors name `name:line:column` as the catalog's do.
     pub fn parse(name: &str, text: &str) -> Result<Egress, Diagnostic> {
-        let mut table = Egress::default();
-        let mut header = false;
-        for (i, line) in text.lines().enumerate() {
-            let lineno = i + 1;
-            let line = line.trim_end_matches('\r');
-            if let Some(comment) = line.strip_prefix('#') {
-                let comment = comment.trim();
-                if let Some(s) = comment.strip_prefix("source:") {
-                    table.source = Some(s.trim().to_string());
-                } else if let Some(d) = comment.strip_prefix("date:") {
-                    table.date = Some(d.trim().to_string());
-                }
-                continue;
-            }
-            if line.trim().is_empty() {
-                continue;
-            }
-            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            if !header {
-                if fields != COLUMNS {
-                    return Err(error(name, lineno, 1, "the header is not the egress table's columns")
-                        .hint(format!("the first line that is not a `#` comment must be: {}", COLUMNS.join(","))));
-                }
-                header = true;
-                continue;
-            }
+        let mut prices: Vec<EgressPrice> = Vec::new();
+        let (source, date) = crate::csv::table(name, text, &COLUMNS, "the egress table's", |lineno, line, fields| {
             if fields.len() != COLUMNS.len() {
                 return Err(error(name, lineno, 1, format!("{} fields where the header has {}", fields.len(), COLUMNS.len()))
                     .hint("write `cloud,internet_usd_per_gb,inter_region_usd_per_gb`, such as `aws,0.09,0.02`"));
@@ -99,15 +77,13 @@ impl Egress {
             if fields[0].is_empty() {
                 return Err(error(name, lineno, 1, "`cloud` is empty").hint("every row names its cloud (`aws`)"));
             }
-            if table.prices.iter().any(|p| p.cloud == fields[0]) {
+            if prices.iter().any(|p| p.cloud == fields[0]) {
                 return Err(error(name, lineno, 1, format!("`{}` is listed twice", fields[0])).hint("give each cloud one row"));
             }
-            table.prices.push(EgressPrice { cloud: fields[0].to_string(), internet: price(1)?, inter_region: price(2)? });
-        }
-        if !header {
-            return Err(error(name, 1, 1, "the file has no header").hint(format!("start it with: {}", COLUMNS.join(","))));
-        }
-        Ok(table)
+            prices.push(EgressPrice { cloud: fields[0].to_string(), internet: price(1)?, inter_region: price(2)? });
+            Ok(())
+        })?;
+        Ok(Egress { prices, source, date })
     }
 
     /// One cloud's prices.
@@ -128,10 +104,6 @@ impl Egress {
         let per_gb = if from.0 == to.0 { p.inter_region } else { p.internet };
         Some(per_gb * size_gb)
     }
-}
-
-fn error(name: &str, line: usize, col: usize, msg: impl std::fmt::Display) -> Diagnostic {
-    Diagnostic::error("E-CATALOG", format!("{name}:{line}:{col}: {msg}"))
 }
 
 #[cfg(test)]
