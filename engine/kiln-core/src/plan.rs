@@ -306,7 +306,9 @@ struct Planner<'a> {
     /// Resources whose planning failed: their dependents are not planned.
     failed: HashSet<ResourceAddr>,
     options: PlacementOptions,
-    /// What each candidate provider offers placement, asked once.
+    /// Each provider's answer to `offerings()`, asked once (`None`: not configured).
+    answers: HashMap<String, Option<kiln_provider::offerings::Offerings>>,
+    /// What each candidate provider offers placement, as rows.
     offers: HashMap<String, Vec<kiln_provider::offerings::Offering>>,
     placements: Vec<kiln_plan::Placement>,
     /// The optimizer's answer per distinct request (`placement::Meta::digest`).
@@ -338,6 +340,7 @@ impl<'a> Planner<'a> {
             instances: HashMap::new(),
             failed: HashSet::new(),
             options,
+            answers: HashMap::new(),
             offers: HashMap::new(),
             placements: Vec::new(),
             decided: HashMap::new(),
@@ -438,11 +441,7 @@ impl<'a> Planner<'a> {
                 .unwrap_or_else(|| self.cx.graph.provider_of[addr].clone()),
             _ => self.cx.graph.provider_of[addr].clone(),
         };
-        let deps = self.resource_dependencies(addr);
-        if deps.iter().any(|d| self.failed.contains(&d.resource)) {
-            self.failed.insert(addr.clone());
-            return;
-        }
+        let Some(deps) = self.planned_dependencies(addr) else { return };
         let Some(provider) = self.cx.ready.get(&key).cloned() else {
             self.failed.insert(addr.clone());
             return;
@@ -483,6 +482,17 @@ impl<'a> Planner<'a> {
             values.push((ik, value));
         }
         self.planned_resource(addr, values, insts, failed);
+    }
+
+    /// What a resource depends on, when all of it was planned; `None` (the resource failed too)
+    /// when some of it failed.
+    fn planned_dependencies(&mut self, addr: &ResourceAddr) -> Option<Vec<InstanceAddr>> {
+        let deps = self.resource_dependencies(addr);
+        if deps.iter().any(|d| self.failed.contains(&d.resource)) {
+            self.failed.insert(addr.clone());
+            return None;
+        }
+        Some(deps)
     }
 
     /// A resource's instance keys, within the limit on instances; `None` (reported, the

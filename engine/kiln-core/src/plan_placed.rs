@@ -18,11 +18,7 @@ impl Planner<'_> {
     /// provider.
     pub(super) async fn placed_resource(&mut self, addr: &ResourceAddr) {
         let r = self.cx.resource(addr);
-        let deps = self.resource_dependencies(addr);
-        if deps.iter().any(|d| self.failed.contains(&d.resource)) {
-            self.failed.insert(addr.clone());
-            return;
-        }
+        let Some(deps) = self.planned_dependencies(addr) else { return };
         let Some(keys) = self.checked_instance_keys(addr) else { return };
         let mut values = Vec::new();
         let mut insts = Vec::new();
@@ -156,26 +152,36 @@ impl Planner<'_> {
         Some((key, provider, schema))
     }
 
-    /// Asks each candidate provider what it offers, once per plan (into `self.offers`).
+    /// What provider `key` offers, asked once per plan (placement and cost lines share the
+    /// answer: an owned provider's is a scan of its hardware); `None` when it is not configured.
+    async fn offerings_of(&mut self, key: &str) -> Option<&Offerings> {
+        if !self.answers.contains_key(key) {
+            let answer = match self.ensure_provider(key).await {
+                Some(p) => {
+                    let resp = p.offerings().await;
+                    self.cx.diags.extend(resp.diagnostics.with_address(&format!("provider[\"{key}\"]")));
+                    Some(resp.offerings)
+                }
+                None => None,
+            };
+            self.answers.insert(key.to_string(), answer);
+        }
+        self.answers[key].as_ref()
+    }
+
+    /// Each candidate provider's offerings as rows, once per plan (into `self.offers`).
     async fn ask_offers(&mut self, keys: &[String]) {
         for k in keys {
             if !self.offers.contains_key(k) {
-                let rows = match self.ensure_provider(k).await {
-                    Some(p) => {
-                        let resp = p.offerings().await;
-                        self.cx.diags.extend(resp.diagnostics.with_address(&format!("provider[\"{k}\"]")));
-                        match resp.offerings {
-                            Offerings::None => Vec::new(),
-                            Offerings::Owned(rows) => rows,
-                            Offerings::Catalog { cloud, regions } => self
-                                .catalog()
-                                .cloud(&cloud)
-                                .filter(|o| regions.as_ref().is_none_or(|rs| o.region.as_ref().is_none_or(|r| rs.contains(r))))
-                                .cloned()
-                                .collect(),
-                        }
-                    }
-                    None => Vec::new(),
+                let rows = match self.offerings_of(k).await.cloned() {
+                    None | Some(Offerings::None) => Vec::new(),
+                    Some(Offerings::Owned(rows)) => rows,
+                    Some(Offerings::Catalog { cloud, regions }) => self
+                        .catalog()
+                        .cloud(&cloud)
+                        .filter(|o| regions.as_ref().is_none_or(|rs| o.region.as_ref().is_none_or(|r| rs.contains(r))))
+                        .cloned()
+                        .collect(),
                 };
                 self.offers.insert(k.clone(), rows);
             }
@@ -252,13 +258,14 @@ impl Planner<'_> {
             // This machine: nothing to pay by the hour.
             return Cost::Hourly { usd: Decimal::ZERO };
         }
-        let Some(p) = self.ensure_provider(key).await else {
-            return Cost::Unknown { reason: format!("provider `{key}` is not configured") };
-        };
-        match p.offerings().await.offerings {
-            Offerings::Catalog { cloud, regions } => catalog_cost(self.catalog(), &cloud, regions.as_deref(), kind, v),
-            Offerings::Owned(_) => Cost::Unknown { reason: format!("`{key}` prices owned hardware only when it places a cluster") },
-            Offerings::None => Cost::Unknown { reason: format!("provider `{key}` publishes no prices") },
+        match self.offerings_of(key).await {
+            Some(Offerings::Catalog { cloud, regions }) => {
+                let (cloud, regions) = (cloud.clone(), regions.clone());
+                catalog_cost(self.catalog(), &cloud, regions.as_deref(), kind, v)
+            }
+            Some(Offerings::Owned(_)) => Cost::Unknown { reason: format!("`{key}` prices owned hardware only when it places a cluster") },
+            Some(Offerings::None) => Cost::Unknown { reason: format!("provider `{key}` publishes no prices") },
+            None => Cost::Unknown { reason: format!("provider `{key}` is not configured") },
         }
     }
 }
