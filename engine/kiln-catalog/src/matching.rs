@@ -49,6 +49,13 @@ pub enum Mismatch {
 /// Which alternative of the request's `accelerators` a row satisfies (its index: 0 is the
 /// preferred one; 0 too for a CPU-only request), or why it satisfies none.
 pub fn admits(req: &Request, o: &Offering) -> Result<usize, Mismatch> {
+    admits_as(req, o, || model_of(o))
+}
+
+/// [`admits`] with the row's table entry from `model` (asked only when both the request and
+/// the row have accelerators): a caller deciding many requests over the same rows reads each
+/// row's entry once ([`model_of`] reads its names word by word).
+pub fn admits_as(req: &Request, o: &Offering, model: impl FnOnce() -> Option<&'static Model>) -> Result<usize, Mismatch> {
     // Owned hardware's rows are its free capacity: a node may take part of it.
     let owned = o.available.is_some();
     let alternative = match (&req.accelerators, &o.accelerator) {
@@ -56,7 +63,7 @@ pub fn admits(req: &Request, o: &Offering) -> Result<usize, Mismatch> {
         (None, None) => 0,
         (Some(_), None) => return Err(Mismatch::NoAccelerator),
         (Some(alts), Some(have)) => {
-            let model = model_of(o);
+            let model = model();
             let same_kind = |a: &kiln_provider::portable::request::Accelerator| match (a.name.model, model) {
                 (Some(_), Some(m)) => a.name.admits(m),
                 (None, _) => a.matches(&format!("{} {}", have.name, o.instance_type), None),
@@ -80,7 +87,7 @@ pub fn admits(req: &Request, o: &Offering) -> Result<usize, Mismatch> {
             }
         }
     };
-    let f = |d: Decimal| d.to_string().parse::<f64>().unwrap_or(0.0);
+    let f = |d: Decimal| d.mantissa() as f64 / 10f64.powi(d.scale() as i32);
     let fits = |a: &kiln_provider::portable::request::Amount, have: f64| if owned { a.fits_in(have) } else { a.admits(have) };
     if req.cpus.is_some_and(|c| !fits(&c, o.vcpus as f64)) {
         return Err(Mismatch::Cpus);

@@ -216,6 +216,9 @@ impl Planner<'_> {
     /// kiln cannot tell, never $0) and totals them.
     pub(super) async fn price(&mut self, changes: &mut [PlannedChange]) -> PlanCost {
         let mut total = PlanCost::default();
+        // A placed object costs the dearest offering apply may launch (looked up per change).
+        let placed: std::collections::HashMap<InstanceAddr, Decimal> =
+            self.placements.iter().map(|p| (p.address.clone(), p.dearest_hourly())).collect();
         for c in changes.iter_mut() {
             let recorded = self.state.resources.get(&c.address).filter(|_| c.deposed.is_none()).and_then(|s| s.billing.as_ref());
             let before = match (&c.before, recorded) {
@@ -224,13 +227,16 @@ impl Planner<'_> {
                     Some(usd) => Cost::Hourly { usd },
                     None => Cost::Unknown { reason: "its price was unknown when it was applied".into() },
                 }),
-                (Some(v), None) => Some(self.cost_of(&c.provider, &c.kind, &c.address, v, false).await),
+                (Some(v), None) => Some(self.cost_of(&c.provider, &c.kind, v).await),
             };
             let after = match &c.after {
                 None => None,
                 // Unchanged: what it costs now is what was recorded.
                 Some(_) if c.action == Action::NoOp && before.is_some() => before.clone(),
-                Some(v) => Some(self.cost_of(&c.provider, &c.kind, &c.address, v, true).await),
+                Some(_) if placed.contains_key(&c.address) && placement::KINDS.contains(&c.kind.as_str()) => {
+                    Some(Cost::Hourly { usd: placed[&c.address] })
+                }
+                Some(v) => Some(self.cost_of(&c.provider, &c.kind, v).await),
             };
             for (side, cost) in [(&mut total.before, &before), (&mut total.after, &after)] {
                 match cost {
@@ -245,14 +251,9 @@ impl Planner<'_> {
     }
 
     /// The hourly cost of one object of `kind` on provider `key`.
-    async fn cost_of(&mut self, key: &str, kind: &str, addr: &InstanceAddr, v: &Value, planned: bool) -> Cost {
+    async fn cost_of(&mut self, key: &str, kind: &str, v: &Value) -> Cost {
         if !placement::KINDS.contains(&kind) {
             return Cost::None;
-        }
-        if planned {
-            if let Some(p) = self.placements.iter().find(|p| &p.address == addr) {
-                return Cost::Hourly { usd: p.dearest_hourly() };
-            }
         }
         if crate::providers::provider_name(key) == crate::providers::DEFAULT_PROVIDER {
             // This machine: nothing to pay by the hour.
