@@ -35,6 +35,11 @@ lock, while this server answers on several threads: two conditional PUTs of the 
 arrive together can both succeed, which S3 never allows (two kiln processes would both get the
 state lock). Every S3 write (PUT, DELETE, POST ?delete) is therefore applied one at a time here.
 
+moto answers DescribeInstanceTypes (its ~900 types, unpaginated: several MB of XML) in 4-6 s of
+CPU, and every kiln plan and apply against a region reads it once; its answer never changes (it is
+moto's bundled data, untouched by a reset), so each distinct request is answered once and its
+answer replayed (injected faults still come first).
+
 ModifyFleet, which moto 5.2.5 answers with a 500, is emulated here for `maintain` fleets: the
 new total and on-demand target capacities are recorded, missing capacity is launched (on-demand
 up to the on-demand target, spot for the rest) and excess capacity terminated.
@@ -52,6 +57,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import make_server
 
 DEFAULT_ACCOUNT = "123456789012"
+# EC2 actions whose answer is moto's bundled data: the same for the same request, reset or not.
+STATIC = ("DescribeInstanceTypes", "DescribeInstanceTypeOfferings")
 
 
 class Faults:
@@ -187,6 +194,8 @@ class TestbedApp:
         self.moto_app = moto_app
         self.faults = Faults()
         self.s3_writes = threading.Lock()
+        self.replies = {}  # (region, body) of a STATIC action -> (status, headers, body)
+        self.replies_lock = threading.Lock()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -212,12 +221,33 @@ class TestbedApp:
                     return reply_ec2_error(start_response, {"code": "InvalidFleetId.NotFound", "message": f"no fleet {e}"})
                 start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(xml)))])
                 return [xml]
+            if action in STATIC:
+                return self.replayed((region_of(environ), text), environ, start_response)
         if method == "GET" and "versioning" in urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True):
             return self.rewritten(environ, start_response, b"GetBucketVersioningResponse", b"VersioningConfiguration")
         if method in ("PUT", "DELETE") or (method == "POST" and "delete" in environ.get("QUERY_STRING", "")):
             with self.s3_writes:  # a condition checked and the write made as one step, as on S3
                 return list(self.moto_app(environ, start_response))
         return self.moto_app(environ, start_response)
+
+    def replayed(self, key, environ, start_response):
+        """moto's answer to a request whose answer never changes: asked once, then replayed."""
+        with self.replies_lock:
+            hit = self.replies.get(key)
+        if hit is None:
+            seen = {}
+
+            def capture(status, headers, exc_info=None):
+                seen["status"], seen["headers"] = status, headers
+                return lambda data: None
+
+            body = b"".join(self.moto_app(environ, capture))
+            hit = (seen["status"], seen["headers"], body)
+            if seen["status"].startswith("200"):
+                with self.replies_lock:
+                    self.replies[key] = hit
+        start_response(hit[0], list(hit[1]))
+        return [hit[2]]
 
     def rewritten(self, environ, start_response, old, new):
         """moto's answer with `old` replaced by `new` in its body."""
