@@ -76,3 +76,15 @@ fn a_local_state_written_before_the_portable_contract_plans_no_change() {
     }
     assert!(p.path().join("data/ckpt/run-1/rank-1").exists(), "the bucket's files are where they were");
 }
+
+#[test]
+fn kiln_cost_lists_objects_applied_before_prices_were_kept() {
+    let Some(p) = moved_here("upgrade-before-11") else { return };
+    let json = p.kiln(&["cost", "--json"]).ok().stdout();
+    let v: serde_json::Value = serde_json::from_str(&json).expect("kiln cost --json prints JSON");
+    let lines = v["resources"].as_array().expect("resources");
+    let cluster = lines.iter().find(|l| l["kind"] == "cluster").unwrap_or_else(|| panic!("the old cluster is listed: {v}"));
+    assert_eq!(cluster["offering"], "this machine", "{v}");
+    assert_eq!(cluster["hourly"], 0.0, "the local provider's capacity costs nothing by the hour: {v}");
+    assert!(lines.iter().all(|l| l["kind"] != "bucket" && l["kind"] != "record"), "only kinds priced by the hour: {v}");
+}

@@ -41,5 +41,14 @@ pub use hooks::{Hook, NoopHook, Subject};
 pub use plan::{config_digest, plan, PlacementOptions, PlanRequest};
 pub use policy::{evaluate_policies, policy_diagnostics, PolicyInputs};
 pub use providers::{ProviderRegistry, Providers};
+
+/// The kinds priced by the hour (cost lines, placement): `cluster` and `spot_pool`.
+pub use placement::KINDS as PRICED_KINDS;
+
+/// Whether provider configuration `key` is this machine's (the embedded default, `local`),
+/// which costs nothing by the hour.
+pub fn is_this_machine(key: &str) -> bool {
+    providers::provider_name(key) == providers::DEFAULT_PROVIDER
+}
 pub use validate::{validate, ValidateRequest};
 pub use walk_state::{configure_provider, configure_providers, ProvidersRequest};

@@ -165,25 +165,49 @@ fn number(d: kiln_value::Decimal) -> f64 {
     d.round_dp(6).to_string().parse().unwrap_or(0.0)
 }
 
+impl SpendLine {
+    /// An object with the price state recorded at apply (`b`), and its spend so far (`spent`).
+    pub fn recorded(address: String, provider: &str, kind: &str, b: &kiln_state::Billing, spent: Option<kiln_value::Decimal>) -> Self {
+        SpendLine {
+            address,
+            provider: provider.to_string(),
+            kind: kind.to_string(),
+            offering: b.offering.clone(),
+            hourly: b.hourly.map(number),
+            since: b.since.clone(),
+            spent: spent.map(number),
+        }
+    }
+
+    /// An object applied before kiln recorded prices: unknown (never priced from today's
+    /// catalog), or nothing where `free` (this machine's capacity).
+    pub fn unrecorded(address: String, provider: &str, kind: &str, free: bool) -> Self {
+        let (offering, amount) = match free {
+            true => ("this machine".to_string(), Some(0.0)),
+            false => {
+                (format!("{provider}: no price recorded (applied before kiln kept prices; its next create or update records one)"), None)
+            }
+        };
+        SpendLine {
+            address,
+            provider: provider.to_string(),
+            kind: kind.to_string(),
+            offering,
+            hourly: amount,
+            since: String::new(),
+            spent: amount,
+        }
+    }
+}
+
 impl Spend {
-    /// From what state recorded: `(address, provider, kind, billing)` of every priced object,
-    /// and the spend of each so far at `now` (`spent`).
-    pub fn new<'a>(
-        items: impl IntoIterator<Item = (String, &'a str, &'a str, &'a kiln_state::Billing, Option<kiln_value::Decimal>)>,
-    ) -> Spend {
+    /// From every priced object's line.
+    pub fn new(lines: impl IntoIterator<Item = SpendLine>) -> Spend {
         let mut resources = Vec::new();
         let mut providers: std::collections::BTreeMap<String, SpendTotal> = Default::default();
         let mut total = SpendTotal::default();
-        for (address, provider, kind, b, spent) in items {
-            let line = SpendLine {
-                address,
-                provider: provider.to_string(),
-                kind: kind.to_string(),
-                offering: b.offering.clone(),
-                hourly: b.hourly.map(number),
-                since: b.since.clone(),
-                spent: spent.map(number),
-            };
+        for line in lines {
+            let provider = line.provider.clone();
             let p = providers
                 .entry(provider.to_string())
                 .or_insert_with(|| SpendTotal { provider: provider.to_string(), ..Default::default() });

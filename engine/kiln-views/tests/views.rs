@@ -380,3 +380,21 @@ fn jobs_and_status_views_conform() {
     bad["jobs"] = json!([{"address": "job.x"}]);
     assert!(errors("jobs-view.schema.json", &bad) > 0);
 }
+
+#[test]
+fn spend_lists_objects_applied_before_prices_were_kept_as_unknown_never_as_free() {
+    use kiln_views::cost::{Spend, SpendLine};
+    let old_cloud = SpendLine::unrecorded("cluster.gpu".into(), "aws", "cluster", false);
+    let old_local = SpendLine::unrecorded("cluster.dev".into(), "local", "cluster", true);
+    let view = Spend::new([old_cloud, old_local]);
+    let human = view.human();
+    let gpu = human.lines().find(|l| l.starts_with("cluster.gpu")).expect("the old cloud object is listed");
+    assert!(gpu.contains("no price recorded") && gpu.contains("unknown") && !gpu.contains("$0.00"), "{human}");
+    let dev = human.lines().find(|l| l.starts_with("cluster.dev")).expect("the old local object is listed");
+    assert!(dev.contains("this machine") && dev.contains("$0.00"), "{human}");
+    assert!(human.contains("aws: $0.00/h, $0.00 so far (1 unknown, not counted)"), "{human}");
+    assert!(human.contains("Total: $0.00/h, $0.00 so far (1 unknown, not counted)"), "{human}");
+    let json = view.json();
+    assert_eq!(json["resources"][1]["hourly"], serde_json::Value::Null, "sorted by address, cluster.gpu second: {json}");
+    assert_eq!(json["total"]["unknown"], 1, "{json}");
+}
