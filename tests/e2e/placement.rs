@@ -4,7 +4,7 @@
 //! `kiln cost` reads them back. A cluster that does not opt in keeps its meaning.
 
 use crate::moto::{exclusive, server, Inspect};
-use crate::support::{run, Project, Run};
+use crate::support::{insta_settings, run, Project, Run};
 
 /// Three aws provider blocks, one per region, all pointed at moto.
 const PROVIDERS: &str = r#"
@@ -160,4 +160,89 @@ fn a_preference_order_wins_over_price() {
     let chosen = out.lines().find(|l| l.trim_end().ends_with("chosen")).unwrap_or_else(|| panic!("no chosen row:\n{out}"));
     assert!(chosen.contains("aws.oregon"), "{chosen}");
     assert!(!out.contains("| aws  "), "the unlisted provider is not a candidate: {out}");
+}
+
+/// A placed spot T4:1 cluster and a job on it whose data is `gb` GB in an S3 bucket of the
+/// us-east-1 provider, and 5 GB in a bucket on this machine.
+fn with_data(gb: &str) -> String {
+    format!(
+        r#"{PROVIDERS}
+resource "bucket" "corpus" {{
+  provider = aws
+}}
+
+resource "bucket" "scratch" {{}}
+
+resource "cluster" "train" {{
+  accelerators = "T4:1"
+  spot         = true
+  placement {{}}
+}}
+
+resource "job" "train" {{
+  cluster = cluster.train
+  run     = "python train.py"
+  checkpoint {{
+    bucket = bucket.corpus
+  }}
+  data {{
+    bucket  = bucket.corpus
+    size_gb = {gb}
+  }}
+  data {{
+    bucket  = bucket.scratch
+    size_gb = 5
+  }}
+}}
+"#
+    )
+}
+
+/// The `Placement:` section of a human plan.
+fn placement_section(out: &str) -> String {
+    let start = out.find("Placement:").unwrap_or_else(|| panic!("no Placement section:\n{out}"));
+    let rest = &out[start..];
+    rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string()
+}
+
+#[test]
+fn a_jobs_data_keeps_the_cluster_in_its_buckets_region() {
+    let _g = exclusive();
+    // Spot T4:1: us-east-2 $0.2022/h is $0.11 a day cheaper than us-east-1 $0.2069/h, but moving
+    // the job's 800 GB there from us-east-1 costs $16 (AWS: $0.02/GB between regions).
+    let p = Project::new(&with_data("800"));
+    let out = kiln(&p, &["plan", "-no-color"]).ok().stdout();
+    let chosen = out.lines().find(|l| l.trim_end().ends_with("chosen")).unwrap_or_else(|| panic!("no chosen row:\n{out}"));
+    assert!(chosen.contains("aws ") && chosen.contains("us-east-1") && chosen.contains("$0.2069  $0.00"), "{chosen}");
+    let ohio = out.lines().find(|l| l.contains("aws.ohio")).unwrap_or_else(|| panic!("no aws.ohio row:\n{out}"));
+    assert!(ohio.contains("$0.2022  $16.00") && ohio.ends_with("-$0.0047/h, +$16.00 egress"), "{ohio}");
+    assert!(out.contains("data = 800 GB of bucket.corpus (aws us-east-1), data = 5 GB of bucket.scratch (this machine)"), "{out}");
+    assert!(out.contains("note: bucket.scratch is on this machine: moving its 5 GB counts as free"), "{out}");
+    insta_settings(&p).bind(|| insta::assert_snapshot!("placement-data-gravity", placement_section(&out)));
+    let json = crate::plan_view::parsed(&kiln(&p, &["plan", "--json"]).ok().stdout());
+    crate::plan_view::conforms("plan-view.schema.json", &json);
+    assert_eq!(json["placements"][0]["chosen"]["egress_usd"], "0", "{json}");
+    let provider =
+        |a: &str| json["resource_changes"].as_array().unwrap().iter().find(|c| c["address"] == a).map(|c| c["provider"].clone()).unwrap();
+    // The job follows its cluster; the buckets it reads stay where they are.
+    assert_eq!(
+        (provider("job.train"), provider("bucket.corpus"), provider("bucket.scratch")),
+        ("aws".into(), "aws".into(), "local".into())
+    );
+
+    kiln(&p, &["apply", "--auto-approve", "--target", "cluster.train"]).ok();
+    assert_eq!(server().inspect_region("us-east-1").live_of("cluster.train").len(), 1);
+    let kept = kiln(&p, &["plan", "-no-color"]).ok().stdout();
+    assert!(kept.contains("kept: request unchanged"), "{kept}");
+
+    // 1 GB costs $0.02 to move: another request, decided again, and the cheaper region wins.
+    p.write("main.kiln.hcl", &with_data("1"));
+    let moved = kiln(&p, &["plan", "-no-color"]).ok().stdout();
+    assert!(!moved.contains("kept: request unchanged"), "{moved}");
+    assert!(moved.contains("will be moved from `aws` to `aws.ohio` by placement"), "{moved}");
+    let chosen = moved.lines().find(|l| l.trim_end().ends_with("chosen")).unwrap_or_else(|| panic!("no chosen row:\n{moved}"));
+    assert!(chosen.contains("aws.ohio") && chosen.contains("$0.2022  $0.02"), "{chosen}");
+
+    kiln(&p, &["destroy", "--auto-approve"]).ok();
+    assert!(server().inspect_region("us-east-1").live_of("cluster.train").is_empty());
 }

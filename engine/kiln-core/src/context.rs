@@ -299,6 +299,8 @@ impl<'a> Context<'a> {
         let placed = self.placed.get(iaddr);
         let body = match placed {
             Some(_) => std::borrow::Cow::Owned(crate::placement::provider_body(&r.body)),
+            // A job's `data` blocks are the engine's (placement's): its provider never sees them.
+            None if crate::placement::data::has_data(r) => std::borrow::Cow::Owned(crate::placement::data::provider_body(&r.body)),
             None => std::borrow::Cow::Borrowed(&r.body),
         };
         match eval_body(&body, &schema.body, &self.scope(&iaddr.resource.module, rep), &r.span) {

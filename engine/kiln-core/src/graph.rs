@@ -47,6 +47,9 @@ pub struct Graph {
     pub placed: HashMap<ResourceAddr, Vec<String>>,
     /// Jobs without `provider` whose `cluster` is a placed cluster: they follow it.
     pub follows: HashMap<ResourceAddr, ResourceAddr>,
+    /// The `data` blocks of the jobs on each placed resource (`crate::placement::data`), whose
+    /// moves its placement prices. The buckets they name keep their own provider.
+    pub data: HashMap<ResourceAddr, Vec<crate::placement::data::Source>>,
 }
 
 pub fn build_graph(config: &Config, registry: &ProviderRegistry) -> (Graph, Diagnostics) {
@@ -70,6 +73,7 @@ pub fn build_graph(config: &Config, registry: &ProviderRegistry) -> (Graph, Diag
     for m in config.root.walk() {
         b.module(m, registry);
     }
+    b.data_sources(config);
     for cycle in b.g.cycles() {
         let names: Vec<String> = cycle.iter().map(ToString::to_string).collect();
         let mut d = Diagnostic::error("E-CYCLE", format!("dependency cycle: {}", names.join(" → ")))
@@ -82,7 +86,7 @@ pub fn build_graph(config: &Config, registry: &ProviderRegistry) -> (Graph, Diag
         b.diags.push(d);
     }
     b.followers(config);
-    (Graph { deps: b.g, provider_of: b.provider_of, spans: b.spans, placed: b.placed, follows: b.follows }, b.diags)
+    (Graph { deps: b.g, provider_of: b.provider_of, spans: b.spans, placed: b.placed, follows: b.follows, data: b.data }, b.diags)
 }
 
 struct Builder<'c> {
@@ -90,6 +94,7 @@ struct Builder<'c> {
     provider_of: HashMap<ResourceAddr, String>,
     placed: HashMap<ResourceAddr, Vec<String>>,
     follows: HashMap<ResourceAddr, ResourceAddr>,
+    data: HashMap<ResourceAddr, Vec<crate::placement::data::Source>>,
     spans: HashMap<Node, Span>,
     diags: Diagnostics,
     config: &'c Config,
@@ -102,6 +107,7 @@ impl<'c> Builder<'c> {
             provider_of: HashMap::new(),
             placed: HashMap::new(),
             follows: HashMap::new(),
+            data: HashMap::new(),
             spans: HashMap::new(),
             diags: Diagnostics::new(),
             config,
@@ -314,6 +320,40 @@ impl<'c> Builder<'c> {
                     self.provider_of.insert(job.clone(), k.clone());
                 }
                 self.follows.insert(job, cluster);
+            }
+        }
+    }
+
+    /// Every job's `data` blocks, checked; those of jobs whose `cluster` is a placed resource
+    /// (following it or not) are recorded for it, and it depends on each bucket's provider and
+    /// on what `size_gb` refers to (never on the bucket: it keeps its own provider).
+    fn data_sources(&mut self, config: &Config) {
+        for m in config.root.walk() {
+            for r in m.module.resources.iter().filter(|r| r.mode == Mode::Managed && crate::placement::data::has_data(r)) {
+                let (written, diags) = crate::placement::data::written(m, r);
+                self.diags.extend(diags);
+                let Some(text) = r.body.attr("cluster").and_then(|a| kiln_eval::whole_reference(&a.expr)) else { continue };
+                let Some((kind, name)) = text.split('[').next().unwrap_or_default().split_once('.') else { continue };
+                let placed = ResourceAddr { module: m.path.clone(), mode: Mode::Managed, kind: kind.into(), name: name.into() };
+                if !self.placed.contains_key(&placed) {
+                    continue;
+                }
+                let job = resource_addr(&m.path, r);
+                let n = Node::Resource(placed.clone());
+                for w in written {
+                    let Some(key) = self.provider_of.get(&w.bucket).cloned() else { continue };
+                    let pn = Node::Provider(key.clone());
+                    if !self.g.contains(&pn) {
+                        self.g.add(pn.clone());
+                    }
+                    self.g.depend(&n, &pn);
+                    // The job's own edges reported what does not resolve: not again.
+                    let reported = std::mem::take(&mut self.diags);
+                    self.edges_from_expr(m, &n, &w.size_gb);
+                    self.diags = reported;
+                    let source = crate::placement::data::Source { job: job.clone(), bucket: w.bucket, provider: key, size_gb: w.size_gb };
+                    self.data.entry(placed.clone()).or_default().push(source);
+                }
             }
         }
     }

@@ -12,13 +12,17 @@
 //! the provider sees: that body has no `placement` block, and `spot` and `max_price` reach it
 //! only where its schema has them, as the decision says (`spot`: the chosen market). Where the
 //! schema has `instance_type` (aws's `cluster`) it is set to the chosen type, in place of the
-//! request it resolves; `instance_types` (aws's `spot_pool`) to the chosen type and its
+//! request it resolves; `instance_types` (aws's `spot_pool`) and `instance_type_candidates`
+//! (aws's `cluster`: what a create tries after `instance_type`) to the chosen type and its
 //! fallbacks. A provider with neither launches what its request finds (owned hardware), and
 //! the plan lists fallbacks only where the provider can launch them.
 //!
 //! A decision is recorded in state with the object (`Billing::placement`, with a digest of the
 //! request): a later plan keeps it while the request is unchanged, whatever prices do;
-//! `--replan-placement` asks for a new one.
+//! `--replan-placement` asks for a new one. The data of the jobs on a placed block (their
+//! `data` blocks, [`data`]) joins its request and digest.
+
+pub mod data;
 
 use kiln_config::{Body, Resource};
 use kiln_diag::{Diagnostic, Diagnostics};
@@ -202,7 +206,7 @@ pub fn meta(v: &Value, kind: &str) -> Result<Meta, Diagnostics> {
         prefer_order: list("prefer").is_some(),
         regions: list("regions"),
         exclude: list("exclude").unwrap_or_default(),
-        data: None,
+        data: Vec::new(),
     };
     let mut describe = vec![request.describe()];
     describe.push(format!("{count_attr} = {nodes}"));

@@ -63,13 +63,14 @@ impl Planner<'_> {
                 return None;
             }
         };
-        let meta = match placement::meta(&meta_v, &r.kind) {
+        let mut meta = match placement::meta(&meta_v, &r.kind) {
             Ok(m) => m,
             Err(d) => {
                 self.cx.diags.extend(d.into_iter().map(at));
                 return None;
             }
         };
+        placement::data::join(&mut meta, self.data_of(&iaddr.resource).await?);
         let candidates = self.cx.graph.placed.get(&iaddr.resource).cloned().unwrap_or_default();
         let prior = self.state.resources.get(iaddr);
         if let Some(p) = prior {
@@ -191,6 +192,42 @@ impl Planner<'_> {
     /// The catalog of this plan: the command's, or the one kiln ships.
     pub(super) fn catalog(&self) -> &kiln_catalog::Catalog {
         self.options.catalog.as_deref().unwrap_or_else(|| kiln_catalog::Catalog::shipped())
+    }
+
+    /// The data the jobs on placed resource `addr` read (`Graph::data`): each `size_gb`
+    /// evaluated in its job's module, each bucket where its provider keeps it. `None`
+    /// (reported) when a size is not a known number above 0.
+    async fn data_of(&mut self, addr: &ResourceAddr) -> Option<Vec<kiln_place::Data>> {
+        let sources = self.cx.graph.data.get(addr).cloned().unwrap_or_default();
+        let mut out = Vec::new();
+        let mut failed = false;
+        for s in &sources {
+            match placement::data::size_gb(s, &self.cx.scope(&s.job.module, crate::scope::Repetition::None)) {
+                Ok(size_gb) => {
+                    let origin = self.origin_of(&s.provider).await;
+                    out.push(kiln_place::Data { name: s.bucket.to_string(), origin, size_gb });
+                }
+                Err(d) => {
+                    self.cx.diags.extend(d);
+                    failed = true;
+                }
+            }
+        }
+        (!failed).then_some(out)
+    }
+
+    /// Where provider `key` keeps data: the embedded `local` provider on this machine; a cloud
+    /// in its region (its offerings' answer); anything else on its own hardware.
+    async fn origin_of(&mut self, key: &str) -> kiln_place::Origin {
+        if crate::providers::provider_name(key) == crate::providers::DEFAULT_PROVIDER {
+            return kiln_place::Origin::ThisMachine;
+        }
+        match self.offerings_of(key).await {
+            Some(Offerings::Catalog { cloud, regions }) => {
+                kiln_place::Origin::Cloud { cloud: cloud.clone(), region: regions.as_ref().and_then(|r| r.first().cloned()) }
+            }
+            _ => kiln_place::Origin::Owned { provider: key.to_string() },
+        }
     }
 
     /// The provider a job following a placed cluster goes to.

@@ -37,6 +37,8 @@ pub struct Mock {
     pub planned: Mutex<Vec<String>>,
     /// Attributes reads report besides (or instead of) what state holds: (address, name, value).
     pub reports: Mutex<Vec<(String, String, Value)>>,
+    /// What it offers the placement optimizer (as `Provider::offerings`); `None`: nothing.
+    pub offerings: Option<kiln_provider::offerings::Offerings>,
 }
 
 pub fn schema() -> ProviderSchema {
@@ -52,6 +54,10 @@ pub fn schema() -> ProviderSchema {
         .attr("key", Attribute::computed(Type::String, "a generated secret").sensitive())
         .attr("id", Attribute::computed(Type::String, "id"));
     let config = Body::new().attr("region", Attribute::optional(Type::String, "region"));
+    let job = Body::new()
+        .attr("cluster", Attribute::optional(Type::Any, "the cluster it runs on"))
+        .attr("run", Attribute::optional(Type::String, "script"))
+        .attr("id", Attribute::computed(Type::String, "id"));
     // The portable kinds policies look at (with `provider = mock`): a cluster or pool's size,
     // GPUs and spot, an object's region, and the objects a bucket holds (`objects`).
     let portable = || {
@@ -72,6 +78,7 @@ pub fn schema() -> ProviderSchema {
         ("bucket".to_string(), KindSchema::new("a bucket", portable())),
         ("cluster".to_string(), KindSchema::new("a cluster", portable())),
         ("spot_pool".to_string(), KindSchema::new("a spot pool", portable())),
+        ("job".to_string(), KindSchema::new("a job", job)),
     ];
     ProviderSchema { config, kinds: kinds.into(), data_kinds: Default::default() }
 }
@@ -188,6 +195,9 @@ impl Provider for Mock {
     }
     async fn import(&self, _req: ImportRequest<'_>) -> ReadResult {
         ReadResult::gone()
+    }
+    async fn offerings(&self) -> kiln_provider::offerings::OfferingsResponse {
+        kiln_provider::offerings::OfferingsResponse { offerings: self.offerings.clone().unwrap_or_default(), ..Default::default() }
     }
     /// A bucket holds the `objects` its state lists; without the attribute the mock cannot tell.
     async fn contents(&self, req: ContentsRequest<'_>) -> Contents {

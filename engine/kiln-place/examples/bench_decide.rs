@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use kiln_catalog::Catalog;
-use kiln_place::{decide, Candidate, Data, Need, SpotMode};
+use kiln_place::{decide, Candidate, Data, Need, Origin, SpotMode};
 use kiln_provider::portable::request::Request;
 use kiln_value::{Decimal, Map, Value};
 
@@ -84,7 +84,11 @@ fn requests(n: usize) -> Vec<Need> {
         }
         if rng.chance(20) {
             let region = rng.pick(&regions).clone();
-            need.data = Some(Data { cloud: "aws".into(), region: Some(region), size_gb: Decimal::from(100 * (1 + rng.below(50))) });
+            need.data = vec![Data {
+                name: "bucket.corpus".into(),
+                origin: Origin::Cloud { cloud: "aws".into(), region: Some(region) },
+                size_gb: Decimal::from(100 * (1 + rng.below(50))),
+            }];
         }
         out.push(need);
     }

@@ -10,7 +10,7 @@ use kiln_provider::portable::request::Request;
 use kiln_value::Decimal;
 
 use crate::memo::Matches;
-use crate::need::{Candidate, Need, SpotMode};
+use crate::need::{Candidate, Data, Need, Origin, SpotMode};
 
 /// Why placement's constraints leave a candidate out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,14 +128,29 @@ pub(crate) struct Entry<'c, 'o> {
     pub score: Decimal,
 }
 
-/// What moving the need's data to `o` costs once.
-pub(crate) fn move_cost(need: &Need, egress: &Egress, o: &Offering) -> Move {
-    match &need.data {
-        None => Move::None,
-        Some(d) => match egress.cost((&d.cloud, d.region.as_deref()), (&o.cloud, o.region.as_deref()), d.size_gb) {
-            Some(usd) => Move::Known(usd),
-            None => Move::Unknown,
-        },
+/// What moving the need's data to candidate `c` costs once: the sum over its data, unknown
+/// when the move of any of them is.
+pub(crate) fn move_cost(need: &Need, egress: &Egress, c: &Candidate<'_>) -> Move {
+    if need.data.is_empty() {
+        return Move::None;
+    }
+    let mut total = Decimal::ZERO;
+    for d in &need.data {
+        match data_move(d, egress, c) {
+            Some(usd) => total += usd,
+            None => return Move::Unknown,
+        }
+    }
+    Move::Known(total)
+}
+
+/// What moving one of the need's data to `c` costs once; `None` when unknown (see [`Origin`]).
+pub(crate) fn data_move(d: &Data, egress: &Egress, c: &Candidate<'_>) -> Option<Decimal> {
+    let o = c.offering;
+    match &d.origin {
+        Origin::Cloud { cloud, region } => egress.cost((cloud, region.as_deref()), (&o.cloud, o.region.as_deref()), d.size_gb),
+        Origin::Owned { provider } => (*provider == c.provider).then_some(Decimal::ZERO),
+        Origin::ThisMachine => Some(Decimal::ZERO),
     }
 }
 
@@ -153,7 +168,7 @@ impl<'c, 'o> Entry<'c, 'o> {
         alternative: usize,
         market: Market,
     ) -> Self {
-        let egress = move_cost(need, egress, candidate.offering);
+        let egress = move_cost(need, egress, candidate);
         let score = market.price * Decimal::from(need.nodes) * Decimal::from(HOURS) + egress.usd().unwrap_or_default();
         Entry { index, candidate, rank, alternative, market, egress, score }
     }

@@ -7,11 +7,11 @@ use kiln_catalog::egress::Egress;
 use kiln_plan::cost::{Alternative, PlacedOffering};
 use kiln_value::Decimal;
 
-use crate::evaluate::{move_cost, placed, Entry, Market, Move, Reject};
+use crate::evaluate::{data_move, move_cost, placed, Entry, Market, Move, Reject};
 use crate::memo::Matches;
 use crate::miss::{misses, reason as miss_reason, shown_price, Level};
 use crate::money::{delta, usd};
-use crate::need::{Candidate, Need, SpotMode};
+use crate::need::{Candidate, Data, Need, Origin, SpotMode};
 
 /// How many fallbacks of the chosen market a decision lists.
 pub(crate) const FALLBACKS: usize = 4;
@@ -80,7 +80,7 @@ pub(crate) fn alternatives<'o>(
         }
         let useful = !matches!(m.level, Level::Count(_) | Level::Size(_));
         let Some(market) = m.price.filter(|p| useful && p.price < chosen.price_hourly) else { continue };
-        let offering = placed(m.candidate, market, need.nodes, move_cost(need, egress, m.offering()).usd());
+        let offering = placed(m.candidate, market, need.nodes, move_cost(need, egress, m.candidate).usd());
         if seen.insert(key(&offering)) {
             near.push(Alternative { reason: miss_reason(need, &m), offering });
         }
@@ -160,7 +160,7 @@ impl Skipped {
 
     /// "3 offerings skipped: price unknown", one line per reason that left any out, and the
     /// offerings whose egress is unknown.
-    pub fn notes(&self, need: &Need, ranked: &[Entry<'_, '_>]) -> Vec<String> {
+    pub fn notes(&self, need: &Need, egress: &Egress, ranked: &[Entry<'_, '_>]) -> Vec<String> {
         let n = |k: usize| if k == 1 { "1 offering".to_string() } else { format!("{k} offerings") };
         let mut notes = Vec::new();
         if self.price_unknown > 0 {
@@ -176,13 +176,40 @@ impl Skipped {
             notes.push(format!("{} skipped: above max_price {}/h", n(self.over_max), usd(need.max_price.unwrap_or_default())));
         }
         let unknown = ranked.iter().filter(|e| e.egress.unknown()).count();
-        if let (Some(d), true) = (&need.data, unknown > 0) {
+        if unknown > 0 {
+            let why: Vec<String> = unpriced(need, egress, ranked).iter().map(|d| unknown_move(d)).collect();
+            notes.push(format!("egress unknown for {}: {} (ranked after those with a known one)", n(unknown), why.join("; ")));
+        }
+        for d in need.data.iter().filter(|d| d.origin == Origin::ThisMachine) {
             notes.push(format!(
-                "egress unknown for {}: the egress table has no price for \"{}\" (ranked after those with a known one)",
-                n(unknown),
-                d.cloud
+                "{} is on this machine: moving its {} GB counts as free (clouds charge nothing to receive data; kiln knows no price for this machine's network)",
+                d.name,
+                d.size_gb.normalize()
             ));
         }
         notes
+    }
+}
+
+/// The need's data whose move to some ranked offering is unknown, each once.
+fn unpriced<'n>(need: &'n Need, egress: &Egress, ranked: &[Entry<'_, '_>]) -> Vec<&'n Data> {
+    let mut out: Vec<&Data> = Vec::new();
+    for d in &need.data {
+        let unknown = ranked.iter().any(|e| e.egress.unknown() && data_move(d, egress, e.candidate).is_none());
+        if unknown && !out.iter().any(|x| x.origin == d.origin) {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// Why moving `d` has no known price.
+fn unknown_move(d: &Data) -> String {
+    match &d.origin {
+        Origin::Cloud { cloud, .. } => format!("the egress table has no price for \"{cloud}\" ({})", d.name),
+        Origin::Owned { provider } => {
+            format!("{} is on `{provider}`, and kiln knows no price for moving data off it but to its own machines", d.name)
+        }
+        Origin::ThisMachine => format!("{} is on this machine", d.name),
     }
 }

@@ -20,9 +20,10 @@
 //! - **`max_price`**: the price of one node-hour at most this.
 //!
 //! **The objective**: the lowest `hourly price of all nodes × 24 + egress`, one day's run,
-//! so a one-off transfer of the job's data (priced by [`kiln_catalog::egress`]) weighs what it
-//! would over a day of the machines' price; without data it is the hourly price. An offering
-//! whose egress is unknown ranks after every one whose egress is known. With
+//! so a one-off transfer of the jobs' data (each [`Data`] moved once from its [`Origin`],
+//! priced by [`kiln_catalog::egress`], and summed) weighs what it would over a day of the
+//! machines' price; without data it is the hourly price. An offering whose egress is unknown
+//! (any of its data's move is) ranks after every one whose egress is known. With
 //! `prefer_order`, an earlier provider in `providers` wins before price. The request's
 //! accelerator alternatives do not outrank price: an earlier alternative wins only on a tie
 //! (the cheapest satisfying offering is chosen, whichever alternative it satisfies). Other ties
@@ -37,7 +38,7 @@ pub mod money;
 mod need;
 
 pub use infeasible::{Closest, Infeasible};
-pub use need::{Candidate, Data, Need, SpotMode};
+pub use need::{Candidate, Data, Need, Origin, SpotMode};
 
 use kiln_catalog::egress::Egress;
 use kiln_plan::cost::{Alternative, PlacedOffering};
@@ -84,7 +85,7 @@ pub fn decide_with(need: &Need, candidates: &[Candidate<'_>], egress: &Egress) -
             }
         }
     }
-    let notes = skipped.notes(need, &ranked);
+    let notes = skipped.notes(need, egress, &ranked);
     if ranked.is_empty() {
         return Err(infeasible::infeasible(need, &mut matches, candidates, notes));
     }

@@ -32,11 +32,38 @@ impl std::fmt::Display for SpotMode {
 /// Where a job's data lives, so that moving it to each candidate is priced (data gravity).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Data {
-    /// The bucket's cloud (`aws`), or its owned provider's name.
-    pub cloud: String,
-    /// The bucket's region; `None` where it has none.
-    pub region: Option<String>,
+    /// What names it in the configuration (`bucket.corpus`), for notes.
+    pub name: String,
+    pub origin: Origin,
     pub size_gb: Decimal,
+}
+
+/// Where data leaves from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A cloud (`aws`) and its region (`None` where it has none): moves out of it are priced
+    /// by the egress table ([`kiln_catalog::egress`]); a cloud the table lacks is unknown.
+    Cloud { cloud: String, region: Option<String> },
+    /// Owned hardware (or a provider that publishes no place) of this provider instance
+    /// (`onprem`): free to that provider's own machines; elsewhere unknown, since kiln knows no
+    /// price for leaving it.
+    Owned { provider: String },
+    /// The machine running kiln (the `local` provider): free to every candidate, as clouds
+    /// charge nothing to receive data and kiln knows no price for this machine's own network;
+    /// the decision's notes say so.
+    ThisMachine,
+}
+
+impl std::fmt::Display for Origin {
+    /// `aws us-east-1`, `onprem`, `this machine`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Cloud { cloud, region: Some(r) } => write!(f, "{cloud} {r}"),
+            Origin::Cloud { cloud, region: None } => f.write_str(cloud),
+            Origin::Owned { provider } => f.write_str(provider),
+            Origin::ThisMachine => f.write_str("this machine"),
+        }
+    }
 }
 
 /// One placement question: a request for `nodes` machines and where they may run.
@@ -60,8 +87,9 @@ pub struct Need {
     pub regions: Option<Vec<String>>,
     /// Instance types, regions, clouds or provider keys to leave out.
     pub exclude: Vec<String>,
-    /// Where the data is, to price moving it; `None`: no data to move.
-    pub data: Option<Data>,
+    /// The data the jobs on it read, each moved once to the chosen offering (their egress is
+    /// summed); empty: no data to move.
+    pub data: Vec<Data>,
 }
 
 impl Need {
@@ -76,7 +104,7 @@ impl Need {
             prefer_order: false,
             regions: None,
             exclude: Vec::new(),
-            data: None,
+            data: Vec::new(),
         }
     }
 }

@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{clouds, d, need, owned, request, shipped};
+use common::{aws_data, clouds, d, need, owned, request, shipped};
 use kiln_catalog::matching::admits;
-use kiln_place::{decide, Candidate, Data, Need, SpotMode};
+use kiln_place::{decide, Candidate, Data, Need, Origin, SpotMode};
 
 #[test]
 fn h100_8_takes_the_cheapest_of_lambda_runpod_and_aws() {
@@ -223,12 +223,12 @@ fn unknown_prices_are_skipped_and_noted() {
 fn egress_joins_the_price_as_one_days_run() {
     let all = shipped();
     let mut n = need("H100:8");
-    n.data = Some(Data { cloud: "aws".into(), region: Some("us-east-1".into()), size_gb: d("800") });
+    n.data = vec![aws_data("bucket.corpus", "us-east-1", "800")];
     // RunPod: $26.32 × 24 + $72 egress = $703.68 < AWS us-east-1: $55.04 × 24 = $1,320.96.
     let dec = decide(&n, &all).unwrap();
     assert_eq!((dec.chosen.cloud.as_str(), dec.chosen.egress_usd), ("runpod", Some(d("72"))));
     // 10 TB: $900 to move to RunPod tips it to AWS in the bucket's region.
-    n.data.as_mut().unwrap().size_gb = d("10000");
+    n.data[0].size_gb = d("10000");
     let dec = decide(&n, &all).unwrap();
     assert_eq!((dec.chosen.instance_type.as_str(), dec.chosen.region.as_deref()), ("p5.48xlarge", Some("us-east-1")));
     assert_eq!(dec.chosen.egress_usd, Some(d("0")));
@@ -240,10 +240,72 @@ fn egress_joins_the_price_as_one_days_run() {
 
     // Data in a cloud the table does not price: every move is unknown, never free; the
     // decision ranks by price and says so.
-    n.data = Some(Data { cloud: "gcp".into(), region: Some("us-central1".into()), size_gb: d("800") });
+    n.data = vec![Data {
+        name: "bucket.gcs".into(),
+        origin: Origin::Cloud { cloud: "gcp".into(), region: Some("us-central1".into()) },
+        size_gb: d("800"),
+    }];
     let dec = decide(&n, &all).unwrap();
     assert_eq!((dec.chosen.cloud.as_str(), dec.chosen.egress_usd), ("runpod", None));
     assert!(dec.notes.iter().any(|x| x.contains("egress unknown") && x.contains("\"gcp\"")), "{:?}", dec.notes);
+}
+
+#[test]
+fn the_egress_of_several_data_sources_is_summed() {
+    let aws = clouds(&["aws"]);
+    let mut n = need("H100:8");
+    // 800 GB in us-east-1 and 500 GB in us-west-2: p5.48xlarge costs $55.04/h in both.
+    n.data = vec![aws_data("bucket.corpus", "us-east-1", "800"), aws_data("bucket.eval", "us-west-2", "500")];
+    let dec = decide(&n, &aws).unwrap();
+    // us-east-1: $0 + 500 × $0.02 = $10; us-west-2: 800 × $0.02 = $16; elsewhere $26.
+    assert_eq!((dec.chosen.region.as_deref(), dec.chosen.egress_usd), (Some("us-east-1"), Some(d("10"))));
+    let west = dec.alternatives.iter().find(|a| a.offering.region.as_deref() == Some("us-west-2")).expect("us-west-2 is listed");
+    assert_eq!((west.offering.egress_usd, west.reason.as_str()), (Some(d("16")), "+$6.00 egress"));
+    let east2 = dec.alternatives.iter().find(|a| a.offering.region.as_deref() == Some("us-east-2")).expect("us-east-2 is listed");
+    assert_eq!(east2.offering.egress_usd, Some(d("26")));
+
+    // Moving to another cloud pays each bucket's internet price: (800 + 500) × $0.09.
+    let all = shipped();
+    let dec = decide(&n, &all).unwrap();
+    assert_eq!((dec.chosen.cloud.as_str(), dec.chosen.egress_usd), ("runpod", Some(d("117"))));
+
+    // One source without a price makes the sum unknown, never a smaller known one.
+    n.data.push(Data {
+        name: "bucket.gcs".into(),
+        origin: Origin::Cloud { cloud: "gcp".into(), region: Some("us-central1".into()) },
+        size_gb: d("1"),
+    });
+    let dec = decide(&n, &aws).unwrap();
+    assert_eq!(dec.chosen.egress_usd, None);
+    let note = dec.notes.iter().find(|x| x.contains("egress unknown")).expect("a note says the egress is unknown");
+    assert!(note.contains("\"gcp\" (bucket.gcs)") && !note.contains("bucket.corpus"), "{note}");
+}
+
+#[test]
+fn data_on_owned_hardware_or_this_machine() {
+    let box8 = owned("box8", Some(("H100", 8)), 96, 1024, 1, Some("40"));
+    let mut cands = clouds(&["runpod"]);
+    cands.push(Candidate { provider: "onprem".into(), offering: &box8 });
+    let mut n = need("H100:8");
+    // On the fleet itself the data does not move; kiln knows no price for moving it off, so
+    // the fleet ranks first although RunPod is cheaper, and the notes say why.
+    n.data = vec![Data { name: "bucket.scans".into(), origin: Origin::Owned { provider: "onprem".into() }, size_gb: d("800") }];
+    let dec = decide(&n, &cands).unwrap();
+    assert_eq!((dec.chosen.provider.as_str(), dec.chosen.egress_usd), ("onprem", Some(d("0"))));
+    let runpod = dec.alternatives.iter().find(|a| a.offering.cloud == "runpod").expect("RunPod is listed");
+    assert_eq!((runpod.offering.egress_usd, runpod.reason.as_str()), (None, "-$13.68/h, egress unknown"));
+    assert!(dec.notes.iter().any(|x| x.contains("bucket.scans is on `onprem`")), "{:?}", dec.notes);
+
+    // On this machine: free everywhere, said in a note, and the price decides.
+    n.data = vec![Data { name: "bucket.corpus".into(), origin: Origin::ThisMachine, size_gb: d("800") }];
+    let dec = decide(&n, &cands).unwrap();
+    assert_eq!((dec.chosen.cloud.as_str(), dec.chosen.egress_usd), ("runpod", Some(d("0"))));
+    assert!(
+        dec.notes.iter().any(|x| x.contains("bucket.corpus is on this machine") && x.contains("800 GB") && x.contains("counts as free")),
+        "{:?}",
+        dec.notes
+    );
+    assert!(!dec.notes.iter().any(|x| x.contains("egress unknown")), "{:?}", dec.notes);
 }
 
 #[test]

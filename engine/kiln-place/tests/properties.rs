@@ -8,9 +8,10 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{request, shipped};
+use kiln_catalog::egress::Egress;
 use kiln_catalog::matching::admits;
 use kiln_catalog::Catalog;
-use kiln_place::{decide, Need, SpotMode};
+use kiln_place::{decide, Data, Need, Origin, SpotMode};
 use kiln_provider::offerings::Offering;
 use kiln_value::Decimal;
 use proptest::prelude::*;
@@ -106,6 +107,84 @@ proptest! {
                 prop_assert_eq!(best, None, "refused ({}) while an offering is feasible", e.summary);
                 prop_assert!(!e.summary.is_empty() && !e.hints.is_empty(), "an error says what to change");
             }
+        }
+    }
+}
+
+/// Where a random piece of data lives: an AWS region (some with no offering at all), Lambda's
+/// or RunPod's cloud, a cloud the egress table lacks, or this machine.
+fn origin() -> impl Strategy<Value = Origin> {
+    let cloud = |c: &str, r: Option<&str>| Origin::Cloud { cloud: c.into(), region: r.map(str::to_string) };
+    prop::sample::select(vec![
+        cloud("aws", Some("us-east-1")),
+        cloud("aws", Some("us-west-2")),
+        cloud("aws", Some("eu-central-1")),
+        cloud("aws", Some("af-south-1")),
+        cloud("lambda", Some("us-east-1")),
+        cloud("runpod", None),
+        cloud("gcp", Some("us-central1")),
+        Origin::ThisMachine,
+    ])
+}
+
+/// One offering's move of every piece of `data`, by the egress table as documented: `None`
+/// when any is unknown.
+fn egress_of(data: &[Data], o: &Offering) -> Option<Decimal> {
+    data.iter()
+        .map(|d| match &d.origin {
+            Origin::Cloud { cloud, region } => {
+                Egress::shipped().cost((cloud, region.as_deref()), (&o.cloud, o.region.as_deref()), d.size_gb)
+            }
+            Origin::ThisMachine => Some(Decimal::ZERO),
+            Origin::Owned { .. } => None,
+        })
+        .sum()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn with_data_the_choice_has_the_lowest_day_of_price_plus_egress(
+        name in prop::sample::select(names()),
+        count in prop::sample::select(vec![1u64, 2, 4, 8]),
+        spot in spot(),
+        nodes in 1u64..4,
+        data in prop::collection::vec((origin(), 1u32..20_000), 1..4),
+    ) {
+        let acc = if name.is_empty() { String::new() } else { format!("{name}:{count}") };
+        let mut n = Need::new(request(&acc, None, None));
+        n.spot = spot;
+        n.nodes = nodes;
+        n.data = data
+            .iter()
+            .enumerate()
+            .map(|(i, (origin, gb))| Data { name: format!("bucket.b{i}"), origin: origin.clone(), size_gb: Decimal::from(*gb) })
+            .collect();
+        let rows = &Catalog::shipped().rows;
+        // The best (known egress first, then price × nodes × 24 + egress), by the documented rules.
+        let day = |p: Decimal| p * Decimal::from(nodes) * Decimal::from(24u32);
+        let best = rows
+            .iter()
+            .filter(|o| admits(&n.request, o).is_ok())
+            .filter_map(|o| price(spot, o).map(|(p, _)| (o, p)))
+            .map(|(o, p)| {
+                let e = egress_of(&n.data, o);
+                (e.is_none(), day(p) + e.unwrap_or_default())
+            })
+            .min();
+        match decide(&n, &shipped()) {
+            Ok(d) => {
+                let c = &d.chosen;
+                let row = rows.iter().find(|o| o.cloud == c.cloud && o.instance_type == c.instance_type && o.region == c.region).expect("the chosen row exists");
+                prop_assert_eq!(c.egress_usd, egress_of(&n.data, row), "the chosen offering's egress is the sum of its moves");
+                prop_assert_eq!(Some((c.egress_usd.is_none(), day(c.price_hourly) + c.egress_usd.unwrap_or_default())), best, "a feasible offering is cheaper with its egress");
+                for a in &d.alternatives {
+                    let r = rows.iter().find(|o| o.cloud == a.offering.cloud && o.instance_type == a.offering.instance_type && o.region == a.offering.region).unwrap();
+                    prop_assert_eq!(a.offering.egress_usd, egress_of(&n.data, r));
+                }
+            }
+            Err(e) => prop_assert_eq!(best, None, "refused ({}) while an offering is feasible", e.summary),
         }
     }
 }

@@ -18,8 +18,11 @@ pub fn placements(plan: &Plan) -> String {
     for p in &plan.placements {
         let how = if p.kept { " (kept: request unchanged)" } else { "" };
         let _ = writeln!(out, "  {} ({}){how}", p.address, p.request);
-        let mut rows: Vec<[String; 8]> =
-            vec![["provider", "region", "instance type", "vCPUs", "memory", "GPUs", "$/h", ""].map(String::from)];
+        let mut rows: Vec<[String; 9]> =
+            vec![["provider", "region", "instance type", "vCPUs", "memory", "GPUs", "$/h", "egress", ""].map(String::from)];
+        // Data gravity: the one-off cost of moving the jobs' data to each offering, where a
+        // job says where its data is ("unknown" where the egress table has no price).
+        let data = has_egress(p);
         let row = |o: &PlacedOffering, note: String| {
             [
                 o.provider.clone(),
@@ -29,6 +32,7 @@ pub fn placements(plan: &Plan) -> String {
                 format!("{} GiB", o.memory_gib.normalize()),
                 o.accelerators.clone().unwrap_or_else(|| "-".into()),
                 usd(o.hourly()),
+                o.egress_usd.map(usd).unwrap_or_else(|| "unknown".into()),
                 note,
             ]
         };
@@ -39,7 +43,12 @@ pub fn placements(plan: &Plan) -> String {
         for a in &p.alternatives {
             rows.push(row(&a.offering, a.reason.clone()));
         }
-        table(&mut out, &rows, "    ");
+        if data {
+            table(&mut out, &rows, "    ");
+        } else {
+            let rows: Vec<[String; 8]> = rows.into_iter().map(|[a, b, c, d, e, f, g, _, i]| [a, b, c, d, e, f, g, i]).collect();
+            table(&mut out, &rows, "    ");
+        }
         if let Some(from) = &p.moved_from {
             let saving = from.hourly() - p.chosen.hourly();
             let _ = writeln!(
@@ -56,6 +65,13 @@ pub fn placements(plan: &Plan) -> String {
         }
     }
     out
+}
+
+/// Whether a decision moved data (an `egress` column): any offering it lists has a known
+/// egress, or its notes say the egress is unknown.
+fn has_egress(p: &kiln_plan::Placement) -> bool {
+    let listed = std::iter::once(&p.chosen).chain(&p.fallbacks).chain(p.alternatives.iter().map(|a| &a.offering));
+    listed.into_iter().any(|o| o.egress_usd.is_some()) || p.notes.iter().any(|n| n.starts_with("egress unknown"))
 }
 
 /// The `Cost:` section: each changed object that costs by the hour, then the totals; empty when
@@ -282,5 +298,92 @@ impl crate::View for Spend {
             let _ = writeln!(out, "- {t}");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use kiln_plan::{Alternative, Placement};
+    use kiln_value::Decimal;
+
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn offering(provider: &str, region: &str, price: &str, egress: Option<&str>) -> PlacedOffering {
+        PlacedOffering {
+            provider: provider.into(),
+            cloud: "aws".into(),
+            instance_type: "g4dn.xlarge".into(),
+            region: Some(region.into()),
+            zone: None,
+            spot: true,
+            accelerators: Some("T4:1".into()),
+            vcpus: 4,
+            memory_gib: d("16"),
+            price_hourly: d(price),
+            nodes: 1,
+            egress_usd: egress.map(d),
+        }
+    }
+
+    fn plan(placement: Placement) -> Plan {
+        let mut plan: Plan = serde_json::from_value(serde_json::json!({
+            "format_version": 1, "kiln_version": "0.1.0", "mode": "normal", "lineage": "l", "serial": 1,
+            "changes": [], "drift": [], "outputs": {}, "variables": {}, "config_digest": "d",
+            "targets": [], "excludes": [], "refresh": true, "pending": []
+        }))
+        .unwrap();
+        plan.placements = vec![placement];
+        plan
+    }
+
+    fn placement(chosen: PlacedOffering, alternatives: Vec<Alternative>, notes: Vec<String>) -> Placement {
+        Placement {
+            address: "cluster.train".parse().unwrap(),
+            request: "T4:1, nodes = 1, spot = true".into(),
+            chosen,
+            fallbacks: vec![],
+            alternatives,
+            notes,
+            kept: false,
+            moved_from: None,
+            request_digest: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_placement_table_shows_egress_only_where_data_moves() {
+        let alt = |egress: Option<&str>, reason: &str| Alternative {
+            offering: offering("aws.ohio", "us-east-2", "0.2022", egress),
+            reason: reason.into(),
+        };
+        let with = placements(&plan(placement(
+            offering("aws", "us-east-1", "0.2069", Some("0")),
+            vec![alt(Some("16"), "-$0.0047/h, +$16.00 egress")],
+            vec![],
+        )));
+        assert_eq!(
+            with,
+            "\nPlacement:\n  cluster.train (T4:1, nodes = 1, spot = true)\n    \
+             provider  region     instance type       vCPUs  memory  GPUs  $/h      egress  \n    \
+             aws       us-east-1  g4dn.xlarge (spot)  4      16 GiB  T4:1  $0.2069  $0.00   chosen\n    \
+             aws.ohio  us-east-2  g4dn.xlarge (spot)  4      16 GiB  T4:1  $0.2022  $16.00  -$0.0047/h, +$16.00 egress\n"
+                .replace("  \n", "\n")
+        );
+        // Unknown where the egress table has no price: never $0.
+        let unknown = placements(&plan(placement(
+            offering("aws", "us-east-1", "0.2069", None),
+            vec![alt(None, "+$0.0047/h")],
+            vec!["egress unknown for 2 offerings: the egress table has no price for \"gcp\" (bucket.x)".into()],
+        )));
+        assert!(unknown.contains("$0.2069  unknown  chosen"), "{unknown}");
+        // Without data, no column.
+        let without = placements(&plan(placement(offering("aws", "us-east-1", "0.2069", None), vec![alt(None, "+$0.0047/h")], vec![])));
+        assert!(!without.contains("egress") && without.contains("$/h\n"), "{without}");
     }
 }

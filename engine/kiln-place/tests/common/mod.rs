@@ -6,7 +6,7 @@
 use std::str::FromStr;
 
 use kiln_catalog::Catalog;
-use kiln_place::{Candidate, Need};
+use kiln_place::{Candidate, Data, Need, Origin};
 use kiln_provider::offerings::Offering;
 use kiln_provider::portable::request::Request;
 use kiln_value::{Decimal, Map, Value};
@@ -65,4 +65,9 @@ pub fn owned(name: &str, acc: Option<(&str, u64)>, vcpus: u64, memory: i64, free
         spot_price_hourly: None,
         available: Some(free),
     }
+}
+
+/// `gb` GB of data in an AWS bucket in `region`, named `name` in the configuration.
+pub fn aws_data(name: &str, region: &str, gb: &str) -> Data {
+    Data { name: name.into(), origin: Origin::Cloud { cloud: "aws".into(), region: Some(region.into()) }, size_gb: d(gb) }
 }
