@@ -67,12 +67,13 @@ fn a_placed_cluster_goes_to_the_cheapest_region_and_stays_there() {
     let chosen = out.lines().find(|l| l.trim_end().ends_with("chosen")).unwrap_or_else(|| panic!("no chosen row:\n{out}"));
     assert!(chosen.contains("aws.ohio") && chosen.contains("us-east-2") && chosen.contains("g4dn.xlarge (spot)"), "{chosen}");
     assert!(chosen.contains("$0.2022"), "{chosen}");
-    assert!(out.contains("Cost: $0.00/h → $0.2022/h (+$0.2022/h)"), "{out}");
+    // The cost line counts the dearest it may launch: its last fallback, g4dn.16xlarge.
+    assert!(out.contains("Cost: $0.00/h → $1.03/h (+$1.03/h)"), "{out}");
     let json = crate::plan_view::parsed(&kiln(&p, &["plan", "--json"]).ok().stdout());
     crate::plan_view::conforms("plan-view.schema.json", &json);
     assert_eq!(json["placements"][0]["chosen"]["provider"], "aws.ohio", "{json}");
-    assert_eq!(json["cost"]["after"]["usd"], "0.2022", "{json}");
-    assert_eq!(json["resource_changes"][0]["cost"]["after"], serde_json::json!({"kind": "hourly", "usd": "0.2022"}));
+    assert_eq!(json["cost"]["after"]["usd"], "1.0255", "{json}");
+    assert_eq!(json["resource_changes"][0]["cost"]["after"], serde_json::json!({"kind": "hourly", "usd": "1.0255"}));
 
     kiln(&p, &["apply", "--auto-approve"]).ok();
     // Launched where the plan said, through the AWS API itself.
@@ -245,4 +246,48 @@ fn a_jobs_data_keeps_the_cluster_in_its_buckets_region() {
 
     kiln(&p, &["destroy", "--auto-approve"]).ok();
     assert!(server().inspect_region("us-east-1").live_of("cluster.train").is_empty());
+}
+
+/// Apply runs what the plan lists: a placed aws cluster's plan lists the chosen offering and
+/// its fallbacks in the same region and market (the cluster's `instance_type_candidates`), the
+/// cost line counts the dearest; when EC2 has no capacity for the chosen type, apply launches
+/// the first fallback that has, says so, and state records it with its price.
+#[test]
+fn a_placed_cluster_launches_a_listed_fallback_when_the_chosen_type_has_no_capacity() {
+    let _g = exclusive();
+    // Spot T4:1 in us-east-2: g4dn.xlarge $0.2022, then g4dn.2xlarge $0.2649, ... 16xlarge $1.0255.
+    let p = Project::new(&format!(
+        "{PROVIDERS}\nresource \"cluster\" \"train\" {{\n  accelerators = \"T4:1\"\n  spot         = true\n  placement {{\n    providers = [\"aws.ohio\"]\n  }}\n}}\n"
+    ));
+    let out = kiln(&p, &["plan", "-no-color"]).ok().stdout();
+    let fallback = out.lines().find(|l| l.contains("fallback")).unwrap_or_else(|| panic!("no fallback row:\n{out}"));
+    assert!(fallback.contains("g4dn.2xlarge (spot)") && fallback.contains("$0.2649"), "{fallback}");
+    assert!(out.contains("Cost: $0.00/h → $1.03/h (+$1.03/h)"), "the dearest it may launch: {out}");
+    let json = crate::plan_view::parsed(&kiln(&p, &["plan", "--json"]).ok().stdout());
+    let fallbacks: Vec<&str> =
+        json["placements"][0]["fallbacks"].as_array().into_iter().flatten().filter_map(|f| f["instance_type"].as_str()).collect();
+    assert_eq!(fallbacks, ["g4dn.2xlarge", "g4dn.4xlarge", "g4dn.8xlarge", "g4dn.16xlarge"], "{json}");
+
+    server().fault("RunInstances", "InstanceType=g4dn.xlarge", "InsufficientInstanceCapacity", 400, 1);
+    let endpoint = format!("endpoint={}", server().endpoint());
+    let mut loud = p.command(&["apply", "--auto-approve", "--var", &endpoint]);
+    loud.env_remove("KILN_QUIET"); // progress lines on stderr
+    crate::aws::aws_env(&mut loud);
+    let applied = run(loud).ok();
+    assert_eq!(server().faults_left(), 0, "the chosen type was tried first");
+    let err = applied.stderr();
+    assert!(err.contains("cluster.train: Launched aws.ohio g4dn.2xlarge spot, us-east-2, 1 node at $0.2649/h"), "{err}");
+    let ohio = server().inspect_region("us-east-2");
+    let live = ohio.live_of("cluster.train");
+    assert_eq!(live.len(), 1, "{:#}", ohio.0);
+    assert_eq!(live[0]["type"], "g4dn.2xlarge");
+    let r = state_resource(&p, "cluster.train");
+    assert_eq!(r["attributes"]["instance_type"], "g4dn.2xlarge", "{r}");
+    assert_eq!(r["billing"]["hourly"], "0.2649", "{r}");
+    assert_eq!(r["billing"]["placement"]["instance_type"], "g4dn.2xlarge", "{r}");
+
+    let again = kiln(&p, &["plan", "-no-color"]).code_is(0).stdout();
+    assert!(again.contains("No changes"), "the fallback it runs is kept: {again}");
+    kiln(&p, &["destroy", "--auto-approve"]).ok();
+    assert!(server().inspect_region("us-east-2").live_of("cluster.train").is_empty());
 }

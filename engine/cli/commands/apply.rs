@@ -288,4 +288,9 @@ impl Hook for Progress {
         };
         self.line(format!("{addr}: {what} after {secs:.1}s"));
     }
+
+    fn launched(&self, addr: Subject<'_>, offering: &str, hourly: Option<kiln_value::Decimal>) {
+        let price = hourly.map_or_else(|| "price unknown".to_string(), |h| format!("{}/h", kiln_plan::cost::usd(h)));
+        self.line(format!("{addr}: Launched {offering} at {price}"));
+    }
 }

@@ -28,6 +28,9 @@ pub trait Hook: Send + Sync {
     fn refresh_done(&self, _provider: &str, _count: usize, _elapsed: Duration) {}
     fn apply_start(&self, _what: Subject<'_>, _action: Action) {}
     fn apply_done(&self, _what: Subject<'_>, _action: Action, _error: Option<&str>, _elapsed: Duration) {}
+    /// What a create of a placed object launched: the offering (the chosen one or a fallback,
+    /// "aws g4dn.xlarge spot, us-east-2, 1 node") and its price per hour, as state records it.
+    fn launched(&self, _what: Subject<'_>, _offering: &str, _hourly: Option<kiln_value::Decimal>) {}
     /// Remote API calls a provider made during a plan, by operation.
     fn api_calls(&self, _provider: &str, _calls: &std::collections::BTreeMap<String, u64>) {}
 }

@@ -248,14 +248,16 @@ pub fn apply_choice(config: &mut Value, meta: &Value, chosen: &PlacedOffering, f
         }
         m.insert("instance_type".into(), Value::from(chosen.instance_type.as_str()));
     }
-    if has("instance_types") {
+    // The chosen type and its fallbacks of the same market, in order: a pool's types, or what
+    // a cluster's create tries after `instance_type` (aws's `instance_type_candidates`).
+    for k in ["instance_types", "instance_type_candidates"].into_iter().filter(|k| has(k)) {
         let mut types = vec![chosen.instance_type.clone()];
         for f in fallbacks.iter().filter(|f| f.spot == chosen.spot) {
             if !types.contains(&f.instance_type) {
                 types.push(f.instance_type.clone());
             }
         }
-        m.insert("instance_types".into(), Value::List(types.into_iter().map(Value::from).collect()));
+        m.insert(k.into(), Value::List(types.into_iter().map(Value::from).collect()));
     }
 }
 
@@ -297,5 +299,47 @@ pub fn followed_provider(
             ),
         )
         .hint("give the job `provider = NAME`, or restrict the cluster's placement to one provider")),
+    }
+}
+
+#[cfg(test)]
+mod choice_tests {
+    use super::*;
+
+    fn offering(instance_type: &str, spot: bool) -> PlacedOffering {
+        PlacedOffering {
+            provider: "aws".into(),
+            cloud: "aws".into(),
+            instance_type: instance_type.into(),
+            region: Some("us-east-1".into()),
+            zone: None,
+            spot,
+            accelerators: Some("T4:1".into()),
+            vcpus: 4,
+            memory_gib: Decimal::from(16),
+            price_hourly: Decimal::ONE,
+            nodes: 1,
+            egress_usd: None,
+        }
+    }
+
+    /// A cluster that lists what its create tries (aws's `instance_type_candidates`) gets the
+    /// chosen type first, then the fallbacks of the same market, in order.
+    #[test]
+    fn a_cluster_tries_the_chosen_type_then_its_fallbacks_of_the_same_market() {
+        let body = SchemaBody::new()
+            .attr("instance_type", Attribute::optional_computed(Type::String, "type"))
+            .attr("instance_type_candidates", Attribute::optional_computed(Type::List(Box::new(Type::String)), "tried"))
+            .attr("spot", Attribute::optional(Type::Any, "spot"))
+            .attr("accelerators", Attribute::optional(Type::Any, "request"));
+        let schema = KindSchema::new("a cluster", body);
+        let mut config = Value::from_json(&serde_json::json!({ "accelerators": "T4:1" }));
+        let meta = Value::from_json(&serde_json::json!({ "spot": "auto" }));
+        let fallbacks = [offering("b", true), offering("a", false), offering("c", true)];
+        apply_choice(&mut config, &meta, &offering("a", true), &fallbacks, &schema);
+        assert_eq!(
+            config.to_json(),
+            serde_json::json!({ "instance_type": "a", "instance_type_candidates": ["a", "b", "c"], "spot": true })
+        );
     }
 }

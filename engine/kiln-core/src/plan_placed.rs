@@ -140,10 +140,17 @@ impl Planner<'_> {
             self.cx.unknown_kind(&key, r, &iaddr.resource);
             return None;
         };
-        if !schema.body.attributes.contains_key("instance_types") && !decision.fallbacks.is_empty() {
+        let has = |k: &str| schema.body.attributes.contains_key(k);
+        if !has("instance_types") && !has("instance_type_candidates") && !decision.fallbacks.is_empty() {
             // Apply runs what the plan lists: no fallback the provider cannot launch.
             decision.fallbacks.clear();
             decision.notes.push(format!("`{key}` launches the chosen offering only: no fallbacks"));
+        }
+        if !has("instance_types") && decision.fallbacks.iter().any(|f| f.spot != decision.chosen.spot) {
+            // A cluster's create tries its candidates in the chosen market only.
+            let spot = decision.chosen.spot;
+            decision.fallbacks.retain(|f| f.spot == spot);
+            decision.notes.push(format!("`{key}` falls back within the chosen market only"));
         }
         self.cx.placed.insert(
             iaddr.clone(),
@@ -308,8 +315,9 @@ impl Planner<'_> {
     }
 }
 
-/// A cloud object priced from the catalog: a cluster's `instance_type` × `nodes` (spot or
-/// on-demand as `spot` says); a spot pool's `capacity`, its `on_demand_base` (and with
+/// A cloud object priced from the catalog: a cluster's `instance_type` (or, chosen at apply,
+/// the dearest of its `instance_type_candidates`) × `nodes` (spot or on-demand as its recorded
+/// `market` says, else spot only with `spot = true`); a spot pool's `capacity`, its `on_demand_base` (and with
 /// `on_demand_fallback` all of it) at the dearest on-demand price of its `instance_types`, the
 /// rest at their dearest spot price.
 fn catalog_cost(catalog: &kiln_catalog::Catalog, cloud: &str, regions: Option<&[String]>, kind: &str, v: &Value) -> Cost {
@@ -324,10 +332,29 @@ fn catalog_cost(catalog: &kiln_catalog::Catalog, cloud: &str, regions: Option<&[
     let number = |k: &str| v.get(k).and_then(|n| n.unmarked().as_number());
     let flag = |k: &str| v.get(k).and_then(|b| b.unmarked().as_bool()).unwrap_or(false);
     let result = match kind {
-        "cluster" => match v.get("instance_type").map(Value::unmarked) {
-            Some(Value::String(t)) => price(t, flag("spot")).map(|p| p * number("nodes").unwrap_or(Decimal::ONE)),
-            _ => Err("its instance type is chosen at apply".into()),
-        },
+        "cluster" => {
+            // The market it runs on where recorded (aws's `market`); else spot only with
+            // `spot = true`: "auto" may launch on-demand, the dearer.
+            let spot = match v.get("market").and_then(|m| m.unmarked().as_str()) {
+                Some(m) => m == "spot",
+                None => flag("spot"),
+            };
+            // A type chosen at apply costs the dearest it may launch.
+            let types: Vec<&str> = match v.get("instance_type").map(Value::unmarked) {
+                Some(Value::String(t)) => vec![t.as_str()],
+                _ => v
+                    .get("instance_type_candidates")
+                    .and_then(|l| l.unmarked().as_list())
+                    .map(|l| l.iter().filter_map(|t| t.unmarked().as_str()).collect())
+                    .unwrap_or_default(),
+            };
+            if types.is_empty() {
+                Err("its instance type is chosen at apply".into())
+            } else {
+                let prices = types.iter().map(|t| price(t, spot)).collect::<Result<Vec<_>, _>>();
+                prices.map(|ps| ps.into_iter().max().unwrap_or_default() * number("nodes").unwrap_or(Decimal::ONE))
+            }
+        }
         _ => {
             let types: Vec<&str> = v
                 .get("instance_types")
@@ -351,5 +378,31 @@ fn catalog_cost(catalog: &kiln_catalog::Catalog, cloud: &str, regions: Option<&[
     match result {
         Ok(usd) => Cost::Hourly { usd },
         Err(reason) => Cost::Unknown { reason },
+    }
+}
+
+#[cfg(test)]
+mod cluster_cost_tests {
+    use super::*;
+
+    fn cost(v: serde_json::Value) -> Cost {
+        let regions = ["us-east-2".to_string()];
+        catalog_cost(kiln_catalog::Catalog::shipped(), "aws", Some(&regions), "cluster", &Value::from_json(&v))
+    }
+
+    fn usd(s: &str) -> Cost {
+        Cost::Hourly { usd: s.parse().unwrap() }
+    }
+
+    /// A cluster is priced as it may launch: `spot = "auto"` on-demand (the dearer) until a
+    /// recorded `market` says which, a type chosen at apply the dearest of its candidates.
+    #[test]
+    fn a_cluster_costs_the_dearest_it_may_launch() {
+        assert_eq!(cost(serde_json::json!({ "instance_type": "g4dn.xlarge", "spot": true, "nodes": 2 })), usd("0.4044"));
+        assert_eq!(cost(serde_json::json!({ "instance_type": "g4dn.xlarge", "spot": "auto" })), usd("0.526"));
+        assert_eq!(cost(serde_json::json!({ "instance_type": "g4dn.xlarge", "spot": "auto", "market": "spot" })), usd("0.2022"));
+        let candidates = serde_json::json!({ "instance_type_candidates": ["g4dn.xlarge", "g4dn.2xlarge"], "spot": true });
+        assert_eq!(cost(candidates), usd("0.2649"));
+        assert!(matches!(cost(serde_json::json!({ "spot": true })), Cost::Unknown { .. }));
     }
 }

@@ -63,7 +63,15 @@ pub(crate) fn cluster() -> Body {
                 .force_new(),
         )
         .request(RequestDocs { cpus: "vCPUs per node: exactly \"8\", or at least \"8+\"", ..Per::Node.docs() }, false)
-        .attr("spot", Attribute::optional(Type::Bool, "Launch spot instances").default(false).force_new())
+        .attr(
+            "spot",
+            Attribute::optional(
+                Type::Any,
+                "true: spot instances; false: on-demand; \"auto\": spot, and on-demand when EC2 has no spot capacity for any candidate type (`market` says which launched)",
+            )
+            .default(false)
+            .force_new(),
+        )
         .attr(
             "image",
             Attribute::optional_computed(Type::String, "AMI ID; default: the newest Amazon Linux 2023 (x86_64) at plan time").force_new(),
@@ -101,8 +109,12 @@ pub(crate) fn cluster() -> Body {
         .attr("gpus_per_node", Attribute::computed(Type::Number, "GPUs of each instance, from its instance type"))
         .attr(
             "instance_type_candidates",
-            Attribute::computed(strings(), "The types a create tries, in order, until one has capacity; the chosen one is `instance_type`"),
+            Attribute::optional_computed(
+                strings(),
+                "The types a create tries, in order, until one has capacity (at most 5); the one launched is `instance_type`. Given with `instance_type`: the types tried after it (placement sets both); default: the candidates for accelerators, cpus and memory, or `instance_type` alone. A cluster keeps the type it runs while that is the first choice or the list is unchanged",
+            ),
         )
+        .attr("market", Attribute::computed(Type::String, "What the instances run on: \"spot\", \"on-demand\", or \"mixed\" (nodes healed on-demand under spot = \"auto\")"))
         .attr("instance_ids", Attribute::computed(strings(), "Instance of each node, by rank"))
         .attr("private_ips", Attribute::computed(strings(), "Private IP of each node, by rank"))
         .attr("public_ips", Attribute::computed(strings(), "Public IP of each node, by rank (\"\" when none)"))

@@ -314,6 +314,9 @@ impl Operation {
             let mut rs = resource_state(&provider_key, &kind, new.clone(), &sensitive, dependencies, self.create_before_destroy);
             rs.tainted = resp.diagnostics.has_errors();
             rs.billing = self.pricing.record(&new, chrono::Utc::now());
+            if let Some(b) = rs.billing.as_ref().filter(|b| op == Action::Create && !b.offering.is_empty()) {
+                hook.launched(what, &b.offering, b.hourly);
+            }
             let depose = |resource| Mutation::PutDeposed(DeposedObject { key: deposed_key(), address: addr.clone(), resource });
             match self.deposing {
                 // The old object stays; the broken new one is destroyed after the creates.

@@ -11,6 +11,7 @@ use aws_sdk_ec2::types::{
 use aws_sdk_ec2::Client;
 
 use super::network::{filter, tag, tag_spec};
+use super::spec::Market;
 use crate::error::AwsError;
 use crate::util::{TAG_ADDRESS, TAG_NODE, TAG_TOKEN};
 
@@ -82,7 +83,8 @@ pub struct Launch<'a> {
     pub subnet_id: &'a str,
     pub security_group_ids: &'a [String],
     pub key_name: &'a str,
-    pub spot: bool,
+    /// Spot, on-demand, or spot and then on-demand ("auto").
+    pub market: Market,
     /// Root device and size in GiB.
     pub disk: Option<(String, u64)>,
     pub user_tags: &'a [(String, String)],
@@ -116,7 +118,8 @@ pub fn base64(s: &str) -> String {
 /// Why no candidate type launched.
 #[derive(Debug)]
 pub enum LaunchError {
-    /// Every candidate answered InsufficientInstanceCapacity: `(type, message)` of each.
+    /// Every candidate answered InsufficientInstanceCapacity: `(type, message)` of each (the
+    /// type followed by its market when a launch tries both).
     NoCapacity(Vec<(String, String)>),
     Aws(AwsError),
 }
@@ -131,7 +134,7 @@ impl Launch<'_> {
         tags
     }
 
-    async fn run(&self, ec2: &Client, instance_type: &str, attempt: usize) -> Result<Vec<Instance>, AwsError> {
+    async fn run(&self, ec2: &Client, instance_type: &str, spot: bool, attempt: usize) -> Result<Vec<Instance>, AwsError> {
         let n = self.ranks.len() as i32;
         let tags = self.tags();
         let mut req = ec2
@@ -154,7 +157,7 @@ impl Launch<'_> {
             // One token per distinct request: AWS refuses a token reused with other parameters.
             req = req.client_token(format!("{t}-{attempt}"));
         }
-        if self.spot {
+        if spot {
             let spot = SpotMarketOptions::builder()
                 .spot_instance_type(SpotInstanceType::OneTime)
                 .instance_interruption_behavior(InstanceInterruptionBehavior::Terminate)
@@ -170,17 +173,26 @@ impl Launch<'_> {
         Ok(out.instances().to_vec())
     }
 
-    /// Launches all ranks with the first candidate type that has capacity; the type used and
-    /// the nodes, tagged with their ranks.
+    /// Launches all ranks with the first candidate type that has capacity, in each market in
+    /// turn (`"auto"`: every candidate on spot, then every candidate on-demand); the type used
+    /// and the nodes, tagged with their ranks (each node says its market).
     pub async fn launch(&self, ec2: &Client, candidates: &[String]) -> Result<(String, Vec<Node>), LaunchError> {
         let mut tried = Vec::new();
-        for (attempt, t) in candidates.iter().enumerate() {
-            match self.run(ec2, t, attempt).await {
+        let markets = self.market.tries();
+        let attempts: Vec<(&String, bool)> = markets.iter().flat_map(|spot| candidates.iter().map(move |t| (t, *spot))).collect();
+        for (attempt, (t, spot)) in attempts.into_iter().enumerate() {
+            match self.run(ec2, t, spot, attempt).await {
                 Ok(instances) => {
                     let nodes = self.name_ranks(ec2, &instances).await.map_err(LaunchError::Aws)?;
                     return Ok((t.clone(), nodes));
                 }
-                Err(e) if e.is("InsufficientInstanceCapacity") => tried.push((t.clone(), e.message)),
+                Err(e) if e.is("InsufficientInstanceCapacity") => {
+                    let what = match markets.len() {
+                        1 => t.clone(),
+                        _ => format!("{t} {}", if spot { super::spec::SPOT } else { super::spec::ON_DEMAND }),
+                    };
+                    tried.push((what, e.message));
+                }
                 Err(e) => return Err(LaunchError::Aws(e)),
             }
         }

@@ -37,7 +37,7 @@ pub(crate) struct Cluster;
 /// Attributes known only once instances exist; unknown in a plan that launches or terminates.
 const DYNAMIC: [&str; 5] = ["instance_ids", "private_ips", "public_ips", "state", "lost"];
 /// Computed attributes taken from prior state when a plan request lacks them.
-const COMPUTED: [&str; 13] = [
+const COMPUTED: [&str; 14] = [
     "instance_type",
     "instance_type_candidates",
     "image",
@@ -51,6 +51,7 @@ const COMPUTED: [&str; 13] = [
     "state",
     "lost",
     "ssh_private_key",
+    "market",
 ];
 
 fn invalid(errs: Vec<spec::Problem>) -> Diagnostics {
@@ -168,24 +169,23 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
             .hint("set `image` to an AMI ID")
         })?,
     };
+    let configured = spec::candidates(req.config).map_err(|e| invalid(vec![e]).with_address(req.address).into_vec().remove(0))?;
+    if let spec::Candidates::Given(types) = &configured {
+        check_types(req.address, catalog, types)?;
+    }
     let (subnet, zone) = placement(ctx, req.address, &spec, req.prior, &instance_type).await?;
-    // What a create tries, in order: the type given, else every candidate of the request (apply
-    // takes the first with capacity, so the plan cannot name it). A type kept from prior state
-    // keeps the list it was chosen from.
-    let pinned = str_attr(req.config, "instance_type").is_some();
-    let kept = req.prior.and_then(|p| str_attr(p, "instance_type")) == Some(instance_type.as_str());
-    let tried = match req.prior.map(|p| str_list(p, "instance_type_candidates")) {
-        _ if pinned => vec![instance_type.clone()],
-        Some(prior) if kept && !prior.is_empty() => prior,
-        _ if kept => vec![instance_type.clone()],
-        _ => candidates(catalog, &spec, &instance_type),
-    };
+    let (planned_type, tried) = tried(req, catalog, &spec, configured, instance_type.clone());
     let mut m: Map = attrs(&proposed);
     m.insert("nodes".into(), crate::util::num(spec.nodes));
-    m.insert("gpus_per_node".into(), crate::util::num(catalog.gpus(&instance_type)));
-    let known = pinned || kept || tried.len() == 1;
-    m.insert("instance_type".into(), if known { instance_type.into() } else { Value::Unknown });
-    m.insert("instance_type_candidates".into(), crate::util::strings(&tried));
+    // A fallback may have other GPUs: known when every type tried has the same.
+    let gpus: Vec<u64> = tried.iter().flatten().map(|t| catalog.gpus(t)).collect();
+    let gpus = match &planned_type {
+        Some(t) => Some(catalog.gpus(t)),
+        None => gpus.first().copied().filter(|g| gpus.iter().all(|x| x == g)),
+    };
+    m.insert("gpus_per_node".into(), gpus.map_or(Value::Unknown, crate::util::num));
+    m.insert("instance_type".into(), planned_type.map_or(Value::Unknown, Value::from));
+    m.insert("instance_type_candidates".into(), tried.map_or(Value::Unknown, |t| crate::util::strings(&t)));
     m.insert("image".into(), image.into());
     m.insert("subnet_id".into(), subnet.into());
     m.insert("zone".into(), zone.into());
@@ -202,13 +202,69 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
     } else if m.get("ssh_private_key").is_none_or(Value::is_null) {
         m.insert("ssh_private_key".into(), Value::Unknown);
     }
-    if req.prior.is_none_or(|p| needs_instances(p, spec.nodes)) {
+    let relaunch = req.prior.is_none_or(|p| needs_instances(p, spec.nodes));
+    if relaunch {
         for k in DYNAMIC {
             m.insert(k.into(), Value::Unknown);
         }
     }
     view::plan_created_at(&mut m, req.prior);
+    view::plan_market(&mut m, req.prior, spec.market, relaunch);
     Ok(Value::Map(m))
+}
+
+/// Every configured candidate is a type of the region.
+fn check_types(address: &str, catalog: &Catalog, types: &[String]) -> Result<(), Diagnostic> {
+    match types.iter().find(|t| catalog.get(t).is_none()) {
+        None => Ok(()),
+        Some(t) => Err(error(
+            "E-AWS-CLUSTER-TYPE",
+            address,
+            format!("{address}: `instance_type_candidates` names `{t}`, an instance type this region does not have"),
+        )
+        .attribute("instance_type_candidates")
+        .hint("see `aws ec2 describe-instance-types`, or leave it out to try `instance_type` only")),
+    }
+}
+
+/// The planned instance type (`None`: chosen at apply) and what a create tries, in order
+/// (`None`: unknown until apply). Apply takes the first type with capacity, so with more
+/// than one to try the plan cannot name it; a type kept from prior state keeps the list it was
+/// chosen from.
+fn tried(
+    req: &PlanRequest<'_>,
+    catalog: &Catalog,
+    spec: &Spec,
+    configured: spec::Candidates,
+    instance_type: String,
+) -> (Option<String>, Option<Vec<String>>) {
+    let pinned = str_attr(req.config, "instance_type").is_some();
+    let prior_type = req.prior.and_then(|p| str_attr(p, "instance_type"));
+    let prior_list = req.prior.map(|p| str_list(p, "instance_type_candidates")).filter(|l| !l.is_empty());
+    let kept = prior_type == Some(instance_type.as_str());
+    match configured {
+        spec::Candidates::Unknown => (None, None),
+        spec::Candidates::Given(list) => {
+            // A cluster keeps the type it runs while it is the first choice, or while the list
+            // it was launched from is unchanged (it runs a fallback of the same list).
+            let running = prior_type.filter(|t| kept || (prior_list.as_ref() == Some(&list) && list.iter().any(|x| x == t)));
+            match running {
+                Some(t) => (Some(t.to_string()), Some(prior_list.unwrap_or(list))),
+                None if list.len() == 1 => (Some(instance_type), Some(list)),
+                None => (None, Some(list)),
+            }
+        }
+        spec::Candidates::Computed => {
+            let tried = match prior_list {
+                _ if pinned => vec![instance_type.clone()],
+                Some(prior) if kept => prior,
+                _ if kept => vec![instance_type.clone()],
+                _ => candidates(catalog, spec, &instance_type),
+            };
+            let known = pinned || kept || tried.len() == 1;
+            (known.then_some(instance_type), Some(tried))
+        }
+    }
 }
 
 /// The candidate types, the first choice first.
@@ -297,18 +353,18 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
         subnet_id: &subnet,
         security_group_ids: &made.security_group_ids,
         key_name: &made.key_name,
-        spot: spec.needs.spot,
+        market: spec.market,
         disk,
         user_tags: &spec.tags,
         ranks: &ranks,
         instance_profile: spec.instance_profile.as_deref(),
         user_data: &crate::job::user_data(&ctx.clients.region, ctx.clients.endpoint.as_deref()),
     };
-    let nodes = if ranks.is_empty() {
-        Vec::new()
+    let (launched, nodes) = if ranks.is_empty() {
+        (None, Vec::new())
     } else {
         match launch.launch(ec2, &tried).await {
-            Ok((_, nodes)) => nodes,
+            Ok((t, nodes)) => (Some(t), nodes),
             Err(e) => {
                 let _ = network::delete_by_token(ec2, req.token).await;
                 return Err(launch_error(req.address, e));
@@ -322,6 +378,13 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
         instances::wait_started(ec2, &ids).await.map_err(|e| e.diagnostic(req.address, "wait for instances"))?
     };
     let mut base = attrs(req.planned);
+    if let (Some(t), true) = (&launched, req.planned.get("gpus_per_node").is_none_or(Value::is_unknown)) {
+        // The plan could not tell which type (and so how many GPUs) the create would get; the
+        // catalog is the one the apply's plan read.
+        if let Ok(catalog) = ctx.catalog().await {
+            base.insert("gpus_per_node".into(), crate::util::num(catalog.gpus(t)));
+        }
+    }
     base.insert("security_group_ids".into(), crate::util::strings(&made.security_group_ids));
     base.insert("key_name".into(), made.key_name.into());
     base.insert("ssh_private_key".into(), Value::from(made.private_key));
@@ -390,7 +453,7 @@ async fn launch_more(ctx: &Ctx, req: &UpdateRequest<'_>, planned: &Spec, token: 
         subnet_id: &subnet,
         security_group_ids: &sgs,
         key_name: &key,
-        spot: prior.needs.spot,
+        market: prior.market,
         disk,
         user_tags: &planned.tags,
         ranks,
@@ -499,6 +562,9 @@ impl Kind<Ctx, AllInstances> for Cluster {
         let mut d = Spec::parse(config).err().map(invalid).unwrap_or_default();
         if let Some(msg) = spec::conflicts(config) {
             d.push(Diagnostic::error("E-AWS-CLUSTER", msg));
+        }
+        if let Err(e) = spec::candidates(config) {
+            d.extend(invalid(vec![e]));
         }
         d
     }

@@ -34,6 +34,33 @@ pub fn set_created_at(m: &mut Map, base: &Value, found: Option<&str>) {
     };
 }
 
+/// The computed market the instances run on: "spot", "on-demand", or "mixed".
+pub const MARKET: &str = "market";
+
+/// `market` in a plan: the prior's while its instances stay; none when the prior has none (a
+/// state written before kiln recorded it plans no change; refresh reads it); else what `spot`
+/// says, unknown for "auto" (apply tells).
+pub fn plan_market(m: &mut Map, prior: Option<&Value>, market: super::spec::Market, relaunch: bool) {
+    let recorded = prior.map(|p| p.get(MARKET).filter(|v| v.as_str().is_some()));
+    match (recorded, market.planned()) {
+        (Some(None), _) => m.remove(MARKET),
+        (Some(Some(v)), _) if !relaunch => m.insert(MARKET.into(), v.clone()),
+        (_, Some(known)) => m.insert(MARKET.into(), known.into()),
+        (_, None) => m.insert(MARKET.into(), Value::Unknown),
+    };
+}
+
+/// The market of live nodes; `None` without any.
+fn market(live: &[&Node]) -> Option<&'static str> {
+    let spot = live.iter().filter(|n| n.spot).count();
+    match (live.len(), spot) {
+        (0, _) => None,
+        (n, s) if s == n => Some(super::spec::SPOT),
+        (_, 0) => Some(super::spec::ON_DEMAND),
+        _ => Some(super::spec::MIXED),
+    }
+}
+
 /// A node that was in state and is no more: terminated (with its reason) or gone entirely.
 pub fn lost_entry(rank: Option<u64>, id: &str, reason: &str) -> Value {
     let node = rank.map_or(Value::Null, num);
@@ -79,6 +106,12 @@ pub fn view(base: &Value, live: &[Node], lost: Vec<Value>) -> Value {
             m.insert("key_name".into(), first.key_name.as_str().into());
         }
     }
+    match market(&live) {
+        Some(v) => m.insert(MARKET.into(), v.into()),
+        // No instance tells: what the plan knew stays, nothing unknown is recorded.
+        None if m.get(MARKET).is_some_and(Value::is_unknown) => m.remove(MARKET),
+        None => None,
+    };
     // When the first of its instances was launched (a node launched later to heal does not
     // move it: a recorded time is kept).
     set_created_at(&mut m, base, live.iter().filter_map(|n| n.launched.as_deref()).min());

@@ -389,3 +389,132 @@ async fn created_at_is_the_first_launch_time_and_refresh_reads_it_for_older_stat
     assert_eq!(str_of(&grown, "created_at"), at, "a node launched later does not move it");
     assert!(!delete(&p, "cluster.up", &grown).await.has_errors());
 }
+
+/// Issue 14: `instance_type_candidates` given with `instance_type` lists the types a create
+/// tries after it. The plan cannot name the type; the create launches the first with capacity
+/// and state records it; the same configuration then plans no change.
+#[tokio::test]
+async fn given_candidates_are_tried_in_order_after_the_instance_type() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let cfg = config(&p, "cluster", j!({ "instance_type": "t3.medium", "instance_type_candidates": ["t3.large", "m5.large"] }));
+    let plan = planned(&p, "cluster.fb", &cfg, None).await;
+    assert_eq!(strs(&plan, "instance_type_candidates"), ["t3.medium", "t3.large", "m5.large"]);
+    assert!(plan.get("instance_type").is_some_and(Value::is_unknown), "chosen at apply: {plan}");
+    assert_eq!(plan.get("gpus_per_node"), Some(&Value::from(0i64)), "every candidate has none: {plan}");
+    server().fault("RunInstances", "InstanceType=t3.medium", "InsufficientInstanceCapacity", 400, 1);
+    let state = create(&p, "cluster.fb", &cfg).await;
+    assert_eq!(server().faults_left(), 0, "the first choice was tried");
+    assert_eq!(str_of(&state, "instance_type"), "t3.large");
+    assert_eq!(str_of(&state, "market"), "on-demand");
+    let live = instances_tagged("kiln:address", "cluster.fb").await;
+    assert_eq!(live[0].2.instance_type().map(|t| t.as_str()), Some("t3.large"));
+    let replan = planned(&p, "cluster.fb", &cfg, Some(&state)).await;
+    assert!(changed(&state, &replan).is_empty(), "the fallback it runs is kept: {:?}", changed(&state, &replan));
+    // Placement's form (the first choice listed first) means the same.
+    let listed =
+        config(&p, "cluster", j!({ "instance_type": "t3.medium", "instance_type_candidates": ["t3.medium", "t3.large", "m5.large"] }));
+    assert!(changed(&state, &planned(&p, "cluster.fb", &listed, Some(&state)).await).is_empty());
+    // Another list: the create tries again from the first choice (a replacement).
+    let other = config(&p, "cluster", j!({ "instance_type": "t3.medium", "instance_type_candidates": ["m5.large"] }));
+    let moved = planned(&p, "cluster.fb", &other, Some(&state)).await;
+    assert!(changed(&state, &moved).contains(&"instance_type".to_string()), "{moved}");
+    assert!(!delete(&p, "cluster.fb", &state).await.has_errors());
+
+    // The first choice with capacity: launched, and kept whatever the list says later.
+    let first = create(&p, "cluster.fa", &cfg).await;
+    assert_eq!(str_of(&first, "instance_type"), "t3.medium");
+    assert!(changed(&first, &planned(&p, "cluster.fa", &other, Some(&first)).await).is_empty());
+    assert!(!delete(&p, "cluster.fa", &first).await.has_errors());
+}
+
+#[tokio::test]
+async fn given_candidates_are_checked_and_errors_name_the_attribute() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let validate = |j: serde_json::Value| {
+        let c = config(&p, "cluster", j);
+        p.validate(kiln_provider::ValidateRequest { kind: "cluster", config: &c }).into_vec()
+    };
+    let alone = validate(j!({ "accelerators": "A10:1", "instance_type_candidates": ["g5.xlarge", "g5.2xlarge"] }));
+    let e = alone.iter().find(|d| d.summary.contains("`instance_type`, which is not set")).unwrap_or_else(|| panic!("{alone:?}"));
+    assert_eq!(e.attribute.as_deref(), Some("instance_type_candidates"));
+    assert!(e.hint.as_deref().unwrap_or_default().contains("set `instance_type` to the first choice"), "{:?}", e.hint);
+    let many = validate(
+        j!({ "instance_type": "t3.micro", "instance_type_candidates": ["t3.small", "t3.medium", "t3.large", "t3.xlarge", "t3.2xlarge"] }),
+    );
+    assert!(many.iter().any(|d| d.summary.contains("6 types") && d.summary.contains("at most 5")), "{many:?}");
+    let twice = validate(j!({ "instance_type": "t3.micro", "instance_type_candidates": ["t3.small", "t3.small"] }));
+    assert!(twice.iter().any(|d| d.summary.contains("lists `t3.small` twice")), "{twice:?}");
+    assert!(validate(j!({ "instance_type": "t3.micro", "instance_type_candidates": ["t3.micro", "t3.small"] })).is_empty());
+
+    let r =
+        plan(&p, "cluster.x", &config(&p, "cluster", j!({ "instance_type": "t3.micro", "instance_type_candidates": ["z9.huge"] })), None)
+            .await;
+    let e = r.diagnostics.errors().next().expect("a type the region lacks");
+    assert_eq!(e.code, "E-AWS-CLUSTER-TYPE");
+    assert_eq!(e.attribute.as_deref(), Some("instance_type_candidates"));
+    assert!(e.summary.contains("`z9.huge`"), "{}", e.summary);
+}
+
+/// Issue 14: `spot = "auto"` launches spot, and on-demand when EC2 has no spot capacity for
+/// any candidate type. State keeps `spot` as written and records the market in `market`.
+#[tokio::test]
+async fn spot_auto_falls_back_to_on_demand_when_spot_has_no_capacity() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let cfg = config(&p, "cluster", j!({ "instance_type": "t3.micro", "instance_type_candidates": ["t3.small"], "spot": "auto" }));
+    let plan = planned(&p, "cluster.auto", &cfg, None).await;
+    assert!(plan.get("market").is_some_and(Value::is_unknown), "known at apply: {plan}");
+    assert_eq!(plan.get("spot"), Some(&Value::from("auto")));
+    // No spot capacity for either type: the first type on-demand.
+    server().fault("RunInstances", "MarketType=spot", "InsufficientInstanceCapacity", 400, 2);
+    let state = create(&p, "cluster.auto", &cfg).await;
+    assert_eq!(server().faults_left(), 0, "spot was tried for every candidate");
+    assert_eq!((str_of(&state, "market"), str_of(&state, "instance_type")), ("on-demand", "t3.micro"));
+    assert_eq!(state.get("spot"), Some(&Value::from("auto")), "as written");
+    let live = instances_tagged("kiln:address", "cluster.auto").await;
+    assert_eq!(live[0].2.instance_lifecycle(), None, "on-demand in EC2");
+    assert!(changed(&state, &planned(&p, "cluster.auto", &cfg, Some(&state)).await).is_empty());
+    assert!(!delete(&p, "cluster.auto", &state).await.has_errors());
+
+    // With spot capacity: spot.
+    let spot = create(&p, "cluster.auto2", &cfg).await;
+    assert_eq!((str_of(&spot, "market"), str_of(&spot, "instance_type")), ("spot", "t3.micro"));
+    let live = instances_tagged("kiln:address", "cluster.auto2").await;
+    assert_eq!(live[0].2.instance_lifecycle().map(|l| l.as_str()), Some("spot"));
+    assert!(!delete(&p, "cluster.auto2", &spot).await.has_errors());
+
+    // Neither market has capacity: the error names every try.
+    server().fault("RunInstances", "t3.", "InsufficientInstanceCapacity", 400, 4);
+    let plan = planned(&p, "cluster.none", &cfg, None).await;
+    let r = p.create(CreateRequest { address: "cluster.none", kind: "cluster", planned: &plan, token: "tok-auto-none" }).await;
+    let e = r.diagnostics.errors().next().expect("no capacity");
+    assert!(e.summary.contains("t3.micro spot (") && e.summary.contains("t3.small on-demand ("), "{}", e.summary);
+
+    let bad = config(&p, "cluster", j!({ "instance_type": "t3.micro", "spot": "sometimes" }));
+    let d = p.validate(kiln_provider::ValidateRequest { kind: "cluster", config: &bad }).into_vec();
+    assert!(d.iter().any(|e| e.attribute.as_deref() == Some("spot") && e.summary.contains("true, false or \"auto\"")), "{d:?}");
+}
+
+/// States written before `market` and a settable `instance_type_candidates` (computed lists,
+/// `spot` a bool) plan no change, before and after a refresh that reads the market.
+#[tokio::test]
+async fn states_from_before_market_and_given_candidates_plan_no_change() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    for (name, cfg) in
+        [("cluster.old1", j!({ "instance_type": "t3.micro", "spot": true })), ("cluster.old2", j!({ "cpus": "2+", "memory": "4+" }))]
+    {
+        let cfg = config(&p, "cluster", cfg);
+        let state = create(&p, name, &cfg).await;
+        let mut before = state.clone();
+        let Value::Map(m) = &mut before else { panic!("a map") };
+        assert!(m.remove("market").is_some(), "recorded: {state}");
+        assert!(changed(&before, &planned(&p, name, &cfg, Some(&before)).await).is_empty(), "{name}: no refresh, no change");
+        let refreshed = read(&p, name, &before).await.expect("found");
+        assert_eq!(refreshed.get("market"), state.get("market"), "{name}: refresh reads it");
+        assert!(changed(&refreshed, &planned(&p, name, &cfg, Some(&refreshed)).await).is_empty(), "{name}");
+        assert!(!delete(&p, name, &state).await.has_errors());
+    }
+}
