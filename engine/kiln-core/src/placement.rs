@@ -81,7 +81,12 @@ pub fn meta_body(body: &Body) -> Body {
     }
 }
 
-pub fn meta_schema() -> SchemaBody {
+pub fn meta_schema() -> &'static SchemaBody {
+    static SCHEMA: std::sync::LazyLock<SchemaBody> = std::sync::LazyLock::new(build_meta_schema);
+    &SCHEMA
+}
+
+fn build_meta_schema() -> SchemaBody {
     let strings = || Type::List(Box::new(Type::String));
     let placement = SchemaBody::new()
         .attr(
@@ -221,7 +226,12 @@ pub fn meta(v: &Value, kind: &str) -> Result<Meta, Diagnostics> {
     describe.retain(|s| !s.is_empty());
     let mut h = sha2::Sha256::new();
     h.update(kind.as_bytes());
-    h.update(serde_json::to_string(&v.clone().unmark_deep().0).unwrap_or_default().as_bytes());
+    // Marks are not part of the request (the same JSON as the unmarked value's).
+    let json = match v.contains_sensitive() {
+        true => serde_json::to_vec(&v.clone().unmark_deep().0),
+        false => serde_json::to_vec(v),
+    };
+    h.update(json.unwrap_or_default());
     Ok(Meta { need, describe: describe.join(", "), digest: hex::encode(h.finalize()) })
 }
 

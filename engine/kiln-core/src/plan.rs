@@ -308,8 +308,9 @@ struct Planner<'a> {
     options: PlacementOptions,
     /// Each provider's answer to `offerings()`, asked once (`None`: not configured).
     answers: HashMap<String, Option<kiln_provider::offerings::Offerings>>,
-    /// What each candidate provider offers placement, as rows.
-    offers: HashMap<String, Vec<kiln_provider::offerings::Offering>>,
+    /// What each candidate provider offers placement, as rows, each with its accelerator
+    /// table entry (read once per plan, not once per decision).
+    offers: HashMap<String, Vec<(kiln_provider::offerings::Offering, Option<&'static kiln_provider::portable::accelerators::Model>)>>,
     placements: Vec<kiln_plan::Placement>,
     /// The optimizer's answer per distinct request (`placement::Meta::digest`).
     decided: HashMap<String, Result<kiln_place::Decision, kiln_place::Infeasible>>,

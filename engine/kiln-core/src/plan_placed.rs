@@ -106,7 +106,9 @@ impl Planner<'_> {
                     // most of a placed plan's time beside the decision (bench_placement).
                     let cands: Vec<kiln_place::Candidate<'_>> = candidates
                         .iter()
-                        .flat_map(|k| self.offers[k].iter().map(move |o| kiln_place::Candidate { provider: k.clone(), offering: o }))
+                        .flat_map(|k| {
+                            self.offers[k].iter().map(move |(o, m)| kiln_place::Candidate { provider: k, offering: o, model: *m })
+                        })
                         .collect();
                     let d = kiln_place::decide(&meta.need, &cands);
                     self.decided.insert(meta.digest.clone(), d);
@@ -191,6 +193,13 @@ impl Planner<'_> {
                         .cloned()
                         .collect(),
                 };
+                let rows = rows
+                    .into_iter()
+                    .map(|o| {
+                        let model = kiln_catalog::matching::model_of(&o);
+                        (o, model)
+                    })
+                    .collect();
                 self.offers.insert(k.clone(), rows);
             }
         }

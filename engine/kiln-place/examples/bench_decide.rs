@@ -104,7 +104,7 @@ fn main() {
     let n = arg("--requests", 1000);
     let rounds = arg("--rounds", 5).max(1);
     let catalog = Catalog::shipped();
-    let candidates: Vec<Candidate<'_>> = catalog.rows.iter().map(|o| Candidate { provider: o.cloud.clone(), offering: o }).collect();
+    let candidates: Vec<Candidate<'_>> = catalog.rows.iter().map(|o| Candidate::new(&o.cloud, o)).collect();
     let needs = requests(n);
     // One untimed pass: the catalog and egress table are parsed, caches warm.
     let feasible = needs.iter().filter(|need| decide(need, &candidates).is_ok()).count();

@@ -4,12 +4,12 @@
 use std::cmp::Ordering;
 
 use kiln_catalog::egress::Egress;
+use kiln_catalog::matching::admits_as;
 use kiln_plan::cost::PlacedOffering;
 use kiln_provider::offerings::Offering;
 use kiln_provider::portable::request::Request;
 use kiln_value::Decimal;
 
-use crate::memo::Matches;
 use crate::need::{Candidate, Data, Need, Origin, SpotMode};
 
 /// Why placement's constraints leave a candidate out.
@@ -70,7 +70,7 @@ pub(crate) fn scope(need: &Need, c: &Candidate<'_>) -> Result<usize, ScopeMiss> 
     let o = c.offering;
     let rank = match &need.providers {
         None => 0,
-        Some(list) => match list.iter().position(|p| *p == c.provider || *p == o.cloud) {
+        Some(list) => match list.iter().position(|p| p == c.provider || *p == o.cloud) {
             None => return Err(ScopeMiss::Provider),
             Some(i) if need.prefer_order => i,
             Some(_) => 0,
@@ -81,7 +81,7 @@ pub(crate) fn scope(need: &Need, c: &Candidate<'_>) -> Result<usize, ScopeMiss> 
             return Err(ScopeMiss::Region);
         }
     }
-    let named = |e: &String| *e == o.instance_type || *e == o.cloud || *e == c.provider || o.region.as_ref() == Some(e);
+    let named = |e: &String| *e == o.instance_type || *e == o.cloud || e == c.provider || o.region.as_ref() == Some(e);
     if let Some(e) = need.exclude.iter().find(|e| named(e)) {
         return Err(ScopeMiss::Excluded(e.clone()));
     }
@@ -149,7 +149,7 @@ pub(crate) fn data_move(d: &Data, egress: &Egress, c: &Candidate<'_>) -> Option<
     let o = c.offering;
     match &d.origin {
         Origin::Cloud { cloud, region } => egress.cost((cloud, region.as_deref()), (&o.cloud, o.region.as_deref()), d.size_gb),
-        Origin::Owned { provider } => (*provider == c.provider).then_some(Decimal::ZERO),
+        Origin::Owned { provider } => (provider == c.provider).then_some(Decimal::ZERO),
         Origin::ThisMachine => Some(Decimal::ZERO),
     }
 }
@@ -192,7 +192,7 @@ impl<'c, 'o> Entry<'c, 'o> {
 pub(crate) fn placed(c: &Candidate<'_>, market: Market, nodes: u64, egress_usd: Option<Decimal>) -> PlacedOffering {
     let o = c.offering;
     PlacedOffering {
-        provider: c.provider.clone(),
+        provider: c.provider.to_string(),
         cloud: o.cloud.clone(),
         instance_type: o.instance_type.clone(),
         region: o.region.clone(),
@@ -258,18 +258,12 @@ pub(crate) fn may_admit(r: &Request, o: &Offering) -> bool {
 
 /// A feasible entry, or the first check the candidate fails: scope, the request, free
 /// machines, a price, `max_price`.
-pub(crate) fn evaluate<'c, 'o>(
-    need: &Need,
-    egress: &Egress,
-    matches: &mut Matches<'o>,
-    index: usize,
-    c: &'c Candidate<'o>,
-) -> Result<Entry<'c, 'o>, Reject> {
+pub(crate) fn evaluate<'c, 'o>(need: &Need, egress: &Egress, index: usize, c: &'c Candidate<'o>) -> Result<Entry<'c, 'o>, Reject> {
     let rank = scope(need, c).map_err(Reject::Scope)?;
     if !may_admit(&need.request, c.offering) {
         return Err(Reject::Unsuitable);
     }
-    let alternative = matches.admits(&need.request, c.offering).map_err(|_| Reject::Unsuitable)?;
+    let alternative = admits_as(&need.request, c.offering, || c.model).map_err(|_| Reject::Unsuitable)?;
     available(need, c.offering).map_err(Reject::Unavailable)?;
     let market = market(need.spot, c.offering).map_err(Reject::Price)?;
     if need.max_price.is_some_and(|max| market.price > max) {

@@ -1,14 +1,11 @@
 //! What a decision says besides its choice: the fallbacks apply may launch, the alternatives
 //! and why each lost, and notes on what was left out.
 
-use std::collections::HashSet;
-
 use kiln_catalog::egress::Egress;
 use kiln_plan::cost::{Alternative, PlacedOffering};
 use kiln_value::Decimal;
 
-use crate::evaluate::{data_move, move_cost, placed, Entry, Market, Move, Reject};
-use crate::memo::Matches;
+use crate::evaluate::{data_move, may_admit, move_cost, placed, Entry, Market, Move, Reject};
 use crate::miss::{misses, reason as miss_reason, shown_price, Level};
 use crate::money::{delta, usd};
 use crate::need::{Candidate, Data, Need, Origin, SpotMode};
@@ -44,8 +41,15 @@ pub(crate) fn fallbacks(need: &Need, ranked: &[Entry<'_, '_>]) -> Vec<(Option<us
 /// A key that makes two listed offerings the same for a reader: the same type of the same
 /// provider in the same market at the same price and egress (Lambda lists one type in 17
 /// regions at one price; one of them says it).
-fn key(p: &PlacedOffering) -> (String, String, bool, Decimal, Option<Decimal>) {
-    (p.provider.clone(), p.instance_type.clone(), p.spot, p.price_hourly.normalize(), p.egress_usd.map(|e| e.normalize()))
+type Key<'a> = (&'a str, &'a str, bool, Decimal, Option<Decimal>);
+
+fn key(p: &PlacedOffering) -> Key<'_> {
+    (&p.provider, &p.instance_type, p.spot, p.price_hourly.normalize(), p.egress_usd.map(|e| e.normalize()))
+}
+
+/// [`key`] of what `c` would be listed as, before it is (most rows a decision reads are not).
+fn key_of<'a>(c: &Candidate<'a>, market: Market, egress: Option<Decimal>) -> Key<'a> {
+    (c.provider, &c.offering.instance_type, market.spot, market.price.normalize(), egress.map(|e| e.normalize()))
 }
 
 /// How many alternatives may be near misses.
@@ -61,31 +65,41 @@ const NEAR: usize = 2;
 pub(crate) fn alternatives<'o>(
     need: &Need,
     egress: &Egress,
-    matches: &mut Matches<'o>,
     candidates: &[Candidate<'o>],
     left_out: &[usize],
-    ranked: &[Entry<'_, '_>],
+    ranked: &[Entry<'_, 'o>],
     chosen: &PlacedOffering,
     fallbacks: &[(Option<usize>, PlacedOffering)],
 ) -> Vec<Alternative> {
-    let mut seen: HashSet<_> = std::iter::once(chosen).chain(fallbacks.iter().map(|(_, p)| p)).map(key).collect();
+    // A dozen keys at most: a list is quicker than a hash set.
+    let mut seen: Vec<Key<'_>> = std::iter::once(chosen).chain(fallbacks.iter().map(|(_, p)| p)).map(key).collect();
+    let mut insert = |k: Key<'o>| {
+        !seen.contains(&k) && {
+            seen.push(k);
+            true
+        }
+    };
+    // Only an offering that satisfies the request is a useful near miss (`may_admit` is the
+    // quick test every such offering passes).
     let cheaper = left_out
         .iter()
         .map(|i| (*i, &candidates[*i]))
+        .filter(|(_, c)| may_admit(&need.request, c.offering))
         .filter(|(_, c)| shown_price(need, c.offering).is_some_and(|p| p.price < chosen.price_hourly));
     let mut near = Vec::new();
-    for m in misses(need, matches, cheaper) {
+    for m in misses(need, cheaper) {
         if near.len() == NEAR {
             break;
         }
         let useful = !matches!(m.level, Level::Count(_) | Level::Size(_));
         let Some(market) = m.price.filter(|p| useful && p.price < chosen.price_hourly) else { continue };
-        let offering = placed(m.candidate, market, need.nodes, move_cost(need, egress, m.candidate).usd());
-        if seen.insert(key(&offering)) {
+        let egress = move_cost(need, egress, m.candidate).usd();
+        if insert(key_of(m.candidate, market, egress)) {
+            let offering = placed(m.candidate, market, need.nodes, egress);
             near.push(Alternative { reason: miss_reason(need, &m), offering });
         }
     }
-    let used: HashSet<usize> = fallbacks.iter().filter_map(|(i, _)| *i).chain([ranked[0].index]).collect();
+    let used: Vec<usize> = fallbacks.iter().filter_map(|(i, _)| *i).chain([ranked[0].index]).collect();
     let mut out = Vec::new();
     for e in &ranked[1..] {
         if out.len() + near.len() == ALTERNATIVES {
@@ -94,9 +108,8 @@ pub(crate) fn alternatives<'o>(
         if used.contains(&e.index) {
             continue;
         }
-        let offering = e.placed(need.nodes);
-        if seen.insert(key(&offering)) {
-            out.push(Alternative { reason: lost(need, &ranked[0], e), offering });
+        if insert(key_of(e.candidate, e.market, e.egress.usd())) {
+            out.push(Alternative { reason: lost(need, &ranked[0], e), offering: e.placed(need.nodes) });
         }
     }
     out.extend(near);

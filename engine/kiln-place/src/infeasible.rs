@@ -5,7 +5,6 @@ use kiln_provider::portable::request::Request;
 use kiln_value::Decimal;
 
 use crate::evaluate::{accelerators, ScopeMiss};
-use crate::memo::Matches;
 use crate::miss::{misses, rank, reason, Level, Miss};
 use crate::money::usd;
 use crate::need::{Candidate, Need, SpotMode};
@@ -98,7 +97,7 @@ fn list(ms: &[&Miss<'_, '_>]) -> String {
 }
 
 /// The error for a need none of `candidates` satisfies.
-pub(crate) fn infeasible<'o>(need: &Need, matches: &mut Matches<'o>, candidates: &[Candidate<'o>], notes: Vec<String>) -> Infeasible {
+pub(crate) fn infeasible(need: &Need, candidates: &[Candidate<'_>], notes: Vec<String>) -> Infeasible {
     let what = what(&need.request);
     if candidates.is_empty() {
         return Infeasible {
@@ -111,7 +110,7 @@ pub(crate) fn infeasible<'o>(need: &Need, matches: &mut Matches<'o>, candidates:
             notes,
         };
     }
-    let all = misses(need, matches, candidates.iter().enumerate());
+    let all = misses(need, candidates.iter().enumerate());
     let Some(first) = all.first() else {
         return far(need, candidates, what, notes);
     };
@@ -120,7 +119,7 @@ pub(crate) fn infeasible<'o>(need: &Need, matches: &mut Matches<'o>, candidates:
     let closest = top
         .iter()
         .map(|m| Closest {
-            provider: m.candidate.provider.clone(),
+            provider: m.candidate.provider.to_string(),
             instance_type: m.offering().instance_type.clone(),
             region: m.offering().region.clone(),
             price_hourly: m.price.map(|p| p.price),

@@ -32,7 +32,6 @@
 mod evaluate;
 mod explain;
 mod infeasible;
-mod memo;
 mod miss;
 pub mod money;
 mod need;
@@ -45,7 +44,6 @@ use kiln_plan::cost::{Alternative, PlacedOffering};
 
 use crate::evaluate::{evaluate, order, PriceMiss, Reject};
 use crate::explain::Skipped;
-use crate::memo::Matches;
 
 /// The optimizer's answer for one need.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,9 +71,8 @@ pub fn decide_with(need: &Need, candidates: &[Candidate<'_>], egress: &Egress) -
     let mut skipped = Skipped::default();
     // Candidates a limit of the need's own left out: near misses, when cheaper than the choice.
     let mut left_out = Vec::new();
-    let mut matches = Matches::default();
     for (i, c) in candidates.iter().enumerate() {
-        match evaluate(need, egress, &mut matches, i, c) {
+        match evaluate(need, egress, i, c) {
             Ok(e) => ranked.push(e),
             Err(r) => {
                 if matches!(r, Reject::Scope(_) | Reject::Unavailable(_) | Reject::Price(PriceMiss::NoSpot)) {
@@ -87,11 +84,11 @@ pub fn decide_with(need: &Need, candidates: &[Candidate<'_>], egress: &Egress) -
     }
     let notes = skipped.notes(need, egress, &ranked);
     if ranked.is_empty() {
-        return Err(infeasible::infeasible(need, &mut matches, candidates, notes));
+        return Err(infeasible::infeasible(need, candidates, notes));
     }
     ranked.sort_by(order);
     let chosen = ranked[0].placed(need.nodes);
     let fallbacks = explain::fallbacks(need, &ranked);
-    let alternatives = explain::alternatives(need, egress, &mut matches, candidates, &left_out, &ranked, &chosen, &fallbacks);
+    let alternatives = explain::alternatives(need, egress, candidates, &left_out, &ranked, &chosen, &fallbacks);
     Ok(Decision { chosen, fallbacks: fallbacks.into_iter().map(|(_, p)| p).collect(), alternatives, notes })
 }

@@ -4,11 +4,10 @@
 
 use std::collections::HashSet;
 
-use kiln_catalog::matching::Mismatch;
+use kiln_catalog::matching::{admits_as, Mismatch};
 use kiln_provider::offerings::Offering;
 
 use crate::evaluate::{available, market, scope, Market, PriceMiss, ScopeMiss};
-use crate::memo::Matches;
 use crate::money::usd;
 use crate::need::{Candidate, Need};
 
@@ -52,7 +51,7 @@ impl Miss<'_, '_> {
     /// `p4d.24xlarge (aws, us-east-1, $21.96/h)`, with `spot` after a spot price.
     pub fn describe(&self) -> String {
         let o = self.offering();
-        let mut parts = vec![self.candidate.provider.clone()];
+        let mut parts = vec![self.candidate.provider.to_string()];
         parts.extend(o.region.clone());
         parts.push(match self.price {
             Some(m) => format!("{}/h{}", usd(m.price), if m.spot { " spot" } else { "" }),
@@ -64,10 +63,10 @@ impl Miss<'_, '_> {
 
 /// The near miss a candidate is, or `None` when it is feasible or far (other accelerators, or
 /// GPUs for a CPU-only request).
-fn assess<'c, 'o>(need: &Need, matches: &mut Matches<'o>, index: usize, c: &'c Candidate<'o>) -> Option<Miss<'c, 'o>> {
+fn assess<'c, 'o>(need: &Need, index: usize, c: &'c Candidate<'o>) -> Option<Miss<'c, 'o>> {
     let o = c.offering;
     let in_scope = scope(need, c);
-    let level = match matches.admits(&need.request, o) {
+    let level = match admits_as(&need.request, o, || c.model) {
         // Only the count differs: the row has the CPUs and memory asked for.
         Err(Mismatch::Count(n)) if fits_size(need, o) => Level::Count(n),
         Err(m @ (Mismatch::Cpus | Mismatch::Memory)) => Level::Size(m),
@@ -105,13 +104,9 @@ fn gib(o: &Offering) -> f64 {
 /// constraints first, then the count, CPUs or memory nearest those asked for, then the price
 /// (unknown last), and last provider, region and instance type. One per provider and instance
 /// type (its closest).
-pub(crate) fn misses<'c, 'o: 'c>(
-    need: &Need,
-    matches: &mut Matches<'o>,
-    candidates: impl Iterator<Item = (usize, &'c Candidate<'o>)>,
-) -> Vec<Miss<'c, 'o>> {
+pub(crate) fn misses<'c, 'o: 'c>(need: &Need, candidates: impl Iterator<Item = (usize, &'c Candidate<'o>)>) -> Vec<Miss<'c, 'o>> {
     let asked = need.request.first_accelerator().map_or(0, |a| a.count);
-    let mut all: Vec<Miss<'c, 'o>> = candidates.filter_map(|(i, c)| assess(need, matches, i, c)).collect();
+    let mut all: Vec<Miss<'c, 'o>> = candidates.filter_map(|(i, c)| assess(need, i, c)).collect();
     let cpus = need.request.cpus.map_or(0.0, |c| c.value);
     let memory = need.request.memory.map_or(0.0, |m| m.value);
     let distance = |m: &Miss<'_, '_>| match m.level {
@@ -134,7 +129,7 @@ pub(crate) fn misses<'c, 'o: 'c>(
             .then(a.index.cmp(&b.index))
     });
     let mut seen = HashSet::new();
-    all.retain(|m| seen.insert((m.candidate.provider.clone(), m.offering().instance_type.clone())));
+    all.retain(|m| seen.insert((m.candidate.provider, m.candidate.offering.instance_type.as_str())));
     all
 }
 

@@ -1,7 +1,9 @@
 //! What the optimizer is asked: the request and its placement constraints ([`Need`]), and what
 //! it chooses among ([`Candidate`]).
 
+use kiln_catalog::matching::model_of;
 use kiln_provider::offerings::Offering;
+use kiln_provider::portable::accelerators::Model;
 use kiln_provider::portable::request::Request;
 use kiln_value::Decimal;
 
@@ -114,6 +116,16 @@ impl Need {
 pub struct Candidate<'a> {
     /// The provider instance key (`aws`, `aws.west`, `onprem`). Never `local`: the local
     /// provider is not a placement candidate.
-    pub provider: String,
+    pub provider: &'a str,
     pub offering: &'a Offering,
+    /// The row's entry in the accelerator table ([`model_of`]), read once per row: a caller
+    /// deciding many requests over the same rows keeps it with them ([`Candidate::new`]).
+    pub model: Option<&'static Model>,
+}
+
+impl<'a> Candidate<'a> {
+    /// `offering` of provider instance `provider`, its accelerator read from the table.
+    pub fn new(provider: &'a str, offering: &'a Offering) -> Self {
+        Candidate { provider, offering, model: model_of(offering) }
+    }
 }

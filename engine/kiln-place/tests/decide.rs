@@ -173,7 +173,7 @@ fn cpu_only_requests_never_get_a_gpu() {
 fn owned_hardware_counts_free_machines() {
     let host = owned("dgx-h100", Some(("H100", 8)), 224, 2048, 1, Some("0"));
     let mut all = shipped();
-    all.push(Candidate { provider: "onprem".into(), offering: &host });
+    all.push(Candidate::new("onprem", &host));
     let mut n = need("H100:8");
     let dec = decide(&n, &all).unwrap();
     assert_eq!((dec.chosen.provider.as_str(), dec.chosen.price_hourly), ("onprem", d("0")), "free owned hardware wins");
@@ -184,7 +184,7 @@ fn owned_hardware_counts_free_machines() {
     assert_eq!(dec.chosen.nodes, 2);
     assert!(dec.notes.contains(&"1 offering skipped: fewer than 2 free machines".to_string()), "{:?}", dec.notes);
 
-    let only = [Candidate { provider: "onprem".into(), offering: &host }];
+    let only = [Candidate::new("onprem", &host)];
     let err = decide(&n, &only).unwrap_err();
     assert!(err.summary.starts_with("no owned hardware has 2 free machines for H100:8"), "{}", err.summary);
     assert_eq!(err.hints, ["lower nodes to 1, or free machines"]);
@@ -199,8 +199,8 @@ fn unknown_prices_are_skipped_and_noted() {
     runpod.price_hourly = None;
     runpod.spot_price_hourly = None;
     let mut all = clouds(&["aws", "lambda"]);
-    all.push(Candidate { provider: "onprem".into(), offering: &unpriced });
-    all.push(Candidate { provider: "runpod".into(), offering: &runpod });
+    all.push(Candidate::new("onprem", &unpriced));
+    all.push(Candidate::new("runpod", &runpod));
     let dec = decide(&need("H100:8"), &all).unwrap();
     assert_eq!(dec.chosen.cloud, "lambda");
     assert!(dec.notes.contains(&"2 offerings skipped: price unknown".to_string()), "{:?}", dec.notes);
@@ -213,7 +213,7 @@ fn unknown_prices_are_skipped_and_noted() {
     let err = decide(&n, &clouds(&["aws"])).unwrap_err();
     assert!(err.summary.starts_with("no offering of H100:1 has a spot price; on-demand: p5.4xlarge"), "{}", err.summary);
 
-    let only = [Candidate { provider: "onprem".into(), offering: &unpriced }];
+    let only = [Candidate::new("onprem", &unpriced)];
     let err = decide(&need("H100:8"), &only).unwrap_err();
     assert!(err.summary.contains("unknown price"), "{}", err.summary);
     assert!(err.hints[0].contains("never takes an unknown price as free"), "{:?}", err.hints);
@@ -285,7 +285,7 @@ fn the_egress_of_several_data_sources_is_summed() {
 fn data_on_owned_hardware_or_this_machine() {
     let box8 = owned("box8", Some(("H100", 8)), 96, 1024, 1, Some("40"));
     let mut cands = clouds(&["runpod"]);
-    cands.push(Candidate { provider: "onprem".into(), offering: &box8 });
+    cands.push(Candidate::new("onprem", &box8));
     let mut n = need("H100:8");
     // On the fleet itself the data does not move; kiln knows no price for moving it off, so
     // the fleet ranks first although RunPod is cheaper, and the notes say why.
@@ -363,7 +363,7 @@ fn ties_are_broken_the_same_way_whatever_the_candidates_order() {
     // An earlier alternative wins on a tie, before the instance type's name.
     let a100 = owned("z-host", Some(("A100-80GB", 8)), 128, 1024, 1, Some("10"));
     let h100 = owned("a-host", Some(("H100", 8)), 128, 1024, 1, Some("10"));
-    let hosts = [Candidate { provider: "onprem".into(), offering: &h100 }, Candidate { provider: "onprem".into(), offering: &a100 }];
+    let hosts = [Candidate::new("onprem", &h100), Candidate::new("onprem", &a100)];
     let dec = decide(&Need::new(request("A100-80GB:8;H100:8", None, None)), &hosts).unwrap();
     assert_eq!(dec.chosen.instance_type, "z-host");
     assert_eq!(dec.fallbacks[0].instance_type, "a-host");
@@ -398,5 +398,5 @@ fn every_choice_satisfies_its_request() {
 #[should_panic(expected = "local provider is never a placement candidate")]
 fn the_local_provider_is_never_a_candidate() {
     let row = owned("this-machine", None, 4, 16, 1, Some("0"));
-    let _ = decide(&need(""), &[Candidate { provider: "local".into(), offering: &row }]);
+    let _ = decide(&need(""), &[Candidate::new("local", &row)]);
 }

@@ -43,7 +43,7 @@ pub fn d(s: &str) -> Decimal {
 
 /// Every shipped row, each offered by the provider instance named as its cloud.
 pub fn shipped() -> Vec<Candidate<'static>> {
-    Catalog::shipped().rows.iter().map(|o| Candidate { provider: o.cloud.clone(), offering: o }).collect()
+    Catalog::shipped().rows.iter().map(|o| Candidate::new(&o.cloud, o)).collect()
 }
 
 /// The shipped rows of some clouds.

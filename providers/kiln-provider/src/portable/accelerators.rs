@@ -184,7 +184,7 @@ impl Requested {
 
     /// Whether a table entry is what this request asks for.
     pub fn admits(&self, m: &Model) -> bool {
-        self.model.is_some_and(|model| m.name == model.name || (self.is_family() && m.family == model.family))
+        self.model.is_some_and(|model| m.name == model.name || (m.family == model.family && self.is_family()))
     }
 
     /// Whether a device named `device` (nvidia-smi, rocm-smi, Slurm GRES type, EC2 GPU name)
