@@ -398,3 +398,27 @@ fn onprem_logs_outlive_destroy_in_the_jobs_bucket_on_its_host() {
         before.lines().last().unwrap().trim_start_matches("[node 1] ").to_string() + "\n"
     );
 }
+
+/// Issue 14: a cluster on owned hardware that the optimizer did not place is priced at its
+/// hosts' configured prices (a host's own `hourly_price` over the provider's; the harness's
+/// hosts have no GPUs, so `gpu_hour_price` adds nothing), in the plan's cost lines, and apply
+/// records that price for `kiln cost`.
+#[test]
+fn onprem_a_cluster_costs_its_hosts_prices_in_the_plan_and_in_kiln_cost() {
+    let p = OnpremProject::example();
+    p.edit("  root          = var.root\n", "  root          = var.root\n  hourly_price   = 1.5\n  gpu_hour_price = 4\n");
+    p.edit("    host_key = var.hosts[1].host_key\n  }\n", "    host_key = var.hosts[1].host_key\n    hourly_price = 2.25\n  }\n");
+
+    let plan = p.kiln(&["plan"]).ok().stdout();
+    assert!(plan.contains("+ cluster.pair  $3.75/h"), "host1 at the provider's $1.50, host2 at its own $2.25:\n{plan}");
+    assert!(plan.contains("Cost: $0.00/h → $3.75/h (+$3.75/h)"), "{plan}");
+
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let json = p.kiln(&["cost", "--json"]).ok().stdout();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("kiln cost --json is not JSON ({e}): {json}"));
+    let lines = v["resources"].as_array().cloned().unwrap_or_default();
+    let cluster = lines.iter().find(|l| l["address"] == "cluster.pair").unwrap_or_else(|| panic!("cluster.pair in kiln cost: {v}"));
+    assert_eq!(cluster["hourly"], 3.75, "the price the plan showed, recorded at apply: {v}");
+    let human = p.kiln(&["cost"]).ok().stdout();
+    assert!(human.contains("$3.75"), "{human}");
+}

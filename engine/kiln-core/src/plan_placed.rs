@@ -312,6 +312,14 @@ impl Planner<'_> {
             // This machine: nothing to pay by the hour.
             return Cost::Hourly { usd: Decimal::ZERO };
         }
+        // Owned hardware prices its objects itself (the hosts or nodes they hold, at the
+        // configured prices), without a scan of its capacity.
+        if let Some(price) = self.ensure_provider(key).await.and_then(|p| p.hourly_price(kind, v)) {
+            return match price {
+                Ok(usd) => Cost::Hourly { usd },
+                Err(reason) => Cost::Unknown { reason },
+            };
+        }
         match self.offerings_of(key).await {
             Some(Offerings::Catalog { cloud, regions }) => {
                 let (cloud, regions) = (cloud.clone(), regions.clone());

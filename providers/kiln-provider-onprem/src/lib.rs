@@ -13,7 +13,7 @@
 //!   SSH; a host that stops answering makes the job `lost`; destroy stops it (TERM, then KILL).
 //! - `bucket`: a directory on one host, or on a mount every host shares (`shared = true`).
 //! - Placement: the hosts' free capacity now, priced by `hourly_price` and `gpu_hour_price`
-//!   (see [`offerings`]).
+//!   (see [`offerings`]); a cluster's cost line: its hosts at those prices (see [`price`]).
 //!
 //! Connections are pooled: one SSH connection per host per configured provider instance,
 //! whatever the number of resources.
@@ -32,6 +32,7 @@ pub use kiln_remote::hostkey;
 pub mod inventory;
 mod job;
 pub mod offerings;
+pub mod price;
 mod scan;
 mod schema;
 use kiln_remote::shell;
@@ -164,5 +165,10 @@ impl KindProvider for OnpremProvider {
     /// Each host's free capacity now, priced from the configuration (see [`offerings`]).
     async fn offerings(&self) -> OfferingsResponse {
         offerings::offerings(&self.ctx).await
+    }
+
+    /// A cluster's hosts at their configured prices (see [`price`]).
+    fn hourly_price(&self, kind: &str, object: &Value) -> Option<Result<kiln_value::Decimal, String>> {
+        price::hourly_price(&self.ctx.fleet, kind, object)
     }
 }

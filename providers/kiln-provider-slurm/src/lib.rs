@@ -12,7 +12,7 @@
 //!   output file; destroy is `scancel`. Any change of the job's configuration replaces it.
 //!
 //! - Placement: each partition's idle nodes, priced by `hourly_price` and `gpu_hour_price`
-//!   (see [`offerings`]).
+//!   (see [`offerings`]); a cluster's cost line: its nodes at those prices (see [`price`]).
 //!
 //! Every operation is one bash script run through a [`runner::Runner`]: one round trip.
 
@@ -25,6 +25,7 @@ pub mod config;
 mod job;
 pub mod offerings;
 pub mod parse;
+pub mod price;
 pub mod runner;
 mod schema;
 use kiln_remote::shell;
@@ -204,5 +205,10 @@ impl KindProvider for SlurmProvider {
     /// The partitions' idle nodes, priced from the configuration (see [`offerings`]).
     async fn offerings(&self) -> OfferingsResponse {
         offerings::offerings(&self.ctx).await
+    }
+
+    /// A cluster's nodes at the configured prices (see [`price`]).
+    fn hourly_price(&self, kind: &str, object: &Value) -> Option<Result<kiln_value::Decimal, String>> {
+        price::hourly_price(self.ctx.config.price, kind, object)
     }
 }

@@ -297,6 +297,12 @@ pub trait KindProvider: Send + Sync + Sized + 'static {
     async fn refresh_catalog(&self) -> CatalogRefresh {
         CatalogRefresh::refused()
     }
+
+    /// The price per hour of one of its objects ([`Provider::hourly_price`]); by default `None`.
+    fn hourly_price(&self, kind: &str, object: &Value) -> Option<Result<kiln_value::Decimal, String>> {
+        let _ = (kind, object);
+        None
+    }
 }
 
 /// Names a [`KindProvider`]'s factory: `pub struct AwsFactory;` plus
@@ -393,6 +399,10 @@ impl<P: KindProvider> Provider for P {
 
     async fn refresh_catalog(&self) -> CatalogRefresh {
         KindProvider::refresh_catalog(self).await
+    }
+
+    fn hourly_price(&self, kind: &str, object: &Value) -> Option<Result<kiln_value::Decimal, String>> {
+        KindProvider::hourly_price(self, kind, object)
     }
 }
 

@@ -137,6 +137,16 @@ pub trait Provider: Send + Sync {
         offerings::CatalogRefresh::refused()
     }
 
+    /// The price per hour of one object of kind `kind` (its planned value, or the state's),
+    /// where this provider prices its objects itself: owned hardware, what the hosts or nodes
+    /// the object holds cost at the configured `hourly_price` and `gpu_hour_price`. `None`: it
+    /// does not (a cloud's objects are priced from the catalog); `Some(Err(reason))`: unknown,
+    /// and why (never 0 for what is not known). By default `None`.
+    fn hourly_price(&self, kind: &str, object: &Value) -> Option<Result<kiln_value::Decimal, String>> {
+        let _ = (kind, object);
+        None
+    }
+
     /// Reads a data source.
     async fn read_data(&self, req: ReadDataRequest<'_>) -> ReadResult {
         ReadResult {

@@ -146,12 +146,57 @@ impl OwnedPrice {
         (self.hourly.unwrap_or_default() + self.gpu_hour.unwrap_or_default() * Decimal::from(gpus)).normalize()
     }
 
+    /// Whether `gpu_hour_price` is above 0, so that a machine's price depends on its GPUs.
+    pub fn charges_gpus(&self) -> bool {
+        self.gpu_hour.is_some_and(|p| p > Decimal::ZERO)
+    }
+
+    /// The price per hour of one machine with `gpus` GPUs, where `None` is a count chosen at
+    /// apply: unknown (with the reason) only when `gpu_hour_price` makes the count matter.
+    pub fn machine_of(&self, gpus: Option<u64>) -> Result<Decimal, String> {
+        match gpus {
+            Some(n) => Ok(self.machine(n)),
+            None if self.charges_gpus() => Err("its GPUs are chosen at apply, and `gpu_hour_price` prices each".into()),
+            None => Ok(self.machine(0)),
+        }
+    }
+
+    /// The price per hour of `nodes` machines of `gpus` GPUs each, either maybe chosen at apply
+    /// (`None`): the machines' price × `nodes`, unknown with the reason where a count that is
+    /// not known yet decides it (0 stays 0 whatever the count).
+    pub fn machines(&self, nodes: Option<u64>, gpus: Option<u64>) -> Result<Decimal, String> {
+        let each = self.machine_of(gpus)?;
+        match nodes {
+            Some(n) => Ok((each * Decimal::from(n)).normalize()),
+            None if each.is_zero() => Ok(Decimal::ZERO),
+            None => Err("its number of nodes is chosen at apply".into()),
+        }
+    }
+
     /// `body` with the two attributes and their descriptions.
     pub fn attributes(body: kiln_schema::Body, hourly: &'static str, gpu_hour: &'static str) -> kiln_schema::Body {
         use kiln_schema::Attribute;
         use kiln_value::Type;
         body.attr(Self::HOURLY, Attribute::optional(Type::Number, hourly)).attr(Self::GPU_HOUR, Attribute::optional(Type::Number, gpu_hour))
     }
+}
+
+/// What an object asks of owned hardware, read from its planned value for pricing it: the
+/// number of machines (`nodes`, 1 when unset) and the most GPUs one machine takes (the largest
+/// count among its `accelerators` alternatives, 0 without); `None` for what is not known yet.
+pub fn requested(object: &kiln_value::Value) -> (Option<u64>, Option<u64>) {
+    use kiln_value::Value;
+    let nodes = match object.get("nodes").map(Value::unmarked) {
+        None | Some(Value::Null) => Some(1),
+        Some(n) => crate::util::to_u64(n),
+    };
+    let gpus = match object.get("accelerators") {
+        Some(a) if a.contains_unknown() => None,
+        a => crate::portable::request::parse_accelerators(a)
+            .ok()
+            .map(|alts| alts.unwrap_or_default().iter().map(|a| a.count).max().unwrap_or(0)),
+    };
+    (nodes, gpus)
 }
 
 #[cfg(test)]
@@ -172,5 +217,24 @@ mod tests {
         assert_eq!(host.machine(2), Decimal::new(35, 1), "the host's GPU price, the provider's host price");
         let e = OwnedPrice::parse(&block(serde_json::json!({ "hourly_price": -1 })), "E-X").unwrap_err();
         assert_eq!(e.attribute.as_deref(), Some("hourly_price"));
+    }
+
+    #[test]
+    fn counts_chosen_at_apply_are_unknown_only_where_they_change_the_price() {
+        let price = |h: i64, g: i64| OwnedPrice { hourly: Some(h.into()), gpu_hour: Some(g.into()) };
+        assert_eq!(price(1, 2).machines(Some(3), Some(4)), Ok(Decimal::from(27)));
+        assert_eq!(price(1, 0).machines(Some(3), None), Ok(Decimal::from(3)), "GPUs free of charge: their count does not matter");
+        assert!(price(1, 2).machines(Some(3), None).unwrap_err().contains("GPUs are chosen at apply"));
+        assert!(price(1, 0).machines(None, Some(8)).unwrap_err().contains("number of nodes"));
+        assert_eq!(OwnedPrice::default().machines(None, None), Ok(Decimal::ZERO), "0 by default, however many");
+    }
+
+    #[test]
+    fn what_an_object_asks_for() {
+        let unknown = Value::Map([("nodes".to_string(), Value::Unknown), ("accelerators".to_string(), Value::Unknown)].into());
+        assert_eq!(requested(&unknown), (None, None));
+        assert_eq!(requested(&block(serde_json::json!({}))), (Some(1), Some(0)), "one node, no GPUs");
+        let alts = block(serde_json::json!({ "nodes": 2, "accelerators": ["H100:8", "A100:4"] }));
+        assert_eq!(requested(&alts), (Some(2), Some(8)), "the most GPUs any alternative takes");
     }
 }
