@@ -291,3 +291,66 @@ fn a_placed_cluster_launches_a_listed_fallback_when_the_chosen_type_has_no_capac
     kiln(&p, &["destroy", "--auto-approve"]).ok();
     assert!(server().inspect_region("us-east-2").live_of("cluster.train").is_empty());
 }
+
+/// A placed spot T4:1 cluster (`regions` limits where it may go), a job on it that writes
+/// checkpoints to `bucket.ckpt`, which has no `provider`.
+fn with_checkpoints(regions: &str) -> String {
+    format!(
+        r#"{PROVIDERS}
+resource "bucket" "ckpt" {{}}
+
+resource "cluster" "train" {{
+  accelerators = "T4:1"
+  spot         = true
+  placement {{
+    regions = {regions}
+  }}
+}}
+
+resource "job" "train" {{
+  cluster = cluster.train
+  run     = "python train.py"
+  checkpoint {{
+    bucket = bucket.ckpt
+  }}
+}}
+"#
+    )
+}
+
+/// Jobs and buckets follow their cluster: a bucket without `provider` that the jobs of one
+/// placed cluster use is created where the cluster goes, after its decision. Once it exists it
+/// stays there: a later move of the cluster does not move (destroy) its data.
+#[test]
+fn a_bucket_the_jobs_use_follows_their_cluster_when_created_and_stays_when_it_moves() {
+    let _g = exclusive();
+    let p = Project::new(&with_checkpoints(r#"["us-east-1", "us-east-2", "us-west-2"]"#));
+    let json = crate::plan_view::parsed(&kiln(&p, &["plan", "--json"]).ok().stdout());
+    let provider = |json: &serde_json::Value, a: &str| {
+        json["resource_changes"].as_array().unwrap().iter().find(|c| c["address"] == a).map(|c| c["provider"].clone())
+    };
+    // Spot T4:1 is cheapest in us-east-2 (`aws.ohio`).
+    assert_eq!(provider(&json, "cluster.train"), Some("aws.ohio".into()), "{json}");
+    assert_eq!(provider(&json, "job.train"), Some("aws.ohio".into()), "{json}");
+    assert_eq!(provider(&json, "bucket.ckpt"), Some("aws.ohio".into()), "the bucket follows the cluster: {json}");
+
+    kiln(&p, &["apply", "--auto-approve", "--target", "bucket.ckpt"]).ok();
+    let bucket = state_resource(&p, "bucket.ckpt");
+    assert_eq!(bucket["provider"], "aws.ohio", "{bucket}");
+    let name = bucket["attributes"]["name"].as_str().expect("the bucket's name").to_string();
+    assert!(server().inspect().buckets().iter().any(|b| b["name"] == name.as_str()), "created on moto's S3");
+    assert_eq!(state_resource(&p, "cluster.train")["provider"], "aws.ohio", "the cluster it depends on was applied first");
+
+    // The cluster moves to us-east-1; the bucket, holding checkpoints, stays where it is.
+    p.write("main.kiln.hcl", &with_checkpoints(r#"["us-east-1"]"#));
+    let out = kiln(&p, &["plan", "-no-color"]).ok().stdout();
+    assert!(out.contains("will be moved from `aws.ohio` to `aws` by placement"), "{out}");
+    assert!(!out.contains("bucket.ckpt will be") && !out.contains("bucket.ckpt must be"), "the bucket is not touched: {out}");
+    let json = crate::plan_view::parsed(&kiln(&p, &["plan", "--json"]).ok().stdout());
+    let ckpt = json["resource_changes"].as_array().unwrap().iter().find(|c| c["address"] == "bucket.ckpt").cloned();
+    let ckpt = ckpt.unwrap_or_else(|| panic!("{json}"));
+    assert_eq!((ckpt["action"].as_str(), ckpt["provider"].as_str()), (Some("no-op"), Some("aws.ohio")), "{ckpt}");
+
+    kiln(&p, &["destroy", "--auto-approve"]).ok();
+    assert!(!server().inspect().buckets().iter().any(|b| b["name"] == name.as_str()), "destroyed where it is");
+}

@@ -164,8 +164,7 @@ fn clusters(n: usize) -> Vec<Cluster> {
     let rows: Vec<&Offering> = Catalog::shipped().cloud("aws").collect();
     let gpus: Vec<&Offering> = rows.iter().copied().filter(|o| o.accelerator.is_some()).collect();
     let cpus: Vec<&Offering> = rows.iter().copied().filter(|o| o.accelerator.is_none()).collect();
-    let candidates: Vec<kiln_place::Candidate<'_>> =
-        rows.iter().map(|o| kiln_place::Candidate::new(NAME, o)).collect();
+    let candidates: Vec<kiln_place::Candidate<'_>> = rows.iter().map(|o| kiln_place::Candidate::new(NAME, o)).collect();
     let mut rng = Rng(0x006b_696c_6e2d_3134);
     let mut out = Vec::with_capacity(n);
     while out.len() < n {

@@ -306,10 +306,7 @@ impl<'c> Builder<'c> {
     fn followers(&mut self, config: &Config) {
         for m in config.root.walk() {
             for r in m.module.resources.iter().filter(|r| r.kind == "job" && r.provider.is_none() && r.mode == Mode::Managed) {
-                let Some(text) = r.body.attr("cluster").and_then(|a| kiln_eval::whole_reference(&a.expr)) else { continue };
-                let base = text.split('[').next().unwrap_or_default();
-                let Some(("cluster", name)) = base.split_once('.') else { continue };
-                let cluster = ResourceAddr { module: m.path.clone(), mode: Mode::Managed, kind: "cluster".into(), name: name.to_string() };
+                let Some(cluster) = placed_cluster(m, r) else { continue };
                 let Some(keys) = self.placed.get(&cluster).cloned() else { continue };
                 let job = resource_addr(&m.path, r);
                 let n = Node::Resource(job.clone());
@@ -322,6 +319,72 @@ impl<'c> Builder<'c> {
                 self.follows.insert(job, cluster);
             }
         }
+        self.bucket_followers(config);
+    }
+
+    /// Buckets without `provider` that the jobs of one placed cluster use (other than as their
+    /// `data`, which stays where it is) follow that cluster: created on the provider it lands
+    /// on. Each is planned after the cluster's decision (it depends on the cluster), unless the
+    /// cluster depends on it; a bucket the jobs of several placed clusters use keeps its own
+    /// provider.
+    fn bucket_followers(&mut self, config: &Config) {
+        let data: std::collections::HashSet<&ResourceAddr> = self.data.values().flatten().map(|s| &s.bucket).collect();
+        let mut users: std::collections::BTreeMap<ResourceAddr, std::collections::BTreeSet<ResourceAddr>> = Default::default();
+        for m in config.root.walk() {
+            for r in m.module.resources.iter().filter(|r| r.kind == "job" && r.mode == Mode::Managed) {
+                let Some(cluster) = placed_cluster(m, r).filter(|c| self.placed.contains_key(c)) else { continue };
+                let body = kiln_config::Body {
+                    attrs: r.body.attrs.clone(),
+                    blocks: r.body.blocks.iter().filter(|b| b.ident != crate::placement::data::BLOCK).cloned().collect(),
+                };
+                for e in body.exprs() {
+                    for (reference, _) in references(e) {
+                        if let Ref::Resource { kind, name } = reference {
+                            if kind == "bucket" {
+                                let bucket = ResourceAddr { module: m.path.clone(), mode: Mode::Managed, kind, name };
+                                users.entry(bucket).or_default().insert(cluster.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut follows = Vec::new();
+        for (bucket, clusters) in users {
+            let mut clusters = clusters.into_iter();
+            let (Some(cluster), None) = (clusters.next(), clusters.next()) else { continue };
+            let modules = config.root.walk();
+            let Some(m) = modules.iter().find(|m| m.path == bucket.module) else { continue };
+            let declared = m.module.resources.iter().find(|r| r.mode == Mode::Managed && r.kind == "bucket" && r.name == bucket.name);
+            let Some(r) = declared else { continue };
+            let (b, c) = (Node::Resource(bucket.clone()), Node::Resource(cluster.clone()));
+            if r.provider.is_some() || self.placed.contains_key(&bucket) || data.contains(&bucket) || self.reaches(&c, &b) {
+                continue;
+            }
+            follows.push((bucket, cluster, b, c));
+        }
+        for (bucket, cluster, b, c) in follows {
+            self.g.depend(&b, &c);
+            for k in self.placed[&cluster].clone() {
+                self.g.depend(&b, &Node::Provider(k));
+            }
+            self.follows.insert(bucket, cluster);
+        }
+    }
+
+    /// Whether `from` depends on `to`, directly or through others.
+    fn reaches(&self, from: &Node, to: &Node) -> bool {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![from];
+        while let Some(n) = stack.pop() {
+            if n == to {
+                return true;
+            }
+            if seen.insert(n) {
+                stack.extend(self.g.dependencies(n));
+            }
+        }
+        false
     }
 
     /// Every job's `data` blocks, checked; those of jobs whose `cluster` is a placed resource
@@ -468,4 +531,12 @@ pub(crate) fn undeclared(config: &Config, e: &Expr) -> Diagnostics {
 
 pub(crate) fn resource_addr(module: &[String], r: &kiln_config::Resource) -> ResourceAddr {
     ResourceAddr { module: module.to_vec(), mode: r.mode, kind: r.kind.clone(), name: r.name.clone() }
+}
+
+/// The cluster a job's `cluster` refers to (`cluster.NAME`, whole or one instance of it).
+fn placed_cluster(m: &ModuleNode, r: &kiln_config::Resource) -> Option<ResourceAddr> {
+    let text = r.body.attr("cluster").and_then(|a| kiln_eval::whole_reference(&a.expr))?;
+    let base = text.split('[').next().unwrap_or_default();
+    let ("cluster", name) = base.split_once('.')? else { return None };
+    Some(ResourceAddr { module: m.path.clone(), mode: Mode::Managed, kind: "cluster".into(), name: name.to_string() })
 }

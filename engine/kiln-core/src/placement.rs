@@ -5,7 +5,8 @@
 //! or `provider = auto`; a block with neither keeps its meaning (the `local` default), so
 //! configuring a cloud never moves a cluster onto paid capacity by surprise. The candidates are
 //! the configured provider blocks whose provider serves the kind (never `local` or `kiln`). A
-//! job without `provider` whose `cluster` is a placed cluster follows it.
+//! job without `provider` whose `cluster` is a placed cluster follows it, and so does a bucket
+//! without `provider` that only its jobs use (other than as `data`) while it does not exist yet.
 //!
 //! The request (`accelerators`, `cpus`, `memory`, `nodes` or `capacity`, `spot` = true |
 //! false | "auto", `max_price`) and the `placement` block are evaluated apart from the body

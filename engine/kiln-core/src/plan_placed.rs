@@ -51,18 +51,15 @@ impl Planner<'_> {
     ) -> Option<(String, Arc<dyn kiln_provider::Provider>, kiln_schema::KindSchema)> {
         let r = self.cx.resource(&iaddr.resource);
         let at = |d: Diagnostic| crate::instance::locate(d, r).or_at(Some(r.span.clone())).or_address(iaddr.to_string());
-        let meta_v = match eval_body(
-            &placement::meta_body(&r.body),
-            &placement::meta_schema(),
-            &self.cx.scope(&iaddr.resource.module, rep),
-            &r.span,
-        ) {
-            Ok(v) => v,
-            Err(d) => {
-                self.cx.diags.extend(d.with_address(&iaddr.to_string()));
-                return None;
-            }
-        };
+        let meta_v =
+            match eval_body(&placement::meta_body(&r.body), placement::meta_schema(), &self.cx.scope(&iaddr.resource.module, rep), &r.span)
+            {
+                Ok(v) => v,
+                Err(d) => {
+                    self.cx.diags.extend(d.with_address(&iaddr.to_string()));
+                    return None;
+                }
+            };
         let mut meta = match placement::meta(&meta_v, &r.kind) {
             Ok(m) => m,
             Err(d) => {
@@ -246,10 +243,21 @@ impl Planner<'_> {
         }
     }
 
-    /// The provider a job following a placed cluster goes to.
+    /// The provider a job or bucket following a placed cluster goes to. A bucket goes there
+    /// only where that provider has buckets, and only when it is created: one that exists stays
+    /// where it is (its data is not moved because its cluster was).
     pub(super) fn followed(&mut self, addr: &ResourceAddr) -> Option<String> {
         let cluster = self.cx.graph.follows.get(addr)?;
+        if addr.kind == "bucket" {
+            if let Some(s) = self.state.resources.iter().find(|(a, _)| &a.resource == addr).map(|(_, s)| s) {
+                return Some(s.provider.clone());
+            }
+        }
         match placement::followed_provider(&self.cx.placed, cluster) {
+            Ok(Some(k)) if addr.kind == "bucket" => {
+                let r = self.cx.resource(addr);
+                self.cx.kind_schema(&k, r).map(|_| k)
+            }
             Ok(k) => k,
             Err(d) => {
                 self.cx.diags.push(d.or_address(addr.to_string()));

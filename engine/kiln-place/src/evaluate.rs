@@ -224,7 +224,7 @@ pub(crate) fn order(a: &Entry<'_, '_>, b: &Entry<'_, '_>) -> Ordering {
         .then(a.score.cmp(&b.score))
         .then(a.alternative.cmp(&b.alternative))
         .then(b.market.spot.cmp(&a.market.spot))
-        .then_with(|| a.candidate.provider.cmp(&b.candidate.provider))
+        .then_with(|| a.candidate.provider.cmp(b.candidate.provider))
         .then_with(|| x.region.cmp(&y.region))
         .then_with(|| x.instance_type.cmp(&y.instance_type))
         .then_with(|| x.zone.cmp(&y.zone))

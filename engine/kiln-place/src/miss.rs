@@ -123,7 +123,7 @@ pub(crate) fn misses<'c, 'o: 'c>(need: &Need, candidates: impl Iterator<Item = (
             .then(distance(a).total_cmp(&distance(b)))
             .then(price(a).is_none().cmp(&price(b).is_none()))
             .then(price(a).cmp(&price(b)))
-            .then_with(|| a.candidate.provider.cmp(&b.candidate.provider))
+            .then_with(|| a.candidate.provider.cmp(b.candidate.provider))
             .then_with(|| a.offering().region.cmp(&b.offering().region))
             .then_with(|| a.offering().instance_type.cmp(&b.offering().instance_type))
             .then(a.index.cmp(&b.index))

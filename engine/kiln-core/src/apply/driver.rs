@@ -227,7 +227,7 @@ impl<'a> Applier<'a> {
     fn placement_meta(&mut self, iaddr: &InstanceAddr, rep: Repetition) -> Value {
         let r = self.cx.resource(&iaddr.resource);
         let body = crate::placement::meta_body(&r.body);
-        crate::instance::eval_body(&body, &crate::placement::meta_schema(), &self.cx.scope(&iaddr.resource.module, rep), &r.span)
+        crate::instance::eval_body(&body, crate::placement::meta_schema(), &self.cx.scope(&iaddr.resource.module, rep), &r.span)
             .unwrap_or(Value::Null)
     }
 
