@@ -67,6 +67,9 @@ impl Move {
 /// The rank of the candidate's provider in `providers` (0 when there is no preference order),
 /// or why placement leaves it out.
 pub(crate) fn scope(need: &Need, c: &Candidate<'_>) -> Result<usize, ScopeMiss> {
+    if need.providers.is_none() && need.regions.is_none() && need.exclude.is_empty() {
+        return Ok(0);
+    }
     let o = c.offering;
     let rank = match &need.providers {
         None => 0,
@@ -244,16 +247,21 @@ pub(crate) enum Reject {
 }
 
 /// A cheap test that rules out most rows before the accelerator table reads a row's names:
-/// [`kiln_catalog::matching::admits`] accepts a row only when it has accelerators exactly when the request asks for
-/// some, one alternative's count is the row's, and its CPUs and memory fit.
+/// [`kiln_catalog::matching::admits`] accepts a row only when it has accelerators exactly when
+/// the request asks for some, one alternative's count is the row's (at most the row's, and CPUs
+/// and memory up to its own, on owned hardware: free capacity a node takes part of), and its
+/// CPUs and memory fit.
 pub(crate) fn may_admit(r: &Request, o: &Offering) -> bool {
+    // Owned hardware's rows are free capacity a node may take part of (as `admits` reads them).
+    let owned = o.available.is_some();
     let counts = match (&r.accelerators, &o.accelerator) {
         (None, None) => true,
-        (Some(alts), Some(have)) => alts.iter().any(|a| a.count == have.count),
+        (Some(alts), Some(have)) => alts.iter().any(|a| a.count == have.count || (owned && a.count <= have.count)),
         _ => false,
     };
-    let gib = o.memory_gib.mantissa() as f64 / 10f64.powi(o.memory_gib.scale() as i32);
-    counts && r.cpus.is_none_or(|c| c.admits(o.vcpus as f64)) && r.memory.is_none_or(|m| m.admits(gib))
+    let fits = |a: &kiln_provider::portable::request::Amount, have: f64| if owned { a.fits_in(have) } else { a.admits(have) };
+    let gib = || o.memory_gib.mantissa() as f64 / 10f64.powi(o.memory_gib.scale() as i32);
+    counts && r.cpus.is_none_or(|c| fits(&c, o.vcpus as f64)) && r.memory.is_none_or(|m| fits(&m, gib()))
 }
 
 /// A feasible entry, or the first check the candidate fails: scope, the request, free

@@ -100,7 +100,7 @@ pub(crate) fn alternatives<'o>(
         }
     }
     let used: Vec<usize> = fallbacks.iter().filter_map(|(i, _)| *i).chain([ranked[0].index]).collect();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(ALTERNATIVES);
     for e in &ranked[1..] {
         if out.len() + near.len() == ALTERNATIVES {
             break;

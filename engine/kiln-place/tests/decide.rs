@@ -191,6 +191,18 @@ fn owned_hardware_counts_free_machines() {
 }
 
 #[test]
+fn a_node_may_take_part_of_a_free_owned_machine() {
+    // Free owned capacity: 8 GPUs, 224 CPUs, 2 TiB on one host; a node asking for 2 of its GPUs
+    // and fewer CPUs and less memory than it has takes part of it (priced as the whole row).
+    let host = owned("dgx-h100", Some(("H100", 8)), 224, 2048, 1, Some("0"));
+    let only = [Candidate::new("onprem", &host)];
+    let dec = decide(&Need::new(request("H100:2", Some("16"), Some("64"))), &only).unwrap();
+    assert_eq!((dec.chosen.provider.as_str(), dec.chosen.instance_type.as_str()), ("onprem", "dgx-h100"));
+    let err = decide(&Need::new(request("H100:16", None, None)), &only).unwrap_err();
+    assert!(err.summary.contains("H100:16"), "more GPUs than the host has: {}", err.summary);
+}
+
+#[test]
 fn unknown_prices_are_skipped_and_noted() {
     // An owned machine with no price configured and a copy of RunPod's row without prices:
     // both would be the cheapest if unknown were $0.
