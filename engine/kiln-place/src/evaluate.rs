@@ -264,13 +264,15 @@ pub(crate) fn may_admit(r: &Request, o: &Offering) -> bool {
     counts && r.cpus.is_none_or(|c| fits(&c, o.vcpus as f64)) && r.memory.is_none_or(|m| fits(&m, gib()))
 }
 
-/// A feasible entry, or the first check the candidate fails: scope, the request, free
-/// machines, a price, `max_price`.
+/// A feasible entry, or the first check the candidate fails: the request's quick test
+/// ([`may_admit`]), scope, the request, free machines, a price, `max_price`.
 pub(crate) fn evaluate<'c, 'o>(need: &Need, egress: &Egress, index: usize, c: &'c Candidate<'o>) -> Result<Entry<'c, 'o>, Reject> {
-    let rank = scope(need, c).map_err(Reject::Scope)?;
+    // The quick test first: most rows fail it, and a row it rules out is not a near miss
+    // whatever placement's constraints say of it.
     if !may_admit(&need.request, c.offering) {
         return Err(Reject::Unsuitable);
     }
+    let rank = scope(need, c).map_err(Reject::Scope)?;
     let alternative = admits_as(&need.request, c.offering, || c.model).map_err(|_| Reject::Unsuitable)?;
     available(need, c.offering).map_err(Reject::Unavailable)?;
     let market = market(need.spot, c.offering).map_err(Reject::Price)?;
