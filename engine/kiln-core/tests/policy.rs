@@ -347,6 +347,18 @@ async fn a_rule_over_values_known_only_after_apply_warns_instead_of_passing_sile
     assert_eq!(codes(&d), ["W-POLICY-UNKNOWN"]);
 }
 
+/// A created object whose attributes are partly known after apply is still not null: a rule
+/// that tells deletes by `change.after == null` is known at plan time (as in Terraform).
+#[tokio::test]
+async fn an_object_with_unknown_parts_is_known_not_to_be_null() {
+    let f = Fixture::new(&things(
+        "policy \"no_deletes\" {\n  rule {\n    condition = change.after != null\n    message = \"${change.address} would be destroyed\"\n  }\n}\n",
+    ));
+    let (plan, d) = f.plan_mode(&State::default(), Mode::Normal).await;
+    assert!(plan.unwrap().policies[0].passed());
+    assert!(d.is_empty(), "no warning: the condition is known: {d:?}");
+}
+
 #[tokio::test]
 async fn errors_in_a_rule_are_errors_at_the_condition_and_make_no_plan() {
     let f = Fixture::new(&things("policy \"bad\" {\n  rule {\n    condition = change.after.nope == 1\n    message = \"m\"\n  }\n}\n"));

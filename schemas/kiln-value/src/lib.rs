@@ -240,12 +240,34 @@ impl Value {
         }
     }
 
-    /// Value equality that treats an unknown on either side as "maybe": returns `None` then.
+    /// Value equality where unknowns make a "maybe" (`None`) unless the known parts already differ.
     pub fn known_eq(&self, other: &Value) -> Option<bool> {
-        if self.contains_unknown() || other.contains_unknown() {
-            return None;
+        // As Terraform compares: what is known already may tell them apart (a known object with
+        // unknown attributes is not null; lists of other lengths, maps of other keys, or one
+        // known pair of elements that differ are not equal).
+        let all = |pairs: &mut dyn Iterator<Item = (&Value, &Value)>| {
+            let mut unknown = false;
+            for (x, y) in pairs {
+                match x.known_eq(y) {
+                    Some(false) => return Some(false),
+                    None => unknown = true,
+                    Some(true) => {}
+                }
+            }
+            if unknown {
+                None
+            } else {
+                Some(true)
+            }
+        };
+        match (self.unmarked(), other.unmarked()) {
+            (Value::Unknown, _) | (_, Value::Unknown) => None,
+            (Value::List(a), Value::List(b)) if a.len() != b.len() => Some(false),
+            (Value::List(a), Value::List(b)) => all(&mut a.iter().zip(b)),
+            (Value::Map(a), Value::Map(b)) if a.len() != b.len() || a.keys().zip(b.keys()).any(|(x, y)| x != y) => Some(false),
+            (Value::Map(a), Value::Map(b)) => all(&mut a.values().zip(b.values())),
+            (a, b) => Some(a == b),
         }
-        Some(self.unmarked_eq(other))
     }
 
     /// Equality that ignores sensitive marks.
@@ -359,6 +381,20 @@ mod tests {
         assert_eq!(format_number(a), "0.3");
         assert_eq!(format_number(Decimal::from_str("2.50").unwrap()), "2.5");
         assert_eq!(format_number(Decimal::from(10)), "10");
+    }
+
+    #[test]
+    fn equality_with_unknown_parts_is_known_where_the_known_parts_tell() {
+        let obj = |v: Value| Value::Map([("id".to_string(), v), ("size".to_string(), Value::from(3i64))].into());
+        assert_eq!(obj(Value::Unknown).known_eq(&Value::Null), Some(false), "a known object is not null");
+        assert_eq!(Value::Unknown.known_eq(&Value::Null), None);
+        assert_eq!(obj(Value::Unknown).known_eq(&obj(Value::from("x"))), None);
+        let other_size = Value::Map([("id".to_string(), Value::Unknown), ("size".to_string(), Value::from(4i64))].into());
+        assert_eq!(obj(Value::Unknown).known_eq(&other_size), Some(false), "a known attribute differs");
+        let list = |xs: Vec<Value>| Value::List(xs);
+        assert_eq!(list(vec![Value::Unknown]).known_eq(&list(vec![Value::from(1i64), Value::from(2i64)])), Some(false));
+        assert_eq!(list(vec![Value::Unknown, Value::from(2i64)]).known_eq(&list(vec![Value::from(1i64), Value::from(2i64)])), None);
+        assert_eq!(obj(Value::from("x")).known_eq(&obj(Value::from("x").sensitive())), Some(true), "marks aside");
     }
 
     #[test]
