@@ -69,7 +69,7 @@ pub fn placements(plan: &Plan) -> String {
 
 /// Whether a decision moved data (an `egress` column): any offering it lists has a known
 /// egress, or its notes say the egress is unknown.
-fn has_egress(p: &kiln_plan::Placement) -> bool {
+pub(crate) fn has_egress(p: &kiln_plan::Placement) -> bool {
     let listed = std::iter::once(&p.chosen).chain(&p.fallbacks).chain(p.alternatives.iter().map(|a| &a.offering));
     listed.into_iter().any(|o| o.egress_usd.is_some()) || p.notes.iter().any(|n| n.starts_with("egress unknown"))
 }

@@ -142,6 +142,21 @@ fn the_comment_shows_costs_placements_policies_drift_and_the_commit() {
 }
 
 #[test]
+fn a_decision_that_moves_data_shows_the_egress_column_never_zero_for_unknown() {
+    let mut plan = reviewed();
+    let p = &mut plan.placements[0];
+    p.chosen.egress_usd = Some(d("0"));
+    p.alternatives[0].offering.egress_usd = Some(d("16"));
+    let md = render(&plan, Format::Markdown, false);
+    assert!(md.contains("| $/h | Egress | |"), "{md}");
+    assert!(md.contains(" | $0.00 | **chosen** |"), "{md}");
+    assert!(md.contains(" | $16.00 | "), "{md}");
+    assert!(md.contains(" | unknown | fallback"), "a fallback without a known egress: {md}");
+    let plain = render(&reviewed(), Format::Markdown, false);
+    assert!(!plain.contains("Egress"), "no column when no data moves: {plain}");
+}
+
+#[test]
 fn the_json_view_carries_the_commit_and_conforms() {
     let plan = reviewed();
     let v = plan.json();

@@ -270,14 +270,23 @@ fn placement(p: &Placement) -> String {
         code(&p.request),
         cell(&format!("{} {} at {}/h", p.chosen.provider, instance(&p.chosen), usd(p.chosen.hourly())))
     );
+    // Data gravity: the one-off cost of moving the jobs' data to each offering, where a job
+    // says where its data is.
+    let data = crate::cost::has_egress(p);
+    let (egress_head, egress_rule) = if data { (" Egress |", " --- |") } else { ("", "") };
     let _ = writeln!(
         out,
-        "| Provider | Region | Instance type | vCPUs | Memory | GPUs | $/h | |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| Provider | Region | Instance type | vCPUs | Memory | GPUs | $/h |{egress_head} |\n| --- | --- | --- | --- | --- | --- | --- |{egress_rule} --- |"
     );
     let row = |out: &mut String, o: &PlacedOffering, note: &str| {
+        let egress = match (data, o.egress_usd) {
+            (false, _) => String::new(),
+            (true, Some(e)) => format!(" {} |", usd(e)),
+            (true, None) => " unknown |".to_string(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} GiB | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} GiB | {} | {} |{egress} {} |",
             cell(&o.provider),
             cell(o.region.as_deref().unwrap_or("-")),
             cell(&instance(o)),
