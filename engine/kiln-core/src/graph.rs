@@ -333,11 +333,7 @@ impl<'c> Builder<'c> {
         for m in config.root.walk() {
             for r in m.module.resources.iter().filter(|r| r.kind == "job" && r.mode == Mode::Managed) {
                 let Some(cluster) = placed_cluster(m, r).filter(|c| self.placed.contains_key(c)) else { continue };
-                let body = kiln_config::Body {
-                    attrs: r.body.attrs.clone(),
-                    blocks: r.body.blocks.iter().filter(|b| b.ident != crate::placement::data::BLOCK).cloned().collect(),
-                };
-                for e in body.exprs() {
+                for e in crate::placement::data::provider_body(&r.body).exprs() {
                     for (reference, _) in references(e) {
                         if let Ref::Resource { kind, name } = reference {
                             if kind == "bucket" {

@@ -243,7 +243,12 @@ pub fn apply_choice(config: &mut Value, meta: &Value, chosen: &PlacedOffering, f
     if has("spot") {
         m.insert("spot".into(), Value::Bool(chosen.spot));
     }
-    if has("on_demand_fallback") && meta.get("spot").and_then(|v| v.unmarked().as_str()) == Some("auto") {
+    if has("on_demand_base") && !has("spot") && !chosen.spot {
+        // A pool priced on-demand launches on-demand: all of its capacity.
+        if let Some(n) = meta.get("capacity").or_else(|| m.get("capacity")).filter(|n| n.unmarked().as_number().is_some()) {
+            m.insert("on_demand_base".into(), n.clone());
+        }
+    } else if has("on_demand_fallback") && meta.get("spot").and_then(|v| v.unmarked().as_str()) == Some("auto") {
         // One vocabulary: `spot = "auto"` is a pool's on-demand fallback.
         m.insert("on_demand_fallback".into(), Value::Bool(true));
     }
@@ -352,5 +357,33 @@ mod choice_tests {
             config.to_json(),
             serde_json::json!({ "instance_type": "a", "instance_type_candidates": ["a", "b", "c"], "spot": true })
         );
+    }
+
+    /// A spot pool (aws's: spot unless `on_demand_base` says otherwise) launches in the market
+    /// the decision priced: all of it on-demand when on-demand was chosen, spot with an
+    /// on-demand fallback for `spot = "auto"` when spot was.
+    #[test]
+    fn a_pool_launches_in_the_market_it_was_priced_in() {
+        let body = SchemaBody::new()
+            .attr("capacity", Attribute::required(Type::Number, "instances"))
+            .attr("on_demand_base", Attribute::optional(Type::Number, "on-demand instances"))
+            .attr("on_demand_fallback", Attribute::optional(Type::Bool, "fill with on-demand"))
+            .attr("instance_types", Attribute::optional_computed(Type::List(Box::new(Type::String)), "types"));
+        let schema = KindSchema::new("a pool", body);
+        let chosen_in = |spot: &str, chosen_spot: bool| {
+            let mut config = Value::from_json(&serde_json::json!({ "capacity": 4 }));
+            let meta =
+                Value::from_json(&serde_json::json!({ "capacity": 4, "spot": serde_json::from_str::<serde_json::Value>(spot).unwrap() }));
+            apply_choice(&mut config, &meta, &offering("a", chosen_spot), &[], &schema);
+            config.to_json()
+        };
+        assert_eq!(
+            chosen_in("false", false),
+            serde_json::json!({ "capacity": 4, "on_demand_base": 4, "instance_types": ["a"] }),
+            "priced on-demand: every instance on-demand"
+        );
+        assert_eq!(chosen_in("\"auto\"", false)["on_demand_base"], 4, "auto, on-demand cheaper");
+        assert_eq!(chosen_in("\"auto\"", true), serde_json::json!({ "capacity": 4, "on_demand_fallback": true, "instance_types": ["a"] }));
+        assert_eq!(chosen_in("true", true), serde_json::json!({ "capacity": 4, "instance_types": ["a"] }));
     }
 }

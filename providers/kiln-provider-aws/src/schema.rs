@@ -228,6 +228,14 @@ pub(crate) fn spot_pool() -> Body {
             Attribute::optional(Type::Bool, "Fill with on-demand instances when spot capacity is short").default(false),
         )
         .attr(
+            "spot",
+            Attribute::optional(
+                Type::Any,
+                "true (the default: spot past on_demand_base), false (every instance on-demand: on_demand_base = capacity) or \"auto\" \
+                 (spot, filled with on-demand when short: on_demand_fallback)",
+            ),
+        )
+        .attr(
             "instance_types",
             Attribute::optional_computed(
                 strings(),

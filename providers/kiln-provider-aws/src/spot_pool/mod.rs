@@ -92,9 +92,17 @@ impl Pool {
                 0
             }
         };
-        let on_demand_base = u64_attr(v, "on_demand_base").unwrap_or(0);
+        let mut on_demand_base = u64_attr(v, "on_demand_base").unwrap_or(0);
         if on_demand_base > capacity {
             errs.push(format!("`on_demand_base` ({on_demand_base}) cannot exceed `capacity` ({capacity})").into());
+        }
+        let mut fallback = bool_attr(v, "on_demand_fallback").unwrap_or(false);
+        // One vocabulary with clusters and placement: `spot` says what the two above say.
+        match set(v, "spot").map(Value::unmarked) {
+            None | Some(Value::Bool(true)) | Some(Value::Unknown) => {}
+            Some(Value::Bool(false)) => on_demand_base = capacity,
+            Some(Value::String(s)) if s == "auto" => fallback = true,
+            Some(_) => errs.push("`spot` must be true, false or \"auto\" (spot, filled with on-demand when short)".into()),
         }
         let allocation_strategy = str_attr(v, "allocation_strategy").unwrap_or(STRATEGIES[0]).to_string();
         if !STRATEGIES.contains(&allocation_strategy.as_str()) {
@@ -109,7 +117,7 @@ impl Pool {
             subnet_ids: known_list(v, "subnet_ids"),
             allocation_strategy,
             max_price,
-            fallback: bool_attr(v, "on_demand_fallback").unwrap_or(false),
+            fallback,
         };
         if errs.is_empty() {
             Ok(pool)
@@ -229,7 +237,7 @@ async fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<Value, Diagnostic> {
     m.insert("on_demand_target".into(), num(target));
     m.insert("allocation_strategy".into(), pool.allocation_strategy.as_str().into());
     m.insert("ssh_cidr".into(), pool.common.ssh_cidr.as_deref().unwrap_or("").into());
-    m.entry("on_demand_fallback".into()).or_insert(false.into());
+    m.insert("on_demand_fallback".into(), pool.fallback.into());
     for k in ["security_group_ids", "key_name", "ssh_private_key", "fleet_id", "launch_template_id", "token"] {
         if m.get(k).is_none_or(Value::is_null) {
             m.insert(k.into(), Value::Unknown);

@@ -108,6 +108,33 @@ async fn on_demand_fallback_fills_what_spot_lost() {
     assert_eq!((num(&healed, "spot_instances"), num(&healed, "on_demand_instances")), (1, 1));
 }
 
+/// One vocabulary with clusters and placement: `spot = false` is every instance on-demand
+/// (`on_demand_base` = `capacity`), `spot = "auto"` spot with the on-demand fallback, `true` (or
+/// nothing, as every existing state) the pool as it was.
+#[tokio::test]
+async fn spot_false_or_auto_say_what_on_demand_base_and_fallback_say() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let on_demand = config(&p, "spot_pool", j!({ "instance_types": ["t3.micro"], "capacity": 2, "spot": false }));
+    let od_plan = planned(&p, "spot_pool.od", &on_demand, None).await;
+    assert_eq!((num(&od_plan, "on_demand_base"), num(&od_plan, "on_demand_target")), (2, 2), "{od_plan}");
+    let state = create(&p, "spot_pool.od", &on_demand).await;
+    assert_eq!((num(&state, "spot_instances"), num(&state, "on_demand_instances")), (0, 2));
+    let replan = planned(&p, "spot_pool.od", &on_demand, Some(&state)).await;
+    assert!(changed(&state, &replan).is_empty(), "{:?}", changed(&state, &replan));
+    assert!(!delete(&p, "spot_pool.od", &state).await.has_errors());
+
+    let auto = config(&p, "spot_pool", j!({ "instance_types": ["t3.micro"], "capacity": 2, "spot": "auto" }));
+    let auto_plan = planned(&p, "spot_pool.auto", &auto, None).await;
+    assert_eq!(auto_plan.get("on_demand_fallback"), Some(&Value::Bool(true)), "{auto_plan}");
+    assert_eq!(num(&auto_plan, "on_demand_base"), 0);
+
+    let wrong = config(&p, "spot_pool", j!({ "instance_types": ["t3.micro"], "capacity": 2, "spot": "sometimes" }));
+    let r = plan(&p, "spot_pool.w", &wrong, None).await;
+    let e = r.diagnostics.errors().next().unwrap_or_else(|| panic!("{:?}", r.diagnostics));
+    assert!(e.summary.contains("`spot` must be true, false or \"auto\""), "{}", e.summary);
+}
+
 #[tokio::test]
 async fn recover_adopts_the_fleet_of_its_token() {
     let _g = exclusive().await;
