@@ -45,7 +45,8 @@ pub struct Graph {
     /// Resources placed by the optimizer (`crate::placement`): the provider blocks each may
     /// land on. Their `provider_of` is the first, only so every resource has one.
     pub placed: HashMap<ResourceAddr, Vec<String>>,
-    /// Jobs without `provider` whose `cluster` is a placed cluster: they follow it.
+    /// Jobs without `provider` whose `cluster` is a placed cluster, and buckets without
+    /// `provider` only that cluster's jobs use (not as `data`): they follow it.
     pub follows: HashMap<ResourceAddr, ResourceAddr>,
     /// The `data` blocks of the jobs on each placed resource (`crate::placement::data`), whose
     /// moves its placement prices. The buckets they name keep their own provider.
@@ -346,10 +347,10 @@ impl<'c> Builder<'c> {
             }
         }
         let mut follows = Vec::new();
+        let modules = config.root.walk();
         for (bucket, clusters) in users {
             let mut clusters = clusters.into_iter();
             let (Some(cluster), None) = (clusters.next(), clusters.next()) else { continue };
-            let modules = config.root.walk();
             let Some(m) = modules.iter().find(|m| m.path == bucket.module) else { continue };
             let declared = m.module.resources.iter().find(|r| r.mode == Mode::Managed && r.kind == "bucket" && r.name == bucket.name);
             let Some(r) = declared else { continue };

@@ -232,7 +232,7 @@ impl Planner<'_> {
     /// Where provider `key` keeps data: the embedded `local` provider on this machine; a cloud
     /// in its region (its offerings' answer); anything else on its own hardware.
     async fn origin_of(&mut self, key: &str) -> kiln_place::Origin {
-        if crate::providers::provider_name(key) == crate::providers::DEFAULT_PROVIDER {
+        if crate::is_this_machine(key) {
             return kiln_place::Origin::ThisMachine;
         }
         match self.offerings_of(key).await {
@@ -316,7 +316,7 @@ impl Planner<'_> {
         if !placement::KINDS.contains(&kind) {
             return Cost::None;
         }
-        if crate::providers::provider_name(key) == crate::providers::DEFAULT_PROVIDER {
+        if crate::is_this_machine(key) {
             // This machine: nothing to pay by the hour.
             return Cost::Hourly { usd: Decimal::ZERO };
         }

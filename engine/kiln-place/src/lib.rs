@@ -3,7 +3,8 @@
 //! capacity, the next best alternatives and why each lost; or, when none satisfies it, an
 //! error naming the closest offerings and what to change. Values in, values out: no IO.
 //!
-//! The rules, in the order they are checked for each [`Candidate`]:
+//! The rules, in the order they are checked for each [`Candidate`] (after a quick test of the
+//! request's counts and sizes, which rules out most rows at once):
 //!
 //! - **Placement's constraints**: its provider is in `providers` (a provider key, or a cloud's
 //!   name for every instance of that cloud), its region in `regions` (an offering without a
