@@ -392,12 +392,7 @@ impl<'c> Builder<'c> {
             for r in m.module.resources.iter().filter(|r| r.mode == Mode::Managed && crate::placement::data::has_data(r)) {
                 let (written, diags) = crate::placement::data::written(m, r);
                 self.diags.extend(diags);
-                let Some(text) = r.body.attr("cluster").and_then(|a| kiln_eval::whole_reference(&a.expr)) else { continue };
-                let Some((kind, name)) = text.split('[').next().unwrap_or_default().split_once('.') else { continue };
-                let placed = ResourceAddr { module: m.path.clone(), mode: Mode::Managed, kind: kind.into(), name: name.into() };
-                if !self.placed.contains_key(&placed) {
-                    continue;
-                }
+                let Some(placed) = runs_on(m, r).filter(|a| self.placed.contains_key(a)) else { continue };
                 let job = resource_addr(&m.path, r);
                 let n = Node::Resource(placed.clone());
                 for w in written {
@@ -530,10 +525,14 @@ pub(crate) fn resource_addr(module: &[String], r: &kiln_config::Resource) -> Res
     ResourceAddr { module: module.to_vec(), mode: r.mode, kind: r.kind.clone(), name: r.name.clone() }
 }
 
-/// The cluster a job's `cluster` refers to (`cluster.NAME`, whole or one instance of it).
-fn placed_cluster(m: &ModuleNode, r: &kiln_config::Resource) -> Option<ResourceAddr> {
+/// What a job's `cluster` refers to (`cluster.NAME` or `spot_pool.NAME`, whole or one instance).
+fn runs_on(m: &ModuleNode, r: &kiln_config::Resource) -> Option<ResourceAddr> {
     let text = r.body.attr("cluster").and_then(|a| kiln_eval::whole_reference(&a.expr))?;
-    let base = text.split('[').next().unwrap_or_default();
-    let ("cluster", name) = base.split_once('.')? else { return None };
-    Some(ResourceAddr { module: m.path.clone(), mode: Mode::Managed, kind: "cluster".into(), name: name.to_string() })
+    let (kind, name) = text.split('[').next().unwrap_or_default().split_once('.')?;
+    Some(ResourceAddr { module: m.path.clone(), mode: Mode::Managed, kind: kind.into(), name: name.into() })
+}
+
+/// The cluster a job's `cluster` refers to.
+fn placed_cluster(m: &ModuleNode, r: &kiln_config::Resource) -> Option<ResourceAddr> {
+    runs_on(m, r).filter(|a| a.kind == "cluster")
 }
