@@ -80,6 +80,19 @@ fn contents(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
+/// Whether the create holding `token` made (or adopted) the directory `dir`: its marker holds
+/// the token, or the create was stopped after making the directory and before the marker held all
+/// of it (no marker, or a part of the token). Create adopts a directory that exists, so one
+/// without a marker is what that create would have made its own; a marker holding anything else
+/// belongs to another create.
+fn made_by(dir: &Path, token: &str) -> bool {
+    match std::fs::read_to_string(dir.join(MARKER)) {
+        Ok(written) => token.starts_with(&written),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => dir.is_dir(),
+        Err(_) => false,
+    }
+}
+
 fn not_empty(address: &str, spec_dir: &Path, names: &[String]) -> Diagnostic {
     let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
     let more = if names.len() > 5 { format!(", and {} more", names.len() - 5) } else { String::new() };
@@ -177,7 +190,7 @@ impl Kind<Ctx, LazyProcs> for Bucket {
 
     async fn recover(&self, ctx: &Ctx, req: &RecoverRequest<'_>) -> Outcome<ReadResult> {
         Ok(match Spec::parse(ctx, req.address, req.planned)? {
-            Some(spec) if std::fs::read_to_string(spec.dir.join(MARKER)).is_ok_and(|t| t == req.token) => ReadResult::found(spec.state()),
+            Some(spec) if made_by(&spec.dir, req.token) => ReadResult::found(spec.state()),
             _ => ReadResult::gone(),
         })
     }

@@ -90,6 +90,29 @@ async fn recover_finds_the_bucket_its_token_made() {
     assert!(other.state.is_none());
 }
 
+/// A create killed after making the directory and before its marker held the whole token (no
+/// marker, an empty one, part of the token) made that directory: recover adopts it, or nothing
+/// would track it. A marker holding another create's token is that create's bucket.
+#[tokio::test]
+async fn recover_adopts_the_directory_of_a_create_killed_before_its_marker_was_written() {
+    let (dir, p) = cpu_provider();
+    let cfg = config(&p, "bucket", json!({}));
+    let planned = plan(&p, "bucket.ckpt", &cfg, None).await.planned;
+    let path = dir.path().join(".kiln/buckets/ckpt");
+    let marker = path.join(".kiln-bucket");
+    let recover = || p.recover(RecoverRequest { address: "bucket.ckpt", kind: "bucket", token: "token-1", planned: &planned });
+    std::fs::create_dir_all(&path).unwrap();
+    for written in [None, Some(""), Some("toke")] {
+        if let Some(text) = written {
+            std::fs::write(&marker, text).unwrap();
+        }
+        let found = recover().await.state.unwrap_or_else(|| panic!("marker {written:?}: the directory is not adopted"));
+        assert_eq!(str_of(&found, "path"), path.display().to_string());
+    }
+    std::fs::write(&marker, "token-2").unwrap();
+    assert!(recover().await.state.is_none(), "another create's bucket is not adopted");
+}
+
 #[tokio::test]
 async fn import_by_name() {
     let (dir, p) = cpu_provider();
