@@ -314,7 +314,9 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> ReadResult {
         Err(p) => return read_error(p.into_diagnostic(req.address)),
     };
     match probe(ctx, h, &s.path).await {
-        Ok(Some(token)) if token == req.token => ReadResult::found(s.state(h)),
+        // The marker holds the token, or the create was cut off after `mkdir` and before the
+        // marker held all of it (create adopts a directory that exists, so it made this one).
+        Ok(Some(written)) if req.token.starts_with(&written) => ReadResult::found(s.state(h)),
         Ok(_) => ReadResult::gone(),
         Err(e) => read_error(host_error(req.address, &e)),
     }

@@ -2,6 +2,7 @@
 //! one that holds files unless `force_destroy`, and hosts that do not exist.
 
 use kiln_provider::conformance::{self, Case};
+use kiln_provider::{Provider, RecoverRequest};
 use serde_json::json;
 
 use crate::common::*;
@@ -42,6 +43,31 @@ async fn a_directory_on_the_chosen_host() {
     assert!(!delete(&p, "bucket.ckpt", &forced).await.has_errors());
     assert!(!std::path::Path::new(&dir).exists());
     assert!(read(&p, "bucket.ckpt", &b).await.is_none());
+}
+
+/// A create cut off after `mkdir` and before its marker held the whole token made that
+/// directory: recover adopts it (or nothing would track it); a marker with another token is
+/// another create's bucket.
+#[tokio::test]
+async fn recover_adopts_the_directory_of_a_create_cut_off_before_its_marker() {
+    let p = provider(&["host1"]);
+    let dir = format!("{}/cut", harness().scratch("bucket"));
+    let cfg = config(&p, "bucket", json!({ "host": "host1", "path": dir }));
+    let planned = plan(&p, "bucket.cut", &cfg, None).await.planned;
+    let token = "6f1c2a3e-0000-4000-8000-000000000001";
+    let recover = || p.recover(RecoverRequest { address: "bucket.cut", kind: "bucket", token, planned: &planned });
+    std::fs::create_dir_all(&dir).unwrap();
+    for written in [None, Some(""), Some("6f1c")] {
+        if let Some(text) = written {
+            std::fs::write(format!("{dir}/.kiln-bucket"), text).unwrap();
+        }
+        let found = recover().await;
+        assert!(!found.diagnostics.has_errors(), "{:?}", found.diagnostics);
+        let state = found.state.unwrap_or_else(|| panic!("marker {written:?}: the directory is not adopted"));
+        assert_eq!(str_of(&state, "path"), dir);
+    }
+    std::fs::write(format!("{dir}/.kiln-bucket"), "another-token").unwrap();
+    assert!(recover().await.state.is_none(), "another create's bucket is not adopted");
 }
 
 #[tokio::test]
