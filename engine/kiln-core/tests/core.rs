@@ -246,6 +246,7 @@ async fn pending_entry_is_persisted_before_create() {
             Mutation::SetOutputs(_) => "outputs",
             Mutation::PutDeposed(_) => "depose",
             Mutation::RemoveDeposed { .. } => "remove deposed",
+            Mutation::AddEvent { .. } | Mutation::ClearEvents { .. } => "event",
         })
         .collect();
     assert_eq!(kinds, ["pending", "clear", "put", "outputs"]);

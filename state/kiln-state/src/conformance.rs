@@ -22,8 +22,8 @@ use kiln_addrs::InstanceAddr;
 use kiln_value::{Map, Value};
 
 use crate::{
-    Codec, DeposedObject, LockError, LockInfo, Mutation, OutputState, PendingCreate, Plain, ResourceState, State, StateBackend, StateError,
-    DEFAULT_WORKSPACE,
+    Codec, DeposedObject, JobEvent, LockError, LockInfo, Mutation, OutputState, PendingCreate, Plain, ResourceState, State, StateBackend,
+    StateError, DEFAULT_WORKSPACE, MAX_EVENTS_PER_JOB,
 };
 
 /// A reversible codec for tests: hex of the bytes XOR a one-byte key, behind a prefix naming the
@@ -77,7 +77,8 @@ fn num(s: &str) -> Value {
 
 /// A state exercising every part of the model: module and data addresses, string and integer
 /// keys, sensitive attributes, nested and unicode values, exact decimals, dependencies, taint,
-/// a pending create, a deposed object and outputs (one sensitive). Values hold no unknowns and
+/// a pending create, a deposed object, outputs (one sensitive) and the events of a job no longer
+/// in state. Values hold no unknowns and
 /// no marks, as state never does. Lists are sorted, as they are after a round trip.
 pub fn sample_state(lineage: &str, serial: u64) -> State {
     let mut s = State { lineage: lineage.to_string(), serial, ..State::default() };
@@ -162,6 +163,7 @@ pub fn sample_state(lineage: &str, serial: u64) -> State {
         ("token", Value::from("s3cr3t"), true),
         ("ids", Value::List(vec![Value::from("a0"), Value::from("a1")]), false),
     ]);
+    s.events.insert(addr(r#"job.old["x"]"#), vec![job_event("detected", 0), job_event("gave_up", 1)]);
     s
 }
 
@@ -189,6 +191,7 @@ pub async fn run(make: Make<'_>) {
     let b = make(DEFAULT_WORKSPACE, sealed.clone());
     core(&*a, &*b).await;
     codec(make, &*a).await;
+    events(&*a, &*b).await;
     leases(&*a, &*b).await;
     versions(&*a).await;
     workspaces(make).await;
@@ -348,6 +351,86 @@ async fn codec(make: Make<'_>, a: &dyn StateBackend) {
     assert_eq!(a.read().await.expect("read").as_ref(), Some(&expected), "failed reads and writes with the wrong codec must change nothing");
     let next = with_serial(&expected, expected.serial + 1);
     a.write(&next).await.expect("write after codec checks");
+}
+
+fn job_event(kind: &str, attempt: u64) -> JobEvent {
+    JobEvent {
+        at: format!("2025-03-01T12:{:02}:{:02}.{:03}Z", attempt / 60 % 60, attempt % 60, attempt % 1000),
+        kind: kind.into(),
+        category: Some("preemption".into()),
+        detail: format!("attempt {attempt}: \"spot\" notice ✓"),
+        attempt,
+        latency_ms: Some(attempt * 7),
+    }
+}
+
+/// Jobs' events: added through journal batches, replayed on read and kept by a snapshot write,
+/// bounded to [`MAX_EVENTS_PER_JOB`] per job (the oldest dropped), and kept after the job's
+/// resource is removed; `ClearEvents` forgets them.
+async fn events(a: &dyn StateBackend, b: &dyn StateBackend) {
+    let (train, other) = (addr("job.train"), addr(r#"module.m.job.eval["nightly"]"#));
+    let job = ResourceState {
+        provider: "local".into(),
+        kind: "job".into(),
+        attributes: map(vec![("id", Value::from("j-1"))]),
+        sensitive: vec![],
+        dependencies: vec![],
+        tainted: false,
+        create_before_destroy: false,
+        billing: None,
+    };
+    let mut expected = a.read().await.expect("read").expect("a state");
+    let bare = JobEvent { category: None, detail: String::new(), latency_ms: None, ..job_event("succeeded", 0) };
+    let first = vec![
+        Mutation::Put { address: train.clone(), resource: job },
+        Mutation::AddEvent { address: train.clone(), event: job_event("detected", 0) },
+        Mutation::AddEvent { address: other.clone(), event: bare.clone() },
+        Mutation::AddEvent { address: train.clone(), event: job_event("relaunched", 1) },
+    ];
+    a.append(&first).await.expect("append of events");
+    for m in &first {
+        expected.apply_mutation(m);
+    }
+    expected.serial += 1;
+    let read = b.read().await.expect("read after appending events").expect("a state");
+    assert_eq!(read.events.get(&train), Some(&vec![job_event("detected", 0), job_event("relaunched", 1)]), "events replay in order");
+    assert_eq!(read.events.get(&other), Some(&vec![bare.clone()]), "an event with only its required fields replays as it was");
+    assert_eq!(read, expected, "a batch with events must replay like any other");
+
+    // Bounded: the oldest go first.
+    let many: Vec<Mutation> = (2..MAX_EVENTS_PER_JOB as u64 + 7)
+        .map(|i| Mutation::AddEvent { address: train.clone(), event: job_event("relaunched", i) })
+        .collect();
+    a.append(&many).await.expect("append of many events");
+    let read = b.read().await.expect("read").expect("a state");
+    let kept = &read.events[&train];
+    assert_eq!(kept.len(), MAX_EVENTS_PER_JOB, "at most MAX_EVENTS_PER_JOB events are kept per job");
+    assert_eq!(kept.first(), Some(&job_event("relaunched", 7)), "the oldest events are dropped first");
+    assert_eq!(kept.last(), Some(&job_event("relaunched", MAX_EVENTS_PER_JOB as u64 + 6)));
+    assert_eq!(read.events[&other], vec![bare.clone()], "one job's bound does not touch another's events");
+
+    // Removing the job's resource keeps its history; a snapshot write keeps it too.
+    a.append(&[Mutation::Remove { address: train.clone() }]).await.expect("append of a remove");
+    let read = b.read().await.expect("read").expect("a state");
+    assert!(!read.resources.contains_key(&train), "the resource is removed");
+    assert_eq!(read.events[&train].len(), MAX_EVENTS_PER_JOB, "a removed job's events stay in state");
+    let written = with_serial(&read, read.serial + 1);
+    b.write(&written).await.expect("write of a state with events");
+    assert_eq!(a.read().await.expect("read").as_ref(), Some(&written), "a snapshot with events must read back identically");
+
+    // And events appended after that snapshot replay onto it, still bounded.
+    a.append(&[
+        Mutation::AddEvent { address: train.clone(), event: job_event("gave_up", 999) },
+        Mutation::ClearEvents { address: other.clone() },
+    ])
+    .await
+    .expect("append after the snapshot");
+    let read = b.read().await.expect("read").expect("a state");
+    assert_eq!(read.events[&train].len(), MAX_EVENTS_PER_JOB);
+    assert_eq!(read.events[&train].last(), Some(&job_event("gave_up", 999)));
+    assert_eq!(read.events[&train].first(), Some(&job_event("relaunched", 8)));
+    assert!(!read.events.contains_key(&other), "ClearEvents forgets a job's events");
+    assert_eq!(read.serial, written.serial + 1);
 }
 
 /// Leases: an expired lease is stale, a renewed one is not, renew checks the ID.

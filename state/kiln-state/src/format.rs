@@ -6,7 +6,7 @@
 //!
 //! ```json
 //! {
-//!   "format_version": 1,
+//!   "format_version": 2,
 //!   "kiln_version": "0.1.0",
 //!   "lineage": "…",
 //!   "serial": 3,
@@ -16,13 +16,17 @@
 //!   "pending": [{"address": "…", "provider": "…", "kind": "…", "token": "…",
 //!                "planned": {}, "started_at": "…"}],
 //!   "outputs": {"name": {"value": 1, "sensitive": false}},
-//!   "deposed": [{"key": "1a2b3c4d", "resource": {"address": "…", … as in resources}}]
+//!   "deposed": [{"key": "1a2b3c4d", "resource": {"address": "…", … as in resources}}],
+//!   "events": [{"address": "job.train", "events": [{"at": "2025-03-01T12:00:00Z",
+//!               "kind": "detected", "category": "preemption", "detail": "…", "attempt": 0,
+//!               "latency_ms": 850}]}]
 //! }
 //! ```
 //!
 //! [`encode`] is canonical: pretty-printed with two spaces and a final newline, resources sorted
 //! by address, pending creates by address then token, deposed objects by address then key
-//! (the array only when there are some), outputs and attribute keys by name,
+//! (the array only when there are some), jobs' events by address, each job's oldest first (the
+//! array only when there are some), outputs and attribute keys by name,
 //! `sensitive_attributes` and `dependencies` sorted and deduplicated. `schemas/json/state.schema.json`
 //! describes the document.
 //!
@@ -31,6 +35,10 @@
 //! naming the line and column. Attribute values are plain JSON; an unknown value or a sensitive
 //! mark found in the model (which should not happen in state) is kept losslessly with the
 //! reserved `{"$kiln": ...}` objects of `kiln-value`.
+//!
+//! Formats: 1, the first; 2 added `events` (a job's recovery history) and the journal's
+//! `add_event` and `clear_events` ops, so a kiln that knows only format 1 refuses the document
+//! instead of dropping the history when it writes it back.
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -42,10 +50,10 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::{Billing, DeposedObject, Mutation, OutputState, PendingCreate, ResourceState, State, StateError};
+use crate::{Billing, DeposedObject, JobEvent, Mutation, OutputState, PendingCreate, ResourceState, State, StateError};
 
 /// The document format this kiln writes, and the newest it reads.
-pub const FORMAT_VERSION: u64 = 1;
+pub const FORMAT_VERSION: u64 = 2;
 
 /// This kiln's version, recorded in documents and locks.
 pub const KILN_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -63,6 +71,7 @@ pub fn encode(state: &State) -> Vec<u8> {
         pending: PendingsOut(&state.pending),
         outputs: OutputsOut(&state.outputs),
         deposed: DeposedsOut(&state.deposed),
+        events: EventsOut(&state.events),
     };
     serde_json::to_writer_pretty(&mut out, &doc).expect("state encodes: all map keys are strings");
     out.push(b'\n');
@@ -130,8 +139,8 @@ fn decode_version(bytes: &[u8], version: u64, path: &str) -> Result<State, State
 }
 
 /// Upgrades a document written in format `version` to [`FORMAT_VERSION`], one format at a
-/// time. Each new format adds an arm converting from the one before it, for example
-/// `1 => upgrade_v1_to_v2(doc)?`; the result is then decoded with today's types.
+/// time. Each new format adds an arm converting from the one before it (`1 => ...` for
+/// format 2); the result is then decoded with today's types.
 pub fn upgrade(mut doc: serde_json::Value, mut version: u64) -> Result<serde_json::Value, String> {
     while version < FORMAT_VERSION {
         doc = upgrade_one(doc, version)?;
@@ -142,15 +151,22 @@ pub fn upgrade(mut doc: serde_json::Value, mut version: u64) -> Result<serde_jso
 }
 
 /// Converts a document of format `from` to format `from + 1`.
-#[allow(clippy::match_single_binding)] // an arm is added each time a format is retired
-fn upgrade_one(_doc: serde_json::Value, from: u64) -> Result<serde_json::Value, String> {
+fn upgrade_one(doc: serde_json::Value, from: u64) -> Result<serde_json::Value, String> {
     match from {
-        // Format 0 was never written: 1 is the first format. When format 2 arrives, add
-        // `1 => Ok(upgrade_v1_to_v2(doc)),` here.
+        1 => upgrade_v1_to_v2(doc),
+        // Format 0 was never written: 1 is the first format.
         old => {
             Err(format!("state format `{old}` was never written by kiln (the first format is `1`): check that this is a kiln state file"))
         }
     }
+}
+
+/// Format 2 added `events`: a format-1 document has none, and is otherwise the same.
+fn upgrade_v1_to_v2(doc: serde_json::Value) -> Result<serde_json::Value, String> {
+    if doc.get("events").is_some() {
+        return Err("it says format `1` but has `events`, which came with format `2`: check its `format_version`".into());
+    }
+    Ok(doc)
 }
 
 fn newer(path: &str, found: u64) -> StateError {
@@ -186,6 +202,8 @@ struct DocOut<'a> {
     outputs: OutputsOut<'a>,
     #[serde(skip_serializing_if = "DeposedsOut::is_empty")]
     deposed: DeposedsOut<'a>,
+    #[serde(skip_serializing_if = "EventsOut::is_empty")]
+    events: EventsOut<'a>,
 }
 
 struct ResourcesOut<'a>(&'a BTreeMap<InstanceAddr, ResourceState>);
@@ -304,6 +322,58 @@ impl<'a> DeposedOut<'a> {
     }
 }
 
+/// Jobs' events by address (the map's order); an address with none is left out.
+struct EventsOut<'a>(&'a BTreeMap<InstanceAddr, Vec<JobEvent>>);
+
+impl EventsOut<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.values().all(Vec::is_empty)
+    }
+}
+
+impl Serialize for EventsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.0
+                .iter()
+                .filter(|(_, events)| !events.is_empty())
+                .map(|(address, events)| JobEventsOut { address, events: events.iter().map(EventOut::new).collect() }),
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct JobEventsOut<'a> {
+    address: &'a InstanceAddr,
+    events: Vec<EventOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct EventOut<'a> {
+    at: &'a str,
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    category: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    detail: &'a str,
+    attempt: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<u64>,
+}
+
+impl<'a> EventOut<'a> {
+    fn new(e: &'a JobEvent) -> Self {
+        EventOut {
+            at: &e.at,
+            kind: &e.kind,
+            category: e.category.as_deref(),
+            detail: &e.detail,
+            attempt: e.attempt,
+            latency_ms: e.latency_ms,
+        }
+    }
+}
+
 struct OutputsOut<'a>(&'a BTreeMap<String, OutputState>);
 
 impl Serialize for OutputsOut<'_> {
@@ -337,6 +407,8 @@ struct DocIn {
     // Written only when there are some.
     #[serde(default)]
     deposed: Vec<DeposedIn>,
+    #[serde(default)]
+    events: EventsIn,
 }
 
 #[derive(Deserialize)]
@@ -363,6 +435,7 @@ impl DocIn {
             pending: self.pending.0,
             outputs: outputs_into_model(self.outputs),
             deposed: self.deposed.into_iter().map(|d| (d.key.clone(), d.into_model())).collect(),
+            events: self.events.0,
         })
     }
 }
@@ -511,6 +584,62 @@ impl<'de> Deserialize<'de> for PendingsIn {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct EventIn {
+    at: String,
+    kind: String,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    detail: String,
+    #[serde(default)]
+    attempt: u64,
+    #[serde(default)]
+    latency_ms: Option<u64>,
+}
+
+impl EventIn {
+    fn into_model(self) -> JobEvent {
+        JobEvent {
+            at: self.at,
+            kind: self.kind,
+            category: self.category,
+            detail: self.detail,
+            attempt: self.attempt,
+            latency_ms: self.latency_ms,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobEventsIn {
+    address: InstanceAddr,
+    events: Vec<EventIn>,
+}
+
+/// The `events` array, read into the model's map by address; a repeated address is an error,
+/// an address with no events is left out (as [`EventsOut`] writes it).
+#[derive(Default)]
+struct EventsIn(BTreeMap<InstanceAddr, Vec<JobEvent>>);
+
+impl<'de> Deserialize<'de> for EventsIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut map = BTreeMap::new();
+        for JobEventsIn { address, events } in Vec::<JobEventsIn>::deserialize(d)? {
+            match map.entry(address) {
+                Entry::Vacant(e) => {
+                    e.insert(events.into_iter().map(EventIn::into_model).collect::<Vec<_>>());
+                }
+                Entry::Occupied(o) => return Err(de::Error::custom(format!("the events of `{}` appear twice", o.key()))),
+            }
+        }
+        map.retain(|_, events| !events.is_empty());
+        Ok(EventsIn(map))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct OutputIn {
     value: Value,
     #[serde(default)]
@@ -519,7 +648,7 @@ struct OutputIn {
 
 // ---------------------------------------------------------------------------------------------
 // Mutations: one batch is a JSON array of `{"op": ...}` objects, reusing the resource and
-// pending shapes of the document.
+// pending shapes of the document, and the events' shape.
 
 /// Serializes a batch of mutations as a JSON array (the payload of one journal entry).
 pub struct MutationsOut<'a>(pub &'a [Mutation]);
@@ -534,6 +663,8 @@ impl Serialize for MutationsOut<'_> {
             Mutation::SetOutputs(o) => MutationOut::SetOutputs { outputs: OutputsOut(o) },
             Mutation::PutDeposed(d) => MutationOut::PutDeposed { deposed: DeposedOut::new(d) },
             Mutation::RemoveDeposed { key } => MutationOut::RemoveDeposed { key },
+            Mutation::AddEvent { address, event } => MutationOut::AddEvent { address, event: EventOut::new(event) },
+            Mutation::ClearEvents { address } => MutationOut::ClearEvents { address },
         }))
     }
 }
@@ -557,6 +688,8 @@ impl<'de> Deserialize<'de> for MutationsIn {
                     MutationIn::SetOutputs { outputs } => Mutation::SetOutputs(outputs_into_model(outputs)),
                     MutationIn::PutDeposed { deposed } => Mutation::PutDeposed(deposed.into_model()),
                     MutationIn::RemoveDeposed { key } => Mutation::RemoveDeposed { key },
+                    MutationIn::AddEvent { address, event } => Mutation::AddEvent { address, event: event.into_model() },
+                    MutationIn::ClearEvents { address } => Mutation::ClearEvents { address },
                 })
                 .collect(),
         ))
@@ -594,6 +727,8 @@ enum MutationOut<'a> {
     SetOutputs { outputs: OutputsOut<'a> },
     PutDeposed { deposed: DeposedOut<'a> },
     RemoveDeposed { key: &'a str },
+    AddEvent { address: &'a InstanceAddr, event: EventOut<'a> },
+    ClearEvents { address: &'a InstanceAddr },
 }
 
 #[derive(Deserialize)]
@@ -606,6 +741,8 @@ enum MutationIn {
     SetOutputs { outputs: BTreeMap<String, OutputIn> },
     PutDeposed { deposed: DeposedIn },
     RemoveDeposed { key: String },
+    AddEvent { address: InstanceAddr, event: EventIn },
+    ClearEvents { address: InstanceAddr },
 }
 
 #[cfg(test)]
@@ -659,7 +796,7 @@ mod tests {
 
     #[test]
     fn malformed_json_names_line_and_column() {
-        let doc = b"{\n  \"format_version\": 1,\n  \"lineage\": oops\n}\n";
+        let doc = b"{\n  \"format_version\": 2,\n  \"lineage\": oops\n}\n";
         match decode(doc, "s.json") {
             Err(e @ StateError::Corrupt { line: 3, .. }) => {
                 let m = e.to_string();
@@ -684,21 +821,21 @@ mod tests {
     #[test]
     fn duplicates_and_unknown_fields_are_refused() {
         let r = r#"{"address": "record.a", "provider": "kiln", "kind": "record", "attributes": {}}"#;
-        let doc = format!(r#"{{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 1, "resources": [{r}, {r}]}}"#);
+        let doc = format!(r#"{{"format_version": 2, "kiln_version": "0", "lineage": "l", "serial": 1, "resources": [{r}, {r}]}}"#);
         match decode(doc.as_bytes(), "s.json") {
             Err(StateError::Corrupt { message, .. }) => {
                 assert!(message.contains("`record.a` appears twice"), "{message}")
             }
             other => panic!("expected Corrupt, got {other:?}"),
         }
-        let doc = r#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 1, "resourcez": []}"#;
+        let doc = r#"{"format_version": 2, "kiln_version": "0", "lineage": "l", "serial": 1, "resourcez": []}"#;
         assert!(matches!(decode(doc.as_bytes(), "s.json"), Err(StateError::Corrupt { .. })));
     }
 
     #[test]
     fn minimal_document_needs_its_collections() {
         let doc =
-            br#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
+            br#"{"format_version": 2, "kiln_version": "0", "lineage": "l", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
         let s = decode(doc, "s.json").unwrap();
         assert_eq!(s, State { lineage: "l".into(), serial: 4, ..State::default() });
         assert_eq!(peek(doc, "s.json").unwrap(), ("l".to_string(), 4));
@@ -709,7 +846,7 @@ mod tests {
     #[test]
     fn a_missing_collection_is_refused_not_read_as_empty() {
         let full =
-            r#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
+            r#"{"format_version": 2, "kiln_version": "0", "lineage": "l", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
         for field in ["resources", "pending", "outputs", "lineage", "serial", "kiln_version"] {
             let mut doc: serde_json::Value = serde_json::from_str(full).unwrap();
             doc.as_object_mut().unwrap().remove(field);
@@ -723,7 +860,7 @@ mod tests {
     #[test]
     fn an_empty_lineage_is_refused_when_read() {
         let doc =
-            br#"{"format_version": 1, "kiln_version": "0", "lineage": "", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
+            br#"{"format_version": 2, "kiln_version": "0", "lineage": "", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
         for e in [decode(doc, "s.json").unwrap_err(), peek(doc, "s.json").unwrap_err()] {
             assert!(matches!(e, StateError::Corrupt { .. }), "{e:?}");
             assert!(e.to_string().contains("`lineage` is empty"), "{e}");
@@ -775,7 +912,7 @@ mod tests {
                 assert!(e.to_string().contains("256 levels"), "{e}");
                 // A hostile file nested far deeper.
                 let hostile = format!(
-                    r#"{{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 1, "resources": [], "pending": [], "outputs": {{"o": {{"value": {}{}}}}}}}"#,
+                    r#"{{"format_version": 2, "kiln_version": "0", "lineage": "l", "serial": 1, "resources": [], "pending": [], "outputs": {{"o": {{"value": {}{}}}}}}}"#,
                     "[".repeat(100_000),
                     "]".repeat(100_000)
                 );
@@ -820,10 +957,95 @@ mod tests {
             Mutation::PutPending(pending.clone()),
             Mutation::ClearPending { token: pending.token.clone() },
             Mutation::SetOutputs(state.outputs.clone()),
+            Mutation::AddEvent { address: address.clone(), event: event("detected", Some("preemption"), Some(900)) },
+            Mutation::AddEvent { address: address.clone(), event: JobEvent { detail: String::new(), ..event("resumed", None, None) } },
+            Mutation::ClearEvents { address: address.clone() },
         ];
         let bytes = encode_mutations(&ms);
         assert!(!bytes.contains(&b'\n'));
         assert_eq!(decode_mutations(&bytes).unwrap(), ms);
+    }
+
+    fn event(kind: &str, category: Option<&str>, latency_ms: Option<u64>) -> JobEvent {
+        JobEvent {
+            at: "2025-03-01T12:00:00Z".into(),
+            kind: kind.into(),
+            category: category.map(str::to_string),
+            detail: format!("{kind}: \"node 1\"\n✓"),
+            attempt: 3,
+            latency_ms,
+        }
+    }
+
+    #[test]
+    fn events_round_trip_sorted_by_address_and_in_their_order() {
+        let mut s = State { lineage: "l".into(), serial: 2, ..State::default() };
+        let (train, gone): (InstanceAddr, InstanceAddr) = ("job.train".parse().unwrap(), "module.m.job.old[\"x\"]".parse().unwrap());
+        s.events.insert(
+            train.clone(),
+            vec![event("relaunched", Some("host_failure"), None), event("detected", Some("preemption"), Some(1250))],
+        );
+        s.events.insert(gone.clone(), vec![JobEvent { detail: String::new(), attempt: 0, ..event("gave_up", None, None) }]);
+        s.events.insert("job.empty".parse().unwrap(), vec![]);
+        let bytes = encode(&s);
+        let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let addresses: Vec<&str> = doc["events"].as_array().unwrap().iter().map(|j| j["address"].as_str().unwrap()).collect();
+        assert_eq!(addresses, ["job.train", "module.m.job.old[\"x\"]"], "sorted by address, a job with none left out");
+        assert_eq!(doc["events"][0]["events"][0]["kind"], "relaunched", "a job's events keep their order");
+        assert_eq!(
+            doc["events"][1]["events"][0],
+            serde_json::json!({"at": "2025-03-01T12:00:00Z", "kind": "gave_up", "attempt": 0}),
+            "what is missing is not written"
+        );
+        let back = decode(&bytes, "s.json").unwrap();
+        s.events.retain(|_, e| !e.is_empty());
+        assert_eq!(back, s);
+        // No events: no `events` array.
+        let none = encode(&State { lineage: "l".into(), ..State::default() });
+        assert!(!String::from_utf8(none).unwrap().contains("\"events\""));
+    }
+
+    #[test]
+    fn a_format_1_document_reads_with_no_events() {
+        let dir = roundtrip_dir();
+        let text = std::fs::read_to_string(dir.join("full.json")).unwrap().replace("\"format_version\": 2,", "\"format_version\": 1,");
+        let state = decode(text.as_bytes(), "v1.json").unwrap();
+        assert!(state.events.is_empty());
+        assert_eq!(state, decode(&std::fs::read(dir.join("full.json")).unwrap(), "v2.json").unwrap());
+        assert!(String::from_utf8(encode(&state)).unwrap().contains("\"format_version\": 2,"), "written back as format 2");
+        let bare =
+            br#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 4, "resources": [], "pending": [], "outputs": {}}"#;
+        assert_eq!(decode(bare, "v1.json").unwrap(), State { lineage: "l".into(), serial: 4, ..State::default() });
+        // Format 1 had no events: a document claiming both is not quietly accepted.
+        let mixed =
+            br#"{"format_version": 1, "kiln_version": "0", "lineage": "l", "serial": 4, "resources": [], "pending": [], "outputs": {},
+            "events": [{"address": "job.a", "events": [{"at": "t", "kind": "detected"}]}]}"#;
+        let e = decode(mixed, "v1.json").unwrap_err();
+        assert!(e.to_string().contains("`events`"), "{e}");
+    }
+
+    /// A kiln that knows only format 1 refuses a format-2 document (its `NewerFormat` check),
+    /// and an older kiln's decoder refuses ops and fields it does not know, naming them.
+    #[test]
+    fn unknown_ops_and_event_fields_are_errors_naming_them() {
+        let e = decode_mutations(
+            br#"[{"op": "add_event", "address": "job.a", "event": {"at": "t", "kind": "detected"}}, {"op": "launch_rockets"}]"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("launch_rockets"), "{e}");
+        let e =
+            decode_mutations(br#"[{"op": "add_event", "address": "job.a", "event": {"at": "t", "kind": "detected", "colour": "red"}}]"#)
+                .unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+        let head =
+            r#""format_version": 2, "kiln_version": "0", "lineage": "l", "serial": 1, "resources": [], "pending": [], "outputs": {}"#;
+        let doc = format!(r#"{{{head}, "events": [{{"address": "job.a", "events": [{{"at": "t", "kind": "k", "severity": 1}}]}}]}}"#);
+        let e = decode(doc.as_bytes(), "s.json").unwrap_err();
+        assert!(e.to_string().contains("severity"), "{e}");
+        let one = r#"{"address": "job.a", "events": [{"at": "t", "kind": "k"}]}"#;
+        let doc = format!(r#"{{{head}, "events": [{one}, {one}]}}"#);
+        let e = decode(doc.as_bytes(), "s.json").unwrap_err();
+        assert!(e.to_string().contains("the events of `job.a` appear twice"), "{e}");
     }
 
     /// 10,000 resources: correctness everywhere, and the time budget in release builds.

@@ -22,6 +22,35 @@ pub struct State {
     /// new object, and they wait to be destroyed (the apply that replaced them was interrupted,
     /// or their destroy failed). Every plan destroys them.
     pub deposed: BTreeMap<String, DeposedObject>,
+    /// What happened to each job (preemptions, relaunches, ...), oldest first and at most
+    /// [`MAX_EVENTS_PER_JOB`] per address. Kept after the job's resource is removed, so a
+    /// destroyed job's history stays readable.
+    pub events: BTreeMap<InstanceAddr, Vec<JobEvent>>,
+}
+
+/// How many events state keeps per job: a job restarted for weeks must not grow state without
+/// bound, so [`Mutation::AddEvent`] drops the oldest beyond this.
+pub const MAX_EVENTS_PER_JOB: usize = 200;
+
+/// One thing that happened to a job, recorded by `kiln watch` or apply.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JobEvent {
+    /// RFC 3339 time kiln recorded it.
+    pub at: String,
+    /// What happened: "detected", "relaunched", "paused", "gave_up", "resumed", "succeeded", ...
+    pub kind: String,
+    /// The recovery category when there is one: "preemption", "host_failure", "no_capacity", "error".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Human-readable detail (no secrets: callers pass redacted text).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// The job's restart count (attempt number, from 0) the event belongs to.
+    #[serde(default)]
+    pub attempt: u64,
+    /// Milliseconds from when the event was observable to when kiln recorded it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +153,7 @@ impl State {
                 self.resources.insert(address.clone(), resource.clone());
             }
             Mutation::Remove { address } => {
+                // Its events stay: a destroyed job's history is still read.
                 self.resources.remove(address);
             }
             Mutation::PutPending(p) => {
@@ -139,6 +169,15 @@ impl State {
             Mutation::RemoveDeposed { key } => {
                 self.deposed.remove(key);
             }
+            Mutation::AddEvent { address, event } => {
+                let events = self.events.entry(address.clone()).or_default();
+                events.push(event.clone());
+                let over = events.len().saturating_sub(MAX_EVENTS_PER_JOB);
+                events.drain(..over);
+            }
+            Mutation::ClearEvents { address } => {
+                self.events.remove(address);
+            }
         }
     }
 }
@@ -146,11 +185,29 @@ impl State {
 /// One change to state, persisted as it happens (journal entries of the local backend).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mutation {
-    Put { address: InstanceAddr, resource: ResourceState },
-    Remove { address: InstanceAddr },
+    Put {
+        address: InstanceAddr,
+        resource: ResourceState,
+    },
+    Remove {
+        address: InstanceAddr,
+    },
     PutPending(PendingCreate),
-    ClearPending { token: String },
+    ClearPending {
+        token: String,
+    },
     SetOutputs(BTreeMap<String, OutputState>),
     PutDeposed(DeposedObject),
-    RemoveDeposed { key: String },
+    RemoveDeposed {
+        key: String,
+    },
+    /// Records an event of the job at `address` (which need not exist any more).
+    AddEvent {
+        address: InstanceAddr,
+        event: JobEvent,
+    },
+    /// Forgets every event of `address` (`kiln state rm`-style cleanup; `Remove` keeps them).
+    ClearEvents {
+        address: InstanceAddr,
+    },
 }

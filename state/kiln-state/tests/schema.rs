@@ -176,7 +176,7 @@ fn broken_documents_are_invalid() {
     let cases: Vec<(&str, Break)> = vec![
         ("missing lineage", |d| drop(d.as_object_mut().unwrap().remove("lineage"))),
         ("missing resources", |d| drop(d.as_object_mut().unwrap().remove("resources"))),
-        ("newer format", |d| d["format_version"] = json!(2)),
+        ("newer format", |d| d["format_version"] = json!(kiln_state::format::FORMAT_VERSION + 1)),
         ("negative serial", |d| d["serial"] = json!(-1)),
         ("string serial", |d| d["serial"] = json!("7")),
         ("unknown top-level field", |d| d["extra"] = json!(1)),
@@ -185,6 +185,8 @@ fn broken_documents_are_invalid() {
         ("duplicate sensitive name", |d| d["resources"][0]["sensitive_attributes"] = json!(["a", "a"])),
         ("pending without token", |d| drop(d["pending"][0].as_object_mut().unwrap().remove("token"))),
         ("output without value", |d| d["outputs"]["endpoint"] = json!({"sensitive": false})),
+        ("event without kind", |d| drop(d["events"][0]["events"][0].as_object_mut().unwrap().remove("kind"))),
+        ("negative latency", |d| d["events"][0]["events"][0]["latency_ms"] = json!(-1)),
     ];
     for (what, break_it) in cases {
         let mut doc = good.clone();
