@@ -99,8 +99,9 @@ impl Cli {
         let matches = command.try_get_matches_from(args).unwrap_or_else(|e| usage(e));
         let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage(e));
         if let Some((_, mut sub)) = matches.subcommand() {
-            // `kiln catalog refresh`: the options are the innermost subcommand's.
-            while let Some((_, nested)) = sub.subcommand() {
+            // `kiln catalog refresh`: the options are the innermost subcommand's that has them
+            // (`kiln jobs events`: those of `jobs`).
+            while let Some((_, nested)) = sub.subcommand().filter(|(_, n)| n.try_contains_id("vars").is_ok()) {
                 sub = nested;
             }
             if let Some(v) = cli.command.var_args_mut() {
@@ -366,6 +367,21 @@ pub enum Command {
         vars: VarArgs,
         #[command(flatten)]
         format: FormatArgs,
+        #[command(subcommand)]
+        command: Option<JobsCommand>,
+    },
+    /// Keep the jobs that have a `recovery` block going, unattended: restart them after the
+    /// failures the block names, from their last checkpoint, recording each event in state
+    /// (foreground; Ctrl-C stops it, and the jobs keep running).
+    Watch {
+        #[command(flatten)]
+        vars: VarArgs,
+        /// How often the jobs are read, such as 5s or 1m.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::commands::watch::parse_interval)]
+        interval: std::time::Duration,
+        /// Read the jobs once, do what that calls for, and exit.
+        #[arg(long)]
+        once: bool,
     },
     /// What is applied costs: each object's price per hour as recorded at apply, what it has
     /// cost so far, and the totals by provider (never re-priced from today's catalog).
@@ -554,6 +570,7 @@ impl Command {
             | Command::Logs { vars, .. }
             | Command::Run { vars, .. }
             | Command::Jobs { vars, .. }
+            | Command::Watch { vars, .. }
             | Command::Status { vars, .. }
             | Command::Ssh { vars, .. }
             | Command::Console { vars }
@@ -565,6 +582,18 @@ impl Command {
             _ => None,
         }
     }
+}
+
+#[derive(Subcommand)]
+pub enum JobsCommand {
+    /// A job's recovery events, oldest first: failures detected, restarts, pauses, give-ups.
+    Events {
+        /// The job's address, such as job.train.
+        address: String,
+        /// Print JSON on stdout (an array of events).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

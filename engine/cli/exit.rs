@@ -59,7 +59,6 @@ impl Failure {
     }
 
     /// The diagnostics.
-    #[cfg(test)]
     pub fn diagnostics(&self) -> &Diagnostics {
         &self.diags
     }

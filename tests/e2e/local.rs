@@ -715,3 +715,128 @@ fn a_malformed_request_is_an_error_at_its_attribute_with_a_suggestion() {
     let err = p.kiln(&["plan"]).stderr();
     assert!(err.contains("main.kiln.hcl:2:18") && err.contains("did you mean \"H100:8\"?"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// `kiln watch` (issue 15): recovery of local jobs
+
+/// The quickstart training `steps` steps, `sleep` seconds each, a checkpoint every 5, with
+/// `recovery` (the block's body) on its job.
+fn recovered_quickstart(steps: u32, sleep: &str, recovery: &str) -> LocalProject {
+    let p = LocalProject::quickstart();
+    p.edit(
+        "TRAIN_STEPS = \"100\"",
+        &format!("TRAIN_STEPS      = \"{steps}\"\n    TRAIN_STEP_SLEEP = \"{sleep}\"\n    CHECKPOINT_EVERY = \"5\""),
+    );
+    p.edit("  checkpoint {", &format!("  recovery {{\n{recovery}\n  }}\n\n  checkpoint {{"));
+    p
+}
+
+/// `kiln jobs events ADDRESS --json`, as (kind, category, attempt).
+fn events(p: &LocalProject, address: &str) -> Vec<(String, String, u64)> {
+    let out = p.kiln(&["jobs", "events", address, "--json"]).ok().stdout();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("events --json is not JSON ({e}): {out}"));
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|e| {
+            (e["kind"].as_str().unwrap().to_string(), e["category"].as_str().unwrap_or("-").to_string(), e["attempt"].as_u64().unwrap())
+        })
+        .collect()
+}
+
+/// The job's `restarts` in state; `None` while it is not there (between the destroy and the
+/// create of its replacement).
+fn restarts(p: &LocalProject, address: &str) -> Option<u64> {
+    let show = p.show();
+    show["resources"].as_array()?.iter().find(|r| r["address"] == address)?["values"]["restarts"].as_u64()
+}
+
+fn final_loss(p: &LocalProject) -> f64 {
+    let path = quickstart_checkpoint_dir(p).join("result.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()["final_loss"].as_f64().unwrap_or_else(|| panic!("no final_loss: {text}"))
+}
+
+#[test]
+fn local_watch_restarts_a_killed_job_from_its_checkpoint_and_it_ends_as_an_uninterrupted_run() {
+    let reference = recovered_quickstart(40, "0", "    max_restarts = 2");
+    reference.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+
+    let p = recovered_quickstart(40, "0.2", "    max_restarts = 2");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let mut watch = p.spawn(&["watch", "--interval", "1s"]);
+    let dir = quickstart_checkpoint_dir(&p);
+    wait_until("the job writes its second checkpoint", BOUND, || dir.join("ckpt-000010.json").exists());
+    let old = p.job("job.train");
+    old.kill_9();
+    wait_until("kiln watch starts the job again", BOUND, || restarts(&p, "job.train") == Some(1) || !watch.running());
+    assert!(watch.running(), "kiln watch stopped:\n{}", watch.stderr_so_far());
+    let new = p.job("job.train");
+    assert_ne!(new.id, old.id, "a new job");
+    wait_until("the restarted job finishes", BOUND, || dir.join("result.json").exists());
+    let log = p.kiln(&["logs", "job.train", "--node", "0"]).ok().stdout();
+    assert!(log.contains("rank 0: resuming from checkpoint at step "), "it resumes, not starts over:\n{log}");
+    assert_eq!(final_loss(&p), final_loss(&reference), "the result of an uninterrupted run");
+
+    let seen = events(&p, "job.train");
+    assert_eq!(
+        seen,
+        [("detected".to_string(), "host_failure".to_string(), 0), ("relaunched".to_string(), "host_failure".to_string(), 1)],
+        "{seen:?}"
+    );
+    let table = p.kiln(&["jobs", "events", "job.train"]).ok().stdout();
+    assert!(table.contains("relaunched") && table.contains("resumes from its last checkpoint"), "{table}");
+    watch.signal("INT");
+    let stopped = watch.wait(BOUND);
+    assert_eq!(stopped.code(), 0, "Ctrl-C stops kiln watch cleanly:\n{}", stopped.stderr());
+    wait_until("the job succeeds", BOUND, || p.jobs_row("job.train").0 == "succeeded");
+    assert_eq!(p.jobs_row("job.train").1, "1", "`kiln jobs` shows the restart");
+}
+
+#[test]
+fn local_watch_restarts_errors_it_is_told_to_then_gives_up_and_leaves_others_alone() {
+    // Fails at step 3 every time: `error` restarts it once, then watch gives up.
+    let p = recovered_quickstart(40, "0", "    on           = [\"error\"]\n    max_restarts = 1");
+    p.edit("TRAIN_STEPS      = \"40\"", "TRAIN_STEPS      = \"40\"\n    TRAIN_FAIL_AT_STEP = \"3\"");
+    p.kiln(&["apply", "--auto-approve", "--wait"]).code_is(1);
+    p.kiln(&["watch", "--once"]).ok();
+    assert_eq!(p.values("job.train")["restarts"], 1);
+    wait_until("the restarted job fails again", BOUND, || p.jobs_row("job.train").0 == "failed");
+    let out = p.kiln(&["watch", "--once"]).ok();
+    assert!(out.stderr().contains("gave up"), "{}", out.stderr());
+    assert_eq!(p.values("job.train")["restarts"], 1, "no restart past max_restarts");
+    p.kiln(&["watch", "--once"]).ok();
+    let kinds: Vec<String> = events(&p, "job.train").into_iter().map(|e| e.0).collect();
+    assert_eq!(kinds, ["detected", "relaunched", "gave_up"], "an event is recorded once, however often watch looks");
+
+    // Without "error" in `on`, a failure is recorded and the job is left failed.
+    let q = recovered_quickstart(40, "0", "    max_restarts = 3");
+    q.edit("TRAIN_STEPS      = \"40\"", "TRAIN_STEPS      = \"40\"\n    TRAIN_FAIL_AT_STEP = \"3\"");
+    q.kiln(&["apply", "--auto-approve", "--wait"]).code_is(1);
+    q.kiln(&["watch", "--once"]).ok();
+    assert_eq!(q.values("job.train")["restarts"], 0);
+    assert_eq!(events(&q, "job.train"), [("not_restarted".to_string(), "error".to_string(), 0)]);
+}
+
+#[test]
+fn local_watch_pauses_recovery_while_the_configuration_differs_from_what_was_applied() {
+    let p = recovered_quickstart(100000, "0.1", "    max_restarts = 2");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let dir = quickstart_checkpoint_dir(&p);
+    wait_until("the job writes a checkpoint", BOUND, || dir.join("ckpt-000005.json").exists());
+    let old = p.job("job.train");
+    old.kill_9();
+    wait_until("the killed processes are gone", BOUND, || old.live().is_empty());
+    // An edit nobody applied: watch must not apply it.
+    p.edit("force_destroy = true", "force_destroy = false");
+    let out = p.kiln(&["watch", "--once"]).ok();
+    assert!(out.stderr().contains("recovery paused") && out.stderr().contains("the configuration differs"), "{}", out.stderr());
+    assert_eq!(p.jobs_row("job.train").0, "lost", "the job is not restarted");
+    assert_eq!(events(&p, "job.train"), [("paused".to_string(), "host_failure".to_string(), 0)]);
+
+    // Once the configuration is what was applied again, the next round restarts the job.
+    p.edit("force_destroy = false", "force_destroy = true");
+    p.kiln(&["watch", "--once"]).ok();
+    assert_eq!(p.values("job.train")["restarts"], 1);
+    assert_eq!(p.jobs_row("job.train").0, "running");
+}

@@ -40,6 +40,7 @@ mod state;
 mod status;
 mod validate;
 mod wait;
+pub(crate) mod watch;
 pub(crate) mod workspace;
 
 pub use backend::*;
@@ -173,7 +174,11 @@ async fn dispatch(cli: Cli, cx: &Ctx) -> ExitStatus {
         Command::Logs { vars, address, node, tail, since, follow } => {
             logs::logs(cx, &vars, &address, logs::LogsOpts { node, tail, since, follow }).await
         }
-        Command::Jobs { vars, format } => status::list(cx, &vars, format.get()).await,
+        Command::Jobs { vars, command: Some(crate::cli::JobsCommand::Events { address, json }), .. } => {
+            watch::events(cx, &vars, &address, json).await
+        }
+        Command::Jobs { vars, format, command: None } => status::list(cx, &vars, format.get()).await,
+        Command::Watch { vars, interval, once } => watch::watch(cx, &vars, watch::WatchOpts { interval, once }).await,
         Command::Status { vars, format } => status::status_cmd(cx, &vars, format.get()).await,
         Command::Cost { format } => cost::cost(cx, format.get()).await,
         Command::Ssh { vars, address, node, command } => ssh::ssh(cx, &vars, &address, node, &command).await,

@@ -596,8 +596,7 @@ fn plan(working_dir: &std::path::Path, req: &PlanRequest<'_>) -> Result<PlanResp
         None => planned.insert("nodes".into(), Value::Unknown),
     };
     if req.prior.is_none() {
-        let lost = req.replacing.filter(|r| JobStatus::of(r) == Some(JobStatus::Lost));
-        planned.insert("restarts".into(), num(lost.map_or(0, |r| u64_attr(r, "restarts").unwrap_or(0) + 1)));
+        planned.insert("restarts".into(), portable::restarts_after(req.replacing));
     }
     if let Some(prior) = req.prior {
         if JobStatus::of(prior) == Some(JobStatus::Lost) {
@@ -789,8 +788,12 @@ impl Kind<Ctx, AllInstances> for Job {
     }
 
     fn validate(&self, config: &Value) -> Diagnostics {
-        if let Some(d) = secret_env::validate(config).or_else(|| kiln_provider::portable::job::validate_log_retention(config)) {
+        if let Some(d) = secret_env::validate(config) {
             return d.into();
+        }
+        let portable = kiln_provider::portable::job::validate(config);
+        if !portable.is_empty() {
+            return portable.into_iter().collect();
         }
         match Spec::parse("job", config) {
             Err(d) if ["E-AWS-JOB-RUN", "E-AWS-JOB-BUCKET", "E-AWS-JOB-CHECKPOINT"].contains(&d.code) => d.into(),

@@ -176,7 +176,7 @@ pub(crate) fn validate(v: &Value) -> kiln_diag::Diagnostics {
     }
     d.extend(unreachable_checkpoint(v));
     d.extend(kiln_provider::portable::secret_env::validate(v));
-    d.extend(kiln_provider::portable::job::validate_log_retention(v));
+    d.extend(kiln_provider::portable::job::validate(v));
     if str_attr(v, "run").is_some_and(|r| r.trim().is_empty()) {
         d.push(
             Diagnostic::error("E-LOCAL-JOB-RUN", "`run` is empty")

@@ -484,7 +484,7 @@ fn validate(config: &Value) -> Diagnostics {
         })
         .collect();
     d.extend(secret_env::validate(config));
-    d.extend(kiln_provider::portable::job::validate_log_retention(config));
+    d.extend(kiln_provider::portable::job::validate(config));
     if set(config, "cluster").is_some_and(|c| !c.contains_unknown() && c.get("allocation").is_none()) {
         d.push(
             Diagnostic::error("E-ONPREM-JOB-CLUSTER", "`cluster` must be an onprem cluster")

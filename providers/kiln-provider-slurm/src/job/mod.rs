@@ -530,7 +530,7 @@ impl Kind<Ctx, ()> for Job {
     fn validate(&self, config: &Value) -> Diagnostics {
         let mut d: Diagnostics = JobSpec::parse("", config).err().map(Diagnostics::from).unwrap_or_default();
         d.extend(secret_env::validate(config));
-        d.extend(kiln_provider::portable::job::validate_log_retention(config));
+        d.extend(kiln_provider::portable::job::validate(config));
         d
     }
 

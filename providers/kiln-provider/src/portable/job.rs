@@ -182,6 +182,14 @@ pub fn parse_log_retention(v: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// The portable checks of a job's configuration ([`validate_log_retention`],
+/// [`recovery::validate`](crate::portable::recovery::validate)), each at its attribute.
+pub fn validate(config: &Value) -> Vec<Diagnostic> {
+    let mut out: Vec<Diagnostic> = validate_log_retention(config).into_iter().collect();
+    out.extend(crate::portable::recovery::validate(config));
+    out
+}
+
 /// A `log_retention` that is not a duration (or a longer one than [`MAX_LOG_RETENTION`]), as a
 /// diagnostic at the attribute.
 pub fn validate_log_retention(config: &Value) -> Option<Diagnostic> {
@@ -215,6 +223,7 @@ impl JobSchema {
             .attr("finished_at", Attribute::computed(Type::String, "RFC 3339 time the job finished (null until then)"))
             .attr(LOG_RETENTION, Attribute::optional(Type::String, LOG_RETENTION_DESCRIPTION))
             .block("checkpoint", self.checkpoint.block())
+            .block(crate::portable::recovery::BLOCK, crate::portable::recovery::block())
     }
 }
 
@@ -230,7 +239,7 @@ pub fn exit_codes() -> Attribute {
 
 /// Extra: how often the job was started again.
 pub fn restarts() -> Attribute {
-    Attribute::computed(Type::Number, "Times the job was started again after being lost")
+    Attribute::computed(Type::Number, "Times the job was started again after it was lost or failed")
 }
 
 /// Extra: the nodes' addresses (KILN_NODE_IPS).
@@ -327,7 +336,16 @@ pub fn schema_problems(body: &Body) -> Vec<String> {
             }
         }
     }
+    let recovery = crate::portable::recovery::BLOCK;
+    if body.blocks.get(recovery).map(shape_of) != Some(shape_of(&portable.blocks[recovery])) {
+        out.push(format!("the `{recovery}` block differs from the portable one"));
+    }
     out
+}
+
+/// A block's flags and [`shape`], to compare blocks.
+fn shape_of(b: &Block) -> (Nesting, usize, Option<usize>, bool, Vec<String>) {
+    (b.nesting, b.min_items, b.max_items, b.force_new, shape(&b.body))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -342,10 +360,11 @@ pub fn replace_if_lost(prior: &Value, planned: &mut Map) -> Option<String> {
     })
 }
 
-/// `restarts` of a new job: one more than the lost job it replaces, else 0.
+/// `restarts` of a new job: one more than the job it replaces when that one ended without
+/// succeeding (lost, or failed: `kiln watch` starts it again), else 0.
 pub fn restarts_after(replacing: Option<&Value>) -> Value {
-    let lost = replacing.filter(|r| JobStatus::of(r) == Some(JobStatus::Lost));
-    crate::util::num(lost.map_or(0, |r| crate::util::u64_attr(r, "restarts").unwrap_or(0) + 1))
+    let again = replacing.filter(|r| matches!(JobStatus::of(r), Some(JobStatus::Lost | JobStatus::Failed)));
+    crate::util::num(again.map_or(0, |r| crate::util::u64_attr(r, "restarts").unwrap_or(0) + 1))
 }
 
 /// The user's `env`, as the nodes get it (values as template strings), in name order.
@@ -772,6 +791,13 @@ mod tests {
             "checkpoint {} Single 0..1",
             "  bucket: Any required",
             "  path: String optional default=\"\"",
+            // Optional, updated in place: a state written before it plans no change.
+            "recovery {} Single 0..1",
+            "  give_up_after: String optional",
+            "  max_restarts: Number optional",
+            "  on: List(String) optional",
+            "  retry_exit_codes: List(Number) optional",
+            "  strategy: String optional",
         ];
         assert_eq!(shape(&JobSchema::default().body()), portable);
         assert!(shape(&body).contains(&"stop_grace: Number optional default=10".to_string()));
@@ -828,6 +854,7 @@ mod tests {
         assert_eq!(replace_if_lost(&v(serde_json::json!({ "status": "failed" })), &mut planned), None);
         assert!(planned.is_empty());
         assert_eq!(restarts_after(Some(&lost)), Value::from(3i64));
+        assert_eq!(restarts_after(Some(&v(serde_json::json!({ "status": "failed", "restarts": 2 })))), Value::from(3i64));
         assert_eq!(restarts_after(Some(&v(serde_json::json!({ "status": "succeeded", "restarts": 2 })))), Value::from(0i64));
         assert_eq!(restarts_after(None), Value::from(0i64));
     }

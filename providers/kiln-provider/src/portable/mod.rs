@@ -5,6 +5,7 @@
 //! - [`accelerators`]: the one accelerator name table (aliases, variants, did-you-mean).
 //! - [`job`]: the `job` schema and its `checkpoint` block, the job environment every node sees,
 //!   and the job status vocabulary.
+//! - [`recovery`]: a job's `recovery` block and the failure categories `kiln watch` restarts after.
 //! - [`workdir`]: a job's `workdir` (uploaded by remote providers, `.kilnignore`, its digest).
 //! - [`secret_env`]: a job's `secret_env` (salted digests in state, values only to the nodes).
 //! - [`conformance`]: the portable conformance cases every provider implementing a kind passes.
@@ -12,6 +13,7 @@
 pub mod accelerators;
 pub mod conformance;
 pub mod job;
+pub mod recovery;
 pub mod request;
 pub mod secret_env;
 pub mod workdir;
