@@ -796,7 +796,8 @@ fn local_watch_restarts_a_killed_job_from_its_checkpoint_and_it_ends_as_an_unint
 #[test]
 fn local_watch_restarts_errors_it_is_told_to_then_gives_up_and_leaves_others_alone() {
     // Fails at step 3 every time: `error` restarts it once, then watch gives up.
-    let p = recovered_quickstart(40, "0", "    on           = [\"error\"]\n    max_restarts = 1");
+    let notify = "    notify {\n      command = \"echo \\\"$KILN_EVENT $KILN_EVENT_JOB $KILN_EVENT_CATEGORY $KILN_EVENT_ATTEMPT\\\" >> events.log\"\n    }";
+    let p = recovered_quickstart(40, "0", &format!("    on           = [\"error\"]\n    max_restarts = 1\n{notify}"));
     p.edit("TRAIN_STEPS      = \"40\"", "TRAIN_STEPS      = \"40\"\n    TRAIN_FAIL_AT_STEP = \"3\"");
     p.kiln(&["apply", "--auto-approve", "--wait"]).code_is(1);
     p.kiln(&["watch", "--once"]).ok();
@@ -808,6 +809,11 @@ fn local_watch_restarts_errors_it_is_told_to_then_gives_up_and_leaves_others_alo
     p.kiln(&["watch", "--once"]).ok();
     let kinds: Vec<String> = events(&p, "job.train").into_iter().map(|e| e.0).collect();
     assert_eq!(kinds, ["detected", "relaunched", "gave_up"], "an event is recorded once, however often watch looks");
+    assert_eq!(
+        p.read("events.log"),
+        "detected job.train error 0\nrelaunched job.train error 1\ngave_up job.train error 1\n",
+        "notify.command runs once per event, with the event in its environment"
+    );
 
     // Without "error" in `on`, a failure is recorded and the job is left failed.
     let q = recovered_quickstart(40, "0", "    max_restarts = 3");
@@ -839,4 +845,31 @@ fn local_watch_pauses_recovery_while_the_configuration_differs_from_what_was_app
     p.kiln(&["watch", "--once"]).ok();
     assert_eq!(p.values("job.train")["restarts"], 1);
     assert_eq!(p.jobs_row("job.train").0, "running");
+}
+
+#[test]
+fn local_watch_killed_mid_restart_is_taken_up_by_the_next_with_one_job() {
+    let p = recovered_quickstart(100000, "0.1", "    max_restarts = 5");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let dir = quickstart_checkpoint_dir(&p);
+    wait_until("the job writes a checkpoint", BOUND, || dir.join("ckpt-000005.json").exists());
+    let old = p.job("job.train");
+    old.kill_9();
+    wait_until("the killed processes are gone", BOUND, || old.live().is_empty());
+    let mut watch = p.spawn(&["watch", "--interval", "1s"]);
+    wait_until("kiln watch starts the restart", BOUND, || watch.stderr_so_far().contains("starting it again") || !watch.running());
+    // Killed somewhere in the restart's apply (where varies with the machine): it leaves its lock.
+    watch.kill9();
+
+    let out = p.kiln(&["watch", "--once"]).ok();
+    let running = || p.jobs_on_disk().iter().filter(|j| !j.live().is_empty()).count();
+    wait_until("one job runs", BOUND, || running() == 1);
+    assert_eq!(p.jobs_row("job.train").0, "running", "{}", out.stderr());
+    p.kiln(&["watch", "--once"]).ok();
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+    assert_eq!(running(), 1, "no duplicate job");
+    assert_eq!(p.job_dirs().len(), 1, "nothing left of the killed restart: {:?}", p.job_dirs());
+    let kinds: Vec<String> = events(&p, "job.train").into_iter().map(|e| e.0).collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("detected"), "{kinds:?}");
+    assert!(kinds.contains(&"relaunched".to_string()), "{kinds:?}");
 }

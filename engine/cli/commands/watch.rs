@@ -50,30 +50,185 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
 
 pub async fn watch(cx: &Ctx, vars: &VarArgs, opts: WatchOpts) -> R {
     let l = load(cx, vars)?;
-    let backend = open(&l)?;
-    let providers = Providers::new();
-    let mut said_idle = false;
-    loop {
-        let state = kiln_ops::operation::read_state(backend.as_ref()).await?;
-        let watched = watched(&state);
-        if watched.is_empty() && !said_idle {
-            l.printer.note("No job in state has a `recovery` block: nothing to watch yet (state is read again every interval).");
-        }
-        said_idle = watched.is_empty();
-        if !watched.is_empty() {
-            configure(cx.dir(), &l, &state, &providers).await?;
-            round(cx, &backend, &l, &providers, vars, &state, &watched).await?;
-        }
-        if opts.once {
-            return Ok(ExitStatus::Success);
-        }
-        let mut signals = (cx.ops.signals)();
-        if kiln_ops::interrupt::unless_interrupted(signals.as_mut(), tokio::time::sleep(opts.interval)).await.is_none() {
-            l.printer.note("Interrupted: kiln watch stopped; the jobs keep running (`kiln watch` takes up where it was).");
-            return Ok(ExitStatus::Success);
+    let w = Watcher { cx, backend: open(&l)?, providers: Providers::new(), notifier: Notifier::new(&l.printer), vars, l };
+    let code = w.run(&opts).await;
+    w.notifier.finish().await;
+    code
+}
+
+/// What one `kiln watch` works with.
+struct Watcher<'a> {
+    cx: &'a Ctx,
+    vars: &'a VarArgs,
+    l: Loaded,
+    backend: Arc<dyn StateBackend>,
+    providers: Providers,
+    notifier: Notifier,
+}
+
+impl Watcher<'_> {
+    async fn run(&self, opts: &WatchOpts) -> R {
+        // One listener for the whole run: Ctrl-C during a round (an apply's own listener stops
+        // it starting more) ends watch once the round is done.
+        let mut signals = (self.cx.ops.signals)();
+        let mut said_idle = false;
+        loop {
+            let state = kiln_ops::operation::read_state(self.backend.as_ref()).await?;
+            let idle = watched(&state).is_empty() && interrupted(&state).is_empty();
+            if idle && !said_idle {
+                self.l.printer.note("No job in state has a `recovery` block: nothing to watch yet (state is read again every interval).");
+            }
+            said_idle = idle;
+            if !idle {
+                configure(self.cx.dir(), &self.l, &state, &self.providers).await?;
+                self.round(&state).await?;
+            }
+            if opts.once {
+                return Ok(ExitStatus::Success);
+            }
+            if kiln_ops::interrupt::unless_interrupted(signals.as_mut(), tokio::time::sleep(opts.interval)).await.is_none() {
+                self.l.printer.note("Interrupted: kiln watch stopped; the jobs keep running (`kiln watch` takes up where it was).");
+                // Still listening until the process ends, so the interrupt just heeded is not
+                // also taken for one nothing listened for (which exits 1).
+                std::mem::forget(signals);
+                return Ok(ExitStatus::Success);
+            }
         }
     }
 }
+
+impl Watcher<'_> {
+    /// One read of the jobs, and what it calls for.
+    async fn round(&self, state: &State) -> Result<(), CmdFailure> {
+        let watched = watched(state);
+        let mut restart = interrupted(state);
+        let mut events = Vec::new();
+        for (addr, now) in read_jobs(&self.providers, state).await {
+            let Some(rec) = watched.get(&addr) else { continue };
+            // A job its provider no longer finds is lost with its capacity.
+            let now = now.unwrap_or_else(|| with_status(&state.resources[&addr].attributes, "lost"));
+            let attempt = restarts(&now);
+            let Some(failure) = recovery::failure(&now) else {
+                events.extend(relaunch_unrecorded(state, &addr, attempt, &now).map(|e| (addr, e, rec.notify.clone())));
+                continue;
+            };
+            let why = match rec.verdict(&failure, attempt) {
+                Verdict::Restart => {
+                    restart.push(Restart { addr, attempt, latency_ms: latency_ms(&now), notify: rec.notify.clone(), failure });
+                    continue;
+                }
+                Verdict::NotCovered => ("not_restarted", format!("`recovery.on` does not list {}", failure.category)),
+                Verdict::ExitCodeNotRetried(code) => ("not_restarted", format!("`recovery.retry_exit_codes` does not list {code}")),
+                Verdict::OutOfRestarts(max) => ("gave_up", format!("it restarted {max} times (`recovery.max_restarts`)")),
+            };
+            let e = event(why.0, &failure, attempt, format!("{}; {}", failure.detail, why.1));
+            events.push((addr, e, rec.notify.clone()));
+        }
+        let events: Vec<_> = events.into_iter().filter(|(a, e, _)| !recorded(state, a, e)).collect();
+        for (a, e, _) in &events {
+            self.l.printer.note(format_args!("{a}: {} ({})", e.kind.replace('_', " "), e.detail));
+        }
+        if !restart.is_empty() {
+            self.restart_jobs(restart, events).await
+        } else if !events.is_empty() {
+            self.record(events).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Restarts `jobs` in one apply under the lock (with `events` recorded), or records why not. The
+    /// `detected` events are written before the apply, so a watch stopped part-way is taken up by
+    /// the next ([`interrupted`]).
+    async fn restart_jobs(&self, jobs: Vec<Restart>, mut events: Vec<Notified>) -> Result<(), CmdFailure> {
+        let (dir, l, p, n) = (self.cx.dir(), &self.l, &self.providers, &self.notifier);
+        take_back_a_dead_watchs_lock(self.backend.as_ref(), &l.printer).await;
+        let r = kiln_ops::operation::run(&self.cx.ops, &self.backend, "watch", |s| {
+            let jobs = &jobs;
+            async move {
+                let state = s.read_state().await?;
+                // A lost job's plan replaces it anyway; a failed one is replaced on request.
+                let replace = jobs.iter().filter(|j| state.resources.contains_key(&j.addr)).map(|j| j.addr.to_string()).collect();
+                let args = PlanArgs { vars: self.vars.clone(), replace, refresh: true, ..PlanArgs::default() };
+                let plan = make_plan_inner(dir, l, &state, p, &args, Mode::Normal).await?;
+                let ours = |a: &InstanceAddr| jobs.iter().any(|j| &j.addr == a);
+                let other: Vec<String> = plan
+                    .changes
+                    .iter()
+                    .filter(|c| c.action != Action::NoOp && !ours(&c.address))
+                    .map(|c| format!("{} ({})", c.address, verb(c.action)))
+                    .collect();
+                let paused = if !other.is_empty() {
+                    Some(format!(
+                        "the configuration differs from what was applied ({}): recovery waits until it is applied",
+                        other.join(", ")
+                    ))
+                } else if refuse_policies(l, &plan, "the jobs were not restarted").is_some() {
+                    Some("the restart's plan breaks a policy (see kiln watch's output)".to_string())
+                } else {
+                    None
+                };
+                let mut state = state;
+                if let Some(why) = paused {
+                    for j in jobs {
+                        let e = event("paused", &j.failure, j.attempt, format!("{}; {why}", j.failure.detail));
+                        if !recorded(&state, &j.addr, &e) {
+                            l.printer.warning(format_args!("{}: recovery paused: {why}", j.addr));
+                            events.push((j.addr.clone(), e, j.notify.clone()));
+                        }
+                    }
+                    return commit_events(&s, &mut state, n, std::mem::take(&mut events)).await.map(drop);
+                }
+                for j in jobs {
+                    let (f, a) = (&j.failure, &j.addr);
+                    l.printer.note(format_args!(
+                        "{a}: {} ({}): starting it again, restart {} of its `recovery`",
+                        f.category,
+                        f.detail,
+                        j.attempt + 1
+                    ));
+                    let e = JobEvent { latency_ms: j.latency_ms, ..event("detected", f, j.attempt, f.detail.clone()) };
+                    events.push((a.clone(), e, j.notify.clone()));
+                }
+                let state = commit_events(&s, &mut state, n, std::mem::take(&mut events)).await?;
+                let code = apply_plan(&s, dir, l, p, state, &plan, None, false).await?;
+                let mut state = s.read_state().await?;
+                for j in jobs {
+                    let now = state.resources.get(&j.addr).map(|r| restarts(&r.attributes));
+                    let (kind, detail) = match now {
+                        Some(n) if code == ExitStatus::Success && n > j.attempt => {
+                            ("relaunched", checkpoint_note(&state.resources[&j.addr].attributes))
+                        }
+                        _ => (
+                            "relaunch_failed",
+                            "the apply that starts it again did not complete (see kiln watch's output); tried again next interval"
+                                .to_string(),
+                        ),
+                    };
+                    let e = JobEvent { attempt: now.unwrap_or(j.attempt), ..event(kind, &j.failure, j.attempt, detail) };
+                    events.push((j.addr.clone(), e, j.notify.clone()));
+                }
+                commit_events(&s, &mut state, n, events).await.map(drop)
+            }
+        })
+        .await;
+        lock_busy_is_no_failure(&l.printer, r)
+    }
+
+    /// Records `events` in state in a short operation of their own.
+    async fn record(&self, events: Vec<Notified>) -> Result<(), CmdFailure> {
+        take_back_a_dead_watchs_lock(self.backend.as_ref(), &self.l.printer).await;
+        let r = kiln_ops::operation::run(&self.cx.ops, &self.backend, "watch", |s| async move {
+            let mut state = s.read_state().await?;
+            commit_events(&s, &mut state, &self.notifier, events).await.map(drop)
+        })
+        .await;
+        lock_busy_is_no_failure(&self.l.printer, r)
+    }
+}
+
+/// An event for a job, and the job's `notify.command`.
+type Notified = (InstanceAddr, JobEvent, Option<String>);
 
 /// `kiln jobs events ADDRESS`: the job's events from state, oldest first (a table, or `--json`).
 /// Events outlive the job: a destroyed job's history is still read.
@@ -124,153 +279,134 @@ fn watched(state: &State) -> BTreeMap<InstanceAddr, Recovery> {
     state.resources.iter().filter(|(_, r)| r.kind == "job").filter_map(|(a, r)| Some((a.clone(), Recovery::of(&r.attributes)?))).collect()
 }
 
-/// One read of the jobs, and what it calls for.
-async fn round(
-    cx: &Ctx,
-    backend: &Arc<dyn StateBackend>,
-    l: &Loaded,
-    p: &Providers,
-    vars: &VarArgs,
-    state: &State,
-    watched: &BTreeMap<InstanceAddr, Recovery>,
-) -> Result<(), CmdFailure> {
-    let mut restart = Vec::new();
-    let mut events = Vec::new();
-    for (addr, now) in read_jobs(p, state).await {
-        let Some(rec) = watched.get(&addr) else { continue };
-        let prior = &state.resources[&addr].attributes;
-        // A job its provider no longer finds is lost with its capacity.
-        let now = now.unwrap_or_else(|| with_status(prior, "lost"));
-        let Some(failure) = recovery::failure(&now) else { continue };
-        let attempt = restarts(&now);
-        match rec.verdict(&failure, attempt) {
-            Verdict::Restart => restart.push((addr, failure, attempt, latency_ms(&now))),
-            Verdict::NotCovered => events.push((
-                addr,
-                event("not_restarted", &failure, attempt, format!("{}; `recovery.on` does not list {}", failure.detail, failure.category)),
-            )),
-            Verdict::ExitCodeNotRetried(code) => events.push((
-                addr,
-                event("not_restarted", &failure, attempt, format!("{}; `recovery.retry_exit_codes` does not list {code}", failure.detail)),
-            )),
-            Verdict::OutOfRestarts(max) => events.push((
-                addr,
-                event("gave_up", &failure, attempt, format!("{}; it restarted {max} times (`recovery.max_restarts`)", failure.detail)),
-            )),
-        }
-    }
-    let events: Vec<_> = events.into_iter().filter(|(a, e)| !recorded(state, a, e)).collect();
-    for (a, e) in &events {
-        l.printer.note(format_args!("{a}: {} ({})", e.kind.replace('_', " "), e.detail));
-    }
-    if !restart.is_empty() {
-        restart_jobs(cx, backend, l, p, vars, restart, events).await
-    } else if !events.is_empty() {
-        record(cx, backend, events).await
-    } else {
-        Ok(())
-    }
+/// A job to start again.
+struct Restart {
+    addr: InstanceAddr,
+    failure: Failure,
+    /// Its `restarts` when it failed.
+    attempt: u64,
+    latency_ms: Option<u64>,
+    notify: Option<String>,
 }
 
-/// Restarts `jobs` in one apply under the lock (with `events` recorded), or records why not.
-async fn restart_jobs(
-    cx: &Ctx,
-    backend: &Arc<dyn StateBackend>,
-    l: &Loaded,
-    p: &Providers,
-    vars: &VarArgs,
-    jobs: Vec<(InstanceAddr, Failure, u64, Option<u64>)>,
-    mut events: Vec<(InstanceAddr, JobEvent)>,
-) -> Result<(), CmdFailure> {
-    let dir = cx.dir();
-    let args =
-        PlanArgs { vars: vars.clone(), replace: jobs.iter().map(|(a, ..)| a.to_string()).collect(), refresh: true, ..PlanArgs::default() };
-    let r = kiln_ops::operation::run(&cx.ops, backend, "watch", |s| {
-        let (args, jobs) = (&args, &jobs);
-        async move {
-            let state = s.read_state().await?;
-            let plan = make_plan_inner(dir, l, &state, p, args, Mode::Normal).await?;
-            let ours = |a: &InstanceAddr| jobs.iter().any(|(j, ..)| j == a);
-            let other: Vec<String> = plan
-                .changes
-                .iter()
-                .filter(|c| c.action != Action::NoOp && !ours(&c.address))
-                .map(|c| format!("{} ({})", c.address, verb(c.action)))
-                .collect();
-            let paused = if !other.is_empty() {
-                Some(format!("the configuration differs from what was applied ({}): recovery waits until it is applied", other.join(", ")))
-            } else if refuse_policies(l, &plan, "the jobs were not restarted").is_some() {
-                Some("the restart's plan breaks a policy (see kiln watch's output)".to_string())
-            } else {
-                None
-            };
-            let mut state = state;
-            if let Some(why) = paused {
-                for (a, f, attempt, _) in jobs {
-                    let e = event("paused", f, *attempt, format!("{}; {why}", f.detail));
-                    if !recorded(&state, a, &e) {
-                        l.printer.warning(format_args!("{a}: recovery paused: {why}"));
-                        events.push((a.clone(), e));
-                    }
-                }
-                return commit_events(&s, &mut state, std::mem::take(&mut events)).await;
-            }
-            for (a, f, attempt, latency) in jobs {
-                l.printer.note(format_args!(
-                    "{a}: {} ({}): starting it again, restart {} of its `recovery`",
-                    f.category,
-                    f.detail,
-                    attempt + 1
-                ));
-                events.push((a.clone(), JobEvent { latency_ms: *latency, ..event("detected", f, *attempt, f.detail.clone()) }));
-            }
-            let code = apply_plan(&s, dir, l, p, state, &plan, args.parallelism, false).await?;
-            let mut state = s.read_state().await?;
-            for (a, f, attempt, _) in jobs {
-                let now = state.resources.get(a).map(|r| restarts(&r.attributes));
-                let (kind, detail) = match now {
-                    Some(n) if code == ExitStatus::Success && n > *attempt => {
-                        ("relaunched", checkpoint_note(&state.resources[a].attributes))
-                    }
-                    _ => (
-                        "relaunch_failed",
-                        "the apply that starts it again did not complete (see kiln watch's output); tried again next interval".to_string(),
-                    ),
-                };
-                events.push((a.clone(), JobEvent { attempt: now.unwrap_or(*attempt), ..event(kind, f, *attempt, detail) }));
-            }
-            commit_events(&s, &mut state, events).await
-        }
+/// The `relaunched` event a watch stopped after its restart's apply did not record: the job's
+/// last event is `detected` for an earlier attempt, and it runs (or ran) again since.
+fn relaunch_unrecorded(state: &State, addr: &InstanceAddr, attempt: u64, now: &Value) -> Option<JobEvent> {
+    let last = state.events.get(addr)?.last().filter(|e| e.kind == "detected" && e.attempt < attempt)?;
+    Some(JobEvent {
+        at: now_rfc3339(),
+        kind: "relaunched".into(),
+        category: last.category.clone(),
+        detail: checkpoint_note(now),
+        attempt,
+        latency_ms: None,
     })
-    .await;
-    lock_busy_is_no_failure(&l.printer, r)
 }
 
-/// Records `events` in state in a short operation of their own.
-async fn record(cx: &Ctx, backend: &Arc<dyn StateBackend>, events: Vec<(InstanceAddr, JobEvent)>) -> Result<(), CmdFailure> {
-    let r = kiln_ops::operation::run(&cx.ops, backend, "watch", |s| async move {
-        let mut state = s.read_state().await?;
-        commit_events(&s, &mut state, events).await
-    })
-    .await;
-    lock_busy_is_no_failure(&cx.printer, r)
+/// The restarts a watch stopped part-way left undone: each job whose last event is `detected`
+/// and that state no longer holds (the old job was destroyed, the new one not created). Its
+/// restart goes on from the event (the configuration still declares the job).
+fn interrupted(state: &State) -> Vec<Restart> {
+    state
+        .events
+        .iter()
+        .filter(|(a, _)| !state.resources.contains_key(*a))
+        .filter_map(|(a, events)| {
+            let last = events.last().filter(|e| e.kind == "detected")?;
+            let category = last.category.as_deref().and_then(recovery::Category::parse)?;
+            let failure = Failure { category, exit_code: None, detail: last.detail.clone() };
+            Some(Restart { addr: a.clone(), failure, attempt: last.attempt, latency_ms: None, notify: None })
+        })
+        .collect()
 }
 
-/// Adds the `events` not recorded yet to `state` and writes it.
+/// Adds the `events` not recorded yet to `state`, writes it (the new state is returned), then
+/// runs each one's `notify.command`.
 async fn commit_events(
     s: &kiln_ops::operation::Session,
     state: &mut State,
-    events: Vec<(InstanceAddr, JobEvent)>,
-) -> Result<(), CmdFailure> {
-    let events: Vec<_> = events.into_iter().filter(|(a, e)| !recorded(state, a, e)).collect();
+    n: &Notifier,
+    events: Vec<Notified>,
+) -> Result<State, CmdFailure> {
+    let events: Vec<_> = events.into_iter().filter(|(a, e, _)| !recorded(state, a, e)).collect();
     if events.is_empty() {
-        return Ok(());
+        return Ok(std::mem::take(state));
     }
-    for (address, event) in events {
-        state.apply_mutation(&Mutation::AddEvent { address, event });
+    for (address, event, _) in &events {
+        state.apply_mutation(&Mutation::AddEvent { address: address.clone(), event: event.clone() });
     }
-    s.commit(std::mem::take(state)).await?;
-    Ok(())
+    let stored = s.commit(std::mem::take(state)).await?;
+    for (address, event, command) in &events {
+        if let Some(command) = command {
+            n.run(command, address, event);
+        }
+    }
+    Ok(stored)
+}
+
+/// How long a `notify.command` may run before it is killed.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs jobs' `notify.command`s in the background, and waits for them before watch exits.
+struct Notifier {
+    printer: Printer,
+    running: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Notifier {
+    fn new(printer: &Printer) -> Self {
+        Notifier { printer: *printer, running: Default::default() }
+    }
+
+    /// Runs `command` (`sh -c`) with the event in its environment (KILN_EVENT, KILN_EVENT_JOB,
+    /// KILN_EVENT_CATEGORY, KILN_EVENT_ATTEMPT, KILN_EVENT_DETAIL, KILN_EVENT_AT); its output
+    /// goes to kiln watch's; a failure or a timeout is a warning (recovery goes on).
+    fn run(&self, command: &str, address: &InstanceAddr, e: &JobEvent) {
+        let mut c = tokio::process::Command::new("sh");
+        c.arg("-c").arg(command).stdin(std::process::Stdio::null()).kill_on_drop(true);
+        c.env("KILN_EVENT", &e.kind)
+            .env("KILN_EVENT_JOB", address.to_string())
+            .env("KILN_EVENT_CATEGORY", e.category.as_deref().unwrap_or(""))
+            .env("KILN_EVENT_ATTEMPT", e.attempt.to_string())
+            .env("KILN_EVENT_DETAIL", &e.detail)
+            .env("KILN_EVENT_AT", &e.at);
+        let (printer, what) = (self.printer, format!("{address}: notify.command for `{}`", e.kind));
+        let mut child = match c.spawn() {
+            Ok(child) => child,
+            Err(err) => return self.printer.warning(format_args!("{what} could not start: {err}")),
+        };
+        let task = tokio::spawn(async move {
+            match tokio::time::timeout(NOTIFY_TIMEOUT, child.wait()).await {
+                Ok(Ok(st)) if st.success() => {}
+                Ok(Ok(st)) => printer.warning(format_args!("{what} exited with {st}")),
+                Ok(Err(err)) => printer.warning(format_args!("{what}: {err}")),
+                Err(_) => printer.warning(format_args!("{what} ran past {}s and was stopped", NOTIFY_TIMEOUT.as_secs())),
+            }
+        });
+        let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        running.retain(|t| !t.is_finished());
+        running.push(task);
+    }
+
+    /// Waits for the commands still running (each stops at its timeout).
+    async fn finish(&self) {
+        let tasks = std::mem::take(&mut *self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// A lock left by a `kiln watch` that is gone (killed on this host, or its lease ran out) is
+/// taken back: watch is the only one waiting on it, and the state it left is readable (an
+/// interrupted apply's pending creates are resolved by the next plan). Locks of other
+/// operations are never broken.
+async fn take_back_a_dead_watchs_lock(backend: &dyn StateBackend, printer: &Printer) {
+    let Ok(Some(held)) = backend.lock_info().await else { return };
+    if held.operation == "watch" && held.is_stale() && backend.force_unlock(&held.id).await.is_ok() {
+        printer
+            .note(format_args!("Took back the state lock `{}` of a kiln watch that is gone (pid {} on {}).", held.id, held.pid, held.host));
+    }
 }
 
 /// A lock someone else holds (a person applying) is no failure of watch: it tries again at the
@@ -298,9 +434,13 @@ fn verb(a: Action) -> &'static str {
     }
 }
 
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 fn event(kind: &str, f: &Failure, attempt: u64, detail: String) -> JobEvent {
     JobEvent {
-        at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        at: now_rfc3339(),
         kind: kind.to_string(),
         category: Some(f.category.as_str().to_string()),
         detail,

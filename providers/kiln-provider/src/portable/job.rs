@@ -798,6 +798,8 @@ mod tests {
             "  on: List(String) optional",
             "  retry_exit_codes: List(Number) optional",
             "  strategy: String optional",
+            "  notify {} Single 0..1",
+            "    command: String required",
         ];
         assert_eq!(shape(&JobSchema::default().body()), portable);
         assert!(shape(&body).contains(&"stop_grace: Number optional default=10".to_string()));

@@ -10,6 +10,9 @@
 //!   retry_exit_codes = [75]     # with "error": only these exit codes restart; default any non-zero
 //!   strategy         = "same_pool"                              # the only strategy so far
 //!   give_up_after    = "6h"     # of continuous no-capacity; default never
+//!   notify {
+//!     command = "./page-me.sh"  # run by kiln watch on each event, KILN_EVENT_* in its environment
+//!   }
 //! }
 //! ```
 //!
@@ -89,6 +92,8 @@ pub struct Recovery {
     pub retry_exit_codes: Vec<i64>,
     /// How long continuous no-capacity lasts before `kiln watch` gives up (`None`: never).
     pub give_up_after: Option<Duration>,
+    /// `notify.command`: run for every event.
+    pub notify: Option<String>,
 }
 
 /// The block's schema: optional, one at most, updated in place.
@@ -109,7 +114,8 @@ pub fn block() -> Block {
         .attr(
             "give_up_after",
             Attribute::optional(Type::String, "How long continuous no-capacity lasts before kiln gives up, such as \"6h\""),
-        );
+        )
+        .block("notify", notify_block());
     Block {
         nesting: Nesting::Single,
         body,
@@ -117,6 +123,20 @@ pub fn block() -> Block {
         max_items: Some(1),
         force_new: false,
         description: "Restarts the job after the failures it names, from its last checkpoint (`kiln watch`)",
+    }
+}
+
+/// `notify { command = "..." }`: run on the machine running `kiln watch` for every event.
+fn notify_block() -> Block {
+    let command = "Shell command run (sh -c) for every event of the job, with KILN_EVENT, KILN_EVENT_JOB, KILN_EVENT_CATEGORY, \
+                   KILN_EVENT_ATTEMPT, KILN_EVENT_DETAIL and KILN_EVENT_AT in its environment";
+    Block {
+        nesting: Nesting::Single,
+        body: Body::new().attr("command", Attribute::required(Type::String, command)),
+        min_items: 0,
+        max_items: Some(1),
+        force_new: false,
+        description: "A command kiln watch runs on each event (a page, a chat message)",
     }
 }
 
@@ -142,7 +162,8 @@ impl Recovery {
         let retry_exit_codes =
             b.get("retry_exit_codes").and_then(Value::as_list).into_iter().flatten().filter_map(number).map(|n| n as i64).collect();
         let give_up_after = b.get("give_up_after").and_then(Value::as_str).and_then(|s| crate::logs::parse_duration(s).ok());
-        Some(Recovery { on, max_restarts, retry_exit_codes, give_up_after })
+        let notify = b.get("notify").and_then(|n| n.get("command")).and_then(Value::as_str).map(str::to_string);
+        Some(Recovery { on, max_restarts, retry_exit_codes, give_up_after, notify })
     }
 
     /// Whether `failure` of a job that has restarted `restarts` times starts it again.
@@ -273,7 +294,9 @@ mod tests {
         let r = Recovery::of(&v(serde_json::json!({ "recovery": {} }))).expect("a block");
         assert_eq!(r.on, vec![Category::Preemption, Category::HostFailure, Category::NoCapacity]);
         assert_eq!(r.max_restarts, DEFAULT_MAX_RESTARTS);
-        assert!(r.retry_exit_codes.is_empty() && r.give_up_after.is_none());
+        assert!(r.retry_exit_codes.is_empty() && r.give_up_after.is_none() && r.notify.is_none());
+        let told = Recovery::of(&v(serde_json::json!({ "recovery": { "notify": { "command": "echo $KILN_EVENT" } } }))).unwrap();
+        assert_eq!(told.notify.as_deref(), Some("echo $KILN_EVENT"));
         assert_eq!(Recovery::of(&v(serde_json::json!({ "recovery": null }))), None);
     }
 
