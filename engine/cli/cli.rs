@@ -360,6 +360,10 @@ pub enum Command {
         /// Keep printing new output until the job finishes (starting at the end with --tail).
         #[arg(long, short = 'f')]
         follow: bool,
+        /// The logs of this attempt of the job (its `restarts` when it ran: 0 is the first run),
+        /// kept after `kiln watch` or an apply replaced it.
+        #[arg(long, value_name = "N")]
+        attempt: Option<u64>,
     },
     /// List jobs with their status, start time, duration and restarts.
     Jobs {

@@ -777,6 +777,14 @@ fn local_watch_restarts_a_killed_job_from_its_checkpoint_and_it_ends_as_an_unint
     let log = p.kiln(&["logs", "job.train", "--node", "0"]).ok().stdout();
     assert!(log.contains("rank 0: resuming from checkpoint at step "), "it resumes, not starts over:\n{log}");
     assert_eq!(final_loss(&p), final_loss(&reference), "the result of an uninterrupted run");
+    // Every attempt's logs are kept: the first run's, and the restart's (the job now).
+    let first = p.kiln(&["logs", "job.train", "--attempt", "0", "--node", "0"]).ok();
+    assert!(first.stdout().contains("rank 0: starting,") && !first.stdout().contains("resuming"), "{}", first.stdout());
+    assert!(first.stderr().contains("these are the logs of its attempt 0"), "{}", first.stderr());
+    let second = p.kiln(&["logs", "job.train", "--attempt", "1", "--node", "0"]).ok().stdout();
+    assert!(second.starts_with(&log), "attempt 1 is the job now:\n{second}");
+    let none = p.kiln(&["logs", "job.train", "--attempt", "7"]).code_is(1).stderr();
+    assert!(none.contains("no logs of attempt 7 of job.train are kept (it is at attempt 1 now)"), "{none}");
 
     let seen = events(&p, "job.train");
     assert_eq!(

@@ -27,6 +27,9 @@ pub struct LogsOpts {
     pub tail: Option<usize>,
     pub since: Option<String>,
     pub follow: bool,
+    /// An attempt of the job (its `restarts`): the live job's when it is that one, else its
+    /// archive's.
+    pub attempt: Option<u64>,
 }
 
 /// Lines `--follow` starts with when neither `--tail` nor `--since` says (as `tail -f`).
@@ -48,7 +51,9 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R 
     let backend = open(&l)?;
     let state = read_state(backend.as_ref()).await?;
     let fail = |d: Diagnostics| Failure::in_sources(&l.config.sources, d);
-    let Some(r) = state.resources.get(&addr) else {
+    let live =
+        state.resources.get(&addr).filter(|r| opts.attempt.is_none_or(|n| kiln_provider::portable::job::restarts_of(&r.attributes) == n));
+    let Some(r) = live else {
         // Archives in buckets need their providers; without them, the ones on this machine.
         let remote_buckets = state.resources.values().any(|r| r.kind == "bucket" && !is_local(&r.provider));
         let configured = if remote_buckets { Some(providers(dir, &l, &state).await) } else { None };
@@ -62,7 +67,17 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R 
         };
         let stores = stores(dir, &state, p.as_ref());
         let workspace = l.workspace()?;
-        let Some(archive) = find_archive(&|w| cx.printer.warning(w), &stores, &workspace, &addr.to_string()).await else {
+        let Some(archive) = find_archive(&|w| cx.printer.warning(w), &stores, &workspace, &addr.to_string(), opts.attempt).await else {
+            if let (Some(n), Some(r)) = (opts.attempt, state.resources.get(&addr)) {
+                let now = kiln_provider::portable::job::restarts_of(&r.attributes);
+                return Err(Diagnostic::error("E-LOGS-ATTEMPT", format!("no logs of attempt {n} of {addr} are kept (it is at attempt {now} now)"))
+                    .address(&addr)
+                    .hint(format!(
+                        "attempts are numbered from 0 (`restarts` in `kiln jobs`); the logs of a replaced attempt are kept for {} (log_retention)",
+                        retention_text()
+                    ))
+                    .into());
+            }
             return Err(Diagnostic::error("E-STATE-ADDRESS", format!("`{addr}` is not in state"))
                 .address(&addr)
                 .hint(format!(
@@ -71,8 +86,12 @@ pub async fn logs(cx: &Ctx, vars: &VarArgs, address: &str, opts: LogsOpts) -> R 
                 ))
                 .into());
         };
+        let what = match (opts.attempt, state.resources.contains_key(&addr)) {
+            (Some(n), true) => format!("{addr} was started again: these are the logs of its attempt {n}, job"),
+            _ => format!("{addr} was destroyed: these are the logs of its job"),
+        };
         cx.printer.note(format_args!(
-            "{addr} was destroyed: these are the logs of its job {} (destroyed at {}, kept until {} in {}).",
+            "{what} {} (destroyed at {}, kept until {} in {}).",
             archive.meta.job_id,
             archive.meta.destroyed_at,
             archive.meta.expires_at,

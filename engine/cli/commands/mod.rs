@@ -171,8 +171,8 @@ async fn dispatch(cli: Cli, cx: &Ctx) -> ExitStatus {
                 .await
         }
         Command::Run { vars, address, auto_approve } => run::run(cx, &vars, &address, auto_approve).await,
-        Command::Logs { vars, address, node, tail, since, follow } => {
-            logs::logs(cx, &vars, &address, logs::LogsOpts { node, tail, since, follow }).await
+        Command::Logs { vars, address, node, tail, since, follow, attempt } => {
+            logs::logs(cx, &vars, &address, logs::LogsOpts { node, tail, since, follow, attempt }).await
         }
         Command::Jobs { vars, command: Some(crate::cli::JobsCommand::Events { address, json }), .. } => {
             watch::events(cx, &vars, &address, json).await

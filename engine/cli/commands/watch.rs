@@ -23,6 +23,7 @@ use kiln_addrs::InstanceAddr;
 use kiln_core::Providers;
 use kiln_diag::Diagnostic;
 use kiln_plan::{Action, Mode};
+use kiln_provider::portable::job::restarts_of;
 use kiln_provider::portable::recovery::{self, Failure, Recovery, Verdict};
 use kiln_state::{JobEvent, Mutation, State, StateBackend};
 use kiln_value::Value;
@@ -107,7 +108,7 @@ impl Watcher<'_> {
             let Some(rec) = watched.get(&addr) else { continue };
             // A job its provider no longer finds is lost with its capacity.
             let now = now.unwrap_or_else(|| with_status(&state.resources[&addr].attributes, "lost"));
-            let attempt = restarts(&now);
+            let attempt = restarts_of(&now);
             let Some(failure) = recovery::failure(&now) else {
                 events.extend(relaunch_unrecorded(state, &addr, attempt, &now).map(|e| (addr, e, rec.notify.clone())));
                 continue;
@@ -194,7 +195,7 @@ impl Watcher<'_> {
                 let code = apply_plan(&s, dir, l, p, state, &plan, None, false).await?;
                 let mut state = s.read_state().await?;
                 for j in jobs {
-                    let now = state.resources.get(&j.addr).map(|r| restarts(&r.attributes));
+                    let now = state.resources.get(&j.addr).map(|r| restarts_of(&r.attributes));
                     let (kind, detail) = match now {
                         Some(n) if code == ExitStatus::Success && n > j.attempt => {
                             ("relaunched", checkpoint_note(&state.resources[&j.addr].attributes))
@@ -457,10 +458,6 @@ fn recorded(state: &State, addr: &InstanceAddr, e: &JobEvent) -> bool {
         .get(addr)
         .and_then(|v| v.last())
         .is_some_and(|last| last.kind == e.kind && last.attempt == e.attempt && last.detail == e.detail)
-}
-
-fn restarts(job: &Value) -> u64 {
-    job.get("restarts").and_then(Value::as_number).and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
 }
 
 fn with_status(job: &Value, status: &str) -> Value {

@@ -50,6 +50,9 @@ pub struct ArchiveMeta {
     pub nodes: usize,
     pub destroyed_at: String,
     pub expires_at: String,
+    /// The job's `restarts` when it was destroyed: which attempt of the job's address these logs
+    /// are (`kiln logs --attempt N`); `None` in archives written before it was kept.
+    pub attempt: Option<u64>,
 }
 
 impl ArchiveMeta {
@@ -61,6 +64,7 @@ impl ArchiveMeta {
             "nodes": self.nodes,
             "destroyed_at": self.destroyed_at,
             "expires_at": self.expires_at,
+            "attempt": self.attempt,
         })
     }
 
@@ -73,6 +77,7 @@ impl ArchiveMeta {
             nodes: v.get("nodes").and_then(serde_json::Value::as_u64)? as usize,
             destroyed_at: s("destroyed_at")?,
             expires_at: s("expires_at")?,
+            attempt: v.get("attempt").and_then(serde_json::Value::as_u64),
         })
     }
 
@@ -288,11 +293,19 @@ fn summary(d: &Diagnostics) -> String {
 
 /// The newest unexpired archive of `address` in `workspace` among `stores`, pruning expired ones
 /// on the way; a bucket that cannot be read is a warning.
-pub async fn find_archive<'s>(warn: &(dyn Fn(String) + Sync), stores: &'s [Store], workspace: &str, address: &str) -> Option<Archive<'s>> {
+pub async fn find_archive<'s>(
+    warn: &(dyn Fn(String) + Sync),
+    stores: &'s [Store],
+    workspace: &str,
+    address: &str,
+    attempt: Option<u64>,
+) -> Option<Archive<'s>> {
     let mut found: Vec<Archive<'s>> = Vec::new();
+    let wanted =
+        |a: &Archive<'_>| a.meta.address == address && a.meta.workspace == workspace && attempt.is_none_or(|n| a.meta.attempt == Some(n));
     for s in stores {
         match s.prune().await {
-            Ok(kept) => found.extend(kept.into_iter().filter(|a| a.meta.address == address && a.meta.workspace == workspace)),
+            Ok(kept) => found.extend(kept.into_iter().filter(wanted)),
             Err(d) if cannot_store(&d) => {}
             Err(d) => warn(format!("cannot look for destroyed jobs' logs in {}: {}", s.describe(), summary(&d))),
         }
@@ -348,12 +361,11 @@ pub async fn archive_before_delete(
             continue;
         }
         let Some(p) = providers.get(&c.provider) else { continue };
-        let job_id = before.get("job_id").and_then(Value::as_str).map_or_else(|| slug(&name), str::to_string);
         let src = Source::Live { provider: p, address: &name, kind: &c.kind, state: before };
         let mut done = false;
         if let Some(store) = job_bucket(state, providers, before, &deleted) {
             let _ = store.prune().await;
-            match archive_job(&src, &store, workspace, &name, &job_id, node_count(before), keep).await {
+            match archive_job(&src, &store, workspace, keep).await {
                 Ok(()) => done = true,
                 Err(d) if cannot_store(&d) => {}
                 Err(d) => warn(format!(
@@ -364,7 +376,7 @@ pub async fn archive_before_delete(
             }
         }
         if !done {
-            if let Err(d) = archive_job(&src, &local, workspace, &name, &job_id, node_count(before), keep).await {
+            if let Err(d) = archive_job(&src, &local, workspace, keep).await {
                 warn(format!("{name}: its logs could not be kept after destroy: {}", summary(&d)));
             }
         }
@@ -391,17 +403,12 @@ fn slug(s: &str) -> String {
 
 /// Reads every node's log (at most the last [`archive_max`] bytes of each) and writes the
 /// archive `JOB_ID/` into `store`: the logs first, `job.json` last, so a reader never sees half
-/// an archive.
-async fn archive_job(
-    src: &Source<'_>,
-    store: &Store,
-    workspace: &str,
-    address: &str,
-    job_id: &str,
-    nodes: usize,
-    keep: Duration,
-) -> Result<(), Diagnostics> {
-    let job = slug(job_id);
+/// an archive. `src` is the live job: its state names its ID, nodes and attempt (`restarts`).
+async fn archive_job(src: &Source<'_>, store: &Store, workspace: &str, keep: Duration) -> Result<(), Diagnostics> {
+    let Source::Live { address, state: before, .. } = src else { return Ok(()) };
+    let job_id = before.get("job_id").and_then(Value::as_str).map_or_else(|| slug(address), str::to_string);
+    let nodes = node_count(before);
+    let job = slug(&job_id);
     store.remove(&job).await?;
     let mut written = 0;
     for node in 0..nodes {
@@ -451,6 +458,7 @@ async fn archive_job(
         nodes: written,
         destroyed_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        attempt: before.get("restarts").and_then(Value::as_number).and_then(|n| u64::try_from(n).ok()),
     };
     let text = serde_json::to_vec_pretty(&meta.to_json()).map_err(|e| Diagnostic::error("E-LOGS-ARCHIVE", e.to_string()))?;
     store.put(&format!("{job}/job.json"), &text).await
@@ -476,11 +484,11 @@ mod tests {
     #[tokio::test]
     async fn a_growing_log_is_archived_up_to_its_end() {
         let provider = Arc::new(crate::jobs::tests::Endless::with_history(16_000));
-        let state = Value::Null;
+        let state = Value::from_json(&serde_json::json!({ "job_id": "j-1", "nodes": 1 }));
         let src = Source::Live { provider: provider.clone(), address: "job.train", kind: "job", state: &state };
         let dir = tempfile::tempdir().unwrap();
         let store = Store::Dir(dir.path().to_path_buf());
-        archive_job(&src, &store, "default", "job.train", "j-1", 1, Duration::from_secs(60)).await.unwrap();
+        archive_job(&src, &store, "default", Duration::from_secs(60)).await.unwrap();
         let log = std::fs::read(dir.path().join("j-1/node-0.log")).unwrap();
         // The end was 16,000 + 2,000 bytes when measured (by the first read).
         assert_eq!(log.len(), 18_000);

@@ -364,7 +364,12 @@ pub fn replace_if_lost(prior: &Value, planned: &mut Map) -> Option<String> {
 /// succeeding (lost, or failed: `kiln watch` starts it again), else 0.
 pub fn restarts_after(replacing: Option<&Value>) -> Value {
     let again = replacing.filter(|r| matches!(JobStatus::of(r), Some(JobStatus::Lost | JobStatus::Failed)));
-    crate::util::num(again.map_or(0, |r| crate::util::u64_attr(r, "restarts").unwrap_or(0) + 1))
+    crate::util::num(again.map_or(0, |r| restarts_of(r) + 1))
+}
+
+/// A job's `restarts` (0 when it has none): which attempt of its address it is.
+pub fn restarts_of(job: &Value) -> u64 {
+    crate::util::u64_attr(job, "restarts").unwrap_or(0)
 }
 
 /// The user's `env`, as the nodes get it (values as template strings), in name order.
