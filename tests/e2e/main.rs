@@ -47,3 +47,4 @@ mod state_cmds;
 mod status;
 mod upgrade;
 mod variables;
+mod watch;
