@@ -16,8 +16,9 @@ use std::sync::OnceLock;
 use crate::support::{copy_dir, repo_root, Project, Spawned};
 
 /// Hosts the harness starts: host1 and host2 for the example; host3 (taken down by one test,
-/// used by no other), host4 and host1 again for the host-down test.
-const HOSTS: u16 = 4;
+/// used by no other), host4 and host1 again for the host-down test; host5 (taken down by the
+/// `kiln watch` test, used by no other), host4 and host1 again for that test.
+const HOSTS: u16 = 5;
 
 /// One sshd host, as start.sh lists it in hosts.tsv.
 #[derive(Debug, Clone)]
@@ -354,6 +355,52 @@ fn onprem_a_host_down_mid_job_is_shown_and_the_next_apply_reschedules_the_job() 
     assert_eq!(p.values("job.hello")["status"], "running");
     p.kiln(&["destroy", "--auto-approve"]).ok();
     assert_eq!(p.state_list(), Vec::<String>::new());
+}
+
+/// Issue 15: a job with a `recovery` block whose host stops answering is started again by
+/// `kiln watch`, its node moved to a free host of the fleet (the cluster updated in place, the
+/// healthy host kept), with no one applying.
+#[test]
+fn onprem_watch_moves_a_lost_hosts_node_to_a_free_host_and_restarts_the_job() {
+    let h = harness();
+    let hosts = [h.hosts[4].clone(), h.hosts[3].clone(), h.hosts[0].clone()];
+    let p = OnpremProject::over(&hosts);
+    p.edit(
+        "    host_key = var.hosts[1].host_key\n  }\n",
+        "    host_key = var.hosts[1].host_key\n  }\n\n  host {\n    name     = var.hosts[2].name\n    address  = var.hosts[2].address\n    port     = var.hosts[2].port\n    host_key = var.hosts[2].host_key\n  }\n",
+    );
+    p.edit("echo \"rank $KILN_NODE_RANK", "echo \"harness host $KILN_HARNESS_HOST\"\n    echo \"rank $KILN_NODE_RANK");
+    p.edit(
+        "master $KILN_MASTER_ADDR:$KILN_MASTER_PORT\"\n",
+        "master $KILN_MASTER_ADDR:$KILN_MASTER_PORT\"\n    echo ready\n    sleep 300\n",
+    );
+    p.edit("  cluster  = cluster.pair\n", "  cluster  = cluster.pair\n\n  recovery {\n    max_restarts = 2\n  }\n");
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert_eq!(p.values("job.hello")["node_ips"], serde_json::json!(["127.0.1.5", "127.0.1.4"]));
+    crate::support::wait_until("both nodes run", std::time::Duration::from_secs(120), || {
+        (0..2).all(|n| p.kiln(&["logs", "job.hello", "--node", &n.to_string()]).stdout().contains("ready"))
+    });
+    let pgid = p.values("job.hello")["pids"][0].as_u64().expect("node 0's process group");
+
+    h.stop_host("host5");
+    Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status().expect("kill");
+    let out = p.kiln(&["watch", "--once"]).ok();
+    assert!(out.stderr().contains("job.hello: host_failure"), "{}", out.stderr());
+    assert!(out.stderr().contains("host `host5` does not answer; its node moves to host `host1`"), "{}", out.stderr());
+
+    let job = p.values("job.hello");
+    assert_eq!(job["node_ips"], serde_json::json!(["127.0.1.1", "127.0.1.4"]), "{job}");
+    assert_eq!(job["restarts"], 1, "{job}");
+    crate::support::wait_until("the restarted job runs on host1 and host4", std::time::Duration::from_secs(120), || {
+        (0..2).all(|n| p.kiln(&["logs", "job.hello", "--node", &n.to_string()]).stdout().contains("ready"))
+    });
+    let log = p.kiln(&["logs", "job.hello", "--node", "0"]).ok().stdout();
+    assert!(log.contains("harness host host1\nrank 0 of 2 on "), "{log}");
+    let events = p.kiln(&["jobs", "events", "job.hello", "--json"]).ok().stdout();
+    let kinds: Vec<String> =
+        serde_json::from_str::<Vec<serde_json::Value>>(&events).unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, ["detected", "relaunched"], "{events}");
+    p.kiln(&["destroy", "--auto-approve"]).ok();
 }
 
 /// Issue 13: an onprem job's logs outlive its destroy in `kiln-logs/` of its checkpoint bucket

@@ -4,12 +4,13 @@
 //! ended without succeeding into a failure category
 //! ([`kiln_provider::portable::recovery::failure`]) and asks its block whether that restarts it.
 //!
-//! A restart is a normal apply of the configuration under the state lock, taken only for it:
-//! the plan replaces the jobs to restart (a lost job's plan replaces it anyway; a failed one is
+//! A restart is a normal apply under the state lock, taken only for it: a plan targeted at the
+//! jobs to restart (and so at what they depend on: a cluster whose host is gone moves its node),
+//! refreshed, that replaces them (a lost job's plan replaces it anyway; a failed one is
 //! `--replace`d) and passes the same policies a plan would. Watch applies nothing nobody
-//! reviewed: when that plan would change anything else (the directory's configuration differs
-//! from what was applied), the jobs' recovery is paused, with an event saying what differs,
-//! until someone applies. Every event (`detected`, `relaunched`, `paused`, `gave_up`,
+//! reviewed: when the configuration, planned against state as recorded (no refresh), would change
+//! anything but those jobs (it differs from what was applied), their recovery is paused, with an
+//! event saying what differs, until someone applies. Every event (`detected`, `relaunched`, `paused`, `gave_up`,
 //! `not_restarted`) is recorded in state with its time and attempt (`kiln jobs events ADDR`).
 //!
 //! Watch keeps nothing of its own: killed and started again, it reads the same state and takes
@@ -148,17 +149,28 @@ impl Watcher<'_> {
             let jobs = &jobs;
             async move {
                 let state = s.read_state().await?;
-                // A lost job's plan replaces it anyway; a failed one is replaced on request.
-                let replace = jobs.iter().filter(|j| state.resources.contains_key(&j.addr)).map(|j| j.addr.to_string()).collect();
-                let args = PlanArgs { vars: self.vars.clone(), replace, refresh: true, ..PlanArgs::default() };
-                let plan = make_plan_inner(dir, l, &state, p, &args, Mode::Normal).await?;
+                // Whether the configuration is what was applied: planned against state as
+                // recorded (no refresh), it changes nothing but the jobs to restart. What the
+                // failure itself calls for (a host gone: its node moves) shows only with refresh.
+                let as_applied = PlanArgs { vars: self.vars.clone(), refresh: false, ..PlanArgs::default() };
+                let edits = make_plan_inner(dir, l, &state, p, &as_applied, Mode::Normal).await?;
                 let ours = |a: &InstanceAddr| jobs.iter().any(|j| &j.addr == a);
-                let other: Vec<String> = plan
+                let other: Vec<String> = edits
                     .changes
                     .iter()
                     .filter(|c| c.action != Action::NoOp && !ours(&c.address))
                     .map(|c| format!("{} ({})", c.address, verb(c.action)))
                     .collect();
+                // The restart: the jobs and what they depend on, refreshed. A lost job's plan
+                // replaces it anyway; a failed one is replaced on request.
+                let restart = PlanArgs {
+                    vars: self.vars.clone(),
+                    target: jobs.iter().map(|j| j.addr.to_string()).collect(),
+                    replace: jobs.iter().filter(|j| state.resources.contains_key(&j.addr)).map(|j| j.addr.to_string()).collect(),
+                    refresh: true,
+                    ..PlanArgs::default()
+                };
+                let plan = make_plan_inner(dir, l, &state, p, &restart, Mode::Normal).await?;
                 let paused = if !other.is_empty() {
                     Some(format!(
                         "the configuration differs from what was applied ({}): recovery waits until it is applied",

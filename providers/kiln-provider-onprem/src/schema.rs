@@ -127,6 +127,7 @@ pub(crate) fn job() -> Body {
     .body()
     .attr("stop_grace", job::stop_grace())
     .attr("exit_codes", job::exit_codes())
+    .attr("restarts", job::restarts())
     .attr("node_ips", job::node_ips())
     .attr("master_addr", Attribute::computed(Type::String, "KILN_MASTER_ADDR: the address of rank 0"))
     .attr("master_port", Attribute::computed(Type::Number, "KILN_MASTER_PORT: a port free on rank 0 at start"))
@@ -149,7 +150,7 @@ mod tests {
     /// The portable job body plus these extras, with the types and flags states were written with.
     #[test]
     fn the_job_schema_is_portable_and_keeps_its_shape() {
-        let extras = "exit_codes: List(Any) computed; master_addr: String computed; master_port: Number computed; node_ips: List(String) computed; pids: List(Any) computed; placement: List(Any) computed; stop_grace: Number optional default=10; checkpoint {} Single 0..1";
+        let extras = "exit_codes: List(Any) computed; master_addr: String computed; master_port: Number computed; node_ips: List(String) computed; pids: List(Any) computed; placement: List(Any) computed; restarts: Number computed; stop_grace: Number optional default=10; checkpoint {} Single 0..1";
         kiln_provider::portable::job::assert_schema(&super::job(), extras);
     }
 }

@@ -445,6 +445,8 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     diagnostics.extend(workdir::not_here_warning(&ctx.working_dir, req.config, "W-ONPREM-JOB-WORKDIR", "hosts"));
     match req.prior {
         Some(prior) => {
+            // A job written before `restarts` existed keeps none (absent is null: no change).
+            planned.insert("restarts".into(), prior.get("restarts").cloned().unwrap_or(Value::Null));
             requires_replace.extend(job::replace_if_lost(prior, &mut planned));
             match (JobSpec::parse(req.address, prior).ok().flatten(), &spec) {
                 (Some(old), Some(new)) => requires_replace.extend(old.replaced_by(new)),
@@ -452,6 +454,7 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
             }
         }
         None => {
+            planned.insert("restarts".into(), job::restarts_after(req.replacing));
             if let Some(s) = &spec {
                 planned.insert("node_ips".into(), strings(s.node_ips()));
                 planned.insert("master_addr".into(), Value::from(s.node_ips()[0]));

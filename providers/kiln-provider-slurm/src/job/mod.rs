@@ -206,7 +206,9 @@ fn observed(state: &Value, seen: &Seen) -> Option<Value> {
             .map_or_else(|| set(state, "started_at").cloned().filter(|_| status != JobStatus::Pending).unwrap_or(Value::Null), Value::from),
     );
     m.insert("finished_at".into(), opt_str(end.as_deref().and_then(parse::time).as_deref()));
-    let restarts = q.map(|q| q.restarts).unwrap_or_else(|| u64_attr(state, "restarts").unwrap_or(0));
+    // Slurm's own requeues, or the count kiln started it with (`kiln watch` replaced a lost or
+    // failed job: one more than that job's): whichever is more.
+    let restarts = q.map_or(0, |q| q.restarts).max(u64_attr(state, "restarts").unwrap_or(0));
     m.insert("restarts".into(), num(restarts));
     Some(Value::Map(m))
 }
@@ -333,7 +335,7 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
         ("node_list", Value::Null),
         ("started_at", Value::Null),
         ("finished_at", Value::Null),
-        ("restarts", num(0)),
+        ("restarts", num(job::restarts_of(req.planned))),
     ] {
         m.insert(k.to_string(), v);
     }
@@ -382,6 +384,9 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
     planned.insert("nodes".into(), unknown_or(spec.as_ref().map(|s| s.nodes)));
     planned.insert("tasks".into(), unknown_or(spec.as_ref().map(|s| s.tasks)));
     planned.insert("gpus_per_node".into(), unknown_or(spec.as_ref().map(|s| s.gpus_per_node)));
+    if req.prior.is_none() {
+        planned.insert("restarts".into(), job::restarts_after(req.replacing));
+    }
     if let Some(prior) = req.prior {
         requires_replace.extend(job::replace_if_lost(prior, &mut planned));
         match (JobSpec::parse(req.address, prior).ok().flatten(), &spec) {
@@ -412,7 +417,7 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, D
         ("output", Value::from(format!("{dir}/output.log"))),
         ("status", Value::from(JobStatus::Pending)),
         ("slurm_state", Value::from("PENDING")),
-        ("restarts", num(0)),
+        ("restarts", num(job::restarts_of(req.planned))),
     ] {
         m.insert(k.to_string(), v);
     }
