@@ -799,6 +799,8 @@ fn local_watch_restarts_a_killed_job_from_its_checkpoint_and_it_ends_as_an_unint
     assert_eq!(stopped.code(), 0, "Ctrl-C stops kiln watch cleanly:\n{}", stopped.stderr());
     wait_until("the job succeeds", BOUND, || p.jobs_row("job.train").0 == "succeeded");
     assert_eq!(p.jobs_row("job.train").1, "1", "`kiln jobs` shows the restart");
+    let jobs: serde_json::Value = serde_json::from_str(&p.kiln(&["jobs", "--json"]).ok().stdout()).unwrap();
+    assert!(jobs["jobs"][0]["time_lost_seconds"].is_u64(), "and the time it lost: {jobs}");
 }
 
 #[test]

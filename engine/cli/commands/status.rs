@@ -18,7 +18,8 @@ fn provider_of<'a>(state: &'a State, a: &InstanceAddr) -> &'a str {
 }
 
 fn job_views(state: &State, jobs: &[(InstanceAddr, Option<Value>)], now: chrono::DateTime<chrono::Utc>) -> Vec<JobView> {
-    jobs.iter().map(|(a, v)| JobView::new(&a.to_string(), provider_of(state, a), v.as_ref(), now)).collect()
+    let events = |a: &InstanceAddr| state.events.get(a).map(Vec::as_slice).unwrap_or_default();
+    jobs.iter().map(|(a, v)| JobView::new(&a.to_string(), provider_of(state, a), v.as_ref(), now).with_events(events(a))).collect()
 }
 
 /// `kiln jobs`: every job with its status, ID, nodes, times, duration, restarts and exit codes.

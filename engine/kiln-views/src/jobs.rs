@@ -38,6 +38,9 @@ pub struct JobView {
     /// Seconds from `started_at` to `finished_at`, or to now while it runs.
     pub duration_seconds: Option<u64>,
     pub restarts: Option<u64>,
+    /// Seconds the job was down between a failure and its restart by `kiln watch`, summed over
+    /// its restarts (from its recovery events); `null` when it never restarted so.
+    pub time_lost_seconds: Option<u64>,
     /// Each node's exit code by rank (`null` for a node still running).
     pub exit_codes: Option<Vec<Option<i64>>>,
 }
@@ -104,8 +107,31 @@ impl JobView {
             started_at,
             finished_at,
             restarts: number(current, "restarts"),
+            time_lost_seconds: None,
             exit_codes,
         }
+    }
+
+    /// With the time lost to its restarts, from its recovery events (oldest first): each
+    /// `relaunched` counts from the failure its `detected` event names (the detection time less
+    /// its latency) to the relaunch.
+    pub fn with_events(mut self, events: &[kiln_state::JobEvent]) -> JobView {
+        let mut down_since = None;
+        let mut lost = None;
+        for e in events {
+            let Some(at) = time(&e.at) else { continue };
+            match e.kind.as_str() {
+                "detected" => down_since = Some(at - chrono::Duration::milliseconds(e.latency_ms.unwrap_or(0) as i64)),
+                "relaunched" => {
+                    if let Some(since) = down_since.take() {
+                        *lost.get_or_insert(0) += (at - since).num_seconds().max(0) as u64;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.time_lost_seconds = lost;
+        self
     }
 
     /// The exit codes as people read them: `0,1,-` (`-` for a node still running).
@@ -120,18 +146,22 @@ impl JobView {
 /// Every job of a state, as read now.
 pub struct Jobs(pub Vec<JobView>);
 
-/// The human table's header and rows (the columns `kiln jobs` has always printed; RESTARTS
-/// stays last).
+/// The human table's header and rows (the columns `kiln jobs` has always printed, and LOST, the
+/// time lost to restarts, where a job has it; RESTARTS stays last).
 pub fn table(jobs: &[JobView]) -> String {
-    let mut out = format!("{:<32} {:<10} {:<26} {:>10} {:>8}\n", "ADDRESS", "STATUS", "STARTED", "DURATION", "RESTARTS");
+    let lost = jobs.iter().any(|j| j.time_lost_seconds.is_some());
+    let lost_cell = |s: &str| if lost { format!(" {s:>8}") } else { String::new() };
+    let mut out =
+        format!("{:<32} {:<10} {:<26} {:>10}{} {:>8}\n", "ADDRESS", "STATUS", "STARTED", "DURATION", lost_cell("LOST"), "RESTARTS");
     for j in jobs {
         let _ = writeln!(
             out,
-            "{:<32} {:<10} {:<26} {:>10} {:>8}",
+            "{:<32} {:<10} {:<26} {:>10}{} {:>8}",
             j.address,
             j.status,
             j.started_at.as_deref().unwrap_or(""),
             j.duration_seconds.map(minutes).unwrap_or_default(),
+            lost_cell(&j.time_lost_seconds.map(minutes).unwrap_or_default()),
             j.restarts.map(|r| r.to_string()).unwrap_or_default()
         );
     }
@@ -191,6 +221,30 @@ mod tests {
 
     fn job(pairs: &[(&str, Value)]) -> Value {
         Value::Map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    }
+
+    #[test]
+    fn time_lost_counts_each_restart_from_the_failure_to_the_relaunch() {
+        let e = |kind: &str, at: &str, latency_ms: Option<u64>| kiln_state::JobEvent {
+            at: at.to_string(),
+            kind: kind.to_string(),
+            category: Some("host_failure".to_string()),
+            detail: String::new(),
+            attempt: 0,
+            latency_ms,
+        };
+        let events = [
+            e("detected", "2026-01-01T00:00:10Z", Some(3_000)),
+            e("relaunched", "2026-01-01T00:00:20Z", None),
+            e("paused", "2026-01-01T00:10:00Z", None),
+            e("detected", "2026-01-01T00:20:00Z", None),
+            e("relaunched", "2026-01-01T00:20:05Z", None),
+        ];
+        let j = JobView::new("job.t", "local", Some(&job(&[("status", Value::from("running"))])), now());
+        assert_eq!(j.clone().with_events(&events).time_lost_seconds, Some(13 + 5));
+        assert_eq!(j.clone().with_events(&[]).time_lost_seconds, None, "never restarted: no figure, not 0");
+        assert!(!table(&[j.clone()]).contains("LOST"), "no column without a figure");
+        assert!(table(&[j.with_events(&events)]).lines().next().unwrap().ends_with("LOST RESTARTS"));
     }
 
     #[test]
