@@ -161,6 +161,21 @@ pub(crate) async fn apply_plan(
     parallelism: Option<usize>,
     complete: bool,
 ) -> R {
+    apply_reporting(s, dir, l, providers, state, plan, parallelism, complete).await.map(|(code, _)| code)
+}
+
+/// [`apply_plan`], with the errors it printed (for `kiln watch`, which records what they were).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn apply_reporting(
+    s: &Session,
+    dir: &Path,
+    l: &Loaded,
+    providers: &Providers,
+    state: State,
+    plan: &Plan,
+    parallelism: Option<usize>,
+    complete: bool,
+) -> Result<(ExitStatus, Diagnostics), Failure> {
     // Jobs this apply deletes or replaces keep their logs for a while (`kiln logs` reads them).
     super::logs::archive_before_delete(dir, l, providers, &state, plan).await;
     let mode = plan.mode;
@@ -200,15 +215,15 @@ pub(crate) async fn apply_plan(
         if outcome.interrupted {
             l.printer.note("Apply interrupted: state was saved with every completed operation.");
         }
-        return Ok(ExitStatus::Error);
+        return Ok((ExitStatus::Error, diags));
     }
     if !complete {
-        return Ok(ExitStatus::Success);
+        return Ok((ExitStatus::Success, Diagnostics::new()));
     }
     let verb = if mode == Mode::Destroy { "Destroy" } else { "Apply" };
     l.printer.data(format_args!("\n{verb} complete! Resources: {} added, {} changed, {} destroyed.", counts.0, counts.1, counts.2));
     print_outputs(l, &applied.state);
-    Ok(ExitStatus::Success)
+    Ok((ExitStatus::Success, Diagnostics::new()))
 }
 
 /// Apply progress on stderr: a progress bar on a terminal (indicatif), one line per operation

@@ -22,14 +22,14 @@ use std::time::Duration;
 
 use kiln_addrs::InstanceAddr;
 use kiln_core::Providers;
-use kiln_diag::Diagnostic;
+use kiln_diag::{Diagnostic, Diagnostics};
 use kiln_plan::{Action, Mode};
 use kiln_provider::portable::job::restarts_of;
-use kiln_provider::portable::recovery::{self, Failure, Recovery, Verdict};
+use kiln_provider::portable::recovery::{self, Category, Failure, Recovery, Verdict};
 use kiln_state::{JobEvent, Mutation, State, StateBackend};
 use kiln_value::Value;
 
-use super::apply::apply_plan;
+use super::apply::apply_reporting;
 use super::jobs::{configure, read_jobs};
 use super::{load, make_plan_inner, open, refuse_policies, Ctx, ExitStatus, Failure as CmdFailure, Loaded, Printer, R};
 use crate::cli::{PlanArgs, VarArgs};
@@ -114,9 +114,13 @@ impl Watcher<'_> {
                 events.extend(relaunch_unrecorded(state, &addr, attempt, &now).map(|e| (addr, e, rec.notify.clone())));
                 continue;
             };
+            let gave_up = state.events.get(&addr).is_some_and(|v| v.iter().any(|e| e.kind == "gave_up" && e.attempt == attempt));
+            if gave_up {
+                continue;
+            }
             let why = match rec.verdict(&failure, attempt) {
                 Verdict::Restart => {
-                    restart.push(Restart { addr, attempt, latency_ms: latency_ms(&now), notify: rec.notify.clone(), failure });
+                    restart.push(Restart { addr, attempt, latency_ms: latency_ms(&now), recovery: Some(rec.clone()), failure });
                     continue;
                 }
                 Verdict::NotCovered => ("not_restarted", format!("`recovery.on` does not list {}", failure.category)),
@@ -141,56 +145,25 @@ impl Watcher<'_> {
 
     /// Restarts `jobs` in one apply under the lock (with `events` recorded), or records why not. The
     /// `detected` events are written before the apply, so a watch stopped part-way is taken up by
-    /// the next ([`interrupted`]).
+    /// the next ([`interrupted`]). A restart that fails is recorded (`relaunch_failed`, or
+    /// `gave_up` when there is no capacity for longer than `give_up_after`, or at all without
+    /// `no_capacity` in `recovery.on`) and tried again at the next interval: watch keeps going.
     async fn restart_jobs(&self, jobs: Vec<Restart>, mut events: Vec<Notified>) -> Result<(), CmdFailure> {
         let (dir, l, p, n) = (self.cx.dir(), &self.l, &self.providers, &self.notifier);
         take_back_a_dead_watchs_lock(self.backend.as_ref(), &l.printer).await;
         let r = kiln_ops::operation::run(&self.cx.ops, &self.backend, "watch", |s| {
             let jobs = &jobs;
             async move {
-                let state = s.read_state().await?;
-                // Whether the configuration is what was applied: planned against state as
-                // recorded (no refresh), it changes nothing but the jobs to restart. What the
-                // failure itself calls for (a host gone: its node moves) shows only with refresh.
-                let as_applied = PlanArgs { vars: self.vars.clone(), refresh: false, ..PlanArgs::default() };
-                let edits = make_plan_inner(dir, l, &state, p, &as_applied, Mode::Normal).await?;
-                let ours = |a: &InstanceAddr| jobs.iter().any(|j| &j.addr == a);
-                let other: Vec<String> = edits
-                    .changes
-                    .iter()
-                    .filter(|c| c.action != Action::NoOp && !ours(&c.address))
-                    .map(|c| format!("{} ({})", c.address, verb(c.action)))
-                    .collect();
-                // The restart: the jobs and what they depend on, refreshed. A lost job's plan
-                // replaces it anyway; a failed one is replaced on request.
-                let restart = PlanArgs {
-                    vars: self.vars.clone(),
-                    target: jobs.iter().map(|j| j.addr.to_string()).collect(),
-                    replace: jobs.iter().filter(|j| state.resources.contains_key(&j.addr)).map(|j| j.addr.to_string()).collect(),
-                    refresh: true,
-                    ..PlanArgs::default()
-                };
-                let plan = make_plan_inner(dir, l, &state, p, &restart, Mode::Normal).await?;
-                let paused = if !other.is_empty() {
-                    Some(format!(
-                        "the configuration differs from what was applied ({}): recovery waits until it is applied",
-                        other.join(", ")
-                    ))
-                } else if refuse_policies(l, &plan, "the jobs were not restarted").is_some() {
-                    Some("the restart's plan breaks a policy (see kiln watch's output)".to_string())
-                } else {
-                    None
-                };
-                let mut state = state;
-                if let Some(why) = paused {
+                let mut state = s.read_state().await?;
+                if let Some(why) = self.configuration_differs(&state, jobs).await? {
                     for j in jobs {
                         let e = event("paused", &j.failure, j.attempt, format!("{}; {why}", j.failure.detail));
                         if !recorded(&state, &j.addr, &e) {
                             l.printer.warning(format_args!("{}: recovery paused: {why}", j.addr));
-                            events.push((j.addr.clone(), e, j.notify.clone()));
+                            events.push((j.addr.clone(), e, j.notify()));
                         }
                     }
-                    return commit_events(&s, &mut state, n, std::mem::take(&mut events)).await.map(drop);
+                    return commit_events(&s, &mut state, n, events).await.map(drop);
                 }
                 for j in jobs {
                     let (f, a) = (&j.failure, &j.addr);
@@ -201,31 +174,73 @@ impl Watcher<'_> {
                         j.attempt + 1
                     ));
                     let e = JobEvent { latency_ms: j.latency_ms, ..event("detected", f, j.attempt, f.detail.clone()) };
-                    events.push((a.clone(), e, j.notify.clone()));
+                    events.push((a.clone(), e, j.notify()));
                 }
-                let state = commit_events(&s, &mut state, n, std::mem::take(&mut events)).await?;
-                let code = apply_plan(&s, dir, l, p, state, &plan, None, false).await?;
+                let mut state = commit_events(&s, &mut state, n, events).await?;
+                // The restart: the jobs and what they depend on, refreshed. A lost job's plan
+                // replaces it anyway; a failed one is replaced on request.
+                let restart = PlanArgs {
+                    vars: self.vars.clone(),
+                    target: jobs.iter().map(|j| j.addr.to_string()).collect(),
+                    replace: jobs.iter().filter(|j| state.resources.contains_key(&j.addr)).map(|j| j.addr.to_string()).collect(),
+                    refresh: true,
+                    ..PlanArgs::default()
+                };
+                let plan = match make_plan_inner(dir, l, &state, p, &restart, Mode::Normal).await {
+                    Ok(plan) => plan,
+                    Err(f) => {
+                        l.printer.failure(&f);
+                        let events = jobs.iter().map(|j| j.failed(&state, f.diagnostics())).collect();
+                        return commit_events(&s, &mut state, n, events).await.map(drop);
+                    }
+                };
+                if refuse_policies(l, &plan, "the jobs were not restarted").is_some() {
+                    let why = "the restart's plan breaks a policy (see kiln watch's output)";
+                    let events = jobs
+                        .iter()
+                        .map(|j| (j.addr.clone(), event("paused", &j.failure, j.attempt, why.to_string()), j.notify()))
+                        .collect();
+                    return commit_events(&s, &mut state, n, events).await.map(drop);
+                }
+                let (code, errors) = match apply_reporting(&s, dir, l, p, state, &plan, None, false).await {
+                    Ok(done) => done,
+                    Err(f) => {
+                        l.printer.failure(&f);
+                        (ExitStatus::Error, f.diagnostics().clone())
+                    }
+                };
                 let mut state = s.read_state().await?;
-                for j in jobs {
-                    let now = state.resources.get(&j.addr).map(|r| restarts_of(&r.attributes));
-                    let (kind, detail) = match now {
-                        Some(n) if code == ExitStatus::Success && n > j.attempt => {
-                            ("relaunched", checkpoint_note(&state.resources[&j.addr].attributes))
+                let events = jobs
+                    .iter()
+                    .map(|j| match state.resources.get(&j.addr).map(|r| restarts_of(&r.attributes)) {
+                        Some(now) if code == ExitStatus::Success && now > j.attempt => {
+                            let detail = checkpoint_note(&state.resources[&j.addr].attributes);
+                            (j.addr.clone(), JobEvent { attempt: now, ..event("relaunched", &j.failure, j.attempt, detail) }, j.notify())
                         }
-                        _ => (
-                            "relaunch_failed",
-                            "the apply that starts it again did not complete (see kiln watch's output); tried again next interval"
-                                .to_string(),
-                        ),
-                    };
-                    let e = JobEvent { attempt: now.unwrap_or(j.attempt), ..event(kind, &j.failure, j.attempt, detail) };
-                    events.push((j.addr.clone(), e, j.notify.clone()));
-                }
+                        _ => j.failed(&state, &errors),
+                    })
+                    .collect();
                 commit_events(&s, &mut state, n, events).await.map(drop)
             }
         })
         .await;
         lock_busy_is_no_failure(&l.printer, r)
+    }
+
+    /// Why the jobs' recovery waits, when the configuration is not what was applied: planned
+    /// against state as recorded (no refresh), it changes something besides the jobs. What the
+    /// failure itself calls for (a host gone: its node moves) shows only with refresh.
+    async fn configuration_differs(&self, state: &State, jobs: &[Restart]) -> Result<Option<String>, CmdFailure> {
+        let as_applied = PlanArgs { vars: self.vars.clone(), refresh: false, ..PlanArgs::default() };
+        let edits = make_plan_inner(self.cx.dir(), &self.l, state, &self.providers, &as_applied, Mode::Normal).await?;
+        let other: Vec<String> = edits
+            .changes
+            .iter()
+            .filter(|c| c.action != Action::NoOp && !jobs.iter().any(|j| j.addr == c.address))
+            .map(|c| format!("{} ({})", c.address, verb(c.action)))
+            .collect();
+        Ok((!other.is_empty())
+            .then(|| format!("the configuration differs from what was applied ({}): recovery waits until it is applied", other.join(", "))))
     }
 
     /// Records `events` in state in a short operation of their own.
@@ -299,7 +314,50 @@ struct Restart {
     /// Its `restarts` when it failed.
     attempt: u64,
     latency_ms: Option<u64>,
-    notify: Option<String>,
+    /// Its `recovery` block (`None` for a restart taken up from its event: the job is not in
+    /// state to read it from).
+    recovery: Option<Recovery>,
+}
+
+impl Restart {
+    fn notify(&self) -> Option<String> {
+        self.recovery.as_ref().and_then(|r| r.notify.clone())
+    }
+
+    /// The event of a restart that failed with `errors`: `relaunch_failed` (tried again next
+    /// interval), or `gave_up` when it failed for capacity and `recovery` says to stop.
+    fn failed(&self, state: &State, errors: &Diagnostics) -> Notified {
+        let first =
+            errors.iter().find(|d| d.is_error()).map_or_else(|| "the restart's apply did not complete".to_string(), |d| d.summary.clone());
+        let capacity = errors.iter().any(|d| d.is_error() && d.code.ends_with("-CAPACITY"));
+        let category = if capacity { Category::NoCapacity } else { self.failure.category };
+        let f = Failure { category, ..self.failure.clone() };
+        let give_up = |why: String| event("gave_up", &f, self.attempt, format!("{first}; {why}"));
+        let e = match (&self.recovery, capacity) {
+            (Some(r), true) if !r.on.contains(&Category::NoCapacity) => give_up("`recovery.on` does not list no_capacity".to_string()),
+            (Some(Recovery { give_up_after: Some(limit), .. }), true) => {
+                let since = no_capacity_since(state, &self.addr, self.attempt);
+                let waited = since.map(|t| (chrono::Utc::now() - t).to_std().unwrap_or_default()).unwrap_or_default();
+                if waited >= *limit {
+                    give_up(format!("no capacity for {}s (`recovery.give_up_after`)", waited.as_secs()))
+                } else {
+                    event("relaunch_failed", &f, self.attempt, format!("{first}; tried again at the next interval"))
+                }
+            }
+            _ => event("relaunch_failed", &f, self.attempt, format!("{first}; tried again at the next interval")),
+        };
+        (self.addr.clone(), e, self.notify())
+    }
+}
+
+/// When the restarts of attempt `attempt` of the job at `addr` started failing for capacity
+/// (its first `relaunch_failed` event for no capacity).
+fn no_capacity_since(state: &State, addr: &InstanceAddr, attempt: u64) -> Option<chrono::DateTime<chrono::Utc>> {
+    let first =
+        state.events.get(addr)?.iter().find(|e| {
+            e.kind == "relaunch_failed" && e.attempt == attempt && e.category.as_deref() == Some(Category::NoCapacity.as_str())
+        })?;
+    chrono::DateTime::parse_from_rfc3339(&first.at).ok().map(|t| t.with_timezone(&chrono::Utc))
 }
 
 /// The `relaunched` event a watch stopped after its restart's apply did not record: the job's
@@ -328,7 +386,7 @@ fn interrupted(state: &State) -> Vec<Restart> {
             let last = events.last().filter(|e| e.kind == "detected")?;
             let category = last.category.as_deref().and_then(recovery::Category::parse)?;
             let failure = Failure { category, exit_code: None, detail: last.detail.clone() };
-            Some(Restart { addr: a.clone(), failure, attempt: last.attempt, latency_ms: None, notify: None })
+            Some(Restart { addr: a.clone(), failure, attempt: last.attempt, latency_ms: None, recovery: None })
         })
         .collect()
 }
@@ -462,14 +520,12 @@ fn event(kind: &str, f: &Failure, attempt: u64, detail: String) -> JobEvent {
     }
 }
 
-/// Whether `e` is recorded for `addr` already: its last event has the same kind, attempt and
-/// detail (a watch started again, or the next interval, finds the same failure).
+/// Whether `e` is recorded for `addr` already: an event of the same attempt has its kind and
+/// detail (a watch started again, or the next interval, finds the same failure; a restart tried
+/// again fails the same way).
 fn recorded(state: &State, addr: &InstanceAddr, e: &JobEvent) -> bool {
-    state
-        .events
-        .get(addr)
-        .and_then(|v| v.last())
-        .is_some_and(|last| last.kind == e.kind && last.attempt == e.attempt && last.detail == e.detail)
+    let same = |x: &JobEvent| x.kind == e.kind && x.attempt == e.attempt && x.detail == e.detail;
+    state.events.get(addr).is_some_and(|v| v.iter().any(same))
 }
 
 fn with_status(job: &Value, status: &str) -> Value {
@@ -494,6 +550,44 @@ fn checkpoint_note(job: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn restart(recovery: &str) -> Restart {
+        let job = Value::from_json(&serde_json::from_str(&format!("{{\"recovery\": {recovery}}}")).unwrap());
+        let failure = Failure { category: Category::HostFailure, exit_code: None, detail: "a node is gone".into() };
+        Restart { addr: "job.t".parse().unwrap(), failure, attempt: 2, latency_ms: None, recovery: Recovery::of(&job) }
+    }
+
+    fn capacity() -> Diagnostics {
+        Diagnostic::error("E-AWS-CAPACITY", "cluster.c: AWS has no capacity for any candidate instance type").into()
+    }
+
+    #[test]
+    fn a_restart_that_fails_for_capacity_gives_up_as_its_recovery_says() {
+        let state = State::default();
+        // Without no_capacity in `on`: at once.
+        let (_, e, _) = restart(r#"{"on": ["host_failure"]}"#).failed(&state, &capacity());
+        assert_eq!((e.kind.as_str(), e.category.as_deref()), ("gave_up", Some("no_capacity")), "{e:?}");
+        // With it and give_up_after: tried again until that long after the first such failure.
+        let r = restart(r#"{"give_up_after": "1h"}"#);
+        let (_, first, _) = r.failed(&state, &capacity());
+        assert_eq!((first.kind.as_str(), first.category.as_deref(), first.attempt), ("relaunch_failed", Some("no_capacity"), 2));
+        let mut state = State::default();
+        let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+        state.apply_mutation(&Mutation::AddEvent { address: r.addr.clone(), event: JobEvent { at: two_hours_ago, ..first } });
+        let (_, later, _) = r.failed(&state, &capacity());
+        assert_eq!(later.kind, "gave_up", "{later:?}");
+        assert!(later.detail.contains("`recovery.give_up_after`"), "{}", later.detail);
+        // Without give_up_after: never.
+        assert_eq!(restart("{}").failed(&state, &capacity()).1.kind, "relaunch_failed");
+    }
+
+    #[test]
+    fn a_restart_that_fails_otherwise_is_tried_again_in_its_category() {
+        let errors: Diagnostics = Diagnostic::error("E-LOCAL-JOB", "job.t: cannot start").into();
+        let (_, e, _) = restart("{}").failed(&State::default(), &errors);
+        assert_eq!((e.kind.as_str(), e.category.as_deref()), ("relaunch_failed", Some("host_failure")));
+        assert!(e.detail.starts_with("job.t: cannot start"), "{}", e.detail);
+    }
 
     #[test]
     fn the_interval_is_a_duration_of_a_second_or_more() {
