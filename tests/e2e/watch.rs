@@ -8,6 +8,7 @@ use crate::support::{bin, repo_root, run, Project};
 /// `dist/systemd/kiln-watch@.service`, instantiated for a project's directory with this build's
 /// binary, passes `systemd-analyze verify` (skipped, and said, where systemd is not installed).
 #[test]
+#[allow(clippy::print_stderr)] // the skip is said
 fn the_systemd_unit_verifies_for_a_configuration_directory() {
     let Ok(found) = Command::new("systemd-analyze").arg("--version").output() else {
         eprintln!("the_systemd_unit_verifies_for_a_configuration_directory: skipped: systemd-analyze is not installed");
