@@ -263,9 +263,14 @@ impl<'a> Context<'a> {
 
     /// The schema of a resource's kind at its provider.
     pub fn kind_schema(&self, key: &str, r: &Resource) -> Option<KindSchema> {
+        self.kind_schema_ref(key, r).cloned()
+    }
+
+    /// [`Context::kind_schema`], borrowed.
+    pub fn kind_schema_ref(&self, key: &str, r: &Resource) -> Option<&KindSchema> {
         let schema = self.registry.schema(provider_name(key))?;
         let kinds = if r.mode == AddrMode::Data { &schema.data_kinds } else { &schema.kinds };
-        kinds.get(&r.kind).cloned()
+        kinds.get(&r.kind)
     }
 
     /// "provider X has no kind Y", at the block.
@@ -297,16 +302,16 @@ impl<'a> Context<'a> {
     pub fn instance_config(&mut self, iaddr: &InstanceAddr, rep: Repetition, schema: &KindSchema) -> Option<Value> {
         let r = self.resource(&iaddr.resource);
         let placed = self.placed.get(iaddr);
-        let body = match placed {
-            Some(_) => std::borrow::Cow::Owned(crate::placement::provider_body(&r.body)),
+        let part = match placed {
+            Some(_) => crate::placement::PROVIDER_PART,
             // A job's `data` blocks are the engine's (placement's): its provider never sees them.
-            None if crate::placement::data::has_data(r) => std::borrow::Cow::Owned(crate::placement::data::provider_body(&r.body)),
-            None => std::borrow::Cow::Borrowed(&r.body),
+            None if crate::placement::data::has_data(r) => crate::placement::data::PROVIDER_PART,
+            None => crate::instance::Part::ALL,
         };
-        match eval_body(&body, &schema.body, &self.scope(&iaddr.resource.module, rep), &r.span) {
+        match crate::instance::eval_part(&r.body, part, &schema.body, &self.scope(&iaddr.resource.module, rep), &r.span) {
             Ok(mut v) => {
                 if let Some(c) = placed {
-                    crate::placement::apply_choice(&mut v, &c.meta, &c.offering, &c.fallbacks, schema);
+                    crate::placement::apply_choice(&mut v, &c.meta, &c.choice.offering, &c.choice.fallbacks, schema);
                 }
                 Some(v)
             }

@@ -123,9 +123,27 @@ pub(crate) fn locate(d: Diagnostic, r: &Resource) -> Diagnostic {
 
 /// Evaluates `body` against `schema` into a map of every attribute the schema declares.
 pub(crate) fn eval_body(body: &Body, schema: &SchemaBody, scope: &dyn Scope, decl: &Span) -> Result<Value, Diagnostics> {
+    eval_part(body, Part::ALL, schema, scope, decl)
+}
+
+/// The part of a body that one reader sees: the attributes and nested blocks it keeps, by name.
+/// Evaluating a part reads it in place, without a copy of the body's expressions (placement's
+/// request and the chosen provider's body are parts of one block).
+#[derive(Clone, Copy)]
+pub(crate) struct Part {
+    pub attr: fn(&str) -> bool,
+    pub block: fn(&str) -> bool,
+}
+
+impl Part {
+    pub const ALL: Part = Part { attr: |_| true, block: |_| true };
+}
+
+/// [`eval_body`] of the `part` of `body` (what is left out is as if not written).
+pub(crate) fn eval_part(body: &Body, part: Part, schema: &SchemaBody, scope: &dyn Scope, decl: &Span) -> Result<Value, Diagnostics> {
     let mut out = Map::new();
     let mut diags = Diagnostics::new();
-    for a in &body.attrs {
+    for a in body.attrs.iter().filter(|a| (part.attr)(&a.name)) {
         let Some(s) = schema.attributes.get(&a.name) else {
             let known: Vec<&str> = schema.attributes.iter().filter(|(_, s)| s.required || s.optional).map(|(n, _)| n.as_str()).collect();
             let hint = if schema.blocks.contains_key(&a.name) {
@@ -163,7 +181,7 @@ pub(crate) fn eval_body(body: &Body, schema: &SchemaBody, scope: &dyn Scope, dec
         }
     }
     for (name, s) in &schema.attributes {
-        if out.contains_key(name) || body.attr(name).is_some() {
+        if out.contains_key(name) || ((part.attr)(name) && body.attr(name).is_some()) {
             continue;
         }
         if s.required {
@@ -177,7 +195,7 @@ pub(crate) fn eval_body(body: &Body, schema: &SchemaBody, scope: &dyn Scope, dec
         }
     }
     for (name, bs) in &schema.blocks {
-        let blocks: Vec<_> = body.blocks.iter().filter(|b| &b.ident == name).collect();
+        let blocks: Vec<_> = body.blocks.iter().filter(|b| &b.ident == name && (part.block)(&b.ident)).collect();
         if let Some(max) = bs.max_items.or(if bs.nesting == Nesting::Single { Some(1) } else { None }) {
             if blocks.len() > max {
                 diags.push(
@@ -208,7 +226,7 @@ pub(crate) fn eval_body(body: &Body, schema: &SchemaBody, scope: &dyn Scope, dec
         };
         out.insert(name.clone(), v);
     }
-    for b in &body.blocks {
+    for b in body.blocks.iter().filter(|b| (part.block)(&b.ident)) {
         if !schema.blocks.contains_key(&b.ident) {
             let known: Vec<&str> = schema.blocks.keys().map(String::as_str).collect();
             let hint = if schema.attributes.contains_key(&b.ident) {

@@ -33,6 +33,7 @@ use kiln_schema::{Attribute, Block, Body as SchemaBody, KindSchema, Nesting};
 use kiln_value::{Decimal, Type, Value};
 use sha2::Digest;
 
+use crate::instance::Part;
 use crate::providers::ProviderRegistry;
 
 /// The nested block that opts a block into placement.
@@ -64,21 +65,21 @@ pub fn candidates(config: &kiln_config::Config, registry: &ProviderRegistry, kin
     keys
 }
 
-/// The body the chosen provider sees: without the `placement` block and the attributes
-/// placement takes (set again from the decision by [`apply_choice`]).
-pub fn provider_body(body: &Body) -> Body {
-    Body {
-        attrs: body.attrs.iter().filter(|a| !TAKEN.contains(&a.name.as_str())).cloned().collect(),
-        blocks: body.blocks.iter().filter(|b| b.ident != BLOCK).cloned().collect(),
-    }
-}
+/// The part of the body the chosen provider sees: without the `placement` block and the
+/// attributes placement takes (set again from the decision by [`apply_choice`]).
+pub(crate) const PROVIDER_PART: Part = Part { attr: |n| !TAKEN.contains(&n), block: |n| n != BLOCK };
 
-/// The part of the body placement reads, and its schema.
+/// The attributes placement reads.
+const META_ATTRS: [&str; 7] = ["accelerators", "cpus", "memory", "nodes", "capacity", "spot", "max_price"];
+
+/// The part of the body placement reads (its schema: [`meta_schema`]).
+pub(crate) const META_PART: Part = Part { attr: |n| META_ATTRS.contains(&n), block: |n| n == BLOCK };
+
+/// [`META_PART`] of `body` as a body of its own.
 pub fn meta_body(body: &Body) -> Body {
-    let names = ["accelerators", "cpus", "memory", "nodes", "capacity", "spot", "max_price"];
     Body {
-        attrs: body.attrs.iter().filter(|a| names.contains(&a.name.as_str())).cloned().collect(),
-        blocks: body.blocks.iter().filter(|b| b.ident == BLOCK).cloned().collect(),
+        attrs: body.attrs.iter().filter(|a| (META_PART.attr)(&a.name)).cloned().collect(),
+        blocks: body.blocks.iter().filter(|b| (META_PART.block)(&b.ident)).cloned().collect(),
     }
 }
 
@@ -126,24 +127,66 @@ fn build_meta_schema() -> SchemaBody {
 
 /// What placement reads of one instance: the optimizer's input, how the request reads, and
 /// its digest (a recorded decision stands while the digest is the same).
+#[derive(Clone)]
 pub struct Meta {
     pub need: kiln_place::Need,
     pub describe: String,
     pub digest: String,
 }
 
-/// Reads the evaluated [`meta_body`] of `kind`. Errors name the attribute.
-pub fn meta(v: &Value, kind: &str) -> Result<Meta, Diagnostics> {
-    let code = "E-PLACEMENT";
-    let mut diags = Diagnostics::new();
+/// What an instance's request reads as (the evaluated [`META_PART`] of its block, of `kind`;
+/// errors name the attribute), once per distinct request in a plan: the instances whose
+/// evaluated request is the same (the same kind, the same JSON) share one [`Meta`],
+/// so its parse, description and digest are not made again for each of them.
+#[derive(Default)]
+pub struct Metas(std::collections::HashMap<Vec<u8>, std::sync::Arc<Meta>>);
+
+impl Metas {
+    /// The reading of `v`, made once per distinct request.
+    pub fn read(&mut self, v: &Value, kind: &str) -> Result<std::sync::Arc<Meta>, Diagnostics> {
+        known(v)?;
+        let json = request_json(v);
+        let mut key = Vec::with_capacity(kind.len() + 1 + json.len());
+        key.extend_from_slice(kind.as_bytes());
+        key.push(0);
+        key.extend_from_slice(&json);
+        if let Some(m) = self.0.get(&key) {
+            return Ok(m.clone());
+        }
+        let m = std::sync::Arc::new(read_meta(v, kind, &json)?);
+        self.0.insert(key, m.clone());
+        Ok(m)
+    }
+}
+
+/// The request's JSON, as its digest reads it: marks are not part of the request (the same
+/// JSON as the unmarked value's).
+fn request_json(v: &Value) -> Vec<u8> {
+    let json = match v.contains_sensitive() {
+        true => serde_json::to_vec(&v.clone().unmark_deep().0),
+        false => serde_json::to_vec(v),
+    };
+    json.unwrap_or_default()
+}
+
+/// An error unless the request is known at plan time.
+fn known(v: &Value) -> Result<(), Diagnostics> {
     if Request::is_unknown(v)
         || ["nodes", "capacity", "spot", "max_price", BLOCK].iter().any(|k| v.get(k).is_some_and(Value::contains_unknown))
     {
-        diags.push(Diagnostic::error(code, "placement needs the request known at plan time").hint(
+        let mut diags = Diagnostics::new();
+        diags.push(Diagnostic::error("E-PLACEMENT", "placement needs the request known at plan time").hint(
             "use variables or locals known at plan time in `accelerators`, `cpus`, `memory`, `nodes`, `spot`, `max_price` and `placement`",
         ));
         return Err(diags);
     }
+    Ok(())
+}
+
+/// The reading of a known request of `kind` whose JSON is `json`.
+fn read_meta(v: &Value, kind: &str, json: &[u8]) -> Result<Meta, Diagnostics> {
+    let code = "E-PLACEMENT";
+    let mut diags = Diagnostics::new();
     let request = match Request::parse(v) {
         Ok(r) => r,
         Err(errs) => return Err(kiln_provider::portable::request::diagnostics(&errs, code)),
@@ -227,12 +270,7 @@ pub fn meta(v: &Value, kind: &str) -> Result<Meta, Diagnostics> {
     describe.retain(|s| !s.is_empty());
     let mut h = sha2::Sha256::new();
     h.update(kind.as_bytes());
-    // Marks are not part of the request (the same JSON as the unmarked value's).
-    let json = match v.contains_sensitive() {
-        true => serde_json::to_vec(&v.clone().unmark_deep().0),
-        false => serde_json::to_vec(v),
-    };
-    h.update(json.unwrap_or_default());
+    h.update(json);
     Ok(Meta { need, describe: describe.join(", "), digest: hex::encode(h.finalize()) })
 }
 
@@ -287,13 +325,25 @@ pub fn from_value(v: &Value) -> Option<PlacedOffering> {
     serde_json::from_value(v.to_json()).ok()
 }
 
-/// An instance's decision as the walk uses it: the offering, its fallbacks, and the request
-/// values it was made from.
+/// An instance's decision as the walk uses it: the offering and its fallbacks (shared by the
+/// instances of one decision), and the request values it was made from.
 #[derive(Debug, Clone)]
 pub struct Chosen {
+    pub choice: std::sync::Arc<Choice>,
+    pub meta: Value,
+}
+
+/// The offering a decision chose and its fallbacks.
+#[derive(Debug)]
+pub struct Choice {
     pub offering: PlacedOffering,
     pub fallbacks: Vec<PlacedOffering>,
-    pub meta: Value,
+}
+
+impl Chosen {
+    pub fn new(offering: PlacedOffering, fallbacks: Vec<PlacedOffering>, meta: Value) -> Self {
+        Chosen { choice: std::sync::Arc::new(Choice { offering, fallbacks }), meta }
+    }
 }
 
 /// The provider `key` a job following a placed cluster goes to: the one provider its
@@ -303,7 +353,7 @@ pub fn followed_provider(
     cluster: &kiln_addrs::ResourceAddr,
 ) -> Result<Option<String>, Diagnostic> {
     let keys: std::collections::BTreeSet<&str> =
-        placed.iter().filter(|(a, _)| &a.resource == cluster).map(|(_, c)| c.offering.provider.as_str()).collect();
+        placed.iter().filter(|(a, _)| &a.resource == cluster).map(|(_, c)| c.choice.offering.provider.as_str()).collect();
     match keys.len() {
         0 => Ok(None),
         1 => Ok(keys.into_iter().next().map(str::to_string)),

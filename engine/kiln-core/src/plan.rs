@@ -312,8 +312,13 @@ struct Planner<'a> {
     /// table entry (read once per plan, not once per decision).
     offers: HashMap<String, Vec<(kiln_provider::offerings::Offering, Option<&'static kiln_provider::portable::accelerators::Model>)>>,
     placements: Vec<kiln_plan::Placement>,
-    /// The optimizer's answer per distinct request (`placement::Meta::digest`).
-    decided: HashMap<String, Result<kiln_place::Decision, kiln_place::Infeasible>>,
+    /// The optimizer's answer per distinct request (`placement::Meta::digest`),
+    /// with its chosen offering and fallbacks as the instances share them, fitted to the
+    /// chosen provider.
+    #[allow(clippy::type_complexity)]
+    decided: HashMap<String, Result<(kiln_place::Decision, Arc<crate::placement::Choice>), kiln_place::Infeasible>>,
+    /// Each distinct request's reading (`placement::Meta`), once per plan.
+    metas: crate::placement::Metas,
 }
 
 impl<'a> Planner<'a> {
@@ -345,6 +350,7 @@ impl<'a> Planner<'a> {
             offers: HashMap::new(),
             placements: Vec::new(),
             decided: HashMap::new(),
+            metas: crate::placement::Metas::default(),
         }
     }
 

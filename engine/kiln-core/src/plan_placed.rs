@@ -10,8 +10,8 @@ use kiln_provider::offerings::Offerings;
 use kiln_value::{Decimal, Value};
 
 use super::Planner;
-use crate::instance::eval_body;
-use crate::placement::{self, Chosen};
+use crate::instance::eval_part;
+use crate::placement::{self, Choice, Chosen};
 
 impl Planner<'_> {
     /// A resource that opts into placement: every instance placed, then planned by the chosen
@@ -51,23 +51,30 @@ impl Planner<'_> {
     ) -> Option<(String, Arc<dyn kiln_provider::Provider>, kiln_schema::KindSchema)> {
         let r = self.cx.resource(&iaddr.resource);
         let at = |d: Diagnostic| crate::instance::locate(d, r).or_at(Some(r.span.clone())).or_address(iaddr.to_string());
-        let meta_v =
-            match eval_body(&placement::meta_body(&r.body), placement::meta_schema(), &self.cx.scope(&iaddr.resource.module, rep), &r.span)
-            {
-                Ok(v) => v,
-                Err(d) => {
-                    self.cx.diags.extend(d.with_address(&iaddr.to_string()));
-                    return None;
-                }
-            };
-        let mut meta = match placement::meta(&meta_v, &r.kind) {
+        let scope = self.cx.scope(&iaddr.resource.module, rep);
+        let meta_v = match eval_part(&r.body, placement::META_PART, placement::meta_schema(), &scope, &r.span) {
+            Ok(v) => v,
+            Err(d) => {
+                self.cx.diags.extend(d.with_address(&iaddr.to_string()));
+                return None;
+            }
+        };
+        let meta = match self.metas.read(&meta_v, &r.kind) {
             Ok(m) => m,
             Err(d) => {
                 self.cx.diags.extend(d.into_iter().map(at));
                 return None;
             }
         };
-        placement::data::join(&mut meta, self.data_of(&iaddr.resource).await?);
+        let data = self.data_of(&iaddr.resource).await?;
+        let meta = match data.is_empty() {
+            true => meta,
+            false => {
+                let mut m = placement::Meta::clone(&meta);
+                placement::data::join(&mut m, data);
+                Arc::new(m)
+            }
+        };
         let candidates = self.cx.graph.placed.get(&iaddr.resource).cloned().unwrap_or_default();
         let prior = self.state.resources.get(iaddr);
         if let Some(p) = prior {
@@ -81,49 +88,63 @@ impl Planner<'_> {
                 let chosen = b.placement.as_ref().and_then(placement::from_value).filter(|c| c.provider == p.provider)?;
                 Some((chosen, b.fallbacks.iter().filter_map(placement::from_value).collect()))
             });
-        let decision = match recorded {
-            Some((rec, fallbacks)) if !self.options.replan => Placement {
-                address: iaddr.clone(),
-                request: meta.describe.clone(),
-                chosen: rec,
-                fallbacks,
-                alternatives: Vec::new(),
-                notes: vec!["kept: the request is unchanged (`--replan-placement` asks for a new decision)".into()],
-                kept: true,
-                moved_from: None,
-                request_digest: meta.digest.clone(),
-            },
+        let (mut decision, shared) = match recorded {
+            Some((rec, fallbacks)) if !self.options.replan => (
+                Placement {
+                    address: iaddr.clone(),
+                    request: meta.describe.clone(),
+                    chosen: rec,
+                    fallbacks,
+                    alternatives: Vec::new(),
+                    notes: vec!["kept: the request is unchanged (`--replan-placement` asks for a new decision)".into()],
+                    kept: true,
+                    moved_from: None,
+                    request_digest: meta.digest.clone(),
+                },
+                None,
+            ),
             recorded => {
                 self.ask_offers(&candidates).await;
                 // One decision per distinct request (the digest covers the kind, the request and
                 // the placement block; the candidates are the kind's, the same all plan long):
-                // the instances of a `count` share it.
-                if !self.decided.contains_key(&meta.digest) {
+                // the instances of a `count` share it, fitted to its provider once.
+                let decided_key = match r.mode {
+                    kiln_addrs::Mode::Data => format!("{}\0data", meta.digest),
+                    _ => meta.digest.clone(),
+                };
+                if !self.decided.contains_key(&decided_key) {
                     // Borrowed from the plan's offerings: copying them for every instance was
                     // most of a placed plan's time beside the decision (bench_placement).
-                    let cands: Vec<kiln_place::Candidate<'_>> = candidates
-                        .iter()
-                        .flat_map(|k| {
-                            self.offers[k].iter().map(move |(o, m)| kiln_place::Candidate { provider: k, offering: o, model: *m })
-                        })
-                        .collect();
-                    let d = kiln_place::decide(&meta.need, &cands);
-                    self.decided.insert(meta.digest.clone(), d);
+                    let mut cands: Vec<kiln_place::Candidate<'_>> =
+                        Vec::with_capacity(candidates.iter().map(|k| self.offers[k].len()).sum());
+                    for k in &candidates {
+                        cands.extend(self.offers[k].iter().map(|(o, m)| kiln_place::Candidate { provider: k, offering: o, model: *m }));
+                    }
+                    let d = kiln_place::decide(&meta.need, &cands).map(|mut d| {
+                        let key = d.chosen.provider.clone();
+                        if let Some(schema) = self.cx.kind_schema_ref(&key, r) {
+                            fit_to_provider(&key, schema, &d.chosen, &mut d.fallbacks, &mut d.notes);
+                        }
+                        let choice = Arc::new(Choice { offering: d.chosen.clone(), fallbacks: d.fallbacks.clone() });
+                        (d, choice)
+                    });
+                    self.decided.insert(decided_key.clone(), d);
                 }
-                match self.decided[&meta.digest].clone() {
-                    Ok(d) => {
+                match &self.decided[&decided_key] {
+                    Ok((d, choice)) => {
                         let moved_from = recorded.map(|(rec, _)| rec).filter(|rec| !same_offering(rec, &d.chosen));
-                        Placement {
+                        let placement = Placement {
                             address: iaddr.clone(),
                             request: meta.describe.clone(),
-                            chosen: d.chosen,
-                            fallbacks: d.fallbacks,
-                            alternatives: d.alternatives,
-                            notes: d.notes,
+                            chosen: d.chosen.clone(),
+                            fallbacks: d.fallbacks.clone(),
+                            alternatives: d.alternatives.clone(),
+                            notes: d.notes.clone(),
                             kept: false,
                             moved_from,
                             request_digest: meta.digest.clone(),
-                        }
+                        };
+                        (placement, Some(choice.clone()))
                     }
                     Err(e) => {
                         self.cx.diags.push(at(e.diagnostic()));
@@ -132,29 +153,20 @@ impl Planner<'_> {
                 }
             }
         };
-        let mut decision = decision;
         let key = decision.chosen.provider.clone();
         let provider = self.ensure_provider(&key).await?;
         let Some(schema) = self.cx.kind_schema(&key, r) else {
             self.cx.unknown_kind(&key, r, &iaddr.resource);
             return None;
         };
-        let has = |k: &str| schema.body.attributes.contains_key(k);
-        if !has("instance_types") && !has("instance_type_candidates") && !decision.fallbacks.is_empty() {
-            // Apply runs what the plan lists: no fallback the provider cannot launch.
-            decision.fallbacks.clear();
-            decision.notes.push(format!("`{key}` launches the chosen offering only: no fallbacks"));
-        }
-        if !has("instance_types") && decision.fallbacks.iter().any(|f| f.spot != decision.chosen.spot) {
-            // A cluster's create tries its candidates in the chosen market only.
-            let spot = decision.chosen.spot;
-            decision.fallbacks.retain(|f| f.spot == spot);
-            decision.notes.push(format!("`{key}` falls back within the chosen market only"));
-        }
-        self.cx.placed.insert(
-            iaddr.clone(),
-            Chosen { offering: decision.chosen.clone(), fallbacks: decision.fallbacks.clone(), meta: meta_v.clone() },
-        );
+        let choice = match shared {
+            Some(c) => c,
+            None => {
+                fit_to_provider(&key, &schema, &decision.chosen, &mut decision.fallbacks, &mut decision.notes);
+                Arc::new(Choice { offering: decision.chosen.clone(), fallbacks: decision.fallbacks.clone() })
+            }
+        };
+        self.cx.placed.insert(iaddr.clone(), Chosen { choice, meta: meta_v });
         self.placements.push(decision);
         Some((key, provider, schema))
     }
@@ -264,6 +276,27 @@ impl Planner<'_> {
                 None
             }
         }
+    }
+}
+
+/// A decision fitted to the provider it chose (its `schema` of the kind): apply runs what the
+/// plan lists, so no fallback the provider cannot launch, and a cluster's create tries its
+/// candidates in the chosen market only.
+fn fit_to_provider(
+    key: &str,
+    schema: &kiln_schema::KindSchema,
+    chosen: &PlacedOffering,
+    fallbacks: &mut Vec<PlacedOffering>,
+    notes: &mut Vec<String>,
+) {
+    let has = |k: &str| schema.body.attributes.contains_key(k);
+    if !has("instance_types") && !has("instance_type_candidates") && !fallbacks.is_empty() {
+        fallbacks.clear();
+        notes.push(format!("`{key}` launches the chosen offering only: no fallbacks"));
+    }
+    if !has("instance_types") && fallbacks.iter().any(|f| f.spot != chosen.spot) {
+        fallbacks.retain(|f| f.spot == chosen.spot);
+        notes.push(format!("`{key}` falls back within the chosen market only"));
     }
 }
 

@@ -214,9 +214,7 @@ impl<'a> Applier<'a> {
             .unwrap_or_else(|| self.cx.graph.provider_of[&iaddr.resource].clone());
         if let Some(p) = self.plan.placements.iter().find(|p| &p.address == iaddr) {
             let meta = self.placement_meta(iaddr, rep);
-            self.cx
-                .placed
-                .insert(iaddr.clone(), crate::placement::Chosen { offering: p.chosen.clone(), fallbacks: p.fallbacks.clone(), meta });
+            self.cx.placed.insert(iaddr.clone(), crate::placement::Chosen::new(p.chosen.clone(), p.fallbacks.clone(), meta));
         }
         let provider = self.cx.provider(&key).await;
         let schema = self.cx.kind_schema(&key, r)?;

@@ -57,8 +57,11 @@ pub struct Source {
 
 /// A job's body as its provider sees it: without `data` blocks.
 pub fn provider_body(body: &Body) -> Body {
-    Body { attrs: body.attrs.clone(), blocks: body.blocks.iter().filter(|b| b.ident != BLOCK).cloned().collect() }
+    Body { attrs: body.attrs.clone(), blocks: body.blocks.iter().filter(|b| (PROVIDER_PART.block)(&b.ident)).cloned().collect() }
 }
+
+/// [`provider_body`] as a part of the job's body, read in place.
+pub(crate) const PROVIDER_PART: crate::instance::Part = crate::instance::Part { attr: |_| true, block: |n| n != BLOCK };
 
 /// Whether `r` is a job with `data` blocks.
 pub fn has_data(r: &Resource) -> bool {
