@@ -801,6 +801,11 @@ fn local_watch_restarts_a_killed_job_from_its_checkpoint_and_it_ends_as_an_unint
     assert_eq!(p.jobs_row("job.train").1, "1", "`kiln jobs` shows the restart");
     let jobs: serde_json::Value = serde_json::from_str(&p.kiln(&["jobs", "--json"]).ok().stdout()).unwrap();
     assert!(jobs["jobs"][0]["time_lost_seconds"].is_u64(), "and the time it lost: {jobs}");
+    let plan = p.kiln(&["plan"]).ok().stderr();
+    assert!(
+        plan.contains("job.train: attempt 1, restarted 1 time by kiln watch; last event: relaunched (host_failure) at "),
+        "the plan shows the job's recovery:\n{plan}"
+    );
 }
 
 #[test]
@@ -882,4 +887,24 @@ fn local_watch_killed_mid_restart_is_taken_up_by_the_next_with_one_job() {
     let kinds: Vec<String> = events(&p, "job.train").into_iter().map(|e| e.0).collect();
     assert_eq!(kinds.first().map(String::as_str), Some("detected"), "{kinds:?}");
     assert!(kinds.contains(&"relaunched".to_string()), "{kinds:?}");
+}
+
+#[test]
+fn local_watch_restarts_pass_the_policies_a_plan_does() {
+    let p = recovered_quickstart(100000, "0.1", "    max_restarts = 5");
+    // Policies see the restart's plan: one may cap restarts below the recovery block's.
+    p.write(
+        "policy.kiln.hcl",
+        "policy \"restarts\" {\n  rule {\n    condition = try(change.after.restarts, 0) < 1\n    message   = \"${change.address}: restarted jobs need a person\"\n  }\n}\n",
+    );
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let old = p.job("job.train");
+    wait_until("the job runs", BOUND, || !old.live().is_empty());
+    old.kill_9();
+    wait_until("the killed processes are gone", BOUND, || old.live().is_empty());
+    let out = p.kiln(&["watch", "--once"]).ok();
+    assert!(out.stderr().contains("restarted jobs need a person"), "{}", out.stderr());
+    assert_eq!(p.jobs_row("job.train").0, "lost", "not restarted");
+    let seen = events(&p, "job.train");
+    assert_eq!(seen.last().map(|e| e.0.as_str()), Some("paused"), "{seen:?}");
 }

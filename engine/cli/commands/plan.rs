@@ -14,14 +14,19 @@ pub(crate) async fn plan_cmd(cx: &Ctx, args: &PlanArgs, mode: Mode, out: Option<
     let l = load(cx, &args.vars)?;
     let backend = open(&l)?;
     let l = &l;
-    let mut plan = kiln_ops::operation::run(ops, &backend, "plan", |s| async move {
+    let (mut plan, history) = kiln_ops::operation::run(ops, &backend, "plan", |s| async move {
         let state = s.read_state().await?;
-        make_plan(&s, dir, l, &state, &kiln_core::Providers::new(), args, mode).await
+        let plan = make_plan(&s, dir, l, &state, &kiln_core::Providers::new(), args, mode).await?;
+        let history = super::watch::history(&state, &plan);
+        Ok::<_, Failure>((plan, history))
     })
     .await?;
     // For the reviewer: the commit the configuration is at (None outside git, silently).
     plan.git_commit = super::git::commit(dir).await;
     view_plan::print(cx, &plan, format);
+    for line in history {
+        cx.printer.note(line);
+    }
     let broken = plan.policies.iter().any(|p| !p.passed());
     if let Some(path) = out {
         let text =

@@ -302,6 +302,31 @@ pub async fn events(cx: &Ctx, vars: &VarArgs, address: &str, json: bool) -> R {
     Ok(ExitStatus::Success)
 }
 
+/// For a plan's reviewer: each job of the plan that `kiln watch` restarted or tried to, with its
+/// attempt and last event (`job.train: attempt 2, restarted 2 times by kiln watch; last event:
+/// relaunched (host_failure) at T; kiln jobs events job.train lists them`).
+pub fn history(state: &State, plan: &kiln_plan::Plan) -> Vec<String> {
+    plan.changes
+        .iter()
+        .filter(|c| c.kind == "job")
+        .filter_map(|c| {
+            let events = state.events.get(&c.address).filter(|v| !v.is_empty())?;
+            let last = events.last()?;
+            let relaunched = events.iter().filter(|e| e.kind == "relaunched").count();
+            let attempt = state.resources.get(&c.address).map_or(last.attempt, |r| restarts_of(&r.attributes));
+            let category = last.category.as_deref().map(|c| format!(" ({c})")).unwrap_or_default();
+            Some(format!(
+                "{}: attempt {attempt}, restarted {relaunched} time{} by kiln watch; last event: {}{category} at {}; `kiln jobs events {}` lists them",
+                c.address,
+                if relaunched == 1 { "" } else { "s" },
+                last.kind.replace('_', " "),
+                last.at,
+                c.address
+            ))
+        })
+        .collect()
+}
+
 /// The jobs in state with a `recovery` block.
 fn watched(state: &State) -> BTreeMap<InstanceAddr, Recovery> {
     state.resources.iter().filter(|(_, r)| r.kind == "job").filter_map(|(a, r)| Some((a.clone(), Recovery::of(&r.attributes)?))).collect()

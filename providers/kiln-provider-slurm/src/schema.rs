@@ -119,6 +119,13 @@ pub(crate) fn job() -> Body {
     .attr("sbatch_args", Attribute::optional(list(Type::String), "More sbatch options, such as [\"--constraint=ib\"]").force_new())
     .attr("job_name", Attribute::computed(Type::String, "The job's name in Slurm: kiln-NAME-TOKEN"))
     .attr("slurm_state", Attribute::computed(Type::String, "The job's state in Slurm (PENDING, RUNNING, COMPLETED, CANCELLED, ...)"))
+    .attr(
+        "lost_reason",
+        Attribute::computed(
+            Type::String,
+            "Why the job is lost: preemption (PREEMPTED) or host_failure (NODE_FAIL, BOOT_FAIL, REVOKED); null otherwise",
+        ),
+    )
     .attr("reason", Attribute::computed(Type::String, "Why Slurm holds the job pending (null when none)"))
     .attr("exit_code", Attribute::computed(Type::Number, "The batch script's exit code (null until the job ends)"))
     .attr("node_list", Attribute::computed(Type::String, "Nodes the job runs on, as a Slurm host list"))
@@ -132,7 +139,7 @@ mod tests {
     /// The portable job body plus these extras, with the types and flags states were written with.
     #[test]
     fn the_job_schema_is_portable_and_keeps_its_shape() {
-        let extras = "cpus_per_task: Number optional force_new; exit_code: Number computed; gpus_per_node: Number optional+computed force_new; job_dir: String computed; job_name: String computed; memory: String optional force_new; node_list: String computed; output: String computed; reason: String computed; requeue: Bool optional force_new default=false; restarts: Number computed; sbatch_args: List(String) optional force_new; slurm_state: String computed; tasks: Number optional+computed force_new; time_limit: String optional force_new; checkpoint {} Single 0..1";
+        let extras = "cpus_per_task: Number optional force_new; exit_code: Number computed; gpus_per_node: Number optional+computed force_new; job_dir: String computed; job_name: String computed; lost_reason: String computed; memory: String optional force_new; node_list: String computed; output: String computed; reason: String computed; requeue: Bool optional force_new default=false; restarts: Number computed; sbatch_args: List(String) optional force_new; slurm_state: String computed; tasks: Number optional+computed force_new; time_limit: String optional force_new; checkpoint {} Single 0..1";
         kiln_provider::portable::job::assert_schema(&super::job(), extras);
     }
 }

@@ -196,6 +196,7 @@ fn observed(state: &Value, seen: &Seen) -> Option<Value> {
     let started = if status == JobStatus::Pending { None } else { start.as_deref().and_then(parse::time) };
     m.insert("status".into(), Value::from(status));
     m.insert("slurm_state".into(), Value::from(slurm_state.as_str()));
+    m.insert("lost_reason".into(), lost_reason(status, &slurm_state));
     m.insert("reason".into(), opt_str(q.and_then(|q| q.reason.as_deref()).filter(|_| !terminal || status != JobStatus::Succeeded)));
     let exit_code = a.and_then(|a| a.exit_code).map(Value::from).or_else(|| set(state, "exit_code").cloned().filter(|_| terminal));
     m.insert("exit_code".into(), exit_code.filter(|_| terminal).unwrap_or(Value::Null));
@@ -211,6 +212,15 @@ fn observed(state: &Value, seen: &Seen) -> Option<Value> {
     let restarts = q.map_or(0, |q| q.restarts).max(u64_attr(state, "restarts").unwrap_or(0));
     m.insert("restarts".into(), num(restarts));
     Some(Value::Map(m))
+}
+
+/// Why a lost job is lost, in `kiln watch`'s categories: Slurm preempted it, or its node failed.
+fn lost_reason(status: JobStatus, slurm_state: &str) -> Value {
+    match (status, slurm_state) {
+        (JobStatus::Lost, "PREEMPTED") => Value::from("preemption"),
+        (JobStatus::Lost, _) => Value::from("host_failure"),
+        _ => Value::Null,
+    }
 }
 
 /// Observes many jobs: one `squeue` call (with the directory check), and one `sacct` call
@@ -330,6 +340,7 @@ async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic>
         ("output", Value::from(output.as_str())),
         ("status", Value::from(JobStatus::Pending)),
         ("slurm_state", Value::from("PENDING")),
+        ("lost_reason", Value::Null),
         ("reason", Value::Null),
         ("exit_code", Value::Null),
         ("node_list", Value::Null),
@@ -388,6 +399,8 @@ fn plan(ctx: &Ctx, req: &PlanRequest<'_>) -> Result<PlanResponse, Diagnostic> {
         planned.insert("restarts".into(), job::restarts_after(req.replacing));
     }
     if let Some(prior) = req.prior {
+        // A job written before `lost_reason` existed has none (absent is null: no change).
+        planned.insert("lost_reason".into(), prior.get("lost_reason").cloned().unwrap_or(Value::Null));
         requires_replace.extend(job::replace_if_lost(prior, &mut planned));
         match (JobSpec::parse(req.address, prior).ok().flatten(), &spec) {
             (Some(old), Some(new)) => {
@@ -417,6 +430,7 @@ async fn recover(ctx: &Ctx, req: &RecoverRequest<'_>) -> Result<Option<Value>, D
         ("output", Value::from(format!("{dir}/output.log"))),
         ("status", Value::from(JobStatus::Pending)),
         ("slurm_state", Value::from("PENDING")),
+        ("lost_reason", Value::Null),
         ("restarts", num(job::restarts_of(req.planned))),
     ] {
         m.insert(k.to_string(), v);
@@ -597,6 +611,21 @@ impl Kind<Ctx, ()> for Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `kiln watch`'s category of a lost Slurm job: PREEMPTED is a preemption, a node lost
+    /// otherwise a host failure.
+    #[test]
+    fn a_lost_job_says_why_in_kiln_watchs_categories() {
+        use kiln_provider::portable::recovery::{failure, Category};
+        let job = |state: &str| {
+            let status = parse::status_of(state);
+            Value::Map([("status".to_string(), Value::from(status)), ("lost_reason".to_string(), lost_reason(status, state))].into())
+        };
+        assert_eq!(failure(&job("PREEMPTED")).map(|f| f.category), Some(Category::Preemption));
+        assert_eq!(failure(&job("NODE_FAIL")).map(|f| f.category), Some(Category::HostFailure));
+        assert_eq!(failure(&job("FAILED")).map(|f| f.category), Some(Category::Error));
+        assert_eq!(lost_reason(JobStatus::Running, "RUNNING"), Value::Null);
+    }
 
     fn row(id: &str, state: &str) -> SqueueRow {
         SqueueRow {

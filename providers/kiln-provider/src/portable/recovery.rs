@@ -31,7 +31,8 @@
 //!
 //! Per provider: `local` — a node's process group gone without an exit code is `host_failure`, a
 //! non-zero exit is `error`; `onprem` — a host that stops answering is `host_failure`; `slurm` —
-//! `NODE_FAIL` is `host_failure`, `FAILED` is `error`.
+//! `PREEMPTED` is `preemption`, `NODE_FAIL` (and `BOOT_FAIL`, `REVOKED`) `host_failure`, `FAILED`
+//! `error`.
 
 use std::time::Duration;
 
