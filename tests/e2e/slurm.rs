@@ -206,3 +206,36 @@ fn slurm_replacing_and_destroying_running_jobs_cancels_them() {
     assert_eq!(p.state_list(), Vec::<String>::new());
     assert!(!p.path().join(".kiln/slurm/jobs").read_dir().is_ok_and(|mut d| d.next().is_some()), "the jobs' files are removed");
 }
+
+/// Issue 15: a Slurm job with a `recovery` block that the harness cancels (Slurm's CANCELLED:
+/// a failure, category `error`) is submitted again by `kiln watch`, with no one applying.
+#[test]
+fn slurm_watch_resubmits_a_cancelled_job() {
+    let p = SlurmProject::example();
+    p.edit("sleep 2", "sleep 300");
+    p.edit(
+        "  time_limit = \"10:00\"\n",
+        "  time_limit = \"10:00\"\n\n  recovery {\n    on           = [\"error\"]\n    max_restarts = 2\n  }\n",
+    );
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let first = p.job_id();
+    wait_until("the first job runs", BOUND, || squeue_state(&first) == "RUNNING");
+    slurm(&["scancel", &first]);
+    wait_until("kiln sees the job failed", BOUND, || {
+        p.kiln(&["jobs"]).ok().stdout().lines().any(|l| l.split_whitespace().take(2).eq(["job.hello", "failed"]))
+    });
+
+    let out = p.kiln(&["watch", "--once"]).ok();
+    assert!(out.stderr().contains("job.hello: error"), "{}", out.stderr());
+    let second = p.job_id();
+    assert_ne!(second, first, "a new submission");
+    assert_eq!(p.values("job.hello")["restarts"], 1);
+    wait_until("the second job runs", BOUND, || squeue_state(&second) == "RUNNING");
+    let events = p.kiln(&["jobs", "events", "job.hello", "--json"]).ok().stdout();
+    let kinds: Vec<(String, String)> = serde_json::from_str::<Vec<serde_json::Value>>(&events)
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap().to_string(), e["category"].as_str().unwrap_or("-").to_string()))
+        .collect();
+    assert_eq!(kinds, [("detected".into(), "error".into()), ("relaunched".into(), "error".into())], "{events}");
+}
