@@ -751,6 +751,17 @@ fn restarts(p: &LocalProject, address: &str) -> Option<u64> {
     show["resources"].as_array()?.iter().find(|r| r["address"] == address)?["values"]["restarts"].as_u64()
 }
 
+/// Applies, waits for the job's first checkpoint, then SIGKILLs every process of the job (it is
+/// `lost`).
+fn apply_then_lose_the_job(p: &LocalProject) {
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let dir = quickstart_checkpoint_dir(p);
+    wait_until("the job writes a checkpoint", BOUND, || dir.join("ckpt-000005.json").exists());
+    let job = p.job("job.train");
+    job.kill_9();
+    wait_until("the killed processes are gone", BOUND, || job.live().is_empty());
+}
+
 fn final_loss(p: &LocalProject) -> f64 {
     let path = quickstart_checkpoint_dir(p).join("result.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -842,12 +853,7 @@ fn local_watch_restarts_errors_it_is_told_to_then_gives_up_and_leaves_others_alo
 #[test]
 fn local_watch_pauses_recovery_while_the_configuration_differs_from_what_was_applied() {
     let p = recovered_quickstart(100000, "0.1", "    max_restarts = 2");
-    p.kiln(&["apply", "--auto-approve"]).ok();
-    let dir = quickstart_checkpoint_dir(&p);
-    wait_until("the job writes a checkpoint", BOUND, || dir.join("ckpt-000005.json").exists());
-    let old = p.job("job.train");
-    old.kill_9();
-    wait_until("the killed processes are gone", BOUND, || old.live().is_empty());
+    apply_then_lose_the_job(&p);
     // An edit nobody applied: watch must not apply it.
     p.edit("force_destroy = true", "force_destroy = false");
     let out = p.kiln(&["watch", "--once"]).ok();
@@ -865,12 +871,7 @@ fn local_watch_pauses_recovery_while_the_configuration_differs_from_what_was_app
 #[test]
 fn local_watch_killed_mid_restart_is_taken_up_by_the_next_with_one_job() {
     let p = recovered_quickstart(100000, "0.1", "    max_restarts = 5");
-    p.kiln(&["apply", "--auto-approve"]).ok();
-    let dir = quickstart_checkpoint_dir(&p);
-    wait_until("the job writes a checkpoint", BOUND, || dir.join("ckpt-000005.json").exists());
-    let old = p.job("job.train");
-    old.kill_9();
-    wait_until("the killed processes are gone", BOUND, || old.live().is_empty());
+    apply_then_lose_the_job(&p);
     let mut watch = p.spawn(&["watch", "--interval", "1s"]);
     wait_until("kiln watch starts the restart", BOUND, || watch.stderr_so_far().contains("starting it again") || !watch.running());
     // Killed somewhere in the restart's apply (where varies with the machine): it leaves its lock.
@@ -897,11 +898,7 @@ fn local_watch_restarts_pass_the_policies_a_plan_does() {
         "policy.kiln.hcl",
         "policy \"restarts\" {\n  rule {\n    condition = try(change.after.restarts, 0) < 1\n    message   = \"${change.address}: restarted jobs need a person\"\n  }\n}\n",
     );
-    p.kiln(&["apply", "--auto-approve"]).ok();
-    let old = p.job("job.train");
-    wait_until("the job runs", BOUND, || !old.live().is_empty());
-    old.kill_9();
-    wait_until("the killed processes are gone", BOUND, || old.live().is_empty());
+    apply_then_lose_the_job(&p);
     let out = p.kiln(&["watch", "--once"]).ok();
     assert!(out.stderr().contains("restarted jobs need a person"), "{}", out.stderr());
     assert_eq!(p.jobs_row("job.train").0, "lost", "not restarted");

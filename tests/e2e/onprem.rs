@@ -298,16 +298,10 @@ fn onprem_example_runs_a_two_node_job_on_both_hosts_replans_clean_and_destroys()
     assert_eq!(p.remote_files(), Vec::<String>::new(), "destroy removed the job's directories and the cluster's claims");
 }
 
-/// Issue 6: a host going down mid-job. The plan shows it (the host unreachable, the cluster's
-/// node moving to a free host in place, the lost job replaced), and the next apply runs the
-/// job again on the remaining hosts, with ranks and IPs of the new allocation.
-#[test]
-fn onprem_a_host_down_mid_job_is_shown_and_the_next_apply_reschedules_the_job() {
-    let h = harness();
-    // host3 and host4 are the cluster's; host1 is free in this project's fleet.
-    let hosts = [h.hosts[2].clone(), h.hosts[3].clone(), h.hosts[0].clone()];
-    let p = OnpremProject::over(&hosts);
-    // A third host block, after the example's two.
+/// The example over `hosts`, the first two the cluster's and the third free in its fleet (a third
+/// host block), its job saying which harness host runs it and then sleeping: for a host-down test.
+fn host_down_project(hosts: &[Host; 3]) -> OnpremProject {
+    let p = OnpremProject::over(hosts);
     p.edit(
         "    host_key = var.hosts[1].host_key\n  }\n",
         "    host_key = var.hosts[1].host_key\n  }\n\n  host {\n    name     = var.hosts[2].name\n    address  = var.hosts[2].address\n    port     = var.hosts[2].port\n    host_key = var.hosts[2].host_key\n  }\n",
@@ -317,6 +311,18 @@ fn onprem_a_host_down_mid_job_is_shown_and_the_next_apply_reschedules_the_job() 
         "master $KILN_MASTER_ADDR:$KILN_MASTER_PORT\"\n",
         "master $KILN_MASTER_ADDR:$KILN_MASTER_PORT\"\n    echo ready\n    sleep 300\n",
     );
+    p
+}
+
+/// Issue 6: a host going down mid-job. The plan shows it (the host unreachable, the cluster's
+/// node moving to a free host in place, the lost job replaced), and the next apply runs the
+/// job again on the remaining hosts, with ranks and IPs of the new allocation.
+#[test]
+fn onprem_a_host_down_mid_job_is_shown_and_the_next_apply_reschedules_the_job() {
+    let h = harness();
+    // host3 and host4 are the cluster's; host1 is free in this project's fleet.
+    let hosts = [h.hosts[2].clone(), h.hosts[3].clone(), h.hosts[0].clone()];
+    let p = host_down_project(&hosts);
     p.kiln(&["apply", "--auto-approve"]).ok();
     assert_eq!(p.output_json("node_ips"), serde_json::json!(["127.0.1.3", "127.0.1.4"]));
     crate::support::wait_until("both nodes run", std::time::Duration::from_secs(120), || {
@@ -364,16 +370,7 @@ fn onprem_a_host_down_mid_job_is_shown_and_the_next_apply_reschedules_the_job() 
 fn onprem_watch_moves_a_lost_hosts_node_to_a_free_host_and_restarts_the_job() {
     let h = harness();
     let hosts = [h.hosts[4].clone(), h.hosts[3].clone(), h.hosts[0].clone()];
-    let p = OnpremProject::over(&hosts);
-    p.edit(
-        "    host_key = var.hosts[1].host_key\n  }\n",
-        "    host_key = var.hosts[1].host_key\n  }\n\n  host {\n    name     = var.hosts[2].name\n    address  = var.hosts[2].address\n    port     = var.hosts[2].port\n    host_key = var.hosts[2].host_key\n  }\n",
-    );
-    p.edit("echo \"rank $KILN_NODE_RANK", "echo \"harness host $KILN_HARNESS_HOST\"\n    echo \"rank $KILN_NODE_RANK");
-    p.edit(
-        "master $KILN_MASTER_ADDR:$KILN_MASTER_PORT\"\n",
-        "master $KILN_MASTER_ADDR:$KILN_MASTER_PORT\"\n    echo ready\n    sleep 300\n",
-    );
+    let p = host_down_project(&hosts);
     p.edit("  cluster  = cluster.pair\n", "  cluster  = cluster.pair\n\n  recovery {\n    max_restarts = 2\n  }\n");
     p.kiln(&["apply", "--auto-approve"]).ok();
     assert_eq!(p.values("job.hello")["node_ips"], serde_json::json!(["127.0.1.5", "127.0.1.4"]));

@@ -145,28 +145,14 @@ pub(crate) async fn execute(
     plan: &Plan,
     parallelism: Option<usize>,
 ) -> R {
-    apply_plan(s, dir, l, providers, state, plan, parallelism, true).await
+    apply_plan(s, dir, l, providers, state, plan, parallelism, true).await.map(|(code, _)| code)
 }
 
-/// [`execute`]; without `complete`, no "Apply complete!" line and no outputs on success (the
-/// refresh after `--wait` when a job failed: the job's error is the last word).
+/// [`execute`], with the errors it printed (`kiln watch` records what they were); without
+/// `complete`, no "Apply complete!" line and no outputs on success (the refresh after `--wait`
+/// when a job failed: the job's error is the last word).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn apply_plan(
-    s: &Session,
-    dir: &Path,
-    l: &Loaded,
-    providers: &Providers,
-    state: State,
-    plan: &Plan,
-    parallelism: Option<usize>,
-    complete: bool,
-) -> R {
-    apply_reporting(s, dir, l, providers, state, plan, parallelism, complete).await.map(|(code, _)| code)
-}
-
-/// [`apply_plan`], with the errors it printed (for `kiln watch`, which records what they were).
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn apply_reporting(
     s: &Session,
     dir: &Path,
     l: &Loaded,

@@ -129,7 +129,7 @@ async fn refresh(cx: &Ctx, backend: &Arc<dyn StateBackend>, dir: &Path, l: &Load
             let state = s.read_state().await.map_err(|d| Stop::Failed(d.into()))?;
             let plan = make_plan(&s, dir, l, &state, p, refresh, Mode::RefreshOnly).await.map_err(Stop::Failed)?;
             let code = if plan.has_changes() {
-                apply_plan(&s, dir, l, p, state, &plan, args.parallelism, summary).await.map_err(Stop::Failed)?
+                apply_plan(&s, dir, l, p, state, &plan, args.parallelism, summary).await.map_err(Stop::Failed)?.0
             } else {
                 ExitStatus::Success
             };

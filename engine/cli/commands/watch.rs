@@ -29,7 +29,7 @@ use kiln_provider::portable::recovery::{self, Category, Failure, Recovery, Verdi
 use kiln_state::{JobEvent, Mutation, State, StateBackend};
 use kiln_value::Value;
 
-use super::apply::apply_reporting;
+use super::apply::apply_plan;
 use super::jobs::{configure, read_jobs};
 use super::{load, make_plan_inner, open, refuse_policies, Ctx, ExitStatus, Failure as CmdFailure, Loaded, Printer, R};
 use crate::cli::{PlanArgs, VarArgs};
@@ -202,7 +202,7 @@ impl Watcher<'_> {
                         .collect();
                     return commit_events(&s, &mut state, n, events).await.map(drop);
                 }
-                let (code, errors) = match apply_reporting(&s, dir, l, p, state, &plan, None, false).await {
+                let (code, errors) = match apply_plan(&s, dir, l, p, state, &plan, None, false).await {
                     Ok(done) => done,
                     Err(f) => {
                         l.printer.failure(&f);
