@@ -866,6 +866,12 @@ fn local_watch_pauses_recovery_while_the_configuration_differs_from_what_was_app
     p.kiln(&["watch", "--once"]).ok();
     assert_eq!(p.values("job.train")["restarts"], 1);
     assert_eq!(p.jobs_row("job.train").0, "running");
+
+    // A job people destroy stays destroyed: watch does not take it for a restart left undone.
+    p.kiln(&["destroy", "--auto-approve", "--target", "job.train"]).ok();
+    p.kiln(&["watch", "--once"]).ok();
+    assert!(!p.state_list().contains(&"job.train".to_string()), "{:?}", p.state_list());
+    assert_eq!(events(&p, "job.train").last().map(|e| e.0.as_str()), Some("destroyed"));
 }
 
 #[test]

@@ -145,7 +145,10 @@ pub(crate) async fn execute(
     plan: &Plan,
     parallelism: Option<usize>,
 ) -> R {
-    apply_plan(s, dir, l, providers, state, plan, parallelism, true).await.map(|(code, _)| code)
+    let (code, _) = apply_plan(s, dir, l, providers, state, plan, parallelism, true).await?;
+    // A job people destroyed is not one `kiln watch` should start again.
+    super::watch::note_destroyed(s, plan).await?;
+    Ok(code)
 }
 
 /// [`execute`], with the errors it printed (`kiln watch` records what they were); without

@@ -10,11 +10,13 @@
 //! `--replace`d) and passes the same policies a plan would. Watch applies nothing nobody
 //! reviewed: when the configuration, planned against state as recorded (no refresh), would change
 //! anything but those jobs (it differs from what was applied), their recovery is paused, with an
-//! event saying what differs, until someone applies. Every event (`detected`, `relaunched`, `paused`, `gave_up`,
-//! `not_restarted`) is recorded in state with its time and attempt (`kiln jobs events ADDR`).
+//! event saying what differs, until someone applies. Every event (`detected`, `relaunched`,
+//! `relaunch_failed`, `paused`, `not_restarted`, `gave_up`; `destroyed` when people destroy a job
+//! that has events) is recorded in state with its time and attempt (`kiln jobs events ADDR`).
 //!
 //! Watch keeps nothing of its own: killed and started again, it reads the same state and takes
-//! up where it was (an event already recorded for an attempt is not recorded twice).
+//! up where it was (an event already recorded for an attempt is not recorded twice; a restart
+//! that destroyed the old job and did not create the new one is finished from its events).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -97,9 +99,7 @@ impl Watcher<'_> {
             }
         }
     }
-}
 
-impl Watcher<'_> {
     /// One read of the jobs, and what it calls for.
     async fn round(&self, state: &State) -> Result<(), CmdFailure> {
         let watched = watched(state);
@@ -255,6 +255,35 @@ impl Watcher<'_> {
     }
 }
 
+/// After people's apply or destroy: a `destroyed` event for each job the plan deleted that has
+/// events, so that `kiln watch` does not take it for a restart left undone ([`interrupted`]).
+pub(crate) async fn note_destroyed(s: &kiln_ops::operation::Session, plan: &kiln_plan::Plan) -> Result<(), Diagnostic> {
+    let deleted: Vec<&InstanceAddr> =
+        plan.changes.iter().filter(|c| c.kind == "job" && c.action == Action::Delete).map(|c| &c.address).collect();
+    if deleted.is_empty() {
+        return Ok(());
+    }
+    let mut state = s.read_state().await?;
+    let mut changed = false;
+    for a in deleted {
+        let Some(last) = state.events.get(a).and_then(|v| v.last()).filter(|e| e.kind != "destroyed") else { continue };
+        let event = JobEvent {
+            at: now_rfc3339(),
+            kind: "destroyed".into(),
+            category: None,
+            detail: "destroyed by an apply or destroy: kiln watch does not start it again".into(),
+            attempt: last.attempt,
+            latency_ms: None,
+        };
+        state.apply_mutation(&Mutation::AddEvent { address: a.clone(), event });
+        changed = true;
+    }
+    if changed {
+        s.commit(state).await?;
+    }
+    Ok(())
+}
+
 /// An event for a job, and the job's `notify.command`.
 type Notified = (InstanceAddr, JobEvent, Option<String>);
 
@@ -399,16 +428,17 @@ fn relaunch_unrecorded(state: &State, addr: &InstanceAddr, attempt: u64, now: &V
     })
 }
 
-/// The restarts a watch stopped part-way left undone: each job whose last event is `detected`
-/// and that state no longer holds (the old job was destroyed, the new one not created). Its
-/// restart goes on from the event (the configuration still declares the job).
+/// The restarts left undone: each job that state no longer holds whose last event is `detected`
+/// or `relaunch_failed` (a watch stopped, or a restart's apply failed, after the old job was
+/// destroyed and before the new one was created). Its restart goes on from the event (the
+/// configuration still declares the job; one that people destroyed has a `destroyed` event).
 fn interrupted(state: &State) -> Vec<Restart> {
     state
         .events
         .iter()
         .filter(|(a, _)| !state.resources.contains_key(*a))
         .filter_map(|(a, events)| {
-            let last = events.last().filter(|e| e.kind == "detected")?;
+            let last = events.last().filter(|e| e.kind == "detected" || e.kind == "relaunch_failed")?;
             let category = last.category.as_deref().and_then(recovery::Category::parse)?;
             let failure = Failure { category, exit_code: None, detail: last.detail.clone() };
             Some(Restart { addr: a.clone(), failure, attempt: last.attempt, latency_ms: None, recovery: None })
@@ -612,6 +642,23 @@ mod tests {
         let (_, e, _) = restart("{}").failed(&State::default(), &errors);
         assert_eq!((e.kind.as_str(), e.category.as_deref()), ("relaunch_failed", Some("host_failure")));
         assert!(e.detail.starts_with("job.t: cannot start"), "{}", e.detail);
+    }
+
+    /// A job absent from state is restarted from its events only when a restart was left undone.
+    #[test]
+    fn a_restart_left_undone_is_taken_up_unless_people_destroyed_the_job() {
+        let at = |kinds: &[&str]| {
+            let mut state = State::default();
+            for k in kinds {
+                let f = Failure { category: Category::HostFailure, exit_code: None, detail: "gone".into() };
+                state.apply_mutation(&Mutation::AddEvent { address: "job.t".parse().unwrap(), event: event(k, &f, 0, String::new()) });
+            }
+            interrupted(&state).len()
+        };
+        assert_eq!(at(&["detected"]), 1, "a watch stopped mid-restart");
+        assert_eq!(at(&["detected", "relaunch_failed"]), 1, "a restart's apply that failed after the destroy");
+        assert_eq!(at(&["detected", "relaunch_failed", "destroyed"]), 0, "people destroyed it");
+        assert_eq!(at(&["detected", "relaunched"]), 0);
     }
 
     #[test]
