@@ -26,7 +26,7 @@
 //! |---|---|---|
 //! | `preemption` | the capacity was taken back (spot) | status `lost` with `lost_reason = "preemption"` |
 //! | `host_failure` | a node vanished without an exit code (process group, host or instance gone) | status `lost` (any other `lost_reason`, or none) |
-//! | `no_capacity` | no capacity to start the job again | the relaunch's create fails for capacity |
+//! | `no_capacity` | no capacity to start the job again | the restart fails with an error whose code ends in `-CAPACITY` (`E-AWS-CAPACITY`) |
 //! | `error` | a node exited non-zero | status `failed` |
 //!
 //! Per provider: `local` — a node's process group gone without an exit code is `host_failure`, a
