@@ -27,14 +27,29 @@ fn held_lock_fails_fast_naming_the_holder() {
     p.kiln(&["plan"]).ok();
 }
 
+/// `state mv` moves an object with its recovery events (issue 15); `state rm` forgets both, so
+/// `kiln watch` never finishes a restart of an object kiln no longer manages.
 #[test]
 fn state_mv_and_rm() {
     let p = Project::new(ONE);
     p.kiln(&["apply", "--auto-approve"]).ok();
+    let mut doc: serde_json::Value = serde_json::from_str(&p.kiln(&["state", "pull"]).ok().stdout()).unwrap();
+    doc["serial"] = (doc["serial"].as_u64().unwrap() + 1).into();
+    doc["events"] = serde_json::json!([{ "address": "record.a", "events": [
+        { "at": "2026-01-01T00:00:00Z", "kind": "detected", "category": "host_failure", "attempt": 0 }
+    ] }]);
+    p.write("with-events.json", &doc.to_string());
+    p.kiln(&["state", "push", "with-events.json"]).ok();
+    let recorded_for =
+        |address: &str| p.state_json()["events"].as_array().into_iter().flatten().filter(|e| e["address"] == address).count();
+    assert_eq!(recorded_for("record.a"), 1);
+
     p.kiln(&["state", "mv", "record.a", "record.b"]).ok();
     assert_eq!(p.kiln(&["state", "list"]).ok().stdout().trim(), "record.b");
+    assert_eq!((recorded_for("record.a"), recorded_for("record.b")), (0, 1), "the events moved with it");
     p.kiln(&["state", "rm", "record.b"]).ok();
     assert_eq!(p.kiln(&["state", "list"]).ok().stdout().trim(), "");
+    assert_eq!(recorded_for("record.b"), 0, "forgotten with it");
 }
 
 #[test]

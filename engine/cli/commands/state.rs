@@ -35,6 +35,8 @@ pub(crate) async fn state_cmd(cx: &Ctx, cmd: StateCommand) -> R {
                     if state.resources.remove(a).is_none() {
                         return Err(not_in_state(a).into());
                     }
+                    // Forgotten with the object: `kiln watch` must not finish a restart of it.
+                    state.apply_mutation(&kiln_state::Mutation::ClearEvents { address: a.clone() });
                 }
                 s.commit(state).await?;
                 for a in &addresses {
@@ -65,6 +67,10 @@ pub(crate) async fn state_cmd(cx: &Ctx, cmd: StateCommand) -> R {
                     .into());
                 }
                 state.resources.insert(t.clone(), r);
+                // A job's recovery events go with it.
+                if let Some(events) = state.events.remove(&f) {
+                    state.events.insert(t.clone(), events);
+                }
                 s.commit(state).await?;
                 cx.printer.data(format_args!("Moved {f} to {t}"));
                 Ok(ExitStatus::Success)
