@@ -216,6 +216,15 @@ pub(crate) fn job() -> Body {
     .attr("node_ips", portable::node_ips())
     .attr("exit_codes", portable::exit_codes())
     .attr("restarts", portable::restarts())
+    .attr(
+        "lost_reason",
+        Attribute::computed(
+            Type::String,
+            "Why a `lost` job is lost: \"preemption\" (spot took a node back: an interruption notice, or \
+             Server.SpotInstanceTermination) or \"host_failure\" (a node's instance gone otherwise, or its heartbeat stopped); \
+             null otherwise",
+        ),
+    )
 }
 
 pub(crate) fn spot_pool() -> Body {

@@ -12,6 +12,8 @@ AWS requests reach moto unchanged. Control endpoints (JSON in and out, never pas
          terminate/stop the instance the way EC2 reclaims spot capacity: state reason
          Server.SpotInstanceTermination, its spot request closed (or disabled for stop).
          "notice" only marks the spot request for termination (the two-minute warning).
+         From a notice on (or from a terminate/stop without one), the instance's metadata
+         serves the interruption notice at spot/instance-action (see below).
   POST   /_testbed/faults {"action": "RunInstances", "match": "p4d.24xlarge",
                            "code": "InsufficientInstanceCapacity", "status": 400, "count": 1,
                            "message": "..."}
@@ -23,8 +25,13 @@ AWS requests reach moto unchanged. Control endpoints (JSON in and out, never pas
          the instance metadata service as that instance sees it (IMDSv2 token, instance-id,
          local-ipv4, tags/instance[/KEY] from moto's tags, and role credentials `test`/`test`
          under iam/security-credentials/): tests run an instance's user data (the kiln agent)
-         as a local process pointed here.
-moto's own POST /moto-api/reset wipes all emulated state; it also drops the fault rules here.
+         as a local process pointed here. meta-data/spot/instance-action answers 404 (as on
+         EC2) until a spot-interrupt notice, terminate or stop for the instance, then EC2's
+         interruption notice {"action": "terminate"|"stop", "time": "<RFC 3339, two minutes
+         after the notice>"}: the action is the spot request's interruption behaviour after a
+         notice (terminate without a spot request), the one done after a terminate or stop.
+moto's own POST /moto-api/reset wipes all emulated state; it also drops the fault rules and the
+interruption notices here.
 
 Where moto answers differently from AWS in a way the Rust SDK rejects, the answer is corrected
 here (and only that): GetBucketVersioning's root element is <VersioningConfiguration> on AWS,
@@ -156,6 +163,21 @@ def reply_ec2_error(start_response, rule):
     return [body]
 
 
+# Interruption notices served at spot/instance-action: (account, region, instance id) ->
+# {"action": ..., "time": ...}; the first notice of an instance stays (as on EC2).
+NOTICES = {}
+NOTICES_LOCK = threading.Lock()
+# How long EC2 gives between the notice and the interruption.
+NOTICE_LEAD_SECONDS = 120
+
+
+def notify(key, action):
+    """Records an interruption notice for the instance `key`, unless it has one."""
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + NOTICE_LEAD_SECONDS))
+    with NOTICES_LOCK:
+        NOTICES.setdefault(key, {"action": action, "time": at})
+
+
 def spot_interrupt(req):
     """Reclaims a spot instance as EC2 does, answering what was done."""
     from moto.ec2.models import ec2_backends
@@ -166,10 +188,14 @@ def spot_interrupt(req):
     action = req.get("action", "terminate")
     instance = backend.get_instance(instance_id)
     requests = [r for r in backend.spot_instance_requests.values() if getattr(r, "instance", None) is instance]
+    key = (req.get("account", DEFAULT_ACCOUNT), req.get("region", "us-east-1"), instance_id)
     if action == "notice":
         for r in requests:
             r._status_code, r.status_message = "marked-for-termination", "Spot Instance marked for termination"
+        behaviour = next((getattr(r, "instance_interruption_behaviour", None) for r in requests), None)
+        notify(key, "stop" if behaviour == "stop" else "terminate")
     elif action in ("terminate", "stop"):
+        notify(key, action)
         if action == "stop":
             backend.stop_instances([instance_id])
             request_state, status = "disabled", "instance-stopped-by-price"
@@ -204,6 +230,8 @@ class TestbedApp:
             return self.control(path, method, environ, start_response)
         if path == "/moto-api/reset" and method == "POST":
             self.faults.clear()
+            with NOTICES_LOCK:
+                NOTICES.clear()
         if method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length) if length else b""
@@ -310,6 +338,10 @@ def imds(path, method):
     if meta.startswith("tags/instance/"):
         key = meta.removeprefix("tags/instance/")
         return (200, tags[key]) if key in tags else (404, "not found")
+    if meta == "spot/instance-action":
+        with NOTICES_LOCK:
+            notice = NOTICES.get((DEFAULT_ACCOUNT, region, instance.id))
+        return (200, json.dumps(notice)) if notice else (404, "not found")
     if meta == "iam/security-credentials/":
         return 200, "kiln-testbed-role"
     if meta == "iam/security-credentials/kiln-testbed-role":

@@ -24,7 +24,18 @@
 #   old, then the next part opens. So each heartbeat uploads at most one part's worth of old
 #   bytes, however long the log;
 # - a removed or changed tag stops the job: SIGTERM to its process group, SIGKILL after
-#   KILN_STOP_GRACE seconds.
+#   KILN_STOP_GRACE seconds;
+# - while the job runs it also reads the spot interruption notice, meta-data/spot/instance-action
+#   (404 until EC2 means to take the instance back), every KILN_NOTICE_INTERVAL seconds (default
+#   2, whatever KILN_AGENT_INTERVAL is; both whole seconds). On the first notice it records it in
+#   status/RANK.json (`notice`: the time EC2 gave for the interruption, `notice_action`,
+#   `noticed_at`: when the agent saw it) and uploads the status at once, sends the job's process
+#   group KILN_PREEMPT_SIGNAL (default TERM; spec.env may name another) so that it writes a last
+#   checkpoint, and SIGKILL after KILN_STOP_GRACE seconds if it still runs. Once the process
+#   group is gone, the checkpoint directory is synced as when a job ends (every file; after a
+#   SIGKILL only those unchanged for KILN_CHECKPOINT_QUIET seconds, as when a job is stopped)
+#   and the final status says `"state":"lost","preempted":true`, which kiln reads as a
+#   preemption (an exit code the job wrote on the way out is kept).
 #
 # KILN_CHECKPOINT_DIR is a local directory, JOB_DIR/checkpoint (JOB_DIR: the job's directory
 # under KILN_AGENT_DIR/jobs), created for every job. When spec.env names KILN_CHECKPOINT_URI
@@ -55,6 +66,8 @@ KILN_SSM_ENDPOINT="${KILN_SSM_ENDPOINT:-$KILN_S3_ENDPOINT}"
 QUIET="${KILN_CHECKPOINT_QUIET:-5}"
 MAX_KEYS="${KILN_LIST_MAX_KEYS:-1000}"
 PART="${KILN_CHECKPOINT_PART_BYTES:-134217728}"
+NOTICE="${KILN_NOTICE_INTERVAL:-2}"
+PREEMPT_SIGNAL="${KILN_PREEMPT_SIGNAL:-TERM}"
 mkdir -p "$DIR/jobs"
 echo $$ >"$DIR/agent.pid"
 
@@ -301,7 +314,8 @@ ck_busy() {
   return 1
 }
 
-# Whether the final sync is done (or given up); starts it, or again, when none runs.
+# Whether the final sync is done (or given up); starts it, or again, when none runs (of every
+# file, or after a job killed on its way out, of the quiet ones: ck_mode).
 ck_final() {
   [ -z "$ck_synced" ] || return 0
   ! ck_busy || return 1
@@ -312,7 +326,7 @@ ck_final() {
     ck_synced=1
   else
     ck_tries=$((ck_tries + 1))
-    ck_start final
+    ck_start "$ck_mode"
     return 1
   fi
 }
@@ -326,8 +340,15 @@ ck_prefix=""
 ck_pid=""
 ck_synced=""
 ck_tries=0
+ck_mode=final
 rank=""
 jd=""
+notice=""
+notice_action=""
+noticed_at=""
+signal=""
+kill_at=0
+killed=""
 reported_end=""
 part=0
 part_at=0
@@ -364,6 +385,7 @@ start_job() {
   KILN_WORKDIR_ARCHIVE=""
   KILN_CHECKPOINT_URI=""
   KILN_CHECKPOINT_DIR=""
+  KILN_PREEMPT_SIGNAL=""
   . "$jd/spec.env"
   # The workdir kiln uploaded from the machine running it: unpacked where the scripts run.
   if [ -n "$KILN_WORKDIR_ARCHIVE" ]; then
@@ -410,6 +432,15 @@ start_job() {
   ck_pid=""
   ck_synced=""
   ck_tries=0
+  ck_mode=final
+  notice=""
+  notice_action=""
+  noticed_at=""
+  kill_at=0
+  killed=""
+  # The signal a spot interruption notice sends the job: spec.env's, else the agent's.
+  signal=${KILN_PREEMPT_SIGNAL:-$PREEMPT_SIGNAL}
+  KILN_PREEMPT_SIGNAL=""
   ck_restore || {
     rm -f "$jd/secret.env"
     return 1
@@ -422,12 +453,14 @@ start_job() {
   sent=0
   rm -f "$jd/exit"
   log "starting job $KILN_JOB_ID as node $rank of $KILN_NUM_NODES"
+  # Appended to, so that the agent's own lines (a notice) land after the job's, never over them.
+  : >"$jd/node.log"
   # KILN_NUM_GPUS_PER_NODE: the GPUs nvidia-smi lists, when it lists some (a pool mixes types).
   setsid sh -c 'set -a; . "$0/spec.env"; KILN_CHECKPOINT_DIR="$0/checkpoint"; set +a
     g=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU ") && [ "$g" -gt 0 ] && KILN_NUM_GPUS_PER_NODE=$g
     set -a; . "$0/env.sh"; [ ! -f "$0/secret.env" ] || . "$0/secret.env"; set +a; rm -f "$0/secret.env"; mkdir -p "$KILN_WORKDIR"; cd "$KILN_WORKDIR" || exit 1
     { [ ! -s "$0/setup.sh" ] || . "$0/setup.sh"; } && sh "$0/run.sh"; echo $? >"$0/exit.tmp"; mv "$0/exit.tmp" "$0/exit"' "$jd" \
-    >"$jd/node.log" 2>&1 </dev/null &
+    >>"$jd/node.log" 2>&1 </dev/null &
   pid=$!
 }
 
@@ -456,7 +489,9 @@ report() {
     code=$(cat "$jd/exit")
     if [ "$code" = 0 ]; then state=succeeded; else state=failed; fi
     finished="\"$(date -u -r "$jd/exit" +%Y-%m-%dT%H:%M:%SZ)\""
-  elif ! kill -0 "$pid" 2>/dev/null; then
+  elif [ -n "$notice" ] && [ -z "$killed" ] && kill -0 -"$pid" 2>/dev/null; then
+    : # Told to go: running while any process of its group writes its last checkpoint.
+  elif [ -n "$notice" ] || ! kill -0 "$pid" 2>/dev/null; then
     state=failed
     finished="\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\""
   fi
@@ -468,12 +503,57 @@ report() {
     code=null
     finished=null
   fi
-  printf '{"rank":%s,"instance_id":"%s","ip":"%s","state":"%s","exit_code":%s,"started_at":"%s","finished_at":%s,"heartbeat":%s}\n' \
-    "$rank" "$iid" "$ip" "$state" "$code" "$started" "$finished" "$(date +%s)" >"$jd/status.json"
+  # The final status of a job stopped for a notice.
+  preempted=false
+  if [ -n "$notice" ] && [ "$state" != running ]; then
+    state=lost
+    preempted=true
+  fi
+  n=""
+  [ -z "$notice" ] || n=$(printf ',"notice":"%s","notice_action":"%s","noticed_at":"%s","preempted":%s' \
+    "$notice" "$notice_action" "$noticed_at" "$preempted")
+  printf '{"rank":%s,"instance_id":"%s","ip":"%s","state":"%s","exit_code":%s,"started_at":"%s","finished_at":%s,"heartbeat":%s%s}\n' \
+    "$rank" "$iid" "$ip" "$state" "$code" "$started" "$finished" "$(date +%s)" "$n" >"$jd/status.json"
   # The status after the log: a final status means the whole log is uploaded.
   upload_log || [ "$state" = running ] || return
   s3 "$current/status/$rank.json" -T "$jd/status.json" -o /dev/null || { log "cannot upload the status"; return; }
   [ "$state" = running ] || reported_end=1
+}
+
+# Reads the spot interruption notice; on the first, records it, signals the job and reports at
+# once (see the top).
+check_notice() {
+  r=$(imds meta-data/spot/instance-action) || return 0
+  a=$(printf '%s\n' "$r" | field action)
+  [ -n "$a" ] || return 0
+  notice=$(printf '%s\n' "$r" | field time | tr -cd 'A-Za-z0-9:.+-')
+  notice_action=$(printf '%s' "$a" | tr -cd 'a-z-')
+  noticed_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  log "spot interruption notice ($notice_action at $notice): SIG$signal to job $current (process group $pid)"
+  echo "kiln-agent: spot interruption notice ($notice_action at $notice): SIG$signal sent to the job" >>"$jd/node.log"
+  kill -"$signal" -"$pid" 2>/dev/null || log "cannot send SIG$signal to process group $pid"
+  kill_at=$(($(date +%s) + ${KILN_STOP_GRACE:-10}))
+  report
+}
+
+# Waits INTERVAL seconds; meanwhile, while a job runs, reads the interruption notice every
+# NOTICE seconds and, once told, SIGKILLs the job's process group after its grace.
+pause() {
+  until=$(($(date +%s) + INTERVAL))
+  while :; do
+    if [ -n "$pid" ] && [ -z "$reported_end" ]; then
+      if [ -z "$notice" ] && [ ! -f "$jd/exit" ]; then
+        check_notice
+      elif [ -n "$notice" ] && [ -z "$killed" ] && [ "$(date +%s)" -ge "$kill_at" ]; then
+        kill -KILL -"$pid" 2>/dev/null && log "job $current still ran ${KILN_STOP_GRACE:-10} s after the notice: killed"
+        killed=1
+        ck_mode=running
+      fi
+    fi
+    left=$((until - $(date +%s)))
+    [ "$left" -gt 0 ] || return 0
+    if [ -n "$pid" ] && [ -z "$reported_end" ] && [ "$NOTICE" -lt "$left" ]; then sleep "$NOTICE"; else sleep "$left"; fi
+  done
 }
 
 while :; do
@@ -490,5 +570,5 @@ while :; do
     fi
     if [ -n "$current" ] && [ -n "$rank" ] && [ -z "$reported_end" ]; then report; fi
   fi
-  sleep "$INTERVAL"
+  pause
 done

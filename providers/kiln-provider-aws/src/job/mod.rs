@@ -11,6 +11,14 @@
 //! `heartbeat_timeout`, makes the job `lost`, and a lost job plans a replacement. Delete removes
 //! the tag (the agents stop the processes) and the job's objects.
 //!
+//! Why a job is lost is its `lost_reason` ([`LostReason`]), which `kiln watch` reads as the
+//! failure's category (`kiln_provider::portable::recovery::failure`): `preemption` when spot took
+//! a node's capacity back (its agent saw the interruption notice at
+//! `meta-data/spot/instance-action`, signalled the job and reported `"preempted": true`, or its
+//! instance was terminated or stopped with the state reason `Server.SpotInstanceTermination`),
+//! `host_failure` for a node gone otherwise (an instance terminated by hand, a heartbeat that
+//! stopped).
+//!
 //! The sensitive values of `env` never go to the bucket: env.sh holds only the others, and the
 //! sensitive ones go, as a shell file (base64-encoded), to the SSM SecureString parameter
 //! [`env_parameter`] (`/kiln/jobs/JOB_ID/env`), written before the instances are tagged and
@@ -332,6 +340,7 @@ fn created(planned: &Value, spec: &Spec, job_id: String, ips: &[String], uri: St
     v.insert("node_ips".into(), strings(ips));
     v.insert("nodes".into(), num(ips.len() as u64));
     v.insert("status".into(), Value::from(JobStatus::Pending));
+    v.insert("lost_reason".into(), Value::Null);
     v.insert("exit_codes".into(), Value::List(vec![Value::Null; ips.len()]));
     v.insert("started_at".into(), Value::Null);
     v.insert("finished_at".into(), Value::Null);
@@ -415,6 +424,53 @@ struct NodeStatus {
     started_at: Option<String>,
     finished_at: Option<String>,
     heartbeat: u64,
+    /// When the spot interruption notice the agent saw says the capacity goes (agents before
+    /// issue 15: never).
+    #[serde(default)]
+    notice: Option<String>,
+    /// The agent stopped the job for that notice (in its final report, state `lost`).
+    #[serde(default)]
+    preempted: bool,
+}
+
+/// The state reason of an instance EC2 took back from the spot market.
+const SPOT_TERMINATION: &str = "Server.SpotInstanceTermination";
+
+/// Why a node, and so its job, is lost: the job's `lost_reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum LostReason {
+    /// Gone otherwise: its instance terminated by hand or failed, its heartbeat stopped.
+    HostFailure,
+    /// Spot took the capacity back: an interruption notice, or `Server.SpotInstanceTermination`.
+    Preemption,
+}
+
+impl LostReason {
+    fn as_str(self) -> &'static str {
+        match self {
+            LostReason::HostFailure => "host_failure",
+            LostReason::Preemption => "preemption",
+        }
+    }
+}
+
+/// Why the node of `report` on `instance` is lost, or `None` while it is not: the agent's own
+/// word first (preempted, or a heartbeat stopped after a notice), then what EC2 says of the
+/// instance (gone, or stopped by spot: a stopped instance runs nothing).
+fn node_lost(report: Option<&NodeStatus>, instance: Option<&instances::Node>, heartbeat_stale: bool) -> Option<LostReason> {
+    let noticed = report.is_some_and(|r| r.notice.is_some());
+    let reclaimed = instance.is_some_and(|n| n.reason == SPOT_TERMINATION && !matches!(n.state.as_str(), "pending" | "running"));
+    let gone = instance.is_none_or(|n| !n.live()) || reclaimed;
+    let ended = report.is_some_and(|r| JobStatus::parse(&r.state).is_some_and(JobStatus::has_finished));
+    if report.is_some_and(|r| r.preempted && r.state != JobStatus::Running.as_str()) {
+        Some(LostReason::Preemption)
+    } else if ended {
+        None // it ran to its end before its instance went
+    } else if gone || heartbeat_stale {
+        Some(if noticed || reclaimed { LostReason::Preemption } else { LostReason::HostFailure })
+    } else {
+        None
+    }
 }
 
 fn bucket_of(uri: &str) -> Option<(&str, &str)> {
@@ -482,22 +538,36 @@ fn derive(state: &Value, keys: &[String], reports: &[NodeStatus], all: &[instanc
             *slot = Some(r);
         }
     }
-    let gone = ids.iter().any(|id| !all.iter().any(|n| &n.id == id && n.live()));
     let now = now_secs();
-    let states: Vec<JobStatus> = by_rank
+    let stale = |r: &NodeStatus| JobStatus::parse(&r.state) == Some(JobStatus::Running) && now.saturating_sub(r.heartbeat) > timeout;
+    // Why each node is lost, if it is.
+    let lost: Vec<Option<LostReason>> = ids
         .iter()
-        .map(|r| match r.map(|r| (JobStatus::parse(&r.state), r)) {
-            Some((Some(JobStatus::Running), r)) if now.saturating_sub(r.heartbeat) > timeout => JobStatus::Lost,
-            Some((Some(s), _)) => s,
-            // Not reported yet, or a word this kiln does not know.
-            Some((None, _)) | None => JobStatus::Pending,
+        .enumerate()
+        .map(|(rank, id)| {
+            let report = by_rank.get(rank).copied().flatten();
+            node_lost(report, all.iter().find(|n| &n.id == id), report.is_some_and(stale))
         })
         .collect();
-    let status = if states.contains(&JobStatus::Failed) {
-        JobStatus::Failed
-    } else if states.iter().all(|s| *s == JobStatus::Succeeded) {
+    let states: Vec<JobStatus> = by_rank
+        .iter()
+        .zip(&lost)
+        .map(|(r, lost)| match r.map(|r| JobStatus::parse(&r.state)) {
+            _ if lost.is_some() => JobStatus::Lost,
+            Some(Some(s)) => s,
+            // Not reported yet, or a word this kiln does not know.
+            Some(None) | None => JobStatus::Pending,
+        })
+        .collect();
+    let reason = lost.iter().flatten().max().copied();
+    let status = if states.iter().all(|s| *s == JobStatus::Succeeded) {
         JobStatus::Succeeded
-    } else if gone || states.contains(&JobStatus::Lost) {
+    } else if reason == Some(LostReason::Preemption) {
+        // A node taken back by spot: the other nodes' failures are most likely its consequence.
+        JobStatus::Lost
+    } else if states.contains(&JobStatus::Failed) {
+        JobStatus::Failed
+    } else if reason.is_some() {
         JobStatus::Lost
     } else if states.iter().any(|s| matches!(s, JobStatus::Running | JobStatus::Succeeded)) {
         JobStatus::Running
@@ -506,6 +576,8 @@ fn derive(state: &Value, keys: &[String], reports: &[NodeStatus], all: &[instanc
     };
     let mut v = attrs(state);
     v.insert("status".into(), Value::from(status));
+    let lost_reason = reason.filter(|_| status == JobStatus::Lost).map(LostReason::as_str);
+    v.insert("lost_reason".into(), lost_reason.map_or(Value::Null, Value::from));
     v.insert(
         "exit_codes".into(),
         Value::List(by_rank.iter().map(|r| r.and_then(|r| r.exit_code).map_or(Value::Null, Value::from)).collect()),
@@ -601,6 +673,7 @@ fn plan(working_dir: &std::path::Path, req: &PlanRequest<'_>) -> Result<PlanResp
     if let Some(prior) = req.prior {
         if JobStatus::of(prior) == Some(JobStatus::Lost) {
             planned.insert("status".into(), Value::Unknown);
+            planned.insert("lost_reason".into(), Value::Unknown);
             requires_replace.push("status".to_string());
         }
         match &spec {
@@ -903,6 +976,99 @@ mod tests {
         }
     }
 
+    fn instance(id: &str, state: &str, reason: &str) -> instances::Node {
+        instances::Node {
+            id: id.into(),
+            rank: None,
+            address: None,
+            token: None,
+            state: state.into(),
+            reason: reason.into(),
+            instance_type: "t3.micro".into(),
+            image: String::new(),
+            subnet_id: String::new(),
+            zone: String::new(),
+            security_group_ids: Vec::new(),
+            key_name: String::new(),
+            private_ip: String::new(),
+            public_ip: String::new(),
+            launch_index: 0,
+            spot: true,
+            launched: None,
+        }
+    }
+
+    fn report(rank: usize, state: &str, notice: bool, preempted: bool) -> NodeStatus {
+        NodeStatus {
+            rank,
+            state: state.into(),
+            exit_code: None,
+            started_at: Some("2026-12-01T10:00:00Z".into()),
+            finished_at: None,
+            heartbeat: now_secs(),
+            notice: notice.then(|| "2026-12-01T10:02:00Z".into()),
+            preempted,
+        }
+    }
+
+    /// (status, lost_reason) of a two-node job from its reports and instances.
+    fn derived(reports: &[NodeStatus], all: &[instances::Node]) -> (String, Option<String>) {
+        let state = Value::from_json(&serde_json::json!({ "instance_ids": ["i-0", "i-1"], "status": "running" }));
+        let v = derive(&state, &["kiln/jobs/j/spec.env".into()], reports, all).expect("the job exists");
+        (str_attr(&v, "status").unwrap().to_string(), str_attr(&v, "lost_reason").map(str::to_string))
+    }
+
+    #[test]
+    fn why_a_job_is_lost() {
+        let running = [instance("i-0", "running", ""), instance("i-1", "running", "")];
+        let both = |a: NodeStatus, b: NodeStatus| [a, b];
+        let r = || both(report(0, "running", false, false), report(1, "running", false, false));
+        assert_eq!(derived(&r(), &running), ("running".into(), None));
+        // A notice alone: the job still runs (it writes its last checkpoint).
+        let noticed = both(report(0, "running", false, false), report(1, "running", true, false));
+        assert_eq!(derived(&noticed, &running), ("running".into(), None));
+        // The agent's final report after the notice; the other node failing meanwhile is its consequence.
+        let mut failed = report(0, "failed", false, false);
+        failed.exit_code = Some(1);
+        let preempted = both(failed, report(1, "lost", true, true));
+        assert_eq!(derived(&preempted, &running), ("lost".into(), Some("preemption".into())));
+        // Spot took the instance back (terminated or stopped), with or without the agent's word.
+        for state in ["terminated", "stopped", "shutting-down"] {
+            let all = [instance("i-0", "running", ""), instance("i-1", state, SPOT_TERMINATION)];
+            assert_eq!(derived(&r(), &all), ("lost".into(), Some("preemption".into())), "{state}");
+        }
+        // Gone after a notice the agent could not finish acting on.
+        let all = [instance("i-0", "running", ""), instance("i-1", "terminated", "Client.UserInitiatedShutdown")];
+        assert_eq!(derived(&noticed, &all), ("lost".into(), Some("preemption".into())));
+        // Terminated by hand, or missing: a host failure.
+        assert_eq!(derived(&r(), &all), ("lost".into(), Some("host_failure".into())));
+        assert_eq!(derived(&r(), &running[..1]), ("lost".into(), Some("host_failure".into())));
+        // A heartbeat that stopped.
+        let mut stale = report(1, "running", false, false);
+        stale.heartbeat = 1;
+        assert_eq!(derived(&both(report(0, "running", false, false), stale), &running), ("lost".into(), Some("host_failure".into())));
+        // A stopped instance spot did not stop keeps running by EC2's word until its heartbeat stops.
+        let stopped = [instance("i-0", "running", ""), instance("i-1", "stopped", "Client.UserInitiatedShutdown")];
+        assert_eq!(derived(&r(), &stopped), ("running".into(), None));
+        // A failure without a preemption stays one.
+        let mut failed = report(0, "failed", false, false);
+        failed.exit_code = Some(3);
+        assert_eq!(derived(&both(failed, report(1, "running", false, false)), &running), ("failed".into(), None));
+    }
+
+    #[test]
+    fn a_replaced_lost_job_plans_its_reason_unknown() {
+        let mut prior = written_before_11();
+        if let Value::Map(m) = &mut prior {
+            m.insert("status".into(), Value::from("lost"));
+            m.insert("lost_reason".into(), Value::from("preemption"));
+        }
+        let req = PlanRequest { address: "job.train", kind: "job", prior: Some(&prior), replacing: None, config: &prior, proposed: &prior };
+        let r = plan(std::path::Path::new("/nonexistent"), &req).unwrap();
+        assert!(r.requires_replace.contains(&"status".to_string()));
+        assert!(r.planned.get("lost_reason").is_some_and(Value::is_unknown), "{}", r.planned);
+    }
+
     #[test]
     fn gpus_from_accelerators() {
         assert_eq!(gpu_count("A100:8"), 8);
@@ -1019,6 +1185,8 @@ mod tests {
             "job_id: String computed",
             // Issue 13: optional, no default, updated in place: an old state plans no change.
             "log_retention: String optional",
+            // Issue 15: computed, absent from an old state: planned as null, no change.
+            "lost_reason: String computed",
             "node_ips: List(String) computed",
             "nodes: Number optional+computed force_new",
             "restarts: Number computed",
@@ -1035,6 +1203,15 @@ mod tests {
             "checkpoint {} Single 1..1 force_new",
             "  bucket: Any required",
             "  path: String optional default=\"\"",
+            // Issue 15: the portable `recovery` block, optional, updated in place.
+            "recovery {} Single 0..1",
+            "  give_up_after: String optional",
+            "  max_restarts: Number optional",
+            "  on: List(String) optional",
+            "  retry_exit_codes: List(Number) optional",
+            "  strategy: String optional",
+            "  notify {} Single 0..1",
+            "    command: String required",
         ];
         assert_eq!(kiln_provider::portable::job::shape(body), before);
         assert_eq!(kiln_provider::portable::job::schema_problems(body), Vec::<String>::new());

@@ -64,7 +64,7 @@ impl Agents {
         Agents { dir, ids: ids.to_vec() }
     }
 
-    fn path(&self, id: &str) -> PathBuf {
+    pub(crate) fn path(&self, id: &str) -> PathBuf {
         self.dir.path().join(id)
     }
 
@@ -82,7 +82,7 @@ impl Agents {
     }
 
     /// Kills an agent (and the job it runs), as a vanished instance would.
-    fn kill(&self, id: &str) {
+    pub(crate) fn kill(&self, id: &str) {
         if let Some(pid) = self.pid(id) {
             let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
@@ -109,7 +109,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
 }
 
 /// Refreshes the job until its status is one of `want` (30 s at most).
-async fn wait_status(p: &kiln_provider_aws::AwsProvider, address: &str, state: &Value, want: &[&str]) -> Value {
+pub(crate) async fn wait_status(p: &kiln_provider_aws::AwsProvider, address: &str, state: &Value, want: &[&str]) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let now = read(p, address, state).await.expect("the job exists");
@@ -121,7 +121,7 @@ async fn wait_status(p: &kiln_provider_aws::AwsProvider, address: &str, state: &
     }
 }
 
-async fn log(p: &kiln_provider_aws::AwsProvider, state: &Value, node: usize) -> String {
+pub(crate) async fn log(p: &kiln_provider_aws::AwsProvider, state: &Value, node: usize) -> String {
     let r = p.logs(LogsRequest { address: "job.train", kind: "job", state, node, offset: 0, seek: None }).await;
     assert!(!r.diagnostics.has_errors(), "{:?}", r.diagnostics);
     String::from_utf8(r.data).unwrap()
@@ -303,6 +303,7 @@ async fn a_lost_instance_makes_the_job_lost_and_destroy_stops_the_rest() {
     agents.kill(&ids[1]);
     server().spot_interrupt(&ids[1]);
     let lost = wait_status(&p, "job.train", &running, &["lost"]).await;
+    assert_eq!(lost.get("lost_reason"), Some(&Value::from("preemption")), "reclaimed by spot: {lost}");
     let r = plan(&p, "job.train", &cfg, Some(&lost)).await;
     assert!(r.requires_replace.contains(&"status".to_string()), "a lost job is replaced: {:?}", r.requires_replace);
 
@@ -441,7 +442,7 @@ async fn a_failed_create_deletes_the_env_parameter() {
 }
 
 /// Whether a job process (`sleep 300` under the job's shell) runs from this agent directory.
-fn pgrep(agent_dir: &Path) -> bool {
+pub(crate) fn pgrep(agent_dir: &Path) -> bool {
     let out = std::process::Command::new("pgrep").args(["-f", &format!("{}/jobs/.*/run.sh", agent_dir.display())]).output().unwrap();
     out.status.success()
 }
@@ -452,7 +453,7 @@ async fn put_marked(bucket: &str, key: &str, body: &str) {
     put.send().await.unwrap();
 }
 
-async fn body(bucket: &str, key: &str) -> Option<String> {
+pub(crate) async fn body(bucket: &str, key: &str) -> Option<String> {
     let o = aws().await.s3.get_object().bucket(bucket).key(key).send().await.ok()?;
     Some(String::from_utf8_lossy(&o.body.collect().await.unwrap().into_bytes()).into_owned())
 }

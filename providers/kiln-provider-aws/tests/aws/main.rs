@@ -9,6 +9,7 @@ mod common;
 mod job;
 mod net;
 mod portable;
+mod preemption;
 mod provider;
 mod requests;
 mod spot_pool;
