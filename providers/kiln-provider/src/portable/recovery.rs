@@ -30,7 +30,10 @@
 //! | `error` | a node exited non-zero | status `failed` |
 //!
 //! Per provider: `local` — a node's process group gone without an exit code is `host_failure`, a
-//! non-zero exit is `error`; `onprem` — a host that stops answering is `host_failure`; `slurm` —
+//! non-zero exit is `error`; `aws` — a spot interruption notice (the agent relays it and gives
+//! the job SIGTERM to write a last checkpoint) or `Server.SpotInstanceTermination` is
+//! `preemption`, an instance gone otherwise `host_failure`; `onprem` — a host that stops
+//! answering is `host_failure`; `slurm` —
 //! `PREEMPTED` is `preemption`, `NODE_FAIL` (and `BOOT_FAIL`, `REVOKED`) `host_failure`, `FAILED`
 //! `error`.
 
