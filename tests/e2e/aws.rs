@@ -60,7 +60,7 @@ impl AwsProject {
     fn command(&self, args: &[&str]) -> Command {
         let endpoint = format!("endpoint={}", self.moto.endpoint());
         let mut all: Vec<&str> = args.to_vec();
-        if matches!(args.first(), Some(&("plan" | "apply" | "destroy" | "validate"))) {
+        if matches!(args.first(), Some(&("plan" | "apply" | "destroy" | "validate" | "watch"))) {
             all.extend(["--var", &endpoint]);
         }
         let mut c = self.p.command(&all);
@@ -299,6 +299,39 @@ fn a_spot_interruption_shows_as_lost_capacity_and_the_next_apply_restores_it() {
     let after = p.values("cluster.train");
     assert_eq!(after["state"], "running");
     assert_eq!(after["lost"], serde_json::json!([]));
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+}
+
+/// Issue 15: a job with a `recovery` block whose spot node is reclaimed is started again by
+/// `kiln watch` as a preemption: only the lost node is launched again (the healthy one kept), the
+/// job replaced, with no one applying.
+#[test]
+fn kiln_watch_restarts_a_preempted_job_on_a_replacement_for_the_lost_node_only() {
+    let _g = exclusive();
+    let p = AwsProject::new(
+        "resource \"bucket\" \"ckpt\" {\n  provider      = aws\n  force_destroy = true\n}\n\n\
+         resource \"cluster\" \"train\" {\n  provider      = aws\n  instance_type = \"g5.xlarge\"\n  nodes         = 2\n  spot          = true\n}\n\n\
+         resource \"job\" \"train\" {\n  provider = aws\n  cluster  = cluster.train\n  run      = \"python3 train.py\"\n\n  \
+         checkpoint {\n    bucket = bucket.ckpt\n  }\n\n  recovery {\n    max_restarts = 3\n  }\n}\n",
+    );
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    let before = strings(&p.values("cluster.train")["instance_ids"]);
+    p.moto.spot_interrupt(&before[1]);
+
+    let out = p.kiln(&["watch", "--once"]).ok();
+    assert!(out.stderr().contains("job.train: preemption"), "{}", out.stderr());
+    let live = p.inspect().live_of("cluster.train").into_iter().map(|i| i["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(live.len(), 2, "{live:?}");
+    assert!(live.contains(&before[0]), "the healthy node is kept: {live:?}");
+    assert!(!live.contains(&before[1]), "the reclaimed one is replaced: {live:?}");
+    assert_eq!(p.values("job.train")["restarts"], 1);
+    let events = p.kiln(&["jobs", "events", "job.train", "--json"]).ok().stdout();
+    let seen: Vec<(String, String)> = serde_json::from_str::<Vec<serde_json::Value>>(&events)
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap().to_string(), e["category"].as_str().unwrap_or("-").to_string()))
+        .collect();
+    assert_eq!(seen, [("detected".into(), "preemption".into()), ("relaunched".into(), "preemption".into())], "{events}");
     p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
 }
 
