@@ -243,7 +243,7 @@ mod tests {
         let j = JobView::new("job.t", "local", Some(&job(&[("status", Value::from("running"))])), now());
         assert_eq!(j.clone().with_events(&events).time_lost_seconds, Some(13 + 5));
         assert_eq!(j.clone().with_events(&[]).time_lost_seconds, None, "never restarted: no figure, not 0");
-        assert!(!table(&[j.clone()]).contains("LOST"), "no column without a figure");
+        assert!(!table(std::slice::from_ref(&j)).contains("LOST"), "no column without a figure");
         assert!(table(&[j.with_events(&events)]).lines().next().unwrap().ends_with("LOST RESTARTS"));
     }
 
