@@ -458,7 +458,7 @@ async fn archive_job(src: &Source<'_>, store: &Store, workspace: &str, keep: Dur
         nodes: written,
         destroyed_at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        attempt: before.get("restarts").and_then(Value::as_number).and_then(|n| u64::try_from(n).ok()),
+        attempt: Some(kiln_provider::portable::job::restarts_of(before)),
     };
     let text = serde_json::to_vec_pretty(&meta.to_json()).map_err(|e| Diagnostic::error("E-LOGS-ARCHIVE", e.to_string()))?;
     store.put(&format!("{job}/job.json"), &text).await
