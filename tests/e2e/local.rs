@@ -716,6 +716,18 @@ fn a_malformed_request_is_an_error_at_its_attribute_with_a_suggestion() {
     assert!(err.contains("main.kiln.hcl:2:18") && err.contains("did you mean \"H100:8\"?"), "{err}");
 }
 
+/// Issue 15: a bad `recovery` block is an error at the attribute inside the block, with a hint.
+#[test]
+fn a_bad_recovery_block_is_an_error_at_its_attribute() {
+    let p = Project::new(
+        "resource \"cluster\" \"c\" {}\n\nresource \"job\" \"j\" {\n  cluster = cluster.c\n  run     = \"true\"\n\n  recovery {\n    on            = [\"oom\"]\n    strategy      = \"next_region\"\n    give_up_after = \"soon\"\n  }\n}\n",
+    );
+    let err = p.kiln(&["validate"]).code_is(1).stderr();
+    assert!(err.contains("main.kiln.hcl:8:21") && err.contains("`oom` is not a failure category"), "at `on`'s value: {err}");
+    assert!(err.contains("main.kiln.hcl:9:21") && err.contains("so far: write \"same_pool\""), "at `strategy`: {err}");
+    assert!(err.contains("main.kiln.hcl:10:21") && err.contains("recovery.give_up_after"), "at `give_up_after`: {err}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // `kiln watch` (issue 15): recovery of local jobs
 

@@ -110,14 +110,11 @@ pub(crate) fn check_total(existing: usize, adding: usize, r: &Resource, addr: &R
         .into())
 }
 
-/// Points a provider's diagnostic about one attribute (see [`Diagnostic::attribute`]) at that
-/// attribute's expression in `r`, when it has no location of its own.
+/// Points a provider's diagnostic about one attribute (see [`Diagnostic::attribute`]: a name, or
+/// a path into nested blocks such as `recovery.on`) at that attribute's expression in `r`, when it
+/// has no location of its own.
 pub(crate) fn locate(d: Diagnostic, r: &Resource) -> Diagnostic {
-    let at = d
-        .attribute
-        .as_deref()
-        .and_then(|name| r.body.attrs.iter().find(|a| a.name == name))
-        .map(|a| a.expr.span().unwrap_or(a.name_span.clone()));
+    let at = d.attribute.as_deref().and_then(|path| crate::providers::attribute_span(&r.body, path));
     d.or_at(at)
 }
 

@@ -141,16 +141,23 @@ impl ProviderRegistry {
 /// written; else the provider block. As Terraform's contextual diagnostics: the provider says
 /// which attribute, the engine says where.
 pub(crate) fn locate_config(d: Diagnostic, body: &Body, block: &Span) -> Diagnostic {
-    let Some(path) = d.attribute.clone() else { return d.or_at(Some(block.clone())) };
+    let at = d.attribute.as_deref().and_then(|path| attribute_span(body, path)).unwrap_or_else(|| block.clone());
+    d.or_at(Some(at))
+}
+
+/// Where the attribute `path` (`root`, `login.host`, `host[1].proxy_jump`: `[N]` is the N-th
+/// block of that name) is written in `body`: its value; for one left out, the innermost block of
+/// the path that is written; `None` when not even the first block is.
+pub(crate) fn attribute_span(body: &Body, path: &str) -> Option<Span> {
     let mut body = body;
-    let mut at = block.clone();
+    let mut at = None;
     for segment in path.split('.') {
         let (name, index) = match segment.split_once('[') {
             Some((name, rest)) => (name, rest.strip_suffix(']').and_then(|n| n.parse::<usize>().ok())),
             None => (segment, None),
         };
         if let Some(a) = body.attr(name).filter(|_| index.is_none()) {
-            return d.or_at(Some(a.expr.span().unwrap_or(a.name_span.clone())));
+            return Some(a.expr.span().unwrap_or(a.name_span.clone()));
         }
         let mut blocks = body.blocks.iter().filter(|b| b.ident == name);
         let Some(b) = (match index {
@@ -159,10 +166,10 @@ pub(crate) fn locate_config(d: Diagnostic, body: &Body, block: &Span) -> Diagnos
         }) else {
             break;
         };
-        at = b.span.clone();
+        at = Some(b.span.clone());
         body = &b.body;
     }
-    d.or_at(Some(at))
+    at
 }
 
 /// The configured provider instances of one command, keyed `name` or `name.alias`. The caller
