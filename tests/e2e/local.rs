@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{copy_dir, repo_root, wait_until, Project, Spawned};
+use crate::support::{copy_dir, job_events, repo_root, wait_until, Project, Spawned};
 
 /// Safety bound for waiting on a job to reach a point; not a speed requirement.
 const BOUND: Duration = Duration::from_secs(90);
@@ -745,15 +745,7 @@ fn recovered_quickstart(steps: u32, sleep: &str, recovery: &str) -> LocalProject
 
 /// `kiln jobs events ADDRESS --json`, as (kind, category, attempt).
 fn events(p: &LocalProject, address: &str) -> Vec<(String, String, u64)> {
-    let out = p.kiln(&["jobs", "events", address, "--json"]).ok().stdout();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("events --json is not JSON ({e}): {out}"));
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|e| {
-            (e["kind"].as_str().unwrap().to_string(), e["category"].as_str().unwrap_or("-").to_string(), e["attempt"].as_u64().unwrap())
-        })
-        .collect()
+    job_events(&p.kiln(&["jobs", "events", address, "--json"]).ok().stdout())
 }
 
 /// The job's `restarts` in state; `None` while it is not there (between the destroy and the

@@ -393,10 +393,8 @@ fn onprem_watch_moves_a_lost_hosts_node_to_a_free_host_and_restarts_the_job() {
     });
     let log = p.kiln(&["logs", "job.hello", "--node", "0"]).ok().stdout();
     assert!(log.contains("harness host host1\nrank 0 of 2 on "), "{log}");
-    let events = p.kiln(&["jobs", "events", "job.hello", "--json"]).ok().stdout();
-    let kinds: Vec<String> =
-        serde_json::from_str::<Vec<serde_json::Value>>(&events).unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
-    assert_eq!(kinds, ["detected", "relaunched"], "{events}");
+    let events = crate::support::job_events(&p.kiln(&["jobs", "events", "job.hello", "--json"]).ok().stdout());
+    assert_eq!(events, [("detected".into(), "host_failure".into(), 0), ("relaunched".into(), "host_failure".into(), 1)]);
     p.kiln(&["destroy", "--auto-approve"]).ok();
 }
 

@@ -231,11 +231,6 @@ fn slurm_watch_resubmits_a_cancelled_job() {
     assert_ne!(second, first, "a new submission");
     assert_eq!(p.values("job.hello")["restarts"], 1);
     wait_until("the second job runs", BOUND, || squeue_state(&second) == "RUNNING");
-    let events = p.kiln(&["jobs", "events", "job.hello", "--json"]).ok().stdout();
-    let kinds: Vec<(String, String)> = serde_json::from_str::<Vec<serde_json::Value>>(&events)
-        .unwrap()
-        .iter()
-        .map(|e| (e["kind"].as_str().unwrap().to_string(), e["category"].as_str().unwrap_or("-").to_string()))
-        .collect();
-    assert_eq!(kinds, [("detected".into(), "error".into()), ("relaunched".into(), "error".into())], "{events}");
+    let events = crate::support::job_events(&p.kiln(&["jobs", "events", "job.hello", "--json"]).ok().stdout());
+    assert_eq!(events, [("detected".into(), "error".into(), 0), ("relaunched".into(), "error".into(), 1)]);
 }

@@ -128,6 +128,18 @@ impl Project {
     }
 }
 
+/// `kiln jobs events ADDRESS --json`'s output as (kind, category, attempt) per event, oldest
+/// first (`-` for an event without a category).
+pub fn job_events(json: &str) -> Vec<(String, String, u64)> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("events --json is not JSON ({e}): {json}"));
+    let kind = |e: &serde_json::Value, k: &str| e[k].as_str().unwrap_or("-").to_string();
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|e| (kind(e, "kind"), kind(e, "category"), e["attempt"].as_u64().unwrap_or_else(|| panic!("no attempt: {e}"))))
+        .collect()
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kiln"))
 }
