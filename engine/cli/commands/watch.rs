@@ -78,14 +78,15 @@ impl Watcher<'_> {
         let mut said_idle = false;
         loop {
             let state = kiln_ops::operation::read_state(self.backend.as_ref()).await?;
-            let idle = watched(&state).is_empty() && interrupted(&state).is_empty();
+            let (watched, undone) = (watched(&state), interrupted(&state));
+            let idle = watched.is_empty() && undone.is_empty();
             if idle && !said_idle {
                 self.l.printer.note("No job in state has a `recovery` block: nothing to watch yet (state is read again every interval).");
             }
             said_idle = idle;
             if !idle {
                 configure(self.cx.dir(), &self.l, &state, &self.providers).await?;
-                self.round(&state).await?;
+                self.round(&state, &watched, undone).await?;
             }
             if opts.once {
                 return Ok(ExitStatus::Success);
@@ -101,9 +102,8 @@ impl Watcher<'_> {
     }
 
     /// One read of the jobs, and what it calls for.
-    async fn round(&self, state: &State) -> Result<(), CmdFailure> {
-        let watched = watched(state);
-        let mut restart = interrupted(state);
+    /// `watched`: the jobs with a `recovery` block; `restart`: the restarts left undone.
+    async fn round(&self, state: &State, watched: &BTreeMap<InstanceAddr, Recovery>, mut restart: Vec<Restart>) -> Result<(), CmdFailure> {
         let mut events = Vec::new();
         for (addr, now) in read_jobs(&self.providers, state).await {
             let Some(rec) = watched.get(&addr) else { continue };

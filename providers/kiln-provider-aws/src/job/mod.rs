@@ -446,10 +446,12 @@ enum LostReason {
 }
 
 impl LostReason {
+    /// The recovery category `kiln watch` reads it as.
     fn as_str(self) -> &'static str {
+        use kiln_provider::portable::recovery::Category;
         match self {
-            LostReason::HostFailure => "host_failure",
-            LostReason::Preemption => "preemption",
+            LostReason::HostFailure => Category::HostFailure.as_str(),
+            LostReason::Preemption => Category::Preemption.as_str(),
         }
     }
 }

@@ -216,9 +216,10 @@ fn observed(state: &Value, seen: &Seen) -> Option<Value> {
 
 /// Why a lost job is lost, in `kiln watch`'s categories: Slurm preempted it, or its node failed.
 fn lost_reason(status: JobStatus, slurm_state: &str) -> Value {
+    use kiln_provider::portable::recovery::Category;
     match (status, slurm_state) {
-        (JobStatus::Lost, "PREEMPTED") => Value::from("preemption"),
-        (JobStatus::Lost, _) => Value::from("host_failure"),
+        (JobStatus::Lost, "PREEMPTED") => Value::from(Category::Preemption.as_str()),
+        (JobStatus::Lost, _) => Value::from(Category::HostFailure.as_str()),
         _ => Value::Null,
     }
 }
