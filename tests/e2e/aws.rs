@@ -325,8 +325,12 @@ fn kiln_watch_restarts_a_preempted_job_on_a_replacement_for_the_lost_node_only()
     assert!(live.contains(&before[0]), "the healthy node is kept: {live:?}");
     assert!(!live.contains(&before[1]), "the reclaimed one is replaced: {live:?}");
     assert_eq!(p.values("job.train")["restarts"], 1);
-    let events = crate::support::job_events(&p.kiln(&["jobs", "events", "job.train", "--json"]).ok().stdout());
+    let json = p.kiln(&["jobs", "events", "job.train", "--json"]).ok().stdout();
+    let events = crate::support::job_events(&json);
     assert_eq!(events, [("detected".into(), "preemption".into(), 0), ("relaunched".into(), "preemption".into(), 1)]);
+    // The lost job's `finished_at` (when its loss became observable) gives the detection latency.
+    let detected: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(detected[0]["latency_ms"].is_u64(), "{json}");
     p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
 }
 

@@ -208,6 +208,15 @@ pub(crate) fn job() -> Body {
     .body()
     .attr("stop_grace", portable::stop_grace())
     .attr(
+        crate::job::PREEMPT_SIGNAL,
+        Attribute::optional(
+            Type::String,
+            "Signal the kiln agent sends the job's processes when EC2 gives a node's instance a spot interruption notice, so \
+             that the job writes a last checkpoint (SIGKILL follows after `stop_grace`): SIGTERM (the default), SIGINT, SIGQUIT, \
+             SIGHUP, SIGUSR1 or SIGUSR2. Changing it is an in-place update that reaches running jobs too",
+        ),
+    )
+    .attr(
         "heartbeat_timeout",
         Attribute::optional(Type::Number, "Seconds without a heartbeat after which a running node counts as lost").default(120i64),
     )
@@ -223,6 +232,14 @@ pub(crate) fn job() -> Body {
             "Why a `lost` job is lost: \"preemption\" (spot took a node back: an interruption notice, or \
              Server.SpotInstanceTermination) or \"host_failure\" (a node's instance gone otherwise, or its heartbeat stopped); \
              null otherwise",
+        ),
+    )
+    .attr(
+        crate::job::NOTICE_AT,
+        Attribute::computed(
+            Type::String,
+            "RFC 3339 time a kiln agent first saw a spot interruption notice for one of the job's nodes (the job runs on \
+             meanwhile, writing its last checkpoint, and is `lost` to preemption once it stops); null until then",
         ),
     )
 }

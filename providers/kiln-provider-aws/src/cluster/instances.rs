@@ -41,6 +41,9 @@ pub struct Node {
     pub spot: bool,
     /// When it was launched (RFC 3339).
     pub launched: Option<String>,
+    /// When it last changed state by EC2's word (RFC 3339), where its state transition reason
+    /// gives a time: "User initiated (2026-12-07 20:06:43 GMT)" after a stop or termination.
+    pub transitioned_at: Option<String>,
 }
 
 impl Node {
@@ -64,12 +67,22 @@ impl Node {
             launch_index: i.ami_launch_index().unwrap_or(0),
             spot: i.instance_lifecycle().is_some_and(|l| l.as_str() == "spot"),
             launched: i.launch_time().map(super::view::rfc3339),
+            transitioned_at: i.state_transition_reason().and_then(transition_time),
         }
     }
 
     pub fn live(&self) -> bool {
         LIVE.contains(&self.state.as_str())
     }
+}
+
+/// The time in a state transition reason, `... (YYYY-MM-DD HH:MM:SS GMT)` (or `UTC`), as RFC
+/// 3339; `None` for a reason without one.
+fn transition_time(reason: &str) -> Option<String> {
+    let inner = reason.rsplit_once('(')?.1.strip_suffix(')')?;
+    let t = inner.strip_suffix(" GMT").or_else(|| inner.strip_suffix(" UTC"))?;
+    let shape: String = t.chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect();
+    (shape == "9999-99-99 99:99:99").then(|| format!("{}Z", t.replacen(' ', "T", 1)))
 }
 
 /// Everything one RunInstances call needs, but the type.
@@ -321,4 +334,18 @@ pub async fn wait(ec2: &Client, ids: &[String], done: impl Fn(&Node) -> bool) ->
 /// Waits until no instance is pending, so that IPs are known.
 pub async fn wait_started(ec2: &Client, ids: &[String]) -> Result<Vec<Node>, AwsError> {
     wait(ec2, ids, |n| n.state != "pending").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transition_time;
+
+    #[test]
+    fn the_time_of_a_state_transition_reason() {
+        assert_eq!(transition_time("User initiated (2026-12-07 20:06:43 GMT)").as_deref(), Some("2026-12-07T20:06:43Z"));
+        assert_eq!(transition_time("User initiated (2026-12-07 20:06:43 UTC)").as_deref(), Some("2026-12-07T20:06:43Z"));
+        for none in ["", "Server.SpotInstanceTermination", "User initiated", "x (soon GMT)", "x (2026-12-07 20:06:43 CET)"] {
+            assert_eq!(transition_time(none), None, "{none}");
+        }
+    }
 }

@@ -30,8 +30,12 @@
 #   2, whatever KILN_AGENT_INTERVAL is; both whole seconds). On the first notice it records it in
 #   status/RANK.json (`notice`: the time EC2 gave for the interruption, `notice_action`,
 #   `noticed_at`: when the agent saw it) and uploads the status at once, sends the job's process
-#   group KILN_PREEMPT_SIGNAL (default TERM; spec.env may name another) so that it writes a last
-#   checkpoint, and SIGKILL after KILN_STOP_GRACE seconds if it still runs. Once the process
+#   group KILN_PREEMPT_SIGNAL (default TERM; spec.env may name another, and is read again from the
+#   bucket then, so that a change kiln made since the job started counts) so that it writes a
+#   last checkpoint, and SIGKILL after KILN_STOP_GRACE seconds if it still runs. Jobs start with
+#   SIGINT, SIGQUIT and SIGHUP at their defaults where `env --default-signal` is there (coreutils
+#   8.31+): a shell started in the background ignores SIGINT and SIGQUIT (and SIGHUP under nohup)
+#   and can never trap a signal ignored when it started. Once the process
 #   group is gone, the checkpoint directory is synced as when a job ends (every file; after a
 #   SIGKILL only those unchanged for KILN_CHECKPOINT_QUIET seconds, as when a job is stopped)
 #   and the final status says `"state":"lost","preempted":true`, which kiln reads as a
@@ -70,6 +74,9 @@ NOTICE="${KILN_NOTICE_INTERVAL:-2}"
 PREEMPT_SIGNAL="${KILN_PREEMPT_SIGNAL:-TERM}"
 mkdir -p "$DIR/jobs"
 echo $$ >"$DIR/agent.pid"
+# What starts a job with the signals a background shell ignores at their defaults (see the top).
+DEFAULT_SIGNALS=""
+if env --default-signal=INT,QUIT,HUP true 2>/dev/null; then DEFAULT_SIGNALS="env --default-signal=INT,QUIT,HUP"; fi
 
 log() { echo "kiln-agent $(date -u +%Y-%m-%dT%H:%M:%SZ) $*"; }
 
@@ -456,7 +463,8 @@ start_job() {
   # Appended to, so that the agent's own lines (a notice) land after the job's, never over them.
   : >"$jd/node.log"
   # KILN_NUM_GPUS_PER_NODE: the GPUs nvidia-smi lists, when it lists some (a pool mixes types).
-  setsid sh -c 'set -a; . "$0/spec.env"; KILN_CHECKPOINT_DIR="$0/checkpoint"; set +a
+  # shellcheck disable=SC2086 # DEFAULT_SIGNALS is a command and its argument, or nothing.
+  setsid $DEFAULT_SIGNALS sh -c 'set -a; . "$0/spec.env"; KILN_CHECKPOINT_DIR="$0/checkpoint"; set +a
     g=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU ") && [ "$g" -gt 0 ] && KILN_NUM_GPUS_PER_NODE=$g
     set -a; . "$0/env.sh"; [ ! -f "$0/secret.env" ] || . "$0/secret.env"; set +a; rm -f "$0/secret.env"; mkdir -p "$KILN_WORKDIR"; cd "$KILN_WORKDIR" || exit 1
     { [ ! -s "$0/setup.sh" ] || . "$0/setup.sh"; } && sh "$0/run.sh"; echo $? >"$0/exit.tmp"; mv "$0/exit.tmp" "$0/exit"' "$jd" \
@@ -529,6 +537,10 @@ check_notice() {
   notice=$(printf '%s\n' "$r" | field time | tr -cd 'A-Za-z0-9:.+-')
   notice_action=$(printf '%s' "$a" | tr -cd 'a-z-')
   noticed_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  # The signal as spec.env names it now (kiln rewrites the line when the job's preempt_signal
+  # changes); the one it named at the start when it cannot be read.
+  s=$(s3 "$current/spec.env" -m 5 | sed -n "s/^KILN_PREEMPT_SIGNAL='\([A-Z0-9]*\)'\$/\1/p" | tail -n 1)
+  case $s in TERM | INT | QUIT | HUP | USR1 | USR2) signal=$s ;; esac
   log "spot interruption notice ($notice_action at $notice): SIG$signal to job $current (process group $pid)"
   echo "kiln-agent: spot interruption notice ($notice_action at $notice): SIG$signal sent to the job" >>"$jd/node.log"
   kill -"$signal" -"$pid" 2>/dev/null || log "cannot send SIG$signal to process group $pid"

@@ -19,6 +19,15 @@
 //! `host_failure` for a node gone otherwise (an instance terminated by hand, a heartbeat that
 //! stopped).
 //!
+//! A lost job's `finished_at` is when its loss became observable, so that `kiln jobs events`
+//! measures detection from it (see [`lost_at`]): when the agent saw the interruption notice
+//! (`noticed_at` in its report; the job runs on meanwhile, writing its last checkpoint, and
+//! `notice_at` shows the notice in state), else when EC2 says the instance changed state, else
+//! when its heartbeat went stale, else the refresh that first saw the instance gone. The signal a
+//! notice gives the job is `preempt_signal` (SIGTERM by default): spec.env carries it to the agent
+//! as KILN_PREEMPT_SIGNAL, and an in-place update rewrites that line, which the agent reads again
+//! when a notice comes, so that a change reaches running jobs too.
+//!
 //! The sensitive values of `env` never go to the bucket: env.sh holds only the others, and the
 //! sensitive ones go, as a shell file (base64-encoded), to the SSM SecureString parameter
 //! [`env_parameter`] (`/kiln/jobs/JOB_ID/env`), written before the instances are tagged and
@@ -49,6 +58,18 @@ pub const TAG_JOB: &str = "kiln:job";
 const AGENT: &str = include_str!("agent.sh");
 /// KILN_MASTER_PORT on every node.
 const MASTER_PORT: u16 = 29500;
+/// The signal a spot interruption notice gives the job (optional, updated in place).
+pub(crate) const PREEMPT_SIGNAL: &str = "preempt_signal";
+/// When an agent first saw a spot interruption notice (computed).
+pub(crate) const NOTICE_AT: &str = "notice_at";
+/// What `preempt_signal` takes: the signals a program can catch to write a last checkpoint (not
+/// SIGKILL or SIGSTOP). The agent starts jobs with SIGINT, SIGQUIT and SIGHUP at their defaults
+/// where `env --default-signal` is there (coreutils 8.31+): otherwise a shell started in the
+/// background would ignore them, and could not trap them.
+const PREEMPT_SIGNALS: [&str; 6] = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"];
+/// The signal the agent sends when spec.env names none, as `kill` takes it.
+const DEFAULT_SIGNAL: &str = "TERM";
+const SIGNAL_ERROR: &str = "E-AWS-JOB-SIGNAL";
 
 /// User data of the instances kiln launches: writes the agent and starts it in the background.
 pub fn user_data(region: &str, endpoint: Option<&str>) -> String {
@@ -84,6 +105,9 @@ struct Spec {
     /// (name, value, sensitive)
     env: Vec<(String, String, bool)>,
     stop_grace: u64,
+    /// The signal a spot interruption notice gives the job, as `kill` takes it (`USR1`); `None`:
+    /// the agent's default, SIGTERM.
+    preempt_signal: Option<&'static str>,
     /// The workdir uploaded from this machine as `workdir.tar` beside the job's scripts, which
     /// the agent unpacks into the job's own directory (KILN_WORKDIR's default).
     workdir_tar: Option<Vec<u8>>,
@@ -96,6 +120,7 @@ impl Spec {
         if let Some(d) = unreachable_checkpoint(address, v) {
             return Err(d);
         }
+        let preempt_signal = preempt_signal(address, v)?;
         if CONFIG.iter().any(|k| v.get(k).is_some_and(Value::contains_unknown)) {
             return Ok(None);
         }
@@ -149,6 +174,7 @@ impl Spec {
                 .map(|(k, x)| (k.clone(), x.to_template_string().unwrap_or_default(), x.contains_sensitive()))
                 .collect(),
             stop_grace: u64_attr(v, "stop_grace").unwrap_or(10),
+            preempt_signal,
             workdir_tar: None,
         }))
     }
@@ -188,6 +214,9 @@ impl Spec {
         {
             file.push_str(&format!("export {k}={v}\n"));
         }
+        // For the agent, which sends it on a spot interruption notice (and reads the line again
+        // then: an in-place update rewrites it, see [`with_preempt_signal`]).
+        file.push_str(&preempt_signal_line(self.preempt_signal.unwrap_or(DEFAULT_SIGNAL)));
         if self.workdir_tar.is_some() {
             // For the agent, which downloads and unpacks it into KILN_WORKDIR.
             file.push_str(&format!("KILN_WORKDIR_ARCHIVE={}\n", quote(WORKDIR_ARCHIVE)));
@@ -226,6 +255,55 @@ fn unreachable_checkpoint(address: &str, v: &Value) -> Option<Diagnostic> {
             .address(address),
         ),
     }
+}
+
+/// The signal `preempt_signal` names, as the agent's `kill` takes it (`USR1`); `None` when it is
+/// not set (the agent's SIGTERM) or not known yet; an error at the attribute for any other.
+fn preempt_signal(address: &str, v: &Value) -> Result<Option<&'static str>, Diagnostic> {
+    let Some(x) = set(v, PREEMPT_SIGNAL).filter(|x| !x.is_unknown()) else { return Ok(None) };
+    let given = x.as_str().map_or_else(|| x.to_string(), str::to_string);
+    match PREEMPT_SIGNALS.iter().find(|s| **s == given) {
+        Some(s) => Ok(Some(&s[3..])),
+        None => Err(error(
+            SIGNAL_ERROR,
+            address,
+            format!("{address}: `{PREEMPT_SIGNAL}` = \"{given}\" is not a signal kiln sends a job on a spot interruption notice"),
+        )
+        .attribute(PREEMPT_SIGNAL)
+        .hint(format!(
+            "use one of {} (SIGTERM when unset): the job catches it to write a last checkpoint before the capacity goes",
+            PREEMPT_SIGNALS.join(", ")
+        ))),
+    }
+}
+
+/// spec.env's line naming the signal for the agent (`kill`'s name for it).
+fn preempt_signal_line(signal: &str) -> String {
+    format!("KILN_PREEMPT_SIGNAL={}\n", quote(signal))
+}
+
+/// `spec_env` with its KILN_PREEMPT_SIGNAL line saying `signal` (added, for a spec.env written
+/// before there was one).
+fn with_preempt_signal(spec_env: &str, signal: &str) -> String {
+    let mut out: String = spec_env.lines().filter(|l| !l.starts_with("KILN_PREEMPT_SIGNAL=")).flat_map(|l| [l, "\n"]).collect();
+    out.push_str(&preempt_signal_line(signal));
+    out
+}
+
+/// Rewrites KILN_PREEMPT_SIGNAL in the spec.env of the job `prior` to `signal`: the agents read
+/// it again when a notice comes. A job whose files are gone has nothing to rewrite.
+async fn set_preempt_signal(ctx: &Ctx, address: &str, prior: &Value, signal: &str) -> Result<(), Diagnostic> {
+    let Some((bucket, p)) = str_attr(prior, "uri").and_then(bucket_of) else { return Ok(()) };
+    let key = format!("{p}/spec.env");
+    let failed = |e: AwsError| e.diagnostic(address, &format!("rewrite s3://{bucket}/{key} with the new `{PREEMPT_SIGNAL}`"));
+    let out = match ctx.clients.s3.get_object().bucket(bucket).key(&key).send().await.map_err(AwsError::from_sdk) {
+        Ok(out) => out,
+        Err(e) if e.is("NoSuchKey") || e.is("NoSuchBucket") => return Ok(()),
+        Err(e) => return Err(failed(e)),
+    };
+    let bytes = out.body.collect().await.map_err(|e| failed(AwsError { code: None, message: e.to_string() }))?.into_bytes();
+    let body = with_preempt_signal(&String::from_utf8_lossy(&bytes), signal);
+    put(ctx, bucket, key.clone(), body).await.map_err(failed)
 }
 
 fn valid_name(k: &str) -> bool {
@@ -341,6 +419,7 @@ fn created(planned: &Value, spec: &Spec, job_id: String, ips: &[String], uri: St
     v.insert("nodes".into(), num(ips.len() as u64));
     v.insert("status".into(), Value::from(JobStatus::Pending));
     v.insert("lost_reason".into(), Value::Null);
+    v.insert(NOTICE_AT.into(), Value::Null);
     v.insert("exit_codes".into(), Value::List(vec![Value::Null; ips.len()]));
     v.insert("started_at".into(), Value::Null);
     v.insert("finished_at".into(), Value::Null);
@@ -428,6 +507,9 @@ struct NodeStatus {
     /// issue 15: never).
     #[serde(default)]
     notice: Option<String>,
+    /// When the agent saw that notice (RFC 3339, the instance's clock).
+    #[serde(default)]
+    noticed_at: Option<String>,
     /// The agent stopped the job for that notice (in its final report, state `lost`).
     #[serde(default)]
     preempted: bool,
@@ -586,9 +668,51 @@ fn derive(state: &Value, keys: &[String], reports: &[NodeStatus], all: &[instanc
     );
     let started = by_rank.iter().flatten().filter_map(|r| r.started_at.clone()).min();
     v.insert("started_at".into(), started.map_or(Value::Null, Value::from));
-    let finished = by_rank.iter().flatten().filter_map(|r| r.finished_at.clone()).max().filter(|_| status.has_finished());
+    let notice_at = by_rank.iter().flatten().filter_map(|r| r.noticed_at.clone()).min();
+    let finished = if status == JobStatus::Lost {
+        let lost_nodes = ids.iter().zip(&by_rank).zip(&lost).filter(|(_, l)| l.is_some());
+        lost_at(state, lost_nodes.map(|((id, r), _)| (*r, all.iter().find(|n| &n.id == id))), timeout, notice_at.clone())
+    } else {
+        by_rank.iter().flatten().filter_map(|r| r.finished_at.clone()).max().filter(|_| status.has_finished())
+    };
     v.insert("finished_at".into(), finished.map_or(Value::Null, Value::from));
+    v.insert(NOTICE_AT.into(), notice_at.map_or(Value::Null, Value::from));
     Some(Value::Map(v))
+}
+
+/// A lost job's `finished_at`: when its loss became observable, so that `kiln jobs events`
+/// measures detection from it. That is the first interruption notice an agent saw (`notice_at`,
+/// on any node: a node told to go is lost with its job), or the earliest of its lost nodes'
+/// times, whichever came first. A node's time is when its agent saw the notice (`noticed_at`, not
+/// when the job then stopped after writing its last checkpoint; an agent before `noticed_at`: its
+/// final report's time); else, its instance gone, when EC2 says it changed state (a termination
+/// by hand: "User initiated (TIME)"); else, its heartbeat stale, when the heartbeat became
+/// `heartbeat_timeout` old; else (EC2 gives no time, as for a spot reclaim) the refresh that
+/// first saw it gone. Once state holds a lost job's time, it is kept.
+fn lost_at<'a>(
+    state: &Value,
+    lost: impl Iterator<Item = (Option<&'a NodeStatus>, Option<&'a instances::Node>)>,
+    timeout: u64,
+    notice_at: Option<String>,
+) -> Option<String> {
+    if JobStatus::of(state) == Some(JobStatus::Lost) {
+        if let Some(t) = str_attr(state, "finished_at") {
+            return Some(t.to_string());
+        }
+    }
+    let at_secs = |secs: u64| kiln_provider::util::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    lost.map(|(report, instance)| {
+        let gone = instance.is_none_or(|n| !n.live() || n.reason == SPOT_TERMINATION);
+        report
+            .and_then(|r| r.noticed_at.clone())
+            // An agent before `noticed_at`: its final report's time.
+            .or_else(|| report.filter(|r| r.preempted).and_then(|r| r.finished_at.clone()))
+            .or_else(|| instance.filter(|_| gone).and_then(|n| n.transitioned_at.clone()))
+            .or_else(|| report.filter(|_| !gone).map(|r| at_secs(r.heartbeat.saturating_add(timeout))))
+            .unwrap_or_else(kiln_provider::util::now)
+    })
+    .chain(notice_at)
+    .min()
 }
 
 async fn read_one(ctx: &Ctx, item: &ReadItem<'_>, all: &AllInstances) -> ReadResult {
@@ -871,7 +995,7 @@ impl Kind<Ctx, AllInstances> for Job {
             return portable.into_iter().collect();
         }
         match Spec::parse("job", config) {
-            Err(d) if ["E-AWS-JOB-RUN", "E-AWS-JOB-BUCKET", "E-AWS-JOB-CHECKPOINT"].contains(&d.code) => d.into(),
+            Err(d) if ["E-AWS-JOB-RUN", "E-AWS-JOB-BUCKET", "E-AWS-JOB-CHECKPOINT", SIGNAL_ERROR].contains(&d.code) => d.into(),
             // As plan would, so `kiln validate` reports it too (a cluster still unknown is not checked).
             Err(d) if d.code == "E-AWS-JOB-CLUSTER" && set(config, "cluster").is_some() => d.into(),
             _ => Diagnostics::new(),
@@ -886,8 +1010,15 @@ impl Kind<Ctx, AllInstances> for Job {
         Ok(ApplyResponse::ok(create(ctx, req).await?))
     }
 
-    /// Only `stop_grace` and `heartbeat_timeout` change in place: they live in state.
-    async fn update(&self, _ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+    /// `stop_grace`, `heartbeat_timeout`, `log_retention`, `recovery` and `preempt_signal` change
+    /// in place: they live in state, and `preempt_signal` in spec.env too, which the agents read
+    /// again when a notice comes.
+    async fn update(&self, ctx: &Ctx, req: &UpdateRequest<'_>) -> Outcome<ApplyResponse> {
+        let signal = |v: &Value| preempt_signal(req.address, v).map(|s| s.unwrap_or(DEFAULT_SIGNAL));
+        let wanted = signal(req.planned)?;
+        if signal(req.prior).ok() != Some(wanted) {
+            set_preempt_signal(ctx, req.address, req.prior, wanted).await?;
+        }
         let mut v = attrs(req.prior);
         for (k, x) in attrs(req.planned) {
             if !x.is_unknown() {
@@ -997,6 +1128,7 @@ mod tests {
             launch_index: 0,
             spot: true,
             launched: None,
+            transitioned_at: None,
         }
     }
 
@@ -1009,6 +1141,7 @@ mod tests {
             finished_at: None,
             heartbeat: now_secs(),
             notice: notice.then(|| "2026-12-01T10:02:00Z".into()),
+            noticed_at: None,
             preempted,
         }
     }
@@ -1059,6 +1192,121 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_preempt_signal_is_refused_at_the_attribute_naming_the_accepted_ones() {
+        let job = |signal: Value| {
+            let mut m = written_before_11().as_map().cloned().unwrap();
+            m.insert("preempt_signal".into(), signal);
+            Value::Map(m)
+        };
+        for bad in ["SIGKILL", "USR1", "sigterm", ""] {
+            let d = Job.validate(&job(Value::from(bad)));
+            assert_eq!(
+                d.iter().map(|d| (d.code, d.attribute.as_deref())).collect::<Vec<_>>(),
+                [(SIGNAL_ERROR, Some(PREEMPT_SIGNAL))],
+                "{bad}"
+            );
+            let d = d.iter().next().unwrap();
+            assert!(d.summary.contains(&format!("\"{bad}\"")), "{}", d.summary);
+            let hint = d.hint.as_deref().unwrap_or_default();
+            assert!(PREEMPT_SIGNALS.iter().all(|s| hint.contains(s)), "{hint}");
+            let d = Spec::parse("job.train", &job(Value::from(bad))).unwrap_err();
+            assert_eq!((d.code, d.address.as_deref(), d.attribute.as_deref()), (SIGNAL_ERROR, Some("job.train"), Some(PREEMPT_SIGNAL)));
+        }
+        for good in ["SIGTERM", "SIGUSR1", "SIGINT"] {
+            assert!(Job.validate(&job(Value::from(good))).is_empty(), "{good}");
+        }
+        assert!(Job.validate(&job(Value::Unknown)).is_empty(), "checked once known");
+    }
+
+    #[test]
+    fn spec_env_names_the_preempt_signal_for_the_agent() {
+        let ips = ["10.0.1.10".to_string(), "10.0.1.11".to_string()];
+        let spec = Spec::parse("job.train", &written_before_11()).unwrap().unwrap();
+        assert!(spec.env_file("j-1", &ips).contains("\nKILN_PREEMPT_SIGNAL='TERM'\n"), "the agent's default, written out");
+        let mut m = written_before_11().as_map().cloned().unwrap();
+        m.insert(PREEMPT_SIGNAL.into(), Value::from("SIGUSR1"));
+        let spec = Spec::parse("job.train", &Value::Map(m)).unwrap().unwrap();
+        let env = spec.env_file("j-1", &ips);
+        assert!(env.contains("\nKILN_PREEMPT_SIGNAL='USR1'\n"), "{env}");
+        // An in-place update rewrites that one line, which the agents read again on a notice.
+        let patched = with_preempt_signal(&env, "INT");
+        assert_eq!(patched.lines().filter(|l| l.starts_with("KILN_PREEMPT_SIGNAL=")).collect::<Vec<_>>(), ["KILN_PREEMPT_SIGNAL='INT'"]);
+        assert_eq!(patched.replace("KILN_PREEMPT_SIGNAL='INT'\n", ""), env.replace("KILN_PREEMPT_SIGNAL='USR1'\n", ""));
+        assert!(with_preempt_signal("export A='1'\n", "TERM").ends_with("export A='1'\nKILN_PREEMPT_SIGNAL='TERM'\n"), "an older spec.env");
+    }
+
+    #[test]
+    fn changing_the_preempt_signal_is_an_update_in_place() {
+        let prior = written_before_11();
+        let mut config = prior.as_map().cloned().unwrap();
+        config.insert(PREEMPT_SIGNAL.into(), Value::from("SIGUSR1"));
+        let config = Value::Map(config);
+        let req =
+            PlanRequest { address: "job.train", kind: "job", prior: Some(&prior), replacing: None, config: &config, proposed: &config };
+        let r = plan(std::path::Path::new("/nonexistent"), &req).unwrap();
+        assert!(r.requires_replace.is_empty(), "{:?}", r.requires_replace);
+        assert_eq!(r.planned.get(PREEMPT_SIGNAL), Some(&Value::from("SIGUSR1")));
+        let attr = &crate::schema::schema().kinds["job"].body.attributes[PREEMPT_SIGNAL];
+        assert!(!attr.force_new && attr.default.is_none(), "an old state, without it, plans no change");
+    }
+
+    /// A lost job's `finished_at`: when its loss became observable, node by node, the earliest.
+    #[test]
+    fn a_lost_job_finished_when_its_loss_became_observable() {
+        let state = |status: &str, finished: Option<&str>| {
+            Value::from_json(&serde_json::json!({
+                "instance_ids": ["i-0", "i-1"], "status": status, "heartbeat_timeout": 120, "finished_at": finished,
+            }))
+        };
+        let running = [instance("i-0", "running", ""), instance("i-1", "running", "")];
+        let at = |reports: &[NodeStatus], all: &[instances::Node]| {
+            let v = derive(&state("running", None), &["kiln/jobs/j/spec.env".into()], reports, all).expect("the job exists");
+            (
+                str_attr(&v, "status").unwrap().to_string(),
+                str_attr(&v, "finished_at").map(str::to_string),
+                str_attr(&v, "notice_at").map(str::to_string),
+            )
+        };
+        // The notice, seen while the job writes its last checkpoint: shown, the job not lost yet.
+        let mut noticed = report(1, "running", true, false);
+        noticed.noticed_at = Some("2026-12-01T10:00:05Z".into());
+        let quiet = report(0, "running", false, false);
+        assert_eq!(at(&[quiet.clone(), noticed.clone()], &running), ("running".into(), None, Some("2026-12-01T10:00:05Z".into())));
+        // Its final report: lost since the agent saw the notice (not when the job stopped).
+        let mut preempted = report(1, "lost", true, true);
+        preempted.noticed_at = noticed.noticed_at.clone();
+        preempted.finished_at = Some("2026-12-01T10:00:40Z".into());
+        let t = Some("2026-12-01T10:00:05Z".to_string());
+        assert_eq!(at(&[quiet.clone(), preempted.clone()], &running), ("lost".into(), t.clone(), t.clone()));
+        // Another node saw its notice first and still writes its last checkpoint: lost from then.
+        let mut first = report(0, "running", true, false);
+        first.noticed_at = Some("2026-12-01T10:00:01Z".into());
+        let first_at = Some("2026-12-01T10:00:01Z".to_string());
+        assert_eq!(at(&[first, preempted], &running), ("lost".into(), first_at.clone(), first_at));
+        // Gone after the notice, its agent with it: still the notice.
+        let gone = [instance("i-0", "running", ""), instance("i-1", "terminated", SPOT_TERMINATION)];
+        assert_eq!(at(&[quiet.clone(), noticed.clone()], &gone).1, t);
+        // Terminated without a notice: when EC2 says the instance changed state.
+        let mut by_hand = instance("i-1", "terminated", "Client.UserInitiatedShutdown");
+        by_hand.transitioned_at = Some("2026-12-01T10:01:00Z".into());
+        let r = [quiet.clone(), report(1, "running", false, false)];
+        assert_eq!(at(&r, &[running[0].clone(), by_hand]).1.as_deref(), Some("2026-12-01T10:01:00Z"));
+        // A heartbeat that stopped: lost once it was `heartbeat_timeout` old.
+        let mut stale = report(1, "running", false, false);
+        stale.heartbeat = 1_796_119_200; // 2026-12-01T10:00:00Z
+        assert_eq!(at(&[quiet.clone(), stale], &running).1.as_deref(), Some("2026-12-01T10:02:00Z"));
+        // EC2 gives no time (a spot reclaim, the agent gone with it): the refresh that saw it
+        // gone, which state keeps once written.
+        let before = kiln_provider::util::now();
+        let (status, seen, _) = at(&r, &gone);
+        assert_eq!(status, "lost");
+        let seen = seen.expect("a time");
+        assert!(seen >= before && seen <= kiln_provider::util::now(), "{seen}");
+        let kept = derive(&state("lost", Some("2026-12-01T10:03:00Z")), &["kiln/jobs/j/spec.env".into()], &r, &gone).unwrap();
+        assert_eq!(str_attr(&kept, "finished_at"), Some("2026-12-01T10:03:00Z"));
+    }
+
+    #[test]
     fn a_replaced_lost_job_plans_its_reason_unknown() {
         let mut prior = written_before_11();
         if let Value::Map(m) = &mut prior {
@@ -1101,6 +1349,7 @@ mod tests {
             workdir: None,
             env: vec![("TOKEN".into(), "hunter2-s3cr3t".into(), true), ("PLAIN".into(), "it's".into(), false)],
             stop_grace: 10,
+            preempt_signal: None,
             workdir_tar: None,
         };
         assert_eq!(spec.user_env_file(false), "export PLAIN='it'\\''s'\n");
@@ -1191,6 +1440,13 @@ mod tests {
             "lost_reason: String computed",
             "node_ips: List(String) computed",
             "nodes: Number optional+computed force_new",
+            // Issue 15: computed, absent from an old state: planned as null, no change.
+            "notice_at: String computed",
+            // Issue 15: the portable `on_finish`, optional, updated in place.
+            "on_finish: String optional",
+            // Issue 15: optional, no default (the agent's SIGTERM), updated in place: an old
+            // state plans no change.
+            "preempt_signal: String optional",
             "restarts: Number computed",
             "run: String required force_new",
             // Issue 13: added; absent from an old state, they plan no change (see the test above).

@@ -131,6 +131,11 @@ async fn an_instance_reclaimed_without_its_agent_is_a_preemption_one_terminated_
     spot_interrupt(&ids[1], "stop");
     let lost = wait_status(&p, "job.train", &running, &["lost"]).await;
     assert_eq!(lost.get("lost_reason"), Some(&Value::from("preemption")), "{lost}");
+    // EC2 gives no time for the reclaim: lost since the refresh that saw it, kept from then.
+    let at = str_of(&lost, "finished_at").to_string();
+    assert!(rfc3339(&at) && at.as_str() <= now().as_str(), "{lost}");
+    let again = read(&p, "job.train", &lost).await.expect("the job exists");
+    assert_eq!(str_of(&again, "finished_at"), at);
     assert!(!delete(&p, "job.train", &lost).await.has_errors());
 
     // Instance 0 terminated by hand (TerminateInstances): a host failure.
@@ -139,10 +144,96 @@ async fn an_instance_reclaimed_without_its_agent_is_a_preemption_one_terminated_
     let job = create(&p, "job.other", &Value::Map(one)).await;
     let running = wait_status(&p, "job.other", &job, &["running"]).await;
     agents.kill(&ids[0]);
+    let before = now();
     aws().await.ec2.terminate_instances().instance_ids(&ids[0]).send().await.unwrap();
     let lost = wait_status(&p, "job.other", &running, &["lost"]).await;
     assert_eq!(lost.get("lost_reason"), Some(&Value::from("host_failure")), "{lost}");
+    // When EC2 says the instance was terminated ("User initiated (TIME)").
+    let at = str_of(&lost, "finished_at");
+    assert!(rfc3339(at) && at >= before.as_str() && at <= now().as_str(), "{lost}");
     assert!(!delete(&p, "job.other", &lost).await.has_errors());
+    drop(agents);
+    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "bucket.ckpt", &bucket).await;
+}
+
+/// Refreshes the job until node `rank`'s log holds `text` (30 s at most: a safety bound).
+async fn wait_log(p: &kiln_provider_aws::AwsProvider, state: &Value, rank: usize, text: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = log(p, state, rank).await;
+        if out.contains(text) {
+            return out;
+        }
+        assert!(std::time::Instant::now() < deadline, "node {rank}'s log never showed {text:?}: {out}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
+/// `preempt_signal` names the signal a notice gives the job: set at create it reaches the agent
+/// through spec.env; changed in place on a running job it reaches the agents too (SIGINT, which a
+/// job the agent starts in the background would otherwise ignore). The notice shows in state
+/// (`notice_at`) while the job still writes its last checkpoint, and the lost job's `finished_at`
+/// is when its loss became observable: when the agent saw the notice.
+#[tokio::test]
+async fn a_job_configured_with_sigusr1_gets_sigusr1_on_a_notice_and_its_loss_has_a_time() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    // Each trap holds the job until the test releases it, so the notice is seen while it runs.
+    let release = tempfile::tempdir().unwrap();
+    let go = release.path().join("go");
+    let hold = format!("while [ ! -f '{}' ]; do sleep 0.2; done", go.display());
+    let run = format!(
+        "trap 'echo got-USR1; {hold}; exit 0' USR1\ntrap 'echo got-INT; {hold}; exit 0' INT\ntrap 'echo got-TERM; exit 0' TERM\n\
+         echo started; while :; do sleep 1; done\n"
+    );
+    let (bucket, cluster, cfg) = spot_job(&p, &run).await;
+    let with = |signal: &str| {
+        let mut m = cfg.as_map().cloned().unwrap();
+        m.insert("preempt_signal".into(), Value::from(signal));
+        m.insert("stop_grace".into(), Value::from(120i64));
+        Value::Map(m)
+    };
+    let job = create(&p, "job.train", &with("SIGUSR1")).await;
+    assert_eq!(job.get("notice_at"), Some(&Value::Null));
+    let ids = strs(&cluster, "instance_ids");
+    let agents = Agents::boot(&ids).await;
+    let running = wait_status(&p, "job.train", &job, &["running"]).await;
+    wait_log(&p, &running, 0, "started").await;
+    wait_log(&p, &running, 1, "started").await;
+
+    // Node 1's notice: SIGUSR1, and the notice in state while the job runs on.
+    spot_interrupt(&ids[1], "notice");
+    let noticed = read_until(&p, "job.train", &running, |v| v.get("notice_at").is_some_and(|t| !t.is_null())).await;
+    assert_eq!(str_of(&noticed, "status"), "running", "{noticed}");
+    let notice_at = str_of(&noticed, "notice_at").to_string();
+    assert!(rfc3339(&notice_at), "{noticed}");
+    assert!(notice_at.as_str() >= str_of(&noticed, "started_at"), "{noticed}");
+    assert_eq!((noticed.get("finished_at"), noticed.get("lost_reason")), (Some(&Value::Null), Some(&Value::Null)), "{noticed}");
+    wait_log(&p, &noticed, 1, "got-USR1").await;
+
+    // Changed in place to SIGINT: no replacement, and node 0's notice sends it.
+    let r = plan(&p, "job.train", &with("SIGINT"), Some(&noticed)).await;
+    assert!(!r.diagnostics.has_errors() && r.requires_replace.is_empty(), "{:?} {:?}", r.diagnostics, r.requires_replace);
+    assert_eq!(changed(&noticed, &r.planned), ["preempt_signal"]);
+    let updated = update(&p, "job.train", &noticed, &with("SIGINT")).await;
+    assert_eq!(str_of(&updated, "preempt_signal"), "SIGINT");
+    spot_interrupt(&ids[0], "notice");
+    wait_log(&p, &updated, 0, "got-INT").await;
+
+    std::fs::write(&go, "").unwrap();
+    let lost = wait_status(&p, "job.train", &updated, &["lost"]).await;
+    assert_eq!(lost.get("lost_reason"), Some(&Value::from("preemption")), "{lost}");
+    // Lost when the first notice was seen: what `kiln jobs events` measures detection from.
+    assert_eq!(str_of(&lost, "finished_at"), notice_at, "{lost}");
+    assert_eq!(str_of(&lost, "notice_at"), notice_at, "{lost}");
+    for rank in [0, 1] {
+        assert!(!log(&p, &lost, rank).await.contains("got-TERM"), "node {rank} got SIGTERM");
+    }
+    let again = read(&p, "job.train", &lost).await.expect("the job exists");
+    assert_eq!(again.get("finished_at"), lost.get("finished_at"), "a lost job's time does not move");
+
+    assert!(!delete(&p, "job.train", &lost).await.has_errors());
     drop(agents);
     let _ = delete(&p, "cluster.train", &cluster).await;
     let _ = delete(&p, "bucket.ckpt", &bucket).await;
