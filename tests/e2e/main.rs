@@ -37,6 +37,7 @@ mod placement;
 mod plan;
 mod plan_view;
 mod policy;
+mod release;
 mod schema;
 mod secrets;
 mod show;

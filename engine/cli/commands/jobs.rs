@@ -35,11 +35,12 @@ pub(crate) async fn read_jobs(providers: &Providers, state: &State) -> Vec<(Inst
     read_kind(providers, state, "job").await
 }
 
-/// Current attributes of every resource of `kind` in state, read from providers in one batch each.
+/// Current attributes of every resource of `kind` in state, read from providers in one batch
+/// each; released objects (which do not exist) are not read.
 pub(crate) async fn read_kind(providers: &Providers, state: &State, kind: &str) -> Vec<(InstanceAddr, Option<Value>)> {
     let mut out = Vec::new();
     let mut by_provider: std::collections::BTreeMap<&str, Vec<(&InstanceAddr, &kiln_state::ResourceState)>> = Default::default();
-    for (a, r) in state.resources.iter().filter(|(_, r)| r.kind == kind) {
+    for (a, r) in state.resources.iter().filter(|(_, r)| r.kind == kind && r.released.is_none()) {
         by_provider.entry(r.provider.as_str()).or_default().push((a, r));
     }
     for (key, items) in by_provider {

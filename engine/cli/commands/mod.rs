@@ -32,6 +32,7 @@ mod offers;
 mod plan;
 mod planning;
 mod registry;
+mod release;
 mod run;
 mod schema;
 mod show;

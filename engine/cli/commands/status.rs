@@ -3,7 +3,7 @@
 
 use kiln_addrs::InstanceAddr;
 use kiln_state::State;
-use kiln_value::Value;
+use kiln_value::{Decimal, Value};
 use kiln_views::{ClusterView, JobView, Jobs, Status};
 
 use super::jobs::{providers, read_jobs, read_kind};
@@ -49,6 +49,9 @@ pub async fn status_cmd(cx: &Ctx, vars: &VarArgs, format: kiln_views::Format) ->
             let hourly = state.resources.get(&a).and_then(|r| r.billing.as_ref()).and_then(|b| b.hourly);
             clusters.push(ClusterView::new(&a.to_string(), provider_of(&state, &a), kind, v.as_ref(), now).priced(hourly));
         }
+    }
+    for (a, r) in state.resources.iter().filter(|(_, r)| r.released.is_some() && CLUSTER_KINDS.contains(&r.kind.as_str())) {
+        clusters.push(ClusterView::released(&a.to_string(), &r.provider, &r.kind, &r.attributes, now).priced(Some(Decimal::ZERO)));
     }
     clusters.sort_by(|a, b| a.address.cmp(&b.address));
     let jobs = read_jobs(&p, &state).await;

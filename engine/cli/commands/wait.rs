@@ -3,7 +3,8 @@
 //! operation of its own. The waiting is kiln-ops' ([`kiln_ops::jobs::watch`], whose
 //! documentation says what it reports); this module prints its lines (a "Still running..." line
 //! every `KILN_WAIT_PROGRESS_INTERVAL`, 30 s by default; with `--logs` every node's output) and
-//! ends with the error of each job that did not succeed.
+//! ends with the error of each job that did not succeed. A job that succeeded with `on_finish =
+//! "destroy_capacity"` has its cluster released in the same operation (`release.rs`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -136,7 +137,12 @@ async fn refresh(cx: &Ctx, backend: &Arc<dyn StateBackend>, dir: &Path, l: &Load
             if code != ExitStatus::Success {
                 return Ok(code);
             }
-            let state = s.read_state().await.map_err(|d| Stop::Failed(d.into()))?;
+            let mut state = s.read_state().await.map_err(|d| Stop::Failed(d.into()))?;
+            let jobs = state.resources.iter().filter(|(_, r)| r.kind == "job").map(|(a, r)| (a, &r.attributes));
+            if super::release::releasable(&state, jobs) {
+                super::release::release_finished(&s, dir, l, state, p, &args.vars, false).await.map_err(Stop::Failed)?;
+                state = s.read_state().await.map_err(|d| Stop::Failed(d.into()))?;
+            }
             match changes_to_apply(&s, dir, l, &state, p, pending).await {
                 Some(true) => l.printer.note("Jobs finished; the configuration now has changes to apply (run `kiln plan`)."),
                 Some(false) => {}

@@ -79,9 +79,11 @@ impl Watcher<'_> {
         loop {
             let state = kiln_ops::operation::read_state(self.backend.as_ref()).await?;
             let (watched, undone) = (watched(&state), interrupted(&state));
-            let idle = watched.is_empty() && undone.is_empty();
+            let idle = watched.is_empty() && undone.is_empty() && !super::release::awaiting(&state);
             if idle && !said_idle {
-                self.l.printer.note("No job in state has a `recovery` block: nothing to watch yet (state is read again every interval).");
+                self.l.printer.note(
+                    "No job in state has a `recovery` block or `on_finish = \"destroy_capacity\"`: nothing to watch yet (state is read again every interval).",
+                );
             }
             said_idle = idle;
             if !idle {
@@ -105,7 +107,9 @@ impl Watcher<'_> {
     /// `watched`: the jobs with a `recovery` block; `restart`: the restarts left undone.
     async fn round(&self, state: &State, watched: &BTreeMap<InstanceAddr, Recovery>, mut restart: Vec<Restart>) -> Result<(), CmdFailure> {
         let mut events = Vec::new();
-        for (addr, now) in read_jobs(&self.providers, state).await {
+        let jobs = read_jobs(&self.providers, state).await;
+        let release = super::release::releasable(state, jobs.iter().filter_map(|(a, v)| Some((a, v.as_ref()?))));
+        for (addr, now) in jobs {
             let Some(rec) = watched.get(&addr) else { continue };
             // A job its provider no longer finds is lost with its capacity.
             let now = now.unwrap_or_else(|| with_status(&state.resources[&addr].attributes, "lost"));
@@ -135,12 +139,31 @@ impl Watcher<'_> {
             self.l.printer.note(format_args!("{a}: {} ({})", e.kind.replace('_', " "), e.detail));
         }
         if !restart.is_empty() {
-            self.restart_jobs(restart, events).await
+            self.restart_jobs(restart, events).await?;
         } else if !events.is_empty() {
-            self.record(events).await
-        } else {
-            Ok(())
+            self.record(events).await?;
         }
+        if release {
+            self.release().await?;
+        }
+        Ok(())
+    }
+
+    /// Releases the clusters of the jobs that succeeded with `on_finish = "destroy_capacity"`,
+    /// in an operation of its own (a refreshed plan's releases only).
+    async fn release(&self) -> Result<(), CmdFailure> {
+        take_back_a_dead_watchs_lock(self.backend.as_ref(), &self.l.printer).await;
+        let (dir, l, p) = (self.cx.dir(), &self.l, &self.providers);
+        let r = kiln_ops::operation::run(&self.cx.ops, &self.backend, "watch", |s| async move {
+            let state = s.read_state().await?;
+            if let Err(f) = super::release::release_finished(&s, dir, l, state, p, self.vars, true).await {
+                // Said, and tried again at the next interval: watch keeps going.
+                l.printer.failure(&f);
+            }
+            Ok(())
+        })
+        .await;
+        lock_busy_is_no_failure(&l.printer, r)
     }
 
     /// Restarts `jobs` in one apply under the lock (with `events` recorded), or records why not. The

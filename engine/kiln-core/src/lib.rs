@@ -30,6 +30,7 @@ mod policy;
 mod providers;
 mod redact;
 mod references;
+mod release;
 mod scope;
 mod validate;
 mod walk_state;

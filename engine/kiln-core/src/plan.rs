@@ -81,20 +81,37 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
     let Some(order) = graph.deps.topo_order() else {
         return (None, diags);
     };
-    let mut cx = Context::new(req.config, req.registry, &graph, req.providers, &req.variables, req.workspace.clone(), req.cwd.clone());
-    cx.diags = diags;
-    cx.check_root_variables();
-    let mut p = Planner::new(cx, req.state, req.mode, req.refresh, &req.replace, req.hook, req.placement.clone());
-    for node in &order {
-        p.visit(node).await;
-    }
-    if p.cx.diags.has_errors() {
-        return (None, p.cx.finish());
-    }
+    // A released object a created or replaced job needs is created again; that changes what
+    // the job sees of it, so the walk runs once more knowing it (refresh is not repeated).
+    let mut found = Found::default();
+    let mut reacquire: BTreeMap<InstanceAddr, String> = BTreeMap::new();
+    let mut p = loop {
+        let mut cx = Context::new(req.config, req.registry, &graph, req.providers, &req.variables, req.workspace.clone(), req.cwd.clone());
+        cx.diags = diags.clone();
+        cx.check_root_variables();
+        let mut p = Planner::new(cx, req.state, req.mode, req.refresh, &req.replace, req.hook, req.placement.clone());
+        p.found = found;
+        p.reacquire = reacquire.clone();
+        for node in &order {
+            p.visit(node).await;
+        }
+        if p.cx.diags.has_errors() {
+            return (None, p.cx.finish());
+        }
+        let more = crate::release::needed(&p.changes);
+        if more.is_empty() {
+            break p;
+        }
+        reacquire.extend(more);
+        found = std::mem::take(&mut p.found);
+    };
     p.resolve_pending().await;
     p.plan_orphans().await;
     let outputs = p.root_outputs();
     let mut changes: Vec<PlannedChange> = std::mem::take(&mut p.changes);
+    if req.mode == Mode::Normal {
+        crate::release::plan_releases(&mut changes);
+    }
     filter_targets(&mut changes, &req.targets, &req.excludes, &graph, req.mode);
     if !req.targets.is_empty() || !req.excludes.is_empty() {
         p.cx.diags.push(targeting_warning(req.mode));
@@ -112,7 +129,7 @@ pub async fn plan(req: PlanRequest<'_>) -> (Option<Plan>, Diagnostics) {
     }
     let variables = p.cx.root_var_values();
     let cost = p.price(&mut changes).await;
-    let Planner { cx, drift, pending, placements, .. } = p;
+    let Planner { cx, found: Found { drift, pending, .. }, placements, .. } = p;
     let diags = cx.finish();
     if diags.has_errors() {
         return (None, diags);
@@ -288,6 +305,17 @@ fn filter_destroy_targets(changes: &mut Vec<PlannedChange>, targets: &[Target], 
     }
 }
 /// The plan driver's walk.
+/// What refresh and the pending creates' resolution found, kept when the walk runs again.
+#[derive(Default)]
+struct Found {
+    /// State after refresh (and adoption of pending creates): `None` = object gone.
+    refreshed: HashMap<InstanceAddr, Option<Value>>,
+    drift: Vec<Drift>,
+    pending: Vec<PendingResolution>,
+    /// The providers refreshed and asked about their pending creates.
+    providers: HashSet<String>,
+}
+
 struct Planner<'a> {
     cx: Context<'a>,
     state: &'a State,
@@ -295,11 +323,10 @@ struct Planner<'a> {
     refresh: bool,
     replace: &'a [Target],
     hook: &'a dyn Hook,
-    /// State after refresh (and adoption of pending creates): `None` = object gone.
-    refreshed: HashMap<InstanceAddr, Option<Value>>,
+    found: Found,
+    /// Released objects to create again, each with the job that needs it.
+    reacquire: BTreeMap<InstanceAddr, String>,
     changes: Vec<PlannedChange>,
-    drift: Vec<Drift>,
-    pending: Vec<PendingResolution>,
     visited: HashSet<InstanceAddr>,
     /// Instances of each resource, for dependency lists.
     instances: HashMap<ResourceAddr, Vec<InstanceAddr>>,
@@ -338,10 +365,9 @@ impl<'a> Planner<'a> {
             refresh,
             replace,
             hook,
-            refreshed: HashMap::new(),
+            found: Found::default(),
+            reacquire: BTreeMap::new(),
             changes: Vec::new(),
-            drift: Vec::new(),
-            pending: Vec::new(),
             visited: HashSet::new(),
             instances: HashMap::new(),
             failed: HashSet::new(),
@@ -372,14 +398,18 @@ impl<'a> Planner<'a> {
             return Some(p.clone());
         }
         let p = self.cx.provider(key).await?;
-        self.refresh_provider(key, p.clone()).await;
-        self.resolve_pending_for(key, p.as_ref()).await;
+        if self.found.providers.insert(key.to_string()) {
+            self.refresh_provider(key, p.clone()).await;
+            self.resolve_pending_for(key, p.as_ref()).await;
+        }
         Some(p)
     }
 
     /// One batched read of every object in state that this provider manages.
     async fn refresh_provider(&mut self, key: &str, p: Arc<dyn Provider>) {
-        let items: Vec<(&InstanceAddr, &ResourceState)> = self.state.resources.iter().filter(|(_, r)| r.provider == key).collect();
+        // A released object does not exist: there is nothing to read.
+        let items: Vec<(&InstanceAddr, &ResourceState)> =
+            self.state.resources.iter().filter(|(_, r)| r.provider == key && r.released.is_none()).collect();
         // Without refresh, state is the prior: lookups fall back to it.
         if !self.refresh || items.is_empty() {
             return;
@@ -420,13 +450,13 @@ impl<'a> Planner<'a> {
                 if newly_reported {
                     continue;
                 }
-                self.drift.push(Drift {
+                self.found.drift.push(Drift {
                     address: addr.clone(),
                     before: r.attributes.clone(),
                     after: res.state.clone(),
                     sensitive: r.sensitive.clone(),
                 });
-                self.refreshed.insert(addr.clone(), res.state);
+                self.found.refreshed.insert(addr.clone(), res.state);
             }
         }
     }
@@ -470,7 +500,7 @@ impl<'a> Planner<'a> {
                 self.refresh_only(r, &iaddr, &schema, &key, &deps)
             } else if self.mode == Mode::Destroy {
                 // Nothing is planned but deletes: references see what exists.
-                match self.refreshed.get(&iaddr).cloned().flatten() {
+                match self.found.refreshed.get(&iaddr).cloned().flatten() {
                     Some(v) => {
                         let recorded = self.state.resources.get(&iaddr).map(|s| s.sensitive.clone()).unwrap_or_default();
                         remark(v, &schema, &recorded)
@@ -534,7 +564,7 @@ impl<'a> Planner<'a> {
     /// outside kiln is a no-op change from the refreshed value, which apply records in state.
     fn refresh_only(&mut self, r: &Resource, iaddr: &InstanceAddr, schema: &KindSchema, key: &str, deps: &[InstanceAddr]) -> Value {
         let recorded_marks = self.state.resources.get(iaddr).map(|s| s.sensitive.clone()).unwrap_or_default();
-        match self.refreshed.get(iaddr).cloned() {
+        match self.found.refreshed.get(iaddr).cloned() {
             Some(None) => Value::Unknown,
             None => recorded(self.state, iaddr, schema),
             Some(Some(v)) => {
@@ -604,7 +634,7 @@ impl<'a> Planner<'a> {
             return None;
         }
         let prior_state = self.state.resources.get(iaddr);
-        let prior: Option<Value> = match self.refreshed.get(iaddr) {
+        let prior: Option<Value> = match self.found.refreshed.get(iaddr) {
             Some(v) => v.clone(),
             None => prior_state.map(|s| s.attributes.clone()),
         };
@@ -653,13 +683,33 @@ impl<'a> Planner<'a> {
                 }
             }
         };
-        let (after, sensitive) = self.cx.marked(key, after, &config, prior.as_ref(), schema);
+        let (action, reason, after, before) = match prior_state.and_then(|s| s.released.as_ref()) {
+            None => (action, reason, after, prior),
+            Some(released) => {
+                let by = released.by.to_string();
+                let needed_by = self.reacquire.get(iaddr).cloned();
+                match (action, needed_by) {
+                    (Action::NoOp, None) => (Action::NoOp, Some(Reason::Released { by }), after, prior),
+                    // It does not exist: what would update or replace it creates it.
+                    (action, needed_by) => {
+                        let after = match (action, &prior) {
+                            (Action::NoOp | Action::Update, Some(p)) => {
+                                self.provider_plan(provider, &addr_s, &r.kind, None, Some(p), &config, schema).await?.0
+                            }
+                            _ => after,
+                        };
+                        (Action::Create, Some(Reason::Reacquired { released_by: by, needed_by }), after, None)
+                    }
+                }
+            }
+        };
+        let (after, sensitive) = self.cx.marked(key, after, &config, before.as_ref(), schema);
         self.changes.push(PlannedChange {
             address: iaddr.clone(),
             provider: key.to_string(),
             kind: r.kind.clone(),
             action,
-            before: prior.clone(),
+            before,
             after: Some(after.clone()),
             reason,
             create_before_destroy: r.lifecycle.create_before_destroy,
@@ -727,6 +777,7 @@ impl<'a> Planner<'a> {
         // same way: a destroy right after a crash must not leave it running (apply records it
         // first, then deletes it).
         let adopted: Vec<(InstanceAddr, ResourceState)> = self
+            .found
             .pending
             .iter()
             .filter(|r| !self.state.resources.contains_key(&r.address))
@@ -745,6 +796,7 @@ impl<'a> Planner<'a> {
                         tainted: false,
                         create_before_destroy: false,
                         billing: None,
+                        released: None,
                     },
                 ))
             })
@@ -754,6 +806,7 @@ impl<'a> Planner<'a> {
         // create_before_destroy replacement interrupted before it was deposed. It is deposed
         // now (apply does so under this key) and destroyed, as the interrupted apply would have.
         let displaced: Vec<PlannedChange> = self
+            .found
             .pending
             .iter()
             .filter(|r| r.adopted.is_some())
@@ -779,7 +832,7 @@ impl<'a> Planner<'a> {
             if self.ensure_provider(&rs.provider).await.is_none() {
                 continue;
             }
-            let before = match self.refreshed.get(&addr) {
+            let before = match self.found.refreshed.get(&addr) {
                 Some(Some(v)) => v.clone(),
                 Some(None) => continue, // already gone: refresh dropped it
                 None => rs.attributes.clone(),
@@ -876,16 +929,16 @@ impl<'a> Planner<'a> {
     /// found is adopted: it becomes the prior state of its address.
     async fn resolve_pending_for(&mut self, key: &str, provider: &dyn Provider) {
         for p in self.state.pending.values().filter(|p| p.provider == key) {
-            if self.pending.iter().any(|r| r.token == p.token) {
+            if self.found.pending.iter().any(|r| r.token == p.token) {
                 continue;
             }
             let addr = p.address.to_string();
             let res = provider.recover(RecoverRequest { address: &addr, kind: &p.kind, token: &p.token, planned: &p.planned }).await;
             self.cx.diags.extend(res.diagnostics.with_address(&addr));
             if let Some(v) = &res.state {
-                self.refreshed.insert(p.address.clone(), Some(v.clone()));
+                self.found.refreshed.insert(p.address.clone(), Some(v.clone()));
             }
-            self.pending.push(PendingResolution {
+            self.found.pending.push(PendingResolution {
                 token: p.token.clone(),
                 address: p.address.clone(),
                 provider: p.provider.clone(),

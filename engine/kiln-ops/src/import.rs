@@ -83,6 +83,7 @@ pub async fn import(session: &Session, req: Import<'_>) -> Result<State, Diagnos
             tainted: false,
             create_before_destroy: false,
             billing: None,
+            released: None,
         },
     );
     Ok(session.commit(state).await?)

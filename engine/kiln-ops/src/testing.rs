@@ -14,6 +14,7 @@ pub(crate) fn put(name: &str) -> Mutation {
         tainted: false,
         create_before_destroy: false,
         billing: None,
+        released: None,
     };
     Mutation::Put { address: format!("record.{name}").parse().unwrap(), resource }
 }

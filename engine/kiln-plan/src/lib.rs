@@ -63,6 +63,17 @@ pub enum Reason {
     /// is no longer allowed, or `--replan-placement` found a cheaper offering): the new object
     /// is created where `provider` says, the old one destroyed on `from`.
     PlacementMoved { from: String },
+    /// The job `by` finished and asked to release its capacity (`on_finish =
+    /// "destroy_capacity"`): a delete that keeps the object in state as released; on a no-op,
+    /// the object stays released.
+    Released { by: String },
+    /// The object was released (by the job `released_by`) and is created again: the
+    /// configuration changed it, or `needed_by` (a job created or replaced) needs it.
+    Reacquired {
+        released_by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        needed_by: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -321,7 +321,17 @@ pub(crate) fn reason(c: &PlannedChange) -> String {
         Some(Reason::DestroyMode) => "kiln destroy".into(),
         Some(Reason::Gone) => "deleted outside of kiln".into(),
         Some(Reason::PlacementMoved { from }) => format!("placement moves it from `{from}` to `{}`", c.provider),
+        Some(Reason::Released { by }) => format!("`{by}` finished and releases its capacity"),
+        Some(Reason::Reacquired { released_by, needed_by }) => reacquired(released_by, needed_by.as_deref()),
         None => String::new(),
+    }
+}
+
+/// Why a released object is created again.
+fn reacquired(released_by: &str, needed_by: Option<&str>) -> String {
+    match needed_by {
+        Some(job) => format!("released when `{released_by}` finished; `{job}` needs it"),
+        None => format!("released when `{released_by}` finished; its configuration changed"),
     }
 }
 
@@ -339,12 +349,20 @@ fn symbol(a: Action, cbd: bool) -> &'static str {
 
 fn verb(c: &PlannedChange) -> String {
     match c.action {
-        Action::Create => "will be created".into(),
+        Action::Create => match &c.reason {
+            Some(Reason::Reacquired { released_by, needed_by }) => {
+                format!("will be created again ({})", reacquired(released_by, needed_by.as_deref()))
+            }
+            _ => "will be created".into(),
+        },
         Action::Update => "will be updated in place".into(),
         Action::Delete => match &c.reason {
             Some(Reason::NotInConfig) => "will be destroyed (it is no longer in the configuration)".into(),
             Some(Reason::KeyGone) => "will be destroyed (its count or for_each key is gone)".into(),
             Some(Reason::Deposed) => "will be destroyed (the old object of a create_before_destroy replacement)".into(),
+            Some(Reason::Released { by }) => {
+                format!("will be released (`{by}` finished; on_finish = \"destroy_capacity\"): destroyed, kept in state as released")
+            }
             _ => "will be destroyed".into(),
         },
         Action::Replace => match &c.reason {
@@ -467,6 +485,7 @@ pub fn human(plan: &Plan) -> String {
         }
         out.push('\n');
     }
+    released(&mut out, plan);
     let s = plan.summary();
     if plan.mode == Mode::RefreshOnly {
         if !plan.has_changes() {
@@ -481,6 +500,21 @@ pub fn human(plan: &Plan) -> String {
     out.push_str(&crate::cost::costs(plan));
     policies(&mut out, plan);
     out
+}
+
+/// The objects that stay released (no change), each with the job that released it: a plan
+/// says so rather than leaving people to wonder why a cluster in state is not running.
+fn released(out: &mut String, plan: &Plan) {
+    let kept: Vec<&PlannedChange> =
+        plan.changes.iter().filter(|c| c.action == Action::NoOp && matches!(c.reason, Some(Reason::Released { .. }))).collect();
+    if kept.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "Released (not running, not billed; created again when a job that needs it is created or replaced):");
+    for c in kept {
+        let _ = writeln!(out, "  {} ({})", c.address, reason(c));
+    }
+    out.push('\n');
 }
 
 /// The `Policies:` section: each policy passed or failed, with its violations.

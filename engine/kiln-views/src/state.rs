@@ -40,6 +40,10 @@ pub struct ResourceView {
     /// A create or update failed part-way: the next plan replaces it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub tainted: bool,
+    /// When and by which job it was released (`on_finish = "destroy_capacity"`): it does not
+    /// exist; its values are what it had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released: Option<kiln_state::Released>,
 }
 
 /// Every object in state: the resources, then deposed objects with their keys.
@@ -60,6 +64,7 @@ impl StateView {
                     sensitive_values: v.sensitive,
                     deposed: deposed.map(str::to_string),
                     tainted: r.tainted,
+                    released: r.released.clone(),
                 }
             })
             .collect();
@@ -85,7 +90,11 @@ impl crate::View for State {
             out.push_str("The state is empty. No resources are managed yet.\n");
         }
         for (a, deposed, r) in objects(self) {
-            let what = deposed.map_or_else(String::new, |k| format!(" (deposed object {k}, to be destroyed)"));
+            let what = match (deposed, &r.released) {
+                (Some(k), _) => format!(" (deposed object {k}, to be destroyed)"),
+                (None, Some(rel)) => format!(" (released by {} at {})", rel.by, rel.at),
+                (None, None) => String::new(),
+            };
             let _ = writeln!(out, "# {a}{what}:\nresource \"{}\" \"{}\" {{", r.kind, a.resource.name);
             for (k, v) in r.attributes.as_map().into_iter().flatten() {
                 let _ = writeln!(out, "    {k} = {}", shown(v, r.sensitive.contains(k)));

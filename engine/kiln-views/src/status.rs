@@ -33,7 +33,8 @@ pub struct ClusterView {
     pub kind: String,
     /// The provider's own `state` (aws: running, pending, degraded...; Slurm: up, down,
     /// drain...); `ready` when the provider found it and reports no state; `gone` when it no
-    /// longer finds it.
+    /// longer finds it; `released` when a finished job released it (`on_finish =
+    /// "destroy_capacity"`: it is not running, and the rest is what it had).
     pub state: String,
     pub nodes: Option<u64>,
     /// Each node's address by rank, where the provider reports them.
@@ -97,6 +98,11 @@ impl ClusterView {
             created_at,
             price_hourly: None,
         }
+    }
+
+    /// A released cluster, from the attributes it had (state keeps them): not running, no uptime.
+    pub fn released(address: &str, provider: &str, kind: &str, had: &Value, now: DateTime<Utc>) -> ClusterView {
+        ClusterView { state: "released".to_string(), uptime_seconds: None, ..ClusterView::new(address, provider, kind, Some(had), now) }
     }
 
     /// With the price state recorded for it at apply.

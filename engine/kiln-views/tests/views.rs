@@ -139,6 +139,7 @@ fn state() -> State {
         tainted: false,
         create_before_destroy: false,
         billing: None,
+        released: None,
     };
     let mut s = State { lineage: "lin".into(), serial: 7, ..State::default() };
     s.resources.insert(

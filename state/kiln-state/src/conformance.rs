@@ -102,6 +102,7 @@ pub fn sample_state(lineage: &str, serial: u64) -> State {
             tainted: false,
             create_before_destroy: false,
             billing: None,
+            released: None,
         },
     );
     s.resources.insert(
@@ -115,6 +116,7 @@ pub fn sample_state(lineage: &str, serial: u64) -> State {
             tainted: false,
             create_before_destroy: false,
             billing: None,
+            released: None,
         },
     );
     s.resources.insert(
@@ -128,6 +130,7 @@ pub fn sample_state(lineage: &str, serial: u64) -> State {
             tainted: true,
             create_before_destroy: true,
             billing: None,
+            released: None,
         },
     );
     s.resources.insert(
@@ -141,6 +144,7 @@ pub fn sample_state(lineage: &str, serial: u64) -> State {
             tainted: false,
             create_before_destroy: false,
             billing: None,
+            released: None,
         },
     );
     let pending = PendingCreate {
@@ -232,6 +236,7 @@ async fn core(a: &dyn StateBackend, b: &dyn StateBackend) {
         tainted: false,
         create_before_destroy: false,
         billing: None,
+        released: None,
     };
     let new_pending = PendingCreate {
         address: addr("record.d"),
@@ -378,6 +383,7 @@ async fn events(a: &dyn StateBackend, b: &dyn StateBackend) {
         tainted: false,
         create_before_destroy: false,
         billing: None,
+        released: None,
     };
     let mut expected = a.read().await.expect("read").expect("a state");
     let bare = JobEvent { category: None, detail: String::new(), latency_ms: None, ..job_event("succeeded", 0) };

@@ -38,7 +38,10 @@
 //!
 //! Formats: 1, the first; 2 added `events` (a job's recovery history) and the journal's
 //! `add_event` and `clear_events` ops, so a kiln that knows only format 1 refuses the document
-//! instead of dropping the history when it writes it back.
+//! instead of dropping the history when it writes it back; 3 added a resource's `released`
+//! (its job finished and released it). A state holding no released object is still written as
+//! format 2 ([`BASE_FORMAT`]), which older kilns read; one that holds one is format 3, which they
+//! refuse rather than take the released object for one deleted outside kiln.
 
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -50,10 +53,14 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::{Billing, DeposedObject, JobEvent, Mutation, OutputState, PendingCreate, ResourceState, State, StateError};
+use crate::{Billing, DeposedObject, JobEvent, Mutation, OutputState, PendingCreate, Released, ResourceState, State, StateError};
 
 /// The document format this kiln writes, and the newest it reads.
-pub const FORMAT_VERSION: u64 = 2;
+pub const FORMAT_VERSION: u64 = 3;
+
+/// The format a state without released objects is written in: the same document as format 3's
+/// without `released`, readable by a kiln that knows format 2.
+pub const BASE_FORMAT: u64 = 2;
 
 /// This kiln's version, recorded in documents and locks.
 pub const KILN_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -62,8 +69,9 @@ pub const KILN_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub fn encode(state: &State) -> Vec<u8> {
     // Roughly 300 bytes per resource in practice: avoids most regrowth.
     let mut out = Vec::with_capacity(512 + 320 * state.resources.len());
+    let released = state.resources.values().chain(state.deposed.values().map(|d| &d.resource)).any(|r| r.released.is_some());
     let doc = DocOut {
-        format_version: FORMAT_VERSION,
+        format_version: if released { FORMAT_VERSION } else { BASE_FORMAT },
         kiln_version: KILN_VERSION,
         lineage: &state.lineage,
         serial: state.serial,
@@ -82,11 +90,11 @@ pub fn encode(state: &State) -> Vec<u8> {
 /// upgrading it from an older format if needed.
 pub fn decode(bytes: &[u8], path: &str) -> Result<State, StateError> {
     match kiln_value::from_json_slice::<DocIn>(bytes) {
-        Ok(doc) if doc.format_version == FORMAT_VERSION => doc.into_state(path),
+        Ok(doc) if doc.format_version == FORMAT_VERSION || doc.format_version == BASE_FORMAT => doc.into_state(path),
         Ok(doc) => decode_version(bytes, doc.format_version, path),
         // A newer or older document may not fit today's types: find its version first.
         Err(e) => match kiln_value::from_json_slice::<VersionProbe>(bytes) {
-            Ok(VersionProbe { format_version: Some(v) }) if v != FORMAT_VERSION => decode_version(bytes, v, path),
+            Ok(VersionProbe { format_version: Some(v) }) if v != FORMAT_VERSION && v != BASE_FORMAT => decode_version(bytes, v, path),
             _ => Err(corrupt(path, &e)),
         },
     }
@@ -154,6 +162,8 @@ pub fn upgrade(mut doc: serde_json::Value, mut version: u64) -> Result<serde_jso
 fn upgrade_one(doc: serde_json::Value, from: u64) -> Result<serde_json::Value, String> {
     match from {
         1 => upgrade_v1_to_v2(doc),
+        // Format 3 added an optional `released` to resources: a format-2 document is one.
+        2 => Ok(doc),
         // Format 0 was never written: 1 is the first format.
         old => {
             Err(format!("state format `{old}` was never written by kiln (the first format is `1`): check that this is a kiln state file"))
@@ -226,6 +236,8 @@ struct ResourceOut<'a> {
     create_before_destroy: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     billing: Option<&'a Billing>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    released: Option<&'a Released>,
 }
 
 impl<'a> ResourceOut<'a> {
@@ -240,6 +252,7 @@ impl<'a> ResourceOut<'a> {
             tainted: r.tainted,
             create_before_destroy: r.create_before_destroy,
             billing: r.billing.as_ref(),
+            released: r.released.as_ref(),
         }
     }
 }
@@ -461,6 +474,8 @@ struct ResourceIn {
     create_before_destroy: bool,
     #[serde(default)]
     billing: Option<Billing>,
+    #[serde(default)]
+    released: Option<Released>,
 }
 
 impl ResourceIn {
@@ -476,6 +491,7 @@ impl ResourceIn {
                 tainted: self.tainted,
                 create_before_destroy: self.create_before_destroy,
                 billing: self.billing,
+                released: self.released,
             },
         )
     }
@@ -781,6 +797,21 @@ mod tests {
     }
 
     #[test]
+    fn a_state_is_format_2_until_it_holds_a_released_object() {
+        let path = roundtrip_dir().join("released.json");
+        let mut state = decode(&std::fs::read(&path).unwrap(), "released.json").unwrap();
+        let addr: InstanceAddr = "cluster.train".parse().unwrap();
+        assert_eq!(state.resources[&addr].released.as_ref().map(|r| r.by.to_string()), Some("job.pretrain".into()));
+        let head = |s: &State| String::from_utf8(encode(s)).unwrap().lines().nth(1).unwrap().to_string();
+        assert_eq!(head(&state), "  \"format_version\": 3,");
+        state.resources.get_mut(&addr).unwrap().released = None;
+        assert_eq!(head(&state), "  \"format_version\": 2,", "what a kiln that knows format 2 reads");
+        // A format-2 document with `released` (kiln writes none) is read as it is.
+        let text = std::fs::read_to_string(&path).unwrap().replace("\"format_version\": 3", "\"format_version\": 2");
+        assert!(decode(text.as_bytes(), "x").is_ok(), "read as written: the field is optional");
+    }
+
+    #[test]
     fn newer_format_is_refused() {
         let doc = br#"{"format_version": 7, "kiln_version": "9.0.0", "lineage": "l", "serial": 1, "resources": [], "shiny": {}}"#;
         match decode(doc, "s.json") {
@@ -899,6 +930,7 @@ mod tests {
                         tainted: false,
                         create_before_destroy: false,
                         billing: None,
+                        released: None,
                     },
                 );
                 s.outputs.insert("o".into(), OutputState { value: deep(kiln_value::MAX_DEPTH), sensitive: false });
@@ -938,6 +970,7 @@ mod tests {
                 tainted: false,
                 create_before_destroy: false,
                 billing: None,
+                released: None,
             },
         );
         let back = decode(&encode(&s), "x").unwrap();
@@ -1074,6 +1107,7 @@ mod tests {
                     tainted: false,
                     create_before_destroy: false,
                     billing: None,
+                    released: None,
                 },
             );
         }

@@ -1050,9 +1050,9 @@ mod tests {
     async fn newer_format_is_rejected_and_never_overwritten() {
         let (_d, b) = setup();
         fs::create_dir_all(b.path().parent().unwrap()).unwrap();
-        let newer = br#"{"format_version": 3, "kiln_version": "2.0.0", "lineage": "l", "serial": 3, "new_stuff": []}"#;
+        let newer = br#"{"format_version": 4, "kiln_version": "2.0.0", "lineage": "l", "serial": 3, "new_stuff": []}"#;
         fs::write(b.path(), newer).unwrap();
-        assert!(matches!(b.read().await, Err(StateError::NewerFormat { found: 3, supported: 2, .. })));
+        assert!(matches!(b.read().await, Err(StateError::NewerFormat { found: 4, supported: 3, .. })));
         let err = b.write(&sample_state("l", 9)).await.unwrap_err();
         assert!(matches!(err, StateError::NewerFormat { .. }), "{err:?}");
         assert!(matches!(b.append(&[remove("record.x")]).await, Err(StateError::NewerFormat { .. })));

@@ -69,6 +69,37 @@ pub struct ResourceState {
     pub create_before_destroy: bool,
     /// What the object costs, as recorded at apply (never re-priced from a later catalog).
     pub billing: Option<Billing>,
+    /// The object was deleted when the job it served finished (`on_finish = "destroy_capacity"`):
+    /// its attributes are what it had, kept so a later plan can tell whether its configuration
+    /// changed. Nothing is read, billed or deleted for it; a plan creates it again when its
+    /// configuration changes or a job that needs it is created or replaced.
+    pub released: Option<Released>,
+}
+
+/// When and for which job an object was released.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Released {
+    /// RFC 3339 time of the release.
+    pub at: String,
+    /// The job whose finish released it.
+    pub by: InstanceAddr,
+}
+
+impl ResourceState {
+    /// The state of this object once released by the job `by` at `now`: the same attributes,
+    /// its spend so far closed, and nothing more billed (a known $0 an hour, not an unknown price).
+    pub fn released(&self, by: &InstanceAddr, now: chrono::DateTime<chrono::Utc>) -> ResourceState {
+        let billing = self.billing.as_ref().map(|b| Billing {
+            hourly: Some(kiln_value::Decimal::ZERO),
+            since: now.to_rfc3339(),
+            spent_before: b.spent(now).unwrap_or(b.spent_before),
+            offering: b.offering.clone(),
+            placement: b.placement.clone(),
+            fallbacks: b.fallbacks.clone(),
+            request_digest: b.request_digest.clone(),
+        });
+        ResourceState { billing, released: Some(Released { at: now.to_rfc3339(), by: by.clone() }), tainted: false, ..self.clone() }
+    }
 }
 
 /// The price an object was launched or last changed at, and what it cost before that: `kiln

@@ -58,6 +58,11 @@ fn validate(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<
                     errors.push(format!("{at}: expected type {arg}, got {v}"));
                 }
             }
+            "enum" => {
+                if !arg.as_array().unwrap().contains(v) {
+                    errors.push(format!("{at}: expected one of {arg}, got {v}"));
+                }
+            }
             "const" => {
                 if v != arg {
                     errors.push(format!("{at}: expected {arg}, got {v}"));
@@ -138,7 +143,8 @@ fn schema_parses_and_lists_the_top_level_required_fields() {
     let s = schema();
     assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
     assert_eq!(s["required"], json!(["format_version", "kiln_version", "lineage", "serial", "resources", "pending", "outputs"]));
-    assert_eq!(s["properties"]["format_version"]["const"], json!(kiln_state::format::FORMAT_VERSION));
+    let formats = json!([kiln_state::format::BASE_FORMAT, kiln_state::format::FORMAT_VERSION]);
+    assert_eq!(s["properties"]["format_version"]["enum"], formats);
     let props: Vec<&String> = s["properties"].as_object().unwrap().keys().collect();
     for field in ["format_version", "kiln_version", "lineage", "serial", "resources", "pending", "outputs"] {
         assert!(props.iter().any(|p| *p == field), "schema lacks top-level `{field}`");

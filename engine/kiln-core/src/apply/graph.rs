@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use kiln_addrs::{InstanceAddr, Mode as AddrMode, ResourceAddr};
 use kiln_graph::DepGraph;
-use kiln_plan::{Action, Mode, Plan};
+use kiln_plan::{Action, Mode, Plan, Reason};
 use kiln_state::{DeposedObject, Mutation, State};
 use kiln_value::Value;
 
@@ -46,7 +46,15 @@ impl ApplyGraph {
                         .or_else(|| c.before.clone().map(|b| b.unmark_deep().0))
                         .unwrap_or(Value::Null),
                     dependencies: prior.map(|r| r.dependencies.clone()).unwrap_or_else(|| c.dependencies.clone()),
-                    done: Mutation::Remove { address: c.address.clone() },
+                    // A released object no longer exists: it is only forgotten.
+                    exists: prior.is_none_or(|r| r.released.is_none()),
+                    done: match (&c.reason, prior) {
+                        (Some(Reason::Released { by }), Some(r)) => match by.parse() {
+                            Ok(by) => Mutation::Put { address: c.address.clone(), resource: r.released(&by, chrono::Utc::now()) },
+                            Err(_) => Mutation::Remove { address: c.address.clone() },
+                        },
+                        _ => Mutation::Remove { address: c.address.clone() },
+                    },
                     secrets: crate::redact::secrets_named(c.before.as_ref().or(prior.map(|r| &r.attributes)), &c.sensitive),
                 }
             })
@@ -99,6 +107,9 @@ pub(crate) struct DeleteItem {
     pub prior: Value,
     /// What it depended on: it goes before those.
     pub dependencies: Vec<InstanceAddr>,
+    /// Whether there is an object to delete (a released one is only removed from state).
+    pub exists: bool,
+    /// The state change once it is gone: removed, or kept as released.
     pub done: Mutation,
     /// What its provider's errors must not quote.
     pub secrets: kiln_value::Secrets,
@@ -111,6 +122,7 @@ pub(crate) fn deposed_delete(d: &DeposedObject) -> DeleteItem {
         kind: d.resource.kind.clone(),
         prior: d.resource.attributes.clone(),
         dependencies: d.resource.dependencies.clone(),
+        exists: true,
         done: Mutation::RemoveDeposed { key: d.key.clone() },
         secrets: crate::redact::secrets_named(Some(&d.resource.attributes), &d.resource.sensitive),
     }
@@ -240,6 +252,7 @@ output "out" {
             tainted: false,
             create_before_destroy: false,
             billing: None,
+            released: None,
         }
     }
 

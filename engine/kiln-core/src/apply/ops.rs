@@ -96,6 +96,7 @@ pub(crate) fn resource_state(
         tainted: false,
         create_before_destroy: cbd,
         billing: None,
+        released: None,
     }
 }
 /// What a create's pending entry keeps of its planned value: plain values, with a job's
@@ -145,7 +146,7 @@ pub(crate) async fn run_deletes(
             };
             let sem = ops.semaphore(&d.provider, p.as_ref());
             let (hook, sink) = (ops.hook.clone(), ops.sink.clone());
-            let (addr, kind, prior, done) = (d.address.clone(), d.kind.clone(), d.prior.clone(), d.done.clone());
+            let (addr, kind, prior, done, exists) = (d.address.clone(), d.kind.clone(), d.prior.clone(), d.done.clone(), d.exists);
             let secrets = d.secrets.clone();
             let cancel_task = cancel.clone();
             tasks.spawn(async move {
@@ -164,7 +165,11 @@ pub(crate) async fn run_deletes(
                 hook.apply_start(what, Action::Delete);
                 let started = Instant::now();
                 let name = addr.to_string();
-                let d = crate::redact::diags(p.delete(DeleteRequest { address: &name, kind: &kind, prior: &prior }).await, &secrets);
+                let d = if exists {
+                    crate::redact::diags(p.delete(DeleteRequest { address: &name, kind: &kind, prior: &prior }).await, &secrets)
+                } else {
+                    Diagnostics::new()
+                };
                 let mut mutations = Vec::new();
                 if !d.has_errors() {
                     mutations.push(done);

@@ -145,7 +145,7 @@ impl Default for JobSchema {
 
 /// The attributes every provider's `job` has, with the same type and flags everywhere, and the
 /// `checkpoint` block.
-pub const COMMON: [&str; 13] = [
+pub const COMMON: [&str; 14] = [
     "cluster",
     "setup",
     "run",
@@ -159,7 +159,39 @@ pub const COMMON: [&str; 13] = [
     "started_at",
     "finished_at",
     LOG_RETENTION,
+    ON_FINISH,
 ];
+
+/// What happens to the job's cluster when the job succeeds: `"keep"` (the default) or
+/// `"destroy_capacity"`, which releases it (the plan deletes it and state keeps it as released,
+/// so nothing bills after the work is done; a later plan creates it again for a job that needs
+/// it). Updated in place; absent from an old state, it plans no change.
+pub const ON_FINISH: &str = "on_finish";
+
+/// The `on_finish` value that releases the cluster.
+pub const DESTROY_CAPACITY: &str = "destroy_capacity";
+
+const ON_FINISH_DESCRIPTION: &str = "What happens to the cluster when the job succeeds: \"keep\" (default) or \"destroy_capacity\", \
+     which destroys the cluster and keeps it in state as released until a job that needs it is created or replaced, or its \
+     configuration changes";
+
+/// Whether the job (its value) succeeded and asks for its cluster's capacity to be released.
+pub fn releases_capacity(job: &Value) -> bool {
+    job.get(ON_FINISH).and_then(Value::as_str) == Some(DESTROY_CAPACITY) && JobStatus::of(job) == Some(JobStatus::Succeeded)
+}
+
+/// An `on_finish` that is neither `keep` nor `destroy_capacity`, at the attribute.
+pub fn validate_on_finish(config: &Value) -> Option<Diagnostic> {
+    let v = config.get(ON_FINISH).and_then(Value::as_str)?;
+    if v == "keep" || v == DESTROY_CAPACITY {
+        return None;
+    }
+    Some(
+        Diagnostic::error("E-JOB-ON-FINISH", format!("on_finish: `{v}` is not something kiln does when a job finishes"))
+            .attribute(ON_FINISH)
+            .hint("write \"keep\" (the cluster stays up) or \"destroy_capacity\" (the cluster is released when the job succeeds)"),
+    )
+}
 
 /// How long kiln keeps a job's logs after an apply destroys or replaces it (`kiln logs`).
 /// Optional without a default, so a state written before it plans no change; changing it never
@@ -182,10 +214,10 @@ pub fn parse_log_retention(v: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
-/// The portable checks of a job's configuration ([`validate_log_retention`],
+/// The portable checks of a job's configuration ([`validate_log_retention`], [`validate_on_finish`],
 /// [`recovery::validate`](crate::portable::recovery::validate)), each at its attribute.
 pub fn validate(config: &Value) -> Vec<Diagnostic> {
-    let mut out: Vec<Diagnostic> = validate_log_retention(config).into_iter().collect();
+    let mut out: Vec<Diagnostic> = validate_log_retention(config).into_iter().chain(validate_on_finish(config)).collect();
     out.extend(crate::portable::recovery::validate(config));
     out
 }
@@ -222,6 +254,7 @@ impl JobSchema {
             .attr("started_at", Attribute::computed(Type::String, self.started_at))
             .attr("finished_at", Attribute::computed(Type::String, "RFC 3339 time the job finished (null until then)"))
             .attr(LOG_RETENTION, Attribute::optional(Type::String, LOG_RETENTION_DESCRIPTION))
+            .attr(ON_FINISH, Attribute::optional(Type::String, ON_FINISH_DESCRIPTION))
             .block("checkpoint", self.checkpoint.block())
             .block(crate::portable::recovery::BLOCK, crate::portable::recovery::block())
     }
@@ -786,6 +819,8 @@ mod tests {
             "job_id: String computed",
             "log_retention: String optional",
             "nodes: Number optional+computed force_new",
+            // Optional, updated in place: a state written before it plans no change.
+            "on_finish: String optional",
             "run: String required force_new",
             "secret_env: Map(String) optional force_new sensitive",
             "setup: String optional force_new",
@@ -837,6 +872,18 @@ mod tests {
         assert!(validate_log_retention(&cfg("36500d")).is_none());
         let d = validate_log_retention(&cfg("999999999999d")).expect("too long: refused, not 7 days");
         assert!(d.summary.contains("longer than") && d.summary.contains("36500d"), "{}", d.summary);
+    }
+
+    #[test]
+    fn on_finish_releases_capacity_only_once_the_job_succeeded() {
+        let job = |on_finish: &str, status: &str| v(serde_json::json!({ "on_finish": on_finish, "status": status }));
+        assert!(releases_capacity(&job(DESTROY_CAPACITY, "succeeded")));
+        for (o, s) in [(DESTROY_CAPACITY, "running"), (DESTROY_CAPACITY, "failed"), (DESTROY_CAPACITY, "lost"), ("keep", "succeeded")] {
+            assert!(!releases_capacity(&job(o, s)), "{o} {s}");
+        }
+        assert!(validate_on_finish(&job("keep", "")).is_none() && validate_on_finish(&job(DESTROY_CAPACITY, "")).is_none());
+        let d = validate_on_finish(&job("destroy", "")).expect("refused");
+        assert_eq!((d.code, d.attribute.as_deref()), ("E-JOB-ON-FINISH", Some(ON_FINISH)));
     }
 
     #[test]
