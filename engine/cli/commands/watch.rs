@@ -115,6 +115,7 @@ impl Watcher<'_> {
             let now = now.unwrap_or_else(|| with_status(&state.resources[&addr].attributes, "lost"));
             let attempt = restarts_of(&now);
             let Some(failure) = recovery::failure(&now) else {
+                events.extend(notice_unrecorded(state, &addr, attempt, &now).map(|e| (addr.clone(), e, rec.notify.clone())));
                 events.extend(relaunch_unrecorded(state, &addr, attempt, &now).map(|e| (addr, e, rec.notify.clone())));
                 continue;
             };
@@ -451,6 +452,22 @@ fn relaunch_unrecorded(state: &State, addr: &InstanceAddr, attempt: u64, now: &V
     })
 }
 
+/// A `notice` event for a job still running after its provider relayed an interruption notice
+/// (`notice_at`, aws's spot `instance-action`): the job was given its preempt signal to write a
+/// last checkpoint before its capacity goes. Once per attempt; the latency is from the notice.
+fn notice_unrecorded(state: &State, addr: &InstanceAddr, attempt: u64, now: &Value) -> Option<JobEvent> {
+    let at = now.get("notice_at")?.as_str()?;
+    let seen = state.events.get(addr).is_some_and(|v| v.iter().any(|e| e.kind == "notice" && e.attempt == attempt));
+    (!seen).then(|| JobEvent {
+        at: now_rfc3339(),
+        kind: "notice".into(),
+        category: Some(Category::Preemption.as_str().into()),
+        detail: format!("interruption notice at {at}: the job was signalled to write a last checkpoint"),
+        attempt,
+        latency_ms: ms_since(at),
+    })
+}
+
 /// The restarts left undone: each job that state no longer holds whose last event is `detected`
 /// or `relaunch_failed` (a watch stopped, or a restart's apply failed, after the old job was
 /// destroyed and before the new one was created). Its restart goes on from the event (the
@@ -614,7 +631,12 @@ fn with_status(job: &Value, status: &str) -> Value {
 
 /// Milliseconds from when the job ended (`finished_at`, where its provider knows it) to now.
 fn latency_ms(job: &Value) -> Option<u64> {
-    let at = chrono::DateTime::parse_from_rfc3339(job.get("finished_at")?.as_str()?).ok()?;
+    ms_since(job.get("finished_at")?.as_str()?)
+}
+
+/// Milliseconds from the RFC 3339 time `at` to now.
+fn ms_since(at: &str) -> Option<u64> {
+    let at = chrono::DateTime::parse_from_rfc3339(at).ok()?;
     u64::try_from((chrono::Utc::now() - at.with_timezone(&chrono::Utc)).num_milliseconds()).ok()
 }
 
@@ -682,6 +704,22 @@ mod tests {
         assert_eq!(at(&["detected", "relaunch_failed"]), 1, "a restart's apply that failed after the destroy");
         assert_eq!(at(&["detected", "relaunch_failed", "destroyed"]), 0, "people destroyed it");
         assert_eq!(at(&["detected", "relaunched"]), 0);
+    }
+
+    #[test]
+    fn a_notice_is_recorded_once_per_attempt_with_its_latency() {
+        let at = (chrono::Utc::now() - chrono::Duration::seconds(3)).to_rfc3339();
+        let job = Value::from_json(&serde_json::json!({ "status": "running", "notice_at": at }));
+        let addr: InstanceAddr = "job.t".parse().unwrap();
+        let mut state = State::default();
+        let e = notice_unrecorded(&state, &addr, 1, &job).expect("a notice");
+        assert_eq!((e.kind.as_str(), e.category.as_deref(), e.attempt), ("notice", Some("preemption"), 1));
+        assert!(e.latency_ms.is_some_and(|ms| ms >= 3000), "{e:?}");
+        state.apply_mutation(&kiln_state::Mutation::AddEvent { address: addr.clone(), event: e });
+        assert!(notice_unrecorded(&state, &addr, 1, &job).is_none(), "once");
+        assert!(notice_unrecorded(&state, &addr, 2, &job).is_some(), "the next attempt's notice");
+        let quiet = Value::from_json(&serde_json::json!({ "status": "running", "notice_at": null }));
+        assert!(notice_unrecorded(&state, &addr, 2, &quiet).is_none());
     }
 
     #[test]
