@@ -634,6 +634,9 @@ impl<'a> Planner<'a> {
             return None;
         }
         let prior_state = self.state.resources.get(iaddr);
+        if let Some(v) = self.gone_with_its_job(r, iaddr, key, schema, deps) {
+            return Some(v);
+        }
         let prior: Option<Value> = match self.found.refreshed.get(iaddr) {
             Some(v) => v.clone(),
             None => prior_state.map(|s| s.attributes.clone()),
@@ -720,6 +723,46 @@ impl<'a> Planner<'a> {
             cost: None,
         });
         Some(after)
+    }
+
+    /// A cluster refresh found gone while the job it served had succeeded asking to release it
+    /// (an apply killed between the release's delete and its record): its release is planned
+    /// (apply records it; there is nothing left to delete), not a new cluster that would run the
+    /// finished job again. References see what state holds. `None`: not such a cluster.
+    fn gone_with_its_job(
+        &mut self,
+        r: &Resource,
+        iaddr: &InstanceAddr,
+        key: &str,
+        schema: &KindSchema,
+        deps: &[InstanceAddr],
+    ) -> Option<Value> {
+        let prior_state = self.state.resources.get(iaddr).filter(|s| s.released.is_none())?;
+        if !matches!(self.found.refreshed.get(iaddr), Some(None)) || self.reacquire.contains_key(iaddr) {
+            return None;
+        }
+        let refreshed = |a: &InstanceAddr| match self.found.refreshed.get(a) {
+            Some(v) => v.clone(),
+            None => self.state.resources.get(a).map(|s| s.attributes.clone()),
+        };
+        let by = crate::release::releasing_job(self.state, refreshed, iaddr)?;
+        let before = remark(prior_state.attributes.clone(), schema, &prior_state.sensitive);
+        self.changes.push(PlannedChange {
+            address: iaddr.clone(),
+            provider: key.to_string(),
+            kind: r.kind.clone(),
+            action: Action::Delete,
+            before: Some(before.clone()),
+            after: None,
+            reason: Some(Reason::Released { by: by.to_string() }),
+            create_before_destroy: r.lifecycle.create_before_destroy,
+            sensitive: prior_state.sensitive.clone(),
+            dependencies: deps.to_vec(),
+            deposed: None,
+            references: BTreeMap::new(),
+            cost: None,
+        });
+        Some(before)
     }
 
     /// Asks the provider to plan, having merged prior computed values into the proposal.

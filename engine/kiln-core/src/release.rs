@@ -17,12 +17,13 @@ use kiln_value::Value;
 /// The kind whose objects a job's finish releases.
 const CAPACITY: &str = "cluster";
 
-/// Released objects (planned to stay released) that a created or replaced change depends on,
-/// each with the first such change's address: these must be created again.
+/// Released objects (planned to stay released, or found gone and released by this plan) that a
+/// created or replaced change depends on, each with the first such change's address: these
+/// must be created again.
 pub(crate) fn needed(changes: &[PlannedChange]) -> BTreeMap<InstanceAddr, String> {
     let released: HashMap<&InstanceAddr, &PlannedChange> = changes
         .iter()
-        .filter(|c| c.action == Action::NoOp && matches!(c.reason, Some(Reason::Released { .. })))
+        .filter(|c| matches!(c.action, Action::NoOp | Action::Delete) && matches!(c.reason, Some(Reason::Released { .. })))
         .map(|c| (&c.address, c))
         .collect();
     let mut out = BTreeMap::new();
@@ -35,6 +36,23 @@ pub(crate) fn needed(changes: &[PlannedChange]) -> BTreeMap<InstanceAddr, String
         }
     }
     out
+}
+
+/// The job in `state` that released (or is releasing) `cluster`: one that depends on it and,
+/// as `value` (refreshed, else as recorded) reads it, succeeded with `on_finish =
+/// "destroy_capacity"`, while every other job on it has finished. `None` otherwise.
+pub(crate) fn releasing_job(
+    state: &kiln_state::State,
+    value: impl Fn(&InstanceAddr) -> Option<Value>,
+    cluster: &InstanceAddr,
+) -> Option<InstanceAddr> {
+    let jobs: Vec<(&InstanceAddr, Option<Value>)> =
+        state.resources.iter().filter(|(_, r)| r.kind == "job" && r.dependencies.contains(cluster)).map(|(a, _)| (a, value(a))).collect();
+    let finished = |v: &Option<Value>| v.as_ref().and_then(JobStatus::of).is_some_and(JobStatus::is_terminal);
+    if !jobs.iter().all(|(_, v)| finished(v)) {
+        return None;
+    }
+    jobs.into_iter().find(|(_, v)| v.as_ref().is_some_and(releases_capacity)).map(|(a, _)| a.clone())
 }
 
 /// Turns the no-op of each cluster that a succeeded `destroy_capacity` job ran on into its
@@ -147,6 +165,40 @@ mod tests {
         ];
         plan_releases(&mut changes);
         assert_eq!(changes[0].action, Action::NoOp);
+    }
+
+    #[test]
+    fn a_gone_cluster_was_released_by_its_succeeded_job_unless_another_job_runs() {
+        use kiln_state::{ResourceState, State};
+        let resource = |kind: &str, deps: &[&str]| ResourceState {
+            provider: "aws".into(),
+            kind: kind.into(),
+            attributes: Value::from_json(&json!({})),
+            sensitive: Vec::new(),
+            dependencies: deps.iter().map(|d| d.parse().unwrap()).collect(),
+            tainted: false,
+            create_before_destroy: false,
+            billing: None,
+            released: None,
+        };
+        let mut state = State::default();
+        let (c, j, k): (InstanceAddr, InstanceAddr, InstanceAddr) =
+            ("cluster.c".parse().unwrap(), "job.j".parse().unwrap(), "job.k".parse().unwrap());
+        state.resources.insert(c.clone(), resource("cluster", &[]));
+        state.resources.insert(j.clone(), resource("job", &["cluster.c"]));
+        let values = |k_status: &'static str| {
+            move |a: &InstanceAddr| {
+                Some(Value::from_json(&match a.to_string().as_str() {
+                    "job.j" => json!({"status": "succeeded", "on_finish": "destroy_capacity"}),
+                    _ => json!({"status": k_status}),
+                }))
+            }
+        };
+        assert_eq!(releasing_job(&state, values("running"), &c), Some(j.clone()));
+        state.resources.insert(k.clone(), resource("job", &["cluster.c"]));
+        assert_eq!(releasing_job(&state, values("running"), &c), None, "job.k still runs on it");
+        assert_eq!(releasing_job(&state, values("failed"), &c), Some(j));
+        assert_eq!(releasing_job(&state, values("failed"), &k), None, "no job depends on a job");
     }
 
     #[test]

@@ -28,6 +28,8 @@ impl ApplyGraph {
     /// The graph of `plan`'s changes over the configuration's `graph`, with the objects to
     /// delete taken from `state` (their recorded dependencies order them).
     pub fn build(plan: &Plan, graph: &Graph, state: &State) -> Self {
+        // What refresh found gone: only a release is planned for such an object (nothing to delete).
+        let gone: HashSet<&InstanceAddr> = plan.drift.iter().filter(|d| d.after.is_none()).map(|d| &d.address).collect();
         let mut deletes: Vec<DeleteItem> = plan
             .changes
             .iter()
@@ -46,8 +48,9 @@ impl ApplyGraph {
                         .or_else(|| c.before.clone().map(|b| b.unmark_deep().0))
                         .unwrap_or(Value::Null),
                     dependencies: prior.map(|r| r.dependencies.clone()).unwrap_or_else(|| c.dependencies.clone()),
-                    // A released object no longer exists: it is only forgotten.
-                    exists: prior.is_none_or(|r| r.released.is_none()),
+                    // A released object (or one refresh found gone) no longer exists: it is only
+                    // forgotten, or recorded as released.
+                    exists: prior.is_none_or(|r| r.released.is_none()) && !gone.contains(&c.address),
                     done: match (&c.reason, prior) {
                         (Some(Reason::Released { by }), Some(r)) => match by.parse() {
                             Ok(by) => Mutation::Put { address: c.address.clone(), resource: r.released(&by, chrono::Utc::now()) },
