@@ -108,3 +108,401 @@ fn a_job_keeps_its_cluster_by_default_and_on_finish_is_checked() {
     p.write("main.kiln.hcl", &CONFIG.replace("  on_finish = \"destroy_capacity\"\n", ""));
     p.kiln(&["destroy", "--auto-approve"]).ok();
 }
+
+/// The `billing` record of `address` in the state file.
+fn billing(p: &Project, address: &str) -> serde_json::Value {
+    let state = p.state_json();
+    let r = state["resources"].as_array().unwrap().iter().find(|r| r["address"] == address).cloned();
+    r.unwrap_or_else(|| panic!("{address} is not in state: {state}"))["billing"].clone()
+}
+
+/// A billing record's `hourly` (a decimal string in the state file), as a number.
+fn hourly(billing: &serde_json::Value) -> f64 {
+    let h = &billing["hourly"];
+    h.as_str().and_then(|s| s.parse().ok()).or_else(|| h.as_f64()).unwrap_or_else(|| panic!("no known hourly price: {billing}"))
+}
+
+/// `kiln cost --json`'s hourly rate of `address`.
+fn cost_hourly(p: &Project, address: &str) -> f64 {
+    let json = p.kiln(&["cost", "--json"]).ok().stdout();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("kiln cost --json is not JSON ({e}): {json}"));
+    let lines = v["resources"].as_array().cloned().unwrap_or_default();
+    let line = lines.iter().find(|l| l["address"] == address).unwrap_or_else(|| panic!("{address} in kiln cost: {v}"));
+    line["hourly"].as_f64().unwrap_or_else(|| panic!("{address} has no known hourly rate: {v}"))
+}
+
+/// Issue 15 on aws against moto: the release really frees the capacity. `apply --wait` runs the
+/// job on a 1-node cluster (the kiln agent started from each instance's user data, as EC2 would
+/// at boot, against the harness's instance metadata) and releases the cluster when it succeeds:
+/// EC2 shows its instance terminated and its security group and key pair gone, and state bills
+/// it at $0 an hour. `kiln run` launches new instances for the job and releases them again;
+/// `kiln destroy` then only forgets the released cluster.
+#[cfg(feature = "aws")]
+mod aws {
+    use std::collections::BTreeSet;
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use super::{billing, cost_hourly, hourly, released};
+    use crate::aws::aws_env;
+    use crate::moto::{exclusive, server, tag, Inspect, Inventory};
+    use crate::support::{Project, Run, Spawned, RUN_TIMEOUT};
+
+    const BODY: &str = r#"
+variable "endpoint" {
+  type = string
+}
+
+provider "aws" {
+  region   = "us-east-1"
+  endpoint = var.endpoint
+}
+
+resource "bucket" "ckpt" {
+  provider      = aws
+  force_destroy = true
+}
+
+resource "cluster" "c" {
+  provider      = aws
+  instance_type = "g5.xlarge"
+  nodes         = 1
+}
+
+resource "job" "j" {
+  provider  = aws
+  cluster   = cluster.c
+  run       = "echo trained"
+  on_finish = "destroy_capacity"
+
+  checkpoint {
+    bucket = bucket.ckpt
+  }
+}
+"#;
+
+    /// The kiln agents started from instances' user data (local processes, one directory each);
+    /// killed by the pid each wrote when dropped.
+    struct Agents {
+        dir: tempfile::TempDir,
+        booted: BTreeSet<String>,
+    }
+
+    impl Agents {
+        fn new() -> Self {
+            Agents { dir: tempfile::tempdir().unwrap(), booted: BTreeSet::new() }
+        }
+
+        fn path(&self, id: &str) -> PathBuf {
+            self.dir.path().join(id)
+        }
+
+        /// Runs instance `id`'s user data (read back through the AWS API with boto3) as the
+        /// instance would at boot; its agent reports every second.
+        fn boot(&mut self, id: &str) {
+            let moto = server();
+            let read = "import base64, sys, boto3\n\
+                ec2 = boto3.client('ec2', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n\
+                v = ec2.describe_instance_attribute(InstanceId=sys.argv[2], Attribute='userData')['UserData']['Value']\n\
+                sys.stdout.write(base64.b64decode(v).decode())\n";
+            let out = Command::new(moto.python()).args(["-c", read, &moto.endpoint(), id]).output().expect("run python");
+            assert!(out.status.success(), "user data of {id}: {}", String::from_utf8_lossy(&out.stderr));
+            let script = String::from_utf8(out.stdout).unwrap();
+            assert!(script.contains("kiln agent"), "{script}");
+            let status = Command::new("sh")
+                .args(["-c", &script])
+                .env("KILN_IMDS", format!("{}/_testbed/imds/us-east-1/{id}", moto.endpoint()))
+                .env("KILN_AGENT_DIR", self.path(id))
+                .env("KILN_AGENT_INTERVAL", "1")
+                .status()
+                .unwrap();
+            assert!(status.success());
+            self.booted.insert(id.to_string());
+        }
+    }
+
+    impl Drop for Agents {
+        fn drop(&mut self) {
+            for id in &self.booted {
+                let pid_file = self.path(id).join("agent.pid");
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !pid_file.exists() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
+                    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                }
+            }
+        }
+    }
+
+    fn project() -> Project {
+        let p = Project::new(BODY);
+        p.write("moto.auto.kilnvars", &format!("endpoint = \"{}\"\n", server().endpoint()));
+        p
+    }
+
+    fn kiln(p: &Project, args: &[&str]) -> Run {
+        let mut c = p.command(args);
+        aws_env(&mut c);
+        crate::support::run(c)
+    }
+
+    fn ids(v: Vec<&serde_json::Value>) -> Vec<String> {
+        v.into_iter().map(|i| i["id"].as_str().expect("id").to_string()).collect()
+    }
+
+    /// What a run of [`run_with_agents`] saw.
+    struct Ran {
+        run: Run,
+        /// The instances of cluster.c it booted agents on.
+        booted: Vec<String>,
+        /// cluster.c's billing in state once the apply had recorded the cluster running.
+        billing: serde_json::Value,
+    }
+
+    /// Runs `kiln ARGS` (an apply that waits for job.j) in the background and, once state holds
+    /// cluster.c running (not released), boots an agent on each of its live instances, so the
+    /// job runs and the command sees it succeed.
+    fn run_with_agents(p: &Project, args: &[&str], agents: &mut Agents) -> Ran {
+        let mut c = p.command(args);
+        aws_env(&mut c);
+        let mut s = Spawned::start(c);
+        let start = Instant::now();
+        let (mut booted, mut seen) = (Vec::new(), serde_json::Value::Null);
+        while s.running() {
+            assert!(start.elapsed() < RUN_TIMEOUT, "kiln {args:?} did not finish:\n{}", s.stderr_so_far());
+            let recorded = std::fs::read_to_string(p.state_path())
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|st| st["resources"].as_array()?.iter().find(|r| r["address"] == "cluster.c").cloned())
+                .filter(|r| r["released"].is_null());
+            if let Some(r) = recorded {
+                for id in ids(server().inspect().live_of("cluster.c")) {
+                    if !agents.booted.contains(&id) {
+                        seen = r["billing"].clone();
+                        agents.boot(&id);
+                        booted.push(id);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ran { run: s.wait(RUN_TIMEOUT), booted, billing: seen }
+    }
+
+    /// The security groups and key pairs kiln made for cluster.c that EC2 still holds.
+    fn network_of_cluster(aws: &Inventory) -> usize {
+        let own = |v: Vec<&serde_json::Value>| v.into_iter().filter(|x| tag(x, "kiln:address") == Some("cluster.c")).count();
+        own(aws.security_groups()) + own(aws.key_pairs())
+    }
+
+    /// After a release: every instance in `launched` terminated, nothing of cluster.c left in EC2,
+    /// state keeping it as released by job.j at $0 an hour.
+    fn capacity_freed(p: &Project, launched: &[String]) {
+        let aws = server().inspect();
+        for id in launched {
+            assert_eq!(aws.instance(id)["state"], "terminated", "the released cluster's instance {id}: {:#}", aws.0["instances"]);
+        }
+        assert_eq!(aws.live_instances(), Vec::<&serde_json::Value>::new(), "nothing runs");
+        assert_eq!(network_of_cluster(&aws), 0, "its security group and key pair are gone: {:#}", aws.0);
+        assert_eq!(released(p, "cluster.c")["by"], "job.j");
+        let b = billing(p, "cluster.c");
+        assert_eq!(hourly(&b), 0.0, "a released cluster bills nothing: {b}");
+        assert_eq!(cost_hourly(p, "cluster.c"), 0.0);
+    }
+
+    #[test]
+    fn aws_a_released_cluster_is_terminated_in_ec2_bills_nothing_and_kiln_run_launches_and_releases_it_again() {
+        let _g = exclusive();
+        let p = project();
+        let mut agents = Agents::new();
+
+        let first = run_with_agents(&p, &["apply", "--auto-approve", "--wait"], &mut agents);
+        let first_run = first.run.ok();
+        assert_eq!(first.booted.len(), 1, "one node: {:?}", first.booted);
+        assert!(hourly(&first.billing) > 0.0, "billed while it ran: {}", first.billing);
+        assert!(first_run.stderr().contains("job.j succeeded: releasing cluster.c"), "{}", first_run.stderr());
+        capacity_freed(&p, &first.booted);
+        let b = billing(&p, "cluster.c");
+        assert_eq!(b["offering"], first.billing["offering"], "what it ran as is kept: {b}");
+        kiln(&p, &["plan", "--detailed-exitcode"]).code_is(0);
+        let status: serde_json::Value = serde_json::from_str(&kiln(&p, &["status", "--json"]).ok().stdout()).unwrap();
+        assert_eq!(status["clusters"][0]["state"], "released", "{status}");
+
+        // The job again: a new instance for it, released when it succeeds.
+        let second = run_with_agents(&p, &["run", "job.j", "--auto-approve"], &mut agents);
+        let second_run = second.run.ok();
+        let out = second_run.stdout();
+        assert!(out.contains("# cluster.c will be created again (released when `job.j` finished; `job.j` needs it)"), "{out}");
+        assert!(out.contains("Plan: 2 to add, 0 to change, 1 to destroy."), "{out}");
+        assert!(second_run.stderr().contains("job.j succeeded: releasing cluster.c"), "{}", second_run.stderr());
+        assert_eq!(second.booted.len(), 1, "a new node: {:?}", second.booted);
+        assert!(!first.booted.contains(&second.booted[0]), "launched anew: {:?} then {:?}", first.booted, second.booted);
+        assert!(hourly(&second.billing) > 0.0, "billed again while it ran: {}", second.billing);
+        let launched: Vec<String> = first.booted.iter().chain(&second.booted).cloned().collect();
+        capacity_freed(&p, &launched);
+        let jobs: serde_json::Value = serde_json::from_str(&kiln(&p, &["jobs", "--json"]).ok().stdout()).unwrap();
+        assert_eq!(jobs["jobs"][0]["status"], "succeeded", "{jobs}");
+
+        // Destroy forgets the released cluster and deletes the rest.
+        let destroy = kiln(&p, &["destroy", "--auto-approve"]).ok();
+        assert!(destroy.stdout().contains("Destroy complete!"), "{}", destroy.stdout());
+        assert!(!destroy.stderr().contains("rror"), "{}", destroy.stderr());
+        assert_eq!(p.kiln(&["state", "list"]).ok().stdout(), "");
+        let aws = server().inspect();
+        assert_eq!(aws.live_instances(), Vec::<&serde_json::Value>::new());
+        assert_eq!(aws.buckets(), Vec::<&serde_json::Value>::new());
+        assert_eq!(network_of_cluster(&aws), 0);
+    }
+}
+
+/// Issue 15 on onprem against real sshd hosts: the release frees the cluster's claim on its host
+/// (the `claims/member-CLUSTER_ID` file the provider reads to know who holds the host, see the
+/// provider's `claims.rs`) and stops its billing; the job replaced claims the host again under a
+/// new cluster ID, and `kiln watch` frees it again once that job succeeds.
+#[cfg(feature = "onprem")]
+mod onprem {
+    use std::path::PathBuf;
+
+    use super::{billing, cost_hourly, hourly, released, until_succeeded};
+    use crate::onprem::harness;
+    use crate::support::Project;
+
+    /// A project whose cluster takes harness host1 (always up), with kiln's files on it under
+    /// a root of its own; the root.
+    fn project() -> (Project, PathBuf) {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let h = harness();
+        let host = &h.hosts[0];
+        let root =
+            h.dir.join("scratch").join(format!("release-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
+        let config = format!(
+            r#"
+provider "onprem" {{
+  user          = "trainer"
+  identity_file = "{identity}"
+  root          = "{root}"
+  hourly_price  = 1.5
+
+  host {{
+    name     = "{name}"
+    address  = "{address}"
+    port     = {port}
+    host_key = "{key}"
+  }}
+}}
+
+resource "cluster" "c" {{
+  provider = onprem
+  nodes    = 1
+}}
+
+resource "job" "j" {{
+  provider  = onprem
+  cluster   = cluster.c
+  run       = "echo trained"
+  on_finish = "destroy_capacity"
+}}
+"#,
+            identity = h.dir.join("client_ed25519").display(),
+            root = root.display(),
+            name = host.name,
+            address = host.address,
+            port = host.port,
+            key = host.key,
+        );
+        (Project::new(&config), root)
+    }
+
+    /// The claims on host1 (file name → the claim's JSON), read from the host's kiln directory.
+    fn claims(root: &std::path::Path) -> Vec<(String, serde_json::Value)> {
+        let dir = root.join("hosts").join(&harness().hosts[0].name).join("claims");
+        let mut out: Vec<(String, serde_json::Value)> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                (e.file_name().to_string_lossy().into_owned(), serde_json::from_str(text.trim()).unwrap_or(serde_json::Value::Null))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Every file under `dir`.
+    fn files(dir: &std::path::Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(files(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+        out
+    }
+
+    /// The cluster ID state holds for cluster.c.
+    fn cluster_id(p: &Project) -> String {
+        let state = p.state_json();
+        let r = state["resources"].as_array().unwrap().iter().find(|r| r["address"] == "cluster.c").cloned().expect("cluster.c");
+        r["attributes"]["cluster_id"].as_str().unwrap_or_else(|| panic!("no cluster_id: {r}")).to_string()
+    }
+
+    /// host1 is claimed by cluster.c under its ID in state, and by nothing else; that ID.
+    fn claimed(p: &Project, root: &std::path::Path) -> String {
+        let id = cluster_id(p);
+        let c = claims(root);
+        assert_eq!(c.len(), 1, "one member claim, no GPU claims (the harness's hosts have none): {c:?}");
+        assert_eq!(c[0].0, format!("member-{id}"), "{c:?}");
+        assert_eq!((c[0].1["address"].as_str(), c[0].1["cluster_id"].as_str()), (Some("cluster.c"), Some(id.as_str())), "{c:?}");
+        assert!(hourly(&billing(p, "cluster.c")) > 0.0, "billed while it holds the host");
+        id
+    }
+
+    /// host1 is held by no cluster, and state bills the released cluster nothing.
+    fn freed(p: &Project, root: &std::path::Path) {
+        assert_eq!(claims(root), Vec::new(), "the release removed the cluster's claim on host1");
+        assert_eq!(released(p, "cluster.c")["by"], "job.j");
+        assert_eq!(hourly(&billing(p, "cluster.c")), 0.0);
+        assert_eq!(cost_hourly(p, "cluster.c"), 0.0);
+    }
+
+    #[test]
+    fn onprem_a_release_frees_the_hosts_claim_and_the_job_replaced_claims_it_again() {
+        let (p, root) = project();
+        p.kiln(&["apply", "--auto-approve"]).ok();
+        let first = claimed(&p, &root);
+        assert_eq!(cost_hourly(&p, "cluster.c"), 1.5, "the provider's hourly_price for host1");
+        until_succeeded(&p);
+
+        let plan = p.kiln(&["plan"]).ok().stdout();
+        assert!(plan.contains("# cluster.c will be released"), "{plan}");
+        p.kiln(&["apply", "--auto-approve"]).ok();
+        freed(&p, &root);
+        // The job outlives its capacity: its result is still read from the host.
+        p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+        assert!(p.kiln(&["logs", "job.j"]).ok().stdout().contains("trained"));
+
+        // The job replaced: the cluster is created again and claims host1 under a new ID.
+        p.kiln(&["apply", "--auto-approve", "--replace", "job.j"]).ok();
+        assert!(released(&p, "cluster.c").is_null());
+        let second = claimed(&p, &root);
+        assert_ne!(second, first, "a new cluster");
+        until_succeeded(&p);
+        let log = p.kiln(&["logs", "job.j"]).ok().stdout();
+        assert!(log.contains("trained"), "the job ran on the host claimed again: {log}");
+
+        let watch = p.kiln(&["watch", "--once"]).ok();
+        assert!(watch.stderr().contains("releasing cluster.c"), "{}", watch.stderr());
+        freed(&p, &root);
+
+        let destroy = p.kiln(&["destroy", "--auto-approve"]).ok();
+        assert!(destroy.stdout().contains("Destroy complete!"), "{}", destroy.stdout());
+        assert_eq!(p.kiln(&["state", "list"]).ok().stdout(), "");
+        assert_eq!(files(&root), Vec::<PathBuf>::new(), "destroy removed the job's directories");
+    }
+}

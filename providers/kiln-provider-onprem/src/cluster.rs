@@ -9,7 +9,8 @@
 //! was taken since the plan. Read reports allocated hosts that do not answer (`unreachable`;
 //! a host whose key is refused is a warning, never a reason to move); a cluster whose claims
 //! are gone from every host that answers is gone. Every request attribute forces replacement;
-//! delete releases the claims.
+//! delete releases the claims and stops what its jobs still run, leaving the record of a job
+//! that finished (a job that releases its capacity when done outlives its cluster in state).
 //!
 //! A host that stops answering is replaced in place: when the refresh found allocated hosts
 //! unreachable, plan gives each of their nodes another free host that satisfies the request
@@ -170,13 +171,19 @@ async fn claim_on(ctx: &Ctx, p: &Placement, claim: &Claim) -> Result<(), String>
     }
 }
 
-/// Stops the nodes of `cluster_id`'s jobs left on `host` (see the module comment), then
-/// removes its claims there.
+/// Stops the nodes of `cluster_id`'s jobs left on `host` (see the module comment) and removes
+/// their directories, then removes its claims there.
 async fn release_on(ctx: &Ctx, host: &str, cluster_id: &str) -> Result<(), SshError> {
+    release_keeping(ctx, host, cluster_id, "").await
+}
+
+/// [`release_on`], except that `keep` = `keep-finished` leaves the directories of jobs that
+/// finished (see [`crate::job::orphans_script`]).
+async fn release_keeping(ctx: &Ctx, host: &str, cluster_id: &str, keep: &str) -> Result<(), SshError> {
     let Some(h) = ctx.host(host) else { return Ok(()) };
     let dir = ctx.host_dir(h).await?;
     let script = format!("{}{}", crate::job::orphans_script(), claims::RELEASE);
-    ctx.ssh.run(h, "cluster.release", &script, &[&dir, cluster_id]).await.map(|_| ())
+    ctx.ssh.run(h, "cluster.release", &script, &[&dir, cluster_id, keep]).await.map(|_| ())
 }
 
 async fn create(ctx: &Ctx, req: &CreateRequest<'_>) -> Result<Value, Diagnostic> {
@@ -344,7 +351,9 @@ async fn delete(ctx: &Ctx, req: &DeleteRequest<'_>) -> Diagnostics {
     ctx.reservations.lock().await.remove(req.address);
     let Some(id) = str_attr(req.prior, "cluster_id") else { return Diagnostics::new() };
     let ps = placements(req.prior);
-    let results = join_all(ps.iter().map(|p| release_on(ctx, &p.host, id))).await;
+    // A finished job stays in state after its cluster goes (`on_finish = "destroy_capacity"`):
+    // its record stays on the host for it.
+    let results = join_all(ps.iter().map(|p| release_keeping(ctx, &p.host, id, "keep-finished"))).await;
     ps.iter()
         .zip(results)
         .filter_map(|(p, r)| r.err().map(|e| (p, e)))

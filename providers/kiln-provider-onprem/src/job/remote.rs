@@ -138,12 +138,30 @@ rm -rf -- "$J"
     )
 }
 
-/// `$1` host directory, `$2` cluster ID: stops every node of every job started on this host
-/// for that cluster (with each job's own grace) and removes their directories. For a host that
-/// comes back after its cluster moved away from it: the jobs there were replaced elsewhere.
+/// Sh: `finished DIR` succeeds when the job in DIR started nodes and every one recorded its
+/// exit.
+const FINISHED: &str = r#"finished() {
+  n=0
+  for p in "$1"/node-*.pid; do
+    [ -f "$p" ] || continue
+    r=${p##*/node-}; r=${r%.pid}
+    [ -f "$1/node-$r.exit" ] || return 1
+    n=1
+  done
+  [ "$n" = 1 ]
+}
+"#;
+
+/// `$1` host directory, `$2` cluster ID, `$3` optionally `keep-finished`: stops every node of
+/// every job started on this host for that cluster (with each job's own grace) and removes their
+/// directories. For a host that comes back after its cluster moved away from it: the jobs there
+/// were replaced elsewhere. With `keep-finished` (the cluster's delete), the directory of a job
+/// whose every node exited stays: that job is still in state (a job that finished with
+/// `on_finish = "destroy_capacity"` outlives its cluster) and reads its status, exit codes and
+/// logs there until its own delete removes it.
 pub fn orphans_script() -> String {
     format!(
-        r#"{ALIVE}{STOP_NODE}for J in "$1"/jobs/*/; do
+        r#"{ALIVE}{STOP_NODE}{FINISHED}for J in "$1"/jobs/*/; do
   J=${{J%/}}
   [ "$(cat "$J/cluster_id" 2>/dev/null)" = "$2" ] || continue
   g=$(cat "$J/stop_grace" 2>/dev/null); g=${{g:-10}}
@@ -153,7 +171,9 @@ pub fn orphans_script() -> String {
     r=${{p##*/node-}}; r=${{r%.pid}}
     stop_node "$J" "$r" "$g" || ok=0
   done
-  [ "$ok" = 1 ] && rm -rf -- "$J"
+  [ "$ok" = 1 ] || continue
+  [ "${{3:-}}" = keep-finished ] && finished "$J" && continue
+  rm -rf -- "$J"
 done
 "#
     )

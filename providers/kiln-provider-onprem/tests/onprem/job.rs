@@ -133,6 +133,27 @@ async fn logs_seek_the_end_and_times() {
     assert!(!delete(&p, "job.seek", &done).await.has_errors());
 }
 
+/// Issue 15 (`on_finish = "destroy_capacity"`): a cluster deleted under a job that finished
+/// releases its hosts but leaves the job's record (status, exit codes, logs), which state still
+/// holds: the job reads as it ended until its own delete removes it.
+#[tokio::test]
+async fn deleting_the_cluster_of_a_finished_job_keeps_the_jobs_result() {
+    let p = provider(&["host3"]);
+    let c = cluster(&p, "cluster.c", json!({ "nodes": 1 })).await;
+    let created = create(&p, "job.done", &job(&p, &c, json!({ "run": "echo trained" }))).await;
+    let done = finished(&p, "job.done", &created).await;
+    assert_eq!(status(&done), "succeeded", "{done}");
+
+    assert!(!delete(&p, "cluster.c", &c).await.has_errors());
+    assert!(read(&p, "cluster.c", &c).await.is_none(), "the cluster's claims are released");
+    let after = read(&p, "job.done", &done).await.expect("the finished job is still there");
+    assert_eq!((status(&after), list_of(&after, "exit_codes")), ("succeeded", &[json(json!(0))][..]), "{after}");
+    assert_eq!(log(&p, "job.done", &after, 0).await, "trained\n");
+
+    assert!(!delete(&p, "job.done", &after).await.has_errors());
+    assert!(read(&p, "job.done", &after).await.is_none());
+}
+
 #[tokio::test]
 async fn destroy_stops_a_running_job() {
     let p = provider(&["host3", "host4"]);
