@@ -416,7 +416,6 @@ resource "job" "j" {
     /// while the job that asked for the release succeeded, plans the release (not a new cluster
     /// and the finished job run again); its apply records it without deleting anything.
     #[test]
-    #[ignore = "engine bug: apply forgets the gone cluster instead of recording it released (kiln-core apply/mod.rs `adopted` removes every gone object before ApplyGraph::build reads state)"]
     fn aws_a_cluster_a_release_deleted_without_recording_it_is_planned_and_recorded_as_released_not_created_again() {
         let _g = exclusive();
         let p = project();

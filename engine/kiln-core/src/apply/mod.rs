@@ -217,8 +217,12 @@ fn adopted(req: &ApplyRequest<'_>, state: &State) -> Vec<Mutation> {
             }
         }
     }
+    // A gone object the plan releases stays: its delete records it as released.
+    let released = |a: &kiln_addrs::InstanceAddr| {
+        req.plan.changes.iter().any(|c| &c.address == a && matches!(c.reason, Some(kiln_plan::Reason::Released { .. })))
+    };
     for d in &req.plan.drift {
-        if d.after.is_none() {
+        if d.after.is_none() && !released(&d.address) {
             first.push(Mutation::Remove { address: d.address.clone() });
         }
     }
