@@ -334,6 +334,75 @@ fn kiln_watch_restarts_a_preempted_job_on_a_replacement_for_the_lost_node_only()
     p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
 }
 
+/// What state records of `address`'s price (`billing`).
+fn billing(p: &Project, address: &str) -> serde_json::Value {
+    let state = p.state_json();
+    let r = state["resources"].as_array().into_iter().flatten().find(|r| r["address"] == address);
+    r.unwrap_or_else(|| panic!("{address} not in {state}"))["billing"].clone()
+}
+
+/// Issue 15: `spot = "auto"` within one job. A spot node reclaimed (notice, then terminate) while
+/// spot capacity is short: `kiln watch` replaces it on-demand, keeps the healthy spot node and
+/// relaunches the job; state says `mixed` and prices the cluster as it may run, never $0. Spot
+/// back, the running cluster plans no change; at the job's next restart (the other spot node
+/// reclaimed) both nodes go back to spot.
+#[test]
+fn kiln_watch_heals_an_auto_cluster_on_demand_while_spot_is_short_and_back_on_spot_at_the_next_restart() {
+    let _g = exclusive();
+    let p = AwsProject::new(
+        "resource \"bucket\" \"ckpt\" {\n  provider      = aws\n  force_destroy = true\n}\n\n\
+         resource \"cluster\" \"train\" {\n  provider      = aws\n  instance_type = \"g5.xlarge\"\n  nodes         = 2\n  spot          = \"auto\"\n}\n\n\
+         resource \"job\" \"train\" {\n  provider = aws\n  cluster  = cluster.train\n  run      = \"python3 train.py\"\n\n  \
+         checkpoint {\n    bucket = bucket.ckpt\n  }\n\n  recovery {\n    max_restarts = 3\n  }\n}\n",
+    );
+    p.kiln(&["apply", "--auto-approve"]).ok();
+    assert_eq!(p.values("cluster.train")["market"], "spot");
+    let first = strings(&p.values("cluster.train")["instance_ids"]);
+    let interrupt = |id: &str| {
+        let notice = serde_json::json!({ "instance_id": id, "action": "notice" });
+        p.moto.request("POST", "/_testbed/spot-interrupt", &notice.to_string());
+        p.moto.spot_interrupt(id);
+    };
+    let lifecycles = |ids: &[String]| -> Vec<serde_json::Value> {
+        let aws = p.inspect();
+        ids.iter().map(|id| aws.instance(id)["lifecycle"].clone()).collect()
+    };
+    let hourly = || billing(&p, "cluster.train")["hourly"].clone();
+
+    p.moto.fault("RunInstances", "MarketType=spot", "InsufficientInstanceCapacity", 400, 1000);
+    interrupt(&first[1]);
+    let out = p.kiln(&["watch", "--once"]).ok();
+    assert!(out.stderr().contains("job.train: preemption"), "{}", out.stderr());
+    let cluster = p.values("cluster.train");
+    let ids = strings(&cluster["instance_ids"]);
+    assert_eq!(ids[0], first[0], "the healthy spot node is kept");
+    assert_ne!(ids[1], first[1]);
+    assert_eq!(lifecycles(&ids), [serde_json::json!("spot"), serde_json::Value::Null], "the lost node came back on-demand");
+    assert_eq!(cluster["market"], "mixed");
+    assert_eq!(p.values("job.train")["restarts"], 1);
+    // g5.xlarge in us-east-1: $1.006 on-demand, $0.4591 spot. The plan could not tell which
+    // market the replacement would get: the cluster is priced as it may run, both on-demand.
+    assert_eq!(hourly(), "2.012", "{}", billing(&p, "cluster.train"));
+
+    // Spot is back: nothing stops the running job to move it.
+    p.moto.clear_faults();
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+    assert_eq!(strings(&p.values("cluster.train")["instance_ids"]), ids);
+
+    // The job's next restart: node 0 reclaimed in its turn; both nodes go back to spot.
+    interrupt(&ids[0]);
+    p.kiln(&["watch", "--once"]).ok();
+    let cluster = p.values("cluster.train");
+    let back = strings(&cluster["instance_ids"]);
+    assert!(!back.contains(&ids[0]) && !back.contains(&ids[1]), "{back:?} {ids:?}");
+    assert_eq!(lifecycles(&back), [serde_json::json!("spot"), serde_json::json!("spot")]);
+    assert_eq!(p.inspect().instance(&ids[1])["state"], "terminated", "the on-demand node is gone");
+    assert_eq!(cluster["market"], "spot");
+    assert_eq!(p.values("job.train")["restarts"], 2);
+    assert!(hourly().is_string(), "a price, never null or $0: {}", billing(&p, "cluster.train"));
+    p.kiln(&["plan", "--detailed-exitcode"]).code_is(0);
+}
+
 #[test]
 fn a_spot_interruption_in_the_example_pool_is_filled_on_demand() {
     let _g = exclusive();

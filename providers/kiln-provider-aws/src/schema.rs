@@ -114,7 +114,7 @@ pub(crate) fn cluster() -> Body {
                 "The types a create tries, in order, until one has capacity (at most 5); the one launched is `instance_type`. Given with `instance_type`: the types tried after it (placement sets both); default: the candidates for accelerators, cpus and memory, or `instance_type` alone. A cluster keeps the type it runs while that is the first choice or the list is unchanged",
             ),
         )
-        .attr("market", Attribute::computed(Type::String, "What the instances run on: \"spot\", \"on-demand\", or \"mixed\" (nodes healed on-demand under spot = \"auto\")"))
+        .attr("market", Attribute::computed(Type::String, "What the instances run on: \"spot\", \"on-demand\", or \"mixed\" (nodes healed on-demand under spot = \"auto\"; they go back to spot when lost nodes are next replaced, never by stopping a running job)"))
         .attr("instance_ids", Attribute::computed(strings(), "Instance of each node, by rank"))
         .attr("private_ips", Attribute::computed(strings(), "Private IP of each node, by rank"))
         .attr("public_ips", Attribute::computed(strings(), "Public IP of each node, by rank (\"\" when none)"))

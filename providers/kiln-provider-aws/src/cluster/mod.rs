@@ -10,6 +10,16 @@
 //! Changing `nodes` updates in place: the missing ranks are launched, the ranks beyond `nodes`
 //! terminated. Read reports nodes lost since the last apply (`lost`, `state = "degraded"`), and
 //! plan then asks for an update that launches replacements for the lost ranks.
+//!
+//! `spot = "auto"` within one job: a create launches every candidate type on spot, then
+//! on-demand. A lost node's replacement is launched the same way, beside the healthy nodes it
+//! keeps, so while spot is short it runs on-demand and `market` says `mixed` (the plan cannot
+//! tell the market of what apply launches: the engine prices such a launch at the dearer,
+//! on-demand). A cluster that lost nothing plans no change whatever its market, so a running
+//! job is never stopped to move it back to spot. The next update that replaces lost nodes is
+//! the job's next restart (it lost a node, so all its ranks are relaunched): its on-demand
+//! nodes then go back to spot in one spot launch with the lost ranks, and are terminated once
+//! their replacements run; where spot is still short they are kept (`launch_missing`).
 
 pub(crate) mod catalog;
 pub(crate) mod instances;
@@ -29,7 +39,7 @@ use crate::util::{attrs, error, made_up_name, str_attr, str_list, u64_attr, TAG_
 use crate::{AllInstances, Ctx, Kind, KindSchema, Outcome};
 use catalog::Catalog;
 use instances::{Launch, LaunchError, Node};
-use spec::Spec;
+use spec::{Market, Spec};
 use view::{lost_entry, recorded_ids, taken_by_aws, view};
 
 pub(crate) struct Cluster;
@@ -416,10 +426,7 @@ async fn update(ctx: &Ctx, req: &UpdateRequest<'_>) -> Result<Value, Diagnostic>
     instances::terminate(ec2, &extra.iter().map(|n| n.id.clone()).collect::<Vec<_>>()).await.map_err(fail("terminate instances"))?;
     let missing: Vec<u64> = (0..planned.nodes).filter(|r| !keep.iter().any(|n| n.rank == Some(*r))).collect();
     let token = keep.iter().find_map(|n| n.token.clone()).unwrap_or_else(|| "update".into());
-    let mut nodes = keep;
-    if !missing.is_empty() {
-        nodes.extend(launch_more(ctx, req, &planned, &token, &missing).await?);
-    }
+    let nodes = if missing.is_empty() { keep } else { launch_missing(ctx, req, &planned, &token, &missing, keep).await? };
     retag(ctx, req, &planned, &nodes).await?;
     let ids: Vec<String> = nodes.iter().map(|n| n.id.clone()).collect();
     let nodes = if ids.is_empty() { nodes } else { instances::wait_started(ec2, &ids).await.map_err(fail("wait for instances"))? };
@@ -432,35 +439,116 @@ async fn update(ctx: &Ctx, req: &UpdateRequest<'_>) -> Result<Value, Diagnostic>
     Ok(view(&Value::Map(base), &nodes, Vec::new()))
 }
 
-/// Launches the missing ranks like the existing ones (same type: a cluster stays uniform).
-async fn launch_more(ctx: &Ctx, req: &UpdateRequest<'_>, planned: &Spec, token: &str, ranks: &[u64]) -> Result<Vec<Node>, Diagnostic> {
-    let prior = parse(req.address, req.prior)?;
-    let ec2 = &ctx.clients.ec2;
-    let (Some(t), Some(image), Some(subnet)) = (prior.instance_type, prior.image, prior.subnet_id) else {
-        return Err(error("E-AWS-CLUSTER", req.address, format!("{}: the cluster in state lacks its type, image or subnet", req.address)));
-    };
-    let disk = match prior.disk_gb {
-        Some(gb) => Some((network::root_device(ec2, &image).await.map_err(|e| e.diagnostic(req.address, "read the image"))?, gb)),
-        None => None,
-    };
-    let sgs = str_list(req.prior, "security_group_ids");
-    let key = str_attr(req.prior, "key_name").unwrap_or_default().to_string();
-    let launch = Launch {
-        address: req.address,
-        token,
-        client_token: None,
-        image: &image,
-        subnet_id: &subnet,
-        security_group_ids: &sgs,
-        key_name: &key,
-        market: prior.market,
-        disk,
-        user_tags: &planned.tags,
-        ranks,
-        instance_profile: prior.instance_profile.as_deref(),
-        user_data: &crate::job::user_data(&ctx.clients.region, ctx.clients.endpoint.as_deref()),
-    };
-    launch.launch(ec2, &[t]).await.map(|(_, n)| n).map_err(|e| launch_error(req.address, e))
+/// The nodes after launching the `missing` ranks beside `keep` (the live nodes kept).
+///
+/// Under `spot = "auto"`, an update that replaces lost nodes is the restart of any job on the
+/// cluster (it lost a node, so it is relaunched on all of them anyway): the on-demand nodes go
+/// back to spot then, in one spot launch with the missing ranks, and are terminated once their
+/// spot replacements run. Where spot is still short they are kept, and the missing ranks launch
+/// as `spot` says (spot, then on-demand). No other update moves a node to another market, so a
+/// running job is never stopped for spot.
+async fn launch_missing(
+    ctx: &Ctx,
+    req: &UpdateRequest<'_>,
+    planned: &Spec,
+    token: &str,
+    missing: &[u64],
+    mut keep: Vec<Node>,
+) -> Result<Vec<Node>, Diagnostic> {
+    let like = Like::prior(ctx, req).await?;
+    let healing = str_attr(req.prior, "state") == Some("degraded");
+    let on_demand: Vec<u64> = keep.iter().filter(|n| !n.spot).filter_map(|n| n.rank).collect();
+    if like.market == Market::Auto && healing && !on_demand.is_empty() {
+        let mut ranks: Vec<u64> = missing.iter().chain(&on_demand).copied().collect();
+        ranks.sort_unstable();
+        match like.launch(ctx, req.address, planned, token, &ranks, Market::Spot).await {
+            Ok(spot) => {
+                let (moved, mut nodes): (Vec<Node>, Vec<Node>) = keep.into_iter().partition(|n| !n.spot);
+                let ids: Vec<String> = moved.into_iter().map(|n| n.id).collect();
+                instances::terminate(&ctx.clients.ec2, &ids)
+                    .await
+                    .map_err(|e| e.diagnostic(req.address, "terminate the on-demand nodes moved back to spot"))?;
+                nodes.extend(spot);
+                return Ok(nodes);
+            }
+            Err(LaunchError::NoCapacity(_)) => {}
+            Err(e) => return Err(launch_error(req.address, e)),
+        }
+    }
+    let more = like.launch(ctx, req.address, planned, token, missing, like.market).await;
+    keep.extend(more.map_err(|e| launch_error(req.address, e))?);
+    Ok(keep)
+}
+
+/// What new nodes of a cluster in state are launched like (same type: a cluster stays uniform).
+struct Like {
+    instance_type: String,
+    image: String,
+    subnet_id: String,
+    disk: Option<(String, u64)>,
+    security_group_ids: Vec<String>,
+    key_name: String,
+    instance_profile: Option<String>,
+    market: Market,
+}
+
+impl Like {
+    async fn prior(ctx: &Ctx, req: &UpdateRequest<'_>) -> Result<Like, Diagnostic> {
+        let prior = parse(req.address, req.prior)?;
+        let (Some(instance_type), Some(image), Some(subnet_id)) = (prior.instance_type, prior.image, prior.subnet_id) else {
+            return Err(error(
+                "E-AWS-CLUSTER",
+                req.address,
+                format!("{}: the cluster in state lacks its type, image or subnet", req.address),
+            ));
+        };
+        let disk = match prior.disk_gb {
+            Some(gb) => {
+                let device =
+                    network::root_device(&ctx.clients.ec2, &image).await.map_err(|e| e.diagnostic(req.address, "read the image"))?;
+                Some((device, gb))
+            }
+            None => None,
+        };
+        Ok(Like {
+            instance_type,
+            image,
+            subnet_id,
+            disk,
+            security_group_ids: str_list(req.prior, "security_group_ids"),
+            key_name: str_attr(req.prior, "key_name").unwrap_or_default().to_string(),
+            instance_profile: prior.instance_profile,
+            market: prior.market,
+        })
+    }
+
+    /// Launches `ranks` in `market`.
+    async fn launch(
+        &self,
+        ctx: &Ctx,
+        address: &str,
+        planned: &Spec,
+        token: &str,
+        ranks: &[u64],
+        market: Market,
+    ) -> Result<Vec<Node>, LaunchError> {
+        let launch = Launch {
+            address,
+            token,
+            client_token: None,
+            image: &self.image,
+            subnet_id: &self.subnet_id,
+            security_group_ids: &self.security_group_ids,
+            key_name: &self.key_name,
+            market,
+            disk: self.disk.clone(),
+            user_tags: &planned.tags,
+            ranks,
+            instance_profile: self.instance_profile.as_deref(),
+            user_data: &crate::job::user_data(&ctx.clients.region, ctx.clients.endpoint.as_deref()),
+        };
+        launch.launch(&ctx.clients.ec2, std::slice::from_ref(&self.instance_type)).await.map(|(_, n)| n)
+    }
 }
 
 /// Writes the user's tags on every instance when they changed, removing dropped keys.

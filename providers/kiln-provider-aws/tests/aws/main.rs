@@ -12,4 +12,5 @@ mod portable;
 mod preemption;
 mod provider;
 mod requests;
+mod spot_auto;
 mod spot_pool;
