@@ -89,6 +89,24 @@ fn a_succeeded_job_releases_its_cluster_until_a_job_needs_it_again() {
     assert!(p.state_list().is_empty(), "{:?}", p.state_list());
 }
 
+/// Only a cluster is released: a checkpoint bucket deleted outside kiln after the job
+/// succeeded is created again, as any gone object is.
+#[test]
+fn a_gone_checkpoint_bucket_of_a_finished_job_is_created_again_not_released() {
+    let config = CONFIG.replace("resource \"job\"", "resource \"bucket\" \"ckpt\" {}\n\nresource \"job\"").replace(
+        "  on_finish = \"destroy_capacity\"\n",
+        "  on_finish = \"destroy_capacity\"\n  checkpoint {\n    bucket = bucket.ckpt\n  }\n",
+    );
+    let p = Project::new(&config);
+    p.kiln(&["apply", "--auto-approve", "--wait"]).ok();
+    assert_eq!(released(&p, "cluster.c")["by"], "job.j");
+    std::fs::remove_dir_all(p.path().join(".kiln/buckets/ckpt")).unwrap();
+    let plan = p.kiln(&["plan"]).ok().stdout();
+    assert!(plan.contains("# bucket.ckpt has been deleted") && plan.contains("# bucket.ckpt will be created"), "{plan}");
+    assert!(!plan.contains("bucket.ckpt will be released"), "{plan}");
+    p.kiln(&["destroy", "--auto-approve"]).ok();
+}
+
 #[test]
 fn a_job_keeps_its_cluster_by_default_and_on_finish_is_checked() {
     let p = Project::new(&CONFIG.replace("  on_finish = \"destroy_capacity\"\n", ""));

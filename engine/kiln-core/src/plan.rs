@@ -737,7 +737,7 @@ impl<'a> Planner<'a> {
         schema: &KindSchema,
         deps: &[InstanceAddr],
     ) -> Option<Value> {
-        let prior_state = self.state.resources.get(iaddr).filter(|s| s.released.is_none())?;
+        let prior_state = self.state.resources.get(iaddr).filter(|s| s.released.is_none() && s.kind == crate::release::CAPACITY)?;
         if !matches!(self.found.refreshed.get(iaddr), Some(None)) || self.reacquire.contains_key(iaddr) {
             return None;
         }

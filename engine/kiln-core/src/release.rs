@@ -15,7 +15,7 @@ use kiln_provider::portable::job::{releases_capacity, JobStatus};
 use kiln_value::Value;
 
 /// The kind whose objects a job's finish releases.
-const CAPACITY: &str = "cluster";
+pub(crate) const CAPACITY: &str = "cluster";
 
 /// Released objects (planned to stay released, or found gone and released by this plan) that a
 /// created or replaced change depends on, each with the first such change's address: these
