@@ -56,7 +56,7 @@ fn a_succeeded_job_releases_its_cluster_until_a_job_needs_it_again() {
 
     // Released stays released: no change, said so; status shows it.
     let plan = p.kiln(&["plan", "--detailed-exitcode"]).code_is(0).stdout();
-    assert!(plan.contains("No changes.") && plan.contains("cluster.c (`job.j` finished and releases its capacity)"), "{plan}");
+    assert!(plan.contains("No changes.") && plan.contains("cluster.c (released when `job.j` finished)"), "{plan}");
     let status = p.kiln(&["status", "--json"]).ok().stdout();
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["clusters"][0]["state"], "released", "{status}");

@@ -321,7 +321,7 @@ pub(crate) fn reason(c: &PlannedChange) -> String {
         Some(Reason::DestroyMode) => "kiln destroy".into(),
         Some(Reason::Gone) => "deleted outside of kiln".into(),
         Some(Reason::PlacementMoved { from }) => format!("placement moves it from `{from}` to `{}`", c.provider),
-        Some(Reason::Released { by }) => format!("`{by}` finished and releases its capacity"),
+        Some(Reason::Released { by }) => format!("released when `{by}` finished"),
         Some(Reason::Reacquired { released_by, needed_by }) => reacquired(released_by, needed_by.as_deref()),
         None => String::new(),
     }
