@@ -127,6 +127,19 @@ pub(crate) async fn log(p: &kiln_provider_aws::AwsProvider, state: &Value, node:
     String::from_utf8(r.data).unwrap()
 }
 
+/// Refreshes the job until node `rank`'s log holds `text` (30 s at most: a safety bound).
+pub(crate) async fn wait_log(p: &kiln_provider_aws::AwsProvider, state: &Value, rank: usize, text: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = log(p, state, rank).await;
+        if out.contains(text) {
+            return out;
+        }
+        assert!(std::time::Instant::now() < deadline, "node {rank}'s log never showed {text:?}: {out}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}
+
 async fn keys(bucket: &str, prefix: &str) -> Vec<String> {
     let out = aws().await.s3.list_objects_v2().bucket(bucket).prefix(prefix).send().await.unwrap();
     out.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect()

@@ -8,7 +8,7 @@ use serde_json::json as j;
 
 use crate::common::moto::{exclusive, server};
 use crate::common::*;
-use crate::job::{body, log, pgrep, wait_status, Agents};
+use crate::job::{body, log, pgrep, wait_log, wait_status, Agents};
 
 /// A bucket, a two-node spot cluster and a job config running `run` with checkpoints under
 /// `run-1/`.
@@ -155,19 +155,6 @@ async fn an_instance_reclaimed_without_its_agent_is_a_preemption_one_terminated_
     drop(agents);
     let _ = delete(&p, "cluster.train", &cluster).await;
     let _ = delete(&p, "bucket.ckpt", &bucket).await;
-}
-
-/// Refreshes the job until node `rank`'s log holds `text` (30 s at most: a safety bound).
-async fn wait_log(p: &kiln_provider_aws::AwsProvider, state: &Value, rank: usize, text: &str) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let out = log(p, state, rank).await;
-        if out.contains(text) {
-            return out;
-        }
-        assert!(std::time::Instant::now() < deadline, "node {rank}'s log never showed {text:?}: {out}");
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    }
 }
 
 /// `preempt_signal` names the signal a notice gives the job: set at create it reaches the agent

@@ -13,7 +13,7 @@ use serde_json::json as j;
 
 use crate::common::moto::{exclusive, server};
 use crate::common::*;
-use crate::job::{body, log, wait_status, Agents};
+use crate::job::{body, log, wait_log, wait_status, Agents};
 
 /// Matches every spot RunInstances call (and no on-demand one).
 const SPOT_LAUNCH: &str = "MarketType=spot";
@@ -147,19 +147,6 @@ async fn at_a_restart_while_spot_is_still_short_the_on_demand_nodes_are_kept() {
     assert_eq!(ranks(&now).await, ["0", "1", "2"]);
     assert_eq!(str_of(&healed, "market"), "mixed");
     assert!(!delete(&p, "cluster.train", &healed).await.has_errors());
-}
-
-/// Refreshes the job until node `rank`'s log holds `text` (30 s at most: a safety bound).
-async fn wait_log(p: &kiln_provider_aws::AwsProvider, state: &Value, rank: usize, text: &str) -> String {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let out = log(p, state, rank).await;
-        if out.contains(text) {
-            return out;
-        }
-        assert!(std::time::Instant::now() < deadline, "node {rank}'s log never showed {text:?}: {out}");
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    }
 }
 
 /// Until `key` of `bucket` holds `want` (30 s at most: a safety bound).
