@@ -4,7 +4,7 @@
 #![allow(dead_code)] // not every test module uses every helper
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -290,11 +290,18 @@ impl Drop for Spawned {
     }
 }
 
+/// What the process wrote to `f` so far. Read at offsets, never moving the file's offset: the
+/// process writes at that offset too (the file is shared), and moving it back made its next
+/// write overwrite earlier output.
 fn read_all(f: &mut File) -> Vec<u8> {
     let mut buf = Vec::new();
-    f.seek(SeekFrom::Start(0)).expect("seek");
-    f.read_to_end(&mut buf).expect("read output");
-    buf
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        match f.read_at(&mut chunk, buf.len() as u64).expect("read output") {
+            0 => return buf,
+            n => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
 }
 
 /// Polls `cond` every 20 ms; panics with `what` after `timeout` (a safety bound, not a speed
@@ -330,4 +337,27 @@ pub fn insta_settings(p: &Project) -> insta::Settings {
     s.add_filter(r"after \d+(\.\d+)?s", "after [DURATION]");
     s.add_filter(r#""kiln_version": "[^"]*""#, r#""kiln_version": "[VERSION]""#);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reading a running process's output while it writes loses nothing: the reader and the
+    /// process share one open file, and a read that moved its offset made the process's next
+    /// write land over what it had written (the CI failure of
+    /// `interrupt::two_sigints_stop_waiting_and_keep_every_completed_create`).
+    #[test]
+    fn output_read_while_the_process_writes_keeps_every_line() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "i=0; while [ $i -lt 2000 ]; do echo line $i >&2; i=$((i+1)); done"]);
+        let mut s = Spawned::start(c);
+        while s.running() {
+            s.stderr_so_far();
+        }
+        let err = s.wait(RUN_TIMEOUT).stderr();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2000, "every line is kept:\n{err}");
+        assert!(lines.iter().enumerate().all(|(i, l)| *l == format!("line {i}")), "in order:\n{err}");
+    }
 }

@@ -107,7 +107,8 @@ impl Drop for StateLock {
 /// Takes the state lock of `backend` for `operation`, retrying a live lock held by someone else
 /// with a jittered backoff (100 ms doubling to 500 ms) until `settings.timeout` runs out, then
 /// renews its lease every third of `settings.lease`. A stale lock is reported at once (its
-/// holder never releases it; the error names `kiln force-unlock ID`).
+/// holder never releases it; the error names `kiln force-unlock ID`), once read again: a holder
+/// that released it and exited while it was being read is not one.
 pub async fn acquire(
     backend: &Arc<dyn StateBackend>,
     operation: &str,
@@ -126,6 +127,9 @@ pub async fn acquire(
                 tokio::time::sleep(wait + jitter()).await;
                 wait = (wait * 2).min(Duration::from_millis(500));
             }
+            // A holder that released the lock and exited just after it was read looks stale:
+            // stale only if its lock is still there.
+            Err(LockError::Held { stale: true, holder, .. }) if backend.lock_info().await?.is_none_or(|h| h.id != holder.id) => {}
             Err(e) => return Err(e),
         }
     }
@@ -271,6 +275,73 @@ mod tests {
         let err = acquire(&b, "apply", settings, &HeldLocks::default(), &quiet()).await.unwrap_err();
         assert!(matches!(err, LockError::Held { stale: true, .. }), "{err:?}");
         assert!(err.to_string().contains(&format!("kiln force-unlock {}", gone.id)), "{err}");
+    }
+
+    /// A local backend whose first `lock` answers what a waiter saw when the holder released the
+    /// lock and exited between the waiter's read of the lock and its check of the holder's
+    /// process: a lock held by a process that is gone (the CI failure of
+    /// `backends::contention_s3`, whose waiting applies gave up on such a lock).
+    struct ReleasedWhileRead {
+        inner: Arc<dyn StateBackend>,
+        first: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl StateBackend for ReleasedWhileRead {
+        async fn read(&self) -> Result<Option<kiln_state::State>, kiln_state::StateError> {
+            self.inner.read().await
+        }
+        async fn write(&self, state: &kiln_state::State) -> Result<(), kiln_state::StateError> {
+            self.inner.write(state).await
+        }
+        async fn append(&self, mutations: &[kiln_state::Mutation]) -> Result<(), kiln_state::StateError> {
+            self.inner.append(mutations).await
+        }
+        async fn lock(&self, info: &LockInfo) -> Result<(), LockError> {
+            if self.first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                let mut gone = LockInfo::new("apply");
+                gone.pid = u32::MAX;
+                return Err(LockError::Held { stale: true, holder: gone, path: self.describe() });
+            }
+            self.inner.lock(info).await
+        }
+        async fn unlock(&self, id: &str) -> Result<(), LockError> {
+            self.inner.unlock(id).await
+        }
+        async fn force_unlock(&self, id: &str) -> Result<(), LockError> {
+            self.inner.force_unlock(id).await
+        }
+        async fn lock_info(&self) -> Result<Option<LockInfo>, LockError> {
+            self.inner.lock_info().await
+        }
+        async fn renew_lock(&self, info: &LockInfo) -> Result<(), LockError> {
+            self.inner.renew_lock(info).await
+        }
+        async fn versions(&self) -> Result<Vec<kiln_state::StateVersion>, kiln_state::StateError> {
+            self.inner.versions().await
+        }
+        async fn workspaces(&self) -> Result<Vec<String>, kiln_state::StateError> {
+            self.inner.workspaces().await
+        }
+        async fn delete_state(&self) -> Result<(), kiln_state::StateError> {
+            self.inner.delete_state().await
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    /// A lock that looked stale but is no longer there was released meanwhile: it is taken,
+    /// not reported as stale.
+    #[tokio::test]
+    async fn a_lock_released_while_it_was_read_is_taken_not_reported_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let b: Arc<dyn StateBackend> =
+            Arc::new(ReleasedWhileRead { inner: local(dir.path()), first: std::sync::atomic::AtomicBool::new(true) });
+        let settings = LockSettings { timeout: Duration::from_secs(120), ..LockSettings::default() };
+        let lock = acquire(&b, "apply", settings, &HeldLocks::default(), &quiet()).await.unwrap();
+        assert_eq!(holder(&b).await.as_deref(), Some(lock.id()));
+        lock.release().await.unwrap();
     }
 
     /// The holder renews its lease in the background.
