@@ -359,8 +359,7 @@ fn kiln_watch_heals_an_auto_cluster_on_demand_while_spot_is_short_and_back_on_sp
     assert_eq!(p.values("cluster.train")["market"], "spot");
     let first = strings(&p.values("cluster.train")["instance_ids"]);
     let interrupt = |id: &str| {
-        let notice = serde_json::json!({ "instance_id": id, "action": "notice" });
-        p.moto.request("POST", "/_testbed/spot-interrupt", &notice.to_string());
+        p.moto.spot_notice(id);
         p.moto.spot_interrupt(id);
     };
     let lifecycles = |ids: &[String]| -> Vec<serde_json::Value> {

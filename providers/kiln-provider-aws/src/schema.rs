@@ -122,7 +122,7 @@ pub(crate) fn cluster() -> Body {
             "state",
             Attribute::computed(Type::String, "running, pending, stopped, or degraded (nodes lost, such as to a spot interruption)"),
         )
-        .attr("lost", Attribute::computed(Type::List(Box::new(Type::Any)), "Nodes lost since the last apply: {node, instance_id, reason}"))
+        .attr("lost", Attribute::computed(Type::List(Box::new(Type::Any)), "Nodes lost since the last apply: {node, instance_id, reason}. The reason is EC2's state reason code (Server.SpotInstanceTermination for a spot interruption), or the spot request's status code (marked-for-termination, marked-for-stop) for a node with an interruption notice: it is replaced at once rather than when EC2 takes it back two minutes later, so a job restarted meanwhile does not start on it"))
         .attr("ssh_private_key", Attribute::computed(Type::String, "Private key of the key pair kiln created (\"\" otherwise)").sensitive())
         .attr(
             "created_at",

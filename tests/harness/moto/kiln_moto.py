@@ -47,6 +47,12 @@ CPU, and every kiln plan and apply against a region reads it once; its answer ne
 moto's bundled data, untouched by a reset), so each distinct request is answered once and its
 answer replayed (injected faults still come first).
 
+DescribeSpotInstanceRequests is answered here: moto makes no spot request for a spot instance that
+RunInstances launches (EC2 does: a one-time request, fulfilled), so such instances get one here,
+marked-for-termination (or marked-for-stop) after a notice and closed after a terminate or stop,
+beside moto's own requests. Filters emulated: instance-id, state, status-code; any other is
+refused with InvalidParameterValue rather than ignored.
+
 ModifyFleet, which moto 5.2.5 answers with a 500, is emulated here for `maintain` fleets: the
 new total and on-demand target capacities are recorded, missing capacity is launched (on-demand
 up to the on-demand target, spot for the rest) and excess capacity terminated.
@@ -167,6 +173,9 @@ def reply_ec2_error(start_response, rule):
 # {"action": ..., "time": ...}; the first notice of an instance stays (as on EC2).
 NOTICES = {}
 NOTICES_LOCK = threading.Lock()
+# Status of the spot requests of instances RunInstances launched on spot (moto makes none):
+# (account, region, instance id) -> (state, status code); fulfilled until a spot-interrupt.
+RUN_SPOT_STATUS = {}
 # How long EC2 gives between the notice and the interruption.
 NOTICE_LEAD_SECONDS = 120
 
@@ -194,6 +203,8 @@ def spot_interrupt(req):
             r._status_code, r.status_message = "marked-for-termination", "Spot Instance marked for termination"
         behaviour = next((getattr(r, "instance_interruption_behaviour", None) for r in requests), None)
         notify(key, "stop" if behaviour == "stop" else "terminate")
+        with NOTICES_LOCK:
+            RUN_SPOT_STATUS[key] = ("active", "marked-for-stop" if behaviour == "stop" else "marked-for-termination")
     elif action in ("terminate", "stop"):
         notify(key, action)
         if action == "stop":
@@ -208,9 +219,67 @@ def spot_interrupt(req):
         )
         for r in requests:
             r.state, r._status_code, r.status_message = request_state, status, "Spot instance interrupted"
+        with NOTICES_LOCK:
+            RUN_SPOT_STATUS[key] = (request_state, status)
     else:
         raise ValueError(f"unknown action {action!r}: use terminate, stop or notice")
     return {"instance_id": instance_id, "state": instance._state.name, "spot_requests": [r.id for r in requests]}
+
+
+def query_filters(params):
+    """{name: [values]} of an EC2 query's Filter.N.Name / Filter.N.Value.M parameters."""
+    out = {}
+    for k, name in params.items():
+        parts = k.split(".")
+        if len(parts) == 3 and parts[0] == "Filter" and parts[2] == "Name":
+            prefix = f"Filter.{parts[1]}.Value."
+            out[name] = [v for vk, v in params.items() if vk.startswith(prefix)]
+    return out
+
+
+def describe_spot_instance_requests(params, region):
+    """EC2's DescribeSpotInstanceRequests answer (XML): moto's requests, and one per spot instance
+    that RunInstances launched (see RUN_SPOT_STATUS)."""
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[DEFAULT_ACCOUNT][region]
+    rows = []
+    owned = set()
+    for r in backend.spot_instance_requests.values():
+        instance = getattr(r, "instance", None)
+        owned.add(getattr(instance, "id", None))
+        rows.append({"id": r.id, "state": r.state, "code": r._status_code, "instance": getattr(instance, "id", ""),
+                     "behaviour": r.instance_interruption_behaviour})
+    for instance in backend.all_instances():
+        if getattr(instance, "lifecycle", None) != "spot" or instance.id in owned:
+            continue
+        with NOTICES_LOCK:
+            state, code = RUN_SPOT_STATUS.get((DEFAULT_ACCOUNT, region, instance.id), ("active", "fulfilled"))
+        if (state, code) == ("active", "fulfilled") and instance._state.name in ("shutting-down", "terminated"):
+            state, code = "closed", "instance-terminated-by-user"
+        rows.append({"id": "sir-" + instance.id.removeprefix("i-")[:8], "state": state, "code": code, "instance": instance.id,
+                     "behaviour": "terminate"})
+    filters = query_filters(params)
+    columns = {"instance-id": "instance", "state": "state", "status-code": "code"}
+    unknown = sorted(set(filters) - set(columns))
+    if unknown:
+        raise ValueError(f"the harness does not emulate the filter {unknown[0]!r} of DescribeSpotInstanceRequests")
+    rows = [r for r in rows if all(r[columns[f]] in values for f, values in filters.items())]
+    wanted = [v for k, v in params.items() if k.startswith("SpotInstanceRequestId.")]
+    if wanted:
+        rows = [r for r in rows if r["id"] in wanted]
+    items = "".join(
+        f"<item><spotInstanceRequestId>{r['id']}</spotInstanceRequestId><type>one-time</type><state>{r['state']}</state>"
+        f"<status><code>{r['code']}</code><updateTime>{time.strftime('%Y-%m-%dT%H:%M:%S.000Z', time.gmtime())}</updateTime></status>"
+        f"<instanceId>{r['instance']}</instanceId><instanceInterruptionBehavior>{r['behaviour']}</instanceInterruptionBehavior>"
+        f"<productDescription>Linux/UNIX</productDescription></item>"
+        for r in rows
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<DescribeSpotInstanceRequestsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+        f"<requestId>{uuid.uuid4()}</requestId><spotInstanceRequestSet>{items}</spotInstanceRequestSet>"
+        "</DescribeSpotInstanceRequestsResponse>"
+    )
 
 
 class TestbedApp:
@@ -232,6 +301,7 @@ class TestbedApp:
             self.faults.clear()
             with NOTICES_LOCK:
                 NOTICES.clear()
+                RUN_SPOT_STATUS.clear()
         if method == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length) if length else b""
@@ -242,6 +312,13 @@ class TestbedApp:
             rule = self.faults.take(action, text) if action else None
             if rule is not None:
                 return reply_ec2_error(start_response, rule)
+            if action == "DescribeSpotInstanceRequests":
+                try:
+                    xml = describe_spot_instance_requests(params, region_of(environ)).encode()
+                except ValueError as e:
+                    return reply_ec2_error(start_response, {"code": "InvalidParameterValue", "message": str(e)})
+                start_response("200 OK", [("Content-Type", "text/xml"), ("Content-Length", str(len(xml)))])
+                return [xml]
             if action == "ModifyFleet":
                 try:
                     xml = modify_fleet(params, region_of(environ)).encode()

@@ -98,6 +98,12 @@ impl Moto {
         let body = serde_json::json!({ "instance_id": instance_id, "action": "terminate" });
         self.request("POST", "/_testbed/spot-interrupt", &body.to_string());
     }
+
+    /// Gives a spot instance EC2's two-minute interruption notice (it runs on).
+    pub fn spot_notice(&self, instance_id: &str) {
+        let body = serde_json::json!({ "instance_id": instance_id, "action": "notice" });
+        self.request("POST", "/_testbed/spot-interrupt", &body.to_string());
+    }
 }
 
 fn venv_dir() -> PathBuf {

@@ -44,6 +44,10 @@ pub struct Node {
     /// When it last changed state by EC2's word (RFC 3339), where its state transition reason
     /// gives a time: "User initiated (2026-12-07 20:06:43 GMT)" after a stop or termination.
     pub transitioned_at: Option<String>,
+    /// EC2 gave it a spot interruption notice: its spot request's status code
+    /// (`marked-for-termination`, `marked-for-stop`, `marked-for-hibernation`). It still runs
+    /// for about two minutes; read by [`describe_all`] only.
+    pub notice: Option<String>,
 }
 
 impl Node {
@@ -68,6 +72,7 @@ impl Node {
             spot: i.instance_lifecycle().is_some_and(|l| l.as_str() == "spot"),
             launched: i.launch_time().map(super::view::rfc3339),
             transitioned_at: i.state_transition_reason().and_then(transition_time),
+            notice: None,
         }
     }
 
@@ -248,7 +253,8 @@ impl AllInstances {
     }
 }
 
-/// Every instance carrying a `kiln:address` tag, one DescribeInstances call per 1,000.
+/// Every instance carrying a `kiln:address` tag, one DescribeInstances call per 1,000, with the
+/// spot interruption notices of the live spot ones (one more call, where there are any).
 pub async fn describe_all(ec2: &Client) -> Result<Vec<Node>, AwsError> {
     let mut nodes = Vec::new();
     let mut next: Option<String> = None;
@@ -264,7 +270,43 @@ pub async fn describe_all(ec2: &Client) -> Result<Vec<Node>, AwsError> {
         nodes.extend(out.reservations().iter().flat_map(|r| r.instances()).map(Node::from_sdk));
         next = out.next_token().filter(|t| !t.is_empty()).map(str::to_string);
         if next.is_none() {
-            return Ok(nodes);
+            break;
+        }
+    }
+    if nodes.iter().any(|n| n.spot && n.live()) {
+        let noticed = noticed(ec2).await?;
+        for n in &mut nodes {
+            n.notice = noticed.get(&n.id).cloned();
+        }
+    }
+    Ok(nodes)
+}
+
+/// Spot request status codes of an interruption notice: EC2 takes the instance back in about
+/// two minutes (the same notice the instance's metadata serves its agent).
+const NOTICE_CODES: [&str; 3] = ["marked-for-termination", "marked-for-stop", "marked-for-hibernation"];
+
+/// Instance ID -> status code, of every spot instance of the region with an interruption notice.
+async fn noticed(ec2: &Client) -> Result<std::collections::HashMap<String, String>, AwsError> {
+    let mut out = std::collections::HashMap::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = ec2
+            .describe_spot_instance_requests()
+            .filters(filter("status-code", &NOTICE_CODES))
+            .max_results(1000)
+            .set_next_token(next)
+            .send()
+            .await
+            .map_err(AwsError::from_sdk)?;
+        for r in page.spot_instance_requests() {
+            if let (Some(id), Some(code)) = (r.instance_id(), r.status().and_then(|s| s.code())) {
+                out.insert(id.to_string(), code.to_string());
+            }
+        }
+        next = page.next_token().filter(|t| !t.is_empty()).map(str::to_string);
+        if next.is_none() {
+            return Ok(out);
         }
     }
 }

@@ -9,7 +9,9 @@
 //! RunInstances call, moving on to the next candidate type on InsufficientInstanceCapacity.
 //! Changing `nodes` updates in place: the missing ranks are launched, the ranks beyond `nodes`
 //! terminated. Read reports nodes lost since the last apply (`lost`, `state = "degraded"`), and
-//! plan then asks for an update that launches replacements for the lost ranks.
+//! plan then asks for an update that launches replacements for the lost ranks. A spot node with
+//! an interruption notice (its spot request `marked-for-termination`) counts as lost from the
+//! notice on, two minutes before EC2 takes it back.
 //!
 //! `spot = "auto"` within one job: a create launches every candidate type on spot, then
 //! on-demand. A lost node's replacement is launched the same way, beside the healthy nodes it
@@ -608,7 +610,13 @@ fn read_item(item: &ReadItem<'_>, all: &std::collections::HashMap<&str, &Node>) 
     let mut live = Vec::new();
     for id in &ids {
         match all.get(id.as_str()) {
-            Some(n) if n.live() => live.push((*n).clone()),
+            Some(n) if n.live() => match &n.notice {
+                // EC2 takes it back in about two minutes: replaced now, so that a job restarted
+                // meanwhile does not start on it (its agent would stop it at once, for the same
+                // notice). EC2 terminates it; a job still on it writes its last checkpoint.
+                Some(code) => lost.push(lost_entry(n.rank, id, code)),
+                None => live.push((*n).clone()),
+            },
             Some(n) => lost.push(lost_entry(n.rank, id, &n.reason)),
             None => lost.push(lost_entry(None, id, "gone")),
         }

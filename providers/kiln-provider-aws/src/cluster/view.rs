@@ -67,9 +67,10 @@ pub fn lost_entry(rank: Option<u64>, id: &str, reason: &str) -> Value {
     Value::Map(map([("node", node), ("instance_id", id.into()), ("reason", reason.into())]))
 }
 
-/// Whether a lost node was taken by AWS (spot interruption, hardware) rather than by a person.
+/// Whether a lost node was taken by AWS (spot interruption or its notice, hardware) rather than
+/// by a person.
 pub fn taken_by_aws(lost: &Value) -> bool {
-    lost.get("reason").and_then(Value::as_str).is_some_and(|r| r.starts_with("Server."))
+    lost.get("reason").and_then(Value::as_str).is_some_and(|r| r.starts_with("Server.") || r.starts_with("marked-for-"))
 }
 
 fn overall(live: &[Node], wanted: u64) -> &'static str {

@@ -27,7 +27,7 @@
 #   KILN_STOP_GRACE seconds;
 # - while the job runs it also reads the spot interruption notice, meta-data/spot/instance-action
 #   (404 until EC2 means to take the instance back), every KILN_NOTICE_INTERVAL seconds (default
-#   2, whatever KILN_AGENT_INTERVAL is; both whole seconds). On the first notice it records it in
+#   1, whatever KILN_AGENT_INTERVAL is; both whole seconds). On the first notice it records it in
 #   status/RANK.json (`notice`: the time EC2 gave for the interruption, `notice_action`,
 #   `noticed_at`: when the agent saw it) and uploads the status at once, sends the job's process
 #   group KILN_PREEMPT_SIGNAL (default TERM; spec.env may name another, and is read again from the
@@ -70,7 +70,7 @@ KILN_SSM_ENDPOINT="${KILN_SSM_ENDPOINT:-$KILN_S3_ENDPOINT}"
 QUIET="${KILN_CHECKPOINT_QUIET:-5}"
 MAX_KEYS="${KILN_LIST_MAX_KEYS:-1000}"
 PART="${KILN_CHECKPOINT_PART_BYTES:-134217728}"
-NOTICE="${KILN_NOTICE_INTERVAL:-2}"
+NOTICE="${KILN_NOTICE_INTERVAL:-1}"
 PREEMPT_SIGNAL="${KILN_PREEMPT_SIGNAL:-TERM}"
 mkdir -p "$DIR/jobs"
 echo $$ >"$DIR/agent.pid"
@@ -549,14 +549,20 @@ check_notice() {
 }
 
 # Waits INTERVAL seconds; meanwhile, while a job runs, reads the interruption notice every
-# NOTICE seconds and, once told, SIGKILLs the job's process group after its grace.
+# NOTICE seconds and, once told, SIGKILLs the job's process group after its grace; once the job
+# has ended (its exit file, or no process of its group left), reports every second until its
+# final status is up, rather than at the next round.
 pause() {
   until=$(($(date +%s) + INTERVAL))
   while :; do
+    step=$NOTICE
     if [ -n "$pid" ] && [ -z "$reported_end" ]; then
-      if [ -z "$notice" ] && [ ! -f "$jd/exit" ]; then
+      if [ -f "$jd/exit" ] || ! kill -0 -"$pid" 2>/dev/null; then
+        report
+        step=1
+      elif [ -z "$notice" ]; then
         check_notice
-      elif [ -n "$notice" ] && [ -z "$killed" ] && [ "$(date +%s)" -ge "$kill_at" ]; then
+      elif [ -z "$killed" ] && [ "$(date +%s)" -ge "$kill_at" ]; then
         kill -KILL -"$pid" 2>/dev/null && log "job $current still ran ${KILN_STOP_GRACE:-10} s after the notice: killed"
         killed=1
         ck_mode=running
@@ -564,7 +570,7 @@ pause() {
     fi
     left=$((until - $(date +%s)))
     [ "$left" -gt 0 ] || return 0
-    if [ -n "$pid" ] && [ -z "$reported_end" ] && [ "$NOTICE" -lt "$left" ]; then sleep "$NOTICE"; else sleep "$left"; fi
+    if [ -n "$pid" ] && [ -z "$reported_end" ] && [ "$step" -lt "$left" ]; then sleep "$step"; else sleep "$left"; fi
   done
 }
 

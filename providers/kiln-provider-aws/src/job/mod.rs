@@ -1129,6 +1129,7 @@ mod tests {
             spot: true,
             launched: None,
             transitioned_at: None,
+            notice: None,
         }
     }
 

@@ -275,6 +275,43 @@ async fn a_spot_interruption_degrades_the_cluster_and_the_next_apply_restores_it
     assert!(changed(&healed, &after).is_empty(), "healed: {:?}", changed(&healed, &after));
 }
 
+/// Issue 15: a node with a spot interruption notice is lost from the notice on (its spot request
+/// is marked for termination) and the next apply replaces it, before EC2 takes it back. A job
+/// restarted after the notice used to start on the noticed instance, whose agent stopped it at
+/// once for the same notice: one notice used up `max_restarts` in seconds.
+#[tokio::test]
+async fn a_node_with_an_interruption_notice_is_lost_and_replaced_before_ec2_takes_it_back() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let cfg = config(&p, "cluster", j!({ "instance_type": "g5.xlarge", "nodes": 2, "spot": true }));
+    let state = create(&p, "cluster.s", &cfg).await;
+    let ids = strs(&state, "instance_ids");
+    server().spot_notice(&ids[1]);
+
+    let now = read(&p, "cluster.s", &state).await.expect("a degraded cluster still exists");
+    assert_eq!(str_of(&now, "state"), "degraded");
+    assert_eq!(strs(&now, "instance_ids"), [ids[0].clone()]);
+    let lost = now.get("lost").and_then(Value::as_list).expect("lost list");
+    assert_eq!(lost.len(), 1, "{now}");
+    assert_eq!(lost[0].get("reason"), Some(&Value::from("marked-for-termination")));
+    assert_eq!((lost[0].get("node"), lost[0].get("instance_id")), (Some(&Value::from(1i64)), Some(&Value::from(ids[1].as_str()))));
+
+    let healed = update(&p, "cluster.s", &now, &cfg).await;
+    let healed_ids = strs(&healed, "instance_ids");
+    assert_eq!((str_of(&healed, "state"), healed_ids.len()), ("running", 2));
+    assert_eq!(healed_ids[0], ids[0]);
+    assert_ne!(healed_ids[1], ids[1], "the replacement is another instance");
+    // kiln leaves the noticed instance to EC2 (a job on it may still be writing its last
+    // checkpoint); once EC2 takes it, the healed cluster does not see it again.
+    let live: Vec<String> = instances_tagged("kiln:address", "cluster.s").await.into_iter().map(|(id, _, _)| id).collect();
+    assert!(live.contains(&ids[1]), "{live:?}");
+    server().spot_interrupt(&ids[1]);
+    let after = read(&p, "cluster.s", &healed).await.expect("exists");
+    assert_eq!((str_of(&after, "state"), strs(&after, "instance_ids")), ("running", healed_ids));
+    assert!(changed(&healed, &planned(&p, "cluster.s", &cfg, Some(&after)).await).is_empty());
+    let _ = delete(&p, "cluster.s", &after).await;
+}
+
 #[tokio::test]
 async fn a_cluster_terminated_by_hand_is_gone() {
     let _g = exclusive().await;

@@ -24,12 +24,12 @@ impl Agents {
     /// Runs the user data of each instance as that instance would at boot; the agents report
     /// every second and upload logs in parts of 1,000 bytes.
     pub(crate) async fn boot(ids: &[String]) -> Agents {
-        Self::boot_with_gpus(ids, 0).await
+        Self::boot_with(ids, 0, 1).await
     }
 
     /// Like [`Agents::boot`], on instances whose `nvidia-smi -L` lists `gpus` GPUs (none: no
-    /// `nvidia-smi`).
-    async fn boot_with_gpus(ids: &[String], gpus: usize) -> Agents {
+    /// `nvidia-smi`), the agents' rounds `interval` seconds apart.
+    async fn boot_with(ids: &[String], gpus: usize, interval: u32) -> Agents {
         let ec2 = aws().await.ec2;
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
@@ -49,7 +49,7 @@ impl Agents {
                 .args(["-c", &script])
                 .env("KILN_IMDS", format!("{}/_testbed/imds/us-east-1/{id}", server().endpoint()))
                 .env("KILN_AGENT_DIR", dir.path().join(id))
-                .env("KILN_AGENT_INTERVAL", "1")
+                .env("KILN_AGENT_INTERVAL", interval.to_string())
                 .env("KILN_LOG_PART_BYTES", "1000")
                 // Checkpoint listings in pages of 2 keys; files synced once a second old;
                 // multipart uploads above 5 MiB (the smallest part S3 takes).
@@ -203,7 +203,7 @@ async fn the_agent_in_user_data_runs_the_job_and_reports_through_s3() {
     assert!(spec.contains("KILN_NUM_GPUS_PER_NODE='0'"), "the instance type's GPUs: {spec}");
 
     // These instances' nvidia-smi lists 4 GPUs: the agent counts them.
-    let agents = Agents::boot_with_gpus(&ids, 4).await;
+    let agents = Agents::boot_with(&ids, 4, 1).await;
     let done = wait_status(&p, "job.train", &job, &["succeeded", "failed"]).await;
     assert_eq!(str_of(&done, "status"), "succeeded", "{done}");
     assert_eq!(done.get("exit_codes").unwrap().to_json(), j!([0, 0]));
@@ -228,6 +228,24 @@ async fn the_agent_in_user_data_runs_the_job_and_reports_through_s3() {
     drop(agents);
     assert!(!delete(&p, "cluster.train", &cluster).await.has_errors());
     assert!(!delete(&p, "bucket.ckpt", &bucket).await.has_errors());
+}
+
+/// The agent reports a job's end when it ends, not at its next round: its rounds are 600 s apart
+/// here, far past the bound `wait_status` waits.
+#[tokio::test]
+async fn the_agent_reports_a_jobs_end_without_waiting_for_its_next_round() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let (bucket, cluster, cfg) = setup(&p, "sleep 2; echo finished").await;
+    let job = create(&p, "job.train", &cfg).await;
+    let agents = Agents::boot_with(&strs(&cluster, "instance_ids"), 0, 600).await;
+    let done = wait_status(&p, "job.train", &job, &["succeeded", "failed"]).await;
+    assert_eq!(str_of(&done, "status"), "succeeded", "{done}");
+    assert!(log(&p, &done, 1).await.contains("finished"));
+    assert!(!delete(&p, "job.train", &done).await.has_errors());
+    drop(agents);
+    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "bucket.ckpt", &bucket).await;
 }
 
 #[tokio::test]

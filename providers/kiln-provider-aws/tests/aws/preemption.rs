@@ -14,10 +14,15 @@ use crate::job::{body, log, pgrep, wait_log, wait_status, Agents};
 /// `run-1/`.
 async fn spot_job(p: &kiln_provider_aws::AwsProvider, run: &str) -> (Value, Value, Value) {
     let bucket = create(p, "bucket.ckpt", &config(p, "bucket", j!({ "force_destroy": true }))).await;
-    let cluster = create(p, "cluster.train", &config(p, "cluster", j!({ "instance_type": "t3.micro", "nodes": 2, "spot": true }))).await;
+    let cluster = create(p, "cluster.train", &config(p, "cluster", spot_cluster())).await;
     let cfg =
         config(p, "job", j!({ "cluster": cluster.to_json(), "run": run, "checkpoint": { "bucket": bucket.to_json(), "path": "run-1/" } }));
     (bucket, cluster, cfg)
+}
+
+/// The cluster of [`spot_job`]: two t3.micro spot nodes.
+fn spot_cluster() -> serde_json::Value {
+    j!({ "instance_type": "t3.micro", "nodes": 2, "spot": true })
 }
 
 /// The harness's spot-interrupt endpoint: `notice` (the two-minute warning), `terminate`, `stop`.
@@ -62,8 +67,7 @@ async fn the_metadata_service_serves_the_interruption_notice_once_sent() {
     let at = notice["time"].as_str().unwrap();
     assert!(rfc3339(at), "{at}");
     assert!(at > now().as_str(), "the interruption is ahead of the notice: {at}");
-    // The instance still runs until it is taken back; the first notice stays.
-    assert_eq!(str_of(&read(&p, "cluster.s", &cluster).await.unwrap(), "state"), "running");
+    // The first notice stays when the instance is taken back.
     spot_interrupt(&ids[0], "terminate");
     let again: serde_json::Value = serde_json::from_str(&imds(&ids[0], "meta-data/spot/instance-action").1).unwrap();
     assert_eq!(again, notice);
@@ -75,7 +79,7 @@ async fn the_metadata_service_serves_the_interruption_notice_once_sent() {
 }
 
 #[tokio::test]
-async fn a_spot_notice_gives_the_job_sigterm_its_last_checkpoint_reaches_the_bucket_and_it_is_lost_to_preemption() {
+async fn a_spot_notice_gives_the_job_sigterm_its_last_checkpoint_reaches_the_bucket_it_is_lost_and_restarts_on_another_instance() {
     let _g = exclusive().await;
     let p = provider().await;
     // The job writes its last checkpoint when told to go, and not before.
@@ -111,8 +115,32 @@ async fn a_spot_notice_gives_the_job_sigterm_its_last_checkpoint_reaches_the_buc
     let r = plan(&p, "job.train", &cfg, Some(&lost)).await;
     assert!(r.requires_replace.contains(&"status".to_string()), "a lost job is replaced: {:?}", r.requires_replace);
     assert!(!delete(&p, "job.train", &lost).await.has_errors());
+
+    // The restart `kiln watch` applies: the noticed node is lost to the cluster too, which heals
+    // on another instance before EC2 takes the noticed one back, and the job starts again there.
+    // (It used to start on the noticed instance, whose agent stopped it at once.)
+    let degraded = read(&p, "cluster.train", &cluster).await.expect("the cluster exists");
+    assert_eq!(str_of(&degraded, "state"), "degraded", "{degraded}");
+    let healed = update(&p, "cluster.train", &degraded, &config(&p, "cluster", spot_cluster())).await;
+    let now = strs(&healed, "instance_ids");
+    assert_eq!((now[0].as_str(), now.len()), (ids[0].as_str(), 2));
+    assert_ne!(now[1], ids[1]);
+    let cfg = config(
+        &p,
+        "job",
+        j!({ "cluster": healed.to_json(), "run": "echo again; sleep 600", "checkpoint": { "bucket": bucket.to_json(), "path": "run-1/" } }),
+    );
+    let again = create(&p, "job.train", &cfg).await;
+    let _more = Agents::boot(&now[1..]).await;
+    wait_log(&p, &again, 1, "again").await;
+    // Past the agents' notice checks, it still runs.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let still = read(&p, "job.train", &again).await.expect("the job exists");
+    assert_eq!(str_of(&still, "status"), "running", "{still}");
+    assert!(!log(&p, &still, 1).await.contains("spot interruption notice"));
+    assert!(!delete(&p, "job.train", &still).await.has_errors());
     drop(agents);
-    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "cluster.train", &healed).await;
     let _ = delete(&p, "bucket.ckpt", &bucket).await;
 }
 
