@@ -40,6 +40,12 @@
 #   SIGKILL only those unchanged for KILN_CHECKPOINT_QUIET seconds, as when a job is stopped)
 #   and the final status says `"state":"lost","preempted":true`, which kiln reads as a
 #   preemption (an exit code the job wrote on the way out is kept).
+# - a multi-node job fails fast: a node whose job ends failed or lost (its final status) then
+#   writes PREFIX/fail-fast.json ({"rank":R,"state":S}); the other nodes' agents look for it
+#   every KILN_PEER_INTERVAL seconds (default 2) while their part runs and stop it (SIGTERM to
+#   its process group, SIGKILL after KILN_STOP_GRACE), saying so in the node's log, rather than
+#   leave it waiting in a collective for a peer that is gone.
+#   Their final status says `"stopped_for":R`: kiln does not take their exit for the failure.
 #
 # KILN_CHECKPOINT_DIR is a local directory, JOB_DIR/checkpoint (JOB_DIR: the job's directory
 # under KILN_AGENT_DIR/jobs), created for every job. When spec.env names KILN_CHECKPOINT_URI
@@ -71,6 +77,7 @@ QUIET="${KILN_CHECKPOINT_QUIET:-5}"
 MAX_KEYS="${KILN_LIST_MAX_KEYS:-1000}"
 PART="${KILN_CHECKPOINT_PART_BYTES:-134217728}"
 NOTICE="${KILN_NOTICE_INTERVAL:-1}"
+PEER="${KILN_PEER_INTERVAL:-2}"
 PREEMPT_SIGNAL="${KILN_PREEMPT_SIGNAL:-TERM}"
 mkdir -p "$DIR/jobs"
 echo $$ >"$DIR/agent.pid"
@@ -356,6 +363,8 @@ noticed_at=""
 signal=""
 kill_at=0
 killed=""
+stop_for=""
+peer_at=0
 reported_end=""
 part=0
 part_at=0
@@ -445,6 +454,8 @@ start_job() {
   noticed_at=""
   kill_at=0
   killed=""
+  stop_for=""
+  peer_at=0
   # The signal a spot interruption notice sends the job: spec.env's, else the agent's.
   signal=${KILN_PREEMPT_SIGNAL:-$PREEMPT_SIGNAL}
   KILN_PREEMPT_SIGNAL=""
@@ -497,9 +508,9 @@ report() {
     code=$(cat "$jd/exit")
     if [ "$code" = 0 ]; then state=succeeded; else state=failed; fi
     finished="\"$(date -u -r "$jd/exit" +%Y-%m-%dT%H:%M:%SZ)\""
-  elif [ -n "$notice" ] && [ -z "$killed" ] && kill -0 -"$pid" 2>/dev/null; then
+  elif [ -n "$notice$stop_for" ] && [ -z "$killed" ] && kill -0 -"$pid" 2>/dev/null; then
     : # Told to go: running while any process of its group writes its last checkpoint.
-  elif [ -n "$notice" ] || ! kill -0 "$pid" 2>/dev/null; then
+  elif [ -n "$notice$stop_for" ] || ! kill -0 "$pid" 2>/dev/null; then
     state=failed
     finished="\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\""
   fi
@@ -520,12 +531,39 @@ report() {
   n=""
   [ -z "$notice" ] || n=$(printf ',"notice":"%s","notice_action":"%s","noticed_at":"%s","preempted":%s' \
     "$notice" "$notice_action" "$noticed_at" "$preempted")
+  [ -z "$stop_for" ] || n="$n,\"stopped_for\":$stop_for"
   printf '{"rank":%s,"instance_id":"%s","ip":"%s","state":"%s","exit_code":%s,"started_at":"%s","finished_at":%s,"heartbeat":%s%s}\n' \
     "$rank" "$iid" "$ip" "$state" "$code" "$started" "$finished" "$(date +%s)" "$n" >"$jd/status.json"
   # The status after the log: a final status means the whole log is uploaded.
   upload_log || [ "$state" = running ] || return
   s3 "$current/status/$rank.json" -T "$jd/status.json" -o /dev/null || { log "cannot upload the status"; return; }
   [ "$state" = running ] || reported_end=1
+  # The first node to fail tells the others (see the top).
+  case $state:$stop_for in
+    failed: | lost:)
+      [ "${KILN_NUM_NODES:-1}" -gt 1 ] || return 0
+      printf '{"rank":%s,"state":"%s"}\n' "$rank" "$state" >"$jd/fail-fast.json"
+      s3 "$current/fail-fast.json" -T "$jd/fail-fast.json" -o /dev/null || log "cannot tell the other nodes that this one $state"
+      ;;
+  esac
+}
+
+# Whether another node of the job ended failed or lost (its fail-fast.json); if so stops this
+# node's part as for a notice (see the top).
+check_peers() {
+  [ "${KILN_NUM_NODES:-1}" -gt 1 ] || return 0
+  now=$(date +%s)
+  [ "$now" -ge "$peer_at" ] || return 0
+  peer_at=$((now + PEER))
+  r=$(s3 "$current/fail-fast.json" -m 5) || return 0
+  peer=$(printf '%s\n' "$r" | sed -n 's/.*"rank":\([0-9]*\).*/\1/p' | head -n 1)
+  peer_state=$(printf '%s\n' "$r" | field state | tr -cd 'a-z')
+  [ -n "$peer" ] && [ "$peer" != "$rank" ] || return 0
+  stop_for=$peer
+  log "node $peer of job $current $peer_state: stopping node $rank (process group $pid)"
+  echo "kiln-agent: node $peer $peer_state: stopping this node's part of the job (a multi-node job fails fast)" >>"$jd/node.log"
+  kill -TERM -"$pid" 2>/dev/null
+  kill_at=$((now + ${KILN_STOP_GRACE:-10}))
 }
 
 # Reads the spot interruption notice; on the first, records it, signals the job and reports at
@@ -560,10 +598,11 @@ pause() {
       if [ -f "$jd/exit" ] || ! kill -0 -"$pid" 2>/dev/null; then
         report
         step=1
-      elif [ -z "$notice" ]; then
+      elif [ -z "$notice$stop_for" ]; then
         check_notice
+        [ -n "$notice" ] || check_peers
       elif [ -z "$killed" ] && [ "$(date +%s)" -ge "$kill_at" ]; then
-        kill -KILL -"$pid" 2>/dev/null && log "job $current still ran ${KILN_STOP_GRACE:-10} s after the notice: killed"
+        kill -KILL -"$pid" 2>/dev/null && log "job $current still ran ${KILN_STOP_GRACE:-10} s after it was told to stop: killed"
         killed=1
         ck_mode=running
       fi

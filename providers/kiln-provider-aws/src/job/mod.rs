@@ -513,6 +513,10 @@ struct NodeStatus {
     /// The agent stopped the job for that notice (in its final report, state `lost`).
     #[serde(default)]
     preempted: bool,
+    /// The agent stopped this node's part because node N failed or was lost (a multi-node job
+    /// fails fast): its exit is not the job's failure.
+    #[serde(default)]
+    stopped_for: Option<usize>,
 }
 
 /// The state reason of an instance EC2 took back from the spot market.
@@ -664,7 +668,12 @@ fn derive(state: &Value, keys: &[String], reports: &[NodeStatus], all: &[instanc
     v.insert("lost_reason".into(), lost_reason.map_or(Value::Null, Value::from));
     v.insert(
         "exit_codes".into(),
-        Value::List(by_rank.iter().map(|r| r.and_then(|r| r.exit_code).map_or(Value::Null, Value::from)).collect()),
+        Value::List(
+            by_rank
+                .iter()
+                .map(|r| r.filter(|r| r.stopped_for.is_none()).and_then(|r| r.exit_code).map_or(Value::Null, Value::from))
+                .collect(),
+        ),
     );
     let started = by_rank.iter().flatten().filter_map(|r| r.started_at.clone()).min();
     v.insert("started_at".into(), started.map_or(Value::Null, Value::from));
@@ -1144,7 +1153,22 @@ mod tests {
             notice: notice.then(|| "2026-12-01T10:02:00Z".into()),
             noticed_at: None,
             preempted,
+            stopped_for: None,
         }
+    }
+
+    /// A node its agent stopped because another failed has no exit code of its own in state: the
+    /// failure is the other node's.
+    #[test]
+    fn a_node_stopped_for_another_has_no_exit_code_of_its_own() {
+        let running = [instance("i-0", "running", ""), instance("i-1", "running", "")];
+        let mut stopped = report(0, "failed", false, false);
+        (stopped.exit_code, stopped.stopped_for) = (Some(143), Some(1));
+        let mut failed = report(1, "failed", false, false);
+        failed.exit_code = Some(75);
+        let state = Value::from_json(&serde_json::json!({ "instance_ids": ["i-0", "i-1"], "status": "running" }));
+        let v = derive(&state, &["kiln/jobs/j/spec.env".into()], &[stopped, failed], &running).expect("the job exists");
+        assert_eq!((str_attr(&v, "status"), v.get("exit_codes").unwrap().to_json()), (Some("failed"), serde_json::json!([null, 75])));
     }
 
     /// (status, lost_reason) of a two-node job from its reports and instances.

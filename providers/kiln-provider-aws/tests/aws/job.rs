@@ -315,6 +315,46 @@ async fn a_failing_node_fails_the_job_with_its_exit_code() {
     let _ = delete(&p, "bucket.ckpt", &bucket).await;
 }
 
+/// Issue 15: a multi-node job fails fast without `kiln watch`. Node 1 fails; node 0, which would
+/// wait for it forever (as a rank blocked in a collective whose peer died would), is stopped by
+/// its agent, and its exit is not taken for the failure's cause: `recovery` reads node 1's code.
+#[tokio::test]
+async fn when_one_node_fails_the_agents_stop_the_others_and_the_failure_is_the_first_nodes() {
+    let _g = exclusive().await;
+    let p = provider().await;
+    let run = "if [ \"$KILN_NODE_RANK\" = 1 ]; then sleep 2; echo boom >&2; exit 75; fi\n\
+               trap 'echo told to stop; exit 143' TERM\necho waiting; while :; do sleep 1; done\n";
+    let (bucket, cluster, cfg) = setup(&p, run).await;
+    let job = create(&p, "job.train", &cfg).await;
+    let ids = strs(&cluster, "instance_ids");
+    let agents = Agents::boot(&ids).await;
+    let failed = wait_status(&p, "job.train", &job, &["failed"]).await;
+    // Node 0's final report comes once its agent has stopped it (30 s at most: a safety bound).
+    let key = format!("kiln/jobs/{}/status/0.json", str_of(&job, "job_id"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        let r: serde_json::Value = serde_json::from_str(&body(str_of(&bucket, "name"), &key).await.unwrap_or_default()).unwrap_or_default();
+        if r["state"] != "running" && !r.is_null() {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "node 0 still runs: {r}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!((report["state"].clone(), report["stopped_for"].clone()), (j!("failed"), j!(1)), "{report}");
+    assert!(!pgrep(&agents.path(&ids[0])), "node 0's job is gone");
+    let done = read(&p, "job.train", &failed).await.unwrap();
+    assert_eq!(str_of(&done, "status"), "failed");
+    assert_eq!(done.get("exit_codes").unwrap().to_json(), j!([null, 75]), "node 0 was stopped, it did not fail: {done}");
+    let failure = kiln_provider::portable::recovery::failure(&done).expect("a failure");
+    assert_eq!((failure.exit_code, failure.detail.as_str()), (Some(75), "node 1 exited 75"));
+    let out = log(&p, &done, 0).await;
+    assert!(out.contains("told to stop") && out.contains("node 1 failed"), "{out}");
+    assert!(!delete(&p, "job.train", &done).await.has_errors());
+    drop(agents);
+    let _ = delete(&p, "cluster.train", &cluster).await;
+    let _ = delete(&p, "bucket.ckpt", &bucket).await;
+}
+
 #[tokio::test]
 async fn a_lost_instance_makes_the_job_lost_and_destroy_stops_the_rest() {
     let _g = exclusive().await;

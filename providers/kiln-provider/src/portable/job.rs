@@ -267,7 +267,10 @@ pub fn stop_grace() -> Attribute {
 
 /// Extra: each node's exit code.
 pub fn exit_codes() -> Attribute {
-    Attribute::computed(Type::List(Box::new(Type::Any)), "Exit code of each node (null while running)")
+    Attribute::computed(
+        Type::List(Box::new(Type::Any)),
+        "Exit code of each node (null while it runs, or where its agent stopped it because another node failed or was lost)",
+    )
 }
 
 /// Extra: how often the job was started again.
