@@ -55,6 +55,7 @@ concurrent `cargo build` cannot replace it mid-run.
 """
 import argparse
 import base64
+import gzip
 import json
 import os
 import random
@@ -317,7 +318,8 @@ class Moto:
 
     def user_data(self, instance_id):
         xml = self.ec2(Action="DescribeInstanceAttribute", InstanceId=instance_id, Attribute="userData")
-        return base64.b64decode(re.search(r"<userData><value>(.*?)</value>", xml, re.S).group(1)).decode()
+        # gzip-compressed, as cloud-init unpacks it.
+        return gzip.decompress(base64.b64decode(re.search(r"<userData><value>(.*?)</value>", xml, re.S).group(1))).decode()
 
     def close(self):
         self.proc.terminate()

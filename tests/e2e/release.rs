@@ -218,14 +218,15 @@ resource "job" "j" {
             self.dir.path().join(id)
         }
 
-        /// Runs instance `id`'s user data (read back through the AWS API with boto3) as the
-        /// instance would at boot; its agent reports every second.
+        /// Runs instance `id`'s user data (read back through the AWS API with boto3, and
+        /// unpacked as cloud-init does) as the instance would at boot; its agent reports every
+        /// second.
         fn boot(&mut self, id: &str) {
             let moto = server();
-            let read = "import base64, sys, boto3\n\
+            let read = "import base64, gzip, sys, boto3\n\
                 ec2 = boto3.client('ec2', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n\
                 v = ec2.describe_instance_attribute(InstanceId=sys.argv[2], Attribute='userData')['UserData']['Value']\n\
-                sys.stdout.write(base64.b64decode(v).decode())\n";
+                sys.stdout.write(gzip.decompress(base64.b64decode(v)).decode())\n";
             let out = Command::new(moto.python()).args(["-c", read, &moto.endpoint(), id]).output().expect("run python");
             assert!(out.status.success(), "user data of {id}: {}", String::from_utf8_lossy(&out.stderr));
             let script = String::from_utf8(out.stdout).unwrap();

@@ -110,7 +110,7 @@ pub struct Launch<'a> {
     pub ranks: &'a [u64],
     /// Instance profile (name or ARN), if any.
     pub instance_profile: Option<&'a str>,
-    /// The user data script (starts the kiln agent), not yet base64-encoded.
+    /// The user data script (starts the kiln agent), as it runs (see [`crate::job::encode_user_data`]).
     pub user_data: &'a str,
 }
 
@@ -126,11 +126,6 @@ pub fn metadata_options() -> aws_sdk_ec2::types::InstanceMetadataOptionsRequest 
         .http_tokens(aws_sdk_ec2::types::HttpTokensState::Required)
         .instance_metadata_tags(aws_sdk_ec2::types::InstanceMetadataTagsState::Enabled)
         .build()
-}
-
-pub fn base64(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 /// Why no candidate type launched.
@@ -165,7 +160,7 @@ impl Launch<'_> {
             .set_security_group_ids(Some(self.security_group_ids.to_vec()))
             .tag_specifications(tag_spec(ResourceType::Instance, &tags))
             .tag_specifications(tag_spec(ResourceType::Volume, &tags))
-            .user_data(base64(self.user_data))
+            .user_data(crate::job::encode_user_data(self.user_data))
             .metadata_options(metadata_options())
             .set_iam_instance_profile(self.instance_profile.map(profile_spec));
         if !self.key_name.is_empty() {

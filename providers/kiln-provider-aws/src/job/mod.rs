@@ -82,6 +82,16 @@ pub fn user_data(region: &str, endpoint: Option<&str>) -> String {
     )
 }
 
+/// User data as RunInstances and launch templates take it: gzip-compressed (EC2 takes at most
+/// 16 KiB, and the agent is larger; cloud-init unpacks it before running it), then base64.
+pub fn encode_user_data(script: &str) -> String {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(script.as_bytes()).expect("gzip into memory");
+    base64::engine::general_purpose::STANDARD.encode(gz.finish().expect("gzip into memory"))
+}
+
 /// `s` as one single-quoted shell word.
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
@@ -1517,6 +1527,21 @@ mod tests {
         assert!(env.contains("export KILN_CHECKPOINT_DIR='s3://kiln-ckpt-4e5f/run-1/'\n"), "{env}");
         let agent = user_data("us-east-1", None);
         assert!(agent.contains("KILN_CHECKPOINT_DIR=\"$0/checkpoint\""), "the job's shell sets the local directory");
+    }
+
+    /// EC2 refuses user data over 16 KiB before its base64 (the agent alone is larger, which
+    /// moto does not check): it goes gzip-compressed, which cloud-init unpacks before running it.
+    #[test]
+    fn user_data_fits_ec2s_16_kib_compressed_and_unpacks_to_the_script() {
+        use base64::Engine as _;
+        use std::io::Read as _;
+        let script = user_data("us-east-1", Some("http://127.0.0.1:5000"));
+        assert!(script.len() > 16 * 1024, "the test means something while the script is larger: {}", script.len());
+        let raw = base64::engine::general_purpose::STANDARD.decode(encode_user_data(&script)).expect("base64");
+        assert!(raw.len() <= 16 * 1024, "{} bytes", raw.len());
+        let mut unpacked = String::new();
+        flate2::read::GzDecoder::new(raw.as_slice()).read_to_string(&mut unpacked).expect("gzip");
+        assert_eq!(unpacked, script);
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub async fn create_template(ec2: &Client, t: &Template<'_>) -> Result<String, A
         .set_security_group_ids(Some(t.security_group_ids.to_vec()))
         .tag_specifications(instance_tags(ResourceType::Instance, t.tags))
         .tag_specifications(instance_tags(ResourceType::Volume, t.tags))
-        .user_data(crate::cluster::instances::base64(t.user_data))
+        .user_data(crate::job::encode_user_data(t.user_data))
         .metadata_options(
             aws_sdk_ec2::types::LaunchTemplateInstanceMetadataOptionsRequest::builder()
                 .http_tokens(aws_sdk_ec2::types::LaunchTemplateHttpTokensState::Required)

@@ -43,7 +43,7 @@ impl Agents {
         for id in ids {
             let out = ec2.describe_instance_attribute().instance_id(id).attribute("userData".into()).send().await.unwrap();
             let b64 = out.user_data().and_then(|u| u.value()).expect("the instance has user data");
-            let script = String::from_utf8(base64_decode(b64)).unwrap();
+            let script = String::from_utf8(unpack_user_data(b64)).unwrap();
             assert!(script.contains("kiln agent"), "{script}");
             let status = std::process::Command::new("sh")
                 .args(["-c", &script])
@@ -100,11 +100,21 @@ impl Drop for Agents {
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
+    piped("base64 -d", s.as_bytes())
+}
+
+/// User data as the instance's cloud-init reads it: base64, then gzip.
+fn unpack_user_data(s: &str) -> Vec<u8> {
+    piped("gzip -dc", &base64_decode(s))
+}
+
+/// What the shell command `cmd` writes for `input`.
+fn piped(cmd: &str, input: &[u8]) -> Vec<u8> {
     let out =
-        std::process::Command::new("base64").arg("-d").stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn();
+        std::process::Command::new("sh").args(["-c", cmd]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn();
     let mut child = out.unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap().stdout
 }
 
