@@ -38,7 +38,7 @@ and, per provider:
            `--aws-event reclaim`: node 1's agent killed and its instance terminated as spot
            reclaims it (state reason Server.SpotInstanceTermination, the notice with it), no
            agent relay: kiln sees it in EC2's answer. The agents run with the agent's defaults
-           (KILN_AGENT_INTERVAL 10 s, KILN_NOTICE_INTERVAL 2 s) unless --agent-interval and
+           (KILN_AGENT_INTERVAL 10 s, KILN_NOTICE_INTERVAL 1 s) unless --agent-interval and
            --notice-interval say otherwise.
   onprem   tests/harness/sshd/start.sh: three sshd hosts on loopback (a fresh SSH_DIR, free
            ports), the examples/onprem-fleet configuration over them with a third, free host,
@@ -565,7 +565,7 @@ def main():
     ap.add_argument("--interval", default="5s")
     ap.add_argument("--aws-event", choices=["notice", "reclaim"], default="notice")
     ap.add_argument("--agent-interval", type=int, help="the agents' KILN_AGENT_INTERVAL (default: the agent's, 10)")
-    ap.add_argument("--notice-interval", type=int, help="the agents' KILN_NOTICE_INTERVAL (default: the agent's, 2)")
+    ap.add_argument("--notice-interval", type=int, help="the agents' KILN_NOTICE_INTERVAL (default: the agent's, 1)")
     a = ap.parse_args()
     binary = shutil.copy(a.kiln, os.path.join(tempfile.mkdtemp(prefix="kiln-bin-"), "kiln"))
     run = {"local": local_run, "aws": aws_run, "onprem": onprem_run}[a.provider]
@@ -583,7 +583,7 @@ def main():
     print(f"{'measure':<16}{'median':>10}{'min':>10}{'max':>10}")
     summary = {"provider": a.provider, "interval": a.interval, "runs": a.runs}
     if a.provider == "aws":
-        summary.update(event=a.aws_event, agent_interval=a.agent_interval or 10, notice_interval=a.notice_interval or 2)
+        summary.update(event=a.aws_event, agent_interval=a.agent_interval or 10, notice_interval=a.notice_interval or 1)
     if a.provider == "local":
         summary["checkpoint_every_steps"] = EVERY
     for key in MEASURES[a.provider]:

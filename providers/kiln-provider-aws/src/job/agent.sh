@@ -365,6 +365,7 @@ kill_at=0
 killed=""
 stop_for=""
 peer_at=0
+next_report=0
 reported_end=""
 part=0
 part_at=0
@@ -501,6 +502,7 @@ upload_log() {
 }
 
 report() {
+  next_report=$(($(date +%s) + INTERVAL))
   state=running
   code=null
   finished=null
@@ -586,30 +588,41 @@ check_notice() {
   report
 }
 
-# Waits INTERVAL seconds; meanwhile, while a job runs, reads the interruption notice every
-# NOTICE seconds and, once told, SIGKILLs the job's process group after its grace; once the job
-# has ended (its exit file, or no process of its group left), reports every second until its
-# final status is up, rather than at the next round.
+# Waits INTERVAL seconds; meanwhile, while a job runs, reads the interruption notice (and the
+# other nodes' fail-fast.json) every NOTICE seconds and, once told to stop, watches for its end
+# every 0.2 s and SIGKILLs its process group after its grace. Once the job has ended (its exit
+# file, or no process of its group left) it reports at once, which starts the final checkpoint
+# sync, and again as soon as that sync is done (or every INTERVAL while it runs, as the
+# heartbeat), rather than at the next round.
 pause() {
   until=$(($(date +%s) + INTERVAL))
   while :; do
     step=$NOTICE
     if [ -n "$pid" ] && [ -z "$reported_end" ]; then
       if [ -f "$jd/exit" ] || ! kill -0 -"$pid" 2>/dev/null; then
-        report
-        step=1
+        if ! ck_busy || [ "$(date +%s)" -ge "$next_report" ]; then report; fi
+        step=0.2
       elif [ -z "$notice$stop_for" ]; then
         check_notice
         [ -n "$notice" ] || check_peers
-      elif [ -z "$killed" ] && [ "$(date +%s)" -ge "$kill_at" ]; then
-        kill -KILL -"$pid" 2>/dev/null && log "job $current still ran ${KILN_STOP_GRACE:-10} s after it was told to stop: killed"
-        killed=1
-        ck_mode=running
+      else
+        if [ -z "$killed" ] && [ "$(date +%s)" -ge "$kill_at" ]; then
+          kill -KILL -"$pid" 2>/dev/null && log "job $current still ran ${KILN_STOP_GRACE:-10} s after it was told to stop: killed"
+          killed=1
+          ck_mode=running
+        fi
+        step=0.2
       fi
     fi
     left=$((until - $(date +%s)))
     [ "$left" -gt 0 ] || return 0
-    if [ -n "$pid" ] && [ -z "$reported_end" ] && [ "$step" -lt "$left" ]; then sleep "$step"; else sleep "$left"; fi
+    if [ -z "$pid" ] || [ -n "$reported_end" ]; then
+      sleep "$left"
+    elif [ "$step" = 0.2 ] || [ "$step" -lt "$left" ]; then
+      sleep "$step"
+    else
+      sleep "$left"
+    fi
   done
 }
 
