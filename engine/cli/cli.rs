@@ -174,6 +174,10 @@ pub struct PlanArgs {
     /// Also report on stderr the remote API calls each provider made while planning.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Placed instances to place again away from these offerings or regions (a restart's
+    /// `recovery.strategy`, set by `kiln watch`; no flag).
+    #[arg(skip)]
+    pub avoid: Vec<(kiln_addrs::InstanceAddr, Vec<kiln_core::Avoid>)>,
 }
 
 /// `kiln destroy`'s options: plan's without `--replace` and `--refresh-only` (a destroy replaces

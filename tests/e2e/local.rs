@@ -720,11 +720,14 @@ fn a_malformed_request_is_an_error_at_its_attribute_with_a_suggestion() {
 #[test]
 fn a_bad_recovery_block_is_an_error_at_its_attribute() {
     let p = Project::new(
-        "resource \"cluster\" \"c\" {}\n\nresource \"job\" \"j\" {\n  cluster = cluster.c\n  run     = \"true\"\n\n  recovery {\n    on            = [\"oom\"]\n    strategy      = \"next_region\"\n    give_up_after = \"soon\"\n  }\n}\n",
+        "resource \"cluster\" \"c\" {}\n\nresource \"job\" \"j\" {\n  cluster = cluster.c\n  run     = \"true\"\n\n  recovery {\n    on            = [\"oom\"]\n    strategy      = \"next_cloud\"\n    give_up_after = \"soon\"\n  }\n}\n",
     );
     let err = p.kiln(&["validate"]).code_is(1).stderr();
     assert!(err.contains("main.kiln.hcl:8:21") && err.contains("`oom` is not a failure category"), "at `on`'s value: {err}");
-    assert!(err.contains("main.kiln.hcl:9:21") && err.contains("so far: write \"same_pool\""), "at `strategy`: {err}");
+    assert!(
+        err.contains("main.kiln.hcl:9:21") && err.contains("`next_cloud` is not a recovery strategy") && err.contains("\"next_region\""),
+        "at `strategy`: {err}"
+    );
     assert!(err.contains("main.kiln.hcl:10:21") && err.contains("recovery.give_up_after"), "at `give_up_after`: {err}");
 }
 

@@ -34,7 +34,7 @@ provider "aws" {
 fn kiln(p: &Project, args: &[&str]) -> Run {
     let endpoint = format!("endpoint={}", server().endpoint());
     let mut all: Vec<&str> = args.to_vec();
-    if matches!(args.first(), Some(&("plan" | "apply" | "destroy"))) {
+    if matches!(args.first(), Some(&("plan" | "apply" | "destroy" | "watch"))) {
         all.extend(["--var", &endpoint]);
     }
     let mut c = p.command(&all);
@@ -353,4 +353,87 @@ fn a_bucket_the_jobs_use_follows_their_cluster_when_created_and_stays_when_it_mo
 
     kiln(&p, &["destroy", "--auto-approve"]).ok();
     assert!(!server().inspect().buckets().iter().any(|b| b["name"] == name.as_str()), "destroyed where it is");
+}
+
+/// A bucket, a spot T4:1 cluster placed within `regions` and a job with `recovery.strategy`.
+fn preemptible(regions: &str, strategy: &str) -> Project {
+    Project::new(&format!(
+        r#"{PROVIDERS}
+resource "bucket" "ckpt" {{
+  force_destroy = true
+}}
+
+resource "cluster" "train" {{
+  accelerators = "T4:1"
+  spot         = true
+  placement {{
+    regions = {regions}
+  }}
+}}
+
+resource "job" "train" {{
+  cluster = cluster.train
+  run     = "python train.py"
+  checkpoint {{
+    bucket = bucket.ckpt
+  }}
+  recovery {{
+    strategy = "{strategy}"
+  }}
+}}
+"#
+    ))
+}
+
+/// Applies `p`, takes its cluster's instance back in us-east-2 as spot does, and runs one round
+/// of `kiln watch`; its stderr.
+fn preempted_in_ohio(p: &Project) -> String {
+    kiln(p, &["apply", "--auto-approve"]).ok();
+    // Spot T4:1: us-east-2 $0.2022, us-east-1 $0.2069, us-west-2 $0.2422.
+    assert_eq!(state_resource(p, "cluster.train")["provider"], "aws.ohio");
+    let live = server().inspect_region("us-east-2");
+    let first = live.live_of("cluster.train")[0]["id"].as_str().expect("an instance").to_string();
+    let reclaim = serde_json::json!({ "instance_id": first, "action": "terminate", "region": "us-east-2" });
+    server().request("POST", "/_testbed/spot-interrupt", &reclaim.to_string());
+    let err = kiln(p, &["watch", "--once"]).ok().stderr();
+    assert!(err.contains("job.train: preemption"), "{err}");
+    err
+}
+
+/// Issue 15: `recovery.strategy = "next_region"`. A preempted job whose cluster opts into
+/// placement starts again on a cluster placed anew outside the region spot took it back in (the
+/// next cheapest: us-east-1), and a later plan keeps it there.
+#[test]
+fn a_preempted_job_with_strategy_next_region_starts_again_in_the_next_cheapest_region() {
+    let _g = exclusive();
+    let p = preemptible(r#"["us-east-1", "us-east-2", "us-west-2"]"#, "next_region");
+    let err = preempted_in_ohio(&p);
+    assert!(err.contains("recovery.strategy = \"next_region\"") && err.contains("leaving us-east-2"), "{err}");
+    let cluster = state_resource(&p, "cluster.train");
+    assert_eq!(cluster["provider"], "aws", "placed again outside us-east-2: {cluster}");
+    assert_eq!(cluster["billing"]["placement"]["region"], "us-east-1", "{cluster}");
+    let job = state_resource(&p, "job.train");
+    assert_eq!((job["provider"].as_str(), job["attributes"]["restarts"].as_i64()), (Some("aws"), Some(1)), "{job}");
+    assert_eq!(server().inspect_region("us-east-1").live_of("cluster.train").len(), 1);
+    assert!(server().inspect_region("us-east-2").live_of("cluster.train").is_empty());
+    // Nothing moves it back: the decision is kept while the request is unchanged.
+    kiln(&p, &["plan", "--detailed-exitcode"]).code_is(0);
+    kiln(&p, &["destroy", "--auto-approve"]).ok();
+}
+
+/// `recovery.strategy = "next_offering"`: the next cheapest offering of the request, which with
+/// the placement held to us-east-2 is another instance type there.
+#[test]
+fn a_preempted_job_with_strategy_next_offering_starts_again_on_the_next_cheapest_offering() {
+    let _g = exclusive();
+    let p = preemptible(r#"["us-east-2"]"#, "next_offering");
+    let err = preempted_in_ohio(&p);
+    assert!(err.contains("leaving g4dn.xlarge in us-east-2 (aws.ohio)"), "{err}");
+    let cluster = state_resource(&p, "cluster.train");
+    assert_eq!((cluster["provider"].as_str(), cluster["billing"]["placement"]["region"].as_str()), (Some("aws.ohio"), Some("us-east-2")));
+    assert_ne!(cluster["billing"]["placement"]["instance_type"], "g4dn.xlarge", "{cluster}");
+    assert_eq!(state_resource(&p, "job.train")["attributes"]["restarts"], 1);
+    assert_eq!(server().inspect_region("us-east-2").live_of("cluster.train").len(), 1);
+    kiln(&p, &["plan", "--detailed-exitcode"]).code_is(0);
+    kiln(&p, &["destroy", "--auto-approve"]).ok();
 }

@@ -40,7 +40,7 @@ pub fn plan_request<'a>(
         replace: args.replace.iter().filter_map(|t| t.parse::<Target>().ok()).collect(),
         hook: if args.verbose { &l.verbose } else { &kiln_core::NoopHook },
         cwd: dir.to_path_buf(),
-        placement: kiln_core::PlacementOptions { catalog: l.catalog.clone(), replan: args.replan_placement },
+        placement: kiln_core::PlacementOptions { catalog: l.catalog.clone(), replan: args.replan_placement, avoid: args.avoid.clone() },
     }
 }
 

@@ -44,6 +44,7 @@ pub use policy::{evaluate_policies, policy_diagnostics, PolicyInputs};
 pub use providers::{ProviderRegistry, Providers};
 
 /// The kinds priced by the hour (cost lines, placement): `cluster` and `spot_pool`.
+pub use kiln_place::Avoid;
 pub use placement::KINDS as PRICED_KINDS;
 
 /// Whether provider configuration `key` is this machine's (the embedded default, `local`),

@@ -256,6 +256,7 @@ fn read_meta(v: &Value, kind: &str, json: &[u8]) -> Result<Meta, Diagnostics> {
         regions: list("regions"),
         exclude: list("exclude").unwrap_or_default(),
         data: Vec::new(),
+        avoid: Vec::new(),
     };
     let mut describe = vec![request.describe()];
     describe.push(format!("{count_attr} = {nodes}"));

@@ -59,6 +59,9 @@ pub struct PlacementOptions {
     pub catalog: Option<Arc<kiln_catalog::Catalog>>,
     /// `--replan-placement`: place again instances whose request did not change.
     pub replan: bool,
+    /// Instances placed again, leaving these offerings or regions, whatever their recorded
+    /// decision: a restart's `recovery.strategy` (`kiln watch`).
+    pub avoid: Vec<(kiln_addrs::InstanceAddr, Vec<kiln_place::Avoid>)>,
 }
 
 /// Digest of every configuration file, so a saved plan can tell the configuration changed.

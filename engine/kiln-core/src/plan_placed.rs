@@ -67,11 +67,13 @@ impl Planner<'_> {
             }
         };
         let data = self.data_of(&iaddr.resource).await?;
-        let meta = match data.is_empty() {
+        let avoid = self.options.avoid.iter().find(|(a, _)| a == iaddr).map(|(_, v)| v.clone()).unwrap_or_default();
+        let meta = match data.is_empty() && avoid.is_empty() {
             true => meta,
             false => {
                 let mut m = placement::Meta::clone(&meta);
                 placement::data::join(&mut m, data);
+                m.need.avoid = avoid.clone();
                 Arc::new(m)
             }
         };
@@ -89,7 +91,7 @@ impl Planner<'_> {
                 Some((chosen, b.fallbacks.iter().filter_map(placement::from_value).collect()))
             });
         let (mut decision, shared) = match recorded {
-            Some((rec, fallbacks)) if !self.options.replan => (
+            Some((rec, fallbacks)) if !self.options.replan && avoid.is_empty() => (
                 Placement {
                     address: iaddr.clone(),
                     request: meta.describe.clone(),
@@ -108,10 +110,13 @@ impl Planner<'_> {
                 // One decision per distinct request (the digest covers the kind, the request and
                 // the placement block; the candidates are the kind's, the same all plan long):
                 // the instances of a `count` share it, fitted to its provider once.
-                let decided_key = match r.mode {
+                let mut decided_key = match r.mode {
                     kiln_addrs::Mode::Data => format!("{}\0data", meta.digest),
                     _ => meta.digest.clone(),
                 };
+                for a in &avoid {
+                    decided_key.push_str(&format!("\0avoid {a}"));
+                }
                 if !self.decided.contains_key(&decided_key) {
                     // Borrowed from the plan's offerings: copying them for every instance was
                     // most of a placed plan's time beside the decision (bench_placement).

@@ -21,6 +21,8 @@ pub(crate) enum ScopeMiss {
     Region,
     /// `exclude` names it (the entry that does).
     Excluded(String),
+    /// A restart leaves it (`recovery.strategy`; [`crate::Avoid`]).
+    Avoided,
 }
 
 /// Why a candidate has no usable price.
@@ -67,8 +69,11 @@ impl Move {
 /// The rank of the candidate's provider in `providers` (0 when there is no preference order),
 /// or why placement leaves it out.
 pub(crate) fn scope(need: &Need, c: &Candidate<'_>) -> Result<usize, ScopeMiss> {
-    if need.providers.is_none() && need.regions.is_none() && need.exclude.is_empty() {
+    if need.providers.is_none() && need.regions.is_none() && need.exclude.is_empty() && need.avoid.is_empty() {
         return Ok(0);
+    }
+    if need.avoid.iter().any(|a| a.matches(c)) {
+        return Err(ScopeMiss::Avoided);
     }
     let o = c.offering;
     let rank = match &need.providers {

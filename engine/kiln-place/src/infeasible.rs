@@ -185,6 +185,7 @@ fn scope_hints(top: &[&Miss<'_, '_>]) -> Vec<String> {
             Level::Scope(ScopeMiss::Region) => format!("add \"{}\" to placement.regions", m.offering().region.clone().unwrap_or_default()),
             Level::Scope(ScopeMiss::Provider) => format!("add \"{}\" to placement.providers", m.candidate.provider),
             Level::Scope(ScopeMiss::Excluded(e)) => format!("remove \"{e}\" from placement.exclude"),
+            Level::Scope(ScopeMiss::Avoided) => "or set recovery.strategy = \"same_pool\" to start it again where it was".into(),
             _ => continue,
         };
         if !hints.contains(&h) {

@@ -38,7 +38,7 @@ pub mod money;
 mod need;
 
 pub use infeasible::{Closest, Infeasible};
-pub use need::{Candidate, Data, Need, Origin, SpotMode};
+pub use need::{Avoid, Candidate, Data, Need, Origin, SpotMode};
 
 use kiln_catalog::egress::Egress;
 use kiln_plan::cost::{Alternative, PlacedOffering};

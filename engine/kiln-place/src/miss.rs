@@ -158,6 +158,7 @@ pub(crate) fn reason(need: &Need, m: &Miss<'_, '_>) -> String {
         Level::Scope(ScopeMiss::Provider) => "provider not in placement.providers".into(),
         Level::Scope(ScopeMiss::Region) => "region not in placement.regions".into(),
         Level::Scope(ScopeMiss::Excluded(e)) => format!("excluded (\"{e}\")"),
+        Level::Scope(ScopeMiss::Avoided) => "left by the restart (recovery.strategy)".into(),
         Level::Count(_) => format!("{} offered, {} asked", crate::evaluate::accelerators(o).unwrap_or_default(), asked.unwrap_or_default()),
         Level::Size(Mismatch::Cpus) => {
             format!("{} vCPUs, cpus = \"{}\" asked", o.vcpus, need.request.cpus.map(|c| c.to_string()).unwrap_or_default())

@@ -92,6 +92,42 @@ pub struct Need {
     /// The data the jobs on it read, each moved once to the chosen offering (their egress is
     /// summed); empty: no data to move.
     pub data: Vec<Data>,
+    /// Offerings a restart leaves (`recovery.strategy`: the offering, or the region, spot took
+    /// a job's capacity back in); empty for a plan's own decisions.
+    pub avoid: Vec<Avoid>,
+}
+
+/// An offering, or every offering of a region, that a restart leaves: each given part must
+/// match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Avoid {
+    pub provider: Option<String>,
+    pub instance_type: Option<String>,
+    pub region: Option<String>,
+}
+
+impl Avoid {
+    pub fn matches(&self, c: &Candidate<'_>) -> bool {
+        let o = c.offering;
+        self.provider.as_deref().is_none_or(|p| p == c.provider)
+            && self.instance_type.as_ref().is_none_or(|t| *t == o.instance_type)
+            && self.region.as_ref().is_none_or(|r| o.region.as_ref() == Some(r))
+    }
+}
+
+impl std::fmt::Display for Avoid {
+    /// `g4dn.xlarge in us-east-2 (aws.ohio)`, `us-east-2`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [
+            self.instance_type.clone(),
+            self.region.as_ref().map(|r| if self.instance_type.is_some() { format!("in {r}") } else { r.clone() }),
+            self.provider.as_ref().map(|p| format!("({p})")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        f.write_str(&parts.join(" "))
+    }
 }
 
 impl Need {
@@ -107,6 +143,7 @@ impl Need {
             regions: None,
             exclude: Vec::new(),
             data: Vec::new(),
+            avoid: Vec::new(),
         }
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::{aws_data, clouds, d, need, owned, request, shipped};
 use kiln_catalog::matching::admits;
-use kiln_place::{decide, Candidate, Data, Need, Origin, SpotMode};
+use kiln_place::{decide, Avoid, Candidate, Data, Need, Origin, SpotMode};
 
 #[test]
 fn h100_8_takes_the_cheapest_of_lambda_runpod_and_aws() {
@@ -411,4 +411,29 @@ fn every_choice_satisfies_its_request() {
 fn the_local_provider_is_never_a_candidate() {
     let row = owned("this-machine", None, 4, 16, 1, Some("0"));
     let _ = decide(&need(""), &[Candidate::new("local", &row)]);
+}
+
+/// A restart's `recovery.strategy` leaves the offering (next_offering) or the region
+/// (next_region) spot took the job back in: the next cheapest elsewhere; the error, when nothing
+/// else is left, says how to keep it where it was.
+#[test]
+fn a_restart_leaves_the_offering_or_the_region_it_was_preempted_in() {
+    let mut n = need("T4:1");
+    n.spot = SpotMode::Always;
+    let aws = clouds(&["aws"]);
+    let first = decide(&n, &aws).unwrap().chosen;
+    assert_eq!((first.instance_type.as_str(), first.region.as_deref()), ("g4dn.xlarge", Some("us-east-2")));
+
+    n.avoid = vec![Avoid { provider: Some("aws".into()), instance_type: Some("g4dn.xlarge".into()), region: Some("us-east-2".into()) }];
+    let next = decide(&n, &aws).unwrap();
+    assert_ne!((next.chosen.instance_type.as_str(), next.chosen.region.as_deref()), ("g4dn.xlarge", Some("us-east-2")));
+    assert!(next.chosen.price_hourly >= first.price_hourly);
+
+    n.avoid = vec![Avoid { provider: None, instance_type: None, region: Some("us-east-2".into()) }];
+    let elsewhere = decide(&n, &aws).unwrap().chosen;
+    assert_eq!((elsewhere.instance_type.as_str(), elsewhere.region.as_deref()), ("g4dn.xlarge", Some("us-east-1")));
+
+    n.regions = Some(vec!["us-east-2".into()]);
+    let err = decide(&n, &aws).unwrap_err();
+    assert!(err.hints.iter().any(|h| h.contains("recovery.strategy = \"same_pool\"")), "{:?}", err.hints);
 }

@@ -8,7 +8,7 @@
 //!   on               = ["preemption", "host_failure", "error"]  # default: all but "error"
 //!   max_restarts     = 20                                       # default 10
 //!   retry_exit_codes = [75]     # with "error": only these exit codes restart; default any non-zero
-//!   strategy         = "same_pool"                              # the only strategy so far
+//!   strategy         = "same_pool"  # or "next_offering", "next_region" (a cluster with `placement`)
 //!   give_up_after    = "6h"     # of continuous no-capacity; default never
 //!   notify {
 //!     command = "./page-me.sh"  # run by kiln watch on each event, KILN_EVENT_* in its environment
@@ -98,6 +98,45 @@ pub struct Recovery {
     pub give_up_after: Option<Duration>,
     /// `notify.command`: run for every event.
     pub notify: Option<String>,
+    pub strategy: Strategy,
+}
+
+/// Where a job starts again after a preemption or no capacity (`recovery.strategy`). Any other
+/// failure starts it again on its own cluster: moving does not mend a program or a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// On its own cluster (lost nodes replaced where they were): the default.
+    #[default]
+    SamePool,
+    /// Its cluster placed again (it must opt into placement) without the offering it ran on:
+    /// the next cheapest offering of its request.
+    NextOffering,
+    /// Its cluster placed again outside the region it ran in.
+    NextRegion,
+}
+
+impl Strategy {
+    pub fn parse(s: &str) -> Option<Strategy> {
+        match s {
+            "same_pool" => Some(Strategy::SamePool),
+            "next_offering" => Some(Strategy::NextOffering),
+            "next_region" => Some(Strategy::NextRegion),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::SamePool => "same_pool",
+            Strategy::NextOffering => "next_offering",
+            Strategy::NextRegion => "next_region",
+        }
+    }
+
+    /// Whether a restart after `category` places the cluster again.
+    pub fn moves_after(self, category: Category) -> bool {
+        self != Strategy::SamePool && matches!(category, Category::Preemption | Category::NoCapacity)
+    }
 }
 
 /// The block's schema: optional, one at most, updated in place.
@@ -114,7 +153,15 @@ pub fn block() -> Block {
                 "With \"error\": the exit codes that start the job again (others fail it); default any non-zero",
             ),
         )
-        .attr("strategy", Attribute::optional(Type::String, "Where the job starts again: \"same_pool\" (its own cluster)"))
+        .attr(
+            "strategy",
+            Attribute::optional(
+                Type::String,
+                "Where the job starts again after a preemption or no capacity: \"same_pool\" (its own cluster, the default), \
+                 \"next_offering\" (its cluster, which must have a `placement` block, placed again without the offering it ran on) \
+                 or \"next_region\" (placed again outside the region it ran in)",
+            ),
+        )
         .attr(
             "give_up_after",
             Attribute::optional(Type::String, "How long continuous no-capacity lasts before kiln gives up, such as \"6h\""),
@@ -167,7 +214,8 @@ impl Recovery {
             b.get("retry_exit_codes").and_then(Value::as_list).into_iter().flatten().filter_map(number).map(|n| n as i64).collect();
         let give_up_after = b.get("give_up_after").and_then(Value::as_str).and_then(|s| crate::logs::parse_duration(s).ok());
         let notify = b.get("notify").and_then(|n| n.get("command")).and_then(Value::as_str).map(str::to_string);
-        Some(Recovery { on, max_restarts, retry_exit_codes, give_up_after, notify })
+        let strategy = b.get("strategy").and_then(Value::as_str).and_then(Strategy::parse).unwrap_or_default();
+        Some(Recovery { on, max_restarts, retry_exit_codes, give_up_after, notify, strategy })
     }
 
     /// Whether `failure` of a job that has restarted `restarts` times starts it again.
@@ -267,15 +315,12 @@ pub fn validate(config: &Value) -> Vec<Diagnostic> {
             ));
         }
     }
-    if let Some(s) = b.get("strategy").and_then(Value::as_str) {
-        if s != "same_pool" {
-            let hint = if matches!(s, "next_offering" | "next_region") {
-                "kiln starts a job again on its own cluster only, so far: write \"same_pool\" or leave `strategy` out"
-            } else {
-                "write \"same_pool\" (the job starts again on its own cluster)"
-            };
-            out.push(err("strategy", format!("recovery.strategy: `{s}` is not a recovery strategy kiln has"), hint));
-        }
+    if let Some(s) = b.get("strategy").and_then(Value::as_str).filter(|s| Strategy::parse(s).is_none()) {
+        out.push(err(
+            "strategy",
+            format!("recovery.strategy: `{s}` is not a recovery strategy kiln has"),
+            "write \"same_pool\" (the job's own cluster), \"next_offering\" or \"next_region\"",
+        ));
     }
     if let Some(s) = b.get("give_up_after").and_then(Value::as_str) {
         if let Err(e) = crate::logs::parse_duration(s) {
@@ -332,7 +377,7 @@ mod tests {
     fn validate_names_each_bad_attribute() {
         let cfg = v(serde_json::json!({ "recovery": {
             "on": ["preemption", "oom"], "max_restarts": -1, "retry_exit_codes": [0, 75],
-            "strategy": "next_offering", "give_up_after": "soon"
+            "strategy": "next_cloud", "give_up_after": "soon"
         } }));
         let attrs: Vec<String> = validate(&cfg).into_iter().map(|d| d.attribute.unwrap_or_default()).collect();
         assert_eq!(
@@ -340,5 +385,10 @@ mod tests {
             ["recovery.on", "recovery.max_restarts", "recovery.retry_exit_codes", "recovery.strategy", "recovery.give_up_after"]
         );
         assert!(validate(&v(serde_json::json!({ "recovery": { "on": ["error"], "retry_exit_codes": [75] } }))).is_empty());
+        for s in ["same_pool", "next_offering", "next_region"] {
+            let r = v(serde_json::json!({ "recovery": { "strategy": s } }));
+            assert!(validate(&r).is_empty(), "{s}");
+            assert_eq!(Recovery::of(&r).unwrap().strategy.as_str(), s);
+        }
     }
 }
