@@ -355,34 +355,12 @@ fn a_bucket_the_jobs_use_follows_their_cluster_when_created_and_stays_when_it_mo
     assert!(!server().inspect().buckets().iter().any(|b| b["name"] == name.as_str()), "destroyed where it is");
 }
 
-/// A bucket, a spot T4:1 cluster placed within `regions` and a job with `recovery.strategy`.
+/// [`with_checkpoints`] with a bucket `kiln destroy` may empty and the job's `recovery.strategy`.
 fn preemptible(regions: &str, strategy: &str) -> Project {
-    Project::new(&format!(
-        r#"{PROVIDERS}
-resource "bucket" "ckpt" {{
-  force_destroy = true
-}}
-
-resource "cluster" "train" {{
-  accelerators = "T4:1"
-  spot         = true
-  placement {{
-    regions = {regions}
-  }}
-}}
-
-resource "job" "train" {{
-  cluster = cluster.train
-  run     = "python train.py"
-  checkpoint {{
-    bucket = bucket.ckpt
-  }}
-  recovery {{
-    strategy = "{strategy}"
-  }}
-}}
-"#
-    ))
+    let hcl = with_checkpoints(regions)
+        .replace("resource \"bucket\" \"ckpt\" {}", "resource \"bucket\" \"ckpt\" {\n  force_destroy = true\n}")
+        .replace("  checkpoint {", &format!("  recovery {{\n    strategy = \"{strategy}\"\n  }}\n  checkpoint {{"));
+    Project::new(&hcl)
 }
 
 /// Applies `p`, takes its cluster's instance back in us-east-2 as spot does, and runs one round
