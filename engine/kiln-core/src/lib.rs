@@ -43,8 +43,9 @@ pub use plan::{config_digest, plan, PlacementOptions, PlanRequest};
 pub use policy::{evaluate_policies, policy_diagnostics, PolicyInputs};
 pub use providers::{ProviderRegistry, Providers};
 
-/// The kinds priced by the hour (cost lines, placement): `cluster` and `spot_pool`.
+/// What a restart's `recovery.strategy` leaves ([`PlacementOptions::avoid`]).
 pub use kiln_place::Avoid;
+/// The kinds priced by the hour (cost lines, placement): `cluster` and `spot_pool`.
 pub use placement::KINDS as PRICED_KINDS;
 
 /// Whether provider configuration `key` is this machine's (the embedded default, `local`),
