@@ -209,7 +209,7 @@ impl Watcher<'_> {
                     target: jobs.iter().map(|j| j.addr.to_string()).collect(),
                     replace: jobs.iter().filter(|j| state.resources.contains_key(&j.addr)).map(|j| j.addr.to_string()).collect(),
                     refresh: true,
-                    avoid: Self::strategy_moves(&state, jobs, &l.printer),
+                    avoid: strategy_moves(&state, jobs, &l.printer),
                     ..PlanArgs::default()
                 };
                 let plan = match make_plan_inner(dir, l, &state, p, &restart, Mode::Normal).await {
@@ -253,40 +253,6 @@ impl Watcher<'_> {
         lock_busy_is_no_failure(&l.printer, r)
     }
 
-    /// The placed clusters that `jobs`' `recovery.strategy` places again (after a preemption or no
-    /// capacity), each with what to leave: the offering it runs on (`next_offering`) or its region
-    /// (`next_region`). A job whose cluster does not opt into placement starts again on it, and the
-    /// watch says so.
-    fn strategy_moves(state: &State, jobs: &[Restart], printer: &Printer) -> Vec<(InstanceAddr, Vec<kiln_core::Avoid>)> {
-        use kiln_provider::portable::recovery::Strategy;
-        let mut out: Vec<(InstanceAddr, Vec<kiln_core::Avoid>)> = Vec::new();
-        for j in jobs {
-            let Some(strategy) = j.recovery.as_ref().map(|r| r.strategy).filter(|s| s.moves_after(j.failure.category)) else { continue };
-            let said = format!("recovery.strategy = \"{}\"", strategy.as_str());
-            let deps = state.resources.get(&j.addr).map(|r| r.dependencies.as_slice()).unwrap_or_default();
-            let placed = deps.iter().find_map(|d| Some((d, state.resources.get(d)?.billing.as_ref()?.placement.as_ref()?)));
-            let Some((cluster, chosen)) = placed else {
-                printer.warning(format_args!("{}: {said}: its cluster has no `placement` block, so it starts again where it was", j.addr));
-                continue;
-            };
-            let text = |k: &str| chosen.get(k).and_then(Value::as_str).map(str::to_string);
-            let avoid = match strategy {
-                Strategy::NextRegion => kiln_core::Avoid { provider: None, instance_type: None, region: text("region") },
-                _ => kiln_core::Avoid { provider: text("provider"), instance_type: text("instance_type"), region: text("region") },
-            };
-            if avoid.region.is_none() && avoid.instance_type.is_none() {
-                printer.warning(format_args!("{}: {said}: {cluster} runs where no region is known, so it starts again there", j.addr));
-                continue;
-            }
-            printer.note(format_args!("{}: {said}: {cluster} is placed again, leaving {avoid}", j.addr));
-            match out.iter_mut().find(|(a, _)| a == cluster) {
-                Some((_, v)) => v.push(avoid),
-                None => out.push((cluster.clone(), vec![avoid])),
-            }
-        }
-        out
-    }
-
     /// Why the jobs' recovery waits, when the configuration is not what was applied: planned
     /// against state as recorded (no refresh), it changes something besides the jobs. What the
     /// failure itself calls for (a host gone: its node moves) shows only with refresh.
@@ -313,6 +279,40 @@ impl Watcher<'_> {
         .await;
         lock_busy_is_no_failure(&self.l.printer, r)
     }
+}
+
+/// The placed clusters that `jobs`' `recovery.strategy` places again (after a preemption or no
+/// capacity), each with what to leave: the offering it runs on (`next_offering`) or its region
+/// (`next_region`). A job whose cluster does not opt into placement starts again on it, and the
+/// watch says so.
+fn strategy_moves(state: &State, jobs: &[Restart], printer: &Printer) -> Vec<(InstanceAddr, Vec<kiln_core::Avoid>)> {
+    use kiln_provider::portable::recovery::Strategy;
+    let mut out: Vec<(InstanceAddr, Vec<kiln_core::Avoid>)> = Vec::new();
+    for j in jobs {
+        let Some(strategy) = j.recovery.as_ref().map(|r| r.strategy).filter(|s| s.moves_after(j.failure.category)) else { continue };
+        let said = format!("recovery.strategy = \"{}\"", strategy.as_str());
+        let deps = state.resources.get(&j.addr).map(|r| r.dependencies.as_slice()).unwrap_or_default();
+        let placed = deps.iter().find_map(|d| Some((d, state.resources.get(d)?.billing.as_ref()?.placement.as_ref()?)));
+        let Some((cluster, chosen)) = placed else {
+            printer.warning(format_args!("{}: {said}: its cluster has no `placement` block, so it starts again where it was", j.addr));
+            continue;
+        };
+        let text = |k: &str| chosen.get(k).and_then(Value::as_str).map(str::to_string);
+        let avoid = match strategy {
+            Strategy::NextRegion => kiln_core::Avoid { provider: None, instance_type: None, region: text("region") },
+            _ => kiln_core::Avoid { provider: text("provider"), instance_type: text("instance_type"), region: text("region") },
+        };
+        if avoid.region.is_none() && avoid.instance_type.is_none() {
+            printer.warning(format_args!("{}: {said}: {cluster} runs where no region is known, so it starts again there", j.addr));
+            continue;
+        }
+        printer.note(format_args!("{}: {said}: {cluster} is placed again, leaving {avoid}", j.addr));
+        match out.iter_mut().find(|(a, _)| a == cluster) {
+            Some((_, v)) => v.push(avoid),
+            None => out.push((cluster.clone(), vec![avoid])),
+        }
+    }
+    out
 }
 
 /// After people's apply or destroy: a `destroyed` event for each job the plan deleted that has

@@ -73,7 +73,7 @@ impl Planner<'_> {
             false => {
                 let mut m = placement::Meta::clone(&meta);
                 placement::data::join(&mut m, data);
-                m.need.avoid = avoid.clone();
+                m.need.avoid = avoid;
                 Arc::new(m)
             }
         };
@@ -91,7 +91,7 @@ impl Planner<'_> {
                 Some((chosen, b.fallbacks.iter().filter_map(placement::from_value).collect()))
             });
         let (mut decision, shared) = match recorded {
-            Some((rec, fallbacks)) if !self.options.replan && avoid.is_empty() => (
+            Some((rec, fallbacks)) if !self.options.replan && meta.need.avoid.is_empty() => (
                 Placement {
                     address: iaddr.clone(),
                     request: meta.describe.clone(),
@@ -114,7 +114,7 @@ impl Planner<'_> {
                     kiln_addrs::Mode::Data => format!("{}\0data", meta.digest),
                     _ => meta.digest.clone(),
                 };
-                for a in &avoid {
+                for a in &meta.need.avoid {
                     decided_key.push_str(&format!("\0avoid {a}"));
                 }
                 if !self.decided.contains_key(&decided_key) {

@@ -279,7 +279,7 @@ pub async fn describe_all(ec2: &Client) -> Result<Vec<Node>, AwsError> {
 
 /// Spot request status codes of an interruption notice: EC2 takes the instance back in about
 /// two minutes (the same notice the instance's metadata serves its agent).
-const NOTICE_CODES: [&str; 3] = ["marked-for-termination", "marked-for-stop", "marked-for-hibernation"];
+pub const NOTICE_CODES: [&str; 3] = ["marked-for-termination", "marked-for-stop", "marked-for-hibernation"];
 
 /// Instance ID -> status code, of every spot instance of the region with an interruption notice.
 async fn noticed(ec2: &Client) -> Result<std::collections::HashMap<String, String>, AwsError> {

@@ -70,7 +70,7 @@ pub fn lost_entry(rank: Option<u64>, id: &str, reason: &str) -> Value {
 /// Whether a lost node was taken by AWS (spot interruption or its notice, hardware) rather than
 /// by a person.
 pub fn taken_by_aws(lost: &Value) -> bool {
-    lost.get("reason").and_then(Value::as_str).is_some_and(|r| r.starts_with("Server.") || r.starts_with("marked-for-"))
+    lost.get("reason").and_then(Value::as_str).is_some_and(|r| r.starts_with("Server.") || super::instances::NOTICE_CODES.contains(&r))
 }
 
 fn overall(live: &[Node], wanted: u64) -> &'static str {
